@@ -1,0 +1,128 @@
+//! Arguments and dispatch: one function per command, each a thin call into the library followed
+//! by rendering. No behaviour lives here.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use strata_engine::migrator::{self, MigrateOptions};
+use strata_engine::plan::PlanOptions;
+use strata_engine::{Error, Project, scaffold, tree};
+
+use crate::render::{self, Output};
+
+/// strata: migrations, test data and seed data for SQLite in one ordered chain, rehearsed on a
+/// test database before they touch the real one.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, propagate_version = true)]
+pub struct Args {
+    /// The project folder (default: the nearest folder upwards holding strata.toml, else the
+    /// current folder).
+    #[arg(long, global = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+    /// The real database (default: `db` in strata.toml, else app.db in the project).
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// The test database (default: `test_db` in strata.toml, else .strata/test.db).
+    #[arg(long, global = true, value_name = "PATH")]
+    test_db: Option<PathBuf>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Also print each action of each step.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write strata.toml and an empty migrations folder.
+    Init,
+    /// Create the next stamped migration folder of a module, with an empty do.sql.
+    New {
+        /// The module: [a-z][a-z0-9_-]*.
+        module: String,
+        /// What the migration does: [a-z0-9][a-z0-9_-]*, e.g. add-users.
+        slug: String,
+    },
+    /// Per module: which migrations are applied, pending, modified or missing, on both databases.
+    Status,
+    /// The steps `migrate` would run, in order, without running them.
+    Plan(RunArgs),
+    /// Rehearse pending migrations on the test database, then apply them to the real one.
+    Migrate(RunArgs),
+    /// The audit log: every step on the database, with outcome, rows and duration.
+    Audit {
+        /// Read the test database's log instead of the real one's.
+        #[arg(long)]
+        test: bool,
+        /// Show only the newest N entries.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Stop after the migrations with this stamp (YYYYMMDDTHHMMSSZ), inclusive.
+    #[arg(long, value_name = "STAMP", value_parser = parse_stamp)]
+    to: Option<String>,
+    /// Run pending migrations that are older than the newest applied one of their module.
+    #[arg(long)]
+    allow_out_of_order: bool,
+    /// Skip phase 1: apply to the real database without rehearsing on the test database.
+    #[arg(long)]
+    no_rehearsal: bool,
+}
+
+impl RunArgs {
+    fn options(&self) -> MigrateOptions {
+        MigrateOptions {
+            plan: PlanOptions {
+                to: self.to.clone(),
+                allow_out_of_order: self.allow_out_of_order,
+            },
+            rehearse: !self.no_rehearsal,
+        }
+    }
+}
+
+fn parse_stamp(s: &str) -> Result<String, String> {
+    tree::parse_stamp(s).map(|_| s.to_string())
+}
+
+/// Runs the command the arguments name.
+pub fn run(args: Args) -> Result<()> {
+    let out = Output::new(args.json, args.quiet, args.verbose);
+    let project = project(&args)?;
+    match args.command {
+        Command::Init => out.init(&scaffold::init(&project)?),
+        Command::New { module, slug } => out.new_migration(&scaffold::new_migration(&project, &module, &slug)?),
+        Command::Status => out.status(&migrator::status(&project)?),
+        Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options())?),
+        Command::Migrate(run) => {
+            let report = migrator::migrate(&project, &run.options(), &mut |e| render::event(&out, e))?;
+            out.migrate(&report)
+        }
+        Command::Audit { test, limit } => {
+            let (db, rows) = migrator::audit(&project, test, limit)?;
+            out.audit(&db, &rows)
+        }
+    }
+}
+
+fn project(args: &Args) -> Result<Project, Error> {
+    let mut project = Project::discover(args.project.as_deref())?;
+    if let Some(db) = &args.db {
+        project.db = db.clone();
+    }
+    if let Some(db) = &args.test_db {
+        project.test_db = db.clone();
+    }
+    Ok(project)
+}

@@ -1,0 +1,18 @@
+//! `strata`: the command-line face of strata-engine. Parses arguments, runs one command, renders
+//! its result, and maps errors to the documented exit codes (`strata_engine::exit`).
+
+mod cli;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let json = args.json;
+    match cli::run(args) {
+        Ok(()) => ExitCode::from(strata_engine::exit::OK as u8),
+        Err(err) => ExitCode::from(render::error(&err, json) as u8),
+    }
+}

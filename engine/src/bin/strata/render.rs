@@ -1,0 +1,213 @@
+//! How results, progress and errors look: human text (results on stdout, progress and errors
+//! on stderr) or JSON on stdout with `--json`. The library never prints; this module does.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::json;
+use strata_engine::Event;
+use strata_engine::ledger::AuditRow;
+use strata_engine::migrator::{DatabaseStatus, MigrateReport, PlannedPhase};
+use strata_engine::plan::State;
+
+/// Where and how to write.
+pub struct Output {
+    json: bool,
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Output {
+    pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
+        Output { json, quiet, verbose }
+    }
+
+    fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+
+    pub fn init(&self, config: &Path) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "config": config }));
+        }
+        println!("wrote {}", config.display());
+        Ok(())
+    }
+
+    pub fn new_migration(&self, dir: &Path) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "path": dir }));
+        }
+        println!("{}", dir.display());
+        Ok(())
+    }
+
+    pub fn status(&self, dbs: &[DatabaseStatus]) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "databases": dbs }));
+        }
+        let Some(first) = dbs.first() else { return Ok(()) };
+        let heads: Vec<String> = dbs
+            .iter()
+            .map(|d| format!("{} ({})", d.phase.database_role().trim_start_matches("the "), d.db.display()))
+            .collect();
+        let name_width = first.migrations.iter().map(|e| e.id.stamp.len() + 1 + e.name.len()).max().unwrap_or(9).max(9);
+        let col = heads.iter().map(String::len).max().unwrap_or(0).max(10) + 2;
+        let mut module = None;
+        print!("{:name_width$}  ", "migration");
+        for h in &heads {
+            print!("{h:col$}");
+        }
+        println!();
+        for (i, entry) in first.migrations.iter().enumerate() {
+            if module != Some(&entry.id.module) {
+                println!("{}", entry.id.module);
+                module = Some(&entry.id.module);
+            }
+            print!("  {:w$}", format!("{}-{}", entry.id.stamp, entry.name), w = name_width);
+            for db in dbs {
+                let state = match db.migrations.get(i).map(|e| &e.state) {
+                    Some(State::Applied { .. }) => "applied".to_string(),
+                    Some(State::Pending) => "pending".to_string(),
+                    Some(State::Missing) => "MISSING".to_string(),
+                    Some(State::Modified { files }) => {
+                        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                        format!("MODIFIED ({})", files.join(", "))
+                    }
+                    None => "-".to_string(),
+                };
+                print!("{state:col$}");
+            }
+            println!();
+        }
+        for db in dbs {
+            let count = |f: fn(&State) -> bool| db.migrations.iter().filter(|e| f(&e.state)).count();
+            println!(
+                "{}: {} applied, {} pending{}{}",
+                db.db.display(),
+                count(|s| matches!(s, State::Applied { .. })),
+                count(|s| matches!(s, State::Pending)),
+                match count(|s| matches!(s, State::Modified { .. })) {
+                    0 => String::new(),
+                    n => format!(", {n} modified"),
+                },
+                match count(|s| matches!(s, State::Missing)) {
+                    0 => String::new(),
+                    n => format!(", {n} missing"),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub fn plan(&self, phases: &[PlannedPhase]) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "phases": phases }));
+        }
+        for p in phases {
+            if p.steps.is_empty() {
+                println!("{} on {}: nothing to do", p.phase, p.db.display());
+                continue;
+            }
+            println!("{} on {}: {} step(s)", p.phase, p.db.display(), p.steps.len());
+            for (i, s) in p.steps.iter().enumerate() {
+                let actions: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
+                println!("  {}. {}: {}", i + 1, s.migration, actions.join(", "));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn migrate(&self, report: &MigrateReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        for p in &report.phases {
+            let mut line = match p.applied.len() {
+                0 => format!("{}: up to date", p.db.display()),
+                n => format!("{}: applied {n} migration(s)", p.db.display()),
+            };
+            if !p.skipped.is_empty() {
+                line.push_str(&format!(", {} applied meanwhile by another process", p.skipped.len()));
+            }
+            println!("{line}");
+        }
+        Ok(())
+    }
+
+    pub fn audit(&self, db: &Path, rows: &[AuditRow]) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "db": db, "entries": rows }));
+        }
+        if rows.is_empty() {
+            println!("{}: the audit log is empty", db.display());
+        }
+        for r in rows {
+            let what = match (&r.module, &r.stamp) {
+                (Some(m), Some(s)) => format!("{m}/{s}"),
+                _ => "-".to_string(),
+            };
+            let mut line = format!(
+                "#{:<4} {}  {:<9} {:<34} {:<17} {:<11}",
+                r.id, r.at, r.phase, what, r.action, r.outcome
+            );
+            if let Some(n) = r.rows {
+                line.push_str(&format!(" rows={n}"));
+            }
+            if let Some(ms) = r.duration_ms {
+                line.push_str(&format!(" {ms}ms"));
+            }
+            line.push_str(&format!(" {}", r.operator));
+            println!("{line}");
+            if let Some(detail) = &r.detail {
+                for l in detail.lines() {
+                    println!("        {l}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Renders a progress event on stderr (nothing in `--json` or `-q` mode).
+pub fn event(out: &Output, e: &Event<'_>) {
+    if let Event::Warning(w) = e {
+        eprintln!("warning: {w}");
+        return;
+    }
+    if out.json || out.quiet {
+        return;
+    }
+    match e {
+        Event::PhaseStarted { phase, db, pending } => {
+            eprintln!("{phase} on {}: {pending} pending", db.display());
+        }
+        Event::StepStarted { migration, .. } if out.verbose => eprintln!("  {migration}"),
+        Event::ActionDone {
+            action, rows, elapsed, ..
+        } if out.verbose => {
+            eprintln!("    {action}: {rows} row(s), {} ms", elapsed.as_millis());
+        }
+        Event::StepApplied { migration, elapsed, .. } => {
+            eprintln!("  applied {migration} ({} ms)", elapsed.as_millis());
+        }
+        Event::StepSkipped { migration, .. } => {
+            eprintln!("  skipped {migration}: another process applied it first");
+        }
+        _ => {}
+    }
+}
+
+/// Prints an error (stderr; also a JSON object on stdout with `--json`) and returns its exit code.
+pub fn error(err: &anyhow::Error, json: bool) -> i32 {
+    let code = err
+        .downcast_ref::<strata_engine::Error>()
+        .map_or(strata_engine::exit::FAILURE, strata_engine::Error::exit_code);
+    eprintln!("error: {err:#}");
+    if json {
+        let value = json!({ "error": { "exit_code": code, "message": format!("{err:#}") } });
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    }
+    code
+}

@@ -1,0 +1,241 @@
+//! The library's error type: every way a command can end without doing what it was asked.
+//!
+//! Each variant knows its exit code (see [`crate::exit`]) and each message says what went wrong,
+//! where, and how to recover. This module owns no behaviour beyond formatting.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::event::{Action, Phase};
+use crate::exit;
+
+/// Everything that can stop a strata command.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The migrations tree is malformed; every problem found is listed.
+    #[error("the migrations tree is malformed:\n{}", list(problems))]
+    Tree { problems: Vec<TreeProblem> },
+
+    /// A configuration or input file could not be read or does not parse.
+    #[error("{}: {message}", path.display())]
+    Input { path: PathBuf, message: String },
+
+    /// A wrong argument on the command line.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Refused for safety; nothing was touched.
+    #[error("refused, nothing was changed:\n{}", list(.0))]
+    Refused(Vec<Refusal>),
+
+    /// A step failed and was rolled back.
+    #[error(transparent)]
+    Step(Box<StepFailure>),
+
+    /// The database could not be opened, read or written outside of a step.
+    #[error("{}: {context}: {source}", db.display())]
+    Database {
+        db: PathBuf,
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code this error maps to.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Tree { .. } | Error::Input { .. } | Error::Usage(_) => exit::BAD_INPUT,
+            Error::Refused(_) => exit::REFUSED,
+            Error::Step(_) | Error::Database { .. } | Error::Io { .. } => exit::FAILURE,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn input(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A database error outside a step; a lock that did not come free becomes a refusal.
+    pub(crate) fn db(db: impl Into<PathBuf>, context: impl Into<String>, source: rusqlite::Error) -> Self {
+        let db = db.into();
+        if crate::sqlite::is_busy(&source) {
+            return Error::Refused(vec![Refusal::Locked { db }]);
+        }
+        Error::Database {
+            db,
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| format!("  - {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One problem in the migrations tree, naming the path it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeProblem {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+impl fmt::Display for TreeProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+/// Why a run refuses to start. Each one names the migration and the way out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// An applied migration's files changed since it was applied.
+    Modified {
+        db: PathBuf,
+        migration: String,
+        /// The files that differ, were added or were removed.
+        files: Vec<PathBuf>,
+    },
+    /// A pending migration is older than the newest applied one of its module.
+    OutOfOrder {
+        db: PathBuf,
+        migration: String,
+        newest_applied: String,
+    },
+    /// A migration recorded as applied has no folder any more.
+    Missing { db: PathBuf, migration: String },
+    /// Another process held the database longer than the busy timeout.
+    Locked { db: PathBuf },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Modified { db, migration, files } => {
+                let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                write!(
+                    f,
+                    "{migration} was changed after it was applied to {}: {} differ{}. \
+                     An applied migration is history: restore the file (for example \
+                     `git checkout -- <file>`) and put the change in a new migration \
+                     (`strata new <module> <slug>`).",
+                    db.display(),
+                    files.join(", "),
+                    if files.len() == 1 { "s" } else { "" },
+                )
+            }
+            Refusal::OutOfOrder {
+                db,
+                migration,
+                newest_applied,
+            } => write!(
+                f,
+                "{migration} is pending on {} but is older than {newest_applied}, which is \
+                 already applied. Give it a newer stamp (recreate it with `strata new`), or pass \
+                 --allow-out-of-order if running it after the newer one is safe.",
+                db.display()
+            ),
+            Refusal::Missing { db, migration } => write!(
+                f,
+                "{migration} is recorded as applied to {} but its folder is gone. Restore the \
+                 folder from version control; applied migrations must stay in the tree.",
+                db.display()
+            ),
+            Refusal::Locked { db } => write!(
+                f,
+                "{} is locked by another process and did not come free within the busy \
+                 timeout. Wait for the other strata or application writer to finish, or raise \
+                 busy_timeout_ms in strata.toml.",
+                db.display()
+            ),
+        }
+    }
+}
+
+/// A step that failed and was rolled back: which migration, on which database, at which action,
+/// in which file and statement, and what had applied before it in this run.
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    pub phase: Phase,
+    pub db: PathBuf,
+    /// `module/folder`, for example `accounts/20240105T093000Z-zero`.
+    pub migration: String,
+    pub action: Action,
+    /// The file that failed, relative to the project.
+    pub file: Option<PathBuf>,
+    /// The failing statement and its 1-based line in `file`, when there is one.
+    pub statement: Option<(usize, String)>,
+    pub message: String,
+    /// Migrations this run applied to this database before the failure (they stay applied).
+    pub applied_before: Vec<String>,
+}
+
+impl fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} failed during {} on {} ({})",
+            self.migration,
+            self.action,
+            self.db.display(),
+            self.phase.database_role()
+        )?;
+        if let Some(file) = &self.file {
+            write!(f, "\n  file: {}", file.display())?;
+            if let Some((line, _)) = &self.statement {
+                write!(f, ", line {line}")?;
+            }
+        }
+        if let Some((_, sql)) = &self.statement {
+            write!(f, "\n  statement: {sql}")?;
+        }
+        write!(f, "\n  error: {}", self.message.replace('\n', "\n    "))?;
+        write!(
+            f,
+            "\n  The step was rolled back: {} is exactly as it was before {}.",
+            self.db.display(),
+            self.migration
+        )?;
+        if !self.applied_before.is_empty() {
+            write!(
+                f,
+                "\n  Applied before the failure in this run: {}.",
+                self.applied_before.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StepFailure {}
+
+impl From<StepFailure> for Error {
+    fn from(f: StepFailure) -> Self {
+        Error::Step(Box::new(f))
+    }
+}

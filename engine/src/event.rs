@@ -1,0 +1,133 @@
+//! Typed progress events. The engine reports what it does through these and never prints; the
+//! binary decides how to render them (progress lines on stderr, nothing in `--json` mode).
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::tree::Migration;
+
+/// Which database a run is working on, as recorded in the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Phase {
+    /// Phase 1: the test database, with test data.
+    Rehearsal,
+    /// Phase 2: the real database, without test data.
+    Apply,
+}
+
+impl Phase {
+    /// The name stored in `strata_migration_audit.phase`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Rehearsal => "rehearsal",
+            Phase::Apply => "apply",
+        }
+    }
+
+    /// Whether steps in this phase load `test-data/`.
+    pub fn loads_test_data(self) -> bool {
+        matches!(self, Phase::Rehearsal)
+    }
+
+    /// How a person names the database this phase works on.
+    pub fn database_role(self) -> &'static str {
+        match self {
+            Phase::Rehearsal => "the test database",
+            Phase::Apply => "the real database",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One part of a step, in the order a step runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
+pub enum Action {
+    #[serde(rename = "do.sql")]
+    DoSql,
+    #[serde(rename = "test-data")]
+    TestData,
+    #[serde(rename = "proj-data")]
+    ProjData,
+    #[serde(rename = "checks")]
+    Checks,
+    #[serde(rename = "foreign-key-check")]
+    ForeignKeyCheck,
+    #[serde(rename = "record")]
+    Record,
+}
+
+impl Action {
+    /// The name stored in `strata_migration_audit.action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::DoSql => "do.sql",
+            Action::TestData => "test-data",
+            Action::ProjData => "proj-data",
+            Action::Checks => "checks",
+            Action::ForeignKeyCheck => "foreign-key-check",
+            Action::Record => "record",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the engine reports while it works.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A phase starts on `db` with `pending` steps to run.
+    PhaseStarted {
+        phase: Phase,
+        db: &'a Path,
+        pending: usize,
+    },
+    /// A step starts.
+    StepStarted {
+        phase: Phase,
+        migration: &'a Migration,
+    },
+    /// One action of a step finished.
+    ActionDone {
+        phase: Phase,
+        migration: &'a Migration,
+        action: Action,
+        rows: u64,
+        elapsed: Duration,
+    },
+    /// A step committed.
+    StepApplied {
+        phase: Phase,
+        migration: &'a Migration,
+        elapsed: Duration,
+    },
+    /// Another process applied this step first; it was not run again.
+    StepSkipped {
+        phase: Phase,
+        migration: &'a Migration,
+    },
+    /// A phase is over.
+    PhaseFinished {
+        phase: Phase,
+        db: &'a Path,
+        applied: usize,
+    },
+    /// Something the user should know that does not stop the run.
+    Warning(String),
+}
+
+/// A sink for events; `|_| {}` ignores them.
+pub type EventSink<'s> = dyn FnMut(&Event<'_>) + 's;

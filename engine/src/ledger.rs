@@ -1,0 +1,318 @@
+//! The bookkeeping tables in every migrated database (DESIGN §4).
+//!
+//! `strata_migration` holds one row per applied migration; `strata_migration_audit` is an
+//! append-only log of every action on that database (triggers refuse UPDATE and DELETE). This
+//! module owns their schema, reads and writes; it decides nothing about what to apply.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::checksum::Manifest;
+use crate::tree::{Migration, MigrationId};
+
+/// The applied-migrations table.
+pub const MIGRATION_TABLE: &str = "strata_migration";
+/// The audit log table.
+pub const AUDIT_TABLE: &str = "strata_migration_audit";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS strata_migration (
+    module         TEXT    NOT NULL,
+    stamp          TEXT    NOT NULL,
+    name           TEXT    NOT NULL,
+    checksum       TEXT    NOT NULL,
+    manifest       TEXT    NOT NULL,
+    applied_at     TEXT    NOT NULL,
+    duration_ms    INTEGER NOT NULL,
+    engine_version TEXT    NOT NULL,
+    PRIMARY KEY (module, stamp)
+);
+CREATE TABLE IF NOT EXISTS strata_migration_audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT    NOT NULL,
+    phase       TEXT    NOT NULL,
+    module      TEXT,
+    stamp       TEXT,
+    action      TEXT    NOT NULL,
+    outcome     TEXT    NOT NULL CHECK (outcome IN ('ok', 'failed', 'rolled-back')),
+    detail      TEXT,
+    rows        INTEGER,
+    fuel_used   INTEGER,
+    duration_ms INTEGER,
+    operator    TEXT    NOT NULL,
+    checksum    TEXT
+);
+CREATE TRIGGER IF NOT EXISTS strata_migration_audit_no_update
+    BEFORE UPDATE ON strata_migration_audit
+    BEGIN SELECT RAISE(ABORT, 'strata_migration_audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS strata_migration_audit_no_delete
+    BEFORE DELETE ON strata_migration_audit
+    BEGIN SELECT RAISE(ABORT, 'strata_migration_audit is append-only'); END;
+";
+
+/// Creates the bookkeeping tables if they are missing. Takes the write lock only when it has
+/// something to create.
+pub fn ensure(conn: &mut Connection) -> rusqlite::Result<()> {
+    if exists(conn)? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(SCHEMA)?;
+    tx.commit()
+}
+
+/// Whether the bookkeeping tables are there.
+pub fn exists(conn: &Connection) -> rusqlite::Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+        params![MIGRATION_TABLE, AUDIT_TABLE],
+        |r| r.get(0),
+    )?;
+    Ok(n == 2)
+}
+
+/// A row of `strata_migration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    #[serde(flatten)]
+    pub id: MigrationId,
+    pub name: String,
+    pub checksum: String,
+    /// The per-file hashes at the time it was applied; `None` if unreadable.
+    #[serde(skip)]
+    pub manifest: Option<Manifest>,
+    pub applied_at: String,
+    pub duration_ms: i64,
+    pub engine_version: String,
+}
+
+impl Applied {
+    /// `module/stamp-name`, as in messages about the tree.
+    pub fn label(&self) -> String {
+        format!("{}/{}-{}", self.id.module, self.id.stamp, self.name)
+    }
+}
+
+/// Every applied migration, in global order; empty when the tables do not exist yet.
+pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
+    if !exists(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
+         FROM strata_migration ORDER BY stamp, module",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Applied {
+            id: MigrationId {
+                module: r.get(0)?,
+                stamp: r.get(1)?,
+            },
+            name: r.get(2)?,
+            checksum: r.get(3)?,
+            manifest: Manifest::from_lines(&r.get::<_, String>(4)?),
+            applied_at: r.get(5)?,
+            duration_ms: r.get(6)?,
+            engine_version: r.get(7)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Whether `id` is recorded as applied (read inside the step's transaction, so a concurrent
+/// process that applied it first is seen).
+pub fn is_applied(conn: &Connection, id: &MigrationId) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+        params![id.module, id.stamp],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
+/// Records `m` as applied.
+pub fn record(conn: &Connection, m: &Migration, duration_ms: u64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO strata_migration
+             (module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            m.id.module,
+            m.id.stamp,
+            m.slug,
+            m.checksum(),
+            m.manifest.to_lines(),
+            now_rfc3339(),
+            duration_ms as i64,
+            crate::ENGINE_VERSION,
+        ],
+    )?;
+    Ok(())
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// It succeeded, but a later action of the same step failed and the step was rolled back.
+    RolledBack,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::RolledBack => "rolled-back",
+        }
+    }
+}
+
+/// One audit log entry to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub phase: String,
+    pub module: Option<String>,
+    pub stamp: Option<String>,
+    pub action: String,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+    pub rows: Option<u64>,
+    pub fuel_used: Option<u64>,
+    pub duration_ms: Option<u64>,
+    pub checksum: Option<String>,
+}
+
+/// Appends entries to the audit log, stamped now and with the operator.
+pub fn append(conn: &Connection, entries: &[Entry]) -> rusqlite::Result<()> {
+    let at = now_rfc3339();
+    let who = operator();
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO strata_migration_audit
+             (at, phase, module, stamp, action, outcome, detail, rows, fuel_used, duration_ms,
+              operator, checksum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for e in entries {
+        stmt.execute(params![
+            at,
+            e.phase,
+            e.module,
+            e.stamp,
+            e.action,
+            e.outcome.as_str(),
+            e.detail,
+            e.rows.map(|n| n as i64),
+            e.fuel_used.map(|n| n as i64),
+            e.duration_ms.map(|n| n as i64),
+            who,
+            e.checksum,
+        ])?;
+    }
+    Ok(())
+}
+
+/// A row of the audit log as read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub phase: String,
+    pub module: Option<String>,
+    pub stamp: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub rows: Option<i64>,
+    pub fuel_used: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub operator: String,
+    pub checksum: Option<String>,
+}
+
+/// The newest `limit` audit rows (all if `None`), oldest first.
+pub fn audit(conn: &Connection, limit: Option<u64>) -> rusqlite::Result<Vec<AuditRow>> {
+    if !exists(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT * FROM (
+             SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
+                    duration_ms, operator, checksum
+             FROM strata_migration_audit ORDER BY id DESC LIMIT ?1)
+         ORDER BY id",
+    )?;
+    let limit = limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+    let rows = stmt.query_map([limit], |r| {
+        Ok(AuditRow {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            phase: r.get(2)?,
+            module: r.get(3)?,
+            stamp: r.get(4)?,
+            action: r.get(5)?,
+            outcome: r.get(6)?,
+            detail: r.get(7)?,
+            rows: r.get(8)?,
+            fuel_used: r.get(9)?,
+            duration_ms: r.get(10)?,
+            operator: r.get(11)?,
+            checksum: r.get(12)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// `user@host` of whoever runs strata.
+pub fn operator() -> String {
+    let user = whoami::username().unwrap_or_else(|_| "unknown".into());
+    let host = whoami::hostname().unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
+/// Now, UTC, RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audit_log_is_append_only() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        ensure(&mut conn).unwrap();
+        ensure(&mut conn).unwrap();
+        let entry = Entry {
+            phase: "apply".into(),
+            module: Some("a".into()),
+            stamp: Some("20240101T000000Z".into()),
+            action: "do.sql".into(),
+            outcome: Outcome::Ok,
+            detail: None,
+            rows: Some(3),
+            fuel_used: None,
+            duration_ms: Some(1),
+            checksum: Some("abc".into()),
+        };
+        append(&conn, &[entry.clone(), entry]).unwrap();
+        assert!(conn.execute("UPDATE strata_migration_audit SET outcome = 'failed'", []).is_err());
+        assert!(conn.execute("DELETE FROM strata_migration_audit", []).is_err());
+        let rows = audit(&conn, Some(1)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, 2);
+        assert_eq!(audit(&conn, None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_fresh_database_has_nothing_applied_and_no_tables_are_created_by_reading() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(applied(&conn).unwrap().is_empty());
+        assert!(audit(&conn, None).unwrap().is_empty());
+        assert!(!exists(&conn).unwrap());
+    }
+}

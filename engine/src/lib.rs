@@ -1,0 +1,35 @@
+//! strata-engine: the library behind the `strata` binary.
+//!
+//! A project holds modules; a module holds an ordered chain of migrations; each migration is a
+//! stamped folder (see `tree`). Applying one runs its SQL and data in one transaction and records
+//! it in the ledger. Every run rehearses on the test database before it touches the real one.
+//!
+//! The crate owns all behaviour. It never prints: long operations report typed [`Event`]s and
+//! return typed results, and the binary renders them.
+//!
+//! Module map: `config` (strata.toml and paths), `tree` (the migrations folder), `checksum`
+//! (what pins an applied migration), `plan` (pure: applied + discovered -> steps or refusals),
+//! `ledger` (the bookkeeping tables), `data` (data.json), `sqlite` (connections and statement
+//! batches), `step` (one migration in one transaction), `migrator` (the two phases), `event`.
+
+pub mod checksum;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod event;
+pub mod exit;
+pub mod ledger;
+pub mod migrator;
+pub mod plan;
+pub mod scaffold;
+pub mod sqlite;
+pub mod step;
+pub mod tree;
+
+pub use config::Project;
+pub use error::{Error, Refusal, StepFailure};
+pub use event::{Action, Event, Phase};
+pub use tree::{Migration, MigrationId, Tree};
+
+/// The engine version recorded in the ledger next to every applied migration.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

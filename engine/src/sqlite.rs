@@ -1,0 +1,190 @@
+//! SQLite connections and SQL scripts: opening databases the way strata needs them, walking a
+//! script statement by statement with the line each one starts on, and classifying errors.
+//!
+//! Everything SQLite-specific that is not a step's logic lives here, so another backend has one
+//! place to start. This module does not know about migrations or the ledger.
+
+use std::path::Path;
+
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::{Batch, Connection, OpenFlags, Statement};
+
+use crate::error::Error;
+
+/// Opens (creating if needed) a database for migrating, with a busy timeout.
+pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection, Error> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let conn = Connection::open(path).map_err(|e| Error::db(path, "cannot open", e))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| Error::db(path, "cannot set the busy timeout", e))?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only; `None` when there is no file (nothing is created).
+pub fn open_read_only(path: &Path, busy_timeout: std::time::Duration) -> Result<Option<Connection>, Error> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::db(path, "cannot open read-only", e))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| Error::db(path, "cannot set the busy timeout", e))?;
+    Ok(Some(conn))
+}
+
+/// Whether an error means another connection holds the lock.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Whether `PRAGMA foreign_keys` is on for this connection.
+pub fn foreign_keys(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.pragma_query_value(None, "foreign_keys", |row| row.get(0))
+}
+
+/// Switches `PRAGMA foreign_keys`; SQLite ignores this inside a transaction.
+pub fn set_foreign_keys(conn: &Connection, on: bool) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "foreign_keys", on)
+}
+
+/// Where a statement starts in its script, and a one-line form of its text for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// 1-based line of the statement's first token.
+    pub line: usize,
+    /// The statement on one line, shortened if long.
+    pub text: String,
+}
+
+/// Walks a script one statement at a time. Unlike `execute_batch`, each statement comes with
+/// its location, so a failure can name the line.
+pub struct Script<'c, 's> {
+    batch: Batch<'c, 's>,
+    sql: &'s str,
+    offset: usize,
+}
+
+impl<'c, 's> Script<'c, 's> {
+    pub fn new(conn: &'c Connection, sql: &'s str) -> Self {
+        Script {
+            batch: Batch::new(conn, sql),
+            sql,
+            offset: 0,
+        }
+    }
+
+    /// The next statement and its location; on a parse error, the location where it stopped.
+    /// Statements with parameters are refused: a script has nothing to bind them to.
+    #[allow(clippy::type_complexity)]
+    pub fn next_statement(
+        &mut self,
+    ) -> Result<Option<(Statement<'c>, Located)>, (Located, rusqlite::Error)> {
+        let here = self.locate(self.offset, None);
+        match self.batch.next() {
+            Ok(Some(stmt)) => {
+                let text = stmt.expanded_sql().unwrap_or_default();
+                let start = self.offset;
+                // SQLite hands back exactly the slice it parsed, leading comments included.
+                if self.sql[start..].starts_with(&text) {
+                    self.offset = start + text.len();
+                } else {
+                    self.offset = self.sql.len();
+                }
+                Ok(Some((stmt, self.locate(start, Some(&text)))))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err((here, e)),
+        }
+    }
+
+    fn locate(&self, start: usize, text: Option<&str>) -> Located {
+        let rest = &self.sql[start..];
+        let skip = code_start(rest);
+        let line = self.sql[..start + skip].matches('\n').count() + 1;
+        let text = match text {
+            Some(t) => one_line(&t[code_start(t).min(t.len())..]),
+            None => one_line(rest[skip..].split(';').next().unwrap_or("")),
+        };
+        Located { line, text }
+    }
+}
+
+/// The byte offset of the first character that is not whitespace or a comment.
+fn code_start(s: &str) -> usize {
+    let mut i = 0;
+    let b = s.as_bytes();
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if b[i..].starts_with(b"--") {
+            i = s[i..].find('\n').map_or(b.len(), |n| i + n + 1);
+        } else if b[i..].starts_with(b"/*") {
+            i = s[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
+        } else {
+            return i;
+        }
+    }
+}
+
+/// A statement on one line, whitespace collapsed, at most 160 characters.
+fn one_line(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 160 {
+        let cut: String = flat.chars().take(157).collect();
+        format!("{cut}...")
+    } else {
+        flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_come_with_their_first_line() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql = "-- header\nCREATE TABLE a(x);\n\n/* block\ncomment */ INSERT INTO a\n  VALUES (1);\nSELECT * FROM a;";
+        let mut script = Script::new(&conn, sql);
+        let mut seen = Vec::new();
+        while let Some((mut stmt, at)) = script.next_statement().unwrap() {
+            stmt.raw_execute().ok();
+            seen.push(at);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                Located { line: 2, text: "CREATE TABLE a(x);".into() },
+                Located { line: 5, text: "INSERT INTO a VALUES (1);".into() },
+                Located { line: 7, text: "SELECT * FROM a;".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql = "CREATE TABLE a(x);\n\nCREAT TABLE b(y);\n";
+        let mut script = Script::new(&conn, sql);
+        let (mut first, _) = script.next_statement().unwrap().unwrap();
+        first.raw_execute().unwrap();
+        drop(first);
+        let (at, err) = script.next_statement().err().unwrap();
+        assert_eq!(at.line, 3);
+        assert_eq!(at.text, "CREAT TABLE b(y)");
+        assert!(err.to_string().contains("syntax error"), "{err}");
+    }
+
+    #[test]
+    fn long_statements_are_shortened() {
+        let long = format!("SELECT {}", "1, ".repeat(100));
+        assert!(one_line(&long).ends_with("..."));
+        assert_eq!(one_line(&long).chars().count(), 160);
+    }
+}

@@ -1,0 +1,446 @@
+//! The migrations tree: modules, stamped migration folders, and their one global order.
+//!
+//! `migrations/<module>/<YYYYMMDDTHHMMSSZ>-<slug>/` (DESIGN §3). This module owns name parsing,
+//! discovery and validation of the folder layout; it reads directory listings and hashes the
+//! pinned files, and never opens a database or runs anything.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::checksum::Manifest;
+use crate::error::{Error, TreeProblem};
+
+/// The folder beside the migrations that holds the newest snapshot of a module.
+pub const LATEST: &str = "LATEST";
+
+/// Files a migration folder may hold.
+const MIGRATION_FILES: &[&str] = &[
+    "do.sql",
+    "migration.toml",
+    "transform.wasm",
+    "checks.sql",
+    "check.wasm",
+    "schema.sql",
+];
+/// Folders a migration folder may hold (guest crates and data folders).
+const MIGRATION_DIRS: &[&str] = &["transform", "check", "test-data", "proj-data"];
+/// Entries of `test-data/` and `proj-data/`.
+const DATA_FILES: &[&str] = &["data.json", "seed.wasm"];
+const DATA_DIRS: &[&str] = &["seed"];
+
+/// A migration's identity: its module and its stamp. Unique within a project.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct MigrationId {
+    pub module: String,
+    pub stamp: String,
+}
+
+impl MigrationId {
+    /// The global order: by stamp, then module name.
+    pub fn global_cmp(&self, other: &Self) -> Ordering {
+        (&self.stamp, &self.module).cmp(&(&other.stamp, &other.module))
+    }
+}
+
+/// One migration folder as found on disk.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub id: MigrationId,
+    pub slug: String,
+    /// The folder, as a path usable from the current directory.
+    pub dir: PathBuf,
+    /// The pinned files' hashes.
+    pub manifest: Manifest,
+}
+
+impl Migration {
+    /// The folder name: `<stamp>-<slug>`.
+    pub fn folder(&self) -> String {
+        format!("{}-{}", self.id.stamp, self.slug)
+    }
+
+    /// `module/folder`, the name used in messages.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.id.module, self.folder())
+    }
+
+    /// The checksum recorded in the ledger.
+    pub fn checksum(&self) -> String {
+        self.manifest.checksum()
+    }
+
+    /// A file of this migration (which may not exist).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl fmt::Display for Migration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// All migrations of a project, in global order.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    pub root: PathBuf,
+    pub modules: Vec<String>,
+    pub migrations: Vec<Migration>,
+}
+
+impl Tree {
+    /// Reads the tree under `root`. A missing root is an empty tree. Every problem found is
+    /// reported at once, each naming its path.
+    pub fn load(root: &Path) -> Result<Tree, Error> {
+        let mut tree = Tree {
+            root: root.to_path_buf(),
+            ..Tree::default()
+        };
+        if !root.exists() {
+            return Ok(tree);
+        }
+        let mut problems = Vec::new();
+        for entry in list_dir(root)? {
+            let path = root.join(&entry);
+            if !path.is_dir() {
+                problems.push(problem(
+                    &path,
+                    "only module folders belong in the migrations folder; move this file out",
+                ));
+                continue;
+            }
+            if let Err(why) = check_module_name(&entry) {
+                problems.push(problem(&path, why));
+                continue;
+            }
+            load_module(&path, &entry, &mut tree.migrations, &mut problems)?;
+            tree.modules.push(entry);
+        }
+        if !problems.is_empty() {
+            return Err(Error::Tree { problems });
+        }
+        tree.migrations.sort_by(|a, b| a.id.global_cmp(&b.id));
+        Ok(tree)
+    }
+
+    /// The migrations of one module, oldest first.
+    pub fn module(&self, module: &str) -> impl Iterator<Item = &Migration> {
+        self.migrations.iter().filter(move |m| m.id.module == module)
+    }
+}
+
+fn load_module(
+    dir: &Path,
+    module: &str,
+    out: &mut Vec<Migration>,
+    problems: &mut Vec<TreeProblem>,
+) -> Result<(), Error> {
+    let mut seen: Vec<(String, PathBuf)> = Vec::new();
+    for entry in list_dir(dir)? {
+        let path = dir.join(&entry);
+        if entry == LATEST && path.is_dir() {
+            continue;
+        }
+        if !path.is_dir() {
+            problems.push(problem(
+                &path,
+                "only migration folders and LATEST/ belong in a module folder; move this file out",
+            ));
+            continue;
+        }
+        let (stamp, slug) = match parse_folder_name(&entry) {
+            Ok(parts) => parts,
+            Err(why) => {
+                problems.push(problem(&path, why));
+                continue;
+            }
+        };
+        if let Some((_, other)) = seen.iter().find(|(s, _)| *s == stamp) {
+            problems.push(problem(
+                &path,
+                format!(
+                    "has the same stamp as {}; two migrations of one module need different \
+                     stamps: recreate one with `strata new {module} <slug>`",
+                    other.display()
+                ),
+            ));
+            continue;
+        }
+        let before = problems.len();
+        check_migration_contents(&path, problems)?;
+        if problems.len() > before {
+            continue;
+        }
+        seen.push((stamp.to_string(), path.clone()));
+        out.push(Migration {
+            id: MigrationId {
+                module: module.to_string(),
+                stamp: stamp.to_string(),
+            },
+            slug: slug.to_string(),
+            manifest: Manifest::of_dir(&path)?,
+            dir: path,
+        });
+    }
+    Ok(())
+}
+
+fn check_migration_contents(dir: &Path, problems: &mut Vec<TreeProblem>) -> Result<(), Error> {
+    if !dir.join("do.sql").is_file() {
+        problems.push(problem(
+            &dir.join("do.sql"),
+            "is missing; every migration has a do.sql (create an empty one if the step has no SQL)",
+        ));
+    }
+    check_entries(dir, MIGRATION_FILES, MIGRATION_DIRS, problems)?;
+    for data in ["test-data", "proj-data"] {
+        let sub = dir.join(data);
+        if sub.is_dir() {
+            check_entries(&sub, DATA_FILES, DATA_DIRS, problems)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_entries(
+    dir: &Path,
+    files: &[&str],
+    dirs: &[&str],
+    problems: &mut Vec<TreeProblem>,
+) -> Result<(), Error> {
+    for entry in list_dir(dir)? {
+        let path = dir.join(&entry);
+        let known = if path.is_dir() {
+            dirs.contains(&entry.as_str())
+        } else {
+            files.contains(&entry.as_str())
+        };
+        if !known {
+            let mut allowed: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+            allowed.extend(dirs.iter().map(|d| format!("{d}/")));
+            problems.push(problem(
+                &path,
+                format!(
+                    "is not a file strata knows; a {} may hold only {} (rename or move it)",
+                    if files.contains(&"do.sql") { "migration folder" } else { "data folder" },
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The entries of a folder, sorted, without hidden ones (`.DS_Store`, `.gitkeep`, ...).
+fn list_dir(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(Error::Tree {
+                problems: vec![problem(&entry.path(), "the name is not valid UTF-8; rename it")],
+            });
+        };
+        if !name.starts_with('.') {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn problem(path: &Path, problem: impl Into<String>) -> TreeProblem {
+    TreeProblem {
+        path: path.to_path_buf(),
+        problem: problem.into(),
+    }
+}
+
+/// A module name: `[a-z][a-z0-9_-]*`.
+pub fn check_module_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid module name: use a lowercase letter, then lowercase letters, \
+             digits, `_` or `-` (for example `accounts`)"
+        ))
+    }
+}
+
+/// A slug: `[a-z0-9][a-z0-9_-]*`.
+pub fn check_slug(slug: &str) -> Result<(), String> {
+    let mut chars = slug.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{slug}` is not a valid slug: use lowercase letters, digits, `_` or `-`, starting \
+             with a letter or digit (for example `split-names`)"
+        ))
+    }
+}
+
+/// The stamp format: `YYYYMMDDTHHMMSSZ`, UTC.
+pub const STAMP_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+/// Checks that `stamp` is a real UTC time written as `YYYYMMDDTHHMMSSZ`.
+pub fn parse_stamp(stamp: &str) -> Result<chrono::NaiveDateTime, String> {
+    let shape_ok = stamp.len() == 16
+        && stamp.bytes().enumerate().all(|(i, b)| match i {
+            8 => b == b'T',
+            15 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    let parsed = if shape_ok {
+        chrono::NaiveDateTime::parse_from_str(stamp, STAMP_FORMAT).ok()
+    } else {
+        None
+    };
+    parsed.ok_or_else(|| {
+        format!("`{stamp}` is not a UTC stamp of the form YYYYMMDDTHHMMSSZ (for example 20240105T093000Z)")
+    })
+}
+
+/// Splits a migration folder name into stamp and slug, checking both.
+pub fn parse_folder_name(name: &str) -> Result<(&str, &str), String> {
+    let hint = "migration folders are named <YYYYMMDDTHHMMSSZ>-<slug>, for example \
+                20240105T093000Z-add-users; `strata new <module> <slug>` makes one";
+    let Some((stamp, slug)) = name.split_once('-') else {
+        return Err(format!("`{name}` is not a migration folder name: {hint}"));
+    };
+    parse_stamp(stamp).map_err(|e| format!("{e}; {hint}"))?;
+    check_slug(slug).map_err(|e| format!("{e}; {hint}"))?;
+    Ok((stamp, slug))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_parse_into_stamp_and_slug() {
+        assert_eq!(
+            parse_folder_name("20240105T093000Z-add-users"),
+            Ok(("20240105T093000Z", "add-users"))
+        );
+        assert_eq!(
+            parse_folder_name("20240105T093000Z-a_b-2"),
+            Ok(("20240105T093000Z", "a_b-2"))
+        );
+    }
+
+    #[test]
+    fn malformed_folder_names_are_rejected() {
+        for bad in [
+            "20240105T093000Z",
+            "20240105T093000Z-",
+            "20240105-add",
+            "20240105T093000-add",
+            "20241305T093000Z-bad-month",
+            "20240230T093000Z-feb-30",
+            "20240105T256000Z-bad-hour",
+            "2024010ST093000Z-x",
+            "20240105T093000Z-Upper",
+            "20240105T093000Z-has space",
+            "x20240105T093000Z-a",
+        ] {
+            assert!(parse_folder_name(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn module_names() {
+        for good in ["accounts", "a", "billing-v2", "x_1"] {
+            assert!(check_module_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Accounts", "1st", "-a", "_a", "a b", "a.b", "ümlaut"] {
+            assert!(check_module_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn id(module: &str, stamp: &str) -> MigrationId {
+        MigrationId {
+            module: module.into(),
+            stamp: stamp.into(),
+        }
+    }
+
+    #[test]
+    fn global_order_is_stamp_then_module() {
+        let mut ids = vec![
+            id("billing", "20240102T000000Z"),
+            id("accounts", "20240103T000000Z"),
+            id("billing", "20240101T000000Z"),
+            id("accounts", "20240102T000000Z"),
+        ];
+        ids.sort_by(MigrationId::global_cmp);
+        assert_eq!(
+            ids,
+            vec![
+                id("billing", "20240101T000000Z"),
+                id("accounts", "20240102T000000Z"),
+                id("billing", "20240102T000000Z"),
+                id("accounts", "20240103T000000Z"),
+            ]
+        );
+    }
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "").unwrap();
+    }
+
+    #[test]
+    fn load_orders_globally_and_skips_latest_and_hidden_files() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        touch(&r.join("b/20240101T000000Z-zero/do.sql"));
+        touch(&r.join("a/20240102T000000Z-zero/do.sql"));
+        touch(&r.join("a/20240102T000000Z-zero/test-data/data.json"));
+        touch(&r.join("b/20240103T000000Z-two/do.sql"));
+        touch(&r.join("b/LATEST/schema.sql"));
+        touch(&r.join("b/.DS_Store"));
+        let tree = Tree::load(r).unwrap();
+        let labels: Vec<String> = tree.migrations.iter().map(Migration::label).collect();
+        assert_eq!(
+            labels,
+            ["b/20240101T000000Z-zero", "a/20240102T000000Z-zero", "b/20240103T000000Z-two"]
+        );
+        assert_eq!(tree.modules, ["a", "b"]);
+    }
+
+    #[test]
+    fn load_reports_every_problem_with_its_path() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        touch(&r.join("a/20240101T000000Z-one/do.sql"));
+        touch(&r.join("a/20240101T000000Z-again/do.sql"));
+        touch(&r.join("a/20240102T000000Z-two/notes.txt"));
+        touch(&r.join("a/20240103T000000Z-three/do.sql"));
+        touch(&r.join("a/20240103T000000Z-three/test-data/rows.csv"));
+        touch(&r.join("Bad/20240101T000000Z-x/do.sql"));
+        touch(&r.join("a/not-a-stamp/do.sql"));
+        let Err(Error::Tree { problems }) = Tree::load(r) else {
+            panic!("expected a tree error");
+        };
+        let paths: Vec<PathBuf> = problems.iter().map(|p| p.path.clone()).collect();
+        assert!(paths.contains(&r.join("Bad")), "{problems:?}");
+        assert!(paths.contains(&r.join("a/20240101T000000Z-one")), "{problems:?}");
+        assert!(paths.contains(&r.join("a/20240102T000000Z-two/do.sql")), "{problems:?}");
+        assert!(paths.contains(&r.join("a/20240102T000000Z-two/notes.txt")), "{problems:?}");
+        assert!(paths.contains(&r.join("a/20240103T000000Z-three/test-data/rows.csv")), "{problems:?}");
+        assert!(paths.contains(&r.join("a/not-a-stamp")), "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
+    }
+}

@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn crlf_and_lf_text_files_have_the_same_checksum() {
         let lf = dir_with(&[("do.sql", b"CREATE TABLE t(a);\nINSERT INTO t VALUES (1);\n")]);
-        let crlf = dir_with(&[("do.sql", b"CREATE TABLE t(a);\r\nINSERT INTO t VALUES (1);\r\n")]);
+        let crlf = dir_with(&[(
+            "do.sql",
+            b"CREATE TABLE t(a);\r\nINSERT INTO t VALUES (1);\r\n",
+        )]);
         let a = Manifest::of_dir(lf.path()).unwrap();
         let b = Manifest::of_dir(crlf.path()).unwrap();
         assert_eq!(a.checksum(), b.checksum());
@@ -166,7 +169,10 @@ mod tests {
     #[test]
     fn unpinned_files_do_not_change_the_checksum() {
         let a = dir_with(&[("do.sql", b"SELECT 1;")]);
-        let b = dir_with(&[("do.sql", b"SELECT 1;"), ("schema.sql", b"CREATE TABLE t(a);")]);
+        let b = dir_with(&[
+            ("do.sql", b"SELECT 1;"),
+            ("schema.sql", b"CREATE TABLE t(a);"),
+        ]);
         let a = Manifest::of_dir(a.path()).unwrap();
         let b = Manifest::of_dir(b.path()).unwrap();
         assert_eq!(a.checksum(), b.checksum());
@@ -178,7 +184,10 @@ mod tests {
         let b = dir_with(&[("do.sql", b""), ("proj-data/data.json", b"{}")]);
         let a = Manifest::of_dir(a.path()).unwrap();
         let b = Manifest::of_dir(b.path()).unwrap();
-        assert_eq!(a.changed_files(&b), vec![PathBuf::from("proj-data/data.json")]);
+        assert_eq!(
+            a.changed_files(&b),
+            vec![PathBuf::from("proj-data/data.json")]
+        );
     }
 
     #[test]

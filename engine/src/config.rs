@@ -91,7 +91,10 @@ impl Project {
         let path = root.join(CONFIG_FILE);
         let config = match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
-                Error::input(&path, format!("{}; see `strata init` for the keys", e.message()))
+                Error::input(
+                    &path,
+                    format!("{}; see `strata init` for the keys", e.message()),
+                )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
             Err(e) => return Err(Error::io(path, e)),
@@ -125,8 +128,11 @@ impl Project {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let ignore = dir.join(".gitignore");
         if !ignore.exists() {
-            std::fs::write(&ignore, "# strata's local state: test database, backups, builds\n*\n")
-                .map_err(|e| Error::io(&ignore, e))?;
+            std::fs::write(
+                &ignore,
+                "# strata's local state: test database, backups, builds\n*\n",
+            )
+            .map_err(|e| Error::io(&ignore, e))?;
         }
         Ok(dir)
     }

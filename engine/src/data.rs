@@ -60,12 +60,18 @@ impl DataSet {
                     ));
                 };
                 if cols.is_empty() {
-                    return Err(Error::input(path, format!("table `{table}`, row {i}: has no columns")));
+                    return Err(Error::input(
+                        path,
+                        format!("table `{table}`, row {i}: has no columns"),
+                    ));
                 }
                 let mut values = Vec::with_capacity(cols.len());
                 for (col, v) in cols {
                     let value = to_sql_value(v).map_err(|why| {
-                        Error::input(path, format!("table `{table}`, row {i}, column `{col}`: {why}"))
+                        Error::input(
+                            path,
+                            format!("table `{table}`, row {i}, column `{col}`: {why}"),
+                        )
                     })?;
                     values.push((col, value));
                 }
@@ -125,7 +131,10 @@ fn to_sql_value(v: serde_json::Value) -> Result<Value, String> {
             } else if n.is_u64() {
                 return Err(format!("{n} does not fit SQLite's 64-bit signed integer"));
             } else {
-                Value::Real(n.as_f64().ok_or_else(|| format!("{n} is not a number SQLite can store"))?)
+                Value::Real(
+                    n.as_f64()
+                        .ok_or_else(|| format!("{n} is not a number SQLite can store"))?,
+                )
             }
         }
         J::String(s) => Value::Text(s),
@@ -156,12 +165,16 @@ mod tests {
 
     #[test]
     fn tables_and_columns_keep_file_order() {
-        let d = load(r#"{"z": [{"b": 1, "a": "x"}], "a": [{"n": null, "f": 1.5, "t": true}]}"#).unwrap();
+        let d = load(r#"{"z": [{"b": 1, "a": "x"}], "a": [{"n": null, "f": 1.5, "t": true}]}"#)
+            .unwrap();
         assert_eq!(d.tables[0].0, "z");
         assert_eq!(d.tables[1].0, "a");
         assert_eq!(
             d.tables[0].1[0],
-            vec![("b".into(), Value::Integer(1)), ("a".into(), Value::Text("x".into()))]
+            vec![
+                ("b".into(), Value::Integer(1)),
+                ("a".into(), Value::Text("x".into()))
+            ]
         );
         assert_eq!(
             d.tables[1].1[0],
@@ -182,7 +195,10 @@ mod tests {
     #[test]
     fn bad_values_name_table_row_and_column() {
         for (text, expect) in [
-            (r#"{"t": [{"a": 1}, {"b": [1]}]}"#, "table `t`, row 1, column `b`"),
+            (
+                r#"{"t": [{"a": 1}, {"b": [1]}]}"#,
+                "table `t`, row 1, column `b`",
+            ),
             (r#"{"t": [{"b": {"x": 1}}]}"#, "base64"),
             (r#"{"t": [{"b": 18446744073709551615}]}"#, "64-bit"),
             (r#"{"t": {"a": 1}}"#, "must be an array"),

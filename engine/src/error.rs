@@ -76,7 +76,11 @@ impl Error {
     }
 
     /// A database error outside a step; a lock that did not come free becomes a refusal.
-    pub(crate) fn db(db: impl Into<PathBuf>, context: impl Into<String>, source: rusqlite::Error) -> Self {
+    pub(crate) fn db(
+        db: impl Into<PathBuf>,
+        context: impl Into<String>,
+        source: rusqlite::Error,
+    ) -> Self {
         let db = db.into();
         if crate::sqlite::is_busy(&source) {
             return Error::Refused(vec![Refusal::Locked { db }]);
@@ -136,7 +140,11 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Modified { db, migration, files } => {
+            Refusal::Modified {
+                db,
+                migration,
+                files,
+            } => {
                 let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
                 write!(
                     f,

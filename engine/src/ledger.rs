@@ -300,8 +300,14 @@ mod tests {
             checksum: Some("abc".into()),
         };
         append(&conn, &[entry.clone(), entry]).unwrap();
-        assert!(conn.execute("UPDATE strata_migration_audit SET outcome = 'failed'", []).is_err());
-        assert!(conn.execute("DELETE FROM strata_migration_audit", []).is_err());
+        assert!(
+            conn.execute("UPDATE strata_migration_audit SET outcome = 'failed'", [])
+                .is_err()
+        );
+        assert!(
+            conn.execute("DELETE FROM strata_migration_audit", [])
+                .is_err()
+        );
         let rows = audit(&conn, Some(1)).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id, 2);

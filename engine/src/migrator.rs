@@ -63,7 +63,11 @@ fn targets(project: &Project, rehearse: bool) -> Vec<(Phase, &Path)> {
 }
 
 /// Runs `strata migrate`.
-pub fn migrate(project: &Project, opts: &MigrateOptions, events: &mut EventSink<'_>) -> Result<MigrateReport, Error> {
+pub fn migrate(
+    project: &Project,
+    opts: &MigrateOptions,
+    events: &mut EventSink<'_>,
+) -> Result<MigrateReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     if !opts.rehearse {
         events(&Event::Warning(format!(
@@ -78,10 +82,9 @@ pub fn migrate(project: &Project, opts: &MigrateOptions, events: &mut EventSink<
     let mut phases = Vec::new();
     let mut refusals = Vec::new();
     for (phase, db) in targets(project, opts.rehearse) {
-        let conn = sqlite::open(db, project.busy_timeout())?;
-        let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+        let applied = read_applied(project, db)?;
         match plan::plan(db, &tree.migrations, &applied, &opts.plan) {
-            Ok(pending) => phases.push((phase, db, conn, pending)),
+            Ok(pending) => phases.push((phase, db, pending)),
             Err(r) => refusals.extend(r),
         }
     }
@@ -91,7 +94,7 @@ pub fn migrate(project: &Project, opts: &MigrateOptions, events: &mut EventSink<
 
     // Read and parse every input before the first step.
     let mut prepared: HashMap<&MigrationId, Prepared> = HashMap::new();
-    for (_, _, _, pending) in &phases {
+    for (_, _, pending) in &phases {
         for m in pending {
             if !prepared.contains_key(&m.id) {
                 prepared.insert(&m.id, Prepared::load(m)?);
@@ -100,8 +103,10 @@ pub fn migrate(project: &Project, opts: &MigrateOptions, events: &mut EventSink<
     }
 
     let mut report = MigrateReport { phases: Vec::new() };
-    for (phase, db, mut conn, pending) in phases {
-        ledger::ensure(&mut conn).map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
+    for (phase, db, pending) in phases {
+        let mut conn = sqlite::open(db, project.busy_timeout())?;
+        ledger::ensure(&mut conn)
+            .map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
         events(&Event::PhaseStarted {
             phase,
             db,
@@ -158,16 +163,11 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
     targets(project, true)
         .into_iter()
         .map(|(phase, db)| {
-            let conn = sqlite::open_read_only(db, project.busy_timeout())?;
-            let applied = match &conn {
-                Some(c) => ledger::applied(c).map_err(|e| Error::db(db, "cannot read the ledger", e))?,
-                None => Vec::new(),
-            };
             Ok(DatabaseStatus {
                 phase,
                 db: db.to_path_buf(),
-                exists: conn.is_some(),
-                migrations: plan::status(&tree.migrations, &applied),
+                exists: db.exists(),
+                migrations: plan::status(&tree.migrations, &read_applied(project, db)?),
             })
         })
         .collect()
@@ -195,10 +195,7 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
     let mut out = Vec::new();
     let mut refusals = Vec::new();
     for (phase, db) in targets(project, opts.rehearse) {
-        let applied = match sqlite::open_read_only(db, project.busy_timeout())? {
-            Some(c) => ledger::applied(&c).map_err(|e| Error::db(db, "cannot read the ledger", e))?,
-            None => Vec::new(),
-        };
+        let applied = read_applied(project, db)?;
         match plan::plan(db, &tree.migrations, &applied, &opts.plan) {
             Ok(pending) => {
                 let steps = pending
@@ -219,14 +216,38 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
             Err(r) => refusals.extend(r),
         }
     }
-    if refusals.is_empty() { Ok(out) } else { Err(Error::Refused(refusals)) }
+    if refusals.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Refused(refusals))
+    }
+}
+
+/// The migrations applied to `db`, read without creating or changing anything.
+fn read_applied(project: &Project, db: &Path) -> Result<Vec<ledger::Applied>, Error> {
+    match sqlite::open_read_only(db, project.busy_timeout())? {
+        Some(conn) => {
+            ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))
+        }
+        None => Ok(Vec::new()),
+    }
 }
 
 /// `strata audit`: the newest `limit` rows of a database's audit log, oldest first.
-pub fn audit(project: &Project, test_db: bool, limit: Option<u64>) -> Result<(PathBuf, Vec<AuditRow>), Error> {
-    let db = if test_db { &project.test_db } else { &project.db };
+pub fn audit(
+    project: &Project,
+    test_db: bool,
+    limit: Option<u64>,
+) -> Result<(PathBuf, Vec<AuditRow>), Error> {
+    let db = if test_db {
+        &project.test_db
+    } else {
+        &project.db
+    };
     let rows = match sqlite::open_read_only(db, project.busy_timeout())? {
-        Some(c) => ledger::audit(&c, limit).map_err(|e| Error::db(db, "cannot read the audit log", e))?,
+        Some(c) => {
+            ledger::audit(&c, limit).map_err(|e| Error::db(db, "cannot read the audit log", e))?
+        }
         None => Vec::new(),
     };
     Ok((db.clone(), rows))

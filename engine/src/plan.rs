@@ -27,10 +27,14 @@ pub struct PlanOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
 pub enum State {
-    Applied { applied_at: String },
+    Applied {
+        applied_at: String,
+    },
     Pending,
     /// Applied, but its pinned files changed since.
-    Modified { files: Vec<PathBuf> },
+    Modified {
+        files: Vec<PathBuf>,
+    },
     /// Applied, but its folder is gone.
     Missing,
 }
@@ -77,12 +81,18 @@ pub fn status(discovered: &[Migration], applied: &[Applied]) -> Vec<StatusEntry>
             }
         })
         .collect();
-    let on_disk: std::collections::HashSet<&MigrationId> = discovered.iter().map(|m| &m.id).collect();
-    out.extend(applied.iter().filter(|a| !on_disk.contains(&a.id)).map(|a| StatusEntry {
-        id: a.id.clone(),
-        name: a.name.clone(),
-        state: State::Missing,
-    }));
+    let on_disk: std::collections::HashSet<&MigrationId> =
+        discovered.iter().map(|m| &m.id).collect();
+    out.extend(
+        applied
+            .iter()
+            .filter(|a| !on_disk.contains(&a.id))
+            .map(|a| StatusEntry {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                state: State::Missing,
+            }),
+    );
     out.sort_by(|a, b| a.id.global_cmp(&b.id));
     out
 }
@@ -102,7 +112,8 @@ pub fn plan<'m>(
             *e = a;
         }
     }
-    let by_label: HashMap<&MigrationId, &Migration> = discovered.iter().map(|m| (&m.id, m)).collect();
+    let by_label: HashMap<&MigrationId, &Migration> =
+        discovered.iter().map(|m| (&m.id, m)).collect();
     for entry in status(discovered, applied) {
         match &entry.state {
             State::Modified { files } => {
@@ -120,7 +131,8 @@ pub fn plan<'m>(
             State::Pending | State::Applied { .. } => {}
         }
     }
-    let applied_ids: std::collections::HashSet<&MigrationId> = applied.iter().map(|a| &a.id).collect();
+    let applied_ids: std::collections::HashSet<&MigrationId> =
+        applied.iter().map(|a| &a.id).collect();
     let mut pending = Vec::new();
     for m in discovered {
         if applied_ids.contains(&m.id) {
@@ -142,7 +154,11 @@ pub fn plan<'m>(
         }
         pending.push(m);
     }
-    if refusals.is_empty() { Ok(pending) } else { Err(refusals) }
+    if refusals.is_empty() {
+        Ok(pending)
+    } else {
+        Err(refusals)
+    }
 }
 
 #[cfg(test)]
@@ -190,13 +206,26 @@ mod tests {
     fn everything_is_pending_on_an_empty_database() {
         let d = vec![mig("a", T1, "1"), mig("b", T1, "2"), mig("a", T2, "3")];
         let p = plan(Path::new("db"), &d, &[], &PlanOptions::default()).unwrap();
-        assert_eq!(labels(&p), ["a/20240101T000000Z-s", "b/20240101T000000Z-s", "a/20240102T000000Z-s"]);
+        assert_eq!(
+            labels(&p),
+            [
+                "a/20240101T000000Z-s",
+                "b/20240101T000000Z-s",
+                "a/20240102T000000Z-s"
+            ]
+        );
     }
 
     #[test]
     fn applied_migrations_are_not_planned_again() {
         let d = vec![mig("a", T1, "1"), mig("a", T2, "2")];
-        let p = plan(Path::new("db"), &d, &[applied(&d[0])], &PlanOptions::default()).unwrap();
+        let p = plan(
+            Path::new("db"),
+            &d,
+            &[applied(&d[0])],
+            &PlanOptions::default(),
+        )
+        .unwrap();
         assert_eq!(labels(&p), ["a/20240102T000000Z-s"]);
     }
 
@@ -238,7 +267,13 @@ mod tests {
     fn out_of_order_is_judged_per_module() {
         // b's older stamp is fine: only a has a newer applied migration.
         let d = vec![mig("b", T1, "1"), mig("a", T2, "2")];
-        let p = plan(Path::new("db"), &d, &[applied(&d[1])], &PlanOptions::default()).unwrap();
+        let p = plan(
+            Path::new("db"),
+            &d,
+            &[applied(&d[1])],
+            &PlanOptions::default(),
+        )
+        .unwrap();
         assert_eq!(labels(&p), ["b/20240101T000000Z-s"]);
     }
 
@@ -246,7 +281,13 @@ mod tests {
     fn a_missing_applied_migration_refuses() {
         let gone = mig("a", T1, "1");
         let d = vec![mig("a", T2, "2")];
-        let r = plan(Path::new("db"), &d, &[applied(&gone)], &PlanOptions::default()).unwrap_err();
+        let r = plan(
+            Path::new("db"),
+            &d,
+            &[applied(&gone)],
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
         assert!(matches!(&r[..], [Refusal::Missing { .. }]), "{r:?}");
     }
 
@@ -273,7 +314,12 @@ mod tests {
         let states: Vec<&State> = s.iter().map(|e| &e.state).collect();
         assert!(matches!(states[0], State::Applied { .. }));
         assert_eq!(states[1], &State::Missing);
-        assert_eq!(states[2], &State::Modified { files: vec!["do.sql".into()] });
+        assert_eq!(
+            states[2],
+            &State::Modified {
+                files: vec!["do.sql".into()]
+            }
+        );
         assert_eq!(states[3], &State::Pending);
     }
 }

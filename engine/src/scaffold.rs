@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use crate::config::{CONFIG_FILE, Config, Project};
 use crate::error::Error;
@@ -62,6 +62,7 @@ pub fn next_stamp(now: DateTime<Utc>, existing: &[String]) -> String {
         .filter_map(|s| tree::parse_stamp(s).ok())
         .max()
         .map(|t| t.and_utc());
+    let now = now.trunc_subsecs(0);
     let stamp = match newest {
         Some(newest) if newest >= now => newest + TimeDelta::seconds(1),
         _ => now,
@@ -86,6 +87,13 @@ mod tests {
     #[test]
     fn the_same_second_moves_on_by_one() {
         let s = next_stamp(at("20240102T000000Z"), &["20240102T000000Z".into()]);
+        assert_eq!(s, "20240102T000001Z");
+    }
+
+    #[test]
+    fn fractions_of_a_second_do_not_count() {
+        let now = at("20240102T000000Z") + TimeDelta::milliseconds(700);
+        let s = next_stamp(now, &["20240102T000000Z".into()]);
         assert_eq!(s, "20240102T000001Z");
     }
 

@@ -23,7 +23,10 @@ pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection
 }
 
 /// Opens an existing database read-only; `None` when there is no file (nothing is created).
-pub fn open_read_only(path: &Path, busy_timeout: std::time::Duration) -> Result<Option<Connection>, Error> {
+pub fn open_read_only(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+) -> Result<Option<Connection>, Error> {
     if !path.exists() {
         return Ok(None);
     }
@@ -132,9 +135,10 @@ fn code_start(s: &str) -> usize {
     }
 }
 
-/// A statement on one line, whitespace collapsed, at most 160 characters.
+/// A statement on one line, whitespace collapsed, without its `;`, at most 160 characters.
 fn one_line(sql: &str) -> String {
     let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = flat.trim_end_matches(';').trim_end().to_string();
     if flat.chars().count() > 160 {
         let cut: String = flat.chars().take(157).collect();
         format!("{cut}...")
@@ -160,9 +164,18 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                Located { line: 2, text: "CREATE TABLE a(x);".into() },
-                Located { line: 5, text: "INSERT INTO a VALUES (1);".into() },
-                Located { line: 7, text: "SELECT * FROM a;".into() },
+                Located {
+                    line: 2,
+                    text: "CREATE TABLE a(x)".into()
+                },
+                Located {
+                    line: 5,
+                    text: "INSERT INTO a VALUES (1)".into()
+                },
+                Located {
+                    line: 7,
+                    text: "SELECT * FROM a".into()
+                },
             ]
         );
     }

@@ -49,7 +49,11 @@ impl Prepared {
         };
         let data = |name: &str| -> Result<Option<DataSet>, Error> {
             let path = m.file(name);
-            if path.is_file() { DataSet::load(&path).map(Some) } else { Ok(None) }
+            if path.is_file() {
+                DataSet::load(&path).map(Some)
+            } else {
+                Ok(None)
+            }
         };
         Ok(Prepared {
             do_sql: read("do.sql")?.unwrap_or_default(),
@@ -111,8 +115,10 @@ pub fn apply(
     step: &Prepared,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
-    let fk_was_on = sqlite::foreign_keys(conn).map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
-    sqlite::set_foreign_keys(conn, false).map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
+    let fk_was_on = sqlite::foreign_keys(conn)
+        .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+    sqlite::set_foreign_keys(conn, false)
+        .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
     let guard = Arc::new(AtomicBool::new(false));
     install_guard(conn, &guard).map_err(|e| Error::db(db, "cannot install the authorizer", e))?;
 
@@ -140,10 +146,16 @@ fn apply_in_transaction(
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| Error::db(db, format!("cannot begin the transaction for {m}"), e))?;
     if ledger::is_applied(&tx, &m.id).map_err(|e| Error::db(db, "cannot read the ledger", e))? {
-        events(&Event::StepSkipped { phase, migration: m });
+        events(&Event::StepSkipped {
+            phase,
+            migration: m,
+        });
         return Ok(Applied::AlreadyApplied);
     }
-    events(&Event::StepStarted { phase, migration: m });
+    events(&Event::StepStarted {
+        phase,
+        migration: m,
+    });
 
     let mut log = Vec::new();
     let mut failure = None;
@@ -152,7 +164,15 @@ fn apply_in_transaction(
         match run_action(&tx, step, action, guard) {
             Ok(rows) => {
                 let elapsed = t.elapsed();
-                log.push(entry(phase, m, action, Outcome::Ok, None, Some(rows), elapsed));
+                log.push(entry(
+                    phase,
+                    m,
+                    action,
+                    Outcome::Ok,
+                    None,
+                    Some(rows),
+                    elapsed,
+                ));
                 events(&Event::ActionDone {
                     phase,
                     migration: m,
@@ -190,13 +210,23 @@ fn apply_in_transaction(
     for e in &mut log {
         e.outcome = Outcome::RolledBack;
     }
-    log.push(entry(phase, m, action, Outcome::Failed, Some(err.message.clone()), None, elapsed));
+    log.push(entry(
+        phase,
+        m,
+        action,
+        Outcome::Failed,
+        Some(err.message.clone()),
+        None,
+        elapsed,
+    ));
     let audited = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .and_then(|tx| ledger::append(&tx, &log).and_then(|()| tx.commit()));
     let mut message = err.message;
     if let Err(e) = audited {
-        message.push_str(&format!("\n(the failure could not be written to the audit log: {e})"));
+        message.push_str(&format!(
+            "\n(the failure could not be written to the audit log: {e})"
+        ));
     }
     Err(StepFailure {
         phase,
@@ -235,7 +265,12 @@ fn entry(
 }
 
 /// Runs one action; returns the rows it changed (or checked).
-fn run_action(conn: &Connection, step: &Prepared, action: Action, guard: &AtomicBool) -> Result<u64, ActionError> {
+fn run_action(
+    conn: &Connection,
+    step: &Prepared,
+    action: Action,
+    guard: &AtomicBool,
+) -> Result<u64, ActionError> {
     let m = &step.migration;
     match action {
         Action::DoSql => {
@@ -248,7 +283,11 @@ fn run_action(conn: &Connection, step: &Prepared, action: Action, guard: &Atomic
         Action::ProjData => insert(conn, step.proj_data.as_ref()),
         Action::Checks => {
             guard.store(true, Ordering::SeqCst);
-            let result = run_checks(conn, &m.file("checks.sql"), step.checks.as_deref().unwrap_or(""));
+            let result = run_checks(
+                conn,
+                &m.file("checks.sql"),
+                step.checks.as_deref().unwrap_or(""),
+            );
             guard.store(false, Ordering::SeqCst);
             result
         }
@@ -270,7 +309,10 @@ fn install_guard(conn: &mut Connection, on: &Arc<AtomicBool>) -> rusqlite::Resul
 }
 
 fn sql_error(file: &Path, at: Located, e: rusqlite::Error) -> ActionError {
-    let message = if matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::AuthorizationForStatementDenied)) {
+    let message = if matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::AuthorizationForStatementDenied)
+    ) {
         "statements that begin, commit or roll back a transaction are not allowed: strata runs \
          each migration in one transaction of its own; remove this statement"
             .to_string()
@@ -361,7 +403,11 @@ fn run_checks(conn: &Connection, file: &Path, sql: &str) -> Result<u64, ActionEr
                     "the check returned {violations} violating row{}:\n{}{}",
                     if violations == 1 { "" } else { "s" },
                     shown.join("\n"),
-                    if violations > shown.len() { "\n..." } else { "" }
+                    if violations > shown.len() {
+                        "\n..."
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
@@ -390,7 +436,9 @@ fn describe_row(row: &rusqlite::Row<'_>, names: &[String]) -> String {
 }
 
 fn foreign_key_check(conn: &Connection) -> Result<u64, ActionError> {
-    let fail = |e: rusqlite::Error| ActionError::new(None, None, format!("PRAGMA foreign_key_check failed: {e}"));
+    let fail = |e: rusqlite::Error| {
+        ActionError::new(None, None, format!("PRAGMA foreign_key_check failed: {e}"))
+    };
     let mut stmt = conn.prepare("PRAGMA foreign_key_check").map_err(fail)?;
     let mut rows = stmt.query([]).map_err(fail)?;
     let mut shown = Vec::new();
@@ -417,7 +465,11 @@ fn foreign_key_check(conn: &Connection) -> Result<u64, ActionError> {
             "PRAGMA foreign_key_check found {violations} violation{} after the step:\n{}{}",
             if violations == 1 { "" } else { "s" },
             shown.join("\n"),
-            if violations > shown.len() { "\n..." } else { "" }
+            if violations > shown.len() {
+                "\n..."
+            } else {
+                ""
+            }
         ),
     ))
 }

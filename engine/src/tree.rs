@@ -127,7 +127,9 @@ impl Tree {
 
     /// The migrations of one module, oldest first.
     pub fn module(&self, module: &str) -> impl Iterator<Item = &Migration> {
-        self.migrations.iter().filter(move |m| m.id.module == module)
+        self.migrations
+            .iter()
+            .filter(move |m| m.id.module == module)
     }
 }
 
@@ -224,7 +226,11 @@ fn check_entries(
                 &path,
                 format!(
                     "is not a file strata knows; a {} may hold only {} (rename or move it)",
-                    if files.contains(&"do.sql") { "migration folder" } else { "data folder" },
+                    if files.contains(&"do.sql") {
+                        "migration folder"
+                    } else {
+                        "data folder"
+                    },
                     allowed.join(", ")
                 ),
             ));
@@ -241,7 +247,10 @@ fn list_dir(dir: &Path) -> Result<Vec<String>, Error> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
             return Err(Error::Tree {
-                problems: vec![problem(&entry.path(), "the name is not valid UTF-8; rename it")],
+                problems: vec![problem(
+                    &entry.path(),
+                    "the name is not valid UTF-8; rename it",
+                )],
             });
         };
         if !name.starts_with('.') {
@@ -415,7 +424,11 @@ mod tests {
         let labels: Vec<String> = tree.migrations.iter().map(Migration::label).collect();
         assert_eq!(
             labels,
-            ["b/20240101T000000Z-zero", "a/20240102T000000Z-zero", "b/20240103T000000Z-two"]
+            [
+                "b/20240101T000000Z-zero",
+                "a/20240102T000000Z-zero",
+                "b/20240103T000000Z-two"
+            ]
         );
         assert_eq!(tree.modules, ["a", "b"]);
     }
@@ -436,10 +449,22 @@ mod tests {
         };
         let paths: Vec<PathBuf> = problems.iter().map(|p| p.path.clone()).collect();
         assert!(paths.contains(&r.join("Bad")), "{problems:?}");
-        assert!(paths.contains(&r.join("a/20240101T000000Z-one")), "{problems:?}");
-        assert!(paths.contains(&r.join("a/20240102T000000Z-two/do.sql")), "{problems:?}");
-        assert!(paths.contains(&r.join("a/20240102T000000Z-two/notes.txt")), "{problems:?}");
-        assert!(paths.contains(&r.join("a/20240103T000000Z-three/test-data/rows.csv")), "{problems:?}");
+        assert!(
+            paths.contains(&r.join("a/20240101T000000Z-one")),
+            "{problems:?}"
+        );
+        assert!(
+            paths.contains(&r.join("a/20240102T000000Z-two/do.sql")),
+            "{problems:?}"
+        );
+        assert!(
+            paths.contains(&r.join("a/20240102T000000Z-two/notes.txt")),
+            "{problems:?}"
+        );
+        assert!(
+            paths.contains(&r.join("a/20240103T000000Z-three/test-data/rows.csv")),
+            "{problems:?}"
+        );
         assert!(paths.contains(&r.join("a/not-a-stamp")), "{problems:?}");
         assert_eq!(problems.len(), 6, "{problems:?}");
     }

@@ -1,1 +1,9 @@
-fn main(){}
+//! End-to-end tests: the real `strata` binary, run in a fresh temp directory with a cleaned
+//! environment, against real SQLite files. One test binary; one module per command family.
+
+mod harness;
+
+mod init_new;
+mod migrate;
+mod refusals;
+mod tree_errors;

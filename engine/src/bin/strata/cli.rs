@@ -102,11 +102,14 @@ pub fn run(args: Args) -> Result<()> {
     let project = project(&args)?;
     match args.command {
         Command::Init => out.init(&scaffold::init(&project)?),
-        Command::New { module, slug } => out.new_migration(&scaffold::new_migration(&project, &module, &slug)?),
+        Command::New { module, slug } => {
+            out.new_migration(&scaffold::new_migration(&project, &module, &slug)?)
+        }
         Command::Status => out.status(&migrator::status(&project)?),
         Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options())?),
         Command::Migrate(run) => {
-            let report = migrator::migrate(&project, &run.options(), &mut |e| render::event(&out, e))?;
+            let report =
+                migrator::migrate(&project, &run.options(), &mut |e| render::event(&out, e))?;
             out.migrate(&report)
         }
         Command::Audit { test, limit } => {

@@ -19,7 +19,11 @@ pub struct Output {
 
 impl Output {
     pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
-        Output { json, quiet, verbose }
+        Output {
+            json,
+            quiet,
+            verbose,
+        }
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
@@ -47,42 +51,67 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "databases": dbs }));
         }
-        let Some(first) = dbs.first() else { return Ok(()) };
+        let Some(first) = dbs.first() else {
+            return Ok(());
+        };
         let heads: Vec<String> = dbs
             .iter()
-            .map(|d| format!("{} ({})", d.phase.database_role().trim_start_matches("the "), d.db.display()))
+            .map(|d| {
+                format!(
+                    "{} ({})",
+                    d.phase.database_role().trim_start_matches("the "),
+                    d.db.display()
+                )
+            })
             .collect();
-        let name_width = first.migrations.iter().map(|e| e.id.stamp.len() + 1 + e.name.len()).max().unwrap_or(9).max(9);
-        let col = heads.iter().map(String::len).max().unwrap_or(0).max(10) + 2;
-        let mut module = None;
-        print!("{:name_width$}  ", "migration");
+        let label = |i: usize| {
+            format!(
+                "{}-{}",
+                first.migrations[i].id.stamp, first.migrations[i].name
+            )
+        };
+        let name_width = (0..first.migrations.len())
+            .map(|i| label(i).len())
+            .max()
+            .unwrap_or(0)
+            .max(9)
+            + 2;
+        let col = heads.iter().map(String::len).max().unwrap_or(0) + 2;
+        // Per module, oldest first; every database lists the same entries in the same order.
+        let mut order: Vec<usize> = (0..first.migrations.len()).collect();
+        order.sort_by(|&a, &b| first.migrations[a].id.cmp(&first.migrations[b].id));
+        let mut line = format!("  {:name_width$}", "migration");
         for h in &heads {
-            print!("{h:col$}");
+            line.push_str(&format!("{h:col$}"));
         }
-        println!();
-        for (i, entry) in first.migrations.iter().enumerate() {
+        println!("{}", line.trim_end());
+        let mut module = None;
+        for i in order {
+            let entry = &first.migrations[i];
             if module != Some(&entry.id.module) {
                 println!("{}", entry.id.module);
                 module = Some(&entry.id.module);
             }
-            print!("  {:w$}", format!("{}-{}", entry.id.stamp, entry.name), w = name_width);
+            let mut line = format!("  {:name_width$}", label(i));
             for db in dbs {
                 let state = match db.migrations.get(i).map(|e| &e.state) {
                     Some(State::Applied { .. }) => "applied".to_string(),
                     Some(State::Pending) => "pending".to_string(),
                     Some(State::Missing) => "MISSING".to_string(),
                     Some(State::Modified { files }) => {
-                        let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                        let files: Vec<String> =
+                            files.iter().map(|f| f.display().to_string()).collect();
                         format!("MODIFIED ({})", files.join(", "))
                     }
                     None => "-".to_string(),
                 };
-                print!("{state:col$}");
+                line.push_str(&format!("{state:col$}"));
             }
-            println!();
+            println!("{}", line.trim_end());
         }
         for db in dbs {
-            let count = |f: fn(&State) -> bool| db.migrations.iter().filter(|e| f(&e.state)).count();
+            let count =
+                |f: fn(&State) -> bool| db.migrations.iter().filter(|e| f(&e.state)).count();
             println!(
                 "{}: {} applied, {} pending{}{}",
                 db.db.display(),
@@ -110,7 +139,12 @@ impl Output {
                 println!("{} on {}: nothing to do", p.phase, p.db.display());
                 continue;
             }
-            println!("{} on {}: {} step(s)", p.phase, p.db.display(), p.steps.len());
+            println!(
+                "{} on {}: {} step(s)",
+                p.phase,
+                p.db.display(),
+                p.steps.len()
+            );
             for (i, s) in p.steps.iter().enumerate() {
                 let actions: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
                 println!("  {}. {}: {}", i + 1, s.migration, actions.join(", "));
@@ -129,7 +163,10 @@ impl Output {
                 n => format!("{}: applied {n} migration(s)", p.db.display()),
             };
             if !p.skipped.is_empty() {
-                line.push_str(&format!(", {} applied meanwhile by another process", p.skipped.len()));
+                line.push_str(&format!(
+                    ", {} applied meanwhile by another process",
+                    p.skipped.len()
+                ));
             }
             println!("{line}");
         }
@@ -185,11 +222,16 @@ pub fn event(out: &Output, e: &Event<'_>) {
         }
         Event::StepStarted { migration, .. } if out.verbose => eprintln!("  {migration}"),
         Event::ActionDone {
-            action, rows, elapsed, ..
+            action,
+            rows,
+            elapsed,
+            ..
         } if out.verbose => {
             eprintln!("    {action}: {rows} row(s), {} ms", elapsed.as_millis());
         }
-        Event::StepApplied { migration, elapsed, .. } => {
+        Event::StepApplied {
+            migration, elapsed, ..
+        } => {
             eprintln!("  applied {migration} ({} ms)", elapsed.as_millis());
         }
         Event::StepSkipped { migration, .. } => {
@@ -201,13 +243,17 @@ pub fn event(out: &Output, e: &Event<'_>) {
 
 /// Prints an error (stderr; also a JSON object on stdout with `--json`) and returns its exit code.
 pub fn error(err: &anyhow::Error, json: bool) -> i32 {
-    let code = err
-        .downcast_ref::<strata_engine::Error>()
-        .map_or(strata_engine::exit::FAILURE, strata_engine::Error::exit_code);
+    let code = err.downcast_ref::<strata_engine::Error>().map_or(
+        strata_engine::exit::FAILURE,
+        strata_engine::Error::exit_code,
+    );
     eprintln!("error: {err:#}");
     if json {
         let value = json!({ "error": { "exit_code": code, "message": format!("{err:#}") } });
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     }
     code
 }

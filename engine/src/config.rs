@@ -27,6 +27,28 @@ pub struct Config {
     pub test_db: PathBuf,
     /// How long to wait for another writer's lock before refusing (exit 3).
     pub busy_timeout_ms: u64,
+    /// The ceiling of every component's limits; migration.toml may only narrow them.
+    pub sandbox: Limits,
+}
+
+/// Limits of one component call: fuel (deterministic instruction budget), linear memory and
+/// wall-clock time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub fuel: u64,
+    pub memory_mib: u64,
+    pub timeout_s: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 100_000_000_000,
+            memory_mib: 512,
+            timeout_s: 600,
+        }
+    }
 }
 
 impl Default for Config {
@@ -36,6 +58,7 @@ impl Default for Config {
             db: PathBuf::from("app.db"),
             test_db: PathBuf::from(STATE_DIR).join("test.db"),
             busy_timeout_ms: 5_000,
+            sandbox: Limits::default(),
         }
     }
 }
@@ -54,11 +77,21 @@ impl Config {
              # The test database every run rehearses on first, with test data.\n\
              test_db = \"{}\"\n\
              # How long to wait for another writer before refusing (exit 3).\n\
-             busy_timeout_ms = {}\n",
+             busy_timeout_ms = {}\n\
+             \n\
+             # The ceiling of every WebAssembly component's limits; a migration.toml may only\n\
+             # narrow them. Fuel is a deterministic instruction budget.\n\
+             [sandbox]\n\
+             fuel = {}\n\
+             memory_mib = {}\n\
+             timeout_s = {}\n",
             d.migrations.display(),
             d.db.display(),
             d.test_db.display(),
-            d.busy_timeout_ms
+            d.busy_timeout_ms,
+            d.sandbox.fuel,
+            d.sandbox.memory_mib,
+            d.sandbox.timeout_s,
         )
     }
 }
@@ -138,6 +171,78 @@ impl Project {
     }
 }
 
+/// The name of a migration's optional settings file.
+pub const MIGRATION_CONFIG_FILE: &str = "migration.toml";
+
+/// `migration.toml`: what a migration's components may touch, their limits, and where the
+/// sources of its guest crates are when they are not in the default folders.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationConfig {
+    pub sandbox: MigrationSandbox,
+    pub build: MigrationBuild,
+}
+
+/// `[sandbox]` of migration.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationSandbox {
+    /// Tables the components may read; all but strata's own when absent.
+    pub reads: Option<Vec<String>>,
+    /// Tables the components may write, create, alter or drop; all but strata's own when absent.
+    pub writes: Option<Vec<String>>,
+    pub fuel: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub timeout_s: Option<u64>,
+}
+
+/// `[build]` of migration.toml: guest crate folders, relative to the migration folder, for
+/// components whose source is not in the default place (`transform/`, `test-data/seed/`,
+/// `proj-data/seed/`, `check/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationBuild {
+    pub transform: Option<PathBuf>,
+    pub test_seed: Option<PathBuf>,
+    pub proj_seed: Option<PathBuf>,
+    pub check: Option<PathBuf>,
+}
+
+impl MigrationConfig {
+    /// Reads `<dir>/migration.toml`; the defaults when there is none.
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(MIGRATION_CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                Error::input(
+                    &path,
+                    format!(
+                        "{}; the keys are [sandbox] reads, writes, fuel, memory_mib, timeout_s and \
+                         [build] transform, test_seed, proj_seed, check",
+                        e.message()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MigrationConfig::default()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// This migration's limits: its own where it sets them, never above `ceiling`.
+    pub fn limits(&self, ceiling: &Limits) -> Limits {
+        let s = &self.sandbox;
+        Limits {
+            fuel: s.fuel.map_or(ceiling.fuel, |v| v.min(ceiling.fuel)),
+            memory_mib: s
+                .memory_mib
+                .map_or(ceiling.memory_mib, |v| v.min(ceiling.memory_mib)),
+            timeout_s: s
+                .timeout_s
+                .map_or(ceiling.timeout_s, |v| v.min(ceiling.timeout_s)),
+        }
+    }
+}
+
 /// The nearest folder upwards from the current one holding `strata.toml`, relative when it is
 /// the current folder itself.
 fn find_config_dir() -> Option<PathBuf> {
@@ -170,6 +275,34 @@ mod tests {
         assert!(msg.contains("strata.toml"), "{msg}");
         assert!(msg.contains("databse"), "{msg}");
         assert_eq!(err.exit_code(), crate::exit::BAD_INPUT);
+    }
+
+    #[test]
+    fn migration_limits_are_capped_by_the_project() {
+        let m: MigrationConfig =
+            toml::from_str("[sandbox]\nfuel = 10\nmemory_mib = 100000\nwrites = [\"people\"]\n")
+                .unwrap();
+        let l = m.limits(&Limits::default());
+        assert_eq!(l.fuel, 10);
+        assert_eq!(l.memory_mib, Limits::default().memory_mib);
+        assert_eq!(l.timeout_s, Limits::default().timeout_s);
+        assert_eq!(m.sandbox.writes, Some(vec!["people".to_string()]));
+        assert_eq!(m.sandbox.reads, None);
+    }
+
+    #[test]
+    fn a_misspelled_migration_key_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MIGRATION_CONFIG_FILE),
+            "[sandbox]\nwrite = []\n",
+        )
+        .unwrap();
+        let err = MigrationConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("migration.toml") && err.contains("write"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,11 +15,16 @@ use crate::error::Error;
 /// One row: column names and values, in file order.
 pub type Row = Vec<(String, Value)>;
 
+/// The key of data.json that holds the parameters of the seed component beside it.
+pub const SEED_KEY: &str = "$seed";
+
 /// A parsed data.json file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSet {
     pub path: PathBuf,
     pub tables: Vec<(String, Vec<Row>)>,
+    /// The JSON text of the `"$seed"` entry: parameters for the seed.wasm beside the file.
+    pub seed_params: Option<String>,
 }
 
 /// Where an insert failed: the table and the 0-based row index in the file.
@@ -44,7 +49,20 @@ impl DataSet {
             ));
         };
         let mut out = Vec::with_capacity(tables.len());
+        let mut seed_params = None;
         for (table, rows) in tables {
+            if table == SEED_KEY {
+                seed_params = Some(rows.to_string());
+                continue;
+            }
+            if table.starts_with('$') {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "`{table}` is not a key strata knows: table names do not start with `$`, and the only special key is \"{SEED_KEY}\" (the seed's parameters)"
+                    ),
+                ));
+            }
             let serde_json::Value::Array(rows) = rows else {
                 return Err(Error::input(
                     path,
@@ -82,6 +100,7 @@ impl DataSet {
         Ok(DataSet {
             path: path.to_path_buf(),
             tables: out,
+            seed_params,
         })
     }
 
@@ -184,6 +203,15 @@ mod tests {
                 ("t".into(), Value::Integer(1))
             ]
         );
+    }
+
+    #[test]
+    fn the_seed_key_holds_parameters_not_rows() {
+        let d = load(r#"{"$seed": {"count": 3}, "t": [{"a": 1}]}"#).unwrap();
+        assert_eq!(d.seed_params.as_deref(), Some(r#"{"count":3}"#));
+        assert_eq!(d.tables.len(), 1);
+        let err = load(r#"{"$sed": {}}"#).unwrap_err().to_string();
+        assert!(err.contains("$sed"), "{err}");
     }
 
     #[test]

@@ -53,12 +53,20 @@ impl fmt::Display for Phase {
 pub enum Action {
     #[serde(rename = "do.sql")]
     DoSql,
+    #[serde(rename = "transform")]
+    Transform,
     #[serde(rename = "test-data")]
     TestData,
+    #[serde(rename = "test-seed")]
+    TestSeed,
     #[serde(rename = "proj-data")]
     ProjData,
+    #[serde(rename = "proj-seed")]
+    ProjSeed,
     #[serde(rename = "checks")]
     Checks,
+    #[serde(rename = "check-component")]
+    CheckComponent,
     #[serde(rename = "foreign-key-check")]
     ForeignKeyCheck,
     #[serde(rename = "record")]
@@ -70,9 +78,13 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::DoSql => "do.sql",
+            Action::Transform => "transform",
             Action::TestData => "test-data",
+            Action::TestSeed => "test-seed",
             Action::ProjData => "proj-data",
+            Action::ProjSeed => "proj-seed",
             Action::Checks => "checks",
+            Action::CheckComponent => "check-component",
             Action::ForeignKeyCheck => "foreign-key-check",
             Action::Record => "record",
         }
@@ -106,7 +118,16 @@ pub enum Event<'a> {
         migration: &'a Migration,
         action: Action,
         rows: u64,
+        /// Fuel a component burned; `None` for SQL and data.
+        fuel: Option<u64>,
         elapsed: Duration,
+    },
+    /// A component logged a message.
+    ComponentLog {
+        migration: &'a Migration,
+        action: Action,
+        level: &'a str,
+        message: &'a str,
     },
     /// A step committed.
     StepApplied {

@@ -21,6 +21,7 @@ pub mod exit;
 pub mod ledger;
 pub mod migrator;
 pub mod plan;
+pub mod sandbox;
 pub mod scaffold;
 pub mod sqlite;
 pub mod step;

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::{self, AuditRow};
 use crate::plan::{self, PlanOptions, StatusEntry};
+use crate::sandbox::Sandbox;
 use crate::sqlite;
 use crate::step::{self, Prepared};
 use crate::tree::{MigrationId, Tree};
@@ -102,8 +103,24 @@ pub fn migrate(
         }
     }
 
+    let sandbox =
+        if prepared.values().any(Prepared::has_components) {
+            let cache = project.ensure_state_dir()?.join("cache");
+            Some(Sandbox::new(Some(cache)).map_err(|e| {
+                Error::Usage(format!("cannot start the WebAssembly sandbox: {e:#}"))
+            })?)
+        } else {
+            None
+        };
+
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, db, pending) in phases {
+        let ctx = step::Context {
+            db,
+            phase,
+            sandbox: sandbox.as_ref(),
+            limits: project.config.sandbox,
+        };
         let mut conn = sqlite::open(db, project.busy_timeout())?;
         ledger::ensure(&mut conn)
             .map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
@@ -119,7 +136,7 @@ pub fn migrate(
             skipped: Vec::new(),
         };
         for m in pending {
-            match step::apply(&mut conn, db, phase, &prepared[&m.id], events) {
+            match step::apply(&mut conn, &ctx, &prepared[&m.id], events) {
                 Ok(step::Applied::Committed { elapsed }) => {
                     events(&Event::StepApplied {
                         phase,

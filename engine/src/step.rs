@@ -1,24 +1,26 @@
-//! One migration applied to one database, in one transaction: `do.sql`, test data (test database
-//! only), project data, `checks.sql`, `PRAGMA foreign_key_check`, the ledger row.
+//! One migration applied to one database, in one transaction: `do.sql`, `transform.wasm`, test
+//! data (`data.json`, then `seed.wasm`; test database only), project data (the same), `checks.sql`,
+//! `check.wasm`, `PRAGMA foreign_key_check`, the ledger row.
 //!
 //! Foreign-key enforcement is off around the transaction (SQLite ignores the pragma inside one)
 //! so table rebuilds work; the foreign-key check before commit keeps them honest. A failure rolls
 //! the whole step back, and its audit rows are written after the rollback, so the log survives
-//! the failure it records. This module runs one step; ordering and phases belong to `migrator`.
+//! the failure it records. The transaction is opened and closed with plain statements because a
+//! component call takes the connection into its store for a while (see `sandbox`). This module
+//! runs one step; ordering and phases belong to `migrator`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::ValueRef;
 
+use crate::config::{Limits, MigrationConfig};
 use crate::data::DataSet;
 use crate::error::{Error, StepFailure};
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::{self, Entry, Outcome};
+use crate::sandbox::{Call, Guard, Mode, Policy, Sandbox, World};
 use crate::sqlite::{self, Located, Script};
 use crate::tree::Migration;
 
@@ -30,22 +32,35 @@ const SHOWN_ROWS: usize = 5;
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub migration: Migration,
+    pub config: MigrationConfig,
     pub do_sql: String,
     pub checks: Option<String>,
     pub test_data: Option<DataSet>,
     pub proj_data: Option<DataSet>,
+    pub transform: Option<Vec<u8>>,
+    pub test_seed: Option<Vec<u8>>,
+    pub proj_seed: Option<Vec<u8>>,
+    pub check: Option<Vec<u8>>,
 }
 
 impl Prepared {
-    /// Reads `do.sql`, `checks.sql` and both `data.json` files of `m`.
+    /// Reads every file of `m` that runs.
     pub fn load(m: &Migration) -> Result<Prepared, Error> {
-        let read = |name: &str| -> Result<Option<String>, Error> {
+        let bytes = |name: &str| -> Result<Option<Vec<u8>>, Error> {
             let path = m.file(name);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(Some(text)),
+            match std::fs::read(&path) {
+                Ok(b) => Ok(Some(b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::io(path, e)),
             }
+        };
+        let text = |name: &str| -> Result<Option<String>, Error> {
+            bytes(name)?
+                .map(|b| {
+                    String::from_utf8(b)
+                        .map_err(|_| Error::input(m.file(name), "is not UTF-8 text"))
+                })
+                .transpose()
         };
         let data = |name: &str| -> Result<Option<DataSet>, Error> {
             let path = m.file(name);
@@ -56,29 +71,61 @@ impl Prepared {
             }
         };
         Ok(Prepared {
-            do_sql: read("do.sql")?.unwrap_or_default(),
-            checks: read("checks.sql")?,
+            config: MigrationConfig::load(&m.dir)?,
+            do_sql: text("do.sql")?.unwrap_or_default(),
+            checks: text("checks.sql")?,
             test_data: data("test-data/data.json")?,
             proj_data: data("proj-data/data.json")?,
+            transform: bytes("transform.wasm")?,
+            test_seed: bytes("test-data/seed.wasm")?,
+            proj_seed: bytes("proj-data/seed.wasm")?,
+            check: bytes("check.wasm")?,
             migration: m.clone(),
         })
+    }
+
+    /// Whether any part of this step is a WebAssembly component.
+    pub fn has_components(&self) -> bool {
+        self.transform.is_some()
+            || self.test_seed.is_some()
+            || self.proj_seed.is_some()
+            || self.check.is_some()
     }
 
     /// The actions this step runs in `phase`, in order.
     pub fn actions(&self, phase: Phase) -> Vec<Action> {
         let mut actions = vec![Action::DoSql];
-        if phase.loads_test_data() && self.test_data.is_some() {
-            actions.push(Action::TestData);
-        }
-        if self.proj_data.is_some() {
-            actions.push(Action::ProjData);
-        }
-        if self.checks.is_some() {
-            actions.push(Action::Checks);
-        }
+        let mut add = |present: bool, action| {
+            if present {
+                actions.push(action);
+            }
+        };
+        add(self.transform.is_some(), Action::Transform);
+        add(
+            phase.loads_test_data() && self.test_data.is_some(),
+            Action::TestData,
+        );
+        add(
+            phase.loads_test_data() && self.test_seed.is_some(),
+            Action::TestSeed,
+        );
+        add(self.proj_data.is_some(), Action::ProjData);
+        add(self.proj_seed.is_some(), Action::ProjSeed);
+        add(self.checks.is_some(), Action::Checks);
+        add(self.check.is_some(), Action::CheckComponent);
         actions.push(Action::ForeignKeyCheck);
         actions
     }
+}
+
+/// What a step runs with besides its own files.
+pub struct Context<'a> {
+    pub db: &'a Path,
+    pub phase: Phase,
+    /// Needed when the step has components.
+    pub sandbox: Option<&'a Sandbox>,
+    /// The project's ceiling for component limits.
+    pub limits: Limits,
 }
 
 /// How a step ended when it did not fail.
@@ -88,6 +135,12 @@ pub enum Applied {
     Committed { elapsed: Duration },
     /// Another process had applied it by the time this one got the lock.
     AlreadyApplied,
+}
+
+/// What an action did.
+struct Done {
+    rows: u64,
+    fuel: Option<u64>,
 }
 
 /// What went wrong inside an action.
@@ -107,50 +160,62 @@ impl ActionError {
     }
 }
 
-/// Applies one prepared migration to `conn` in `phase`.
+/// Applies one prepared migration to `conn`.
 pub fn apply(
     conn: &mut Connection,
-    db: &Path,
-    phase: Phase,
+    ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
+    let db = ctx.db;
     let fk_was_on = sqlite::foreign_keys(conn)
         .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
     sqlite::set_foreign_keys(conn, false)
         .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
-    let guard = Arc::new(AtomicBool::new(false));
-    install_guard(conn, &guard).map_err(|e| Error::db(db, "cannot install the authorizer", e))?;
+    let guard =
+        Guard::install(conn).map_err(|e| Error::db(db, "cannot install the SQL guard", e))?;
 
-    let result = apply_in_transaction(conn, db, phase, step, &guard, events);
+    let result = apply_in_transaction(conn, ctx, step, &guard, events);
 
-    let restored = conn
-        .authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
-        .and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on));
+    let restored = Guard::uninstall(conn).and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on));
     let applied = result?;
     restored.map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e))?;
     Ok(applied)
 }
 
+/// Rolls back whatever transaction is open on `conn`.
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        // If even ROLLBACK fails, closing the connection rolls back; nothing was committed.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
 fn apply_in_transaction(
     conn: &mut Connection,
-    db: &Path,
-    phase: Phase,
+    ctx: &Context<'_>,
     step: &Prepared,
-    guard: &AtomicBool,
+    guard: &Guard,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
-    let m = &step.migration;
+    let (db, phase, m) = (ctx.db, ctx.phase, &step.migration);
     let started = Instant::now();
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| Error::db(db, format!("cannot begin the transaction for {m}"), e))?;
-    if ledger::is_applied(&tx, &m.id).map_err(|e| Error::db(db, "cannot read the ledger", e))? {
-        events(&Event::StepSkipped {
-            phase,
-            migration: m,
-        });
-        return Ok(Applied::AlreadyApplied);
+    match ledger::is_applied(conn, &m.id) {
+        Ok(false) => {}
+        Ok(true) => {
+            rollback(conn);
+            events(&Event::StepSkipped {
+                phase,
+                migration: m,
+            });
+            return Ok(Applied::AlreadyApplied);
+        }
+        Err(e) => {
+            rollback(conn);
+            return Err(Error::db(db, "cannot read the ledger", e));
+        }
     }
     events(&Event::StepStarted {
         phase,
@@ -161,23 +226,26 @@ fn apply_in_transaction(
     let mut failure = None;
     for action in step.actions(phase) {
         let t = Instant::now();
-        match run_action(&tx, step, action, guard) {
-            Ok(rows) => {
+        match run_action(conn, ctx, step, action, guard, events) {
+            Ok(done) => {
                 let elapsed = t.elapsed();
-                log.push(entry(
+                let mut e = entry(
                     phase,
                     m,
                     action,
                     Outcome::Ok,
                     None,
-                    Some(rows),
+                    Some(done.rows),
                     elapsed,
-                ));
+                );
+                e.fuel_used = done.fuel;
+                log.push(e);
                 events(&Event::ActionDone {
                     phase,
                     migration: m,
                     action,
-                    rows,
+                    rows: done.rows,
+                    fuel: done.fuel,
                     elapsed,
                 });
             }
@@ -190,22 +258,24 @@ fn apply_in_transaction(
 
     if failure.is_none() {
         let elapsed = started.elapsed();
-        let committed = ledger::record(&tx, m, elapsed.as_millis() as u64)
-            .and_then(|()| ledger::append(&tx, &log))
-            .and_then(|()| tx.commit());
+        let committed = ledger::record(conn, m, elapsed.as_millis() as u64)
+            .and_then(|()| ledger::append(conn, &log))
+            .and_then(|()| conn.execute_batch("COMMIT"));
         match committed {
             Ok(()) => return Ok(Applied::Committed { elapsed }),
-            Err(e) if sqlite::is_busy(&e) => return Err(Error::db(db, "cannot commit", e)),
+            Err(e) if sqlite::is_busy(&e) => {
+                rollback(conn);
+                return Err(Error::db(db, "cannot commit", e));
+            }
             Err(e) => {
                 let err = ActionError::new(None, None, format!("recording the step failed: {e}"));
                 failure = Some((Action::Record, err, elapsed));
             }
         }
-    } else {
-        drop(tx);
     }
+    rollback(conn);
 
-    // The transaction is rolled back (dropped); now the audit rows, in a transaction of their own.
+    // The step is rolled back; now its audit rows, in a transaction of their own.
     let (action, err, elapsed) = failure.expect("the step failed");
     for e in &mut log {
         e.outcome = Outcome::RolledBack;
@@ -264,72 +334,191 @@ fn entry(
     }
 }
 
-/// Runs one action; returns the rows it changed (or checked).
+/// Runs one action.
 fn run_action(
-    conn: &Connection,
+    conn: &mut Connection,
+    ctx: &Context<'_>,
     step: &Prepared,
     action: Action,
-    guard: &AtomicBool,
-) -> Result<u64, ActionError> {
+    guard: &Guard,
+    events: &mut EventSink<'_>,
+) -> Result<Done, ActionError> {
     let m = &step.migration;
+    let sql = |rows| Ok(Done { rows, fuel: None });
     match action {
         Action::DoSql => {
-            guard.store(true, Ordering::SeqCst);
-            let result = run_script(conn, &m.file("do.sql"), &step.do_sql);
-            guard.store(false, Ordering::SeqCst);
-            result
+            guard.set_mode(Mode::Script);
+            let result = run_script(conn, &m.file("do.sql"), &step.do_sql, guard);
+            guard.set_mode(Mode::Host);
+            sql(result?)
         }
-        Action::TestData => insert(conn, step.test_data.as_ref()),
-        Action::ProjData => insert(conn, step.proj_data.as_ref()),
+        Action::TestData => sql(insert(conn, step.test_data.as_ref())?),
+        Action::ProjData => sql(insert(conn, step.proj_data.as_ref())?),
         Action::Checks => {
-            guard.store(true, Ordering::SeqCst);
+            guard.set_mode(Mode::Script);
             let result = run_checks(
                 conn,
                 &m.file("checks.sql"),
                 step.checks.as_deref().unwrap_or(""),
+                guard,
             );
-            guard.store(false, Ordering::SeqCst);
-            result
+            guard.set_mode(Mode::Host);
+            sql(result?)
         }
-        Action::ForeignKeyCheck => foreign_key_check(conn),
-        Action::Record => Ok(0),
+        Action::Transform => component(
+            conn,
+            ctx,
+            step,
+            World::Transform,
+            "transform.wasm",
+            None,
+            guard,
+            events,
+            action,
+        ),
+        Action::TestSeed => {
+            let params = step
+                .test_data
+                .as_ref()
+                .and_then(|d| d.seed_params.as_deref());
+            component(
+                conn,
+                ctx,
+                step,
+                World::Seed,
+                "test-data/seed.wasm",
+                params,
+                guard,
+                events,
+                action,
+            )
+        }
+        Action::ProjSeed => {
+            let params = step
+                .proj_data
+                .as_ref()
+                .and_then(|d| d.seed_params.as_deref());
+            component(
+                conn,
+                ctx,
+                step,
+                World::Seed,
+                "proj-data/seed.wasm",
+                params,
+                guard,
+                events,
+                action,
+            )
+        }
+        Action::CheckComponent => component(
+            conn,
+            ctx,
+            step,
+            World::Check,
+            "check.wasm",
+            None,
+            guard,
+            events,
+            action,
+        ),
+        Action::ForeignKeyCheck => sql(foreign_key_check(conn)?),
+        Action::Record => sql(0),
     }
 }
 
-/// While `on`, refuses statements that would end or start strata's transaction.
-fn install_guard(conn: &mut Connection, on: &Arc<AtomicBool>) -> rusqlite::Result<()> {
-    let on = Arc::clone(on);
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-        if on.load(Ordering::SeqCst) && matches!(ctx.action, AuthAction::Transaction { .. }) {
-            Authorization::Deny
-        } else {
-            Authorization::Allow
+/// Runs one of the step's components in the sandbox.
+#[allow(clippy::too_many_arguments)]
+fn component(
+    conn: &mut Connection,
+    ctx: &Context<'_>,
+    step: &Prepared,
+    world: World,
+    file: &str,
+    seed_params: Option<&str>,
+    guard: &Guard,
+    events: &mut EventSink<'_>,
+    action: Action,
+) -> Result<Done, ActionError> {
+    let m = &step.migration;
+    let path = m.file(file);
+    let wasm = match world {
+        World::Transform => step.transform.as_deref(),
+        World::Check => step.check.as_deref(),
+        World::Seed if file.starts_with("test-data") => step.test_seed.as_deref(),
+        World::Seed => step.proj_seed.as_deref(),
+    }
+    .expect("the action runs only when its component is present");
+    let Some(sandbox) = ctx.sandbox else {
+        return Err(ActionError::new(
+            Some(path),
+            None,
+            "no sandbox was set up for this run",
+        ));
+    };
+    let sandbox_cfg = &step.config.sandbox;
+    let call = Call {
+        world,
+        wasm,
+        limits: step.config.limits(&ctx.limits),
+        policy: Policy::new(
+            sandbox_cfg.reads.as_deref(),
+            sandbox_cfg.writes.as_deref(),
+            m.file(crate::config::MIGRATION_CONFIG_FILE),
+        ),
+        seed_params: seed_params.unwrap_or("{}"),
+    };
+    let result = sandbox.call(conn, guard, &call);
+    let (outcome, error) = match result {
+        Ok(outcome) => (Some(outcome), None),
+        Err(e) => (None, Some(e)),
+    };
+    if let Some(o) = &outcome {
+        for line in &o.logs {
+            events(&Event::ComponentLog {
+                migration: m,
+                action,
+                level: line.level,
+                message: &line.message,
+            });
         }
-    }))
+    }
+    match (outcome, error) {
+        (Some(o), None) => Ok(Done {
+            rows: o.rows_changed,
+            fuel: Some(o.fuel_used),
+        }),
+        (_, Some(e)) => Err(ActionError::new(
+            Some(path),
+            None,
+            format!("{world} component: {e}", world = world.name()),
+        )),
+        (None, None) => unreachable!("a call either succeeds or fails"),
+    }
 }
 
-fn sql_error(file: &Path, at: Located, e: rusqlite::Error) -> ActionError {
-    let message = if matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::AuthorizationForStatementDenied)
-    ) {
-        "statements that begin, commit or roll back a transaction are not allowed: strata runs \
-         each migration in one transaction of its own; remove this statement"
-            .to_string()
-    } else {
-        e.to_string()
+fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> ActionError {
+    let message = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
+            guard.take_denied().unwrap_or_else(|| e.to_string())
+        }
+        _ => e.to_string(),
     };
     ActionError::new(Some(file.to_path_buf()), Some(at), message)
 }
 
-fn run_script(conn: &Connection, file: &Path, sql: &str) -> Result<u64, ActionError> {
+fn run_script(
+    conn: &Connection,
+    file: &Path,
+    sql: &str,
+    guard: &Guard,
+) -> Result<u64, ActionError> {
     let before = conn.total_changes();
     let mut script = Script::new(conn, sql);
     loop {
         let (mut stmt, at) = match script.next_statement() {
             Ok(Some(next)) => next,
             Ok(None) => break,
-            Err((at, e)) => return Err(sql_error(file, at, e)),
+            Err((at, e)) => return Err(sql_error(file, at, e, guard)),
         };
         if stmt.parameter_count() > 0 {
             return Err(ActionError::new(
@@ -344,7 +533,7 @@ fn run_script(conn: &Connection, file: &Path, sql: &str) -> Result<u64, ActionEr
             match rows.next() {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(e) => return Err(sql_error(file, at, e)),
+                Err(e) => return Err(sql_error(file, at, e, guard)),
             }
         }
     }
@@ -363,14 +552,19 @@ fn insert(conn: &Connection, data: Option<&DataSet>) -> Result<u64, ActionError>
 }
 
 /// Runs each query of checks.sql; any row returned is a violation.
-fn run_checks(conn: &Connection, file: &Path, sql: &str) -> Result<u64, ActionError> {
+fn run_checks(
+    conn: &Connection,
+    file: &Path,
+    sql: &str,
+    guard: &Guard,
+) -> Result<u64, ActionError> {
     let mut script = Script::new(conn, sql);
     let mut count = 0;
     loop {
         let (mut stmt, at) = match script.next_statement() {
             Ok(Some(next)) => next,
             Ok(None) => break,
-            Err((at, e)) => return Err(sql_error(file, at, e)),
+            Err((at, e)) => return Err(sql_error(file, at, e, guard)),
         };
         if !stmt.readonly() {
             return Err(ActionError::new(
@@ -392,7 +586,7 @@ fn run_checks(conn: &Connection, file: &Path, sql: &str) -> Result<u64, ActionEr
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Err(sql_error(file, at, e)),
+                Err(e) => return Err(sql_error(file, at, e, guard)),
             }
         }
         if violations > 0 {

@@ -224,10 +224,23 @@ pub fn event(out: &Output, e: &Event<'_>) {
         Event::ActionDone {
             action,
             rows,
+            fuel,
             elapsed,
             ..
         } if out.verbose => {
-            eprintln!("    {action}: {rows} row(s), {} ms", elapsed.as_millis());
+            let fuel = fuel.map(|f| format!(", {f} fuel")).unwrap_or_default();
+            eprintln!(
+                "    {action}: {rows} row(s){fuel}, {} ms",
+                elapsed.as_millis()
+            );
+        }
+        Event::ComponentLog {
+            migration,
+            action,
+            level,
+            message,
+        } if out.verbose || *level == "warn" || *level == "error" => {
+            eprintln!("    [{migration} {action}] {level}: {message}");
         }
         Event::StepApplied {
             migration, elapsed, ..

@@ -1,0 +1,324 @@
+//! The sandbox: runs a migration's WebAssembly components (transform, seed, check) on the step's
+//! connection, with no capability but the `sql` and `log` imports, under fuel, memory and
+//! wall-clock limits, and with SQLite's authorizer enforcing the tables migration.toml declares.
+//!
+//! One long-lived wasmtime [`Engine`] per process; a fresh `Store` per call whose data holds that
+//! call's connection, capabilities and limits. A call never leaves the connection behind: it is
+//! moved into the store and back out, whatever the component does. This module does not decide
+//! when components run (that is `step`), and does not open transactions.
+
+mod bindings;
+mod cache;
+pub mod guard;
+mod host;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+use crate::config::Limits;
+pub use guard::{Guard, Mode, Policy};
+use host::HostState;
+pub use host::LogLine;
+
+/// The kind of component, by the WIT world it implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    Transform,
+    Seed,
+    Check,
+}
+
+impl World {
+    /// The world's name in `sdk/wit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Transform => "transform",
+            World::Seed => "seed",
+            World::Check => "check",
+        }
+    }
+
+    /// The function the world exports.
+    pub fn export(self) -> &'static str {
+        match self {
+            World::Transform => "run",
+            World::Seed => "seed",
+            World::Check => "check",
+        }
+    }
+}
+
+/// One component call.
+pub struct Call<'a> {
+    pub world: World,
+    /// The component's bytes.
+    pub wasm: &'a [u8],
+    pub limits: Limits,
+    pub policy: Policy,
+    /// For a seed: the JSON text of its parameters.
+    pub seed_params: &'a str,
+}
+
+/// What a call that did not fail reports.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Fuel the component burned: deterministic for the same component and data.
+    pub fuel_used: u64,
+    /// Rows the component's statements changed.
+    pub rows_changed: u64,
+    pub logs: Vec<LogLine>,
+}
+
+/// Why a component call failed. Every case leaves the connection in the caller's hands; the
+/// caller rolls the step back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ComponentError {
+    #[error(
+        "the file is not a valid WebAssembly component ({reason}); rebuild it with `strata build`"
+    )]
+    Invalid { reason: String },
+    #[error(
+        "the component does not implement world `{expected}` (it must export `{export}`): {reason}; \
+         check which world the guest crate exports, and that the file is in the right place \
+         (transform.wasm, seed.wasm or check.wasm)",
+        expected = .world.name(),
+        export = .world.export()
+    )]
+    WrongWorld { world: World, reason: String },
+    #[error(
+        "fuel limit exhausted: the component used all {limit} units of fuel; raise `fuel` under [sandbox] in migration.toml (at most strata.toml's) if it needs more"
+    )]
+    Fuel { limit: u64 },
+    #[error(
+        "memory limit exceeded: the component tried to grow past {mib} MiB of linear memory; raise `memory_mib` under [sandbox] in migration.toml (at most strata.toml's) if it needs more"
+    )]
+    Memory { mib: u64 },
+    #[error("wall-clock timeout: the component ran longer than {secs} s{}; raise `timeout_s` under [sandbox] in migration.toml (at most strata.toml's) if it needs more", if *.in_sql { " (stopped inside a SQL statement)" } else { "" })]
+    Timeout { secs: u64, in_sql: bool },
+    #[error("the sandbox refused a statement: {reason}")]
+    Denied { reason: String },
+    #[error("the component trapped: {message}")]
+    Trap { message: String },
+    #[error("the component returned an error: {message}")]
+    Failed { message: String },
+    #[error("the check found {} violation{}:\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.join("\n"))]
+    Violations(Vec<String>),
+}
+
+/// The process's wasmtime engine and linker, and the compile cache.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: cache::Cache,
+}
+
+impl Sandbox {
+    /// A sandbox whose compiled components are cached in `cache_dir` (none: no cache).
+    pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Sandbox> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .cranelift_nan_canonicalization(true)
+            .relaxed_simd_deterministic(true)
+            .wasm_features(wasmtime::WasmFeatures::THREADS, false)
+            .max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        bindings::transform::Transform::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        let cache = cache::Cache::new(&engine, cache_dir);
+        Ok(Sandbox {
+            engine,
+            linker,
+            cache,
+        })
+    }
+
+    /// Runs one component on `conn` inside the caller's transaction, with `guard` (installed
+    /// on `conn`) switched to the component's policy for the duration.
+    pub fn call(
+        &self,
+        conn: &mut Connection,
+        guard: &Guard,
+        call: &Call<'_>,
+    ) -> Result<Outcome, ComponentError> {
+        let component =
+            self.cache
+                .load(&self.engine, call.wasm)
+                .map_err(|e| ComponentError::Invalid {
+                    reason: first_line(&e),
+                })?;
+
+        let timeout = Duration::from_secs(call.limits.timeout_s);
+        guard.set_mode(Mode::Component {
+            policy: Arc::new(call.policy.clone()),
+            deadline: Instant::now() + timeout,
+        });
+        let placeholder = Connection::open_in_memory().expect("an in-memory database opens");
+        let owned = std::mem::replace(conn, placeholder);
+        let changes_before = owned.total_changes();
+        let memory_bytes =
+            usize::try_from(call.limits.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(owned, guard.clone(), memory_bytes),
+        );
+        store.limiter(|s| &mut s.memory);
+        store.set_fuel(call.limits.fuel).expect("fuel is enabled");
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_trap();
+
+        let watchdog = Watchdog::start(self.engine.clone(), timeout);
+        let result = self.invoke(&mut store, &component, call);
+        watchdog.stop();
+
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let state = store.into_data();
+        let memory_tripped = state.memory.tripped;
+        let logs = state.logs.clone();
+        *conn = state.into_connection();
+        let rows_changed = conn.total_changes() - changes_before;
+        let timed_out_in_sql = guard.timed_out();
+        let denied = guard.take_denied();
+        guard.set_mode(Mode::Host);
+
+        let outcome = Outcome {
+            fuel_used: call.limits.fuel - fuel_left,
+            rows_changed,
+            logs,
+        };
+        // A tripped limit or a refused statement fails the step even if the guest caught the
+        // error and carried on: limits and capabilities are not the guest's to waive.
+        if memory_tripped {
+            return Err(ComponentError::Memory {
+                mib: call.limits.memory_mib,
+            });
+        }
+        if timed_out_in_sql {
+            return Err(ComponentError::Timeout {
+                secs: call.limits.timeout_s,
+                in_sql: true,
+            });
+        }
+        if let Some(reason) = denied {
+            return Err(ComponentError::Denied { reason });
+        }
+        match result {
+            Ok(Ok(violations)) if violations.is_empty() => Ok(outcome),
+            Ok(Ok(violations)) => Err(ComponentError::Violations(violations)),
+            Ok(Err(message)) => Err(ComponentError::Failed { message }),
+            Err(Invoke::Instantiate(e)) => Err(ComponentError::WrongWorld {
+                world: call.world,
+                reason: first_line(&e),
+            }),
+            Err(Invoke::Call(e)) => Err(classify_trap(&e, &call.limits, &outcome.logs)),
+        }
+    }
+
+    /// Instantiates the component in its world and calls the export; a check's violations come
+    /// back as the list, other worlds give an empty one.
+    fn invoke(
+        &self,
+        store: &mut Store<HostState>,
+        component: &wasmtime::component::Component,
+        call: &Call<'_>,
+    ) -> Result<Result<Vec<String>, String>, Invoke> {
+        use bindings::{check::Check, seed::Seed, transform::Transform};
+        match call.world {
+            World::Transform => {
+                let w = Transform::instantiate(&mut *store, component, &self.linker)
+                    .map_err(Invoke::Instantiate)?;
+                w.call_run(store)
+                    .map_err(Invoke::Call)
+                    .map(|r| r.map(|()| Vec::new()))
+            }
+            World::Seed => {
+                let w = Seed::instantiate(&mut *store, component, &self.linker)
+                    .map_err(Invoke::Instantiate)?;
+                w.call_seed(store, call.seed_params)
+                    .map_err(Invoke::Call)
+                    .map(|r| r.map(|()| Vec::new()))
+            }
+            World::Check => {
+                let w = Check::instantiate(&mut *store, component, &self.linker)
+                    .map_err(Invoke::Instantiate)?;
+                w.call_check(store).map_err(Invoke::Call)
+            }
+        }
+    }
+}
+
+enum Invoke {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+fn first_line(e: &wasmtime::Error) -> String {
+    format!("{e:#}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn classify_trap(e: &wasmtime::Error, limits: &Limits, logs: &[LogLine]) -> ComponentError {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => ComponentError::Fuel { limit: limits.fuel },
+        Some(Trap::Interrupt) => ComponentError::Timeout {
+            secs: limits.timeout_s,
+            in_sql: false,
+        },
+        Some(Trap::StackOverflow) => ComponentError::Trap {
+            message: "stack overflow (recursion too deep)".into(),
+        },
+        _ => {
+            // A guest panic arrives as a bare trap; the SDK logs the panic message first.
+            let panic = logs
+                .iter()
+                .rev()
+                .find(|l| l.level == "error")
+                .map(|l| l.message.clone());
+            let trap = first_line(e);
+            ComponentError::Trap {
+                message: match panic {
+                    Some(p) => format!("{p} ({trap})"),
+                    None => trap,
+                },
+            }
+        }
+    }
+}
+
+/// Bumps the engine's epoch once the timeout passes, unless stopped first.
+struct Watchdog {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watchdog {
+    fn start(engine: Engine, timeout: Duration) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                engine.increment_epoch();
+            }
+        });
+        Watchdog { stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}

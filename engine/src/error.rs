@@ -42,6 +42,10 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// A guest crate did not build into a component.
+    #[error("{}: {message}", path.display())]
+    Build { path: PathBuf, message: String },
+
     /// A file or folder could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -57,7 +61,9 @@ impl Error {
         match self {
             Error::Tree { .. } | Error::Input { .. } | Error::Usage(_) => exit::BAD_INPUT,
             Error::Refused(_) => exit::REFUSED,
-            Error::Step(_) | Error::Database { .. } | Error::Io { .. } => exit::FAILURE,
+            Error::Step(_) | Error::Database { .. } | Error::Io { .. } | Error::Build { .. } => {
+                exit::FAILURE
+            }
         }
     }
 

@@ -18,6 +18,7 @@ pub mod data;
 pub mod error;
 pub mod event;
 pub mod exit;
+pub mod guest;
 pub mod ledger;
 pub mod migrator;
 pub mod plan;

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod hostile;
 mod init_new;
 mod migrate;
 mod refusals;

@@ -145,6 +145,16 @@ impl Sandbox {
         })
     }
 
+    /// The names a component exports, to tell which world it implements.
+    pub fn exports(&self, wasm: &[u8]) -> wasmtime::Result<Vec<String>> {
+        let component = self.cache.load(&self.engine, wasm)?;
+        let ty = component.component_type();
+        Ok(ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect())
+    }
+
     /// Runs one component on `conn` inside the caller's transaction, with `guard` (installed
     /// on `conn`) switched to the component's policy for the duration.
     pub fn call(
@@ -264,12 +274,30 @@ enum Invoke {
     Call(wasmtime::Error),
 }
 
+/// A one-line account of a wasmtime error: the trap or the root cause, and where in the guest
+/// it happened when the component kept its name section.
 fn first_line(e: &wasmtime::Error) -> String {
-    format!("{e:#}")
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let what = match e.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => e.root_cause().to_string(),
+    };
+    let what = what.lines().next().unwrap_or_default().to_string();
+    let frames: Vec<String> = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|bt| {
+            bt.frames()
+                .iter()
+                .filter_map(|f| f.func_name())
+                .take(3)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if frames.is_empty() {
+        what
+    } else {
+        format!("{what}, in {}", frames.join(" < "))
+    }
 }
 
 fn classify_trap(e: &wasmtime::Error, limits: &Limits, logs: &[LogLine]) -> ComponentError {

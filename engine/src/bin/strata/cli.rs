@@ -7,7 +7,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use strata_engine::migrator::{self, MigrateOptions};
 use strata_engine::plan::PlanOptions;
-use strata_engine::{Error, Project, scaffold, tree};
+use strata_engine::sandbox::Sandbox;
+use strata_engine::{Error, Project, guest, scaffold, tree};
 
 use crate::render::{self, Output};
 
@@ -49,6 +50,11 @@ enum Command {
         module: String,
         /// What the migration does: [a-z0-9][a-z0-9_-]*, e.g. add-users.
         slug: String,
+    },
+    /// Compile guest crates to WebAssembly components and write the .wasm files to commit.
+    Build {
+        /// A module, or <module>/<migration folder or stamp>; everything when absent.
+        selector: Option<String>,
     },
     /// Per module: which migrations are applied, pending, modified or missing, on both databases.
     Status,
@@ -104,6 +110,12 @@ pub fn run(args: Args) -> Result<()> {
         Command::Init => out.init(&scaffold::init(&project)?),
         Command::New { module, slug } => {
             out.new_migration(&scaffold::new_migration(&project, &module, &slug)?)
+        }
+        Command::Build { selector } => {
+            let crates = guest::find(&project, selector.as_deref())?;
+            let sandbox = Sandbox::new(Some(project.state_dir().join("cache")))
+                .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
+            out.build(&guest::build(&project, &crates, &sandbox)?)
         }
         Command::Status => out.status(&migrator::status(&project)?),
         Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options())?),

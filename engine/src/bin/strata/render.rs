@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::json;
 use strata_engine::Event;
+use strata_engine::guest::Built;
 use strata_engine::ledger::AuditRow;
 use strata_engine::migrator::{DatabaseStatus, MigrateReport, PlannedPhase};
 use strata_engine::plan::State;
@@ -44,6 +45,19 @@ impl Output {
             return self.print_json(&json!({ "path": dir }));
         }
         println!("{}", dir.display());
+        Ok(())
+    }
+
+    pub fn build(&self, built: &[Built]) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "components": built }));
+        }
+        if built.is_empty() {
+            println!("no guest crates to build");
+        }
+        for b in built {
+            println!("{}  {} ({} bytes)", b.sha256, b.output.display(), b.bytes);
+        }
         Ok(())
     }
 

@@ -1,0 +1,347 @@
+//! `strata build`: compiles a migration's guest crates to WebAssembly components and writes the
+//! `.wasm` files that get committed and checksummed.
+//!
+//! Each crate is built with cargo for wasm32-unknown-unknown under a pinned release profile, with
+//! every local path remapped, so the same source and toolchain give the same bytes wherever the
+//! project is checked out; the core module is then encoded as a component with `wit-component`
+//! (no external tools) and checked against the world its place in the folder implies. Build
+//! output goes under `.strata/build/`, never into the migrations tree.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::checksum::hex;
+use crate::config::{MigrationConfig, Project};
+use crate::error::Error;
+use crate::sandbox::{Sandbox, World};
+use crate::tree::{Migration, Tree};
+
+/// The target guests are built for.
+pub const TARGET: &str = "wasm32-unknown-unknown";
+
+/// The release profile every guest is built with, whatever its own Cargo.toml says: these
+/// settings decide the bytes, so they are part of the pin.
+const PINNED_PROFILE: &[&str] = &[
+    "profile.release.opt-level=3",
+    "profile.release.codegen-units=1",
+    "profile.release.lto=true",
+    "profile.release.debug=false",
+    "profile.release.incremental=false",
+    "profile.release.panic=\"abort\"",
+    "profile.release.strip=false",
+];
+
+/// One guest crate of a migration and the component it builds.
+#[derive(Debug, Clone)]
+pub struct GuestCrate {
+    /// `module/folder` of the migration.
+    pub migration: String,
+    pub world: World,
+    /// The crate folder (holding Cargo.toml).
+    pub source: PathBuf,
+    /// The `.wasm` to write.
+    pub output: PathBuf,
+}
+
+/// A component that was built.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Built {
+    pub migration: String,
+    pub output: PathBuf,
+    pub sha256: String,
+    pub bytes: usize,
+}
+
+/// The guest crates of the migrations `selector` names: everything when `None`, a module
+/// (`accounts`), or one migration (`accounts/20240105T093000Z-zero`, or just its stamp).
+pub fn find(project: &Project, selector: Option<&str>) -> Result<Vec<GuestCrate>, Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let chosen: Vec<&Migration> = match selector {
+        None => tree.migrations.iter().collect(),
+        Some(sel) => {
+            let (module, folder) = sel.split_once('/').unwrap_or((sel, ""));
+            let chosen: Vec<&Migration> = tree
+                .module(module)
+                .filter(|m| folder.is_empty() || m.folder() == folder || m.id.stamp == folder)
+                .collect();
+            if chosen.is_empty() {
+                return Err(Error::Usage(format!(
+                    "no migration matches `{sel}`: use a module name, or <module>/<folder> as \
+                     `strata status` lists them"
+                )));
+            }
+            chosen
+        }
+    };
+    let mut crates = Vec::new();
+    for m in chosen {
+        let build = MigrationConfig::load(&m.dir)?.build;
+        let slots = [
+            (
+                World::Transform,
+                build.transform,
+                "transform",
+                "transform.wasm",
+            ),
+            (
+                World::Seed,
+                build.test_seed,
+                "test-data/seed",
+                "test-data/seed.wasm",
+            ),
+            (
+                World::Seed,
+                build.proj_seed,
+                "proj-data/seed",
+                "proj-data/seed.wasm",
+            ),
+            (World::Check, build.check, "check", "check.wasm"),
+        ];
+        for (world, configured, default_dir, output) in slots {
+            let named = configured.is_some();
+            let source = m
+                .dir
+                .join(configured.unwrap_or_else(|| PathBuf::from(default_dir)));
+            if source.join("Cargo.toml").is_file() {
+                crates.push(GuestCrate {
+                    migration: m.label(),
+                    world,
+                    source,
+                    output: m.file(output),
+                });
+            } else if named {
+                return Err(Error::input(
+                    m.file(crate::config::MIGRATION_CONFIG_FILE),
+                    format!(
+                        "[build] names {} as a guest crate, but it has no Cargo.toml",
+                        source.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(crates)
+}
+
+/// Builds every crate in `crates`, writing each component; stops at the first failure.
+pub fn build(
+    project: &Project,
+    crates: &[GuestCrate],
+    sandbox: &Sandbox,
+) -> Result<Vec<Built>, Error> {
+    if crates.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_target_installed()?;
+    let target_dir = absolute(&project.ensure_state_dir()?.join("build"))?;
+    crates
+        .iter()
+        .map(|c| {
+            let core = compile(c, &target_dir)?;
+            let component = wit_component::ComponentEncoder::default()
+                .module(&core)
+                .and_then(|e| e.validate(true).encode())
+                .map_err(|e| {
+                    build_error(
+                        &c.source,
+                        format!("cannot encode the module as a component: {e:#}"),
+                    )
+                })?;
+            check_world(sandbox, c, &component)?;
+            std::fs::write(&c.output, &component).map_err(|e| Error::io(&c.output, e))?;
+            Ok(Built {
+                migration: c.migration.clone(),
+                output: c.output.clone(),
+                sha256: hex(&Sha256::digest(&component)),
+                bytes: component.len(),
+            })
+        })
+        .collect()
+}
+
+fn build_error(path: &Path, message: impl Into<String>) -> Error {
+    Error::Build {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Error> {
+    std::path::absolute(path).map_err(|e| Error::io(path, e))
+}
+
+/// Refuses early, with the one command that fixes it, when the wasm target is missing.
+fn check_target_installed() -> Result<(), Error> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot run rustc ({e}); `strata build` needs a Rust toolchain (rustup.rs)"
+            ))
+        })?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if sysroot.join("lib/rustlib").join(TARGET).is_dir() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the {TARGET} target is not installed, and guest crates are built for it; install it with:\n    \
+         rustup target add {TARGET}"
+    )))
+}
+
+/// The `--remap-path-prefix` flags that erase where this checkout lives: cargo's home, then
+/// every local package the crate builds (itself and its path dependencies).
+fn remap_flags(source: &Path) -> Result<Vec<String>, Error> {
+    let mut flags = Vec::new();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    let out = Command::new(cargo())
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(source.join("Cargo.toml"))
+        .output()
+        .map_err(|e| build_error(source, format!("cannot run cargo metadata: {e}")))?;
+    if !out.status.success() {
+        return Err(build_error(
+            source,
+            format!(
+                "cargo metadata failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        build_error(
+            source,
+            format!("cargo metadata gave unreadable output: {e}"),
+        )
+    })?;
+    let mut locals: Vec<(String, PathBuf)> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["source"].is_null())
+        .filter_map(|p| {
+            let dir = Path::new(p["manifest_path"].as_str()?)
+                .parent()?
+                .to_path_buf();
+            Some((p["name"].as_str()?.to_string(), dir))
+        })
+        .collect();
+    // Deeper folders last: rustc applies the last matching prefix.
+    locals.sort_by_key(|(_, dir)| dir.components().count());
+    for (name, dir) in locals {
+        flags.push(format!("--remap-path-prefix={}=/src/{name}", dir.display()));
+    }
+    Ok(flags)
+}
+
+/// Builds one crate and returns its core module.
+fn compile(c: &GuestCrate, target_dir: &Path) -> Result<Vec<u8>, Error> {
+    let source = absolute(&c.source)?;
+    let rustflags = remap_flags(&source)?.join("\x1f");
+    let mut cmd = Command::new(cargo());
+    cmd.args([
+        "build",
+        "--release",
+        "--target",
+        TARGET,
+        "--message-format=json-render-diagnostics",
+    ])
+    .arg("--manifest-path")
+    .arg(source.join("Cargo.toml"));
+    for setting in PINNED_PROFILE {
+        cmd.args(["--config", setting]);
+    }
+    let out = cmd
+        .env("CARGO_TARGET_DIR", target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .map_err(|e| build_error(&c.source, format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(build_error(
+            &c.source,
+            format!("cargo build failed:\n{}", tail.join("\n")),
+        ));
+    }
+    let mut wasm = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let is_cdylib = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        if !is_cdylib {
+            continue;
+        }
+        if let Some(file) = msg["filenames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str())
+            .find(|f| f.ends_with(".wasm"))
+        {
+            wasm = Some(PathBuf::from(file));
+        }
+    }
+    let wasm = wasm.ok_or_else(|| {
+        build_error(
+            &c.source,
+            "the crate built no .wasm; a guest crate needs `[lib] crate-type = [\"cdylib\"]` in its Cargo.toml",
+        )
+    })?;
+    std::fs::read(&wasm).map_err(|e| Error::io(wasm, e))
+}
+
+/// Refuses a component whose exports do not match the world its folder stands for.
+fn check_world(sandbox: &Sandbox, c: &GuestCrate, component: &[u8]) -> Result<(), Error> {
+    let exports = sandbox
+        .exports(component)
+        .map_err(|e| build_error(&c.source, format!("the component does not load: {e:#}")))?;
+    if exports.iter().any(|e| e == c.world.export()) {
+        return Ok(());
+    }
+    Err(build_error(
+        &c.source,
+        format!(
+            "this crate is in the place of a {} component (world `{}`, exporting `{}`), but its \
+             component exports {}; use the SDK's `{}!` macro, or move the crate to the folder of \
+             its world (transform/, test-data/seed/, proj-data/seed/, check/)",
+            c.world.name(),
+            c.world.name(),
+            c.world.export(),
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            },
+            c.world.name(),
+        ),
+    ))
+}

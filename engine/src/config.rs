@@ -27,6 +27,8 @@ pub struct Config {
     pub test_db: PathBuf,
     /// How long to wait for another writer's lock before refusing (exit 3).
     pub busy_timeout_ms: u64,
+    /// How many backups of each database to keep in `.strata/backups/`.
+    pub backups_keep: usize,
     /// The ceiling of every component's limits; migration.toml may only narrow them.
     pub sandbox: Limits,
 }
@@ -58,6 +60,7 @@ impl Default for Config {
             db: PathBuf::from("app.db"),
             test_db: PathBuf::from(STATE_DIR).join("test.db"),
             busy_timeout_ms: 5_000,
+            backups_keep: 10,
             sandbox: Limits::default(),
         }
     }
@@ -78,6 +81,8 @@ impl Config {
              test_db = \"{}\"\n\
              # How long to wait for another writer before refusing (exit 3).\n\
              busy_timeout_ms = {}\n\
+             # How many backups of each database to keep in .strata/backups/.\n\
+             backups_keep = {}\n\
              \n\
              # The ceiling of every WebAssembly component's limits; a migration.toml may only\n\
              # narrow them. Fuel is a deterministic instruction budget.\n\
@@ -89,6 +94,7 @@ impl Config {
             d.db.display(),
             d.test_db.display(),
             d.busy_timeout_ms,
+            d.backups_keep,
             d.sandbox.fuel,
             d.sandbox.memory_mib,
             d.sandbox.timeout_s,
@@ -148,6 +154,11 @@ impl Project {
     /// `.strata/`, strata's own folder in the project.
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR)
+    }
+
+    /// `.strata/backups/`, where backups are kept.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.state_dir().join("backups")
     }
 
     /// How long a connection waits for another writer.

@@ -16,6 +16,10 @@ pub enum Phase {
     Rehearsal,
     /// Phase 2: the real database, without test data.
     Apply,
+    /// `strata sandbox`: a throwaway database, with test data.
+    Sandbox,
+    /// `strata restore`: a backup put back.
+    Restore,
 }
 
 impl Phase {
@@ -24,12 +28,14 @@ impl Phase {
         match self {
             Phase::Rehearsal => "rehearsal",
             Phase::Apply => "apply",
+            Phase::Sandbox => "sandbox",
+            Phase::Restore => "restore",
         }
     }
 
     /// Whether steps in this phase load `test-data/`.
     pub fn loads_test_data(self) -> bool {
-        matches!(self, Phase::Rehearsal)
+        matches!(self, Phase::Rehearsal | Phase::Sandbox)
     }
 
     /// How a person names the database this phase works on.
@@ -37,6 +43,8 @@ impl Phase {
         match self {
             Phase::Rehearsal => "the test database",
             Phase::Apply => "the real database",
+            Phase::Sandbox => "a throwaway database",
+            Phase::Restore => "the restored database",
         }
     }
 }
@@ -107,6 +115,8 @@ pub enum Event<'a> {
         db: &'a Path,
         pending: usize,
     },
+    /// A verified backup of `db` was taken before the phase changed it.
+    BackupTaken { db: &'a Path, backup: &'a Path },
     /// A step starts.
     StepStarted {
         phase: Phase,

@@ -12,6 +12,7 @@
 //! `ledger` (the bookkeeping tables), `data` (data.json), `sqlite` (connections and statement
 //! batches), `step` (one migration in one transaction), `migrator` (the two phases), `event`.
 
+pub mod backup;
 pub mod checksum;
 pub mod config;
 pub mod data;

@@ -92,8 +92,8 @@ impl Prepared {
             || self.check.is_some()
     }
 
-    /// The actions this step runs in `phase`, in order.
-    pub fn actions(&self, phase: Phase) -> Vec<Action> {
+    /// The actions this step runs, in order; test data only when `test_data`.
+    pub fn actions(&self, test_data: bool) -> Vec<Action> {
         let mut actions = vec![Action::DoSql];
         let mut add = |present: bool, action| {
             if present {
@@ -101,14 +101,8 @@ impl Prepared {
             }
         };
         add(self.transform.is_some(), Action::Transform);
-        add(
-            phase.loads_test_data() && self.test_data.is_some(),
-            Action::TestData,
-        );
-        add(
-            phase.loads_test_data() && self.test_seed.is_some(),
-            Action::TestSeed,
-        );
+        add(test_data && self.test_data.is_some(), Action::TestData);
+        add(test_data && self.test_seed.is_some(), Action::TestSeed);
         add(self.proj_data.is_some(), Action::ProjData);
         add(self.proj_seed.is_some(), Action::ProjSeed);
         add(self.checks.is_some(), Action::Checks);
@@ -122,6 +116,8 @@ impl Prepared {
 pub struct Context<'a> {
     pub db: &'a Path,
     pub phase: Phase,
+    /// Whether steps load their `test-data/`.
+    pub test_data: bool,
     /// Needed when the step has components.
     pub sandbox: Option<&'a Sandbox>,
     /// The project's ceiling for component limits.
@@ -224,7 +220,7 @@ fn apply_in_transaction(
 
     let mut log = Vec::new();
     let mut failure = None;
-    for action in step.actions(phase) {
+    for action in step.actions(ctx.test_data) {
         let t = Instant::now();
         match run_action(conn, ctx, step, action, guard, events) {
             Ok(done) => {

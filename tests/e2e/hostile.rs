@@ -5,7 +5,7 @@ use crate::harness::{Project, rows};
 
 /// A transform component whose `run` executes `body` (core wasm instructions) after calling
 /// `sql.execute` on `sql` (when given), then returns ok.
-fn transform(sql: Option<&str>, body: &str) -> Vec<u8> {
+pub fn transform(sql: Option<&str>, body: &str) -> Vec<u8> {
     let call = match sql {
         Some(s) => format!(
             "(call $execute (i32.const 0) (i32.const {}) (i32.const 0) (i32.const 0) (i32.const 2048))",

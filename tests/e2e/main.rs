@@ -7,4 +7,5 @@ mod hostile;
 mod init_new;
 mod migrate;
 mod refusals;
+mod rehearsal;
 mod tree_errors;

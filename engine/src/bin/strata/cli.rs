@@ -62,6 +62,27 @@ enum Command {
     Plan(RunArgs),
     /// Rehearse pending migrations on the test database, then apply them to the real one.
     Migrate(RunArgs),
+    /// CI mode: the whole chain from zero on a throwaway database, with test data, project data,
+    /// components and checks; never opens the real or test database. Exit 1 on any failure.
+    Sandbox {
+        /// Write a JUnit XML report (one testcase per step) to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Rehearse only the pending migrations on a copy of this database (no test data).
+        #[arg(long, value_name = "DB")]
+        from: Option<PathBuf>,
+        /// Stop after the migrations with this stamp, inclusive.
+        #[arg(long, value_name = "STAMP", value_parser = parse_stamp)]
+        to: Option<String>,
+    },
+    /// Put a backup back in place of the real database (the latest by default).
+    Restore {
+        /// A backup file, or its name in .strata/backups/.
+        backup: Option<PathBuf>,
+        /// Restore the test database instead of the real one.
+        #[arg(long)]
+        test: bool,
+    },
     /// The audit log: every step on the database, with outcome, rows and duration.
     Audit {
         /// Read the test database's log instead of the real one's.
@@ -84,6 +105,9 @@ struct RunArgs {
     /// Skip phase 1: apply to the real database without rehearsing on the test database.
     #[arg(long)]
     no_rehearsal: bool,
+    /// Also rehearse on a throwaway copy of the real database before the real run.
+    #[arg(long)]
+    rehearse_on_copy: bool,
 }
 
 impl RunArgs {
@@ -94,6 +118,7 @@ impl RunArgs {
                 allow_out_of_order: self.allow_out_of_order,
             },
             rehearse: !self.no_rehearsal,
+            rehearse_on_copy: self.rehearse_on_copy,
         }
     }
 }
@@ -124,12 +149,40 @@ pub fn run(args: Args) -> Result<()> {
                 migrator::migrate(&project, &run.options(), &mut |e| render::event(&out, e))?;
             out.migrate(&report)
         }
+        Command::Sandbox { junit, from, to } => {
+            let opts = migrator::SandboxOptions {
+                from,
+                plan: PlanOptions {
+                    to,
+                    allow_out_of_order: false,
+                },
+            };
+            let report = migrator::sandbox(&project, &opts, &mut |e| render::event(&out, e))?;
+            if let Some(path) = junit {
+                std::fs::write(&path, render::junit(&report))
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            out.sandbox(&report)?;
+            if !report.ok {
+                return Err(anyhow::Error::new(Failed("the sandbox run failed".into())));
+            }
+            Ok(())
+        }
+        Command::Restore { backup, test } => {
+            let (db, from) = migrator::restore(&project, test, backup.as_deref())?;
+            out.restored(&db, &from)
+        }
         Command::Audit { test, limit } => {
             let (db, rows) = migrator::audit(&project, test, limit)?;
             out.audit(&db, &rows)
         }
     }
 }
+
+/// A failure already reported on stdout; only the exit code is left to give.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failed(pub String);
 
 fn project(args: &Args) -> Result<Project, Error> {
     let mut project = Project::discover(args.project.as_deref())?;

@@ -8,7 +8,9 @@ use serde_json::json;
 use strata_engine::Event;
 use strata_engine::guest::Built;
 use strata_engine::ledger::AuditRow;
-use strata_engine::migrator::{DatabaseStatus, MigrateReport, PlannedPhase};
+use strata_engine::migrator::{
+    DatabaseStatus, MigrateReport, PlannedPhase, SandboxReport, StepOutcome,
+};
 use strata_engine::plan::State;
 
 /// Where and how to write.
@@ -172,10 +174,17 @@ impl Output {
             return self.print_json(report);
         }
         for p in &report.phases {
-            let mut line = match p.applied.len() {
-                0 => format!("{}: up to date", p.db.display()),
-                n => format!("{}: applied {n} migration(s)", p.db.display()),
+            let db = match &p.copy_of {
+                Some(original) => format!("copy of {} (deleted)", original.display()),
+                None => p.db.display().to_string(),
             };
+            let mut line = match p.applied.len() {
+                0 => format!("{db}: up to date"),
+                n => format!("{db}: applied {n} migration(s)"),
+            };
+            if let Some(b) = &p.backup {
+                line.push_str(&format!(", backup {}", b.display()));
+            }
             if !p.skipped.is_empty() {
                 line.push_str(&format!(
                     ", {} applied meanwhile by another process",
@@ -184,6 +193,44 @@ impl Output {
             }
             println!("{line}");
         }
+        Ok(())
+    }
+
+    pub fn sandbox(&self, report: &SandboxReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        for s in &report.steps {
+            let mark = match s.outcome {
+                StepOutcome::Ok => "ok     ",
+                StepOutcome::Failed => "FAILED ",
+                StepOutcome::Skipped => "skipped",
+            };
+            println!("{mark} {}/{} ({} ms)", s.module, s.migration, s.duration_ms);
+        }
+        let count = |o: StepOutcome| report.steps.iter().filter(|s| s.outcome == o).count();
+        println!(
+            "sandbox: {} ok, {} failed, {} skipped in {} ms",
+            count(StepOutcome::Ok),
+            count(StepOutcome::Failed),
+            count(StepOutcome::Skipped),
+            report.duration_ms
+        );
+        for s in report
+            .steps
+            .iter()
+            .filter(|s| s.outcome == StepOutcome::Failed)
+        {
+            eprintln!("error: {}", s.message.as_deref().unwrap_or("failed"));
+        }
+        Ok(())
+    }
+
+    pub fn restored(&self, db: &Path, from: &Path) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "db": db, "restored_from": from }));
+        }
+        println!("restored {} from {}", db.display(), from.display());
         Ok(())
     }
 
@@ -256,6 +303,9 @@ pub fn event(out: &Output, e: &Event<'_>) {
         } if out.verbose || *level == "warn" || *level == "error" => {
             eprintln!("    [{migration} {action}] {level}: {message}");
         }
+        Event::BackupTaken { db, backup } => {
+            eprintln!("  backed up {} to {}", db.display(), backup.display());
+        }
         Event::StepApplied {
             migration, elapsed, ..
         } => {
@@ -268,8 +318,55 @@ pub fn event(out: &Output, e: &Event<'_>) {
     }
 }
 
+/// The sandbox report as JUnit XML: one testsuite, one testcase per step.
+pub fn junit(report: &SandboxReport) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let count = |o: StepOutcome| report.steps.iter().filter(|s| s.outcome == o).count();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str(&format!(
+        "<testsuites>\n  <testsuite name=\"strata sandbox\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
+        report.steps.len(),
+        count(StepOutcome::Failed),
+        count(StepOutcome::Skipped),
+        report.duration_ms as f64 / 1000.0
+    ));
+    for s in &report.steps {
+        x.push_str(&format!(
+            "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+            esc(&s.module),
+            esc(&s.migration),
+            s.duration_ms as f64 / 1000.0
+        ));
+        match s.outcome {
+            StepOutcome::Ok => x.push_str("/>\n"),
+            StepOutcome::Skipped => x.push_str(
+                ">\n      <skipped message=\"an earlier step failed\"/>\n    </testcase>\n",
+            ),
+            StepOutcome::Failed => {
+                let msg = s.message.as_deref().unwrap_or("failed");
+                let first = msg.lines().next().unwrap_or("failed");
+                x.push_str(&format!(
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                    esc(first),
+                    esc(msg)
+                ));
+            }
+        }
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
 /// Prints an error (stderr; also a JSON object on stdout with `--json`) and returns its exit code.
 pub fn error(err: &anyhow::Error, json: bool) -> i32 {
+    if err.downcast_ref::<crate::cli::Failed>().is_some() {
+        return strata_engine::exit::FAILURE;
+    }
     let code = err.downcast_ref::<strata_engine::Error>().map_or(
         strata_engine::exit::FAILURE,
         strata_engine::Error::exit_code,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crate::tree::Migration;
@@ -131,6 +133,13 @@ pub enum Event<'a> {
         /// Fuel a component burned; `None` for SQL and data.
         fuel: Option<u64>,
         elapsed: Duration,
+    },
+    /// A component starts; `rows_written` counts the rows it writes while it runs, for
+    /// progress display from another thread.
+    ComponentStarted {
+        migration: &'a Migration,
+        action: Action,
+        rows_written: Arc<AtomicU64>,
     },
     /// A component logged a message.
     ComponentLog {

@@ -10,6 +10,8 @@
 //! runs one step; ordering and phases belong to `migrator`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -462,7 +464,13 @@ fn component(
             m.file(crate::config::MIGRATION_CONFIG_FILE),
         ),
         seed_params: seed_params.unwrap_or("{}"),
+        progress: Arc::new(AtomicU64::new(0)),
     };
+    events(&Event::ComponentStarted {
+        migration: m,
+        action,
+        rows_written: Arc::clone(&call.progress),
+    });
     let result = sandbox.call(conn, guard, &call);
     let (outcome, error) = match result {
         Ok(outcome) => (Some(outcome), None),

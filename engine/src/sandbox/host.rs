@@ -8,6 +8,9 @@
 //! between WIT values and SQLite; limits and capabilities are enforced by the store and the
 //! guard.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, Statement};
 use wasmtime::component::{Resource, ResourceTable};
@@ -57,10 +60,17 @@ pub struct HostState {
     pub memory: MemoryLimit,
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
+    /// Rows written so far, readable from another thread for progress display.
+    pub progress: Arc<AtomicU64>,
 }
 
 impl HostState {
-    pub fn new(conn: Connection, guard: Guard, memory_bytes: usize) -> Self {
+    pub fn new(
+        conn: Connection,
+        guard: Guard,
+        memory_bytes: usize,
+        progress: Arc<AtomicU64>,
+    ) -> Self {
         HostState {
             session: Session::new(conn, |_| Vec::new()),
             table: ResourceTable::new(),
@@ -71,6 +81,7 @@ impl HostState {
             },
             logs: Vec::new(),
             dropped_logs: 0,
+            progress,
         }
     }
 
@@ -81,6 +92,17 @@ impl HostState {
 
     fn error(&self, e: rusqlite::Error) -> sql::Error {
         classify(e, &self.guard)
+    }
+
+    /// Counts written rows for progress, and turns errors into WIT errors.
+    fn written(&self, r: rusqlite::Result<u64>) -> Result<u64, sql::Error> {
+        match r {
+            Ok(n) => {
+                self.progress.fetch_add(n, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => Err(self.error(e)),
+        }
     }
 }
 
@@ -201,7 +223,7 @@ impl sql::Host for HostState {
         let r = conn
             .prepare_cached(&sql)
             .and_then(|mut stmt| bind_all(&mut stmt, &params).and_then(|()| run(&mut stmt)));
-        Ok(r.map_err(|e| self.error(e)))
+        Ok(self.written(r))
     }
 
     fn query(
@@ -241,7 +263,7 @@ impl sql::Host for HostState {
             }
             Ok(changed)
         });
-        Ok(r.map_err(|e| self.error(e)))
+        Ok(self.written(r))
     }
 
     fn execute_packed(
@@ -288,7 +310,7 @@ impl sql::Host for HostState {
             }
             Ok(changed)
         });
-        Ok(r.map_err(|e| self.error(e)))
+        Ok(self.written(r))
     }
 
     fn open_cursor(

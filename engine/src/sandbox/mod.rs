@@ -14,6 +14,7 @@ mod host;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ pub struct Call<'a> {
     pub policy: Policy,
     /// For a seed: the JSON text of its parameters.
     pub seed_params: &'a str,
+    /// Rows written so far, counted while the component runs.
+    pub progress: Arc<AtomicU64>,
 }
 
 /// What a call that did not fail reports.
@@ -182,7 +185,12 @@ impl Sandbox {
             usize::try_from(call.limits.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let mut store = Store::new(
             &self.engine,
-            HostState::new(owned, guard.clone(), memory_bytes),
+            HostState::new(
+                owned,
+                guard.clone(),
+                memory_bytes,
+                Arc::clone(&call.progress),
+            ),
         );
         store.limiter(|s| &mut s.memory);
         store.set_fuel(call.limits.fuel).expect("fuel is enabled");

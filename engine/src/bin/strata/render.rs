@@ -1,7 +1,13 @@
 //! How results, progress and errors look: human text (results on stdout, progress and errors
 //! on stderr) or JSON on stdout with `--json`. The library never prints; this module does.
 
+use std::cell::RefCell;
+use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use anyhow::Result;
 use serde_json::json;
@@ -18,14 +24,18 @@ pub struct Output {
     json: bool,
     quiet: bool,
     verbose: bool,
+    /// Progress bars on a terminal; plain lines otherwise.
+    progress: Option<RefCell<Progress>>,
 }
 
 impl Output {
     pub fn new(json: bool, quiet: bool, verbose: bool) -> Self {
+        let live = !json && !quiet && std::io::stderr().is_terminal();
         Output {
             json,
             quiet,
             verbose,
+            progress: live.then(|| RefCell::new(Progress::default())),
         }
     }
 
@@ -270,6 +280,10 @@ impl Output {
 
 /// Renders a progress event on stderr (nothing in `--json` or `-q` mode).
 pub fn event(out: &Output, e: &Event<'_>) {
+    if let Some(progress) = &out.progress {
+        progress.borrow_mut().event(out.verbose, e);
+        return;
+    }
     if let Event::Warning(w) = e {
         eprintln!("warning: {w}");
         return;
@@ -277,44 +291,130 @@ pub fn event(out: &Output, e: &Event<'_>) {
     if out.json || out.quiet {
         return;
     }
-    match e {
+    if let Some(line) = line(out.verbose, e) {
+        eprintln!("{line}");
+    }
+}
+
+/// The plain line an event prints, if any.
+fn line(verbose: bool, e: &Event<'_>) -> Option<String> {
+    Some(match e {
+        Event::Warning(w) => format!("warning: {w}"),
         Event::PhaseStarted { phase, db, pending } => {
-            eprintln!("{phase} on {}: {pending} pending", db.display());
+            format!("{phase} on {}: {pending} pending", db.display())
         }
-        Event::StepStarted { migration, .. } if out.verbose => eprintln!("  {migration}"),
+        Event::BackupTaken { db, backup } => {
+            format!("  backed up {} to {}", db.display(), backup.display())
+        }
+        Event::StepStarted { migration, .. } if verbose => format!("  {migration}"),
         Event::ActionDone {
             action,
             rows,
             fuel,
             elapsed,
             ..
-        } if out.verbose => {
+        } if verbose => {
             let fuel = fuel.map(|f| format!(", {f} fuel")).unwrap_or_default();
-            eprintln!(
+            format!(
                 "    {action}: {rows} row(s){fuel}, {} ms",
                 elapsed.as_millis()
-            );
+            )
         }
         Event::ComponentLog {
             migration,
             action,
             level,
             message,
-        } if out.verbose || *level == "warn" || *level == "error" => {
-            eprintln!("    [{migration} {action}] {level}: {message}");
-        }
-        Event::BackupTaken { db, backup } => {
-            eprintln!("  backed up {} to {}", db.display(), backup.display());
+        } if verbose || *level == "warn" || *level == "error" => {
+            format!("    [{migration} {action}] {level}: {message}")
         }
         Event::StepApplied {
             migration, elapsed, ..
-        } => {
-            eprintln!("  applied {migration} ({} ms)", elapsed.as_millis());
-        }
+        } => format!("  applied {migration} ({} ms)", elapsed.as_millis()),
         Event::StepSkipped { migration, .. } => {
-            eprintln!("  skipped {migration}: another process applied it first");
+            format!("  skipped {migration}: another process applied it first")
         }
-        _ => {}
+        _ => return None,
+    })
+}
+
+/// A progress bar over a phase's steps, and a live row count while a component runs.
+#[derive(Default)]
+struct Progress {
+    bar: Option<ProgressBar>,
+    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+impl Progress {
+    fn event(&mut self, verbose: bool, e: &Event<'_>) {
+        match e {
+            Event::PhaseStarted { phase, db, pending } => {
+                let bar = ProgressBar::new(*pending as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}")
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("{phase} on {}", db.display()));
+                self.bar = Some(bar);
+            }
+            Event::StepStarted { migration, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(migration.label());
+                }
+            }
+            Event::ComponentStarted {
+                migration,
+                action,
+                rows_written,
+            } => {
+                self.stop_ticker();
+                if let Some(bar) = self.bar.clone() {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let (rows, halt, label) = (
+                        Arc::clone(rows_written),
+                        Arc::clone(&stop),
+                        format!("{migration} {action}"),
+                    );
+                    let started = std::time::Instant::now();
+                    let thread = std::thread::spawn(move || {
+                        while !halt.load(Ordering::Relaxed) {
+                            let n = rows.load(Ordering::Relaxed);
+                            let rate = n as f64 / started.elapsed().as_secs_f64().max(0.001);
+                            bar.set_message(format!("{label}: {n} rows ({rate:.0}/s)"));
+                            std::thread::sleep(std::time::Duration::from_millis(100));
+                        }
+                    });
+                    self.ticker = Some((stop, thread));
+                }
+            }
+            Event::ActionDone { .. } => self.stop_ticker(),
+            Event::StepApplied { .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+            }
+            Event::PhaseFinished { .. } => {
+                self.stop_ticker();
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+        if let Some(text) = line(verbose, e).filter(|_| !matches!(e, Event::PhaseStarted { .. })) {
+            match &self.bar {
+                Some(bar) => bar.println(text),
+                None => eprintln!("{text}"),
+            }
+        }
+    }
+
+    fn stop_ticker(&mut self) {
+        if let Some((stop, thread)) = self.ticker.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
     }
 }
 

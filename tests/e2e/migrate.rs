@@ -4,14 +4,14 @@ use std::process::Stdio;
 
 use crate::harness::{Project, rows, strata_command};
 
-const EXAMPLE_MIGRATIONS: usize = 7;
+const EXAMPLE_MIGRATIONS: usize = 10;
 
 #[test]
 fn the_example_applies_to_both_databases_and_a_second_run_changes_nothing() {
     let p = Project::example();
     p.strata(&["migrate"])
         .ok()
-        .stdout_has("app.db: applied 7 migration(s)");
+        .stdout_has("app.db: applied 10 migration(s)");
     let status = p.strata(&["status", "--json"]).ok().json();
     let dbs = status["databases"].as_array().unwrap();
     assert_eq!(dbs.len(), 2);
@@ -65,13 +65,13 @@ fn to_stops_at_a_stamp_and_plan_shows_the_rest() {
     let p = Project::example();
     p.strata(&["migrate", "--to", "20240215T153000Z"])
         .ok()
-        .stdout_has("applied 4 migration(s)");
+        .stdout_has("applied 5 migration(s)");
     let plan = p.strata(&["plan", "--json"]).ok().json();
     let phases = plan["phases"].as_array().unwrap();
     assert_eq!(phases[0]["phase"], "rehearsal");
     assert_eq!(phases[1]["phase"], "apply");
     let steps = phases[1]["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 3);
+    assert_eq!(steps.len(), 5);
     assert_eq!(
         steps[0]["migration"],
         "billing/20240304T110000Z-amount-cents"
@@ -97,7 +97,7 @@ fn to_stops_at_a_stamp_and_plan_shows_the_rest() {
 fn status_and_plan_create_no_database() {
     let p = Project::example();
     p.strata(&["status"]).ok().stdout_has("pending");
-    p.strata(&["plan"]).ok().stdout_has("7 step(s)");
+    p.strata(&["plan"]).ok().stdout_has("10 step(s)");
     p.strata(&["audit"]).ok().stdout_has("empty");
     assert!(!p.path("app.db").exists());
     assert!(!p.path(".strata/test.db").exists());
@@ -112,7 +112,7 @@ fn no_rehearsal_warns_and_leaves_the_test_database_alone() {
     assert!(!p.path(".strata/test.db").exists());
     assert_eq!(
         rows(&p.open("app.db"), "SELECT count(*) FROM strata_migration"),
-        ["7"]
+        ["10"]
     );
 }
 
@@ -132,7 +132,7 @@ fn db_flags_and_config_choose_the_databases() {
         .ok();
     assert_eq!(
         rows(&p.open("other.db"), "SELECT count(*) FROM strata_migration"),
-        ["7"]
+        ["10"]
     );
 }
 
@@ -344,7 +344,7 @@ fn concurrent_migrates_apply_each_migration_exactly_once() {
         let conn = p.open(db);
         assert_eq!(
             rows(&conn, "SELECT count(*) FROM strata_migration"),
-            ["7"],
+            ["10"],
             "{db}"
         );
         // One do.sql run per migration: nobody applied a step twice.
@@ -352,7 +352,7 @@ fn concurrent_migrates_apply_each_migration_exactly_once() {
             &conn,
             "SELECT count(*) FROM strata_migration_audit WHERE action = 'do.sql' AND outcome = 'ok'",
         );
-        assert_eq!(runs, ["7"], "{db}");
+        assert_eq!(runs, ["10"], "{db}");
     }
 }
 
@@ -369,7 +369,7 @@ fn audit_lists_every_action_with_its_outcome() {
     );
     assert_eq!(
         entries.iter().filter(|e| e["action"] == "do.sql").count(),
-        7
+        10
     );
     assert!(
         entries

@@ -192,7 +192,7 @@ fn sandbox_runs_the_chain_and_never_touches_the_configured_databases() {
     let report = run.json();
     assert_eq!(report["ok"], true);
     let steps = report["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 7);
+    assert_eq!(steps.len(), 10);
     assert!(steps.iter().all(|s| s["outcome"] == "ok"), "{report}");
     assert_eq!(
         fingerprint(&p, "app.db"),
@@ -205,7 +205,7 @@ fn sandbox_runs_the_chain_and_never_touches_the_configured_databases() {
     );
     p.strata(&["sandbox"])
         .ok()
-        .stdout_has("7 ok, 0 failed, 0 skipped");
+        .stdout_has("10 ok, 0 failed, 0 skipped");
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn sandbox_fails_the_build_on_a_broken_transform_with_a_junit_report() {
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), 8);
+    assert_eq!(cases.len(), 11);
     let failed: Vec<_> = cases
         .iter()
         .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
@@ -262,7 +262,7 @@ fn sandbox_fails_the_build_on_a_broken_transform_with_a_junit_report() {
         .iter()
         .filter(|c| c.children().any(|n| n.has_tag_name("skipped")))
         .count();
-    assert_eq!(skipped, 2, "the steps after the failure are skipped");
+    assert_eq!(skipped, 4, "the steps after the failure are skipped");
     assert!(!p.path("app.db").exists());
 }
 
@@ -283,7 +283,7 @@ fn sandbox_from_a_database_rehearses_only_what_is_pending() {
         .strata(&["sandbox", "--from", "prod-snapshot.db", "--json"])
         .ok()
         .json();
-    assert_eq!(report["steps"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 5, "{report}");
     assert_eq!(
         fingerprint(&p, "prod-snapshot.db"),
         snap,

@@ -78,6 +78,7 @@ impl HostState {
             memory: MemoryLimit {
                 max_bytes: memory_bytes,
                 tripped: false,
+                peak_bytes: 0,
             },
             logs: Vec::new(),
             dropped_logs: 0,
@@ -111,6 +112,8 @@ impl HostState {
 pub struct MemoryLimit {
     max_bytes: usize,
     pub tripped: bool,
+    /// The largest linear memory the component reached.
+    pub peak_bytes: usize,
 }
 
 impl ResourceLimiter for MemoryLimit {
@@ -124,6 +127,7 @@ impl ResourceLimiter for MemoryLimit {
             self.tripped = true;
             return Ok(false);
         }
+        self.peak_bytes = self.peak_bytes.max(desired);
         Ok(true)
     }
 

@@ -75,6 +75,8 @@ pub struct Outcome {
     pub fuel_used: u64,
     /// Rows the component's statements changed.
     pub rows_changed: u64,
+    /// The largest linear memory the component reached, in bytes.
+    pub memory_peak_bytes: usize,
     pub logs: Vec<LogLine>,
 }
 
@@ -204,6 +206,7 @@ impl Sandbox {
         let fuel_left = store.get_fuel().unwrap_or(0);
         let state = store.into_data();
         let memory_tripped = state.memory.tripped;
+        let memory_peak_bytes = state.memory.peak_bytes;
         let logs = state.logs.clone();
         *conn = state.into_connection();
         let rows_changed = conn.total_changes() - changes_before;
@@ -214,6 +217,7 @@ impl Sandbox {
         let outcome = Outcome {
             fuel_used: call.limits.fuel - fuel_left,
             rows_changed,
+            memory_peak_bytes,
             logs,
         };
         // A tripped limit or a refused statement fails the step even if the guest caught the

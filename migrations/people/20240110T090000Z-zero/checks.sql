@@ -1,0 +1,2 @@
+-- Every email is lower case.
+SELECT id, email FROM people WHERE email <> lower(email);

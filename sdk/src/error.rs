@@ -54,7 +54,11 @@ impl ErrorKind {
 ///
 /// Other error types convert with [`Error::msg`]: `"42".parse::<i64>().map_err(Error::msg)?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+/// Boxed, so that `Result<T, Error>` stays small on the hot path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     statement: Option<String>,
@@ -66,11 +70,11 @@ const STATEMENT_QUOTE_CHARS: usize = 120;
 impl Error {
     /// An error of the given kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             message: message.into(),
             statement: None,
-        }
+        }))
     }
 
     /// A [`ErrorKind::Custom`] error with the message `message` displays as.
@@ -80,17 +84,17 @@ impl Error {
 
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message, without the kind and the statement.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The SQL statement the error came from, if it came from one.
     pub fn statement(&self) -> Option<&str> {
-        self.statement.as_deref()
+        self.0.statement.as_deref()
     }
 
     pub(crate) fn decode(message: impl Into<String>) -> Self {
@@ -99,15 +103,15 @@ impl Error {
 
     /// Records the statement the error came from (kept if one is already recorded).
     pub(crate) fn in_statement(mut self, sql: &str) -> Self {
-        if self.statement.is_none() {
-            self.statement = Some(sql.to_owned());
+        if self.0.statement.is_none() {
+            self.0.statement = Some(sql.to_owned());
         }
         self
     }
 
     /// Puts `context` in front of the message.
     pub(crate) fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = format!("{context}: {}", self.message);
+        self.0.message = format!("{context}: {}", self.0.message);
         self
     }
 
@@ -126,11 +130,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(label) = self.kind.label() {
+        if let Some(label) = self.0.kind.label() {
             write!(f, "{label}: ")?;
         }
-        f.write_str(&self.message)?;
-        if let Some(sql) = &self.statement {
+        f.write_str(&self.0.message)?;
+        if let Some(sql) = &self.0.statement {
             let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
             match sql.char_indices().nth(STATEMENT_QUOTE_CHARS) {
                 Some((cut, _)) => write!(f, " (in `{} ...`)", &sql[..cut])?,

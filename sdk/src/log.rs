@@ -9,6 +9,7 @@
 
 use crate::bindings::log_api;
 
+/// How important a message is: `Debug`, `Info`, `Warn` or `Error`.
 pub use crate::bindings::log_api::Level;
 
 /// Logs `message` at `level`.

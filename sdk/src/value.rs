@@ -5,6 +5,13 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use strata_wire::ValueRef;
 
+/// A SQLite value, owned: what [`sql::execute`](crate::sql::execute) and
+/// [`params!`](crate::params) take, and what any column can be read into.
+///
+/// Converts `From` the integer types up to `i64`/`u32`, `bool` (1 or 0), `f64`, `f32`, `&str`,
+/// `String`, `&[u8]`, `Vec<u8>` (a blob) and `Option<T>` (NULL for `None`). Implements
+/// `serde::Deserialize`, so a `Value` field, tuple element or `Vec<Value>` row accepts any
+/// column.
 pub use crate::bindings::sql_api::Value;
 
 impl Value {

@@ -178,9 +178,9 @@ fn guest(sandbox: &Sandbox, conn: &mut Connection, wasm: &[u8]) -> usize {
         seed_params: "{}",
         progress: Arc::new(AtomicU64::new(0)),
     };
-    let outcome = sandbox
-        .call(conn, &guard, &call)
-        .expect("the transform runs");
+    let called = sandbox.call(conn, &guard, &call);
+    called.result.expect("the transform runs");
+    let outcome = called.outcome;
     conn.execute_batch("COMMIT").unwrap();
     Guard::uninstall(conn).unwrap();
     outcome.memory_peak_bytes

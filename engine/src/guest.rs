@@ -1,9 +1,9 @@
 //! `strata build`: compiles a migration's guest crates to WebAssembly components and writes the
 //! `.wasm` files that get committed and checksummed.
 //!
-//! Each crate is built with cargo for wasm32-unknown-unknown under a pinned release profile, with
-//! every local path remapped, so the same source and toolchain give the same bytes wherever the
-//! project is checked out; the core module is then encoded as a component with `wit-component`
+//! Each crate is built with cargo for wasm32-unknown-unknown under a pinned release profile, seen
+//! through a fixed path (a symlink under /tmp/strata-build) and with that path remapped, so the
+//! same source and toolchain give the same bytes wherever the project is checked out; the core module is then encoded as a component with `wit-component`
 //! (no external tools) and checked against the world its place in the folder implies. Build
 //! output goes under `.strata/build/`, never into the migrations tree.
 
@@ -31,7 +31,7 @@ const PINNED_PROFILE: &[&str] = &[
     "profile.release.debug=false",
     "profile.release.incremental=false",
     "profile.release.panic=\"abort\"",
-    "profile.release.strip=false",
+    "profile.release.strip=\"debuginfo\"",
 ];
 
 /// One guest crate of a migration and the component it builds.
@@ -198,16 +198,15 @@ fn check_target_installed() -> Result<(), Error> {
     )))
 }
 
-/// The `--remap-path-prefix` flags that erase where this checkout lives: cargo's home, then
-/// every local package the crate builds (itself and its path dependencies).
-fn remap_flags(source: &Path) -> Result<Vec<String>, Error> {
-    let mut flags = Vec::new();
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    if let Some(home) = cargo_home {
-        flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
-    }
+/// Where guest sources are seen from while they build: a fixed path, so that what cargo
+/// derives from absolute paths (the `-C metadata` of path dependencies outside the guest's
+/// workspace, and through it every symbol hash) is the same in every checkout.
+#[cfg(unix)]
+const BUILD_ROOT: &str = "/tmp/strata-build";
+
+/// The local packages a guest crate builds (itself and its path dependencies), and the
+/// workspace roots they inherit settings from.
+fn local_dirs(source: &Path) -> Result<Vec<PathBuf>, Error> {
     let out = Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--manifest-path"])
         .arg(source.join("Cargo.toml"))
@@ -228,30 +227,85 @@ fn remap_flags(source: &Path) -> Result<Vec<String>, Error> {
             format!("cargo metadata gave unreadable output: {e}"),
         )
     })?;
-    let mut locals: Vec<(String, PathBuf)> = meta["packages"]
+    let mut dirs: Vec<PathBuf> = meta["packages"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|p| p["source"].is_null())
         .filter_map(|p| {
-            let dir = Path::new(p["manifest_path"].as_str()?)
-                .parent()?
-                .to_path_buf();
-            Some((p["name"].as_str()?.to_string(), dir))
+            Some(
+                Path::new(p["manifest_path"].as_str()?)
+                    .parent()?
+                    .to_path_buf(),
+            )
         })
         .collect();
-    // Deeper folders last: rustc applies the last matching prefix.
-    locals.sort_by_key(|(_, dir)| dir.components().count());
-    for (name, dir) in locals {
-        flags.push(format!("--remap-path-prefix={}=/src/{name}", dir.display()));
+    let inherited: Vec<PathBuf> = dirs
+        .iter()
+        .filter_map(|d| {
+            d.ancestors().skip(1).find(|a| {
+                std::fs::read_to_string(a.join("Cargo.toml"))
+                    .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+            })
+        })
+        .map(Path::to_path_buf)
+        .collect();
+    dirs.extend(inherited);
+    Ok(dirs)
+}
+
+/// The deepest folder holding every one of `dirs`.
+fn common_ancestor(dirs: &[PathBuf]) -> PathBuf {
+    let mut common = dirs.first().cloned().unwrap_or_default();
+    for d in dirs {
+        while !d.starts_with(&common) {
+            if !common.pop() {
+                break;
+            }
+        }
     }
-    Ok(flags)
+    common
+}
+
+/// Holds the fixed build root for one build: a symlink to the sources' common ancestor, under
+/// a lock so concurrent builds on one machine take turns.
+struct BuildRoot {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl BuildRoot {
+    fn enter(real: &Path) -> Result<BuildRoot, Error> {
+        let base = PathBuf::from(BUILD_ROOT);
+        std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, e))?;
+        let lock_path = base.join("lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let link = base.join("src");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(real, &link).map_err(|e| Error::io(&link, e))?;
+        Ok(BuildRoot {
+            path: link,
+            _lock: lock,
+        })
+    }
 }
 
 /// Builds one crate and returns its core module.
 fn compile(c: &GuestCrate, target_dir: &Path) -> Result<Vec<u8>, Error> {
     let source = absolute(&c.source)?;
-    let rustflags = remap_flags(&source)?.join("\x1f");
+    let real_root = common_ancestor(&local_dirs(&source)?);
+    let root = BuildRoot::enter(&real_root)?;
+    let rel = source
+        .strip_prefix(&real_root)
+        .expect("the crate is under the common ancestor");
+    let mut flags = vec![format!("--remap-path-prefix={}=/src", root.path.display())];
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        flags.insert(0, format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
     let mut cmd = Command::new(cargo());
     cmd.args([
         "build",
@@ -261,13 +315,13 @@ fn compile(c: &GuestCrate, target_dir: &Path) -> Result<Vec<u8>, Error> {
         "--message-format=json-render-diagnostics",
     ])
     .arg("--manifest-path")
-    .arg(source.join("Cargo.toml"));
+    .arg(root.path.join(rel).join("Cargo.toml"));
     for setting in PINNED_PROFILE {
         cmd.args(["--config", setting]);
     }
     let out = cmd
         .env("CARGO_TARGET_DIR", target_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
         .env_remove("RUSTFLAGS")
         .output()
         .map_err(|e| build_error(&c.source, format!("cannot run cargo: {e}")))?;

@@ -22,7 +22,7 @@ use crate::data::DataSet;
 use crate::error::{Error, StepFailure};
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::{self, Entry, Outcome};
-use crate::sandbox::{Call, Guard, Mode, Policy, Sandbox, World};
+use crate::sandbox::{Call, Called, Guard, Mode, Policy, Sandbox, World};
 use crate::sqlite::{self, Located, Script};
 use crate::tree::Migration;
 
@@ -471,32 +471,25 @@ fn component(
         action,
         rows_written: Arc::clone(&call.progress),
     });
-    let result = sandbox.call(conn, guard, &call);
-    let (outcome, error) = match result {
-        Ok(outcome) => (Some(outcome), None),
-        Err(e) => (None, Some(e)),
-    };
-    if let Some(o) = &outcome {
-        for line in &o.logs {
-            events(&Event::ComponentLog {
-                migration: m,
-                action,
-                level: line.level,
-                message: &line.message,
-            });
-        }
+    let Called { outcome, result } = sandbox.call(conn, guard, &call);
+    for line in &outcome.logs {
+        events(&Event::ComponentLog {
+            migration: m,
+            action,
+            level: line.level,
+            message: &line.message,
+        });
     }
-    match (outcome, error) {
-        (Some(o), None) => Ok(Done {
-            rows: o.rows_changed,
-            fuel: Some(o.fuel_used),
+    match result {
+        Ok(()) => Ok(Done {
+            rows: outcome.rows_changed,
+            fuel: Some(outcome.fuel_used),
         }),
-        (_, Some(e)) => Err(ActionError::new(
+        Err(e) => Err(ActionError::new(
             Some(path),
             None,
             format!("{world} component: {e}", world = world.name()),
         )),
-        (None, None) => unreachable!("a call either succeeds or fails"),
     }
 }
 

@@ -34,6 +34,24 @@ impl Project {
         p
     }
 
+    /// A checkout-like copy: the bundled migrations, the guest SDK and the guest examples laid
+    /// out as in the repository (so migration.toml's `[build]` paths resolve), with a root
+    /// Cargo.toml whose workspace holds only the SDK and the wire crate.
+    pub fn workspace() -> Self {
+        let p = Project::example();
+        let root = repo_root();
+        for dir in ["sdk", "wire", "guest-examples"] {
+            copy_dir(&root.join(dir), &p.path(dir));
+        }
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let members = manifest.lines().find(|l| l.starts_with("members")).unwrap();
+        p.write(
+            "Cargo.toml",
+            &manifest.replace(members, "members = [\"wire\", \"sdk\"]"),
+        );
+        p
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }

@@ -3,9 +3,11 @@
 
 mod harness;
 
+mod build;
 mod hostile;
 mod init_new;
 mod migrate;
+mod pinning;
 mod refusals;
 mod rehearsal;
 mod tree_errors;

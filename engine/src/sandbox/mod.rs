@@ -80,6 +80,14 @@ pub struct Outcome {
     pub logs: Vec<LogLine>,
 }
 
+/// What a call did, and whether it failed. The outcome (fuel, rows, logs) is there either way,
+/// so a failing component's logs reach the user too.
+#[derive(Debug)]
+pub struct Called {
+    pub outcome: Outcome,
+    pub result: Result<(), ComponentError>,
+}
+
 /// Why a component call failed. Every case leaves the connection in the caller's hands; the
 /// caller rolls the step back.
 #[derive(Debug, thiserror::Error)]
@@ -162,18 +170,18 @@ impl Sandbox {
 
     /// Runs one component on `conn` inside the caller's transaction, with `guard` (installed
     /// on `conn`) switched to the component's policy for the duration.
-    pub fn call(
-        &self,
-        conn: &mut Connection,
-        guard: &Guard,
-        call: &Call<'_>,
-    ) -> Result<Outcome, ComponentError> {
-        let component =
-            self.cache
-                .load(&self.engine, call.wasm)
-                .map_err(|e| ComponentError::Invalid {
-                    reason: first_line(&e),
-                })?;
+    pub fn call(&self, conn: &mut Connection, guard: &Guard, call: &Call<'_>) -> Called {
+        let component = match self.cache.load(&self.engine, call.wasm) {
+            Ok(c) => c,
+            Err(e) => {
+                return Called {
+                    outcome: Outcome::default(),
+                    result: Err(ComponentError::Invalid {
+                        reason: first_line(&e),
+                    }),
+                };
+            }
+        };
 
         let timeout = Duration::from_secs(call.limits.timeout_s);
         guard.set_mode(Mode::Component {
@@ -222,30 +230,30 @@ impl Sandbox {
         };
         // A tripped limit or a refused statement fails the step even if the guest caught the
         // error and carried on: limits and capabilities are not the guest's to waive.
-        if memory_tripped {
-            return Err(ComponentError::Memory {
+        let result = if memory_tripped {
+            Err(ComponentError::Memory {
                 mib: call.limits.memory_mib,
-            });
-        }
-        if timed_out_in_sql {
-            return Err(ComponentError::Timeout {
+            })
+        } else if timed_out_in_sql {
+            Err(ComponentError::Timeout {
                 secs: call.limits.timeout_s,
                 in_sql: true,
-            });
-        }
-        if let Some(reason) = denied {
-            return Err(ComponentError::Denied { reason });
-        }
-        match result {
-            Ok(Ok(violations)) if violations.is_empty() => Ok(outcome),
-            Ok(Ok(violations)) => Err(ComponentError::Violations(violations)),
-            Ok(Err(message)) => Err(ComponentError::Failed { message }),
-            Err(Invoke::Instantiate(e)) => Err(ComponentError::WrongWorld {
-                world: call.world,
-                reason: first_line(&e),
-            }),
-            Err(Invoke::Call(e)) => Err(classify_trap(&e, &call.limits, &outcome.logs)),
-        }
+            })
+        } else if let Some(reason) = denied {
+            Err(ComponentError::Denied { reason })
+        } else {
+            match result {
+                Ok(Ok(violations)) if violations.is_empty() => Ok(()),
+                Ok(Ok(violations)) => Err(ComponentError::Violations(violations)),
+                Ok(Err(message)) => Err(ComponentError::Failed { message }),
+                Err(Invoke::Instantiate(e)) => Err(ComponentError::WrongWorld {
+                    world: call.world,
+                    reason: first_line(&e),
+                }),
+                Err(Invoke::Call(e)) => Err(classify_trap(&e, &call.limits, &outcome.logs)),
+            }
+        };
+        Called { outcome, result }
     }
 
     /// Instantiates the component in its world and calls the export; a check's violations come

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod migrator;
 pub mod plan;
 pub mod scaffold;
+pub mod schema;
 pub mod sqlite;
 pub mod step;
 pub mod tree;

@@ -156,6 +156,9 @@ fn apply_in_transaction(
         phase,
         migration: m,
     });
+    // Ownership: what the step creates becomes its module's (see schema::owner).
+    let catalog = crate::schema::owner::catalog(&tx)
+        .map_err(|e| Error::db(db, "cannot read sqlite_master", e))?;
 
     let mut log = Vec::new();
     let mut failure = None;
@@ -191,6 +194,7 @@ fn apply_in_transaction(
     if failure.is_none() {
         let elapsed = started.elapsed();
         let committed = ledger::record(&tx, m, elapsed.as_millis() as u64)
+            .and_then(|()| crate::schema::owner::record_step(&tx, &m.id, &catalog))
             .and_then(|()| ledger::append(&tx, &log))
             .and_then(|()| tx.commit());
         match committed {

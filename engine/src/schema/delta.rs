@@ -228,8 +228,13 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
         ));
     }
     for k in &dependent_triggers {
+        let exists = if from.triggers.contains_key(k) {
+            ""
+        } else {
+            "IF EXISTS "
+        };
         w.stmt(format!(
-            "DROP TRIGGER IF EXISTS {}",
+            "DROP TRIGGER {exists}{}",
             quote_ident(&ctx.triggers[k].name)
         ));
     }
@@ -238,8 +243,14 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
     }
     for k in &dependent_views {
         if !drop_views.contains(k) {
+            // A view of another module may not exist everywhere this SQL runs.
+            let exists = if from.views.contains_key(k) {
+                ""
+            } else {
+                "IF EXISTS "
+            };
             w.stmt(format!(
-                "DROP VIEW IF EXISTS {}",
+                "DROP VIEW {exists}{}",
                 quote_ident(&ctx.views[k].name)
             ));
         }

@@ -56,11 +56,16 @@ pub fn catalog(conn: &Connection) -> rusqlite::Result<Catalog> {
             r.get::<_, String>(3)?,
         ))
     })?;
+    let shadow: HashSet<String> = conn
+        .prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow'")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
     let mut entries = Vec::new();
     for row in rows {
         let (kind, name, root, sql) = row?;
         if let Some(kind) = ObjectKind::parse(&kind)
             && !is_internal(&name)
+            && !shadow.contains(&name)
         {
             let columns = match kind {
                 ObjectKind::Table => table_columns(&sql),
@@ -234,6 +239,19 @@ pub fn owned_by(
         .filter(|o| o.module == module)
         .map(|o| (o.object.kind, o.object.name.to_ascii_lowercase()))
         .collect())
+}
+
+/// The user objects of the database that no module owns, read without parsing any SQL.
+pub fn unowned_objects(conn: &Connection) -> rusqlite::Result<Vec<ObjectRef>> {
+    let owned = owned_names(conn)?;
+    let mut out: Vec<ObjectRef> = catalog(conn)?
+        .entries
+        .into_iter()
+        .filter(|(k, n, _, _)| !owned.contains(&(*k, n.to_ascii_lowercase())))
+        .map(|(kind, name, _, _)| ObjectRef { kind, name })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// The objects of `schema` that no module owns.

@@ -21,6 +21,8 @@ pub mod diff;
 pub mod dump;
 pub mod owner;
 pub mod parse;
+#[cfg(test)]
+mod proptests;
 pub mod sql;
 
 use std::collections::{BTreeMap, HashSet};

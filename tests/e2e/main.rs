@@ -6,4 +6,5 @@ mod harness;
 mod init_new;
 mod migrate;
 mod refusals;
+mod schema;
 mod tree_errors;

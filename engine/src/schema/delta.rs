@@ -70,6 +70,8 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
     if d.is_empty() {
         return Delta::default();
     }
+    // RENAME TO carries a table's new name into other tables' foreign keys.
+    let from = &diff::with_references_renamed(from, &diff::renamed_tables(from, to));
     // Everything live, with `to` taking precedence.
     let mut ctx = context.clone();
     for (k, v) in &to.tables {
@@ -723,6 +725,18 @@ mod tests {
             d.sql
         );
         assert_eq!(d.destructive, ["drops table a and every row in it"]);
+    }
+
+    #[test]
+    fn a_renamed_table_takes_the_foreign_keys_that_name_it_along() {
+        let (_, d, _) = run(
+            "CREATE TABLE regions(id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE territories(id INTEGER PRIMARY KEY, region INT REFERENCES regions(id));",
+            "CREATE TABLE region(id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE territories(id INTEGER PRIMARY KEY, region INT REFERENCES region(id));",
+            "INSERT INTO regions VALUES (1, 'north'); INSERT INTO territories VALUES (1, 1);",
+        );
+        assert_eq!(d.sql, "ALTER TABLE regions RENAME TO region;\n");
     }
 
     #[test]

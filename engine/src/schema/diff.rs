@@ -132,9 +132,9 @@ fn rename_map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-/// Compares two schemas.
-pub fn diff(from: &Schema, to: &Schema) -> Diff {
-    let mut out = Diff::default();
+/// Tables of `from` that `to` has under another name: same definition but for the name, and
+/// no other candidate either way. (old name, new name) pairs.
+pub fn renamed_tables(from: &Schema, to: &Schema) -> Vec<(String, String)> {
     let removed: Vec<&Table> = from
         .tables
         .iter()
@@ -151,15 +151,73 @@ pub fn diff(from: &Schema, to: &Schema) -> Diff {
         canon(&table_sql(a), &rename_map(&[(&a.name, &b.name)]))
             == canon(&table_sql(b), &HashMap::new())
     };
-    let mut renamed: Vec<(&Table, &Table)> = Vec::new();
+    let mut out = Vec::new();
     for a in &removed {
         let candidates: Vec<&&Table> = added.iter().filter(|b| same_but_name(a, b)).collect();
         if let [b] = candidates.as_slice()
             && removed.iter().filter(|x| same_but_name(x, b)).count() == 1
         {
-            renamed.push((a, b));
+            out.push((a.name.clone(), b.name.clone()));
         }
     }
+    out
+}
+
+/// `schema` with foreign keys that name a renamed table pointing to its new name, as SQLite's
+/// `ALTER TABLE ... RENAME TO` leaves them.
+pub fn with_references_renamed(schema: &Schema, renames: &[(String, String)]) -> Schema {
+    let mut out = schema.clone();
+    let follow = |fk: &mut super::ForeignKey| {
+        if let Some((_, new)) = renames
+            .iter()
+            .find(|(old, _)| old.eq_ignore_ascii_case(&fk.table))
+        {
+            fk.table = new.clone();
+        }
+    };
+    for t in out.tables.values_mut() {
+        for c in &mut t.columns {
+            for (_, k) in &mut c.constraints {
+                if let super::ColumnConstraint::References(fk) = k {
+                    follow(fk);
+                }
+            }
+        }
+        for k in &mut t.constraints {
+            if let super::ConstraintKind::ForeignKey { references, .. } = &mut k.kind {
+                follow(references);
+            }
+        }
+    }
+    out
+}
+
+/// Compares two schemas.
+pub fn diff(from: &Schema, to: &Schema) -> Diff {
+    let renames = renamed_tables(from, to);
+    let from = &with_references_renamed(from, &renames);
+    let mut out = Diff::default();
+    let removed: Vec<&Table> = from
+        .tables
+        .iter()
+        .filter(|(k, _)| !to.tables.contains_key(*k))
+        .map(|(_, t)| t)
+        .collect();
+    let added: Vec<&Table> = to
+        .tables
+        .iter()
+        .filter(|(k, _)| !from.tables.contains_key(*k))
+        .map(|(_, t)| t)
+        .collect();
+    let renamed: Vec<(&Table, &Table)> = renames
+        .iter()
+        .map(|(a, b)| {
+            (
+                &from.tables[&a.to_ascii_lowercase()],
+                &to.tables[&b.to_ascii_lowercase()],
+            )
+        })
+        .collect();
     for a in &removed {
         if let Some((_, b)) = renamed.iter().find(|(x, _)| std::ptr::eq(*x, *a)) {
             out.tables.push(TableChange::Renamed {

@@ -333,6 +333,26 @@ mod tests {
     }
 
     #[test]
+    fn a_virtual_table_is_one_object_without_its_shadow_tables() {
+        let conn = Connection::open_in_memory().unwrap();
+        step(
+            &conn,
+            "a",
+            "CREATE VIRTUAL TABLE docs USING fts5(title, body);",
+        );
+        assert_eq!(owned(&conn, "a"), ["table docs"]);
+        let schema = Schema::read(&conn).unwrap();
+        assert_eq!(
+            schema.to_sql(),
+            "CREATE VIRTUAL TABLE docs USING fts5(title, body);\n"
+        );
+        assert!(unowned_objects(&conn).unwrap().is_empty());
+        let fresh = Connection::open_in_memory().unwrap();
+        fresh.execute_batch(&schema.to_sql()).unwrap();
+        assert_eq!(Schema::read(&fresh).unwrap(), schema);
+    }
+
+    #[test]
     fn reading_a_fresh_database_creates_nothing() {
         let conn = Connection::open_in_memory().unwrap();
         assert!(owners(&conn).unwrap().is_empty());

@@ -73,7 +73,7 @@ pub fn statement(
                 constraints: Vec::new(),
                 without_rowid: false,
                 strict: false,
-                virtual_using: Some(sql::render(rest, &HashSet::new())),
+                virtual_using: Some(sql::render_keeping_case(rest)),
             }))
         }
         "TABLE" => table(&mut p, name).map(Object::Table),
@@ -415,6 +415,9 @@ fn default_value(p: &mut P<'_>) -> Result<String, String> {
     if t.is_punct("-") || t.is_punct("+") {
         let n = p.next()?;
         return Ok(format!("{}{}", t.text, n.text));
+    }
+    if t.kind == Kind::Word && sql::is_keyword(&t.text) {
+        return Ok(t.text.to_ascii_uppercase());
     }
     Ok(t.text.clone())
 }

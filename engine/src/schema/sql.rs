@@ -416,11 +416,22 @@ const OPERAND_KEYWORDS: &[&str] = &[
 ];
 
 /// Renders a run of tokens canonically: single spaces, none inside parentheses or before
-/// commas, none around `.`, none between a function name and its `(`; `[x]` and `` `x` `` are
-/// written as [`quote_ident`] would; `"x"` is unquoted only when `x` (case-insensitive) is in
-/// `known` (names that are certainly identifiers here, such as the table's columns), because a
-/// double-quoted word that names nothing is a string in SQLite. Comments are gone already.
+/// commas, none around `.`, none between a function name and its `(`; keywords in upper case
+/// (a keyword used as a name means the same in any case); `[x]` and `` `x` `` are written as
+/// [`quote_ident`] would; `"x"` is unquoted only when `x` (case-insensitive) is in `known` (names
+/// that are certainly identifiers here, such as the table's columns), because a double-quoted
+/// word that names nothing is a string in SQLite. Comments are gone already.
 pub fn render(tokens: &[Token], known: &HashSet<String>) -> String {
+    render_with(tokens, known, true)
+}
+
+/// [`render`] with the words' letter case kept (for text SQLite hands to someone else, such as a
+/// virtual table's arguments).
+pub fn render_keeping_case(tokens: &[Token]) -> String {
+    render_with(tokens, &HashSet::new(), false)
+}
+
+fn render_with(tokens: &[Token], known: &HashSet<String>, upper: bool) -> String {
     let mut out = String::new();
     let mut prev: Option<&Token> = None;
     let mut prev_unary = false;
@@ -460,7 +471,11 @@ pub fn render(tokens: &[Token], known: &HashSet<String>) -> String {
                     _ => false,
                 },
             };
-        out.push_str(&render_token(t, known));
+        if upper && t.kind == Kind::Word && is_keyword(&t.text) {
+            out.push_str(&t.text.to_ascii_uppercase());
+        } else {
+            out.push_str(&render_token(t, known));
+        }
         prev = Some(t);
     }
     out
@@ -634,7 +649,7 @@ mod tests {
             norm("datetime ( 'now' , 'utc' )", &[]),
             "datetime('now', 'utc')"
         );
-        assert_eq!(norm("x IN ( 1,2 )", &[]), "x IN (1, 2)");
+        assert_eq!(norm("x in ( 1,2 )", &[]), "x IN (1, 2)");
         assert_eq!(norm("- 1", &[]), "-1");
         assert_eq!(norm("a - 1", &[]), "a - 1");
         assert_eq!(

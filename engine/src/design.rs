@@ -18,7 +18,7 @@ use crate::error::{Error, Refusal};
 use crate::ledger::{self, Entry, Outcome};
 use crate::schema::delta::{self, Delta};
 use crate::schema::diff::{self, Diff};
-use crate::schema::{ObjectRef, Schema, SchemaError, owner};
+use crate::schema::{ObjectKind, ObjectRef, Schema, SchemaError, owner};
 use crate::tree::{self, LATEST, Migration, Tree};
 use crate::{scaffold, sqlite};
 
@@ -101,11 +101,77 @@ pub struct Adopted {
 
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
 pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
-    match sqlite::open_read_only(db, project.busy_timeout())? {
-        Some(conn) => {
-            owner::unowned_objects(&conn).map_err(|e| Error::db(db, "cannot read the schema", e))
+    let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
+        return Ok(Vec::new());
+    };
+    let unowned =
+        owner::unowned_objects(&conn).map_err(|e| Error::db(db, "cannot read the schema", e))?;
+    if unowned.is_empty() {
+        return Ok(unowned);
+    }
+    let tree = Tree::load(&project.migrations_dir())?;
+    let own = Ownership::read(&tree, &conn, db)?;
+    Ok(unowned
+        .into_iter()
+        .filter(|o| own.owner_of(o.kind, &o.name).is_none())
+        .collect())
+}
+
+/// Who owns what in one database: the rows of `strata_object`, plus, for objects no row covers,
+/// owners inferred by replaying the applied migrations' `do.sql` (`owner::infer`), for
+/// databases migrated before strata recorded ownership.
+struct Ownership {
+    owners: Vec<owner::Owner>,
+    /// The inferred part; `baseline` and `new --from-diff` write it down.
+    inferred: Vec<owner::Owner>,
+}
+
+impl Ownership {
+    fn read(tree: &Tree, conn: &Connection, db: &Path) -> Result<Ownership, Error> {
+        let mut owners =
+            owner::owners(conn).map_err(|e| Error::db(db, "cannot read strata_object", e))?;
+        let unowned =
+            owner::unowned_objects(conn).map_err(|e| Error::db(db, "cannot read the schema", e))?;
+        let applied =
+            ledger::applied(conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+        let mut inferred = Vec::new();
+        if !unowned.is_empty() && !applied.is_empty() {
+            let mut scripts = Vec::new();
+            for m in &tree.migrations {
+                if applied.iter().any(|a| a.id == m.id) {
+                    let path = m.file("do.sql");
+                    let sql = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                    scripts.push((m.id.clone(), sql));
+                }
+            }
+            inferred = owner::infer(&scripts)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| {
+                    unowned.iter().any(|o| {
+                        o.kind == i.object.kind && o.name.eq_ignore_ascii_case(&i.object.name)
+                    })
+                })
+                .collect();
         }
-        None => Ok(Vec::new()),
+        owners.extend(inferred.iter().cloned());
+        Ok(Ownership { owners, inferred })
+    }
+
+    fn owner_of(&self, kind: ObjectKind, name: &str) -> Option<&str> {
+        self.owners
+            .iter()
+            .find(|o| o.object.kind == kind && o.object.name.eq_ignore_ascii_case(name))
+            .map(|o| o.module.as_str())
+    }
+
+    /// The objects of `schema` that no module owns.
+    fn unowned(&self, schema: &Schema) -> Vec<ObjectRef> {
+        schema
+            .objects()
+            .into_iter()
+            .filter(|o| self.owner_of(o.kind, &o.name).is_none())
+            .collect()
     }
 }
 
@@ -136,20 +202,15 @@ fn check_module(module: &str) -> Result<(), Error> {
 }
 
 /// The modules to look at: the one named, or every module of the tree or with owned objects.
-fn modules(
-    tree: &Tree,
-    conn: &Connection,
-    db: &Path,
-    module: Option<&str>,
-) -> Result<Vec<String>, Error> {
+fn modules(tree: &Tree, own: &Ownership, module: Option<&str>) -> Result<Vec<String>, Error> {
     if let Some(m) = module {
         check_module(m)?;
         return Ok(vec![m.to_string()]);
     }
     let mut all = tree.modules.clone();
-    for o in owner::owners(conn).map_err(|e| Error::db(db, "cannot read strata_object", e))? {
+    for o in &own.owners {
         if !all.contains(&o.module) {
-            all.push(o.module);
+            all.push(o.module.clone());
         }
     }
     all.sort();
@@ -163,14 +224,14 @@ pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<Dump
     let db = &project.db;
     let full = Schema::read(&conn).map_err(|e| schema_err(db, e))?;
     let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+    let own = Ownership::read(&tree, &conn, db)?;
     let mut report = DumpReport {
         db: db.clone(),
         modules: Vec::new(),
-        unowned: owner::unowned(&conn, &full)
-            .map_err(|e| Error::db(db, "cannot read strata_object", e))?,
+        unowned: own.unowned(&full),
     };
-    for m in modules(&tree, &conn, db, module)? {
-        let sql = owned_schema(&conn, db, &full, &m, false)?.to_sql();
+    for m in modules(&tree, &own, module)? {
+        let sql = owned_schema(&own, &full, &m, false).to_sql();
         let mut written = Vec::new();
         if write {
             let newest = tree.module(&m).last().ok_or_else(|| {
@@ -198,23 +259,11 @@ pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<Dump
 }
 
 /// The objects of `module` in `full`; with `with_unowned`, also those no module owns.
-fn owned_schema(
-    conn: &Connection,
-    db: &Path,
-    full: &Schema,
-    module: &str,
-    with_unowned: bool,
-) -> Result<Schema, Error> {
-    let owners = owner::owners(conn).map_err(|e| Error::db(db, "cannot read strata_object", e))?;
-    Ok(full.filter(|kind, name| {
-        match owners
-            .iter()
-            .find(|o| o.object.kind == kind && o.object.name.eq_ignore_ascii_case(name))
-        {
-            Some(o) => o.module == module,
-            None => with_unowned,
-        }
-    }))
+fn owned_schema(own: &Ownership, full: &Schema, module: &str, with_unowned: bool) -> Schema {
+    full.filter(|kind, name| match own.owner_of(kind, name) {
+        Some(o) => o == module,
+        None => with_unowned,
+    })
 }
 
 /// Writes `sql` as the migration's schema.sql and as its module's LATEST/schema.sql.
@@ -273,9 +322,9 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
     let db = &project.db;
     let full = Schema::read(&conn).map_err(|e| schema_err(db, e))?;
     let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
-    let unowned =
-        owner::unowned(&conn, &full).map_err(|e| Error::db(db, "cannot read strata_object", e))?;
-    let names = modules(&tree, &conn, db, module)?;
+    let own = Ownership::read(&tree, &conn, db)?;
+    let unowned = own.unowned(&full);
+    let names = modules(&tree, &own, module)?;
     let with_unowned = names.len() == 1;
     let mut report = DiffReport {
         db: db.clone(),
@@ -296,7 +345,7 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
             }
             Err(e) => return Err(e),
         };
-        let live = owned_schema(&conn, db, &full, &m, with_unowned)?;
+        let live = owned_schema(&own, &full, &m, with_unowned);
         let d = diff::diff(&before, &live);
         let included: Vec<ObjectRef> = unowned
             .iter()
@@ -351,7 +400,8 @@ pub fn new_from_diff(
     }
     let (_, before) = snapshot(&tree, &applied, module, &db)?;
     let full = Schema::read(&conn).map_err(|e| schema_err(&db, e))?;
-    let live = owned_schema(&conn, &db, &full, module, true)?;
+    let own = Ownership::read(&tree, &conn, &db)?;
+    let live = owned_schema(&own, &full, module, true);
     let d = diff::diff(&before, &live);
     if d.is_empty() {
         return Err(Error::Usage(format!(
@@ -365,8 +415,7 @@ pub fn new_from_diff(
             changes: delta.destructive.clone(),
         }]));
     }
-    let unowned =
-        owner::unowned(&conn, &live).map_err(|e| Error::db(&db, "cannot read strata_object", e))?;
+    let unowned = own.unowned(&live);
     let header = format!(
         "-- Generated by `strata new {module} {slug} --from-diff` from the changes to {}.\n\
          -- Review it before you commit it. strata runs it in one transaction with foreign keys\n\
@@ -384,7 +433,7 @@ pub fn new_from_diff(
         &mut conn,
         &db,
         &m,
-        &unowned,
+        (&unowned, &own.inferred),
         "from-diff",
         "recorded as applied without running it: the database already had these changes",
     )?;
@@ -413,8 +462,8 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
     drop(open_existing(project)?);
     let mut conn = sqlite::open(&db, project.busy_timeout())?;
     let full = Schema::read(&conn).map_err(|e| schema_err(&db, e))?;
-    let unowned =
-        owner::unowned(&conn, &full).map_err(|e| Error::db(&db, "cannot read strata_object", e))?;
+    let own = Ownership::read(&tree, &conn, &db)?;
+    let unowned = own.unowned(&full);
     if unowned.is_empty() {
         return Err(Error::Usage(format!(
             "nothing to adopt: {} has no tables, indexes, views or triggers that no module owns",
@@ -438,7 +487,7 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
         &mut conn,
         &db,
         &m,
-        &unowned,
+        (&unowned, &own.inferred),
         "baseline",
         "recorded as applied without running it: the database already had this schema",
     )?;
@@ -480,13 +529,13 @@ fn write_migration(
     Ok(m)
 }
 
-/// Records `m` as applied on `db` without running it, audits that, and gives `objects` to its
-/// module.
+/// Records `m` as applied on `db` without running it, audits that, gives `objects` to its
+/// module, and writes down the `inferred` owners of other objects.
 fn record_adopted(
     conn: &mut Connection,
     db: &Path,
     m: &Migration,
-    objects: &[ObjectRef],
+    (objects, inferred): (&[ObjectRef], &[owner::Owner]),
     action: &str,
     detail: &str,
 ) -> Result<(), Error> {
@@ -506,7 +555,15 @@ fn record_adopted(
         duration_ms: Some(0),
         checksum: Some(m.checksum()),
     };
-    ledger::record(&tx, m, 0)
+    let earlier = inferred.iter().try_for_each(|o| {
+        let id = crate::tree::MigrationId {
+            module: o.module.clone(),
+            stamp: o.stamp.clone(),
+        };
+        owner::adopt(&tx, std::slice::from_ref(&o.object), &id)
+    });
+    earlier
+        .and_then(|()| ledger::record(&tx, m, 0))
         .and_then(|()| owner::adopt(&tx, objects, &m.id))
         .and_then(|()| ledger::append(&tx, &[entry]))
         .and_then(|()| tx.commit())

@@ -601,3 +601,42 @@ fn sakila_is_adopted_and_changes_to_it_are_reproduced() {
         false,
     );
 }
+
+#[test]
+fn a_database_migrated_before_ownership_was_recorded_gets_it_inferred() {
+    let p = Project::example();
+    p.strata(&["migrate"]).ok();
+    let before = p.strata(&["dump"]).ok().stdout;
+    // As if strata had applied the migrations before it recorded ownership.
+    p.open("app.db")
+        .execute_batch("DROP TABLE strata_object")
+        .unwrap();
+    let status = p.strata(&["status"]).ok();
+    assert!(
+        !status.stdout.contains("no module owns"),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(p.strata(&["dump"]).ok().stdout, before);
+    // A command that writes also writes the inferred owners down.
+    p.strata(&["dump", "accounts", "--write"]).ok();
+    p.open("app.db")
+        .execute_batch("CREATE TABLE audit_notes(id INTEGER PRIMARY KEY, note TEXT)")
+        .unwrap();
+    p.strata(&["new", "accounts", "audit-notes", "--from-diff"])
+        .ok();
+    let owners = rows(
+        &p.open("app.db"),
+        "SELECT module, count(*) FROM strata_object GROUP BY module ORDER BY module",
+    );
+    assert_eq!(owners.len(), 2, "{owners:?}");
+    assert!(owners[0].starts_with("accounts|"), "{owners:?}");
+    assert!(owners[1].starts_with("billing|"), "{owners:?}");
+    assert_eq!(
+        rows(
+            &p.open("app.db"),
+            "SELECT module FROM strata_object WHERE name = 'audit_notes'"
+        ),
+        ["accounts"]
+    );
+}

@@ -14,7 +14,8 @@
 //!
 //! The library API other code relies on (drift detection, issue 4):
 //! [`dump_module`] gives a module's live schema as text; [`Schema::parse`] reads a snapshot back;
-//! [`diff::diff`] compares two schemas and its result prints readably and is empty when they match.
+//! [`diff::diff`] compares two schemas and its result prints readably and is empty when they
+//! match; [`compare_module`] does all three: a module's live schema against a `schema.sql`.
 
 pub mod delta;
 pub mod diff;
@@ -530,4 +531,15 @@ pub fn module_schema(conn: &Connection, module: &str) -> Result<Schema, SchemaEr
 /// migration's `schema.sql` holds.
 pub fn dump_module(conn: &Connection, module: &str) -> Result<String, SchemaError> {
     Ok(module_schema(conn, module)?.to_sql())
+}
+
+/// What differs between a `schema.sql` snapshot (`expected`) and the live schema of `module`:
+/// empty when they match; `to_string()` lists the differences one per line.
+pub fn compare_module(
+    conn: &Connection,
+    module: &str,
+    expected: &str,
+) -> Result<diff::Diff, SchemaError> {
+    let expected = Schema::parse(expected)?;
+    Ok(diff::diff(&expected, &module_schema(conn, module)?))
 }

@@ -229,6 +229,21 @@ pub fn owners(conn: &Connection) -> rusqlite::Result<Vec<Owner>> {
     Ok(out)
 }
 
+/// Who created what, found by replaying `do.sql` scripts (module, stamp, SQL; in the order they
+/// were applied) on an empty in-memory database, for databases whose migrations were applied
+/// before strata recorded ownership. `None` if a script does not run on its own (it needed
+/// data, or a transform changed the schema): then nothing is inferred.
+pub fn infer(scripts: &[(MigrationId, String)]) -> Option<Vec<Owner>> {
+    let conn = Connection::open_in_memory().ok()?;
+    conn.pragma_update(None, "foreign_keys", false).ok()?;
+    for (id, sql) in scripts {
+        let before = catalog(&conn).ok()?;
+        conn.execute_batch(sql).ok()?;
+        record_step(&conn, id, &before).ok()?;
+    }
+    owners(&conn).ok()
+}
+
 /// The objects `module` owns, as (kind, lowercase name).
 pub fn owned_by(
     conn: &Connection,
@@ -350,6 +365,29 @@ mod tests {
         let fresh = Connection::open_in_memory().unwrap();
         fresh.execute_batch(&schema.to_sql()).unwrap();
         assert_eq!(Schema::read(&fresh).unwrap(), schema);
+    }
+
+    #[test]
+    fn a_snapshot_compares_with_the_live_module() {
+        let conn = Connection::open_in_memory().unwrap();
+        step(
+            &conn,
+            "a",
+            "CREATE TABLE t(x INT, y TEXT); CREATE INDEX tx ON t(x);",
+        );
+        let snapshot = super::super::dump_module(&conn, "a").unwrap();
+        assert!(
+            super::super::compare_module(&conn, "a", &snapshot)
+                .unwrap()
+                .is_empty()
+        );
+        conn.execute_batch("ALTER TABLE t ADD COLUMN z REAL; DROP INDEX tx;")
+            .unwrap();
+        let drift = super::super::compare_module(&conn, "a", &snapshot).unwrap();
+        assert_eq!(
+            drift.to_string(),
+            "~ table t\n    + column z REAL\n- index tx\n"
+        );
     }
 
     #[test]

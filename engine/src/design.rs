@@ -56,13 +56,20 @@ pub struct ModuleDiff {
     pub delta: Option<Delta>,
 }
 
+/// A module `strata diff` could not compare, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub module: String,
+    pub reason: String,
+}
+
 /// What `strata diff` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiffReport {
     pub db: PathBuf,
     pub modules: Vec<ModuleDiff>,
-    /// Modules skipped because they have no snapshot, with the reason.
-    pub skipped: Vec<(String, String)>,
+    /// Modules skipped because they have no snapshot.
+    pub skipped: Vec<Skipped>,
     /// Objects no module owns that no module's diff includes.
     pub unowned: Vec<ObjectRef>,
 }
@@ -340,7 +347,10 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
         let (path, before) = match snapshot(&tree, &applied, &m, db) {
             Ok(s) => s,
             Err(Error::Usage(why)) if !with_unowned => {
-                report.skipped.push((m, why));
+                report.skipped.push(Skipped {
+                    module: m,
+                    reason: why,
+                });
                 continue;
             }
             Err(e) => return Err(e),

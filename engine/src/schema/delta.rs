@@ -364,7 +364,8 @@ impl Writer {
     }
 
     fn stmt(&mut self, sql: String) {
-        if !self.out.is_empty() && (!self.pending_comments.is_empty() || sql.contains('\n')) {
+        let block = sql.starts_with("CREATE") && sql.contains('\n');
+        if !self.out.is_empty() && (!self.pending_comments.is_empty() || block) {
             self.out.push('\n');
         }
         for c in self.pending_comments.drain(..) {

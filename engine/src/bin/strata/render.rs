@@ -184,8 +184,8 @@ impl Output {
         if self.json {
             return self.print_json(report);
         }
-        for (module, why) in &report.skipped {
-            eprintln!("warning: {module}: skipped: {why}");
+        for s in &report.skipped {
+            eprintln!("warning: {}: skipped: {}", s.module, s.reason);
         }
         let several = report.modules.len() > 1;
         for m in &report.modules {

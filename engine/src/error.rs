@@ -141,6 +141,8 @@ pub enum Refusal {
     Missing { db: PathBuf, migration: String },
     /// Another process held the database longer than the busy timeout.
     Locked { db: PathBuf },
+    /// Generated SQL would drop tables or columns (`diff --sql`, `new --from-diff`).
+    Destructive { changes: Vec<String> },
 }
 
 impl fmt::Display for Refusal {
@@ -186,6 +188,14 @@ impl fmt::Display for Refusal {
                  timeout. Wait for the other strata or application writer to finish, or raise \
                  busy_timeout_ms in strata.toml.",
                 db.display()
+            ),
+            Refusal::Destructive { changes } => write!(
+                f,
+                "the generated SQL destroys data: it {}. strata cannot know whether the \
+                 databases it will run on hold rows there. If that is what you want, pass \
+                 --allow-destructive; if a table or column was renamed, rename it in the SQL \
+                 instead.",
+                changes.join("; it ")
             ),
         }
     }

@@ -10,12 +10,15 @@
 //! Module map: `config` (strata.toml and paths), `tree` (the migrations folder), `checksum`
 //! (what pins an applied migration), `plan` (pure: applied + discovered -> steps or refusals),
 //! `ledger` (the bookkeeping tables), `data` (data.json), `sqlite` (connections and statement
-//! batches), `step` (one migration in one transaction), `migrator` (the two phases), `event`.
+//! batches), `step` (one migration in one transaction), `migrator` (the two phases), `event`,
+//! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership) and `design` (the
+//! design-time commands on a project: dump, diff, new --from-diff, baseline).
 
 pub mod backup;
 pub mod checksum;
 pub mod config;
 pub mod data;
+pub mod design;
 pub mod error;
 pub mod event;
 pub mod exit;
@@ -25,6 +28,7 @@ pub mod migrator;
 pub mod plan;
 pub mod sandbox;
 pub mod scaffold;
+pub mod schema;
 pub mod sqlite;
 pub mod step;
 pub mod tree;

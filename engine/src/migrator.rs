@@ -471,6 +471,8 @@ pub struct DatabaseStatus {
     /// Whether the database file exists.
     pub exists: bool,
     pub migrations: Vec<StatusEntry>,
+    /// Tables, indexes, views and triggers that no module owns (see `schema::owner`).
+    pub unowned: Vec<crate::schema::ObjectRef>,
 }
 
 /// `strata status`: every migration's state on the test and the real database. Opens both
@@ -485,6 +487,7 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
                 db: db.to_path_buf(),
                 exists: db.exists(),
                 migrations: plan::status(&tree.migrations, &read_applied(project, db)?),
+                unowned: crate::design::unowned(project, db)?,
             })
         })
         .collect()

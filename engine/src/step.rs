@@ -219,6 +219,14 @@ fn apply_in_transaction(
         phase,
         migration: m,
     });
+    // Ownership: what the step creates becomes its module's (see schema::owner).
+    let catalog = match crate::schema::owner::catalog(conn) {
+        Ok(c) => c,
+        Err(e) => {
+            rollback(conn);
+            return Err(Error::db(db, "cannot read sqlite_master", e));
+        }
+    };
 
     let mut log = Vec::new();
     let mut failure = None;
@@ -257,6 +265,7 @@ fn apply_in_transaction(
     if failure.is_none() {
         let elapsed = started.elapsed();
         let committed = ledger::record(conn, m, elapsed.as_millis() as u64)
+            .and_then(|()| crate::schema::owner::record_step(conn, &m.id, &catalog))
             .and_then(|()| ledger::append(conn, &log))
             .and_then(|()| conn.execute_batch("COMMIT"));
         match committed {

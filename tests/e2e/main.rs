@@ -10,4 +10,5 @@ mod migrate;
 mod pinning;
 mod refusals;
 mod rehearsal;
+mod schema;
 mod tree_errors;

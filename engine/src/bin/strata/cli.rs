@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use strata_engine::migrator::{self, MigrateOptions};
 use strata_engine::plan::PlanOptions;
 use strata_engine::sandbox::Sandbox;
-use strata_engine::{Error, Project, guest, scaffold, tree};
+use strata_engine::{Error, Project, design, guest, scaffold, tree};
 
 use crate::render::{self, Output};
 
@@ -50,6 +50,13 @@ enum Command {
         module: String,
         /// What the migration does: [a-z0-9][a-z0-9_-]*, e.g. add-users.
         slug: String,
+        /// Fill do.sql with what `strata diff <module> --sql` prints, store schema.sql, and
+        /// record the migration as applied on the database it was diffed from.
+        #[arg(long)]
+        from_diff: bool,
+        /// With --from-diff: accept SQL that drops tables or columns.
+        #[arg(long, requires = "from_diff")]
+        allow_destructive: bool,
     },
     /// Compile guest crates to WebAssembly components and write the .wasm files to commit.
     Build {
@@ -82,6 +89,31 @@ enum Command {
         /// Restore the test database instead of the real one.
         #[arg(long)]
         test: bool,
+    },
+    /// A module's normalized schema (every module's without a name), from the real database.
+    Dump {
+        /// The module; all of them if omitted.
+        module: Option<String>,
+        /// Store it as the newest migration's schema.sql and as LATEST/schema.sql.
+        #[arg(long)]
+        write: bool,
+    },
+    /// The live schema of a module against its last snapshot (schema.sql).
+    Diff {
+        /// The module; all of them if omitted.
+        module: Option<String>,
+        /// Print the SQLite DDL that turns the snapshot into the live schema.
+        #[arg(long)]
+        sql: bool,
+        /// With --sql: do not refuse (exit 3) when the SQL drops tables or columns.
+        #[arg(long, requires = "sql")]
+        allow_destructive: bool,
+    },
+    /// Adopt an existing database: its objects that no module owns become the module's zero
+    /// migration, recorded as applied without running it.
+    Baseline {
+        /// The new module: [a-z][a-z0-9_-]*.
+        module: String,
     },
     /// The audit log: every step on the database, with outcome, rows and duration.
     Audit {
@@ -133,7 +165,18 @@ pub fn run(args: Args) -> Result<()> {
     let project = project(&args)?;
     match args.command {
         Command::Init => out.init(&scaffold::init(&project)?),
-        Command::New { module, slug } => {
+        Command::New {
+            module,
+            slug,
+            from_diff: true,
+            allow_destructive,
+        } => out.adopted(&design::new_from_diff(
+            &project,
+            &module,
+            &slug,
+            allow_destructive,
+        )?),
+        Command::New { module, slug, .. } => {
             out.new_migration(&scaffold::new_migration(&project, &module, &slug)?)
         }
         Command::Build { selector } => {
@@ -142,6 +185,22 @@ pub fn run(args: Args) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
             out.build(&guest::build(&project, &crates, &sandbox)?)
         }
+        Command::Dump { module, write } => {
+            out.dump(&design::dump(&project, module.as_deref(), write)?)
+        }
+        Command::Diff {
+            module,
+            sql,
+            allow_destructive,
+        } => {
+            let report = design::diff(&project, module.as_deref(), sql)?;
+            let refusal = report.check_destructive(allow_destructive || !sql);
+            if !(args.json && refusal.is_err()) {
+                out.diff(&report, sql)?;
+            }
+            Ok(refusal?)
+        }
+        Command::Baseline { module } => out.adopted(&design::baseline(&project, &module)?),
         Command::Status => out.status(&migrator::status(&project)?),
         Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options())?),
         Command::Migrate(run) => {

@@ -12,12 +12,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use anyhow::Result;
 use serde_json::json;
 use strata_engine::Event;
+use strata_engine::design::{Adopted, DiffReport, DumpReport};
 use strata_engine::guest::Built;
 use strata_engine::ledger::AuditRow;
 use strata_engine::migrator::{
     DatabaseStatus, MigrateReport, PlannedPhase, SandboxReport, StepOutcome,
 };
 use strata_engine::plan::State;
+use strata_engine::schema::ObjectRef;
 
 /// Where and how to write.
 pub struct Output {
@@ -152,6 +154,142 @@ impl Output {
                     n => format!(", {n} missing"),
                 },
             );
+            if !db.unowned.is_empty() {
+                println!(
+                    "{}: {} object(s) no module owns: {}. Adopt them with `strata baseline \
+                     <module>` or `strata new <module> <slug> --from-diff`",
+                    db.db.display(),
+                    db.unowned.len(),
+                    objects(&db.unowned)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dump(&self, report: &DumpReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        let several = report.modules.len() > 1;
+        for m in &report.modules {
+            if !m.written.is_empty() {
+                for path in &m.written {
+                    println!("wrote {}", path.display());
+                }
+                continue;
+            }
+            if several {
+                println!("-- module {}", m.module);
+            }
+            if m.sql.is_empty() {
+                println!(
+                    "-- module {} owns no objects in {}",
+                    m.module,
+                    report.db.display()
+                );
+            } else {
+                print!("{}", m.sql);
+            }
+            if several {
+                println!();
+            }
+        }
+        if !report.unowned.is_empty() && !self.quiet {
+            eprintln!(
+                "note: {} object(s) in {} belong to no module and are not in the dump: {}",
+                report.unowned.len(),
+                report.db.display(),
+                objects(&report.unowned)
+            );
+        }
+        Ok(())
+    }
+
+    pub fn diff(&self, report: &DiffReport, sql: bool) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        for s in &report.skipped {
+            eprintln!("warning: {}: skipped: {}", s.module, s.reason);
+        }
+        let several = report.modules.len() > 1;
+        for m in &report.modules {
+            let against = match &m.snapshot {
+                Some(p) => p.display().to_string(),
+                None => "an empty schema (nothing of it is applied)".to_string(),
+            };
+            if sql {
+                let Some(delta) = &m.delta else { continue };
+                if delta.is_empty() {
+                    if !self.quiet {
+                        eprintln!("{}: no changes against {against}", m.module);
+                    }
+                    continue;
+                }
+                if several {
+                    println!("-- module {}", m.module);
+                }
+                print!("{}", delta.sql);
+                for w in &delta.warnings {
+                    eprintln!("warning: {}: {w}", m.module);
+                }
+                continue;
+            }
+            if m.diff.is_empty() {
+                println!("{}: no changes against {against}", m.module);
+                continue;
+            }
+            println!("{} (against {against}):", m.module);
+            for line in m.diff.to_string().lines() {
+                println!("  {line}");
+            }
+            if !m.unowned.is_empty() {
+                println!(
+                    "  not owned by any module yet: {}; `strata new {} <slug> --from-diff` \
+                     makes them {}'s",
+                    objects(&m.unowned),
+                    m.module,
+                    m.module
+                );
+            }
+        }
+        if !report.unowned.is_empty() {
+            println!(
+                "not owned by any module: {}; name a module (`strata diff <module>`) to see them \
+                 as its changes",
+                objects(&report.unowned)
+            );
+        }
+        Ok(())
+    }
+
+    /// `new --from-diff` and `baseline`: the folder on stdout, what happened on stderr.
+    pub fn adopted(&self, a: &Adopted) -> Result<()> {
+        if self.json {
+            return self.print_json(a);
+        }
+        println!("{}", a.path.display());
+        if self.quiet {
+            return Ok(());
+        }
+        eprintln!(
+            "recorded as applied to {} without running it (it already has this schema); \
+             `strata migrate` applies it to the test database and other copies",
+            a.db.display()
+        );
+        if !a.adopted.is_empty() {
+            eprintln!(
+                "{} object(s) now belong to this module: {}",
+                a.adopted.len(),
+                objects(&a.adopted)
+            );
+        }
+        for d in &a.destructive {
+            eprintln!("warning: allowed destructive change: {d}");
+        }
+        for w in &a.warnings {
+            eprintln!("warning: {w}");
         }
         Ok(())
     }
@@ -276,6 +414,16 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// A short list of objects: the first few, then how many more.
+fn objects(list: &[ObjectRef]) -> String {
+    const SHOWN: usize = 8;
+    let mut parts: Vec<String> = list.iter().take(SHOWN).map(ToString::to_string).collect();
+    if list.len() > SHOWN {
+        parts.push(format!("and {} more", list.len() - SHOWN));
+    }
+    parts.join(", ")
 }
 
 /// Renders a progress event on stderr (nothing in `--json` or `-q` mode).

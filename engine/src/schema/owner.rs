@@ -1,0 +1,399 @@
+//! Which module owns which schema object: a module owns the objects its migrations created.
+//!
+//! Recorded in a third bookkeeping table, `strata_object` (type, name, module, stamp), a
+//! deliberate extension of DESIGN §4 that only the engine writes: a step takes a [`Catalog`] of
+//! `sqlite_master` when its transaction begins and calls [`record_step`] just before it commits;
+//! objects that appeared are the step's module's, objects that disappeared lose their row, and a
+//! table or index renamed in place (same root page) keeps its owner. `baseline` and
+//! `new --from-diff` [`adopt`] objects that already exist. This module owns that table's schema,
+//! reads and writes; it decides nothing about migrations.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, params};
+
+use super::{ObjectKind, ObjectRef, Schema, is_internal};
+use crate::tree::MigrationId;
+
+/// The ownership table.
+pub const OBJECT_TABLE: &str = "strata_object";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS strata_object (
+    type   TEXT NOT NULL CHECK (type IN ('table', 'index', 'view', 'trigger')),
+    name   TEXT NOT NULL COLLATE NOCASE,
+    module TEXT NOT NULL,
+    stamp  TEXT NOT NULL,
+    PRIMARY KEY (type, name)
+)";
+
+/// The user objects in `sqlite_master` at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    /// (kind, name, root page, the columns of a table)
+    entries: Vec<(ObjectKind, String, i64, Vec<String>)>,
+}
+
+impl Catalog {
+    fn has(&self, kind: ObjectKind, name: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(k, n, _, _)| *k == kind && n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Reads the user objects (not strata's, not SQLite's) and their root pages.
+pub fn catalog(conn: &Connection) -> rusqlite::Result<Catalog> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name, rootpage, sql FROM main.sqlite_master
+         WHERE sql IS NOT NULL AND type IN ('table', 'index', 'view', 'trigger')",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let shadow: HashSet<String> = conn
+        .prepare("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow'")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    let mut entries = Vec::new();
+    for row in rows {
+        let (kind, name, root, sql) = row?;
+        if let Some(kind) = ObjectKind::parse(&kind)
+            && !is_internal(&name)
+            && !shadow.contains(&name)
+        {
+            let columns = match kind {
+                ObjectKind::Table => table_columns(&sql),
+                _ => Vec::new(),
+            };
+            entries.push((kind, name, root, columns));
+        }
+    }
+    Ok(Catalog { entries })
+}
+
+/// A table's column names, lowercased; empty if its SQL does not parse.
+fn table_columns(sql: &str) -> Vec<String> {
+    let Ok(statements) = super::sql::statements(sql) else {
+        return Vec::new();
+    };
+    match statements
+        .first()
+        .map(|s| super::parse::statement(s, sql, &|_| HashSet::new()))
+    {
+        Some(Ok(super::parse::Object::Table(t))) => t
+            .columns
+            .iter()
+            .map(|c| c.name.to_ascii_lowercase())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Creates `strata_object` if it is missing.
+pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)
+}
+
+fn exists(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?1",
+        [OBJECT_TABLE],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// Called inside a step's transaction, just before it commits: the objects that appeared since
+/// `before` belong to the step's module; those that disappeared lose their owner.
+pub fn record_step(conn: &Connection, id: &MigrationId, before: &Catalog) -> rusqlite::Result<()> {
+    ensure(conn)?;
+    let after = catalog(conn)?;
+    let mut renamed_to: Vec<(ObjectKind, &str)> = Vec::new();
+    for (kind, name, root, columns) in &before.entries {
+        if after.has(*kind, name) {
+            continue;
+        }
+        // A table renamed in place (same root page, same columns, new name) keeps its owner; a
+        // table dropped and another created on its freed page does not.
+        let renamed = after.entries.iter().find(|(k, n, r, c)| {
+            *kind == ObjectKind::Table
+                && *root > 0
+                && k == kind
+                && r == root
+                && c == columns
+                && !before.has(*k, n)
+        });
+        match renamed {
+            Some((_, new_name, _, _)) => {
+                conn.execute(
+                    "UPDATE strata_object SET name = ?3 WHERE type = ?1 AND name = ?2",
+                    params![kind.as_str(), name, new_name],
+                )?;
+                renamed_to.push((*kind, new_name));
+            }
+            None => {
+                conn.execute(
+                    "DELETE FROM strata_object WHERE type = ?1 AND name = ?2",
+                    params![kind.as_str(), name],
+                )?;
+            }
+        }
+    }
+    for (kind, name, _, _) in &after.entries {
+        let renamed = renamed_to.contains(&(*kind, name.as_str()));
+        if !before.has(*kind, name) && !renamed {
+            conn.execute(
+                "INSERT OR REPLACE INTO strata_object (type, name, module, stamp)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![kind.as_str(), name, id.module, id.stamp],
+            )?;
+        }
+    }
+    prune(conn)
+}
+
+/// Rows of objects that no longer exist (dropped outside strata) are forgotten.
+fn prune(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM strata_object WHERE NOT EXISTS (
+             SELECT 1 FROM main.sqlite_master m
+             WHERE m.type = strata_object.type AND strata_object.name = m.name)",
+        [],
+    )?;
+    Ok(())
+}
+
+fn owned_names(conn: &Connection) -> rusqlite::Result<HashSet<(ObjectKind, String)>> {
+    Ok(owners(conn)?
+        .into_iter()
+        .map(|o| (o.object.kind, o.object.name.to_ascii_lowercase()))
+        .collect())
+}
+
+/// Records `objects` as owned by `id`'s module (for objects that existed before strata).
+pub fn adopt(conn: &Connection, objects: &[ObjectRef], id: &MigrationId) -> rusqlite::Result<()> {
+    ensure(conn)?;
+    for o in objects {
+        conn.execute(
+            "INSERT OR REPLACE INTO strata_object (type, name, module, stamp) VALUES (?1, ?2, ?3, ?4)",
+            params![o.kind.as_str(), o.name, id.module, id.stamp],
+        )?;
+    }
+    prune(conn)
+}
+
+/// An object and the module (and migration) that owns it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Owner {
+    #[serde(flatten)]
+    pub object: ObjectRef,
+    pub module: String,
+    pub stamp: String,
+}
+
+/// Every ownership row of an object that exists; empty when the table does not exist yet.
+pub fn owners(conn: &Connection) -> rusqlite::Result<Vec<Owner>> {
+    if !exists(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT o.type, m.name, o.module, o.stamp FROM strata_object o
+         JOIN main.sqlite_master m ON m.type = o.type AND o.name = m.name
+         ORDER BY o.module, o.type, m.name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (kind, name, module, stamp) = row?;
+        if let Some(kind) = ObjectKind::parse(&kind) {
+            out.push(Owner {
+                object: ObjectRef { kind, name },
+                module,
+                stamp,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Who created what, found by replaying `do.sql` scripts (module, stamp, SQL; in the order they
+/// were applied) on an empty in-memory database, for databases whose migrations were applied
+/// before strata recorded ownership. `None` if a script does not run on its own (it needed
+/// data, or a transform changed the schema): then nothing is inferred.
+pub fn infer(scripts: &[(MigrationId, String)]) -> Option<Vec<Owner>> {
+    let conn = Connection::open_in_memory().ok()?;
+    conn.pragma_update(None, "foreign_keys", false).ok()?;
+    for (id, sql) in scripts {
+        let before = catalog(&conn).ok()?;
+        conn.execute_batch(sql).ok()?;
+        record_step(&conn, id, &before).ok()?;
+    }
+    owners(&conn).ok()
+}
+
+/// The objects `module` owns, as (kind, lowercase name).
+pub fn owned_by(
+    conn: &Connection,
+    module: &str,
+) -> rusqlite::Result<HashSet<(ObjectKind, String)>> {
+    Ok(owners(conn)?
+        .into_iter()
+        .filter(|o| o.module == module)
+        .map(|o| (o.object.kind, o.object.name.to_ascii_lowercase()))
+        .collect())
+}
+
+/// The user objects of the database that no module owns, read without parsing any SQL.
+pub fn unowned_objects(conn: &Connection) -> rusqlite::Result<Vec<ObjectRef>> {
+    let owned = owned_names(conn)?;
+    let mut out: Vec<ObjectRef> = catalog(conn)?
+        .entries
+        .into_iter()
+        .filter(|(k, n, _, _)| !owned.contains(&(*k, n.to_ascii_lowercase())))
+        .map(|(kind, name, _, _)| ObjectRef { kind, name })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The objects of `schema` that no module owns.
+pub fn unowned(conn: &Connection, schema: &Schema) -> rusqlite::Result<Vec<ObjectRef>> {
+    let owned = owned_names(conn)?;
+    Ok(schema
+        .objects()
+        .into_iter()
+        .filter(|o| !owned.contains(&(o.kind, o.name.to_ascii_lowercase())))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(module: &str) -> MigrationId {
+        MigrationId {
+            module: module.into(),
+            stamp: "20240101T000000Z".into(),
+        }
+    }
+
+    fn step(conn: &Connection, module: &str, sql: &str) {
+        let before = catalog(conn).unwrap();
+        conn.execute_batch(sql).unwrap();
+        record_step(conn, &id(module), &before).unwrap();
+    }
+
+    fn owned(conn: &Connection, module: &str) -> Vec<String> {
+        let mut v: Vec<String> = owned_by(conn, module)
+            .unwrap()
+            .into_iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn steps_own_what_they_create_and_keep_it_through_rebuilds_and_renames() {
+        let conn = Connection::open_in_memory().unwrap();
+        step(
+            &conn,
+            "a",
+            "CREATE TABLE t(x); CREATE INDEX ti ON t(x); CREATE VIEW v AS SELECT x FROM t;",
+        );
+        step(
+            &conn,
+            "b",
+            "CREATE TABLE u(y); CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;",
+        );
+        assert_eq!(owned(&conn, "a"), ["index ti", "table t", "view v"]);
+        assert_eq!(owned(&conn, "b"), ["table u", "trigger tr"]);
+        // b rebuilds a's table: a keeps it (and the recreated index), b keeps its trigger.
+        step(
+            &conn,
+            "b",
+            "DROP VIEW v; CREATE TABLE n(x, z); INSERT INTO n(x) SELECT x FROM t; DROP TABLE t; \
+             ALTER TABLE n RENAME TO t; CREATE INDEX ti ON t(x); CREATE VIEW v AS SELECT x FROM t; \
+             CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;",
+        );
+        assert_eq!(owned(&conn, "a"), ["index ti", "table t", "view v"]);
+        assert_eq!(owned(&conn, "b"), ["table u", "trigger tr"]);
+        // A rename keeps the owner; a drop forgets it.
+        step(&conn, "b", "ALTER TABLE u RENAME TO u2; DROP TRIGGER tr;");
+        assert_eq!(owned(&conn, "b"), ["table u2"]);
+        let schema = Schema::read(&conn).unwrap();
+        assert!(unowned(&conn, &schema).unwrap().is_empty());
+        conn.execute_batch("CREATE TABLE by_hand(q)").unwrap();
+        let schema = Schema::read(&conn).unwrap();
+        assert_eq!(
+            unowned(&conn, &schema).unwrap(),
+            [ObjectRef {
+                kind: ObjectKind::Table,
+                name: "by_hand".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_virtual_table_is_one_object_without_its_shadow_tables() {
+        let conn = Connection::open_in_memory().unwrap();
+        step(
+            &conn,
+            "a",
+            "CREATE VIRTUAL TABLE docs USING fts5(title, body);",
+        );
+        assert_eq!(owned(&conn, "a"), ["table docs"]);
+        let schema = Schema::read(&conn).unwrap();
+        assert_eq!(
+            schema.to_sql(),
+            "CREATE VIRTUAL TABLE docs USING fts5(title, body);\n"
+        );
+        assert!(unowned_objects(&conn).unwrap().is_empty());
+        let fresh = Connection::open_in_memory().unwrap();
+        fresh.execute_batch(&schema.to_sql()).unwrap();
+        assert_eq!(Schema::read(&fresh).unwrap(), schema);
+    }
+
+    #[test]
+    fn a_snapshot_compares_with_the_live_module() {
+        let conn = Connection::open_in_memory().unwrap();
+        step(
+            &conn,
+            "a",
+            "CREATE TABLE t(x INT, y TEXT); CREATE INDEX tx ON t(x);",
+        );
+        let snapshot = super::super::dump_module(&conn, "a").unwrap();
+        assert!(
+            super::super::compare_module(&conn, "a", &snapshot)
+                .unwrap()
+                .is_empty()
+        );
+        conn.execute_batch("ALTER TABLE t ADD COLUMN z REAL; DROP INDEX tx;")
+            .unwrap();
+        let drift = super::super::compare_module(&conn, "a", &snapshot).unwrap();
+        assert_eq!(
+            drift.to_string(),
+            "~ table t\n    + column z REAL\n- index tx\n"
+        );
+    }
+
+    #[test]
+    fn reading_a_fresh_database_creates_nothing() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(owners(&conn).unwrap().is_empty());
+        assert!(!exists(&conn).unwrap());
+    }
+}

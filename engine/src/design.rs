@@ -373,6 +373,39 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
     Ok(report)
 }
 
+/// Drift: every module of the real database whose live schema differs from the snapshot of its
+/// newest applied migration. Modules without such a snapshot cannot drift and are passed over;
+/// a missing database has not drifted.
+pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
+    let Some(conn) = sqlite::open_read_only(&project.db, project.busy_timeout())? else {
+        return Ok(Vec::new());
+    };
+    let tree = Tree::load(&project.migrations_dir())?;
+    let db = &project.db;
+    let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+    if applied.is_empty() {
+        return Ok(Vec::new());
+    }
+    let full = Schema::read(&conn).map_err(|e| schema_err(db, e))?;
+    let own = Ownership::read(&tree, &conn, db)?;
+    let mut refusals = Vec::new();
+    for m in modules(&tree, &own, None)? {
+        let Ok((Some(path), before)) = snapshot(&tree, &applied, &m, db) else {
+            continue;
+        };
+        let d = diff::diff(&before, &owned_schema(&own, &full, &m, false));
+        if !d.is_empty() {
+            refusals.push(Refusal::Drift {
+                db: db.clone(),
+                module: m,
+                snapshot: path,
+                difference: d.to_string(),
+            });
+        }
+    }
+    Ok(refusals)
+}
+
 /// The module's migrations that are not applied to the database.
 fn pending<'t>(tree: &'t Tree, applied: &[ledger::Applied], module: &str) -> Vec<&'t Migration> {
     tree.module(module)

@@ -143,6 +143,14 @@ pub enum Refusal {
     Locked { db: PathBuf },
     /// Generated SQL would drop tables or columns (`diff --sql`, `new --from-diff`).
     Destructive { changes: Vec<String> },
+    /// A module's live schema differs from its last applied snapshot.
+    Drift {
+        db: PathBuf,
+        module: String,
+        snapshot: PathBuf,
+        /// The differences, one per line.
+        difference: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -188,6 +196,25 @@ impl fmt::Display for Refusal {
                  timeout. Wait for the other strata or application writer to finish, or raise \
                  busy_timeout_ms in strata.toml.",
                 db.display()
+            ),
+            Refusal::Drift {
+                db,
+                module,
+                snapshot,
+                difference,
+            } => write!(
+                f,
+                "module `{module}` on {} has drifted from its last applied snapshot {}:\n{}\n    \
+                 Someone changed the database outside strata. Turn the change into a migration \
+                 (`strata new {module} <slug> --from-diff`), undo it, or pass --allow-drift to \
+                 migrate anyway.",
+                db.display(),
+                snapshot.display(),
+                difference
+                    .lines()
+                    .map(|l| format!("      {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
             Refusal::Destructive { changes } => write!(
                 f,

@@ -79,6 +79,8 @@ pub enum Action {
     CheckComponent,
     #[serde(rename = "foreign-key-check")]
     ForeignKeyCheck,
+    #[serde(rename = "schema.sql")]
+    Snapshot,
     #[serde(rename = "record")]
     Record,
 }
@@ -96,6 +98,7 @@ impl Action {
             Action::Checks => "checks",
             Action::CheckComponent => "check-component",
             Action::ForeignKeyCheck => "foreign-key-check",
+            Action::Snapshot => "schema.sql",
             Action::Record => "record",
         }
     }
@@ -147,6 +150,11 @@ pub enum Event<'a> {
         action: Action,
         level: &'a str,
         message: &'a str,
+    },
+    /// A missing `schema.sql` (and LATEST) was written from the database after a step.
+    SnapshotWritten {
+        migration: &'a Migration,
+        path: &'a Path,
     },
     /// A step committed.
     StepApplied {

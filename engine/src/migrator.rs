@@ -28,6 +28,10 @@ pub struct MigrateOptions {
     pub rehearse: bool,
     /// Also rehearse on a throwaway copy of the real database before the real run.
     pub rehearse_on_copy: bool,
+    /// Write missing `schema.sql` snapshots (and LATEST) from the test database.
+    pub write_snapshots: bool,
+    /// Migrate even if a module's live schema on the real database drifted from its snapshot.
+    pub allow_drift: bool,
 }
 
 impl Default for MigrateOptions {
@@ -36,6 +40,8 @@ impl Default for MigrateOptions {
             plan: PlanOptions::default(),
             rehearse: true,
             rehearse_on_copy: false,
+            write_snapshots: false,
+            allow_drift: false,
         }
     }
 }
@@ -73,6 +79,17 @@ fn targets(project: &Project, rehearse: bool) -> Vec<(Phase, &Path)> {
     t
 }
 
+/// How a phase runs its steps.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    /// Load `test-data/`.
+    test_data: bool,
+    /// Take a verified backup first.
+    backup: bool,
+    /// Write missing snapshots after each step.
+    write_snapshots: bool,
+}
+
 /// Everything a phase needs besides its database and its steps.
 struct Runner<'a> {
     project: &'a Project,
@@ -108,13 +125,12 @@ impl<'a> Runner<'a> {
         })
     }
 
-    /// Runs `pending` on `db`, one step at a time, after a verified backup when `backup`.
+    /// Runs `pending` on `db`, one step at a time, after a verified backup when `how.backup`.
     fn phase(
         &self,
         phase: Phase,
         db: &Path,
-        test_data: bool,
-        backup: bool,
+        how: How,
         pending: &[&Migration],
         events: &mut EventSink<'_>,
     ) -> Result<PhaseReport, Error> {
@@ -142,7 +158,7 @@ impl<'a> Runner<'a> {
         let mut conn = sqlite::open(db, self.project.busy_timeout())?;
         ledger::ensure(&mut conn)
             .map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
-        if backup {
+        if how.backup {
             let path = backup::take(
                 &conn,
                 db,
@@ -169,9 +185,10 @@ impl<'a> Runner<'a> {
         let ctx = step::Context {
             db,
             phase,
-            test_data,
+            test_data: how.test_data,
             sandbox: self.sandbox.as_ref(),
             limits: self.project.config.sandbox,
+            write_snapshots: how.write_snapshots,
         };
         for m in pending {
             match step::apply(&mut conn, &ctx, &self.prepared[&m.id], events) {
@@ -221,7 +238,12 @@ impl<'a> Runner<'a> {
                 .execute("VACUUM INTO ?1", [copy.to_string_lossy()])
                 .map_err(|e| Error::db(db, "cannot copy the database for the rehearsal", e))?;
         }
-        let mut report = self.phase(Phase::Rehearsal, &copy, false, false, pending, events)?;
+        let how = How {
+            test_data: false,
+            backup: false,
+            write_snapshots: false,
+        };
+        let mut report = self.phase(Phase::Rehearsal, &copy, how, pending, events)?;
         report.copy_of = Some(db.to_path_buf());
         Ok(report)
     }
@@ -244,6 +266,9 @@ fn validate<'t>(
             Ok(pending) => phases.push((phase, db, pending)),
             Err(r) => refusals.extend(r),
         }
+    }
+    if !opts.allow_drift {
+        refusals.extend(crate::design::drift(project)?);
     }
     if refusals.is_empty() {
         Ok(phases)
@@ -284,10 +309,14 @@ pub fn migrate(
                 .phases
                 .push(runner.rehearse_on_copy(db, pending, events)?);
         }
-        let test_data = phase.loads_test_data();
+        let how = How {
+            test_data: phase.loads_test_data(),
+            backup: true,
+            write_snapshots: opts.write_snapshots && *phase == Phase::Rehearsal,
+        };
         report
             .phases
-            .push(runner.phase(*phase, db, test_data, true, pending, events)?);
+            .push(runner.phase(*phase, db, how, pending, events)?);
     }
     Ok(report)
 }
@@ -385,7 +414,12 @@ pub fn sandbox(
                 }
                 events(e);
             };
-            match runner.phase(Phase::Sandbox, &db, test_data, false, &[*m], &mut sink) {
+            let how = How {
+                test_data,
+                backup: false,
+                write_snapshots: false,
+            };
+            match runner.phase(Phase::Sandbox, &db, how, &[*m], &mut sink) {
                 Ok(_) => outcome = StepOutcome::Ok,
                 Err(Error::Step(f)) => {
                     failed = true;

@@ -43,6 +43,8 @@ pub struct Prepared {
     pub test_seed: Option<Vec<u8>>,
     pub proj_seed: Option<Vec<u8>>,
     pub check: Option<Vec<u8>>,
+    /// `schema.sql`: the module's schema expected after this step.
+    pub snapshot: Option<String>,
 }
 
 impl Prepared {
@@ -82,6 +84,7 @@ impl Prepared {
             test_seed: bytes("test-data/seed.wasm")?,
             proj_seed: bytes("proj-data/seed.wasm")?,
             check: bytes("check.wasm")?,
+            snapshot: text(crate::design::SNAPSHOT)?,
             migration: m.clone(),
         })
     }
@@ -124,6 +127,8 @@ pub struct Context<'a> {
     pub sandbox: Option<&'a Sandbox>,
     /// The project's ceiling for component limits.
     pub limits: Limits,
+    /// Write a missing `schema.sql` (and LATEST) from the database after each step.
+    pub write_snapshots: bool,
 }
 
 /// How a step ended when it did not fail.
@@ -263,21 +268,24 @@ fn apply_in_transaction(
     }
 
     if failure.is_none() {
-        let elapsed = started.elapsed();
-        let committed = ledger::record(conn, m, elapsed.as_millis() as u64)
-            .and_then(|()| crate::schema::owner::record_step(conn, &m.id, &catalog))
-            .and_then(|()| ledger::append(conn, &log))
-            .and_then(|()| conn.execute_batch("COMMIT"));
-        match committed {
-            Ok(()) => return Ok(Applied::Committed { elapsed }),
-            Err(e) if sqlite::is_busy(&e) => {
+        match finish(conn, ctx, step, &catalog, &log, started) {
+            Ok(finished) => {
+                if let Some((path, sql)) = finished.snapshot {
+                    write_snapshot(m, &path, &sql).map_err(|e| Error::io(&path, e))?;
+                    events(&Event::SnapshotWritten {
+                        migration: m,
+                        path: &path,
+                    });
+                }
+                return Ok(Applied::Committed {
+                    elapsed: finished.elapsed,
+                });
+            }
+            Err(Finish::Locked(e)) => {
                 rollback(conn);
                 return Err(Error::db(db, "cannot commit", e));
             }
-            Err(e) => {
-                let err = ActionError::new(None, None, format!("recording the step failed: {e}"));
-                failure = Some((Action::Record, err, elapsed));
-            }
+            Err(Finish::Failed(action, err)) => failure = Some((action, err, started.elapsed())),
         }
     }
     rollback(conn);
@@ -316,6 +324,107 @@ fn apply_in_transaction(
         applied_before: Vec::new(),
     }
     .into())
+}
+
+/// A step that got through its actions and committed.
+struct Finished {
+    elapsed: Duration,
+    /// A snapshot to write now that the step is committed: its path and content.
+    snapshot: Option<(PathBuf, String)>,
+}
+
+enum Finish {
+    /// The commit waited past the busy timeout.
+    Locked(rusqlite::Error),
+    Failed(Action, ActionError),
+}
+
+/// After the actions: record what the step created, compare the module's schema with the
+/// step's `schema.sql` (or take it, to write after the commit), record the step, commit.
+fn finish(
+    conn: &Connection,
+    ctx: &Context<'_>,
+    step: &Prepared,
+    catalog: &crate::schema::owner::Catalog,
+    log: &[Entry],
+    started: Instant,
+) -> Result<Finished, Finish> {
+    let m = &step.migration;
+    let record = |e: rusqlite::Error| {
+        Finish::Failed(
+            Action::Record,
+            ActionError::new(None, None, format!("recording the step failed: {e}")),
+        )
+    };
+    crate::schema::owner::record_step(conn, &m.id, catalog).map_err(record)?;
+    let snapshot_file = m.file(crate::design::SNAPSHOT);
+    let schema_error = |e: crate::schema::SchemaError| {
+        Finish::Failed(
+            Action::Snapshot,
+            ActionError::new(Some(snapshot_file.clone()), None, e.to_string()),
+        )
+    };
+    let mut to_write = None;
+    match &step.snapshot {
+        Some(expected) => {
+            let difference = crate::schema::compare_module(conn, &m.id.module, expected)
+                .map_err(schema_error)?;
+            if !difference.is_empty() {
+                return Err(Finish::Failed(
+                    Action::Snapshot,
+                    ActionError::new(
+                        Some(snapshot_file.clone()),
+                        None,
+                        format!(
+                            "module `{}` after this step differs from its schema.sql (- expected, + actual):\n{}\n\
+                             Fix do.sql, or if the new schema is what you want, delete schema.sql and \
+                             run `strata migrate --write-snapshots` to write it again",
+                            m.id.module,
+                            difference.to_string().trim_end()
+                        ),
+                    ),
+                ));
+            }
+        }
+        None if ctx.write_snapshots => {
+            let sql = crate::schema::dump_module(conn, &m.id.module).map_err(schema_error)?;
+            to_write = Some((snapshot_file.clone(), sql));
+        }
+        None => {}
+    }
+    let elapsed = started.elapsed();
+    ledger::record(conn, m, elapsed.as_millis() as u64)
+        .and_then(|()| ledger::append(conn, log))
+        .map_err(record)?;
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => Ok(Finished {
+            elapsed,
+            snapshot: to_write,
+        }),
+        Err(e) if sqlite::is_busy(&e) => Err(Finish::Locked(e)),
+        Err(e) => Err(record(e)),
+    }
+}
+
+/// Writes a step's `schema.sql`, and its module's LATEST/schema.sql when the step is the
+/// module's newest migration on disk.
+fn write_snapshot(m: &Migration, path: &Path, sql: &str) -> std::io::Result<()> {
+    std::fs::write(path, sql)?;
+    let module_dir = m
+        .dir
+        .parent()
+        .expect("a migration folder is inside its module");
+    let newest = std::fs::read_dir(module_dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| crate::tree::parse_folder_name(n).is_ok())
+        .max();
+    if newest.as_deref() == Some(m.folder().as_str()) {
+        let latest = module_dir.join(crate::tree::LATEST);
+        std::fs::create_dir_all(&latest)?;
+        std::fs::write(latest.join(crate::design::SNAPSHOT), sql)?;
+    }
+    Ok(())
 }
 
 fn entry(
@@ -429,7 +538,7 @@ fn run_action(
             action,
         ),
         Action::ForeignKeyCheck => sql(foreign_key_check(conn)?),
-        Action::Record => sql(0),
+        Action::Snapshot | Action::Record => sql(0),
     }
 }
 

@@ -11,4 +11,5 @@ mod pinning;
 mod refusals;
 mod rehearsal;
 mod schema;
+mod snapshots;
 mod tree_errors;

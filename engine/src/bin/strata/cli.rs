@@ -140,6 +140,12 @@ struct RunArgs {
     /// Also rehearse on a throwaway copy of the real database before the real run.
     #[arg(long)]
     rehearse_on_copy: bool,
+    /// Write missing schema.sql snapshots (and LATEST/schema.sql) from the test database.
+    #[arg(long)]
+    write_snapshots: bool,
+    /// Migrate even when a module's live schema drifted from its last applied snapshot.
+    #[arg(long)]
+    allow_drift: bool,
 }
 
 impl RunArgs {
@@ -151,6 +157,8 @@ impl RunArgs {
             },
             rehearse: !self.no_rehearsal,
             rehearse_on_copy: self.rehearse_on_copy,
+            write_snapshots: self.write_snapshots,
+            allow_drift: self.allow_drift,
         }
     }
 }

@@ -479,6 +479,7 @@ fn line(verbose: bool, e: &Event<'_>) -> Option<String> {
         Event::StepApplied {
             migration, elapsed, ..
         } => format!("  applied {migration} ({} ms)", elapsed.as_millis()),
+        Event::SnapshotWritten { path, .. } => format!("  wrote {}", path.display()),
         Event::StepSkipped { migration, .. } => {
             format!("  skipped {migration}: another process applied it first")
         }

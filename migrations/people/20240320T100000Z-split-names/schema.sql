@@ -1,0 +1,7 @@
+CREATE TABLE people (
+  id INTEGER PRIMARY KEY,
+  full_name TEXT NOT NULL CHECK (length(trim(full_name)) > 0),
+  email TEXT NOT NULL UNIQUE,
+  first_name TEXT,
+  last_name TEXT
+) STRICT;

@@ -186,6 +186,24 @@ pub struct Entry {
     pub checksum: Option<String>,
 }
 
+impl Entry {
+    /// A successful action of a whole run rather than of one step (`backup`, `restore`).
+    pub fn for_run(phase: &str, action: &str, detail: String) -> Entry {
+        Entry {
+            phase: phase.into(),
+            module: None,
+            stamp: None,
+            action: action.into(),
+            outcome: Outcome::Ok,
+            detail: Some(detail),
+            rows: None,
+            fuel_used: None,
+            duration_ms: None,
+            checksum: None,
+        }
+    }
+}
+
 /// Appends entries to the audit log, stamped now and with the operator.
 pub fn append(conn: &Connection, entries: &[Entry]) -> rusqlite::Result<()> {
     let at = now_rfc3339();

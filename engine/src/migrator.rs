@@ -165,18 +165,8 @@ impl<'a> Runner<'a> {
                 &self.project.backups_dir(),
                 self.project.config.backups_keep,
             )?;
-            let entry = ledger::Entry {
-                phase: phase.as_str().into(),
-                module: None,
-                stamp: None,
-                action: "backup".into(),
-                outcome: ledger::Outcome::Ok,
-                detail: Some(path.display().to_string()),
-                rows: None,
-                fuel_used: None,
-                duration_ms: None,
-                checksum: None,
-            };
+            let entry =
+                ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
             ledger::append(&conn, &[entry])
                 .map_err(|e| Error::db(db, "cannot audit the backup", e))?;
             events(&Event::BackupTaken { db, backup: &path });
@@ -481,18 +471,11 @@ pub fn restore(
     backup::restore(db, &chosen, project.busy_timeout())?;
     let mut conn = sqlite::open(db, project.busy_timeout())?;
     ledger::ensure(&mut conn).map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
-    let entry = ledger::Entry {
-        phase: Phase::Restore.as_str().into(),
-        module: None,
-        stamp: None,
-        action: "restore".into(),
-        outcome: ledger::Outcome::Ok,
-        detail: Some(format!("restored from {}", chosen.display())),
-        rows: None,
-        fuel_used: None,
-        duration_ms: None,
-        checksum: None,
-    };
+    let entry = ledger::Entry::for_run(
+        Phase::Restore.as_str(),
+        "restore",
+        format!("restored from {}", chosen.display()),
+    );
     ledger::append(&conn, &[entry]).map_err(|e| Error::db(db, "cannot audit the restore", e))?;
     Ok((db.clone(), chosen))
 }

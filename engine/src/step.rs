@@ -481,89 +481,45 @@ fn run_action(
             guard.set_mode(Mode::Host);
             sql(result?)
         }
-        Action::Transform => component(
-            conn,
-            ctx,
-            step,
-            World::Transform,
-            "transform.wasm",
-            None,
-            guard,
-            events,
-            action,
-        ),
-        Action::TestSeed => {
-            let params = step
-                .test_data
-                .as_ref()
-                .and_then(|d| d.seed_params.as_deref());
-            component(
-                conn,
-                ctx,
-                step,
-                World::Seed,
-                "test-data/seed.wasm",
-                params,
-                guard,
-                events,
-                action,
-            )
+        Action::Transform | Action::TestSeed | Action::ProjSeed | Action::CheckComponent => {
+            component(conn, ctx, step, action, guard, events)
         }
-        Action::ProjSeed => {
-            let params = step
-                .proj_data
-                .as_ref()
-                .and_then(|d| d.seed_params.as_deref());
-            component(
-                conn,
-                ctx,
-                step,
-                World::Seed,
-                "proj-data/seed.wasm",
-                params,
-                guard,
-                events,
-                action,
-            )
-        }
-        Action::CheckComponent => component(
-            conn,
-            ctx,
-            step,
-            World::Check,
-            "check.wasm",
-            None,
-            guard,
-            events,
-            action,
-        ),
         Action::ForeignKeyCheck => sql(foreign_key_check(conn)?),
         Action::Snapshot | Action::Record => sql(0),
     }
 }
 
 /// Runs one of the step's components in the sandbox.
-#[allow(clippy::too_many_arguments)]
 fn component(
     conn: &mut Connection,
     ctx: &Context<'_>,
     step: &Prepared,
-    world: World,
-    file: &str,
-    seed_params: Option<&str>,
+    action: Action,
     guard: &Guard,
     events: &mut EventSink<'_>,
-    action: Action,
 ) -> Result<Done, ActionError> {
     let m = &step.migration;
+    let seed_params = |d: &Option<DataSet>| d.as_ref().and_then(|d| d.seed_params.clone());
+    let (world, file, wasm, params) = match action {
+        Action::Transform => (World::Transform, "transform.wasm", &step.transform, None),
+        Action::TestSeed => (
+            World::Seed,
+            "test-data/seed.wasm",
+            &step.test_seed,
+            seed_params(&step.test_data),
+        ),
+        Action::ProjSeed => (
+            World::Seed,
+            "proj-data/seed.wasm",
+            &step.proj_seed,
+            seed_params(&step.proj_data),
+        ),
+        _ => (World::Check, "check.wasm", &step.check, None),
+    };
     let path = m.file(file);
-    let wasm = match world {
-        World::Transform => step.transform.as_deref(),
-        World::Check => step.check.as_deref(),
-        World::Seed if file.starts_with("test-data") => step.test_seed.as_deref(),
-        World::Seed => step.proj_seed.as_deref(),
-    }
-    .expect("the action runs only when its component is present");
+    let wasm = wasm
+        .as_deref()
+        .expect("the action runs only when its component is present");
     let Some(sandbox) = ctx.sandbox else {
         return Err(ActionError::new(
             Some(path),
@@ -581,7 +537,7 @@ fn component(
             sandbox_cfg.writes.as_deref(),
             m.file(crate::config::MIGRATION_CONFIG_FILE),
         ),
-        seed_params: seed_params.unwrap_or("{}"),
+        seed_params: params.as_deref().unwrap_or("{}"),
         progress: Arc::new(AtomicU64::new(0)),
     };
     events(&Event::ComponentStarted {

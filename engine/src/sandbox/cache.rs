@@ -83,3 +83,64 @@ fn write_entry(path: &Path, code: &[u8]) -> std::io::Result<()> {
     tmp.persist(path)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMPONENT: &str = r#"(component
+      (core module $m (func (export "f")))
+      (core instance $i (instantiate $m))
+      (func (export "f") (canon lift (core func $i "f"))))"#;
+
+    fn entry(dir: &Path) -> PathBuf {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.retain(|p| p.extension().is_some_and(|e| e == "cwasm"));
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries.pop().unwrap()
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_rebuilt_not_trusted() {
+        let engine = Engine::default();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&engine, Some(dir.path().to_path_buf()));
+        let wasm = wat::parse_str(COMPONENT).unwrap();
+        cache.load(&engine, &wasm).unwrap();
+        let path = entry(dir.path());
+        let good = std::fs::read(&path).unwrap();
+
+        // Flip a byte of the compiled code: the checksum no longer matches.
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        std::fs::write(&path, &bad).unwrap();
+        let component = cache.load(&engine, &wasm).unwrap();
+        assert_eq!(component.component_type().exports(&engine).count(), 1);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            good,
+            "the entry was not rewritten"
+        );
+
+        // A truncated entry, too.
+        std::fs::write(&path, &good[..10]).unwrap();
+        cache.load(&engine, &wasm).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+    }
+
+    #[test]
+    fn entries_are_keyed_by_the_component_bytes() {
+        let engine = Engine::default();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(&engine, Some(dir.path().to_path_buf()));
+        let a = wat::parse_str(COMPONENT).unwrap();
+        let b = wat::parse_str(COMPONENT.replace("\"f\"", "\"g\"")).unwrap();
+        cache.load(&engine, &a).unwrap();
+        cache.load(&engine, &b).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+}

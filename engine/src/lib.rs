@@ -1,18 +1,21 @@
 //! strata-engine: the library behind the `strata` binary.
 //!
 //! A project holds modules; a module holds an ordered chain of migrations; each migration is a
-//! stamped folder (see `tree`). Applying one runs its SQL and data in one transaction and records
-//! it in the ledger. Every run rehearses on the test database before it touches the real one.
+//! stamped folder (see `tree`). Applying one runs its SQL, its WebAssembly components and its
+//! data in one transaction and records it in the ledger. Every run backs up and rehearses on the
+//! test database before it touches the real one.
 //!
 //! The crate owns all behaviour. It never prints: long operations report typed [`Event`]s and
 //! return typed results, and the binary renders them.
 //!
-//! Module map: `config` (strata.toml and paths), `tree` (the migrations folder), `checksum`
-//! (what pins an applied migration), `plan` (pure: applied + discovered -> steps or refusals),
-//! `ledger` (the bookkeeping tables), `data` (data.json), `sqlite` (connections and statement
-//! batches), `step` (one migration in one transaction), `migrator` (the two phases), `event`,
+//! Module map: `config` (strata.toml, migration.toml, paths), `tree` (the migrations folder),
+//! `checksum` (what pins an applied migration), `plan` (pure: applied + discovered -> steps or
+//! refusals), `ledger` (the bookkeeping tables), `data` (data.json), `sqlite` (connections and
+//! statement scripts), `step` (one migration in one transaction), `sandbox` (running components:
+//! engine, limits, SQL host API, authorizer, compile cache), `migrator` (validate, phases,
+//! sandbox mode, restore), `backup`, `guest` (`strata build`), `scaffold` (init, new), `event`,
 //! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership) and `design` (the
-//! design-time commands on a project: dump, diff, new --from-diff, baseline).
+//! design-time commands on a project: dump, diff, new --from-diff, baseline, drift).
 
 pub mod backup;
 pub mod checksum;

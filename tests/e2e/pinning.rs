@@ -85,3 +85,44 @@ fn an_incompatible_sdk_change_does_not_change_what_the_committed_component_does(
         names_before
     );
 }
+
+#[test]
+fn the_committed_transform_streams_a_table_of_many_batches() {
+    // 2,500 rows: the SDK's cursor pulls them in several batches of 1,000, and its writer sends
+    // several batches back; every row must come out split exactly once.
+    let p = Project::empty();
+    p.write(
+        "migrations/people/20240110T090000Z-zero/do.sql",
+        "CREATE TABLE people(id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, email TEXT NOT NULL UNIQUE);\n\
+         INSERT INTO people WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2500)\n\
+         SELECT i, 'First' || i || ' Last' || i, 'p' || i || '@example.test' FROM c;",
+    );
+    let split = crate::harness::repo_root().join(SPLIT);
+    p.write(
+        &format!("{SPLIT}/do.sql"),
+        &std::fs::read_to_string(split.join("do.sql")).unwrap(),
+    );
+    p.write(
+        &format!("{SPLIT}/migration.toml"),
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n",
+    );
+    std::fs::copy(
+        split.join("transform.wasm"),
+        p.path(&format!("{SPLIT}/transform.wasm")),
+    )
+    .unwrap();
+    p.strata(&["migrate", "-q"]).ok();
+    let db = p.open("app.db");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM people WHERE first_name = 'First' || id AND last_name = 'Last' || id"
+        ),
+        ["2500"]
+    );
+    let audit = rows(
+        &db,
+        "SELECT rows FROM strata_migration_audit WHERE action = 'transform'",
+    );
+    assert_eq!(audit, ["2500"]);
+}

@@ -254,7 +254,7 @@ pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<Dump
                     db.display()
                 )));
             }
-            written = write_snapshot(&tree, newest, &sql)?;
+            written = write_snapshot(newest, &sql, true)?;
         }
         report.modules.push(ModuleDump {
             module: m,
@@ -273,16 +273,23 @@ fn owned_schema(own: &Ownership, full: &Schema, module: &str, with_unowned: bool
     })
 }
 
-/// Writes `sql` as the migration's schema.sql and as its module's LATEST/schema.sql.
-fn write_snapshot(tree: &Tree, m: &Migration, sql: &str) -> Result<Vec<PathBuf>, Error> {
-    let latest_dir = tree.root.join(&m.id.module).join(LATEST);
-    std::fs::create_dir_all(&latest_dir).map_err(|e| Error::io(&latest_dir, e))?;
-    let mut written = Vec::new();
-    for path in [m.file(SNAPSHOT), latest_dir.join(SNAPSHOT)] {
-        std::fs::write(&path, sql).map_err(|e| Error::io(&path, e))?;
-        written.push(path);
+/// Writes `sql` as the migration's schema.sql and, when `latest` (the migration is its module's
+/// newest), as the module's LATEST/schema.sql. Returns the files written.
+pub fn write_snapshot(m: &Migration, sql: &str, latest: bool) -> Result<Vec<PathBuf>, Error> {
+    let mut paths = vec![m.file(SNAPSHOT)];
+    if latest {
+        let module_dir = m
+            .dir
+            .parent()
+            .expect("a migration folder is inside its module");
+        let latest_dir = module_dir.join(LATEST);
+        std::fs::create_dir_all(&latest_dir).map_err(|e| Error::io(&latest_dir, e))?;
+        paths.push(latest_dir.join(SNAPSHOT));
     }
-    Ok(written)
+    for path in &paths {
+        std::fs::write(path, sql).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(paths)
 }
 
 /// The snapshot a module's live schema is compared with: the `schema.sql` of its newest
@@ -568,7 +575,7 @@ fn write_migration(
         .find(|m| m.dir == dir)
         .cloned()
         .ok_or_else(|| Error::input(&dir, "the new migration folder is not in the tree"))?;
-    write_snapshot(&tree, &m, schema_sql)?;
+    write_snapshot(&m, schema_sql, true)?;
     Ok(m)
 }
 

@@ -270,12 +270,13 @@ fn apply_in_transaction(
     if failure.is_none() {
         match finish(conn, ctx, step, &catalog, &log, started) {
             Ok(finished) => {
-                if let Some((path, sql)) = finished.snapshot {
-                    write_snapshot(m, &path, &sql).map_err(|e| Error::io(&path, e))?;
-                    events(&Event::SnapshotWritten {
-                        migration: m,
-                        path: &path,
-                    });
+                if let Some(sql) = finished.snapshot {
+                    for path in write_snapshot(m, &sql)? {
+                        events(&Event::SnapshotWritten {
+                            migration: m,
+                            path: &path,
+                        });
+                    }
                 }
                 return Ok(Applied::Committed {
                     elapsed: finished.elapsed,
@@ -329,8 +330,8 @@ fn apply_in_transaction(
 /// A step that got through its actions and committed.
 struct Finished {
     elapsed: Duration,
-    /// A snapshot to write now that the step is committed: its path and content.
-    snapshot: Option<(PathBuf, String)>,
+    /// A snapshot to write now that the step is committed.
+    snapshot: Option<String>,
 }
 
 enum Finish {
@@ -388,7 +389,7 @@ fn finish(
         }
         None if ctx.write_snapshots => {
             let sql = crate::schema::dump_module(conn, &m.id.module).map_err(schema_error)?;
-            to_write = Some((snapshot_file.clone(), sql));
+            to_write = Some(sql);
         }
         None => {}
     }
@@ -408,23 +409,18 @@ fn finish(
 
 /// Writes a step's `schema.sql`, and its module's LATEST/schema.sql when the step is the
 /// module's newest migration on disk.
-fn write_snapshot(m: &Migration, path: &Path, sql: &str) -> std::io::Result<()> {
-    std::fs::write(path, sql)?;
+fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, Error> {
     let module_dir = m
         .dir
         .parent()
         .expect("a migration folder is inside its module");
-    let newest = std::fs::read_dir(module_dir)?
+    let newest = std::fs::read_dir(module_dir)
+        .map_err(|e| Error::io(module_dir, e))?
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .filter(|n| crate::tree::parse_folder_name(n).is_ok())
         .max();
-    if newest.as_deref() == Some(m.folder().as_str()) {
-        let latest = module_dir.join(crate::tree::LATEST);
-        std::fs::create_dir_all(&latest)?;
-        std::fs::write(latest.join(crate::design::SNAPSHOT), sql)?;
-    }
-    Ok(())
+    crate::design::write_snapshot(m, sql, newest.as_deref() == Some(m.folder().as_str()))
 }
 
 fn entry(

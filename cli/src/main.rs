@@ -1,5 +1,6 @@
-//! `strata`: the command-line face of strata-engine. Parses arguments, runs one command, renders
-//! its result, and maps errors to the documented exit codes (`strata_engine::exit`).
+//! `strata` (crate strata-cli): the command-line face of strata-engine. Parses arguments, runs
+//! one command, renders its result, and maps errors to the documented exit codes
+//! (`strata_engine::exit`). Its crates (clap, indicatif, anyhow) stay out of the library.
 
 mod cli;
 mod render;

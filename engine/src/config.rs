@@ -202,6 +202,9 @@ pub struct MigrationSandbox {
     pub reads: Option<Vec<String>>,
     /// Tables the components may write, create, alter or drop; all but strata's own when absent.
     pub writes: Option<Vec<String>>,
+    /// Whether the components may create triggers (on tables in `writes`; each trigger's body
+    /// is checked against `reads` and `writes` when the component's call ends).
+    pub triggers: bool,
     pub fuel: Option<u64>,
     pub memory_mib: Option<u64>,
     pub timeout_s: Option<u64>,
@@ -228,7 +231,7 @@ impl MigrationConfig {
                 Error::input(
                     &path,
                     format!(
-                        "{}; the keys are [sandbox] reads, writes, fuel, memory_mib, timeout_s and \
+                        "{}; the keys are [sandbox] reads, writes, triggers, fuel, memory_mib, timeout_s and \
                          [build] transform, test_seed, proj_seed, check",
                         e.message()
                     ),

@@ -532,7 +532,8 @@ fn component(
             sandbox_cfg.reads.as_deref(),
             sandbox_cfg.writes.as_deref(),
             m.file(crate::config::MIGRATION_CONFIG_FILE),
-        ),
+        )
+        .with_triggers(sandbox_cfg.triggers),
         seed_params: params.as_deref().unwrap_or("{}"),
         progress: Arc::new(AtomicU64::new(0)),
     };

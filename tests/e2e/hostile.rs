@@ -72,7 +72,7 @@ fn seed_component() -> Vec<u8> {
 
 /// A project with one applied migration (people, secrets) and a pending one running
 /// `transform.wasm` under `migration_toml`.
-fn project_with(wasm: &[u8], migration_toml: &str) -> Project {
+pub fn project_with(wasm: &[u8], migration_toml: &str) -> Project {
     let p = Project::empty();
     p.write(
         "migrations/app/20240101T000000Z-zero/do.sql",
@@ -100,7 +100,7 @@ fn project_with(wasm: &[u8], migration_toml: &str) -> Project {
 
 /// Runs migrate and checks everything a refused component must leave behind.
 #[track_caller]
-fn assert_refused(p: &Project, expect: &[&str]) {
+pub fn assert_refused(p: &Project, expect: &[&str]) {
     let before_test = p.app_dump(".strata/test.db");
     let before_real = p.app_dump("app.db");
     let mut run = p.strata(&["migrate"]).code(1);

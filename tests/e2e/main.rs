@@ -4,6 +4,9 @@
 mod harness;
 
 mod build;
+mod components;
+mod escapes;
+mod host_memory;
 mod hostile;
 mod init_new;
 mod migrate;

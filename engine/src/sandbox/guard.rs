@@ -1,11 +1,18 @@
 //! The SQL guard on a step's connection: SQLite's authorizer and progress handler, switched by
 //! mode. While the host runs its own statements everything passes; while a script (`do.sql`,
-//! `checks.sql`) runs, transaction control is refused; while a component runs, its capability
-//! policy applies and its deadline interrupts a statement that outlives it.
+//! `checks.sql`) runs, transaction control and changes to strata's bookkeeping are refused;
+//! while a component runs, an allow-list applies (its capability policy, a few read-only SQLite
+//! internals) and its deadline interrupts a statement that outlives it.
 //!
-//! This module decides and records; it never runs SQL itself.
+//! The authorizer sees one action at a time and cannot look at the database, so it is paired
+//! with [`Snapshot`]: what the schema and the counters looked like before a component ran, and
+//! [`verify`], which checks afterwards what no single callback shows (the new name of a renamed
+//! table, `sqlite_sequence` rows, the bodies of created triggers and views).
+//!
+//! This module decides and records; the only SQL it runs is the reads of [`Snapshot`] and the
+//! probes of [`verify`], which are prepared but never stepped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -26,8 +33,26 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "function_list",
 ];
 
+/// Table-valued functions a component may read: they see only their arguments.
+const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", "jsonb_tree"];
+
+/// SQL functions refused to components, with the reason. Every other built-in function is
+/// pure computation on its arguments.
+const REFUSED_FUNCTIONS: &[(&str, &str)] = &[
+    ("load_extension", "it loads native code"),
+    (
+        "fts3_tokenizer",
+        "it reads and sets native pointers of the full-text engine",
+    ),
+];
+
 /// How many SQLite VM steps pass between deadline checks.
 const PROGRESS_STEPS: i32 = 1_000;
+
+/// Whether a name is in strata's own namespace.
+fn is_strata(name: &str) -> bool {
+    name.len() >= 7 && name[..7].eq_ignore_ascii_case("strata_")
+}
 
 /// What a component may touch, from its migration.toml.
 #[derive(Debug, Clone)]
@@ -37,26 +62,35 @@ pub struct Policy {
     /// Lowercased table names it may write, create, alter or drop; `None` means all but
     /// strata's own. A writable table is also readable.
     pub writes: Option<HashSet<String>>,
+    /// Whether it may create triggers (`triggers = true`); each one's body is then authorized
+    /// against `reads` and `writes` before the component's call ends.
+    pub triggers: bool,
     /// The migration.toml to point at in refusals.
     pub config_file: PathBuf,
 }
 
 impl Policy {
-    /// A policy from migration.toml's lists.
+    /// A policy from migration.toml's lists; no triggers.
     pub fn new(reads: Option<&[String]>, writes: Option<&[String]>, config_file: PathBuf) -> Self {
         let set = |l: &[String]| l.iter().map(|t| t.to_ascii_lowercase()).collect();
         Policy {
             reads: reads.map(set),
             writes: writes.map(set),
+            triggers: false,
             config_file,
         }
     }
 
+    /// The same policy, allowing trigger creation when `allowed` (`triggers = true`).
+    pub fn with_triggers(mut self, allowed: bool) -> Self {
+        self.triggers = allowed;
+        self
+    }
+
+    /// Whether the table (or view) may be read: never strata's own.
     fn may_read(&self, table: &str) -> Result<(), String> {
+        own(table)?;
         let t = table.to_ascii_lowercase();
-        if t.starts_with("sqlite_") {
-            return Ok(());
-        }
         let listed = |s: &Option<HashSet<String>>| s.as_ref().is_some_and(|s| s.contains(&t));
         if self.reads.is_none() || listed(&self.reads) || listed(&self.writes) {
             return Ok(());
@@ -68,22 +102,37 @@ impl Policy {
         ))
     }
 
+    /// Whether the table (or view) may be written, created, altered or dropped.
     fn may_write(&self, table: &str) -> Result<(), String> {
-        let t = table.to_ascii_lowercase();
-        if t.starts_with("sqlite_") {
-            // SQLite's own bookkeeping that DDL updates; direct writes need writable_schema,
-            // which is refused.
+        own(table)?;
+        if self.writable(table) {
             return Ok(());
         }
-        match &self.writes {
-            None => Ok(()),
-            Some(w) if w.contains(&t) => Ok(()),
-            Some(_) => Err(format!(
-                "writing table `{table}` is not allowed: it is not in `writes` under [sandbox] in \
-                 {}; add \"{table}\" there if this migration should change it",
-                self.config_file.display()
-            )),
-        }
+        Err(format!(
+            "writing table `{table}` is not allowed: it is not in `writes` under [sandbox] in \
+             {}; add \"{table}\" there if this migration should change it",
+            self.config_file.display()
+        ))
+    }
+
+    /// Whether `writes` covers the name (strata's own never are).
+    fn writable(&self, table: &str) -> bool {
+        !is_strata(table)
+            && self
+                .writes
+                .as_ref()
+                .is_none_or(|w| w.contains(&table.to_ascii_lowercase()))
+    }
+}
+
+/// Refuses strata's own names.
+fn own(name: &str) -> Result<(), String> {
+    if is_strata(name) {
+        Err(format!(
+            "`{name}` is strata's own bookkeeping; components may not touch it"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -93,7 +142,7 @@ pub enum Mode {
     /// strata's own statements: everything passes.
     #[default]
     Host,
-    /// A user script: no BEGIN, COMMIT or ROLLBACK.
+    /// A user script: no BEGIN, COMMIT or ROLLBACK, no changes to strata's tables.
     Script,
     /// A component: its policy and deadline.
     Component {
@@ -109,6 +158,21 @@ struct State {
     denied: Option<String>,
     /// Whether a component's deadline interrupted a statement.
     timed_out: bool,
+    /// Lowercased names of the tables and views in the schema, to tell a read of a real table
+    /// from a read of a CTE or subquery (both can arrive without a database name).
+    schema_names: HashSet<String>,
+    /// Whether a component statement was authorized to change the schema since the names were
+    /// last taken.
+    schema_changed: bool,
+    /// Triggers and views whose creation a component was authorized to do.
+    created: Created,
+}
+
+/// Triggers and views a component created, to check in [`verify`].
+#[derive(Debug, Default, Clone)]
+pub struct Created {
+    pub triggers: Vec<String>,
+    pub views: Vec<String>,
 }
 
 /// A handle on the guard installed on one connection.
@@ -122,7 +186,7 @@ impl Guard {
         let g = guard.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             let mut state = g.lock();
-            match decide(&state.mode, &ctx) {
+            match decide(&mut state, &ctx) {
                 Ok(()) => Authorization::Allow,
                 Err(why) => {
                     state.denied = Some(why);
@@ -158,12 +222,23 @@ impl Guard {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Switches the mode and forgets earlier refusals and timeouts.
+    /// Switches the mode and forgets earlier refusals, timeouts and created objects.
     pub fn set_mode(&self, mode: Mode) {
         let mut s = self.lock();
         s.mode = mode;
         s.denied = None;
         s.timed_out = false;
+        s.schema_changed = false;
+        s.created = Created::default();
+    }
+
+    /// Records a refusal found outside the authorizer (by [`verify`] or the host's limits);
+    /// an earlier refusal is kept.
+    pub fn deny(&self, why: String) {
+        let mut s = self.lock();
+        if s.denied.is_none() {
+            s.denied = Some(why);
+        }
     }
 
     /// The reason for the latest refusal, taking it.
@@ -180,69 +255,320 @@ impl Guard {
     pub fn timed_out(&self) -> bool {
         self.lock().timed_out
     }
+
+    /// The names of the schema's tables and views, for telling tables from CTEs.
+    pub fn set_schema_names(&self, names: HashSet<String>) {
+        let mut s = self.lock();
+        s.schema_names = names;
+        s.schema_changed = false;
+    }
+
+    /// Whether a component statement changed the schema since the names were set.
+    pub fn schema_changed(&self) -> bool {
+        self.lock().schema_changed
+    }
+
+    /// The triggers and views the component was authorized to create, taking them.
+    pub fn take_created(&self) -> Created {
+        std::mem::take(&mut self.lock().created)
+    }
 }
 
-/// The decision for one authorizer callback under `mode`.
-fn decide(mode: &Mode, ctx: &AuthContext<'_>) -> Result<(), String> {
-    match mode {
+/// The decision for one authorizer callback under the current mode.
+fn decide(state: &mut State, ctx: &AuthContext<'_>) -> Result<(), String> {
+    match &state.mode {
         Mode::Host => Ok(()),
-        Mode::Script => match ctx.action {
-            AuthAction::Transaction { .. } => Err("statements that begin, commit or roll back a \
-                transaction are not allowed: strata runs each migration in one transaction of its \
-                own; remove this statement"
-                .into()),
-            _ => Ok(()),
-        },
-        Mode::Component { policy, .. } => decide_component(policy, ctx),
+        Mode::Script => decide_script(ctx),
+        Mode::Component { policy, .. } => {
+            let policy = Arc::clone(policy);
+            decide_component(&policy, state, ctx)
+        }
     }
 }
 
-fn decide_component(policy: &Policy, ctx: &AuthContext<'_>) -> Result<(), String> {
+fn decide_script(ctx: &AuthContext<'_>) -> Result<(), String> {
     use AuthAction as A;
-    if let Some(db) = ctx.database_name
-        && db != "main"
-    {
-        return Err(format!(
-            "database `{db}` is not available to components; only `main` is"
-        ));
-    }
-    let own = |table: &str| -> Result<(), String> {
-        if table.to_ascii_lowercase().starts_with("strata_") {
+    let bookkeeping = |name: &str| -> Result<(), String> {
+        if is_strata(name) {
             Err(format!(
-                "table `{table}` is strata's own bookkeeping; components may not touch it"
+                "`{name}` is strata's own bookkeeping: strata writes it itself, and a change \
+                 here would silently break the ledger; remove this statement (a script may read \
+                 strata's tables, never change them)"
             ))
         } else {
             Ok(())
         }
     };
-    let write = |table: &str| own(table).and_then(|()| policy.may_write(table));
     match ctx.action {
-        // CTE names come as reads without a database.
-        A::Read { table_name, .. } if ctx.database_name.is_none() => own(table_name),
-        A::Read { table_name, .. } => own(table_name).and_then(|()| policy.may_read(table_name)),
+        A::Transaction { .. } => Err("statements that begin, commit or roll back a \
+            transaction are not allowed: strata runs each migration in one transaction of its \
+            own; remove this statement"
+            .into()),
+        A::Insert { table_name }
+        | A::Update { table_name, .. }
+        | A::Delete { table_name }
+        | A::CreateTable { table_name }
+        | A::CreateTempTable { table_name }
+        | A::DropTable { table_name }
+        | A::DropTempTable { table_name }
+        | A::AlterTable { table_name, .. }
+        | A::Analyze { table_name }
+        | A::CreateView {
+            view_name: table_name,
+        }
+        | A::CreateTempView {
+            view_name: table_name,
+        }
+        | A::DropView {
+            view_name: table_name,
+        }
+        | A::DropTempView {
+            view_name: table_name,
+        }
+        | A::CreateVtable { table_name, .. }
+        | A::DropVtable { table_name, .. } => bookkeeping(table_name),
+        A::CreateIndex {
+            index_name,
+            table_name,
+        }
+        | A::CreateTempIndex {
+            index_name,
+            table_name,
+        }
+        | A::DropIndex {
+            index_name,
+            table_name,
+        }
+        | A::DropTempIndex {
+            index_name,
+            table_name,
+        }
+        | A::CreateTrigger {
+            trigger_name: index_name,
+            table_name,
+        }
+        | A::CreateTempTrigger {
+            trigger_name: index_name,
+            table_name,
+        }
+        | A::DropTrigger {
+            trigger_name: index_name,
+            table_name,
+        }
+        | A::DropTempTrigger {
+            trigger_name: index_name,
+            table_name,
+        } => bookkeeping(index_name).and_then(|()| bookkeeping(table_name)),
+        _ => Ok(()),
+    }
+}
+
+/// SQLite's internal tables a component may read: the schema, AUTOINCREMENT counters and
+/// planner statistics (DDL reads them too). `sqlite_stat4.sample` holds copies of indexed
+/// values of every table, so it is open only when `reads` is (ANALYZE reads it back, so a
+/// component with a `reads` list cannot ANALYZE).
+fn internal_read(policy: &Policy, table: &str, column: &str) -> Option<Result<(), String>> {
+    let t = table.to_ascii_lowercase();
+    match t.as_str() {
+        "sqlite_master" | "sqlite_schema" | "sqlite_temp_master" | "sqlite_temp_schema"
+        | "sqlite_sequence" | "sqlite_stat1" => Some(Ok(())),
+        "sqlite_stat4" if column.eq_ignore_ascii_case("sample") && policy.reads.is_some() => {
+            Some(Err(format!(
+                "reading sqlite_stat4.sample is not allowed: it holds copies of indexed values \
+                 of every table, and `reads` under [sandbox] in {} is a list (this includes \
+                 ANALYZE, which reads the samples back; run ANALYZE in do.sql instead)",
+                policy.config_file.display()
+            )))
+        }
+        "sqlite_stat4" => Some(Ok(())),
+        _ => None,
+    }
+}
+
+/// Whether the name is one of the table-valued functions a component may read.
+fn safe_table_function(table: &str) -> bool {
+    let t = table.to_ascii_lowercase();
+    SAFE_TABLE_FUNCTIONS.contains(&t.as_str())
+        || t.strip_prefix("pragma_")
+            .is_some_and(|p| READ_ONLY_PRAGMAS.contains(&p))
+}
+
+/// The allow-list for a component: every action not matched here is refused.
+fn decide_component(
+    policy: &Policy,
+    state: &mut State,
+    ctx: &AuthContext<'_>,
+) -> Result<(), String> {
+    use AuthAction as A;
+    let temp_schema_table = |t: &str| {
+        t.eq_ignore_ascii_case("sqlite_temp_master") || t.eq_ignore_ascii_case("sqlite_temp_schema")
+    };
+    // Only `main`; `temp` only for SQLite's own reads and updates of the temp schema table,
+    // which ALTER TABLE ... RENAME does.
+    if let Some(db) = ctx.database_name
+        && db != "main"
+    {
+        let temp_internal = db == "temp"
+            && match ctx.action {
+                A::Read { table_name, .. } | A::Update { table_name, .. } => {
+                    temp_schema_table(table_name)
+                }
+                _ => false,
+            };
+        if !temp_internal {
+            return Err(format!(
+                "database `{db}` is not available to components; only `main` is"
+            ));
+        }
+    }
+    let write = |table: &str| policy.may_write(table);
+    let changes_schema = |state: &mut State| state.schema_changed = true;
+    match ctx.action {
+        A::Read {
+            table_name,
+            column_name,
+        } => {
+            own(table_name)?;
+            if state
+                .schema_names
+                .contains(&table_name.to_ascii_lowercase())
+            {
+                return policy.may_read(table_name).map_err(|e| {
+                    if ctx.database_name.is_none() {
+                        format!(
+                            "{e} (if `{table_name}` is a CTE or subquery name here, rename it: it \
+                             shadows a table)"
+                        )
+                    } else {
+                        e
+                    }
+                });
+            }
+            if let Some(decision) = internal_read(policy, table_name, column_name) {
+                return decision;
+            }
+            if safe_table_function(table_name) {
+                return Ok(());
+            }
+            // No database and no table of that name: a CTE or a subquery.
+            if ctx.database_name.is_none() {
+                return Ok(());
+            }
+            Err(format!(
+                "reading `{table_name}` is not available to components: it is neither a table \
+                 of the database nor one of the read-only table functions ({}, pragma_{})",
+                SAFE_TABLE_FUNCTIONS.join(", "),
+                READ_ONLY_PRAGMAS.join(", pragma_")
+            ))
+        }
         A::Select | A::Recursive => Ok(()),
+        A::Insert { table_name } if table_name.eq_ignore_ascii_case("sqlite_sequence") => Err(
+            "adding rows to sqlite_sequence is not allowed: its counters belong to the tables \
+             they count"
+                .into(),
+        ),
+        // SQLite itself refuses direct writes to the schema table (writable_schema is refused
+        // here, and defensive mode is on); its own DDL writes it through these callbacks. A
+        // counter or statistic row of a table outside `writes` is checked after the call.
+        A::Insert { table_name } | A::Update { table_name, .. } | A::Delete { table_name }
+            if table_name.to_ascii_lowercase().starts_with("sqlite_") =>
+        {
+            Ok(())
+        }
         A::Insert { table_name } | A::Update { table_name, .. } | A::Delete { table_name } => {
             write(table_name)
         }
-        A::CreateTable { table_name } | A::DropTable { table_name } => write(table_name),
-        A::AlterTable { table_name, .. } | A::Analyze { table_name } => write(table_name),
-        A::CreateIndex { table_name, .. } | A::DropIndex { table_name, .. } => write(table_name),
-        A::CreateTrigger { table_name, .. } | A::DropTrigger { table_name, .. } => {
-            write(table_name)
-        }
-        A::CreateView { view_name } | A::DropView { view_name } => write(view_name),
-        A::Reindex { index_name } => own(index_name),
-        A::Function { function_name } if function_name.eq_ignore_ascii_case("load_extension") => {
-            Err("load_extension is not available to components".into())
-        }
-        A::Function { .. } => Ok(()),
-        // These only read; their argument names a table or index, never a new setting.
-        A::Pragma { pragma_name, .. }
-            if READ_ONLY_PRAGMAS
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
-        {
+        // SQLite refuses `sqlite_` names from users; ANALYZE creates its statistics tables.
+        A::CreateTable { table_name } if table_name.to_ascii_lowercase().starts_with("sqlite_") => {
             Ok(())
+        }
+        A::CreateTable { table_name } => {
+            write(table_name)?;
+            state.schema_names.insert(table_name.to_ascii_lowercase());
+            changes_schema(state);
+            Ok(())
+        }
+        A::DropTable { table_name } | A::AlterTable { table_name, .. } => {
+            write(table_name)?;
+            changes_schema(state);
+            Ok(())
+        }
+        A::Analyze { table_name } => write(table_name),
+        A::CreateIndex {
+            index_name,
+            table_name,
+        }
+        | A::DropIndex {
+            index_name,
+            table_name,
+        } => {
+            own(index_name)?;
+            write(table_name)?;
+            changes_schema(state);
+            Ok(())
+        }
+        A::CreateTrigger {
+            trigger_name,
+            table_name,
+        } => {
+            if !policy.triggers {
+                return Err(format!(
+                    "creating trigger `{trigger_name}` is not allowed: a trigger runs later \
+                     outside the sandbox, so components may create triggers only when \
+                     migration.toml grants it; add `triggers = true` under [sandbox] in {} if \
+                     this migration should (each trigger's body is then checked against \
+                     `reads` and `writes`), or create the trigger in do.sql",
+                    policy.config_file.display()
+                ));
+            }
+            own(trigger_name)?;
+            write(table_name)?;
+            state.created.triggers.push(trigger_name.to_string());
+            changes_schema(state);
+            Ok(())
+        }
+        A::DropTrigger {
+            trigger_name,
+            table_name,
+        } => {
+            own(trigger_name)?;
+            write(table_name)?;
+            changes_schema(state);
+            Ok(())
+        }
+        A::CreateView { view_name } => {
+            write(view_name)?;
+            state.schema_names.insert(view_name.to_ascii_lowercase());
+            state.created.views.push(view_name.to_string());
+            changes_schema(state);
+            Ok(())
+        }
+        A::DropView { view_name } => {
+            write(view_name)?;
+            changes_schema(state);
+            Ok(())
+        }
+        A::Reindex { index_name } => own(index_name),
+        A::Function { function_name } => match REFUSED_FUNCTIONS
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(function_name))
+        {
+            Some((f, why)) => Err(format!("{f} is not available to components: {why}")),
+            None => Ok(()),
+        },
+        // These only read the schema; their argument names a table or index, never a new
+        // setting.
+        A::Pragma {
+            pragma_name,
+            pragma_value,
+        } if READ_ONLY_PRAGMAS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
+        {
+            match pragma_value {
+                Some(v) if is_strata(v.trim_matches(|c| c == '\'' || c == '"')) => own(v),
+                _ => Ok(()),
+            }
         }
         A::Pragma { pragma_name, .. } => Err(format!(
             "PRAGMA {pragma_name} is not available to components; only read-only schema \
@@ -272,6 +598,253 @@ fn decide_component(policy: &Policy, ctx: &AuthContext<'_>) -> Result<(), String
     }
 }
 
+/// One row of the schema table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Object {
+    kind: String,
+    name: String,
+    table: String,
+    sql: Option<String>,
+}
+
+/// The schema and the counters before a component ran, to compare with afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Keyed by lowercased (type, name).
+    objects: BTreeMap<(String, String), Object>,
+    /// `sqlite_sequence` and `sqlite_stat1` rows: (table, key) -> value, as text.
+    counters: BTreeMap<(String, String), String>,
+}
+
+impl Snapshot {
+    /// Reads the schema and counters of `conn` (needs host mode or component mode: it reads
+    /// only what components may read).
+    pub fn take(conn: &Connection) -> rusqlite::Result<Snapshot> {
+        let mut objects = BTreeMap::new();
+        for schema in ["sqlite_master", "sqlite_temp_master"] {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT type, name, tbl_name, sql FROM {schema} WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            ))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Object {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    table: r.get(2)?,
+                    sql: r.get(3)?,
+                })
+            })?;
+            for o in rows {
+                let o = o?;
+                let prefix = if schema == "sqlite_temp_master" {
+                    "temp."
+                } else {
+                    ""
+                };
+                objects.insert(
+                    (
+                        o.kind.clone(),
+                        format!("{prefix}{}", o.name.to_ascii_lowercase()),
+                    ),
+                    o,
+                );
+            }
+        }
+        let mut counters = BTreeMap::new();
+        let exists = |name: &str| -> rusqlite::Result<bool> {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+        };
+        let mut read = |sql: &str| -> rusqlite::Result<()> {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ))
+            })?;
+            for row in rows {
+                let (table, key, value) = row?;
+                counters.insert((table, key), value);
+            }
+            Ok(())
+        };
+        if exists("sqlite_sequence")? {
+            read("SELECT name, 'seq', CAST(seq AS TEXT) FROM sqlite_sequence")?;
+        }
+        if exists("sqlite_stat1")? {
+            read("SELECT tbl, 'stat1:' || coalesce(idx, ''), stat FROM sqlite_stat1")?;
+        }
+        Ok(Snapshot { objects, counters })
+    }
+
+    /// The lowercased names of the tables and views, for [`Guard::set_schema_names`].
+    pub fn names(&self) -> HashSet<String> {
+        self.objects
+            .iter()
+            .filter(|((kind, _), _)| kind == "table" || kind == "view")
+            .map(|(_, o)| o.name.to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// Checks what a component left behind against `before`: every object it added or removed
+/// (including the new name of a renamed table) is in `writes` and not strata's, strata's own
+/// objects are unchanged, no counter or statistic row of a table outside `writes` changed, and
+/// every trigger and view it created reads and writes only what the policy allows (the
+/// trigger's firing statements and the view are prepared, never run, under the component's
+/// policy). The guard must be in the component's mode; the first problem is returned.
+pub fn verify(
+    conn: &Connection,
+    guard: &Guard,
+    policy: &Policy,
+    before: &Snapshot,
+    created: &Created,
+) -> Result<(), String> {
+    let after =
+        Snapshot::take(conn).map_err(|e| format!("cannot read the schema after the call: {e}"))?;
+    let file = policy.config_file.display();
+    for (key, o) in &after.objects {
+        let old = before.objects.get(key);
+        if old == Some(o) {
+            continue;
+        }
+        if is_strata(&o.name) || is_strata(&o.table) {
+            return Err(format!(
+                "the component changed or created {} `{}`: strata's bookkeeping is not the \
+                 component's to change",
+                o.kind, o.name
+            ));
+        }
+        // A changed definition of an existing object follows a rename of a table it refers to.
+        if old.is_some_and(|old| old.table.eq_ignore_ascii_case(&o.table)) {
+            continue;
+        }
+        let (subject, what) = match o.kind.as_str() {
+            "table" | "view" => (&o.name, o.kind.clone()),
+            _ => (&o.table, format!("{} `{}` on", o.kind, o.name)),
+        };
+        if !policy.writable(subject) {
+            return Err(format!(
+                "the component created {what} `{subject}` (by CREATE or ALTER TABLE ... RENAME \
+                 TO), which is not in `writes` under [sandbox] in {file}; add \"{subject}\" there \
+                 if this migration should create it"
+            ));
+        }
+    }
+    for (key, o) in &before.objects {
+        if !after.objects.contains_key(key) && (is_strata(&o.name) || is_strata(&o.table)) {
+            return Err(format!(
+                "the component removed {} `{}`: strata's bookkeeping is not the component's to \
+                 change",
+                o.kind, o.name
+            ));
+        }
+    }
+    let keys: HashSet<&(String, String)> = before
+        .counters
+        .keys()
+        .chain(after.counters.keys())
+        .collect();
+    for key in keys {
+        if before.counters.get(key) != after.counters.get(key) && !policy.writable(&key.0) {
+            let table = if key.1 == "seq" {
+                "sqlite_sequence"
+            } else {
+                "sqlite_stat1"
+            };
+            return Err(format!(
+                "the component changed the {table} row of `{}`, which is not in `writes` under \
+                 [sandbox] in {file}{}",
+                key.0,
+                if is_strata(&key.0) {
+                    " (strata's own bookkeeping)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    for trigger in &created.triggers {
+        let Some(o) = after
+            .objects
+            .get(&("trigger".to_string(), trigger.to_ascii_lowercase()))
+        else {
+            continue;
+        };
+        for probe in trigger_probes(conn, &o.table)
+            .map_err(|e| format!("cannot read the columns of `{}`: {e}", o.table))?
+        {
+            probe_under_policy(conn, guard, &probe).map_err(|e| {
+                format!(
+                    "trigger `{trigger}` on `{}` is refused: {e}; a component's trigger may read \
+                     only tables in `reads` and write only tables in `writes` under [sandbox] in \
+                     {file}",
+                    o.table
+                )
+            })?;
+        }
+    }
+    for view in &created.views {
+        if !after
+            .objects
+            .contains_key(&("view".to_string(), view.to_ascii_lowercase()))
+        {
+            continue;
+        }
+        let probe = format!("SELECT * FROM {}", quote(view));
+        probe_under_policy(conn, guard, &probe).map_err(|e| {
+            format!(
+                "view `{view}` is refused: {e}; a component's view may read only tables in \
+                 `reads` under [sandbox] in {file}"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Statements that fire every trigger on `table`: prepared, they compile each trigger's body
+/// (and WHEN clause) under the authorizer.
+fn trigger_probes(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let columns: Vec<String> = stmt
+        .query_map([table], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let t = quote(table);
+    let mut probes = vec![
+        format!("INSERT INTO {t} DEFAULT VALUES"),
+        format!("DELETE FROM {t}"),
+    ];
+    if !columns.is_empty() {
+        let set: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{} = {}", quote(c), quote(c)))
+            .collect();
+        probes.push(format!("UPDATE {t} SET {}", set.join(", ")));
+    }
+    Ok(probes)
+}
+
+/// Prepares (never steps) `sql` and reports why it was refused or does not compile.
+fn probe_under_policy(conn: &Connection, guard: &Guard, sql: &str) -> Result<(), String> {
+    match conn.prepare(sql) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
+                guard.take_denied().unwrap_or_else(|| e.to_string())
+            }
+            _ => format!("it does not compile ({e})"),
+        }),
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +870,144 @@ mod tests {
             policy: Arc::new(policy),
             deadline: Instant::now() + std::time::Duration::from_secs(60),
         });
+        guard.set_schema_names(Snapshot::take(&conn).unwrap().names());
         (conn, guard)
+    }
+
+    fn count(conn: &Connection, sql: &str) -> rusqlite::Result<i64> {
+        conn.query_row(sql, [], |r| r.get(0))
+    }
+
+    #[test]
+    fn a_count_of_an_undeclared_table_is_refused_and_a_cte_is_not() {
+        let (conn, guard) = guarded(Some(&["people"]), Some(&[]));
+        let why = refused(&conn, &guard, "SELECT count(*) FROM secrets");
+        assert!(why.contains("`secrets`") && why.contains("reads"), "{why}");
+        assert!(refused(&conn, &guard, "SELECT 1 FROM people, secrets").contains("`secrets`"));
+        // A CTE named like a forbidden table is refused rather than guessed at.
+        let why = refused(
+            &conn,
+            &guard,
+            "WITH secrets AS (SELECT 1) SELECT count(*) FROM secrets",
+        );
+        assert!(why.contains("CTE"), "{why}");
+        assert_eq!(
+            count(
+                &conn,
+                "WITH c AS (SELECT 1 UNION ALL SELECT 2) SELECT count(*) FROM c"
+            )
+            .unwrap(),
+            2
+        );
+        assert_eq!(count(&conn, "SELECT count(*) FROM people").unwrap(), 0);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM (SELECT id FROM people)").unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn internals_and_table_functions_are_an_allow_list() {
+        let (conn, guard) = guarded(None, None);
+        conn.execute_batch(
+            "CREATE INDEX people_name ON people(name); INSERT INTO people(name) VALUES ('a');
+             CREATE TABLE counted(id INTEGER PRIMARY KEY AUTOINCREMENT);",
+        )
+        .unwrap();
+        // Readable internals: the schema, counters, statistics.
+        count(&conn, "SELECT count(*) FROM sqlite_master").unwrap();
+        count(&conn, "SELECT count(*) FROM pragma_table_info('people')").unwrap();
+        count(&conn, "SELECT count(*) FROM json_each('[1, 2]')").unwrap();
+        // Everything else is refused, even with `reads` open.
+        assert!(refused(&conn, &guard, "SELECT * FROM dbstat").contains("dbstat"));
+        assert!(
+            refused(
+                &conn,
+                &guard,
+                "SELECT * FROM pragma_table_info('strata_migration')"
+            )
+            .contains("bookkeeping")
+        );
+        assert!(refused(&conn, &guard, "SELECT fts3_tokenizer('simple')").contains("fts3"));
+        assert!(
+            refused(
+                &conn,
+                &guard,
+                "INSERT INTO sqlite_sequence(name, seq) VALUES ('strata_migration', 1)"
+            )
+            .contains("sqlite_sequence")
+        );
+        assert!(
+            refused(&conn, &guard, "CREATE INDEX strata_x ON people(name)").contains("strata_x")
+        );
+    }
+
+    #[test]
+    fn sqlite_stat4_samples_stay_closed_unless_reads_is_open() {
+        let (conn, guard) = guarded(None, None);
+        conn.execute_batch(
+            "CREATE INDEX people_name ON people(name); INSERT INTO people(name) VALUES ('x');
+             ANALYZE people;",
+        )
+        .unwrap_or_else(|e| panic!("{e}: {:?}", guard.take_denied()));
+        count(&conn, "SELECT count(sample) FROM sqlite_stat4").unwrap();
+        let people = ["people".to_string()];
+        guard.set_mode(Mode::Component {
+            policy: Arc::new(Policy::new(Some(&people), Some(&people), PathBuf::new())),
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+        });
+        guard.set_schema_names(Snapshot::take(&conn).unwrap().names());
+        count(&conn, "SELECT count(*) FROM sqlite_stat1").unwrap();
+        assert!(refused(&conn, &guard, "ANALYZE people").contains("ANALYZE"));
+        assert!(refused(&conn, &guard, "SELECT sample FROM sqlite_stat4").contains("sample"));
+    }
+
+    #[test]
+    fn json_each_over_a_forbidden_table_is_refused() {
+        let (conn, guard) = guarded(Some(&["people"]), Some(&[]));
+        let why = refused(
+            &conn,
+            &guard,
+            "SELECT value FROM json_each((SELECT json_group_array(v) FROM secrets))",
+        );
+        assert!(why.contains("`secrets`"), "{why}");
+    }
+
+    #[test]
+    fn renaming_and_dropping_declared_tables_works() {
+        let (conn, _guard) = guarded(None, Some(&["people", "persons"]));
+        conn.execute_batch("ALTER TABLE people RENAME TO persons; DROP TABLE persons;")
+            .unwrap();
+    }
+
+    #[test]
+    fn triggers_need_the_grant() {
+        let (conn, guard) = guarded(None, Some(&["people"]));
+        let why = refused(
+            &conn,
+            &guard,
+            "CREATE TRIGGER t AFTER INSERT ON people BEGIN SELECT 1; END",
+        );
+        assert!(why.contains("triggers = true"), "{why}");
+    }
+
+    #[test]
+    fn scripts_may_read_but_never_change_strata_tables() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE strata_migration(x); CREATE TABLE t(a);")
+            .unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        count(&conn, "SELECT count(*) FROM strata_migration").unwrap();
+        for sql in [
+            "INSERT INTO strata_migration VALUES (1)",
+            "DROP TABLE strata_migration",
+            "CREATE TRIGGER x AFTER INSERT ON strata_migration BEGIN SELECT 1; END",
+            "CREATE INDEX strata_i ON t(a)",
+            "ALTER TABLE strata_migration ADD COLUMN y",
+        ] {
+            assert!(refused(&conn, &guard, sql).contains("bookkeeping"), "{sql}");
+        }
     }
 
     fn refused(conn: &Connection, guard: &Guard, sql: &str) -> String {

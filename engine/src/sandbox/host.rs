@@ -1,32 +1,57 @@
 //! The host side of `strata:migrate/sql` and `strata:migrate/log`: what a component's calls do
-//! on the step's connection.
+//! on the step's connection, and the bounds on the host memory they can make strata use.
 //!
 //! During a component call the store owns the connection (moved in by `Sandbox::call`, moved
 //! back out afterwards), together with the cursors whose statements borrow it; `self_cell`
 //! ties the two together without unsafe code. Statements are prepared through the connection's
-//! cache, so the authorizer runs once per distinct statement. This module owns the translation
-//! between WIT values and SQLite; limits and capabilities are enforced by the store and the
-//! guard.
+//! cache, which `Sandbox::call` empties before and after, so the authorizer runs once per
+//! distinct statement under the component's own policy.
+//!
+//! Host memory: the component's linear memories together are capped at `memory_mib` by
+//! [`Limiter`] (wasmtime's `StoreLimits` plus a total across memories); every result a call
+//! hands back (a `query`, a cursor batch) is counted as it is built and may not exceed what the
+//! component could still hold (`memory_mib` minus its linear memory), so a result that could
+//! never reach the guest is never built. Cursor batches stop early instead (at most
+//! [`MAX_ROWS_PER_CALL`] rows); at most [`MAX_OPEN_CURSORS`] cursors are open at once, and an
+//! exhausted cursor's statement is finalized at once. A limit that trips fails the component's
+//! call even if the guest carries on. This module owns the translation between WIT values and
+//! SQLite; capabilities are the guard's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value as OwnedValue, ValueRef};
 use rusqlite::{Connection, Statement};
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, Result as WResult};
+use wasmtime::{ResourceLimiter, Result as WResult, StoreLimits, StoreLimitsBuilder};
 
 use super::bindings::{log, sql};
-use super::guard::Guard;
+use super::guard::{Guard, Snapshot};
+
+/// At most this many rows come back from one `next` or `next-packed` call, whatever
+/// `max-rows` asks for (fewer rows is within the contract: the guest asks again).
+pub const MAX_ROWS_PER_CALL: u32 = 100_000;
+/// At most this many cursors are open at once in one component call.
+pub const MAX_OPEN_CURSORS: usize = 64;
+/// Core instances, tables and linear memories a component may create, and the elements of one
+/// table: far above what `wit-component` output needs, far below what would cost real memory.
+pub(crate) const MAX_INSTANCES: usize = 64;
+pub(crate) const MAX_TABLES: usize = 16;
+pub(crate) const MAX_MEMORIES: usize = 4;
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// What a row and a value of a `list<list<value>>` result cost the host besides their bytes.
+const ROW_OVERHEAD: usize = 48;
+const VALUE_OVERHEAD: usize = 32;
 
 /// The table key of an open cursor: its index among the session's statements.
 pub struct CursorSlot(usize);
 
-/// An open cursor: a stepped statement and whether it is exhausted.
+/// An open cursor: a stepped statement (finalized once exhausted), and the row that did not fit
+/// in the previous batch.
 pub struct CursorState<'c> {
-    stmt: Statement<'c>,
+    stmt: Option<Statement<'c>>,
     columns: Vec<String>,
-    done: bool,
+    pending: Option<Vec<OwnedValue>>,
 }
 
 type Cursors<'c> = Vec<Option<CursorState<'c>>>;
@@ -57,32 +82,29 @@ pub struct HostState {
     pub session: Session,
     pub table: ResourceTable,
     pub guard: Guard,
-    pub memory: MemoryLimit,
+    pub limiter: Limiter,
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
     /// Rows written so far, readable from another thread for progress display.
     pub progress: Arc<AtomicU64>,
+    /// Why a host-side limit stopped the component, if one did.
+    pub limit: Option<String>,
+    /// `memory_mib`, for messages.
+    memory_mib: u64,
 }
 
 impl HostState {
-    pub fn new(
-        conn: Connection,
-        guard: Guard,
-        memory_bytes: usize,
-        progress: Arc<AtomicU64>,
-    ) -> Self {
+    pub fn new(conn: Connection, guard: Guard, memory_mib: u64, progress: Arc<AtomicU64>) -> Self {
         HostState {
             session: Session::new(conn, |_| Vec::new()),
             table: ResourceTable::new(),
             guard,
-            memory: MemoryLimit {
-                max_bytes: memory_bytes,
-                tripped: false,
-                peak_bytes: 0,
-            },
+            limiter: Limiter::new(mib_to_bytes(memory_mib)),
             logs: Vec::new(),
             dropped_logs: 0,
             progress,
+            limit: None,
+            memory_mib,
         }
     }
 
@@ -91,12 +113,26 @@ impl HostState {
         self.session.into_owner()
     }
 
-    fn error(&self, e: rusqlite::Error) -> sql::Error {
-        classify(e, &self.guard)
+    fn error(&mut self, e: rusqlite::Error) -> sql::Error {
+        let e = classify(e, &self.guard, self.memory_mib);
+        if let sql::Error::Limit(why) = &e
+            && self.limit.is_none()
+        {
+            self.limit = Some(why.clone());
+        }
+        e
+    }
+
+    /// A limit error, remembered so that it fails the call.
+    fn limit_error(&mut self, why: String) -> sql::Error {
+        if self.limit.is_none() {
+            self.limit = Some(why.clone());
+        }
+        sql::Error::Limit(why)
     }
 
     /// Counts written rows for progress, and turns errors into WIT errors.
-    fn written(&self, r: rusqlite::Result<u64>) -> Result<u64, sql::Error> {
+    fn written(&mut self, r: rusqlite::Result<u64>) -> Result<u64, sql::Error> {
         match r {
             Ok(n) => {
                 self.progress.fetch_add(n, Ordering::Relaxed);
@@ -105,44 +141,118 @@ impl HostState {
             Err(e) => Err(self.error(e)),
         }
     }
+
+    /// Bytes a result may still take: what the component could still hold in linear memory.
+    fn result_budget(&self) -> usize {
+        self.limiter.max_total.saturating_sub(self.limiter.total)
+    }
+
+    fn over_budget(&self, what: &str, budget: usize) -> String {
+        format!(
+            "{what} is larger than the component's memory budget: {} bytes left of memory_mib =              {} ({} bytes of linear memory in use); read large results through open-cursor in              smaller batches, or raise `memory_mib` under [sandbox] in migration.toml",
+            budget, self.memory_mib, self.limiter.total
+        )
+    }
+
+    /// Before each statement: a component's DDL may have added or renamed tables, which the
+    /// guard must know to tell them from CTEs.
+    fn refresh_schema_names(&mut self) {
+        if self.guard.schema_changed()
+            && let Ok(snapshot) = Snapshot::take(self.session.borrow_owner())
+        {
+            self.guard.set_schema_names(snapshot.names());
+        }
+    }
 }
 
-/// The store limiter: refuses memory growth past the limit and remembers that it did, so the
-/// trap that follows is reported as the memory limit rather than as a crash.
-pub struct MemoryLimit {
-    max_bytes: usize,
-    pub tripped: bool,
-    /// The largest linear memory the component reached.
+fn mib_to_bytes(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+}
+
+/// The store limiter: wasmtime's [`StoreLimits`] (instances, tables, memories, table elements,
+/// the size of each memory) plus the total of all linear memories, so that several memories
+/// cannot multiply `memory_mib`. It remembers a refused growth, so the trap that follows is
+/// reported as the memory limit rather than as a crash.
+pub struct Limiter {
+    limits: StoreLimits,
+    max_total: usize,
+    /// The linear memory of all the component's memories now.
+    pub total: usize,
+    /// The largest `total` reached.
     pub peak_bytes: usize,
+    pub tripped: bool,
 }
 
-impl ResourceLimiter for MemoryLimit {
+impl Limiter {
+    fn new(max_total: usize) -> Self {
+        Limiter {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_total)
+                .memories(MAX_MEMORIES)
+                .tables(MAX_TABLES)
+                .instances(MAX_INSTANCES)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .build(),
+            max_total,
+            total: 0,
+            peak_bytes: 0,
+            tripped: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> WResult<bool> {
-        if desired > self.max_bytes {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.max_total {
             self.tripped = true;
             return Ok(false);
         }
-        self.peak_bytes = self.peak_bytes.max(desired);
+        if !self.limits.memory_growing(current, desired, maximum)? {
+            return Ok(false);
+        }
+        self.total = total;
+        self.peak_bytes = self.peak_bytes.max(total);
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> WResult<()> {
+        self.limits.memory_grow_failed(error)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> WResult<bool> {
-        Ok(desired <= 1_000_000)
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> WResult<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
 /// Sorts a SQLite error into the WIT error cases.
-pub fn classify(e: rusqlite::Error, guard: &Guard) -> sql::Error {
+pub fn classify(e: rusqlite::Error, guard: &Guard, memory_mib: u64) -> sql::Error {
     use rusqlite::ErrorCode as C;
     let message = e.to_string();
     match e.sqlite_error_code() {
@@ -152,6 +262,14 @@ pub fn classify(e: rusqlite::Error, guard: &Guard) -> sql::Error {
         Some(C::OperationInterrupted) if guard.timed_out() => {
             sql::Error::Limit("the wall-clock timeout ran out during this statement".to_string())
         }
+        Some(C::TooBig) => sql::Error::Limit(format!(
+            "a value or row of this statement is larger than the component's memory budget \
+             (memory_mib = {memory_mib}): {message}"
+        )),
+        Some(C::OutOfMemory) => sql::Error::Limit(format!(
+            "SQLite ran out of the memory allowed while the component runs (memory_mib = \
+             {memory_mib}): {message}"
+        )),
         Some(C::ConstraintViolation) => sql::Error::Constraint(message),
         Some(C::Unknown) => sql::Error::Syntax(message),
         _ => match e {
@@ -217,12 +335,88 @@ fn run(stmt: &mut Statement<'_>) -> rusqlite::Result<u64> {
     stmt.raw_execute().map(|n| n as u64)
 }
 
+/// Where a batch of rows goes: the typed list or the packed encoding. Sizes are what the host
+/// buffer costs, counted before a value is copied.
+trait Sink {
+    fn row_size(&self, row: &[ValueRef<'_>]) -> usize;
+    fn push(&mut self, row: &[ValueRef<'_>]);
+}
+
+struct WitRows(Vec<Vec<sql::Value>>);
+
+impl Sink for WitRows {
+    fn row_size(&self, row: &[ValueRef<'_>]) -> usize {
+        ROW_OVERHEAD
+            + row
+                .iter()
+                .map(|v| VALUE_OVERHEAD + payload(*v))
+                .sum::<usize>()
+    }
+    fn push(&mut self, row: &[ValueRef<'_>]) {
+        self.0.push(row.iter().map(|v| to_wit(*v)).collect());
+    }
+}
+
+struct PackedRows(strata_wire::Encoder);
+
+impl Sink for PackedRows {
+    fn row_size(&self, row: &[ValueRef<'_>]) -> usize {
+        row.iter().map(|v| 9 + payload(*v)).sum()
+    }
+    fn push(&mut self, row: &[ValueRef<'_>]) {
+        for v in row {
+            encode(&mut self.0, *v);
+        }
+    }
+}
+
+fn payload(v: ValueRef<'_>) -> usize {
+    match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
+        _ => 0,
+    }
+}
+
+fn owned(v: ValueRef<'_>) -> OwnedValue {
+    match v {
+        ValueRef::Null => OwnedValue::Null,
+        ValueRef::Integer(i) => OwnedValue::Integer(i),
+        ValueRef::Real(f) => OwnedValue::Real(f),
+        ValueRef::Text(t) => OwnedValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => OwnedValue::Blob(b.to_vec()),
+    }
+}
+
+fn owned_ref(v: &OwnedValue) -> ValueRef<'_> {
+    ValueRef::from(v)
+}
+
+/// Why a batch stopped short of what the guest asked for.
+enum Stop {
+    Sql(rusqlite::Error),
+    /// One row alone is larger than the budget.
+    TooLarge(usize),
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(e: rusqlite::Error) -> Self {
+        Stop::Sql(e)
+    }
+}
+
+/// Reads a row's values (materialized by SQLite, each at most SQLITE_LIMIT_LENGTH, which the
+/// sandbox sets to the memory budget) without copying them.
+fn row_refs<'r>(row: &'r rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Vec<ValueRef<'r>>> {
+    (0..n).map(|i| row.get_ref(i)).collect()
+}
+
 impl sql::Host for HostState {
     fn execute(
         &mut self,
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<u64, sql::Error>> {
+        self.refresh_schema_names();
         let conn = self.session.borrow_owner();
         let r = conn
             .prepare_cached(&sql)
@@ -235,22 +429,37 @@ impl sql::Host for HostState {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
+        self.refresh_schema_names();
+        let budget = self.result_budget();
         let conn = self.session.borrow_owner();
-        let r = conn.prepare_cached(&sql).and_then(|mut stmt| {
-            bind_all(&mut stmt, &params)?;
-            let n = stmt.column_count();
-            let mut rows = stmt.raw_query();
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                out.push(
-                    (0..n)
-                        .map(|i| row.get_ref(i).map(to_wit))
-                        .collect::<rusqlite::Result<_>>()?,
-                );
+        let mut out = WitRows(Vec::new());
+        let r = conn
+            .prepare_cached(&sql)
+            .map_err(Stop::Sql)
+            .and_then(|mut stmt| {
+                bind_all(&mut stmt, &params)?;
+                let n = stmt.column_count();
+                let mut rows = stmt.raw_query();
+                let mut used = 0usize;
+                while let Some(row) = rows.next()? {
+                    let values = row_refs(row, n)?;
+                    used = used.saturating_add(out.row_size(&values));
+                    if used > budget {
+                        return Err(Stop::TooLarge(budget));
+                    }
+                    out.push(&values);
+                }
+                Ok(())
+            });
+        Ok(match r {
+            Ok(()) => Ok(out.0),
+            Err(Stop::Sql(e)) => Err(self.error(e)),
+            Err(Stop::TooLarge(budget)) => {
+                drop(out);
+                let why = self.over_budget("the result of this `query`", budget);
+                Err(self.limit_error(why))
             }
-            Ok(out)
-        });
-        Ok(r.map_err(|e| self.error(e)))
+        })
     }
 
     fn execute_many(
@@ -258,6 +467,7 @@ impl sql::Host for HostState {
         sql: String,
         rows: Vec<Vec<sql::Value>>,
     ) -> WResult<Result<u64, sql::Error>> {
+        self.refresh_schema_names();
         let conn = self.session.borrow_owner();
         let r = conn.prepare_cached(&sql).and_then(|mut stmt| {
             let mut changed = 0;
@@ -275,6 +485,7 @@ impl sql::Host for HostState {
         sql: String,
         rows: sql::PackedRows,
     ) -> WResult<Result<u64, sql::Error>> {
+        self.refresh_schema_names();
         let conn = self.session.borrow_owner();
         let r = conn.prepare_cached(&sql).and_then(|mut stmt| {
             let columns = rows.columns as usize;
@@ -322,16 +533,39 @@ impl sql::Host for HostState {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<Resource<CursorSlot>, sql::Error>> {
+        self.refresh_schema_names();
+        let open = self
+            .session
+            .borrow_dependent()
+            .iter()
+            .filter(|c| c.is_some())
+            .count();
+        if open >= MAX_OPEN_CURSORS {
+            let why = format!(
+                "more than {MAX_OPEN_CURSORS} cursors open at once; drop cursors once read"
+            );
+            return Ok(Err(self.limit_error(why)));
+        }
         let opened = self.session.with_dependent_mut(|conn, cursors| {
             let mut stmt = conn.prepare(&sql)?;
             bind_all(&mut stmt, &params)?;
             let columns = stmt.column_names().map(str::to_string).collect();
-            cursors.push(Some(CursorState {
-                stmt,
+            let cursor = Some(CursorState {
+                stmt: Some(stmt),
                 columns,
-                done: false,
-            }));
-            Ok(cursors.len() - 1)
+                pending: None,
+            });
+            // Reuse the slot of a dropped cursor.
+            match cursors.iter().position(Option::is_none) {
+                Some(free) => {
+                    cursors[free] = cursor;
+                    Ok(free)
+                }
+                None => {
+                    cursors.push(cursor);
+                    Ok(cursors.len() - 1)
+                }
+            }
         });
         match opened {
             Ok(index) => Ok(Ok(self.table.push(CursorSlot(index))?)),
@@ -341,42 +575,71 @@ impl sql::Host for HostState {
 }
 
 impl HostState {
-    /// Steps a cursor for up to `max` rows, handing each row to `f`.
+    /// Steps a cursor for up to `max` rows (at most [`MAX_ROWS_PER_CALL`]) into `sink`,
+    /// stopping early when the next row would not fit in the budget; that row is kept for the
+    /// next call. Returns the number of rows.
     fn step_cursor(
         &mut self,
         slot: &Resource<CursorSlot>,
         max: u32,
-        mut f: impl FnMut(&rusqlite::Row<'_>, usize) -> rusqlite::Result<()>,
+        sink: &mut impl Sink,
     ) -> WResult<Result<u32, sql::Error>> {
         let index = self.table.get(slot)?.0;
+        let budget = self.result_budget();
+        let max = max.min(MAX_ROWS_PER_CALL);
         let r = self.session.with_dependent_mut(|_, cursors| {
             let Some(Some(cursor)) = cursors.get_mut(index) else {
                 return Ok(0);
             };
-            if cursor.done {
+            let mut used = 0usize;
+            let mut count = 0;
+            if max == 0 {
                 return Ok(0);
             }
+            if let Some(row) = cursor.pending.take() {
+                let values: Vec<ValueRef<'_>> = row.iter().map(owned_ref).collect();
+                used = sink.row_size(&values);
+                sink.push(&values);
+                count += 1;
+            }
             let n = cursor.columns.len();
-            let mut rows = cursor.stmt.raw_query();
-            let mut count = 0;
+            let Some(stmt) = cursor.stmt.as_mut() else {
+                return Ok(count);
+            };
+            let mut rows = stmt.raw_query();
             while count < max {
-                match rows.next()? {
-                    Some(row) => {
-                        f(row, n)?;
-                        count += 1;
+                let Some(row) = rows.next()? else {
+                    drop(rows);
+                    // Exhausted: finalize the statement now rather than at the end of the call.
+                    cursor.stmt = None;
+                    return Ok(count);
+                };
+                let values = row_refs(row, n)?;
+                let size = sink.row_size(&values);
+                if used.saturating_add(size) > budget {
+                    if count == 0 || size > budget {
+                        return Err(Stop::TooLarge(budget));
                     }
-                    None => {
-                        cursor.done = true;
-                        return Ok(count);
-                    }
+                    cursor.pending = Some(values.iter().map(|v| owned(*v)).collect());
+                    break;
                 }
+                used += size;
+                sink.push(&values);
+                count += 1;
             }
             // Dropping `Rows` would reset the statement to its first row; the cursor goes on
             // from here at the next call. `Rows` holds only borrows, so nothing leaks.
             std::mem::forget(rows);
             Ok(count)
         });
-        Ok(r.map_err(|e| self.error(e)))
+        Ok(match r {
+            Ok(count) => Ok(count),
+            Err(Stop::Sql(e)) => Err(self.error(e)),
+            Err(Stop::TooLarge(budget)) => {
+                let why = self.over_budget("one row of this cursor", budget);
+                Err(self.limit_error(why))
+            }
+        })
     }
 }
 
@@ -397,16 +660,9 @@ impl sql::HostCursor for HostState {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        let mut out = Vec::new();
-        let r = self.step_cursor(&slot, max_rows, |row, n| {
-            out.push(
-                (0..n)
-                    .map(|i| row.get_ref(i).map(to_wit))
-                    .collect::<rusqlite::Result<_>>()?,
-            );
-            Ok(())
-        })?;
-        Ok(r.map(|_| out))
+        let mut out = WitRows(Vec::new());
+        let r = self.step_cursor(&slot, max_rows, &mut out)?;
+        Ok(r.map(|_| out.0))
     }
 
     fn next_packed(
@@ -414,19 +670,22 @@ impl sql::HostCursor for HostState {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<sql::PackedRows, sql::Error>> {
-        let mut e = strata_wire::Encoder::with_capacity(64 * max_rows.min(10_000) as usize);
-        let mut columns = 0;
-        let r = self.step_cursor(&slot, max_rows, |row, n| {
-            columns = n as u32;
-            for i in 0..n {
-                encode(&mut e, row.get_ref(i)?);
-            }
-            Ok(())
-        })?;
+        let mut out = PackedRows(strata_wire::Encoder::with_capacity(
+            64 * max_rows.min(10_000) as usize,
+        ));
+        let columns = {
+            let index = self.table.get(&slot)?.0;
+            self.session
+                .borrow_dependent()
+                .get(index)
+                .and_then(Option::as_ref)
+                .map_or(0, |c| c.columns.len() as u32)
+        };
+        let r = self.step_cursor(&slot, max_rows, &mut out)?;
         Ok(r.map(|count| sql::PackedRows {
-            columns,
+            columns: if count == 0 { 0 } else { columns },
             count,
-            data: e.take(),
+            data: out.0.take(),
         }))
     }
 
@@ -439,6 +698,22 @@ impl sql::HostCursor for HostState {
         });
         Ok(())
     }
+}
+
+/// A component's text made safe to print: control characters (newlines and escape sequences
+/// included) and invisible formatting characters (bidirectional overrides) are written as
+/// `\n`, `\u{1b}` and the like, so a component cannot forge or hide terminal output.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{061c}');
+        if c.is_control() || invisible {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl log::Host for HostState {
@@ -456,6 +731,7 @@ impl log::Host for HostState {
             message.truncate(cut);
             message.push_str("...");
         }
+        let message = escape_controls(&message);
         let level = match level {
             log::Level::Debug => "debug",
             log::Level::Info => "info",

@@ -4,7 +4,11 @@
 //!
 //! One long-lived wasmtime [`Engine`] per process; a fresh `Store` per call whose data holds that
 //! call's connection, capabilities and limits. A call never leaves the connection behind: it is
-//! moved into the store and back out, whatever the component does. This module does not decide
+//! moved into the store and back out, whatever the component does. Around the call the
+//! connection's statement cache is emptied (SQLite authorizes at prepare time, so a cached
+//! host statement must never be reused by a component), SQLite's defensive mode is on, and
+//! the largest string, blob or row SQLite will make is the component's memory budget; after
+//! it, [`guard::verify`] checks what the authorizer alone cannot. This module does not decide
 //! when components run (that is `step`), and does not open transactions.
 
 mod bindings;
@@ -117,6 +121,10 @@ pub enum ComponentError {
     Timeout { secs: u64, in_sql: bool },
     #[error("the sandbox refused a statement: {reason}")]
     Denied { reason: String },
+    #[error("sandbox limit exceeded: {reason}")]
+    Limit { reason: String },
+    #[error("the sandbox could not be set up on the connection: {reason}")]
+    Setup { reason: String },
     #[error("the component trapped: {message}")]
     Trap { message: String },
     #[error("the component returned an error: {message}")]
@@ -183,26 +191,52 @@ impl Sandbox {
             }
         };
 
+        // SQLite authorizes a statement when it is prepared: statements the host prepared
+        // (data.json inserts, ledger writes) must not be found in the cache by a component.
+        conn.flush_prepared_statement_cache();
+        let before = match guard::Snapshot::take(conn) {
+            Ok(s) => s,
+            Err(e) => {
+                return Called {
+                    outcome: Outcome::default(),
+                    result: Err(ComponentError::Setup {
+                        reason: format!("cannot read the schema: {e}"),
+                    }),
+                };
+            }
+        };
+        let settings = match ConnectionSettings::apply(conn, call.limits.memory_mib) {
+            Ok(s) => s,
+            Err(e) => {
+                return Called {
+                    outcome: Outcome::default(),
+                    result: Err(ComponentError::Setup {
+                        reason: e.to_string(),
+                    }),
+                };
+            }
+        };
+
         let timeout = Duration::from_secs(call.limits.timeout_s);
+        let policy = Arc::new(call.policy.clone());
         guard.set_mode(Mode::Component {
-            policy: Arc::new(call.policy.clone()),
+            policy: Arc::clone(&policy),
             deadline: Instant::now() + timeout,
         });
+        guard.set_schema_names(before.names());
         let placeholder = Connection::open_in_memory().expect("an in-memory database opens");
         let owned = std::mem::replace(conn, placeholder);
         let changes_before = owned.total_changes();
-        let memory_bytes =
-            usize::try_from(call.limits.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let mut store = Store::new(
             &self.engine,
             HostState::new(
                 owned,
                 guard.clone(),
-                memory_bytes,
+                call.limits.memory_mib,
                 Arc::clone(&call.progress),
             ),
         );
-        store.limiter(|s| &mut s.memory);
+        store.limiter(|s| &mut s.limiter);
         store.set_fuel(call.limits.fuel).expect("fuel is enabled");
         store.set_epoch_deadline(1);
         store.epoch_deadline_trap();
@@ -213,14 +247,27 @@ impl Sandbox {
 
         let fuel_left = store.get_fuel().unwrap_or(0);
         let state = store.into_data();
-        let memory_tripped = state.memory.tripped;
-        let memory_peak_bytes = state.memory.peak_bytes;
+        let memory_tripped = state.limiter.tripped;
+        let memory_peak_bytes = state.limiter.peak_bytes;
+        let host_limit = state.limit.clone();
         let logs = state.logs.clone();
         *conn = state.into_connection();
+        conn.flush_prepared_statement_cache();
         let rows_changed = conn.total_changes() - changes_before;
         let timed_out_in_sql = guard.timed_out();
-        let denied = guard.take_denied();
+        let mut denied = guard.take_denied();
+        let created = guard.take_created();
+        if denied.is_none() {
+            // What no single authorizer callback shows, checked under the component's policy
+            // (with a fresh deadline: the probes are prepared, never run).
+            guard.set_mode(Mode::Component {
+                policy: Arc::clone(&policy),
+                deadline: Instant::now() + Duration::from_secs(60),
+            });
+            denied = guard::verify(conn, guard, &policy, &before, &created).err();
+        }
         guard.set_mode(Mode::Host);
+        let restored = settings.restore(conn);
 
         let outcome = Outcome {
             fuel_used: call.limits.fuel - fuel_left,
@@ -239,13 +286,38 @@ impl Sandbox {
                 secs: call.limits.timeout_s,
                 in_sql: true,
             })
+        } else if let Some(reason) = host_limit {
+            Err(ComponentError::Limit { reason })
         } else if let Some(reason) = denied {
             Err(ComponentError::Denied { reason })
+        } else if let Err(e) = restored {
+            Err(ComponentError::Setup {
+                reason: format!("cannot restore the connection's settings: {e}"),
+            })
         } else {
             match result {
                 Ok(Ok(violations)) if violations.is_empty() => Ok(()),
-                Ok(Ok(violations)) => Err(ComponentError::Violations(violations)),
-                Ok(Err(message)) => Err(ComponentError::Failed { message }),
+                Ok(Ok(violations)) => Err(ComponentError::Violations(
+                    violations
+                        .iter()
+                        .map(|v| host::escape_controls(v))
+                        .collect(),
+                )),
+                Ok(Err(message)) => Err(ComponentError::Failed {
+                    message: host::escape_controls(&message),
+                }),
+                Err(Invoke::Instantiate(e)) if is_resource_limit(&e) => {
+                    Err(ComponentError::Limit {
+                        reason: format!(
+                            "{} (a component may create at most {} core instances, {} tables \
+                             and {} memories)",
+                            first_line(&e),
+                            host::MAX_INSTANCES,
+                            host::MAX_TABLES,
+                            host::MAX_MEMORIES
+                        ),
+                    })
+                }
                 Err(Invoke::Instantiate(e)) => Err(ComponentError::WrongWorld {
                     world: call.world,
                     reason: first_line(&e),
@@ -286,6 +358,73 @@ impl Sandbox {
                 w.call_check(store).map_err(Invoke::Call)
             }
         }
+    }
+}
+
+/// Whether wasmtime refused an instantiation for a count limit of the store.
+fn is_resource_limit(e: &wasmtime::Error) -> bool {
+    e.chain()
+        .any(|c| c.to_string().contains("resource limit exceeded"))
+}
+
+/// The connection settings a component runs under, and the values to put back afterwards.
+struct ConnectionSettings {
+    defensive: bool,
+    length: i32,
+    heap_limit: i64,
+}
+
+impl ConnectionSettings {
+    /// Defensive mode on (no writable_schema tricks, no shadow-table writes); no string, blob
+    /// or row larger than the memory budget; SQLite's heap bounded by what it uses now plus
+    /// the budget and some slack for page cache and sorting.
+    fn apply(conn: &Connection, memory_mib: u64) -> rusqlite::Result<ConnectionSettings> {
+        use rusqlite::config::DbConfig;
+        use rusqlite::limits::Limit;
+        let budget = memory_mib.saturating_mul(1 << 20);
+        let defensive = conn.db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+        let length = conn.limit(Limit::SQLITE_LIMIT_LENGTH)?;
+        let capped = i32::try_from(budget).unwrap_or(i32::MAX).min(length);
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, capped)?;
+        let heap = i64::try_from(budget.saturating_add(SQLITE_HEAP_SLACK)).unwrap_or(i64::MAX);
+        let heap_limit = sqlite_heap_limit(Some(heap));
+        Ok(ConnectionSettings {
+            defensive,
+            length,
+            heap_limit,
+        })
+    }
+
+    fn restore(self, conn: &Connection) -> rusqlite::Result<()> {
+        use rusqlite::config::DbConfig;
+        use rusqlite::limits::Limit;
+        sqlite_heap_limit_set(self.heap_limit);
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, self.length)?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, self.defensive)?;
+        Ok(())
+    }
+}
+
+/// Room SQLite may use beyond the component's budget while it runs: page cache, sorter and
+/// the statements of the step.
+const SQLITE_HEAP_SLACK: u64 = 64 << 20;
+
+/// Sets SQLite's process-wide hard heap limit to what it uses now plus `extra` bytes (the
+/// limit a component's statements run under; an allocation past it fails as SQLITE_NOMEM, a
+/// `limit` error to the component); returns the previous limit.
+fn sqlite_heap_limit(extra: Option<i64>) -> i64 {
+    // SAFETY: plain FFI calls on integers; SQLite documents both as thread-safe.
+    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    let limit = extra.map_or(0, |e| used.saturating_add(e));
+    unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(limit) }
+}
+
+/// Puts a hard heap limit back (0: none).
+fn sqlite_heap_limit_set(limit: i64) {
+    // SAFETY: a plain FFI call on an integer.
+    unsafe {
+        rusqlite::ffi::sqlite3_hard_heap_limit64(limit);
     }
 }
 

@@ -1,0 +1,314 @@
+//! Sandbox escapes, each by a hostile component written in WAT (see `components`): planted
+//! triggers and views, statements reused from the host's statement cache, reads that slipped
+//! past the authorizer, and changes to strata's own bookkeeping. Each is refused with a clear
+//! error, exit 1, and both databases exactly as before the step.
+
+use crate::components::{Entry, Op, P, component, executing};
+use crate::harness::{Project, rows};
+use crate::hostile::{assert_refused, project_with};
+
+const PEOPLE_ONLY: &str = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n";
+
+fn secrets(p: &Project, db: &str) -> Vec<String> {
+    rows(&p.open(db), "SELECT id, v FROM secrets ORDER BY id")
+}
+
+// ---- 1. Planted triggers and views -------------------------------------------------------
+
+#[test]
+fn a_trigger_is_refused_unless_migration_toml_grants_it() {
+    let p = project_with(
+        &executing(&[
+            "CREATE TRIGGER plant AFTER INSERT ON people BEGIN UPDATE secrets SET v = 'planted'; END",
+        ]),
+        PEOPLE_ONLY,
+    );
+    assert_refused(
+        &p,
+        &["trigger `plant`", "triggers = true", "migration.toml"],
+    );
+}
+
+#[test]
+fn a_granted_trigger_whose_body_writes_outside_writes_is_refused() {
+    let toml = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\ntriggers = true\n";
+    let p = project_with(
+        &executing(&[
+            "CREATE TRIGGER plant AFTER INSERT ON people BEGIN UPDATE secrets SET v = 'planted'; END",
+        ]),
+        toml,
+    );
+    assert_refused(&p, &["trigger `plant`", "`secrets`", "writes"]);
+}
+
+#[test]
+fn a_granted_trigger_whose_body_reads_outside_reads_is_refused() {
+    let toml =
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"loot\"]\ntriggers = true\n";
+    let p = project_with(
+        &executing(&[
+            "CREATE TABLE loot(v TEXT)",
+            "CREATE TRIGGER plant AFTER UPDATE OF name ON people WHEN (SELECT count(*) FROM secrets) > 0 \
+             BEGIN INSERT INTO loot SELECT v FROM secrets; END",
+        ]),
+        toml,
+    );
+    assert_refused(&p, &["trigger `plant`", "`secrets`", "reads"]);
+}
+
+#[test]
+fn a_granted_trigger_may_not_write_strata_bookkeeping() {
+    let toml = "[sandbox]\ntriggers = true\n";
+    let p = project_with(
+        &executing(&[
+            "CREATE TRIGGER plant AFTER DELETE ON people BEGIN DELETE FROM strata_migration; END",
+        ]),
+        toml,
+    );
+    assert_refused(&p, &["trigger `plant`", "strata_migration", "bookkeeping"]);
+}
+
+#[test]
+fn a_granted_trigger_within_its_tables_is_created_and_fires_later() {
+    let toml =
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"people_log\"]\ntriggers = true\n";
+    let p = project_with(
+        &executing(&[
+            "CREATE TABLE people_log(id INTEGER, name TEXT)",
+            "CREATE TRIGGER people_logged AFTER UPDATE ON people BEGIN \
+             INSERT INTO people_log VALUES (new.id, new.name); END",
+        ]),
+        toml,
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    let conn = p.open("app.db");
+    conn.execute("UPDATE people SET name = 'Ada L.' WHERE id = 1", [])
+        .unwrap();
+    assert_eq!(rows(&conn, "SELECT * FROM people_log"), ["1|Ada L."]);
+}
+
+#[test]
+fn a_temp_trigger_is_refused() {
+    let p = project_with(
+        &executing(&[
+            "CREATE TEMP TRIGGER plant AFTER INSERT ON main.people BEGIN UPDATE secrets SET v = 'x'; END",
+        ]),
+        "[sandbox]\ntriggers = true\n",
+    );
+    assert_refused(&p, &["refused", "temp"]);
+}
+
+#[test]
+fn a_view_reading_outside_reads_is_refused_when_created() {
+    let toml = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"leak\"]\n";
+    let p = project_with(
+        &executing(&["CREATE VIEW leak AS SELECT id, v FROM secrets"]),
+        toml,
+    );
+    assert_refused(&p, &["view `leak`", "`secrets`", "reads"]);
+    let p = project_with(
+        &executing(&["CREATE VIEW leak AS SELECT count(*) AS n FROM secrets"]),
+        toml,
+    );
+    assert_refused(&p, &["view `leak`", "`secrets`"]);
+}
+
+#[test]
+fn a_view_within_reads_is_created() {
+    let toml = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"names\"]\n";
+    let p = project_with(
+        &executing(&["CREATE VIEW names AS SELECT name FROM people"]),
+        toml,
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    assert_eq!(rows(&p.open("app.db"), "SELECT count(*) FROM names"), ["3"]);
+}
+
+// ---- 2. The statement cache ---------------------------------------------------------------
+
+/// data.json inserts through the connection's statement cache in host mode; a seed sending the
+/// same text must not get the host's authorized statement.
+#[test]
+fn a_seed_cannot_reuse_the_hosts_cached_data_json_insert() {
+    let seed = component(
+        Entry::Seed,
+        &[Op::Execute(
+            "INSERT INTO \"secrets\" (\"id\", \"v\") VALUES (?, ?)".into(),
+            vec![P::Int(3), P::Text("forged".into())],
+        )],
+    );
+    let p = project_with(&executing(&[]), PEOPLE_ONLY);
+    let dir = "migrations/app/20240201T000000Z-hostile";
+    p.write(
+        &format!("{dir}/proj-data/data.json"),
+        r#"{"secrets": [{"id": 2, "v": "from data.json"}]}"#,
+    );
+    std::fs::write(p.path(&format!("{dir}/proj-data/seed.wasm")), seed).unwrap();
+    let before = secrets(&p, "app.db");
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("proj-data/seed.wasm")
+        .stderr_has("`secrets`")
+        .stderr_has("writes");
+    assert_eq!(secrets(&p, "app.db"), before);
+    assert_eq!(secrets(&p, ".strata/test.db"), before);
+}
+
+/// The ledger's audit insert is cached by the step before; a transform of the next step in the
+/// same run sends the same text.
+#[test]
+fn a_transform_cannot_reuse_the_ledgers_cached_audit_insert() {
+    let audit_insert = "INSERT INTO strata_migration_audit
+             (at, phase, module, stamp, action, outcome, detail, rows, fuel_used, duration_ms,
+              operator, checksum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    let mut params = vec![P::Text("1970-01-01T00:00:00Z".into())];
+    params.extend(
+        ["apply", "app", "19700101T000000Z", "do.sql", "ok", "forged"]
+            .iter()
+            .map(|s| P::Text(s.to_string())),
+    );
+    params.extend([
+        P::Null,
+        P::Null,
+        P::Null,
+        P::Text("mallory".into()),
+        P::Null,
+    ]);
+    let wasm = component(
+        Entry::Transform,
+        &[Op::Execute(audit_insert.into(), params)],
+    );
+    let p = project_with(&wasm, "[sandbox]\n");
+    // A step without components before the hostile one, in the same run.
+    p.write(
+        "migrations/app/20240115T000000Z-plain/do.sql",
+        "CREATE TABLE plain(a);",
+    );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("transform.wasm")
+        .stderr_has("strata_migration_audit");
+    for db in ["app.db", ".strata/test.db"] {
+        assert_eq!(
+            rows(
+                &p.open(db),
+                "SELECT count(*) FROM strata_migration_audit WHERE operator = 'mallory'"
+            ),
+            ["0"],
+            "{db}"
+        );
+    }
+}
+
+// ---- 3. Reads that leaked -----------------------------------------------------------------
+
+#[test]
+fn count_of_an_undeclared_table_is_refused() {
+    let wasm = component(
+        Entry::Transform,
+        &[Op::Query("SELECT count(*) FROM secrets".into())],
+    );
+    let p = project_with(&wasm, PEOPLE_ONLY);
+    assert_refused(&p, &["`secrets`", "reads"]);
+}
+
+#[test]
+fn a_rename_to_an_undeclared_name_is_refused() {
+    let p = project_with(
+        &executing(&["ALTER TABLE people RENAME TO elsewhere"]),
+        PEOPLE_ONLY,
+    );
+    assert_refused(&p, &["`elsewhere`", "writes"]);
+    let p = project_with(
+        &executing(&["ALTER TABLE people RENAME TO strata_people"]),
+        "[sandbox]\n",
+    );
+    assert_refused(&p, &["strata_people", "bookkeeping"]);
+}
+
+#[test]
+fn a_rename_to_a_declared_name_works() {
+    let p = project_with(
+        &executing(&["ALTER TABLE people RENAME TO persons"]),
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"persons\"]\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    assert_eq!(
+        rows(&p.open("app.db"), "SELECT count(*) FROM persons"),
+        ["3"]
+    );
+}
+
+// ---- 7. The bookkeeping is strata's alone -------------------------------------------------
+
+#[test]
+fn sqlite_sequence_rows_of_strata_tables_cannot_be_changed() {
+    for sql in [
+        "UPDATE sqlite_sequence SET seq = 1 WHERE name = 'strata_migration_audit'",
+        "DELETE FROM sqlite_sequence WHERE name = 'strata_migration_audit'",
+        "INSERT INTO sqlite_sequence(name, seq) VALUES ('strata_migration', 7)",
+    ] {
+        let p = project_with(&executing(&[sql]), "[sandbox]\n");
+        let before = rows(&p.open("app.db"), "SELECT name, seq FROM sqlite_sequence");
+        assert_refused(&p, &["sqlite_sequence"]);
+        assert_eq!(
+            rows(&p.open("app.db"), "SELECT name, seq FROM sqlite_sequence"),
+            before,
+            "{sql}"
+        );
+    }
+}
+
+#[test]
+fn strata_named_objects_cannot_be_created_by_a_component() {
+    for sql in [
+        "CREATE INDEX strata_people_name ON people(name)",
+        "CREATE TABLE strata_extra(a)",
+    ] {
+        let p = project_with(&executing(&[sql]), "[sandbox]\n");
+        assert_refused(&p, &["strata_", "bookkeeping"]);
+    }
+}
+
+#[test]
+fn do_sql_touching_strata_bookkeeping_is_refused_naming_the_file() {
+    let p = project_with(&executing(&[]), "[sandbox]\n");
+    p.write(
+        "migrations/app/20240201T000000Z-hostile/do.sql",
+        "ALTER TABLE people ADD COLUMN nick TEXT;\nDELETE FROM strata_migration WHERE module = 'app';",
+    );
+    let before = rows(
+        &p.open("app.db"),
+        "SELECT module, stamp FROM strata_migration",
+    );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("migrations/app/20240201T000000Z-hostile/do.sql")
+        .stderr_has("line 2")
+        .stderr_has("`strata_migration` is strata's own bookkeeping");
+    assert_eq!(
+        rows(
+            &p.open("app.db"),
+            "SELECT module, stamp FROM strata_migration"
+        ),
+        before
+    );
+}
+
+#[test]
+fn component_log_lines_are_printed_with_control_characters_escaped() {
+    let forged = "\u{1b}[2K\r  applied app/20240201T000000Z-hostile (1 ms)\nall good\u{202e}";
+    let wasm = component(Entry::Transform, &[Op::Log(forged.into())]);
+    let p = project_with(&wasm, "[sandbox]\n");
+    let run = p.strata(&["migrate"]).ok();
+    assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
+    assert!(!run.stderr.contains('\u{202e}'), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            r"\u{1b}[2K\r  applied app/20240201T000000Z-hostile (1 ms)\nall good\u{202e}"
+        ),
+        "{}",
+        run.stderr
+    );
+}

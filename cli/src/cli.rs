@@ -146,6 +146,10 @@ struct RunArgs {
     /// Migrate even when a module's live schema drifted from its last applied snapshot.
     #[arg(long)]
     allow_drift: bool,
+    /// Run all pending steps of a phase in one transaction (a savepoint per step): a failure
+    /// rolls back the whole phase. Also `single_transaction = true` in strata.toml.
+    #[arg(long)]
+    single_transaction: bool,
 }
 
 impl RunArgs {
@@ -159,6 +163,7 @@ impl RunArgs {
             rehearse_on_copy: self.rehearse_on_copy,
             write_snapshots: self.write_snapshots,
             allow_drift: self.allow_drift,
+            single_transaction: self.single_transaction,
         }
     }
 }

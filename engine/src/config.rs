@@ -29,6 +29,8 @@ pub struct Config {
     pub busy_timeout_ms: u64,
     /// How many backups of each database to keep in `.strata/backups/`.
     pub backups_keep: usize,
+    /// Run all pending steps of a phase in one transaction, as `migrate --single-transaction`.
+    pub single_transaction: bool,
     /// The ceiling of every component's limits; migration.toml may only narrow them.
     pub sandbox: Limits,
 }
@@ -61,6 +63,7 @@ impl Default for Config {
             test_db: PathBuf::from(STATE_DIR).join("test.db"),
             busy_timeout_ms: 5_000,
             backups_keep: 10,
+            single_transaction: false,
             sandbox: Limits::default(),
         }
     }
@@ -83,6 +86,9 @@ impl Config {
              busy_timeout_ms = {}\n\
              # How many backups of each database to keep in .strata/backups/.\n\
              backups_keep = {}\n\
+             # Run all pending steps of a phase in one transaction (a savepoint per step), as\n\
+             # `strata migrate --single-transaction`: a failure rolls back the whole phase.\n\
+             single_transaction = {}\n\
              \n\
              # The ceiling of every WebAssembly component's limits; a migration.toml may only\n\
              # narrow them. Fuel is a deterministic instruction budget.\n\
@@ -95,6 +101,7 @@ impl Config {
             d.test_db.display(),
             d.busy_timeout_ms,
             d.backups_keep,
+            d.single_transaction,
             d.sandbox.fuel,
             d.sandbox.memory_mib,
             d.sandbox.timeout_s,

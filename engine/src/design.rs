@@ -387,12 +387,12 @@ pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
     let Some(conn) = sqlite::open_read_only(&project.db, project.busy_timeout())? else {
         return Ok(Vec::new());
     };
-    let tree = Tree::load(&project.migrations_dir())?;
     let db = &project.db;
     let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
     if applied.is_empty() {
         return Ok(Vec::new());
     }
+    let tree = Tree::load(&project.migrations_dir())?;
     let full = Schema::read(&conn).map_err(|e| schema_err(db, e))?;
     let own = Ownership::read(&tree, &conn, db)?;
     let mut refusals = Vec::new();

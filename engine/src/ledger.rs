@@ -131,23 +131,67 @@ pub fn is_applied(conn: &Connection, id: &MigrationId) -> rusqlite::Result<bool>
     .map(|found| found.is_some())
 }
 
+/// The applied migrations of one database as one connection last read them: read once, then
+/// trusted for as long as `PRAGMA data_version` shows that no other connection committed. Ask it
+/// inside the step's write transaction, where nobody else can commit.
+#[derive(Debug, Default)]
+pub struct Known {
+    ids: std::collections::HashSet<MigrationId>,
+    data_version: Option<i64>,
+    /// How often the ledger was read: the work it does, for tests.
+    pub reads: u64,
+}
+
+impl Known {
+    /// Whether `id` is applied, reading the ledger only if another connection wrote since.
+    pub fn is_applied(&mut self, conn: &Connection, id: &MigrationId) -> rusqlite::Result<bool> {
+        let version: i64 = conn
+            .prepare_cached("PRAGMA main.data_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.data_version != Some(version) {
+            self.ids = conn
+                .prepare_cached("SELECT module, stamp FROM strata_migration")?
+                .query_map([], |r| {
+                    Ok(MigrationId {
+                        module: r.get(0)?,
+                        stamp: r.get(1)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            self.data_version = Some(version);
+            self.reads += 1;
+        }
+        Ok(self.ids.contains(id))
+    }
+
+    /// `id` was committed by this connection.
+    pub fn applied(&mut self, id: &MigrationId) {
+        self.ids.insert(id.clone());
+    }
+
+    /// Read the ledger again next time (after a rollback).
+    pub fn invalidate(&mut self) {
+        self.data_version = None;
+    }
+}
+
 /// Records `m` as applied.
 pub fn record(conn: &Connection, m: &Migration, duration_ms: u64) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO strata_migration
              (module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            m.id.module,
-            m.id.stamp,
-            m.slug,
-            m.checksum(),
-            m.manifest.to_lines(),
-            now_rfc3339(),
-            duration_ms as i64,
-            crate::ENGINE_VERSION,
-        ],
-    )?;
+    )?
+    .execute(params![
+        m.id.module,
+        m.id.stamp,
+        m.slug,
+        m.checksum(),
+        m.manifest.to_lines(),
+        now_rfc3339(),
+        duration_ms as i64,
+        crate::ENGINE_VERSION,
+    ])?;
     Ok(())
 }
 
@@ -286,6 +330,11 @@ pub fn audit(conn: &Connection, limit: Option<u64>) -> rusqlite::Result<Vec<Audi
 
 /// `user@host` of whoever runs strata.
 pub fn operator() -> String {
+    static OPERATOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OPERATOR.get_or_init(read_operator).clone()
+}
+
+fn read_operator() -> String {
     let user = whoami::username().unwrap_or_else(|_| "unknown".into());
     let host = whoami::hostname().unwrap_or_else(|_| "unknown".into());
     format!("{user}@{host}")

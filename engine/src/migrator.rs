@@ -32,6 +32,9 @@ pub struct MigrateOptions {
     pub write_snapshots: bool,
     /// Migrate even if a module's live schema on the real database drifted from its snapshot.
     pub allow_drift: bool,
+    /// Run all pending steps of a phase in one transaction, a savepoint per step (also
+    /// `single_transaction` in strata.toml).
+    pub single_transaction: bool,
 }
 
 impl Default for MigrateOptions {
@@ -42,6 +45,7 @@ impl Default for MigrateOptions {
             rehearse_on_copy: false,
             write_snapshots: false,
             allow_drift: false,
+            single_transaction: false,
         }
     }
 }
@@ -88,6 +92,8 @@ struct How {
     backup: bool,
     /// Write missing snapshots after each step.
     write_snapshots: bool,
+    /// All steps in one transaction, a savepoint each.
+    single_transaction: bool,
 }
 
 /// Everything a phase needs besides its database and its steps.
@@ -156,6 +162,13 @@ impl<'a> Runner<'a> {
             return Ok(done);
         }
         let mut conn = sqlite::open(db, self.project.busy_timeout())?;
+        if phase != Phase::Apply {
+            // A scratch database (the test database, a copy, a sandbox): no fsync. A crash of
+            // strata still rolls back through the journal; only a power loss could damage it,
+            // and it is rebuilt from its backup or from zero. The file's journal mode is kept.
+            conn.pragma_update(None, "synchronous", "OFF")
+                .map_err(|e| Error::db(db, "cannot set PRAGMA synchronous", e))?;
+        }
         ledger::ensure(&mut conn)
             .map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
         if how.backup {
@@ -180,8 +193,93 @@ impl<'a> Runner<'a> {
             limits: self.project.config.sandbox,
             write_snapshots: how.write_snapshots,
         };
+        let mut session = step::Session {
+            single_transaction: how.single_transaction,
+            ..step::Session::default()
+        };
+        let fk_was_on = if how.single_transaction {
+            let on = sqlite::foreign_keys(&conn)
+                .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+            sqlite::set_foreign_keys(&conn, false)
+                .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
+                .map_err(|e| Error::db(db, "cannot begin the phase's transaction", e))?;
+            Some(on)
+        } else {
+            None
+        };
+        let result = self.steps(&mut conn, &ctx, &mut session, pending, &mut done, events);
+        if let Some(on) = fk_was_on {
+            let committed = match result {
+                Ok(()) => conn
+                    .execute_batch("COMMIT")
+                    .map_err(|e| Error::db(db, "cannot commit the phase's transaction", e)),
+                Err(e) => Err(e),
+            };
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            let restored = sqlite::set_foreign_keys(&conn, on)
+                .map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e));
+            if let Err(e) = committed {
+                return Err(self.rolled_back(&conn, phase, e, &mut done));
+            }
+            restored?;
+        } else {
+            result?;
+        }
+        events(&Event::PhaseFinished {
+            phase,
+            db,
+            applied: done.applied.len(),
+        });
+        Ok(done)
+    }
+
+    /// After a failed `--single-transaction` phase (already rolled back): the steps it had
+    /// applied are undone too, so they are audited as rolled back and none stays applied.
+    fn rolled_back(
+        &self,
+        conn: &rusqlite::Connection,
+        phase: Phase,
+        e: Error,
+        done: &mut PhaseReport,
+    ) -> Error {
+        let undone: Vec<ledger::Entry> = std::mem::take(&mut done.applied)
+            .into_iter()
+            .map(|label| {
+                let mut entry = ledger::Entry::for_run(
+                    phase.as_str(),
+                    "single-transaction",
+                    format!("{label}: rolled back with the rest of the phase"),
+                );
+                entry.outcome = ledger::Outcome::RolledBack;
+                entry
+            })
+            .collect();
+        // Best effort: the failure itself is already audited by the step.
+        let _ = ledger::append(conn, &undone);
+        match e {
+            Error::Step(mut failure) => {
+                failure.applied_before.clear();
+                Error::Step(failure)
+            }
+            other => other,
+        }
+    }
+
+    /// The steps of one phase, in order.
+    fn steps(
+        &self,
+        conn: &mut rusqlite::Connection,
+        ctx: &step::Context<'_>,
+        session: &mut step::Session,
+        pending: &[&Migration],
+        done: &mut PhaseReport,
+        events: &mut EventSink<'_>,
+    ) -> Result<(), Error> {
+        let phase = ctx.phase;
         for m in pending {
-            match step::apply(&mut conn, &ctx, &self.prepared[&m.id], events) {
+            match step::apply(conn, ctx, session, &self.prepared[&m.id], events) {
                 Ok(step::Applied::Committed { elapsed }) => {
                     events(&Event::StepApplied {
                         phase,
@@ -192,18 +290,13 @@ impl<'a> Runner<'a> {
                 }
                 Ok(step::Applied::AlreadyApplied) => done.skipped.push(m.label()),
                 Err(Error::Step(mut failure)) => {
-                    failure.applied_before = done.applied;
+                    failure.applied_before = done.applied.clone();
                     return Err(Error::Step(failure));
                 }
                 Err(e) => return Err(e),
             }
         }
-        events(&Event::PhaseFinished {
-            phase,
-            db,
-            applied: done.applied.len(),
-        });
-        Ok(done)
+        Ok(())
     }
 
     /// Runs `pending` on a throwaway copy of `db` (no test data), deleting the copy whatever
@@ -232,6 +325,7 @@ impl<'a> Runner<'a> {
             test_data: false,
             backup: false,
             write_snapshots: false,
+            single_transaction: false,
         };
         let mut report = self.phase(Phase::Rehearsal, &copy, how, pending, events)?;
         report.copy_of = Some(db.to_path_buf());
@@ -284,6 +378,15 @@ pub fn migrate(
     } else if project.test_db.starts_with(project.state_dir()) {
         project.ensure_state_dir()?;
     }
+    let single_transaction = opts.single_transaction || project.config.single_transaction;
+    if single_transaction && opts.write_snapshots {
+        return Err(Error::Usage(
+            "--single-transaction cannot be combined with --write-snapshots: snapshots are files \
+             written as each step commits, and a later failure would roll the step back but not \
+             the files; run `strata migrate --write-snapshots` without one transaction"
+                .into(),
+        ));
+    }
     let phases = validate(project, &tree, opts)?;
     let runner = Runner::new(
         project,
@@ -303,6 +406,7 @@ pub fn migrate(
             test_data: phase.loads_test_data(),
             backup: true,
             write_snapshots: opts.write_snapshots && *phase == Phase::Rehearsal,
+            single_transaction,
         };
         report
             .phases
@@ -408,6 +512,7 @@ pub fn sandbox(
                 test_data,
                 backup: false,
                 write_snapshots: false,
+                single_transaction: false,
             };
             match runner.phase(Phase::Sandbox, &db, how, &[*m], &mut sink) {
                 Ok(_) => outcome = StepOutcome::Ok,

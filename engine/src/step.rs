@@ -131,6 +131,28 @@ pub struct Context<'a> {
     pub write_snapshots: bool,
 }
 
+/// What a phase keeps between its steps on one connection, so that a step's bookkeeping costs
+/// the same at the 5,000th step as at the first: ownership from the objects that changed
+/// (`schema::owner::Tracker`) and the ledger read once (`ledger::Known`).
+#[derive(Debug, Default)]
+pub struct Session {
+    pub owners: crate::schema::owner::Tracker,
+    pub ledger: ledger::Known,
+    /// The caller opened one transaction for the whole phase: each step is a savepoint in it,
+    /// and a failed step rolls back the whole transaction.
+    pub single_transaction: bool,
+}
+
+impl Session {
+    fn forget(&mut self) {
+        self.owners.invalidate();
+        self.ledger.invalidate();
+    }
+}
+
+/// The savepoint a step runs in under `--single-transaction`.
+const SAVEPOINT: &str = "strata_step";
+
 /// How a step ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -164,23 +186,38 @@ impl ActionError {
 }
 
 /// Applies one prepared migration to `conn`.
+/// With `session.single_transaction`, the caller has opened the transaction and switched
+/// foreign keys off; the step runs in a savepoint, and a failure rolls back the whole
+/// transaction before its audit rows are written.
 pub fn apply(
     conn: &mut Connection,
     ctx: &Context<'_>,
+    session: &mut Session,
     step: &Prepared,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
     let db = ctx.db;
-    let fk_was_on = sqlite::foreign_keys(conn)
-        .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
-    sqlite::set_foreign_keys(conn, false)
-        .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
+    let fk_was_on = if session.single_transaction {
+        None
+    } else {
+        let on = sqlite::foreign_keys(conn)
+            .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+        sqlite::set_foreign_keys(conn, false)
+            .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
+        Some(on)
+    };
     let guard =
         Guard::install(conn).map_err(|e| Error::db(db, "cannot install the SQL guard", e))?;
 
-    let result = apply_in_transaction(conn, ctx, step, &guard, events);
+    let result = apply_in_transaction(conn, ctx, session, step, &guard, events);
+    if result.is_err() {
+        session.forget();
+    }
 
-    let restored = Guard::uninstall(conn).and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on));
+    let restored = Guard::uninstall(conn).and_then(|()| match fk_was_on {
+        Some(on) => sqlite::set_foreign_keys(conn, on),
+        None => Ok(()),
+    });
     let applied = result?;
     restored.map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e))?;
     Ok(applied)
@@ -197,18 +234,32 @@ fn rollback(conn: &Connection) {
 fn apply_in_transaction(
     conn: &mut Connection,
     ctx: &Context<'_>,
+    session: &mut Session,
     step: &Prepared,
     guard: &Guard,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
     let (db, phase, m) = (ctx.db, ctx.phase, &step.migration);
+    let single = session.single_transaction;
     let started = Instant::now();
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| Error::db(db, format!("cannot begin the transaction for {m}"), e))?;
-    match ledger::is_applied(conn, &m.id) {
+    let begin = if single {
+        conn.prepare_cached(&format!("SAVEPOINT {SAVEPOINT}"))
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+    } else {
+        conn.prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+    };
+    begin.map_err(|e| Error::db(db, format!("cannot begin the transaction for {m}"), e))?;
+    match session.ledger.is_applied(conn, &m.id) {
         Ok(false) => {}
         Ok(true) => {
-            rollback(conn);
+            if single {
+                let _ = conn.execute_batch(&format!("RELEASE {SAVEPOINT}"));
+            } else {
+                rollback(conn);
+            }
             events(&Event::StepSkipped {
                 phase,
                 migration: m,
@@ -225,13 +276,11 @@ fn apply_in_transaction(
         migration: m,
     });
     // Ownership: what the step creates becomes its module's (see schema::owner).
-    let catalog = match crate::schema::owner::catalog(conn) {
-        Ok(c) => c,
-        Err(e) => {
-            rollback(conn);
-            return Err(Error::db(db, "cannot read sqlite_master", e));
-        }
-    };
+    if let Err(e) = session.owners.begin(conn) {
+        rollback(conn);
+        return Err(Error::db(db, "cannot read sqlite_master", e));
+    }
+    guard.take_touched();
 
     let mut log = Vec::new();
     let mut failure = None;
@@ -268,7 +317,7 @@ fn apply_in_transaction(
     }
 
     if failure.is_none() {
-        match finish(conn, ctx, step, &catalog, &log, started) {
+        match finish(conn, ctx, session, step, guard, &log, started) {
             Ok(finished) => {
                 if let Some(sql) = finished.snapshot {
                     for path in write_snapshot(m, &sql)? {
@@ -345,8 +394,9 @@ enum Finish {
 fn finish(
     conn: &Connection,
     ctx: &Context<'_>,
+    session: &mut Session,
     step: &Prepared,
-    catalog: &crate::schema::owner::Catalog,
+    guard: &Guard,
     log: &[Entry],
     started: Instant,
 ) -> Result<Finished, Finish> {
@@ -357,7 +407,10 @@ fn finish(
             ActionError::new(None, None, format!("recording the step failed: {e}")),
         )
     };
-    crate::schema::owner::record_step(conn, &m.id, catalog).map_err(record)?;
+    let owned = session
+        .owners
+        .record(conn, &m.id, &guard.take_touched())
+        .map_err(record)?;
     let snapshot_file = m.file(crate::design::SNAPSHOT);
     let schema_error = |e: crate::schema::SchemaError| {
         Finish::Failed(
@@ -397,11 +450,20 @@ fn finish(
     ledger::record(conn, m, elapsed.as_millis() as u64)
         .and_then(|()| ledger::append(conn, log))
         .map_err(record)?;
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => Ok(Finished {
-            elapsed,
-            snapshot: to_write,
-        }),
+    let end = if session.single_transaction {
+        conn.prepare_cached(&format!("RELEASE {SAVEPOINT}"))
+    } else {
+        conn.prepare_cached("COMMIT")
+    };
+    match end.and_then(|mut s| s.execute([])) {
+        Ok(_) => {
+            session.owners.commit(owned);
+            session.ledger.applied(&m.id);
+            Ok(Finished {
+                elapsed,
+                snapshot: to_write,
+            })
+        }
         Err(e) if sqlite::is_busy(&e) => Err(Finish::Locked(e)),
         Err(e) => Err(record(e)),
     }
@@ -734,4 +796,125 @@ fn foreign_key_check(conn: &Connection) -> Result<u64, ActionError> {
             }
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Tree;
+
+    /// Pages SQLite fetched on this connection so far (cache hits and misses): every row a
+    /// statement scans costs pages, so a step that scans a growing table costs more of them.
+    fn pages(conn: &Connection) -> i64 {
+        let mut total = 0;
+        for op in [
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_HIT,
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_MISS,
+        ] {
+            let (mut current, mut high) = (0, 0);
+            // SAFETY: the handle is live for the duration of the call; the out-pointers are ours.
+            let rc = unsafe {
+                rusqlite::ffi::sqlite3_db_status(conn.handle(), op, &mut current, &mut high, 0)
+            };
+            assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+            total += i64::from(current);
+        }
+        total
+    }
+
+    fn stamp(i: usize) -> String {
+        let (h, m, s) = (i / 3600, (i / 60) % 60, i % 60);
+        format!("20240101T{h:02}{m:02}{s:02}Z")
+    }
+
+    fn median(v: &[i64]) -> i64 {
+        let mut v = v.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    /// The regression check for linear runs, counting work instead of timing it: the pages
+    /// strata's bookkeeping reads per step (the pages of the step minus those the same SQL
+    /// costs SQLite alone, whose own DDL scans `sqlite_master`) must not grow with the number
+    /// of objects and applied migrations.
+    #[test]
+    fn bookkeeping_reads_as_many_pages_at_step_1500_as_at_step_100() {
+        const N: usize = 1_500;
+        let dir = tempfile::tempdir().unwrap();
+        let module = dir.path().join("migrations/app");
+        let mut scripts = Vec::new();
+        for i in 0..N {
+            let folder = module.join(format!("{}-t{i}", stamp(i)));
+            std::fs::create_dir_all(&folder).unwrap();
+            // Tables, an index on most, a data-only step now and then, and drops and renames,
+            // so every path of the ownership bookkeeping is walked.
+            let sql = match i % 10 {
+                9 => format!("INSERT INTO t{}(a) VALUES ('x');", i - 1),
+                7 => format!("ALTER TABLE t{} RENAME TO r{i};", i - 1),
+                5 => format!("CREATE TABLE t{i}(a TEXT); DROP TABLE t{};", i - 1),
+                _ => format!(
+                    "CREATE TABLE t{i}(id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX t{i}_a ON t{i}(a);"
+                ),
+            };
+            std::fs::write(folder.join("do.sql"), &sql).unwrap();
+            scripts.push(sql);
+        }
+        let tree = Tree::load(&dir.path().join("migrations")).unwrap();
+        assert_eq!(tree.migrations.len(), N);
+        let db = dir.path().join("app.db");
+        let mut conn = sqlite::open(&db, Duration::from_secs(5)).unwrap();
+        let bare = Connection::open(dir.path().join("bare.db")).unwrap();
+        for c in [&conn, &bare] {
+            c.pragma_update(None, "synchronous", "OFF").unwrap();
+        }
+        ledger::ensure(&mut conn).unwrap();
+        let ctx = Context {
+            db: &db,
+            phase: Phase::Apply,
+            test_data: false,
+            sandbox: None,
+            limits: Limits::default(),
+            write_snapshots: false,
+        };
+        let mut session = Session::default();
+        let mut overhead = Vec::new();
+        for (m, sql) in tree.migrations.iter().zip(&scripts) {
+            let prepared = Prepared::load(m).unwrap();
+            let before = pages(&conn);
+            let applied = apply(&mut conn, &ctx, &mut session, &prepared, &mut |_| {}).unwrap();
+            assert!(matches!(applied, Applied::Committed { .. }));
+            let strata = pages(&conn) - before;
+            let before = pages(&bare);
+            bare.execute_batch(&format!("BEGIN; {sql} COMMIT;"))
+                .unwrap();
+            overhead.push(strata - (pages(&bare) - before));
+        }
+        let (early, late) = (median(&overhead[90..110]), median(&overhead[N - 20..]));
+        assert!(
+            late <= 2 * early,
+            "bookkeeping pages per step: {early} around step 100, {late} around step {N}"
+        );
+        assert_eq!(session.ledger.reads, 1, "the ledger is read once per phase");
+        // Ownership is complete: every object is owned, a renamed table by its creator.
+        let owners = crate::schema::owner::owners(&conn).unwrap();
+        assert!(
+            crate::schema::owner::unowned_objects(&conn)
+                .unwrap()
+                .is_empty()
+        );
+        let objects: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'strata%' AND name NOT LIKE 'sqlite%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(owners.len() as i64, objects);
+        let r7 = owners.iter().find(|o| o.object.name == "r7").unwrap();
+        assert_eq!(r7.stamp, stamp(6), "a renamed table keeps its owner");
+        assert!(
+            !owners.iter().any(|o| o.object.name == "t4_a"),
+            "a dropped table's index is forgotten"
+        );
+    }
 }

@@ -14,5 +14,6 @@ mod pinning;
 mod refusals;
 mod rehearsal;
 mod schema;
+mod single_transaction;
 mod snapshots;
 mod tree_errors;

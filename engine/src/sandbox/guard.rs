@@ -166,6 +166,8 @@ struct State {
     schema_changed: bool,
     /// Triggers and views whose creation a component was authorized to do.
     created: Created,
+    /// DROPs and ALTER TABLEs let through, in any mode (for `schema::owner::Tracker`).
+    touched: Vec<crate::schema::owner::Touch>,
 }
 
 /// Triggers and views a component created, to check in [`verify`].
@@ -187,7 +189,12 @@ impl Guard {
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             let mut state = g.lock();
             match decide(&mut state, &ctx) {
-                Ok(()) => Authorization::Allow,
+                Ok(()) => {
+                    if let Some(t) = crate::schema::owner::touch(&ctx) {
+                        state.touched.push(t);
+                    }
+                    Authorization::Allow
+                }
                 Err(why) => {
                     state.denied = Some(why);
                     Authorization::Deny
@@ -249,6 +256,11 @@ impl Guard {
     /// The reason for the latest refusal, leaving it for later.
     pub fn denied(&self) -> Option<String> {
         self.lock().denied.clone()
+    }
+
+    /// The DROPs and ALTER TABLEs authorized since the last call, taking them.
+    pub fn take_touched(&self) -> Vec<crate::schema::owner::Touch> {
+        std::mem::take(&mut self.lock().touched)
     }
 
     /// Whether the component's deadline interrupted a statement since the mode was set.

@@ -158,15 +158,351 @@ pub fn record_step(conn: &Connection, id: &MigrationId, before: &Catalog) -> rus
     prune(conn)
 }
 
-/// Rows of objects that no longer exist (dropped outside strata) are forgotten.
+/// Rows of objects that no longer exist (dropped outside strata) are forgotten. One pass over
+/// each table: SQLite builds a temporary index for the `IN` list, so this is O(n log n), not a
+/// scan of the unindexed `sqlite_master` per row.
 fn prune(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
-        "DELETE FROM strata_object WHERE NOT EXISTS (
-             SELECT 1 FROM main.sqlite_master m
-             WHERE m.type = strata_object.type AND strata_object.name = m.name)",
+        "DELETE FROM strata_object WHERE (type, name) NOT IN (
+             SELECT type, name COLLATE NOCASE FROM main.sqlite_master)",
         [],
     )?;
     Ok(())
+}
+
+/// A DROP or ALTER TABLE that the authorizer let through on the step's connection: a name whose
+/// catalog row may be gone, renamed or rewritten once the statement ran. Creations need no note:
+/// SQLite gives every new `sqlite_master` row a rowid above the largest one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touch {
+    Dropped(ObjectKind, String),
+    Altered(String),
+}
+
+/// The catalog change an authorizer callback announces, if any (objects of `main` only).
+pub fn touch(ctx: &rusqlite::hooks::AuthContext<'_>) -> Option<Touch> {
+    use rusqlite::hooks::AuthAction as A;
+    let main = ctx.database_name.is_none_or(|d| d == "main");
+    let t = match ctx.action {
+        A::DropTable { table_name } | A::DropVtable { table_name, .. } if main => {
+            Touch::Dropped(ObjectKind::Table, table_name.into())
+        }
+        A::DropIndex { index_name, .. } if main => {
+            Touch::Dropped(ObjectKind::Index, index_name.into())
+        }
+        A::DropView { view_name } if main => Touch::Dropped(ObjectKind::View, view_name.into()),
+        A::DropTrigger { trigger_name, .. } if main => {
+            Touch::Dropped(ObjectKind::Trigger, trigger_name.into())
+        }
+        A::AlterTable {
+            database_name,
+            table_name,
+        } if database_name == "main" => Touch::Altered(table_name.into()),
+        _ => return None,
+    };
+    Some(t)
+}
+
+/// One user object as the tracker keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct Known {
+    kind: ObjectKind,
+    name: String,
+    rowid: i64,
+    root: i64,
+    /// The table (or view) an index or trigger belongs to, lowercased.
+    table: String,
+    sql: String,
+}
+
+type Key = (ObjectKind, String);
+
+fn key(kind: ObjectKind, name: &str) -> Key {
+    (kind, name.to_ascii_lowercase())
+}
+
+/// Ownership for a run of steps on one connection, at a cost per step that does not grow with
+/// the size of the schema: the catalog is read once (and again only when another connection
+/// changed the schema, seen by `PRAGMA schema_version`), and each step looks only at the rows
+/// it could have changed: rows above the largest rowid the step started with (everything it
+/// created) and the rows of the objects the authorizer saw it drop or alter ([`Touch`]), with
+/// their indexes and triggers. Only a table that vanished is parsed, to tell a rename from a
+/// drop.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    known: std::collections::HashMap<Key, Known>,
+    /// Lowercased table or view name -> the indexes and triggers on it.
+    dependents: std::collections::HashMap<String, Vec<Key>>,
+    /// `PRAGMA schema_version` when `known` was last right; `None` before the first read.
+    version: Option<i64>,
+    max_rowid: i64,
+    /// Rows of `sqlite_master` read so far: the work the tracker does, for tests.
+    pub rows_read: u64,
+}
+
+/// What one step changed, to apply to the tracker once the step is committed.
+#[derive(Debug, Default)]
+pub struct Change {
+    gone: Vec<Key>,
+    came: Vec<Known>,
+    version: i64,
+}
+
+const CATALOG_COLUMNS: &str =
+    "SELECT rowid, type, name, tbl_name, rootpage, sql FROM main.sqlite_master";
+
+impl Tracker {
+    /// Called inside the step's transaction before it changes anything: re-reads the catalog
+    /// if this is the first step or another connection changed the schema since the last one.
+    pub fn begin(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.version == Some(schema_version(conn)?) {
+            return Ok(());
+        }
+        // The schema may have changed outside strata: forget the owners of objects now gone.
+        ensure(conn)?;
+        prune(conn)?;
+        let version = schema_version(conn)?;
+        self.known.clear();
+        self.dependents.clear();
+        self.max_rowid = 0;
+        let rows = read_rows(conn, &format!("{CATALOG_COLUMNS} ORDER BY rowid"), [])?;
+        self.rows_read += rows.len() as u64;
+        let rows = without_shadow_tables(conn, rows, true)?;
+        for k in rows {
+            self.max_rowid = self.max_rowid.max(k.rowid);
+            self.add(k);
+        }
+        self.max_rowid = self.max_rowid.max(max_rowid(conn)?);
+        self.version = Some(version);
+        Ok(())
+    }
+
+    fn add(&mut self, k: Known) {
+        let key = key(k.kind, &k.name);
+        if matches!(k.kind, ObjectKind::Index | ObjectKind::Trigger) {
+            self.dependents
+                .entry(k.table.clone())
+                .or_default()
+                .push(key.clone());
+        }
+        self.known.insert(key, k);
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(k) = self.known.remove(key)
+            && matches!(k.kind, ObjectKind::Index | ObjectKind::Trigger)
+            && let Some(deps) = self.dependents.get_mut(&k.table)
+        {
+            deps.retain(|d| d != key);
+            if deps.is_empty() {
+                self.dependents.remove(&k.table);
+            }
+        }
+    }
+
+    /// Called inside the step's transaction just before it commits, with what the authorizer
+    /// saw: objects that appeared belong to `id`'s module, objects that vanished lose their
+    /// row, a table renamed in place (same root page and columns) keeps its owner. Returns the
+    /// change to [`Tracker::commit`] once the transaction has committed.
+    pub fn record(
+        &mut self,
+        conn: &Connection,
+        id: &MigrationId,
+        touched: &[Touch],
+    ) -> rusqlite::Result<Change> {
+        let version = schema_version(conn)?;
+        if self.version == Some(version) {
+            return Ok(Change {
+                version,
+                ..Change::default()
+            });
+        }
+        // Before: the touched objects and what hangs on them.
+        let mut before: Vec<Key> = Vec::new();
+        let push = |k: Key, before: &mut Vec<Key>| {
+            if self.known.contains_key(&k) && !before.contains(&k) {
+                before.push(k);
+            }
+        };
+        for t in touched {
+            let (k, table) = match t {
+                Touch::Dropped(kind, name) => (key(*kind, name), name.to_ascii_lowercase()),
+                Touch::Altered(name) => (key(ObjectKind::Table, name), name.to_ascii_lowercase()),
+            };
+            push(k, &mut before);
+            for d in self.dependents.get(&table).into_iter().flatten() {
+                push(d.clone(), &mut before);
+            }
+        }
+        // After: the rows those objects had, and every row above the old largest rowid.
+        let mut rows = read_rows(
+            conn,
+            &format!("{CATALOG_COLUMNS} WHERE rowid > ?1 ORDER BY rowid"),
+            [self.max_rowid],
+        )?;
+        for k in &before {
+            let rowid = self.known[k].rowid;
+            rows.extend(read_rows(
+                conn,
+                &format!("{CATALOG_COLUMNS} WHERE rowid = ?1"),
+                [rowid],
+            )?);
+        }
+        self.rows_read += rows.len() as u64;
+        let vtable = rows
+            .iter()
+            .any(|k| k.sql.to_ascii_uppercase().contains("VIRTUAL"));
+        let after = without_shadow_tables(conn, rows, vtable)?;
+        let after_keys: HashSet<Key> = after.iter().map(|k| key(k.kind, &k.name)).collect();
+
+        let mut change = Change {
+            version,
+            ..Change::default()
+        };
+        let mut renamed_to: HashSet<Key> = HashSet::new();
+        for k in &before {
+            if after_keys.contains(k) {
+                continue;
+            }
+            let old = &self.known[k];
+            let renamed = (old.kind == ObjectKind::Table && old.root > 0)
+                .then(|| {
+                    let columns = table_columns(&old.sql);
+                    after.iter().find(|a| {
+                        a.kind == ObjectKind::Table
+                            && a.root == old.root
+                            && !self.known.contains_key(&key(a.kind, &a.name))
+                            && !before.contains(&key(a.kind, &a.name))
+                            && table_columns(&a.sql) == columns
+                    })
+                })
+                .flatten();
+            match renamed {
+                Some(new) => {
+                    conn.prepare_cached(
+                        "UPDATE strata_object SET name = ?3 WHERE type = ?1 AND name = ?2",
+                    )?
+                    .execute(params![
+                        old.kind.as_str(),
+                        old.name,
+                        new.name
+                    ])?;
+                    renamed_to.insert(key(new.kind, &new.name));
+                }
+                None => {
+                    conn.prepare_cached("DELETE FROM strata_object WHERE type = ?1 AND name = ?2")?
+                        .execute(params![old.kind.as_str(), old.name])?;
+                }
+            }
+            change.gone.push(k.clone());
+        }
+        let mut seen = HashSet::new();
+        for a in after {
+            let k = key(a.kind, &a.name);
+            if !seen.insert(k.clone()) {
+                continue;
+            }
+            let existed = before.contains(&k) || self.known.contains_key(&k);
+            if !existed && !renamed_to.contains(&k) {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO strata_object (type, name, module, stamp)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![a.kind.as_str(), a.name, id.module, id.stamp])?;
+            }
+            if before.contains(&k) && !change.gone.contains(&k) {
+                // Still there (perhaps rewritten, or moved under a renamed table): refresh it.
+                change.gone.push(k);
+            }
+            change.came.push(a);
+        }
+        Ok(change)
+    }
+
+    /// Applies a committed step's change.
+    pub fn commit(&mut self, change: Change) {
+        for k in &change.gone {
+            self.remove(k);
+        }
+        for k in change.came {
+            self.max_rowid = self.max_rowid.max(k.rowid);
+            self.remove(&key(k.kind, &k.name));
+            self.add(k);
+        }
+        self.version = Some(change.version);
+    }
+
+    /// Forgets everything: the next step reads the catalog again (after a rollback).
+    pub fn invalidate(&mut self) {
+        self.version = None;
+    }
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("PRAGMA main.schema_version")?
+        .query_row([], |r| r.get(0))
+}
+
+fn max_rowid(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(rowid), 0) FROM main.sqlite_master")?
+        .query_row([], |r| r.get(0))
+}
+
+/// Catalog rows of user objects (not strata's, not SQLite's, not without SQL).
+fn read_rows<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<Vec<Known>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<i64>>(4)?.unwrap_or(0),
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rowid, kind, name, table, root, sql) = row?;
+        if let (Some(kind), Some(sql)) = (ObjectKind::parse(&kind), sql)
+            && !is_internal(&name)
+        {
+            out.push(Known {
+                kind,
+                name,
+                rowid,
+                root,
+                table: table.to_ascii_lowercase(),
+                sql,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Drops the shadow tables of virtual tables from `rows` (asking SQLite only when `check`).
+fn without_shadow_tables(
+    conn: &Connection,
+    rows: Vec<Known>,
+    check: bool,
+) -> rusqlite::Result<Vec<Known>> {
+    if !check {
+        return Ok(rows);
+    }
+    let shadow: HashSet<String> = conn
+        .prepare_cached(
+            "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow'",
+        )?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter(|k| !shadow.contains(&k.name))
+        .collect())
 }
 
 fn owned_names(conn: &Connection) -> rusqlite::Result<HashSet<(ObjectKind, String)>> {

@@ -1,0 +1,342 @@
+//! Benchmark: N `CREATE TABLE` migrations on a fresh database, strata's modes side by side with
+//! the sqlite3 CLI floor, measured in the same process run.
+//!
+//! For each N (default 100, 1,000 and 5,000) every mode runs once per round, the order rotated
+//! from round to round, each on a fresh database; the medians and the spread (min–max) are
+//! printed with the ratio to the sqlite3 CLI in autocommit. Every run is verified: the user
+//! schema must be the one sqlite3 built (a hash over every object's type, name and SQL) and the
+//! ledger must hold N rows. Then the per-step time at step 100 and at step 5,000 of one
+//! `--no-rehearsal` run (through the library, from the engine's own events).
+//!
+//! `cargo bench -p strata-cli --bench migrations [-- [N ...] [--rounds R]]`. Without the sqlite3
+//! CLI on PATH the floor is skipped, and the output says so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+
+const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    SqliteAutocommit,
+    SqliteOneTransaction,
+    NoRehearsal,
+    NoRehearsalSingle,
+    TwoPhase,
+    TwoPhaseSingle,
+}
+
+impl Mode {
+    const ALL: [Mode; 6] = [
+        Mode::SqliteAutocommit,
+        Mode::SqliteOneTransaction,
+        Mode::NoRehearsal,
+        Mode::NoRehearsalSingle,
+        Mode::TwoPhase,
+        Mode::TwoPhaseSingle,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Mode::SqliteAutocommit => "sqlite3 CLI, autocommit (floor)",
+            Mode::SqliteOneTransaction => "sqlite3 CLI, one transaction",
+            Mode::NoRehearsal => "strata migrate --no-rehearsal",
+            Mode::NoRehearsalSingle => "  ... --single-transaction",
+            Mode::TwoPhase => "strata migrate (two phases)",
+            Mode::TwoPhaseSingle => "  ... --single-transaction",
+        }
+    }
+
+    fn is_sqlite(self) -> bool {
+        matches!(self, Mode::SqliteAutocommit | Mode::SqliteOneTransaction)
+    }
+}
+
+fn main() {
+    let mut sizes = Vec::new();
+    let mut rounds = 5;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--rounds" {
+            rounds = args
+                .next()
+                .and_then(|r| r.parse().ok())
+                .expect("--rounds R");
+        } else if let Ok(n) = a.replace(['_', ','], "").parse::<usize>() {
+            sizes.push(n);
+        }
+    }
+    if sizes.is_empty() {
+        sizes = vec![100, 1_000, 5_000];
+    }
+    let sqlite3 = Command::new("sqlite3")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match &sqlite3 {
+        Some(v) => println!("sqlite3 CLI: {v}"),
+        None => println!(
+            "sqlite3 CLI not found on PATH: the floor is NOT measured and no ratio is printed \
+             (install it, e.g. apt-get install sqlite3)"
+        ),
+    }
+    let modes: Vec<Mode> = Mode::ALL
+        .into_iter()
+        .filter(|m| sqlite3.is_some() || !m.is_sqlite())
+        .collect();
+
+    for &n in &sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("project");
+        let script = write_project(&project, n);
+        let expected = reference_schema(&dir.path().join("reference.db"), &script);
+        let mut times: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
+        // One warm-up run of each mode (page cache, binary), not counted.
+        for (i, &mode) in modes.iter().enumerate() {
+            run(
+                mode,
+                &project,
+                &script,
+                &dir.path().join(format!("warm-{i}")),
+                n,
+                &expected,
+            );
+        }
+        for round in 0..rounds {
+            for k in 0..modes.len() {
+                let i = (k + round) % modes.len();
+                let out = dir.path().join(format!("r{round}-{i}"));
+                times[i].push(run(modes[i], &project, &script, &out, n, &expected));
+                std::fs::remove_dir_all(&out).ok();
+            }
+        }
+        println!(
+            "\n{n} CREATE TABLE migrations, fresh database; median of {rounds} rounds (min–max), all verified"
+        );
+        let floor = modes
+            .iter()
+            .position(|m| *m == Mode::SqliteAutocommit)
+            .map(|i| median(&times[i]));
+        let one_tx = modes
+            .iter()
+            .position(|m| *m == Mode::SqliteOneTransaction)
+            .map(|i| median(&times[i]));
+        for (i, mode) in modes.iter().enumerate() {
+            let m = median(&times[i]);
+            let (lo, hi) = spread(&times[i]);
+            let mut line = format!(
+                "  {:<34} {:>8.3} s  ({:.3}–{:.3})",
+                mode.label(),
+                m.as_secs_f64(),
+                lo.as_secs_f64(),
+                hi.as_secs_f64()
+            );
+            if let Some(f) = floor {
+                line.push_str(&format!(
+                    "  {:>6.2} x autocommit",
+                    m.as_secs_f64() / f.as_secs_f64()
+                ));
+            }
+            if let Some(t) =
+                one_tx.filter(|_| matches!(mode, Mode::NoRehearsalSingle | Mode::TwoPhaseSingle))
+            {
+                line.push_str(&format!(
+                    "  {:>6.2} x one transaction",
+                    m.as_secs_f64() / t.as_secs_f64()
+                ));
+            }
+            println!("{line}");
+        }
+    }
+
+    let n = sizes.iter().copied().max().unwrap_or(5_000).max(200);
+    per_step(n);
+}
+
+/// Writes a project with one module of `n` migrations; returns the same SQL as one script.
+fn write_project(project: &Path, n: usize) -> String {
+    let module = project.join("migrations/app");
+    let mut script = String::new();
+    for i in 0..n {
+        let (h, m, s) = (i / 3600, (i / 60) % 60, i % 60);
+        let folder = module.join(format!("20240101T{h:02}{m:02}{s:02}Z-t{i}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let sql =
+            format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);\n");
+        std::fs::write(folder.join("do.sql"), &sql).unwrap();
+        script.push_str(&sql);
+    }
+    std::fs::write(project.join("strata.toml"), "").unwrap();
+    script
+}
+
+/// The user schema as sqlite3 builds it from the script.
+fn reference_schema(db: &Path, script: &str) -> String {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch(&format!("BEGIN;{script}COMMIT;"))
+        .unwrap();
+    schema_hash(db)
+}
+
+/// A hash over every user object's type, name and SQL, in name order.
+fn schema_hash(db: &Path) -> String {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master
+             WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE 'strata_%' ORDER BY name",
+        )
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut h = Sha256::new();
+    while let Some(r) = rows.next().unwrap() {
+        for i in 0..3 {
+            h.update(r.get::<_, Option<String>>(i).unwrap().unwrap_or_default());
+            h.update([0]);
+        }
+    }
+    format!("{:x}", h.finalize())
+}
+
+fn ledger_rows(db: &Path) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM strata_migration", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// One timed run of `mode` into the fresh folder `out`; panics if the result is wrong.
+fn run(mode: Mode, project: &Path, script: &str, out: &Path, n: usize, expected: &str) -> Duration {
+    std::fs::create_dir_all(out).unwrap();
+    let db = out.join("app.db");
+    let test_db = out.join("test.db");
+    let elapsed = if mode.is_sqlite() {
+        let sql = if mode == Mode::SqliteOneTransaction {
+            format!("BEGIN;\n{script}COMMIT;\n")
+        } else {
+            script.to_string()
+        };
+        let file = out.join("script.sql");
+        std::fs::write(&file, sql).unwrap();
+        let t = Instant::now();
+        let status = Command::new("sqlite3")
+            .arg(&db)
+            .stdin(std::fs::File::open(&file).unwrap())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        let e = t.elapsed();
+        assert!(status.success(), "sqlite3 failed");
+        e
+    } else {
+        let mut cmd = Command::new(STRATA);
+        cmd.arg("--project")
+            .arg(project)
+            .arg("--db")
+            .arg(&db)
+            .arg("--test-db")
+            .arg(&test_db)
+            .arg("-q")
+            .arg("migrate")
+            .stdout(Stdio::null());
+        if matches!(mode, Mode::NoRehearsal | Mode::NoRehearsalSingle) {
+            cmd.arg("--no-rehearsal");
+        }
+        if matches!(mode, Mode::NoRehearsalSingle | Mode::TwoPhaseSingle) {
+            cmd.arg("--single-transaction");
+        }
+        let t = Instant::now();
+        let output = cmd.stderr(Stdio::piped()).output().unwrap();
+        let e = t.elapsed();
+        assert!(
+            output.status.success(),
+            "{mode:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(ledger_rows(&db), n as i64, "{mode:?}: ledger rows");
+        if matches!(mode, Mode::TwoPhase | Mode::TwoPhaseSingle) {
+            assert_eq!(
+                ledger_rows(&test_db),
+                n as i64,
+                "{mode:?}: test ledger rows"
+            );
+            assert_eq!(
+                schema_hash(&test_db),
+                expected,
+                "{mode:?}: test database schema"
+            );
+        }
+        e
+    };
+    assert_eq!(
+        schema_hash(&db),
+        expected,
+        "{mode:?}: schema differs from sqlite3's"
+    );
+    // Not timed: the project's backups of this run's databases.
+    for entry in std::fs::read_dir(project.join(".strata/backups"))
+        .into_iter()
+        .flatten()
+    {
+        std::fs::remove_file(entry.unwrap().path()).ok();
+    }
+    elapsed
+}
+
+/// The per-step time near step 100 and near step `n` of one `--no-rehearsal` run, from the
+/// time between the engine's `StepApplied` events (so commit and bookkeeping are included).
+fn per_step(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("project");
+    write_project(&root, n);
+    let mut project = strata_engine::Project::discover(Some(&root)).unwrap();
+    project.db = dir.path().join("app.db");
+    let opts = strata_engine::migrator::MigrateOptions {
+        rehearse: false,
+        ..Default::default()
+    };
+    let mut stamps: Vec<Instant> = Vec::with_capacity(n + 1);
+    stamps.push(Instant::now());
+    strata_engine::migrator::migrate(&project, &opts, &mut |e| {
+        if let strata_engine::Event::StepApplied { .. } = e {
+            stamps.push(Instant::now());
+        }
+    })
+    .unwrap();
+    assert_eq!(stamps.len(), n + 1);
+    let steps: Vec<Duration> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
+    let early = median(&steps[90..110]);
+    let late = median(&steps[n - 20..]);
+    let ratio = late.as_secs_f64() / early.as_secs_f64();
+    println!(
+        "\nper-step time, one --no-rehearsal run of {n}: steps 90-110 median {:.3} ms, \
+         steps {}-{n} median {:.3} ms: {ratio:.2} x {}",
+        early.as_secs_f64() * 1e3,
+        n - 19,
+        late.as_secs_f64() * 1e3,
+        if ratio <= 2.0 {
+            "(within 2 x)"
+        } else {
+            "(MORE than 2 x)"
+        }
+    );
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn spread(v: &[Duration]) -> (Duration, Duration) {
+    (
+        v.iter().copied().min().unwrap(),
+        v.iter().copied().max().unwrap(),
+    )
+}

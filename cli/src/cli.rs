@@ -57,18 +57,28 @@ enum Command {
         /// With --from-diff: accept SQL that drops tables or columns.
         #[arg(long, requires = "from_diff")]
         allow_destructive: bool,
+        /// Start a module that does not exist yet (without it, an unknown module is an error
+        /// that suggests the closest one).
+        #[arg(long)]
+        new_module: bool,
     },
     /// Compile guest crates to WebAssembly components and write the .wasm files to commit.
     Build {
         /// A module, or <module>/<migration folder or stamp>; everything when absent.
         selector: Option<String>,
     },
-    /// Per module: which migrations are applied, pending, modified or missing, on both databases.
-    Status,
-    /// The steps `migrate` would run, in order, without running them.
-    Plan(RunArgs),
+    /// Per module: which migrations are applied, pending, modified or missing, on both databases,
+    /// and which modules drifted.
+    Status {
+        /// Exit 3 when `migrate` would refuse (2 for bad input), after printing the status.
+        #[arg(long)]
+        check: bool,
+    },
+    /// The steps `migrate` would run, in order, without running them; refuses exactly when
+    /// `migrate` would.
+    Plan(PlanArgs),
     /// Rehearse pending migrations on the test database, then apply them to the real one.
-    Migrate(RunArgs),
+    Migrate(MigrateArgs),
     /// CI mode: the whole chain from zero on a throwaway database, with test data, project data,
     /// components and checks; never opens the real or test database. Exit 1 on any failure.
     Sandbox {
@@ -78,8 +88,8 @@ enum Command {
         /// Rehearse only the pending migrations on a copy of this database (no test data).
         #[arg(long, value_name = "DB")]
         from: Option<PathBuf>,
-        /// Stop after the migrations with this stamp, inclusive.
-        #[arg(long, value_name = "STAMP", value_parser = parse_stamp)]
+        /// Stop after the migrations with this stamp (or any prefix of it naming one), inclusive.
+        #[arg(long, value_name = "STAMP")]
         to: Option<String>,
     },
     /// Put a backup back in place of the real database (the latest by default).
@@ -108,12 +118,26 @@ enum Command {
         /// With --sql: do not refuse (exit 3) when the SQL drops tables or columns.
         #[arg(long, requires = "sql")]
         allow_destructive: bool,
+        /// Exit 1 when there is a difference (like `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Adopt an existing database: its objects that no module owns become the module's zero
     /// migration, recorded as applied without running it.
     Baseline {
         /// The new module: [a-z][a-z0-9_-]*.
         module: String,
+    },
+    /// Re-pin applied migrations whose files were changed on purpose: shows what changed, and
+    /// with --yes records the new checksums (audited with the operator) on both databases.
+    Repair {
+        /// The migrations, as `strata status` lists them: <module>/<folder> (or
+        /// <module>/<stamp>).
+        #[arg(required = true, value_name = "MIGRATION")]
+        migrations: Vec<String>,
+        /// Do it: without this, repair only shows what it would re-pin and changes nothing.
+        #[arg(long)]
+        yes: bool,
     },
     /// The audit log: every step on the database, with outcome, rows and duration.
     Audit {
@@ -126,10 +150,12 @@ enum Command {
     },
 }
 
+/// What `plan` and `migrate` share: which migrations, and which refusals to waive.
 #[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// Stop after the migrations with this stamp (YYYYMMDDTHHMMSSZ), inclusive.
-    #[arg(long, value_name = "STAMP", value_parser = parse_stamp)]
+struct PlanArgs {
+    /// Stop after the migrations with this stamp (YYYYMMDDTHHMMSSZ, or any prefix of it that
+    /// names one migration's stamp), inclusive.
+    #[arg(long, value_name = "STAMP")]
     to: Option<String>,
     /// Run pending migrations that are older than the newest applied one of their module.
     #[arg(long)]
@@ -137,40 +163,64 @@ struct RunArgs {
     /// Skip phase 1: apply to the real database without rehearsing on the test database.
     #[arg(long)]
     no_rehearsal: bool,
+    /// Go on even when a module's live schema drifted from its last applied snapshot.
+    #[arg(long)]
+    allow_drift: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
     /// Also rehearse on a throwaway copy of the real database before the real run.
     #[arg(long)]
     rehearse_on_copy: bool,
     /// Write missing schema.sql snapshots (and LATEST/schema.sql) from the test database.
     #[arg(long)]
     write_snapshots: bool,
-    /// Migrate even when a module's live schema drifted from its last applied snapshot.
-    #[arg(long)]
-    allow_drift: bool,
 }
 
-impl RunArgs {
-    fn options(&self) -> MigrateOptions {
-        MigrateOptions {
+impl PlanArgs {
+    fn options(&self, project: &Project) -> Result<MigrateOptions, Error> {
+        Ok(MigrateOptions {
             plan: PlanOptions {
-                to: self.to.clone(),
+                to: resolve_to(project, self.to.as_deref())?,
                 allow_out_of_order: self.allow_out_of_order,
             },
             rehearse: !self.no_rehearsal,
-            rehearse_on_copy: self.rehearse_on_copy,
-            write_snapshots: self.write_snapshots,
+            rehearse_on_copy: false,
+            write_snapshots: false,
             allow_drift: self.allow_drift,
-        }
+        })
     }
 }
 
-fn parse_stamp(s: &str) -> Result<String, String> {
-    tree::parse_stamp(s).map(|_| s.to_string())
+impl MigrateArgs {
+    fn options(&self, project: &Project) -> Result<MigrateOptions, Error> {
+        Ok(MigrateOptions {
+            rehearse_on_copy: self.rehearse_on_copy,
+            write_snapshots: self.write_snapshots,
+            ..self.plan.options(project)?
+        })
+    }
+}
+
+/// `--to`: a whole stamp, or a prefix naming one migration's stamp.
+fn resolve_to(project: &Project, to: Option<&str>) -> Result<Option<String>, Error> {
+    to.map(|prefix| {
+        let tree = tree::Tree::load(&project.migrations_dir())?;
+        tree::resolve_stamp(&tree, prefix)
+    })
+    .transpose()
 }
 
 /// Runs the command the arguments name.
 pub fn run(args: Args) -> Result<()> {
     let out = Output::new(args.json, args.quiet, args.verbose);
     let project = project(&args)?;
+    if !matches!(args.command, Command::Init) {
+        project.require_existing()?;
+    }
     match args.command {
         Command::Init => out.init(&scaffold::init(&project)?),
         Command::New {
@@ -178,15 +228,24 @@ pub fn run(args: Args) -> Result<()> {
             slug,
             from_diff: true,
             allow_destructive,
-        } => out.adopted(&design::new_from_diff(
-            &project,
-            &module,
-            &slug,
-            allow_destructive,
-        )?),
-        Command::New { module, slug, .. } => {
-            out.new_migration(&scaffold::new_migration(&project, &module, &slug)?)
+            new_module,
+        } => {
+            scaffold::require_module(&project, &module, new_module)?;
+            out.adopted(&design::new_from_diff(
+                &project,
+                &module,
+                &slug,
+                allow_destructive,
+            )?)
         }
+        Command::New {
+            module,
+            slug,
+            new_module,
+            ..
+        } => out.new_migration(&scaffold::new_migration(
+            &project, &module, &slug, new_module,
+        )?),
         Command::Build { selector } => {
             let crates = guest::find(&project, selector.as_deref())?;
             let sandbox = Sandbox::new(Some(project.state_dir().join("cache")))
@@ -200,27 +259,41 @@ pub fn run(args: Args) -> Result<()> {
             module,
             sql,
             allow_destructive,
+            exit_code,
         } => {
             let report = design::diff(&project, module.as_deref(), sql)?;
             let refusal = report.check_destructive(allow_destructive || !sql);
             if !(args.json && refusal.is_err()) {
                 out.diff(&report, sql)?;
             }
-            Ok(refusal?)
+            refusal?;
+            if exit_code && report.has_differences() {
+                return Err(anyhow::Error::new(Failed(
+                    "the live schema differs from the snapshot".into(),
+                )));
+            }
+            Ok(())
         }
         Command::Baseline { module } => out.adopted(&design::baseline(&project, &module)?),
-        Command::Status => out.status(&migrator::status(&project)?),
-        Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options())?),
+        Command::Status { check } => {
+            out.status(&migrator::status(&project)?)?;
+            if check {
+                migrator::check(&project, &MigrateOptions::default())?;
+            }
+            Ok(())
+        }
+        Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options(&project)?)?),
         Command::Migrate(run) => {
-            let report =
-                migrator::migrate(&project, &run.options(), &mut |e| render::event(&out, e))?;
+            let report = migrator::migrate(&project, &run.options(&project)?, &mut |e| {
+                render::event(&out, e)
+            })?;
             out.migrate(&report)
         }
         Command::Sandbox { junit, from, to } => {
             let opts = migrator::SandboxOptions {
                 from,
                 plan: PlanOptions {
-                    to,
+                    to: resolve_to(&project, to.as_deref())?,
                     allow_out_of_order: false,
                 },
             };
@@ -238,6 +311,20 @@ pub fn run(args: Args) -> Result<()> {
         Command::Restore { backup, test } => {
             let (db, from) = migrator::restore(&project, test, backup.as_deref())?;
             out.restored(&db, &from)
+        }
+        Command::Repair { migrations, yes } => {
+            let report = strata_engine::repair::repair(&project, &migrations, yes)?;
+            out.repair(&report)?;
+            if !yes {
+                return Err(Error::Usage(format!(
+                    "nothing was changed: re-pinning makes strata trust the changed files as if \
+                     they had been applied; if that is right, run again with --yes \
+                     (`strata repair {} --yes`)",
+                    migrations.join(" ")
+                ))
+                .into());
+            }
+            Ok(())
         }
         Command::Audit { test, limit } => {
             let (db, rows) = migrator::audit(&project, test, limit)?;

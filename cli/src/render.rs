@@ -1,6 +1,32 @@
 //! How results, progress and errors look: human text (results on stdout, progress and errors
 //! on stderr) or JSON on stdout with `--json`. The library never prints; this module does.
 
+/// `println!` on stdout. A closed pipe (`strata audit | head`) ends the process quietly: the
+/// command's work is done by the time results are printed, and nobody reads the rest.
+macro_rules! outln {
+    () => {
+        $crate::render::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::render::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` on stdout, with [`outln!`]'s handling of a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::render::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: progress and errors on a closed stderr are dropped, and the
+/// command carries on to its real exit code.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::render::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -19,7 +45,25 @@ use strata_engine::migrator::{
     DatabaseStatus, MigrateReport, PlannedPhase, SandboxReport, StepOutcome,
 };
 use strata_engine::plan::State;
+use strata_engine::repair::RepairReport;
 use strata_engine::schema::ObjectRef;
+
+/// Writes to stdout; exits quietly (code 0) when the reader has gone away.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(strata_engine::exit::OK);
+        }
+    }
+}
+
+/// Writes to stderr, ignoring failures (a closed stderr must not stop a migration).
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
 
 /// Where and how to write.
 pub struct Output {
@@ -42,7 +86,7 @@ impl Output {
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        outln!("{}", serde_json::to_string_pretty(value)?);
         Ok(())
     }
 
@@ -50,7 +94,7 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "config": config }));
         }
-        println!("wrote {}", config.display());
+        outln!("wrote {}", config.display());
         Ok(())
     }
 
@@ -58,7 +102,7 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "path": dir }));
         }
-        println!("{}", dir.display());
+        outln!("{}", dir.display());
         Ok(())
     }
 
@@ -67,10 +111,10 @@ impl Output {
             return self.print_json(&json!({ "components": built }));
         }
         if built.is_empty() {
-            println!("no guest crates to build");
+            outln!("no guest crates to build");
         }
         for b in built {
-            println!("{}  {} ({} bytes)", b.sha256, b.output.display(), b.bytes);
+            outln!("{}  {} ({} bytes)", b.sha256, b.output.display(), b.bytes);
         }
         Ok(())
     }
@@ -112,12 +156,12 @@ impl Output {
         for h in &heads {
             line.push_str(&format!("{h:col$}"));
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
         let mut module = None;
         for i in order {
             let entry = &first.migrations[i];
             if module != Some(&entry.id.module) {
-                println!("{}", entry.id.module);
+                outln!("{}", entry.id.module);
                 module = Some(&entry.id.module);
             }
             let mut line = format!("  {:name_width$}", label(i));
@@ -135,12 +179,12 @@ impl Output {
                 };
                 line.push_str(&format!("{state:col$}"));
             }
-            println!("{}", line.trim_end());
+            outln!("{}", line.trim_end());
         }
         for db in dbs {
             let count =
                 |f: fn(&State) -> bool| db.migrations.iter().filter(|e| f(&e.state)).count();
-            println!(
+            outln!(
                 "{}: {} applied, {} pending{}{}",
                 db.db.display(),
                 count(|s| matches!(s, State::Applied { .. })),
@@ -154,8 +198,19 @@ impl Output {
                     n => format!(", {n} missing"),
                 },
             );
+            for d in &db.drift {
+                outln!(
+                    "{}: module `{}` DRIFTED from {}:",
+                    db.db.display(),
+                    d.module,
+                    d.snapshot.display()
+                );
+                for l in d.difference.lines() {
+                    outln!("    {l}");
+                }
+            }
             if !db.unowned.is_empty() {
-                println!(
+                outln!(
                     "{}: {} object(s) no module owns: {}. Adopt them with `strata baseline \
                      <module>` or `strata new <module> <slug> --from-diff`",
                     db.db.display(),
@@ -175,28 +230,28 @@ impl Output {
         for m in &report.modules {
             if !m.written.is_empty() {
                 for path in &m.written {
-                    println!("wrote {}", path.display());
+                    outln!("wrote {}", path.display());
                 }
                 continue;
             }
             if several {
-                println!("-- module {}", m.module);
+                outln!("-- module {}", m.module);
             }
             if m.sql.is_empty() {
-                println!(
+                outln!(
                     "-- module {} owns no objects in {}",
                     m.module,
                     report.db.display()
                 );
             } else {
-                print!("{}", m.sql);
+                out!("{}", m.sql);
             }
             if several {
-                println!();
+                outln!();
             }
         }
         if !report.unowned.is_empty() && !self.quiet {
-            eprintln!(
+            errln!(
                 "note: {} object(s) in {} belong to no module and are not in the dump: {}",
                 report.unowned.len(),
                 report.db.display(),
@@ -211,7 +266,7 @@ impl Output {
             return self.print_json(report);
         }
         for s in &report.skipped {
-            eprintln!("warning: {}: skipped: {}", s.module, s.reason);
+            errln!("warning: {}: skipped: {}", s.module, s.reason);
         }
         let several = report.modules.len() > 1;
         for m in &report.modules {
@@ -223,29 +278,29 @@ impl Output {
                 let Some(delta) = &m.delta else { continue };
                 if delta.is_empty() {
                     if !self.quiet {
-                        eprintln!("{}: no changes against {against}", m.module);
+                        errln!("{}: no changes against {against}", m.module);
                     }
                     continue;
                 }
                 if several {
-                    println!("-- module {}", m.module);
+                    outln!("-- module {}", m.module);
                 }
-                print!("{}", delta.sql);
+                out!("{}", delta.sql);
                 for w in &delta.warnings {
-                    eprintln!("warning: {}: {w}", m.module);
+                    errln!("warning: {}: {w}", m.module);
                 }
                 continue;
             }
             if m.diff.is_empty() {
-                println!("{}: no changes against {against}", m.module);
+                outln!("{}: no changes against {against}", m.module);
                 continue;
             }
-            println!("{} (against {against}):", m.module);
+            outln!("{} (against {against}):", m.module);
             for line in m.diff.to_string().lines() {
-                println!("  {line}");
+                outln!("  {line}");
             }
             if !m.unowned.is_empty() {
-                println!(
+                outln!(
                     "  not owned by any module yet: {}; `strata new {} <slug> --from-diff` \
                      makes them {}'s",
                     objects(&m.unowned),
@@ -255,7 +310,7 @@ impl Output {
             }
         }
         if !report.unowned.is_empty() {
-            println!(
+            outln!(
                 "not owned by any module: {}; name a module (`strata diff <module>`) to see them \
                  as its changes",
                 objects(&report.unowned)
@@ -269,27 +324,27 @@ impl Output {
         if self.json {
             return self.print_json(a);
         }
-        println!("{}", a.path.display());
+        outln!("{}", a.path.display());
         if self.quiet {
             return Ok(());
         }
-        eprintln!(
+        errln!(
             "recorded as applied to {} without running it (it already has this schema); \
              `strata migrate` applies it to the test database and other copies",
             a.db.display()
         );
         if !a.adopted.is_empty() {
-            eprintln!(
+            errln!(
                 "{} object(s) now belong to this module: {}",
                 a.adopted.len(),
                 objects(&a.adopted)
             );
         }
         for d in &a.destructive {
-            eprintln!("warning: allowed destructive change: {d}");
+            errln!("warning: allowed destructive change: {d}");
         }
         for w in &a.warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         Ok(())
     }
@@ -300,10 +355,10 @@ impl Output {
         }
         for p in phases {
             if p.steps.is_empty() {
-                println!("{} on {}: nothing to do", p.phase, p.db.display());
+                outln!("{} on {}: nothing to do", p.phase, p.db.display());
                 continue;
             }
-            println!(
+            outln!(
                 "{} on {}: {} step(s)",
                 p.phase,
                 p.db.display(),
@@ -311,7 +366,10 @@ impl Output {
             );
             for (i, s) in p.steps.iter().enumerate() {
                 let actions: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
-                println!("  {}. {}: {}", i + 1, s.migration, actions.join(", "));
+                outln!("  {}. {}: {}", i + 1, s.migration, actions.join(", "));
+                for w in &s.warnings {
+                    errln!("warning: {w}");
+                }
             }
         }
         Ok(())
@@ -339,7 +397,7 @@ impl Output {
                     p.skipped.len()
                 ));
             }
-            println!("{line}");
+            outln!("{line}");
         }
         Ok(())
     }
@@ -354,10 +412,10 @@ impl Output {
                 StepOutcome::Failed => "FAILED ",
                 StepOutcome::Skipped => "skipped",
             };
-            println!("{mark} {}/{} ({} ms)", s.module, s.migration, s.duration_ms);
+            outln!("{mark} {}/{} ({} ms)", s.module, s.migration, s.duration_ms);
         }
         let count = |o: StepOutcome| report.steps.iter().filter(|s| s.outcome == o).count();
-        println!(
+        outln!(
             "sandbox: {} ok, {} failed, {} skipped in {} ms",
             count(StepOutcome::Ok),
             count(StepOutcome::Failed),
@@ -369,7 +427,26 @@ impl Output {
             .iter()
             .filter(|s| s.outcome == StepOutcome::Failed)
         {
-            eprintln!("error: {}", s.message.as_deref().unwrap_or("failed"));
+            errln!("error: {}", s.message.as_deref().unwrap_or("failed"));
+        }
+        Ok(())
+    }
+
+    pub fn repair(&self, report: &RepairReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        for r in &report.repins {
+            let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
+            outln!(
+                "{} {} on {}: {} changed; checksum {} -> {}",
+                if report.done { "re-pinned" } else { "would re-pin" },
+                r.migration,
+                r.db.display(),
+                files.join(", "),
+                short(&r.old_checksum),
+                short(&r.new_checksum)
+            );
         }
         Ok(())
     }
@@ -378,7 +455,7 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "db": db, "restored_from": from }));
         }
-        println!("restored {} from {}", db.display(), from.display());
+        outln!("restored {} from {}", db.display(), from.display());
         Ok(())
     }
 
@@ -387,7 +464,7 @@ impl Output {
             return self.print_json(&json!({ "db": db, "entries": rows }));
         }
         if rows.is_empty() {
-            println!("{}: the audit log is empty", db.display());
+            outln!("{}: the audit log is empty", db.display());
         }
         for r in rows {
             let what = match (&r.module, &r.stamp) {
@@ -405,15 +482,20 @@ impl Output {
                 line.push_str(&format!(" {ms}ms"));
             }
             line.push_str(&format!(" {}", r.operator));
-            println!("{line}");
+            outln!("{line}");
             if let Some(detail) = &r.detail {
                 for l in detail.lines() {
-                    println!("        {l}");
+                    outln!("        {l}");
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The first 12 hex digits of a checksum, enough to tell two apart.
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
 }
 
 /// A short list of objects: the first few, then how many more.
@@ -433,14 +515,14 @@ pub fn event(out: &Output, e: &Event<'_>) {
         return;
     }
     if let Event::Warning(w) = e {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
         return;
     }
     if out.json || out.quiet {
         return;
     }
     if let Some(line) = line(out.verbose, e) {
-        eprintln!("{line}");
+        errln!("{line}");
     }
 }
 
@@ -554,7 +636,7 @@ impl Progress {
         if let Some(text) = line(verbose, e).filter(|_| !matches!(e, Event::PhaseStarted { .. })) {
             match &self.bar {
                 Some(bar) => bar.println(text),
-                None => eprintln!("{text}"),
+                None => errln!("{text}"),
             }
         }
     }
@@ -620,10 +702,15 @@ pub fn error(err: &anyhow::Error, json: bool) -> i32 {
         strata_engine::exit::FAILURE,
         strata_engine::Error::exit_code,
     );
-    eprintln!("error: {err:#}");
+    // strata's own errors already say what their causes said: print them once, not "X: X".
+    let message = match err.downcast_ref::<strata_engine::Error>() {
+        Some(e) => e.to_string(),
+        None => format!("{err:#}"),
+    };
+    errln!("error: {message}");
     if json {
-        let value = json!({ "error": { "exit_code": code, "message": format!("{err:#}") } });
-        println!(
+        let value = json!({ "error": { "exit_code": code, "message": message } });
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );

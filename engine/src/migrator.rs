@@ -125,6 +125,11 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// Warnings about components older than their sources, in no particular order.
+    fn stale(&self) -> impl Iterator<Item = String> + '_ {
+        self.prepared.values().flat_map(|p| p.stale.iter().cloned())
+    }
+
     /// Runs `pending` on `db`, one step at a time, after a verified backup when `how.backup`.
     fn phase(
         &self,
@@ -291,6 +296,9 @@ pub fn migrate(
             .iter()
             .flat_map(|(_, _, pending)| pending.iter().copied()),
     )?;
+    for stale in runner.stale() {
+        events(&Event::Warning(stale));
+    }
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, db, pending) in &phases {
@@ -383,6 +391,12 @@ pub fn sandbox(
     let pending =
         plan::plan(&db, &tree.migrations, &applied, &opts.plan).map_err(Error::Refused)?;
     let runner = Runner::new(project, pending.iter().copied())?;
+    if let Some(stale) = runner.stale().next() {
+        return Err(Error::Usage(format!(
+            "{stale}. The sandbox runs what CI would commit, so it refuses a component that \
+             does not match its sources"
+        )));
+    }
 
     let mut steps: Vec<SandboxStep> = Vec::new();
     let mut fuel: HashMap<MigrationId, u64> = HashMap::new();
@@ -450,6 +464,13 @@ pub fn restore(
     };
     let dir = project.backups_dir();
     let chosen = match backup {
+        Some(b) if b.is_dir() => {
+            return Err(Error::input(
+                b,
+                "is a folder, not a backup: name one backup file (`ls .strata/backups/`), or \
+                 give no name to restore the newest",
+            ));
+        }
         Some(b) if b.is_file() => b.to_path_buf(),
         Some(b) if dir.join(b).is_file() => dir.join(b),
         Some(b) => {
@@ -490,6 +511,18 @@ pub struct DatabaseStatus {
     pub migrations: Vec<StatusEntry>,
     /// Tables, indexes, views and triggers that no module owns (see `schema::owner`).
     pub unowned: Vec<crate::schema::ObjectRef>,
+    /// Modules whose live schema differs from their last applied snapshot (the real database
+    /// only: that is where `migrate` refuses drift).
+    pub drift: Vec<Drifted>,
+}
+
+/// A module that drifted: changed outside strata since its last applied migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drifted {
+    pub module: String,
+    pub snapshot: PathBuf,
+    /// The differences, one per line.
+    pub difference: String,
 }
 
 /// `strata status`: every migration's state on the test and the real database. Opens both
@@ -505,9 +538,34 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
                 exists: db.exists(),
                 migrations: plan::status(&tree.migrations, &read_applied(project, db)?),
                 unowned: crate::design::unowned(project, db)?,
+                drift: if phase == Phase::Apply {
+                    drifted(project)?
+                } else {
+                    Vec::new()
+                },
             })
         })
         .collect()
+}
+
+/// The drift of the real database, for `status`.
+fn drifted(project: &Project) -> Result<Vec<Drifted>, Error> {
+    Ok(crate::design::drift(project)?
+        .into_iter()
+        .filter_map(|r| match r {
+            crate::error::Refusal::Drift {
+                module,
+                snapshot,
+                difference,
+                ..
+            } => Some(Drifted {
+                module,
+                snapshot,
+                difference,
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 /// One planned step: the migration and the actions it would run.
@@ -515,6 +573,9 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
 pub struct PlannedStep {
     pub migration: String,
     pub actions: Vec<Action>,
+    /// Components older than their sources.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The steps one phase would run.
@@ -538,9 +599,11 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
                 let steps = pending
                     .into_iter()
                     .map(|m| {
+                        let prepared = Prepared::load(m)?;
                         Ok(PlannedStep {
                             migration: m.label(),
-                            actions: Prepared::load(m)?.actions(phase.loads_test_data()),
+                            actions: prepared.actions(phase.loads_test_data()),
+                            warnings: prepared.stale,
                         })
                     })
                     .collect::<Result<_, Error>>()?;
@@ -553,11 +616,21 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
             Err(r) => refusals.extend(r),
         }
     }
+    if !opts.allow_drift {
+        refusals.extend(crate::design::drift(project)?);
+    }
     if refusals.is_empty() {
         Ok(out)
     } else {
         Err(Error::Refused(refusals))
     }
+}
+
+/// `strata status --check`: whether `migrate` with `opts` would start. Refuses (exit 3) or
+/// reports bad input (exit 2) exactly as `migrate` would, reading every pending input, and
+/// touches nothing.
+pub fn check(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
+    plan(project, opts).map(|_| ())
 }
 
 /// The migrations applied to `db`, read without creating or changing anything.

@@ -4,10 +4,12 @@
 mod harness;
 
 mod build;
+mod ci;
 mod hostile;
 mod init_new;
 mod migrate;
 mod pinning;
+mod pipes;
 mod refusals;
 mod rehearsal;
 mod schema;

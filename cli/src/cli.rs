@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use strata_engine::migrator::{self, MigrateOptions};
 use strata_engine::plan::PlanOptions;
 use strata_engine::sandbox::Sandbox;
@@ -12,29 +12,53 @@ use strata_engine::{Error, Project, design, guest, scaffold, tree};
 
 use crate::render::{self, Output};
 
+/// The exit codes, as every command's help ends (a literal, for `concat!`).
+macro_rules! exit_codes {
+    () => {
+        "Exit codes: 0 done; 1 a step, check, component or build failed (a failed step is rolled \
+         back); 2 bad input or usage (nothing touched); 3 refused for safety (nothing touched)."
+    };
+}
+
+/// A command's `after_help`: examples, then the exit codes.
+macro_rules! examples {
+    ($($example:literal),+ $(,)?) => {
+        concat!("Examples:\n", $("  ", $example, "\n",)+ "\n", exit_codes!())
+    };
+}
+
 /// strata: migrations, test data and seed data for SQLite in one ordered chain, rehearsed on a
 /// test database before they touch the real one.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, propagate_version = true)]
+#[command(
+    name = "strata",
+    version,
+    propagate_version = true,
+    after_help = examples!(
+        "strata init && strata new catalog zero --new-module",
+        "strata plan && strata migrate",
+        "strata status --check   # in CI: exit 3 when migrate would refuse",
+    )
+)]
 pub struct Args {
     /// The project folder (default: the nearest folder upwards holding strata.toml, else the
     /// current folder).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "STRATA_PROJECT")]
     project: Option<PathBuf>,
     /// The real database (default: `db` in strata.toml, else app.db in the project).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "STRATA_DB")]
     db: Option<PathBuf>,
     /// The test database (default: `test_db` in strata.toml, else .strata/test.db).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "STRATA_TEST_DB")]
     test_db: Option<PathBuf>,
     /// Machine-readable output on stdout.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "STRATA_JSON")]
     pub json: bool,
     /// Print only results and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", env = "STRATA_QUIET")]
     quiet: bool,
     /// Also print each action of each step.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, env = "STRATA_VERBOSE")]
     verbose: bool,
     #[command(subcommand)]
     command: Command,
@@ -42,9 +66,16 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write strata.toml and an empty migrations folder.
+    /// Write strata.toml, an empty migrations folder and the .gitignore lines for the databases.
+    #[command(after_help = examples!("strata init", "strata init --project shop"))]
     Init,
     /// Create the next stamped migration folder of a module, with an empty do.sql.
+    #[command(after_help = examples!(
+        "strata new billing add-discounts",
+        "strata new catalog zero --new-module",
+        "strata new people split-names --transform",
+        "strata new app add-tags --from-diff",
+    ))]
     New {
         /// The module: [a-z][a-z0-9_-]*.
         module: String,
@@ -61,14 +92,25 @@ enum Command {
         /// that suggests the closest one).
         #[arg(long)]
         new_module: bool,
+        /// Also start a transform guest crate (transform/), with migration.toml's [sandbox].
+        #[arg(long, group = "guest", conflicts_with = "from_diff")]
+        transform: bool,
+        /// Also start a seed guest crate (test-data/seed/, test database only).
+        #[arg(long, group = "guest", conflicts_with = "from_diff")]
+        seed: bool,
+        /// Also start a check guest crate (check/).
+        #[arg(long, group = "guest", conflicts_with = "from_diff")]
+        check: bool,
     },
     /// Compile guest crates to WebAssembly components and write the .wasm files to commit.
+    #[command(after_help = examples!("strata build", "strata build people/20240320T100000Z"))]
     Build {
         /// A module, or <module>/<migration folder or stamp>; everything when absent.
         selector: Option<String>,
     },
     /// Per module: which migrations are applied, pending, modified or missing, on both databases,
     /// and which modules drifted.
+    #[command(after_help = examples!("strata status", "strata status --check", "strata status --json"))]
     Status {
         /// Exit 3 when `migrate` would refuse (2 for bad input), after printing the status.
         #[arg(long)]
@@ -76,11 +118,27 @@ enum Command {
     },
     /// The steps `migrate` would run, in order, without running them; refuses exactly when
     /// `migrate` would.
-    Plan(PlanArgs),
+    #[command(after_help = examples!("strata plan", "strata plan --sql", "strata plan --to 202403"))]
+    Plan {
+        #[command(flatten)]
+        run: PlanArgs,
+        /// Print the SQL each step would run (a dry run), in order.
+        #[arg(long)]
+        sql: bool,
+    },
     /// Rehearse pending migrations on the test database, then apply them to the real one.
+    #[command(after_help = examples!(
+        "strata migrate",
+        "strata migrate --to 20240318",
+        "strata migrate --rehearse-on-copy",
+    ))]
     Migrate(MigrateArgs),
     /// CI mode: the whole chain from zero on a throwaway database, with test data, project data,
     /// components and checks; never opens the real or test database. Exit 1 on any failure.
+    #[command(after_help = examples!(
+        "strata sandbox --junit report.xml",
+        "strata sandbox --from prod-copy.db",
+    ))]
     Sandbox {
         /// Write a JUnit XML report (one testcase per step) to this file.
         #[arg(long, value_name = "FILE")]
@@ -93,6 +151,7 @@ enum Command {
         to: Option<String>,
     },
     /// Put a backup back in place of the real database (the latest by default).
+    #[command(after_help = examples!("strata restore", "strata restore --test", "strata restore app-20240105T093000Z.db"))]
     Restore {
         /// A backup file, or its name in .strata/backups/.
         backup: Option<PathBuf>,
@@ -101,6 +160,7 @@ enum Command {
         test: bool,
     },
     /// A module's normalized schema (every module's without a name), from the real database.
+    #[command(after_help = examples!("strata dump billing", "strata dump billing --write"))]
     Dump {
         /// The module; all of them if omitted.
         module: Option<String>,
@@ -109,6 +169,7 @@ enum Command {
         write: bool,
     },
     /// The live schema of a module against its last snapshot (schema.sql).
+    #[command(after_help = examples!("strata diff", "strata diff billing --sql", "strata diff --exit-code"))]
     Diff {
         /// The module; all of them if omitted.
         module: Option<String>,
@@ -124,12 +185,17 @@ enum Command {
     },
     /// Adopt an existing database: its objects that no module owns become the module's zero
     /// migration, recorded as applied without running it.
+    #[command(after_help = examples!("strata baseline shop"))]
     Baseline {
         /// The new module: [a-z][a-z0-9_-]*.
         module: String,
     },
     /// Re-pin applied migrations whose files were changed on purpose: shows what changed, and
     /// with --yes records the new checksums (audited with the operator) on both databases.
+    #[command(after_help = examples!(
+        "strata repair billing/20240402T130000Z-due-dates",
+        "strata repair billing/20240402T130000Z-due-dates --yes",
+    ))]
     Repair {
         /// The migrations, as `strata status` lists them: <module>/<folder> (or
         /// <module>/<stamp>).
@@ -140,6 +206,7 @@ enum Command {
         yes: bool,
     },
     /// The audit log: every step on the database, with outcome, rows and duration.
+    #[command(after_help = examples!("strata audit", "strata audit --limit 20", "strata audit --test --json"))]
     Audit {
         /// Read the test database's log instead of the real one's.
         #[arg(long)]
@@ -147,6 +214,15 @@ enum Command {
         /// Show only the newest N entries.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = examples!(
+        "strata completions bash > ~/.local/share/bash-completion/completions/strata",
+        "strata completions zsh > ~/.zfunc/_strata",
+    ))]
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -217,6 +293,11 @@ fn resolve_to(project: &Project, to: Option<&str>) -> Result<Option<String>, Err
 /// Runs the command the arguments name.
 pub fn run(args: Args) -> Result<()> {
     let out = Output::new(args.json, args.quiet, args.verbose);
+    if let Command::Completions { shell } = args.command {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "strata", &mut script);
+        return out.raw(&script);
+    }
     let project = project(&args)?;
     if !matches!(args.command, Command::Init) {
         project.require_existing()?;
@@ -229,6 +310,7 @@ pub fn run(args: Args) -> Result<()> {
             from_diff: true,
             allow_destructive,
             new_module,
+            ..
         } => {
             scaffold::require_module(&project, &module, new_module)?;
             out.adopted(&design::new_from_diff(
@@ -242,15 +324,34 @@ pub fn run(args: Args) -> Result<()> {
             module,
             slug,
             new_module,
+            transform,
+            seed,
+            check,
             ..
-        } => out.new_migration(&scaffold::new_migration(
-            &project, &module, &slug, new_module,
-        )?),
+        } => {
+            let dir = scaffold::new_migration(&project, &module, &slug, new_module)?;
+            let guest = match (transform, seed, check) {
+                (true, _, _) => Some(scaffold::Guest::Transform),
+                (_, true, _) => Some(scaffold::Guest::Seed),
+                (_, _, true) => Some(scaffold::Guest::Check),
+                _ => None,
+            };
+            if let Some(guest) = guest {
+                let label = format!(
+                    "{module}/{}",
+                    dir.file_name().unwrap_or_default().to_string_lossy()
+                );
+                scaffold::guest_crate(&dir, &label, guest)?;
+            }
+            out.new_migration(&dir)
+        }
         Command::Build { selector } => {
             let crates = guest::find(&project, selector.as_deref())?;
             let sandbox = Sandbox::new(Some(project.state_dir().join("cache")))
                 .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
-            out.build(&guest::build(&project, &crates, &sandbox)?)
+            out.build(&guest::build(&project, &crates, &sandbox, &mut |e| {
+                render::event(&out, e)
+            })?)
         }
         Command::Dump { module, write } => {
             out.dump(&design::dump(&project, module.as_deref(), write)?)
@@ -282,7 +383,15 @@ pub fn run(args: Args) -> Result<()> {
             }
             Ok(())
         }
-        Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options(&project)?)?),
+        Command::Plan { run, sql } => {
+            let opts = run.options(&project)?;
+            if sql {
+                out.plan_sql(&migrator::plan_with_sql(&project, &opts)?)
+            } else {
+                out.plan(&migrator::plan(&project, &opts)?)
+            }
+        }
+        Command::Completions { .. } => unreachable!("handled before the project is opened"),
         Command::Migrate(run) => {
             let report = migrator::migrate(&project, &run.options(&project)?, &mut |e| {
                 render::event(&out, e)
@@ -341,9 +450,11 @@ pub struct Failed(pub String);
 fn project(args: &Args) -> Result<Project, Error> {
     let mut project = Project::discover(args.project.as_deref())?;
     if let Some(db) = &args.db {
+        strata_engine::config::check_db_flag(db, "--db")?;
         project.db = db.clone();
     }
     if let Some(db) = &args.test_db {
+        strata_engine::config::check_db_flag(db, "--test-db")?;
         project.test_db = db.clone();
     }
     Ok(project)

@@ -8,7 +8,10 @@ macro_rules! outln {
         $crate::render::write_stdout(format_args!("\n"))
     };
     ($($arg:tt)*) => {
-        $crate::render::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::render::write_stdout(format_args!(
+            "{}\n",
+            $crate::render::highlight_line(&format!($($arg)*))
+        ))
     };
 }
 
@@ -23,7 +26,10 @@ macro_rules! out {
 /// command carries on to its real exit code.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::render::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::render::write_stderr(format_args!(
+            "{}\n",
+            $crate::render::highlight_line(&format!($($arg)*))
+        ))
     };
 }
 
@@ -51,7 +57,8 @@ use strata_engine::schema::ObjectRef;
 /// Writes to stdout; exits quietly (code 0) when the reader has gone away.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
+    // anstream drops the colours when stdout is no terminal, or NO_COLOR is set.
+    let mut out = anstream::stdout().lock();
     if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(strata_engine::exit::OK);
@@ -62,7 +69,37 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
 /// Writes to stderr, ignoring failures (a closed stderr must not stop a migration).
 pub fn write_stderr(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = std::io::stderr().lock().write_fmt(args);
+    let _ = anstream::stderr().lock().write_fmt(args);
+}
+
+/// [`highlight`] for the macros.
+pub fn highlight_line(line: &str) -> String {
+    highlight(line)
+}
+
+/// `text` in a colour (shown only where colours are, see [`write_stdout`]).
+fn paint(text: &str, color: anstyle::AnsiColor) -> String {
+    let style = color.on_default().bold();
+    format!("{style}{text}{style:#}")
+}
+
+/// The `error:` and `warning:` prefixes, and the states that need attention, in colour.
+fn highlight(line: &str) -> String {
+    let mut out = line.to_string();
+    for (word, color) in [
+        ("MODIFIED", anstyle::AnsiColor::Red),
+        ("MISSING", anstyle::AnsiColor::Red),
+        ("DRIFTED", anstyle::AnsiColor::Red),
+        ("FAILED", anstyle::AnsiColor::Red),
+    ] {
+        out = out.replace(word, &paint(word, color));
+    }
+    if let Some(rest) = out.strip_prefix("error:") {
+        out = format!("{}{rest}", paint("error:", anstyle::AnsiColor::Red));
+    } else if let Some(rest) = out.strip_prefix("warning:") {
+        out = format!("{}{rest}", paint("warning:", anstyle::AnsiColor::Yellow));
+    }
+    out
 }
 
 /// Where and how to write.
@@ -86,7 +123,7 @@ impl Output {
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
-        outln!("{}", serde_json::to_string_pretty(value)?);
+        out!("{}\n", serde_json::to_string_pretty(value)?);
         Ok(())
     }
 
@@ -451,6 +488,38 @@ impl Output {
         Ok(())
     }
 
+    /// Bytes as they are (a completion script).
+    pub fn raw(&self, bytes: &[u8]) -> Result<()> {
+        out!("{}", String::from_utf8_lossy(bytes));
+        Ok(())
+    }
+
+    /// `plan --sql`: each phase's steps as the SQL they run.
+    pub fn plan_sql(&self, phases: &[PlannedPhase]) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "phases": phases }));
+        }
+        for p in phases {
+            outln!(
+                "-- {} on {}: {}",
+                p.phase,
+                p.db.display(),
+                match p.steps.len() {
+                    0 => "nothing to do".to_string(),
+                    n => format!("{n} step(s)"),
+                }
+            );
+            for s in &p.steps {
+                out!("{}", s.sql.as_deref().unwrap_or_default());
+                for w in &s.warnings {
+                    errln!("warning: {w}");
+                }
+            }
+            outln!();
+        }
+        Ok(())
+    }
+
     pub fn restored(&self, db: &Path, from: &Path) -> Result<()> {
         if self.json {
             return self.print_json(&json!({ "db": db, "restored_from": from }));
@@ -465,27 +534,63 @@ impl Output {
         }
         if rows.is_empty() {
             outln!("{}: the audit log is empty", db.display());
+            return Ok(());
         }
-        for r in rows {
-            let what = match (&r.module, &r.stamp) {
-                (Some(m), Some(s)) => format!("{m}/{s}"),
-                _ => "-".to_string(),
-            };
-            let mut line = format!(
-                "#{:<4} {}  {:<9} {:<34} {:<17} {:<11}",
-                r.id, r.at, r.phase, what, r.action, r.outcome
-            );
-            if let Some(n) = r.rows {
-                line.push_str(&format!(" rows={n}"));
-            }
-            if let Some(ms) = r.duration_ms {
-                line.push_str(&format!(" {ms}ms"));
-            }
-            line.push_str(&format!(" {}", r.operator));
-            outln!("{line}");
+        let table: Vec<[String; 10]> = rows
+            .iter()
+            .map(|r| {
+                [
+                    r.id.to_string(),
+                    r.at.clone(),
+                    r.phase.clone(),
+                    match (&r.module, &r.stamp) {
+                        (Some(m), Some(s)) => format!("{m}/{s}"),
+                        _ => "-".to_string(),
+                    },
+                    r.action.clone(),
+                    r.outcome.clone(),
+                    r.rows.map_or("-".into(), |n| n.to_string()),
+                    r.fuel_used.map_or("-".into(), |n| n.to_string()),
+                    r.duration_ms.map_or("-".into(), |n| n.to_string()),
+                    r.operator.clone(),
+                ]
+            })
+            .collect();
+        let head = [
+            "ID", "AT", "PHASE", "MIGRATION", "ACTION", "OUTCOME", "ROWS", "FUEL", "MS", "OPERATOR",
+        ];
+        let widths: Vec<usize> = (0..head.len())
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        // Numbers right-aligned, text left-aligned.
+        let numeric = [true, false, false, false, false, false, true, true, true, false];
+        let line = |cells: &[String]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if numeric[i] {
+                        format!("{c:>w$}", w = widths[i])
+                    } else {
+                        format!("{c:<w$}", w = widths[i])
+                    }
+                })
+                .collect();
+            padded.join("  ").trim_end().to_string()
+        };
+        outln!("{}", line(&head.map(String::from)));
+        for (r, cells) in rows.iter().zip(&table) {
+            outln!("{}", line(cells));
             if let Some(detail) = &r.detail {
                 for l in detail.lines() {
-                    outln!("        {l}");
+                    outln!("{:w$}  {l}", "", w = widths[0]);
                 }
             }
         }
@@ -562,6 +667,10 @@ fn line(verbose: bool, e: &Event<'_>) -> Option<String> {
             migration, elapsed, ..
         } => format!("  applied {migration} ({} ms)", elapsed.as_millis()),
         Event::SnapshotWritten { path, .. } => format!("  wrote {}", path.display()),
+        Event::BuildStarted { migration, source } => {
+            format!("building {} for {migration}", source.display())
+        }
+        Event::BuildOutput(line) => format!("  {}", line.trim_end()),
         Event::StepSkipped { migration, .. } => {
             format!("  skipped {migration}: another process applied it first")
         }

@@ -170,22 +170,20 @@ impl Project {
         };
         if !shown.is_dir() {
             return Err(Error::Usage(format!(
-                "the project folder {} does not exist: pass --project the folder that holds                  strata.toml, or create a project there with `strata init --project {}`",
+                "the project folder {} does not exist: pass --project the folder that holds strata.toml, or create a project there with `strata init --project {}`",
                 shown.display(),
                 shown.display()
             )));
         }
         if !self.root.join(CONFIG_FILE).exists() && !self.migrations_dir().exists() {
             return Err(Error::Usage(format!(
-                "{} is not a strata project: it holds neither {CONFIG_FILE} nor {}/. Run the                  command in the project (or a folder below it), pass --project DIR, or start a                  project here with `strata init`",
+                "{} is not a strata project: it holds neither {CONFIG_FILE} nor {}/. Run the command in the project (or a folder below it), pass --project DIR, or start a project here with `strata init`",
                 shown.display(),
                 self.config.migrations.display()
             )));
         }
         check_db_path(&self.db, "--db", "db")?;
-        if !self.test_db.starts_with(self.state_dir()) {
-            check_db_path(&self.test_db, "--test-db", "test_db")?;
-        }
+        check_db_path(&self.test_db, "--test-db", "test_db")?;
         Ok(())
     }
 
@@ -225,21 +223,28 @@ impl Project {
     }
 }
 
-/// A database path must name a file (or nothing yet) in a folder that exists.
+/// A database path must name a file (or nothing yet), not a folder.
 fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
     if db.is_dir() {
         return Err(Error::input(
             db,
             format!(
-                "is a folder, not a database file: pass {flag} the SQLite file (or the name of a                  new one), or fix `{key}` in {CONFIG_FILE}"
+                "is a folder, not a database file: pass {flag} the SQLite file (or the name of a new one), or fix `{key}` in {CONFIG_FILE}"
             ),
         ));
     }
+    Ok(())
+}
+
+/// `--db` and `--test-db` must name a file in a folder that exists: a typo in the flag must
+/// not create folders and a fresh database (strata.toml's paths are created as needed).
+pub fn check_db_flag(db: &Path, flag: &str) -> Result<(), Error> {
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
         return Err(Error::Usage(format!(
-            "the database {} is in a folder that does not exist ({}): create it first              (`mkdir -p {}`), or fix {flag} / `{key}` in {CONFIG_FILE}",
+            "{flag} {}: the folder {} does not exist; create it first (`mkdir -p {}`), or fix \
+             the path",
             db.display(),
             parent.display(),
             parent.display()

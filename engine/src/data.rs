@@ -117,6 +117,29 @@ impl DataSet {
         })
     }
 
+    /// How many rows the file holds.
+    pub fn row_count(&self) -> usize {
+        self.tables.iter().map(|(_, rows)| rows.len()).sum()
+    }
+
+    /// The rows as the INSERT statements they amount to, values written as SQL literals.
+    pub fn to_sql(&self) -> String {
+        let mut out = String::new();
+        for (table, rows) in &self.tables {
+            for row in rows {
+                let cols: Vec<String> = row.iter().map(|(c, _)| quote_ident(c)).collect();
+                let values: Vec<String> = row.iter().map(|(_, v)| literal(v)).collect();
+                out.push_str(&format!(
+                    "INSERT INTO {} ({}) VALUES ({});\n",
+                    quote_ident(table),
+                    cols.join(", "),
+                    values.join(", ")
+                ));
+            }
+        }
+        out
+    }
+
     /// Inserts every row, in file order; returns the number of rows inserted.
     pub fn insert(&self, conn: &Connection) -> Result<u64, InsertError> {
         let mut count = 0;
@@ -253,6 +276,20 @@ fn insert_sql(table: &str, row: &Row) -> String {
     )
 }
 
+/// A value as a SQLite literal.
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(r) => format!("{r:?}"),
+        Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        Value::Blob(b) => format!(
+            "X'{}'",
+            b.iter().map(|x| format!("{x:02X}")).collect::<String>()
+        ),
+    }
+}
+
 /// Quotes an identifier for SQLite: `"name"`, with inner quotes doubled.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -331,6 +368,17 @@ mod tests {
         assert_eq!(d.tables.len(), 1);
         let err = load(r#"{"$sed": {}}"#).unwrap_err().to_string();
         assert!(err.contains("$sed"), "{err}");
+    }
+
+    #[test]
+    fn rows_become_insert_statements_with_literals() {
+        let d = load(r#"{"t": [{"a": 1, "b": "it's", "c": null, "d": 1.5, "e": {"base64": "AAH/"}}]}"#)
+            .unwrap();
+        assert_eq!(
+            d.to_sql(),
+            "INSERT INTO \"t\" (\"a\", \"b\", \"c\", \"d\", \"e\") VALUES (1, 'it''s', NULL, 1.5, X'0001FF');\n"
+        );
+        assert_eq!(d.row_count(), 1);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::checksum::hex;
 use crate::config::{MigrationBuild, MigrationConfig, Project};
 use crate::error::Error;
+use crate::event::{Event, EventSink};
 use crate::sandbox::{Sandbox, World};
 use crate::tree::{Migration, Tree};
 
@@ -250,6 +251,7 @@ pub fn build(
     project: &Project,
     crates: &[GuestCrate],
     sandbox: &Sandbox,
+    events: &mut EventSink<'_>,
 ) -> Result<Vec<Built>, Error> {
     if crates.is_empty() {
         return Ok(Vec::new());
@@ -259,7 +261,11 @@ pub fn build(
     crates
         .iter()
         .map(|c| {
-            let core = compile(c, &target_dir)?;
+            events(&Event::BuildStarted {
+                migration: &c.migration,
+                source: &c.source,
+            });
+            let core = compile(c, &target_dir, events)?;
             let component = wit_component::ComponentEncoder::default()
                 .module(&core)
                 .and_then(|e| e.validate(true).encode())
@@ -412,7 +418,7 @@ impl BuildRoot {
 }
 
 /// Builds one crate and returns its core module.
-fn compile(c: &GuestCrate, target_dir: &Path) -> Result<Vec<u8>, Error> {
+fn compile(c: &GuestCrate, target_dir: &Path, events: &mut EventSink<'_>) -> Result<Vec<u8>, Error> {
     let source = absolute(&c.source)?;
     let real_root = common_ancestor(&local_dirs(&source)?);
     let root = BuildRoot::enter(&real_root)?;
@@ -439,29 +445,47 @@ fn compile(c: &GuestCrate, target_dir: &Path) -> Result<Vec<u8>, Error> {
     for setting in PINNED_PROFILE {
         cmd.args(["--config", setting]);
     }
-    let out = cmd
+    let mut child = cmd
         .env("CARGO_TARGET_DIR", target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
         .env_remove("RUSTFLAGS")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| build_error(&c.source, format!("cannot run cargo: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+    // stdout (JSON messages) is read on a thread while cargo's progress on stderr is passed on
+    // line by line, so the user sees the build move.
+    let mut stdout_pipe = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout_pipe, &mut text);
+        text
+    });
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let stderr_pipe = child.stderr.take().expect("piped");
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr_pipe)) {
+        let Ok(line) = line else { break };
+        events(&Event::BuildOutput(&line));
+        if tail.len() == 40 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| build_error(&c.source, format!("cannot run cargo: {e}")))?;
+    let stdout = reader.join().unwrap_or_default();
+    if !status.success() {
         return Err(build_error(
             &c.source,
-            format!("cargo build failed:\n{}", tail.join("\n")),
+            format!(
+                "cargo build failed:\n{}",
+                tail.into_iter().collect::<Vec<_>>().join("\n")
+            ),
         ));
     }
     let mut wasm = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };

@@ -548,6 +548,58 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
         .collect()
 }
 
+/// The SQL one step runs, in its order, as a script a reader can follow: the transaction,
+/// do.sql, data as INSERT statements, checks.sql; components and the checks strata makes itself
+/// as comments.
+fn step_sql(p: &Prepared, test_data: bool) -> String {
+    let mut out = format!("-- {}\nBEGIN IMMEDIATE;\n", p.migration.label());
+    let mut section = |title: &str, body: Option<String>| {
+        out.push_str(&format!("-- {title}\n"));
+        if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
+            out.push_str(body.trim_end());
+            out.push('\n');
+        }
+    };
+    section("do.sql", Some(p.do_sql.clone()));
+    let component = |file: &str| {
+        format!("{file}: a WebAssembly component; its SQL is known only when it runs")
+    };
+    if p.transform.is_some() {
+        section(&component("transform.wasm"), None);
+    }
+    let data = |d: &crate::data::DataSet, dir: &str| {
+        (
+            format!("{dir}/data.json: {} row(s)", d.row_count()),
+            Some(d.to_sql()),
+        )
+    };
+    if test_data {
+        if let Some(d) = &p.test_data {
+            let (t, b) = data(d, "test-data");
+            section(&t, b);
+        }
+        if p.test_seed.is_some() {
+            section(&component("test-data/seed.wasm"), None);
+        }
+    }
+    if let Some(d) = &p.proj_data {
+        let (t, b) = data(d, "proj-data");
+        section(&t, b);
+    }
+    if p.proj_seed.is_some() {
+        section(&component("proj-data/seed.wasm"), None);
+    }
+    if let Some(checks) = &p.checks {
+        section("checks.sql: each query's rows are violations", Some(checks.clone()));
+    }
+    if p.check.is_some() {
+        section(&component("check.wasm"), None);
+    }
+    section("strata checks foreign keys", Some("PRAGMA foreign_key_check;".into()));
+    out.push_str("-- strata compares the schema with schema.sql and records the step\nCOMMIT;\n");
+    out
+}
+
 /// The drift of the real database, for `status`.
 fn drifted(project: &Project) -> Result<Vec<Drifted>, Error> {
     Ok(crate::design::drift(project)?
@@ -576,6 +628,9 @@ pub struct PlannedStep {
     /// Components older than their sources.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// With `plan --sql`: the SQL the step runs, in order (components noted as comments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
 }
 
 /// The steps one phase would run.
@@ -589,6 +644,22 @@ pub struct PlannedPhase {
 /// `strata plan`: what `migrate` with `opts` would run, in order, without running it. Refuses
 /// exactly when `migrate` would.
 pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, Error> {
+    plan_steps(project, opts, false)
+}
+
+/// `strata plan --sql`: [`plan`], with the SQL of each step (a dry run).
+pub fn plan_with_sql(
+    project: &Project,
+    opts: &MigrateOptions,
+) -> Result<Vec<PlannedPhase>, Error> {
+    plan_steps(project, opts, true)
+}
+
+fn plan_steps(
+    project: &Project,
+    opts: &MigrateOptions,
+    with_sql: bool,
+) -> Result<Vec<PlannedPhase>, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let mut out = Vec::new();
     let mut refusals = Vec::new();
@@ -600,9 +671,11 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
                     .into_iter()
                     .map(|m| {
                         let prepared = Prepared::load(m)?;
+                        let test_data = phase.loads_test_data();
                         Ok(PlannedStep {
                             migration: m.label(),
-                            actions: prepared.actions(phase.loads_test_data()),
+                            actions: prepared.actions(test_data),
+                            sql: with_sql.then(|| step_sql(&prepared, test_data)),
                             warnings: prepared.stale,
                         })
                     })

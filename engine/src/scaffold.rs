@@ -5,7 +5,7 @@
 //! overwrites, never opens a database.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
@@ -87,6 +87,132 @@ pub fn new_migration(
     let do_sql = dir.join("do.sql");
     std::fs::write(&do_sql, "").map_err(|e| Error::io(&do_sql, e))?;
     Ok(dir)
+}
+
+/// Which guest crate `strata new --transform/--seed/--check` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    /// `transform/`, building `transform.wasm`.
+    Transform,
+    /// `test-data/seed/`, building `test-data/seed.wasm` (test database only).
+    Seed,
+    /// `check/`, building `check.wasm`.
+    Check,
+}
+
+impl Guest {
+    fn dir(self) -> &'static str {
+        match self {
+            Guest::Transform => "transform",
+            Guest::Seed => "test-data/seed",
+            Guest::Check => "check",
+        }
+    }
+
+    fn lib_rs(self, label: &str) -> String {
+        let body = match self {
+            Guest::Transform => {
+                "use strata_sdk::{Result, log};\n\n\
+                 /// Runs once, after do.sql, inside the step's transaction. Read with\n\
+                 /// `sql::stream`/`sql::query`, write with `sql::Writer`/`sql::execute`.\n\
+                 fn run() -> Result<()> {\n    log::info(\"nothing to do yet\");\n    Ok(())\n}\n\n\
+                 strata_sdk::transform!(run);\n"
+            }
+            Guest::Seed => {
+                "use serde::Deserialize;\nuse strata_sdk::{Result, log};\n\n\
+                 /// The parameters: the \"$seed\" entry of the data.json beside seed.wasm.\n\
+                 #[derive(Deserialize, Default)]\n#[serde(default)]\nstruct Params {\n    count: u32,\n}\n\n\
+                 fn seed(params: Params) -> Result<()> {\n    \
+                 log::info(format!(\"asked for {} rows\", params.count));\n    Ok(())\n}\n\n\
+                 strata_sdk::seed!(seed);\n"
+            }
+            Guest::Check => {
+                "use strata_sdk::Result;\n\n\
+                 /// One message per violation; an empty list passes.\n\
+                 fn check() -> Result<Vec<String>> {\n    Ok(Vec::new())\n}\n\n\
+                 strata_sdk::check!(check);\n"
+            }
+        };
+        format!("//! The {} component of {label}.\n\n{body}", self.dir())
+    }
+}
+
+/// Where the guest SDK is: `STRATA_SDK`, else the `sdk/` of the strata checkout this binary
+/// was built from.
+fn sdk_dir() -> Result<PathBuf, Error> {
+    let dir = std::env::var_os("STRATA_SDK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
+    std::fs::canonicalize(&dir)
+        .ok()
+        .filter(|d| d.join("Cargo.toml").is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "cannot find strata-sdk at {}: set STRATA_SDK to the sdk/ folder of a strata \
+                 checkout",
+                dir.display()
+            ))
+        })
+}
+
+/// `to` as a path relative to `from` (both absolute).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in from.components().skip(common) {
+        out.push("..");
+    }
+    for c in to.components().skip(common) {
+        out.push(c);
+    }
+    out
+}
+
+/// Starts a guest crate in the migration folder `dir`: Cargo.toml with the SDK as a path
+/// dependency, a `lib.rs` that compiles, and a `migration.toml` with its `[sandbox]` section.
+/// Plain files: no `cargo new`, so no nested git repository. Returns the crate folder.
+pub fn guest_crate(dir: &Path, label: &str, guest: Guest) -> Result<PathBuf, Error> {
+    let crate_dir = dir.join(guest.dir());
+    let src = crate_dir.join("src");
+    std::fs::create_dir_all(&src).map_err(|e| Error::io(&src, e))?;
+    let absolute = std::fs::canonicalize(&crate_dir).map_err(|e| Error::io(&crate_dir, e))?;
+    let sdk = relative(&absolute, &sdk_dir()?);
+    let name = label.replace('/', "-").to_lowercase();
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .collect();
+    let manifest = format!(
+        "[package]\nname = \"{name}-{}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\n\n\
+         [dependencies]\nstrata-sdk = {{ path = \"{}\" }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+         # A guest builds on its own, for wasm32-unknown-unknown (`strata build`).\n[workspace]\n",
+        crate_dir.file_name().unwrap_or_default().to_string_lossy(),
+        sdk.display()
+    );
+    for (path, text) in [
+        (crate_dir.join("Cargo.toml"), manifest),
+        (src.join("lib.rs"), guest.lib_rs(label)),
+    ] {
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    let toml = dir.join(crate::config::MIGRATION_CONFIG_FILE);
+    if !toml.exists() {
+        let text = "# What this migration's components may touch, and their limits (capped by\n\
+                    # strata.toml's [sandbox]). Without reads/writes: every table but strata's own.\n\
+                    [sandbox]\n\
+                    # reads = [\"people\"]\n\
+                    # writes = [\"people\"]\n\
+                    # fuel = 50_000_000_000\n\
+                    # memory_mib = 256\n\
+                    # timeout_s = 600\n";
+        std::fs::write(&toml, text).map_err(|e| Error::io(&toml, e))?;
+    }
+    Ok(crate_dir)
 }
 
 /// Refuses a module that does not exist unless `new_module` says to start it.

@@ -433,7 +433,7 @@ pub fn resolve_stamp(tree: &Tree, prefix: &str) -> Result<String, Error> {
         ))),
         _ => Err(Error::Usage(format!(
             "--to {prefix}: {} migration stamps start with `{prefix}` ({}); give more of the \
-             stamp",
+             stamp (YYYYMMDDTHHMMSSZ)",
             stamps.len(),
             stamps.join(", ")
         ))),

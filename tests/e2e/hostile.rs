@@ -188,7 +188,7 @@ fn a_component_of_the_wrong_world_is_refused() {
 fn importing(name: &str) -> Vec<u8> {
     wat::parse_str(format!(
         r#"(component
-  (import "{name}" (instance $other))
+  (import "{name}" (instance $other (export "open" (func (param "path" string)))))
   (core module $m
     (memory (export "memory") 1)
     (func (export "run") (result i32) (i32.store8 (i32.const 1024) (i32.const 0)) (i32.const 1024)))

@@ -2,7 +2,9 @@
 //! environment, against real SQLite files. One test binary; one module per command family.
 
 mod harness;
+mod habits;
 
+mod bad_input;
 mod build;
 mod ci;
 mod hostile;
@@ -10,6 +12,7 @@ mod init_new;
 mod migrate;
 mod pinning;
 mod pipes;
+mod rails;
 mod refusals;
 mod rehearsal;
 mod schema;

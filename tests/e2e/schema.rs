@@ -57,6 +57,7 @@ fn a_missing_dataset_skips_unless_required() {
 fn dataset_project(file: &str) -> Option<Project> {
     let from = dataset(file)?;
     let p = Project::empty();
+    p.strata(&["init"]).ok();
     let to = p.path("app.db");
     std::fs::copy(from, &to).unwrap();
     let mut perms = std::fs::metadata(&to).unwrap().permissions();
@@ -189,7 +190,7 @@ fn changes_by_hand_become_a_migration_that_another_copy_applies() {
     let p = Project::empty();
     p.strata(&["init"]).ok();
     let zero = p
-        .strata(&["new", "app", "zero"])
+        .strata(&["new", "app", "zero", "--new-module"])
         .ok()
         .stdout
         .trim()

@@ -203,6 +203,13 @@ impl Sandbox {
             }
         };
 
+        if let Some(import) = self.foreign_imports(&component).pop() {
+            return Called {
+                outcome: Outcome::default(),
+                result: Err(ComponentError::Import { import }),
+            };
+        }
+
         let timeout = Duration::from_secs(call.limits.timeout_s);
         guard.set_mode(Mode::Component {
             policy: Arc::new(call.policy.clone()),
@@ -266,13 +273,10 @@ impl Sandbox {
                 Ok(Ok(violations)) if violations.is_empty() => Ok(()),
                 Ok(Ok(violations)) => Err(ComponentError::Violations(violations)),
                 Ok(Err(message)) => Err(ComponentError::Failed { message }),
-                Err(Invoke::Instantiate(e)) => match self.foreign_imports(&component).pop() {
-                    Some(import) => Err(ComponentError::Import { import }),
-                    None => Err(ComponentError::WrongWorld {
-                        world: call.world,
-                        reason: first_line(&e),
-                    }),
-                },
+                Err(Invoke::Instantiate(e)) => Err(ComponentError::WrongWorld {
+                    world: call.world,
+                    reason: first_line(&e),
+                }),
                 Err(Invoke::Call(e)) => Err(classify_trap(&e, &call.limits, &outcome.logs)),
             }
         };

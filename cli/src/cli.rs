@@ -55,7 +55,13 @@ pub struct Args {
     #[arg(long, global = true, env = "STRATA_JSON")]
     pub json: bool,
     /// Print only results and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose", env = "STRATA_QUIET")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        env = "STRATA_QUIET"
+    )]
     quiet: bool,
     /// Also print each action of each step.
     #[arg(short, long, global = true, env = "STRATA_VERBOSE")]

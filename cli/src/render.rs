@@ -390,6 +390,8 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "phases": phases }));
         }
+        // A stale component is stale on every database: say it once.
+        let mut warned = std::collections::HashSet::new();
         for p in phases {
             if p.steps.is_empty() {
                 outln!("{} on {}: nothing to do", p.phase, p.db.display());
@@ -405,7 +407,9 @@ impl Output {
                 let actions: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
                 outln!("  {}. {}: {}", i + 1, s.migration, actions.join(", "));
                 for w in &s.warnings {
-                    errln!("warning: {w}");
+                    if warned.insert(w) {
+                        errln!("warning: {w}");
+                    }
                 }
             }
         }
@@ -477,7 +481,11 @@ impl Output {
             let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
             outln!(
                 "{} {} on {}: {} changed; checksum {} -> {}",
-                if report.done { "re-pinned" } else { "would re-pin" },
+                if report.done {
+                    "re-pinned"
+                } else {
+                    "would re-pin"
+                },
                 r.migration,
                 r.db.display(),
                 files.join(", "),
@@ -557,7 +565,16 @@ impl Output {
             })
             .collect();
         let head = [
-            "ID", "AT", "PHASE", "MIGRATION", "ACTION", "OUTCOME", "ROWS", "FUEL", "MS", "OPERATOR",
+            "ID",
+            "AT",
+            "PHASE",
+            "MIGRATION",
+            "ACTION",
+            "OUTCOME",
+            "ROWS",
+            "FUEL",
+            "MS",
+            "OPERATOR",
         ];
         let widths: Vec<usize> = (0..head.len())
             .map(|i| {
@@ -570,7 +587,9 @@ impl Output {
             })
             .collect();
         // Numbers right-aligned, text left-aligned.
-        let numeric = [true, false, false, false, false, false, true, true, true, false];
+        let numeric = [
+            true, false, false, false, false, false, true, true, true, false,
+        ];
         let line = |cells: &[String]| {
             let padded: Vec<String> = cells
                 .iter()

@@ -129,14 +129,14 @@ impl Project {
     pub fn open(root: PathBuf) -> Result<Project, Error> {
         let path = root.join(CONFIG_FILE);
         let config = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(
-                |e| {
+            Ok(text) => {
+                toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| {
                     Error::input(
                         &path,
                         format!("{}; see `strata init` for the keys", e.message()),
                     )
-                },
-            )?,
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(Error::input(&path, "is not UTF-8 text"));
             }

@@ -87,7 +87,10 @@ impl DataSet {
                 let serde_json::Value::Object(cols) = row else {
                     return Err(Error::input(
                         path,
-                        format!("table `{table}`, row {}: must be an object of column values", i + 1),
+                        format!(
+                            "table `{table}`, row {}: must be an object of column values",
+                            i + 1
+                        ),
                     ));
                 };
                 if cols.is_empty() {
@@ -249,7 +252,10 @@ fn check_integers(text: &str) -> Result<(), String> {
             let literal = &text[start..i];
             let integral = literal.bytes().any(|c| c.is_ascii_digit())
                 && !literal.contains(['.', 'e', 'E', '+'])
-                && literal.trim_start_matches('-').bytes().all(|c| c.is_ascii_digit());
+                && literal
+                    .trim_start_matches('-')
+                    .bytes()
+                    .all(|c| c.is_ascii_digit());
             if integral && literal.parse::<i64>().is_err() {
                 let line = text[..start].matches('\n').count() + 1;
                 return Err(format!(
@@ -372,8 +378,9 @@ mod tests {
 
     #[test]
     fn rows_become_insert_statements_with_literals() {
-        let d = load(r#"{"t": [{"a": 1, "b": "it's", "c": null, "d": 1.5, "e": {"base64": "AAH/"}}]}"#)
-            .unwrap();
+        let d =
+            load(r#"{"t": [{"a": 1, "b": "it's", "c": null, "d": 1.5, "e": {"base64": "AAH/"}}]}"#)
+                .unwrap();
         assert_eq!(
             d.to_sql(),
             "INSERT INTO \"t\" (\"a\", \"b\", \"c\", \"d\", \"e\") VALUES (1, 'it''s', NULL, 1.5, X'0001FF');\n"
@@ -412,7 +419,10 @@ mod tests {
         for (text, expect) in [
             (r#"{"t": [{"a": 1}], "t": [{"a": 2}]}"#, "`t` appears twice"),
             (r#"{"t": [{"a": 1, "a": 2}]}"#, "`a` appears twice"),
-            (r#"{"t": [{"a": 9223372036854775808}]}"#, "9223372036854775808 does not fit"),
+            (
+                r#"{"t": [{"a": 9223372036854775808}]}"#,
+                "9223372036854775808 does not fit",
+            ),
             (
                 "{\"t\": [\n{\"a\": -99999999999999999999999}]}",
                 "line 2: the integer -99999999999999999999999",

@@ -79,9 +79,10 @@ impl DiffReport {
     /// Whether the live schema differs anywhere from the snapshots (`diff --exit-code`).
     pub fn has_differences(&self) -> bool {
         !self.unowned.is_empty()
-            || self.modules.iter().any(|m| {
-                !m.diff.is_empty() || m.delta.as_ref().is_some_and(|d| !d.is_empty())
-            })
+            || self
+                .modules
+                .iter()
+                .any(|m| !m.diff.is_empty() || m.delta.as_ref().is_some_and(|d| !d.is_empty()))
     }
 
     pub fn check_destructive(&self, allow: bool) -> Result<(), Error> {

@@ -192,7 +192,12 @@ impl fmt::Display for Refusal {
                     db.display()
                 )?;
                 if !changed.is_empty() {
-                    write!(f, " {} differ{}", show(&changed), if changed.len() == 1 { "s" } else { "" })?;
+                    write!(
+                        f,
+                        " {} differ{}",
+                        show(&changed),
+                        if changed.len() == 1 { "s" } else { "" }
+                    )?;
                 }
                 if !added.is_empty() {
                     write!(

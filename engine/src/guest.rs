@@ -104,13 +104,11 @@ pub fn find(project: &Project, selector: Option<&str>) -> Result<Vec<GuestCrate>
 
 /// The four places a guest crate can be: its world, its source folder (from `[build]` or the
 /// default), whether `[build]` named it, and the `.wasm` it builds.
-fn slots(
-    m: &Migration,
-    build: &MigrationBuild,
-) -> [(World, PathBuf, bool, &'static str); 4] {
+fn slots(m: &Migration, build: &MigrationBuild) -> [(World, PathBuf, bool, &'static str); 4] {
     let at = |configured: &Option<PathBuf>, default: &str| {
         (
-            m.dir.join(configured.clone().unwrap_or_else(|| PathBuf::from(default))),
+            m.dir
+                .join(configured.clone().unwrap_or_else(|| PathBuf::from(default))),
             configured.is_some(),
         )
     };
@@ -159,7 +157,14 @@ pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<Str
         };
         let field = |key: &str| {
             text.lines()
-                .find_map(|l| l.strip_prefix(key)?.trim().strip_prefix('=')?.trim().strip_prefix('"')?.strip_suffix('"'))
+                .find_map(|l| {
+                    l.strip_prefix(key)?
+                        .trim()
+                        .strip_prefix('=')?
+                        .trim()
+                        .strip_prefix('"')?
+                        .strip_suffix('"')
+                })
                 .map(str::to_string)
         };
         let bytes = std::fs::read(&wasm).map_err(|e| Error::io(&wasm, e))?;
@@ -418,7 +423,11 @@ impl BuildRoot {
 }
 
 /// Builds one crate and returns its core module.
-fn compile(c: &GuestCrate, target_dir: &Path, events: &mut EventSink<'_>) -> Result<Vec<u8>, Error> {
+fn compile(
+    c: &GuestCrate,
+    target_dir: &Path,
+    events: &mut EventSink<'_>,
+) -> Result<Vec<u8>, Error> {
     let source = absolute(&c.source)?;
     let real_root = common_ancestor(&local_dirs(&source)?);
     let root = BuildRoot::enter(&real_root)?;

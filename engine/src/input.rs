@@ -72,7 +72,10 @@ mod tests {
             ("-- c\nROLLBACK;", "line 2"),
         ] {
             let err = check(text).unwrap_err();
-            assert!(err.contains(line) && err.contains("m/do.sql"), "{text}: {err}");
+            assert!(
+                err.contains(line) && err.contains("m/do.sql"),
+                "{text}: {err}"
+            );
         }
     }
 

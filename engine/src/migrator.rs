@@ -561,9 +561,8 @@ fn step_sql(p: &Prepared, test_data: bool) -> String {
         }
     };
     section("do.sql", Some(p.do_sql.clone()));
-    let component = |file: &str| {
-        format!("{file}: a WebAssembly component; its SQL is known only when it runs")
-    };
+    let component =
+        |file: &str| format!("{file}: a WebAssembly component; its SQL is known only when it runs");
     if p.transform.is_some() {
         section(&component("transform.wasm"), None);
     }
@@ -590,12 +589,18 @@ fn step_sql(p: &Prepared, test_data: bool) -> String {
         section(&component("proj-data/seed.wasm"), None);
     }
     if let Some(checks) = &p.checks {
-        section("checks.sql: each query's rows are violations", Some(checks.clone()));
+        section(
+            "checks.sql: each query's rows are violations",
+            Some(checks.clone()),
+        );
     }
     if p.check.is_some() {
         section(&component("check.wasm"), None);
     }
-    section("strata checks foreign keys", Some("PRAGMA foreign_key_check;".into()));
+    section(
+        "strata checks foreign keys",
+        Some("PRAGMA foreign_key_check;".into()),
+    );
     out.push_str("-- strata compares the schema with schema.sql and records the step\nCOMMIT;\n");
     out
 }
@@ -648,10 +653,7 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
 }
 
 /// `strata plan --sql`: [`plan`], with the SQL of each step (a dry run).
-pub fn plan_with_sql(
-    project: &Project,
-    opts: &MigrateOptions,
-) -> Result<Vec<PlannedPhase>, Error> {
+pub fn plan_with_sql(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, Error> {
     plan_steps(project, opts, true)
 }
 

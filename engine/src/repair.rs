@@ -69,7 +69,10 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
             let Some(m) = chosen.iter().find(|m| m.id == entry.id) else {
                 continue;
             };
-            let old = applied.iter().find(|a| a.id == m.id).expect("modified means applied");
+            let old = applied
+                .iter()
+                .find(|a| a.id == m.id)
+                .expect("modified means applied");
             repins.push(Repin {
                 db: db.clone(),
                 migration: m.label(),
@@ -129,12 +132,10 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
         entry.module = Some(m.id.module.clone());
         entry.stamp = Some(m.id.stamp.clone());
         entry.checksum = Some(r.new_checksum.clone());
-        ledger::append(&tx, &[entry]).map_err(|e| Error::db(&r.db, "cannot audit the repair", e))?;
+        ledger::append(&tx, &[entry])
+            .map_err(|e| Error::db(&r.db, "cannot audit the repair", e))?;
         tx.commit()
             .map_err(|e| Error::db(&r.db, "cannot commit the repair", e))?;
     }
-    Ok(RepairReport {
-        repins,
-        done: true,
-    })
+    Ok(RepairReport { repins, done: true })
 }

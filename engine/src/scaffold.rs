@@ -184,7 +184,13 @@ pub fn guest_crate(dir: &Path, label: &str, guest: Guest) -> Result<PathBuf, Err
     let name = label.replace('/', "-").to_lowercase();
     let name: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let manifest = format!(
         "[package]\nname = \"{name}-{}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\

@@ -296,7 +296,10 @@ impl Boundary {
         }
         let why = match std::fs::canonicalize(path) {
             Ok(target) if target.starts_with(&self.root) => return false,
-            Ok(target) => format!("leads outside the migrations folder, to {}", target.display()),
+            Ok(target) => format!(
+                "leads outside the migrations folder, to {}",
+                target.display()
+            ),
             Err(e) => format!("leads nowhere ({e})"),
         };
         problems.push(problem(

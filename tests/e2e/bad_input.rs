@@ -6,7 +6,10 @@ use crate::harness::{Project, rows};
 /// Every file under the project, with its content: equal listings mean nothing was touched.
 fn listing(p: &Project) -> Vec<(String, Vec<u8>)> {
     fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let path = e.path();
@@ -51,7 +54,9 @@ fn wrong_places_are_errors_not_fresh_starts() {
             .stderr_has("is not a strata project")
             .stderr_has("strata init");
     }
-    p.strata(&["new", "app", "zero"]).code(2).stderr_has("strata init");
+    p.strata(&["new", "app", "zero"])
+        .code(2)
+        .stderr_has("strata init");
     assert!(listing(&p).is_empty(), "{:?}", listing(&p));
 
     // --db (or --test-db) in a folder that does not exist.
@@ -94,7 +99,10 @@ fn init_writes_a_gitignore_for_the_databases_and_strata_state() {
     let ignore = std::fs::read_to_string(p.path(".gitignore")).unwrap();
     assert!(ignore.starts_with("target/\n"), "{ignore}");
     for line in ["/.strata/", "/app.db", "/app.db-wal"] {
-        assert!(ignore.lines().any(|l| l == line), "{line} missing:\n{ignore}");
+        assert!(
+            ignore.lines().any(|l| l == line),
+            "{line} missing:\n{ignore}"
+        );
     }
 }
 
@@ -118,7 +126,10 @@ fn malformed_places_and_files_exit_2_naming_them() {
     // data.json that is not UTF-8.
     let p = Project::empty();
     p.strata(&["init"]).ok();
-    p.write("migrations/app/20240101T000000Z-zero/do.sql", "CREATE TABLE t(a);");
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t(a);",
+    );
     std::fs::create_dir_all(p.path("migrations/app/20240101T000000Z-zero/test-data")).unwrap();
     std::fs::write(
         p.path("migrations/app/20240101T000000Z-zero/test-data/data.json"),
@@ -135,7 +146,10 @@ fn malformed_places_and_files_exit_2_naming_them() {
 fn a_db_that_is_no_database_exits_2_and_stays_as_it_was() {
     let p = applied_project();
     for (name, content) in [
-        ("notes.txt", b"just some text, long enough to be a file\n".repeat(40)),
+        (
+            "notes.txt",
+            b"just some text, long enough to be a file\n".repeat(40),
+        ),
         ("fake.db", {
             let mut b = b"SQLite format 3\0".to_vec();
             b.extend(std::iter::repeat_n(0xA5u8, 4096));
@@ -143,7 +157,13 @@ fn a_db_that_is_no_database_exits_2_and_stays_as_it_was() {
         }),
     ] {
         std::fs::write(p.path(name), &content).unwrap();
-        for cmd in [&["migrate"][..], &["status"], &["plan"], &["dump"], &["audit"]] {
+        for cmd in [
+            &["migrate"][..],
+            &["status"],
+            &["plan"],
+            &["dump"],
+            &["audit"],
+        ] {
             let mut args = vec!["--db", name];
             args.extend_from_slice(cmd);
             let run = p.strata(&args).code(2).stderr_has(name);
@@ -167,10 +187,7 @@ fn a_db_that_is_no_database_exits_2_and_stays_as_it_was() {
     p.strata(&["restore", "adir"])
         .code(2)
         .stderr_has("adir: is a folder, not a backup");
-    assert_eq!(
-        rows(&p.open("app.db"), "SELECT count(*) FROM notes"),
-        ["0"]
-    );
+    assert_eq!(rows(&p.open("app.db"), "SELECT count(*) FROM notes"), ["0"]);
 }
 
 #[test]
@@ -179,7 +196,9 @@ fn dump_and_diff_of_a_module_that_does_not_exist_exit_2() {
     p.strata(&["dump", "ap"])
         .code(2)
         .stderr_has("there is no module `ap`; did you mean `app`?");
-    p.strata(&["diff", "nope"]).code(2).stderr_has("no module `nope`");
+    p.strata(&["diff", "nope"])
+        .code(2)
+        .stderr_has("no module `nope`");
 }
 
 #[test]
@@ -212,7 +231,10 @@ fn data_json_duplicates_big_integers_and_a_bom() {
             r#"{"t": [{"id": 1}], "t": [{"id": 2}]}"#,
             "the key `t` appears twice",
         ),
-        (r#"{"t": [{"id": 1, "id": 2}]}"#, "the key `id` appears twice"),
+        (
+            r#"{"t": [{"id": 1, "id": 2}]}"#,
+            "the key `id` appears twice",
+        ),
         (
             r#"{"t": [{"id": 1, "a": 18446744073709551616}]}"#,
             "does not fit SQLite's 64-bit signed integer",
@@ -253,14 +275,18 @@ fn sql_files_are_checked_before_the_backup() {
         ),
     ] {
         p.write(&format!("{dir}/do.sql"), sql);
-        let backups = std::fs::read_dir(p.path(".strata/backups")).unwrap().count();
+        let backups = std::fs::read_dir(p.path(".strata/backups"))
+            .unwrap()
+            .count();
         p.strata(&["migrate"])
             .code(2)
             .stderr_has(format!("{dir}/do.sql"))
             .stderr_has(expect);
         p.strata(&["plan"]).code(2).stderr_has(expect);
         assert_eq!(
-            std::fs::read_dir(p.path(".strata/backups")).unwrap().count(),
+            std::fs::read_dir(p.path(".strata/backups"))
+                .unwrap()
+                .count(),
             backups,
             "no backup before validation passes"
         );

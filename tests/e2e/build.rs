@@ -107,7 +107,10 @@ fn new_with_transform_scaffolds_a_crate_that_builds_with_progress_and_runs() {
             .unwrap(),
     );
     assert!(sdk.join("wit").is_dir(), "{}", sdk.display());
-    assert!(!dir.join("transform/.git").exists(), "no nested git repository");
+    assert!(
+        !dir.join("transform/.git").exists(),
+        "no nested git repository"
+    );
     let toml = std::fs::read_to_string(dir.join("migration.toml")).unwrap();
     assert!(toml.contains("[sandbox]"), "{toml}");
     // Without its component, the migration is refused until it is built.
@@ -122,13 +125,29 @@ fn new_with_transform_scaffolds_a_crate_that_builds_with_progress_and_runs() {
     let record = std::fs::read_to_string(dir.join("transform.wasm.built-from")).unwrap();
     assert!(record.contains("sources_sha256 = \""), "{record}");
     p.strata(&["migrate"]).ok();
-    // Seeds and checks scaffold the same way (their building is the same code path).
-    let seed = p.strata(&["new", "app", "people", "--seed"]).ok();
-    assert!(p.path(seed.stdout.trim()).join("test-data/seed/src/lib.rs").is_file());
-    let check = p.strata(&["new", "app", "rules", "--check"]).ok();
-    assert!(p.path(check.stdout.trim()).join("check/src/lib.rs").is_file());
     // A change to the sources makes the committed component stale.
     std::fs::write(dir.join("transform/src/extra.rs"), "// more").unwrap();
-    p.strata(&["plan"]).ok();
-    p.strata(&["sandbox"]).code(2).stderr_has("older than its sources");
+    p.strata(&["plan"])
+        .ok()
+        .stderr_has("older than its sources");
+    p.strata(&["sandbox"])
+        .code(2)
+        .stderr_has("older than its sources");
+    // Seeds and checks scaffold the same way (their building is the same code path).
+    let seed = p.strata(&["new", "app", "people", "--seed"]).ok();
+    assert!(
+        p.path(seed.stdout.trim())
+            .join("test-data/seed/src/lib.rs")
+            .is_file()
+    );
+    let check = p.strata(&["new", "app", "rules", "--check"]).ok();
+    assert!(
+        p.path(check.stdout.trim())
+            .join("check/src/lib.rs")
+            .is_file()
+    );
+    // The scaffolded seed and check compile and run as they are.
+    p.strata(&["build", "app"]).ok();
+    p.strata(&["migrate"]).ok();
+    p.strata(&["sandbox"]).ok();
 }

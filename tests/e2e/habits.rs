@@ -32,8 +32,12 @@ fn every_help_shows_examples_and_exit_codes() {
             .stdout_has("3 refused for safety");
     }
     p.strata(&["--help"]).ok().stdout_has("Examples:");
-    p.strata(&["completions", "bash"]).ok().stdout_has("_strata()");
-    p.strata(&["completions", "zsh"]).ok().stdout_has("#compdef strata");
+    p.strata(&["completions", "bash"])
+        .ok()
+        .stdout_has("_strata()");
+    p.strata(&["completions", "zsh"])
+        .ok()
+        .stdout_has("#compdef strata");
 }
 
 fn with_env(p: &Project, env: &[(&str, &str)], args: &[&str]) -> Run {
@@ -47,11 +51,20 @@ fn with_env(p: &Project, env: &[(&str, &str)], args: &[&str]) -> Run {
 #[test]
 fn global_options_come_from_the_environment_and_colour_honours_no_color() {
     let p = Project::example();
-    with_env(&p, &[("STRATA_DB", "env.db")], &["migrate", "--no-rehearsal", "-q"]).ok();
+    with_env(
+        &p,
+        &[("STRATA_DB", "env.db")],
+        &["migrate", "--no-rehearsal", "-q"],
+    )
+    .ok();
     assert!(p.path("env.db").is_file() && !p.path("app.db").exists());
-    with_env(&p, &[("STRATA_DB", "env.db"), ("STRATA_JSON", "true")], &["status"])
-        .ok()
-        .stdout_has("\"databases\"");
+    with_env(
+        &p,
+        &[("STRATA_DB", "env.db"), ("STRATA_JSON", "true")],
+        &["status"],
+    )
+    .ok()
+    .stdout_has("\"databases\"");
     let elsewhere = Project::empty();
     let dir = p.root().to_str().unwrap();
     with_env(&elsewhere, &[("STRATA_PROJECT", dir)], &["plan"])
@@ -77,12 +90,18 @@ fn plan_sql_prints_what_each_step_runs_and_plan_rejects_migrate_only_flags() {
     let p = Project::empty();
     p.strata(&["init"]).ok();
     let dir = "migrations/app/20240101T000000Z-zero";
-    p.write(&format!("{dir}/do.sql"), "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);");
+    p.write(
+        &format!("{dir}/do.sql"),
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);",
+    );
     p.write(
         &format!("{dir}/proj-data/data.json"),
         r#"{"t": [{"id": 1, "v": "it's"}]}"#,
     );
-    p.write(&format!("{dir}/checks.sql"), "SELECT id FROM t WHERE v IS NULL;");
+    p.write(
+        &format!("{dir}/checks.sql"),
+        "SELECT id FROM t WHERE v IS NULL;",
+    );
     let run = p.strata(&["plan", "--sql"]).ok();
     let expected = "BEGIN IMMEDIATE;\n-- do.sql\nCREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);\n\
                     -- proj-data/data.json: 1 row(s)\nINSERT INTO \"t\" (\"id\", \"v\") VALUES (1, 'it''s');\n\
@@ -109,7 +128,9 @@ fn audit_is_an_aligned_table_and_to_takes_a_stamp_prefix() {
         .ok()
         .stdout_has("billing/20240402T130000Z-due-dates")
         .stdout_has("2 step(s)");
-    p.strata(&["plan", "--to", "1999"]).code(2).stderr_has("no migration's stamp");
+    p.strata(&["plan", "--to", "1999"])
+        .code(2)
+        .stderr_has("no migration's stamp");
     let audit = p.strata(&["audit", "--limit", "3"]).ok().stdout;
     let lines: Vec<&str> = audit.lines().filter(|l| !l.starts_with(' ')).collect();
     assert!(lines[0].starts_with("ID  AT"), "{audit}");

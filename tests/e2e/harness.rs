@@ -125,7 +125,10 @@ fn the_cleaned_environment_keeps_the_toolchain() {
             .iter()
             .find(|(k, _)| *k == name)
             .and_then(|(_, v)| v.map(|v| v.to_os_string()));
-        assert_eq!(theirs, ours, "{name} must reach strata (and the cargo it runs)");
+        assert_eq!(
+            theirs, ours,
+            "{name} must reach strata (and the cargo it runs)"
+        );
     }
     // HOME is set wherever these tests run, so this test fails when variables are dropped.
     assert!(std::env::var_os("HOME").is_some());

@@ -1,8 +1,8 @@
 //! End-to-end tests: the real `strata` binary, run in a fresh temp directory with a cleaned
 //! environment, against real SQLite files. One test binary; one module per command family.
 
-mod harness;
 mod habits;
+mod harness;
 
 mod bad_input;
 mod build;
@@ -13,6 +13,7 @@ mod migrate;
 mod pinning;
 mod pipes;
 mod rails;
+mod readme;
 mod refusals;
 mod rehearsal;
 mod schema;

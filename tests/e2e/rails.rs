@@ -94,7 +94,11 @@ fn repair_re_pins_a_deliberately_changed_migration_with_yes_and_audits_it() {
         .stderr_has("do.sql differs; ")
         .stderr_has("checks.sql was added")
         .stderr_has("strata repair app/20240101T000000Z-zero --yes");
-    assert!(!run.stderr.contains("git checkout -- <file>) and"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("git checkout -- <file>) and"),
+        "{}",
+        run.stderr
+    );
     // Without --yes: what would change, and nothing changes.
     p.strata(&["repair", "app/20240101T000000Z-zero"])
         .code(2)
@@ -117,7 +121,9 @@ fn repair_re_pins_a_deliberately_changed_migration_with_yes_and_audits_it() {
     p.strata(&["repair", "app/20240101T000000Z-zero", "--yes"])
         .code(2)
         .stderr_has("nothing to repair");
-    p.strata(&["repair", "app/nope"]).code(2).stderr_has("no migration `app/nope`");
+    p.strata(&["repair", "app/nope"])
+        .code(2)
+        .stderr_has("no migration `app/nope`");
 }
 
 #[test]
@@ -138,7 +144,9 @@ fn plan_refuses_drift_like_migrate_and_status_shows_it() {
         .code(3)
         .stdout_has("DRIFTED")
         .stderr_has("has drifted");
-    p.strata(&["diff", "--exit-code"]).code(1).stdout_has("extra");
+    p.strata(&["diff", "--exit-code"])
+        .code(1)
+        .stdout_has("extra");
     p.strata(&["diff"]).ok();
     p.open("app.db")
         .execute_batch("ALTER TABLE notes DROP COLUMN extra")

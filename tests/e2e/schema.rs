@@ -50,7 +50,10 @@ fn a_missing_dataset_skips_unless_required() {
         Some(dir.path().join("there.sqlite"))
     );
     let required = std::panic::catch_unwind(|| locate_dataset(dir.path(), "none.sqlite", true));
-    assert!(required.is_err(), "a required dataset that is missing must fail");
+    assert!(
+        required.is_err(),
+        "a required dataset that is missing must fail"
+    );
 }
 
 /// A project whose real database is a writable copy of a dataset; `None` (skip) without it.
@@ -396,12 +399,7 @@ fn refusals_and_bad_input_have_their_exit_codes() {
 
 /// Baseline a dataset, build the test database from the baseline, and check both against the
 /// original with pragmas; `views` and `triggers` are the counts the dataset must keep.
-fn baseline_round_trip(
-    file: &str,
-    module: &str,
-    views: usize,
-    triggers: usize,
-) -> Option<Project> {
+fn baseline_round_trip(file: &str, module: &str, views: usize, triggers: usize) -> Option<Project> {
     let p = dataset_project(file)?;
     let original = structure(&Connection::open(dataset(file)?).unwrap());
     let status = p.strata(&["status"]).ok();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use strata_engine::migrator::{self, MigrateOptions};
 use strata_engine::plan::PlanOptions;
 use strata_engine::sandbox::Sandbox;
@@ -12,29 +12,59 @@ use strata_engine::{Error, Project, design, guest, scaffold, tree};
 
 use crate::render::{self, Output};
 
+/// The exit codes, as every command's help ends (a literal, for `concat!`).
+macro_rules! exit_codes {
+    () => {
+        "Exit codes: 0 done; 1 a step, check, component or build failed (a failed step is rolled \
+         back); 2 bad input or usage (nothing touched); 3 refused for safety (nothing touched)."
+    };
+}
+
+/// A command's `after_help`: examples, then the exit codes.
+macro_rules! examples {
+    ($($example:literal),+ $(,)?) => {
+        concat!("Examples:\n", $("  ", $example, "\n",)+ "\n", exit_codes!())
+    };
+}
+
 /// strata: migrations, test data and seed data for SQLite in one ordered chain, rehearsed on a
 /// test database before they touch the real one.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, propagate_version = true)]
+#[command(
+    name = "strata",
+    version,
+    propagate_version = true,
+    after_help = examples!(
+        "strata init && strata new catalog zero --new-module",
+        "strata plan && strata migrate",
+        "strata status --check   # in CI: exit 3 when migrate would refuse",
+    )
+)]
 pub struct Args {
     /// The project folder (default: the nearest folder upwards holding strata.toml, else the
     /// current folder).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "STRATA_PROJECT")]
     project: Option<PathBuf>,
     /// The real database (default: `db` in strata.toml, else app.db in the project).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "STRATA_DB")]
     db: Option<PathBuf>,
     /// The test database (default: `test_db` in strata.toml, else .strata/test.db).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "STRATA_TEST_DB")]
     test_db: Option<PathBuf>,
     /// Machine-readable output on stdout.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "STRATA_JSON")]
     pub json: bool,
     /// Print only results and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        env = "STRATA_QUIET"
+    )]
     quiet: bool,
     /// Also print each action of each step.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, env = "STRATA_VERBOSE")]
     verbose: bool,
     #[command(subcommand)]
     command: Command,
@@ -42,9 +72,16 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write strata.toml and an empty migrations folder.
+    /// Write strata.toml, an empty migrations folder and the .gitignore lines for the databases.
+    #[command(after_help = examples!("strata init", "strata init --project shop"))]
     Init,
     /// Create the next stamped migration folder of a module, with an empty do.sql.
+    #[command(after_help = examples!(
+        "strata new billing add-discounts",
+        "strata new catalog zero --new-module",
+        "strata new people split-names --transform",
+        "strata new app add-tags --from-diff",
+    ))]
     New {
         /// The module: [a-z][a-z0-9_-]*.
         module: String,
@@ -57,20 +94,57 @@ enum Command {
         /// With --from-diff: accept SQL that drops tables or columns.
         #[arg(long, requires = "from_diff")]
         allow_destructive: bool,
+        /// Start a module that does not exist yet (without it, an unknown module is an error
+        /// that suggests the closest one).
+        #[arg(long)]
+        new_module: bool,
+        /// Also start a transform guest crate (transform/), with migration.toml's [sandbox].
+        #[arg(long, group = "guest", conflicts_with = "from_diff")]
+        transform: bool,
+        /// Also start a seed guest crate (test-data/seed/, test database only).
+        #[arg(long, group = "guest", conflicts_with = "from_diff")]
+        seed: bool,
+        /// Also start a check guest crate (check/).
+        #[arg(long, group = "guest", conflicts_with = "from_diff")]
+        check: bool,
     },
     /// Compile guest crates to WebAssembly components and write the .wasm files to commit.
+    #[command(after_help = examples!("strata build", "strata build people/20240320T100000Z"))]
     Build {
         /// A module, or <module>/<migration folder or stamp>; everything when absent.
         selector: Option<String>,
     },
-    /// Per module: which migrations are applied, pending, modified or missing, on both databases.
-    Status,
-    /// The steps `migrate` would run, in order, without running them.
-    Plan(RunArgs),
+    /// Per module: which migrations are applied, pending, modified or missing, on both databases,
+    /// and which modules drifted.
+    #[command(after_help = examples!("strata status", "strata status --check", "strata status --json"))]
+    Status {
+        /// Exit 3 when `migrate` would refuse (2 for bad input), after printing the status.
+        #[arg(long)]
+        check: bool,
+    },
+    /// The steps `migrate` would run, in order, without running them; refuses exactly when
+    /// `migrate` would.
+    #[command(after_help = examples!("strata plan", "strata plan --sql", "strata plan --to 202403"))]
+    Plan {
+        #[command(flatten)]
+        run: PlanArgs,
+        /// Print the SQL each step would run (a dry run), in order.
+        #[arg(long)]
+        sql: bool,
+    },
     /// Rehearse pending migrations on the test database, then apply them to the real one.
-    Migrate(RunArgs),
+    #[command(after_help = examples!(
+        "strata migrate",
+        "strata migrate --to 20240318",
+        "strata migrate --rehearse-on-copy",
+    ))]
+    Migrate(MigrateArgs),
     /// CI mode: the whole chain from zero on a throwaway database, with test data, project data,
     /// components and checks; never opens the real or test database. Exit 1 on any failure.
+    #[command(after_help = examples!(
+        "strata sandbox --junit report.xml",
+        "strata sandbox --from prod-copy.db",
+    ))]
     Sandbox {
         /// Write a JUnit XML report (one testcase per step) to this file.
         #[arg(long, value_name = "FILE")]
@@ -78,11 +152,12 @@ enum Command {
         /// Rehearse only the pending migrations on a copy of this database (no test data).
         #[arg(long, value_name = "DB")]
         from: Option<PathBuf>,
-        /// Stop after the migrations with this stamp, inclusive.
-        #[arg(long, value_name = "STAMP", value_parser = parse_stamp)]
+        /// Stop after the migrations with this stamp (or any prefix of it naming one), inclusive.
+        #[arg(long, value_name = "STAMP")]
         to: Option<String>,
     },
     /// Put a backup back in place of the real database (the latest by default).
+    #[command(after_help = examples!("strata restore", "strata restore --test", "strata restore app-20240105T093000Z.db"))]
     Restore {
         /// A backup file, or its name in .strata/backups/.
         backup: Option<PathBuf>,
@@ -91,6 +166,7 @@ enum Command {
         test: bool,
     },
     /// A module's normalized schema (every module's without a name), from the real database.
+    #[command(after_help = examples!("strata dump billing", "strata dump billing --write"))]
     Dump {
         /// The module; all of them if omitted.
         module: Option<String>,
@@ -99,6 +175,7 @@ enum Command {
         write: bool,
     },
     /// The live schema of a module against its last snapshot (schema.sql).
+    #[command(after_help = examples!("strata diff", "strata diff billing --sql", "strata diff --exit-code"))]
     Diff {
         /// The module; all of them if omitted.
         module: Option<String>,
@@ -108,14 +185,34 @@ enum Command {
         /// With --sql: do not refuse (exit 3) when the SQL drops tables or columns.
         #[arg(long, requires = "sql")]
         allow_destructive: bool,
+        /// Exit 1 when there is a difference (like `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Adopt an existing database: its objects that no module owns become the module's zero
     /// migration, recorded as applied without running it.
+    #[command(after_help = examples!("strata baseline shop"))]
     Baseline {
         /// The new module: [a-z][a-z0-9_-]*.
         module: String,
     },
+    /// Re-pin applied migrations whose files were changed on purpose: shows what changed, and
+    /// with --yes records the new checksums (audited with the operator) on both databases.
+    #[command(after_help = examples!(
+        "strata repair billing/20240402T130000Z-due-dates",
+        "strata repair billing/20240402T130000Z-due-dates --yes",
+    ))]
+    Repair {
+        /// The migrations, as `strata status` lists them: <module>/<folder> (or
+        /// <module>/<stamp>).
+        #[arg(required = true, value_name = "MIGRATION")]
+        migrations: Vec<String>,
+        /// Do it: without this, repair only shows what it would re-pin and changes nothing.
+        #[arg(long)]
+        yes: bool,
+    },
     /// The audit log: every step on the database, with outcome, rows and duration.
+    #[command(after_help = examples!("strata audit", "strata audit --limit 20", "strata audit --test --json"))]
     Audit {
         /// Read the test database's log instead of the real one's.
         #[arg(long)]
@@ -124,12 +221,23 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
     },
+    /// Print a shell completion script.
+    #[command(after_help = examples!(
+        "strata completions bash > ~/.local/share/bash-completion/completions/strata",
+        "strata completions zsh > ~/.zfunc/_strata",
+    ))]
+    Completions {
+        /// bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
 }
 
+/// What `plan` and `migrate` share: which migrations, and which refusals to waive.
 #[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// Stop after the migrations with this stamp (YYYYMMDDTHHMMSSZ), inclusive.
-    #[arg(long, value_name = "STAMP", value_parser = parse_stamp)]
+struct PlanArgs {
+    /// Stop after the migrations with this stamp (YYYYMMDDTHHMMSSZ, or any prefix of it that
+    /// names one migration's stamp), inclusive.
+    #[arg(long, value_name = "STAMP")]
     to: Option<String>,
     /// Run pending migrations that are older than the newest applied one of their module.
     #[arg(long)]
@@ -137,45 +245,75 @@ struct RunArgs {
     /// Skip phase 1: apply to the real database without rehearsing on the test database.
     #[arg(long)]
     no_rehearsal: bool,
+    /// Go on even when a module's live schema drifted from its last applied snapshot.
+    #[arg(long)]
+    allow_drift: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    plan: PlanArgs,
     /// Also rehearse on a throwaway copy of the real database before the real run.
     #[arg(long)]
     rehearse_on_copy: bool,
     /// Write missing schema.sql snapshots (and LATEST/schema.sql) from the test database.
     #[arg(long)]
     write_snapshots: bool,
-    /// Migrate even when a module's live schema drifted from its last applied snapshot.
-    #[arg(long)]
-    allow_drift: bool,
     /// Run all pending steps of a phase in one transaction (a savepoint per step): a failure
     /// rolls back the whole phase. Also `single_transaction = true` in strata.toml.
     #[arg(long)]
     single_transaction: bool,
 }
 
-impl RunArgs {
-    fn options(&self) -> MigrateOptions {
-        MigrateOptions {
+impl PlanArgs {
+    fn options(&self, project: &Project) -> Result<MigrateOptions, Error> {
+        Ok(MigrateOptions {
             plan: PlanOptions {
-                to: self.to.clone(),
+                to: resolve_to(project, self.to.as_deref())?,
                 allow_out_of_order: self.allow_out_of_order,
             },
             rehearse: !self.no_rehearsal,
-            rehearse_on_copy: self.rehearse_on_copy,
-            write_snapshots: self.write_snapshots,
+            rehearse_on_copy: false,
+            write_snapshots: false,
             allow_drift: self.allow_drift,
-            single_transaction: self.single_transaction,
-        }
+            single_transaction: false,
+        })
     }
 }
 
-fn parse_stamp(s: &str) -> Result<String, String> {
-    tree::parse_stamp(s).map(|_| s.to_string())
+impl MigrateArgs {
+    fn options(&self, project: &Project) -> Result<MigrateOptions, Error> {
+        Ok(MigrateOptions {
+            rehearse_on_copy: self.rehearse_on_copy,
+            write_snapshots: self.write_snapshots,
+            single_transaction: self.single_transaction,
+            ..self.plan.options(project)?
+        })
+    }
+}
+
+/// `--to`: a whole stamp, or a prefix naming one migration's stamp.
+fn resolve_to(project: &Project, to: Option<&str>) -> Result<Option<String>, Error> {
+    to.map(|prefix| {
+        let tree = tree::Tree::load(&project.migrations_dir())?;
+        tree::resolve_stamp(&tree, prefix)
+    })
+    .transpose()
 }
 
 /// Runs the command the arguments name.
 pub fn run(args: Args) -> Result<()> {
     let out = Output::new(args.json, args.quiet, args.verbose);
+    if let Command::Completions { shell } = args.command {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "strata", &mut script);
+        return out.raw(&script);
+    }
     let project = project(&args)?;
+    if !matches!(args.command, Command::Init) {
+        project.require_existing()?;
+    }
     match args.command {
         Command::Init => out.init(&scaffold::init(&project)?),
         Command::New {
@@ -183,20 +321,49 @@ pub fn run(args: Args) -> Result<()> {
             slug,
             from_diff: true,
             allow_destructive,
-        } => out.adopted(&design::new_from_diff(
-            &project,
-            &module,
-            &slug,
-            allow_destructive,
-        )?),
-        Command::New { module, slug, .. } => {
-            out.new_migration(&scaffold::new_migration(&project, &module, &slug)?)
+            new_module,
+            ..
+        } => {
+            scaffold::require_module(&project, &module, new_module)?;
+            out.adopted(&design::new_from_diff(
+                &project,
+                &module,
+                &slug,
+                allow_destructive,
+            )?)
+        }
+        Command::New {
+            module,
+            slug,
+            new_module,
+            transform,
+            seed,
+            check,
+            ..
+        } => {
+            let dir = scaffold::new_migration(&project, &module, &slug, new_module)?;
+            let guest = match (transform, seed, check) {
+                (true, _, _) => Some(scaffold::Guest::Transform),
+                (_, true, _) => Some(scaffold::Guest::Seed),
+                (_, _, true) => Some(scaffold::Guest::Check),
+                _ => None,
+            };
+            if let Some(guest) = guest {
+                let label = format!(
+                    "{module}/{}",
+                    dir.file_name().unwrap_or_default().to_string_lossy()
+                );
+                scaffold::guest_crate(&dir, &label, guest)?;
+            }
+            out.new_migration(&dir)
         }
         Command::Build { selector } => {
             let crates = guest::find(&project, selector.as_deref())?;
             let sandbox = Sandbox::new(Some(project.state_dir().join("cache")))
                 .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
-            out.build(&guest::build(&project, &crates, &sandbox)?)
+            out.build(&guest::build(&project, &crates, &sandbox, &mut |e| {
+                render::event(&out, e)
+            })?)
         }
         Command::Dump { module, write } => {
             out.dump(&design::dump(&project, module.as_deref(), write)?)
@@ -205,27 +372,49 @@ pub fn run(args: Args) -> Result<()> {
             module,
             sql,
             allow_destructive,
+            exit_code,
         } => {
             let report = design::diff(&project, module.as_deref(), sql)?;
             let refusal = report.check_destructive(allow_destructive || !sql);
             if !(args.json && refusal.is_err()) {
                 out.diff(&report, sql)?;
             }
-            Ok(refusal?)
+            refusal?;
+            if exit_code && report.has_differences() {
+                return Err(anyhow::Error::new(Failed(
+                    "the live schema differs from the snapshot".into(),
+                )));
+            }
+            Ok(())
         }
         Command::Baseline { module } => out.adopted(&design::baseline(&project, &module)?),
-        Command::Status => out.status(&migrator::status(&project)?),
-        Command::Plan(run) => out.plan(&migrator::plan(&project, &run.options())?),
+        Command::Status { check } => {
+            out.status(&migrator::status(&project)?)?;
+            if check {
+                migrator::check(&project, &MigrateOptions::default())?;
+            }
+            Ok(())
+        }
+        Command::Plan { run, sql } => {
+            let opts = run.options(&project)?;
+            if sql {
+                out.plan_sql(&migrator::plan_with_sql(&project, &opts)?)
+            } else {
+                out.plan(&migrator::plan(&project, &opts)?)
+            }
+        }
+        Command::Completions { .. } => unreachable!("handled before the project is opened"),
         Command::Migrate(run) => {
-            let report =
-                migrator::migrate(&project, &run.options(), &mut |e| render::event(&out, e))?;
+            let report = migrator::migrate(&project, &run.options(&project)?, &mut |e| {
+                render::event(&out, e)
+            })?;
             out.migrate(&report)
         }
         Command::Sandbox { junit, from, to } => {
             let opts = migrator::SandboxOptions {
                 from,
                 plan: PlanOptions {
-                    to,
+                    to: resolve_to(&project, to.as_deref())?,
                     allow_out_of_order: false,
                 },
             };
@@ -244,6 +433,20 @@ pub fn run(args: Args) -> Result<()> {
             let (db, from) = migrator::restore(&project, test, backup.as_deref())?;
             out.restored(&db, &from)
         }
+        Command::Repair { migrations, yes } => {
+            let report = strata_engine::repair::repair(&project, &migrations, yes)?;
+            out.repair(&report)?;
+            if !yes {
+                return Err(Error::Usage(format!(
+                    "nothing was changed: re-pinning makes strata trust the changed files as if \
+                     they had been applied; if that is right, run again with --yes \
+                     (`strata repair {} --yes`)",
+                    migrations.join(" ")
+                ))
+                .into());
+            }
+            Ok(())
+        }
         Command::Audit { test, limit } => {
             let (db, rows) = migrator::audit(&project, test, limit)?;
             out.audit(&db, &rows)
@@ -259,9 +462,11 @@ pub struct Failed(pub String);
 fn project(args: &Args) -> Result<Project, Error> {
     let mut project = Project::discover(args.project.as_deref())?;
     if let Some(db) = &args.db {
+        strata_engine::config::check_db_flag(db, "--db")?;
         project.db = db.clone();
     }
     if let Some(db) = &args.test_db {
+        strata_engine::config::check_db_flag(db, "--test-db")?;
         project.test_db = db.clone();
     }
     Ok(project)

@@ -1,6 +1,38 @@
 //! How results, progress and errors look: human text (results on stdout, progress and errors
 //! on stderr) or JSON on stdout with `--json`. The library never prints; this module does.
 
+/// `println!` on stdout. A closed pipe (`strata audit | head`) ends the process quietly: the
+/// command's work is done by the time results are printed, and nobody reads the rest.
+macro_rules! outln {
+    () => {
+        $crate::render::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::render::write_stdout(format_args!(
+            "{}\n",
+            $crate::render::highlight_line(&format!($($arg)*))
+        ))
+    };
+}
+
+/// `print!` on stdout, with [`outln!`]'s handling of a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::render::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics: progress and errors on a closed stderr are dropped, and the
+/// command carries on to its real exit code.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::render::write_stderr(format_args!(
+            "{}\n",
+            $crate::render::highlight_line(&format!($($arg)*))
+        ))
+    };
+}
+
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -19,7 +51,56 @@ use strata_engine::migrator::{
     DatabaseStatus, MigrateReport, PlannedPhase, SandboxReport, StepOutcome,
 };
 use strata_engine::plan::State;
+use strata_engine::repair::RepairReport;
 use strata_engine::schema::ObjectRef;
+
+/// Writes to stdout; exits quietly (code 0) when the reader has gone away.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    // anstream drops the colours when stdout is no terminal, or NO_COLOR is set.
+    let mut out = anstream::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(strata_engine::exit::OK);
+        }
+    }
+}
+
+/// Writes to stderr, ignoring failures (a closed stderr must not stop a migration).
+pub fn write_stderr(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = anstream::stderr().lock().write_fmt(args);
+}
+
+/// [`highlight`] for the macros.
+pub fn highlight_line(line: &str) -> String {
+    highlight(line)
+}
+
+/// `text` in a colour (shown only where colours are, see [`write_stdout`]).
+fn paint(text: &str, color: anstyle::AnsiColor) -> String {
+    let style = color.on_default().bold();
+    format!("{style}{text}{style:#}")
+}
+
+/// The `error:` and `warning:` prefixes, and the states that need attention, in colour.
+fn highlight(line: &str) -> String {
+    let mut out = line.to_string();
+    for (word, color) in [
+        ("MODIFIED", anstyle::AnsiColor::Red),
+        ("MISSING", anstyle::AnsiColor::Red),
+        ("DRIFTED", anstyle::AnsiColor::Red),
+        ("FAILED", anstyle::AnsiColor::Red),
+    ] {
+        out = out.replace(word, &paint(word, color));
+    }
+    if let Some(rest) = out.strip_prefix("error:") {
+        out = format!("{}{rest}", paint("error:", anstyle::AnsiColor::Red));
+    } else if let Some(rest) = out.strip_prefix("warning:") {
+        out = format!("{}{rest}", paint("warning:", anstyle::AnsiColor::Yellow));
+    }
+    out
+}
 
 /// Where and how to write.
 pub struct Output {
@@ -42,7 +123,7 @@ impl Output {
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        out!("{}\n", serde_json::to_string_pretty(value)?);
         Ok(())
     }
 
@@ -50,7 +131,7 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "config": config }));
         }
-        println!("wrote {}", config.display());
+        outln!("wrote {}", config.display());
         Ok(())
     }
 
@@ -58,7 +139,7 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "path": dir }));
         }
-        println!("{}", dir.display());
+        outln!("{}", dir.display());
         Ok(())
     }
 
@@ -67,10 +148,10 @@ impl Output {
             return self.print_json(&json!({ "components": built }));
         }
         if built.is_empty() {
-            println!("no guest crates to build");
+            outln!("no guest crates to build");
         }
         for b in built {
-            println!("{}  {} ({} bytes)", b.sha256, b.output.display(), b.bytes);
+            outln!("{}  {} ({} bytes)", b.sha256, b.output.display(), b.bytes);
         }
         Ok(())
     }
@@ -112,12 +193,12 @@ impl Output {
         for h in &heads {
             line.push_str(&format!("{h:col$}"));
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
         let mut module = None;
         for i in order {
             let entry = &first.migrations[i];
             if module != Some(&entry.id.module) {
-                println!("{}", entry.id.module);
+                outln!("{}", entry.id.module);
                 module = Some(&entry.id.module);
             }
             let mut line = format!("  {:name_width$}", label(i));
@@ -135,12 +216,12 @@ impl Output {
                 };
                 line.push_str(&format!("{state:col$}"));
             }
-            println!("{}", line.trim_end());
+            outln!("{}", line.trim_end());
         }
         for db in dbs {
             let count =
                 |f: fn(&State) -> bool| db.migrations.iter().filter(|e| f(&e.state)).count();
-            println!(
+            outln!(
                 "{}: {} applied, {} pending{}{}",
                 db.db.display(),
                 count(|s| matches!(s, State::Applied { .. })),
@@ -154,8 +235,19 @@ impl Output {
                     n => format!(", {n} missing"),
                 },
             );
+            for d in &db.drift {
+                outln!(
+                    "{}: module `{}` DRIFTED from {}:",
+                    db.db.display(),
+                    d.module,
+                    d.snapshot.display()
+                );
+                for l in d.difference.lines() {
+                    outln!("    {l}");
+                }
+            }
             if !db.unowned.is_empty() {
-                println!(
+                outln!(
                     "{}: {} object(s) no module owns: {}. Adopt them with `strata baseline \
                      <module>` or `strata new <module> <slug> --from-diff`",
                     db.db.display(),
@@ -175,28 +267,28 @@ impl Output {
         for m in &report.modules {
             if !m.written.is_empty() {
                 for path in &m.written {
-                    println!("wrote {}", path.display());
+                    outln!("wrote {}", path.display());
                 }
                 continue;
             }
             if several {
-                println!("-- module {}", m.module);
+                outln!("-- module {}", m.module);
             }
             if m.sql.is_empty() {
-                println!(
+                outln!(
                     "-- module {} owns no objects in {}",
                     m.module,
                     report.db.display()
                 );
             } else {
-                print!("{}", m.sql);
+                out!("{}", m.sql);
             }
             if several {
-                println!();
+                outln!();
             }
         }
         if !report.unowned.is_empty() && !self.quiet {
-            eprintln!(
+            errln!(
                 "note: {} object(s) in {} belong to no module and are not in the dump: {}",
                 report.unowned.len(),
                 report.db.display(),
@@ -211,7 +303,7 @@ impl Output {
             return self.print_json(report);
         }
         for s in &report.skipped {
-            eprintln!("warning: {}: skipped: {}", s.module, s.reason);
+            errln!("warning: {}: skipped: {}", s.module, s.reason);
         }
         let several = report.modules.len() > 1;
         for m in &report.modules {
@@ -223,29 +315,29 @@ impl Output {
                 let Some(delta) = &m.delta else { continue };
                 if delta.is_empty() {
                     if !self.quiet {
-                        eprintln!("{}: no changes against {against}", m.module);
+                        errln!("{}: no changes against {against}", m.module);
                     }
                     continue;
                 }
                 if several {
-                    println!("-- module {}", m.module);
+                    outln!("-- module {}", m.module);
                 }
-                print!("{}", delta.sql);
+                out!("{}", delta.sql);
                 for w in &delta.warnings {
-                    eprintln!("warning: {}: {w}", m.module);
+                    errln!("warning: {}: {w}", m.module);
                 }
                 continue;
             }
             if m.diff.is_empty() {
-                println!("{}: no changes against {against}", m.module);
+                outln!("{}: no changes against {against}", m.module);
                 continue;
             }
-            println!("{} (against {against}):", m.module);
+            outln!("{} (against {against}):", m.module);
             for line in m.diff.to_string().lines() {
-                println!("  {line}");
+                outln!("  {line}");
             }
             if !m.unowned.is_empty() {
-                println!(
+                outln!(
                     "  not owned by any module yet: {}; `strata new {} <slug> --from-diff` \
                      makes them {}'s",
                     objects(&m.unowned),
@@ -255,7 +347,7 @@ impl Output {
             }
         }
         if !report.unowned.is_empty() {
-            println!(
+            outln!(
                 "not owned by any module: {}; name a module (`strata diff <module>`) to see them \
                  as its changes",
                 objects(&report.unowned)
@@ -269,27 +361,27 @@ impl Output {
         if self.json {
             return self.print_json(a);
         }
-        println!("{}", a.path.display());
+        outln!("{}", a.path.display());
         if self.quiet {
             return Ok(());
         }
-        eprintln!(
+        errln!(
             "recorded as applied to {} without running it (it already has this schema); \
              `strata migrate` applies it to the test database and other copies",
             a.db.display()
         );
         if !a.adopted.is_empty() {
-            eprintln!(
+            errln!(
                 "{} object(s) now belong to this module: {}",
                 a.adopted.len(),
                 objects(&a.adopted)
             );
         }
         for d in &a.destructive {
-            eprintln!("warning: allowed destructive change: {d}");
+            errln!("warning: allowed destructive change: {d}");
         }
         for w in &a.warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         Ok(())
     }
@@ -298,12 +390,14 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "phases": phases }));
         }
+        // A stale component is stale on every database: say it once.
+        let mut warned = std::collections::HashSet::new();
         for p in phases {
             if p.steps.is_empty() {
-                println!("{} on {}: nothing to do", p.phase, p.db.display());
+                outln!("{} on {}: nothing to do", p.phase, p.db.display());
                 continue;
             }
-            println!(
+            outln!(
                 "{} on {}: {} step(s)",
                 p.phase,
                 p.db.display(),
@@ -311,7 +405,12 @@ impl Output {
             );
             for (i, s) in p.steps.iter().enumerate() {
                 let actions: Vec<&str> = s.actions.iter().map(|a| a.as_str()).collect();
-                println!("  {}. {}: {}", i + 1, s.migration, actions.join(", "));
+                outln!("  {}. {}: {}", i + 1, s.migration, actions.join(", "));
+                for w in &s.warnings {
+                    if warned.insert(w) {
+                        errln!("warning: {w}");
+                    }
+                }
             }
         }
         Ok(())
@@ -339,7 +438,7 @@ impl Output {
                     p.skipped.len()
                 ));
             }
-            println!("{line}");
+            outln!("{line}");
         }
         Ok(())
     }
@@ -354,10 +453,10 @@ impl Output {
                 StepOutcome::Failed => "FAILED ",
                 StepOutcome::Skipped => "skipped",
             };
-            println!("{mark} {}/{} ({} ms)", s.module, s.migration, s.duration_ms);
+            outln!("{mark} {}/{} ({} ms)", s.module, s.migration, s.duration_ms);
         }
         let count = |o: StepOutcome| report.steps.iter().filter(|s| s.outcome == o).count();
-        println!(
+        outln!(
             "sandbox: {} ok, {} failed, {} skipped in {} ms",
             count(StepOutcome::Ok),
             count(StepOutcome::Failed),
@@ -369,7 +468,62 @@ impl Output {
             .iter()
             .filter(|s| s.outcome == StepOutcome::Failed)
         {
-            eprintln!("error: {}", s.message.as_deref().unwrap_or("failed"));
+            errln!("error: {}", s.message.as_deref().unwrap_or("failed"));
+        }
+        Ok(())
+    }
+
+    pub fn repair(&self, report: &RepairReport) -> Result<()> {
+        if self.json {
+            return self.print_json(report);
+        }
+        for r in &report.repins {
+            let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
+            outln!(
+                "{} {} on {}: {} changed; checksum {} -> {}",
+                if report.done {
+                    "re-pinned"
+                } else {
+                    "would re-pin"
+                },
+                r.migration,
+                r.db.display(),
+                files.join(", "),
+                short(&r.old_checksum),
+                short(&r.new_checksum)
+            );
+        }
+        Ok(())
+    }
+
+    /// Bytes as they are (a completion script).
+    pub fn raw(&self, bytes: &[u8]) -> Result<()> {
+        out!("{}", String::from_utf8_lossy(bytes));
+        Ok(())
+    }
+
+    /// `plan --sql`: each phase's steps as the SQL they run.
+    pub fn plan_sql(&self, phases: &[PlannedPhase]) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "phases": phases }));
+        }
+        for p in phases {
+            outln!(
+                "-- {} on {}: {}",
+                p.phase,
+                p.db.display(),
+                match p.steps.len() {
+                    0 => "nothing to do".to_string(),
+                    n => format!("{n} step(s)"),
+                }
+            );
+            for s in &p.steps {
+                out!("{}", s.sql.as_deref().unwrap_or_default());
+                for w in &s.warnings {
+                    errln!("warning: {w}");
+                }
+            }
+            outln!();
         }
         Ok(())
     }
@@ -378,7 +532,7 @@ impl Output {
         if self.json {
             return self.print_json(&json!({ "db": db, "restored_from": from }));
         }
-        println!("restored {} from {}", db.display(), from.display());
+        outln!("restored {} from {}", db.display(), from.display());
         Ok(())
     }
 
@@ -387,33 +541,85 @@ impl Output {
             return self.print_json(&json!({ "db": db, "entries": rows }));
         }
         if rows.is_empty() {
-            println!("{}: the audit log is empty", db.display());
+            outln!("{}: the audit log is empty", db.display());
+            return Ok(());
         }
-        for r in rows {
-            let what = match (&r.module, &r.stamp) {
-                (Some(m), Some(s)) => format!("{m}/{s}"),
-                _ => "-".to_string(),
-            };
-            let mut line = format!(
-                "#{:<4} {}  {:<9} {:<34} {:<17} {:<11}",
-                r.id, r.at, r.phase, what, r.action, r.outcome
-            );
-            if let Some(n) = r.rows {
-                line.push_str(&format!(" rows={n}"));
-            }
-            if let Some(ms) = r.duration_ms {
-                line.push_str(&format!(" {ms}ms"));
-            }
-            line.push_str(&format!(" {}", r.operator));
-            println!("{line}");
+        let table: Vec<[String; 10]> = rows
+            .iter()
+            .map(|r| {
+                [
+                    r.id.to_string(),
+                    r.at.clone(),
+                    r.phase.clone(),
+                    match (&r.module, &r.stamp) {
+                        (Some(m), Some(s)) => format!("{m}/{s}"),
+                        _ => "-".to_string(),
+                    },
+                    r.action.clone(),
+                    r.outcome.clone(),
+                    r.rows.map_or("-".into(), |n| n.to_string()),
+                    r.fuel_used.map_or("-".into(), |n| n.to_string()),
+                    r.duration_ms.map_or("-".into(), |n| n.to_string()),
+                    r.operator.clone(),
+                ]
+            })
+            .collect();
+        let head = [
+            "ID",
+            "AT",
+            "PHASE",
+            "MIGRATION",
+            "ACTION",
+            "OUTCOME",
+            "ROWS",
+            "FUEL",
+            "MS",
+            "OPERATOR",
+        ];
+        let widths: Vec<usize> = (0..head.len())
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        // Numbers right-aligned, text left-aligned.
+        let numeric = [
+            true, false, false, false, false, false, true, true, true, false,
+        ];
+        let line = |cells: &[String]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if numeric[i] {
+                        format!("{c:>w$}", w = widths[i])
+                    } else {
+                        format!("{c:<w$}", w = widths[i])
+                    }
+                })
+                .collect();
+            padded.join("  ").trim_end().to_string()
+        };
+        outln!("{}", line(&head.map(String::from)));
+        for (r, cells) in rows.iter().zip(&table) {
+            outln!("{}", line(cells));
             if let Some(detail) = &r.detail {
                 for l in detail.lines() {
-                    println!("        {l}");
+                    outln!("{:w$}  {l}", "", w = widths[0]);
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The first 12 hex digits of a checksum, enough to tell two apart.
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
 }
 
 /// A short list of objects: the first few, then how many more.
@@ -433,14 +639,14 @@ pub fn event(out: &Output, e: &Event<'_>) {
         return;
     }
     if let Event::Warning(w) = e {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
         return;
     }
     if out.json || out.quiet {
         return;
     }
     if let Some(line) = line(out.verbose, e) {
-        eprintln!("{line}");
+        errln!("{line}");
     }
 }
 
@@ -480,6 +686,10 @@ fn line(verbose: bool, e: &Event<'_>) -> Option<String> {
             migration, elapsed, ..
         } => format!("  applied {migration} ({} ms)", elapsed.as_millis()),
         Event::SnapshotWritten { path, .. } => format!("  wrote {}", path.display()),
+        Event::BuildStarted { migration, source } => {
+            format!("building {} for {migration}", source.display())
+        }
+        Event::BuildOutput(line) => format!("  {}", line.trim_end()),
         Event::StepSkipped { migration, .. } => {
             format!("  skipped {migration}: another process applied it first")
         }
@@ -554,7 +764,7 @@ impl Progress {
         if let Some(text) = line(verbose, e).filter(|_| !matches!(e, Event::PhaseStarted { .. })) {
             match &self.bar {
                 Some(bar) => bar.println(text),
-                None => eprintln!("{text}"),
+                None => errln!("{text}"),
             }
         }
     }
@@ -620,10 +830,15 @@ pub fn error(err: &anyhow::Error, json: bool) -> i32 {
         strata_engine::exit::FAILURE,
         strata_engine::Error::exit_code,
     );
-    eprintln!("error: {err:#}");
+    // strata's own errors already say what their causes said: print them once, not "X: X".
+    let message = match err.downcast_ref::<strata_engine::Error>() {
+        Some(e) => e.to_string(),
+        None => format!("{err:#}"),
+    };
+    errln!("error: {message}");
     if json {
-        let value = json!({ "error": { "exit_code": code, "message": format!("{err:#}") } });
-        println!(
+        let value = json!({ "error": { "exit_code": code, "message": message } });
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );

@@ -136,13 +136,25 @@ impl Project {
     pub fn open(root: PathBuf) -> Result<Project, Error> {
         let path = root.join(CONFIG_FILE);
         let config = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                Error::input(
-                    &path,
-                    format!("{}; see `strata init` for the keys", e.message()),
-                )
-            })?,
+            Ok(text) => {
+                toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| {
+                    Error::input(
+                        &path,
+                        format!("{}; see `strata init` for the keys", e.message()),
+                    )
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::input(&path, "is not UTF-8 text"));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(_) if path.is_dir() => {
+                return Err(Error::input(
+                    &path,
+                    "is a folder, but the project configuration is a file: remove the folder \
+                     (`strata init` writes the file)",
+                ));
+            }
             Err(e) => return Err(Error::io(path, e)),
         };
         Ok(Project {
@@ -151,6 +163,35 @@ impl Project {
             root,
             config,
         })
+    }
+
+    /// Refuses to work in a wrong place rather than start afresh there: the project folder must
+    /// exist and hold `strata.toml` or its migrations folder, and each database's folder must
+    /// exist (strata creates database files, never the folders a typo would invent). Every
+    /// command but `strata init` calls this first.
+    pub fn require_existing(&self) -> Result<(), Error> {
+        let shown = if self.root.as_os_str().is_empty() {
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+        } else {
+            self.root.clone()
+        };
+        if !shown.is_dir() {
+            return Err(Error::Usage(format!(
+                "the project folder {} does not exist: pass --project the folder that holds strata.toml, or create a project there with `strata init --project {}`",
+                shown.display(),
+                shown.display()
+            )));
+        }
+        if !self.root.join(CONFIG_FILE).exists() && !self.migrations_dir().exists() {
+            return Err(Error::Usage(format!(
+                "{} is not a strata project: it holds neither {CONFIG_FILE} nor {}/. Run the command in the project (or a folder below it), pass --project DIR, or start a project here with `strata init`",
+                shown.display(),
+                self.config.migrations.display()
+            )));
+        }
+        check_db_path(&self.db, "--db", "db")?;
+        check_db_path(&self.test_db, "--test-db", "test_db")?;
+        Ok(())
     }
 
     /// The migrations folder.
@@ -187,6 +228,36 @@ impl Project {
         }
         Ok(dir)
     }
+}
+
+/// A database path must name a file (or nothing yet), not a folder.
+fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
+    if db.is_dir() {
+        return Err(Error::input(
+            db,
+            format!(
+                "is a folder, not a database file: pass {flag} the SQLite file (or the name of a new one), or fix `{key}` in {CONFIG_FILE}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `--db` and `--test-db` must name a file in a folder that exists: a typo in the flag must
+/// not create folders and a fresh database (strata.toml's paths are created as needed).
+pub fn check_db_flag(db: &Path, flag: &str) -> Result<(), Error> {
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "{flag} {}: the folder {} does not exist; create it first (`mkdir -p {}`), or fix \
+             the path",
+            db.display(),
+            parent.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The name of a migration's optional settings file.

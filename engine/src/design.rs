@@ -76,6 +76,15 @@ pub struct DiffReport {
 
 impl DiffReport {
     /// Refuses (exit 3) when the SQL would drop data, unless allowed.
+    /// Whether the live schema differs anywhere from the snapshots (`diff --exit-code`).
+    pub fn has_differences(&self) -> bool {
+        !self.unowned.is_empty()
+            || self
+                .modules
+                .iter()
+                .any(|m| !m.diff.is_empty() || m.delta.as_ref().is_some_and(|d| !d.is_empty()))
+    }
+
     pub fn check_destructive(&self, allow: bool) -> Result<(), Error> {
         let changes: Vec<String> = self
             .modules
@@ -212,6 +221,10 @@ fn check_module(module: &str) -> Result<(), Error> {
 fn modules(tree: &Tree, own: &Ownership, module: Option<&str>) -> Result<Vec<String>, Error> {
     if let Some(m) = module {
         check_module(m)?;
+        let owns = own.owners.iter().any(|o| o.module == m);
+        if !tree.modules.iter().any(|t| t == m) && !owns {
+            return Err(Error::Usage(tree::unknown_module(m, &tree.modules)));
+        }
         return Ok(vec![m.to_string()]);
     }
     let mut all = tree.modules.clone();
@@ -566,7 +579,7 @@ fn write_migration(
     do_sql: &str,
     schema_sql: &str,
 ) -> Result<Migration, Error> {
-    let dir = scaffold::new_migration(project, module, slug)?;
+    let dir = scaffold::new_migration(project, module, slug, true)?;
     let path = dir.join("do.sql");
     std::fs::write(&path, do_sql).map_err(|e| Error::io(&path, e))?;
     let tree = Tree::load(&project.migrations_dir())?;

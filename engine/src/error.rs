@@ -91,6 +91,20 @@ impl Error {
         if crate::sqlite::is_busy(&source) {
             return Error::Refused(vec![Refusal::Locked { db }]);
         }
+        if matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+        ) {
+            let context = context.into();
+            return Error::Input {
+                path: db,
+                message: format!(
+                    "{context}: this is not a SQLite database, or it is damaged ({source}); \
+                     check the path (--db, --test-db, strata.toml, the backup named), or put a \
+                     good copy back (`strata restore`)"
+                ),
+            };
+        }
         Error::Database {
             db,
             context: context.into(),
@@ -130,6 +144,8 @@ pub enum Refusal {
         migration: String,
         /// The files that differ, were added or were removed.
         files: Vec<PathBuf>,
+        /// Those of `files` that were added since (nothing to check out for them).
+        added: Vec<PathBuf>,
     },
     /// A pending migration is older than the newest applied one of its module.
     OutOfOrder {
@@ -160,17 +176,52 @@ impl fmt::Display for Refusal {
                 db,
                 migration,
                 files,
+                added,
             } => {
-                let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                let show = |list: &[&PathBuf]| {
+                    list.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let changed: Vec<&PathBuf> = files.iter().filter(|p| !added.contains(p)).collect();
+                let added: Vec<&PathBuf> = files.iter().filter(|p| added.contains(p)).collect();
                 write!(
                     f,
-                    "{migration} was changed after it was applied to {}: {} differ{}. \
-                     An applied migration is history: restore the file (for example \
-                     `git checkout -- <file>`) and put the change in a new migration \
-                     (`strata new <module> <slug>`).",
-                    db.display(),
-                    files.join(", "),
-                    if files.len() == 1 { "s" } else { "" },
+                    "{migration} was changed after it was applied to {}:",
+                    db.display()
+                )?;
+                if !changed.is_empty() {
+                    write!(
+                        f,
+                        " {} differ{}",
+                        show(&changed),
+                        if changed.len() == 1 { "s" } else { "" }
+                    )?;
+                }
+                if !added.is_empty() {
+                    write!(
+                        f,
+                        "{} {} {} added",
+                        if changed.is_empty() { "" } else { ";" },
+                        show(&added),
+                        if added.len() == 1 { "was" } else { "were" }
+                    )?;
+                }
+                write!(f, ". An applied migration is history: ")?;
+                match (changed.is_empty(), added.is_empty()) {
+                    (false, true) => write!(f, "restore the file (`git checkout -- <file>`)")?,
+                    (true, false) => write!(f, "remove the added file")?,
+                    _ => write!(
+                        f,
+                        "restore the changed files (`git checkout -- <file>`), remove the added ones"
+                    )?,
+                }
+                write!(
+                    f,
+                    " and put the change in a new migration (`strata new <module> <slug>`). If \
+                     the change was deliberate and must not run again (a comment, a fix already \
+                     made by hand), re-pin it: `strata repair {migration} --yes`."
                 )
             }
             Refusal::OutOfOrder {

@@ -175,6 +175,13 @@ pub enum Event<'a> {
     },
     /// Something the user should know that does not stop the run.
     Warning(String),
+    /// `strata build` starts compiling a guest crate.
+    BuildStarted {
+        migration: &'a str,
+        source: &'a Path,
+    },
+    /// A line cargo printed while it builds a guest crate (its progress and diagnostics).
+    BuildOutput(&'a str),
 }
 
 /// A sink for events; `|_| {}` ignores them.

@@ -14,8 +14,9 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::checksum::hex;
-use crate::config::{MigrationConfig, Project};
+use crate::config::{MigrationBuild, MigrationConfig, Project};
 use crate::error::Error;
+use crate::event::{Event, EventSink};
 use crate::sandbox::{Sandbox, World};
 use crate::tree::{Migration, Tree};
 
@@ -79,32 +80,7 @@ pub fn find(project: &Project, selector: Option<&str>) -> Result<Vec<GuestCrate>
     let mut crates = Vec::new();
     for m in chosen {
         let build = MigrationConfig::load(&m.dir)?.build;
-        let slots = [
-            (
-                World::Transform,
-                build.transform,
-                "transform",
-                "transform.wasm",
-            ),
-            (
-                World::Seed,
-                build.test_seed,
-                "test-data/seed",
-                "test-data/seed.wasm",
-            ),
-            (
-                World::Seed,
-                build.proj_seed,
-                "proj-data/seed",
-                "proj-data/seed.wasm",
-            ),
-            (World::Check, build.check, "check", "check.wasm"),
-        ];
-        for (world, configured, default_dir, output) in slots {
-            let named = configured.is_some();
-            let source = m
-                .dir
-                .join(configured.unwrap_or_else(|| PathBuf::from(default_dir)));
+        for (world, source, named, output) in slots(m, &build) {
             if source.join("Cargo.toml").is_file() {
                 crates.push(GuestCrate {
                     migration: m.label(),
@@ -126,11 +102,161 @@ pub fn find(project: &Project, selector: Option<&str>) -> Result<Vec<GuestCrate>
     Ok(crates)
 }
 
+/// The four places a guest crate can be: its world, its source folder (from `[build]` or the
+/// default), whether `[build]` named it, and the `.wasm` it builds.
+fn slots(m: &Migration, build: &MigrationBuild) -> [(World, PathBuf, bool, &'static str); 4] {
+    let at = |configured: &Option<PathBuf>, default: &str| {
+        (
+            m.dir
+                .join(configured.clone().unwrap_or_else(|| PathBuf::from(default))),
+            configured.is_some(),
+        )
+    };
+    let (t, tn) = at(&build.transform, "transform");
+    let (ts, tsn) = at(&build.test_seed, "test-data/seed");
+    let (ps, psn) = at(&build.proj_seed, "proj-data/seed");
+    let (c, cn) = at(&build.check, "check");
+    [
+        (World::Transform, t, tn, "transform.wasm"),
+        (World::Seed, ts, tsn, "test-data/seed.wasm"),
+        (World::Seed, ps, psn, "proj-data/seed.wasm"),
+        (World::Check, c, cn, "check.wasm"),
+    ]
+}
+
+/// The suffix of the file beside each built `.wasm` that records what it was built from
+/// (`transform.wasm.built-from`): committed with it, never pinned.
+pub const BUILT_FROM: &str = ".built-from";
+
+/// Checks a migration's components against their guest crates before anything runs: a crate
+/// whose `.wasm` is missing is an error (the step would silently run without it, and be
+/// pinned so); a `.wasm` whose crate changed since `strata build` recorded its sources comes
+/// back as a warning, one per component.
+pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<String>, Error> {
+    let mut stale = Vec::new();
+    for (_, source, _, output) in slots(m, build) {
+        if !source.join("Cargo.toml").is_file() {
+            continue;
+        }
+        let wasm = m.file(output);
+        if !wasm.is_file() {
+            return Err(Error::input(
+                &wasm,
+                format!(
+                    "is missing, but its guest crate {} is there: without it the step would run \
+                     without its component and be pinned so. Build it with `strata build {}` \
+                     (then commit the .wasm)",
+                    source.display(),
+                    m.label()
+                ),
+            ));
+        }
+        let record = record_path(&wasm);
+        let Ok(text) = std::fs::read_to_string(&record) else {
+            continue;
+        };
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(key)?
+                        .trim()
+                        .strip_prefix('=')?
+                        .trim()
+                        .strip_prefix('"')?
+                        .strip_suffix('"')
+                })
+                .map(str::to_string)
+        };
+        let bytes = std::fs::read(&wasm).map_err(|e| Error::io(&wasm, e))?;
+        if field("wasm_sha256").as_deref() != Some(hex(&Sha256::digest(&bytes)).as_str()) {
+            stale.push(format!(
+                "{} was not built from the sources {} records (the .wasm changed since): \
+                 rebuild it with `strata build {}`",
+                wasm.display(),
+                record.display(),
+                m.label()
+            ));
+        } else if field("sources_sha256").as_deref() != Some(sources_sha256(&source)?.as_str()) {
+            stale.push(format!(
+                "{} is older than its sources: {} changed since `strata build` made it; rebuild \
+                 it with `strata build {}` (what runs is the committed .wasm)",
+                wasm.display(),
+                source.display(),
+                m.label()
+            ));
+        }
+    }
+    Ok(stale)
+}
+
+fn record_path(wasm: &Path) -> PathBuf {
+    let mut name = wasm.as_os_str().to_owned();
+    name.push(BUILT_FROM);
+    PathBuf::from(name)
+}
+
+/// The sha256 of a guest crate's sources: every file under `dir` but `target/` and hidden
+/// entries, by relative path, CRLF read as LF.
+pub fn sources_sha256(dir: &Path) -> Result<String, Error> {
+    fn walk(dir: &Path, rel: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), Error> {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || (rel.as_os_str().is_empty() && name == "target") {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, &rel.join(&name), out)?;
+            } else {
+                out.push((rel.join(&name).to_string_lossy().into_owned(), path));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, Path::new(""), &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    for (rel, path) in files {
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
+        hasher.update(rel.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Writes the record of what `c`'s component was built from, beside it.
+fn write_record(c: &GuestCrate, component: &[u8]) -> Result<(), Error> {
+    let record = record_path(&c.output);
+    let source = c
+        .output
+        .parent()
+        .and_then(|dir| c.source.strip_prefix(dir).ok())
+        .unwrap_or(&c.source);
+    let text = format!(
+        "# What `strata build` made {} from. Committed with it, not pinned: `strata plan` and\n\
+         # `migrate` warn, and `sandbox` fails, when the sources no longer match.\n\
+         source = \"{}\"\n\
+         sources_sha256 = \"{}\"\n\
+         wasm_sha256 = \"{}\"\n",
+        c.output.file_name().unwrap_or_default().to_string_lossy(),
+        source.display(),
+        sources_sha256(&c.source)?,
+        hex(&Sha256::digest(component)),
+    );
+    std::fs::write(&record, text).map_err(|e| Error::io(&record, e))
+}
+
 /// Builds every crate in `crates`, writing each component; stops at the first failure.
 pub fn build(
     project: &Project,
     crates: &[GuestCrate],
     sandbox: &Sandbox,
+    events: &mut EventSink<'_>,
 ) -> Result<Vec<Built>, Error> {
     if crates.is_empty() {
         return Ok(Vec::new());
@@ -140,7 +266,11 @@ pub fn build(
     crates
         .iter()
         .map(|c| {
-            let core = compile(c, &target_dir)?;
+            events(&Event::BuildStarted {
+                migration: &c.migration,
+                source: &c.source,
+            });
+            let core = compile(c, &target_dir, events)?;
             let component = wit_component::ComponentEncoder::default()
                 .module(&core)
                 .and_then(|e| e.validate(true).encode())
@@ -152,6 +282,7 @@ pub fn build(
                 })?;
             check_world(sandbox, c, &component)?;
             std::fs::write(&c.output, &component).map_err(|e| Error::io(&c.output, e))?;
+            write_record(c, &component)?;
             Ok(Built {
                 migration: c.migration.clone(),
                 output: c.output.clone(),
@@ -292,7 +423,11 @@ impl BuildRoot {
 }
 
 /// Builds one crate and returns its core module.
-fn compile(c: &GuestCrate, target_dir: &Path) -> Result<Vec<u8>, Error> {
+fn compile(
+    c: &GuestCrate,
+    target_dir: &Path,
+    events: &mut EventSink<'_>,
+) -> Result<Vec<u8>, Error> {
     let source = absolute(&c.source)?;
     let real_root = common_ancestor(&local_dirs(&source)?);
     let root = BuildRoot::enter(&real_root)?;
@@ -319,29 +454,47 @@ fn compile(c: &GuestCrate, target_dir: &Path) -> Result<Vec<u8>, Error> {
     for setting in PINNED_PROFILE {
         cmd.args(["--config", setting]);
     }
-    let out = cmd
+    let mut child = cmd
         .env("CARGO_TARGET_DIR", target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
         .env_remove("RUSTFLAGS")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| build_error(&c.source, format!("cannot run cargo: {e}")))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+    // stdout (JSON messages) is read on a thread while cargo's progress on stderr is passed on
+    // line by line, so the user sees the build move.
+    let mut stdout_pipe = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout_pipe, &mut text);
+        text
+    });
+    let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let stderr_pipe = child.stderr.take().expect("piped");
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr_pipe)) {
+        let Ok(line) = line else { break };
+        events(&Event::BuildOutput(&line));
+        if tail.len() == 40 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| build_error(&c.source, format!("cannot run cargo: {e}")))?;
+    let stdout = reader.join().unwrap_or_default();
+    if !status.success() {
         return Err(build_error(
             &c.source,
-            format!("cargo build failed:\n{}", tail.join("\n")),
+            format!(
+                "cargo build failed:\n{}",
+                tail.into_iter().collect::<Vec<_>>().join("\n")
+            ),
         ));
     }
     let mut wasm = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };

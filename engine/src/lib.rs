@@ -10,10 +10,12 @@
 //!
 //! Module map: `config` (strata.toml, migration.toml, paths), `tree` (the migrations folder),
 //! `checksum` (what pins an applied migration), `plan` (pure: applied + discovered -> steps or
-//! refusals), `ledger` (the bookkeeping tables), `data` (data.json), `sqlite` (connections and
+//! refusals), `ledger` (the bookkeeping tables), `data` (data.json), `input` (checks on SQL files before
+//! anything runs), `sqlite` (connections and
 //! statement scripts), `step` (one migration in one transaction), `sandbox` (running components:
 //! engine, limits, SQL host API, authorizer, compile cache), `migrator` (validate, phases,
-//! sandbox mode, restore), `backup`, `guest` (`strata build`), `scaffold` (init, new), `event`,
+//! sandbox mode, restore), `backup`, `guest` (`strata build`), `repair` (re-pinning
+//! applied migrations changed on purpose), `scaffold` (init, new), `event`,
 //! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership) and `design` (the
 //! design-time commands on a project: dump, diff, new --from-diff, baseline, drift).
 
@@ -26,9 +28,11 @@ pub mod error;
 pub mod event;
 pub mod exit;
 pub mod guest;
+pub mod input;
 pub mod ledger;
 pub mod migrator;
 pub mod plan;
+pub mod repair;
 pub mod sandbox;
 pub mod scaffold;
 pub mod schema;

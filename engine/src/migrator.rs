@@ -131,6 +131,11 @@ impl<'a> Runner<'a> {
         })
     }
 
+    /// Warnings about components older than their sources, in no particular order.
+    fn stale(&self) -> impl Iterator<Item = String> + '_ {
+        self.prepared.values().flat_map(|p| p.stale.iter().cloned())
+    }
+
     /// Runs `pending` on `db`, one step at a time, after a verified backup when `how.backup`.
     fn phase(
         &self,
@@ -394,6 +399,9 @@ pub fn migrate(
             .iter()
             .flat_map(|(_, _, pending)| pending.iter().copied()),
     )?;
+    for stale in runner.stale() {
+        events(&Event::Warning(stale));
+    }
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, db, pending) in &phases {
@@ -487,6 +495,12 @@ pub fn sandbox(
     let pending =
         plan::plan(&db, &tree.migrations, &applied, &opts.plan).map_err(Error::Refused)?;
     let runner = Runner::new(project, pending.iter().copied())?;
+    if let Some(stale) = runner.stale().next() {
+        return Err(Error::Usage(format!(
+            "{stale}. The sandbox runs what CI would commit, so it refuses a component that \
+             does not match its sources"
+        )));
+    }
 
     let mut steps: Vec<SandboxStep> = Vec::new();
     let mut fuel: HashMap<MigrationId, u64> = HashMap::new();
@@ -555,6 +569,13 @@ pub fn restore(
     };
     let dir = project.backups_dir();
     let chosen = match backup {
+        Some(b) if b.is_dir() => {
+            return Err(Error::input(
+                b,
+                "is a folder, not a backup: name one backup file (`ls .strata/backups/`), or \
+                 give no name to restore the newest",
+            ));
+        }
         Some(b) if b.is_file() => b.to_path_buf(),
         Some(b) if dir.join(b).is_file() => dir.join(b),
         Some(b) => {
@@ -595,6 +616,18 @@ pub struct DatabaseStatus {
     pub migrations: Vec<StatusEntry>,
     /// Tables, indexes, views and triggers that no module owns (see `schema::owner`).
     pub unowned: Vec<crate::schema::ObjectRef>,
+    /// Modules whose live schema differs from their last applied snapshot (the real database
+    /// only: that is where `migrate` refuses drift).
+    pub drift: Vec<Drifted>,
+}
+
+/// A module that drifted: changed outside strata since its last applied migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drifted {
+    pub module: String,
+    pub snapshot: PathBuf,
+    /// The differences, one per line.
+    pub difference: String,
 }
 
 /// `strata status`: every migration's state on the test and the real database. Opens both
@@ -610,9 +643,91 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
                 exists: db.exists(),
                 migrations: plan::status(&tree.migrations, &read_applied(project, db)?),
                 unowned: crate::design::unowned(project, db)?,
+                drift: if phase == Phase::Apply {
+                    drifted(project)?
+                } else {
+                    Vec::new()
+                },
             })
         })
         .collect()
+}
+
+/// The SQL one step runs, in its order, as a script a reader can follow: the transaction,
+/// do.sql, data as INSERT statements, checks.sql; components and the checks strata makes itself
+/// as comments.
+fn step_sql(p: &Prepared, test_data: bool) -> String {
+    let mut out = format!("-- {}\nBEGIN IMMEDIATE;\n", p.migration.label());
+    let mut section = |title: &str, body: Option<String>| {
+        out.push_str(&format!("-- {title}\n"));
+        if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
+            out.push_str(body.trim_end());
+            out.push('\n');
+        }
+    };
+    section("do.sql", Some(p.do_sql.clone()));
+    let component =
+        |file: &str| format!("{file}: a WebAssembly component; its SQL is known only when it runs");
+    if p.transform.is_some() {
+        section(&component("transform.wasm"), None);
+    }
+    let data = |d: &crate::data::DataSet, dir: &str| {
+        (
+            format!("{dir}/data.json: {} row(s)", d.row_count()),
+            Some(d.to_sql()),
+        )
+    };
+    if test_data {
+        if let Some(d) = &p.test_data {
+            let (t, b) = data(d, "test-data");
+            section(&t, b);
+        }
+        if p.test_seed.is_some() {
+            section(&component("test-data/seed.wasm"), None);
+        }
+    }
+    if let Some(d) = &p.proj_data {
+        let (t, b) = data(d, "proj-data");
+        section(&t, b);
+    }
+    if p.proj_seed.is_some() {
+        section(&component("proj-data/seed.wasm"), None);
+    }
+    if let Some(checks) = &p.checks {
+        section(
+            "checks.sql: each query's rows are violations",
+            Some(checks.clone()),
+        );
+    }
+    if p.check.is_some() {
+        section(&component("check.wasm"), None);
+    }
+    section(
+        "strata checks foreign keys",
+        Some("PRAGMA foreign_key_check;".into()),
+    );
+    out.push_str("-- strata compares the schema with schema.sql and records the step\nCOMMIT;\n");
+    out
+}
+
+/// The drift of the real database, for `status`.
+fn drifted(project: &Project) -> Result<Vec<Drifted>, Error> {
+    Ok(crate::design::drift(project)?
+        .into_iter()
+        .filter_map(|r| match r {
+            crate::error::Refusal::Drift {
+                module,
+                snapshot,
+                difference,
+                ..
+            } => Some(Drifted {
+                module,
+                snapshot,
+                difference,
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 /// One planned step: the migration and the actions it would run.
@@ -620,6 +735,12 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
 pub struct PlannedStep {
     pub migration: String,
     pub actions: Vec<Action>,
+    /// Components older than their sources.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// With `plan --sql`: the SQL the step runs, in order (components noted as comments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
 }
 
 /// The steps one phase would run.
@@ -633,6 +754,19 @@ pub struct PlannedPhase {
 /// `strata plan`: what `migrate` with `opts` would run, in order, without running it. Refuses
 /// exactly when `migrate` would.
 pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, Error> {
+    plan_steps(project, opts, false)
+}
+
+/// `strata plan --sql`: [`plan`], with the SQL of each step (a dry run).
+pub fn plan_with_sql(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, Error> {
+    plan_steps(project, opts, true)
+}
+
+fn plan_steps(
+    project: &Project,
+    opts: &MigrateOptions,
+    with_sql: bool,
+) -> Result<Vec<PlannedPhase>, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let mut out = Vec::new();
     let mut refusals = Vec::new();
@@ -643,9 +777,13 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
                 let steps = pending
                     .into_iter()
                     .map(|m| {
+                        let prepared = Prepared::load(m)?;
+                        let test_data = phase.loads_test_data();
                         Ok(PlannedStep {
                             migration: m.label(),
-                            actions: Prepared::load(m)?.actions(phase.loads_test_data()),
+                            actions: prepared.actions(test_data),
+                            sql: with_sql.then(|| step_sql(&prepared, test_data)),
+                            warnings: prepared.stale,
                         })
                     })
                     .collect::<Result<_, Error>>()?;
@@ -658,11 +796,21 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
             Err(r) => refusals.extend(r),
         }
     }
+    if !opts.allow_drift {
+        refusals.extend(crate::design::drift(project)?);
+    }
     if refusals.is_empty() {
         Ok(out)
     } else {
         Err(Error::Refused(refusals))
     }
+}
+
+/// `strata status --check`: whether `migrate` with `opts` would start. Refuses (exit 3) or
+/// reports bad input (exit 2) exactly as `migrate` would, reading every pending input, and
+/// touches nothing.
+pub fn check(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
+    plan(project, opts).map(|_| ())
 }
 
 /// The migrations applied to `db`, read without creating or changing anything.

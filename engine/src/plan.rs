@@ -118,10 +118,25 @@ pub fn plan<'m>(
         match &entry.state {
             State::Modified { files } => {
                 let dir = &by_label[&entry.id].dir;
+                let recorded = applied
+                    .iter()
+                    .find(|a| a.id == entry.id)
+                    .and_then(|a| a.manifest.as_ref())
+                    .map(|m| m.to_lines())
+                    .unwrap_or_default();
+                let added = files
+                    .iter()
+                    .filter(|f| {
+                        let line_end = format!("  {}", f.display());
+                        dir.join(f).exists() && !recorded.lines().any(|l| l.ends_with(&line_end))
+                    })
+                    .map(|f| dir.join(f))
+                    .collect();
                 refusals.push(Refusal::Modified {
                     db: db.to_path_buf(),
                     migration: entry.label(),
                     files: files.iter().map(|f| dir.join(f)).collect(),
+                    added,
                 });
             }
             State::Missing => refusals.push(Refusal::Missing {
@@ -242,6 +257,7 @@ mod tests {
                 db: "db".into(),
                 migration: "a/20240101T000000Z-s".into(),
                 files: vec![PathBuf::from("migrations/a/20240101T000000Z-s/do.sql")],
+                added: vec![],
             }]
         );
     }

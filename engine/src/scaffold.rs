@@ -1,14 +1,15 @@
 //! Creating project files: `strata init` (strata.toml and the migrations folder) and
 //! `strata new` (the next stamped migration folder of a module).
 //!
-//! Writes only new files and folders; never overwrites, never opens a database.
+//! Writes only new files and folders (and the lines `init` adds to `.gitignore`); never
+//! overwrites, never opens a database.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
-use crate::config::{CONFIG_FILE, Config, Project};
+use crate::config::{CONFIG_FILE, Config, Project, STATE_DIR};
 use crate::error::Error;
 use crate::tree::{self, STAMP_FORMAT};
 
@@ -21,9 +22,34 @@ pub fn init(project: &Project) -> Result<PathBuf, Error> {
             "already exists: this folder is a strata project; edit the file instead",
         ));
     }
+    if !project.root.as_os_str().is_empty() {
+        std::fs::create_dir_all(&project.root).map_err(|e| Error::io(&project.root, e))?;
+    }
     std::fs::write(&path, Config::template()).map_err(|e| Error::io(&path, e))?;
     let migrations = project.migrations_dir();
     std::fs::create_dir_all(&migrations).map_err(|e| Error::io(&migrations, e))?;
+    let ignore = project.root.join(".gitignore");
+    let existing = match std::fs::read_to_string(&ignore) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io(&ignore, e)),
+    };
+    let missing: Vec<String> = ignored(&project.config)
+        .into_iter()
+        .filter(|l| !existing.lines().any(|e| e.trim() == l))
+        .collect();
+    if !missing.is_empty() {
+        let mut text = existing;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("# strata: local databases, the test database, backups and builds\n");
+        for l in missing {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        std::fs::write(&ignore, text).map_err(|e| Error::io(&ignore, e))?;
+    }
     Ok(path)
 }
 
@@ -32,9 +58,17 @@ pub fn init(project: &Project) -> Result<PathBuf, Error> {
 /// The stamp is now (UTC), or one second past the module's newest stamp if that is not older,
 /// so two calls in the same second, or a clock behind the tree, never collide or fall out of
 /// order. Concurrent calls are serialized by a lock file in `.strata/`.
-pub fn new_migration(project: &Project, module: &str, slug: &str) -> Result<PathBuf, Error> {
+/// A module that does not exist yet is started only with `new_module` (`--new-module`), so a
+/// typo in the name is an error that suggests the closest module, not a new module.
+pub fn new_migration(
+    project: &Project,
+    module: &str,
+    slug: &str,
+    new_module: bool,
+) -> Result<PathBuf, Error> {
     tree::check_module_name(module).map_err(Error::Usage)?;
     tree::check_slug(slug).map_err(Error::Usage)?;
+    require_module(project, module, new_module)?;
     let state = project.ensure_state_dir()?;
     let lock_path = state.join("new.lock");
     let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
@@ -53,6 +87,162 @@ pub fn new_migration(project: &Project, module: &str, slug: &str) -> Result<Path
     let do_sql = dir.join("do.sql");
     std::fs::write(&do_sql, "").map_err(|e| Error::io(&do_sql, e))?;
     Ok(dir)
+}
+
+/// Which guest crate `strata new --transform/--seed/--check` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guest {
+    /// `transform/`, building `transform.wasm`.
+    Transform,
+    /// `test-data/seed/`, building `test-data/seed.wasm` (test database only).
+    Seed,
+    /// `check/`, building `check.wasm`.
+    Check,
+}
+
+impl Guest {
+    fn dir(self) -> &'static str {
+        match self {
+            Guest::Transform => "transform",
+            Guest::Seed => "test-data/seed",
+            Guest::Check => "check",
+        }
+    }
+
+    fn lib_rs(self, label: &str) -> String {
+        let body = match self {
+            Guest::Transform => {
+                "use strata_sdk::{Result, log};\n\n\
+                 /// Runs once, after do.sql, inside the step's transaction. Read with\n\
+                 /// `sql::stream`/`sql::query`, write with `sql::Writer`/`sql::execute`.\n\
+                 fn run() -> Result<()> {\n    log::info(\"nothing to do yet\");\n    Ok(())\n}\n\n\
+                 strata_sdk::transform!(run);\n"
+            }
+            Guest::Seed => {
+                "use serde::Deserialize;\nuse strata_sdk::{Result, log};\n\n\
+                 /// The parameters: the \"$seed\" entry of the data.json beside seed.wasm.\n\
+                 #[derive(Deserialize, Default)]\n#[serde(default)]\nstruct Params {\n    count: u32,\n}\n\n\
+                 fn seed(params: Params) -> Result<()> {\n    \
+                 log::info(format!(\"asked for {} rows\", params.count));\n    Ok(())\n}\n\n\
+                 strata_sdk::seed!(seed);\n"
+            }
+            Guest::Check => {
+                "use strata_sdk::Result;\n\n\
+                 /// One message per violation; an empty list passes.\n\
+                 fn check() -> Result<Vec<String>> {\n    Ok(Vec::new())\n}\n\n\
+                 strata_sdk::check!(check);\n"
+            }
+        };
+        format!("//! The {} component of {label}.\n\n{body}", self.dir())
+    }
+}
+
+/// Where the guest SDK is: `STRATA_SDK`, else the `sdk/` of the strata checkout this binary
+/// was built from.
+fn sdk_dir() -> Result<PathBuf, Error> {
+    let dir = std::env::var_os("STRATA_SDK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
+    std::fs::canonicalize(&dir)
+        .ok()
+        .filter(|d| d.join("Cargo.toml").is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "cannot find strata-sdk at {}: set STRATA_SDK to the sdk/ folder of a strata \
+                 checkout",
+                dir.display()
+            ))
+        })
+}
+
+/// `to` as a path relative to `from` (both absolute).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in from.components().skip(common) {
+        out.push("..");
+    }
+    for c in to.components().skip(common) {
+        out.push(c);
+    }
+    out
+}
+
+/// Starts a guest crate in the migration folder `dir`: Cargo.toml with the SDK as a path
+/// dependency, a `lib.rs` that compiles, and a `migration.toml` with its `[sandbox]` section.
+/// Plain files: no `cargo new`, so no nested git repository. Returns the crate folder.
+pub fn guest_crate(dir: &Path, label: &str, guest: Guest) -> Result<PathBuf, Error> {
+    let crate_dir = dir.join(guest.dir());
+    let src = crate_dir.join("src");
+    std::fs::create_dir_all(&src).map_err(|e| Error::io(&src, e))?;
+    let absolute = std::fs::canonicalize(&crate_dir).map_err(|e| Error::io(&crate_dir, e))?;
+    let sdk = relative(&absolute, &sdk_dir()?);
+    let name = label.replace('/', "-").to_lowercase();
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let manifest = format!(
+        "[package]\nname = \"{name}-{}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\n\n\
+         [dependencies]\nstrata-sdk = {{ path = \"{}\" }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+         # A guest builds on its own, for wasm32-unknown-unknown (`strata build`).\n[workspace]\n",
+        crate_dir.file_name().unwrap_or_default().to_string_lossy(),
+        sdk.display()
+    );
+    for (path, text) in [
+        (crate_dir.join("Cargo.toml"), manifest),
+        (src.join("lib.rs"), guest.lib_rs(label)),
+    ] {
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    let toml = dir.join(crate::config::MIGRATION_CONFIG_FILE);
+    if !toml.exists() {
+        let text = "# What this migration's components may touch, and their limits (capped by\n\
+                    # strata.toml's [sandbox]). Without reads/writes: every table but strata's own.\n\
+                    [sandbox]\n\
+                    # reads = [\"people\"]\n\
+                    # writes = [\"people\"]\n\
+                    # fuel = 50_000_000_000\n\
+                    # memory_mib = 256\n\
+                    # timeout_s = 600\n";
+        std::fs::write(&toml, text).map_err(|e| Error::io(&toml, e))?;
+    }
+    Ok(crate_dir)
+}
+
+/// Refuses a module that does not exist unless `new_module` says to start it.
+pub fn require_module(project: &Project, module: &str, new_module: bool) -> Result<(), Error> {
+    if new_module || project.migrations_dir().join(module).is_dir() {
+        return Ok(());
+    }
+    let known = tree::Tree::load(&project.migrations_dir())?.modules;
+    Err(Error::Usage(format!(
+        "{}. To start a new module `{module}`, pass --new-module",
+        tree::unknown_module(module, &known)
+    )))
+}
+
+/// The `.gitignore` lines `strata init` makes sure of: strata's own folder and the databases.
+fn ignored(config: &Config) -> Vec<String> {
+    let db = config.db.display().to_string();
+    vec![
+        format!("/{STATE_DIR}/"),
+        format!("/{db}"),
+        format!("/{db}-journal"),
+        format!("/{db}-wal"),
+        format!("/{db}-shm"),
+    ]
 }
 
 /// `now` as a stamp, or one second past the newest of `existing` if that is not older.

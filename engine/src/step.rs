@@ -45,6 +45,8 @@ pub struct Prepared {
     pub check: Option<Vec<u8>>,
     /// `schema.sql`: the module's schema expected after this step.
     pub snapshot: Option<String>,
+    /// Components older than their guest crates' sources (see `guest::check_components`).
+    pub stale: Vec<String>,
 }
 
 impl Prepared {
@@ -61,8 +63,12 @@ impl Prepared {
         let text = |name: &str| -> Result<Option<String>, Error> {
             bytes(name)?
                 .map(|b| {
-                    String::from_utf8(b)
-                        .map_err(|_| Error::input(m.file(name), "is not UTF-8 text"))
+                    let text = String::from_utf8(b)
+                        .map_err(|_| Error::input(m.file(name), "is not UTF-8 text"))?;
+                    if name.ends_with(".sql") && name != crate::design::SNAPSHOT {
+                        crate::input::check_script(&m.file(name), &text)?;
+                    }
+                    Ok(text)
                 })
                 .transpose()
         };
@@ -74,8 +80,10 @@ impl Prepared {
                 Ok(None)
             }
         };
+        let config = MigrationConfig::load(&m.dir)?;
         Ok(Prepared {
-            config: MigrationConfig::load(&m.dir)?,
+            stale: crate::guest::check_components(m, &config.build)?,
+            config,
             do_sql: text("do.sql")?.unwrap_or_default(),
             checks: text("checks.sql")?,
             test_data: data("test-data/data.json")?,

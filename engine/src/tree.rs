@@ -22,11 +22,17 @@ const MIGRATION_FILES: &[&str] = &[
     "checks.sql",
     "check.wasm",
     "schema.sql",
+    "transform.wasm.built-from",
+    "check.wasm.built-from",
 ];
 /// Folders a migration folder may hold (guest crates and data folders).
 const MIGRATION_DIRS: &[&str] = &["transform", "check", "test-data", "proj-data"];
+/// Entries of `LATEST/`.
+const LATEST_FILES: &[&str] = &["schema.sql"];
+/// Notes any of these folders may hold: documentation, never run and never pinned.
+const NOTES: &str = ".md";
 /// Entries of `test-data/` and `proj-data/`.
-const DATA_FILES: &[&str] = &["data.json", "seed.wasm"];
+const DATA_FILES: &[&str] = &["data.json", "seed.wasm", "seed.wasm.built-from"];
 const DATA_DIRS: &[&str] = &["seed"];
 
 /// A migration's identity: its module and its stamp. Unique within a project.
@@ -101,9 +107,23 @@ impl Tree {
         if !root.exists() {
             return Ok(tree);
         }
+        if !root.is_dir() {
+            return Err(Error::Tree {
+                problems: vec![problem(
+                    root,
+                    "is a file, but the migrations folder must be a folder of modules: move the \
+                     file away (`strata init` creates the folder), or point `migrations` in \
+                     strata.toml elsewhere",
+                )],
+            });
+        }
         let mut problems = Vec::new();
+        let inside = Boundary::of(root)?;
         for entry in list_dir(root)? {
             let path = root.join(&entry);
+            if inside.refuses(&path, &mut problems) {
+                continue;
+            }
             if !path.is_dir() {
                 problems.push(problem(
                     &path,
@@ -115,7 +135,7 @@ impl Tree {
                 problems.push(problem(&path, why));
                 continue;
             }
-            load_module(&path, &entry, &mut tree.migrations, &mut problems)?;
+            load_module(&path, &entry, &inside, &mut tree.migrations, &mut problems)?;
             tree.modules.push(entry);
         }
         if !problems.is_empty() {
@@ -136,13 +156,18 @@ impl Tree {
 fn load_module(
     dir: &Path,
     module: &str,
+    inside: &Boundary,
     out: &mut Vec<Migration>,
     problems: &mut Vec<TreeProblem>,
 ) -> Result<(), Error> {
     let mut seen: Vec<(String, PathBuf)> = Vec::new();
     for entry in list_dir(dir)? {
         let path = dir.join(&entry);
+        if inside.refuses(&path, problems) {
+            continue;
+        }
         if entry == LATEST && path.is_dir() {
+            check_entries(&path, LATEST_FILES, &[], inside, problems)?;
             continue;
         }
         if !path.is_dir() {
@@ -171,7 +196,7 @@ fn load_module(
             continue;
         }
         let before = problems.len();
-        check_migration_contents(&path, problems)?;
+        check_migration_contents(&path, inside, problems)?;
         if problems.len() > before {
             continue;
         }
@@ -189,18 +214,22 @@ fn load_module(
     Ok(())
 }
 
-fn check_migration_contents(dir: &Path, problems: &mut Vec<TreeProblem>) -> Result<(), Error> {
+fn check_migration_contents(
+    dir: &Path,
+    inside: &Boundary,
+    problems: &mut Vec<TreeProblem>,
+) -> Result<(), Error> {
     if !dir.join("do.sql").is_file() {
         problems.push(problem(
             &dir.join("do.sql"),
             "is missing; every migration has a do.sql (create an empty one if the step has no SQL)",
         ));
     }
-    check_entries(dir, MIGRATION_FILES, MIGRATION_DIRS, problems)?;
+    check_entries(dir, MIGRATION_FILES, MIGRATION_DIRS, inside, problems)?;
     for data in ["test-data", "proj-data"] {
         let sub = dir.join(data);
-        if sub.is_dir() {
-            check_entries(&sub, DATA_FILES, DATA_DIRS, problems)?;
+        if sub.is_dir() && !sub.is_symlink() {
+            check_entries(&sub, DATA_FILES, DATA_DIRS, inside, problems)?;
         }
     }
     Ok(())
@@ -210,14 +239,18 @@ fn check_entries(
     dir: &Path,
     files: &[&str],
     dirs: &[&str],
+    inside: &Boundary,
     problems: &mut Vec<TreeProblem>,
 ) -> Result<(), Error> {
     for entry in list_dir(dir)? {
         let path = dir.join(&entry);
+        if inside.refuses(&path, problems) {
+            continue;
+        }
         let known = if path.is_dir() {
             dirs.contains(&entry.as_str())
         } else {
-            files.contains(&entry.as_str())
+            files.contains(&entry.as_str()) || entry.ends_with(NOTES)
         };
         if !known {
             let mut allowed: Vec<String> = files.iter().map(|f| f.to_string()).collect();
@@ -225,9 +258,12 @@ fn check_entries(
             problems.push(problem(
                 &path,
                 format!(
-                    "is not a file strata knows; a {} may hold only {} (rename or move it)",
+                    "is not a file strata knows; a {} may hold only {} and notes (*{NOTES}) \
+                     (rename or move it)",
                     if files.contains(&"do.sql") {
                         "migration folder"
+                    } else if files == LATEST_FILES {
+                        "LATEST folder"
                     } else {
                         "data folder"
                     },
@@ -237,6 +273,44 @@ fn check_entries(
         }
     }
     Ok(())
+}
+
+/// The migrations folder as symbolic links are judged against: a link whose target lies
+/// outside it is refused (what runs must be in the tree that pins it, not wherever a link on
+/// this machine points); a link inside it is followed like the file it names.
+struct Boundary {
+    root: PathBuf,
+}
+
+impl Boundary {
+    fn of(root: &Path) -> Result<Boundary, Error> {
+        Ok(Boundary {
+            root: std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?,
+        })
+    }
+
+    /// Records a problem and returns true when `path` is a link leading outside the tree.
+    fn refuses(&self, path: &Path, problems: &mut Vec<TreeProblem>) -> bool {
+        if !path.is_symlink() {
+            return false;
+        }
+        let why = match std::fs::canonicalize(path) {
+            Ok(target) if target.starts_with(&self.root) => return false,
+            Ok(target) => format!(
+                "leads outside the migrations folder, to {}",
+                target.display()
+            ),
+            Err(e) => format!("leads nowhere ({e})"),
+        };
+        problems.push(problem(
+            path,
+            format!(
+                "is a symbolic link that {why}; a migration's files must live in the tree that \
+                 pins them: copy the file or folder in instead of linking it"
+            ),
+        ));
+        true
+    }
 }
 
 /// The entries of a folder, sorted, without hidden ones (`.DS_Store`, `.gitkeep`, ...).
@@ -266,6 +340,26 @@ fn problem(path: &Path, problem: impl Into<String>) -> TreeProblem {
         path: path.to_path_buf(),
         problem: problem.into(),
     }
+}
+
+/// The message for a name that is no module of the project: the closest existing module, if
+/// one is close, and the list of them.
+pub fn unknown_module(name: &str, known: &[String]) -> String {
+    let closest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min();
+    let mut msg = format!("there is no module `{name}`");
+    if let Some((_, k)) = closest {
+        msg.push_str(&format!("; did you mean `{k}`?"));
+    }
+    if known.is_empty() {
+        msg.push_str(" (the project has no modules yet)");
+    } else {
+        msg.push_str(&format!(" (the modules are: {})", known.join(", ")));
+    }
+    msg
 }
 
 /// A module name: `[a-z][a-z0-9_-]*`.
@@ -319,6 +413,34 @@ pub fn parse_stamp(stamp: &str) -> Result<chrono::NaiveDateTime, String> {
     parsed.ok_or_else(|| {
         format!("`{stamp}` is not a UTC stamp of the form YYYYMMDDTHHMMSSZ (for example 20240105T093000Z)")
     })
+}
+
+/// The stamp `--to` means: a whole stamp as given (it may fall between migrations), or the one
+/// migration stamp that starts with a shorter prefix (`2024031`, `20240318T08`).
+pub fn resolve_stamp(tree: &Tree, prefix: &str) -> Result<String, Error> {
+    if parse_stamp(prefix).is_ok() {
+        return Ok(prefix.to_string());
+    }
+    let mut stamps: Vec<&str> = tree
+        .migrations
+        .iter()
+        .map(|m| m.id.stamp.as_str())
+        .filter(|s| !prefix.is_empty() && s.starts_with(prefix))
+        .collect();
+    stamps.dedup();
+    match stamps[..] {
+        [one] => Ok(one.to_string()),
+        [] => Err(Error::Usage(format!(
+            "--to {prefix}: no migration's stamp starts with `{prefix}`; give a stamp \
+             (YYYYMMDDTHHMMSSZ) or the start of one that `strata status` lists"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "--to {prefix}: {} migration stamps start with `{prefix}` ({}); give more of the \
+             stamp (YYYYMMDDTHHMMSSZ)",
+            stamps.len(),
+            stamps.join(", ")
+        ))),
+    }
 }
 
 /// Splits a migration folder name into stamp and slug, checking both.
@@ -434,6 +556,37 @@ mod tests {
     }
 
     #[test]
+    fn links_out_of_the_tree_are_refused_and_links_within_it_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        touch(&outside.path().join("do.sql"));
+        touch(&outside.path().join("20240101T000000Z-zero/do.sql"));
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        touch(&r.join("a/20240101T000000Z-one/checks.sql"));
+        std::os::unix::fs::symlink(
+            outside.path().join("do.sql"),
+            r.join("a/20240101T000000Z-one/do.sql"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("20240101T000000Z-zero"),
+            r.join("a/20240102T000000Z-linked"),
+        )
+        .unwrap();
+        let Err(Error::Tree { problems }) = Tree::load(r) else {
+            panic!("expected a tree error");
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().all(|p| p.problem.contains("symbolic link")));
+        // Within the tree, a link is followed like the file it names.
+        std::fs::remove_file(r.join("a/20240101T000000Z-one/do.sql")).unwrap();
+        std::fs::remove_file(r.join("a/20240102T000000Z-linked")).unwrap();
+        std::os::unix::fs::symlink("checks.sql", r.join("a/20240101T000000Z-one/do.sql")).unwrap();
+        touch(&r.join("a/20240101T000000Z-one/notes.md"));
+        assert_eq!(Tree::load(r).unwrap().migrations.len(), 1);
+    }
+
+    #[test]
     fn load_reports_every_problem_with_its_path() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
@@ -444,6 +597,9 @@ mod tests {
         touch(&r.join("a/20240103T000000Z-three/test-data/rows.csv"));
         touch(&r.join("Bad/20240101T000000Z-x/do.sql"));
         touch(&r.join("a/not-a-stamp/do.sql"));
+        touch(&r.join("a/LATEST/schema.sql"));
+        touch(&r.join("a/LATEST/old-schema.sql"));
+        touch(&r.join("a/20240103T000000Z-three/README.md"));
         let Err(Error::Tree { problems }) = Tree::load(r) else {
             panic!("expected a tree error");
         };
@@ -466,6 +622,10 @@ mod tests {
             "{problems:?}"
         );
         assert!(paths.contains(&r.join("a/not-a-stamp")), "{problems:?}");
-        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(
+            paths.contains(&r.join("a/LATEST/old-schema.sql")),
+            "{problems:?}"
+        );
+        assert_eq!(problems.len(), 7, "{problems:?}");
     }
 }

@@ -83,3 +83,71 @@ fn an_unknown_selector_is_a_usage_error() {
         .ok()
         .stdout_has("no guest crates to build");
 }
+
+#[test]
+fn new_with_transform_scaffolds_a_crate_that_builds_with_progress_and_runs() {
+    let p = Project::empty();
+    p.strata(&["init"]).ok();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t(a);",
+    );
+    let made = p.strata(&["new", "app", "fill", "--transform"]).ok();
+    let dir = p.path(made.stdout.trim());
+    let manifest = std::fs::read_to_string(dir.join("transform/Cargo.toml")).unwrap();
+    assert!(manifest.contains("strata-sdk = { path = \""), "{manifest}");
+    assert!(manifest.contains("crate-type = [\"cdylib\"]") && manifest.contains("[workspace]"));
+    let sdk = dir.join("transform").join(
+        manifest
+            .split("path = \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap(),
+    );
+    assert!(sdk.join("wit").is_dir(), "{}", sdk.display());
+    assert!(
+        !dir.join("transform/.git").exists(),
+        "no nested git repository"
+    );
+    let toml = std::fs::read_to_string(dir.join("migration.toml")).unwrap();
+    assert!(toml.contains("[sandbox]"), "{toml}");
+    // Without its component, the migration is refused until it is built.
+    p.strata(&["migrate"]).code(2).stderr_has("strata build");
+    let run = p.strata(&["build", "app"]).ok();
+    assert!(
+        run.stderr.contains("building ") && run.stderr.contains("Compiling"),
+        "cargo's progress is shown:\n{}",
+        run.stderr
+    );
+    assert!(dir.join("transform.wasm").is_file());
+    let record = std::fs::read_to_string(dir.join("transform.wasm.built-from")).unwrap();
+    assert!(record.contains("sources_sha256 = \""), "{record}");
+    p.strata(&["migrate"]).ok();
+    // A change to the sources makes the committed component stale.
+    std::fs::write(dir.join("transform/src/extra.rs"), "// more").unwrap();
+    p.strata(&["plan"])
+        .ok()
+        .stderr_has("older than its sources");
+    p.strata(&["sandbox"])
+        .code(2)
+        .stderr_has("older than its sources");
+    // Seeds and checks scaffold the same way (their building is the same code path).
+    let seed = p.strata(&["new", "app", "people", "--seed"]).ok();
+    assert!(
+        p.path(seed.stdout.trim())
+            .join("test-data/seed/src/lib.rs")
+            .is_file()
+    );
+    let check = p.strata(&["new", "app", "rules", "--check"]).ok();
+    assert!(
+        p.path(check.stdout.trim())
+            .join("check/src/lib.rs")
+            .is_file()
+    );
+    // The scaffolded seed and check compile and run as they are.
+    p.strata(&["build", "app"]).ok();
+    p.strata(&["migrate"]).ok();
+    p.strata(&["sandbox"]).ok();
+}

@@ -93,14 +93,45 @@ impl Project {
     }
 }
 
+/// What survives the cleaned environment: where the toolchain is (a Rust container image
+/// keeps rustup and cargo outside `~/.rustup`, and guest builds need its wasm target).
+pub const KEPT_VARIABLES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "RUSTUP_TOOLCHAIN",
+];
+
 /// The `strata` command, ready to run in `cwd` with a cleaned environment.
 pub fn strata_command(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.args(args).current_dir(cwd).env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
+    for name in KEPT_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
     }
     cmd
+}
+
+#[test]
+fn the_cleaned_environment_keeps_the_toolchain() {
+    let cmd = strata_command(Path::new("."), &[]);
+    let passed: Vec<(&std::ffi::OsStr, Option<&std::ffi::OsStr>)> = cmd.get_envs().collect();
+    for name in ["HOME", "RUSTUP_HOME", "CARGO_HOME", "RUSTUP_TOOLCHAIN"] {
+        let ours = std::env::var_os(name);
+        let theirs = passed
+            .iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.map(|v| v.to_os_string()));
+        assert_eq!(
+            theirs, ours,
+            "{name} must reach strata (and the cargo it runs)"
+        );
+    }
+    // HOME is set wherever these tests run, so this test fails when variables are dropped.
+    assert!(std::env::var_os("HOME").is_some());
 }
 
 /// Schema and rows of every non-strata table, ordered, as text.

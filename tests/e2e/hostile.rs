@@ -184,6 +184,37 @@ fn a_component_of_the_wrong_world_is_refused() {
     );
 }
 
+/// A transform (it exports `run`) that also imports `name`, an interface strata does not offer.
+fn importing(name: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
+  (import "{name}" (instance $other (export "open" (func (param "path" string)))))
+  (core module $m
+    (memory (export "memory") 1)
+    (func (export "run") (result i32) (i32.store8 (i32.const 1024) (i32.const 0)) (i32.const 1024)))
+  (core instance $i (instantiate $m))
+  (func (export "run") (result (result (error string)))
+    (canon lift (core func $i "run") (memory (core memory $i "memory"))))
+)"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_component_importing_what_strata_does_not_offer_is_told_which_import() {
+    for import in ["strata:migrate/sql@0.2.0", "wasi:filesystem/types@0.2.0"] {
+        let p = project_with(&importing(import), GENEROUS);
+        let run = p.strata(&["migrate"]).code(1);
+        assert!(
+            run.stderr.contains(&format!("imports `{import}`"))
+                && run.stderr.contains("strata:migrate/sql@0.1.0")
+                && !run.stderr.contains("does not implement world"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
 #[test]
 fn a_file_that_is_not_a_component_is_refused() {
     let p = project_with(b"\0asm\x01\0\0\0", GENEROUS);

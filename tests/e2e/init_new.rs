@@ -20,7 +20,9 @@ fn init_writes_config_and_migrations_folder_once() {
 fn new_creates_a_stamped_folder_with_an_empty_do_sql_and_prints_it() {
     let p = Project::empty();
     p.strata(&["init"]).ok();
-    let run = p.strata(&["new", "accounts", "add-users"]).ok();
+    let run = p
+        .strata(&["new", "accounts", "add-users", "--new-module"])
+        .ok();
     let printed = run.stdout.trim();
     let dir = p.root().join(printed);
     assert!(dir.is_dir(), "printed path {printed} is not a folder");
@@ -40,7 +42,7 @@ fn new_calls_in_the_same_second_get_distinct_increasing_stamps() {
     p.strata(&["init"]).ok();
     let mut stamps = Vec::new();
     for slug in ["a", "b", "c", "d"] {
-        let run = p.strata(&["new", "m", slug]).ok();
+        let run = p.strata(&["new", "m", slug, "--new-module"]).ok();
         let name = std::path::Path::new(run.stdout.trim())
             .file_name()
             .unwrap()
@@ -62,11 +64,14 @@ fn concurrent_new_calls_do_not_collide() {
     p.strata(&["init"]).ok();
     let children: Vec<_> = (0..4)
         .map(|i| {
-            crate::harness::strata_command(p.root(), &["new", "m", &format!("s{i}")])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            crate::harness::strata_command(
+                p.root(),
+                &["new", "m", &format!("s{i}"), "--new-module"],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     for child in children {

@@ -1,9 +1,12 @@
 //! End-to-end tests: the real `strata` binary, run in a fresh temp directory with a cleaned
 //! environment, against real SQLite files. One test binary; one module per command family.
 
+mod habits;
 mod harness;
 
+mod bad_input;
 mod build;
+mod ci;
 mod components;
 mod escapes;
 mod host_memory;
@@ -11,6 +14,9 @@ mod hostile;
 mod init_new;
 mod migrate;
 mod pinning;
+mod pipes;
+mod rails;
+mod readme;
 mod refusals;
 mod rehearsal;
 mod schema;

@@ -91,7 +91,7 @@ fn malformed_data_json_is_named_before_anything_runs() {
     p.strata(&["migrate"])
         .code(2)
         .stderr_has("migrations/billing/20240402T130000Z-due-dates/test-data/data.json")
-        .stderr_has("row 0");
+        .stderr_has("row 1");
     assert!(!p.path("app.db").exists());
 }
 

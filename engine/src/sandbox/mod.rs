@@ -110,6 +110,13 @@ pub enum ComponentError {
     )]
     WrongWorld { world: World, reason: String },
     #[error(
+        "the component imports `{import}`, which strata does not offer: a component gets only \
+         {} (no WASI: no files, clock, randomness or network); build it for \
+         wasm32-unknown-unknown against this strata's strata-sdk with `strata build`",
+        OFFERED.join(" and ")
+    )]
+    Import { import: String },
+    #[error(
         "fuel limit exhausted: the component used all {limit} units of fuel; raise `fuel` under [sandbox] in migration.toml (at most strata.toml's) if it needs more"
     )]
     Fuel { limit: u64 },
@@ -132,6 +139,9 @@ pub enum ComponentError {
     #[error("the check found {} violation{}:\n{}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.join("\n"))]
     Violations(Vec<String>),
 }
+
+/// The interfaces a component may import: the host API of `sdk/wit`, nothing else.
+pub const OFFERED: &[&str] = &["strata:migrate/sql@0.1.0", "strata:migrate/log@0.1.0"];
 
 /// The process's wasmtime engine and linker, and the compile cache.
 pub struct Sandbox {
@@ -166,6 +176,16 @@ impl Sandbox {
         })
     }
 
+    /// What a component imports that strata does not offer (anything but [`OFFERED`]).
+    fn foreign_imports(&self, component: &wasmtime::component::Component) -> Vec<String> {
+        component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .filter(|name| !OFFERED.contains(&name.as_str()))
+            .collect()
+    }
+
     /// The names a component exports, to tell which world it implements.
     pub fn exports(&self, wasm: &[u8]) -> wasmtime::Result<Vec<String>> {
         let component = self.cache.load(&self.engine, wasm)?;
@@ -190,6 +210,13 @@ impl Sandbox {
                 };
             }
         };
+
+        if let Some(import) = self.foreign_imports(&component).pop() {
+            return Called {
+                outcome: Outcome::default(),
+                result: Err(ComponentError::Import { import }),
+            };
+        }
 
         // SQLite authorizes a statement when it is prepared: statements the host prepared
         // (data.json inserts, ledger writes) must not be found in the cache by a component.

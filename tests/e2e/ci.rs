@@ -1,0 +1,43 @@
+//! What CI runs (`.ci/run`): exactly the README's test command, with the datasets required, and
+//! the guest examples' own tests.
+
+use crate::harness::repo_root;
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(repo_root().join(rel)).unwrap()
+}
+
+/// The README's second line of code: the one command that runs every test.
+fn readme_test_command() -> String {
+    let readme = read("README.md");
+    let block = readme.split("```sh\n").nth(1).expect("a first sh block");
+    let line = block.lines().nth(1).expect("a second line");
+    line.split('#').next().unwrap().trim().to_string()
+}
+
+#[test]
+fn ci_runs_the_readme_test_command_with_datasets_required_and_the_guest_tests() {
+    let ci = read(".ci/run");
+    let command = readme_test_command();
+    assert_eq!(command, "cargo test --workspace");
+    assert!(
+        ci.lines().any(|l| l.trim() == command),
+        ".ci/run must call `{command}` exactly:\n{ci}"
+    );
+    assert!(
+        ci.contains("export STRATA_REQUIRE_DATASETS=1"),
+        ".ci/run must make missing datasets a failure:\n{ci}"
+    );
+    assert!(
+        ci.contains("for example in guest-examples/*/") && ci.contains("cargo test"),
+        ".ci/run must run the guest examples' tests:\n{ci}"
+    );
+    // Every guest example has tests of its own for that loop to run.
+    for entry in std::fs::read_dir(repo_root().join("guest-examples")).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.is_dir() {
+            let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+            assert!(lib.contains("#[test]"), "{} has no tests", dir.display());
+        }
+    }
+}

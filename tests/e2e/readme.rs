@@ -1,0 +1,134 @@
+//! The README's shell examples, executed: every block fenced as ```` ```sh tested ```` runs, in
+//! README order, in one bash session in one temporary folder, with the `strata` under test on
+//! `PATH`. Blocks are read from README.md when the test runs, so the examples cannot go stale.
+//! A block marked `needs=<tool>` (e.g. `needs=sqlite3`) runs only where the tool is installed;
+//! without it, it and the blocks after it are skipped with a note.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{KEPT_VARIABLES, Run, repo_root};
+
+/// One tested block: what it needs, and its lines (the list indentation removed).
+struct Block {
+    needs: Vec<String>,
+    text: String,
+}
+
+fn tested_blocks(readme: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, Block)> = None;
+    for line in readme.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        match &mut current {
+            None => {
+                if let Some(info) = trimmed.strip_prefix("```sh tested") {
+                    let needs = info
+                        .split_whitespace()
+                        .filter_map(|w| w.strip_prefix("needs="))
+                        .map(str::to_string)
+                        .collect();
+                    current = Some((
+                        indent,
+                        Block {
+                            needs,
+                            text: String::new(),
+                        },
+                    ));
+                }
+            }
+            Some((indent, block)) => {
+                if trimmed.starts_with("```") {
+                    blocks.push(current.take().unwrap().1);
+                    continue;
+                }
+                let cut = line.len().min(*indent);
+                block.text.push_str(&line[cut..]);
+                block.text.push('\n');
+            }
+        }
+    }
+    assert!(current.is_none(), "an unterminated ```sh tested block");
+    blocks
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_readme_marks_its_examples_for_this_test() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let blocks = tested_blocks(&readme);
+    let all: String = blocks.iter().map(|b| b.text.as_str()).collect();
+    // The tour, the transform section, the design-time loop, baseline, sandbox and restore.
+    for needle in [
+        "strata init",
+        "--transform",
+        "strata build",
+        "strata diff --sql",
+        "--from-diff",
+        "strata baseline",
+        "strata sandbox",
+        "strata restore",
+    ] {
+        assert!(
+            all.contains(needle),
+            "no tested README example runs `{needle}`"
+        );
+    }
+    // The README's first two lines of code stay the two commands of a fresh machine.
+    assert!(readme.contains("```sh\ncargo run --release -- migrate"));
+    assert!(
+        !all.contains("/path/to"),
+        "a guessed path in a tested example"
+    );
+}
+
+#[test]
+fn readme_examples_run_in_order_in_one_project() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_strata")).parent().unwrap();
+    let mut script = String::from("set -euo pipefail\nset -x\n");
+    for (i, block) in tested_blocks(&readme).into_iter().enumerate() {
+        if let Some(tool) = block.needs.iter().find(|t| !installed(t)) {
+            eprintln!(
+                "note: skipping README example {} and those after it: `{tool}` is not installed",
+                i + 1
+            );
+            break;
+        }
+        script.push_str(&format!(": README example {}\n{}", i + 1, block.text));
+    }
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(&script)
+        .current_dir(work.path())
+        .env_clear();
+    for name in KEPT_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    cmd.env("PATH", path);
+    let run = Run::new(&["(README examples)"], cmd.output().unwrap());
+    assert_eq!(
+        run.code, 0,
+        "a README example failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.stdout, run.stderr
+    );
+    // The tour's project really went through every section.
+    let shop = work.path().join("shop");
+    let conn = rusqlite::Connection::open(shop.join("app.db")).unwrap();
+    let slugs = crate::harness::rows(&conn, "SELECT slug FROM products ORDER BY id");
+    assert_eq!(slugs, ["blue-mug", "tea-pot"]);
+}

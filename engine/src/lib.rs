@@ -13,7 +13,8 @@
 //! refusals), `ledger` (the bookkeeping tables), `data` (data.json), `sqlite` (connections and
 //! statement scripts), `step` (one migration in one transaction), `sandbox` (running components:
 //! engine, limits, SQL host API, authorizer, compile cache), `migrator` (validate, phases,
-//! sandbox mode, restore), `backup`, `guest` (`strata build`), `scaffold` (init, new), `event`,
+//! sandbox mode), `backup` (recorded, verified backups and the run lock), `restore` (putting a
+//! backup back into the live database), `guest` (`strata build`), `scaffold` (init, new), `event`,
 //! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership) and `design` (the
 //! design-time commands on a project: dump, diff, new --from-diff, baseline, drift).
 
@@ -29,6 +30,7 @@ pub mod guest;
 pub mod ledger;
 pub mod migrator;
 pub mod plan;
+pub mod restore;
 pub mod sandbox;
 pub mod scaffold;
 pub mod schema;

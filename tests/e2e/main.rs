@@ -10,6 +10,7 @@ mod migrate;
 mod pinning;
 mod refusals;
 mod rehearsal;
+mod restore;
 mod schema;
 mod snapshots;
 mod tree_errors;

@@ -79,14 +79,28 @@ fn a_real_database_named_test_db_never_gets_the_test_databases_backup() {
         "the restore did not go back to the real database's own backup"
     );
     // Naming the test database's backup explicitly is refused, and names both databases.
-    let test_backup = backup_files(&p)
-        .into_iter()
-        .rev()
-        .find(|n| {
-            let record = std::fs::read_to_string(p.path(&format!(".strata/backups/{n}.json")));
-            record.unwrap().contains(".strata/test.db")
-        })
-        .expect("the test database was backed up");
+    let listed = p
+        .strata(&["restore", "--list", "--test", "--json"])
+        .ok()
+        .json();
+    let newest = listed["backups"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        newest["source"]
+            .as_str()
+            .unwrap()
+            .ends_with(".strata/test.db")
+    );
+    let test_backup = std::path::Path::new(newest["path"].as_str().unwrap())
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let before = p.app_dump("data/test.db");
     p.strata(&["restore", &test_backup])
         .code(2)
@@ -458,4 +472,46 @@ fn baseline_backs_up_first_and_restore_undoes_it() {
             "restore|restore"
         ]
     );
+}
+
+/// Runs `strata ARGS` with a terminal as its stdin (through util-linux `script`), typing
+/// `input`.
+fn on_a_terminal(p: &Project, args: &str, input: &str) -> crate::harness::Run {
+    let command = format!("'{}' {args}", env!("CARGO_BIN_EXE_strata"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(p.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs a command on a pseudo-terminal");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    crate::harness::Run::new(&[args], out)
+}
+
+#[test]
+fn on_a_terminal_restore_asks_first() {
+    let p = Project::empty();
+    two_steps(&p);
+    p.strata(&["migrate", "--to", "20240101T000000Z", "-q"])
+        .ok();
+    p.strata(&["migrate", "-q"]).ok();
+    let before = p.app_dump("app.db");
+    let backups = backup_files(&p).len();
+    let no = on_a_terminal(&p, "restore", "n\n").code(3);
+    assert!(no.stdout.contains("[y/N]"), "{}", no.stdout);
+    assert!(no.stdout.contains("cancelled"), "{}", no.stdout);
+    assert_eq!(
+        p.app_dump("app.db"),
+        before,
+        "declining changed the database"
+    );
+    assert_eq!(backup_files(&p).len(), backups, "declining took a backup");
+    on_a_terminal(&p, "restore", "y\n").ok();
+    assert_ne!(p.app_dump("app.db"), before);
+    // --yes does not ask: nothing is typed, and it restores (here: undoes the restore).
+    let yes = on_a_terminal(&p, "restore --yes", "").ok();
+    assert!(!yes.stdout.contains("[y/N]"), "{}", yes.stdout);
 }

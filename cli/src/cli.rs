@@ -1,14 +1,16 @@
 //! Arguments and dispatch: one function per command, each a thin call into the library followed
 //! by rendering. No behaviour lives here.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
+use strata_engine::backup::Backup;
 use strata_engine::migrator::{self, MigrateOptions};
 use strata_engine::plan::PlanOptions;
 use strata_engine::sandbox::Sandbox;
-use strata_engine::{Error, Project, design, guest, scaffold, tree};
+use strata_engine::{Error, Project, design, guest, restore, scaffold, tree};
 
 use crate::render::{self, Output};
 
@@ -156,14 +158,21 @@ enum Command {
         #[arg(long, value_name = "STAMP")]
         to: Option<String>,
     },
-    /// Put a backup back in place of the real database (the latest by default).
-    #[command(after_help = examples!("strata restore", "strata restore --test", "strata restore app-20240105T093000Z.db"))]
+    /// Put a backup back into the real database (the latest by default), after a verified
+    /// backup of its current state; only a backup taken from that database goes back.
+    #[command(after_help = examples!("strata restore", "strata restore --list", "strata restore --test", "strata restore app-20240105T093000Z.db --yes"))]
     Restore {
         /// A backup file, or its name in .strata/backups/.
         backup: Option<PathBuf>,
         /// Restore the test database instead of the real one.
         #[arg(long)]
         test: bool,
+        /// List the backups that can go back to the database, oldest first; change nothing.
+        #[arg(long, conflicts_with = "backup")]
+        list: bool,
+        /// Do not ask before overwriting the database (asked only on a terminal).
+        #[arg(short, long)]
+        yes: bool,
     },
     /// A module's normalized schema (every module's without a name), from the real database.
     #[command(after_help = examples!("strata dump billing", "strata dump billing --write"))]
@@ -429,9 +438,24 @@ pub fn run(args: Args) -> Result<()> {
             }
             Ok(())
         }
-        Command::Restore { backup, test } => {
-            let (db, from) = migrator::restore(&project, test, backup.as_deref())?;
-            out.restored(&db, &from)
+        Command::Restore {
+            test, list: true, ..
+        } => {
+            let (db, backups) = restore::list(&project, test)?;
+            out.backups(&db, &backups)
+        }
+        Command::Restore {
+            backup, test, yes, ..
+        } => {
+            let mut backup = backup;
+            if !yes && std::io::stdin().is_terminal() {
+                let chosen = restore::choose(&project, test, backup.as_deref())?;
+                if !confirm(restore::target(&project, test), &chosen)? {
+                    return Err(anyhow::Error::new(Declined));
+                }
+                backup = Some(chosen.path);
+            }
+            out.restored(&restore::restore(&project, test, backup.as_deref())?, test)
         }
         Command::Repair { migrations, yes } => {
             let report = strata_engine::repair::repair(&project, &migrations, yes)?;
@@ -453,6 +477,30 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 }
+
+/// Asks on the terminal whether to put `chosen` back into `db`.
+fn confirm(db: &Path, chosen: &Backup) -> Result<bool> {
+    eprint!(
+        "Put {} (taken {}, {}) back into {}? Its current state is backed up first, so the \
+         restore can be undone. [y/N] ",
+        chosen.path.display(),
+        chosen.record.taken_at,
+        chosen.record.reason,
+        db.display()
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// The person at the terminal said no to a restore.
+#[derive(Debug, thiserror::Error)]
+#[error("restore cancelled; nothing was changed")]
+pub struct Declined;
 
 /// A failure already reported on stdout; only the exit code is left to give.
 #[derive(Debug, thiserror::Error)]

@@ -44,6 +44,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use anyhow::Result;
 use serde_json::json;
 use strata_engine::Event;
+use strata_engine::backup::Backup;
 use strata_engine::design::{Adopted, DiffReport, DumpReport};
 use strata_engine::guest::Built;
 use strata_engine::ledger::AuditRow;
@@ -52,6 +53,7 @@ use strata_engine::migrator::{
 };
 use strata_engine::plan::State;
 use strata_engine::repair::RepairReport;
+use strata_engine::restore::Restored;
 use strata_engine::schema::ObjectRef;
 
 /// Writes to stdout; exits quietly (code 0) when the reader has gone away.
@@ -365,6 +367,9 @@ impl Output {
         if self.quiet {
             return Ok(());
         }
+        if let Some(b) = &a.backup {
+            errln!("backed up {} to {}", a.db.display(), b.display());
+        }
         errln!(
             "recorded as applied to {} without running it (it already has this schema); \
              `strata migrate` applies it to the test database and other copies",
@@ -528,11 +533,52 @@ impl Output {
         Ok(())
     }
 
-    pub fn restored(&self, db: &Path, from: &Path) -> Result<()> {
+    pub fn restored(&self, r: &Restored, test: bool) -> Result<()> {
         if self.json {
-            return self.print_json(&json!({ "db": db, "restored_from": from }));
+            return self.print_json(r);
         }
-        outln!("restored {} from {}", db.display(), from.display());
+        outln!(
+            "restored {} from {}",
+            r.db.display(),
+            r.restored_from.display()
+        );
+        if self.quiet {
+            return Ok(());
+        }
+        if r.audit_rows_kept > 0 {
+            errln!(
+                "kept the {} audit row(s) written since that backup",
+                r.audit_rows_kept
+            );
+        }
+        if let Some(undo) = &r.undo {
+            errln!(
+                "the state before the restore is in {}; `strata restore {}{}` undoes this",
+                undo.display(),
+                undo.file_name().unwrap_or_default().to_string_lossy(),
+                if test { " --test" } else { "" }
+            );
+        }
+        Ok(())
+    }
+
+    /// `restore --list`: one backup per line, oldest first.
+    pub fn backups(&self, db: &Path, backups: &[Backup]) -> Result<()> {
+        if self.json {
+            return self.print_json(&json!({ "db": db, "backups": backups }));
+        }
+        if backups.is_empty() {
+            outln!("{}: no backup can go back to it", db.display());
+        }
+        for b in backups {
+            outln!(
+                "{}  {}  {:>10}  {}",
+                b.path.file_name().unwrap_or_default().to_string_lossy(),
+                b.record.taken_at,
+                size(b.size),
+                b.record.reason
+            );
+        }
         Ok(())
     }
 
@@ -826,10 +872,14 @@ pub fn error(err: &anyhow::Error, json: bool) -> i32 {
     if err.downcast_ref::<crate::cli::Failed>().is_some() {
         return strata_engine::exit::FAILURE;
     }
-    let code = err.downcast_ref::<strata_engine::Error>().map_or(
-        strata_engine::exit::FAILURE,
-        strata_engine::Error::exit_code,
-    );
+    let code = if err.downcast_ref::<crate::cli::Declined>().is_some() {
+        strata_engine::exit::REFUSED
+    } else {
+        err.downcast_ref::<strata_engine::Error>().map_or(
+            strata_engine::exit::FAILURE,
+            strata_engine::Error::exit_code,
+        )
+    };
     // strata's own errors already say what their causes said: print them once, not "X: X".
     let message = match err.downcast_ref::<strata_engine::Error>() {
         Some(e) => e.to_string(),
@@ -844,4 +894,20 @@ pub fn error(err: &anyhow::Error, json: bool) -> i32 {
         );
     }
     code
+}
+
+/// A byte count for people: B, KiB, MiB or GiB.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

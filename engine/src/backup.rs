@@ -1,29 +1,115 @@
-//! Backups: a verified copy of a database taken before a phase changes it, kept under
-//! `.strata/backups/<db-name>-<UTC stamp>.db` (the last N), and `restore`, which puts one back
-//! atomically.
+//! Backups: verified copies of a database, each recorded with the database it was taken from,
+//! and the run lock that keeps a restore from interleaving with a migrate.
 //!
-//! A backup is written with `VACUUM INTO` to a temporary name, checked with
+//! A backup is `.strata/backups/<db stem>-<id>-<UTC stamp>.db` beside its record
+//! `<same name>.db.json`: the source database's absolute path, its identity (the random id
+//! strata keeps in the database itself, `strata_database`, so the backup carries it too), when
+//! and why it was taken. The copy is written to a private temporary name, checked with
 //! `PRAGMA integrity_check`, and only then renamed into place (never over another backup), so a
-//! file with a final name is always a complete, verified backup. This module does not decide when to back up.
+//! file with a final name is always a complete, verified backup. Putting one back is
+//! `crate::restore`; this module does not decide when to back up.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Refusal};
+use crate::ledger;
 use crate::tree::STAMP_FORMAT;
 
-/// The name backups of `db` start with: its file name without extension.
-fn stem(db: &Path) -> String {
-    db.file_stem()
-        .map_or_else(|| "db".into(), |s| s.to_string_lossy().into_owned())
+/// The format version written into every backup record.
+pub const RECORD_FORMAT: u32 = 1;
+
+/// What strata knows about a backup, stored beside it as `<backup>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The record's format ([`RECORD_FORMAT`]).
+    pub strata_backup: u32,
+    /// The absolute path of the database the backup was taken from.
+    pub source: PathBuf,
+    /// That database's identity (`strata_database.id`), also inside the backup itself.
+    pub database_id: String,
+    /// When it was taken, UTC, RFC 3339.
+    pub taken_at: String,
+    /// Why: `before migrate (apply)`, `before restore`, `before baseline`, ...
+    pub reason: String,
 }
 
-/// Checks a database file with `PRAGMA integrity_check`.
-pub fn verify(path: &Path) -> Result<(), Error> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| Error::db(path, "cannot open the backup", e))?;
+/// A backup and its record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub record: Record,
+    /// The backup file's size in bytes.
+    pub size: u64,
+}
+
+/// The record file of a backup: its file name with `.json` appended.
+pub fn record_path(backup: &Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+/// Reads the record beside `backup`; a missing or unreadable record means the file is not a
+/// backup strata can put back (exit 2, naming the file).
+pub fn read_record(backup: &Path) -> Result<Record, Error> {
+    let path = record_path(backup);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::input(
+                backup,
+                format!(
+                    "is not a strata backup: it has no record ({} is missing), so nothing says \
+                     which database it was taken from. `strata restore --list` shows the \
+                     backups that can go back",
+                    file_name(&path)
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let record: Record = serde_json::from_str(&text).map_err(|e| {
+        Error::input(
+            &path,
+            format!("is not a strata backup record ({e}); the backup beside it cannot go back"),
+        )
+    })?;
+    if record.strata_backup != RECORD_FORMAT {
+        return Err(Error::input(
+            &path,
+            format!(
+                "is a backup record of format {}, this strata reads format {RECORD_FORMAT}",
+                record.strata_backup
+            ),
+        ));
+    }
+    Ok(record)
+}
+
+/// `db` as an absolute path with symbolic links resolved, also when the file does not exist
+/// (then its folder is resolved): the form backup records compare.
+pub fn absolute(db: &Path) -> PathBuf {
+    if let Ok(p) = db.canonicalize() {
+        return p;
+    }
+    let parent = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (parent.canonicalize(), db.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf()),
+    }
+}
+
+/// Checks a database with `PRAGMA integrity_check` on an open connection.
+pub(crate) fn check_integrity(conn: &Connection, path: &Path) -> Result<(), Error> {
     let result: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(|e| Error::db(path, "cannot check the backup's integrity", e))?;
@@ -37,15 +123,37 @@ pub fn verify(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// Takes a verified backup of the database `conn` has open (at `db`) into `dir`, then keeps
-/// only the newest `keep` backups of that database. Returns the backup's path.
-pub fn take(conn: &Connection, db: &Path, dir: &Path, keep: usize) -> Result<PathBuf, Error> {
+/// Checks a database file with `PRAGMA integrity_check`.
+pub fn verify(path: &Path) -> Result<(), Error> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| Error::db(path, "cannot open the backup", e))?;
+    check_integrity(&conn, path)
+}
+
+/// A private temporary file in `dir` for a backup being written.
+pub(crate) fn partial(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // VACUUM INTO accepts an empty file; a private temporary name keeps concurrent runs apart.
-    let partial = tempfile::Builder::new()
+    tempfile::Builder::new()
         .suffix(".db.partial")
         .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Takes a verified backup of the database `conn` has open (at `db`) into `dir`, recorded with
+/// `db`'s path and identity (given to the database first if it has none) and `reason`, then
+/// keeps only the newest `keep` backups of that database. Returns the backup's path. Must not be
+/// called inside a transaction.
+pub fn take(
+    conn: &Connection,
+    db: &Path,
+    dir: &Path,
+    keep: usize,
+    reason: &str,
+) -> Result<PathBuf, Error> {
+    let id = ledger::ensure_database_id(conn)
+        .map_err(|e| Error::db(db, "cannot give the database its identity", e))?;
+    // VACUUM INTO accepts an empty file; a private temporary name keeps concurrent runs apart.
+    let partial = partial(dir)?;
     conn.execute("VACUUM INTO ?1", [partial.path().to_string_lossy()])
         .map_err(|e| {
             Error::db(
@@ -55,14 +163,36 @@ pub fn take(conn: &Connection, db: &Path, dir: &Path, keep: usize) -> Result<Pat
             )
         })?;
     verify(partial.path())?;
+    let path = store(partial, db, &id, dir, reason)?;
+    prune(dir, db, keep);
+    Ok(path)
+}
+
+/// Gives a complete, verified backup in `partial` its final name in `dir` (never over another
+/// file) and writes its record. Returns the final path.
+pub(crate) fn store(
+    partial: tempfile::NamedTempFile,
+    db: &Path,
+    database_id: &str,
+    dir: &Path,
+    reason: &str,
+) -> Result<PathBuf, Error> {
+    let record = Record {
+        strata_backup: RECORD_FORMAT,
+        source: absolute(db),
+        database_id: database_id.to_string(),
+        taken_at: ledger::now_rfc3339(),
+        reason: reason.to_string(),
+    };
     let stamp = chrono::Utc::now().format(STAMP_FORMAT).to_string();
-    let name = stem(db);
+    let short: String = database_id.chars().take(8).collect();
+    let name = format!("{}-{short}-{stamp}", stem(db));
     let mut partial = partial;
     let mut n = 0;
     let path = loop {
         let path = match n {
-            0 => dir.join(format!("{name}-{stamp}.db")),
-            n => dir.join(format!("{name}-{stamp}-{n}.db")),
+            0 => dir.join(format!("{name}.db")),
+            n => dir.join(format!("{name}-{n}.db")),
         };
         match partial.persist_noclobber(&path) {
             Ok(_) => break path,
@@ -73,87 +203,136 @@ pub fn take(conn: &Connection, db: &Path, dir: &Path, keep: usize) -> Result<Pat
             Err(e) => return Err(Error::io(&path, e.error)),
         }
     };
-    for old in list(dir, db)?.iter().rev().skip(keep.max(1)) {
-        let _ = std::fs::remove_file(old);
+    let text = serde_json::to_string_pretty(&record).expect("a record serializes");
+    let written = tempfile::NamedTempFile::new_in(dir)
+        .and_then(|mut tmp| {
+            std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+            tmp.as_file().sync_all()?;
+            Ok(tmp)
+        })
+        .and_then(|tmp| tmp.persist(record_path(&path)).map_err(|e| e.error));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&path);
+        return Err(Error::io(record_path(&path), e));
     }
     Ok(path)
 }
 
-/// The backups of `db` in `dir`, oldest first.
-pub fn list(dir: &Path, db: &Path) -> Result<Vec<PathBuf>, Error> {
-    let prefix = format!("{}-", stem(db));
+/// Removes all but the newest `keep` (at least one) backups of `db` in `dir`, record and all.
+/// Best effort: a backup that cannot be removed stays.
+fn prune(dir: &Path, db: &Path, keep: usize) {
+    if let Ok(all) = list(dir, db) {
+        for old in all.iter().rev().skip(keep.max(1)) {
+            let _ = std::fs::remove_file(&old.path);
+            let _ = std::fs::remove_file(record_path(&old.path));
+        }
+    }
+}
+
+/// The backups in `dir` taken from `db` (by its absolute path), oldest first. Files without a
+/// record (another tool's, or an unfinished backup) are not backups.
+pub fn list(dir: &Path, db: &Path) -> Result<Vec<Backup>, Error> {
+    let source = absolute(db);
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(dir, e)),
     };
-    let mut found: Vec<((String, u32), PathBuf)> = Vec::new();
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name
-            .strip_prefix(&prefix)
-            .and_then(|r| r.strip_suffix(".db"))
-        else {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "db") {
+            continue;
+        }
+        let Ok(record) = read_record(&path) else {
             continue;
         };
-        let (stamp, seq) = match rest.split_once('-') {
-            Some((stamp, seq)) => (stamp, seq.parse().ok()),
-            None => (rest, Some(0)),
-        };
-        if let (Ok(_), Some(seq)) = (crate::tree::parse_stamp(stamp), seq) {
-            found.push(((stamp.to_string(), seq), entry.path()));
+        if record.source != source {
+            continue;
         }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        found.push(Backup { path, record, size });
     }
-    found.sort();
-    Ok(found.into_iter().map(|(_, p)| p).collect())
+    found.sort_by(|a, b| (&a.record.taken_at, &a.path).cmp(&(&b.record.taken_at, &b.path)));
+    Ok(found)
 }
 
-/// Puts `backup` back in place of `db`, atomically: the backup is verified, copied beside the
-/// database, synced, and renamed over it; stale WAL and journal files are removed. Refuses
-/// (exit 3) while another connection holds the database.
-pub fn restore(db: &Path, backup: &Path, busy_timeout: Duration) -> Result<(), Error> {
-    verify(backup)?;
-    // Hold an exclusive lock on the current database while swapping the file, so no other
-    // process is in the middle of a write.
-    let lock = if db.exists() {
-        let conn = Connection::open(db).map_err(|e| Error::db(db, "cannot open", e))?;
-        conn.busy_timeout(busy_timeout)
-            .map_err(|e| Error::db(db, "cannot set the busy timeout", e))?;
-        conn.execute_batch("BEGIN EXCLUSIVE").map_err(|e| {
-            if crate::sqlite::is_busy(&e) {
-                Error::Refused(vec![Refusal::Locked {
-                    db: db.to_path_buf(),
-                }])
+/// The name backups of `db` start with: its file name without extension.
+fn stem(db: &Path) -> String {
+    db.file_stem()
+        .map_or_else(|| "db".into(), |s| s.to_string_lossy().into_owned())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// The lock a run holds on a database while it changes it, in the file `<db>.strata-lock`
+/// beside the database: shared by `migrate` phases and `baseline` (several may run at once;
+/// each step also takes SQLite's write lock), exclusive by `restore`, so a restore never lands
+/// between the steps of a running migrate. Released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock shared, waiting up to `timeout` for a restore to finish; then refuses
+    /// (exit 3).
+    pub fn shared(db: &Path, timeout: Duration) -> Result<RunLock, Error> {
+        RunLock::acquire(db, timeout, false)
+    }
+
+    /// Takes the lock exclusively, waiting up to `timeout` for running migrations to finish;
+    /// then refuses (exit 3).
+    pub fn exclusive(db: &Path, timeout: Duration) -> Result<RunLock, Error> {
+        RunLock::acquire(db, timeout, true)
+    }
+
+    /// The lock file of `db`.
+    pub fn path(db: &Path) -> PathBuf {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".strata-lock");
+        PathBuf::from(name)
+    }
+
+    fn acquire(db: &Path, timeout: Duration, exclusive: bool) -> Result<RunLock, Error> {
+        let path = RunLock::path(db);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = if exclusive {
+                file.try_lock()
             } else {
-                Error::db(db, "cannot lock the database", e)
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(RunLock { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Refused(vec![Refusal::Locked {
+                        db: db.to_path_buf(),
+                    }]));
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
-        })?;
-        Some(conn)
-    } else {
-        None
-    };
-    let parent = db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
-    let mut src = std::fs::File::open(backup).map_err(|e| Error::io(backup, e))?;
-    std::io::copy(&mut src, tmp.as_file_mut()).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(db).map_err(|e| Error::io(db, e.error))?;
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut side = db.as_os_str().to_owned();
-        side.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(side));
+        }
     }
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
-    }
-    drop(lock);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -161,7 +340,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backups_are_listed_oldest_first_and_pruned() {
+    fn backups_are_recorded_listed_oldest_first_and_pruned() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
         let conn = Connection::open(&db).unwrap();
@@ -169,59 +348,68 @@ mod tests {
             .unwrap();
         let backups = dir.path().join("backups");
         let taken: Vec<PathBuf> = (0..4)
-            .map(|_| take(&conn, &db, &backups, 3).unwrap())
+            .map(|_| take(&conn, &db, &backups, 3, "test").unwrap())
             .collect();
-        let kept = list(&backups, &db).unwrap();
+        let kept: Vec<PathBuf> = list(&backups, &db)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.path)
+            .collect();
         assert_eq!(kept, taken[1..].to_vec());
-        // Another database's backups are not mixed in.
-        assert!(list(&backups, Path::new("other.db")).unwrap().is_empty());
+        assert!(!taken[0].exists() && !record_path(&taken[0]).exists());
+        let record = read_record(&taken[3]).unwrap();
+        assert_eq!(record.source, absolute(&db));
+        assert_eq!(
+            Some(record.database_id.clone()),
+            ledger::database_id(&conn).unwrap()
+        );
+        // The backup carries the identity inside it.
+        let inside = Connection::open(&taken[3]).unwrap();
+        assert_eq!(
+            ledger::database_id(&inside).unwrap(),
+            Some(record.database_id)
+        );
+        // Another database's backups are not mixed in, even under the same file name.
+        std::fs::create_dir(dir.path().join("other")).unwrap();
+        let same_name = dir.path().join("other/app.db");
+        let other = Connection::open(&same_name).unwrap();
+        take(&other, &same_name, &backups, 3, "test").unwrap();
+        assert_eq!(list(&backups, &db).unwrap().len(), 3);
+        assert_eq!(list(&backups, &same_name).unwrap().len(), 1);
+        assert!(list(&backups, Path::new("nowhere.db")).unwrap().is_empty());
     }
 
     #[test]
-    fn restore_puts_the_backup_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("app.db");
-        let conn = Connection::open(&db).unwrap();
-        conn.execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1);")
-            .unwrap();
-        let backup = take(&conn, &db, &dir.path().join("b"), 10).unwrap();
-        conn.execute_batch("INSERT INTO t VALUES (2); CREATE TABLE u(b);")
-            .unwrap();
-        drop(conn);
-        restore(&db, &backup, Duration::from_millis(100)).unwrap();
-        let conn = Connection::open(&db).unwrap();
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1);
-        let u: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'u'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(u, 0);
-    }
-
-    #[test]
-    fn restore_refuses_while_the_database_is_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("app.db");
-        let conn = Connection::open(&db).unwrap();
-        conn.execute_batch("CREATE TABLE t(a);").unwrap();
-        let backup = take(&conn, &db, &dir.path().join("b"), 10).unwrap();
-        conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
-            .unwrap();
-        let err = restore(&db, &backup, Duration::from_millis(50)).unwrap_err();
-        assert_eq!(err.exit_code(), crate::exit::REFUSED, "{err}");
-    }
-
-    #[test]
-    fn a_corrupt_backup_is_refused() {
+    fn a_file_without_a_record_is_not_a_backup() {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("app-20240101T000000Z.db");
         std::fs::write(&bad, b"SQLite format 3\0 but then garbage").unwrap();
-        assert!(restore(&dir.path().join("app.db"), &bad, Duration::from_millis(50)).is_err());
+        let err = read_record(&bad).unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::BAD_INPUT);
+        assert!(err.to_string().contains("app-20240101T000000Z.db"), "{err}");
+        assert!(
+            list(dir.path(), &dir.path().join("app.db"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_run_lock_is_shared_by_runs_and_exclusive_for_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let t = Duration::from_millis(50);
+        let a = RunLock::shared(&db, t).unwrap();
+        let b = RunLock::shared(&db, t).unwrap();
+        let err = RunLock::exclusive(&db, t).unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::REFUSED, "{err}");
+        drop((a, b));
+        let x = RunLock::exclusive(&db, t).unwrap();
+        assert_eq!(
+            RunLock::shared(&db, t).unwrap_err().exit_code(),
+            crate::exit::REFUSED
+        );
+        drop(x);
+        RunLock::shared(&db, t).unwrap();
     }
 }

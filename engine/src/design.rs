@@ -113,6 +113,9 @@ pub struct Adopted {
     /// Destructive changes allowed with `--allow-destructive`, and warnings.
     pub destructive: Vec<String>,
     pub warnings: Vec<String>,
+    /// The verified backup taken before the database was changed (`baseline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PathBuf>,
 }
 
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
@@ -507,6 +510,7 @@ pub fn new_from_diff(
         diff: d,
         destructive: delta.destructive,
         warnings: delta.warnings,
+        backup: None,
     })
 }
 
@@ -538,6 +542,25 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
             .iter()
             .any(|o| o.kind == kind && o.name.eq_ignore_ascii_case(name))
     });
+    // Like every writing command: under the run lock, after a verified backup.
+    let _run = crate::backup::RunLock::shared(&db, project.busy_timeout())?;
+    let backup = crate::backup::take(
+        &conn,
+        &db,
+        &project.backups_dir(),
+        project.config.backups_keep,
+        "before baseline",
+    )?;
+    ledger::ensure(&mut conn).map_err(|e| Error::db(&db, "cannot create the ledger tables", e))?;
+    ledger::append(
+        &conn,
+        &[Entry::for_run(
+            "baseline",
+            "backup",
+            backup.display().to_string(),
+        )],
+    )
+    .map_err(|e| Error::db(&db, "cannot audit the backup", e))?;
     let sql = adopted.to_sql();
     let header = format!(
         "-- The schema of {} when `strata baseline {module}` adopted it. It was recorded as\n\
@@ -561,6 +584,7 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
         diff: diff::diff(&Schema::default(), &adopted),
         destructive: Vec::new(),
         warnings: Vec::new(),
+        backup: Some(backup),
     })
 }
 

@@ -1,7 +1,8 @@
 //! The bookkeeping tables in every migrated database (DESIGN §4).
 //!
 //! `strata_migration` holds one row per applied migration; `strata_migration_audit` is an
-//! append-only log of every action on that database (triggers refuse UPDATE and DELETE). This
+//! append-only log of every action on that database (triggers refuse UPDATE and DELETE);
+//! `strata_database` holds the database's identity, which backups carry. This
 //! module owns their schema, reads and writes; it decides nothing about what to apply.
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -328,6 +329,66 @@ pub fn audit(conn: &Connection, limit: Option<u64>) -> rusqlite::Result<Vec<Audi
     rows.collect()
 }
 
+/// The table holding the database's identity: one row, a random id strata gives a database the
+/// first time it backs it up. It travels inside every backup, so `restore` can tell whether a
+/// backup came from the database it is asked to overwrite.
+pub const IDENTITY_TABLE: &str = "strata_database";
+
+const IDENTITY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS strata_database (
+    id         TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS strata_database_no_update
+    BEFORE UPDATE ON strata_database
+    BEGIN SELECT RAISE(ABORT, 'strata_database is fixed'); END;
+CREATE TRIGGER IF NOT EXISTS strata_database_no_delete
+    BEFORE DELETE ON strata_database
+    BEGIN SELECT RAISE(ABORT, 'strata_database is fixed'); END;
+";
+
+/// The database's identity; `None` when strata never gave it one. Creates nothing.
+pub fn database_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [IDENTITY_TABLE],
+        |r| r.get(0),
+    )?;
+    if n == 0 {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT id FROM strata_database ORDER BY rowid LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The database's identity, created (128 random bits from SQLite's randomness source, as hex)
+/// if it has none yet. Takes the write lock only when it has something to create; must not be
+/// called inside a transaction.
+pub fn ensure_database_id(conn: &Connection) -> rusqlite::Result<String> {
+    if let Some(id) = database_id(conn)? {
+        return Ok(id);
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(IDENTITY_SCHEMA)?;
+    tx.execute(
+        "INSERT INTO strata_database (id, created_at)
+         SELECT lower(hex(randomblob(16))), ?1
+         WHERE NOT EXISTS (SELECT 1 FROM strata_database)",
+        [now_rfc3339()],
+    )?;
+    let id: String = tx.query_row(
+        "SELECT id FROM strata_database ORDER BY rowid LIMIT 1",
+        [],
+        |r| r.get(0),
+    )?;
+    tx.commit()?;
+    Ok(id)
+}
+
 /// `user@host` of whoever runs strata.
 pub fn operator() -> String {
     static OPERATOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -379,6 +440,23 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id, 2);
         assert_eq!(audit(&conn, None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_database_gets_one_fixed_identity() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(database_id(&conn).unwrap(), None);
+        let id = ensure_database_id(&conn).unwrap();
+        assert_eq!(id.len(), 32, "{id}");
+        assert_eq!(ensure_database_id(&conn).unwrap(), id);
+        assert_eq!(database_id(&conn).unwrap(), Some(id.clone()));
+        assert!(
+            conn.execute("UPDATE strata_database SET id = 'x'", [])
+                .is_err()
+        );
+        assert!(conn.execute("DELETE FROM strata_database", []).is_err());
+        let other = Connection::open_in_memory().unwrap();
+        assert_ne!(ensure_database_id(&other).unwrap(), id);
     }
 
     #[test]

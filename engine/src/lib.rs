@@ -14,8 +14,9 @@
 //! anything runs), `sqlite` (connections and
 //! statement scripts), `step` (one migration in one transaction), `sandbox` (running components:
 //! engine, limits, SQL host API, authorizer, compile cache), `migrator` (validate, phases,
-//! sandbox mode, restore), `backup`, `guest` (`strata build`), `repair` (re-pinning
-//! applied migrations changed on purpose), `scaffold` (init, new), `event`,
+//! sandbox mode), `backup` (recorded, verified backups and the run lock), `restore` (putting a
+//! backup back into the live database), `guest` (`strata build`), `repair` (re-pinning applied
+//! migrations changed on purpose), `scaffold` (init, new), `event`,
 //! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership) and `design` (the
 //! design-time commands on a project: dump, diff, new --from-diff, baseline, drift).
 
@@ -33,6 +34,7 @@ pub mod ledger;
 pub mod migrator;
 pub mod plan;
 pub mod repair;
+pub mod restore;
 pub mod sandbox;
 pub mod scaffold;
 pub mod schema;

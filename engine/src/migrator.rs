@@ -2,7 +2,8 @@
 //!
 //! `migrate` reads like the algorithm: load the tree, plan every database and refuse before
 //! touching anything, read every input, then run phase 1 and phase 2 step by step. Also the
-//! read-only views of a project (`status`, `plan`, `audit`). Steps themselves live in `step`.
+//! read-only views of a project (`status`, `plan`, `audit`). Steps themselves live in `step`;
+//! `restore` lives in its own module.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -166,6 +167,8 @@ impl<'a> Runner<'a> {
             });
             return Ok(done);
         }
+        // Held for the whole phase: a restore waits for it, or refuses, never lands between steps.
+        let _run = backup::RunLock::shared(db, self.project.busy_timeout())?;
         let mut conn = sqlite::open(db, self.project.busy_timeout())?;
         if phase != Phase::Apply {
             // A scratch database (the test database, a copy, a sandbox): no fsync. A crash of
@@ -182,6 +185,7 @@ impl<'a> Runner<'a> {
                 db,
                 &self.project.backups_dir(),
                 self.project.config.backups_keep,
+                &format!("before migrate ({phase})"),
             )?;
             let entry =
                 ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
@@ -553,57 +557,6 @@ pub fn sandbox(
         steps,
         duration_ms: started.elapsed().as_millis() as u64,
     })
-}
-
-/// `strata restore`: puts a backup of the real (or, with `test_db`, the test) database back,
-/// the latest when `backup` is `None`, and audits it in the restored database.
-pub fn restore(
-    project: &Project,
-    test_db: bool,
-    backup: Option<&Path>,
-) -> Result<(PathBuf, PathBuf), Error> {
-    let db = if test_db {
-        &project.test_db
-    } else {
-        &project.db
-    };
-    let dir = project.backups_dir();
-    let chosen = match backup {
-        Some(b) if b.is_dir() => {
-            return Err(Error::input(
-                b,
-                "is a folder, not a backup: name one backup file (`ls .strata/backups/`), or \
-                 give no name to restore the newest",
-            ));
-        }
-        Some(b) if b.is_file() => b.to_path_buf(),
-        Some(b) if dir.join(b).is_file() => dir.join(b),
-        Some(b) => {
-            return Err(Error::input(
-                b,
-                "is not a backup: no such file here or in .strata/backups/",
-            ));
-        }
-        None => backup::list(&dir, db)?.pop().ok_or_else(|| {
-            Error::input(
-                &dir,
-                format!(
-                    "holds no backup of {}; `strata migrate` takes one before each run",
-                    db.display()
-                ),
-            )
-        })?,
-    };
-    backup::restore(db, &chosen, project.busy_timeout())?;
-    let mut conn = sqlite::open(db, project.busy_timeout())?;
-    ledger::ensure(&mut conn).map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
-    let entry = ledger::Entry::for_run(
-        Phase::Restore.as_str(),
-        "restore",
-        format!("restored from {}", chosen.display()),
-    );
-    ledger::append(&conn, &[entry]).map_err(|e| Error::db(db, "cannot audit the restore", e))?;
-    Ok((db.clone(), chosen))
 }
 
 /// One database's view in `strata status`.

@@ -19,6 +19,7 @@ mod rails;
 mod readme;
 mod refusals;
 mod rehearsal;
+mod restore;
 mod schema;
 mod single_transaction;
 mod snapshots;

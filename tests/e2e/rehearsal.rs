@@ -65,7 +65,7 @@ fn backups_are_pruned_to_the_configured_number() {
     }
     let app: Vec<String> = backups(&p)
         .into_iter()
-        .filter(|n| n.starts_with("app-"))
+        .filter(|n| n.starts_with("app-") && n.ends_with(".db"))
         .collect();
     assert_eq!(app.len(), 2, "{app:?}");
 }

@@ -1,0 +1,473 @@
+//! `strata restore`: puts a backup back into the live database without losing anything.
+//!
+//! A backup goes back only to the database it was taken from: its record must name the
+//! database's path and the identity inside the backup must match both the record and the live
+//! database. The whole restore holds the run lock exclusively (no `migrate` or `baseline` runs
+//! meanwhile), the backup is checked and copied from one open handle, the current state is
+//! kept as a verified backup first (so a restore can be undone), the audit rows written since
+//! the backup are carried over with the restore's own, and the result is written through
+//! SQLite's online backup API into the live file: open connections and WAL readers see one
+//! consistent switch, and the file keeps its inode, mode and owner; no `-wal` or `-shm` file
+//! is removed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::backup::StepResult;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::backup::{self, Backup, RunLock};
+use crate::config::Project;
+use crate::error::Error;
+use crate::event::Phase;
+use crate::ledger;
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    /// The database restored.
+    pub db: PathBuf,
+    /// The backup put back.
+    pub restored_from: PathBuf,
+    /// When that backup was taken.
+    pub taken_at: String,
+    /// The verified backup of the state just before the restore: restoring it undoes this
+    /// restore. `None` when there was no database to keep.
+    pub undo: Option<PathBuf>,
+    /// Audit rows written after the backup was taken, kept in the restored database.
+    pub audit_rows_kept: usize,
+}
+
+/// The database `restore` works on: the real one, or with `test_db` the test database.
+pub fn target(project: &Project, test_db: bool) -> &Path {
+    if test_db {
+        &project.test_db
+    } else {
+        &project.db
+    }
+}
+
+/// `strata restore --list`: the backups that can go back to the database, oldest first.
+pub fn list(project: &Project, test_db: bool) -> Result<(PathBuf, Vec<Backup>), Error> {
+    let db = target(project, test_db);
+    let live = live_id(project, db)?;
+    let all = backup::list(&project.backups_dir(), db)?;
+    let fits = all
+        .into_iter()
+        .filter(|b| live.as_ref().is_none_or(|id| *id == b.record.database_id))
+        .collect();
+    Ok((db.to_path_buf(), fits))
+}
+
+/// The backup `restore` would put back: `backup` (a path, or a name in `.strata/backups/`), or
+/// the newest backup of the database. Refuses (exit 2) a file that is not a backup of it.
+pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Backup, Error> {
+    let db = target(project, test_db);
+    let dir = project.backups_dir();
+    let Some(named) = backup else {
+        let (_, mut fits) = list(project, test_db)?;
+        if let Some(newest) = fits.pop() {
+            return Ok(newest);
+        }
+        let others = backup::list(&dir, db)?;
+        return Err(if others.is_empty() {
+            Error::input(
+                &dir,
+                format!(
+                    "holds no backup of {}; `strata migrate` takes one before each run",
+                    db.display()
+                ),
+            )
+        } else {
+            Error::input(
+                db,
+                format!(
+                    "is not the database the {} backup(s) of this path in {} were taken from \
+                     (it was replaced since). If you mean to put one back anyway, move {} away \
+                     and name the backup: `strata restore {}`",
+                    others.len(),
+                    dir.display(),
+                    db.display(),
+                    others.last().expect("not empty").path.display()
+                ),
+            )
+        });
+    };
+    let path = if named.is_file() {
+        named.to_path_buf()
+    } else if dir.join(named).is_file() {
+        dir.join(named)
+    } else {
+        return Err(Error::input(
+            named,
+            "is not a backup: no such file here or in .strata/backups/",
+        ));
+    };
+    let record = backup::read_record(&path)?;
+    let source = backup::absolute(db);
+    if record.source != source {
+        let hint = if record.source == backup::absolute(&project.test_db) {
+            " (the test database: add --test to restore it)"
+        } else if record.source == backup::absolute(&project.db) {
+            " (the real database: restore it without --test)"
+        } else {
+            ""
+        };
+        return Err(Error::input(
+            &path,
+            format!(
+                "is a backup of {}{hint}, not of {}: a backup goes back only to the database it \
+                 was taken from. `strata restore --list` shows the backups of {}",
+                record.source.display(),
+                db.display(),
+                db.display()
+            ),
+        ));
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(Backup { path, record, size })
+}
+
+/// `strata restore`: puts `backup` (or the newest backup) back into the real database, or with
+/// `test_db` the test database. See the module documentation for what it guarantees.
+pub fn restore(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Restored, Error> {
+    let db = target(project, test_db);
+    let timeout = project.busy_timeout();
+    let _run = RunLock::exclusive(db, timeout)?;
+    let chosen = choose(project, test_db, backup)?;
+    let dir = project.backups_dir();
+
+    // The backup: checked and copied into a staging database through one read transaction on
+    // one handle, so what was checked is what is copied.
+    let src = Connection::open_with_flags(&chosen.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| not_a_backup(&chosen.path, &e))?;
+    src.execute_batch("BEGIN")
+        .map_err(|e| Error::db(&chosen.path, "cannot read the backup", e))?;
+    let id = ledger::database_id(&src).map_err(|e| not_a_backup(&chosen.path, &e))?;
+    if id.as_deref() != Some(chosen.record.database_id.as_str()) {
+        return Err(Error::input(
+            &chosen.path,
+            format!(
+                "does not hold the database its record names (identity {} inside, {} in {}); \
+                 the file was replaced or the record belongs to another backup",
+                id.as_deref().unwrap_or("none"),
+                chosen.record.database_id,
+                backup::record_path(&chosen.path).display()
+            ),
+        ));
+    }
+    backup::check_integrity(&src, &chosen.path)?;
+    let backed_up_to = max_audit_id(&src).map_err(|e| not_a_backup(&chosen.path, &e))?;
+    let staging_file = backup::partial(&dir)?;
+    let mut staging = Connection::open(staging_file.path())
+        .map_err(|e| Error::db(staging_file.path(), "cannot open", e))?;
+    copy(&src, &mut staging, Duration::ZERO)
+        .map_err(|e| Error::db(&chosen.path, "cannot copy the backup", e))?;
+    src.execute_batch("COMMIT")
+        .map_err(|e| Error::db(&chosen.path, "cannot read the backup", e))?;
+    drop(src);
+
+    // The live database: refuse early while another writer holds it; no strata run can start
+    // meanwhile (the run lock), so its state and audit log stay as read until the switch.
+    let mut live = crate::sqlite::open(db, timeout)?;
+    live.execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+        .map_err(|e| Error::db(db, "cannot lock the database", e))?;
+    let (undo, carried) = keep_live_state(&live, db, &chosen, &dir, backed_up_to, &mut staging)?;
+
+    // One switch: the staged database, with the audit rows, replaces the live one's pages.
+    copy(&staging, &mut live, timeout).map_err(|e| {
+        Error::db(
+            db,
+            format!("cannot write the backup {} into it", chosen.path.display()),
+            e,
+        )
+    })?;
+    drop(staging);
+    drop(staging_file);
+    Ok(Restored {
+        db: db.to_path_buf(),
+        restored_from: chosen.path,
+        taken_at: chosen.record.taken_at,
+        undo,
+        audit_rows_kept: carried,
+    })
+}
+
+/// Checks that `live` is the database `chosen` was taken from, keeps
+/// its state as a verified backup, and writes into `staging` the audit rows written since the
+/// backup (those with an id above `backed_up_to`), the undo backup's row and the restore's row.
+/// Returns the undo backup and how many rows were carried over.
+fn keep_live_state(
+    live: &Connection,
+    db: &Path,
+    chosen: &Backup,
+    dir: &Path,
+    backed_up_to: i64,
+    staging: &mut Connection,
+) -> Result<(Option<PathBuf>, usize), Error> {
+    let has_schema: i64 = live
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| Error::db(db, "cannot read the schema", e))?;
+    let mut undo = None;
+    let mut carried = Vec::new();
+    let mut columns = Vec::new();
+    if has_schema > 0 {
+        let live_id =
+            ledger::database_id(live).map_err(|e| Error::db(db, "cannot read its identity", e))?;
+        if live_id.as_deref() != Some(chosen.record.database_id.as_str()) {
+            return Err(Error::input(
+                db,
+                format!(
+                    "is not the database {} was taken from (identity {} here, {} in the \
+                     backup): it was replaced since. If you mean to put the backup back \
+                     anyway, move {} away first and run the restore again",
+                    chosen.path.display(),
+                    live_id.as_deref().unwrap_or("none"),
+                    chosen.record.database_id,
+                    db.display()
+                ),
+            ));
+        }
+        // Not pruned here: the backup being restored may be the oldest one kept.
+        undo = Some(backup::take(live, db, dir, usize::MAX, "before restore")?);
+        if ledger::exists(live).map_err(|e| Error::db(db, "cannot read the ledger", e))? {
+            columns = common_audit_columns(live, staging)
+                .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
+            carried = audit_since(live, &columns, backed_up_to)
+                .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
+        }
+    }
+    let n = carried.len();
+    let mut write = || -> rusqlite::Result<()> {
+        ledger::ensure(staging)?;
+        let tx = staging.transaction()?;
+        if !carried.is_empty() {
+            let list = columns.join(", ");
+            let marks = vec!["?"; columns.len()].join(", ");
+            let mut insert = tx.prepare(&format!(
+                "INSERT INTO strata_migration_audit ({list}) VALUES ({marks})"
+            ))?;
+            for row in &carried {
+                insert.execute(rusqlite::params_from_iter(row))?;
+            }
+        }
+        let mut entries = Vec::new();
+        let detail = match &undo {
+            Some(u) => {
+                entries.push(ledger::Entry::for_run(
+                    Phase::Restore.as_str(),
+                    "backup",
+                    format!("{} (the state before the restore)", u.display()),
+                ));
+                format!(
+                    "restored from {} (taken {}); `strata restore {}` undoes it",
+                    chosen.path.display(),
+                    chosen.record.taken_at,
+                    file_name(u)
+                )
+            }
+            None => format!(
+                "restored from {} (taken {})",
+                chosen.path.display(),
+                chosen.record.taken_at
+            ),
+        };
+        entries.push(ledger::Entry::for_run(
+            Phase::Restore.as_str(),
+            "restore",
+            detail,
+        ));
+        ledger::append(&tx, &entries)?;
+        tx.commit()
+    };
+    write().map_err(|e| Error::db(db, "cannot prepare the restored database's audit log", e))?;
+    Ok((undo, n))
+}
+
+/// Copies every page of `from` into `to` in one step of SQLite's online backup API (one write
+/// transaction on `to`), retrying while `to` is locked by another connection for up to
+/// `timeout`.
+fn copy(from: &Connection, to: &mut Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let b = rusqlite::backup::Backup::new(from, to)?;
+    loop {
+        match b.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::Busy | StepResult::Locked if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            StepResult::Busy | StepResult::Locked => {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    None,
+                ));
+            }
+            // `More` (not all pages copied yet) cannot follow a step of -1 pages; step again.
+            _ => {}
+        }
+    }
+}
+
+/// The newest audit row id of a database; 0 when it has no audit log.
+fn max_audit_id(conn: &Connection) -> rusqlite::Result<i64> {
+    if !ledger::exists(conn)? {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(id), 0) FROM strata_migration_audit",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// The audit log's columns in both databases, in `live`'s order.
+fn common_audit_columns(live: &Connection, staging: &Connection) -> rusqlite::Result<Vec<String>> {
+    let names = |c: &Connection| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = c.prepare("SELECT name FROM pragma_table_info(?1)")?;
+        let rows = stmt.query_map([ledger::AUDIT_TABLE], |r| r.get(0))?;
+        rows.collect()
+    };
+    let there = names(staging)?;
+    Ok(names(live)?
+        .into_iter()
+        .filter(|c| there.is_empty() || there.contains(c))
+        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .collect())
+}
+
+/// The audit rows with an id above `after`, oldest first, as values of `columns`.
+fn audit_since(
+    conn: &Connection,
+    columns: &[String],
+    after: i64,
+) -> rusqlite::Result<Vec<Vec<Value>>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM strata_migration_audit WHERE id > ?1 ORDER BY id",
+        columns.join(", ")
+    ))?;
+    let n = columns.len();
+    let rows = stmt.query_map([after], |r| (0..n).map(|i| r.get(i)).collect())?;
+    rows.collect()
+}
+
+/// The identity of the database at `db`; `None` when there is none (or no file).
+fn live_id(project: &Project, db: &Path) -> Result<Option<String>, Error> {
+    match crate::sqlite::open_read_only(db, project.busy_timeout())? {
+        Some(conn) => {
+            ledger::database_id(&conn).map_err(|e| Error::db(db, "cannot read its identity", e))
+        }
+        None => Ok(None),
+    }
+}
+
+fn not_a_backup(path: &Path, e: &rusqlite::Error) -> Error {
+    Error::input(
+        path,
+        format!("is not a strata backup: SQLite cannot read it ({e})"),
+    )
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(busy_ms: u64) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("strata.toml"),
+            format!("busy_timeout_ms = {busy_ms}\n"),
+        )
+        .unwrap();
+        let p = Project::open(dir.path().to_path_buf()).unwrap();
+        (dir, p)
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn restore_puts_the_backup_back_and_keeps_the_state_before() {
+        let (_dir, p) = project(100);
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        conn.execute_batch("INSERT INTO t VALUES (2); CREATE TABLE u(b);")
+            .unwrap();
+        let done = restore(&p, false, None).unwrap();
+        assert_eq!(done.restored_from, taken);
+        // The same connection, still open, sees the restored database.
+        assert_eq!(count(&conn, "SELECT count(*) FROM t"), 1);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 'u'"),
+            0
+        );
+        let undo = Connection::open(done.undo.unwrap()).unwrap();
+        assert_eq!(count(&undo, "SELECT count(*) FROM t"), 2);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM strata_migration_audit WHERE action = 'restore'"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn restore_refuses_while_a_writer_or_a_run_holds_the_database() {
+        let (_dir, p) = project(50);
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE t(a);").unwrap();
+        backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let err = restore(&p, false, None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::REFUSED, "{err}");
+        conn.execute_batch("COMMIT").unwrap();
+        let run = RunLock::shared(&p.db, Duration::ZERO).unwrap();
+        let err = restore(&p, false, None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::REFUSED, "{err}");
+        drop(run);
+        assert_eq!(count(&conn, "SELECT count(*) FROM t"), 1);
+        restore(&p, false, None).unwrap();
+        assert_eq!(count(&conn, "SELECT count(*) FROM t"), 0);
+    }
+
+    #[test]
+    fn a_replaced_database_does_not_get_the_old_ones_backup() {
+        let (_dir, p) = project(50);
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE t(a);").unwrap();
+        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        drop(conn);
+        std::fs::remove_file(&p.db).unwrap();
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE other(b);").unwrap();
+        ledger::ensure_database_id(&conn).unwrap();
+        let err = restore(&p, false, Some(&taken)).unwrap_err();
+        assert_eq!(err.exit_code(), crate::exit::BAD_INPUT);
+        assert!(err.to_string().contains("move"), "{err}");
+        let err = restore(&p, false, None).unwrap_err();
+        assert!(err.to_string().contains("replaced"), "{err}");
+        // Moved away, the path is free: the backup goes back to a new file.
+        drop(conn);
+        std::fs::rename(&p.db, p.root.join("moved.db")).unwrap();
+        let done = restore(&p, false, Some(&taken)).unwrap();
+        assert_eq!(done.undo, None);
+        let conn = Connection::open(&p.db).unwrap();
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 't'"),
+            1
+        );
+    }
+}

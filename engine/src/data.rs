@@ -39,7 +39,12 @@ impl DataSet {
     /// Reads and validates `path`; every problem names the file, the table and the row.
     pub fn load(path: &Path) -> Result<DataSet, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
+        DataSet::parse(path, &text)
+    }
+
+    /// Parses and validates the text of the data.json at `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<DataSet, Error> {
+        let json: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::input(path, format!("not valid JSON: {e}")))?;
         let serde_json::Value::Object(tables) = json else {
             return Err(Error::input(

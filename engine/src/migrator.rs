@@ -111,10 +111,11 @@ impl<'a> Runner<'a> {
             }
         }
         let sandbox = if prepared.values().any(Prepared::has_components) {
-            let cache = project.ensure_state_dir()?.join("cache");
-            Some(Sandbox::new(Some(cache)).map_err(|e| {
-                Error::Usage(format!("cannot start the WebAssembly sandbox: {e:#}"))
-            })?)
+            Some(
+                Sandbox::new(crate::sandbox::CacheLocation::for_user()).map_err(|e| {
+                    Error::Usage(format!("cannot start the WebAssembly sandbox: {e:#}"))
+                })?,
+            )
         } else {
             None
         };
@@ -123,6 +124,15 @@ impl<'a> Runner<'a> {
             prepared,
             sandbox,
         })
+    }
+
+    /// Says so when the compile cache is off because its folder or key is not private.
+    fn warn_about_cache(&self, events: &mut EventSink<'_>) {
+        if let Some(why) = self.sandbox.as_ref().and_then(Sandbox::cache_problem) {
+            events(&Event::Warning(format!(
+                "the compile cache is off, components are compiled on every run: {why}"
+            )));
+        }
     }
 
     /// Runs `pending` on `db`, one step at a time, after a verified backup when `how.backup`.
@@ -291,6 +301,7 @@ pub fn migrate(
             .iter()
             .flat_map(|(_, _, pending)| pending.iter().copied()),
     )?;
+    runner.warn_about_cache(events);
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, db, pending) in &phases {
@@ -383,6 +394,7 @@ pub fn sandbox(
     let pending =
         plan::plan(&db, &tree.migrations, &applied, &opts.plan).map_err(Error::Refused)?;
     let runner = Runner::new(project, pending.iter().copied())?;
+    runner.warn_about_cache(events);
 
     let mut steps: Vec<SandboxStep> = Vec::new();
     let mut fuel: HashMap<MigrationId, u64> = HashMap::new();

@@ -5,6 +5,7 @@ mod harness;
 
 mod build;
 mod hostile;
+mod independent;
 mod init_new;
 mod migrate;
 mod pinning;

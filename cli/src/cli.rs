@@ -368,7 +368,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Build { selector } => {
             let crates = guest::find(&project, selector.as_deref())?;
-            let sandbox = Sandbox::new(Some(project.state_dir().join("cache")))
+            let sandbox = Sandbox::new(strata_engine::sandbox::CacheLocation::for_user())
                 .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
             out.build(&guest::build(&project, &crates, &sandbox, &mut |e| {
                 render::event(&out, e)

@@ -28,7 +28,11 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.db");
     seed(&base, rows);
-    let sandbox = Sandbox::new(Some(dir.path().join("cache"))).unwrap();
+    let sandbox = Sandbox::new(Some(strata_engine::sandbox::CacheLocation {
+        entries: dir.path().join("cache"),
+        key_file: dir.path().join("state/cache.key"),
+    }))
+    .unwrap();
     sandbox.exports(&wasm).unwrap(); // compile once, outside the timings
 
     let fresh = |name: &str| {

@@ -4,7 +4,9 @@
 //! its content; text files are read with CRLF as LF so a checkout on another OS does not look
 //! modified. The checksum is the sha256 of the manifest written as `sha256sum` lines. Guest crate
 //! sources and `schema.sql` are not pinned: the committed `.wasm` is what runs, and the snapshot
-//! is written by the tool. This module reads files; it never touches a database.
+//! is written by the tool. [`Pinned`] reads a folder's files once and keeps both their bytes and
+//! their manifest, so what a step runs is exactly what its checksum covers. This module reads
+//! files; it never touches a database.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,57 @@ pub const PINNED_FILES: &[&str] = &[
     "check.wasm",
 ];
 
+/// The pinned files of one migration folder, each read once, and their manifest: the bytes
+/// here are the bytes the manifest hashes (text files with CRLF already read as LF).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pinned {
+    files: Vec<(&'static str, Vec<u8>)>,
+    manifest: Manifest,
+}
+
+impl Pinned {
+    /// Reads each pinned file of the migration folder `dir` once.
+    pub fn read(dir: &Path) -> Result<Self, Error> {
+        let mut files = Vec::new();
+        let mut entries = Vec::new();
+        for name in PINNED_FILES {
+            let path = dir.join(name);
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => normalize(name, bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            entries.push((name.to_string(), hex(&Sha256::digest(&bytes))));
+            files.push((*name, bytes));
+        }
+        Ok(Pinned {
+            files,
+            manifest: Manifest { entries },
+        })
+    }
+
+    /// The manifest of exactly these bytes.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The bytes of pinned file `name` (one of [`PINNED_FILES`]), if present.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        debug_assert!(PINNED_FILES.contains(&name), "{name} is not pinned");
+        self.files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+
+    /// Takes the bytes of pinned file `name` out, leaving the manifest as it was.
+    pub fn take(&mut self, name: &str) -> Option<Vec<u8>> {
+        debug_assert!(PINNED_FILES.contains(&name), "{name} is not pinned");
+        let i = self.files.iter().position(|(n, _)| *n == name)?;
+        Some(self.files.swap_remove(i).1)
+    }
+}
+
 /// The sha256 of each pinned file present in a migration folder, in [`PINNED_FILES`] order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Manifest {
@@ -35,17 +88,7 @@ pub struct Manifest {
 impl Manifest {
     /// Hashes the pinned files of the migration folder `dir`.
     pub fn of_dir(dir: &Path) -> Result<Self, Error> {
-        let mut entries = Vec::new();
-        for name in PINNED_FILES {
-            let path = dir.join(name);
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(path, e)),
-            };
-            entries.push((name.to_string(), hash_file(name, &bytes)));
-        }
-        Ok(Manifest { entries })
+        Ok(Pinned::read(dir)?.manifest)
     }
 
     /// The migration's checksum: sha256 over the manifest's `<sha256>  <file>` lines.
@@ -92,20 +135,20 @@ impl Manifest {
     }
 }
 
-/// sha256 of one pinned file, reading text files with CRLF as LF.
-fn hash_file(name: &str, bytes: &[u8]) -> String {
-    if name.ends_with(".wasm") {
-        return hex(&Sha256::digest(bytes));
+/// A pinned file as it runs and is hashed: text files with CRLF read as LF, `.wasm` as it is.
+fn normalize(name: &str, bytes: Vec<u8>) -> Vec<u8> {
+    if name.ends_with(".wasm") || !bytes.windows(2).any(|w| w == b"\r\n") {
+        return bytes;
     }
-    let mut hasher = Sha256::new();
-    let mut rest = bytes;
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes.as_slice();
     while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
-        hasher.update(&rest[..pos]);
-        hasher.update(b"\n");
+        out.extend_from_slice(&rest[..pos]);
+        out.push(b'\n');
         rest = &rest[pos + 2..];
     }
-    hasher.update(rest);
-    hex(&hasher.finalize())
+    out.extend_from_slice(rest);
+    out
 }
 
 /// Lowercase hex of a digest.

@@ -305,19 +305,24 @@ impl MigrationConfig {
     pub fn load(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(MIGRATION_CONFIG_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                Error::input(
-                    &path,
-                    format!(
-                        "{}; the keys are [sandbox] reads, writes, triggers, fuel, memory_mib, timeout_s and \
-                         [build] transform, test_seed, proj_seed, check",
-                        e.message()
-                    ),
-                )
-            }),
+            Ok(text) => MigrationConfig::parse(&path, &text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MigrationConfig::default()),
             Err(e) => Err(Error::io(path, e)),
         }
+    }
+
+    /// Parses the text of the migration.toml at `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| {
+            Error::input(
+                path,
+                format!(
+                    "{}; the keys are [sandbox] reads, writes, triggers, fuel, memory_mib, \
+                     timeout_s and [build] transform, test_seed, proj_seed, check",
+                    e.message()
+                ),
+            )
+        })
     }
 
     /// This migration's limits: its own where it sets them, never above `ceiling`.

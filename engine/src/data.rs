@@ -49,8 +49,13 @@ impl DataSet {
                 ),
             )
         })?;
+        DataSet::parse(path, &text)
+    }
+
+    /// Parses and validates the text of the data.json at `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<DataSet, Error> {
         // A byte order mark is how some editors say "UTF-8"; it is not part of the JSON.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let Strict(json) = serde_json::from_str(text)
             .map_err(|e| Error::input(path, format!("not valid JSON: {e}")))?;
         check_integers(text).map_err(|why| Error::input(path, why))?;

@@ -153,6 +153,13 @@ pub enum Refusal {
         migration: String,
         newest_applied: String,
     },
+    /// A file of a migration changed between the validation of the tree and the moment the
+    /// run read what it will execute.
+    ChangedDuringRun {
+        migration: String,
+        /// The files that differ, were added or were removed.
+        files: Vec<PathBuf>,
+    },
     /// A migration recorded as applied has no folder any more.
     Missing { db: PathBuf, migration: String },
     /// Another process held the database longer than the busy timeout.
@@ -235,6 +242,17 @@ impl fmt::Display for Refusal {
                  --allow-out-of-order if running it after the newer one is safe.",
                 db.display()
             ),
+            Refusal::ChangedDuringRun { migration, files } => {
+                let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                write!(
+                    f,
+                    "{migration} changed while strata was reading it: {} differ{} from what \
+                     was validated a moment before. strata runs only the bytes it checksums; \
+                     finish editing (or stop the process writing there) and run the command again.",
+                    files.join(", "),
+                    if files.len() == 1 { "s" } else { "" },
+                )
+            }
             Refusal::Missing { db, migration } => write!(
                 f,
                 "{migration} is recorded as applied to {} but its folder is gone. Restore the \

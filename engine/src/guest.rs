@@ -3,7 +3,10 @@
 //!
 //! Each crate is built with cargo for wasm32-unknown-unknown under a pinned release profile, seen
 //! through a fixed path (a symlink under /tmp/strata-build) and with that path remapped, so the
-//! same source and toolchain give the same bytes wherever the project is checked out; the core module is then encoded as a component with `wit-component`
+//! same source and toolchain give the same bytes wherever the project is checked out (cargo
+//! hashes the absolute path of a path dependency outside the guest's workspace into every
+//! symbol, which `--remap-path-prefix` does not change). The fixed folder is checked and kept
+//! private to the user building (see `BuildRoot`); the core module is then encoded as a component with `wit-component`
 //! (no external tools) and checked against the world its place in the folder implies. Build
 //! output goes under `.strata/build/`, never into the migrations tree.
 
@@ -400,21 +403,102 @@ fn common_ancestor(dirs: &[PathBuf]) -> PathBuf {
 
 /// Holds the fixed build root for one build: a symlink to the sources' common ancestor, under
 /// a lock so concurrent builds on one machine take turns.
+///
+/// The root's path must be the same everywhere (it decides the bytes), so it cannot be private
+/// by name; it is made private by ownership instead: a real folder (never a symlink), owned by
+/// this user, mode 0700, in a parent that other users cannot rename it out of (sticky, like
+/// /tmp). Anything planted in it while it was open to others (a symlinked lock, a swapped
+/// `src`) is replaced, never followed or truncated. A root another user owns is refused.
 struct BuildRoot {
     path: PathBuf,
     _lock: std::fs::File,
 }
 
+#[cfg(unix)]
 impl BuildRoot {
     fn enter(real: &Path) -> Result<BuildRoot, Error> {
-        let base = PathBuf::from(BUILD_ROOT);
-        std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, e))?;
+        BuildRoot::enter_at(Path::new(BUILD_ROOT), real)
+    }
+
+    fn enter_at(base: &Path, real: &Path) -> Result<BuildRoot, Error> {
+        use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+        use std::os::unix::fs::{PermissionsExt as _, symlink};
+        let refuse = |why: String| build_error(base, why);
+        let io = |path: &Path, e: std::io::Error| Error::io(path, e);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+
+        let parent = base.parent().unwrap_or(Path::new("/"));
+        let pmeta = std::fs::metadata(parent).map_err(|e| io(parent, e))?;
+        if pmeta.mode() & 0o002 != 0 && pmeta.mode() & 0o1000 == 0 {
+            return Err(refuse(format!(
+                "{} is writable by every user but not sticky, so another user could swap the \
+                 build root; fix it with `chmod +t {}`",
+                parent.display(),
+                parent.display()
+            )));
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(base) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(base, e)),
+        }
+        // Open the folder itself, never what a symlink there points to, and check the folder
+        // that was opened.
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY)
+            .open(base)
+            .map_err(|e| {
+                refuse(format!(
+                    "cannot open the build root as a folder of its own ({e}); it may be a symlink \
+                     planted by another user: remove it (`rm {}`) and build again",
+                    base.display()
+                ))
+            })?;
+        let meta = dir.metadata().map_err(|e| io(base, e))?;
+        if meta.uid() != me {
+            return Err(refuse(format!(
+                "the build root belongs to user id {}, not to you (id {me}); strata builds only \
+                 in a folder no one else controls: ask its owner (or root) to remove it",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            dir.set_permissions(std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io(base, e))?;
+        }
+
+        // The lock: opened without following a symlink and without truncating anything.
         let lock_path = base.join("lock");
-        let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let open_lock = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&lock_path)
+        };
+        // Removes whatever is at `path` (a symlink itself, never its target).
+        let clear = |path: &Path| match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(|e| io(path, e)),
+            Ok(_) => std::fs::remove_file(path).map_err(|e| io(path, e)),
+            Err(_) => Ok(()),
+        };
+        let lock = match open_lock() {
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_file() && m.uid() == me) => f,
+            _ => {
+                // Something else was planted there while the folder was open to others.
+                clear(&lock_path)?;
+                open_lock().map_err(|e| io(&lock_path, e))?
+            }
+        };
+        lock.lock().map_err(|e| io(&lock_path, e))?;
         let link = base.join("src");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(real, &link).map_err(|e| Error::io(&link, e))?;
+        clear(&link)?;
+        symlink(real, &link).map_err(|e| io(&link, e))?;
         Ok(BuildRoot {
             path: link,
             _lock: lock,
@@ -551,4 +635,117 @@ fn check_world(sandbox: &Sandbox, c: &GuestCrate, component: &[u8]) -> Result<()
             c.world.name(),
         ),
     ))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_fresh_build_root_is_private_and_points_at_the_sources() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("strata-build");
+        let sources = tmp.path().join("checkout");
+        std::fs::create_dir_all(&sources).unwrap();
+        let root = BuildRoot::enter_at(&base, &sources).unwrap();
+        assert_eq!(root.path, base.join("src"));
+        assert_eq!(std::fs::read_link(&root.path).unwrap(), sources);
+        assert_eq!(mode(&base), 0o700);
+        assert_eq!(mode(&base.join("lock")), 0o600);
+    }
+
+    #[test]
+    fn a_symlinked_build_root_is_refused_and_its_target_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Another user pre-created the fixed path as a symlink to a folder of the victim's.
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("lock"), "precious").unwrap();
+        let victim_mode = mode(&victim);
+        let base = tmp.path().join("strata-build");
+        symlink(&victim, &base).unwrap();
+        let sources = tmp.path().join("checkout");
+        std::fs::create_dir_all(&sources).unwrap();
+        let err = BuildRoot::enter_at(&base, &sources)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("symlink"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(victim.join("lock")).unwrap(),
+            "precious"
+        );
+        assert!(!victim.join("src").exists());
+        assert_eq!(
+            mode(&victim),
+            victim_mode,
+            "the victim's folder was not chmod-ed"
+        );
+    }
+
+    #[test]
+    fn what_was_planted_in_an_open_build_root_is_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("strata-build");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        // A symlinked lock aimed at a victim's file, and `src` aimed at an attacker's code.
+        let victim = tmp.path().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        symlink(&victim, base.join("lock")).unwrap();
+        let attacker = tmp.path().join("attacker");
+        std::fs::create_dir_all(&attacker).unwrap();
+        symlink(&attacker, base.join("src")).unwrap();
+        let sources = tmp.path().join("checkout");
+        std::fs::create_dir_all(&sources).unwrap();
+
+        let root = BuildRoot::enter_at(&base, &sources).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(
+            std::fs::symlink_metadata(base.join("lock"))
+                .unwrap()
+                .is_file()
+        );
+        assert_eq!(std::fs::read_link(&root.path).unwrap(), sources);
+        assert_eq!(mode(&base), 0o700, "the folder is closed to others again");
+    }
+
+    #[test]
+    fn a_build_root_in_an_open_parent_or_owned_by_another_user_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let sources = tmp.path().join("checkout");
+        std::fs::create_dir_all(&sources).unwrap();
+        let err = BuildRoot::enter_at(&open.join("strata-build"), &sources)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("chmod +t"), "{err}");
+
+        // Sticky, like /tmp: fine.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        BuildRoot::enter_at(&open.join("strata-build"), &sources).unwrap();
+
+        // Another user's folder (only root can make one here to test with).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let theirs = open.join("theirs");
+            std::fs::create_dir_all(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            let err = BuildRoot::enter_at(&theirs, &sources)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("belongs to user id 65534"), "{err}");
+            assert!(!theirs.join("src").exists());
+            assert_eq!(std::fs::metadata(&theirs).unwrap().uid(), 65534);
+        }
+    }
 }

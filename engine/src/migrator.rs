@@ -118,10 +118,11 @@ impl<'a> Runner<'a> {
             }
         }
         let sandbox = if prepared.values().any(Prepared::has_components) {
-            let cache = project.ensure_state_dir()?.join("cache");
-            Some(Sandbox::new(Some(cache)).map_err(|e| {
-                Error::Usage(format!("cannot start the WebAssembly sandbox: {e:#}"))
-            })?)
+            Some(
+                Sandbox::new(crate::sandbox::CacheLocation::for_user()).map_err(|e| {
+                    Error::Usage(format!("cannot start the WebAssembly sandbox: {e:#}"))
+                })?,
+            )
         } else {
             None
         };
@@ -135,6 +136,15 @@ impl<'a> Runner<'a> {
     /// Warnings about components older than their sources, in no particular order.
     fn stale(&self) -> impl Iterator<Item = String> + '_ {
         self.prepared.values().flat_map(|p| p.stale.iter().cloned())
+    }
+
+    /// Says so when the compile cache is off because its folder or key is not private.
+    fn warn_about_cache(&self, events: &mut EventSink<'_>) {
+        if let Some(why) = self.sandbox.as_ref().and_then(Sandbox::cache_problem) {
+            events(&Event::Warning(format!(
+                "the compile cache is off, components are compiled on every run: {why}"
+            )));
+        }
     }
 
     /// Runs `pending` on `db`, one step at a time, after a verified backup when `how.backup`.
@@ -403,6 +413,7 @@ pub fn migrate(
             .iter()
             .flat_map(|(_, _, pending)| pending.iter().copied()),
     )?;
+    runner.warn_about_cache(events);
     for stale in runner.stale() {
         events(&Event::Warning(stale));
     }
@@ -499,6 +510,7 @@ pub fn sandbox(
     let pending =
         plan::plan(&db, &tree.migrations, &applied, &opts.plan).map_err(Error::Refused)?;
     let runner = Runner::new(project, pending.iter().copied())?;
+    runner.warn_about_cache(events);
     if let Some(stale) = runner.stale().next() {
         return Err(Error::Usage(format!(
             "{stale}. The sandbox runs what CI would commit, so it refuses a component that \

@@ -194,6 +194,48 @@ mod tests {
         assert!(err.to_string().contains("syntax error"), "{err}");
     }
 
+    /// The query of issue 8: ten nested CTEs, each reading the one before twice. The sqlite3
+    /// CLI runs it; the bundled SQLite refuses it ("VIEWs and/or subqueries nested too deep")
+    /// unless it is built with a larger SQLITE_MAX_EXPR_DEPTH (.cargo/config.toml).
+    #[test]
+    fn a_cte_nested_ten_levels_runs_as_in_the_sqlite3_cli() {
+        let mut sql = String::from("WITH c0(k) AS (SELECT 1)");
+        for i in 1..=10 {
+            let p = i - 1;
+            sql.push_str(&format!(
+                ", c{i}(k) AS (SELECT k FROM c{p} UNION ALL SELECT k FROM c{p})"
+            ));
+        }
+        sql.push_str(" SELECT count(*) FROM c10;");
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("a.db"), std::time::Duration::from_secs(1)).unwrap();
+        let count: i64 = conn
+            .query_row(&sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}: is SQLITE_MAX_EXPR_DEPTH set by .cargo/config.toml?"));
+        assert_eq!(count, 1024);
+        // Through a view and a trigger, the way real histories reach it.
+        conn.execute_batch(&format!(
+            "CREATE VIEW deep AS {}; CREATE TABLE t(n); CREATE TABLE seen(n);
+             CREATE TRIGGER t_seen AFTER INSERT ON t BEGIN INSERT INTO seen SELECT * FROM deep; END;
+             INSERT INTO t VALUES (1);",
+            sql.trim_end_matches(';')
+        ))
+        .unwrap();
+        let seen: i64 = conn
+            .query_row("SELECT n FROM seen", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 1024);
+        // The expression-depth limit still holds: a runaway expression is refused, not a crash.
+        let runaway = format!("SELECT 1{}", "+1".repeat(5000));
+        let err = conn
+            .query_row(&runaway, [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("too deep") || err.to_string().contains("too large"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn long_statements_are_shortened() {
         let long = format!("SELECT {}", "1, ".repeat(100));

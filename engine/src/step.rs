@@ -6,7 +6,9 @@
 //! so table rebuilds work; the foreign-key check before commit keeps them honest. A failure rolls
 //! the whole step back, and its audit rows are written after the rollback, so the log survives
 //! the failure it records. The transaction is opened and closed with plain statements because a
-//! component call takes the connection into its store for a while (see `sandbox`). This module
+//! component call takes the connection into its store for a while (see `sandbox`). Every step
+//! starts from the same connection state: one that changed connection-level settings (the guard
+//! sees every PRAGMA, ATTACH and temp object) leaves a fresh connection behind. This module
 //! runs one step; ordering and phases belong to `migrator`.
 
 use std::path::{Path, PathBuf};
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
+use crate::checksum::Pinned;
 use crate::config::{Limits, MigrationConfig};
 use crate::data::DataSet;
-use crate::error::{Error, StepFailure};
+use crate::error::{Error, Refusal, StepFailure};
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::{self, Entry, Outcome};
 use crate::sandbox::{Call, Called, Guard, Mode, Policy, Sandbox, World};
@@ -50,18 +53,20 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Reads every file of `m` that runs.
+    /// Reads every file of `m` that runs, once: the step runs these bytes, and the checksum
+    /// it records is theirs. Refuses when they are not the bytes `m`'s manifest was taken from
+    /// (a file changed after the tree was loaded and validated).
     pub fn load(m: &Migration) -> Result<Prepared, Error> {
-        let bytes = |name: &str| -> Result<Option<Vec<u8>>, Error> {
-            let path = m.file(name);
-            match std::fs::read(&path) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::io(path, e)),
-            }
-        };
-        let text = |name: &str| -> Result<Option<String>, Error> {
-            bytes(name)?
+        let mut pinned = Pinned::read(&m.dir)?;
+        if pinned.manifest() != &m.manifest {
+            return Err(Error::Refused(vec![Refusal::ChangedDuringRun {
+                migration: m.label(),
+                files: m.manifest.changed_files(pinned.manifest()),
+            }]));
+        }
+        let text = |pinned: &mut Pinned, name: &str| -> Result<Option<String>, Error> {
+            pinned
+                .take(name)
                 .map(|b| {
                     let text = String::from_utf8(b)
                         .map_err(|_| Error::input(m.file(name), "is not UTF-8 text"))?;
@@ -72,28 +77,42 @@ impl Prepared {
                 })
                 .transpose()
         };
-        let data = |name: &str| -> Result<Option<DataSet>, Error> {
-            let path = m.file(name);
-            if path.is_file() {
-                DataSet::load(&path).map(Some)
-            } else {
-                Ok(None)
-            }
+        let config = match text(&mut pinned, crate::config::MIGRATION_CONFIG_FILE)? {
+            Some(t) => MigrationConfig::parse(&m.file(crate::config::MIGRATION_CONFIG_FILE), &t)?,
+            None => MigrationConfig::default(),
         };
-        let config = MigrationConfig::load(&m.dir)?;
+        let mut data = |name: &str| -> Result<Option<DataSet>, Error> {
+            text(&mut pinned, name)?
+                .map(|t| DataSet::parse(&m.file(name), &t))
+                .transpose()
+        };
+        let test_data = data("test-data/data.json")?;
+        let proj_data = data("proj-data/data.json")?;
+        // schema.sql is not pinned: it is what the step is compared with, not what runs.
+        let snapshot_path = m.file(crate::design::SNAPSHOT);
+        let snapshot = match std::fs::read(&snapshot_path) {
+            Ok(b) => Some(
+                String::from_utf8(b)
+                    .map_err(|_| Error::input(&snapshot_path, "is not UTF-8 text"))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(snapshot_path, e)),
+        };
+        let mut migration = m.clone();
+        migration.manifest = pinned.manifest().clone();
         Ok(Prepared {
             stale: crate::guest::check_components(m, &config.build)?,
             config,
-            do_sql: text("do.sql")?.unwrap_or_default(),
-            checks: text("checks.sql")?,
-            test_data: data("test-data/data.json")?,
-            proj_data: data("proj-data/data.json")?,
-            transform: bytes("transform.wasm")?,
-            test_seed: bytes("test-data/seed.wasm")?,
-            proj_seed: bytes("proj-data/seed.wasm")?,
-            check: bytes("check.wasm")?,
-            snapshot: text(crate::design::SNAPSHOT)?,
-            migration: m.clone(),
+            do_sql: text(&mut pinned, "do.sql")?.unwrap_or_default(),
+            checks: text(&mut pinned, "checks.sql")?,
+            test_data,
+            proj_data,
+            transform: pinned.take("transform.wasm"),
+            test_seed: pinned.take("test-data/seed.wasm"),
+            proj_seed: pinned.take("proj-data/seed.wasm"),
+            check: pinned.take("check.wasm"),
+            snapshot,
+            migration,
         })
     }
 
@@ -205,6 +224,9 @@ pub fn apply(
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
     let db = ctx.db;
+    let busy_ms: i64 = conn
+        .pragma_query_value(None, "busy_timeout", |row| row.get(0))
+        .map_err(|e| Error::db(db, "cannot read PRAGMA busy_timeout", e))?;
     let fk_was_on = if session.single_transaction {
         None
     } else {
@@ -226,8 +248,30 @@ pub fn apply(
         Some(on) => sqlite::set_foreign_keys(conn, on),
         None => Ok(()),
     });
+    // A step that changed the connection itself (a PRAGMA, an attached database, a temp
+    // object) hands the next step a fresh connection, so every step starts from the same
+    // state whatever ran before it; the others keep theirs, which costs nothing. In one
+    // transaction for the whole phase there is no fresh connection to hand over: refuse, and
+    // the phase rolls back.
+    let reopened = if !guard.touched_connection() {
+        Ok(())
+    } else if session.single_transaction {
+        Err(Error::Usage(format!(
+            "{}: changes the connection itself (a PRAGMA, an attached database or a temp \
+             object), so later steps would run under it; with --single-transaction every step \
+             shares one connection, so run this phase without --single-transaction (nothing \
+             was applied)",
+            step.migration
+        )))
+    } else {
+        // What the session trusts about the ledger is tied to the old connection.
+        session.forget();
+        sqlite::open(db, Duration::from_millis(busy_ms.max(0) as u64))
+            .map(|fresh| *conn = fresh)
+    };
     let applied = result?;
     restored.map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e))?;
+    reopened?;
     Ok(applied)
 }
 
@@ -924,5 +968,86 @@ mod tests {
             !owners.iter().any(|o| o.object.name == "t4_a"),
             "a dropped table's index is forgotten"
         );
+    const FOLDER: &str = "m/20240101T000000Z-zero";
+
+    fn tree_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            let path = root.path().join(FOLDER).join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn a_file_changed_after_the_tree_was_loaded_does_not_run_unpinned() {
+        let files: &[(&str, &[u8])] = &[
+            ("do.sql", b"CREATE TABLE t(a);"),
+            ("migration.toml", b"[sandbox]\nwrites = [\"t\"]\n"),
+            ("test-data/data.json", b"{\"t\": [{\"a\": 1}]}"),
+            ("proj-data/data.json", b"{\"t\": [{\"a\": 2}]}"),
+            ("checks.sql", b"SELECT 1 WHERE 0;"),
+            ("transform.wasm", b"\0asm-not-really"),
+        ];
+        for (changed, _) in files {
+            let root = tree_with(files);
+            let tree = Tree::load(root.path()).unwrap();
+            let m = &tree.migrations[0];
+            // Between validation and the run, someone rewrites one file.
+            let path = m.file(changed);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(b"\n ");
+            std::fs::write(&path, bytes).unwrap();
+            match Prepared::load(m) {
+                Err(Error::Refused(r)) => match &r[..] {
+                    [Refusal::ChangedDuringRun { migration, files }] => {
+                        assert_eq!(migration, &m.label());
+                        assert_eq!(files, &[PathBuf::from(changed)]);
+                        let text = r[0].to_string();
+                        assert!(text.contains(changed) && text.contains("run the command again"));
+                    }
+                    other => panic!("{changed}: {other:?}"),
+                },
+                Err(e) => panic!("{changed}: {e}"),
+                Ok(p) => panic!(
+                    "{changed}: the changed file would run under the old checksum {}",
+                    p.migration.checksum()
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_added_after_the_tree_was_loaded_does_not_run_unpinned() {
+        let root = tree_with(&[("do.sql", b"")]);
+        let tree = Tree::load(root.path()).unwrap();
+        let m = &tree.migrations[0];
+        std::fs::write(m.file("checks.sql"), "SELECT 1;").unwrap();
+        assert!(matches!(
+            Prepared::load(m),
+            Err(Error::Refused(r)) if matches!(&r[..], [Refusal::ChangedDuringRun { files, .. }] if files == &[PathBuf::from("checks.sql")])
+        ));
+    }
+
+    #[test]
+    fn what_runs_is_exactly_what_the_checksum_covers() {
+        // CRLF is read as LF for the checksum, so the SQL that runs is read the same way: a
+        // string literal spanning lines inserts the same text on every checkout.
+        let root = tree_with(&[(
+            "do.sql",
+            b"CREATE TABLE t(a);\r\nINSERT INTO t VALUES ('x\r\ny');\r\n",
+        )]);
+        let tree = Tree::load(root.path()).unwrap();
+        let m = &tree.migrations[0];
+        let p = Prepared::load(m).unwrap();
+        assert_eq!(
+            p.do_sql,
+            "CREATE TABLE t(a);\nINSERT INTO t VALUES ('x\ny');\n"
+        );
+        let lf = tree_with(&[("do.sql", p.do_sql.as_bytes())]);
+        let lf = Tree::load(lf.path()).unwrap();
+        assert_eq!(p.migration.checksum(), lf.migrations[0].checksum());
+        assert_eq!(p.migration.checksum(), m.checksum());
     }
 }

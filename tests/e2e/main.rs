@@ -11,6 +11,7 @@ mod components;
 mod escapes;
 mod host_memory;
 mod hostile;
+mod independent;
 mod init_new;
 mod migrate;
 mod pinning;

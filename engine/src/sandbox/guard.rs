@@ -168,6 +168,9 @@ struct State {
     created: Created,
     /// DROPs and ALTER TABLEs let through, in any mode (for `schema::owner::Tracker`).
     touched: Vec<crate::schema::owner::Touch>,
+    /// Whether a script or component ran a statement that may change the connection itself
+    /// (a PRAGMA, ATTACH or DETACH, a temp object) rather than the database.
+    touched_connection: bool,
 }
 
 /// Triggers and views a component created, to check in [`verify`].
@@ -188,6 +191,13 @@ impl Guard {
         let g = guard.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             let mut state = g.lock();
+            if !matches!(state.mode, Mode::Host) && touches_connection(&ctx) {
+                state.touched_connection = true;
+            }
+            if let Some(why) = process_wide(&state.mode, &ctx) {
+                state.denied = Some(why);
+                return Authorization::Deny;
+            }
             match decide(&mut state, &ctx) {
                 Ok(()) => {
                     if let Some(t) = crate::schema::owner::touch(&ctx) {
@@ -263,6 +273,12 @@ impl Guard {
         std::mem::take(&mut self.lock().touched)
     }
 
+    /// Whether a script or component may have changed connection-level state (settings,
+    /// attached databases, temp objects) since the guard was installed.
+    pub fn touched_connection(&self) -> bool {
+        self.lock().touched_connection
+    }
+
     /// Whether the component's deadline interrupted a statement since the mode was set.
     pub fn timed_out(&self) -> bool {
         self.lock().timed_out
@@ -283,6 +299,61 @@ impl Guard {
     /// The triggers and views the component was authorized to create, taking them.
     pub fn take_created(&self) -> Created {
         std::mem::take(&mut self.lock().created)
+    }
+}
+
+/// Whether a statement may change the connection rather than the database: every PRAGMA given a
+/// value (a PRAGMA without one only reports) other than the schema queries, ATTACH, DETACH, and
+/// anything done in a schema other than `main` (temp objects, attached databases).
+fn touches_connection(ctx: &AuthContext<'_>) -> bool {
+    match ctx.action {
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value,
+        } => {
+            pragma_value.is_some()
+                && !READ_ONLY_PRAGMAS
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(pragma_name))
+        }
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => true,
+        AuthAction::CreateTempIndex { .. }
+        | AuthAction::CreateTempTable { .. }
+        | AuthAction::CreateTempTrigger { .. }
+        | AuthAction::CreateTempView { .. } => true,
+        _ => ctx.database_name.is_some_and(|db| db != "main"),
+    }
+}
+
+/// PRAGMAs that set something for the whole process, not for the step's connection: no step
+/// may change what later steps (and other connections) run under.
+const PROCESS_WIDE_PRAGMAS: &[&str] = &[
+    "soft_heap_limit",
+    "hard_heap_limit",
+    "temp_store_directory",
+    "data_store_directory",
+];
+
+/// The refusal of a statement that would change process-wide SQLite settings.
+fn process_wide(mode: &Mode, ctx: &AuthContext<'_>) -> Option<String> {
+    match (mode, ctx.action) {
+        (Mode::Host, _) => None,
+        (
+            _,
+            AuthAction::Pragma {
+                pragma_name,
+                pragma_value: Some(_),
+            },
+        ) if PROCESS_WIDE_PRAGMAS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
+        {
+            Some(format!(
+                "PRAGMA {pragma_name} changes SQLite for the whole strata process, not for this \
+                 migration's database, so later steps would run differently; remove it"
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -1121,5 +1192,58 @@ mod tests {
         conn.execute_batch("PRAGMA user_version = 3; CREATE TABLE t(a);")
             .unwrap();
         assert!(refused(&conn, &guard, "BEGIN").contains("one transaction of its own"));
+    }
+
+    #[test]
+    fn scripts_that_change_the_connection_are_noticed() {
+        let script = |sql: &str| -> Guard {
+            let mut conn = Connection::open_in_memory().unwrap();
+            conn.execute_batch("CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT);")
+                .unwrap();
+            let guard = Guard::install(&mut conn).unwrap();
+            guard.set_mode(Mode::Script);
+            conn.execute_batch(sql).unwrap();
+            guard
+        };
+        for quiet in [
+            "INSERT INTO people(name) VALUES ('a'); CREATE TABLE t(x); DROP TABLE t;",
+            "SELECT * FROM pragma_table_info('people'); PRAGMA table_info(people);",
+            "PRAGMA foreign_keys; PRAGMA legacy_alter_table;",
+        ] {
+            assert!(!script(quiet).touched_connection(), "{quiet}");
+        }
+        for loud in [
+            "PRAGMA legacy_alter_table = ON;",
+            "PRAGMA case_sensitive_like = 1;",
+            "PRAGMA foreign_keys = OFF;",
+            "CREATE TEMP TABLE scratch(x);",
+            "CREATE TABLE temp.scratch(x);",
+            "CREATE TEMP VIEW v AS SELECT 1;",
+            "ATTACH ':memory:' AS other;",
+        ] {
+            assert!(script(loud).touched_connection(), "{loud}");
+        }
+        // strata's own statements do not count.
+        let mut conn = Connection::open_in_memory().unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        conn.execute_batch("PRAGMA cache_size = 100;").unwrap();
+        assert!(!guard.touched_connection());
+    }
+
+    #[test]
+    fn process_wide_pragmas_are_refused_in_scripts() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        for sql in [
+            "PRAGMA soft_heap_limit = 1000",
+            "PRAGMA hard_heap_limit = 1000",
+            "PRAGMA temp_store_directory = '/tmp'",
+        ] {
+            let why = refused(&conn, &guard, sql);
+            assert!(why.contains("whole strata process"), "{why}");
+        }
+        // Reading them is fine.
+        conn.execute_batch("PRAGMA soft_heap_limit;").unwrap();
     }
 }

@@ -16,7 +16,6 @@ mod cache;
 pub mod guard;
 mod host;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
@@ -27,6 +26,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::config::Limits;
+pub use cache::Location as CacheLocation;
 pub use guard::{Guard, Mode, Policy};
 use host::HostState;
 pub use host::LogLine;
@@ -151,8 +151,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox whose compiled components are cached in `cache_dir` (none: no cache).
-    pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Sandbox> {
+    /// A sandbox whose compiled components are cached at `cache` (none: no cache), usually
+    /// [`CacheLocation::for_user`].
+    pub fn new(cache: Option<CacheLocation>) -> wasmtime::Result<Sandbox> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -168,7 +169,7 @@ impl Sandbox {
             &mut linker,
             |s| s,
         )?;
-        let cache = cache::Cache::new(&engine, cache_dir);
+        let cache = cache::Cache::new(&engine, cache);
         Ok(Sandbox {
             engine,
             linker,
@@ -184,6 +185,12 @@ impl Sandbox {
             .map(|(name, _)| name.to_string())
             .filter(|name| !OFFERED.contains(&name.as_str()))
             .collect()
+    }
+
+    /// Why the compile cache is off although a location was given (a folder or key that is not
+    /// private to this user); components are then compiled on every run.
+    pub fn cache_problem(&self) -> Option<&str> {
+        self.cache.problem()
     }
 
     /// The names a component exports, to tell which world it implements.

@@ -195,9 +195,9 @@ pub fn restore(project: &Project, test_db: bool, backup: Option<&Path>) -> Resul
     })
 }
 
-/// Checks that `live` is the database `chosen` was taken from, keeps
-/// its state as a verified backup, and writes into `staging` the audit rows written since the
-/// backup (those with an id above `backed_up_to`), the undo backup's row and the restore's row.
+/// Checks that `live` is the database `chosen` was taken from, keeps its state as a verified
+/// backup, and writes into `staging` the audit rows written since the backup (those with an id
+/// above `backed_up_to`), the undo backup's row and the restore's row.
 /// Returns the undo backup and how many rows were carried over.
 fn keep_live_state(
     live: &Connection,

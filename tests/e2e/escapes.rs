@@ -180,6 +180,12 @@ fn a_transform_cannot_reuse_the_ledgers_cached_audit_insert() {
         &[Op::Execute(audit_insert.into(), params)],
     );
     let p = project_with(&wasm, "[sandbox]\n");
+    // No DDL in the hostile step: a schema change would make SQLite re-prepare (and so
+    // re-authorize) the cached statement, which hid the bypass.
+    p.write(
+        "migrations/app/20240201T000000Z-hostile/do.sql",
+        "UPDATE people SET name = name;",
+    );
     // A step without components before the hostile one, in the same run.
     p.write(
         "migrations/app/20240115T000000Z-plain/do.sql",

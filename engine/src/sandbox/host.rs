@@ -338,36 +338,71 @@ fn run(stmt: &mut Statement<'_>) -> rusqlite::Result<u64> {
 /// Where a batch of rows goes: the typed list or the packed encoding. Sizes are what the host
 /// buffer costs, counted before a value is copied.
 trait Sink {
-    fn row_size(&self, row: &[ValueRef<'_>]) -> usize;
-    fn push(&mut self, row: &[ValueRef<'_>]);
+    fn row_overhead(&self) -> usize;
+    fn value_size(&self, v: ValueRef<'_>) -> usize;
+    fn push_value(&mut self, v: ValueRef<'_>);
+    fn end_row(&mut self);
+
+    /// What the row costs, reading its values without copying them.
+    fn row_size(&self, row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<usize> {
+        let mut size = self.row_overhead();
+        for i in 0..n {
+            size = size.saturating_add(self.value_size(row.get_ref(i)?));
+        }
+        Ok(size)
+    }
+
+    fn push_row(&mut self, row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<()> {
+        for i in 0..n {
+            self.push_value(row.get_ref(i)?);
+        }
+        self.end_row();
+        Ok(())
+    }
 }
 
-struct WitRows(Vec<Vec<sql::Value>>);
+struct WitRows {
+    rows: Vec<Vec<sql::Value>>,
+    row: Vec<sql::Value>,
+}
+
+impl WitRows {
+    fn new() -> Self {
+        WitRows {
+            rows: Vec::new(),
+            row: Vec::new(),
+        }
+    }
+}
 
 impl Sink for WitRows {
-    fn row_size(&self, row: &[ValueRef<'_>]) -> usize {
+    fn row_overhead(&self) -> usize {
         ROW_OVERHEAD
-            + row
-                .iter()
-                .map(|v| VALUE_OVERHEAD + payload(*v))
-                .sum::<usize>()
     }
-    fn push(&mut self, row: &[ValueRef<'_>]) {
-        self.0.push(row.iter().map(|v| to_wit(*v)).collect());
+    fn value_size(&self, v: ValueRef<'_>) -> usize {
+        VALUE_OVERHEAD + payload(v)
+    }
+    fn push_value(&mut self, v: ValueRef<'_>) {
+        self.row.push(to_wit(v));
+    }
+    fn end_row(&mut self) {
+        self.rows.push(std::mem::take(&mut self.row));
     }
 }
 
 struct PackedRows(strata_wire::Encoder);
 
 impl Sink for PackedRows {
-    fn row_size(&self, row: &[ValueRef<'_>]) -> usize {
-        row.iter().map(|v| 9 + payload(*v)).sum()
+    fn row_overhead(&self) -> usize {
+        0
     }
-    fn push(&mut self, row: &[ValueRef<'_>]) {
-        for v in row {
-            encode(&mut self.0, *v);
-        }
+    fn value_size(&self, v: ValueRef<'_>) -> usize {
+        9 + payload(v)
     }
+    fn push_value(&mut self, v: ValueRef<'_>) {
+        encode(&mut self.0, v);
+    }
+    fn end_row(&mut self) {}
 }
 
 fn payload(v: ValueRef<'_>) -> usize {
@@ -404,12 +439,6 @@ impl From<rusqlite::Error> for Stop {
     }
 }
 
-/// Reads a row's values (materialized by SQLite, each at most SQLITE_LIMIT_LENGTH, which the
-/// sandbox sets to the memory budget) without copying them.
-fn row_refs<'r>(row: &'r rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Vec<ValueRef<'r>>> {
-    (0..n).map(|i| row.get_ref(i)).collect()
-}
-
 impl sql::Host for HostState {
     fn execute(
         &mut self,
@@ -432,7 +461,7 @@ impl sql::Host for HostState {
         self.refresh_schema_names();
         let budget = self.result_budget();
         let conn = self.session.borrow_owner();
-        let mut out = WitRows(Vec::new());
+        let mut out = WitRows::new();
         let r = conn
             .prepare_cached(&sql)
             .map_err(Stop::Sql)
@@ -441,18 +470,19 @@ impl sql::Host for HostState {
                 let n = stmt.column_count();
                 let mut rows = stmt.raw_query();
                 let mut used = 0usize;
+                // Each value is at most SQLITE_LIMIT_LENGTH, which the sandbox sets to the
+                // budget.
                 while let Some(row) = rows.next()? {
-                    let values = row_refs(row, n)?;
-                    used = used.saturating_add(out.row_size(&values));
+                    used = used.saturating_add(out.row_size(row, n)?);
                     if used > budget {
                         return Err(Stop::TooLarge(budget));
                     }
-                    out.push(&values);
+                    out.push_row(row, n)?;
                 }
                 Ok(())
             });
         Ok(match r {
-            Ok(()) => Ok(out.0),
+            Ok(()) => Ok(out.rows),
             Err(Stop::Sql(e)) => Err(self.error(e)),
             Err(Stop::TooLarge(budget)) => {
                 drop(out);
@@ -597,9 +627,12 @@ impl HostState {
                 return Ok(0);
             }
             if let Some(row) = cursor.pending.take() {
-                let values: Vec<ValueRef<'_>> = row.iter().map(owned_ref).collect();
-                used = sink.row_size(&values);
-                sink.push(&values);
+                used = sink.row_overhead();
+                for v in &row {
+                    used += sink.value_size(owned_ref(v));
+                    sink.push_value(owned_ref(v));
+                }
+                sink.end_row();
                 count += 1;
             }
             let n = cursor.columns.len();
@@ -614,17 +647,20 @@ impl HostState {
                     cursor.stmt = None;
                     return Ok(count);
                 };
-                let values = row_refs(row, n)?;
-                let size = sink.row_size(&values);
+                let size = sink.row_size(row, n)?;
                 if used.saturating_add(size) > budget {
                     if count == 0 || size > budget {
                         return Err(Stop::TooLarge(budget));
                     }
-                    cursor.pending = Some(values.iter().map(|v| owned(*v)).collect());
+                    cursor.pending = Some(
+                        (0..n)
+                            .map(|i| row.get_ref(i).map(owned))
+                            .collect::<rusqlite::Result<_>>()?,
+                    );
                     break;
                 }
                 used += size;
-                sink.push(&values);
+                sink.push_row(row, n)?;
                 count += 1;
             }
             // Dropping `Rows` would reset the statement to its first row; the cursor goes on
@@ -660,9 +696,9 @@ impl sql::HostCursor for HostState {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        let mut out = WitRows(Vec::new());
+        let mut out = WitRows::new();
         let r = self.step_cursor(&slot, max_rows, &mut out)?;
-        Ok(r.map(|_| out.0))
+        Ok(r.map(|_| out.rows))
     }
 
     fn next_packed(

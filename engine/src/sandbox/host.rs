@@ -149,7 +149,9 @@ impl HostState {
 
     fn over_budget(&self, what: &str, budget: usize) -> String {
         format!(
-            "{what} is larger than the component's memory budget: {} bytes left of memory_mib =              {} ({} bytes of linear memory in use); read large results through open-cursor in              smaller batches, or raise `memory_mib` under [sandbox] in migration.toml",
+            "{what} is larger than the component's memory budget: {} bytes left of memory_mib \
+             = {} ({} bytes of linear memory in use); read large results through open-cursor \
+             in smaller batches, or raise `memory_mib` under [sandbox] in migration.toml",
             budget, self.memory_mib, self.limiter.total
         )
     }
@@ -776,5 +778,139 @@ impl log::Host for HostState {
         };
         self.logs.push(LogLine { level, message });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::bindings::sql::{Host, HostCursor};
+
+    /// A host state over 50 rows of about 100 KB each, with a budget of `mib`.
+    fn state(mib: u64) -> HostState {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(i INTEGER, s TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+             INSERT INTO t SELECT i, hex(zeroblob(50000)) FROM n;",
+        )
+        .unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        HostState::new(conn, guard, mib, Arc::new(AtomicU64::new(0)))
+    }
+
+    fn open(s: &mut HostState, sql: &str) -> Resource<CursorSlot> {
+        s.open_cursor(sql.into(), Vec::new()).unwrap().unwrap()
+    }
+
+    fn borrow(c: &Resource<CursorSlot>) -> Resource<CursorSlot> {
+        Resource::new_borrow(c.rep())
+    }
+
+    #[test]
+    fn cursor_batches_stop_at_the_budget_and_lose_no_row() {
+        let mut s = state(1);
+        let cursor = open(&mut s, "SELECT i, s FROM t ORDER BY i");
+        let mut seen = Vec::new();
+        let mut batches = 0;
+        loop {
+            let batch = s.next(borrow(&cursor), 4_000_000).unwrap().unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            batches += 1;
+            assert!(
+                batch.len() < 11,
+                "{} rows of 100 KB in a 1 MiB budget",
+                batch.len()
+            );
+            for row in batch {
+                match row[0] {
+                    sql::Value::Integer(i) => seen.push(i),
+                    _ => panic!("not an integer"),
+                }
+            }
+        }
+        assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+        assert!(batches >= 5);
+        assert!(s.limit.is_none());
+    }
+
+    #[test]
+    fn packed_batches_stop_at_the_budget_and_lose_no_row() {
+        let mut s = state(1);
+        let cursor = open(&mut s, "SELECT i, s FROM t ORDER BY i");
+        let mut rows = 0;
+        loop {
+            let batch = s.next_packed(borrow(&cursor), 1_000).unwrap().unwrap();
+            if batch.count == 0 {
+                break;
+            }
+            assert!(batch.data.len() <= 1 << 20);
+            rows += batch.count;
+        }
+        assert_eq!(rows, 50);
+    }
+
+    #[test]
+    fn a_row_larger_than_the_budget_is_a_limit_error() {
+        let mut s = state(1);
+        s.limiter.total = 900 << 10;
+        let cursor = open(&mut s, "SELECT s || s FROM t");
+        let r = s.next(borrow(&cursor), 10).unwrap();
+        assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
+        let why = s.limit.clone().unwrap();
+        assert!(
+            why.contains("one row") && why.contains("memory_mib = 1 "),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_query_past_the_budget_is_a_limit_error_that_sticks() {
+        let mut s = state(1);
+        let r = s.query("SELECT s FROM t".into(), Vec::new()).unwrap();
+        assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
+        assert!(s.limit.as_deref().unwrap().contains("open-cursor"));
+        let mut s = state(64);
+        let rows = s
+            .query("SELECT s FROM t".into(), Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows.len(), 50);
+    }
+
+    #[test]
+    fn open_cursors_are_capped_and_dropped_slots_reused() {
+        let mut s = state(64);
+        let cursors: Vec<_> = (0..MAX_OPEN_CURSORS)
+            .map(|_| open(&mut s, "SELECT 1"))
+            .collect();
+        let r = s.open_cursor("SELECT 1".into(), Vec::new()).unwrap();
+        assert!(matches!(r, Err(sql::Error::Limit(_))));
+        let mut s = state(64);
+        drop(cursors);
+        for _ in 0..(3 * MAX_OPEN_CURSORS) {
+            let c = open(&mut s, "SELECT 1");
+            HostCursor::drop(&mut s, c).unwrap();
+        }
+        assert_eq!(s.session.borrow_dependent().len(), 1);
+    }
+
+    #[test]
+    fn several_memories_share_one_total() {
+        let mut l = Limiter::new(64 << 20);
+        assert!(l.memory_growing(0, 48 << 20, None).unwrap());
+        assert!(!l.memory_growing(0, 48 << 20, None).unwrap());
+        assert!(l.tripped);
+        assert_eq!(l.peak_bytes, 48 << 20);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("a\u{1b}[31mb\nc\u{202e}d\té"),
+            r"a\u{1b}[31mb\nc\u{202e}d\té"
+        );
     }
 }

@@ -42,7 +42,7 @@ struct Data {
 
 impl Data {
     fn align(&mut self, to: usize) {
-        while (DATA_START + self.bytes.len()) % to != 0 {
+        while !(DATA_START + self.bytes.len()).is_multiple_of(to) {
             self.bytes.push(0);
         }
     }

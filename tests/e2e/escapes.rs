@@ -155,7 +155,9 @@ fn a_seed_cannot_reuse_the_hosts_cached_data_json_insert() {
 }
 
 /// The ledger's audit insert is cached by the step before; a transform of the next step in the
-/// same run sends the same text.
+/// same run sends the same text. (Today each step installs its guard, and SQLite expires every
+/// prepared statement when an authorizer is installed, so this one was re-authorized even
+/// before the cache was flushed around component calls; the test keeps it that way.)
 #[test]
 fn a_transform_cannot_reuse_the_ledgers_cached_audit_insert() {
     let audit_insert = "INSERT INTO strata_migration_audit
@@ -180,6 +182,12 @@ fn a_transform_cannot_reuse_the_ledgers_cached_audit_insert() {
         &[Op::Execute(audit_insert.into(), params)],
     );
     let p = project_with(&wasm, "[sandbox]\n");
+    // No DDL in the hostile step: a schema change alone would make SQLite re-prepare (and so
+    // re-authorize) the cached statement.
+    p.write(
+        "migrations/app/20240201T000000Z-hostile/do.sql",
+        "UPDATE people SET name = name;",
+    );
     // A step without components before the hostile one, in the same run.
     p.write(
         "migrations/app/20240115T000000Z-plain/do.sql",

@@ -149,7 +149,9 @@ impl HostState {
 
     fn over_budget(&self, what: &str, budget: usize) -> String {
         format!(
-            "{what} is larger than the component's memory budget: {} bytes left of memory_mib =              {} ({} bytes of linear memory in use); read large results through open-cursor in              smaller batches, or raise `memory_mib` under [sandbox] in migration.toml",
+            "{what} is larger than the component's memory budget: {} bytes left of memory_mib \
+             = {} ({} bytes of linear memory in use); read large results through open-cursor \
+             in smaller batches, or raise `memory_mib` under [sandbox] in migration.toml",
             budget, self.memory_mib, self.limiter.total
         )
     }
@@ -338,36 +340,71 @@ fn run(stmt: &mut Statement<'_>) -> rusqlite::Result<u64> {
 /// Where a batch of rows goes: the typed list or the packed encoding. Sizes are what the host
 /// buffer costs, counted before a value is copied.
 trait Sink {
-    fn row_size(&self, row: &[ValueRef<'_>]) -> usize;
-    fn push(&mut self, row: &[ValueRef<'_>]);
+    fn row_overhead(&self) -> usize;
+    fn value_size(&self, v: ValueRef<'_>) -> usize;
+    fn push_value(&mut self, v: ValueRef<'_>);
+    fn end_row(&mut self);
+
+    /// What the row costs, reading its values without copying them.
+    fn row_size(&self, row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<usize> {
+        let mut size = self.row_overhead();
+        for i in 0..n {
+            size = size.saturating_add(self.value_size(row.get_ref(i)?));
+        }
+        Ok(size)
+    }
+
+    fn push_row(&mut self, row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<()> {
+        for i in 0..n {
+            self.push_value(row.get_ref(i)?);
+        }
+        self.end_row();
+        Ok(())
+    }
 }
 
-struct WitRows(Vec<Vec<sql::Value>>);
+struct WitRows {
+    rows: Vec<Vec<sql::Value>>,
+    row: Vec<sql::Value>,
+}
+
+impl WitRows {
+    fn new() -> Self {
+        WitRows {
+            rows: Vec::new(),
+            row: Vec::new(),
+        }
+    }
+}
 
 impl Sink for WitRows {
-    fn row_size(&self, row: &[ValueRef<'_>]) -> usize {
+    fn row_overhead(&self) -> usize {
         ROW_OVERHEAD
-            + row
-                .iter()
-                .map(|v| VALUE_OVERHEAD + payload(*v))
-                .sum::<usize>()
     }
-    fn push(&mut self, row: &[ValueRef<'_>]) {
-        self.0.push(row.iter().map(|v| to_wit(*v)).collect());
+    fn value_size(&self, v: ValueRef<'_>) -> usize {
+        VALUE_OVERHEAD + payload(v)
+    }
+    fn push_value(&mut self, v: ValueRef<'_>) {
+        self.row.push(to_wit(v));
+    }
+    fn end_row(&mut self) {
+        self.rows.push(std::mem::take(&mut self.row));
     }
 }
 
 struct PackedRows(strata_wire::Encoder);
 
 impl Sink for PackedRows {
-    fn row_size(&self, row: &[ValueRef<'_>]) -> usize {
-        row.iter().map(|v| 9 + payload(*v)).sum()
+    fn row_overhead(&self) -> usize {
+        0
     }
-    fn push(&mut self, row: &[ValueRef<'_>]) {
-        for v in row {
-            encode(&mut self.0, *v);
-        }
+    fn value_size(&self, v: ValueRef<'_>) -> usize {
+        9 + payload(v)
     }
+    fn push_value(&mut self, v: ValueRef<'_>) {
+        encode(&mut self.0, v);
+    }
+    fn end_row(&mut self) {}
 }
 
 fn payload(v: ValueRef<'_>) -> usize {
@@ -404,12 +441,6 @@ impl From<rusqlite::Error> for Stop {
     }
 }
 
-/// Reads a row's values (materialized by SQLite, each at most SQLITE_LIMIT_LENGTH, which the
-/// sandbox sets to the memory budget) without copying them.
-fn row_refs<'r>(row: &'r rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Vec<ValueRef<'r>>> {
-    (0..n).map(|i| row.get_ref(i)).collect()
-}
-
 impl sql::Host for HostState {
     fn execute(
         &mut self,
@@ -432,7 +463,7 @@ impl sql::Host for HostState {
         self.refresh_schema_names();
         let budget = self.result_budget();
         let conn = self.session.borrow_owner();
-        let mut out = WitRows(Vec::new());
+        let mut out = WitRows::new();
         let r = conn
             .prepare_cached(&sql)
             .map_err(Stop::Sql)
@@ -441,18 +472,19 @@ impl sql::Host for HostState {
                 let n = stmt.column_count();
                 let mut rows = stmt.raw_query();
                 let mut used = 0usize;
+                // Each value is at most SQLITE_LIMIT_LENGTH, which the sandbox sets to the
+                // budget.
                 while let Some(row) = rows.next()? {
-                    let values = row_refs(row, n)?;
-                    used = used.saturating_add(out.row_size(&values));
+                    used = used.saturating_add(out.row_size(row, n)?);
                     if used > budget {
                         return Err(Stop::TooLarge(budget));
                     }
-                    out.push(&values);
+                    out.push_row(row, n)?;
                 }
                 Ok(())
             });
         Ok(match r {
-            Ok(()) => Ok(out.0),
+            Ok(()) => Ok(out.rows),
             Err(Stop::Sql(e)) => Err(self.error(e)),
             Err(Stop::TooLarge(budget)) => {
                 drop(out);
@@ -597,9 +629,12 @@ impl HostState {
                 return Ok(0);
             }
             if let Some(row) = cursor.pending.take() {
-                let values: Vec<ValueRef<'_>> = row.iter().map(owned_ref).collect();
-                used = sink.row_size(&values);
-                sink.push(&values);
+                used = sink.row_overhead();
+                for v in &row {
+                    used += sink.value_size(owned_ref(v));
+                    sink.push_value(owned_ref(v));
+                }
+                sink.end_row();
                 count += 1;
             }
             let n = cursor.columns.len();
@@ -614,17 +649,20 @@ impl HostState {
                     cursor.stmt = None;
                     return Ok(count);
                 };
-                let values = row_refs(row, n)?;
-                let size = sink.row_size(&values);
+                let size = sink.row_size(row, n)?;
                 if used.saturating_add(size) > budget {
                     if count == 0 || size > budget {
                         return Err(Stop::TooLarge(budget));
                     }
-                    cursor.pending = Some(values.iter().map(|v| owned(*v)).collect());
+                    cursor.pending = Some(
+                        (0..n)
+                            .map(|i| row.get_ref(i).map(owned))
+                            .collect::<rusqlite::Result<_>>()?,
+                    );
                     break;
                 }
                 used += size;
-                sink.push(&values);
+                sink.push_row(row, n)?;
                 count += 1;
             }
             // Dropping `Rows` would reset the statement to its first row; the cursor goes on
@@ -660,9 +698,9 @@ impl sql::HostCursor for HostState {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        let mut out = WitRows(Vec::new());
+        let mut out = WitRows::new();
         let r = self.step_cursor(&slot, max_rows, &mut out)?;
-        Ok(r.map(|_| out.0))
+        Ok(r.map(|_| out.rows))
     }
 
     fn next_packed(
@@ -740,5 +778,139 @@ impl log::Host for HostState {
         };
         self.logs.push(LogLine { level, message });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::bindings::sql::{Host, HostCursor};
+
+    /// A host state over 50 rows of about 100 KB each, with a budget of `mib`.
+    fn state(mib: u64) -> HostState {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(i INTEGER, s TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+             INSERT INTO t SELECT i, hex(zeroblob(50000)) FROM n;",
+        )
+        .unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        HostState::new(conn, guard, mib, Arc::new(AtomicU64::new(0)))
+    }
+
+    fn open(s: &mut HostState, sql: &str) -> Resource<CursorSlot> {
+        s.open_cursor(sql.into(), Vec::new()).unwrap().unwrap()
+    }
+
+    fn borrow(c: &Resource<CursorSlot>) -> Resource<CursorSlot> {
+        Resource::new_borrow(c.rep())
+    }
+
+    #[test]
+    fn cursor_batches_stop_at_the_budget_and_lose_no_row() {
+        let mut s = state(1);
+        let cursor = open(&mut s, "SELECT i, s FROM t ORDER BY i");
+        let mut seen = Vec::new();
+        let mut batches = 0;
+        loop {
+            let batch = s.next(borrow(&cursor), 4_000_000).unwrap().unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            batches += 1;
+            assert!(
+                batch.len() < 11,
+                "{} rows of 100 KB in a 1 MiB budget",
+                batch.len()
+            );
+            for row in batch {
+                match row[0] {
+                    sql::Value::Integer(i) => seen.push(i),
+                    _ => panic!("not an integer"),
+                }
+            }
+        }
+        assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+        assert!(batches >= 5);
+        assert!(s.limit.is_none());
+    }
+
+    #[test]
+    fn packed_batches_stop_at_the_budget_and_lose_no_row() {
+        let mut s = state(1);
+        let cursor = open(&mut s, "SELECT i, s FROM t ORDER BY i");
+        let mut rows = 0;
+        loop {
+            let batch = s.next_packed(borrow(&cursor), 1_000).unwrap().unwrap();
+            if batch.count == 0 {
+                break;
+            }
+            assert!(batch.data.len() <= 1 << 20);
+            rows += batch.count;
+        }
+        assert_eq!(rows, 50);
+    }
+
+    #[test]
+    fn a_row_larger_than_the_budget_is_a_limit_error() {
+        let mut s = state(1);
+        s.limiter.total = 900 << 10;
+        let cursor = open(&mut s, "SELECT s || s FROM t");
+        let r = s.next(borrow(&cursor), 10).unwrap();
+        assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
+        let why = s.limit.clone().unwrap();
+        assert!(
+            why.contains("one row") && why.contains("memory_mib = 1 "),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_query_past_the_budget_is_a_limit_error_that_sticks() {
+        let mut s = state(1);
+        let r = s.query("SELECT s FROM t".into(), Vec::new()).unwrap();
+        assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
+        assert!(s.limit.as_deref().unwrap().contains("open-cursor"));
+        let mut s = state(64);
+        let rows = s
+            .query("SELECT s FROM t".into(), Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows.len(), 50);
+    }
+
+    #[test]
+    fn open_cursors_are_capped_and_dropped_slots_reused() {
+        let mut s = state(64);
+        let cursors: Vec<_> = (0..MAX_OPEN_CURSORS)
+            .map(|_| open(&mut s, "SELECT 1"))
+            .collect();
+        let r = s.open_cursor("SELECT 1".into(), Vec::new()).unwrap();
+        assert!(matches!(r, Err(sql::Error::Limit(_))));
+        let mut s = state(64);
+        drop(cursors);
+        for _ in 0..(3 * MAX_OPEN_CURSORS) {
+            let c = open(&mut s, "SELECT 1");
+            HostCursor::drop(&mut s, c).unwrap();
+        }
+        assert_eq!(s.session.borrow_dependent().len(), 1);
+    }
+
+    #[test]
+    fn several_memories_share_one_total() {
+        let mut l = Limiter::new(64 << 20);
+        assert!(l.memory_growing(0, 48 << 20, None).unwrap());
+        assert!(!l.memory_growing(0, 48 << 20, None).unwrap());
+        assert!(l.tripped);
+        assert_eq!(l.peak_bytes, 48 << 20);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("a\u{1b}[31mb\nc\u{202e}d\té"),
+            r"a\u{1b}[31mb\nc\u{202e}d\té"
+        );
     }
 }

@@ -321,9 +321,14 @@ impl Sandbox {
                 in_sql: true,
             })
         } else if let Some(reason) = host_limit {
-            Err(ComponentError::Limit { reason })
+            Err(ComponentError::Limit {
+                reason: host::escape_controls(&reason),
+            })
         } else if let Some(reason) = denied {
-            Err(ComponentError::Denied { reason })
+            // The reason can quote names from the component's SQL.
+            Err(ComponentError::Denied {
+                reason: host::escape_controls(&reason),
+            })
         } else if let Err(e) = restored {
             Err(ComponentError::Setup {
                 reason: format!("cannot restore the connection's settings: {e}"),
@@ -405,7 +410,6 @@ fn is_resource_limit(e: &wasmtime::Error) -> bool {
 struct ConnectionSettings {
     defensive: bool,
     length: i32,
-    heap_limit: i64,
 }
 
 impl ConnectionSettings {
@@ -422,18 +426,14 @@ impl ConnectionSettings {
         let capped = i32::try_from(budget).unwrap_or(i32::MAX).min(length);
         conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, capped)?;
         let heap = i64::try_from(budget.saturating_add(SQLITE_HEAP_SLACK)).unwrap_or(i64::MAX);
-        let heap_limit = sqlite_heap_limit(Some(heap));
-        Ok(ConnectionSettings {
-            defensive,
-            length,
-            heap_limit,
-        })
+        heap_claim(heap);
+        Ok(ConnectionSettings { defensive, length })
     }
 
     fn restore(self, conn: &Connection) -> rusqlite::Result<()> {
         use rusqlite::config::DbConfig;
         use rusqlite::limits::Limit;
-        sqlite_heap_limit_set(self.heap_limit);
+        heap_release();
         conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, self.length)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, self.defensive)?;
         Ok(())
@@ -444,21 +444,44 @@ impl ConnectionSettings {
 /// the statements of the step.
 const SQLITE_HEAP_SLACK: u64 = 64 << 20;
 
-/// Sets SQLite's process-wide hard heap limit to what it uses now plus `extra` bytes (the
-/// limit a component's statements run under; an allocation past it fails as SQLITE_NOMEM, a
-/// `limit` error to the component); returns the previous limit.
-fn sqlite_heap_limit(extra: Option<i64>) -> i64 {
-    // SAFETY: plain FFI calls on integers; SQLite documents both as thread-safe.
-    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
-    let limit = extra.map_or(0, |e| used.saturating_add(e));
-    unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(limit) }
+/// SQLite's hard heap limit is process-wide: the components running at once (one per step in
+/// the CLI; several in a multi-threaded test) share it. The first sets it, later ones can only
+/// raise it, the last one out puts back what was there before.
+static HEAP_LIMIT: std::sync::Mutex<HeapLimit> = std::sync::Mutex::new(HeapLimit {
+    active: 0,
+    saved: 0,
+});
+
+struct HeapLimit {
+    active: usize,
+    saved: i64,
 }
 
-/// Puts a hard heap limit back (0: none).
-fn sqlite_heap_limit_set(limit: i64) {
-    // SAFETY: a plain FFI call on an integer.
-    unsafe {
-        rusqlite::ffi::sqlite3_hard_heap_limit64(limit);
+/// Raises SQLite's hard heap limit to at least what it uses now plus `extra` bytes (an
+/// allocation past it fails as SQLITE_NOMEM, a `limit` error to the component). Returns a
+/// claim that [`heap_release`] ends.
+fn heap_claim(extra: i64) {
+    let mut h = HEAP_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: plain FFI calls on integers; SQLite documents both as thread-safe.
+    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    let wanted = used.saturating_add(extra);
+    let current = unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(-1) };
+    if h.active == 0 {
+        h.saved = current;
+        unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(wanted) };
+    } else if current != 0 && wanted > current {
+        unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(wanted) };
+    }
+    h.active += 1;
+}
+
+/// Ends one component's claim on the heap limit; the last one restores the limit from before.
+fn heap_release() {
+    let mut h = HEAP_LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    h.active = h.active.saturating_sub(1);
+    if h.active == 0 {
+        // SAFETY: a plain FFI call on an integer.
+        unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(h.saved) };
     }
 }
 

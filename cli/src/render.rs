@@ -61,10 +61,10 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
     // anstream drops the colours when stdout is no terminal, or NO_COLOR is set.
     let mut out = anstream::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(strata_engine::exit::OK);
-        }
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(strata_engine::exit::OK);
     }
 }
 

@@ -11,7 +11,7 @@
 //! `cargo bench -p strata-cli --bench migrations [-- [N ...] [--rounds R]]`. Without the sqlite3
 //! CLI on PATH the floor is skipped, and the output says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -201,7 +201,7 @@ fn schema_hash(db: &Path) -> String {
             h.update([0]);
         }
     }
-    format!("{:x}", h.finalize())
+    strata_engine::checksum::hex(&h.finalize())
 }
 
 fn ledger_rows(db: &Path) -> i64 {

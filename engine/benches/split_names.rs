@@ -1,10 +1,12 @@
-//! Benchmark: `split-names` (people.full_name -> first_name, last_name) three ways, in one run, on
+//! Benchmark: `split-names` (people.full_name -> first_name, last_name) four ways, in one run, on
 //! identical copies of one database:
-//!   (a) one SQL statement,
-//!   (b) native Rust through rusqlite in one transaction (the baseline),
-//!   (c) the committed WebAssembly transform through the strata sandbox and SDK.
-//! Prints each median time, the ratio (c)/(b), and the guest's peak linear memory at two table
-//! sizes (it should not grow with the table). All three results are checked to be identical.
+//!   (a) one SQL statement (the floor),
+//!   (b) native Rust through rusqlite, batched the way the guest path is (the fair baseline),
+//!   (c) the committed WebAssembly transform through the strata sandbox and SDK,
+//!   (d) strata's verified backup followed by (c), as `migrate` runs it.
+//! One warm-up round, then measured rounds in rotated order; prints medians, spread and ratios,
+//! and the guest's peak linear memory at two table sizes (it should not grow with the table).
+//! Every result is checked equal by a sha256 over every row.
 //!
 //! `cargo bench --bench split_names [-- ROWS]` (default 1,000,000 rows).
 
@@ -17,7 +19,29 @@ use rusqlite::Connection;
 use strata_engine::config::Limits;
 use strata_engine::sandbox::{Call, Guard, Policy, Sandbox, World};
 
-const RUNS: usize = 3;
+/// Measured rounds, after one warm-up round; the order of the ways rotates from round to round.
+const RUNS: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Way {
+    Sql,
+    Native,
+    Guest,
+    BackupAndGuest,
+}
+
+impl Way {
+    const ALL: [Way; 4] = [Way::Sql, Way::Native, Way::Guest, Way::BackupAndGuest];
+
+    fn label(self) -> &'static str {
+        match self {
+            Way::Sql => "(a) one SQL UPDATE",
+            Way::Native => "(b) native Rust, batched like the guest",
+            Way::Guest => "(c) WASM guest (strata SDK)",
+            Way::BackupAndGuest => "(d) verified backup + (c), as migrate",
+        }
+    }
+}
 
 fn main() {
     let rows: u64 = std::env::args()
@@ -40,31 +64,41 @@ fn main() {
         std::fs::copy(&base, &path).unwrap();
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn
+        (conn, path)
     };
 
-    let mut sql_times = Vec::new();
-    let mut native_times = Vec::new();
-    let mut wasm_times = Vec::new();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Way::ALL.len()];
     let mut peak = 0;
-    let mut results = Vec::new();
-    for run in 0..RUNS {
-        let conn = fresh(&format!("sql-{run}.db"));
-        sql_times.push(time(|| one_statement(&conn)));
-        results.push(digest(&conn));
-
-        let mut conn = fresh(&format!("native-{run}.db"));
-        native_times.push(time(|| native(&mut conn)));
-        results.push(digest(&conn));
-
-        let mut conn = fresh(&format!("wasm-{run}.db"));
-        wasm_times.push(time(|| peak = guest(&sandbox, &mut conn, &wasm)));
-        results.push(digest(&conn));
+    let mut expected: Option<String> = None;
+    for round in 0..=RUNS {
+        for k in 0..Way::ALL.len() {
+            let i = (k + round) % Way::ALL.len();
+            let way = Way::ALL[i];
+            let (mut conn, path) = fresh(&format!("{i}-{round}.db"));
+            let t = Instant::now();
+            match way {
+                Way::Sql => one_statement(&conn),
+                Way::Native => native(&mut conn),
+                Way::Guest => peak = guest(&sandbox, &mut conn, &wasm),
+                Way::BackupAndGuest => {
+                    strata_engine::backup::take(&conn, &path, &dir.path().join("backups"), 1)
+                        .unwrap();
+                    guest(&sandbox, &mut conn, &wasm);
+                }
+            }
+            let elapsed = t.elapsed();
+            let d = digest(&conn);
+            match &expected {
+                Some(e) => assert_eq!(&d, e, "{way:?} gives a different result"),
+                None => expected = Some(d),
+            }
+            if round > 0 {
+                times[i].push(elapsed);
+            }
+            drop(conn);
+            std::fs::remove_file(&path).ok();
+        }
     }
-    assert!(
-        results.windows(2).all(|w| w[0] == w[1]),
-        "the three ways disagree"
-    );
 
     // The guest's memory at a tenth of the rows, to show it does not grow with the table.
     let small = dir.path().join("small.db");
@@ -72,22 +106,66 @@ fn main() {
     let mut conn = Connection::open(&small).unwrap();
     let small_peak = guest(&sandbox, &mut conn, &wasm);
 
-    let (a, b, c) = (median(sql_times), median(native_times), median(wasm_times));
-    println!("split-names on {rows} rows, median of {RUNS} runs each");
-    println!("  (a) one SQL statement        {:>8.3} s", a.as_secs_f64());
-    println!("  (b) native Rust (rusqlite)   {:>8.3} s", b.as_secs_f64());
-    println!("  (c) WASM guest (strata SDK)  {:>8.3} s", c.as_secs_f64());
     println!(
-        "  (c)/(b) = {:.2}   (a)/(b) = {:.2}",
-        c.as_secs_f64() / b.as_secs_f64(),
-        a.as_secs_f64() / b.as_secs_f64()
+        "split-names on {rows} rows: median of {RUNS} rounds after a warm-up, order rotated; \
+         every result equal (sha256 over every row)"
     );
+    let sql = median(times[0].clone()).as_secs_f64();
+    let native = median(times[1].clone()).as_secs_f64();
+    for (i, way) in Way::ALL.iter().enumerate() {
+        let m = median(times[i].clone()).as_secs_f64();
+        let lo = times[i].iter().min().unwrap().as_secs_f64();
+        let hi = times[i].iter().max().unwrap().as_secs_f64();
+        println!(
+            "  {:<42} {m:>7.3} s ({lo:.3}–{hi:.3})  {:>5.2} x (a)  {:>5.2} x (b)",
+            way.label(),
+            m / sql,
+            m / native
+        );
+    }
     println!(
         "  guest peak linear memory: {} KiB at {} rows, {} KiB at {rows} rows",
         small_peak / 1024,
         rows / 10,
         peak / 1024
     );
+    start(&wasm, dir.path());
+}
+
+/// Component start on an empty table (load, instantiate, call): cold (compiled into an empty
+/// cache), warm from the on-disk compile cache with a new sandbox each time (a new process),
+/// and again on the same sandbox (a second component call in one run).
+fn start(wasm: &[u8], dir: &Path) {
+    let db = dir.join("start.db");
+    seed(&db, 0);
+    let mut conn = Connection::open(&db).unwrap();
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    let mut again = Vec::new();
+    for round in 0..7 {
+        let cache = dir.join(format!("start-cache-{round}"));
+        let t = Instant::now();
+        let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
+        guest(&sandbox, &mut conn, wasm);
+        cold.push(t.elapsed());
+        let t = Instant::now();
+        let sandbox = Sandbox::new(Some(cache)).unwrap();
+        guest(&sandbox, &mut conn, wasm);
+        warm.push(t.elapsed());
+        let t = Instant::now();
+        guest(&sandbox, &mut conn, wasm);
+        again.push(t.elapsed());
+    }
+    let ms = |v: &[Duration]| {
+        let m = median(v.to_vec()).as_secs_f64() * 1e3;
+        let lo = v.iter().min().unwrap().as_secs_f64() * 1e3;
+        let hi = v.iter().max().unwrap().as_secs_f64() * 1e3;
+        format!("{m:>8.2} ms ({lo:.2}–{hi:.2})")
+    };
+    println!("component start (engine + load + instantiate + call), median of 7:");
+    println!("  cold: compile into an empty cache      {}", ms(&cold));
+    println!("  warm: new sandbox, from the disk cache {}", ms(&warm));
+    println!("  again on the same sandbox              {}", ms(&again));
 }
 
 fn component() -> PathBuf {
@@ -112,25 +190,28 @@ fn seed(path: &Path, rows: u64) {
     .unwrap();
 }
 
-fn time(f: impl FnOnce()) -> Duration {
-    let t = Instant::now();
-    f();
-    t.elapsed()
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-/// A cheap fingerprint of the result: row count and a hash of all first and last names.
-fn digest(conn: &Connection) -> (i64, String) {
-    conn.query_row(
-        "SELECT count(*), sum(length(first_name) * 31 + length(last_name) * 17 + unicode(last_name)) FROM people",
-        [],
-        |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0).to_string())),
-    )
-    .unwrap()
+/// The result: sha256 over every row's id, first name and last name, in id order.
+fn digest(conn: &Connection) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut stmt = conn
+        .prepare("SELECT id, first_name, last_name FROM people ORDER BY id")
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    while let Some(r) = rows.next().unwrap() {
+        h.update(r.get::<_, i64>(0).unwrap().to_le_bytes());
+        for i in 1..3 {
+            let v: Option<String> = r.get(i).unwrap();
+            h.update(v.as_deref().unwrap_or("\u{0}NULL").as_bytes());
+            h.update([0]);
+        }
+    }
+    strata_engine::checksum::hex(&h.finalize())
 }
 
 fn one_statement(conn: &Connection) {
@@ -152,19 +233,31 @@ fn split(full_name: &str) -> (&str, &str) {
     }
 }
 
+/// The fair native baseline: the guest's path in plain Rust. Rows are read in batches of
+/// 1,000 by key (as the SDK's cursor pulls them) and written through one prepared UPDATE.
 fn native(conn: &mut Connection) {
+    const BATCH: i64 = 1_000;
     let tx = conn.transaction().unwrap();
     {
-        let mut select = tx.prepare("SELECT id, full_name FROM people").unwrap();
+        let mut select = tx
+            .prepare("SELECT id, full_name FROM people WHERE id > ?1 ORDER BY id LIMIT ?2")
+            .unwrap();
         let mut update = tx
             .prepare("UPDATE people SET first_name = ?1, last_name = ?2 WHERE id = ?3")
             .unwrap();
-        let mut rows = select.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            let id: i64 = row.get(0).unwrap();
-            let full_name: String = row.get(1).unwrap();
-            let (first, last) = split(&full_name);
-            update.execute((first, last, id)).unwrap();
+        let mut after = i64::MIN;
+        loop {
+            let batch: Vec<(i64, String)> = select
+                .query_map((after, BATCH), |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let Some(last) = batch.last() else { break };
+            after = last.0;
+            for (id, full_name) in &batch {
+                let (first, last) = split(full_name);
+                update.execute((first, last, id)).unwrap();
+            }
         }
     }
     tx.commit().unwrap();

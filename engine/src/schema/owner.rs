@@ -195,9 +195,9 @@ pub fn touch(ctx: &rusqlite::hooks::AuthContext<'_>) -> Option<Touch> {
             Touch::Dropped(ObjectKind::Trigger, trigger_name.into())
         }
         A::AlterTable {
-            database_name,
+            database_name: "main",
             table_name,
-        } if database_name == "main" => Touch::Altered(table_name.into()),
+        } => Touch::Altered(table_name.into()),
         _ => return None,
     };
     Some(t)

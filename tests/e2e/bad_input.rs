@@ -183,7 +183,7 @@ fn a_db_that_is_no_database_exits_2_and_stays_as_it_was() {
     p.strata(&["restore", "notes.txt"])
         .code(2)
         .stderr_has("notes.txt")
-        .stderr_has("not a SQLite database");
+        .stderr_has("is not a strata backup");
     p.strata(&["restore", "adir"])
         .code(2)
         .stderr_has("adir: is a folder, not a backup");

@@ -441,6 +441,7 @@ fn a_restore_waits_for_a_running_migrate_to_finish() {
 #[test]
 fn baseline_backs_up_first_and_restore_undoes_it() {
     let p = Project::empty();
+    p.strata(&["init"]).ok();
     let db = p.path("app.db");
     Connection::open(&db)
         .unwrap()

@@ -12,6 +12,9 @@ use strata_engine::{Error, Project, design, guest, scaffold, tree};
 
 use crate::render::{self, Output};
 
+#[path = "remote.rs"]
+mod remote;
+
 /// strata: migrations, test data and seed data for SQLite in one ordered chain, rehearsed on a
 /// test database before they touch the real one.
 #[derive(Debug, Parser)]
@@ -36,6 +39,8 @@ pub struct Args {
     /// Also print each action of each step.
     #[arg(short, long, global = true)]
     verbose: bool,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +94,9 @@ enum Command {
         /// Restore the test database instead of the real one.
         #[arg(long)]
         test: bool,
+        /// List the backups kept (oldest first) instead of restoring one.
+        #[arg(long, conflicts_with = "backup")]
+        list: bool,
     },
     /// A module's normalized schema (every module's without a name), from the real database.
     Dump {
@@ -124,6 +132,11 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
     },
+    /// Serve this project's engine over gRPC (strata.v1) for `--remote` clients and other
+    /// services; prints the URL it listens on as the first line of stdout.
+    Serve(remote::ServeArgs),
+    /// The engine version, the project, its databases and modules (with --remote: the server's).
+    Info,
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,6 +184,9 @@ fn parse_stamp(s: &str) -> Result<String, String> {
 pub fn run(args: Args) -> Result<()> {
     let out = Output::new(args.json, args.quiet, args.verbose);
     let project = project(&args)?;
+    if args.remote.remote.is_some() {
+        return remote::run(args, &out, &project);
+    }
     match args.command {
         Command::Init => out.init(&scaffold::init(&project)?),
         Command::New {
@@ -235,7 +251,15 @@ pub fn run(args: Args) -> Result<()> {
             }
             Ok(())
         }
-        Command::Restore { backup, test } => {
+        Command::Restore {
+            backup: _,
+            test,
+            list: true,
+        } => {
+            let db = if test { &project.test_db } else { &project.db };
+            remote::print_backups(&out, db, &strata_engine::backup::list(&project.backups_dir(), db)?)
+        }
+        Command::Restore { backup, test, .. } => {
             let (db, from) = migrator::restore(&project, test, backup.as_deref())?;
             out.restored(&db, &from)
         }
@@ -243,6 +267,8 @@ pub fn run(args: Args) -> Result<()> {
             let (db, rows) = migrator::audit(&project, test, limit)?;
             out.audit(&db, &rows)
         }
+        Command::Serve(serve) => remote::serve(&out, project, &args.remote, serve),
+        Command::Info => remote::local_info(&out, &project),
     }
 }
 

@@ -41,6 +41,16 @@ impl Output {
         }
     }
 
+    /// Whether results go out as JSON.
+    pub fn json_mode(&self) -> bool {
+        self.json
+    }
+
+    /// Whether only results and errors are printed.
+    pub fn quiet_mode(&self) -> bool {
+        self.quiet
+    }
+
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(value)?);
         Ok(())
@@ -616,10 +626,13 @@ pub fn error(err: &anyhow::Error, json: bool) -> i32 {
     if err.downcast_ref::<crate::cli::Failed>().is_some() {
         return strata_engine::exit::FAILURE;
     }
-    let code = err.downcast_ref::<strata_engine::Error>().map_or(
-        strata_engine::exit::FAILURE,
-        strata_engine::Error::exit_code,
-    );
+    let code = match err.downcast_ref::<strata_serve::RemoteError>() {
+        Some(remote) => remote.exit_code,
+        None => err.downcast_ref::<strata_engine::Error>().map_or(
+            strata_engine::exit::FAILURE,
+            strata_engine::Error::exit_code,
+        ),
+    };
     eprintln!("error: {err:#}");
     if json {
         let value = json!({ "error": { "exit_code": code, "message": format!("{err:#}") } });

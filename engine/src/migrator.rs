@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backup;
 use crate::config::Project;
@@ -47,7 +47,7 @@ impl Default for MigrateOptions {
 }
 
 /// What one phase did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub phase: Phase,
     pub db: PathBuf,
@@ -64,7 +64,7 @@ pub struct PhaseReport {
 }
 
 /// What `migrate` did, phase by phase.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrateReport {
     pub phases: Vec<PhaseReport>,
 }
@@ -321,7 +321,7 @@ pub struct SandboxOptions {
 }
 
 /// How one step ended in `strata sandbox`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepOutcome {
     Ok,
@@ -331,7 +331,7 @@ pub enum StepOutcome {
 }
 
 /// One step of a sandbox run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxStep {
     pub module: String,
     pub migration: String,
@@ -345,7 +345,7 @@ pub struct SandboxStep {
 }
 
 /// The machine-readable result of `strata sandbox`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxReport {
     pub ok: bool,
     /// The database the chain started from: `None` for an empty one.
@@ -481,7 +481,7 @@ pub fn restore(
 }
 
 /// One database's view in `strata status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatabaseStatus {
     pub phase: Phase,
     pub db: PathBuf,
@@ -511,14 +511,14 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
 }
 
 /// One planned step: the migration and the actions it would run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedStep {
     pub migration: String,
     pub actions: Vec<Action>,
 }
 
 /// The steps one phase would run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedPhase {
     pub phase: Phase,
     pub db: PathBuf,

@@ -9,6 +9,7 @@ mod init_new;
 mod migrate;
 mod pinning;
 mod refusals;
+mod remote;
 mod rehearsal;
 mod schema;
 mod snapshots;

@@ -257,7 +257,11 @@ pub fn run(args: Args) -> Result<()> {
             list: true,
         } => {
             let db = if test { &project.test_db } else { &project.db };
-            remote::print_backups(&out, db, &strata_engine::backup::list(&project.backups_dir(), db)?)
+            remote::print_backups(
+                &out,
+                db,
+                &strata_engine::backup::list(&project.backups_dir(), db)?,
+            )
         }
         Command::Restore { backup, test, .. } => {
             let (db, from) = migrator::restore(&project, test, backup.as_deref())?;

@@ -74,7 +74,10 @@ fn token_from(args: &RemoteArgs, create: bool) -> Result<Option<(String, String)
     if let Some(path) = &args.token_file {
         if create && !path.exists() {
             let token = auth::create_file(path)?;
-            return Ok(Some((token, format!("new token written to {}", path.display()))));
+            return Ok(Some((
+                token,
+                format!("new token written to {}", path.display()),
+            )));
         }
         let token = auth::read_file(path).map_err(|e| usage(e.to_string()))?;
         return Ok(Some((token, format!("token from {}", path.display()))));
@@ -115,11 +118,11 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
             exit::REFUSED,
             "refused",
             format!(
-            "refused to listen on {} without TLS: the token would cross the network in clear \
+                "refused to listen on {} without TLS: the token would cross the network in clear \
              text. Pass --tls-cert FILE --tls-key FILE, listen on 127.0.0.1, or pass \
              --allow-insecure if the network is trusted",
-            args.listen
-        ),
+                args.listen
+            ),
         )));
     }
     // Fail fast on a malformed tree rather than on the first call.
@@ -137,7 +140,10 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
         let scheme = if tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{addr}");
         if out.json_mode() {
-            println!("{}", json!({ "url": url, "project": project.root, "db": project.db }));
+            println!(
+                "{}",
+                json!({ "url": url, "project": project.root, "db": project.db })
+            );
         } else {
             println!("{url}");
         }
@@ -346,7 +352,9 @@ async fn remote_command(
             }
             Ok(())
         }
-        Command::Restore { test, list: true, .. } => {
+        Command::Restore {
+            test, list: true, ..
+        } => {
             let r = client.list_backups(test).await?;
             let list: Vec<(String, u64)> =
                 r.backups.into_iter().map(|b| (b.name, b.bytes)).collect();
@@ -422,10 +430,7 @@ fn compare_local(
         other_checksum: Vec::new(),
     };
     for m in &tree.migrations {
-        let known = dbs
-            .iter()
-            .flat_map(|d| &d.migrations)
-            .any(|e| e.id == m.id);
+        let known = dbs.iter().flat_map(|d| &d.migrations).any(|e| e.id == m.id);
         if !known {
             c.not_on_server.push(m.label());
         }

@@ -30,7 +30,9 @@ const DATA_FILES: &[&str] = &["data.json", "seed.wasm"];
 const DATA_DIRS: &[&str] = &["seed"];
 
 /// A migration's identity: its module and its stamp. Unique within a project.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct MigrationId {
     pub module: String,
     pub stamp: String,

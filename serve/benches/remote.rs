@@ -21,7 +21,12 @@ const TOKEN: &str = "bench-token-0123456789abcdef";
 
 fn project(dir: &Path, migrations: usize) -> Project {
     for i in 0..migrations {
-        let stamp = format!("2024{:02}{:02}T{:02}0000Z", 1 + i / 28 % 12, 1 + i % 28, i / 336);
+        let stamp = format!(
+            "2024{:02}{:02}T{:02}0000Z",
+            1 + i / 28 % 12,
+            1 + i % 28,
+            i / 336
+        );
         let m = dir.join(format!("migrations/m{}/{stamp}-step", i % 5));
         std::fs::create_dir_all(&m).unwrap();
         std::fs::write(

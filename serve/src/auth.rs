@@ -103,7 +103,9 @@ pub fn create_file(path: &Path) -> Result<String, TokenError> {
 pub fn presented(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
     let value = metadata.get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 #[cfg(test)]
@@ -137,7 +139,10 @@ mod tests {
         let a = create_file(&path).unwrap();
         assert_eq!(read_file(&path).unwrap(), a);
         assert_ne!(a, generate().unwrap());
-        assert!(create_file(&path).is_err(), "an existing file is never overwritten");
+        assert!(
+            create_file(&path).is_err(),
+            "an existing file is never overwritten"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -301,7 +301,11 @@ impl Client {
     }
 
     /// `diff`.
-    pub async fn diff(&mut self, module: Option<&str>, sql: bool) -> Result<DiffReport, RemoteError> {
+    pub async fn diff(
+        &mut self,
+        module: Option<&str>,
+        sql: bool,
+    ) -> Result<DiffReport, RemoteError> {
         let req = self.request(
             proto::DiffRequest {
                 module: module.unwrap_or_default().to_string(),
@@ -324,7 +328,11 @@ impl Client {
             },
             true,
         );
-        let r = self.inner.list_backups(req).await.map_err(|s| self.err(s))?;
+        let r = self
+            .inner
+            .list_backups(req)
+            .await
+            .map_err(|s| self.err(s))?;
         Ok(r.into_inner())
     }
 

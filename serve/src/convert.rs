@@ -86,7 +86,11 @@ fn ms(d: Duration) -> u64 {
 /// The message for an engine event; `None` for events with no wire form.
 pub fn event(e: &Event<'_>) -> Option<proto::Event> {
     let kind = match e {
-        Event::PhaseStarted { phase: p, db, pending } => Kind::PhaseStarted(proto::PhaseStarted {
+        Event::PhaseStarted {
+            phase: p,
+            db,
+            pending,
+        } => Kind::PhaseStarted(proto::PhaseStarted {
             phase: phase(*p) as i32,
             db: path(db),
             pending: *pending as u64,
@@ -95,7 +99,10 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             db: path(db),
             backup: path(backup),
         }),
-        Event::StepStarted { phase: p, migration: m } => Kind::StepStarted(proto::StepStarted {
+        Event::StepStarted {
+            phase: p,
+            migration: m,
+        } => Kind::StepStarted(proto::StepStarted {
             phase: phase(*p) as i32,
             migration: migration(m),
         }),
@@ -133,12 +140,13 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             level: level.to_string(),
             message: message.to_string(),
         }),
-        Event::SnapshotWritten { migration: m, path: p } => {
-            Kind::SnapshotWritten(proto::SnapshotWritten {
-                migration: migration(m),
-                path: path(p),
-            })
-        }
+        Event::SnapshotWritten {
+            migration: m,
+            path: p,
+        } => Kind::SnapshotWritten(proto::SnapshotWritten {
+            migration: migration(m),
+            path: path(p),
+        }),
         Event::StepApplied {
             phase: p,
             migration: m,
@@ -148,17 +156,22 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             migration: migration(m),
             elapsed_ms: ms(*elapsed),
         }),
-        Event::StepSkipped { phase: p, migration: m } => Kind::StepSkipped(proto::StepSkipped {
+        Event::StepSkipped {
+            phase: p,
+            migration: m,
+        } => Kind::StepSkipped(proto::StepSkipped {
             phase: phase(*p) as i32,
             migration: migration(m),
         }),
-        Event::PhaseFinished { phase: p, db, applied } => {
-            Kind::PhaseFinished(proto::PhaseFinished {
-                phase: phase(*p) as i32,
-                db: path(db),
-                applied: *applied as u64,
-            })
-        }
+        Event::PhaseFinished {
+            phase: p,
+            db,
+            applied,
+        } => Kind::PhaseFinished(proto::PhaseFinished {
+            phase: phase(*p) as i32,
+            db: path(db),
+            applied: *applied as u64,
+        }),
         Event::Warning(w) => Kind::Warning(w.clone()),
         _ => return None,
     };
@@ -191,10 +204,7 @@ impl EventReplay {
 
     fn counter(&mut self, r: &Option<proto::MigrationRef>, a: i32) -> Arc<AtomicU64> {
         let r = r.clone().unwrap_or_default();
-        self.rows
-            .entry((r.module, r.stamp, a))
-            .or_default()
-            .clone()
+        self.rows.entry((r.module, r.stamp, a)).or_default().clone()
     }
 
     /// Hands the engine event `e` stands for to `sink` (progress ticks only update counters).
@@ -272,7 +282,12 @@ mod tests {
 
     #[test]
     fn every_phase_and_action_survives_the_round_trip() {
-        for p in [Phase::Rehearsal, Phase::Apply, Phase::Sandbox, Phase::Restore] {
+        for p in [
+            Phase::Rehearsal,
+            Phase::Apply,
+            Phase::Sandbox,
+            Phase::Restore,
+        ] {
             assert_eq!(phase_back(phase(p) as i32), p);
         }
         for a in [
@@ -309,10 +324,11 @@ mod tests {
             elapsed: Duration::from_millis(12),
         };
         let mut seen = Vec::new();
-        EventReplay::default().replay(event(&sent).unwrap(), &mut |e| {
-            seen.push(format!("{e:?}"))
-        });
+        EventReplay::default().replay(event(&sent).unwrap(), &mut |e| seen.push(format!("{e:?}")));
         assert_eq!(seen.len(), 1);
-        assert!(seen[0].contains("people") && seen[0].contains("12ms"), "{seen:?}");
+        assert!(
+            seen[0].contains("people") && seen[0].contains("12ms"),
+            "{seen:?}"
+        );
     }
 }

@@ -58,7 +58,12 @@ pub fn full_message(err: &dyn std::error::Error) -> String {
 
 /// A status with `detail` in its details (as a google.rpc.Status).
 pub fn with_detail(code: Code, detail: ErrorDetail) -> Status {
-    let first_line = detail.message.lines().next().unwrap_or_default().to_string();
+    let first_line = detail
+        .message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let rpc = RpcStatus {
         code: code as i32,
         message: first_line.clone(),

@@ -175,8 +175,7 @@ fn stamp(to: &str) -> Result<Option<String>, Status> {
     if to.is_empty() {
         return Ok(None);
     }
-    strata_engine::tree::parse_stamp(to)
-        .map_err(|e| bad_request(format!("--to {to}: {e}")))?;
+    strata_engine::tree::parse_stamp(to).map_err(|e| bad_request(format!("--to {to}: {e}")))?;
     Ok(Some(to.to_string()))
 }
 
@@ -225,11 +224,12 @@ impl Forward {
                 let thread = std::thread::spawn(move || {
                     while !halt.load(Ordering::Relaxed) && !tx.is_closed() {
                         std::thread::sleep(Duration::from_millis(200));
-                        let kind = proto::event::Kind::ComponentProgress(proto::ComponentProgress {
-                            migration: m.clone(),
-                            action: a,
-                            rows_written: rows.load(Ordering::Relaxed),
-                        });
+                        let kind =
+                            proto::event::Kind::ComponentProgress(proto::ComponentProgress {
+                                migration: m.clone(),
+                                action: a,
+                                rows_written: rows.load(Ordering::Relaxed),
+                            });
                         Forward::send(&tx, proto::Event { kind: Some(kind) });
                     }
                 });
@@ -302,9 +302,7 @@ impl Strata for StrataService {
         req: Request<proto::InfoRequest>,
     ) -> Result<Response<proto::InfoResponse>, Status> {
         self.authorize(&req, "Info").await?;
-        let tree = self
-            .blocking(|p| Tree::load(&p.migrations_dir()))
-            .await?;
+        let tree = self.blocking(|p| Tree::load(&p.migrations_dir())).await?;
         let p = &self.inner.project;
         Ok(Response::new(proto::InfoResponse {
             engine_version: strata_engine::ENGINE_VERSION.into(),

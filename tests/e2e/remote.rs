@@ -98,7 +98,10 @@ fn wait(child: &mut Child, limit: Duration) -> i32 {
         if let Some(status) = child.try_wait().unwrap() {
             return status.code().unwrap_or(-1);
         }
-        assert!(start.elapsed() < limit, "the process did not exit in {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "the process did not exit in {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -135,22 +138,41 @@ fn status_plan_migrate_audit_over_the_wire_match_a_local_run() {
     );
     // The same table as a local status of the same tree.
     let local_status = local.strata(&["status"]).ok();
-    assert!(status.stdout.starts_with(&local_status.stdout), "{}", status.stdout);
+    assert!(
+        status.stdout.starts_with(&local_status.stdout),
+        "{}",
+        status.stdout
+    );
 
     let plan = remote(&client, &srv.url, &["plan"]).ok();
     assert_eq!(plan.stdout, local.strata(&["plan"]).ok().stdout);
 
     let migrate = remote(&client, &srv.url, &["migrate"]).ok();
     let local_migrate = local.strata(&["migrate"]).ok();
-    assert!(migrate.stdout.contains("app.db: applied 10 migration(s)"), "{}", migrate.stdout);
+    assert!(
+        migrate.stdout.contains("app.db: applied 10 migration(s)"),
+        "{}",
+        migrate.stdout
+    );
     assert_eq!(
-        migrate.stderr.lines().filter(|l| l.contains("applied ")).count(),
-        local_migrate.stderr.lines().filter(|l| l.contains("applied ")).count(),
+        migrate
+            .stderr
+            .lines()
+            .filter(|l| l.contains("applied "))
+            .count(),
+        local_migrate
+            .stderr
+            .lines()
+            .filter(|l| l.contains("applied "))
+            .count(),
         "the same progress lines:\n{}\n---\n{}",
         migrate.stderr,
         local_migrate.stderr
     );
-    assert!(!client.path("app.db").exists(), "the client's folder is not touched");
+    assert!(
+        !client.path("app.db").exists(),
+        "the client's folder is not touched"
+    );
     assert_eq!(server.app_dump("app.db"), local.app_dump("app.db"));
 
     let audit = remote(&client, &srv.url, &["audit", "--limit", "3"]).ok();
@@ -161,7 +183,11 @@ fn status_plan_migrate_audit_over_the_wire_match_a_local_run() {
         audit.stdout
     );
     let all = remote(&client, &srv.url, &["--json", "audit"]).ok().json();
-    let n = count(&server, "app.db", "SELECT count(*) FROM strata_migration_audit");
+    let n = count(
+        &server,
+        "app.db",
+        "SELECT count(*) FROM strata_migration_audit",
+    );
     assert_eq!(all["entries"].as_array().unwrap().len() as i64, n);
 
     let json = remote(&client, &srv.url, &["--json", "status"]).ok().json();
@@ -189,9 +215,11 @@ fn calls_without_the_right_token_are_refused_and_audited_without_the_token() {
         .strata(&["--remote", &srv.url, "--token-file", "token", "migrate"])
         .code(3)
         .stderr_has("wrong token");
-    assert!(!server.path("app.db").exists() || {
-        count(&server, "app.db", "SELECT count(*) FROM strata_migration") == 0
-    });
+    assert!(
+        !server.path("app.db").exists() || {
+            count(&server, "app.db", "SELECT count(*) FROM strata_migration") == 0
+        }
+    );
     let audited = rows(
         &server.open("app.db"),
         "SELECT phase || ' ' || action || ' ' || outcome || ' ' || detail FROM strata_migration_audit",
@@ -218,15 +246,25 @@ fn dump_write_stores_the_servers_schema_in_a_separate_checkout() {
     std::fs::remove_file(checkout.path(newest)).unwrap();
     std::fs::remove_file(checkout.path("migrations/people/LATEST/schema.sql")).unwrap();
     let run = remote(&checkout, &srv.url, &["dump", "people", "--write"]).ok();
-    assert!(run.stdout.contains("drop-full-name/schema.sql"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("drop-full-name/schema.sql"),
+        "{}",
+        run.stdout
+    );
     let local = server.strata(&["dump", "people"]).ok().stdout;
-    assert_eq!(std::fs::read_to_string(checkout.path(newest)).unwrap(), local);
+    assert_eq!(
+        std::fs::read_to_string(checkout.path(newest)).unwrap(),
+        local
+    );
     assert_eq!(
         std::fs::read_to_string(checkout.path("migrations/people/LATEST/schema.sql")).unwrap(),
         local
     );
     // Without --write it prints what a local dump prints.
-    assert_eq!(remote(&checkout, &srv.url, &["dump", "people"]).ok().stdout, local);
+    assert_eq!(
+        remote(&checkout, &srv.url, &["dump", "people"]).ok().stdout,
+        local
+    );
     // A checkout whose newest migration differs from what ran there is refused.
     checkout.write(
         "migrations/people/20240415T120000Z-drop-full-name/checks.sql",
@@ -259,7 +297,8 @@ fn a_refused_and_a_failed_migrate_give_the_local_messages_and_exit_codes() {
     server.write(
         "migrations/billing/20240402T130000Z-due-dates/do.sql",
         &std::fs::read_to_string(
-            crate::harness::repo_root().join("migrations/billing/20240402T130000Z-due-dates/do.sql"),
+            crate::harness::repo_root()
+                .join("migrations/billing/20240402T130000Z-due-dates/do.sql"),
         )
         .unwrap(),
     );
@@ -271,13 +310,18 @@ fn a_refused_and_a_failed_migrate_give_the_local_messages_and_exit_codes() {
     let before = server.app_dump("app.db");
     let over = remote(&client, &srv.url, &["migrate", "--no-rehearsal"]).code(1);
     assert!(
-        over.stderr.contains("billing/20240601T000000Z-broken failed during do.sql")
+        over.stderr
+            .contains("billing/20240601T000000Z-broken failed during do.sql")
             && over.stderr.contains("line 2")
             && over.stderr.contains("rolled back"),
         "{}",
         over.stderr
     );
-    assert_eq!(server.app_dump("app.db"), before, "the failed step left nothing behind");
+    assert_eq!(
+        server.app_dump("app.db"),
+        before,
+        "the failed step left nothing behind"
+    );
     let local = server.strata(&["migrate", "--no-rehearsal"]).code(1);
     let error = |s: &str| s[s.find("error:").unwrap()..].to_string();
     assert_eq!(error(&over.stderr), error(&local.stderr));
@@ -293,7 +337,11 @@ fn sandbox_diff_restore_and_backups_over_the_wire() {
     let srv = Server::start(&server, &[]);
     let client = Project::empty();
     let sandbox = remote(&client, &srv.url, &["sandbox", "--junit", "report.xml"]).ok();
-    assert!(sandbox.stdout.contains("sandbox: 10 ok, 0 failed"), "{}", sandbox.stdout);
+    assert!(
+        sandbox.stdout.contains("sandbox: 10 ok, 0 failed"),
+        "{}",
+        sandbox.stdout
+    );
     let junit = std::fs::read_to_string(client.path("report.xml")).unwrap();
     assert_eq!(junit.matches("<testcase").count(), 10);
 
@@ -311,8 +359,20 @@ fn sandbox_diff_restore_and_backups_over_the_wire() {
     assert!(over.stdout.contains("nickname"), "{}", over.stdout);
 
     let list = remote(&client, &srv.url, &["restore", "--list"]).ok();
-    let first = list.stdout.lines().next().unwrap().split_whitespace().next().unwrap().to_string();
-    assert!(first.starts_with("app-") && first.ends_with(".db"), "{}", list.stdout);
+    let first = list
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        first.starts_with("app-") && first.ends_with(".db"),
+        "{}",
+        list.stdout
+    );
     remote(&client, &srv.url, &["restore", "../../etc/passwd"])
         .code(2)
         .stderr_has("is not a backup");
@@ -357,16 +417,34 @@ fn two_migrates_at_once_apply_each_migration_exactly_once() {
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert_eq!(a.status.code(), Some(0), "{}", String::from_utf8_lossy(&a.stderr));
-    assert_eq!(b.status.code(), Some(0), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(
+        a.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(
+        b.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
     let outs = [a.stdout, b.stdout].map(|o| String::from_utf8_lossy(&o).into_owned());
     assert_eq!(
-        outs.iter().filter(|o| o.contains("app.db: up to date")).count(),
+        outs.iter()
+            .filter(|o| o.contains("app.db: up to date"))
+            .count(),
         1,
         "{outs:?}"
     );
-    assert_eq!(count(&server, "app.db", "SELECT count(*) FROM strata_migration"), 11);
-    assert_eq!(count(&server, "app.db", "SELECT count(*) FROM big"), 200_000);
+    assert_eq!(
+        count(&server, "app.db", "SELECT count(*) FROM strata_migration"),
+        11
+    );
+    assert_eq!(
+        count(&server, "app.db", "SELECT count(*) FROM big"),
+        200_000
+    );
 }
 
 #[test]
@@ -392,7 +470,12 @@ fn a_client_that_disconnects_does_not_stop_the_run() {
     loop {
         let status = remote(&client, &srv.url, &["--json", "status"]).ok().json();
         let real = &status["databases"][1]["migrations"];
-        if real.as_array().unwrap().iter().all(|m| m["state"] == "applied") {
+        if real
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["state"] == "applied")
+        {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(120), "{status}");
@@ -429,9 +512,20 @@ fn sigterm_mid_run_finishes_the_run_then_stops() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(count(&server, "app.db", "SELECT count(*) FROM strata_migration"), 11);
-    assert_eq!(count(&server, "app.db", "SELECT count(*) FROM big"), 400_000);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&server, "app.db", "SELECT count(*) FROM strata_migration"),
+        11
+    );
+    assert_eq!(
+        count(&server, "app.db", "SELECT count(*) FROM big"),
+        400_000
+    );
 }
 
 #[test]
@@ -453,12 +547,23 @@ fn sigkill_mid_run_leaves_the_database_as_a_local_kill_would() {
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Whatever was committed stays; the interrupted step left nothing; the next run finishes.
     let srv = Server::start(&server, &[]);
     remote(&client, &srv.url, &["migrate"]).ok();
-    assert_eq!(count(&server, "app.db", "SELECT count(*) FROM strata_migration"), 11);
-    assert_eq!(count(&server, "app.db", "SELECT count(*) FROM big"), 600_000);
+    assert_eq!(
+        count(&server, "app.db", "SELECT count(*) FROM strata_migration"),
+        11
+    );
+    assert_eq!(
+        count(&server, "app.db", "SELECT count(*) FROM big"),
+        600_000
+    );
     assert_eq!(
         rows(&server.open("app.db"), "PRAGMA integrity_check"),
         vec!["ok".to_string()]
@@ -478,7 +583,13 @@ fn serve_refuses_a_public_address_without_tls_and_needs_a_token() {
     // A missing token file is created with a fresh token, readable by its owner only.
     let srv = Server::spawn(
         p.root(),
-        &["serve", "--listen", "127.0.0.1:0", "--token-file", "new/token"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            "new/token",
+        ],
     );
     let token = std::fs::read_to_string(p.path("new/token")).unwrap();
     assert_eq!(token.trim().len(), 64);
@@ -491,7 +602,10 @@ fn serve_refuses_a_public_address_without_tls_and_needs_a_token() {
 /// finds the services by reflection and calls Status with the token; without it, refused.
 #[test]
 fn grpcurl_lists_the_services_by_reflection_and_calls_status_with_the_token() {
-    let Ok(version) = std::process::Command::new("grpcurl").arg("-version").output() else {
+    let Ok(version) = std::process::Command::new("grpcurl")
+        .arg("-version")
+        .output()
+    else {
         eprintln!("note: grpcurl is not installed (.ci/run installs it); skipping");
         return;
     };
@@ -520,17 +634,16 @@ fn grpcurl_lists_the_services_by_reflection_and_calls_status_with_the_token() {
     assert_eq!(code, Some(0), "{err}");
     assert!(health.contains("SERVING"), "{health}");
     let auth = format!("authorization: Bearer {TOKEN}");
-    let (code, status, err) = grpcurl(&[
-        "-plaintext",
-        "-H",
-        &auth,
-        &addr,
-        "strata.v1.Strata/Status",
-    ]);
+    let (code, status, err) =
+        grpcurl(&["-plaintext", "-H", &auth, &addr, "strata.v1.Strata/Status"]);
     assert_eq!(code, Some(0), "{err}");
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     let ledgers = status["ledgers"].as_array().unwrap();
-    assert_eq!(ledgers[1]["applied"].as_array().unwrap().len(), 10, "{status}");
+    assert_eq!(
+        ledgers[1]["applied"].as_array().unwrap().len(),
+        10,
+        "{status}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(status["reportJson"].as_str().unwrap()).unwrap();
     assert_eq!(report["databases"][1]["migrations"][0]["state"], "applied");
@@ -550,7 +663,10 @@ fn pki(p: &Project) {
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     p.write("ca.pem", &ca.pem());
     for (name, sans) in [
-        ("server", vec!["127.0.0.1".to_string(), "localhost".to_string()]),
+        (
+            "server",
+            vec!["127.0.0.1".to_string(), "localhost".to_string()],
+        ),
         ("client", vec!["client.strata.test".to_string()]),
     ] {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -580,7 +696,12 @@ fn tls_with_and_without_client_certificates() {
     remote(&client, &srv.url, &["status"])
         .code(2)
         .stderr_has("--tls-ca");
-    remote(&client, &srv.url.replace("https://", "http://"), &["status"]).code(1);
+    remote(
+        &client,
+        &srv.url.replace("https://", "http://"),
+        &["status"],
+    )
+    .code(1);
     drop(srv);
 
     let mut args = tls.to_vec();

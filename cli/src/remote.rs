@@ -175,10 +175,7 @@ pub fn local_info(out: &Output, project: &Project) -> Result<()> {
         engine_version: strata_engine::ENGINE_VERSION.into(),
         wit_version: strata_serve::wit_version().into(),
         api_version: strata_serve::API_VERSION.into(),
-        project: std::path::absolute(&project.root)
-            .unwrap_or_else(|_| project.root.clone())
-            .display()
-            .to_string(),
+        project: strata_serve::project_dir(project),
         db: project.db.display().to_string(),
         test_db: project.test_db.display().to_string(),
         modules: tree.modules.clone(),

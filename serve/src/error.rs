@@ -151,10 +151,14 @@ impl RemoteError {
                     status.message()
                 ),
             ),
-            Code::ResourceExhausted => (
+            Code::ResourceExhausted | Code::OutOfRange => (
                 exit::BAD_INPUT,
                 "limit",
-                format!("{url}: {}", status.message()),
+                format!(
+                    "{url}: a message went over the size limit ({}); the server's limit is \
+                     `strata serve --max-message-bytes`",
+                    status.message()
+                ),
             ),
             Code::InvalidArgument => (exit::BAD_INPUT, "usage", status.message().to_string()),
             Code::FailedPrecondition => (exit::REFUSED, "refused", status.message().to_string()),

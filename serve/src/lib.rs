@@ -55,6 +55,20 @@ pub mod proto {
 /// The protobuf package this crate speaks.
 pub const API_VERSION: &str = "strata.v1";
 
+/// The project folder as an absolute path (the current folder when the project root is `.`).
+pub fn project_dir(project: &strata_engine::Project) -> String {
+    let root = if project.root.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        project.root.as_path()
+    };
+    std::path::absolute(root)
+        .map(|p| p.components().collect::<std::path::PathBuf>())
+        .unwrap_or_else(|_| root.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// The version of the WIT package `strata:migrate` the engine's sandbox implements.
 pub fn wit_version() -> &'static str {
     const WIT: &str = include_str!("../../sdk/wit/strata.wit");

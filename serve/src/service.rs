@@ -308,10 +308,7 @@ impl Strata for StrataService {
             engine_version: strata_engine::ENGINE_VERSION.into(),
             wit_version: crate::wit_version().into(),
             api_version: crate::API_VERSION.into(),
-            project: std::path::absolute(&p.root)
-                .unwrap_or_else(|_| p.root.clone())
-                .display()
-                .to_string(),
+            project: crate::project_dir(p),
             db: p.db.display().to_string(),
             test_db: p.test_db.display().to_string(),
             modules: tree.modules.clone(),

@@ -724,3 +724,16 @@ fn tls_with_and_without_client_certificates() {
     .ok()
     .stdout_has("app.db: applied 10 migration(s)");
 }
+
+#[test]
+fn a_reply_over_the_message_size_limit_is_refused_with_a_clear_message() {
+    let server = Project::example();
+    let srv = Server::start(&server, &["--max-message-bytes", "512"]);
+    let client = Project::empty();
+    remote(&client, &srv.url, &["status"])
+        .code(2)
+        .stderr_has("size limit")
+        .stderr_has("--max-message-bytes");
+    // Small replies still pass.
+    remote(&client, &srv.url, &["audit"]).ok();
+}

@@ -257,7 +257,8 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
     let url = args.remote.remote.clone().unwrap_or_default();
     let local_only = |name: &str| {
         Err(usage(format!(
-            "`strata {name}` works on the local project only: drop --remote"
+            "`strata {name}` works on the local project only: drop --remote (or unset \
+             STRATA_REMOTE)"
         )))
     };
     match &args.command {

@@ -576,6 +576,12 @@ fn serve_refuses_a_public_address_without_tls_and_needs_a_token() {
     p.strata(&["serve", "--listen", "127.0.0.1:0"])
         .code(2)
         .stderr_has("--token-file");
+    p.strata(&["--remote", "http://127.0.0.1:1", "init"])
+        .code(2)
+        .stderr_has("local project only");
+    p.strata(&["--remote", "http://127.0.0.1:1", "status"])
+        .code(1)
+        .stderr_has("cannot reach the strata server at http://127.0.0.1:1");
     p.write("token", TOKEN);
     p.strata(&["serve", "--listen", "0.0.0.0:0", "--token-file", "token"])
         .code(3)

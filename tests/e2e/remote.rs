@@ -398,6 +398,27 @@ fn slow_migration(p: &Project, rows: u64) {
     );
 }
 
+/// Waits until the server's run has started: its first backup of the test database exists.
+fn wait_for_run(p: &Project) {
+    let start = Instant::now();
+    loop {
+        let started = std::fs::read_dir(p.path(".strata/backups"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("test-"))
+            })
+            .unwrap_or(false);
+        if started {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn two_migrates_at_once_apply_each_migration_exactly_once() {
     let server = Project::example();
@@ -462,7 +483,7 @@ fn a_client_that_disconnects_does_not_stop_the_run() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_run(&server);
     child.kill().unwrap();
     child.wait().unwrap();
     // The run goes on to the end; the next call sees it done.
@@ -507,7 +528,7 @@ fn sigterm_mid_run_finishes_the_run_then_stops() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_run(&server);
     let (code, stderr) = srv.terminate();
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
@@ -543,7 +564,7 @@ fn sigkill_mid_run_leaves_the_database_as_a_local_kill_would() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    wait_for_run(&server);
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
     let out = child.wait_with_output().unwrap();

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
@@ -92,6 +93,14 @@ pub async fn serve(
         builder = builder.tls_config(tls)?;
     }
     let drained = service.clone();
+    // tonic ignores its tcp_nodelay setting for an incoming stream: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs add about 40 ms to every small reply.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    });
     let signal = async {
         shutdown.await;
         reporter
@@ -103,7 +112,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service.into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     drained.shutdown().await;
     Ok(())

@@ -29,6 +29,9 @@ macro_rules! examples {
     };
 }
 
+#[path = "remote.rs"]
+mod remote;
+
 /// strata: migrations, test data and seed data for SQLite in one ordered chain, rehearsed on a
 /// test database before they touch the real one.
 #[derive(Debug, Parser)]
@@ -68,6 +71,8 @@ pub struct Args {
     /// Also print each action of each step.
     #[arg(short, long, global = true, env = "STRATA_VERBOSE")]
     verbose: bool,
+    #[command(flatten)]
+    remote: remote::RemoteArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -239,6 +244,11 @@ enum Command {
         /// bash, elvish, fish, powershell or zsh.
         shell: clap_complete::Shell,
     },
+    /// Serve this project's engine over gRPC (strata.v1) for `--remote` clients and other
+    /// services; prints the URL it listens on as the first line of stdout.
+    Serve(remote::ServeArgs),
+    /// The engine version, the project, its databases and modules (with --remote: the server's).
+    Info,
 }
 
 /// What `plan` and `migrate` share: which migrations, and which refusals to waive.
@@ -320,6 +330,9 @@ pub fn run(args: Args) -> Result<()> {
         return out.raw(&script);
     }
     let project = project(&args)?;
+    if args.remote.remote.is_some() {
+        return remote::run(args, &out, &project);
+    }
     if !matches!(args.command, Command::Init) {
         project.require_existing()?;
     }
@@ -475,6 +488,8 @@ pub fn run(args: Args) -> Result<()> {
             let (db, rows) = migrator::audit(&project, test, limit)?;
             out.audit(&db, &rows)
         }
+        Command::Serve(serve) => remote::serve(&out, project, &args.remote, serve),
+        Command::Info => remote::local_info(&out, &project),
     }
 }
 

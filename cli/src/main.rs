@@ -2,8 +2,9 @@
 //! one command, renders its result, and maps errors to the documented exit codes
 //! (`strata_engine::exit`). Its crates (clap, indicatif, anyhow) stay out of the library.
 
-mod cli;
+#[macro_use]
 mod render;
+mod cli;
 
 use std::process::ExitCode;
 

@@ -124,6 +124,16 @@ impl Output {
         }
     }
 
+    /// Whether results go out as JSON.
+    pub fn json_mode(&self) -> bool {
+        self.json
+    }
+
+    /// Whether only results and errors are printed.
+    pub fn quiet_mode(&self) -> bool {
+        self.quiet
+    }
+
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
         out!("{}\n", serde_json::to_string_pretty(value)?);
         Ok(())
@@ -874,6 +884,8 @@ pub fn error(err: &anyhow::Error, json: bool) -> i32 {
     }
     let code = if err.downcast_ref::<crate::cli::Declined>().is_some() {
         strata_engine::exit::REFUSED
+    } else if let Some(remote) = err.downcast_ref::<strata_serve::RemoteError>() {
+        remote.exit_code
     } else {
         err.downcast_ref::<strata_engine::Error>().map_or(
             strata_engine::exit::FAILURE,

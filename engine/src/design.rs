@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Project;
 use crate::error::{Error, Refusal};
@@ -26,7 +26,7 @@ use crate::{scaffold, sqlite};
 pub const SNAPSHOT: &str = "schema.sql";
 
 /// One module's schema as `strata dump` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModuleDump {
     pub module: String,
     pub sql: String,
@@ -35,7 +35,7 @@ pub struct ModuleDump {
 }
 
 /// What `strata dump` found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DumpReport {
     pub db: PathBuf,
     pub modules: Vec<ModuleDump>,
@@ -44,7 +44,7 @@ pub struct DumpReport {
 }
 
 /// One module's differences.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModuleDiff {
     pub module: String,
     /// The snapshot compared against; `None` when nothing of the module is applied yet.
@@ -57,14 +57,14 @@ pub struct ModuleDiff {
 }
 
 /// A module `strata diff` could not compare, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     pub module: String,
     pub reason: String,
 }
 
 /// What `strata diff` found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DiffReport {
     pub db: PathBuf,
     pub modules: Vec<ModuleDiff>,
@@ -101,7 +101,7 @@ impl DiffReport {
 }
 
 /// What `strata new --from-diff` and `strata baseline` did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Adopted {
     /// The new migration folder.
     pub path: PathBuf,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::tree::Migration;
 
 /// Which database a run is working on, as recorded in the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Phase {
@@ -58,7 +58,7 @@ impl fmt::Display for Phase {
 }
 
 /// One part of a step, in the order a step runs them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Action {
     #[serde(rename = "do.sql")]

@@ -6,7 +6,7 @@
 //! module owns their schema, reads and writes; it decides nothing about what to apply.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checksum::Manifest;
 use crate::tree::{Migration, MigrationId};
@@ -73,7 +73,7 @@ pub fn exists(conn: &Connection) -> rusqlite::Result<bool> {
 }
 
 /// A row of `strata_migration`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     #[serde(flatten)]
     pub id: MigrationId,
@@ -197,7 +197,7 @@ pub fn record(conn: &Connection, m: &Migration, duration_ms: u64) -> rusqlite::R
 }
 
 /// How an audited action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     Ok,
@@ -279,7 +279,7 @@ pub fn append(conn: &Connection, entries: &[Entry]) -> rusqlite::Result<()> {
 }
 
 /// A row of the audit log as read back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRow {
     pub id: i64,
     pub at: String,

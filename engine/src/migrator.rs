@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backup;
 use crate::config::Project;
@@ -52,7 +52,7 @@ impl Default for MigrateOptions {
 }
 
 /// What one phase did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub phase: Phase,
     pub db: PathBuf,
@@ -69,7 +69,7 @@ pub struct PhaseReport {
 }
 
 /// What `migrate` did, phase by phase.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrateReport {
     pub phases: Vec<PhaseReport>,
 }
@@ -448,7 +448,7 @@ pub struct SandboxOptions {
 }
 
 /// How one step ended in `strata sandbox`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepOutcome {
     Ok,
@@ -458,7 +458,7 @@ pub enum StepOutcome {
 }
 
 /// One step of a sandbox run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxStep {
     pub module: String,
     pub migration: String,
@@ -472,7 +472,7 @@ pub struct SandboxStep {
 }
 
 /// The machine-readable result of `strata sandbox`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SandboxReport {
     pub ok: bool,
     /// The database the chain started from: `None` for an empty one.
@@ -572,7 +572,7 @@ pub fn sandbox(
 }
 
 /// One database's view in `strata status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatabaseStatus {
     pub phase: Phase,
     pub db: PathBuf,
@@ -696,7 +696,7 @@ fn drifted(project: &Project) -> Result<Vec<Drifted>, Error> {
 }
 
 /// One planned step: the migration and the actions it would run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedStep {
     pub migration: String,
     pub actions: Vec<Action>,
@@ -709,7 +709,7 @@ pub struct PlannedStep {
 }
 
 /// The steps one phase would run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedPhase {
     pub phase: Phase,
     pub db: PathBuf,

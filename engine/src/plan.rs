@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checksum::PINNED_FILES;
 use crate::error::Refusal;
@@ -24,7 +24,7 @@ pub struct PlanOptions {
 }
 
 /// Where one migration stands on one database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
 pub enum State {
     Applied {
@@ -40,7 +40,7 @@ pub enum State {
 }
 
 /// One line of `strata status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusEntry {
     #[serde(flatten)]
     pub id: MigrationId,

@@ -36,7 +36,9 @@ const DATA_FILES: &[&str] = &["data.json", "seed.wasm", "seed.wasm.built-from"];
 const DATA_DIRS: &[&str] = &["seed"];
 
 /// A migration's identity: its module and its stamp. Unique within a project.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct MigrationId {
     pub module: String,
     pub stamp: String,

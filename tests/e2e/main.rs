@@ -20,6 +20,7 @@ mod rails;
 mod readme;
 mod refusals;
 mod rehearsal;
+mod remote;
 mod restore;
 mod schema;
 mod single_transaction;

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::diff::{self, TableChange, constraints_canon, match_columns, same_column};
 use super::dump::{self, column_sql, index_sql, table_sql, table_sql_named, trigger_sql, view_sql};
@@ -24,7 +24,7 @@ use super::sql::{self, quote_ident, quote_string};
 use super::{ColumnDef, Index, Schema, Table, Trigger, View};
 
 /// The generated SQL and what it would destroy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     /// The script, statements separated by `;` and newlines, with explanatory comments.
     pub sql: String,

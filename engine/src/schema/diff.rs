@@ -11,14 +11,14 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::dump::{column_sql, constraint_sql, index_sql, table_sql, trigger_sql, view_sql};
 use super::sql::{self, quote_ident};
 use super::{ColumnDef, Schema, Table};
 
 /// Every difference from one schema (`from`, the snapshot) to another (`to`, the live one).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Diff {
     pub tables: Vec<TableChange>,
     pub indexes: Vec<ObjectChange>,
@@ -36,7 +36,7 @@ impl Diff {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
 pub enum TableChange {
     Added {
@@ -63,7 +63,7 @@ pub enum TableChange {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "kebab-case")]
 pub enum ColumnChange {
     Added {
@@ -87,20 +87,20 @@ pub enum ColumnChange {
 }
 
 /// One attribute that differs, written as SQL (`None`: absent).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attribute {
     pub attribute: String,
     pub before: Option<String>,
     pub after: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConstraintChange {
     pub added: bool,
     pub constraint: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Change {
     Added,
@@ -109,7 +109,7 @@ pub enum Change {
 }
 
 /// An index, view or trigger that differs, with its SQL before and after.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectChange {
     pub name: String,
     pub change: Change,

@@ -29,7 +29,7 @@ pub mod sql;
 use std::collections::{BTreeMap, HashSet};
 
 use rusqlite::Connection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Why a schema could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub enum SchemaError {
 }
 
 /// The kinds of schema object, named as in `sqlite_master.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
     Table,
@@ -80,7 +80,7 @@ impl std::fmt::Display for ObjectKind {
 }
 
 /// A schema object by kind and name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
     #[serde(rename = "type")]
     pub kind: ObjectKind,

@@ -1,0 +1,498 @@
+//! `strata serve` and `--remote URL`: the options, and each command run against a server through
+//! `strata_serve::Client`, rendered by the same `render::Output` as a local run. A child of `cli`
+//! so it reads the parsed arguments directly.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::json;
+use strata_engine::backup::{self, Backup};
+use strata_engine::migrator::DatabaseStatus;
+use strata_engine::{Error, Project, Tree, design, exit};
+use strata_serve::auth::{self, Token};
+use strata_serve::client::{Client, ClientOptions};
+use strata_serve::proto;
+use strata_serve::server::{self, TlsFiles};
+use strata_serve::{RemoteError, StrataService};
+
+use super::{Args, Command, Failed};
+use crate::render::{self, Output};
+
+/// The options of a remote call (global, so they sit before or after the command).
+#[derive(Debug, clap::Args)]
+pub struct RemoteArgs {
+    /// Run the command on the strata server at URL (http://host:port or https://host:port)
+    /// instead of on the local project.
+    #[arg(long, global = true, value_name = "URL", env = "STRATA_REMOTE")]
+    pub remote: Option<String>,
+    /// The file holding the bearer token (of the server for --remote; the one to accept for
+    /// `serve`, created with a fresh random token if missing). Else STRATA_TOKEN.
+    #[arg(long, global = true, value_name = "FILE", env = "STRATA_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// With --remote https://...: the CA certificate (PEM) that signed the server's certificate.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// With --remote: a client certificate (PEM) for servers that require one.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// With --remote: the client certificate's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
+    /// With --remote: the deadline of each call in seconds (migrate and sandbox run as long as
+    /// they need).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+/// `strata serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7433")]
+    listen: SocketAddr,
+    /// The server's TLS certificate chain (PEM); with --tls-key, clients connect with https://.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS (the token then crosses the network in
+    /// clear text).
+    #[arg(long)]
+    allow_insecure: bool,
+    /// The largest message accepted or sent, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = strata_serve::service::DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+}
+
+fn token_from(args: &RemoteArgs, create: bool) -> Result<Option<(String, String)>> {
+    if let Some(path) = &args.token_file {
+        if create && !path.exists() {
+            let token = auth::create_file(path)?;
+            return Ok(Some((
+                token,
+                format!("new token written to {}", path.display()),
+            )));
+        }
+        let token = auth::read_file(path).map_err(|e| usage(e.to_string()))?;
+        return Ok(Some((token, format!("token from {}", path.display()))));
+    }
+    match std::env::var("STRATA_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Ok(Some((t, "token from STRATA_TOKEN".into()))),
+        _ => Ok(None),
+    }
+}
+
+fn usage(message: String) -> anyhow::Error {
+    anyhow::Error::new(Error::Usage(message))
+}
+
+/// Runs `strata serve` until Ctrl-C or SIGTERM.
+pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArgs) -> Result<()> {
+    if remote.remote.is_some() {
+        return Err(usage("`strata serve` runs here: drop --remote".into()));
+    }
+    let (token, whence) = token_from(remote, true)?.ok_or_else(|| {
+        usage(
+            "strata serve needs a token that clients must present: pass --token-file FILE \
+             (a missing FILE is created with a fresh random token) or set STRATA_TOKEN"
+                .into(),
+        )
+    })?;
+    let token = Token::new(&token).map_err(|e| usage(format!("the server's token: {e}")))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        }),
+        _ => None,
+    };
+    if tls.is_none() && !args.listen.ip().is_loopback() && !args.allow_insecure {
+        return Err(anyhow::Error::new(RemoteError::local(
+            exit::REFUSED,
+            "refused",
+            format!(
+                "refused to listen on {} without TLS: the token would cross the network in clear \
+             text. Pass --tls-cert FILE --tls-key FILE, listen on 127.0.0.1, or pass \
+             --allow-insecure if the network is trusted",
+                args.listen
+            ),
+        )));
+    }
+    // Fail fast on a malformed tree rather than on the first call.
+    Tree::load(&project.migrations_dir())?;
+    let tls_config = tls.as_ref().map(server::tls_config).transpose()?;
+    let service =
+        StrataService::new(project.clone(), token).with_max_message_bytes(args.max_message_bytes);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = server::bind(args.listen).await?;
+        let addr = listener.local_addr().context("the bound address")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
+        if out.json_mode() {
+            outln!(
+                "{}",
+                json!({ "url": url, "project": project.root, "db": project.db })
+            );
+        } else {
+            outln!("{url}");
+        }
+        std::io::stdout().flush().ok();
+        if !out.quiet_mode() {
+            errln!(
+                "strata serve: {} on {url} ({whence}{}); Ctrl-C or SIGTERM stops it after the \
+                 run in progress",
+                project.db.display(),
+                if args.tls_client_ca.is_some() {
+                    ", client certificates required"
+                } else {
+                    ""
+                }
+            );
+        }
+        server::serve(service, listener, tls_config, server::signal()).await?;
+        if !out.quiet_mode() {
+            errln!("strata serve: stopped");
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// `strata info` on the local project.
+pub fn local_info(out: &Output, project: &Project) -> Result<()> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let info = proto::InfoResponse {
+        engine_version: strata_engine::ENGINE_VERSION.into(),
+        wit_version: strata_serve::wit_version().into(),
+        api_version: strata_serve::API_VERSION.into(),
+        project: strata_serve::project_dir(project),
+        db: project.db.display().to_string(),
+        test_db: project.test_db.display().to_string(),
+        modules: tree.modules.clone(),
+        migrations: tree.migrations.len() as u32,
+    };
+    print_info(out, &info)
+}
+
+fn print_info(out: &Output, i: &proto::InfoResponse) -> Result<()> {
+    if out.json_mode() {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "engine_version": i.engine_version,
+                "wit_version": i.wit_version,
+                "api_version": i.api_version,
+                "project": i.project,
+                "db": i.db,
+                "test_db": i.test_db,
+                "modules": i.modules,
+                "migrations": i.migrations,
+            }))?
+        );
+        return Ok(());
+    }
+    outln!("engine    strata {}", i.engine_version);
+    outln!("api       {}", i.api_version);
+    outln!("wit       strata:migrate@{}", i.wit_version);
+    outln!("project   {}", i.project);
+    outln!("db        {}", i.db);
+    outln!("test db   {}", i.test_db);
+    outln!(
+        "modules   {} ({} migrations)",
+        i.modules.join(", "),
+        i.migrations
+    );
+    Ok(())
+}
+
+/// Runs the command of `args` on the server `--remote` names.
+pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
+    let url = args.remote.remote.clone().unwrap_or_default();
+    let local_only = |name: &str| {
+        Err(usage(format!(
+            "`strata {name}` works on the local project only: drop --remote (or unset \
+             STRATA_REMOTE)"
+        )))
+    };
+    match &args.command {
+        Command::Init => return local_only("init"),
+        Command::New { .. } => return local_only("new"),
+        Command::Build { .. } => return local_only("build"),
+        Command::Baseline { .. } => return local_only("baseline"),
+        Command::Serve(_) => return local_only("serve"),
+        Command::Plan(r) | Command::Migrate(r) if r.write_snapshots => {
+            return Err(usage(
+                "--write-snapshots does not work with --remote: the server never writes into \
+                 its tree. Run `strata --remote URL dump <module> --write` to store its schema \
+                 here"
+                    .into(),
+            ));
+        }
+        Command::Sandbox { from: Some(_), .. } => {
+            return Err(usage(
+                "--from does not work with --remote: the server rehearses only its own \
+                 databases"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    let (token, _) = token_from(&args.remote, false)?.unwrap_or_default();
+    let opts = ClientOptions {
+        token: (!token.is_empty()).then_some(token),
+        tls_ca: args.remote.tls_ca.clone(),
+        tls_identity: args
+            .remote
+            .tls_client_cert
+            .clone()
+            .zip(args.remote.tls_client_key.clone()),
+        timeout: Duration::from_secs(args.remote.timeout.max(1)),
+        ..ClientOptions::new(url)
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let mut client = Client::connect(opts).await?;
+        remote_command(&mut client, args, out, project).await
+    })
+}
+
+async fn remote_command(
+    client: &mut Client,
+    args: Args,
+    out: &Output,
+    project: &Project,
+) -> Result<()> {
+    match args.command {
+        Command::Status => {
+            let (dbs, ledgers) = client.status().await?;
+            let compared = compare_local(project, &dbs, &ledgers)?;
+            if out.json_mode() {
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({ "databases": dbs, "local": compared }))?
+                );
+                return Ok(());
+            }
+            out.status(&dbs)?;
+            if let Some(c) = compared {
+                print_comparison(client.url(), &c);
+            }
+            Ok(())
+        }
+        Command::Plan(run) => out.plan(&client.plan(&run.options()).await?),
+        Command::Migrate(run) => {
+            let report = client
+                .migrate(&run.options(), &mut |e| render::event(out, e))
+                .await?;
+            out.migrate(&report)
+        }
+        Command::Sandbox { junit, to, .. } => {
+            let report = client
+                .sandbox(to.as_deref(), &mut |e| render::event(out, e))
+                .await?;
+            if let Some(path) = junit {
+                std::fs::write(&path, render::junit(&report))
+                    .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            out.sandbox(&report)?;
+            if !report.ok {
+                return Err(anyhow::Error::new(Failed("the sandbox run failed".into())));
+            }
+            Ok(())
+        }
+        Command::Restore {
+            test, list: true, ..
+        } => {
+            let r = client.list_backups(test).await?;
+            let list: Vec<Backup> = r
+                .backups
+                .into_iter()
+                .map(|b| Backup {
+                    path: PathBuf::from(b.name),
+                    size: b.bytes,
+                    record: backup::Record {
+                        strata_backup: backup::RECORD_FORMAT,
+                        source: PathBuf::from(b.source),
+                        database_id: b.database_id,
+                        taken_at: b.taken_at,
+                        reason: b.reason,
+                    },
+                })
+                .collect();
+            out.backups(Path::new(&r.db), &list)
+        }
+        Command::Restore { backup, test, .. } => {
+            let name = backup.map(|b| {
+                b.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            let restored = client.restore(test, name.as_deref()).await?;
+            out.restored(&restored, test)
+        }
+        Command::Audit { test, limit } => {
+            let (db, rows) = client.audit(test, limit).await?;
+            out.audit(&db, &rows)
+        }
+        Command::Dump { module, write } => {
+            let mut report = client.dump(module.as_deref()).await?;
+            if write {
+                let (_, ledgers) = client.status().await?;
+                write_dump(project, &mut report, &ledgers, client.url())?;
+            }
+            out.dump(&report)
+        }
+        Command::Diff {
+            module,
+            sql,
+            allow_destructive,
+        } => {
+            let report = client.diff(module.as_deref(), sql).await?;
+            let refusal = report.check_destructive(allow_destructive || !sql);
+            if !(args.json && refusal.is_err()) {
+                out.diff(&report, sql)?;
+            }
+            Ok(refusal?)
+        }
+        Command::Info => print_info(out, &client.info().await?),
+        Command::Init
+        | Command::New { .. }
+        | Command::Build { .. }
+        | Command::Baseline { .. }
+        | Command::Serve(_) => Err(usage("this command works on the local project only".into())),
+    }
+}
+
+/// The local tree against the server: migrations it does not know, and migrations it applied
+/// with another checksum.
+#[derive(Debug, serde::Serialize)]
+struct Comparison {
+    /// `module/folder` of local migrations the server's tree and ledger lack.
+    not_on_server: Vec<String>,
+    /// Local migrations applied on the server's real database with another checksum.
+    other_checksum: Vec<String>,
+}
+
+fn compare_local(
+    project: &Project,
+    dbs: &[DatabaseStatus],
+    ledgers: &[proto::DatabaseLedger],
+) -> Result<Option<Comparison>> {
+    let dir = project.migrations_dir();
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let tree = Tree::load(&dir)?;
+    let real = ledgers
+        .iter()
+        .find(|l| l.phase == proto::Phase::Apply as i32);
+    let mut c = Comparison {
+        not_on_server: Vec::new(),
+        other_checksum: Vec::new(),
+    };
+    for m in &tree.migrations {
+        let known = dbs.iter().flat_map(|d| &d.migrations).any(|e| e.id == m.id);
+        if !known {
+            c.not_on_server.push(m.label());
+        }
+        let applied = real.into_iter().flat_map(|l| &l.applied).find(|a| {
+            a.migration
+                .as_ref()
+                .is_some_and(|r| r.module == m.id.module && r.stamp == m.id.stamp)
+        });
+        if let Some(a) = applied
+            && a.checksum != m.checksum()
+        {
+            c.other_checksum.push(m.label());
+        }
+    }
+    Ok(Some(c))
+}
+
+fn print_comparison(url: &str, c: &Comparison) {
+    if c.not_on_server.is_empty() && c.other_checksum.is_empty() {
+        outln!("local tree: every migration here is known to {url} with the same checksum");
+        return;
+    }
+    if !c.not_on_server.is_empty() {
+        outln!(
+            "local tree: {} migration(s) {url} does not have: {}",
+            c.not_on_server.len(),
+            c.not_on_server.join(", ")
+        );
+    }
+    if !c.other_checksum.is_empty() {
+        outln!(
+            "local tree: {} migration(s) applied on {url} with another checksum (the local \
+             files differ from what ran there): {}",
+            c.other_checksum.len(),
+            c.other_checksum.join(", ")
+        );
+    }
+}
+
+/// `dump --write` with --remote: the server's schema of each module becomes the snapshot of the
+/// module's newest local migration, which must be applied on the server with the same checksum.
+fn write_dump(
+    project: &Project,
+    report: &mut design::DumpReport,
+    ledgers: &[proto::DatabaseLedger],
+    url: &str,
+) -> Result<()> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let real = ledgers
+        .iter()
+        .find(|l| l.phase == proto::Phase::Apply as i32);
+    for m in &mut report.modules {
+        let module = &m.module;
+        let newest = tree.module(module).last().ok_or_else(|| {
+            usage(format!(
+                "module `{module}` has no migrations in {}: the server's schema has no folder \
+                 to go in. Check out the tree the server runs",
+                project.migrations_dir().display()
+            ))
+        })?;
+        let applied = real.into_iter().flat_map(|l| &l.applied).find(|a| {
+            a.migration
+                .as_ref()
+                .is_some_and(|r| r.module == newest.id.module && r.stamp == newest.id.stamp)
+        });
+        match applied {
+            None => {
+                return Err(usage(format!(
+                    "{newest} is not applied on {url}'s real database, so its schema.sql \
+                     cannot be taken from there: run `strata --remote {url} migrate` first, or \
+                     check out the tree the server runs"
+                )));
+            }
+            Some(a) if a.checksum != newest.checksum() => {
+                return Err(anyhow::Error::new(RemoteError::local(
+                    exit::REFUSED,
+                    "refused",
+                    format!(
+                        "{newest} here differs from the one applied on {url} (another \
+                         checksum): its schema.sql would not describe these files. Check out \
+                         the tree the server runs"
+                    ),
+                )));
+            }
+            Some(_) => {}
+        }
+        m.written = design::write_snapshot(newest, &m.sql, true)?;
+    }
+    Ok(())
+}

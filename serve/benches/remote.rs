@@ -1,0 +1,159 @@
+//! `cargo bench -p strata-serve --bench remote`: what the wire costs.
+//!
+//! 1. Status over loopback: 2,000 calls from 1 client, then 2,000 calls from each of 8
+//!    concurrent clients (each its own connection); p50 and p99 latency.
+//! 2. A 100-migration Migrate (test database, then real database) run locally through the
+//!    library, and the same run over gRPC on a fresh copy; median of 3 each.
+//!
+//! The server runs in this process on 127.0.0.1 (port 0), the real `StrataService` behind the
+//! real tonic server, so the figures are the engine plus gRPC plus loopback TCP.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata_engine::Project;
+use strata_engine::migrator::{self, MigrateOptions};
+use strata_serve::auth::Token;
+use strata_serve::client::{Client, ClientOptions};
+use strata_serve::{StrataService, server};
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+
+fn project(dir: &Path, migrations: usize) -> Project {
+    for i in 0..migrations {
+        let stamp = format!(
+            "2024{:02}{:02}T{:02}0000Z",
+            1 + i / 28 % 12,
+            1 + i % 28,
+            i / 336
+        );
+        let m = dir.join(format!("migrations/m{}/{stamp}-step", i % 5));
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(
+            m.join("do.sql"),
+            format!(
+                "CREATE TABLE t{i}(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n\
+                 INSERT INTO t{i}(v) VALUES ('a'), ('b'), ('c');\n\
+                 CREATE INDEX t{i}_v ON t{i}(v);\n"
+            ),
+        )
+        .unwrap();
+    }
+    Project::open(dir.to_path_buf()).unwrap()
+}
+
+async fn start(project: Project) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let service = StrataService::new(project, Token::new(TOKEN).unwrap());
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        server::serve(service, listener, None, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (url, stop)
+}
+
+async fn client(url: &str) -> Client {
+    let mut opts = ClientOptions::new(url);
+    opts.token = Some(TOKEN.into());
+    Client::connect(opts).await.unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn status_latency(url: &str, clients: usize, calls: usize) -> Vec<Duration> {
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let mut c = client(url).await;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let t = Instant::now();
+                c.status().await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // 1. Status latency, on the bundled example after a migrate.
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path(), 10);
+        migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
+        let (url, stop) = start(p).await;
+        status_latency(&url, 1, 100).await; // warm up
+        for clients in [1, 8] {
+            let lat = status_latency(&url, clients, 2000).await;
+            println!(
+                "Status, {clients} client(s) x 2000 calls: p50 {}, p99 {}, max {}",
+                ms(percentile(&lat, 0.50)),
+                ms(percentile(&lat, 0.99)),
+                ms(*lat.last().unwrap())
+            );
+        }
+        let _ = stop.send(());
+
+        // 2. 100 migrations, local vs remote.
+        let (mut local, mut remote) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = project(dir.path(), 100);
+            let t = Instant::now();
+            let r = tokio::task::block_in_place(|| {
+                migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap()
+            });
+            local.push(t.elapsed());
+            assert_eq!(r.phases.last().unwrap().applied.len(), 100);
+
+            let dir = tempfile::tempdir().unwrap();
+            let p = project(dir.path(), 100);
+            let (url, stop) = start(p).await;
+            let mut c = client(&url).await;
+            let t = Instant::now();
+            let mut events = 0usize;
+            let r = c
+                .migrate(&MigrateOptions::default(), &mut |_| events += 1)
+                .await
+                .unwrap();
+            remote.push(t.elapsed());
+            assert_eq!(r.phases.last().unwrap().applied.len(), 100);
+            assert!(events > 400, "every step's events arrive ({events})");
+            let _ = stop.send(());
+        }
+        let (l, r) = (median(local), median(remote));
+        println!(
+            "Migrate, 100 migrations (rehearsal + apply): local {}, remote {} ({:+.1}%)",
+            ms(l),
+            ms(r),
+            (r.as_secs_f64() / l.as_secs_f64() - 1.0) * 100.0
+        );
+    });
+}

@@ -1,0 +1,403 @@
+//! The client `strata --remote` uses: one connection to a `strata serve` (or any server that
+//! mounts [`crate::StrataService`]), the bearer token on every call, and answers handed back as
+//! the engine's own report types and events, so the CLI renders them as it renders a local run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use strata_engine::design::{DiffReport, DumpReport};
+use strata_engine::ledger::AuditRow;
+use strata_engine::migrator::{
+    DatabaseStatus, MigrateOptions, MigrateReport, PlannedPhase, SandboxReport,
+};
+use strata_engine::{Event, exit};
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Request, Status};
+
+use crate::convert::EventReplay;
+use crate::error::RemoteError;
+use crate::proto::{self, strata_client::StrataClient};
+
+/// How to reach a server.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `http://host:port` or `https://host:port` (`host:port` means http).
+    pub url: String,
+    /// The bearer token; `None` sends none (every call but health is then refused).
+    pub token: Option<String>,
+    /// The CA that signed the server's certificate (needed for https).
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate and key, for servers that require one.
+    pub tls_identity: Option<(PathBuf, PathBuf)>,
+    /// The deadline of each call but Migrate and Sandbox (which run as long as they need).
+    pub timeout: Duration,
+    /// The largest message accepted from the server.
+    pub max_message_bytes: usize,
+}
+
+impl ClientOptions {
+    /// Options for `url` with the defaults: no token, no TLS files, 60 s deadline, 16 MiB.
+    pub fn new(url: impl Into<String>) -> Self {
+        ClientOptions {
+            url: url.into(),
+            token: None,
+            tls_ca: None,
+            tls_identity: None,
+            timeout: Duration::from_secs(60),
+            max_message_bytes: crate::service::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// A connection to a strata server.
+#[derive(Clone)]
+pub struct Client {
+    inner: StrataClient<Channel>,
+    url: String,
+    auth: Option<AsciiMetadataValue>,
+    timeout: Duration,
+}
+
+fn file(path: &PathBuf) -> Result<Vec<u8>, RemoteError> {
+    std::fs::read(path).map_err(|e| {
+        RemoteError::local(exit::BAD_INPUT, "input", format!("{}: {e}", path.display()))
+    })
+}
+
+impl Client {
+    /// Connects (and fails fast, naming the URL, when nothing answers there).
+    pub async fn connect(opts: ClientOptions) -> Result<Client, RemoteError> {
+        let url = if opts.url.contains("://") {
+            opts.url.clone()
+        } else {
+            format!("http://{}", opts.url)
+        };
+        let usage = |m: String| RemoteError::local(exit::BAD_INPUT, "usage", m);
+        let mut endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| usage(format!("--remote {url}: not a URL: {e}")))?
+            .connect_timeout(Duration::from_secs(10));
+        if url.starts_with("https://") {
+            let Some(ca) = &opts.tls_ca else {
+                return Err(usage(format!(
+                    "--remote {url}: https needs the CA that signed the server's certificate: \
+                     --tls-ca FILE"
+                )));
+            };
+            let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(file(ca)?));
+            if let Some((cert, key)) = &opts.tls_identity {
+                tls = tls.identity(Identity::from_pem(file(cert)?, file(key)?));
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| usage(format!("--remote {url}: TLS: {e}")))?;
+        } else if opts.tls_ca.is_some() || opts.tls_identity.is_some() {
+            return Err(usage(format!(
+                "--remote {url}: TLS files were given but the URL is not https://"
+            )));
+        }
+        let channel = endpoint.connect().await.map_err(|e| {
+            RemoteError::local(
+                exit::FAILURE,
+                "transport",
+                format!(
+                    "cannot reach the strata server at {url}: {}. Is `strata serve` running \
+                     there?",
+                    crate::error::full_message(&e)
+                ),
+            )
+        })?;
+        let auth = match &opts.token {
+            Some(t) => Some(
+                MetadataValue::try_from(format!("Bearer {}", t.trim()))
+                    .map_err(|_| usage("the token holds characters a header cannot".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Client {
+            inner: StrataClient::new(channel)
+                .max_decoding_message_size(opts.max_message_bytes)
+                .max_encoding_message_size(opts.max_message_bytes),
+            url,
+            auth,
+            timeout: opts.timeout,
+        })
+    }
+
+    /// The URL connected to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn request<T>(&self, msg: T, deadline: bool) -> Request<T> {
+        let mut req = Request::new(msg);
+        if let Some(a) = &self.auth {
+            req.metadata_mut().insert("authorization", a.clone());
+        }
+        if deadline {
+            req.set_timeout(self.timeout);
+        }
+        req
+    }
+
+    fn err(&self, s: Status) -> RemoteError {
+        RemoteError::from_status(&s, &self.url)
+    }
+
+    fn parse<T: DeserializeOwned>(&self, json: &str) -> Result<T, RemoteError> {
+        serde_json::from_str(json).map_err(|e| {
+            RemoteError::local(
+                exit::FAILURE,
+                "protocol",
+                format!(
+                    "{} sent a report this strata cannot read ({e}); is it the same strata \
+                     version?",
+                    self.url
+                ),
+            )
+        })
+    }
+
+    /// The server's engine version, project and databases.
+    pub async fn info(&mut self) -> Result<proto::InfoResponse, RemoteError> {
+        let req = self.request(proto::InfoRequest {}, true);
+        let r = self.inner.info(req).await.map_err(|s| self.err(s))?;
+        Ok(r.into_inner())
+    }
+
+    /// `status`: each database's view, and each database's ledger (with checksums).
+    pub async fn status(
+        &mut self,
+    ) -> Result<(Vec<DatabaseStatus>, Vec<proto::DatabaseLedger>), RemoteError> {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            databases: Vec<DatabaseStatus>,
+        }
+        let req = self.request(proto::StatusRequest {}, true);
+        let r = self.inner.status(req).await.map_err(|s| self.err(s))?;
+        let r = r.into_inner();
+        let body: Body = self.parse(&r.report_json)?;
+        Ok((body.databases, r.ledgers))
+    }
+
+    /// `plan`.
+    pub async fn plan(&mut self, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, RemoteError> {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            phases: Vec<PlannedPhase>,
+        }
+        let req = self.request(
+            proto::PlanRequest {
+                options: Some(run_options(opts)),
+            },
+            true,
+        );
+        let r = self.inner.plan(req).await.map_err(|s| self.err(s))?;
+        let body: Body = self.parse(&r.into_inner().report_json)?;
+        Ok(body.phases)
+    }
+
+    /// `migrate`: `sink` gets the server's events as they come; then the report.
+    pub async fn migrate(
+        &mut self,
+        opts: &MigrateOptions,
+        sink: &mut dyn FnMut(&Event<'_>),
+    ) -> Result<MigrateReport, RemoteError> {
+        let req = self.request(
+            proto::MigrateRequest {
+                options: Some(run_options(opts)),
+            },
+            false,
+        );
+        let stream = self.inner.migrate(req).await.map_err(|s| self.err(s))?;
+        self.follow(stream.into_inner(), sink).await
+    }
+
+    /// `sandbox` on the server's own tree.
+    pub async fn sandbox(
+        &mut self,
+        to: Option<&str>,
+        sink: &mut dyn FnMut(&Event<'_>),
+    ) -> Result<SandboxReport, RemoteError> {
+        let req = self.request(
+            proto::SandboxRequest {
+                to: to.unwrap_or_default().to_string(),
+            },
+            false,
+        );
+        let stream = self.inner.sandbox(req).await.map_err(|s| self.err(s))?;
+        self.follow(stream.into_inner(), sink).await
+    }
+
+    async fn follow<T: DeserializeOwned>(
+        &self,
+        mut stream: tonic::Streaming<proto::RunMessage>,
+        sink: &mut dyn FnMut(&Event<'_>),
+    ) -> Result<T, RemoteError> {
+        let mut replay = EventReplay::default();
+        loop {
+            let msg = stream.message().await.map_err(|s| self.err(s))?;
+            match msg.and_then(|m| m.kind) {
+                Some(proto::run_message::Kind::Event(e)) => replay.replay(e, sink),
+                Some(proto::run_message::Kind::ReportJson(json)) => return self.parse(&json),
+                None => {
+                    return Err(RemoteError::local(
+                        exit::FAILURE,
+                        "transport",
+                        format!(
+                            "{} ended the run's stream without a report: the connection was \
+                             lost. The run may have finished on the server; `strata --remote \
+                             {} audit` shows how it ended",
+                            self.url, self.url
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// `audit`: the newest `limit` entries (all when `None`), oldest first, page by page.
+    pub async fn audit(
+        &mut self,
+        test: bool,
+        limit: Option<u64>,
+    ) -> Result<(PathBuf, Vec<AuditRow>), RemoteError> {
+        if limit == Some(0) {
+            let info = self.info().await?;
+            let db = if test { info.test_db } else { info.db };
+            return Ok((PathBuf::from(db), Vec::new()));
+        }
+        let mut pages: Vec<Vec<AuditRow>> = Vec::new();
+        let mut got = 0u64;
+        let mut before_id = 0;
+        let db = loop {
+            let want = limit.map_or(0, |l| (l - got).min(1000) as u32);
+            let req = self.request(
+                proto::AuditRequest {
+                    database: database(test),
+                    page_size: want,
+                    before_id,
+                },
+                true,
+            );
+            let r = self.inner.audit(req).await.map_err(|s| self.err(s))?;
+            let r = r.into_inner();
+            got += r.entries.len() as u64;
+            pages.push(r.entries.into_iter().map(audit_row).collect());
+            before_id = r.next_before_id;
+            if before_id == 0 || limit.is_some_and(|l| got >= l) {
+                break PathBuf::from(r.db);
+            }
+        };
+        Ok((db, pages.into_iter().rev().flatten().collect()))
+    }
+
+    /// `dump`: the server's real database, never written on the server.
+    pub async fn dump(&mut self, module: Option<&str>) -> Result<DumpReport, RemoteError> {
+        let req = self.request(
+            proto::DumpRequest {
+                module: module.unwrap_or_default().to_string(),
+            },
+            true,
+        );
+        let r = self.inner.dump(req).await.map_err(|s| self.err(s))?;
+        self.parse(&r.into_inner().report_json)
+    }
+
+    /// `diff`.
+    pub async fn diff(
+        &mut self,
+        module: Option<&str>,
+        sql: bool,
+    ) -> Result<DiffReport, RemoteError> {
+        let req = self.request(
+            proto::DiffRequest {
+                module: module.unwrap_or_default().to_string(),
+                sql,
+            },
+            true,
+        );
+        let r = self.inner.diff(req).await.map_err(|s| self.err(s))?;
+        self.parse(&r.into_inner().report_json)
+    }
+
+    /// The backups the server keeps of one database.
+    pub async fn list_backups(
+        &mut self,
+        test: bool,
+    ) -> Result<proto::ListBackupsResponse, RemoteError> {
+        let req = self.request(
+            proto::ListBackupsRequest {
+                database: database(test),
+            },
+            true,
+        );
+        let r = self
+            .inner
+            .list_backups(req)
+            .await
+            .map_err(|s| self.err(s))?;
+        Ok(r.into_inner())
+    }
+
+    /// `restore`: the named backup (a file name from `list_backups`), or the newest.
+    pub async fn restore(
+        &mut self,
+        test: bool,
+        backup: Option<&str>,
+    ) -> Result<strata_engine::restore::Restored, RemoteError> {
+        let req = self.request(
+            proto::RestoreRequest {
+                database: database(test),
+                backup: backup.unwrap_or_default().to_string(),
+            },
+            true,
+        );
+        let r = self.inner.restore(req).await.map_err(|s| self.err(s))?;
+        let r = r.into_inner();
+        Ok(strata_engine::restore::Restored {
+            db: PathBuf::from(r.db),
+            restored_from: PathBuf::from(r.restored_from),
+            taken_at: r.taken_at,
+            undo: (!r.undo.is_empty()).then(|| PathBuf::from(r.undo)),
+            audit_rows_kept: r.audit_rows_kept as usize,
+        })
+    }
+}
+
+fn database(test: bool) -> i32 {
+    if test {
+        proto::Database::Test as i32
+    } else {
+        proto::Database::RealUnspecified as i32
+    }
+}
+
+fn run_options(o: &MigrateOptions) -> proto::RunOptions {
+    proto::RunOptions {
+        to: o.plan.to.clone().unwrap_or_default(),
+        allow_out_of_order: o.plan.allow_out_of_order,
+        no_rehearsal: !o.rehearse,
+        rehearse_on_copy: o.rehearse_on_copy,
+        allow_drift: o.allow_drift,
+    }
+}
+
+fn audit_row(a: proto::AuditEntry) -> AuditRow {
+    AuditRow {
+        id: a.id,
+        at: a.at,
+        phase: a.phase,
+        module: a.module,
+        stamp: a.stamp,
+        action: a.action,
+        outcome: a.outcome,
+        detail: a.detail,
+        rows: a.rows,
+        fuel_used: a.fuel_used,
+        duration_ms: a.duration_ms,
+        operator: a.operator,
+        checksum: a.checksum,
+    }
+}

@@ -1,0 +1,567 @@
+//! The `strata.v1.Strata` service: each RPC checks the bearer token, then runs the same library
+//! call as the local command on a blocking thread, on the server's own project. Runs that change
+//! databases (Migrate, Restore) take one lock per service, so a second one waits for the first;
+//! a run keeps going when its client disconnects, and shutdown waits for it.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use strata_engine::migrator::{self, MigrateOptions, SandboxOptions};
+use strata_engine::plan::PlanOptions;
+use strata_engine::{Error, Event, Project, Tree, backup, design, exit, ledger, sqlite};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Code, Request, Response, Status};
+
+use crate::auth::{self, Token};
+use crate::convert;
+use crate::error::{refuse, to_status};
+use crate::proto::{self, strata_server::Strata};
+
+/// The default limit on one message, either way: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The strata engine of one project as a gRPC service. Cheap to clone; clones share the run
+/// lock.
+#[derive(Clone)]
+pub struct StrataService {
+    inner: Arc<Inner>,
+    max_message_bytes: usize,
+}
+
+struct Inner {
+    project: Project,
+    token: Token,
+    /// Held by a run that changes databases (Migrate, Restore).
+    run_lock: tokio::sync::Mutex<()>,
+    /// Set by [`StrataService::shutdown`]: new runs are refused.
+    closing: AtomicBool,
+}
+
+impl StrataService {
+    /// The service for `project`, accepting `token`.
+    pub fn new(project: Project, token: Token) -> Self {
+        StrataService {
+            inner: Arc::new(Inner {
+                project,
+                token,
+                run_lock: tokio::sync::Mutex::new(()),
+                closing: AtomicBool::new(false),
+            }),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// Limits each message, received or sent, to `bytes` (default 16 MiB); a bigger one is
+    /// RESOURCE_EXHAUSTED.
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// The tonic server wrapper to mount (`Server::builder().add_service(..)`).
+    pub fn into_server(self) -> proto::strata_server::StrataServer<Self> {
+        let max = self.max_message_bytes;
+        proto::strata_server::StrataServer::new(self)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max)
+    }
+
+    /// The project this service runs.
+    pub fn project(&self) -> &Project {
+        &self.inner.project
+    }
+
+    /// Refuses new runs from now on and waits until the run in progress, if any, has finished:
+    /// a step is never cut in the middle.
+    pub async fn shutdown(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        drop(self.inner.run_lock.lock().await);
+    }
+
+    /// Checks the bearer token; a refusal is audited in the real database, without the token.
+    async fn authorize<T>(&self, req: &Request<T>, rpc: &str) -> Result<(), Status> {
+        let why = match auth::presented(req.metadata()) {
+            Some(t) if self.inner.token.matches(t) => return Ok(()),
+            Some(_) => "a wrong token",
+            None => "no token",
+        };
+        let peer = req
+            .remote_addr()
+            .map_or_else(|| "an unknown peer".to_string(), |a| a.to_string());
+        let detail = format!("refused {rpc} from {peer}: {why}");
+        let project = self.inner.project.clone();
+        let _ = tokio::task::spawn_blocking(move || audit_refusal(&project, detail)).await;
+        Err(refuse(
+            Code::Unauthenticated,
+            exit::REFUSED,
+            "unauthenticated",
+            format!(
+                "the server refused {rpc}: {why}. Pass the server's token with --token-file FILE \
+                 or STRATA_TOKEN"
+            ),
+        ))
+    }
+
+    fn open_for_runs(&self) -> Result<(), Status> {
+        if self.inner.closing.load(Ordering::SeqCst) {
+            return Err(refuse(
+                Code::Unavailable,
+                exit::FAILURE,
+                "shutting-down",
+                "the server is shutting down; nothing was started",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the project on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Project) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Status> {
+        let project = self.inner.project.clone();
+        tokio::task::spawn_blocking(move || f(&project))
+            .await
+            .map_err(|e| Status::internal(format!("the call panicked: {e}")))?
+            .map_err(|e| to_status(&e))
+    }
+}
+
+/// Appends a refused attempt to the real database's audit log (phase `serve`, action `auth`).
+fn audit_refusal(project: &Project, detail: String) -> Result<(), Error> {
+    let db = &project.db;
+    let mut conn = sqlite::open(db, project.busy_timeout())?;
+    let err = |source| Error::Database {
+        db: db.clone(),
+        context: "cannot audit a refused call".into(),
+        source,
+    };
+    ledger::ensure(&mut conn).map_err(err)?;
+    let mut entry = ledger::Entry::for_run("serve", "auth", detail);
+    entry.outcome = ledger::Outcome::Failed;
+    ledger::append(&conn, &[entry]).map_err(err)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, Status> {
+    serde_json::to_string(value).map_err(|e| Status::internal(format!("cannot encode: {e}")))
+}
+
+fn bad_request(message: impl Into<String>) -> Status {
+    refuse(Code::InvalidArgument, exit::BAD_INPUT, "usage", message)
+}
+
+fn options(o: Option<proto::RunOptions>) -> Result<MigrateOptions, Status> {
+    let o = o.unwrap_or_default();
+    let to = stamp(&o.to)?;
+    Ok(MigrateOptions {
+        plan: PlanOptions {
+            to,
+            allow_out_of_order: o.allow_out_of_order,
+        },
+        rehearse: !o.no_rehearsal,
+        rehearse_on_copy: o.rehearse_on_copy,
+        // The server's tree is the service's own; a remote run never writes into it.
+        write_snapshots: false,
+        allow_drift: o.allow_drift,
+    })
+}
+
+fn stamp(to: &str) -> Result<Option<String>, Status> {
+    if to.is_empty() {
+        return Ok(None);
+    }
+    strata_engine::tree::parse_stamp(to).map_err(|e| bad_request(format!("--to {to}: {e}")))?;
+    Ok(Some(to.to_string()))
+}
+
+fn module(m: &str) -> Option<String> {
+    (!m.is_empty()).then(|| m.to_string())
+}
+
+fn test_db(d: i32) -> bool {
+    d == proto::Database::Test as i32
+}
+
+type RunStream = Pin<Box<dyn Stream<Item = Result<proto::RunMessage, Status>> + Send>>;
+
+/// Forwards engine events to a stream, with a ticker for a running component's row count.
+struct Forward {
+    tx: mpsc::UnboundedSender<Result<proto::RunMessage, Status>>,
+    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+impl Forward {
+    fn send(tx: &mpsc::UnboundedSender<Result<proto::RunMessage, Status>>, e: proto::Event) {
+        // A client that went away does not stop the run.
+        let _ = tx.send(Ok(proto::RunMessage {
+            kind: Some(proto::run_message::Kind::Event(e)),
+        }));
+    }
+
+    fn event(&mut self, e: &Event<'_>) {
+        match e {
+            Event::ComponentStarted {
+                migration,
+                action,
+                rows_written,
+            } => {
+                self.stop();
+                let (stop, rows, tx) = (
+                    Arc::new(AtomicBool::new(false)),
+                    Arc::clone(rows_written),
+                    self.tx.clone(),
+                );
+                let (halt, m, a) = (
+                    Arc::clone(&stop),
+                    convert::migration(migration),
+                    convert::action(*action) as i32,
+                );
+                let thread = std::thread::spawn(move || {
+                    while !halt.load(Ordering::Relaxed) && !tx.is_closed() {
+                        std::thread::sleep(Duration::from_millis(200));
+                        let kind =
+                            proto::event::Kind::ComponentProgress(proto::ComponentProgress {
+                                migration: m.clone(),
+                                action: a,
+                                rows_written: rows.load(Ordering::Relaxed),
+                            });
+                        Forward::send(&tx, proto::Event { kind: Some(kind) });
+                    }
+                });
+                self.ticker = Some((stop, thread));
+            }
+            Event::ActionDone { .. } | Event::PhaseFinished { .. } => self.stop(),
+            _ => {}
+        }
+        if let Some(msg) = convert::event(e) {
+            Forward::send(&self.tx, msg);
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some((stop, thread)) = self.ticker.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl StrataService {
+    /// Streams a run: events from `run` as it goes, then its report (or its error).
+    fn stream<R: serde::Serialize + Send + 'static>(
+        &self,
+        exclusive: bool,
+        run: impl FnOnce(&Project, &mut dyn FnMut(&Event<'_>)) -> Result<R, Error> + Send + 'static,
+    ) -> RunStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let _guard = if exclusive {
+                Some(inner.run_lock.lock().await)
+            } else {
+                None
+            };
+            let events = tx.clone();
+            let project = inner.project.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                let mut forward = Forward {
+                    tx: events,
+                    ticker: None,
+                };
+                run(&project, &mut |e| forward.event(e))
+            })
+            .await;
+            let last = match done {
+                Ok(Ok(report)) => to_json(&report).map(|json| proto::RunMessage {
+                    kind: Some(proto::run_message::Kind::ReportJson(json)),
+                }),
+                Ok(Err(e)) => Err(to_status(&e)),
+                Err(e) => Err(Status::internal(format!("the run panicked: {e}"))),
+            };
+            let _ = tx.send(last);
+        });
+        Box::pin(UnboundedReceiverStream::new(rx))
+    }
+}
+
+#[tonic::async_trait]
+impl Strata for StrataService {
+    async fn info(
+        &self,
+        req: Request<proto::InfoRequest>,
+    ) -> Result<Response<proto::InfoResponse>, Status> {
+        self.authorize(&req, "Info").await?;
+        let tree = self.blocking(|p| Tree::load(&p.migrations_dir())).await?;
+        let p = &self.inner.project;
+        Ok(Response::new(proto::InfoResponse {
+            engine_version: strata_engine::ENGINE_VERSION.into(),
+            wit_version: crate::wit_version().into(),
+            api_version: crate::API_VERSION.into(),
+            project: crate::project_dir(p),
+            db: p.db.display().to_string(),
+            test_db: p.test_db.display().to_string(),
+            modules: tree.modules.clone(),
+            migrations: tree.migrations.len() as u32,
+        }))
+    }
+
+    async fn status(
+        &self,
+        req: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        self.authorize(&req, "Status").await?;
+        let (dbs, ledgers) = self
+            .blocking(|p| {
+                let dbs = migrator::status(p)?;
+                let mut ledgers = Vec::new();
+                for d in &dbs {
+                    ledgers.push(proto::DatabaseLedger {
+                        phase: convert::phase(d.phase) as i32,
+                        db: d.db.display().to_string(),
+                        applied: applied(p, &d.db)?,
+                    });
+                }
+                Ok((dbs, ledgers))
+            })
+            .await?;
+        Ok(Response::new(proto::StatusResponse {
+            report_json: to_json(&serde_json::json!({ "databases": dbs }))?,
+            ledgers,
+        }))
+    }
+
+    async fn plan(
+        &self,
+        req: Request<proto::PlanRequest>,
+    ) -> Result<Response<proto::PlanResponse>, Status> {
+        self.authorize(&req, "Plan").await?;
+        let opts = options(req.into_inner().options)?;
+        let phases = self.blocking(move |p| migrator::plan(p, &opts)).await?;
+        Ok(Response::new(proto::PlanResponse {
+            report_json: to_json(&serde_json::json!({ "phases": phases }))?,
+        }))
+    }
+
+    type MigrateStream = RunStream;
+
+    async fn migrate(
+        &self,
+        req: Request<proto::MigrateRequest>,
+    ) -> Result<Response<Self::MigrateStream>, Status> {
+        self.authorize(&req, "Migrate").await?;
+        self.open_for_runs()?;
+        let opts = options(req.into_inner().options)?;
+        Ok(Response::new(self.stream(true, move |p, sink| {
+            migrator::migrate(p, &opts, sink)
+        })))
+    }
+
+    type SandboxStream = RunStream;
+
+    async fn sandbox(
+        &self,
+        req: Request<proto::SandboxRequest>,
+    ) -> Result<Response<Self::SandboxStream>, Status> {
+        self.authorize(&req, "Sandbox").await?;
+        self.open_for_runs()?;
+        let to = stamp(&req.into_inner().to)?;
+        let opts = SandboxOptions {
+            from: None,
+            plan: PlanOptions {
+                to,
+                allow_out_of_order: false,
+            },
+        };
+        Ok(Response::new(self.stream(false, move |p, sink| {
+            migrator::sandbox(p, &opts, sink)
+        })))
+    }
+
+    async fn audit(
+        &self,
+        req: Request<proto::AuditRequest>,
+    ) -> Result<Response<proto::AuditResponse>, Status> {
+        self.authorize(&req, "Audit").await?;
+        let r = req.into_inner();
+        const PAGE: usize = 1000;
+        let size = match r.page_size as usize {
+            0 => PAGE,
+            n => n.min(PAGE),
+        };
+        let (db, rows) = self
+            .blocking(move |p| migrator::audit(p, test_db(r.database), None))
+            .await?;
+        let older: Vec<_> = rows
+            .into_iter()
+            .filter(|row| r.before_id <= 0 || row.id < r.before_id)
+            .collect();
+        let start = older.len().saturating_sub(size);
+        let next_before_id = if start > 0 { older[start].id } else { 0 };
+        let entries = older[start..]
+            .iter()
+            .map(|a| proto::AuditEntry {
+                id: a.id,
+                at: a.at.clone(),
+                phase: a.phase.clone(),
+                module: a.module.clone(),
+                stamp: a.stamp.clone(),
+                action: a.action.clone(),
+                outcome: a.outcome.clone(),
+                detail: a.detail.clone(),
+                rows: a.rows,
+                fuel_used: a.fuel_used,
+                duration_ms: a.duration_ms,
+                operator: a.operator.clone(),
+                checksum: a.checksum.clone(),
+            })
+            .collect();
+        Ok(Response::new(proto::AuditResponse {
+            db: db.display().to_string(),
+            entries,
+            next_before_id,
+        }))
+    }
+
+    async fn dump(
+        &self,
+        req: Request<proto::DumpRequest>,
+    ) -> Result<Response<proto::DumpResponse>, Status> {
+        self.authorize(&req, "Dump").await?;
+        let m = module(&req.into_inner().module);
+        let report = self
+            .blocking(move |p| design::dump(p, m.as_deref(), false))
+            .await?;
+        Ok(Response::new(proto::DumpResponse {
+            report_json: to_json(&report)?,
+            modules: report
+                .modules
+                .iter()
+                .map(|m| proto::ModuleSchema {
+                    module: m.module.clone(),
+                    sql: m.sql.clone(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn diff(
+        &self,
+        req: Request<proto::DiffRequest>,
+    ) -> Result<Response<proto::DiffResponse>, Status> {
+        self.authorize(&req, "Diff").await?;
+        let r = req.into_inner();
+        let m = module(&r.module);
+        let report = self
+            .blocking(move |p| design::diff(p, m.as_deref(), r.sql))
+            .await?;
+        Ok(Response::new(proto::DiffResponse {
+            report_json: to_json(&report)?,
+        }))
+    }
+
+    async fn list_backups(
+        &self,
+        req: Request<proto::ListBackupsRequest>,
+    ) -> Result<Response<proto::ListBackupsResponse>, Status> {
+        self.authorize(&req, "ListBackups").await?;
+        let test = test_db(req.into_inner().database);
+        let (db, backups) = self
+            .blocking(move |p| strata_engine::restore::list(p, test))
+            .await?;
+        Ok(Response::new(proto::ListBackupsResponse {
+            db: db.display().to_string(),
+            backups: backups
+                .iter()
+                .map(|b| proto::Backup {
+                    name: file_name(&b.path),
+                    bytes: b.size,
+                    taken_at: b.record.taken_at.clone(),
+                    reason: b.record.reason.clone(),
+                    source: b.record.source.display().to_string(),
+                    database_id: b.record.database_id.clone(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn restore(
+        &self,
+        req: Request<proto::RestoreRequest>,
+    ) -> Result<Response<proto::RestoreResponse>, Status> {
+        self.authorize(&req, "Restore").await?;
+        self.open_for_runs()?;
+        let r = req.into_inner();
+        let test = test_db(r.database);
+        let _guard = self.inner.run_lock.lock().await;
+        let restored = self
+            .blocking(move |p| {
+                let chosen = if r.backup.is_empty() {
+                    None
+                } else {
+                    // Only a backup the server keeps, by file name: never a client's path.
+                    let (db, known) = strata_engine::restore::list(p, test)?;
+                    match known.into_iter().find(|b| file_name(&b.path) == r.backup) {
+                        Some(b) => Some(b.path),
+                        None => {
+                            return Err(Error::Usage(format!(
+                                "{} is not a backup of {} kept by the server; ListBackups (or \
+                                 `strata --remote URL restore --list`) names them",
+                                r.backup,
+                                db.display()
+                            )));
+                        }
+                    }
+                };
+                strata_engine::restore::restore(p, test, chosen.as_deref())
+            })
+            .await?;
+        Ok(Response::new(proto::RestoreResponse {
+            db: restored.db.display().to_string(),
+            restored_from: restored.restored_from.display().to_string(),
+            taken_at: restored.taken_at,
+            undo: restored.undo.as_deref().map(file_name).unwrap_or_default(),
+            audit_rows_kept: restored.audit_rows_kept as u64,
+        }))
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The ledger of `db` as messages; empty when the database does not exist.
+fn applied(p: &Project, db: &Path) -> Result<Vec<proto::AppliedMigration>, Error> {
+    let Some(conn) = sqlite::open_read_only(db, p.busy_timeout())? else {
+        return Ok(Vec::new());
+    };
+    let rows = ledger::applied(&conn).map_err(|source| Error::Database {
+        db: db.to_path_buf(),
+        context: "cannot read the ledger".into(),
+        source,
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|a| proto::AppliedMigration {
+            migration: Some(proto::MigrationRef {
+                module: a.id.module,
+                stamp: a.id.stamp,
+                slug: a.name,
+            }),
+            checksum: a.checksum,
+            applied_at: a.applied_at,
+        })
+        .collect())
+}

@@ -968,6 +968,8 @@ mod tests {
             !owners.iter().any(|o| o.object.name == "t4_a"),
             "a dropped table's index is forgotten"
         );
+    }
+
     const FOLDER: &str = "m/20240101T000000Z-zero";
 
     fn tree_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {

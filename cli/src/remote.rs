@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 use strata_engine::backup::{self, Backup};
-use strata_engine::migrator::DatabaseStatus;
+use strata_engine::migrator::{DatabaseStatus, MigrateOptions};
 use strata_engine::{Error, Project, Tree, design, exit};
 use strata_serve::auth::{self, Token};
 use strata_serve::client::{Client, ClientOptions};
@@ -231,7 +231,16 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
         Command::Build { .. } => return local_only("build"),
         Command::Baseline { .. } => return local_only("baseline"),
         Command::Serve(_) => return local_only("serve"),
-        Command::Plan(r) | Command::Migrate(r) if r.write_snapshots => {
+        Command::Repair { .. } => return local_only("repair"),
+        Command::Completions { .. } => return local_only("completions"),
+        Command::Plan { sql: true, .. } => {
+            return Err(usage(
+                "plan --sql does not work with --remote yet: the server sends the plan, not the \
+                 SQL of its tree; run `strata plan --sql` in a checkout of the same tree"
+                    .into(),
+            ));
+        }
+        Command::Migrate(r) if r.write_snapshots => {
             return Err(usage(
                 "--write-snapshots does not work with --remote: the server never writes into \
                  its tree. Run `strata --remote URL dump <module> --write` to store its schema \
@@ -277,7 +286,7 @@ async fn remote_command(
     project: &Project,
 ) -> Result<()> {
     match args.command {
-        Command::Status => {
+        Command::Status { check } => {
             let (dbs, ledgers) = client.status().await?;
             let compared = compare_local(project, &dbs, &ledgers)?;
             if out.json_mode() {
@@ -291,12 +300,21 @@ async fn remote_command(
             if let Some(c) = compared {
                 print_comparison(client.url(), &c);
             }
+            if check {
+                // The server's plan refuses exactly when its migrate would.
+                client.plan(&MigrateOptions::default()).await?;
+            }
             Ok(())
         }
-        Command::Plan(run) => out.plan(&client.plan(&run.options()).await?),
+        Command::Plan { run, .. } => out.plan(&client.plan(&options(&run)).await?),
         Command::Migrate(run) => {
+            let opts = MigrateOptions {
+                rehearse_on_copy: run.rehearse_on_copy,
+                single_transaction: run.single_transaction,
+                ..options(&run.plan)
+            };
             let report = client
-                .migrate(&run.options(), &mut |e| render::event(out, e))
+                .migrate(&opts, &mut |e| render::event(out, e))
                 .await?;
             out.migrate(&report)
         }
@@ -360,20 +378,43 @@ async fn remote_command(
             module,
             sql,
             allow_destructive,
+            exit_code,
         } => {
             let report = client.diff(module.as_deref(), sql).await?;
             let refusal = report.check_destructive(allow_destructive || !sql);
             if !(args.json && refusal.is_err()) {
                 out.diff(&report, sql)?;
             }
-            Ok(refusal?)
+            refusal?;
+            if exit_code && report.has_differences() {
+                return Err(anyhow::Error::new(Failed(
+                    "the live schema differs from the snapshot".into(),
+                )));
+            }
+            Ok(())
         }
         Command::Info => print_info(out, &client.info().await?),
         Command::Init
         | Command::New { .. }
         | Command::Build { .. }
         | Command::Baseline { .. }
+        | Command::Repair { .. }
+        | Command::Completions { .. }
         | Command::Serve(_) => Err(usage("this command works on the local project only".into())),
+    }
+}
+
+/// `plan`/`migrate` options for the server: `--to` goes as given (the server checks it against
+/// its own tree), the rest as flags.
+fn options(run: &super::PlanArgs) -> MigrateOptions {
+    MigrateOptions {
+        plan: strata_engine::plan::PlanOptions {
+            to: run.to.clone(),
+            allow_out_of_order: run.allow_out_of_order,
+        },
+        rehearse: !run.no_rehearsal,
+        allow_drift: run.allow_drift,
+        ..MigrateOptions::default()
     }
 }
 

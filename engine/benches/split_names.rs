@@ -81,8 +81,14 @@ fn main() {
                 Way::Native => native(&mut conn),
                 Way::Guest => peak = guest(&sandbox, &mut conn, &wasm),
                 Way::BackupAndGuest => {
-                    strata_engine::backup::take(&conn, &path, &dir.path().join("backups"), 1)
-                        .unwrap();
+                    strata_engine::backup::take(
+                        &conn,
+                        &path,
+                        &dir.path().join("backups"),
+                        1,
+                        "before migrate (apply)",
+                    )
+                    .unwrap();
                     guest(&sandbox, &mut conn, &wasm);
                 }
             }
@@ -143,7 +149,10 @@ fn start(wasm: &[u8], dir: &Path) {
     let mut warm = Vec::new();
     let mut again = Vec::new();
     for round in 0..7 {
-        let cache = dir.join(format!("start-cache-{round}"));
+        let cache = strata_engine::sandbox::CacheLocation {
+            entries: dir.join(format!("start-cache-{round}/entries")),
+            key_file: dir.join(format!("start-cache-{round}/key/cache.key")),
+        };
         let t = Instant::now();
         let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
         guest(&sandbox, &mut conn, wasm);

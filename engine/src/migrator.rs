@@ -587,7 +587,7 @@ pub struct DatabaseStatus {
 }
 
 /// A module that drifted: changed outside strata since its last applied migration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Drifted {
     pub module: String,
     pub snapshot: PathBuf,

@@ -381,6 +381,7 @@ fn run_options(o: &MigrateOptions) -> proto::RunOptions {
         no_rehearsal: !o.rehearse,
         rehearse_on_copy: o.rehearse_on_copy,
         allow_drift: o.allow_drift,
+        single_transaction: o.single_transaction,
     }
 }
 

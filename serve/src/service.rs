@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use strata_engine::migrator::{self, MigrateOptions, SandboxOptions};
 use strata_engine::plan::PlanOptions;
-use strata_engine::{Error, Event, Project, Tree, backup, design, exit, ledger, sqlite};
+use strata_engine::{Error, Event, Project, Tree, design, exit, ledger, sqlite};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -168,6 +168,7 @@ fn options(o: Option<proto::RunOptions>) -> Result<MigrateOptions, Status> {
         // The server's tree is the service's own; a remote run never writes into it.
         write_snapshots: false,
         allow_drift: o.allow_drift,
+        single_transaction: o.single_transaction,
     })
 }
 

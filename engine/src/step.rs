@@ -266,8 +266,7 @@ pub fn apply(
     } else {
         // What the session trusts about the ledger is tied to the old connection.
         session.forget();
-        sqlite::open(db, Duration::from_millis(busy_ms.max(0) as u64))
-            .map(|fresh| *conn = fresh)
+        sqlite::open(db, Duration::from_millis(busy_ms.max(0) as u64)).map(|fresh| *conn = fresh)
     };
     let applied = result?;
     restored.map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e))?;

@@ -701,7 +701,7 @@ pub struct PlannedStep {
     pub migration: String,
     pub actions: Vec<Action>,
     /// Components older than their sources.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// With `plan --sql`: the SQL the step runs, in order (components noted as comments).
     #[serde(skip_serializing_if = "Option::is_none")]

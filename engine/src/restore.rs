@@ -95,7 +95,13 @@ pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result
             )
         });
     };
-    let path = if named.is_file() {
+    let path = if named.is_dir() {
+        return Err(Error::input(
+            named,
+            "is a folder, not a backup: name one backup file (`strata restore --list` shows \
+             them), or give no name to restore the newest",
+        ));
+    } else if named.is_file() {
         named.to_path_buf()
     } else if dir.join(named).is_file() {
         dir.join(named)

@@ -30,6 +30,19 @@ pub fn open_read_only(
     if !path.exists() {
         return Ok(None);
     }
+    // A writer that died mid-transaction (a crash, SIGKILL) leaves a hot journal that every
+    // reader must roll back first, and a read-only handle cannot: let a read-write handle do
+    // SQLite's recovery, which only restores the last committed state.
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+        let rw = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|e| Error::db(path, "cannot open to recover a crashed transaction", e))?;
+        rw.busy_timeout(busy_timeout)
+            .map_err(|e| Error::db(path, "cannot set the busy timeout", e))?;
+        rw.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| Error::db(path, "cannot recover a crashed transaction", e))?;
+    }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| Error::db(path, "cannot open read-only", e))?;
     conn.busy_timeout(busy_timeout)

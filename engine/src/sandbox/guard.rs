@@ -321,6 +321,16 @@ fn touches_connection(ctx: &AuthContext<'_>) -> bool {
         | AuthAction::CreateTempTable { .. }
         | AuthAction::CreateTempTrigger { .. }
         | AuthAction::CreateTempView { .. } => true,
+        // Reading never changes the connection, and `ALTER TABLE … RENAME` in `main` reads
+        // and rewrites the temp schema's table itself (its temp triggers and views, if any,
+        // were noted when they were created).
+        AuthAction::Read { .. } => false,
+        AuthAction::Update { table_name, .. }
+            if table_name.eq_ignore_ascii_case("sqlite_temp_master")
+                || table_name.eq_ignore_ascii_case("sqlite_temp_schema") =>
+        {
+            false
+        }
         _ => ctx.database_name.is_some_and(|db| db != "main"),
     }
 }

@@ -321,6 +321,28 @@ fn resolve_to(project: &Project, to: Option<&str>) -> Result<Option<String>, Err
     .transpose()
 }
 
+/// Prints a `diff` report (local or remote) and gives its exit: 3 when `--sql` would drop data
+/// without `--allow-destructive`, 1 with `--exit-code` when there is a difference.
+fn show_diff(
+    out: &Output,
+    report: &design::DiffReport,
+    sql: bool,
+    allow_destructive: bool,
+    exit_code: bool,
+) -> Result<()> {
+    let refusal = report.check_destructive(allow_destructive || !sql);
+    if !(out.json_mode() && refusal.is_err()) {
+        out.diff(report, sql)?;
+    }
+    refusal?;
+    if exit_code && report.has_differences() {
+        return Err(anyhow::Error::new(Failed(
+            "the live schema differs from the snapshot".into(),
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the command the arguments name.
 pub fn run(args: Args) -> Result<()> {
     let out = Output::new(args.json, args.quiet, args.verbose);
@@ -397,17 +419,7 @@ pub fn run(args: Args) -> Result<()> {
             exit_code,
         } => {
             let report = design::diff(&project, module.as_deref(), sql)?;
-            let refusal = report.check_destructive(allow_destructive || !sql);
-            if !(args.json && refusal.is_err()) {
-                out.diff(&report, sql)?;
-            }
-            refusal?;
-            if exit_code && report.has_differences() {
-                return Err(anyhow::Error::new(Failed(
-                    "the live schema differs from the snapshot".into(),
-                )));
-            }
-            Ok(())
+            show_diff(&out, &report, sql, allow_destructive, exit_code)
         }
         Command::Baseline { module } => out.adopted(&design::baseline(&project, &module)?),
         Command::Status { check } => {

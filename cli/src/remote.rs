@@ -381,17 +381,7 @@ async fn remote_command(
             exit_code,
         } => {
             let report = client.diff(module.as_deref(), sql).await?;
-            let refusal = report.check_destructive(allow_destructive || !sql);
-            if !(args.json && refusal.is_err()) {
-                out.diff(&report, sql)?;
-            }
-            refusal?;
-            if exit_code && report.has_differences() {
-                return Err(anyhow::Error::new(Failed(
-                    "the live schema differs from the snapshot".into(),
-                )));
-            }
-            Ok(())
+            super::show_diff(out, &report, sql, allow_destructive, exit_code)
         }
         Command::Info => print_info(out, &client.info().await?),
         Command::Init

@@ -343,6 +343,24 @@ fn show_diff(
     Ok(())
 }
 
+/// Prints a `sandbox` report (local or remote), writes its JUnit file when asked, and gives
+/// its exit: 1 when any step failed.
+fn show_sandbox(
+    out: &Output,
+    report: &migrator::SandboxReport,
+    junit: Option<&std::path::Path>,
+) -> Result<()> {
+    if let Some(path) = junit {
+        std::fs::write(path, render::junit(report))
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    out.sandbox(report)?;
+    if !report.ok {
+        return Err(anyhow::Error::new(Failed("the sandbox run failed".into())));
+    }
+    Ok(())
+}
+
 /// Runs the command the arguments name.
 pub fn run(args: Args) -> Result<()> {
     let out = Output::new(args.json, args.quiet, args.verbose);
@@ -453,15 +471,7 @@ pub fn run(args: Args) -> Result<()> {
                 },
             };
             let report = migrator::sandbox(&project, &opts, &mut |e| render::event(&out, e))?;
-            if let Some(path) = junit {
-                std::fs::write(&path, render::junit(&report))
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            }
-            out.sandbox(&report)?;
-            if !report.ok {
-                return Err(anyhow::Error::new(Failed("the sandbox run failed".into())));
-            }
-            Ok(())
+            show_sandbox(&out, &report, junit.as_deref())
         }
         Command::Restore {
             test, list: true, ..

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use serde_json::json;
 use strata_engine::backup::{self, Backup};
 use strata_engine::migrator::{DatabaseStatus, MigrateOptions};
@@ -18,7 +18,7 @@ use strata_serve::proto;
 use strata_serve::server::{self, TlsFiles};
 use strata_serve::{RemoteError, StrataService};
 
-use super::{Args, Command, Failed};
+use super::{Args, Command};
 use crate::render::{self, Output};
 
 /// The options of a remote call (global, so they sit before or after the command).
@@ -322,15 +322,7 @@ async fn remote_command(
             let report = client
                 .sandbox(to.as_deref(), &mut |e| render::event(out, e))
                 .await?;
-            if let Some(path) = junit {
-                std::fs::write(&path, render::junit(&report))
-                    .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
-            }
-            out.sandbox(&report)?;
-            if !report.ok {
-                return Err(anyhow::Error::new(Failed("the sandbox run failed".into())));
-            }
-            Ok(())
+            super::show_sandbox(out, &report, junit.as_deref())
         }
         Command::Restore {
             test, list: true, ..

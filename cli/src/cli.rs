@@ -546,13 +546,6 @@ pub struct Failed(pub String);
 
 fn project(args: &Args) -> Result<Project, Error> {
     let mut project = Project::discover(args.project.as_deref())?;
-    if let Some(db) = &args.db {
-        strata_engine::config::check_db_flag(db, "--db")?;
-        project.db = db.clone();
-    }
-    if let Some(db) = &args.test_db {
-        strata_engine::config::check_db_flag(db, "--test-db")?;
-        project.test_db = db.clone();
-    }
+    project.override_databases(args.db.as_deref(), args.test_db.as_deref())?;
     Ok(project)
 }

@@ -31,6 +31,9 @@ pub struct Config {
     pub backups_keep: usize,
     /// Run all pending steps of a phase in one transaction, as `migrate --single-transaction`.
     pub single_transaction: bool,
+    /// PostgreSQL: the longest any one statement of a step may run (`statement_timeout`);
+    /// 0 for no limit. On PostgreSQL `busy_timeout_ms` is the `lock_timeout`.
+    pub statement_timeout_ms: u64,
     /// The ceiling of every component's limits; migration.toml may only narrow them.
     pub sandbox: Limits,
 }
@@ -64,6 +67,7 @@ impl Default for Config {
             busy_timeout_ms: 5_000,
             backups_keep: 10,
             single_transaction: false,
+            statement_timeout_ms: 0,
             sandbox: Limits::default(),
         }
     }
@@ -89,6 +93,9 @@ impl Config {
              # Run all pending steps of a phase in one transaction (a savepoint per step), as\n\
              # `strata migrate --single-transaction`: a failure rolls back the whole phase.\n\
              single_transaction = {}\n\
+             # PostgreSQL only: the longest one statement of a step may run, 0 for no limit\n\
+             # (busy_timeout_ms is the lock_timeout there).\n\
+             statement_timeout_ms = {}\n\
              \n\
              # The ceiling of every WebAssembly component's limits; a migration.toml may only\n\
              # narrow them. Fuel is a deterministic instruction budget.\n\
@@ -102,6 +109,7 @@ impl Config {
             d.busy_timeout_ms,
             d.backups_keep,
             d.single_transaction,
+            d.statement_timeout_ms,
             d.sandbox.fuel,
             d.sandbox.memory_mib,
             d.sandbox.timeout_s,
@@ -157,12 +165,38 @@ impl Project {
             }
             Err(e) => return Err(Error::io(path, e)),
         };
+        let db = resolve_db(&root, &config.db, "db")?;
+        let test_db = match default_test_db(&db, &config)? {
+            Some(derived) => derived,
+            None => resolve_db(&root, &config.test_db, "test_db")?,
+        };
         Ok(Project {
-            db: root.join(&config.db),
-            test_db: root.join(&config.test_db),
+            db,
+            test_db,
             root,
             config,
         })
+    }
+
+    /// Applies `--db` and `--test-db` (or their `STRATA_*` variables). A PostgreSQL `--db`
+    /// without a test database of its own rehearses on `<dbname>_test` on the same server.
+    pub fn override_databases(
+        &mut self,
+        db: Option<&Path>,
+        test_db: Option<&Path>,
+    ) -> Result<(), Error> {
+        if let Some(db) = db {
+            self.db = db_flag(db, "--db")?;
+            if test_db.is_none()
+                && let Some(derived) = default_test_db(&self.db, &self.config)?
+            {
+                self.test_db = derived;
+            }
+        }
+        if let Some(test_db) = test_db {
+            self.test_db = db_flag(test_db, "--test-db")?;
+        }
+        Ok(())
     }
 
     /// Refuses to work in a wrong place rather than start afresh there: the project folder must
@@ -230,8 +264,31 @@ impl Project {
     }
 }
 
+/// For a PostgreSQL `db` and no `test_db` set: `<dbname>_test` on the same server.
+fn default_test_db(db: &Path, config: &Config) -> Result<Option<PathBuf>, Error> {
+    if !crate::postgres::is_url(db) || config.test_db != Config::default().test_db {
+        return Ok(None);
+    }
+    let real = crate::postgres::Target::parse(&db.to_string_lossy(), "db")?;
+    let name = format!("{}_test", real.dbname());
+    Ok(Some(real.with_dbname(&name).remember()))
+}
+
+/// A database as strata.toml names it: a SQLite file relative to the project, or a PostgreSQL
+/// URL, kept in the form that can be shown (see [`crate::postgres::remember`]).
+fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<PathBuf, Error> {
+    if crate::postgres::is_url(value) {
+        crate::postgres::remember(&value.to_string_lossy(), key)
+    } else {
+        Ok(root.join(value))
+    }
+}
+
 /// A database path must name a file (or nothing yet), not a folder.
 fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
+    if crate::postgres::is_url(db) {
+        return Ok(());
+    }
     if db.is_dir() {
         return Err(Error::input(
             db,
@@ -243,9 +300,23 @@ fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The database a `--db`/`--test-db` value names: checked as [`check_db_flag`] does, a
+/// PostgreSQL URL kept in the form that can be shown.
+pub fn db_flag(db: &Path, flag: &str) -> Result<PathBuf, Error> {
+    check_db_flag(db, flag)?;
+    if crate::postgres::is_url(db) {
+        crate::postgres::remember(&db.to_string_lossy(), flag)
+    } else {
+        Ok(db.to_path_buf())
+    }
+}
+
 /// `--db` and `--test-db` must name a file in a folder that exists: a typo in the flag must
 /// not create folders and a fresh database (strata.toml's paths are created as needed).
 pub fn check_db_flag(db: &Path, flag: &str) -> Result<(), Error> {
+    if crate::postgres::is_url(db) {
+        return Ok(());
+    }
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {

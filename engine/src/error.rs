@@ -42,6 +42,15 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// A PostgreSQL database could not be read or written outside of a step. `db` is the
+    /// URL as shown (never with its password); `message` is the server's error.
+    #[error("{}: {context}: {message}", db.display())]
+    Postgres {
+        db: PathBuf,
+        context: String,
+        message: String,
+    },
+
     /// A guest crate did not build into a component.
     #[error("{}: {message}", path.display())]
     Build { path: PathBuf, message: String },
@@ -61,9 +70,11 @@ impl Error {
         match self {
             Error::Tree { .. } | Error::Input { .. } | Error::Usage(_) => exit::BAD_INPUT,
             Error::Refused(_) => exit::REFUSED,
-            Error::Step(_) | Error::Database { .. } | Error::Io { .. } | Error::Build { .. } => {
-                exit::FAILURE
-            }
+            Error::Step(_)
+            | Error::Database { .. }
+            | Error::Postgres { .. }
+            | Error::Io { .. }
+            | Error::Build { .. } => exit::FAILURE,
         }
     }
 

@@ -10,6 +10,23 @@ use std::path::Path;
 use crate::error::Error;
 use crate::schema::sql;
 
+/// Which database's SQL a script is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+/// Refuses a script the database would not run as written (see [`check_script`] and
+/// `crate::postgres::script`); `path` names it in the message.
+pub fn check(dialect: Dialect, path: &Path, text: &str) -> Result<(), Error> {
+    match dialect {
+        Dialect::Sqlite => check_script(path, text),
+        Dialect::Postgres => crate::postgres::script::statements(path, text).map(|_| ()),
+    }
+}
+
 /// Refuses a script SQLite would not run as written; `path` names it in the message.
 pub fn check_script(path: &Path, text: &str) -> Result<(), Error> {
     if let Some(at) = text.find('\0') {

@@ -17,8 +17,9 @@
 //! sandbox mode), `backup` (recorded, verified backups and the run lock), `restore` (putting a
 //! backup back into the live database), `guest` (`strata build`), `repair` (re-pinning applied
 //! migrations changed on purpose), `scaffold` (init, new), `event`,
-//! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership) and `design` (the
-//! design-time commands on a project: dump, diff, new --from-diff, baseline, drift).
+//! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership), `design` (the
+//! design-time commands on a project: dump, diff, new --from-diff, baseline, drift) and
+//! `postgres` (a PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`).
 
 pub mod backup;
 pub mod checksum;
@@ -33,6 +34,7 @@ pub mod input;
 pub mod ledger;
 pub mod migrator;
 pub mod plan;
+pub mod postgres;
 pub mod repair;
 pub mod restore;
 pub mod sandbox;

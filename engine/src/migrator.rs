@@ -388,6 +388,9 @@ pub fn migrate(
     opts: &MigrateOptions,
     events: &mut EventSink<'_>,
 ) -> Result<MigrateReport, Error> {
+    if crate::postgres::run::is_postgres(project) {
+        return crate::postgres::run::migrate(project, opts, events);
+    }
     let tree = Tree::load(&project.migrations_dir())?;
     if !opts.rehearse {
         events(&Event::Warning(format!(
@@ -489,6 +492,14 @@ pub fn sandbox(
     opts: &SandboxOptions,
     events: &mut EventSink<'_>,
 ) -> Result<SandboxReport, Error> {
+    if crate::postgres::run::is_postgres(project) {
+        return Err(Error::Usage(
+            "`strata sandbox` runs on a throwaway SQLite database, and this project's databases \
+             are PostgreSQL: a sandbox on PostgreSQL is not available yet; rehearse with \
+             `strata migrate`, which runs every step on the test database first"
+                .into(),
+        ));
+    }
     let started = std::time::Instant::now();
     let tree = Tree::load(&project.migrations_dir())?;
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
@@ -598,6 +609,9 @@ pub struct Drifted {
 /// `strata status`: every migration's state on the test and the real database. Opens both
 /// read-only and creates nothing.
 pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
+    if crate::postgres::run::is_postgres(project) {
+        return crate::postgres::run::status(project);
+    }
     let tree = Tree::load(&project.migrations_dir())?;
     targets(project, true)
         .into_iter()
@@ -733,6 +747,12 @@ fn plan_steps(
     with_sql: bool,
 ) -> Result<Vec<PlannedPhase>, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
+    let postgres = crate::postgres::run::is_postgres(project);
+    let dialect = if postgres {
+        crate::input::Dialect::Postgres
+    } else {
+        crate::input::Dialect::Sqlite
+    };
     let mut out = Vec::new();
     let mut refusals = Vec::new();
     for (phase, db) in targets(project, opts.rehearse) {
@@ -742,7 +762,7 @@ fn plan_steps(
                 let steps = pending
                     .into_iter()
                     .map(|m| {
-                        let prepared = Prepared::load(m)?;
+                        let prepared = Prepared::load_for(m, dialect)?;
                         let test_data = phase.loads_test_data();
                         Ok(PlannedStep {
                             migration: m.label(),
@@ -761,7 +781,8 @@ fn plan_steps(
             Err(r) => refusals.extend(r),
         }
     }
-    if !opts.allow_drift {
+    // Drift on PostgreSQL needs its schema dump, which is not there yet.
+    if !opts.allow_drift && !postgres {
         refusals.extend(crate::design::drift(project)?);
     }
     if refusals.is_empty() {
@@ -780,6 +801,9 @@ pub fn check(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
 
 /// The migrations applied to `db`, read without creating or changing anything.
 fn read_applied(project: &Project, db: &Path) -> Result<Vec<ledger::Applied>, Error> {
+    if crate::postgres::is_url(db) {
+        return crate::postgres::run::read_applied(project, db);
+    }
     match sqlite::open_read_only(db, project.busy_timeout())? {
         Some(conn) => {
             ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))
@@ -799,6 +823,9 @@ pub fn audit(
     } else {
         &project.db
     };
+    if crate::postgres::is_url(db) {
+        return crate::postgres::run::audit(project, db, limit);
+    }
     let rows = match sqlite::open_read_only(db, project.busy_timeout())? {
         Some(c) => {
             ledger::audit(&c, limit).map_err(|e| Error::db(db, "cannot read the audit log", e))?

@@ -13,6 +13,7 @@ use crate::error::Error;
 
 /// Opens (creating if needed) a database for migrating, with a busy timeout.
 pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection, Error> {
+    refuse_postgres(path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -27,6 +28,7 @@ pub fn open_read_only(
     path: &Path,
     busy_timeout: std::time::Duration,
 ) -> Result<Option<Connection>, Error> {
+    refuse_postgres(path)?;
     if !path.exists() {
         return Ok(None);
     }
@@ -48,6 +50,19 @@ pub fn open_read_only(
     conn.busy_timeout(busy_timeout)
         .map_err(|e| Error::db(path, "cannot set the busy timeout", e))?;
     Ok(Some(conn))
+}
+
+/// A PostgreSQL URL never reaches SQLite (it would be read as a relative file name): the
+/// commands PostgreSQL does not have yet say so here.
+fn refuse_postgres(path: &Path) -> Result<(), Error> {
+    if crate::postgres::is_url(path) {
+        return Err(Error::Usage(format!(
+            "{} is a PostgreSQL database: on PostgreSQL strata runs `migrate`, `plan`, \
+             `status` and `audit` so far; this command works on SQLite databases only",
+            crate::postgres::redacted(path)
+        )));
+    }
+    Ok(())
 }
 
 /// Whether an error means another connection holds the lock.

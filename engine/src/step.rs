@@ -57,6 +57,11 @@ impl Prepared {
     /// it records is theirs. Refuses when they are not the bytes `m`'s manifest was taken from
     /// (a file changed after the tree was loaded and validated).
     pub fn load(m: &Migration) -> Result<Prepared, Error> {
+        Prepared::load_for(m, crate::input::Dialect::Sqlite)
+    }
+
+    /// [`Prepared::load`], checking the SQL files as `dialect`'s scripts.
+    pub fn load_for(m: &Migration, dialect: crate::input::Dialect) -> Result<Prepared, Error> {
         let mut pinned = Pinned::read(&m.dir)?;
         if pinned.manifest() != &m.manifest {
             return Err(Error::Refused(vec![Refusal::ChangedDuringRun {
@@ -71,7 +76,7 @@ impl Prepared {
                     let text = String::from_utf8(b)
                         .map_err(|_| Error::input(m.file(name), "is not UTF-8 text"))?;
                     if name.ends_with(".sql") && name != crate::design::SNAPSHOT {
-                        crate::input::check_script(&m.file(name), &text)?;
+                        crate::input::check(dialect, &m.file(name), &text)?;
                     }
                     Ok(text)
                 })

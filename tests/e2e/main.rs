@@ -16,6 +16,7 @@ mod init_new;
 mod migrate;
 mod pinning;
 mod pipes;
+mod postgres;
 mod rails;
 mod readme;
 mod refusals;

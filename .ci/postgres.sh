@@ -1,0 +1,37 @@
+# Sourced by .ci/run: installs PostgreSQL from Debian's packages, starts a throwaway cluster
+# (initdb in a temporary folder, run as an unprivileged user since PostgreSQL refuses root,
+# listening on 127.0.0.1 with password authentication) and exports its URL as
+# STRATA_TEST_POSTGRES for the PostgreSQL tests. The cluster stops when the calling shell exits.
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+if [ -z "$(pg_bin)" ] || ! command -v pg_dump >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    $SUDO apt-get update >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql postgresql-client >/dev/null
+fi
+PG_BIN="$(pg_bin)"
+
+PG_DIR="$(mktemp -d /tmp/strata-pg.XXXXXX)"
+PG_RUN=()
+if [ "$(id -u)" -eq 0 ]; then
+    id strata-pg >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin strata-pg
+    chown strata-pg "$PG_DIR"
+    PG_RUN=(runuser -u strata-pg --)
+fi
+PG_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PG_PASSWORD="strata-ci-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+printf '%s\n' "$PG_PASSWORD" > "$PG_DIR/pwfile"
+chmod 600 "$PG_DIR/pwfile"
+[ "$(id -u)" -eq 0 ] && chown strata-pg "$PG_DIR/pwfile"
+"${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U strata --pwfile="$PG_DIR/pwfile" \
+    --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+"${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=200" start >/dev/null
+rm -f "$PG_DIR/pwfile"
+export STRATA_TEST_POSTGRES="postgres://strata:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
+export STRATA_REQUIRE_POSTGRES=1
+stop_postgres() { "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
+trap stop_postgres EXIT
+echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT for the tests" >&2

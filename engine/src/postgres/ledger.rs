@@ -1,0 +1,218 @@
+//! The bookkeeping tables on PostgreSQL, in the `strata` schema: `strata.strata_migration` and
+//! the append-only `strata.strata_migration_audit` (a trigger refuses UPDATE, DELETE and
+//! TRUNCATE). Same columns and meaning as on SQLite (`crate::ledger`), so `status`, `audit` and
+//! the gRPC service read them into the same types.
+//!
+//! Every write of a run happens under the transaction-scoped advisory lock [`LOCK_KEY`], so two
+//! strata processes on one database take turns and each re-reads the ledger inside the lock.
+
+use postgres::GenericClient;
+
+use crate::checksum::Manifest;
+use crate::ledger::{Applied, AuditRow, Entry, now_rfc3339, operator};
+use crate::tree::{Migration, MigrationId};
+
+/// The schema of the bookkeeping tables.
+pub const SCHEMA_NAME: &str = "strata";
+
+/// The advisory lock every strata write transaction takes first (`strata` in ASCII).
+pub const LOCK_KEY: i64 = 0x7374_7261_7461;
+
+const SCHEMA: &str = "
+CREATE SCHEMA IF NOT EXISTS strata;
+CREATE TABLE IF NOT EXISTS strata.strata_migration (
+    module         text   NOT NULL,
+    stamp          text   NOT NULL,
+    name           text   NOT NULL,
+    checksum       text   NOT NULL,
+    manifest       text   NOT NULL,
+    applied_at     text   NOT NULL,
+    duration_ms    bigint NOT NULL,
+    engine_version text   NOT NULL,
+    PRIMARY KEY (module, stamp)
+);
+CREATE TABLE IF NOT EXISTS strata.strata_migration_audit (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          text   NOT NULL,
+    phase       text   NOT NULL,
+    module      text,
+    stamp       text,
+    action      text   NOT NULL,
+    outcome     text   NOT NULL CHECK (outcome IN ('ok', 'failed', 'rolled-back')),
+    detail      text,
+    rows        bigint,
+    fuel_used   bigint,
+    duration_ms bigint,
+    operator    text   NOT NULL,
+    checksum    text
+);
+CREATE OR REPLACE FUNCTION strata.append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$;
+CREATE OR REPLACE TRIGGER strata_migration_audit_no_change
+    BEFORE UPDATE OR DELETE ON strata.strata_migration_audit
+    FOR EACH ROW EXECUTE FUNCTION strata.append_only();
+CREATE OR REPLACE TRIGGER strata_migration_audit_no_truncate
+    BEFORE TRUNCATE ON strata.strata_migration_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION strata.append_only();
+";
+
+/// Takes the run's advisory lock for the rest of the current transaction (waits at most the
+/// session's `lock_timeout`).
+pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .map(|_| ())
+}
+
+/// Whether the bookkeeping tables are there.
+pub fn exists(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+    let row = c.query_one(
+        "SELECT to_regclass('strata.strata_migration') IS NOT NULL
+            AND to_regclass('strata.strata_migration_audit') IS NOT NULL",
+        &[],
+    )?;
+    Ok(row.get(0))
+}
+
+/// Creates the schema and tables if they are missing, in a transaction of its own under the
+/// lock (two first runs at once do not race on `CREATE SCHEMA`).
+pub fn ensure(client: &mut postgres::Client) -> Result<(), postgres::Error> {
+    if exists(client)? {
+        return Ok(());
+    }
+    let mut tx = client.transaction()?;
+    lock(&mut tx)?;
+    if !exists(&mut tx)? {
+        tx.batch_execute(SCHEMA)?;
+    }
+    tx.commit()
+}
+
+/// Every applied migration, in global order; empty when the tables do not exist yet.
+pub fn applied(c: &mut impl GenericClient) -> Result<Vec<Applied>, postgres::Error> {
+    if !exists(c)? {
+        return Ok(Vec::new());
+    }
+    let rows = c.query(
+        "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
+         FROM strata.strata_migration ORDER BY stamp, module",
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Applied {
+            id: MigrationId {
+                module: r.get(0),
+                stamp: r.get(1),
+            },
+            name: r.get(2),
+            checksum: r.get(3),
+            manifest: Manifest::from_lines(r.get::<_, &str>(4)),
+            applied_at: r.get(5),
+            duration_ms: r.get(6),
+            engine_version: r.get(7),
+        })
+        .collect())
+}
+
+/// Whether `id` is recorded as applied (ask under the lock).
+pub fn is_applied(c: &mut impl GenericClient, id: &MigrationId) -> Result<bool, postgres::Error> {
+    Ok(c.query_opt(
+        "SELECT 1 FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
+        &[&id.module, &id.stamp],
+    )?
+    .is_some())
+}
+
+/// Records `m` as applied.
+pub fn record(
+    c: &mut impl GenericClient,
+    m: &Migration,
+    duration_ms: u64,
+) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO strata.strata_migration
+             (module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &m.id.module,
+            &m.id.stamp,
+            &m.slug,
+            &m.checksum(),
+            &m.manifest.to_lines(),
+            &now_rfc3339(),
+            &(duration_ms as i64),
+            &crate::ENGINE_VERSION,
+        ],
+    )
+    .map(|_| ())
+}
+
+/// Appends entries to the audit log, stamped now and with the operator.
+pub fn append(c: &mut impl GenericClient, entries: &[Entry]) -> Result<(), postgres::Error> {
+    let at = now_rfc3339();
+    let who = operator();
+    let opt = |n: Option<u64>| n.map(|n| n.min(i64::MAX as u64) as i64);
+    for e in entries {
+        c.execute(
+            "INSERT INTO strata.strata_migration_audit
+                 (at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
+                  duration_ms, operator, checksum)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                &at,
+                &e.phase,
+                &e.module,
+                &e.stamp,
+                &e.action,
+                &e.outcome.as_str(),
+                &e.detail,
+                &opt(e.rows),
+                &opt(e.fuel_used),
+                &opt(e.duration_ms),
+                &who,
+                &e.checksum,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// The newest `limit` audit rows (all if `None`), oldest first.
+pub fn audit(
+    c: &mut impl GenericClient,
+    limit: Option<u64>,
+) -> Result<Vec<AuditRow>, postgres::Error> {
+    if !exists(c)? {
+        return Ok(Vec::new());
+    }
+    let limit = limit.map(|n| n.min(i64::MAX as u64) as i64);
+    let rows = c.query(
+        "SELECT * FROM (
+             SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
+                    duration_ms, operator, checksum
+             FROM strata.strata_migration_audit ORDER BY id DESC LIMIT $1) newest
+         ORDER BY id",
+        &[&limit],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditRow {
+            id: r.get(0),
+            at: r.get(1),
+            phase: r.get(2),
+            module: r.get(3),
+            stamp: r.get(4),
+            action: r.get(5),
+            outcome: r.get(6),
+            detail: r.get(7),
+            rows: r.get(8),
+            fuel_used: r.get(9),
+            duration_ms: r.get(10),
+            operator: r.get(11),
+            checksum: r.get(12),
+        })
+        .collect())
+}

@@ -1,0 +1,419 @@
+//! PostgreSQL as a target database: where a `postgres://` URL in `db`/`test_db` (or `--db`,
+//! `--test-db`) leads.
+//!
+//! This module owns the connection: parsing the URL, finding the password (the URL,
+//! `PGPASSWORD`, or a passfile, as libpq does), and showing the target without its password.
+//! `ledger` keeps the bookkeeping tables in the `strata` schema, `script` splits a PostgreSQL
+//! script into statements with their lines, `step` applies one migration in one transaction, and
+//! `run` is `migrate`, `status` and `audit` on PostgreSQL. Tree, checksum, plan, events and
+//! rendering are shared with SQLite.
+//!
+//! What PostgreSQL does not have yet (components, backups with `pg_dump`, dump/diff, sandbox
+//! mode, restore) is refused with a message that says so; no SQLite code path ever receives a
+//! PostgreSQL URL (see `crate::sqlite::open`).
+
+pub mod ledger;
+pub mod run;
+pub mod script;
+pub mod step;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::config::{Host, SslMode};
+use postgres::{Client, NoTls};
+
+use crate::error::Error;
+
+/// The targets [`remember`]ed in this process, by their shown form.
+fn known() -> &'static std::sync::Mutex<std::collections::HashMap<String, Target>> {
+    static KNOWN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Target>>> =
+        std::sync::OnceLock::new();
+    KNOWN.get_or_init(Default::default)
+}
+
+/// Parses `url` and returns the form strata shows and passes around (`postgres://user@host/db`,
+/// no password, no options); [`Target::parse`] of that form gives back the full target, password
+/// and options included. So a password written in strata.toml or `--db` reaches the connection
+/// and nothing else: no message, report, event, audit row or gRPC reply can hold it.
+pub fn remember(url: &str, key: &str) -> Result<PathBuf, Error> {
+    Ok(Target::parse(url, key)?.remember())
+}
+
+impl Target {
+    /// Keeps this target for [`Target::parse`] of its shown form, which it returns.
+    pub fn remember(self) -> PathBuf {
+        let shown = self.as_path();
+        if let Ok(mut known) = known().lock() {
+            known.insert(self.shown.clone(), self);
+        }
+        shown
+    }
+}
+
+/// A database value as it may be shown: a PostgreSQL URL without its password and options.
+pub fn redacted(db: &Path) -> String {
+    match Target::parse(&db.to_string_lossy(), "db") {
+        Ok(t) => t.shown,
+        Err(_) => "a PostgreSQL URL".into(),
+    }
+}
+
+/// Whether `db` (a path as strata.toml or a flag gave it) is a PostgreSQL URL.
+pub fn is_url(db: &Path) -> bool {
+    db.to_str().is_some_and(|s| {
+        let s = s.trim_start();
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    })
+}
+
+/// A PostgreSQL database strata connects to.
+#[derive(Clone)]
+pub struct Target {
+    config: postgres::Config,
+    /// `postgres://user@host:port/dbname`: never the password.
+    shown: String,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Target").field(&self.shown).finish()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Target {
+    /// Parses a `postgres://` URL; `key` names where it came from (`db`, `--test-db`, ...) in
+    /// errors. The user defaults to `PGUSER` or the login name, the database to the user, the
+    /// password to `PGPASSWORD` or the passfile (`PGPASSFILE`, else `~/.pgpass`).
+    pub fn parse(url: &str, key: &str) -> Result<Target, Error> {
+        if let Some(known) = known().lock().ok().and_then(|k| k.get(url.trim()).cloned()) {
+            return Ok(known);
+        }
+        let mut config = postgres::Config::from_str(url.trim()).map_err(|e| {
+            Error::Usage(format!(
+                "{key}: not a PostgreSQL URL ({e}); write it as \
+                 postgres://user@host:5432/dbname (the password from PGPASSWORD or ~/.pgpass)"
+            ))
+        })?;
+        if config.get_hosts().is_empty() {
+            return Err(Error::Usage(format!(
+                "{key}: the PostgreSQL URL names no host; write postgres://user@host/dbname \
+                 (or postgres://user@%2Fvar%2Frun%2Fpostgresql/dbname for a unix socket)"
+            )));
+        }
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(Error::Usage(format!(
+                "{key}: sslmode=require, but this strata connects to PostgreSQL without TLS so \
+                 far; connect over a unix socket or loopback, or through a TLS-terminating proxy"
+            )));
+        }
+        if config.get_user().is_none() {
+            let user = std::env::var("PGUSER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or_else(|| whoami::username().ok())
+                .unwrap_or_else(|| "postgres".into());
+            config.user(&user);
+        }
+        if config.get_dbname().is_none() {
+            let user = config.get_user().unwrap_or_default().to_string();
+            config.dbname(&user);
+        }
+        let mut target = Target {
+            shown: String::new(),
+            config,
+        };
+        target.shown = target.describe();
+        if target.config.get_password().is_none()
+            && let Some(password) = target.password_from_environment()
+        {
+            target.config.password(&password);
+        }
+        Ok(target)
+    }
+
+    /// The URL without its password, as messages, events and reports show it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The target as the path-typed fields of events and reports carry it (no password).
+    pub fn as_path(&self) -> PathBuf {
+        PathBuf::from(&self.shown)
+    }
+
+    /// The database name.
+    pub fn dbname(&self) -> &str {
+        self.config.get_dbname().unwrap_or_default()
+    }
+
+    /// The same server and user, another database.
+    pub fn with_dbname(&self, dbname: &str) -> Target {
+        let mut t = self.clone();
+        t.config.dbname(dbname);
+        t.shown = t.describe();
+        t
+    }
+
+    fn describe(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) if h.contains(':') => format!("[{h}]"),
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string().replace('/', "%2F"),
+            None => String::new(),
+        };
+        let port = self
+            .config
+            .get_ports()
+            .first()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        format!(
+            "postgres://{}@{host}{port}/{}",
+            self.config.get_user().unwrap_or_default(),
+            self.dbname()
+        )
+    }
+
+    /// `PGPASSWORD`, else the first matching line of the passfile.
+    fn password_from_environment(&self) -> Option<String> {
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            return Some(p);
+        }
+        let file = std::env::var_os("PGPASSFILE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+        let text = std::fs::read_to_string(file).ok()?;
+        let host = match self.config.get_hosts().first()? {
+            Host::Tcp(h) => h.clone(),
+            // libpq matches a socket connection as `localhost`.
+            Host::Unix(_) => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        passfile_lookup(
+            &text,
+            &host,
+            port,
+            self.dbname(),
+            self.config.get_user().unwrap_or_default(),
+        )
+    }
+
+    /// Connects, with `lock_timeout` as the longest wait for another writer's lock.
+    pub fn connect(&self, lock_timeout: Duration) -> Result<Client, Error> {
+        self.open(lock_timeout)
+            .map_err(|e| self.connect_error(&e))?
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: the database does not exist; create it (`createdb {}`) or fix the URL \
+                     (db/test_db in strata.toml, --db, --test-db)",
+                    self.shown,
+                    self.dbname()
+                ))
+            })
+    }
+
+    /// Connects; `None` when the server has no such database.
+    pub fn open(&self, lock_timeout: Duration) -> Result<Option<Client>, postgres::Error> {
+        let mut config = self.config.clone();
+        config.application_name("strata");
+        config.connect_timeout(Duration::from_secs(10));
+        let mut client = match config.connect(NoTls) {
+            Ok(c) => c,
+            Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let setup = session_setup(&mut client, lock_timeout)?;
+        client.batch_execute(&setup)?;
+        Ok(Some(client))
+    }
+
+    /// A failed connection, with what to check.
+    pub(crate) fn connect_error(&self, e: &postgres::Error) -> Error {
+        Error::Usage(format!(
+            "cannot connect to {}: {}; check the URL (db/test_db in strata.toml, --db, \
+             --test-db), that the server runs, and the password (PGPASSWORD or ~/.pgpass)",
+            self.shown,
+            describe_error(e)
+        ))
+    }
+
+    /// A database error outside a step; a lock that did not come free becomes a refusal.
+    pub(crate) fn error(&self, context: impl Into<String>, e: postgres::Error) -> Error {
+        if is_lock_timeout(&e) {
+            return Error::Refused(vec![crate::error::Refusal::Locked { db: self.as_path() }]);
+        }
+        Error::Postgres {
+            db: self.as_path(),
+            context: context.into(),
+            message: describe_error(&e),
+        }
+    }
+}
+
+/// What every strata session starts with, and goes back to after each step (see
+/// `step::RESET_SESSION`): the lock timeout, standard strings, and the user's `search_path`
+/// without strata's own schema. A role named `strata` would otherwise find its `"$user"` schema
+/// in strata's bookkeeping schema and create every unqualified table there.
+pub(crate) fn session_setup(
+    client: &mut Client,
+    lock_timeout: Duration,
+) -> Result<String, postgres::Error> {
+    let row = client.query_one(
+        "SELECT current_setting('search_path'), current_user::text",
+        &[],
+    )?;
+    let (path, user): (String, String) = (row.get(0), row.get(1));
+    let kept: Vec<&str> = path
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .filter(|s| {
+            let name = s.trim_matches('"');
+            name != ledger::SCHEMA_NAME && !(name == "$user" && user == ledger::SCHEMA_NAME)
+        })
+        .collect();
+    let search_path = if kept.is_empty() {
+        "''".to_string()
+    } else {
+        kept.join(", ")
+    };
+    Ok(format!(
+        "SET lock_timeout = {}; SET standard_conforming_strings = on; SET search_path = {search_path}",
+        lock_timeout.as_millis()
+    ))
+}
+
+/// Whether `e` is PostgreSQL giving up on a lock (`lock_not_available`).
+pub(crate) fn is_lock_timeout(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// The server's message with its detail and hint, or the client's error.
+pub(crate) fn describe_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} ({})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; {d}"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!("; hint: {h}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// The password of the first passfile line matching the connection, as libpq reads
+/// `hostname:port:database:username:password` (`*` matches anything, `\` escapes `:` and `\`).
+fn passfile_lookup(text: &str, host: &str, port: u16, db: &str, user: &str) -> Option<String> {
+    let port = port.to_string();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => field.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+        let [h, p, d, u, password] = fields.as_slice() else {
+            continue;
+        };
+        let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        if matches(h, host) && matches(p, &port) && matches(d, db) && matches(u, user) {
+            return Some(password.clone());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        assert!(is_url(Path::new("postgres://u@h/db")));
+        assert!(is_url(Path::new("postgresql://h/db")));
+        assert!(!is_url(Path::new("data/app.db")));
+        assert!(!is_url(Path::new("postgres.db")));
+    }
+
+    #[test]
+    fn the_password_is_never_shown() {
+        let t = Target::parse("postgres://app:s3cret@db.example:6543/shop", "db").unwrap();
+        assert_eq!(t.shown(), "postgres://app@db.example:6543/shop");
+        assert!(!format!("{t:?} {t}").contains("s3cret"));
+        assert_eq!(
+            t.with_dbname("shop_test").shown(),
+            "postgres://app@db.example:6543/shop_test"
+        );
+    }
+
+    #[test]
+    fn a_remembered_target_keeps_its_password_and_options_but_shows_neither() {
+        let shown = remember(
+            "postgres://app:pw9@127.0.0.1:5999/shop?options=-csearch_path%3Dx",
+            "db",
+        )
+        .unwrap();
+        assert_eq!(shown, Path::new("postgres://app@127.0.0.1:5999/shop"));
+        let t = Target::parse(shown.to_str().unwrap(), "db").unwrap();
+        assert_eq!(t.config.get_password(), Some(&b"pw9"[..]));
+        assert_eq!(t.config.get_options(), Some("-csearch_path=x"));
+    }
+
+    #[test]
+    fn the_database_defaults_to_the_user() {
+        let t = Target::parse("postgres://app@localhost", "db").unwrap();
+        assert_eq!(t.dbname(), "app");
+    }
+
+    #[test]
+    fn sslmode_require_is_refused_until_tls_is_built_in() {
+        let e = Target::parse("postgres://app@h/db?sslmode=require", "--db").unwrap_err();
+        assert!(e.to_string().contains("sslmode=require"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_url_names_its_key() {
+        let e = Target::parse("postgres://app@h:notaport/db", "test_db").unwrap_err();
+        assert!(e.to_string().starts_with("test_db:"), "{e}");
+    }
+
+    #[test]
+    fn the_passfile_is_read_as_libpq_reads_it() {
+        let file = "# comment\n\
+                    other:5432:*:app:wrong\n\
+                    db.example:5432:shop:app:pa\\:ss\n\
+                    *:*:*:*:fallback\n";
+        assert_eq!(
+            passfile_lookup(file, "db.example", 5432, "shop", "app").as_deref(),
+            Some("pa:ss")
+        );
+        assert_eq!(
+            passfile_lookup(file, "elsewhere", 5433, "x", "y").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(passfile_lookup("h:1:d:u\n", "h", 1, "d", "u"), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! The run on PostgreSQL: `migrate` (validate, rehearse on the test database, apply to the
+//! real one, step by step), and the reads behind `status`, `plan` and `audit`. The same plan,
+//! events and reports as on SQLite (`crate::migrator`), which dispatches here when the project's
+//! databases are PostgreSQL URLs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use postgres::Client;
+
+use super::{Target, ledger, step};
+use crate::config::Project;
+use crate::error::Error;
+use crate::event::{Event, EventSink, Phase};
+use crate::input::Dialect;
+use crate::ledger::{Applied, AuditRow};
+use crate::migrator::{DatabaseStatus, MigrateOptions, MigrateReport, PhaseReport};
+use crate::plan;
+use crate::step::{Applied as StepApplied, Prepared};
+use crate::tree::{Migration, Tree};
+
+/// Whether the project's databases are PostgreSQL.
+pub fn is_postgres(project: &Project) -> bool {
+    super::is_url(&project.db) || super::is_url(&project.test_db)
+}
+
+/// The project's databases, which must both be PostgreSQL.
+fn target(project: &Project, db: &Path) -> Result<Target, Error> {
+    if !(super::is_url(&project.db) && super::is_url(&project.test_db)) {
+        return Err(Error::Usage(
+            "db and test_db must be both PostgreSQL URLs or both SQLite files: a rehearsal \
+             on another kind of database proves nothing; set test_db (or --test-db) to a \
+             PostgreSQL database of its own, or leave it unset to use <dbname>_test"
+                .into(),
+        ));
+    }
+    Target::parse(&db.to_string_lossy(), "db")
+}
+
+/// The databases a run works on, in order.
+fn targets(project: &Project, rehearse: bool) -> Result<Vec<(Phase, Target)>, Error> {
+    let mut t = Vec::new();
+    if rehearse {
+        t.push((Phase::Rehearsal, target(project, &project.test_db)?));
+    }
+    t.push((Phase::Apply, target(project, &project.db)?));
+    Ok(t)
+}
+
+fn lock_timeout(project: &Project) -> Duration {
+    project.busy_timeout()
+}
+
+/// Connects to `target`; `None` when the database does not exist yet.
+fn connect_existing(project: &Project, target: &Target) -> Result<Option<Client>, Error> {
+    target
+        .open(lock_timeout(project))
+        .map_err(|e| target.connect_error(&e))
+}
+
+/// The migrations applied to `db`, read without creating or changing anything.
+pub fn read_applied(project: &Project, db: &Path) -> Result<Vec<Applied>, Error> {
+    let target = target(project, db)?;
+    match connect_existing(project, &target)? {
+        Some(mut c) => {
+            ledger::applied(&mut c).map_err(|e| target.error("cannot read the ledger", e))
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `strata audit` on PostgreSQL.
+pub fn audit(
+    project: &Project,
+    db: &Path,
+    limit: Option<u64>,
+) -> Result<(std::path::PathBuf, Vec<AuditRow>), Error> {
+    let target = target(project, db)?;
+    let rows = match connect_existing(project, &target)? {
+        Some(mut c) => ledger::audit(&mut c, limit)
+            .map_err(|e| target.error("cannot read the audit log", e))?,
+        None => Vec::new(),
+    };
+    Ok((target.as_path(), rows))
+}
+
+/// `strata status` on PostgreSQL: every migration's state on both databases.
+pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    targets(project, true)?
+        .into_iter()
+        .map(|(phase, target)| {
+            let client = connect_existing(project, &target)?;
+            let exists = client.is_some();
+            let applied = match client {
+                Some(mut c) => ledger::applied(&mut c)
+                    .map_err(|e| target.error("cannot read the ledger", e))?,
+                None => Vec::new(),
+            };
+            Ok(DatabaseStatus {
+                phase,
+                db: target.as_path(),
+                exists,
+                migrations: plan::status(&tree.migrations, &applied),
+                unowned: Vec::new(),
+                drift: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// Refuses what PostgreSQL does not have yet, before anything is touched.
+fn refuse_unsupported(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
+    let not_yet = |what: &str| {
+        Err(Error::Usage(format!(
+            "{what} is not available on PostgreSQL yet; run without it"
+        )))
+    };
+    if opts.single_transaction || project.config.single_transaction {
+        return not_yet("--single-transaction (or single_transaction in strata.toml)");
+    }
+    if opts.rehearse_on_copy {
+        return not_yet("--rehearse-on-copy");
+    }
+    if opts.write_snapshots {
+        return not_yet("--write-snapshots");
+    }
+    Ok(())
+}
+
+/// `strata migrate` on PostgreSQL: validate every database, read every input, then rehearse
+/// on the test database (with test data) and apply to the real one, each step in one
+/// transaction. Phase 2 never starts if phase 1 failed.
+pub fn migrate(
+    project: &Project,
+    opts: &MigrateOptions,
+    events: &mut EventSink<'_>,
+) -> Result<MigrateReport, Error> {
+    refuse_unsupported(project, opts)?;
+    let tree = Tree::load(&project.migrations_dir())?;
+    let phases = targets(project, opts.rehearse)?;
+    if !opts.rehearse {
+        events(&Event::Warning(format!(
+            "--no-rehearsal: applying to {} without rehearsing on the test database first",
+            phases[0].1
+        )));
+    }
+    let mut plans = Vec::new();
+    let mut refusals = Vec::new();
+    for (phase, target) in phases {
+        let applied = read_applied(project, &target.as_path())?;
+        match plan::plan(&target.as_path(), &tree.migrations, &applied, &opts.plan) {
+            Ok(pending) => plans.push((phase, target, pending)),
+            Err(r) => refusals.extend(r),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(Error::Refused(refusals));
+    }
+    let mut prepared = std::collections::HashMap::new();
+    for (_, _, pending) in &plans {
+        for m in pending {
+            if !prepared.contains_key(&m.id) {
+                let p = Prepared::load_for(m, Dialect::Postgres)?;
+                if p.has_components() {
+                    return Err(Error::Usage(format!(
+                        "{}: has WebAssembly components, which do not run on PostgreSQL yet; \
+                         nothing was applied",
+                        m.label()
+                    )));
+                }
+                prepared.insert(m.id.clone(), p);
+            }
+        }
+    }
+    events(&Event::Warning(
+        "PostgreSQL: no backup is taken before the run yet (each step is one transaction and \
+         rolls back whole on failure); take one with pg_dump if you need to go back"
+            .into(),
+    ));
+
+    let mut report = MigrateReport { phases: Vec::new() };
+    for (phase, target, pending) in &plans {
+        let ctx = step::Context {
+            target,
+            phase: *phase,
+            test_data: phase.loads_test_data(),
+            lock_timeout: lock_timeout(project),
+            statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
+        };
+        report
+            .phases
+            .push(run_phase(project, &ctx, pending, &prepared, events)?);
+    }
+    Ok(report)
+}
+
+/// One phase: connect (creating the test database if it is missing), make sure of the
+/// bookkeeping tables, then each step.
+fn run_phase(
+    project: &Project,
+    ctx: &step::Context<'_>,
+    pending: &[&Migration],
+    prepared: &std::collections::HashMap<crate::tree::MigrationId, Prepared>,
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    let (phase, target) = (ctx.phase, ctx.target);
+    let db = target.as_path();
+    let mut done = PhaseReport {
+        phase,
+        db: db.clone(),
+        copy_of: None,
+        backup: None,
+        applied: Vec::new(),
+        skipped: Vec::new(),
+    };
+    events(&Event::PhaseStarted {
+        phase,
+        db: &db,
+        pending: pending.len(),
+    });
+    if !pending.is_empty() {
+        let mut client = match connect_existing(project, target)? {
+            Some(c) => c,
+            None if phase == Phase::Rehearsal => {
+                create_database(project, target)?;
+                target.connect(lock_timeout(project))?
+            }
+            None => {
+                return Err(Error::Usage(format!(
+                    "{target}: the database does not exist; create it (`createdb {}`) or fix \
+                     db in strata.toml (strata creates only the test database)",
+                    target.dbname()
+                )));
+            }
+        };
+        ledger::ensure(&mut client)
+            .map_err(|e| target.error("cannot create the ledger tables", e))?;
+        for m in pending {
+            match step::apply(&mut client, ctx, &prepared[&m.id], events) {
+                Ok(StepApplied::Committed { elapsed }) => {
+                    events(&Event::StepApplied {
+                        phase,
+                        migration: m,
+                        elapsed,
+                    });
+                    done.applied.push(m.label());
+                }
+                Ok(StepApplied::AlreadyApplied) => done.skipped.push(m.label()),
+                Err(Error::Step(mut failure)) => {
+                    failure.applied_before = done.applied.clone();
+                    return Err(Error::Step(failure));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    events(&Event::PhaseFinished {
+        phase,
+        db: &db,
+        applied: done.applied.len(),
+    });
+    Ok(done)
+}
+
+/// Creates the test database, connecting to the server's `postgres` database to do it.
+fn create_database(project: &Project, target: &Target) -> Result<(), Error> {
+    let admin = target.with_dbname("postgres");
+    let mut client = admin.connect(lock_timeout(project))?;
+    let name = target.dbname().replace('"', "\"\"");
+    match client.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
+        Ok(()) => Ok(()),
+        // Another strata created it in the meantime (the loser of a race on the catalog sees
+        // a unique violation rather than duplicate_database).
+        Err(e)
+            if e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE)
+                || e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::Usage(format!(
+            "{target}: the test database does not exist and strata could not create it: {}; \
+             create it (`createdb {}`) or set test_db in strata.toml to one that exists",
+            super::describe_error(&e),
+            target.dbname()
+        ))),
+    }
+}

@@ -1,0 +1,459 @@
+//! One migration applied to PostgreSQL, in one transaction (PostgreSQL's DDL is
+//! transactional): lock, re-read the ledger, run the actions, record, commit. A failure rolls
+//! the whole step back and is audited after the rollback, in a transaction of its own.
+//!
+//! Each statement of `do.sql` and `checks.sql` runs on its own through the simple query
+//! protocol, so an error names its line. Rows of `data.json` are inserted as quoted literals
+//! that the server converts to each column's type (integers, numbers, text, booleans, dates,
+//! uuid, json, bytea from `{"base64": ...}`). checks.sql runs inside a savepoint that is rolled
+//! back, so a check can never change anything. PostgreSQL enforces foreign keys itself.
+//! After the step the session is reset, so a `SET` in one step never reaches the next.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, SimpleQueryMessage, Transaction};
+use rusqlite::types::Value;
+
+use super::{Target, describe_error, is_lock_timeout, ledger, script};
+use crate::data::{DataSet, quote_ident};
+use crate::error::{Error, StepFailure};
+use crate::event::{Action, Event, EventSink, Phase};
+use crate::ledger::{Entry, Outcome};
+use crate::step::{Applied, Prepared};
+
+/// Rows of a failing check shown in the error.
+const SHOWN_ROWS: usize = 5;
+
+/// Resets what a step may have changed on the session (settings, role, temp objects,
+/// cursors, listeners, session advisory locks, cached plans), short of `DEALLOCATE ALL`, which
+/// would also drop the client's own prepared statements: a step that prepares statements of its
+/// own gets a fresh connection instead.
+const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+                             UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; \
+                             DISCARD TEMP; DISCARD SEQUENCES";
+
+/// What a step runs with besides its own files.
+pub struct Context<'a> {
+    pub target: &'a Target,
+    pub phase: Phase,
+    /// Whether steps load their `test-data/`.
+    pub test_data: bool,
+    pub lock_timeout: Duration,
+    /// `statement_timeout` for each statement of the step; zero for none.
+    pub statement_timeout: Duration,
+}
+
+/// What went wrong inside an action.
+struct ActionError {
+    file: Option<PathBuf>,
+    statement: Option<(usize, String)>,
+    message: String,
+}
+
+/// The actions a step runs on PostgreSQL, in order.
+pub fn actions(step: &Prepared, test_data: bool) -> Vec<Action> {
+    step.actions(test_data)
+        .into_iter()
+        .filter(|a| *a != Action::ForeignKeyCheck)
+        .collect()
+}
+
+/// Applies one prepared migration on `client`; may replace `client` with a fresh connection
+/// when the step changed the session in a way a reset cannot undo.
+pub fn apply(
+    client: &mut Client,
+    ctx: &Context<'_>,
+    step: &Prepared,
+    events: &mut EventSink<'_>,
+) -> Result<Applied, Error> {
+    let result = apply_in_transaction(client, ctx, step, events);
+    let reset = if prepares_statements(step) {
+        ctx.target
+            .connect(ctx.lock_timeout)
+            .map(|fresh| *client = fresh)
+    } else {
+        client
+            .batch_execute(RESET_SESSION)
+            .and_then(|()| super::session_setup(client, ctx.lock_timeout))
+            .and_then(|setup| client.batch_execute(&setup))
+            .map_err(|e| {
+                ctx.target
+                    .error("cannot reset the session after the step", e)
+            })
+    };
+    let applied = result?;
+    reset?;
+    Ok(applied)
+}
+
+/// Whether a script of the step prepares or deallocates statements by name.
+fn prepares_statements(step: &Prepared) -> bool {
+    [Some(&step.do_sql), step.checks.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|sql| {
+            let upper = sql.to_ascii_uppercase();
+            upper.contains("PREPARE") || upper.contains("DEALLOCATE")
+        })
+}
+
+fn apply_in_transaction(
+    client: &mut Client,
+    ctx: &Context<'_>,
+    step: &Prepared,
+    events: &mut EventSink<'_>,
+) -> Result<Applied, Error> {
+    let (target, phase, m) = (ctx.target, ctx.phase, &step.migration);
+    let started = Instant::now();
+    let mut tx = client
+        .transaction()
+        .map_err(|e| target.error(format!("cannot begin the transaction for {m}"), e))?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        ctx.statement_timeout.as_millis()
+    ))
+    .and_then(|()| ledger::lock(&mut tx))
+    .map_err(|e| target.error("cannot take strata's lock", e))?;
+    if ledger::is_applied(&mut tx, &m.id).map_err(|e| target.error("cannot read the ledger", e))? {
+        drop(tx);
+        events(&Event::StepSkipped {
+            phase,
+            migration: m,
+        });
+        return Ok(Applied::AlreadyApplied);
+    }
+    events(&Event::StepStarted {
+        phase,
+        migration: m,
+    });
+
+    let mut log = Vec::new();
+    let mut failure = None;
+    for action in actions(step, ctx.test_data) {
+        let t = Instant::now();
+        match run_action(&mut tx, step, action) {
+            Ok(rows) => {
+                let elapsed = t.elapsed();
+                log.push(entry(
+                    phase,
+                    step,
+                    action,
+                    Outcome::Ok,
+                    None,
+                    Some(rows),
+                    elapsed,
+                ));
+                events(&Event::ActionDone {
+                    phase,
+                    migration: m,
+                    action,
+                    rows,
+                    fuel: None,
+                    elapsed,
+                });
+            }
+            Err(err) => {
+                failure = Some((action, err, t.elapsed()));
+                break;
+            }
+        }
+    }
+    if failure.is_none() {
+        let elapsed = started.elapsed();
+        let recorded = ledger::record(&mut tx, m, elapsed.as_millis() as u64)
+            .and_then(|()| ledger::append(&mut tx, &log))
+            .and_then(|()| tx.commit());
+        match recorded {
+            Ok(()) => return Ok(Applied::Committed { elapsed }),
+            Err(e) if is_lock_timeout(&e) => return Err(target.error("cannot commit", e)),
+            Err(e) => {
+                failure = Some((
+                    Action::Record,
+                    ActionError {
+                        file: None,
+                        statement: None,
+                        message: format!("recording the step failed: {}", describe_error(&e)),
+                    },
+                    started.elapsed(),
+                ));
+            }
+        }
+    } else {
+        drop(tx);
+    }
+
+    // The step is rolled back; now its audit rows, in a transaction of their own.
+    let (action, err, elapsed) = failure.expect("the step failed");
+    for e in &mut log {
+        e.outcome = Outcome::RolledBack;
+    }
+    log.push(entry(
+        phase,
+        step,
+        action,
+        Outcome::Failed,
+        Some(err.message.clone()),
+        None,
+        elapsed,
+    ));
+    let audited = client.transaction().and_then(|mut tx| {
+        ledger::append(&mut tx, &log)?;
+        tx.commit()
+    });
+    let mut message = err.message;
+    if let Err(e) = audited {
+        message.push_str(&format!(
+            "\n(the failure could not be written to the audit log: {})",
+            describe_error(&e)
+        ));
+    }
+    Err(StepFailure {
+        phase,
+        db: target.as_path(),
+        migration: m.label(),
+        action,
+        file: err.file,
+        statement: err.statement,
+        message,
+        applied_before: Vec::new(),
+    }
+    .into())
+}
+
+fn entry(
+    phase: Phase,
+    step: &Prepared,
+    action: Action,
+    outcome: Outcome,
+    detail: Option<String>,
+    rows: Option<u64>,
+    elapsed: Duration,
+) -> Entry {
+    let m = &step.migration;
+    Entry {
+        phase: phase.as_str().into(),
+        module: Some(m.id.module.clone()),
+        stamp: Some(m.id.stamp.clone()),
+        action: action.as_str().into(),
+        outcome,
+        detail,
+        rows,
+        fuel_used: None,
+        duration_ms: Some(elapsed.as_millis() as u64),
+        checksum: Some(m.checksum()),
+    }
+}
+
+/// Runs one action; returns the rows it wrote (statements run, for checks).
+fn run_action(
+    tx: &mut Transaction<'_>,
+    step: &Prepared,
+    action: Action,
+) -> Result<u64, ActionError> {
+    let m = &step.migration;
+    match action {
+        Action::DoSql => run_script(tx, &m.file("do.sql"), &step.do_sql),
+        Action::TestData => insert(tx, step.test_data.as_ref()),
+        Action::ProjData => insert(tx, step.proj_data.as_ref()),
+        Action::Checks => run_checks(
+            tx,
+            &m.file("checks.sql"),
+            step.checks.as_deref().unwrap_or(""),
+        ),
+        Action::Transform | Action::TestSeed | Action::ProjSeed | Action::CheckComponent => {
+            Err(ActionError {
+                file: None,
+                statement: None,
+                message: "WebAssembly components do not run on PostgreSQL yet; run this \
+                          migration on SQLite, or move its logic into do.sql"
+                    .into(),
+            })
+        }
+        Action::ForeignKeyCheck | Action::Snapshot | Action::Record => Ok(0),
+    }
+}
+
+/// A statement's failure, located in its file.
+fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> ActionError {
+    // The server's position (characters from 1) points into the statement: name that line.
+    let line = e
+        .as_db_error()
+        .and_then(|d| match d.position() {
+            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+            _ => None,
+        })
+        .map_or(s.line, |p| {
+            s.line
+                + s.text
+                    .chars()
+                    .take(p.saturating_sub(1))
+                    .filter(|c| *c == '\n')
+                    .count()
+        });
+    ActionError {
+        file: Some(file.to_path_buf()),
+        statement: Some((line, one_line(&s.text))),
+        message: describe_error(e),
+    }
+}
+
+/// A statement on one line, shortened if long.
+fn one_line(sql: &str) -> String {
+    let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 120 {
+        format!("{}...", flat.chars().take(117).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+fn split(file: &Path, sql: &str) -> Result<Vec<script::Statement>, ActionError> {
+    script::statements(file, sql).map_err(|e| ActionError {
+        file: Some(file.to_path_buf()),
+        statement: None,
+        message: e.to_string(),
+    })
+}
+
+/// Runs each statement of a script; returns the rows they changed.
+fn run_script(tx: &mut Transaction<'_>, file: &Path, sql: &str) -> Result<u64, ActionError> {
+    let mut changed = 0;
+    for s in split(file, sql)? {
+        let messages = tx
+            .simple_query(&s.text)
+            .map_err(|e| statement_error(file, &s, &e))?;
+        changed += messages
+            .iter()
+            .map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => *n,
+                _ => 0,
+            })
+            .sum::<u64>();
+    }
+    Ok(changed)
+}
+
+/// A data.json value as a literal the server converts to the column's type: dollar-quoted, so
+/// that no setting of the session (`standard_conforming_strings`) changes how it reads.
+fn literal(v: &Value) -> String {
+    let quoted = |s: &str| {
+        let tag = (0..)
+            .map(|n| {
+                if n == 0 {
+                    "$v$".to_string()
+                } else {
+                    format!("$v{n}$")
+                }
+            })
+            .find(|tag| !s.contains(tag.as_str()) && !format!("{s}$").contains(tag.as_str()))
+            .expect("some tag is free");
+        format!("{tag}{s}{tag}")
+    };
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => quoted(&i.to_string()),
+        Value::Real(f) => quoted(&f.to_string()),
+        Value::Text(s) => quoted(s),
+        Value::Blob(b) => {
+            let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
+            quoted(&format!("\\x{hex}"))
+        }
+    }
+}
+
+fn insert(tx: &mut Transaction<'_>, data: Option<&DataSet>) -> Result<u64, ActionError> {
+    let Some(data) = data else { return Ok(0) };
+    let mut count = 0;
+    for (table, rows) in &data.tables {
+        for (i, row) in rows.iter().enumerate() {
+            let columns: Vec<String> = row.iter().map(|(c, _)| quote_ident(c)).collect();
+            let values: Vec<String> = row.iter().map(|(_, v)| literal(v)).collect();
+            let sql = if row.is_empty() {
+                format!("INSERT INTO {} DEFAULT VALUES", quote_ident(table))
+            } else {
+                format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    quote_ident(table),
+                    columns.join(", "),
+                    values.join(", ")
+                )
+            };
+            tx.batch_execute(&sql).map_err(|e| ActionError {
+                file: Some(data.path.clone()),
+                statement: None,
+                message: format!("table `{table}`, row {}: {}", i + 1, describe_error(&e)),
+            })?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// Runs each query of checks.sql inside a savepoint that is rolled back; any row returned is a
+/// violation.
+fn run_checks(tx: &mut Transaction<'_>, file: &Path, sql: &str) -> Result<u64, ActionError> {
+    let mut count = 0;
+    for s in split(file, sql)? {
+        let mut check = tx
+            .transaction()
+            .map_err(|e| statement_error(file, &s, &e))?;
+        let messages = check
+            .simple_query(&s.text)
+            .map_err(|e| statement_error(file, &s, &e))?;
+        drop(check); // rolled back: a check changes nothing
+        let mut shown = Vec::new();
+        let mut violations = 0usize;
+        for message in &messages {
+            if let SimpleQueryMessage::Row(row) = message {
+                violations += 1;
+                if shown.len() < SHOWN_ROWS {
+                    let cols: Vec<String> = row
+                        .columns()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            let value = row.get(i).map_or("NULL".to_string(), |v| format!("'{v}'"));
+                            format!("{}={value}", c.name())
+                        })
+                        .collect();
+                    shown.push(format!("{{{}}}", cols.join(", ")));
+                }
+            }
+        }
+        if violations > 0 {
+            return Err(ActionError {
+                file: Some(file.to_path_buf()),
+                statement: Some((s.line, one_line(&s.text))),
+                message: format!(
+                    "the check returned {violations} violating row{}:\n{}{}",
+                    if violations == 1 { "" } else { "s" },
+                    shown.join("\n"),
+                    if violations > shown.len() {
+                        "\n..."
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_quoted_for_the_server_to_convert() {
+        assert_eq!(literal(&Value::Null), "NULL");
+        assert_eq!(literal(&Value::Integer(-3)), "$v$-3$v$");
+        assert_eq!(literal(&Value::Real(2.5)), "$v$2.5$v$");
+        assert_eq!(literal(&Value::Text("it's \\".into())), "$v$it's \\$v$");
+        assert_eq!(literal(&Value::Text("a$v$b".into())), "$v1$a$v$b$v1$");
+        assert_eq!(literal(&Value::Text("x$v".into())), "$v1$x$v$v1$");
+        assert_eq!(literal(&Value::Blob(vec![0, 255])), "$v$\\x00ff$v$");
+    }
+}

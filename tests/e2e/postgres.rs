@@ -1,0 +1,484 @@
+//! PostgreSQL as the target: the real `strata` binary against a real server.
+//!
+//! The server comes from `STRATA_TEST_POSTGRES` (a URL with a user allowed to create
+//! databases; `.ci/run` starts a throwaway cluster and sets it). Without it these tests say so
+//! and skip; with `STRATA_REQUIRE_POSTGRES=1` (CI) a missing server is a failure. Each test
+//! works in databases of its own, dropped at the end.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use postgres::{Client, NoTls};
+
+use crate::harness::{Project, Run};
+
+/// A database of one test on the test server, with its `_test` sibling; both dropped on drop.
+struct Pg {
+    admin: String,
+    name: String,
+    /// The password in the server URL, which must never be shown.
+    password: String,
+}
+
+impl Pg {
+    /// `None` (after saying why) when no server is configured.
+    fn new(test: &str) -> Option<Pg> {
+        let Ok(admin) = std::env::var("STRATA_TEST_POSTGRES") else {
+            if std::env::var("STRATA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("STRATA_REQUIRE_POSTGRES=1 but STRATA_TEST_POSTGRES is not set");
+            }
+            eprintln!(
+                "note: {test} skipped: no PostgreSQL server (set STRATA_TEST_POSTGRES to a URL, \
+                 or run .ci/run, which starts one)"
+            );
+            return None;
+        };
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "strata_{test}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let config: postgres::Config = admin.parse().expect("STRATA_TEST_POSTGRES is a URL");
+        let password = config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        let pg = Pg {
+            admin,
+            name,
+            password,
+        };
+        pg.admin_client()
+            .batch_execute(&format!("CREATE DATABASE {}", pg.name))
+            .unwrap();
+        Some(pg)
+    }
+
+    fn admin_client(&self) -> Client {
+        Client::connect(&self.admin, NoTls).expect("the test server accepts connections")
+    }
+
+    /// The URL of this test's real database (password included, as a user would write it).
+    fn url(&self) -> String {
+        let (base, _) = self.admin.rsplit_once('/').unwrap();
+        format!("{base}/{}", self.name)
+    }
+
+    /// A client on this test's real database, or its `_test` sibling.
+    fn client(&self, test_db: bool) -> Client {
+        let (base, _) = self.admin.rsplit_once('/').unwrap();
+        let suffix = if test_db { "_test" } else { "" };
+        Client::connect(&format!("{base}/{}{suffix}", self.name), NoTls).unwrap()
+    }
+
+    /// The rows of a query as text, one string per row, columns joined with `|`.
+    fn rows(&self, test_db: bool, sql: &str) -> Vec<String> {
+        self.client(test_db)
+            .simple_query(sql)
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Asserts no output of `run` shows the password.
+    #[track_caller]
+    fn hides_password(&self, run: &Run) {
+        assert!(!self.password.is_empty(), "the test server has a password");
+        for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(
+                !text.contains(&self.password),
+                "{what} of `{}` shows the password:\n{text}",
+                run.command
+            );
+        }
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let mut c = self.admin_client();
+        for suffix in ["", "_test"] {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {}{suffix} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A project whose databases are `pg`'s, with the password in strata.toml's URL.
+fn project(pg: &Pg) -> Project {
+    let p = Project::empty();
+    p.write("strata.toml", &format!("db = \"{}\"\n", pg.url()));
+    p
+}
+
+const ORDERS: &str = "
+CREATE TABLE customer (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name    text NOT NULL,
+    vip     boolean NOT NULL DEFAULT false,
+    born    date,
+    balance numeric(12, 2) NOT NULL DEFAULT 0,
+    prefs   jsonb
+);
+-- PL/pgSQL with BEGIN/END and semicolons inside a dollar-quoted body
+CREATE FUNCTION customer_name_trim() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.name := trim(NEW.name);
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER customer_name_trim BEFORE INSERT ON customer
+    FOR EACH ROW EXECUTE FUNCTION customer_name_trim();
+";
+
+const TEST_DATA: &str = r#"{"customer": [
+    {"name": "  Ada ", "vip": true, "born": "1815-12-10", "balance": "12.50",
+     "prefs": "{\"lang\": \"en\"}"},
+    {"name": "O'Brien $v$ \\ ", "vip": 0, "born": null, "balance": 3}
+]}"#;
+
+const PROJ_DATA: &str = r#"{"customer": [{"name": "house account", "balance": 0}]}"#;
+
+fn orders_chain(p: &Project) {
+    p.write("migrations/shop/20260101T000000Z-customers/do.sql", ORDERS)
+        .write(
+            "migrations/shop/20260101T000000Z-customers/test-data/data.json",
+            TEST_DATA,
+        )
+        .write(
+            "migrations/shop/20260101T000000Z-customers/proj-data/data.json",
+            PROJ_DATA,
+        )
+        .write(
+            "migrations/shop/20260101T000000Z-customers/checks.sql",
+            "SELECT id, name FROM customer WHERE name <> trim(name);\n",
+        )
+        .write(
+            "migrations/shop/20260102T000000Z-orders/do.sql",
+            "CREATE TABLE orders (\n    id bigserial PRIMARY KEY,\n    \
+             customer_id bigint NOT NULL REFERENCES customer(id),\n    \
+             placed timestamptz NOT NULL DEFAULT now()\n);\n\
+             CREATE INDEX orders_customer ON orders (customer_id);\n",
+        );
+}
+
+#[test]
+fn migrate_rehearses_on_the_test_database_then_applies_to_the_real_one() {
+    let Some(pg) = Pg::new("migrate") else { return };
+    let p = project(&pg);
+    orders_chain(&p);
+
+    let run = p.strata(&["migrate"]).ok();
+    pg.hides_password(&run);
+    let run = run
+        .stderr_has("rehearsal")
+        .stderr_has(format!("/{}_test", pg.name));
+
+    // The test database got the test data (converted to each column's type), the real one
+    // only the project data.
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT name, vip, born, balance, prefs->>'lang' FROM customer ORDER BY id"
+        ),
+        vec![
+            "Ada|t|1815-12-10|12.50|en",
+            "O'Brien $v$ \\|f|NULL|3.00|NULL",
+            "house account|f|NULL|0.00|NULL",
+        ]
+    );
+    assert_eq!(
+        pg.rows(false, "SELECT name FROM customer"),
+        vec!["house account"]
+    );
+    // The role is named like strata's bookkeeping schema: its `"$user"` schema must not
+    // swallow the migration's tables.
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT schemaname || '.' || tablename FROM pg_tables \
+             WHERE schemaname <> 'pg_catalog' AND schemaname <> 'information_schema' ORDER BY 1"
+        ),
+        vec![
+            "public.customer",
+            "public.orders",
+            "strata.strata_migration",
+            "strata.strata_migration_audit"
+        ]
+    );
+    // The ledger and the audit log, in the strata schema.
+    for test_db in [true, false] {
+        assert_eq!(
+            pg.rows(
+                test_db,
+                "SELECT module, stamp, name FROM strata.strata_migration ORDER BY stamp"
+            ),
+            vec![
+                "shop|20260101T000000Z|customers",
+                "shop|20260102T000000Z|orders"
+            ]
+        );
+    }
+    let audit = pg.rows(
+        false,
+        "SELECT action, outcome FROM strata.strata_migration_audit ORDER BY id",
+    );
+    assert!(audit.contains(&"do.sql|ok".to_string()), "{audit:?}");
+    assert!(audit.contains(&"proj-data|ok".to_string()), "{audit:?}");
+    assert!(
+        !audit.iter().any(|a| a.starts_with("test-data")),
+        "{audit:?}"
+    );
+    drop(run);
+
+    // Nothing left: a second run applies nothing; status and audit read the same tables.
+    let again = p.strata(&["migrate"]).ok();
+    pg.hides_password(&again);
+    let status = p.strata(&["status", "--json"]).ok();
+    pg.hides_password(&status);
+    let json = status.json();
+    let text = json.to_string();
+    assert!(text.contains("20260102T000000Z"), "{text}");
+    assert!(!text.contains("pending"), "{text}");
+    let audit = p.strata(&["audit"]).ok().stdout_has("proj-data");
+    pg.hides_password(&audit);
+    // The audit log is append-only on PostgreSQL too.
+    let e = pg
+        .client(false)
+        .batch_execute("DELETE FROM strata.strata_migration_audit")
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only") || format!("{e:?}").contains("append-only"));
+}
+
+#[test]
+fn a_failed_step_rolls_back_whole_and_is_audited_after_the_rollback() {
+    let Some(pg) = Pg::new("failed") else { return };
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-first/do.sql",
+        "CREATE TABLE kept (id int);\n",
+    )
+    .write(
+        "migrations/shop/20260102T000000Z-broken/do.sql",
+        "CREATE TABLE half (id int);\nINSERT INTO half VALUES (1);\n\nINSERT INTO half\n  VALUES ('not a number');\n",
+    );
+    let run = p
+        .strata(&["migrate"])
+        .code(1)
+        .stderr_has("20260102T000000Z-broken")
+        .stderr_has("do.sql, line 5")
+        .stderr_has("invalid input syntax for type integer")
+        .stderr_has("rolled back");
+    pg.hides_password(&run);
+    // Transactional DDL: the table of the failed step's first statement is gone too; the step
+    // before it stays; phase 2 never started.
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT to_regclass('half') IS NULL, to_regclass('kept') IS NOT NULL"
+        ),
+        vec!["t|t"]
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        vec!["0"]
+    );
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT stamp, action, outcome FROM strata.strata_migration_audit \
+             WHERE stamp = '20260102T000000Z' ORDER BY id"
+        ),
+        vec!["20260102T000000Z|do.sql|failed"]
+    );
+}
+
+#[test]
+fn a_violated_check_fails_the_step_and_a_check_cannot_write() {
+    let Some(pg) = Pg::new("checks") else { return };
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-prices/do.sql",
+        "CREATE TABLE price (cents int);\nINSERT INTO price VALUES (5), (-1);\n",
+    )
+    .write(
+        "migrations/shop/20260101T000000Z-prices/checks.sql",
+        "WITH gone AS (DELETE FROM price WHERE cents < 0 RETURNING 1) SELECT 1 WHERE false;\n\
+         SELECT cents FROM price WHERE cents < 0;\n",
+    );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("checks.sql, line 2")
+        .stderr_has("1 violating row")
+        .stderr_has("cents='-1'");
+}
+
+#[test]
+fn transaction_control_in_do_sql_is_refused_before_anything_runs() {
+    let Some(pg) = Pg::new("txn") else { return };
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-a/do.sql",
+        "CREATE TABLE a (id int);\n",
+    )
+    .write(
+        "migrations/shop/20260102T000000Z-b/do.sql",
+        "CREATE TABLE b (id int);\nCOMMIT;\n",
+    );
+    p.strata(&["migrate"])
+        .code(2)
+        .stderr_has("20260102T000000Z-b/do.sql")
+        .stderr_has("line 2")
+        .stderr_has("COMMIT");
+    // Refused while reading inputs: not even the test database was created.
+    assert_eq!(
+        pg.rows(
+            false,
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname = '{}_test'",
+                pg.name
+            )
+        ),
+        vec!["0"]
+    );
+}
+
+#[test]
+fn a_setting_made_by_one_step_does_not_reach_the_next() {
+    let Some(pg) = Pg::new("leak") else { return };
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-elsewhere/do.sql",
+        "CREATE SCHEMA side;\nSET search_path = side;\nCREATE TABLE inside (id int);\n\
+         CREATE TEMP TABLE scratch (id int);\nPREPARE q AS SELECT 1;\n",
+    )
+    .write(
+        "migrations/shop/20260102T000000Z-default/do.sql",
+        "CREATE TABLE outside (id int);\nCREATE TEMP TABLE scratch (id int);\nPREPARE q AS SELECT 2;\n",
+    );
+    p.strata(&["migrate", "--no-rehearsal"]).ok();
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT schemaname || '.' || tablename FROM pg_tables \
+             WHERE tablename IN ('inside', 'outside') ORDER BY 1"
+        ),
+        vec!["public.outside", "side.inside"]
+    );
+}
+
+#[test]
+fn concurrent_runs_apply_each_migration_exactly_once() {
+    let Some(pg) = Pg::new("concurrent") else {
+        return;
+    };
+    let p = project(&pg);
+    for i in 0..6 {
+        p.write(
+            &format!("migrations/shop/2026010{}T000000Z-step/do.sql", i + 1),
+            &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
+        );
+    }
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            crate::harness::strata_command(p.root(), &["migrate"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for test_db in [true, false] {
+        assert_eq!(
+            pg.rows(test_db, "SELECT count(*) FROM strata.strata_migration"),
+            vec!["6"]
+        );
+        assert_eq!(
+            pg.rows(
+                test_db,
+                "SELECT count(*) FROM strata.strata_migration_audit \
+                 WHERE action = 'do.sql' AND outcome = 'ok'"
+            ),
+            vec!["6"]
+        );
+    }
+}
+
+#[test]
+fn what_postgres_cannot_do_yet_is_refused_by_name() {
+    let Some(pg) = Pg::new("refusals") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-a/do.sql",
+        "CREATE TABLE a (id int);\n",
+    );
+    for (args, says) in [
+        (
+            &["sandbox"][..],
+            "sandbox on PostgreSQL is not available yet",
+        ),
+        (&["dump", "shop"][..], "is a PostgreSQL database"),
+        (
+            &["migrate", "--single-transaction"][..],
+            "not available on PostgreSQL yet",
+        ),
+    ] {
+        let run = p.strata(args).code(2).stderr_has(says);
+        pg.hides_password(&run);
+    }
+    // A SQLite test database beside a PostgreSQL real one proves nothing: refused.
+    p.write(
+        "strata.toml",
+        &format!("db = \"{}\"\ntest_db = \"test.db\"\n", pg.url()),
+    );
+    p.strata(&["migrate"])
+        .code(2)
+        .stderr_has("both PostgreSQL URLs or both SQLite files");
+    assert!(!p.path("test.db").exists());
+}
+
+#[test]
+fn plan_and_status_read_the_server_without_changing_it() {
+    let Some(pg) = Pg::new("plan") else { return };
+    let p = project(&pg);
+    orders_chain(&p);
+    let plan = p
+        .strata(&["plan"])
+        .ok()
+        .stdout_has("20260101T000000Z-customers");
+    pg.hides_password(&plan);
+    let status = p.strata(&["status"]).ok();
+    pg.hides_password(&status);
+    // Reading created nothing: no strata schema on the real database, no test database.
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata'"
+        ),
+        vec!["0"]
+    );
+}

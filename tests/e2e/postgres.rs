@@ -213,6 +213,7 @@ fn migrate_rehearses_on_the_test_database_then_applies_to_the_real_one() {
         vec![
             "public.customer",
             "public.orders",
+            "strata.strata_database",
             "strata.strata_migration",
             "strata.strata_migration_audit"
         ]
@@ -240,7 +241,30 @@ fn migrate_rehearses_on_the_test_database_then_applies_to_the_real_one() {
         !audit.iter().any(|a| a.starts_with("test-data")),
         "{audit:?}"
     );
+    assert_eq!(
+        audit.first().map(String::as_str),
+        Some("backup|ok"),
+        "{audit:?}"
+    );
     drop(run);
+
+    // Each phase took a verified pg_dump backup first, recorded without the password.
+    let mut backups: Vec<String> = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    backups.sort();
+    assert_eq!(backups.len(), 4, "{backups:?}");
+    assert_eq!(
+        backups.iter().filter(|b| b.ends_with(".pgdump")).count(),
+        2,
+        "{backups:?}"
+    );
+    for b in backups.iter().filter(|b| b.ends_with(".json")) {
+        let record = std::fs::read_to_string(p.path(".strata/backups").join(b)).unwrap();
+        assert!(!record.contains(&pg.password), "{record}");
+        assert!(record.contains("before migrate"), "{record}");
+    }
 
     // Nothing left: a second run applies nothing; status and audit read the same tables.
     let again = p.strata(&["migrate"]).ok();

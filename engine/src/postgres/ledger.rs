@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS strata.strata_migration_audit (
     operator    text   NOT NULL,
     checksum    text
 );
+CREATE TABLE IF NOT EXISTS strata.strata_database (
+    id         text NOT NULL,
+    created_at text NOT NULL
+);
+INSERT INTO strata.strata_database (id, created_at)
+    SELECT replace(gen_random_uuid()::text, '-', ''),
+           to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+    WHERE NOT EXISTS (SELECT 1 FROM strata.strata_database);
 CREATE OR REPLACE FUNCTION strata.append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
@@ -57,6 +65,9 @@ CREATE OR REPLACE TRIGGER strata_migration_audit_no_change
 CREATE OR REPLACE TRIGGER strata_migration_audit_no_truncate
     BEFORE TRUNCATE ON strata.strata_migration_audit
     FOR EACH STATEMENT EXECUTE FUNCTION strata.append_only();
+CREATE OR REPLACE TRIGGER strata_database_fixed
+    BEFORE UPDATE OR DELETE ON strata.strata_database
+    FOR EACH ROW EXECUTE FUNCTION strata.append_only();
 ";
 
 /// Takes the run's advisory lock for the rest of the current transaction (waits at most the
@@ -70,7 +81,8 @@ pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
 pub fn exists(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
     let row = c.query_one(
         "SELECT to_regclass('strata.strata_migration') IS NOT NULL
-            AND to_regclass('strata.strata_migration_audit') IS NOT NULL",
+            AND to_regclass('strata.strata_migration_audit') IS NOT NULL
+            AND to_regclass('strata.strata_database') IS NOT NULL",
         &[],
     )?;
     Ok(row.get(0))
@@ -88,6 +100,20 @@ pub fn ensure(client: &mut postgres::Client) -> Result<(), postgres::Error> {
         tx.batch_execute(SCHEMA)?;
     }
     tx.commit()
+}
+
+/// The database's identity (`strata.strata_database`), which its backups carry; `None` before
+/// strata's first run on it.
+pub fn database_id(c: &mut impl GenericClient) -> Result<Option<String>, postgres::Error> {
+    if c.query_one("SELECT to_regclass('strata.strata_database') IS NULL", &[])?
+        .get(0)
+    {
+        return Ok(None);
+    }
+    Ok(
+        c.query_opt("SELECT id FROM strata.strata_database LIMIT 1", &[])?
+            .map(|r| r.get(0)),
+    )
 }
 
 /// Every applied migration, in global order; empty when the tables do not exist yet.

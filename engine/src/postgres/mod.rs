@@ -12,6 +12,7 @@
 //! mode, restore) is refused with a message that says so; no SQLite code path ever receives a
 //! PostgreSQL URL (see `crate::sqlite::open`).
 
+pub mod backup;
 pub mod ledger;
 pub mod run;
 pub mod script;
@@ -181,6 +182,34 @@ impl Target {
             self.config.get_user().unwrap_or_default(),
             self.dbname()
         )
+    }
+
+    /// The `PG*` variables that connect libpq's programs (`pg_dump`, `pg_restore`) to this
+    /// target; the password travels here, never on a command line.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("PGDATABASE", self.dbname().to_string()),
+            (
+                "PGUSER",
+                self.config.get_user().unwrap_or_default().to_string(),
+            ),
+            ("PGAPPNAME", "strata".to_string()),
+        ];
+        match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => env.push(("PGHOST", h.clone())),
+            Some(Host::Unix(p)) => env.push(("PGHOST", p.display().to_string())),
+            None => {}
+        }
+        if let Some(port) = self.config.get_ports().first() {
+            env.push(("PGPORT", port.to_string()));
+        }
+        if let Some(p) = self.config.get_password() {
+            env.push(("PGPASSWORD", String::from_utf8_lossy(p).into_owned()));
+        }
+        if let Some(o) = self.config.get_options() {
+            env.push(("PGOPTIONS", o.to_string()));
+        }
+        env
     }
 
     /// `PGPASSWORD`, else the first matching line of the passfile.

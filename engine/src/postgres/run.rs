@@ -173,11 +173,6 @@ pub fn migrate(
             }
         }
     }
-    events(&Event::Warning(
-        "PostgreSQL: no backup is taken before the run yet (each step is one transaction and \
-         rolls back whole on failure); take one with pg_dump if you need to go back"
-            .into(),
-    ));
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, target, pending) in &plans {
@@ -236,6 +231,26 @@ fn run_phase(
         };
         ledger::ensure(&mut client)
             .map_err(|e| target.error("cannot create the ledger tables", e))?;
+        project.ensure_state_dir()?;
+        let path = super::backup::take(
+            &mut client,
+            target,
+            &project.backups_dir(),
+            project.config.backups_keep,
+            &format!("before migrate ({phase})"),
+        )?;
+        let entry =
+            crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+        let audited = client.transaction().and_then(|mut tx| {
+            ledger::append(&mut tx, &[entry])?;
+            tx.commit()
+        });
+        audited.map_err(|e| target.error("cannot audit the backup", e))?;
+        events(&Event::BackupTaken {
+            db: &db,
+            backup: &path,
+        });
+        done.backup = Some(path);
         for m in pending {
             match step::apply(&mut client, ctx, &prepared[&m.id], events) {
                 Ok(StepApplied::Committed { elapsed }) => {

@@ -493,12 +493,7 @@ pub fn sandbox(
     events: &mut EventSink<'_>,
 ) -> Result<SandboxReport, Error> {
     if crate::postgres::run::is_postgres(project) {
-        return Err(Error::Usage(
-            "`strata sandbox` runs on a throwaway SQLite database, and this project's databases \
-             are PostgreSQL: a sandbox on PostgreSQL is not available yet; rehearse with \
-             `strata migrate`, which runs every step on the test database first"
-                .into(),
-        ));
+        return crate::postgres::run::sandbox(project, opts, events);
     }
     let started = std::time::Instant::now();
     let tree = Tree::load(&project.migrations_dir())?;

@@ -34,7 +34,7 @@ impl Pg {
         };
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
-            "strata_{test}_{}_{}",
+            "t_strata_{test}_{}_{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
@@ -461,10 +461,6 @@ fn what_postgres_cannot_do_yet_is_refused_by_name() {
         "CREATE TABLE a (id int);\n",
     );
     for (args, says) in [
-        (
-            &["sandbox"][..],
-            "sandbox on PostgreSQL is not available yet",
-        ),
         (&["dump", "shop"][..], "is a PostgreSQL database"),
         (
             &["migrate", "--single-transaction"][..],
@@ -505,4 +501,47 @@ fn plan_and_status_read_the_server_without_changing_it() {
         ),
         vec!["0"]
     );
+}
+
+#[test]
+fn sandbox_runs_the_chain_on_a_throwaway_database_and_drops_it() {
+    let Some(pg) = Pg::new("sandbox") else { return };
+    let p = project(&pg);
+    orders_chain(&p);
+    p.write(
+        "migrations/shop/20260103T000000Z-broken/do.sql",
+        "ALTER TABLE orders ADD COLUMN total numeric NOT NULL CHECK (total > 0);\n\
+         INSERT INTO orders (customer_id, total) VALUES (1, 0);\n",
+    )
+    .write(
+        "migrations/shop/20260104T000000Z-after/do.sql",
+        "CREATE TABLE later (id int);\n",
+    );
+    let run = p
+        .strata(&["sandbox", "--junit", "report.xml"])
+        .code(1)
+        .stdout_has("20260103T000000Z-broken");
+    pg.hides_password(&run);
+    let junit = std::fs::read_to_string(p.path("report.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\""), "{junit}");
+    assert!(junit.contains("orders_total_check"), "{junit}");
+    assert!(!junit.contains(&pg.password), "{junit}");
+    // The throwaway database is gone; the project's own databases were never touched.
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata_sandbox_%'"
+        ),
+        vec!["0"]
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata'"
+        ),
+        vec!["0"]
+    );
+    // Without the broken step the chain passes.
+    std::fs::remove_dir_all(p.path("migrations/shop/20260103T000000Z-broken")).unwrap();
+    p.strata(&["sandbox"]).ok();
 }

@@ -3,6 +3,7 @@
 //! events and reports as on SQLite (`crate::migrator`), which dispatches here when the project's
 //! databases are PostgreSQL URLs.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,10 +15,13 @@ use crate::error::Error;
 use crate::event::{Event, EventSink, Phase};
 use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow};
-use crate::migrator::{DatabaseStatus, MigrateOptions, MigrateReport, PhaseReport};
+use crate::migrator::{
+    DatabaseStatus, MigrateOptions, MigrateReport, PhaseReport, SandboxOptions, SandboxReport,
+    SandboxStep, StepOutcome,
+};
 use crate::plan;
 use crate::step::{Applied as StepApplied, Prepared};
-use crate::tree::{Migration, Tree};
+use crate::tree::{Migration, MigrationId, Tree};
 
 /// Whether the project's databases are PostgreSQL.
 pub fn is_postgres(project: &Project) -> bool {
@@ -157,22 +161,11 @@ pub fn migrate(
     if !refusals.is_empty() {
         return Err(Error::Refused(refusals));
     }
-    let mut prepared = std::collections::HashMap::new();
-    for (_, _, pending) in &plans {
-        for m in pending {
-            if !prepared.contains_key(&m.id) {
-                let p = Prepared::load_for(m, Dialect::Postgres)?;
-                if p.has_components() {
-                    return Err(Error::Usage(format!(
-                        "{}: has WebAssembly components, which do not run on PostgreSQL yet; \
-                         nothing was applied",
-                        m.label()
-                    )));
-                }
-                prepared.insert(m.id.clone(), p);
-            }
-        }
-    }
+    let prepared = prepare(
+        plans
+            .iter()
+            .flat_map(|(_, _, pending)| pending.iter().copied()),
+    )?;
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, target, pending) in &plans {
@@ -185,9 +178,141 @@ pub fn migrate(
         };
         report
             .phases
-            .push(run_phase(project, &ctx, pending, &prepared, events)?);
+            .push(run_phase(project, &ctx, true, pending, &prepared, events)?);
     }
     Ok(report)
+}
+
+/// Reads and checks every input of `migrations` before the first step.
+fn prepare<'m>(
+    migrations: impl IntoIterator<Item = &'m Migration>,
+) -> Result<HashMap<MigrationId, Prepared>, Error> {
+    let mut prepared = HashMap::new();
+    for m in migrations {
+        if !prepared.contains_key(&m.id) {
+            let p = Prepared::load_for(m, Dialect::Postgres)?;
+            if p.has_components() {
+                return Err(Error::Usage(format!(
+                    "{}: has WebAssembly components, which do not run on PostgreSQL yet; \
+                     nothing was applied",
+                    m.label()
+                )));
+            }
+            prepared.insert(m.id.clone(), p);
+        }
+    }
+    Ok(prepared)
+}
+
+/// `strata sandbox` on PostgreSQL: the whole chain from zero, with test data, on a throwaway
+/// database strata creates on the test database's server and drops afterwards, whatever
+/// happens. A failed step is reported, not returned as an error; the steps after it are skipped.
+pub fn sandbox(
+    project: &Project,
+    opts: &SandboxOptions,
+    events: &mut EventSink<'_>,
+) -> Result<SandboxReport, Error> {
+    if opts.from.is_some() {
+        return Err(Error::Usage(
+            "sandbox --from takes a SQLite file; on PostgreSQL the sandbox starts from an empty \
+             database"
+                .into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let server = target(project, &project.test_db)?;
+    let tree = Tree::load(&project.migrations_dir())?;
+    let pending =
+        plan::plan(&server.as_path(), &tree.migrations, &[], &opts.plan).map_err(Error::Refused)?;
+    let prepared = prepare(pending.iter().copied())?;
+    let name = format!(
+        "strata_sandbox_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let throwaway = Throwaway::create(project, server.with_dbname(&name))?;
+    let ctx = step::Context {
+        target: &throwaway.target,
+        phase: Phase::Sandbox,
+        test_data: true,
+        lock_timeout: lock_timeout(project),
+        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
+    };
+    let mut steps = Vec::new();
+    let mut failed = false;
+    for m in &pending {
+        let t = std::time::Instant::now();
+        let (outcome, message) = if failed {
+            (StepOutcome::Skipped, None)
+        } else {
+            match run_phase(project, &ctx, false, &[*m], &prepared, events) {
+                Ok(_) => (StepOutcome::Ok, None),
+                Err(Error::Step(f)) => {
+                    failed = true;
+                    (StepOutcome::Failed, Some(f.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        steps.push(SandboxStep {
+            module: m.id.module.clone(),
+            migration: m.folder(),
+            outcome,
+            duration_ms: t.elapsed().as_millis() as u64,
+            fuel_used: 0,
+            message,
+        });
+    }
+    throwaway.drop_now()?;
+    Ok(SandboxReport {
+        ok: !failed,
+        from: None,
+        steps,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// A database that exists only while the sandbox runs: dropped on every way out.
+struct Throwaway<'p> {
+    project: &'p Project,
+    target: Target,
+    dropped: bool,
+}
+
+impl<'p> Throwaway<'p> {
+    fn create(project: &'p Project, target: Target) -> Result<Self, Error> {
+        create_database(project, &target)?;
+        Ok(Throwaway {
+            project,
+            target,
+            dropped: false,
+        })
+    }
+
+    fn drop_now(mut self) -> Result<(), Error> {
+        self.dropped = true;
+        drop_database(self.project, &self.target)
+    }
+}
+
+impl Drop for Throwaway<'_> {
+    fn drop(&mut self) {
+        if !self.dropped {
+            let _ = drop_database(self.project, &self.target);
+        }
+    }
+}
+
+/// Drops `target`'s database, closing its other sessions.
+fn drop_database(project: &Project, target: &Target) -> Result<(), Error> {
+    let admin = target.with_dbname("postgres");
+    let mut client = admin.connect(lock_timeout(project))?;
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            target.dbname().replace('"', "\"\"")
+        ))
+        .map_err(|e| admin.error("cannot drop the sandbox database", e))
 }
 
 /// One phase: connect (creating the test database if it is missing), make sure of the
@@ -195,8 +320,9 @@ pub fn migrate(
 fn run_phase(
     project: &Project,
     ctx: &step::Context<'_>,
+    backup: bool,
     pending: &[&Migration],
-    prepared: &std::collections::HashMap<crate::tree::MigrationId, Prepared>,
+    prepared: &HashMap<MigrationId, Prepared>,
     events: &mut EventSink<'_>,
 ) -> Result<PhaseReport, Error> {
     let (phase, target) = (ctx.phase, ctx.target);
@@ -231,26 +357,28 @@ fn run_phase(
         };
         ledger::ensure(&mut client)
             .map_err(|e| target.error("cannot create the ledger tables", e))?;
-        project.ensure_state_dir()?;
-        let path = super::backup::take(
-            &mut client,
-            target,
-            &project.backups_dir(),
-            project.config.backups_keep,
-            &format!("before migrate ({phase})"),
-        )?;
-        let entry =
-            crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
-        let audited = client.transaction().and_then(|mut tx| {
-            ledger::append(&mut tx, &[entry])?;
-            tx.commit()
-        });
-        audited.map_err(|e| target.error("cannot audit the backup", e))?;
-        events(&Event::BackupTaken {
-            db: &db,
-            backup: &path,
-        });
-        done.backup = Some(path);
+        if backup {
+            project.ensure_state_dir()?;
+            let path = super::backup::take(
+                &mut client,
+                target,
+                &project.backups_dir(),
+                project.config.backups_keep,
+                &format!("before migrate ({phase})"),
+            )?;
+            let entry =
+                crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+            let audited = client.transaction().and_then(|mut tx| {
+                ledger::append(&mut tx, &[entry])?;
+                tx.commit()
+            });
+            audited.map_err(|e| target.error("cannot audit the backup", e))?;
+            events(&Event::BackupTaken {
+                db: &db,
+                backup: &path,
+            });
+            done.backup = Some(path);
+        }
         for m in pending {
             match step::apply(&mut client, ctx, &prepared[&m.id], events) {
                 Ok(StepApplied::Committed { elapsed }) => {

@@ -545,3 +545,32 @@ fn sandbox_runs_the_chain_on_a_throwaway_database_and_drops_it() {
     std::fs::remove_dir_all(p.path("migrations/shop/20260103T000000Z-broken")).unwrap();
     p.strata(&["sandbox"]).ok();
 }
+
+#[test]
+fn the_postgres_example_migrates_as_the_readme_says() {
+    let Some(pg) = Pg::new("example") else { return };
+    let p = Project::empty();
+    crate::harness::copy_dir(
+        &crate::harness::repo_root().join("examples/postgres"),
+        p.root(),
+    );
+    let url = pg.url();
+    let run = p.strata(&["migrate", "--db", &url]).ok();
+    pg.hides_password(&run);
+    assert_eq!(
+        pg.rows(true, "SELECT name, lifetime_spend FROM top_customer"),
+        vec![
+            "Grace Hopper|120.00",
+            "Ada Lovelace|24.90",
+            "House account|0.00"
+        ]
+    );
+    assert_eq!(
+        pg.rows(false, "SELECT email FROM customer"),
+        vec!["house@shop.example"]
+    );
+    p.strata(&["status", "--db", &url])
+        .ok()
+        .stdout_has("3 applied, 0 pending");
+    p.strata(&["sandbox", "--db", &url]).ok();
+}

@@ -794,8 +794,21 @@ pub fn check(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
     plan(project, opts).map(|_| ())
 }
 
-/// The migrations applied to `db`, read without creating or changing anything.
-fn read_applied(project: &Project, db: &Path) -> Result<Vec<ledger::Applied>, Error> {
+/// Appends `entries` to `db`'s audit log (a SQLite file or a PostgreSQL URL), creating the
+/// bookkeeping tables if they are missing: for what happens outside a run, such as a refused
+/// call to `strata serve`.
+pub fn append_audit(project: &Project, db: &Path, entries: &[ledger::Entry]) -> Result<(), Error> {
+    if crate::postgres::is_url(db) {
+        return crate::postgres::run::append_audit(project, db, entries);
+    }
+    let mut conn = sqlite::open(db, project.busy_timeout())?;
+    ledger::ensure(&mut conn).map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
+    ledger::append(&conn, entries).map_err(|e| Error::db(db, "cannot append to the audit log", e))
+}
+
+/// The migrations applied to `db` (a SQLite file or a PostgreSQL URL), read without creating
+/// or changing anything.
+pub fn read_applied(project: &Project, db: &Path) -> Result<Vec<ledger::Applied>, Error> {
     if crate::postgres::is_url(db) {
         return crate::postgres::run::read_applied(project, db);
     }

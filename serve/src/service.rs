@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use strata_engine::migrator::{self, MigrateOptions, SandboxOptions};
 use strata_engine::plan::PlanOptions;
-use strata_engine::{Error, Event, Project, Tree, design, exit, ledger, sqlite};
+use strata_engine::{Error, Event, Project, Tree, design, exit, ledger};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -134,17 +134,9 @@ impl StrataService {
 
 /// Appends a refused attempt to the real database's audit log (phase `serve`, action `auth`).
 fn audit_refusal(project: &Project, detail: String) -> Result<(), Error> {
-    let db = &project.db;
-    let mut conn = sqlite::open(db, project.busy_timeout())?;
-    let err = |source| Error::Database {
-        db: db.clone(),
-        context: "cannot audit a refused call".into(),
-        source,
-    };
-    ledger::ensure(&mut conn).map_err(err)?;
     let mut entry = ledger::Entry::for_run("serve", "auth", detail);
     entry.outcome = ledger::Outcome::Failed;
-    ledger::append(&conn, &[entry]).map_err(err)
+    migrator::append_audit(project, &project.db, &[entry])
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, Status> {
@@ -545,15 +537,7 @@ fn file_name(p: &Path) -> String {
 
 /// The ledger of `db` as messages; empty when the database does not exist.
 fn applied(p: &Project, db: &Path) -> Result<Vec<proto::AppliedMigration>, Error> {
-    let Some(conn) = sqlite::open_read_only(db, p.busy_timeout())? else {
-        return Ok(Vec::new());
-    };
-    let rows = ledger::applied(&conn).map_err(|source| Error::Database {
-        db: db.to_path_buf(),
-        context: "cannot read the ledger".into(),
-        source,
-    })?;
-    Ok(rows
+    Ok(migrator::read_applied(p, db)?
         .into_iter()
         .map(|a| proto::AppliedMigration {
             migration: Some(proto::MigrationRef {

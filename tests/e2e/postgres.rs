@@ -574,3 +574,40 @@ fn the_postgres_example_migrates_as_the_readme_says() {
         .stdout_has("3 applied, 0 pending");
     p.strata(&["sandbox", "--db", &url]).ok();
 }
+
+#[test]
+fn serve_drives_a_postgres_project_over_the_wire() {
+    use crate::remote::{Server, remote};
+    let Some(pg) = Pg::new("serve") else { return };
+    let server = project(&pg);
+    orders_chain(&server);
+    let srv = Server::start(&server, &[]);
+    assert!(!srv.stderr().contains(&pg.password), "{}", srv.stderr());
+    let client = Project::empty();
+    let status = remote(&client, &srv.url, &["status"])
+        .ok()
+        .stdout_has("20260101T000000Z-customers");
+    pg.hides_password(&status);
+    let migrate = remote(&client, &srv.url, &["migrate"]).ok();
+    pg.hides_password(&migrate);
+    remote(&client, &srv.url, &["audit"])
+        .ok()
+        .stdout_has("proj-data");
+    assert_eq!(
+        pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+        vec!["2"]
+    );
+    // A call with a wrong token is refused and audited in the PostgreSQL audit log.
+    client.write("wrong", "a-wrong-token-of-some-length");
+    client
+        .strata(&["--remote", &srv.url, "--token-file", "wrong", "status"])
+        .code(3);
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT phase, action, outcome FROM strata.strata_migration_audit \
+             WHERE phase = 'serve'"
+        ),
+        vec!["serve|auth|failed"]
+    );
+}

@@ -73,6 +73,24 @@ pub fn read_applied(project: &Project, db: &Path) -> Result<Vec<Applied>, Error>
     }
 }
 
+/// Appends `entries` to the audit log of `db`, creating the bookkeeping tables if needed.
+pub fn append_audit(
+    project: &Project,
+    db: &Path,
+    entries: &[crate::ledger::Entry],
+) -> Result<(), Error> {
+    let target = target(project, db)?;
+    let mut client = target.connect(lock_timeout(project))?;
+    ledger::ensure(&mut client).map_err(|e| target.error("cannot create the ledger tables", e))?;
+    client
+        .transaction()
+        .and_then(|mut tx| {
+            ledger::append(&mut tx, entries)?;
+            tx.commit()
+        })
+        .map_err(|e| target.error("cannot append to the audit log", e))
+}
+
 /// `strata audit` on PostgreSQL.
 pub fn audit(
     project: &Project,

@@ -611,3 +611,78 @@ fn serve_drives_a_postgres_project_over_the_wire() {
         vec!["serve|auth|failed"]
     );
 }
+
+#[test]
+fn a_migration_cannot_touch_strata_bookkeeping() {
+    let Some(pg) = Pg::new("tamper") else { return };
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-first/do.sql",
+        "CREATE TABLE first (id int);\n",
+    );
+    p.strata(&["migrate", "--no-rehearsal"]).ok();
+    let audit_before = pg.rows(false, "SELECT count(*) FROM strata.strata_migration_audit");
+    let attacks = [
+        "DELETE FROM strata.strata_migration;",
+        "UPDATE strata.strata_migration SET checksum = 'x';",
+        "INSERT INTO strata.strata_migration_audit (at, phase, action, outcome, operator) \
+         VALUES ('now', 'apply', 'forged', 'ok', 'me');",
+        "ALTER TABLE strata.strata_migration_audit DISABLE TRIGGER ALL;\n\
+         DELETE FROM strata.strata_migration_audit;",
+        "SET session_replication_role = replica;\nDELETE FROM strata.strata_migration_audit;\n\
+         SET session_replication_role = origin;",
+        "CREATE OR REPLACE FUNCTION strata.append_only() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RETURN OLD; END $$;",
+        "ALTER TABLE strata.strata_migration_audit DISABLE TRIGGER strata_migration_audit_no_change;\n\
+         ALTER TABLE strata.strata_migration_audit ENABLE TRIGGER strata_migration_audit_no_change;\n\
+         CREATE TABLE strata.planted (id int);",
+        "DROP SCHEMA strata CASCADE;",
+        "ALTER SCHEMA strata RENAME TO elsewhere;",
+        "CREATE TRIGGER sneaky BEFORE INSERT ON strata.strata_migration FOR EACH ROW \
+         EXECUTE FUNCTION strata.append_only();",
+        "DO $$ BEGIN EXECUTE 'TRUNCATE strata.' || 'strata_database'; END $$;",
+    ];
+    for (i, attack) in attacks.iter().enumerate() {
+        let folder = format!("migrations/shop/20260102T0000{i:02}Z-attack");
+        p.write(&format!("{folder}/do.sql"), attack);
+        let run = p.strata(&["migrate", "--no-rehearsal"]).code(1);
+        assert!(
+            run.stderr.contains("strata's bookkeeping")
+                || run.stderr.contains("append-only")
+                || run.stderr.contains("permission denied"),
+            "attack {i} ({attack}) was not stopped as tampering:\n{}",
+            run.stderr
+        );
+        std::fs::remove_dir_all(p.path(&folder)).unwrap();
+        assert_eq!(
+            pg.rows(
+                false,
+                "SELECT module || '/' || stamp FROM strata.strata_migration"
+            ),
+            vec!["shop/20260101T000000Z"],
+            "attack {i}"
+        );
+    }
+    // Nothing forged, nothing lost: each attempt appended its backup and its failure.
+    let audit_after: i64 = pg.rows(false, "SELECT count(*) FROM strata.strata_migration_audit")[0]
+        .parse()
+        .unwrap();
+    assert_eq!(
+        audit_after,
+        audit_before[0].parse::<i64>().unwrap() + 2 * attacks.len() as i64
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM strata.strata_migration_audit WHERE outcome = 'failed'"
+        ),
+        vec![attacks.len().to_string()]
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM strata.strata_migration_audit WHERE action = 'forged'"
+        ),
+        vec!["0"]
+    );
+}

@@ -73,8 +73,51 @@ CREATE OR REPLACE TRIGGER strata_database_fixed
 /// Takes the run's advisory lock for the rest of the current transaction (waits at most the
 /// session's `lock_timeout`).
 pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    c.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+    c.execute("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .map(|_| ())
+}
+
+/// What a step may not change: strata's schema in the catalogs (its tables with their columns,
+/// storage (`relfilenode`: a TRUNCATE shows), owners and privileges, their triggers and whether
+/// they are enabled, its functions' source) and this transaction's row writes to its tables
+/// (`pg_stat_xact_user_tables`, which counts even what `session_replication_role` hides from the
+/// triggers). Costs the same at the 5,000th step as at the first: nothing here reads the
+/// tables' rows. Every name is qualified with `pg_catalog`, so a function or operator a script
+/// created earlier in `public` cannot stand in for a built-in.
+const SIGNATURE: &str = "
+SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
+  (SELECT pg_catalog.string_agg(n.nspname OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||)
+          n.nspowner::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||)
+          COALESCE(n.nspacl::pg_catalog.text, ''), ',')
+     FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', c.relname, c.relkind, c.relowner,
+          c.relfilenode, c.relacl, c.relrowsecurity, c.relpersistence), ',' ORDER BY c.relname)
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', c.relname, a.attnum, a.attname,
+          a.atttypid, a.atttypmod, a.attnotnull, a.atthasdef), ',' ORDER BY c.relname, a.attnum)
+     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
+     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata' AND a.attnum OPERATOR(pg_catalog.>) 0
+      AND NOT a.attisdropped),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', c.relname, t.tgname, t.tgenabled,
+          t.tgfoid, t.tgtype), ',' ORDER BY c.relname, t.tgname)
+     FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', p.oid, p.proname, pg_catalog.md5(p.prosrc),
+          p.prosecdef, p.proconfig), ',' ORDER BY p.oid)
+     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', s.relname, s.n_tup_ins, s.n_tup_upd,
+          s.n_tup_del), ',' ORDER BY s.relname)
+     FROM pg_catalog.pg_stat_xact_user_tables s WHERE s.schemaname OPERATOR(pg_catalog.=) 'strata')
+))";
+
+/// The fingerprint of what a step may not change (see [`SIGNATURE`]); equal before and after
+/// an action when the action left strata's bookkeeping alone.
+pub fn signature(c: &mut impl GenericClient) -> Result<String, postgres::Error> {
+    Ok(c.query_one(SIGNATURE, &[])?.get(0))
 }
 
 /// Whether the bookkeeping tables are there.

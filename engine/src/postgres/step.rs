@@ -127,12 +127,16 @@ fn apply_in_transaction(
         phase,
         migration: m,
     });
+    let untouched =
+        ledger::signature(&mut tx).map_err(|e| target.error("cannot read strata's schema", e))?;
 
     let mut log = Vec::new();
     let mut failure = None;
     for action in actions(step, ctx.test_data) {
         let t = Instant::now();
-        match run_action(&mut tx, step, action) {
+        let result = run_action(&mut tx, step, action)
+            .and_then(|rows| check_bookkeeping(&mut tx, step, action, &untouched).map(|()| rows));
+        match result {
             Ok(rows) => {
                 let elapsed = t.elapsed();
                 log.push(entry(
@@ -219,6 +223,40 @@ fn apply_in_transaction(
         applied_before: Vec::new(),
     }
     .into())
+}
+
+/// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the
+/// `strata` schema is strata's alone, as `strata_*` tables are on SQLite.
+fn check_bookkeeping(
+    tx: &mut Transaction<'_>,
+    step: &Prepared,
+    action: Action,
+    untouched: &str,
+) -> Result<(), ActionError> {
+    let file = match action {
+        Action::DoSql => Some(step.migration.file("do.sql")),
+        Action::Checks => Some(step.migration.file("checks.sql")),
+        Action::TestData => step.test_data.as_ref().map(|d| d.path.clone()),
+        Action::ProjData => step.proj_data.as_ref().map(|d| d.path.clone()),
+        _ => None,
+    };
+    let changed = |detail: String| ActionError {
+        file: file.clone(),
+        statement: None,
+        message: format!(
+            "{action} changed strata's bookkeeping ({detail}): the `strata` schema, its tables, \
+             their rows, triggers and functions are strata's alone (the ledger and the \
+             append-only audit log); the step was rolled back. Leave the strata schema out of \
+             migrations"
+        ),
+    };
+    match ledger::signature(tx) {
+        Ok(now) if now == untouched => Ok(()),
+        Ok(_) => Err(changed(
+            "the schema or its rows differ from before the action".into(),
+        )),
+        Err(e) => Err(changed(describe_error(&e))),
+    }
 }
 
 fn entry(

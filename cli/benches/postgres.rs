@@ -1,0 +1,247 @@
+//! Benchmark: N `CREATE TABLE` migrations on a fresh PostgreSQL database, strata beside `psql`
+//! doing the same, measured in the same process run against the same server.
+//!
+//! Baselines, each the way its best users would write it: `psql -1 -f` per migration file (a
+//! migration tool that runs each file in its own transaction, one client process per file, as
+//! shell-script migrators do), `psql -f` of all files at once in autocommit (one process, one
+//! connection: the floor for separate commits), and `psql -1 -f` of all files (one transaction:
+//! the absolute floor). For each N every mode runs once per round, the order rotated from round
+//! to round, each on a fresh database; medians and spread are printed with the ratio to the
+//! per-file psql loop. Every run is verified: the columns of the public schema must equal what
+//! psql built (a hash over every table, column and type), and strata's ledger must hold N rows.
+//!
+//! `STRATA_TEST_POSTGRES=postgres://user:pw@host:port/postgres cargo bench -p strata-cli --bench
+//! postgres [-- [N ...] [--rounds R]]`. Without the variable, or without psql on PATH, it says so
+//! and exits.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use sha2::{Digest, Sha256};
+
+const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    PsqlPerFile,
+    PsqlAutocommit,
+    PsqlOneTransaction,
+    NoRehearsal,
+    TwoPhase,
+}
+
+impl Mode {
+    const ALL: [Mode; 5] = [
+        Mode::PsqlPerFile,
+        Mode::PsqlAutocommit,
+        Mode::PsqlOneTransaction,
+        Mode::NoRehearsal,
+        Mode::TwoPhase,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Mode::PsqlPerFile => "psql -1 -f, one process per migration (baseline)",
+            Mode::PsqlAutocommit => "psql -f, all files, autocommit",
+            Mode::PsqlOneTransaction => "psql -1 -f, all files, one transaction",
+            Mode::NoRehearsal => "strata migrate --no-rehearsal",
+            Mode::TwoPhase => "strata migrate (backup + rehearsal + backup + apply)",
+        }
+    }
+}
+
+fn main() {
+    let mut sizes = Vec::new();
+    let mut rounds = 3;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--rounds" {
+            rounds = args
+                .next()
+                .and_then(|r| r.parse().ok())
+                .expect("--rounds R");
+        } else if let Ok(n) = a.replace(['_', ','], "").parse::<usize>() {
+            sizes.push(n);
+        }
+    }
+    if sizes.is_empty() {
+        sizes = vec![100, 1_000];
+    }
+    let Ok(admin) = std::env::var("STRATA_TEST_POSTGRES") else {
+        println!("STRATA_TEST_POSTGRES is not set: no PostgreSQL server to measure against");
+        return;
+    };
+    if Command::new("psql").arg("--version").output().is_err() {
+        println!("psql is not on PATH: the baselines cannot run");
+        return;
+    }
+    for n in sizes {
+        bench(&admin, n, rounds);
+    }
+}
+
+/// The URL of database `name` on the server of `admin`.
+fn url(admin: &str, name: &str) -> String {
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+fn bench(admin: &str, n: usize, rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path();
+    let mut all = String::new();
+    for i in 0..n {
+        let sql = format!(
+            "CREATE TABLE t{i} (id bigint PRIMARY KEY, name text NOT NULL, at timestamptz);\n"
+        );
+        let folder = project.join(format!("migrations/app/{}-t{i}", stamp(i)));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("do.sql"), &sql).unwrap();
+        all.push_str(&sql);
+    }
+    std::fs::write(project.join("all.sql"), &all).unwrap();
+
+    let mut admin_client = Client::connect(admin, NoTls).unwrap();
+    let mut times: Vec<(Mode, Vec<Duration>)> = Mode::ALL.iter().map(|m| (*m, vec![])).collect();
+    let mut expected: Option<String> = None;
+    for round in 0..rounds {
+        for k in 0..Mode::ALL.len() {
+            let mode = Mode::ALL[(k + round) % Mode::ALL.len()];
+            let db = format!("strata_bench_{}", std::process::id());
+            for name in [db.clone(), format!("{db}_test")] {
+                admin_client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .unwrap();
+            }
+            admin_client
+                .batch_execute(&format!("CREATE DATABASE {db}"))
+                .unwrap();
+            let _ = std::fs::remove_dir_all(project.join(".strata"));
+            let target = url(admin, &db);
+            let t = Instant::now();
+            run(mode, project, &target, n);
+            let elapsed = t.elapsed();
+            let shape = verify(&target, mode, n);
+            match &expected {
+                None => expected = Some(shape),
+                Some(e) => assert_eq!(e, &shape, "{:?} built another schema", mode),
+            }
+            times
+                .iter_mut()
+                .find(|(m, _)| *m == mode)
+                .unwrap()
+                .1
+                .push(elapsed);
+            for name in [db.clone(), format!("{db}_test")] {
+                admin_client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .unwrap();
+            }
+        }
+    }
+    let baseline = median(&times[0].1);
+    println!(
+        "\nN = {n} migrations, {rounds} rounds (median, min-max, ratio to the per-file psql loop)"
+    );
+    for (mode, t) in &times {
+        let (lo, hi) = (t.iter().min().unwrap(), t.iter().max().unwrap());
+        println!(
+            "  {:<55} {:>8.3} s ({:.3}-{:.3})  {:>5.2}",
+            mode.label(),
+            median(t).as_secs_f64(),
+            lo.as_secs_f64(),
+            hi.as_secs_f64(),
+            median(t).as_secs_f64() / baseline.as_secs_f64()
+        );
+    }
+}
+
+fn stamp(i: usize) -> String {
+    let t = chrono_like(i);
+    format!("2026{t}Z")
+}
+
+/// `MMDDTHHMMSS` for the i-th second of the year's first months, enough for 5 x 10^6 steps.
+fn chrono_like(i: usize) -> String {
+    let (day, rest) = (i / 86_400, i % 86_400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let (month, d) = (1 + day / 28, 1 + day % 28);
+    format!("{month:02}{d:02}T{h:02}{m:02}{s:02}")
+}
+
+fn run(mode: Mode, project: &Path, target: &str, n: usize) {
+    let psql = |args: &[&str]| {
+        let ok = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "psql {args:?}");
+    };
+    match mode {
+        Mode::PsqlPerFile => {
+            let mut folders: Vec<_> = std::fs::read_dir(project.join("migrations/app"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            folders.sort();
+            assert_eq!(folders.len(), n);
+            for f in folders {
+                psql(&["-1", "-f", f.join("do.sql").to_str().unwrap()]);
+            }
+        }
+        Mode::PsqlAutocommit => psql(&["-f", project.join("all.sql").to_str().unwrap()]),
+        Mode::PsqlOneTransaction => psql(&["-1", "-f", project.join("all.sql").to_str().unwrap()]),
+        Mode::NoRehearsal | Mode::TwoPhase => {
+            let mut cmd = Command::new(STRATA);
+            cmd.args(["migrate", "--db", target]).current_dir(project);
+            if mode == Mode::NoRehearsal {
+                cmd.arg("--no-rehearsal");
+            }
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "strata failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// A hash of the public schema's tables and columns; strata's ledger must hold `n` rows.
+fn verify(target: &str, mode: Mode, n: usize) -> String {
+    let mut c = Client::connect(target, NoTls).unwrap();
+    let rows = c
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text
+             FROM information_schema.columns WHERE table_schema = 'public'
+             ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .unwrap();
+    let mut h = Sha256::new();
+    for r in &rows {
+        for i in 0..3 {
+            h.update(r.get::<_, &str>(i).as_bytes());
+            h.update([0]);
+        }
+    }
+    if matches!(mode, Mode::NoRehearsal | Mode::TwoPhase) {
+        let applied: i64 = c
+            .query_one("SELECT count(*) FROM strata.strata_migration", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(applied as usize, n, "{mode:?}: the ledger");
+    }
+    format!("{} columns, {:x}", rows.len(), h.finalize())
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}

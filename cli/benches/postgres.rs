@@ -237,7 +237,8 @@ fn verify(target: &str, mode: Mode, n: usize) -> String {
             .get(0);
         assert_eq!(applied as usize, n, "{mode:?}: the ledger");
     }
-    format!("{} columns, {:x}", rows.len(), h.finalize())
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{} columns, {hex}", rows.len())
 }
 
 fn median(v: &[Duration]) -> Duration {

@@ -630,8 +630,17 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
 /// The SQL one step runs, in its order, as a script a reader can follow: the transaction,
 /// do.sql, data as INSERT statements, checks.sql; components and the checks strata makes itself
 /// as comments.
-fn step_sql(p: &Prepared, test_data: bool) -> String {
-    let mut out = format!("-- {}\nBEGIN IMMEDIATE;\n", p.migration.label());
+fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> String {
+    let postgres = dialect == crate::input::Dialect::Postgres;
+    let mut out = if postgres {
+        format!(
+            "-- {}\nBEGIN;\n-- strata takes its lock and re-reads the ledger\nSELECT pg_advisory_xact_lock({});\n",
+            p.migration.label(),
+            crate::postgres::ledger::LOCK_KEY
+        )
+    } else {
+        format!("-- {}\nBEGIN IMMEDIATE;\n", p.migration.label())
+    };
     let mut section = |title: &str, body: Option<String>| {
         out.push_str(&format!("-- {title}\n"));
         if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
@@ -648,7 +657,11 @@ fn step_sql(p: &Prepared, test_data: bool) -> String {
     let data = |d: &crate::data::DataSet, dir: &str| {
         (
             format!("{dir}/data.json: {} row(s)", d.row_count()),
-            Some(d.to_sql()),
+            Some(if postgres {
+                crate::postgres::step::data_sql(d)
+            } else {
+                d.to_sql()
+            }),
         )
     };
     if test_data {
@@ -676,11 +689,21 @@ fn step_sql(p: &Prepared, test_data: bool) -> String {
     if p.check.is_some() {
         section(&component("check.wasm"), None);
     }
-    section(
-        "strata checks foreign keys",
-        Some("PRAGMA foreign_key_check;".into()),
-    );
-    out.push_str("-- strata compares the schema with schema.sql and records the step\nCOMMIT;\n");
+    if !postgres {
+        section(
+            "strata checks foreign keys",
+            Some("PRAGMA foreign_key_check;".into()),
+        );
+    }
+    if postgres {
+        out.push_str(
+            "-- strata checks its bookkeeping is untouched and records the step\nCOMMIT;\n",
+        );
+    } else {
+        out.push_str(
+            "-- strata compares the schema with schema.sql and records the step\nCOMMIT;\n",
+        );
+    }
     out
 }
 
@@ -762,7 +785,7 @@ fn plan_steps(
                         Ok(PlannedStep {
                             migration: m.label(),
                             actions: prepared.actions(test_data),
-                            sql: with_sql.then(|| step_sql(&prepared, test_data)),
+                            sql: with_sql.then(|| step_sql(&prepared, test_data, dialect)),
                             warnings: prepared.stale,
                         })
                     })

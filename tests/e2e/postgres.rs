@@ -493,6 +493,21 @@ fn plan_and_status_read_the_server_without_changing_it() {
     pg.hides_password(&plan);
     let status = p.strata(&["status"]).ok();
     pg.hides_password(&status);
+    // plan --sql shows PostgreSQL's SQL: its lock, the data as the step sends it, no PRAGMA.
+    let sql = p.strata(&["plan", "--sql"]).ok();
+    assert!(
+        sql.stdout.contains("pg_advisory_xact_lock"),
+        "{}",
+        sql.stdout
+    );
+    assert!(
+        sql.stdout.contains(
+            "INSERT INTO \"customer\" (\"name\", \"balance\") VALUES ($v$house account$v$, $v$0$v$)"
+        ),
+        "{}",
+        sql.stdout
+    );
+    assert!(!sql.stdout.contains("PRAGMA"), "{}", sql.stdout);
     // Reading created nothing: no strata schema on the real database, no test database.
     assert_eq!(
         pg.rows(

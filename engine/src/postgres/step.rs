@@ -400,23 +400,39 @@ fn literal(v: &Value) -> String {
     }
 }
 
+/// The INSERT that loads one data.json row.
+fn insert_sql(table: &str, row: &[(String, Value)]) -> String {
+    if row.is_empty() {
+        return format!("INSERT INTO {} DEFAULT VALUES", quote_ident(table));
+    }
+    let columns: Vec<String> = row.iter().map(|(c, _)| quote_ident(c)).collect();
+    let values: Vec<String> = row.iter().map(|(_, v)| literal(v)).collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        quote_ident(table),
+        columns.join(", "),
+        values.join(", ")
+    )
+}
+
+/// A data.json file as the statements that load it on PostgreSQL (for `plan --sql`).
+pub fn data_sql(data: &DataSet) -> String {
+    let mut out = String::new();
+    for (table, rows) in &data.tables {
+        for row in rows {
+            out.push_str(&insert_sql(table, row));
+            out.push_str(";\n");
+        }
+    }
+    out
+}
+
 fn insert(tx: &mut Transaction<'_>, data: Option<&DataSet>) -> Result<u64, ActionError> {
     let Some(data) = data else { return Ok(0) };
     let mut count = 0;
     for (table, rows) in &data.tables {
         for (i, row) in rows.iter().enumerate() {
-            let columns: Vec<String> = row.iter().map(|(c, _)| quote_ident(c)).collect();
-            let values: Vec<String> = row.iter().map(|(_, v)| literal(v)).collect();
-            let sql = if row.is_empty() {
-                format!("INSERT INTO {} DEFAULT VALUES", quote_ident(table))
-            } else {
-                format!(
-                    "INSERT INTO {} ({}) VALUES ({})",
-                    quote_ident(table),
-                    columns.join(", "),
-                    values.join(", ")
-                )
-            };
+            let sql = insert_sql(table, row);
             tx.batch_execute(&sql).map_err(|e| ActionError {
                 file: Some(data.path.clone()),
                 statement: None,

@@ -51,6 +51,9 @@ pub fn target(project: &Project, test_db: bool) -> &Path {
 
 /// `strata restore --list`: the backups that can go back to the database, oldest first.
 pub fn list(project: &Project, test_db: bool) -> Result<(PathBuf, Vec<Backup>), Error> {
+    if crate::postgres::is_url(target(project, test_db)) {
+        return crate::postgres::restore::list(project, test_db);
+    }
     let db = target(project, test_db);
     let live = live_id(project, db)?;
     let all = backup::list(&project.backups_dir(), db)?;
@@ -64,6 +67,9 @@ pub fn list(project: &Project, test_db: bool) -> Result<(PathBuf, Vec<Backup>), 
 /// The backup `restore` would put back: `backup` (a path, or a name in `.strata/backups/`), or
 /// the newest backup of the database. Refuses (exit 2) a file that is not a backup of it.
 pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Backup, Error> {
+    if crate::postgres::is_url(target(project, test_db)) {
+        return crate::postgres::restore::choose(project, test_db, backup);
+    }
     let db = target(project, test_db);
     let dir = project.backups_dir();
     let Some(named) = backup else {
@@ -139,6 +145,9 @@ pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result
 /// `strata restore`: puts `backup` (or the newest backup) back into the real database, or with
 /// `test_db` the test database. See the module documentation for what it guarantees.
 pub fn restore(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Restored, Error> {
+    if crate::postgres::is_url(target(project, test_db)) {
+        return crate::postgres::restore::restore(project, test_db, backup);
+    }
     let db = target(project, test_db);
     let timeout = project.busy_timeout();
     let _run = RunLock::exclusive(db, timeout)?;

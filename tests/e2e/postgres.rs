@@ -701,3 +701,87 @@ fn a_migration_cannot_touch_strata_bookkeeping() {
         vec!["0"]
     );
 }
+
+#[test]
+fn restore_puts_a_backup_back_whole_and_keeps_the_audit_log() {
+    let Some(pg) = Pg::new("restore") else { return };
+    let p = project(&pg);
+    orders_chain(&p);
+    p.strata(&["migrate"]).ok();
+    // A later migration, and rows the application wrote since.
+    p.write(
+        "migrations/shop/20260105T000000Z-later/do.sql",
+        "CREATE TABLE later (id int);\nCREATE SCHEMA extra;\nCREATE TABLE extra.t (id int);\n",
+    );
+    p.strata(&["migrate"]).ok();
+    pg.client(false)
+        .batch_execute("INSERT INTO customer (name) VALUES ('written by the app')")
+        .unwrap();
+    let audit_before: i64 = pg.rows(false, "SELECT count(*) FROM strata.strata_migration_audit")[0]
+        .parse()
+        .unwrap();
+
+    // The newest backup of the real database is the one taken before `later` was applied.
+    let list = p.strata(&["restore", "--list"]).ok();
+    pg.hides_password(&list);
+    let run = p.strata(&["restore", "--yes"]).ok();
+    pg.hides_password(&run);
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT to_regclass('later') IS NULL, to_regnamespace('extra') IS NULL, \
+             (SELECT count(*) FROM customer)"
+        ),
+        vec!["t|t|1"]
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT stamp FROM strata.strata_migration ORDER BY stamp"
+        ),
+        vec!["20260101T000000Z", "20260102T000000Z"]
+    );
+    // Nothing of the audit log is lost; the restore is in it; ids keep counting up.
+    let audit = pg.rows(
+        false,
+        "SELECT count(*), max(id) = count(*) FROM strata.strata_migration_audit",
+    );
+    assert_eq!(audit, vec![format!("{}|t", audit_before + 1)]);
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT action FROM strata.strata_migration_audit ORDER BY id DESC LIMIT 1"
+        ),
+        vec!["restore"]
+    );
+    pg.client(false)
+        .batch_execute("INSERT INTO customer (name) VALUES ('after the restore')")
+        .unwrap();
+    // The trigger and the append-only log came back too.
+    assert_eq!(
+        pg.rows(false, "SELECT name FROM customer ORDER BY id DESC LIMIT 1"),
+        vec!["after the restore"]
+    );
+    assert!(
+        pg.client(false)
+            .batch_execute("DELETE FROM strata.strata_migration_audit")
+            .is_err()
+    );
+    // And `strata migrate` applies `later` again.
+    p.strata(&["migrate"]).ok();
+    assert_eq!(
+        pg.rows(false, "SELECT to_regclass('later') IS NOT NULL"),
+        vec!["t"]
+    );
+    // A backup of the test database does not go back into the real one.
+    let test_backup = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "pgdump") && p.to_string_lossy().contains("_test-")
+        })
+        .unwrap();
+    p.strata(&["restore", "--yes", test_backup.to_str().unwrap()])
+        .code(2)
+        .stderr_has("a backup goes back only to the database it was taken from");
+}

@@ -14,6 +14,7 @@
 
 pub mod backup;
 pub mod ledger;
+pub mod restore;
 pub mod run;
 pub mod script;
 pub mod step;

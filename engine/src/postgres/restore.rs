@@ -1,0 +1,417 @@
+//! `strata restore` on PostgreSQL: puts a `pg_dump` backup back into the live database in one
+//! transaction, so it either happens whole or not at all.
+//!
+//! The backup must be one strata took of this database (its record names the database as shown
+//! and its identity, which must match the identity inside the archive and the live database's).
+//! The current state is kept first as a verified backup (restoring that undoes the restore).
+//! Then, in one transaction under strata's advisory lock: the audit rows written since the
+//! backup are read, every schema of the database is dropped, the archive's SQL (from
+//! `pg_restore --file=-`, data through `COPY`) is replayed, the carried audit rows are put back
+//! with their ids, and the restore itself is audited. A migrate waits for the lock; an
+//! application holding a table waits out `lock_timeout` and the restore is refused.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use postgres::Transaction;
+
+use super::{Target, backup, ledger};
+use crate::backup::{Backup, read_record};
+use crate::config::Project;
+use crate::error::Error;
+use crate::restore::Restored;
+
+/// The target of `restore`: the real database, or with `test_db` the test database.
+fn target(project: &Project, test_db: bool) -> Result<Target, Error> {
+    let db = if test_db {
+        &project.test_db
+    } else {
+        &project.db
+    };
+    Target::parse(
+        &db.to_string_lossy(),
+        if test_db { "test_db" } else { "db" },
+    )
+}
+
+/// The live database's identity; `None` when it does not exist or strata never ran on it.
+fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> {
+    let Some(mut c) = target
+        .open(project.busy_timeout())
+        .map_err(|e| target.connect_error(&e))?
+    else {
+        return Ok(None);
+    };
+    ledger::database_id(&mut c).map_err(|e| target.error("cannot read the database's identity", e))
+}
+
+fn as_backup(path: PathBuf, record: crate::backup::Record) -> Backup {
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Backup { path, record, size }
+}
+
+/// `strata restore --list` on PostgreSQL.
+pub fn list(project: &Project, test_db: bool) -> Result<(PathBuf, Vec<Backup>), Error> {
+    let target = target(project, test_db)?;
+    let live = live_id(project, &target)?;
+    let fits = backup::list(&project.backups_dir(), &target)
+        .into_iter()
+        .filter(|(_, r)| live.as_ref().is_none_or(|id| *id == r.database_id))
+        .map(|(p, r)| as_backup(p, r))
+        .collect();
+    Ok((target.as_path(), fits))
+}
+
+/// The backup `restore` would put back: `named` (a path or a name in `.strata/backups/`), or
+/// the newest backup of the database.
+pub fn choose(project: &Project, test_db: bool, named: Option<&Path>) -> Result<Backup, Error> {
+    let target = target(project, test_db)?;
+    let dir = project.backups_dir();
+    let Some(named) = named else {
+        let (_, mut fits) = list(project, test_db)?;
+        return fits.pop().ok_or_else(|| {
+            Error::input(
+                &dir,
+                format!("holds no backup of {target}; `strata migrate` takes one before each run"),
+            )
+        });
+    };
+    let path = if named.is_file() {
+        named.to_path_buf()
+    } else if dir.join(named).is_file() {
+        dir.join(named)
+    } else {
+        return Err(Error::input(
+            named,
+            "is not a backup: no such file here or in .strata/backups/",
+        ));
+    };
+    let record = read_record(&path)?;
+    if record.source != target.as_path() {
+        return Err(Error::input(
+            &path,
+            format!(
+                "is a backup of {}, not of {target}: a backup goes back only to the database it \
+                 was taken from. `strata restore --list` shows the backups of {target}",
+                record.source.display()
+            ),
+        ));
+    }
+    if let Some(live) = live_id(project, &target)?
+        && live != record.database_id
+    {
+        return Err(Error::input(
+            &path,
+            format!(
+                "was taken from another database that had the same name (identity {}; {target} \
+                 is {live}); it cannot go back here",
+                record.database_id
+            ),
+        ));
+    }
+    Ok(as_backup(path, record))
+}
+
+/// One piece of a plain-format dump.
+#[derive(Debug, PartialEq)]
+enum Piece {
+    /// Statements to run as they are.
+    Sql(String),
+    /// A `COPY ... FROM stdin` statement and its data (lines up to `\.`, excluded).
+    Copy { statement: String, data: String },
+}
+
+/// Splits `pg_restore --file=-` output into SQL and COPY blocks; skips the `\restrict` and
+/// `\unrestrict` lines, refuses any other psql meta-command.
+fn pieces(script: &str) -> Result<Vec<Piece>, String> {
+    let mut out = Vec::new();
+    let mut sql = String::new();
+    let mut lines = script.split_inclusive('\n');
+    while let Some(line) = lines.next() {
+        let balanced = || {
+            crate::postgres::script::statements(Path::new("backup"), &sql).is_ok()
+                && sql
+                    .lines()
+                    .map(str::trim)
+                    .rfind(|l| !l.is_empty() && !l.starts_with("--"))
+                    .is_none_or(|l| l.ends_with(';'))
+        };
+        let trimmed = line.trim_end();
+        if trimmed.starts_with('\\') && balanced() {
+            if trimmed.starts_with("\\restrict ") || trimmed.starts_with("\\unrestrict ") {
+                continue;
+            }
+            return Err(format!(
+                "the dump holds a psql command strata cannot run: {trimmed}"
+            ));
+        }
+        if trimmed.starts_with("COPY ") && trimmed.ends_with(" FROM stdin;") && balanced() {
+            if !sql.trim().is_empty() {
+                out.push(Piece::Sql(std::mem::take(&mut sql)));
+            }
+            sql.clear();
+            let mut data = String::new();
+            loop {
+                match lines.next() {
+                    Some(l) if l.trim_end_matches(['\n', '\r']) == "\\." => break,
+                    Some(l) => data.push_str(l),
+                    None => return Err(format!("the data of `{trimmed}` does not end")),
+                }
+            }
+            out.push(Piece::Copy {
+                statement: trimmed.trim_end_matches(';').to_string(),
+                data,
+            });
+            continue;
+        }
+        sql.push_str(line);
+    }
+    if !sql.trim().is_empty() {
+        out.push(Piece::Sql(sql));
+    }
+    Ok(out)
+}
+
+/// The identity inside a dump: the first row of `strata.strata_database`.
+fn identity_in(pieces: &[Piece]) -> Option<String> {
+    pieces.iter().find_map(|p| match p {
+        Piece::Copy { statement, data }
+            if statement.starts_with("COPY strata.strata_database ") =>
+        {
+            data.lines().next()?.split('\t').next().map(str::to_string)
+        }
+        _ => None,
+    })
+}
+
+/// `strata restore` on PostgreSQL. See the module documentation for what it guarantees.
+pub fn restore(project: &Project, test_db: bool, named: Option<&Path>) -> Result<Restored, Error> {
+    let target = target(project, test_db)?;
+    let chosen = choose(project, test_db, named)?;
+    backup::verify(&chosen.path, &target)?;
+    let mut plain = Command::new(backup::program("pg_restore")?);
+    plain.arg("--file=-").arg(&chosen.path);
+    let out = plain.output().map_err(|e| Error::io(&chosen.path, e))?;
+    if !out.status.success() {
+        return Err(Error::input(
+            &chosen.path,
+            format!(
+                "pg_restore cannot read it: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    let script = String::from_utf8(out.stdout)
+        .map_err(|_| Error::input(&chosen.path, "holds a dump that is not UTF-8"))?;
+    let pieces = pieces(&script).map_err(|e| Error::input(&chosen.path, e))?;
+    if identity_in(&pieces).as_deref() != Some(chosen.record.database_id.as_str()) {
+        return Err(Error::input(
+            &chosen.path,
+            format!(
+                "does not hold the database its record names (identity {} inside, {} in its \
+                 record); the file was replaced or the record belongs to another backup",
+                identity_in(&pieces).as_deref().unwrap_or("none"),
+                chosen.record.database_id
+            ),
+        ));
+    }
+
+    let mut client = target.connect(project.busy_timeout())?;
+    ledger::ensure(&mut client).map_err(|e| target.error("cannot create the ledger tables", e))?;
+    let undo = backup::take(
+        &mut client,
+        &target,
+        &project.backups_dir(),
+        project.config.backups_keep.max(2),
+        &format!("before restore of {}", file_name(&chosen.path)),
+    )?;
+    let mut tx = client
+        .transaction()
+        .map_err(|e| target.error("cannot begin the restore", e))?;
+    let context = format!(
+        "cannot restore {} (nothing was changed)",
+        chosen.path.display()
+    );
+    let carried = match replay(&mut tx, &pieces, &chosen, &undo) {
+        Ok(n) => n,
+        Err(Replay::Server(e)) => return Err(target.error(context, e)),
+        Err(Replay::Data(e)) => {
+            return Err(Error::Postgres {
+                db: target.as_path(),
+                context,
+                message: e.to_string(),
+            });
+        }
+    };
+    tx.commit()
+        .map_err(|e| target.error("cannot commit the restore", e))?;
+    Ok(Restored {
+        db: target.as_path(),
+        restored_from: chosen.path,
+        taken_at: chosen.record.taken_at,
+        undo: Some(undo),
+        audit_rows_kept: carried,
+    })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Why a replay stopped.
+enum Replay {
+    Server(postgres::Error),
+    Data(std::io::Error),
+}
+
+impl From<postgres::Error> for Replay {
+    fn from(e: postgres::Error) -> Self {
+        Replay::Server(e)
+    }
+}
+
+/// Inside the restore's transaction: carry the audit log over, empty the database, replay the
+/// dump, put the carried rows back, audit the restore. Returns the rows carried.
+fn replay(
+    tx: &mut Transaction<'_>,
+    pieces: &[Piece],
+    chosen: &Backup,
+    undo: &Path,
+) -> Result<usize, Replay> {
+    ledger::lock(tx)?;
+    let audit: Vec<postgres::Row> = tx.query(
+        "SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
+                duration_ms, operator, checksum
+         FROM strata.strata_migration_audit ORDER BY id",
+        &[],
+    )?;
+    let schemas: Vec<String> = tx
+        .query(
+            "SELECT n.nspname::text FROM pg_catalog.pg_namespace n
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let version: i32 = tx
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )?
+        .get(0);
+    for s in &schemas {
+        tx.batch_execute(&format!(
+            "DROP SCHEMA \"{}\" CASCADE",
+            s.replace('"', "\"\"")
+        ))?;
+    }
+    // pg_dump leaves the public schema out (every database has one): put it back as a new
+    // database has it.
+    tx.batch_execute(if version >= 150000 {
+        "CREATE SCHEMA public AUTHORIZATION pg_database_owner;
+         GRANT USAGE ON SCHEMA public TO PUBLIC;
+         COMMENT ON SCHEMA public IS 'standard public schema';"
+    } else {
+        "CREATE SCHEMA public; GRANT ALL ON SCHEMA public TO PUBLIC;
+         COMMENT ON SCHEMA public IS 'standard public schema';"
+    })?;
+    for piece in pieces {
+        match piece {
+            Piece::Sql(sql) => tx.batch_execute(sql)?,
+            Piece::Copy { statement, data } => {
+                let mut w = tx.copy_in(statement.as_str())?;
+                // A failed write aborts the COPY when the writer drops; the transaction is
+                // then rolled back whole.
+                w.write_all(data.as_bytes()).map_err(Replay::Data)?;
+                w.finish()?;
+            }
+        }
+    }
+    tx.batch_execute("SET search_path = pg_catalog")?;
+    let restored_max: i64 = tx
+        .query_one(
+            "SELECT COALESCE(max(id), 0) FROM strata.strata_migration_audit",
+            &[],
+        )?
+        .get(0);
+    let mut carried = 0;
+    for r in audit.iter().filter(|r| r.get::<_, i64>(0) > restored_max) {
+        tx.execute(
+            "INSERT INTO strata.strata_migration_audit
+                 (id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
+                  duration_ms, operator, checksum)
+             OVERRIDING SYSTEM VALUE
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &r.get::<_, i64>(0),
+                &r.get::<_, String>(1),
+                &r.get::<_, String>(2),
+                &r.get::<_, Option<String>>(3),
+                &r.get::<_, Option<String>>(4),
+                &r.get::<_, String>(5),
+                &r.get::<_, String>(6),
+                &r.get::<_, Option<String>>(7),
+                &r.get::<_, Option<i64>>(8),
+                &r.get::<_, Option<i64>>(9),
+                &r.get::<_, Option<i64>>(10),
+                &r.get::<_, String>(11),
+                &r.get::<_, Option<String>>(12),
+            ],
+        )?;
+        carried += 1;
+    }
+    tx.batch_execute(
+        "SELECT pg_catalog.setval(
+             pg_catalog.pg_get_serial_sequence('strata.strata_migration_audit', 'id'),
+             GREATEST((SELECT max(id) FROM strata.strata_migration_audit), 1))",
+    )?;
+    let entry = crate::ledger::Entry::for_run(
+        crate::event::Phase::Restore.as_str(),
+        "restore",
+        format!(
+            "{} (taken {}); the state before is {}",
+            chosen.path.display(),
+            chosen.record.taken_at,
+            undo.display()
+        ),
+    );
+    ledger::append(tx, &[entry])?;
+    Ok(carried)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dump_splits_into_sql_and_copy_blocks() {
+        let script = "\\restrict abc\n\
+                      SET x = 1;\n\
+                      CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$\n\
+                      COPY t FROM stdin;\n\
+                      $$;\n\
+                      COPY strata.strata_database (id, created_at) FROM stdin;\n\
+                      abc123\t2026\n\
+                      \\.\n\
+                      SELECT 1;\n\
+                      \\unrestrict abc\n";
+        let p = pieces(script).unwrap();
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(matches!(&p[0], Piece::Sql(s) if s.contains("COPY t FROM stdin;\n$$;")));
+        assert_eq!(
+            p[1],
+            Piece::Copy {
+                statement: "COPY strata.strata_database (id, created_at) FROM stdin".into(),
+                data: "abc123\t2026\n".into()
+            }
+        );
+        assert_eq!(identity_in(&p).as_deref(), Some("abc123"));
+        assert!(pieces("\\connect other\n").is_err());
+        assert!(pieces("COPY t (a) FROM stdin;\n1\n").is_err());
+    }
+}

@@ -57,11 +57,7 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
     }
     let mut repins = Vec::new();
     for db in [&project.test_db, &project.db] {
-        let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
-            continue;
-        };
-        let applied =
-            ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+        let applied = crate::migrator::read_applied(project, db)?;
         for entry in plan::status(&tree.migrations, &applied) {
             let State::Modified { files } = entry.state else {
                 continue;
@@ -103,6 +99,24 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
             .iter()
             .find(|m| m.label() == r.migration)
             .expect("a chosen migration");
+        let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
+        let mut entry = ledger::Entry::for_run(
+            "repair",
+            "repair",
+            format!(
+                "re-pinned after a deliberate change to {}: checksum {} -> {}",
+                files.join(", "),
+                r.old_checksum,
+                r.new_checksum
+            ),
+        );
+        entry.module = Some(m.id.module.clone());
+        entry.stamp = Some(m.id.stamp.clone());
+        entry.checksum = Some(r.new_checksum.clone());
+        if crate::postgres::is_url(&r.db) {
+            crate::postgres::run::repin(project, &r.db, m, &entry)?;
+            continue;
+        }
         let mut conn = sqlite::open(&r.db, project.busy_timeout())?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -118,20 +132,6 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
             ],
         )
         .map_err(|e| Error::db(&r.db, "cannot re-pin the migration", e))?;
-        let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
-        let mut entry = ledger::Entry::for_run(
-            "repair",
-            "repair",
-            format!(
-                "re-pinned after a deliberate change to {}: checksum {} -> {}",
-                files.join(", "),
-                r.old_checksum,
-                r.new_checksum
-            ),
-        );
-        entry.module = Some(m.id.module.clone());
-        entry.stamp = Some(m.id.stamp.clone());
-        entry.checksum = Some(r.new_checksum.clone());
         ledger::append(&tx, &[entry])
             .map_err(|e| Error::db(&r.db, "cannot audit the repair", e))?;
         tx.commit()

@@ -58,7 +58,7 @@ fn refuse_postgres(path: &Path) -> Result<(), Error> {
     if crate::postgres::is_url(path) {
         return Err(Error::Usage(format!(
             "{} is a PostgreSQL database: on PostgreSQL strata runs `migrate`, `plan`, \
-             `status`, `audit`, `sandbox`, `restore` and `serve` so far; this command works on \
+             `status`, `audit`, `sandbox`, `restore`, `repair` and `serve` so far; this command works on \
              SQLite databases only",
             crate::postgres::redacted(path)
         )));

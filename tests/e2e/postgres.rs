@@ -767,6 +767,25 @@ fn restore_puts_a_backup_back_whole_and_keeps_the_audit_log() {
             .batch_execute("DELETE FROM strata.strata_migration_audit")
             .is_err()
     );
+    // A deliberate change to an applied migration: refused, then re-pinned with repair.
+    p.write(
+        "migrations/shop/20260102T000000Z-orders/do.sql",
+        &format!(
+            "-- orders, with a comment added later\n{}",
+            std::fs::read_to_string(p.path("migrations/shop/20260102T000000Z-orders/do.sql"))
+                .unwrap()
+        ),
+    );
+    p.strata(&["migrate"]).code(3).stderr_has("strata repair");
+    p.strata(&["repair", "shop/20260102T000000Z-orders", "--yes"])
+        .ok();
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM strata.strata_migration_audit WHERE action = 'repair'"
+        ),
+        vec!["1"]
+    );
     // And `strata migrate` applies `later` again.
     p.strata(&["migrate"]).ok();
     assert_eq!(

@@ -91,6 +91,36 @@ pub fn append_audit(
         .map_err(|e| target.error("cannot append to the audit log", e))
 }
 
+/// `strata repair` on PostgreSQL: re-pins `m` (its checksum and manifest) in the ledger of
+/// `db` and audits it, in one transaction under strata's lock.
+pub fn repin(
+    project: &Project,
+    db: &Path,
+    m: &Migration,
+    entry: &crate::ledger::Entry,
+) -> Result<(), Error> {
+    let target = target(project, db)?;
+    let mut client = target.connect(lock_timeout(project))?;
+    client
+        .transaction()
+        .and_then(|mut tx| {
+            ledger::lock(&mut tx)?;
+            tx.execute(
+                "UPDATE strata.strata_migration SET checksum = $1, manifest = $2
+                 WHERE module = $3 AND stamp = $4",
+                &[
+                    &m.checksum(),
+                    &m.manifest.to_lines(),
+                    &m.id.module,
+                    &m.id.stamp,
+                ],
+            )?;
+            ledger::append(&mut tx, std::slice::from_ref(entry))?;
+            tx.commit()
+        })
+        .map_err(|e| target.error(format!("cannot re-pin {}", m.label()), e))
+}
+
 /// `strata audit` on PostgreSQL.
 pub fn audit(
     project: &Project,

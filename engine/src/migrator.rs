@@ -794,16 +794,41 @@ pub fn audit(
     test_db: bool,
     limit: Option<u64>,
 ) -> Result<(PathBuf, Vec<AuditRow>), Error> {
-    let db = if test_db {
-        &project.test_db
-    } else {
-        &project.db
-    };
-    let rows = match sqlite::open_read_only(db, project.busy_timeout())? {
+    let (db, conn) = audit_db(project, test_db)?;
+    let rows = match conn {
         Some(c) => {
             ledger::audit(&c, limit).map_err(|e| Error::db(db, "cannot read the audit log", e))?
         }
         None => Vec::new(),
     };
     Ok((db.clone(), rows))
+}
+
+/// One page of a database's audit log (see [`ledger::audit_page`]): the newest `size` rows
+/// below `before_id`, oldest first, and whether older ones remain.
+pub fn audit_page(
+    project: &Project,
+    test_db: bool,
+    before_id: Option<i64>,
+    size: u64,
+) -> Result<(PathBuf, Vec<AuditRow>, bool), Error> {
+    let (db, conn) = audit_db(project, test_db)?;
+    let (rows, more) = match conn {
+        Some(c) => ledger::audit_page(&c, before_id, size)
+            .map_err(|e| Error::db(db, "cannot read the audit log", e))?,
+        None => (Vec::new(), false),
+    };
+    Ok((db.clone(), rows, more))
+}
+
+fn audit_db(
+    project: &Project,
+    test_db: bool,
+) -> Result<(&PathBuf, Option<rusqlite::Connection>), Error> {
+    let db = if test_db {
+        &project.test_db
+    } else {
+        &project.db
+    };
+    Ok((db, sqlite::open_read_only(db, project.busy_timeout())?))
 }

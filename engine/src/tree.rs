@@ -181,11 +181,29 @@ impl PartialEq for Fingerprint {
 
 impl Eq for Fingerprint {}
 
+/// A file's identity and times as compared: device, inode, size, modification time (s, ns),
+/// change time (s, ns). The change time moves on every write and cannot be set back.
+pub type FileStamp = (u64, u64, u64, i64, i64, i64, i64);
+
+/// The [`FileStamp`] of `m`.
+pub fn file_stamp(m: &std::fs::Metadata) -> FileStamp {
+    use std::os::unix::fs::MetadataExt as _;
+    (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
+}
+
 /// One entry's metadata; for a symbolic link, the link's own and its target's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct EntryStamp {
-    own: (u64, u64, u64, i64, i64, i64, i64),
-    target: Option<((u64, u64, u64, i64, i64, i64, i64), PathBuf)>,
+    own: FileStamp,
+    target: Option<(FileStamp, PathBuf)>,
 }
 
 /// How deep the tree's folders go: module, migration, `test-data/` (through links too).
@@ -252,23 +270,15 @@ impl Fingerprint {
         Ok(())
     }
 
-    fn stamp(&mut self, m: &std::fs::Metadata) -> (u64, u64, u64, i64, i64, i64, i64) {
-        use std::os::unix::fs::MetadataExt as _;
-        for (s, ns) in [(m.mtime(), m.mtime_nsec()), (m.ctime(), m.ctime_nsec())] {
+    fn stamp(&mut self, m: &std::fs::Metadata) -> FileStamp {
+        let stamp = file_stamp(m);
+        for (s, ns) in [(stamp.3, stamp.4), (stamp.5, stamp.6)] {
             self.newest_ns = self
                 .newest_ns
                 .max(i128::from(s) * 1_000_000_000 + i128::from(ns));
             self.coarse |= ns == 0;
         }
-        (
-            m.dev(),
-            m.ino(),
-            m.size(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-        )
+        stamp
     }
 
     /// Whether every entry was old enough, when the fingerprint was taken, that a later write
@@ -637,6 +647,44 @@ mod tests {
             module: module.into(),
             stamp: stamp.into(),
         }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_every_edit_the_tree_would_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("migrations");
+        let m = root.join("app/20240101T000000Z-zero");
+        std::fs::create_dir_all(m.join("transform/src")).unwrap();
+        std::fs::write(m.join("do.sql"), "CREATE TABLE t(a);\n").unwrap();
+        let first = Fingerprint::of(&root).unwrap();
+        assert!(!first.is_settled(), "just written: not to be trusted yet");
+        assert_eq!(Fingerprint::of(&root).unwrap(), first);
+        // A guest crate's sources are not part of the tree.
+        std::fs::write(m.join("transform/src/lib.rs"), "// edited").unwrap();
+        assert_eq!(Fingerprint::of(&root).unwrap(), first);
+
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let settled = Fingerprint::of(&root).unwrap();
+        assert!(settled.is_settled());
+        // Edited in place to the same size.
+        std::fs::write(m.join("do.sql"), "CREATE TABLE u(a);\n").unwrap();
+        let edited = Fingerprint::of(&root).unwrap();
+        assert_ne!(edited, settled);
+        assert!(!edited.is_settled());
+        // A new file, a new folder, a link pointed elsewhere.
+        std::fs::write(m.join("checks.sql"), "").unwrap();
+        let added = Fingerprint::of(&root).unwrap();
+        assert_ne!(added, edited);
+        std::os::unix::fs::symlink("do.sql", m.join("notes.md")).unwrap();
+        let linked = Fingerprint::of(&root).unwrap();
+        assert_ne!(linked, added);
+        std::fs::remove_file(m.join("notes.md")).unwrap();
+        std::os::unix::fs::symlink("checks.sql", m.join("notes.md")).unwrap();
+        assert_ne!(Fingerprint::of(&root).unwrap(), linked);
+        assert_eq!(
+            Fingerprint::of(&dir.path().join("none")).unwrap(),
+            Fingerprint::default()
+        );
     }
 
     #[test]

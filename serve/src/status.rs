@@ -16,7 +16,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags};
 use strata_engine::Project;
-use strata_engine::tree::Fingerprint;
+use strata_engine::tree::{FileStamp, Fingerprint, file_stamp};
 
 use crate::proto;
 
@@ -70,11 +70,7 @@ struct Key {
 #[derive(PartialEq, Eq)]
 enum DbKey {
     Absent,
-    Present {
-        /// dev, inode, size, mtime (s, ns), ctime (s, ns).
-        meta: (u64, u64, u64, i64, i64, i64, i64),
-        data_version: i64,
-    },
+    Present { meta: FileStamp, data_version: i64 },
 }
 
 impl StatusCache {
@@ -230,15 +226,7 @@ impl Watched {
             return None;
         };
         Some(DbKey::Present {
-            meta: (
-                meta.dev(),
-                meta.ino(),
-                meta.size(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ctime(),
-                meta.ctime_nsec(),
-            ),
+            meta: file_stamp(&meta),
             data_version,
         })
     }

@@ -42,7 +42,7 @@ struct Inner {
     /// Set by [`StrataService::shutdown`]: new runs are refused.
     closing: AtomicBool,
     /// The last Status answer, reused while the tree and databases stay as they were.
-    status: StatusCache,
+    status: Arc<StatusCache>,
 }
 
 impl StrataService {
@@ -50,7 +50,7 @@ impl StrataService {
     pub fn new(project: Project, token: Token) -> Self {
         StrataService {
             inner: Arc::new(Inner {
-                status: StatusCache::new(&project),
+                status: Arc::new(StatusCache::new(project.clone())),
                 project,
                 token,
                 run_lock: tokio::sync::Mutex::new(()),
@@ -325,11 +325,7 @@ impl Strata for StrataService {
         req: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
         self.authorize(&req, "Status").await?;
-        let inner = Arc::clone(&self.inner);
-        let answer = tokio::task::spawn_blocking(move || inner.status.get(&inner.project, status))
-            .await
-            .map_err(|e| Status::internal(format!("the call panicked: {e}")))??;
-        Ok(Response::new(answer))
+        Ok(Response::new(self.inner.status.get(status).await?))
     }
 
     async fn plan(

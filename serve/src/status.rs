@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags};
 use strata_engine::Project;
@@ -22,9 +22,10 @@ use crate::proto;
 
 /// The last Status answer and what it was computed from.
 pub(crate) struct StatusCache {
+    project: Project,
     flight: Mutex<Flight>,
     /// Signalled when a check ends.
-    landed: Condvar,
+    landed: tokio::sync::Notify,
     state: Mutex<State>,
 }
 
@@ -74,7 +75,7 @@ enum DbKey {
 }
 
 impl StatusCache {
-    pub(crate) fn new(project: &Project) -> StatusCache {
+    pub(crate) fn new(project: Project) -> StatusCache {
         let watched = [&project.test_db, &project.db]
             .into_iter()
             .map(|p| Watched {
@@ -83,8 +84,9 @@ impl StatusCache {
             })
             .collect();
         StatusCache {
+            project,
             flight: Mutex::default(),
-            landed: Condvar::new(),
+            landed: tokio::sync::Notify::new(),
             state: Mutex::new(State {
                 watched,
                 last: None,
@@ -94,40 +96,49 @@ impl StatusCache {
     }
 
     /// The Status answer: that of a check that started after this call arrived, which reuses
-    /// the kept answer if nothing changed since it was computed and else runs `compute`.
-    pub(crate) fn get(
-        &self,
-        project: &Project,
-        compute: impl FnOnce(&Project) -> Answer,
-    ) -> Answer {
-        let mut flight = lock(&self.flight);
-        let need = flight.started + 1;
+    /// the kept answer if nothing changed since it was computed and else runs `compute`. The
+    /// check runs on a blocking thread; callers waiting for it hold no thread.
+    pub(crate) async fn get(self: &Arc<Self>, compute: fn(&Project) -> Answer) -> Answer {
+        let need = lock(&self.flight).started + 1;
         loop {
-            if flight.finished >= need
-                && let Some(answer) = &flight.answer
-            {
-                return answer.clone();
-            }
-            if !flight.running {
-                break;
-            }
-            flight = self.landed.wait(flight).unwrap_or_else(|e| e.into_inner());
+            // Registered before looking, so a check that ends in between still wakes us.
+            let landed = self.landed.notified();
+            tokio::pin!(landed);
+            landed.as_mut().enable();
+            let landing = {
+                let mut flight = lock(&self.flight);
+                if flight.finished >= need
+                    && let Some(answer) = &flight.answer
+                {
+                    return answer.clone();
+                }
+                (!flight.running).then(|| {
+                    flight.running = true;
+                    flight.started += 1;
+                    Landing {
+                        cache: Arc::clone(self),
+                        check: flight.started,
+                        answer: None,
+                    }
+                })
+            };
+            let Some(mut landing) = landing else {
+                landed.await;
+                continue;
+            };
+            return tokio::task::spawn_blocking(move || {
+                let answer = landing.cache.check(compute);
+                landing.answer.replace(answer.clone());
+                answer
+            })
+            .await
+            .unwrap_or_else(|e| Err(tonic::Status::internal(format!("the call panicked: {e}"))));
         }
-        flight.running = true;
-        flight.started += 1;
-        let mut landing = Landing {
-            cache: self,
-            check: flight.started,
-            answer: None,
-        };
-        drop(flight);
-        let answer = self.check(project, compute);
-        landing.answer = Some(answer.clone());
-        answer
     }
 
     /// Compares what the answer is made of with what the kept one was made of.
-    fn check(&self, project: &Project, compute: impl FnOnce(&Project) -> Answer) -> Answer {
+    fn check(&self, compute: fn(&Project) -> Answer) -> Answer {
+        let project = &self.project;
         let mut state = lock(&self.state);
         // Taken before computing: a change while computing makes the next key differ.
         let key = state.key(project);
@@ -151,19 +162,20 @@ impl StatusCache {
 }
 
 /// Ends a check, also when it panicked: the next caller starts another.
-struct Landing<'a> {
-    cache: &'a StatusCache,
+struct Landing {
+    cache: Arc<StatusCache>,
     check: u64,
     answer: Option<Answer>,
 }
 
-impl Drop for Landing<'_> {
+impl Drop for Landing {
     fn drop(&mut self) {
         let mut flight = lock(&self.cache.flight);
         flight.running = false;
         flight.finished = self.check;
         flight.answer = self.answer.take();
-        self.cache.landed.notify_all();
+        drop(flight);
+        self.cache.landed.notify_waiters();
     }
 }
 
@@ -280,15 +292,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    #[test]
-    fn the_answer_is_kept_until_the_tree_or_a_database_changes() {
+    #[tokio::test]
+    async fn the_answer_is_kept_until_the_tree_or_a_database_changes() {
         let dir = tempfile::tempdir().unwrap();
         let p = project(dir.path());
-        let cache = StatusCache::new(&p);
+        let cache = Arc::new(StatusCache::new(p.clone()));
         settle();
-        let first = cache.get(&p, status).unwrap();
+        let first = cache.get(status).await.unwrap();
         assert!(first.report_json.contains("\"applied\""), "{first:?}");
-        assert_eq!(cache.get(&p, status).unwrap(), first);
+        assert_eq!(cache.get(status).await.unwrap(), first);
         assert_eq!(cache.computed(), 1, "nothing changed: the answer is kept");
 
         // The applied do.sql edited in place to the same size.
@@ -296,63 +308,67 @@ mod tests {
             .path()
             .join("migrations/app/20240101T000000Z-zero/do.sql");
         std::fs::write(&do_sql, "CREATE TABLE u(a);\n").unwrap();
-        let edited = cache.get(&p, status).unwrap();
+        let edited = cache.get(status).await.unwrap();
         assert!(edited.report_json.contains("\"modified\""), "{edited:?}");
         assert_eq!(cache.computed(), 2);
         settle();
-        assert_eq!(cache.get(&p, status).unwrap(), edited);
+        assert_eq!(cache.get(status).await.unwrap(), edited);
         let kept = cache.computed();
-        assert_eq!(cache.get(&p, status).unwrap(), edited);
+        assert_eq!(cache.get(status).await.unwrap(), edited);
         assert_eq!(cache.computed(), kept);
 
         // Another connection commits to the real database.
         let conn = Connection::open(&p.db).unwrap();
         conn.execute_batch("CREATE TABLE added_by_hand(a);")
             .unwrap();
-        let changed = cache.get(&p, status).unwrap();
+        let changed = cache.get(status).await.unwrap();
         assert!(changed.report_json.contains("added_by_hand"), "{changed:?}");
         assert_eq!(cache.computed(), kept + 1);
         drop(conn);
 
         // The database removed.
         std::fs::remove_file(&p.db).unwrap();
-        let gone = cache.get(&p, status).unwrap();
+        let gone = cache.get(status).await.unwrap();
         assert!(gone.ledgers[1].applied.is_empty(), "{gone:?}");
         assert_eq!(cache.computed(), kept + 2);
     }
 
-    #[test]
-    fn a_database_with_a_journal_left_behind_is_read_afresh_every_time() {
+    #[tokio::test]
+    async fn a_database_with_a_journal_left_behind_is_read_afresh_every_time() {
         let dir = tempfile::tempdir().unwrap();
         let p = project(dir.path());
-        let cache = StatusCache::new(&p);
+        let cache = Arc::new(StatusCache::new(p.clone()));
         settle();
-        cache.get(&p, status).unwrap();
+        cache.get(status).await.unwrap();
         std::fs::write(suffixed(&p.test_db, "-journal"), b"not empty").unwrap();
         let before = cache.computed();
-        cache.get(&p, status).unwrap();
-        cache.get(&p, status).unwrap();
+        cache.get(status).await.unwrap();
+        cache.get(status).await.unwrap();
         assert_eq!(cache.computed(), before + 2);
     }
 
-    #[test]
-    fn concurrent_callers_share_one_answer() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_share_one_answer() {
         let dir = tempfile::tempdir().unwrap();
         let p = project(dir.path());
-        let cache = StatusCache::new(&p);
+        let cache = Arc::new(StatusCache::new(p.clone()));
         settle();
-        let answers: Vec<_> = std::thread::scope(|s| {
-            let calls: Vec<_> = (0..8)
-                .map(|_| {
-                    s.spawn(|| {
-                        (0..50)
-                            .map(|_| cache.get(&p, status).unwrap())
-                            .collect::<Vec<_>>()
-                    })
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    for _ in 0..50 {
+                        answers.push(cache.get(status).await.unwrap());
+                    }
+                    answers
                 })
-                .collect();
-            calls.into_iter().flat_map(|c| c.join().unwrap()).collect()
-        });
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for c in calls {
+            answers.extend(c.await.unwrap());
+        }
         assert_eq!(answers.len(), 400);
         assert!(answers.iter().all(|a| *a == answers[0]));
         assert_eq!(cache.computed(), 1);

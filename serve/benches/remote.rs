@@ -113,32 +113,34 @@ async fn status_latency(url: &str, clients: usize, calls: usize) -> Vec<Duration
     all
 }
 
-/// 100 migrations applied through the library on a fresh project.
-fn migrate_local() -> Duration {
+/// 100 migrations applied through the library on a fresh project: wall and CPU time.
+fn migrate_local() -> (Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let p = project(dir.path(), 100);
+    let cpu = cpu_time();
     let t = Instant::now();
     let r = tokio::task::block_in_place(|| {
         migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap()
     });
-    let took = t.elapsed();
+    let took = (t.elapsed(), cpu_time() - cpu);
     assert_eq!(r.phases.last().unwrap().applied.len(), 100);
     took
 }
 
 /// The same over gRPC, on a fresh project served in this process.
-async fn migrate_remote() -> Duration {
+async fn migrate_remote() -> (Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let p = project(dir.path(), 100);
     let (url, stop) = start(p).await;
     let mut c = client(&url).await;
+    let cpu = cpu_time();
     let t = Instant::now();
     let mut events = 0usize;
     let r = c
         .migrate(&MigrateOptions::default(), &mut |_| events += 1)
         .await
         .unwrap();
-    let took = t.elapsed();
+    let took = (t.elapsed(), cpu_time() - cpu);
     assert_eq!(r.phases.last().unwrap().applied.len(), 100);
     assert!(events > 400, "every step's events arrive ({events})");
     let _ = stop.send(());
@@ -204,14 +206,17 @@ fn main() {
             .and_then(|r| r.parse().ok())
             .unwrap_or(6);
         let (mut local, mut remote, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut local_cpu, mut remote_cpu) = (Vec::new(), Vec::new());
         for round in 0..rounds {
-            let (l, r) = if round % 2 == 0 {
+            let ((l, lc), (r, rc)) = if round % 2 == 0 {
                 let l = migrate_local();
                 (l, migrate_remote().await)
             } else {
                 let r = migrate_remote().await;
                 (migrate_local(), r)
             };
+            local_cpu.push(lc);
+            remote_cpu.push(rc);
             ratios.push(r.as_secs_f64() / l.as_secs_f64() - 1.0);
             println!(
                 "  round {}: local {}, remote {} ({:+.1}%)",
@@ -236,6 +241,14 @@ fn main() {
             (r.as_secs_f64() / l.as_secs_f64() - 1.0) * 100.0,
             ratios[0] * 100.0,
             ratios[ratios.len() - 1] * 100.0
+        );
+        let (lc, rc) = (median(local_cpu), median(remote_cpu));
+        println!(
+            "  CPU time of the process (server and client alike), median: local {}, remote {} \
+             ({:+.1}%)",
+            ms(lc),
+            ms(rc),
+            (rc.as_secs_f64() / lc.as_secs_f64() - 1.0) * 100.0
         );
     });
 }

@@ -11,8 +11,9 @@
 //! Module map: `proto` (the generated messages, server and client), `auth` (bearer tokens,
 //! constant-time comparison, auditing refused attempts), `error` (engine errors to gRPC statuses
 //! and back), `convert` (engine events and reports to messages and back), `service` (the
-//! `strata.v1.Strata` implementation), `status` (the Status answer kept while nothing changed), `server` (listener, TLS, health, reflection, graceful
-//! shutdown) and `client`.
+//! `strata.v1.Strata` implementation), `status` (the Status answer, kept while nothing it is
+//! made of changed), `server` (listener, TLS, health, reflection, graceful shutdown) and
+//! `client`.
 //!
 //! Mounting it in an application's own tonic server:
 //!

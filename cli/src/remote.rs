@@ -233,13 +233,6 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
         Command::Serve(_) => return local_only("serve"),
         Command::Repair { .. } => return local_only("repair"),
         Command::Completions { .. } => return local_only("completions"),
-        Command::Plan { sql: true, .. } => {
-            return Err(usage(
-                "plan --sql does not work with --remote yet: the server sends the plan, not the \
-                 SQL of its tree; run `strata plan --sql` in a checkout of the same tree"
-                    .into(),
-            ));
-        }
         Command::Migrate(r) if r.write_snapshots => {
             return Err(usage(
                 "--write-snapshots does not work with --remote: the server never writes into \
@@ -302,11 +295,18 @@ async fn remote_command(
             }
             if check {
                 // The server's plan refuses exactly when its migrate would.
-                client.plan(&MigrateOptions::default()).await?;
+                client.plan(&MigrateOptions::default(), false).await?;
             }
             Ok(())
         }
-        Command::Plan { run, .. } => out.plan(&client.plan(&options(&run)).await?),
+        Command::Plan { run, sql } => {
+            let phases = client.plan(&options(&run), sql).await?;
+            if sql {
+                out.plan_sql(&phases)
+            } else {
+                out.plan(&phases)
+            }
+        }
         Command::Migrate(run) => {
             let opts = MigrateOptions {
                 rehearse_on_copy: run.rehearse_on_copy,
@@ -386,8 +386,8 @@ async fn remote_command(
     }
 }
 
-/// `plan`/`migrate` options for the server: `--to` goes as given (the server checks it against
-/// its own tree), the rest as flags.
+/// `plan`/`migrate` options for the server: `--to` goes as given (the server reads it against
+/// its own tree, whole stamp or prefix), the rest as flags.
 fn options(run: &super::PlanArgs) -> MigrateOptions {
     MigrateOptions {
         plan: strata_engine::plan::PlanOptions {

@@ -298,6 +298,28 @@ pub struct AuditRow {
 
 /// The newest `limit` audit rows (all if `None`), oldest first.
 pub fn audit(conn: &Connection, limit: Option<u64>) -> rusqlite::Result<Vec<AuditRow>> {
+    let limit = limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+    audit_rows(conn, i64::MAX, limit)
+}
+
+/// One page of the audit log, paged in SQL on the id: the newest `size` rows whose id is below
+/// `before_id` (no bound when `None`), oldest first, and whether older rows remain.
+pub fn audit_page(
+    conn: &Connection,
+    before_id: Option<i64>,
+    size: u64,
+) -> rusqlite::Result<(Vec<AuditRow>, bool)> {
+    let size = size.min(i64::MAX as u64 - 1) as i64;
+    let mut rows = audit_rows(conn, before_id.unwrap_or(i64::MAX), size + 1)?;
+    let more = rows.len() as i64 > size;
+    if more {
+        rows.remove(0);
+    }
+    Ok((rows, more))
+}
+
+/// The newest `limit` rows (all if negative) with an id below `before_id`, oldest first.
+fn audit_rows(conn: &Connection, before_id: i64, limit: i64) -> rusqlite::Result<Vec<AuditRow>> {
     if !exists(conn)? {
         return Ok(Vec::new());
     }
@@ -305,11 +327,10 @@ pub fn audit(conn: &Connection, limit: Option<u64>) -> rusqlite::Result<Vec<Audi
         "SELECT * FROM (
              SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
                     duration_ms, operator, checksum
-             FROM strata_migration_audit ORDER BY id DESC LIMIT ?1)
+             FROM strata_migration_audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2)
          ORDER BY id",
     )?;
-    let limit = limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
-    let rows = stmt.query_map([limit], |r| {
+    let rows = stmt.query_map(params![before_id, limit], |r| {
         Ok(AuditRow {
             id: r.get(0)?,
             at: r.get(1)?,
@@ -440,6 +461,30 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id, 2);
         assert_eq!(audit(&conn, None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn audit_pages_walk_the_log_newest_first_without_gaps_or_repeats() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        ensure(&mut conn).unwrap();
+        let entries: Vec<Entry> = (0..7)
+            .map(|i| Entry::for_run("apply", "do.sql", format!("entry {i}")))
+            .collect();
+        append(&conn, &entries).unwrap();
+        let (page, more) = audit_page(&conn, None, 3).unwrap();
+        assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [5, 6, 7]);
+        assert!(more);
+        let (page, more) = audit_page(&conn, Some(5), 3).unwrap();
+        assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 3, 4]);
+        assert!(more);
+        let (page, more) = audit_page(&conn, Some(2), 3).unwrap();
+        assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [1]);
+        assert!(!more);
+        // A page that ends exactly at the oldest row says nothing older remains.
+        let (page, more) = audit_page(&conn, Some(4), 3).unwrap();
+        assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(!more);
+        assert_eq!(audit_page(&conn, Some(1), 3).unwrap(), (Vec::new(), false));
     }
 
     #[test]

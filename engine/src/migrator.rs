@@ -849,19 +849,57 @@ pub fn audit(
     test_db: bool,
     limit: Option<u64>,
 ) -> Result<(PathBuf, Vec<AuditRow>), Error> {
-    let db = if test_db {
-        &project.test_db
-    } else {
-        &project.db
-    };
-    if crate::postgres::is_url(db) {
-        return crate::postgres::run::audit(project, db, limit);
+    if crate::postgres::is_url(audit_target(project, test_db)) {
+        return crate::postgres::run::audit(project, audit_target(project, test_db), limit);
     }
-    let rows = match sqlite::open_read_only(db, project.busy_timeout())? {
+    let (db, conn) = audit_db(project, test_db)?;
+    let rows = match conn {
         Some(c) => {
             ledger::audit(&c, limit).map_err(|e| Error::db(db, "cannot read the audit log", e))?
         }
         None => Vec::new(),
     };
     Ok((db.clone(), rows))
+}
+
+/// One page of a database's audit log (see [`ledger::audit_page`]): the newest `size` rows
+/// below `before_id`, oldest first, and whether older ones remain.
+pub fn audit_page(
+    project: &Project,
+    test_db: bool,
+    before_id: Option<i64>,
+    size: u64,
+) -> Result<(PathBuf, Vec<AuditRow>, bool), Error> {
+    if crate::postgres::is_url(audit_target(project, test_db)) {
+        return crate::postgres::run::audit_page(
+            project,
+            audit_target(project, test_db),
+            before_id,
+            size,
+        );
+    }
+    let (db, conn) = audit_db(project, test_db)?;
+    let (rows, more) = match conn {
+        Some(c) => ledger::audit_page(&c, before_id, size)
+            .map_err(|e| Error::db(db, "cannot read the audit log", e))?,
+        None => (Vec::new(), false),
+    };
+    Ok((db.clone(), rows, more))
+}
+
+/// The database `audit` reads: the real one, or with `test_db` the test database.
+fn audit_target(project: &Project, test_db: bool) -> &PathBuf {
+    if test_db {
+        &project.test_db
+    } else {
+        &project.db
+    }
+}
+
+fn audit_db(
+    project: &Project,
+    test_db: bool,
+) -> Result<(&PathBuf, Option<rusqlite::Connection>), Error> {
+    let db = audit_target(project, test_db);
+    Ok((db, sqlite::open_read_only(db, project.busy_timeout())?))
 }

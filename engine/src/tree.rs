@@ -155,6 +155,146 @@ impl Tree {
     }
 }
 
+/// What the tree looks like on disk, read from directory listings and file metadata only: every
+/// entry [`Tree::load`] looks at, with its inode, size, modification and change times. Two equal
+/// fingerprints mean the tree was not touched in between, except by a write that landed in the
+/// same clock tick as the fingerprint's own look at the file: [`Fingerprint::is_settled`] tells
+/// whether that can be ruled out. Folders that hold guest crates (`transform/`, `check/`,
+/// `seed/`) are not entered: loading the tree does not read them.
+#[derive(Debug, Clone, Default)]
+pub struct Fingerprint {
+    entries: Vec<(PathBuf, EntryStamp)>,
+    /// The latest modification or change time seen, in nanoseconds since the epoch.
+    newest_ns: i128,
+    /// Whether a timestamp had no sub-second part (a file system that keeps whole seconds).
+    coarse: bool,
+    /// The clock just before the first entry was looked at, in nanoseconds since the epoch.
+    taken_ns: i128,
+}
+
+/// Equal when every entry is (the times of taking are not compared).
+impl PartialEq for Fingerprint {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Fingerprint {}
+
+/// A file's identity and times as compared: device, inode, size, modification time (s, ns),
+/// change time (s, ns). The change time moves on every write and cannot be set back.
+pub type FileStamp = (u64, u64, u64, i64, i64, i64, i64);
+
+/// The [`FileStamp`] of `m`.
+pub fn file_stamp(m: &std::fs::Metadata) -> FileStamp {
+    use std::os::unix::fs::MetadataExt as _;
+    (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
+}
+
+/// One entry's metadata; for a symbolic link, the link's own and its target's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntryStamp {
+    own: FileStamp,
+    target: Option<(FileStamp, PathBuf)>,
+}
+
+/// How deep the tree's folders go: module, migration, `test-data/` (through links too).
+const FINGERPRINT_DEPTH: usize = 4;
+
+impl Fingerprint {
+    /// The fingerprint of the tree under `root` (a missing root is an empty fingerprint).
+    pub fn of(root: &Path) -> std::io::Result<Fingerprint> {
+        let taken = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let mut f = Fingerprint {
+            taken_ns: taken,
+            ..Fingerprint::default()
+        };
+        match std::fs::symlink_metadata(root) {
+            Ok(own) => f.visit(root, own, 0)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(f)
+    }
+
+    /// Records `path` (whose own metadata is `own`) and, for a folder the tree reads, what it
+    /// holds.
+    fn visit(&mut self, path: &Path, own: std::fs::Metadata, depth: usize) -> std::io::Result<()> {
+        let mut is_dir = own.is_dir();
+        let target = if own.file_type().is_symlink() {
+            let link = std::fs::read_link(path)?;
+            match std::fs::metadata(path) {
+                Ok(m) => {
+                    is_dir = m.is_dir();
+                    Some((self.stamp(&m), link))
+                }
+                // A dangling link: its own metadata and text are what there is to compare.
+                Err(_) => Some(((0, 0, 0, 0, 0, 0, 0), link)),
+            }
+        } else {
+            None
+        };
+        let own_stamp = self.stamp(&own);
+        self.entries.push((
+            path.to_path_buf(),
+            EntryStamp {
+                own: own_stamp,
+                target,
+            },
+        ));
+        let guest = path
+            .file_name()
+            .is_some_and(|n| ["transform", "check", "seed"].contains(&&*n.to_string_lossy()));
+        if is_dir && depth < FINGERPRINT_DEPTH && !(depth >= 2 && guest) {
+            // Each entry's metadata relative to the open folder: no path walk per entry.
+            let mut children = Vec::new();
+            for entry in std::fs::read_dir(path)? {
+                let entry = entry?;
+                children.push((entry.file_name(), entry.metadata()?));
+            }
+            children.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, meta) in children {
+                self.visit(&path.join(name), meta, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stamp(&mut self, m: &std::fs::Metadata) -> FileStamp {
+        let stamp = file_stamp(m);
+        for (s, ns) in [(stamp.3, stamp.4), (stamp.5, stamp.6)] {
+            self.newest_ns = self
+                .newest_ns
+                .max(i128::from(s) * 1_000_000_000 + i128::from(ns));
+            self.coarse |= ns == 0;
+        }
+        stamp
+    }
+
+    /// Whether every entry was old enough, when the fingerprint was taken, that a later write
+    /// shows in its times: nothing changed within 100 ms before (2 s on a file system that keeps
+    /// whole seconds). A fingerprint that is not settled must not be trusted to stand for the
+    /// content.
+    pub fn is_settled(&self) -> bool {
+        let window: i128 = if self.coarse {
+            2_000_000_000
+        } else {
+            100_000_000
+        };
+        self.newest_ns + window < self.taken_ns
+    }
+}
+
 fn load_module(
     dir: &Path,
     module: &str,
@@ -507,6 +647,44 @@ mod tests {
             module: module.into(),
             stamp: stamp.into(),
         }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_every_edit_the_tree_would_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("migrations");
+        let m = root.join("app/20240101T000000Z-zero");
+        std::fs::create_dir_all(m.join("transform/src")).unwrap();
+        std::fs::write(m.join("do.sql"), "CREATE TABLE t(a);\n").unwrap();
+        let first = Fingerprint::of(&root).unwrap();
+        assert!(!first.is_settled(), "just written: not to be trusted yet");
+        assert_eq!(Fingerprint::of(&root).unwrap(), first);
+        // A guest crate's sources are not part of the tree.
+        std::fs::write(m.join("transform/src/lib.rs"), "// edited").unwrap();
+        assert_eq!(Fingerprint::of(&root).unwrap(), first);
+
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let settled = Fingerprint::of(&root).unwrap();
+        assert!(settled.is_settled());
+        // Edited in place to the same size.
+        std::fs::write(m.join("do.sql"), "CREATE TABLE u(a);\n").unwrap();
+        let edited = Fingerprint::of(&root).unwrap();
+        assert_ne!(edited, settled);
+        assert!(!edited.is_settled());
+        // A new file, a new folder, a link pointed elsewhere.
+        std::fs::write(m.join("checks.sql"), "").unwrap();
+        let added = Fingerprint::of(&root).unwrap();
+        assert_ne!(added, edited);
+        std::os::unix::fs::symlink("do.sql", m.join("notes.md")).unwrap();
+        let linked = Fingerprint::of(&root).unwrap();
+        assert_ne!(linked, added);
+        std::fs::remove_file(m.join("notes.md")).unwrap();
+        std::os::unix::fs::symlink("checks.sql", m.join("notes.md")).unwrap();
+        assert_ne!(Fingerprint::of(&root).unwrap(), linked);
+        assert_eq!(
+            Fingerprint::of(&dir.path().join("none")).unwrap(),
+            Fingerprint::default()
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! 1. Status over loopback: 2,000 calls from 1 client, then 2,000 calls from each of 8
 //!    concurrent clients (each its own connection); p50 and p99 latency.
 //! 2. A 100-migration Migrate (test database, then real database) run locally through the
-//!    library, and the same run over gRPC on a fresh copy; median of 3 each.
+//!    library, and the same run over gRPC on a fresh copy, in rotated rounds (odd rounds local
+//!    first, even rounds remote first, so neither always runs on a warmer or busier machine);
+//!    the median of each and the ratio of each round, `STRATA_BENCH_ROUNDS` rounds (default 6;
+//!    0 measures Status only).
 //!
 //! The server runs in this process on 127.0.0.1 (port 0), the real `StrataService` behind the
 //! real tonic server, so the figures are the engine plus gRPC plus loopback TCP.
@@ -63,6 +66,23 @@ async fn client(url: &str) -> Client {
     Client::connect(opts).await.unwrap()
 }
 
+/// CPU time used by this process so far (user + system, from /proc/self/stat; clock ticks of
+/// 10 ms): a figure other processes' load does not inflate the way it inflates latency.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the command name: state is field 0, utime field 11, stime field 12.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -93,6 +113,40 @@ async fn status_latency(url: &str, clients: usize, calls: usize) -> Vec<Duration
     all
 }
 
+/// 100 migrations applied through the library on a fresh project: wall and CPU time.
+fn migrate_local() -> (Duration, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(dir.path(), 100);
+    let cpu = cpu_time();
+    let t = Instant::now();
+    let r = tokio::task::block_in_place(|| {
+        migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap()
+    });
+    let took = (t.elapsed(), cpu_time() - cpu);
+    assert_eq!(r.phases.last().unwrap().applied.len(), 100);
+    took
+}
+
+/// The same over gRPC, on a fresh project served in this process.
+async fn migrate_remote() -> (Duration, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = project(dir.path(), 100);
+    let (url, stop) = start(p).await;
+    let mut c = client(&url).await;
+    let cpu = cpu_time();
+    let t = Instant::now();
+    let mut events = 0usize;
+    let r = c
+        .migrate(&MigrateOptions::default(), &mut |_| events += 1)
+        .await
+        .unwrap();
+    let took = (t.elapsed(), cpu_time() - cpu);
+    assert_eq!(r.phases.last().unwrap().applied.len(), 100);
+    assert!(events > 400, "every step's events arrive ({events})");
+    let _ = stop.send(());
+    took
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -108,52 +162,93 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let p = project(dir.path(), 10);
         migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
+        let db = p.db.clone();
         let (url, stop) = start(p).await;
         status_latency(&url, 1, 100).await; // warm up
         for clients in [1, 8] {
+            let cpu = cpu_time();
             let lat = status_latency(&url, clients, 2000).await;
+            let cpu = cpu_time() - cpu;
             println!(
-                "Status, {clients} client(s) x 2000 calls: p50 {}, p99 {}, max {}",
+                "Status, {clients} client(s) x 2000 calls: p50 {}, p99 {}, max {}; CPU (server and \
+                 clients) {:.0} us per call",
                 ms(percentile(&lat, 0.50)),
                 ms(percentile(&lat, 0.99)),
-                ms(*lat.last().unwrap())
+                ms(*lat.last().unwrap()),
+                cpu.as_secs_f64() * 1e6 / lat.len() as f64
             );
         }
+        // The answer cannot be reused: another connection committed before every call.
+        let writer = rusqlite::Connection::open(&db).unwrap();
+        let mut c = client(&url).await;
+        let mut lat = Vec::new();
+        writer
+            .execute_batch("CREATE TABLE bench_touch(n)")
+            .unwrap();
+        for _ in 0..200 {
+            writer.execute("INSERT INTO bench_touch VALUES (1)", []).unwrap();
+            let t = Instant::now();
+            c.status().await.unwrap();
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        println!(
+            "Status after a commit by another connection (computed afresh), 1 client x 200 calls: \
+             p50 {}, p99 {}",
+            ms(percentile(&lat, 0.50)),
+            ms(percentile(&lat, 0.99)),
+        );
         let _ = stop.send(());
 
-        // 2. 100 migrations, local vs remote.
-        let (mut local, mut remote) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
-            let dir = tempfile::tempdir().unwrap();
-            let p = project(dir.path(), 100);
-            let t = Instant::now();
-            let r = tokio::task::block_in_place(|| {
-                migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap()
-            });
-            local.push(t.elapsed());
-            assert_eq!(r.phases.last().unwrap().applied.len(), 100);
-
-            let dir = tempfile::tempdir().unwrap();
-            let p = project(dir.path(), 100);
-            let (url, stop) = start(p).await;
-            let mut c = client(&url).await;
-            let t = Instant::now();
-            let mut events = 0usize;
-            let r = c
-                .migrate(&MigrateOptions::default(), &mut |_| events += 1)
-                .await
-                .unwrap();
-            remote.push(t.elapsed());
-            assert_eq!(r.phases.last().unwrap().applied.len(), 100);
-            assert!(events > 400, "every step's events arrive ({events})");
-            let _ = stop.send(());
+        // 2. 100 migrations, local vs remote, in rotated rounds.
+        let rounds: usize = std::env::var("STRATA_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(6);
+        let (mut local, mut remote, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut local_cpu, mut remote_cpu) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let ((l, lc), (r, rc)) = if round % 2 == 0 {
+                let l = migrate_local();
+                (l, migrate_remote().await)
+            } else {
+                let r = migrate_remote().await;
+                (migrate_local(), r)
+            };
+            local_cpu.push(lc);
+            remote_cpu.push(rc);
+            ratios.push(r.as_secs_f64() / l.as_secs_f64() - 1.0);
+            println!(
+                "  round {}: local {}, remote {} ({:+.1}%)",
+                round + 1,
+                ms(l),
+                ms(r),
+                ratios[round] * 100.0
+            );
+            local.push(l);
+            remote.push(r);
+        }
+        if rounds == 0 {
+            return;
         }
         let (l, r) = (median(local), median(remote));
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "Migrate, 100 migrations (rehearsal + apply): local {}, remote {} ({:+.1}%)",
+            "Migrate, 100 migrations (rehearsal + apply), {rounds} rotated rounds: median local {}, \
+             median remote {} ({:+.1}%); per round {:+.1}% to {:+.1}%",
             ms(l),
             ms(r),
-            (r.as_secs_f64() / l.as_secs_f64() - 1.0) * 100.0
+            (r.as_secs_f64() / l.as_secs_f64() - 1.0) * 100.0,
+            ratios[0] * 100.0,
+            ratios[ratios.len() - 1] * 100.0
+        );
+        let (lc, rc) = (median(local_cpu), median(remote_cpu));
+        println!(
+            "  CPU time of the process (server and client alike), median: local {}, remote {} \
+             ({:+.1}%)",
+            ms(lc),
+            ms(rc),
+            (rc.as_secs_f64() / lc.as_secs_f64() - 1.0) * 100.0
         );
     });
 }

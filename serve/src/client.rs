@@ -16,7 +16,7 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
-use crate::convert::EventReplay;
+use crate::convert::{self, EventReplay};
 use crate::error::RemoteError;
 use crate::proto::{self, strata_client::StrataClient};
 
@@ -181,8 +181,12 @@ impl Client {
         Ok((body.databases, r.ledgers))
     }
 
-    /// `plan`.
-    pub async fn plan(&mut self, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, RemoteError> {
+    /// `plan`; with `sql`, each step carries the SQL the server's tree would run (`plan --sql`).
+    pub async fn plan(
+        &mut self,
+        opts: &MigrateOptions,
+        sql: bool,
+    ) -> Result<Vec<PlannedPhase>, RemoteError> {
         #[derive(serde::Deserialize)]
         struct Body {
             phases: Vec<PlannedPhase>,
@@ -190,6 +194,7 @@ impl Client {
         let req = self.request(
             proto::PlanRequest {
                 options: Some(run_options(opts)),
+                sql,
             },
             true,
         );
@@ -284,7 +289,7 @@ impl Client {
             let r = self.inner.audit(req).await.map_err(|s| self.err(s))?;
             let r = r.into_inner();
             got += r.entries.len() as u64;
-            pages.push(r.entries.into_iter().map(audit_row).collect());
+            pages.push(r.entries.into_iter().map(convert::audit_row).collect());
             before_id = r.next_before_id;
             if before_id == 0 || limit.is_some_and(|l| got >= l) {
                 break PathBuf::from(r.db);
@@ -382,23 +387,5 @@ fn run_options(o: &MigrateOptions) -> proto::RunOptions {
         rehearse_on_copy: o.rehearse_on_copy,
         allow_drift: o.allow_drift,
         single_transaction: o.single_transaction,
-    }
-}
-
-fn audit_row(a: proto::AuditEntry) -> AuditRow {
-    AuditRow {
-        id: a.id,
-        at: a.at,
-        phase: a.phase,
-        module: a.module,
-        stamp: a.stamp,
-        action: a.action,
-        outcome: a.outcome,
-        detail: a.detail,
-        rows: a.rows,
-        fuel_used: a.fuel_used,
-        duration_ms: a.duration_ms,
-        operator: a.operator,
-        checksum: a.checksum,
     }
 }

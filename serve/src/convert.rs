@@ -9,61 +9,101 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use strata_engine::checksum::Manifest;
+use strata_engine::ledger::AuditRow;
 use strata_engine::{Action, Event, Migration, MigrationId, Phase};
 
 use crate::proto::{self, event::Kind};
 
-pub fn phase(p: Phase) -> proto::Phase {
-    match p {
-        Phase::Rehearsal => proto::Phase::Rehearsal,
-        Phase::Apply => proto::Phase::Apply,
-        Phase::Sandbox => proto::Phase::Sandbox,
-        Phase::Restore => proto::Phase::Restore,
-        _ => proto::Phase::Unspecified,
-    }
+/// Each phase and its wire form; both directions read this one table.
+const PHASES: [(Phase, proto::Phase); 4] = [
+    (Phase::Rehearsal, proto::Phase::Rehearsal),
+    (Phase::Apply, proto::Phase::Apply),
+    (Phase::Sandbox, proto::Phase::Sandbox),
+    (Phase::Restore, proto::Phase::Restore),
+];
+
+/// Each action and its wire form.
+const ACTIONS: [(Action, proto::Action); 11] = [
+    (Action::DoSql, proto::Action::DoSql),
+    (Action::Transform, proto::Action::Transform),
+    (Action::TestData, proto::Action::TestData),
+    (Action::TestSeed, proto::Action::TestSeed),
+    (Action::ProjData, proto::Action::ProjData),
+    (Action::ProjSeed, proto::Action::ProjSeed),
+    (Action::Checks, proto::Action::Checks),
+    (Action::CheckComponent, proto::Action::CheckComponent),
+    (Action::ForeignKeyCheck, proto::Action::ForeignKeyCheck),
+    (Action::Snapshot, proto::Action::Snapshot),
+    (Action::Record, proto::Action::Record),
+];
+
+/// The wire value of `p` (unspecified for a phase this version does not know).
+pub fn phase(p: Phase) -> i32 {
+    PHASES
+        .iter()
+        .find(|(e, _)| *e == p)
+        .map_or(proto::Phase::Unspecified, |(_, w)| *w) as i32
 }
 
+/// The phase of wire value `p`; an unknown one reads as the apply phase.
 pub fn phase_back(p: i32) -> Phase {
-    match proto::Phase::try_from(p).unwrap_or(proto::Phase::Unspecified) {
-        proto::Phase::Rehearsal => Phase::Rehearsal,
-        proto::Phase::Sandbox => Phase::Sandbox,
-        proto::Phase::Restore => Phase::Restore,
-        proto::Phase::Apply | proto::Phase::Unspecified => Phase::Apply,
-    }
+    PHASES
+        .iter()
+        .find(|(_, w)| *w as i32 == p)
+        .map_or(Phase::Apply, |(e, _)| *e)
 }
 
-pub fn action(a: Action) -> proto::Action {
-    use proto::Action as P;
-    match a {
-        Action::DoSql => P::DoSql,
-        Action::Transform => P::Transform,
-        Action::TestData => P::TestData,
-        Action::TestSeed => P::TestSeed,
-        Action::ProjData => P::ProjData,
-        Action::ProjSeed => P::ProjSeed,
-        Action::Checks => P::Checks,
-        Action::CheckComponent => P::CheckComponent,
-        Action::ForeignKeyCheck => P::ForeignKeyCheck,
-        Action::Snapshot => P::Snapshot,
-        Action::Record => P::Record,
-        _ => P::Unspecified,
-    }
+/// The wire value of `a` (unspecified for an action this version does not know).
+pub fn action(a: Action) -> i32 {
+    ACTIONS
+        .iter()
+        .find(|(e, _)| *e == a)
+        .map_or(proto::Action::Unspecified, |(_, w)| *w) as i32
 }
 
+/// The action of wire value `a`; an unknown one reads as do.sql.
 pub fn action_back(a: i32) -> Action {
-    use proto::Action as P;
-    match P::try_from(a).unwrap_or(P::Unspecified) {
-        P::DoSql | P::Unspecified => Action::DoSql,
-        P::Transform => Action::Transform,
-        P::TestData => Action::TestData,
-        P::TestSeed => Action::TestSeed,
-        P::ProjData => Action::ProjData,
-        P::ProjSeed => Action::ProjSeed,
-        P::Checks => Action::Checks,
-        P::CheckComponent => Action::CheckComponent,
-        P::ForeignKeyCheck => Action::ForeignKeyCheck,
-        P::Snapshot => Action::Snapshot,
-        P::Record => Action::Record,
+    ACTIONS
+        .iter()
+        .find(|(_, w)| *w as i32 == a)
+        .map_or(Action::DoSql, |(e, _)| *e)
+}
+
+/// An audit row as its message.
+pub fn audit_entry(a: AuditRow) -> proto::AuditEntry {
+    proto::AuditEntry {
+        id: a.id,
+        at: a.at,
+        phase: a.phase,
+        module: a.module,
+        stamp: a.stamp,
+        action: a.action,
+        outcome: a.outcome,
+        detail: a.detail,
+        rows: a.rows,
+        fuel_used: a.fuel_used,
+        duration_ms: a.duration_ms,
+        operator: a.operator,
+        checksum: a.checksum,
+    }
+}
+
+/// An audit message as the engine's row.
+pub fn audit_row(a: proto::AuditEntry) -> AuditRow {
+    AuditRow {
+        id: a.id,
+        at: a.at,
+        phase: a.phase,
+        module: a.module,
+        stamp: a.stamp,
+        action: a.action,
+        outcome: a.outcome,
+        detail: a.detail,
+        rows: a.rows,
+        fuel_used: a.fuel_used,
+        duration_ms: a.duration_ms,
+        operator: a.operator,
+        checksum: a.checksum,
     }
 }
 
@@ -91,7 +131,7 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             db,
             pending,
         } => Kind::PhaseStarted(proto::PhaseStarted {
-            phase: phase(*p) as i32,
+            phase: phase(*p),
             db: path(db),
             pending: *pending as u64,
         }),
@@ -103,7 +143,7 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             phase: p,
             migration: m,
         } => Kind::StepStarted(proto::StepStarted {
-            phase: phase(*p) as i32,
+            phase: phase(*p),
             migration: migration(m),
         }),
         Event::ActionDone {
@@ -114,9 +154,9 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             fuel,
             elapsed,
         } => Kind::ActionDone(proto::ActionDone {
-            phase: phase(*p) as i32,
+            phase: phase(*p),
             migration: migration(m),
-            action: action(*a) as i32,
+            action: action(*a),
             rows: *rows,
             fuel: *fuel,
             elapsed_ms: ms(*elapsed),
@@ -127,7 +167,7 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             ..
         } => Kind::ComponentStarted(proto::ComponentStarted {
             migration: migration(m),
-            action: action(*a) as i32,
+            action: action(*a),
         }),
         Event::ComponentLog {
             migration: m,
@@ -136,7 +176,7 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             message,
         } => Kind::ComponentLog(proto::ComponentLog {
             migration: migration(m),
-            action: action(*a) as i32,
+            action: action(*a),
             level: level.to_string(),
             message: message.to_string(),
         }),
@@ -152,7 +192,7 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             migration: m,
             elapsed,
         } => Kind::StepApplied(proto::StepApplied {
-            phase: phase(*p) as i32,
+            phase: phase(*p),
             migration: migration(m),
             elapsed_ms: ms(*elapsed),
         }),
@@ -160,7 +200,7 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             phase: p,
             migration: m,
         } => Kind::StepSkipped(proto::StepSkipped {
-            phase: phase(*p) as i32,
+            phase: phase(*p),
             migration: migration(m),
         }),
         Event::PhaseFinished {
@@ -168,7 +208,7 @@ pub fn event(e: &Event<'_>) -> Option<proto::Event> {
             db,
             applied,
         } => Kind::PhaseFinished(proto::PhaseFinished {
-            phase: phase(*p) as i32,
+            phase: phase(*p),
             db: path(db),
             applied: *applied as u64,
         }),
@@ -288,7 +328,7 @@ mod tests {
             Phase::Sandbox,
             Phase::Restore,
         ] {
-            assert_eq!(phase_back(phase(p) as i32), p);
+            assert_eq!(phase_back(phase(p)), p);
         }
         for a in [
             Action::DoSql,
@@ -303,7 +343,7 @@ mod tests {
             Action::Snapshot,
             Action::Record,
         ] {
-            assert_eq!(action_back(action(a) as i32), a);
+            assert_eq!(action_back(action(a)), a);
         }
     }
 

@@ -34,7 +34,7 @@ pub fn to_status(err: &Error) -> Status {
     };
     if let Error::Step(f) = err {
         detail.migration = f.migration.clone();
-        detail.action = convert::action(f.action) as i32;
+        detail.action = convert::action(f.action);
         detail.file = f
             .file
             .as_ref()

@@ -11,8 +11,9 @@
 //! Module map: `proto` (the generated messages, server and client), `auth` (bearer tokens,
 //! constant-time comparison, auditing refused attempts), `error` (engine errors to gRPC statuses
 //! and back), `convert` (engine events and reports to messages and back), `service` (the
-//! `strata.v1.Strata` implementation), `server` (listener, TLS, health, reflection, graceful
-//! shutdown) and `client`.
+//! `strata.v1.Strata` implementation), `status` (the Status answer, kept while nothing it is
+//! made of changed), `server` (listener, TLS, health, reflection, graceful shutdown) and
+//! `client`.
 //!
 //! Mounting it in an application's own tonic server:
 //!
@@ -37,6 +38,7 @@ mod convert;
 pub mod error;
 pub mod server;
 pub mod service;
+mod status;
 
 pub use client::Client;
 pub use error::RemoteError;

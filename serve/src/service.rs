@@ -21,6 +21,7 @@ use crate::auth::{self, Token};
 use crate::convert;
 use crate::error::{refuse, to_status};
 use crate::proto::{self, strata_server::Strata};
+use crate::status::StatusCache;
 
 /// The default limit on one message, either way: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -40,6 +41,8 @@ struct Inner {
     run_lock: tokio::sync::Mutex<()>,
     /// Set by [`StrataService::shutdown`]: new runs are refused.
     closing: AtomicBool,
+    /// The last Status answer, reused while the tree and databases stay as they were.
+    status: Arc<StatusCache>,
 }
 
 impl StrataService {
@@ -47,6 +50,7 @@ impl StrataService {
     pub fn new(project: Project, token: Token) -> Self {
         StrataService {
             inner: Arc::new(Inner {
+                status: Arc::new(StatusCache::new(project.clone())),
                 project,
                 token,
                 run_lock: tokio::sync::Mutex::new(()),
@@ -143,14 +147,10 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, Status> {
     serde_json::to_string(value).map_err(|e| Status::internal(format!("cannot encode: {e}")))
 }
 
-fn bad_request(message: impl Into<String>) -> Status {
-    refuse(Code::InvalidArgument, exit::BAD_INPUT, "usage", message)
-}
-
-fn options(o: Option<proto::RunOptions>) -> Result<MigrateOptions, Status> {
+fn options(o: Option<proto::RunOptions>) -> MigrateOptions {
     let o = o.unwrap_or_default();
-    let to = stamp(&o.to)?;
-    Ok(MigrateOptions {
+    let to = given(&o.to);
+    MigrateOptions {
         plan: PlanOptions {
             to,
             allow_out_of_order: o.allow_out_of_order,
@@ -161,18 +161,21 @@ fn options(o: Option<proto::RunOptions>) -> Result<MigrateOptions, Status> {
         write_snapshots: false,
         allow_drift: o.allow_drift,
         single_transaction: o.single_transaction,
-    })
-}
-
-fn stamp(to: &str) -> Result<Option<String>, Status> {
-    if to.is_empty() {
-        return Ok(None);
     }
-    strata_engine::tree::parse_stamp(to).map_err(|e| bad_request(format!("--to {to}: {e}")))?;
-    Ok(Some(to.to_string()))
 }
 
-fn module(m: &str) -> Option<String> {
+/// `--to` as the local command reads it: a whole stamp, or the start of one stamp of the
+/// server's tree.
+fn resolve_to(p: &Project, to: &mut Option<String>) -> Result<(), Error> {
+    if let Some(prefix) = to.take() {
+        let tree = Tree::load(&p.migrations_dir())?;
+        *to = Some(strata_engine::tree::resolve_stamp(&tree, &prefix)?);
+    }
+    Ok(())
+}
+
+/// An optional string field: empty is absent.
+fn given(m: &str) -> Option<String> {
     (!m.is_empty()).then(|| m.to_string())
 }
 
@@ -212,7 +215,7 @@ impl Forward {
                 let (halt, m, a) = (
                     Arc::clone(&stop),
                     convert::migration(migration),
-                    convert::action(*action) as i32,
+                    convert::action(*action),
                 );
                 let thread = std::thread::spawn(move || {
                     while !halt.load(Ordering::Relaxed) && !tx.is_closed() {
@@ -314,24 +317,7 @@ impl Strata for StrataService {
         req: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
         self.authorize(&req, "Status").await?;
-        let (dbs, ledgers) = self
-            .blocking(|p| {
-                let dbs = migrator::status(p)?;
-                let mut ledgers = Vec::new();
-                for d in &dbs {
-                    ledgers.push(proto::DatabaseLedger {
-                        phase: convert::phase(d.phase) as i32,
-                        db: d.db.display().to_string(),
-                        applied: applied(p, &d.db)?,
-                    });
-                }
-                Ok((dbs, ledgers))
-            })
-            .await?;
-        Ok(Response::new(proto::StatusResponse {
-            report_json: to_json(&serde_json::json!({ "databases": dbs }))?,
-            ledgers,
-        }))
+        Ok(Response::new(self.inner.status.get(status).await?))
     }
 
     async fn plan(
@@ -339,8 +325,19 @@ impl Strata for StrataService {
         req: Request<proto::PlanRequest>,
     ) -> Result<Response<proto::PlanResponse>, Status> {
         self.authorize(&req, "Plan").await?;
-        let opts = options(req.into_inner().options)?;
-        let phases = self.blocking(move |p| migrator::plan(p, &opts)).await?;
+        let r = req.into_inner();
+        let mut opts = options(r.options);
+        let phases = self
+            .blocking(move |p| {
+                resolve_to(p, &mut opts.plan.to)?;
+                if r.sql {
+                    // Rendered from the server's own tree; nothing is run.
+                    migrator::plan_with_sql(p, &opts)
+                } else {
+                    migrator::plan(p, &opts)
+                }
+            })
+            .await?;
         Ok(Response::new(proto::PlanResponse {
             report_json: to_json(&serde_json::json!({ "phases": phases }))?,
         }))
@@ -354,8 +351,9 @@ impl Strata for StrataService {
     ) -> Result<Response<Self::MigrateStream>, Status> {
         self.authorize(&req, "Migrate").await?;
         self.open_for_runs()?;
-        let opts = options(req.into_inner().options)?;
+        let mut opts = options(req.into_inner().options);
         Ok(Response::new(self.stream(true, move |p, sink| {
+            resolve_to(p, &mut opts.plan.to)?;
             migrator::migrate(p, &opts, sink)
         })))
     }
@@ -368,15 +366,15 @@ impl Strata for StrataService {
     ) -> Result<Response<Self::SandboxStream>, Status> {
         self.authorize(&req, "Sandbox").await?;
         self.open_for_runs()?;
-        let to = stamp(&req.into_inner().to)?;
-        let opts = SandboxOptions {
+        let mut opts = SandboxOptions {
             from: None,
             plan: PlanOptions {
-                to,
+                to: given(&req.into_inner().to),
                 allow_out_of_order: false,
             },
         };
         Ok(Response::new(self.stream(false, move |p, sink| {
+            resolve_to(p, &mut opts.plan.to)?;
             migrator::sandbox(p, &opts, sink)
         })))
     }
@@ -392,33 +390,16 @@ impl Strata for StrataService {
             0 => PAGE,
             n => n.min(PAGE),
         };
-        let (db, rows) = self
-            .blocking(move |p| migrator::audit(p, test_db(r.database), None))
+        // Paged in SQL on the id: a page reads only its own rows.
+        let before = (r.before_id > 0).then_some(r.before_id);
+        let (db, rows, more) = self
+            .blocking(move |p| migrator::audit_page(p, test_db(r.database), before, size as u64))
             .await?;
-        let older: Vec<_> = rows
-            .into_iter()
-            .filter(|row| r.before_id <= 0 || row.id < r.before_id)
-            .collect();
-        let start = older.len().saturating_sub(size);
-        let next_before_id = if start > 0 { older[start].id } else { 0 };
-        let entries = older[start..]
-            .iter()
-            .map(|a| proto::AuditEntry {
-                id: a.id,
-                at: a.at.clone(),
-                phase: a.phase.clone(),
-                module: a.module.clone(),
-                stamp: a.stamp.clone(),
-                action: a.action.clone(),
-                outcome: a.outcome.clone(),
-                detail: a.detail.clone(),
-                rows: a.rows,
-                fuel_used: a.fuel_used,
-                duration_ms: a.duration_ms,
-                operator: a.operator.clone(),
-                checksum: a.checksum.clone(),
-            })
-            .collect();
+        let next_before_id = match rows.first() {
+            Some(oldest) if more => oldest.id,
+            _ => 0,
+        };
+        let entries = rows.into_iter().map(convert::audit_entry).collect();
         Ok(Response::new(proto::AuditResponse {
             db: db.display().to_string(),
             entries,
@@ -431,7 +412,7 @@ impl Strata for StrataService {
         req: Request<proto::DumpRequest>,
     ) -> Result<Response<proto::DumpResponse>, Status> {
         self.authorize(&req, "Dump").await?;
-        let m = module(&req.into_inner().module);
+        let m = given(&req.into_inner().module);
         let report = self
             .blocking(move |p| design::dump(p, m.as_deref(), false))
             .await?;
@@ -454,7 +435,7 @@ impl Strata for StrataService {
     ) -> Result<Response<proto::DiffResponse>, Status> {
         self.authorize(&req, "Diff").await?;
         let r = req.into_inner();
-        let m = module(&r.module);
+        let m = given(&r.module);
         let report = self
             .blocking(move |p| design::diff(p, m.as_deref(), r.sql))
             .await?;
@@ -527,6 +508,23 @@ impl Strata for StrataService {
             audit_rows_kept: restored.audit_rows_kept as u64,
         }))
     }
+}
+
+/// What Status answers, read afresh: each database's status and ledger.
+pub(crate) fn status(p: &Project) -> Result<proto::StatusResponse, Status> {
+    let dbs = migrator::status(p).map_err(|e| to_status(&e))?;
+    let mut ledgers = Vec::new();
+    for d in &dbs {
+        ledgers.push(proto::DatabaseLedger {
+            phase: convert::phase(d.phase),
+            db: d.db.display().to_string(),
+            applied: applied(p, &d.db).map_err(|e| to_status(&e))?,
+        });
+    }
+    Ok(proto::StatusResponse {
+        report_json: to_json(&serde_json::json!({ "databases": dbs }))?,
+        ledgers,
+    })
 }
 
 fn file_name(p: &Path) -> String {

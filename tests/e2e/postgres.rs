@@ -605,6 +605,14 @@ fn serve_drives_a_postgres_project_over_the_wire() {
     pg.hides_password(&status);
     let migrate = remote(&client, &srv.url, &["migrate"]).ok();
     pg.hides_password(&migrate);
+    // Status is not served from a cache that cannot see a PostgreSQL commit.
+    let after = remote(&client, &srv.url, &["status"]).ok();
+    assert_eq!(
+        after.stdout.matches("2 applied, 0 pending").count(),
+        2,
+        "{}",
+        after.stdout
+    );
     remote(&client, &srv.url, &["audit"])
         .ok()
         .stdout_has("proj-data");

@@ -116,6 +116,54 @@ pub fn remote(p: &Project, url: &str, args: &[&str]) -> Run {
     p.strata(&all)
 }
 
+/// A served project and an empty client folder holding the token: where most tests start.
+pub struct Served {
+    pub server: Project,
+    pub srv: Server,
+    pub client: Project,
+}
+
+impl Served {
+    /// Serves the bundled example, after `prepare` ran on it, with `extra` serve arguments.
+    pub fn example(prepare: impl FnOnce(&Project), extra: &[&str]) -> Served {
+        let server = Project::example();
+        prepare(&server);
+        let srv = Server::start(&server, extra);
+        let client = Project::empty();
+        client.write("token", TOKEN);
+        Served {
+            server,
+            srv,
+            client,
+        }
+    }
+
+    /// Serves the bundled example, migrated first.
+    pub fn migrated() -> Served {
+        Served::example(|p| drop(p.strata(&["migrate", "-q"]).ok()), &[])
+    }
+
+    /// `strata --remote URL --token-file token ARGS` in the client folder.
+    pub fn remote(&self, args: &[&str]) -> Run {
+        remote(&self.client, &self.srv.url, args)
+    }
+
+    /// The same, running in the background with its output piped.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        let mut all = vec!["--remote", &self.srv.url, "--token-file", "token"];
+        all.extend_from_slice(args);
+        strata_command(self.client.root(), &all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        count(&self.server, "app.db", sql)
+    }
+}
+
 fn count(p: &Project, db: &str, sql: &str) -> i64 {
     rows(&p.open(db), sql)[0].parse().unwrap()
 }
@@ -200,25 +248,18 @@ fn status_plan_migrate_audit_over_the_wire_match_a_local_run() {
 
 #[test]
 fn calls_without_the_right_token_are_refused_and_audited_without_the_token() {
-    let server = Project::example();
-    let srv = Server::start(&server, &[]);
-    let client = Project::empty();
-    client
-        .strata(&["--remote", &srv.url, "status"])
+    let s = Served::example(|_| {}, &[]);
+    s.client
+        .strata(&["--remote", &s.srv.url, "status"])
         .code(3)
         .stderr_has("no token");
-    client.write("token", "a-wrong-token-of-some-length");
-    client
-        .strata(&["--remote", &srv.url, "--token-file", "token", "migrate"])
-        .code(3)
-        .stderr_has("wrong token");
+    s.client.write("token", "a-wrong-token-of-some-length");
+    s.remote(&["migrate"]).code(3).stderr_has("wrong token");
     assert!(
-        !server.path("app.db").exists() || {
-            count(&server, "app.db", "SELECT count(*) FROM strata_migration") == 0
-        }
+        !s.server.path("app.db").exists() || s.count("SELECT count(*) FROM strata_migration") == 0
     );
     let audited = rows(
-        &server.open("app.db"),
+        &s.server.open("app.db"),
         "SELECT phase || ' ' || action || ' ' || outcome || ' ' || detail FROM strata_migration_audit",
     );
     assert_eq!(audited.len(), 2, "{audited:?}");
@@ -226,7 +267,7 @@ fn calls_without_the_right_token_are_refused_and_audited_without_the_token() {
     assert!(audited[1].contains("Migrate") && audited[1].contains("a wrong token"));
     assert!(audited.iter().all(|a| !a.contains("a-wrong-token")));
     // STRATA_TOKEN works as well as a file.
-    let run = strata_command(client.root(), &["--remote", &srv.url, "status"])
+    let run = strata_command(s.client.root(), &["--remote", &s.srv.url, "status"])
         .env("STRATA_TOKEN", TOKEN)
         .output()
         .unwrap();
@@ -235,9 +276,8 @@ fn calls_without_the_right_token_are_refused_and_audited_without_the_token() {
 
 #[test]
 fn dump_write_stores_the_servers_schema_in_a_separate_checkout() {
-    let server = Project::example();
-    server.strata(&["migrate", "-q"]).ok();
-    let srv = Server::start(&server, &[]);
+    let s = Served::migrated();
+    let (server, srv) = (&s.server, &s.srv);
     let checkout = Project::example();
     let newest = "migrations/people/20240415T120000Z-drop-full-name/schema.sql";
     std::fs::remove_file(checkout.path(newest)).unwrap();
@@ -275,22 +315,18 @@ fn dump_write_stores_the_servers_schema_in_a_separate_checkout() {
 /// A local run and a remote run of the same tree fail with the same message and exit code.
 #[test]
 fn a_refused_and_a_failed_migrate_give_the_local_messages_and_exit_codes() {
-    let server = Project::example();
-    server.strata(&["migrate", "-q"]).ok();
-    let srv = Server::start(&server, &[]);
-    let client = Project::empty();
+    let s = Served::migrated();
+    let server = &s.server;
 
     server.write(
         "migrations/billing/20240402T130000Z-due-dates/do.sql",
         "SELECT 1;",
     );
     let local = server.strata(&["migrate"]).code(3);
-    let over = remote(&client, &srv.url, &["migrate"]).code(3);
+    let over = s.remote(&["migrate"]).code(3);
     assert_eq!(over.stderr, local.stderr);
-    remote(&client, &srv.url, &["plan"]).code(3);
-    remote(&client, &srv.url, &["status"])
-        .ok()
-        .stdout_has("MODIFIED (do.sql)");
+    s.remote(&["plan"]).code(3);
+    s.remote(&["status"]).ok().stdout_has("MODIFIED (do.sql)");
     server.write(
         "migrations/billing/20240402T130000Z-due-dates/do.sql",
         &std::fs::read_to_string(
@@ -305,7 +341,7 @@ fn a_refused_and_a_failed_migrate_give_the_local_messages_and_exit_codes() {
         "CREATE TABLE fine(a);\nINSERT INTO no_such_table VALUES (1);\n",
     );
     let before = server.app_dump("app.db");
-    let over = remote(&client, &srv.url, &["migrate", "--no-rehearsal"]).code(1);
+    let over = s.remote(&["migrate", "--no-rehearsal"]).code(1);
     assert!(
         over.stderr
             .contains("billing/20240601T000000Z-broken failed during do.sql")
@@ -322,7 +358,8 @@ fn a_refused_and_a_failed_migrate_give_the_local_messages_and_exit_codes() {
     let local = server.strata(&["migrate", "--no-rehearsal"]).code(1);
     let error = |s: &str| s[s.find("error:").unwrap()..].to_string();
     assert_eq!(error(&over.stderr), error(&local.stderr));
-    let json = remote(&client, &srv.url, &["--json", "migrate", "--no-rehearsal"])
+    let json = s
+        .remote(&["--json", "migrate", "--no-rehearsal"])
         .code(1)
         .json();
     assert_eq!(json["error"]["exit_code"], 1);
@@ -330,10 +367,9 @@ fn a_refused_and_a_failed_migrate_give_the_local_messages_and_exit_codes() {
 
 #[test]
 fn sandbox_diff_restore_and_backups_over_the_wire() {
-    let server = Project::example();
-    let srv = Server::start(&server, &[]);
-    let client = Project::empty();
-    let sandbox = remote(&client, &srv.url, &["sandbox", "--junit", "report.xml"]).ok();
+    let s = Served::example(|_| {}, &[]);
+    let (server, client) = (&s.server, &s.client);
+    let sandbox = s.remote(&["sandbox", "--junit", "report.xml"]).ok();
     assert!(
         sandbox.stdout.contains("sandbox: 10 ok, 0 failed"),
         "{}",
@@ -342,20 +378,18 @@ fn sandbox_diff_restore_and_backups_over_the_wire() {
     let junit = std::fs::read_to_string(client.path("report.xml")).unwrap();
     assert_eq!(junit.matches("<testcase").count(), 10);
 
-    remote(&client, &srv.url, &["migrate", "-q"]).ok();
-    remote(&client, &srv.url, &["diff"])
-        .ok()
-        .stdout_has("no changes against");
+    s.remote(&["migrate", "-q"]).ok();
+    s.remote(&["diff"]).ok().stdout_has("no changes against");
     let conn = server.open("app.db");
     conn.execute_batch("ALTER TABLE people ADD COLUMN nickname TEXT;")
         .unwrap();
     drop(conn);
     let local = server.strata(&["diff", "people", "--sql"]).ok();
-    let over = remote(&client, &srv.url, &["diff", "people", "--sql"]).ok();
+    let over = s.remote(&["diff", "people", "--sql"]).ok();
     assert_eq!(over.stdout, local.stdout);
     assert!(over.stdout.contains("nickname"), "{}", over.stdout);
 
-    let list = remote(&client, &srv.url, &["restore", "--list"]).ok();
+    let list = s.remote(&["restore", "--list"]).ok();
     let first = list
         .stdout
         .lines()
@@ -370,14 +404,12 @@ fn sandbox_diff_restore_and_backups_over_the_wire() {
         "{}",
         list.stdout
     );
-    remote(&client, &srv.url, &["restore", "../../etc/passwd"])
+    s.remote(&["restore", "../../etc/passwd"])
         .code(2)
         .stderr_has("is not a backup");
-    remote(&client, &srv.url, &["restore", &first])
-        .ok()
-        .stdout_has("restored");
+    s.remote(&["restore", &first]).ok().stdout_has("restored");
     assert_eq!(
-        count(&server, "app.db", "SELECT count(*) FROM strata_migration"),
+        s.count("SELECT count(*) FROM strata_migration"),
         0,
         "the backup taken before the first run is empty"
     );
@@ -418,35 +450,17 @@ fn wait_for_run(p: &Project) {
 
 #[test]
 fn two_migrates_at_once_apply_each_migration_exactly_once() {
-    let server = Project::example();
-    slow_migration(&server, 200_000);
-    let srv = Server::start(&server, &[]);
-    let client = Project::empty();
-    client.write("token", TOKEN);
-    let spawn = || {
-        strata_command(
-            client.root(),
-            &["--remote", &srv.url, "--token-file", "token", "migrate"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-    };
-    let (a, b) = (spawn(), spawn());
+    let s = Served::example(|p| slow_migration(p, 200_000), &[]);
+    let (a, b) = (s.spawn(&["migrate"]), s.spawn(&["migrate"]));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert_eq!(
-        a.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&a.stderr)
-    );
-    assert_eq!(
-        b.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&b.stderr)
-    );
+    for run in [&a, &b] {
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
     let outs = [a.stdout, b.stdout].map(|o| String::from_utf8_lossy(&o).into_owned());
     assert_eq!(
         outs.iter()
@@ -455,38 +469,21 @@ fn two_migrates_at_once_apply_each_migration_exactly_once() {
         1,
         "{outs:?}"
     );
-    assert_eq!(
-        count(&server, "app.db", "SELECT count(*) FROM strata_migration"),
-        11
-    );
-    assert_eq!(
-        count(&server, "app.db", "SELECT count(*) FROM big"),
-        200_000
-    );
+    assert_eq!(s.count("SELECT count(*) FROM strata_migration"), 11);
+    assert_eq!(s.count("SELECT count(*) FROM big"), 200_000);
 }
 
 #[test]
 fn a_client_that_disconnects_does_not_stop_the_run() {
-    let server = Project::example();
-    slow_migration(&server, 400_000);
-    let srv = Server::start(&server, &[]);
-    let client = Project::empty();
-    client.write("token", TOKEN);
-    let mut child = strata_command(
-        client.root(),
-        &["--remote", &srv.url, "--token-file", "token", "migrate"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    wait_for_run(&server);
+    let s = Served::example(|p| slow_migration(p, 400_000), &[]);
+    let mut child = s.spawn(&["migrate"]);
+    wait_for_run(&s.server);
     child.kill().unwrap();
     child.wait().unwrap();
     // The run goes on to the end; the next call sees it done.
     let start = Instant::now();
     loop {
-        let status = remote(&client, &srv.url, &["--json", "status"]).ok().json();
+        let status = s.remote(&["--json", "status"]).ok().json();
         let real = &status["databases"][1]["migrations"];
         if real
             .as_array()
@@ -499,7 +496,7 @@ fn a_client_that_disconnects_does_not_stop_the_run() {
         assert!(start.elapsed() < Duration::from_secs(120), "{status}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let audit = remote(&client, &srv.url, &["audit"]).ok();
+    let audit = s.remote(&["audit"]).ok();
     assert!(
         audit
             .stdout
@@ -512,20 +509,10 @@ fn a_client_that_disconnects_does_not_stop_the_run() {
 
 #[test]
 fn sigterm_mid_run_finishes_the_run_then_stops() {
-    let server = Project::example();
-    slow_migration(&server, 400_000);
-    let srv = Server::start(&server, &[]);
-    let client = Project::empty();
-    client.write("token", TOKEN);
-    let child = strata_command(
-        client.root(),
-        &["--remote", &srv.url, "--token-file", "token", "migrate"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_for_run(&server);
+    let s = Served::example(|p| slow_migration(p, 400_000), &[]);
+    let child = s.spawn(&["migrate"]);
+    wait_for_run(&s.server);
+    let Served { server, srv, .. } = s;
     let (code, stderr) = srv.terminate();
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
@@ -548,22 +535,11 @@ fn sigterm_mid_run_finishes_the_run_then_stops() {
 
 #[test]
 fn sigkill_mid_run_leaves_the_database_as_a_local_kill_would() {
-    let server = Project::example();
-    slow_migration(&server, 600_000);
-    let mut srv = Server::start(&server, &[]);
-    let client = Project::empty();
-    client.write("token", TOKEN);
-    let child = strata_command(
-        client.root(),
-        &["--remote", &srv.url, "--token-file", "token", "migrate"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    wait_for_run(&server);
-    srv.child.kill().unwrap();
-    srv.child.wait().unwrap();
+    let mut s = Served::example(|p| slow_migration(p, 600_000), &[]);
+    let child = s.spawn(&["migrate"]);
+    wait_for_run(&s.server);
+    s.srv.child.kill().unwrap();
+    s.srv.child.wait().unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -572,18 +548,12 @@ fn sigkill_mid_run_leaves_the_database_as_a_local_kill_would() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Whatever was committed stays; the interrupted step left nothing; the next run finishes.
-    let srv = Server::start(&server, &[]);
-    remote(&client, &srv.url, &["migrate"]).ok();
+    s.srv = Server::start(&s.server, &[]);
+    s.remote(&["migrate"]).ok();
+    assert_eq!(s.count("SELECT count(*) FROM strata_migration"), 11);
+    assert_eq!(s.count("SELECT count(*) FROM big"), 600_000);
     assert_eq!(
-        count(&server, "app.db", "SELECT count(*) FROM strata_migration"),
-        11
-    );
-    assert_eq!(
-        count(&server, "app.db", "SELECT count(*) FROM big"),
-        600_000
-    );
-    assert_eq!(
-        rows(&server.open("app.db"), "PRAGMA integrity_check"),
+        rows(&s.server.open("app.db"), "PRAGMA integrity_check"),
         vec!["ok".to_string()]
     );
 }
@@ -634,10 +604,8 @@ fn grpcurl_lists_the_services_by_reflection_and_calls_status_with_the_token() {
         return;
     };
     assert!(version.status.success());
-    let server = Project::example();
-    server.strata(&["migrate", "-q"]).ok();
-    let srv = Server::start(&server, &[]);
-    let addr = srv.url.trim_start_matches("http://").to_string();
+    let s = Served::migrated();
+    let addr = s.srv.url.trim_start_matches("http://").to_string();
     let grpcurl = |args: &[&str]| {
         let out = std::process::Command::new("grpcurl")
             .args(args)
@@ -705,59 +673,166 @@ fn pki(p: &Project) {
 
 #[test]
 fn tls_with_and_without_client_certificates() {
-    let server = Project::example();
-    pki(&server);
     let tls = ["--tls-cert", "server.pem", "--tls-key", "server-key.pem"];
-    let srv = Server::start(&server, &tls);
-    assert!(srv.url.starts_with("https://127.0.0.1:"), "{}", srv.url);
-    let client = Project::empty();
+    let mut s = Served::example(pki, &tls);
+    assert!(s.srv.url.starts_with("https://127.0.0.1:"), "{}", s.srv.url);
     for f in ["ca.pem", "client.pem", "client-key.pem"] {
-        std::fs::copy(server.path(f), client.path(f)).unwrap();
+        std::fs::copy(s.server.path(f), s.client.path(f)).unwrap();
     }
-    remote(&client, &srv.url, &["--tls-ca", "ca.pem", "status"])
+    s.remote(&["--tls-ca", "ca.pem", "status"])
         .ok()
         .stdout_has("pending");
-    remote(&client, &srv.url, &["status"])
-        .code(2)
-        .stderr_has("--tls-ca");
-    remote(
-        &client,
-        &srv.url.replace("https://", "http://"),
-        &["status"],
-    )
-    .code(1);
-    drop(srv);
+    s.remote(&["status"]).code(2).stderr_has("--tls-ca");
+    let plain = s.srv.url.replace("https://", "http://");
+    remote(&s.client, &plain, &["status"]).code(1);
 
     let mut args = tls.to_vec();
     args.extend(["--tls-client-ca", "ca.pem"]);
-    let srv = Server::start(&server, &args);
-    remote(&client, &srv.url, &["--tls-ca", "ca.pem", "status"]).code(1);
-    remote(
-        &client,
-        &srv.url,
-        &[
-            "--tls-ca",
-            "ca.pem",
-            "--tls-client-cert",
-            "client.pem",
-            "--tls-client-key",
-            "client-key.pem",
-            "migrate",
-        ],
-    )
+    s.srv = Server::start(&s.server, &args);
+    s.remote(&["--tls-ca", "ca.pem", "status"]).code(1);
+    s.remote(&[
+        "--tls-ca",
+        "ca.pem",
+        "--tls-client-cert",
+        "client.pem",
+        "--tls-client-key",
+        "client-key.pem",
+        "migrate",
+    ])
     .ok()
     .stdout_has("app.db: applied 10 migration(s)");
 }
 
 #[test]
 fn a_reply_over_the_message_size_limit_is_refused_with_a_clear_message() {
-    let server = Project::example();
-    let srv = Server::start(&server, &["--max-message-bytes", "512"]);
-    let client = Project::empty();
-    remote(&client, &srv.url, &["status"])
+    let s = Served::example(|_| {}, &["--max-message-bytes", "512"]);
+    s.remote(&["status"])
         .code(2)
         .stderr_has("size limit")
         .stderr_has("--max-message-bytes");
     // Small replies still pass.
-    remote(&client, &srv.url, &["audit"]).ok();
+    s.remote(&["audit"]).ok();
+}
+
+/// The server keeps its Status answer while nothing changed; a change to its tree or database
+/// between two calls is seen by the second.
+#[test]
+fn status_sees_the_servers_tree_and_database_change_between_two_calls() {
+    let s = Served::migrated();
+    // A tree written moments ago is never trusted to stay as it is: let it settle so the
+    // answer is kept, and the calls below test that what is kept is given up on a change.
+    let settle = || std::thread::sleep(Duration::from_millis(300));
+    settle();
+    let first = s.remote(&["--json", "status"]).ok().json();
+    assert_eq!(s.remote(&["--json", "status"]).ok().json(), first);
+
+    // An applied migration edited in place, to the same size.
+    let path = "migrations/billing/20240402T130000Z-due-dates/do.sql";
+    let sql = std::fs::read_to_string(s.server.path(path)).unwrap();
+    let edited = sql.replacen("chased.", "chased!", 1);
+    assert_eq!(edited.len(), sql.len());
+    s.server.write(path, &edited);
+    s.remote(&["status"]).ok().stdout_has("MODIFIED (do.sql)");
+    s.server.write(path, &sql);
+    settle();
+    let back = s.remote(&["--json", "status"]).ok().json();
+    assert_eq!(back["databases"], first["databases"]);
+
+    // A new migration in the server's tree.
+    s.server.write(
+        "migrations/billing/20240601T000000Z-later/do.sql",
+        "CREATE TABLE later(a);\n",
+    );
+    settle();
+    let pending = s.remote(&["--json", "status"]).ok().json();
+    let later = |status: &serde_json::Value| {
+        status["databases"][1]["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["stamp"] == "20240601T000000Z")
+            .map(|m| m["state"].clone())
+    };
+    assert_eq!(later(&pending), Some("pending".into()), "{pending}");
+
+    // Another process migrates the server's databases: the next call sees it applied.
+    s.server.strata(&["migrate", "-q"]).ok();
+    let applied = s.remote(&["--json", "status"]).ok().json();
+    assert_eq!(later(&applied), Some("applied".into()), "{applied}");
+}
+
+/// `plan --sql`, and `--to` given as the start of a stamp, work over the wire as they do locally.
+#[test]
+fn plan_sql_and_a_to_prefix_over_the_wire_match_a_local_run() {
+    let s = Served::example(|_| {}, &[]);
+    let local = Project::example();
+    let over = s.remote(&["plan", "--sql"]).ok();
+    assert!(over.stdout.contains("BEGIN IMMEDIATE;"), "{}", over.stdout);
+    assert_eq!(over.stdout, local.strata(&["plan", "--sql"]).ok().stdout);
+    let json = s.remote(&["--json", "plan", "--sql"]).ok().json();
+    assert_eq!(json, local.strata(&["--json", "plan", "--sql"]).ok().json());
+
+    let plan = |p: &Run| p.stdout.clone();
+    assert_eq!(
+        plan(&s.remote(&["plan", "--to", "20240318"]).ok()),
+        plan(&local.strata(&["plan", "--to", "20240318"]).ok())
+    );
+    // An ambiguous prefix is refused with the local message.
+    let over = s.remote(&["plan", "--to", "202403"]).code(2);
+    let here = local.strata(&["plan", "--to", "202403"]).code(2);
+    assert_eq!(over.stderr, here.stderr);
+    assert!(
+        over.stderr.contains("give more of the stamp"),
+        "{}",
+        over.stderr
+    );
+
+    s.remote(&["migrate", "--to", "20240318"]).ok();
+    local.strata(&["migrate", "--to", "20240318"]).ok();
+    let applied = "SELECT group_concat(module || '/' || stamp, ' ') FROM \
+                   (SELECT * FROM strata_migration ORDER BY stamp, module)";
+    assert_eq!(
+        rows(&s.server.open("app.db"), applied),
+        rows(&local.open("app.db"), applied)
+    );
+    assert_eq!(s.count("SELECT count(*) FROM strata_migration"), 7);
+}
+
+/// The audit log crosses the wire page by page (paged in SQL on the server): every entry once,
+/// in order, and `--limit` gives the newest ones.
+#[test]
+fn a_long_audit_log_comes_over_in_pages_without_gaps_or_repeats() {
+    let s = Served::migrated();
+    let conn = s.server.open("app.db");
+    conn.execute_batch(
+        "INSERT INTO strata_migration_audit (at, phase, action, outcome, operator)
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2345)
+         SELECT '2026-01-01T00:00:00.000Z', 'apply', 'note', 'ok', 'bench' FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    let ids = |json: &serde_json::Value| -> Vec<i64> {
+        json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let all: Vec<i64> = rows(
+        &s.server.open("app.db"),
+        "SELECT id FROM strata_migration_audit ORDER BY id",
+    )
+    .iter()
+    .map(|i| i.parse().unwrap())
+    .collect();
+    assert!(all.len() > 2345);
+    assert_eq!(ids(&s.remote(&["--json", "audit"]).ok().json()), all);
+    assert_eq!(
+        ids(&s
+            .remote(&["--json", "audit", "--limit", "1500"])
+            .ok()
+            .json()),
+        all[all.len() - 1500..]
+    );
 }

@@ -254,17 +254,41 @@ pub fn audit(
     c: &mut impl GenericClient,
     limit: Option<u64>,
 ) -> Result<Vec<AuditRow>, postgres::Error> {
+    audit_rows(c, i64::MAX, limit.map(|n| n.min(i64::MAX as u64) as i64))
+}
+
+/// One page of the audit log, paged in SQL on the id: the newest `size` rows whose id is below
+/// `before_id` (no bound when `None`), oldest first, and whether older rows remain.
+pub fn audit_page(
+    c: &mut impl GenericClient,
+    before_id: Option<i64>,
+    size: u64,
+) -> Result<(Vec<AuditRow>, bool), postgres::Error> {
+    let size = size.min(i64::MAX as u64 - 1) as i64;
+    let mut rows = audit_rows(c, before_id.unwrap_or(i64::MAX), Some(size + 1))?;
+    let more = rows.len() as i64 > size;
+    if more {
+        rows.remove(0);
+    }
+    Ok((rows, more))
+}
+
+/// The newest `limit` rows (all if `None`) with an id below `before_id`, oldest first.
+fn audit_rows(
+    c: &mut impl GenericClient,
+    before_id: i64,
+    limit: Option<i64>,
+) -> Result<Vec<AuditRow>, postgres::Error> {
     if !exists(c)? {
         return Ok(Vec::new());
     }
-    let limit = limit.map(|n| n.min(i64::MAX as u64) as i64);
     let rows = c.query(
         "SELECT * FROM (
              SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
                     duration_ms, operator, checksum
-             FROM strata.strata_migration_audit ORDER BY id DESC LIMIT $1) newest
+             FROM strata.strata_migration_audit WHERE id < $1 ORDER BY id DESC LIMIT $2) newest
          ORDER BY id",
-        &[&limit],
+        &[&before_id, &limit],
     )?;
     Ok(rows
         .iter()

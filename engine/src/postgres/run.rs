@@ -91,6 +91,22 @@ pub fn append_audit(
         .map_err(|e| target.error("cannot append to the audit log", e))
 }
 
+/// One page of the audit log of `db` (see `crate::ledger::audit_page`).
+pub fn audit_page(
+    project: &Project,
+    db: &Path,
+    before_id: Option<i64>,
+    size: u64,
+) -> Result<(std::path::PathBuf, Vec<AuditRow>, bool), Error> {
+    let target = target(project, db)?;
+    let (rows, more) = match connect_existing(project, &target)? {
+        Some(mut c) => ledger::audit_page(&mut c, before_id, size)
+            .map_err(|e| target.error("cannot read the audit log", e))?,
+        None => (Vec::new(), false),
+    };
+    Ok((target.as_path(), rows, more))
+}
+
 /// `strata repair` on PostgreSQL: re-pins `m` (its checksum and manifest) in the ledger of
 /// `db` and audits it, in one transaction under strata's lock.
 pub fn repin(

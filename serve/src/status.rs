@@ -1,0 +1,380 @@
+//! The Status answer, kept while nothing it is made of changed: the service computes it again
+//! only when the tree or a database moved on. The tree is compared by its
+//! [`tree::Fingerprint`] (listings and file metadata, no file read, no hash); each database
+//! through a read-only connection kept open on it: the file's identity and metadata, and
+//! `PRAGMA data_version`, which changes whenever another connection commits. A fingerprint that
+//! is not settled (a file written moments before, when a later write in the same clock tick
+//! would not show) or a database with a journal left behind is never trusted: the answer is
+//! computed afresh and not kept. Calls that arrive while a check is running wait for the next
+//! check, which starts after they arrived, and share its answer: with many clients the tree is
+//! looked at once per round of calls, not once per call.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags};
+use strata_engine::Project;
+use strata_engine::tree::{FileStamp, Fingerprint, file_stamp};
+
+use crate::proto;
+
+/// The last Status answer and what it was computed from.
+pub(crate) struct StatusCache {
+    project: Project,
+    flight: Mutex<Flight>,
+    /// Signalled when a check ends.
+    landed: tokio::sync::Notify,
+    state: Mutex<State>,
+}
+
+type Answer = Result<proto::StatusResponse, tonic::Status>;
+
+/// The checks of the tree and databases: one at a time, numbered as they start.
+#[derive(Default)]
+struct Flight {
+    started: u64,
+    finished: u64,
+    running: bool,
+    /// The answer of check `finished`.
+    answer: Option<Answer>,
+}
+
+struct State {
+    /// The test database, then the real one (the order Status lists them in).
+    watched: Vec<Watched>,
+    last: Option<(Key, proto::StatusResponse)>,
+    /// How many times the answer was computed.
+    computed: u64,
+}
+
+/// A database looked at through a connection kept open on it.
+struct Watched {
+    path: PathBuf,
+    open: Option<Open>,
+}
+
+struct Open {
+    conn: Connection,
+    /// Holds the file's inode, so its number cannot name another file while we compare.
+    _file: File,
+    id: (u64, u64),
+}
+
+#[derive(PartialEq, Eq)]
+struct Key {
+    tree: Fingerprint,
+    dbs: Vec<DbKey>,
+}
+
+#[derive(PartialEq, Eq)]
+enum DbKey {
+    Absent,
+    Present { meta: FileStamp, data_version: i64 },
+}
+
+impl StatusCache {
+    pub(crate) fn new(project: Project) -> StatusCache {
+        let watched = [&project.test_db, &project.db]
+            .into_iter()
+            .map(|p| Watched {
+                path: p.clone(),
+                open: None,
+            })
+            .collect();
+        StatusCache {
+            project,
+            flight: Mutex::default(),
+            landed: tokio::sync::Notify::new(),
+            state: Mutex::new(State {
+                watched,
+                last: None,
+                computed: 0,
+            }),
+        }
+    }
+
+    /// The Status answer: that of a check that started after this call arrived, which reuses
+    /// the kept answer if nothing changed since it was computed and else runs `compute`. The
+    /// check runs on a blocking thread; callers waiting for it hold no thread.
+    pub(crate) async fn get(self: &Arc<Self>, compute: fn(&Project) -> Answer) -> Answer {
+        let need = lock(&self.flight).started + 1;
+        loop {
+            // Registered before looking, so a check that ends in between still wakes us.
+            let landed = self.landed.notified();
+            tokio::pin!(landed);
+            landed.as_mut().enable();
+            let landing = {
+                let mut flight = lock(&self.flight);
+                if flight.finished >= need
+                    && let Some(answer) = &flight.answer
+                {
+                    return answer.clone();
+                }
+                (!flight.running).then(|| {
+                    flight.running = true;
+                    flight.started += 1;
+                    Landing {
+                        cache: Arc::clone(self),
+                        check: flight.started,
+                        answer: None,
+                    }
+                })
+            };
+            let Some(mut landing) = landing else {
+                landed.await;
+                continue;
+            };
+            return tokio::task::spawn_blocking(move || {
+                let answer = landing.cache.check(compute);
+                landing.answer.replace(answer.clone());
+                answer
+            })
+            .await
+            .unwrap_or_else(|e| Err(tonic::Status::internal(format!("the call panicked: {e}"))));
+        }
+    }
+
+    /// Compares what the answer is made of with what the kept one was made of.
+    fn check(&self, compute: fn(&Project) -> Answer) -> Answer {
+        let project = &self.project;
+        let mut state = lock(&self.state);
+        // Taken before computing: a change while computing makes the next key differ.
+        let key = state.key(project);
+        if let (Some(key), Some((last, answer))) = (&key, &state.last)
+            && key == last
+        {
+            return Ok(answer.clone());
+        }
+        state.last = None;
+        let answer = compute(project)?;
+        state.computed += 1;
+        state.last = key.map(|k| (k, answer.clone()));
+        Ok(answer)
+    }
+
+    /// How many times the answer was computed rather than reused.
+    #[cfg(test)]
+    pub(crate) fn computed(&self) -> u64 {
+        lock(&self.state).computed
+    }
+}
+
+/// Ends a check, also when it panicked: the next caller starts another.
+struct Landing {
+    cache: Arc<StatusCache>,
+    check: u64,
+    answer: Option<Answer>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        let mut flight = lock(&self.cache.flight);
+        flight.running = false;
+        flight.finished = self.check;
+        flight.answer = self.answer.take();
+        drop(flight);
+        self.cache.landed.notify_waiters();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    /// What the answer depends on, or `None` when that cannot be told cheaply and surely.
+    fn key(&mut self, project: &Project) -> Option<Key> {
+        let tree = Fingerprint::of(&project.migrations_dir()).ok()?;
+        if !tree.is_settled() {
+            return None;
+        }
+        let busy = project.busy_timeout();
+        let dbs = self
+            .watched
+            .iter_mut()
+            .map(|w| w.key(busy))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Key { tree, dbs })
+    }
+}
+
+impl Watched {
+    fn key(&mut self, busy: std::time::Duration) -> Option<DbKey> {
+        // A PostgreSQL database has no file to watch: its answer is computed afresh each time.
+        if strata_engine::postgres::is_url(&self.path) {
+            return None;
+        }
+        // A journal with content: a write in progress or a crashed one to roll back; the fresh
+        // read (`sqlite::open_read_only`) deals with it.
+        if std::fs::metadata(suffixed(&self.path, "-journal")).is_ok_and(|m| m.len() > 0) {
+            return None;
+        }
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.open = None;
+                return Some(DbKey::Absent);
+            }
+            Err(_) => {
+                self.open = None;
+                return None;
+            }
+        };
+        let id = (meta.dev(), meta.ino());
+        if self.open.as_ref().is_none_or(|o| o.id != id) {
+            self.open = None;
+            let open = Open::new(&self.path, busy)?;
+            // The file the connection has is the one the path names now.
+            if open.id != id {
+                return None;
+            }
+            self.open = Some(open);
+        }
+        let open = self.open.as_ref()?;
+        let Ok(data_version) = open
+            .conn
+            .prepare_cached("PRAGMA main.data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        else {
+            self.open = None;
+            return None;
+        };
+        Some(DbKey::Present {
+            meta: file_stamp(&meta),
+            data_version,
+        })
+    }
+}
+
+impl Open {
+    /// A read-only connection on `path`, and the identity of the file it has (the path named
+    /// the same file before and after the connection opened it).
+    fn new(path: &Path, busy: std::time::Duration) -> Option<Open> {
+        let file = File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.busy_timeout(busy).ok()?;
+        let after = std::fs::metadata(path).ok()?;
+        let id = (meta.dev(), meta.ino());
+        ((after.dev(), after.ino()) == id).then_some(Open {
+            conn,
+            _file: file,
+            id,
+        })
+    }
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use strata_engine::migrator::{self, MigrateOptions};
+
+    use super::*;
+    use crate::service::status;
+
+    fn project(dir: &Path) -> Project {
+        let m = dir.join("migrations/app/20240101T000000Z-zero");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("do.sql"), "CREATE TABLE t(a);\n").unwrap();
+        let p = Project::open(dir.to_path_buf()).unwrap();
+        migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
+        p
+    }
+
+    /// Waits until what was just written is old enough to be trusted (see
+    /// `Fingerprint::is_settled`), so that the next answer is kept.
+    fn settle() {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    #[tokio::test]
+    async fn the_answer_is_kept_until_the_tree_or_a_database_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path());
+        let cache = Arc::new(StatusCache::new(p.clone()));
+        settle();
+        let first = cache.get(status).await.unwrap();
+        assert!(first.report_json.contains("\"applied\""), "{first:?}");
+        assert_eq!(cache.get(status).await.unwrap(), first);
+        assert_eq!(cache.computed(), 1, "nothing changed: the answer is kept");
+
+        // The applied do.sql edited in place to the same size.
+        let do_sql = dir
+            .path()
+            .join("migrations/app/20240101T000000Z-zero/do.sql");
+        std::fs::write(&do_sql, "CREATE TABLE u(a);\n").unwrap();
+        let edited = cache.get(status).await.unwrap();
+        assert!(edited.report_json.contains("\"modified\""), "{edited:?}");
+        assert_eq!(cache.computed(), 2);
+        settle();
+        assert_eq!(cache.get(status).await.unwrap(), edited);
+        let kept = cache.computed();
+        assert_eq!(cache.get(status).await.unwrap(), edited);
+        assert_eq!(cache.computed(), kept);
+
+        // Another connection commits to the real database.
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE added_by_hand(a);")
+            .unwrap();
+        let changed = cache.get(status).await.unwrap();
+        assert!(changed.report_json.contains("added_by_hand"), "{changed:?}");
+        assert_eq!(cache.computed(), kept + 1);
+        drop(conn);
+
+        // The database removed.
+        std::fs::remove_file(&p.db).unwrap();
+        let gone = cache.get(status).await.unwrap();
+        assert!(gone.ledgers[1].applied.is_empty(), "{gone:?}");
+        assert_eq!(cache.computed(), kept + 2);
+    }
+
+    #[tokio::test]
+    async fn a_database_with_a_journal_left_behind_is_read_afresh_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path());
+        let cache = Arc::new(StatusCache::new(p.clone()));
+        settle();
+        cache.get(status).await.unwrap();
+        std::fs::write(suffixed(&p.test_db, "-journal"), b"not empty").unwrap();
+        let before = cache.computed();
+        cache.get(status).await.unwrap();
+        cache.get(status).await.unwrap();
+        assert_eq!(cache.computed(), before + 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_share_one_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path());
+        let cache = Arc::new(StatusCache::new(p.clone()));
+        settle();
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    for _ in 0..50 {
+                        answers.push(cache.get(status).await.unwrap());
+                    }
+                    answers
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for c in calls {
+            answers.extend(c.await.unwrap());
+        }
+        assert_eq!(answers.len(), 400);
+        assert!(answers.iter().all(|a| *a == answers[0]));
+        assert_eq!(cache.computed(), 1);
+    }
+}

@@ -664,6 +664,10 @@ fn a_migration_cannot_touch_strata_bookkeeping() {
         "CREATE TRIGGER sneaky BEFORE INSERT ON strata.strata_migration FOR EACH ROW \
          EXECUTE FUNCTION strata.append_only();",
         "DO $$ BEGIN EXECUTE 'TRUNCATE strata.' || 'strata_database'; END $$;",
+        "CREATE VIEW strata.looks_like_a_ledger AS SELECT 1 AS one;",
+        "CREATE FUNCTION strata.helper() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+        "CREATE TEMP TABLE pg_depend (classid oid);\nSET search_path = public, pg_catalog;\n\
+         DELETE FROM strata.strata_migration;",
     ];
     for (i, attack) in attacks.iter().enumerate() {
         let folder = format!("migrations/shop/20260102T0000{i:02}Z-attack");

@@ -77,41 +77,49 @@ pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
         .map(|_| ())
 }
 
-/// What a step may not change: strata's schema in the catalogs (its tables with their columns,
-/// storage (`relfilenode`: a TRUNCATE shows), owners and privileges, their triggers and whether
-/// they are enabled, its functions' source) and this transaction's row writes to its tables
-/// (`pg_stat_xact_user_tables`, which counts even what `session_replication_role` hides from the
-/// triggers). Costs the same at the 5,000th step as at the first: nothing here reads the
-/// tables' rows. Every name is qualified with `pg_catalog`, so a function or operator a script
-/// created earlier in `public` cannot stand in for a built-in.
+/// What a step may not change: strata's schema in the catalogs (the schema itself, every
+/// relation and function in it with owners and privileges, the relations' columns, storage
+/// (`relfilenode`: a TRUNCATE shows) and triggers with whether they are enabled, the functions'
+/// source) and this transaction's row writes to strata's tables (the
+/// `pg_stat_get_xact_tuples_*` counters behind `pg_stat_xact_user_tables`, which count even
+/// what `session_replication_role` hides from the triggers).
+///
+/// Costs the same at the 5,000th step as at the first: the schema's members are found through
+/// `pg_depend`'s index on the referenced namespace, columns and triggers through their tables'
+/// indexes, and no table's rows are read. Every name, function and operator is qualified with
+/// `pg_catalog`, so a temp table, function or operator a script created cannot stand in for a
+/// catalog or a built-in, whatever `search_path` it set.
 const SIGNATURE: &str = "
+WITH ns AS (
+  SELECT n.oid, n.nspname, n.nspowner, n.nspacl FROM pg_catalog.pg_namespace n
+   WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'
+), members AS (
+  SELECT d.classid, d.objid FROM pg_catalog.pg_depend d JOIN ns
+      ON d.refobjid OPERATOR(pg_catalog.=) ns.oid
+   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+)
 SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
-  (SELECT pg_catalog.string_agg(n.nspname OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||)
-          n.nspowner::pg_catalog.text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||)
-          COALESCE(n.nspacl::pg_catalog.text, ''), ',')
-     FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', ns.nspname, ns.nspowner, ns.nspacl), ',')
+     FROM ns),
   (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', c.relname, c.relkind, c.relowner,
-          c.relfilenode, c.relacl, c.relrowsecurity, c.relpersistence), ',' ORDER BY c.relname)
-     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
-  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', c.relname, a.attnum, a.attname,
-          a.atttypid, a.atttypmod, a.attnotnull, a.atthasdef), ',' ORDER BY c.relname, a.attnum)
-     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
-     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata' AND a.attnum OPERATOR(pg_catalog.>) 0
-      AND NOT a.attisdropped),
-  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', c.relname, t.tgname, t.tgenabled,
-          t.tgfoid, t.tgtype), ',' ORDER BY c.relname, t.tgname)
-     FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
-     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
-  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', p.oid, p.proname, pg_catalog.md5(p.prosrc),
-          p.prosecdef, p.proconfig), ',' ORDER BY p.oid)
-     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
-    WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'),
-  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', s.relname, s.n_tup_ins, s.n_tup_upd,
-          s.n_tup_del), ',' ORDER BY s.relname)
-     FROM pg_catalog.pg_stat_xact_user_tables s WHERE s.schemaname OPERATOR(pg_catalog.=) 'strata')
+          c.relfilenode, c.relacl, c.relrowsecurity, c.relpersistence,
+          pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid),
+          pg_catalog.pg_stat_get_xact_tuples_updated(c.oid),
+          pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid),
+          (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', a.attnum, a.attname, a.atttypid,
+                  a.atttypmod, a.attnotnull, a.atthasdef, a.attisdropped), ',' ORDER BY a.attnum)
+             FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0),
+          (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', t.tgname, t.tgenabled, t.tgfoid,
+                  t.tgtype), ',' ORDER BY t.tgname)
+             FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid)
+          ), ',' ORDER BY c.relname)
+     FROM members m JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.objid
+    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', p.oid, p.proname, p.proowner, p.proacl,
+          pg_catalog.md5(p.prosrc), p.prosecdef, p.proconfig), ',' ORDER BY p.oid)
+     FROM members m JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) m.objid
+    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass)
 ))";
 
 /// The fingerprint of what a step may not change (see [`SIGNATURE`]); equal before and after

@@ -541,7 +541,8 @@ fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, Error> {
     crate::design::write_snapshot(m, sql, newest.as_deref() == Some(m.folder().as_str()))
 }
 
-fn entry(
+/// The audit entry of one action of `m`.
+pub(crate) fn entry(
     phase: Phase,
     m: &Migration,
     action: Action,

@@ -19,8 +19,8 @@ use super::{Target, describe_error, is_lock_timeout, ledger, script};
 use crate::data::{DataSet, quote_ident};
 use crate::error::{Error, StepFailure};
 use crate::event::{Action, Event, EventSink, Phase};
-use crate::ledger::{Entry, Outcome};
-use crate::step::{Applied, Prepared};
+use crate::ledger::Outcome;
+use crate::step::{Applied, Prepared, entry};
 
 /// Rows of a failing check shown in the error.
 const SHOWN_ROWS: usize = 5;
@@ -141,7 +141,7 @@ fn apply_in_transaction(
                 let elapsed = t.elapsed();
                 log.push(entry(
                     phase,
-                    step,
+                    m,
                     action,
                     Outcome::Ok,
                     None,
@@ -194,7 +194,7 @@ fn apply_in_transaction(
     }
     log.push(entry(
         phase,
-        step,
+        m,
         action,
         Outcome::Failed,
         Some(err.message.clone()),
@@ -256,30 +256,6 @@ fn check_bookkeeping(
             "the schema or its rows differ from before the action".into(),
         )),
         Err(e) => Err(changed(describe_error(&e))),
-    }
-}
-
-fn entry(
-    phase: Phase,
-    step: &Prepared,
-    action: Action,
-    outcome: Outcome,
-    detail: Option<String>,
-    rows: Option<u64>,
-    elapsed: Duration,
-) -> Entry {
-    let m = &step.migration;
-    Entry {
-        phase: phase.as_str().into(),
-        module: Some(m.id.module.clone()),
-        stamp: Some(m.id.stamp.clone()),
-        action: action.as_str().into(),
-        outcome,
-        detail,
-        rows,
-        fuel_used: None,
-        duration_ms: Some(elapsed.as_millis() as u64),
-        checksum: Some(m.checksum()),
     }
 }
 

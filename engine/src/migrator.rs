@@ -524,57 +524,66 @@ pub fn sandbox(
         )));
     }
 
-    let mut steps: Vec<SandboxStep> = Vec::new();
-    let mut fuel: HashMap<MigrationId, u64> = HashMap::new();
     let test_data = opts.from.is_none();
+    let (steps, ok) = sandbox_steps(&pending, |m| {
+        let mut fuel = 0;
+        let mut sink = |e: &Event<'_>| {
+            if let Event::ActionDone { fuel: Some(f), .. } = e {
+                fuel += f;
+            }
+            events(e);
+        };
+        let how = How {
+            test_data,
+            backup: false,
+            write_snapshots: false,
+            single_transaction: false,
+        };
+        runner
+            .phase(Phase::Sandbox, &db, how, &[m], &mut sink)
+            .map(|_| fuel)
+    })?;
+    Ok(SandboxReport {
+        ok,
+        from: opts.from.clone(),
+        steps,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The steps of a sandbox run, in order: `run` applies one and returns the fuel it burned; a
+/// failed step (`Error::Step`) is reported and the steps after it are skipped. Returns the
+/// steps and whether all passed; any other error ends the run.
+pub(crate) fn sandbox_steps(
+    pending: &[&Migration],
+    mut run: impl FnMut(&Migration) -> Result<u64, Error>,
+) -> Result<(Vec<SandboxStep>, bool), Error> {
+    let mut steps = Vec::new();
     let mut failed = false;
-    for m in &pending {
+    for m in pending {
         let t = std::time::Instant::now();
-        let mut outcome = StepOutcome::Skipped;
-        let mut message = None;
-        if !failed {
-            let mut sink = |e: &Event<'_>| {
-                if let Event::ActionDone {
-                    fuel: Some(f),
-                    migration,
-                    ..
-                } = e
-                {
-                    *fuel.entry(migration.id.clone()).or_default() += f;
-                }
-                events(e);
-            };
-            let how = How {
-                test_data,
-                backup: false,
-                write_snapshots: false,
-                single_transaction: false,
-            };
-            match runner.phase(Phase::Sandbox, &db, how, &[*m], &mut sink) {
-                Ok(_) => outcome = StepOutcome::Ok,
+        let (outcome, fuel_used, message) = if failed {
+            (StepOutcome::Skipped, 0, None)
+        } else {
+            match run(m) {
+                Ok(fuel) => (StepOutcome::Ok, fuel, None),
                 Err(Error::Step(f)) => {
                     failed = true;
-                    outcome = StepOutcome::Failed;
-                    message = Some(f.to_string());
+                    (StepOutcome::Failed, 0, Some(f.to_string()))
                 }
                 Err(e) => return Err(e),
             }
-        }
+        };
         steps.push(SandboxStep {
             module: m.id.module.clone(),
             migration: m.folder(),
             outcome,
             duration_ms: t.elapsed().as_millis() as u64,
-            fuel_used: fuel.get(&m.id).copied().unwrap_or(0),
+            fuel_used,
             message,
         });
     }
-    Ok(SandboxReport {
-        ok: !failed,
-        from: opts.from.clone(),
-        steps,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok((steps, !failed))
 }
 
 /// One database's view in `strata status`.

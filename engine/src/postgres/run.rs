@@ -17,7 +17,6 @@ use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow};
 use crate::migrator::{
     DatabaseStatus, MigrateOptions, MigrateReport, PhaseReport, SandboxOptions, SandboxReport,
-    SandboxStep, StepOutcome,
 };
 use crate::plan;
 use crate::step::{Applied as StepApplied, Prepared};
@@ -302,34 +301,12 @@ pub fn sandbox(
         lock_timeout: lock_timeout(project),
         statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
     };
-    let mut steps = Vec::new();
-    let mut failed = false;
-    for m in &pending {
-        let t = std::time::Instant::now();
-        let (outcome, message) = if failed {
-            (StepOutcome::Skipped, None)
-        } else {
-            match run_phase(project, &ctx, false, &[*m], &prepared, events) {
-                Ok(_) => (StepOutcome::Ok, None),
-                Err(Error::Step(f)) => {
-                    failed = true;
-                    (StepOutcome::Failed, Some(f.to_string()))
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        steps.push(SandboxStep {
-            module: m.id.module.clone(),
-            migration: m.folder(),
-            outcome,
-            duration_ms: t.elapsed().as_millis() as u64,
-            fuel_used: 0,
-            message,
-        });
-    }
+    let (steps, ok) = crate::migrator::sandbox_steps(&pending, |m| {
+        run_phase(project, &ctx, false, &[m], &prepared, events).map(|_| 0)
+    })?;
     throwaway.drop_now()?;
     Ok(SandboxReport {
-        ok: !failed,
+        ok,
         from: None,
         steps,
         duration_ms: started.elapsed().as_millis() as u64,

@@ -238,7 +238,7 @@ impl Target {
     }
 
     /// Connects, with `lock_timeout` as the longest wait for another writer's lock.
-    pub fn connect(&self, lock_timeout: Duration) -> Result<Client, Error> {
+    pub fn connect(&self, lock_timeout: Duration) -> Result<Session, Error> {
         self.open(lock_timeout)
             .map_err(|e| self.connect_error(&e))?
             .ok_or_else(|| {
@@ -252,7 +252,7 @@ impl Target {
     }
 
     /// Connects; `None` when the server has no such database.
-    pub fn open(&self, lock_timeout: Duration) -> Result<Option<Client>, postgres::Error> {
+    pub fn open(&self, lock_timeout: Duration) -> Result<Option<Session>, postgres::Error> {
         let mut config = self.config.clone();
         config.application_name("strata");
         config.connect_timeout(Duration::from_secs(10));
@@ -265,7 +265,7 @@ impl Target {
         };
         let setup = session_setup(&mut client, lock_timeout)?;
         client.batch_execute(&setup)?;
-        Ok(Some(client))
+        Ok(Some(Session { client, setup }))
     }
 
     /// A failed connection, with what to check.
@@ -291,8 +291,43 @@ impl Target {
     }
 }
 
+/// Resets what a step may have changed on the session (settings, role, temp objects,
+/// cursors, listeners, session advisory locks, cached plans), short of `DEALLOCATE ALL`, which
+/// would also drop the client's own prepared statements: a step that prepares statements of its
+/// own gets a fresh connection instead.
+const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+                             UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
+                             DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+
+/// A connection, and the settings its session starts from (see [`session_setup`]).
+pub struct Session {
+    client: Client,
+    setup: String,
+}
+
+impl std::ops::Deref for Session {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl Session {
+    /// Puts the session back as it was after connecting, in one round trip.
+    pub fn reset(&mut self) -> Result<(), postgres::Error> {
+        self.client
+            .batch_execute(&format!("{RESET_SESSION}; {}", self.setup))
+    }
+}
+
 /// What every strata session starts with, and goes back to after each step (see
-/// `step::RESET_SESSION`): the lock timeout, standard strings, and the user's `search_path`
+/// [`Session::reset`]): the lock timeout, standard strings, and the user's `search_path`
 /// without strata's own schema. A role named `strata` would otherwise find its `"$user"` schema
 /// in strata's bookkeeping schema and create every unqualified table there.
 pub(crate) fn session_setup(

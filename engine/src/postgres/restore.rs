@@ -43,7 +43,7 @@ fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> 
     else {
         return Ok(None);
     };
-    ledger::database_id(&mut c).map_err(|e| target.error("cannot read the database's identity", e))
+    ledger::database_id(&mut *c).map_err(|e| target.error("cannot read the database's identity", e))
 }
 
 fn as_backup(path: PathBuf, record: crate::backup::Record) -> Backup {

@@ -7,9 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use postgres::Client;
-
-use super::{Target, ledger, step};
+use super::{Session, Target, ledger, step};
 use crate::config::Project;
 use crate::error::Error;
 use crate::event::{Event, EventSink, Phase};
@@ -55,7 +53,7 @@ fn lock_timeout(project: &Project) -> Duration {
 }
 
 /// Connects to `target`; `None` when the database does not exist yet.
-fn connect_existing(project: &Project, target: &Target) -> Result<Option<Client>, Error> {
+fn connect_existing(project: &Project, target: &Target) -> Result<Option<Session>, Error> {
     target
         .open(lock_timeout(project))
         .map_err(|e| target.connect_error(&e))
@@ -66,7 +64,7 @@ pub fn read_applied(project: &Project, db: &Path) -> Result<Vec<Applied>, Error>
     let target = target(project, db)?;
     match connect_existing(project, &target)? {
         Some(mut c) => {
-            ledger::applied(&mut c).map_err(|e| target.error("cannot read the ledger", e))
+            ledger::applied(&mut *c).map_err(|e| target.error("cannot read the ledger", e))
         }
         None => Ok(Vec::new()),
     }
@@ -99,7 +97,7 @@ pub fn audit_page(
 ) -> Result<(std::path::PathBuf, Vec<AuditRow>, bool), Error> {
     let target = target(project, db)?;
     let (rows, more) = match connect_existing(project, &target)? {
-        Some(mut c) => ledger::audit_page(&mut c, before_id, size)
+        Some(mut c) => ledger::audit_page(&mut *c, before_id, size)
             .map_err(|e| target.error("cannot read the audit log", e))?,
         None => (Vec::new(), false),
     };
@@ -144,7 +142,7 @@ pub fn audit(
 ) -> Result<(std::path::PathBuf, Vec<AuditRow>), Error> {
     let target = target(project, db)?;
     let rows = match connect_existing(project, &target)? {
-        Some(mut c) => ledger::audit(&mut c, limit)
+        Some(mut c) => ledger::audit(&mut *c, limit)
             .map_err(|e| target.error("cannot read the audit log", e))?,
         None => Vec::new(),
     };
@@ -160,7 +158,7 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
             let client = connect_existing(project, &target)?;
             let exists = client.is_some();
             let applied = match client {
-                Some(mut c) => ledger::applied(&mut c)
+                Some(mut c) => ledger::applied(&mut *c)
                     .map_err(|e| target.error("cannot read the ledger", e))?,
                 None => Vec::new(),
             };

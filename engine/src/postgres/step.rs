@@ -25,14 +25,6 @@ use crate::step::{Applied, Prepared, entry};
 /// Rows of a failing check shown in the error.
 const SHOWN_ROWS: usize = 5;
 
-/// Resets what a step may have changed on the session (settings, role, temp objects,
-/// cursors, listeners, session advisory locks, cached plans), short of `DEALLOCATE ALL`, which
-/// would also drop the client's own prepared statements: a step that prepares statements of its
-/// own gets a fresh connection instead.
-const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
-                             UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD PLANS; \
-                             DISCARD TEMP; DISCARD SEQUENCES";
-
 /// What a step runs with besides its own files.
 pub struct Context<'a> {
     pub target: &'a Target,
@@ -62,7 +54,7 @@ pub fn actions(step: &Prepared, test_data: bool) -> Vec<Action> {
 /// Applies one prepared migration on `client`; may replace `client` with a fresh connection
 /// when the step changed the session in a way a reset cannot undo.
 pub fn apply(
-    client: &mut Client,
+    client: &mut super::Session,
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
@@ -73,14 +65,10 @@ pub fn apply(
             .connect(ctx.lock_timeout)
             .map(|fresh| *client = fresh)
     } else {
-        client
-            .batch_execute(RESET_SESSION)
-            .and_then(|()| super::session_setup(client, ctx.lock_timeout))
-            .and_then(|setup| client.batch_execute(&setup))
-            .map_err(|e| {
-                ctx.target
-                    .error("cannot reset the session after the step", e)
-            })
+        client.reset().map_err(|e| {
+            ctx.target
+                .error("cannot reset the session after the step", e)
+        })
     };
     let applied = result?;
     reset?;
@@ -109,11 +97,12 @@ fn apply_in_transaction(
     let mut tx = client
         .transaction()
         .map_err(|e| target.error(format!("cannot begin the transaction for {m}"), e))?;
+    // One round trip: the step's statement timeout, then strata's lock.
     tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {}",
-        ctx.statement_timeout.as_millis()
+        "SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({})",
+        ctx.statement_timeout.as_millis(),
+        ledger::LOCK_KEY
     ))
-    .and_then(|()| ledger::lock(&mut tx))
     .map_err(|e| target.error("cannot take strata's lock", e))?;
     if ledger::is_applied(&mut tx, &m.id).map_err(|e| target.error("cannot read the ledger", e))? {
         drop(tx);

@@ -591,25 +591,34 @@ fn classify_trap(e: &wasmtime::Error, limits: &Limits, logs: &[LogLine]) -> Comp
     }
 }
 
-/// Bumps the engine's epoch once the timeout passes, unless stopped first.
+/// Bumps the engine's epoch once the timeout passes, unless stopped first. Stopping does not
+/// wait for the thread (on a loaded machine, waiting for it to be scheduled and exit cost
+/// milliseconds per call): the flag, checked under its lock before the bump, guarantees that
+/// no bump happens once `stop` has returned, so a later call on the same engine is never
+/// interrupted by this one's watchdog.
 struct Watchdog {
     stop: mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
+    stopped: Arc<std::sync::Mutex<bool>>,
 }
 
 impl Watchdog {
     fn start(engine: Engine, timeout: Duration) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
-                engine.increment_epoch();
+        let (stop, signal) = mpsc::channel::<()>();
+        let stopped = Arc::new(std::sync::Mutex::new(false));
+        let flag = Arc::clone(&stopped);
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = signal.recv_timeout(timeout) {
+                let stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
+                if !*stopped {
+                    engine.increment_epoch();
+                }
             }
         });
-        Watchdog { stop, thread }
+        Watchdog { stop, stopped }
     }
 
     fn stop(self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         let _ = self.stop.send(());
-        let _ = self.thread.join();
     }
 }

@@ -152,20 +152,92 @@ pub fn take(
 ) -> Result<PathBuf, Error> {
     let id = ledger::ensure_database_id(conn)
         .map_err(|e| Error::db(db, "cannot give the database its identity", e))?;
-    // VACUUM INTO accepts an empty file; a private temporary name keeps concurrent runs apart.
+    take_with(conn, db, &id, dir, keep, reason, |_| Ok(()))
+}
+
+/// [`take`] without a commit of its own: the database as committed, copied, with `fill` run on
+/// the copy (in one transaction, before it is verified). A caller that is about to write the
+/// database's identity `database_id` and the bookkeeping tables inside its own transaction
+/// writes the same into the copy with `fill`, so the backup holds what [`take`] would have
+/// committed first, and the database keeps the identity its backup records. Must not be called
+/// inside a write transaction (SQLite does not copy a database that one is changing).
+pub fn take_with(
+    conn: &Connection,
+    db: &Path,
+    database_id: &str,
+    dir: &Path,
+    keep: usize,
+    reason: &str,
+    fill: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> Result<PathBuf, Error> {
+    // A private temporary name keeps concurrent runs apart.
     let partial = partial(dir)?;
-    conn.execute("VACUUM INTO ?1", [partial.path().to_string_lossy()])
-        .map_err(|e| {
-            Error::db(
-                db,
-                format!("cannot back up into {}", partial.path().display()),
-                e,
-            )
-        })?;
+    copy_into(conn, partial.path(), fill).map_err(|e| {
+        Error::db(
+            db,
+            format!("cannot back up into {}", partial.path().display()),
+            e,
+        )
+    })?;
     verify(partial.path())?;
-    let path = store(partial, db, &id, dir, reason)?;
+    let path = store(partial, db, database_id, dir, reason)?;
     prune(dir, db, keep);
     Ok(path)
+}
+
+/// Copies every page of the database `conn` has open into the empty file `out` with SQLite's
+/// online backup API (a page copy: no rebuild of tables and indexes as `VACUUM INTO` does),
+/// runs `fill` on the copy, then makes the file durable with one fsync. The copy is a private
+/// temporary file until it is verified and renamed, so it needs no journal and no sync per
+/// write: a crash leaves only a temporary file behind.
+fn copy_into(
+    conn: &Connection,
+    out: &Path,
+    fill: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let mut dest = Connection::open(out)?;
+    dest.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")?;
+    let timeout: i64 = conn.pragma_query_value(None, "busy_timeout", |r| r.get(0))?;
+    let deadline = Instant::now() + Duration::from_millis(timeout.max(0) as u64);
+    {
+        let b = rusqlite::backup::Backup::new(conn, &mut dest)?;
+        loop {
+            match b.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        None,
+                    ));
+                }
+                // `More` cannot follow a step of -1 pages; step again.
+                _ => {}
+            }
+        }
+    }
+    // A page copy of a WAL database says WAL in its header; a backup is one plain file.
+    let mode: String = dest.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(format!("the copy stayed in journal mode {mode}")),
+        ));
+    }
+    let tx = dest.transaction()?;
+    fill(&tx)?;
+    tx.commit()?;
+    drop(dest);
+    File::open(out).and_then(|f| f.sync_all()).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            Some(format!("cannot sync the copy: {e}")),
+        )
+    })
 }
 
 /// Gives a complete, verified backup in `partial` its final name in `dir` (never over another
@@ -377,6 +449,59 @@ mod tests {
         assert_eq!(list(&backups, &db).unwrap().len(), 3);
         assert_eq!(list(&backups, &same_name).unwrap().len(), 1);
         assert!(list(&backups, Path::new("nowhere.db")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_backup_is_one_verified_plain_file_also_of_a_wal_database_or_without_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(a TEXT); CREATE INDEX t_a ON t(a);
+             INSERT INTO t WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 5000)
+               SELECT 'row ' || i FROM c;",
+        )
+        .unwrap();
+        let backups = dir.path().join("backups");
+        let taken = take(&conn, &db, &backups, 10, "test").unwrap();
+        let copy = Connection::open(&taken).unwrap();
+        let mode: String = copy
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "a backup is one file, not a WAL database");
+        let n: i64 = copy
+            .query_row("SELECT count(*) FROM t WHERE a LIKE 'row %'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 5000);
+        check_integrity(&copy, &taken).unwrap();
+        drop(copy);
+        assert!(!dir.path().join("backups").read_dir().unwrap().any(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.ends_with("-wal") || name.ends_with("-shm") || name.ends_with(".partial")
+        }));
+
+        // Without a commit: the identity a caller is about to write goes into the copy only.
+        let fresh = dir.path().join("fresh.db");
+        let conn = Connection::open(&fresh).unwrap();
+        let taken = take_with(&conn, &fresh, "0123abcd", &backups, 10, "test", |c| {
+            ledger::identity_within(c, Some("0123abcd")).map(drop)
+        })
+        .unwrap();
+        assert_eq!(
+            ledger::database_id(&conn).unwrap(),
+            None,
+            "nothing committed"
+        );
+        let copy = Connection::open(&taken).unwrap();
+        assert_eq!(
+            ledger::database_id(&copy).unwrap().as_deref(),
+            Some("0123abcd")
+        );
+        check_integrity(&copy, &taken).unwrap();
+        assert_eq!(read_record(&taken).unwrap().database_id, "0123abcd");
     }
 
     #[test]

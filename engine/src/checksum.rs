@@ -28,6 +28,40 @@ pub const PINNED_FILES: &[&str] = &[
     "check.wasm",
 ];
 
+/// The names in `dir` and in its `test-data/` and `proj-data/` folders that could be pinned
+/// files (`test-data/data.json` for one inside a data folder); empty when `dir` does not exist.
+fn present(dir: &Path) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    let list = |dir: &Path, prefix: &str, names: &mut Vec<String>| -> Result<(), Error> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(format!("{prefix}{name}"));
+            }
+        }
+        Ok(())
+    };
+    list(dir, "", &mut names)?;
+    for data in ["test-data", "proj-data"] {
+        if names.iter().any(|n| n == data) {
+            list(&dir.join(data), &format!("{data}/"), &mut names)?;
+        }
+    }
+    Ok(names)
+}
+
 /// The pinned files of one migration folder, each read once, and their manifest: the bytes
 /// here are the bytes the manifest hashes (text files with CRLF already read as LF).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -41,7 +75,12 @@ impl Pinned {
     pub fn read(dir: &Path) -> Result<Self, Error> {
         let mut files = Vec::new();
         let mut entries = Vec::new();
+        // One listing instead of a failed open per absent file (most folders hold only do.sql).
+        let present = present(dir)?;
         for name in PINNED_FILES {
+            if !present.iter().any(|p| p == name) {
+                continue;
+            }
             let path = dir.join(name);
             let bytes = match std::fs::read(&path) {
                 Ok(bytes) => normalize(name, bytes),
@@ -153,9 +192,11 @@ fn normalize(name: &str, bytes: Vec<u8>) -> Vec<u8> {
 
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0x0f)] as char);
     }
     s
 }
@@ -163,6 +204,15 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
+        assert_eq!(
+            hex(&Sha256::digest(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 
     fn dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -62,6 +62,36 @@ pub fn ensure(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// [`ensure`] inside the caller's transaction: creates the bookkeeping tables if they are
+/// missing, committed or rolled back with the rest of it.
+pub fn ensure_within(conn: &Connection) -> rusqlite::Result<()> {
+    if !exists(conn)? {
+        conn.execute_batch(SCHEMA)?;
+    }
+    Ok(())
+}
+
+/// Bookkeeping a caller wrote inside a transaction that may roll back: the tables, the identity
+/// a backup taken inside it recorded, and audit rows such as that backup's. After a rollback
+/// they are written again (in the transaction that audits the failure), so the log keeps them
+/// and the database keeps the identity its backup carries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replay {
+    pub database_id: Option<String>,
+    pub entries: Vec<Entry>,
+}
+
+impl Replay {
+    /// Writes it all again, inside the caller's transaction.
+    pub fn write(&self, conn: &Connection) -> rusqlite::Result<()> {
+        ensure_within(conn)?;
+        if let Some(id) = &self.database_id {
+            identity_within(conn, Some(id))?;
+        }
+        append(conn, &self.entries)
+    }
+}
+
 /// Whether the bookkeeping tables are there.
 pub fn exists(conn: &Connection) -> rusqlite::Result<bool> {
     let n: i64 = conn.query_row(
@@ -178,21 +208,56 @@ impl Known {
 
 /// Records `m` as applied.
 pub fn record(conn: &Connection, m: &Migration, duration_ms: u64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+    write_records(conn, &[Record::of(m, m.checksum(), duration_ms)])
+}
+
+/// A row of `strata_migration` to write: taken when the step ran (its `applied_at` then),
+/// written now or at the end of a phase run in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    module: String,
+    stamp: String,
+    name: String,
+    checksum: String,
+    manifest: String,
+    applied_at: String,
+    duration_ms: u64,
+}
+
+impl Record {
+    /// `m` applied now, in `duration_ms`; `checksum` is `m.checksum()`.
+    pub fn of(m: &Migration, checksum: String, duration_ms: u64) -> Record {
+        Record {
+            module: m.id.module.clone(),
+            stamp: m.id.stamp.clone(),
+            name: m.slug.clone(),
+            checksum,
+            manifest: m.manifest.to_lines(),
+            applied_at: now_rfc3339(),
+            duration_ms,
+        }
+    }
+}
+
+/// Writes rows of `strata_migration`, through one prepared statement.
+pub fn write_records(conn: &Connection, records: &[Record]) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
         "INSERT INTO strata_migration
              (module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        m.id.module,
-        m.id.stamp,
-        m.slug,
-        m.checksum(),
-        m.manifest.to_lines(),
-        now_rfc3339(),
-        duration_ms as i64,
-        crate::ENGINE_VERSION,
-    ])?;
+    )?;
+    for r in records {
+        stmt.execute(params![
+            r.module,
+            r.stamp,
+            r.name,
+            r.checksum,
+            r.manifest,
+            r.applied_at,
+            r.duration_ms as i64,
+            crate::ENGINE_VERSION,
+        ])?;
+    }
     Ok(())
 }
 
@@ -251,7 +316,11 @@ impl Entry {
 
 /// Appends entries to the audit log, stamped now and with the operator.
 pub fn append(conn: &Connection, entries: &[Entry]) -> rusqlite::Result<()> {
-    let at = now_rfc3339();
+    append_at(conn, &now_rfc3339(), entries)
+}
+
+/// [`append`], stamped `at` (RFC 3339): when the entries happened, for entries written later.
+pub fn append_at(conn: &Connection, at: &str, entries: &[Entry]) -> rusqlite::Result<()> {
     let who = operator();
     let mut stmt = conn.prepare_cached(
         "INSERT INTO strata_migration_audit
@@ -394,20 +463,29 @@ pub fn ensure_database_id(conn: &Connection) -> rusqlite::Result<String> {
         return Ok(id);
     }
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute_batch(IDENTITY_SCHEMA)?;
-    tx.execute(
+    let id = identity_within(&tx, None)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+/// The database's identity inside the caller's transaction: created if it has none, as `id`
+/// when given (to put back the identity a rolled-back transaction had given it), else random.
+pub fn identity_within(conn: &Connection, id: Option<&str>) -> rusqlite::Result<String> {
+    if let Some(existing) = database_id(conn)? {
+        return Ok(existing);
+    }
+    conn.execute_batch(IDENTITY_SCHEMA)?;
+    conn.execute(
         "INSERT INTO strata_database (id, created_at)
-         SELECT lower(hex(randomblob(16))), ?1
+         SELECT coalesce(?2, lower(hex(randomblob(16)))), ?1
          WHERE NOT EXISTS (SELECT 1 FROM strata_database)",
-        [now_rfc3339()],
+        params![now_rfc3339(), id],
     )?;
-    let id: String = tx.query_row(
+    conn.query_row(
         "SELECT id FROM strata_database ORDER BY rowid LIMIT 1",
         [],
         |r| r.get(0),
-    )?;
-    tx.commit()?;
-    Ok(id)
+    )
 }
 
 /// `user@host` of whoever runs strata.

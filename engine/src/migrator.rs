@@ -187,23 +187,6 @@ impl<'a> Runner<'a> {
             conn.pragma_update(None, "synchronous", "OFF")
                 .map_err(|e| Error::db(db, "cannot set PRAGMA synchronous", e))?;
         }
-        ledger::ensure(&mut conn)
-            .map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
-        if how.backup {
-            let path = backup::take(
-                &conn,
-                db,
-                &self.project.backups_dir(),
-                self.project.config.backups_keep,
-                &format!("before migrate ({phase})"),
-            )?;
-            let entry =
-                ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
-            ledger::append(&conn, &[entry])
-                .map_err(|e| Error::db(db, "cannot audit the backup", e))?;
-            events(&Event::BackupTaken { db, backup: &path });
-            done.backup = Some(path);
-        }
         let ctx = step::Context {
             db,
             phase,
@@ -216,17 +199,44 @@ impl<'a> Runner<'a> {
             single_transaction: how.single_transaction,
             ..step::Session::default()
         };
+        // In one transaction for the whole phase, the bookkeeping tables, the identity, the
+        // backup's audit row and every step commit together: one synced commit, as sqlite3's
+        // own one-transaction run makes. The backup, taken just before, holds the same
+        // bookkeeping (see `backup::take_with`).
+        let mut taken = None;
         let fk_was_on = if how.single_transaction {
             let on = sqlite::foreign_keys(&conn)
                 .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+            if how.backup {
+                taken = Some(self.backup_first(&conn, phase, db)?);
+            }
             sqlite::set_foreign_keys(&conn, false)
                 .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
                 .map_err(|e| Error::db(db, "cannot begin the phase's transaction", e))?;
+            session.replay = Some(ledger::Replay {
+                database_id: taken.as_ref().map(|(id, _)| id.clone()),
+                entries: Vec::new(),
+            });
             Some(on)
         } else {
             None
         };
-        let result = self.steps(&mut conn, &ctx, &mut session, pending, &mut done, events);
+        let result = self
+            .bookkeeping(
+                &mut conn,
+                phase,
+                db,
+                how,
+                taken,
+                &mut session,
+                &mut done,
+                events,
+            )
+            .and_then(|()| self.steps(&mut conn, &ctx, &mut session, pending, &mut done, events))
+            .and_then(|()| {
+                step::flush(&conn, &mut session)
+                    .map_err(|e| Error::db(db, "cannot record the phase's steps", e))
+            });
         if let Some(on) = fk_was_on {
             let committed = match result {
                 Ok(()) => conn
@@ -240,7 +250,7 @@ impl<'a> Runner<'a> {
             let restored = sqlite::set_foreign_keys(&conn, on)
                 .map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e));
             if let Err(e) = committed {
-                return Err(self.rolled_back(&conn, phase, e, &mut done));
+                return Err(self.rolled_back(&mut conn, phase, e, &mut session, &mut done));
             }
             restored?;
         } else {
@@ -254,13 +264,108 @@ impl<'a> Runner<'a> {
         Ok(done)
     }
 
-    /// After a failed `--single-transaction` phase (already rolled back): the steps it had
-    /// applied are undone too, so they are audited as rolled back and none stays applied.
-    fn rolled_back(
+    /// With one transaction for the phase, before it begins: a verified backup of the database
+    /// as committed, holding the bookkeeping tables and the identity that the transaction will
+    /// write (the database's own, or a new random one). Returns the identity and the backup.
+    fn backup_first(
         &self,
         conn: &rusqlite::Connection,
         phase: Phase,
+        db: &Path,
+    ) -> Result<(String, PathBuf), Error> {
+        let identity = |e| Error::db(db, "cannot give the database its identity", e);
+        let id = match ledger::database_id(conn).map_err(identity)? {
+            Some(id) => id,
+            None => conn
+                .query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))
+                .map_err(identity)?,
+        };
+        let fill = ledger::Replay {
+            database_id: Some(id.clone()),
+            entries: Vec::new(),
+        };
+        let path = backup::take_with(
+            conn,
+            db,
+            &id,
+            &self.project.backups_dir(),
+            self.project.config.backups_keep,
+            &format!("before migrate ({phase})"),
+            |copy| fill.write(copy),
+        )?;
+        Ok((id, path))
+    }
+
+    /// Before the first step: the bookkeeping tables, and with `how.backup` the database's
+    /// identity, a verified backup and its audit row. In one transaction for the phase the
+    /// backup is `taken` already and the rest is written inside that transaction, with
+    /// `session.replay` keeping what a rollback would lose; otherwise each part commits on its
+    /// own.
+    #[allow(clippy::too_many_arguments)]
+    fn bookkeeping(
+        &self,
+        conn: &mut rusqlite::Connection,
+        phase: Phase,
+        db: &Path,
+        how: How,
+        taken: Option<(String, PathBuf)>,
+        session: &mut step::Session,
+        done: &mut PhaseReport,
+        events: &mut EventSink<'_>,
+    ) -> Result<(), Error> {
+        let tables = |e| Error::db(db, "cannot create the ledger tables", e);
+        let identity = |e| Error::db(db, "cannot give the database its identity", e);
+        let path = if how.single_transaction {
+            ledger::ensure_within(conn).map_err(tables)?;
+            let Some((id, path)) = taken else {
+                return Ok(());
+            };
+            let got = ledger::identity_within(conn, Some(&id)).map_err(identity)?;
+            if got != id {
+                return Err(Error::Usage(format!(
+                    "{}: another strata run gave the database its identity while this one                      backed it up, so the backup {} does not carry it; nothing was applied, run                      the command again",
+                    db.display(),
+                    path.display()
+                )));
+            }
+            path
+        } else {
+            ledger::ensure(conn).map_err(tables)?;
+            if !how.backup {
+                return Ok(());
+            }
+            let id = ledger::ensure_database_id(conn).map_err(identity)?;
+            backup::take_with(
+                conn,
+                db,
+                &id,
+                &self.project.backups_dir(),
+                self.project.config.backups_keep,
+                &format!("before migrate ({phase})"),
+                |_| Ok(()),
+            )?
+        };
+        let entry = ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+        ledger::append(conn, std::slice::from_ref(&entry))
+            .map_err(|e| Error::db(db, "cannot audit the backup", e))?;
+        if let Some(replay) = session.replay.as_mut() {
+            replay.entries.push(entry);
+        }
+        events(&Event::BackupTaken { db, backup: &path });
+        done.backup = Some(path);
+        Ok(())
+    }
+
+    /// After a failed `--single-transaction` phase (already rolled back): the steps it had
+    /// applied are undone too, so they are audited as rolled back and none stays applied; the
+    /// bookkeeping the rollback took (the backup's row and the identity it records) is written
+    /// again unless the failed step already did.
+    fn rolled_back(
+        &self,
+        conn: &mut rusqlite::Connection,
+        phase: Phase,
         e: Error,
+        session: &mut step::Session,
         done: &mut PhaseReport,
     ) -> Error {
         let undone: Vec<ledger::Entry> = std::mem::take(&mut done.applied)
@@ -275,8 +380,18 @@ impl<'a> Runner<'a> {
                 entry
             })
             .collect();
+        let replay = session.replay.take();
         // Best effort: the failure itself is already audited by the step.
-        let _ = ledger::append(conn, &undone);
+        let _ = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                match &replay {
+                    Some(r) => r.write(&tx)?,
+                    None => ledger::ensure_within(&tx)?,
+                }
+                ledger::append(&tx, &undone)?;
+                tx.commit()
+            });
         match e {
             Error::Step(mut failure) => {
                 failure.applied_before.clear();

@@ -50,6 +50,8 @@ pub struct Prepared {
     pub snapshot: Option<String>,
     /// Components older than their guest crates' sources (see `guest::check_components`).
     pub stale: Vec<String>,
+    /// `migration.checksum()`, computed once.
+    pub checksum: String,
 }
 
 impl Prepared {
@@ -106,6 +108,7 @@ impl Prepared {
         let mut migration = m.clone();
         migration.manifest = pinned.manifest().clone();
         Ok(Prepared {
+            checksum: migration.checksum(),
             stale: crate::guest::check_components(m, &config.build)?,
             config,
             do_sql: text(&mut pinned, "do.sql")?.unwrap_or_default(),
@@ -173,12 +176,39 @@ pub struct Session {
     /// The caller opened one transaction for the whole phase: each step is a savepoint in it,
     /// and a failed step rolls back the whole transaction.
     pub single_transaction: bool,
+    /// With `single_transaction`: the bookkeeping the caller wrote inside the phase's
+    /// transaction, written again with the failure's audit rows after a rollback (taken then).
+    pub replay: Option<ledger::Replay>,
+    /// With `single_transaction`: the ledger and audit rows of the steps applied so far, written
+    /// by [`flush`] just before the phase commits (a few prepared statements for the whole
+    /// phase instead of a few per step, each re-prepared after every schema change).
+    pub deferred: Deferred,
+}
+
+/// Bookkeeping rows kept until the end of a phase in one transaction.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    records: Vec<ledger::Record>,
+    /// Audit entries, with when they happened.
+    audit: Vec<(String, Vec<Entry>)>,
+}
+
+/// Writes the bookkeeping rows the steps of a phase in one transaction deferred (see
+/// [`Session::deferred`]); call it inside that transaction, before it commits.
+pub fn flush(conn: &Connection, session: &mut Session) -> rusqlite::Result<()> {
+    let deferred = std::mem::take(&mut session.deferred);
+    ledger::write_records(conn, &deferred.records)?;
+    for (at, entries) in &deferred.audit {
+        ledger::append_at(conn, at, entries)?;
+    }
+    Ok(())
 }
 
 impl Session {
     fn forget(&mut self) {
         self.owners.invalidate();
         self.ledger.invalidate();
+        self.deferred = Deferred::default();
     }
 }
 
@@ -229,9 +259,6 @@ pub fn apply(
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
     let db = ctx.db;
-    let busy_ms: i64 = conn
-        .pragma_query_value(None, "busy_timeout", |row| row.get(0))
-        .map_err(|e| Error::db(db, "cannot read PRAGMA busy_timeout", e))?;
     let fk_was_on = if session.single_transaction {
         None
     } else {
@@ -271,7 +298,10 @@ pub fn apply(
     } else {
         // What the session trusts about the ledger is tied to the old connection.
         session.forget();
-        sqlite::open(db, Duration::from_millis(busy_ms.max(0) as u64)).map(|fresh| *conn = fresh)
+        conn.pragma_query_value(None, "busy_timeout", |row| row.get::<_, i64>(0))
+            .map_err(|e| Error::db(db, "cannot read PRAGMA busy_timeout", e))
+            .and_then(|busy_ms| sqlite::open(db, Duration::from_millis(busy_ms.max(0) as u64)))
+            .map(|fresh| *conn = fresh)
     };
     let applied = result?;
     restored.map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e))?;
@@ -347,7 +377,7 @@ fn apply_in_transaction(
                 let elapsed = t.elapsed();
                 let mut e = entry(
                     phase,
-                    m,
+                    step,
                     action,
                     Outcome::Ok,
                     None,
@@ -403,16 +433,22 @@ fn apply_in_transaction(
     }
     log.push(entry(
         phase,
-        m,
+        step,
         action,
         Outcome::Failed,
         Some(err.message.clone()),
         None,
         elapsed,
     ));
+    let replay = session.replay.take();
     let audited = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .and_then(|tx| ledger::append(&tx, &log).and_then(|()| tx.commit()));
+        .and_then(|tx| {
+            if let Some(r) = &replay {
+                r.write(&tx)?;
+            }
+            ledger::append(&tx, &log).and_then(|()| tx.commit())
+        });
     let mut message = err.message;
     if let Err(e) = audited {
         message.push_str(&format!(
@@ -503,9 +539,18 @@ fn finish(
         None => {}
     }
     let elapsed = started.elapsed();
-    ledger::record(conn, m, elapsed.as_millis() as u64)
-        .and_then(|()| ledger::append(conn, log))
-        .map_err(record)?;
+    let row = ledger::Record::of(m, step.checksum.clone(), elapsed.as_millis() as u64);
+    if session.single_transaction {
+        session.deferred.records.push(row);
+        session
+            .deferred
+            .audit
+            .push((ledger::now_rfc3339(), log.to_vec()));
+    } else {
+        ledger::write_records(conn, &[row])
+            .and_then(|()| ledger::append(conn, log))
+            .map_err(record)?;
+    }
     let end = if session.single_transaction {
         conn.prepare_cached(&format!("RELEASE {SAVEPOINT}"))
     } else {
@@ -544,13 +589,14 @@ fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, Error> {
 /// The audit entry of one action of `m`.
 pub(crate) fn entry(
     phase: Phase,
-    m: &Migration,
+    step: &Prepared,
     action: Action,
     outcome: Outcome,
     detail: Option<String>,
     rows: Option<u64>,
     elapsed: Duration,
 ) -> Entry {
+    let m = &step.migration;
     Entry {
         phase: phase.as_str().into(),
         module: Some(m.id.module.clone()),
@@ -561,7 +607,7 @@ pub(crate) fn entry(
         rows,
         fuel_used: None,
         duration_ms: Some(elapsed.as_millis() as u64),
-        checksum: Some(m.checksum()),
+        checksum: Some(step.checksum.clone()),
     }
 }
 

@@ -57,6 +57,22 @@ fn a_failure_rolls_back_every_step_of_the_phase() {
         .collect();
     assert_eq!(undone.len(), 2, "{audit:?}");
     assert!(undone[0].contains("app/20240101T000000Z-one"), "{audit:?}");
+    // The backup was taken inside the rolled-back transaction: its audit row is written again
+    // (first), and the database keeps the identity the backup records, so it can go back.
+    assert!(audit[0].starts_with("backup ok"), "{audit:?}");
+    let record = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.to_string_lossy().ends_with(".db.json"))
+        .expect("a backup record");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    assert_eq!(
+        rows(&db, "SELECT id FROM strata_database"),
+        [record["database_id"].as_str().unwrap()]
+    );
+    drop(db);
+    p.strata(&["restore"]).ok();
 
     // Without the flag, the steps before the failure stay applied.
     let p = project(true);
@@ -102,4 +118,46 @@ fn it_refuses_to_write_snapshots_it_could_not_take_back() {
         .code(2)
         .stderr_has("--single-transaction cannot be combined with --write-snapshots");
     assert!(!p.path("app.db").exists(), "nothing was touched");
+}
+
+/// The file change counter in a rollback-journal database's header: one more per committed
+/// write transaction.
+fn commits(db: &std::path::Path) -> u32 {
+    let header = std::fs::read(db).unwrap();
+    u32::from_be_bytes(header[24..28].try_into().unwrap())
+}
+
+#[test]
+fn a_phase_in_one_transaction_commits_once_bookkeeping_and_backup_included() {
+    let p = project(false);
+    p.strata(&["migrate", "--no-rehearsal", "--single-transaction"])
+        .ok();
+    let db = p.path("app.db");
+    // A fresh database: the ledger tables, the identity, the backup's audit row and the three
+    // steps are one commit, as sqlite3 makes for the same SQL in one transaction.
+    assert_eq!(commits(&db), 1);
+    let conn = p.open("app.db");
+    assert_eq!(rows(&conn, "SELECT count(*) FROM strata_migration"), ["3"]);
+    let audit = rows(
+        &conn,
+        "SELECT action || ' ' || outcome FROM strata_migration_audit ORDER BY id",
+    );
+    assert_eq!(audit[0], "backup ok", "{audit:?}");
+    drop(conn);
+    // The backup holds the database as it was before the first step: bookkeeping, no tables.
+    let backup = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|e| e == "db"))
+        .expect("a backup");
+    let b = rusqlite::Connection::open(&backup).unwrap();
+    assert_eq!(
+        rows(
+            &b,
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'strata_%' AND name NOT LIKE 'sqlite_%'"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(rows(&b, "PRAGMA journal_mode"), ["delete"]);
+    assert_eq!(rows(&b, "PRAGMA integrity_check"), ["ok"]);
 }

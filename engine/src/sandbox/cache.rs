@@ -15,7 +15,9 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+#[cfg(test)]
+use sha2::Digest;
+use sha2::Sha256;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -112,11 +114,22 @@ impl Cache {
     }
 
     /// The compiled component for `wasm`, from the cache when an authentic entry exists.
+    #[cfg(test)]
     pub fn load(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+        self.load_digested(engine, wasm, &Sha256::digest(wasm).into())
+    }
+
+    /// [`Cache::load`] when the caller has `digest`, the sha256 of `wasm`, already.
+    pub fn load_digested(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        digest: &[u8; 32],
+    ) -> wasmtime::Result<Component> {
         let Some(store) = &self.store else {
             return Component::new(engine, wasm);
         };
-        let name = format!("{}-{}.cwasm", hex(&Sha256::digest(wasm)), self.engine_key);
+        let name = format!("{}-{}.cwasm", hex(digest), self.engine_key);
         let path = store.dir.join(&name);
         if let Some(component) = read_entry(engine, store, &name, &path) {
             return Ok(component);

@@ -16,13 +16,15 @@ mod cache;
 pub mod guard;
 mod host;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use wasmtime::component::{HasSelf, Linker};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
 use crate::config::Limits;
@@ -143,11 +145,24 @@ pub enum ComponentError {
 /// The interfaces a component may import: the host API of `sdk/wit`, nothing else.
 pub const OFFERED: &[&str] = &["strata:migrate/sql@0.1.0", "strata:migrate/log@0.1.0"];
 
-/// The process's wasmtime engine and linker, and the compile cache.
+/// The process's wasmtime engine and linker, the compile cache, and the components this
+/// sandbox has loaded.
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<HostState>,
     cache: cache::Cache,
+    /// Each component once per sandbox, by the sha256 of its bytes: compiled or read from the
+    /// compile cache (and its tag checked) once, its imports resolved against the linker once,
+    /// so a second call only instantiates.
+    loaded: std::sync::Mutex<HashMap<[u8; 32], Arc<Loaded>>>,
+}
+
+/// A component ready to instantiate.
+struct Loaded {
+    component: Component,
+    /// The component pre-instantiated against the linker; `None` when its imports do not
+    /// resolve, and then each call instantiates from `component` to report why.
+    pre: Option<InstancePre<HostState>>,
 }
 
 impl Sandbox {
@@ -174,11 +189,27 @@ impl Sandbox {
             engine,
             linker,
             cache,
+            loaded: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
+    /// The component for `wasm`: from this sandbox if it loaded it before, else from the
+    /// compile cache (or compiled), pre-instantiated against the linker.
+    fn load(&self, wasm: &[u8]) -> wasmtime::Result<Arc<Loaded>> {
+        let digest: [u8; 32] = Sha256::digest(wasm).into();
+        let loaded = || self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = loaded().get(&digest) {
+            return Ok(Arc::clone(l));
+        }
+        let component = self.cache.load_digested(&self.engine, wasm, &digest)?;
+        let pre = self.linker.instantiate_pre(&component).ok();
+        let l = Arc::new(Loaded { component, pre });
+        loaded().insert(digest, Arc::clone(&l));
+        Ok(l)
+    }
+
     /// What a component imports that strata does not offer (anything but [`OFFERED`]).
-    fn foreign_imports(&self, component: &wasmtime::component::Component) -> Vec<String> {
+    fn foreign_imports(&self, component: &Component) -> Vec<String> {
         component
             .component_type()
             .imports(&self.engine)
@@ -195,8 +226,8 @@ impl Sandbox {
 
     /// The names a component exports, to tell which world it implements.
     pub fn exports(&self, wasm: &[u8]) -> wasmtime::Result<Vec<String>> {
-        let component = self.cache.load(&self.engine, wasm)?;
-        let ty = component.component_type();
+        let loaded = self.load(wasm)?;
+        let ty = loaded.component.component_type();
         Ok(ty
             .exports(&self.engine)
             .map(|(name, _)| name.to_string())
@@ -206,8 +237,8 @@ impl Sandbox {
     /// Runs one component on `conn` inside the caller's transaction, with `guard` (installed
     /// on `conn`) switched to the component's policy for the duration.
     pub fn call(&self, conn: &mut Connection, guard: &Guard, call: &Call<'_>) -> Called {
-        let component = match self.cache.load(&self.engine, call.wasm) {
-            Ok(c) => c,
+        let loaded = match self.load(call.wasm) {
+            Ok(l) => l,
             Err(e) => {
                 return Called {
                     outcome: Outcome::default(),
@@ -218,7 +249,7 @@ impl Sandbox {
             }
         };
 
-        if let Some(import) = self.foreign_imports(&component).pop() {
+        if let Some(import) = self.foreign_imports(&loaded.component).pop() {
             return Called {
                 outcome: Outcome::default(),
                 result: Err(ComponentError::Import { import }),
@@ -276,7 +307,7 @@ impl Sandbox {
         store.epoch_deadline_trap();
 
         let watchdog = Watchdog::start(self.engine.clone(), timeout);
-        let result = self.invoke(&mut store, &component, call);
+        let result = self.invoke(&mut store, &loaded, call);
         watchdog.stop();
 
         let fuel_left = store.get_fuel().unwrap_or(0);
@@ -372,28 +403,44 @@ impl Sandbox {
     fn invoke(
         &self,
         store: &mut Store<HostState>,
-        component: &wasmtime::component::Component,
+        loaded: &Loaded,
         call: &Call<'_>,
     ) -> Result<Result<Vec<String>, String>, Invoke> {
-        use bindings::{check::Check, seed::Seed, transform::Transform};
+        use bindings::check::{Check, CheckPre};
+        use bindings::seed::{Seed, SeedPre};
+        use bindings::transform::{Transform, TransformPre};
+        let (component, linker) = (&loaded.component, &self.linker);
         match call.world {
             World::Transform => {
-                let w = Transform::instantiate(&mut *store, component, &self.linker)
-                    .map_err(Invoke::Instantiate)?;
+                let w = match &loaded.pre {
+                    Some(pre) => {
+                        TransformPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store))
+                    }
+                    None => Transform::instantiate(&mut *store, component, linker),
+                }
+                .map_err(Invoke::Instantiate)?;
                 w.call_run(store)
                     .map_err(Invoke::Call)
                     .map(|r| r.map(|()| Vec::new()))
             }
             World::Seed => {
-                let w = Seed::instantiate(&mut *store, component, &self.linker)
-                    .map_err(Invoke::Instantiate)?;
+                let w = match &loaded.pre {
+                    Some(pre) => SeedPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store)),
+                    None => Seed::instantiate(&mut *store, component, linker),
+                }
+                .map_err(Invoke::Instantiate)?;
                 w.call_seed(store, call.seed_params)
                     .map_err(Invoke::Call)
                     .map(|r| r.map(|()| Vec::new()))
             }
             World::Check => {
-                let w = Check::instantiate(&mut *store, component, &self.linker)
-                    .map_err(Invoke::Instantiate)?;
+                let w = match &loaded.pre {
+                    Some(pre) => {
+                        CheckPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store))
+                    }
+                    None => Check::instantiate(&mut *store, component, linker),
+                }
+                .map_err(Invoke::Instantiate)?;
                 w.call_check(store).map_err(Invoke::Call)
             }
         }
@@ -544,25 +591,34 @@ fn classify_trap(e: &wasmtime::Error, limits: &Limits, logs: &[LogLine]) -> Comp
     }
 }
 
-/// Bumps the engine's epoch once the timeout passes, unless stopped first.
+/// Bumps the engine's epoch once the timeout passes, unless stopped first. Stopping does not
+/// wait for the thread (on a loaded machine, waiting for it to be scheduled and exit cost
+/// milliseconds per call): the flag, checked under its lock before the bump, guarantees that
+/// no bump happens once `stop` has returned, so a later call on the same engine is never
+/// interrupted by this one's watchdog.
 struct Watchdog {
     stop: mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
+    stopped: Arc<std::sync::Mutex<bool>>,
 }
 
 impl Watchdog {
     fn start(engine: Engine, timeout: Duration) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
-                engine.increment_epoch();
+        let (stop, signal) = mpsc::channel::<()>();
+        let stopped = Arc::new(std::sync::Mutex::new(false));
+        let flag = Arc::clone(&stopped);
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = signal.recv_timeout(timeout) {
+                let stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
+                if !*stopped {
+                    engine.increment_epoch();
+                }
             }
         });
-        Watchdog { stop, thread }
+        Watchdog { stop, stopped }
     }
 
     fn stop(self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         let _ = self.stop.send(());
-        let _ = self.thread.join();
     }
 }

@@ -586,7 +586,7 @@ fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, Error> {
     crate::design::write_snapshot(m, sql, newest.as_deref() == Some(m.folder().as_str()))
 }
 
-/// The audit entry of one action of `m`.
+/// The audit entry of one action of `step`.
 pub(crate) fn entry(
     phase: Phase,
     step: &Prepared,

@@ -130,7 +130,7 @@ fn apply_in_transaction(
                 let elapsed = t.elapsed();
                 log.push(entry(
                     phase,
-                    m,
+                    step,
                     action,
                     Outcome::Ok,
                     None,
@@ -183,7 +183,7 @@ fn apply_in_transaction(
     }
     log.push(entry(
         phase,
-        m,
+        step,
         action,
         Outcome::Failed,
         Some(err.message.clone()),

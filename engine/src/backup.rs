@@ -256,15 +256,34 @@ pub(crate) fn store(
         taken_at: ledger::now_rfc3339(),
         reason: reason.to_string(),
     };
+    let name = file_stem(&stem(db), database_id);
+    store_as(partial, &record, &name, "db", dir)
+}
+
+/// `<db stem>-<first 8 characters of the identity>-<UTC stamp>`: a backup's name without its
+/// extension.
+pub(crate) fn file_stem(db_stem: &str, database_id: &str) -> String {
     let stamp = chrono::Utc::now().format(STAMP_FORMAT).to_string();
     let short: String = database_id.chars().take(8).collect();
-    let name = format!("{}-{short}-{stamp}", stem(db));
+    format!("{db_stem}-{short}-{stamp}")
+}
+
+/// Gives the complete, verified backup in `partial` the name `<name>.<extension>` in `dir`
+/// (`<name>-<n>.<extension>` if taken: never over another file) and writes `record` beside
+/// it. Returns the final path. Shared by SQLite and PostgreSQL backups.
+pub(crate) fn store_as(
+    partial: tempfile::NamedTempFile,
+    record: &Record,
+    name: &str,
+    extension: &str,
+    dir: &Path,
+) -> Result<PathBuf, Error> {
     let mut partial = partial;
     let mut n = 0;
     let path = loop {
         let path = match n {
-            0 => dir.join(format!("{name}.db")),
-            n => dir.join(format!("{name}-{n}.db")),
+            0 => dir.join(format!("{name}.{extension}")),
+            n => dir.join(format!("{name}-{n}.{extension}")),
         };
         match partial.persist_noclobber(&path) {
             Ok(_) => break path,
@@ -275,7 +294,7 @@ pub(crate) fn store(
             Err(e) => return Err(Error::io(&path, e.error)),
         }
     };
-    let text = serde_json::to_string_pretty(&record).expect("a record serializes");
+    let text = serde_json::to_string_pretty(record).expect("a record serializes");
     let written = tempfile::NamedTempFile::new_in(dir)
         .and_then(|mut tmp| {
             std::io::Write::write_all(&mut tmp, text.as_bytes())?;

@@ -101,22 +101,7 @@ pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result
             )
         });
     };
-    let path = if named.is_dir() {
-        return Err(Error::input(
-            named,
-            "is a folder, not a backup: name one backup file (`strata restore --list` shows \
-             them), or give no name to restore the newest",
-        ));
-    } else if named.is_file() {
-        named.to_path_buf()
-    } else if dir.join(named).is_file() {
-        dir.join(named)
-    } else {
-        return Err(Error::input(
-            named,
-            "is not a backup: no such file here or in .strata/backups/",
-        ));
-    };
+    let path = named_backup(named, &dir)?;
     let record = backup::read_record(&path)?;
     let source = backup::absolute(db);
     if record.source != source {
@@ -140,6 +125,26 @@ pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result
     }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     Ok(Backup { path, record, size })
+}
+
+/// The backup a user named: a path, or a name in `dir` (`.strata/backups/`).
+pub(crate) fn named_backup(named: &Path, dir: &Path) -> Result<PathBuf, Error> {
+    if named.is_dir() {
+        Err(Error::input(
+            named,
+            "is a folder, not a backup: name one backup file (`strata restore --list` shows \
+             them), or give no name to restore the newest",
+        ))
+    } else if named.is_file() {
+        Ok(named.to_path_buf())
+    } else if dir.join(named).is_file() {
+        Ok(dir.join(named))
+    } else {
+        Err(Error::input(
+            named,
+            "is not a backup: no such file here or in .strata/backups/",
+        ))
+    }
 }
 
 /// `strata restore`: puts `backup` (or the newest backup) back into the real database, or with

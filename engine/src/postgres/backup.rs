@@ -12,7 +12,6 @@ use std::process::Command;
 use super::{Target, ledger};
 use crate::backup::{RECORD_FORMAT, Record, record_path};
 use crate::error::Error;
-use crate::tree::STAMP_FORMAT;
 
 /// The extension of PostgreSQL backups.
 pub const EXTENSION: &str = "pgdump";
@@ -105,37 +104,8 @@ pub fn take(
         taken_at: crate::ledger::now_rfc3339(),
         reason: reason.to_string(),
     };
-    let stamp = chrono::Utc::now().format(STAMP_FORMAT).to_string();
-    let short: String = id.chars().take(8).collect();
-    let name = format!("{}-{short}-{stamp}", target.dbname());
-    let mut partial = partial;
-    let mut n = 0;
-    let path = loop {
-        let path = match n {
-            0 => dir.join(format!("{name}.{EXTENSION}")),
-            n => dir.join(format!("{name}-{n}.{EXTENSION}")),
-        };
-        match partial.persist_noclobber(&path) {
-            Ok(_) => break path,
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-                partial = e.file;
-                n += 1;
-            }
-            Err(e) => return Err(Error::io(&path, e.error)),
-        }
-    };
-    let text = serde_json::to_string_pretty(&record).expect("a record serializes");
-    let written = tempfile::NamedTempFile::new_in(dir)
-        .and_then(|mut tmp| {
-            std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-            tmp.as_file().sync_all()?;
-            Ok(tmp)
-        })
-        .and_then(|tmp| tmp.persist(record_path(&path)).map_err(|e| e.error));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&path);
-        return Err(Error::io(record_path(&path), e));
-    }
+    let name = crate::backup::file_stem(target.dbname(), &id);
+    let path = crate::backup::store_as(partial, &record, &name, EXTENSION, dir)?;
     prune(dir, target, keep);
     Ok(path)
 }

@@ -77,16 +77,7 @@ pub fn choose(project: &Project, test_db: bool, named: Option<&Path>) -> Result<
             )
         });
     };
-    let path = if named.is_file() {
-        named.to_path_buf()
-    } else if dir.join(named).is_file() {
-        dir.join(named)
-    } else {
-        return Err(Error::input(
-            named,
-            "is not a backup: no such file here or in .strata/backups/",
-        ));
-    };
+    let path = crate::restore::named_backup(named, &dir)?;
     let record = read_record(&path)?;
     if record.source != target.as_path() {
         return Err(Error::input(

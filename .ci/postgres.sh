@@ -1,7 +1,8 @@
 # Sourced by .ci/run: installs PostgreSQL from Debian's packages, starts a throwaway cluster
 # (initdb in a temporary folder, run as an unprivileged user since PostgreSQL refuses root,
-# listening on 127.0.0.1 with password authentication) and exports its URL as
-# STRATA_TEST_POSTGRES for the PostgreSQL tests. The cluster stops when the calling shell exits.
+# listening on 127.0.0.1 with password authentication and TLS) and exports its URL as
+# STRATA_TEST_POSTGRES (and the authority that signed its certificate as STRATA_TEST_POSTGRES_CA)
+# for the PostgreSQL tests. The cluster stops when the calling shell exits.
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
@@ -27,10 +28,22 @@ chmod 600 "$PG_DIR/pwfile"
 [ "$(id -u)" -eq 0 ] && chown strata-pg "$PG_DIR/pwfile"
 "${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U strata --pwfile="$PG_DIR/pwfile" \
     --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+# TLS for the sslmode=require tests: a throwaway authority and a server certificate for
+# 127.0.0.1 (openssl comes with Debian's postgresql package).
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=strata CI authority" \
+    -keyout "$PG_DIR/ca.key" -out "$PG_DIR/ca.crt" >/dev/null 2>&1
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$PG_DIR/server.key" -out "$PG_DIR/server.csr" >/dev/null 2>&1
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$PG_DIR/san.ext"
+openssl x509 -req -in "$PG_DIR/server.csr" -CA "$PG_DIR/ca.crt" -CAkey "$PG_DIR/ca.key" \
+    -CAcreateserial -days 2 -extfile "$PG_DIR/san.ext" -out "$PG_DIR/server.crt" >/dev/null 2>&1
+chmod 600 "$PG_DIR/server.key"
+[ "$(id -u)" -eq 0 ] && chown strata-pg "$PG_DIR/server.key" "$PG_DIR/server.crt"
 "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$PG_DIR/server.crt -c ssl_key_file=$PG_DIR/server.key" start >/dev/null
 rm -f "$PG_DIR/pwfile"
 export STRATA_TEST_POSTGRES="postgres://strata:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
+export STRATA_TEST_POSTGRES_CA="$PG_DIR/ca.crt"
 export STRATA_REQUIRE_POSTGRES=1
 stop_postgres() { "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
 trap stop_postgres EXIT

@@ -816,3 +816,54 @@ fn restore_puts_a_backup_back_whole_and_keeps_the_audit_log() {
         .code(2)
         .stderr_has("a backup goes back only to the database it was taken from");
 }
+
+#[test]
+fn sslmode_require_connects_over_verified_tls() {
+    let Some(pg) = Pg::new("tls") else { return };
+    let Ok(ca) = std::env::var("STRATA_TEST_POSTGRES_CA") else {
+        if std::env::var("STRATA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("STRATA_REQUIRE_POSTGRES=1 but STRATA_TEST_POSTGRES_CA is not set");
+        }
+        eprintln!("note: the TLS test skipped: STRATA_TEST_POSTGRES_CA names no authority");
+        return;
+    };
+    let p = Project::empty();
+    p.write(
+        "strata.toml",
+        &format!("db = \"{}?sslmode=require\"\n", pg.url()),
+    )
+    .write(
+        "migrations/shop/20260101T000000Z-a/do.sql",
+        "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n",
+    );
+    // Verified against the authority that signed the server's certificate.
+    let run = crate::harness::strata_command(p.root(), &["migrate"])
+        .env("PGSSLROOTCERT", &ca)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(!stderr.contains(&pg.password), "{stderr}");
+    assert_eq!(pg.rows(false, "SELECT count(*) FROM a"), vec!["1"]);
+    // An authority that did not sign the server's certificate: refused, nothing applied.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = rcgen::CertifiedIssuer::self_signed(params, key).unwrap();
+    p.write("other-ca.pem", &other.pem());
+    p.write(
+        "migrations/shop/20260102T000000Z-b/do.sql",
+        "CREATE TABLE b (id int);\n",
+    );
+    let refused = crate::harness::strata_command(p.root(), &["migrate"])
+        .env("PGSSLROOTCERT", p.path("other-ca.pem"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    assert_eq!(pg.rows(false, "SELECT to_regclass('b') IS NULL"), vec!["t"]);
+}

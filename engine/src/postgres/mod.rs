@@ -111,12 +111,6 @@ impl Target {
                  (or postgres://user@%2Fvar%2Frun%2Fpostgresql/dbname for a unix socket)"
             )));
         }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(Error::Usage(format!(
-                "{key}: sslmode=require, but this strata connects to PostgreSQL without TLS so \
-                 far; connect over a unix socket or loopback, or through a TLS-terminating proxy"
-            )));
-        }
         if config.get_user().is_none() {
             let user = std::env::var("PGUSER")
                 .ok()
@@ -239,32 +233,44 @@ impl Target {
 
     /// Connects, with `lock_timeout` as the longest wait for another writer's lock.
     pub fn connect(&self, lock_timeout: Duration) -> Result<Session, Error> {
-        self.open(lock_timeout)
-            .map_err(|e| self.connect_error(&e))?
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "{}: the database does not exist; create it (`createdb {}`) or fix the URL \
+        self.open(lock_timeout)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: the database does not exist; create it (`createdb {}`) or fix the URL \
                      (db/test_db in strata.toml, --db, --test-db)",
-                    self.shown,
-                    self.dbname()
-                ))
-            })
+                self.shown,
+                self.dbname()
+            ))
+        })
     }
 
     /// Connects; `None` when the server has no such database.
-    pub fn open(&self, lock_timeout: Duration) -> Result<Option<Session>, postgres::Error> {
+    pub fn open(&self, lock_timeout: Duration) -> Result<Option<Session>, Error> {
         let mut config = self.config.clone();
         config.application_name("strata");
         config.connect_timeout(Duration::from_secs(10));
-        let mut client = match config.connect(NoTls) {
+        let connected = if self.config.get_ssl_mode() == SslMode::Require {
+            config.connect(tls_connector().map_err(|why| {
+                Error::Usage(format!(
+                    "{}: sslmode=require, but {why}; point PGSSLROOTCERT at the certificate of \
+                     the authority that signed the server's certificate",
+                    self.shown
+                ))
+            })?)
+        } else {
+            // `prefer`, the default, stays plain: TLS is what `sslmode=require` asks for, and
+            // then the server's certificate is verified.
+            config.connect(NoTls)
+        };
+        let mut client = match connected {
             Ok(c) => c,
             Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
                 return Ok(None);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.connect_error(&e)),
         };
-        let setup = session_setup(&mut client, lock_timeout)?;
-        client.batch_execute(&setup)?;
+        let setup = session_setup(&mut client, lock_timeout)
+            .and_then(|setup| client.batch_execute(&setup).map(|()| setup))
+            .map_err(|e| self.error("cannot set the session up", e))?;
         Ok(Some(Session { client, setup }))
     }
 
@@ -289,6 +295,48 @@ impl Target {
             message: describe_error(&e),
         }
     }
+}
+
+/// A TLS connector that verifies the server's certificate (and its name) against the
+/// authorities in `PGSSLROOTCERT`, else `~/.postgresql/root.crt` (where libpq looks), else the
+/// system's store.
+fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let file = std::env::var_os("PGSSLROOTCERT")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let default = Path::new(&home).join(".postgresql/root.crt");
+            default.is_file().then_some(default)
+        });
+    let mut roots = rustls::RootCertStore::empty();
+    match file {
+        Some(file) => {
+            let certs = CertificateDer::pem_file_iter(&file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!("{} cannot be read as PEM certificates: {e}", file.display())
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!("{} holds no usable certificate", file.display()));
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            if roots.is_empty() {
+                return Err("the system has no root certificates to verify the server with".into());
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS cannot be set up: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// Resets what a step may have changed on the session (settings, role, temp objects,
@@ -377,7 +425,17 @@ pub(crate) fn describe_error(e: &postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => {
+            // The client's own errors keep their cause (a TLS handshake names the certificate
+            // problem there) one level down.
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                s.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            s
+        }
     }
 }
 
@@ -454,9 +512,16 @@ mod tests {
     }
 
     #[test]
-    fn sslmode_require_is_refused_until_tls_is_built_in() {
-        let e = Target::parse("postgres://app@h/db?sslmode=require", "--db").unwrap_err();
-        assert!(e.to_string().contains("sslmode=require"), "{e}");
+    fn sslmode_require_with_an_unreadable_root_certificate_says_what_to_fix() {
+        let t = Target::parse("postgres://app@127.0.0.1:1/db?sslmode=require", "--db").unwrap();
+        // SAFETY of the test: no other test in this binary reads PGSSLROOTCERT.
+        unsafe { std::env::set_var("PGSSLROOTCERT", "/nonexistent/root.crt") };
+        let e = t.connect(Duration::from_secs(1)).err().unwrap().to_string();
+        unsafe { std::env::remove_var("PGSSLROOTCERT") };
+        assert!(
+            e.contains("PGSSLROOTCERT") && e.contains("/nonexistent/root.crt"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -37,10 +37,7 @@ fn target(project: &Project, test_db: bool) -> Result<Target, Error> {
 
 /// The live database's identity; `None` when it does not exist or strata never ran on it.
 fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> {
-    let Some(mut c) = target
-        .open(project.busy_timeout())
-        .map_err(|e| target.connect_error(&e))?
-    else {
+    let Some(mut c) = target.open(project.busy_timeout())? else {
         return Ok(None);
     };
     ledger::database_id(&mut *c).map_err(|e| target.error("cannot read the database's identity", e))

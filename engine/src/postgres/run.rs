@@ -54,9 +54,7 @@ fn lock_timeout(project: &Project) -> Duration {
 
 /// Connects to `target`; `None` when the database does not exist yet.
 fn connect_existing(project: &Project, target: &Target) -> Result<Option<Session>, Error> {
-    target
-        .open(lock_timeout(project))
-        .map_err(|e| target.connect_error(&e))
+    target.open(lock_timeout(project))
 }
 
 /// The migrations applied to `db`, read without creating or changing anything.

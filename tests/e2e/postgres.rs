@@ -828,9 +828,14 @@ fn sslmode_require_connects_over_verified_tls() {
         return;
     };
     let p = Project::empty();
+    // libpq's spelling: verify-full, and the authority in the URL.
     p.write(
         "strata.toml",
-        &format!("db = \"{}?sslmode=require\"\n", pg.url()),
+        &format!(
+            "db = \"{}?sslmode=verify-full&sslrootcert={}\"\n",
+            pg.url(),
+            ca.replace('/', "%2F")
+        ),
     )
     .write(
         "migrations/shop/20260101T000000Z-a/do.sql",
@@ -838,7 +843,6 @@ fn sslmode_require_connects_over_verified_tls() {
     );
     // Verified against the authority that signed the server's certificate.
     let run = crate::harness::strata_command(p.root(), &["migrate"])
-        .env("PGSSLROOTCERT", &ca)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -850,7 +854,10 @@ fn sslmode_require_connects_over_verified_tls() {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let other = rcgen::CertifiedIssuer::self_signed(params, key).unwrap();
-    p.write("other-ca.pem", &other.pem());
+    p.write("other-ca.pem", &other.pem()).write(
+        "strata.toml",
+        &format!("db = \"{}?sslmode=require\"\n", pg.url()),
+    );
     p.write(
         "migrations/shop/20260102T000000Z-b/do.sql",
         "CREATE TABLE b (id int);\n",

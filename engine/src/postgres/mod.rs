@@ -77,6 +77,8 @@ pub struct Target {
     config: postgres::Config,
     /// `postgres://user@host:port/dbname`: never the password.
     shown: String,
+    /// `sslrootcert` from the URL: the authority to verify the server with.
+    root_cert: Option<PathBuf>,
 }
 
 impl fmt::Debug for Target {
@@ -99,7 +101,8 @@ impl Target {
         if let Some(known) = known().lock().ok().and_then(|k| k.get(url.trim()).cloned()) {
             return Ok(known);
         }
-        let mut config = postgres::Config::from_str(url.trim()).map_err(|e| {
+        let (url, root_cert) = libpq_tls_options(url.trim());
+        let mut config = postgres::Config::from_str(&url).map_err(|e| {
             Error::Usage(format!(
                 "{key}: not a PostgreSQL URL ({e}); write it as \
                  postgres://user@host:5432/dbname (the password from PGPASSWORD or ~/.pgpass)"
@@ -126,6 +129,7 @@ impl Target {
         let mut target = Target {
             shown: String::new(),
             config,
+            root_cert,
         };
         target.shown = target.describe();
         if target.config.get_password().is_none()
@@ -249,7 +253,7 @@ impl Target {
         config.application_name("strata");
         config.connect_timeout(Duration::from_secs(10));
         let connected = if self.config.get_ssl_mode() == SslMode::Require {
-            config.connect(tls_connector().map_err(|why| {
+            config.connect(tls_connector(self.root_cert.as_deref()).map_err(|why| {
                 Error::Usage(format!(
                     "{}: sslmode=require, but {why}; point PGSSLROOTCERT at the certificate of \
                      the authority that signed the server's certificate",
@@ -297,14 +301,43 @@ impl Target {
     }
 }
 
+/// libpq's TLS options that tokio-postgres does not read, taken out of `url`: `sslmode`
+/// `verify-ca`/`verify-full` become `require` (which strata always verifies, name included),
+/// and `sslrootcert=PATH` is returned apart. Other options stay for tokio-postgres to judge.
+fn libpq_tls_options(url: &str) -> (String, Option<PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut root_cert = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", "verify-full" | "verify-ca")) => kept.push("sslmode=require".into()),
+            Some(("sslrootcert", value)) => {
+                let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                root_cert = Some(PathBuf::from(decoded.into_owned()));
+            }
+            _ => kept.push(pair.to_string()),
+        }
+    }
+    if kept.is_empty() {
+        (base.to_string(), root_cert)
+    } else {
+        (format!("{base}?{}", kept.join("&")), root_cert)
+    }
+}
+
 /// A TLS connector that verifies the server's certificate (and its name) against the
-/// authorities in `PGSSLROOTCERT`, else `~/.postgresql/root.crt` (where libpq looks), else the
+/// authority in `sslrootcert` (the URL), else `PGSSLROOTCERT`, else `~/.postgresql/root.crt` (where libpq looks), else the
 /// system's store.
-fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+fn tls_connector(
+    root_cert: Option<&Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    let file = std::env::var_os("PGSSLROOTCERT")
-        .map(PathBuf::from)
+    let file = root_cert
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("PGSSLROOTCERT").map(PathBuf::from))
         .or_else(|| {
             let home = std::env::var_os("HOME")?;
             let default = Path::new(&home).join(".postgresql/root.crt");
@@ -503,6 +536,26 @@ mod tests {
         let t = Target::parse(shown.to_str().unwrap(), "db").unwrap();
         assert_eq!(t.config.get_password(), Some(&b"pw9"[..]));
         assert_eq!(t.config.get_options(), Some("-csearch_path=x"));
+    }
+
+    #[test]
+    fn libpq_tls_options_are_understood() {
+        let (url, root) = libpq_tls_options(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        );
+        assert_eq!(url, "postgres://u@h/db?sslmode=require&application_name=x");
+        assert_eq!(root.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let t = Target::parse(
+            "postgres://u@h/db?sslmode=verify-ca&sslrootcert=ca.pem",
+            "db",
+        )
+        .unwrap();
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(t.root_cert.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!(
+            libpq_tls_options("postgres://u@h/db").0,
+            "postgres://u@h/db"
+        );
     }
 
     #[test]

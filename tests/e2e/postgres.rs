@@ -470,6 +470,27 @@ fn what_postgres_cannot_do_yet_is_refused_by_name() {
         let run = p.strata(args).code(2).stderr_has(says);
         pg.hides_password(&run);
     }
+    // A real database that does not exist: refused before the rehearsal touches anything.
+    let (base, _) = pg
+        .url()
+        .rsplit_once('/')
+        .map(|(b, n)| (b.to_string(), n.to_string()))
+        .unwrap();
+    let missing = format!("{base}/{}_missing", pg.name);
+    p.strata(&["migrate", "--db", &missing])
+        .code(2)
+        .stderr_has("the database does not exist")
+        .stderr_has("nothing was changed");
+    assert_eq!(
+        pg.rows(
+            false,
+            &format!(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '{}_missing%'",
+                pg.name
+            )
+        ),
+        vec!["0"]
+    );
     // A SQLite test database beside a PostgreSQL real one proves nothing: refused.
     p.write(
         "strata.toml",

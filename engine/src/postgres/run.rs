@@ -211,6 +211,11 @@ pub fn migrate(
     let mut plans = Vec::new();
     let mut refusals = Vec::new();
     for (phase, target) in phases {
+        // The real database must exist before anything runs (strata creates only the test
+        // database): finding out after the rehearsal would leave a run half done.
+        if phase == Phase::Apply && connect_existing(project, &target)?.is_none() {
+            return Err(missing_database(&target));
+        }
         let applied = read_applied(project, &target.as_path())?;
         match plan::plan(&target.as_path(), &tree.migrations, &applied, &opts.plan) {
             Ok(pending) => plans.push((phase, target, pending)),
@@ -384,13 +389,7 @@ fn run_phase(
                 create_database(project, target)?;
                 target.connect(lock_timeout(project))?
             }
-            None => {
-                return Err(Error::Usage(format!(
-                    "{target}: the database does not exist; create it (`createdb {}`) or fix \
-                     db in strata.toml (strata creates only the test database)",
-                    target.dbname()
-                )));
-            }
+            None => return Err(missing_database(target)),
         };
         ledger::ensure(&mut client)
             .map_err(|e| target.error("cannot create the ledger tables", e))?;
@@ -441,6 +440,15 @@ fn run_phase(
         applied: done.applied.len(),
     });
     Ok(done)
+}
+
+/// The real database is not there.
+fn missing_database(target: &Target) -> Error {
+    Error::Usage(format!(
+        "{target}: the database does not exist; create it (`createdb {}`) or fix db in \
+         strata.toml (strata creates only the test database); nothing was changed",
+        target.dbname()
+    ))
 }
 
 /// Creates the test database, connecting to the server's `postgres` database to do it.

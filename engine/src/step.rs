@@ -428,44 +428,78 @@ fn apply_in_transaction(
 
     // The step is rolled back; now its audit rows, in a transaction of their own.
     let (action, err, elapsed) = failure.expect("the step failed");
-    for e in &mut log {
-        e.outcome = Outcome::RolledBack;
-    }
-    log.push(entry(
-        phase,
-        step,
-        action,
-        Outcome::Failed,
-        Some(err.message.clone()),
-        None,
-        elapsed,
-    ));
     let replay = session.replay.take();
-    let audited = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .and_then(|tx| {
-            if let Some(r) = &replay {
-                r.write(&tx)?;
-            }
-            ledger::append(&tx, &log).and_then(|()| tx.commit())
-        });
-    let mut message = err.message;
-    if let Err(e) = audited {
-        message.push_str(&format!(
-            "\n(the failure could not be written to the audit log: {e})"
-        ));
-    }
-    Err(StepFailure {
-        phase,
-        db: db.to_path_buf(),
-        migration: m.label(),
+    let failed = Failed {
         action,
         file: err.file,
         statement: err.statement.map(|s| (s.line, s.text)),
-        message,
-        applied_before: Vec::new(),
+        message: err.message,
+        elapsed,
+    };
+    Err(failed.audited(phase, step, db.to_path_buf(), log, |log| {
+        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                if let Some(r) = &replay {
+                    r.write(&tx)?;
+                }
+                ledger::append(&tx, log).and_then(|()| tx.commit())
+            })
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// An action that failed, after its step was rolled back.
+pub(crate) struct Failed {
+    pub action: Action,
+    pub file: Option<PathBuf>,
+    /// The failing statement's line and text.
+    pub statement: Option<(usize, String)>,
+    pub message: String,
+    pub elapsed: Duration,
+}
+
+impl Failed {
+    /// The step's audit rows after its rollback (what ran, marked rolled back, then the
+    /// failure), written by `audit` in a transaction of its own; and the error to return,
+    /// which says so if the audit log could not be written.
+    pub(crate) fn audited(
+        self,
+        phase: Phase,
+        step: &Prepared,
+        db: PathBuf,
+        mut log: Vec<Entry>,
+        audit: impl FnOnce(&[Entry]) -> Result<(), String>,
+    ) -> Error {
+        for e in &mut log {
+            e.outcome = Outcome::RolledBack;
+        }
+        log.push(entry(
+            phase,
+            step,
+            self.action,
+            Outcome::Failed,
+            Some(self.message.clone()),
+            None,
+            self.elapsed,
+        ));
+        let mut message = self.message;
+        if let Err(e) = audit(&log) {
+            message.push_str(&format!(
+                "\n(the failure could not be written to the audit log: {e})"
+            ));
+        }
+        StepFailure {
+            phase,
+            db,
+            migration: step.migration.label(),
+            action: self.action,
+            file: self.file,
+            statement: self.statement,
+            message,
+            applied_before: Vec::new(),
+        }
+        .into()
     }
-    .into())
 }
 
 /// A step that got through its actions and committed.

@@ -59,13 +59,16 @@ fn connect_existing(project: &Project, target: &Target) -> Result<Option<Session
 
 /// The migrations applied to `db`, read without creating or changing anything.
 pub fn read_applied(project: &Project, db: &Path) -> Result<Vec<Applied>, Error> {
-    let target = target(project, db)?;
-    match connect_existing(project, &target)? {
-        Some(mut c) => {
+    Ok(applied_on(project, &target(project, db)?)?.unwrap_or_default())
+}
+
+/// The migrations applied to `target`; `None` when the database does not exist.
+fn applied_on(project: &Project, target: &Target) -> Result<Option<Vec<Applied>>, Error> {
+    connect_existing(project, target)?
+        .map(|mut c| {
             ledger::applied(&mut *c).map_err(|e| target.error("cannot read the ledger", e))
-        }
-        None => Ok(Vec::new()),
-    }
+        })
+        .transpose()
 }
 
 /// Appends `entries` to the audit log of `db`, creating the bookkeeping tables if needed.
@@ -153,18 +156,12 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
     targets(project, true)?
         .into_iter()
         .map(|(phase, target)| {
-            let client = connect_existing(project, &target)?;
-            let exists = client.is_some();
-            let applied = match client {
-                Some(mut c) => ledger::applied(&mut *c)
-                    .map_err(|e| target.error("cannot read the ledger", e))?,
-                None => Vec::new(),
-            };
+            let applied = applied_on(project, &target)?;
             Ok(DatabaseStatus {
                 phase,
                 db: target.as_path(),
-                exists,
-                migrations: plan::status(&tree.migrations, &applied),
+                exists: applied.is_some(),
+                migrations: plan::status(&tree.migrations, &applied.unwrap_or_default()),
                 unowned: Vec::new(),
                 drift: Vec::new(),
             })
@@ -213,10 +210,11 @@ pub fn migrate(
     for (phase, target) in phases {
         // The real database must exist before anything runs (strata creates only the test
         // database): finding out after the rehearsal would leave a run half done.
-        if phase == Phase::Apply && connect_existing(project, &target)?.is_none() {
-            return Err(missing_database(&target));
-        }
-        let applied = read_applied(project, &target.as_path())?;
+        let applied = match applied_on(project, &target)? {
+            Some(applied) => applied,
+            None if phase == Phase::Apply => return Err(missing_database(&target)),
+            None => Vec::new(),
+        };
         match plan::plan(&target.as_path(), &tree.migrations, &applied, &opts.plan) {
             Ok(pending) => plans.push((phase, target, pending)),
             Err(r) => refusals.extend(r),

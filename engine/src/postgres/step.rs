@@ -17,10 +17,10 @@ use rusqlite::types::Value;
 
 use super::{Target, describe_error, is_lock_timeout, ledger, script};
 use crate::data::{DataSet, quote_ident};
-use crate::error::{Error, StepFailure};
+use crate::error::Error;
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::Outcome;
-use crate::step::{Applied, Prepared, entry};
+use crate::step::{Applied, Failed, Prepared, entry};
 
 /// Rows of a failing check shown in the error.
 const SHOWN_ROWS: usize = 5;
@@ -178,40 +178,22 @@ fn apply_in_transaction(
 
     // The step is rolled back; now its audit rows, in a transaction of their own.
     let (action, err, elapsed) = failure.expect("the step failed");
-    for e in &mut log {
-        e.outcome = Outcome::RolledBack;
-    }
-    log.push(entry(
-        phase,
-        step,
-        action,
-        Outcome::Failed,
-        Some(err.message.clone()),
-        None,
-        elapsed,
-    ));
-    let audited = client.transaction().and_then(|mut tx| {
-        ledger::append(&mut tx, &log)?;
-        tx.commit()
-    });
-    let mut message = err.message;
-    if let Err(e) = audited {
-        message.push_str(&format!(
-            "\n(the failure could not be written to the audit log: {})",
-            describe_error(&e)
-        ));
-    }
-    Err(StepFailure {
-        phase,
-        db: target.as_path(),
-        migration: m.label(),
+    let failed = Failed {
         action,
         file: err.file,
         statement: err.statement,
-        message,
-        applied_before: Vec::new(),
-    }
-    .into())
+        message: err.message,
+        elapsed,
+    };
+    Err(failed.audited(phase, step, target.as_path(), log, |log| {
+        client
+            .transaction()
+            .and_then(|mut tx| {
+                ledger::append(&mut tx, log)?;
+                tx.commit()
+            })
+            .map_err(|e| describe_error(&e))
+    }))
 }
 
 /// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the

@@ -97,24 +97,25 @@ struct How {
     single_transaction: bool,
 }
 
-/// Everything a phase needs besides its database and its steps.
-struct Runner<'a> {
+/// Everything a phase needs besides its database and its steps, on either backend.
+pub(crate) struct Runner<'a> {
     project: &'a Project,
-    prepared: HashMap<MigrationId, Prepared>,
-    sandbox: Option<Sandbox>,
+    pub(crate) prepared: HashMap<MigrationId, Prepared>,
+    pub(crate) sandbox: Option<Sandbox>,
 }
 
 impl<'a> Runner<'a> {
     /// Reads and parses every input of `migrations`, and starts the sandbox if any has a
     /// component: all before the first step.
-    fn new<'m>(
+    pub(crate) fn new<'m>(
         project: &'a Project,
         migrations: impl IntoIterator<Item = &'m Migration>,
+        dialect: crate::input::Dialect,
     ) -> Result<Self, Error> {
         let mut prepared = HashMap::new();
         for m in migrations {
             if !prepared.contains_key(&m.id) {
-                prepared.insert(m.id.clone(), Prepared::load(m)?);
+                prepared.insert(m.id.clone(), Prepared::load_for(m, dialect)?);
             }
         }
         let sandbox = if prepared.values().any(Prepared::has_components) {
@@ -134,12 +135,12 @@ impl<'a> Runner<'a> {
     }
 
     /// Warnings about components older than their sources, in no particular order.
-    fn stale(&self) -> impl Iterator<Item = String> + '_ {
+    pub(crate) fn stale(&self) -> impl Iterator<Item = String> + '_ {
         self.prepared.values().flat_map(|p| p.stale.iter().cloned())
     }
 
     /// Says so when the compile cache is off because its folder or key is not private.
-    fn warn_about_cache(&self, events: &mut EventSink<'_>) {
+    pub(crate) fn warn_about_cache(&self, events: &mut EventSink<'_>) {
         if let Some(why) = self.sandbox.as_ref().and_then(Sandbox::cache_problem) {
             events(&Event::Warning(format!(
                 "the compile cache is off, components are compiled on every run: {why}"
@@ -530,6 +531,7 @@ pub fn migrate(
         phases
             .iter()
             .flat_map(|(_, _, pending)| pending.iter().copied()),
+        crate::input::Dialect::Sqlite,
     )?;
     runner.warn_about_cache(events);
     for stale in runner.stale() {
@@ -630,7 +632,11 @@ pub fn sandbox(
     let applied = read_applied(project, &db)?;
     let pending =
         plan::plan(&db, &tree.migrations, &applied, &opts.plan).map_err(Error::Refused)?;
-    let runner = Runner::new(project, pending.iter().copied())?;
+    let runner = Runner::new(
+        project,
+        pending.iter().copied(),
+        crate::input::Dialect::Sqlite,
+    )?;
     runner.warn_about_cache(events);
     if let Some(stale) = runner.stale().next() {
         return Err(Error::Usage(format!(

@@ -225,9 +225,10 @@ pub enum Applied {
 }
 
 /// What an action did.
-struct Done {
-    rows: u64,
-    fuel: Option<u64>,
+pub(crate) struct Done {
+    pub rows: u64,
+    /// Fuel a component burned.
+    pub fuel: Option<u64>,
 }
 
 /// What went wrong inside an action.
@@ -677,22 +678,32 @@ fn run_action(
             sql(result?)
         }
         Action::Transform | Action::TestSeed | Action::ProjSeed | Action::CheckComponent => {
-            component(conn, ctx, step, action, guard, events)
+            component(
+                ctx.sandbox,
+                &ctx.limits,
+                step,
+                action,
+                events,
+                |sandbox, call| sandbox.call(conn, guard, call),
+            )
+            .map_err(|(path, message)| ActionError::new(Some(path), None, message))
         }
         Action::ForeignKeyCheck => sql(foreign_key_check(conn)?),
         Action::Snapshot | Action::Record => sql(0),
     }
 }
 
-/// Runs one of the step's components in the sandbox.
-fn component(
-    conn: &mut Connection,
-    ctx: &Context<'_>,
+/// Runs one of the step's components in the sandbox, on either backend: `run` makes the call
+/// on the step's connection. Reports the component's start and its log lines; a failure comes
+/// back as the component's file and the message.
+pub(crate) fn component(
+    sandbox: Option<&Sandbox>,
+    limits: &Limits,
     step: &Prepared,
     action: Action,
-    guard: &Guard,
     events: &mut EventSink<'_>,
-) -> Result<Done, ActionError> {
+    run: impl FnOnce(&Sandbox, &Call<'_>) -> Called,
+) -> Result<Done, (PathBuf, String)> {
     let m = &step.migration;
     let seed_params = |d: &Option<DataSet>| d.as_ref().and_then(|d| d.seed_params.clone());
     let (world, file, wasm, params) = match action {
@@ -715,18 +726,14 @@ fn component(
     let wasm = wasm
         .as_deref()
         .expect("the action runs only when its component is present");
-    let Some(sandbox) = ctx.sandbox else {
-        return Err(ActionError::new(
-            Some(path),
-            None,
-            "no sandbox was set up for this run",
-        ));
+    let Some(sandbox) = sandbox else {
+        return Err((path, "no sandbox was set up for this run".into()));
     };
     let sandbox_cfg = &step.config.sandbox;
     let call = Call {
         world,
         wasm,
-        limits: step.config.limits(&ctx.limits),
+        limits: step.config.limits(limits),
         policy: Policy::new(
             sandbox_cfg.reads.as_deref(),
             sandbox_cfg.writes.as_deref(),
@@ -741,7 +748,7 @@ fn component(
         action,
         rows_written: Arc::clone(&call.progress),
     });
-    let Called { outcome, result } = sandbox.call(conn, guard, &call);
+    let Called { outcome, result } = run(sandbox, &call);
     for line in &outcome.logs {
         events(&Event::ComponentLog {
             migration: m,
@@ -755,9 +762,8 @@ fn component(
             rows: outcome.rows_changed,
             fuel: Some(outcome.fuel_used),
         }),
-        Err(e) => Err(ActionError::new(
-            Some(path),
-            None,
+        Err(e) => Err((
+            path,
             format!("{world} component: {e}", world = world.name()),
         )),
     }

@@ -17,6 +17,7 @@ mod migrate;
 mod pinning;
 mod pipes;
 mod postgres;
+mod postgres_components;
 mod rails;
 mod readme;
 mod refusals;

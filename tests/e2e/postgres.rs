@@ -12,16 +12,16 @@ use postgres::{Client, NoTls};
 use crate::harness::{Project, Run};
 
 /// A database of one test on the test server, with its `_test` sibling; both dropped on drop.
-struct Pg {
+pub(crate) struct Pg {
     admin: String,
-    name: String,
+    pub(crate) name: String,
     /// The password in the server URL, which must never be shown.
     password: String,
 }
 
 impl Pg {
     /// `None` (after saying why) when no server is configured.
-    fn new(test: &str) -> Option<Pg> {
+    pub(crate) fn new(test: &str) -> Option<Pg> {
         let Ok(admin) = std::env::var("STRATA_TEST_POSTGRES") else {
             if std::env::var("STRATA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
                 panic!("STRATA_REQUIRE_POSTGRES=1 but STRATA_TEST_POSTGRES is not set");
@@ -54,25 +54,25 @@ impl Pg {
         Some(pg)
     }
 
-    fn admin_client(&self) -> Client {
+    pub(crate) fn admin_client(&self) -> Client {
         Client::connect(&self.admin, NoTls).expect("the test server accepts connections")
     }
 
     /// The URL of this test's real database (password included, as a user would write it).
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let (base, _) = self.admin.rsplit_once('/').unwrap();
         format!("{base}/{}", self.name)
     }
 
     /// A client on this test's real database, or its `_test` sibling.
-    fn client(&self, test_db: bool) -> Client {
+    pub(crate) fn client(&self, test_db: bool) -> Client {
         let (base, _) = self.admin.rsplit_once('/').unwrap();
         let suffix = if test_db { "_test" } else { "" };
         Client::connect(&format!("{base}/{}{suffix}", self.name), NoTls).unwrap()
     }
 
     /// The rows of a query as text, one string per row, columns joined with `|`.
-    fn rows(&self, test_db: bool, sql: &str) -> Vec<String> {
+    pub(crate) fn rows(&self, test_db: bool, sql: &str) -> Vec<String> {
         self.client(test_db)
             .simple_query(sql)
             .unwrap()
@@ -91,7 +91,7 @@ impl Pg {
 
     /// Asserts no output of `run` shows the password.
     #[track_caller]
-    fn hides_password(&self, run: &Run) {
+    pub(crate) fn hides_password(&self, run: &Run) {
         assert!(!self.password.is_empty(), "the test server has a password");
         for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
             assert!(
@@ -116,7 +116,7 @@ impl Drop for Pg {
 }
 
 /// A project whose databases are `pg`'s, with the password in strata.toml's URL.
-fn project(pg: &Pg) -> Project {
+pub(crate) fn project(pg: &Pg) -> Project {
     let p = Project::empty();
     p.write("strata.toml", &format!("db = \"{}\"\n", pg.url()));
     p

@@ -275,7 +275,10 @@ impl Target {
         let setup = session_setup(&mut client, lock_timeout)
             .and_then(|setup| client.batch_execute(&setup).map(|()| setup))
             .map_err(|e| self.error("cannot set the session up", e))?;
-        Ok(Some(Session { client, setup }))
+        Ok(Some(Session {
+            client: Some(client),
+            setup,
+        }))
     }
 
     /// A failed connection, with what to check.
@@ -382,28 +385,39 @@ const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET
 
 /// A connection, and the settings its session starts from (see [`session_setup`]).
 pub struct Session {
-    client: Client,
+    /// Always here, except while [`Session::lend`] has lent it out.
+    client: Option<Client>,
     setup: String,
 }
+
+const LENT: &str = "the session's client is back once a lend returns";
 
 impl std::ops::Deref for Session {
     type Target = Client;
     fn deref(&self) -> &Client {
-        &self.client
+        self.client.as_ref().expect(LENT)
     }
 }
 
 impl std::ops::DerefMut for Session {
     fn deref_mut(&mut self) -> &mut Client {
-        &mut self.client
+        self.client.as_mut().expect(LENT)
     }
 }
 
 impl Session {
     /// Puts the session back as it was after connecting, in one round trip.
     pub fn reset(&mut self) -> Result<(), postgres::Error> {
-        self.client
-            .batch_execute(&format!("{RESET_SESSION}; {}", self.setup))
+        let setup = format!("{RESET_SESSION}; {}", self.setup);
+        self.batch_execute(&setup)
+    }
+
+    /// Lends the client to `f` by value (a component's store must own what it uses) and takes
+    /// it back.
+    pub fn lend<R>(&mut self, f: impl FnOnce(Client) -> (Client, R)) -> R {
+        let (client, r) = f(self.client.take().expect(LENT));
+        self.client = Some(client);
+        r
     }
 }
 

@@ -14,7 +14,8 @@ use crate::event::{Event, EventSink, Phase};
 use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow};
 use crate::migrator::{
-    DatabaseStatus, MigrateOptions, MigrateReport, PhaseReport, SandboxOptions, SandboxReport,
+    DatabaseStatus, MigrateOptions, MigrateReport, PhaseReport, Runner, SandboxOptions,
+    SandboxReport,
 };
 use crate::plan;
 use crate::step::{Applied as StepApplied, Prepared};
@@ -223,11 +224,17 @@ pub fn migrate(
     if !refusals.is_empty() {
         return Err(Error::Refused(refusals));
     }
-    let prepared = prepare(
+    let runner = Runner::new(
+        project,
         plans
             .iter()
             .flat_map(|(_, _, pending)| pending.iter().copied()),
+        Dialect::Postgres,
     )?;
+    runner.warn_about_cache(events);
+    for stale in runner.stale() {
+        events(&Event::Warning(stale));
+    }
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, target, pending) in &plans {
@@ -237,33 +244,19 @@ pub fn migrate(
             test_data: phase.loads_test_data(),
             lock_timeout: lock_timeout(project),
             statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
+            sandbox: runner.sandbox.as_ref(),
+            limits: project.config.sandbox,
         };
-        report
-            .phases
-            .push(run_phase(project, &ctx, true, pending, &prepared, events)?);
+        report.phases.push(run_phase(
+            project,
+            &ctx,
+            true,
+            pending,
+            &runner.prepared,
+            events,
+        )?);
     }
     Ok(report)
-}
-
-/// Reads and checks every input of `migrations` before the first step.
-fn prepare<'m>(
-    migrations: impl IntoIterator<Item = &'m Migration>,
-) -> Result<HashMap<MigrationId, Prepared>, Error> {
-    let mut prepared = HashMap::new();
-    for m in migrations {
-        if !prepared.contains_key(&m.id) {
-            let p = Prepared::load_for(m, Dialect::Postgres)?;
-            if p.has_components() {
-                return Err(Error::Usage(format!(
-                    "{}: has WebAssembly components, which do not run on PostgreSQL yet; \
-                     nothing was applied",
-                    m.label()
-                )));
-            }
-            prepared.insert(m.id.clone(), p);
-        }
-    }
-    Ok(prepared)
 }
 
 /// `strata sandbox` on PostgreSQL: the whole chain from zero, with test data, on a throwaway
@@ -286,7 +279,14 @@ pub fn sandbox(
     let tree = Tree::load(&project.migrations_dir())?;
     let pending =
         plan::plan(&server.as_path(), &tree.migrations, &[], &opts.plan).map_err(Error::Refused)?;
-    let prepared = prepare(pending.iter().copied())?;
+    let runner = Runner::new(project, pending.iter().copied(), Dialect::Postgres)?;
+    runner.warn_about_cache(events);
+    if let Some(stale) = runner.stale().next() {
+        return Err(Error::Usage(format!(
+            "{stale}. The sandbox runs what CI would commit, so it refuses a component that \
+             does not match its sources"
+        )));
+    }
     let name = format!(
         "strata_sandbox_{}_{}",
         std::process::id(),
@@ -299,9 +299,11 @@ pub fn sandbox(
         test_data: true,
         lock_timeout: lock_timeout(project),
         statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
+        sandbox: runner.sandbox.as_ref(),
+        limits: project.config.sandbox,
     };
     let (steps, ok) = crate::migrator::sandbox_steps(&pending, |m| {
-        run_phase(project, &ctx, false, &[m], &prepared, events).map(|_| 0)
+        run_phase(project, &ctx, false, &[m], &runner.prepared, events).map(|_| 0)
     })?;
     throwaway.drop_now()?;
     Ok(SandboxReport {

@@ -115,6 +115,44 @@ fn refuse(path: &Path, s: &Statement, words: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// `sql` with SQLite-style `?` placeholders numbered for PostgreSQL (`$1`, `$2`, ...), so that
+/// a component written against SQLite's placeholders runs unchanged; `None` when the statement
+/// is to be sent as written: it numbers its own parameters (`$1`), or its `?` are not exactly
+/// the `params` values passed (a jsonb `?` operator in a statement without parameters stays
+/// an operator). A `?` inside a string, a quoted name or a comment is not a placeholder.
+pub fn number_placeholders(sql: &str, params: usize) -> Option<String> {
+    if params == 0 || !sql.contains('?') {
+        return None;
+    }
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize_with_location()
+        .ok()?;
+    let mut marks = Vec::new();
+    for t in &tokens {
+        match &t.token {
+            Token::Question => marks.push(t.span.start),
+            Token::Placeholder(p) if p.starts_with('$') => return None,
+            _ => {}
+        }
+    }
+    if marks.len() != params {
+        return None;
+    }
+    let lines = LineIndex::new(sql);
+    let mut out = String::with_capacity(sql.len() + 2 * params);
+    let mut from = 0;
+    for (n, at) in marks.into_iter().enumerate() {
+        let offset = lines.offset(at);
+        out.push_str(&sql[from..offset]);
+        out.push_str(&format!("${}", n + 1));
+        from = offset + 1;
+    }
+    out.push_str(&sql[from..]);
+    Some(out)
+}
+
 /// Byte offsets of the tokenizer's (line, column) locations; columns count characters.
 struct LineIndex<'a> {
     text: &'a str,
@@ -143,6 +181,31 @@ impl<'a> LineIndex<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn question_marks_become_numbered_placeholders_only_when_they_are_the_parameters() {
+        let n = number_placeholders;
+        assert_eq!(
+            n(
+                "UPDATE people SET first_name = ?, last_name = ? WHERE id = ?",
+                3
+            )
+            .as_deref(),
+            Some("UPDATE people SET first_name = $1, last_name = $2 WHERE id = $3")
+        );
+        assert_eq!(
+            n("SELECT '?', \"a?\" /* ? */ FROM t WHERE x = ? -- ?\n", 1).as_deref(),
+            Some("SELECT '?', \"a?\" /* ? */ FROM t WHERE x = $1 -- ?\n")
+        );
+        assert_eq!(
+            n("SELECT é, ? FROM t", 1).as_deref(),
+            Some("SELECT é, $1 FROM t")
+        );
+        // Its own numbering, a jsonb operator without parameters, a count that differs.
+        assert_eq!(n("SELECT $1, ?", 1), None);
+        assert_eq!(n("SELECT data ? 'k' FROM t", 0), None);
+        assert_eq!(n("SELECT ?, ?", 1), None);
+    }
 
     fn split(sql: &str) -> Vec<(usize, String)> {
         statements(Path::new("do.sql"), sql)

@@ -12,15 +12,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, SimpleQueryMessage, Transaction};
+use postgres::{Client, SimpleQueryMessage};
 use rusqlite::types::Value;
 
-use super::{Target, describe_error, is_lock_timeout, ledger, script};
+use super::{Session, Target, describe_error, is_lock_timeout, ledger, script};
+use crate::config::Limits;
 use crate::data::{DataSet, quote_ident};
 use crate::error::Error;
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::Outcome;
-use crate::step::{Applied, Failed, Prepared, entry};
+use crate::sandbox::Sandbox;
+use crate::step::{Applied, Done, Failed, Prepared, entry};
 
 /// Rows of a failing check shown in the error.
 const SHOWN_ROWS: usize = 5;
@@ -34,6 +36,55 @@ pub struct Context<'a> {
     pub lock_timeout: Duration,
     /// `statement_timeout` for each statement of the step; zero for none.
     pub statement_timeout: Duration,
+    /// Needed when the step has components.
+    pub sandbox: Option<&'a Sandbox>,
+    /// The project's ceiling for component limits.
+    pub limits: Limits,
+}
+
+/// The step's transaction on the session: BEGIN when made, ROLLBACK when dropped uncommitted.
+/// Not `postgres::Transaction`, which borrows the client for its whole life: a component call
+/// moves the client into the sandbox's store for its duration (see [`Session::lend`]).
+struct StepTx<'s> {
+    session: &'s mut Session,
+    open: bool,
+}
+
+impl<'s> StepTx<'s> {
+    fn begin(session: &'s mut Session) -> Result<Self, postgres::Error> {
+        session.batch_execute("BEGIN")?;
+        Ok(StepTx {
+            session,
+            open: true,
+        })
+    }
+
+    fn commit(mut self) -> Result<(), postgres::Error> {
+        self.open = false;
+        self.session.batch_execute("COMMIT")
+    }
+}
+
+impl std::ops::Deref for StepTx<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.session
+    }
+}
+
+impl std::ops::DerefMut for StepTx<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.session
+    }
+}
+
+impl Drop for StepTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // A failed ROLLBACK means a broken connection, which ends the transaction too.
+            let _ = self.session.batch_execute("ROLLBACK");
+        }
+    }
 }
 
 /// What went wrong inside an action.
@@ -87,15 +138,14 @@ fn prepares_statements(step: &Prepared) -> bool {
 }
 
 fn apply_in_transaction(
-    client: &mut Client,
+    client: &mut Session,
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
     let (target, phase, m) = (ctx.target, ctx.phase, &step.migration);
     let started = Instant::now();
-    let mut tx = client
-        .transaction()
+    let mut tx = StepTx::begin(client)
         .map_err(|e| target.error(format!("cannot begin the transaction for {m}"), e))?;
     // One round trip: the step's statement timeout, then strata's lock.
     tx.batch_execute(&format!(
@@ -104,7 +154,7 @@ fn apply_in_transaction(
         ledger::LOCK_KEY
     ))
     .map_err(|e| target.error("cannot take strata's lock", e))?;
-    if ledger::is_applied(&mut tx, &m.id).map_err(|e| target.error("cannot read the ledger", e))? {
+    if ledger::is_applied(&mut *tx, &m.id).map_err(|e| target.error("cannot read the ledger", e))? {
         drop(tx);
         events(&Event::StepSkipped {
             phase,
@@ -117,32 +167,34 @@ fn apply_in_transaction(
         migration: m,
     });
     let untouched =
-        ledger::signature(&mut tx).map_err(|e| target.error("cannot read strata's schema", e))?;
+        ledger::signature(&mut *tx).map_err(|e| target.error("cannot read strata's schema", e))?;
 
     let mut log = Vec::new();
     let mut failure = None;
     for action in actions(step, ctx.test_data) {
         let t = Instant::now();
-        let result = run_action(&mut tx, step, action)
-            .and_then(|rows| check_bookkeeping(&mut tx, step, action, &untouched).map(|()| rows));
+        let result = run_action(&mut tx, ctx, step, action, events)
+            .and_then(|done| check_bookkeeping(&mut tx, step, action, &untouched).map(|()| done));
         match result {
-            Ok(rows) => {
+            Ok(done) => {
                 let elapsed = t.elapsed();
-                log.push(entry(
+                let mut e = entry(
                     phase,
                     step,
                     action,
                     Outcome::Ok,
                     None,
-                    Some(rows),
+                    Some(done.rows),
                     elapsed,
-                ));
+                );
+                e.fuel_used = done.fuel;
+                log.push(e);
                 events(&Event::ActionDone {
                     phase,
                     migration: m,
                     action,
-                    rows,
-                    fuel: None,
+                    rows: done.rows,
+                    fuel: done.fuel,
                     elapsed,
                 });
             }
@@ -154,8 +206,8 @@ fn apply_in_transaction(
     }
     if failure.is_none() {
         let elapsed = started.elapsed();
-        let recorded = ledger::record(&mut tx, m, elapsed.as_millis() as u64)
-            .and_then(|()| ledger::append(&mut tx, &log))
+        let recorded = ledger::record(&mut *tx, m, elapsed.as_millis() as u64)
+            .and_then(|()| ledger::append(&mut *tx, &log))
             .and_then(|()| tx.commit());
         match recorded {
             Ok(()) => return Ok(Applied::Committed { elapsed }),
@@ -199,7 +251,7 @@ fn apply_in_transaction(
 /// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the
 /// `strata` schema is strata's alone, as `strata_*` tables are on SQLite.
 fn check_bookkeeping(
-    tx: &mut Transaction<'_>,
+    tx: &mut Client,
     step: &Prepared,
     action: Action,
     untouched: &str,
@@ -230,32 +282,45 @@ fn check_bookkeeping(
     }
 }
 
-/// Runs one action; returns the rows it wrote (statements run, for checks).
+/// Runs one action; returns the rows it wrote (statements run, for checks) and the fuel a
+/// component burned.
 fn run_action(
-    tx: &mut Transaction<'_>,
+    tx: &mut StepTx<'_>,
+    ctx: &Context<'_>,
     step: &Prepared,
     action: Action,
-) -> Result<u64, ActionError> {
+    events: &mut EventSink<'_>,
+) -> Result<Done, ActionError> {
     let m = &step.migration;
+    let sql = |rows: Result<u64, ActionError>| rows.map(|rows| Done { rows, fuel: None });
     match action {
-        Action::DoSql => run_script(tx, &m.file("do.sql"), &step.do_sql),
-        Action::TestData => insert(tx, step.test_data.as_ref()),
-        Action::ProjData => insert(tx, step.proj_data.as_ref()),
-        Action::Checks => run_checks(
+        Action::DoSql => sql(run_script(tx, &m.file("do.sql"), &step.do_sql)),
+        Action::TestData => sql(insert(tx, step.test_data.as_ref())),
+        Action::ProjData => sql(insert(tx, step.proj_data.as_ref())),
+        Action::Checks => sql(run_checks(
             tx,
             &m.file("checks.sql"),
             step.checks.as_deref().unwrap_or(""),
-        ),
+        )),
         Action::Transform | Action::TestSeed | Action::ProjSeed | Action::CheckComponent => {
-            Err(ActionError {
-                file: None,
+            crate::step::component(
+                ctx.sandbox,
+                &ctx.limits,
+                step,
+                action,
+                events,
+                |sb, call| {
+                    tx.session
+                        .lend(|client| sb.call_postgres(client, call, ctx.statement_timeout))
+                },
+            )
+            .map_err(|(path, message)| ActionError {
+                file: Some(path),
                 statement: None,
-                message: "WebAssembly components do not run on PostgreSQL yet; run this \
-                          migration on SQLite, or move its logic into do.sql"
-                    .into(),
+                message,
             })
         }
-        Action::ForeignKeyCheck | Action::Snapshot | Action::Record => Ok(0),
+        Action::ForeignKeyCheck | Action::Snapshot | Action::Record => sql(Ok(0)),
     }
 }
 
@@ -302,7 +367,7 @@ fn split(file: &Path, sql: &str) -> Result<Vec<script::Statement>, ActionError> 
 }
 
 /// Runs each statement of a script; returns the rows they changed.
-fn run_script(tx: &mut Transaction<'_>, file: &Path, sql: &str) -> Result<u64, ActionError> {
+fn run_script(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionError> {
     let mut changed = 0;
     for s in split(file, sql)? {
         let messages = tx
@@ -374,7 +439,7 @@ pub fn data_sql(data: &DataSet) -> String {
     out
 }
 
-fn insert(tx: &mut Transaction<'_>, data: Option<&DataSet>) -> Result<u64, ActionError> {
+fn insert(tx: &mut Client, data: Option<&DataSet>) -> Result<u64, ActionError> {
     let Some(data) = data else { return Ok(0) };
     let mut count = 0;
     for (table, rows) in &data.tables {
@@ -393,16 +458,17 @@ fn insert(tx: &mut Transaction<'_>, data: Option<&DataSet>) -> Result<u64, Actio
 
 /// Runs each query of checks.sql inside a savepoint that is rolled back; any row returned is a
 /// violation.
-fn run_checks(tx: &mut Transaction<'_>, file: &Path, sql: &str) -> Result<u64, ActionError> {
+fn run_checks(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionError> {
     let mut count = 0;
     for s in split(file, sql)? {
-        let mut check = tx
-            .transaction()
+        tx.batch_execute("SAVEPOINT strata_check")
             .map_err(|e| statement_error(file, &s, &e))?;
-        let messages = check
-            .simple_query(&s.text)
-            .map_err(|e| statement_error(file, &s, &e))?;
-        drop(check); // rolled back: a check changes nothing
+        let messages = tx.simple_query(&s.text);
+        // Rolled back whatever happened: a check changes nothing.
+        let undone =
+            tx.batch_execute("ROLLBACK TO SAVEPOINT strata_check; RELEASE SAVEPOINT strata_check");
+        let messages = messages.map_err(|e| statement_error(file, &s, &e))?;
+        undone.map_err(|e| statement_error(file, &s, &e))?;
         let mut shown = Vec::new();
         let mut violations = 0usize;
         for message in &messages {

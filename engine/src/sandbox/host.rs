@@ -1,32 +1,24 @@
-//! The host side of `strata:migrate/sql` and `strata:migrate/log`: what a component's calls do
-//! on the step's connection, and the bounds on the host memory they can make strata use.
-//!
-//! During a component call the store owns the connection (moved in by `Sandbox::call`, moved
-//! back out afterwards), together with the cursors whose statements borrow it; `self_cell`
-//! ties the two together without unsafe code. Statements are prepared through the connection's
-//! cache, which `Sandbox::call` empties before and after, so the authorizer runs once per
-//! distinct statement under the component's own policy.
+//! The host side of `strata:migrate/sql` and `strata:migrate/log` that every backend shares:
+//! the store's data ([`HostState`], generic over the backend's session), the bounds on the host
+//! memory a component can make strata use, and the component's log. What the `sql` calls do on
+//! a database is the backend's: `sandbox::sqlite` (SQLite, the authorizer and the guard) and
+//! `sandbox::postgres` (PostgreSQL, a role the server enforces).
 //!
 //! Host memory: the component's linear memories together are capped at `memory_mib` by
 //! [`Limiter`] (wasmtime's `StoreLimits` plus a total across memories); every result a call
 //! hands back (a `query`, a cursor batch) is counted as it is built and may not exceed what the
 //! component could still hold (`memory_mib` minus its linear memory), so a result that could
 //! never reach the guest is never built. Cursor batches stop early instead (at most
-//! [`MAX_ROWS_PER_CALL`] rows); at most [`MAX_OPEN_CURSORS`] cursors are open at once, and an
-//! exhausted cursor's statement is finalized at once. A limit that trips fails the component's
-//! call even if the guest carries on. This module owns the translation between WIT values and
-//! SQLite; capabilities are the guard's.
+//! [`MAX_ROWS_PER_CALL`] rows); at most [`MAX_OPEN_CURSORS`] cursors are open at once. A limit
+//! that trips fails the component's call even if the guest carries on.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::types::{ToSqlOutput, Value as OwnedValue, ValueRef};
-use rusqlite::{Connection, Statement};
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result as WResult, StoreLimits, StoreLimitsBuilder};
 
 use super::bindings::{log, sql};
-use super::guard::{Guard, Snapshot};
 
 /// At most this many rows come back from one `next` or `next-packed` call, whatever
 /// `max-rows` asks for (fewer rows is within the contract: the guest asks again).
@@ -40,30 +32,11 @@ pub(crate) const MAX_TABLES: usize = 16;
 pub(crate) const MAX_MEMORIES: usize = 4;
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// What a row and a value of a `list<list<value>>` result cost the host besides their bytes.
-const ROW_OVERHEAD: usize = 48;
-const VALUE_OVERHEAD: usize = 32;
+pub(super) const ROW_OVERHEAD: usize = 48;
+pub(super) const VALUE_OVERHEAD: usize = 32;
 
 /// The table key of an open cursor: its index among the session's statements.
-pub struct CursorSlot(usize);
-
-/// An open cursor: a stepped statement (finalized once exhausted), and the row that did not fit
-/// in the previous batch.
-pub struct CursorState<'c> {
-    stmt: Option<Statement<'c>>,
-    columns: Vec<String>,
-    pending: Option<Vec<OwnedValue>>,
-}
-
-type Cursors<'c> = Vec<Option<CursorState<'c>>>;
-
-self_cell::self_cell!(
-    /// The connection and the cursors that borrow it, owned by the store for one call.
-    pub struct Session {
-        owner: Connection,
-        #[covariant]
-        dependent: Cursors,
-    }
-);
+pub struct CursorSlot(pub(super) usize);
 
 /// Messages a component logged, kept for the step's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,11 +50,12 @@ const MAX_LOG_LINES: usize = 1_000;
 /// At most this many bytes of one log message are kept.
 const MAX_LOG_BYTES: usize = 4_096;
 
-/// The store's data for one component call.
-pub struct HostState {
-    pub session: Session,
+/// The store's data for one component call: the database the component works on (`D`: the
+/// backend's session, see `sandbox::sqlite` and `sandbox::postgres`), its cursors' handles, and
+/// what every backend counts the same way (memory, logs, progress, the limit that tripped).
+pub struct HostState<D> {
+    pub db: D,
     pub table: ResourceTable,
-    pub guard: Guard,
     pub limiter: Limiter,
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
@@ -90,15 +64,14 @@ pub struct HostState {
     /// Why a host-side limit stopped the component, if one did.
     pub limit: Option<String>,
     /// `memory_mib`, for messages.
-    memory_mib: u64,
+    pub(super) memory_mib: u64,
 }
 
-impl HostState {
-    pub fn new(conn: Connection, guard: Guard, memory_mib: u64, progress: Arc<AtomicU64>) -> Self {
+impl<D> HostState<D> {
+    pub fn new(db: D, memory_mib: u64, progress: Arc<AtomicU64>) -> Self {
         HostState {
-            session: Session::new(conn, |_| Vec::new()),
+            db,
             table: ResourceTable::new(),
-            guard,
             limiter: Limiter::new(mib_to_bytes(memory_mib)),
             logs: Vec::new(),
             dropped_logs: 0,
@@ -108,13 +81,9 @@ impl HostState {
         }
     }
 
-    /// Gives the connection back, finalizing every cursor first.
-    pub fn into_connection(self) -> Connection {
-        self.session.into_owner()
-    }
-
-    fn error(&mut self, e: rusqlite::Error) -> sql::Error {
-        let e = classify(e, &self.guard, self.memory_mib);
+    /// A WIT error; a limit error is remembered, so that it fails the call even if the guest
+    /// carries on.
+    pub(super) fn remember(&mut self, e: sql::Error) -> sql::Error {
         if let sql::Error::Limit(why) = &e
             && self.limit.is_none()
         {
@@ -124,46 +93,28 @@ impl HostState {
     }
 
     /// A limit error, remembered so that it fails the call.
-    fn limit_error(&mut self, why: String) -> sql::Error {
-        if self.limit.is_none() {
-            self.limit = Some(why.clone());
-        }
-        sql::Error::Limit(why)
+    pub(super) fn limit_error(&mut self, why: String) -> sql::Error {
+        self.remember(sql::Error::Limit(why))
     }
 
-    /// Counts written rows for progress, and turns errors into WIT errors.
-    fn written(&mut self, r: rusqlite::Result<u64>) -> Result<u64, sql::Error> {
-        match r {
-            Ok(n) => {
-                self.progress.fetch_add(n, Ordering::Relaxed);
-                Ok(n)
-            }
-            Err(e) => Err(self.error(e)),
-        }
+    /// Counts written rows for progress.
+    pub(super) fn count_written(&mut self, n: u64) -> u64 {
+        self.progress.fetch_add(n, Ordering::Relaxed);
+        n
     }
 
     /// Bytes a result may still take: what the component could still hold in linear memory.
-    fn result_budget(&self) -> usize {
+    pub(super) fn result_budget(&self) -> usize {
         self.limiter.max_total.saturating_sub(self.limiter.total)
     }
 
-    fn over_budget(&self, what: &str, budget: usize) -> String {
+    pub(super) fn over_budget(&self, what: &str, budget: usize) -> String {
         format!(
             "{what} is larger than the component's memory budget: {} bytes left of memory_mib \
              = {} ({} bytes of linear memory in use); read large results through open-cursor \
              in smaller batches, or raise `memory_mib` under [sandbox] in migration.toml",
             budget, self.memory_mib, self.limiter.total
         )
-    }
-
-    /// Before each statement: a component's DDL may have added or renamed tables, which the
-    /// guard must know to tell them from CTEs.
-    fn refresh_schema_names(&mut self) {
-        if self.guard.schema_changed()
-            && let Ok(snapshot) = Snapshot::take(self.session.borrow_owner())
-        {
-            self.guard.set_schema_names(snapshot.names());
-        }
     }
 }
 
@@ -253,491 +204,6 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// Sorts a SQLite error into the WIT error cases.
-pub fn classify(e: rusqlite::Error, guard: &Guard, memory_mib: u64) -> sql::Error {
-    use rusqlite::ErrorCode as C;
-    let message = e.to_string();
-    match e.sqlite_error_code() {
-        Some(C::AuthorizationForStatementDenied) => {
-            sql::Error::Denied(guard.denied().unwrap_or(message))
-        }
-        Some(C::OperationInterrupted) if guard.timed_out() => {
-            sql::Error::Limit("the wall-clock timeout ran out during this statement".to_string())
-        }
-        Some(C::TooBig) => sql::Error::Limit(format!(
-            "a value or row of this statement is larger than the component's memory budget \
-             (memory_mib = {memory_mib}): {message}"
-        )),
-        Some(C::OutOfMemory) => sql::Error::Limit(format!(
-            "SQLite ran out of the memory allowed while the component runs (memory_mib = \
-             {memory_mib}): {message}"
-        )),
-        Some(C::ConstraintViolation) => sql::Error::Constraint(message),
-        Some(C::Unknown) => sql::Error::Syntax(message),
-        _ => match e {
-            rusqlite::Error::SqlInputError { .. }
-            | rusqlite::Error::InvalidParameterCount(..)
-            | rusqlite::Error::MultipleStatement
-            | rusqlite::Error::ExecuteReturnedResults => sql::Error::Syntax(message),
-            _ => sql::Error::Other(message),
-        },
-    }
-}
-
-fn bind_value(stmt: &mut Statement<'_>, index: usize, v: &sql::Value) -> rusqlite::Result<()> {
-    let v = match v {
-        sql::Value::Null => ValueRef::Null,
-        sql::Value::Integer(i) => ValueRef::Integer(*i),
-        sql::Value::Real(f) => ValueRef::Real(*f),
-        sql::Value::Text(t) => ValueRef::Text(t.as_bytes()),
-        sql::Value::Blob(b) => ValueRef::Blob(b),
-    };
-    stmt.raw_bind_parameter(index, ToSqlOutput::Borrowed(v))
-}
-
-fn bind_all(stmt: &mut Statement<'_>, params: &[sql::Value]) -> rusqlite::Result<()> {
-    let expected = stmt.parameter_count();
-    if params.len() != expected {
-        return Err(rusqlite::Error::InvalidParameterCount(
-            params.len(),
-            expected,
-        ));
-    }
-    for (i, v) in params.iter().enumerate() {
-        bind_value(stmt, i + 1, v)?;
-    }
-    Ok(())
-}
-
-fn to_wit(v: ValueRef<'_>) -> sql::Value {
-    match v {
-        ValueRef::Null => sql::Value::Null,
-        ValueRef::Integer(i) => sql::Value::Integer(i),
-        ValueRef::Real(f) => sql::Value::Real(f),
-        ValueRef::Text(t) => sql::Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => sql::Value::Blob(b.to_vec()),
-    }
-}
-
-fn encode(e: &mut strata_wire::Encoder, v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => e.null(),
-        ValueRef::Integer(i) => e.integer(i),
-        ValueRef::Real(f) => e.real(f),
-        ValueRef::Text(t) => e.text(&String::from_utf8_lossy(t)),
-        ValueRef::Blob(b) => e.blob(b),
-    }
-}
-
-/// Runs a prepared, bound statement to completion; returns the rows it changed.
-fn run(stmt: &mut Statement<'_>) -> rusqlite::Result<u64> {
-    if stmt.column_count() > 0 {
-        return Err(rusqlite::Error::ExecuteReturnedResults);
-    }
-    stmt.raw_execute().map(|n| n as u64)
-}
-
-/// Where a batch of rows goes: the typed list or the packed encoding. Sizes are what the host
-/// buffer costs, counted before a value is copied.
-trait Sink {
-    fn row_overhead(&self) -> usize;
-    fn value_size(&self, v: ValueRef<'_>) -> usize;
-    fn push_value(&mut self, v: ValueRef<'_>);
-    fn end_row(&mut self);
-
-    /// What the row costs, reading its values without copying them.
-    fn row_size(&self, row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<usize> {
-        let mut size = self.row_overhead();
-        for i in 0..n {
-            size = size.saturating_add(self.value_size(row.get_ref(i)?));
-        }
-        Ok(size)
-    }
-
-    fn push_row(&mut self, row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<()> {
-        for i in 0..n {
-            self.push_value(row.get_ref(i)?);
-        }
-        self.end_row();
-        Ok(())
-    }
-}
-
-struct WitRows {
-    rows: Vec<Vec<sql::Value>>,
-    row: Vec<sql::Value>,
-}
-
-impl WitRows {
-    fn new() -> Self {
-        WitRows {
-            rows: Vec::new(),
-            row: Vec::new(),
-        }
-    }
-}
-
-impl Sink for WitRows {
-    fn row_overhead(&self) -> usize {
-        ROW_OVERHEAD
-    }
-    fn value_size(&self, v: ValueRef<'_>) -> usize {
-        VALUE_OVERHEAD + payload(v)
-    }
-    fn push_value(&mut self, v: ValueRef<'_>) {
-        self.row.push(to_wit(v));
-    }
-    fn end_row(&mut self) {
-        self.rows.push(std::mem::take(&mut self.row));
-    }
-}
-
-struct PackedRows(strata_wire::Encoder);
-
-impl Sink for PackedRows {
-    fn row_overhead(&self) -> usize {
-        0
-    }
-    fn value_size(&self, v: ValueRef<'_>) -> usize {
-        9 + payload(v)
-    }
-    fn push_value(&mut self, v: ValueRef<'_>) {
-        encode(&mut self.0, v);
-    }
-    fn end_row(&mut self) {}
-}
-
-fn payload(v: ValueRef<'_>) -> usize {
-    match v {
-        ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
-        _ => 0,
-    }
-}
-
-fn owned(v: ValueRef<'_>) -> OwnedValue {
-    match v {
-        ValueRef::Null => OwnedValue::Null,
-        ValueRef::Integer(i) => OwnedValue::Integer(i),
-        ValueRef::Real(f) => OwnedValue::Real(f),
-        ValueRef::Text(t) => OwnedValue::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => OwnedValue::Blob(b.to_vec()),
-    }
-}
-
-fn owned_ref(v: &OwnedValue) -> ValueRef<'_> {
-    ValueRef::from(v)
-}
-
-/// Why a batch stopped short of what the guest asked for.
-enum Stop {
-    Sql(rusqlite::Error),
-    /// One row alone is larger than the budget.
-    TooLarge(usize),
-}
-
-impl From<rusqlite::Error> for Stop {
-    fn from(e: rusqlite::Error) -> Self {
-        Stop::Sql(e)
-    }
-}
-
-impl sql::Host for HostState {
-    fn execute(
-        &mut self,
-        sql: String,
-        params: Vec<sql::Value>,
-    ) -> WResult<Result<u64, sql::Error>> {
-        self.refresh_schema_names();
-        let conn = self.session.borrow_owner();
-        let r = conn
-            .prepare_cached(&sql)
-            .and_then(|mut stmt| bind_all(&mut stmt, &params).and_then(|()| run(&mut stmt)));
-        Ok(self.written(r))
-    }
-
-    fn query(
-        &mut self,
-        sql: String,
-        params: Vec<sql::Value>,
-    ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        self.refresh_schema_names();
-        let budget = self.result_budget();
-        let conn = self.session.borrow_owner();
-        let mut out = WitRows::new();
-        let r = conn
-            .prepare_cached(&sql)
-            .map_err(Stop::Sql)
-            .and_then(|mut stmt| {
-                bind_all(&mut stmt, &params)?;
-                let n = stmt.column_count();
-                let mut rows = stmt.raw_query();
-                let mut used = 0usize;
-                // Each value is at most SQLITE_LIMIT_LENGTH, which the sandbox sets to the
-                // budget.
-                while let Some(row) = rows.next()? {
-                    used = used.saturating_add(out.row_size(row, n)?);
-                    if used > budget {
-                        return Err(Stop::TooLarge(budget));
-                    }
-                    out.push_row(row, n)?;
-                }
-                Ok(())
-            });
-        Ok(match r {
-            Ok(()) => Ok(out.rows),
-            Err(Stop::Sql(e)) => Err(self.error(e)),
-            Err(Stop::TooLarge(budget)) => {
-                drop(out);
-                let why = self.over_budget("the result of this `query`", budget);
-                Err(self.limit_error(why))
-            }
-        })
-    }
-
-    fn execute_many(
-        &mut self,
-        sql: String,
-        rows: Vec<Vec<sql::Value>>,
-    ) -> WResult<Result<u64, sql::Error>> {
-        self.refresh_schema_names();
-        let conn = self.session.borrow_owner();
-        let r = conn.prepare_cached(&sql).and_then(|mut stmt| {
-            let mut changed = 0;
-            for row in &rows {
-                bind_all(&mut stmt, row)?;
-                changed += run(&mut stmt)?;
-            }
-            Ok(changed)
-        });
-        Ok(self.written(r))
-    }
-
-    fn execute_packed(
-        &mut self,
-        sql: String,
-        rows: sql::PackedRows,
-    ) -> WResult<Result<u64, sql::Error>> {
-        self.refresh_schema_names();
-        let conn = self.session.borrow_owner();
-        let r = conn.prepare_cached(&sql).and_then(|mut stmt| {
-            let columns = rows.columns as usize;
-            if columns != stmt.parameter_count() {
-                return Err(rusqlite::Error::InvalidParameterCount(
-                    columns,
-                    stmt.parameter_count(),
-                ));
-            }
-            let mut d = strata_wire::Decoder::new(&rows.data);
-            let mut changed = 0;
-            for _ in 0..rows.count {
-                for i in 1..=columns {
-                    let v = d
-                        .next_value()
-                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?
-                        .ok_or_else(|| {
-                            rusqlite::Error::ToSqlConversionFailure(
-                                "packed rows hold fewer values than columns x count".into(),
-                            )
-                        })?;
-                    let v = match v {
-                        strata_wire::ValueRef::Null => ValueRef::Null,
-                        strata_wire::ValueRef::Integer(i) => ValueRef::Integer(i),
-                        strata_wire::ValueRef::Real(f) => ValueRef::Real(f),
-                        strata_wire::ValueRef::Text(t) => ValueRef::Text(t.as_bytes()),
-                        strata_wire::ValueRef::Blob(b) => ValueRef::Blob(b),
-                    };
-                    stmt.raw_bind_parameter(i, ToSqlOutput::Borrowed(v))?;
-                }
-                changed += run(&mut stmt)?;
-            }
-            if !d.is_done() {
-                return Err(rusqlite::Error::ToSqlConversionFailure(
-                    "packed rows hold more values than columns x count".into(),
-                ));
-            }
-            Ok(changed)
-        });
-        Ok(self.written(r))
-    }
-
-    fn open_cursor(
-        &mut self,
-        sql: String,
-        params: Vec<sql::Value>,
-    ) -> WResult<Result<Resource<CursorSlot>, sql::Error>> {
-        self.refresh_schema_names();
-        let open = self
-            .session
-            .borrow_dependent()
-            .iter()
-            .filter(|c| c.is_some())
-            .count();
-        if open >= MAX_OPEN_CURSORS {
-            let why = format!(
-                "more than {MAX_OPEN_CURSORS} cursors open at once; drop cursors once read"
-            );
-            return Ok(Err(self.limit_error(why)));
-        }
-        let opened = self.session.with_dependent_mut(|conn, cursors| {
-            let mut stmt = conn.prepare(&sql)?;
-            bind_all(&mut stmt, &params)?;
-            let columns = stmt.column_names().map(str::to_string).collect();
-            let cursor = Some(CursorState {
-                stmt: Some(stmt),
-                columns,
-                pending: None,
-            });
-            // Reuse the slot of a dropped cursor.
-            match cursors.iter().position(Option::is_none) {
-                Some(free) => {
-                    cursors[free] = cursor;
-                    Ok(free)
-                }
-                None => {
-                    cursors.push(cursor);
-                    Ok(cursors.len() - 1)
-                }
-            }
-        });
-        match opened {
-            Ok(index) => Ok(Ok(self.table.push(CursorSlot(index))?)),
-            Err(e) => Ok(Err(self.error(e))),
-        }
-    }
-}
-
-impl HostState {
-    /// Steps a cursor for up to `max` rows (at most [`MAX_ROWS_PER_CALL`]) into `sink`,
-    /// stopping early when the next row would not fit in the budget; that row is kept for the
-    /// next call. Returns the number of rows.
-    fn step_cursor(
-        &mut self,
-        slot: &Resource<CursorSlot>,
-        max: u32,
-        sink: &mut impl Sink,
-    ) -> WResult<Result<u32, sql::Error>> {
-        let index = self.table.get(slot)?.0;
-        let budget = self.result_budget();
-        let max = max.min(MAX_ROWS_PER_CALL);
-        let r = self.session.with_dependent_mut(|_, cursors| {
-            let Some(Some(cursor)) = cursors.get_mut(index) else {
-                return Ok(0);
-            };
-            let mut used = 0usize;
-            let mut count = 0;
-            if max == 0 {
-                return Ok(0);
-            }
-            if let Some(row) = cursor.pending.take() {
-                used = sink.row_overhead();
-                for v in &row {
-                    used += sink.value_size(owned_ref(v));
-                    sink.push_value(owned_ref(v));
-                }
-                sink.end_row();
-                count += 1;
-            }
-            let n = cursor.columns.len();
-            let Some(stmt) = cursor.stmt.as_mut() else {
-                return Ok(count);
-            };
-            let mut rows = stmt.raw_query();
-            while count < max {
-                let Some(row) = rows.next()? else {
-                    drop(rows);
-                    // Exhausted: finalize the statement now rather than at the end of the call.
-                    cursor.stmt = None;
-                    return Ok(count);
-                };
-                let size = sink.row_size(row, n)?;
-                if used.saturating_add(size) > budget {
-                    if count == 0 || size > budget {
-                        return Err(Stop::TooLarge(budget));
-                    }
-                    cursor.pending = Some(
-                        (0..n)
-                            .map(|i| row.get_ref(i).map(owned))
-                            .collect::<rusqlite::Result<_>>()?,
-                    );
-                    break;
-                }
-                used += size;
-                sink.push_row(row, n)?;
-                count += 1;
-            }
-            // Dropping `Rows` would reset the statement to its first row; the cursor goes on
-            // from here at the next call. `Rows` holds only borrows, so nothing leaks.
-            std::mem::forget(rows);
-            Ok(count)
-        });
-        Ok(match r {
-            Ok(count) => Ok(count),
-            Err(Stop::Sql(e)) => Err(self.error(e)),
-            Err(Stop::TooLarge(budget)) => {
-                let why = self.over_budget("one row of this cursor", budget);
-                Err(self.limit_error(why))
-            }
-        })
-    }
-}
-
-impl sql::HostCursor for HostState {
-    fn columns(&mut self, slot: Resource<CursorSlot>) -> WResult<Vec<String>> {
-        let index = self.table.get(&slot)?.0;
-        Ok(self
-            .session
-            .borrow_dependent()
-            .get(index)
-            .and_then(Option::as_ref)
-            .map(|c| c.columns.clone())
-            .unwrap_or_default())
-    }
-
-    fn next(
-        &mut self,
-        slot: Resource<CursorSlot>,
-        max_rows: u32,
-    ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        let mut out = WitRows::new();
-        let r = self.step_cursor(&slot, max_rows, &mut out)?;
-        Ok(r.map(|_| out.rows))
-    }
-
-    fn next_packed(
-        &mut self,
-        slot: Resource<CursorSlot>,
-        max_rows: u32,
-    ) -> WResult<Result<sql::PackedRows, sql::Error>> {
-        let mut out = PackedRows(strata_wire::Encoder::with_capacity(
-            64 * max_rows.min(10_000) as usize,
-        ));
-        let columns = {
-            let index = self.table.get(&slot)?.0;
-            self.session
-                .borrow_dependent()
-                .get(index)
-                .and_then(Option::as_ref)
-                .map_or(0, |c| c.columns.len() as u32)
-        };
-        let r = self.step_cursor(&slot, max_rows, &mut out)?;
-        Ok(r.map(|count| sql::PackedRows {
-            columns: if count == 0 { 0 } else { columns },
-            count,
-            data: out.0.take(),
-        }))
-    }
-
-    fn drop(&mut self, slot: Resource<CursorSlot>) -> WResult<()> {
-        let CursorSlot(index) = self.table.delete(slot)?;
-        self.session.with_dependent_mut(|_, cursors| {
-            if let Some(c) = cursors.get_mut(index) {
-                *c = None;
-            }
-        });
-        Ok(())
-    }
-}
-
 /// A component's text made safe to print: control characters (newlines and escape sequences
 /// included) and invisible formatting characters (bidirectional overrides) are written as
 /// `\n`, `\u{1b}` and the like, so a component cannot forge or hide terminal output.
@@ -754,7 +220,7 @@ pub fn escape_controls(text: &str) -> String {
     out
 }
 
-impl log::Host for HostState {
+impl<D> log::Host for HostState<D> {
     fn log(&mut self, level: log::Level, message: String) -> WResult<()> {
         if self.logs.len() >= MAX_LOG_LINES {
             self.dropped_logs += 1;
@@ -784,118 +250,6 @@ impl log::Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::bindings::sql::{Host, HostCursor};
-
-    /// A host state over 50 rows of about 100 KB each, with a budget of `mib`.
-    fn state(mib: u64) -> HostState {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE t(i INTEGER, s TEXT);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
-             INSERT INTO t SELECT i, hex(zeroblob(50000)) FROM n;",
-        )
-        .unwrap();
-        let guard = Guard::install(&mut conn).unwrap();
-        HostState::new(conn, guard, mib, Arc::new(AtomicU64::new(0)))
-    }
-
-    fn open(s: &mut HostState, sql: &str) -> Resource<CursorSlot> {
-        s.open_cursor(sql.into(), Vec::new()).unwrap().unwrap()
-    }
-
-    fn borrow(c: &Resource<CursorSlot>) -> Resource<CursorSlot> {
-        Resource::new_borrow(c.rep())
-    }
-
-    #[test]
-    fn cursor_batches_stop_at_the_budget_and_lose_no_row() {
-        let mut s = state(1);
-        let cursor = open(&mut s, "SELECT i, s FROM t ORDER BY i");
-        let mut seen = Vec::new();
-        let mut batches = 0;
-        loop {
-            let batch = s.next(borrow(&cursor), 4_000_000).unwrap().unwrap();
-            if batch.is_empty() {
-                break;
-            }
-            batches += 1;
-            assert!(
-                batch.len() < 11,
-                "{} rows of 100 KB in a 1 MiB budget",
-                batch.len()
-            );
-            for row in batch {
-                match row[0] {
-                    sql::Value::Integer(i) => seen.push(i),
-                    _ => panic!("not an integer"),
-                }
-            }
-        }
-        assert_eq!(seen, (1..=50).collect::<Vec<_>>());
-        assert!(batches >= 5);
-        assert!(s.limit.is_none());
-    }
-
-    #[test]
-    fn packed_batches_stop_at_the_budget_and_lose_no_row() {
-        let mut s = state(1);
-        let cursor = open(&mut s, "SELECT i, s FROM t ORDER BY i");
-        let mut rows = 0;
-        loop {
-            let batch = s.next_packed(borrow(&cursor), 1_000).unwrap().unwrap();
-            if batch.count == 0 {
-                break;
-            }
-            assert!(batch.data.len() <= 1 << 20);
-            rows += batch.count;
-        }
-        assert_eq!(rows, 50);
-    }
-
-    #[test]
-    fn a_row_larger_than_the_budget_is_a_limit_error() {
-        let mut s = state(1);
-        s.limiter.total = 900 << 10;
-        let cursor = open(&mut s, "SELECT s || s FROM t");
-        let r = s.next(borrow(&cursor), 10).unwrap();
-        assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
-        let why = s.limit.clone().unwrap();
-        assert!(
-            why.contains("one row") && why.contains("memory_mib = 1 "),
-            "{why}"
-        );
-    }
-
-    #[test]
-    fn a_query_past_the_budget_is_a_limit_error_that_sticks() {
-        let mut s = state(1);
-        let r = s.query("SELECT s FROM t".into(), Vec::new()).unwrap();
-        assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
-        assert!(s.limit.as_deref().unwrap().contains("open-cursor"));
-        let mut s = state(64);
-        let rows = s
-            .query("SELECT s FROM t".into(), Vec::new())
-            .unwrap()
-            .unwrap();
-        assert_eq!(rows.len(), 50);
-    }
-
-    #[test]
-    fn open_cursors_are_capped_and_dropped_slots_reused() {
-        let mut s = state(64);
-        let cursors: Vec<_> = (0..MAX_OPEN_CURSORS)
-            .map(|_| open(&mut s, "SELECT 1"))
-            .collect();
-        let r = s.open_cursor("SELECT 1".into(), Vec::new()).unwrap();
-        assert!(matches!(r, Err(sql::Error::Limit(_))));
-        let mut s = state(64);
-        drop(cursors);
-        for _ in 0..(3 * MAX_OPEN_CURSORS) {
-            let c = open(&mut s, "SELECT 1");
-            HostCursor::drop(&mut s, c).unwrap();
-        }
-        assert_eq!(s.session.borrow_dependent().len(), 1);
-    }
 
     #[test]
     fn several_memories_share_one_total() {

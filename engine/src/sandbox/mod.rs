@@ -15,6 +15,8 @@ mod bindings;
 mod cache;
 pub mod guard;
 mod host;
+mod postgres;
+mod sqlite;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub use cache::Location as CacheLocation;
 pub use guard::{Guard, Mode, Policy};
 use host::HostState;
 pub use host::LogLine;
+use postgres::Postgres;
+use sqlite::Sqlite;
 
 /// The kind of component, by the WIT world it implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +153,8 @@ pub const OFFERED: &[&str] = &["strata:migrate/sql@0.1.0", "strata:migrate/log@0
 /// sandbox has loaded.
 pub struct Sandbox {
     engine: Engine,
-    linker: Linker<HostState>,
+    linker: Linker<HostState<Sqlite>>,
+    pg_linker: Linker<HostState<Postgres>>,
     cache: cache::Cache,
     /// Each component once per sandbox, by the sha256 of its bytes: compiled or read from the
     /// compile cache (and its tag checked) once, its imports resolved against the linker once,
@@ -162,7 +167,9 @@ struct Loaded {
     component: Component,
     /// The component pre-instantiated against the linker; `None` when its imports do not
     /// resolve, and then each call instantiates from `component` to report why.
-    pre: Option<InstancePre<HostState>>,
+    pre: Option<InstancePre<HostState<Sqlite>>>,
+    /// The same for PostgreSQL, made the first time a step on PostgreSQL calls it.
+    pg_pre: std::sync::OnceLock<Option<InstancePre<HostState<Postgres>>>>,
 }
 
 impl Sandbox {
@@ -180,14 +187,14 @@ impl Sandbox {
             .max_wasm_stack(1 << 20);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        bindings::transform::Transform::add_to_linker::<HostState, HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        add_to_linker(&mut linker)?;
+        let mut pg_linker = Linker::new(&engine);
+        add_to_linker(&mut pg_linker)?;
         let cache = cache::Cache::new(&engine, cache);
         Ok(Sandbox {
             engine,
             linker,
+            pg_linker,
             cache,
             loaded: std::sync::Mutex::new(HashMap::new()),
         })
@@ -203,7 +210,11 @@ impl Sandbox {
         }
         let component = self.cache.load_digested(&self.engine, wasm, &digest)?;
         let pre = self.linker.instantiate_pre(&component).ok();
-        let l = Arc::new(Loaded { component, pre });
+        let l = Arc::new(Loaded {
+            component,
+            pre,
+            pg_pre: std::sync::OnceLock::new(),
+        });
         loaded().insert(digest, Arc::clone(&l));
         Ok(l)
     }
@@ -234,52 +245,45 @@ impl Sandbox {
             .collect())
     }
 
+    /// The component of `call`, loaded and its imports checked; or the failed call.
+    fn prepare(&self, call: &Call<'_>) -> Result<Arc<Loaded>, Called> {
+        let failed = |e: ComponentError| Called {
+            outcome: Outcome::default(),
+            result: Err(e),
+        };
+        let loaded = self.load(call.wasm).map_err(|e| {
+            failed(ComponentError::Invalid {
+                reason: first_line(&e),
+            })
+        })?;
+        if let Some(import) = self.foreign_imports(&loaded.component).pop() {
+            return Err(failed(ComponentError::Import { import }));
+        }
+        Ok(loaded)
+    }
+
     /// Runs one component on `conn` inside the caller's transaction, with `guard` (installed
     /// on `conn`) switched to the component's policy for the duration.
     pub fn call(&self, conn: &mut Connection, guard: &Guard, call: &Call<'_>) -> Called {
-        let loaded = match self.load(call.wasm) {
+        let loaded = match self.prepare(call) {
             Ok(l) => l,
-            Err(e) => {
-                return Called {
-                    outcome: Outcome::default(),
-                    result: Err(ComponentError::Invalid {
-                        reason: first_line(&e),
-                    }),
-                };
-            }
+            Err(failed) => return failed,
         };
-
-        if let Some(import) = self.foreign_imports(&loaded.component).pop() {
-            return Called {
-                outcome: Outcome::default(),
-                result: Err(ComponentError::Import { import }),
-            };
-        }
+        let setup_failed = |reason: String| Called {
+            outcome: Outcome::default(),
+            result: Err(ComponentError::Setup { reason }),
+        };
 
         // SQLite authorizes a statement when it is prepared: statements the host prepared
         // (data.json inserts, ledger writes) must not be found in the cache by a component.
         conn.flush_prepared_statement_cache();
         let before = match guard::Snapshot::take(conn) {
             Ok(s) => s,
-            Err(e) => {
-                return Called {
-                    outcome: Outcome::default(),
-                    result: Err(ComponentError::Setup {
-                        reason: format!("cannot read the schema: {e}"),
-                    }),
-                };
-            }
+            Err(e) => return setup_failed(format!("cannot read the schema: {e}")),
         };
         let settings = match ConnectionSettings::apply(conn, call.limits.memory_mib) {
             Ok(s) => s,
-            Err(e) => {
-                return Called {
-                    outcome: Outcome::default(),
-                    result: Err(ComponentError::Setup {
-                        reason: e.to_string(),
-                    }),
-                };
-            }
+            Err(e) => return setup_failed(e.to_string()),
         };
 
         let timeout = Duration::from_secs(call.limits.timeout_s);
@@ -292,31 +296,26 @@ impl Sandbox {
         let placeholder = Connection::open_in_memory().expect("an in-memory database opens");
         let owned = std::mem::replace(conn, placeholder);
         let changes_before = owned.total_changes();
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(
-                owned,
-                guard.clone(),
-                call.limits.memory_mib,
-                Arc::clone(&call.progress),
-            ),
+        let state = HostState::new(
+            Sqlite::new(owned, guard.clone()),
+            call.limits.memory_mib,
+            Arc::clone(&call.progress),
         );
-        store.limiter(|s| &mut s.limiter);
-        store.set_fuel(call.limits.fuel).expect("fuel is enabled");
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_trap();
-
-        let watchdog = Watchdog::start(self.engine.clone(), timeout);
-        let result = self.invoke(&mut store, &loaded, call);
-        watchdog.stop();
-
-        let fuel_left = store.get_fuel().unwrap_or(0);
-        let state = store.into_data();
-        let memory_tripped = state.limiter.tripped;
-        let memory_peak_bytes = state.limiter.peak_bytes;
-        let host_limit = state.limit.clone();
-        let logs = state.logs.clone();
-        *conn = state.into_connection();
+        let (state, result, fuel_left) = self.run(
+            state,
+            &self.linker,
+            loaded.pre.as_ref(),
+            &loaded.component,
+            call,
+        );
+        let HostState {
+            db,
+            limiter,
+            limit,
+            logs,
+            ..
+        } = state;
+        *conn = db.into_connection();
         conn.flush_prepared_statement_cache();
         let rows_changed = conn.total_changes() - changes_before;
         let timed_out_in_sql = guard.timed_out();
@@ -333,37 +332,163 @@ impl Sandbox {
         }
         guard.set_mode(Mode::Host);
         let restored = settings.restore(conn);
-
-        let outcome = Outcome {
-            fuel_used: call.limits.fuel - fuel_left,
-            rows_changed,
-            memory_peak_bytes,
+        Ended {
+            fuel_left,
+            limiter,
+            host_limit: limit,
             logs,
+            rows_changed,
+            timed_out_in_sql,
+            denied,
+            cleanup: restored
+                .err()
+                .map(|e| format!("cannot restore the connection's settings: {e}")),
+        }
+        .conclude(call, result)
+    }
+
+    /// Runs one component on PostgreSQL, inside the step's open transaction on `client`, under
+    /// a role of its own (see `sandbox::postgres`); `statement_timeout` is the step's (zero:
+    /// none). The client always comes back.
+    pub fn call_postgres(
+        &self,
+        client: ::postgres::Client,
+        call: &Call<'_>,
+        statement_timeout: Duration,
+    ) -> (::postgres::Client, Called) {
+        let loaded = match self.prepare(call) {
+            Ok(l) => l,
+            Err(failed) => return (client, failed),
+        };
+        let timeout = Duration::from_secs(call.limits.timeout_s);
+        let mut client = client;
+        let db = match Postgres::enter(&mut client, &call.policy, timeout, statement_timeout) {
+            Ok(entered) => Postgres::new(client, entered),
+            Err(reason) => {
+                let failed = Called {
+                    outcome: Outcome::default(),
+                    result: Err(ComponentError::Setup { reason }),
+                };
+                return (client, failed);
+            }
+        };
+        let pre = loaded
+            .pg_pre
+            .get_or_init(|| self.pg_linker.instantiate_pre(&loaded.component).ok());
+        let state = HostState::new(db, call.limits.memory_mib, Arc::clone(&call.progress));
+        let (state, result, fuel_left) = self.run(
+            state,
+            &self.pg_linker,
+            pre.as_ref(),
+            &loaded.component,
+            call,
+        );
+        let HostState {
+            db,
+            limiter,
+            limit,
+            logs,
+            ..
+        } = state;
+        let (denied, timed_out_in_sql, rows_changed) =
+            (db.denied.clone(), db.timed_out, db.rows_changed);
+        let (client, left) = db.leave();
+        let called = Ended {
+            fuel_left,
+            limiter,
+            host_limit: limit,
+            logs,
+            rows_changed,
+            timed_out_in_sql,
+            denied,
+            cleanup: left
+                .err()
+                .map(|e| format!("cannot leave the component's role: {e}")),
+        }
+        .conclude(call, result);
+        (client, called)
+    }
+
+    /// Runs the component in a fresh store whose data is `state`, under the call's fuel,
+    /// memory and wall-clock limits; gives the state back with the result and the fuel left.
+    fn run<D: 'static>(
+        &self,
+        state: HostState<D>,
+        linker: &Linker<HostState<D>>,
+        pre: Option<&InstancePre<HostState<D>>>,
+        component: &Component,
+        call: &Call<'_>,
+    ) -> (HostState<D>, Invoked, u64) {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_fuel(call.limits.fuel).expect("fuel is enabled");
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_trap();
+        let watchdog = Watchdog::start(
+            self.engine.clone(),
+            Duration::from_secs(call.limits.timeout_s),
+        );
+        let result = invoke(&mut store, component, linker, pre, call);
+        watchdog.stop();
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        (store.into_data(), result, fuel_left)
+    }
+}
+
+/// What the guest's export returned (a check's violations; empty for other worlds), or why it
+/// could not be instantiated or called.
+type Invoked = Result<Result<Vec<String>, String>, Invoke>;
+
+/// What a component call left behind, from either backend, before it is judged.
+struct Ended {
+    fuel_left: u64,
+    limiter: host::Limiter,
+    /// A host-side limit that tripped.
+    host_limit: Option<String>,
+    logs: Vec<LogLine>,
+    rows_changed: u64,
+    /// Whether the wall-clock timeout stopped a SQL statement.
+    timed_out_in_sql: bool,
+    /// Why a statement was refused, if one was.
+    denied: Option<String>,
+    /// Why putting the connection back as it was failed, if it did.
+    cleanup: Option<String>,
+}
+
+impl Ended {
+    fn conclude(
+        self,
+        call: &Call<'_>,
+        result: Result<Result<Vec<String>, String>, Invoke>,
+    ) -> Called {
+        let outcome = Outcome {
+            fuel_used: call.limits.fuel - self.fuel_left,
+            rows_changed: self.rows_changed,
+            memory_peak_bytes: self.limiter.peak_bytes,
+            logs: self.logs,
         };
         // A tripped limit or a refused statement fails the step even if the guest caught the
         // error and carried on: limits and capabilities are not the guest's to waive.
-        let result = if memory_tripped {
+        let result = if self.limiter.tripped {
             Err(ComponentError::Memory {
                 mib: call.limits.memory_mib,
             })
-        } else if timed_out_in_sql {
+        } else if self.timed_out_in_sql {
             Err(ComponentError::Timeout {
                 secs: call.limits.timeout_s,
                 in_sql: true,
             })
-        } else if let Some(reason) = host_limit {
+        } else if let Some(reason) = self.host_limit {
             Err(ComponentError::Limit {
                 reason: host::escape_controls(&reason),
             })
-        } else if let Some(reason) = denied {
+        } else if let Some(reason) = self.denied {
             // The reason can quote names from the component's SQL.
             Err(ComponentError::Denied {
                 reason: host::escape_controls(&reason),
             })
-        } else if let Err(e) = restored {
-            Err(ComponentError::Setup {
-                reason: format!("cannot restore the connection's settings: {e}"),
-            })
+        } else if let Some(reason) = self.cleanup {
+            Err(ComponentError::Setup { reason })
         } else {
             match result {
                 Ok(Ok(violations)) if violations.is_empty() => Ok(()),
@@ -397,54 +522,63 @@ impl Sandbox {
         };
         Called { outcome, result }
     }
+}
 
-    /// Instantiates the component in its world and calls the export; a check's violations come
-    /// back as the list, other worlds give an empty one.
-    fn invoke(
-        &self,
-        store: &mut Store<HostState>,
-        loaded: &Loaded,
-        call: &Call<'_>,
-    ) -> Result<Result<Vec<String>, String>, Invoke> {
-        use bindings::check::{Check, CheckPre};
-        use bindings::seed::{Seed, SeedPre};
-        use bindings::transform::{Transform, TransformPre};
-        let (component, linker) = (&loaded.component, &self.linker);
-        match call.world {
-            World::Transform => {
-                let w = match &loaded.pre {
-                    Some(pre) => {
-                        TransformPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store))
-                    }
-                    None => Transform::instantiate(&mut *store, component, linker),
+/// Instantiates the component in its world and calls the export; a check's violations come
+/// back as the list, other worlds give an empty one.
+fn invoke<T: 'static>(
+    store: &mut Store<T>,
+    component: &Component,
+    linker: &Linker<T>,
+    pre: Option<&InstancePre<T>>,
+    call: &Call<'_>,
+) -> Invoked {
+    use bindings::check::{Check, CheckPre};
+    use bindings::seed::{Seed, SeedPre};
+    use bindings::transform::{Transform, TransformPre};
+    match call.world {
+        World::Transform => {
+            let w = match pre {
+                Some(pre) => {
+                    TransformPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store))
                 }
-                .map_err(Invoke::Instantiate)?;
-                w.call_run(store)
-                    .map_err(Invoke::Call)
-                    .map(|r| r.map(|()| Vec::new()))
+                None => Transform::instantiate(&mut *store, component, linker),
             }
-            World::Seed => {
-                let w = match &loaded.pre {
-                    Some(pre) => SeedPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store)),
-                    None => Seed::instantiate(&mut *store, component, linker),
-                }
-                .map_err(Invoke::Instantiate)?;
-                w.call_seed(store, call.seed_params)
-                    .map_err(Invoke::Call)
-                    .map(|r| r.map(|()| Vec::new()))
+            .map_err(Invoke::Instantiate)?;
+            w.call_run(store)
+                .map_err(Invoke::Call)
+                .map(|r| r.map(|()| Vec::new()))
+        }
+        World::Seed => {
+            let w = match pre {
+                Some(pre) => SeedPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store)),
+                None => Seed::instantiate(&mut *store, component, linker),
             }
-            World::Check => {
-                let w = match &loaded.pre {
-                    Some(pre) => {
-                        CheckPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store))
-                    }
-                    None => Check::instantiate(&mut *store, component, linker),
-                }
-                .map_err(Invoke::Instantiate)?;
-                w.call_check(store).map_err(Invoke::Call)
+            .map_err(Invoke::Instantiate)?;
+            w.call_seed(store, call.seed_params)
+                .map_err(Invoke::Call)
+                .map(|r| r.map(|()| Vec::new()))
+        }
+        World::Check => {
+            let w = match pre {
+                Some(pre) => CheckPre::new(pre.clone()).and_then(|p| p.instantiate(&mut *store)),
+                None => Check::instantiate(&mut *store, component, linker),
             }
+            .map_err(Invoke::Instantiate)?;
+            w.call_check(store).map_err(Invoke::Call)
         }
     }
+}
+
+/// Offers the host API (`sql` and `log`, the same for every world) to components on `linker`.
+fn add_to_linker<D: 'static>(linker: &mut Linker<HostState<D>>) -> wasmtime::Result<()>
+where
+    HostState<D>: bindings::sql::Host + bindings::sql::HostCursor,
+{
+    bindings::transform::Transform::add_to_linker::<HostState<D>, HasSelf<HostState<D>>>(
+        linker,
+        |s| s,
+    )
 }
 
 /// Whether wasmtime refused an instantiation for a count limit of the store.

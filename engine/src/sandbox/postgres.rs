@@ -1,0 +1,1227 @@
+//! The PostgreSQL side of `strata:migrate/sql`: what a component's calls do inside the step's
+//! transaction, and the capabilities the server itself enforces.
+//!
+//! Capabilities: before the component runs, [`Postgres::enter`] creates a NOLOGIN role unique
+//! to the call, grants it `SELECT` on the tables of `reads` and `SELECT, INSERT, UPDATE,
+//! DELETE` on those of `writes` (with the sequences they own), and `SET LOCAL ROLE`s to it;
+//! [`Postgres::leave`] resets the role and drops it. All of it happens in the step's
+//! transaction, so nothing outlives the step, and a failed step leaves no role behind. The
+//! `strata` schema is never granted. The server checks every table a statement touches,
+//! through views, functions and subqueries alike.
+//!
+//! What the role alone cannot stop is checked on the statement's text before it is sent: a
+//! component may run one `SELECT`/`VALUES`/`TABLE`, `INSERT`, `UPDATE`, `DELETE` or `MERGE` per
+//! call (no DDL, no `SET`/`RESET`, no `DO`, no transaction control), and no statement may name
+//! `set_config`, through which a statement could take back the migrating user's role. Each call
+//! also sets the role again and the statement timeout to what is left of the component's time.
+//!
+//! Each call runs inside a savepoint: a statement that fails is undone alone and the
+//! transaction stays usable, as a failed statement is on SQLite. Values: integers, floating
+//! point, booleans (as 0/1), text and bytea map to WIT values; numeric, dates, times,
+//! timestamps, uuid and json come back as text; parameters are bound by the types the server
+//! infers for them (text values in PostgreSQL's text format, so the server parses dates,
+//! numerics and the like itself).
+
+use std::collections::{HashMap, VecDeque};
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use postgres::types::{FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
+use postgres::{Client, Statement};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
+use wasmtime::Result as WResult;
+use wasmtime::component::Resource;
+
+use super::Policy;
+use super::bindings::sql;
+use super::host::{
+    CursorSlot, HostState, MAX_OPEN_CURSORS, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
+};
+
+/// The savepoint each host call runs in.
+const SAVEPOINT: &str = "strata_component_call";
+/// Rows fetched from a cursor per round trip at most.
+const MAX_FETCH: usize = 10_000;
+
+/// A component's database on PostgreSQL: the step's client, inside the step's transaction,
+/// switched to the call's role.
+pub struct Postgres {
+    client: Client,
+    /// The call's role, quoted.
+    role: String,
+    /// migration.toml, named in refusals.
+    config_file: PathBuf,
+    /// Statements prepared during this call, by their text.
+    statements: HashMap<String, Statement>,
+    cursors: Vec<Option<Cursor>>,
+    opened: u64,
+    deadline: Instant,
+    /// The step's `statement_timeout`; zero for none.
+    statement_timeout: Duration,
+    /// Whether the call savepoint exists.
+    savepoint: bool,
+    /// Why a statement was refused, if one was: the step fails even if the guest carries on.
+    pub denied: Option<String>,
+    /// Whether the component's time ran out inside a statement.
+    pub timed_out: bool,
+    /// Rows the component's statements changed.
+    pub rows_changed: u64,
+}
+
+/// What [`Postgres::enter`] set up on the client.
+pub struct Entered {
+    role: String,
+    config_file: PathBuf,
+    deadline: Instant,
+    statement_timeout: Duration,
+}
+
+/// An open server-side cursor, and the rows fetched but not yet handed to the guest.
+struct Cursor {
+    name: String,
+    columns: Vec<String>,
+    pending: VecDeque<Vec<sql::Value>>,
+    exhausted: bool,
+    /// Bytes per row seen so far, to size the next fetch.
+    average_row: usize,
+}
+
+/// Why a host call failed, before it becomes a WIT error.
+enum Fail {
+    Sql(postgres::Error),
+    /// Refused by the statement check: a capability, so it fails the step.
+    Refused(String),
+    /// The statement cannot run as asked (wrong kind for the call, parameter count).
+    Syntax(String),
+    /// A value that cannot cross between PostgreSQL and the component.
+    Value(String),
+    /// A result larger than the budget.
+    TooLarge(&'static str, usize),
+    /// The component's time ran out before the statement started.
+    OutOfTime,
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Fail::Sql(e)
+    }
+}
+
+impl Postgres {
+    /// Creates the call's role, grants it what `policy` allows, and switches to it, inside the
+    /// step's open transaction on `client`; then the client is the component's until
+    /// [`Postgres::leave`]. On failure the step rolls back (the transaction may be aborted).
+    pub fn enter(
+        client: &mut Client,
+        policy: &Policy,
+        timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Result<Entered, String> {
+        let role = role_name();
+        let grants = grants(client, policy, &role).map_err(|e| {
+            format!(
+                "cannot read the tables the component may use: {}",
+                crate::postgres::describe_error(&e)
+            )
+        })?;
+        let deadline = Instant::now() + timeout;
+        let setup = format!(
+            "CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER; {grants} \
+             SET LOCAL ROLE {role}; SET LOCAL statement_timeout = {}",
+            bounded_timeout(deadline, statement_timeout).as_millis()
+        );
+        if let Err(e) = client.batch_execute(&setup) {
+            let mut why = crate::postgres::describe_error(&e);
+            if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+                why.push_str(
+                    "; components on PostgreSQL run under a role strata creates for each call \
+                     (NOLOGIN, granted only the tables of `reads` and `writes`, dropped in the \
+                     same transaction): the user strata connects as needs CREATEROLE (`ALTER \
+                     ROLE <user> CREATEROLE`)",
+                );
+            }
+            return Err(format!("cannot set up the component's role: {why}"));
+        }
+        Ok(Entered {
+            role,
+            config_file: policy.config_file.clone(),
+            deadline,
+            statement_timeout,
+        })
+    }
+
+    /// The component's database: `client`, on which [`Postgres::enter`] succeeded.
+    pub fn new(client: Client, entered: Entered) -> Postgres {
+        Postgres {
+            client,
+            role: entered.role,
+            config_file: entered.config_file,
+            statements: HashMap::new(),
+            cursors: Vec::new(),
+            opened: 0,
+            deadline: entered.deadline,
+            statement_timeout: entered.statement_timeout,
+            savepoint: false,
+            denied: None,
+            timed_out: false,
+            rows_changed: 0,
+        }
+    }
+
+    /// Closes the component's cursors, leaves its role and drops it, and puts the step's
+    /// statement timeout back; gives the client back, with why that failed if it did.
+    pub fn leave(mut self) -> (Client, Result<(), String>) {
+        let mut sql = String::new();
+        if self.savepoint {
+            let _ = write!(sql, "RELEASE SAVEPOINT {SAVEPOINT}; ");
+        }
+        for c in self.cursors.iter().flatten() {
+            let _ = write!(sql, "CLOSE {}; ", c.name);
+        }
+        let _ = write!(
+            sql,
+            "RESET ROLE; SET LOCAL statement_timeout = {}; DROP OWNED BY {role}; DROP ROLE {role}",
+            self.statement_timeout.as_millis(),
+            role = self.role
+        );
+        self.statements.clear();
+        let r = self
+            .client
+            .batch_execute(&sql)
+            .map_err(|e| crate::postgres::describe_error(&e));
+        (self.client, r)
+    }
+
+    /// Starts a host call: the previous call's savepoint released, a new one, the role set
+    /// again and the statement timeout bounded by the time left.
+    fn begin(&mut self) -> Result<(), Fail> {
+        if Instant::now() >= self.deadline {
+            self.timed_out = true;
+            return Err(Fail::OutOfTime);
+        }
+        let release = if self.savepoint {
+            format!("RELEASE SAVEPOINT {SAVEPOINT}; ")
+        } else {
+            String::new()
+        };
+        self.client.batch_execute(&format!(
+            "{release}SAVEPOINT {SAVEPOINT}; SET LOCAL ROLE {}; SET LOCAL statement_timeout = {}",
+            self.role,
+            bounded_timeout(self.deadline, self.statement_timeout).as_millis()
+        ))?;
+        self.savepoint = true;
+        Ok(())
+    }
+
+    /// Undoes a failed call's statement, keeping the transaction usable.
+    fn undo(&mut self) {
+        if self.savepoint
+            && self
+                .client
+                .batch_execute(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"))
+                .is_err()
+        {
+            // The transaction cannot go on; the step fails on its next statement.
+            self.savepoint = false;
+        }
+    }
+
+    /// The statement prepared (once per call), with `?` placeholders numbered when they are
+    /// the `params` values (see `postgres::script::number_placeholders`); and its text.
+    fn prepare(&mut self, sql: &str, params: usize) -> Result<(Statement, String), Fail> {
+        let text = crate::postgres::script::number_placeholders(sql, params)
+            .unwrap_or_else(|| sql.to_string());
+        if let Some(s) = self.statements.get(&text) {
+            return Ok((s.clone(), text));
+        }
+        let s = self.client.prepare(&text)?;
+        self.statements.insert(text.clone(), s.clone());
+        Ok((s, text))
+    }
+
+    /// Runs `statement` with one row of parameters; returns the rows it changed.
+    fn execute(&mut self, statement: &Statement, params: &[sql::Value]) -> Result<u64, Fail> {
+        let params = bind(statement, params)?;
+        Ok(self.client.execute(statement, &params.refs())?)
+    }
+}
+
+/// The call's role name, unique in the cluster while the step's transaction is open.
+fn role_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!(
+        "\"strata_component_{:x}_{:x}_{:x}\"",
+        std::process::id(),
+        nanos,
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The statement timeout for the next statement: what is left of the component's time, and at
+/// most the step's own timeout. Never zero (zero would mean none).
+fn bounded_timeout(deadline: Instant, step: Duration) -> Duration {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    if step.is_zero() { left } else { left.min(step) }
+}
+
+/// The GRANT statements that give `role` what `policy` allows: usage of the user's schemas,
+/// and the tables (and their sequences) of `reads` and `writes`, or all tables of the user's
+/// schemas where a list is absent. Never the `strata` schema.
+fn grants(client: &mut Client, policy: &Policy, role: &str) -> Result<String, postgres::Error> {
+    let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
+        s.as_ref()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let rows = client.query(
+        "SELECT 'schema', pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
+          WHERE n.nspname NOT IN ('strata', 'information_schema') AND n.nspname !~ '^pg_'
+         UNION ALL
+         SELECT l.kind, pg_catalog.format('%I.%I', n.nspname, c.relname)
+           FROM (SELECT 'read' AS kind, unnest($1::text[]) AS name
+                 UNION ALL SELECT 'write', unnest($2::text[])) l
+           JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(l.name)
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname <> 'strata'
+         UNION ALL
+         SELECT 'sequence', pg_catalog.format('%I.%I', n.nspname, s.relname)
+           FROM pg_catalog.pg_depend d
+           JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+           JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+          WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND d.deptype IN ('a', 'i') AND n.nspname <> 'strata'
+            AND d.refobjid IN (SELECT pg_catalog.to_regclass(w) FROM unnest($2::text[]) w)",
+        &[&listed(&policy.reads), &listed(&policy.writes)],
+    )?;
+    let of = |kind: &str| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.get::<_, &str>(0) == kind)
+            .map(|r| r.get::<_, String>(1))
+            .collect()
+    };
+    let schemas = of("schema");
+    let mut sql = String::new();
+    if !schemas.is_empty() {
+        let _ = write!(
+            sql,
+            "GRANT USAGE ON SCHEMA {} TO {role}; ",
+            schemas.join(", ")
+        );
+    }
+    const READ: &str = "SELECT";
+    const WRITE: &str = "SELECT, INSERT, UPDATE, DELETE";
+    const SEQUENCE: &str = "USAGE, SELECT, UPDATE";
+    let mut grant_all = |privileges: &str, what: &str| {
+        for s in &schemas {
+            let _ = write!(
+                sql,
+                "GRANT {privileges} ON ALL {what} IN SCHEMA {s} TO {role}; "
+            );
+        }
+    };
+    if policy.reads.is_none() {
+        grant_all(READ, "TABLES");
+    }
+    if policy.writes.is_none() {
+        grant_all(WRITE, "TABLES");
+        grant_all(SEQUENCE, "SEQUENCES");
+    }
+    for (kind, privileges) in [("read", READ), ("write", WRITE), ("sequence", SEQUENCE)] {
+        let objects = of(kind);
+        if !objects.is_empty() {
+            let what = if kind == "sequence" { "SEQUENCE " } else { "" };
+            let _ = write!(
+                sql,
+                "GRANT {privileges} ON {what}{} TO {role}; ",
+                objects.join(", ")
+            );
+        }
+    }
+    Ok(sql)
+}
+
+/// What a statement may be, by the call that runs it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// `execute`, `execute-many`, `execute-packed`, `query`: a query or a row change.
+    Any,
+    /// `open-cursor`: a query PostgreSQL can declare a cursor for.
+    Cursor,
+}
+
+/// Checks a component's statement before it is sent (see the module's documentation).
+fn check_statement(sql: &str, call: Use, config_file: &std::path::Path) -> Result<(), Fail> {
+    use sqlparser::ast::Statement as S;
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map_err(|e| Fail::Syntax(e.to_string()))?;
+    if let Some(word) = tokens.iter().find_map(|t| match t {
+        Token::Word(w) if w.value.eq_ignore_ascii_case("set_config") => Some(&w.value),
+        _ => None,
+    }) {
+        return Err(Fail::Refused(format!(
+            "a component may not call `{word}`: session settings (the role, timeouts) are \
+             strata's while a component runs"
+        )));
+    }
+    let refused = |what: &str| {
+        Fail::Refused(format!(
+            "a component on PostgreSQL may only read and change rows (SELECT, INSERT, UPDATE, \
+             DELETE, MERGE), not run `{what}`: schema changes, session settings and transaction \
+             control belong in do.sql, and the tables a component may touch are listed under \
+             [sandbox] in {}",
+            config_file.display()
+        ))
+    };
+    // The first word says what the statement is, even where the parser below cannot follow.
+    let first = tokens.iter().find_map(|t| match t {
+        Token::Word(w) => Some(w.value.to_ascii_uppercase()),
+        Token::Whitespace(_) | Token::LParen => None,
+        _ => Some(String::new()),
+    });
+    let first = first.unwrap_or_default();
+    const ROWS: &[&str] = &[
+        "SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "MERGE",
+    ];
+    if !ROWS.contains(&first.as_str()) {
+        return Err(refused(&first));
+    }
+    let parsed = sqlparser::parser::Parser::parse_sql(&dialect, sql).map_err(|e| {
+        Fail::Syntax(format!(
+            "strata could not read this statement to check what it does ({e}); a component on \
+             PostgreSQL runs one SELECT, INSERT, UPDATE, DELETE or MERGE per call"
+        ))
+    })?;
+    let [statement] = parsed.as_slice() else {
+        return Err(Fail::Syntax(format!(
+            "{} statements in one call; a component runs one statement per call",
+            parsed.len()
+        )));
+    };
+    let query = matches!(statement, S::Query(_));
+    let row_change = matches!(
+        statement,
+        S::Insert(_) | S::Update { .. } | S::Delete(_) | S::Merge { .. }
+    );
+    match call {
+        Use::Cursor if query => Ok(()),
+        Use::Cursor if row_change => Err(Fail::Syntax(
+            "open-cursor on PostgreSQL takes a query (SELECT, VALUES, TABLE); run row changes \
+             with execute"
+                .into(),
+        )),
+        Use::Any if query || row_change => Ok(()),
+        _ => Err(Fail::Refused(format!(
+            "a component on PostgreSQL may only read and change rows (SELECT, INSERT, UPDATE, \
+             DELETE, MERGE), not run `{}`: schema changes, session settings and transaction \
+             control belong in do.sql, and the tables a component may touch are listed under \
+             [sandbox] in {}",
+            statement
+                .to_string()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+            config_file.display()
+        ))),
+    }
+}
+
+/// A component's parameters for one statement, converted by the types the server inferred.
+struct Params<'a>(Vec<Param<'a>>);
+
+impl Params<'_> {
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+    }
+}
+
+fn bind<'a>(statement: &Statement, values: &'a [sql::Value]) -> Result<Params<'a>, Fail> {
+    let expected = statement.params().len();
+    if values.len() != expected {
+        return Err(Fail::Syntax(format!(
+            "the statement takes {expected} parameter{}, the component passed {}",
+            if expected == 1 { "" } else { "s" },
+            values.len()
+        )));
+    }
+    Ok(Params(values.iter().map(Param).collect()))
+}
+
+/// One WIT value as a parameter: in binary where the value's kind and the inferred type agree
+/// (integers, floating point, booleans, bytea), else in PostgreSQL's text format, which the
+/// server parses by the parameter's type (numeric, dates, uuid, json, ...).
+#[derive(Debug)]
+struct Param<'a>(&'a sql::Value);
+
+type BoxError = Box<dyn StdError + Sync + Send>;
+
+impl Param<'_> {
+    fn binary(&self, ty: &Type) -> bool {
+        use sql::Value as V;
+        matches!(
+            (self.0, ty),
+            (
+                V::Integer(_),
+                &Type::INT2
+                    | &Type::INT4
+                    | &Type::INT8
+                    | &Type::OID
+                    | &Type::FLOAT4
+                    | &Type::FLOAT8
+                    | &Type::BOOL
+            ) | (V::Real(_), &Type::FLOAT4 | &Type::FLOAT8)
+                | (V::Blob(_), _)
+        )
+    }
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        use sql::Value as V;
+        if !self.binary(ty) {
+            let text = match self.0 {
+                V::Null => return Ok(IsNull::Yes),
+                V::Integer(i) => i.to_string(),
+                V::Real(f) => f.to_string(),
+                V::Text(s) => {
+                    out.extend_from_slice(s.as_bytes());
+                    return Ok(IsNull::No);
+                }
+                V::Blob(_) => unreachable!("a blob is always bound in binary"),
+            };
+            out.extend_from_slice(text.as_bytes());
+            return Ok(IsNull::No);
+        }
+        match (self.0, ty) {
+            (V::Integer(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
+            (V::Integer(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (V::Integer(i), &Type::OID) => u32::try_from(*i)?.to_sql(ty, out),
+            (V::Integer(i), &Type::INT8) => i.to_sql(ty, out),
+            (V::Integer(i), &Type::FLOAT4) => (*i as f32).to_sql(ty, out),
+            (V::Integer(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (V::Integer(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
+            (V::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
+            (V::Real(f), _) => f.to_sql(ty, out),
+            (V::Blob(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            (V::Blob(_), _) => Err(format!("a blob cannot be a parameter of type {ty}").into()),
+            _ => unreachable!("only the binary cases reach here"),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, ty: &Type) -> postgres::types::Format {
+        if self.binary(ty) {
+            postgres::types::Format::Binary
+        } else {
+            postgres::types::Format::Text
+        }
+    }
+
+    to_sql_checked!();
+}
+
+/// One result value, decoded from PostgreSQL's binary format into a WIT value.
+struct Cell(sql::Value);
+
+impl<'a> FromSql<'a> for Cell {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        decode(ty, raw).map(Cell)
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, BoxError> {
+        Ok(Cell(sql::Value::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+fn decode(ty: &Type, raw: &[u8]) -> Result<sql::Value, BoxError> {
+    use sql::Value as V;
+    let text = |raw: &[u8]| -> Result<sql::Value, BoxError> {
+        Ok(V::Text(std::str::from_utf8(raw)?.to_string()))
+    };
+    Ok(match *ty {
+        Type::BOOL => V::Integer(i64::from(bool::from_sql(ty, raw)?)),
+        Type::INT2 => V::Integer(i16::from_sql(ty, raw)?.into()),
+        Type::INT4 => V::Integer(i32::from_sql(ty, raw)?.into()),
+        Type::INT8 => V::Integer(i64::from_sql(ty, raw)?),
+        Type::OID => V::Integer(u32::from_sql(ty, raw)?.into()),
+        Type::FLOAT4 => V::Real(f32::from_sql(ty, raw)?.into()),
+        Type::FLOAT8 => V::Real(f64::from_sql(ty, raw)?),
+        Type::BYTEA => V::Blob(raw.to_vec()),
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::UNKNOWN
+        | Type::CHAR
+        | Type::JSON
+        | Type::XML => text(raw)?,
+        Type::JSONB => match raw.split_first() {
+            Some((1, json)) => text(json)?,
+            _ => return Err("unknown jsonb version".into()),
+        },
+        Type::UUID => V::Text(uuid_text(raw)?),
+        Type::NUMERIC => V::Text(numeric_text(raw)?),
+        Type::DATE => V::Text(date_text(i32::from_sql(ty, raw)?)),
+        Type::TIMESTAMP => V::Text(timestamp_text(i64::from_sql(ty, raw)?, "")),
+        Type::TIMESTAMPTZ => V::Text(timestamp_text(i64::from_sql(ty, raw)?, "+00")),
+        Type::TIME => V::Text(time_text(i64::from_sql(ty, raw)?)),
+        _ => match ty.kind() {
+            Kind::Enum(_) => text(raw)?,
+            Kind::Domain(base) => return decode(base, raw),
+            _ if ty.name() == "citext" => text(raw)?,
+            _ => {
+                return Err(format!(
+                    "a value of type {} cannot reach a component; cast it in the query, for \
+                     example `column::text`",
+                    ty.name()
+                )
+                .into());
+            }
+        },
+    })
+}
+
+fn uuid_text(raw: &[u8]) -> Result<String, BoxError> {
+    if raw.len() != 16 {
+        return Err("a uuid is 16 bytes".into());
+    }
+    let mut s = String::with_capacity(36);
+    for (i, b) in raw.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    Ok(s)
+}
+
+/// PostgreSQL's binary numeric (base-10000 digits, a weight, a sign and a display scale) as the
+/// text PostgreSQL itself prints.
+fn numeric_text(raw: &[u8]) -> Result<String, BoxError> {
+    let word = |i: usize| -> Result<u16, BoxError> {
+        raw.get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| "a numeric value is cut short".into())
+    };
+    let ndigits = word(0)? as usize;
+    let weight = i32::from(word(2)? as i16);
+    let sign = word(4)?;
+    let dscale = word(6)? as usize;
+    let digits = (0..ndigits)
+        .map(|k| word(8 + 2 * k))
+        .collect::<Result<Vec<u16>, _>>()?;
+    match sign {
+        0xC000 => return Ok("NaN".into()),
+        0xD000 => return Ok("Infinity".into()),
+        0xF000 => return Ok("-Infinity".into()),
+        _ => {}
+    }
+    let digit = |g: i32| -> u16 {
+        usize::try_from(g)
+            .ok()
+            .and_then(|g| digits.get(g).copied())
+            .unwrap_or(0)
+    };
+    let mut s = String::new();
+    if sign == 0x4000 {
+        s.push('-');
+    }
+    if weight < 0 {
+        s.push('0');
+    } else {
+        for g in 0..=weight {
+            if g == 0 {
+                let _ = write!(s, "{}", digit(g));
+            } else {
+                let _ = write!(s, "{:04}", digit(g));
+            }
+        }
+    }
+    if dscale > 0 {
+        let mut fraction = String::new();
+        let mut g = weight + 1;
+        while fraction.len() < dscale {
+            let _ = write!(fraction, "{:04}", digit(g));
+            g += 1;
+        }
+        fraction.truncate(dscale);
+        s.push('.');
+        s.push_str(&fraction);
+    }
+    Ok(s)
+}
+
+fn epoch() -> chrono::NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+        .expect("a valid date")
+        .and_hms_opt(0, 0, 0)
+        .expect("a valid time")
+}
+
+fn date_text(days: i32) -> String {
+    match days {
+        i32::MAX => "infinity".into(),
+        i32::MIN => "-infinity".into(),
+        d => (epoch().date() + chrono::Duration::days(d.into()))
+            .format("%Y-%m-%d")
+            .to_string(),
+    }
+}
+
+/// Microseconds as PostgreSQL prints them after the seconds: nothing, or a dot and up to six
+/// digits without trailing zeros.
+fn fraction(micros: u32) -> String {
+    if micros == 0 {
+        return String::new();
+    }
+    let digits = format!("{micros:06}");
+    format!(".{}", digits.trim_end_matches('0'))
+}
+
+fn timestamp_text(micros: i64, zone: &str) -> String {
+    match micros {
+        i64::MAX => "infinity".into(),
+        i64::MIN => "-infinity".into(),
+        m => {
+            let t = epoch() + chrono::Duration::microseconds(m);
+            let sub = (m.rem_euclid(1_000_000)) as u32;
+            format!("{}{}{zone}", t.format("%Y-%m-%d %H:%M:%S"), fraction(sub))
+        }
+    }
+}
+
+fn time_text(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let sub = micros.rem_euclid(1_000_000) as u32;
+    format!(
+        "{:02}:{:02}:{:02}{}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        fraction(sub)
+    )
+}
+
+/// What a value costs the host, as the SQLite side counts it.
+fn value_size(v: &sql::Value) -> usize {
+    VALUE_OVERHEAD
+        + match v {
+            sql::Value::Text(t) => t.len(),
+            sql::Value::Blob(b) => b.len(),
+            _ => 0,
+        }
+}
+
+fn row_size(row: &[sql::Value]) -> usize {
+    ROW_OVERHEAD + row.iter().map(value_size).sum::<usize>()
+}
+
+fn decode_row(row: &postgres::Row) -> Result<Vec<sql::Value>, Fail> {
+    (0..row.len())
+        .map(|i| {
+            row.try_get::<_, Cell>(i).map(|c| c.0).map_err(|e| {
+                let column = row.columns()[i].name();
+                Fail::Value(format!(
+                    "column `{column}`: {}",
+                    e.source().map_or(e.to_string(), ToString::to_string)
+                ))
+            })
+        })
+        .collect()
+}
+
+fn encode(e: &mut strata_wire::Encoder, v: &sql::Value) {
+    match v {
+        sql::Value::Null => e.null(),
+        sql::Value::Integer(i) => e.integer(*i),
+        sql::Value::Real(f) => e.real(*f),
+        sql::Value::Text(t) => e.text(t),
+        sql::Value::Blob(b) => e.blob(b),
+    }
+}
+
+impl HostState<Postgres> {
+    /// Runs one host call with `params` values per row: the statement checked, a savepoint, `f`, and on failure the
+    /// statement undone and the error sorted into the WIT cases.
+    fn call<T>(
+        &mut self,
+        sql: &str,
+        params: usize,
+        use_: Use,
+        f: impl FnOnce(&mut Self) -> Result<T, Fail>,
+    ) -> Result<T, sql::Error> {
+        let numbered = crate::postgres::script::number_placeholders(sql, params);
+        match check_statement(
+            numbered.as_deref().unwrap_or(sql),
+            use_,
+            &self.db.config_file,
+        ) {
+            Ok(()) => self.guarded(f),
+            Err(fail) => Err(self.sort(fail)),
+        }
+    }
+
+    /// Runs `f` in the call's savepoint; on failure the savepoint is rolled back and the error
+    /// sorted into the WIT cases.
+    fn guarded<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, Fail>,
+    ) -> Result<T, sql::Error> {
+        let r = self.db.begin().and_then(|()| f(self));
+        r.map_err(|fail| {
+            self.db.undo();
+            self.sort(fail)
+        })
+    }
+
+    fn sort(&mut self, fail: Fail) -> sql::Error {
+        use postgres::error::SqlState;
+        let e = match fail {
+            Fail::Refused(why) => {
+                self.db.denied.get_or_insert_with(|| why.clone());
+                sql::Error::Denied(why)
+            }
+            Fail::Syntax(why) => sql::Error::Syntax(why),
+            Fail::Value(why) => sql::Error::Other(why),
+            Fail::TooLarge(what, budget) => sql::Error::Limit(self.over_budget(what, budget)),
+            Fail::OutOfTime => {
+                sql::Error::Limit("the wall-clock timeout ran out during this statement".into())
+            }
+            Fail::Sql(e) => {
+                let message = crate::postgres::describe_error(&e);
+                let Some(code) = e.code() else {
+                    return self.remember(sql::Error::Other(message));
+                };
+                if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+                    let why = format!(
+                        "{message}: a component may only read the tables listed in `reads` and \
+                         write those in `writes` under [sandbox] in {}, and never strata's own",
+                        self.db.config_file.display()
+                    );
+                    self.db.denied.get_or_insert_with(|| why.clone());
+                    sql::Error::Denied(why)
+                } else if *code == SqlState::QUERY_CANCELED
+                    && Instant::now() + Duration::from_millis(5) >= self.db.deadline
+                {
+                    self.db.timed_out = true;
+                    sql::Error::Limit("the wall-clock timeout ran out during this statement".into())
+                } else if *code == SqlState::QUERY_CANCELED {
+                    sql::Error::Limit(format!(
+                        "{message}: the statement ran longer than statement_timeout_ms in \
+                         strata.toml allows"
+                    ))
+                } else if code.code().starts_with("23") {
+                    sql::Error::Constraint(message)
+                } else if code.code().starts_with("42") || code.code().starts_with("22") {
+                    sql::Error::Syntax(message)
+                } else if code.code().starts_with("53") || code.code().starts_with("54") {
+                    sql::Error::Limit(message)
+                } else {
+                    sql::Error::Other(message)
+                }
+            }
+        };
+        self.remember(e)
+    }
+
+    /// Reads rows of a query into WIT values, within the budget.
+    fn read_rows(
+        &mut self,
+        statement: &Statement,
+        params: &[sql::Value],
+        what: &'static str,
+    ) -> Result<Vec<Vec<sql::Value>>, Fail> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let budget = self.result_budget();
+        let bound = bind(statement, params)?;
+        let mut rows = self.db.client.query_raw(statement, bound.refs())?;
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        while let Some(row) = rows.next()? {
+            let row = decode_row(&row)?;
+            used = used.saturating_add(row_size(&row));
+            if used > budget {
+                return Err(Fail::TooLarge(what, budget));
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// Hands up to `max` rows of a cursor to `push`, within the budget; a row that does not fit
+    /// stays for the next call. Returns the number of rows.
+    fn step_cursor(
+        &mut self,
+        slot: &Resource<CursorSlot>,
+        max: u32,
+        mut push: impl FnMut(Vec<sql::Value>),
+    ) -> WResult<Result<u32, sql::Error>> {
+        let index = self.table.get(slot)?.0;
+        let budget = self.result_budget();
+        let max = max.min(MAX_ROWS_PER_CALL) as usize;
+        let r = self.guarded(|s| {
+            let Some(Some(cursor)) = s.db.cursors.get_mut(index) else {
+                return Ok(0);
+            };
+            let mut count = 0usize;
+            let mut used = 0usize;
+            while count < max {
+                if cursor.pending.is_empty() {
+                    if cursor.exhausted {
+                        break;
+                    }
+                    let want = (max - count)
+                        .min(MAX_FETCH)
+                        .min((budget.saturating_sub(used) / cursor.average_row.max(1)).max(1));
+                    let rows =
+                        s.db.client
+                            .query(&format!("FETCH FORWARD {want} FROM {}", cursor.name), &[])?;
+                    if rows.len() < want {
+                        cursor.exhausted = true;
+                    }
+                    for row in &rows {
+                        let row = decode_row(row)?;
+                        cursor.average_row = (cursor.average_row + row_size(&row)) / 2;
+                        cursor.pending.push_back(row);
+                    }
+                    if rows.is_empty() {
+                        break;
+                    }
+                }
+                let size = row_size(&cursor.pending[0]);
+                if used.saturating_add(size) > budget {
+                    if count == 0 || size > budget {
+                        return Err(Fail::TooLarge("one row of this cursor", budget));
+                    }
+                    break;
+                }
+                used += size;
+                push(cursor.pending.pop_front().expect("a pending row"));
+                count += 1;
+            }
+            Ok(count as u32)
+        });
+        Ok(r)
+    }
+}
+
+impl sql::Host for HostState<Postgres> {
+    fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<sql::Value>,
+    ) -> WResult<Result<u64, sql::Error>> {
+        let r = self.call(&sql, params.len(), Use::Any, |s| {
+            let (statement, _) = s.db.prepare(&sql, params.len())?;
+            if !statement.columns().is_empty() {
+                return Err(Fail::Syntax(
+                    "execute ran a statement that returns rows; use query or open-cursor".into(),
+                ));
+            }
+            s.db.execute(&statement, &params)
+        });
+        Ok(r.map(|n| {
+            self.db.rows_changed += n;
+            self.count_written(n)
+        }))
+    }
+
+    fn query(
+        &mut self,
+        sql: String,
+        params: Vec<sql::Value>,
+    ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
+        Ok(self.call(&sql, params.len(), Use::Any, |s| {
+            let (statement, _) = s.db.prepare(&sql, params.len())?;
+            s.read_rows(&statement, &params, "the result of this `query`")
+        }))
+    }
+
+    fn execute_many(
+        &mut self,
+        sql: String,
+        rows: Vec<Vec<sql::Value>>,
+    ) -> WResult<Result<u64, sql::Error>> {
+        let width = rows.first().map_or(0, Vec::len);
+        let r = self.call(&sql, width, Use::Any, |s| {
+            let (statement, _) = s.db.prepare(&sql, width)?;
+            let mut changed = 0;
+            for row in &rows {
+                changed += s.db.execute(&statement, row)?;
+            }
+            Ok(changed)
+        });
+        Ok(r.map(|n| {
+            self.db.rows_changed += n;
+            self.count_written(n)
+        }))
+    }
+
+    fn execute_packed(
+        &mut self,
+        sql: String,
+        rows: sql::PackedRows,
+    ) -> WResult<Result<u64, sql::Error>> {
+        let r = self.call(&sql, rows.columns as usize, Use::Any, |s| {
+            let columns = rows.columns as usize;
+            let (statement, _) = s.db.prepare(&sql, columns)?;
+            if columns != statement.params().len() {
+                return Err(Fail::Syntax(format!(
+                    "the statement takes {} parameters, the packed rows have {columns} columns",
+                    statement.params().len()
+                )));
+            }
+            let mut d = strata_wire::Decoder::new(&rows.data);
+            let mut changed = 0;
+            let mut row = Vec::with_capacity(columns);
+            for _ in 0..rows.count {
+                row.clear();
+                for _ in 0..columns {
+                    let v = d
+                        .next_value()
+                        .map_err(|e| Fail::Syntax(e.to_string()))?
+                        .ok_or_else(|| {
+                            Fail::Syntax(
+                                "packed rows hold fewer values than columns x count".into(),
+                            )
+                        })?;
+                    row.push(match v {
+                        strata_wire::ValueRef::Null => sql::Value::Null,
+                        strata_wire::ValueRef::Integer(i) => sql::Value::Integer(i),
+                        strata_wire::ValueRef::Real(f) => sql::Value::Real(f),
+                        strata_wire::ValueRef::Text(t) => sql::Value::Text(t.to_string()),
+                        strata_wire::ValueRef::Blob(b) => sql::Value::Blob(b.to_vec()),
+                    });
+                }
+                changed += s.db.execute(&statement, &row)?;
+            }
+            if !d.is_done() {
+                return Err(Fail::Syntax(
+                    "packed rows hold more values than columns x count".into(),
+                ));
+            }
+            Ok(changed)
+        });
+        Ok(r.map(|n| {
+            self.db.rows_changed += n;
+            self.count_written(n)
+        }))
+    }
+
+    fn open_cursor(
+        &mut self,
+        sql: String,
+        params: Vec<sql::Value>,
+    ) -> WResult<Result<Resource<CursorSlot>, sql::Error>> {
+        if self.db.cursors.iter().flatten().count() >= MAX_OPEN_CURSORS {
+            let why = format!(
+                "more than {MAX_OPEN_CURSORS} cursors open at once; drop cursors once read"
+            );
+            return Ok(Err(self.limit_error(why)));
+        }
+        let r = self.call(&sql, params.len(), Use::Cursor, |s| {
+            let (statement, text) = s.db.prepare(&sql, params.len())?;
+            let bound = bind(&statement, &params)?;
+            s.db.opened += 1;
+            let name = format!("strata_component_cursor_{}", s.db.opened);
+            s.db.client.execute(
+                &format!("DECLARE {name} NO SCROLL CURSOR FOR {text}"),
+                &bound.refs(),
+            )?;
+            let cursor = Some(Cursor {
+                name,
+                columns: statement
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect(),
+                pending: VecDeque::new(),
+                exhausted: false,
+                average_row: 0,
+            });
+            let cursors = &mut s.db.cursors;
+            Ok(match cursors.iter().position(Option::is_none) {
+                Some(free) => {
+                    cursors[free] = cursor;
+                    free
+                }
+                None => {
+                    cursors.push(cursor);
+                    cursors.len() - 1
+                }
+            })
+        });
+        match r {
+            Ok(index) => Ok(Ok(self.table.push(CursorSlot(index))?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}
+
+impl sql::HostCursor for HostState<Postgres> {
+    fn columns(&mut self, slot: Resource<CursorSlot>) -> WResult<Vec<String>> {
+        let index = self.table.get(&slot)?.0;
+        Ok(self
+            .db
+            .cursors
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|c| c.columns.clone())
+            .unwrap_or_default())
+    }
+
+    fn next(
+        &mut self,
+        slot: Resource<CursorSlot>,
+        max_rows: u32,
+    ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
+        let mut out = Vec::new();
+        let r = self.step_cursor(&slot, max_rows, |row| out.push(row))?;
+        Ok(r.map(|_| out))
+    }
+
+    fn next_packed(
+        &mut self,
+        slot: Resource<CursorSlot>,
+        max_rows: u32,
+    ) -> WResult<Result<sql::PackedRows, sql::Error>> {
+        let mut out = strata_wire::Encoder::with_capacity(64 * max_rows.min(10_000) as usize);
+        let mut columns = 0;
+        let r = self.step_cursor(&slot, max_rows, |row| {
+            columns = row.len() as u32;
+            for v in &row {
+                encode(&mut out, v);
+            }
+        })?;
+        Ok(r.map(|count| sql::PackedRows {
+            columns: if count == 0 { 0 } else { columns },
+            count,
+            data: out.take(),
+        }))
+    }
+
+    fn drop(&mut self, slot: Resource<CursorSlot>) -> WResult<()> {
+        let CursorSlot(index) = self.table.delete(slot)?;
+        if let Some(Some(cursor)) = self.db.cursors.get_mut(index).map(Option::take) {
+            let close = format!("CLOSE {}", cursor.name);
+            // A cursor a failed statement already closed is not an error for the guest.
+            let _ = self.guarded(|s| s.db.client.batch_execute(&close).map_err(Fail::Sql));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(ndigits: &[u16], weight: i16, sign: u16, dscale: u16) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for w in [ndigits.len() as u16, weight as u16, sign, dscale] {
+            raw.extend_from_slice(&w.to_be_bytes());
+        }
+        for d in ndigits {
+            raw.extend_from_slice(&d.to_be_bytes());
+        }
+        raw
+    }
+
+    #[test]
+    fn numerics_read_as_postgresql_prints_them() {
+        // 12345.678 = [1, 2345, 6780], weight 1, scale 3
+        assert_eq!(
+            numeric_text(&numeric(&[1, 2345, 6780], 1, 0, 3)).unwrap(),
+            "12345.678"
+        );
+        // -0.0012 = [12], weight -1, scale 4
+        assert_eq!(
+            numeric_text(&numeric(&[12], -1, 0x4000, 4)).unwrap(),
+            "-0.0012"
+        );
+        // 100000000 = [1], weight 2, scale 0
+        assert_eq!(numeric_text(&numeric(&[1], 2, 0, 0)).unwrap(), "100000000");
+        // 0.00 with no digits, scale 2
+        assert_eq!(numeric_text(&numeric(&[], 0, 0, 2)).unwrap(), "0.00");
+        assert_eq!(numeric_text(&numeric(&[], 0, 0xC000, 0)).unwrap(), "NaN");
+        assert!(numeric_text(&[0, 1]).is_err());
+    }
+
+    #[test]
+    fn dates_and_times_read_as_postgresql_prints_them() {
+        assert_eq!(date_text(0), "2000-01-01");
+        assert_eq!(date_text(-1), "1999-12-31");
+        assert_eq!(date_text(i32::MAX), "infinity");
+        assert_eq!(
+            timestamp_text(86_400_000_000 + 1_500_000, ""),
+            "2000-01-02 00:00:01.5"
+        );
+        assert_eq!(timestamp_text(-1, "+00"), "1999-12-31 23:59:59.999999+00");
+        assert_eq!(time_text(3_723_000_010), "01:02:03.00001");
+        assert_eq!(
+            uuid_text(&[0x12; 16]).unwrap(),
+            "12121212-1212-1212-1212-121212121212"
+        );
+    }
+
+    #[test]
+    fn only_one_row_statement_per_call_passes_the_check() {
+        let file = std::path::Path::new("m/migration.toml");
+        let ok = |sql: &str, u| check_statement(sql, u, file).is_ok();
+        assert!(ok("SELECT * FROM people WHERE id = $1", Use::Any));
+        assert!(ok("WITH x AS (SELECT 1) SELECT * FROM x", Use::Cursor));
+        assert!(ok(
+            "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING",
+            Use::Any
+        ));
+        assert!(ok("UPDATE t SET a = $1 WHERE b = $2", Use::Any));
+        assert!(ok("DELETE FROM t WHERE a = 1", Use::Any));
+        for refused in [
+            "CREATE TABLE x (a int)",
+            "DROP TABLE people",
+            "SET ROLE postgres",
+            "RESET ROLE",
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "DO $$ BEGIN RESET ROLE; END $$",
+            "COMMIT",
+            "GRANT ALL ON people TO public",
+            "SELECT set_config('role', 'postgres', false)",
+            "SELECT * FROM pg_catalog.SET_CONFIG('statement_timeout', '0', true)",
+        ] {
+            assert!(
+                matches!(
+                    check_statement(refused, Use::Any, file),
+                    Err(Fail::Refused(_))
+                ),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            check_statement("SELECT 1; SELECT 2", Use::Any, file),
+            Err(Fail::Syntax(_))
+        ));
+        assert!(matches!(
+            check_statement("DELETE FROM t", Use::Cursor, file),
+            Err(Fail::Syntax(_))
+        ));
+    }
+}

@@ -1,0 +1,338 @@
+//! WebAssembly components on PostgreSQL: the committed `split-names` transform (built once for
+//! SQLite, run unchanged), and hostile components written in WAT, each refused by the server's
+//! grants or by strata's statement check, with the step rolled back whole, audited, and no
+//! role left behind. Skipped without a server, like every PostgreSQL test (see `postgres`).
+
+use crate::components::{Entry, Op, P, component};
+use crate::harness::{Project, repo_root};
+use crate::postgres::{Pg, project};
+
+const HOSTILE: &str = "migrations/app/20240201T000000Z-hostile";
+
+/// `pg`'s project with one applied migration (people, secrets, both with rows) and a pending
+/// one whose do.sql adds a column and whose transform is `ops`, under `migration_toml`.
+fn project_with(pg: &Pg, ops: &[Op], migration_toml: &str) -> Project {
+    let p = project(pg);
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL);\n\
+         CREATE TABLE secrets (id int PRIMARY KEY, v text NOT NULL);\n\
+         CREATE TABLE typed (id serial PRIMARY KEY, n numeric(8, 2), d date, u uuid, j jsonb, \
+         b boolean, f double precision);\n",
+    )
+    .write(
+        "migrations/app/20240101T000000Z-zero/proj-data/data.json",
+        r#"{"people": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Grace"}],
+            "secrets": [{"id": 1, "v": "s3cr3t"}]}"#,
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        &format!("{HOSTILE}/do.sql"),
+        "ALTER TABLE people ADD COLUMN nick text;\nUPDATE people SET nick = 'x';\n",
+    )
+    .write(&format!("{HOSTILE}/migration.toml"), migration_toml);
+    std::fs::write(
+        p.path(&format!("{HOSTILE}/transform.wasm")),
+        component(Entry::Transform, ops),
+    )
+    .unwrap();
+    p
+}
+
+/// Everything of the application's a component could have touched, on one database.
+fn state(pg: &Pg, test_db: bool) -> Vec<String> {
+    pg.rows(
+        test_db,
+        "SELECT 'people', count(*)::text || ':' || coalesce(string_agg(id || name, ',' ORDER BY id), '') FROM people
+         UNION ALL SELECT 'secrets', string_agg(id || v, ',') FROM secrets
+         UNION ALL SELECT 'typed', count(*)::text FROM typed
+         UNION ALL SELECT 'tables', string_agg(table_schema || '.' || table_name || '.' || column_name, ',' ORDER BY 1)
+           FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+         UNION ALL SELECT 'ledger', count(*)::text FROM strata.strata_migration",
+    )
+}
+
+/// Roles strata made for components that are still there (none, ever, after a step).
+fn leftover_roles(pg: &Pg) -> Vec<String> {
+    pg.rows(
+        false,
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'strata_component%'",
+    )
+}
+
+/// Runs migrate and checks everything a refused component must leave behind: exit 1, the
+/// messages, both databases as before, the failure audited after the rollback, no role left.
+#[track_caller]
+fn assert_refused(pg: &Pg, p: &Project, expect: &[&str]) {
+    let (test_before, real_before) = (state(pg, true), state(pg, false));
+    let audited_before = pg.rows(
+        true,
+        "SELECT coalesce(max(id), 0) FROM strata.strata_migration_audit",
+    );
+    let mut run = p
+        .strata(&["migrate"])
+        .code(1)
+        .stderr_has("app/20240201T000000Z-hostile")
+        .stderr_has("transform.wasm");
+    for e in expect {
+        run = run.stderr_has(e);
+    }
+    pg.hides_password(&run);
+    assert_eq!(state(pg, true), test_before, "the test database changed");
+    assert_eq!(state(pg, false), real_before, "the real database changed");
+    assert_eq!(
+        pg.rows(
+            true,
+            &format!(
+                "SELECT action || '|' || outcome FROM strata.strata_migration_audit \
+                 WHERE id > {} ORDER BY id",
+                audited_before[0]
+            )
+        ),
+        ["backup|ok", "do.sql|rolled-back", "transform|failed"],
+        "{}",
+        run.stderr
+    );
+    assert_eq!(leftover_roles(pg), Vec::<String>::new());
+}
+
+const PEOPLE_ONLY: &str = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n";
+
+#[test]
+fn the_committed_split_names_component_runs_unchanged_on_postgres() {
+    let Some(pg) = Pg::new("split_names") else {
+        return;
+    };
+    let p = project(&pg);
+    let m = "migrations/people/20240320T100000Z-split-names";
+    p.write(
+        "migrations/people/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+         full_name text NOT NULL);\n",
+    )
+    .write(
+        "migrations/people/20240101T000000Z-zero/test-data/data.json",
+        r#"{"people": [{"full_name": "Ada Lovelace"}, {"full_name": "Gabriel  García Márquez"},
+                       {"full_name": "Søren"}]}"#,
+    )
+    .write(
+        &format!("{m}/do.sql"),
+        "ALTER TABLE people ADD COLUMN first_name text, ADD COLUMN last_name text;\n",
+    )
+    .write(&format!("{m}/migration.toml"), PEOPLE_ONLY)
+    .write(
+        &format!("{m}/checks.sql"),
+        "SELECT id FROM people WHERE first_name IS NULL;\n",
+    );
+    // The bytes the SQLite example commits: `?` placeholders and all.
+    std::fs::copy(
+        repo_root().join(format!("{m}/transform.wasm")),
+        p.path(&format!("{m}/transform.wasm")),
+    )
+    .unwrap();
+    let run = p.strata(&["migrate"]).ok();
+    pg.hides_password(&run);
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT full_name || '|' || first_name || '|' || last_name FROM people ORDER BY id"
+        ),
+        [
+            "Ada Lovelace|Ada|Lovelace",
+            "Gabriel  García Márquez|Gabriel|García Márquez",
+            "Søren|Søren|"
+        ]
+    );
+    // The audit log keeps the fuel the component burned, as on SQLite.
+    let fuel = pg.rows(
+        true,
+        "SELECT fuel_used FROM strata.strata_migration_audit WHERE action = 'transform'",
+    );
+    assert_eq!(fuel.len(), 1);
+    assert!(fuel[0].parse::<u64>().unwrap() > 0, "{fuel:?}");
+    assert_eq!(leftover_roles(&pg), Vec::<String>::new());
+}
+
+#[test]
+fn parameters_are_bound_by_the_types_the_server_infers() {
+    let Some(pg) = Pg::new("typed_params") else {
+        return;
+    };
+    let uuid = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    let p = project_with(
+        &pg,
+        &[Op::Execute(
+            "INSERT INTO typed (n, d, u, j, b, f) VALUES ($1, $2, $3, $4, $5, $6)".into(),
+            vec![
+                P::Text("12.50".into()),
+                P::Text("2024-02-29".into()),
+                P::Text(uuid.into()),
+                P::Text(r#"{"a": [1, 2]}"#.into()),
+                P::Int(1),
+                P::Int(3),
+            ],
+        )],
+        "[sandbox]\nreads = [\"typed\"]\nwrites = [\"typed\"]\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    for test_db in [true, false] {
+        assert_eq!(
+            pg.rows(
+                test_db,
+                "SELECT n || '|' || d || '|' || u || '|' || j::text || '|' || b || '|' || f FROM typed"
+            ),
+            [format!("12.50|2024-02-29|{uuid}|{{\"a\": [1, 2]}}|true|3")]
+        );
+    }
+}
+
+#[test]
+fn a_failed_statement_the_guest_ignores_does_not_poison_the_step() {
+    let Some(pg) = Pg::new("ignored_error") else {
+        return;
+    };
+    // The first insert breaks the primary key; the guest ignores the error and goes on, as it
+    // may on SQLite. PostgreSQL would refuse every later statement of an aborted transaction:
+    // each call runs in a savepoint, so only the failed statement is undone.
+    let p = project_with(
+        &pg,
+        &[
+            Op::Execute(
+                "INSERT INTO people (id, name) VALUES (1, 'dup')".into(),
+                vec![],
+            ),
+            Op::Execute("UPDATE people SET nick = 'after'".into(), vec![]),
+        ],
+        PEOPLE_ONLY,
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    for test_db in [true, false] {
+        assert_eq!(
+            pg.rows(test_db, "SELECT id || nick FROM people ORDER BY id"),
+            ["1after", "2after"]
+        );
+    }
+    assert_eq!(leftover_roles(&pg), Vec::<String>::new());
+}
+
+#[test]
+fn writing_or_reading_an_undeclared_table_is_refused_by_the_server() {
+    let Some(pg) = Pg::new("undeclared") else {
+        return;
+    };
+    let p = project_with(
+        &pg,
+        &[Op::Execute("UPDATE secrets SET v = 'owned'".into(), vec![])],
+        PEOPLE_ONLY,
+    );
+    assert_refused(
+        &pg,
+        &p,
+        &[
+            "permission denied for table secrets",
+            "writes",
+            "migration.toml",
+        ],
+    );
+    // Read through a subquery, a view-like CTE and a function's argument alike.
+    for read in [
+        "UPDATE people SET nick = (SELECT v FROM secrets LIMIT 1)",
+        "WITH s AS (SELECT v FROM secrets) UPDATE people SET nick = (SELECT v FROM s)",
+    ] {
+        let p = project_with(&pg, &[Op::Execute(read.into(), vec![])], PEOPLE_ONLY);
+        assert_refused(&pg, &p, &["permission denied for table secrets"]);
+    }
+}
+
+#[test]
+fn strata_bookkeeping_is_out_of_reach_even_without_lists() {
+    let Some(pg) = Pg::new("bookkeeping") else {
+        return;
+    };
+    for sql in [
+        "DELETE FROM strata.strata_migration",
+        "UPDATE strata.strata_migration_audit SET outcome = 'ok'",
+        "INSERT INTO strata.strata_migration (module, stamp, name, checksum, applied_at) \
+         VALUES ('app', '20990101T000000Z', 'x', 'x', 'x')",
+    ] {
+        let p = project_with(&pg, &[Op::Execute(sql.into(), vec![])], "");
+        assert_refused(&pg, &p, &["permission denied for schema strata"]);
+    }
+}
+
+#[test]
+fn schema_changes_and_session_settings_are_refused_before_they_reach_the_server() {
+    let Some(pg) = Pg::new("ddl") else {
+        return;
+    };
+    for sql in [
+        "DROP TABLE secrets",
+        "CREATE TABLE evil (a int)",
+        "CREATE TRIGGER t AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION f()",
+        "RESET ROLE",
+        "SET ROLE NONE",
+        "SET LOCAL statement_timeout = 0",
+        "COMMIT",
+        "DO $$ BEGIN RESET ROLE; END $$",
+    ] {
+        let p = project_with(&pg, &[Op::Execute(sql.into(), vec![])], "");
+        assert_refused(&pg, &p, &["may only read and change rows"]);
+    }
+    // Taking the role back inside a query, then writing what the role may not.
+    let p = project_with(
+        &pg,
+        &[
+            Op::Query("SELECT pg_catalog.set_config('role', 'none', false)".into()),
+            Op::Execute("UPDATE secrets SET v = 'owned'".into(), vec![]),
+        ],
+        PEOPLE_ONLY,
+    );
+    assert_refused(&pg, &p, &["may not call `set_config`"]);
+}
+
+#[test]
+fn a_statement_past_the_timeout_is_cancelled_by_the_server() {
+    let Some(pg) = Pg::new("timeout") else {
+        return;
+    };
+    let p = project_with(
+        &pg,
+        &[Op::Query("SELECT pg_sleep(60)".into())],
+        "[sandbox]\ntimeout_s = 1\n",
+    );
+    let started = std::time::Instant::now();
+    assert_refused(&pg, &p, &["wall-clock timeout", "inside a SQL statement"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the statement was not cancelled"
+    );
+}
+
+#[test]
+fn a_runaway_guest_runs_out_of_fuel_on_postgres_too() {
+    let Some(pg) = Pg::new("fuel") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL);\n\
+         CREATE TABLE secrets (id int PRIMARY KEY, v text NOT NULL);\n\
+         CREATE TABLE typed (id serial PRIMARY KEY);\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        &format!("{HOSTILE}/do.sql"),
+        "ALTER TABLE people ADD COLUMN nick text;\n",
+    )
+    .write(
+        &format!("{HOSTILE}/migration.toml"),
+        "[sandbox]\nfuel = 1000000\n",
+    );
+    std::fs::write(
+        p.path(&format!("{HOSTILE}/transform.wasm")),
+        crate::hostile::transform(Some("UPDATE people SET nick = 'x'"), "(loop $l (br $l))"),
+    )
+    .unwrap();
+    assert_refused(&pg, &p, &["fuel limit exhausted"]);
+}

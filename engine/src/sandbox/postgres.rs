@@ -385,6 +385,17 @@ fn check_statement(sql: &str, call: Use, config_file: &std::path::Path) -> Resul
             config_file.display()
         ))
     };
+    // A name spelled with Unicode escapes (`U&"..."`) could hide any of the above.
+    if tokens.windows(2).any(|w| {
+        matches!(&w[0], Token::Word(u) if u.quote_style.is_none() && u.value.eq_ignore_ascii_case("u"))
+            && w[1] == Token::Ampersand
+    }) {
+        return Err(Fail::Refused(
+            "a component's statement may not spell names with Unicode escapes (U&\"...\"); \
+             write them plainly"
+                .into(),
+        ));
+    }
     // The first word says what the statement is, even where the parser below cannot follow.
     let first = tokens.iter().find_map(|t| match t {
         Token::Word(w) => Some(w.value.to_ascii_uppercase()),
@@ -410,6 +421,13 @@ fn check_statement(sql: &str, call: Use, config_file: &std::path::Path) -> Resul
             parsed.len()
         )));
     };
+    // `SELECT ... INTO` makes a table.
+    if let S::Query(q) = statement
+        && let sqlparser::ast::SetExpr::Select(select) = q.body.as_ref()
+        && select.into.is_some()
+    {
+        return Err(refused("SELECT ... INTO"));
+    }
     let query = matches!(statement, S::Query(_));
     let row_change = matches!(
         statement,
@@ -1206,6 +1224,12 @@ mod tests {
             "GRANT ALL ON people TO public",
             "SELECT set_config('role', 'postgres', false)",
             "SELECT * FROM pg_catalog.SET_CONFIG('statement_timeout', '0', true)",
+            "SELECT U&\"set\\005fconfig\"('role', 'none', false)",
+            "SELECT * INTO stolen FROM people",
+            "EXPLAIN ANALYZE DELETE FROM people",
+            "TRUNCATE people",
+            "COPY people TO '/tmp/x'",
+            "LOCK TABLE people",
         ] {
             assert!(
                 matches!(
@@ -1223,5 +1247,174 @@ mod tests {
             check_statement("DELETE FROM t", Use::Cursor, file),
             Err(Fail::Syntax(_))
         ));
+    }
+
+    /// A client on the test server inside an open transaction, or `None` (after saying why).
+    fn server(test: &str) -> Option<Client> {
+        let Ok(url) = std::env::var("STRATA_TEST_POSTGRES") else {
+            if std::env::var("STRATA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                panic!("STRATA_REQUIRE_POSTGRES=1 but STRATA_TEST_POSTGRES is not set");
+            }
+            eprintln!("note: {test} skipped: no PostgreSQL server (set STRATA_TEST_POSTGRES)");
+            return None;
+        };
+        let mut client = Client::connect(&url, postgres::NoTls).expect("the test server");
+        client.batch_execute("BEGIN").unwrap();
+        Some(client)
+    }
+
+    /// The host state of a component call on `client`, allowed every table.
+    fn component_on(mut client: Client) -> HostState<Postgres> {
+        let policy = Policy::new(None, None, "m/migration.toml".into());
+        let entered = Postgres::enter(
+            &mut client,
+            &policy,
+            Duration::from_secs(60),
+            Duration::ZERO,
+        )
+        .unwrap();
+        HostState::new(
+            Postgres::new(client, entered),
+            64,
+            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        )
+    }
+
+    #[test]
+    fn server_values_reach_the_component_as_postgresql_prints_them() {
+        use sql::Host as _;
+        use sql::Value as V;
+        let Some(mut client) = server("server_values") else {
+            return;
+        };
+        // Made inside the transaction, which is rolled back at the end.
+        client
+            .batch_execute(
+                "CREATE TYPE strata_mood AS ENUM ('sad', 'ok');
+                 CREATE DOMAIN strata_posint AS int CHECK (VALUE > 0);
+                 CREATE TABLE strata_types (
+                    b boolean, i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, n numeric(30, 3),
+                    t text, v varchar(9), c char(3), by bytea, d date, ts timestamp,
+                    tz timestamptz, tm time, u uuid, j json, jb jsonb, m strata_mood,
+                    p strata_posint, iv interval);
+                 INSERT INTO strata_types VALUES (true, -2, 40000, 9000000000, 1.5, -0.25,
+                    -123456789012345678.905, 'tëxt', 'var', 'ab', '\\x00ff', '1999-12-31',
+                    '2024-02-29 13:14:15.25', '2024-02-29 13:14:15+02', '23:59:59.5',
+                    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": 1}', '{\"b\": [1, 2]}',
+                    'ok', 7, '1 day');
+                 INSERT INTO strata_types (n) VALUES (0.000), (100000000);",
+            )
+            .unwrap();
+        let mut s = component_on(client);
+        let rows = s
+            .query(
+                "SELECT b, i2, i4, i8, f4, f8, n, t, v, c, by, d, ts, tz, tm, u, j, jb, m, p \
+                 FROM strata_types ORDER BY n NULLS LAST"
+                    .into(),
+                vec![],
+            )
+            .unwrap()
+            .unwrap();
+        let text = |s: &str| V::Text(s.into());
+        let same = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        };
+        same(
+            &rows[0],
+            &vec![
+                V::Integer(1),
+                V::Integer(-2),
+                V::Integer(40000),
+                V::Integer(9_000_000_000),
+                V::Real(1.5),
+                V::Real(-0.25),
+                text("-123456789012345678.905"),
+                text("tëxt"),
+                text("var"),
+                text("ab "),
+                V::Blob(vec![0, 255]),
+                text("1999-12-31"),
+                text("2024-02-29 13:14:15.25"),
+                text("2024-02-29 11:14:15+00"),
+                text("23:59:59.5"),
+                text("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                text("{\"a\": 1}"),
+                text("{\"b\": [1, 2]}"),
+                text("ok"),
+                V::Integer(7),
+            ],
+        );
+        same(&rows[1][6], &text("0.000"));
+        same(&rows[2][6], &text("100000000.000"));
+        same(&rows[1][0], &V::Null);
+        // A type with no WIT form: an error that says how to read it, and the call can go on.
+        let r = s
+            .query("SELECT iv FROM strata_types LIMIT 1".into(), vec![])
+            .unwrap();
+        assert!(
+            matches!(&r, Err(sql::Error::Other(m)) if m.contains("interval") && m.contains("::text")),
+            "{r:?}"
+        );
+        // Parameters by the types the server infers.
+        let r = s
+            .query(
+                "SELECT $1::numeric + 1, $2::date + 1, $3::int2 * 2, $4::float8 / 2, $5::bool"
+                    .into(),
+                vec![
+                    text("1.25"),
+                    text("2024-02-28"),
+                    V::Integer(21),
+                    V::Integer(3),
+                    V::Integer(1),
+                ],
+            )
+            .unwrap()
+            .unwrap();
+        same(
+            &r,
+            &vec![vec![
+                text("2.25"),
+                text("2024-02-29"),
+                V::Integer(42),
+                V::Real(1.5),
+                V::Integer(1),
+            ]],
+        );
+        let (mut client, left) = s.db.leave();
+        left.unwrap();
+        client.batch_execute("ROLLBACK").unwrap();
+    }
+
+    #[test]
+    fn a_cursor_hands_out_every_row_once_in_batches() {
+        use sql::{Host as _, HostCursor as _};
+        let Some(client) = server("cursor_batches") else {
+            return;
+        };
+        let mut s = component_on(client);
+        let cursor = s
+            .open_cursor("SELECT g FROM generate_series(1, 25000) g".into(), vec![])
+            .unwrap()
+            .unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let batch = s
+                .next(Resource::new_borrow(cursor.rep()), 10_000)
+                .unwrap()
+                .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            assert!(batch.len() <= 10_000);
+            seen.extend(batch.into_iter().map(|r| match r[0] {
+                sql::Value::Integer(i) => i,
+                _ => panic!("not an integer"),
+            }));
+        }
+        assert_eq!(seen, (1..=25_000).collect::<Vec<_>>());
+        s.drop(cursor).unwrap();
+        let (mut client, left) = s.db.leave();
+        left.unwrap();
+        client.batch_execute("ROLLBACK").unwrap();
     }
 }

@@ -605,9 +605,17 @@ fn the_postgres_example_migrates_as_the_readme_says() {
         pg.rows(false, "SELECT email FROM customer"),
         vec!["house@shop.example"]
     );
+    // The SQLite example's committed split-names component, run unchanged on PostgreSQL.
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT first_name || '|' || last_name FROM people ORDER BY id"
+        ),
+        vec!["Ada|Lovelace", "Gabriel|García Márquez", "Søren|"]
+    );
     p.strata(&["status", "--db", &url])
         .ok()
-        .stdout_has("3 applied, 0 pending");
+        .stdout_has("5 applied, 0 pending");
     p.strata(&["sandbox", "--db", &url]).ok();
 }
 

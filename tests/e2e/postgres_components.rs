@@ -336,3 +336,67 @@ fn a_runaway_guest_runs_out_of_fuel_on_postgres_too() {
     .unwrap();
     assert_refused(&pg, &p, &["fuel limit exhausted"]);
 }
+
+#[test]
+fn components_need_createrole_and_say_so_and_run_without_superuser() {
+    let Some(pg) = Pg::new("createrole") else {
+        return;
+    };
+    // A user who owns both databases but may not create roles, as many applications' are.
+    let user = format!("{}_owner", pg.name);
+    let mut admin = pg.admin_client();
+    for sql in [
+        format!("CREATE ROLE {user} LOGIN PASSWORD 'owner-pw-7c1e' NOCREATEROLE NOSUPERUSER"),
+        format!("ALTER DATABASE {} OWNER TO {user}", pg.name),
+        format!("CREATE DATABASE {}_test OWNER {user}", pg.name),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    let (_, server) = pg
+        .url()
+        .split_once('@')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let p = Project::empty();
+    p.write(
+        "strata.toml",
+        &format!("db = \"postgres://{user}:owner-pw-7c1e@{server}\"\n"),
+    )
+    .write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL);\n",
+    )
+    .write(
+        "migrations/app/20240101T000000Z-zero/proj-data/data.json",
+        r#"{"people": [{"id": 1, "name": "Ada"}]}"#,
+    )
+    .write(&format!("{HOSTILE}/do.sql"), "SELECT 1;\n")
+    .write(&format!("{HOSTILE}/migration.toml"), PEOPLE_ONLY);
+    std::fs::write(
+        p.path(&format!("{HOSTILE}/transform.wasm")),
+        component(
+            Entry::Transform,
+            &[Op::Execute(
+                "UPDATE people SET name = upper(name)".into(),
+                vec![],
+            )],
+        ),
+    )
+    .unwrap();
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("needs CREATEROLE")
+        .stderr_has("ALTER ROLE <user> CREATEROLE");
+    admin
+        .batch_execute(&format!("ALTER ROLE {user} CREATEROLE"))
+        .unwrap();
+    p.strata(&["migrate", "-q"]).ok();
+    for test_db in [true, false] {
+        assert_eq!(pg.rows(test_db, "SELECT name FROM people"), ["ADA"]);
+    }
+    assert_eq!(leftover_roles(&pg), Vec::<String>::new());
+    drop(pg);
+    admin
+        .batch_execute(&format!("DROP ROLE IF EXISTS {user}"))
+        .unwrap();
+}

@@ -11,6 +11,8 @@
 //! `cargo bench -p strata-cli --bench migrations [-- [N ...] [--rounds R]]`. Without the sqlite3
 //! CLI on PATH the floor is skipped, and the output says so.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,22 +59,7 @@ impl Mode {
 }
 
 fn main() {
-    let mut sizes = Vec::new();
-    let mut rounds = 5;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--rounds" {
-            rounds = args
-                .next()
-                .and_then(|r| r.parse().ok())
-                .expect("--rounds R");
-        } else if let Ok(n) = a.replace(['_', ','], "").parse::<usize>() {
-            sizes.push(n);
-        }
-    }
-    if sizes.is_empty() {
-        sizes = vec![100, 1_000, 5_000];
-    }
+    let (sizes, rounds) = common::args(&[100, 1_000, 5_000], 5);
     let sqlite3 = Command::new("sqlite3")
         .arg("--version")
         .output()
@@ -122,13 +109,13 @@ fn main() {
         let floor = modes
             .iter()
             .position(|m| *m == Mode::SqliteAutocommit)
-            .map(|i| median(&times[i]));
+            .map(|i| common::median(&times[i]));
         let one_tx = modes
             .iter()
             .position(|m| *m == Mode::SqliteOneTransaction)
-            .map(|i| median(&times[i]));
+            .map(|i| common::median(&times[i]));
         for (i, mode) in modes.iter().enumerate() {
-            let m = median(&times[i]);
+            let m = common::median(&times[i]);
             let (lo, hi) = spread(&times[i]);
             let mut line = format!(
                 "  {:<34} {:>8.3} s  ({:.3}–{:.3})",
@@ -311,8 +298,8 @@ fn per_step(n: usize) {
     .unwrap();
     assert_eq!(stamps.len(), n + 1);
     let steps: Vec<Duration> = stamps.windows(2).map(|w| w[1] - w[0]).collect();
-    let early = median(&steps[90..110]);
-    let late = median(&steps[n - 20..]);
+    let early = common::median(&steps[90..110]);
+    let late = common::median(&steps[n - 20..]);
     let ratio = late.as_secs_f64() / early.as_secs_f64();
     println!(
         "\nper-step time, one --no-rehearsal run of {n}: steps 90-110 median {:.3} ms, \
@@ -326,12 +313,6 @@ fn per_step(n: usize) {
             "(MORE than 2 x)"
         }
     );
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn spread(v: &[Duration]) -> (Duration, Duration) {

@@ -14,6 +14,8 @@
 //! postgres [-- [N ...] [--rounds R]]`. Without the variable, or without psql on PATH, it says so
 //! and exits.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,22 +55,7 @@ impl Mode {
 }
 
 fn main() {
-    let mut sizes = Vec::new();
-    let mut rounds = 3;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--rounds" {
-            rounds = args
-                .next()
-                .and_then(|r| r.parse().ok())
-                .expect("--rounds R");
-        } else if let Ok(n) = a.replace(['_', ','], "").parse::<usize>() {
-            sizes.push(n);
-        }
-    }
-    if sizes.is_empty() {
-        sizes = vec![100, 1_000];
-    }
+    let (sizes, rounds) = common::args(&[100, 1_000], 3);
     let Ok(admin) = std::env::var("STRATA_TEST_POSTGRES") else {
         println!("STRATA_TEST_POSTGRES is not set: no PostgreSQL server to measure against");
         return;
@@ -141,7 +128,7 @@ fn bench(admin: &str, n: usize, rounds: usize) {
             }
         }
     }
-    let baseline = median(&times[0].1);
+    let baseline = common::median(&times[0].1);
     println!(
         "\nN = {n} migrations, {rounds} rounds (median, min-max, ratio to the per-file psql loop)"
     );
@@ -150,10 +137,10 @@ fn bench(admin: &str, n: usize, rounds: usize) {
         println!(
             "  {:<55} {:>8.3} s ({:.3}-{:.3})  {:>5.2}",
             mode.label(),
-            median(t).as_secs_f64(),
+            common::median(t).as_secs_f64(),
             lo.as_secs_f64(),
             hi.as_secs_f64(),
-            median(t).as_secs_f64() / baseline.as_secs_f64()
+            common::median(t).as_secs_f64() / baseline.as_secs_f64()
         );
     }
 }
@@ -239,10 +226,4 @@ fn verify(target: &str, mode: Mode, n: usize) -> String {
     }
     let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     format!("{} columns, {hex}", rows.len())
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
 }

@@ -10,16 +10,17 @@
 //!
 //! Module map: `config` (strata.toml, migration.toml, paths), `tree` (the migrations folder),
 //! `checksum` (what pins an applied migration), `plan` (pure: applied + discovered -> steps or
-//! refusals), `ledger` (the bookkeeping tables), `data` (data.json), `input` (checks on SQL files before
-//! anything runs), `sqlite` (connections and
-//! statement scripts), `step` (one migration in one transaction), `sandbox` (running components:
-//! engine, limits, SQL host API, authorizer, compile cache), `migrator` (validate, phases,
-//! sandbox mode), `backup` (recorded, verified backups and the run lock), `restore` (putting a
-//! backup back into the live database), `guest` (`strata build`), `repair` (re-pinning applied
-//! migrations changed on purpose), `scaffold` (init, new), `event`,
-//! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership), `design` (the
-//! design-time commands on a project: dump, diff, new --from-diff, baseline, drift) and
-//! `postgres` (a PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`).
+//! refusals), `ledger` (the bookkeeping tables), `data` (data.json), `input` (checks on SQL files
+//! before anything runs), `sqlite` (connections and statement scripts), `step` (one migration in
+//! one transaction), `sandbox` (running components: engine, limits, SQL host API, authorizer,
+//! compile cache), `migrator` (validate, phases, sandbox mode), `phase` (one phase's steps in
+//! order, the same on every backend), `backup` (recorded, verified backups and the run lock),
+//! `restore` (putting a backup back into the live database), `guest` (`strata build`), `repair`
+//! (re-pinning applied migrations changed on purpose), `scaffold` (init, new), `event`, `schema`
+//! (the SQLite schema as a model: dump, diff, delta SQL, ownership), `design` (the design-time
+//! commands on a project: dump, diff, new --from-diff, baseline, drift) and `postgres` (a
+//! PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`, `sandbox`, `restore`;
+//! components run on it through `sandbox::postgres`).
 
 pub mod backup;
 pub mod checksum;
@@ -33,6 +34,7 @@ pub mod guest;
 pub mod input;
 pub mod ledger;
 pub mod migrator;
+mod phase;
 pub mod plan;
 pub mod postgres;
 pub mod repair;

@@ -157,112 +157,14 @@ impl<'a> Runner<'a> {
         pending: &[&Migration],
         events: &mut EventSink<'_>,
     ) -> Result<PhaseReport, Error> {
-        let mut done = PhaseReport {
-            phase,
-            db: db.to_path_buf(),
-            copy_of: None,
-            backup: None,
-            applied: Vec::new(),
-            skipped: Vec::new(),
-        };
-        events(&Event::PhaseStarted {
+        crate::phase::run(
             phase,
             db,
-            pending: pending.len(),
-        });
-        if pending.is_empty() {
-            events(&Event::PhaseFinished {
-                phase,
-                db,
-                applied: 0,
-            });
-            return Ok(done);
-        }
-        // Held for the whole phase: a restore waits for it, or refuses, never lands between steps.
-        let _run = backup::RunLock::shared(db, self.project.busy_timeout())?;
-        let mut conn = sqlite::open(db, self.project.busy_timeout())?;
-        if phase != Phase::Apply {
-            // A scratch database (the test database, a copy, a sandbox): no fsync. A crash of
-            // strata still rolls back through the journal; only a power loss could damage it,
-            // and it is rebuilt from its backup or from zero. The file's journal mode is kept.
-            conn.pragma_update(None, "synchronous", "OFF")
-                .map_err(|e| Error::db(db, "cannot set PRAGMA synchronous", e))?;
-        }
-        let ctx = step::Context {
-            db,
-            phase,
-            test_data: how.test_data,
-            sandbox: self.sandbox.as_ref(),
-            limits: self.project.config.sandbox,
-            write_snapshots: how.write_snapshots,
-        };
-        let mut session = step::Session {
-            single_transaction: how.single_transaction,
-            ..step::Session::default()
-        };
-        // In one transaction for the whole phase, the bookkeeping tables, the identity, the
-        // backup's audit row and every step commit together: one synced commit, as sqlite3's
-        // own one-transaction run makes. The backup, taken just before, holds the same
-        // bookkeeping (see `backup::take_with`).
-        let mut taken = None;
-        let fk_was_on = if how.single_transaction {
-            let on = sqlite::foreign_keys(&conn)
-                .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
-            if how.backup {
-                taken = Some(self.backup_first(&conn, phase, db)?);
-            }
-            sqlite::set_foreign_keys(&conn, false)
-                .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
-                .map_err(|e| Error::db(db, "cannot begin the phase's transaction", e))?;
-            session.replay = Some(ledger::Replay {
-                database_id: taken.as_ref().map(|(id, _)| id.clone()),
-                entries: Vec::new(),
-            });
-            Some(on)
-        } else {
-            None
-        };
-        let result = self
-            .bookkeeping(
-                &mut conn,
-                phase,
-                db,
-                how,
-                taken,
-                &mut session,
-                &mut done,
-                events,
-            )
-            .and_then(|()| self.steps(&mut conn, &ctx, &mut session, pending, &mut done, events))
-            .and_then(|()| {
-                step::flush(&conn, &mut session)
-                    .map_err(|e| Error::db(db, "cannot record the phase's steps", e))
-            });
-        if let Some(on) = fk_was_on {
-            let committed = match result {
-                Ok(()) => conn
-                    .execute_batch("COMMIT")
-                    .map_err(|e| Error::db(db, "cannot commit the phase's transaction", e)),
-                Err(e) => Err(e),
-            };
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            let restored = sqlite::set_foreign_keys(&conn, on)
-                .map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e));
-            if let Err(e) = committed {
-                return Err(self.rolled_back(&mut conn, phase, e, &mut session, &mut done));
-            }
-            restored?;
-        } else {
-            result?;
-        }
-        events(&Event::PhaseFinished {
-            phase,
-            db,
-            applied: done.applied.len(),
-        });
-        Ok(done)
+            pending,
+            &self.prepared,
+            || SqlitePhase::open(self, phase, db, how),
+            events,
+        )
     }
 
     /// With one transaction for the phase, before it begins: a verified backup of the database
@@ -311,15 +213,14 @@ impl<'a> Runner<'a> {
         how: How,
         taken: Option<(String, PathBuf)>,
         session: &mut step::Session,
-        done: &mut PhaseReport,
         events: &mut EventSink<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<PathBuf>, Error> {
         let tables = |e| Error::db(db, "cannot create the ledger tables", e);
         let identity = |e| Error::db(db, "cannot give the database its identity", e);
         let path = if how.single_transaction {
             ledger::ensure_within(conn).map_err(tables)?;
             let Some((id, path)) = taken else {
-                return Ok(());
+                return Ok(None);
             };
             let got = ledger::identity_within(conn, Some(&id)).map_err(identity)?;
             if got != id {
@@ -333,7 +234,7 @@ impl<'a> Runner<'a> {
         } else {
             ledger::ensure(conn).map_err(tables)?;
             if !how.backup {
-                return Ok(());
+                return Ok(None);
             }
             let id = ledger::ensure_database_id(conn).map_err(identity)?;
             backup::take_with(
@@ -353,8 +254,7 @@ impl<'a> Runner<'a> {
             replay.entries.push(entry);
         }
         events(&Event::BackupTaken { db, backup: &path });
-        done.backup = Some(path);
-        Ok(())
+        Ok(Some(path))
     }
 
     /// After a failed `--single-transaction` phase (already rolled back): the steps it had
@@ -402,38 +302,6 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The steps of one phase, in order.
-    fn steps(
-        &self,
-        conn: &mut rusqlite::Connection,
-        ctx: &step::Context<'_>,
-        session: &mut step::Session,
-        pending: &[&Migration],
-        done: &mut PhaseReport,
-        events: &mut EventSink<'_>,
-    ) -> Result<(), Error> {
-        let phase = ctx.phase;
-        for m in pending {
-            match step::apply(conn, ctx, session, &self.prepared[&m.id], events) {
-                Ok(step::Applied::Committed { elapsed }) => {
-                    events(&Event::StepApplied {
-                        phase,
-                        migration: m,
-                        elapsed,
-                    });
-                    done.applied.push(m.label());
-                }
-                Ok(step::Applied::AlreadyApplied) => done.skipped.push(m.label()),
-                Err(Error::Step(mut failure)) => {
-                    failure.applied_before = done.applied.clone();
-                    return Err(Error::Step(failure));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
     /// Runs `pending` on a throwaway copy of `db` (no test data), deleting the copy whatever
     /// happens.
     fn rehearse_on_copy(
@@ -465,6 +333,137 @@ impl<'a> Runner<'a> {
         let mut report = self.phase(Phase::Rehearsal, &copy, how, pending, events)?;
         report.copy_of = Some(db.to_path_buf());
         Ok(report)
+    }
+}
+
+/// A SQLite database opened for one phase: its connection (held under the run lock, so a
+/// restore never lands between steps), the steps' context and what they keep between them, and
+/// with `--single-transaction` the phase's transaction.
+struct SqlitePhase<'r, 'p> {
+    runner: &'r Runner<'p>,
+    phase: Phase,
+    db: &'r Path,
+    how: How,
+    conn: rusqlite::Connection,
+    ctx: step::Context<'r>,
+    session: step::Session,
+    /// With one transaction for the phase: `PRAGMA foreign_keys` before it (restored at the
+    /// end), and the backup taken before it began.
+    fk_was_on: Option<bool>,
+    taken: Option<(String, PathBuf)>,
+    _run: backup::RunLock,
+}
+
+impl<'r, 'p> SqlitePhase<'r, 'p> {
+    fn open(runner: &'r Runner<'p>, phase: Phase, db: &'r Path, how: How) -> Result<Self, Error> {
+        let run = backup::RunLock::shared(db, runner.project.busy_timeout())?;
+        let conn = sqlite::open(db, runner.project.busy_timeout())?;
+        if phase != Phase::Apply {
+            // A scratch database (the test database, a copy, a sandbox): no fsync. A crash of
+            // strata still rolls back through the journal; only a power loss could damage it,
+            // and it is rebuilt from its backup or from zero. The file's journal mode is kept.
+            conn.pragma_update(None, "synchronous", "OFF")
+                .map_err(|e| Error::db(db, "cannot set PRAGMA synchronous", e))?;
+        }
+        let ctx = step::Context {
+            db,
+            phase,
+            test_data: how.test_data,
+            sandbox: runner.sandbox.as_ref(),
+            limits: runner.project.config.sandbox,
+            write_snapshots: how.write_snapshots,
+        };
+        let mut session = step::Session {
+            single_transaction: how.single_transaction,
+            ..step::Session::default()
+        };
+        // In one transaction for the whole phase, the bookkeeping tables, the identity, the
+        // backup's audit row and every step commit together: one synced commit, as sqlite3's
+        // own one-transaction run makes. The backup, taken just before, holds the same
+        // bookkeeping (see `backup::take_with`).
+        let mut taken = None;
+        let fk_was_on = if how.single_transaction {
+            let on = sqlite::foreign_keys(&conn)
+                .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+            if how.backup {
+                taken = Some(runner.backup_first(&conn, phase, db)?);
+            }
+            sqlite::set_foreign_keys(&conn, false)
+                .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
+                .map_err(|e| Error::db(db, "cannot begin the phase's transaction", e))?;
+            session.replay = Some(ledger::Replay {
+                database_id: taken.as_ref().map(|(id, _)| id.clone()),
+                entries: Vec::new(),
+            });
+            Some(on)
+        } else {
+            None
+        };
+        Ok(SqlitePhase {
+            runner,
+            phase,
+            db,
+            how,
+            conn,
+            ctx,
+            session,
+            fk_was_on,
+            taken,
+            _run: run,
+        })
+    }
+}
+
+impl crate::phase::Database for SqlitePhase<'_, '_> {
+    fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error> {
+        self.runner.bookkeeping(
+            &mut self.conn,
+            self.phase,
+            self.db,
+            self.how,
+            self.taken.take(),
+            &mut self.session,
+            events,
+        )
+    }
+
+    fn apply(
+        &mut self,
+        step: &Prepared,
+        events: &mut EventSink<'_>,
+    ) -> Result<step::Applied, Error> {
+        step::apply(&mut self.conn, &self.ctx, &mut self.session, step, events)
+    }
+
+    fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
+        let db = self.db;
+        let result = result.and_then(|()| {
+            step::flush(&self.conn, &mut self.session)
+                .map_err(|e| Error::db(db, "cannot record the phase's steps", e))
+        });
+        let Some(on) = self.fk_was_on else {
+            return result;
+        };
+        let committed = result.and_then(|()| {
+            self.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| Error::db(db, "cannot commit the phase's transaction", e))
+        });
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let restored = sqlite::set_foreign_keys(&self.conn, on)
+            .map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e));
+        if let Err(e) = committed {
+            return Err(self.runner.rolled_back(
+                &mut self.conn,
+                self.phase,
+                e,
+                &mut self.session,
+                done,
+            ));
+        }
+        restored
     }
 }
 

@@ -367,79 +367,74 @@ fn run_phase(
     prepared: &HashMap<MigrationId, Prepared>,
     events: &mut EventSink<'_>,
 ) -> Result<PhaseReport, Error> {
-    let (phase, target) = (ctx.phase, ctx.target);
-    let db = target.as_path();
-    let mut done = PhaseReport {
-        phase,
-        db: db.clone(),
-        copy_of: None,
-        backup: None,
-        applied: Vec::new(),
-        skipped: Vec::new(),
-    };
-    events(&Event::PhaseStarted {
-        phase,
-        db: &db,
-        pending: pending.len(),
-    });
-    if !pending.is_empty() {
-        let mut client = match connect_existing(project, target)? {
+    let db = ctx.target.as_path();
+    let open = || -> Result<PgPhase<'_>, Error> {
+        let target = ctx.target;
+        let session = match connect_existing(project, target)? {
             Some(c) => c,
-            None if phase == Phase::Rehearsal => {
+            None if ctx.phase == Phase::Rehearsal => {
                 create_database(project, target)?;
                 target.connect(lock_timeout(project))?
             }
             None => return Err(missing_database(target)),
         };
-        ledger::ensure(&mut client)
+        Ok(PgPhase {
+            project,
+            ctx,
+            backup,
+            session,
+        })
+    };
+    crate::phase::run(ctx.phase, &db, pending, prepared, open, events)
+}
+
+/// A PostgreSQL database opened for one phase.
+struct PgPhase<'a> {
+    project: &'a Project,
+    ctx: &'a step::Context<'a>,
+    /// Whether the phase takes a backup first.
+    backup: bool,
+    session: Session,
+}
+
+impl crate::phase::Database for PgPhase<'_> {
+    fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<std::path::PathBuf>, Error> {
+        let (project, target, phase) = (self.project, self.ctx.target, self.ctx.phase);
+        ledger::ensure(&mut self.session)
             .map_err(|e| target.error("cannot create the ledger tables", e))?;
-        if backup {
-            project.ensure_state_dir()?;
-            let path = super::backup::take(
-                &mut client,
-                target,
-                &project.backups_dir(),
-                project.config.backups_keep,
-                &format!("before migrate ({phase})"),
-            )?;
-            let entry =
-                crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
-            let audited = client.transaction().and_then(|mut tx| {
-                ledger::append(&mut tx, &[entry])?;
-                tx.commit()
-            });
-            audited.map_err(|e| target.error("cannot audit the backup", e))?;
-            events(&Event::BackupTaken {
-                db: &db,
-                backup: &path,
-            });
-            done.backup = Some(path);
+        if !self.backup {
+            return Ok(None);
         }
-        for m in pending {
-            match step::apply(&mut client, ctx, &prepared[&m.id], events) {
-                Ok(StepApplied::Committed { elapsed }) => {
-                    events(&Event::StepApplied {
-                        phase,
-                        migration: m,
-                        elapsed,
-                    });
-                    done.applied.push(m.label());
-                }
-                Ok(StepApplied::AlreadyApplied) => done.skipped.push(m.label()),
-                Err(Error::Step(mut failure)) => {
-                    failure.applied_before = done.applied.clone();
-                    return Err(Error::Step(failure));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        project.ensure_state_dir()?;
+        let path = super::backup::take(
+            &mut self.session,
+            target,
+            &project.backups_dir(),
+            project.config.backups_keep,
+            &format!("before migrate ({phase})"),
+        )?;
+        let entry =
+            crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+        let audited = self.session.transaction().and_then(|mut tx| {
+            ledger::append(&mut tx, &[entry])?;
+            tx.commit()
+        });
+        audited.map_err(|e| target.error("cannot audit the backup", e))?;
+        events(&Event::BackupTaken {
+            db: &target.as_path(),
+            backup: &path,
+        });
+        Ok(Some(path))
     }
-    events(&Event::PhaseFinished {
-        phase,
-        db: &db,
-        applied: done.applied.len(),
-    });
-    Ok(done)
+
+    fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<StepApplied, Error> {
+        step::apply(&mut self.session, self.ctx, step, events)
+    }
+
+    fn end(&mut self, result: Result<(), Error>, _: &mut PhaseReport) -> Result<(), Error> {
+        // Each step committed or rolled back on its own.
+        result
+    }
 }
 
 /// The real database is not there.

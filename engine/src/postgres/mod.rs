@@ -383,6 +383,20 @@ const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET
                              UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
                              DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
 
+/// `s` as a dollar-quoted string constant (`$v$...$v$`, with a tag `s` does not contain), which
+/// reads the same whatever the session's `standard_conforming_strings`, and which nothing in `s`
+/// can end early.
+pub(crate) fn dollar_quoted(s: &str) -> String {
+    if !s.contains("$v") {
+        return format!("$v${s}$v$");
+    }
+    let tag = (1..)
+        .map(|n| format!("$v{n}$"))
+        .find(|tag| !s.contains(tag.as_str()) && !format!("{s}$").contains(tag.as_str()))
+        .expect("some tag is free");
+    format!("{tag}{s}{tag}")
+}
+
 /// A connection, and the settings its session starts from (see [`session_setup`]).
 pub struct Session {
     /// Always here, except while [`Session::lend`] has lent it out.

@@ -387,19 +387,7 @@ fn run_script(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionErro
 /// A data.json value as a literal the server converts to the column's type: dollar-quoted, so
 /// that no setting of the session (`standard_conforming_strings`) changes how it reads.
 fn literal(v: &Value) -> String {
-    let quoted = |s: &str| {
-        let tag = (0..)
-            .map(|n| {
-                if n == 0 {
-                    "$v$".to_string()
-                } else {
-                    format!("$v{n}$")
-                }
-            })
-            .find(|tag| !s.contains(tag.as_str()) && !format!("{s}$").contains(tag.as_str()))
-            .expect("some tag is free");
-        format!("{tag}{s}{tag}")
-    };
+    let quoted = super::dollar_quoted;
     match v {
         Value::Null => "NULL".into(),
         Value::Integer(i) => quoted(&i.to_string()),

@@ -457,6 +457,17 @@ fn check_statement(sql: &str, call: Use, config_file: &std::path::Path) -> Resul
     }
 }
 
+/// Refuses a statement that returns rows where a call only changes rows (as SQLite does).
+fn rows_statement(statement: &Statement) -> Result<(), Fail> {
+    if statement.columns().is_empty() {
+        Ok(())
+    } else {
+        Err(Fail::Syntax(
+            "execute ran a statement that returns rows; use query or open-cursor".into(),
+        ))
+    }
+}
+
 /// A component's parameters for one statement, converted by the types the server inferred.
 struct Params<'a>(Vec<Param<'a>>);
 
@@ -740,6 +751,155 @@ fn time_text(micros: i64) -> String {
     )
 }
 
+/// One value to write into a batch: borrowed from the component's rows.
+#[derive(Clone, Copy)]
+enum Lit<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl<'a> From<&'a sql::Value> for Lit<'a> {
+    fn from(v: &'a sql::Value) -> Self {
+        match v {
+            sql::Value::Null => Lit::Null,
+            sql::Value::Integer(i) => Lit::Integer(*i),
+            sql::Value::Real(f) => Lit::Real(*f),
+            sql::Value::Text(t) => Lit::Text(t),
+            sql::Value::Blob(b) => Lit::Blob(b),
+        }
+    }
+}
+
+impl<'a> From<strata_wire::ValueRef<'a>> for Lit<'a> {
+    fn from(v: strata_wire::ValueRef<'a>) -> Self {
+        match v {
+            strata_wire::ValueRef::Null => Lit::Null,
+            strata_wire::ValueRef::Integer(i) => Lit::Integer(i),
+            strata_wire::ValueRef::Real(f) => Lit::Real(f),
+            strata_wire::ValueRef::Text(t) => Lit::Text(t),
+            strata_wire::ValueRef::Blob(b) => Lit::Blob(b),
+        }
+    }
+}
+
+/// Rows of one statement (`execute-many`, `execute-packed`) sent a few thousand at a time in
+/// one round trip: each row is the statement with its parameters written in as literals cast
+/// to the types the server inferred when it prepared the statement, so a value means what it
+/// would mean bound (a text value is parsed by the type's input function either way), and the
+/// statements go as one simple-protocol message. Literals are dollar-quoted with a tag the value
+/// does not contain, so no value can end its literal; the statement itself passed
+/// [`check_statement`] before.
+struct Batch<'t> {
+    /// The statement's text between its parameters: `(text, parameter index after it)`.
+    pieces: Vec<(&'t str, Option<usize>)>,
+    /// Per parameter: the cast that follows its literal, and its type.
+    casts: Vec<(String, Type)>,
+    sql: String,
+    rows: usize,
+}
+
+/// A batch is sent once its text reaches this size or this many rows.
+const BATCH_BYTES: usize = 1 << 20;
+const BATCH_ROWS: usize = 5_000;
+
+impl<'t> Batch<'t> {
+    fn new(text: &'t str, statement: &Statement) -> Result<Batch<'t>, Fail> {
+        let params = crate::postgres::script::parameters(text)
+            .ok_or_else(|| Fail::Syntax("the statement cannot be read".into()))?;
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        for (range, n) in params {
+            if n == 0 || n > statement.params().len() {
+                return Err(Fail::Syntax(format!("there is no parameter ${n}")));
+            }
+            pieces.push((&text[at..range.start], Some(n - 1)));
+            at = range.end;
+        }
+        pieces.push((&text[at..], None));
+        let casts = statement
+            .params()
+            .iter()
+            .map(|ty| {
+                let cast = format!(
+                    "::{}.{}",
+                    crate::data::quote_ident(ty.schema()),
+                    crate::data::quote_ident(ty.name())
+                );
+                (cast, ty.clone())
+            })
+            .collect();
+        Ok(Batch {
+            pieces,
+            casts,
+            sql: String::new(),
+            rows: 0,
+        })
+    }
+
+    /// Adds one row of parameters.
+    fn push<'v>(&mut self, row: impl Fn(usize) -> Lit<'v>) -> Result<(), Fail> {
+        for (text, param) in &self.pieces {
+            self.sql.push_str(text);
+            let Some(i) = *param else { continue };
+            let (cast, ty) = &self.casts[i];
+            match row(i) {
+                Lit::Null => self.sql.push_str("NULL"),
+                Lit::Integer(n) if *ty == Type::BOOL => {
+                    self.sql.push_str(if n != 0 { "true" } else { "false" });
+                }
+                Lit::Integer(n) => {
+                    let _ = write!(self.sql, "'{n}'");
+                }
+                Lit::Real(f) => {
+                    let _ = write!(self.sql, "'{f}'");
+                }
+                Lit::Text(t) => self.sql.push_str(&crate::postgres::dollar_quoted(t)),
+                Lit::Blob(b) if *ty == Type::BYTEA => {
+                    self.sql.push_str("'\\x");
+                    for byte in b {
+                        let _ = write!(self.sql, "{byte:02x}");
+                    }
+                    self.sql.push('\'');
+                }
+                Lit::Blob(_) => {
+                    return Err(Fail::Value(format!(
+                        "a blob cannot be a parameter of type {ty}"
+                    )));
+                }
+            }
+            self.sql.push_str(cast);
+        }
+        // On a line of its own: the statement may end in a `--` comment.
+        self.sql.push_str("\n;\n");
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.rows >= BATCH_ROWS || self.sql.len() >= BATCH_BYTES
+    }
+
+    /// Sends the rows added since the last send; returns the rows they changed.
+    fn send(&mut self, client: &mut Client) -> Result<u64, Fail> {
+        if self.rows == 0 {
+            return Ok(0);
+        }
+        let messages = client.simple_query(&self.sql)?;
+        self.sql.clear();
+        self.rows = 0;
+        Ok(messages
+            .iter()
+            .map(|m| match m {
+                postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                _ => 0,
+            })
+            .sum())
+    }
+}
+
 /// What a value costs the host, as the SQLite side counts it.
 fn value_size(v: &sql::Value) -> usize {
     VALUE_OVERHEAD
@@ -951,11 +1111,7 @@ impl sql::Host for HostState<Postgres> {
     ) -> WResult<Result<u64, sql::Error>> {
         let r = self.call(&sql, params.len(), Use::Any, |s| {
             let (statement, _) = s.db.prepare(&sql, params.len())?;
-            if !statement.columns().is_empty() {
-                return Err(Fail::Syntax(
-                    "execute ran a statement that returns rows; use query or open-cursor".into(),
-                ));
-            }
+            rows_statement(&statement)?;
             s.db.execute(&statement, &params)
         });
         Ok(r.map(|n| {
@@ -982,12 +1138,20 @@ impl sql::Host for HostState<Postgres> {
     ) -> WResult<Result<u64, sql::Error>> {
         let width = rows.first().map_or(0, Vec::len);
         let r = self.call(&sql, width, Use::Any, |s| {
-            let (statement, _) = s.db.prepare(&sql, width)?;
+            let (statement, text) = s.db.prepare(&sql, width)?;
+            rows_statement(&statement)?;
+            let mut batch = Batch::new(&text, &statement)?;
             let mut changed = 0;
             for row in &rows {
-                changed += s.db.execute(&statement, row)?;
+                if row.len() != width {
+                    bind(&statement, row)?;
+                }
+                batch.push(|i| Lit::from(&row[i]))?;
+                if batch.full() {
+                    changed += batch.send(&mut s.db.client)?;
+                }
             }
-            Ok(changed)
+            Ok(changed + batch.send(&mut s.db.client)?)
         });
         Ok(r.map(|n| {
             self.db.rows_changed += n;
@@ -1002,16 +1166,18 @@ impl sql::Host for HostState<Postgres> {
     ) -> WResult<Result<u64, sql::Error>> {
         let r = self.call(&sql, rows.columns as usize, Use::Any, |s| {
             let columns = rows.columns as usize;
-            let (statement, _) = s.db.prepare(&sql, columns)?;
+            let (statement, text) = s.db.prepare(&sql, columns)?;
             if columns != statement.params().len() {
                 return Err(Fail::Syntax(format!(
                     "the statement takes {} parameters, the packed rows have {columns} columns",
                     statement.params().len()
                 )));
             }
+            rows_statement(&statement)?;
+            let mut batch = Batch::new(&text, &statement)?;
             let mut d = strata_wire::Decoder::new(&rows.data);
             let mut changed = 0;
-            let mut row = Vec::with_capacity(columns);
+            let mut row: Vec<Lit<'_>> = Vec::with_capacity(columns);
             for _ in 0..rows.count {
                 row.clear();
                 for _ in 0..columns {
@@ -1023,16 +1189,14 @@ impl sql::Host for HostState<Postgres> {
                                 "packed rows hold fewer values than columns x count".into(),
                             )
                         })?;
-                    row.push(match v {
-                        strata_wire::ValueRef::Null => sql::Value::Null,
-                        strata_wire::ValueRef::Integer(i) => sql::Value::Integer(i),
-                        strata_wire::ValueRef::Real(f) => sql::Value::Real(f),
-                        strata_wire::ValueRef::Text(t) => sql::Value::Text(t.to_string()),
-                        strata_wire::ValueRef::Blob(b) => sql::Value::Blob(b.to_vec()),
-                    });
+                    row.push(Lit::from(v));
                 }
-                changed += s.db.execute(&statement, &row)?;
+                batch.push(|i| row[i])?;
+                if batch.full() {
+                    changed += batch.send(&mut s.db.client)?;
+                }
             }
+            changed += batch.send(&mut s.db.client)?;
             if !d.is_done() {
                 return Err(Fail::Syntax(
                     "packed rows hold more values than columns x count".into(),
@@ -1382,6 +1546,87 @@ mod tests {
         );
         let (mut client, left) = s.db.leave();
         left.unwrap();
+        client.batch_execute("ROLLBACK").unwrap();
+    }
+
+    #[test]
+    fn rows_sent_in_batches_mean_what_they_would_mean_bound() {
+        use sql::Host as _;
+        use sql::Value as V;
+        let Some(mut client) = server("batches") else {
+            return;
+        };
+        client
+            .batch_execute(
+                "CREATE TABLE strata_batch (id int PRIMARY KEY, n numeric(8, 2), d date, b boolean,
+                    by bytea, t text, f float8)",
+            )
+            .unwrap();
+        let mut s = component_on(client);
+        let text = |s: &str| V::Text(s.into());
+        let rows: Vec<Vec<V>> = (0..12_000)
+            .map(|i| {
+                vec![
+                    V::Integer(i),
+                    text("12.5"),
+                    text("2024-02-29"),
+                    V::Integer(i % 2),
+                    V::Blob(vec![0, 39, 92, 255]),
+                    text("it's $v$ \\ -- not a comment; $1"),
+                    V::Real(0.1),
+                ]
+            })
+            .collect();
+        let changed = s
+            .execute_many(
+                "INSERT INTO strata_batch VALUES (?, ?, ?, ?, ?, ?, ?) -- trailing comment".into(),
+                rows,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed, 12_000);
+        let (mut client, left) = s.db.leave();
+        left.unwrap();
+        let row = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE b), min(n)::text, min(d)::text, \
+                 min(encode(by, 'hex')), min(t), min(f) FROM strata_batch",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 12_000);
+        assert_eq!(row.get::<_, i64>(1), 6_000);
+        assert_eq!(row.get::<_, String>(2), "12.50");
+        assert_eq!(row.get::<_, String>(3), "2024-02-29");
+        assert_eq!(row.get::<_, String>(4), "00275cff");
+        assert_eq!(row.get::<_, String>(5), "it's $v$ \\ -- not a comment; $1");
+        assert_eq!(row.get::<_, f64>(6), 0.1);
+        // A failing row undoes its whole call, and the transaction goes on.
+        let mut s = component_on(client);
+        let r = s
+            .execute_many(
+                "INSERT INTO strata_batch (id) VALUES ($1)".into(),
+                vec![vec![V::Integer(20_000)], vec![V::Integer(1)]],
+            )
+            .unwrap();
+        assert!(matches!(r, Err(sql::Error::Constraint(_))), "{r:?}");
+        let r = s
+            .execute_many(
+                "INSERT INTO strata_batch (t) VALUES ($1)".into(),
+                vec![vec![V::Blob(vec![1])]],
+            )
+            .unwrap();
+        assert!(
+            matches!(&r, Err(sql::Error::Other(m)) if m.contains("blob")),
+            "{r:?}"
+        );
+        let (mut client, left) = s.db.leave();
+        left.unwrap();
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM strata_batch", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 12_000);
         client.batch_execute("ROLLBACK").unwrap();
     }
 

@@ -463,7 +463,7 @@ fn what_postgres_cannot_do_yet_is_refused_by_name() {
     for (args, says) in [
         (&["dump", "shop"][..], "is a PostgreSQL database"),
         (
-            &["migrate", "--single-transaction"][..],
+            &["migrate", "--rehearse-on-copy"][..],
             "not available on PostgreSQL yet",
         ),
     ] {
@@ -902,4 +902,80 @@ fn sslmode_require_connects_over_verified_tls() {
         "{stderr}"
     );
     assert_eq!(pg.rows(false, "SELECT to_regclass('b') IS NULL"), vec!["t"]);
+}
+
+#[test]
+fn single_transaction_applies_a_phase_whole_or_not_at_all() {
+    let Some(pg) = Pg::new("single") else {
+        return;
+    };
+    let p = project(&pg);
+    orders_chain(&p);
+    p.write(
+        "migrations/shop/20260103T000000Z-bad/do.sql",
+        "CREATE TABLE ok_so_far (id int);\nINSERT INTO orders (customer_id) VALUES (424242);\n",
+    );
+    let run = p
+        .strata(&["migrate", "--single-transaction"])
+        .code(1)
+        .stderr_has("shop/20260103T000000Z-bad")
+        .stderr_has("foreign key");
+    pg.hides_password(&run);
+    // Nothing of the phase stayed: no table, no ledger row; the real database was not touched.
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        ["0"]
+    );
+    assert_eq!(
+        pg.rows(true, "SELECT count(*) FROM strata.strata_migration"),
+        ["0"]
+    );
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT action || '|' || outcome || '|' || coalesce(stamp, '') FROM \
+             strata.strata_migration_audit WHERE action <> 'backup' ORDER BY id"
+        ),
+        [
+            "do.sql|failed|20260103T000000Z",
+            "single-transaction|rolled-back|",
+            "single-transaction|rolled-back|",
+        ]
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        ["0"]
+    );
+    // Fixed, the same command applies every step in one transaction per database.
+    p.write(
+        "migrations/shop/20260103T000000Z-bad/do.sql",
+        "CREATE TABLE ok_so_far (id int);\n",
+    );
+    p.strata(&["migrate", "--single-transaction", "-q"]).ok();
+    for test_db in [true, false] {
+        assert_eq!(
+            pg.rows(test_db, "SELECT count(*) FROM strata.strata_migration"),
+            ["3"]
+        );
+    }
+    // A step that prepares statements needs a fresh connection after it: refused up front.
+    p.write(
+        "migrations/shop/20260104T000000Z-prepared/do.sql",
+        "PREPARE q AS SELECT 1;\nDEALLOCATE q;\n",
+    );
+    p.strata(&["migrate", "--single-transaction"])
+        .code(2)
+        .stderr_has("shop/20260104T000000Z-prepared")
+        .stderr_has("run without --single-transaction");
+    assert_eq!(
+        pg.rows(true, "SELECT count(*) FROM strata.strata_migration"),
+        ["3"]
+    );
+    p.strata(&["migrate", "-q"]).ok();
 }

@@ -171,15 +171,12 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
 }
 
 /// Refuses what PostgreSQL does not have yet, before anything is touched.
-fn refuse_unsupported(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
+fn refuse_unsupported(opts: &MigrateOptions) -> Result<(), Error> {
     let not_yet = |what: &str| {
         Err(Error::Usage(format!(
             "{what} is not available on PostgreSQL yet; run without it"
         )))
     };
-    if opts.single_transaction || project.config.single_transaction {
-        return not_yet("--single-transaction (or single_transaction in strata.toml)");
-    }
     if opts.rehearse_on_copy {
         return not_yet("--rehearse-on-copy");
     }
@@ -197,7 +194,7 @@ pub fn migrate(
     opts: &MigrateOptions,
     events: &mut EventSink<'_>,
 ) -> Result<MigrateReport, Error> {
-    refuse_unsupported(project, opts)?;
+    refuse_unsupported(opts)?;
     let tree = Tree::load(&project.migrations_dir())?;
     let phases = targets(project, opts.rehearse)?;
     if !opts.rehearse {
@@ -235,6 +232,23 @@ pub fn migrate(
     for stale in runner.stale() {
         events(&Event::Warning(stale));
     }
+    let single = opts.single_transaction || project.config.single_transaction;
+    if single {
+        for (_, _, pending) in &plans {
+            if let Some(m) = pending
+                .iter()
+                .find(|m| step::prepares_statements(&runner.prepared[&m.id]))
+            {
+                return Err(Error::Usage(format!(
+                    "{}: prepares or deallocates statements by name, which needs a fresh \
+                     connection after the step, so it cannot share the phase's transaction; \
+                     run without --single-transaction (or single_transaction in strata.toml); \
+                     nothing was applied",
+                    m.label()
+                )));
+            }
+        }
+    }
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, target, pending) in &plans {
@@ -250,7 +264,10 @@ pub fn migrate(
         report.phases.push(run_phase(
             project,
             &ctx,
-            true,
+            Steps {
+                backup: true,
+                single,
+            },
             pending,
             &runner.prepared,
             events,
@@ -303,7 +320,11 @@ pub fn sandbox(
         limits: project.config.sandbox,
     };
     let (steps, ok) = crate::migrator::sandbox_steps(&pending, |m| {
-        run_phase(project, &ctx, false, &[m], &runner.prepared, events).map(|_| 0)
+        let steps = Steps {
+            backup: false,
+            single: false,
+        };
+        run_phase(project, &ctx, steps, &[m], &runner.prepared, events).map(|_| 0)
     })?;
     throwaway.drop_now()?;
     Ok(SandboxReport {
@@ -357,12 +378,21 @@ fn drop_database(project: &Project, target: &Target) -> Result<(), Error> {
         .map_err(|e| admin.error("cannot drop the sandbox database", e))
 }
 
+/// How a phase runs its steps.
+#[derive(Debug, Clone, Copy)]
+struct Steps {
+    /// Take a verified backup first.
+    backup: bool,
+    /// All steps in one transaction, a savepoint each (`--single-transaction`).
+    single: bool,
+}
+
 /// One phase: connect (creating the test database if it is missing), make sure of the
 /// bookkeeping tables, then each step.
 fn run_phase(
     project: &Project,
     ctx: &step::Context<'_>,
-    backup: bool,
+    how: Steps,
     pending: &[&Migration],
     prepared: &HashMap<MigrationId, Prepared>,
     events: &mut EventSink<'_>,
@@ -381,8 +411,9 @@ fn run_phase(
         Ok(PgPhase {
             project,
             ctx,
-            backup,
+            how,
             session,
+            log: Vec::new(),
         })
     };
     crate::phase::run(ctx.phase, &db, pending, prepared, open, events)
@@ -392,19 +423,93 @@ fn run_phase(
 struct PgPhase<'a> {
     project: &'a Project,
     ctx: &'a step::Context<'a>,
-    /// Whether the phase takes a backup first.
-    backup: bool,
+    how: Steps,
     session: Session,
+    /// With one transaction for the phase: a failed step's audit rows, written once the phase
+    /// has rolled back.
+    log: Vec<crate::ledger::Entry>,
 }
 
 impl crate::phase::Database for PgPhase<'_> {
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<std::path::PathBuf>, Error> {
-        let (project, target, phase) = (self.project, self.ctx.target, self.ctx.phase);
+        let target = self.ctx.target;
         ledger::ensure(&mut self.session)
             .map_err(|e| target.error("cannot create the ledger tables", e))?;
-        if !self.backup {
-            return Ok(None);
+        let backup = if self.how.backup {
+            Some(self.backup(events)?)
+        } else {
+            None
+        };
+        if self.how.single {
+            // Held to the end of the phase; each step takes it again (it stacks) and re-reads
+            // the ledger inside its savepoint.
+            self.session
+                .batch_execute(&format!(
+                    "BEGIN; SELECT pg_catalog.pg_advisory_xact_lock({})",
+                    ledger::LOCK_KEY
+                ))
+                .map_err(|e| target.error("cannot begin the phase's transaction", e))?;
         }
+        Ok(backup)
+    }
+
+    fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<StepApplied, Error> {
+        let log = self.how.single.then_some(&mut self.log);
+        step::apply(&mut self.session, self.ctx, step, events, log)
+    }
+
+    fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
+        if !self.how.single {
+            // Each step committed or rolled back on its own.
+            return result;
+        }
+        let target = self.ctx.target;
+        let committed = result.and_then(|()| {
+            self.session
+                .batch_execute("COMMIT")
+                .map_err(|e| target.error("cannot commit the phase's transaction", e))
+        });
+        let Err(e) = committed else {
+            return Ok(());
+        };
+        // Whatever ended the phase, all of it is undone: the steps it had applied are audited
+        // as rolled back, with the failed step's own rows, in a transaction of their own.
+        let _ = self.session.batch_execute("ROLLBACK");
+        let phase = self.ctx.phase.as_str();
+        let mut log = std::mem::take(&mut self.log);
+        log.extend(std::mem::take(&mut done.applied).into_iter().map(|label| {
+            let mut entry = crate::ledger::Entry::for_run(
+                phase,
+                "single-transaction",
+                format!("{label}: rolled back with the rest of the phase"),
+            );
+            entry.outcome = crate::ledger::Outcome::RolledBack;
+            entry
+        }));
+        let audited = self.session.transaction().and_then(|mut tx| {
+            ledger::append(&mut tx, &log)?;
+            tx.commit()
+        });
+        Err(match e {
+            Error::Step(mut failure) => {
+                failure.applied_before.clear();
+                if let Err(a) = audited {
+                    failure.message.push_str(&format!(
+                        "\n(the failure could not be written to the audit log: {})",
+                        super::describe_error(&a)
+                    ));
+                }
+                Error::Step(failure)
+            }
+            other => other,
+        })
+    }
+}
+
+impl PgPhase<'_> {
+    /// The verified backup before the phase, audited.
+    fn backup(&mut self, events: &mut EventSink<'_>) -> Result<std::path::PathBuf, Error> {
+        let (project, target, phase) = (self.project, self.ctx.target, self.ctx.phase);
         project.ensure_state_dir()?;
         let path = super::backup::take(
             &mut self.session,
@@ -424,16 +529,7 @@ impl crate::phase::Database for PgPhase<'_> {
             db: &target.as_path(),
             backup: &path,
         });
-        Ok(Some(path))
-    }
-
-    fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<StepApplied, Error> {
-        step::apply(&mut self.session, self.ctx, step, events)
-    }
-
-    fn end(&mut self, result: Result<(), Error>, _: &mut PhaseReport) -> Result<(), Error> {
-        // Each step committed or rolled back on its own.
-        result
+        Ok(path)
     }
 }
 

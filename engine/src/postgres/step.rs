@@ -48,20 +48,31 @@ pub struct Context<'a> {
 struct StepTx<'s> {
     session: &'s mut Session,
     open: bool,
+    /// A savepoint inside the phase's transaction (`--single-transaction`), not a transaction.
+    nested: bool,
 }
 
 impl<'s> StepTx<'s> {
-    fn begin(session: &'s mut Session) -> Result<Self, postgres::Error> {
-        session.batch_execute("BEGIN")?;
+    fn begin(session: &'s mut Session, nested: bool) -> Result<Self, postgres::Error> {
+        session.batch_execute(if nested {
+            "SAVEPOINT strata_step"
+        } else {
+            "BEGIN"
+        })?;
         Ok(StepTx {
             session,
             open: true,
+            nested,
         })
     }
 
     fn commit(mut self) -> Result<(), postgres::Error> {
         self.open = false;
-        self.session.batch_execute("COMMIT")
+        self.session.batch_execute(if self.nested {
+            "RELEASE SAVEPOINT strata_step"
+        } else {
+            "COMMIT"
+        })
     }
 }
 
@@ -82,7 +93,11 @@ impl Drop for StepTx<'_> {
     fn drop(&mut self) {
         if self.open {
             // A failed ROLLBACK means a broken connection, which ends the transaction too.
-            let _ = self.session.batch_execute("ROLLBACK");
+            let _ = self.session.batch_execute(if self.nested {
+                "ROLLBACK TO SAVEPOINT strata_step; RELEASE SAVEPOINT strata_step"
+            } else {
+                "ROLLBACK"
+            });
         }
     }
 }
@@ -104,13 +119,18 @@ pub fn actions(step: &Prepared, test_data: bool) -> Vec<Action> {
 
 /// Applies one prepared migration on `client`; may replace `client` with a fresh connection
 /// when the step changed the session in a way a reset cannot undo.
+///
+/// With `phase_log` the phase runs in one transaction (`--single-transaction`): the step is a
+/// savepoint in it, and a failure's audit rows go to `phase_log`, for the phase to write once
+/// it has rolled back.
 pub fn apply(
     client: &mut super::Session,
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
+    phase_log: Option<&mut Vec<crate::ledger::Entry>>,
 ) -> Result<Applied, Error> {
-    let result = apply_in_transaction(client, ctx, step, events);
+    let result = apply_in_transaction(client, ctx, step, events, phase_log);
     let reset = if prepares_statements(step) {
         ctx.target
             .connect(ctx.lock_timeout)
@@ -126,8 +146,9 @@ pub fn apply(
     Ok(applied)
 }
 
-/// Whether a script of the step prepares or deallocates statements by name.
-fn prepares_statements(step: &Prepared) -> bool {
+/// Whether a script of the step prepares or deallocates statements by name (the step then needs
+/// a fresh connection afterwards, so it cannot share the phase's transaction).
+pub fn prepares_statements(step: &Prepared) -> bool {
     [Some(&step.do_sql), step.checks.as_ref()]
         .into_iter()
         .flatten()
@@ -142,10 +163,11 @@ fn apply_in_transaction(
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
+    phase_log: Option<&mut Vec<crate::ledger::Entry>>,
 ) -> Result<Applied, Error> {
     let (target, phase, m) = (ctx.target, ctx.phase, &step.migration);
     let started = Instant::now();
-    let mut tx = StepTx::begin(client)
+    let mut tx = StepTx::begin(client, phase_log.is_some())
         .map_err(|e| target.error(format!("cannot begin the transaction for {m}"), e))?;
     // One round trip: the step's statement timeout, then strata's lock.
     tx.batch_execute(&format!(
@@ -237,15 +259,21 @@ fn apply_in_transaction(
         message: err.message,
         elapsed,
     };
-    Err(failed.audited(phase, step, target.as_path(), log, |log| {
-        client
-            .transaction()
-            .and_then(|mut tx| {
-                ledger::append(&mut tx, log)?;
-                tx.commit()
-            })
-            .map_err(|e| describe_error(&e))
-    }))
+    Err(
+        failed.audited(phase, step, target.as_path(), log, |log| match phase_log {
+            Some(phase_log) => {
+                phase_log.extend_from_slice(log);
+                Ok(())
+            }
+            None => client
+                .transaction()
+                .and_then(|mut tx| {
+                    ledger::append(&mut tx, log)?;
+                    tx.commit()
+                })
+                .map_err(|e| describe_error(&e)),
+        }),
+    )
 }
 
 /// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the

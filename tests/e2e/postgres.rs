@@ -463,7 +463,7 @@ fn what_postgres_cannot_do_yet_is_refused_by_name() {
     for (args, says) in [
         (&["dump", "shop"][..], "is a PostgreSQL database"),
         (
-            &["migrate", "--rehearse-on-copy"][..],
+            &["migrate", "--write-snapshots"][..],
             "not available on PostgreSQL yet",
         ),
     ] {
@@ -978,4 +978,62 @@ fn single_transaction_applies_a_phase_whole_or_not_at_all() {
         ["3"]
     );
     p.strata(&["migrate", "-q"]).ok();
+}
+
+#[test]
+fn rehearse_on_copy_catches_what_only_the_real_data_breaks() {
+    let Some(pg) = Pg::new("copy") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20260101T000000Z-t/do.sql",
+        "CREATE TABLE t (a int);\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    // Data the test database does not have: two equal rows, only in the real database.
+    pg.client(false)
+        .batch_execute("INSERT INTO t VALUES (1), (1)")
+        .unwrap();
+    p.write(
+        "migrations/app/20260102T000000Z-unique/do.sql",
+        "ALTER TABLE t ADD CONSTRAINT t_a UNIQUE (a);\n",
+    );
+    let copies = || {
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata_copy_%'",
+        )
+    };
+    let run = p
+        .strata(&["migrate", "--rehearse-on-copy"])
+        .code(1)
+        .stderr_has("app/20260102T000000Z-unique")
+        .stderr_has("could not create unique index");
+    pg.hides_password(&run);
+    assert_eq!(copies(), ["0"], "the copy was not dropped");
+    // The real database was not touched: no constraint, no ledger row for the step.
+    assert_eq!(
+        pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+        ["1"]
+    );
+    pg.client(false)
+        .batch_execute("DELETE FROM t WHERE ctid <> (SELECT min(ctid) FROM t)")
+        .unwrap();
+    let run = p.strata(&["migrate", "--rehearse-on-copy", "--json"]).ok();
+    let report = run.json();
+    let copy_of: Vec<&str> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|ph| ph["copy_of"].as_str())
+        .collect();
+    assert_eq!(copy_of.len(), 1, "{report}");
+    assert!(copy_of[0].ends_with(&pg.name), "{report}");
+    pg.hides_password(&run);
+    assert_eq!(
+        pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+        ["2"]
+    );
+    assert_eq!(copies(), ["0"]);
 }

@@ -59,7 +59,7 @@ pub(crate) fn command(name: &str, target: &Target) -> Result<Command, Error> {
 }
 
 /// Runs `cmd`; its stderr becomes the error.
-fn run(mut cmd: Command, what: &str, target: &Target) -> Result<Vec<u8>, Error> {
+pub(crate) fn run(mut cmd: Command, what: &str, target: &Target) -> Result<Vec<u8>, Error> {
     let out = cmd
         .output()
         .map_err(|e| Error::Usage(format!("cannot run {what} for {target}: {e}")))?;

@@ -177,9 +177,6 @@ fn refuse_unsupported(opts: &MigrateOptions) -> Result<(), Error> {
             "{what} is not available on PostgreSQL yet; run without it"
         )))
     };
-    if opts.rehearse_on_copy {
-        return not_yet("--rehearse-on-copy");
-    }
     if opts.write_snapshots {
         return not_yet("--write-snapshots");
     }
@@ -252,6 +249,11 @@ pub fn migrate(
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, target, pending) in &plans {
+        if *phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
+            report
+                .phases
+                .push(rehearse_on_copy(project, target, pending, &runner, events)?);
+        }
         let ctx = step::Context {
             target,
             phase: *phase,
@@ -273,6 +275,65 @@ pub fn migrate(
             events,
         )?);
     }
+    Ok(report)
+}
+
+/// `--rehearse-on-copy`: `pending` on a throwaway copy of the real database (made with
+/// `pg_dump` and `pg_restore` on the same server, owners and privileges left to the user strata
+/// connects as), without test data or a backup; the copy is dropped whatever happens.
+fn rehearse_on_copy(
+    project: &Project,
+    real: &Target,
+    pending: &[&Migration],
+    runner: &Runner<'_>,
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    let name = format!(
+        "strata_copy_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let copy = Throwaway::create(project, real.with_dbname(&name))?;
+    let state = project.ensure_state_dir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("rehearsal-")
+        .tempdir_in(&state)
+        .map_err(|e| Error::io(&state, e))?;
+    let archive = dir.path().join("copy.pgdump");
+    let mut dump = super::backup::command("pg_dump", real)?;
+    dump.arg("--format=custom").arg("--file").arg(&archive);
+    super::backup::run(dump, "pg_dump (copying for the rehearsal)", real)?;
+    let mut restore = super::backup::command("pg_restore", &copy.target)?;
+    restore
+        .args([
+            "--no-owner",
+            "--no-acl",
+            "--exit-on-error",
+            "--single-transaction",
+        ])
+        .arg(format!("--dbname={}", copy.target.dbname()))
+        .arg(&archive);
+    super::backup::run(
+        restore,
+        "pg_restore (copying for the rehearsal)",
+        &copy.target,
+    )?;
+    let ctx = step::Context {
+        target: &copy.target,
+        phase: Phase::Rehearsal,
+        test_data: false,
+        lock_timeout: lock_timeout(project),
+        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
+        sandbox: runner.sandbox.as_ref(),
+        limits: project.config.sandbox,
+    };
+    let steps = Steps {
+        backup: false,
+        single: false,
+    };
+    let mut report = run_phase(project, &ctx, steps, pending, &runner.prepared, events)?;
+    report.copy_of = Some(real.as_path());
+    copy.drop_now()?;
     Ok(report)
 }
 

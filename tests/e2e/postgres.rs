@@ -16,7 +16,7 @@ pub(crate) struct Pg {
     admin: String,
     pub(crate) name: String,
     /// The password in the server URL, which must never be shown.
-    password: String,
+    pub(crate) password: String,
 }
 
 impl Pg {
@@ -1036,4 +1036,76 @@ fn rehearse_on_copy_catches_what_only_the_real_data_breaks() {
         ["2"]
     );
     assert_eq!(copies(), ["0"]);
+}
+
+#[test]
+fn sandbox_from_a_database_or_a_backup_runs_only_its_pending_steps() {
+    let Some(pg) = Pg::new("sandbox_from") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20260101T000000Z-t/do.sql",
+        "CREATE TABLE t (a int);\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    pg.client(false)
+        .batch_execute("INSERT INTO t VALUES (1), (1)")
+        .unwrap();
+    // A step that changes nothing, so that the real database's newest backup holds the rows.
+    p.write("migrations/app/20260101T120000Z-noop/do.sql", "SELECT 1;\n");
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        "migrations/app/20260102T000000Z-unique/do.sql",
+        "ALTER TABLE t ADD CONSTRAINT t_a UNIQUE (a);\n",
+    );
+    // From the real database (its password in the URL): the pending step meets the real rows.
+    let run = p
+        .strata(&["sandbox", "--from", &pg.url(), "--json"])
+        .code(1);
+    pg.hides_password(&run);
+    let report = run.json();
+    assert_eq!(
+        report["from"].as_str().unwrap(),
+        pg.url().replace(&format!(":{}@", pg.password), "@")
+    );
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "only the pending step runs: {report}");
+    assert_eq!(steps[0]["outcome"], "failed");
+    // From a backup strata took (the real database's newest, with the rows and one step fewer).
+    let real_backup = format!("{}-", pg.name);
+    let backup = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "pgdump")
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&real_backup)
+        })
+        .max()
+        .expect("a backup of the real database");
+    let report = p
+        .strata(&["sandbox", "--from", &backup.to_string_lossy(), "--json"])
+        .code(1)
+        .json();
+    let outcomes: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["ok", "failed"], "{report}");
+    assert_eq!(pg.rows(false, "SELECT count(*) FROM t"), ["2"]);
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata_sandbox_%'"
+        ),
+        ["0"]
+    );
+    p.strata(&["sandbox", "--from", "nothing.db"])
+        .code(2)
+        .stderr_has("takes a postgres:// URL of a database to copy or a .pgdump backup");
 }

@@ -278,6 +278,77 @@ pub fn migrate(
     Ok(report)
 }
 
+/// What a copy starts from: a live database, or a backup archive (`pg_dump --format=custom`).
+enum Source {
+    Database(Box<Target>),
+    Archive(std::path::PathBuf),
+}
+
+impl Source {
+    /// `sandbox --from`'s value: a `postgres://` URL, or a `.pgdump` backup.
+    fn of(from: &Path) -> Result<Source, Error> {
+        if super::is_url(from) {
+            return Ok(Source::Database(Box::new(Target::parse(
+                &from.to_string_lossy(),
+                "--from",
+            )?)));
+        }
+        if from
+            .extension()
+            .is_some_and(|e| e == super::backup::EXTENSION)
+            && from.is_file()
+        {
+            return Ok(Source::Archive(from.to_path_buf()));
+        }
+        Err(Error::Usage(format!(
+            "sandbox --from on PostgreSQL takes a postgres:// URL of a database to copy or a \
+             .{} backup (see `strata restore --list`); {} is neither",
+            super::backup::EXTENSION,
+            from.display()
+        )))
+    }
+
+    /// As the report shows it (a URL without its password).
+    fn shown(&self) -> std::path::PathBuf {
+        match self {
+            Source::Database(t) => t.as_path(),
+            Source::Archive(p) => p.clone(),
+        }
+    }
+
+    /// Fills the empty database `into` with this source's schema and rows (`pg_restore
+    /// --no-owner --no-acl`, so the user strata connects as owns the copy), in one transaction.
+    fn copy_into(&self, project: &Project, into: &Target) -> Result<(), Error> {
+        let state = project.ensure_state_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("copy-")
+            .tempdir_in(&state)
+            .map_err(|e| Error::io(&state, e))?;
+        let archive = match self {
+            Source::Archive(p) => p.clone(),
+            Source::Database(db) => {
+                let archive = dir.path().join("copy.pgdump");
+                let mut dump = super::backup::command("pg_dump", db)?;
+                dump.arg("--format=custom").arg("--file").arg(&archive);
+                super::backup::run(dump, "pg_dump (making a copy)", db)?;
+                archive
+            }
+        };
+        let mut restore = super::backup::command("pg_restore", into)?;
+        restore
+            .args([
+                "--no-owner",
+                "--no-acl",
+                "--exit-on-error",
+                "--single-transaction",
+            ])
+            .arg(format!("--dbname={}", into.dbname()))
+            .arg(&archive);
+        super::backup::run(restore, "pg_restore (making a copy)", into)?;
+        Ok(())
+    }
+}
+
 /// `--rehearse-on-copy`: `pending` on a throwaway copy of the real database (made with
 /// `pg_dump` and `pg_restore` on the same server, owners and privileges left to the user strata
 /// connects as), without test data or a backup; the copy is dropped whatever happens.
@@ -294,30 +365,7 @@ fn rehearse_on_copy(
         chrono::Utc::now().timestamp_micros()
     );
     let copy = Throwaway::create(project, real.with_dbname(&name))?;
-    let state = project.ensure_state_dir()?;
-    let dir = tempfile::Builder::new()
-        .prefix("rehearsal-")
-        .tempdir_in(&state)
-        .map_err(|e| Error::io(&state, e))?;
-    let archive = dir.path().join("copy.pgdump");
-    let mut dump = super::backup::command("pg_dump", real)?;
-    dump.arg("--format=custom").arg("--file").arg(&archive);
-    super::backup::run(dump, "pg_dump (copying for the rehearsal)", real)?;
-    let mut restore = super::backup::command("pg_restore", &copy.target)?;
-    restore
-        .args([
-            "--no-owner",
-            "--no-acl",
-            "--exit-on-error",
-            "--single-transaction",
-        ])
-        .arg(format!("--dbname={}", copy.target.dbname()))
-        .arg(&archive);
-    super::backup::run(
-        restore,
-        "pg_restore (copying for the rehearsal)",
-        &copy.target,
-    )?;
+    Source::Database(Box::new(real.clone())).copy_into(project, &copy.target)?;
     let ctx = step::Context {
         target: &copy.target,
         phase: Phase::Rehearsal,
@@ -345,18 +393,27 @@ pub fn sandbox(
     opts: &SandboxOptions,
     events: &mut EventSink<'_>,
 ) -> Result<SandboxReport, Error> {
-    if opts.from.is_some() {
-        return Err(Error::Usage(
-            "sandbox --from takes a SQLite file; on PostgreSQL the sandbox starts from an empty \
-             database"
-                .into(),
-        ));
-    }
     let started = std::time::Instant::now();
     let server = target(project, &project.test_db)?;
     let tree = Tree::load(&project.migrations_dir())?;
-    let pending =
-        plan::plan(&server.as_path(), &tree.migrations, &[], &opts.plan).map_err(Error::Refused)?;
+    // Where the sandbox starts: an empty database, or a copy of the database or backup --from
+    // names (then only its pending steps run, without test data).
+    let from = opts.from.as_deref().map(Source::of).transpose()?;
+    let name = format!(
+        "strata_sandbox_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let throwaway = Throwaway::create(project, server.with_dbname(&name))?;
+    let applied = match &from {
+        Some(source) => {
+            source.copy_into(project, &throwaway.target)?;
+            applied_on(project, &throwaway.target)?.unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let pending = plan::plan(&server.as_path(), &tree.migrations, &applied, &opts.plan)
+        .map_err(Error::Refused)?;
     let runner = Runner::new(project, pending.iter().copied(), Dialect::Postgres)?;
     runner.warn_about_cache(events);
     if let Some(stale) = runner.stale().next() {
@@ -365,16 +422,10 @@ pub fn sandbox(
              does not match its sources"
         )));
     }
-    let name = format!(
-        "strata_sandbox_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    );
-    let throwaway = Throwaway::create(project, server.with_dbname(&name))?;
     let ctx = step::Context {
         target: &throwaway.target,
         phase: Phase::Sandbox,
-        test_data: true,
+        test_data: from.is_none(),
         lock_timeout: lock_timeout(project),
         statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
         sandbox: runner.sandbox.as_ref(),
@@ -385,12 +436,19 @@ pub fn sandbox(
             backup: false,
             single: false,
         };
-        run_phase(project, &ctx, steps, &[m], &runner.prepared, events).map(|_| 0)
+        let mut fuel = 0;
+        let mut sink = |e: &Event<'_>| {
+            if let Event::ActionDone { fuel: Some(f), .. } = e {
+                fuel += f;
+            }
+            events(e);
+        };
+        run_phase(project, &ctx, steps, &[m], &runner.prepared, &mut sink).map(|_| fuel)
     })?;
     throwaway.drop_now()?;
     Ok(SandboxReport {
         ok,
-        from: None,
+        from: from.map(|f| f.shown()),
         steps,
         duration_ms: started.elapsed().as_millis() as u64,
     })

@@ -38,12 +38,26 @@ printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$PG_DIR/san.ext"
 openssl x509 -req -in "$PG_DIR/server.csr" -CA "$PG_DIR/ca.crt" -CAkey "$PG_DIR/ca.key" \
     -CAcreateserial -days 2 -extfile "$PG_DIR/san.ext" -out "$PG_DIR/server.crt" >/dev/null 2>&1
 chmod 600 "$PG_DIR/server.key"
+# A client certificate from the same authority for the role strata_cert, which may log in over
+# TLS with it and nothing else (the cert tests create the role).
+openssl req -newkey rsa:2048 -nodes -subj "/CN=strata_cert" \
+    -keyout "$PG_DIR/client.key" -out "$PG_DIR/client.csr" >/dev/null 2>&1
+printf 'extendedKeyUsage=clientAuth\n' > "$PG_DIR/client.ext"   # an X.509 v3 certificate
+openssl x509 -req -in "$PG_DIR/client.csr" -CA "$PG_DIR/ca.crt" -CAkey "$PG_DIR/ca.key" \
+    -CAcreateserial -days 2 -extfile "$PG_DIR/client.ext" -out "$PG_DIR/client.crt" >/dev/null 2>&1
+chmod 600 "$PG_DIR/client.key"
+{ printf 'hostssl all strata_cert 127.0.0.1/32 cert\nhost all strata_cert 127.0.0.1/32 reject\n'
+  cat "$PG_DIR/data/pg_hba.conf"; } > "$PG_DIR/hba.new"
+mv "$PG_DIR/hba.new" "$PG_DIR/data/pg_hba.conf"
+[ "$(id -u)" -eq 0 ] && chown strata-pg "$PG_DIR/data/pg_hba.conf"
 [ "$(id -u)" -eq 0 ] && chown strata-pg "$PG_DIR/server.key" "$PG_DIR/server.crt"
 "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$PG_DIR/server.crt -c ssl_key_file=$PG_DIR/server.key" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$PG_DIR/server.crt -c ssl_key_file=$PG_DIR/server.key -c ssl_ca_file=$PG_DIR/ca.crt" start >/dev/null
 rm -f "$PG_DIR/pwfile"
 export STRATA_TEST_POSTGRES="postgres://strata:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
 export STRATA_TEST_POSTGRES_CA="$PG_DIR/ca.crt"
+export STRATA_TEST_POSTGRES_CLIENT_CERT="$PG_DIR/client.crt"
+export STRATA_TEST_POSTGRES_CLIENT_KEY="$PG_DIR/client.key"
 export STRATA_REQUIRE_POSTGRES=1
 stop_postgres() { "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
 trap stop_postgres EXIT

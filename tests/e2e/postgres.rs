@@ -1109,3 +1109,85 @@ fn sandbox_from_a_database_or_a_backup_runs_only_its_pending_steps() {
         .code(2)
         .stderr_has("takes a postgres:// URL of a database to copy or a .pgdump backup");
 }
+
+#[test]
+fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
+    let Some(pg) = Pg::new("client_cert") else {
+        return;
+    };
+    let vars = [
+        "STRATA_TEST_POSTGRES_CA",
+        "STRATA_TEST_POSTGRES_CLIENT_CERT",
+        "STRATA_TEST_POSTGRES_CLIENT_KEY",
+    ]
+    .map(std::env::var);
+    let [Ok(ca), Ok(cert), Ok(key)] = vars else {
+        if std::env::var("STRATA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("STRATA_REQUIRE_POSTGRES=1 but the client certificate variables are not set");
+        }
+        eprintln!("note: the client certificate test skipped: .ci/postgres.sh sets it up");
+        return;
+    };
+    // The server takes strata_cert only with a certificate its authority signed (pg_hba `cert`).
+    let mut admin = pg.admin_client();
+    for sql in [
+        "DO $$ BEGIN CREATE ROLE strata_cert LOGIN; \
+         EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            .to_string(),
+        format!("ALTER DATABASE {} OWNER TO strata_cert", pg.name),
+        format!("CREATE DATABASE {}_test OWNER strata_cert", pg.name),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    let (_, server) = pg
+        .url()
+        .split_once('@')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let enc = |p: &str| p.replace('/', "%2F");
+    let url = |cert: &str, key: &str| {
+        format!(
+            "postgres://strata_cert@{server}?sslmode=verify-full&sslrootcert={}&sslcert={}\
+             &sslkey={}",
+            enc(&ca),
+            enc(cert),
+            enc(key)
+        )
+    };
+    let p = Project::empty();
+    p.write(
+        "migrations/app/20260101T000000Z-a/do.sql",
+        "CREATE TABLE a (id int);\n",
+    )
+    .write("strata.toml", &format!("db = \"{}\"\n", url(&cert, &key)));
+    p.strata(&["migrate", "-q"]).ok();
+    assert_eq!(pg.rows(false, "SELECT to_regclass('a') IS NOT NULL"), ["t"]);
+    // Without the certificate the server refuses the role.
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"postgres://strata_cert@{server}?sslmode=verify-full&sslrootcert={}\"\n",
+            enc(&ca)
+        ),
+    );
+    p.strata(&["status"]).code(2).stderr_has("cannot connect");
+    // A key others may read is refused before it is used, as libpq refuses it.
+    let open_key = p.path("open.key");
+    std::fs::copy(&key, &open_key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    p.write(
+        "strata.toml",
+        &format!("db = \"{}\"\n", url(&cert, &open_key.to_string_lossy())),
+    );
+    p.strata(&["status"])
+        .code(2)
+        .stderr_has("group or world access");
+    drop(pg);
+    admin
+        .batch_execute("DROP ROLE IF EXISTS strata_cert")
+        .unwrap();
+}

@@ -77,8 +77,18 @@ pub struct Target {
     config: postgres::Config,
     /// `postgres://user@host:port/dbname`: never the password.
     shown: String,
-    /// `sslrootcert` from the URL: the authority to verify the server with.
+    /// The URL's TLS files (`sslrootcert`, `sslcert`, `sslkey`).
+    tls: TlsFiles,
+}
+
+/// The files libpq's TLS options name, as the URL gave them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct TlsFiles {
+    /// `sslrootcert`: the authority to verify the server with.
     root_cert: Option<PathBuf>,
+    /// `sslcert` and `sslkey`: the client certificate (chain) and its private key.
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 impl fmt::Debug for Target {
@@ -101,7 +111,7 @@ impl Target {
         if let Some(known) = known().lock().ok().and_then(|k| k.get(url.trim()).cloned()) {
             return Ok(known);
         }
-        let (url, root_cert) = libpq_tls_options(url.trim());
+        let (url, tls) = libpq_tls_options(url.trim());
         let mut config = postgres::Config::from_str(&url).map_err(|e| {
             Error::Usage(format!(
                 "{key}: not a PostgreSQL URL ({e}); write it as \
@@ -129,7 +139,7 @@ impl Target {
         let mut target = Target {
             shown: String::new(),
             config,
-            root_cert,
+            tls,
         };
         target.shown = target.describe();
         if target.config.get_password().is_none()
@@ -208,6 +218,35 @@ impl Target {
         if let Some(o) = self.config.get_options() {
             env.push(("PGOPTIONS", o.to_string()));
         }
+        if self.config.get_ssl_mode() == SslMode::Require {
+            // As strata connects: verified against the same authority, with the same client
+            // certificate. Without an authority file strata verified against the system's
+            // store, which libpq before 16 cannot use: the tools then encrypt without verifying
+            // a server strata has just verified.
+            let root = libpq_file(self.tls.root_cert.as_deref(), "PGSSLROOTCERT", "root.crt");
+            let mode = if root.is_some() {
+                "verify-full"
+            } else {
+                "require"
+            };
+            env.push(("PGSSLMODE", mode.to_string()));
+            let files = [
+                ("PGSSLROOTCERT", root),
+                (
+                    "PGSSLCERT",
+                    libpq_file(self.tls.cert.as_deref(), "PGSSLCERT", "postgresql.crt"),
+                ),
+                (
+                    "PGSSLKEY",
+                    libpq_file(self.tls.key.as_deref(), "PGSSLKEY", "postgresql.key"),
+                ),
+            ];
+            for (var, file) in files {
+                if let Some(file) = file {
+                    env.push((var, file.display().to_string()));
+                }
+            }
+        }
         env
     }
 
@@ -253,12 +292,8 @@ impl Target {
         config.application_name("strata");
         config.connect_timeout(Duration::from_secs(10));
         let connected = if self.config.get_ssl_mode() == SslMode::Require {
-            config.connect(tls_connector(self.root_cert.as_deref()).map_err(|why| {
-                Error::Usage(format!(
-                    "{}: sslmode=require, but {why}; point PGSSLROOTCERT at the certificate of \
-                     the authority that signed the server's certificate",
-                    self.shown
-                ))
+            config.connect(tls_connector(&self.tls).map_err(|why| {
+                Error::Usage(format!("{}: sslmode=require, but {why}", self.shown))
             })?)
         } else {
             // `prefer`, the default, stays plain: TLS is what `sslmode=require` asks for, and
@@ -306,73 +341,145 @@ impl Target {
 
 /// libpq's TLS options that tokio-postgres does not read, taken out of `url`: `sslmode`
 /// `verify-ca`/`verify-full` become `require` (which strata always verifies, name included),
-/// and `sslrootcert=PATH` is returned apart. Other options stay for tokio-postgres to judge.
-fn libpq_tls_options(url: &str) -> (String, Option<PathBuf>) {
+/// and `sslrootcert`, `sslcert` and `sslkey` are returned apart. Other options stay for
+/// tokio-postgres to judge.
+fn libpq_tls_options(url: &str) -> (String, TlsFiles) {
+    let mut files = TlsFiles::default();
     let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
+        return (url.to_string(), files);
     };
-    let mut root_cert = None;
     let mut kept = Vec::new();
     for pair in query.split('&') {
+        let path = |value: &str| {
+            let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            Some(PathBuf::from(decoded.into_owned()))
+        };
         match pair.split_once('=') {
             Some(("sslmode", "verify-full" | "verify-ca")) => kept.push("sslmode=require".into()),
-            Some(("sslrootcert", value)) => {
-                let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-                root_cert = Some(PathBuf::from(decoded.into_owned()));
-            }
+            Some(("sslrootcert", value)) => files.root_cert = path(value),
+            Some(("sslcert", value)) => files.cert = path(value),
+            Some(("sslkey", value)) => files.key = path(value),
             _ => kept.push(pair.to_string()),
         }
     }
     if kept.is_empty() {
-        (base.to_string(), root_cert)
+        (base.to_string(), files)
     } else {
-        (format!("{base}?{}", kept.join("&")), root_cert)
+        (format!("{base}?{}", kept.join("&")), files)
     }
 }
 
-/// A TLS connector that verifies the server's certificate (and its name) against the
-/// authority in `sslrootcert` (the URL), else `PGSSLROOTCERT`, else `~/.postgresql/root.crt` (where libpq looks), else the
-/// system's store.
-fn tls_connector(
-    root_cert: Option<&Path>,
-) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let file = root_cert
+/// A file libpq would use: the URL's, else the environment variable's, else `default` under
+/// `~/.postgresql` when it exists.
+fn libpq_file(given: Option<&Path>, variable: &str, default: &str) -> Option<PathBuf> {
+    given
         .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("PGSSLROOTCERT").map(PathBuf::from))
+        .or_else(|| std::env::var_os(variable).map(PathBuf::from))
         .or_else(|| {
             let home = std::env::var_os("HOME")?;
-            let default = Path::new(&home).join(".postgresql/root.crt");
-            default.is_file().then_some(default)
-        });
+            let file = Path::new(&home).join(".postgresql").join(default);
+            file.is_file().then_some(file)
+        })
+}
+
+/// A TLS connector that verifies the server's certificate (and its name) against the
+/// authority in `sslrootcert` (the URL), else `PGSSLROOTCERT`, else `~/.postgresql/root.crt`
+/// (where libpq looks), else the system's store; and that presents a client certificate when
+/// `sslcert` and `sslkey` (else `PGSSLCERT`/`PGSSLKEY`, else `~/.postgresql/postgresql.crt`
+/// and `.key`) name one.
+fn tls_connector(files: &TlsFiles) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certificates = |file: &Path| {
+        CertificateDer::pem_file_iter(file)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{} cannot be read as PEM certificates: {e}", file.display()))
+    };
     let mut roots = rustls::RootCertStore::empty();
-    match file {
+    match libpq_file(files.root_cert.as_deref(), "PGSSLROOTCERT", "root.crt") {
         Some(file) => {
-            let certs = CertificateDer::pem_file_iter(&file)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    format!("{} cannot be read as PEM certificates: {e}", file.display())
-                })?;
+            const FIX: &str = "point sslrootcert (or PGSSLROOTCERT) at the certificate of the \
+                               authority that signed the server's";
+            let certs = certificates(&file).map_err(|e| format!("{e}; {FIX}"))?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(format!("{} holds no usable certificate", file.display()));
+                return Err(format!(
+                    "{} holds no usable certificate; {FIX}",
+                    file.display()
+                ));
             }
         }
         None => {
             roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
             if roots.is_empty() {
-                return Err("the system has no root certificates to verify the server with".into());
+                return Err(
+                    "the system has no root certificates to verify the server with; \
+                            point sslrootcert (or PGSSLROOTCERT) at the certificate of the \
+                            authority that signed the server's"
+                        .into(),
+                );
             }
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS cannot be set up: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let cert = libpq_file(files.cert.as_deref(), "PGSSLCERT", "postgresql.crt");
+    let key = libpq_file(files.key.as_deref(), "PGSSLKEY", "postgresql.key");
+    let config = match (cert, key) {
+        (None, None) => builder.with_no_client_auth(),
+        (Some(cert), Some(key)) => {
+            private_to_user(&key)?;
+            let chain = certificates(&cert)?;
+            if chain.is_empty() {
+                return Err(format!("{} holds no certificate", cert.display()));
+            }
+            let key_der = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
+                format!("{} cannot be read as a PEM private key: {e}", key.display())
+            })?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                format!(
+                    "the client certificate {} and key {} do not go together: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?
+        }
+        (Some(cert), None) => {
+            return Err(format!(
+                "the client certificate {} has no key; name it with sslkey (or PGSSLKEY)",
+                cert.display()
+            ));
+        }
+        (None, Some(key)) => {
+            return Err(format!(
+                "the client key {} has no certificate; name it with sslcert (or PGSSLCERT)",
+                key.display()
+            ));
+        }
+    };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Refuses a private key others may read, as libpq does.
+fn private_to_user(key: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(key)
+            .map_err(|e| format!("the client key {} cannot be read: {e}", key.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "the client key {} has group or world access; make it private (chmod 600)",
+                key.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Resets what a step may have changed on the session (settings, role, temp objects,
@@ -568,18 +675,26 @@ mod tests {
 
     #[test]
     fn libpq_tls_options_are_understood() {
-        let (url, root) = libpq_tls_options(
-            "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        let (url, files) = libpq_tls_options(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x\
+             &sslcert=c.crt&sslkey=c%20k.key",
         );
         assert_eq!(url, "postgres://u@h/db?sslmode=require&application_name=x");
-        assert_eq!(root.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(
+            files,
+            TlsFiles {
+                root_cert: Some("/etc/ca.pem".into()),
+                cert: Some("c.crt".into()),
+                key: Some("c k.key".into()),
+            }
+        );
         let t = Target::parse(
             "postgres://u@h/db?sslmode=verify-ca&sslrootcert=ca.pem",
             "db",
         )
         .unwrap();
         assert_eq!(t.config.get_ssl_mode(), SslMode::Require);
-        assert_eq!(t.root_cert.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!(t.tls.root_cert.as_deref(), Some(Path::new("ca.pem")));
         assert_eq!(
             libpq_tls_options("postgres://u@h/db").0,
             "postgres://u@h/db"

@@ -13,9 +13,12 @@
 //! PostgreSQL URL (see `crate::sqlite::open`).
 
 pub mod backup;
+pub mod delta;
 pub mod ledger;
+pub mod model;
 pub mod restore;
 pub mod run;
+pub mod schema;
 pub mod script;
 pub mod step;
 

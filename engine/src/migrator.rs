@@ -923,8 +923,7 @@ fn plan_steps(
             Err(r) => refusals.extend(r),
         }
     }
-    // Drift on PostgreSQL needs its schema dump, which is not there yet.
-    if !opts.allow_drift && !postgres {
+    if !opts.allow_drift {
         refusals.extend(crate::design::drift(project)?);
     }
     if refusals.is_empty() {

@@ -270,7 +270,7 @@ pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
 
     // 1. What goes first: triggers, views, indexes and foreign keys that go or change.
     for (n, o) in &from.triggers {
-        if to.triggers.get(n).is_none() {
+        if !to.triggers.contains_key(n) {
             let table = o.table.as_deref().unwrap_or_default();
             let name = n.split(" on ").next().unwrap_or(n);
             out.push(format!("DROP TRIGGER {name} ON {table}"));

@@ -14,6 +14,7 @@
 
 pub mod backup;
 pub mod delta;
+pub mod design;
 pub mod ledger;
 pub mod model;
 pub mod restore;

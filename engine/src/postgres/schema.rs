@@ -16,11 +16,72 @@
 //! something) and through a restore (where oids change, the name still finds it).
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 
-use postgres::GenericClient;
+use postgres::{GenericClient, Transaction};
 
 use super::model::{Column, Constraint, Kind, Object, PgSchema, Sequence, Table, trigger_key};
+use crate::event::Action;
+use crate::step::Prepared;
 use crate::tree::MigrationId;
+
+/// Why the bookkeeping after a step's actions failed: the action to blame, the file, and what
+/// to do.
+#[derive(Debug)]
+pub struct AfterStep {
+    pub action: Action,
+    pub file: Option<PathBuf>,
+    pub message: String,
+}
+
+/// What a step does on PostgreSQL after its actions, in its transaction: gives the objects it
+/// created to its module ([`record_step`]), then, when the migration has a `schema.sql`,
+/// compares the module's schema with it (read in a savepoint that is rolled back, so the step's
+/// session settings stay as they were).
+pub fn after_step(tx: &mut Transaction<'_>, step: &Prepared) -> Result<(), AfterStep> {
+    let m = &step.migration;
+    let upper = step.do_sql.to_ascii_uppercase();
+    let renamed = upper.contains("RENAME") || upper.contains("SET SCHEMA");
+    record_step(tx, &m.id, renamed).map_err(|e| AfterStep {
+        action: Action::Record,
+        file: None,
+        message: format!(
+            "recording which objects the step created failed: {}",
+            super::describe_error(&e)
+        ),
+    })?;
+    let Some(expected) = &step.snapshot else {
+        return Ok(());
+    };
+    let file = m.file(crate::design::SNAPSHOT);
+    let failed = |message: String| AfterStep {
+        action: Action::Snapshot,
+        file: Some(file.clone()),
+        message,
+    };
+    let expected = PgSchema::parse(&file, expected).map_err(&failed)?;
+    let live = tx
+        .transaction()
+        .and_then(|mut savepoint| read(&mut savepoint))
+        .map_err(|e| {
+            failed(format!(
+                "cannot read the schema: {}",
+                super::describe_error(&e)
+            ))
+        })?;
+    let difference = super::delta::diff(&expected, &live.module(&m.id.module, false));
+    if difference.is_empty() {
+        return Ok(());
+    }
+    Err(failed(format!(
+        "module `{}` after this step differs from its schema.sql (- expected, + actual):\n{}\n\
+         Fix do.sql, or if the new schema is what you want, delete schema.sql, migrate, and \
+         store it again with `strata dump {} --write`",
+        m.id.module,
+        difference.to_string().trim_end(),
+        m.id.module
+    )))
+}
 
 /// The bookkeeping table of ownership, created with the ledger's tables.
 pub const OBJECT_TABLE: &str = "
@@ -106,7 +167,6 @@ pub fn record_step(
     id: &MigrationId,
     renamed: bool,
 ) -> Result<(), postgres::Error> {
-    c.batch_execute(OBJECT_TABLE)?;
     let bound: u32 = c
         .query_one(
             "SELECT coalesce(max(objid), 16383)::oid FROM strata.strata_object",
@@ -147,7 +207,6 @@ pub fn adopt(
     objects: &[&LiveObject],
     id: &MigrationId,
 ) -> Result<(), postgres::Error> {
-    c.batch_execute(OBJECT_TABLE)?;
     for o in objects {
         c.execute(
             "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)

@@ -173,20 +173,42 @@ pub fn record_step(
             &[],
         )?
         .get(0);
-    let new = user_objects(&format!(
-        "x.oid > {bound}::oid AND pg_catalog.age(x.xmin) <= 0"
-    ));
-    c.execute(
-        &format!(
-            "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
-             SELECT o.classid, o.objid, i.type, i.identity, $1, $2
-               FROM ({new}) o, LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
-              WHERE i.identity IS NOT NULL
-             ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
-                 identity = excluded.identity, module = excluded.module, stamp = excluded.stamp"
-        ),
-        &[&id.module, &id.stamp],
-    )?;
+    // First the rows above the bound this transaction wrote, by the catalogs' oid indexes;
+    // then, for those few, which are user objects. (One query doing both lets the planner
+    // scan whole catalogs: 9 ms a step at 5,000 tables against 0.3 ms this way.)
+    let new: Vec<u32> = c
+        .query(
+            "SELECT oid FROM pg_catalog.pg_class
+              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
+             UNION ALL SELECT oid FROM pg_catalog.pg_type
+              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
+             UNION ALL SELECT oid FROM pg_catalog.pg_proc
+              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
+             UNION ALL SELECT oid FROM pg_catalog.pg_namespace
+              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
+             UNION ALL SELECT oid FROM pg_catalog.pg_trigger
+              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0",
+            &[&bound],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !new.is_empty() {
+        let objects = user_objects("x.oid = ANY($3)");
+        c.execute(
+            &format!(
+                "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
+                 SELECT o.classid, o.objid, i.type, i.identity, $1, $2
+                   FROM ({objects}) o,
+                        LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
+                  WHERE i.identity IS NOT NULL
+                 ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
+                     identity = excluded.identity, module = excluded.module,
+                     stamp = excluded.stamp"
+            ),
+            &[&id.module, &id.stamp, &new],
+        )?;
+    }
     if renamed {
         c.execute(
             "UPDATE strata.strata_object o SET identity = i.identity

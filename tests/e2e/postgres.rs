@@ -1307,3 +1307,33 @@ fn a_realistic_schema_round_trips_through_its_dump() {
         .ok()
         .stdout_has("chinook: no changes against");
 }
+
+#[test]
+fn ownership_follows_objects_through_a_restore_and_a_later_rename() {
+    let Some(pg) = Pg::new("schema_restore") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/people/20260101T000000Z-a/do.sql",
+        "CREATE TABLE person (id int PRIMARY KEY);\n",
+    );
+    p.strata(&["migrate"]).ok();
+    p.write(
+        "migrations/people/20260102T000000Z-b/do.sql",
+        "CREATE TABLE pet (id int);\n",
+    );
+    p.strata(&["migrate"]).ok();
+    // The newest backup is the one taken before b: every object comes back with a new oid.
+    p.strata(&["restore", "--yes"]).ok();
+    p.write(
+        "migrations/people/20260103T000000Z-c/do.sql",
+        "ALTER TABLE person RENAME TO human;\n",
+    );
+    p.strata(&["migrate"]).ok();
+    let dump = dump_of(&p, "people", &[]);
+    assert!(dump.contains("CREATE TABLE public.human ("), "{dump}");
+    assert!(dump.contains("CREATE TABLE public.pet ("), "{dump}");
+    let json = p.strata(&["--json", "dump"]).ok().json();
+    assert_eq!(json["unowned"], serde_json::json!([]));
+}

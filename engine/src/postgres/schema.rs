@@ -223,6 +223,28 @@ pub fn record_step(
     Ok(())
 }
 
+/// Points ownership rows at the objects of the same kind and name where their oid no longer
+/// does: after a restore, which recreates every object with a new oid.
+pub fn rekey(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    if !exists(c)? {
+        return Ok(());
+    }
+    c.execute(
+        &format!(
+            "UPDATE strata.strata_object o SET objid = u.objid
+               FROM (SELECT u.classid, u.objid, i.type, i.identity
+                       FROM ({}) u, LATERAL pg_catalog.pg_identify_object(u.classid, u.objid, 0) i) u
+              WHERE u.classid = o.classid AND u.type = o.type AND u.identity = o.identity
+                AND u.objid <> o.objid
+                AND NOT EXISTS (SELECT 1 FROM strata.strata_object k
+                                 WHERE k.classid = u.classid AND k.objid = u.objid)",
+            user_objects("true")
+        ),
+        &[],
+    )?;
+    Ok(())
+}
+
 /// Gives `objects` (as [`Live::objects`] names them) to `id`'s module.
 pub fn adopt(
     c: &mut impl GenericClient,

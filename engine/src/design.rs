@@ -120,6 +120,9 @@ pub struct Adopted {
 
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
 pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
+    if crate::postgres::is_url(db) {
+        return crate::postgres::design::unowned(project, db);
+    }
     let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
         return Ok(Vec::new());
     };

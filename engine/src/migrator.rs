@@ -729,7 +729,14 @@ pub struct Drifted {
 /// read-only and creates nothing.
 pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
     if crate::postgres::run::is_postgres(project) {
-        return crate::postgres::run::status(project);
+        let mut databases = crate::postgres::run::status(project)?;
+        for d in databases.iter_mut().filter(|d| d.exists) {
+            d.unowned = crate::design::unowned(project, &d.db)?;
+            if d.phase == Phase::Apply {
+                d.drift = drifted(project)?;
+            }
+        }
+        return Ok(databases);
     }
     let tree = Tree::load(&project.migrations_dir())?;
     targets(project, true)

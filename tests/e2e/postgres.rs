@@ -971,6 +971,10 @@ fn dump_diff_and_diff_sql_follow_a_hand_alter() {
         "{}",
         diff.stderr
     );
+    p.strata(&["status"])
+        .ok()
+        .stdout_has("module `shop` DRIFTED from")
+        .stdout_has("1 object(s) no module owns: index customer_email");
     let json = p.strata(&["--json", "diff"]).ok().json();
     assert_eq!(json["modules"][0]["diff"]["tables"][0]["change"], "altered");
     assert_eq!(json["modules"][0]["unowned"][0]["name"], "customer_email");

@@ -89,6 +89,16 @@ fn modules(tree: &Tree, live: &Live, module: Option<&str>) -> Result<Vec<String>
     Ok(all)
 }
 
+/// The objects of `db` no module owns, for `strata status`; empty when there is no database.
+pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
+    let target = Target::parse(&db.to_string_lossy(), "db")?;
+    let Some(mut client) = target.open(project.busy_timeout())? else {
+        return Ok(Vec::new());
+    };
+    let (live, _) = read(&target, &mut client)?;
+    Ok(live.unowned().into_iter().map(object_ref).collect())
+}
+
 /// `strata dump [<module>] [--write]` on PostgreSQL.
 pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;

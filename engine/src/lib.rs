@@ -19,7 +19,8 @@
 //! migrations changed on purpose), `scaffold` (init, new), `event`,
 //! `schema` (the SQLite schema as a model: dump, diff, delta SQL, ownership), `design` (the
 //! design-time commands on a project: dump, diff, new --from-diff, baseline, drift) and
-//! `postgres` (a PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`).
+//! `postgres` (a PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`,
+//! `sandbox`, `restore` and the design-time commands).
 
 pub mod backup;
 pub mod checksum;

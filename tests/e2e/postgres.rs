@@ -605,6 +605,16 @@ fn the_postgres_example_migrates_as_the_readme_says() {
         .ok()
         .stdout_has("3 applied, 0 pending");
     p.strata(&["sandbox", "--db", &url]).ok();
+    // The example's schema.sql is what the chain builds; a hand ALTER shows in diff --sql.
+    p.strata(&["diff", "--db", &url])
+        .ok()
+        .stdout_has("shop: no changes against");
+    pg.client(false)
+        .batch_execute("ALTER TABLE customer ADD COLUMN phone text")
+        .unwrap();
+    p.strata(&["diff", "--sql", "--db", &url])
+        .ok()
+        .stdout_has("ALTER TABLE public.customer ADD COLUMN phone text;");
 }
 
 #[test]

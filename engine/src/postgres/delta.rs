@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Column, Constraint, Object, PgSchema, Table, add_constraint_sql, shown};
+use super::model::{
+    Column, Constraint, Object, PgSchema, Table, add_constraint_sql, schema_of, shown,
+};
 use crate::schema::delta::Delta;
 use crate::schema::diff::{
     Attribute, Change, ColumnChange, ConstraintChange, Diff, ObjectChange, TableChange,
@@ -36,7 +38,15 @@ pub fn diff(from: &PgSchema, to: &PgSchema) -> Diff {
     d.indexes = objects(&from.indexes, &to.indexes, |o| o.sql.clone());
     d.views = objects(&from.views, &to.views, |o| o.sql.clone());
     d.triggers = objects(&from.triggers, &to.triggers, |o| o.sql.clone());
+    let renames = renamed_tables(from, to);
     for (name, a) in &from.tables {
+        if let Some((_, new)) = renames.iter().find(|(old, _)| old == name) {
+            d.tables.push(TableChange::Renamed {
+                from: shown(name),
+                to: shown(new),
+            });
+            continue;
+        }
         match to.tables.get(name) {
             None => d.tables.push(TableChange::Removed {
                 table: shown(name),
@@ -50,7 +60,7 @@ pub fn diff(from: &PgSchema, to: &PgSchema) -> Diff {
         }
     }
     for (name, b) in &to.tables {
-        if !from.tables.contains_key(name) {
+        if !from.tables.contains_key(name) && !renames.iter().any(|(_, new)| new == name) {
             d.tables.push(TableChange::Added {
                 table: shown(name),
                 sql: b.create_sql(name),
@@ -58,6 +68,37 @@ pub fn diff(from: &PgSchema, to: &PgSchema) -> Diff {
         }
     }
     d
+}
+
+/// Tables of `from` that `to` has under another name in the same schema: the same columns and
+/// constraints (PostgreSQL keeps a constraint's name when its table is renamed), and no other
+/// candidate either way. (old key, new key) pairs.
+pub fn renamed_tables(from: &PgSchema, to: &PgSchema) -> Vec<(String, String)> {
+    let removed: Vec<(&String, &Table)> = from
+        .tables
+        .iter()
+        .filter(|(n, _)| !to.tables.contains_key(*n))
+        .collect();
+    let added: Vec<(&String, &Table)> = to
+        .tables
+        .iter()
+        .filter(|(n, _)| !from.tables.contains_key(*n))
+        .collect();
+    let mut out = Vec::new();
+    for (old, a) in &removed {
+        let same = |(n, b): &&(&String, &Table)| schema_of(n) == schema_of(old) && *b == *a;
+        let candidates: Vec<&(&String, &Table)> = added.iter().filter(same).collect();
+        if let [(new, b)] = candidates.as_slice()
+            && removed
+                .iter()
+                .filter(|(n, x)| schema_of(n) == schema_of(new) && *x == *b)
+                .count()
+                == 1
+        {
+            out.push(((*old).clone(), (*new).clone()));
+        }
+    }
+    out
 }
 
 fn objects<V: PartialEq>(
@@ -267,6 +308,17 @@ fn table_change(name: &str, a: &Table, b: &Table) -> Option<TableChange> {
 pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
     let mut out = Script::default();
     let changed = |a: Option<&Object>, b: Option<&Object>| a.map(|o| &o.sql) != b.map(|o| &o.sql);
+    let renames = renamed_tables(from, to);
+    let renamed = |n: &String| renames.iter().any(|(old, new)| old == n || new == n);
+    // Materialized views dropped and created again lose their indexes: those come back too.
+    let recreated: Vec<&String> = to
+        .views
+        .iter()
+        .filter(|(n, o)| {
+            o.sql.starts_with("CREATE MATERIALIZED") && changed(from.views.get(*n), Some(o))
+        })
+        .map(|(n, _)| n)
+        .collect();
 
     // 1. What goes first: triggers, views, indexes and foreign keys that go or change.
     for (n, o) in &from.triggers {
@@ -292,8 +344,16 @@ pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
     }
     for (n, o) in &from.indexes {
         if changed(Some(o), to.indexes.get(n)) {
-            out.push(format!("DROP INDEX {n}"));
+            // IF EXISTS: a dropped materialized view took its indexes with it.
+            out.push(format!("DROP INDEX IF EXISTS {n}"));
         }
+    }
+    for (old, new) in &renames {
+        let name = new.strip_prefix(schema_of(new)).unwrap_or(new);
+        out.push(format!(
+            "ALTER TABLE {old} RENAME TO {}",
+            name.trim_start_matches('.')
+        ));
     }
     for (tn, a) in &from.tables {
         let Some(b) = to.tables.get(tn) else { continue };
@@ -357,13 +417,18 @@ pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
     // 3. Tables: new ones, and the ALTERs of kept ones.
     for (n, b) in &to.tables {
         match from.tables.get(n) {
+            None if renamed(n) => {}
             None => out.push(b.create_sql(n)),
             Some(a) => alter_table(&mut out, n, a, b),
         }
     }
     // 4. Foreign keys (new tables' and changed ones), sequence ownership.
     for (tn, b) in &to.tables {
-        let a = from.tables.get(tn);
+        let old = renames
+            .iter()
+            .find(|(_, new)| new == tn)
+            .map(|(old, _)| old);
+        let a = from.tables.get(old.unwrap_or(tn));
         for (cn, c) in &b.constraints {
             if c.foreign && a.and_then(|a| a.constraints.get(cn)) != Some(c) {
                 out.push(add_constraint_sql(tn, cn, c));
@@ -389,7 +454,8 @@ pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
         }
     }
     for (n, o) in &to.indexes {
-        if changed(from.indexes.get(n), Some(o)) {
+        let on_recreated = o.table.as_ref().is_some_and(|t| recreated.contains(&t));
+        if changed(from.indexes.get(n), Some(o)) || on_recreated {
             out.push(o.sql.clone());
         }
     }
@@ -407,7 +473,7 @@ pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
 
     // 6. What goes last: tables, functions, sequences, types and schemas that are gone.
     for (n, a) in &from.tables {
-        if !to.tables.contains_key(n) {
+        if !to.tables.contains_key(n) && !renamed(n) {
             for (cn, c) in &a.constraints {
                 if c.foreign {
                     out.push(format!("ALTER TABLE {n} DROP CONSTRAINT {cn}"));
@@ -416,7 +482,7 @@ pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
         }
     }
     for n in from.tables.keys() {
-        if !to.tables.contains_key(n) {
+        if !to.tables.contains_key(n) && !renamed(n) {
             out.destructive(format!("drops table {} and its rows", shown(n)));
             out.push(format!("DROP TABLE {n}"));
         }
@@ -735,7 +801,7 @@ CREATE UNIQUE INDEX t_name ON public.t USING btree (name);
             statements,
             [
                 "",
-                "DROP INDEX public.t_name;",
+                "DROP INDEX IF EXISTS public.t_name;",
                 "ALTER TABLE public.t DROP COLUMN gone;",
                 "ALTER TABLE public.t ALTER COLUMN name TYPE character varying(40) USING \
                  name::character varying(40);",
@@ -762,6 +828,36 @@ CREATE UNIQUE INDEX t_name ON public.t USING btree (name);
         assert_eq!(
             sql.sql,
             "ALTER TABLE public.t RENAME COLUMN gone TO kept;\n"
+        );
+    }
+
+    #[test]
+    fn a_table_with_the_same_definition_under_another_name_is_a_rename() {
+        let after = BEFORE.replace("public.u ", "public.people ");
+        let (a, b) = (schema(BEFORE), schema(&after));
+        assert_eq!(diff(&a, &b).to_string(), "~ table u renamed to people\n");
+        let sql = delta(&a, &b);
+        assert!(sql.destructive.is_empty());
+        assert_eq!(sql.sql, "ALTER TABLE public.u RENAME TO people;\n");
+        // Two candidates of the same shape: no guess.
+        let two = after.replace(
+            "CREATE INDEX",
+            "CREATE TABLE public.folk (\n    id integer\n);\n\nCREATE INDEX",
+        );
+        assert!(diff(&a, &schema(&two)).to_string().contains("- table u"));
+    }
+
+    #[test]
+    fn a_changed_materialized_view_comes_back_with_its_indexes() {
+        let before = "CREATE MATERIALIZED VIEW public.m AS\n SELECT 1 AS x\n  WITH NO DATA;\n\n\
+                      CREATE INDEX m_x ON public.m USING btree (x);\n";
+        let after = before.replace("SELECT 1", "SELECT 2");
+        let sql = delta(&schema(before), &schema(&after));
+        assert_eq!(
+            sql.sql,
+            "DROP MATERIALIZED VIEW public.m;\n\
+             CREATE MATERIALIZED VIEW public.m AS\n SELECT 2 AS x\n  WITH NO DATA;\n\
+             CREATE INDEX m_x ON public.m USING btree (x);\n"
         );
     }
 

@@ -1351,3 +1351,37 @@ fn ownership_follows_objects_through_a_restore_and_a_later_rename() {
     let json = p.strata(&["--json", "dump"]).ok().json();
     assert_eq!(json["unowned"], serde_json::json!([]));
 }
+
+#[test]
+fn owners_are_inferred_where_no_row_records_them() {
+    let Some(pg) = Pg::new("schema_infer") else {
+        return;
+    };
+    let p = project(&pg);
+    orders_chain(&p);
+    p.strata(&["migrate"]).ok();
+    let before = dump_of(&p, "shop", &[]);
+    // As a database migrated before strata recorded ownership on PostgreSQL.
+    pg.client(false)
+        .batch_execute("DELETE FROM strata.strata_object")
+        .unwrap();
+    assert_eq!(dump_of(&p, "shop", &[]), before);
+    let json = p.strata(&["--json", "dump"]).ok().json();
+    assert_eq!(json["unowned"], serde_json::json!([]));
+    // A change by hand made into a migration writes the inferred owners down.
+    p.strata(&["dump", "shop", "--write"]).ok();
+    pg.client(false)
+        .batch_execute("CREATE TABLE public.extra (id int)")
+        .unwrap();
+    p.strata(&["new", "shop", "extra", "--from-diff"]).ok();
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT stamp, count(*) FROM strata.strata_object GROUP BY stamp ORDER BY stamp"
+        )[..2],
+        [
+            "20260101T000000Z|3".to_string(),
+            "20260102T000000Z|3".to_string()
+        ]
+    );
+}

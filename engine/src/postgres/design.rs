@@ -7,6 +7,7 @@
 //! come from `postgres::delta`. Only `new --from-diff` and `baseline` write, and only strata's
 //! bookkeeping (a ledger row, an audit row, ownership), never the schema or the data.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use postgres::{Client, IsolationLevel};
@@ -56,8 +57,9 @@ fn connect(project: &Project) -> Result<(Target, super::Session), Error> {
     Ok((target, client))
 }
 
-/// The live schema with its owners and the ledger, read in one consistent view.
-fn read(target: &Target, client: &mut Client) -> Result<(Live, Vec<Applied>), Error> {
+/// The live schema with its owners and the ledger, read in one consistent view; owners that
+/// no ownership row gives are inferred from the applied migrations of `tree` (see [`infer`]).
+fn read(target: &Target, client: &mut Client, tree: &Tree) -> Result<(Live, Vec<Applied>), Error> {
     let mut tx = client
         .build_transaction()
         .read_only(true)
@@ -66,8 +68,148 @@ fn read(target: &Target, client: &mut Client) -> Result<(Live, Vec<Applied>), Er
         .map_err(|e| target.error("cannot begin a read-only transaction", e))?;
     let applied =
         ledger::applied(&mut tx).map_err(|e| target.error("cannot read the ledger", e))?;
-    let live = schema::read(&mut tx).map_err(|e| target.error("cannot read the schema", e))?;
+    let mut live = schema::read(&mut tx).map_err(|e| target.error("cannot read the schema", e))?;
+    infer(tree, &applied, &mut live);
     Ok((live, applied))
+}
+
+/// For a database migrated before strata recorded ownership on PostgreSQL: the owner of an
+/// object no row covers is the first applied migration whose `do.sql` creates an object of its
+/// kind and name (a serial column's sequence goes with its table). `baseline` and `new
+/// --from-diff` write these owners down.
+fn infer(tree: &Tree, applied: &[Applied], live: &mut Live) {
+    if applied.is_empty() || live.objects.iter().all(|o| o.owner.is_some()) {
+        return;
+    }
+    let mut created: HashMap<(Kind, String), (String, String)> = HashMap::new();
+    for m in &tree.migrations {
+        if !applied.iter().any(|a| a.id == m.id) {
+            continue;
+        }
+        let path = m.file("do.sql");
+        let Ok(sql) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(statements) = super::script::statements(&path, &sql) else {
+            continue;
+        };
+        for s in statements {
+            if let Some(object) = created_object(&s.text) {
+                created
+                    .entry(object)
+                    .or_insert_with(|| (m.id.module.clone(), m.id.stamp.clone()));
+            }
+        }
+    }
+    for o in live.objects.iter_mut().filter(|o| o.owner.is_none()) {
+        if let Some(owner) = created.get(&(o.kind, base_name(o.kind, &o.key))) {
+            o.owner = Some(owner.clone());
+            o.inferred = true;
+        }
+    }
+    // A serial column's sequence: its table's owner.
+    let tables: HashMap<String, (String, String)> = live
+        .objects
+        .iter()
+        .filter(|o| o.kind == Kind::Table)
+        .filter_map(|o| o.owner.clone().map(|w| (o.key.clone(), w)))
+        .collect();
+    for o in live.objects.iter_mut().filter(|o| o.owner.is_none()) {
+        let table = live
+            .schema
+            .sequences
+            .get(&o.key)
+            .and_then(|s| s.owned_by.as_deref())
+            .and_then(|c| c.rsplit_once('.'))
+            .map(|(t, _)| t.to_string());
+        if o.kind == Kind::Sequence
+            && let Some(owner) = table.and_then(|t| tables.get(&t))
+        {
+            o.owner = Some(owner.clone());
+            o.inferred = true;
+        }
+    }
+}
+
+/// The kind and bare name (unquoted, folded as PostgreSQL folds it) of what a CREATE statement
+/// creates; `None` for anything else.
+fn created_object(sql: &str) -> Option<(Kind, String)> {
+    let mut words = sql.split_whitespace().peekable();
+    let mut rest = sql.trim_start();
+    let mut next = |rest: &mut &str| -> Option<String> {
+        let w = words.next()?;
+        *rest = rest.trim_start()[w.len()..].trim_start();
+        Some(w.to_ascii_uppercase())
+    };
+    if next(&mut rest)? != "CREATE" {
+        return None;
+    }
+    let mut word = next(&mut rest)?;
+    while matches!(
+        word.as_str(),
+        "OR" | "REPLACE" | "UNIQUE" | "MATERIALIZED" | "UNLOGGED" | "CONSTRAINT" | "RECURSIVE"
+    ) {
+        word = next(&mut rest)?;
+    }
+    let kind = match word.as_str() {
+        "TABLE" => Kind::Table,
+        "VIEW" => Kind::View,
+        "INDEX" => Kind::Index,
+        "SEQUENCE" => Kind::Sequence,
+        "FUNCTION" | "PROCEDURE" => Kind::Function,
+        "TYPE" | "DOMAIN" => Kind::Type,
+        "SCHEMA" => Kind::Schema,
+        "TRIGGER" => Kind::Trigger,
+        _ => return None,
+    };
+    for skip in ["CONCURRENTLY", "IF NOT EXISTS"] {
+        if rest.len() >= skip.len() && rest[..skip.len()].eq_ignore_ascii_case(skip) {
+            rest = rest[skip.len()..].trim_start();
+        }
+    }
+    if kind == Kind::Index && rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("ON ") {
+        return None;
+    }
+    let (name, _) = super::model::ident(rest)?;
+    Some((kind, bare(name)))
+}
+
+/// The bare name of a model key (see `postgres::model`).
+fn base_name(kind: Kind, key: &str) -> String {
+    let name = match kind {
+        Kind::Trigger => key.split(" on ").next().unwrap_or(key),
+        Kind::Function => key.split('(').next().unwrap_or(key),
+        _ => key,
+    };
+    bare(name)
+}
+
+/// The last part of a possibly qualified name, unquoted, or folded to lower case.
+fn bare(name: &str) -> String {
+    let mut last = name;
+    let mut rest = Some(name);
+    while let Some(r) = rest {
+        let (first, after) = split_first(r);
+        last = first;
+        rest = after;
+    }
+    match last.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => last.to_lowercase(),
+    }
+}
+
+/// The first part of a dotted name and what follows its dot.
+fn split_first(name: &str) -> (&str, Option<&str>) {
+    let mut quoted = false;
+    for (i, c) in name.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => return (&name[..i], Some(&name[i + 1..])),
+            _ => {}
+        }
+    }
+    (name, None)
 }
 
 /// The modules to look at: the one named, or every module of the tree or with owned objects.
@@ -95,7 +237,8 @@ pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
     let Some(mut client) = target.open(project.busy_timeout())? else {
         return Ok(Vec::new());
     };
-    let (live, _) = read(&target, &mut client)?;
+    let tree = Tree::load(&project.migrations_dir())?;
+    let (live, _) = read(&target, &mut client, &tree)?;
     Ok(live.unowned().into_iter().map(object_ref).collect())
 }
 
@@ -103,7 +246,7 @@ pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
 pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let (target, mut client) = connect(project)?;
-    let (live, applied) = read(&target, &mut client)?;
+    let (live, applied) = read(&target, &mut client, &tree)?;
     let db = target.as_path();
     let mut report = DumpReport {
         db: db.clone(),
@@ -157,7 +300,7 @@ fn snapshot(
 pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let (target, mut client) = connect(project)?;
-    let (live, applied) = read(&target, &mut client)?;
+    let (live, applied) = read(&target, &mut client, &tree)?;
     let db = target.as_path();
     let names = modules(&tree, &live, module)?;
     let with_unowned = names.len() == 1;
@@ -208,11 +351,11 @@ pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
     let Some(mut client) = target.open(project.busy_timeout())? else {
         return Ok(Vec::new());
     };
-    let (live, applied) = read(&target, &mut client)?;
+    let tree = Tree::load(&project.migrations_dir())?;
+    let (live, applied) = read(&target, &mut client, &tree)?;
     if applied.is_empty() {
         return Ok(Vec::new());
     }
-    let tree = Tree::load(&project.migrations_dir())?;
     let db = target.as_path();
     let mut refusals = Vec::new();
     for m in modules(&tree, &live, None)? {
@@ -244,7 +387,7 @@ pub fn new_from_diff(
     tree::check_slug(slug).map_err(Error::Usage)?;
     let tree = Tree::load(&project.migrations_dir())?;
     let (target, mut client) = connect(project)?;
-    let (live, applied) = read(&target, &mut client)?;
+    let (live, applied) = read(&target, &mut client, &tree)?;
     let db = target.as_path();
     let waiting = pending(&tree, &applied, module);
     if !waiting.is_empty() {
@@ -287,7 +430,7 @@ pub fn new_from_diff(
         &target,
         &mut client,
         &m,
-        &unowned,
+        (&unowned, &live),
         "from-diff",
         "recorded as applied without running it: the database already had these changes",
     )?;
@@ -315,7 +458,7 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
         )));
     }
     let (target, mut client) = connect(project)?;
-    let (live, _) = read(&target, &mut client)?;
+    let (live, _) = read(&target, &mut client, &tree)?;
     let unowned: Vec<&LiveObject> = live.unowned();
     if unowned.is_empty() {
         return Err(Error::Usage(format!(
@@ -355,7 +498,7 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
         &target,
         &mut client,
         &m,
-        &unowned,
+        (&unowned, &live),
         "baseline",
         "recorded as applied without running it: the database already had this schema",
     )?;
@@ -376,7 +519,7 @@ fn record_adopted(
     target: &Target,
     client: &mut Client,
     m: &Migration,
-    objects: &[&LiveObject],
+    (objects, live): (&[&LiveObject], &Live),
     action: &str,
     detail: &str,
 ) -> Result<(), Error> {
@@ -398,10 +541,67 @@ fn record_adopted(
         .and_then(|mut tx| {
             ledger::lock(&mut tx)?;
             ledger::record(&mut tx, m, 0)?;
+            // Owners inferred from earlier migrations are written down with them.
+            for o in live.objects.iter().filter(|o| o.inferred) {
+                if let Some((module, stamp)) = &o.owner {
+                    let id = crate::tree::MigrationId {
+                        module: module.clone(),
+                        stamp: stamp.clone(),
+                    };
+                    schema::adopt(&mut tx, &[o], &id)?;
+                }
+            }
             schema::adopt(&mut tx, objects, &m.id)?;
             ledger::append(&mut tx, &[entry])?;
             tx.commit()
         })
         .map_err(|e| target.error(format!("cannot record {m} as applied"), e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_statements_name_what_they_create() {
+        let cases = [
+            (
+                "CREATE TABLE IF NOT EXISTS Orders (id int)",
+                Some((Kind::Table, "orders")),
+            ),
+            (
+                "create unique index concurrently \"Odd\" on t (x)",
+                Some((Kind::Index, "Odd")),
+            ),
+            ("CREATE INDEX ON t (x)", None),
+            (
+                "CREATE OR REPLACE FUNCTION app.f(a int) RETURNS int",
+                Some((Kind::Function, "f")),
+            ),
+            (
+                "CREATE MATERIALIZED VIEW m AS SELECT 1",
+                Some((Kind::View, "m")),
+            ),
+            (
+                "CREATE DOMAIN price AS numeric",
+                Some((Kind::Type, "price")),
+            ),
+            (
+                "CREATE CONSTRAINT TRIGGER tr AFTER INSERT ON t",
+                Some((Kind::Trigger, "tr")),
+            ),
+            ("INSERT INTO t VALUES (1)", None),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(
+                created_object(sql),
+                expected.map(|(k, n)| (k, n.to_string())),
+                "{sql}"
+            );
+        }
+        assert_eq!(base_name(Kind::Function, "public.f(a integer)"), "f");
+        assert_eq!(base_name(Kind::Trigger, "tr on public.t"), "tr");
+        assert_eq!(base_name(Kind::Table, "app.\"Odd.Name\""), "Odd.Name");
+    }
 }

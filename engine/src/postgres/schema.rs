@@ -282,6 +282,8 @@ pub struct LiveObject {
     pub identity: String,
     /// The module that owns it, if any.
     pub owner: Option<(String, String)>,
+    /// Whether the owner was inferred (no ownership row covers the object).
+    pub inferred: bool,
 }
 
 /// The live database: its whole schema and every object with its owner.
@@ -496,6 +498,7 @@ pub fn read(c: &mut impl GenericClient) -> Result<Live, postgres::Error> {
             type_,
             identity,
             owner,
+            inferred: false,
         });
     }
     live.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));

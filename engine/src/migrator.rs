@@ -828,7 +828,9 @@ fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> St
     }
     if postgres {
         out.push_str(
-            "-- strata checks its bookkeeping is untouched and records the step\nCOMMIT;\n",
+            "-- strata checks its bookkeeping is untouched, records the objects the step \
+             created,\n-- compares the module's schema with schema.sql and records the step\n\
+             COMMIT;\n",
         );
     } else {
         out.push_str(

@@ -173,42 +173,48 @@ pub fn record_step(
             &[],
         )?
         .get(0);
-    // First the rows above the bound this transaction wrote, by the catalogs' oid indexes;
-    // then, for those few, which are user objects. (One query doing both lets the planner
-    // scan whole catalogs: 9 ms a step at 5,000 tables against 0.3 ms this way.)
-    let new: Vec<u32> = c
-        .query(
-            "SELECT oid FROM pg_catalog.pg_class
-              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
-             UNION ALL SELECT oid FROM pg_catalog.pg_type
-              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
-             UNION ALL SELECT oid FROM pg_catalog.pg_proc
-              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
-             UNION ALL SELECT oid FROM pg_catalog.pg_namespace
-              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0
-             UNION ALL SELECT oid FROM pg_catalog.pg_trigger
-              WHERE oid > $1 AND pg_catalog.age(xmin) <= 0",
-            &[&bound],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if !new.is_empty() {
-        let objects = user_objects("x.oid = ANY($3)");
-        c.execute(
-            &format!(
-                "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
-                 SELECT o.classid, o.objid, i.type, i.identity, $1, $2
-                   FROM ({objects}) o,
-                        LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
-                  WHERE i.identity IS NOT NULL
-                 ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
-                     identity = excluded.identity, module = excluded.module,
-                     stamp = excluded.stamp"
-            ),
-            &[&id.module, &id.stamp, &new],
-        )?;
-    }
+    // The catalog rows above the bound that this transaction wrote, found by the catalogs' oid
+    // indexes, and of those the user objects: not a part of another object (an internal
+    // dependency on something else: a constraint's index, an identity column's sequence, a row
+    // or array type, a foreign key's trigger), nor an extension's, nor a partition's. Cheap to
+    // plan as well as to run (0.65 ms planned and run, at 10 tables or at 5,000; the filter of
+    // `user_objects` alone takes 5 ms to plan).
+    let new = |catalog: &str, alias: &str, extra: &str| {
+        format!(
+            "SELECT 'pg_catalog.{catalog}'::pg_catalog.regclass::oid AS classid, {alias}.oid AS objid
+               FROM pg_catalog.{catalog} {alias}
+              WHERE {alias}.oid > {bound}::oid AND pg_catalog.age({alias}.xmin) <= 0{extra}"
+        )
+    };
+    c.execute(
+        &format!(
+            "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
+             SELECT o.classid, o.objid, i.type, i.identity, $1, $2
+               FROM ({} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {}) o,
+                    LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
+              WHERE i.identity IS NOT NULL
+                AND i.type IN ('schema', 'table', 'index', 'sequence', 'view',
+                               'materialized view', 'function', 'procedure', 'type', 'domain',
+                               'trigger')
+                AND (i.schema IS NULL OR (i.schema <> ALL (ARRAY['pg_catalog',
+                     'information_schema', 'strata', 'pg_toast'])
+                     AND i.schema NOT LIKE 'pg\\_temp\\_%' AND i.schema NOT LIKE 'pg\\_toast\\_temp\\_%'))
+                AND NOT (i.type = 'schema' AND (i.identity IN ('public', 'strata')
+                     OR i.identity LIKE 'pg\\_%' OR i.identity = 'information_schema'))
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                     WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
+                       AND (d.deptype IN ('e', 'P', 'S') OR (d.deptype = 'i'
+                            AND NOT (d.refclassid = o.classid AND d.refobjid = o.objid))))
+             ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
+                 identity = excluded.identity, module = excluded.module, stamp = excluded.stamp",
+            new("pg_class", "c", " AND NOT c.relispartition"),
+            new("pg_type", "t", ""),
+            new("pg_proc", "p", ""),
+            new("pg_namespace", "n", ""),
+            new("pg_trigger", "g", ""),
+        ),
+        &[&id.module, &id.stamp],
+    )?;
     if renamed {
         c.execute(
             "UPDATE strata.strata_object o SET identity = i.identity

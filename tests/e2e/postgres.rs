@@ -1268,6 +1268,13 @@ CREATE TRIGGER invoice_line_total AFTER INSERT ON sales.invoice_line
     FOR EACH ROW EXECUTE FUNCTION sales.invoice_total();
 CREATE FUNCTION track_count(a int) RETURNS bigint LANGUAGE sql STABLE
     AS $$ SELECT count(*) FROM track WHERE album_id = a $$;
+CREATE PROCEDURE sales.close_day(day date) LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE '%', day; END $$;
+CREATE TYPE sales.money_pair AS (amount numeric, currency char(3));
+CREATE UNLOGGED TABLE sales.cart (id uuid PRIMARY KEY, items jsonb NOT NULL DEFAULT '[]', tags text[]);
+CREATE INDEX cart_items ON sales.cart USING gin (items);
+CREATE TABLE sales.booking (room int, during tstzrange, EXCLUDE USING gist (during WITH &&));
+CREATE TABLE sales.play (at date NOT NULL, track_id int) PARTITION BY RANGE (at);
+CREATE INDEX play_track ON sales.play (track_id) INCLUDE (at);
 "#;
 
 #[test]
@@ -1293,6 +1300,11 @@ fn a_realistic_schema_round_trips_through_its_dump() {
         "CREATE MATERIALIZED VIEW sales.revenue AS",
         "CREATE TRIGGER invoice_line_total AFTER INSERT ON sales.invoice_line",
         "SET check_function_bodies = false;",
+        "CREATE UNLOGGED TABLE sales.cart (",
+        ") PARTITION BY RANGE (at);",
+        "CONSTRAINT booking_during_excl EXCLUDE USING gist (during WITH &&)",
+        "CREATE TYPE sales.money_pair AS (amount numeric, currency character(3));",
+        "CREATE OR REPLACE PROCEDURE sales.close_day(IN day date)",
     ] {
         assert!(first.contains(part), "the dump lacks {part:?}:\n{first}");
     }

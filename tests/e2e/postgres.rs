@@ -647,6 +647,13 @@ fn serve_drives_a_postgres_project_over_the_wire() {
         pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
         vec!["2"]
     );
+    // The schema over the wire: the service's dump and diff of its PostgreSQL database.
+    remote(&client, &srv.url, &["dump", "shop"])
+        .ok()
+        .stdout_has("CREATE TABLE public.orders (");
+    remote(&client, &srv.url, &["diff", "--sql"])
+        .code(2)
+        .stderr_has("has no schema.sql to compare with");
     // A call with a wrong token is refused and audited in the PostgreSQL audit log.
     client.write("wrong", "a-wrong-token-of-some-length");
     client

@@ -81,23 +81,33 @@ fn infer(tree: &Tree, applied: &[Applied], live: &mut Live) {
     if applied.is_empty() || live.objects.iter().all(|o| o.owner.is_some()) {
         return;
     }
+    let scripts: Vec<(&crate::tree::MigrationId, PathBuf)> = tree
+        .migrations
+        .iter()
+        .filter(|m| applied.iter().any(|a| a.id == m.id))
+        .map(|m| (&m.id, m.file("do.sql")))
+        .collect();
+    infer_from(&scripts, live);
+}
+
+/// [`infer`] from the `do.sql` files of the applied migrations, in the order applied.
+pub(crate) fn infer_from(scripts: &[(&crate::tree::MigrationId, PathBuf)], live: &mut Live) {
+    if live.objects.iter().all(|o| o.owner.is_some()) {
+        return;
+    }
     let mut created: HashMap<(Kind, String), (String, String)> = HashMap::new();
-    for m in &tree.migrations {
-        if !applied.iter().any(|a| a.id == m.id) {
-            continue;
-        }
-        let path = m.file("do.sql");
-        let Ok(sql) = std::fs::read_to_string(&path) else {
+    for (id, path) in scripts {
+        let Ok(sql) = std::fs::read_to_string(path) else {
             continue;
         };
-        let Ok(statements) = super::script::statements(&path, &sql) else {
+        let Ok(statements) = super::script::statements(path, &sql) else {
             continue;
         };
         for s in statements {
             if let Some(object) = created_object(&s.text) {
                 created
                     .entry(object)
-                    .or_insert_with(|| (m.id.module.clone(), m.id.stamp.clone()));
+                    .or_insert_with(|| (id.module.clone(), id.stamp.clone()));
             }
         }
     }

@@ -60,15 +60,30 @@ pub fn after_step(tx: &mut Transaction<'_>, step: &Prepared) -> Result<(), After
         message,
     };
     let expected = PgSchema::parse(&file, expected).map_err(&failed)?;
-    let live = tx
+    let (mut live, applied) = tx
         .transaction()
-        .and_then(|mut savepoint| read(&mut savepoint))
+        .and_then(|mut savepoint| {
+            let live = read(&mut savepoint)?;
+            let applied = super::ledger::applied(&mut savepoint)?;
+            Ok((live, applied))
+        })
         .map_err(|e| {
             failed(format!(
                 "cannot read the schema: {}",
                 super::describe_error(&e)
             ))
         })?;
+    // A database migrated before ownership was recorded: owners from the applied do.sql.
+    if let Some(root) = m.dir.parent().and_then(|module| module.parent()) {
+        let scripts: Vec<(&MigrationId, PathBuf)> = applied
+            .iter()
+            .map(|a| {
+                let folder = format!("{}-{}", a.id.stamp, a.name);
+                (&a.id, root.join(&a.id.module).join(folder).join("do.sql"))
+            })
+            .collect();
+        super::design::infer_from(&scripts, &mut live);
+    }
     let difference = super::delta::diff(&expected, &live.module(&m.id.module, false));
     if difference.is_empty() {
         return Ok(());

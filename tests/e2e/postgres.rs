@@ -1125,13 +1125,26 @@ fn each_module_owns_what_its_steps_created_through_renames() {
          CREATE INDEX person_name ON public.human USING btree (name);\n"
     );
     // A table made by hand belongs to no module (the test role is named `strata`: its
-    // `"$user"` schema would be strata's own, which is never part of a dump).
-    pg.client(false)
-        .batch_execute("CREATE TABLE public.by_hand (x int)")
-        .unwrap();
+    // `"$user"` schema would be strata's own, which is never part of a dump), even when a later
+    // step alters it; the index that step creates on it is the step's module's.
+    for test_db in [false, true] {
+        pg.client(test_db)
+            .batch_execute("CREATE TABLE public.by_hand (x int)")
+            .unwrap();
+    }
+    p.write(
+        "migrations/people/20260104T000000Z-d/do.sql",
+        "ALTER TABLE by_hand ADD COLUMN y int;\nCREATE INDEX by_hand_y ON by_hand (y);\n",
+    );
+    p.strata(&["migrate"]).ok();
     let json = p.strata(&["--json", "dump"]).ok().json();
     assert_eq!(json["unowned"][0]["name"], "by_hand");
     assert_eq!(json["unowned"].as_array().unwrap().len(), 1);
+    assert!(
+        dump_of(&p, "people", &[]).contains("CREATE INDEX by_hand_y ON public.by_hand"),
+        "{}",
+        dump_of(&p, "people", &[])
+    );
 }
 
 #[test]

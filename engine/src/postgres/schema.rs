@@ -191,7 +191,9 @@ pub fn record_step(
     // The catalog rows above the bound that this transaction wrote, found by the catalogs' oid
     // indexes, and of those the user objects: not a part of another object (an internal
     // dependency on something else: a constraint's index, an identity column's sequence, a row
-    // or array type, a foreign key's trigger), nor an extension's, nor a partition's. Cheap to
+    // or array type, a foreign key's trigger), nor an extension's, nor a partition's, and
+    // created by this transaction (its own dependency rows are new: a table the step only
+    // altered has a rewritten catalog row but old dependencies). Cheap to
     // plan as well as to run (0.65 ms planned and run, at 10 tables or at 5,000; the filter of
     // `user_objects` alone takes 5 ms to plan).
     let new = |catalog: &str, alias: &str, extra: &str| {
@@ -220,6 +222,10 @@ pub fn record_step(
                      WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
                        AND (d.deptype IN ('e', 'P', 'S') OR (d.deptype = 'i'
                             AND NOT (d.refclassid = o.classid AND d.refobjid = o.objid))))
+                AND (o.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid
+                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                         WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
+                           AND pg_catalog.age(d.xmin) <= 0))
              ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
                  identity = excluded.identity, module = excluded.module, stamp = excluded.stamp",
             new("pg_class", "c", " AND NOT c.relispartition"),

@@ -193,7 +193,7 @@ enum Command {
     Diff {
         /// The module; all of them if omitted.
         module: Option<String>,
-        /// Print the SQLite DDL that turns the snapshot into the live schema.
+        /// Print the DDL (SQLite or PostgreSQL) that turns the snapshot into the live schema.
         #[arg(long)]
         sql: bool,
         /// With --sql: do not refuse (exit 3) when the SQL drops tables or columns.

@@ -120,6 +120,9 @@ pub struct Adopted {
 
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
 pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
+    if crate::postgres::is_url(db) {
+        return crate::postgres::design::unowned(project, db);
+    }
     let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
         return Ok(Vec::new());
     };
@@ -216,7 +219,7 @@ fn open_existing(project: &Project) -> Result<Connection, Error> {
     })
 }
 
-fn check_module(module: &str) -> Result<(), Error> {
+pub(crate) fn check_module(module: &str) -> Result<(), Error> {
     tree::check_module_name(module).map_err(Error::Usage)
 }
 
@@ -242,6 +245,9 @@ fn modules(tree: &Tree, own: &Ownership, module: Option<&str>) -> Result<Vec<Str
 
 /// `strata dump [<module>] [--write]`.
 pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
+    if crate::postgres::is_url(&project.db) {
+        return crate::postgres::design::dump(project, module, write);
+    }
     let tree = Tree::load(&project.migrations_dir())?;
     let conn = open_existing(project)?;
     let db = &project.db;
@@ -317,36 +323,53 @@ fn snapshot(
     module: &str,
     db: &Path,
 ) -> Result<(Option<PathBuf>, Schema), Error> {
-    let newest_applied = tree
-        .module(module)
-        .filter(|m| applied.iter().any(|a| a.id == m.id))
-        .last();
-    let Some(m) = newest_applied else {
+    let Some(path) = snapshot_file(tree, applied, module, db)? else {
         return Ok((None, Schema::default()));
     };
-    let mut path = m.file(SNAPSHOT);
-    if !path.is_file() {
-        let latest = tree.root.join(module).join(LATEST).join(SNAPSHOT);
-        let is_newest = tree.module(module).last().is_some_and(|n| n.id == m.id);
-        if is_newest && latest.is_file() {
-            path = latest;
-        } else {
-            return Err(Error::Usage(format!(
-                "{m} is the newest migration of `{module}` applied to {}, but it has no \
-                 schema.sql to compare with: store one with `strata dump {module} --write` \
-                 (while the database still matches that migration)",
-                db.display()
-            )));
-        }
-    }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let schema = Schema::parse(&text).map_err(|e| Error::input(&path, e.to_string()))?;
     Ok((Some(path), schema))
 }
 
+/// The file of [`snapshot`]; `None` when nothing of the module is applied. A usage error when
+/// the newest applied migration has no schema.sql.
+pub(crate) fn snapshot_file(
+    tree: &Tree,
+    applied: &[ledger::Applied],
+    module: &str,
+    db: &Path,
+) -> Result<Option<PathBuf>, Error> {
+    let newest_applied = tree
+        .module(module)
+        .filter(|m| applied.iter().any(|a| a.id == m.id))
+        .last();
+    let Some(m) = newest_applied else {
+        return Ok(None);
+    };
+    let path = m.file(SNAPSHOT);
+    if path.is_file() {
+        return Ok(Some(path));
+    }
+    let latest = tree.root.join(module).join(LATEST).join(SNAPSHOT);
+    let is_newest = tree.module(module).last().is_some_and(|n| n.id == m.id);
+    if is_newest && latest.is_file() {
+        Ok(Some(latest))
+    } else {
+        Err(Error::Usage(format!(
+            "{m} is the newest migration of `{module}` applied to {}, but it has no \
+             schema.sql to compare with: store one with `strata dump {module} --write` \
+             (while the database still matches that migration)",
+            db.display()
+        )))
+    }
+}
+
 /// `strata diff [<module>] [--sql]`. Objects no module owns count as additions of the named
 /// module, or of the only module when there is one.
 pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
+    if crate::postgres::is_url(&project.db) {
+        return crate::postgres::design::diff(project, module, sql);
+    }
     let tree = Tree::load(&project.migrations_dir())?;
     let conn = open_existing(project)?;
     let db = &project.db;
@@ -400,6 +423,9 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
 /// newest applied migration. Modules without such a snapshot cannot drift and are passed over;
 /// a missing database has not drifted.
 pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
+    if crate::postgres::is_url(&project.db) {
+        return crate::postgres::design::drift(project);
+    }
     let Some(conn) = sqlite::open_read_only(&project.db, project.busy_timeout())? else {
         return Ok(Vec::new());
     };
@@ -430,7 +456,11 @@ pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
 }
 
 /// The module's migrations that are not applied to the database.
-fn pending<'t>(tree: &'t Tree, applied: &[ledger::Applied], module: &str) -> Vec<&'t Migration> {
+pub(crate) fn pending<'t>(
+    tree: &'t Tree,
+    applied: &[ledger::Applied],
+    module: &str,
+) -> Vec<&'t Migration> {
     tree.module(module)
         .filter(|m| !applied.iter().any(|a| a.id == m.id))
         .collect()
@@ -445,6 +475,9 @@ pub fn new_from_diff(
     slug: &str,
     allow_destructive: bool,
 ) -> Result<Adopted, Error> {
+    if crate::postgres::is_url(&project.db) {
+        return crate::postgres::design::new_from_diff(project, module, slug, allow_destructive);
+    }
     check_module(module)?;
     tree::check_slug(slug).map_err(Error::Usage)?;
     let tree = Tree::load(&project.migrations_dir())?;
@@ -517,6 +550,9 @@ pub fn new_from_diff(
 /// `strata baseline <module>`: every object of the real database that no module owns becomes
 /// the module's zero migration (`do.sql` and `schema.sql` are its dump), recorded as applied.
 pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
+    if crate::postgres::is_url(&project.db) {
+        return crate::postgres::design::baseline(project, module);
+    }
     check_module(module)?;
     let tree = Tree::load(&project.migrations_dir())?;
     if let Some(first) = tree.module(module).next() {
@@ -596,7 +632,7 @@ fn file_name(path: &Path) -> String {
 
 /// Creates the next migration folder of `module` with `do.sql` and `schema.sql`, updates
 /// LATEST, and returns the migration as the tree sees it.
-fn write_migration(
+pub(crate) fn write_migration(
     project: &Project,
     module: &str,
     slug: &str,

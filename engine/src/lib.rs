@@ -19,8 +19,8 @@
 //! (re-pinning applied migrations changed on purpose), `scaffold` (init, new), `event`, `schema`
 //! (the SQLite schema as a model: dump, diff, delta SQL, ownership), `design` (the design-time
 //! commands on a project: dump, diff, new --from-diff, baseline, drift) and `postgres` (a
-//! PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`, `sandbox`, `restore`;
-//! components run on it through `sandbox::postgres`).
+//! PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`, `sandbox`, `restore`
+//! and the design-time commands; components run on it through `sandbox::postgres`).
 
 pub mod backup;
 pub mod checksum;

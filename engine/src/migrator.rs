@@ -734,7 +734,14 @@ pub struct Drifted {
 /// read-only and creates nothing.
 pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
     if crate::postgres::run::is_postgres(project) {
-        return crate::postgres::run::status(project);
+        let mut databases = crate::postgres::run::status(project)?;
+        for d in databases.iter_mut().filter(|d| d.exists) {
+            d.unowned = crate::design::unowned(project, &d.db)?;
+            if d.phase == Phase::Apply {
+                d.drift = drifted(project)?;
+            }
+        }
+        return Ok(databases);
     }
     let tree = Tree::load(&project.migrations_dir())?;
     targets(project, true)
@@ -826,7 +833,9 @@ fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> St
     }
     if postgres {
         out.push_str(
-            "-- strata checks its bookkeeping is untouched and records the step\nCOMMIT;\n",
+            "-- strata checks its bookkeeping is untouched, records the objects the step \
+             created,\n-- compares the module's schema with schema.sql and records the step\n\
+             COMMIT;\n",
         );
     } else {
         out.push_str(
@@ -928,8 +937,7 @@ fn plan_steps(
             Err(r) => refusals.extend(r),
         }
     }
-    // Drift on PostgreSQL needs its schema dump, which is not there yet.
-    if !opts.allow_drift && !postgres {
+    if !opts.allow_drift {
         refusals.extend(crate::design::drift(project)?);
     }
     if refusals.is_empty() {

@@ -58,8 +58,8 @@ fn refuse_postgres(path: &Path) -> Result<(), Error> {
     if crate::postgres::is_url(path) {
         return Err(Error::Usage(format!(
             "{} is a PostgreSQL database: on PostgreSQL strata runs `migrate`, `plan`, \
-             `status`, `audit`, `sandbox`, `restore`, `repair` and `serve` so far; this command works on \
-             SQLite databases only",
+             `status`, `audit`, `sandbox`, `restore`, `repair`, `dump`, `diff`, `baseline`, \
+             `new --from-diff` and `serve` so far; this command works on SQLite databases only",
             crate::postgres::redacted(path)
         )));
     }

@@ -215,7 +215,8 @@ fn migrate_rehearses_on_the_test_database_then_applies_to_the_real_one() {
             "public.orders",
             "strata.strata_database",
             "strata.strata_migration",
-            "strata.strata_migration_audit"
+            "strata.strata_migration_audit",
+            "strata.strata_object"
         ]
     );
     // The ledger and the audit log, in the strata schema.
@@ -460,16 +461,11 @@ fn what_postgres_cannot_do_yet_is_refused_by_name() {
         "migrations/shop/20260101T000000Z-a/do.sql",
         "CREATE TABLE a (id int);\n",
     );
-    for (args, says) in [
-        (&["dump", "shop"][..], "is a PostgreSQL database"),
-        (
-            &["migrate", "--write-snapshots"][..],
-            "not available on PostgreSQL yet",
-        ),
-    ] {
-        let run = p.strata(args).code(2).stderr_has(says);
-        pg.hides_password(&run);
-    }
+    let run = p
+        .strata(&["migrate", "--write-snapshots"])
+        .code(2)
+        .stderr_has("not available on PostgreSQL yet");
+    pg.hides_password(&run);
     // A real database that does not exist: refused before the rehearsal touches anything.
     let (base, _) = pg
         .url()
@@ -617,6 +613,16 @@ fn the_postgres_example_migrates_as_the_readme_says() {
         .ok()
         .stdout_has("5 applied, 0 pending");
     p.strata(&["sandbox", "--db", &url]).ok();
+    // The example's schema.sql is what the chain builds; a hand ALTER shows in diff --sql.
+    p.strata(&["diff", "--db", &url])
+        .ok()
+        .stdout_has("shop: no changes against");
+    pg.client(false)
+        .batch_execute("ALTER TABLE customer ADD COLUMN phone text")
+        .unwrap();
+    p.strata(&["diff", "--sql", "--db", &url])
+        .ok()
+        .stdout_has("ALTER TABLE public.customer ADD COLUMN phone text;");
 }
 
 #[test]
@@ -649,6 +655,13 @@ fn serve_drives_a_postgres_project_over_the_wire() {
         pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
         vec!["2"]
     );
+    // The schema over the wire: the service's dump and diff of its PostgreSQL database.
+    remote(&client, &srv.url, &["dump", "shop"])
+        .ok()
+        .stdout_has("CREATE TABLE public.orders (");
+    remote(&client, &srv.url, &["diff", "--sql"])
+        .code(2)
+        .stderr_has("has no schema.sql to compare with");
     // A call with a wrong token is refused and audited in the PostgreSQL audit log.
     client.write("wrong", "a-wrong-token-of-some-length");
     client
@@ -902,6 +915,523 @@ fn sslmode_require_connects_over_verified_tls() {
         "{stderr}"
     );
     assert_eq!(pg.rows(false, "SELECT to_regclass('b') IS NULL"), vec!["t"]);
+}
+
+/// The text of `strata dump` for `module` (stdout, which is the dump and nothing else).
+fn dump_of(p: &Project, module: &str, extra: &[&str]) -> String {
+    let mut args = vec!["dump", module];
+    args.extend_from_slice(extra);
+    p.strata(&args).ok().stdout
+}
+
+#[test]
+fn dump_diff_and_diff_sql_follow_a_hand_alter() {
+    let Some(pg) = Pg::new("schema_diff") else {
+        return;
+    };
+    let p = project(&pg);
+    orders_chain(&p);
+    p.strata(&["migrate"]).ok();
+
+    // The module's dump: schema-qualified, ordered, without strata's own objects.
+    let dump = dump_of(&p, "shop", &[]);
+    for part in [
+        "CREATE OR REPLACE FUNCTION public.customer_name_trim()",
+        "CREATE TABLE public.customer (\n    id bigint NOT NULL GENERATED ALWAYS AS IDENTITY,\n",
+        "    balance numeric(12,2) NOT NULL DEFAULT 0,\n",
+        "ALTER TABLE public.orders ADD CONSTRAINT orders_customer_id_fkey FOREIGN KEY \
+         (customer_id) REFERENCES public.customer(id);",
+        "ALTER SEQUENCE public.orders_id_seq OWNED BY public.orders.id;",
+        "CREATE INDEX orders_customer ON public.orders USING btree (customer_id);",
+        "CREATE TRIGGER customer_name_trim BEFORE INSERT ON public.customer",
+    ] {
+        assert!(dump.contains(part), "the dump lacks {part:?}:\n{dump}");
+    }
+    assert!(!dump.contains("strata."), "{dump}");
+    // The test database, migrated the same way, dumps the same.
+    assert_eq!(
+        dump_of(&p, "shop", &["--db", &format!("{}_test", pg.url())]),
+        dump
+    );
+
+    // --write stores it as the newest migration's schema.sql and LATEST's.
+    let run = p.strata(&["dump", "shop", "--write"]).ok();
+    pg.hides_password(&run);
+    let stored =
+        std::fs::read_to_string(p.path("migrations/shop/20260102T000000Z-orders/schema.sql"))
+            .unwrap();
+    assert_eq!(stored, dump);
+    assert_eq!(
+        std::fs::read_to_string(p.path("migrations/shop/LATEST/schema.sql")).unwrap(),
+        dump
+    );
+    p.strata(&["diff"])
+        .ok()
+        .stdout_has("shop: no changes against");
+
+    // Changes by hand, with the postgres crate as psql would send them.
+    pg.client(false)
+        .batch_execute(
+            "ALTER TABLE customer ADD COLUMN email text NOT NULL DEFAULT '';
+             ALTER TABLE customer DROP COLUMN prefs;
+             ALTER TABLE customer ALTER COLUMN vip DROP NOT NULL;
+             ALTER TABLE orders ALTER COLUMN placed DROP DEFAULT;
+             CREATE INDEX customer_email ON customer (email);",
+        )
+        .unwrap();
+    let diff = p.strata(&["diff"]).ok();
+    pg.hides_password(&diff);
+    assert_eq!(
+        diff.stdout,
+        "shop (against migrations/shop/20260102T000000Z-orders/schema.sql):\n\
+         \x20 ~ table customer\n\
+         \x20     - column prefs jsonb\n\
+         \x20     ~ column vip: not null yes -> no\n\
+         \x20     + column email text NOT NULL DEFAULT ''::text\n\
+         \x20 ~ table orders\n\
+         \x20     ~ column placed: default now() -> (none)\n\
+         \x20 + index customer_email\n\
+         \x20 not owned by any module yet: index customer_email; `strata new shop <slug> \
+         --from-diff` makes them shop's\n",
+        "{}",
+        diff.stderr
+    );
+    p.strata(&["status"])
+        .ok()
+        .stdout_has("module `shop` DRIFTED from")
+        .stdout_has("1 object(s) no module owns: index customer_email");
+    let json = p.strata(&["--json", "diff"]).ok().json();
+    assert_eq!(json["modules"][0]["diff"]["tables"][0]["change"], "altered");
+    assert_eq!(json["modules"][0]["unowned"][0]["name"], "customer_email");
+
+    // The SQL drops a column: refused unless allowed, then printed with the warning on top.
+    p.strata(&["diff", "--sql"])
+        .code(3)
+        .stderr_has("drops column prefs of table customer");
+    let sql = p
+        .strata(&["diff", "--sql", "--allow-destructive"])
+        .ok()
+        .stdout;
+    for statement in [
+        "ALTER TABLE public.customer DROP COLUMN prefs;",
+        "ALTER TABLE public.customer ALTER COLUMN vip DROP NOT NULL;",
+        "ALTER TABLE public.customer ADD COLUMN email text NOT NULL DEFAULT ''::text;",
+        "ALTER TABLE public.orders ALTER COLUMN placed DROP DEFAULT;",
+        "CREATE INDEX customer_email ON public.customer USING btree (email);",
+    ] {
+        assert!(
+            sql.contains(statement),
+            "the SQL lacks {statement:?}:\n{sql}"
+        );
+    }
+    // Applied to the test database (still as the snapshot has it), the SQL gives it the real
+    // database's schema: the diffs agree, and so do the tables' dumps.
+    pg.client(true).batch_execute(&sql).unwrap();
+    let test_db = format!("{}_test", pg.url());
+    assert_eq!(
+        p.strata(&["diff", "--db", &test_db]).ok().stdout,
+        diff.stdout
+    );
+
+    // A new migration on top is refused while the real database has drifted.
+    p.write(
+        "migrations/shop/20260103T000000Z-notes/do.sql",
+        "CREATE TABLE note (id int);\n",
+    );
+    p.strata(&["migrate"])
+        .code(3)
+        .stderr_has("has drifted from its last applied snapshot")
+        .stderr_has("+ column email");
+    std::fs::remove_dir_all(p.path("migrations/shop/20260103T000000Z-notes")).unwrap();
+
+    // new --from-diff makes the change a migration; migrate rehearses it on a fresh test
+    // database, where its do.sql (the SQL above) must give exactly its schema.sql.
+    pg.admin_client()
+        .batch_execute(&format!("DROP DATABASE {}_test WITH (FORCE)", pg.name))
+        .unwrap();
+    p.strata(&[
+        "new",
+        "shop",
+        "by-hand",
+        "--from-diff",
+        "--allow-destructive",
+    ])
+    .ok();
+    p.strata(&["migrate"]).ok();
+    p.strata(&["diff"])
+        .ok()
+        .stdout_has("shop: no changes against");
+    p.strata(&["diff", "--db", &test_db])
+        .ok()
+        .stdout_has("shop: no changes against");
+    let real = dump_of(&p, "shop", &[]);
+    assert!(real.contains("CREATE INDEX customer_email"), "{real}");
+    assert_eq!(dump_of(&p, "shop", &["--db", &test_db]), real);
+}
+
+#[test]
+fn a_step_that_does_not_match_its_schema_sql_fails_and_rolls_back() {
+    let Some(pg) = Pg::new("schema_check") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-a/do.sql",
+        "CREATE TABLE a (id int PRIMARY KEY, n text);\n",
+    )
+    .write(
+        "migrations/shop/20260101T000000Z-a/schema.sql",
+        "CREATE TABLE public.a (\n    id integer NOT NULL,\n    CONSTRAINT a_pkey PRIMARY KEY (id)\n);\n",
+    );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("differs from its schema.sql")
+        .stderr_has("+ column n text");
+    assert_eq!(
+        pg.rows(true, "SELECT count(*) FROM pg_tables WHERE tablename = 'a'"),
+        vec!["0"]
+    );
+    // With the right snapshot, the step goes through on both databases.
+    p.write(
+        "migrations/shop/20260101T000000Z-a/schema.sql",
+        "CREATE TABLE public.a (\n    id integer NOT NULL,\n    n text,\n    \
+         CONSTRAINT a_pkey PRIMARY KEY (id)\n);\n",
+    );
+    p.strata(&["migrate"]).ok();
+}
+
+#[test]
+fn each_module_owns_what_its_steps_created_through_renames() {
+    let Some(pg) = Pg::new("schema_owner") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/people/20260101T000000Z-a/do.sql",
+        "CREATE TABLE person (id int PRIMARY KEY, name text);\n",
+    )
+    .write(
+        "migrations/audit/20260102T000000Z-b/do.sql",
+        "CREATE SCHEMA audit;\nCREATE TABLE audit.event (id int, person int REFERENCES person(id));\n\
+         CREATE INDEX person_name ON person (name);\n",
+    )
+    .write(
+        "migrations/people/20260103T000000Z-c/do.sql",
+        "ALTER TABLE person RENAME TO human;\n",
+    );
+    p.strata(&["migrate"]).ok();
+    let people = dump_of(&p, "people", &[]);
+    let audit = dump_of(&p, "audit", &[]);
+    assert!(people.contains("CREATE TABLE public.human ("), "{people}");
+    assert!(!people.contains("person_name"), "{people}");
+    assert_eq!(
+        audit,
+        "CREATE SCHEMA audit;\n\n\
+         CREATE TABLE audit.event (\n    id integer,\n    person integer\n);\n\n\
+         ALTER TABLE audit.event ADD CONSTRAINT event_person_fkey FOREIGN KEY (person) \
+         REFERENCES public.human(id);\n\n\
+         CREATE INDEX person_name ON public.human USING btree (name);\n"
+    );
+    // A table made by hand belongs to no module (the test role is named `strata`: its
+    // `"$user"` schema would be strata's own, which is never part of a dump), even when a later
+    // step alters it; the index that step creates on it is the step's module's.
+    for test_db in [false, true] {
+        pg.client(test_db)
+            .batch_execute("CREATE TABLE public.by_hand (x int)")
+            .unwrap();
+    }
+    p.write(
+        "migrations/people/20260104T000000Z-d/do.sql",
+        "ALTER TABLE by_hand ADD COLUMN y int;\nCREATE INDEX by_hand_y ON by_hand (y);\n",
+    );
+    p.strata(&["migrate"]).ok();
+    let json = p.strata(&["--json", "dump"]).ok().json();
+    assert_eq!(json["unowned"][0]["name"], "by_hand");
+    assert_eq!(json["unowned"].as_array().unwrap().len(), 1);
+    assert!(
+        dump_of(&p, "people", &[]).contains("CREATE INDEX by_hand_y ON public.by_hand"),
+        "{}",
+        dump_of(&p, "people", &[])
+    );
+}
+
+#[test]
+fn baseline_adopts_an_existing_postgres_database() {
+    let Some(pg) = Pg::new("baseline") else {
+        return;
+    };
+    pg.client(false)
+        .batch_execute(
+            "CREATE TABLE genre (id serial PRIMARY KEY, name text NOT NULL UNIQUE);
+             CREATE TABLE track (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                 genre_id int REFERENCES genre(id) ON DELETE SET NULL,
+                 title text NOT NULL CHECK (title <> ''));
+             CREATE VIEW track_genre AS SELECT t.title, g.name FROM track t JOIN genre g ON g.id = t.genre_id;
+             INSERT INTO genre (name) VALUES ('Rock');",
+        )
+        .unwrap();
+    let p = project(&pg);
+    p.write("migrations/.keep", "");
+    let run = p.strata(&["baseline", "music"]).ok();
+    pg.hides_password(&run);
+    let zero = std::fs::read_dir(p.path("migrations/music"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.to_string_lossy().ends_with("-zero"))
+        .expect("the zero migration");
+    let schema = std::fs::read_to_string(zero.join("schema.sql")).unwrap();
+    assert!(
+        schema.contains("CREATE VIEW public.track_genre AS"),
+        "{schema}"
+    );
+    assert!(
+        std::fs::read_to_string(zero.join("do.sql"))
+            .unwrap()
+            .ends_with(&schema)
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT module, name FROM strata.strata_migration; \
+             SELECT count(*) FROM strata.strata_object WHERE module = 'music'"
+        ),
+        vec!["music|zero", "4"]
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT action FROM strata.strata_migration_audit ORDER BY id"
+        ),
+        vec!["backup", "baseline"]
+    );
+    assert_eq!(dump_of(&p, "music", &[]), schema);
+    p.strata(&["diff"])
+        .ok()
+        .stdout_has("music: no changes against");
+    // The data stayed; migrate builds the test database from the zero migration, whose
+    // schema.sql the step checks.
+    assert_eq!(pg.rows(false, "SELECT name FROM genre"), vec!["Rock"]);
+    p.strata(&["migrate"]).ok();
+    assert_eq!(
+        dump_of(&p, "music", &["--db", &format!("{}_test", pg.url())]),
+        schema
+    );
+    p.strata(&["baseline", "music"])
+        .code(2)
+        .stderr_has("already has migrations");
+}
+
+/// A realistic schema for PostgreSQL: Chinook's tables with foreign keys, indexes, identity
+/// and serial columns, a sequence, defaults, checks, an enum, a domain, a view over a view, a
+/// materialized view, a function with its trigger, quoted names and a second schema.
+const CHINOOK: &str = r#"
+CREATE SCHEMA sales;
+CREATE TYPE media_kind AS ENUM ('audio', 'video');
+CREATE DOMAIN price AS numeric(10,2) NOT NULL CHECK (VALUE >= 0);
+CREATE SEQUENCE invoice_number START 1000 INCREMENT 10;
+CREATE TABLE artist (
+    artist_id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name varchar(120) NOT NULL
+);
+CREATE TABLE album (
+    album_id serial PRIMARY KEY,
+    title varchar(160) NOT NULL,
+    artist_id int NOT NULL REFERENCES artist (artist_id) ON DELETE CASCADE
+);
+CREATE TABLE genre (genre_id smallint PRIMARY KEY, name varchar(120) COLLATE "C");
+CREATE TABLE media_type (media_type_id int PRIMARY KEY, name varchar(120), kind media_kind NOT NULL DEFAULT 'audio');
+CREATE TABLE track (
+    track_id int GENERATED BY DEFAULT AS IDENTITY (START WITH 100) PRIMARY KEY,
+    name varchar(200) NOT NULL,
+    album_id int REFERENCES album (album_id),
+    media_type_id int NOT NULL REFERENCES media_type (media_type_id),
+    genre_id smallint REFERENCES genre (genre_id),
+    composer varchar(220),
+    milliseconds int NOT NULL CHECK (milliseconds > 0),
+    bytes bigint,
+    unit_price price,
+    seconds numeric GENERATED ALWAYS AS (milliseconds / 1000.0) STORED,
+    UNIQUE (album_id, name)
+);
+CREATE INDEX track_album ON track (album_id);
+CREATE INDEX track_lower_name ON track (lower(name)) WHERE composer IS NOT NULL;
+CREATE TABLE sales."Customer" (
+    customer_id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    "First Name" varchar(40) NOT NULL,
+    email varchar(60) NOT NULL,
+    support_rep_id int,
+    created timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT customer_email_format CHECK (email LIKE '%@%')
+);
+CREATE UNIQUE INDEX customer_email ON sales."Customer" (lower(email));
+CREATE TABLE sales.invoice (
+    invoice_id int PRIMARY KEY DEFAULT nextval('invoice_number'),
+    customer_id int NOT NULL REFERENCES sales."Customer" (customer_id),
+    invoice_date date NOT NULL DEFAULT CURRENT_DATE,
+    total numeric(10,2) NOT NULL DEFAULT 0
+);
+CREATE TABLE sales.invoice_line (
+    invoice_line_id bigserial PRIMARY KEY,
+    invoice_id int NOT NULL REFERENCES sales.invoice (invoice_id) ON DELETE CASCADE,
+    track_id int NOT NULL REFERENCES track (track_id),
+    unit_price numeric(10,2) NOT NULL,
+    quantity int NOT NULL DEFAULT 1 CHECK (quantity > 0)
+);
+CREATE VIEW track_detail AS
+    SELECT t.track_id, t.name, a.title AS album, ar.name AS artist
+    FROM track t LEFT JOIN album a USING (album_id) LEFT JOIN artist ar USING (artist_id);
+CREATE VIEW artist_tracks AS
+    SELECT artist, count(*) AS tracks FROM track_detail GROUP BY artist;
+CREATE MATERIALIZED VIEW sales.revenue AS
+    SELECT i.customer_id, sum(l.unit_price * l.quantity) AS revenue
+    FROM sales.invoice i JOIN sales.invoice_line l USING (invoice_id) GROUP BY i.customer_id;
+CREATE FUNCTION sales.invoice_total() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE sales.invoice SET total = total + NEW.unit_price * NEW.quantity
+     WHERE invoice_id = NEW.invoice_id;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER invoice_line_total AFTER INSERT ON sales.invoice_line
+    FOR EACH ROW EXECUTE FUNCTION sales.invoice_total();
+CREATE FUNCTION track_count(a int) RETURNS bigint LANGUAGE sql STABLE
+    AS $$ SELECT count(*) FROM track WHERE album_id = a $$;
+CREATE PROCEDURE sales.close_day(day date) LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE '%', day; END $$;
+CREATE TYPE sales.money_pair AS (amount numeric, currency char(3));
+CREATE UNLOGGED TABLE sales.cart (id uuid PRIMARY KEY, items jsonb NOT NULL DEFAULT '[]', tags text[]);
+CREATE INDEX cart_items ON sales.cart USING gin (items);
+CREATE TABLE sales.booking (room int, during tstzrange, EXCLUDE USING gist (during WITH &&));
+CREATE TABLE sales.play (at date NOT NULL, track_id int) PARTITION BY RANGE (at);
+CREATE INDEX play_track ON sales.play (track_id) INCLUDE (at);
+"#;
+
+#[test]
+fn a_realistic_schema_round_trips_through_its_dump() {
+    let Some(pg) = Pg::new("schema_rt") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write("migrations/chinook/20260101T000000Z-zero/do.sql", CHINOOK);
+    p.strata(&["migrate"]).ok();
+    let first = dump_of(&p, "chinook", &[]);
+    for part in [
+        "CREATE SCHEMA sales;",
+        "CREATE TYPE public.media_kind AS ENUM ('audio', 'video');",
+        "CREATE DOMAIN public.price AS numeric(10,2) NOT NULL CONSTRAINT price_check CHECK ((VALUE >= (0)::numeric));",
+        "CREATE SEQUENCE public.invoice_number AS bigint START WITH 1000 INCREMENT BY 10",
+        "    track_id integer NOT NULL GENERATED BY DEFAULT AS IDENTITY (START WITH 100 INCREMENT BY 1),",
+        "    seconds numeric GENERATED ALWAYS AS (((milliseconds)::numeric / 1000.0)) STORED,",
+        "CREATE TABLE sales.\"Customer\" (",
+        "    \"First Name\" character varying(40) NOT NULL,",
+        "    name character varying(120) COLLATE \"C\"",
+        "CREATE UNIQUE INDEX customer_email ON sales.\"Customer\" USING btree (lower((email)::text));",
+        "CREATE MATERIALIZED VIEW sales.revenue AS",
+        "CREATE TRIGGER invoice_line_total AFTER INSERT ON sales.invoice_line",
+        "SET check_function_bodies = false;",
+        "CREATE UNLOGGED TABLE sales.cart (",
+        ") PARTITION BY RANGE (at);",
+        "CONSTRAINT booking_during_excl EXCLUDE USING gist (during WITH &&)",
+        "CREATE TYPE sales.money_pair AS (amount numeric, currency character(3));",
+        "CREATE OR REPLACE PROCEDURE sales.close_day(IN day date)",
+    ] {
+        assert!(first.contains(part), "the dump lacks {part:?}:\n{first}");
+    }
+    // A view comes after the view it reads.
+    assert!(
+        first.find("CREATE VIEW public.track_detail").unwrap()
+            < first.find("CREATE VIEW public.artist_tracks").unwrap(),
+        "{first}"
+    );
+
+    // The dump as the only migration of another project, on an empty database: the same
+    // dump comes back (and each step there was checked against it as its schema.sql).
+    let Some(pg2) = Pg::new("schema_rt2") else {
+        return;
+    };
+    let p2 = project(&pg2);
+    p2.write("migrations/chinook/20260101T000000Z-zero/do.sql", &first)
+        .write(
+            "migrations/chinook/20260101T000000Z-zero/schema.sql",
+            &first,
+        );
+    p2.strata(&["migrate"]).ok();
+    let second = dump_of(&p2, "chinook", &[]);
+    assert_eq!(second, first);
+    p2.strata(&["diff"])
+        .ok()
+        .stdout_has("chinook: no changes against");
+}
+
+#[test]
+fn ownership_follows_objects_through_a_restore_and_a_later_rename() {
+    let Some(pg) = Pg::new("schema_restore") else {
+        return;
+    };
+    let p = project(&pg);
+    p.write(
+        "migrations/people/20260101T000000Z-a/do.sql",
+        "CREATE TABLE person (id int PRIMARY KEY);\n",
+    );
+    p.strata(&["migrate"]).ok();
+    p.write(
+        "migrations/people/20260102T000000Z-b/do.sql",
+        "CREATE TABLE pet (id int);\n",
+    );
+    p.strata(&["migrate"]).ok();
+    // The newest backup is the one taken before b: every object comes back with a new oid.
+    p.strata(&["restore", "--yes"]).ok();
+    p.write(
+        "migrations/people/20260103T000000Z-c/do.sql",
+        "ALTER TABLE person RENAME TO human;\n",
+    );
+    p.strata(&["migrate"]).ok();
+    let dump = dump_of(&p, "people", &[]);
+    assert!(dump.contains("CREATE TABLE public.human ("), "{dump}");
+    assert!(dump.contains("CREATE TABLE public.pet ("), "{dump}");
+    let json = p.strata(&["--json", "dump"]).ok().json();
+    assert_eq!(json["unowned"], serde_json::json!([]));
+}
+
+#[test]
+fn owners_are_inferred_where_no_row_records_them() {
+    let Some(pg) = Pg::new("schema_infer") else {
+        return;
+    };
+    let p = project(&pg);
+    orders_chain(&p);
+    p.strata(&["migrate"]).ok();
+    let before = dump_of(&p, "shop", &[]);
+    // As databases migrated before strata recorded ownership on PostgreSQL.
+    for test_db in [false, true] {
+        pg.client(test_db)
+            .batch_execute("DELETE FROM strata.strata_object")
+            .unwrap();
+    }
+    assert_eq!(dump_of(&p, "shop", &[]), before);
+    let json = p.strata(&["--json", "dump"]).ok().json();
+    assert_eq!(json["unowned"], serde_json::json!([]));
+    // A change by hand made into a migration writes the inferred owners down.
+    p.strata(&["dump", "shop", "--write"]).ok();
+    pg.client(false)
+        .batch_execute("CREATE TABLE public.extra (id int)")
+        .unwrap();
+    p.strata(&["new", "shop", "extra", "--from-diff"]).ok();
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT stamp, count(*) FROM strata.strata_object GROUP BY stamp ORDER BY stamp"
+        )[..2],
+        [
+            "20260101T000000Z|3".to_string(),
+            "20260102T000000Z|3".to_string()
+        ]
+    );
+    // The rehearsal of that migration on the test database (no rows there either) compares
+    // the module with its schema.sql, owners inferred the same way.
+    p.strata(&["migrate"]).ok();
+    p.strata(&["diff", "--db", &format!("{}_test", pg.url())])
+        .ok()
+        .stdout_has("shop: no changes against");
 }
 
 #[test]

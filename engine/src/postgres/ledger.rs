@@ -142,7 +142,8 @@ pub fn exists(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
 /// Creates the schema and tables if they are missing, in a transaction of its own under the
 /// lock (two first runs at once do not race on `CREATE SCHEMA`).
 pub fn ensure(client: &mut postgres::Client) -> Result<(), postgres::Error> {
-    if exists(client)? {
+    let complete = "SELECT pg_catalog.to_regclass('strata.strata_object') IS NOT NULL";
+    if exists(client)? && client.query_one(complete, &[])?.get::<_, bool>(0) {
         return Ok(());
     }
     let mut tx = client.transaction()?;
@@ -150,6 +151,8 @@ pub fn ensure(client: &mut postgres::Client) -> Result<(), postgres::Error> {
     if !exists(&mut tx)? {
         tx.batch_execute(SCHEMA)?;
     }
+    // Ownership (`postgres::schema`), also on databases strata set up before it had it.
+    tx.batch_execute(super::schema::OBJECT_TABLE)?;
     tx.commit()
 }
 

@@ -8,14 +8,22 @@
 //! `run` is `migrate`, `status` and `audit` on PostgreSQL. Tree, checksum, plan, events and
 //! rendering are shared with SQLite.
 //!
-//! What PostgreSQL does not have yet (components, backups with `pg_dump`, dump/diff, sandbox
-//! mode, restore) is refused with a message that says so; no SQLite code path ever receives a
-//! PostgreSQL URL (see `crate::sqlite::open`).
+//! The schema side: `schema` reads the live schema from the catalogs and records which module
+//! owns which object, `model` is that schema as canonical text (dump, `schema.sql`), `delta` the
+//! pure diff and delta SQL, and `design` is `dump`, `diff`, `new --from-diff`, `baseline` and
+//! drift on PostgreSQL.
+//!
+//! What PostgreSQL does not have yet is refused with a message that says so; no SQLite code
+//! path ever receives a PostgreSQL URL (see `crate::sqlite::open`).
 
 pub mod backup;
+pub mod delta;
+pub mod design;
 pub mod ledger;
+pub mod model;
 pub mod restore;
 pub mod run;
+pub mod schema;
 pub mod script;
 pub mod step;
 

@@ -358,6 +358,8 @@ fn replay(
              pg_catalog.pg_get_serial_sequence('strata.strata_migration_audit', 'id'),
              GREATEST((SELECT max(id) FROM strata.strata_migration_audit), 1))",
     )?;
+    // Objects came back with new oids: ownership follows them by name.
+    super::schema::rekey(tx)?;
     let entry = crate::ledger::Entry::for_run(
         crate::event::Phase::Restore.as_str(),
         "restore",

@@ -215,6 +215,9 @@ pub fn migrate(
             Err(r) => refusals.extend(r),
         }
     }
+    if !opts.allow_drift {
+        refusals.extend(crate::design::drift(project)?);
+    }
     if !refusals.is_empty() {
         return Err(Error::Refused(refusals));
     }

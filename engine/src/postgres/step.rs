@@ -226,6 +226,16 @@ fn apply_in_transaction(
             }
         }
     }
+    if failure.is_none()
+        && let Err(e) = super::schema::after_step(&mut tx, step)
+    {
+        let err = ActionError {
+            file: e.file,
+            statement: None,
+            message: e.message,
+        };
+        failure = Some((e.action, err, started.elapsed()));
+    }
     if failure.is_none() {
         let elapsed = started.elapsed();
         let recorded = ledger::record(&mut *tx, m, elapsed.as_millis() as u64)

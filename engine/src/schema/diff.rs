@@ -24,6 +24,18 @@ pub struct Diff {
     pub indexes: Vec<ObjectChange>,
     pub views: Vec<ObjectChange>,
     pub triggers: Vec<ObjectChange>,
+    /// PostgreSQL's other kinds: schemas, types, sequences, functions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<ObjectChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<ObjectChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sequences: Vec<ObjectChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<ObjectChange>,
+    /// Names are already SQL (PostgreSQL's, quoted where they need it): shown as they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quoted_names: bool,
 }
 
 impl Diff {
@@ -33,6 +45,10 @@ impl Diff {
             && self.indexes.is_empty()
             && self.views.is_empty()
             && self.triggers.is_empty()
+            && self.schemas.is_empty()
+            && self.types.is_empty()
+            && self.sequences.is_empty()
+            && self.functions.is_empty()
     }
 }
 
@@ -538,18 +554,20 @@ fn or_none(v: &Option<String>) -> &str {
 impl fmt::Display for Diff {
     /// One line per change: `+` added, `-` removed, `~` changed; a table's changes indented.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |n: &str| {
+            if self.quoted_names {
+                n.to_string()
+            } else {
+                quote_ident(n)
+            }
+        };
         for t in &self.tables {
             match t {
-                TableChange::Added { table, .. } => writeln!(f, "+ table {}", quote_ident(table))?,
-                TableChange::Removed { table, .. } => {
-                    writeln!(f, "- table {}", quote_ident(table))?
+                TableChange::Added { table, .. } => writeln!(f, "+ table {}", name(table))?,
+                TableChange::Removed { table, .. } => writeln!(f, "- table {}", name(table))?,
+                TableChange::Renamed { from, to } => {
+                    writeln!(f, "~ table {} renamed to {}", name(from), name(to))?
                 }
-                TableChange::Renamed { from, to } => writeln!(
-                    f,
-                    "~ table {} renamed to {}",
-                    quote_ident(from),
-                    quote_ident(to)
-                )?,
                 TableChange::Altered {
                     table,
                     columns,
@@ -557,7 +575,7 @@ impl fmt::Display for Diff {
                     reordered,
                     options,
                 } => {
-                    writeln!(f, "~ table {}", quote_ident(table))?;
+                    writeln!(f, "~ table {}", name(table))?;
                     for c in columns {
                         match c {
                             ColumnChange::Added { definition, .. } => {
@@ -566,12 +584,9 @@ impl fmt::Display for Diff {
                             ColumnChange::Removed { definition, .. } => {
                                 writeln!(f, "    - column {definition}")?
                             }
-                            ColumnChange::Renamed { from, to } => writeln!(
-                                f,
-                                "    ~ column {} renamed to {}",
-                                quote_ident(from),
-                                quote_ident(to)
-                            )?,
+                            ColumnChange::Renamed { from, to } => {
+                                writeln!(f, "    ~ column {} renamed to {}", name(from), name(to))?
+                            }
                             ColumnChange::Changed {
                                 column, attributes, ..
                             } => {
@@ -586,12 +601,7 @@ impl fmt::Display for Diff {
                                         )
                                     })
                                     .collect();
-                                writeln!(
-                                    f,
-                                    "    ~ column {}: {}",
-                                    quote_ident(column),
-                                    what.join("; ")
-                                )?
+                                writeln!(f, "    ~ column {}: {}", name(column), what.join("; "))?
                             }
                         }
                     }
@@ -619,6 +629,10 @@ impl fmt::Display for Diff {
             }
         }
         for (kind, list) in [
+            ("schema", &self.schemas),
+            ("type", &self.types),
+            ("sequence", &self.sequences),
+            ("function", &self.functions),
             ("index", &self.indexes),
             ("view", &self.views),
             ("trigger", &self.triggers),
@@ -629,7 +643,7 @@ impl fmt::Display for Diff {
                     Change::Removed => "-",
                     Change::Changed => "~",
                 };
-                writeln!(f, "{sign} {kind} {}", quote_ident(&o.name))?;
+                writeln!(f, "{sign} {kind} {}", name(&o.name))?;
             }
         }
         Ok(())

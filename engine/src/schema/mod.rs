@@ -42,7 +42,8 @@ pub enum SchemaError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// The kinds of schema object, named as in `sqlite_master.type`.
+/// The kinds of schema object, named as in `sqlite_master.type`; PostgreSQL adds sequences,
+/// functions, types and schemas (which SQLite never has).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectKind {
@@ -50,6 +51,10 @@ pub enum ObjectKind {
     Index,
     View,
     Trigger,
+    Sequence,
+    Function,
+    Type,
+    Schema,
 }
 
 impl ObjectKind {
@@ -59,6 +64,10 @@ impl ObjectKind {
             ObjectKind::Index => "index",
             ObjectKind::View => "view",
             ObjectKind::Trigger => "trigger",
+            ObjectKind::Sequence => "sequence",
+            ObjectKind::Function => "function",
+            ObjectKind::Type => "type",
+            ObjectKind::Schema => "schema",
         }
     }
 
@@ -477,6 +486,7 @@ impl Schema {
             ObjectKind::Index => self.indexes.contains_key(&key),
             ObjectKind::View => self.views.contains_key(&key),
             ObjectKind::Trigger => self.triggers.contains_key(&key),
+            _ => false,
         }
     }
 

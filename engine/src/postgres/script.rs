@@ -153,28 +153,6 @@ pub fn number_placeholders(sql: &str, params: usize) -> Option<String> {
     Some(out)
 }
 
-/// Where `sql`'s numbered parameters are: the byte range of each `$n` and its `n`, in order;
-/// `None` when the statement cannot be read. A `$n` inside a string, a dollar-quoted body, a
-/// quoted name or a comment is not a parameter.
-pub fn parameters(sql: &str) -> Option<Vec<(std::ops::Range<usize>, usize)>> {
-    let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize_with_location()
-        .ok()?;
-    let lines = LineIndex::new(sql);
-    let mut out = Vec::new();
-    for t in &tokens {
-        if let Token::Placeholder(p) = &t.token
-            && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok())
-        {
-            let start = lines.offset(t.span.start);
-            out.push((start..start + p.len(), n));
-        }
-    }
-    Some(out)
-}
-
 /// Byte offsets of the tokenizer's (line, column) locations; columns count characters.
 struct LineIndex<'a> {
     text: &'a str,
@@ -203,19 +181,6 @@ impl<'a> LineIndex<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parameters_are_found_outside_strings_bodies_and_comments() {
-        let sql = "UPDATE t SET a = $1, b = '$2' /* $3 */ WHERE c = $$ $4 $$ AND é = $12";
-        let found = parameters(sql).unwrap();
-        assert_eq!(
-            found
-                .iter()
-                .map(|(r, n)| (&sql[r.clone()], *n))
-                .collect::<Vec<_>>(),
-            [("$1", 1), ("$12", 12)]
-        );
-    }
 
     #[test]
     fn question_marks_become_numbered_placeholders_only_when_they_are_the_parameters() {

@@ -57,6 +57,9 @@ pub struct Postgres {
     config_file: PathBuf,
     /// Statements prepared during this call, by their text.
     statements: HashMap<String, Statement>,
+    /// Named prepared statements of batches (see [`Batch`]), by their text; deallocated when
+    /// the call ends.
+    prepared: HashMap<String, String>,
     cursors: Vec<Option<Cursor>>,
     opened: u64,
     deadline: Instant,
@@ -161,6 +164,7 @@ impl Postgres {
             role: entered.role,
             config_file: entered.config_file,
             statements: HashMap::new(),
+            prepared: HashMap::new(),
             cursors: Vec::new(),
             opened: 0,
             deadline: entered.deadline,
@@ -181,6 +185,9 @@ impl Postgres {
         }
         for c in self.cursors.iter().flatten() {
             let _ = write!(sql, "CLOSE {}; ", c.name);
+        }
+        for name in self.prepared.values() {
+            let _ = write!(sql, "DEALLOCATE {name}; ");
         }
         let _ = write!(
             sql,
@@ -786,17 +793,18 @@ impl<'a> From<strata_wire::ValueRef<'a>> for Lit<'a> {
 }
 
 /// Rows of one statement (`execute-many`, `execute-packed`) sent a few thousand at a time in
-/// one round trip: each row is the statement with its parameters written in as literals cast
-/// to the types the server inferred when it prepared the statement, so a value means what it
-/// would mean bound (a text value is parsed by the type's input function either way), and the
-/// statements go as one simple-protocol message. Literals are dollar-quoted with a tag the value
-/// does not contain, so no value can end its literal; the statement itself passed
-/// [`check_statement`] before.
-struct Batch<'t> {
-    /// The statement's text between its parameters: `(text, parameter index after it)`.
-    pieces: Vec<(&'t str, Option<usize>)>,
-    /// Per parameter: the cast that follows its literal, and its type.
-    casts: Vec<(String, Type)>,
+/// one round trip. The statement is prepared once per component call as a named prepared
+/// statement, its parameters declared with the types the server inferred for them
+/// (`PREPARE name (types) AS ...`), and each row is `EXECUTE name(literals)`, the rows of a
+/// batch joined into one simple-protocol message: a literal is coerced to its parameter's
+/// declared type by that type's input function, as a bound text value is, and the server plans
+/// the statement once. Literals are dollar-quoted with a tag the value does not contain, so no
+/// value can end its literal; the statement itself passed [`check_statement`] before.
+struct Batch {
+    /// `EXECUTE name(`.
+    execute: String,
+    /// The parameters' types.
+    types: Vec<Type>,
     sql: String,
     rows: usize,
 }
@@ -805,35 +813,45 @@ struct Batch<'t> {
 const BATCH_BYTES: usize = 1 << 20;
 const BATCH_ROWS: usize = 5_000;
 
-impl<'t> Batch<'t> {
-    fn new(text: &'t str, statement: &Statement) -> Result<Batch<'t>, Fail> {
-        let params = crate::postgres::script::parameters(text)
-            .ok_or_else(|| Fail::Syntax("the statement cannot be read".into()))?;
-        let mut pieces = Vec::new();
-        let mut at = 0;
-        for (range, n) in params {
-            if n == 0 || n > statement.params().len() {
-                return Err(Fail::Syntax(format!("there is no parameter ${n}")));
-            }
-            pieces.push((&text[at..range.start], Some(n - 1)));
-            at = range.end;
-        }
-        pieces.push((&text[at..], None));
-        let casts = statement
-            .params()
-            .iter()
-            .map(|ty| {
-                let cast = format!(
-                    "::{}.{}",
-                    crate::data::quote_ident(ty.schema()),
-                    crate::data::quote_ident(ty.name())
+impl Batch {
+    /// A batch of `statement` (whose text is `text`), preparing it on the session unless this
+    /// call did already.
+    fn new(db: &mut Postgres, text: &str, statement: &Statement) -> Result<Batch, Fail> {
+        let name = match db.prepared.get(text) {
+            Some(name) => name.clone(),
+            None => {
+                use std::sync::atomic::{AtomicU64, Ordering};
+                static PREPARED: AtomicU64 = AtomicU64::new(0);
+                let name = format!(
+                    "strata_component_batch_{}",
+                    PREPARED.fetch_add(1, Ordering::Relaxed)
                 );
-                (cast, ty.clone())
-            })
-            .collect();
+                let types: Vec<String> = statement
+                    .params()
+                    .iter()
+                    .map(|ty| {
+                        format!(
+                            "{}.{}",
+                            crate::data::quote_ident(ty.schema()),
+                            crate::data::quote_ident(ty.name())
+                        )
+                    })
+                    .collect();
+                let types = if types.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", types.join(", "))
+                };
+                // On a line of its own: the statement may end in a `--` comment.
+                db.client
+                    .batch_execute(&format!("PREPARE {name}{types} AS {text}\n"))?;
+                db.prepared.insert(text.to_string(), name.clone());
+                name
+            }
+        };
         Ok(Batch {
-            pieces,
-            casts,
+            execute: format!("EXECUTE {name}("),
+            types: statement.params().to_vec(),
             sql: String::new(),
             rows: 0,
         })
@@ -841,10 +859,11 @@ impl<'t> Batch<'t> {
 
     /// Adds one row of parameters.
     fn push<'v>(&mut self, row: impl Fn(usize) -> Lit<'v>) -> Result<(), Fail> {
-        for (text, param) in &self.pieces {
-            self.sql.push_str(text);
-            let Some(i) = *param else { continue };
-            let (cast, ty) = &self.casts[i];
+        self.sql.push_str(&self.execute);
+        for (i, ty) in self.types.iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
             match row(i) {
                 Lit::Null => self.sql.push_str("NULL"),
                 Lit::Integer(n) if *ty == Type::BOOL => {
@@ -870,10 +889,8 @@ impl<'t> Batch<'t> {
                     )));
                 }
             }
-            self.sql.push_str(cast);
         }
-        // On a line of its own: the statement may end in a `--` comment.
-        self.sql.push_str("\n;\n");
+        self.sql.push_str(");\n");
         self.rows += 1;
         Ok(())
     }
@@ -1140,7 +1157,7 @@ impl sql::Host for HostState<Postgres> {
         let r = self.call(&sql, width, Use::Any, |s| {
             let (statement, text) = s.db.prepare(&sql, width)?;
             rows_statement(&statement)?;
-            let mut batch = Batch::new(&text, &statement)?;
+            let mut batch = Batch::new(&mut s.db, &text, &statement)?;
             let mut changed = 0;
             for row in &rows {
                 if row.len() != width {
@@ -1174,7 +1191,7 @@ impl sql::Host for HostState<Postgres> {
                 )));
             }
             rows_statement(&statement)?;
-            let mut batch = Batch::new(&text, &statement)?;
+            let mut batch = Batch::new(&mut s.db, &text, &statement)?;
             let mut d = strata_wire::Decoder::new(&rows.data);
             let mut changed = 0;
             let mut row: Vec<Lit<'_>> = Vec::with_capacity(columns);

@@ -215,7 +215,7 @@ fn main() {
     });
 }
 
-/// 1. Status latency, on a migrated project of 10 migrations.
+/// Part 1: Status latency, on a migrated project of 10 migrations.
 async fn status_part() {
     let dir = tempfile::tempdir().unwrap();
     let p = project(dir.path(), 10);
@@ -259,8 +259,8 @@ async fn status_part() {
     let _ = stop.send(());
 }
 
-/// 2. 100 migrations, local vs remote, in rotated rounds (`only`: `local` or `remote` runs just
-/// that kind).
+/// Part 2: 100 migrations, local vs remote, in rotated rounds; `only` (`local` or `remote`)
+/// runs just that kind.
 async fn migrate_part(rounds: usize, only: &str) {
     let (mut local, mut remote) = (Vec::new(), Vec::new());
     for round in 0..rounds {

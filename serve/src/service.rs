@@ -723,7 +723,7 @@ mod tests {
             // Sent at once, not held for a flush.
             match &drain(&mut rx)[..] {
                 [proto::run_message::Kind::Event(e)] => {
-                    assert_eq!(names(&[e.clone()]), [format!("event {i:04}")])
+                    assert_eq!(names(std::slice::from_ref(e)), [format!("event {i:04}")])
                 }
                 other => panic!("{other:?}"),
             }

@@ -858,15 +858,16 @@ fn messages(stdout: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// What an event says, without what differs between two runs (timings, backup names).
-fn gist(event: &serde_json::Value) -> String {
+/// What an event says, without what differs between two runs (timings, backup names); `None`
+/// for a running component's row count, sent every 200 ms, so as often as the run is slow.
+fn gist(event: &serde_json::Value) -> Option<String> {
     let (kind, body) = event.as_object().unwrap().iter().next().unwrap();
     let mut body = body.clone();
     if let Some(o) = body.as_object_mut() {
         o.remove("elapsedMs");
         o.remove("backup");
     }
-    format!("{kind} {body}")
+    (kind != "componentProgress").then(|| format!("{kind} {body}"))
 }
 
 /// A client built from the proto before `batch_events` existed (grpcurl, not setting it) gets
@@ -908,7 +909,7 @@ fn a_client_that_does_not_ask_for_batches_gets_one_event_per_message() {
     for m in &v1 {
         let keys: Vec<&String> = m.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["event"], "one event per message: {m}");
-        single.push(gist(&m["event"]));
+        single.extend(gist(&m["event"]));
     }
 
     let batched = migrate(r#"{"batchEvents": true}"#);
@@ -918,7 +919,7 @@ fn a_client_that_does_not_ask_for_batches_gets_one_event_per_message() {
             .as_array()
             .unwrap_or_else(|| panic!("{m}"));
         assert!(!events.is_empty());
-        gathered.extend(events.iter().map(gist));
+        gathered.extend(events.iter().filter_map(gist));
     }
     assert_eq!(gathered, single, "the same events in the same order");
     assert!(

@@ -1,7 +1,8 @@
 //! The `strata.v1.Strata` service: each RPC checks the bearer token, then runs the same library
 //! call as the local command on a blocking thread, on the server's own project. Runs that change
 //! databases (Migrate, Restore) take one lock per service, so a second one waits for the first;
-//! a run keeps going when its client disconnects, and shutdown waits for it.
+//! a run keeps going when its client disconnects, and shutdown waits for it. A run's events go
+//! out one per message, or in batches to a client that asks (`batch_events`; see `Outbox`).
 
 use std::path::Path;
 use std::pin::Pin;

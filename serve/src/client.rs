@@ -212,6 +212,7 @@ impl Client {
         let req = self.request(
             proto::MigrateRequest {
                 options: Some(run_options(opts)),
+                batch_events: true,
             },
             false,
         );
@@ -228,6 +229,7 @@ impl Client {
         let req = self.request(
             proto::SandboxRequest {
                 to: to.unwrap_or_default().to_string(),
+                batch_events: true,
             },
             false,
         );
@@ -245,6 +247,11 @@ impl Client {
             let msg = stream.message().await.map_err(|s| self.err(s))?;
             match msg.and_then(|m| m.kind) {
                 Some(proto::run_message::Kind::Event(e)) => replay.replay(e, sink),
+                Some(proto::run_message::Kind::Events(batch)) => {
+                    for e in batch.events {
+                        replay.replay(e, sink);
+                    }
+                }
                 Some(proto::run_message::Kind::ReportJson(json)) => return self.parse(&json),
                 None => {
                     return Err(RemoteError::local(

@@ -1,7 +1,8 @@
 //! The `strata.v1.Strata` service: each RPC checks the bearer token, then runs the same library
 //! call as the local command on a blocking thread, on the server's own project. Runs that change
 //! databases (Migrate, Restore) take one lock per service, so a second one waits for the first;
-//! a run keeps going when its client disconnects, and shutdown waits for it.
+//! a run keeps going when its client disconnects, and shutdown waits for it. A run's events go
+//! out one per message, or in batches to a client that asks (`batch_events`; see `Outbox`).
 
 use std::path::Path;
 use std::pin::Pin;
@@ -185,20 +186,152 @@ fn test_db(d: i32) -> bool {
 
 type RunStream = Pin<Box<dyn Stream<Item = Result<proto::RunMessage, Status>> + Send>>;
 
-/// Forwards engine events to a stream, with a ticker for a running component's row count.
+type RunSender = mpsc::UnboundedSender<Result<proto::RunMessage, Status>>;
+
+/// The longest a batched event waits before it is sent: a progress bar fed by batches still
+/// moves about 20 times a second.
+pub(crate) const BATCH_DELAY: Duration = Duration::from_millis(50);
+
+/// The largest batch, in encoded bytes (smaller when the message size limit is).
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+
+/// Where a run's events go: straight into the stream, one per message (what a client that did
+/// not set `batch_events` gets, as every v1 client always has), or in `EventBatch` messages, at
+/// most one per [`BATCH_DELAY`]: an event after a quiet spell goes out at once, the ones that
+/// follow it closely are gathered and go out [`BATCH_DELAY`] after the message before them (or
+/// at [`BATCH_BYTES`]), and all before the report. Each event sent is a wake-up of the connection and a frame on the
+/// wire; a run of short steps sends hundreds a second, and batching them is most of what a
+/// remote run costs over a local one.
+pub(crate) struct Outbox {
+    tx: RunSender,
+    batch: Option<Batch>,
+}
+
+struct Batch {
+    pending: std::sync::Mutex<Pending>,
+    /// Told when a batch gets its first event: the flusher sends it [`BATCH_DELAY`] later.
+    started: tokio::sync::Notify,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+struct Pending {
+    events: Vec<proto::Event>,
+    bytes: usize,
+    /// When the last message went out; `None` before the first.
+    sent: Option<std::time::Instant>,
+}
+
+impl Outbox {
+    /// Events one per message (`batched` false) or in batches of at most `max_message_bytes`.
+    pub(crate) fn new(tx: RunSender, batched: bool, max_message_bytes: usize) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            tx,
+            batch: batched.then(|| Batch {
+                pending: std::sync::Mutex::default(),
+                started: tokio::sync::Notify::new(),
+                // Room for the RunMessage and EventBatch framing around the events.
+                max_bytes: BATCH_BYTES.min(max_message_bytes.saturating_sub(16)),
+            }),
+        })
+    }
+
+    /// Sends `e` now, or adds it to the batch.
+    pub(crate) fn event(&self, e: proto::Event) {
+        // A client that went away does not stop the run.
+        let Some(b) = &self.batch else {
+            let _ = self.tx.send(Ok(proto::RunMessage {
+                kind: Some(proto::run_message::Kind::Event(e)),
+            }));
+            return;
+        };
+        // The event's length-delimited field in the EventBatch.
+        let len = prost::Message::encoded_len(&e);
+        let len = 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+        let mut pending = b.lock();
+        if !pending.events.is_empty() && pending.bytes + len > b.max_bytes {
+            self.send(&mut pending);
+        }
+        let first = pending.events.is_empty();
+        pending.bytes += len;
+        pending.events.push(e);
+        if first {
+            // After a quiet spell (or as the run's first), an event goes out at once: only
+            // events that follow one another closely wait to be gathered.
+            if pending.sent.is_none_or(|t| t.elapsed() >= BATCH_DELAY) {
+                self.send(&mut pending);
+            } else {
+                b.started.notify_one();
+            }
+        }
+    }
+
+    /// Sends the batch gathered so far, if any.
+    pub(crate) fn flush(&self) {
+        if let Some(b) = &self.batch {
+            self.send(&mut b.lock());
+        }
+    }
+
+    /// Sends the batch (under the lock, so batches go out in order).
+    fn send(&self, pending: &mut Pending) {
+        if pending.events.is_empty() {
+            return;
+        }
+        pending.bytes = 0;
+        pending.sent = Some(std::time::Instant::now());
+        let events = std::mem::take(&mut pending.events);
+        let _ = self.tx.send(Ok(proto::RunMessage {
+            kind: Some(proto::run_message::Kind::Events(proto::EventBatch {
+                events,
+            })),
+        }));
+    }
+
+    /// Sends each batch [`BATCH_DELAY`] after the message before it, until dropped (a task of
+    /// its own; `None` when events are not batched).
+    pub(crate) fn flusher(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.batch.as_ref()?;
+        let outbox = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            let Some(b) = &outbox.batch else { return };
+            loop {
+                b.started.notified().await;
+                let due = b.lock().sent.map(|t| t + BATCH_DELAY);
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                outbox.flush();
+            }
+        }))
+    }
+
+    /// The last message, after every event.
+    pub(crate) fn finish(&self, last: Result<proto::RunMessage, Status>) {
+        self.flush();
+        let _ = self.tx.send(last);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+impl Batch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Forwards engine events to the outbox, with a ticker for a running component's row count.
 struct Forward {
-    tx: mpsc::UnboundedSender<Result<proto::RunMessage, Status>>,
+    out: Arc<Outbox>,
     ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 impl Forward {
-    fn send(tx: &mpsc::UnboundedSender<Result<proto::RunMessage, Status>>, e: proto::Event) {
-        // A client that went away does not stop the run.
-        let _ = tx.send(Ok(proto::RunMessage {
-            kind: Some(proto::run_message::Kind::Event(e)),
-        }));
-    }
-
     fn event(&mut self, e: &Event<'_>) {
         match e {
             Event::ComponentStarted {
@@ -207,10 +340,10 @@ impl Forward {
                 rows_written,
             } => {
                 self.stop();
-                let (stop, rows, tx) = (
+                let (stop, rows, out) = (
                     Arc::new(AtomicBool::new(false)),
                     Arc::clone(rows_written),
-                    self.tx.clone(),
+                    Arc::clone(&self.out),
                 );
                 let (halt, m, a) = (
                     Arc::clone(&stop),
@@ -218,7 +351,7 @@ impl Forward {
                     convert::action(*action),
                 );
                 let thread = std::thread::spawn(move || {
-                    while !halt.load(Ordering::Relaxed) && !tx.is_closed() {
+                    while !halt.load(Ordering::Relaxed) && !out.is_closed() {
                         std::thread::sleep(Duration::from_millis(200));
                         let kind =
                             proto::event::Kind::ComponentProgress(proto::ComponentProgress {
@@ -226,7 +359,7 @@ impl Forward {
                                 action: a,
                                 rows_written: rows.load(Ordering::Relaxed),
                             });
-                        Forward::send(&tx, proto::Event { kind: Some(kind) });
+                        out.event(proto::Event { kind: Some(kind) });
                     }
                 });
                 self.ticker = Some((stop, thread));
@@ -235,7 +368,7 @@ impl Forward {
             _ => {}
         }
         if let Some(msg) = convert::event(e) {
-            Forward::send(&self.tx, msg);
+            self.out.event(msg);
         }
     }
 
@@ -254,13 +387,16 @@ impl Drop for Forward {
 }
 
 impl StrataService {
-    /// Streams a run: events from `run` as it goes, then its report (or its error).
+    /// Streams a run: events from `run` as it goes (in batches when `batched`), then its report
+    /// (or its error).
     fn stream<R: serde::Serialize + Send + 'static>(
         &self,
         exclusive: bool,
+        batched: bool,
         run: impl FnOnce(&Project, &mut dyn FnMut(&Event<'_>)) -> Result<R, Error> + Send + 'static,
     ) -> RunStream {
         let (tx, rx) = mpsc::unbounded_channel();
+        let out = Outbox::new(tx, batched, self.max_message_bytes);
         let inner = Arc::clone(&self.inner);
         tokio::spawn(async move {
             let _guard = if exclusive {
@@ -268,16 +404,20 @@ impl StrataService {
             } else {
                 None
             };
-            let events = tx.clone();
+            let flusher = out.flusher();
+            let events = Arc::clone(&out);
             let project = inner.project.clone();
             let done = tokio::task::spawn_blocking(move || {
                 let mut forward = Forward {
-                    tx: events,
+                    out: events,
                     ticker: None,
                 };
                 run(&project, &mut |e| forward.event(e))
             })
             .await;
+            if let Some(f) = flusher {
+                f.abort();
+            }
             let last = match done {
                 Ok(Ok(report)) => to_json(&report).map(|json| proto::RunMessage {
                     kind: Some(proto::run_message::Kind::ReportJson(json)),
@@ -285,7 +425,7 @@ impl StrataService {
                 Ok(Err(e)) => Err(to_status(&e)),
                 Err(e) => Err(Status::internal(format!("the run panicked: {e}"))),
             };
-            let _ = tx.send(last);
+            out.finish(last);
         });
         Box::pin(UnboundedReceiverStream::new(rx))
     }
@@ -351,11 +491,16 @@ impl Strata for StrataService {
     ) -> Result<Response<Self::MigrateStream>, Status> {
         self.authorize(&req, "Migrate").await?;
         self.open_for_runs()?;
-        let mut opts = options(req.into_inner().options);
-        Ok(Response::new(self.stream(true, move |p, sink| {
-            resolve_to(p, &mut opts.plan.to)?;
-            migrator::migrate(p, &opts, sink)
-        })))
+        let r = req.into_inner();
+        let mut opts = options(r.options);
+        Ok(Response::new(self.stream(
+            true,
+            r.batch_events,
+            move |p, sink| {
+                resolve_to(p, &mut opts.plan.to)?;
+                migrator::migrate(p, &opts, sink)
+            },
+        )))
     }
 
     type SandboxStream = RunStream;
@@ -366,17 +511,22 @@ impl Strata for StrataService {
     ) -> Result<Response<Self::SandboxStream>, Status> {
         self.authorize(&req, "Sandbox").await?;
         self.open_for_runs()?;
+        let r = req.into_inner();
         let mut opts = SandboxOptions {
             from: None,
             plan: PlanOptions {
-                to: given(&req.into_inner().to),
+                to: given(&r.to),
                 allow_out_of_order: false,
             },
         };
-        Ok(Response::new(self.stream(false, move |p, sink| {
-            resolve_to(p, &mut opts.plan.to)?;
-            migrator::sandbox(p, &opts, sink)
-        })))
+        Ok(Response::new(self.stream(
+            false,
+            r.batch_events,
+            move |p, sink| {
+                resolve_to(p, &mut opts.plan.to)?;
+                migrator::sandbox(p, &opts, sink)
+            },
+        )))
     }
 
     async fn audit(
@@ -547,4 +697,124 @@ fn applied(p: &Project, db: &Path) -> Result<Vec<proto::AppliedMigration>, Error
             applied_at: a.applied_at,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warning(i: usize) -> proto::Event {
+        proto::Event {
+            kind: Some(proto::event::Kind::Warning(format!("event {i:04}"))),
+        }
+    }
+
+    fn drain(
+        rx: &mut mpsc::UnboundedReceiver<Result<proto::RunMessage, Status>>,
+    ) -> Vec<proto::run_message::Kind> {
+        let mut got = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            got.push(m.unwrap().kind.unwrap());
+        }
+        got
+    }
+
+    fn names(events: &[proto::Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match &e.kind {
+                Some(proto::event::Kind::Warning(w)) => w.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_client_that_does_not_ask_for_batches_gets_one_event_per_message() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let out = Outbox::new(tx, false, DEFAULT_MAX_MESSAGE_BYTES);
+        for i in 0..3 {
+            out.event(warning(i));
+            // Sent at once, not held for a flush.
+            match &drain(&mut rx)[..] {
+                [proto::run_message::Kind::Event(e)] => {
+                    assert_eq!(names(std::slice::from_ref(e)), [format!("event {i:04}")])
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        out.finish(Ok(proto::RunMessage {
+            kind: Some(proto::run_message::Kind::ReportJson("{}".into())),
+        }));
+        assert!(matches!(
+            &drain(&mut rx)[..],
+            [proto::run_message::Kind::ReportJson(_)]
+        ));
+    }
+
+    #[test]
+    fn batches_keep_every_event_once_in_order_within_the_size_limit() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // A 512-byte limit: 35 of these 14-byte events per batch.
+        let out = Outbox::new(tx, true, 512);
+        for i in 0..200 {
+            out.event(warning(i));
+        }
+        let full = drain(&mut rx);
+        // The first at once, then every full batch (more if this thread stalled for 50 ms).
+        assert!(full.len() >= 6, "full batches went out: {}", full.len());
+        out.finish(Ok(proto::RunMessage {
+            kind: Some(proto::run_message::Kind::ReportJson("{}".into())),
+        }));
+        let mut got = full;
+        got.extend(drain(&mut rx));
+        assert!(matches!(
+            got.pop(),
+            Some(proto::run_message::Kind::ReportJson(_))
+        ));
+        let mut seen = Vec::new();
+        for m in got {
+            let batch = match m {
+                proto::run_message::Kind::Events(b) => b,
+                other => panic!("only batches before the report: {other:?}"),
+            };
+            assert!(!batch.events.is_empty());
+            let bytes = prost::Message::encoded_len(&proto::RunMessage {
+                kind: Some(proto::run_message::Kind::Events(batch.clone())),
+            });
+            assert!(bytes <= 512, "{bytes} bytes");
+            seen.extend(names(&batch.events));
+        }
+        let sent: Vec<String> = (0..200).map(|i| format!("event {i:04}")).collect();
+        assert_eq!(seen, sent);
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_out_on_its_own_while_the_run_is_still_going() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let out = Outbox::new(tx, true, DEFAULT_MAX_MESSAGE_BYTES);
+        let flusher = out.flusher().expect("a flusher for batches");
+        // The first event goes out at once, the one right after it with the flusher.
+        out.event(warning(0));
+        match &drain(&mut rx)[..] {
+            [proto::run_message::Kind::Events(b)] => assert_eq!(names(&b.events), ["event 0000"]),
+            other => panic!("the first event at once: {other:?}"),
+        }
+        for round in 1..3 {
+            out.event(warning(round));
+            // Nobody calls flush: the flusher sends it after BATCH_DELAY.
+            let m = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("the batch was sent without a flush")
+                .unwrap()
+                .unwrap();
+            match m.kind {
+                Some(proto::run_message::Kind::Events(b)) => {
+                    assert_eq!(names(&b.events), [format!("event {round:04}")]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        flusher.abort();
+    }
 }

@@ -836,3 +836,188 @@ fn a_long_audit_log_comes_over_in_pages_without_gaps_or_repeats() {
         all[all.len() - 1500..]
     );
 }
+
+/// Runs grpcurl with `args`: exit code, stdout, stderr; `None` when it is not installed.
+fn grpcurl(args: &[&str]) -> Option<(Option<i32>, String, String)> {
+    let out = std::process::Command::new("grpcurl")
+        .args(args)
+        .output()
+        .ok()?;
+    Some((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A Migrate stream as grpcurl prints it: one JSON object per message.
+fn messages(stdout: &str) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_str(stdout)
+        .into_iter::<serde_json::Value>()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// What an event says, without what differs between two runs (timings, backup names); `None`
+/// for a running component's row count, sent every 200 ms, so as often as the run is slow.
+fn gist(event: &serde_json::Value) -> Option<String> {
+    let (kind, body) = event.as_object().unwrap().iter().next().unwrap();
+    let mut body = body.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("elapsedMs");
+        o.remove("backup");
+    }
+    (kind != "componentProgress").then(|| format!("{kind} {body}"))
+}
+
+/// A client built from the proto before `batch_events` existed (grpcurl, not setting it) gets
+/// exactly the v1 stream: one event per message, then the report. The same call asking for
+/// batches gets the same events, in the same order, in fewer messages.
+#[test]
+fn a_client_that_does_not_ask_for_batches_gets_one_event_per_message() {
+    if grpcurl(&["-version"]).is_none() {
+        eprintln!("note: grpcurl is not installed (.ci/run installs it); skipping");
+        return;
+    }
+    let auth = format!("authorization: Bearer {TOKEN}");
+    let migrate = |body: &str| {
+        let s = Served::example(|_| {}, &[]);
+        let addr = s.srv.url.trim_start_matches("http://").to_string();
+        let (code, out, err) = grpcurl(&[
+            "-plaintext",
+            "-H",
+            &auth,
+            "-d",
+            body,
+            &addr,
+            "strata.v1.Strata/Migrate",
+        ])
+        .unwrap();
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(s.count("SELECT count(*) FROM strata_migration"), 10);
+        let mut all = messages(&out);
+        let report = all.pop().unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(report["reportJson"].as_str().unwrap()).unwrap();
+        assert_eq!(report["phases"][1]["applied"].as_array().unwrap().len(), 10);
+        all
+    };
+
+    let v1 = migrate("{}");
+    assert!(v1.len() > 50, "{}", v1.len());
+    let mut single = Vec::new();
+    for m in &v1 {
+        let keys: Vec<&String> = m.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["event"], "one event per message: {m}");
+        single.extend(gist(&m["event"]));
+    }
+
+    let batched = migrate(r#"{"batchEvents": true}"#);
+    let mut gathered = Vec::new();
+    for m in &batched {
+        let events = m["events"]["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{m}"));
+        assert!(!events.is_empty());
+        gathered.extend(events.iter().filter_map(gist));
+    }
+    assert_eq!(gathered, single, "the same events in the same order");
+    assert!(
+        batched.len() < single.len(),
+        "{} batches for {} events",
+        batched.len(),
+        single.len()
+    );
+}
+
+/// Timings and backup file names, which differ from run to run, masked.
+fn scrub(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut line = line.to_string();
+        while let Some(at) = line.find(" ms") {
+            let digits = line[..at]
+                .chars()
+                .rev()
+                .take_while(char::is_ascii_digit)
+                .count();
+            line.replace_range(at - digits..at + 3, "N_ms");
+        }
+        let mut from = 0;
+        while let Some(at) = line[from..].find("backups/") {
+            let start = from + at + "backups/".len();
+            let end = start + line[start..].find(".db").unwrap();
+            line.replace_range(start..end, "BACKUP");
+            from = start;
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `strata --remote URL migrate` (which asks for batches) prints what a local migrate prints,
+/// line for line, with -v, and with --json; a failed step too.
+#[test]
+fn a_batched_remote_migrate_renders_like_a_local_one() {
+    for args in [&["-v", "migrate"][..], &["--json", "migrate"]] {
+        let s = Served::example(|_| {}, &[]);
+        let local = Project::example();
+        let over = s.remote(args).ok();
+        let here = local.strata(args).ok();
+        assert!(
+            here.stderr.contains("applied people/20240110T090000Z-zero") || args[0] == "--json",
+            "{}",
+            here.stderr
+        );
+        assert_eq!(scrub(&over.stderr), scrub(&here.stderr));
+        assert_eq!(scrub(&over.stdout), scrub(&here.stdout));
+    }
+    let s = Served::example(|_| {}, &[]);
+    let local = Project::example();
+    for p in [&s.server, &local] {
+        p.write(
+            "migrations/billing/20240601T000000Z-broken/do.sql",
+            "CREATE TABLE fine(a);\nINSERT INTO no_such_table VALUES (1);\n",
+        );
+    }
+    let over = s.remote(&["-v", "migrate"]).code(1);
+    let here = local.strata(&["-v", "migrate"]).code(1);
+    assert!(here.stderr.contains("rolled back"), "{}", here.stderr);
+    assert_eq!(scrub(&over.stderr), scrub(&here.stderr));
+}
+
+/// Batches do not hold progress back: the line of a long step's start reaches the terminal
+/// while the step still runs on the server (long before its `applied` line), not with it.
+#[test]
+fn a_long_steps_progress_arrives_while_it_runs() {
+    let s = Served::example(|p| slow_migration(p, 600_000), &[]);
+    let mut child = s.spawn(&["-v", "migrate"]);
+    let start = Instant::now();
+    let mut started = None;
+    let mut applied = None;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "  slow/20240701T000000Z-zero" && started.is_none() {
+            started = Some(start.elapsed());
+        }
+        if let Some(rest) = line.strip_prefix("  applied slow/20240701T000000Z-zero (") {
+            let ms: u64 = rest.trim_end_matches(" ms)").parse().unwrap();
+            applied = Some((start.elapsed(), Duration::from_millis(ms)));
+            break;
+        }
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let started = started.expect("the step's start line");
+    let (arrived, took) = applied.expect("the step's applied line");
+    assert!(
+        took >= Duration::from_millis(200),
+        "the step is long enough to tell ({took:?})"
+    );
+    // The start line came while the step ran (at most a batch's 50 ms after it began), so it
+    // is at least about the step's own duration ahead of the applied line.
+    assert!(
+        arrived - started >= took / 2,
+        "start line at {started:?}, applied line at {arrived:?}, the step took {took:?}"
+    );
+}

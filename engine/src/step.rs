@@ -607,7 +607,7 @@ fn finish(
 
 /// Writes a step's `schema.sql`, and its module's LATEST/schema.sql when the step is the
 /// module's newest migration on disk.
-fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, Error> {
+pub(crate) fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, Error> {
     let module_dir = m
         .dir
         .parent()

@@ -452,7 +452,7 @@ fn concurrent_runs_apply_each_migration_exactly_once() {
 }
 
 #[test]
-fn what_postgres_cannot_do_yet_is_refused_by_name() {
+fn what_cannot_run_on_these_databases_is_refused_before_anything_runs() {
     let Some(pg) = Pg::new("refusals") else {
         return;
     };
@@ -462,9 +462,9 @@ fn what_postgres_cannot_do_yet_is_refused_by_name() {
         "CREATE TABLE a (id int);\n",
     );
     let run = p
-        .strata(&["migrate", "--write-snapshots"])
+        .strata(&["migrate", "--write-snapshots", "--single-transaction"])
         .code(2)
-        .stderr_has("not available on PostgreSQL yet");
+        .stderr_has("cannot be combined");
     pg.hides_password(&run);
     // A real database that does not exist: refused before the rehearsal touches anything.
     let (base, _) = pg
@@ -1720,4 +1720,33 @@ fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
     admin
         .batch_execute("DROP ROLE IF EXISTS strata_cert")
         .unwrap();
+}
+
+#[test]
+fn write_snapshots_stores_each_steps_schema_and_the_next_run_checks_it() {
+    let Some(pg) = Pg::new("write_snapshots") else {
+        return;
+    };
+    let p = project(&pg);
+    orders_chain(&p);
+    let run = p.strata(&["migrate", "--write-snapshots"]).ok();
+    pg.hides_password(&run);
+    let first =
+        std::fs::read_to_string(p.path("migrations/shop/20260101T000000Z-customers/schema.sql"))
+            .unwrap();
+    let latest = std::fs::read_to_string(p.path("migrations/shop/LATEST/schema.sql")).unwrap();
+    assert!(first.contains("CREATE TABLE public.customer"), "{first}");
+    assert!(!first.contains("orders"), "{first}");
+    assert!(latest.contains("CREATE TABLE public.orders"), "{latest}");
+    // What was written is what the database holds: diff is clean, and a step whose result
+    // differs from its written schema.sql fails.
+    p.strata(&["diff"]).ok().stdout_has("no changes");
+    p.write(
+        "migrations/shop/20260103T000000Z-extra/do.sql",
+        "CREATE TABLE extra (id int);\n",
+    )
+    .write("migrations/shop/20260103T000000Z-extra/schema.sql", &latest);
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("differs from its schema.sql");
 }

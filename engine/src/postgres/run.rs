@@ -170,15 +170,14 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
         .collect()
 }
 
-/// Refuses what PostgreSQL does not have yet, before anything is touched.
-fn refuse_unsupported(opts: &MigrateOptions) -> Result<(), Error> {
-    let not_yet = |what: &str| {
-        Err(Error::Usage(format!(
-            "{what} is not available on PostgreSQL yet; run without it"
-        )))
-    };
-    if opts.write_snapshots {
-        return not_yet("--write-snapshots");
+/// Refuses options that cannot go together, before anything is touched.
+fn refuse_conflicts(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
+    if opts.write_snapshots && (opts.single_transaction || project.config.single_transaction) {
+        return Err(Error::Usage(
+            "--single-transaction cannot be combined with --write-snapshots: snapshots are \
+             files, written as each step commits"
+                .into(),
+        ));
     }
     Ok(())
 }
@@ -191,7 +190,7 @@ pub fn migrate(
     opts: &MigrateOptions,
     events: &mut EventSink<'_>,
 ) -> Result<MigrateReport, Error> {
-    refuse_unsupported(opts)?;
+    refuse_conflicts(project, opts)?;
     let tree = Tree::load(&project.migrations_dir())?;
     let phases = targets(project, opts.rehearse)?;
     if !opts.rehearse {
@@ -265,6 +264,7 @@ pub fn migrate(
             statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
             sandbox: runner.sandbox.as_ref(),
             limits: project.config.sandbox,
+            write_snapshots: opts.write_snapshots && *phase == Phase::Rehearsal,
         };
         report.phases.push(run_phase(
             project,
@@ -377,6 +377,7 @@ fn rehearse_on_copy(
         statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
         sandbox: runner.sandbox.as_ref(),
         limits: project.config.sandbox,
+        write_snapshots: false,
     };
     let steps = Steps {
         backup: false,
@@ -433,6 +434,7 @@ pub fn sandbox(
         statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
         sandbox: runner.sandbox.as_ref(),
         limits: project.config.sandbox,
+        write_snapshots: false,
     };
     let (steps, ok) = crate::migrator::sandbox_steps(&pending, |m| {
         let steps = Steps {

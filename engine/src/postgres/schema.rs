@@ -37,8 +37,13 @@ pub struct AfterStep {
 /// What a step does on PostgreSQL after its actions, in its transaction: gives the objects it
 /// created to its module ([`record_step`]), then, when the migration has a `schema.sql`,
 /// compares the module's schema with it (read in a savepoint that is rolled back, so the step's
-/// session settings stay as they were).
-pub fn after_step(tx: &mut Client, step: &Prepared) -> Result<(), AfterStep> {
+/// session settings stay as they were). Without one, and with `write_snapshot`
+/// (`--write-snapshots`), returns the module's dump for the step to write once it committed.
+pub fn after_step(
+    tx: &mut Client,
+    step: &Prepared,
+    write_snapshot: bool,
+) -> Result<Option<String>, AfterStep> {
     let m = &step.migration;
     let upper = step.do_sql.to_ascii_uppercase();
     let renamed = upper.contains("RENAME") || upper.contains("SET SCHEMA");
@@ -50,16 +55,15 @@ pub fn after_step(tx: &mut Client, step: &Prepared) -> Result<(), AfterStep> {
             super::describe_error(&e)
         ),
     })?;
-    let Some(expected) = &step.snapshot else {
-        return Ok(());
-    };
+    if step.snapshot.is_none() && !write_snapshot {
+        return Ok(None);
+    }
     let file = m.file(crate::design::SNAPSHOT);
     let failed = |message: String| AfterStep {
         action: Action::Snapshot,
         file: Some(file.clone()),
         message,
     };
-    let expected = PgSchema::parse(&file, expected).map_err(&failed)?;
     let read_in_savepoint = |c: &mut Client| {
         c.batch_execute("SAVEPOINT strata_schema_read")?;
         let read = read(c).and_then(|live| Ok((live, super::ledger::applied(c)?)));
@@ -86,17 +90,21 @@ pub fn after_step(tx: &mut Client, step: &Prepared) -> Result<(), AfterStep> {
             .collect();
         super::design::infer_from(&scripts, &mut live);
     }
-    let difference = super::delta::diff(&expected, &live.module(&m.id.module, false));
+    let module = live.module(&m.id.module, false);
+    let Some(expected) = &step.snapshot else {
+        return Ok(Some(module.to_sql()));
+    };
+    let expected = PgSchema::parse(&file, expected).map_err(&failed)?;
+    let difference = super::delta::diff(&expected, &module);
     if difference.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     Err(failed(format!(
         "module `{}` after this step differs from its schema.sql (- expected, + actual):\n{}\n\
-         Fix do.sql, or if the new schema is what you want, delete schema.sql, migrate, and \
-         store it again with `strata dump {} --write`",
+         Fix do.sql, or if the new schema is what you want, delete schema.sql and run \
+         `strata migrate --write-snapshots` to write it again",
         m.id.module,
         difference.to_string().trim_end(),
-        m.id.module
     )))
 }
 

@@ -40,6 +40,8 @@ pub struct Context<'a> {
     pub sandbox: Option<&'a Sandbox>,
     /// The project's ceiling for component limits.
     pub limits: Limits,
+    /// Write a missing `schema.sql` (and LATEST) from the database after each step.
+    pub write_snapshots: bool,
 }
 
 /// The step's transaction on the session: BEGIN when made, ROLLBACK when dropped uncommitted.
@@ -226,15 +228,19 @@ fn apply_in_transaction(
             }
         }
     }
-    if failure.is_none()
-        && let Err(e) = super::schema::after_step(&mut tx, step)
-    {
-        let err = ActionError {
-            file: e.file,
-            statement: None,
-            message: e.message,
-        };
-        failure = Some((e.action, err, started.elapsed()));
+    let mut snapshot = None;
+    if failure.is_none() {
+        match super::schema::after_step(&mut tx, step, ctx.write_snapshots) {
+            Ok(written) => snapshot = written,
+            Err(e) => {
+                let err = ActionError {
+                    file: e.file,
+                    statement: None,
+                    message: e.message,
+                };
+                failure = Some((e.action, err, started.elapsed()));
+            }
+        }
     }
     if failure.is_none() {
         let elapsed = started.elapsed();
@@ -242,7 +248,17 @@ fn apply_in_transaction(
             .and_then(|()| ledger::append(&mut *tx, &log))
             .and_then(|()| tx.commit());
         match recorded {
-            Ok(()) => return Ok(Applied::Committed { elapsed }),
+            Ok(()) => {
+                if let Some(sql) = snapshot {
+                    for path in crate::step::write_snapshot(m, &sql)? {
+                        events(&Event::SnapshotWritten {
+                            migration: m,
+                            path: &path,
+                        });
+                    }
+                }
+                return Ok(Applied::Committed { elapsed });
+            }
             Err(e) if is_lock_timeout(&e) => return Err(target.error("cannot commit", e)),
             Err(e) => {
                 failure = Some((

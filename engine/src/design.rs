@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Project;
 use crate::error::{Error, Refusal};
-use crate::ledger::{self, Entry, Outcome};
+use crate::ledger::{self, Entry};
 use crate::schema::delta::{self, Delta};
 use crate::schema::diff::{self, Diff};
 use crate::schema::{ObjectKind, ObjectRef, Schema, SchemaError, owner};
@@ -263,20 +263,7 @@ pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<Dump
         let sql = owned_schema(&own, &full, &m, false).to_sql();
         let mut written = Vec::new();
         if write {
-            let newest = tree.module(&m).last().ok_or_else(|| {
-                Error::Usage(format!(
-                    "module `{m}` has no migrations to store a snapshot in: start it with \
-                     `strata baseline {m}` or `strata new {m} <slug>`"
-                ))
-            })?;
-            if !applied.iter().any(|a| a.id == newest.id) {
-                return Err(Error::Usage(format!(
-                    "{newest} is not applied to {}, so its schema.sql cannot be taken from it: \
-                     run `strata migrate` first",
-                    db.display()
-                )));
-            }
-            written = write_snapshot(newest, &sql, true)?;
+            written = store_dump(&tree, &applied, &m, &sql, &db.display())?;
         }
         report.modules.push(ModuleDump {
             module: m,
@@ -285,6 +272,30 @@ pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<Dump
         });
     }
     Ok(report)
+}
+
+/// `dump --write`: stores `sql` as the schema.sql of `module`'s newest migration (and LATEST),
+/// which must be applied to the database the dump came from (`db`, as shown).
+pub(crate) fn store_dump(
+    tree: &Tree,
+    applied: &[ledger::Applied],
+    module: &str,
+    sql: &str,
+    db: &dyn std::fmt::Display,
+) -> Result<Vec<PathBuf>, Error> {
+    let newest = tree.module(module).last().ok_or_else(|| {
+        Error::Usage(format!(
+            "module `{module}` has no migrations to store a snapshot in: start it with \
+             `strata baseline {module}` or `strata new {module} <slug>`"
+        ))
+    })?;
+    if !applied.iter().any(|a| a.id == newest.id) {
+        return Err(Error::Usage(format!(
+            "{newest} is not applied to {db}, so its schema.sql cannot be taken from it: run \
+             `strata migrate` first"
+        )));
+    }
+    write_snapshot(newest, sql, true)
 }
 
 /// The objects of `module` in `full`; with `with_unowned`, also those no module owns.
@@ -666,18 +677,7 @@ fn record_adopted(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| Error::db(db, "cannot begin a transaction", e))?;
-    let entry = Entry {
-        phase: "baseline".into(),
-        module: Some(m.id.module.clone()),
-        stamp: Some(m.id.stamp.clone()),
-        action: action.into(),
-        outcome: Outcome::Ok,
-        detail: Some(detail.into()),
-        rows: None,
-        fuel_used: None,
-        duration_ms: Some(0),
-        checksum: Some(m.checksum()),
-    };
+    let entry = Entry::adopted(m, action, detail);
     let earlier = inferred.iter().try_for_each(|o| {
         let id = crate::tree::MigrationId {
             module: o.module.clone(),

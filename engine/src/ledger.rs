@@ -312,6 +312,22 @@ impl Entry {
             checksum: None,
         }
     }
+
+    /// `m` recorded as applied without running it (`baseline`, `new --from-diff`).
+    pub fn adopted(m: &crate::tree::Migration, action: &str, detail: &str) -> Entry {
+        Entry {
+            phase: "baseline".into(),
+            module: Some(m.id.module.clone()),
+            stamp: Some(m.id.stamp.clone()),
+            action: action.into(),
+            outcome: Outcome::Ok,
+            detail: Some(detail.into()),
+            rows: None,
+            fuel_used: None,
+            duration_ms: Some(0),
+            checksum: Some(m.checksum()),
+        }
+    }
 }
 
 /// Appends entries to the audit log, stamped now and with the operator.

@@ -18,10 +18,10 @@ use super::{Target, delta, ledger, schema};
 use crate::config::Project;
 use crate::design::{
     Adopted, DiffReport, DumpReport, ModuleDiff, ModuleDump, Skipped, check_module, pending,
-    snapshot_file, write_migration, write_snapshot,
+    snapshot_file, write_migration,
 };
 use crate::error::{Error, Refusal};
-use crate::ledger::{Applied, Entry, Outcome};
+use crate::ledger::{Applied, Entry};
 use crate::schema::{ObjectKind, ObjectRef};
 use crate::tree::{self, Migration, Tree};
 
@@ -267,19 +267,7 @@ pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<Dump
         let sql = live.module(&m, false).to_sql();
         let mut written = Vec::new();
         if write {
-            let newest = tree.module(&m).last().ok_or_else(|| {
-                Error::Usage(format!(
-                    "module `{m}` has no migrations to store a snapshot in: start it with \
-                     `strata baseline {m}` or `strata new {m} <slug>`"
-                ))
-            })?;
-            if !applied.iter().any(|a| a.id == newest.id) {
-                return Err(Error::Usage(format!(
-                    "{newest} is not applied to {target}, so its schema.sql cannot be taken \
-                     from it: run `strata migrate` first"
-                )));
-            }
-            written = write_snapshot(newest, &sql, true)?;
+            written = crate::design::store_dump(&tree, &applied, &m, &sql, &target)?;
         }
         report.modules.push(ModuleDump {
             module: m,
@@ -534,18 +522,7 @@ fn record_adopted(
     detail: &str,
 ) -> Result<(), Error> {
     ledger::ensure(client).map_err(|e| target.error("cannot create the ledger tables", e))?;
-    let entry = Entry {
-        phase: "baseline".into(),
-        module: Some(m.id.module.clone()),
-        stamp: Some(m.id.stamp.clone()),
-        action: action.into(),
-        outcome: Outcome::Ok,
-        detail: Some(detail.into()),
-        rows: None,
-        fuel_used: None,
-        duration_ms: Some(0),
-        checksum: Some(m.checksum()),
-    };
+    let entry = Entry::adopted(m, action, detail);
     client
         .transaction()
         .and_then(|mut tx| {

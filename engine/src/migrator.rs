@@ -892,7 +892,7 @@ pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase
     plan_steps(project, opts, false)
 }
 
-/// `strata plan --sql`: [`plan`], with the SQL of each step (a dry run).
+/// `strata plan --sql`: [`plan()`], with the SQL of each step (a dry run).
 pub fn plan_with_sql(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, Error> {
     plan_steps(project, opts, true)
 }

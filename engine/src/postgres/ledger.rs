@@ -122,7 +122,7 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
     WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass)
 ))";
 
-/// The fingerprint of what a step may not change (see [`SIGNATURE`]); equal before and after
+/// The fingerprint of what a step may not change (see `SIGNATURE`); equal before and after
 /// an action when the action left strata's bookkeeping alone.
 pub fn signature(c: &mut impl GenericClient) -> Result<String, postgres::Error> {
     Ok(c.query_one(SIGNATURE, &[])?.get(0))

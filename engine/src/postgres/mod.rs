@@ -4,17 +4,18 @@
 //! This module owns the connection: parsing the URL, finding the password (the URL,
 //! `PGPASSWORD`, or a passfile, as libpq does), and showing the target without its password.
 //! `ledger` keeps the bookkeeping tables in the `strata` schema, `script` splits a PostgreSQL
-//! script into statements with their lines, `step` applies one migration in one transaction, and
-//! `run` is `migrate`, `status` and `audit` on PostgreSQL. Tree, checksum, plan, events and
-//! rendering are shared with SQLite.
+//! script into statements with their lines, `step` applies one migration in one transaction (or
+//! a savepoint of the phase's), `backup` and `restore` are `pg_dump` and `pg_restore`, and `run`
+//! is `migrate`, `status`, `audit` and `sandbox` on PostgreSQL, each phase through
+//! `crate::phase`. Tree, checksum, plan, events, phases and rendering are shared with SQLite;
+//! components run through `crate::sandbox` on the step's connection.
 //!
 //! The schema side: `schema` reads the live schema from the catalogs and records which module
 //! owns which object, `model` is that schema as canonical text (dump, `schema.sql`), `delta` the
 //! pure diff and delta SQL, and `design` is `dump`, `diff`, `new --from-diff`, `baseline` and
 //! drift on PostgreSQL.
 //!
-//! What PostgreSQL does not have yet is refused with a message that says so; no SQLite code
-//! path ever receives a PostgreSQL URL (see `crate::sqlite::open`).
+//! No SQLite code path ever receives a PostgreSQL URL (see `crate::sqlite::open`).
 
 pub mod backup;
 pub mod delta;
@@ -512,7 +513,7 @@ pub(crate) fn dollar_quoted(s: &str) -> String {
     format!("{tag}{s}{tag}")
 }
 
-/// A connection, and the settings its session starts from (see [`session_setup`]).
+/// A connection, and the settings its session starts from (see `session_setup`).
 pub struct Session {
     /// Always here, except while [`Session::lend`] has lent it out.
     client: Option<Client>,

@@ -1,10 +1,13 @@
 //! The sandbox: runs a migration's WebAssembly components (transform, seed, check) on the step's
 //! connection, with no capability but the `sql` and `log` imports, under fuel, memory and
-//! wall-clock limits, and with SQLite's authorizer enforcing the tables migration.toml declares.
+//! wall-clock limits, and with the tables migration.toml declares enforced by the database:
+//! SQLite's authorizer ([`Sandbox::call`], `sqlite`, `guard`) or a PostgreSQL role made for the
+//! call ([`Sandbox::call_postgres`], `postgres`). What a call does besides the SQL is written once
+//! (`run`, `Ended::conclude`) for both.
 //!
 //! One long-lived wasmtime [`Engine`] per process; a fresh `Store` per call whose data holds that
 //! call's connection, capabilities and limits. A call never leaves the connection behind: it is
-//! moved into the store and back out, whatever the component does. Around the call the
+//! moved into the store and back out, whatever the component does. On SQLite, around the call the
 //! connection's statement cache is emptied (SQLite authorizes at prepare time, so a cached
 //! host statement must never be reused by a component), SQLite's defensive mode is on, and
 //! the largest string, blob or row SQLite will make is the component's memory budget; after

@@ -400,3 +400,24 @@ fn components_need_createrole_and_say_so_and_run_without_superuser() {
         .batch_execute(&format!("DROP ROLE IF EXISTS {user}"))
         .unwrap();
 }
+
+#[test]
+fn a_function_that_takes_the_role_back_fails_the_step_and_undoes_it() {
+    let Some(pg) = Pg::new("role_escape") else {
+        return;
+    };
+    // A function the migrations defined (EXECUTE is granted to PUBLIC by default) that resets
+    // the role inside: called by a component, it would run as the migrating user.
+    let p = project_with(&pg, &[Op::Query("SELECT wipe()".into())], PEOPLE_ONLY);
+    p.write(
+        &format!("{HOSTILE}/do.sql"),
+        "ALTER TABLE people ADD COLUMN nick text;\n\
+         CREATE FUNCTION wipe() RETURNS int LANGUAGE plpgsql AS $$\n\
+         BEGIN\n    RESET ROLE;\n    DELETE FROM secrets;\n    RETURN 1;\nEND\n$$;\n",
+    );
+    assert_refused(
+        &pg,
+        &p,
+        &["no longer ran as the component's role", "REVOKE EXECUTE"],
+    );
+}

@@ -393,19 +393,17 @@ impl Sandbox {
             logs,
             ..
         } = state;
-        let (denied, timed_out_in_sql, rows_changed) =
-            (db.denied.clone(), db.timed_out, db.rows_changed);
         let (client, left) = db.leave();
         let called = Ended {
             fuel_left,
             limiter,
             host_limit: limit,
             logs,
-            rows_changed,
-            timed_out_in_sql,
-            denied,
+            rows_changed: left.rows_changed,
+            timed_out_in_sql: left.timed_out,
+            denied: left.denied,
             cleanup: left
-                .err()
+                .cleanup
                 .map(|e| format!("cannot leave the component's role: {e}")),
         }
         .conclude(call, result);

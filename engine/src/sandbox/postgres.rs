@@ -68,11 +68,23 @@ pub struct Postgres {
     /// Whether the call savepoint exists.
     savepoint: bool,
     /// Why a statement was refused, if one was: the step fails even if the guest carries on.
+    denied: Option<String>,
+    /// Whether the component's time ran out inside a statement.
+    timed_out: bool,
+    /// Rows the component's statements changed.
+    rows_changed: u64,
+}
+
+/// What a component call on PostgreSQL came to, once its role is gone.
+pub struct Left {
+    /// Why a statement was refused, or the role found changed.
     pub denied: Option<String>,
     /// Whether the component's time ran out inside a statement.
     pub timed_out: bool,
     /// Rows the component's statements changed.
     pub rows_changed: u64,
+    /// Why leaving the role failed, if it did.
+    pub cleanup: Option<String>,
 }
 
 /// What [`Postgres::enter`] set up on the client.
@@ -177,8 +189,8 @@ impl Postgres {
     }
 
     /// Closes the component's cursors, leaves its role and drops it, and puts the step's
-    /// statement timeout back; gives the client back, with why that failed if it did.
-    pub fn leave(mut self) -> (Client, Result<(), String>) {
+    /// statement timeout back; gives the client back, with what the call came to.
+    pub fn leave(mut self) -> (Client, Left) {
         let mut sql = String::new();
         if self.savepoint {
             let _ = write!(sql, "RELEASE SAVEPOINT {SAVEPOINT}; ");
@@ -191,16 +203,35 @@ impl Postgres {
         }
         let _ = write!(
             sql,
-            "RESET ROLE; SET LOCAL statement_timeout = {}; DROP OWNED BY {role}; DROP ROLE {role}",
+            "{}; RESET ROLE; SET LOCAL statement_timeout = {}; DROP OWNED BY {role}; \
+             DROP ROLE {role}",
+            self.still_the_role(),
             self.statement_timeout.as_millis(),
             role = self.role
         );
         self.statements.clear();
-        let r = self
-            .client
-            .batch_execute(&sql)
-            .map_err(|e| crate::postgres::describe_error(&e));
-        (self.client, r)
+        let mut left = Left {
+            denied: self.denied.take(),
+            timed_out: self.timed_out,
+            rows_changed: self.rows_changed,
+            cleanup: None,
+        };
+        match self.client.simple_query(&sql) {
+            Ok(messages) if role_kept(&messages) => {}
+            Ok(_) => {
+                left.denied.get_or_insert_with(|| ROLE_CHANGED.to_string());
+            }
+            Err(e) => left.cleanup = Some(crate::postgres::describe_error(&e)),
+        }
+        (self.client, left)
+    }
+
+    /// A query whose one row says whether the session still runs as the call's role.
+    fn still_the_role(&self) -> String {
+        format!(
+            "SELECT current_user = {}",
+            crate::postgres::dollar_quoted(self.role.trim_matches('"'))
+        )
     }
 
     /// Starts a host call: the previous call's savepoint released, a new one, the role set
@@ -215,12 +246,17 @@ impl Postgres {
         } else {
             String::new()
         };
-        self.client.batch_execute(&format!(
-            "{release}SAVEPOINT {SAVEPOINT}; SET LOCAL ROLE {}; SET LOCAL statement_timeout = {}",
+        let messages = self.client.simple_query(&format!(
+            "{release}SAVEPOINT {SAVEPOINT}; {}; SET LOCAL ROLE {}; \
+             SET LOCAL statement_timeout = {}",
+            self.still_the_role(),
             self.role,
             bounded_timeout(self.deadline, self.statement_timeout).as_millis()
         ))?;
         self.savepoint = true;
+        if !role_kept(&messages) {
+            return Err(Fail::Refused(ROLE_CHANGED.into()));
+        }
         Ok(())
     }
 
@@ -255,6 +291,19 @@ impl Postgres {
         let params = bind(statement, params)?;
         Ok(self.client.execute(statement, &params.refs())?)
     }
+}
+
+/// Why a step fails when the role changed under a component.
+const ROLE_CHANGED: &str = "the session no longer ran as the component's role after its \
+     statement: a function it called changed the role (SET ROLE, RESET ROLE or set_config in its \
+     body), which would give the component the migrating user's rights; the step is rolled back \
+     whole. Keep such functions out of the component's reach (REVOKE EXECUTE ... FROM PUBLIC)";
+
+/// Whether the `SELECT current_user = ...` row among `messages` said true.
+fn role_kept(messages: &[postgres::SimpleQueryMessage]) -> bool {
+    messages
+        .iter()
+        .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t")))
 }
 
 /// The call's role name, unique in the cluster while the step's transaction is open.
@@ -1562,7 +1611,7 @@ mod tests {
             ]],
         );
         let (mut client, left) = s.db.leave();
-        left.unwrap();
+        assert!(left.cleanup.is_none() && left.denied.is_none());
         client.batch_execute("ROLLBACK").unwrap();
     }
 
@@ -1603,7 +1652,7 @@ mod tests {
             .unwrap();
         assert_eq!(changed, 12_000);
         let (mut client, left) = s.db.leave();
-        left.unwrap();
+        assert!(left.cleanup.is_none() && left.denied.is_none());
         let row = client
             .query_one(
                 "SELECT count(*), count(*) FILTER (WHERE b), min(n)::text, min(d)::text, \
@@ -1638,7 +1687,7 @@ mod tests {
             "{r:?}"
         );
         let (mut client, left) = s.db.leave();
-        left.unwrap();
+        assert!(left.cleanup.is_none() && left.denied.is_none());
         let n: i64 = client
             .query_one("SELECT count(*) FROM strata_batch", &[])
             .unwrap()
@@ -1676,7 +1725,7 @@ mod tests {
         assert_eq!(seen, (1..=25_000).collect::<Vec<_>>());
         s.drop(cursor).unwrap();
         let (mut client, left) = s.db.leave();
-        left.unwrap();
+        assert!(left.cleanup.is_none() && left.denied.is_none());
         client.batch_execute("ROLLBACK").unwrap();
     }
 }

@@ -89,6 +89,23 @@ impl Pg {
             .collect()
     }
 
+    /// How many databases strata made for this test's project and left behind (`what` is
+    /// `sandbox` or `copy`; their names start with the first 24 characters of the database they
+    /// serve: the `_test` one, or the real one).
+    pub(crate) fn throwaways(&self, what: &str, of_test_db: bool) -> usize {
+        let suffix = if of_test_db { "_test" } else { "" };
+        let prefix: String = format!("{}{suffix}", self.name).chars().take(24).collect();
+        self.rows(
+            false,
+            &format!(
+                "SELECT count(*) FROM pg_database \
+                 WHERE starts_with(datname, 'strata_{what}_{prefix}_')"
+            ),
+        )[0]
+        .parse()
+        .unwrap()
+    }
+
     /// Asserts no output of `run` shows the password.
     #[track_caller]
     pub(crate) fn hides_password(&self, run: &Run) {
@@ -559,13 +576,7 @@ fn sandbox_runs_the_chain_on_a_throwaway_database_and_drops_it() {
     assert!(junit.contains("orders_total_check"), "{junit}");
     assert!(!junit.contains(&pg.password), "{junit}");
     // The throwaway database is gone; the project's own databases were never touched.
-    assert_eq!(
-        pg.rows(
-            false,
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata_sandbox_%'"
-        ),
-        vec!["0"]
-    );
+    assert_eq!(pg.throwaways("sandbox", true), 0);
     assert_eq!(
         pg.rows(
             false,
@@ -1529,19 +1540,14 @@ fn rehearse_on_copy_catches_what_only_the_real_data_breaks() {
         "migrations/app/20260102T000000Z-unique/do.sql",
         "ALTER TABLE t ADD CONSTRAINT t_a UNIQUE (a);\n",
     );
-    let copies = || {
-        pg.rows(
-            false,
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata_copy_%'",
-        )
-    };
+    let copies = || pg.throwaways("copy", false);
     let run = p
         .strata(&["migrate", "--rehearse-on-copy"])
         .code(1)
         .stderr_has("app/20260102T000000Z-unique")
         .stderr_has("could not create unique index");
     pg.hides_password(&run);
-    assert_eq!(copies(), ["0"], "the copy was not dropped");
+    assert_eq!(copies(), 0, "the copy was not dropped");
     // The real database was not touched: no constraint, no ledger row for the step.
     assert_eq!(
         pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
@@ -1565,7 +1571,7 @@ fn rehearse_on_copy_catches_what_only_the_real_data_breaks() {
         pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
         ["2"]
     );
-    assert_eq!(copies(), ["0"]);
+    assert_eq!(copies(), 0);
 }
 
 #[test]
@@ -1628,13 +1634,7 @@ fn sandbox_from_a_database_or_a_backup_runs_only_its_pending_steps() {
         .collect();
     assert_eq!(outcomes, ["ok", "failed"], "{report}");
     assert_eq!(pg.rows(false, "SELECT count(*) FROM t"), ["2"]);
-    assert_eq!(
-        pg.rows(
-            false,
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata_sandbox_%'"
-        ),
-        ["0"]
-    );
+    assert_eq!(pg.throwaways("sandbox", true), 0);
     p.strata(&["sandbox", "--from", "nothing.db"])
         .code(2)
         .stderr_has("takes a postgres:// URL of a database to copy or a .pgdump backup");

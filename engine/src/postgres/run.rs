@@ -362,12 +362,7 @@ fn rehearse_on_copy(
     runner: &Runner<'_>,
     events: &mut EventSink<'_>,
 ) -> Result<PhaseReport, Error> {
-    let name = format!(
-        "strata_copy_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    );
-    let copy = Throwaway::create(project, real.with_dbname(&name))?;
+    let copy = Throwaway::create(project, real.with_dbname(&throwaway_name("copy", real)))?;
     Source::Database(Box::new(real.clone())).copy_into(project, &copy.target)?;
     let ctx = step::Context {
         target: &copy.target,
@@ -403,12 +398,10 @@ pub fn sandbox(
     // Where the sandbox starts: an empty database, or a copy of the database or backup --from
     // names (then only its pending steps run, without test data).
     let from = opts.from.as_deref().map(Source::of).transpose()?;
-    let name = format!(
-        "strata_sandbox_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros()
-    );
-    let throwaway = Throwaway::create(project, server.with_dbname(&name))?;
+    let throwaway = Throwaway::create(
+        project,
+        server.with_dbname(&throwaway_name("sandbox", &server)),
+    )?;
     let applied = match &from {
         Some(source) => {
             source.copy_into(project, &throwaway.target)?;
@@ -457,6 +450,18 @@ pub fn sandbox(
         steps,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// A database strata makes and drops for one run on `of`'s server: `strata_<what>_`, the first
+/// 24 characters of `of`'s name (which project it serves), the process and a time stamp;
+/// within PostgreSQL's 63 characters.
+fn throwaway_name(what: &str, of: &Target) -> String {
+    let project: String = of.dbname().chars().take(24).collect();
+    format!(
+        "strata_{what}_{project}_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros() % 1_000_000_000_000
+    )
 }
 
 /// A database that exists only while the sandbox runs: dropped on every way out.

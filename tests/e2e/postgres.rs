@@ -89,6 +89,25 @@ impl Pg {
             .collect()
     }
 
+    /// Makes `role` (with `create_role`) and gives it this test's real database and a new
+    /// `_test` one; returns the admin client, to drop the role with at the end.
+    pub(crate) fn give_to(&self, role: &str, create_role: &str) -> Client {
+        let mut admin = self.admin_client();
+        for sql in [
+            create_role.to_string(),
+            format!("ALTER DATABASE {} OWNER TO {role}", self.name),
+            format!("CREATE DATABASE {}_test OWNER {role}", self.name),
+        ] {
+            admin.batch_execute(&sql).unwrap();
+        }
+        admin
+    }
+
+    /// `host:port/dbname` of this test's real database, for a URL with another user.
+    pub(crate) fn server(&self) -> String {
+        self.url().split_once('@').unwrap().1.to_string()
+    }
+
     /// How many databases strata made for this test's project and left behind (`what` is
     /// `sandbox` or `copy`; their names start with the first 24 characters of the database they
     /// serve: the `_test` one, or the real one).
@@ -1521,25 +1540,37 @@ fn single_transaction_applies_a_phase_whole_or_not_at_all() {
     p.strata(&["migrate", "-q"]).ok();
 }
 
-#[test]
-fn rehearse_on_copy_catches_what_only_the_real_data_breaks() {
-    let Some(pg) = Pg::new("copy") else {
-        return;
-    };
-    let p = project(&pg);
+/// `pg`'s project with a table `t` applied, two equal rows in it in the real database only (the
+/// test database does not have them), and a pending step that makes `t.a` unique, which only
+/// the real rows break. With `backed_up`, a step that changes nothing runs after the rows are
+/// in, so that the real database's newest backup holds them.
+fn breakable_by_real_rows(pg: &Pg, backed_up: bool) -> Project {
+    let p = project(pg);
     p.write(
         "migrations/app/20260101T000000Z-t/do.sql",
         "CREATE TABLE t (a int);\n",
     );
     p.strata(&["migrate", "-q"]).ok();
-    // Data the test database does not have: two equal rows, only in the real database.
     pg.client(false)
         .batch_execute("INSERT INTO t VALUES (1), (1)")
         .unwrap();
+    if backed_up {
+        p.write("migrations/app/20260101T120000Z-noop/do.sql", "SELECT 1;\n");
+        p.strata(&["migrate", "-q"]).ok();
+    }
     p.write(
         "migrations/app/20260102T000000Z-unique/do.sql",
         "ALTER TABLE t ADD CONSTRAINT t_a UNIQUE (a);\n",
     );
+    p
+}
+
+#[test]
+fn rehearse_on_copy_catches_what_only_the_real_data_breaks() {
+    let Some(pg) = Pg::new("copy") else {
+        return;
+    };
+    let p = breakable_by_real_rows(&pg, false);
     let copies = || pg.throwaways("copy", false);
     let run = p
         .strata(&["migrate", "--rehearse-on-copy"])
@@ -1579,22 +1610,7 @@ fn sandbox_from_a_database_or_a_backup_runs_only_its_pending_steps() {
     let Some(pg) = Pg::new("sandbox_from") else {
         return;
     };
-    let p = project(&pg);
-    p.write(
-        "migrations/app/20260101T000000Z-t/do.sql",
-        "CREATE TABLE t (a int);\n",
-    );
-    p.strata(&["migrate", "-q"]).ok();
-    pg.client(false)
-        .batch_execute("INSERT INTO t VALUES (1), (1)")
-        .unwrap();
-    // A step that changes nothing, so that the real database's newest backup holds the rows.
-    p.write("migrations/app/20260101T120000Z-noop/do.sql", "SELECT 1;\n");
-    p.strata(&["migrate", "-q"]).ok();
-    p.write(
-        "migrations/app/20260102T000000Z-unique/do.sql",
-        "ALTER TABLE t ADD CONSTRAINT t_a UNIQUE (a);\n",
-    );
+    let p = breakable_by_real_rows(&pg, true);
     // From the real database (its password in the URL): the pending step meets the real rows.
     let run = p
         .strata(&["sandbox", "--from", &pg.url(), "--json"])
@@ -1659,21 +1675,12 @@ fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
         return;
     };
     // The server takes strata_cert only with a certificate its authority signed (pg_hba `cert`).
-    let mut admin = pg.admin_client();
-    for sql in [
+    let mut admin = pg.give_to(
+        "strata_cert",
         "DO $$ BEGIN CREATE ROLE strata_cert LOGIN; \
-         EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-            .to_string(),
-        format!("ALTER DATABASE {} OWNER TO strata_cert", pg.name),
-        format!("CREATE DATABASE {}_test OWNER strata_cert", pg.name),
-    ] {
-        admin.batch_execute(&sql).unwrap();
-    }
-    let (_, server) = pg
-        .url()
-        .split_once('@')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
+         EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
+    let server = pg.server();
     let enc = |p: &str| p.replace('/', "%2F");
     let url = |cert: &str, key: &str| {
         format!(

@@ -344,19 +344,11 @@ fn components_need_createrole_and_say_so_and_run_without_superuser() {
     };
     // A user who owns both databases but may not create roles, as many applications' are.
     let user = format!("{}_owner", pg.name);
-    let mut admin = pg.admin_client();
-    for sql in [
-        format!("CREATE ROLE {user} LOGIN PASSWORD 'owner-pw-7c1e' NOCREATEROLE NOSUPERUSER"),
-        format!("ALTER DATABASE {} OWNER TO {user}", pg.name),
-        format!("CREATE DATABASE {}_test OWNER {user}", pg.name),
-    ] {
-        admin.batch_execute(&sql).unwrap();
-    }
-    let (_, server) = pg
-        .url()
-        .split_once('@')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
+    let mut admin = pg.give_to(
+        &user,
+        &format!("CREATE ROLE {user} LOGIN PASSWORD 'owner-pw-7c1e' NOCREATEROLE NOSUPERUSER"),
+    );
+    let server = pg.server();
     let p = Project::empty();
     p.write(
         "strata.toml",

@@ -369,39 +369,13 @@ fn apply_in_transaction(
     }
     guard.take_touched();
 
-    let mut log = Vec::new();
-    let mut failure = None;
-    for action in step.actions(ctx.test_data) {
-        let t = Instant::now();
-        match run_action(conn, ctx, step, action, guard, events) {
-            Ok(done) => {
-                let elapsed = t.elapsed();
-                let mut e = entry(
-                    phase,
-                    step,
-                    action,
-                    Outcome::Ok,
-                    None,
-                    Some(done.rows),
-                    elapsed,
-                );
-                e.fuel_used = done.fuel;
-                log.push(e);
-                events(&Event::ActionDone {
-                    phase,
-                    migration: m,
-                    action,
-                    rows: done.rows,
-                    fuel: done.fuel,
-                    elapsed,
-                });
-            }
-            Err(err) => {
-                failure = Some((action, err, t.elapsed()));
-                break;
-            }
-        }
-    }
+    let (log, mut failure) = run_actions(
+        phase,
+        step,
+        step.actions(ctx.test_data),
+        events,
+        |action, events| run_action(conn, ctx, step, action, guard, events),
+    );
 
     if failure.is_none() {
         match finish(conn, ctx, session, step, guard, &log, started) {
@@ -619,6 +593,48 @@ pub(crate) fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, E
         .filter(|n| crate::tree::parse_folder_name(n).is_ok())
         .max();
     crate::design::write_snapshot(m, sql, newest.as_deref() == Some(m.folder().as_str()))
+}
+
+/// Runs a step's `actions` in order with `run`, on either backend: each that succeeds gets its
+/// audit entry and an [`Event::ActionDone`]; the first that fails ends the loop and comes back
+/// with its action, error and time.
+pub(crate) fn run_actions<E>(
+    phase: Phase,
+    step: &Prepared,
+    actions: Vec<Action>,
+    events: &mut EventSink<'_>,
+    mut run: impl FnMut(Action, &mut EventSink<'_>) -> Result<Done, E>,
+) -> (Vec<Entry>, Option<(Action, E, Duration)>) {
+    let mut log = Vec::new();
+    for action in actions {
+        let t = Instant::now();
+        match run(action, events) {
+            Ok(done) => {
+                let elapsed = t.elapsed();
+                let mut e = entry(
+                    phase,
+                    step,
+                    action,
+                    Outcome::Ok,
+                    None,
+                    Some(done.rows),
+                    elapsed,
+                );
+                e.fuel_used = done.fuel;
+                log.push(e);
+                events(&Event::ActionDone {
+                    phase,
+                    migration: &step.migration,
+                    action,
+                    rows: done.rows,
+                    fuel: done.fuel,
+                    elapsed,
+                });
+            }
+            Err(err) => return (log, Some((action, err, t.elapsed()))),
+        }
+    }
+    (log, None)
 }
 
 /// The audit entry of one action of `step`.

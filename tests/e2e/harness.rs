@@ -115,6 +115,33 @@ pub fn strata_command(cwd: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Runs `strata` in `cwd` once per argument list, all at the same time, and asserts that every
+/// run succeeded.
+#[track_caller]
+pub fn all_at_once(cwd: &Path, runs: &[Vec<String>]) {
+    let children: Vec<_> = runs
+        .iter()
+        .map(|args| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            strata_command(cwd, &args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (child, args) in children.into_iter().zip(runs) {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a concurrent `strata {}` failed:\n{}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn the_cleaned_environment_keeps_the_toolchain() {
     let cmd = strata_command(Path::new("."), &[]);

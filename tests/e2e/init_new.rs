@@ -62,26 +62,14 @@ fn new_calls_in_the_same_second_get_distinct_increasing_stamps() {
 fn concurrent_new_calls_do_not_collide() {
     let p = Project::empty();
     p.strata(&["init"]).ok();
-    let children: Vec<_> = (0..4)
+    let runs: Vec<Vec<String>> = (0..4)
         .map(|i| {
-            crate::harness::strata_command(
-                p.root(),
-                &["new", "m", &format!("s{i}"), "--new-module"],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            ["new", "m", &format!("s{i}"), "--new-module"]
+                .map(str::to_string)
+                .to_vec()
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    crate::harness::all_at_once(p.root(), &runs);
     // Four folders, and the tree is valid (no duplicate stamp).
     p.strata(&["plan"]).ok().stdout_has("4 step(s)");
 }

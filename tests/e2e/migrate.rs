@@ -1,8 +1,6 @@
 //! `strata migrate`, `status`, `plan` and `audit` on real databases.
 
-use std::process::Stdio;
-
-use crate::harness::{Project, rows, strata_command};
+use crate::harness::{Project, rows};
 
 const EXAMPLE_MIGRATIONS: usize = 10;
 
@@ -317,24 +315,8 @@ fn crlf_checkouts_do_not_look_modified() {
 #[test]
 fn concurrent_migrates_apply_each_migration_exactly_once() {
     let p = Project::example();
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            strata_command(p.root(), &["migrate"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "a concurrent migrate failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let migrate = vec!["migrate".to_string()];
+    crate::harness::all_at_once(p.root(), &vec![migrate; 4]);
     for db in ["app.db", ".strata/test.db"] {
         let conn = p.open(db);
         assert_eq!(

@@ -454,23 +454,8 @@ fn concurrent_runs_apply_each_migration_exactly_once() {
             &format!("CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"),
         );
     }
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            crate::harness::strata_command(p.root(), &["migrate"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let migrate = vec!["migrate".to_string()];
+    crate::harness::all_at_once(p.root(), &vec![migrate; 4]);
     for test_db in [true, false] {
         assert_eq!(
             pg.rows(test_db, "SELECT count(*) FROM strata.strata_migration"),

@@ -20,9 +20,8 @@ use crate::config::Limits;
 use crate::data::{DataSet, quote_ident};
 use crate::error::Error;
 use crate::event::{Action, Event, EventSink, Phase};
-use crate::ledger::Outcome;
 use crate::sandbox::Sandbox;
-use crate::step::{Applied, Done, Failed, Prepared, entry};
+use crate::step::{Applied, Done, Failed, Prepared};
 
 /// Rows of a failing check shown in the error.
 const SHOWN_ROWS: usize = 5;
@@ -193,41 +192,17 @@ fn apply_in_transaction(
     let untouched =
         ledger::signature(&mut *tx).map_err(|e| target.error("cannot read strata's schema", e))?;
 
-    let mut log = Vec::new();
-    let mut failure = None;
-    for action in actions(step, ctx.test_data) {
-        let t = Instant::now();
-        let result = run_action(&mut tx, ctx, step, action, events)
-            .and_then(|done| check_bookkeeping(&mut tx, step, action, &untouched).map(|()| done));
-        match result {
-            Ok(done) => {
-                let elapsed = t.elapsed();
-                let mut e = entry(
-                    phase,
-                    step,
-                    action,
-                    Outcome::Ok,
-                    None,
-                    Some(done.rows),
-                    elapsed,
-                );
-                e.fuel_used = done.fuel;
-                log.push(e);
-                events(&Event::ActionDone {
-                    phase,
-                    migration: m,
-                    action,
-                    rows: done.rows,
-                    fuel: done.fuel,
-                    elapsed,
-                });
-            }
-            Err(err) => {
-                failure = Some((action, err, t.elapsed()));
-                break;
-            }
-        }
-    }
+    let (log, mut failure) = crate::step::run_actions(
+        phase,
+        step,
+        actions(step, ctx.test_data),
+        events,
+        |action, events| {
+            run_action(&mut tx, ctx, step, action, events).and_then(|done| {
+                check_bookkeeping(&mut tx, step, action, &untouched).map(|()| done)
+            })
+        },
+    );
     let mut snapshot = None;
     if failure.is_none() {
         match super::schema::after_step(&mut tx, step, ctx.write_snapshots) {

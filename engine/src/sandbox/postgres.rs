@@ -273,17 +273,14 @@ impl Postgres {
         }
     }
 
-    /// The statement prepared (once per call), with `?` placeholders numbered when they are
-    /// the `params` values (see `postgres::script::number_placeholders`); and its text.
-    fn prepare(&mut self, sql: &str, params: usize) -> Result<(Statement, String), Fail> {
-        let text = crate::postgres::script::number_placeholders(sql, params)
-            .unwrap_or_else(|| sql.to_string());
-        if let Some(s) = self.statements.get(&text) {
-            return Ok((s.clone(), text));
+    /// The statement `text` prepared, once per component call.
+    fn prepare(&mut self, text: &str) -> Result<Statement, Fail> {
+        if let Some(s) = self.statements.get(text) {
+            return Ok(s.clone());
         }
-        let s = self.client.prepare(&text)?;
-        self.statements.insert(text.clone(), s.clone());
-        Ok((s, text))
+        let s = self.client.prepare(text)?;
+        self.statements.insert(text.to_string(), s.clone());
+        Ok(s)
     }
 
     /// Runs `statement` with one row of parameters; returns the rows it changed.
@@ -1012,15 +1009,15 @@ impl HostState<Postgres> {
         sql: &str,
         params: usize,
         use_: Use,
-        f: impl FnOnce(&mut Self) -> Result<T, Fail>,
+        f: impl FnOnce(&mut Self, Statement, &str) -> Result<T, Fail>,
     ) -> Result<T, sql::Error> {
-        let numbered = crate::postgres::script::number_placeholders(sql, params);
-        match check_statement(
-            numbered.as_deref().unwrap_or(sql),
-            use_,
-            &self.db.config_file,
-        ) {
-            Ok(()) => self.guarded(f),
+        let text = crate::postgres::script::number_placeholders(sql, params)
+            .unwrap_or_else(|| sql.to_string());
+        match check_statement(&text, use_, &self.db.config_file) {
+            Ok(()) => self.guarded(|s| {
+                let statement = s.db.prepare(&text)?;
+                f(s, statement, &text)
+            }),
             Err(fail) => Err(self.sort(fail)),
         }
     }
@@ -1175,8 +1172,7 @@ impl sql::Host for HostState<Postgres> {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<u64, sql::Error>> {
-        let r = self.call(&sql, params.len(), Use::Any, |s| {
-            let (statement, _) = s.db.prepare(&sql, params.len())?;
+        let r = self.call(&sql, params.len(), Use::Any, |s, statement, _| {
             rows_statement(&statement)?;
             s.db.execute(&statement, &params)
         });
@@ -1191,8 +1187,7 @@ impl sql::Host for HostState<Postgres> {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        Ok(self.call(&sql, params.len(), Use::Any, |s| {
-            let (statement, _) = s.db.prepare(&sql, params.len())?;
+        Ok(self.call(&sql, params.len(), Use::Any, |s, statement, _| {
             s.read_rows(&statement, &params, "the result of this `query`")
         }))
     }
@@ -1203,10 +1198,9 @@ impl sql::Host for HostState<Postgres> {
         rows: Vec<Vec<sql::Value>>,
     ) -> WResult<Result<u64, sql::Error>> {
         let width = rows.first().map_or(0, Vec::len);
-        let r = self.call(&sql, width, Use::Any, |s| {
-            let (statement, text) = s.db.prepare(&sql, width)?;
+        let r = self.call(&sql, width, Use::Any, |s, statement, text| {
             rows_statement(&statement)?;
-            let mut batch = Batch::new(&mut s.db, &text, &statement)?;
+            let mut batch = Batch::new(&mut s.db, text, &statement)?;
             let mut changed = 0;
             for row in &rows {
                 if row.len() != width {
@@ -1230,46 +1224,50 @@ impl sql::Host for HostState<Postgres> {
         sql: String,
         rows: sql::PackedRows,
     ) -> WResult<Result<u64, sql::Error>> {
-        let r = self.call(&sql, rows.columns as usize, Use::Any, |s| {
-            let columns = rows.columns as usize;
-            let (statement, text) = s.db.prepare(&sql, columns)?;
-            if columns != statement.params().len() {
-                return Err(Fail::Syntax(format!(
-                    "the statement takes {} parameters, the packed rows have {columns} columns",
-                    statement.params().len()
-                )));
-            }
-            rows_statement(&statement)?;
-            let mut batch = Batch::new(&mut s.db, &text, &statement)?;
-            let mut d = strata_wire::Decoder::new(&rows.data);
-            let mut changed = 0;
-            let mut row: Vec<Lit<'_>> = Vec::with_capacity(columns);
-            for _ in 0..rows.count {
-                row.clear();
-                for _ in 0..columns {
-                    let v = d
-                        .next_value()
-                        .map_err(|e| Fail::Syntax(e.to_string()))?
-                        .ok_or_else(|| {
-                            Fail::Syntax(
-                                "packed rows hold fewer values than columns x count".into(),
-                            )
-                        })?;
-                    row.push(Lit::from(v));
+        let r = self.call(
+            &sql,
+            rows.columns as usize,
+            Use::Any,
+            |s, statement, text| {
+                let columns = rows.columns as usize;
+                if columns != statement.params().len() {
+                    return Err(Fail::Syntax(format!(
+                        "the statement takes {} parameters, the packed rows have {columns} columns",
+                        statement.params().len()
+                    )));
                 }
-                batch.push(|i| row[i])?;
-                if batch.full() {
-                    changed += batch.send(&mut s.db.client)?;
+                rows_statement(&statement)?;
+                let mut batch = Batch::new(&mut s.db, text, &statement)?;
+                let mut d = strata_wire::Decoder::new(&rows.data);
+                let mut changed = 0;
+                let mut row: Vec<Lit<'_>> = Vec::with_capacity(columns);
+                for _ in 0..rows.count {
+                    row.clear();
+                    for _ in 0..columns {
+                        let v = d
+                            .next_value()
+                            .map_err(|e| Fail::Syntax(e.to_string()))?
+                            .ok_or_else(|| {
+                                Fail::Syntax(
+                                    "packed rows hold fewer values than columns x count".into(),
+                                )
+                            })?;
+                        row.push(Lit::from(v));
+                    }
+                    batch.push(|i| row[i])?;
+                    if batch.full() {
+                        changed += batch.send(&mut s.db.client)?;
+                    }
                 }
-            }
-            changed += batch.send(&mut s.db.client)?;
-            if !d.is_done() {
-                return Err(Fail::Syntax(
-                    "packed rows hold more values than columns x count".into(),
-                ));
-            }
-            Ok(changed)
-        });
+                changed += batch.send(&mut s.db.client)?;
+                if !d.is_done() {
+                    return Err(Fail::Syntax(
+                        "packed rows hold more values than columns x count".into(),
+                    ));
+                }
+                Ok(changed)
+            },
+        );
         Ok(r.map(|n| {
             self.db.rows_changed += n;
             self.count_written(n)
@@ -1287,8 +1285,7 @@ impl sql::Host for HostState<Postgres> {
             );
             return Ok(Err(self.limit_error(why)));
         }
-        let r = self.call(&sql, params.len(), Use::Cursor, |s| {
-            let (statement, text) = s.db.prepare(&sql, params.len())?;
+        let r = self.call(&sql, params.len(), Use::Cursor, |s, statement, text| {
             let bound = bind(&statement, &params)?;
             s.db.opened += 1;
             let name = format!("strata_component_cursor_{}", s.db.opened);

@@ -32,8 +32,8 @@ macro_rules! examples {
 #[path = "remote.rs"]
 mod remote;
 
-/// strata: migrations, test data and seed data for SQLite in one ordered chain, rehearsed on a
-/// test database before they touch the real one.
+/// strata: migrations, test data and seed data for SQLite and PostgreSQL in one ordered chain,
+/// rehearsed on a test database before they touch the real one.
 #[derive(Debug, Parser)]
 #[command(
     name = "strata",

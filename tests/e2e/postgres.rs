@@ -1610,6 +1610,8 @@ fn sandbox_from_a_database_or_a_backup_runs_only_its_pending_steps() {
     assert_eq!(steps.len(), 1, "only the pending step runs: {report}");
     assert_eq!(steps[0]["outcome"], "failed");
     // From a backup strata took (the real database's newest, with the rows and one step fewer).
+    // Newest by its record's time: two backups taken within one second are named `<stamp>` and
+    // `<stamp>-1`, which sort the other way round.
     let real_backup = format!("{}-", pg.name);
     let backup = std::fs::read_dir(p.path(".strata/backups"))
         .unwrap()
@@ -1621,7 +1623,11 @@ fn sandbox_from_a_database_or_a_backup_runs_only_its_pending_steps() {
                     .to_string_lossy()
                     .starts_with(&real_backup)
         })
-        .max()
+        .max_by_key(|p| {
+            let record = std::fs::read_to_string(format!("{}.json", p.display())).unwrap();
+            let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+            record["taken_at"].as_str().unwrap().to_string()
+        })
         .expect("a backup of the real database");
     let report = p
         .strata(&["sandbox", "--from", &backup.to_string_lossy(), "--json"])

@@ -62,6 +62,51 @@ fn present(dir: &Path) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
+/// Pinned files up to this size keep the bytes the tree read for the step that runs them;
+/// larger ones (components, big data sets) are read again then, and their hash compared, so a
+/// tree in memory stays small.
+pub const KEEP_BYTES: usize = 256 * 1024;
+
+/// Pinned file `name` of `dir` as hashed (CRLF read as LF in text files); `None` if it is gone.
+fn read_pinned(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Error> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(normalize(name, bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// What the tree read of one migration folder, kept for the step that runs it: the names the
+/// folder and its data folders hold (`test-data/data.json` for one inside a data folder), and
+/// the bytes and hash of each pinned file of at most [`KEEP_BYTES`]. The step then runs the
+/// very bytes its checksum was taken from, without reading the folder again.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Contents {
+    present: Vec<String>,
+    kept: Vec<(&'static str, Vec<u8>, String)>,
+}
+
+impl Contents {
+    /// Whether the folder held `name` when it was read.
+    pub fn has(&self, name: &str) -> bool {
+        self.present.iter().any(|p| p == name)
+    }
+}
+
+/// The names only: the bytes would flood a debug print.
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contents")
+            .field("present", &self.present)
+            .field(
+                "kept",
+                &self.kept.iter().map(|(n, _, _)| *n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
 /// The pinned files of one migration folder, each read once, and their manifest: the bytes
 /// here are the bytes the manifest hashes (text files with CRLF already read as LF).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,21 +118,67 @@ pub struct Pinned {
 impl Pinned {
     /// Reads each pinned file of the migration folder `dir` once.
     pub fn read(dir: &Path) -> Result<Self, Error> {
+        // One listing instead of a failed open per absent file (most folders hold only do.sql).
+        Pinned::read_present(dir, &present(dir)?)
+    }
+
+    /// Reads each pinned file of the migration folder `dir` whose name is in `present` (the
+    /// folder's listing, `test-data/data.json` for one inside a data folder).
+    pub fn read_present(dir: &Path, present: &[String]) -> Result<Self, Error> {
         let mut files = Vec::new();
         let mut entries = Vec::new();
-        // One listing instead of a failed open per absent file (most folders hold only do.sql).
-        let present = present(dir)?;
         for name in PINNED_FILES {
             if !present.iter().any(|p| p == name) {
                 continue;
             }
-            let path = dir.join(name);
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => normalize(name, bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(path, e)),
+            let Some(bytes) = read_pinned(dir, name)? else {
+                continue;
             };
             entries.push((name.to_string(), hex(&Sha256::digest(&bytes))));
+            files.push((*name, bytes));
+        }
+        Ok(Pinned {
+            files,
+            manifest: Manifest { entries },
+        })
+    }
+
+    /// Splits into the manifest and what a later step needs of the folder: the names in
+    /// `present`, and the bytes of each pinned file of at most [`KEEP_BYTES`].
+    pub fn keep(self, present: Vec<String>) -> (Manifest, Contents) {
+        let kept = self
+            .files
+            .into_iter()
+            .filter(|(_, bytes)| bytes.len() <= KEEP_BYTES)
+            .filter_map(|(name, bytes)| {
+                let sha = self.manifest.hash_of(name)?.to_string();
+                Some((name, bytes, sha))
+            })
+            .collect();
+        (self.manifest, Contents { present, kept })
+    }
+
+    /// The pinned files of the migration folder `dir` as `contents` lists them: the kept bytes
+    /// as they were read, the others read again now. Whoever compares the manifest with the
+    /// one taken when `contents` was read sees a file changed in between.
+    pub fn from_contents(dir: &Path, contents: &Contents) -> Result<Self, Error> {
+        let mut files = Vec::new();
+        let mut entries = Vec::new();
+        for name in PINNED_FILES {
+            if !contents.has(name) {
+                continue;
+            }
+            let (bytes, sha) = match contents.kept.iter().find(|(n, _, _)| n == name) {
+                Some((_, bytes, sha)) => (bytes.clone(), sha.clone()),
+                None => {
+                    let Some(bytes) = read_pinned(dir, name)? else {
+                        continue;
+                    };
+                    let sha = hex(&Sha256::digest(&bytes));
+                    (bytes, sha)
+                }
+            };
+            entries.push((name.to_string(), sha));
             files.push((*name, bytes));
         }
         Ok(Pinned {
@@ -128,6 +219,14 @@ impl Manifest {
     /// Hashes the pinned files of the migration folder `dir`.
     pub fn of_dir(dir: &Path) -> Result<Self, Error> {
         Ok(Pinned::read(dir)?.manifest)
+    }
+
+    /// The recorded sha256 of pinned file `name`, if the manifest lists it.
+    pub fn hash_of(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, sha)| sha.as_str())
     }
 
     /// The migration's checksum: sha256 over the manifest's `<sha256>  <file>` lines.

@@ -137,8 +137,13 @@ pub const BUILT_FROM: &str = ".built-from";
 /// back as a warning, one per component.
 pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<String>, Error> {
     let mut stale = Vec::new();
-    for (_, source, _, output) in slots(m, build) {
-        if !source.join("Cargo.toml").is_file() {
+    for (_, source, configured, output) in slots(m, build) {
+        // A default crate folder the tree's listing did not show is not looked for.
+        let listed = source
+            .strip_prefix(&m.dir)
+            .ok()
+            .and_then(|rel| m.held(&rel.to_string_lossy()));
+        if (!configured && listed == Some(false)) || !source.join("Cargo.toml").is_file() {
             continue;
         }
         let wasm = m.file(output);

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS strata_migration (
     duration_ms    INTEGER NOT NULL,
     engine_version TEXT    NOT NULL,
     PRIMARY KEY (module, stamp)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS strata_migration_audit (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     at          TEXT    NOT NULL,

@@ -194,6 +194,7 @@ mod tests {
             slug: "s".into(),
             dir: PathBuf::from(format!("migrations/{module}/{stamp}-s")),
             manifest: manifest(sql),
+            contents: None,
         }
     }
 

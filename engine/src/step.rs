@@ -64,7 +64,10 @@ impl Prepared {
 
     /// [`Prepared::load`], checking the SQL files as `dialect`'s scripts.
     pub fn load_for(m: &Migration, dialect: crate::input::Dialect) -> Result<Prepared, Error> {
-        let mut pinned = Pinned::read(&m.dir)?;
+        let mut pinned = match &m.contents {
+            Some(contents) => Pinned::from_contents(&m.dir, contents)?,
+            None => Pinned::read(&m.dir)?,
+        };
         if pinned.manifest() != &m.manifest {
             return Err(Error::Refused(vec![Refusal::ChangedDuringRun {
                 migration: m.label(),
@@ -97,13 +100,17 @@ impl Prepared {
         let proj_data = data("proj-data/data.json")?;
         // schema.sql is not pinned: it is what the step is compared with, not what runs.
         let snapshot_path = m.file(crate::design::SNAPSHOT);
-        let snapshot = match std::fs::read(&snapshot_path) {
-            Ok(b) => Some(
-                String::from_utf8(b)
-                    .map_err(|_| Error::input(&snapshot_path, "is not UTF-8 text"))?,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(snapshot_path, e)),
+        // Not looked for when the tree's listing showed none.
+        let snapshot = match m.held(crate::design::SNAPSHOT) {
+            Some(false) => None,
+            _ => match std::fs::read(&snapshot_path) {
+                Ok(b) => Some(
+                    String::from_utf8(b)
+                        .map_err(|_| Error::input(&snapshot_path, "is not UTF-8 text"))?,
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(snapshot_path, e)),
+            },
         };
         let mut migration = m.clone();
         migration.manifest = pinned.manifest().clone();
@@ -1090,7 +1097,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_changed_after_the_tree_was_loaded_does_not_run_unpinned() {
+    fn a_file_changed_after_the_tree_was_loaded_runs_as_it_was_read() {
         let files: &[(&str, &[u8])] = &[
             ("do.sql", b"CREATE TABLE t(a);"),
             ("migration.toml", b"[sandbox]\nwrites = [\"t\"]\n"),
@@ -1103,28 +1110,65 @@ mod tests {
             let root = tree_with(files);
             let tree = Tree::load(root.path()).unwrap();
             let m = &tree.migrations[0];
-            // Between validation and the run, someone rewrites one file.
+            // Between validation and the run, someone rewrites one file: the step runs the
+            // bytes the tree read and pinned, not the new ones.
             let path = m.file(changed);
             let mut bytes = std::fs::read(&path).unwrap();
             bytes.extend_from_slice(b"\n ");
             std::fs::write(&path, bytes).unwrap();
-            match Prepared::load(m) {
-                Err(Error::Refused(r)) => match &r[..] {
-                    [Refusal::ChangedDuringRun { migration, files }] => {
-                        assert_eq!(migration, &m.label());
-                        assert_eq!(files, &[PathBuf::from(changed)]);
-                        let text = r[0].to_string();
-                        assert!(text.contains(changed) && text.contains("run the command again"));
-                    }
-                    other => panic!("{changed}: {other:?}"),
-                },
-                Err(e) => panic!("{changed}: {e}"),
-                Ok(p) => panic!(
-                    "{changed}: the changed file would run under the old checksum {}",
-                    p.migration.checksum()
-                ),
-            }
+            let p = Prepared::load(m).unwrap_or_else(|e| panic!("{changed}: {e}"));
+            assert_eq!(p.checksum, m.checksum(), "{changed}");
+            assert_eq!(p.do_sql, "CREATE TABLE t(a);", "{changed}");
+            assert_eq!(p.checks.as_deref(), Some("SELECT 1 WHERE 0;"), "{changed}");
+            assert_eq!(
+                p.config.sandbox.writes,
+                Some(vec!["t".to_string()]),
+                "{changed}"
+            );
+            assert_eq!(
+                p.transform.as_deref(),
+                Some(&b"\0asm-not-really"[..]),
+                "{changed}"
+            );
+            assert_eq!(
+                p.test_data.as_ref().map(|d| d.tables.len()),
+                Some(1),
+                "{changed}"
+            );
         }
+    }
+
+    #[test]
+    fn a_large_file_changed_after_the_tree_was_loaded_does_not_run_unpinned() {
+        // Files above KEEP_BYTES are read again for the step and must still be what was hashed.
+        let big = vec![b'x'; crate::checksum::KEEP_BYTES + 1];
+        let root = tree_with(&[("do.sql", b""), ("transform.wasm", &big)]);
+        let tree = Tree::load(root.path()).unwrap();
+        let m = &tree.migrations[0];
+        let mut changed = big.clone();
+        changed[0] = b'y';
+        std::fs::write(m.file("transform.wasm"), changed).unwrap();
+        match Prepared::load(m) {
+            Err(Error::Refused(r)) => match &r[..] {
+                [Refusal::ChangedDuringRun { migration, files }] => {
+                    assert_eq!(migration, &m.label());
+                    assert_eq!(files, &[PathBuf::from("transform.wasm")]);
+                    let text = r[0].to_string();
+                    assert!(
+                        text.contains("transform.wasm") && text.contains("run the command again")
+                    );
+                }
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+            Ok(p) => panic!(
+                "the changed file would run under the old checksum {}",
+                p.migration.checksum()
+            ),
+        }
+        // Unchanged, it runs with every byte.
+        std::fs::write(m.file("transform.wasm"), &big).unwrap();
+        assert_eq!(Prepared::load(m).unwrap().transform.unwrap(), big);
     }
 
     #[test]
@@ -1133,10 +1177,9 @@ mod tests {
         let tree = Tree::load(root.path()).unwrap();
         let m = &tree.migrations[0];
         std::fs::write(m.file("checks.sql"), "SELECT 1;").unwrap();
-        assert!(matches!(
-            Prepared::load(m),
-            Err(Error::Refused(r)) if matches!(&r[..], [Refusal::ChangedDuringRun { files, .. }] if files == &[PathBuf::from("checks.sql")])
-        ));
+        let p = Prepared::load(m).unwrap();
+        assert_eq!(p.checks, None);
+        assert_eq!(p.checksum, m.checksum());
     }
 
     #[test]

@@ -7,8 +7,9 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::checksum::Manifest;
+use crate::checksum::{Contents, Manifest, Pinned};
 use crate::error::{Error, TreeProblem};
 
 /// The folder beside the migrations that holds the newest snapshot of a module.
@@ -60,6 +61,9 @@ pub struct Migration {
     pub dir: PathBuf,
     /// The pinned files' hashes.
     pub manifest: Manifest,
+    /// What [`Tree::load`] read of the folder, for the step that runs it; `None` for a
+    /// migration described from elsewhere (a remote server's), whose folder is read when needed.
+    pub contents: Option<Arc<Contents>>,
 }
 
 impl Migration {
@@ -81,6 +85,12 @@ impl Migration {
     /// A file of this migration (which may not exist).
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Whether the folder held `name` (`test-data/seed` for one inside a data folder) when the
+    /// tree was read; `None` when it was not read.
+    pub fn held(&self, name: &str) -> Option<bool> {
+        self.contents.as_ref().map(|c| c.has(name))
     }
 }
 
@@ -121,12 +131,17 @@ impl Tree {
         }
         let mut problems = Vec::new();
         let inside = Boundary::of(root)?;
-        for entry in list_dir(root)? {
+        for Entry {
+            name: entry,
+            dir,
+            link,
+        } in list_entries(root)?
+        {
             let path = root.join(&entry);
-            if inside.refuses(&path, &mut problems) {
+            if link && inside.refuses(&path, &mut problems) {
                 continue;
             }
-            if !path.is_dir() {
+            if !dir {
                 problems.push(problem(
                     &path,
                     "only module folders belong in the migrations folder; move this file out",
@@ -303,16 +318,28 @@ fn load_module(
     problems: &mut Vec<TreeProblem>,
 ) -> Result<(), Error> {
     let mut seen: Vec<(String, PathBuf)> = Vec::new();
-    for entry in list_dir(dir)? {
+    for Entry {
+        name: entry,
+        dir: is_dir,
+        link,
+    } in list_entries(dir)?
+    {
         let path = dir.join(&entry);
-        if inside.refuses(&path, problems) {
+        if link && inside.refuses(&path, problems) {
             continue;
         }
-        if entry == LATEST && path.is_dir() {
-            check_entries(&path, LATEST_FILES, &[], inside, problems)?;
+        if entry == LATEST && is_dir {
+            check_entries(
+                &path,
+                &list_entries(&path)?,
+                LATEST_FILES,
+                &[],
+                inside,
+                problems,
+            );
             continue;
         }
-        if !path.is_dir() {
+        if !is_dir {
             problems.push(problem(
                 &path,
                 "only migration folders and LATEST/ belong in a module folder; move this file out",
@@ -338,61 +365,81 @@ fn load_module(
             continue;
         }
         let before = problems.len();
-        check_migration_contents(&path, inside, problems)?;
+        let present = check_migration_contents(&path, inside, problems)?;
         if problems.len() > before {
             continue;
         }
         seen.push((stamp.to_string(), path.clone()));
+        let (manifest, contents) = Pinned::read_present(&path, &present)?.keep(present);
         out.push(Migration {
             id: MigrationId {
                 module: module.to_string(),
                 stamp: stamp.to_string(),
             },
             slug: slug.to_string(),
-            manifest: Manifest::of_dir(&path)?,
+            manifest,
+            contents: Some(Arc::new(contents)),
             dir: path,
         });
     }
     Ok(())
 }
 
+/// Checks a migration folder's entries, and those of its data folders; returns every name
+/// they hold (`test-data/data.json` for one inside a data folder), from one listing of each.
 fn check_migration_contents(
     dir: &Path,
     inside: &Boundary,
     problems: &mut Vec<TreeProblem>,
-) -> Result<(), Error> {
-    if !dir.join("do.sql").is_file() {
+) -> Result<Vec<String>, Error> {
+    let entries = list_entries(dir)?;
+    if !entries.iter().any(|e| e.name == "do.sql" && !e.dir) {
         problems.push(problem(
             &dir.join("do.sql"),
             "is missing; every migration has a do.sql (create an empty one if the step has no SQL)",
         ));
     }
-    check_entries(dir, MIGRATION_FILES, MIGRATION_DIRS, inside, problems)?;
+    check_entries(
+        dir,
+        &entries,
+        MIGRATION_FILES,
+        MIGRATION_DIRS,
+        inside,
+        problems,
+    );
+    let mut present: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
     for data in ["test-data", "proj-data"] {
+        let Some(e) = entries.iter().find(|e| e.name == data && e.dir) else {
+            continue;
+        };
         let sub = dir.join(data);
-        if sub.is_dir() && !sub.is_symlink() {
-            check_entries(&sub, DATA_FILES, DATA_DIRS, inside, problems)?;
+        let inner = list_entries(&sub)?;
+        if !e.link {
+            check_entries(&sub, &inner, DATA_FILES, DATA_DIRS, inside, problems);
         }
+        present.extend(inner.iter().map(|i| format!("{data}/{}", i.name)));
     }
-    Ok(())
+    Ok(present)
 }
 
 fn check_entries(
     dir: &Path,
+    entries: &[Entry],
     files: &[&str],
     dirs: &[&str],
     inside: &Boundary,
     problems: &mut Vec<TreeProblem>,
-) -> Result<(), Error> {
-    for entry in list_dir(dir)? {
-        let path = dir.join(&entry);
-        if inside.refuses(&path, problems) {
+) {
+    for entry in entries {
+        let path = dir.join(&entry.name);
+        if entry.link && inside.refuses(&path, problems) {
             continue;
         }
-        let known = if path.is_dir() {
-            dirs.contains(&entry.as_str())
+        let name = entry.name.as_str();
+        let known = if entry.dir {
+            dirs.contains(&name)
         } else {
-            files.contains(&entry.as_str()) || entry.ends_with(NOTES)
+            files.contains(&name) || name.ends_with(NOTES)
         };
         if !known {
             let mut allowed: Vec<String> = files.iter().map(|f| f.to_string()).collect();
@@ -414,7 +461,6 @@ fn check_entries(
             ));
         }
     }
-    Ok(())
 }
 
 /// The migrations folder as symbolic links are judged against: a link whose target lies
@@ -455,9 +501,20 @@ impl Boundary {
     }
 }
 
-/// The entries of a folder, sorted, without hidden ones (`.DS_Store`, `.gitkeep`, ...).
-fn list_dir(dir: &Path) -> Result<Vec<String>, Error> {
-    let mut names = Vec::new();
+/// One entry of a folder as listed.
+struct Entry {
+    name: String,
+    /// A folder, or a link to one.
+    dir: bool,
+    /// A symbolic link.
+    link: bool,
+}
+
+/// The entries of a folder, sorted, without hidden ones (`.DS_Store`, `.gitkeep`, ...). What
+/// each is comes with the listing itself: no look at an entry's metadata except to follow a
+/// link.
+fn list_entries(dir: &Path) -> Result<Vec<Entry>, Error> {
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
@@ -469,12 +526,24 @@ fn list_dir(dir: &Path) -> Result<Vec<String>, Error> {
                 )],
             });
         };
-        if !name.starts_with('.') {
-            names.push(name.to_string());
+        if name.starts_with('.') {
+            continue;
         }
+        let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+        let link = kind.is_symlink();
+        let dir = if link {
+            std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
+        } else {
+            kind.is_dir()
+        };
+        out.push(Entry {
+            name: name.to_string(),
+            dir,
+            link,
+        });
     }
-    names.sort();
-    Ok(names)
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 fn problem(path: &Path, problem: impl Into<String>) -> TreeProblem {

@@ -239,6 +239,7 @@ impl EventReplay {
                 },
                 slug: r.slug,
                 manifest: Manifest::default(),
+                contents: None,
             })
     }
 
@@ -357,6 +358,7 @@ mod tests {
             slug: "zero".into(),
             dir: "migrations/people/20240101T000000Z-zero".into(),
             manifest: Manifest::default(),
+            contents: None,
         };
         let sent = Event::StepApplied {
             phase: Phase::Apply,

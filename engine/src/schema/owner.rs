@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS strata_object (
     module TEXT NOT NULL,
     stamp  TEXT NOT NULL,
     PRIMARY KEY (type, name)
-)";
+) WITHOUT ROWID";
 
 /// The user objects in `sqlite_master` at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]

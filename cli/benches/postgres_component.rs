@@ -68,6 +68,7 @@ fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
     let modes = [Mode::Psql, Mode::Strata];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
     let mut expected: Option<String> = None;
+    let mut peaks: Vec<u64> = Vec::new();
     for round in 0..=rounds {
         for k in 0..modes.len() {
             let i = (k + round) % modes.len();
@@ -79,7 +80,7 @@ fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
             c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
             let target = url(admin, &name);
             let dir = tempfile::tempdir().unwrap();
-            let elapsed = run(mode, dir.path(), &target, wasm, rows);
+            let (elapsed, peak) = run(mode, dir.path(), &target, wasm, rows);
             let digest = verify(&target, rows);
             match &expected {
                 None => expected = Some(digest),
@@ -90,6 +91,7 @@ fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
             // Round 0 warms up (server caches, the component's compile cache): not counted.
             if round > 0 {
                 times[i].push(elapsed);
+                peaks.extend(peak);
             }
         }
     }
@@ -110,10 +112,23 @@ fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
             m.as_secs_f64() / floor.as_secs_f64()
         );
     }
+    peaks.sort_unstable();
+    println!(
+        "  strata's peak resident memory (the whole process: host, guest, driver): {} MiB \
+         median, {} MiB max",
+        peaks[peaks.len() / 2] / 1024,
+        peaks.last().unwrap() / 1024
+    );
 }
 
-/// Fills the database, then times the migration alone.
-fn run(mode: Mode, project: &Path, target: &str, wasm: &Path, rows: usize) -> Duration {
+/// Fills the database, then times the migration alone; with strata, also its peak memory (KiB).
+fn run(
+    mode: Mode,
+    project: &Path,
+    target: &str,
+    wasm: &Path,
+    rows: usize,
+) -> (Duration, Option<u64>) {
     let fill = format!(
         "CREATE TABLE people (id bigint PRIMARY KEY, full_name text NOT NULL);\n\
          INSERT INTO people SELECT g, 'First' || g || ' Last' || (g % 977) \
@@ -124,7 +139,7 @@ fn run(mode: Mode, project: &Path, target: &str, wasm: &Path, rows: usize) -> Du
             psql(target, &["-c", &fill]);
             let started = Instant::now();
             psql(target, &["-1", "-c", &format!("{ADD_COLUMNS}\n{SPLIT}")]);
-            started.elapsed()
+            (started.elapsed(), None)
         }
         Mode::Strata => {
             let zero = project.join("migrations/people/20240101T000000Z-zero");
@@ -143,8 +158,8 @@ fn run(mode: Mode, project: &Path, target: &str, wasm: &Path, rows: usize) -> Du
             .unwrap();
             std::fs::copy(wasm, split.join("transform.wasm")).unwrap();
             let started = Instant::now();
-            strata(project);
-            started.elapsed()
+            let peak = strata(project);
+            (started.elapsed(), Some(peak))
         }
     }
 }
@@ -159,17 +174,31 @@ fn psql(target: &str, args: &[&str]) {
     assert!(status.success(), "psql failed");
 }
 
-fn strata(project: &Path) {
-    let out = Command::new(STRATA)
+/// Runs `strata migrate --no-rehearsal` in `project`; returns the process's peak resident
+/// memory in KiB (its own rusage, from `wait4`, which also reaps it).
+#[allow(clippy::zombie_processes)]
+fn strata(project: &Path) -> u64 {
+    let stderr = tempfile::tempfile().unwrap();
+    let child = Command::new(STRATA)
         .args(["migrate", "--no-rehearsal", "-q"])
         .current_dir(project)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(stderr.try_clone().unwrap())
+        .spawn()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "strata failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid std gave; both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let mut message = String::new();
+    let mut stderr = stderr;
+    std::io::Seek::rewind(&mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut message).unwrap();
+    assert!(ok, "strata failed: {message}");
+    usage.ru_maxrss as u64
 }
 
 /// An md5 over every row, after checking every row was split.

@@ -131,6 +131,15 @@ impl Prepared {
         })
     }
 
+    /// Whether the step's SQL names `strata_object` (and so may read who owns what).
+    fn names_ownership(&self) -> bool {
+        let names = |sql: &str| {
+            sql.to_ascii_lowercase()
+                .contains(crate::schema::owner::OBJECT_TABLE)
+        };
+        names(&self.do_sql) || self.checks.as_deref().is_some_and(names)
+    }
+
     /// Whether any part of this step is a WebAssembly component.
     pub fn has_components(&self) -> bool {
         self.transform.is_some()
@@ -195,6 +204,9 @@ pub struct Session {
 /// Bookkeeping rows kept until the end of a phase in one transaction.
 #[derive(Debug, Default)]
 pub struct Deferred {
+    /// Ownership changes (`strata_object`), in order; written earlier when a step could read
+    /// the table (its SQL names it, or it compares a snapshot).
+    objects: Vec<crate::schema::owner::Write>,
     records: Vec<ledger::Record>,
     /// Audit entries, with when they happened.
     audit: Vec<(String, Vec<Entry>)>,
@@ -204,6 +216,7 @@ pub struct Deferred {
 /// [`Session::deferred`]); call it inside that transaction, before it commits.
 pub fn flush(conn: &Connection, session: &mut Session) -> rusqlite::Result<()> {
     let deferred = std::mem::take(&mut session.deferred);
+    crate::schema::owner::write(conn, &deferred.objects)?;
     ledger::write_records(conn, &deferred.records)?;
     for (at, entries) in &deferred.audit {
         ledger::append_at(conn, at, entries)?;
@@ -370,9 +383,17 @@ fn apply_in_transaction(
         migration: m,
     });
     // Ownership: what the step creates becomes its module's (see schema::owner).
-    if let Err(e) = session.owners.begin(conn) {
+    if let Err(e) = session.owners.begin(conn, &mut session.deferred.objects) {
         rollback(conn);
         return Err(Error::db(db, "cannot read sqlite_master", e));
+    }
+    // SQL that names strata_object reads the ownership of the steps before it.
+    if !session.deferred.objects.is_empty() && step.names_ownership() {
+        let pending = std::mem::take(&mut session.deferred.objects);
+        if let Err(e) = crate::schema::owner::write(conn, &pending) {
+            rollback(conn);
+            return Err(Error::db(db, "cannot record the objects' owners", e));
+        }
     }
     guard.take_touched();
 
@@ -515,10 +536,20 @@ fn finish(
             ActionError::new(None, None, format!("recording the step failed: {e}")),
         )
     };
-    let owned = session
+    let mut owned = session
         .owners
         .record(conn, &m.id, &guard.take_touched())
         .map_err(record)?;
+    // In one transaction for the phase, the ownership rows wait for the phase's end like the
+    // ledger's, unless this step compares or writes a snapshot, which reads them.
+    let reads_ownership = step.snapshot.is_some() || ctx.write_snapshots;
+    if session.single_transaction && !reads_ownership {
+        session.deferred.objects.append(&mut owned.writes);
+    } else {
+        let mut writes = std::mem::take(&mut session.deferred.objects);
+        writes.append(&mut owned.writes);
+        crate::schema::owner::write(conn, &writes).map_err(record)?;
+    }
     let snapshot_file = m.file(crate::design::SNAPSHOT);
     let schema_error = |e: crate::schema::SchemaError| {
         Finish::Failed(

@@ -112,6 +112,44 @@ fn the_config_key_runs_both_phases_in_one_transaction_each() {
 }
 
 #[test]
+fn a_later_step_that_reads_ownership_sees_the_steps_before_it() {
+    // The ownership rows of a phase in one transaction are written at its end, unless a step's
+    // SQL names strata_object: then the earlier steps' rows are there when it runs.
+    let p = project(false);
+    p.write(
+        "migrations/app/20240104T000000Z-four/do.sql",
+        "CREATE TABLE owners AS SELECT name, stamp FROM strata_object;\n",
+    );
+    p.write(
+        "migrations/app/20240104T000000Z-four/checks.sql",
+        "SELECT 'three is not owned yet' WHERE NOT EXISTS \
+         (SELECT 1 FROM strata_object WHERE name = 'three');\n",
+    );
+    p.strata(&["migrate", "--single-transaction", "--no-rehearsal"])
+        .ok();
+    let conn = p.open("app.db");
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT name || ' ' || stamp FROM owners ORDER BY name"
+        ),
+        [
+            "first 20240101T000000Z",
+            "three 20240103T000000Z",
+            "two 20240102T000000Z",
+            "two_id 20240102T000000Z",
+        ]
+    );
+    assert_eq!(
+        rows(
+            &conn,
+            "SELECT stamp FROM strata_object WHERE name = 'owners'"
+        ),
+        ["20240104T000000Z"]
+    );
+}
+
+#[test]
 fn it_refuses_to_write_snapshots_it_could_not_take_back() {
     let p = project(false);
     p.strata(&["migrate", "--single-transaction", "--write-snapshots"])

@@ -246,6 +246,55 @@ pub struct Change {
     gone: Vec<Key>,
     came: Vec<Known>,
     version: i64,
+    /// The rows of `strata_object` to change, in order: [`write`] them inside the step's
+    /// transaction (or, in one transaction for a phase, before anything reads the table).
+    pub writes: Vec<Write>,
+}
+
+/// One change to `strata_object`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// A table renamed in place keeps its owner under its new name.
+    Rename {
+        kind: ObjectKind,
+        from: String,
+        to: String,
+    },
+    /// An object that is gone loses its owner.
+    Forget { kind: ObjectKind, name: String },
+    /// A new object belongs to the step that created it.
+    Own {
+        kind: ObjectKind,
+        name: String,
+        module: String,
+        stamp: String,
+    },
+}
+
+/// Writes `writes` to `strata_object`, in order.
+pub fn write(conn: &Connection, writes: &[Write]) -> rusqlite::Result<()> {
+    for w in writes {
+        match w {
+            Write::Rename { kind, from, to } => conn
+                .prepare_cached("UPDATE strata_object SET name = ?3 WHERE type = ?1 AND name = ?2")?
+                .execute(params![kind.as_str(), from, to])?,
+            Write::Forget { kind, name } => conn
+                .prepare_cached("DELETE FROM strata_object WHERE type = ?1 AND name = ?2")?
+                .execute(params![kind.as_str(), name])?,
+            Write::Own {
+                kind,
+                name,
+                module,
+                stamp,
+            } => conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO strata_object (type, name, module, stamp)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![kind.as_str(), name, module, stamp])?,
+        };
+    }
+    Ok(())
 }
 
 const CATALOG_COLUMNS: &str =
@@ -254,12 +303,15 @@ const CATALOG_COLUMNS: &str =
 impl Tracker {
     /// Called inside the step's transaction before it changes anything: re-reads the catalog
     /// if this is the first step or another connection changed the schema since the last one.
-    pub fn begin(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+    /// `pending` are writes of earlier steps not written yet: written first when it re-reads.
+    pub fn begin(&mut self, conn: &Connection, pending: &mut Vec<Write>) -> rusqlite::Result<()> {
         if self.version == Some(schema_version(conn)?) {
             return Ok(());
         }
         // The schema may have changed outside strata: forget the owners of objects now gone.
         ensure(conn)?;
+        write(conn, pending)?;
+        pending.clear();
         prune(conn)?;
         let version = schema_version(conn)?;
         self.known.clear();
@@ -303,7 +355,8 @@ impl Tracker {
     /// Called inside the step's transaction just before it commits, with what the authorizer
     /// saw: objects that appeared belong to `id`'s module, objects that vanished lose their
     /// row, a table renamed in place (same root page and columns) keeps its owner. Returns the
-    /// change to [`Tracker::commit`] once the transaction has committed.
+    /// change: its [`Change::writes`] for `strata_object`, and the rest to [`Tracker::commit`]
+    /// once the transaction has committed.
     pub fn record(
         &mut self,
         conn: &Connection,
@@ -379,20 +432,17 @@ impl Tracker {
                 .flatten();
             match renamed {
                 Some(new) => {
-                    conn.prepare_cached(
-                        "UPDATE strata_object SET name = ?3 WHERE type = ?1 AND name = ?2",
-                    )?
-                    .execute(params![
-                        old.kind.as_str(),
-                        old.name,
-                        new.name
-                    ])?;
+                    change.writes.push(Write::Rename {
+                        kind: old.kind,
+                        from: old.name.clone(),
+                        to: new.name.clone(),
+                    });
                     renamed_to.insert(key(new.kind, &new.name));
                 }
-                None => {
-                    conn.prepare_cached("DELETE FROM strata_object WHERE type = ?1 AND name = ?2")?
-                        .execute(params![old.kind.as_str(), old.name])?;
-                }
+                None => change.writes.push(Write::Forget {
+                    kind: old.kind,
+                    name: old.name.clone(),
+                }),
             }
             change.gone.push(k.clone());
         }
@@ -404,11 +454,12 @@ impl Tracker {
             }
             let existed = before.contains(&k) || self.known.contains_key(&k);
             if !existed && !renamed_to.contains(&k) {
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO strata_object (type, name, module, stamp)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![a.kind.as_str(), a.name, id.module, id.stamp])?;
+                change.writes.push(Write::Own {
+                    kind: a.kind,
+                    name: a.name.clone(),
+                    module: id.module.clone(),
+                    stamp: id.stamp.clone(),
+                });
             }
             if before.contains(&k) && !change.gone.contains(&k) {
                 // Still there (perhaps rewritten, or moved under a renamed table): refresh it.

@@ -18,9 +18,12 @@ use crate::tree::MigrationId;
 /// The ownership table.
 pub const OBJECT_TABLE: &str = "strata_object";
 
+/// `WITHOUT ROWID` and an `OR` CHECK for the same reasons as the ledger's tables (see
+/// `ledger`'s schema): one page per row, no temporary b-tree per insert.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS strata_object (
-    type   TEXT NOT NULL CHECK (type IN ('table', 'index', 'view', 'trigger')),
+    type   TEXT NOT NULL
+           CHECK (type = 'table' OR type = 'index' OR type = 'view' OR type = 'trigger'),
     name   TEXT NOT NULL COLLATE NOCASE,
     module TEXT NOT NULL,
     stamp  TEXT NOT NULL,
@@ -731,6 +734,14 @@ mod tests {
                 kind: ObjectKind::Table,
                 name: "by_hand".into()
             }]
+        );
+        // Only the four kinds of object have owners.
+        assert!(
+            conn.execute(
+                "INSERT INTO strata_object VALUES ('column', 'x', 'a', '20240101T000000Z')",
+                []
+            )
+            .is_err()
         );
     }
 

@@ -26,7 +26,7 @@ use crate::error::{Error, Refusal, StepFailure};
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::{self, Entry, Outcome};
 use crate::sandbox::{Call, Called, Guard, Mode, Policy, Sandbox, World};
-use crate::sqlite::{self, Located, Script};
+use crate::sqlite::{self, Located, Script, ScriptText};
 use crate::tree::Migration;
 
 /// How many violating rows a failure message shows.
@@ -840,7 +840,8 @@ fn run_script(
     guard: &Guard,
 ) -> Result<u64, ActionError> {
     let before = conn.total_changes();
-    let mut script = Script::new(conn, sql);
+    let text = ScriptText::new(sql);
+    let mut script = Script::new(conn, &text);
     loop {
         let (mut stmt, at) = match script.next_statement() {
             Ok(Some(next)) => next,
@@ -885,7 +886,8 @@ fn run_checks(
     sql: &str,
     guard: &Guard,
 ) -> Result<u64, ActionError> {
-    let mut script = Script::new(conn, sql);
+    let text = ScriptText::new(sql);
+    let mut script = Script::new(conn, &text);
     let mut count = 0;
     loop {
         let (mut stmt, at) = match script.next_statement() {

@@ -7,12 +7,17 @@
 //! the tree, the ledger and the files it writes (`do.sql`, `schema.sql`, `LATEST/schema.sql`).
 //! It reads the real database; only `new --from-diff` and `baseline` write to it, and only the
 //! bookkeeping (a ledger row, an audit row, ownership), never the schema or the data.
+//!
+//! Each command's entry point opens the real database with its backend (`crate::backend`); the
+//! `*_sqlite` functions here are SQLite's side, PostgreSQL's is `postgres::design`. The reports,
+//! snapshot files and the rules for choosing modules and snapshots are shared.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+use crate::backend;
 use crate::config::Project;
 use crate::error::{Error, Refusal};
 use crate::ledger::{self, Entry};
@@ -120,9 +125,11 @@ pub struct Adopted {
 
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
 pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
-    if crate::postgres::is_url(db) {
-        return crate::postgres::design::unowned(project, db);
-    }
+    backend::open(project, db)?.unowned()
+}
+
+/// [`unowned`] on a SQLite database.
+pub(crate) fn unowned_sqlite(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
     let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
         return Ok(Vec::new());
     };
@@ -245,9 +252,15 @@ fn modules(tree: &Tree, own: &Ownership, module: Option<&str>) -> Result<Vec<Str
 
 /// `strata dump [<module>] [--write]`.
 pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::dump(project, module, write);
-    }
+    backend::open(project, &project.db)?.dump(module, write)
+}
+
+/// [`dump`] of a SQLite database.
+pub(crate) fn dump_sqlite(
+    project: &Project,
+    module: Option<&str>,
+    write: bool,
+) -> Result<DumpReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let conn = open_existing(project)?;
     let db = &project.db;
@@ -378,9 +391,15 @@ pub(crate) fn snapshot_file(
 /// `strata diff [<module>] [--sql]`. Objects no module owns count as additions of the named
 /// module, or of the only module when there is one.
 pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::diff(project, module, sql);
-    }
+    backend::open(project, &project.db)?.diff(module, sql)
+}
+
+/// [`diff`] of a SQLite database.
+pub(crate) fn diff_sqlite(
+    project: &Project,
+    module: Option<&str>,
+    sql: bool,
+) -> Result<DiffReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let conn = open_existing(project)?;
     let db = &project.db;
@@ -434,9 +453,11 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
 /// newest applied migration. Modules without such a snapshot cannot drift and are passed over;
 /// a missing database has not drifted.
 pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::drift(project);
-    }
+    backend::open(project, &project.db)?.drift()
+}
+
+/// [`drift`] of a SQLite database.
+pub(crate) fn drift_sqlite(project: &Project) -> Result<Vec<Refusal>, Error> {
     let Some(conn) = sqlite::open_read_only(&project.db, project.busy_timeout())? else {
         return Ok(Vec::new());
     };
@@ -486,9 +507,16 @@ pub fn new_from_diff(
     slug: &str,
     allow_destructive: bool,
 ) -> Result<Adopted, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::new_from_diff(project, module, slug, allow_destructive);
-    }
+    backend::open(project, &project.db)?.new_from_diff(module, slug, allow_destructive)
+}
+
+/// [`new_from_diff`] on a SQLite database.
+pub(crate) fn new_from_diff_sqlite(
+    project: &Project,
+    module: &str,
+    slug: &str,
+    allow_destructive: bool,
+) -> Result<Adopted, Error> {
     check_module(module)?;
     tree::check_slug(slug).map_err(Error::Usage)?;
     let tree = Tree::load(&project.migrations_dir())?;
@@ -561,9 +589,11 @@ pub fn new_from_diff(
 /// `strata baseline <module>`: every object of the real database that no module owns becomes
 /// the module's zero migration (`do.sql` and `schema.sql` are its dump), recorded as applied.
 pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::baseline(project, module);
-    }
+    backend::open(project, &project.db)?.baseline(module)
+}
+
+/// [`baseline`] of a SQLite database.
+pub(crate) fn baseline_sqlite(project: &Project, module: &str) -> Result<Adopted, Error> {
     check_module(module)?;
     let tree = Tree::load(&project.migrations_dir())?;
     if let Some(first) = tree.module(module).next() {

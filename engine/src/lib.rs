@@ -22,6 +22,7 @@
 //! PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`, `sandbox`, `restore`
 //! and the design-time commands; components run on it through `sandbox::postgres`).
 
+pub mod backend;
 pub mod backup;
 pub mod checksum;
 pub mod config;

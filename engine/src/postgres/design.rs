@@ -1,6 +1,6 @@
 //! The design-time loop on a PostgreSQL database: `strata dump`, `diff` (`--sql`), `new
 //! --from-diff`, `baseline` and the drift check of `migrate`, with the same reports and rules as
-//! on SQLite (`crate::design`, which dispatches here for a `postgres://` db).
+//! on SQLite (`crate::design`, through `crate::backend::postgres`).
 //!
 //! The live schema comes from the catalogs (`postgres::schema`, in one read-only
 //! repeatable-read transaction), snapshots are read with `postgres::model`, differences and SQL
@@ -242,13 +242,12 @@ fn modules(tree: &Tree, live: &Live, module: Option<&str>) -> Result<Vec<String>
 }
 
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
-pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
-    let target = Target::parse(&db.to_string_lossy(), "db")?;
+pub(crate) fn unowned(project: &Project, target: &Target) -> Result<Vec<ObjectRef>, Error> {
     let Some(mut client) = target.open(project.busy_timeout())? else {
         return Ok(Vec::new());
     };
     let tree = Tree::load(&project.migrations_dir())?;
-    let (live, _) = read(&target, &mut client, &tree)?;
+    let (live, _) = read(target, &mut client, &tree)?;
     Ok(live.unowned().into_iter().map(object_ref).collect())
 }
 

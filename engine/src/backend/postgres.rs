@@ -1,0 +1,203 @@
+//! PostgreSQL behind the backend seam: a database on a server, named by a `postgres://` URL.
+//! Wraps `crate::postgres`: `run` (a phase's steps, the ledger and audit outside a run, the
+//! rehearsal on a throwaway copy, the sandbox's throwaway database), `restore` (`pg_dump`
+//! backups back into the live database) and `design` (introspection from the catalogs).
+
+use std::path::{Path, PathBuf};
+
+use super::{Backend, Scratch};
+use crate::backup::Backup;
+use crate::config::Project;
+use crate::design::{Adopted, DiffReport, DumpReport};
+use crate::error::{Error, Refusal};
+use crate::event::{EventSink, Phase};
+use crate::input::Dialect;
+use crate::ledger::{Applied, AuditRow, Entry};
+use crate::migrator::{How, PhaseReport, Runner};
+use crate::postgres::{Target, design, restore, run};
+use crate::restore::Restored;
+use crate::schema::ObjectRef;
+use crate::step::Prepared;
+use crate::tree::Migration;
+
+/// A PostgreSQL database of a project.
+pub(crate) struct Postgres<'p> {
+    project: &'p Project,
+    target: Target,
+}
+
+impl<'p> Postgres<'p> {
+    /// `db`, which must be a `postgres://` URL (see `super::open`).
+    pub(crate) fn open(project: &'p Project, db: &Path) -> Result<Self, Error> {
+        Ok(Postgres {
+            project,
+            target: Target::parse(&db.to_string_lossy(), "db")?,
+        })
+    }
+}
+
+impl Backend for Postgres<'_> {
+    fn shown(&self) -> PathBuf {
+        self.target.as_path()
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn applied(&self) -> Result<Option<Vec<Applied>>, Error> {
+        run::applied_on(self.project, &self.target)
+    }
+
+    fn append_audit(&self, entries: &[Entry]) -> Result<(), Error> {
+        run::append_audit(self.project, &self.target, entries)
+    }
+
+    fn audit(&self, limit: Option<u64>) -> Result<Vec<AuditRow>, Error> {
+        run::audit(self.project, &self.target, limit)
+    }
+
+    fn audit_page(
+        &self,
+        before_id: Option<i64>,
+        size: u64,
+    ) -> Result<(Vec<AuditRow>, bool), Error> {
+        run::audit_page(self.project, &self.target, before_id, size)
+    }
+
+    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
+        run::repin(self.project, &self.target, m, entry)
+    }
+
+    fn missing(&self) -> Option<Error> {
+        Some(run::missing_database(&self.target))
+    }
+
+    fn check_single_transaction(&self, step: &Prepared) -> Result<(), Error> {
+        if crate::postgres::step::prepares_statements(step) {
+            return Err(Error::Usage(format!(
+                "{}: prepares or deallocates statements by name, which needs a fresh \
+                 connection after the step, so it cannot share the phase's transaction; \
+                 run without --single-transaction (or single_transaction in strata.toml); \
+                 nothing was applied",
+                step.migration.label()
+            )));
+        }
+        Ok(())
+    }
+
+    fn run_phase(
+        &self,
+        runner: &Runner<'_>,
+        phase: Phase,
+        how: How,
+        pending: &[&Migration],
+        events: &mut EventSink<'_>,
+    ) -> Result<PhaseReport, Error> {
+        run::phase(
+            self.project,
+            &self.target,
+            runner,
+            phase,
+            how,
+            pending,
+            events,
+        )
+    }
+
+    fn rehearse_on_copy(
+        &self,
+        runner: &Runner<'_>,
+        pending: &[&Migration],
+        events: &mut EventSink<'_>,
+    ) -> Result<PhaseReport, Error> {
+        run::rehearse_on_copy(self.project, &self.target, pending, runner, events)
+    }
+
+    fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
+        let (throwaway, from) = run::scratch(self.project, &self.target, from)?;
+        Ok(Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+            },
+            planned_on: self.target.as_path(),
+            from: from.map(|f| f.shown()),
+            throwaway,
+        }))
+    }
+
+    fn identity(&self) -> Result<Option<String>, Error> {
+        restore::live_id(self.project, &self.target)
+    }
+
+    fn backups(&self) -> Result<Vec<Backup>, Error> {
+        Ok(restore::list(self.project, &self.target))
+    }
+
+    fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
+        restore::choose(self.project, &self.target, named, || {
+            crate::restore::fitting(self)
+        })
+    }
+
+    fn restore(&self, named: Option<&Path>) -> Result<Restored, Error> {
+        restore::restore(self.project, &self.target, self.choose_backup(named)?)
+    }
+
+    fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
+        design::unowned(self.project, &self.target)
+    }
+
+    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
+        design::dump(self.project, module, write)
+    }
+
+    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
+        design::diff(self.project, module, sql)
+    }
+
+    fn drift(&self) -> Result<Vec<Refusal>, Error> {
+        design::drift(self.project)
+    }
+
+    fn new_from_diff(
+        &self,
+        module: &str,
+        slug: &str,
+        allow_destructive: bool,
+    ) -> Result<Adopted, Error> {
+        design::new_from_diff(self.project, module, slug, allow_destructive)
+    }
+
+    fn baseline(&self, module: &str) -> Result<Adopted, Error> {
+        design::baseline(self.project, module)
+    }
+}
+
+/// The sandbox's throwaway database on the test database's server.
+struct PgScratch<'p> {
+    database: Postgres<'p>,
+    /// The test database, named in the plan's refusals.
+    planned_on: PathBuf,
+    from: Option<PathBuf>,
+    throwaway: run::Throwaway<'p>,
+}
+
+impl Scratch for PgScratch<'_> {
+    fn database(&self) -> &dyn Backend {
+        &self.database
+    }
+
+    fn planned_on(&self) -> PathBuf {
+        self.planned_on.clone()
+    }
+
+    fn from(&self) -> Option<PathBuf> {
+        self.from.clone()
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), Error> {
+        self.throwaway.drop_now()
+    }
+}

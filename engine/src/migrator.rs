@@ -2,7 +2,9 @@
 //!
 //! `migrate` reads like the algorithm: load the tree, plan every database and refuse before
 //! touching anything, read every input, then run phase 1 and phase 2 step by step. Also the
-//! read-only views of a project (`status`, `plan`, `audit`). Steps themselves live in `step`;
+//! read-only views of a project (`status`, `plan`, `audit`), and `sandbox`. Each is written
+//! once over `crate::backend::Backend`, whichever database the project names; a phase's steps
+//! run through `crate::phase`. Steps themselves live in `step` (SQLite) and `postgres::step`;
 //! `restore` lives in its own module.
 
 use std::collections::HashMap;

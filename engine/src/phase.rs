@@ -2,7 +2,7 @@
 //! database, one sandbox step), the same on every backend: its start and finish events, its
 //! report, and its steps in order. What a backend does is behind [`Database`]: open the
 //! database for the phase, make sure of the bookkeeping and take the backup, apply one step,
-//! and end what opening began. SQLite's is in `migrator`, PostgreSQL's in `postgres::run`;
+//! and end what opening began. SQLite's is in `backend::sqlite`, PostgreSQL's in `postgres::run`;
 //! this module does not know which runs.
 
 use std::collections::HashMap;

@@ -204,3 +204,58 @@ pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
 pub fn watched_file(db: &Path) -> Option<&Path> {
     (!crate::postgres::is_url(db)).then_some(db)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(toml: &str) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("strata.toml"), toml).unwrap();
+        let p = Project::open(dir.path().to_path_buf()).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn open_picks_the_backend_by_the_database_value() {
+        let (_dir, p) = project("");
+        let db = open(&p, &p.db).unwrap();
+        assert_eq!(db.dialect(), Dialect::Sqlite);
+        assert_eq!(db.shown(), p.db);
+        // Nothing is created by reading: no file, no ledger.
+        assert!(db.applied().unwrap().is_none());
+        assert!(!p.db.exists());
+        assert_eq!(watched_file(&p.db), Some(p.db.as_path()));
+
+        let (_dir, p) = project("db = \"postgres://someone:secret@localhost/shop\"\n");
+        let db = open(&p, &p.db).unwrap();
+        assert_eq!(db.dialect(), Dialect::Postgres);
+        assert_eq!(
+            db.shown(),
+            PathBuf::from("postgres://someone@localhost:5432/shop")
+        );
+        assert_eq!(watched_file(&p.db), None);
+        let test = of_project(&p).unwrap();
+        assert_eq!(
+            test.shown(),
+            PathBuf::from("postgres://someone@localhost:5432/shop_test")
+        );
+    }
+
+    #[test]
+    fn a_project_with_two_kinds_of_database_is_refused_where_postgres_is_opened() {
+        let (_dir, p) =
+            project("db = \"postgres://someone@localhost/shop\"\ntest_db = \"test.db\"\n");
+        let refused = |e: Error| {
+            assert!(
+                e.to_string()
+                    .contains("both PostgreSQL URLs or both SQLite files"),
+                "{e}"
+            );
+        };
+        refused(open(&p, &p.db).err().unwrap());
+        refused(of_project(&p).err().unwrap());
+        // The SQLite file alone is still readable (`audit --test`, for one).
+        assert!(open(&p, &p.test_db).is_ok());
+    }
+}

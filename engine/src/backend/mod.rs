@@ -18,7 +18,8 @@
 //!   [`Backend::restore`];
 //! - introspection for the design-time commands: [`Backend::unowned`], [`Backend::dump`],
 //!   [`Backend::diff`], [`Backend::drift`], [`Backend::new_from_diff`], [`Backend::baseline`];
-//! - what a caller may watch for changes ([`watched_file`]).
+//! - what a caller may watch for changes ([`watched_file`]), and whether a database is on a
+//!   server rather than in a file ([`is_server`]).
 //!
 //! [`open`] is the one place that picks the backend from a database's value (a SQLite path or
 //! a `postgres://` URL); apart from it, only `config` looks at the URL scheme (to keep a URL's
@@ -168,7 +169,7 @@ pub(crate) trait Scratch {
 /// place that tells the backends apart. A PostgreSQL database is refused in a project whose
 /// other database is a SQLite file (see [`check_project`]).
 pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backend + 'p>, Error> {
-    if crate::postgres::is_url(db) {
+    if is_server(db) {
         check_project(project)?;
         Ok(Box::new(postgres::Postgres::open(project, db)?))
     } else {
@@ -188,7 +189,7 @@ pub(crate) fn of_project(project: &Project) -> Result<Box<dyn Backend + '_>, Err
 /// kind of database proves nothing. `migrate`, `plan`, `status` and `sandbox` check it first;
 /// every command checks it when it opens a PostgreSQL database.
 pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
-    if crate::postgres::is_url(&project.db) != crate::postgres::is_url(&project.test_db) {
+    if is_server(&project.db) != is_server(&project.test_db) {
         return Err(Error::Usage(
             "db and test_db must be both PostgreSQL URLs or both SQLite files: a rehearsal \
              on another kind of database proves nothing; set test_db (or --test-db) to a \
@@ -199,10 +200,16 @@ pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
+/// that works on files only (`crate::sqlite`) refuses it.
+pub fn is_server(db: &Path) -> bool {
+    crate::postgres::is_url(db)
+}
+
 /// The file whose changes show that `db` changed (a SQLite database's own file), for a caller
 /// that caches answers; `None` for a database on a server, which has no such file.
 pub fn watched_file(db: &Path) -> Option<&Path> {
-    (!crate::postgres::is_url(db)).then_some(db)
+    (!is_server(db)).then_some(db)
 }
 
 #[cfg(test)]

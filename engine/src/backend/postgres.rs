@@ -14,11 +14,12 @@ use crate::event::{EventSink, Phase};
 use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow, Entry};
 use crate::migrator::{How, PhaseReport, Runner};
-use crate::postgres::{Target, design, restore, run};
+use crate::postgres::design::{self, PgLive};
+use crate::postgres::{Target, restore, run};
 use crate::restore::Restored;
 use crate::schema::ObjectRef;
 use crate::step::Prepared;
-use crate::tree::Migration;
+use crate::tree::{Migration, Tree};
 
 /// A PostgreSQL database of a project.
 pub(crate) struct Postgres<'p> {
@@ -150,15 +151,17 @@ impl Backend for Postgres<'_> {
     }
 
     fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-        design::dump(self.project, module, write)
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::dump_with(self.project, read, module, write)
     }
 
     fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-        design::diff(self.project, module, sql)
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::diff_with(self.project, read, module, sql)
     }
 
     fn drift(&self) -> Result<Vec<Refusal>, Error> {
-        design::drift(self.project)
+        crate::design::drift_of(PgLive::for_drift(self.project)?)
     }
 
     fn new_from_diff(
@@ -167,11 +170,13 @@ impl Backend for Postgres<'_> {
         slug: &str,
         allow_destructive: bool,
     ) -> Result<Adopted, Error> {
-        design::new_from_diff(self.project, module, slug, allow_destructive)
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::new_from_diff_with(self.project, read, module, slug, allow_destructive)
     }
 
     fn baseline(&self, module: &str) -> Result<Adopted, Error> {
-        design::baseline(self.project, module)
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::baseline_with(self.project, read, module)
     }
 }
 

@@ -12,7 +12,8 @@ use rusqlite::params;
 use super::{Backend, Scratch};
 use crate::backup::{self, Backup};
 use crate::config::Project;
-use crate::design::{Adopted, DiffReport, DumpReport};
+use crate::design::sqlite::SqliteLive;
+use crate::design::{self, Adopted, DiffReport, DumpReport};
 use crate::error::{Error, Refusal};
 use crate::event::{Event, EventSink, Phase};
 use crate::input::Dialect;
@@ -36,6 +37,12 @@ impl<'p> Sqlite<'p> {
             project,
             db: db.to_path_buf(),
         }
+    }
+
+    /// The live schema, owners and ledger, for the design-time commands; the database must
+    /// exist.
+    fn live(&self, tree: &crate::tree::Tree, writable: bool) -> Result<SqliteLive<'p>, Error> {
+        SqliteLive::read(self.project, &self.db, tree, writable)
     }
 
     fn read_only(&self) -> Result<Option<rusqlite::Connection>, Error> {
@@ -182,19 +189,19 @@ impl Backend for Sqlite<'_> {
     }
 
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
-        crate::design::unowned_sqlite(self.project, &self.db)
+        design::sqlite::unowned(self.project, &self.db)
     }
 
     fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-        crate::design::dump_sqlite(self.project, module, write)
+        design::dump_with(self.project, |tree| self.live(tree, false), module, write)
     }
 
     fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-        crate::design::diff_sqlite(self.project, module, sql)
+        design::diff_with(self.project, |tree| self.live(tree, false), module, sql)
     }
 
     fn drift(&self) -> Result<Vec<Refusal>, Error> {
-        crate::design::drift_sqlite(self.project)
+        design::drift_of(SqliteLive::for_drift(self.project, &self.db)?)
     }
 
     fn new_from_diff(
@@ -203,11 +210,17 @@ impl Backend for Sqlite<'_> {
         slug: &str,
         allow_destructive: bool,
     ) -> Result<Adopted, Error> {
-        crate::design::new_from_diff_sqlite(self.project, module, slug, allow_destructive)
+        design::new_from_diff_with(
+            self.project,
+            |tree| self.live(tree, true),
+            module,
+            slug,
+            allow_destructive,
+        )
     }
 
     fn baseline(&self, module: &str) -> Result<Adopted, Error> {
-        crate::design::baseline_sqlite(self.project, module)
+        design::baseline_with(self.project, |tree| self.live(tree, true), module)
     }
 }
 

@@ -449,17 +449,8 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
 /// The SQL one step runs, in its order, as a script a reader can follow: the transaction,
 /// do.sql, data as INSERT statements, checks.sql; components and the checks strata makes itself
 /// as comments.
-fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> String {
-    let postgres = dialect == crate::input::Dialect::Postgres;
-    let mut out = if postgres {
-        format!(
-            "-- {}\nBEGIN;\n-- strata takes its lock and re-reads the ledger\nSELECT pg_advisory_xact_lock({});\n",
-            p.migration.label(),
-            crate::postgres::ledger::LOCK_KEY
-        )
-    } else {
-        format!("-- {}\nBEGIN IMMEDIATE;\n", p.migration.label())
-    };
+fn step_sql(p: &Prepared, test_data: bool, db: &dyn Backend) -> String {
+    let mut out = format!("-- {}\n{}", p.migration.label(), db.script_begin());
     let mut section = |title: &str, body: Option<String>| {
         out.push_str(&format!("-- {title}\n"));
         if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
@@ -476,11 +467,7 @@ fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> St
     let data = |d: &crate::data::DataSet, dir: &str| {
         (
             format!("{dir}/data.json: {} row(s)", d.row_count()),
-            Some(if postgres {
-                crate::postgres::step::data_sql(d)
-            } else {
-                d.to_sql()
-            }),
+            Some(db.data_sql(d)),
         )
     };
     if test_data {
@@ -508,23 +495,7 @@ fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> St
     if p.check.is_some() {
         section(&component("check.wasm"), None);
     }
-    if !postgres {
-        section(
-            "strata checks foreign keys",
-            Some("PRAGMA foreign_key_check;".into()),
-        );
-    }
-    if postgres {
-        out.push_str(
-            "-- strata checks its bookkeeping is untouched, records the objects the step \
-             created,\n-- compares the module's schema with schema.sql and records the step\n\
-             COMMIT;\n",
-        );
-    } else {
-        out.push_str(
-            "-- strata compares the schema with schema.sql and records the step\nCOMMIT;\n",
-        );
-    }
+    out.push_str(db.script_end());
     out
 }
 
@@ -601,7 +572,7 @@ fn plan_steps(
                         Ok(PlannedStep {
                             migration: m.label(),
                             actions: prepared.actions(test_data),
-                            sql: with_sql.then(|| step_sql(&prepared, test_data, dialect)),
+                            sql: with_sql.then(|| step_sql(&prepared, test_data, &*db)),
                             warnings: prepared.stale,
                         })
                     })

@@ -13,7 +13,8 @@
 //!   ([`Backend::run_phase`], which opens and locks the database and hands a
 //!   `crate::phase::Database` to the shared step loop), a rehearsal on a throwaway copy
 //!   ([`Backend::rehearse_on_copy`]) and the throwaway database of `strata sandbox`
-//!   ([`Backend::scratch`]);
+//!   ([`Backend::scratch`]), and how a step reads as a script for `plan --sql`
+//!   ([`Backend::script_begin`], [`Backend::data_sql`], [`Backend::script_end`]);
 //! - backups: [`Backend::identity`], [`Backend::backups`], [`Backend::choose_backup`],
 //!   [`Backend::restore`];
 //! - introspection for the design-time commands: [`Backend::unowned`], [`Backend::dump`],
@@ -107,6 +108,16 @@ pub(crate) trait Backend {
     /// `strata sandbox`'s throwaway database, empty or a copy of `from` (a database or a
     /// backup, as this backend takes them), made beside this database (its folder or server).
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error>;
+
+    /// `plan --sql`: the lines that open a step's transaction (after the step's name).
+    fn script_begin(&self) -> String;
+
+    /// `plan --sql`: a data.json's rows as the statements that insert them.
+    fn data_sql(&self, data: &crate::data::DataSet) -> String;
+
+    /// `plan --sql`: what strata does after the step's own files, as comments and statements,
+    /// ending with the commit.
+    fn script_end(&self) -> &'static str;
 
     // Backups.
 

@@ -128,6 +128,23 @@ impl Backend for Postgres<'_> {
         }))
     }
 
+    fn script_begin(&self) -> String {
+        format!(
+            "BEGIN;\n-- strata takes its lock and re-reads the ledger\n\
+             SELECT pg_advisory_xact_lock({});\n",
+            crate::postgres::ledger::LOCK_KEY
+        )
+    }
+
+    fn data_sql(&self, data: &crate::data::DataSet) -> String {
+        crate::postgres::step::data_sql(data)
+    }
+
+    fn script_end(&self) -> &'static str {
+        "-- strata checks its bookkeeping is untouched, records the objects the step created,\n\
+         -- compares the module's schema with schema.sql and records the step\nCOMMIT;\n"
+    }
+
     fn identity(&self) -> Result<Option<String>, Error> {
         restore::live_id(self.project, &self.target)
     }

@@ -166,6 +166,19 @@ impl Backend for Sqlite<'_> {
         }))
     }
 
+    fn script_begin(&self) -> String {
+        "BEGIN IMMEDIATE;\n".into()
+    }
+
+    fn data_sql(&self, data: &crate::data::DataSet) -> String {
+        data.to_sql()
+    }
+
+    fn script_end(&self) -> &'static str {
+        "-- strata checks foreign keys\nPRAGMA foreign_key_check;\n\
+         -- strata compares the schema with schema.sql and records the step\nCOMMIT;\n"
+    }
+
     fn identity(&self) -> Result<Option<String>, Error> {
         match self.read_only()? {
             Some(conn) => ledger::database_id(&conn)

@@ -244,7 +244,7 @@ pub fn migrate(
         if *phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
             report
                 .phases
-                .push(db.rehearse_on_copy(&runner, pending, events)?);
+                .push(rehearse_on_copy(&runner, &**db, pending, events)?);
         }
         let how = How {
             test_data: phase.loads_test_data(),
@@ -254,8 +254,56 @@ pub fn migrate(
         };
         report
             .phases
-            .push(db.run_phase(&runner, *phase, how, pending, events)?);
+            .push(run_phase(&runner, &**db, *phase, how, pending, events)?);
     }
+    Ok(report)
+}
+
+/// Runs `pending` on `db` as one phase: the shared step loop on the database the backend
+/// opens for it (only when something is pending).
+fn run_phase(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    phase: Phase,
+    how: How,
+    pending: &[&Migration],
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    crate::phase::run(
+        phase,
+        &db.shown(),
+        pending,
+        &runner.prepared,
+        || db.open_phase(runner, phase, how),
+        events,
+    )
+}
+
+/// `--rehearse-on-copy`: `pending` on a throwaway copy of `db` (no test data, no backup); the
+/// copy is gone afterwards whatever happens.
+fn rehearse_on_copy(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    pending: &[&Migration],
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    let copy = db.copy()?;
+    let how = How {
+        test_data: false,
+        backup: false,
+        write_snapshots: false,
+        single_transaction: false,
+    };
+    let mut report = run_phase(
+        runner,
+        copy.database(),
+        Phase::Rehearsal,
+        how,
+        pending,
+        events,
+    )?;
+    report.copy_of = copy.from();
+    copy.finish()?;
     Ok(report)
 }
 
@@ -349,8 +397,7 @@ pub fn sandbox(
             }
             events(e);
         };
-        db.run_phase(&runner, Phase::Sandbox, how, &[m], &mut sink)
-            .map(|_| fuel)
+        run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel)
     })?;
     let from = scratch.from();
     scratch.finish()?;

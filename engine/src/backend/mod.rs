@@ -4,27 +4,28 @@
 //! [`Backend`]; SQLite ([`sqlite::Sqlite`]) and PostgreSQL ([`postgres::Postgres`]) implement
 //! it by wrapping their own code (`crate::ledger`, `crate::step`, `crate::backup` and
 //! `crate::restore` for SQLite, `crate::postgres` for PostgreSQL). In the manner of Atlas's
-//! drivers, the set is small and each operation is one thing a database does:
+//! drivers, each operation is one thing a database does, and the set is what the commands need:
 //!
 //! - the ledger and the audit log: [`Backend::applied`], [`Backend::append_audit`],
 //!   [`Backend::audit`], [`Backend::audit_page`], [`Backend::repin`];
 //! - a run: [`Backend::missing`] (whether a run may create the database), the checks a phase
-//!   makes before it starts ([`Backend::check_single_transaction`]), one phase's steps
-//!   ([`Backend::run_phase`], which opens and locks the database and hands a
-//!   `crate::phase::Database` to the shared step loop), a rehearsal on a throwaway copy
-//!   ([`Backend::rehearse_on_copy`]) and the throwaway database of `strata sandbox`
-//!   ([`Backend::scratch`]), and how a step reads as a script for `plan --sql`
+//!   makes before it starts ([`Backend::check_single_transaction`]), opening and locking it for
+//!   one phase ([`Backend::open_phase`], which gives the shared step loop its
+//!   `crate::phase::Database`), a throwaway copy to rehearse on ([`Backend::copy`]) and the
+//!   throwaway database of `strata sandbox` ([`Backend::scratch`]), and how a step reads as a script for `plan --sql`
 //!   ([`Backend::script_begin`], [`Backend::data_sql`], [`Backend::script_end`]);
 //! - backups: [`Backend::identity`], [`Backend::backups`], [`Backend::choose_backup`],
 //!   [`Backend::restore`];
-//! - introspection for the design-time commands: [`Backend::unowned`], [`Backend::dump`],
-//!   [`Backend::diff`], [`Backend::drift`], [`Backend::new_from_diff`], [`Backend::baseline`];
+//! - introspection for the design-time commands: [`Backend::unowned`], and [`Backend::dump`],
+//!   [`Backend::diff`], [`Backend::drift`], [`Backend::new_from_diff`], [`Backend::baseline`],
+//!   each of which reads the database as a `crate::design::Live` (its schema in the backend's
+//!   own model, the owners, the ledger) and runs the command's one algorithm in `crate::design`;
 //! - what a caller may watch for changes ([`watched_file`]), and whether a database is on a
 //!   server rather than in a file ([`is_server`]).
 //!
 //! [`open`] is the one place that picks the backend from a database's value (a SQLite path or
-//! a `postgres://` URL); apart from it, only `config` looks at the URL scheme (to keep a URL's
-//! password out of what is shown). Tree, checksum, plan, events, phases, rendering and the
+//! a `postgres://` URL, told apart by [`is_server`]); apart from this module, only `config`
+//! looks at the URL scheme (to keep a URL's password out of what is shown). Tree, checksum, plan, events, phases, rendering and the
 //! gRPC service do not know which backend runs.
 
 pub(crate) mod postgres;
@@ -36,10 +37,10 @@ use crate::backup::Backup;
 use crate::config::Project;
 use crate::design::{Adopted, DiffReport, DumpReport};
 use crate::error::{Error, Refusal};
-use crate::event::{EventSink, Phase};
+use crate::event::Phase;
 use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow, Entry};
-use crate::migrator::{How, PhaseReport, Runner};
+use crate::migrator::{How, Runner};
 use crate::restore::Restored;
 use crate::schema::ObjectRef;
 use crate::step::Prepared;
@@ -84,26 +85,19 @@ pub(crate) trait Backend {
     /// Refuses a step that cannot share the phase's one transaction (`--single-transaction`).
     fn check_single_transaction(&self, step: &Prepared) -> Result<(), Error>;
 
-    /// Runs `pending` as one phase through `crate::phase::run`: opens and locks the database
-    /// (creating the test database when it is missing), makes sure of the bookkeeping, takes
-    /// the verified backup when `how.backup`, then each step.
-    fn run_phase(
-        &self,
-        runner: &Runner<'_>,
+    /// Opens and locks the database for one phase of `runner`'s steps, run as `how` says
+    /// (creating the test database when it is missing), for the shared step loop
+    /// (`crate::phase::run`); its `begin` makes sure of the bookkeeping and takes the verified
+    /// backup when `how.backup`.
+    fn open_phase<'a>(
+        &'a self,
+        runner: &'a Runner<'_>,
         phase: Phase,
         how: How,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error>;
+    ) -> Result<Box<dyn crate::phase::Database + 'a>, Error>;
 
-    /// `--rehearse-on-copy`: `pending` on a throwaway copy of this database (no test data, no
-    /// backup); the copy is gone afterwards whatever happens.
-    fn rehearse_on_copy(
-        &self,
-        runner: &Runner<'_>,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error>;
+    /// `--rehearse-on-copy`'s database: a throwaway copy of this one, gone once dropped.
+    fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error>;
 
     /// `strata sandbox`'s throwaway database, empty or a copy of `from` (a database or a
     /// backup, as this backend takes them), made beside this database (its folder or server).
@@ -161,7 +155,7 @@ pub(crate) trait Backend {
     fn baseline(&self, module: &str) -> Result<Adopted, Error>;
 }
 
-/// The throwaway database of one `strata sandbox` run; it is gone once dropped.
+/// A throwaway database (a sandbox's, a copy to rehearse on); it is gone once dropped.
 pub(crate) trait Scratch {
     /// The database itself.
     fn database(&self) -> &dyn Backend;
@@ -169,7 +163,7 @@ pub(crate) trait Scratch {
     /// The database named in refusals of the sandbox's plan.
     fn planned_on(&self) -> PathBuf;
 
-    /// What the sandbox started from, as its report shows it (`None`: an empty database).
+    /// What it was filled from, as reports show it (`None`: it started empty).
     fn from(&self) -> Option<PathBuf>;
 
     /// Removes the database now, reporting a failure (dropping it ignores one).

@@ -10,10 +10,10 @@ use crate::backup::Backup;
 use crate::config::Project;
 use crate::design::{Adopted, DiffReport, DumpReport};
 use crate::error::{Error, Refusal};
-use crate::event::{EventSink, Phase};
+use crate::event::Phase;
 use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow, Entry};
-use crate::migrator::{How, PhaseReport, Runner};
+use crate::migrator::{How, Runner};
 use crate::postgres::design::{self, PgLive};
 use crate::postgres::{Target, restore, run};
 use crate::restore::Restored;
@@ -87,32 +87,32 @@ impl Backend for Postgres<'_> {
         Ok(())
     }
 
-    fn run_phase(
-        &self,
-        runner: &Runner<'_>,
+    fn open_phase<'a>(
+        &'a self,
+        runner: &'a Runner<'_>,
         phase: Phase,
         how: How,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        run::phase(
+    ) -> Result<Box<dyn crate::phase::Database + 'a>, Error> {
+        Ok(Box::new(run::open_phase(
             self.project,
             &self.target,
             runner,
             phase,
             how,
-            pending,
-            events,
-        )
+        )?))
     }
 
-    fn rehearse_on_copy(
-        &self,
-        runner: &Runner<'_>,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        run::rehearse_on_copy(self.project, &self.target, pending, runner, events)
+    fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error> {
+        let throwaway = run::copy_of(self.project, &self.target)?;
+        Ok(Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+            },
+            planned_on: self.target.as_path(),
+            from: Some(self.target.as_path()),
+            throwaway,
+        }))
     }
 
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
@@ -197,10 +197,11 @@ impl Backend for Postgres<'_> {
     }
 }
 
-/// The sandbox's throwaway database on the test database's server.
+/// A throwaway database on the server of the database it was made for: the sandbox's, or a
+/// copy for `--rehearse-on-copy`.
 struct PgScratch<'p> {
     database: Postgres<'p>,
-    /// The test database, named in the plan's refusals.
+    /// The database named in the plan's refusals: the test database for the sandbox.
     planned_on: PathBuf,
     from: Option<PathBuf>,
     throwaway: run::Throwaway<'p>,

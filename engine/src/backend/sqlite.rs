@@ -123,24 +123,36 @@ impl Backend for Sqlite<'_> {
         Ok(())
     }
 
-    fn run_phase(
-        &self,
-        runner: &Runner<'_>,
+    fn open_phase<'a>(
+        &'a self,
+        runner: &'a Runner<'_>,
         phase: Phase,
         how: How,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        runner.sqlite_phase(phase, &self.db, how, pending, events)
+    ) -> Result<Box<dyn crate::phase::Database + 'a>, Error> {
+        Ok(Box::new(SqlitePhase::open(runner, phase, &self.db, how)?))
     }
 
-    fn rehearse_on_copy(
-        &self,
-        runner: &Runner<'_>,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        runner.sqlite_rehearse_on_copy(&self.db, pending, events)
+    fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error> {
+        let (project, db) = (self.project, &self.db);
+        let state = project.ensure_state_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rehearsal-")
+            .tempdir_in(&state)
+            .map_err(|e| Error::io(&state, e))?;
+        let copy = dir
+            .path()
+            .join(db.file_name().unwrap_or_else(|| "copy.db".as_ref()));
+        if db.exists() {
+            let source = sqlite::open(db, project.busy_timeout())?;
+            source
+                .execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+                .map_err(|e| Error::db(db, "cannot copy the database for the rehearsal", e))?;
+        }
+        Ok(Box::new(SqliteScratch {
+            database: Sqlite::new(project, &copy),
+            from: Some(db.clone()),
+            _dir: dir,
+        }))
     }
 
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
@@ -237,7 +249,8 @@ impl Backend for Sqlite<'_> {
     }
 }
 
-/// The sandbox's database: a file in a temporary folder, removed with it.
+/// A throwaway database: a file in a temporary folder (the sandbox's, or a copy for
+/// `--rehearse-on-copy` in `.strata/`), removed with it.
 struct SqliteScratch<'p> {
     database: Sqlite<'p>,
     from: Option<PathBuf>,
@@ -263,25 +276,6 @@ impl Scratch for SqliteScratch<'_> {
 }
 
 impl<'a> Runner<'a> {
-    /// Runs `pending` on `db`, one step at a time, after a verified backup when `how.backup`.
-    fn sqlite_phase(
-        &self,
-        phase: Phase,
-        db: &Path,
-        how: How,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        crate::phase::run(
-            phase,
-            db,
-            pending,
-            &self.prepared,
-            || SqlitePhase::open(self, phase, db, how),
-            events,
-        )
-    }
-
     /// With one transaction for the phase, before it begins: a verified backup of the database
     /// as committed, holding the bookkeeping tables and the identity that the transaction will
     /// write (the database's own, or a new random one). Returns the identity and the backup.
@@ -415,39 +409,6 @@ impl<'a> Runner<'a> {
             }
             other => other,
         }
-    }
-
-    /// Runs `pending` on a throwaway copy of `db` (no test data), deleting the copy whatever
-    /// happens.
-    fn sqlite_rehearse_on_copy(
-        &self,
-        db: &Path,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        let state = self.project.ensure_state_dir()?;
-        let dir = tempfile::Builder::new()
-            .prefix("rehearsal-")
-            .tempdir_in(&state)
-            .map_err(|e| Error::io(&state, e))?;
-        let copy = dir
-            .path()
-            .join(db.file_name().unwrap_or_else(|| "copy.db".as_ref()));
-        if db.exists() {
-            let source = sqlite::open(db, self.project.busy_timeout())?;
-            source
-                .execute("VACUUM INTO ?1", [copy.to_string_lossy()])
-                .map_err(|e| Error::db(db, "cannot copy the database for the rehearsal", e))?;
-        }
-        let how = How {
-            test_data: false,
-            backup: false,
-            write_snapshots: false,
-            single_transaction: false,
-        };
-        let mut report = self.sqlite_phase(Phase::Rehearsal, &copy, how, pending, events)?;
-        report.copy_of = Some(db.to_path_buf());
-        Ok(report)
     }
 }
 

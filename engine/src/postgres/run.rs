@@ -6,7 +6,6 @@
 //! `migrate`, `status`, `plan`, `audit` and `sandbox` are `crate::migrator`'s, the same as on
 //! SQLite.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use crate::event::{Event, EventSink, Phase};
 use crate::ledger::{Applied, AuditRow};
 use crate::migrator::{How, PhaseReport, Runner};
 use crate::step::{Applied as StepApplied, Prepared};
-use crate::tree::{Migration, MigrationId};
+use crate::tree::Migration;
 
 fn lock_timeout(project: &Project) -> Duration {
     project.busy_timeout()
@@ -184,36 +183,13 @@ impl Source {
     }
 }
 
-/// `--rehearse-on-copy`: `pending` on a throwaway copy of the real database (made with
-/// `pg_dump` and `pg_restore` on the same server, owners and privileges left to the user strata
-/// connects as), without test data or a backup; the copy is dropped whatever happens.
-pub(crate) fn rehearse_on_copy(
-    project: &Project,
-    real: &Target,
-    pending: &[&Migration],
-    runner: &Runner<'_>,
-    events: &mut EventSink<'_>,
-) -> Result<PhaseReport, Error> {
+/// `--rehearse-on-copy`'s database: a throwaway copy of `real` (made with `pg_dump` and
+/// `pg_restore` on the same server, owners and privileges left to the user strata connects
+/// as), dropped whatever happens.
+pub(crate) fn copy_of<'p>(project: &'p Project, real: &Target) -> Result<Throwaway<'p>, Error> {
     let copy = Throwaway::create(project, real.with_dbname(&throwaway_name("copy", real)))?;
     Source::Database(Box::new(real.clone())).copy_into(project, &copy.target)?;
-    let ctx = step::Context {
-        target: &copy.target,
-        phase: Phase::Rehearsal,
-        test_data: false,
-        lock_timeout: lock_timeout(project),
-        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
-        sandbox: runner.sandbox.as_ref(),
-        limits: project.config.sandbox,
-        write_snapshots: false,
-    };
-    let steps = Steps {
-        backup: false,
-        single: false,
-    };
-    let mut report = run_phase(project, &ctx, steps, pending, &runner.prepared, events)?;
-    report.copy_of = Some(real.as_path());
-    copy.drop_now()?;
-    Ok(report)
+    Ok(copy)
 }
 
 /// `strata sandbox`'s database on PostgreSQL: a throwaway database strata creates on
@@ -233,33 +209,6 @@ pub(crate) fn scratch<'p>(
         source.copy_into(project, &throwaway.target)?;
     }
     Ok((throwaway, from))
-}
-
-/// One phase of `runner`'s steps on `target` (see [`run_phase`]), run as `how` says.
-pub(crate) fn phase(
-    project: &Project,
-    target: &Target,
-    runner: &Runner<'_>,
-    phase: Phase,
-    how: How,
-    pending: &[&Migration],
-    events: &mut EventSink<'_>,
-) -> Result<PhaseReport, Error> {
-    let ctx = step::Context {
-        target,
-        phase,
-        test_data: how.test_data,
-        lock_timeout: lock_timeout(project),
-        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
-        sandbox: runner.sandbox.as_ref(),
-        limits: project.config.sandbox,
-        write_snapshots: how.write_snapshots,
-    };
-    let steps = Steps {
-        backup: how.backup,
-        single: how.single_transaction,
-    };
-    run_phase(project, &ctx, steps, pending, &runner.prepared, events)
 }
 
 /// A database strata makes and drops for one run on `of`'s server: `strata_<what>_`, the first
@@ -326,42 +275,50 @@ struct Steps {
     single: bool,
 }
 
-/// One phase: connect (creating the test database if it is missing), make sure of the
-/// bookkeeping tables, then each step.
-fn run_phase(
-    project: &Project,
-    ctx: &step::Context<'_>,
-    how: Steps,
-    pending: &[&Migration],
-    prepared: &HashMap<MigrationId, Prepared>,
-    events: &mut EventSink<'_>,
-) -> Result<PhaseReport, Error> {
-    let db = ctx.target.as_path();
-    let open = || -> Result<PgPhase<'_>, Error> {
-        let target = ctx.target;
-        let session = match connect_existing(project, target)? {
-            Some(c) => c,
-            None if ctx.phase == Phase::Rehearsal => {
-                create_database(project, target)?;
-                target.connect(lock_timeout(project))?
-            }
-            None => return Err(missing_database(target)),
-        };
-        Ok(PgPhase {
-            project,
-            ctx,
-            how,
-            session,
-            log: Vec::new(),
-        })
+/// Opens `target` for one phase of `runner`'s steps, run as `how` says: connects (creating the
+/// test database if it is missing); [`crate::phase::Database::begin`] then makes sure of the
+/// bookkeeping and takes the backup.
+pub(crate) fn open_phase<'a>(
+    project: &'a Project,
+    target: &'a Target,
+    runner: &'a Runner<'_>,
+    phase: Phase,
+    how: How,
+) -> Result<PgPhase<'a>, Error> {
+    let session = match connect_existing(project, target)? {
+        Some(c) => c,
+        None if phase == Phase::Rehearsal => {
+            create_database(project, target)?;
+            target.connect(lock_timeout(project))?
+        }
+        None => return Err(missing_database(target)),
     };
-    crate::phase::run(ctx.phase, &db, pending, prepared, open, events)
+    let ctx = step::Context {
+        target,
+        phase,
+        test_data: how.test_data,
+        lock_timeout: lock_timeout(project),
+        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
+        sandbox: runner.sandbox.as_ref(),
+        limits: project.config.sandbox,
+        write_snapshots: how.write_snapshots,
+    };
+    Ok(PgPhase {
+        project,
+        ctx,
+        how: Steps {
+            backup: how.backup,
+            single: how.single_transaction,
+        },
+        session,
+        log: Vec::new(),
+    })
 }
 
 /// A PostgreSQL database opened for one phase.
-struct PgPhase<'a> {
+pub(crate) struct PgPhase<'a> {
     project: &'a Project,
-    ctx: &'a step::Context<'a>,
+    ctx: step::Context<'a>,
     how: Steps,
     session: Session,
     /// With one transaction for the phase: a failed step's audit rows, written once the phase
@@ -394,7 +351,7 @@ impl crate::phase::Database for PgPhase<'_> {
 
     fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<StepApplied, Error> {
         let log = self.how.single.then_some(&mut self.log);
-        step::apply(&mut self.session, self.ctx, step, events, log)
+        step::apply(&mut self.session, &self.ctx, step, events, log)
     }
 
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {

@@ -275,140 +275,137 @@ impl Scratch for SqliteScratch<'_> {
     }
 }
 
-impl<'a> Runner<'a> {
-    /// With one transaction for the phase, before it begins: a verified backup of the database
-    /// as committed, holding the bookkeeping tables and the identity that the transaction will
-    /// write (the database's own, or a new random one). Returns the identity and the backup.
-    fn backup_first(
-        &self,
-        conn: &rusqlite::Connection,
-        phase: Phase,
-        db: &Path,
-    ) -> Result<(String, PathBuf), Error> {
-        let identity = |e| Error::db(db, "cannot give the database its identity", e);
-        let id = match ledger::database_id(conn).map_err(identity)? {
-            Some(id) => id,
-            None => conn
-                .query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))
-                .map_err(identity)?,
+/// With one transaction for the phase, before it begins: a verified backup of the database
+/// as committed, holding the bookkeeping tables and the identity that the transaction will
+/// write (the database's own, or a new random one). Returns the identity and the backup.
+fn backup_first(
+    project: &Project,
+    conn: &rusqlite::Connection,
+    phase: Phase,
+    db: &Path,
+) -> Result<(String, PathBuf), Error> {
+    let identity = |e| Error::db(db, "cannot give the database its identity", e);
+    let id = match ledger::database_id(conn).map_err(identity)? {
+        Some(id) => id,
+        None => conn
+            .query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))
+            .map_err(identity)?,
+    };
+    let fill = ledger::Replay {
+        database_id: Some(id.clone()),
+        entries: Vec::new(),
+    };
+    let path = backup::take_with(
+        conn,
+        db,
+        &id,
+        &project.backups_dir(),
+        project.config.backups_keep,
+        &format!("before migrate ({phase})"),
+        |copy| fill.write(copy),
+    )?;
+    Ok((id, path))
+}
+
+/// Before the first step: the bookkeeping tables, and with `how.backup` the database's
+/// identity, a verified backup and its audit row. In one transaction for the phase the
+/// backup is `taken` already and the rest is written inside that transaction, with
+/// `session.replay` keeping what a rollback would lose; otherwise each part commits on its
+/// own.
+#[allow(clippy::too_many_arguments)]
+fn bookkeeping(
+    project: &Project,
+    conn: &mut rusqlite::Connection,
+    phase: Phase,
+    db: &Path,
+    how: How,
+    taken: Option<(String, PathBuf)>,
+    session: &mut step::Session,
+    events: &mut EventSink<'_>,
+) -> Result<Option<PathBuf>, Error> {
+    let tables = |e| Error::db(db, "cannot create the ledger tables", e);
+    let identity = |e| Error::db(db, "cannot give the database its identity", e);
+    let path = if how.single_transaction {
+        ledger::ensure_within(conn).map_err(tables)?;
+        let Some((id, path)) = taken else {
+            return Ok(None);
         };
-        let fill = ledger::Replay {
-            database_id: Some(id.clone()),
-            entries: Vec::new(),
-        };
-        let path = backup::take_with(
+        let got = ledger::identity_within(conn, Some(&id)).map_err(identity)?;
+        if got != id {
+            return Err(Error::Usage(format!(
+                "{}: another strata run gave the database its identity while this one                      backed it up, so the backup {} does not carry it; nothing was applied, run                      the command again",
+                db.display(),
+                path.display()
+            )));
+        }
+        path
+    } else {
+        ledger::ensure(conn).map_err(tables)?;
+        if !how.backup {
+            return Ok(None);
+        }
+        let id = ledger::ensure_database_id(conn).map_err(identity)?;
+        backup::take_with(
             conn,
             db,
             &id,
-            &self.project.backups_dir(),
-            self.project.config.backups_keep,
+            &project.backups_dir(),
+            project.config.backups_keep,
             &format!("before migrate ({phase})"),
-            |copy| fill.write(copy),
-        )?;
-        Ok((id, path))
+            |_| Ok(()),
+        )?
+    };
+    let entry = ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+    ledger::append(conn, std::slice::from_ref(&entry))
+        .map_err(|e| Error::db(db, "cannot audit the backup", e))?;
+    if let Some(replay) = session.replay.as_mut() {
+        replay.entries.push(entry);
     }
+    events(&Event::BackupTaken { db, backup: &path });
+    Ok(Some(path))
+}
 
-    /// Before the first step: the bookkeeping tables, and with `how.backup` the database's
-    /// identity, a verified backup and its audit row. In one transaction for the phase the
-    /// backup is `taken` already and the rest is written inside that transaction, with
-    /// `session.replay` keeping what a rollback would lose; otherwise each part commits on its
-    /// own.
-    #[allow(clippy::too_many_arguments)]
-    fn bookkeeping(
-        &self,
-        conn: &mut rusqlite::Connection,
-        phase: Phase,
-        db: &Path,
-        how: How,
-        taken: Option<(String, PathBuf)>,
-        session: &mut step::Session,
-        events: &mut EventSink<'_>,
-    ) -> Result<Option<PathBuf>, Error> {
-        let tables = |e| Error::db(db, "cannot create the ledger tables", e);
-        let identity = |e| Error::db(db, "cannot give the database its identity", e);
-        let path = if how.single_transaction {
-            ledger::ensure_within(conn).map_err(tables)?;
-            let Some((id, path)) = taken else {
-                return Ok(None);
-            };
-            let got = ledger::identity_within(conn, Some(&id)).map_err(identity)?;
-            if got != id {
-                return Err(Error::Usage(format!(
-                    "{}: another strata run gave the database its identity while this one                      backed it up, so the backup {} does not carry it; nothing was applied, run                      the command again",
-                    db.display(),
-                    path.display()
-                )));
+/// After a failed `--single-transaction` phase (already rolled back): the steps it had
+/// applied are undone too, so they are audited as rolled back and none stays applied; the
+/// bookkeeping the rollback took (the backup's row and the identity it records) is written
+/// again unless the failed step already did.
+fn rolled_back(
+    conn: &mut rusqlite::Connection,
+    phase: Phase,
+    e: Error,
+    session: &mut step::Session,
+    done: &mut PhaseReport,
+) -> Error {
+    let undone: Vec<ledger::Entry> = std::mem::take(&mut done.applied)
+        .into_iter()
+        .map(|label| {
+            let mut entry = ledger::Entry::for_run(
+                phase.as_str(),
+                "single-transaction",
+                format!("{label}: rolled back with the rest of the phase"),
+            );
+            entry.outcome = ledger::Outcome::RolledBack;
+            entry
+        })
+        .collect();
+    let replay = session.replay.take();
+    // Best effort: the failure itself is already audited by the step.
+    let _ = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .and_then(|tx| {
+            match &replay {
+                Some(r) => r.write(&tx)?,
+                None => ledger::ensure_within(&tx)?,
             }
-            path
-        } else {
-            ledger::ensure(conn).map_err(tables)?;
-            if !how.backup {
-                return Ok(None);
-            }
-            let id = ledger::ensure_database_id(conn).map_err(identity)?;
-            backup::take_with(
-                conn,
-                db,
-                &id,
-                &self.project.backups_dir(),
-                self.project.config.backups_keep,
-                &format!("before migrate ({phase})"),
-                |_| Ok(()),
-            )?
-        };
-        let entry = ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
-        ledger::append(conn, std::slice::from_ref(&entry))
-            .map_err(|e| Error::db(db, "cannot audit the backup", e))?;
-        if let Some(replay) = session.replay.as_mut() {
-            replay.entries.push(entry);
+            ledger::append(&tx, &undone)?;
+            tx.commit()
+        });
+    match e {
+        Error::Step(mut failure) => {
+            failure.applied_before.clear();
+            Error::Step(failure)
         }
-        events(&Event::BackupTaken { db, backup: &path });
-        Ok(Some(path))
-    }
-
-    /// After a failed `--single-transaction` phase (already rolled back): the steps it had
-    /// applied are undone too, so they are audited as rolled back and none stays applied; the
-    /// bookkeeping the rollback took (the backup's row and the identity it records) is written
-    /// again unless the failed step already did.
-    fn rolled_back(
-        &self,
-        conn: &mut rusqlite::Connection,
-        phase: Phase,
-        e: Error,
-        session: &mut step::Session,
-        done: &mut PhaseReport,
-    ) -> Error {
-        let undone: Vec<ledger::Entry> = std::mem::take(&mut done.applied)
-            .into_iter()
-            .map(|label| {
-                let mut entry = ledger::Entry::for_run(
-                    phase.as_str(),
-                    "single-transaction",
-                    format!("{label}: rolled back with the rest of the phase"),
-                );
-                entry.outcome = ledger::Outcome::RolledBack;
-                entry
-            })
-            .collect();
-        let replay = session.replay.take();
-        // Best effort: the failure itself is already audited by the step.
-        let _ = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                match &replay {
-                    Some(r) => r.write(&tx)?,
-                    None => ledger::ensure_within(&tx)?,
-                }
-                ledger::append(&tx, &undone)?;
-                tx.commit()
-            });
-        match e {
-            Error::Step(mut failure) => {
-                failure.applied_before.clear();
-                Error::Step(failure)
-            }
-            other => other,
-        }
+        other => other,
     }
 }
 
@@ -462,7 +459,7 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
             let on = sqlite::foreign_keys(&conn)
                 .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
             if how.backup {
-                taken = Some(runner.backup_first(&conn, phase, db)?);
+                taken = Some(backup_first(runner.project, &conn, phase, db)?);
             }
             sqlite::set_foreign_keys(&conn, false)
                 .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
@@ -492,7 +489,8 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
 
 impl crate::phase::Database for SqlitePhase<'_, '_> {
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error> {
-        self.runner.bookkeeping(
+        bookkeeping(
+            self.runner.project,
             &mut self.conn,
             self.phase,
             self.db,
@@ -531,7 +529,7 @@ impl crate::phase::Database for SqlitePhase<'_, '_> {
         let restored = sqlite::set_foreign_keys(&self.conn, on)
             .map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e));
         if let Err(e) = committed {
-            return Err(self.runner.rolled_back(
+            return Err(rolled_back(
                 &mut self.conn,
                 self.phase,
                 e,

@@ -11,9 +11,10 @@
 //! - a run: [`Backend::missing`] (whether a run may create the database), the checks a phase
 //!   makes before it starts ([`Backend::check_single_transaction`]), opening and locking it for
 //!   one phase ([`Backend::open_phase`], which gives the shared step loop its
-//!   `crate::phase::Database`), a throwaway copy to rehearse on ([`Backend::copy`]) and the
-//!   throwaway database of `strata sandbox` ([`Backend::scratch`]), and how a step reads as a script for `plan --sql`
-//!   ([`Backend::script_begin`], [`Backend::data_sql`], [`Backend::script_end`]);
+//!   `crate::phase::Database`), a throwaway copy to rehearse on ([`Backend::copy`]), the
+//!   throwaway database of `strata sandbox` ([`Backend::scratch`]), and how a step reads as a
+//!   script for `plan --sql` ([`Backend::script_begin`], [`Backend::data_sql`],
+//!   [`Backend::script_end`]);
 //! - backups: [`Backend::identity`], [`Backend::backups`], [`Backend::choose_backup`],
 //!   [`Backend::restore`];
 //! - introspection for the design-time commands: [`Backend::unowned`], and [`Backend::dump`],
@@ -25,8 +26,8 @@
 //!
 //! [`open`] is the one place that picks the backend from a database's value (a SQLite path or
 //! a `postgres://` URL, told apart by [`is_server`]); apart from this module, only `config`
-//! looks at the URL scheme (to keep a URL's password out of what is shown). Tree, checksum, plan, events, phases, rendering and the
-//! gRPC service do not know which backend runs.
+//! looks at the URL scheme (to keep a URL's password out of what is shown). Tree, checksum,
+//! plan, events, phases, rendering and the gRPC service do not know which backend runs.
 
 pub(crate) mod postgres;
 pub(crate) mod sqlite;

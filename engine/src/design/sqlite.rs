@@ -239,8 +239,8 @@ impl Live for SqliteLive<'_> {
 
     const KINDS: &'static str = "tables, indexes, views or triggers";
 
-    const FROM_DIFF_NOTE: &'static str = "-- Review it before you commit it. strata runs it in one transaction with foreign keys\n\
-         -- off and checks them before it commits.\n\n";
+    const FROM_DIFF_NOTE: &'static str = "-- Review it before you commit it. strata runs it in one \
+         transaction with foreign keys\n-- off and checks them before it commits.\n\n";
 
     fn db(&self) -> PathBuf {
         self.db.clone()

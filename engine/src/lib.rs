@@ -18,10 +18,13 @@
 //! `restore` (putting a backup back into the live database), `guest` (`strata build`), `repair`
 //! (re-pinning applied migrations changed on purpose), `scaffold` (init, new), `event`, `schema`
 //! (the SQLite schema as a model: dump, diff, delta SQL, ownership), `design` (the design-time
-//! commands on a project: dump, diff, new --from-diff, baseline, drift) and `postgres` (a
-//! PostgreSQL database as the target of `migrate`, `plan`, `status`, `audit`, `sandbox`, `restore`
-//! and the design-time commands; components run on it through `sandbox::postgres`).
+//! commands on a project: dump, diff, new --from-diff, baseline, drift), `backend` (the seam:
+//! the operations one database offers the commands, implemented for SQLite and PostgreSQL, and
+//! the one function that picks the backend from a database's value) and `postgres` (a PostgreSQL
+//! database behind that seam: connection, ledger, steps, backups, restore, introspection;
+//! components run on it through `sandbox::postgres`).
 
+pub mod backend;
 pub mod backup;
 pub mod checksum;
 pub mod config;

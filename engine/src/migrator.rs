@@ -2,7 +2,9 @@
 //!
 //! `migrate` reads like the algorithm: load the tree, plan every database and refuse before
 //! touching anything, read every input, then run phase 1 and phase 2 step by step. Also the
-//! read-only views of a project (`status`, `plan`, `audit`). Steps themselves live in `step`;
+//! read-only views of a project (`status`, `plan`, `audit`), and `sandbox`. Each is written
+//! once over `crate::backend::Backend`, whichever database the project names; a phase's steps
+//! run through `crate::phase`. Steps themselves live in `step` (SQLite) and `postgres::step`;
 //! `restore` lives in its own module.
 
 use std::collections::HashMap;
@@ -10,15 +12,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup;
+use crate::backend::{self, Backend};
 use crate::config::Project;
 use crate::error::Error;
 use crate::event::{Action, Event, EventSink, Phase};
 use crate::ledger::{self, AuditRow};
 use crate::plan::{self, PlanOptions, StatusEntry};
 use crate::sandbox::Sandbox;
-use crate::sqlite;
-use crate::step::{self, Prepared};
+use crate::step::Prepared;
 use crate::tree::{Migration, MigrationId, Tree};
 
 /// What `strata migrate` may do beyond the safe default.
@@ -74,32 +75,36 @@ pub struct MigrateReport {
     pub phases: Vec<PhaseReport>,
 }
 
-/// The databases a run works on, in order.
-fn targets(project: &Project, rehearse: bool) -> Vec<(Phase, &Path)> {
+/// A database of a run, opened with its backend, and the phase it is for.
+type Target<'p> = (Phase, Box<dyn Backend + 'p>);
+
+/// The databases a run works on, in order, each opened with its backend.
+fn targets(project: &Project, rehearse: bool) -> Result<Vec<Target<'_>>, Error> {
+    backend::check_project(project)?;
     let mut t = Vec::new();
     if rehearse {
-        t.push((Phase::Rehearsal, project.test_db.as_path()));
+        t.push((Phase::Rehearsal, backend::open(project, &project.test_db)?));
     }
-    t.push((Phase::Apply, project.db.as_path()));
-    t
+    t.push((Phase::Apply, backend::open(project, &project.db)?));
+    Ok(t)
 }
 
 /// How a phase runs its steps.
 #[derive(Debug, Clone, Copy)]
-struct How {
+pub(crate) struct How {
     /// Load `test-data/`.
-    test_data: bool,
+    pub(crate) test_data: bool,
     /// Take a verified backup first.
-    backup: bool,
+    pub(crate) backup: bool,
     /// Write missing snapshots after each step.
-    write_snapshots: bool,
+    pub(crate) write_snapshots: bool,
     /// All steps in one transaction, a savepoint each.
-    single_transaction: bool,
+    pub(crate) single_transaction: bool,
 }
 
 /// Everything a phase needs besides its database and its steps, on either backend.
 pub(crate) struct Runner<'a> {
-    project: &'a Project,
+    pub(crate) project: &'a Project,
     pub(crate) prepared: HashMap<MigrationId, Prepared>,
     pub(crate) sandbox: Option<Sandbox>,
 }
@@ -147,341 +152,32 @@ impl<'a> Runner<'a> {
             )));
         }
     }
-
-    /// Runs `pending` on `db`, one step at a time, after a verified backup when `how.backup`.
-    fn phase(
-        &self,
-        phase: Phase,
-        db: &Path,
-        how: How,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        crate::phase::run(
-            phase,
-            db,
-            pending,
-            &self.prepared,
-            || SqlitePhase::open(self, phase, db, how),
-            events,
-        )
-    }
-
-    /// With one transaction for the phase, before it begins: a verified backup of the database
-    /// as committed, holding the bookkeeping tables and the identity that the transaction will
-    /// write (the database's own, or a new random one). Returns the identity and the backup.
-    fn backup_first(
-        &self,
-        conn: &rusqlite::Connection,
-        phase: Phase,
-        db: &Path,
-    ) -> Result<(String, PathBuf), Error> {
-        let identity = |e| Error::db(db, "cannot give the database its identity", e);
-        let id = match ledger::database_id(conn).map_err(identity)? {
-            Some(id) => id,
-            None => conn
-                .query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))
-                .map_err(identity)?,
-        };
-        let fill = ledger::Replay {
-            database_id: Some(id.clone()),
-            entries: Vec::new(),
-        };
-        let path = backup::take_with(
-            conn,
-            db,
-            &id,
-            &self.project.backups_dir(),
-            self.project.config.backups_keep,
-            &format!("before migrate ({phase})"),
-            |copy| fill.write(copy),
-        )?;
-        Ok((id, path))
-    }
-
-    /// Before the first step: the bookkeeping tables, and with `how.backup` the database's
-    /// identity, a verified backup and its audit row. In one transaction for the phase the
-    /// backup is `taken` already and the rest is written inside that transaction, with
-    /// `session.replay` keeping what a rollback would lose; otherwise each part commits on its
-    /// own.
-    #[allow(clippy::too_many_arguments)]
-    fn bookkeeping(
-        &self,
-        conn: &mut rusqlite::Connection,
-        phase: Phase,
-        db: &Path,
-        how: How,
-        taken: Option<(String, PathBuf)>,
-        session: &mut step::Session,
-        events: &mut EventSink<'_>,
-    ) -> Result<Option<PathBuf>, Error> {
-        let tables = |e| Error::db(db, "cannot create the ledger tables", e);
-        let identity = |e| Error::db(db, "cannot give the database its identity", e);
-        let path = if how.single_transaction {
-            ledger::ensure_within(conn).map_err(tables)?;
-            let Some((id, path)) = taken else {
-                return Ok(None);
-            };
-            let got = ledger::identity_within(conn, Some(&id)).map_err(identity)?;
-            if got != id {
-                return Err(Error::Usage(format!(
-                    "{}: another strata run gave the database its identity while this one                      backed it up, so the backup {} does not carry it; nothing was applied, run                      the command again",
-                    db.display(),
-                    path.display()
-                )));
-            }
-            path
-        } else {
-            ledger::ensure(conn).map_err(tables)?;
-            if !how.backup {
-                return Ok(None);
-            }
-            let id = ledger::ensure_database_id(conn).map_err(identity)?;
-            backup::take_with(
-                conn,
-                db,
-                &id,
-                &self.project.backups_dir(),
-                self.project.config.backups_keep,
-                &format!("before migrate ({phase})"),
-                |_| Ok(()),
-            )?
-        };
-        let entry = ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
-        ledger::append(conn, std::slice::from_ref(&entry))
-            .map_err(|e| Error::db(db, "cannot audit the backup", e))?;
-        if let Some(replay) = session.replay.as_mut() {
-            replay.entries.push(entry);
-        }
-        events(&Event::BackupTaken { db, backup: &path });
-        Ok(Some(path))
-    }
-
-    /// After a failed `--single-transaction` phase (already rolled back): the steps it had
-    /// applied are undone too, so they are audited as rolled back and none stays applied; the
-    /// bookkeeping the rollback took (the backup's row and the identity it records) is written
-    /// again unless the failed step already did.
-    fn rolled_back(
-        &self,
-        conn: &mut rusqlite::Connection,
-        phase: Phase,
-        e: Error,
-        session: &mut step::Session,
-        done: &mut PhaseReport,
-    ) -> Error {
-        let undone: Vec<ledger::Entry> = std::mem::take(&mut done.applied)
-            .into_iter()
-            .map(|label| {
-                let mut entry = ledger::Entry::for_run(
-                    phase.as_str(),
-                    "single-transaction",
-                    format!("{label}: rolled back with the rest of the phase"),
-                );
-                entry.outcome = ledger::Outcome::RolledBack;
-                entry
-            })
-            .collect();
-        let replay = session.replay.take();
-        // Best effort: the failure itself is already audited by the step.
-        let _ = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                match &replay {
-                    Some(r) => r.write(&tx)?,
-                    None => ledger::ensure_within(&tx)?,
-                }
-                ledger::append(&tx, &undone)?;
-                tx.commit()
-            });
-        match e {
-            Error::Step(mut failure) => {
-                failure.applied_before.clear();
-                Error::Step(failure)
-            }
-            other => other,
-        }
-    }
-
-    /// Runs `pending` on a throwaway copy of `db` (no test data), deleting the copy whatever
-    /// happens.
-    fn rehearse_on_copy(
-        &self,
-        db: &Path,
-        pending: &[&Migration],
-        events: &mut EventSink<'_>,
-    ) -> Result<PhaseReport, Error> {
-        let state = self.project.ensure_state_dir()?;
-        let dir = tempfile::Builder::new()
-            .prefix("rehearsal-")
-            .tempdir_in(&state)
-            .map_err(|e| Error::io(&state, e))?;
-        let copy = dir
-            .path()
-            .join(db.file_name().unwrap_or_else(|| "copy.db".as_ref()));
-        if db.exists() {
-            let source = sqlite::open(db, self.project.busy_timeout())?;
-            source
-                .execute("VACUUM INTO ?1", [copy.to_string_lossy()])
-                .map_err(|e| Error::db(db, "cannot copy the database for the rehearsal", e))?;
-        }
-        let how = How {
-            test_data: false,
-            backup: false,
-            write_snapshots: false,
-            single_transaction: false,
-        };
-        let mut report = self.phase(Phase::Rehearsal, &copy, how, pending, events)?;
-        report.copy_of = Some(db.to_path_buf());
-        Ok(report)
-    }
-}
-
-/// A SQLite database opened for one phase: its connection (held under the run lock, so a
-/// restore never lands between steps), the steps' context and what they keep between them, and
-/// with `--single-transaction` the phase's transaction.
-struct SqlitePhase<'r, 'p> {
-    runner: &'r Runner<'p>,
-    phase: Phase,
-    db: &'r Path,
-    how: How,
-    conn: rusqlite::Connection,
-    ctx: step::Context<'r>,
-    session: step::Session,
-    /// With one transaction for the phase: `PRAGMA foreign_keys` before it (restored at the
-    /// end), and the backup taken before it began.
-    fk_was_on: Option<bool>,
-    taken: Option<(String, PathBuf)>,
-    _run: backup::RunLock,
-}
-
-impl<'r, 'p> SqlitePhase<'r, 'p> {
-    fn open(runner: &'r Runner<'p>, phase: Phase, db: &'r Path, how: How) -> Result<Self, Error> {
-        let run = backup::RunLock::shared(db, runner.project.busy_timeout())?;
-        let conn = sqlite::open(db, runner.project.busy_timeout())?;
-        if phase != Phase::Apply {
-            // A scratch database (the test database, a copy, a sandbox): no fsync. A crash of
-            // strata still rolls back through the journal; only a power loss could damage it,
-            // and it is rebuilt from its backup or from zero. The file's journal mode is kept.
-            conn.pragma_update(None, "synchronous", "OFF")
-                .map_err(|e| Error::db(db, "cannot set PRAGMA synchronous", e))?;
-        }
-        let ctx = step::Context {
-            db,
-            phase,
-            test_data: how.test_data,
-            sandbox: runner.sandbox.as_ref(),
-            limits: runner.project.config.sandbox,
-            write_snapshots: how.write_snapshots,
-        };
-        let mut session = step::Session {
-            single_transaction: how.single_transaction,
-            ..step::Session::default()
-        };
-        // In one transaction for the whole phase, the bookkeeping tables, the identity, the
-        // backup's audit row and every step commit together: one synced commit, as sqlite3's
-        // own one-transaction run makes. The backup, taken just before, holds the same
-        // bookkeeping (see `backup::take_with`).
-        let mut taken = None;
-        let fk_was_on = if how.single_transaction {
-            let on = sqlite::foreign_keys(&conn)
-                .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
-            if how.backup {
-                taken = Some(runner.backup_first(&conn, phase, db)?);
-            }
-            sqlite::set_foreign_keys(&conn, false)
-                .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
-                .map_err(|e| Error::db(db, "cannot begin the phase's transaction", e))?;
-            session.replay = Some(ledger::Replay {
-                database_id: taken.as_ref().map(|(id, _)| id.clone()),
-                entries: Vec::new(),
-            });
-            Some(on)
-        } else {
-            None
-        };
-        Ok(SqlitePhase {
-            runner,
-            phase,
-            db,
-            how,
-            conn,
-            ctx,
-            session,
-            fk_was_on,
-            taken,
-            _run: run,
-        })
-    }
-}
-
-impl crate::phase::Database for SqlitePhase<'_, '_> {
-    fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error> {
-        self.runner.bookkeeping(
-            &mut self.conn,
-            self.phase,
-            self.db,
-            self.how,
-            self.taken.take(),
-            &mut self.session,
-            events,
-        )
-    }
-
-    fn apply(
-        &mut self,
-        step: &Prepared,
-        events: &mut EventSink<'_>,
-    ) -> Result<step::Applied, Error> {
-        step::apply(&mut self.conn, &self.ctx, &mut self.session, step, events)
-    }
-
-    fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
-        let db = self.db;
-        let result = result.and_then(|()| {
-            step::flush(&self.conn, &mut self.session)
-                .map_err(|e| Error::db(db, "cannot record the phase's steps", e))
-        });
-        let Some(on) = self.fk_was_on else {
-            return result;
-        };
-        let committed = result.and_then(|()| {
-            self.conn
-                .execute_batch("COMMIT")
-                .map_err(|e| Error::db(db, "cannot commit the phase's transaction", e))
-        });
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        let restored = sqlite::set_foreign_keys(&self.conn, on)
-            .map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e));
-        if let Err(e) = committed {
-            return Err(self.runner.rolled_back(
-                &mut self.conn,
-                self.phase,
-                e,
-                &mut self.session,
-                done,
-            ));
-        }
-        restored
-    }
 }
 
 /// One database of a run and the migrations it will get.
-type PhasePlan<'t> = (Phase, &'t Path, Vec<&'t Migration>);
+type PhasePlan<'p, 't> = (Phase, Box<dyn Backend + 'p>, Vec<&'t Migration>);
 
-/// Plans every database of the run; refuses before anything is touched.
-fn validate<'t>(
-    project: &'t Project,
+/// Plans every database of the run; refuses before anything is touched. The real database
+/// must exist unless its backend creates it: finding out after the rehearsal would leave a
+/// run half done.
+fn validate<'p, 't>(
+    project: &'p Project,
     tree: &'t Tree,
+    phases: Vec<Target<'p>>,
     opts: &MigrateOptions,
-) -> Result<Vec<PhasePlan<'t>>, Error> {
-    let mut phases = Vec::new();
+) -> Result<Vec<PhasePlan<'p, 't>>, Error> {
+    let mut plans = Vec::new();
     let mut refusals = Vec::new();
-    for (phase, db) in targets(project, opts.rehearse) {
-        let applied = read_applied(project, db)?;
-        match plan::plan(db, &tree.migrations, &applied, &opts.plan) {
-            Ok(pending) => phases.push((phase, db, pending)),
+    for (phase, db) in phases {
+        let applied = match db.applied()? {
+            Some(applied) => applied,
+            None => match db.missing() {
+                Some(e) if phase == Phase::Apply => return Err(e),
+                _ => Vec::new(),
+            },
+        };
+        match plan::plan(&db.shown(), &tree.migrations, &applied, &opts.plan) {
+            Ok(pending) => plans.push((phase, db, pending)),
             Err(r) => refusals.extend(r),
         }
     }
@@ -489,7 +185,7 @@ fn validate<'t>(
         refusals.extend(crate::design::drift(project)?);
     }
     if refusals.is_empty() {
-        Ok(phases)
+        Ok(plans)
     } else {
         Err(Error::Refused(refusals))
     }
@@ -497,20 +193,18 @@ fn validate<'t>(
 
 /// Runs `strata migrate`: validate, read every input, back up and rehearse on the test
 /// database, optionally rehearse on a copy of the real one, then back up and apply to the real
-/// database. Phase 2 never starts if an earlier phase failed.
+/// database. Phase 2 never starts if an earlier phase failed. The same on every backend.
 pub fn migrate(
     project: &Project,
     opts: &MigrateOptions,
     events: &mut EventSink<'_>,
 ) -> Result<MigrateReport, Error> {
-    if crate::postgres::run::is_postgres(project) {
-        return crate::postgres::run::migrate(project, opts, events);
-    }
     let tree = Tree::load(&project.migrations_dir())?;
+    let phases = targets(project, opts.rehearse)?;
     if !opts.rehearse {
         events(&Event::Warning(format!(
             "--no-rehearsal: applying to {} without rehearsing on the test database first",
-            project.db.display()
+            phases[0].1.shown().display()
         )));
     } else if project.test_db.starts_with(project.state_dir()) {
         project.ensure_state_dir()?;
@@ -524,17 +218,25 @@ pub fn migrate(
                 .into(),
         ));
     }
-    let phases = validate(project, &tree, opts)?;
+    let dialect = phases[0].1.dialect();
+    let phases = validate(project, &tree, phases, opts)?;
     let runner = Runner::new(
         project,
         phases
             .iter()
             .flat_map(|(_, _, pending)| pending.iter().copied()),
-        crate::input::Dialect::Sqlite,
+        dialect,
     )?;
     runner.warn_about_cache(events);
     for stale in runner.stale() {
         events(&Event::Warning(stale));
+    }
+    if single_transaction {
+        for (_, db, pending) in &phases {
+            for m in pending {
+                db.check_single_transaction(&runner.prepared[&m.id])?;
+            }
+        }
     }
 
     let mut report = MigrateReport { phases: Vec::new() };
@@ -542,7 +244,7 @@ pub fn migrate(
         if *phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
             report
                 .phases
-                .push(runner.rehearse_on_copy(db, pending, events)?);
+                .push(rehearse_on_copy(&runner, &**db, pending, events)?);
         }
         let how = How {
             test_data: phase.loads_test_data(),
@@ -552,8 +254,56 @@ pub fn migrate(
         };
         report
             .phases
-            .push(runner.phase(*phase, db, how, pending, events)?);
+            .push(run_phase(&runner, &**db, *phase, how, pending, events)?);
     }
+    Ok(report)
+}
+
+/// Runs `pending` on `db` as one phase: the shared step loop on the database the backend
+/// opens for it (only when something is pending).
+fn run_phase(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    phase: Phase,
+    how: How,
+    pending: &[&Migration],
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    crate::phase::run(
+        phase,
+        &db.shown(),
+        pending,
+        &runner.prepared,
+        || db.open_phase(runner, phase, how),
+        events,
+    )
+}
+
+/// `--rehearse-on-copy`: `pending` on a throwaway copy of `db` (no test data, no backup); the
+/// copy is gone afterwards whatever happens.
+fn rehearse_on_copy(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    pending: &[&Migration],
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    let copy = db.copy()?;
+    let how = How {
+        test_data: false,
+        backup: false,
+        write_snapshots: false,
+        single_transaction: false,
+    };
+    let mut report = run_phase(
+        runner,
+        copy.database(),
+        Phase::Rehearsal,
+        how,
+        pending,
+        events,
+    )?;
+    report.copy_of = copy.from();
+    copy.finish()?;
     Ok(report)
 }
 
@@ -600,42 +350,31 @@ pub struct SandboxReport {
     pub duration_ms: u64,
 }
 
-/// Runs `strata sandbox`: every pending step on a throwaway database in a temporary folder.
-/// Never opens the project's real or test database. A failed step is reported, not returned as
-/// an error; the steps after it are skipped.
+/// Runs `strata sandbox`: every pending step on a throwaway database the backend makes (a file
+/// in a temporary folder, or a database on the test database's server) and removes whatever
+/// happens. Never changes the project's real or test database. A failed step is reported, not
+/// returned as an error; the steps after it are skipped.
 pub fn sandbox(
     project: &Project,
     opts: &SandboxOptions,
     events: &mut EventSink<'_>,
 ) -> Result<SandboxReport, Error> {
-    if crate::postgres::run::is_postgres(project) {
-        return crate::postgres::run::sandbox(project, opts, events);
-    }
     let started = std::time::Instant::now();
+    let backend = backend::of_project(project)?;
     let tree = Tree::load(&project.migrations_dir())?;
-    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let db = dir.path().join("sandbox.db");
-    if let Some(from) = &opts.from {
-        if !from.is_file() {
-            return Err(Error::input(
-                from,
-                "does not exist; --from takes an existing SQLite database",
-            ));
-        }
-        let source =
-            sqlite::open_read_only(from, project.busy_timeout())?.expect("the file exists");
-        source
-            .execute("VACUUM INTO ?1", [db.to_string_lossy()])
-            .map_err(|e| Error::db(from, "cannot copy the database for the sandbox", e))?;
-    }
-    let applied = read_applied(project, &db)?;
-    let pending =
-        plan::plan(&db, &tree.migrations, &applied, &opts.plan).map_err(Error::Refused)?;
-    let runner = Runner::new(
-        project,
-        pending.iter().copied(),
-        crate::input::Dialect::Sqlite,
-    )?;
+    // Where the sandbox starts: an empty database, or a copy of the database or backup --from
+    // names (then only its pending steps run, without test data).
+    let scratch = backend.scratch(opts.from.as_deref())?;
+    let db = scratch.database();
+    let applied = db.applied()?.unwrap_or_default();
+    let pending = plan::plan(
+        &scratch.planned_on(),
+        &tree.migrations,
+        &applied,
+        &opts.plan,
+    )
+    .map_err(Error::Refused)?;
+    let runner = Runner::new(project, pending.iter().copied(), db.dialect())?;
     runner.warn_about_cache(events);
     if let Some(stale) = runner.stale().next() {
         return Err(Error::Usage(format!(
@@ -644,7 +383,12 @@ pub fn sandbox(
         )));
     }
 
-    let test_data = opts.from.is_none();
+    let how = How {
+        test_data: opts.from.is_none(),
+        backup: false,
+        write_snapshots: false,
+        single_transaction: false,
+    };
     let (steps, ok) = sandbox_steps(&pending, |m| {
         let mut fuel = 0;
         let mut sink = |e: &Event<'_>| {
@@ -653,19 +397,13 @@ pub fn sandbox(
             }
             events(e);
         };
-        let how = How {
-            test_data,
-            backup: false,
-            write_snapshots: false,
-            single_transaction: false,
-        };
-        runner
-            .phase(Phase::Sandbox, &db, how, &[m], &mut sink)
-            .map(|_| fuel)
+        run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel)
     })?;
+    let from = scratch.from();
+    scratch.finish()?;
     Ok(SandboxReport {
         ok,
-        from: opts.from.clone(),
+        from,
         steps,
         duration_ms: started.elapsed().as_millis() as u64,
     })
@@ -733,27 +471,19 @@ pub struct Drifted {
 /// `strata status`: every migration's state on the test and the real database. Opens both
 /// read-only and creates nothing.
 pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
-    if crate::postgres::run::is_postgres(project) {
-        let mut databases = crate::postgres::run::status(project)?;
-        for d in databases.iter_mut().filter(|d| d.exists) {
-            d.unowned = crate::design::unowned(project, &d.db)?;
-            if d.phase == Phase::Apply {
-                d.drift = drifted(project)?;
-            }
-        }
-        return Ok(databases);
-    }
     let tree = Tree::load(&project.migrations_dir())?;
-    targets(project, true)
+    targets(project, true)?
         .into_iter()
         .map(|(phase, db)| {
+            let applied = db.applied()?;
+            let exists = applied.is_some();
             Ok(DatabaseStatus {
                 phase,
-                db: db.to_path_buf(),
-                exists: db.exists(),
-                migrations: plan::status(&tree.migrations, &read_applied(project, db)?),
-                unowned: crate::design::unowned(project, db)?,
-                drift: if phase == Phase::Apply {
+                db: db.shown(),
+                exists,
+                migrations: plan::status(&tree.migrations, &applied.unwrap_or_default()),
+                unowned: if exists { db.unowned()? } else { Vec::new() },
+                drift: if phase == Phase::Apply && exists {
                     drifted(project)?
                 } else {
                     Vec::new()
@@ -766,17 +496,8 @@ pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
 /// The SQL one step runs, in its order, as a script a reader can follow: the transaction,
 /// do.sql, data as INSERT statements, checks.sql; components and the checks strata makes itself
 /// as comments.
-fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> String {
-    let postgres = dialect == crate::input::Dialect::Postgres;
-    let mut out = if postgres {
-        format!(
-            "-- {}\nBEGIN;\n-- strata takes its lock and re-reads the ledger\nSELECT pg_advisory_xact_lock({});\n",
-            p.migration.label(),
-            crate::postgres::ledger::LOCK_KEY
-        )
-    } else {
-        format!("-- {}\nBEGIN IMMEDIATE;\n", p.migration.label())
-    };
+fn step_sql(p: &Prepared, test_data: bool, db: &dyn Backend) -> String {
+    let mut out = format!("-- {}\n{}", p.migration.label(), db.script_begin());
     let mut section = |title: &str, body: Option<String>| {
         out.push_str(&format!("-- {title}\n"));
         if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
@@ -793,11 +514,7 @@ fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> St
     let data = |d: &crate::data::DataSet, dir: &str| {
         (
             format!("{dir}/data.json: {} row(s)", d.row_count()),
-            Some(if postgres {
-                crate::postgres::step::data_sql(d)
-            } else {
-                d.to_sql()
-            }),
+            Some(db.data_sql(d)),
         )
     };
     if test_data {
@@ -825,23 +542,7 @@ fn step_sql(p: &Prepared, test_data: bool, dialect: crate::input::Dialect) -> St
     if p.check.is_some() {
         section(&component("check.wasm"), None);
     }
-    if !postgres {
-        section(
-            "strata checks foreign keys",
-            Some("PRAGMA foreign_key_check;".into()),
-        );
-    }
-    if postgres {
-        out.push_str(
-            "-- strata checks its bookkeeping is untouched, records the objects the step \
-             created,\n-- compares the module's schema with schema.sql and records the step\n\
-             COMMIT;\n",
-        );
-    } else {
-        out.push_str(
-            "-- strata compares the schema with schema.sql and records the step\nCOMMIT;\n",
-        );
-    }
+    out.push_str(db.script_end());
     out
 }
 
@@ -903,17 +604,12 @@ fn plan_steps(
     with_sql: bool,
 ) -> Result<Vec<PlannedPhase>, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
-    let postgres = crate::postgres::run::is_postgres(project);
-    let dialect = if postgres {
-        crate::input::Dialect::Postgres
-    } else {
-        crate::input::Dialect::Sqlite
-    };
     let mut out = Vec::new();
     let mut refusals = Vec::new();
-    for (phase, db) in targets(project, opts.rehearse) {
-        let applied = read_applied(project, db)?;
-        match plan::plan(db, &tree.migrations, &applied, &opts.plan) {
+    for (phase, db) in targets(project, opts.rehearse)? {
+        let dialect = db.dialect();
+        let applied = db.applied()?.unwrap_or_default();
+        match plan::plan(&db.shown(), &tree.migrations, &applied, &opts.plan) {
             Ok(pending) => {
                 let steps = pending
                     .into_iter()
@@ -923,14 +619,14 @@ fn plan_steps(
                         Ok(PlannedStep {
                             migration: m.label(),
                             actions: prepared.actions(test_data),
-                            sql: with_sql.then(|| step_sql(&prepared, test_data, dialect)),
+                            sql: with_sql.then(|| step_sql(&prepared, test_data, &*db)),
                             warnings: prepared.stale,
                         })
                     })
                     .collect::<Result<_, Error>>()?;
                 out.push(PlannedPhase {
                     phase,
-                    db: db.to_path_buf(),
+                    db: db.shown(),
                     steps,
                 });
             }
@@ -958,26 +654,13 @@ pub fn check(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
 /// bookkeeping tables if they are missing: for what happens outside a run, such as a refused
 /// call to `strata serve`.
 pub fn append_audit(project: &Project, db: &Path, entries: &[ledger::Entry]) -> Result<(), Error> {
-    if crate::postgres::is_url(db) {
-        return crate::postgres::run::append_audit(project, db, entries);
-    }
-    let mut conn = sqlite::open(db, project.busy_timeout())?;
-    ledger::ensure(&mut conn).map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
-    ledger::append(&conn, entries).map_err(|e| Error::db(db, "cannot append to the audit log", e))
+    backend::open(project, db)?.append_audit(entries)
 }
 
 /// The migrations applied to `db` (a SQLite file or a PostgreSQL URL), read without creating
 /// or changing anything.
 pub fn read_applied(project: &Project, db: &Path) -> Result<Vec<ledger::Applied>, Error> {
-    if crate::postgres::is_url(db) {
-        return crate::postgres::run::read_applied(project, db);
-    }
-    match sqlite::open_read_only(db, project.busy_timeout())? {
-        Some(conn) => {
-            ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))
-        }
-        None => Ok(Vec::new()),
-    }
+    Ok(backend::open(project, db)?.applied()?.unwrap_or_default())
 }
 
 /// `strata audit`: the newest `limit` rows of a database's audit log, oldest first.
@@ -986,17 +669,8 @@ pub fn audit(
     test_db: bool,
     limit: Option<u64>,
 ) -> Result<(PathBuf, Vec<AuditRow>), Error> {
-    if crate::postgres::is_url(audit_target(project, test_db)) {
-        return crate::postgres::run::audit(project, audit_target(project, test_db), limit);
-    }
-    let (db, conn) = audit_db(project, test_db)?;
-    let rows = match conn {
-        Some(c) => {
-            ledger::audit(&c, limit).map_err(|e| Error::db(db, "cannot read the audit log", e))?
-        }
-        None => Vec::new(),
-    };
-    Ok((db.clone(), rows))
+    let db = backend::open(project, audit_target(project, test_db))?;
+    Ok((db.shown(), db.audit(limit)?))
 }
 
 /// One page of a database's audit log (see [`ledger::audit_page`]): the newest `size` rows
@@ -1007,21 +681,9 @@ pub fn audit_page(
     before_id: Option<i64>,
     size: u64,
 ) -> Result<(PathBuf, Vec<AuditRow>, bool), Error> {
-    if crate::postgres::is_url(audit_target(project, test_db)) {
-        return crate::postgres::run::audit_page(
-            project,
-            audit_target(project, test_db),
-            before_id,
-            size,
-        );
-    }
-    let (db, conn) = audit_db(project, test_db)?;
-    let (rows, more) = match conn {
-        Some(c) => ledger::audit_page(&c, before_id, size)
-            .map_err(|e| Error::db(db, "cannot read the audit log", e))?,
-        None => (Vec::new(), false),
-    };
-    Ok((db.clone(), rows, more))
+    let db = backend::open(project, audit_target(project, test_db))?;
+    let (rows, more) = db.audit_page(before_id, size)?;
+    Ok((db.shown(), rows, more))
 }
 
 /// The database `audit` reads: the real one, or with `test_db` the test database.
@@ -1031,12 +693,4 @@ fn audit_target(project: &Project, test_db: bool) -> &PathBuf {
     } else {
         &project.db
     }
-}
-
-fn audit_db(
-    project: &Project,
-    test_db: bool,
-) -> Result<(&PathBuf, Option<rusqlite::Connection>), Error> {
-    let db = audit_target(project, test_db);
-    Ok((db, sqlite::open_read_only(db, project.busy_timeout())?))
 }

@@ -2,8 +2,9 @@
 //! database, one sandbox step), the same on every backend: its start and finish events, its
 //! report, and its steps in order. What a backend does is behind [`Database`]: open the
 //! database for the phase, make sure of the bookkeeping and take the backup, apply one step,
-//! and end what opening began. SQLite's is in `migrator`, PostgreSQL's in `postgres::run`;
-//! this module does not know which runs.
+//! and end what opening began. A backend opens one (`crate::backend::Backend::open_phase`):
+//! SQLite's is in `backend::sqlite`, PostgreSQL's in `postgres::run`; this module does not know
+//! which runs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,20 @@ pub(crate) trait Database {
     /// began (a phase's single transaction commits or rolls back here), and gives the
     /// phase's result.
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error>;
+}
+
+impl<D: Database + ?Sized> Database for Box<D> {
+    fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error> {
+        (**self).begin(events)
+    }
+
+    fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<Applied, Error> {
+        (**self).apply(step, events)
+    }
+
+    fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
+        (**self).end(result, done)
+    }
 }
 
 /// Runs `pending` on the database `open` opens (only when something is pending): begin, each

@@ -7,14 +7,13 @@
 
 use std::path::PathBuf;
 
-use rusqlite::params;
 use serde::Serialize;
 
+use crate::backend;
 use crate::config::Project;
 use crate::error::Error;
 use crate::ledger;
 use crate::plan::{self, State};
-use crate::sqlite;
 use crate::tree::Tree;
 
 /// One migration re-pinned (or, without `--yes`, that would be) on one database.
@@ -113,29 +112,7 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
         entry.module = Some(m.id.module.clone());
         entry.stamp = Some(m.id.stamp.clone());
         entry.checksum = Some(r.new_checksum.clone());
-        if crate::postgres::is_url(&r.db) {
-            crate::postgres::run::repin(project, &r.db, m, &entry)?;
-            continue;
-        }
-        let mut conn = sqlite::open(&r.db, project.busy_timeout())?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| Error::db(&r.db, "cannot begin the repair", e))?;
-        tx.execute(
-            "UPDATE strata_migration SET checksum = ?1, manifest = ?2 \
-             WHERE module = ?3 AND stamp = ?4",
-            params![
-                r.new_checksum,
-                m.manifest.to_lines(),
-                m.id.module,
-                m.id.stamp
-            ],
-        )
-        .map_err(|e| Error::db(&r.db, "cannot re-pin the migration", e))?;
-        ledger::append(&tx, &[entry])
-            .map_err(|e| Error::db(&r.db, "cannot audit the repair", e))?;
-        tx.commit()
-            .map_err(|e| Error::db(&r.db, "cannot commit the repair", e))?;
+        backend::open(project, &r.db)?.repin(m, &entry)?;
     }
     Ok(RepairReport { repins, done: true })
 }

@@ -9,6 +9,9 @@
 //! SQLite's online backup API into the live file: open connections and WAL readers see one
 //! consistent switch, and the file keeps its inode, mode and owner; no `-wal` or `-shm` file
 //! is removed.
+//!
+//! `list`, `choose` and `restore` work on either backend (`crate::backend`); this module holds
+//! the SQLite side, PostgreSQL's is `postgres::restore`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,6 +21,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
+use crate::backend::{self, Backend};
 use crate::backup::{self, Backup, RunLock};
 use crate::config::Project;
 use crate::error::Error;
@@ -51,29 +55,44 @@ pub fn target(project: &Project, test_db: bool) -> &Path {
 
 /// `strata restore --list`: the backups that can go back to the database, oldest first.
 pub fn list(project: &Project, test_db: bool) -> Result<(PathBuf, Vec<Backup>), Error> {
-    if crate::postgres::is_url(target(project, test_db)) {
-        return crate::postgres::restore::list(project, test_db);
-    }
-    let db = target(project, test_db);
-    let live = live_id(project, db)?;
-    let all = backup::list(&project.backups_dir(), db)?;
-    let fits = all
+    let db = backend::open(project, target(project, test_db))?;
+    Ok((db.shown(), fitting(&*db)?))
+}
+
+/// The backups of `db` that can go back to it: those recorded as taken of it whose identity
+/// is the live database's (all of them when it has none), oldest first.
+pub(crate) fn fitting(db: &dyn Backend) -> Result<Vec<Backup>, Error> {
+    let live = db.identity()?;
+    Ok(db
+        .backups()?
         .into_iter()
         .filter(|b| live.as_ref().is_none_or(|id| *id == b.record.database_id))
-        .collect();
-    Ok((db.to_path_buf(), fits))
+        .collect())
 }
 
 /// The backup `restore` would put back: `backup` (a path, or a name in `.strata/backups/`), or
 /// the newest backup of the database. Refuses (exit 2) a file that is not a backup of it.
 pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Backup, Error> {
-    if crate::postgres::is_url(target(project, test_db)) {
-        return crate::postgres::restore::choose(project, test_db, backup);
-    }
-    let db = target(project, test_db);
+    backend::open(project, target(project, test_db))?.choose_backup(backup)
+}
+
+/// `strata restore`: puts `backup` (or the newest backup) back into the real database, or with
+/// `test_db` the test database. See the module documentation (and `postgres::restore`) for
+/// what it guarantees.
+pub fn restore(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Restored, Error> {
+    backend::open(project, target(project, test_db))?.restore(backup)
+}
+
+/// [`choose`] on the SQLite database `db`; `fitting` gives its backups that can go back.
+pub(crate) fn choose_file(
+    project: &Project,
+    db: &Path,
+    backup: Option<&Path>,
+    fitting: impl FnOnce() -> Result<Vec<Backup>, Error>,
+) -> Result<Backup, Error> {
     let dir = project.backups_dir();
     let Some(named) = backup else {
-        let (_, mut fits) = list(project, test_db)?;
+        let mut fits = fitting()?;
         if let Some(newest) = fits.pop() {
             return Ok(newest);
         }
@@ -147,16 +166,16 @@ pub(crate) fn named_backup(named: &Path, dir: &Path) -> Result<PathBuf, Error> {
     }
 }
 
-/// `strata restore`: puts `backup` (or the newest backup) back into the real database, or with
-/// `test_db` the test database. See the module documentation for what it guarantees.
-pub fn restore(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Restored, Error> {
-    if crate::postgres::is_url(target(project, test_db)) {
-        return crate::postgres::restore::restore(project, test_db, backup);
-    }
-    let db = target(project, test_db);
+/// [`restore`] on the SQLite database `db`: under the run lock, puts back the backup `choose`
+/// gives.
+pub(crate) fn restore_file(
+    project: &Project,
+    db: &Path,
+    choose: impl FnOnce() -> Result<Backup, Error>,
+) -> Result<Restored, Error> {
     let timeout = project.busy_timeout();
     let _run = RunLock::exclusive(db, timeout)?;
-    let chosen = choose(project, test_db, backup)?;
+    let chosen = choose()?;
     let dir = project.backups_dir();
 
     // The backup: checked and copied into a staging database through one read transaction on
@@ -370,16 +389,6 @@ fn audit_since(
     let n = columns.len();
     let rows = stmt.query_map([after], |r| (0..n).map(|i| r.get(i)).collect())?;
     rows.collect()
-}
-
-/// The identity of the database at `db`; `None` when there is none (or no file).
-fn live_id(project: &Project, db: &Path) -> Result<Option<String>, Error> {
-    match crate::sqlite::open_read_only(db, project.busy_timeout())? {
-        Some(conn) => {
-            ledger::database_id(&conn).map_err(|e| Error::db(db, "cannot read its identity", e))
-        }
-        None => Ok(None),
-    }
 }
 
 fn not_a_backup(path: &Path, e: &rusqlite::Error) -> Error {

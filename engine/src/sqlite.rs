@@ -55,7 +55,7 @@ pub fn open_read_only(
 /// A PostgreSQL URL never reaches SQLite (it would be read as a relative file name): the
 /// commands PostgreSQL does not have yet say so here.
 fn refuse_postgres(path: &Path) -> Result<(), Error> {
-    if crate::postgres::is_url(path) {
+    if crate::backend::is_server(path) {
         return Err(Error::Usage(format!(
             "{} is a PostgreSQL database: on PostgreSQL strata runs `migrate`, `plan`, \
              `status`, `audit`, `sandbox`, `restore`, `repair`, `dump`, `diff`, `baseline`, \

@@ -203,9 +203,7 @@ impl State {
 impl Watched {
     fn key(&mut self, busy: std::time::Duration) -> Option<DbKey> {
         // A PostgreSQL database has no file to watch: its answer is computed afresh each time.
-        if strata_engine::postgres::is_url(&self.path) {
-            return None;
-        }
+        strata_engine::backend::watched_file(&self.path)?;
         // A journal with content: a write in progress or a crashed one to roll back; the fresh
         // read (`sqlite::open_read_only`) deals with it.
         if std::fs::metadata(suffixed(&self.path, "-journal")).is_ok_and(|m| m.len() > 0) {

@@ -1590,6 +1590,36 @@ fn rehearse_on_copy_catches_what_only_the_real_data_breaks() {
     assert_eq!(copies(), 0);
 }
 
+/// The backend makes each throwaway database on the server of the database it serves, named
+/// after it: the sandbox's beside the test database, `--rehearse-on-copy`'s beside the real one.
+#[test]
+fn throwaway_databases_are_made_beside_the_database_they_serve() {
+    let Some(pg) = Pg::new("beside") else { return };
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20260101T000000Z-where/do.sql",
+        "DO $$ BEGIN RAISE EXCEPTION 'running on %', current_database(); END $$;\n",
+    );
+    let named = |of: &str| -> String { of.chars().take(24).collect() };
+    let test_db = format!("{}_test", pg.name);
+    p.strata(&["sandbox"])
+        .code(1)
+        .stderr_has(format!("running on strata_sandbox_{}_", named(&test_db)));
+    assert_eq!(pg.throwaways("sandbox", true), 0);
+    p.strata(&["migrate", "--no-rehearsal", "--rehearse-on-copy"])
+        .code(1)
+        .stderr_has(format!("running on strata_copy_{}_", named(&pg.name)));
+    assert_eq!(pg.throwaways("copy", false), 0);
+    // Nothing reached the real database.
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata'"
+        ),
+        vec!["0"]
+    );
+}
+
 #[test]
 fn sandbox_from_a_database_or_a_backup_runs_only_its_pending_steps() {
     let Some(pg) = Pg::new("sandbox_from") else {

@@ -1,6 +1,7 @@
-//! The design-time loop on a PostgreSQL database: `strata dump`, `diff` (`--sql`), `new
-//! --from-diff`, `baseline` and the drift check of `migrate`, with the same reports and rules as
-//! on SQLite (`crate::design`, which dispatches here for a `postgres://` db).
+//! The design-time commands' PostgreSQL side: a PostgreSQL database as `crate::design::Live`,
+//! over which `strata dump`, `diff` (`--sql`), `new --from-diff`, `baseline` and the drift
+//! check are written once (`crate::design`, reached through `crate::backend::postgres`); plus
+//! owners inferred from the applied migrations and the unowned objects `strata status` shows.
 //!
 //! The live schema comes from the catalogs (`postgres::schema`, in one read-only
 //! repeatable-read transaction), snapshots are read with `postgres::model`, differences and SQL
@@ -16,14 +17,12 @@ use super::model::{Kind, PgSchema, shown};
 use super::schema::{Live, LiveObject};
 use super::{Target, delta, ledger, schema};
 use crate::config::Project;
-use crate::design::{
-    Adopted, DiffReport, DumpReport, ModuleDiff, ModuleDump, Skipped, check_module, pending,
-    snapshot_file, write_migration,
-};
-use crate::error::{Error, Refusal};
+use crate::error::Error;
 use crate::ledger::{Applied, Entry};
+use crate::schema::delta::Delta;
+use crate::schema::diff::Diff;
 use crate::schema::{ObjectKind, ObjectRef};
-use crate::tree::{self, Migration, Tree};
+use crate::tree::{Migration, Tree};
 
 fn object_kind(kind: Kind) -> ObjectKind {
     match kind {
@@ -222,293 +221,161 @@ fn split_first(name: &str) -> (&str, Option<&str>) {
     (name, None)
 }
 
-/// The modules to look at: the one named, or every module of the tree or with owned objects.
-fn modules(tree: &Tree, live: &Live, module: Option<&str>) -> Result<Vec<String>, Error> {
-    if let Some(m) = module {
-        check_module(m)?;
-        if !tree.modules.iter().any(|t| t == m) && !live.modules().iter().any(|o| o == m) {
-            return Err(Error::Usage(tree::unknown_module(m, &tree.modules)));
-        }
-        return Ok(vec![m.to_string()]);
-    }
-    let mut all = tree.modules.clone();
-    for m in live.modules() {
-        if !all.contains(&m) {
-            all.push(m);
-        }
-    }
-    all.sort();
-    Ok(all)
-}
-
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
-pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
-    let target = Target::parse(&db.to_string_lossy(), "db")?;
+pub(crate) fn unowned(project: &Project, target: &Target) -> Result<Vec<ObjectRef>, Error> {
     let Some(mut client) = target.open(project.busy_timeout())? else {
         return Ok(Vec::new());
     };
     let tree = Tree::load(&project.migrations_dir())?;
-    let (live, _) = read(&target, &mut client, &tree)?;
+    let (live, _) = read(target, &mut client, &tree)?;
     Ok(live.unowned().into_iter().map(object_ref).collect())
 }
 
-/// `strata dump [<module>] [--write]` on PostgreSQL.
-pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-    let tree = Tree::load(&project.migrations_dir())?;
-    let (target, mut client) = connect(project)?;
-    let (live, applied) = read(&target, &mut client, &tree)?;
-    let db = target.as_path();
-    let mut report = DumpReport {
-        db: db.clone(),
-        modules: Vec::new(),
-        unowned: live.unowned().into_iter().map(object_ref).collect(),
-    };
-    for m in modules(&tree, &live, module)? {
-        let sql = live.module(&m, false).to_sql();
-        let mut written = Vec::new();
-        if write {
-            written = crate::design::store_dump(&tree, &applied, &m, &sql, &target)?;
-        }
-        report.modules.push(ModuleDump {
-            module: m,
-            sql,
-            written,
-        });
+/// A PostgreSQL database read for a design-time command: its connection, its live schema with
+/// the owners, and its ledger, read in one consistent view.
+pub(crate) struct PgLive<'p> {
+    project: &'p Project,
+    target: Target,
+    client: super::Session,
+    live: Live,
+    applied: Vec<Applied>,
+}
+
+impl<'p> PgLive<'p> {
+    /// Reads the project's real database, which must exist.
+    pub(crate) fn read(project: &'p Project, tree: &Tree) -> Result<Self, Error> {
+        let (target, client) = connect(project)?;
+        Self::with(project, target, client, tree)
     }
-    Ok(report)
-}
 
-/// The snapshot of `module` (see `crate::design::snapshot_file`), read as a PostgreSQL schema.
-fn snapshot(
-    tree: &Tree,
-    applied: &[Applied],
-    module: &str,
-    db: &Path,
-) -> Result<(Option<PathBuf>, PgSchema), Error> {
-    let Some(path) = snapshot_file(tree, applied, module, db)? else {
-        return Ok((None, PgSchema::default()));
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let schema = PgSchema::parse(&path, &text).map_err(|e| Error::input(&path, e))?;
-    Ok((Some(path), schema))
-}
-
-/// `strata diff [<module>] [--sql]` on PostgreSQL. Objects no module owns count as additions of
-/// the named module, or of the only module when there is one.
-pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-    let tree = Tree::load(&project.migrations_dir())?;
-    let (target, mut client) = connect(project)?;
-    let (live, applied) = read(&target, &mut client, &tree)?;
-    let db = target.as_path();
-    let names = modules(&tree, &live, module)?;
-    let with_unowned = names.len() == 1;
-    let unowned: Vec<&LiveObject> = live.unowned();
-    let mut report = DiffReport {
-        db: db.clone(),
-        modules: Vec::new(),
-        skipped: Vec::new(),
-        unowned: if with_unowned {
-            Vec::new()
-        } else {
-            unowned.iter().map(|o| object_ref(o)).collect()
-        },
-    };
-    for m in names {
-        let (path, before) = match snapshot(&tree, &applied, &m, &db) {
-            Ok(s) => s,
-            Err(Error::Usage(why)) if !with_unowned => {
-                report.skipped.push(Skipped {
-                    module: m,
-                    reason: why,
-                });
-                continue;
-            }
-            Err(e) => return Err(e),
+    /// For the drift check, with the tree: `None` when the real database does not exist.
+    pub(crate) fn for_drift(project: &'p Project) -> Result<Option<(Tree, Self)>, Error> {
+        let target = Target::parse(&project.db.to_string_lossy(), "db")?;
+        let Some(client) = target.open(project.busy_timeout())? else {
+            return Ok(None);
         };
-        let after = live.module(&m, with_unowned);
-        let included: Vec<ObjectRef> = unowned
-            .iter()
-            .filter(|o| with_unowned && !before.keys().contains(&(o.kind, o.key.clone())))
-            .map(|o| object_ref(o))
-            .collect();
-        report.modules.push(ModuleDiff {
-            module: m,
-            snapshot: path,
-            delta: sql.then(|| delta::delta(&before, &after)),
-            diff: delta::diff(&before, &after),
-            unowned: included,
-        });
+        let tree = Tree::load(&project.migrations_dir())?;
+        let live = Self::with(project, target, client, &tree)?;
+        Ok(Some((tree, live)))
     }
-    Ok(report)
-}
 
-/// Drift on PostgreSQL: every module whose live schema differs from the snapshot of its newest
-/// applied migration; a missing database has not drifted.
-pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
-    let target = Target::parse(&project.db.to_string_lossy(), "db")?;
-    let Some(mut client) = target.open(project.busy_timeout())? else {
-        return Ok(Vec::new());
-    };
-    let tree = Tree::load(&project.migrations_dir())?;
-    let (live, applied) = read(&target, &mut client, &tree)?;
-    if applied.is_empty() {
-        return Ok(Vec::new());
-    }
-    let db = target.as_path();
-    let mut refusals = Vec::new();
-    for m in modules(&tree, &live, None)? {
-        let Ok((Some(path), before)) = snapshot(&tree, &applied, &m, &db) else {
-            continue;
-        };
-        let d = delta::diff(&before, &live.module(&m, false));
-        if !d.is_empty() {
-            refusals.push(Refusal::Drift {
-                db: db.clone(),
-                module: m,
-                snapshot: path,
-                difference: d.to_string(),
-            });
-        }
-    }
-    Ok(refusals)
-}
-
-/// `strata new <module> <slug> --from-diff` on PostgreSQL: the changes made to the real
-/// database become the module's next migration, recorded as applied there.
-pub fn new_from_diff(
-    project: &Project,
-    module: &str,
-    slug: &str,
-    allow_destructive: bool,
-) -> Result<Adopted, Error> {
-    check_module(module)?;
-    tree::check_slug(slug).map_err(Error::Usage)?;
-    let tree = Tree::load(&project.migrations_dir())?;
-    let (target, mut client) = connect(project)?;
-    let (live, applied) = read(&target, &mut client, &tree)?;
-    let db = target.as_path();
-    let waiting = pending(&tree, &applied, module);
-    if !waiting.is_empty() {
-        let names: Vec<String> = waiting.iter().map(|m| m.label()).collect();
-        return Err(Error::Usage(format!(
-            "{} {} not applied to {target}: the diff would mix them up with your changes. Run \
-             `strata migrate` first",
-            names.join(", "),
-            if names.len() == 1 { "is" } else { "are" },
-        )));
-    }
-    let (_, before) = snapshot(&tree, &applied, module, &db)?;
-    let after = live.module(module, true);
-    let d = delta::diff(&before, &after);
-    if d.is_empty() {
-        return Err(Error::Usage(format!(
-            "nothing to do: the schema of `{module}` in {target} is the same as its snapshot"
-        )));
-    }
-    let delta = delta::delta(&before, &after);
-    if !delta.destructive.is_empty() && !allow_destructive {
-        return Err(Error::Refused(vec![Refusal::Destructive {
-            changes: delta.destructive.clone(),
-        }]));
-    }
-    let unowned: Vec<&LiveObject> = live.unowned();
-    let header = format!(
-        "-- Generated by `strata new {module} {slug} --from-diff` from the changes to {}.\n\
-         -- Review it before you commit it. strata runs it in one transaction.\n\n",
-        target.dbname()
-    );
-    let m = write_migration(
-        project,
-        module,
-        slug,
-        &format!("{header}{}", delta.sql),
-        &after.to_sql(),
-    )?;
-    record_adopted(
-        &target,
-        &mut client,
-        &m,
-        (&unowned, &live),
-        "from-diff",
-        "recorded as applied without running it: the database already had these changes",
-    )?;
-    Ok(Adopted {
-        path: m.dir.clone(),
-        db,
-        adopted: unowned.iter().map(|o| object_ref(o)).collect(),
-        diff: d,
-        destructive: delta.destructive,
-        warnings: delta.warnings,
-        backup: None,
-    })
-}
-
-/// `strata baseline <module>` on PostgreSQL: every object no module owns becomes the module's
-/// zero migration (`do.sql` and `schema.sql` are its dump), recorded as applied, after a
-/// verified backup.
-pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
-    check_module(module)?;
-    let tree = Tree::load(&project.migrations_dir())?;
-    if let Some(first) = tree.module(module).next() {
-        return Err(Error::Usage(format!(
-            "module `{module}` already has migrations ({first}): baseline starts a new module. \
-             To take in changes made by hand, use `strata new {module} <slug> --from-diff`"
-        )));
-    }
-    let (target, mut client) = connect(project)?;
-    let (live, _) = read(&target, &mut client, &tree)?;
-    let unowned: Vec<&LiveObject> = live.unowned();
-    if unowned.is_empty() {
-        return Err(Error::Usage(format!(
-            "nothing to adopt: {target} has no schemas, types, sequences, functions, tables, \
-             views, indexes or triggers that no module owns"
-        )));
-    }
-    let adopted = live
-        .schema
-        .filter(|kind, key| unowned.iter().any(|o| o.kind == kind && o.key == key));
-    ledger::ensure(&mut client).map_err(|e| target.error("cannot create the ledger tables", e))?;
-    project.ensure_state_dir()?;
-    let backup = super::backup::take(
-        &mut client,
-        &target,
-        &project.backups_dir(),
-        project.config.backups_keep,
-        "before baseline",
-    )?;
-    let entry = Entry::for_run("baseline", "backup", backup.display().to_string());
-    client
-        .transaction()
-        .and_then(|mut tx| {
-            ledger::append(&mut tx, &[entry])?;
-            tx.commit()
+    fn with(
+        project: &'p Project,
+        target: Target,
+        mut client: super::Session,
+        tree: &Tree,
+    ) -> Result<Self, Error> {
+        let (live, applied) = read(&target, &mut client, tree)?;
+        Ok(PgLive {
+            project,
+            target,
+            client,
+            live,
+            applied,
         })
-        .map_err(|e| target.error("cannot audit the backup", e))?;
-    let sql = adopted.to_sql();
-    let header = format!(
-        "-- The schema of {} when `strata baseline {module}` adopted it. It was recorded as\n\
-         -- applied there without running; on a new database (the test database, a fresh\n\
-         -- copy) it creates the schema.\n\n",
-        target.dbname()
-    );
-    let m = write_migration(project, module, "zero", &format!("{header}{sql}"), &sql)?;
-    record_adopted(
-        &target,
-        &mut client,
-        &m,
-        (&unowned, &live),
-        "baseline",
-        "recorded as applied without running it: the database already had this schema",
-    )?;
-    Ok(Adopted {
-        path: m.dir.clone(),
-        db: target.as_path(),
-        adopted: unowned.iter().map(|o| object_ref(o)).collect(),
-        diff: delta::diff(&PgSchema::default(), &adopted),
-        destructive: Vec::new(),
-        warnings: Vec::new(),
-        backup: Some(backup),
-    })
+    }
+}
+
+impl crate::design::Live for PgLive<'_> {
+    type Schema = PgSchema;
+
+    const KINDS: &'static str =
+        "schemas, types, sequences, functions, tables, views, indexes or triggers";
+
+    const FROM_DIFF_NOTE: &'static str =
+        "-- Review it before you commit it. strata runs it in one transaction.\n\n";
+
+    fn db(&self) -> PathBuf {
+        self.target.as_path()
+    }
+
+    fn name(&self) -> String {
+        self.target.dbname().to_string()
+    }
+
+    fn applied(&self) -> &[Applied] {
+        &self.applied
+    }
+
+    fn owners(&self) -> Vec<String> {
+        self.live.modules()
+    }
+
+    fn unowned(&self) -> Vec<ObjectRef> {
+        self.live.unowned().into_iter().map(object_ref).collect()
+    }
+
+    fn unowned_beyond(&self, before: &PgSchema) -> Vec<ObjectRef> {
+        let keys = before.keys();
+        self.live
+            .unowned()
+            .into_iter()
+            .filter(|o| !keys.contains(&(o.kind, o.key.clone())))
+            .map(object_ref)
+            .collect()
+    }
+
+    fn module(&self, module: &str, with_unowned: bool) -> PgSchema {
+        self.live.module(module, with_unowned)
+    }
+
+    fn unowned_schema(&self) -> PgSchema {
+        let unowned = self.live.unowned();
+        self.live
+            .schema
+            .filter(|kind, key| unowned.iter().any(|o| o.kind == kind && o.key == key))
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<PgSchema, Error> {
+        PgSchema::parse(path, text).map_err(|e| Error::input(path, e))
+    }
+
+    fn to_sql(schema: &PgSchema) -> String {
+        schema.to_sql()
+    }
+
+    fn diff(before: &PgSchema, after: &PgSchema) -> Diff {
+        delta::diff(before, after)
+    }
+
+    fn delta(&self, before: &PgSchema, after: &PgSchema) -> Delta {
+        delta::delta(before, after)
+    }
+
+    fn back_up(&mut self, reason: &str, phase: &str) -> Result<PathBuf, Error> {
+        let (project, target) = (self.project, &self.target);
+        ledger::ensure(&mut self.client)
+            .map_err(|e| target.error("cannot create the ledger tables", e))?;
+        project.ensure_state_dir()?;
+        let backup = super::backup::take(
+            &mut self.client,
+            target,
+            &project.backups_dir(),
+            project.config.backups_keep,
+            reason,
+        )?;
+        let entry = Entry::for_run(phase, "backup", backup.display().to_string());
+        self.client
+            .transaction()
+            .and_then(|mut tx| {
+                ledger::append(&mut tx, &[entry])?;
+                tx.commit()
+            })
+            .map_err(|e| target.error("cannot audit the backup", e))?;
+        Ok(backup)
+    }
+
+    fn record_adopted(&mut self, m: &Migration, action: &str, detail: &str) -> Result<(), Error> {
+        let unowned: Vec<&LiveObject> = self.live.unowned();
+        record_adopted(
+            &self.target,
+            &mut self.client,
+            m,
+            (&unowned, &self.live),
+            action,
+            detail,
+        )
+    }
 }
 
 /// Records `m` as applied without running it, audits that and gives `objects` to its module,

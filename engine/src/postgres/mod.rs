@@ -6,9 +6,12 @@
 //! `ledger` keeps the bookkeeping tables in the `strata` schema, `script` splits a PostgreSQL
 //! script into statements with their lines, `step` applies one migration in one transaction (or
 //! a savepoint of the phase's), `backup` and `restore` are `pg_dump` and `pg_restore`, and `run`
-//! is `migrate`, `status`, `audit` and `sandbox` on PostgreSQL, each phase through
-//! `crate::phase`. Tree, checksum, plan, events, phases and rendering are shared with SQLite;
-//! components run through `crate::sandbox` on the step's connection.
+//! is a phase of a run (through `crate::phase`), the ledger and audit outside a run and the
+//! throwaway databases of `--rehearse-on-copy` and `sandbox`. The commands reach all of it
+//! through `crate::backend::postgres`, the PostgreSQL side of the backend seam; their algorithms
+//! (`crate::migrator`, `crate::restore`, ...) and tree, checksum, plan, events, phases and
+//! rendering are shared with SQLite; components run through `crate::sandbox` on the step's
+//! connection.
 //!
 //! The schema side: `schema` reads the live schema from the catalogs and records which module
 //! owns which object, `model` is that schema as canonical text (dump, `schema.sql`), `delta` the

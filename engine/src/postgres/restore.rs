@@ -22,21 +22,8 @@ use crate::config::Project;
 use crate::error::Error;
 use crate::restore::Restored;
 
-/// The target of `restore`: the real database, or with `test_db` the test database.
-fn target(project: &Project, test_db: bool) -> Result<Target, Error> {
-    let db = if test_db {
-        &project.test_db
-    } else {
-        &project.db
-    };
-    Target::parse(
-        &db.to_string_lossy(),
-        if test_db { "test_db" } else { "db" },
-    )
-}
-
 /// The live database's identity; `None` when it does not exist or strata never ran on it.
-fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> {
+pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> {
     let Some(mut c) = target.open(project.busy_timeout())? else {
         return Ok(None);
     };
@@ -48,25 +35,25 @@ fn as_backup(path: PathBuf, record: crate::backup::Record) -> Backup {
     Backup { path, record, size }
 }
 
-/// `strata restore --list` on PostgreSQL.
-pub fn list(project: &Project, test_db: bool) -> Result<(PathBuf, Vec<Backup>), Error> {
-    let target = target(project, test_db)?;
-    let live = live_id(project, &target)?;
-    let fits = backup::list(&project.backups_dir(), &target)
+/// Every backup recorded as taken of `target`, oldest first.
+pub(crate) fn list(project: &Project, target: &Target) -> Vec<Backup> {
+    backup::list(&project.backups_dir(), target)
         .into_iter()
-        .filter(|(_, r)| live.as_ref().is_none_or(|id| *id == r.database_id))
         .map(|(p, r)| as_backup(p, r))
-        .collect();
-    Ok((target.as_path(), fits))
+        .collect()
 }
 
 /// The backup `restore` would put back: `named` (a path or a name in `.strata/backups/`), or
-/// the newest backup of the database.
-pub fn choose(project: &Project, test_db: bool, named: Option<&Path>) -> Result<Backup, Error> {
-    let target = target(project, test_db)?;
+/// the newest of `fitting` (the backups that can go back to the database).
+pub(crate) fn choose(
+    project: &Project,
+    target: &Target,
+    named: Option<&Path>,
+    fitting: impl FnOnce() -> Result<Vec<Backup>, Error>,
+) -> Result<Backup, Error> {
     let dir = project.backups_dir();
     let Some(named) = named else {
-        let (_, mut fits) = list(project, test_db)?;
+        let mut fits = fitting()?;
         return fits.pop().ok_or_else(|| {
             Error::input(
                 &dir,
@@ -86,7 +73,7 @@ pub fn choose(project: &Project, test_db: bool, named: Option<&Path>) -> Result<
             ),
         ));
     }
-    if let Some(live) = live_id(project, &target)?
+    if let Some(live) = live_id(project, target)?
         && live != record.database_id
     {
         return Err(Error::input(
@@ -173,10 +160,14 @@ fn identity_in(pieces: &[Piece]) -> Option<String> {
     })
 }
 
-/// `strata restore` on PostgreSQL. See the module documentation for what it guarantees.
-pub fn restore(project: &Project, test_db: bool, named: Option<&Path>) -> Result<Restored, Error> {
-    let target = target(project, test_db)?;
-    let chosen = choose(project, test_db, named)?;
+/// `strata restore` on PostgreSQL: puts `chosen` back into `target`. See the module
+/// documentation for what it guarantees.
+pub(crate) fn restore(
+    project: &Project,
+    target: &Target,
+    chosen: Backup,
+) -> Result<Restored, Error> {
+    let target = target.clone();
     backup::verify(&chosen.path, &target)?;
     let mut plain = Command::new(backup::program("pg_restore")?);
     plain.arg("--file=-").arg(&chosen.path);

@@ -1,9 +1,11 @@
-//! The run on PostgreSQL: `migrate` (validate, rehearse on the test database, apply to the
-//! real one, step by step), and the reads behind `status`, `plan` and `audit`. The same plan,
-//! events and reports as on SQLite (`crate::migrator`), which dispatches here when the project's
-//! databases are PostgreSQL URLs.
+//! A run on PostgreSQL, behind `crate::backend::postgres`: one phase's steps (connect,
+//! creating the test database when it is missing; the bookkeeping tables; the `pg_dump`
+//! backup; each step in its transaction or the phase's one), the ledger and audit reads and
+//! writes outside a run, the rehearsal on a throwaway copy of the real database, and the
+//! throwaway database of `strata sandbox` (empty, or a copy of `--from`). The algorithms of
+//! `migrate`, `status`, `plan`, `audit` and `sandbox` are `crate::migrator`'s, the same as on
+//! SQLite.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,43 +13,10 @@ use super::{Session, Target, ledger, step};
 use crate::config::Project;
 use crate::error::Error;
 use crate::event::{Event, EventSink, Phase};
-use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow};
-use crate::migrator::{
-    DatabaseStatus, MigrateOptions, MigrateReport, PhaseReport, Runner, SandboxOptions,
-    SandboxReport,
-};
-use crate::plan;
+use crate::migrator::{How, PhaseReport, Runner};
 use crate::step::{Applied as StepApplied, Prepared};
-use crate::tree::{Migration, MigrationId, Tree};
-
-/// Whether the project's databases are PostgreSQL.
-pub fn is_postgres(project: &Project) -> bool {
-    super::is_url(&project.db) || super::is_url(&project.test_db)
-}
-
-/// The project's databases, which must both be PostgreSQL.
-fn target(project: &Project, db: &Path) -> Result<Target, Error> {
-    if !(super::is_url(&project.db) && super::is_url(&project.test_db)) {
-        return Err(Error::Usage(
-            "db and test_db must be both PostgreSQL URLs or both SQLite files: a rehearsal \
-             on another kind of database proves nothing; set test_db (or --test-db) to a \
-             PostgreSQL database of its own, or leave it unset to use <dbname>_test"
-                .into(),
-        ));
-    }
-    Target::parse(&db.to_string_lossy(), "db")
-}
-
-/// The databases a run works on, in order.
-fn targets(project: &Project, rehearse: bool) -> Result<Vec<(Phase, Target)>, Error> {
-    let mut t = Vec::new();
-    if rehearse {
-        t.push((Phase::Rehearsal, target(project, &project.test_db)?));
-    }
-    t.push((Phase::Apply, target(project, &project.db)?));
-    Ok(t)
-}
+use crate::tree::Migration;
 
 fn lock_timeout(project: &Project) -> Duration {
     project.busy_timeout()
@@ -58,13 +27,11 @@ fn connect_existing(project: &Project, target: &Target) -> Result<Option<Session
     target.open(lock_timeout(project))
 }
 
-/// The migrations applied to `db`, read without creating or changing anything.
-pub fn read_applied(project: &Project, db: &Path) -> Result<Vec<Applied>, Error> {
-    Ok(applied_on(project, &target(project, db)?)?.unwrap_or_default())
-}
-
 /// The migrations applied to `target`; `None` when the database does not exist.
-fn applied_on(project: &Project, target: &Target) -> Result<Option<Vec<Applied>>, Error> {
+pub(crate) fn applied_on(
+    project: &Project,
+    target: &Target,
+) -> Result<Option<Vec<Applied>>, Error> {
     connect_existing(project, target)?
         .map(|mut c| {
             ledger::applied(&mut *c).map_err(|e| target.error("cannot read the ledger", e))
@@ -72,13 +39,12 @@ fn applied_on(project: &Project, target: &Target) -> Result<Option<Vec<Applied>>
         .transpose()
 }
 
-/// Appends `entries` to the audit log of `db`, creating the bookkeeping tables if needed.
-pub fn append_audit(
+/// Appends `entries` to the audit log of `target`, creating the bookkeeping tables if needed.
+pub(crate) fn append_audit(
     project: &Project,
-    db: &Path,
+    target: &Target,
     entries: &[crate::ledger::Entry],
 ) -> Result<(), Error> {
-    let target = target(project, db)?;
     let mut client = target.connect(lock_timeout(project))?;
     ledger::ensure(&mut client).map_err(|e| target.error("cannot create the ledger tables", e))?;
     client
@@ -90,31 +56,28 @@ pub fn append_audit(
         .map_err(|e| target.error("cannot append to the audit log", e))
 }
 
-/// One page of the audit log of `db` (see `crate::ledger::audit_page`).
-pub fn audit_page(
+/// One page of the audit log of `target` (see `crate::ledger::audit_page`).
+pub(crate) fn audit_page(
     project: &Project,
-    db: &Path,
+    target: &Target,
     before_id: Option<i64>,
     size: u64,
-) -> Result<(std::path::PathBuf, Vec<AuditRow>, bool), Error> {
-    let target = target(project, db)?;
-    let (rows, more) = match connect_existing(project, &target)? {
+) -> Result<(Vec<AuditRow>, bool), Error> {
+    Ok(match connect_existing(project, target)? {
         Some(mut c) => ledger::audit_page(&mut *c, before_id, size)
             .map_err(|e| target.error("cannot read the audit log", e))?,
         None => (Vec::new(), false),
-    };
-    Ok((target.as_path(), rows, more))
+    })
 }
 
 /// `strata repair` on PostgreSQL: re-pins `m` (its checksum and manifest) in the ledger of
-/// `db` and audits it, in one transaction under strata's lock.
-pub fn repin(
+/// `target` and audits it, in one transaction under strata's lock.
+pub(crate) fn repin(
     project: &Project,
-    db: &Path,
+    target: &Target,
     m: &Migration,
     entry: &crate::ledger::Entry,
 ) -> Result<(), Error> {
-    let target = target(project, db)?;
     let mut client = target.connect(lock_timeout(project))?;
     client
         .transaction()
@@ -136,153 +99,21 @@ pub fn repin(
         .map_err(|e| target.error(format!("cannot re-pin {}", m.label()), e))
 }
 
-/// `strata audit` on PostgreSQL.
-pub fn audit(
+/// The newest `limit` rows of the audit log of `target`.
+pub(crate) fn audit(
     project: &Project,
-    db: &Path,
+    target: &Target,
     limit: Option<u64>,
-) -> Result<(std::path::PathBuf, Vec<AuditRow>), Error> {
-    let target = target(project, db)?;
-    let rows = match connect_existing(project, &target)? {
+) -> Result<Vec<AuditRow>, Error> {
+    Ok(match connect_existing(project, target)? {
         Some(mut c) => ledger::audit(&mut *c, limit)
             .map_err(|e| target.error("cannot read the audit log", e))?,
         None => Vec::new(),
-    };
-    Ok((target.as_path(), rows))
-}
-
-/// `strata status` on PostgreSQL: every migration's state on both databases.
-pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
-    let tree = Tree::load(&project.migrations_dir())?;
-    targets(project, true)?
-        .into_iter()
-        .map(|(phase, target)| {
-            let applied = applied_on(project, &target)?;
-            Ok(DatabaseStatus {
-                phase,
-                db: target.as_path(),
-                exists: applied.is_some(),
-                migrations: plan::status(&tree.migrations, &applied.unwrap_or_default()),
-                unowned: Vec::new(),
-                drift: Vec::new(),
-            })
-        })
-        .collect()
-}
-
-/// Refuses options that cannot go together, before anything is touched.
-fn refuse_conflicts(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
-    if opts.write_snapshots && (opts.single_transaction || project.config.single_transaction) {
-        return Err(Error::Usage(
-            "--single-transaction cannot be combined with --write-snapshots: snapshots are \
-             files, written as each step commits"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-/// `strata migrate` on PostgreSQL: validate every database, read every input, then rehearse
-/// on the test database (with test data) and apply to the real one, each step in one
-/// transaction. Phase 2 never starts if phase 1 failed.
-pub fn migrate(
-    project: &Project,
-    opts: &MigrateOptions,
-    events: &mut EventSink<'_>,
-) -> Result<MigrateReport, Error> {
-    refuse_conflicts(project, opts)?;
-    let tree = Tree::load(&project.migrations_dir())?;
-    let phases = targets(project, opts.rehearse)?;
-    if !opts.rehearse {
-        events(&Event::Warning(format!(
-            "--no-rehearsal: applying to {} without rehearsing on the test database first",
-            phases[0].1
-        )));
-    }
-    let mut plans = Vec::new();
-    let mut refusals = Vec::new();
-    for (phase, target) in phases {
-        // The real database must exist before anything runs (strata creates only the test
-        // database): finding out after the rehearsal would leave a run half done.
-        let applied = match applied_on(project, &target)? {
-            Some(applied) => applied,
-            None if phase == Phase::Apply => return Err(missing_database(&target)),
-            None => Vec::new(),
-        };
-        match plan::plan(&target.as_path(), &tree.migrations, &applied, &opts.plan) {
-            Ok(pending) => plans.push((phase, target, pending)),
-            Err(r) => refusals.extend(r),
-        }
-    }
-    if !opts.allow_drift {
-        refusals.extend(crate::design::drift(project)?);
-    }
-    if !refusals.is_empty() {
-        return Err(Error::Refused(refusals));
-    }
-    let runner = Runner::new(
-        project,
-        plans
-            .iter()
-            .flat_map(|(_, _, pending)| pending.iter().copied()),
-        Dialect::Postgres,
-    )?;
-    runner.warn_about_cache(events);
-    for stale in runner.stale() {
-        events(&Event::Warning(stale));
-    }
-    let single = opts.single_transaction || project.config.single_transaction;
-    if single {
-        for (_, _, pending) in &plans {
-            if let Some(m) = pending
-                .iter()
-                .find(|m| step::prepares_statements(&runner.prepared[&m.id]))
-            {
-                return Err(Error::Usage(format!(
-                    "{}: prepares or deallocates statements by name, which needs a fresh \
-                     connection after the step, so it cannot share the phase's transaction; \
-                     run without --single-transaction (or single_transaction in strata.toml); \
-                     nothing was applied",
-                    m.label()
-                )));
-            }
-        }
-    }
-
-    let mut report = MigrateReport { phases: Vec::new() };
-    for (phase, target, pending) in &plans {
-        if *phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
-            report
-                .phases
-                .push(rehearse_on_copy(project, target, pending, &runner, events)?);
-        }
-        let ctx = step::Context {
-            target,
-            phase: *phase,
-            test_data: phase.loads_test_data(),
-            lock_timeout: lock_timeout(project),
-            statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
-            sandbox: runner.sandbox.as_ref(),
-            limits: project.config.sandbox,
-            write_snapshots: opts.write_snapshots && *phase == Phase::Rehearsal,
-        };
-        report.phases.push(run_phase(
-            project,
-            &ctx,
-            Steps {
-                backup: true,
-                single,
-            },
-            pending,
-            &runner.prepared,
-            events,
-        )?);
-    }
-    Ok(report)
+    })
 }
 
 /// What a copy starts from: a live database, or a backup archive (`pg_dump --format=custom`).
-enum Source {
+pub(crate) enum Source {
     Database(Box<Target>),
     Archive(std::path::PathBuf),
 }
@@ -312,7 +143,7 @@ impl Source {
     }
 
     /// As the report shows it (a URL without its password).
-    fn shown(&self) -> std::path::PathBuf {
+    pub(crate) fn shown(&self) -> std::path::PathBuf {
         match self {
             Source::Database(t) => t.as_path(),
             Source::Archive(p) => p.clone(),
@@ -352,104 +183,32 @@ impl Source {
     }
 }
 
-/// `--rehearse-on-copy`: `pending` on a throwaway copy of the real database (made with
-/// `pg_dump` and `pg_restore` on the same server, owners and privileges left to the user strata
-/// connects as), without test data or a backup; the copy is dropped whatever happens.
-fn rehearse_on_copy(
-    project: &Project,
-    real: &Target,
-    pending: &[&Migration],
-    runner: &Runner<'_>,
-    events: &mut EventSink<'_>,
-) -> Result<PhaseReport, Error> {
+/// `--rehearse-on-copy`'s database: a throwaway copy of `real` (made with `pg_dump` and
+/// `pg_restore` on the same server, owners and privileges left to the user strata connects
+/// as), dropped whatever happens.
+pub(crate) fn copy_of<'p>(project: &'p Project, real: &Target) -> Result<Throwaway<'p>, Error> {
     let copy = Throwaway::create(project, real.with_dbname(&throwaway_name("copy", real)))?;
     Source::Database(Box::new(real.clone())).copy_into(project, &copy.target)?;
-    let ctx = step::Context {
-        target: &copy.target,
-        phase: Phase::Rehearsal,
-        test_data: false,
-        lock_timeout: lock_timeout(project),
-        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
-        sandbox: runner.sandbox.as_ref(),
-        limits: project.config.sandbox,
-        write_snapshots: false,
-    };
-    let steps = Steps {
-        backup: false,
-        single: false,
-    };
-    let mut report = run_phase(project, &ctx, steps, pending, &runner.prepared, events)?;
-    report.copy_of = Some(real.as_path());
-    copy.drop_now()?;
-    Ok(report)
+    Ok(copy)
 }
 
-/// `strata sandbox` on PostgreSQL: the whole chain from zero, with test data, on a throwaway
-/// database strata creates on the test database's server and drops afterwards, whatever
-/// happens. A failed step is reported, not returned as an error; the steps after it are skipped.
-pub fn sandbox(
-    project: &Project,
-    opts: &SandboxOptions,
-    events: &mut EventSink<'_>,
-) -> Result<SandboxReport, Error> {
-    let started = std::time::Instant::now();
-    let server = target(project, &project.test_db)?;
-    let tree = Tree::load(&project.migrations_dir())?;
-    // Where the sandbox starts: an empty database, or a copy of the database or backup --from
-    // names (then only its pending steps run, without test data).
-    let from = opts.from.as_deref().map(Source::of).transpose()?;
+/// `strata sandbox`'s database on PostgreSQL: a throwaway database strata creates on
+/// `server`'s server (dropped whatever happens), empty or filled from `from` (a `postgres://`
+/// URL of a database to copy, or a `.pgdump` backup). Returns it with what it was filled from.
+pub(crate) fn scratch<'p>(
+    project: &'p Project,
+    server: &Target,
+    from: Option<&Path>,
+) -> Result<(Throwaway<'p>, Option<Source>), Error> {
+    let from = from.map(Source::of).transpose()?;
     let throwaway = Throwaway::create(
         project,
-        server.with_dbname(&throwaway_name("sandbox", &server)),
+        server.with_dbname(&throwaway_name("sandbox", server)),
     )?;
-    let applied = match &from {
-        Some(source) => {
-            source.copy_into(project, &throwaway.target)?;
-            applied_on(project, &throwaway.target)?.unwrap_or_default()
-        }
-        None => Vec::new(),
-    };
-    let pending = plan::plan(&server.as_path(), &tree.migrations, &applied, &opts.plan)
-        .map_err(Error::Refused)?;
-    let runner = Runner::new(project, pending.iter().copied(), Dialect::Postgres)?;
-    runner.warn_about_cache(events);
-    if let Some(stale) = runner.stale().next() {
-        return Err(Error::Usage(format!(
-            "{stale}. The sandbox runs what CI would commit, so it refuses a component that \
-             does not match its sources"
-        )));
+    if let Some(source) = &from {
+        source.copy_into(project, &throwaway.target)?;
     }
-    let ctx = step::Context {
-        target: &throwaway.target,
-        phase: Phase::Sandbox,
-        test_data: from.is_none(),
-        lock_timeout: lock_timeout(project),
-        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
-        sandbox: runner.sandbox.as_ref(),
-        limits: project.config.sandbox,
-        write_snapshots: false,
-    };
-    let (steps, ok) = crate::migrator::sandbox_steps(&pending, |m| {
-        let steps = Steps {
-            backup: false,
-            single: false,
-        };
-        let mut fuel = 0;
-        let mut sink = |e: &Event<'_>| {
-            if let Event::ActionDone { fuel: Some(f), .. } = e {
-                fuel += f;
-            }
-            events(e);
-        };
-        run_phase(project, &ctx, steps, &[m], &runner.prepared, &mut sink).map(|_| fuel)
-    })?;
-    throwaway.drop_now()?;
-    Ok(SandboxReport {
-        ok,
-        from: from.map(|f| f.shown()),
-        steps,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok((throwaway, from))
 }
 
 /// A database strata makes and drops for one run on `of`'s server: `strata_<what>_`, the first
@@ -465,9 +224,9 @@ fn throwaway_name(what: &str, of: &Target) -> String {
 }
 
 /// A database that exists only while the sandbox runs: dropped on every way out.
-struct Throwaway<'p> {
+pub(crate) struct Throwaway<'p> {
     project: &'p Project,
-    target: Target,
+    pub(crate) target: Target,
     dropped: bool,
 }
 
@@ -481,7 +240,7 @@ impl<'p> Throwaway<'p> {
         })
     }
 
-    fn drop_now(mut self) -> Result<(), Error> {
+    pub(crate) fn drop_now(mut self) -> Result<(), Error> {
         self.dropped = true;
         drop_database(self.project, &self.target)
     }
@@ -516,42 +275,50 @@ struct Steps {
     single: bool,
 }
 
-/// One phase: connect (creating the test database if it is missing), make sure of the
-/// bookkeeping tables, then each step.
-fn run_phase(
-    project: &Project,
-    ctx: &step::Context<'_>,
-    how: Steps,
-    pending: &[&Migration],
-    prepared: &HashMap<MigrationId, Prepared>,
-    events: &mut EventSink<'_>,
-) -> Result<PhaseReport, Error> {
-    let db = ctx.target.as_path();
-    let open = || -> Result<PgPhase<'_>, Error> {
-        let target = ctx.target;
-        let session = match connect_existing(project, target)? {
-            Some(c) => c,
-            None if ctx.phase == Phase::Rehearsal => {
-                create_database(project, target)?;
-                target.connect(lock_timeout(project))?
-            }
-            None => return Err(missing_database(target)),
-        };
-        Ok(PgPhase {
-            project,
-            ctx,
-            how,
-            session,
-            log: Vec::new(),
-        })
+/// Opens `target` for one phase of `runner`'s steps, run as `how` says: connects (creating the
+/// test database if it is missing); [`crate::phase::Database::begin`] then makes sure of the
+/// bookkeeping and takes the backup.
+pub(crate) fn open_phase<'a>(
+    project: &'a Project,
+    target: &'a Target,
+    runner: &'a Runner<'_>,
+    phase: Phase,
+    how: How,
+) -> Result<PgPhase<'a>, Error> {
+    let session = match connect_existing(project, target)? {
+        Some(c) => c,
+        None if phase == Phase::Rehearsal => {
+            create_database(project, target)?;
+            target.connect(lock_timeout(project))?
+        }
+        None => return Err(missing_database(target)),
     };
-    crate::phase::run(ctx.phase, &db, pending, prepared, open, events)
+    let ctx = step::Context {
+        target,
+        phase,
+        test_data: how.test_data,
+        lock_timeout: lock_timeout(project),
+        statement_timeout: Duration::from_millis(project.config.statement_timeout_ms),
+        sandbox: runner.sandbox.as_ref(),
+        limits: project.config.sandbox,
+        write_snapshots: how.write_snapshots,
+    };
+    Ok(PgPhase {
+        project,
+        ctx,
+        how: Steps {
+            backup: how.backup,
+            single: how.single_transaction,
+        },
+        session,
+        log: Vec::new(),
+    })
 }
 
 /// A PostgreSQL database opened for one phase.
-struct PgPhase<'a> {
+pub(crate) struct PgPhase<'a> {
     project: &'a Project,
-    ctx: &'a step::Context<'a>,
+    ctx: step::Context<'a>,
     how: Steps,
     session: Session,
     /// With one transaction for the phase: a failed step's audit rows, written once the phase
@@ -584,7 +351,7 @@ impl crate::phase::Database for PgPhase<'_> {
 
     fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<StepApplied, Error> {
         let log = self.how.single.then_some(&mut self.log);
-        step::apply(&mut self.session, self.ctx, step, events, log)
+        step::apply(&mut self.session, &self.ctx, step, events, log)
     }
 
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
@@ -663,7 +430,7 @@ impl PgPhase<'_> {
 }
 
 /// The real database is not there.
-fn missing_database(target: &Target) -> Error {
+pub(crate) fn missing_database(target: &Target) -> Error {
     Error::Usage(format!(
         "{target}: the database does not exist; create it (`createdb {}`) or fix db in \
          strata.toml (strata creates only the test database); nothing was changed",

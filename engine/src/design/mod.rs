@@ -1,26 +1,31 @@
 //! The design-time loop on a project: `strata dump` (a module's live schema, optionally stored as
 //! its snapshot), `strata diff` (the live schema against the module's last snapshot, optionally
 //! as SQL), `strata new --from-diff` (that SQL as the next migration) and `strata baseline`
-//! (adopting a database strata never touched).
+//! (adopting a database strata never touched), and the drift check of `migrate` and `status`.
 //!
-//! This module ties `schema` (the SQLite model, pure diff and delta, ownership) to the project:
-//! the tree, the ledger and the files it writes (`do.sql`, `schema.sql`, `LATEST/schema.sql`).
-//! It reads the real database; only `new --from-diff` and `baseline` write to it, and only the
-//! bookkeeping (a ledger row, an audit row, ownership), never the schema or the data.
+//! This module ties a database's live schema to the project: the tree, the ledger and the
+//! files it writes (`do.sql`, `schema.sql`, `LATEST/schema.sql`). Each command is written once,
+//! over [`Live`]: a database's schema in its backend's own model, who owns what, and its ledger,
+//! read together. SQLite's is `sqlite` (over `crate::schema`), PostgreSQL's is
+//! `postgres::design` (over the catalogs); `crate::backend` reads the one the database needs.
+//! The commands read the real database; only `new --from-diff` and `baseline` write to it, and
+//! only the bookkeeping (a ledger row, an audit row, ownership), never the schema or the data.
+
+pub(crate) mod sqlite;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+use crate::backend;
 use crate::config::Project;
 use crate::error::{Error, Refusal};
-use crate::ledger::{self, Entry};
-use crate::schema::delta::{self, Delta};
-use crate::schema::diff::{self, Diff};
-use crate::schema::{ObjectKind, ObjectRef, Schema, SchemaError, owner};
+use crate::ledger;
+use crate::scaffold;
+use crate::schema::ObjectRef;
+use crate::schema::delta::Delta;
+use crate::schema::diff::Diff;
 use crate::tree::{self, LATEST, Migration, Tree};
-use crate::{scaffold, sqlite};
 
 /// The snapshot file of a migration and of `LATEST/`.
 pub const SNAPSHOT: &str = "schema.sql";
@@ -118,125 +123,88 @@ pub struct Adopted {
     pub backup: Option<PathBuf>,
 }
 
+/// A database's live schema as its backend reads it for the design-time commands: the schema in
+/// the backend's own model, who owns each object (modules, by the ownership rows and by what
+/// the applied migrations created), and the ledger, read together.
+pub(crate) trait Live {
+    /// A schema in the backend's model: the live one, a module's part of it, a snapshot.
+    type Schema: Default;
+
+    /// What strata reads, in the "nothing to adopt" of `baseline`.
+    const KINDS: &'static str;
+
+    /// The lines after the first of a `new --from-diff` migration's `do.sql`.
+    const FROM_DIFF_NOTE: &'static str;
+
+    /// The database, as shown.
+    fn db(&self) -> PathBuf;
+
+    /// Its short name (a file name, a database name), in generated files.
+    fn name(&self) -> String;
+
+    /// The migrations applied to it.
+    fn applied(&self) -> &[ledger::Applied];
+
+    /// The modules that own objects in it.
+    fn owners(&self) -> Vec<String>;
+
+    /// The objects no module owns.
+    fn unowned(&self) -> Vec<ObjectRef>;
+
+    /// Those of [`Live::unowned`] that `before` does not have.
+    fn unowned_beyond(&self, before: &Self::Schema) -> Vec<ObjectRef>;
+
+    /// The objects `module` owns; with `with_unowned`, also those no module owns.
+    fn module(&self, module: &str, with_unowned: bool) -> Self::Schema;
+
+    /// The objects no module owns, as a schema.
+    fn unowned_schema(&self) -> Self::Schema;
+
+    /// A snapshot file's schema.
+    fn parse(path: &Path, text: &str) -> Result<Self::Schema, Error>;
+
+    /// A schema as canonical SQL (a dump, a `schema.sql`).
+    fn to_sql(schema: &Self::Schema) -> String;
+
+    /// The differences from `before` to `after`.
+    fn diff(before: &Self::Schema, after: &Self::Schema) -> Diff;
+
+    /// The SQL turning `before` into `after` on this database, destructive changes flagged.
+    fn delta(&self, before: &Self::Schema, after: &Self::Schema) -> Delta;
+
+    /// A verified backup before the database is changed, audited under `phase`; whatever it
+    /// locks stays locked while this is alive.
+    fn back_up(&mut self, reason: &str, phase: &str) -> Result<PathBuf, Error>;
+
+    /// Records `m` as applied without running it, audits it as `action` with `detail`, gives
+    /// the objects no module owns to `m`'s module and writes down the inferred owners, in one
+    /// transaction.
+    fn record_adopted(&mut self, m: &Migration, action: &str, detail: &str) -> Result<(), Error>;
+}
+
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
 pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
-    if crate::postgres::is_url(db) {
-        return crate::postgres::design::unowned(project, db);
-    }
-    let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
-        return Ok(Vec::new());
-    };
-    let unowned =
-        owner::unowned_objects(&conn).map_err(|e| Error::db(db, "cannot read the schema", e))?;
-    if unowned.is_empty() {
-        return Ok(unowned);
-    }
-    let tree = Tree::load(&project.migrations_dir())?;
-    let own = Ownership::read(&tree, &conn, db)?;
-    Ok(unowned
-        .into_iter()
-        .filter(|o| own.owner_of(o.kind, &o.name).is_none())
-        .collect())
-}
-
-/// Who owns what in one database: the rows of `strata_object`, plus, for objects no row covers,
-/// owners inferred by replaying the applied migrations' `do.sql` (`owner::infer`), for
-/// databases migrated before strata recorded ownership.
-struct Ownership {
-    owners: Vec<owner::Owner>,
-    /// The inferred part; `baseline` and `new --from-diff` write it down.
-    inferred: Vec<owner::Owner>,
-}
-
-impl Ownership {
-    fn read(tree: &Tree, conn: &Connection, db: &Path) -> Result<Ownership, Error> {
-        let mut owners =
-            owner::owners(conn).map_err(|e| Error::db(db, "cannot read strata_object", e))?;
-        let unowned =
-            owner::unowned_objects(conn).map_err(|e| Error::db(db, "cannot read the schema", e))?;
-        let applied =
-            ledger::applied(conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
-        let mut inferred = Vec::new();
-        if !unowned.is_empty() && !applied.is_empty() {
-            let mut scripts = Vec::new();
-            for m in &tree.migrations {
-                if applied.iter().any(|a| a.id == m.id) {
-                    let path = m.file("do.sql");
-                    let sql = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                    scripts.push((m.id.clone(), sql));
-                }
-            }
-            inferred = owner::infer(&scripts)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|i| {
-                    unowned.iter().any(|o| {
-                        o.kind == i.object.kind && o.name.eq_ignore_ascii_case(&i.object.name)
-                    })
-                })
-                .collect();
-        }
-        owners.extend(inferred.iter().cloned());
-        Ok(Ownership { owners, inferred })
-    }
-
-    fn owner_of(&self, kind: ObjectKind, name: &str) -> Option<&str> {
-        self.owners
-            .iter()
-            .find(|o| o.object.kind == kind && o.object.name.eq_ignore_ascii_case(name))
-            .map(|o| o.module.as_str())
-    }
-
-    /// The objects of `schema` that no module owns.
-    fn unowned(&self, schema: &Schema) -> Vec<ObjectRef> {
-        schema
-            .objects()
-            .into_iter()
-            .filter(|o| self.owner_of(o.kind, &o.name).is_none())
-            .collect()
-    }
-}
-
-fn schema_err(db: &Path, e: SchemaError) -> Error {
-    match e {
-        SchemaError::Sqlite(e) => Error::db(db, "cannot read the schema", e),
-        SchemaError::Parse { what, message } => Error::input(
-            db,
-            format!(
-                "cannot take {what} apart: {message}. This is a gap in strata's reading of \
-                 SQLite schemas; please report it with the statement"
-            ),
-        ),
-    }
-}
-
-fn open_existing(project: &Project) -> Result<Connection, Error> {
-    sqlite::open_read_only(&project.db, project.busy_timeout())?.ok_or_else(|| {
-        Error::Usage(format!(
-            "there is no database at {}: run `strata migrate` first, or pass --db",
-            project.db.display()
-        ))
-    })
+    backend::open(project, db)?.unowned()
 }
 
 pub(crate) fn check_module(module: &str) -> Result<(), Error> {
     tree::check_module_name(module).map_err(Error::Usage)
 }
 
-/// The modules to look at: the one named, or every module of the tree or with owned objects.
-fn modules(tree: &Tree, own: &Ownership, module: Option<&str>) -> Result<Vec<String>, Error> {
+/// The modules to look at: the one named, or every module of the tree or with owned objects
+/// (`owners`).
+fn modules(tree: &Tree, owners: &[String], module: Option<&str>) -> Result<Vec<String>, Error> {
     if let Some(m) = module {
         check_module(m)?;
-        let owns = own.owners.iter().any(|o| o.module == m);
-        if !tree.modules.iter().any(|t| t == m) && !owns {
+        if !tree.modules.iter().any(|t| t == m) && !owners.iter().any(|o| o == m) {
             return Err(Error::Usage(tree::unknown_module(m, &tree.modules)));
         }
         return Ok(vec![m.to_string()]);
     }
     let mut all = tree.modules.clone();
-    for o in &own.owners {
-        if !all.contains(&o.module) {
-            all.push(o.module.clone());
+    for o in owners {
+        if !all.contains(o) {
+            all.push(o.clone());
         }
     }
     all.sort();
@@ -245,25 +213,29 @@ fn modules(tree: &Tree, own: &Ownership, module: Option<&str>) -> Result<Vec<Str
 
 /// `strata dump [<module>] [--write]`.
 pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::dump(project, module, write);
-    }
+    backend::open(project, &project.db)?.dump(module, write)
+}
+
+/// [`dump`] of the database `read` reads.
+pub(crate) fn dump_with<L: Live>(
+    project: &Project,
+    read: impl FnOnce(&Tree) -> Result<L, Error>,
+    module: Option<&str>,
+    write: bool,
+) -> Result<DumpReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
-    let conn = open_existing(project)?;
-    let db = &project.db;
-    let full = Schema::read(&conn).map_err(|e| schema_err(db, e))?;
-    let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
-    let own = Ownership::read(&tree, &conn, db)?;
+    let live = read(&tree)?;
+    let db = live.db();
     let mut report = DumpReport {
         db: db.clone(),
         modules: Vec::new(),
-        unowned: own.unowned(&full),
+        unowned: live.unowned(),
     };
-    for m in modules(&tree, &own, module)? {
-        let sql = owned_schema(&own, &full, &m, false).to_sql();
+    for m in modules(&tree, &live.owners(), module)? {
+        let sql = L::to_sql(&live.module(&m, false));
         let mut written = Vec::new();
         if write {
-            written = store_dump(&tree, &applied, &m, &sql, &db.display())?;
+            written = store_dump(&tree, live.applied(), &m, &sql, &db.display())?;
         }
         report.modules.push(ModuleDump {
             module: m,
@@ -298,14 +270,6 @@ pub(crate) fn store_dump(
     write_snapshot(newest, sql, true)
 }
 
-/// The objects of `module` in `full`; with `with_unowned`, also those no module owns.
-fn owned_schema(own: &Ownership, full: &Schema, module: &str, with_unowned: bool) -> Schema {
-    full.filter(|kind, name| match own.owner_of(kind, name) {
-        Some(o) => o == module,
-        None => with_unowned,
-    })
-}
-
 /// Writes `sql` as the migration's schema.sql and, when `latest` (the migration is its module's
 /// newest), as the module's LATEST/schema.sql. Returns the files written.
 pub fn write_snapshot(m: &Migration, sql: &str, latest: bool) -> Result<Vec<PathBuf>, Error> {
@@ -328,17 +292,17 @@ pub fn write_snapshot(m: &Migration, sql: &str, latest: bool) -> Result<Vec<Path
 /// The snapshot a module's live schema is compared with: the `schema.sql` of its newest
 /// migration applied to the database (or LATEST/schema.sql if that migration is the newest of
 /// the module); an empty schema when none is applied.
-fn snapshot(
+fn snapshot<L: Live>(
     tree: &Tree,
     applied: &[ledger::Applied],
     module: &str,
     db: &Path,
-) -> Result<(Option<PathBuf>, Schema), Error> {
+) -> Result<(Option<PathBuf>, L::Schema), Error> {
     let Some(path) = snapshot_file(tree, applied, module, db)? else {
-        return Ok((None, Schema::default()));
+        return Ok((None, L::Schema::default()));
     };
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let schema = Schema::parse(&text).map_err(|e| Error::input(&path, e.to_string()))?;
+    let schema = L::parse(&path, &text)?;
     Ok((Some(path), schema))
 }
 
@@ -378,17 +342,20 @@ pub(crate) fn snapshot_file(
 /// `strata diff [<module>] [--sql]`. Objects no module owns count as additions of the named
 /// module, or of the only module when there is one.
 pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::diff(project, module, sql);
-    }
+    backend::open(project, &project.db)?.diff(module, sql)
+}
+
+/// [`diff`] of the database `read` reads.
+pub(crate) fn diff_with<L: Live>(
+    project: &Project,
+    read: impl FnOnce(&Tree) -> Result<L, Error>,
+    module: Option<&str>,
+    sql: bool,
+) -> Result<DiffReport, Error> {
     let tree = Tree::load(&project.migrations_dir())?;
-    let conn = open_existing(project)?;
-    let db = &project.db;
-    let full = Schema::read(&conn).map_err(|e| schema_err(db, e))?;
-    let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
-    let own = Ownership::read(&tree, &conn, db)?;
-    let unowned = own.unowned(&full);
-    let names = modules(&tree, &own, module)?;
+    let live = read(&tree)?;
+    let db = live.db();
+    let names = modules(&tree, &live.owners(), module)?;
     let with_unowned = names.len() == 1;
     let mut report = DiffReport {
         db: db.clone(),
@@ -397,11 +364,11 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
         unowned: if with_unowned {
             Vec::new()
         } else {
-            unowned.clone()
+            live.unowned()
         },
     };
     for m in names {
-        let (path, before) = match snapshot(&tree, &applied, &m, db) {
+        let (path, before) = match snapshot::<L>(&tree, live.applied(), &m, &db) {
             Ok(s) => s,
             Err(Error::Usage(why)) if !with_unowned => {
                 report.skipped.push(Skipped {
@@ -412,18 +379,17 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
             }
             Err(e) => return Err(e),
         };
-        let live = owned_schema(&own, &full, &m, with_unowned);
-        let d = diff::diff(&before, &live);
-        let included: Vec<ObjectRef> = unowned
-            .iter()
-            .filter(|o| with_unowned && !before.contains(o.kind, &o.name))
-            .cloned()
-            .collect();
+        let after = live.module(&m, with_unowned);
+        let included = if with_unowned {
+            live.unowned_beyond(&before)
+        } else {
+            Vec::new()
+        };
         report.modules.push(ModuleDiff {
             module: m,
             snapshot: path,
-            delta: sql.then(|| delta::delta(&before, &live, &full)),
-            diff: d,
+            delta: sql.then(|| live.delta(&before, &after)),
+            diff: L::diff(&before, &after),
             unowned: included,
         });
     }
@@ -434,26 +400,26 @@ pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffRe
 /// newest applied migration. Modules without such a snapshot cannot drift and are passed over;
 /// a missing database has not drifted.
 pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::drift(project);
-    }
-    let Some(conn) = sqlite::open_read_only(&project.db, project.busy_timeout())? else {
+    backend::open(project, &project.db)?.drift()
+}
+
+/// [`drift`] of `live`, read with the tree (`None`: no database, or one that cannot have
+/// drifted).
+pub(crate) fn drift_of<L: Live>(live: Option<(Tree, L)>) -> Result<Vec<Refusal>, Error> {
+    let Some((tree, live)) = live else {
         return Ok(Vec::new());
     };
-    let db = &project.db;
-    let applied = ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
-    if applied.is_empty() {
+    let tree = &tree;
+    if live.applied().is_empty() {
         return Ok(Vec::new());
     }
-    let tree = Tree::load(&project.migrations_dir())?;
-    let full = Schema::read(&conn).map_err(|e| schema_err(db, e))?;
-    let own = Ownership::read(&tree, &conn, db)?;
+    let db = live.db();
     let mut refusals = Vec::new();
-    for m in modules(&tree, &own, None)? {
-        let Ok((Some(path), before)) = snapshot(&tree, &applied, &m, db) else {
+    for m in modules(tree, &live.owners(), None)? {
+        let Ok((Some(path), before)) = snapshot::<L>(tree, live.applied(), &m, &db) else {
             continue;
         };
-        let d = diff::diff(&before, &owned_schema(&own, &full, &m, false));
+        let d = L::diff(&before, &live.module(&m, false));
         if !d.is_empty() {
             refusals.push(Refusal::Drift {
                 db: db.clone(),
@@ -486,18 +452,23 @@ pub fn new_from_diff(
     slug: &str,
     allow_destructive: bool,
 ) -> Result<Adopted, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::new_from_diff(project, module, slug, allow_destructive);
-    }
+    backend::open(project, &project.db)?.new_from_diff(module, slug, allow_destructive)
+}
+
+/// [`new_from_diff`] on the database `read` reads (for writing).
+pub(crate) fn new_from_diff_with<L: Live>(
+    project: &Project,
+    read: impl FnOnce(&Tree) -> Result<L, Error>,
+    module: &str,
+    slug: &str,
+    allow_destructive: bool,
+) -> Result<Adopted, Error> {
     check_module(module)?;
     tree::check_slug(slug).map_err(Error::Usage)?;
     let tree = Tree::load(&project.migrations_dir())?;
-    let db = project.db.clone();
-    drop(open_existing(project)?);
-    let mut conn = sqlite::open(&db, project.busy_timeout())?;
-    let applied =
-        ledger::applied(&conn).map_err(|e| Error::db(&db, "cannot read the ledger", e))?;
-    let waiting = pending(&tree, &applied, module);
+    let mut live = read(&tree)?;
+    let db = live.db();
+    let waiting = pending(&tree, live.applied(), module);
     if !waiting.is_empty() {
         let names: Vec<String> = waiting.iter().map(|m| m.label()).collect();
         return Err(Error::Usage(format!(
@@ -508,42 +479,36 @@ pub fn new_from_diff(
             db.display()
         )));
     }
-    let (_, before) = snapshot(&tree, &applied, module, &db)?;
-    let full = Schema::read(&conn).map_err(|e| schema_err(&db, e))?;
-    let own = Ownership::read(&tree, &conn, &db)?;
-    let live = owned_schema(&own, &full, module, true);
-    let d = diff::diff(&before, &live);
+    let (_, before) = snapshot::<L>(&tree, live.applied(), module, &db)?;
+    let after = live.module(module, true);
+    let d = L::diff(&before, &after);
     if d.is_empty() {
         return Err(Error::Usage(format!(
             "nothing to do: the schema of `{module}` in {} is the same as its snapshot",
             db.display()
         )));
     }
-    let delta = delta::delta(&before, &live, &full);
+    let delta = live.delta(&before, &after);
     if !delta.destructive.is_empty() && !allow_destructive {
         return Err(Error::Refused(vec![Refusal::Destructive {
             changes: delta.destructive.clone(),
         }]));
     }
-    let unowned = own.unowned(&live);
+    let unowned = live.unowned();
     let header = format!(
-        "-- Generated by `strata new {module} {slug} --from-diff` from the changes to {}.\n\
-         -- Review it before you commit it. strata runs it in one transaction with foreign keys\n\
-         -- off and checks them before it commits.\n\n",
-        file_name(&db)
+        "-- Generated by `strata new {module} {slug} --from-diff` from the changes to {}.\n{}",
+        live.name(),
+        L::FROM_DIFF_NOTE
     );
     let m = write_migration(
         project,
         module,
         slug,
         &format!("{header}{}", delta.sql),
-        &live.to_sql(),
+        &L::to_sql(&after),
     )?;
-    record_adopted(
-        &mut conn,
-        &db,
+    live.record_adopted(
         &m,
-        (&unowned, &own.inferred),
         "from-diff",
         "recorded as applied without running it: the database already had these changes",
     )?;
@@ -559,11 +524,18 @@ pub fn new_from_diff(
 }
 
 /// `strata baseline <module>`: every object of the real database that no module owns becomes
-/// the module's zero migration (`do.sql` and `schema.sql` are its dump), recorded as applied.
+/// the module's zero migration (`do.sql` and `schema.sql` are its dump), recorded as applied,
+/// after a verified backup.
 pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
-    if crate::postgres::is_url(&project.db) {
-        return crate::postgres::design::baseline(project, module);
-    }
+    backend::open(project, &project.db)?.baseline(module)
+}
+
+/// [`baseline`] of the database `read` reads (for writing).
+pub(crate) fn baseline_with<L: Live>(
+    project: &Project,
+    read: impl FnOnce(&Tree) -> Result<L, Error>,
+    module: &str,
+) -> Result<Adopted, Error> {
     check_module(module)?;
     let tree = Tree::load(&project.migrations_dir())?;
     if let Some(first) = tree.module(module).next() {
@@ -572,55 +544,28 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
              To take in changes made by hand, use `strata new {module} <slug> --from-diff`"
         )));
     }
-    let db = project.db.clone();
-    drop(open_existing(project)?);
-    let mut conn = sqlite::open(&db, project.busy_timeout())?;
-    let full = Schema::read(&conn).map_err(|e| schema_err(&db, e))?;
-    let own = Ownership::read(&tree, &conn, &db)?;
-    let unowned = own.unowned(&full);
+    let mut live = read(&tree)?;
+    let db = live.db();
+    let unowned = live.unowned();
     if unowned.is_empty() {
         return Err(Error::Usage(format!(
-            "nothing to adopt: {} has no tables, indexes, views or triggers that no module owns",
-            db.display()
+            "nothing to adopt: {} has no {} that no module owns",
+            db.display(),
+            L::KINDS
         )));
     }
-    let adopted = full.filter(|kind, name| {
-        unowned
-            .iter()
-            .any(|o| o.kind == kind && o.name.eq_ignore_ascii_case(name))
-    });
-    // Like every writing command: under the run lock, after a verified backup.
-    let _run = crate::backup::RunLock::shared(&db, project.busy_timeout())?;
-    let backup = crate::backup::take(
-        &conn,
-        &db,
-        &project.backups_dir(),
-        project.config.backups_keep,
-        "before baseline",
-    )?;
-    ledger::ensure(&mut conn).map_err(|e| Error::db(&db, "cannot create the ledger tables", e))?;
-    ledger::append(
-        &conn,
-        &[Entry::for_run(
-            "baseline",
-            "backup",
-            backup.display().to_string(),
-        )],
-    )
-    .map_err(|e| Error::db(&db, "cannot audit the backup", e))?;
-    let sql = adopted.to_sql();
+    let adopted = live.unowned_schema();
+    let backup = live.back_up("before baseline", "baseline")?;
+    let sql = L::to_sql(&adopted);
     let header = format!(
         "-- The schema of {} when `strata baseline {module}` adopted it. It was recorded as\n\
          -- applied there without running; on a new database (the test database, a fresh\n\
          -- copy) it creates the schema.\n\n",
-        file_name(&db)
+        live.name()
     );
     let m = write_migration(project, module, "zero", &format!("{header}{sql}"), &sql)?;
-    record_adopted(
-        &mut conn,
-        &db,
+    live.record_adopted(
         &m,
-        (&unowned, &own.inferred),
         "baseline",
         "recorded as applied without running it: the database already had this schema",
     )?;
@@ -628,17 +573,11 @@ pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
         path: m.dir.clone(),
         db,
         adopted: unowned,
-        diff: diff::diff(&Schema::default(), &adopted),
+        diff: L::diff(&L::Schema::default(), &adopted),
         destructive: Vec::new(),
         warnings: Vec::new(),
         backup: Some(backup),
     })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// Creates the next migration folder of `module` with `do.sql` and `schema.sql`, updates
@@ -661,34 +600,4 @@ pub(crate) fn write_migration(
         .ok_or_else(|| Error::input(&dir, "the new migration folder is not in the tree"))?;
     write_snapshot(&m, schema_sql, true)?;
     Ok(m)
-}
-
-/// Records `m` as applied on `db` without running it, audits that, gives `objects` to its
-/// module, and writes down the `inferred` owners of other objects.
-fn record_adopted(
-    conn: &mut Connection,
-    db: &Path,
-    m: &Migration,
-    (objects, inferred): (&[ObjectRef], &[owner::Owner]),
-    action: &str,
-    detail: &str,
-) -> Result<(), Error> {
-    ledger::ensure(conn).map_err(|e| Error::db(db, "cannot create the ledger tables", e))?;
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| Error::db(db, "cannot begin a transaction", e))?;
-    let entry = Entry::adopted(m, action, detail);
-    let earlier = inferred.iter().try_for_each(|o| {
-        let id = crate::tree::MigrationId {
-            module: o.module.clone(),
-            stamp: o.stamp.clone(),
-        };
-        owner::adopt(&tx, std::slice::from_ref(&o.object), &id)
-    });
-    earlier
-        .and_then(|()| ledger::record(&tx, m, 0))
-        .and_then(|()| owner::adopt(&tx, objects, &m.id))
-        .and_then(|()| ledger::append(&tx, &[entry]))
-        .and_then(|()| tx.commit())
-        .map_err(|e| Error::db(db, format!("cannot record {m} as applied"), e))
 }

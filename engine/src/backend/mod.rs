@@ -1,0 +1,274 @@
+//! The backend seam: what one database offers the commands, whichever engine it runs on.
+//!
+//! A command's algorithm (`migrator`, `restore`, `repair`, `design`) is written once over
+//! [`Backend`]; SQLite ([`sqlite::Sqlite`]) and PostgreSQL ([`postgres::Postgres`]) implement
+//! it by wrapping their own code (`crate::ledger`, `crate::step`, `crate::backup` and
+//! `crate::restore` for SQLite, `crate::postgres` for PostgreSQL). In the manner of Atlas's
+//! drivers, each operation is one thing a database does, and the set is what the commands need:
+//!
+//! - the ledger and the audit log: [`Backend::applied`], [`Backend::append_audit`],
+//!   [`Backend::audit`], [`Backend::audit_page`], [`Backend::repin`];
+//! - a run: [`Backend::missing`] (whether a run may create the database), the checks a phase
+//!   makes before it starts ([`Backend::check_single_transaction`]), opening and locking it for
+//!   one phase ([`Backend::open_phase`], which gives the shared step loop its
+//!   `crate::phase::Database`), a throwaway copy to rehearse on ([`Backend::copy`]), the
+//!   throwaway database of `strata sandbox` ([`Backend::scratch`]), and how a step reads as a
+//!   script for `plan --sql` ([`Backend::script_begin`], [`Backend::data_sql`],
+//!   [`Backend::script_end`]);
+//! - backups: [`Backend::identity`], [`Backend::backups`], [`Backend::choose_backup`],
+//!   [`Backend::restore`];
+//! - introspection for the design-time commands: [`Backend::unowned`], and [`Backend::dump`],
+//!   [`Backend::diff`], [`Backend::drift`], [`Backend::new_from_diff`], [`Backend::baseline`],
+//!   each of which reads the database as a `crate::design::Live` (its schema in the backend's
+//!   own model, the owners, the ledger) and runs the command's one algorithm in `crate::design`;
+//! - what a caller may watch for changes ([`watched_file`]), and whether a database is on a
+//!   server rather than in a file ([`is_server`]).
+//!
+//! [`open`] is the one place that picks the backend from a database's value (a SQLite path or
+//! a `postgres://` URL, told apart by [`is_server`]); apart from this module, only `config`
+//! looks at the URL scheme (to keep a URL's password out of what is shown). Tree, checksum,
+//! plan, events, phases, rendering and the gRPC service do not know which backend runs.
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+use crate::backup::Backup;
+use crate::config::Project;
+use crate::design::{Adopted, DiffReport, DumpReport};
+use crate::error::{Error, Refusal};
+use crate::event::Phase;
+use crate::input::Dialect;
+use crate::ledger::{Applied, AuditRow, Entry};
+use crate::migrator::{How, Runner};
+use crate::restore::Restored;
+use crate::schema::ObjectRef;
+use crate::step::Prepared;
+use crate::tree::Migration;
+
+/// One database of a project (the real one, the test database, or one a command names), as the
+/// commands use it.
+pub(crate) trait Backend {
+    /// The database as strata shows it: a path, or a URL without its password.
+    fn shown(&self) -> PathBuf;
+
+    /// The SQL dialect its migrations are written in.
+    fn dialect(&self) -> Dialect;
+
+    // The ledger and the audit log.
+
+    /// The migrations applied, read without creating or changing anything; `None` when the
+    /// database does not exist.
+    fn applied(&self) -> Result<Option<Vec<Applied>>, Error>;
+
+    /// Appends `entries` to the audit log, creating the bookkeeping tables if they are missing.
+    fn append_audit(&self, entries: &[Entry]) -> Result<(), Error>;
+
+    /// The newest `limit` rows of the audit log, oldest first; none when there is no database.
+    fn audit(&self, limit: Option<u64>) -> Result<Vec<AuditRow>, Error>;
+
+    /// The newest `size` audit rows below `before_id`, oldest first, and whether older ones
+    /// remain (see `crate::ledger::audit_page`).
+    fn audit_page(&self, before_id: Option<i64>, size: u64)
+    -> Result<(Vec<AuditRow>, bool), Error>;
+
+    /// `strata repair`: re-pins `m`'s checksum and manifest in the ledger and writes `entry`
+    /// to the audit log, in one transaction.
+    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error>;
+
+    // A run.
+
+    /// When a run finds the real database missing: the error to give (`None`: the run creates
+    /// it, as SQLite creates its file).
+    fn missing(&self) -> Option<Error>;
+
+    /// Refuses a step that cannot share the phase's one transaction (`--single-transaction`).
+    fn check_single_transaction(&self, step: &Prepared) -> Result<(), Error>;
+
+    /// Opens and locks the database for one phase of `runner`'s steps, run as `how` says
+    /// (creating the test database when it is missing), for the shared step loop
+    /// (`crate::phase::run`); its `begin` makes sure of the bookkeeping and takes the verified
+    /// backup when `how.backup`.
+    fn open_phase<'a>(
+        &'a self,
+        runner: &'a Runner<'_>,
+        phase: Phase,
+        how: How,
+    ) -> Result<Box<dyn crate::phase::Database + 'a>, Error>;
+
+    /// `--rehearse-on-copy`'s database: a throwaway copy of this one, gone once dropped.
+    fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error>;
+
+    /// `strata sandbox`'s throwaway database, empty or a copy of `from` (a database or a
+    /// backup, as this backend takes them), made beside this database (its folder or server).
+    fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error>;
+
+    /// `plan --sql`: the lines that open a step's transaction (after the step's name).
+    fn script_begin(&self) -> String;
+
+    /// `plan --sql`: a data.json's rows as the statements that insert them.
+    fn data_sql(&self, data: &crate::data::DataSet) -> String;
+
+    /// `plan --sql`: what strata does after the step's own files, as comments and statements,
+    /// ending with the commit.
+    fn script_end(&self) -> &'static str;
+
+    // Backups.
+
+    /// The database's identity (what its backups record); `None` when it has none or does not
+    /// exist.
+    fn identity(&self) -> Result<Option<String>, Error>;
+
+    /// Every backup recorded as taken of this database, oldest first.
+    fn backups(&self) -> Result<Vec<Backup>, Error>;
+
+    /// The backup `restore` would put back: `named` (a path, or a name in `.strata/backups/`),
+    /// or the newest backup of the database. Refuses a file that is not a backup of it.
+    fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error>;
+
+    /// `strata restore`: puts the chosen backup back into the live database.
+    fn restore(&self, named: Option<&Path>) -> Result<Restored, Error>;
+
+    // Introspection for the design-time commands.
+
+    /// The objects no module owns; empty when there is no database.
+    fn unowned(&self) -> Result<Vec<ObjectRef>, Error>;
+
+    /// `strata dump [<module>] [--write]`.
+    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error>;
+
+    /// `strata diff [<module>] [--sql]`.
+    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error>;
+
+    /// The modules whose live schema drifted from their newest applied snapshot.
+    fn drift(&self) -> Result<Vec<Refusal>, Error>;
+
+    /// `strata new <module> <slug> --from-diff`.
+    fn new_from_diff(
+        &self,
+        module: &str,
+        slug: &str,
+        allow_destructive: bool,
+    ) -> Result<Adopted, Error>;
+
+    /// `strata baseline <module>`.
+    fn baseline(&self, module: &str) -> Result<Adopted, Error>;
+}
+
+/// A throwaway database (a sandbox's, a copy to rehearse on); it is gone once dropped.
+pub(crate) trait Scratch {
+    /// The database itself.
+    fn database(&self) -> &dyn Backend;
+
+    /// The database named in refusals of the sandbox's plan.
+    fn planned_on(&self) -> PathBuf;
+
+    /// What it was filled from, as reports show it (`None`: it started empty).
+    fn from(&self) -> Option<PathBuf>;
+
+    /// Removes the database now, reporting a failure (dropping it ignores one).
+    fn finish(self: Box<Self>) -> Result<(), Error>;
+}
+
+/// Opens `db` (a SQLite path or a `postgres://` URL) of `project` with its backend: the one
+/// place that tells the backends apart. A PostgreSQL database is refused in a project whose
+/// other database is a SQLite file (see [`check_project`]).
+pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backend + 'p>, Error> {
+    if is_server(db) {
+        check_project(project)?;
+        Ok(Box::new(postgres::Postgres::open(project, db)?))
+    } else {
+        Ok(Box::new(sqlite::Sqlite::new(project, db)))
+    }
+}
+
+/// The project's test database, with its backend, for what works on the project as a whole:
+/// `strata sandbox` makes its throwaway database beside it (in a temporary folder, or on its
+/// server). Refuses a project whose databases are of two kinds.
+pub(crate) fn of_project(project: &Project) -> Result<Box<dyn Backend + '_>, Error> {
+    check_project(project)?;
+    open(project, &project.test_db)
+}
+
+/// Refuses a project whose real and test databases are of two kinds: a rehearsal on another
+/// kind of database proves nothing. `migrate`, `plan`, `status` and `sandbox` check it first;
+/// every command checks it when it opens a PostgreSQL database.
+pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
+    if is_server(&project.db) != is_server(&project.test_db) {
+        return Err(Error::Usage(
+            "db and test_db must be both PostgreSQL URLs or both SQLite files: a rehearsal \
+             on another kind of database proves nothing; set test_db (or --test-db) to a \
+             PostgreSQL database of its own, or leave it unset to use <dbname>_test"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
+/// that works on files only (`crate::sqlite`) refuses it.
+pub fn is_server(db: &Path) -> bool {
+    crate::postgres::is_url(db)
+}
+
+/// The file whose changes show that `db` changed (a SQLite database's own file), for a caller
+/// that caches answers; `None` for a database on a server, which has no such file.
+pub fn watched_file(db: &Path) -> Option<&Path> {
+    (!is_server(db)).then_some(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(toml: &str) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("strata.toml"), toml).unwrap();
+        let p = Project::open(dir.path().to_path_buf()).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn open_picks_the_backend_by_the_database_value() {
+        let (_dir, p) = project("");
+        let db = open(&p, &p.db).unwrap();
+        assert_eq!(db.dialect(), Dialect::Sqlite);
+        assert_eq!(db.shown(), p.db);
+        // Nothing is created by reading: no file, no ledger.
+        assert!(db.applied().unwrap().is_none());
+        assert!(!p.db.exists());
+        assert_eq!(watched_file(&p.db), Some(p.db.as_path()));
+
+        let (_dir, p) = project("db = \"postgres://someone:secret@localhost/shop\"\n");
+        let db = open(&p, &p.db).unwrap();
+        assert_eq!(db.dialect(), Dialect::Postgres);
+        assert_eq!(
+            db.shown(),
+            PathBuf::from("postgres://someone@localhost:5432/shop")
+        );
+        assert_eq!(watched_file(&p.db), None);
+        let test = of_project(&p).unwrap();
+        assert_eq!(
+            test.shown(),
+            PathBuf::from("postgres://someone@localhost:5432/shop_test")
+        );
+    }
+
+    #[test]
+    fn a_project_with_two_kinds_of_database_is_refused_where_postgres_is_opened() {
+        let (_dir, p) =
+            project("db = \"postgres://someone@localhost/shop\"\ntest_db = \"test.db\"\n");
+        let refused = |e: Error| {
+            assert!(
+                e.to_string()
+                    .contains("both PostgreSQL URLs or both SQLite files"),
+                "{e}"
+            );
+        };
+        refused(open(&p, &p.db).err().unwrap());
+        refused(of_project(&p).err().unwrap());
+        // The SQLite file alone is still readable (`audit --test`, for one).
+        assert!(open(&p, &p.test_db).is_ok());
+    }
+}

@@ -1,0 +1,226 @@
+//! PostgreSQL behind the backend seam: a database on a server, named by a `postgres://` URL.
+//! Wraps `crate::postgres`: `run` (a phase's steps, the ledger and audit outside a run, the
+//! rehearsal on a throwaway copy, the sandbox's throwaway database), `restore` (`pg_dump`
+//! backups back into the live database) and `design` (introspection from the catalogs).
+
+use std::path::{Path, PathBuf};
+
+use super::{Backend, Scratch};
+use crate::backup::Backup;
+use crate::config::Project;
+use crate::design::{Adopted, DiffReport, DumpReport};
+use crate::error::{Error, Refusal};
+use crate::event::Phase;
+use crate::input::Dialect;
+use crate::ledger::{Applied, AuditRow, Entry};
+use crate::migrator::{How, Runner};
+use crate::postgres::design::{self, PgLive};
+use crate::postgres::{Target, restore, run};
+use crate::restore::Restored;
+use crate::schema::ObjectRef;
+use crate::step::Prepared;
+use crate::tree::{Migration, Tree};
+
+/// A PostgreSQL database of a project.
+pub(crate) struct Postgres<'p> {
+    project: &'p Project,
+    target: Target,
+}
+
+impl<'p> Postgres<'p> {
+    /// `db`, which must be a `postgres://` URL (see `super::open`).
+    pub(crate) fn open(project: &'p Project, db: &Path) -> Result<Self, Error> {
+        Ok(Postgres {
+            project,
+            target: Target::parse(&db.to_string_lossy(), "db")?,
+        })
+    }
+}
+
+impl Backend for Postgres<'_> {
+    fn shown(&self) -> PathBuf {
+        self.target.as_path()
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn applied(&self) -> Result<Option<Vec<Applied>>, Error> {
+        run::applied_on(self.project, &self.target)
+    }
+
+    fn append_audit(&self, entries: &[Entry]) -> Result<(), Error> {
+        run::append_audit(self.project, &self.target, entries)
+    }
+
+    fn audit(&self, limit: Option<u64>) -> Result<Vec<AuditRow>, Error> {
+        run::audit(self.project, &self.target, limit)
+    }
+
+    fn audit_page(
+        &self,
+        before_id: Option<i64>,
+        size: u64,
+    ) -> Result<(Vec<AuditRow>, bool), Error> {
+        run::audit_page(self.project, &self.target, before_id, size)
+    }
+
+    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
+        run::repin(self.project, &self.target, m, entry)
+    }
+
+    fn missing(&self) -> Option<Error> {
+        Some(run::missing_database(&self.target))
+    }
+
+    fn check_single_transaction(&self, step: &Prepared) -> Result<(), Error> {
+        if crate::postgres::step::prepares_statements(step) {
+            return Err(Error::Usage(format!(
+                "{}: prepares or deallocates statements by name, which needs a fresh \
+                 connection after the step, so it cannot share the phase's transaction; \
+                 run without --single-transaction (or single_transaction in strata.toml); \
+                 nothing was applied",
+                step.migration.label()
+            )));
+        }
+        Ok(())
+    }
+
+    fn open_phase<'a>(
+        &'a self,
+        runner: &'a Runner<'_>,
+        phase: Phase,
+        how: How,
+    ) -> Result<Box<dyn crate::phase::Database + 'a>, Error> {
+        Ok(Box::new(run::open_phase(
+            self.project,
+            &self.target,
+            runner,
+            phase,
+            how,
+        )?))
+    }
+
+    fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error> {
+        let throwaway = run::copy_of(self.project, &self.target)?;
+        Ok(Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+            },
+            planned_on: self.target.as_path(),
+            from: Some(self.target.as_path()),
+            throwaway,
+        }))
+    }
+
+    fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
+        let (throwaway, from) = run::scratch(self.project, &self.target, from)?;
+        Ok(Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+            },
+            planned_on: self.target.as_path(),
+            from: from.map(|f| f.shown()),
+            throwaway,
+        }))
+    }
+
+    fn script_begin(&self) -> String {
+        format!(
+            "BEGIN;\n-- strata takes its lock and re-reads the ledger\n\
+             SELECT pg_advisory_xact_lock({});\n",
+            crate::postgres::ledger::LOCK_KEY
+        )
+    }
+
+    fn data_sql(&self, data: &crate::data::DataSet) -> String {
+        crate::postgres::step::data_sql(data)
+    }
+
+    fn script_end(&self) -> &'static str {
+        "-- strata checks its bookkeeping is untouched, records the objects the step created,\n\
+         -- compares the module's schema with schema.sql and records the step\nCOMMIT;\n"
+    }
+
+    fn identity(&self) -> Result<Option<String>, Error> {
+        restore::live_id(self.project, &self.target)
+    }
+
+    fn backups(&self) -> Result<Vec<Backup>, Error> {
+        Ok(restore::list(self.project, &self.target))
+    }
+
+    fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
+        restore::choose(self.project, &self.target, named, || {
+            crate::restore::fitting(self)
+        })
+    }
+
+    fn restore(&self, named: Option<&Path>) -> Result<Restored, Error> {
+        restore::restore(self.project, &self.target, self.choose_backup(named)?)
+    }
+
+    fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
+        design::unowned(self.project, &self.target)
+    }
+
+    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::dump_with(self.project, read, module, write)
+    }
+
+    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::diff_with(self.project, read, module, sql)
+    }
+
+    fn drift(&self) -> Result<Vec<Refusal>, Error> {
+        crate::design::drift_of(PgLive::for_drift(self.project)?)
+    }
+
+    fn new_from_diff(
+        &self,
+        module: &str,
+        slug: &str,
+        allow_destructive: bool,
+    ) -> Result<Adopted, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::new_from_diff_with(self.project, read, module, slug, allow_destructive)
+    }
+
+    fn baseline(&self, module: &str) -> Result<Adopted, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::design::baseline_with(self.project, read, module)
+    }
+}
+
+/// A throwaway database on the server of the database it was made for: the sandbox's, or a
+/// copy for `--rehearse-on-copy`.
+struct PgScratch<'p> {
+    database: Postgres<'p>,
+    /// The database named in the plan's refusals: the test database for the sandbox.
+    planned_on: PathBuf,
+    from: Option<PathBuf>,
+    throwaway: run::Throwaway<'p>,
+}
+
+impl Scratch for PgScratch<'_> {
+    fn database(&self) -> &dyn Backend {
+        &self.database
+    }
+
+    fn planned_on(&self) -> PathBuf {
+        self.planned_on.clone()
+    }
+
+    fn from(&self) -> Option<PathBuf> {
+        self.from.clone()
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), Error> {
+        self.throwaway.drop_now()
+    }
+}

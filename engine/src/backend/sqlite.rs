@@ -333,7 +333,9 @@ fn bookkeeping(
         let got = ledger::identity_within(conn, Some(&id)).map_err(identity)?;
         if got != id {
             return Err(Error::Usage(format!(
-                "{}: another strata run gave the database its identity while this one                      backed it up, so the backup {} does not carry it; nothing was applied, run                      the command again",
+                "{}: another strata run gave the database its identity while this one backed it \
+                 up, so the backup {} does not carry it; nothing was applied, run the command \
+                 again",
                 db.display(),
                 path.display()
             )));

@@ -7,7 +7,8 @@
 //! schema must be the one sqlite3 built (a hash over every object's type, name and SQL) and the
 //! ledger must hold N rows. Then the per-step time at step 100 and at the last step of one run
 //! (the rehearsal phase, through the library, from the engine's own events) beside SQLite's own
-//! for the same statements: what strata adds per step must stay flat.
+//! for the same statements, for the `CREATE TABLE` chain and for a chain of one-row INSERTs,
+//! whose SQLite cost does not grow: what strata adds per step must stay flat.
 //!
 //! `cargo bench -p strata-cli --bench migrations [-- [N ...] [--rounds R]]`. Without the sqlite3
 //! CLI on PATH the floor is skipped, and the output says so.
@@ -144,7 +145,8 @@ fn main() {
     }
 
     let n = sizes.iter().copied().max().unwrap_or(5_000).max(200);
-    per_step(n);
+    per_step(n, "CREATE TABLE", write_project);
+    per_step(n, "one INSERT each", write_insert_project);
 }
 
 /// Writes a project with one module of `n` migrations; returns the same SQL as one script.
@@ -157,6 +159,28 @@ fn write_project(project: &Path, n: usize) -> String {
         std::fs::create_dir_all(&folder).unwrap();
         let sql =
             format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);\n");
+        std::fs::write(folder.join("do.sql"), &sql).unwrap();
+        script.push_str(&sql);
+    }
+    std::fs::write(project.join("strata.toml"), "").unwrap();
+    script
+}
+
+/// A project of `n` migrations whose SQLite cost does not grow with the history: the first
+/// creates a table, each other inserts one row into it. What strata adds per step must not
+/// grow with the number of applied migrations either.
+fn write_insert_project(project: &Path, n: usize) -> String {
+    let module = project.join("migrations/app");
+    let mut script = String::new();
+    for i in 0..n {
+        let (h, m, s) = (i / 3600, (i / 60) % 60, i % 60);
+        let folder = module.join(format!("20240101T{h:02}{m:02}{s:02}Z-r{i}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        let sql = if i == 0 {
+            "CREATE TABLE log (id INTEGER PRIMARY KEY, note TEXT NOT NULL);\n".to_string()
+        } else {
+            format!("INSERT INTO log (note) VALUES ('step {i}');\n")
+        };
         std::fs::write(folder.join("do.sql"), &sql).unwrap();
         script.push_str(&sql);
     }
@@ -277,17 +301,16 @@ fn run(mode: Mode, project: &Path, script: &str, out: &Path, n: usize, expected:
     elapsed
 }
 
-/// The per-step time near step 100 and near step `n` of one `--no-rehearsal` run, from the
-/// time between the engine's `StepApplied` events (so commit and bookkeeping are included).
-/// Per-step time at step 100 and at the last steps of one run of `n`, for strata and for SQLite
-/// itself doing the same statements. The rehearsal phase is timed (from the engine's own
-/// events): the test database is synced as little as SQLite's floor here, so the figures are
-/// CPU, not the disk's fsync latency. SQLite re-reads `sqlite_master` on every `CREATE TABLE`,
-/// so its own step grows with the schema; what strata adds on top of it must not.
-fn per_step(n: usize) {
+/// Per-step time at step 100 and at the last steps of one run of `n` migrations written by
+/// `write`, for strata and for SQLite itself doing the same statements. The rehearsal phase is
+/// timed, between the engine's own `StepApplied` events (commit and bookkeeping included): the
+/// test database is synced as little as SQLite's floor here, so the figures are CPU, not the
+/// disk's fsync latency. SQLite re-reads `sqlite_master` on every `CREATE TABLE`, so its own
+/// step grows with the schema; on the INSERT chain it does not, and neither may strata's.
+fn per_step(n: usize, what: &str, write: fn(&Path, usize) -> String) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("project");
-    let script = write_project(&root, n);
+    let script = write(&root, n);
     let mut project = strata_engine::Project::discover(Some(&root)).unwrap();
     project.db = dir.path().join("app.db");
     project.test_db = dir.path().join("test.db");
@@ -331,8 +354,8 @@ fn per_step(n: usize) {
     let (f_early, f_late) = window(&floor);
     let ratio = s_late / s_early;
     println!(
-        "\nper-step time, the rehearsal phase of one run of {n} (steps 90-110 -> steps {}-{n}, \
-         medians):\n  strata       {s_early:.3} ms -> {s_late:.3} ms: {ratio:.2} x {}\n  \
+        "\nper-step time, {what} migrations, the rehearsal phase of one run of {n} (steps \
+         90-110 -> steps {}-{n}, medians):\n  strata       {s_early:.3} ms -> {s_late:.3} ms: {ratio:.2} x {}\n  \
          SQLite alone {f_early:.3} ms -> {f_late:.3} ms: {:.2} x (the same statements, one \
          transaction each)",
         n - 19,

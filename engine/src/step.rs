@@ -199,7 +199,15 @@ pub struct Session {
     /// by [`flush`] just before the phase commits (a few prepared statements for the whole
     /// phase instead of a few per step, each re-prepared after every schema change).
     pub deferred: Deferred,
+    /// The foreign-key violations the database had before the current step (read before the
+    /// phase's first step, then kept from each step's check): a step fails only on violations
+    /// it adds. `None` until read.
+    pub fk_before: Option<Violations>,
 }
+
+/// Rows `PRAGMA foreign_key_check` reports, counted by (table, rowid, parent): a `WITHOUT
+/// ROWID` table reports no rowid, so one key can stand for several rows.
+pub type Violations = std::collections::HashMap<(String, Option<i64>, String), usize>;
 
 /// Bookkeeping rows kept until the end of a phase in one transaction.
 #[derive(Debug, Default)]
@@ -229,6 +237,7 @@ impl Session {
         self.owners.invalidate();
         self.ledger.invalidate();
         self.deferred = Deferred::default();
+        self.fk_before = None;
     }
 }
 
@@ -387,6 +396,26 @@ fn apply_in_transaction(
         rollback(conn);
         return Err(Error::db(db, "cannot read sqlite_master", e));
     }
+    // The foreign-key violations from before the run, if any, are not this step's.
+    if session.fk_before.is_none() {
+        match violations(conn) {
+            Ok(before) => {
+                if !before.is_empty() {
+                    events(&Event::Warning(format!(
+                        "{}: {}\nThey were there before this run: a step fails only for \
+                         violations it adds. Fix or delete those rows to be rid of them.",
+                        db.display(),
+                        describe_violations(&before)
+                    )));
+                }
+                session.fk_before = Some(before);
+            }
+            Err(e) => {
+                rollback(conn);
+                return Err(Error::db(db, "cannot run PRAGMA foreign_key_check", e));
+            }
+        }
+    }
     // SQL that names strata_object reads the ownership of the steps before it.
     if !session.deferred.objects.is_empty() && step.names_ownership() {
         let pending = std::mem::take(&mut session.deferred.objects);
@@ -397,17 +426,25 @@ fn apply_in_transaction(
     }
     guard.take_touched();
 
+    let mut fk = ForeignKeys {
+        before: session.fk_before.take().unwrap_or_default(),
+        after: None,
+    };
     let (log, mut failure) = run_actions(
         phase,
         step,
         step.actions(ctx.test_data),
         events,
-        |action, events| run_action(conn, ctx, step, action, guard, events),
+        |action, events| run_action(conn, ctx, step, action, guard, &mut fk, events),
     );
+    // Kept for the next step: what this one left if it commits, else what was there before.
+    let ForeignKeys { before, after } = fk;
+    let mut next = Some(before);
 
     if failure.is_none() {
         match finish(conn, ctx, session, step, guard, &log, started) {
             Ok(finished) => {
+                session.fk_before = after.or(next.take());
                 if let Some(sql) = finished.snapshot {
                     for path in write_snapshot(m, &sql)? {
                         events(&Event::SnapshotWritten {
@@ -428,6 +465,7 @@ fn apply_in_transaction(
         }
     }
     rollback(conn);
+    session.fk_before = next;
 
     // The step is rolled back; now its audit rows, in a transaction of their own.
     let (action, err, elapsed) = failure.expect("the step failed");
@@ -707,6 +745,7 @@ fn run_action(
     step: &Prepared,
     action: Action,
     guard: &Guard,
+    fk: &mut ForeignKeys,
     events: &mut EventSink<'_>,
 ) -> Result<Done, ActionError> {
     let m = &step.migration;
@@ -742,7 +781,7 @@ fn run_action(
             )
             .map_err(|(path, message)| ActionError::new(Some(path), None, message))
         }
-        Action::ForeignKeyCheck => sql(foreign_key_check(conn)?),
+        Action::ForeignKeyCheck => foreign_key_check(conn, fk),
         Action::Snapshot | Action::Record => sql(0),
     }
 }
@@ -958,40 +997,85 @@ fn describe_row(row: &rusqlite::Row<'_>, names: &[String]) -> String {
     format!("{{{}}}", cols.join(", "))
 }
 
-fn foreign_key_check(conn: &Connection) -> Result<u64, ActionError> {
-    let fail = |e: rusqlite::Error| {
-        ActionError::new(None, None, format!("PRAGMA foreign_key_check failed: {e}"))
-    };
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check").map_err(fail)?;
-    let mut rows = stmt.query([]).map_err(fail)?;
-    let mut shown = Vec::new();
-    let mut violations = 0usize;
-    while let Some(row) = rows.next().map_err(fail)? {
-        violations += 1;
-        if shown.len() < SHOWN_ROWS {
-            let table: String = row.get(0).map_err(fail)?;
-            let rowid: Option<i64> = row.get(1).map_err(fail)?;
-            let parent: String = row.get(2).map_err(fail)?;
-            shown.push(format!(
+/// Every violation `PRAGMA foreign_key_check` reports now.
+fn violations(conn: &Connection) -> rusqlite::Result<Violations> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut found = Violations::new();
+    while let Some(row) = rows.next()? {
+        *found
+            .entry((row.get(0)?, row.get(1)?, row.get(2)?))
+            .or_default() += 1;
+    }
+    Ok(found)
+}
+
+/// "N foreign-key violation(s):" and the first few, one a line.
+fn describe_violations(found: &Violations) -> String {
+    let mut keys: Vec<&(String, Option<i64>, String)> = found.keys().collect();
+    keys.sort();
+    let count: usize = found.values().sum();
+    let shown: Vec<String> = keys
+        .iter()
+        .take(SHOWN_ROWS)
+        .map(|(table, rowid, parent)| {
+            format!(
                 "`{table}` row {} references a missing row of `{parent}`",
                 rowid.map_or("?".into(), |r| r.to_string())
-            ));
+            )
+        })
+        .collect();
+    format!(
+        "{count} foreign-key violation{}:\n{}{}",
+        if count == 1 { "" } else { "s" },
+        shown.join("\n"),
+        if keys.len() > shown.len() {
+            "\n..."
+        } else {
+            ""
         }
+    )
+}
+
+/// A step's foreign-key violations: those from before it, and what its check found.
+struct ForeignKeys {
+    before: Violations,
+    after: Option<Violations>,
+}
+
+/// `PRAGMA foreign_key_check` after a step: fails on a violation the step added to
+/// `fk.before` (those the database had before are not the step's); on success leaves what it
+/// found in `fk.after`.
+fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys) -> Result<Done, ActionError> {
+    let before = &fk.before;
+    let now = violations(conn).map_err(|e| {
+        ActionError::new(None, None, format!("PRAGMA foreign_key_check failed: {e}"))
+    })?;
+    let added: Violations = now
+        .iter()
+        .filter_map(|(k, n)| {
+            let earlier = before.get(k).copied().unwrap_or(0);
+            (*n > earlier).then(|| (k.clone(), n - earlier))
+        })
+        .collect();
+    if added.is_empty() {
+        fk.after = Some(now);
+        return Ok(Done {
+            rows: 0,
+            fuel: None,
+        });
     }
-    if violations == 0 {
-        return Ok(0);
-    }
+    let earlier: usize = before.values().sum();
     Err(ActionError::new(
         None,
         None,
         format!(
-            "PRAGMA foreign_key_check found {violations} violation{} after the step:\n{}{}",
-            if violations == 1 { "" } else { "s" },
-            shown.join("\n"),
-            if violations > shown.len() {
-                "\n..."
+            "PRAGMA foreign_key_check after the step found {}{}",
+            describe_violations(&added),
+            if earlier > 0 {
+                format!("\n(besides {earlier} from before this run, which are not the step's)")
             } else {
-                ""
+                String::new()
             }
         ),
     ))

@@ -232,6 +232,57 @@ fn a_foreign_key_violation_fails_the_step() {
 }
 
 #[test]
+fn violations_from_before_the_run_are_not_the_steps() {
+    // A database whose application never switched foreign keys on (SQLite's default) may hold
+    // dangling rows: strata warns about them and fails a step only for violations it adds.
+    let p = Project::empty();
+    {
+        let conn = rusqlite::Connection::open(p.path("app.db")).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE parent(id INTEGER PRIMARY KEY);
+             CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id));
+             INSERT INTO child VALUES (1, 42);",
+        )
+        .unwrap();
+    }
+    p.write("strata.toml", "");
+    p.strata(&["baseline", "app"]).ok();
+    p.write(
+        "migrations/app/20300101T000000Z-unrelated/do.sql",
+        "CREATE TABLE t(x);\n",
+    );
+    p.strata(&["migrate", "--no-rehearsal"])
+        .ok()
+        .stderr_has("1 foreign-key violation")
+        .stderr_has("`child` row 1 references a missing row of `parent`")
+        .stderr_has("a step fails only for violations it adds");
+    // A step that adds one fails, naming only its own, and says the old one is not counted.
+    p.write(
+        "migrations/app/20300102T000000Z-dangling/do.sql",
+        "INSERT INTO child VALUES (2, 7);\n",
+    );
+    let run = p.strata(&["migrate", "--no-rehearsal"]).code(1);
+    let run = run
+        .stderr_has("`child` row 2 references a missing row of `parent`")
+        .stderr_has("besides 1 from before this run");
+    let error = run.stderr.split("error: app/").nth(1).unwrap_or_default();
+    assert!(
+        !error.contains("`child` row 1 references"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(rows(&p.open("app.db"), "SELECT count(*) FROM child"), ["1"]);
+    // Fixing the old row is a step like any other.
+    p.write(
+        "migrations/app/20300102T000000Z-dangling/do.sql",
+        "INSERT INTO parent VALUES (42);\n",
+    );
+    p.strata(&["migrate", "--no-rehearsal"]).ok();
+    assert!(rows(&p.open("app.db"), "PRAGMA foreign_key_check").is_empty());
+}
+
+#[test]
 fn transaction_control_in_do_sql_is_refused() {
     let p = Project::empty();
     p.write(

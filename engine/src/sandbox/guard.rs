@@ -344,26 +344,43 @@ const PROCESS_WIDE_PRAGMAS: &[&str] = &[
     "data_store_directory",
 ];
 
-/// The refusal of a statement that would change process-wide SQLite settings.
+/// PRAGMAs whose setting SQLite ignores inside a transaction (or on a database that already
+/// has pages) without an error: in a step they would silently do nothing.
+const NO_EFFECT_IN_A_STEP: &[&str] = &["journal_mode", "page_size", "auto_vacuum"];
+
+/// The refusal of a statement that would change process-wide SQLite settings, or set a
+/// PRAGMA that cannot take effect inside the step's transaction.
 fn process_wide(mode: &Mode, ctx: &AuthContext<'_>) -> Option<String> {
-    match (mode, ctx.action) {
-        (Mode::Host, _) => None,
-        (
-            _,
-            AuthAction::Pragma {
-                pragma_name,
-                pragma_value: Some(_),
-            },
-        ) if PROCESS_WIDE_PRAGMAS
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
-        {
-            Some(format!(
-                "PRAGMA {pragma_name} changes SQLite for the whole strata process, not for this \
-                 migration's database, so later steps would run differently; remove it"
-            ))
-        }
-        _ => None,
+    let (
+        Mode::Script | Mode::Component { .. },
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        },
+    ) = (mode, ctx.action)
+    else {
+        return None;
+    };
+    let named = |list: &[&str]| list.iter().any(|p| p.eq_ignore_ascii_case(pragma_name));
+    if named(PROCESS_WIDE_PRAGMAS) {
+        Some(format!(
+            "PRAGMA {pragma_name} changes SQLite for the whole strata process, not for this \
+             migration's database, so later steps would run differently; remove it"
+        ))
+    } else if named(NO_EFFECT_IN_A_STEP) {
+        let vacuum = if pragma_name.eq_ignore_ascii_case("journal_mode") {
+            ""
+        } else {
+            "; VACUUM"
+        };
+        Some(format!(
+            "PRAGMA {pragma_name} cannot change inside the step's transaction (SQLite ignores it \
+             there without an error), so it would silently do nothing; set it where the \
+             application opens the database, or once by hand (for example `sqlite3 app.db \
+             'PRAGMA {pragma_name} = ...{vacuum}'`), and remove it from the migration"
+        ))
+    } else {
+        None
     }
 }
 
@@ -1289,5 +1306,25 @@ mod tests {
         }
         // Reading them is fine.
         conn.execute_batch("PRAGMA soft_heap_limit;").unwrap();
+    }
+
+    #[test]
+    fn pragmas_a_transaction_ignores_are_refused_in_scripts() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        for sql in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA main.page_size = 8192",
+            "PRAGMA auto_vacuum = FULL",
+        ] {
+            let why = refused(&conn, &guard, sql);
+            assert!(why.contains("silently do nothing"), "{sql}: {why}");
+        }
+        // Reading them is fine, and the host may still set them.
+        conn.execute_batch("PRAGMA journal_mode; PRAGMA page_size;")
+            .unwrap();
+        guard.set_mode(Mode::Host);
+        conn.execute_batch("PRAGMA auto_vacuum = NONE").unwrap();
     }
 }

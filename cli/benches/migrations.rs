@@ -149,16 +149,16 @@ fn main() {
     per_step(n, "one INSERT each", write_insert_project);
 }
 
-/// Writes a project with one module of `n` migrations; returns the same SQL as one script.
-fn write_project(project: &Path, n: usize) -> String {
+/// Writes a project with one module of `n` migrations whose SQL is `sql(i)`, folder slugs
+/// `<slug><i>`; returns the same SQL as one script.
+fn write_chain(project: &Path, n: usize, slug: &str, sql: impl Fn(usize) -> String) -> String {
     let module = project.join("migrations/app");
     let mut script = String::new();
     for i in 0..n {
         let (h, m, s) = (i / 3600, (i / 60) % 60, i % 60);
-        let folder = module.join(format!("20240101T{h:02}{m:02}{s:02}Z-t{i}"));
+        let folder = module.join(format!("20240101T{h:02}{m:02}{s:02}Z-{slug}{i}"));
         std::fs::create_dir_all(&folder).unwrap();
-        let sql =
-            format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);\n");
+        let sql = sql(i);
         std::fs::write(folder.join("do.sql"), &sql).unwrap();
         script.push_str(&sql);
     }
@@ -166,26 +166,21 @@ fn write_project(project: &Path, n: usize) -> String {
     script
 }
 
+/// `n` `CREATE TABLE` migrations.
+fn write_project(project: &Path, n: usize) -> String {
+    write_chain(project, n, "t", |i| {
+        format!("CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER);\n")
+    })
+}
+
 /// A project of `n` migrations whose SQLite cost does not grow with the history: the first
 /// creates a table, each other inserts one row into it. What strata adds per step must not
 /// grow with the number of applied migrations either.
 fn write_insert_project(project: &Path, n: usize) -> String {
-    let module = project.join("migrations/app");
-    let mut script = String::new();
-    for i in 0..n {
-        let (h, m, s) = (i / 3600, (i / 60) % 60, i % 60);
-        let folder = module.join(format!("20240101T{h:02}{m:02}{s:02}Z-r{i}"));
-        std::fs::create_dir_all(&folder).unwrap();
-        let sql = if i == 0 {
-            "CREATE TABLE log (id INTEGER PRIMARY KEY, note TEXT NOT NULL);\n".to_string()
-        } else {
-            format!("INSERT INTO log (note) VALUES ('step {i}');\n")
-        };
-        std::fs::write(folder.join("do.sql"), &sql).unwrap();
-        script.push_str(&sql);
-    }
-    std::fs::write(project.join("strata.toml"), "").unwrap();
-    script
+    write_chain(project, n, "r", |i| match i {
+        0 => "CREATE TABLE log (id INTEGER PRIMARY KEY, note TEXT NOT NULL);\n".to_string(),
+        _ => format!("INSERT INTO log (note) VALUES ('step {i}');\n"),
+    })
 }
 
 /// The user schema as sqlite3 builds it from the script.

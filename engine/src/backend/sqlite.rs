@@ -275,6 +275,27 @@ impl Scratch for SqliteScratch<'_> {
     }
 }
 
+/// The verified backup a phase takes of `db` before it changes it, kept as the project says,
+/// with `fill` run on the copy (see `backup::take_with`).
+fn backup_before_migrate(
+    project: &Project,
+    conn: &rusqlite::Connection,
+    db: &Path,
+    database_id: &str,
+    phase: Phase,
+    fill: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
+) -> Result<PathBuf, Error> {
+    backup::take_with(
+        conn,
+        db,
+        database_id,
+        &project.backups_dir(),
+        project.config.backups_keep,
+        &format!("before migrate ({phase})"),
+        fill,
+    )
+}
+
 /// With one transaction for the phase, before it begins: a verified backup of the database
 /// as committed, holding the bookkeeping tables and the identity that the transaction will
 /// write (the database's own, or a new random one). Returns the identity and the backup.
@@ -295,15 +316,7 @@ fn backup_first(
         database_id: Some(id.clone()),
         entries: Vec::new(),
     };
-    let path = backup::take_with(
-        conn,
-        db,
-        &id,
-        &project.backups_dir(),
-        project.config.backups_keep,
-        &format!("before migrate ({phase})"),
-        |copy| fill.write(copy),
-    )?;
+    let path = backup_before_migrate(project, conn, db, &id, phase, |copy| fill.write(copy))?;
     Ok((id, path))
 }
 
@@ -347,15 +360,7 @@ fn bookkeeping(
             return Ok(None);
         }
         let id = ledger::ensure_database_id(conn).map_err(identity)?;
-        backup::take_with(
-            conn,
-            db,
-            &id,
-            &project.backups_dir(),
-            project.config.backups_keep,
-            &format!("before migrate ({phase})"),
-            |_| Ok(()),
-        )?
+        backup_before_migrate(project, conn, db, &id, phase, |_| Ok(()))?
     };
     let entry = ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
     ledger::append(conn, std::slice::from_ref(&entry))

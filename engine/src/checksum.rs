@@ -79,12 +79,13 @@ fn read_pinned(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Error> {
 
 /// What the tree read of one migration folder, kept for the step that runs it: the names the
 /// folder and its data folders hold (`test-data/data.json` for one inside a data folder), and
-/// the bytes and hash of each pinned file of at most [`KEEP_BYTES`]. The step then runs the
-/// very bytes its checksum was taken from, without reading the folder again.
+/// the bytes of each pinned file of at most [`KEEP_BYTES`] (their hashes are in the manifest
+/// taken with them). The step then runs the very bytes its checksum was taken from, without
+/// reading the folder again.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Contents {
     present: Vec<String>,
-    kept: Vec<(&'static str, Vec<u8>, String)>,
+    kept: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl Contents {
@@ -101,7 +102,7 @@ impl std::fmt::Debug for Contents {
             .field("present", &self.present)
             .field(
                 "kept",
-                &self.kept.iter().map(|(n, _, _)| *n).collect::<Vec<_>>(),
+                &self.kept.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -150,27 +151,29 @@ impl Pinned {
             .files
             .into_iter()
             .filter(|(_, bytes)| bytes.len() <= KEEP_BYTES)
-            .filter_map(|(name, bytes)| {
-                let sha = self.manifest.hash_of(name)?.to_string();
-                Some((name, bytes, sha))
-            })
             .collect();
         (self.manifest, Contents { present, kept })
     }
 
     /// The pinned files of the migration folder `dir` as `contents` lists them: the kept bytes
-    /// as they were read, the others read again now. Whoever compares the manifest with the
-    /// one taken when `contents` was read sees a file changed in between.
-    pub fn from_contents(dir: &Path, contents: &Contents) -> Result<Self, Error> {
+    /// as they were read (with their hashes from `manifest`, taken with `contents`), the others
+    /// read again now. Whoever compares the manifest with `manifest` sees a file changed in
+    /// between.
+    pub fn from_contents(
+        dir: &Path,
+        contents: &Contents,
+        manifest: &Manifest,
+    ) -> Result<Self, Error> {
         let mut files = Vec::new();
         let mut entries = Vec::new();
         for name in PINNED_FILES {
             if !contents.has(name) {
                 continue;
             }
-            let (bytes, sha) = match contents.kept.iter().find(|(n, _, _)| n == name) {
-                Some((_, bytes, sha)) => (bytes.clone(), sha.clone()),
-                None => {
+            let kept = contents.kept.iter().find(|(n, _)| n == name);
+            let (bytes, sha) = match (kept, manifest.hash_of(name)) {
+                (Some((_, bytes)), Some(sha)) => (bytes.clone(), sha.to_string()),
+                _ => {
                     let Some(bytes) = read_pinned(dir, name)? else {
                         continue;
                     };

@@ -65,7 +65,7 @@ impl Prepared {
     /// [`Prepared::load`], checking the SQL files as `dialect`'s scripts.
     pub fn load_for(m: &Migration, dialect: crate::input::Dialect) -> Result<Prepared, Error> {
         let mut pinned = match &m.contents {
-            Some(contents) => Pinned::from_contents(&m.dir, contents)?,
+            Some(contents) => Pinned::from_contents(&m.dir, contents, &m.manifest)?,
             None => Pinned::read(&m.dir)?,
         };
         if pinned.manifest() != &m.manifest {

@@ -427,7 +427,7 @@ fn apply_in_transaction(
     guard.take_touched();
 
     let mut fk = ForeignKeys {
-        before: session.fk_before.take().unwrap_or_default(),
+        before: session.fk_before.get_or_insert_default(),
         after: None,
     };
     let (log, mut failure) = run_actions(
@@ -437,14 +437,15 @@ fn apply_in_transaction(
         events,
         |action, events| run_action(conn, ctx, step, action, guard, &mut fk, events),
     );
-    // Kept for the next step: what this one left if it commits, else what was there before.
-    let ForeignKeys { before, after } = fk;
-    let mut next = Some(before);
+    let fk_after = fk.after;
 
     if failure.is_none() {
         match finish(conn, ctx, session, step, guard, &log, started) {
             Ok(finished) => {
-                session.fk_before = after.or(next.take());
+                // What the committed step left is what the next one starts from.
+                if fk_after.is_some() {
+                    session.fk_before = fk_after;
+                }
                 if let Some(sql) = finished.snapshot {
                     for path in write_snapshot(m, &sql)? {
                         events(&Event::SnapshotWritten {
@@ -465,7 +466,6 @@ fn apply_in_transaction(
         }
     }
     rollback(conn);
-    session.fk_before = next;
 
     // The step is rolled back; now its audit rows, in a transaction of their own.
     let (action, err, elapsed) = failure.expect("the step failed");
@@ -745,7 +745,7 @@ fn run_action(
     step: &Prepared,
     action: Action,
     guard: &Guard,
-    fk: &mut ForeignKeys,
+    fk: &mut ForeignKeys<'_>,
     events: &mut EventSink<'_>,
 ) -> Result<Done, ActionError> {
     let m = &step.migration;
@@ -1038,16 +1038,16 @@ fn describe_violations(found: &Violations) -> String {
 }
 
 /// A step's foreign-key violations: those from before it, and what its check found.
-struct ForeignKeys {
-    before: Violations,
+struct ForeignKeys<'a> {
+    before: &'a Violations,
     after: Option<Violations>,
 }
 
 /// `PRAGMA foreign_key_check` after a step: fails on a violation the step added to
 /// `fk.before` (those the database had before are not the step's); on success leaves what it
 /// found in `fk.after`.
-fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys) -> Result<Done, ActionError> {
-    let before = &fk.before;
+fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys<'_>) -> Result<Done, ActionError> {
+    let before = fk.before;
     let now = violations(conn).map_err(|e| {
         ActionError::new(None, None, format!("PRAGMA foreign_key_check failed: {e}"))
     })?;

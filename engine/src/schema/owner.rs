@@ -1,10 +1,11 @@
 //! Which module owns which schema object: a module owns the objects its migrations created.
 //!
 //! Recorded in a third bookkeeping table, `strata_object` (type, name, module, stamp), a
-//! deliberate extension of DESIGN §4 that only the engine writes: a step takes a [`Catalog`] of
-//! `sqlite_master` when its transaction begins and calls [`record_step`] just before it commits;
-//! objects that appeared are the step's module's, objects that disappeared lose their row, and a
-//! table or index renamed in place (same root page) keeps its owner. `baseline` and
+//! deliberate extension of DESIGN §4 that only the engine writes: a step's [`Tracker`] looks at
+//! the catalog rows the step could have changed just before it commits, and [`record_step`]
+//! compares two whole [`Catalog`]s (to infer owners by replaying old scripts); either way,
+//! objects that appeared are the step's module's, objects that disappeared lose their row, and
+//! a table renamed in place (same root page and columns) keeps its owner, each as a [`Write`]. `baseline` and
 //! `new --from-diff` [`adopt`] objects that already exist. This module owns that table's schema,
 //! reads and writes; it decides nothing about migrations.
 
@@ -117,6 +118,7 @@ fn exists(conn: &Connection) -> rusqlite::Result<bool> {
 pub fn record_step(conn: &Connection, id: &MigrationId, before: &Catalog) -> rusqlite::Result<()> {
     ensure(conn)?;
     let after = catalog(conn)?;
+    let mut writes = Vec::new();
     let mut renamed_to: Vec<(ObjectKind, &str)> = Vec::new();
     for (kind, name, root, columns) in &before.entries {
         if after.has(*kind, name) {
@@ -134,30 +136,31 @@ pub fn record_step(conn: &Connection, id: &MigrationId, before: &Catalog) -> rus
         });
         match renamed {
             Some((_, new_name, _, _)) => {
-                conn.execute(
-                    "UPDATE strata_object SET name = ?3 WHERE type = ?1 AND name = ?2",
-                    params![kind.as_str(), name, new_name],
-                )?;
+                writes.push(Write::Rename {
+                    kind: *kind,
+                    from: name.clone(),
+                    to: new_name.clone(),
+                });
                 renamed_to.push((*kind, new_name));
             }
-            None => {
-                conn.execute(
-                    "DELETE FROM strata_object WHERE type = ?1 AND name = ?2",
-                    params![kind.as_str(), name],
-                )?;
-            }
+            None => writes.push(Write::Forget {
+                kind: *kind,
+                name: name.clone(),
+            }),
         }
     }
     for (kind, name, _, _) in &after.entries {
         let renamed = renamed_to.contains(&(*kind, name.as_str()));
         if !before.has(*kind, name) && !renamed {
-            conn.execute(
-                "INSERT OR REPLACE INTO strata_object (type, name, module, stamp)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![kind.as_str(), name, id.module, id.stamp],
-            )?;
+            writes.push(Write::Own {
+                kind: *kind,
+                name: name.clone(),
+                module: id.module.clone(),
+                stamp: id.stamp.clone(),
+            });
         }
     }
+    write(conn, &writes)?;
     prune(conn)
 }
 

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser, Subcommand};
 use strata_engine::backup::Backup;
 use strata_engine::migrator::{self, MigrateOptions};
@@ -57,7 +58,7 @@ pub struct Args {
     #[arg(long, global = true, value_name = "PATH", env = "STRATA_TEST_DB")]
     test_db: Option<PathBuf>,
     /// Machine-readable output on stdout.
-    #[arg(long, global = true, env = "STRATA_JSON")]
+    #[arg(long, global = true, env = "STRATA_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
     /// Print only results and errors.
     #[arg(
@@ -65,16 +66,51 @@ pub struct Args {
         long,
         global = true,
         conflicts_with = "verbose",
-        env = "STRATA_QUIET"
+        env = "STRATA_QUIET",
+        value_parser = BoolishValueParser::new()
     )]
     quiet: bool,
     /// Also print each action of each step.
-    #[arg(short, long, global = true, env = "STRATA_VERBOSE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "STRATA_VERBOSE",
+        value_parser = BoolishValueParser::new()
+    )]
     verbose: bool,
     #[command(flatten)]
     remote: remote::RemoteArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The on/off variables, read as clap reads them but refused with the variable's name rather than
+/// the flag's when they hold something else (clap names only `--json`).
+const SWITCHES: [(&str, &str); 3] = [
+    ("STRATA_JSON", "--json"),
+    ("STRATA_QUIET", "--quiet"),
+    ("STRATA_VERBOSE", "--verbose"),
+];
+
+/// Checks the on/off environment variables before the arguments are parsed.
+pub fn check_switches() -> std::result::Result<(), String> {
+    for (name, flag) in SWITCHES {
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        let text = value.to_string_lossy();
+        let known = [
+            "1", "0", "true", "false", "yes", "no", "y", "n", "on", "off", "t", "f", "",
+        ];
+        if !known.contains(&text.trim().to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{name}={text:?} is neither on nor off: use 1 or 0 (also true/false, yes/no, \
+                 on/off), or unset it; it stands for {flag}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,8 +282,18 @@ enum Command {
     },
     /// Serve this project's engine over gRPC (strata.v1) for `--remote` clients and other
     /// services; prints the URL it listens on as the first line of stdout.
+    #[command(after_help = examples!(
+        "strata serve --token-file .strata/token",
+        "strata serve --listen 0.0.0.0:7433 --tls-cert cert.pem --tls-key key.pem --token-file token",
+        "STRATA_REMOTE=http://127.0.0.1:7433 STRATA_TOKEN=$(cat .strata/token) strata status",
+    ))]
     Serve(remote::ServeArgs),
     /// The engine version, the project, its databases and modules (with --remote: the server's).
+    #[command(after_help = examples!(
+        "strata info",
+        "strata info --json",
+        "strata info --remote http://127.0.0.1:7433",
+    ))]
     Info,
 }
 
@@ -495,14 +541,14 @@ pub fn run(args: Args) -> Result<()> {
         Command::Repair { migrations, yes } => {
             let report = strata_engine::repair::repair(&project, &migrations, yes)?;
             out.repair(&report)?;
-            if !yes {
-                return Err(Error::Usage(format!(
-                    "nothing was changed: re-pinning makes strata trust the changed files as if \
-                     they had been applied; if that is right, run again with --yes \
+            if !yes && !out.json_mode() {
+                // A preview, like `plan`: it succeeds, and says how to go on.
+                errln!(
+                    "note: nothing was changed: re-pinning makes strata trust the changed files as \
+                     if they had been applied; if that is right, run again with --yes \
                      (`strata repair {} --yes`)",
                     migrations.join(" ")
-                ))
-                .into());
+                );
             }
             Ok(())
         }

@@ -11,6 +11,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if let Err(why) = cli::check_switches() {
+        eprintln!("error: {why}");
+        return ExitCode::from(strata_engine::exit::BAD_INPUT as u8);
+    }
     let args = cli::Args::parse();
     let json = args.json;
     match cli::run(args) {

@@ -54,6 +54,7 @@ use strata_engine::migrator::{
 use strata_engine::plan::State;
 use strata_engine::repair::RepairReport;
 use strata_engine::restore::Restored;
+use strata_engine::scaffold;
 use strata_engine::schema::ObjectRef;
 
 /// Writes to stdout; exits quietly (code 0) when the reader has gone away.
@@ -139,11 +140,29 @@ impl Output {
         Ok(())
     }
 
-    pub fn init(&self, config: &Path) -> Result<()> {
+    pub fn init(&self, done: &scaffold::Initialized) -> Result<()> {
         if self.json {
-            return self.print_json(&json!({ "config": config }));
+            return self.print_json(&json!({
+                "config": done.config,
+                "created": done.created,
+                "gitignore_lines_added": done.ignore_lines,
+            }));
         }
-        outln!("wrote {}", config.display());
+        if done.created {
+            outln!("wrote {}", done.config.display());
+        } else {
+            outln!(
+                "{} already exists: this folder is a strata project; nothing was overwritten{}",
+                done.config.display(),
+                match done.ignore_lines {
+                    0 => String::new(),
+                    n => format!(
+                        " ({n} .gitignore line{} added)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                }
+            );
+        }
         Ok(())
     }
 

@@ -389,16 +389,34 @@ pub fn sandbox(
         write_snapshots: false,
         single_transaction: false,
     };
+    // Each step runs as a phase of its own (so a failure is reported and the rest skipped), but
+    // the run is announced once: the per-step phase events are not passed on.
+    let shown = db.shown();
+    events(&Event::PhaseStarted {
+        phase: Phase::Sandbox,
+        db: &shown,
+        pending: pending.len(),
+    });
     let (steps, ok) = sandbox_steps(&pending, |m| {
         let mut fuel = 0;
-        let mut sink = |e: &Event<'_>| {
-            if let Event::ActionDone { fuel: Some(f), .. } = e {
+        let mut sink = |e: &Event<'_>| match e {
+            Event::PhaseStarted { .. } | Event::PhaseFinished { .. } => {}
+            Event::ActionDone { fuel: Some(f), .. } => {
                 fuel += f;
+                events(e);
             }
-            events(e);
+            _ => events(e),
         };
         run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel)
     })?;
+    events(&Event::PhaseFinished {
+        phase: Phase::Sandbox,
+        db: &shown,
+        applied: steps
+            .iter()
+            .filter(|s| s.outcome == StepOutcome::Ok)
+            .count(),
+    });
     let from = scratch.from();
     scratch.finish()?;
     Ok(SandboxReport {

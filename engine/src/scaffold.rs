@@ -14,18 +14,16 @@ use crate::error::Error;
 use crate::tree::{self, STAMP_FORMAT};
 
 /// Writes `strata.toml` and an empty migrations folder in `project.root`.
-pub fn init(project: &Project) -> Result<PathBuf, Error> {
+pub fn init(project: &Project) -> Result<Initialized, Error> {
     let path = project.root.join(CONFIG_FILE);
-    if path.exists() {
-        return Err(Error::input(
-            &path,
-            "already exists: this folder is a strata project; edit the file instead",
-        ));
-    }
+    let created = !path.exists();
     if !project.root.as_os_str().is_empty() {
         std::fs::create_dir_all(&project.root).map_err(|e| Error::io(&project.root, e))?;
     }
-    std::fs::write(&path, Config::template()).map_err(|e| Error::io(&path, e))?;
+    if created {
+        // Never overwrites: a second `init` keeps the file the user may have edited.
+        std::fs::write(&path, Config::template()).map_err(|e| Error::io(&path, e))?;
+    }
     let migrations = project.migrations_dir();
     std::fs::create_dir_all(&migrations).map_err(|e| Error::io(&migrations, e))?;
     let ignore = project.root.join(".gitignore");
@@ -44,13 +42,29 @@ pub fn init(project: &Project) -> Result<PathBuf, Error> {
             text.push('\n');
         }
         text.push_str("# strata: local databases, the test database, backups and builds\n");
-        for l in missing {
-            text.push_str(&l);
+        for l in &missing {
+            text.push_str(l);
             text.push('\n');
         }
         std::fs::write(&ignore, text).map_err(|e| Error::io(&ignore, e))?;
     }
-    Ok(path)
+    Ok(Initialized {
+        config: path,
+        created,
+        ignore_lines: missing.len(),
+    })
+}
+
+/// What `init` did: a project that already has its strata.toml is left as it is (only missing
+/// folders and `.gitignore` lines are added), so running `init` twice is harmless.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Initialized {
+    /// The project's strata.toml.
+    pub config: PathBuf,
+    /// Whether this run wrote it (false: it was there already and is unchanged).
+    pub created: bool,
+    /// How many `.gitignore` lines this run added.
+    pub ignore_lines: usize,
 }
 
 /// Creates `<migrations>/<module>/<stamp>-<slug>/do.sql` and returns the folder.
@@ -242,6 +256,7 @@ fn ignored(config: &Config) -> Vec<String> {
         format!("/{db}-journal"),
         format!("/{db}-wal"),
         format!("/{db}-shm"),
+        format!("/{db}.strata-lock"),
     ]
 }
 

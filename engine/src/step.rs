@@ -867,7 +867,12 @@ fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> Act
         Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
             guard.take_denied().unwrap_or_else(|| e.to_string())
         }
-        _ => e.to_string(),
+        // SQLite's parse errors carry the rest of the script (and the NUL strata ends it with);
+        // the statement is shown on its own line already, so only SQLite's message is kept.
+        _ => match e {
+            rusqlite::Error::SqlInputError { msg, .. } => msg,
+            e => e.to_string(),
+        },
     };
     ActionError::new(Some(file.to_path_buf()), Some(at), message)
 }

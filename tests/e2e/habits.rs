@@ -19,6 +19,8 @@ const COMMANDS: &[&str] = &[
     "repair",
     "audit",
     "completions",
+    "serve",
+    "info",
 ];
 
 #[test]
@@ -139,4 +141,67 @@ fn audit_is_an_aligned_table_and_to_takes_a_stamp_prefix() {
     for l in &lines[1..] {
         assert_eq!(col(l, "apply"), Some(phase_at), "{audit}");
     }
+}
+
+#[test]
+fn on_off_variables_read_1_and_0_and_a_bad_value_names_the_variable() {
+    let p = Project::example();
+    let json = with_env(&p, &[("STRATA_JSON", "1")], &["status"]).ok();
+    json.json();
+    let plain = with_env(&p, &[("STRATA_JSON", "0")], &["status"]).ok();
+    assert!(
+        !plain.stdout.trim_start().starts_with('{'),
+        "{}",
+        plain.stdout
+    );
+    with_env(&p, &[("STRATA_QUIET", "yes")], &["plan"]).ok();
+    with_env(&p, &[("STRATA_VERBOSE", "maybe")], &["status"])
+        .code(2)
+        .stderr_has("STRATA_VERBOSE=\"maybe\"")
+        .stderr_has("use 1 or 0");
+}
+
+#[test]
+fn a_syntax_error_shows_its_statement_once_and_no_more_of_the_script() {
+    let p = Project::empty();
+    p.strata(&["init"]).ok();
+    let dir = p.strata(&["new", "app", "zero", "--new-module"]).ok();
+    let dir = dir.stdout.trim().to_string();
+    p.write(
+        &format!("{dir}/do.sql"),
+        "CREATE TABLE a(x);\nCREAT TABLE b(y);\nCREATE TABLE c(z);\n",
+    );
+    let run = p
+        .strata(&["migrate"])
+        .code(1)
+        .stderr_has("line 2")
+        .stderr_has("statement: CREAT TABLE b(y)")
+        .stderr_has("syntax error");
+    assert_eq!(
+        run.stderr.matches("CREAT TABLE b").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains('\0'), "{:?}", run.stderr);
+    assert!(!run.stderr.contains("CREATE TABLE c"), "{}", run.stderr);
+    let stored = crate::harness::rows(
+        &p.open(".strata/test.db"),
+        "SELECT count(*) FROM strata_migration_audit WHERE instr(detail, char(0)) > 0 \
+         OR detail LIKE '%CREATE TABLE c%'",
+    );
+    assert_eq!(stored, ["0"]);
+}
+
+#[test]
+fn sandbox_announces_its_database_once() {
+    let p = Project::example();
+    let run = p.strata(&["sandbox", "-v"]).ok();
+    assert_eq!(
+        run.stderr.matches("sandbox on ").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    run.stderr_has("10 pending");
 }

@@ -10,10 +10,16 @@ fn init_writes_config_and_migrations_folder_once() {
     assert!(p.path("migrations").is_dir());
     let config = std::fs::read_to_string(p.path("strata.toml")).unwrap();
     assert!(config.contains("busy_timeout_ms"), "{config}");
+    // A second init is harmless: it keeps the edited file and says so.
+    std::fs::write(p.path("strata.toml"), format!("{config}\n# edited\n")).unwrap();
     p.strata(&["init"])
-        .code(2)
-        .stderr_has("strata.toml")
-        .stderr_has("already exists");
+        .ok()
+        .stdout_has("strata.toml")
+        .stdout_has("already exists");
+    let again = std::fs::read_to_string(p.path("strata.toml")).unwrap();
+    assert!(again.ends_with("# edited\n"), "{again}");
+    let ignore = std::fs::read_to_string(p.path(".gitignore")).unwrap();
+    assert!(ignore.contains("/app.db.strata-lock"), "{ignore}");
 }
 
 #[test]

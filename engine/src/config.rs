@@ -165,7 +165,10 @@ impl Project {
             }
             Err(e) => return Err(Error::io(path, e)),
         };
-        let db = resolve_db(&root, &config.db, "db")?;
+        let db = match database_url(&text_of(&path))? {
+            Some(url) => url,
+            None => resolve_db(&root, &config.db, "db")?,
+        };
         let test_db = match default_test_db(&db, &config)? {
             Some(derived) => derived,
             None => resolve_db(&root, &config.test_db, "test_db")?,
@@ -187,10 +190,13 @@ impl Project {
     ) -> Result<(), Error> {
         if let Some(db) = db {
             self.db = db_flag(db, "--db")?;
-            if test_db.is_none()
-                && let Some(derived) = default_test_db(&self.db, &self.config)?
-            {
-                self.test_db = derived;
+            if test_db.is_none() {
+                // The test database follows the real one's kind: `<dbname>_test` beside a
+                // PostgreSQL one, else strata.toml's `test_db`.
+                self.test_db = match default_test_db(&self.db, &self.config)? {
+                    Some(derived) => derived,
+                    None => resolve_db(&self.root, &self.config.test_db, "test_db")?,
+                };
             }
         }
         if let Some(test_db) = test_db {
@@ -262,6 +268,48 @@ impl Project {
         }
         Ok(dir)
     }
+}
+
+/// strata.toml's text, or none when there is no readable file (then its defaults apply).
+fn text_of(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// `DATABASE_URL`, as dbmate and sqlx read it, when strata.toml sets no `db` (the order is
+/// `--db`, `STRATA_DB`, strata.toml's `db`, `DATABASE_URL`, `app.db`): a `postgres://` URL, or
+/// a SQLite file as `sqlite:path` (also `sqlite://` and `sqlite3:`), relative to the current
+/// folder as dbmate takes it.
+fn database_url(config_text: &Option<String>) -> Result<Option<PathBuf>, Error> {
+    let sets_db = config_text.as_deref().is_some_and(|text| {
+        text.strip_prefix('\u{feff}')
+            .unwrap_or(text)
+            .parse::<toml::Table>()
+            .is_ok_and(|t| t.contains_key("db"))
+    });
+    let Some(url) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    if sets_db {
+        return Ok(None);
+    }
+    let url = url.trim();
+    if crate::postgres::is_url(Path::new(url)) {
+        return db_flag(Path::new(url), "DATABASE_URL").map(Some);
+    }
+    for scheme in ["sqlite3://", "sqlite://", "sqlite3:", "sqlite:"] {
+        if let Some(path) = url.strip_prefix(scheme) {
+            return db_flag(Path::new(path), "DATABASE_URL").map(Some);
+        }
+    }
+    let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+    Err(Error::Usage(format!(
+        "DATABASE_URL names a {scheme:?} database, but strata runs on SQLite (sqlite:path) and \
+         PostgreSQL (postgres://...); set `db` in strata.toml or STRATA_DB for strata, or unset \
+         DATABASE_URL"
+    )))
 }
 
 /// For a PostgreSQL `db` and no `test_db` set: `<dbname>_test` on the same server.

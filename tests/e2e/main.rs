@@ -13,6 +13,7 @@ mod host_memory;
 mod hostile;
 mod independent;
 mod init_new;
+mod libpq;
 mod migrate;
 mod pinning;
 mod pipes;

@@ -24,6 +24,7 @@ pub mod backup;
 pub mod delta;
 pub mod design;
 pub mod ledger;
+mod libpq;
 pub mod model;
 pub mod restore;
 pub mod run;
@@ -123,30 +124,93 @@ impl Target {
         if let Some(known) = known().lock().ok().and_then(|k| k.get(url.trim()).cloned()) {
             return Ok(known);
         }
-        let (url, tls) = libpq_tls_options(url.trim());
+        let (url, service_name) = take_service(url.trim());
+        let (url, mut tls) = libpq_tls_options(&url);
+        let service = libpq::service(service_name.as_deref())
+            .map_err(|e| Error::Usage(format!("{key}: {e}")))?;
+        let service = service.as_ref();
+        // A port the URL leaves out comes from the service or PGPORT (the client would
+        // otherwise take 5432 for a host written without one).
+        let port = match libpq::fallback(service, "port", "PGPORT") {
+            Some(port) => Some(port.trim().parse::<u16>().map_err(|_| {
+                Error::Usage(format!(
+                    "{key}: the port {port:?} (PGPORT or the service file) is not a port number"
+                ))
+            })?),
+            None => None,
+        };
+        let url = match port {
+            Some(port) => libpq::with_default_port(&url, port),
+            None => url,
+        };
         let mut config = postgres::Config::from_str(&url).map_err(|e| {
             Error::Usage(format!(
                 "{key}: not a PostgreSQL URL ({e}); write it as \
                  postgres://user@host:5432/dbname (the password from PGPASSWORD or ~/.pgpass)"
             ))
         })?;
+        // What the URL leaves out comes from the service, then the PG* variables, as in libpq.
+        if config.get_ports().is_empty()
+            && let Some(port) = port
+        {
+            config.port(port);
+        }
         if config.get_hosts().is_empty() {
-            return Err(Error::Usage(format!(
-                "{key}: the PostgreSQL URL names no host; write postgres://user@host/dbname \
-                 (or postgres://user@%2Fvar%2Frun%2Fpostgresql/dbname for a unix socket)"
-            )));
+            let hosts = libpq::fallback(service, "host", "PGHOST").unwrap_or_else(|| {
+                libpq::default_host(config.get_ports().first().copied().unwrap_or(5432))
+            });
+            for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                if host.starts_with('/') {
+                    config.host_path(host);
+                } else {
+                    config.host(host);
+                }
+            }
+        }
+        if !url.contains("sslmode=")
+            && let Some(mode) = libpq::fallback(service, "sslmode", "PGSSLMODE")
+        {
+            let mode =
+                libpq::ssl_mode(mode.trim()).map_err(|e| Error::Usage(format!("{key}: {e}")))?;
+            config.ssl_mode(match mode {
+                "disable" => SslMode::Disable,
+                "require" => SslMode::Require,
+                _ => SslMode::Prefer,
+            });
+        }
+        if let Some(service) = service {
+            for (field, slot) in [
+                ("sslrootcert", &mut tls.root_cert),
+                ("sslcert", &mut tls.cert),
+                ("sslkey", &mut tls.key),
+            ] {
+                if slot.is_none() {
+                    *slot = service.get(field).map(PathBuf::from);
+                }
+            }
+            if config.get_password().is_none()
+                && let Some(password) = service.get("password")
+            {
+                config.password(password);
+            }
+        }
+        if config.get_connect_timeout().is_none()
+            && let Some(secs) = libpq::fallback(service, "connect_timeout", "PGCONNECT_TIMEOUT")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .filter(|&s| s > 0)
+        {
+            config.connect_timeout(Duration::from_secs(secs));
         }
         if config.get_user().is_none() {
-            let user = std::env::var("PGUSER")
-                .ok()
-                .filter(|u| !u.is_empty())
+            let user = libpq::fallback(service, "user", "PGUSER")
                 .or_else(|| whoami::username().ok())
                 .unwrap_or_else(|| "postgres".into());
             config.user(&user);
         }
         if config.get_dbname().is_none() {
-            let user = config.get_user().unwrap_or_default().to_string();
-            config.dbname(&user);
+            let name = libpq::fallback(service, "dbname", "PGDATABASE")
+                .unwrap_or_else(|| config.get_user().unwrap_or_default().to_string());
+            config.dbname(&name);
         }
         let mut target = Target {
             shown: String::new(),
@@ -355,6 +419,30 @@ impl Target {
 /// `verify-ca`/`verify-full` become `require` (which strata always verifies, name included),
 /// and `sslrootcert`, `sslcert` and `sslkey` are returned apart. Other options stay for
 /// tokio-postgres to judge.
+/// The URL without its `service=` parameter (which the client does not know), and the service.
+fn take_service(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut service = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("service=") {
+            Some(name) => {
+                let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+                service = Some(name.into_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_string(), service)
+    } else {
+        (format!("{base}?{}", kept.join("&")), service)
+    }
+}
+
 fn libpq_tls_options(url: &str) -> (String, TlsFiles) {
     let mut files = TlsFiles::default();
     let Some((base, query)) = url.split_once('?') else {

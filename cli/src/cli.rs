@@ -461,7 +461,7 @@ pub fn run(args: Args) -> Result<()> {
                     "{module}/{}",
                     dir.file_name().unwrap_or_default().to_string_lossy()
                 );
-                scaffold::guest_crate(&dir, &label, guest)?;
+                scaffold::guest_crate(&project, &dir, &label, guest)?;
             }
             out.new_migration(&dir)
         }

@@ -45,6 +45,7 @@ pub mod restore;
 pub mod sandbox;
 pub mod scaffold;
 pub mod schema;
+pub mod sdk_copy;
 pub mod sqlite;
 pub mod step;
 pub mod tree;

@@ -151,19 +151,20 @@ impl Guest {
     }
 }
 
-/// Where the guest SDK is: `STRATA_SDK`, else the `sdk/` of the strata checkout this binary
-/// was built from.
-fn sdk_dir() -> Result<PathBuf, Error> {
-    let dir = std::env::var_os("STRATA_SDK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
+/// Where a new guest's SDK is: `STRATA_SDK` (a strata checkout's `sdk/`, for working on
+/// strata itself), else the project's own copy, `strata-sdk/<version>/`, written if missing.
+fn sdk_dir(root: &Path) -> Result<PathBuf, Error> {
+    let dir = match std::env::var_os("STRATA_SDK") {
+        Some(dir) => PathBuf::from(dir),
+        None => crate::sdk_copy::ensure(root)?,
+    };
     std::fs::canonicalize(&dir)
         .ok()
         .filter(|d| d.join("Cargo.toml").is_file())
         .ok_or_else(|| {
             Error::Usage(format!(
                 "cannot find strata-sdk at {}: set STRATA_SDK to the sdk/ folder of a strata \
-                 checkout",
+                 checkout, or unset it to use the project's own copy",
                 dir.display()
             ))
         })
@@ -189,12 +190,22 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
 /// Starts a guest crate in the migration folder `dir`: Cargo.toml with the SDK as a path
 /// dependency, a `lib.rs` that compiles, and a `migration.toml` with its `[sandbox]` section.
 /// Plain files: no `cargo new`, so no nested git repository. Returns the crate folder.
-pub fn guest_crate(dir: &Path, label: &str, guest: Guest) -> Result<PathBuf, Error> {
+pub fn guest_crate(
+    project: &Project,
+    dir: &Path,
+    label: &str,
+    guest: Guest,
+) -> Result<PathBuf, Error> {
     let crate_dir = dir.join(guest.dir());
     let src = crate_dir.join("src");
     std::fs::create_dir_all(&src).map_err(|e| Error::io(&src, e))?;
     let absolute = std::fs::canonicalize(&crate_dir).map_err(|e| Error::io(&crate_dir, e))?;
-    let sdk = relative(&absolute, &sdk_dir()?);
+    let root = if project.root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        project.root.as_path()
+    };
+    let sdk = relative(&absolute, &sdk_dir(root)?);
     let name = label.replace('/', "-").to_lowercase();
     let name: String = name
         .chars()

@@ -107,6 +107,17 @@ fn new_with_transform_scaffolds_a_crate_that_builds_with_progress_and_runs() {
             .unwrap(),
     );
     assert!(sdk.join("wit").is_dir(), "{}", sdk.display());
+    // The SDK travels with the project: its own copy, by a path inside it.
+    let sdk = sdk.canonicalize().unwrap();
+    assert!(
+        sdk.starts_with(p.root().canonicalize().unwrap().join("strata-sdk")),
+        "{}",
+        sdk.display()
+    );
+    assert!(
+        manifest.contains("path = \"../../../../strata-sdk/"),
+        "{manifest}"
+    );
     assert!(
         !dir.join("transform/.git").exists(),
         "no nested git repository"

@@ -58,7 +58,6 @@ export STRATA_TEST_POSTGRES="postgres://strata:$PG_PASSWORD@127.0.0.1:$PG_PORT/p
 export STRATA_TEST_POSTGRES_CA="$PG_DIR/ca.crt"
 export STRATA_TEST_POSTGRES_CLIENT_CERT="$PG_DIR/client.crt"
 export STRATA_TEST_POSTGRES_CLIENT_KEY="$PG_DIR/client.key"
-export STRATA_REQUIRE_POSTGRES=1
 stop_postgres() { "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
 trap stop_postgres EXIT
 echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT for the tests" >&2

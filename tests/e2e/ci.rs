@@ -1,5 +1,5 @@
-//! What CI runs (`.ci/run`): exactly the README's test command, with the datasets required, and
-//! the guest examples' own tests.
+//! What CI runs (`.ci/run`): exactly the README's test command, with the ignored tests (those
+//! that need a server, a tool or the datasets) included, lints, and the guest examples' own tests.
 
 use crate::harness::repo_root;
 
@@ -16,17 +16,28 @@ fn readme_test_command() -> String {
 }
 
 #[test]
-fn ci_runs_the_readme_test_command_with_datasets_required_and_the_guest_tests() {
+fn ci_runs_the_readme_test_command_with_the_ignored_tests_and_the_guest_tests() {
     let ci = read(".ci/run");
     let command = readme_test_command();
     assert_eq!(command, "cargo test --workspace");
     assert!(
-        ci.lines().any(|l| l.trim() == command),
-        ".ci/run must call `{command}` exactly:\n{ci}"
+        ci.lines()
+            .any(|l| l.trim() == format!("{command} -- --include-ignored")),
+        ".ci/run must call `{command} -- --include-ignored`:\n{ci}"
     );
+    for gate in [
+        "cargo fmt --all --check",
+        "cargo clippy --workspace --all-targets -- -D warnings",
+    ] {
+        assert!(
+            ci.lines().any(|l| l.trim() == gate),
+            ".ci/run must run `{gate}`"
+        );
+    }
+    // No tool the ignored tests need may quietly drop out.
     assert!(
-        ci.contains("export STRATA_REQUIRE_DATASETS=1"),
-        ".ci/run must make missing datasets a failure:\n{ci}"
+        ci.contains("for tool in sqldiff sqlite3 grpcurl; do"),
+        ".ci/run must require sqldiff, sqlite3 and grpcurl"
     );
     assert!(
         ci.contains("for example in guest-examples/*/") && ci.contains("cargo test"),

@@ -99,10 +99,9 @@ fn assert_refused(pg: &Pg, p: &Project, expect: &[&str]) {
 const PEOPLE_ONLY: &str = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n";
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn the_committed_split_names_component_runs_unchanged_on_postgres() {
-    let Some(pg) = Pg::new("split_names") else {
-        return;
-    };
+    let pg = Pg::new("split_names");
     let p = project(&pg);
     let m = "migrations/people/20240320T100000Z-split-names";
     p.write(
@@ -154,10 +153,9 @@ fn the_committed_split_names_component_runs_unchanged_on_postgres() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn parameters_are_bound_by_the_types_the_server_infers() {
-    let Some(pg) = Pg::new("typed_params") else {
-        return;
-    };
+    let pg = Pg::new("typed_params");
     let uuid = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
     let p = project_with(
         &pg,
@@ -187,10 +185,9 @@ fn parameters_are_bound_by_the_types_the_server_infers() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_failed_statement_the_guest_ignores_does_not_poison_the_step() {
-    let Some(pg) = Pg::new("ignored_error") else {
-        return;
-    };
+    let pg = Pg::new("ignored_error");
     // The first insert breaks the primary key; the guest ignores the error and goes on, as it
     // may on SQLite. PostgreSQL would refuse every later statement of an aborted transaction:
     // each call runs in a savepoint, so only the failed statement is undone.
@@ -216,10 +213,9 @@ fn a_failed_statement_the_guest_ignores_does_not_poison_the_step() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn writing_or_reading_an_undeclared_table_is_refused_by_the_server() {
-    let Some(pg) = Pg::new("undeclared") else {
-        return;
-    };
+    let pg = Pg::new("undeclared");
     let p = project_with(
         &pg,
         &[Op::Execute("UPDATE secrets SET v = 'owned'".into(), vec![])],
@@ -245,10 +241,9 @@ fn writing_or_reading_an_undeclared_table_is_refused_by_the_server() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn strata_bookkeeping_is_out_of_reach_even_without_lists() {
-    let Some(pg) = Pg::new("bookkeeping") else {
-        return;
-    };
+    let pg = Pg::new("bookkeeping");
     for sql in [
         "DELETE FROM strata.strata_migration",
         "UPDATE strata.strata_migration_audit SET outcome = 'ok'",
@@ -261,10 +256,9 @@ fn strata_bookkeeping_is_out_of_reach_even_without_lists() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn schema_changes_and_session_settings_are_refused_before_they_reach_the_server() {
-    let Some(pg) = Pg::new("ddl") else {
-        return;
-    };
+    let pg = Pg::new("ddl");
     for sql in [
         "DROP TABLE secrets",
         "CREATE TABLE evil (a int)",
@@ -291,10 +285,9 @@ fn schema_changes_and_session_settings_are_refused_before_they_reach_the_server(
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_statement_past_the_timeout_is_cancelled_by_the_server() {
-    let Some(pg) = Pg::new("timeout") else {
-        return;
-    };
+    let pg = Pg::new("timeout");
     let p = project_with(
         &pg,
         &[Op::Query("SELECT pg_sleep(60)".into())],
@@ -309,10 +302,9 @@ fn a_statement_past_the_timeout_is_cancelled_by_the_server() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_runaway_guest_runs_out_of_fuel_on_postgres_too() {
-    let Some(pg) = Pg::new("fuel") else {
-        return;
-    };
+    let pg = Pg::new("fuel");
     let p = project(&pg);
     p.write(
         "migrations/app/20240101T000000Z-zero/do.sql",
@@ -338,10 +330,9 @@ fn a_runaway_guest_runs_out_of_fuel_on_postgres_too() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn components_need_createrole_and_say_so_and_run_without_superuser() {
-    let Some(pg) = Pg::new("createrole") else {
-        return;
-    };
+    let pg = Pg::new("createrole");
     // A user who owns both databases but may not create roles, as many applications' are.
     let user = format!("{}_owner", pg.name);
     let mut admin = pg.give_to(
@@ -394,10 +385,9 @@ fn components_need_createrole_and_say_so_and_run_without_superuser() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_function_that_takes_the_role_back_fails_the_step_and_undoes_it() {
-    let Some(pg) = Pg::new("role_escape") else {
-        return;
-    };
+    let pg = Pg::new("role_escape");
     // A function the migrations defined (EXECUTE is granted to PUBLIC by default) that resets
     // the role inside: called by a component, it would run as the migrating user.
     let p = project_with(&pg, &[Op::Query("SELECT wipe()".into())], PEOPLE_ONLY);

@@ -199,6 +199,35 @@ enum Command {
         #[arg(long, value_name = "STAMP")]
         to: Option<String>,
     },
+    /// Take back the newest applied migration (or every one after --to) with its undo.sql:
+    /// newest first, each in its own transaction, audited, on the test database and then the
+    /// real one, each after a verified backup.
+    #[command(after_help = examples!(
+        "strata undo",
+        "strata undo --to 20240318",
+        "strata sandbox   # proves each undo.sql: the schema after it is the one before the step",
+    ))]
+    Undo {
+        /// Undo every migration applied after the one whose stamp starts with this (it stays
+        /// applied).
+        #[arg(long, value_name = "STAMP")]
+        to: Option<String>,
+    },
+    #[command(hide = true)]
+    Down {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    #[command(hide = true)]
+    Rollback {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    #[command(hide = true)]
+    Revert {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
     /// Put a backup back into the real database (the latest by default), after a verified
     /// backup of its current state; only a backup taken from that database goes back.
     #[command(after_help = examples!("strata restore", "strata restore --list", "strata restore --test", "strata restore app-20240105T093000Z.db --yes"))]
@@ -551,6 +580,20 @@ pub fn run(args: Args) -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Undo { to } => {
+            let report =
+                strata_engine::undo::undo(&project, &strata_engine::undo::UndoOptions { to })?;
+            out.undone(&report)
+        }
+        Command::Down { .. } | Command::Rollback { .. } | Command::Revert { .. } => {
+            Err(Error::Usage(
+                "strata has no down migrations by that name: `strata undo` takes the newest \
+                 migration back with its undo.sql (`--to STAMP` for more), and `strata restore` \
+                 puts a whole backup back"
+                    .into(),
+            )
+            .into())
         }
         Command::Audit { test, limit } => {
             let (db, rows) = migrator::audit(&project, test, limit)?;

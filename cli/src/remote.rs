@@ -232,6 +232,7 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
         Command::Baseline { .. } => return local_only("baseline"),
         Command::Serve(_) => return local_only("serve"),
         Command::Repair { .. } => return local_only("repair"),
+        Command::Undo { .. } => return local_only("undo"),
         Command::Completions { .. } => return local_only("completions"),
         Command::Migrate(r) if r.write_snapshots => {
             return Err(usage(
@@ -381,6 +382,10 @@ async fn remote_command(
         | Command::Build { .. }
         | Command::Baseline { .. }
         | Command::Repair { .. }
+        | Command::Undo { .. }
+        | Command::Down { .. }
+        | Command::Rollback { .. }
+        | Command::Revert { .. }
         | Command::Completions { .. }
         | Command::Serve(_) => Err(usage("this command works on the local project only".into())),
     }

@@ -591,6 +591,27 @@ impl Output {
         Ok(())
     }
 
+    /// `strata undo`: each database, its backup and what was undone.
+    pub fn undone(&self, r: &strata_engine::undo::UndoReport) -> Result<()> {
+        if self.json {
+            return self.print_json(r);
+        }
+        for db in &r.databases {
+            if let Some(backup) = &db.backup
+                && !self.quiet
+            {
+                errln!("  backed up {} to {}", db.db.display(), backup.display());
+            }
+            if db.undone.is_empty() {
+                outln!("{}: nothing to undo", db.db.display());
+            }
+            for m in &db.undone {
+                outln!("undid {m} on {}", db.db.display());
+            }
+        }
+        Ok(())
+    }
+
     /// `restore --list`: one backup per line, oldest first.
     pub fn backups(&self, db: &Path, backups: &[Backup]) -> Result<()> {
         if self.json {

@@ -83,6 +83,9 @@ pub enum Action {
     Snapshot,
     #[serde(rename = "record")]
     Record,
+    /// `strata undo`: the migration's `undo.sql`, which also removes it from the ledger.
+    #[serde(rename = "undo.sql")]
+    Undo,
 }
 
 impl Action {
@@ -100,6 +103,7 @@ impl Action {
             Action::ForeignKeyCheck => "foreign-key-check",
             Action::Snapshot => "schema.sql",
             Action::Record => "record",
+            Action::Undo => "undo.sql",
         }
     }
 }

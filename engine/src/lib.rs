@@ -49,6 +49,7 @@ pub mod sdk_copy;
 pub mod sqlite;
 pub mod step;
 pub mod tree;
+pub mod undo;
 
 pub use config::Project;
 pub use error::{Error, Refusal, StepFailure};

@@ -407,6 +407,33 @@ pub fn sandbox(
             }
             _ => events(e),
         };
+        if !m.file(crate::undo::UNDO_FILE).is_file() {
+            return run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel);
+        }
+        // A step with an undo.sql: applied, undone (the schema must be exactly what it was
+        // before the step), and applied again.
+        let before = db.schema_text()?;
+        run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink)?;
+        let undo = crate::undo::read(m, db.dialect())?;
+        db.undo(Phase::Sandbox, std::slice::from_ref(&undo), false)?;
+        let after = db.schema_text()?;
+        if after != before {
+            return Err(crate::error::StepFailure {
+                phase: Phase::Sandbox,
+                db: db.shown(),
+                migration: m.label(),
+                action: crate::event::Action::Undo,
+                file: Some(m.file(crate::undo::UNDO_FILE)),
+                statement: None,
+                message: format!(
+                    "undo.sql does not take the step back: the schema after it differs from \
+                     the schema before the step\n{}",
+                    schema_difference(&before, &after)
+                ),
+                applied_before: Vec::new(),
+            }
+            .into());
+        }
         run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel)
     })?;
     events(&Event::PhaseFinished {
@@ -425,6 +452,29 @@ pub fn sandbox(
         steps,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// What differs between two schemas as text: the statements only before (`-`) and only after
+/// (`+`), at most 20 of each.
+fn schema_difference(before: &str, after: &str) -> String {
+    let statements = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split(";\n")
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let (b, a) = (statements(before), statements(after));
+    let mut lines = Vec::new();
+    for s in b.difference(&a).take(20) {
+        lines.push(format!("  - {s}"));
+    }
+    for s in a.difference(&b).take(20) {
+        lines.push(format!("  + {s}"));
+    }
+    if lines.is_empty() {
+        lines.push("  (the same statements, in another order)".into());
+    }
+    lines.join("\n")
 }
 
 /// The steps of a sandbox run, in order: `run` applies one and returns the fuel it burned; a

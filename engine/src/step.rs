@@ -782,7 +782,7 @@ fn run_action(
             .map_err(|(path, message)| ActionError::new(Some(path), None, message))
         }
         Action::ForeignKeyCheck => foreign_key_check(conn, fk),
-        Action::Snapshot | Action::Record => sql(0),
+        Action::Snapshot | Action::Record | Action::Undo => sql(0),
     }
 }
 
@@ -1084,6 +1084,142 @@ fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys<'_>) -> Result<Done
             }
         ),
     ))
+}
+
+/// `strata undo` of one applied migration on SQLite, in a transaction of its own: `undo.sql`
+/// under the same guard as `do.sql` (no transaction statements, no writes to strata's tables),
+/// with foreign keys off and checked afterwards (a violation the script adds fails it), then the
+/// migration's ledger row and the owners of objects that are gone are removed, and the audit
+/// row written. `Ok(None)`: the migration is no longer applied (another run undid it first).
+/// A failure is rolled back, audited in a transaction of its own, and returned.
+pub(crate) fn undo(
+    conn: &mut Connection,
+    db: &Path,
+    phase: Phase,
+    m: &Migration,
+    sql: &str,
+    checksum: &str,
+) -> Result<Option<u64>, Error> {
+    let started = Instant::now();
+    let fk_was_on = sqlite::foreign_keys(conn)
+        .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+    sqlite::set_foreign_keys(conn, false)
+        .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
+    let guard =
+        Guard::install(conn).map_err(|e| Error::db(db, "cannot install the SQL guard", e))?;
+    let file = m.file("undo.sql");
+    let result = undo_in_transaction(conn, phase, m, sql, checksum, &file, &guard, started);
+    let restored = Guard::uninstall(conn).and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on));
+    let outcome = match result {
+        Ok(done) => done,
+        Err(failure) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let entry = undo_entry(
+                phase,
+                m,
+                checksum,
+                Outcome::Failed,
+                Some(failure.message.clone()),
+                None,
+                started,
+            );
+            let mut message = failure.message;
+            if let Err(e) = ledger::append(conn, std::slice::from_ref(&entry)) {
+                message.push_str(&format!(
+                    "\n(the failure could not be written to the audit log: {e})"
+                ));
+            }
+            return Err(StepFailure {
+                phase,
+                db: db.to_path_buf(),
+                migration: m.label(),
+                action: Action::Undo,
+                file: failure.file,
+                statement: failure.statement.map(|at| (at.line, at.text)),
+                message,
+                applied_before: Vec::new(),
+            }
+            .into());
+        }
+    };
+    restored.map_err(|e| Error::db(db, "cannot restore the connection after undo.sql", e))?;
+    Ok(outcome)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn undo_in_transaction(
+    conn: &mut Connection,
+    phase: Phase,
+    m: &Migration,
+    sql: &str,
+    checksum: &str,
+    file: &Path,
+    guard: &Guard,
+    started: Instant,
+) -> Result<Option<u64>, ActionError> {
+    let fail =
+        |what: &str, e: rusqlite::Error| ActionError::new(None, None, format!("{what}: {e}"));
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| fail("cannot begin the undo's transaction", e))?;
+    let applied: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+            rusqlite::params![m.id.module, m.id.stamp],
+            |r| r.get(0),
+        )
+        .map_err(|e| fail("cannot read the ledger", e))?;
+    if !applied {
+        conn.execute_batch("ROLLBACK")
+            .map_err(|e| fail("cannot end the undo's transaction", e))?;
+        return Ok(None);
+    }
+    let before = violations(conn).map_err(|e| fail("PRAGMA foreign_key_check failed", e))?;
+    guard.set_mode(Mode::Script);
+    let rows = run_script(conn, file, sql, guard);
+    guard.set_mode(Mode::Host);
+    let rows = rows?;
+    let mut fk = ForeignKeys {
+        before: &before,
+        after: None,
+    };
+    foreign_key_check(conn, &mut fk)?;
+    conn.execute(
+        "DELETE FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+        rusqlite::params![m.id.module, m.id.stamp],
+    )
+    .map_err(|e| fail("cannot remove the migration from the ledger", e))?;
+    crate::schema::owner::forget_missing(conn)
+        .map_err(|e| fail("cannot update the owners of the schema's objects", e))?;
+    let entry = undo_entry(phase, m, checksum, Outcome::Ok, None, Some(rows), started);
+    ledger::append(conn, std::slice::from_ref(&entry))
+        .map_err(|e| fail("cannot audit the undo", e))?;
+    conn.execute_batch("COMMIT")
+        .map_err(|e| fail("cannot commit the undo", e))?;
+    Ok(Some(rows))
+}
+
+/// The audit row of an undo: its action is `undo.sql`, its checksum the undo script's.
+pub(crate) fn undo_entry(
+    phase: Phase,
+    m: &Migration,
+    checksum: &str,
+    outcome: Outcome,
+    detail: Option<String>,
+    rows: Option<u64>,
+    started: Instant,
+) -> Entry {
+    Entry {
+        phase: phase.as_str().into(),
+        module: Some(m.id.module.clone()),
+        stamp: Some(m.id.stamp.clone()),
+        action: Action::Undo.as_str().into(),
+        outcome,
+        detail,
+        rows,
+        fuel_used: None,
+        duration_ms: Some(started.elapsed().as_millis() as u64),
+        checksum: Some(checksum.to_string()),
+    }
 }
 
 #[cfg(test)]

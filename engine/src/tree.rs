@@ -25,6 +25,7 @@ const MIGRATION_FILES: &[&str] = &[
     "schema.sql",
     "transform.wasm.built-from",
     "check.wasm.built-from",
+    "undo.sql",
 ];
 /// Folders a migration folder may hold (guest crates and data folders).
 const MIGRATION_DIRS: &[&str] = &["transform", "check", "test-data", "proj-data"];

@@ -23,7 +23,7 @@ const PHASES: [(Phase, proto::Phase); 4] = [
 ];
 
 /// Each action and its wire form.
-const ACTIONS: [(Action, proto::Action); 11] = [
+const ACTIONS: [(Action, proto::Action); 12] = [
     (Action::DoSql, proto::Action::DoSql),
     (Action::Transform, proto::Action::Transform),
     (Action::TestData, proto::Action::TestData),
@@ -35,6 +35,7 @@ const ACTIONS: [(Action, proto::Action); 11] = [
     (Action::ForeignKeyCheck, proto::Action::ForeignKeyCheck),
     (Action::Snapshot, proto::Action::Snapshot),
     (Action::Record, proto::Action::Record),
+    (Action::Undo, proto::Action::Undo),
 ];
 
 /// The wire value of `p` (unspecified for a phase this version does not know).

@@ -29,3 +29,4 @@ mod schema;
 mod single_transaction;
 mod snapshots;
 mod tree_errors;
+mod undo;

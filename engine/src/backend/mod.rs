@@ -77,6 +77,18 @@ pub(crate) trait Backend {
     /// to the audit log, in one transaction.
     fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error>;
 
+    /// `strata undo` on this database in `phase`: a verified backup first (unless
+    /// `backup` is false: a throwaway database), then each of `steps` (newest first) in a
+    /// transaction of its own: its `undo.sql` under the same guard as `do.sql`, the
+    /// migration's ledger row removed with the owners of objects that are gone, and its audit
+    /// row. A migration no longer applied here is passed over. Stops at the first failure,
+    /// which is rolled back and audited (`Error::Step`, action `undo.sql`).
+    fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error>;
+
+    /// The whole schema, every object whoever owns it, as comparable text (what the sandbox
+    /// compares before a step and after its `undo.sql`).
+    fn schema_text(&self) -> Result<String, Error>;
+
     // A run.
 
     /// When a run finds the real database missing: the error to give (`None`: the run creates
@@ -154,6 +166,24 @@ pub(crate) trait Backend {
 
     /// `strata baseline <module>`.
     fn baseline(&self, module: &str) -> Result<Adopted, Error>;
+}
+
+/// One migration to undo: the migration, its `undo.sql` as read, and that file's sha256.
+pub(crate) struct UndoStep<'a> {
+    pub migration: &'a Migration,
+    pub sql: String,
+    pub checksum: String,
+}
+
+/// What `strata undo` did on one database.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Undone {
+    pub phase: Phase,
+    pub db: PathBuf,
+    /// The verified backup taken first.
+    pub backup: Option<PathBuf>,
+    /// `module/folder` of each migration undone, newest first.
+    pub undone: Vec<String>,
 }
 
 /// A throwaway database (a sandbox's, a copy to rehearse on); it is gone once dropped.

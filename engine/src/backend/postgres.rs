@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Backend, Scratch};
+use super::{Backend, Scratch, UndoStep, Undone};
 use crate::backup::Backup;
 use crate::config::Project;
 use crate::design::{Adopted, DiffReport, DumpReport};
@@ -68,6 +68,14 @@ impl Backend for Postgres<'_> {
 
     fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
         run::repin(self.project, &self.target, m, entry)
+    }
+
+    fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error> {
+        run::undo(self.project, &self.target, phase, steps, backup)
+    }
+
+    fn schema_text(&self) -> Result<String, Error> {
+        run::schema_text(self.project, &self.target)
     }
 
     fn missing(&self) -> Option<Error> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
-use super::{Backend, Scratch};
+use super::{Backend, Scratch, UndoStep, Undone};
 use crate::backup::{self, Backup};
 use crate::config::Project;
 use crate::design::sqlite::SqliteLive;
@@ -113,6 +113,56 @@ impl Backend for Sqlite<'_> {
             .map_err(|e| Error::db(db, "cannot audit the repair", e))?;
         tx.commit()
             .map_err(|e| Error::db(db, "cannot commit the repair", e))
+    }
+
+    fn undo(
+        &self,
+        phase: Phase,
+        steps: &[UndoStep<'_>],
+        take_backup: bool,
+    ) -> Result<Undone, Error> {
+        let db = &self.db;
+        let _run = backup::RunLock::shared(db, self.project.busy_timeout())?;
+        let mut conn = sqlite::open(db, self.project.busy_timeout())?;
+        let backup = if take_backup {
+            let path = backup::take(
+                &conn,
+                db,
+                &self.project.backups_dir(),
+                self.project.config.backups_keep,
+                &format!("before undo ({phase})"),
+            )?;
+            let entry = Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+            ledger::append(&conn, std::slice::from_ref(&entry))
+                .map_err(|e| Error::db(db, "cannot audit the backup", e))?;
+            Some(path)
+        } else {
+            None
+        };
+        let mut undone = Vec::new();
+        for s in steps {
+            if crate::step::undo(&mut conn, db, phase, s.migration, &s.sql, &s.checksum)?.is_some()
+            {
+                undone.push(s.migration.label());
+            }
+        }
+        Ok(Undone {
+            phase,
+            db: db.clone(),
+            backup,
+            undone,
+        })
+    }
+
+    fn schema_text(&self) -> Result<String, Error> {
+        let conn = sqlite::open(&self.db, self.project.busy_timeout())?;
+        let schema = crate::schema::Schema::read(&conn).map_err(|e| {
+            Error::Usage(format!(
+                "{}: cannot read the schema: {e}",
+                self.db.display()
+            ))
+        })?;
+        Ok(schema.to_sql())
     }
 
     fn missing(&self) -> Option<Error> {

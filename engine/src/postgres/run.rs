@@ -461,3 +461,155 @@ fn create_database(project: &Project, target: &Target) -> Result<(), Error> {
         ))),
     }
 }
+
+/// `strata undo` on PostgreSQL (see `crate::backend::Backend::undo`): the `pg_dump` backup,
+/// then each migration's `undo.sql` in a transaction of its own, after the run's advisory lock
+/// and a re-read of the ledger, with strata's bookkeeping fingerprinted before and after the
+/// script as a step's is.
+pub(crate) fn undo(
+    project: &Project,
+    target: &Target,
+    phase: Phase,
+    steps: &[crate::backend::UndoStep<'_>],
+    take_backup: bool,
+) -> Result<crate::backend::Undone, Error> {
+    let mut client = target.connect(lock_timeout(project))?;
+    let backup = if take_backup {
+        let path = super::backup::take(
+            &mut client,
+            target,
+            &project.backups_dir(),
+            project.config.backups_keep,
+            &format!("before undo ({phase})"),
+        )?;
+        let entry =
+            crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+        ledger::append(&mut *client, std::slice::from_ref(&entry))
+            .map_err(|e| target.error("cannot audit the backup", e))?;
+        Some(path)
+    } else {
+        None
+    };
+    let mut undone = Vec::new();
+    for s in steps {
+        let started = std::time::Instant::now();
+        let m = s.migration;
+        let file = m.file("undo.sql");
+        let statements = super::script::statements(&file, &s.sql)?;
+        let mut failed: Option<(Option<(usize, String)>, String)> = None;
+        let mut rows = 0u64;
+        let result = (|| -> Result<bool, postgres::Error> {
+            let mut tx = client.transaction()?;
+            ledger::lock(&mut tx)?;
+            if !ledger::is_applied(&mut tx, &m.id)? {
+                return Ok(false);
+            }
+            let before = ledger::signature(&mut tx)?;
+            for st in &statements {
+                match tx.simple_query(&st.text) {
+                    Ok(messages) => {
+                        for message in messages {
+                            if let postgres::SimpleQueryMessage::CommandComplete(n) = message {
+                                rows += n;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some((
+                            Some((st.line, one_line(&st.text))),
+                            super::describe_error(&e),
+                        ));
+                        return Ok(false);
+                    }
+                }
+            }
+            if ledger::signature(&mut tx)? != before {
+                failed = Some((
+                    None,
+                    "undo.sql changed strata's bookkeeping (the strata schema), which only \
+                     strata may change; remove those statements"
+                        .into(),
+                ));
+                return Ok(false);
+            }
+            tx.execute(
+                "DELETE FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
+                &[&m.id.module, &m.id.stamp],
+            )?;
+            tx.batch_execute(
+                "DELETE FROM strata.strata_object
+                  WHERE pg_catalog.pg_describe_object(classid, objid, 0) IS NULL",
+            )?;
+            let entry = crate::step::undo_entry(
+                phase,
+                m,
+                &s.checksum,
+                crate::ledger::Outcome::Ok,
+                None,
+                Some(rows),
+                started,
+            );
+            ledger::append(&mut tx, std::slice::from_ref(&entry))?;
+            tx.commit()?;
+            Ok(true)
+        })();
+        match (result, failed) {
+            (Ok(true), _) => undone.push(m.label()),
+            (Ok(false), None) => {}
+            (Ok(false), Some((statement, message))) => {
+                let entry = crate::step::undo_entry(
+                    phase,
+                    m,
+                    &s.checksum,
+                    crate::ledger::Outcome::Failed,
+                    Some(message.clone()),
+                    None,
+                    started,
+                );
+                let mut message = message;
+                if let Err(e) = ledger::append(&mut *client, std::slice::from_ref(&entry)) {
+                    message.push_str(&format!(
+                        "\n(the failure could not be written to the audit log: {e})"
+                    ));
+                }
+                return Err(crate::error::StepFailure {
+                    phase,
+                    db: target.as_path(),
+                    migration: m.label(),
+                    action: crate::event::Action::Undo,
+                    file: Some(file),
+                    statement,
+                    message,
+                    applied_before: Vec::new(),
+                }
+                .into());
+            }
+            (Err(e), _) => return Err(target.error(format!("cannot undo {}", m.label()), e)),
+        }
+    }
+    Ok(crate::backend::Undone {
+        phase,
+        db: target.as_path(),
+        backup,
+        undone,
+    })
+}
+
+/// A statement on one line, whitespace collapsed, at most 160 characters.
+fn one_line(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = flat.trim_end_matches(';').trim_end().to_string();
+    if flat.chars().count() > 160 {
+        format!("{}...", flat.chars().take(157).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+/// The whole schema of `target` as text, every object whoever owns it.
+pub(crate) fn schema_text(project: &Project, target: &Target) -> Result<String, Error> {
+    let mut client = target.connect(lock_timeout(project))?;
+    let live =
+        super::schema::read(&mut *client).map_err(|e| target.error("cannot read the schema", e))?;
+    Ok(live.schema.to_sql())
+}

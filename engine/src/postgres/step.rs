@@ -349,7 +349,7 @@ fn run_action(
                 message,
             })
         }
-        Action::ForeignKeyCheck | Action::Snapshot | Action::Record => sql(Ok(0)),
+        Action::ForeignKeyCheck | Action::Snapshot | Action::Record | Action::Undo => sql(Ok(0)),
     }
 }
 

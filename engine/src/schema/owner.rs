@@ -164,6 +164,12 @@ pub fn record_step(conn: &Connection, id: &MigrationId, before: &Catalog) -> rus
     prune(conn)
 }
 
+/// After `strata undo`: the owners of objects the undo script dropped are forgotten (nothing
+/// when the database has no `strata_object`).
+pub(crate) fn forget_missing(conn: &Connection) -> rusqlite::Result<()> {
+    if exists(conn)? { prune(conn) } else { Ok(()) }
+}
+
 /// Rows of objects that no longer exist (dropped outside strata) are forgotten. One pass over
 /// each table: SQLite builds a temporary index for the `IN` list, so this is O(n log n), not a
 /// scan of the unindexed `sqlite_master` per row.

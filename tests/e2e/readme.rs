@@ -17,6 +17,12 @@ struct Block {
 }
 
 fn tested_blocks(readme: &str) -> Vec<Block> {
+    blocks_of(readme, "tested")
+}
+
+/// The blocks fenced as ```` ```sh <kind> ```` (`tested`, or `tested-postgres` for the chain
+/// that needs a server), in order.
+fn blocks_of(readme: &str, kind: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut current: Option<(usize, Block)> = None;
     for line in readme.lines() {
@@ -24,7 +30,10 @@ fn tested_blocks(readme: &str) -> Vec<Block> {
         let indent = line.len() - trimmed.len();
         match &mut current {
             None => {
-                if let Some(info) = trimmed.strip_prefix("```sh tested") {
+                if let Some(info) = trimmed
+                    .strip_prefix("```sh ")
+                    .filter(|info| info.split_whitespace().next() == Some(kind))
+                {
                     let needs = info
                         .split_whitespace()
                         .filter_map(|w| w.strip_prefix("needs="))
@@ -153,4 +162,88 @@ fn readme_examples_run_in_order_in_one_project() {
     let conn = rusqlite::Connection::open(shop.join("app.db")).unwrap();
     let slugs = crate::harness::rows(&conn, "SELECT slug FROM products ORDER BY id");
     assert_eq!(slugs, ["blue-mug", "tea-pot"]);
+}
+
+/// The PostgreSQL chain (blocks fenced ```` ```sh tested-postgres ````), run as a user would
+/// paste it: in a copy of the repository's `examples/`, with the server given the libpq way
+/// (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`), `createdb` and `psql` from PostgreSQL's client
+/// package, and the example's own `postgres://localhost/strata_shop`.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn readme_postgres_examples_run_in_order() {
+    let admin = std::env::var("STRATA_TEST_POSTGRES").expect("STRATA_TEST_POSTGRES");
+    let config: postgres::Config = admin.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
+    let user = config.get_user().unwrap().to_string();
+    let password = String::from_utf8_lossy(config.get_password().unwrap_or_default()).into_owned();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let blocks = blocks_of(&readme, "tested-postgres");
+    assert!(
+        blocks.len() >= 2,
+        "the PostgreSQL tour and its schema loop are tested"
+    );
+    let work = tempfile::tempdir().unwrap();
+    crate::harness::copy_dir(
+        &repo_root().join("examples/postgres"),
+        &work.path().join("examples/postgres"),
+    );
+    let bin = Path::new(env!("CARGO_BIN_EXE_strata")).parent().unwrap();
+    // The example's databases belong to this test alone; made afresh.
+    let mut script = String::from(
+        "set -euo pipefail\nset -x\n\
+         dropdb --if-exists strata_shop\ndropdb --if-exists strata_shop_test\n",
+    );
+    for (i, block) in blocks.iter().enumerate() {
+        script.push_str(&format!(
+            ": README PostgreSQL example {}\n{}",
+            i + 1,
+            block.text
+        ));
+    }
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(&script)
+        .current_dir(work.path())
+        .env_clear();
+    for name in KEPT_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    cmd.env("PATH", path)
+        .env("PGHOST", &host)
+        .env("PGPORT", &port)
+        .env("PGUSER", &user)
+        .env("PGPASSWORD", &password)
+        .env("PGDATABASE", "postgres");
+    let run = Run::new(&["(README PostgreSQL examples)"], cmd.output().unwrap());
+    let mut admin = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    let dropped = ["strata_shop", "strata_shop_test"]
+        .map(|db| admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")));
+    assert_eq!(
+        run.code, 0,
+        "a README PostgreSQL example failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.stdout, run.stderr
+    );
+    for d in dropped {
+        d.unwrap();
+    }
+    assert!(
+        run.stdout.contains("ADD COLUMN nickname text"),
+        "{}",
+        run.stdout
+    );
 }

@@ -18,6 +18,7 @@ mod pinning;
 mod pipes;
 mod postgres;
 mod postgres_components;
+mod postgres_sandbox;
 mod rails;
 mod readme;
 mod refusals;

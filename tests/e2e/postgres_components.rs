@@ -256,7 +256,11 @@ fn strata_bookkeeping_is_out_of_reach_even_without_lists() {
          VALUES ('app', '20990101T000000Z', 'x', 'x', 'x')",
     ] {
         let p = project_with(&pg, &[Op::Execute(sql.into(), vec![])], "");
-        assert_refused(&pg, &p, &["`strata.strata_migration", "strata's bookkeeping"]);
+        assert_refused(
+            &pg,
+            &p,
+            &["`strata.strata_migration", "strata's bookkeeping"],
+        );
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::components::{Entry, Op, component};
 use crate::harness::Project;
 use crate::postgres::{Pg, project};
-use crate::postgres_components::{HOSTILE, assert_refused, leftover_roles, state};
+use crate::postgres_components::{HOSTILE, assert_refused, leftover_roles};
 
 const PASSWORD: &str = "mig-pw-3f9a0c";
 
@@ -90,23 +90,38 @@ const ISSUE_17: &str = "INSERT INTO people(id, name) SELECT 99, \
 fn attacks() -> Vec<(Op, &'static str)> {
     let q = |s: &str| Op::Query(s.into());
     vec![
-        (Op::Execute(ISSUE_17.into(), vec![]), "may not call `query_to_xml`"),
-        (q("SELECT table_to_xml('secrets', true, false, '')"), "`table_to_xml`"),
+        (
+            Op::Execute(ISSUE_17.into(), vec![]),
+            "may not call `query_to_xml`",
+        ),
+        (
+            q("SELECT table_to_xml('secrets', true, false, '')"),
+            "`table_to_xml`",
+        ),
         (
             q("SELECT cursor_to_xml('strata_component_cursor_1', 10, true, false, '')"),
             "`cursor_to_xml`",
         ),
-        (q("SELECT schema_to_xml('public', true, false, '')"), "`schema_to_xml`"),
+        (
+            q("SELECT schema_to_xml('public', true, false, '')"),
+            "`schema_to_xml`",
+        ),
         (
             q("SELECT query_to_xmlschema('select * from secrets', true, false, '')"),
             "`query_to_xmlschema`",
         ),
-        (q("SELECT set_config('role', 'none', false)"), "may not call `set_config`"),
+        (
+            q("SELECT set_config('role', 'none', false)"),
+            "may not call `set_config`",
+        ),
         (
             q("SELECT \"set_config\"('search_path', 'pg_catalog', false)"),
             "`set_config`",
         ),
-        (q("SELECT pg_read_file('/etc/passwd')"), "may not call `pg_read_file`"),
+        (
+            q("SELECT pg_read_file('/etc/passwd')"),
+            "may not call `pg_read_file`",
+        ),
         (
             q("SELECT lo_export(lo_from_bytea(0, 'x'), '/tmp/strata-lo-export')"),
             "may not call `lo_export`",
@@ -135,20 +150,38 @@ fn attacks() -> Vec<(Op, &'static str)> {
             ),
             "system catalogs are read-only",
         ),
-        (q("SELECT ('/etc/passwd'::text).pg_read_file"), "`.pg_read_file`"),
+        (
+            q("SELECT ('/etc/passwd'::text).pg_read_file"),
+            "`.pg_read_file`",
+        ),
         (q("SELECT definer_read()"), "may not call `definer_read`"),
-        (q("SELECT public.definer_read()"), "may not call `public.definer_read`"),
+        (
+            q("SELECT public.definer_read()"),
+            "may not call `public.definer_read`",
+        ),
         (q("SELECT other.f()"), "may not call `other.f`"),
         (
             q("SELECT dblink_exec('dbname=x', 'DELETE FROM secrets')"),
             "may not call `dblink_exec`",
         ),
-        (q("SELECT pg_advisory_lock(17)"), "may not call `pg_advisory_lock`"),
-        (q("SELECT pg_terminate_backend(1)"), "`pg_terminate_backend`"),
+        (
+            q("SELECT pg_advisory_lock(17)"),
+            "may not call `pg_advisory_lock`",
+        ),
+        (
+            q("SELECT pg_terminate_backend(1)"),
+            "`pg_terminate_backend`",
+        ),
         (q("SELECT pg_notify('c', 'x')"), "`pg_notify`"),
         (q("SELECT * FROM secrets"), "may not read `public.secrets`"),
-        (q("SELECT v FROM people, secrets"), "may not read `public.secrets`"),
-        (q("SELECT * FROM people, secrets FOR SHARE"), "may not write (or lock)"),
+        (
+            q("SELECT v FROM people, secrets"),
+            "may not read `public.secrets`",
+        ),
+        (
+            q("SELECT * FROM people, secrets FOR SHARE"),
+            "may not write (or lock)",
+        ),
     ]
 }
 
@@ -169,7 +202,10 @@ fn every_attack_is_refused(superuser: bool) {
         &p,
         &[
             Op::Execute("UPDATE people SET nick = lower(1)".into(), vec![]),
-            Op::Execute("UPDATE people SET nick = p.evil FROM people p".into(), vec![]),
+            Op::Execute(
+                "UPDATE people SET nick = p.evil FROM people p".into(),
+                vec![],
+            ),
             Op::Execute("UPDATE people SET nick = 'ran'".into(), vec![]),
         ],
     );
@@ -180,7 +216,10 @@ fn every_attack_is_refused(superuser: bool) {
             secrets
         );
         assert_eq!(
-            pg.rows(test_db, "SELECT string_agg(id || nick, ',' ORDER BY id) FROM people"),
+            pg.rows(
+                test_db,
+                "SELECT string_agg(id || nick, ',' ORDER BY id) FROM people"
+            ),
             ["1ran,2ran"]
         );
     }

@@ -115,7 +115,9 @@ fn check_here(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checke
         )));
     }
     let tree = serde_json::to_value(&stmts[0]).map_err(|e| {
-        Refusal::Syntax(format!("strata could not read this statement's parse tree: {e}"))
+        Refusal::Syntax(format!(
+            "strata could not read this statement's parse tree: {e}"
+        ))
     })?;
     let node = tree
         .get("stmt")
@@ -337,7 +339,12 @@ impl Walker<'_> {
                 self.fields(
                     "SelectStmt",
                     body,
-                    &["with_clause", "from_clause", "locking_clause", "into_clause"],
+                    &[
+                        "with_clause",
+                        "from_clause",
+                        "locking_clause",
+                        "into_clause",
+                    ],
                 )?;
                 self.write = from_write;
                 for item in body["from_clause"].as_array().into_iter().flatten() {
@@ -528,7 +535,10 @@ impl Walker<'_> {
         }
         if schema.is_empty()
             && !target
-            && self.ctes.iter().any(|scope| scope.iter().any(|c| c == name))
+            && self
+                .ctes
+                .iter()
+                .any(|scope| scope.iter().any(|c| c == name))
         {
             return self.fields("RangeVar", &Value::Object(rv.clone()), &[]);
         }
@@ -1080,8 +1090,7 @@ mod tests {
             ("pg_catalog", "pg_settings", Access::Read),
             ("information_schema", "columns", Access::Read),
         ] {
-            c.relations
-                .insert((schema.into(), name.into()), access);
+            c.relations.insert((schema.into(), name.into()), access);
             if schema != "information_schema" {
                 c.visible.insert(name.into(), schema.into());
             }
@@ -1175,19 +1184,49 @@ mod tests {
                 "SELECT query_to_xml('select set_config(''role'',''none'',false)', true, false, '')",
                 "`query_to_xml`",
             ),
-            ("SELECT table_to_xml('secrets', true, false, '')", "`table_to_xml`"),
-            ("SELECT cursor_to_xml('c', 1, true, false, '')", "`cursor_to_xml`"),
-            ("SELECT database_to_xml(true, false, '')", "`database_to_xml`"),
-            ("SELECT query_to_xmlschema('select 1', true, false, '')", "`query_to_xmlschema`"),
+            (
+                "SELECT table_to_xml('secrets', true, false, '')",
+                "`table_to_xml`",
+            ),
+            (
+                "SELECT cursor_to_xml('c', 1, true, false, '')",
+                "`cursor_to_xml`",
+            ),
+            (
+                "SELECT database_to_xml(true, false, '')",
+                "`database_to_xml`",
+            ),
+            (
+                "SELECT query_to_xmlschema('select 1', true, false, '')",
+                "`query_to_xmlschema`",
+            ),
             ("SELECT set_config('role', 'none', false)", "`set_config`"),
-            ("SELECT pg_catalog.set_config('role', 'none', false)", "`set_config`"),
-            ("SELECT \"set_config\"('role', 'none', false)", "`set_config`"),
-            ("SELECT U&\"set\\005fconfig\"('role', 'none', false)", "`set_config`"),
+            (
+                "SELECT pg_catalog.set_config('role', 'none', false)",
+                "`set_config`",
+            ),
+            (
+                "SELECT \"set_config\"('role', 'none', false)",
+                "`set_config`",
+            ),
+            (
+                "SELECT U&\"set\\005fconfig\"('role', 'none', false)",
+                "`set_config`",
+            ),
             ("SELECT pg_read_file('/etc/passwd')", "`pg_read_file`"),
-            ("SELECT pg_read_binary_file('/etc/passwd')", "`pg_read_binary_file`"),
-            ("SELECT lo_export(lo_from_bytea(0, 'x'), '/tmp/x')", "`lo_export`"),
+            (
+                "SELECT pg_read_binary_file('/etc/passwd')",
+                "`pg_read_binary_file`",
+            ),
+            (
+                "SELECT lo_export(lo_from_bytea(0, 'x'), '/tmp/x')",
+                "`lo_export`",
+            ),
             ("SELECT lo_import('/etc/passwd')", "`lo_import`"),
-            ("SELECT setval('strata.strata_migration_audit_id_seq', 1)", "`setval`"),
+            (
+                "SELECT setval('strata.strata_migration_audit_id_seq', 1)",
+                "`setval`",
+            ),
             ("SELECT lastval()", "`lastval`"),
             ("SELECT pg_ls_dir('.')", "`pg_ls_dir`"),
             ("SELECT pg_advisory_lock(1)", "`pg_advisory_lock`"),
@@ -1202,13 +1241,31 @@ mod tests {
             ("SELECT public.evil()", "`public.evil`"),
             ("SELECT other.f(1)", "`other.f`"),
             ("SELECT evil_definer()", "`evil_definer`"),
-            ("INSERT INTO people (id, name) SELECT 99, query_to_xml('select 1', true, false, '')::text", "`query_to_xml`"),
-            ("SELECT * FROM people WHERE name = (SELECT lo_export(1, '/tmp/x')::text)", "`lo_export`"),
-            ("SELECT max(pg_read_file('x')) OVER () FROM people", "`pg_read_file`"),
-            ("SELECT * FROM people ORDER BY pg_read_file('x')", "`pg_read_file`"),
+            (
+                "INSERT INTO people (id, name) SELECT 99, query_to_xml('select 1', true, false, '')::text",
+                "`query_to_xml`",
+            ),
+            (
+                "SELECT * FROM people WHERE name = (SELECT lo_export(1, '/tmp/x')::text)",
+                "`lo_export`",
+            ),
+            (
+                "SELECT max(pg_read_file('x')) OVER () FROM people",
+                "`pg_read_file`",
+            ),
+            (
+                "SELECT * FROM people ORDER BY pg_read_file('x')",
+                "`pg_read_file`",
+            ),
             ("SELECT * FROM pg_read_file('x') AS f(x)", "`pg_read_file`"),
-            ("SELECT count(*) FILTER (WHERE pg_read_file('x') > '') FROM people", "`pg_read_file`"),
-            ("WITH x AS (SELECT pg_read_file('x')) SELECT * FROM x", "`pg_read_file`"),
+            (
+                "SELECT count(*) FILTER (WHERE pg_read_file('x') > '') FROM people",
+                "`pg_read_file`",
+            ),
+            (
+                "WITH x AS (SELECT pg_read_file('x')) SELECT * FROM x",
+                "`pg_read_file`",
+            ),
             ("SELECT * FROM people TABLESAMPLE evil(10)", "`evil`"),
         ] {
             denied(sql, name);
@@ -1217,8 +1274,14 @@ mod tests {
 
     #[test]
     fn field_notation_cannot_call_a_refused_function() {
-        denied("SELECT ('/etc/passwd'::text).pg_read_file", "`.pg_read_file`");
-        denied("SELECT p.name.pg_read_file FROM people p", "`.pg_read_file`");
+        denied(
+            "SELECT ('/etc/passwd'::text).pg_read_file",
+            "`.pg_read_file`",
+        );
+        denied(
+            "SELECT p.name.pg_read_file FROM people p",
+            "`.pg_read_file`",
+        );
         denied("SELECT people.set_config FROM people", "`.set_config`");
         ok("SELECT p.name, p.id FROM people p");
         ok("SELECT (p.name).lower FROM people p");
@@ -1227,15 +1290,33 @@ mod tests {
     #[test]
     fn relations_outside_the_manifest_and_catalog_writes_are_refused() {
         denied("SELECT * FROM secrets", "may not read `public.secrets`");
-        denied("SELECT * FROM people WHERE id IN (SELECT id FROM secrets)", "`public.secrets`");
-        denied("WITH s AS (SELECT * FROM secrets) SELECT * FROM s", "`public.secrets`");
+        denied(
+            "SELECT * FROM people WHERE id IN (SELECT id FROM secrets)",
+            "`public.secrets`",
+        );
+        denied(
+            "WITH s AS (SELECT * FROM secrets) SELECT * FROM s",
+            "`public.secrets`",
+        );
         denied("SELECT * FROM nowhere", "may not read `nowhere`");
-        denied("UPDATE orders SET id = 1", "may not write (or lock) `public.orders`");
+        denied(
+            "UPDATE orders SET id = 1",
+            "may not write (or lock) `public.orders`",
+        );
         denied("DELETE FROM orders", "`writes`");
         denied("INSERT INTO orders VALUES (1)", "`writes`");
-        denied("MERGE INTO orders o USING people p ON o.id = p.id WHEN MATCHED THEN DELETE", "`public.orders`");
-        denied("SELECT * FROM orders FOR UPDATE", "may not write (or lock) `public.orders`");
-        denied("SELECT * FROM (SELECT * FROM orders) o FOR SHARE", "`public.orders`");
+        denied(
+            "MERGE INTO orders o USING people p ON o.id = p.id WHEN MATCHED THEN DELETE",
+            "`public.orders`",
+        );
+        denied(
+            "SELECT * FROM orders FOR UPDATE",
+            "may not write (or lock) `public.orders`",
+        );
+        denied(
+            "SELECT * FROM (SELECT * FROM orders) o FOR SHARE",
+            "`public.orders`",
+        );
         denied(
             "UPDATE pg_settings SET setting = 'pg_catalog' WHERE name = 'search_path'",
             "system catalogs are read-only",
@@ -1244,12 +1325,18 @@ mod tests {
             "UPDATE pg_catalog.pg_settings SET setting = 'off' WHERE name = 'synchronous_commit'",
             "read-only",
         );
-        denied("DELETE FROM strata.strata_migration", "strata's bookkeeping");
+        denied(
+            "DELETE FROM strata.strata_migration",
+            "strata's bookkeeping",
+        );
         denied("SELECT * FROM strata_migration", "strata's bookkeeping");
         denied("SELECT * FROM other.people", "`other.people`");
         denied("SELECT * FROM otherdb.public.people", "another database");
         // A CTE does not hide the target of a row change.
-        denied("WITH orders AS (SELECT 1) DELETE FROM orders", "`public.orders`");
+        denied(
+            "WITH orders AS (SELECT 1) DELETE FROM orders",
+            "`public.orders`",
+        );
         // A later CTE is not in scope of an earlier one (PostgreSQL reads the table).
         denied(
             "WITH a AS (SELECT * FROM secrets), secrets AS (SELECT 1) SELECT * FROM a",
@@ -1291,8 +1378,14 @@ mod tests {
         denied("DELETE FROM people WHERE CURRENT OF c", "CurrentOfExpr");
         denied("SELECT 'x'::public.mood", "`public.mood`");
         denied("SELECT 1 OPERATOR(public.+) 2", "OPERATOR(public.+)");
-        denied("SELECT * FROM people ORDER BY id USING OPERATOR(public.<)", "OPERATOR(public.<)");
-        assert!(matches!(check_("SELECT 1; SELECT 2"), Err(Refusal::Syntax(_))));
+        denied(
+            "SELECT * FROM people ORDER BY id USING OPERATOR(public.<)",
+            "OPERATOR(public.<)",
+        );
+        assert!(matches!(
+            check_("SELECT 1; SELECT 2"),
+            Err(Refusal::Syntax(_))
+        ));
         assert!(matches!(check_("SELEC 1"), Err(Refusal::Syntax(_))));
         assert!(matches!(check_(""), Err(Refusal::Syntax(_))));
     }
@@ -1303,7 +1396,11 @@ mod tests {
         // deeper ones, refused before they are parsed.
         for (depth, parses) in [(9_999, true), (100_000, false)] {
             let sum = format!("SELECT {}1", "1 + ".repeat(depth));
-            let nested = format!("SELECT {}1{}", "abs(".repeat(depth * 2 / 3), ")".repeat(depth * 2 / 3));
+            let nested = format!(
+                "SELECT {}1{}",
+                "abs(".repeat(depth * 2 / 3),
+                ")".repeat(depth * 2 / 3)
+            );
             let subqueries = format!(
                 "SELECT {}1{}",
                 "(SELECT ".repeat(depth * 2 / 3),

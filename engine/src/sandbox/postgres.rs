@@ -44,10 +44,10 @@ use wasmtime::component::Resource;
 
 use super::Policy;
 use super::bindings::sql;
-use super::pg_check::{self, Access, Catalog, Checked, Kind as StatementKind, Refusal};
 use super::host::{
     CursorSlot, HostState, MAX_OPEN_CURSORS, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
 };
+use super::pg_check::{self, Access, Catalog, Checked, Kind as StatementKind, Refusal};
 
 /// The savepoint each host call runs in.
 const SAVEPOINT: &str = "strata_component_call";
@@ -1202,8 +1202,7 @@ impl HostState<Postgres> {
                         continue;
                     }
                     let sent = sent_size(&row, columns)?;
-                    if sent > cursor.row_limit.min(budget) || used.saturating_add(sent) > budget
-                    {
+                    if sent > cursor.row_limit.min(budget) || used.saturating_add(sent) > budget {
                         if count == 0 {
                             return Err(Fail::TooLarge("one row of this cursor", budget));
                         }
@@ -1338,9 +1337,11 @@ impl sql::Host for HostState<Postgres> {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        Ok(self.call(&sql, params.len(), Use::Any, |s, statement, checked| {
-            s.read_rows(&statement, checked, &params, "the result of this `query`")
-        }))
+        Ok(
+            self.call(&sql, params.len(), Use::Any, |s, statement, checked| {
+                s.read_rows(&statement, checked, &params, "the result of this `query`")
+            }),
+        )
     }
 
     fn execute_many(

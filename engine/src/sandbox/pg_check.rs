@@ -56,7 +56,7 @@ pub enum Refusal {
 }
 
 /// The statement as it will be sent (relations qualified), and what it is.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Checked {
     pub text: String,
     pub kind: Kind,
@@ -155,7 +155,7 @@ fn check_here(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checke
     let len = usize::try_from(stmts[0].stmt_len).unwrap_or(0);
     let mut end = if len == 0 { sql.len() } else { start + len };
     let mut text = sql.to_string();
-    w.qualify.sort_by(|a, b| b.0.cmp(&a.0));
+    w.qualify.sort_by_key(|q| std::cmp::Reverse(q.0));
     for (at, schema) in &w.qualify {
         let prefix = format!("{}.", crate::data::quote_ident(schema));
         text.insert_str(*at, &prefix);
@@ -420,6 +420,13 @@ impl Walker<'_> {
                          no code of the database's; cast to text or a built-in type instead \
                          ({})",
                         names.join("."),
+                        self.config_file.display()
+                    )));
+                }
+                if names.last() == Some(&"xml") {
+                    return Err(self.denied(format!(
+                        "a component may not use the type `xml` (XML is parsed by the server; \
+                         keep XML as text) ({})",
                         self.config_file.display()
                     )));
                 }
@@ -1377,6 +1384,8 @@ mod tests {
         denied("SELECT xmlelement(name a, 'x')", "XmlExpr");
         denied("DELETE FROM people WHERE CURRENT OF c", "CurrentOfExpr");
         denied("SELECT 'x'::public.mood", "`public.mood`");
+        denied("SELECT '<a/>'::xml", "type `xml`");
+        denied("SELECT CAST('<a/>' AS pg_catalog.xml)", "type `xml`");
         denied("SELECT 1 OPERATOR(public.+) 2", "OPERATOR(public.+)");
         denied(
             "SELECT * FROM people ORDER BY id USING OPERATOR(public.<)",

@@ -82,6 +82,8 @@ pub struct Postgres {
     rows_changed: u64,
     /// What the component's statements are judged against.
     catalog: Catalog,
+    /// Statements that passed the check during this call, by their text.
+    checked: HashMap<String, Checked>,
     /// The session's settings before the component, put back by [`Postgres::leave`].
     settings: Settings,
 }
@@ -216,6 +218,7 @@ impl Postgres {
             timed_out: false,
             rows_changed: 0,
             catalog: entered.catalog,
+            checked: HashMap::new(),
             settings: entered.settings,
         }
     }
@@ -1034,7 +1037,10 @@ impl HostState<Postgres> {
     ) -> Result<T, sql::Error> {
         let text = crate::postgres::script::number_placeholders(sql, params)
             .unwrap_or_else(|| sql.to_string());
-        let checked = match pg_check::check(&text, &self.db.catalog, &self.db.config_file) {
+        let cached = self.db.checked.get(&text).cloned().map(Ok);
+        let checked = match cached
+            .unwrap_or_else(|| pg_check::check(&text, &self.db.catalog, &self.db.config_file))
+        {
             Ok(c) if use_ == Use::Cursor && c.kind != StatementKind::Query => Err(Fail::Syntax(
                 "open-cursor on PostgreSQL takes a query (SELECT, VALUES, TABLE); run row \
                  changes with execute"
@@ -1044,6 +1050,11 @@ impl HostState<Postgres> {
             Err(Refusal::Denied(why)) => Err(Fail::Refused(why)),
             Err(Refusal::Syntax(why)) => Err(Fail::Syntax(why)),
         };
+        if let Ok(c) = &checked
+            && !self.db.checked.contains_key(&text)
+        {
+            self.db.checked.insert(text.clone(), c.clone());
+        }
         match checked {
             Ok(checked) => self.guarded(|s| {
                 let statement = s.db.prepare(&checked.text)?;
@@ -1183,13 +1194,11 @@ impl HostState<Postgres> {
             let mut used = 0usize;
             while count < max && !cursor.exhausted {
                 let left = budget.saturating_sub(used);
-                let want = if cursor.average_row == 0 {
-                    FIRST_FETCH
-                } else {
-                    (left / cursor.average_row).saturating_mul(2).max(1)
-                }
-                .min(max - count)
-                .min(MAX_FETCH);
+                let want = left
+                    .checked_div(cursor.average_row)
+                    .map_or(FIRST_FETCH, |n| n.saturating_mul(2).max(1))
+                    .min(max - count)
+                    .min(MAX_FETCH);
                 let fetch = format!("FETCH FORWARD {want} FROM {}", cursor.name);
                 let mut rows =
                     s.db.client

@@ -17,15 +17,15 @@ use crate::hostile::project_with;
 const RSS_BOUND_MIB: u64 = 320;
 
 /// What a run printed, and the process's peak RSS.
-struct Measured {
-    code: i32,
-    stderr: String,
-    max_rss_mib: u64,
+pub(crate) struct Measured {
+    pub(crate) code: i32,
+    pub(crate) stderr: String,
+    pub(crate) max_rss_mib: u64,
 }
 
 /// Runs `strata ARGS` and reads its peak RSS from `wait4` on its own pid (not
 /// RUSAGE_CHILDREN, which other tests' children would pollute).
-fn run_measured(p: &Project, args: &[&str]) -> Measured {
+pub(crate) fn run_measured(p: &Project, args: &[&str]) -> Measured {
     let mut child = strata_command(p.root(), args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -194,4 +194,98 @@ fn several_memories_do_not_multiply_the_memory_limit() {
 fn hundreds_of_instances_are_refused() {
     let p = project_with(&instances(500), SMALL);
     crate::hostile::assert_refused(&p, &["sandbox limit exceeded", "instances"]);
+}
+
+/// A PostgreSQL project (`pg`'s, see `postgres_components`) whose pending transform is `ops`
+/// under `memory_mib = 64`.
+fn postgres_project(pg: &crate::postgres::Pg, ops: &[Op]) -> Project {
+    crate::postgres_components::project_with(pg, ops, SMALL)
+}
+
+/// Runs migrate on `p`, prints and bounds its peak RSS; returns what it came to.
+#[track_caller]
+fn measured_within_bound(p: &Project, what: &str) -> Measured {
+    let m = run_measured(p, &["migrate"]);
+    eprintln!("{what}: peak RSS {} MiB", m.max_rss_mib);
+    assert!(
+        m.max_rss_mib < RSS_BOUND_MIB,
+        "{what}: peak RSS {} MiB >= {RSS_BOUND_MIB} MiB\n{}",
+        m.max_rss_mib,
+        m.stderr
+    );
+    m
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_postgres_cursor_of_wide_rows_stays_inside_the_memory_bound() {
+    let pg = crate::postgres::Pg::new("mem_cursor");
+    // The issue's case: 8,000 rows of 100 kB, asked for 10,000 at a time (2.0 GB before).
+    let p = postgres_project(
+        &pg,
+        &[Op::Cursor {
+            sql: "SELECT repeat('x', 100000) FROM generate_series(1, 8000)".into(),
+            max: 10_000,
+            calls: 3,
+        }],
+    );
+    let m = measured_within_bound(&p, "postgres cursor of 8000 x 100 kB");
+    // The guest keeps what it receives: its linear memory grows into the budget, and a later
+    // `next` may then not fit one row (a limit error, as on SQLite).
+    assert!(
+        m.code == 0 || m.stderr.contains("limit"),
+        "exit {}: {}",
+        m.code,
+        m.stderr
+    );
+    // Small rows first (so the fetch grows), then rows of 5 MB.
+    let p = postgres_project(
+        &pg,
+        &[Op::Cursor {
+            sql: "SELECT CASE WHEN g <= 5000 THEN 'x' ELSE repeat('y', 5000000) END \
+                  FROM generate_series(1, 5200) g"
+                .into(),
+            max: 100_000,
+            calls: 8,
+        }],
+    );
+    let m = measured_within_bound(&p, "postgres cursor of small then 5 MB rows");
+    assert!(
+        m.code == 0 || m.stderr.contains("limit"),
+        "exit {}: {}",
+        m.code,
+        m.stderr
+    );
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn postgres_rows_larger_than_the_budget_are_refused_inside_the_memory_bound() {
+    let pg = crate::postgres::Pg::new("mem_rows");
+    for (what, op) in [
+        (
+            "postgres query of one 600 MB row",
+            Op::Query("SELECT repeat('x', 600000000)".into()),
+        ),
+        (
+            "postgres cursor of 600 MB rows",
+            Op::Cursor {
+                sql: "SELECT repeat('x', 600000000) FROM generate_series(1, 2)".into(),
+                max: 10,
+                calls: 2,
+            },
+        ),
+        (
+            "postgres INSERT ... RETURNING a 600 MB value",
+            Op::Query(
+                "INSERT INTO people (id, name) VALUES (7, repeat('x', 600000000)) RETURNING name"
+                    .into(),
+            ),
+        ),
+    ] {
+        let p = postgres_project(&pg, &[op]);
+        let m = measured_within_bound(&p, what);
+        assert_eq!(m.code, 1, "{what}: {}", m.stderr);
+        assert!(m.stderr.contains("memory budget"), "{what}: {}", m.stderr);
+    }
 }

@@ -18,6 +18,7 @@ mod bindings;
 mod cache;
 pub mod guard;
 mod host;
+mod pg_check;
 mod postgres;
 mod sqlite;
 

@@ -139,7 +139,8 @@ fn a_trigger_on_an_existing_column_outside_the_set_list_is_checked() {
 #[test]
 fn a_column_dropped_under_its_trigger_in_the_same_call_is_refused() {
     // Created on an existing column, then the column dropped: SQLite keeps the trigger, which
-    // then names a column that does not exist.
+    // then names a column that does not exist. (Components cannot DROP COLUMN today: the
+    // authorizer refuses it first; should that open, the trigger check refuses the leftover.)
     let toml = "[sandbox]\nreads = [\"people\", \"stage\"]\nwrites = [\"people\", \"stage\"]\ntriggers = true\n";
     let p = project_with(
         &executing(&[
@@ -149,7 +150,7 @@ fn a_column_dropped_under_its_trigger_in_the_same_call_is_refused() {
         ]),
         toml,
     );
-    assert_refused(&p, &["trigger `plant`", "`flag`"]);
+    assert_refused(&p, &["refused"]);
 }
 
 #[test]
@@ -170,15 +171,19 @@ fn a_trigger_body_that_hides_behind_a_view_error_is_refused() {
     // The body does not compile today (`v` has no INSTEAD OF INSERT trigger); once one is
     // added, the DELETE before it would run unchecked.
     let toml = "[sandbox]\nreads = [\"people\", \"v\"]\nwrites = [\"people\", \"v\"]\ntriggers = true\n";
-    let p = project_with(
-        &executing(&[
-            "CREATE VIEW v AS SELECT id FROM people",
-            "CREATE TRIGGER plant AFTER INSERT ON people BEGIN \
-             DELETE FROM strata_migration; INSERT INTO v VALUES (1); END",
-        ]),
-        toml,
-    );
-    assert_refused(&p, &["trigger `plant`"]);
+    for body in [
+        "INSERT INTO v VALUES (1); DELETE FROM strata_migration;",
+        "DELETE FROM strata_migration; INSERT INTO v VALUES (1);",
+    ] {
+        let p = project_with(
+            &executing(&[
+                "CREATE VIEW v AS SELECT id FROM people",
+                &format!("CREATE TRIGGER plant AFTER INSERT ON people BEGIN {body} END"),
+            ]),
+            toml,
+        );
+        assert_refused(&p, &["trigger `plant`"]);
+    }
 }
 
 #[test]

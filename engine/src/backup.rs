@@ -455,7 +455,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for db_mode in [0o600, 0o640, 0o644, 0o400] {
             let db = dir.path().join(format!("app-{db_mode:o}.db"));
-            Connection::open(&db).unwrap().execute_batch("CREATE TABLE t(a)").unwrap();
+            Connection::open(&db)
+                .unwrap()
+                .execute_batch("CREATE TABLE t(a)")
+                .unwrap();
             std::fs::set_permissions(&db, std::fs::Permissions::from_mode(db_mode)).unwrap();
             drop(RunLock::shared(&db, Duration::ZERO).unwrap());
             let lock = RunLock::path(&db);

@@ -155,7 +155,8 @@ fn a_column_dropped_under_its_trigger_in_the_same_call_is_refused() {
 
 #[test]
 fn an_instead_of_trigger_on_a_view_column_that_does_not_exist_is_refused() {
-    let toml = "[sandbox]\nreads = [\"people\", \"v\"]\nwrites = [\"people\", \"v\"]\ntriggers = true\n";
+    let toml =
+        "[sandbox]\nreads = [\"people\", \"v\"]\nwrites = [\"people\", \"v\"]\ntriggers = true\n";
     let p = project_with(
         &executing(&[
             "CREATE VIEW v AS SELECT id, name FROM people",
@@ -170,7 +171,8 @@ fn an_instead_of_trigger_on_a_view_column_that_does_not_exist_is_refused() {
 fn a_trigger_body_that_hides_behind_a_view_error_is_refused() {
     // The body does not compile today (`v` has no INSTEAD OF INSERT trigger); once one is
     // added, the DELETE before it would run unchecked.
-    let toml = "[sandbox]\nreads = [\"people\", \"v\"]\nwrites = [\"people\", \"v\"]\ntriggers = true\n";
+    let toml =
+        "[sandbox]\nreads = [\"people\", \"v\"]\nwrites = [\"people\", \"v\"]\ntriggers = true\n";
     for body in [
         "INSERT INTO v VALUES (1); DELETE FROM strata_migration;",
         "DELETE FROM strata_migration; INSERT INTO v VALUES (1);",
@@ -188,7 +190,8 @@ fn a_trigger_body_that_hides_behind_a_view_error_is_refused() {
 
 #[test]
 fn a_trigger_body_naming_a_table_that_does_not_exist_yet_is_refused() {
-    let toml = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"later\"]\ntriggers = true\n";
+    let toml =
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"later\"]\ntriggers = true\n";
     let p = project_with(
         &executing(&[
             "CREATE TRIGGER plant AFTER DELETE ON people BEGIN INSERT INTO later VALUES (old.id); END",
@@ -201,7 +204,8 @@ fn a_trigger_body_naming_a_table_that_does_not_exist_yet_is_refused() {
 #[test]
 fn a_nested_trigger_is_checked_on_its_own() {
     // `plant` only writes people_log; `relay` on people_log fires on a column it lacks.
-    let toml = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"people_log\"]\ntriggers = true\n";
+    let toml =
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"people_log\"]\ntriggers = true\n";
     let p = project_with(
         &executing(&[
             "CREATE TABLE people_log(id INTEGER, name TEXT)",
@@ -231,7 +235,8 @@ fn a_raise_or_when_clause_reading_outside_reads_is_refused() {
 #[test]
 fn a_checked_trigger_still_works_after_its_table_is_renamed() {
     // A trigger within the grant passes, and follows its table through a later rename.
-    let toml = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"people_log\"]\ntriggers = true\n";
+    let toml =
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"people_log\"]\ntriggers = true\n";
     let p = project_with(
         &executing(&[
             "CREATE TABLE people_log(id INTEGER, nick TEXT)",

@@ -911,7 +911,8 @@ pub fn verify(
             .triggers
             .iter()
             .any(|t| t.eq_ignore_ascii_case(&o.name));
-        if kind == "trigger" && (named || !before.objects.contains_key(&(kind.clone(), name.clone())))
+        if kind == "trigger"
+            && (named || !before.objects.contains_key(&(kind.clone(), name.clone())))
         {
             triggers.push(o);
         }
@@ -970,7 +971,8 @@ fn trigger_event(sql: &str) -> Option<(Event, String)> {
     let tokens = tokenize(sql).ok()?;
     let mut t = tokens.iter().peekable();
     let word = |kw: &str, t: &mut std::iter::Peekable<std::slice::Iter<'_, _>>| {
-        t.next_if(|x: &&crate::schema::sql::Token| x.is(kw)).is_some()
+        t.next_if(|x: &&crate::schema::sql::Token| x.is(kw))
+            .is_some()
     };
     if !word("CREATE", &mut t) {
         return None;
@@ -998,10 +1000,11 @@ fn trigger_event(sql: &str) -> Option<(Event, String)> {
         Some(first)
     };
     name(&mut t)?;
-    if !(word("BEFORE", &mut t) || word("AFTER", &mut t)) && word("INSTEAD", &mut t) {
-        if !word("OF", &mut t) {
-            return None;
-        }
+    if !(word("BEFORE", &mut t) || word("AFTER", &mut t))
+        && word("INSTEAD", &mut t)
+        && !word("OF", &mut t)
+    {
+        return None;
     }
     let event = if word("INSERT", &mut t) {
         Event::Insert
@@ -1396,7 +1399,11 @@ mod tests {
     #[test]
     fn trigger_texts_are_read_whatever_their_spelling() {
         let cases = [
-            ("CREATE TRIGGER t AFTER INSERT ON p BEGIN SELECT 1; END", Event::Insert, "p"),
+            (
+                "CREATE TRIGGER t AFTER INSERT ON p BEGIN SELECT 1; END",
+                Event::Insert,
+                "p",
+            ),
             (
                 "create temp trigger if not exists main.\"é\" instead of delete on main.[v w] begin select 1; end",
                 Event::Delete,
@@ -1407,10 +1414,18 @@ mod tests {
                 Event::Update(vec!["a\"b".into(), "c".into()]),
                 "用户",
             ),
-            ("CREATE TRIGGER t UPDATE ON p BEGIN SELECT 1; END", Event::Update(vec![]), "p"),
+            (
+                "CREATE TRIGGER t UPDATE ON p BEGIN SELECT 1; END",
+                Event::Update(vec![]),
+                "p",
+            ),
         ];
         for (sql, event, table) in cases {
-            assert_eq!(trigger_event(sql), Some((event, table.to_string())), "{sql}");
+            assert_eq!(
+                trigger_event(sql),
+                Some((event, table.to_string())),
+                "{sql}"
+            );
         }
         assert_eq!(trigger_event("CREATE TRIGGER t AFTER ON p"), None);
         assert_eq!(trigger_event("CREATE TRIGGER t(é"), None);

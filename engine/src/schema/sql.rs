@@ -155,9 +155,11 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
                 let two = &b[i..(i + 2).min(b.len())];
                 let len = if three == b"->>" {
                     3
-                } else if [b"||", b"<=", b">=", b"<>", b"!=", b"==", b"<<", b">>", b"->"]
-                    .iter()
-                    .any(|p| p.as_slice() == two)
+                } else if [
+                    b"||", b"<=", b">=", b"<>", b"!=", b"==", b"<<", b">>", b"->",
+                ]
+                .iter()
+                .any(|p| p.as_slice() == two)
                 {
                     2
                 } else if b"()[],;.+-*/%=<>&|~!".contains(&c) {

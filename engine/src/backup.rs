@@ -396,13 +396,30 @@ impl RunLock {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // No wider than the database: whoever may open the lock file may hold the lock and
+        // stop every migrate and restore, so only those who may open the database can.
+        #[cfg(unix)]
+        let mode = {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            let mode = std::fs::metadata(db).map_or(0o600, |m| m.permissions().mode() & 0o666);
+            options.mode(mode);
+            mode
+        };
+        let file = options.open(&path).map_err(|e| Error::io(&path, e))?;
+        // A lock file left wider by an older strata (or a database made narrower since) is
+        // narrowed; one that is not ours to change keeps working as a lock.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Ok(m) = file.metadata()
+                && m.permissions().mode() & 0o777 & !mode != 0
+            {
+                let narrowed = m.permissions().mode() & 0o777 & mode;
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(narrowed));
+            }
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let attempt = if exclusive {
@@ -429,6 +446,34 @@ impl RunLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_lock_file_is_no_wider_than_the_database() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        for db_mode in [0o600, 0o640, 0o644, 0o400] {
+            let db = dir.path().join(format!("app-{db_mode:o}.db"));
+            Connection::open(&db)
+                .unwrap()
+                .execute_batch("CREATE TABLE t(a)")
+                .unwrap();
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(db_mode)).unwrap();
+            drop(RunLock::shared(&db, Duration::ZERO).unwrap());
+            let lock = RunLock::path(&db);
+            // The umask may narrow it further, never widen it.
+            assert_eq!(mode(&lock) & !db_mode, 0, "{db_mode:o}: {:o}", mode(&lock));
+            // A lock file left wider (by an older strata) is narrowed.
+            std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o666)).unwrap();
+            drop(RunLock::exclusive(&db, Duration::ZERO).unwrap());
+            assert_eq!(mode(&lock) & !db_mode, 0, "{db_mode:o}: {:o}", mode(&lock));
+        }
+        // No database yet: the owner only.
+        let db = dir.path().join("new.db");
+        drop(RunLock::shared(&db, Duration::ZERO).unwrap());
+        assert_eq!(mode(&RunLock::path(&db)) & 0o077, 0);
+    }
 
     #[test]
     fn backups_are_recorded_listed_oldest_first_and_pruned() {

@@ -1,8 +1,14 @@
 //! Bearer tokens: the one secret a client must present on every RPC but health. Compared in
-//! constant time (sha256 digests through `subtle`, so neither content nor length leaks); a missing
-//! or wrong token is refused and audited in the real database's log, without the token.
+//! constant time (sha256 digests through `subtle`, so neither content nor length leaks). The
+//! check is [`Authenticate`], an interceptor that reads only the request's headers: a missing or
+//! wrong token is answered UNAUTHENTICATED before the request body is read, and a refused call
+//! writes nothing anywhere (no database, no audit row, no file); it is counted, and reported on
+//! the server's stderr at most once per [`REPORT_EVERY`] ([`Refusals`]).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -33,6 +39,18 @@ pub enum TokenError {
     },
     #[error("cannot draw random bytes for a token: {0}")]
     Random(String),
+    #[error(
+        "{}: the token file has mode {mode:04o}, so other users of this machine can {access} it; \
+         a token file must be readable and writable by its owner only (as ssh requires of a \
+         private key). Run `chmod 600 {}` and start again",
+        path.display(),
+        path.display()
+    )]
+    Loose {
+        path: std::path::PathBuf,
+        mode: u32,
+        access: &'static str,
+    },
 }
 
 /// The minimum token length.
@@ -58,8 +76,33 @@ impl Token {
     }
 }
 
-/// Reads a token file (its content, trimmed).
+/// Reads a token file (its content, trimmed). On Unix a file that its group or others may
+/// read or write is refused, naming its mode and the fix.
 pub fn read_file(path: &Path) -> Result<String, TokenError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| TokenError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if mode & 0o077 != 0 {
+            let access = match (mode & 0o044 != 0, mode & 0o022 != 0) {
+                (true, true) => "read and change",
+                (true, false) => "read",
+                _ => "change",
+            };
+            return Err(TokenError::Loose {
+                path: path.to_path_buf(),
+                mode,
+                access,
+            });
+        }
+    }
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
         .map_err(|source| TokenError::Io {
@@ -108,9 +151,180 @@ pub fn presented(metadata: &tonic::metadata::MetadataMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// How often, at most, the server reports refused calls on stderr.
+pub const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Refused calls: counted, and reported on stderr rate-limited: the first refusal of a quiet
+/// spell at once, then one line per [`REPORT_EVERY`] with how many followed, so a flood costs
+/// a counter increment per call and a line every 10 s.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    total: AtomicU64,
+    window: Mutex<Window>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    /// Whether a reporter is waiting out the current window.
+    open: bool,
+    /// Refusals since the last line.
+    pending: u64,
+    /// The latest of them.
+    latest: String,
+}
+
+impl Refusals {
+    /// Refused calls since the server started.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Counts one refusal (`detail` names the caller and why, never the token).
+    pub fn record(self: &Arc<Self>, detail: String) {
+        self.record_every(detail, REPORT_EVERY);
+    }
+
+    fn record_every(self: &Arc<Self>, detail: String, every: Duration) {
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if w.open {
+            w.pending += 1;
+            w.latest = detail;
+            return;
+        }
+        w.open = true;
+        drop(w);
+        eprintln!(
+            "strata serve: refused {detail} ({} refused since the start; further refusals are \
+             counted and reported every {} s)",
+            thousands(total),
+            every.as_secs()
+        );
+        let this = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("strata-refusals".into())
+            .spawn(move || this.report_until_quiet(every));
+        if spawned.is_err() {
+            // No thread for the reporter: report the next refusal at once instead.
+            self.window.lock().unwrap_or_else(|e| e.into_inner()).open = false;
+        }
+    }
+
+    fn report_until_quiet(&self, every: Duration) {
+        loop {
+            std::thread::sleep(every);
+            let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            if w.pending == 0 {
+                w.open = false;
+                return;
+            }
+            let (n, latest) = (
+                std::mem::take(&mut w.pending),
+                std::mem::take(&mut w.latest),
+            );
+            drop(w);
+            eprintln!(
+                "strata serve: refused {} call{} in the last {} s (the latest: {latest}); {} \
+                 refused since the start",
+                thousands(n),
+                if n == 1 { "" } else { "s" },
+                every.as_secs(),
+                thousands(self.total())
+            );
+        }
+    }
+}
+
+/// `2993` as `2,993`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The token check of every strata RPC, on the request's headers only: it runs before the
+/// request body is read, so a refused call holds no more than its headers (and what HTTP/2 flow
+/// control lets a client push before the refusal, a window the server sets) and is answered
+/// UNAUTHENTICATED at once.
+#[derive(Clone, Debug)]
+pub struct Authenticate {
+    token: Arc<Token>,
+    refusals: Arc<Refusals>,
+}
+
+impl Authenticate {
+    pub fn new(token: Token, refusals: Arc<Refusals>) -> Self {
+        Authenticate {
+            token: Arc::new(token),
+            refusals,
+        }
+    }
+
+    /// Checks the token in `metadata`; a refusal is counted and reported (never with the
+    /// token) and returned as the status to answer.
+    pub fn check(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        peer: Option<std::net::SocketAddr>,
+        rpc: &str,
+    ) -> Result<(), tonic::Status> {
+        let why = match presented(metadata) {
+            Some(t) if self.token.matches(t) => return Ok(()),
+            Some(_) => "a wrong token",
+            None => "no token",
+        };
+        let peer = peer.map_or_else(|| "an unknown peer".to_string(), |a| a.to_string());
+        self.refusals.record(format!("{rpc} from {peer}: {why}"));
+        Err(crate::error::refuse(
+            tonic::Code::Unauthenticated,
+            strata_engine::exit::REFUSED,
+            "unauthenticated",
+            format!(
+                "the server refused {rpc}: {why}. Pass the server's token with --token-file FILE \
+                 or STRATA_TOKEN"
+            ),
+        ))
+    }
+}
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        self.check(req.metadata(), req.remote_addr(), "a call")?;
+        Ok(req)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_counted_and_reported_at_most_once_per_window() {
+        let r = Arc::new(Refusals::default());
+        for i in 0..1000 {
+            r.record_every(format!("call {i}"), Duration::from_millis(200));
+        }
+        assert_eq!(r.total(), 1000);
+        {
+            let w = r.window.lock().unwrap();
+            assert!(w.open);
+            assert_eq!(w.pending, 999);
+            assert_eq!(w.latest, "call 999");
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        let w = r.window.lock().unwrap();
+        assert!(!w.open, "a quiet window closes the reporter");
+        assert_eq!(w.pending, 0);
+        assert_eq!(thousands(2993), "2,993");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+    }
 
     #[test]
     fn matches_only_the_same_token() {
@@ -130,6 +344,36 @@ mod tests {
         assert_eq!(presented(&m), Some("abc"));
         m.insert("authorization", "Basic abc".parse().unwrap());
         assert_eq!(presented(&m), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_others_can_read_or_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "a-token-of-some-length-here").unwrap();
+        for (mode, access) in [
+            (0o644, "read"),
+            (0o640, "read"),
+            (0o620, "change"),
+            (0o666, "read and change"),
+            (0o604, "read"),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = read_file(&path).unwrap_err().to_string();
+            assert!(
+                e.contains(&path.display().to_string())
+                    && e.contains(&format!("{mode:04o}"))
+                    && e.contains(&format!("can {access} it"))
+                    && e.contains(&format!("chmod 600 {}", path.display())),
+                "{e}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_file(&path).unwrap(), "a-token-of-some-length-here");
+        }
     }
 
     #[test]

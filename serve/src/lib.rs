@@ -9,7 +9,7 @@
 //! nothing a client sends is executed as SQL.
 //!
 //! Module map: `proto` (the generated messages, server and client), `auth` (bearer tokens,
-//! constant-time comparison, auditing refused attempts), `error` (engine errors to gRPC statuses
+//! constant-time comparison, the header check before a body is read, counting refused calls), `error` (engine errors to gRPC statuses
 //! and back), `convert` (engine events and reports to messages and back), `service` (the
 //! `strata.v1.Strata` implementation), `status` (the Status answer, kept while nothing it is
 //! made of changed), `server` (listener, TLS, health, reflection, graceful shutdown) and

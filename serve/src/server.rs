@@ -2,6 +2,9 @@
 //! `grpc.health.v1` health (no token needed) and server reflection (v1 and v1alpha), TLS through
 //! rustls with optional client certificates, and graceful shutdown: on the signal the server
 //! stops accepting calls, lets calls in flight finish, and waits for a run whose client went away.
+//! Its limits bound what any client, with or without the token, can make it hold: the calls it
+//! runs at once ([`MAX_CONCURRENT_CALLS`]), the streams per connection, the HTTP/2 windows (what
+//! a client may push before the server reads) and the header block.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +16,23 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::StrataService;
 use crate::proto::strata_server::StrataServer;
+
+/// Calls the server runs at once, over all connections; more wait for a free slot (their
+/// bodies unread).
+pub const MAX_CONCURRENT_CALLS: usize = 64;
+/// HTTP/2 streams one connection may have open at once (advertised to clients; more are
+/// refused by HTTP/2 itself).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// What a client may send on one stream before the server reads it: the most an unread
+/// (for example refused) request can make the server hold.
+pub const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
+/// The same for all streams of one connection together.
+pub const CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
+/// The largest header block a request may send (the token travels in it).
+pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
+/// The largest request health and reflection read (they need no token; their requests are
+/// a few bytes).
+pub const MAX_OPEN_REQUEST_BYTES: usize = 64 * 1024;
 
 /// The PEM files of a TLS server.
 #[derive(Debug, Clone)]
@@ -79,16 +99,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
+    let health = health.max_decoding_message_size(MAX_OPEN_REQUEST_BYTES);
     reporter.set_serving::<StrataServer<StrataService>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .build_v1()?
+        .max_decoding_message_size(MAX_OPEN_REQUEST_BYTES);
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-    let mut builder = Server::builder();
+        .build_v1alpha()?
+        .max_decoding_message_size(MAX_OPEN_REQUEST_BYTES);
+    let mut builder = Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .http2_max_header_list_size(MAX_HEADER_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -108,6 +135,9 @@ pub async fn serve(
             .await;
     };
     builder
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_CALLS,
+        ))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -12,13 +12,15 @@ use std::time::Duration;
 
 use strata_engine::migrator::{self, MigrateOptions, SandboxOptions};
 use strata_engine::plan::PlanOptions;
-use strata_engine::{Error, Event, Project, Tree, design, exit, ledger};
+use strata_engine::{Error, Event, Project, Tree, design, exit};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Code, Request, Response, Status};
 
-use crate::auth::{self, Token};
+use tonic::service::interceptor::InterceptedService;
+
+use crate::auth::{Authenticate, Refusals, Token};
 use crate::convert;
 use crate::error::{refuse, to_status};
 use crate::proto::{self, strata_server::Strata};
@@ -37,7 +39,9 @@ pub struct StrataService {
 
 struct Inner {
     project: Project,
-    token: Token,
+    /// The token check, shared with the interceptor.
+    auth: Authenticate,
+    refusals: Arc<Refusals>,
     /// Held by a run that changes databases (Migrate, Restore).
     run_lock: tokio::sync::Mutex<()>,
     /// Set by [`StrataService::shutdown`]: new runs are refused.
@@ -49,11 +53,13 @@ struct Inner {
 impl StrataService {
     /// The service for `project`, accepting `token`.
     pub fn new(project: Project, token: Token) -> Self {
+        let refusals = Arc::new(Refusals::default());
         StrataService {
             inner: Arc::new(Inner {
                 status: Arc::new(StatusCache::new(project.clone())),
                 project,
-                token,
+                auth: Authenticate::new(token, Arc::clone(&refusals)),
+                refusals,
                 run_lock: tokio::sync::Mutex::new(()),
                 closing: AtomicBool::new(false),
             }),
@@ -68,12 +74,20 @@ impl StrataService {
         self
     }
 
-    /// The tonic server wrapper to mount (`Server::builder().add_service(..)`).
-    pub fn into_server(self) -> proto::strata_server::StrataServer<Self> {
+    /// The tonic server wrapper to mount (`Server::builder().add_service(..)`): the service
+    /// behind the token check, which reads only a request's headers, so a call without the
+    /// token is refused before its body is read.
+    pub fn into_server(
+        self,
+    ) -> InterceptedService<proto::strata_server::StrataServer<Self>, Authenticate> {
         let max = self.max_message_bytes;
-        proto::strata_server::StrataServer::new(self)
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max)
+        let auth = self.inner.auth.clone();
+        InterceptedService::new(
+            proto::strata_server::StrataServer::new(self)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+            auth,
+        )
     }
 
     /// The project this service runs.
@@ -88,28 +102,18 @@ impl StrataService {
         drop(self.inner.run_lock.lock().await);
     }
 
-    /// Checks the bearer token; a refusal is audited in the real database, without the token.
-    async fn authorize<T>(&self, req: &Request<T>, rpc: &str) -> Result<(), Status> {
-        let why = match auth::presented(req.metadata()) {
-            Some(t) if self.inner.token.matches(t) => return Ok(()),
-            Some(_) => "a wrong token",
-            None => "no token",
-        };
-        let peer = req
-            .remote_addr()
-            .map_or_else(|| "an unknown peer".to_string(), |a| a.to_string());
-        let detail = format!("refused {rpc} from {peer}: {why}");
-        let project = self.inner.project.clone();
-        let _ = tokio::task::spawn_blocking(move || audit_refusal(&project, detail)).await;
-        Err(refuse(
-            Code::Unauthenticated,
-            exit::REFUSED,
-            "unauthenticated",
-            format!(
-                "the server refused {rpc}: {why}. Pass the server's token with --token-file FILE \
-                 or STRATA_TOKEN"
-            ),
-        ))
+    /// Checks the bearer token again inside the RPC (the interceptor of [`Self::into_server`]
+    /// checked it before the body was read; this keeps a `StrataServer` mounted without it
+    /// closed). A refusal writes nothing; it is counted and reported on stderr.
+    fn authorize<T>(&self, req: &Request<T>, rpc: &str) -> Result<(), Status> {
+        self.inner
+            .auth
+            .check(req.metadata(), req.remote_addr(), rpc)
+    }
+
+    /// Calls refused for a missing or wrong token since the service started.
+    pub fn refused_calls(&self) -> u64 {
+        self.inner.refusals.total()
     }
 
     fn open_for_runs(&self) -> Result<(), Status> {
@@ -135,13 +139,6 @@ impl StrataService {
             .map_err(|e| Status::internal(format!("the call panicked: {e}")))?
             .map_err(|e| to_status(&e))
     }
-}
-
-/// Appends a refused attempt to the real database's audit log (phase `serve`, action `auth`).
-fn audit_refusal(project: &Project, detail: String) -> Result<(), Error> {
-    let mut entry = ledger::Entry::for_run("serve", "auth", detail);
-    entry.outcome = ledger::Outcome::Failed;
-    migrator::append_audit(project, &project.db, &[entry])
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, Status> {
@@ -437,7 +434,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::InfoRequest>,
     ) -> Result<Response<proto::InfoResponse>, Status> {
-        self.authorize(&req, "Info").await?;
+        self.authorize(&req, "Info")?;
         let tree = self.blocking(|p| Tree::load(&p.migrations_dir())).await?;
         let p = &self.inner.project;
         Ok(Response::new(proto::InfoResponse {
@@ -456,7 +453,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
-        self.authorize(&req, "Status").await?;
+        self.authorize(&req, "Status")?;
         Ok(Response::new(self.inner.status.get(status).await?))
     }
 
@@ -464,7 +461,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::PlanRequest>,
     ) -> Result<Response<proto::PlanResponse>, Status> {
-        self.authorize(&req, "Plan").await?;
+        self.authorize(&req, "Plan")?;
         let r = req.into_inner();
         let mut opts = options(r.options);
         let phases = self
@@ -489,7 +486,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::MigrateRequest>,
     ) -> Result<Response<Self::MigrateStream>, Status> {
-        self.authorize(&req, "Migrate").await?;
+        self.authorize(&req, "Migrate")?;
         self.open_for_runs()?;
         let r = req.into_inner();
         let mut opts = options(r.options);
@@ -509,7 +506,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::SandboxRequest>,
     ) -> Result<Response<Self::SandboxStream>, Status> {
-        self.authorize(&req, "Sandbox").await?;
+        self.authorize(&req, "Sandbox")?;
         self.open_for_runs()?;
         let r = req.into_inner();
         let mut opts = SandboxOptions {
@@ -533,7 +530,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::AuditRequest>,
     ) -> Result<Response<proto::AuditResponse>, Status> {
-        self.authorize(&req, "Audit").await?;
+        self.authorize(&req, "Audit")?;
         let r = req.into_inner();
         const PAGE: usize = 1000;
         let size = match r.page_size as usize {
@@ -561,7 +558,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::DumpRequest>,
     ) -> Result<Response<proto::DumpResponse>, Status> {
-        self.authorize(&req, "Dump").await?;
+        self.authorize(&req, "Dump")?;
         let m = given(&req.into_inner().module);
         let report = self
             .blocking(move |p| design::dump(p, m.as_deref(), false))
@@ -583,7 +580,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::DiffRequest>,
     ) -> Result<Response<proto::DiffResponse>, Status> {
-        self.authorize(&req, "Diff").await?;
+        self.authorize(&req, "Diff")?;
         let r = req.into_inner();
         let m = given(&r.module);
         let report = self
@@ -598,7 +595,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::ListBackupsRequest>,
     ) -> Result<Response<proto::ListBackupsResponse>, Status> {
-        self.authorize(&req, "ListBackups").await?;
+        self.authorize(&req, "ListBackups")?;
         let test = test_db(req.into_inner().database);
         let (db, backups) = self
             .blocking(move |p| strata_engine::restore::list(p, test))
@@ -623,7 +620,7 @@ impl Strata for StrataService {
         &self,
         req: Request<proto::RestoreRequest>,
     ) -> Result<Response<proto::RestoreResponse>, Status> {
-        self.authorize(&req, "Restore").await?;
+        self.authorize(&req, "Restore")?;
         self.open_for_runs()?;
         let r = req.into_inner();
         let test = test_db(r.database);

@@ -150,11 +150,17 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
                 Kind::Word
             }
             _ => {
-                let three = &sql[i..(i + 3).min(b.len())];
-                let two = &sql[i..(i + 2).min(b.len())];
-                let len = if three == "->>" {
+                // Bytes, not `str` slices: the next character may be wider than one byte.
+                let three = &b[i..(i + 3).min(b.len())];
+                let two = &b[i..(i + 2).min(b.len())];
+                let len = if three == b"->>" {
                     3
-                } else if ["||", "<=", ">=", "<>", "!=", "==", "<<", ">>", "->"].contains(&two) {
+                } else if [
+                    b"||", b"<=", b">=", b"<>", b"!=", b"==", b"<<", b">>", b"->",
+                ]
+                .iter()
+                .any(|p| p.as_slice() == two)
+                {
                     2
                 } else if b"()[],;.+-*/%=<>&|~!".contains(&c) {
                     1

@@ -150,8 +150,9 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
                 Kind::Word
             }
             _ => {
-                let three = &sql[i..(i + 3).min(b.len())];
-                let two = &sql[i..(i + 2).min(b.len())];
+                // `get`: the next character may be several bytes long (`+€`).
+                let three = sql.get(i..(i + 3).min(b.len())).unwrap_or("");
+                let two = sql.get(i..(i + 2).min(b.len())).unwrap_or("");
                 let len = if three == "->>" {
                     3
                 } else if ["||", "<=", ">=", "<>", "!=", "==", "<<", ">>", "->"].contains(&two) {

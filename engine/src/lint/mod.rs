@@ -131,7 +131,7 @@ pub const RULES: &[Rule] = &[
         code: "SL201",
         severity: Severity::Warning,
         family: DATA,
-        what: "a NOT NULL column added without a default to a table that may hold rows (SQLite refuses it outright)",
+        what: "a NOT NULL column added without a default to a table that may hold rows (SQLite refuses it when the table holds a row)",
         fix: "add it with a DEFAULT, or nullable, backfill it, then make it NOT NULL",
     },
     Rule {
@@ -508,6 +508,7 @@ fn parse(dialect: Dialect, line: usize, text: &str) -> Parsed {
     };
     let ast = match Parser::parse_sql(&*d, text) {
         Ok(mut v) if v.len() == 1 => v.pop(),
+        _ if dialect == Dialect::Sqlite => without_table_options(&*d, text),
         _ => None,
     };
     let words = {
@@ -522,7 +523,7 @@ fn parse(dialect: Dialect, line: usize, text: &str) -> Parsed {
                         sqlparser::tokenizer::Token::Whitespace(_) => None,
                         _ => Some(String::new()),
                     })
-                    .take(3)
+                    .take(8)
                     .collect()
             })
             .unwrap_or_default()
@@ -532,6 +533,39 @@ fn parse(dialect: Dialect, line: usize, text: &str) -> Parsed {
         one_line: one_line(text),
         ast,
         words,
+    }
+}
+
+/// A SQLite `CREATE TABLE` parsed without its table options (`STRICT`, `WITHOUT ROWID`, which
+/// sqlparser does not read): the tokens after the last `)` are dropped when they are only those.
+fn without_table_options(d: &dyn SqlDialect, text: &str) -> Option<Statement> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let mut tokens = Tokenizer::new(d, text).tokenize().ok()?;
+    let close = tokens.iter().rposition(|t| *t == Token::RParen)?;
+    let mut options = false;
+    for t in &tokens[close + 1..] {
+        match t {
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && matches!(
+                        w.value.to_ascii_uppercase().as_str(),
+                        "STRICT" | "WITHOUT" | "ROWID"
+                    ) =>
+            {
+                options = true
+            }
+            Token::Comma | Token::Whitespace(_) | Token::SemiColon => {}
+            _ => return None,
+        }
+    }
+    if !options {
+        return None;
+    }
+    tokens.truncate(close + 1);
+    let mut v = Parser::new(d).with_tokens(tokens).parse_statements().ok()?;
+    match v.pop() {
+        Some(s @ Statement::CreateTable(_)) if v.is_empty() => Some(s),
+        _ => None,
     }
 }
 
@@ -736,6 +770,12 @@ pub(crate) fn lint_file(
     for (i, p) in parsed.iter().enumerate() {
         let Some(ast) = &p.ast else {
             ctx.unparsed(p);
+            // A table sqlparser cannot read is still a table made here, whose columns are not
+            // known: nothing is reported on it, and a rebuild of it is not judged.
+            if let Some(t) = created_table(&p.words) {
+                created_here.insert(t.clone());
+                model.tables.insert(t, None);
+            }
             continue;
         };
         if let Some((_, new_table)) = rebuild_of.get(&i) {
@@ -758,6 +798,23 @@ pub(crate) fn lint_file(
         model.apply(ast);
     }
     unparsed
+}
+
+/// The table a `CREATE [TEMP] TABLE [IF NOT EXISTS] name` creates, from its first words
+/// (upper-cased; a quoted or dotted name is not recognised).
+fn created_table(words: &[String]) -> Option<String> {
+    let mut w = words.iter().map(String::as_str).peekable();
+    (w.next()? == "CREATE").then_some(())?;
+    if matches!(w.peek(), Some(&"TEMP" | &"TEMPORARY")) {
+        w.next();
+    }
+    (w.next()? == "TABLE").then_some(())?;
+    let mut name = w.next()?;
+    if name == "IF" {
+        (w.next()? == "NOT" && w.next()? == "EXISTS").then_some(())?;
+        name = w.next()?;
+    }
+    (!name.is_empty()).then(|| name.to_lowercase())
 }
 
 /// `(from, to)` of a statement that renames a table.
@@ -1066,7 +1123,7 @@ impl Ctx<'_> {
                     let sqlite = if self.pg() {
                         String::new()
                     } else {
-                        " (SQLite refuses it even on an empty table: \"Cannot add a NOT NULL column with default value NULL\")".into()
+                        " (SQLite refuses it as soon as the table holds a row: \"Cannot add a NOT NULL column with default value NULL\")".into()
                     };
                     self.push(
                         "SL201",
@@ -1346,16 +1403,14 @@ fn narrows(from: &DataType, to: &DataType) -> Option<String> {
         match (ps(a), ps(b)) {
             (None, Some(_)) => return Some("a bounded precision, where any fitted".into()),
             (Some((pa, sa)), Some((pb, sb)))
-                if pb < pa || sb < sa || (pb - sb as u64) < (pa - sa as u64) =>
+                if sb < sa || (pb as i64).saturating_sub(sb) < (pa as i64).saturating_sub(sa) =>
             {
                 return Some("fewer digits than before".into());
             }
             _ => {}
         }
     }
-    if let (Some(_), Some(_)) = (int_width(from).or(numeric(from).map(|_| 16)), int_width(to))
-        && numeric(from).is_some()
-    {
+    if numeric(from).is_some() && int_width(to).is_some() {
         return Some("an integer type drops the fraction and bounds the range".into());
     }
     None

@@ -295,3 +295,27 @@ fn every_rule_code_is_unique_and_documented() {
         assert!(!r.fix.is_empty() && !r.what.is_empty());
     }
 }
+
+#[test]
+fn sqlite_strict_and_without_rowid_tables_are_read() {
+    let sql = "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT) STRICT, WITHOUT ROWID;\n\
+               CREATE UNIQUE INDEX t_b ON t (b);";
+    assert!(codes(Dialect::Sqlite, "", sql).is_empty());
+    let before = "CREATE TABLE p (id INTEGER PRIMARY KEY, amount REAL) STRICT;";
+    let rebuild = "CREATE TABLE new_p (id INTEGER PRIMARY KEY, cents INTEGER) STRICT;\n\
+                   DROP TABLE p;\nALTER TABLE new_p RENAME TO p;";
+    assert_eq!(codes(Dialect::Sqlite, before, rebuild), ["SL103@2"]);
+    // Anything else after the parenthesis is not dropped.
+    assert_eq!(
+        codes(Dialect::Sqlite, "", "CREATE TABLE t (a) STRICT GARBAGE;"),
+        ["SL000@1"]
+    );
+}
+
+#[test]
+fn a_table_the_parser_cannot_read_is_still_made_here() {
+    let sql = "CREATE TABLE IF NOT EXISTS t (a TEXT CHECK (a NOT GLOB '*x*'));\n\
+               CREATE UNIQUE INDEX t_a ON t (a);";
+    let got = codes(Dialect::Sqlite, "", sql);
+    assert!(got.iter().all(|c| c.starts_with("SL000")), "{got:?}");
+}

@@ -33,6 +33,9 @@ macro_rules! examples {
 #[path = "remote.rs"]
 mod remote;
 
+#[path = "lint.rs"]
+mod lint;
+
 /// strata: migrations, test data and seed data for SQLite and PostgreSQL in one ordered chain,
 /// rehearsed on a test database before they touch the real one.
 #[derive(Debug, Parser)]
@@ -167,13 +170,35 @@ enum Command {
     },
     /// The steps `migrate` would run, in order, without running them; refuses exactly when
     /// `migrate` would.
-    #[command(after_help = examples!("strata plan", "strata plan --sql", "strata plan --to 202403"))]
+    /// Also checks, without touching a database, each pending do.sql statement against the
+    /// schema the steps before it build and each data.json's tables and columns (exit 2 naming
+    /// the file and line), and prints `strata lint`'s findings as warnings.
+    #[command(after_help = examples!("strata plan", "strata plan --sql", "strata plan --to 202403", "strata plan --strict   # exit 1 on a lint finding not accepted"))]
     Plan {
         #[command(flatten)]
         run: PlanArgs,
         /// Print the SQL each step would run (a dry run), in order.
         #[arg(long)]
         sql: bool,
+        /// Exit 1 when `strata lint` has a finding that is not accepted (after printing the plan).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Findings on the hand-written SQL of the pending migrations (do.sql, undo.sql):
+    /// destructive, data-dependent and backward-incompatible changes, and PostgreSQL locks and
+    /// rewrites; each with a code (see the README's Lint section) and its fix. Accept one on
+    /// purpose in the migration's migration.toml: [[lint.accept]] code = "SL101" reason = "...".
+    #[command(after_help = concat!(
+        "Examples:\n  strata lint\n  strata lint --all --json\n\n",
+        "Exit codes: 0 no finding, or only accepted ones and notes; 1 a finding not accepted; 2 bad \
+         input or usage (a do.sql statement the database refuses, an accept without a reason); 3 \
+         refused for safety."
+    ))]
+    Lint {
+        /// Lint every migration, not only those pending on the real database (which is then
+        /// not opened).
+        #[arg(long)]
+        all: bool,
     },
     /// Rehearse pending migrations on the test database, then apply them to the real one.
     #[command(after_help = examples!(
@@ -189,6 +214,9 @@ enum Command {
         "strata sandbox --from prod-copy.db",
     ))]
     Sandbox {
+        /// Exit 1 when `strata lint` has a finding that is not accepted on a step the sandbox ran.
+        #[arg(long)]
+        strict: bool,
         /// Write a JUnit XML report (one testcase per step) to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -522,13 +550,44 @@ pub fn run(args: Args) -> Result<()> {
             }
             Ok(())
         }
-        Command::Plan { run, sql } => {
+        Command::Plan { run, sql, strict } => {
             let opts = run.options(&project)?;
-            if sql {
-                out.plan_sql(&migrator::plan_with_sql(&project, &opts)?)
+            let phases = if sql {
+                migrator::plan_with_sql(&project, &opts)?
             } else {
-                out.plan(&migrator::plan(&project, &opts)?)
+                migrator::plan(&project, &opts)?
+            };
+            let warnings = strata_engine::lint::syntax::check_pending(&project)?;
+            let report =
+                strata_engine::lint::lint_project(&project, strata_engine::lint::Scope::Pending)?;
+            if sql {
+                out.plan_sql(&phases)?;
+            } else {
+                out.plan(&phases)?;
             }
+            if !out.quiet_mode() {
+                for w in &warnings {
+                    errln!("warning: {w}");
+                }
+            }
+            lint::warn(&out, &report, strict)
+        }
+        Command::Lint { all } => {
+            let scope = if all {
+                strata_engine::lint::Scope::All
+            } else {
+                strata_engine::lint::Scope::Pending
+            };
+            let warnings = if all {
+                Vec::new()
+            } else {
+                strata_engine::lint::syntax::check_pending(&project)?
+            };
+            lint::show(
+                &out,
+                &strata_engine::lint::lint_project(&project, scope)?,
+                &warnings,
+            )
         }
         Command::Completions { .. } => unreachable!("handled before the project is opened"),
         Command::Migrate(run) => {
@@ -537,7 +596,12 @@ pub fn run(args: Args) -> Result<()> {
             })?;
             out.migrate(&report)
         }
-        Command::Sandbox { junit, from, to } => {
+        Command::Sandbox {
+            junit,
+            from,
+            to,
+            strict,
+        } => {
             let opts = migrator::SandboxOptions {
                 from,
                 plan: PlanOptions {
@@ -546,7 +610,14 @@ pub fn run(args: Args) -> Result<()> {
                 },
             };
             let report = migrator::sandbox(&project, &opts, &mut |e| render::event(&out, e))?;
-            show_sandbox(&out, &report, junit.as_deref())
+            let ran: Vec<String> = report
+                .steps
+                .iter()
+                .map(|s| format!("{}/{}", s.module, s.migration))
+                .collect();
+            let findings = strata_engine::lint::lint_labels(&project, &ran)?;
+            show_sandbox(&out, &report, junit.as_deref())?;
+            lint::warn(&out, &findings, strict)
         }
         Command::Restore {
             test, list: true, ..

@@ -227,6 +227,7 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
     };
     match &args.command {
         Command::Init => return local_only("init"),
+        Command::Lint { .. } => return local_only("lint"),
         Command::New { .. } => return local_only("new"),
         Command::Build { .. } => return local_only("build"),
         Command::Baseline { .. } => return local_only("baseline"),
@@ -300,7 +301,7 @@ async fn remote_command(
             }
             Ok(())
         }
-        Command::Plan { run, sql } => {
+        Command::Plan { run, sql, .. } => {
             let phases = client.plan(&options(&run), sql).await?;
             if sql {
                 out.plan_sql(&phases)
@@ -378,6 +379,7 @@ async fn remote_command(
         }
         Command::Info => print_info(out, &client.info().await?),
         Command::Init
+        | Command::Lint { .. }
         | Command::New { .. }
         | Command::Build { .. }
         | Command::Baseline { .. }

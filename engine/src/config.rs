@@ -389,6 +389,8 @@ pub const MIGRATION_CONFIG_FILE: &str = "migration.toml";
 pub struct MigrationConfig {
     pub sandbox: MigrationSandbox,
     pub build: MigrationBuild,
+    /// `[[lint.accept]]`: findings of `strata lint` accepted on purpose (see `crate::lint`).
+    pub lint: crate::lint::LintConfig,
 }
 
 /// `[sandbox]` of migration.toml.
@@ -437,7 +439,8 @@ impl MigrationConfig {
                 path,
                 format!(
                     "{}; the keys are [sandbox] reads, writes, triggers, fuel, memory_mib, \
-                     timeout_s and [build] transform, test_seed, proj_seed, check",
+                     timeout_s, [build] transform, test_seed, proj_seed, check and [[lint.accept]] \
+                     code, reason, line, object, file",
                     e.message()
                 ),
             )

@@ -36,6 +36,7 @@ pub mod exit;
 pub mod guest;
 pub mod input;
 pub mod ledger;
+pub mod lint;
 pub mod migrator;
 mod phase;
 pub mod plan;

@@ -14,6 +14,7 @@ mod hostile;
 mod independent;
 mod init_new;
 mod libpq;
+mod lint;
 mod migrate;
 mod permissions;
 mod pinning;

@@ -1,0 +1,321 @@
+use super::*;
+
+/// The codes `sql` gets in `dialect`, after `before` built the model, as `code@line`.
+fn codes(dialect: Dialect, before: &str, sql: &str) -> Vec<String> {
+    let mut model = Model::default();
+    let mut sink = Vec::new();
+    lint_file(
+        dialect,
+        "m",
+        Path::new("a/do.sql"),
+        before,
+        &mut model,
+        &mut sink,
+    );
+    let mut out = Vec::new();
+    lint_file(
+        dialect,
+        "m",
+        Path::new("b/do.sql"),
+        sql,
+        &mut model,
+        &mut out,
+    );
+    out.iter()
+        .map(|f| format!("{}@{}", f.code, f.line))
+        .collect()
+}
+
+const PEOPLE: &str = "CREATE TABLE people (id bigint PRIMARY KEY, name varchar(200), age bigint, price numeric(12, 2));";
+
+#[test]
+fn destructive_statements_on_both_backends() {
+    for d in [Dialect::Sqlite, Dialect::Postgres] {
+        assert_eq!(codes(d, PEOPLE, "DROP TABLE people;"), ["SL101@1"], "{d:?}");
+        assert_eq!(
+            codes(d, PEOPLE, "\n\nALTER TABLE people DROP COLUMN name;"),
+            ["SL102@3"],
+            "{d:?}"
+        );
+        assert_eq!(codes(d, PEOPLE, "DELETE FROM people;"), ["SL106@1"]);
+        assert!(codes(d, PEOPLE, "DELETE FROM people WHERE id = 1;").is_empty());
+    }
+    assert_eq!(
+        codes(Dialect::Postgres, PEOPLE, "TRUNCATE people;"),
+        ["SL105@1"]
+    );
+}
+
+#[test]
+fn a_rebuild_is_judged_by_the_columns_it_loses() {
+    let keep = "CREATE TABLE new_people (id bigint PRIMARY KEY, name text, age bigint, price numeric);\n\
+                INSERT INTO new_people SELECT * FROM people;\nDROP TABLE people;\n\
+                ALTER TABLE new_people RENAME TO people;";
+    assert!(codes(Dialect::Sqlite, PEOPLE, keep).is_empty());
+    let lose = "CREATE TABLE new_people (id bigint PRIMARY KEY, name text);\n\
+                INSERT INTO new_people SELECT id, name FROM people;\nDROP TABLE people;\n\
+                ALTER TABLE new_people RENAME TO people;";
+    assert_eq!(codes(Dialect::Sqlite, PEOPLE, lose), ["SL103@3"]);
+}
+
+#[test]
+fn tables_made_in_the_same_file_are_not_reported() {
+    let sql = "CREATE TABLE t (a int);\nCREATE UNIQUE INDEX t_a ON t (a);\n\
+               ALTER TABLE t ADD COLUMN b int NOT NULL;\nDELETE FROM t;\nDROP TABLE t;";
+    assert!(codes(Dialect::Postgres, "", sql).is_empty());
+}
+
+#[test]
+fn data_dependent_statements() {
+    let pg = Dialect::Postgres;
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ADD COLUMN email text NOT NULL;"
+        ),
+        ["SL201@1"]
+    );
+    assert!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ADD COLUMN email text NOT NULL DEFAULT '';"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "CREATE UNIQUE INDEX CONCURRENTLY p_name ON people (name);"
+        ),
+        ["SL202@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ADD CONSTRAINT pos CHECK (age > 0);"
+        ),
+        ["SL203@1", "SL404@1"]
+    );
+    assert!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ADD CONSTRAINT pos CHECK (age > 0) NOT VALID;"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ALTER COLUMN name SET NOT NULL;"
+        ),
+        ["SL204@1", "SL405@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            &format!("{PEOPLE} CREATE TABLE org (id bigint PRIMARY KEY);"),
+            "ALTER TABLE people ADD CONSTRAINT fk FOREIGN KEY (age) REFERENCES org (id);"
+        ),
+        ["SL205@1", "SL404@1"]
+    );
+    assert_eq!(
+        codes(
+            Dialect::Sqlite,
+            PEOPLE,
+            "CREATE UNIQUE INDEX p_name ON people (name);"
+        ),
+        ["SL202@1"]
+    );
+}
+
+#[test]
+fn renames_are_backward_incompatible() {
+    for d in [Dialect::Sqlite, Dialect::Postgres] {
+        assert_eq!(
+            codes(d, PEOPLE, "ALTER TABLE people RENAME TO persons;"),
+            ["SL301@1"]
+        );
+        assert_eq!(
+            codes(
+                d,
+                PEOPLE,
+                "ALTER TABLE people RENAME COLUMN name TO full_name;"
+            ),
+            ["SL302@1"]
+        );
+    }
+}
+
+#[test]
+fn postgres_locks_and_rewrites() {
+    let pg = Dialect::Postgres;
+    assert_eq!(
+        codes(pg, PEOPLE, "CREATE INDEX p_age ON people (age);"),
+        ["SL401@1"]
+    );
+    assert!(
+        codes(
+            pg,
+            PEOPLE,
+            "CREATE INDEX CONCURRENTLY p_age ON people (age);"
+        )
+        .is_empty()
+    );
+    assert!(
+        codes(
+            Dialect::Sqlite,
+            PEOPLE,
+            "CREATE INDEX p_age ON people (age);"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ALTER COLUMN age TYPE integer;"
+        ),
+        ["SL104@1", "SL402@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ALTER COLUMN name TYPE varchar(50);"
+        ),
+        ["SL104@1", "SL402@1"]
+    );
+    // Longer varchar, or text: binary-coercible, no rewrite, nothing lost.
+    assert!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ALTER COLUMN name TYPE varchar(300);"
+        )
+        .is_empty()
+    );
+    assert!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ALTER COLUMN name TYPE text;"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ALTER COLUMN price TYPE numeric(8, 2);"
+        ),
+        ["SL104@1", "SL402@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ADD COLUMN token uuid DEFAULT gen_random_uuid();"
+        ),
+        ["SL403@1"]
+    );
+    assert!(
+        codes(
+            pg,
+            PEOPLE,
+            "ALTER TABLE people ADD COLUMN at timestamptz DEFAULT now();"
+        )
+        .is_empty()
+    );
+    assert_eq!(codes(pg, PEOPLE, "VACUUM FULL people;"), ["SL406@1"]);
+    assert_eq!(
+        codes(pg, PEOPLE, "CLUSTER people USING people_pkey;"),
+        ["SL406@1"]
+    );
+}
+
+#[test]
+fn what_does_not_parse_is_a_note_not_a_crash() {
+    for text in [
+        "CREATE TABLE \u{1F600} (x);",
+        "ALTER TABLE people FROBNICATE;",
+        "\u{0}\u{FFFF};",
+        "SELECT 1 +€;",
+        "SELECT a<😀 FROM t;",
+        "'unterminated",
+        "",
+    ] {
+        let got = codes(Dialect::Sqlite, PEOPLE, text);
+        assert!(
+            got.iter().all(|c| c.starts_with("SL000")),
+            "{text:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn accepts_match_by_code_line_object_and_file() {
+    let f = Finding {
+        code: "SL101".into(),
+        severity: Severity::Error,
+        family: DESTRUCTIVE.into(),
+        migration: "m".into(),
+        file: "x/do.sql".into(),
+        line: 3,
+        statement: "DROP TABLE tags".into(),
+        object: Some("tags".into()),
+        message: String::new(),
+        fix: String::new(),
+        accepted: None,
+    };
+    let a = |line: Option<usize>, object: Option<&str>, file: Option<&str>| Accept {
+        code: "sl101".into(),
+        reason: "r".into(),
+        line,
+        object: object.map(str::to_string),
+        file: file.map(str::to_string),
+    };
+    assert!(a(None, None, None).matches(&f));
+    assert!(a(Some(3), Some("TAGS"), Some("do.sql")).matches(&f));
+    assert!(!a(Some(4), None, None).matches(&f));
+    assert!(!a(None, Some("other"), None).matches(&f));
+    assert!(!a(None, None, Some("undo.sql")).matches(&f));
+}
+
+#[test]
+fn every_rule_code_is_unique_and_documented() {
+    let mut seen = HashSet::new();
+    for r in RULES {
+        assert!(seen.insert(r.code), "{}", r.code);
+        assert!(!r.fix.is_empty() && !r.what.is_empty());
+    }
+}
+
+#[test]
+fn sqlite_strict_and_without_rowid_tables_are_read() {
+    let sql = "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT) STRICT, WITHOUT ROWID;\n\
+               CREATE UNIQUE INDEX t_b ON t (b);";
+    assert!(codes(Dialect::Sqlite, "", sql).is_empty());
+    let before = "CREATE TABLE p (id INTEGER PRIMARY KEY, amount REAL) STRICT;";
+    let rebuild = "CREATE TABLE new_p (id INTEGER PRIMARY KEY, cents INTEGER) STRICT;\n\
+                   DROP TABLE p;\nALTER TABLE new_p RENAME TO p;";
+    assert_eq!(codes(Dialect::Sqlite, before, rebuild), ["SL103@2"]);
+    // Anything else after the parenthesis is not dropped.
+    assert_eq!(
+        codes(Dialect::Sqlite, "", "CREATE TABLE t (a) STRICT GARBAGE;"),
+        ["SL000@1"]
+    );
+}
+
+#[test]
+fn a_table_the_parser_cannot_read_is_still_made_here() {
+    let sql = "CREATE TABLE IF NOT EXISTS t (a TEXT CHECK (a NOT GLOB '*x*'));\n\
+               CREATE UNIQUE INDEX t_a ON t (a);";
+    let got = codes(Dialect::Sqlite, "", sql);
+    assert!(got.iter().all(|c| c.starts_with("SL000")), "{got:?}");
+}

@@ -150,11 +150,15 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
                 Kind::Word
             }
             _ => {
-                let three = &sql[i..(i + 3).min(b.len())];
-                let two = &sql[i..(i + 2).min(b.len())];
-                let len = if three == "->>" {
+                // Compared as bytes: the next character may be several bytes long, and a
+                // `str` slice across it would panic.
+                let rest = &b[i..];
+                let len = if rest.starts_with(b"->>") {
                     3
-                } else if ["||", "<=", ">=", "<>", "!=", "==", "<<", ">>", "->"].contains(&two) {
+                } else if [b"||", b"<=", b">=", b"<>", b"!=", b"==", b"<<", b">>", b"->"]
+                    .iter()
+                    .any(|two| rest.starts_with(*two))
+                {
                     2
                 } else if b"()[],;.+-*/%=<>&|~!".contains(&c) {
                     1

@@ -28,3 +28,4 @@ mod schema;
 mod single_transaction;
 mod snapshots;
 mod tree_errors;
+mod unicode;

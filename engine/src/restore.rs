@@ -109,10 +109,7 @@ pub fn sqlite_state(conn: &Connection) -> rusqlite::Result<State> {
         .collect::<Result<_, _>>()?;
     let mut out = State::new();
     for name in names {
-        let mut rows = conn.prepare(&format!(
-            "SELECT * FROM \"{}\"",
-            name.replace('"', "\"\"")
-        ))?;
+        let mut rows = conn.prepare(&format!("SELECT * FROM \"{}\"", name.replace('"', "\"\"")))?;
         let n = rows.column_count();
         let mut q = rows.query([])?;
         let (mut count, mut sum) = (0u64, 0u128);
@@ -219,8 +216,10 @@ fn runs(rows: &[AuditRow], phase: &str) -> Vec<Run> {
             }
             continue;
         }
-        let (Some(run), true) = (out.last_mut(), open && (r.phase == phase || r.phase == restore))
-        else {
+        let (Some(run), true) = (
+            out.last_mut(),
+            open && (r.phase == phase || r.phase == restore),
+        ) else {
             continue;
         };
         if r.phase == restore {
@@ -294,11 +293,18 @@ pub(crate) fn default_fits(
     let mut later: Vec<(String, String)> = own
         .iter()
         .filter(|r| r.at > changed.at && r.applied.is_empty())
-        .map(|r| (r.at.clone(), describe_unchanged(r, "its steps failed and were rolled back")))
+        .map(|r| {
+            (
+                r.at.clone(),
+                describe_unchanged(r, "its steps failed and were rolled back"),
+            )
+        })
         .collect();
     if let Some(test) = test {
         let newest_own = own.last().map(|r| r.at.clone()).unwrap_or_default();
-        let rehearsals = test.audit(None).map(|rows| runs(&rows, Phase::Rehearsal.as_str()));
+        let rehearsals = test
+            .audit(None)
+            .map(|rows| runs(&rows, Phase::Rehearsal.as_str()));
         for r in rehearsals.unwrap_or_default() {
             if r.at > newest_own {
                 let why = if r.failed.is_empty() {
@@ -336,7 +342,10 @@ fn describe_unchanged(r: &Run, why: &str) -> String {
     } else {
         format!(", trying {}", r.failed.join(", "))
     };
-    format!("the last run (started {}{tried}) changed nothing in this database: {why}", r.at)
+    format!(
+        "the last run (started {}{tried}) changed nothing in this database: {why}",
+        r.at
+    )
 }
 
 /// What putting `chosen` back would lose that strata did not write: the tables whose rows

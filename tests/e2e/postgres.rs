@@ -1809,23 +1809,45 @@ fn unicode_names_literals_and_comments_run_and_round_trip_on_postgres() {
         vec!["é \\ud800".to_string(), "😀 e\u{301}".to_string()]
     );
     let dump = p.strata(&["dump", "uni"]).ok().stdout;
-    for name in ["\"用户\"", "\"名字\"", "\"e\u{301}\"", "café", "naïve", "\"ix_名字\"", "\"视图\""] {
+    for name in [
+        "\"用户\"",
+        "\"名字\"",
+        "\"e\u{301}\"",
+        "café",
+        "naïve",
+        "\"ix_名字\"",
+        "\"视图\"",
+    ] {
         assert!(dump.contains(name), "{name} not in\n{dump}");
     }
-    p.strata(&["diff", "uni"]).ok().stdout_has("uni: no changes");
+    p.strata(&["diff", "uni"])
+        .ok()
+        .stdout_has("uni: no changes");
     pg.client(false)
         .batch_execute("ALTER TABLE \"用户\" ADD COLUMN \"新しい\" text DEFAULT 'ü'")
         .unwrap();
     p.strata(&["diff", "uni"]).ok().stdout_has("新しい");
     p.strata(&["new", "uni", "more", "--from-diff"]).ok();
-    p.strata(&["diff", "uni"]).ok().stdout_has("uni: no changes");
+    p.strata(&["diff", "uni"])
+        .ok()
+        .stdout_has("uni: no changes");
     p.strata(&["migrate"]).ok();
     assert_eq!(
-        pg.rows(true, "SELECT count(*) FROM information_schema.columns WHERE column_name = '新しい'"),
+        pg.rows(
+            true,
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = '新しい'"
+        ),
         vec!["1"]
     );
     // Text of any kind in a script: a documented exit code, never a panic.
-    for text in ["CREATE TABLE é(", "'😀", "$tag$ é", "/* 用户", "\"\u{200f}", "SELECT 'e\u{301}' ->> ;"] {
+    for text in [
+        "CREATE TABLE é(",
+        "'😀",
+        "$tag$ é",
+        "/* 用户",
+        "\"\u{200f}",
+        "SELECT 'e\u{301}' ->> ;",
+    ] {
         p.write("migrations/uni/20260301T000000Z-bad/do.sql", text);
         for args in [&["plan", "--sql"][..], &["migrate"][..], &["status"][..]] {
             let run = p.strata(args);
@@ -1844,7 +1866,9 @@ fn unicode_names_literals_and_comments_run_and_round_trip_on_postgres() {
 /// and names the backup; rows the application changed since the run are named and need --yes.
 #[test]
 fn restore_without_a_name_undoes_only_the_last_run_that_changed_the_database_on_postgres() {
-    let Some(pg) = Pg::new("restore_default") else { return };
+    let Some(pg) = Pg::new("restore_default") else {
+        return;
+    };
     let p = project(&pg);
     p.write(
         "migrations/shop/20260101T000000Z-zero/do.sql",

@@ -564,7 +564,13 @@ fn restore_without_a_name_does_not_undo_an_earlier_run_when_the_last_one_changed
     );
     // Named, it goes back.
     p.strata(&["restore", &first]).ok();
-    assert!(rows(&p.open("app.db"), "SELECT name FROM sqlite_master WHERE name = 't'").is_empty());
+    assert!(
+        rows(
+            &p.open("app.db"),
+            "SELECT name FROM sqlite_master WHERE name = 't'"
+        )
+        .is_empty()
+    );
 }
 
 /// Rows the application changed after the run are named, and restore goes on only with --yes
@@ -581,12 +587,20 @@ fn restore_without_a_name_refuses_to_drop_rows_written_since_the_run_unless_told
     p.strata(&["migrate", "-q"]).ok();
     // Nothing changed outside strata: the run is undone.
     p.strata(&["restore"]).ok();
-    assert!(rows(&p.open("app.db"), "SELECT name FROM sqlite_master WHERE name = 't'").is_empty());
+    assert!(
+        rows(
+            &p.open("app.db"),
+            "SELECT name FROM sqlite_master WHERE name = 't'"
+        )
+        .is_empty()
+    );
     // A second restore undoes the restore.
     p.strata(&["restore"]).ok();
     assert_eq!(rows(&p.open("app.db"), "SELECT a FROM t"), ["seeded"]);
     p.open("app.db")
-        .execute_batch("INSERT INTO t VALUES ('app'); CREATE TABLE notes(n); INSERT INTO notes VALUES (1);")
+        .execute_batch(
+            "INSERT INTO t VALUES ('app'); CREATE TABLE notes(n); INSERT INTO notes VALUES (1);",
+        )
         .unwrap();
     p.strata(&["restore"])
         .code(3)
@@ -598,5 +612,11 @@ fn restore_without_a_name_refuses_to_drop_rows_written_since_the_run_unless_told
     assert!(!err.contains("kept"), "{err}");
     assert_eq!(rows(&p.open("app.db"), "SELECT count(*) FROM t"), ["2"]);
     p.strata(&["restore", "--yes"]).ok();
-    assert!(rows(&p.open("app.db"), "SELECT name FROM sqlite_master WHERE name = 'notes'").is_empty());
+    assert!(
+        rows(
+            &p.open("app.db"),
+            "SELECT name FROM sqlite_master WHERE name = 'notes'"
+        )
+        .is_empty()
+    );
 }

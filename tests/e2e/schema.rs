@@ -760,10 +760,7 @@ fn declared_types_defaults_and_expressions_survive_dump_and_baseline_as_written(
     let dump = p.strata(&["dump", "shop"]).ok().stdout;
     let fresh = Connection::open_in_memory().unwrap();
     fresh.execute_batch(&dump).unwrap();
-    for (what, conn) in [
-        ("baseline", p.open(".strata/test.db")),
-        ("dump", fresh),
-    ] {
+    for (what, conn) in [("baseline", p.open(".strata/test.db")), ("dump", fresh)] {
         assert_eq!(structure(&conn), original, "{what}:\n{dump}");
         let sql = stored_sql(&conn);
         for piece in VERBATIM {
@@ -782,7 +779,11 @@ fn declared_types_defaults_and_expressions_survive_dump_and_baseline_as_written(
 /// stored text of views and triggers is kept.
 #[test]
 fn real_schemas_load_back_from_their_dump_byte_for_byte() {
-    for file in ["Chinook_Sqlite.sqlite", "northwind.sqlite", "sakila_schema.sqlite"] {
+    for file in [
+        "Chinook_Sqlite.sqlite",
+        "northwind.sqlite",
+        "sakila_schema.sqlite",
+    ] {
         let Some(p) = dataset_project(file) else {
             continue;
         };

@@ -106,10 +106,49 @@ fn valid_script(g: &mut Lcg, n: usize) -> (String, String, String, Vec<String>) 
 /// left open, multi-byte characters everywhere.
 fn garbage(g: &mut Lcg) -> String {
     const PIECES: &[&str] = &[
-        "CREATE TABLE ", "(", ")", ",", ";", "'", "\"", "`", "[", "]", "--", "/*", "*/", "$$",
-        "é", "用户", "😀", "e\u{301}", "\u{200f}", "\u{202e}", "\u{feff}", "\\ud800", "->>",
-        " ", "\n", "\t", "x'0", "?", ":a", "BEGIN", "END", "TRIGGER ", "ON ", "INDEX ",
-        "VIEW ", " AS ", "SELECT ", "1", "0x", "\u{a0}", "\u{2028}", "ǅ", "İ",
+        "CREATE TABLE ",
+        "(",
+        ")",
+        ",",
+        ";",
+        "'",
+        "\"",
+        "`",
+        "[",
+        "]",
+        "--",
+        "/*",
+        "*/",
+        "$$",
+        "é",
+        "用户",
+        "😀",
+        "e\u{301}",
+        "\u{200f}",
+        "\u{202e}",
+        "\u{feff}",
+        "\\ud800",
+        "->>",
+        " ",
+        "\n",
+        "\t",
+        "x'0",
+        "?",
+        ":a",
+        "BEGIN",
+        "END",
+        "TRIGGER ",
+        "ON ",
+        "INDEX ",
+        "VIEW ",
+        " AS ",
+        "SELECT ",
+        "1",
+        "0x",
+        "\u{a0}",
+        "\u{2028}",
+        "ǅ",
+        "İ",
     ];
     let len = 5 + g.next() % 40;
     (0..len).map(|_| g.pick(PIECES)).collect()
@@ -133,7 +172,10 @@ fn project_with(sql: &str, data: Option<&str>) -> Project {
     p.strata(&["init"]).ok();
     p.write("migrations/uni/20240101T000000Z-zero/do.sql", sql);
     if let Some(d) = data {
-        p.write("migrations/uni/20240101T000000Z-zero/proj-data/data.json", d);
+        p.write(
+            "migrations/uni/20240101T000000Z-zero/proj-data/data.json",
+            d,
+        );
     }
     p
 }
@@ -157,7 +199,10 @@ fn unicode_names_literals_and_comments_run_and_round_trip_through_every_command(
         // The names are SQLite's, unchanged; the data went in under its Unicode keys.
         let names: Vec<String> = rows(
             &app,
-            &format!("SELECT name FROM pragma_table_info({}) ORDER BY cid", lit(&table)),
+            &format!(
+                "SELECT name FROM pragma_table_info({}) ORDER BY cid",
+                lit(&table)
+            ),
         );
         let mut expected = vec!["id".to_string()];
         expected.extend(cols.iter().cloned());
@@ -172,7 +217,10 @@ fn unicode_names_literals_and_comments_run_and_round_trip_through_every_command(
         }
         let dump = p.strata(&["dump", "uni"]).ok().stdout;
         for name in cols.iter().chain([&table]) {
-            assert!(dump.contains(name.as_str()), "{name:?} not in the dump:\n{dump}");
+            assert!(
+                dump.contains(name.as_str()),
+                "{name:?} not in the dump:\n{dump}"
+            );
         }
         assert!(dump.contains("DECIMAL(15, 2)"), "{dump}");
         // The dump loads into SQLite with the same names, and dumps to itself.
@@ -181,12 +229,17 @@ fn unicode_names_literals_and_comments_run_and_round_trip_through_every_command(
         assert_eq!(
             rows(
                 &fresh,
-                &format!("SELECT name FROM pragma_table_info({}) ORDER BY cid", lit(&table))
+                &format!(
+                    "SELECT name FROM pragma_table_info({}) ORDER BY cid",
+                    lit(&table)
+                )
             ),
             expected,
             "{dump}"
         );
-        p.strata(&["diff", "uni"]).ok().stdout_has("uni: no changes");
+        p.strata(&["diff", "uni"])
+            .ok()
+            .stdout_has("uni: no changes");
         // A change by hand with a Unicode column: diff names it, --from-diff makes it a
         // migration, and the copy gets it.
         let added = format!("{}_新", cols[1]);
@@ -203,7 +256,9 @@ fn unicode_names_literals_and_comments_run_and_round_trip_through_every_command(
         let made = p.strata(&["new", "uni", "more", "--from-diff"]);
         documented(&made);
         assert_eq!(made.code, 0, "{}{}", made.stdout, made.stderr);
-        p.strata(&["diff", "uni"]).ok().stdout_has("uni: no changes");
+        p.strata(&["diff", "uni"])
+            .ok()
+            .stdout_has("uni: no changes");
         let run = p.strata(&["migrate"]);
         documented(&run);
         assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -236,7 +291,11 @@ fn scripts_of_any_text_get_a_documented_exit_code_from_every_command() {
     let mut g = Lcg(4242);
     for _ in 0..12 {
         let text = garbage(&mut g);
-        let data = format!("{{\"{}\": [{{\"{}\": 1}}]}}", g.pick(NAMES), garbage(&mut g).replace(['"', '\\'], ""));
+        let data = format!(
+            "{{\"{}\": [{{\"{}\": 1}}]}}",
+            g.pick(NAMES),
+            garbage(&mut g).replace(['"', '\\'], "")
+        );
         let p = project_with(&text, Some(&data));
         for args in [
             &["plan", "--sql"][..],

@@ -585,9 +585,8 @@ impl Table {
         for k in &mut self.constraints {
             match &mut k.kind {
                 ConstraintKind::Check(e) => *e = parse::canonical_expr(e, &known),
-                ConstraintKind::PrimaryKey { columns, .. } | ConstraintKind::Unique { columns, .. } => {
-                    canonicalize_columns(columns, &known)
-                }
+                ConstraintKind::PrimaryKey { columns, .. }
+                | ConstraintKind::Unique { columns, .. } => canonicalize_columns(columns, &known),
                 ConstraintKind::ForeignKey { .. } => {}
             }
         }

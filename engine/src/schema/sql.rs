@@ -155,9 +155,11 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, LexError> {
                 let rest = &b[i..];
                 let len = if rest.starts_with(b"->>") {
                     3
-                } else if [b"||", b"<=", b">=", b"<>", b"!=", b"==", b"<<", b">>", b"->"]
-                    .iter()
-                    .any(|two| rest.starts_with(*two))
+                } else if [
+                    b"||", b"<=", b">=", b"<>", b"!=", b"==", b"<<", b">>", b"->",
+                ]
+                .iter()
+                .any(|two| rest.starts_with(*two))
                 {
                     2
                 } else if b"()[],;.+-*/%=<>&|~!".contains(&c) {

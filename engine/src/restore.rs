@@ -251,19 +251,23 @@ fn runs(rows: &[AuditRow], phase: &str) -> Vec<Run> {
 
 /// The backups `restore` without a name may put back into `db`, the one it would put back
 /// last: the backup taken by the last run that changed the database (read from its audit
-/// log), not merely the newest backup. Refuses when the last run (on this database, or for
-/// the real database, a later rehearsal on `test`) changed nothing here: undoing "the last
-/// run" would then undo an earlier one instead. Falls back to the newest backup when the
-/// audit log names no run that changed the database.
+/// log), not merely the newest backup. `real` says whether `db` is the real database (whose
+/// runs are `apply` phases; the test database's are rehearsals), and `test` is then the test
+/// database when it can be opened. Refuses when the last run (on this database, or for the
+/// real database, a later rehearsal on `test`) changed nothing here: undoing "the last run"
+/// would then undo an earlier one instead. Falls back to the newest backup when the audit log
+/// names no run that changed the database.
 pub(crate) fn default_fits(
     db: &dyn Backend,
+    real: bool,
     test: Option<&dyn Backend>,
 ) -> Result<Vec<Backup>, Error> {
     let mut fits = fitting(db)?;
     if fits.is_empty() {
         return Ok(fits);
     }
-    let phase = if test.is_some() {
+    let test = test.filter(|_| real);
+    let phase = if real {
         Phase::Apply.as_str()
     } else {
         Phase::Rehearsal.as_str()

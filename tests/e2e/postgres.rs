@@ -291,6 +291,18 @@ fn migrate_rehearses_on_the_test_database_then_applies_to_the_real_one() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     backups.sort();
+    // Beside the real database's backup, the state its run left (for `restore`).
+    let states: Vec<&String> = backups
+        .iter()
+        .filter(|b| b.ends_with(".after.json"))
+        .collect();
+    assert_eq!(states.len(), 1, "{backups:?}");
+    let state = std::fs::read_to_string(p.path(".strata/backups").join(states[0])).unwrap();
+    assert!(
+        state.contains("\"customer\"") && !state.contains(&pg.password),
+        "{state}"
+    );
+    backups.retain(|b| !b.ends_with(".after.json"));
     assert_eq!(backups.len(), 4, "{backups:?}");
     assert_eq!(
         backups.iter().filter(|b| b.ends_with(".pgdump")).count(),

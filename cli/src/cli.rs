@@ -629,14 +629,20 @@ pub fn run(args: Args) -> Result<()> {
             backup, test, yes, ..
         } => {
             let mut backup = backup;
+            let mut confirmed = yes;
             if !yes && std::io::stdin().is_terminal() {
                 let chosen = restore::choose(&project, test, backup.as_deref())?;
-                if !confirm(restore::target(&project, test), &chosen)? {
+                let changed = restore::changes_since(&project, test, &chosen)?.unwrap_or_default();
+                if !confirm(restore::target(&project, test), &chosen, &changed)? {
                     return Err(anyhow::Error::new(Declined));
                 }
                 backup = Some(chosen.path);
+                confirmed = true;
             }
-            out.restored(&restore::restore(&project, test, backup.as_deref())?, test)
+            out.restored(
+                &restore::restore_confirmed(&project, test, backup.as_deref(), confirmed)?,
+                test,
+            )
         }
         Command::Repair { migrations, yes } => {
             let report = strata_engine::repair::repair(&project, &migrations, yes)?;
@@ -675,8 +681,21 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// Asks on the terminal whether to put `chosen` back into `db`.
-fn confirm(db: &Path, chosen: &Backup) -> Result<bool> {
+/// Asks on the terminal whether to put `chosen` back into `db`; `changed` are the tables whose
+/// rows changed outside strata since the run it undoes.
+fn confirm(db: &Path, chosen: &Backup, changed: &[restore::TableDifference]) -> Result<bool> {
+    if !changed.is_empty() {
+        eprintln!(
+            "{} changed outside strata since the run that took this backup ended; the rows of \
+             these tables would go back (the undo backup keeps them): {}",
+            db.display(),
+            changed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     eprint!(
         "Put {} (taken {}, {}) back into {}? Its current state is backed up first, so the \
          restore can be undone. [y/N] ",

@@ -715,7 +715,7 @@ impl Output {
 
 /// The first 12 hex digits of a checksum, enough to tell two apart.
 fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// A short list of objects: the first few, then how many more.

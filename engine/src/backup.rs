@@ -316,6 +316,7 @@ fn prune(dir: &Path, db: &Path, keep: usize) {
         for old in all.iter().rev().skip(keep.max(1)) {
             let _ = std::fs::remove_file(&old.path);
             let _ = std::fs::remove_file(record_path(&old.path));
+            let _ = std::fs::remove_file(crate::restore::state_after_path(&old.path));
         }
     }
 }

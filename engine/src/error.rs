@@ -177,6 +177,10 @@ pub enum Refusal {
     Locked { db: PathBuf },
     /// Generated SQL would drop tables or columns (`diff --sql`, `new --from-diff`).
     Destructive { changes: Vec<String> },
+    /// `restore` without a backup named would not undo what the user expects: the last run
+    /// changed nothing in the database, or rows changed outside strata since the run the
+    /// backup would undo. The message says what and how to go on.
+    Restore { db: PathBuf, message: String },
     /// A module's live schema differs from its last applied snapshot.
     Drift {
         db: PathBuf,
@@ -270,6 +274,7 @@ impl fmt::Display for Refusal {
                  folder from version control; applied migrations must stay in the tree.",
                 db.display()
             ),
+            Refusal::Restore { db, message } => write!(f, "{}: {message}", db.display()),
             Refusal::Locked { db } => write!(
                 f,
                 "{} is locked by another process and did not come free within the busy \

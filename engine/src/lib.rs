@@ -35,6 +35,8 @@ pub mod event;
 pub mod exit;
 pub mod guest;
 pub mod input;
+#[cfg(test)]
+mod input_proptests;
 pub mod ledger;
 pub mod lint;
 pub mod migrator;

@@ -29,6 +29,13 @@ pub(crate) trait Database {
     /// began (a phase's single transaction commits or rolls back here), and gives the
     /// phase's result.
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error>;
+
+    /// After a phase that changed the database: the state of its application tables, kept
+    /// beside the phase's backup so `restore` can tell what changed outside strata since
+    /// (`crate::restore::State`). `None` when it cannot be read.
+    fn state(&mut self) -> Option<crate::restore::State> {
+        None
+    }
 }
 
 impl<D: Database + ?Sized> Database for Box<D> {
@@ -42,6 +49,10 @@ impl<D: Database + ?Sized> Database for Box<D> {
 
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
         (**self).end(result, done)
+    }
+
+    fn state(&mut self) -> Option<crate::restore::State> {
+        (**self).state()
     }
 }
 
@@ -74,7 +85,20 @@ pub(crate) fn run<D: Database>(
             done.backup = backup;
             steps(&mut database, phase, pending, prepared, &mut done, events)
         });
-        database.end(result, &mut done)?;
+        let ended = database.end(result, &mut done);
+        // Steps committed on the real database (all of them, or those before a failure): what
+        // it holds now is strata's doing; recorded so `restore` can tell the application's
+        // later changes from it. Best effort: without the record, restore cannot tell and does
+        // not refuse for it. (Not on the test database: it holds test data, and the record
+        // reads every row.)
+        if phase == Phase::Apply
+            && !done.applied.is_empty()
+            && let Some(backup) = &done.backup
+            && let Some(state) = database.state()
+        {
+            let _ = crate::restore::record_state_after(backup, &state);
+        }
+        ended?;
     }
     events(&Event::PhaseFinished {
         phase,

@@ -13,20 +13,22 @@
 //! `list`, `choose` and `restore` work on either backend (`crate::backend`); this module holds
 //! the SQLite side, PostgreSQL's is `postgres::restore`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::StepResult;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::backend::{self, Backend};
 use crate::backup::{self, Backup, RunLock};
 use crate::config::Project;
 use crate::error::Error;
 use crate::event::Phase;
-use crate::ledger;
+use crate::ledger::{self, AuditRow};
 
 /// What a restore did.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +44,319 @@ pub struct Restored {
     pub undo: Option<PathBuf>,
     /// Audit rows written after the backup was taken, kept in the restored database.
     pub audit_rows_kept: usize,
+}
+
+/// One application table's rows, summarized: how many, and a checksum of their values that
+/// does not depend on their order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableState {
+    pub rows: u64,
+    pub checksum: String,
+}
+
+/// Every application table (strata's and SQLite's own left out) by name.
+pub type State = BTreeMap<String, TableState>;
+
+/// A table whose rows differ between two states, as `restore` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableDifference {
+    pub table: String,
+    /// Rows in the state compared against (`None`: the table was not there).
+    pub rows_then: Option<u64>,
+    /// Rows now (`None`: the table is gone).
+    pub rows_now: Option<u64>,
+}
+
+impl std::fmt::Display for TableDifference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let table = crate::schema::sql::quote_ident(&self.table);
+        match (self.rows_then, self.rows_now) {
+            (None, Some(n)) => write!(f, "{table} (new since, {n} row(s))"),
+            (Some(n), None) => write!(f, "{table} (gone since, had {n} row(s))"),
+            (Some(a), Some(b)) if a == b => write!(f, "{table} ({b} row(s), changed)"),
+            (Some(a), Some(b)) => write!(f, "{table} ({a} -> {b} rows)"),
+            (None, None) => write!(f, "{table}"),
+        }
+    }
+}
+
+/// The tables whose rows differ between `then` and `now`.
+pub fn differences(then: &State, now: &State) -> Vec<TableDifference> {
+    let mut names: Vec<&String> = then.keys().chain(now.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| then.get(*n) != now.get(*n))
+        .map(|n| TableDifference {
+            table: n.clone(),
+            rows_then: then.get(n).map(|t| t.rows),
+            rows_now: now.get(n).map(|t| t.rows),
+        })
+        .collect()
+}
+
+/// The state of a SQLite database's application tables (virtual tables are left out; their
+/// shadow tables, which hold their rows, are in).
+pub fn sqlite_state(conn: &Connection) -> rusqlite::Result<State> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
+         ESCAPE '\\' AND name NOT LIKE 'strata\\_%' ESCAPE '\\' \
+         AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+    )?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = State::new();
+    for name in names {
+        let mut rows = conn.prepare(&format!("SELECT * FROM \"{}\"", name.replace('"', "\"\"")))?;
+        let n = rows.column_count();
+        let mut q = rows.query([])?;
+        let (mut count, mut sum) = (0u64, 0u128);
+        while let Some(row) = q.next()? {
+            let mut h = Sha256::new();
+            for i in 0..n {
+                match row.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => h.update([0u8]),
+                    rusqlite::types::ValueRef::Integer(v) => {
+                        h.update([1u8]);
+                        h.update(v.to_le_bytes());
+                    }
+                    rusqlite::types::ValueRef::Real(v) => {
+                        h.update([2u8]);
+                        h.update(v.to_le_bytes());
+                    }
+                    rusqlite::types::ValueRef::Text(t) => {
+                        h.update([3u8]);
+                        h.update((t.len() as u64).to_le_bytes());
+                        h.update(t);
+                    }
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        h.update([4u8]);
+                        h.update((b.len() as u64).to_le_bytes());
+                        h.update(b);
+                    }
+                }
+            }
+            let digest = h.finalize();
+            let mut first = [0u8; 16];
+            first.copy_from_slice(&digest[..16]);
+            // A sum of the rows' hashes: the same whatever order the rows come in.
+            sum = sum.wrapping_add(u128::from_le_bytes(first));
+            count += 1;
+        }
+        out.insert(
+            name,
+            TableState {
+                rows: count,
+                checksum: format!("{sum:032x}"),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Where the state of the database just after the run that took `backup` is kept: beside
+/// the backup, `<backup>.after.json`.
+pub fn state_after_path(backup: &Path) -> PathBuf {
+    let mut name = backup.file_name().unwrap_or_default().to_os_string();
+    name.push(".after.json");
+    backup.with_file_name(name)
+}
+
+/// Records `state` as the database's state at the end of the run that took `backup`.
+pub(crate) fn record_state_after(backup: &Path, state: &State) -> Result<(), Error> {
+    let path = state_after_path(backup);
+    let text = serde_json::to_string_pretty(state).expect("a state serializes");
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+}
+
+/// The state recorded at the end of the run that took `backup`, if there is one.
+pub fn state_after(backup: &Path) -> Option<State> {
+    let text = std::fs::read_to_string(state_after_path(backup)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// One run in a database's audit log: from its backup row to the next backup.
+#[derive(Debug, Clone)]
+struct Run {
+    /// When its backup was taken.
+    at: String,
+    /// The backup's file name.
+    backup: String,
+    /// The migrations it applied here (outcome ok).
+    applied: Vec<String>,
+    /// The migrations it tried here and that failed.
+    failed: Vec<String>,
+}
+
+/// The runs recorded in an audit log, oldest first: the `migrate` phases (of `phase`) that
+/// took a backup, and the restores (whose backup is the undo backup).
+fn runs(rows: &[AuditRow], phase: &str) -> Vec<Run> {
+    let restore = Phase::Restore.as_str();
+    let mut out: Vec<Run> = Vec::new();
+    let mut open = false;
+    for r in rows {
+        if r.action == "backup" {
+            open = r.phase == phase || r.phase == restore;
+            if open {
+                // `<path>` or `<path> (the state before the restore)`.
+                let backup = r
+                    .detail
+                    .as_deref()
+                    .map(|d| d.split_once(" (").map_or(d, |(p, _)| p))
+                    .map(Path::new)
+                    .map_or_else(String::new, file_name);
+                out.push(Run {
+                    at: r.at.clone(),
+                    backup,
+                    applied: Vec::new(),
+                    failed: Vec::new(),
+                });
+            }
+            continue;
+        }
+        let (Some(run), true) = (
+            out.last_mut(),
+            open && (r.phase == phase || r.phase == restore),
+        ) else {
+            continue;
+        };
+        if r.phase == restore {
+            if r.action == "restore" && r.outcome == "ok" {
+                run.applied.push("a restore".to_string());
+            }
+            continue;
+        }
+        let (Some(module), Some(stamp)) = (&r.module, &r.stamp) else {
+            continue;
+        };
+        let label = format!("{module}/{stamp}");
+        let list = if r.outcome == "ok" {
+            &mut run.applied
+        } else {
+            &mut run.failed
+        };
+        if !list.contains(&label) {
+            list.push(label);
+        }
+    }
+    // A migration that failed after an ok action (do.sql ok, a check failed) was rolled back.
+    for run in &mut out {
+        let failed = run.failed.clone();
+        run.applied.retain(|m| !failed.contains(m));
+    }
+    out
+}
+
+/// The backups `restore` without a name may put back into `db`, the one it would put back
+/// last: the backup taken by the last run that changed the database (read from its audit
+/// log), not merely the newest backup. `real` says whether `db` is the real database (whose
+/// runs are `apply` phases; the test database's are rehearsals), and `test` is then the test
+/// database when it can be opened. Refuses when the last run (on this database, or for the
+/// real database, a later rehearsal on `test`) changed nothing here: undoing "the last run"
+/// would then undo an earlier one instead. Falls back to the newest backup when the audit log
+/// names no run that changed the database.
+pub(crate) fn default_fits(
+    db: &dyn Backend,
+    real: bool,
+    test: Option<&dyn Backend>,
+) -> Result<Vec<Backup>, Error> {
+    let mut fits = fitting(db)?;
+    if fits.is_empty() {
+        return Ok(fits);
+    }
+    let test = test.filter(|_| real);
+    let phase = if real {
+        Phase::Apply.as_str()
+    } else {
+        Phase::Rehearsal.as_str()
+    };
+    let own = runs(&db.audit(None)?, phase);
+    let Some(changed) = own.iter().rev().find(|r| !r.applied.is_empty()) else {
+        return Ok(fits);
+    };
+    let Some(pos) = fits
+        .iter()
+        .position(|b| file_name(&b.path) == changed.backup)
+    else {
+        return Err(Error::Refused(vec![crate::error::Refusal::Restore {
+            db: db.shown(),
+            message: format!(
+                "the backup taken before the last run that changed it ({}, which applied {}) \
+                 is no longer kept (only the newest backups_keep are); `strata restore --list` \
+                 shows the backups there are: name the one to put back",
+                changed.backup,
+                changed.applied.join(", ")
+            ),
+        }]));
+    };
+    fits.truncate(pos + 1);
+    // A run after it that changed nothing here: on this database, or a rehearsal that stopped
+    // before the real database was touched.
+    let mut later: Vec<(String, String)> = own
+        .iter()
+        .filter(|r| r.at > changed.at && r.applied.is_empty())
+        .map(|r| {
+            (
+                r.at.clone(),
+                describe_unchanged(r, "its steps failed and were rolled back"),
+            )
+        })
+        .collect();
+    if let Some(test) = test {
+        let newest_own = own.last().map(|r| r.at.clone()).unwrap_or_default();
+        let rehearsals = test
+            .audit(None)
+            .map(|rows| runs(&rows, Phase::Rehearsal.as_str()));
+        for r in rehearsals.unwrap_or_default() {
+            if r.at > newest_own {
+                let why = if r.failed.is_empty() {
+                    "it stopped after the rehearsal"
+                } else {
+                    "it failed during the rehearsal, before this database was touched"
+                };
+                later.push((r.at.clone(), describe_unchanged(&r, why)));
+            }
+        }
+    }
+    later.sort();
+    if let Some((_, what)) = later.last() {
+        let chosen = &fits[pos];
+        return Err(Error::Refused(vec![crate::error::Refusal::Restore {
+            db: db.shown(),
+            message: format!(
+                "{what}, so there is nothing of it to undo here. Without a name, restore would \
+                 put back {} (taken {}, before the run that applied {}), undoing that earlier \
+                 run and every change since; if that is what you want, name it: `strata \
+                 restore {}`",
+                file_name(&chosen.path),
+                chosen.record.taken_at,
+                changed.applied.join(", "),
+                file_name(&chosen.path)
+            ),
+        }]));
+    }
+    Ok(fits)
+}
+
+fn describe_unchanged(r: &Run, why: &str) -> String {
+    let tried = if r.failed.is_empty() {
+        String::new()
+    } else {
+        format!(", trying {}", r.failed.join(", "))
+    };
+    format!(
+        "the last run (started {}{tried}) changed nothing in this database: {why}",
+        r.at
+    )
+}
+
+/// What putting `chosen` back would lose that strata did not write: the tables whose rows
+/// changed since the run that took `chosen` ended (from the state recorded then). Without
+/// such a record (a backup taken by an older strata, or a PostgreSQL database), `None`.
+pub fn changed_outside(live: &State, chosen: &Backup) -> Option<Vec<TableDifference>> {
+    state_after(&chosen.path).map(|after| differences(&after, live))
 }
 
 /// The database `restore` works on: the real one, or with `test_db` the test database.
@@ -76,11 +391,53 @@ pub fn choose(project: &Project, test_db: bool, backup: Option<&Path>) -> Result
     backend::open(project, target(project, test_db))?.choose_backup(backup)
 }
 
-/// `strata restore`: puts `backup` (or the newest backup) back into the real database, or with
-/// `test_db` the test database. See the module documentation (and `postgres::restore`) for
-/// what it guarantees.
+/// `strata restore`: puts `backup` (or the backup of the last run that changed the database,
+/// see [`choose`]) back into the real database, or with `test_db` the test database. Without
+/// a name, refuses when rows changed outside strata since that run (see [`restore_confirmed`]).
+/// See the module documentation (and `postgres::restore`) for what it guarantees.
 pub fn restore(project: &Project, test_db: bool, backup: Option<&Path>) -> Result<Restored, Error> {
-    backend::open(project, target(project, test_db))?.restore(backup)
+    restore_confirmed(project, test_db, backup, false)
+}
+
+/// [`restore`]; with `confirmed` (`--yes`, or a yes on the terminal), also when rows changed
+/// outside strata since the run the chosen backup undoes.
+pub fn restore_confirmed(
+    project: &Project,
+    test_db: bool,
+    backup: Option<&Path>,
+    confirmed: bool,
+) -> Result<Restored, Error> {
+    backend::open(project, target(project, test_db))?.restore(backup, backup.is_some() || confirmed)
+}
+
+/// The tables whose rows changed outside strata since the run that took `chosen` (see
+/// [`changed_outside`]), read from the live database; `None` when that cannot be told.
+pub fn changes_since(
+    project: &Project,
+    test_db: bool,
+    chosen: &Backup,
+) -> Result<Option<Vec<TableDifference>>, Error> {
+    backend::open(project, target(project, test_db))?.changed_since(chosen)
+}
+
+/// The refusal for rows changed outside strata since the run `chosen` undoes.
+pub(crate) fn changed_refusal(db: &Path, chosen: &Backup, changed: &[TableDifference]) -> Error {
+    Error::Refused(vec![crate::error::Refusal::Restore {
+        db: db.to_path_buf(),
+        message: format!(
+            "changed outside strata since the run that took {} ended: the rows of {} differ. \
+             Putting the backup back would lose those changes (the restore keeps them in its \
+             undo backup). Run again with --yes to restore anyway, or name the backup: \
+             `strata restore {}`",
+            file_name(&chosen.path),
+            changed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            file_name(&chosen.path)
+        ),
+    }])
 }
 
 /// [`choose`] on the SQLite database `db`; `fitting` gives its backups that can go back.
@@ -172,10 +529,19 @@ pub(crate) fn restore_file(
     project: &Project,
     db: &Path,
     choose: impl FnOnce() -> Result<Backup, Error>,
+    confirmed: bool,
 ) -> Result<Restored, Error> {
     let timeout = project.busy_timeout();
     let _run = RunLock::exclusive(db, timeout)?;
     let chosen = choose()?;
+    if !confirmed && let Some(live) = crate::sqlite::open_read_only(db, timeout)? {
+        let state = sqlite_state(&live).map_err(|e| Error::db(db, "cannot read its tables", e))?;
+        if let Some(changed) = changed_outside(&state, &chosen)
+            && !changed.is_empty()
+        {
+            return Err(changed_refusal(db, &chosen, &changed));
+        }
+    }
     let dir = project.backups_dir();
 
     // The backup: checked and copied into a staging database through one read transaction on
@@ -225,6 +591,13 @@ pub(crate) fn restore_file(
     })?;
     drop(staging);
     drop(staging_file);
+    // What the database holds now is strata's doing: a later restore (which undoes this one)
+    // tells changes made after it from it.
+    if let Some(u) = &undo
+        && let Ok(state) = sqlite_state(&live)
+    {
+        let _ = record_state_after(u, &state);
+    }
     Ok(Restored {
         db: db.to_path_buf(),
         restored_from: chosen.path,

@@ -34,3 +34,4 @@ mod single_transaction;
 mod snapshots;
 mod tree_errors;
 mod undo;
+mod unicode;

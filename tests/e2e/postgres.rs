@@ -291,6 +291,18 @@ fn migrate_rehearses_on_the_test_database_then_applies_to_the_real_one() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     backups.sort();
+    // Beside the real database's backup, the state its run left (for `restore`).
+    let states: Vec<&String> = backups
+        .iter()
+        .filter(|b| b.ends_with(".after.json"))
+        .collect();
+    assert_eq!(states.len(), 1, "{backups:?}");
+    let state = std::fs::read_to_string(p.path(".strata/backups").join(states[0])).unwrap();
+    assert!(
+        state.contains("\"customer\"") && !state.contains(&pg.password),
+        "{state}"
+    );
+    backups.retain(|b| !b.ends_with(".after.json"));
     assert_eq!(backups.len(), 4, "{backups:?}");
     assert_eq!(
         backups.iter().filter(|b| b.ends_with(".pgdump")).count(),
@@ -1763,4 +1775,132 @@ fn write_snapshots_stores_each_steps_schema_and_the_next_run_checks_it() {
     p.strata(&["migrate"])
         .code(1)
         .stderr_has("differs from its schema.sql");
+}
+
+/// Unicode identifiers (quoted and bare), literals and comments run on PostgreSQL through
+/// plan --sql, migrate, sandbox, dump, diff and new --from-diff, with documented exit codes,
+/// and the names come back unchanged.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn unicode_names_literals_and_comments_run_and_round_trip_on_postgres() {
+    let pg = Pg::new("unicode");
+    let p = project(&pg);
+    p.write(
+        "migrations/uni/20260101T000000Z-zero/do.sql",
+        "-- 注释 'not closed\n/* e\u{301} \u{202e} */\n\
+         CREATE TABLE \"用户\" (id int PRIMARY KEY, \"名字\" text DEFAULT 'é😀''s', \"e\u{301}\" numeric(15, 2));\n\
+         CREATE TABLE café (naïve text, ǅx int);\n\
+         CREATE INDEX \"ix_名字\" ON \"用户\" (lower(\"名字\"));\n\
+         CREATE VIEW \"视图\" AS SELECT \"名字\" AS \"別名\" FROM \"用户\" WHERE \"名字\" <> '$$';\n\
+         INSERT INTO \"用户\" (id, \"名字\") VALUES (1, E'\\u00e9 \\\\ud800');\n",
+    );
+    p.write(
+        "migrations/uni/20260101T000000Z-zero/proj-data/data.json",
+        r#"{"用户": [{"id": 2, "名字": "😀 e\u0301"}]}"#,
+    );
+    for args in [&["plan", "--sql"][..], &["sandbox"][..]] {
+        let run = p.strata(args);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    }
+    p.strata(&["migrate", "--write-snapshots"]).ok();
+    assert_eq!(
+        pg.rows(false, "SELECT \"名字\" FROM \"用户\" ORDER BY id"),
+        vec!["é \\ud800".to_string(), "😀 e\u{301}".to_string()]
+    );
+    let dump = p.strata(&["dump", "uni"]).ok().stdout;
+    for name in [
+        "\"用户\"",
+        "\"名字\"",
+        "\"e\u{301}\"",
+        "café",
+        "naïve",
+        "\"ix_名字\"",
+        "\"视图\"",
+    ] {
+        assert!(dump.contains(name), "{name} not in\n{dump}");
+    }
+    p.strata(&["diff", "uni"])
+        .ok()
+        .stdout_has("uni: no changes");
+    pg.client(false)
+        .batch_execute("ALTER TABLE \"用户\" ADD COLUMN \"新しい\" text DEFAULT 'ü'")
+        .unwrap();
+    p.strata(&["diff", "uni"]).ok().stdout_has("新しい");
+    p.strata(&["new", "uni", "more", "--from-diff"]).ok();
+    p.strata(&["diff", "uni"])
+        .ok()
+        .stdout_has("uni: no changes");
+    p.strata(&["migrate"]).ok();
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = '新しい'"
+        ),
+        vec!["1"]
+    );
+    // Text of any kind in a script: a documented exit code, never a panic.
+    for text in [
+        "CREATE TABLE é(",
+        "'😀",
+        "$tag$ é",
+        "/* 用户",
+        "\"\u{200f}",
+        "SELECT 'e\u{301}' ->> ;",
+    ] {
+        p.write("migrations/uni/20260301T000000Z-bad/do.sql", text);
+        for args in [&["plan", "--sql"][..], &["migrate"][..], &["status"][..]] {
+            let run = p.strata(args);
+            assert!(
+                [0, 1, 2, 3].contains(&run.code) && !run.stderr.contains("panicked"),
+                "{text:?}: {} exited {}\n{}",
+                run.command,
+                run.code,
+                run.stderr
+            );
+        }
+    }
+}
+
+/// restore without a name on PostgreSQL: after a run that failed in the rehearsal it refuses
+/// and names the backup; rows the application changed since the run are named and need --yes.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn restore_without_a_name_undoes_only_the_last_run_that_changed_the_database_on_postgres() {
+    let pg = Pg::new("restore_default");
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-zero/do.sql",
+        "CREATE TABLE t (a text); INSERT INTO t VALUES ('seeded');",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    // Nothing changed outside strata: the run is undone, and the next restore undoes that.
+    p.strata(&["restore"]).ok();
+    assert_eq!(pg.rows(false, "SELECT to_regclass('t') IS NULL"), vec!["t"]);
+    p.strata(&["migrate", "-q"]).ok();
+    pg.client(false)
+        .batch_execute("INSERT INTO t VALUES ('written by the app')")
+        .unwrap();
+    p.strata(&["restore"])
+        .code(3)
+        .stderr_has("changed outside strata")
+        .stderr_has("t (1 -> 2 rows)");
+    // A run that fails in the rehearsal leaves the real database alone: nothing to undo.
+    p.write(
+        "migrations/shop/20260201T000000Z-broken/do.sql",
+        "INSERT INTO nowhere VALUES (1);",
+    );
+    p.strata(&["migrate", "-q"]).code(1);
+    p.strata(&["restore", "--yes"])
+        .code(3)
+        .stderr_has("changed nothing in this database")
+        .stderr_has("failed during the rehearsal");
+    assert_eq!(pg.rows(false, "SELECT count(*) FROM t"), vec!["2"]);
+    // Named, the backup of the run that changed it goes back.
+    let listed = p.strata(&["restore", "--list", "--json"]).ok().json();
+    let newest = listed["backups"].as_array().unwrap().last().unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.strata(&["restore", &newest]).ok();
+    assert_eq!(pg.rows(false, "SELECT to_regclass('t') IS NULL"), vec!["t"]);
 }

@@ -64,7 +64,17 @@ fn a_real_database_named_test_db_never_gets_the_test_databases_backup() {
         "UPDATE nowhere SET a = 1;",
     );
     p.strata(&["migrate"]).code(1);
+    // Without a name, restore will not undo an earlier run for a last one that changed nothing
+    // here; named, the real database's own newest backup goes back.
     p.strata(&["restore"])
+        .code(3)
+        .stderr_has("changed nothing in this database");
+    let listed = p.strata(&["restore", "--list", "--json"]).ok().json();
+    let own = listed["backups"].as_array().unwrap().last().unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.strata(&["restore", &own])
         .ok()
         .stdout_has("restored data/test.db from");
     let real = p.open("data/test.db");
@@ -515,4 +525,98 @@ fn on_a_terminal_restore_asks_first() {
     // --yes does not ask: nothing is typed, and it restores (here: undoes the restore).
     let yes = on_a_terminal(&p, "restore --yes", "").ok();
     assert!(!yes.stdout.contains("[y/N]"), "{}", yes.stdout);
+}
+
+/// The case: the last run failed during the rehearsal, so the real database was never
+/// touched; `restore --yes` must not put back the backup of an earlier run (which would drop
+/// the rows the application wrote since). It refuses, says why, and names that backup.
+#[test]
+fn restore_without_a_name_does_not_undo_an_earlier_run_when_the_last_one_changed_nothing() {
+    let p = Project::empty();
+    p.strata(&["init"]).ok();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t(a TEXT);",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    let first = backup_files(&p)
+        .into_iter()
+        .find(|n| n.starts_with("app-"))
+        .unwrap();
+    p.open("app.db")
+        .execute("INSERT INTO t VALUES ('written by the app')", [])
+        .unwrap();
+    p.write(
+        "migrations/app/20240201T000000Z-broken/do.sql",
+        "INSERT INTO nowhere VALUES (1);",
+    );
+    p.strata(&["migrate", "-q"]).code(1);
+    for args in [&["restore", "--yes"][..], &["restore"][..]] {
+        p.strata(args)
+            .code(3)
+            .stderr_has("changed nothing in this database")
+            .stderr_has("failed during the rehearsal")
+            .stderr_has(format!("strata restore {first}"));
+    }
+    assert_eq!(
+        rows(&p.open("app.db"), "SELECT a FROM t"),
+        ["written by the app"]
+    );
+    // Named, it goes back.
+    p.strata(&["restore", &first]).ok();
+    assert!(
+        rows(
+            &p.open("app.db"),
+            "SELECT name FROM sqlite_master WHERE name = 't'"
+        )
+        .is_empty()
+    );
+}
+
+/// Rows the application changed after the run are named, and restore goes on only with --yes
+/// (or a backup named); without outside changes it undoes the run, and a second restore
+/// undoes the first.
+#[test]
+fn restore_without_a_name_refuses_to_drop_rows_written_since_the_run_unless_told() {
+    let p = Project::empty();
+    p.strata(&["init"]).ok();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t(a TEXT); CREATE TABLE kept(k); INSERT INTO t VALUES ('seeded');",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    // Nothing changed outside strata: the run is undone.
+    p.strata(&["restore"]).ok();
+    assert!(
+        rows(
+            &p.open("app.db"),
+            "SELECT name FROM sqlite_master WHERE name = 't'"
+        )
+        .is_empty()
+    );
+    // A second restore undoes the restore.
+    p.strata(&["restore"]).ok();
+    assert_eq!(rows(&p.open("app.db"), "SELECT a FROM t"), ["seeded"]);
+    p.open("app.db")
+        .execute_batch(
+            "INSERT INTO t VALUES ('app'); CREATE TABLE notes(n); INSERT INTO notes VALUES (1);",
+        )
+        .unwrap();
+    p.strata(&["restore"])
+        .code(3)
+        .stderr_has("changed outside strata")
+        .stderr_has("t (1 -> 2 rows)")
+        .stderr_has("notes (new since, 1 row(s))")
+        .stderr_has("--yes");
+    let err = p.strata(&["restore"]).stderr;
+    assert!(!err.contains("kept"), "{err}");
+    assert_eq!(rows(&p.open("app.db"), "SELECT count(*) FROM t"), ["2"]);
+    p.strata(&["restore", "--yes"]).ok();
+    assert!(
+        rows(
+            &p.open("app.db"),
+            "SELECT name FROM sqlite_master WHERE name = 'notes'"
+        )
+        .is_empty()
+    );
 }

@@ -42,7 +42,7 @@ use crate::event::Phase;
 use crate::input::Dialect;
 use crate::ledger::{Applied, AuditRow, Entry};
 use crate::migrator::{How, Runner};
-use crate::restore::Restored;
+use crate::restore::{Restored, TableDifference};
 use crate::schema::ObjectRef;
 use crate::step::Prepared;
 use crate::tree::Migration;
@@ -136,11 +136,17 @@ pub(crate) trait Backend {
     fn backups(&self) -> Result<Vec<Backup>, Error>;
 
     /// The backup `restore` would put back: `named` (a path, or a name in `.strata/backups/`),
-    /// or the newest backup of the database. Refuses a file that is not a backup of it.
+    /// or the backup taken by the last run that changed the database
+    /// (`crate::restore::default_fits`). Refuses a file that is not a backup of it.
     fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error>;
 
-    /// `strata restore`: puts the chosen backup back into the live database.
-    fn restore(&self, named: Option<&Path>) -> Result<Restored, Error>;
+    /// `strata restore`: puts the chosen backup back into the live database; unless
+    /// `confirmed`, refuses when rows changed outside strata since the run it undoes.
+    fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error>;
+
+    /// The tables whose rows changed outside strata since the run that took `chosen` ended;
+    /// `None` when that cannot be told (no state was recorded at the end of that run).
+    fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error>;
 
     // Introspection for the design-time commands.
 

@@ -16,7 +16,7 @@ use crate::ledger::{Applied, AuditRow, Entry};
 use crate::migrator::{How, Runner};
 use crate::postgres::design::{self, PgLive};
 use crate::postgres::{Target, restore, run};
-use crate::restore::Restored;
+use crate::restore::{Restored, TableDifference};
 use crate::schema::ObjectRef;
 use crate::step::Prepared;
 use crate::tree::{Migration, Tree};
@@ -25,6 +25,8 @@ use crate::tree::{Migration, Tree};
 pub(crate) struct Postgres<'p> {
     project: &'p Project,
     target: Target,
+    /// The database as configured, to tell the test database from the real one.
+    db: std::path::PathBuf,
 }
 
 impl<'p> Postgres<'p> {
@@ -33,6 +35,7 @@ impl<'p> Postgres<'p> {
         Ok(Postgres {
             project,
             target: Target::parse(&db.to_string_lossy(), "db")?,
+            db: db.to_path_buf(),
         })
     }
 }
@@ -116,6 +119,7 @@ impl Backend for Postgres<'_> {
             database: Postgres {
                 project: self.project,
                 target: throwaway.target.clone(),
+                db: throwaway.target.as_path(),
             },
             planned_on: self.target.as_path(),
             from: Some(self.target.as_path()),
@@ -129,6 +133,7 @@ impl Backend for Postgres<'_> {
             database: Postgres {
                 project: self.project,
                 target: throwaway.target.clone(),
+                db: throwaway.target.as_path(),
             },
             planned_on: self.target.as_path(),
             from: from.map(|f| f.shown()),
@@ -163,12 +168,35 @@ impl Backend for Postgres<'_> {
 
     fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
         restore::choose(self.project, &self.target, named, || {
-            crate::restore::fitting(self)
+            let real = self.db != self.project.test_db;
+            let test = real
+                .then(|| crate::backend::open(self.project, &self.project.test_db).ok())
+                .flatten();
+            crate::restore::default_fits(self, real, test.as_deref())
         })
     }
 
-    fn restore(&self, named: Option<&Path>) -> Result<Restored, Error> {
-        restore::restore(self.project, &self.target, self.choose_backup(named)?)
+    fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error> {
+        let chosen = self.choose_backup(named)?;
+        if !confirmed
+            && let Some(changed) = self.changed_since(&chosen)?
+            && !changed.is_empty()
+        {
+            return Err(crate::restore::changed_refusal(
+                &self.shown(),
+                &chosen,
+                &changed,
+            ));
+        }
+        restore::restore(self.project, &self.target, chosen)
+    }
+
+    fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error> {
+        let Some(after) = crate::restore::state_after(&chosen.path) else {
+            return Ok(None);
+        };
+        let live = restore::live_state(self.project, &self.target)?;
+        Ok(Some(crate::restore::differences(&after, &live)))
     }
 
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {

@@ -19,7 +19,7 @@ use crate::event::{Event, EventSink, Phase};
 use crate::input::Dialect;
 use crate::ledger::{self, Applied, AuditRow, Entry};
 use crate::migrator::{How, PhaseReport, Runner};
-use crate::restore::Restored;
+use crate::restore::{Restored, TableDifference};
 use crate::schema::ObjectRef;
 use crate::sqlite;
 use crate::step::{self, Prepared};
@@ -255,12 +255,30 @@ impl Backend for Sqlite<'_> {
 
     fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
         crate::restore::choose_file(self.project, &self.db, named, || {
-            crate::restore::fitting(self)
+            let real = self.db != self.project.test_db;
+            let test = real
+                .then(|| crate::backend::open(self.project, &self.project.test_db).ok())
+                .flatten();
+            crate::restore::default_fits(self, real, test.as_deref())
         })
     }
 
-    fn restore(&self, named: Option<&Path>) -> Result<Restored, Error> {
-        crate::restore::restore_file(self.project, &self.db, || self.choose_backup(named))
+    fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error> {
+        crate::restore::restore_file(
+            self.project,
+            &self.db,
+            || self.choose_backup(named),
+            confirmed,
+        )
+    }
+
+    fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error> {
+        let Some(conn) = self.read_only()? else {
+            return Ok(None);
+        };
+        let live = crate::restore::sqlite_state(&conn)
+            .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
+        Ok(crate::restore::changed_outside(&live, chosen))
     }
 
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
@@ -545,6 +563,10 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
 }
 
 impl crate::phase::Database for SqlitePhase<'_, '_> {
+    fn state(&mut self) -> Option<crate::restore::State> {
+        crate::restore::sqlite_state(&self.conn).ok()
+    }
+
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error> {
         bookkeeping(
             self.runner.project,

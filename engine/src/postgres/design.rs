@@ -142,7 +142,7 @@ pub(crate) fn infer_from(scripts: &[(&crate::tree::MigrationId, PathBuf)], live:
 
 /// The kind and bare name (unquoted, folded as PostgreSQL folds it) of what a CREATE statement
 /// creates; `None` for anything else.
-fn created_object(sql: &str) -> Option<(Kind, String)> {
+pub(crate) fn created_object(sql: &str) -> Option<(Kind, String)> {
     let mut words = sql.split_whitespace().peekable();
     let mut rest = sql.trim_start();
     let mut next = |rest: &mut &str| -> Option<String> {
@@ -172,15 +172,24 @@ fn created_object(sql: &str) -> Option<(Kind, String)> {
         _ => return None,
     };
     for skip in ["CONCURRENTLY", "IF NOT EXISTS"] {
-        if rest.len() >= skip.len() && rest[..skip.len()].eq_ignore_ascii_case(skip) {
+        if starts_with_ascii_ci(rest, skip) {
+            // The matched bytes are ASCII, so the cut is on a character boundary.
             rest = rest[skip.len()..].trim_start();
         }
     }
-    if kind == Kind::Index && rest.len() >= 3 && rest[..3].eq_ignore_ascii_case("ON ") {
+    if kind == Kind::Index && starts_with_ascii_ci(rest, "ON ") {
         return None;
     }
     let (name, _) = super::model::ident(rest)?;
     Some((kind, bare(name)))
+}
+
+/// Whether `text` starts with the ASCII `prefix`, ignoring ASCII case. Compared as bytes: a
+/// `str` slice at `prefix.len()` would panic inside a multi-byte character.
+fn starts_with_ascii_ci(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// The bare name of a model key (see `postgres::model`).
@@ -194,7 +203,7 @@ fn base_name(kind: Kind, key: &str) -> String {
 }
 
 /// The last part of a possibly qualified name, unquoted, or folded to lower case.
-fn bare(name: &str) -> String {
+pub(crate) fn bare(name: &str) -> String {
     let mut last = name;
     let mut rest = Some(name);
     while let Some(r) = rest {

@@ -20,7 +20,7 @@ use super::{Target, backup, ledger};
 use crate::backup::{Backup, read_record};
 use crate::config::Project;
 use crate::error::Error;
-use crate::restore::Restored;
+use crate::restore::{Restored, State, TableState};
 
 /// The live database's identity; `None` when it does not exist or strata never ran on it.
 pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> {
@@ -28,6 +28,53 @@ pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<Strin
         return Ok(None);
     };
     ledger::database_id(&mut *c).map_err(|e| target.error("cannot read the database's identity", e))
+}
+
+/// The state of the live database's application tables (see `crate::restore::State`).
+pub(crate) fn live_state(project: &Project, target: &Target) -> Result<State, Error> {
+    let Some(mut c) = target.open(project.busy_timeout())? else {
+        return Ok(State::new());
+    };
+    state_of(&mut c).map_err(|e| target.error("cannot read its tables", e))
+}
+
+/// The state of every table outside PostgreSQL's schemas and strata's: its row count and an
+/// order-independent checksum (the sum of a hash of each row's text).
+pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Error> {
+    let tables = c.query(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
+         AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2",
+        &[&ledger::SCHEMA_NAME],
+    )?;
+    let mut out = State::new();
+    for row in tables {
+        let (schema, table): (String, String) = (row.get(0), row.get(1));
+        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let sums = c.query_one(
+            &format!(
+                "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint::numeric), 0)::text \
+                 FROM {}.{} t",
+                q(&schema),
+                q(&table)
+            ),
+            &[],
+        )?;
+        let count: i64 = sums.get(0);
+        let key = if schema == "public" {
+            table
+        } else {
+            format!("{schema}.{table}")
+        };
+        out.insert(
+            key,
+            TableState {
+                rows: count as u64,
+                checksum: sums.get(1),
+            },
+        );
+    }
+    Ok(out)
 }
 
 fn as_backup(path: PathBuf, record: crate::backup::Record) -> Backup {

@@ -327,6 +327,10 @@ pub(crate) struct PgPhase<'a> {
 }
 
 impl crate::phase::Database for PgPhase<'_> {
+    fn state(&mut self) -> Option<crate::restore::State> {
+        super::restore::state_of(&mut self.session).ok()
+    }
+
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<std::path::PathBuf>, Error> {
         let target = self.ctx.target;
         ledger::ensure(&mut self.session)

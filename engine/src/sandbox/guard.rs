@@ -50,8 +50,11 @@ const REFUSED_FUNCTIONS: &[(&str, &str)] = &[
 const PROGRESS_STEPS: i32 = 1_000;
 
 /// Whether a name is in strata's own namespace.
-fn is_strata(name: &str) -> bool {
-    name.len() >= 7 && name[..7].eq_ignore_ascii_case("strata_")
+pub(crate) fn is_strata(name: &str) -> bool {
+    // As bytes: the seventh byte of a name may sit inside a character.
+    name.as_bytes()
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"strata_"))
 }
 
 /// What a component may touch, from its migration.toml.

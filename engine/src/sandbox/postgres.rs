@@ -1944,3 +1944,72 @@ mod tests {
         client.batch_execute("ROLLBACK").unwrap();
     }
 }
+
+/// Statements of any Unicode text reach the component guard's check without a panic.
+#[cfg(test)]
+mod unicode_props {
+    use proptest::prelude::*;
+
+    use super::{Use, check_statement};
+
+    const PIECES: &[&str] = &[
+        "SELECT ",
+        "INSERT INTO ",
+        "people",
+        "\"用户\"",
+        "(",
+        ")",
+        ",",
+        ";",
+        "'",
+        "''",
+        "\"",
+        "$$",
+        "$t$",
+        "E'\\",
+        "U&\"",
+        "--",
+        "/*",
+        "*/",
+        "é",
+        "e\u{301}",
+        "😀",
+        "\u{200f}",
+        "\u{202e}",
+        "\u{feff}",
+        "\0",
+        "\\ud800",
+        "set_config",
+        "query_to_xml",
+        " ",
+        "\n",
+        "1",
+        "->>",
+        "?",
+        "$1",
+        "::text",
+        "FROM ",
+        "WHERE ",
+        "WITH ",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_postgres_guard_never_panics(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    3 => proptest::sample::select(PIECES).prop_map(str::to_string),
+                    1 => any::<char>().prop_map(|c| c.to_string()),
+                ],
+                0..40,
+            )
+        ) {
+            let sql: String = pieces.concat();
+            let file = std::path::Path::new("m/migration.toml");
+            let _ = check_statement(&sql, Use::Any, file);
+            let _ = check_statement(&sql, Use::Cursor, file);
+        }
+    }
+}

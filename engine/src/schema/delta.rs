@@ -50,10 +50,11 @@ enum TablePlan<'s> {
         drops: Vec<String>,
         adds: Vec<&'s ColumnDef>,
     },
-    /// The 12-step rebuild, with the reasons.
+    /// The 12-step rebuild, with the reasons; `b_raw` is `b` as written, for its CREATE.
     Rebuild {
         a: &'s Table,
         b: &'s Table,
+        b_raw: &'s Table,
         reasons: Vec<String>,
     },
 }
@@ -70,20 +71,24 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
     if d.is_empty() {
         return Delta::default();
     }
+    // Decisions are made on the canonical forms (spelling is no change); what is created is
+    // written as `to` spells it, so the result reads back exactly as designed.
+    let to_raw = to;
+    let (from, to) = (&from.canonical(), &to.canonical());
     // RENAME TO carries a table's new name into other tables' foreign keys.
     let from = &diff::with_references_renamed(from, &diff::renamed_tables(from, to));
     // Everything live, with `to` taking precedence.
     let mut ctx = context.clone();
-    for (k, v) in &to.tables {
+    for (k, v) in &to_raw.tables {
         ctx.tables.insert(k.clone(), v.clone());
     }
-    for (k, v) in &to.indexes {
+    for (k, v) in &to_raw.indexes {
         ctx.indexes.insert(k.clone(), v.clone());
     }
-    for (k, v) in &to.views {
+    for (k, v) in &to_raw.views {
         ctx.views.insert(k.clone(), v.clone());
     }
-    for (k, v) in &to.triggers {
+    for (k, v) in &to_raw.triggers {
         ctx.triggers.insert(k.clone(), v.clone());
     }
 
@@ -94,12 +99,17 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
     let mut plans: Vec<TablePlan<'_>> = Vec::new();
     for change in &d.tables {
         match change {
-            TableChange::Added { table, .. } => added_tables.push(&to.tables[&key(table)]),
+            TableChange::Added { table, .. } => added_tables.push(&to_raw.tables[&key(table)]),
             TableChange::Removed { table, .. } => removed_tables.push(&from.tables[&key(table)]),
             TableChange::Renamed { from: a, to: b } => renamed_tables.push((a, b)),
             TableChange::Altered { table, .. } => {
                 let k = key(table);
-                plans.push(plan_table(&from.tables[&k], &to.tables[&k], &ctx));
+                plans.push(plan_table(
+                    &from.tables[&k],
+                    &to.tables[&k],
+                    &to_raw.tables[&k],
+                    &ctx,
+                ));
             }
         }
     }
@@ -319,8 +329,13 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
                     ));
                 }
             }
-            TablePlan::Rebuild { a, b, reasons } => {
-                rebuild(&mut w, &mut out, a, b, reasons);
+            TablePlan::Rebuild {
+                a,
+                b,
+                b_raw,
+                reasons,
+            } => {
+                rebuild(&mut w, &mut out, (a, b, b_raw), reasons);
             }
         }
     }
@@ -383,8 +398,9 @@ impl Writer {
     }
 }
 
-/// Decides between ALTER TABLE statements and a rebuild.
-fn plan_table<'s>(a: &'s Table, b: &'s Table, ctx: &Schema) -> TablePlan<'s> {
+/// Decides between ALTER TABLE statements and a rebuild, on canonical `a` and `b`; `b_raw` is
+/// `b` as written, which new columns and a rebuilt table are created from.
+fn plan_table<'s>(a: &'s Table, b: &'s Table, b_raw: &'s Table, ctx: &Schema) -> TablePlan<'s> {
     let m = match_columns(a, b);
     let mut reasons = Vec::new();
     if a.virtual_using.is_some() || b.virtual_using.is_some() {
@@ -437,7 +453,12 @@ fn plan_table<'s>(a: &'s Table, b: &'s Table, ctx: &Schema) -> TablePlan<'s> {
         reasons.push("a new column is not at the end".into());
     }
     if !reasons.is_empty() {
-        return TablePlan::Rebuild { a, b, reasons };
+        return TablePlan::Rebuild {
+            a,
+            b,
+            b_raw,
+            reasons,
+        };
     }
     let mut renames: Vec<(String, String)> = m
         .kept
@@ -455,7 +476,7 @@ fn plan_table<'s>(a: &'s Table, b: &'s Table, ctx: &Schema) -> TablePlan<'s> {
             .iter()
             .map(|&i| a.columns[i].name.clone())
             .collect(),
-        adds: m.added.iter().map(|&j| &b.columns[j]).collect(),
+        adds: m.added.iter().map(|&j| &b_raw.columns[j]).collect(),
     }
 }
 
@@ -528,7 +549,12 @@ fn not_addable(c: &ColumnDef) -> Option<String> {
 }
 
 /// SQLite's 12-step table rebuild, for one table.
-fn rebuild(w: &mut Writer, out: &mut Delta, a: &Table, b: &Table, reasons: &[String]) {
+fn rebuild(
+    w: &mut Writer,
+    out: &mut Delta,
+    (a, b, b_raw): (&Table, &Table, &Table),
+    reasons: &[String],
+) {
     let tmp = rebuild_name(&b.name);
     w.comment(&format!(
         "Rebuild {} (https://sqlite.org/lang_altertable.html#otheralter): {}",
@@ -543,7 +569,7 @@ fn rebuild(w: &mut Writer, out: &mut Delta, a: &Table, b: &Table, reasons: &[Str
         w.comment(&format!("DESTRUCTIVE: {what}"));
         out.destructive.push(what);
         w.stmt(format!("DROP TABLE {}", quote_ident(&a.name)));
-        w.stmt(table_sql(b));
+        w.stmt(table_sql(b_raw));
         return;
     }
     let m = match_columns(a, b);
@@ -586,7 +612,7 @@ fn rebuild(w: &mut Writer, out: &mut Delta, a: &Table, b: &Table, reasons: &[Str
             out.warnings.push(what);
         }
     }
-    w.stmt(table_sql_named(b, &tmp));
+    w.stmt(table_sql_named(b_raw, &tmp));
     let copied: Vec<(usize, usize)> = m
         .kept
         .iter()

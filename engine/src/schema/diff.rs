@@ -151,6 +151,7 @@ fn rename_map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 /// Tables of `from` that `to` has under another name: same definition but for the name, and
 /// no other candidate either way. (old name, new name) pairs.
 pub fn renamed_tables(from: &Schema, to: &Schema) -> Vec<(String, String)> {
+    let (from, to) = (&from.canonical(), &to.canonical());
     let removed: Vec<&Table> = from
         .tables
         .iter()
@@ -208,8 +209,10 @@ pub fn with_references_renamed(schema: &Schema, renames: &[(String, String)]) ->
     out
 }
 
-/// Compares two schemas.
+/// Compares two schemas, in canonical form (see [`Schema::canonical`]): spelling alone is no
+/// difference.
 pub fn diff(from: &Schema, to: &Schema) -> Diff {
+    let (from, to) = (&from.canonical(), &to.canonical());
     let renames = renamed_tables(from, to);
     let from = &with_references_renamed(from, &renames);
     let mut out = Diff::default();

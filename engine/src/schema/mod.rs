@@ -122,8 +122,9 @@ pub struct Table {
     pub virtual_using: Option<String>,
 }
 
-/// A column: name, declared type, and its constraints in the order written, each with its
-/// optional `CONSTRAINT name`.
+/// A column: name, declared type (as written: `DECIMAL(15, 2)` keeps its space, as in SQLite's
+/// `PRAGMA table_info`), and its constraints in the order written, each with its optional
+/// `CONSTRAINT name`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnDef {
     pub name: String,
@@ -131,7 +132,8 @@ pub struct ColumnDef {
     pub constraints: Vec<(Option<String>, ColumnConstraint)>,
 }
 
-/// One column constraint. Expressions are canonical token text (see `sql::render`).
+/// One column constraint. Expressions are kept as written (SQLite keeps and shows that text);
+/// [`Schema::canonical`] gives them in canonical form, for comparing.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnConstraint {
     PrimaryKey {
@@ -149,7 +151,7 @@ pub enum ColumnConstraint {
         conflict: Option<String>,
     },
     Check(String),
-    /// As written after DEFAULT: `0`, `'x'`, `-1`, `CURRENT_TIMESTAMP` or `(expr)`.
+    /// As written after DEFAULT: `0`, `'x'`, `- 1`, `current_timestamp` or `( expr )`.
     Default(String),
     Collate(String),
     References(ForeignKey),
@@ -198,7 +200,7 @@ pub enum ConstraintKind {
 /// An entry of an index or a PRIMARY KEY/UNIQUE list: a column or an expression.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexedColumn {
-    /// Canonical text of the column or expression.
+    /// The column (canonically quoted) or the expression (as written).
     pub expr: String,
     /// The column's name when the entry is a plain column.
     pub column: Option<String>,
@@ -224,7 +226,8 @@ pub struct View {
     pub query: String,
 }
 
-/// `CREATE TRIGGER`: the header (timing, event, `ON table`, `WHEN`) and the body's statements.
+/// `CREATE TRIGGER`: the header (timing, event, `ON table`, `WHEN`) and the body's statements,
+/// each as written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
     pub name: String,
@@ -300,10 +303,16 @@ impl Table {
         if !self.has_rowid() {
             return None;
         }
+        // SQLite takes the quotes off a quoted type before it compares.
         let is_integer = |c: &ColumnDef| {
-            c.type_name
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("INTEGER"))
+            c.type_name.as_deref().is_some_and(|t| {
+                let bare = ['"', '\'', '`']
+                    .iter()
+                    .find_map(|q| t.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)))
+                    .or_else(|| t.strip_prefix('[').and_then(|r| r.strip_suffix(']')))
+                    .unwrap_or(t);
+                bare.eq_ignore_ascii_case("INTEGER")
+            })
         };
         for c in &self.columns {
             for (_, k) in &c.constraints {
@@ -507,9 +516,80 @@ impl Schema {
             && self.triggers.is_empty()
     }
 
-    /// The schema as normalized SQL (see `dump`).
+    /// The schema with every piece kept as written (declared types, defaults, CHECK, generated
+    /// and index expressions, trigger text) in canonical form: what two schemas are compared
+    /// by, so that spelling alone (spaces, comments, letter case of keywords, `[x]` for `x`) is
+    /// no difference. Views keep their text: SQLite names their result columns by it.
+    pub fn canonical(&self) -> Schema {
+        let mut out = self.clone();
+        for t in out.tables.values_mut() {
+            t.canonicalize();
+        }
+        for i in out.indexes.values_mut() {
+            let known = self.column_names(&i.table);
+            canonicalize_columns(&mut i.columns, &known);
+            if let Some(w) = &mut i.where_ {
+                *w = parse::canonical_expr(w, &known);
+            }
+        }
+        let none = HashSet::new();
+        for t in out.triggers.values_mut() {
+            t.header = parse::canonical_expr(&t.header, &none);
+            for s in &mut t.statements {
+                *s = parse::canonical_expr(s, &none);
+            }
+        }
+        out
+    }
+
+    /// The schema as SQL (see `dump`).
     pub fn to_sql(&self) -> String {
         dump::render(self)
+    }
+}
+
+fn canonicalize_columns(columns: &mut [IndexedColumn], known: &HashSet<String>) {
+    for c in columns.iter_mut().filter(|c| c.column.is_none()) {
+        c.expr = parse::canonical_expr(&c.expr, known);
+    }
+}
+
+impl Table {
+    /// See [`Schema::canonical`].
+    fn canonicalize(&mut self) {
+        if let Some(using) = &mut self.virtual_using {
+            if let Ok(tokens) = sql::tokenize(using) {
+                *using = sql::render_keeping_case(&tokens);
+            }
+            return;
+        }
+        let mut known: HashSet<String> = self
+            .columns
+            .iter()
+            .map(|c| c.name.to_ascii_lowercase())
+            .collect();
+        known.insert(self.name.to_ascii_lowercase());
+        for c in &mut self.columns {
+            c.type_name = c.type_name.as_deref().map(parse::canonical_type);
+            for (_, k) in &mut c.constraints {
+                match k {
+                    ColumnConstraint::Check(e) => *e = parse::canonical_expr(e, &known),
+                    ColumnConstraint::Default(d) => *d = parse::canonical_default(d),
+                    ColumnConstraint::Generated { expr, .. } => {
+                        *expr = parse::canonical_expr(expr, &known)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for k in &mut self.constraints {
+            match &mut k.kind {
+                ConstraintKind::Check(e) => *e = parse::canonical_expr(e, &known),
+                ConstraintKind::PrimaryKey { columns, .. }
+                | ConstraintKind::Unique { columns, .. } => canonicalize_columns(columns, &known),
+                ConstraintKind::ForeignKey { .. } => {}
+            }
+        }
     }
 }
 

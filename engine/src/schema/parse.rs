@@ -73,17 +73,38 @@ pub fn statement(
                 constraints: Vec::new(),
                 without_rowid: false,
                 strict: false,
-                virtual_using: Some(sql::render_keeping_case(rest)),
+                virtual_using: Some(span(src, rest)),
             }))
         }
-        "TABLE" => table(&mut p, name).map(Object::Table),
-        "INDEX" => index(&mut p, name, unique, columns_of).map(Object::Index),
+        "TABLE" => table(&mut p, name, src).map(Object::Table),
+        "INDEX" => index(&mut p, name, unique, columns_of, src).map(Object::Index),
         "VIEW" => view(&mut p, name, src).map(Object::View),
-        "TRIGGER" => trigger(&mut p, name).map(Object::Trigger),
+        "TRIGGER" => trigger(&mut p, name, src).map(Object::Trigger),
         other => Err(format!(
             "CREATE {other} is not a schema object strata knows"
         )),
     }
+}
+
+/// The source text of a run of tokens, exactly as written (comments and spacing inside it
+/// included): what SQLite stores and shows for a declared type, a default, an expression.
+/// Empty for no tokens.
+pub fn span(src: &str, tokens: &[Token]) -> String {
+    match (tokens.first(), tokens.last()) {
+        (Some(first), Some(last)) => src
+            .get(first.start..last.end)
+            .map_or_else(|| joined(tokens), str::to_string),
+        _ => String::new(),
+    }
+}
+
+/// Tokens joined by single spaces: the text of tokens that do not point into `src`.
+fn joined(tokens: &[Token]) -> String {
+    tokens
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 struct P<'a> {
@@ -248,7 +269,7 @@ fn starts_table_constraint(item: &[Token]) -> bool {
         .is_some_and(|t| TABLE_CONSTRAINT_START.iter().any(|k| t.is(k)))
 }
 
-fn table(p: &mut P<'_>, name: String) -> Result<Table, String> {
+fn table(p: &mut P<'_>, name: String, src: &str) -> Result<Table, String> {
     if p.peek_is("AS") {
         return Err("CREATE TABLE ... AS SELECT is not expected in a stored schema".into());
     }
@@ -258,15 +279,9 @@ fn table(p: &mut P<'_>, name: String) -> Result<Table, String> {
         .iter()
         .position(|item| starts_table_constraint(item))
         .unwrap_or(items.len());
-    let mut known: HashSet<String> = items[..split]
-        .iter()
-        .filter_map(|item| item.first().and_then(Token::name))
-        .map(|n| n.to_ascii_lowercase())
-        .collect();
-    known.insert(name.to_ascii_lowercase());
     let mut columns = Vec::new();
     for item in &items[..split] {
-        columns.push(column(item, &known)?);
+        columns.push(column(item, src)?);
     }
     let mut constraints = Vec::new();
     for item in &items[split..] {
@@ -275,7 +290,7 @@ fn table(p: &mut P<'_>, name: String) -> Result<Table, String> {
             return Err("an empty item in the column list".into());
         }
         while !q.at_end() {
-            constraints.push(table_constraint(&mut q, &known)?);
+            constraints.push(table_constraint(&mut q, src)?);
         }
     }
     if columns.is_empty() {
@@ -312,10 +327,10 @@ fn table(p: &mut P<'_>, name: String) -> Result<Table, String> {
     })
 }
 
-fn column(item: &[Token], known: &HashSet<String>) -> Result<ColumnDef, String> {
+fn column(item: &[Token], src: &str) -> Result<ColumnDef, String> {
     let mut p = P { t: item, i: 0 };
     let name = p.name()?;
-    let mut type_words = Vec::new();
+    let type_start = p.i;
     while let Some(t) = p.peek() {
         let ends = t.kind == Kind::Punct
             || COLUMN_CONSTRAINT_START.iter().any(|k| t.is(k))
@@ -323,18 +338,16 @@ fn column(item: &[Token], known: &HashSet<String>) -> Result<ColumnDef, String> 
         if ends {
             break;
         }
-        type_words.push(t.text.clone());
         p.i += 1;
     }
-    let mut type_name = type_words.join(" ");
-    if !type_words.is_empty() && p.peek_punct("(") {
-        let args = p.parenthesized()?;
-        let args: String = args.iter().map(|t| t.text.as_str()).collect();
-        type_name.push_str(&format!("({args})"));
+    if p.i > type_start && p.peek_punct("(") {
+        p.parenthesized()?;
     }
+    // As written: SQLite keeps the declared type's text, spaces and comments inside it too.
+    let type_name = span(src, &item[type_start..p.i]);
     let mut constraints = Vec::new();
     while !p.at_end() {
-        constraints.push(column_constraint(&mut p, known)?);
+        constraints.push(column_constraint(&mut p, src)?);
     }
     Ok(ColumnDef {
         name,
@@ -345,7 +358,7 @@ fn column(item: &[Token], known: &HashSet<String>) -> Result<ColumnDef, String> 
 
 fn column_constraint(
     p: &mut P<'_>,
-    known: &HashSet<String>,
+    src: &str,
 ) -> Result<(Option<String>, ColumnConstraint), String> {
     let name = if p.eat("CONSTRAINT") {
         Some(p.name()?)
@@ -377,9 +390,9 @@ fn column_constraint(
             conflict: p.conflict()?,
         }
     } else if t.is("CHECK") {
-        ColumnConstraint::Check(sql::render(p.parenthesized()?, known))
+        ColumnConstraint::Check(span(src, p.parenthesized()?))
     } else if t.is("DEFAULT") {
-        ColumnConstraint::Default(default_value(p)?)
+        ColumnConstraint::Default(default_value(p, src)?)
     } else if t.is("COLLATE") {
         ColumnConstraint::Collate(p.name()?)
     } else if t.is("REFERENCES") {
@@ -389,7 +402,7 @@ fn column_constraint(
             p.expect("ALWAYS")?;
             p.expect("AS")?;
         }
-        let expr = sql::render(p.parenthesized()?, known);
+        let expr = span(src, p.parenthesized()?);
         let stored = if p.eat("VIRTUAL") {
             false
         } else {
@@ -405,21 +418,67 @@ fn column_constraint(
     Ok((name, kind))
 }
 
-/// `DEFAULT` value: `(expr)`, a signed number, a literal or a bare word.
-fn default_value(p: &mut P<'_>) -> Result<String, String> {
+/// `DEFAULT` value as written: `(expr)`, a signed number, a literal or a bare word.
+fn default_value(p: &mut P<'_>, src: &str) -> Result<String, String> {
+    let start = p.i;
     if p.peek_punct("(") {
-        let inner = p.parenthesized()?;
-        return Ok(format!("({})", sql::render(inner, &HashSet::new())));
+        p.parenthesized()?;
+    } else {
+        let t = p.next()?;
+        if t.is_punct("-") || t.is_punct("+") {
+            p.next()?;
+        }
     }
-    let t = p.next()?;
-    if t.is_punct("-") || t.is_punct("+") {
-        let n = p.next()?;
-        return Ok(format!("{}{}", t.text, n.text));
+    Ok(span(src, &p.t[start..p.i]))
+}
+
+/// The canonical form of a `DEFAULT` value as written (see [`default_value`]): `(expr)`
+/// rendered, a sign joined to its number, keywords in upper case.
+pub fn canonical_default(text: &str) -> String {
+    let Ok(tokens) = sql::tokenize(text) else {
+        return text.to_string();
+    };
+    match tokens.as_slice() {
+        [open, inner @ .., close] if open.is_punct("(") && close.is_punct(")") => {
+            format!("({})", sql::render(inner, &HashSet::new()))
+        }
+        [sign, n] if sign.is_punct("-") || sign.is_punct("+") => format!("{}{}", sign.text, n.text),
+        [t] if t.kind == Kind::Word && sql::is_keyword(&t.text) => t.text.to_ascii_uppercase(),
+        [t] => t.text.clone(),
+        _ => sql::render(&tokens, &HashSet::new()),
     }
-    if t.kind == Kind::Word && sql::is_keyword(&t.text) {
-        return Ok(t.text.to_ascii_uppercase());
+}
+
+/// The canonical form of a declared type as written: its words single-spaced, its arguments
+/// without spaces (`DECIMAL (15, 2)` and `decimal(15,2)` differ only in letter case).
+pub fn canonical_type(text: &str) -> String {
+    let Ok(tokens) = sql::tokenize(text) else {
+        return text.to_string();
+    };
+    let open = tokens
+        .iter()
+        .position(|t| t.is_punct("("))
+        .unwrap_or(tokens.len());
+    let mut out = tokens[..open]
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if open < tokens.len() {
+        let inner = &tokens[open + 1..tokens.len().saturating_sub(1).max(open + 1)];
+        let args: String = inner.iter().map(|t| t.text.as_str()).collect();
+        out.push_str(&format!("({args})"));
     }
-    Ok(t.text.clone())
+    out
+}
+
+/// The canonical form of an expression as written (see `sql::render`); `known` are the names
+/// that are certainly columns here.
+pub fn canonical_expr(text: &str, known: &HashSet<String>) -> String {
+    match sql::tokenize(text) {
+        Ok(tokens) => sql::render(&tokens, known),
+        Err(_) => text.to_string(),
+    }
 }
 
 fn foreign_key(p: &mut P<'_>) -> Result<ForeignKey, String> {
@@ -491,10 +550,7 @@ fn names(tokens: &[Token]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn indexed_columns(
-    tokens: &[Token],
-    known: &HashSet<String>,
-) -> Result<Vec<IndexedColumn>, String> {
+fn indexed_columns(tokens: &[Token], src: &str) -> Result<Vec<IndexedColumn>, String> {
     let mut out = Vec::new();
     for item in split_top_level(tokens) {
         let mut end = item.len();
@@ -519,7 +575,7 @@ fn indexed_columns(
         out.push(IndexedColumn {
             expr: match &column {
                 Some(c) => sql::quote_ident(c),
-                None => sql::render(expr, known),
+                None => span(src, expr),
             },
             column,
             collate,
@@ -529,7 +585,7 @@ fn indexed_columns(
     Ok(out)
 }
 
-fn table_constraint(p: &mut P<'_>, known: &HashSet<String>) -> Result<TableConstraint, String> {
+fn table_constraint(p: &mut P<'_>, src: &str) -> Result<TableConstraint, String> {
     let name = if p.eat("CONSTRAINT") {
         Some(p.name()?)
     } else {
@@ -547,7 +603,7 @@ fn table_constraint(p: &mut P<'_>, known: &HashSet<String>) -> Result<TableConst
             autoincrement = true;
             list = &list[..list.len() - 1];
         }
-        let columns = indexed_columns(list, known)?;
+        let columns = indexed_columns(list, src)?;
         let conflict = p.conflict()?;
         if primary {
             ConstraintKind::PrimaryKey {
@@ -559,7 +615,7 @@ fn table_constraint(p: &mut P<'_>, known: &HashSet<String>) -> Result<TableConst
             ConstraintKind::Unique { columns, conflict }
         }
     } else if t.is("CHECK") {
-        ConstraintKind::Check(sql::render(p.parenthesized()?, known))
+        ConstraintKind::Check(span(src, p.parenthesized()?))
     } else if t.is("FOREIGN") {
         p.expect("KEY")?;
         let columns = names(p.parenthesized()?)?;
@@ -579,14 +635,14 @@ fn index(
     p: &mut P<'_>,
     name: String,
     unique: bool,
-    columns_of: &dyn Fn(&str) -> HashSet<String>,
+    _columns_of: &dyn Fn(&str) -> HashSet<String>,
+    src: &str,
 ) -> Result<Index, String> {
     p.expect("ON")?;
     let table = p.qualified_name()?;
-    let known = columns_of(&table);
-    let columns = indexed_columns(p.parenthesized()?, &known)?;
+    let columns = indexed_columns(p.parenthesized()?, src)?;
     let where_ = if p.eat("WHERE") {
-        Some(sql::render(p.rest(), &known))
+        Some(span(src, p.rest()))
     } else {
         None
     };
@@ -620,7 +676,7 @@ fn view(p: &mut P<'_>, name: String, src: &str) -> Result<View, String> {
     })
 }
 
-fn trigger(p: &mut P<'_>, name: String) -> Result<Trigger, String> {
+fn trigger(p: &mut P<'_>, name: String, src: &str) -> Result<Trigger, String> {
     let rest = p.rest();
     let begin = rest
         .iter()
@@ -643,16 +699,15 @@ fn trigger(p: &mut P<'_>, name: String) -> Result<Trigger, String> {
     if !end.is("END") {
         return Err(format!("a trigger ends with END, not `{}`", end.text));
     }
-    let none = HashSet::new();
     let statements = body
         .split(|t| t.is_punct(";"))
         .filter(|s| !s.is_empty())
-        .map(|s| sql::render(s, &none))
+        .map(|s| span(src, s))
         .collect();
     Ok(Trigger {
         name,
         table,
-        header: sql::render(header, &none),
+        header: span(src, header),
         statements,
     })
 }
@@ -711,7 +766,38 @@ mod tests {
         let ConstraintKind::Check(c) = &t.constraints[1].kind else {
             panic!()
         };
+        // As written (SQLite keeps this text); canonical for comparing.
+        assert_eq!(c, "[Discount]>=(0) AND [Discount]<=(1)");
+        let mut canonical = t.clone();
+        canonical.canonicalize();
+        let ConstraintKind::Check(c) = &canonical.constraints[1].kind else {
+            panic!()
+        };
         assert_eq!(c, "Discount >= (0) AND Discount <= (1)");
+    }
+
+    #[test]
+    fn declared_types_and_defaults_are_kept_as_written() {
+        let t = table_of(
+            "CREATE TABLE t(a DECIMAL(15, 2) DEFAULT - 1, b varchar ( 10 ) /* c */ DEFAULT \
+             current_timestamp, c \"my type\" DEFAULT ( datetime('now',  'localtime') ), d)",
+        );
+        assert_eq!(t.columns[0].type_name.as_deref(), Some("DECIMAL(15, 2)"));
+        assert_eq!(t.columns[0].default_value(), Some("- 1"));
+        assert_eq!(t.columns[1].type_name.as_deref(), Some("varchar ( 10 )"));
+        assert_eq!(t.columns[1].default_value(), Some("current_timestamp"));
+        assert_eq!(t.columns[2].type_name.as_deref(), Some("\"my type\""));
+        assert_eq!(
+            t.columns[2].default_value(),
+            Some("( datetime('now',  'localtime') )")
+        );
+        assert_eq!(canonical_type("DECIMAL (15, 2)"), "DECIMAL(15,2)");
+        assert_eq!(canonical_default("- 1"), "-1");
+        assert_eq!(canonical_default("current_timestamp"), "CURRENT_TIMESTAMP");
+        assert_eq!(
+            canonical_default("( datetime('now',  'localtime') )"),
+            "(datetime('now', 'localtime'))"
+        );
     }
 
     #[test]
@@ -765,7 +851,7 @@ mod tests {
             panic!()
         };
         assert_eq!(t.table, "t");
-        assert_eq!(t.header, "AFTER UPDATE OF a ON t WHEN new.a > 0");
+        assert_eq!(t.header, "AFTER UPDATE OF a ON [t] WHEN new.a > 0");
         assert_eq!(t.statements, ["UPDATE t SET b = 1", "SELECT 2"]);
     }
 

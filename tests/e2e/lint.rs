@@ -215,7 +215,12 @@ fn the_bundled_example_lints_to_its_two_deliberate_destructive_steps() {
         .unwrap()
         .iter()
         .filter(|f| f.get("accepted").is_none() && f["severity"] != "note")
-        .map(|f| (f["code"].as_str().unwrap(), f["object"].as_str().unwrap_or("")))
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap(),
+                f["object"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     codes.sort();
     // invoices' rebuild is not judged: sqlparser cannot read its CREATE TABLE (GLOB checks).

@@ -33,6 +33,9 @@ use crate::error::Error;
 use crate::input::Dialect;
 use crate::tree::{Migration, Tree};
 
+/// A table's columns, with their declared types where they could be read.
+type Columns = Vec<(String, Option<DataType>)>;
+
 /// The file name of a migration's optional undo script.
 pub const UNDO_FILE: &str = "undo.sql";
 
@@ -586,7 +589,7 @@ pub(crate) fn one_line(sql: &str) -> String {
 /// `CREATE TABLE ... AS SELECT`).
 #[derive(Debug, Clone, Default)]
 pub struct Model {
-    tables: HashMap<String, Option<Vec<(String, Option<DataType>)>>>,
+    tables: HashMap<String, Option<Columns>>,
 }
 
 impl Model {

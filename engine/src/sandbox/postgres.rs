@@ -1950,7 +1950,7 @@ mod tests {
 mod unicode_props {
     use proptest::prelude::*;
 
-    use super::{Use, check_statement};
+    use crate::sandbox::pg_check::{Catalog, check};
 
     const PIECES: &[&str] = &[
         "SELECT ",
@@ -2008,8 +2008,7 @@ mod unicode_props {
         ) {
             let sql: String = pieces.concat();
             let file = std::path::Path::new("m/migration.toml");
-            let _ = check_statement(&sql, Use::Any, file);
-            let _ = check_statement(&sql, Use::Cursor, file);
+            let _ = check(&sql, &Catalog::default(), file);
         }
     }
 }

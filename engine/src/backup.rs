@@ -363,6 +363,20 @@ fn file_name(path: &Path) -> String {
     )
 }
 
+/// A builder of temporary folders (and files) that only their owner may enter or read,
+/// whatever the umask: for copies of a database's rows (a rehearsal copy, a sandbox started
+/// from a database or backup, a `pg_dump` archive), which must be no more readable than the
+/// backups are.
+pub(crate) fn private_dir<'a, 'b>() -> tempfile::Builder<'a, 'b> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    builder
+}
+
 /// The lock a run holds on a database while it changes it, in the file `<db>.strata-lock`
 /// beside the database: shared by `migrate` phases and `baseline` (several may run at once;
 /// each step also takes SQLite's write lock), exclusive by `restore`, so a restore never lands
@@ -406,9 +420,22 @@ impl RunLock {
             use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
             let mode = std::fs::metadata(db).map_or(0o600, |m| m.permissions().mode() & 0o666);
             options.mode(mode);
+            // Never through a symbolic link: a planted link would have strata create, or
+            // narrow the mode of, whatever file it points to.
+            options.custom_flags(libc::O_NOFOLLOW);
             mode
         };
-        let file = options.open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = options.open(&path).map_err(|e| {
+            #[cfg(unix)]
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                return Error::input(
+                    &path,
+                    "is a symbolic link, and strata opens its lock file only as a plain file; \
+                     remove the link (strata makes the file again)",
+                );
+            }
+            Error::io(&path, e)
+        })?;
         // A lock file left wider by an older strata (or a database made narrower since) is
         // narrowed; one that is not ours to change keeps working as a lock.
         #[cfg(unix)]

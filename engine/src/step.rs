@@ -1107,9 +1107,17 @@ pub(crate) fn undo(
         .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
     let guard =
         Guard::install(conn).map_err(|e| Error::db(db, "cannot install the SQL guard", e))?;
+    // undo.sql takes back this database's step: it may not open another database, whose
+    // changes neither the undo's transaction nor its backup would cover.
+    let attached = conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
     let file = m.file("undo.sql");
     let result = undo_in_transaction(conn, phase, m, sql, checksum, &file, &guard, started);
-    let restored = Guard::uninstall(conn).and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on));
+    let restored = Guard::uninstall(conn)
+        .and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on))
+        .and_then(|()| match attached {
+            Ok(was) => conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, was).map(|_| ()),
+            Err(e) => Err(e),
+        });
     let outcome = match result {
         Ok(done) => done,
         Err(failure) => {

@@ -321,3 +321,38 @@ fn the_postgres_example_lints_clean() {
     );
     assert_eq!(json["migrations"].as_array().unwrap().len(), 5);
 }
+
+/// plan and lint judge pending SQL in a throwaway database and nothing else: an ATTACH of the
+/// real database ends the check (it never runs), queries are only prepared, and a statement
+/// that runs too long is left to the rehearsal.
+#[test]
+fn plan_and_lint_never_reach_beyond_their_throwaway_database() {
+    let p = Project::empty();
+    p.write(
+        ZERO,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'keep');",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    let ledger = || crate::harness::rows(&p.open("app.db"), "SELECT checksum FROM strata_migration");
+    let before = ledger();
+    p.write(
+        &format!("{NEXT}/do.sql"),
+        "ATTACH DATABASE 'app.db' AS live;\nUPDATE live.t SET v = 'changed';\n\
+         DELETE FROM live.strata_migration;\n",
+    );
+    for cmd in ["plan", "lint"] {
+        p.strata(&[cmd]).stderr_has("ATTACH opens another database");
+        assert_eq!(crate::harness::rows(&p.open("app.db"), "SELECT v FROM t"), ["keep"]);
+        assert_eq!(ledger(), before);
+    }
+    p.write(
+        &format!("{NEXT}/do.sql"),
+        "CREATE TABLE x (a);\n\
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;\n\
+         VACUUM INTO 'copy.db';\n\
+         INSERT INTO x WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+         SELECT x FROM c;\n",
+    );
+    p.strata(&["plan"]).ok().stderr_has("line 4: the statement ran for more than");
+    assert!(!p.path("copy.db").exists());
+}

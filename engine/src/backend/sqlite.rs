@@ -185,7 +185,8 @@ impl Backend for Sqlite<'_> {
     fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error> {
         let (project, db) = (self.project, &self.db);
         let state = project.ensure_state_dir()?;
-        let dir = tempfile::Builder::new()
+        // Private: the copy holds the real database's rows.
+        let dir = crate::backup::private_dir()
             .prefix("rehearsal-")
             .tempdir_in(&state)
             .map_err(|e| Error::io(&state, e))?;
@@ -206,7 +207,11 @@ impl Backend for Sqlite<'_> {
     }
 
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        // Private: with --from it holds a copy of another database's rows.
+        let dir = crate::backup::private_dir()
+            .prefix(".strata-sandbox-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let db = dir.path().join("sandbox.db");
         if let Some(from) = from {
             if !from.is_file() {

@@ -47,7 +47,7 @@ fn check_sqlite(
     from_real: bool,
 ) -> Result<Vec<String>, Error> {
     let mut warnings = Vec::new();
-    let mem = Connection::open_in_memory()
+    let mut mem = Connection::open_in_memory()
         .map_err(|e| Error::db(":memory:", "cannot open a throwaway database", e))?;
     if from_real && let Err(why) = copy_schema(&project.db, &mem) {
         warnings.push(format!(
@@ -60,7 +60,12 @@ fn check_sqlite(
     for (i, m) in pending.iter().enumerate() {
         let p = Prepared::load_for(m, Dialect::Sqlite)?;
         let do_path = m.file("do.sql");
-        run_script(&mem, &do_path, &p.do_sql)?;
+        if let Checked::StoppedAt(why) = run_script(&mut mem, &do_path, &p.do_sql)? {
+            warnings.push(format!(
+                "plan checked the SQL up to {why}; the rest is checked by the rehearsal only"
+            ));
+            break;
+        }
         let component = p.transform.is_some() || p.test_seed.is_some() || p.proj_seed.is_some();
         if p.transform.is_none() {
             for data in [&p.test_data, &p.proj_data].into_iter().flatten() {
@@ -103,19 +108,97 @@ fn copy_schema(db: &Path, mem: &Connection) -> Result<(), String> {
     Ok(())
 }
 
-/// Prepares and runs `sql` statement by statement; the first failure becomes bad input naming
-/// `path`, the line and the statement.
-fn run_script(conn: &Connection, path: &Path, sql: &str) -> Result<(), Error> {
+/// How long one statement may run in the throwaway database before plan leaves it (and the
+/// rest) to the rehearsal.
+const STATEMENT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What became of a script in the throwaway database.
+enum Checked {
+    /// Every statement was checked.
+    All,
+    /// Checking stopped at a statement plan cannot run safely or quickly; why.
+    StoppedAt(String),
+}
+
+/// Prepares `sql` statement by statement in the throwaway database, and runs those that change
+/// its schema or rows, so that later statements are judged against what earlier ones built;
+/// the first failure becomes bad input naming `path`, the line and the statement. Nothing it
+/// runs reaches beyond the throwaway database: queries (and anything SQLite calls read-only)
+/// are only prepared; `ATTACH` (which would open another database) ends the check there;
+/// `VACUUM`, `PRAGMA`, `ANALYZE`, `REINDEX` and `DETACH` are only prepared; and a statement
+/// running past [`STATEMENT_BUDGET`] is interrupted and ends the check.
+fn run_script(conn: &mut Connection, path: &Path, sql: &str) -> Result<Checked, Error> {
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+        .map_err(|e| Error::db(":memory:", "cannot limit the throwaway database", e))?;
+    let deadline = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let watched = deadline.clone();
+    conn.progress_handler(
+        1_000,
+        Some(move || {
+            watched
+                .lock()
+                .ok()
+                .and_then(|d| *d)
+                .is_some_and(|d| std::time::Instant::now() > d)
+        }),
+    )
+    .map_err(|e| Error::db(":memory:", "cannot watch the throwaway database", e))?;
+    let result = walk(conn, path, sql, &deadline);
+    let _ = conn.progress_handler(0, None::<fn() -> bool>);
+    result
+}
+
+fn walk(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    deadline: &std::sync::Mutex<Option<std::time::Instant>>,
+) -> Result<Checked, Error> {
     let text = crate::sqlite::ScriptText::new(sql);
     let mut script = crate::sqlite::Script::new(conn, &text);
     loop {
         let (mut stmt, at) = match script.next_statement() {
             Ok(Some(next)) => next,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(Checked::All),
             Err((at, e)) => return Err(bad_statement(path, at.line, &at.text, &e)),
         };
-        if let Err(e) = stmt.raw_execute() {
-            return Err(bad_statement(path, at.line, &at.text, &e));
+        let first = at
+            .text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if first == "ATTACH" {
+            return Ok(Checked::StoppedAt(format!(
+                "{} line {}: ATTACH opens another database, which plan never does",
+                path.display(),
+                at.line
+            )));
+        }
+        let prepare_only = stmt.readonly()
+            || matches!(
+                first.as_str(),
+                "VACUUM" | "PRAGMA" | "ANALYZE" | "REINDEX" | "DETACH" | "EXPLAIN"
+            );
+        if prepare_only {
+            continue;
+        }
+        if let Ok(mut d) = deadline.lock() {
+            *d = Some(std::time::Instant::now() + STATEMENT_BUDGET);
+        }
+        let result = stmt.raw_execute();
+        match result {
+            Ok(_) => {}
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                return Ok(Checked::StoppedAt(format!(
+                    "{} line {}: the statement ran for more than {} s in plan's throwaway \
+                     database",
+                    path.display(),
+                    at.line,
+                    STATEMENT_BUDGET.as_secs()
+                )));
+            }
+            Err(e) => return Err(bad_statement(path, at.line, &at.text, &e)),
         }
     }
 }

@@ -154,7 +154,7 @@ impl Source {
     /// --no-owner --no-acl`, so the user strata connects as owns the copy), in one transaction.
     fn copy_into(&self, project: &Project, into: &Target) -> Result<(), Error> {
         let state = project.ensure_state_dir()?;
-        let dir = tempfile::Builder::new()
+        let dir = crate::backup::private_dir()
             .prefix("copy-")
             .tempdir_in(&state)
             .map_err(|e| Error::io(&state, e))?;

@@ -19,6 +19,7 @@ mod pinning;
 mod pipes;
 mod postgres;
 mod postgres_components;
+mod python;
 mod rails;
 mod readme;
 mod refusals;

@@ -116,6 +116,13 @@ pub fn check_switches() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The language of a guest `strata new` starts.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum GuestLang {
+    Rust,
+    Python,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Write strata.toml, an empty migrations folder and the .gitignore lines for the databases.
@@ -126,6 +133,7 @@ enum Command {
         "strata new billing add-discounts",
         "strata new catalog zero --new-module",
         "strata new people split-names --transform",
+        "strata new people split-names --transform --lang python",
         "strata new app add-tags --from-diff",
     ))]
     New {
@@ -153,6 +161,10 @@ enum Command {
         /// Also start a check guest crate (check/).
         #[arg(long, group = "guest", conflicts_with = "from_diff")]
         check: bool,
+        /// The language of the guest --transform/--seed/--check starts: rust (a crate) or
+        /// python (app.py, built with componentize-py).
+        #[arg(long, value_enum, default_value = "rust", requires = "guest")]
+        lang: GuestLang,
     },
     /// Compile guest crates to WebAssembly components and write the .wasm files to commit.
     #[command(after_help = examples!("strata build", "strata build people/20240320T100000Z"))]
@@ -504,6 +516,7 @@ pub fn run(args: Args) -> Result<()> {
             transform,
             seed,
             check,
+            lang,
             ..
         } => {
             let dir = scaffold::new_migration(&project, &module, &slug, new_module)?;
@@ -518,7 +531,10 @@ pub fn run(args: Args) -> Result<()> {
                     "{module}/{}",
                     dir.file_name().unwrap_or_default().to_string_lossy()
                 );
-                scaffold::guest_crate(&project, &dir, &label, guest)?;
+                match lang {
+                    GuestLang::Rust => scaffold::guest_crate(&project, &dir, &label, guest)?,
+                    GuestLang::Python => scaffold::python_guest(&project, &dir, &label, guest)?,
+                };
             }
             out.new_migration(&dir)
         }

@@ -231,6 +231,102 @@ pub fn guest_crate(
     ] {
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     }
+    write_sandbox_toml(dir)?;
+    Ok(crate_dir)
+}
+
+/// The `app.py` of a new Python guest: it builds, and does nothing yet.
+fn app_py(guest: Guest, label: &str) -> String {
+    let body = match guest {
+        Guest::Transform => {
+            "from strata_sdk import log, sql, transform\n\n\n\
+             @transform\n\
+             def run() -> None:\n    \
+             \"\"\"Runs once, after do.sql, inside the step's transaction. Read with\n    \
+             `sql.stream`/`sql.query`, write with `sql.Writer`/`sql.execute`.\"\"\"\n    \
+             log.info(\"nothing to do yet\")\n"
+        }
+        Guest::Seed => {
+            "from typing import Any, Dict\n\n\
+             from strata_sdk import log, seed, sql\n\n\n\
+             @seed\n\
+             def generate(params: Dict[str, Any]) -> None:\n    \
+             \"\"\"`params`: the \"$seed\" entry of the data.json beside seed.wasm.\"\"\"\n    \
+             count = int(params.get(\"count\", 0))\n    \
+             log.info(f\"asked for {count} rows\")\n"
+        }
+        Guest::Check => {
+            "from typing import List\n\n\
+             from strata_sdk import check, sql\n\n\n\
+             @check\n\
+             def violations() -> List[str]:\n    \
+             \"\"\"One message per violation; an empty list passes.\"\"\"\n    \
+             return []\n"
+        }
+    };
+    format!(
+        "\"\"\"The {} component of {label}.\"\"\"\n\n{body}",
+        guest.dir()
+    )
+}
+
+/// Starts a Python guest in the migration folder `dir`: `app.py`, a `strata-guest.toml` naming
+/// the project's Python SDK by a relative path, and `migration.toml` with its `[sandbox]`
+/// section. Returns the guest folder.
+pub fn python_guest(
+    project: &Project,
+    dir: &Path,
+    label: &str,
+    guest: Guest,
+) -> Result<PathBuf, Error> {
+    let guest_dir = dir.join(guest.dir());
+    std::fs::create_dir_all(&guest_dir).map_err(|e| Error::io(&guest_dir, e))?;
+    let absolute = std::fs::canonicalize(&guest_dir).map_err(|e| Error::io(&guest_dir, e))?;
+    let root = if project.root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        project.root.as_path()
+    };
+    let sdk = match std::env::var_os("STRATA_SDK_PYTHON") {
+        Some(dir) => PathBuf::from(dir),
+        None => crate::sdk_copy::ensure(root)?.join(crate::sdk_copy::PYTHON_DIR),
+    };
+    let sdk = std::fs::canonicalize(&sdk)
+        .ok()
+        .filter(|d| d.join("strata_sdk/__init__.py").is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "cannot find the Python SDK (strata_sdk/) at {}: set STRATA_SDK_PYTHON to the \
+                 sdk-python/ folder of a strata checkout, or unset it to use the project's own copy",
+                sdk.display()
+            ))
+        })?;
+    let manifest = format!(
+        "# A Python guest: `strata build` turns app.py (and the modules beside it) into {} with\n\
+         # componentize-py {}. `sdk` is the Python SDK it builds against, relative to this folder.\n\
+         sdk = \"{}\"\n",
+        match guest {
+            Guest::Transform => "transform.wasm",
+            Guest::Seed => "seed.wasm",
+            Guest::Check => "check.wasm",
+        },
+        crate::guest::python::COMPONENTIZE_PY_VERSION,
+        relative(&absolute, &sdk).display()
+    );
+    for (path, text) in [
+        (guest_dir.join(crate::guest::python::GUEST_FILE), manifest),
+        (
+            guest_dir.join(crate::guest::python::ENTRY),
+            app_py(guest, label),
+        ),
+    ] {
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    }
+    write_sandbox_toml(dir)?;
+    Ok(guest_dir)
+}
+
+fn write_sandbox_toml(dir: &Path) -> Result<(), Error> {
     let toml = dir.join(crate::config::MIGRATION_CONFIG_FILE);
     if !toml.exists() {
         let text = "# What this migration's components may touch, and their limits (capped by\n\
@@ -243,7 +339,7 @@ pub fn guest_crate(
                     # timeout_s = 600\n";
         std::fs::write(&toml, text).map_err(|e| Error::io(&toml, e))?;
     }
-    Ok(crate_dir)
+    Ok(())
 }
 
 /// Refuses a module that does not exist unless `new_module` says to start it.

@@ -11,6 +11,37 @@ use crate::error::Error;
 /// The folder of the project that holds one subfolder per SDK version.
 pub const SDK_DIR: &str = "strata-sdk";
 
+/// The subfolder of a version's folder that holds the Python SDK (`strata_sdk/`).
+pub const PYTHON_DIR: &str = "python";
+
+/// The Python SDK's files, relative to the version's folder.
+const PYTHON_FILES: &[(&str, &str)] = &[
+    (
+        "python/strata_sdk/__init__.py",
+        include_str!("../../sdk-python/strata_sdk/__init__.py"),
+    ),
+    (
+        "python/strata_sdk/errors.py",
+        include_str!("../../sdk-python/strata_sdk/errors.py"),
+    ),
+    (
+        "python/strata_sdk/log.py",
+        include_str!("../../sdk-python/strata_sdk/log.py"),
+    ),
+    (
+        "python/strata_sdk/sql.py",
+        include_str!("../../sdk-python/strata_sdk/sql.py"),
+    ),
+    (
+        "python/strata_sdk/py.typed",
+        include_str!("../../sdk-python/strata_sdk/py.typed"),
+    ),
+    (
+        "python/README.md",
+        include_str!("../../sdk-python/README.md"),
+    ),
+];
+
 /// This binary's SDK version (the workspace's).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -65,6 +96,7 @@ const WIT_BINDGEN: &str = "wit-bindgen = \"0.61\"";
 pub fn ensure(root: &Path) -> Result<PathBuf, Error> {
     let dir = root.join(SDK_DIR).join(VERSION);
     if dir.join("Cargo.toml").is_file() {
+        ensure_python(&dir)?;
         return Ok(dir);
     }
     // Written beside, then renamed into place: a folder that exists is always complete.
@@ -75,6 +107,7 @@ pub fn ensure(root: &Path) -> Result<PathBuf, Error> {
     let manifests = manifests();
     let files = FILES
         .iter()
+        .chain(PYTHON_FILES)
         .map(|(path, text)| (*path, *text))
         .chain(manifests.iter().map(|(path, text)| (*path, text.as_str())));
     for (path, text) in files {
@@ -92,6 +125,33 @@ pub fn ensure(root: &Path) -> Result<PathBuf, Error> {
             Ok(dir)
         }
         Err(e) => Err(Error::io(&dir, e)),
+    }
+}
+
+/// Adds `python/` to a version's folder written before the Python SDK existed (by an older
+/// strata of the same version); an existing `python/` is left as it is.
+fn ensure_python(dir: &Path) -> Result<(), Error> {
+    let python = dir.join(PYTHON_DIR);
+    if python.exists() {
+        return Ok(());
+    }
+    let staging = dir.join(format!(".{PYTHON_DIR}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    for (path, text) in PYTHON_FILES {
+        let rel = path.strip_prefix("python/").unwrap_or(path);
+        let file = staging.join(rel);
+        if let Some(folder) = file.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+        }
+        std::fs::write(&file, text).map_err(|e| Error::io(&file, e))?;
+    }
+    match std::fs::rename(&staging, &python) {
+        Ok(()) => Ok(()),
+        Err(_) if python.join("strata_sdk").is_dir() => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(())
+        }
+        Err(e) => Err(Error::io(&python, e)),
     }
 }
 
@@ -134,6 +194,17 @@ mod tests {
                 assert!(FILES.iter().any(|(p, _)| *p == rel), "{rel} is not copied");
             }
         }
+        for entry in std::fs::read_dir(root.join("sdk-python/strata_sdk")).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name == "__pycache__" {
+                continue;
+            }
+            let rel = format!("python/strata_sdk/{name}");
+            assert!(
+                PYTHON_FILES.iter().any(|(p, _)| *p == rel),
+                "{rel} is not copied"
+            );
+        }
     }
 
     #[test]
@@ -143,6 +214,11 @@ mod tests {
         assert_eq!(dir, root.path().join(SDK_DIR).join(VERSION));
         assert!(dir.join("wit/strata.wit").is_file());
         assert!(dir.join("wire/src/lib.rs").is_file());
+        assert!(dir.join("python/strata_sdk/sql.py").is_file());
+        // A folder from before the Python SDK gets python/ added, and nothing else changed.
+        std::fs::remove_dir_all(dir.join("python")).unwrap();
+        ensure(root.path()).unwrap();
+        assert!(dir.join("python/strata_sdk/__init__.py").is_file());
         std::fs::write(dir.join("src/lib.rs"), "// kept").unwrap();
         ensure(root.path()).unwrap();
         assert_eq!(

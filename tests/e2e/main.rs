@@ -22,6 +22,7 @@ mod pipes;
 mod postgres;
 mod postgres_components;
 mod postgres_sandbox;
+mod python;
 mod rails;
 mod readme;
 mod refusals;

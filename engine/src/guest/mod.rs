@@ -23,6 +23,29 @@ use crate::event::{Event, EventSink};
 use crate::sandbox::{Sandbox, World};
 use crate::tree::{Migration, Tree};
 
+pub mod python;
+
+/// The language of a guest: a Rust crate (Cargo.toml) or a Python folder (app.py).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+impl Lang {
+    /// The language of the guest in `dir`, if `dir` holds one.
+    pub fn of(dir: &Path) -> Option<Lang> {
+        if dir.join("Cargo.toml").is_file() {
+            Some(Lang::Rust)
+        } else if python::is_python(dir) {
+            Some(Lang::Python)
+        } else {
+            None
+        }
+    }
+}
+
 /// The target guests are built for.
 pub const TARGET: &str = "wasm32-unknown-unknown";
 
@@ -44,8 +67,9 @@ pub struct GuestCrate {
     /// `module/folder` of the migration.
     pub migration: String,
     pub world: World,
-    /// The crate folder (holding Cargo.toml).
+    /// The crate folder (holding Cargo.toml), or a Python guest's folder (holding app.py).
     pub source: PathBuf,
+    pub lang: Lang,
     /// The `.wasm` to write.
     pub output: PathBuf,
 }
@@ -84,18 +108,20 @@ pub fn find(project: &Project, selector: Option<&str>) -> Result<Vec<GuestCrate>
     for m in chosen {
         let build = MigrationConfig::load(&m.dir)?.build;
         for (world, source, named, output) in slots(m, &build) {
-            if source.join("Cargo.toml").is_file() {
+            if let Some(lang) = Lang::of(&source) {
                 crates.push(GuestCrate {
                     migration: m.label(),
                     world,
                     source,
+                    lang,
                     output: m.file(output),
                 });
             } else if named {
                 return Err(Error::input(
                     m.file(crate::config::MIGRATION_CONFIG_FILE),
                     format!(
-                        "[build] names {} as a guest crate, but it has no Cargo.toml",
+                        "[build] names {} as a guest, but it has no Cargo.toml (Rust) or app.py \
+                         (Python)",
                         source.display()
                     ),
                 ));
@@ -143,7 +169,7 @@ pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<Str
             .strip_prefix(&m.dir)
             .ok()
             .and_then(|rel| m.held(&rel.to_string_lossy()));
-        if (!configured && listed == Some(false)) || !source.join("Cargo.toml").is_file() {
+        if (!configured && listed == Some(false)) || Lang::of(&source).is_none() {
             continue;
         }
         let wasm = m.file(output);
@@ -203,14 +229,17 @@ fn record_path(wasm: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The sha256 of a guest crate's sources: every file under `dir` but `target/` and hidden
-/// entries, by relative path, CRLF read as LF.
+/// The sha256 of a guest crate's sources: every file under `dir` but `target/`, `__pycache__/`
+/// and hidden entries, by relative path, CRLF read as LF.
 pub fn sources_sha256(dir: &Path) -> Result<String, Error> {
     fn walk(dir: &Path, rel: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), Error> {
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
             let entry = entry.map_err(|e| Error::io(dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || (rel.as_os_str().is_empty() && name == "target") {
+            if name.starts_with('.')
+                || name == "__pycache__"
+                || (rel.as_os_str().is_empty() && name == "target")
+            {
                 continue;
             }
             let path = entry.path();
@@ -269,8 +298,15 @@ pub fn build(
     if crates.is_empty() {
         return Ok(Vec::new());
     }
-    check_target_installed()?;
+    if crates.iter().any(|c| c.lang == Lang::Rust) {
+        check_target_installed()?;
+    }
     let target_dir = absolute(&project.ensure_state_dir()?.join("build"))?;
+    let root = if project.root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        project.root.as_path()
+    };
     crates
         .iter()
         .map(|c| {
@@ -278,16 +314,26 @@ pub fn build(
                 migration: &c.migration,
                 source: &c.source,
             });
-            let core = compile(c, &target_dir, events)?;
-            let component = wit_component::ComponentEncoder::default()
-                .module(&core)
-                .and_then(|e| e.validate(true).encode())
-                .map_err(|e| {
-                    build_error(
-                        &c.source,
-                        format!("cannot encode the module as a component: {e:#}"),
-                    )
-                })?;
+            let component = match c.lang {
+                Lang::Rust => {
+                    let core = compile(c, &target_dir, events)?;
+                    wit_component::ComponentEncoder::default()
+                        .module(&core)
+                        .and_then(|e| e.validate(true).encode())
+                        .map_err(|e| {
+                            build_error(
+                                &c.source,
+                                format!("cannot encode the module as a component: {e:#}"),
+                            )
+                        })?
+                }
+                Lang::Python => {
+                    let source = absolute(&c.source)?;
+                    let build_root = BuildRoot::enter(&source)?;
+                    let staging = build_root.staging();
+                    python::compile(root, c, &staging, events)?
+                }
+            };
             check_world(sandbox, c, &component)?;
             std::fs::write(&c.output, &component).map_err(|e| Error::io(&c.output, e))?;
             write_record(c, &component)?;
@@ -301,7 +347,7 @@ pub fn build(
         .collect()
 }
 
-fn build_error(path: &Path, message: impl Into<String>) -> Error {
+pub(crate) fn build_error(path: &Path, message: impl Into<String>) -> Error {
     Error::Build {
         path: path.to_path_buf(),
         message: message.into(),
@@ -417,6 +463,13 @@ fn common_ancestor(dirs: &[PathBuf]) -> PathBuf {
 struct BuildRoot {
     path: PathBuf,
     _lock: std::fs::File,
+}
+
+impl BuildRoot {
+    /// A folder inside the root where a Python guest is staged (fixed path, private).
+    fn staging(&self) -> PathBuf {
+        self.path.with_file_name("py")
+    }
 }
 
 #[cfg(unix)]
@@ -627,8 +680,9 @@ fn check_world(sandbox: &Sandbox, c: &GuestCrate, component: &[u8]) -> Result<()
         &c.source,
         format!(
             "this crate is in the place of a {} component (world `{}`, exporting `{}`), but its \
-             component exports {}; use the SDK's `{}!` macro, or move the crate to the folder of \
-             its world (transform/, test-data/seed/, proj-data/seed/, check/)",
+             component exports {}; use the SDK's `{}!` macro (in Python its `@{}` decorator), or \
+             move the crate to the folder of its world (transform/, test-data/seed/, \
+             proj-data/seed/, check/)",
             c.world.name(),
             c.world.name(),
             c.world.export(),
@@ -637,6 +691,7 @@ fn check_world(sandbox: &Sandbox, c: &GuestCrate, component: &[u8]) -> Result<()
             } else {
                 exports.join(", ")
             },
+            c.world.name(),
             c.world.name(),
         ),
     ))

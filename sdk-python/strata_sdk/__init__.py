@@ -1,0 +1,126 @@
+"""The Python guest SDK of strata: migration logic written as plain Python and built by
+`strata build` (with a pinned componentize-py) into a sandboxed WebAssembly component of the
+same WIT worlds (`sdk/wit/strata.wit`) as the Rust SDK's.
+
+A component's only door is the database of the step being applied, through `sql`, and a message
+channel, `log`. There is no clock, randomness, file or network access.
+
+A transform that splits ``people.full_name`` into two new columns (``app.py``)::
+
+    from strata_sdk import log, sql, transform
+
+    @transform
+    def run() -> None:
+        names = sql.Writer("UPDATE people SET first_name = ?, last_name = ? WHERE id = ?")
+        for id, full_name in sql.stream("SELECT id, full_name FROM people"):
+            first, _, last = full_name.strip().partition(" ")
+            names.push((first, last.strip(), id))
+        log.info(f"split the names of {names.finish()} people")
+
+Exactly one of `transform`, `seed` or `check` decorates the function the component exports. An
+exception it raises fails the step, which is rolled back: a `strata_sdk.Error` is reported with
+its message, any other exception as ``Type: message`` after its traceback is logged at error level.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import Any, Callable, Dict, List, TypeVar
+
+from componentize_py_types import Err
+
+from . import log, sql
+from .errors import Constraint, Decode, Denied, Error, Limit, Other, SqlError, Syntax
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "sql",
+    "log",
+    "transform",
+    "seed",
+    "check",
+    "Error",
+    "SqlError",
+    "Syntax",
+    "Constraint",
+    "Denied",
+    "Limit",
+    "Other",
+    "Decode",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _report(e: BaseException) -> Err:
+    if isinstance(e, Error):
+        return Err(str(e))
+    log.error("".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip())
+    return Err(f"{type(e).__name__}: {e}")
+
+
+def _export(fn: Callable[..., Any], name: str, method: Callable[..., Any]) -> None:
+    """Binds the `WitWorld` class componentize-py looks for in the module that defines `fn`."""
+    module = sys.modules.get(fn.__module__)
+    namespace = module.__dict__ if module is not None else fn.__globals__
+    if "WitWorld" in namespace:
+        raise Error(
+            f"{fn.__module__} exports twice: a component exports one function, with one of "
+            "@transform, @seed or @check"
+        )
+    namespace["WitWorld"] = type("WitWorld", (), {name: method, "__doc__": fn.__doc__})
+
+
+def transform(fn: F) -> F:
+    """Exports ``fn() -> None`` as the `run` of the `transform` world: it runs once, after
+    do.sql, inside the step's transaction."""
+
+    def run(self: object) -> None:
+        try:
+            fn()
+        except Exception as e:
+            raise _report(e) from None
+
+    _export(fn, "run", run)
+    return fn
+
+
+def seed(fn: F) -> F:
+    """Exports ``fn(params: dict) -> None`` as the `seed` of the `seed` world; `params` is the
+    ``"$seed"`` entry of the data.json beside seed.wasm, ``{}`` when there is none."""
+
+    def seed_(self: object, params: str) -> None:
+        try:
+            parsed = json.loads(params) if params.strip() else {}
+            if not isinstance(parsed, dict):
+                raise Decode(f'the "$seed" parameters must be a JSON object, not {params[:80]}')
+            fn(parsed)
+        except Exception as e:
+            raise _report(e) from None
+
+    _export(fn, "seed", seed_)
+    return fn
+
+
+def check(fn: F) -> F:
+    """Exports ``fn() -> list[str]`` as the `check` of the `check` world: one message per
+    violation; an empty list passes."""
+
+    def check_(self: object) -> List[str]:
+        try:
+            found = fn()
+            if found is None:
+                return []
+            messages = [str(m) for m in found]
+        except Exception as e:
+            raise _report(e) from None
+        return messages
+
+    _export(fn, "check", check_)
+    return fn
+
+
+Params = Dict[str, Any]

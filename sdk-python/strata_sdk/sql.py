@@ -1,0 +1,321 @@
+"""SQL on the connection of the step being applied: the component's only door to the database.
+
+Values are plain Python: ``None``, ``int`` (64-bit), ``float``, ``str`` and ``bytes`` (``bool``
+is sent as 0 or 1, ``bytearray``/``memoryview`` as bytes). A row is a tuple of values in the
+order of the query's columns. Every call raises a subclass of `SqlError` named after the WIT's
+error case (`Syntax`, `Constraint`, `Denied`, `Limit`, `Other`) when it fails.
+
+- `execute`, `query`, `query_one`: one statement.
+- `stream`: a query read in batches through a cursor, for results larger than memory.
+- `execute_many` and `Writer`: one statement run for many rows, packed and sent in batches (the
+  fast path for bulk writes).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+from componentize_py_types import Err
+from wit_world.imports import sql as _wit
+
+from .errors import Constraint, Decode, Denied, Limit, Other, SqlError, Syntax
+
+#: A value as the SDK gives and takes it.
+Value = Union[None, int, float, str, bytes]
+#: A row: the values of one result row, in column order.
+Row = Tuple[Value, ...]
+#: Positional parameters for the `?` of a statement.
+Params = Sequence[Any]
+
+#: Rows per host call when reading with `stream` or writing with `Writer`/`execute_many`.
+DEFAULT_BATCH_ROWS = 1000
+
+__all__ = [
+    "Value",
+    "Row",
+    "Params",
+    "DEFAULT_BATCH_ROWS",
+    "execute",
+    "execute_many",
+    "query",
+    "query_one",
+    "stream",
+    "Rows",
+    "Writer",
+]
+
+_I64 = struct.Struct("<q")
+_F64 = struct.Struct("<d")
+_U32 = struct.Struct("<I")
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+
+_CASES = {
+    _wit.Error_Syntax: Syntax,
+    _wit.Error_Constraint: Constraint,
+    _wit.Error_Denied: Denied,
+    _wit.Error_Limit: Limit,
+    _wit.Error_Other: Other,
+}
+
+
+def _raise(err: Err, statement: str) -> SqlError:
+    case = err.value
+    return _CASES.get(type(case), Other)(getattr(case, "value", str(case)), statement)
+
+
+def _to_wit(value: Any, where: str) -> "_wit.Value":
+    if value is None:
+        return _wit.Value_Null()
+    if isinstance(value, bool):
+        return _wit.Value_Integer(int(value))
+    if isinstance(value, int):
+        _check_int(value, where)
+        return _wit.Value_Integer(value)
+    if isinstance(value, float):
+        return _wit.Value_Real(value)
+    if isinstance(value, str):
+        _check_text(value, where)
+        return _wit.Value_Text(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _wit.Value_Blob(bytes(value))
+    raise Decode(f"{where}: a {type(value).__name__} has no SQL value (use None, int, float, str or bytes)")
+
+
+def _check_int(value: int, where: str) -> None:
+    if not _I64_MIN <= value <= _I64_MAX:
+        raise Decode(f"{where}: {value} does not fit in a 64-bit integer")
+
+
+def _check_text(value: str, where: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise Decode(f"{where}: the text is not valid Unicode ({e.reason} at {e.start})") from None
+
+
+def _params(params: Params, statement: str) -> List["_wit.Value"]:
+    if isinstance(params, (str, bytes)):
+        raise Decode(f"the parameters of `{statement}` must be a sequence of values, not one {type(params).__name__}")
+    return [_to_wit(v, f"parameter {i + 1} of `{statement}`") for i, v in enumerate(params)]
+
+
+def _from_wit(value: "_wit.Value") -> Value:
+    if isinstance(value, _wit.Value_Null):
+        return None
+    return value.value
+
+
+def execute(sql: str, params: Params = ()) -> int:
+    """Runs one statement with positional parameters (``?``); returns the rows it changed."""
+    try:
+        return _wit.execute(sql, _params(params, sql))
+    except Err as e:
+        raise _raise(e, sql) from None
+
+
+def query(sql: str, params: Params = ()) -> List[Row]:
+    """Runs one query and returns every row; use `stream` for results that may not fit in memory."""
+    try:
+        rows = _wit.query(sql, _params(params, sql))
+    except Err as e:
+        raise _raise(e, sql) from None
+    return [tuple(_from_wit(v) for v in row) for row in rows]
+
+
+def query_one(sql: str, params: Params = ()) -> Row:
+    """Runs a query that must return exactly one row, and returns it."""
+    rows = query(sql, params)
+    if len(rows) != 1:
+        raise Decode(f"`{sql}` returned {len(rows)} rows where exactly one was expected")
+    return rows[0]
+
+
+def _decode(packed: "_wit.PackedRows", statement: str) -> List[Row]:
+    data = packed.data
+    columns = packed.columns
+    rows: List[Row] = []
+    append = rows.append
+    pos = 0
+    i64 = _I64.unpack_from
+    f64 = _F64.unpack_from
+    u32 = _U32.unpack_from
+    try:
+        for _ in range(packed.count):
+            row: List[Value] = []
+            put = row.append
+            for _ in range(columns):
+                tag = data[pos]
+                pos += 1
+                if tag == 3:
+                    (n,) = u32(data, pos)
+                    pos += 4
+                    put(data[pos : pos + n].decode("utf-8"))
+                    pos += n
+                elif tag == 1:
+                    put(i64(data, pos)[0])
+                    pos += 8
+                elif tag == 0:
+                    put(None)
+                elif tag == 2:
+                    put(f64(data, pos)[0])
+                    pos += 8
+                elif tag == 4:
+                    (n,) = u32(data, pos)
+                    pos += 4
+                    put(bytes(data[pos : pos + n]))
+                    pos += n
+                else:
+                    raise Decode(f"the rows of `{statement}` hold an unknown value tag {tag}")
+            append(tuple(row))
+    except (IndexError, struct.error, UnicodeDecodeError) as e:
+        raise Decode(f"the rows of `{statement}` are malformed: {e}") from None
+    return rows
+
+
+class Rows:
+    """The rows of a query, read from the host in batches of `batch_size` rows.
+
+    Iterate over it (each item is a row tuple); `columns` holds the column names. The cursor is
+    released when the rows run out, or with `close()` / a ``with`` block.
+    """
+
+    def __init__(self, sql: str, params: Params = (), batch_size: int = DEFAULT_BATCH_ROWS) -> None:
+        self.sql = sql
+        self.batch_size = max(1, int(batch_size))
+        try:
+            self._cursor: Optional["_wit.Cursor"] = _wit.open_cursor(sql, _params(params, sql))
+            self.columns: List[str] = self._cursor.columns()
+        except Err as e:
+            raise _raise(e, sql) from None
+
+    def batches(self) -> Iterator[List[Row]]:
+        """The rows a batch at a time, as lists of tuples."""
+        while self._cursor is not None:
+            try:
+                packed = self._cursor.next_packed(self.batch_size)
+            except Err as e:
+                self.close()
+                raise _raise(e, self.sql) from None
+            if packed.count == 0:
+                self.close()
+                return
+            yield _decode(packed, self.sql)
+
+    def __iter__(self) -> Iterator[Row]:
+        for batch in self.batches():
+            yield from batch
+
+    def close(self) -> None:
+        """Releases the host's cursor (idempotent)."""
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.__exit__(None, None, None)
+
+    def __enter__(self) -> "Rows":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def stream(sql: str, params: Params = (), batch_size: int = DEFAULT_BATCH_ROWS) -> Rows:
+    """Starts a query and returns its rows as an iterator of tuples, read in batches."""
+    return Rows(sql, params, batch_size)
+
+
+class Writer:
+    """One statement run for many rows: rows are packed and sent `batch_size` at a time.
+
+    >>> w = Writer("UPDATE people SET first_name = ?, last_name = ? WHERE id = ?")
+    >>> w.push(("Ada", "Lovelace", 1))
+    >>> changed = w.finish()
+
+    Call `finish()` (or use a ``with`` block) so the last batch is sent.
+    """
+
+    def __init__(self, sql: str, batch_size: int = DEFAULT_BATCH_ROWS) -> None:
+        self.sql = sql
+        self.batch_size = max(1, int(batch_size))
+        self._buf = bytearray()
+        self._columns: Optional[int] = None
+        self._pending = 0
+        self.pushed = 0
+        self.changed = 0
+
+    def push(self, row: Params) -> None:
+        """Adds a row of parameters, and sends the batch if it is full."""
+        if isinstance(row, (str, bytes)):
+            raise Decode(f"a row for `{self.sql}` must be a sequence of values, not one {type(row).__name__}")
+        if self._columns is None:
+            self._columns = len(row)
+        elif len(row) != self._columns:
+            raise Decode(
+                f"row {self.pushed + 1} for `{self.sql}` has {len(row)} values where the first had {self._columns}"
+            )
+        buf = self._buf
+        for i, v in enumerate(row):
+            if isinstance(v, str):
+                b = _check_text(v, f"value {i + 1} of row {self.pushed + 1} for `{self.sql}`")
+                buf += b"\x03"
+                buf += _U32.pack(len(b))
+                buf += b
+            elif v is None:
+                buf += b"\x00"
+            elif isinstance(v, int):
+                _check_int(v, f"value {i + 1} of row {self.pushed + 1} for `{self.sql}`")
+                buf += b"\x01"
+                buf += _I64.pack(v)
+            elif isinstance(v, float):
+                buf += b"\x02"
+                buf += _F64.pack(v)
+            elif isinstance(v, (bytes, bytearray, memoryview)):
+                b = bytes(v)
+                buf += b"\x04"
+                buf += _U32.pack(len(b))
+                buf += b
+            else:
+                raise Decode(
+                    f"value {i + 1} of row {self.pushed + 1} for `{self.sql}`: a {type(v).__name__} has no SQL "
+                    "value (use None, int, float, str or bytes)"
+                )
+        self._pending += 1
+        self.pushed += 1
+        if self._pending >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> int:
+        """Sends the pending rows now; returns the rows they changed."""
+        if self._pending == 0:
+            return 0
+        rows = _wit.PackedRows(columns=self._columns or 0, count=self._pending, data=bytes(self._buf))
+        self._buf = bytearray()
+        self._pending = 0
+        try:
+            changed = _wit.execute_packed(self.sql, rows)
+        except Err as e:
+            raise _raise(e, self.sql) from None
+        self.changed += changed
+        return changed
+
+    def finish(self) -> int:
+        """Sends what is left; returns the rows changed in total."""
+        self.flush()
+        return self.changed
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.finish()
+
+
+def execute_many(sql: str, rows: Iterable[Params], batch_size: int = DEFAULT_BATCH_ROWS) -> int:
+    """Runs one statement once per row of parameters, packed and sent in batches; returns the
+    rows changed in total."""
+    w = Writer(sql, batch_size)
+    for row in rows:
+        w.push(row)
+    return w.finish()

@@ -74,6 +74,50 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Refuses numbers strata cannot honour: a wait SQLite cannot take (its busy timeout is a
+    /// 32-bit count of milliseconds) or a limit so large that a deadline computed from it would
+    /// overflow the clock.
+    fn check_ranges(&self, path: &Path) -> Result<(), Error> {
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        let checks = [
+            (
+                "busy_timeout_ms",
+                self.busy_timeout_ms,
+                i32::MAX as u64,
+                "milliseconds",
+            ),
+            (
+                "statement_timeout_ms",
+                self.statement_timeout_ms,
+                i32::MAX as u64,
+                "milliseconds",
+            ),
+            (
+                "[sandbox] timeout_s",
+                self.sandbox.timeout_s,
+                365 * DAY_MS / 1000,
+                "seconds",
+            ),
+            (
+                "[sandbox] memory_mib",
+                self.sandbox.memory_mib,
+                1 << 20,
+                "MiB",
+            ),
+        ];
+        for (key, value, max, unit) in checks {
+            if value > max {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "{key} = {value} is more than strata can use ({max} {unit} at most); lower it"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The file `strata init` writes: every key with its default and a comment.
     pub fn template() -> String {
         let d = Config::default();
@@ -165,6 +209,7 @@ impl Project {
             }
             Err(e) => return Err(Error::io(path, e)),
         };
+        config.check_ranges(&path)?;
         let db = match database_url(&text_of(&path))? {
             Some(url) => url,
             None => resolve_db(&root, &config.db, "db")?,

@@ -1115,7 +1115,9 @@ pub(crate) fn undo(
     let restored = Guard::uninstall(conn)
         .and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on))
         .and_then(|()| match attached {
-            Ok(was) => conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, was).map(|_| ()),
+            Ok(was) => conn
+                .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, was)
+                .map(|_| ()),
             Err(e) => Err(e),
         });
     let outcome = match result {

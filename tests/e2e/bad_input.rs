@@ -318,3 +318,26 @@ fn unknown_files_in_latest_are_errors_notes_are_welcome_and_links_out_refused() 
         .stderr_has("outside the migrations folder");
     assert_eq!(rows(&p.open("app.db"), "SELECT count(*) FROM notes"), ["0"]);
 }
+
+/// Numbers strata cannot honour are refused with the key and the largest it takes, never a
+/// panic (busy_timeout_ms past SQLite's 32-bit milliseconds, a sandbox timeout past the clock).
+#[test]
+fn numbers_past_what_strata_can_use_are_refused_by_name() {
+    let p = Project::example();
+    for (key, value) in [
+        ("busy_timeout_ms", "2147483648"),
+        ("statement_timeout_ms", "99999999999"),
+        ("timeout_s", "18446744073709551615"),
+    ] {
+        let toml = if key == "timeout_s" {
+            format!("[sandbox]\n{key} = {value}\n")
+        } else {
+            format!("{key} = {value}\n")
+        };
+        p.write("strata.toml", &toml);
+        p.strata(&["status"])
+            .code(2)
+            .stderr_has(key)
+            .stderr_has("at most");
+    }
+}

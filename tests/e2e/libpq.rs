@@ -146,3 +146,28 @@ fn database_url_names_the_database_when_strata_toml_does_not() {
         .code(2)
         .stderr_has("DATABASE_URL names a \"mysql\" database");
 }
+
+/// A password with an unencoded `@` would have its tail read as the host and shown; the URL is
+/// refused without showing any of it.
+#[test]
+fn a_password_with_an_unencoded_at_sign_is_refused_and_never_shown() {
+    let p = Project::empty();
+    p.write("migrations/.keep", "");
+    for (env, args) in [
+        (
+            vec![],
+            vec!["--db", "postgres://u:SeKr@tPW@127.0.0.1:1/d", "status"],
+        ),
+        (
+            vec![("DATABASE_URL", "postgres://u:SeKr@tPW@127.0.0.1:1/d")],
+            vec!["status"],
+        ),
+    ] {
+        let run = with_env(&p, &env, &args).code(2).stderr_has("%40");
+        assert!(
+            !run.stderr.contains("tPW") && !run.stdout.contains("tPW"),
+            "{}",
+            run.stderr
+        );
+    }
+}

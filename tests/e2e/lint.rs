@@ -333,7 +333,8 @@ fn plan_and_lint_never_reach_beyond_their_throwaway_database() {
         "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'keep');",
     );
     p.strata(&["migrate", "-q"]).ok();
-    let ledger = || crate::harness::rows(&p.open("app.db"), "SELECT checksum FROM strata_migration");
+    let ledger =
+        || crate::harness::rows(&p.open("app.db"), "SELECT checksum FROM strata_migration");
     let before = ledger();
     p.write(
         &format!("{NEXT}/do.sql"),
@@ -342,7 +343,10 @@ fn plan_and_lint_never_reach_beyond_their_throwaway_database() {
     );
     for cmd in ["plan", "lint"] {
         p.strata(&[cmd]).stderr_has("ATTACH opens another database");
-        assert_eq!(crate::harness::rows(&p.open("app.db"), "SELECT v FROM t"), ["keep"]);
+        assert_eq!(
+            crate::harness::rows(&p.open("app.db"), "SELECT v FROM t"),
+            ["keep"]
+        );
         assert_eq!(ledger(), before);
     }
     p.write(
@@ -353,6 +357,8 @@ fn plan_and_lint_never_reach_beyond_their_throwaway_database() {
          INSERT INTO x WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
          SELECT x FROM c;\n",
     );
-    p.strata(&["plan"]).ok().stderr_has("line 4: the statement ran for more than");
+    p.strata(&["plan"])
+        .ok()
+        .stderr_has("line 4: the statement ran for more than");
     assert!(!p.path("copy.db").exists());
 }

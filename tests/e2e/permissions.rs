@@ -106,3 +106,22 @@ fn the_run_lock_is_no_wider_than_a_private_database_even_under_umask_0() {
     under_umask(&p, 0, &["migrate", "-q"]).ok();
     assert_eq!(mode(&lock), 0o600);
 }
+
+/// A planted symbolic link in place of the lock file is never followed: strata refuses, naming
+/// it, and the file it points to is neither created nor changed.
+#[test]
+fn the_run_lock_is_never_opened_through_a_symbolic_link() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let p = crate::harness::Project::example();
+    let victim = p.path("victim.txt");
+    std::fs::write(&victim, "x").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&victim, p.path("app.db.strata-lock")).unwrap();
+    p.strata(&["migrate"]).code(2).stderr_has("symbolic link");
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    std::fs::remove_file(p.path("app.db.strata-lock")).unwrap();
+    std::os::unix::fs::symlink(p.path("nowhere"), p.path("app.db.strata-lock")).unwrap();
+    p.strata(&["migrate"]).code(2);
+    assert!(!p.path("nowhere").exists());
+}

@@ -296,3 +296,21 @@ fn undo_and_its_proof_on_postgres() {
         .code(1)
         .stderr_has("does not take the step back");
 }
+
+/// undo.sql takes back its own database's step: it may not open another database (the test
+/// phase could otherwise change the real one before its backup).
+#[test]
+fn undo_sql_may_not_attach_another_database() {
+    let p = Project::empty();
+    chain(&p);
+    p.strata(&["migrate"]).ok();
+    p.write(
+        &format!("{TAGS}/undo.sql"),
+        "DROP TABLE tags;\nATTACH 'app.db' AS again;\nDELETE FROM again.people;",
+    );
+    p.strata(&["undo"]).code(1).stderr_has("line 2");
+    assert_eq!(rows(&p.open("app.db"), "SELECT name FROM people"), ["Ada"]);
+    for db in ["app.db", ".strata/test.db"] {
+        assert!(schema(&p, db).contains(&"table tags".to_string()));
+    }
+}

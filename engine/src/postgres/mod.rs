@@ -201,6 +201,17 @@ impl Target {
         {
             config.connect_timeout(Duration::from_secs(secs));
         }
+        // A password holding an unencoded `@` splits the URL at its first `@` (as libpq does),
+        // so the rest of the password would read as the host, and be shown.
+        if config.get_hosts().iter().any(|h| match h {
+            Host::Tcp(h) => h.contains('@'),
+            Host::Unix(_) => false,
+        }) {
+            return Err(Error::Usage(format!(
+                "{key}: the URL has an `@` after the one that ends the user and password: write \
+                 an `@` inside a password as %40 (the password is not shown)"
+            )));
+        }
         if config.get_user().is_none() {
             let user = libpq::fallback(service, "user", "PGUSER")
                 .or_else(|| whoami::username().ok())

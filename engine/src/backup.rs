@@ -132,7 +132,14 @@ pub fn verify(path: &Path) -> Result<(), Error> {
 
 /// A private temporary file in `dir` for a backup being written.
 pub(crate) fn partial(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| Error::io(dir, e))?;
     tempfile::Builder::new()
         .suffix(".db.partial")
         .tempfile_in(dir)

@@ -302,7 +302,15 @@ impl Project {
     /// Creates `.strata/` with a `.gitignore` that keeps it out of version control.
     pub fn ensure_state_dir(&self) -> Result<PathBuf, Error> {
         let dir = self.state_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Private to its owner whatever the umask: it holds backups of the databases.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(&dir).map_err(|e| Error::io(&dir, e))?;
         let ignore = dir.join(".gitignore");
         if !ignore.exists() {
             std::fs::write(

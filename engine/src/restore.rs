@@ -168,7 +168,19 @@ pub fn state_after_path(backup: &Path) -> PathBuf {
 pub(crate) fn record_state_after(backup: &Path, state: &State) -> Result<(), Error> {
     let path = state_after_path(backup);
     let text = serde_json::to_string_pretty(state).expect("a state serializes");
-    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    // As private as the backup it sits beside.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    use std::io::Write as _;
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| Error::io(&path, e))
 }
 
 /// The state recorded at the end of the run that took `backup`, if there is one.

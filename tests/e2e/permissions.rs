@@ -93,6 +93,14 @@ fn the_run_lock_is_no_wider_than_a_private_database_even_under_umask_0() {
     for b in &backups {
         assert_eq!(mode(b) & 0o077, 0, "{} is {:o}", b.display(), mode(b));
     }
+    for dir in [".strata", ".strata/backups"] {
+        assert_eq!(
+            mode(&p.path(dir)) & 0o077,
+            0,
+            "{dir} is {:o}",
+            mode(&p.path(dir))
+        );
+    }
     under_umask(&p, 0, &["restore", "--yes"]).ok();
     assert_eq!(mode(&lock), 0o600);
     assert_eq!(

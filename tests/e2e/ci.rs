@@ -36,8 +36,8 @@ fn ci_runs_the_readme_test_command_with_the_ignored_tests_and_the_guest_tests() 
     }
     // No tool the ignored tests need may quietly drop out.
     assert!(
-        ci.contains("for tool in sqldiff sqlite3 grpcurl; do"),
-        ".ci/run must require sqldiff, sqlite3 and grpcurl"
+        ci.contains("for tool in sqldiff sqlite3 grpcurl componentize-py; do"),
+        ".ci/run must require sqldiff, sqlite3, grpcurl and componentize-py"
     );
     assert!(
         ci.contains("for example in guest-examples/*/") && ci.contains("cargo test"),

@@ -200,8 +200,9 @@ fn code_start(s: &str) -> usize {
     }
 }
 
-/// A statement on one line, whitespace collapsed, without its `;`, at most 160 characters.
-fn one_line(sql: &str) -> String {
+/// A statement on one line, whitespace collapsed, without its `;`, at most 160 characters (as
+/// messages show statements, on either backend).
+pub(crate) fn one_line(sql: &str) -> String {
     let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     let flat = flat.trim_end_matches(';').trim_end().to_string();
     if flat.chars().count() > 160 {

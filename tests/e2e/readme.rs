@@ -63,6 +63,25 @@ fn blocks_of(readme: &str, kind: &str) -> Vec<Block> {
     blocks
 }
 
+/// `bash -c script` in `dir`, with a cleaned environment and the `strata` under test first on
+/// `PATH`, as a reader's shell would have it.
+fn bash(script: &str, dir: &Path) -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_strata")).parent().unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(script).current_dir(dir).env_clear();
+    for name in KEPT_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    cmd.env("PATH", path);
+    cmd
+}
+
 fn installed(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
@@ -105,7 +124,6 @@ fn the_readme_marks_its_examples_for_this_test() {
 fn run_blocks(all: bool) -> tempfile::TempDir {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_strata")).parent().unwrap();
     let mut script = String::from("set -euo pipefail\nset -x\n");
     for (i, block) in tested_blocks(&readme).into_iter().enumerate() {
         if !block.needs.is_empty() && !all {
@@ -119,21 +137,7 @@ fn run_blocks(all: bool) -> tempfile::TempDir {
         }
         script.push_str(&format!(": README example {}\n{}", i + 1, block.text));
     }
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(&script)
-        .current_dir(work.path())
-        .env_clear();
-    for name in KEPT_VARIABLES {
-        if let Some(value) = std::env::var_os(name) {
-            cmd.env(name, value);
-        }
-    }
-    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .unwrap();
-    cmd.env("PATH", path);
+    let mut cmd = bash(&script, work.path());
     let run = Run::new(&["(README examples)"], cmd.output().unwrap());
     assert_eq!(
         run.code, 0,
@@ -196,7 +200,6 @@ fn readme_postgres_examples_run_in_order() {
         &repo_root().join("examples/postgres"),
         &work.path().join("examples/postgres"),
     );
-    let bin = Path::new(env!("CARGO_BIN_EXE_strata")).parent().unwrap();
     // The example's databases belong to this test alone; made afresh.
     let mut script = String::from(
         "set -euo pipefail\nset -x\n\
@@ -209,22 +212,8 @@ fn readme_postgres_examples_run_in_order() {
             block.text
         ));
     }
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(&script)
-        .current_dir(work.path())
-        .env_clear();
-    for name in KEPT_VARIABLES {
-        if let Some(value) = std::env::var_os(name) {
-            cmd.env(name, value);
-        }
-    }
-    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .unwrap();
-    cmd.env("PATH", path)
-        .env("PGHOST", &host)
+    let mut cmd = bash(&script, work.path());
+    cmd.env("PGHOST", &host)
         .env("PGPORT", &port)
         .env("PGUSER", &user)
         .env("PGPASSWORD", &password)

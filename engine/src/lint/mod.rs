@@ -533,7 +533,7 @@ fn parse(dialect: Dialect, line: usize, text: &str) -> Parsed {
     };
     Parsed {
         line,
-        one_line: one_line(text),
+        one_line: crate::sqlite::one_line(text),
         ast,
         words,
     }
@@ -569,18 +569,6 @@ fn without_table_options(d: &dyn SqlDialect, text: &str) -> Option<Statement> {
     match v.pop() {
         Some(s @ Statement::CreateTable(_)) if v.is_empty() => Some(s),
         _ => None,
-    }
-}
-
-/// A statement on one line, whitespace collapsed, at most 160 characters.
-pub(crate) fn one_line(sql: &str) -> String {
-    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    let flat = flat.trim_end_matches(';').trim_end().to_string();
-    if flat.chars().count() > 160 {
-        let cut: String = flat.chars().take(157).collect();
-        format!("{cut}...")
-    } else {
-        flat
     }
 }
 

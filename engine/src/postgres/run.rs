@@ -520,7 +520,7 @@ pub(crate) fn undo(
                     }
                     Err(e) => {
                         failed = Some((
-                            Some((st.line, one_line(&st.text))),
+                            Some((st.line, step::one_line(&st.text))),
                             super::describe_error(&e),
                         ));
                         return Ok(false);
@@ -597,17 +597,6 @@ pub(crate) fn undo(
         backup,
         undone,
     })
-}
-
-/// A statement on one line, whitespace collapsed, at most 160 characters.
-fn one_line(sql: &str) -> String {
-    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    let flat = flat.trim_end_matches(';').trim_end().to_string();
-    if flat.chars().count() > 160 {
-        format!("{}...", flat.chars().take(157).collect::<String>())
-    } else {
-        flat
-    }
 }
 
 /// The whole schema of `target` as text, every object whoever owns it.

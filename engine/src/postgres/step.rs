@@ -377,8 +377,8 @@ fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> A
     }
 }
 
-/// A statement on one line, shortened if long.
-fn one_line(sql: &str) -> String {
+/// A statement on one line, shortened if long (also how `strata undo` names a failed one).
+pub(crate) fn one_line(sql: &str) -> String {
     let flat: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > 120 {
         format!("{}...", flat.chars().take(117).collect::<String>())

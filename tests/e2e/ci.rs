@@ -43,12 +43,20 @@ fn ci_runs_the_readme_test_command_with_the_ignored_tests_and_the_guest_tests() 
         ci.contains("for example in guest-examples/*/") && ci.contains("cargo test"),
         ".ci/run must run the guest examples' tests:\n{ci}"
     );
-    // Every guest example has tests of its own for that loop to run.
+    // Every Rust guest example has tests of its own for that loop to run; the Python ones
+    // have theirs in guest-examples/python/test_pure.py, which .ci/run runs too.
     for entry in std::fs::read_dir(repo_root().join("guest-examples")).unwrap() {
         let dir = entry.unwrap().path();
-        if dir.is_dir() {
+        if dir.join("Cargo.toml").is_file() {
             let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
             assert!(lib.contains("#[test]"), "{} has no tests", dir.display());
         }
     }
+    let python = std::fs::read_to_string(repo_root().join("guest-examples/python/test_pure.py"))
+        .expect("the Python examples' tests");
+    assert!(python.contains("def test_"), "test_pure.py has no tests");
+    assert!(
+        ci.contains("python3 guest-examples/python/test_pure.py"),
+        ".ci/run must run the Python examples' tests"
+    );
 }

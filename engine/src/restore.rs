@@ -261,6 +261,20 @@ fn runs(rows: &[AuditRow], phase: &str) -> Vec<Run> {
     out
 }
 
+/// The backups `restore` puts back by default on `backend` (the database `db` of `project`):
+/// [`default_fits`], consulting the test database's log when `db` is the real one.
+pub(crate) fn default_for(
+    project: &Project,
+    db: &Path,
+    backend: &dyn Backend,
+) -> Result<Vec<Backup>, Error> {
+    let real = db != project.test_db;
+    let test = real
+        .then(|| crate::backend::open(project, &project.test_db).ok())
+        .flatten();
+    default_fits(backend, real, test.as_deref())
+}
+
 /// The backups `restore` without a name may put back into `db`, the one it would put back
 /// last: the backup taken by the last run that changed the database (read from its audit
 /// log), not merely the newest backup. `real` says whether `db` is the real database (whose

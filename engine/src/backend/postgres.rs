@@ -168,11 +168,7 @@ impl Backend for Postgres<'_> {
 
     fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
         restore::choose(self.project, &self.target, named, || {
-            let real = self.db != self.project.test_db;
-            let test = real
-                .then(|| crate::backend::open(self.project, &self.project.test_db).ok())
-                .flatten();
-            crate::restore::default_fits(self, real, test.as_deref())
+            crate::restore::default_for(self.project, &self.db, self)
         })
     }
 

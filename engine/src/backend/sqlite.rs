@@ -260,11 +260,7 @@ impl Backend for Sqlite<'_> {
 
     fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
         crate::restore::choose_file(self.project, &self.db, named, || {
-            let real = self.db != self.project.test_db;
-            let test = real
-                .then(|| crate::backend::open(self.project, &self.project.test_db).ok())
-                .flatten();
-            crate::restore::default_fits(self, real, test.as_deref())
+            crate::restore::default_for(self.project, &self.db, self)
         })
     }
 

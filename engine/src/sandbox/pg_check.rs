@@ -407,13 +407,8 @@ impl Walker<'_> {
             }
             "TypeCast" => self.fields(kind, body, &[]),
             "TypeName" => {
-                let names: Vec<&str> = body["names"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(string_node)
-                    .collect();
-                if names.len() > 1 && (names.len() > 2 || names[0] != "pg_catalog") {
+                let names = name_list(&body["names"]);
+                if !in_pg_catalog(&names) {
                     return Err(self.denied(format!(
                         "a component may not use the type `{}`: casts and typed values are \
                          limited to PostgreSQL's built-in types (pg_catalog), whose input runs \
@@ -656,13 +651,8 @@ impl Walker<'_> {
 
     /// Checks an operator name list (`["="]` or `["pg_catalog", "="]`): only `pg_catalog`'s.
     fn operator(&self, names: &Value) -> Result<(), Refusal> {
-        let names: Vec<&str> = names
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(string_node)
-            .collect();
-        if names.len() > 1 && (names.len() > 2 || names[0] != "pg_catalog") {
+        let names = name_list(names);
+        if !in_pg_catalog(&names) {
             return Err(self.denied(format!(
                 "a component may not use the operator `OPERATOR({})`: operators resolve to \
                  functions, and only PostgreSQL's own (pg_catalog) are allowed",
@@ -691,6 +681,21 @@ impl Walker<'_> {
 /// The string of a `String` node.
 fn string_node(v: &Value) -> Option<&str> {
     v.get("node")?.get("String")?.get("sval")?.as_str()
+}
+
+/// A qualified name as the tree lists it (`["pg_catalog", "int4"]`, `["="]`).
+fn name_list(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(string_node)
+        .collect()
+}
+
+/// Whether a type or operator name resolves in `pg_catalog`: unqualified (strata runs the
+/// statement under `search_path = pg_catalog, pg_temp`) or qualified with `pg_catalog`.
+fn in_pg_catalog(names: &[&str]) -> bool {
+    names.len() <= 1 || (names.len() == 2 && names[0] == "pg_catalog")
 }
 
 /// The built-in functions (of `pg_catalog`) a component may call: they compute a value from

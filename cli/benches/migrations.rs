@@ -208,7 +208,7 @@ fn schema_hash(db: &Path) -> String {
             h.update([0]);
         }
     }
-    strata_engine::checksum::hex(&h.finalize())
+    strata_engine::core::checksum::hex(&h.finalize())
 }
 
 fn ledger_rows(db: &Path) -> i64 {
@@ -310,16 +310,16 @@ fn per_step(n: usize, what: &str, write: fn(&Path, usize) -> String) {
     project.db = dir.path().join("app.db");
     project.test_db = dir.path().join("test.db");
     let mut stamps: Vec<Instant> = Vec::with_capacity(n + 1);
-    strata_engine::migrator::migrate(
+    strata_engine::commands::migrate::migrate(
         &project,
-        &strata_engine::migrator::MigrateOptions::default(),
+        &strata_engine::commands::migrate::MigrateOptions::default(),
         &mut |e| match e {
             strata_engine::Event::PhaseStarted {
-                phase: strata_engine::event::Phase::Rehearsal,
+                phase: strata_engine::core::event::Phase::Rehearsal,
                 ..
             } => stamps.push(Instant::now()),
             strata_engine::Event::StepApplied {
-                phase: strata_engine::event::Phase::Rehearsal,
+                phase: strata_engine::core::event::Phase::Rehearsal,
                 ..
             } => stamps.push(Instant::now()),
             _ => {}

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser, Subcommand};
-use strata_engine::backup::Backup;
-use strata_engine::migrator::{self, MigrateOptions};
-use strata_engine::plan::PlanOptions;
-use strata_engine::sandbox::Sandbox;
-use strata_engine::{Error, Project, design, guest, restore, scaffold, tree};
+use strata_engine::commands::migrate::{self, MigrateOptions};
+use strata_engine::commands::{build as guest, design, restore, scaffold};
+use strata_engine::components::Sandbox;
+use strata_engine::core::backup::Backup;
+use strata_engine::core::plan::PlanOptions;
+use strata_engine::core::tree;
+use strata_engine::{Error, Project};
 
 use crate::render::{self, Output};
 
@@ -440,7 +442,7 @@ fn resolve_to(project: &Project, to: Option<&str>) -> Result<Option<String>, Err
 /// without `--allow-destructive`, 1 with `--exit-code` when there is a difference.
 fn show_diff(
     out: &Output,
-    report: &design::DiffReport,
+    report: &strata_engine::core::design::DiffReport,
     sql: bool,
     allow_destructive: bool,
     exit_code: bool,
@@ -462,7 +464,7 @@ fn show_diff(
 /// its exit: 1 when any step failed.
 fn show_sandbox(
     out: &Output,
-    report: &migrator::SandboxReport,
+    report: &migrate::SandboxReport,
     junit: Option<&std::path::Path>,
 ) -> Result<()> {
     if let Some(path) = junit {
@@ -540,7 +542,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Build { selector } => {
             let crates = guest::find(&project, selector.as_deref())?;
-            let sandbox = Sandbox::new(strata_engine::sandbox::CacheLocation::for_user())
+            let sandbox = Sandbox::new(strata_engine::components::CacheLocation::for_user())
                 .map_err(|e| anyhow::anyhow!("cannot start the WebAssembly engine: {e:#}"))?;
             out.build(&guest::build(&project, &crates, &sandbox, &mut |e| {
                 render::event(&out, e)
@@ -560,22 +562,24 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Baseline { module } => out.adopted(&design::baseline(&project, &module)?),
         Command::Status { check } => {
-            out.status(&migrator::status(&project)?)?;
+            out.status(&migrate::status(&project)?)?;
             if check {
-                migrator::check(&project, &MigrateOptions::default())?;
+                migrate::check(&project, &MigrateOptions::default())?;
             }
             Ok(())
         }
         Command::Plan { run, sql, strict } => {
             let opts = run.options(&project)?;
             let phases = if sql {
-                migrator::plan_with_sql(&project, &opts)?
+                migrate::plan_with_sql(&project, &opts)?
             } else {
-                migrator::plan(&project, &opts)?
+                migrate::plan(&project, &opts)?
             };
-            let warnings = strata_engine::lint::syntax::check_pending(&project)?;
-            let report =
-                strata_engine::lint::lint_project(&project, strata_engine::lint::Scope::Pending)?;
+            let warnings = strata_engine::commands::lint::syntax::check_pending(&project)?;
+            let report = strata_engine::commands::lint::lint_project(
+                &project,
+                strata_engine::commands::lint::Scope::Pending,
+            )?;
             if sql {
                 out.plan_sql(&phases)?;
             } else {
@@ -590,24 +594,24 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Lint { all } => {
             let scope = if all {
-                strata_engine::lint::Scope::All
+                strata_engine::commands::lint::Scope::All
             } else {
-                strata_engine::lint::Scope::Pending
+                strata_engine::commands::lint::Scope::Pending
             };
             let warnings = if all {
                 Vec::new()
             } else {
-                strata_engine::lint::syntax::check_pending(&project)?
+                strata_engine::commands::lint::syntax::check_pending(&project)?
             };
             lint::show(
                 &out,
-                &strata_engine::lint::lint_project(&project, scope)?,
+                &strata_engine::commands::lint::lint_project(&project, scope)?,
                 &warnings,
             )
         }
         Command::Completions { .. } => unreachable!("handled before the project is opened"),
         Command::Migrate(run) => {
-            let report = migrator::migrate(&project, &run.options(&project)?, &mut |e| {
+            let report = migrate::migrate(&project, &run.options(&project)?, &mut |e| {
                 render::event(&out, e)
             })?;
             out.migrate(&report)
@@ -618,20 +622,20 @@ pub fn run(args: Args) -> Result<()> {
             to,
             strict,
         } => {
-            let opts = migrator::SandboxOptions {
+            let opts = migrate::SandboxOptions {
                 from,
                 plan: PlanOptions {
                     to: resolve_to(&project, to.as_deref())?,
                     allow_out_of_order: false,
                 },
             };
-            let report = migrator::sandbox(&project, &opts, &mut |e| render::event(&out, e))?;
+            let report = migrate::sandbox(&project, &opts, &mut |e| render::event(&out, e))?;
             let ran: Vec<String> = report
                 .steps
                 .iter()
                 .map(|s| format!("{}/{}", s.module, s.migration))
                 .collect();
-            let findings = strata_engine::lint::lint_labels(&project, &ran)?;
+            let findings = strata_engine::commands::lint::lint_labels(&project, &ran)?;
             show_sandbox(&out, &report, junit.as_deref())?;
             lint::warn(&out, &findings, strict)
         }
@@ -661,7 +665,7 @@ pub fn run(args: Args) -> Result<()> {
             )
         }
         Command::Repair { migrations, yes } => {
-            let report = strata_engine::repair::repair(&project, &migrations, yes)?;
+            let report = strata_engine::commands::repair::repair(&project, &migrations, yes)?;
             out.repair(&report)?;
             if !yes && !out.json_mode() {
                 // A preview, like `plan`: it succeeds, and says how to go on.
@@ -675,8 +679,10 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::Undo { to } => {
-            let report =
-                strata_engine::undo::undo(&project, &strata_engine::undo::UndoOptions { to })?;
+            let report = strata_engine::commands::undo::undo(
+                &project,
+                &strata_engine::commands::undo::UndoOptions { to },
+            )?;
             out.undone(&report)
         }
         Command::Down { .. } | Command::Rollback { .. } | Command::Revert { .. } => {
@@ -689,7 +695,7 @@ pub fn run(args: Args) -> Result<()> {
             .into())
         }
         Command::Audit { test, limit } => {
-            let (db, rows) = migrator::audit(&project, test, limit)?;
+            let (db, rows) = migrate::audit(&project, test, limit)?;
             out.audit(&db, &rows)
         }
         Command::Serve(serve) => remote::serve(&out, project, &args.remote, serve),
@@ -699,7 +705,11 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Asks on the terminal whether to put `chosen` back into `db`; `changed` are the tables whose
 /// rows changed outside strata since the run it undoes.
-fn confirm(db: &Path, chosen: &Backup, changed: &[restore::TableDifference]) -> Result<bool> {
+fn confirm(
+    db: &Path,
+    chosen: &Backup,
+    changed: &[strata_engine::core::restore::TableDifference],
+) -> Result<bool> {
     if !changed.is_empty() {
         eprintln!(
             "{} changed outside strata since the run that took this backup ended; the rows of \

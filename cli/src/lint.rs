@@ -1,7 +1,7 @@
 //! `strata lint`, and the lint findings `plan` and `sandbox` print: rendering and exits.
 
 use anyhow::Result;
-use strata_engine::lint::{Finding, LintReport, Severity};
+use strata_engine::commands::lint::{Finding, LintReport, Severity};
 
 use super::Failed;
 use crate::render::Output;

@@ -1,6 +1,6 @@
 //! `strata` (crate strata-cli): the command-line face of strata-engine. Parses arguments, runs
 //! one command, renders its result, and maps errors to the documented exit codes
-//! (`strata_engine::exit`). Its crates (clap, indicatif, anyhow) stay out of the library.
+//! (`strata_engine::core::exit`). Its crates (clap, indicatif, anyhow) stay out of the library.
 
 #[macro_use]
 mod render;
@@ -13,12 +13,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     if let Err(why) = cli::check_switches() {
         eprintln!("error: {why}");
-        return ExitCode::from(strata_engine::exit::BAD_INPUT as u8);
+        return ExitCode::from(strata_engine::core::exit::BAD_INPUT as u8);
     }
     let args = cli::Args::parse();
     let json = args.json;
     match cli::run(args) {
-        Ok(()) => ExitCode::from(strata_engine::exit::OK as u8),
+        Ok(()) => ExitCode::from(strata_engine::core::exit::OK as u8),
         Err(err) => ExitCode::from(render::error(&err, json) as u8),
     }
 }

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use strata_engine::backup::{self, Backup};
-use strata_engine::migrator::{DatabaseStatus, MigrateOptions};
-use strata_engine::{Error, Project, Tree, design, exit};
+use strata_engine::commands::migrate::{DatabaseStatus, MigrateOptions};
+use strata_engine::core::backup::{self, Backup};
+use strata_engine::core::exit;
+use strata_engine::{Error, Project, Tree};
 use strata_serve::auth::{self, Token};
 use strata_serve::client::{Client, ClientOptions};
 use strata_serve::proto;
@@ -397,7 +398,7 @@ async fn remote_command(
 /// its own tree, whole stamp or prefix), the rest as flags.
 fn options(run: &super::PlanArgs) -> MigrateOptions {
     MigrateOptions {
-        plan: strata_engine::plan::PlanOptions {
+        plan: strata_engine::core::plan::PlanOptions {
             to: run.to.clone(),
             allow_out_of_order: run.allow_out_of_order,
         },
@@ -479,7 +480,7 @@ fn print_comparison(url: &str, c: &Comparison) {
 /// module's newest local migration, which must be applied on the server with the same checksum.
 fn write_dump(
     project: &Project,
-    report: &mut design::DumpReport,
+    report: &mut strata_engine::core::design::DumpReport,
     ledgers: &[proto::DatabaseLedger],
     url: &str,
 ) -> Result<()> {
@@ -522,7 +523,7 @@ fn write_dump(
             }
             Some(_) => {}
         }
-        m.written = design::write_snapshot(newest, &m.sql, true)?;
+        m.written = strata_engine::core::design::write_snapshot(newest, &m.sql, true)?;
     }
     Ok(())
 }

@@ -44,18 +44,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use anyhow::Result;
 use serde_json::json;
 use strata_engine::Event;
-use strata_engine::backup::Backup;
-use strata_engine::design::{Adopted, DiffReport, DumpReport};
-use strata_engine::guest::Built;
-use strata_engine::ledger::AuditRow;
-use strata_engine::migrator::{
+use strata_engine::commands::build::Built;
+use strata_engine::commands::migrate::{
     DatabaseStatus, MigrateReport, PlannedPhase, SandboxReport, StepOutcome,
 };
-use strata_engine::plan::State;
-use strata_engine::repair::RepairReport;
-use strata_engine::restore::Restored;
-use strata_engine::scaffold;
-use strata_engine::schema::ObjectRef;
+use strata_engine::commands::repair::RepairReport;
+use strata_engine::commands::scaffold;
+use strata_engine::core::backup::Backup;
+use strata_engine::core::design::{Adopted, DiffReport, DumpReport};
+use strata_engine::core::ledger::AuditRow;
+use strata_engine::core::plan::State;
+use strata_engine::core::restore::Restored;
+use strata_engine::core::schema::ObjectRef;
 
 /// Writes to stdout; exits quietly (code 0) when the reader has gone away.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) {
@@ -65,7 +65,7 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
     if let Err(e) = out.write_fmt(args).and_then(|()| out.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
-        std::process::exit(strata_engine::exit::OK);
+        std::process::exit(strata_engine::core::exit::OK);
     }
 }
 
@@ -592,7 +592,7 @@ impl Output {
     }
 
     /// `strata undo`: each database, its backup and what was undone.
-    pub fn undone(&self, r: &strata_engine::undo::UndoReport) -> Result<()> {
+    pub fn undone(&self, r: &strata_engine::commands::undo::UndoReport) -> Result<()> {
         if self.json {
             return self.print_json(r);
         }
@@ -920,15 +920,15 @@ pub fn junit(report: &SandboxReport) -> String {
 /// Prints an error (stderr; also a JSON object on stdout with `--json`) and returns its exit code.
 pub fn error(err: &anyhow::Error, json: bool) -> i32 {
     if err.downcast_ref::<crate::cli::Failed>().is_some() {
-        return strata_engine::exit::FAILURE;
+        return strata_engine::core::exit::FAILURE;
     }
     let code = if err.downcast_ref::<crate::cli::Declined>().is_some() {
-        strata_engine::exit::REFUSED
+        strata_engine::core::exit::REFUSED
     } else if let Some(remote) = err.downcast_ref::<strata_serve::RemoteError>() {
         remote.exit_code
     } else {
         err.downcast_ref::<strata_engine::Error>().map_or(
-            strata_engine::exit::FAILURE,
+            strata_engine::core::exit::FAILURE,
             strata_engine::Error::exit_code,
         )
     };

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use rusqlite::Connection;
 
+use crate::components::policy::Policy;
 use crate::postgres;
-use crate::sandbox::guard::{Guard, Mode, Policy, Snapshot};
-use crate::schema::{self, Schema, sql};
+use crate::sqlite::guard::{Guard, Mode, Snapshot};
+use crate::sqlite::schema::{self, Schema, sql};
 
 /// Pieces that break byte-offset assumptions or confuse a tokenizer, mixed with SQL words.
 const FRAGMENTS: &[&str] = &[
@@ -194,7 +195,7 @@ proptest! {
                 let _ = sql::mentioned_names(s);
             }
         }
-        let _ = crate::input::check_script(Path::new("m/do.sql"), &text);
+        let _ = crate::core::input::check_script(Path::new("m/do.sql"), &text);
         let a = Schema::parse(&text);
         let b = Schema::parse(&other);
         if let Ok(a) = &a {
@@ -241,15 +242,15 @@ proptest! {
         ] {
             let _ = conn.execute_batch(&statement);
         }
-        let _ = crate::sandbox::guard::is_strata(&name);
+        let _ = crate::components::policy::is_strata(&name);
     }
 
     /// data.json of any text.
     #[test]
     fn data_files_never_panic(text in sqlish(), key in unicode_name(), value in "\\PC{0,12}") {
-        let _ = crate::data::DataSet::parse(Path::new("m/data.json"), &text);
+        let _ = crate::core::data::DataSet::parse(Path::new("m/data.json"), &text);
         let json = serde_json::json!({ key.clone(): [{ key: value }] }).to_string();
-        let _ = crate::data::DataSet::parse(Path::new("m/data.json"), &json);
+        let _ = crate::core::data::DataSet::parse(Path::new("m/data.json"), &json);
     }
 
     /// PostgreSQL's side: the script splitter, placeholder numbering, the schema.sql format,

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use strata_engine::Project;
-use strata_engine::migrator::{self, MigrateOptions};
+use strata_engine::commands::migrate::{self, MigrateOptions};
 use strata_serve::auth::Token;
 use strata_serve::client::{Client, ClientOptions};
 use strata_serve::{StrataService, server};
@@ -170,7 +170,7 @@ fn migrate_local() -> Run {
     let cpu = cpu_time();
     let mut seen = Arrivals::new();
     let r = tokio::task::block_in_place(|| {
-        migrator::migrate(&p, &MigrateOptions::default(), &mut |_| seen.event()).unwrap()
+        migrate::migrate(&p, &MigrateOptions::default(), &mut |_| seen.event()).unwrap()
     });
     let run = seen.run(cpu_time() - cpu);
     assert_eq!(r.phases.last().unwrap().applied.len(), 100);
@@ -219,7 +219,7 @@ fn main() {
 async fn status_part() {
     let dir = tempfile::tempdir().unwrap();
     let p = project(dir.path(), 10);
-    migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
+    migrate::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
     let db = p.db.clone();
     let (url, stop) = start(p).await;
     status_latency(&url, 1, 100).await; // warm up

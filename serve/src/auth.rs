@@ -283,7 +283,7 @@ impl Authenticate {
         self.refusals.record(format!("{rpc} from {peer}: {why}"));
         Err(crate::error::refuse(
             tonic::Code::Unauthenticated,
-            strata_engine::exit::REFUSED,
+            strata_engine::core::exit::REFUSED,
             "unauthenticated",
             format!(
                 "the server refused {rpc}: {why}. Pass the server's token with --token-file FILE \

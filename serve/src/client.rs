@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use strata_engine::design::{DiffReport, DumpReport};
-use strata_engine::ledger::AuditRow;
-use strata_engine::migrator::{
+use strata_engine::Event;
+use strata_engine::commands::migrate::{
     DatabaseStatus, MigrateOptions, MigrateReport, PlannedPhase, SandboxReport,
 };
-use strata_engine::{Event, exit};
+use strata_engine::core::design::{DiffReport, DumpReport};
+use strata_engine::core::exit;
+use strata_engine::core::ledger::AuditRow;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
@@ -358,7 +359,7 @@ impl Client {
         &mut self,
         test: bool,
         backup: Option<&str>,
-    ) -> Result<strata_engine::restore::Restored, RemoteError> {
+    ) -> Result<strata_engine::core::restore::Restored, RemoteError> {
         let req = self.request(
             proto::RestoreRequest {
                 database: database(test),
@@ -368,7 +369,7 @@ impl Client {
         );
         let r = self.inner.restore(req).await.map_err(|s| self.err(s))?;
         let r = r.into_inner();
-        Ok(strata_engine::restore::Restored {
+        Ok(strata_engine::core::restore::Restored {
             db: PathBuf::from(r.db),
             restored_from: PathBuf::from(r.restored_from),
             taken_at: r.taken_at,

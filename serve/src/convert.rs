@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use strata_engine::checksum::Manifest;
-use strata_engine::ledger::AuditRow;
+use strata_engine::core::checksum::Manifest;
+use strata_engine::core::ledger::AuditRow;
 use strata_engine::{Action, Event, Migration, MigrationId, Phase};
 
 use crate::proto::{self, event::Kind};

@@ -4,7 +4,8 @@
 //! local CLI would give.
 
 use prost::Message;
-use strata_engine::{Error, exit};
+use strata_engine::Error;
+use strata_engine::core::exit;
 use tonic::{Code, Status};
 
 use crate::convert;

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use strata_engine::migrator::{self, MigrateOptions, SandboxOptions};
-use strata_engine::plan::PlanOptions;
-use strata_engine::{Error, Event, Project, Tree, design, exit};
+use strata_engine::commands::design;
+use strata_engine::commands::migrate::{self, MigrateOptions, SandboxOptions};
+use strata_engine::core::exit;
+use strata_engine::core::plan::PlanOptions;
+use strata_engine::{Error, Event, Project, Tree};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -167,7 +169,7 @@ fn options(o: Option<proto::RunOptions>) -> MigrateOptions {
 fn resolve_to(p: &Project, to: &mut Option<String>) -> Result<(), Error> {
     if let Some(prefix) = to.take() {
         let tree = Tree::load(&p.migrations_dir())?;
-        *to = Some(strata_engine::tree::resolve_stamp(&tree, &prefix)?);
+        *to = Some(strata_engine::core::tree::resolve_stamp(&tree, &prefix)?);
     }
     Ok(())
 }
@@ -469,9 +471,9 @@ impl Strata for StrataService {
                 resolve_to(p, &mut opts.plan.to)?;
                 if r.sql {
                     // Rendered from the server's own tree; nothing is run.
-                    migrator::plan_with_sql(p, &opts)
+                    migrate::plan_with_sql(p, &opts)
                 } else {
-                    migrator::plan(p, &opts)
+                    migrate::plan(p, &opts)
                 }
             })
             .await?;
@@ -495,7 +497,7 @@ impl Strata for StrataService {
             r.batch_events,
             move |p, sink| {
                 resolve_to(p, &mut opts.plan.to)?;
-                migrator::migrate(p, &opts, sink)
+                migrate::migrate(p, &opts, sink)
             },
         )))
     }
@@ -521,7 +523,7 @@ impl Strata for StrataService {
             r.batch_events,
             move |p, sink| {
                 resolve_to(p, &mut opts.plan.to)?;
-                migrator::sandbox(p, &opts, sink)
+                migrate::sandbox(p, &opts, sink)
             },
         )))
     }
@@ -540,7 +542,7 @@ impl Strata for StrataService {
         // Paged in SQL on the id: a page reads only its own rows.
         let before = (r.before_id > 0).then_some(r.before_id);
         let (db, rows, more) = self
-            .blocking(move |p| migrator::audit_page(p, test_db(r.database), before, size as u64))
+            .blocking(move |p| migrate::audit_page(p, test_db(r.database), before, size as u64))
             .await?;
         let next_before_id = match rows.first() {
             Some(oldest) if more => oldest.id,
@@ -598,7 +600,7 @@ impl Strata for StrataService {
         self.authorize(&req, "ListBackups")?;
         let test = test_db(req.into_inner().database);
         let (db, backups) = self
-            .blocking(move |p| strata_engine::restore::list(p, test))
+            .blocking(move |p| strata_engine::commands::restore::list(p, test))
             .await?;
         Ok(Response::new(proto::ListBackupsResponse {
             db: db.display().to_string(),
@@ -631,7 +633,7 @@ impl Strata for StrataService {
                     None
                 } else {
                     // Only a backup the server keeps, by file name: never a client's path.
-                    let (db, known) = strata_engine::restore::list(p, test)?;
+                    let (db, known) = strata_engine::commands::restore::list(p, test)?;
                     match known.into_iter().find(|b| file_name(&b.path) == r.backup) {
                         Some(b) => Some(b.path),
                         None => {
@@ -644,7 +646,7 @@ impl Strata for StrataService {
                         }
                     }
                 };
-                strata_engine::restore::restore(p, test, chosen.as_deref())
+                strata_engine::commands::restore::restore(p, test, chosen.as_deref())
             })
             .await?;
         Ok(Response::new(proto::RestoreResponse {
@@ -659,7 +661,7 @@ impl Strata for StrataService {
 
 /// What Status answers, read afresh: each database's status and ledger.
 pub(crate) fn status(p: &Project) -> Result<proto::StatusResponse, Status> {
-    let dbs = migrator::status(p).map_err(|e| to_status(&e))?;
+    let dbs = migrate::status(p).map_err(|e| to_status(&e))?;
     let mut ledgers = Vec::new();
     for d in &dbs {
         ledgers.push(proto::DatabaseLedger {
@@ -682,7 +684,7 @@ fn file_name(p: &Path) -> String {
 
 /// The ledger of `db` as messages; empty when the database does not exist.
 fn applied(p: &Project, db: &Path) -> Result<Vec<proto::AppliedMigration>, Error> {
-    Ok(migrator::read_applied(p, db)?
+    Ok(migrate::read_applied(p, db)?
         .into_iter()
         .map(|a| proto::AppliedMigration {
             migration: Some(proto::MigrationRef {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags};
 use strata_engine::Project;
-use strata_engine::tree::{FileStamp, Fingerprint, file_stamp};
+use strata_engine::core::tree::{FileStamp, Fingerprint, file_stamp};
 
 use crate::proto;
 
@@ -203,7 +203,7 @@ impl State {
 impl Watched {
     fn key(&mut self, busy: std::time::Duration) -> Option<DbKey> {
         // A PostgreSQL database has no file to watch: its answer is computed afresh each time.
-        strata_engine::backend::watched_file(&self.path)?;
+        strata_engine::backends::watched_file(&self.path)?;
         // A journal with content: a write in progress or a crashed one to roll back; the fresh
         // read (`sqlite::open_read_only`) deals with it.
         if std::fs::metadata(suffixed(&self.path, "-journal")).is_ok_and(|m| m.len() > 0) {
@@ -274,7 +274,7 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 mod tests {
     use std::time::Duration;
 
-    use strata_engine::migrator::{self, MigrateOptions};
+    use strata_engine::commands::migrate::{self, MigrateOptions};
 
     use super::*;
     use crate::service::status;
@@ -284,7 +284,7 @@ mod tests {
         std::fs::create_dir_all(&m).unwrap();
         std::fs::write(m.join("do.sql"), "CREATE TABLE t(a);\n").unwrap();
         let p = Project::open(dir.to_path_buf()).unwrap();
-        migrator::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
+        migrate::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
         p
     }
 

@@ -1,6 +1,6 @@
 //! Backups of a PostgreSQL database: `pg_dump --format=custom` into `.strata/backups/`,
 //! verified by `pg_restore --list` reading the whole archive's table of contents, then renamed
-//! into place beside a record (the same [`crate::backup::Record`] as SQLite backups: the
+//! into place beside a record (the same [`crate::core::backup::Record`] as SQLite backups: the
 //! database as shown, its identity from `strata.strata_database`, when and why).
 //!
 //! The password reaches `pg_dump` through its environment (`PGPASSWORD`), never its command
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{Target, ledger};
-use crate::backup::{RECORD_FORMAT, Record, record_path};
-use crate::error::Error;
+use crate::core::backup::{RECORD_FORMAT, Record, record_path};
+use crate::core::error::Error;
 
 /// The extension of PostgreSQL backups.
 pub const EXTENSION: &str = "pgdump";
@@ -101,11 +101,11 @@ pub fn take(
         strata_backup: RECORD_FORMAT,
         source: target.as_path(),
         database_id: id.clone(),
-        taken_at: crate::ledger::now_rfc3339(),
+        taken_at: crate::core::ledger::now_rfc3339(),
         reason: reason.to_string(),
     };
-    let name = crate::backup::file_stem(target.dbname(), &id);
-    let path = crate::backup::store_as(partial, &record, &name, EXTENSION, dir)?;
+    let name = crate::core::backup::file_stem(target.dbname(), &id);
+    let path = crate::core::backup::store_as(partial, &record, &name, EXTENSION, dir)?;
     prune(dir, target, keep);
     Ok(path)
 }
@@ -130,7 +130,7 @@ pub fn list(dir: &Path, target: &Target) -> Vec<(PathBuf, Record)> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == EXTENSION))
         .filter_map(|p| {
-            let record = crate::backup::read_record(&p).ok()?;
+            let record = crate::core::backup::read_record(&p).ok()?;
             (record.source == target.as_path()).then_some((p, record))
         })
         .collect();

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use super::model::{
     Column, Constraint, Object, PgSchema, Table, add_constraint_sql, schema_of, shown,
 };
-use crate::schema::delta::Delta;
-use crate::schema::diff::{
+use crate::core::schema::Delta;
+use crate::core::schema::{
     Attribute, Change, ColumnChange, ConstraintChange, Diff, ObjectChange, TableChange,
 };
 

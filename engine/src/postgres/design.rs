@@ -1,6 +1,6 @@
-//! The design-time commands' PostgreSQL side: a PostgreSQL database as `crate::design::Live`,
+//! The design-time commands' PostgreSQL side: a PostgreSQL database as `crate::core::design::Live`,
 //! over which `strata dump`, `diff` (`--sql`), `new --from-diff`, `baseline` and the drift
-//! check are written once (`crate::design`, reached through `crate::backend::postgres`); plus
+//! check are written once (`crate::commands::design`, reached through `crate::postgres::backend`); plus
 //! owners inferred from the applied migrations and the unowned objects `strata status` shows.
 //!
 //! The live schema comes from the catalogs (`postgres::schema`, in one read-only
@@ -16,13 +16,13 @@ use postgres::{Client, IsolationLevel};
 use super::model::{Kind, PgSchema, shown};
 use super::schema::{Live, LiveObject};
 use super::{Target, delta, ledger, schema};
-use crate::config::Project;
-use crate::error::Error;
-use crate::ledger::{Applied, Entry};
-use crate::schema::delta::Delta;
-use crate::schema::diff::Diff;
-use crate::schema::{ObjectKind, ObjectRef};
-use crate::tree::{Migration, Tree};
+use crate::core::config::Project;
+use crate::core::error::Error;
+use crate::core::ledger::{Applied, Entry};
+use crate::core::schema::Delta;
+use crate::core::schema::Diff;
+use crate::core::schema::{ObjectKind, ObjectRef};
+use crate::core::tree::{Migration, Tree};
 
 fn object_kind(kind: Kind) -> ObjectKind {
     match kind {
@@ -80,7 +80,7 @@ fn infer(tree: &Tree, applied: &[Applied], live: &mut Live) {
     if applied.is_empty() || live.objects.iter().all(|o| o.owner.is_some()) {
         return;
     }
-    let scripts: Vec<(&crate::tree::MigrationId, PathBuf)> = tree
+    let scripts: Vec<(&crate::core::tree::MigrationId, PathBuf)> = tree
         .migrations
         .iter()
         .filter(|m| applied.iter().any(|a| a.id == m.id))
@@ -90,7 +90,7 @@ fn infer(tree: &Tree, applied: &[Applied], live: &mut Live) {
 }
 
 /// [`infer`] from the `do.sql` files of the applied migrations, in the order applied.
-pub(crate) fn infer_from(scripts: &[(&crate::tree::MigrationId, PathBuf)], live: &mut Live) {
+pub(crate) fn infer_from(scripts: &[(&crate::core::tree::MigrationId, PathBuf)], live: &mut Live) {
     if live.objects.iter().all(|o| o.owner.is_some()) {
         return;
     }
@@ -285,7 +285,7 @@ impl<'p> PgLive<'p> {
     }
 }
 
-impl crate::design::Live for PgLive<'_> {
+impl crate::core::design::Live for PgLive<'_> {
     type Schema = PgSchema;
 
     const KINDS: &'static str =
@@ -407,7 +407,7 @@ fn record_adopted(
             // Owners inferred from earlier migrations are written down with them.
             for o in live.objects.iter().filter(|o| o.inferred) {
                 if let Some((module, stamp)) = &o.owner {
-                    let id = crate::tree::MigrationId {
+                    let id = crate::core::tree::MigrationId {
                         module: module.clone(),
                         stamp: stamp.clone(),
                     };

@@ -1,6 +1,6 @@
 //! The bookkeeping tables on PostgreSQL, in the `strata` schema: `strata.strata_migration` and
 //! the append-only `strata.strata_migration_audit` (a trigger refuses UPDATE, DELETE and
-//! TRUNCATE). Same columns and meaning as on SQLite (`crate::ledger`), so `status`, `audit` and
+//! TRUNCATE). Same columns and meaning as on SQLite (`crate::sqlite::ledger`), so `status`, `audit` and
 //! the gRPC service read them into the same types.
 //!
 //! Every write of a run happens under the transaction-scoped advisory lock [`LOCK_KEY`], so two
@@ -8,9 +8,9 @@
 
 use postgres::GenericClient;
 
-use crate::checksum::Manifest;
-use crate::ledger::{Applied, AuditRow, Entry, now_rfc3339, operator};
-use crate::tree::{Migration, MigrationId};
+use crate::core::checksum::Manifest;
+use crate::core::ledger::{Applied, AuditRow, Entry, now_rfc3339, operator};
+use crate::core::tree::{Migration, MigrationId};
 
 /// The schema of the bookkeeping tables.
 pub const SCHEMA_NAME: &str = "strata";

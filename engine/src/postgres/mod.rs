@@ -6,11 +6,11 @@
 //! `ledger` keeps the bookkeeping tables in the `strata` schema, `script` splits a PostgreSQL
 //! script into statements with their lines, `step` applies one migration in one transaction (or
 //! a savepoint of the phase's), `backup` and `restore` are `pg_dump` and `pg_restore`, and `run`
-//! is a phase of a run (through `crate::phase`), the ledger and audit outside a run and the
+//! is a phase of a run (through `crate::core::phase`), the ledger and audit outside a run and the
 //! throwaway databases of `--rehearse-on-copy` and `sandbox`. The commands reach all of it
-//! through `crate::backend::postgres`, the PostgreSQL side of the backend seam; their algorithms
-//! (`crate::migrator`, `crate::restore`, ...) and tree, checksum, plan, events, phases and
-//! rendering are shared with SQLite; components run through `crate::sandbox` on the step's
+//! through `crate::postgres::backend`, the PostgreSQL side of the backend seam; their algorithms
+//! (`crate::commands::migrate`, `crate::core::restore`, ...) and tree, checksum, plan, events, phases and
+//! rendering are shared with SQLite; components run through `crate::components` on the step's
 //! connection.
 //!
 //! The schema side: `schema` reads the live schema from the catalogs and records which module
@@ -20,16 +20,19 @@
 //!
 //! No SQLite code path ever receives a PostgreSQL URL (see `crate::sqlite::open`).
 
+pub mod backend;
 pub mod backup;
+pub(crate) mod component;
 pub mod delta;
 pub mod design;
+pub(crate) mod guard;
 pub mod ledger;
 mod libpq;
 pub mod model;
 pub mod restore;
 pub mod run;
 pub mod schema;
-pub mod script;
+pub(crate) use crate::core::sql::postgres as script;
 pub mod step;
 
 use std::fmt;
@@ -40,7 +43,7 @@ use std::time::Duration;
 use postgres::config::{Host, SslMode};
 use postgres::{Client, NoTls};
 
-use crate::error::Error;
+use crate::core::error::Error;
 
 /// The targets [`remember`]ed in this process, by their shown form.
 fn known() -> &'static std::sync::Mutex<std::collections::HashMap<String, Target>> {
@@ -416,7 +419,9 @@ impl Target {
     /// A database error outside a step; a lock that did not come free becomes a refusal.
     pub(crate) fn error(&self, context: impl Into<String>, e: postgres::Error) -> Error {
         if is_lock_timeout(&e) {
-            return Error::Refused(vec![crate::error::Refusal::Locked { db: self.as_path() }]);
+            return Error::Refused(vec![crate::core::error::Refusal::Locked {
+                db: self.as_path(),
+            }]);
         }
         Error::Postgres {
             db: self.as_path(),

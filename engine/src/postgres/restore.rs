@@ -17,10 +17,10 @@ use std::process::Command;
 use postgres::Transaction;
 
 use super::{Target, backup, ledger};
-use crate::backup::{Backup, read_record};
-use crate::config::Project;
-use crate::error::Error;
-use crate::restore::{Restored, State, TableState};
+use crate::core::backup::{Backup, read_record};
+use crate::core::config::Project;
+use crate::core::error::Error;
+use crate::core::restore::{Restored, State, TableState};
 
 /// The live database's identity; `None` when it does not exist or strata never ran on it.
 pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> {
@@ -30,7 +30,7 @@ pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<Strin
     ledger::database_id(&mut *c).map_err(|e| target.error("cannot read the database's identity", e))
 }
 
-/// The state of the live database's application tables (see `crate::restore::State`).
+/// The state of the live database's application tables (see `crate::core::restore::State`).
 pub(crate) fn live_state(project: &Project, target: &Target) -> Result<State, Error> {
     let Some(mut c) = target.open(project.busy_timeout())? else {
         return Ok(State::new());
@@ -77,7 +77,7 @@ pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Erro
     Ok(out)
 }
 
-fn as_backup(path: PathBuf, record: crate::backup::Record) -> Backup {
+fn as_backup(path: PathBuf, record: crate::core::backup::Record) -> Backup {
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     Backup { path, record, size }
 }
@@ -108,7 +108,7 @@ pub(crate) fn choose(
             )
         });
     };
-    let path = crate::restore::named_backup(named, &dir)?;
+    let path = crate::core::restore::named_backup(named, &dir)?;
     let record = read_record(&path)?;
     if record.source != target.as_path() {
         return Err(Error::input(
@@ -152,7 +152,7 @@ fn pieces(script: &str) -> Result<Vec<Piece>, String> {
     let mut lines = script.split_inclusive('\n');
     while let Some(line) = lines.next() {
         let balanced = || {
-            crate::postgres::script::statements(Path::new("backup"), &sql).is_ok()
+            crate::core::sql::postgres::statements(Path::new("backup"), &sql).is_ok()
                 && sql
                     .lines()
                     .map(str::trim)
@@ -398,8 +398,8 @@ fn replay(
     )?;
     // Objects came back with new oids: ownership follows them by name.
     super::schema::rekey(tx)?;
-    let entry = crate::ledger::Entry::for_run(
-        crate::event::Phase::Restore.as_str(),
+    let entry = crate::core::ledger::Entry::for_run(
+        crate::core::event::Phase::Restore.as_str(),
         "restore",
         format!(
             "{} (taken {}); the state before is {}",

@@ -1,22 +1,22 @@
-//! A run on PostgreSQL, behind `crate::backend::postgres`: one phase's steps (connect,
+//! A run on PostgreSQL, behind `crate::postgres::backend`: one phase's steps (connect,
 //! creating the test database when it is missing; the bookkeeping tables; the `pg_dump`
 //! backup; each step in its transaction or the phase's one), the ledger and audit reads and
 //! writes outside a run, the rehearsal on a throwaway copy of the real database, and the
 //! throwaway database of `strata sandbox` (empty, or a copy of `--from`). The algorithms of
-//! `migrate`, `status`, `plan`, `audit` and `sandbox` are `crate::migrator`'s, the same as on
+//! `migrate`, `status`, `plan`, `audit` and `sandbox` are `crate::commands::migrate`'s, the same as on
 //! SQLite.
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::{Session, Target, ledger, step};
-use crate::config::Project;
-use crate::error::Error;
-use crate::event::{Event, EventSink, Phase};
-use crate::ledger::{Applied, AuditRow};
-use crate::migrator::{How, PhaseReport, Runner};
-use crate::step::{Applied as StepApplied, Prepared};
-use crate::tree::Migration;
+use crate::core::config::Project;
+use crate::core::error::Error;
+use crate::core::event::{Event, EventSink, Phase};
+use crate::core::ledger::{Applied, AuditRow};
+use crate::core::phase::{How, PhaseReport, Runner};
+use crate::core::step::{Applied as StepApplied, Prepared};
+use crate::core::tree::Migration;
 
 fn lock_timeout(project: &Project) -> Duration {
     project.busy_timeout()
@@ -43,7 +43,7 @@ pub(crate) fn applied_on(
 pub(crate) fn append_audit(
     project: &Project,
     target: &Target,
-    entries: &[crate::ledger::Entry],
+    entries: &[crate::core::ledger::Entry],
 ) -> Result<(), Error> {
     let mut client = target.connect(lock_timeout(project))?;
     ledger::ensure(&mut client).map_err(|e| target.error("cannot create the ledger tables", e))?;
@@ -56,7 +56,7 @@ pub(crate) fn append_audit(
         .map_err(|e| target.error("cannot append to the audit log", e))
 }
 
-/// One page of the audit log of `target` (see `crate::ledger::audit_page`).
+/// One page of the audit log of `target` (see `crate::sqlite::ledger::audit_page`).
 pub(crate) fn audit_page(
     project: &Project,
     target: &Target,
@@ -76,7 +76,7 @@ pub(crate) fn repin(
     project: &Project,
     target: &Target,
     m: &Migration,
-    entry: &crate::ledger::Entry,
+    entry: &crate::core::ledger::Entry,
 ) -> Result<(), Error> {
     let mut client = target.connect(lock_timeout(project))?;
     client
@@ -154,7 +154,7 @@ impl Source {
     /// --no-owner --no-acl`, so the user strata connects as owns the copy), in one transaction.
     fn copy_into(&self, project: &Project, into: &Target) -> Result<(), Error> {
         let state = project.ensure_state_dir()?;
-        let dir = crate::backup::private_dir()
+        let dir = crate::core::backup::private_dir()
             .prefix("copy-")
             .tempdir_in(&state)
             .map_err(|e| Error::io(&state, e))?;
@@ -276,7 +276,7 @@ struct Steps {
 }
 
 /// Opens `target` for one phase of `runner`'s steps, run as `how` says: connects (creating the
-/// test database if it is missing); [`crate::phase::Database::begin`] then makes sure of the
+/// test database if it is missing); [`crate::core::phase::Database::begin`] then makes sure of the
 /// bookkeeping and takes the backup.
 pub(crate) fn open_phase<'a>(
     project: &'a Project,
@@ -323,11 +323,11 @@ pub(crate) struct PgPhase<'a> {
     session: Session,
     /// With one transaction for the phase: a failed step's audit rows, written once the phase
     /// has rolled back.
-    log: Vec<crate::ledger::Entry>,
+    log: Vec<crate::core::ledger::Entry>,
 }
 
-impl crate::phase::Database for PgPhase<'_> {
-    fn state(&mut self) -> Option<crate::restore::State> {
+impl crate::core::phase::Database for PgPhase<'_> {
+    fn state(&mut self) -> Option<crate::core::restore::State> {
         super::restore::state_of(&mut self.session).ok()
     }
 
@@ -378,12 +378,12 @@ impl crate::phase::Database for PgPhase<'_> {
         let phase = self.ctx.phase.as_str();
         let mut log = std::mem::take(&mut self.log);
         log.extend(std::mem::take(&mut done.applied).into_iter().map(|label| {
-            let mut entry = crate::ledger::Entry::for_run(
+            let mut entry = crate::core::ledger::Entry::for_run(
                 phase,
                 "single-transaction",
                 format!("{label}: rolled back with the rest of the phase"),
             );
-            entry.outcome = crate::ledger::Outcome::RolledBack;
+            entry.outcome = crate::core::ledger::Outcome::RolledBack;
             entry
         }));
         let audited = self.session.transaction().and_then(|mut tx| {
@@ -418,8 +418,11 @@ impl PgPhase<'_> {
             project.config.backups_keep,
             &format!("before migrate ({phase})"),
         )?;
-        let entry =
-            crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+        let entry = crate::core::ledger::Entry::for_run(
+            phase.as_str(),
+            "backup",
+            path.display().to_string(),
+        );
         let audited = self.session.transaction().and_then(|mut tx| {
             ledger::append(&mut tx, &[entry])?;
             tx.commit()
@@ -466,7 +469,7 @@ fn create_database(project: &Project, target: &Target) -> Result<(), Error> {
     }
 }
 
-/// `strata undo` on PostgreSQL (see `crate::backend::Backend::undo`): the `pg_dump` backup,
+/// `strata undo` on PostgreSQL (see `crate::core::backend::Backend::undo`): the `pg_dump` backup,
 /// then each migration's `undo.sql` in a transaction of its own, after the run's advisory lock
 /// and a re-read of the ledger, with strata's bookkeeping fingerprinted before and after the
 /// script as a step's is.
@@ -474,9 +477,9 @@ pub(crate) fn undo(
     project: &Project,
     target: &Target,
     phase: Phase,
-    steps: &[crate::backend::UndoStep<'_>],
+    steps: &[crate::core::backend::UndoStep<'_>],
     take_backup: bool,
-) -> Result<crate::backend::Undone, Error> {
+) -> Result<crate::core::backend::Undone, Error> {
     let mut client = target.connect(lock_timeout(project))?;
     let backup = if take_backup {
         let path = super::backup::take(
@@ -486,8 +489,11 @@ pub(crate) fn undo(
             project.config.backups_keep,
             &format!("before undo ({phase})"),
         )?;
-        let entry =
-            crate::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+        let entry = crate::core::ledger::Entry::for_run(
+            phase.as_str(),
+            "backup",
+            path.display().to_string(),
+        );
         ledger::append(&mut *client, std::slice::from_ref(&entry))
             .map_err(|e| target.error("cannot audit the backup", e))?;
         Some(path)
@@ -544,11 +550,11 @@ pub(crate) fn undo(
                 "DELETE FROM strata.strata_object
                   WHERE pg_catalog.pg_describe_object(classid, objid, 0) IS NULL",
             )?;
-            let entry = crate::step::undo_entry(
+            let entry = crate::core::step::undo_entry(
                 phase,
                 m,
                 &s.checksum,
-                crate::ledger::Outcome::Ok,
+                crate::core::ledger::Outcome::Ok,
                 None,
                 Some(rows),
                 started,
@@ -561,11 +567,11 @@ pub(crate) fn undo(
             (Ok(true), _) => undone.push(m.label()),
             (Ok(false), None) => {}
             (Ok(false), Some((statement, message))) => {
-                let entry = crate::step::undo_entry(
+                let entry = crate::core::step::undo_entry(
                     phase,
                     m,
                     &s.checksum,
-                    crate::ledger::Outcome::Failed,
+                    crate::core::ledger::Outcome::Failed,
                     Some(message.clone()),
                     None,
                     started,
@@ -576,11 +582,11 @@ pub(crate) fn undo(
                         "\n(the failure could not be written to the audit log: {e})"
                     ));
                 }
-                return Err(crate::error::StepFailure {
+                return Err(crate::core::error::StepFailure {
                     phase,
                     db: target.as_path(),
                     migration: m.label(),
-                    action: crate::event::Action::Undo,
+                    action: crate::core::event::Action::Undo,
                     file: Some(file),
                     statement,
                     message,
@@ -591,7 +597,7 @@ pub(crate) fn undo(
             (Err(e), _) => return Err(target.error(format!("cannot undo {}", m.label()), e)),
         }
     }
-    Ok(crate::backend::Undone {
+    Ok(crate::core::backend::Undone {
         phase,
         db: target.as_path(),
         backup,

@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use postgres::{Client, GenericClient};
 
 use super::model::{Column, Constraint, Kind, Object, PgSchema, Sequence, Table, trigger_key};
-use crate::event::Action;
-use crate::step::Prepared;
-use crate::tree::MigrationId;
+use crate::core::event::Action;
+use crate::core::step::Prepared;
+use crate::core::tree::MigrationId;
 
 /// Why the bookkeeping after a step's actions failed: the action to blame, the file, and what
 /// to do.
@@ -58,7 +58,7 @@ pub fn after_step(
     if step.snapshot.is_none() && !write_snapshot {
         return Ok(None);
     }
-    let file = m.file(crate::design::SNAPSHOT);
+    let file = m.file(crate::core::design::SNAPSHOT);
     let failed = |message: String| AfterStep {
         action: Action::Snapshot,
         file: Some(file.clone()),

@@ -16,12 +16,12 @@ use postgres::{Client, SimpleQueryMessage};
 use rusqlite::types::Value;
 
 use super::{Session, Target, describe_error, is_lock_timeout, ledger, script};
-use crate::config::Limits;
-use crate::data::{DataSet, quote_ident};
-use crate::error::Error;
-use crate::event::{Action, Event, EventSink, Phase};
-use crate::sandbox::Sandbox;
-use crate::step::{Applied, Done, Failed, Prepared};
+use crate::components::Sandbox;
+use crate::components::limits::Limits;
+use crate::core::data::{DataSet, quote_ident};
+use crate::core::error::Error;
+use crate::core::event::{Action, Event, EventSink, Phase};
+use crate::core::step::{Applied, Done, Failed, Prepared};
 
 /// Rows of a failing check shown in the error.
 const SHOWN_ROWS: usize = 5;
@@ -129,7 +129,7 @@ pub fn apply(
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
-    phase_log: Option<&mut Vec<crate::ledger::Entry>>,
+    phase_log: Option<&mut Vec<crate::core::ledger::Entry>>,
 ) -> Result<Applied, Error> {
     let result = apply_in_transaction(client, ctx, step, events, phase_log);
     let reset = if prepares_statements(step) {
@@ -164,7 +164,7 @@ fn apply_in_transaction(
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
-    phase_log: Option<&mut Vec<crate::ledger::Entry>>,
+    phase_log: Option<&mut Vec<crate::core::ledger::Entry>>,
 ) -> Result<Applied, Error> {
     let (target, phase, m) = (ctx.target, ctx.phase, &step.migration);
     let started = Instant::now();
@@ -192,7 +192,7 @@ fn apply_in_transaction(
     let untouched =
         ledger::signature(&mut *tx).map_err(|e| target.error("cannot read strata's schema", e))?;
 
-    let (log, mut failure) = crate::step::run_actions(
+    let (log, mut failure) = crate::core::step::run_actions(
         phase,
         step,
         actions(step, ctx.test_data),
@@ -225,7 +225,7 @@ fn apply_in_transaction(
         match recorded {
             Ok(()) => {
                 if let Some(sql) = snapshot {
-                    for path in crate::step::write_snapshot(m, &sql)? {
+                    for path in crate::core::step::write_snapshot(m, &sql)? {
                         events(&Event::SnapshotWritten {
                             migration: m,
                             path: &path,
@@ -332,7 +332,7 @@ fn run_action(
             step.checks.as_deref().unwrap_or(""),
         )),
         Action::Transform | Action::TestSeed | Action::ProjSeed | Action::CheckComponent => {
-            crate::step::component(
+            crate::core::step::component(
                 ctx.sandbox,
                 &ctx.limits,
                 step,

@@ -1,0 +1,115 @@
+//! The one place that knows both backends: it picks SQLite or PostgreSQL from a database's
+//! value (a SQLite path or a `postgres://` URL) and gives the commands a
+//! `crate::core::backend::Backend`. Apart from this module, only the typed target in
+//! `crate::core::config` looks at a URL's scheme.
+
+use std::path::Path;
+
+use crate::core::backend::Backend;
+use crate::core::config::Project;
+use crate::core::error::Error;
+use crate::{postgres, sqlite};
+
+/// Opens `db` (a SQLite path or a `postgres://` URL) of `project` with its backend: the one
+/// place that tells the backends apart. A PostgreSQL database is refused in a project whose
+/// other database is a SQLite file (see [`check_project`]).
+pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backend + 'p>, Error> {
+    if is_server(db) {
+        check_project(project)?;
+        Ok(Box::new(postgres::backend::Postgres::open(project, db)?))
+    } else {
+        Ok(Box::new(sqlite::backend::Sqlite::new(project, db)))
+    }
+}
+
+/// The project's test database, with its backend, for what works on the project as a whole:
+/// `strata sandbox` makes its throwaway database beside it (in a temporary folder, or on its
+/// server). Refuses a project whose databases are of two kinds.
+pub(crate) fn of_project(project: &Project) -> Result<Box<dyn Backend + '_>, Error> {
+    check_project(project)?;
+    open(project, &project.test_db)
+}
+
+/// Refuses a project whose real and test databases are of two kinds: a rehearsal on another
+/// kind of database proves nothing. `migrate`, `plan`, `status` and `sandbox` check it first;
+/// every command checks it when it opens a PostgreSQL database.
+pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
+    if is_server(&project.db) != is_server(&project.test_db) {
+        return Err(Error::Usage(
+            "db and test_db must be both PostgreSQL URLs or both SQLite files: a rehearsal \
+             on another kind of database proves nothing; set test_db (or --test-db) to a \
+             PostgreSQL database of its own, or leave it unset to use <dbname>_test"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
+/// that works on files only (`crate::sqlite`) refuses it.
+pub fn is_server(db: &Path) -> bool {
+    crate::postgres::is_url(db)
+}
+
+/// The file whose changes show that `db` changed (a SQLite database's own file), for a caller
+/// that caches answers; `None` for a database on a server, which has no such file.
+pub fn watched_file(db: &Path) -> Option<&Path> {
+    (!is_server(db)).then_some(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::input::Dialect;
+    use std::path::PathBuf;
+
+    fn project(toml: &str) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("strata.toml"), toml).unwrap();
+        let p = Project::open(dir.path().to_path_buf()).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn open_picks_the_backend_by_the_database_value() {
+        let (_dir, p) = project("");
+        let db = open(&p, &p.db).unwrap();
+        assert_eq!(db.dialect(), Dialect::Sqlite);
+        assert_eq!(db.shown(), p.db);
+        // Nothing is created by reading: no file, no ledger.
+        assert!(db.applied().unwrap().is_none());
+        assert!(!p.db.exists());
+        assert_eq!(watched_file(&p.db), Some(p.db.as_path()));
+
+        let (_dir, p) = project("db = \"postgres://someone:secret@localhost/shop\"\n");
+        let db = open(&p, &p.db).unwrap();
+        assert_eq!(db.dialect(), Dialect::Postgres);
+        assert_eq!(
+            db.shown(),
+            PathBuf::from("postgres://someone@localhost:5432/shop")
+        );
+        assert_eq!(watched_file(&p.db), None);
+        let test = of_project(&p).unwrap();
+        assert_eq!(
+            test.shown(),
+            PathBuf::from("postgres://someone@localhost:5432/shop_test")
+        );
+    }
+
+    #[test]
+    fn a_project_with_two_kinds_of_database_is_refused_where_postgres_is_opened() {
+        let (_dir, p) =
+            project("db = \"postgres://someone@localhost/shop\"\ntest_db = \"test.db\"\n");
+        let refused = |e: Error| {
+            assert!(
+                e.to_string()
+                    .contains("both PostgreSQL URLs or both SQLite files"),
+                "{e}"
+            );
+        };
+        refused(open(&p, &p.db).err().unwrap());
+        refused(of_project(&p).err().unwrap());
+        // The SQLite file alone is still readable (`audit --test`, for one).
+        assert!(open(&p, &p.test_db).is_ok());
+    }
+}

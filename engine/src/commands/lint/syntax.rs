@@ -1,0 +1,359 @@
+//! What `strata plan` (and `strata lint`) finds without touching a database: each pending
+//! `do.sql` statement checked against the schema the steps before it build, and the tables and
+//! columns of each `data.json` checked against the schema after its step.
+//!
+//! SQLite: a throwaway in-memory database, started from the real database's schema (only its
+//! `CREATE` statements, no rows; an empty one when the real database does not exist yet, when
+//! every migration is pending), gets each pending `do.sql` statement prepared and run in order,
+//! so SQLite's own parser and name resolution judge it. PostgreSQL: each statement must parse
+//! (sqlparser, PostgreSQL dialect; a statement it cannot read is left to the rehearsal, where
+//! PostgreSQL's own parser sees it, with a warning), and `data.json` is checked against the
+//! tables the chain's SQL creates. A component (transform or seed) may change the schema in
+//! ways no file says, so the steps after one are not checked (a warning says so).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{Model, lint_file};
+use crate::core::config::Project;
+use crate::core::data::DataSet;
+use crate::core::error::Error;
+use crate::core::input::Dialect;
+use crate::core::step::Prepared;
+use crate::core::tree::{Migration, Tree};
+
+/// Checks the migrations pending on the real database; `Err(Error::Input)` (exit 2) names the
+/// file and line of the first problem. Returns warnings about what could not be checked.
+pub fn check_pending(project: &Project) -> Result<Vec<String>, Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let applied = crate::commands::migrate::read_applied(project, &project.db)?;
+    let done: HashSet<_> = applied.iter().map(|a| &a.id).collect();
+    let pending: Vec<&Migration> = tree
+        .migrations
+        .iter()
+        .filter(|m| !done.contains(&m.id))
+        .collect();
+    match super::dialect_of(project) {
+        Dialect::Sqlite => check_sqlite(project, &pending, project.db.exists()),
+        Dialect::Postgres => check_postgres(&tree, &pending),
+    }
+}
+
+fn check_sqlite(
+    project: &Project,
+    pending: &[&Migration],
+    from_real: bool,
+) -> Result<Vec<String>, Error> {
+    let mut warnings = Vec::new();
+    let mut mem = Connection::open_in_memory()
+        .map_err(|e| Error::db(":memory:", "cannot open a throwaway database", e))?;
+    if from_real && let Err(why) = copy_schema(&project.db, &mem) {
+        warnings.push(format!(
+            "plan did not check the pending SQL against the schema: the schema of {} could not \
+             be copied into a throwaway database ({why}); the rehearsal will check it",
+            project.db.display()
+        ));
+        return Ok(warnings);
+    }
+    for (i, m) in pending.iter().enumerate() {
+        let p = Prepared::load_for(m, Dialect::Sqlite)?;
+        let do_path = m.file("do.sql");
+        if let Checked::StoppedAt(why) = run_script(&mut mem, &do_path, &p.do_sql)? {
+            warnings.push(format!(
+                "plan checked the SQL up to {why}; the rest is checked by the rehearsal only"
+            ));
+            break;
+        }
+        let component = p.transform.is_some() || p.test_seed.is_some() || p.proj_seed.is_some();
+        if p.transform.is_none() {
+            for data in [&p.test_data, &p.proj_data].into_iter().flatten() {
+                check_data(data, |t| Some(sqlite_columns(&mem, t)))?;
+            }
+        }
+        if component && i + 1 < pending.len() {
+            warnings.push(format!(
+                "plan checked the SQL up to {}: it runs a component, which may change the \
+                 schema in ways no file says, so the steps after it are checked by the \
+                 rehearsal only",
+                m.label()
+            ));
+            break;
+        }
+    }
+    Ok(warnings)
+}
+
+/// Creates `db`'s tables, indexes, views and triggers (not its rows) in `mem`.
+fn copy_schema(db: &Path, mem: &Connection) -> Result<(), String> {
+    let real = Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut stmt = real
+        .prepare(
+            "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+             ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid",
+        )
+        .map_err(|e| e.to_string())?;
+    let sqls: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    for sql in sqls {
+        mem.execute_batch(&sql).map_err(|e| format!("{e}: {sql}"))?;
+    }
+    Ok(())
+}
+
+/// How long one statement may run in the throwaway database before plan leaves it (and the
+/// rest) to the rehearsal.
+const STATEMENT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What became of a script in the throwaway database.
+enum Checked {
+    /// Every statement was checked.
+    All,
+    /// Checking stopped at a statement plan cannot run safely or quickly; why.
+    StoppedAt(String),
+}
+
+/// Prepares `sql` statement by statement in the throwaway database, and runs those that change
+/// its schema or rows, so that later statements are judged against what earlier ones built;
+/// the first failure becomes bad input naming `path`, the line and the statement. Nothing it
+/// runs reaches beyond the throwaway database: queries (and anything SQLite calls read-only)
+/// are only prepared; `ATTACH` (which would open another database) ends the check there;
+/// `VACUUM`, `PRAGMA`, `ANALYZE`, `REINDEX` and `DETACH` are only prepared; and a statement
+/// running past [`STATEMENT_BUDGET`] is interrupted and ends the check.
+fn run_script(conn: &mut Connection, path: &Path, sql: &str) -> Result<Checked, Error> {
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+        .map_err(|e| Error::db(":memory:", "cannot limit the throwaway database", e))?;
+    let deadline = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let watched = deadline.clone();
+    conn.progress_handler(
+        1_000,
+        Some(move || {
+            watched
+                .lock()
+                .ok()
+                .and_then(|d| *d)
+                .is_some_and(|d| std::time::Instant::now() > d)
+        }),
+    )
+    .map_err(|e| Error::db(":memory:", "cannot watch the throwaway database", e))?;
+    let result = walk(conn, path, sql, &deadline);
+    let _ = conn.progress_handler(0, None::<fn() -> bool>);
+    result
+}
+
+fn walk(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    deadline: &std::sync::Mutex<Option<std::time::Instant>>,
+) -> Result<Checked, Error> {
+    let text = crate::sqlite::ScriptText::new(sql);
+    let mut script = crate::sqlite::Script::new(conn, &text);
+    loop {
+        let (mut stmt, at) = match script.next_statement() {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(Checked::All),
+            Err((at, e)) => return Err(bad_statement(path, at.line, &at.text, &e)),
+        };
+        let first = at
+            .text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if first == "ATTACH" {
+            return Ok(Checked::StoppedAt(format!(
+                "{} line {}: ATTACH opens another database, which plan never does",
+                path.display(),
+                at.line
+            )));
+        }
+        let prepare_only = stmt.readonly()
+            || matches!(
+                first.as_str(),
+                "VACUUM" | "PRAGMA" | "ANALYZE" | "REINDEX" | "DETACH" | "EXPLAIN"
+            );
+        if prepare_only {
+            continue;
+        }
+        if let Ok(mut d) = deadline.lock() {
+            *d = Some(std::time::Instant::now() + STATEMENT_BUDGET);
+        }
+        let result = stmt.raw_execute();
+        match result {
+            Ok(_) => {}
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                return Ok(Checked::StoppedAt(format!(
+                    "{} line {}: the statement ran for more than {} s in plan's throwaway \
+                     database",
+                    path.display(),
+                    at.line,
+                    STATEMENT_BUDGET.as_secs()
+                )));
+            }
+            Err(e) => return Err(bad_statement(path, at.line, &at.text, &e)),
+        }
+    }
+}
+
+fn bad_statement(path: &Path, line: usize, text: &str, e: &rusqlite::Error) -> Error {
+    let why = match e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+        other => other.to_string(),
+    };
+    Error::input(
+        path,
+        format!(
+            "line {line}: {why}, in `{text}`; SQLite refuses it against the schema the steps \
+             before it build (checked in a throwaway database, nothing was touched); fix the \
+             statement"
+        ),
+    )
+}
+
+/// A SQLite table's columns, lower-cased; `None` when there is no such table.
+fn sqlite_columns(conn: &Connection, table: &str) -> Option<Vec<String>> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_xinfo(?1)")
+        .ok()?;
+    let cols: Vec<String> = stmt
+        .query_map([table], |r| r.get::<_, String>(0))
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|c| c.to_lowercase())
+        .collect();
+    (!cols.is_empty()).then_some(cols)
+}
+
+/// Refuses a table or column of `data` that `columns` does not know, naming the line in the
+/// file. `columns` gives a table's columns, `Some(None)` when there is no such table, and
+/// `None` when it cannot tell (the table is skipped).
+fn check_data(
+    data: &DataSet,
+    mut columns: impl FnMut(&str) -> Option<Option<Vec<String>>>,
+) -> Result<(), Error> {
+    let text = std::fs::read_to_string(&data.path).unwrap_or_default();
+    for (table, rows) in &data.tables {
+        let table_at = key_offset(&text, table, 0);
+        let line = |at: Option<usize>| at.map_or(1, |a| text[..a].matches('\n').count() + 1);
+        let Some(cols) = columns(table) else {
+            continue;
+        };
+        let Some(cols) = cols else {
+            return Err(Error::input(
+                &data.path,
+                format!(
+                    "line {}: table `{table}` does not exist after this migration's do.sql \
+                     (checked without a database); create it in do.sql or fix the name",
+                    line(table_at)
+                ),
+            ));
+        };
+        let mut seen = HashSet::new();
+        for row in rows {
+            for (col, _) in row {
+                if !seen.insert(col.as_str()) {
+                    continue;
+                }
+                if !cols.contains(&col.to_lowercase()) {
+                    let at = key_offset(&text, col, table_at.unwrap_or(0));
+                    let near = cols
+                        .iter()
+                        .filter(|c| strsim::levenshtein(c, &col.to_lowercase()) <= 2)
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .next()
+                        .unwrap_or_default();
+                    return Err(Error::input(
+                        &data.path,
+                        format!(
+                            "line {}: table `{table}` has no column `{col}` after this \
+                             migration's do.sql{near}; its columns are {}",
+                            line(at),
+                            cols.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where `"key":` first appears in `text` at or after `from`.
+fn key_offset(text: &str, key: &str, from: usize) -> Option<usize> {
+    let quoted = serde_json::to_string(key).ok()?;
+    let mut at = from;
+    while let Some(i) = text.get(at..)?.find(&quoted) {
+        let start = at + i;
+        let after = text[start + quoted.len()..].trim_start();
+        if after.starts_with(':') {
+            return Some(start);
+        }
+        at = start + quoted.len();
+    }
+    None
+}
+
+fn check_postgres(tree: &Tree, pending: &[&Migration]) -> Result<Vec<String>, Error> {
+    let mut warnings = Vec::new();
+    let wanted: HashSet<_> = pending.iter().map(|m| &m.id).collect();
+    let mut model = Model::default();
+    // Whether the model is the whole schema: every statement so far parsed, and no component.
+    let mut complete = true;
+    for m in &tree.migrations {
+        let do_path = m.file("do.sql");
+        if !wanted.contains(&m.id) {
+            if let Ok(text) = std::fs::read_to_string(&do_path) {
+                let mut sink = Vec::new();
+                complete &= lint_file(
+                    Dialect::Postgres,
+                    "",
+                    &do_path,
+                    &text,
+                    &mut model,
+                    &mut sink,
+                ) == 0;
+            }
+            complete &= m.held("transform.wasm") != Some(true);
+            continue;
+        }
+        let p = Prepared::load_for(m, Dialect::Postgres)?;
+        let mut found = Vec::new();
+        let unparsed = lint_file(
+            Dialect::Postgres,
+            &m.label(),
+            &do_path,
+            &p.do_sql,
+            &mut model,
+            &mut found,
+        );
+        for f in found.iter().filter(|f| f.code == super::NOT_LINTED) {
+            warnings.push(format!(
+                "{}: line {}: the linter's PostgreSQL parser cannot read `{}`; PostgreSQL's own \
+                 parser sees it in the rehearsal",
+                f.file.display(),
+                f.line,
+                f.statement
+            ));
+        }
+        complete &= unparsed == 0 && p.transform.is_none();
+        if p.transform.is_none() {
+            for data in [&p.test_data, &p.proj_data].into_iter().flatten() {
+                check_data(data, |t| match model.has_table(&t.to_lowercase()) {
+                    Some(cols) => Some(Some(cols)),
+                    None if complete => Some(None),
+                    None => None,
+                })?;
+            }
+        }
+        complete &= p.test_seed.is_none() && p.proj_seed.is_none();
+    }
+    Ok(warnings)
+}

@@ -1,0 +1,691 @@
+//! The run: validate, rehearse on the test database, then apply to the real one (DESIGN §5).
+//!
+//! `migrate` reads like the algorithm: load the tree, plan every database and refuse before
+//! touching anything, read every input, then run phase 1 and phase 2 step by step. Also the
+//! read-only views of a project (`status`, `plan`, `audit`), and `sandbox`. Each is written
+//! once over `crate::core::backend::Backend`, whichever database the project names; a phase's steps
+//! run through `crate::core::phase`. Steps themselves live in `step` (SQLite) and `postgres::step`;
+//! `restore` lives in its own module.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backends;
+use crate::core::backend::Backend;
+use crate::core::config::Project;
+use crate::core::error::Error;
+use crate::core::event::{Action, Event, EventSink, Phase};
+use crate::core::ledger::AuditRow;
+use crate::core::phase::How;
+use crate::core::phase::PhaseReport;
+use crate::core::phase::Runner;
+use crate::core::plan::{self, PlanOptions, StatusEntry};
+use crate::core::step::Prepared;
+use crate::core::tree::{Migration, Tree};
+
+/// What `strata migrate` may do beyond the safe default.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    pub plan: PlanOptions,
+    /// Rehearse on the test database first (the default; `--no-rehearsal` turns it off).
+    pub rehearse: bool,
+    /// Also rehearse on a throwaway copy of the real database before the real run.
+    pub rehearse_on_copy: bool,
+    /// Write missing `schema.sql` snapshots (and LATEST) from the test database.
+    pub write_snapshots: bool,
+    /// Migrate even if a module's live schema on the real database drifted from its snapshot.
+    pub allow_drift: bool,
+    /// Run all pending steps of a phase in one transaction, a savepoint per step (also
+    /// `single_transaction` in strata.toml).
+    pub single_transaction: bool,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions {
+            plan: PlanOptions::default(),
+            rehearse: true,
+            rehearse_on_copy: false,
+            write_snapshots: false,
+            allow_drift: false,
+            single_transaction: false,
+        }
+    }
+}
+
+/// What `migrate` did, phase by phase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrateReport {
+    pub phases: Vec<PhaseReport>,
+}
+
+/// A database of a run, opened with its backend, and the phase it is for.
+type Target<'p> = (Phase, Box<dyn Backend + 'p>);
+
+/// The databases a run works on, in order, each opened with its backend.
+fn targets(project: &Project, rehearse: bool) -> Result<Vec<Target<'_>>, Error> {
+    backends::check_project(project)?;
+    let mut t = Vec::new();
+    if rehearse {
+        t.push((Phase::Rehearsal, backends::open(project, &project.test_db)?));
+    }
+    t.push((Phase::Apply, backends::open(project, &project.db)?));
+    Ok(t)
+}
+
+/// One database of a run and the migrations it will get.
+type PhasePlan<'p, 't> = (Phase, Box<dyn Backend + 'p>, Vec<&'t Migration>);
+
+/// Plans every database of the run; refuses before anything is touched. The real database
+/// must exist unless its backend creates it: finding out after the rehearsal would leave a
+/// run half done.
+fn validate<'p, 't>(
+    project: &'p Project,
+    tree: &'t Tree,
+    phases: Vec<Target<'p>>,
+    opts: &MigrateOptions,
+) -> Result<Vec<PhasePlan<'p, 't>>, Error> {
+    let mut plans = Vec::new();
+    let mut refusals = Vec::new();
+    for (phase, db) in phases {
+        let applied = match db.applied()? {
+            Some(applied) => applied,
+            None => match db.missing() {
+                Some(e) if phase == Phase::Apply => return Err(e),
+                _ => Vec::new(),
+            },
+        };
+        match plan::plan(&db.shown(), &tree.migrations, &applied, &opts.plan) {
+            Ok(pending) => plans.push((phase, db, pending)),
+            Err(r) => refusals.extend(r),
+        }
+    }
+    if !opts.allow_drift {
+        refusals.extend(crate::commands::design::drift(project)?);
+    }
+    if refusals.is_empty() {
+        Ok(plans)
+    } else {
+        Err(Error::Refused(refusals))
+    }
+}
+
+/// Runs `strata migrate`: validate, read every input, back up and rehearse on the test
+/// database, optionally rehearse on a copy of the real one, then back up and apply to the real
+/// database. Phase 2 never starts if an earlier phase failed. The same on every backend.
+pub fn migrate(
+    project: &Project,
+    opts: &MigrateOptions,
+    events: &mut EventSink<'_>,
+) -> Result<MigrateReport, Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let phases = targets(project, opts.rehearse)?;
+    if !opts.rehearse {
+        events(&Event::Warning(format!(
+            "--no-rehearsal: applying to {} without rehearsing on the test database first",
+            phases[0].1.shown().display()
+        )));
+    } else if project.test_db.starts_with(project.state_dir()) {
+        project.ensure_state_dir()?;
+    }
+    let single_transaction = opts.single_transaction || project.config.single_transaction;
+    if single_transaction && opts.write_snapshots {
+        return Err(Error::Usage(
+            "--single-transaction cannot be combined with --write-snapshots: snapshots are files \
+             written as each step commits, and a later failure would roll the step back but not \
+             the files; run `strata migrate --write-snapshots` without one transaction"
+                .into(),
+        ));
+    }
+    let dialect = phases[0].1.dialect();
+    let phases = validate(project, &tree, phases, opts)?;
+    let runner = Runner::new(
+        project,
+        phases
+            .iter()
+            .flat_map(|(_, _, pending)| pending.iter().copied()),
+        dialect,
+    )?;
+    runner.warn_about_cache(events);
+    for stale in runner.stale() {
+        events(&Event::Warning(stale));
+    }
+    if single_transaction {
+        for (_, db, pending) in &phases {
+            for m in pending {
+                db.check_single_transaction(&runner.prepared[&m.id])?;
+            }
+        }
+    }
+
+    let mut report = MigrateReport { phases: Vec::new() };
+    for (phase, db, pending) in &phases {
+        if *phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
+            report
+                .phases
+                .push(rehearse_on_copy(&runner, &**db, pending, events)?);
+        }
+        let how = How {
+            test_data: phase.loads_test_data(),
+            backup: true,
+            write_snapshots: opts.write_snapshots && *phase == Phase::Rehearsal,
+            single_transaction,
+        };
+        report
+            .phases
+            .push(run_phase(&runner, &**db, *phase, how, pending, events)?);
+    }
+    Ok(report)
+}
+
+/// Runs `pending` on `db` as one phase: the shared step loop on the database the backend
+/// opens for it (only when something is pending).
+fn run_phase(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    phase: Phase,
+    how: How,
+    pending: &[&Migration],
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    crate::core::phase::run(
+        phase,
+        &db.shown(),
+        pending,
+        &runner.prepared,
+        || db.open_phase(runner, phase, how),
+        events,
+    )
+}
+
+/// `--rehearse-on-copy`: `pending` on a throwaway copy of `db` (no test data, no backup); the
+/// copy is gone afterwards whatever happens.
+fn rehearse_on_copy(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    pending: &[&Migration],
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    let copy = db.copy()?;
+    let how = How {
+        test_data: false,
+        backup: false,
+        write_snapshots: false,
+        single_transaction: false,
+    };
+    let mut report = run_phase(
+        runner,
+        copy.database(),
+        Phase::Rehearsal,
+        how,
+        pending,
+        events,
+    )?;
+    report.copy_of = copy.from();
+    copy.finish()?;
+    Ok(report)
+}
+
+/// Where `strata sandbox` starts from.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// Rehearse only the pending migrations on a copy of this database (no test data);
+    /// default: the whole chain from zero, with test data.
+    pub from: Option<PathBuf>,
+    pub plan: PlanOptions,
+}
+
+/// How one step ended in `strata sandbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepOutcome {
+    Ok,
+    Failed,
+    /// Not run because an earlier step failed.
+    Skipped,
+}
+
+/// One step of a sandbox run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxStep {
+    pub module: String,
+    pub migration: String,
+    pub outcome: StepOutcome,
+    pub duration_ms: u64,
+    /// Fuel all of the step's components burned.
+    pub fuel_used: u64,
+    /// The failure, as `migrate` would print it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The machine-readable result of `strata sandbox`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxReport {
+    pub ok: bool,
+    /// The database the chain started from: `None` for an empty one.
+    pub from: Option<PathBuf>,
+    pub steps: Vec<SandboxStep>,
+    pub duration_ms: u64,
+}
+
+/// Runs `strata sandbox`: every pending step on a throwaway database the backend makes (a file
+/// in a temporary folder, or a database on the test database's server) and removes whatever
+/// happens. Never changes the project's real or test database. A failed step is reported, not
+/// returned as an error; the steps after it are skipped.
+pub fn sandbox(
+    project: &Project,
+    opts: &SandboxOptions,
+    events: &mut EventSink<'_>,
+) -> Result<SandboxReport, Error> {
+    let started = std::time::Instant::now();
+    let backend = backends::of_project(project)?;
+    let tree = Tree::load(&project.migrations_dir())?;
+    // Where the sandbox starts: an empty database, or a copy of the database or backup --from
+    // names (then only its pending steps run, without test data).
+    let scratch = backend.scratch(opts.from.as_deref())?;
+    let db = scratch.database();
+    let applied = db.applied()?.unwrap_or_default();
+    let pending = plan::plan(
+        &scratch.planned_on(),
+        &tree.migrations,
+        &applied,
+        &opts.plan,
+    )
+    .map_err(Error::Refused)?;
+    let runner = Runner::new(project, pending.iter().copied(), db.dialect())?;
+    runner.warn_about_cache(events);
+    if let Some(stale) = runner.stale().next() {
+        return Err(Error::Usage(format!(
+            "{stale}. The sandbox runs what CI would commit, so it refuses a component that \
+             does not match its sources"
+        )));
+    }
+
+    let how = How {
+        test_data: opts.from.is_none(),
+        backup: false,
+        write_snapshots: false,
+        single_transaction: false,
+    };
+    // Each step runs as a phase of its own (so a failure is reported and the rest skipped), but
+    // the run is announced once: the per-step phase events are not passed on.
+    let shown = db.shown();
+    events(&Event::PhaseStarted {
+        phase: Phase::Sandbox,
+        db: &shown,
+        pending: pending.len(),
+    });
+    let (steps, ok) = sandbox_steps(&pending, |m| {
+        let mut fuel = 0;
+        let mut sink = |e: &Event<'_>| match e {
+            Event::PhaseStarted { .. } | Event::PhaseFinished { .. } => {}
+            Event::ActionDone { fuel: Some(f), .. } => {
+                fuel += f;
+                events(e);
+            }
+            _ => events(e),
+        };
+        if !m.file(crate::commands::undo::UNDO_FILE).is_file() {
+            return run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel);
+        }
+        // A step with an undo.sql: applied, undone (the schema must be exactly what it was
+        // before the step), and applied again.
+        let before = db.schema_text()?;
+        run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink)?;
+        let undo = crate::commands::undo::read(m, db.dialect())?;
+        db.undo(Phase::Sandbox, std::slice::from_ref(&undo), false)?;
+        let after = db.schema_text()?;
+        if after != before {
+            return Err(crate::core::error::StepFailure {
+                phase: Phase::Sandbox,
+                db: db.shown(),
+                migration: m.label(),
+                action: crate::core::event::Action::Undo,
+                file: Some(m.file(crate::commands::undo::UNDO_FILE)),
+                statement: None,
+                message: format!(
+                    "undo.sql does not take the step back: the schema after it differs from \
+                     the schema before the step\n{}",
+                    schema_difference(&before, &after)
+                ),
+                applied_before: Vec::new(),
+            }
+            .into());
+        }
+        run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel)
+    })?;
+    events(&Event::PhaseFinished {
+        phase: Phase::Sandbox,
+        db: &shown,
+        applied: steps
+            .iter()
+            .filter(|s| s.outcome == StepOutcome::Ok)
+            .count(),
+    });
+    let from = scratch.from();
+    scratch.finish()?;
+    Ok(SandboxReport {
+        ok,
+        from,
+        steps,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// What differs between two schemas as text: the statements only before (`-`) and only after
+/// (`+`), at most 20 of each.
+fn schema_difference(before: &str, after: &str) -> String {
+    let statements = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split(";\n")
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let (b, a) = (statements(before), statements(after));
+    let mut lines = Vec::new();
+    for s in b.difference(&a).take(20) {
+        lines.push(format!("  - {s}"));
+    }
+    for s in a.difference(&b).take(20) {
+        lines.push(format!("  + {s}"));
+    }
+    if lines.is_empty() {
+        lines.push("  (the same statements, in another order)".into());
+    }
+    lines.join("\n")
+}
+
+/// The steps of a sandbox run, in order: `run` applies one and returns the fuel it burned; a
+/// failed step (`Error::Step`) is reported and the steps after it are skipped. Returns the
+/// steps and whether all passed; any other error ends the run.
+pub(crate) fn sandbox_steps(
+    pending: &[&Migration],
+    mut run: impl FnMut(&Migration) -> Result<u64, Error>,
+) -> Result<(Vec<SandboxStep>, bool), Error> {
+    let mut steps = Vec::new();
+    let mut failed = false;
+    for m in pending {
+        let t = std::time::Instant::now();
+        let (outcome, fuel_used, message) = if failed {
+            (StepOutcome::Skipped, 0, None)
+        } else {
+            match run(m) {
+                Ok(fuel) => (StepOutcome::Ok, fuel, None),
+                Err(Error::Step(f)) => {
+                    failed = true;
+                    (StepOutcome::Failed, 0, Some(f.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        steps.push(SandboxStep {
+            module: m.id.module.clone(),
+            migration: m.folder(),
+            outcome,
+            duration_ms: t.elapsed().as_millis() as u64,
+            fuel_used,
+            message,
+        });
+    }
+    Ok((steps, !failed))
+}
+
+/// One database's view in `strata status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseStatus {
+    pub phase: Phase,
+    pub db: PathBuf,
+    /// Whether the database file exists.
+    pub exists: bool,
+    pub migrations: Vec<StatusEntry>,
+    /// Tables, indexes, views and triggers that no module owns (see `schema::owner`).
+    pub unowned: Vec<crate::core::schema::ObjectRef>,
+    /// Modules whose live schema differs from their last applied snapshot (the real database
+    /// only: that is where `migrate` refuses drift).
+    pub drift: Vec<Drifted>,
+}
+
+/// A module that drifted: changed outside strata since its last applied migration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Drifted {
+    pub module: String,
+    pub snapshot: PathBuf,
+    /// The differences, one per line.
+    pub difference: String,
+}
+
+/// `strata status`: every migration's state on the test and the real database. Opens both
+/// read-only and creates nothing.
+pub fn status(project: &Project) -> Result<Vec<DatabaseStatus>, Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    targets(project, true)?
+        .into_iter()
+        .map(|(phase, db)| {
+            let applied = db.applied()?;
+            let exists = applied.is_some();
+            Ok(DatabaseStatus {
+                phase,
+                db: db.shown(),
+                exists,
+                migrations: plan::status(&tree.migrations, &applied.unwrap_or_default()),
+                unowned: if exists { db.unowned()? } else { Vec::new() },
+                drift: if phase == Phase::Apply && exists {
+                    drifted(project)?
+                } else {
+                    Vec::new()
+                },
+            })
+        })
+        .collect()
+}
+
+/// The SQL one step runs, in its order, as a script a reader can follow: the transaction,
+/// do.sql, data as INSERT statements, checks.sql; components and the checks strata makes itself
+/// as comments.
+fn step_sql(p: &Prepared, test_data: bool, db: &dyn Backend) -> String {
+    let mut out = format!("-- {}\n{}", p.migration.label(), db.script_begin());
+    let mut section = |title: &str, body: Option<String>| {
+        out.push_str(&format!("-- {title}\n"));
+        if let Some(body) = body.filter(|b| !b.trim().is_empty()) {
+            out.push_str(body.trim_end());
+            out.push('\n');
+        }
+    };
+    section("do.sql", Some(p.do_sql.clone()));
+    let component =
+        |file: &str| format!("{file}: a WebAssembly component; its SQL is known only when it runs");
+    if p.transform.is_some() {
+        section(&component("transform.wasm"), None);
+    }
+    let data = |d: &crate::core::data::DataSet, dir: &str| {
+        (
+            format!("{dir}/data.json: {} row(s)", d.row_count()),
+            Some(db.data_sql(d)),
+        )
+    };
+    if test_data {
+        if let Some(d) = &p.test_data {
+            let (t, b) = data(d, "test-data");
+            section(&t, b);
+        }
+        if p.test_seed.is_some() {
+            section(&component("test-data/seed.wasm"), None);
+        }
+    }
+    if let Some(d) = &p.proj_data {
+        let (t, b) = data(d, "proj-data");
+        section(&t, b);
+    }
+    if p.proj_seed.is_some() {
+        section(&component("proj-data/seed.wasm"), None);
+    }
+    if let Some(checks) = &p.checks {
+        section(
+            "checks.sql: each query's rows are violations",
+            Some(checks.clone()),
+        );
+    }
+    if p.check.is_some() {
+        section(&component("check.wasm"), None);
+    }
+    out.push_str(db.script_end());
+    out
+}
+
+/// The drift of the real database, for `status`.
+fn drifted(project: &Project) -> Result<Vec<Drifted>, Error> {
+    Ok(crate::commands::design::drift(project)?
+        .into_iter()
+        .filter_map(|r| match r {
+            crate::core::error::Refusal::Drift {
+                module,
+                snapshot,
+                difference,
+                ..
+            } => Some(Drifted {
+                module,
+                snapshot,
+                difference,
+            }),
+            _ => None,
+        })
+        .collect())
+}
+
+/// One planned step: the migration and the actions it would run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub migration: String,
+    pub actions: Vec<Action>,
+    /// Components older than their sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// With `plan --sql`: the SQL the step runs, in order (components noted as comments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+}
+
+/// The steps one phase would run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedPhase {
+    pub phase: Phase,
+    pub db: PathBuf,
+    pub steps: Vec<PlannedStep>,
+}
+
+/// `strata plan`: what `migrate` with `opts` would run, in order, without running it. Refuses
+/// exactly when `migrate` would.
+pub fn plan(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, Error> {
+    plan_steps(project, opts, false)
+}
+
+/// `strata plan --sql`: [`plan()`], with the SQL of each step (a dry run).
+pub fn plan_with_sql(project: &Project, opts: &MigrateOptions) -> Result<Vec<PlannedPhase>, Error> {
+    plan_steps(project, opts, true)
+}
+
+fn plan_steps(
+    project: &Project,
+    opts: &MigrateOptions,
+    with_sql: bool,
+) -> Result<Vec<PlannedPhase>, Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let mut out = Vec::new();
+    let mut refusals = Vec::new();
+    for (phase, db) in targets(project, opts.rehearse)? {
+        let dialect = db.dialect();
+        let applied = db.applied()?.unwrap_or_default();
+        match plan::plan(&db.shown(), &tree.migrations, &applied, &opts.plan) {
+            Ok(pending) => {
+                let steps = pending
+                    .into_iter()
+                    .map(|m| {
+                        let prepared = Prepared::load_for(m, dialect)?;
+                        let test_data = phase.loads_test_data();
+                        Ok(PlannedStep {
+                            migration: m.label(),
+                            actions: prepared.actions(test_data),
+                            sql: with_sql.then(|| step_sql(&prepared, test_data, &*db)),
+                            warnings: prepared.stale,
+                        })
+                    })
+                    .collect::<Result<_, Error>>()?;
+                out.push(PlannedPhase {
+                    phase,
+                    db: db.shown(),
+                    steps,
+                });
+            }
+            Err(r) => refusals.extend(r),
+        }
+    }
+    if !opts.allow_drift {
+        refusals.extend(crate::commands::design::drift(project)?);
+    }
+    if refusals.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Refused(refusals))
+    }
+}
+
+/// `strata status --check`: whether `migrate` with `opts` would start. Refuses (exit 3) or
+/// reports bad input (exit 2) exactly as `migrate` would, reading every pending input, and
+/// touches nothing.
+pub fn check(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
+    plan(project, opts).map(|_| ())
+}
+
+/// Appends `entries` to `db`'s audit log (a SQLite file or a PostgreSQL URL), creating the
+/// bookkeeping tables if they are missing: for what happens outside a run, such as a refused
+/// call to `strata serve`.
+pub fn append_audit(
+    project: &Project,
+    db: &Path,
+    entries: &[crate::core::ledger::Entry],
+) -> Result<(), Error> {
+    backends::open(project, db)?.append_audit(entries)
+}
+
+/// The migrations applied to `db` (a SQLite file or a PostgreSQL URL), read without creating
+/// or changing anything.
+pub fn read_applied(
+    project: &Project,
+    db: &Path,
+) -> Result<Vec<crate::core::ledger::Applied>, Error> {
+    Ok(backends::open(project, db)?.applied()?.unwrap_or_default())
+}
+
+/// `strata audit`: the newest `limit` rows of a database's audit log, oldest first.
+pub fn audit(
+    project: &Project,
+    test_db: bool,
+    limit: Option<u64>,
+) -> Result<(PathBuf, Vec<AuditRow>), Error> {
+    let db = backends::open(project, audit_target(project, test_db))?;
+    Ok((db.shown(), db.audit(limit)?))
+}
+
+/// One page of a database's audit log (see [`ledger::audit_page`]): the newest `size` rows
+/// below `before_id`, oldest first, and whether older ones remain.
+pub fn audit_page(
+    project: &Project,
+    test_db: bool,
+    before_id: Option<i64>,
+    size: u64,
+) -> Result<(PathBuf, Vec<AuditRow>, bool), Error> {
+    let db = backends::open(project, audit_target(project, test_db))?;
+    let (rows, more) = db.audit_page(before_id, size)?;
+    Ok((db.shown(), rows, more))
+}
+
+/// The database `audit` reads: the real one, or with `test_db` the test database.
+fn audit_target(project: &Project, test_db: bool) -> &PathBuf {
+    if test_db {
+        &project.test_db
+    } else {
+        &project.db
+    }
+}

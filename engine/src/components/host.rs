@@ -1,0 +1,270 @@
+//! The host side of `strata:migrate/sql` and `strata:migrate/log` that every backend shares:
+//! the store's data ([`HostState`], generic over the backend's session), the bounds on the host
+//! memory a component can make strata use, and the component's log. What the `sql` calls do on
+//! a database is the backend's: `sandbox::sqlite` (SQLite, the authorizer and the guard) and
+//! `sandbox::postgres` (PostgreSQL, a role the server enforces).
+//!
+//! Host memory: the component's linear memories together are capped at `memory_mib` by
+//! [`Limiter`] (wasmtime's `StoreLimits` plus a total across memories); every result a call
+//! hands back (a `query`, a cursor batch) is counted as it is built and may not exceed what the
+//! component could still hold (`memory_mib` minus its linear memory), so a result that could
+//! never reach the guest is never built. Cursor batches stop early instead (at most
+//! [`MAX_ROWS_PER_CALL`] rows); at most [`MAX_OPEN_CURSORS`] cursors are open at once. A limit
+//! that trips fails the component's call even if the guest carries on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Result as WResult, StoreLimits, StoreLimitsBuilder};
+
+use super::bindings::{log, sql};
+
+/// At most this many rows come back from one `next` or `next-packed` call, whatever
+/// `max-rows` asks for (fewer rows is within the contract: the guest asks again).
+pub const MAX_ROWS_PER_CALL: u32 = 100_000;
+/// At most this many cursors are open at once in one component call.
+pub const MAX_OPEN_CURSORS: usize = 64;
+/// Core instances, tables and linear memories a component may create, and the elements of one
+/// table: far above what `wit-component` output needs, far below what would cost real memory.
+pub(crate) const MAX_INSTANCES: usize = 64;
+pub(crate) const MAX_TABLES: usize = 16;
+pub(crate) const MAX_MEMORIES: usize = 4;
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// What a row and a value of a `list<list<value>>` result cost the host besides their bytes.
+pub(crate) const ROW_OVERHEAD: usize = 48;
+pub(crate) const VALUE_OVERHEAD: usize = 32;
+
+/// The table key of an open cursor: its index among the session's statements.
+pub struct CursorSlot(pub(crate) usize);
+
+/// Messages a component logged, kept for the step's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// At most this many log lines are kept per call; the rest are counted.
+pub(crate) const MAX_LOG_LINES: usize = 1_000;
+/// At most this many bytes of one log message are kept.
+pub(crate) const MAX_LOG_BYTES: usize = 4_096;
+
+/// The store's data for one component call: the database the component works on (`D`: the
+/// backend's session, see `sandbox::sqlite` and `sandbox::postgres`), its cursors' handles, and
+/// what every backend counts the same way (memory, logs, progress, the limit that tripped).
+pub struct HostState<D> {
+    pub db: D,
+    pub table: ResourceTable,
+    pub limiter: Limiter,
+    pub logs: Vec<LogLine>,
+    pub dropped_logs: usize,
+    /// Rows written so far, readable from another thread for progress display.
+    pub progress: Arc<AtomicU64>,
+    /// Why a host-side limit stopped the component, if one did.
+    pub limit: Option<String>,
+    /// `memory_mib`, for messages.
+    pub(crate) memory_mib: u64,
+}
+
+impl<D> HostState<D> {
+    pub fn new(db: D, memory_mib: u64, progress: Arc<AtomicU64>) -> Self {
+        HostState {
+            db,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(mib_to_bytes(memory_mib)),
+            logs: Vec::new(),
+            dropped_logs: 0,
+            progress,
+            limit: None,
+            memory_mib,
+        }
+    }
+
+    /// A WIT error; a limit error is remembered, so that it fails the call even if the guest
+    /// carries on.
+    pub(crate) fn remember(&mut self, e: sql::Error) -> sql::Error {
+        if let sql::Error::Limit(why) = &e
+            && self.limit.is_none()
+        {
+            self.limit = Some(why.clone());
+        }
+        e
+    }
+
+    /// A limit error, remembered so that it fails the call.
+    pub(crate) fn limit_error(&mut self, why: String) -> sql::Error {
+        self.remember(sql::Error::Limit(why))
+    }
+
+    /// Counts written rows for progress.
+    pub(crate) fn count_written(&mut self, n: u64) -> u64 {
+        self.progress.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Bytes a result may still take: what the component could still hold in linear memory.
+    pub(crate) fn result_budget(&self) -> usize {
+        self.limiter.max_total.saturating_sub(self.limiter.total)
+    }
+
+    pub(crate) fn over_budget(&self, what: &str, budget: usize) -> String {
+        format!(
+            "{what} is larger than the component's memory budget: {} bytes left of memory_mib \
+             = {} ({} bytes of linear memory in use); read large results through open-cursor \
+             in smaller batches, or raise `memory_mib` under [sandbox] in migration.toml",
+            budget, self.memory_mib, self.limiter.total
+        )
+    }
+}
+
+fn mib_to_bytes(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+}
+
+/// The store limiter: wasmtime's [`StoreLimits`] (instances, tables, memories, table elements,
+/// the size of each memory) plus the total of all linear memories, so that several memories
+/// cannot multiply `memory_mib`. It remembers a refused growth, so the trap that follows is
+/// reported as the memory limit rather than as a crash.
+pub struct Limiter {
+    limits: StoreLimits,
+    max_total: usize,
+    /// The linear memory of all the component's memories now.
+    pub total: usize,
+    /// The largest `total` reached.
+    pub peak_bytes: usize,
+    pub tripped: bool,
+}
+
+impl Limiter {
+    pub(crate) fn new(max_total: usize) -> Self {
+        Limiter {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_total)
+                .memories(MAX_MEMORIES)
+                .tables(MAX_TABLES)
+                .instances(MAX_INSTANCES)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .build(),
+            max_total,
+            total: 0,
+            peak_bytes: 0,
+            tripped: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> WResult<bool> {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.max_total {
+            self.tripped = true;
+            return Ok(false);
+        }
+        if !self.limits.memory_growing(current, desired, maximum)? {
+            return Ok(false);
+        }
+        self.total = total;
+        self.peak_bytes = self.peak_bytes.max(total);
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> WResult<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> WResult<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> WResult<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// A component's text made safe to print: control characters (newlines and escape sequences
+/// included) and invisible formatting characters (bidirectional overrides) are written as
+/// `\n`, `\u{1b}` and the like, so a component cannot forge or hide terminal output.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{061c}');
+        if c.is_control() || invisible {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl<D> log::Host for HostState<D> {
+    fn log(&mut self, level: log::Level, message: String) -> WResult<()> {
+        if self.logs.len() >= MAX_LOG_LINES {
+            self.dropped_logs += 1;
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_BYTES {
+            let mut cut = MAX_LOG_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("...");
+        }
+        let message = escape_controls(&message);
+        let level = match level {
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        self.logs.push(LogLine { level, message });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(crate) fn several_memories_share_one_total() {
+        let mut l = Limiter::new(64 << 20);
+        assert!(l.memory_growing(0, 48 << 20, None).unwrap());
+        assert!(!l.memory_growing(0, 48 << 20, None).unwrap());
+        assert!(l.tripped);
+        assert_eq!(l.peak_bytes, 48 << 20);
+    }
+
+    #[test]
+    pub(crate) fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("a\u{1b}[31mb\nc\u{202e}d\té"),
+            r"a\u{1b}[31mb\nc\u{202e}d\té"
+        );
+    }
+}

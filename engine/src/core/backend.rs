@@ -1,0 +1,204 @@
+//! The backend seam: what one database offers the commands, whichever engine it runs on.
+//!
+//! A command's algorithm (`migrator`, `restore`, `repair`, `design`) is written once over
+//! [`Backend`]; SQLite ([`sqlite::Sqlite`]) and PostgreSQL ([`postgres::Postgres`]) implement
+//! it by wrapping their own code (`crate::sqlite::ledger`, `crate::sqlite::step`, `crate::core::backup` and
+//! `crate::core::restore` for SQLite, `crate::postgres` for PostgreSQL). In the manner of Atlas's
+//! drivers, each operation is one thing a database does, and the set is what the commands need:
+//!
+//! - the ledger and the audit log: [`Backend::applied`], [`Backend::append_audit`],
+//!   [`Backend::audit`], [`Backend::audit_page`], [`Backend::repin`];
+//! - a run: [`Backend::missing`] (whether a run may create the database), the checks a phase
+//!   makes before it starts ([`Backend::check_single_transaction`]), opening and locking it for
+//!   one phase ([`Backend::open_phase`], which gives the shared step loop its
+//!   `crate::core::phase::Database`), a throwaway copy to rehearse on ([`Backend::copy`]), the
+//!   throwaway database of `strata sandbox` ([`Backend::scratch`]), and how a step reads as a
+//!   script for `plan --sql` ([`Backend::script_begin`], [`Backend::data_sql`],
+//!   [`Backend::script_end`]);
+//! - backups: [`Backend::identity`], [`Backend::backups`], [`Backend::choose_backup`],
+//!   [`Backend::restore`];
+//! - introspection for the design-time commands: [`Backend::unowned`], and [`Backend::dump`],
+//!   [`Backend::diff`], [`Backend::drift`], [`Backend::new_from_diff`], [`Backend::baseline`],
+//!   each of which reads the database as a `crate::core::design::Live` (its schema in the backend's
+//!   own model, the owners, the ledger) and runs the command's one algorithm in `crate::commands::design`;
+//! - what a caller may watch for changes ([`watched_file`]), and whether a database is on a
+//!   server rather than in a file ([`is_server`]).
+//!
+//! [`open`] is the one place that picks the backend from a database's value (a SQLite path or
+//! a `postgres://` URL, told apart by [`is_server`]); apart from this module, only `config`
+//! looks at the URL scheme (to keep a URL's password out of what is shown). Tree, checksum,
+//! plan, events, phases, rendering and the gRPC service do not know which backend runs.
+
+use std::path::{Path, PathBuf};
+
+use crate::core::backup::Backup;
+use crate::core::design::{Adopted, DiffReport, DumpReport};
+use crate::core::error::{Error, Refusal};
+use crate::core::event::Phase;
+use crate::core::input::Dialect;
+use crate::core::ledger::{Applied, AuditRow, Entry};
+use crate::core::phase::{How, Runner};
+use crate::core::restore::{Restored, TableDifference};
+use crate::core::schema::ObjectRef;
+use crate::core::step::Prepared;
+use crate::core::tree::Migration;
+
+/// One database of a project (the real one, the test database, or one a command names), as the
+/// commands use it.
+pub(crate) trait Backend {
+    /// The database as strata shows it: a path, or a URL without its password.
+    fn shown(&self) -> PathBuf;
+
+    /// The SQL dialect its migrations are written in.
+    fn dialect(&self) -> Dialect;
+
+    // The ledger and the audit log.
+
+    /// The migrations applied, read without creating or changing anything; `None` when the
+    /// database does not exist.
+    fn applied(&self) -> Result<Option<Vec<Applied>>, Error>;
+
+    /// Appends `entries` to the audit log, creating the bookkeeping tables if they are missing.
+    fn append_audit(&self, entries: &[Entry]) -> Result<(), Error>;
+
+    /// The newest `limit` rows of the audit log, oldest first; none when there is no database.
+    fn audit(&self, limit: Option<u64>) -> Result<Vec<AuditRow>, Error>;
+
+    /// The newest `size` audit rows below `before_id`, oldest first, and whether older ones
+    /// remain (see `crate::sqlite::ledger::audit_page`).
+    fn audit_page(&self, before_id: Option<i64>, size: u64)
+    -> Result<(Vec<AuditRow>, bool), Error>;
+
+    /// `strata repair`: re-pins `m`'s checksum and manifest in the ledger and writes `entry`
+    /// to the audit log, in one transaction.
+    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error>;
+
+    /// `strata undo` on this database in `phase`: a verified backup first (unless
+    /// `backup` is false: a throwaway database), then each of `steps` (newest first) in a
+    /// transaction of its own: its `undo.sql` under the same guard as `do.sql`, the
+    /// migration's ledger row removed with the owners of objects that are gone, and its audit
+    /// row. A migration no longer applied here is passed over. Stops at the first failure,
+    /// which is rolled back and audited (`Error::Step`, action `undo.sql`).
+    fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error>;
+
+    /// The whole schema, every object whoever owns it, as comparable text (what the sandbox
+    /// compares before a step and after its `undo.sql`).
+    fn schema_text(&self) -> Result<String, Error>;
+
+    // A run.
+
+    /// When a run finds the real database missing: the error to give (`None`: the run creates
+    /// it, as SQLite creates its file).
+    fn missing(&self) -> Option<Error>;
+
+    /// Refuses a step that cannot share the phase's one transaction (`--single-transaction`).
+    fn check_single_transaction(&self, step: &Prepared) -> Result<(), Error>;
+
+    /// Opens and locks the database for one phase of `runner`'s steps, run as `how` says
+    /// (creating the test database when it is missing), for the shared step loop
+    /// (`crate::core::phase::run`); its `begin` makes sure of the bookkeeping and takes the verified
+    /// backup when `how.backup`.
+    fn open_phase<'a>(
+        &'a self,
+        runner: &'a Runner<'_>,
+        phase: Phase,
+        how: How,
+    ) -> Result<Box<dyn crate::core::phase::Database + 'a>, Error>;
+
+    /// `--rehearse-on-copy`'s database: a throwaway copy of this one, gone once dropped.
+    fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error>;
+
+    /// `strata sandbox`'s throwaway database, empty or a copy of `from` (a database or a
+    /// backup, as this backend takes them), made beside this database (its folder or server).
+    fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error>;
+
+    /// `plan --sql`: the lines that open a step's transaction (after the step's name).
+    fn script_begin(&self) -> String;
+
+    /// `plan --sql`: a data.json's rows as the statements that insert them.
+    fn data_sql(&self, data: &crate::core::data::DataSet) -> String;
+
+    /// `plan --sql`: what strata does after the step's own files, as comments and statements,
+    /// ending with the commit.
+    fn script_end(&self) -> &'static str;
+
+    // Backups.
+
+    /// The database's identity (what its backups record); `None` when it has none or does not
+    /// exist.
+    fn identity(&self) -> Result<Option<String>, Error>;
+
+    /// Every backup recorded as taken of this database, oldest first.
+    fn backups(&self) -> Result<Vec<Backup>, Error>;
+
+    /// The backup `restore` would put back: `named` (a path, or a name in `.strata/backups/`),
+    /// or the backup taken by the last run that changed the database
+    /// (`crate::core::restore::default_fits`). Refuses a file that is not a backup of it.
+    fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error>;
+
+    /// `strata restore`: puts the chosen backup back into the live database; unless
+    /// `confirmed`, refuses when rows changed outside strata since the run it undoes.
+    fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error>;
+
+    /// The tables whose rows changed outside strata since the run that took `chosen` ended;
+    /// `None` when that cannot be told (no state was recorded at the end of that run).
+    fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error>;
+
+    // Introspection for the design-time commands.
+
+    /// The objects no module owns; empty when there is no database.
+    fn unowned(&self) -> Result<Vec<ObjectRef>, Error>;
+
+    /// `strata dump [<module>] [--write]`.
+    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error>;
+
+    /// `strata diff [<module>] [--sql]`.
+    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error>;
+
+    /// The modules whose live schema drifted from their newest applied snapshot.
+    fn drift(&self) -> Result<Vec<Refusal>, Error>;
+
+    /// `strata new <module> <slug> --from-diff`.
+    fn new_from_diff(
+        &self,
+        module: &str,
+        slug: &str,
+        allow_destructive: bool,
+    ) -> Result<Adopted, Error>;
+
+    /// `strata baseline <module>`.
+    fn baseline(&self, module: &str) -> Result<Adopted, Error>;
+}
+
+/// One migration to undo: the migration, its `undo.sql` as read, and that file's sha256.
+pub(crate) struct UndoStep<'a> {
+    pub migration: &'a Migration,
+    pub sql: String,
+    pub checksum: String,
+}
+
+/// What `strata undo` did on one database.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Undone {
+    pub phase: Phase,
+    pub db: PathBuf,
+    /// The verified backup taken first.
+    pub backup: Option<PathBuf>,
+    /// `module/folder` of each migration undone, newest first.
+    pub undone: Vec<String>,
+}
+
+/// A throwaway database (a sandbox's, a copy to rehearse on); it is gone once dropped.
+pub(crate) trait Scratch {
+    /// The database itself.
+    fn database(&self) -> &dyn Backend;
+
+    /// The database named in refusals of the sandbox's plan.
+    fn planned_on(&self) -> PathBuf;
+
+    /// What it was filled from, as reports show it (`None`: it started empty).
+    fn from(&self) -> Option<PathBuf>;
+
+    /// Removes the database now, reporting a failure (dropping it ignores one).
+    fn finish(self: Box<Self>) -> Result<(), Error>;
+}

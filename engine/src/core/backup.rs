@@ -1,0 +1,354 @@
+//! Backups: verified copies of a database, each recorded with the database it was taken from,
+//! and the run lock that keeps a restore from interleaving with a migrate.
+//!
+//! A backup is `.strata/backups/<db stem>-<id>-<UTC stamp>.db` beside its record
+//! `<same name>.db.json`: the source database's absolute path, its identity (the random id
+//! strata keeps in the database itself, `strata_database`, so the backup carries it too), when
+//! and why it was taken. The copy is written to a private temporary name, checked with
+//! `PRAGMA integrity_check`, and only then renamed into place (never over another backup), so a
+//! file with a final name is always a complete, verified backup. Putting one back is
+//! `crate::core::restore`; this module does not decide when to back up.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::error::{Error, Refusal};
+use crate::core::tree::STAMP_FORMAT;
+
+/// The format version written into every backup record.
+pub const RECORD_FORMAT: u32 = 1;
+
+/// What strata knows about a backup, stored beside it as `<backup>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The record's format ([`RECORD_FORMAT`]).
+    pub strata_backup: u32,
+    /// The absolute path of the database the backup was taken from.
+    pub source: PathBuf,
+    /// That database's identity (`strata_database.id`), also inside the backup itself.
+    pub database_id: String,
+    /// When it was taken, UTC, RFC 3339.
+    pub taken_at: String,
+    /// Why: `before migrate (apply)`, `before restore`, `before baseline`, ...
+    pub reason: String,
+}
+
+/// A backup and its record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Backup {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub record: Record,
+    /// The backup file's size in bytes.
+    pub size: u64,
+}
+
+/// The record file of a backup: its file name with `.json` appended.
+pub fn record_path(backup: &Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+/// Reads the record beside `backup`; a missing or unreadable record means the file is not a
+/// backup strata can put back (exit 2, naming the file).
+pub fn read_record(backup: &Path) -> Result<Record, Error> {
+    let path = record_path(backup);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::input(
+                backup,
+                format!(
+                    "is not a strata backup: it has no record ({} is missing), so nothing says \
+                     which database it was taken from. `strata restore --list` shows the \
+                     backups that can go back",
+                    file_name(&path)
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let record: Record = serde_json::from_str(&text).map_err(|e| {
+        Error::input(
+            &path,
+            format!("is not a strata backup record ({e}); the backup beside it cannot go back"),
+        )
+    })?;
+    if record.strata_backup != RECORD_FORMAT {
+        return Err(Error::input(
+            &path,
+            format!(
+                "is a backup record of format {}, this strata reads format {RECORD_FORMAT}",
+                record.strata_backup
+            ),
+        ));
+    }
+    Ok(record)
+}
+
+/// `db` as an absolute path with symbolic links resolved, also when the file does not exist
+/// (then its folder is resolved): the form backup records compare.
+pub fn absolute(db: &Path) -> PathBuf {
+    if let Ok(p) = db.canonicalize() {
+        return p;
+    }
+    let parent = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (parent.canonicalize(), db.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(db).unwrap_or_else(|_| db.to_path_buf()),
+    }
+}
+
+/// A private temporary file in `dir` for a backup being written.
+pub(crate) fn partial(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| Error::io(dir, e))?;
+    tempfile::Builder::new()
+        .suffix(".db.partial")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Gives a complete, verified backup in `partial` its final name in `dir` (never over another
+/// file) and writes its record. Returns the final path.
+pub(crate) fn store(
+    partial: tempfile::NamedTempFile,
+    db: &Path,
+    database_id: &str,
+    dir: &Path,
+    reason: &str,
+) -> Result<PathBuf, Error> {
+    let record = Record {
+        strata_backup: RECORD_FORMAT,
+        source: absolute(db),
+        database_id: database_id.to_string(),
+        taken_at: crate::core::ledger::now_rfc3339(),
+        reason: reason.to_string(),
+    };
+    let name = file_stem(&stem(db), database_id);
+    store_as(partial, &record, &name, "db", dir)
+}
+
+/// `<db stem>-<first 8 characters of the identity>-<UTC stamp>`: a backup's name without its
+/// extension.
+pub(crate) fn file_stem(db_stem: &str, database_id: &str) -> String {
+    let stamp = chrono::Utc::now().format(STAMP_FORMAT).to_string();
+    let short: String = database_id.chars().take(8).collect();
+    format!("{db_stem}-{short}-{stamp}")
+}
+
+/// Gives the complete, verified backup in `partial` the name `<name>.<extension>` in `dir`
+/// (`<name>-<n>.<extension>` if taken: never over another file) and writes `record` beside
+/// it. Returns the final path. Shared by SQLite and PostgreSQL backups.
+pub(crate) fn store_as(
+    partial: tempfile::NamedTempFile,
+    record: &Record,
+    name: &str,
+    extension: &str,
+    dir: &Path,
+) -> Result<PathBuf, Error> {
+    let mut partial = partial;
+    let mut n = 0;
+    let path = loop {
+        let path = match n {
+            0 => dir.join(format!("{name}.{extension}")),
+            n => dir.join(format!("{name}-{n}.{extension}")),
+        };
+        match partial.persist_noclobber(&path) {
+            Ok(_) => break path,
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                partial = e.file;
+                n += 1;
+            }
+            Err(e) => return Err(Error::io(&path, e.error)),
+        }
+    };
+    let text = serde_json::to_string_pretty(record).expect("a record serializes");
+    let written = tempfile::NamedTempFile::new_in(dir)
+        .and_then(|mut tmp| {
+            std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+            tmp.as_file().sync_all()?;
+            Ok(tmp)
+        })
+        .and_then(|tmp| tmp.persist(record_path(&path)).map_err(|e| e.error));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&path);
+        return Err(Error::io(record_path(&path), e));
+    }
+    Ok(path)
+}
+
+/// Removes all but the newest `keep` (at least one) backups of `db` in `dir`, record and all.
+/// Best effort: a backup that cannot be removed stays.
+pub(crate) fn prune(dir: &Path, db: &Path, keep: usize) {
+    if let Ok(all) = list(dir, db) {
+        for old in all.iter().rev().skip(keep.max(1)) {
+            let _ = std::fs::remove_file(&old.path);
+            let _ = std::fs::remove_file(record_path(&old.path));
+            let _ = std::fs::remove_file(crate::core::restore::state_after_path(&old.path));
+        }
+    }
+}
+
+/// The backups in `dir` taken from `db` (by its absolute path), oldest first. Files without a
+/// record (another tool's, or an unfinished backup) are not backups.
+pub fn list(dir: &Path, db: &Path) -> Result<Vec<Backup>, Error> {
+    let source = absolute(db);
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "db") {
+            continue;
+        }
+        let Ok(record) = read_record(&path) else {
+            continue;
+        };
+        if record.source != source {
+            continue;
+        }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        found.push(Backup { path, record, size });
+    }
+    found.sort_by(|a, b| (&a.record.taken_at, &a.path).cmp(&(&b.record.taken_at, &b.path)));
+    Ok(found)
+}
+
+/// The name backups of `db` start with: its file name without extension.
+fn stem(db: &Path) -> String {
+    db.file_stem()
+        .map_or_else(|| "db".into(), |s| s.to_string_lossy().into_owned())
+}
+
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// A builder of temporary folders (and files) that only their owner may enter or read,
+/// whatever the umask: for copies of a database's rows (a rehearsal copy, a sandbox started
+/// from a database or backup, a `pg_dump` archive), which must be no more readable than the
+/// backups are.
+pub(crate) fn private_dir<'a, 'b>() -> tempfile::Builder<'a, 'b> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    builder
+}
+
+/// The lock a run holds on a database while it changes it, in the file `<db>.strata-lock`
+/// beside the database: shared by `migrate` phases and `baseline` (several may run at once;
+/// each step also takes SQLite's write lock), exclusive by `restore`, so a restore never lands
+/// between the steps of a running migrate. Released when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock shared, waiting up to `timeout` for a restore to finish; then refuses
+    /// (exit 3).
+    pub fn shared(db: &Path, timeout: Duration) -> Result<RunLock, Error> {
+        RunLock::acquire(db, timeout, false)
+    }
+
+    /// Takes the lock exclusively, waiting up to `timeout` for running migrations to finish;
+    /// then refuses (exit 3).
+    pub fn exclusive(db: &Path, timeout: Duration) -> Result<RunLock, Error> {
+        RunLock::acquire(db, timeout, true)
+    }
+
+    /// The lock file of `db`.
+    pub fn path(db: &Path) -> PathBuf {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".strata-lock");
+        PathBuf::from(name)
+    }
+
+    fn acquire(db: &Path, timeout: Duration, exclusive: bool) -> Result<RunLock, Error> {
+        let path = RunLock::path(db);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // No wider than the database: whoever may open the lock file may hold the lock and
+        // stop every migrate and restore, so only those who may open the database can.
+        #[cfg(unix)]
+        let mode = {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            let mode = std::fs::metadata(db).map_or(0o600, |m| m.permissions().mode() & 0o666);
+            options.mode(mode);
+            // Never through a symbolic link: a planted link would have strata create, or
+            // narrow the mode of, whatever file it points to.
+            options.custom_flags(libc::O_NOFOLLOW);
+            mode
+        };
+        let file = options.open(&path).map_err(|e| {
+            #[cfg(unix)]
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                return Error::input(
+                    &path,
+                    "is a symbolic link, and strata opens its lock file only as a plain file; \
+                     remove the link (strata makes the file again)",
+                );
+            }
+            Error::io(&path, e)
+        })?;
+        // A lock file left wider by an older strata (or a database made narrower since) is
+        // narrowed; one that is not ours to change keeps working as a lock.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Ok(m) = file.metadata()
+                && m.permissions().mode() & 0o777 & !mode != 0
+            {
+                let narrowed = m.permissions().mode() & 0o777 & mode;
+                let _ = file.set_permissions(std::fs::Permissions::from_mode(narrowed));
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempt = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match attempt {
+                Ok(()) => return Ok(RunLock { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Refused(vec![Refusal::Locked {
+                        db: db.to_path_buf(),
+                    }]));
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! The project: where it lives, `strata.toml`, and the paths and settings derived from them.
+//!
+//! This module reads and writes `strata.toml` and resolves paths; it knows nothing of databases
+//! beyond their paths and the busy timeout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::components::limits::Limits;
+use crate::core::error::Error;
+
+/// The name of the project configuration file.
+pub const CONFIG_FILE: &str = "strata.toml";
+/// The folder for strata's own files (test database, backups, build output).
+pub const STATE_DIR: &str = ".strata";
+
+/// `strata.toml`. Every key is optional; relative paths are relative to the file's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The migrations folder.
+    pub migrations: PathBuf,
+    /// The real database.
+    pub db: PathBuf,
+    /// The test database that every run rehearses on first.
+    pub test_db: PathBuf,
+    /// How long to wait for another writer's lock before refusing (exit 3).
+    pub busy_timeout_ms: u64,
+    /// How many backups of each database to keep in `.strata/backups/`.
+    pub backups_keep: usize,
+    /// Run all pending steps of a phase in one transaction, as `migrate --single-transaction`.
+    pub single_transaction: bool,
+    /// PostgreSQL: the longest any one statement of a step may run (`statement_timeout`);
+    /// 0 for no limit. On PostgreSQL `busy_timeout_ms` is the `lock_timeout`.
+    pub statement_timeout_ms: u64,
+    /// The ceiling of every component's limits; migration.toml may only narrow them.
+    pub sandbox: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            migrations: PathBuf::from("migrations"),
+            db: PathBuf::from("app.db"),
+            test_db: PathBuf::from(STATE_DIR).join("test.db"),
+            busy_timeout_ms: 5_000,
+            backups_keep: 10,
+            single_transaction: false,
+            statement_timeout_ms: 0,
+            sandbox: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Refuses numbers strata cannot honour: a wait SQLite cannot take (its busy timeout is a
+    /// 32-bit count of milliseconds) or a limit so large that a deadline computed from it would
+    /// overflow the clock.
+    fn check_ranges(&self, path: &Path) -> Result<(), Error> {
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        let checks = [
+            (
+                "busy_timeout_ms",
+                self.busy_timeout_ms,
+                i32::MAX as u64,
+                "milliseconds",
+            ),
+            (
+                "statement_timeout_ms",
+                self.statement_timeout_ms,
+                i32::MAX as u64,
+                "milliseconds",
+            ),
+            (
+                "[sandbox] timeout_s",
+                self.sandbox.timeout_s,
+                365 * DAY_MS / 1000,
+                "seconds",
+            ),
+            (
+                "[sandbox] memory_mib",
+                self.sandbox.memory_mib,
+                1 << 20,
+                "MiB",
+            ),
+        ];
+        for (key, value, max, unit) in checks {
+            if value > max {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "{key} = {value} is more than strata can use ({max} {unit} at most); lower it"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The file `strata init` writes: every key with its default and a comment.
+    pub fn template() -> String {
+        let d = Config::default();
+        format!(
+            "# strata project configuration. Relative paths are relative to this file.\n\
+             \n\
+             # The migrations folder: <module>/<YYYYMMDDTHHMMSSZ>-<slug>/do.sql ...\n\
+             migrations = \"{}\"\n\
+             # The real database.\n\
+             db = \"{}\"\n\
+             # The test database every run rehearses on first, with test data.\n\
+             test_db = \"{}\"\n\
+             # How long to wait for another writer before refusing (exit 3).\n\
+             busy_timeout_ms = {}\n\
+             # How many backups of each database to keep in .strata/backups/.\n\
+             backups_keep = {}\n\
+             # Run all pending steps of a phase in one transaction (a savepoint per step), as\n\
+             # `strata migrate --single-transaction`: a failure rolls back the whole phase.\n\
+             single_transaction = {}\n\
+             # PostgreSQL only: the longest one statement of a step may run, 0 for no limit\n\
+             # (busy_timeout_ms is the lock_timeout there).\n\
+             statement_timeout_ms = {}\n\
+             \n\
+             # The ceiling of every WebAssembly component's limits; a migration.toml may only\n\
+             # narrow them. Fuel is a deterministic instruction budget.\n\
+             [sandbox]\n\
+             fuel = {}\n\
+             memory_mib = {}\n\
+             timeout_s = {}\n",
+            d.migrations.display(),
+            d.db.display(),
+            d.test_db.display(),
+            d.busy_timeout_ms,
+            d.backups_keep,
+            d.single_transaction,
+            d.statement_timeout_ms,
+            d.sandbox.fuel,
+            d.sandbox.memory_mib,
+            d.sandbox.timeout_s,
+        )
+    }
+}
+
+/// A resolved project: its folder, its configuration and the paths that follow from them.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project folder, as a path usable from the current directory (empty for `.`).
+    pub root: PathBuf,
+    pub config: Config,
+    /// The real database (after `--db`).
+    pub db: PathBuf,
+    /// The test database (after `--test-db`).
+    pub test_db: PathBuf,
+}
+
+impl Project {
+    /// Finds the project: `dir` if given, else the nearest folder upwards from the current one
+    /// that holds `strata.toml`, else the current folder.
+    pub fn discover(dir: Option<&Path>) -> Result<Project, Error> {
+        let root = match dir {
+            Some(dir) => dir.to_path_buf(),
+            None => find_config_dir().unwrap_or_default(),
+        };
+        Project::open(root)
+    }
+
+    /// Opens the project in `root`, reading its `strata.toml` if there is one.
+    pub fn open(root: PathBuf) -> Result<Project, Error> {
+        let path = root.join(CONFIG_FILE);
+        let config = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| {
+                    Error::input(
+                        &path,
+                        format!("{}; see `strata init` for the keys", e.message()),
+                    )
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::input(&path, "is not UTF-8 text"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(_) if path.is_dir() => {
+                return Err(Error::input(
+                    &path,
+                    "is a folder, but the project configuration is a file: remove the folder \
+                     (`strata init` writes the file)",
+                ));
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        config.check_ranges(&path)?;
+        let db = match database_url(&text_of(&path))? {
+            Some(url) => url,
+            None => resolve_db(&root, &config.db, "db")?,
+        };
+        let test_db = match default_test_db(&db, &config)? {
+            Some(derived) => derived,
+            None => resolve_db(&root, &config.test_db, "test_db")?,
+        };
+        Ok(Project {
+            db,
+            test_db,
+            root,
+            config,
+        })
+    }
+
+    /// Applies `--db` and `--test-db` (or their `STRATA_*` variables). A PostgreSQL `--db`
+    /// without a test database of its own rehearses on `<dbname>_test` on the same server.
+    pub fn override_databases(
+        &mut self,
+        db: Option<&Path>,
+        test_db: Option<&Path>,
+    ) -> Result<(), Error> {
+        if let Some(db) = db {
+            self.db = db_flag(db, "--db")?;
+            if test_db.is_none() {
+                // The test database follows the real one's kind: `<dbname>_test` beside a
+                // PostgreSQL one, else strata.toml's `test_db`.
+                self.test_db = match default_test_db(&self.db, &self.config)? {
+                    Some(derived) => derived,
+                    None => resolve_db(&self.root, &self.config.test_db, "test_db")?,
+                };
+            }
+        }
+        if let Some(test_db) = test_db {
+            self.test_db = db_flag(test_db, "--test-db")?;
+        }
+        Ok(())
+    }
+
+    /// Refuses to work in a wrong place rather than start afresh there: the project folder must
+    /// exist and hold `strata.toml` or its migrations folder, and each database's folder must
+    /// exist (strata creates database files, never the folders a typo would invent). Every
+    /// command but `strata init` calls this first.
+    pub fn require_existing(&self) -> Result<(), Error> {
+        let shown = if self.root.as_os_str().is_empty() {
+            std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+        } else {
+            self.root.clone()
+        };
+        if !shown.is_dir() {
+            return Err(Error::Usage(format!(
+                "the project folder {} does not exist: pass --project the folder that holds strata.toml, or create a project there with `strata init --project {}`",
+                shown.display(),
+                shown.display()
+            )));
+        }
+        if !self.root.join(CONFIG_FILE).exists() && !self.migrations_dir().exists() {
+            return Err(Error::Usage(format!(
+                "{} is not a strata project: it holds neither {CONFIG_FILE} nor {}/. Run the command in the project (or a folder below it), pass --project DIR, or start a project here with `strata init`",
+                shown.display(),
+                self.config.migrations.display()
+            )));
+        }
+        check_db_path(&self.db, "--db", "db")?;
+        check_db_path(&self.test_db, "--test-db", "test_db")?;
+        Ok(())
+    }
+
+    /// The migrations folder.
+    pub fn migrations_dir(&self) -> PathBuf {
+        self.root.join(&self.config.migrations)
+    }
+
+    /// `.strata/`, strata's own folder in the project.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    /// `.strata/backups/`, where backups are kept.
+    pub fn backups_dir(&self) -> PathBuf {
+        self.state_dir().join("backups")
+    }
+
+    /// How long a connection waits for another writer.
+    pub fn busy_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.busy_timeout_ms)
+    }
+
+    /// Creates `.strata/` with a `.gitignore` that keeps it out of version control.
+    pub fn ensure_state_dir(&self) -> Result<PathBuf, Error> {
+        let dir = self.state_dir();
+        // Private to its owner whatever the umask: it holds backups of the databases.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            builder.mode(0o700);
+        }
+        builder.create(&dir).map_err(|e| Error::io(&dir, e))?;
+        let ignore = dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(
+                &ignore,
+                "# strata's local state: test database, backups, builds\n*\n",
+            )
+            .map_err(|e| Error::io(&ignore, e))?;
+        }
+        Ok(dir)
+    }
+}
+
+/// strata.toml's text, or none when there is no readable file (then its defaults apply).
+fn text_of(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// `DATABASE_URL`, as dbmate and sqlx read it, when strata.toml sets no `db` (the order is
+/// `--db`, `STRATA_DB`, strata.toml's `db`, `DATABASE_URL`, `app.db`): a `postgres://` URL, or
+/// a SQLite file as `sqlite:path` (also `sqlite://` and `sqlite3:`), relative to the current
+/// folder as dbmate takes it.
+fn database_url(config_text: &Option<String>) -> Result<Option<PathBuf>, Error> {
+    let sets_db = config_text.as_deref().is_some_and(|text| {
+        text.strip_prefix('\u{feff}')
+            .unwrap_or(text)
+            .parse::<toml::Table>()
+            .is_ok_and(|t| t.contains_key("db"))
+    });
+    let Some(url) = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    if sets_db {
+        return Ok(None);
+    }
+    let url = url.trim();
+    if crate::postgres::is_url(Path::new(url)) {
+        return db_flag(Path::new(url), "DATABASE_URL").map(Some);
+    }
+    for scheme in ["sqlite3://", "sqlite://", "sqlite3:", "sqlite:"] {
+        if let Some(path) = url.strip_prefix(scheme) {
+            return db_flag(Path::new(path), "DATABASE_URL").map(Some);
+        }
+    }
+    let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+    Err(Error::Usage(format!(
+        "DATABASE_URL names a {scheme:?} database, but strata runs on SQLite (sqlite:path) and \
+         PostgreSQL (postgres://...); set `db` in strata.toml or STRATA_DB for strata, or unset \
+         DATABASE_URL"
+    )))
+}
+
+/// For a PostgreSQL `db` and no `test_db` set: `<dbname>_test` on the same server.
+fn default_test_db(db: &Path, config: &Config) -> Result<Option<PathBuf>, Error> {
+    if !crate::postgres::is_url(db) || config.test_db != Config::default().test_db {
+        return Ok(None);
+    }
+    let real = crate::postgres::Target::parse(&db.to_string_lossy(), "db")?;
+    let name = format!("{}_test", real.dbname());
+    Ok(Some(real.with_dbname(&name).remember()))
+}
+
+/// A database as strata.toml names it: a SQLite file relative to the project, or a PostgreSQL
+/// URL, kept in the form that can be shown (see [`crate::postgres::remember`]).
+fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<PathBuf, Error> {
+    if crate::postgres::is_url(value) {
+        crate::postgres::remember(&value.to_string_lossy(), key)
+    } else {
+        Ok(root.join(value))
+    }
+}
+
+/// A database path must name a file (or nothing yet), not a folder.
+fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
+    if crate::postgres::is_url(db) {
+        return Ok(());
+    }
+    if db.is_dir() {
+        return Err(Error::input(
+            db,
+            format!(
+                "is a folder, not a database file: pass {flag} the SQLite file (or the name of a new one), or fix `{key}` in {CONFIG_FILE}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The database a `--db`/`--test-db` value names: checked as [`check_db_flag`] does, a
+/// PostgreSQL URL kept in the form that can be shown.
+pub fn db_flag(db: &Path, flag: &str) -> Result<PathBuf, Error> {
+    check_db_flag(db, flag)?;
+    if crate::postgres::is_url(db) {
+        crate::postgres::remember(&db.to_string_lossy(), flag)
+    } else {
+        Ok(db.to_path_buf())
+    }
+}
+
+/// `--db` and `--test-db` must name a file in a folder that exists: a typo in the flag must
+/// not create folders and a fresh database (strata.toml's paths are created as needed).
+pub fn check_db_flag(db: &Path, flag: &str) -> Result<(), Error> {
+    if crate::postgres::is_url(db) {
+        return Ok(());
+    }
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "{flag} {}: the folder {} does not exist; create it first (`mkdir -p {}`), or fix \
+             the path",
+            db.display(),
+            parent.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The name of a migration's optional settings file.
+pub const MIGRATION_CONFIG_FILE: &str = "migration.toml";
+
+/// `migration.toml`: what a migration's components may touch, their limits, and where the
+/// sources of its guest crates are when they are not in the default folders.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationConfig {
+    pub sandbox: MigrationSandbox,
+    pub build: MigrationBuild,
+    /// `[[lint.accept]]`: findings of `strata lint` accepted on purpose (see `crate::commands::lint`).
+    pub lint: crate::core::config::LintConfig,
+}
+
+/// `[sandbox]` of migration.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationSandbox {
+    /// Tables the components may read; all but strata's own when absent.
+    pub reads: Option<Vec<String>>,
+    /// Tables the components may write, create, alter or drop; all but strata's own when absent.
+    pub writes: Option<Vec<String>>,
+    /// Whether the components may create triggers (on tables in `writes`; each trigger's body
+    /// is checked against `reads` and `writes` when the component's call ends).
+    pub triggers: bool,
+    pub fuel: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub timeout_s: Option<u64>,
+}
+
+/// `[build]` of migration.toml: guest crate folders, relative to the migration folder, for
+/// components whose source is not in the default place (`transform/`, `test-data/seed/`,
+/// `proj-data/seed/`, `check/`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationBuild {
+    pub transform: Option<PathBuf>,
+    pub test_seed: Option<PathBuf>,
+    pub proj_seed: Option<PathBuf>,
+    pub check: Option<PathBuf>,
+}
+
+impl MigrationConfig {
+    /// Reads `<dir>/migration.toml`; the defaults when there is none.
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(MIGRATION_CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => MigrationConfig::parse(&path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MigrationConfig::default()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Parses the text of the migration.toml at `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| {
+            Error::input(
+                path,
+                format!(
+                    "{}; the keys are [sandbox] reads, writes, triggers, fuel, memory_mib, \
+                     timeout_s, [build] transform, test_seed, proj_seed, check and [[lint.accept]] \
+                     code, reason, line, object, file",
+                    e.message()
+                ),
+            )
+        })
+    }
+
+    /// This migration's limits: its own where it sets them, never above `ceiling`.
+    pub fn limits(&self, ceiling: &Limits) -> Limits {
+        let s = &self.sandbox;
+        Limits {
+            fuel: s.fuel.map_or(ceiling.fuel, |v| v.min(ceiling.fuel)),
+            memory_mib: s
+                .memory_mib
+                .map_or(ceiling.memory_mib, |v| v.min(ceiling.memory_mib)),
+            timeout_s: s
+                .timeout_s
+                .map_or(ceiling.timeout_s, |v| v.min(ceiling.timeout_s)),
+        }
+    }
+}
+
+/// The nearest folder upwards from the current one holding `strata.toml`, relative when it is
+/// the current folder itself.
+fn find_config_dir() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    if cwd.join(CONFIG_FILE).is_file() {
+        return Some(PathBuf::new());
+    }
+    cwd.ancestors()
+        .skip(1)
+        .find(|dir| dir.join(CONFIG_FILE).is_file())
+        .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses_back_to_the_defaults() {
+        let parsed: Config = toml::from_str(&Config::template()).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "databse = \"x.db\"\n").unwrap();
+        let err = Project::open(dir.path().to_path_buf()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("strata.toml"), "{msg}");
+        assert!(msg.contains("databse"), "{msg}");
+        assert_eq!(err.exit_code(), crate::core::exit::BAD_INPUT);
+    }
+
+    #[test]
+    fn migration_limits_are_capped_by_the_project() {
+        let m: MigrationConfig =
+            toml::from_str("[sandbox]\nfuel = 10\nmemory_mib = 100000\nwrites = [\"people\"]\n")
+                .unwrap();
+        let l = m.limits(&Limits::default());
+        assert_eq!(l.fuel, 10);
+        assert_eq!(l.memory_mib, Limits::default().memory_mib);
+        assert_eq!(l.timeout_s, Limits::default().timeout_s);
+        assert_eq!(m.sandbox.writes, Some(vec!["people".to_string()]));
+        assert_eq!(m.sandbox.reads, None);
+    }
+
+    #[test]
+    fn a_misspelled_migration_key_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MIGRATION_CONFIG_FILE),
+            "[sandbox]\nwrite = []\n",
+        )
+        .unwrap();
+        let err = MigrationConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("migration.toml") && err.contains("write"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "db = \"data/prod.db\"\n").unwrap();
+        let p = Project::open(dir.path().to_path_buf()).unwrap();
+        assert_eq!(p.db, dir.path().join("data/prod.db"));
+        assert_eq!(p.test_db, dir.path().join(".strata/test.db"));
+        assert_eq!(p.migrations_dir(), dir.path().join("migrations"));
+    }
+}
+
+/// `[lint]` of migration.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LintConfig {
+    /// Findings accepted on purpose.
+    pub accept: Vec<Accept>,
+}
+
+/// One `[[lint.accept]]`: a code, why, and optionally which statement.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accept {
+    pub code: String,
+    pub reason: String,
+    /// Only the statement starting on this line.
+    #[serde(default)]
+    pub line: Option<usize>,
+    /// Only findings on this table (or `table.column`).
+    #[serde(default)]
+    pub object: Option<String>,
+    /// Only in this file (`do.sql` or `undo.sql`).
+    #[serde(default)]
+    pub file: Option<String>,
+}

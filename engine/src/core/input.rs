@@ -1,0 +1,112 @@
+//! Checks on a migration's SQL files (`do.sql`, `checks.sql`) made while it is read, before any
+//! backup or step: what SQLite would otherwise get wrong silently or only at run time.
+//!
+//! A NUL byte ends a script for SQLite (the rest would be skipped, yet pinned), and statements
+//! that begin or end a transaction cannot run inside the step's own transaction. Pure functions
+//! on text; no database.
+
+use std::path::Path;
+
+use crate::core::error::Error;
+
+/// Which database's SQL a script is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+/// Refuses a script the database would not run as written (see [`check_script`] and
+/// `crate::core::sql::postgres`); `path` names it in the message.
+pub fn check(dialect: Dialect, path: &Path, text: &str) -> Result<(), Error> {
+    match dialect {
+        Dialect::Sqlite => check_script(path, text),
+        Dialect::Postgres => crate::core::sql::postgres::statements(path, text).map(|_| ()),
+    }
+}
+
+/// Refuses a script SQLite would not run as written; `path` names it in the message.
+pub fn check_script(path: &Path, text: &str) -> Result<(), Error> {
+    if let Some(at) = text.find('\0') {
+        let line = line_of(text, at);
+        return Err(Error::input(
+            path,
+            format!(
+                "line {line}: holds a NUL byte, where SQLite would stop reading the script (the \
+                 rest would be skipped without a word); remove it"
+            ),
+        ));
+    }
+    // Only what the tokenizer understands is judged here; SQLite reports the rest, with its
+    // line, when the step runs.
+    let Ok(statements) = crate::core::sql::sqlite::statements(text) else {
+        return Ok(());
+    };
+    for tokens in statements {
+        let Some(first) = tokens.first() else {
+            continue;
+        };
+        let ends_or_begins = first.is("BEGIN")
+            || first.is("COMMIT")
+            || first.is("END")
+            || (first.is("ROLLBACK") && !tokens.iter().any(|t| t.is("TO")));
+        if ends_or_begins {
+            return Err(Error::input(
+                path,
+                format!(
+                    "line {}: `{}` begins or ends a transaction, but strata runs each migration in \
+                     one transaction of its own (so a failed step leaves the database as it \
+                     was); remove the statement",
+                    line_of(text, first.start),
+                    first.text.to_uppercase()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<(), String> {
+        check_script(Path::new("m/do.sql"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn transaction_statements_are_refused_with_their_line() {
+        for (text, line) in [
+            ("BEGIN;\nCREATE TABLE a(x);\nCOMMIT;", "line 1"),
+            ("CREATE TABLE a(x);\n  commit;", "line 2"),
+            ("CREATE TABLE a(x);\n\nEND TRANSACTION;", "line 3"),
+            ("-- c\nROLLBACK;", "line 2"),
+        ] {
+            let err = check(text).unwrap_err();
+            assert!(
+                err.contains(line) && err.contains("m/do.sql"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn triggers_savepoints_and_words_in_strings_pass() {
+        check(
+            "CREATE TABLE a(x);\nCREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE a SET x = 1;\nEND;\n\
+             SAVEPOINT s; ROLLBACK TO s; RELEASE s;\nINSERT INTO a VALUES ('BEGIN; COMMIT;');",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused() {
+        let err = check("CREATE TABLE a(x);\n\0DROP TABLE b;").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("NUL"), "{err}");
+    }
+}

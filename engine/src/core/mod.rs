@@ -1,0 +1,29 @@
+//! The shared core, beneath both backends and every command: the project and its configuration
+//! (`config`), the migrations tree (`tree`), what pins an applied migration (`checksum`), the
+//! pure plan (`plan`), data files (`data`), checks on SQL text before anything runs (`input`),
+//! events, errors and exit codes, the records of backups and the state `restore` compares
+//! (`backup`, `restore`), and the seam itself: the traits a backend implements (`backend`) and
+//! the algorithms written once over them (`phase`).
+//!
+//! Nothing here imports a backend (`crate::sqlite`, `crate::postgres`) or a command
+//! (`crate::commands`); the layering test in `crate::layers` checks it.
+
+pub mod backend;
+pub mod backup;
+pub mod checksum;
+pub mod config;
+pub mod data;
+pub mod design;
+pub mod error;
+pub mod event;
+pub mod exit;
+pub mod guest;
+pub mod input;
+pub mod ledger;
+pub(crate) mod phase;
+pub mod plan;
+pub mod restore;
+pub mod schema;
+pub mod sql;
+pub mod step;
+pub mod tree;

@@ -1,0 +1,223 @@
+//! One phase of a run (the rehearsal on the test database, a rehearsal on a copy, the real
+//! database, one sandbox step), the same on every backend: its start and finish events, its
+//! report, and its steps in order. What a backend does is behind [`Database`]: open the
+//! database for the phase, make sure of the bookkeeping and take the backup, apply one step,
+//! and end what opening began. A backend opens one (`crate::core::backend::Backend::open_phase`):
+//! SQLite's is in `backend::sqlite`, PostgreSQL's in `postgres::run`; this module does not know
+//! which runs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::components::Sandbox;
+use crate::core::config::Project;
+use crate::core::error::Error;
+use crate::core::event::{Event, EventSink, Phase};
+use crate::core::step::{Applied, Prepared};
+use crate::core::tree::{Migration, MigrationId};
+use serde::{Deserialize, Serialize};
+
+/// A database opened for one phase by its backend.
+pub(crate) trait Database {
+    /// Before the first step: the bookkeeping tables, and when the phase takes one, the
+    /// verified backup and its audit row (reported with [`Event::BackupTaken`]). Returns the
+    /// backup.
+    fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error>;
+
+    /// Applies one step.
+    fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<Applied, Error>;
+
+    /// After the steps, whatever their `result`: ends what opening and [`Database::begin`]
+    /// began (a phase's single transaction commits or rolls back here), and gives the
+    /// phase's result.
+    fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error>;
+
+    /// After a phase that changed the database: the state of its application tables, kept
+    /// beside the phase's backup so `restore` can tell what changed outside strata since
+    /// (`crate::core::restore::State`). `None` when it cannot be read.
+    fn state(&mut self) -> Option<crate::core::restore::State> {
+        None
+    }
+}
+
+impl<D: Database + ?Sized> Database for Box<D> {
+    fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error> {
+        (**self).begin(events)
+    }
+
+    fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<Applied, Error> {
+        (**self).apply(step, events)
+    }
+
+    fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
+        (**self).end(result, done)
+    }
+
+    fn state(&mut self) -> Option<crate::core::restore::State> {
+        (**self).state()
+    }
+}
+
+/// Runs `pending` on the database `open` opens (only when something is pending): begin, each
+/// step in order, end.
+pub(crate) fn run<D: Database>(
+    phase: Phase,
+    db: &Path,
+    pending: &[&Migration],
+    prepared: &HashMap<MigrationId, Prepared>,
+    open: impl FnOnce() -> Result<D, Error>,
+    events: &mut EventSink<'_>,
+) -> Result<PhaseReport, Error> {
+    let mut done = PhaseReport {
+        phase,
+        db: db.to_path_buf(),
+        copy_of: None,
+        backup: None,
+        applied: Vec::new(),
+        skipped: Vec::new(),
+    };
+    events(&Event::PhaseStarted {
+        phase,
+        db,
+        pending: pending.len(),
+    });
+    if !pending.is_empty() {
+        let mut database = open()?;
+        let result = database.begin(events).and_then(|backup| {
+            done.backup = backup;
+            steps(&mut database, phase, pending, prepared, &mut done, events)
+        });
+        let ended = database.end(result, &mut done);
+        // Steps committed on the real database (all of them, or those before a failure): what
+        // it holds now is strata's doing; recorded so `restore` can tell the application's
+        // later changes from it. Best effort: without the record, restore cannot tell and does
+        // not refuse for it. (Not on the test database: it holds test data, and the record
+        // reads every row.)
+        if phase == Phase::Apply
+            && !done.applied.is_empty()
+            && let Some(backup) = &done.backup
+            && let Some(state) = database.state()
+        {
+            let _ = crate::core::restore::record_state_after(backup, &state);
+        }
+        ended?;
+    }
+    events(&Event::PhaseFinished {
+        phase,
+        db,
+        applied: done.applied.len(),
+    });
+    Ok(done)
+}
+
+/// The steps of one phase, in order; a failed step ends the phase, naming what it applied.
+fn steps(
+    database: &mut impl Database,
+    phase: Phase,
+    pending: &[&Migration],
+    prepared: &HashMap<MigrationId, Prepared>,
+    done: &mut PhaseReport,
+    events: &mut EventSink<'_>,
+) -> Result<(), Error> {
+    for m in pending {
+        match database.apply(&prepared[&m.id], events) {
+            Ok(Applied::Committed { elapsed }) => {
+                events(&Event::StepApplied {
+                    phase,
+                    migration: m,
+                    elapsed,
+                });
+                done.applied.push(m.label());
+            }
+            Ok(Applied::AlreadyApplied) => done.skipped.push(m.label()),
+            Err(Error::Step(mut failure)) => {
+                failure.applied_before = done.applied.clone();
+                return Err(Error::Step(failure));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What one phase did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseReport {
+    pub phase: Phase,
+    pub db: PathBuf,
+    /// For a rehearsal on a copy: the database copied (the copy itself is gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<PathBuf>,
+    /// The verified backup taken before the phase changed anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PathBuf>,
+    /// `module/folder` of each migration this run applied.
+    pub applied: Vec<String>,
+    /// Migrations another process applied first.
+    pub skipped: Vec<String>,
+}
+
+/// How a phase runs its steps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct How {
+    /// Load `test-data/`.
+    pub(crate) test_data: bool,
+    /// Take a verified backup first.
+    pub(crate) backup: bool,
+    /// Write missing snapshots after each step.
+    pub(crate) write_snapshots: bool,
+    /// All steps in one transaction, a savepoint each.
+    pub(crate) single_transaction: bool,
+}
+
+/// Everything a phase needs besides its database and its steps, on either backend.
+pub(crate) struct Runner<'a> {
+    pub(crate) project: &'a Project,
+    pub(crate) prepared: HashMap<MigrationId, Prepared>,
+    pub(crate) sandbox: Option<Sandbox>,
+}
+
+impl<'a> Runner<'a> {
+    /// Reads and parses every input of `migrations`, and starts the sandbox if any has a
+    /// component: all before the first step.
+    pub(crate) fn new<'m>(
+        project: &'a Project,
+        migrations: impl IntoIterator<Item = &'m Migration>,
+        dialect: crate::core::input::Dialect,
+    ) -> Result<Self, Error> {
+        let mut prepared = HashMap::new();
+        for m in migrations {
+            if !prepared.contains_key(&m.id) {
+                prepared.insert(m.id.clone(), Prepared::load_for(m, dialect)?);
+            }
+        }
+        let sandbox = if prepared.values().any(Prepared::has_components) {
+            Some(
+                Sandbox::new(crate::components::CacheLocation::for_user()).map_err(|e| {
+                    Error::Usage(format!("cannot start the WebAssembly sandbox: {e:#}"))
+                })?,
+            )
+        } else {
+            None
+        };
+        Ok(Runner {
+            project,
+            prepared,
+            sandbox,
+        })
+    }
+
+    /// Warnings about components older than their sources, in no particular order.
+    pub(crate) fn stale(&self) -> impl Iterator<Item = String> + '_ {
+        self.prepared.values().flat_map(|p| p.stale.iter().cloned())
+    }
+
+    /// Says so when the compile cache is off because its folder or key is not private.
+    pub(crate) fn warn_about_cache(&self, events: &mut EventSink<'_>) {
+        if let Some(why) = self.sandbox.as_ref().and_then(Sandbox::cache_problem) {
+            events(&Event::Warning(format!(
+                "the compile cache is off, components are compiled on every run: {why}"
+            )));
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! PostgreSQL behind the backend seam: a database on a server, named by a `postgres://` URL.
+//! Wraps `crate::postgres`: `run` (a phase's steps, the ledger and audit outside a run, the
+//! rehearsal on a throwaway copy, the sandbox's throwaway database), `restore` (`pg_dump`
+//! backups back into the live database) and `design` (introspection from the catalogs).
+
+use std::path::{Path, PathBuf};
+
+use crate::core::backend::{Backend, Scratch, UndoStep, Undone};
+use crate::core::backup::Backup;
+use crate::core::config::Project;
+use crate::core::design::{Adopted, DiffReport, DumpReport};
+use crate::core::error::{Error, Refusal};
+use crate::core::event::Phase;
+use crate::core::input::Dialect;
+use crate::core::ledger::{Applied, AuditRow, Entry};
+use crate::core::phase::{How, Runner};
+use crate::core::restore::{Restored, TableDifference};
+use crate::core::schema::ObjectRef;
+use crate::core::step::Prepared;
+use crate::core::tree::{Migration, Tree};
+use crate::postgres::design::{self, PgLive};
+use crate::postgres::{Target, restore, run};
+
+/// A PostgreSQL database of a project.
+pub(crate) struct Postgres<'p> {
+    project: &'p Project,
+    target: Target,
+    /// The database as configured, to tell the test database from the real one.
+    db: std::path::PathBuf,
+}
+
+impl<'p> Postgres<'p> {
+    /// `db`, which must be a `postgres://` URL (see `super::open`).
+    pub(crate) fn open(project: &'p Project, db: &Path) -> Result<Self, Error> {
+        Ok(Postgres {
+            project,
+            target: Target::parse(&db.to_string_lossy(), "db")?,
+            db: db.to_path_buf(),
+        })
+    }
+}
+
+impl Backend for Postgres<'_> {
+    fn shown(&self) -> PathBuf {
+        self.target.as_path()
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn applied(&self) -> Result<Option<Vec<Applied>>, Error> {
+        run::applied_on(self.project, &self.target)
+    }
+
+    fn append_audit(&self, entries: &[Entry]) -> Result<(), Error> {
+        run::append_audit(self.project, &self.target, entries)
+    }
+
+    fn audit(&self, limit: Option<u64>) -> Result<Vec<AuditRow>, Error> {
+        run::audit(self.project, &self.target, limit)
+    }
+
+    fn audit_page(
+        &self,
+        before_id: Option<i64>,
+        size: u64,
+    ) -> Result<(Vec<AuditRow>, bool), Error> {
+        run::audit_page(self.project, &self.target, before_id, size)
+    }
+
+    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
+        run::repin(self.project, &self.target, m, entry)
+    }
+
+    fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error> {
+        run::undo(self.project, &self.target, phase, steps, backup)
+    }
+
+    fn schema_text(&self) -> Result<String, Error> {
+        run::schema_text(self.project, &self.target)
+    }
+
+    fn missing(&self) -> Option<Error> {
+        Some(run::missing_database(&self.target))
+    }
+
+    fn check_single_transaction(&self, step: &Prepared) -> Result<(), Error> {
+        if crate::postgres::step::prepares_statements(step) {
+            return Err(Error::Usage(format!(
+                "{}: prepares or deallocates statements by name, which needs a fresh \
+                 connection after the step, so it cannot share the phase's transaction; \
+                 run without --single-transaction (or single_transaction in strata.toml); \
+                 nothing was applied",
+                step.migration.label()
+            )));
+        }
+        Ok(())
+    }
+
+    fn open_phase<'a>(
+        &'a self,
+        runner: &'a Runner<'_>,
+        phase: Phase,
+        how: How,
+    ) -> Result<Box<dyn crate::core::phase::Database + 'a>, Error> {
+        Ok(Box::new(run::open_phase(
+            self.project,
+            &self.target,
+            runner,
+            phase,
+            how,
+        )?))
+    }
+
+    fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error> {
+        let throwaway = run::copy_of(self.project, &self.target)?;
+        Ok(Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+                db: throwaway.target.as_path(),
+            },
+            planned_on: self.target.as_path(),
+            from: Some(self.target.as_path()),
+            throwaway,
+        }))
+    }
+
+    fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
+        let (throwaway, from) = run::scratch(self.project, &self.target, from)?;
+        Ok(Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+                db: throwaway.target.as_path(),
+            },
+            planned_on: self.target.as_path(),
+            from: from.map(|f| f.shown()),
+            throwaway,
+        }))
+    }
+
+    fn script_begin(&self) -> String {
+        format!(
+            "BEGIN;\n-- strata takes its lock and re-reads the ledger\n\
+             SELECT pg_advisory_xact_lock({});\n",
+            crate::postgres::ledger::LOCK_KEY
+        )
+    }
+
+    fn data_sql(&self, data: &crate::core::data::DataSet) -> String {
+        crate::postgres::step::data_sql(data)
+    }
+
+    fn script_end(&self) -> &'static str {
+        "-- strata checks its bookkeeping is untouched, records the objects the step created,\n\
+         -- compares the module's schema with schema.sql and records the step\nCOMMIT;\n"
+    }
+
+    fn identity(&self) -> Result<Option<String>, Error> {
+        restore::live_id(self.project, &self.target)
+    }
+
+    fn backups(&self) -> Result<Vec<Backup>, Error> {
+        Ok(restore::list(self.project, &self.target))
+    }
+
+    fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
+        restore::choose(self.project, &self.target, named, || {
+            crate::core::restore::default_for(self.project, &self.db, self, |test| {
+                Ok(Box::new(Postgres::open(self.project, test)?))
+            })
+        })
+    }
+
+    fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error> {
+        let chosen = self.choose_backup(named)?;
+        if !confirmed
+            && let Some(changed) = self.changed_since(&chosen)?
+            && !changed.is_empty()
+        {
+            return Err(crate::core::restore::changed_refusal(
+                &self.shown(),
+                &chosen,
+                &changed,
+            ));
+        }
+        restore::restore(self.project, &self.target, chosen)
+    }
+
+    fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error> {
+        let Some(after) = crate::core::restore::state_after(&chosen.path) else {
+            return Ok(None);
+        };
+        let live = restore::live_state(self.project, &self.target)?;
+        Ok(Some(crate::core::restore::differences(&after, &live)))
+    }
+
+    fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
+        design::unowned(self.project, &self.target)
+    }
+
+    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::commands::design::dump_with(self.project, read, module, write)
+    }
+
+    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::commands::design::diff_with(self.project, read, module, sql)
+    }
+
+    fn drift(&self) -> Result<Vec<Refusal>, Error> {
+        crate::commands::design::drift_of(PgLive::for_drift(self.project)?)
+    }
+
+    fn new_from_diff(
+        &self,
+        module: &str,
+        slug: &str,
+        allow_destructive: bool,
+    ) -> Result<Adopted, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::commands::design::new_from_diff_with(
+            self.project,
+            read,
+            module,
+            slug,
+            allow_destructive,
+        )
+    }
+
+    fn baseline(&self, module: &str) -> Result<Adopted, Error> {
+        let read = |tree: &Tree| PgLive::read(self.project, tree);
+        crate::commands::design::baseline_with(self.project, read, module)
+    }
+}
+
+/// A throwaway database on the server of the database it was made for: the sandbox's, or a
+/// copy for `--rehearse-on-copy`.
+struct PgScratch<'p> {
+    database: Postgres<'p>,
+    /// The database named in the plan's refusals: the test database for the sandbox.
+    planned_on: PathBuf,
+    from: Option<PathBuf>,
+    throwaway: run::Throwaway<'p>,
+}
+
+impl Scratch for PgScratch<'_> {
+    fn database(&self) -> &dyn Backend {
+        &self.database
+    }
+
+    fn planned_on(&self) -> PathBuf {
+        self.planned_on.clone()
+    }
+
+    fn from(&self) -> Option<PathBuf> {
+        self.from.clone()
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), Error> {
+        self.throwaway.drop_now()
+    }
+}

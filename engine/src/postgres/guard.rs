@@ -1,0 +1,1453 @@
+//! What a component's statement on PostgreSQL may do, judged on its real parse tree
+//! (libpg_query, the server's own grammar) before it is sent.
+//!
+//! The walk is an allow-list at every level and fails closed: a node kind it does not know is
+//! refused. It allows one `SELECT`/`VALUES`/`TABLE`, `INSERT`, `UPDATE`, `DELETE` or `MERGE`;
+//! every relation must be one the component may use ([`Catalog`]: the manifest's `reads` and
+//! `writes`, plus reading the system catalogs), written only if in `writes`; every function it
+//! calls must be a side-effect-free built-in of `pg_catalog` ([`ALLOWED_FUNCTIONS`]); operators
+//! and types resolve in `pg_catalog` only. Names a component writes unqualified are resolved by
+//! strata: each relation gets the schema it had in the session's `search_path` when the
+//! component started (the statement is rewritten with it), and the statement then runs under
+//! `search_path = pg_catalog, pg_temp`, so an unqualified function, operator or type can only
+//! ever be PostgreSQL's own, whatever the migrations defined in `public`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde_json::Value;
+
+/// How a component may use a relation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// The relations and functions a component's statements are judged against, read from the
+/// server when the component starts (as the migrating user, before the role switch).
+#[derive(Default, Debug)]
+pub struct Catalog {
+    /// (schema, name) of each relation the component may use.
+    pub relations: HashMap<(String, String), Access>,
+    /// The schema each unqualified relation name resolved to in the session's `search_path`.
+    pub visible: HashMap<String, String>,
+    /// The names of all functions in `pg_catalog` (to tell a column from a function called in
+    /// field notation, `t.f`).
+    pub catalog_functions: HashSet<String>,
+}
+
+/// What the statement is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// SELECT, VALUES, TABLE (a cursor may be declared for it).
+    Query,
+    /// INSERT, UPDATE, DELETE, MERGE.
+    RowChange,
+}
+
+/// Why a statement is not run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A capability the component does not have: fails the step.
+    Denied(String),
+    /// The statement cannot be read, or is not one statement.
+    Syntax(String),
+}
+
+/// The statement as it will be sent (relations qualified), and what it is.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub text: String,
+    pub kind: Kind,
+    /// Whether a `WITH` of the statement changes rows (such a statement cannot be nested in
+    /// another, so strata cannot bound the size of its rows on the server).
+    pub modifying_with: bool,
+}
+
+/// Checks `sql` against `catalog`; names `config_file` in refusals.
+pub fn check(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checked, Refusal> {
+    // The parser, the tree's decoding and the walk recurse once per level of nesting: they run
+    // on a thread with a stack sized for the deepest statement let through.
+    let tokens = pg_query::scan(sql)
+        .map_err(|e| Refusal::Syntax(format!("{e}")))?
+        .tokens
+        .len();
+    if tokens > MAX_TOKENS {
+        return Err(Refusal::Syntax(format!(
+            "a statement of {tokens} tokens; a component's statement may have at most \
+             {MAX_TOKENS} (pass values as parameters, or split the work)"
+        )));
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("strata-pg-check".into())
+            .stack_size(CHECK_STACK)
+            .spawn_scoped(scope, || check_here(sql, catalog, config_file))
+            .map_err(|e| Refusal::Syntax(format!("cannot start the statement check: {e}")))?
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Refusal::Syntax(
+                    "the statement check failed on this statement".into(),
+                ))
+            })
+    })
+}
+
+/// The most tokens a component's statement may have: its parse tree is at most this deep.
+const MAX_TOKENS: usize = 20_000;
+
+/// The stack of the thread that checks a statement (reserved, touched only as deep as used).
+const CHECK_STACK: usize = 256 << 20;
+
+fn check_here(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checked, Refusal> {
+    let parsed = pg_query::parse(sql).map_err(|e| {
+        Refusal::Syntax(format!(
+            "{e}; a component on PostgreSQL runs one SELECT, INSERT, UPDATE, DELETE or MERGE per \
+             call"
+        ))
+    })?;
+    let stmts = &parsed.protobuf.stmts;
+    if stmts.len() != 1 {
+        return Err(Refusal::Syntax(format!(
+            "{} statements in one call; a component runs one statement per call",
+            stmts.len()
+        )));
+    }
+    let tree = serde_json::to_value(&stmts[0]).map_err(|e| {
+        Refusal::Syntax(format!(
+            "strata could not read this statement's parse tree: {e}"
+        ))
+    })?;
+    let node = tree
+        .get("stmt")
+        .and_then(|s| s.get("node"))
+        .and_then(Value::as_object)
+        .and_then(|n| n.iter().next())
+        .ok_or_else(|| Refusal::Syntax("an empty statement".into()))?;
+    let mut w = Walker {
+        sql,
+        catalog,
+        config_file,
+        ctes: Vec::new(),
+        write: false,
+        qualify: Vec::new(),
+        modifying_with: false,
+    };
+    let kind = match node.0.as_str() {
+        "SelectStmt" => Kind::Query,
+        "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => Kind::RowChange,
+        other => {
+            return Err(Refusal::Denied(format!(
+                "a component on PostgreSQL may only read and change rows (SELECT, INSERT, \
+                 UPDATE, DELETE, MERGE), not run `{}`: schema changes, session settings, \
+                 cursors, prepared statements, COPY, LISTEN/NOTIFY, EXPLAIN, CALL and \
+                 transaction control belong in do.sql (or are strata's), and the tables a \
+                 component may touch are listed under [sandbox] in {}",
+                statement_name(other),
+                config_file.display()
+            )));
+        }
+    };
+    w.typed(node.0, node.1)?;
+    // The statement alone (no `;` after it), its relations qualified.
+    let start = usize::try_from(stmts[0].stmt_location).unwrap_or(0);
+    let len = usize::try_from(stmts[0].stmt_len).unwrap_or(0);
+    let mut end = if len == 0 { sql.len() } else { start + len };
+    let mut text = sql.to_string();
+    w.qualify.sort_by_key(|q| std::cmp::Reverse(q.0));
+    for (at, schema) in &w.qualify {
+        let prefix = format!("{}.", crate::core::data::quote_ident(schema));
+        text.insert_str(*at, &prefix);
+        end += prefix.len();
+    }
+    let text = text
+        .get(start..end)
+        .ok_or_else(|| Refusal::Syntax("strata could not find the statement's end".into()))?
+        .to_string();
+    Ok(Checked {
+        text,
+        kind,
+        modifying_with: w.modifying_with,
+    })
+}
+
+/// A statement node's kind as SQL names it.
+fn statement_name(node: &str) -> String {
+    let base = node.strip_suffix("Stmt").unwrap_or(node);
+    let mut out = String::new();
+    for (i, c) in base.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+struct Walker<'a> {
+    sql: &'a str,
+    catalog: &'a Catalog,
+    config_file: &'a Path,
+    /// CTE names in scope, innermost last.
+    ctes: Vec<Vec<String>>,
+    /// Whether relations met now are written (or locked).
+    write: bool,
+    /// Where to insert a schema before an unqualified relation name.
+    qualify: Vec<(usize, String)>,
+    /// Whether a CTE changes rows.
+    modifying_with: bool,
+}
+
+/// Node kinds with nothing to check of their own: their children are walked.
+const PLAIN: &[&str] = &[
+    "ResTarget",
+    "ParamRef",
+    "AStar",
+    "BoolExpr",
+    "NullTest",
+    "BooleanTest",
+    "CaseExpr",
+    "CaseWhen",
+    "CoalesceExpr",
+    "MinMaxExpr",
+    "WindowDef",
+    "JoinExpr",
+    "RangeSubselect",
+    "List",
+    "String",
+    "Integer",
+    "Float",
+    "Boolean",
+    "BitString",
+    "AIndices",
+    "AArrayExpr",
+    "RowExpr",
+    "CollateClause",
+    "Alias",
+    "MergeWhenClause",
+    "GroupingSet",
+    "NamedArgExpr",
+    "MultiAssignRef",
+    "SetToDefault",
+    "GroupingFunc",
+    "OnConflictClause",
+    "InferClause",
+    "IndexElem",
+    "CteSearchClause",
+    "CteCycleClause",
+    "SqlvalueFunction",
+    "RangeFunction",
+];
+
+/// Fields that hold a message of a known kind directly (not as a `Node`).
+fn embedded(parent: &str, field: &str) -> Option<&'static str> {
+    Some(match (parent, field) {
+        ("SelectStmt", "larg" | "rarg") => "SelectStmt",
+        ("InsertStmt", "on_conflict_clause") => "OnConflictClause",
+        ("OnConflictClause", "infer") => "InferClause",
+        (_, "alias" | "join_using_alias") => "Alias",
+        ("CommonTableExpr", "search_clause") => "CteSearchClause",
+        ("CommonTableExpr", "cycle_clause") => "CteCycleClause",
+        ("TypeCast" | "ColumnDef", "type_name") => "TypeName",
+        ("ColumnDef", "coll_clause") => "CollateClause",
+        ("FuncCall", "over") => "WindowDef",
+        _ => return None,
+    })
+}
+
+impl Walker<'_> {
+    fn denied(&self, what: String) -> Refusal {
+        Refusal::Denied(what)
+    }
+
+    /// Walks a `Node` (`{"node": {"Kind": {...}}}`); `null` is nothing.
+    fn node(&mut self, v: &Value) -> Result<(), Refusal> {
+        match v {
+            Value::Null => Ok(()),
+            Value::Object(o) => match o.get("node") {
+                Some(Value::Object(n)) if o.len() == 1 && n.len() == 1 => {
+                    let (kind, body) = n.iter().next().expect("one entry");
+                    self.typed(kind, body)
+                }
+                Some(Value::Null) if o.len() == 1 => Ok(()),
+                _ => Err(self.unknown("a node strata cannot read")),
+            },
+            _ => Err(self.unknown("a node strata cannot read")),
+        }
+    }
+
+    fn unknown(&self, what: &str) -> Refusal {
+        Refusal::Denied(format!(
+            "strata cannot check {what} in a component's statement, so it is refused; a \
+             component on PostgreSQL reads and changes rows with plain SELECT, INSERT, UPDATE, \
+             DELETE and MERGE (write such logic in the component, or in do.sql)"
+        ))
+    }
+
+    /// Walks every field of a message of kind `kind`.
+    fn fields(&mut self, kind: &str, body: &Value, skip: &[&str]) -> Result<(), Refusal> {
+        let Value::Object(fields) = body else {
+            return Err(self.unknown(kind));
+        };
+        for (name, v) in fields {
+            if skip.contains(&name.as_str()) {
+                continue;
+            }
+            match v {
+                Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+                Value::Array(items) => {
+                    for item in items {
+                        self.node(item)?;
+                    }
+                }
+                Value::Object(o) if o.contains_key("node") && o.len() == 1 => self.node(v)?,
+                Value::Object(_) => match embedded(kind, name) {
+                    Some(inner) => self.typed(inner, v)?,
+                    None => return Err(self.unknown(&format!("`{kind}.{name}`"))),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks a message of kind `kind`.
+    fn typed(&mut self, kind: &str, body: &Value) -> Result<(), Refusal> {
+        let save = self.write;
+        let r = self.typed_inner(kind, body);
+        self.write = save;
+        r
+    }
+
+    fn typed_inner(&mut self, kind: &str, body: &Value) -> Result<(), Refusal> {
+        match kind {
+            "AConst" => Ok(()),
+            "SelectStmt" => {
+                if !body["into_clause"].is_null() {
+                    return Err(self.denied(format!(
+                        "a component may not run `SELECT ... INTO`, which creates a table: \
+                         schema changes belong in do.sql ({})",
+                        self.config_file.display()
+                    )));
+                }
+                let locked = body["locking_clause"]
+                    .as_array()
+                    .is_some_and(|l| !l.is_empty());
+                let scoped = self.with(&body["with_clause"])?;
+                let from_write = self.write || locked;
+                self.write = false;
+                self.fields(
+                    "SelectStmt",
+                    body,
+                    &[
+                        "with_clause",
+                        "from_clause",
+                        "locking_clause",
+                        "into_clause",
+                    ],
+                )?;
+                self.write = from_write;
+                for item in body["from_clause"].as_array().into_iter().flatten() {
+                    self.node(item)?;
+                }
+                self.write = false;
+                if scoped {
+                    self.ctes.pop();
+                }
+                Ok(())
+            }
+            "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => {
+                let scoped = self.with(&body["with_clause"])?;
+                self.relation(&body["relation"], Access::Write, true)?;
+                self.write = false;
+                self.fields(kind, body, &["with_clause", "relation"])?;
+                if scoped {
+                    self.ctes.pop();
+                }
+                Ok(())
+            }
+            "RangeVar" => {
+                let access = if self.write {
+                    Access::Write
+                } else {
+                    Access::Read
+                };
+                self.relation(body, access, false)
+            }
+            "RangeTableSample" => {
+                for m in body["method"].as_array().into_iter().flatten() {
+                    let name = string_node(m).unwrap_or_default();
+                    if !matches!(name, "bernoulli" | "system") {
+                        return Err(self.function_refused(name, None));
+                    }
+                }
+                self.fields(kind, body, &["method"])
+            }
+            "FuncCall" => {
+                let names: Vec<&str> = body["funcname"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(string_node)
+                    .collect();
+                self.function(&names)?;
+                self.fields(kind, body, &["funcname"])
+            }
+            "AExpr" => {
+                self.operator(&body["name"])?;
+                self.fields(kind, body, &["name"])
+            }
+            "SubLink" => {
+                self.operator(&body["oper_name"])?;
+                self.fields(kind, body, &["oper_name"])
+            }
+            "SortBy" => {
+                self.operator(&body["use_op"])?;
+                self.fields(kind, body, &["use_op"])
+            }
+            "TypeCast" => self.fields(kind, body, &[]),
+            "TypeName" => {
+                let names = name_list(&body["names"]);
+                if !in_pg_catalog(&names) {
+                    return Err(self.denied(format!(
+                        "a component may not use the type `{}`: casts and typed values are \
+                         limited to PostgreSQL's built-in types (pg_catalog), whose input runs \
+                         no code of the database's; cast to text or a built-in type instead \
+                         ({})",
+                        names.join("."),
+                        self.config_file.display()
+                    )));
+                }
+                if names.last() == Some(&"xml") {
+                    return Err(self.denied(format!(
+                        "a component may not use the type `xml` (XML is parsed by the server; \
+                         keep XML as text) ({})",
+                        self.config_file.display()
+                    )));
+                }
+                if body["pct_type"].as_bool() == Some(true) || body["setof"].as_bool() == Some(true)
+                {
+                    return Err(self.unknown("`%TYPE` or `SETOF`"));
+                }
+                self.fields(kind, body, &["names"])
+            }
+            "ColumnRef" => {
+                let fields = body["fields"].as_array().map_or(&[][..], Vec::as_slice);
+                for f in fields.iter().skip(1) {
+                    if let Some(name) = string_node(f) {
+                        self.field_name(name)?;
+                    }
+                }
+                self.fields(kind, body, &["fields"])
+            }
+            "AIndirection" => {
+                for f in body["indirection"].as_array().into_iter().flatten() {
+                    if let Some(name) = string_node(f) {
+                        self.field_name(name)?;
+                    }
+                }
+                self.fields(kind, body, &[])
+            }
+            "ColumnDef" => {
+                for refused in [
+                    "raw_default",
+                    "cooked_default",
+                    "identity_sequence",
+                    "constraints",
+                    "fdwoptions",
+                ] {
+                    let v = &body[refused];
+                    if !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)) {
+                        return Err(self.unknown("a column definition with options"));
+                    }
+                }
+                self.fields(kind, body, &[])
+            }
+            "CommonTableExpr" => self.fields(kind, body, &[]),
+            "WithClause" => Err(self.unknown("a WITH clause out of place")),
+            k if PLAIN.contains(&k) => self.fields(kind, body, &[]),
+            other => Err(self.denied(format!(
+                "a component's statement may not use `{other}` (strata allows plain row reads \
+                 and changes: expressions, joins, subqueries, CTEs, aggregates and window \
+                 functions over built-in functions; XML and SQL/JSON constructors, \
+                 WHERE CURRENT OF and similar forms are refused); write it with built-in \
+                 functions, or do the work in the component or in do.sql ({})",
+                self.config_file.display()
+            ))),
+        }
+    }
+
+    /// Walks a `WITH` clause (a `WithClause` message or null): each CTE in the scope PostgreSQL
+    /// gives it. Returns whether a scope was pushed (popped by the caller after its statement).
+    fn with(&mut self, with: &Value) -> Result<bool, Refusal> {
+        let Value::Object(w) = with else {
+            return Ok(false);
+        };
+        let recursive = w.get("recursive").and_then(Value::as_bool) == Some(true);
+        let ctes: Vec<&Value> = w
+            .get("ctes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let name = |c: &Value| -> Option<String> {
+            c.get("node")?
+                .get("CommonTableExpr")?
+                .get("ctename")?
+                .as_str()
+                .map(str::to_string)
+        };
+        self.ctes.push(Vec::new());
+        if recursive {
+            let names: Vec<String> = ctes.iter().filter_map(|c| name(c)).collect();
+            self.ctes.last_mut().expect("pushed").extend(names);
+        }
+        for c in ctes {
+            if let Some(q) = c
+                .get("node")
+                .and_then(|n| n.get("CommonTableExpr"))
+                .and_then(|n| n.get("ctequery"))
+                .and_then(|n| n.get("node"))
+                .and_then(Value::as_object)
+                && q.keys().any(|k| k != "SelectStmt")
+            {
+                self.modifying_with = true;
+            }
+            self.write = false;
+            self.node(c)?;
+            if !recursive && let Some(n) = name(c) {
+                self.ctes.last_mut().expect("pushed").push(n);
+            }
+        }
+        self.write = false;
+        Ok(true)
+    }
+
+    /// Checks a relation (a `RangeVar` message) used as `access`; `target` for the table a
+    /// row change writes, which never names a CTE.
+    fn relation(&mut self, rv: &Value, access: Access, target: bool) -> Result<(), Refusal> {
+        let Value::Object(rv) = rv else {
+            return Err(self.unknown("a statement without its table"));
+        };
+        let get = |k: &str| rv.get(k).and_then(Value::as_str).unwrap_or("");
+        let (catalog, schema, name) = (get("catalogname"), get("schemaname"), get("relname"));
+        if !catalog.is_empty() {
+            return Err(self.denied(format!(
+                "a component may not name another database (`{catalog}.{schema}.{name}`)"
+            )));
+        }
+        if schema.is_empty()
+            && !target
+            && self
+                .ctes
+                .iter()
+                .any(|scope| scope.iter().any(|c| c == name))
+        {
+            return self.fields("RangeVar", &Value::Object(rv.clone()), &[]);
+        }
+        let config = self.config_file.display();
+        let list = match access {
+            Access::Read => "`reads` (or `writes`)",
+            Access::Write => "`writes`",
+        };
+        let verb = match access {
+            Access::Read => "read",
+            Access::Write => "write (or lock)",
+        };
+        let resolved = if schema.is_empty() {
+            match self.catalog.visible.get(name) {
+                Some(s) => {
+                    let at = rv
+                        .get("location")
+                        .and_then(Value::as_i64)
+                        .and_then(|l| usize::try_from(l).ok())
+                        .filter(|&at| self.names_relation_at(at, name))
+                        .ok_or_else(|| self.unknown("where a table is named"))?;
+                    self.qualify.push((at, s.clone()));
+                    s.clone()
+                }
+                None => {
+                    return Err(self.denied(format!(
+                        "a component may not {verb} `{name}`: no such table in the session's \
+                         search_path, or not one the component may use; list it under \
+                         {list} in [sandbox] of {config}"
+                    )));
+                }
+            }
+        } else {
+            schema.to_string()
+        };
+        if resolved == "strata" {
+            return Err(self.denied(format!(
+                "a component may not {verb} `strata.{name}`: strata's bookkeeping is out of every \
+                 component's reach"
+            )));
+        }
+        let key = (resolved.clone(), name.to_string());
+        match (self.catalog.relations.get(&key), access) {
+            (Some(Access::Write), _) | (Some(Access::Read), Access::Read) => {}
+            (Some(Access::Read), Access::Write)
+                if matches!(resolved.as_str(), "pg_catalog" | "information_schema") =>
+            {
+                return Err(self.denied(format!(
+                    "a component may not {verb} `{resolved}.{name}`: the system catalogs are \
+                     read-only to components (session settings such as `pg_settings` are \
+                     strata's while a component runs)"
+                )));
+            }
+            _ => {
+                return Err(self.denied(format!(
+                    "a component may not {verb} `{resolved}.{name}`: it is not listed under \
+                     {list} in [sandbox] of {config}; add it there if this migration should \
+                     {verb} it"
+                )));
+            }
+        }
+        self.fields("RangeVar", &Value::Object(rv.clone()), &[])
+    }
+
+    /// Whether the statement's text at byte `at` spells the unqualified relation `name`.
+    fn names_relation_at(&self, at: usize, name: &str) -> bool {
+        let Some(rest) = self.sql.get(at..) else {
+            return false;
+        };
+        rest.starts_with('"')
+            || rest
+                .get(..name.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(name))
+    }
+
+    /// Checks a function name (`[name]` or `[schema, name]`).
+    fn function(&self, names: &[&str]) -> Result<(), Refusal> {
+        match names {
+            [name] | ["pg_catalog", name] if ALLOWED_FUNCTIONS.contains(name) => Ok(()),
+            [name] | ["pg_catalog", name] => Err(self.function_refused(name, None)),
+            [schema, name] => Err(self.function_refused(name, Some(schema))),
+            _ => Err(self.function_refused(&names.join("."), Some(""))),
+        }
+    }
+
+    fn function_refused(&self, name: &str, schema: Option<&str>) -> Refusal {
+        let config = self.config_file.display();
+        match schema {
+            Some(schema) => Refusal::Denied(format!(
+                "a component may not call `{schema}.{name}`: on PostgreSQL a component calls only \
+                 side-effect-free built-in functions of pg_catalog; a function of the database's \
+                 own may run with its owner's rights (SECURITY DEFINER), change the role or \
+                 write anywhere. Do that work in the component, or in do.sql (the tables the \
+                 component may use are under [sandbox] in {config})"
+            )),
+            None => Refusal::Denied(format!(
+                "a component may not call `{name}`: on PostgreSQL a component calls only \
+                 side-effect-free built-in functions (string, math, date/time, JSON, array, \
+                 aggregate and window functions, ...); functions that run SQL given as text \
+                 (query_to_xml, ...), change settings or the role (set_config), read or write \
+                 files or large objects, take advisory locks, signal other sessions or change \
+                 sequences are refused, as is every function of the database's own (which may \
+                 run with its owner's rights, SECURITY DEFINER). Do that work in the \
+                 component's own code, or in do.sql ({config})"
+            )),
+        }
+    }
+
+    /// Checks an operator name list (`["="]` or `["pg_catalog", "="]`): only `pg_catalog`'s.
+    fn operator(&self, names: &Value) -> Result<(), Refusal> {
+        let names = name_list(names);
+        if !in_pg_catalog(&names) {
+            return Err(self.denied(format!(
+                "a component may not use the operator `OPERATOR({})`: operators resolve to \
+                 functions, and only PostgreSQL's own (pg_catalog) are allowed",
+                names.join(".")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks a name after a dot (`t.name`, `(expr).name`): PostgreSQL reads it as a call of
+    /// the function `name` when no column has that name, so it must not be a refused one.
+    fn field_name(&self, name: &str) -> Result<(), Refusal> {
+        if self.catalog.catalog_functions.contains(name) && !ALLOWED_FUNCTIONS.contains(&name) {
+            return Err(self.denied(format!(
+                "a component may not write `.{name}` after a table or value: PostgreSQL reads \
+                 `x.{name}` as a call of the function `{name}(x)` when there is no such column, \
+                 and `{name}` is not a function a component may call. Name the column without \
+                 its table, or rename it ({})",
+                self.config_file.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The string of a `String` node.
+fn string_node(v: &Value) -> Option<&str> {
+    v.get("node")?.get("String")?.get("sval")?.as_str()
+}
+
+/// A qualified name as the tree lists it (`["pg_catalog", "int4"]`, `["="]`).
+fn name_list(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(string_node)
+        .collect()
+}
+
+/// Whether a type or operator name resolves in `pg_catalog`: unqualified (strata runs the
+/// statement under `search_path = pg_catalog, pg_temp`) or qualified with `pg_catalog`.
+fn in_pg_catalog(names: &[&str]) -> bool {
+    names.len() <= 1 || (names.len() == 2 && names[0] == "pg_catalog")
+}
+
+/// The built-in functions (of `pg_catalog`) a component may call: they compute a value from
+/// their arguments, or read the clock, and reach nothing else. Not here, and so refused: what
+/// runs SQL given as text (`query_to_xml` and every XML function, `ts_stat`, `ts_rewrite`),
+/// changes settings, the role or sequences (`set_config`, `setval`), reads the server's files
+/// or large objects (`pg_read_file`, `lo_*`, `pg_ls_*`), takes or releases locks
+/// (`pg_advisory_*`), signals or reads other sessions (`pg_terminate_backend`,
+/// `pg_cancel_backend`, `pg_stat_*`), reloads or rotates the server's files, assigns or reads
+/// transaction ids and snapshots (`txid_*`, `pg_current_xact_id`, ...), notifies listeners
+/// (`pg_notify`), or reads the last value of a sequence strata used (`lastval`).
+pub const ALLOWED_FUNCTIONS: &[&str] = &[
+    // Conditionals and comparison helpers (COALESCE, NULLIF, GREATEST, LEAST are syntax).
+    "num_nulls",
+    "num_nonnulls",
+    "pg_typeof",
+    "pg_column_size",
+    // Casts written as functions.
+    "bool",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "text",
+    "varchar",
+    "bpchar",
+    "name",
+    "char",
+    "date",
+    "time",
+    "timetz",
+    "timestamp",
+    "timestamptz",
+    "interval",
+    "to_char",
+    "to_date",
+    "to_number",
+    "to_timestamp",
+    // Math.
+    "abs",
+    "cbrt",
+    "ceil",
+    "ceiling",
+    "degrees",
+    "div",
+    "exp",
+    "floor",
+    "gcd",
+    "lcm",
+    "ln",
+    "log",
+    "log10",
+    "min_scale",
+    "mod",
+    "pi",
+    "power",
+    "pow",
+    "radians",
+    "round",
+    "scale",
+    "sign",
+    "sqrt",
+    "trim_scale",
+    "trunc",
+    "width_bucket",
+    "random",
+    "acos",
+    "acosd",
+    "asin",
+    "asind",
+    "atan",
+    "atand",
+    "atan2",
+    "atan2d",
+    "cos",
+    "cosd",
+    "cot",
+    "cotd",
+    "sin",
+    "sind",
+    "tan",
+    "tand",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "factorial",
+    // Geometry and network addresses (values only).
+    "area",
+    "center",
+    "diameter",
+    "height",
+    "width",
+    "radius",
+    "npoints",
+    "isclosed",
+    "isopen",
+    "pclose",
+    "popen",
+    "point",
+    "box",
+    "line",
+    "lseg",
+    "path",
+    "polygon",
+    "circle",
+    "bound_box",
+    "slope",
+    "host",
+    "hostmask",
+    "network",
+    "netmask",
+    "family",
+    "abbrev",
+    "broadcast",
+    "masklen",
+    "set_masklen",
+    "inet_merge",
+    "inet_same_family",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+    "money",
+    // Strings and bytes.
+    "ascii",
+    "bit_length",
+    "btrim",
+    "char_length",
+    "character_length",
+    "chr",
+    "concat",
+    "concat_ws",
+    "format",
+    "initcap",
+    "left",
+    "length",
+    "lower",
+    "lpad",
+    "ltrim",
+    "md5",
+    "normalize",
+    "is_normalized",
+    "octet_length",
+    "overlay",
+    "position",
+    "quote_ident",
+    "quote_literal",
+    "quote_nullable",
+    "regexp_count",
+    "regexp_instr",
+    "regexp_like",
+    "regexp_match",
+    "regexp_matches",
+    "regexp_replace",
+    "regexp_split_to_array",
+    "regexp_split_to_table",
+    "regexp_substr",
+    "repeat",
+    "replace",
+    "reverse",
+    "right",
+    "rpad",
+    "rtrim",
+    "split_part",
+    "starts_with",
+    "string_to_array",
+    "string_to_table",
+    "strpos",
+    "substr",
+    "substring",
+    "to_ascii",
+    "to_hex",
+    "translate",
+    "unistr",
+    "upper",
+    "encode",
+    "decode",
+    "convert",
+    "convert_from",
+    "convert_to",
+    "sha224",
+    "sha256",
+    "sha384",
+    "sha512",
+    "get_bit",
+    "get_byte",
+    "set_bit",
+    "set_byte",
+    "bit_count",
+    "like_escape",
+    "similar_escape",
+    "similar_to_escape",
+    "textcat",
+    "pg_collation_for",
+    "gen_random_uuid",
+    // Dates and times.
+    "age",
+    "clock_timestamp",
+    "date_bin",
+    "date_part",
+    "date_trunc",
+    "extract",
+    "isfinite",
+    "justify_days",
+    "justify_hours",
+    "justify_interval",
+    "make_date",
+    "make_interval",
+    "make_time",
+    "make_timestamp",
+    "make_timestamptz",
+    "now",
+    "statement_timestamp",
+    "timeofday",
+    "transaction_timestamp",
+    "timezone",
+    "overlaps",
+    // Sleeping is bounded by the component's timeout.
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    // JSON.
+    "to_json",
+    "to_jsonb",
+    "array_to_json",
+    "row_to_json",
+    "json_build_array",
+    "json_build_object",
+    "json_object",
+    "jsonb_build_array",
+    "jsonb_build_object",
+    "jsonb_object",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+    "jsonb_object_agg",
+    "json_array_length",
+    "jsonb_array_length",
+    "json_each",
+    "jsonb_each",
+    "json_each_text",
+    "jsonb_each_text",
+    "json_extract_path",
+    "jsonb_extract_path",
+    "json_extract_path_text",
+    "jsonb_extract_path_text",
+    "json_object_keys",
+    "jsonb_object_keys",
+    "json_populate_record",
+    "jsonb_populate_record",
+    "json_populate_recordset",
+    "jsonb_populate_recordset",
+    "json_to_record",
+    "jsonb_to_record",
+    "json_to_recordset",
+    "jsonb_to_recordset",
+    "json_array_elements",
+    "jsonb_array_elements",
+    "json_array_elements_text",
+    "jsonb_array_elements_text",
+    "json_typeof",
+    "jsonb_typeof",
+    "json_strip_nulls",
+    "jsonb_strip_nulls",
+    "jsonb_set",
+    "jsonb_set_lax",
+    "jsonb_insert",
+    "jsonb_pretty",
+    "jsonb_path_exists",
+    "jsonb_path_match",
+    "jsonb_path_query",
+    "jsonb_path_query_array",
+    "jsonb_path_query_first",
+    "jsonb_path_exists_tz",
+    "jsonb_path_match_tz",
+    "jsonb_path_query_tz",
+    "jsonb_path_query_array_tz",
+    "jsonb_path_query_first_tz",
+    // Arrays.
+    "array_append",
+    "array_cat",
+    "array_dims",
+    "array_fill",
+    "array_length",
+    "array_lower",
+    "array_ndims",
+    "array_position",
+    "array_positions",
+    "array_prepend",
+    "array_remove",
+    "array_replace",
+    "array_to_string",
+    "array_upper",
+    "cardinality",
+    "trim_array",
+    "unnest",
+    "generate_subscripts",
+    "generate_series",
+    // Ranges.
+    "int4range",
+    "int8range",
+    "numrange",
+    "tsrange",
+    "tstzrange",
+    "daterange",
+    "isempty",
+    "lower_inc",
+    "upper_inc",
+    "lower_inf",
+    "upper_inf",
+    "range_merge",
+    // Text search (not ts_stat or ts_rewrite, which run SQL given as text).
+    "to_tsvector",
+    "to_tsquery",
+    "plainto_tsquery",
+    "phraseto_tsquery",
+    "websearch_to_tsquery",
+    "ts_rank",
+    "ts_rank_cd",
+    "ts_headline",
+    "setweight",
+    "strip",
+    "tsvector_to_array",
+    "array_to_tsvector",
+    "numnode",
+    "querytree",
+    // Aggregates.
+    "array_agg",
+    "avg",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "bool_and",
+    "bool_or",
+    "count",
+    "every",
+    "max",
+    "min",
+    "sum",
+    "string_agg",
+    "corr",
+    "covar_pop",
+    "covar_samp",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_count",
+    "regr_intercept",
+    "regr_r2",
+    "regr_slope",
+    "regr_sxx",
+    "regr_sxy",
+    "regr_syy",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "variance",
+    "var_pop",
+    "var_samp",
+    "mode",
+    "percentile_cont",
+    "percentile_disc",
+    "range_agg",
+    "range_intersect_agg",
+    // Window functions.
+    "row_number",
+    "rank",
+    "dense_rank",
+    "percent_rank",
+    "cume_dist",
+    "ntile",
+    "lag",
+    "lead",
+    "first_value",
+    "last_value",
+    "nth_value",
+    // Session facts that change nothing.
+    "current_setting",
+    "current_database",
+    "current_schema",
+    "current_schemas",
+    "version",
+    "format_type",
+    // Sequences: the role is granted only those owned by tables of `writes` (a serial's
+    // default calls nextval itself); setval and lastval are refused.
+    "nextval",
+    "currval",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::default();
+        for (schema, name, access) in [
+            ("public", "people", Access::Write),
+            ("public", "orders", Access::Read),
+            ("public", "secrets", Access::Read),
+            ("pg_catalog", "pg_class", Access::Read),
+            ("pg_catalog", "pg_settings", Access::Read),
+            ("information_schema", "columns", Access::Read),
+        ] {
+            c.relations.insert((schema.into(), name.into()), access);
+            if schema != "information_schema" {
+                c.visible.insert(name.into(), schema.into());
+            }
+        }
+        c.relations.remove(&("public".into(), "secrets".into()));
+        c.visible.insert("secrets".into(), "public".into());
+        c.visible.insert("strata_migration".into(), "strata".into());
+        for f in [
+            "query_to_xml",
+            "set_config",
+            "pg_read_file",
+            "lower",
+            "lo_export",
+            "setval",
+            "upper",
+        ] {
+            c.catalog_functions.insert(f.into());
+        }
+        c
+    }
+
+    fn check_(sql: &str) -> Result<Checked, Refusal> {
+        check(sql, &catalog(), Path::new("m/migration.toml"))
+    }
+
+    #[track_caller]
+    fn ok(sql: &str) -> String {
+        match check_(sql) {
+            Ok(c) => c.text,
+            Err(e) => panic!("{sql}: {e:?}"),
+        }
+    }
+
+    #[track_caller]
+    fn denied(sql: &str, says: &str) {
+        match check_(sql) {
+            Err(Refusal::Denied(m)) => assert!(m.contains(says), "{sql}: {m}"),
+            other => panic!("{sql}: not denied: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_reads_and_writes_pass_with_their_tables_qualified() {
+        assert_eq!(
+            ok("SELECT * FROM people WHERE id = $1"),
+            "SELECT * FROM \"public\".people WHERE id = $1"
+        );
+        assert_eq!(
+            ok("UPDATE People SET name = upper(name) WHERE id IN (SELECT id FROM orders)"),
+            "UPDATE \"public\".People SET name = upper(name) WHERE id IN (SELECT id FROM \"public\".orders)"
+        );
+        for sql in [
+            "INSERT INTO people (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING id",
+            "DELETE FROM people USING orders o WHERE o.id = people.id",
+            "WITH x AS (SELECT id FROM orders) SELECT count(*), string_agg(p.name, ',' ORDER BY p.name) FROM people p JOIN x USING (id)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT i FROM n",
+            "SELECT jsonb_build_object('a', 1) -> 'a', '{\"b\": 2}'::jsonb ? 'b', now()::date",
+            "SELECT row_number() OVER (PARTITION BY name ORDER BY id) FROM people",
+            "SELECT coalesce(nullif(name, ''), 'x'), greatest(1, 2), CASE WHEN id > 1 THEN 'a' END FROM people",
+            "SELECT x FROM generate_series(1, 10) AS g(x) WHERE x = ANY (ARRAY[1, 2])",
+            "SELECT substring(name from 1 for 2), trim(both ' ' from name), extract(year from now()), position('a' in name) FROM people",
+            "MERGE INTO people p USING orders o ON p.id = o.id WHEN MATCHED THEN UPDATE SET name = 'x' WHEN NOT MATCHED THEN INSERT (id, name) VALUES (o.id, 'y')",
+            "SELECT * FROM people FOR UPDATE",
+            "TABLE orders",
+            "VALUES (1, 'a'), (2, 'b')",
+            "SELECT relname FROM pg_catalog.pg_class",
+            "SELECT column_name FROM information_schema.columns",
+            "SELECT name, setting FROM pg_settings",
+            "SELECT p.name, (p.name).length FROM people p",
+            "SELECT x.* FROM jsonb_to_recordset('[{\"a\": 1}]') AS x(a int, b text)",
+            "SELECT 'x'::pg_catalog.text, CAST(1 AS bigint), date '2024-01-01', 1::numeric(8, 2)",
+            "SELECT 1 OPERATOR(pg_catalog.+) 2",
+            "UPDATE people SET (name, id) = (SELECT 'a', 1) WHERE id = 1",
+            "SELECT current_user, current_date, current_timestamp",
+        ] {
+            ok(sql);
+        }
+        // A CTE named like a table is the CTE, and is not qualified.
+        assert_eq!(
+            ok("WITH secrets AS (SELECT 1 AS v) SELECT v FROM secrets"),
+            "WITH secrets AS (SELECT 1 AS v) SELECT v FROM secrets"
+        );
+        assert_eq!(check_("SELECT 1").unwrap().kind, Kind::Query);
+        assert_eq!(check_("DELETE FROM people").unwrap().kind, Kind::RowChange);
+    }
+
+    #[test]
+    fn functions_that_reach_beyond_their_arguments_are_refused() {
+        for (sql, name) in [
+            (
+                "SELECT query_to_xml('select set_config(''role'',''none'',false)', true, false, '')",
+                "`query_to_xml`",
+            ),
+            (
+                "SELECT table_to_xml('secrets', true, false, '')",
+                "`table_to_xml`",
+            ),
+            (
+                "SELECT cursor_to_xml('c', 1, true, false, '')",
+                "`cursor_to_xml`",
+            ),
+            (
+                "SELECT database_to_xml(true, false, '')",
+                "`database_to_xml`",
+            ),
+            (
+                "SELECT query_to_xmlschema('select 1', true, false, '')",
+                "`query_to_xmlschema`",
+            ),
+            ("SELECT set_config('role', 'none', false)", "`set_config`"),
+            (
+                "SELECT pg_catalog.set_config('role', 'none', false)",
+                "`set_config`",
+            ),
+            (
+                "SELECT \"set_config\"('role', 'none', false)",
+                "`set_config`",
+            ),
+            (
+                "SELECT U&\"set\\005fconfig\"('role', 'none', false)",
+                "`set_config`",
+            ),
+            ("SELECT pg_read_file('/etc/passwd')", "`pg_read_file`"),
+            (
+                "SELECT pg_read_binary_file('/etc/passwd')",
+                "`pg_read_binary_file`",
+            ),
+            (
+                "SELECT lo_export(lo_from_bytea(0, 'x'), '/tmp/x')",
+                "`lo_export`",
+            ),
+            ("SELECT lo_import('/etc/passwd')", "`lo_import`"),
+            (
+                "SELECT setval('strata.strata_migration_audit_id_seq', 1)",
+                "`setval`",
+            ),
+            ("SELECT lastval()", "`lastval`"),
+            ("SELECT pg_ls_dir('.')", "`pg_ls_dir`"),
+            ("SELECT pg_advisory_lock(1)", "`pg_advisory_lock`"),
+            ("SELECT pg_terminate_backend(1)", "`pg_terminate_backend`"),
+            ("SELECT pg_cancel_backend(1)", "`pg_cancel_backend`"),
+            ("SELECT pg_reload_conf()", "`pg_reload_conf`"),
+            ("SELECT pg_notify('c', 'x')", "`pg_notify`"),
+            ("SELECT txid_current()", "`txid_current`"),
+            ("SELECT ts_stat('select v from secrets')", "`ts_stat`"),
+            ("SELECT dblink('dbname=x', 'select 1')", "`dblink`"),
+            ("SELECT public.dblink_exec('x')", "`public.dblink_exec`"),
+            ("SELECT public.evil()", "`public.evil`"),
+            ("SELECT other.f(1)", "`other.f`"),
+            ("SELECT evil_definer()", "`evil_definer`"),
+            (
+                "INSERT INTO people (id, name) SELECT 99, query_to_xml('select 1', true, false, '')::text",
+                "`query_to_xml`",
+            ),
+            (
+                "SELECT * FROM people WHERE name = (SELECT lo_export(1, '/tmp/x')::text)",
+                "`lo_export`",
+            ),
+            (
+                "SELECT max(pg_read_file('x')) OVER () FROM people",
+                "`pg_read_file`",
+            ),
+            (
+                "SELECT * FROM people ORDER BY pg_read_file('x')",
+                "`pg_read_file`",
+            ),
+            ("SELECT * FROM pg_read_file('x') AS f(x)", "`pg_read_file`"),
+            (
+                "SELECT count(*) FILTER (WHERE pg_read_file('x') > '') FROM people",
+                "`pg_read_file`",
+            ),
+            (
+                "WITH x AS (SELECT pg_read_file('x')) SELECT * FROM x",
+                "`pg_read_file`",
+            ),
+            ("SELECT * FROM people TABLESAMPLE evil(10)", "`evil`"),
+        ] {
+            denied(sql, name);
+        }
+    }
+
+    #[test]
+    fn field_notation_cannot_call_a_refused_function() {
+        denied(
+            "SELECT ('/etc/passwd'::text).pg_read_file",
+            "`.pg_read_file`",
+        );
+        denied(
+            "SELECT p.name.pg_read_file FROM people p",
+            "`.pg_read_file`",
+        );
+        denied("SELECT people.set_config FROM people", "`.set_config`");
+        ok("SELECT p.name, p.id FROM people p");
+        ok("SELECT (p.name).lower FROM people p");
+    }
+
+    #[test]
+    fn relations_outside_the_manifest_and_catalog_writes_are_refused() {
+        denied("SELECT * FROM secrets", "may not read `public.secrets`");
+        denied(
+            "SELECT * FROM people WHERE id IN (SELECT id FROM secrets)",
+            "`public.secrets`",
+        );
+        denied(
+            "WITH s AS (SELECT * FROM secrets) SELECT * FROM s",
+            "`public.secrets`",
+        );
+        denied("SELECT * FROM nowhere", "may not read `nowhere`");
+        denied(
+            "UPDATE orders SET id = 1",
+            "may not write (or lock) `public.orders`",
+        );
+        denied("DELETE FROM orders", "`writes`");
+        denied("INSERT INTO orders VALUES (1)", "`writes`");
+        denied(
+            "MERGE INTO orders o USING people p ON o.id = p.id WHEN MATCHED THEN DELETE",
+            "`public.orders`",
+        );
+        denied(
+            "SELECT * FROM orders FOR UPDATE",
+            "may not write (or lock) `public.orders`",
+        );
+        denied(
+            "SELECT * FROM (SELECT * FROM orders) o FOR SHARE",
+            "`public.orders`",
+        );
+        denied(
+            "UPDATE pg_settings SET setting = 'pg_catalog' WHERE name = 'search_path'",
+            "system catalogs are read-only",
+        );
+        denied(
+            "UPDATE pg_catalog.pg_settings SET setting = 'off' WHERE name = 'synchronous_commit'",
+            "read-only",
+        );
+        denied(
+            "DELETE FROM strata.strata_migration",
+            "strata's bookkeeping",
+        );
+        denied("SELECT * FROM strata_migration", "strata's bookkeeping");
+        denied("SELECT * FROM other.people", "`other.people`");
+        denied("SELECT * FROM otherdb.public.people", "another database");
+        // A CTE does not hide the target of a row change.
+        denied(
+            "WITH orders AS (SELECT 1) DELETE FROM orders",
+            "`public.orders`",
+        );
+        // A later CTE is not in scope of an earlier one (PostgreSQL reads the table).
+        denied(
+            "WITH a AS (SELECT * FROM secrets), secrets AS (SELECT 1) SELECT * FROM a",
+            "`public.secrets`",
+        );
+    }
+
+    #[test]
+    fn statements_other_than_row_reads_and_changes_are_refused() {
+        for sql in [
+            "CREATE TABLE x (a int)",
+            "DROP TABLE people",
+            "SET ROLE postgres",
+            "SET search_path = pg_catalog",
+            "RESET ROLE",
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "DO $$ BEGIN RESET ROLE; END $$",
+            "COMMIT",
+            "GRANT ALL ON people TO public",
+            "EXPLAIN ANALYZE DELETE FROM people",
+            "TRUNCATE people",
+            "COPY people TO '/tmp/x'",
+            "LOCK TABLE people",
+            "LISTEN x",
+            "NOTIFY x",
+            "PREPARE p AS SELECT 1",
+            "EXECUTE p",
+            "DECLARE c CURSOR FOR SELECT 1",
+            "FETCH 1 FROM c",
+            "CALL p()",
+            "DISCARD ALL",
+            "SHOW search_path",
+            "ALTER SYSTEM SET x = 1",
+        ] {
+            denied(sql, "may only read and change rows");
+        }
+        denied("SELECT * INTO stolen FROM people", "SELECT ... INTO");
+        denied("SELECT xmlelement(name a, 'x')", "XmlExpr");
+        denied("DELETE FROM people WHERE CURRENT OF c", "CurrentOfExpr");
+        denied("SELECT 'x'::public.mood", "`public.mood`");
+        denied("SELECT '<a/>'::xml", "type `xml`");
+        denied("SELECT CAST('<a/>' AS pg_catalog.xml)", "type `xml`");
+        denied("SELECT 1 OPERATOR(public.+) 2", "OPERATOR(public.+)");
+        denied(
+            "SELECT * FROM people ORDER BY id USING OPERATOR(public.<)",
+            "OPERATOR(public.<)",
+        );
+        assert!(matches!(
+            check_("SELECT 1; SELECT 2"),
+            Err(Refusal::Syntax(_))
+        ));
+        assert!(matches!(check_("SELEC 1"), Err(Refusal::Syntax(_))));
+        assert!(matches!(check_(""), Err(Refusal::Syntax(_))));
+    }
+
+    #[test]
+    fn deeply_nested_statements_do_not_overflow_the_stack() {
+        // The deepest trees MAX_TOKENS lets through (each level costs 2 or 3 tokens), and far
+        // deeper ones, refused before they are parsed.
+        for (depth, parses) in [(9_999, true), (100_000, false)] {
+            let sum = format!("SELECT {}1", "1 + ".repeat(depth));
+            let nested = format!(
+                "SELECT {}1{}",
+                "abs(".repeat(depth * 2 / 3),
+                ")".repeat(depth * 2 / 3)
+            );
+            let subqueries = format!(
+                "SELECT {}1{}",
+                "(SELECT ".repeat(depth * 2 / 3),
+                ")".repeat(depth * 2 / 3)
+            );
+            assert_eq!(check_(&sum).is_ok(), parses);
+            for sql in [nested, subqueries] {
+                // PostgreSQL's own parser may give up first ("memory exhausted").
+                let r = check_(&sql);
+                assert!(
+                    matches!(&r, Ok(_) | Err(Refusal::Syntax(_))) && (parses || r.is_err()),
+                    "{:?}",
+                    r.map(|_| ())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn any_text_is_refused_or_passed_without_a_panic() {
+        for sql in [
+            "SELECT '用户' FROM people",
+            "SELECT 名字 FROM 用户",
+            "SELECT \"é\" FROM people",
+            "\u{0}",
+            "SELECT $$ unterminated",
+            "SELECT 1 /* unterminated",
+        ] {
+            let _ = check_(sql);
+        }
+        assert_eq!(
+            ok("SELECT 'é' AS \"名\" FROM people"),
+            "SELECT 'é' AS \"名\" FROM \"public\".people"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! SQLite, the whole of one backend: connections and statement scripts (`connection`), the
+//! bookkeeping tables (`ledger`), one migration in one transaction (`step`), the schema as a
+//! model (`schema`: parse, dump, diff, delta SQL, ownership), the design-time commands' side
+//! (`design`), components' host side and the authorizer that guards them (`component`, `guard`),
+//! and the seam's implementation (`backend`).
+
+pub mod backend;
+pub mod backup;
+pub(crate) mod component;
+pub(crate) mod connection;
+pub(crate) mod design;
+pub mod guard;
+pub mod ledger;
+pub mod restore;
+pub mod schema;
+pub mod step;
+
+pub(crate) use connection::one_line;
+pub use connection::{
+    Located, Script, ScriptText, foreign_keys, is_busy, open, open_read_only, set_foreign_keys,
+};

@@ -1,0 +1,494 @@
+//! Putting a backup back into a live SQLite database, keeping the audit log's newer rows, and
+//! the state of its application tables that `restore` compares (`crate::core::restore`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::core::config::Project;
+use crate::core::event::Phase;
+use rusqlite::backup::StepResult;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+
+use crate::core::backup::Backup;
+use crate::core::backup::RunLock;
+use crate::core::backup::file_name;
+use crate::core::error::Error;
+use crate::core::restore::Restored;
+use crate::core::restore::changed_outside;
+use crate::core::restore::changed_refusal;
+use crate::core::restore::named_backup;
+use crate::core::restore::record_state_after;
+use crate::core::restore::{State, TableState};
+use crate::sqlite::backup;
+use crate::sqlite::ledger;
+
+/// The state of a SQLite database's application tables (virtual tables are left out; their
+/// shadow tables, which hold their rows, are in).
+pub fn sqlite_state(conn: &Connection) -> rusqlite::Result<State> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
+         ESCAPE '\\' AND name NOT LIKE 'strata\\_%' ESCAPE '\\' \
+         AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+    )?;
+    let names: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = State::new();
+    for name in names {
+        let mut rows = conn.prepare(&format!("SELECT * FROM \"{}\"", name.replace('"', "\"\"")))?;
+        let n = rows.column_count();
+        let mut q = rows.query([])?;
+        let (mut count, mut sum) = (0u64, 0u128);
+        while let Some(row) = q.next()? {
+            let mut h = Sha256::new();
+            for i in 0..n {
+                match row.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => h.update([0u8]),
+                    rusqlite::types::ValueRef::Integer(v) => {
+                        h.update([1u8]);
+                        h.update(v.to_le_bytes());
+                    }
+                    rusqlite::types::ValueRef::Real(v) => {
+                        h.update([2u8]);
+                        h.update(v.to_le_bytes());
+                    }
+                    rusqlite::types::ValueRef::Text(t) => {
+                        h.update([3u8]);
+                        h.update((t.len() as u64).to_le_bytes());
+                        h.update(t);
+                    }
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        h.update([4u8]);
+                        h.update((b.len() as u64).to_le_bytes());
+                        h.update(b);
+                    }
+                }
+            }
+            let digest = h.finalize();
+            let mut first = [0u8; 16];
+            first.copy_from_slice(&digest[..16]);
+            // A sum of the rows' hashes: the same whatever order the rows come in.
+            sum = sum.wrapping_add(u128::from_le_bytes(first));
+            count += 1;
+        }
+        out.insert(
+            name,
+            TableState {
+                rows: count,
+                checksum: format!("{sum:032x}"),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// [`choose`] on the SQLite database `db`; `fitting` gives its backups that can go back.
+pub(crate) fn choose_file(
+    project: &Project,
+    db: &Path,
+    backup: Option<&Path>,
+    fitting: impl FnOnce() -> Result<Vec<Backup>, Error>,
+) -> Result<Backup, Error> {
+    let dir = project.backups_dir();
+    let Some(named) = backup else {
+        let mut fits = fitting()?;
+        if let Some(newest) = fits.pop() {
+            return Ok(newest);
+        }
+        let others = crate::core::backup::list(&dir, db)?;
+        return Err(if others.is_empty() {
+            Error::input(
+                &dir,
+                format!(
+                    "holds no backup of {}; `strata migrate` takes one before each run",
+                    db.display()
+                ),
+            )
+        } else {
+            Error::input(
+                db,
+                format!(
+                    "is not the database the {} backup(s) of this path in {} were taken from \
+                     (it was replaced since). If you mean to put one back anyway, move {} away \
+                     and name the backup: `strata restore {}`",
+                    others.len(),
+                    dir.display(),
+                    db.display(),
+                    others.last().expect("not empty").path.display()
+                ),
+            )
+        });
+    };
+    let path = named_backup(named, &dir)?;
+    let record = crate::core::backup::read_record(&path)?;
+    let source = crate::core::backup::absolute(db);
+    if record.source != source {
+        let hint = if record.source == crate::core::backup::absolute(&project.test_db) {
+            " (the test database: add --test to restore it)"
+        } else if record.source == crate::core::backup::absolute(&project.db) {
+            " (the real database: restore it without --test)"
+        } else {
+            ""
+        };
+        return Err(Error::input(
+            &path,
+            format!(
+                "is a backup of {}{hint}, not of {}: a backup goes back only to the database it \
+                 was taken from. `strata restore --list` shows the backups of {}",
+                record.source.display(),
+                db.display(),
+                db.display()
+            ),
+        ));
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(Backup { path, record, size })
+}
+
+/// [`restore`] on the SQLite database `db`: under the run lock, puts back the backup `choose`
+/// gives.
+pub(crate) fn restore_file(
+    project: &Project,
+    db: &Path,
+    choose: impl FnOnce() -> Result<Backup, Error>,
+    confirmed: bool,
+) -> Result<Restored, Error> {
+    let timeout = project.busy_timeout();
+    let _run = RunLock::exclusive(db, timeout)?;
+    let chosen = choose()?;
+    if !confirmed && let Some(live) = crate::sqlite::open_read_only(db, timeout)? {
+        let state = sqlite_state(&live).map_err(|e| Error::db(db, "cannot read its tables", e))?;
+        if let Some(changed) = changed_outside(&state, &chosen)
+            && !changed.is_empty()
+        {
+            return Err(changed_refusal(db, &chosen, &changed));
+        }
+    }
+    let dir = project.backups_dir();
+
+    // The backup: checked and copied into a staging database through one read transaction on
+    // one handle, so what was checked is what is copied.
+    let src = Connection::open_with_flags(&chosen.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| not_a_backup(&chosen.path, &e))?;
+    src.execute_batch("BEGIN")
+        .map_err(|e| Error::db(&chosen.path, "cannot read the backup", e))?;
+    let id = ledger::database_id(&src).map_err(|e| not_a_backup(&chosen.path, &e))?;
+    if id.as_deref() != Some(chosen.record.database_id.as_str()) {
+        return Err(Error::input(
+            &chosen.path,
+            format!(
+                "does not hold the database its record names (identity {} inside, {} in {}); \
+                 the file was replaced or the record belongs to another backup",
+                id.as_deref().unwrap_or("none"),
+                chosen.record.database_id,
+                crate::core::backup::record_path(&chosen.path).display()
+            ),
+        ));
+    }
+    backup::check_integrity(&src, &chosen.path)?;
+    let backed_up_to = max_audit_id(&src).map_err(|e| not_a_backup(&chosen.path, &e))?;
+    let staging_file = crate::core::backup::partial(&dir)?;
+    let mut staging = Connection::open(staging_file.path())
+        .map_err(|e| Error::db(staging_file.path(), "cannot open", e))?;
+    copy(&src, &mut staging, Duration::ZERO)
+        .map_err(|e| Error::db(&chosen.path, "cannot copy the backup", e))?;
+    src.execute_batch("COMMIT")
+        .map_err(|e| Error::db(&chosen.path, "cannot read the backup", e))?;
+    drop(src);
+
+    // The live database: refuse early while another writer holds it; no strata run can start
+    // meanwhile (the run lock), so its state and audit log stay as read until the switch.
+    let mut live = crate::sqlite::open(db, timeout)?;
+    live.execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+        .map_err(|e| Error::db(db, "cannot lock the database", e))?;
+    let (undo, carried) = keep_live_state(&live, db, &chosen, &dir, backed_up_to, &mut staging)?;
+
+    // One switch: the staged database, with the audit rows, replaces the live one's pages.
+    copy(&staging, &mut live, timeout).map_err(|e| {
+        Error::db(
+            db,
+            format!("cannot write the backup {} into it", chosen.path.display()),
+            e,
+        )
+    })?;
+    drop(staging);
+    drop(staging_file);
+    // What the database holds now is strata's doing: a later restore (which undoes this one)
+    // tells changes made after it from it.
+    if let Some(u) = &undo
+        && let Ok(state) = sqlite_state(&live)
+    {
+        let _ = record_state_after(u, &state);
+    }
+    Ok(Restored {
+        db: db.to_path_buf(),
+        restored_from: chosen.path,
+        taken_at: chosen.record.taken_at,
+        undo,
+        audit_rows_kept: carried,
+    })
+}
+
+/// Checks that `live` is the database `chosen` was taken from, keeps its state as a verified
+/// backup, and writes into `staging` the audit rows written since the backup (those with an id
+/// above `backed_up_to`), the undo backup's row and the restore's row.
+/// Returns the undo backup and how many rows were carried over.
+fn keep_live_state(
+    live: &Connection,
+    db: &Path,
+    chosen: &Backup,
+    dir: &Path,
+    backed_up_to: i64,
+    staging: &mut Connection,
+) -> Result<(Option<PathBuf>, usize), Error> {
+    let has_schema: i64 = live
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(|e| Error::db(db, "cannot read the schema", e))?;
+    let mut undo = None;
+    let mut carried = Vec::new();
+    let mut columns = Vec::new();
+    if has_schema > 0 {
+        let live_id =
+            ledger::database_id(live).map_err(|e| Error::db(db, "cannot read its identity", e))?;
+        if live_id.as_deref() != Some(chosen.record.database_id.as_str()) {
+            return Err(Error::input(
+                db,
+                format!(
+                    "is not the database {} was taken from (identity {} here, {} in the \
+                     backup): it was replaced since. If you mean to put the backup back \
+                     anyway, move {} away first and run the restore again",
+                    chosen.path.display(),
+                    live_id.as_deref().unwrap_or("none"),
+                    chosen.record.database_id,
+                    db.display()
+                ),
+            ));
+        }
+        // Not pruned here: the backup being restored may be the oldest one kept.
+        undo = Some(backup::take(live, db, dir, usize::MAX, "before restore")?);
+        if ledger::exists(live).map_err(|e| Error::db(db, "cannot read the ledger", e))? {
+            columns = common_audit_columns(live, staging)
+                .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
+            carried = audit_since(live, &columns, backed_up_to)
+                .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
+        }
+    }
+    let n = carried.len();
+    let mut write = || -> rusqlite::Result<()> {
+        ledger::ensure(staging)?;
+        let tx = staging.transaction()?;
+        if !carried.is_empty() {
+            let list = columns.join(", ");
+            let marks = vec!["?"; columns.len()].join(", ");
+            let mut insert = tx.prepare(&format!(
+                "INSERT INTO strata_migration_audit ({list}) VALUES ({marks})"
+            ))?;
+            for row in &carried {
+                insert.execute(rusqlite::params_from_iter(row))?;
+            }
+        }
+        let mut entries = Vec::new();
+        let detail = match &undo {
+            Some(u) => {
+                entries.push(crate::core::ledger::Entry::for_run(
+                    Phase::Restore.as_str(),
+                    "backup",
+                    format!("{} (the state before the restore)", u.display()),
+                ));
+                format!(
+                    "restored from {} (taken {}); `strata restore {}` undoes it",
+                    chosen.path.display(),
+                    chosen.record.taken_at,
+                    file_name(u)
+                )
+            }
+            None => format!(
+                "restored from {} (taken {})",
+                chosen.path.display(),
+                chosen.record.taken_at
+            ),
+        };
+        entries.push(crate::core::ledger::Entry::for_run(
+            Phase::Restore.as_str(),
+            "restore",
+            detail,
+        ));
+        ledger::append(&tx, &entries)?;
+        tx.commit()
+    };
+    write().map_err(|e| Error::db(db, "cannot prepare the restored database's audit log", e))?;
+    Ok((undo, n))
+}
+
+/// Copies every page of `from` into `to` in one step of SQLite's online backup API (one write
+/// transaction on `to`), retrying while `to` is locked by another connection for up to
+/// `timeout`.
+fn copy(from: &Connection, to: &mut Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let b = rusqlite::backup::Backup::new(from, to)?;
+    loop {
+        match b.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::Busy | StepResult::Locked if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            StepResult::Busy | StepResult::Locked => {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    None,
+                ));
+            }
+            // `More` (not all pages copied yet) cannot follow a step of -1 pages; step again.
+            _ => {}
+        }
+    }
+}
+
+/// The newest audit row id of a database; 0 when it has no audit log.
+fn max_audit_id(conn: &Connection) -> rusqlite::Result<i64> {
+    if !ledger::exists(conn)? {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(id), 0) FROM strata_migration_audit",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// The audit log's columns in both databases, in `live`'s order.
+fn common_audit_columns(live: &Connection, staging: &Connection) -> rusqlite::Result<Vec<String>> {
+    let names = |c: &Connection| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = c.prepare("SELECT name FROM pragma_table_info(?1)")?;
+        let rows = stmt.query_map([crate::core::ledger::AUDIT_TABLE], |r| r.get(0))?;
+        rows.collect()
+    };
+    let there = names(staging)?;
+    Ok(names(live)?
+        .into_iter()
+        .filter(|c| there.is_empty() || there.contains(c))
+        .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+        .collect())
+}
+
+/// The audit rows with an id above `after`, oldest first, as values of `columns`.
+fn audit_since(
+    conn: &Connection,
+    columns: &[String],
+    after: i64,
+) -> rusqlite::Result<Vec<Vec<Value>>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {} FROM strata_migration_audit WHERE id > ?1 ORDER BY id",
+        columns.join(", ")
+    ))?;
+    let n = columns.len();
+    let rows = stmt.query_map([after], |r| (0..n).map(|i| r.get(i)).collect())?;
+    rows.collect()
+}
+
+fn not_a_backup(path: &Path, e: &rusqlite::Error) -> Error {
+    Error::input(
+        path,
+        format!("is not a strata backup: SQLite cannot read it ({e})"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::restore::restore;
+
+    fn project(busy_ms: u64) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("strata.toml"),
+            format!("busy_timeout_ms = {busy_ms}\n"),
+        )
+        .unwrap();
+        let p = Project::open(dir.path().to_path_buf()).unwrap();
+        (dir, p)
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn restore_puts_the_backup_back_and_keeps_the_state_before() {
+        let (_dir, p) = project(100);
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        conn.execute_batch("INSERT INTO t VALUES (2); CREATE TABLE u(b);")
+            .unwrap();
+        let done = restore(&p, false, None).unwrap();
+        assert_eq!(done.restored_from, taken);
+        // The same connection, still open, sees the restored database.
+        assert_eq!(count(&conn, "SELECT count(*) FROM t"), 1);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 'u'"),
+            0
+        );
+        let undo = Connection::open(done.undo.unwrap()).unwrap();
+        assert_eq!(count(&undo, "SELECT count(*) FROM t"), 2);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM strata_migration_audit WHERE action = 'restore'"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn restore_refuses_while_a_writer_or_a_run_holds_the_database() {
+        let (_dir, p) = project(50);
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE t(a);").unwrap();
+        backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let err = restore(&p, false, None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::core::exit::REFUSED, "{err}");
+        conn.execute_batch("COMMIT").unwrap();
+        let run = RunLock::shared(&p.db, Duration::ZERO).unwrap();
+        let err = restore(&p, false, None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::core::exit::REFUSED, "{err}");
+        drop(run);
+        assert_eq!(count(&conn, "SELECT count(*) FROM t"), 1);
+        restore(&p, false, None).unwrap();
+        assert_eq!(count(&conn, "SELECT count(*) FROM t"), 0);
+    }
+
+    #[test]
+    fn a_replaced_database_does_not_get_the_old_ones_backup() {
+        let (_dir, p) = project(50);
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE t(a);").unwrap();
+        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        drop(conn);
+        std::fs::remove_file(&p.db).unwrap();
+        let conn = Connection::open(&p.db).unwrap();
+        conn.execute_batch("CREATE TABLE other(b);").unwrap();
+        ledger::ensure_database_id(&conn).unwrap();
+        let err = restore(&p, false, Some(&taken)).unwrap_err();
+        assert_eq!(err.exit_code(), crate::core::exit::BAD_INPUT);
+        assert!(err.to_string().contains("move"), "{err}");
+        let err = restore(&p, false, None).unwrap_err();
+        assert!(err.to_string().contains("replaced"), "{err}");
+        // Moved away, the path is free: the backup goes back to a new file.
+        drop(conn);
+        std::fs::rename(&p.db, p.root.join("moved.db")).unwrap();
+        let done = restore(&p, false, Some(&taken)).unwrap();
+        assert_eq!(done.undo, None);
+        let conn = Connection::open(&p.db).unwrap();
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 't'"),
+            1
+        );
+    }
+}

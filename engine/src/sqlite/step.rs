@@ -1,0 +1,1090 @@
+//! One migration applied to one database, in one transaction: `do.sql`, `transform.wasm`, test
+//! data (`data.json`, then `seed.wasm`; test database only), project data (the same), `checks.sql`,
+//! `check.wasm`, `PRAGMA foreign_key_check`, the ledger row.
+//!
+//! Foreign-key enforcement is off around the transaction (SQLite ignores the pragma inside one)
+//! so table rebuilds work; the foreign-key check before commit keeps them honest. A failure rolls
+//! the whole step back, and its audit rows are written after the rollback, so the log survives
+//! the failure it records. The transaction is opened and closed with plain statements because a
+//! component call takes the connection into its store for a while (see `sandbox`). Every step
+//! starts from the same connection state: one that changed connection-level settings (the guard
+//! sees every PRAGMA, ATTACH and temp object) leaves a fresh connection behind. This module
+//! runs one step; ordering and phases belong to `migrator`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+
+use crate::components::Sandbox;
+use crate::components::limits::Limits;
+use crate::core::data::DataSet;
+use crate::core::error::{Error, StepFailure};
+use crate::core::event::{Action, Event, EventSink, Phase};
+use crate::core::ledger::{Entry, Outcome};
+use crate::core::step::Done;
+use crate::core::step::Failed;
+use crate::core::step::run_actions;
+use crate::core::step::undo_entry;
+use crate::core::step::{Applied, Prepared, component, write_snapshot};
+use crate::core::tree::Migration;
+use crate::sqlite::guard::{Guard, Mode};
+use crate::sqlite::ledger;
+use crate::sqlite::{self, Located, Script, ScriptText};
+
+/// How many violating rows a failure message shows.
+const SHOWN_ROWS: usize = 5;
+
+/// What a step runs with besides its own files.
+pub struct Context<'a> {
+    pub db: &'a Path,
+    pub phase: Phase,
+    /// Whether steps load their `test-data/`.
+    pub test_data: bool,
+    /// Needed when the step has components.
+    pub sandbox: Option<&'a Sandbox>,
+    /// The project's ceiling for component limits.
+    pub limits: Limits,
+    /// Write a missing `schema.sql` (and LATEST) from the database after each step.
+    pub write_snapshots: bool,
+}
+
+/// What a phase keeps between its steps on one connection, so that a step's bookkeeping costs
+/// the same at the 5,000th step as at the first: ownership from the objects that changed
+/// (`schema::owner::Tracker`) and the ledger read once (`ledger::Known`).
+#[derive(Debug, Default)]
+pub struct Session {
+    pub owners: crate::sqlite::schema::owner::Tracker,
+    pub ledger: ledger::Known,
+    /// The caller opened one transaction for the whole phase: each step is a savepoint in it,
+    /// and a failed step rolls back the whole transaction.
+    pub single_transaction: bool,
+    /// With `single_transaction`: the bookkeeping the caller wrote inside the phase's
+    /// transaction, written again with the failure's audit rows after a rollback (taken then).
+    pub replay: Option<ledger::Replay>,
+    /// With `single_transaction`: the ledger and audit rows of the steps applied so far, written
+    /// by [`flush`] just before the phase commits (a few prepared statements for the whole
+    /// phase instead of a few per step, each re-prepared after every schema change).
+    pub deferred: Deferred,
+    /// The foreign-key violations the database had before the current step (read before the
+    /// phase's first step, then kept from each step's check): a step fails only on violations
+    /// it adds. `None` until read.
+    pub fk_before: Option<Violations>,
+}
+
+/// Rows `PRAGMA foreign_key_check` reports, counted by (table, rowid, parent): a `WITHOUT
+/// ROWID` table reports no rowid, so one key can stand for several rows.
+pub type Violations = std::collections::HashMap<(String, Option<i64>, String), usize>;
+
+/// Bookkeeping rows kept until the end of a phase in one transaction.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// Ownership changes (`strata_object`), in order; written earlier when a step could read
+    /// the table (its SQL names it, or it compares a snapshot).
+    objects: Vec<crate::sqlite::schema::owner::Write>,
+    records: Vec<crate::core::ledger::Record>,
+    /// Audit entries, with when they happened.
+    audit: Vec<(String, Vec<Entry>)>,
+}
+
+/// Writes the bookkeeping rows the steps of a phase in one transaction deferred (see
+/// [`Session::deferred`]); call it inside that transaction, before it commits.
+pub fn flush(conn: &Connection, session: &mut Session) -> rusqlite::Result<()> {
+    let deferred = std::mem::take(&mut session.deferred);
+    crate::sqlite::schema::owner::write(conn, &deferred.objects)?;
+    ledger::write_records(conn, &deferred.records)?;
+    for (at, entries) in &deferred.audit {
+        ledger::append_at(conn, at, entries)?;
+    }
+    Ok(())
+}
+
+impl Session {
+    fn forget(&mut self) {
+        self.owners.invalidate();
+        self.ledger.invalidate();
+        self.deferred = Deferred::default();
+        self.fk_before = None;
+    }
+}
+
+/// The savepoint a step runs in under `--single-transaction`.
+const SAVEPOINT: &str = "strata_step";
+
+/// What went wrong inside an action.
+struct ActionError {
+    file: Option<PathBuf>,
+    statement: Option<Located>,
+    message: String,
+}
+
+impl ActionError {
+    fn new(file: Option<PathBuf>, statement: Option<Located>, message: impl Into<String>) -> Self {
+        ActionError {
+            file,
+            statement,
+            message: message.into(),
+        }
+    }
+}
+
+/// Applies one prepared migration to `conn`.
+/// With `session.single_transaction`, the caller has opened the transaction and switched
+/// foreign keys off; the step runs in a savepoint, and a failure rolls back the whole
+/// transaction before its audit rows are written.
+pub fn apply(
+    conn: &mut Connection,
+    ctx: &Context<'_>,
+    session: &mut Session,
+    step: &Prepared,
+    events: &mut EventSink<'_>,
+) -> Result<Applied, Error> {
+    let db = ctx.db;
+    let fk_was_on = if session.single_transaction {
+        None
+    } else {
+        let on = sqlite::foreign_keys(conn)
+            .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+        sqlite::set_foreign_keys(conn, false)
+            .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
+        Some(on)
+    };
+    let guard =
+        Guard::install(conn).map_err(|e| Error::db(db, "cannot install the SQL guard", e))?;
+
+    let result = apply_in_transaction(conn, ctx, session, step, &guard, events);
+    if result.is_err() {
+        session.forget();
+    }
+
+    let restored = Guard::uninstall(conn).and_then(|()| match fk_was_on {
+        Some(on) => sqlite::set_foreign_keys(conn, on),
+        None => Ok(()),
+    });
+    // A step that changed the connection itself (a PRAGMA, an attached database, a temp
+    // object) hands the next step a fresh connection, so every step starts from the same
+    // state whatever ran before it; the others keep theirs, which costs nothing. In one
+    // transaction for the whole phase there is no fresh connection to hand over: refuse, and
+    // the phase rolls back.
+    let reopened = if !guard.touched_connection() {
+        Ok(())
+    } else if session.single_transaction {
+        Err(Error::Usage(format!(
+            "{}: changes the connection itself (a PRAGMA, an attached database or a temp \
+             object), so later steps would run under it; with --single-transaction every step \
+             shares one connection, so run this phase without --single-transaction (nothing \
+             was applied)",
+            step.migration
+        )))
+    } else {
+        // What the session trusts about the ledger is tied to the old connection.
+        session.forget();
+        conn.pragma_query_value(None, "busy_timeout", |row| row.get::<_, i64>(0))
+            .map_err(|e| Error::db(db, "cannot read PRAGMA busy_timeout", e))
+            .and_then(|busy_ms| sqlite::open(db, Duration::from_millis(busy_ms.max(0) as u64)))
+            .map(|fresh| *conn = fresh)
+    };
+    let applied = result?;
+    restored.map_err(|e| Error::db(db, "cannot restore PRAGMA foreign_keys", e))?;
+    reopened?;
+    Ok(applied)
+}
+
+/// Rolls back whatever transaction is open on `conn`.
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        // If even ROLLBACK fails, closing the connection rolls back; nothing was committed.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+fn apply_in_transaction(
+    conn: &mut Connection,
+    ctx: &Context<'_>,
+    session: &mut Session,
+    step: &Prepared,
+    guard: &Guard,
+    events: &mut EventSink<'_>,
+) -> Result<Applied, Error> {
+    let (db, phase, m) = (ctx.db, ctx.phase, &step.migration);
+    let single = session.single_transaction;
+    let started = Instant::now();
+    let begin = if single {
+        conn.prepare_cached(&format!("SAVEPOINT {SAVEPOINT}"))
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+    } else {
+        conn.prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+    };
+    begin.map_err(|e| Error::db(db, format!("cannot begin the transaction for {m}"), e))?;
+    match session.ledger.is_applied(conn, &m.id) {
+        Ok(false) => {}
+        Ok(true) => {
+            if single {
+                let _ = conn.execute_batch(&format!("RELEASE {SAVEPOINT}"));
+            } else {
+                rollback(conn);
+            }
+            events(&Event::StepSkipped {
+                phase,
+                migration: m,
+            });
+            return Ok(Applied::AlreadyApplied);
+        }
+        Err(e) => {
+            rollback(conn);
+            return Err(Error::db(db, "cannot read the ledger", e));
+        }
+    }
+    events(&Event::StepStarted {
+        phase,
+        migration: m,
+    });
+    // Ownership: what the step creates becomes its module's (see schema::owner).
+    if let Err(e) = session.owners.begin(conn, &mut session.deferred.objects) {
+        rollback(conn);
+        return Err(Error::db(db, "cannot read sqlite_master", e));
+    }
+    // The foreign-key violations from before the run, if any, are not this step's.
+    if session.fk_before.is_none() {
+        match violations(conn) {
+            Ok(before) => {
+                if !before.is_empty() {
+                    events(&Event::Warning(format!(
+                        "{}: {}\nThey were there before this run: a step fails only for \
+                         violations it adds. Fix or delete those rows to be rid of them.",
+                        db.display(),
+                        describe_violations(&before)
+                    )));
+                }
+                session.fk_before = Some(before);
+            }
+            Err(e) => {
+                rollback(conn);
+                return Err(Error::db(db, "cannot run PRAGMA foreign_key_check", e));
+            }
+        }
+    }
+    // SQL that names strata_object reads the ownership of the steps before it.
+    if !session.deferred.objects.is_empty() && step.names_ownership() {
+        let pending = std::mem::take(&mut session.deferred.objects);
+        if let Err(e) = crate::sqlite::schema::owner::write(conn, &pending) {
+            rollback(conn);
+            return Err(Error::db(db, "cannot record the objects' owners", e));
+        }
+    }
+    guard.take_touched();
+
+    let mut fk = ForeignKeys {
+        before: session.fk_before.get_or_insert_default(),
+        after: None,
+    };
+    let (log, mut failure) = run_actions(
+        phase,
+        step,
+        step.actions(ctx.test_data),
+        events,
+        |action, events| run_action(conn, ctx, step, action, guard, &mut fk, events),
+    );
+    let fk_after = fk.after;
+
+    if failure.is_none() {
+        match finish(conn, ctx, session, step, guard, &log, started) {
+            Ok(finished) => {
+                // What the committed step left is what the next one starts from.
+                if fk_after.is_some() {
+                    session.fk_before = fk_after;
+                }
+                if let Some(sql) = finished.snapshot {
+                    for path in write_snapshot(m, &sql)? {
+                        events(&Event::SnapshotWritten {
+                            migration: m,
+                            path: &path,
+                        });
+                    }
+                }
+                return Ok(Applied::Committed {
+                    elapsed: finished.elapsed,
+                });
+            }
+            Err(Finish::Locked(e)) => {
+                rollback(conn);
+                return Err(Error::db(db, "cannot commit", e));
+            }
+            Err(Finish::Failed(action, err)) => failure = Some((action, err, started.elapsed())),
+        }
+    }
+    rollback(conn);
+
+    // The step is rolled back; now its audit rows, in a transaction of their own.
+    let (action, err, elapsed) = failure.expect("the step failed");
+    let replay = session.replay.take();
+    let failed = Failed {
+        action,
+        file: err.file,
+        statement: err.statement.map(|s| (s.line, s.text)),
+        message: err.message,
+        elapsed,
+    };
+    Err(failed.audited(phase, step, db.to_path_buf(), log, |log| {
+        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                if let Some(r) = &replay {
+                    r.write(&tx)?;
+                }
+                ledger::append(&tx, log).and_then(|()| tx.commit())
+            })
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// A step that got through its actions and committed.
+struct Finished {
+    elapsed: Duration,
+    /// A snapshot to write now that the step is committed.
+    snapshot: Option<String>,
+}
+
+enum Finish {
+    /// The commit waited past the busy timeout.
+    Locked(rusqlite::Error),
+    Failed(Action, ActionError),
+}
+
+/// After the actions: record what the step created, compare the module's schema with the
+/// step's `schema.sql` (or take it, to write after the commit), record the step, commit.
+fn finish(
+    conn: &Connection,
+    ctx: &Context<'_>,
+    session: &mut Session,
+    step: &Prepared,
+    guard: &Guard,
+    log: &[Entry],
+    started: Instant,
+) -> Result<Finished, Finish> {
+    let m = &step.migration;
+    let record = |e: rusqlite::Error| {
+        Finish::Failed(
+            Action::Record,
+            ActionError::new(None, None, format!("recording the step failed: {e}")),
+        )
+    };
+    let mut owned = session
+        .owners
+        .record(conn, &m.id, &guard.take_touched())
+        .map_err(record)?;
+    // In one transaction for the phase, the ownership rows wait for the phase's end like the
+    // ledger's, unless this step compares or writes a snapshot, which reads them.
+    let reads_ownership = step.snapshot.is_some() || ctx.write_snapshots;
+    if session.single_transaction && !reads_ownership {
+        session.deferred.objects.append(&mut owned.writes);
+    } else {
+        let mut writes = std::mem::take(&mut session.deferred.objects);
+        writes.append(&mut owned.writes);
+        crate::sqlite::schema::owner::write(conn, &writes).map_err(record)?;
+    }
+    let snapshot_file = m.file(crate::core::design::SNAPSHOT);
+    let schema_error = |e: crate::sqlite::schema::SchemaError| {
+        Finish::Failed(
+            Action::Snapshot,
+            ActionError::new(Some(snapshot_file.clone()), None, e.to_string()),
+        )
+    };
+    let mut to_write = None;
+    match &step.snapshot {
+        Some(expected) => {
+            let difference = crate::sqlite::schema::compare_module(conn, &m.id.module, expected)
+                .map_err(schema_error)?;
+            if !difference.is_empty() {
+                return Err(Finish::Failed(
+                    Action::Snapshot,
+                    ActionError::new(
+                        Some(snapshot_file.clone()),
+                        None,
+                        format!(
+                            "module `{}` after this step differs from its schema.sql (- expected, + actual):\n{}\n\
+                             Fix do.sql, or if the new schema is what you want, delete schema.sql and \
+                             run `strata migrate --write-snapshots` to write it again",
+                            m.id.module,
+                            difference.to_string().trim_end()
+                        ),
+                    ),
+                ));
+            }
+        }
+        None if ctx.write_snapshots => {
+            let sql =
+                crate::sqlite::schema::dump_module(conn, &m.id.module).map_err(schema_error)?;
+            to_write = Some(sql);
+        }
+        None => {}
+    }
+    let elapsed = started.elapsed();
+    let row = crate::core::ledger::Record::of(m, step.checksum.clone(), elapsed.as_millis() as u64);
+    if session.single_transaction {
+        session.deferred.records.push(row);
+        session
+            .deferred
+            .audit
+            .push((crate::core::ledger::now_rfc3339(), log.to_vec()));
+    } else {
+        ledger::write_records(conn, &[row])
+            .and_then(|()| ledger::append(conn, log))
+            .map_err(record)?;
+    }
+    let end = if session.single_transaction {
+        conn.prepare_cached(&format!("RELEASE {SAVEPOINT}"))
+    } else {
+        conn.prepare_cached("COMMIT")
+    };
+    match end.and_then(|mut s| s.execute([])) {
+        Ok(_) => {
+            session.owners.commit(owned);
+            session.ledger.applied(&m.id);
+            Ok(Finished {
+                elapsed,
+                snapshot: to_write,
+            })
+        }
+        Err(e) if sqlite::is_busy(&e) => Err(Finish::Locked(e)),
+        Err(e) => Err(record(e)),
+    }
+}
+
+/// Runs one action.
+fn run_action(
+    conn: &mut Connection,
+    ctx: &Context<'_>,
+    step: &Prepared,
+    action: Action,
+    guard: &Guard,
+    fk: &mut ForeignKeys<'_>,
+    events: &mut EventSink<'_>,
+) -> Result<Done, ActionError> {
+    let m = &step.migration;
+    let sql = |rows| Ok(Done { rows, fuel: None });
+    match action {
+        Action::DoSql => {
+            guard.set_mode(Mode::Script);
+            let result = run_script(conn, &m.file("do.sql"), &step.do_sql, guard);
+            guard.set_mode(Mode::Host);
+            sql(result?)
+        }
+        Action::TestData => sql(insert(conn, step.test_data.as_ref())?),
+        Action::ProjData => sql(insert(conn, step.proj_data.as_ref())?),
+        Action::Checks => {
+            guard.set_mode(Mode::Script);
+            let result = run_checks(
+                conn,
+                &m.file("checks.sql"),
+                step.checks.as_deref().unwrap_or(""),
+                guard,
+            );
+            guard.set_mode(Mode::Host);
+            sql(result?)
+        }
+        Action::Transform | Action::TestSeed | Action::ProjSeed | Action::CheckComponent => {
+            component(
+                ctx.sandbox,
+                &ctx.limits,
+                step,
+                action,
+                events,
+                |sandbox, call| sandbox.call(conn, guard, call),
+            )
+            .map_err(|(path, message)| ActionError::new(Some(path), None, message))
+        }
+        Action::ForeignKeyCheck => foreign_key_check(conn, fk),
+        Action::Snapshot | Action::Record | Action::Undo => sql(0),
+    }
+}
+
+fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> ActionError {
+    let message = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
+            guard.take_denied().unwrap_or_else(|| e.to_string())
+        }
+        // SQLite's parse errors carry the rest of the script (and the NUL strata ends it with);
+        // the statement is shown on its own line already, so only SQLite's message is kept.
+        _ => match e {
+            rusqlite::Error::SqlInputError { msg, .. } => msg,
+            e => e.to_string(),
+        },
+    };
+    ActionError::new(Some(file.to_path_buf()), Some(at), message)
+}
+
+fn run_script(
+    conn: &Connection,
+    file: &Path,
+    sql: &str,
+    guard: &Guard,
+) -> Result<u64, ActionError> {
+    let before = conn.total_changes();
+    let text = ScriptText::new(sql);
+    let mut script = Script::new(conn, &text);
+    loop {
+        let (mut stmt, at) = match script.next_statement() {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err((at, e)) => return Err(sql_error(file, at, e, guard)),
+        };
+        if stmt.parameter_count() > 0 {
+            return Err(ActionError::new(
+                Some(file.to_path_buf()),
+                Some(at),
+                "the statement has parameters (?, :name), but a script has no values to bind; \
+                 write the values into the SQL",
+            ));
+        }
+        let mut rows = stmt.raw_query();
+        loop {
+            match rows.next() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(sql_error(file, at, e, guard)),
+            }
+        }
+    }
+    Ok(conn.total_changes() - before)
+}
+
+fn insert(conn: &Connection, data: Option<&DataSet>) -> Result<u64, ActionError> {
+    let Some(data) = data else { return Ok(0) };
+    data.insert(conn).map_err(|e| {
+        ActionError::new(
+            Some(data.path.clone()),
+            None,
+            format!("table `{}`, row {}: {}", e.table, e.row, e.source),
+        )
+    })
+}
+
+/// Runs each query of checks.sql; any row returned is a violation.
+fn run_checks(
+    conn: &Connection,
+    file: &Path,
+    sql: &str,
+    guard: &Guard,
+) -> Result<u64, ActionError> {
+    let text = ScriptText::new(sql);
+    let mut script = Script::new(conn, &text);
+    let mut count = 0;
+    loop {
+        let (mut stmt, at) = match script.next_statement() {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err((at, e)) => return Err(sql_error(file, at, e, guard)),
+        };
+        if !stmt.readonly() {
+            return Err(ActionError::new(
+                Some(file.to_path_buf()),
+                Some(at),
+                "checks.sql holds only queries, and this statement writes; move it to do.sql",
+            ));
+        }
+        let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
+        let mut rows = stmt.raw_query();
+        let mut shown = Vec::new();
+        let mut violations = 0usize;
+        loop {
+            match rows.next() {
+                Ok(Some(row)) => {
+                    violations += 1;
+                    if shown.len() < SHOWN_ROWS {
+                        shown.push(describe_row(row, &names));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(sql_error(file, at, e, guard)),
+            }
+        }
+        if violations > 0 {
+            return Err(ActionError::new(
+                Some(file.to_path_buf()),
+                Some(at),
+                format!(
+                    "the check returned {violations} violating row{}:\n{}{}",
+                    if violations == 1 { "" } else { "s" },
+                    shown.join("\n"),
+                    if violations > shown.len() {
+                        "\n..."
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn describe_row(row: &rusqlite::Row<'_>, names: &[String]) -> String {
+    let cols: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let value = match row.get_ref(i) {
+                Ok(ValueRef::Null) => "NULL".to_string(),
+                Ok(ValueRef::Integer(n)) => n.to_string(),
+                Ok(ValueRef::Real(f)) => f.to_string(),
+                Ok(ValueRef::Text(t)) => format!("'{}'", String::from_utf8_lossy(t)),
+                Ok(ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
+                Err(_) => "?".to_string(),
+            };
+            format!("{name}={value}")
+        })
+        .collect();
+    format!("{{{}}}", cols.join(", "))
+}
+
+/// Every violation `PRAGMA foreign_key_check` reports now.
+fn violations(conn: &Connection) -> rusqlite::Result<Violations> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut found = Violations::new();
+    while let Some(row) = rows.next()? {
+        *found
+            .entry((row.get(0)?, row.get(1)?, row.get(2)?))
+            .or_default() += 1;
+    }
+    Ok(found)
+}
+
+/// "N foreign-key violation(s):" and the first few, one a line.
+fn describe_violations(found: &Violations) -> String {
+    let mut keys: Vec<&(String, Option<i64>, String)> = found.keys().collect();
+    keys.sort();
+    let count: usize = found.values().sum();
+    let shown: Vec<String> = keys
+        .iter()
+        .take(SHOWN_ROWS)
+        .map(|(table, rowid, parent)| {
+            format!(
+                "`{table}` row {} references a missing row of `{parent}`",
+                rowid.map_or("?".into(), |r| r.to_string())
+            )
+        })
+        .collect();
+    format!(
+        "{count} foreign-key violation{}:\n{}{}",
+        if count == 1 { "" } else { "s" },
+        shown.join("\n"),
+        if keys.len() > shown.len() {
+            "\n..."
+        } else {
+            ""
+        }
+    )
+}
+
+/// A step's foreign-key violations: those from before it, and what its check found.
+struct ForeignKeys<'a> {
+    before: &'a Violations,
+    after: Option<Violations>,
+}
+
+/// `PRAGMA foreign_key_check` after a step: fails on a violation the step added to
+/// `fk.before` (those the database had before are not the step's); on success leaves what it
+/// found in `fk.after`.
+fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys<'_>) -> Result<Done, ActionError> {
+    let before = fk.before;
+    let now = violations(conn).map_err(|e| {
+        ActionError::new(None, None, format!("PRAGMA foreign_key_check failed: {e}"))
+    })?;
+    let added: Violations = now
+        .iter()
+        .filter_map(|(k, n)| {
+            let earlier = before.get(k).copied().unwrap_or(0);
+            (*n > earlier).then(|| (k.clone(), n - earlier))
+        })
+        .collect();
+    if added.is_empty() {
+        fk.after = Some(now);
+        return Ok(Done {
+            rows: 0,
+            fuel: None,
+        });
+    }
+    let earlier: usize = before.values().sum();
+    Err(ActionError::new(
+        None,
+        None,
+        format!(
+            "PRAGMA foreign_key_check after the step found {}{}",
+            describe_violations(&added),
+            if earlier > 0 {
+                format!("\n(besides {earlier} from before this run, which are not the step's)")
+            } else {
+                String::new()
+            }
+        ),
+    ))
+}
+
+/// `strata undo` of one applied migration on SQLite, in a transaction of its own: `undo.sql`
+/// under the same guard as `do.sql` (no transaction statements, no writes to strata's tables),
+/// with foreign keys off and checked afterwards (a violation the script adds fails it), then the
+/// migration's ledger row and the owners of objects that are gone are removed, and the audit
+/// row written. `Ok(None)`: the migration is no longer applied (another run undid it first).
+/// A failure is rolled back, audited in a transaction of its own, and returned.
+pub(crate) fn undo(
+    conn: &mut Connection,
+    db: &Path,
+    phase: Phase,
+    m: &Migration,
+    sql: &str,
+    checksum: &str,
+) -> Result<Option<u64>, Error> {
+    let started = Instant::now();
+    let fk_was_on = sqlite::foreign_keys(conn)
+        .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
+    sqlite::set_foreign_keys(conn, false)
+        .map_err(|e| Error::db(db, "cannot switch foreign keys off", e))?;
+    let guard =
+        Guard::install(conn).map_err(|e| Error::db(db, "cannot install the SQL guard", e))?;
+    // undo.sql takes back this database's step: it may not open another database, whose
+    // changes neither the undo's transaction nor its backup would cover.
+    let attached = conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
+    let file = m.file("undo.sql");
+    let result = undo_in_transaction(conn, phase, m, sql, checksum, &file, &guard, started);
+    let restored = Guard::uninstall(conn)
+        .and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on))
+        .and_then(|()| match attached {
+            Ok(was) => conn
+                .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, was)
+                .map(|_| ()),
+            Err(e) => Err(e),
+        });
+    let outcome = match result {
+        Ok(done) => done,
+        Err(failure) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let entry = undo_entry(
+                phase,
+                m,
+                checksum,
+                Outcome::Failed,
+                Some(failure.message.clone()),
+                None,
+                started,
+            );
+            let mut message = failure.message;
+            if let Err(e) = ledger::append(conn, std::slice::from_ref(&entry)) {
+                message.push_str(&format!(
+                    "\n(the failure could not be written to the audit log: {e})"
+                ));
+            }
+            return Err(StepFailure {
+                phase,
+                db: db.to_path_buf(),
+                migration: m.label(),
+                action: Action::Undo,
+                file: failure.file,
+                statement: failure.statement.map(|at| (at.line, at.text)),
+                message,
+                applied_before: Vec::new(),
+            }
+            .into());
+        }
+    };
+    restored.map_err(|e| Error::db(db, "cannot restore the connection after undo.sql", e))?;
+    Ok(outcome)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn undo_in_transaction(
+    conn: &mut Connection,
+    phase: Phase,
+    m: &Migration,
+    sql: &str,
+    checksum: &str,
+    file: &Path,
+    guard: &Guard,
+    started: Instant,
+) -> Result<Option<u64>, ActionError> {
+    let fail =
+        |what: &str, e: rusqlite::Error| ActionError::new(None, None, format!("{what}: {e}"));
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| fail("cannot begin the undo's transaction", e))?;
+    let applied: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+            rusqlite::params![m.id.module, m.id.stamp],
+            |r| r.get(0),
+        )
+        .map_err(|e| fail("cannot read the ledger", e))?;
+    if !applied {
+        conn.execute_batch("ROLLBACK")
+            .map_err(|e| fail("cannot end the undo's transaction", e))?;
+        return Ok(None);
+    }
+    let before = violations(conn).map_err(|e| fail("PRAGMA foreign_key_check failed", e))?;
+    guard.set_mode(Mode::Script);
+    let rows = run_script(conn, file, sql, guard);
+    guard.set_mode(Mode::Host);
+    let rows = rows?;
+    let mut fk = ForeignKeys {
+        before: &before,
+        after: None,
+    };
+    foreign_key_check(conn, &mut fk)?;
+    conn.execute(
+        "DELETE FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+        rusqlite::params![m.id.module, m.id.stamp],
+    )
+    .map_err(|e| fail("cannot remove the migration from the ledger", e))?;
+    crate::sqlite::schema::owner::forget_missing(conn)
+        .map_err(|e| fail("cannot update the owners of the schema's objects", e))?;
+    let entry = undo_entry(phase, m, checksum, Outcome::Ok, None, Some(rows), started);
+    ledger::append(conn, std::slice::from_ref(&entry))
+        .map_err(|e| fail("cannot audit the undo", e))?;
+    conn.execute_batch("COMMIT")
+        .map_err(|e| fail("cannot commit the undo", e))?;
+    Ok(Some(rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::Refusal;
+    use crate::core::tree::Tree;
+
+    /// Pages SQLite fetched on this connection so far (cache hits and misses): every row a
+    /// statement scans costs pages, so a step that scans a growing table costs more of them.
+    fn pages(conn: &Connection) -> i64 {
+        let mut total = 0;
+        for op in [
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_HIT,
+            rusqlite::ffi::SQLITE_DBSTATUS_CACHE_MISS,
+        ] {
+            let (mut current, mut high) = (0, 0);
+            // SAFETY: the handle is live for the duration of the call; the out-pointers are ours.
+            let rc = unsafe {
+                rusqlite::ffi::sqlite3_db_status(conn.handle(), op, &mut current, &mut high, 0)
+            };
+            assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+            total += i64::from(current);
+        }
+        total
+    }
+
+    fn stamp(i: usize) -> String {
+        let (h, m, s) = (i / 3600, (i / 60) % 60, i % 60);
+        format!("20240101T{h:02}{m:02}{s:02}Z")
+    }
+
+    fn median(v: &[i64]) -> i64 {
+        let mut v = v.to_vec();
+        v.sort();
+        v[v.len() / 2]
+    }
+
+    /// The regression check for linear runs, counting work instead of timing it: the pages
+    /// strata's bookkeeping reads per step (the pages of the step minus those the same SQL
+    /// costs SQLite alone, whose own DDL scans `sqlite_master`) must not grow with the number
+    /// of objects and applied migrations.
+    #[test]
+    fn bookkeeping_reads_as_many_pages_at_step_1500_as_at_step_100() {
+        const N: usize = 1_500;
+        let dir = tempfile::tempdir().unwrap();
+        let module = dir.path().join("migrations/app");
+        let mut scripts = Vec::new();
+        for i in 0..N {
+            let folder = module.join(format!("{}-t{i}", stamp(i)));
+            std::fs::create_dir_all(&folder).unwrap();
+            // Tables, an index on most, a data-only step now and then, and drops and renames,
+            // so every path of the ownership bookkeeping is walked.
+            let sql = match i % 10 {
+                9 => format!("INSERT INTO t{}(a) VALUES ('x');", i - 1),
+                7 => format!("ALTER TABLE t{} RENAME TO r{i};", i - 1),
+                5 => format!("CREATE TABLE t{i}(a TEXT); DROP TABLE t{};", i - 1),
+                _ => format!(
+                    "CREATE TABLE t{i}(id INTEGER PRIMARY KEY, a TEXT); CREATE INDEX t{i}_a ON t{i}(a);"
+                ),
+            };
+            std::fs::write(folder.join("do.sql"), &sql).unwrap();
+            scripts.push(sql);
+        }
+        let tree = Tree::load(&dir.path().join("migrations")).unwrap();
+        assert_eq!(tree.migrations.len(), N);
+        let db = dir.path().join("app.db");
+        let mut conn = sqlite::open(&db, Duration::from_secs(5)).unwrap();
+        let bare = Connection::open(dir.path().join("bare.db")).unwrap();
+        for c in [&conn, &bare] {
+            c.pragma_update(None, "synchronous", "OFF").unwrap();
+        }
+        ledger::ensure(&mut conn).unwrap();
+        let ctx = Context {
+            db: &db,
+            phase: Phase::Apply,
+            test_data: false,
+            sandbox: None,
+            limits: Limits::default(),
+            write_snapshots: false,
+        };
+        let mut session = Session::default();
+        let mut overhead = Vec::new();
+        for (m, sql) in tree.migrations.iter().zip(&scripts) {
+            let prepared = Prepared::load(m).unwrap();
+            let before = pages(&conn);
+            let applied = apply(&mut conn, &ctx, &mut session, &prepared, &mut |_| {}).unwrap();
+            assert!(matches!(applied, Applied::Committed { .. }));
+            let strata = pages(&conn) - before;
+            let before = pages(&bare);
+            bare.execute_batch(&format!("BEGIN; {sql} COMMIT;"))
+                .unwrap();
+            overhead.push(strata - (pages(&bare) - before));
+        }
+        let (early, late) = (median(&overhead[90..110]), median(&overhead[N - 20..]));
+        assert!(
+            late <= 2 * early,
+            "bookkeeping pages per step: {early} around step 100, {late} around step {N}"
+        );
+        assert_eq!(session.ledger.reads, 1, "the ledger is read once per phase");
+        // Ownership is complete: every object is owned, a renamed table by its creator.
+        let owners = crate::sqlite::schema::owner::owners(&conn).unwrap();
+        assert!(
+            crate::sqlite::schema::owner::unowned_objects(&conn)
+                .unwrap()
+                .is_empty()
+        );
+        let objects: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'strata%' AND name NOT LIKE 'sqlite%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(owners.len() as i64, objects);
+        let r7 = owners.iter().find(|o| o.object.name == "r7").unwrap();
+        assert_eq!(r7.stamp, stamp(6), "a renamed table keeps its owner");
+        assert!(
+            !owners.iter().any(|o| o.object.name == "t4_a"),
+            "a dropped table's index is forgotten"
+        );
+    }
+
+    const FOLDER: &str = "m/20240101T000000Z-zero";
+
+    fn tree_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        for (name, content) in files {
+            let path = root.path().join(FOLDER).join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn a_file_changed_after_the_tree_was_loaded_runs_as_it_was_read() {
+        let files: &[(&str, &[u8])] = &[
+            ("do.sql", b"CREATE TABLE t(a);"),
+            ("migration.toml", b"[sandbox]\nwrites = [\"t\"]\n"),
+            ("test-data/data.json", b"{\"t\": [{\"a\": 1}]}"),
+            ("proj-data/data.json", b"{\"t\": [{\"a\": 2}]}"),
+            ("checks.sql", b"SELECT 1 WHERE 0;"),
+            ("transform.wasm", b"\0asm-not-really"),
+        ];
+        for (changed, _) in files {
+            let root = tree_with(files);
+            let tree = Tree::load(root.path()).unwrap();
+            let m = &tree.migrations[0];
+            // Between validation and the run, someone rewrites one file: the step runs the
+            // bytes the tree read and pinned, not the new ones.
+            let path = m.file(changed);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(b"\n ");
+            std::fs::write(&path, bytes).unwrap();
+            let p = Prepared::load(m).unwrap_or_else(|e| panic!("{changed}: {e}"));
+            assert_eq!(p.checksum, m.checksum(), "{changed}");
+            assert_eq!(p.do_sql, "CREATE TABLE t(a);", "{changed}");
+            assert_eq!(p.checks.as_deref(), Some("SELECT 1 WHERE 0;"), "{changed}");
+            assert_eq!(
+                p.config.sandbox.writes,
+                Some(vec!["t".to_string()]),
+                "{changed}"
+            );
+            assert_eq!(
+                p.transform.as_deref(),
+                Some(&b"\0asm-not-really"[..]),
+                "{changed}"
+            );
+            assert_eq!(
+                p.test_data.as_ref().map(|d| d.tables.len()),
+                Some(1),
+                "{changed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_large_file_changed_after_the_tree_was_loaded_does_not_run_unpinned() {
+        // Files above KEEP_BYTES are read again for the step and must still be what was hashed.
+        let big = vec![b'x'; crate::core::checksum::KEEP_BYTES + 1];
+        let root = tree_with(&[("do.sql", b""), ("transform.wasm", &big)]);
+        let tree = Tree::load(root.path()).unwrap();
+        let m = &tree.migrations[0];
+        let mut changed = big.clone();
+        changed[0] = b'y';
+        std::fs::write(m.file("transform.wasm"), changed).unwrap();
+        match Prepared::load(m) {
+            Err(Error::Refused(r)) => match &r[..] {
+                [Refusal::ChangedDuringRun { migration, files }] => {
+                    assert_eq!(migration, &m.label());
+                    assert_eq!(files, &[PathBuf::from("transform.wasm")]);
+                    let text = r[0].to_string();
+                    assert!(
+                        text.contains("transform.wasm") && text.contains("run the command again")
+                    );
+                }
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+            Ok(p) => panic!(
+                "the changed file would run under the old checksum {}",
+                p.migration.checksum()
+            ),
+        }
+        // Unchanged, it runs with every byte.
+        std::fs::write(m.file("transform.wasm"), &big).unwrap();
+        assert_eq!(Prepared::load(m).unwrap().transform.unwrap(), big);
+    }
+
+    #[test]
+    fn a_file_added_after_the_tree_was_loaded_does_not_run_unpinned() {
+        let root = tree_with(&[("do.sql", b"")]);
+        let tree = Tree::load(root.path()).unwrap();
+        let m = &tree.migrations[0];
+        std::fs::write(m.file("checks.sql"), "SELECT 1;").unwrap();
+        let p = Prepared::load(m).unwrap();
+        assert_eq!(p.checks, None);
+        assert_eq!(p.checksum, m.checksum());
+    }
+
+    #[test]
+    fn what_runs_is_exactly_what_the_checksum_covers() {
+        // CRLF is read as LF for the checksum, so the SQL that runs is read the same way: a
+        // string literal spanning lines inserts the same text on every checkout.
+        let root = tree_with(&[(
+            "do.sql",
+            b"CREATE TABLE t(a);\r\nINSERT INTO t VALUES ('x\r\ny');\r\n",
+        )]);
+        let tree = Tree::load(root.path()).unwrap();
+        let m = &tree.migrations[0];
+        let p = Prepared::load(m).unwrap();
+        assert_eq!(
+            p.do_sql,
+            "CREATE TABLE t(a);\nINSERT INTO t VALUES ('x\ny');\n"
+        );
+        let lf = tree_with(&[("do.sql", p.do_sql.as_bytes())]);
+        let lf = Tree::load(lf.path()).unwrap();
+        assert_eq!(p.migration.checksum(), lf.migrations[0].checksum());
+        assert_eq!(p.migration.checksum(), m.checksum());
+    }
+}

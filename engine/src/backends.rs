@@ -14,13 +14,43 @@ use crate::{postgres, sqlite};
 /// place that tells the backends apart. A PostgreSQL database is refused in a project whose
 /// other database is a SQLite file (see [`check_project`]).
 pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backend + 'p>, Error> {
+    Ok(match open_typed(project, db)? {
+        Opened::Sqlite(b) => Box::new(b),
+        Opened::Postgres(b) => Box::new(b),
+    })
+}
+
+/// A database opened with its backend, as its own type: for what is generic over a backend's
+/// associated types (the design-time commands, over [`Inspect`](crate::core::backend::Inspect)),
+/// through [`with_backend!`].
+pub(crate) enum Opened<'p> {
+    Sqlite(sqlite::backend::Sqlite<'p>),
+    Postgres(postgres::backend::Postgres<'p>),
+}
+
+/// [`open`], keeping the backend's type.
+pub(crate) fn open_typed<'p>(project: &'p Project, db: &Path) -> Result<Opened<'p>, Error> {
     if is_server(db) {
         check_project(project)?;
-        Ok(Box::new(postgres::backend::Postgres::open(project, db)?))
+        Ok(Opened::Postgres(postgres::backend::Postgres::open(
+            project, db,
+        )?))
     } else {
-        Ok(Box::new(sqlite::backend::Sqlite::new(project, db)))
+        Ok(Opened::Sqlite(sqlite::backend::Sqlite::new(project, db)))
     }
 }
+
+/// Runs `$body` with `$b` bound to the backend of `$opened` (an [`Opened`]), whichever it is:
+/// the body is compiled once per backend.
+macro_rules! with_backend {
+    ($opened:expr, |$b:ident| $body:expr) => {
+        match $opened {
+            $crate::backends::Opened::Sqlite($b) => $body,
+            $crate::backends::Opened::Postgres($b) => $body,
+        }
+    };
+}
+pub(crate) use with_backend;
 
 /// The project's test database, with its backend, for what works on the project as a whole:
 /// `strata sandbox` makes its throwaway database beside it (in a temporary folder, or on its
@@ -48,7 +78,7 @@ pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
 /// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
 /// that works on files only (`crate::sqlite`) refuses it.
 pub fn is_server(db: &Path) -> bool {
-    crate::postgres::is_url(db)
+    crate::core::target::is_url(db)
 }
 
 /// The file whose changes show that `db` changed (a SQLite database's own file), for a caller

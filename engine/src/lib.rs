@@ -8,7 +8,8 @@
 //! The crate owns all behaviour. It never prints: long operations report typed [`Event`]s and
 //! return typed results, and the binary renders them.
 //!
-//! The folders are the layers, each importing only those beneath it (checked by `layers`):
+//! The folders are the layers, each importing only those beneath it (checked by the unit test
+//! in `layers.rs`):
 //!
 //! - `components`: the WebAssembly runtime (engine, limits, compile cache, the SQL host API's
 //!   cursors), knowing no database;
@@ -26,6 +27,8 @@ pub mod components;
 pub mod core;
 #[cfg(test)]
 mod input_proptests;
+#[cfg(test)]
+mod layers;
 pub mod postgres;
 pub mod sqlite;
 

@@ -13,8 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backends;
+use crate::backends::{self, with_backend};
 use crate::commands::scaffold;
+use crate::core::backend::Inspect;
 use crate::core::config::Project;
 use crate::core::design::Adopted;
 use crate::core::design::DiffReport;
@@ -59,7 +60,12 @@ fn modules(tree: &Tree, owners: &[String], module: Option<&str>) -> Result<Vec<S
 
 /// `strata dump [<module>] [--write]`.
 pub fn dump(project: &Project, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-    backends::open(project, &project.db)?.dump(module, write)
+    with_backend!(backends::open_typed(project, &project.db)?, |b| dump_with(
+        project,
+        |tree| b.live(tree, false),
+        module,
+        write
+    ))
 }
 
 /// [`dump`] of the database `read` reads.
@@ -169,7 +175,12 @@ pub(crate) fn snapshot_file(
 /// `strata diff [<module>] [--sql]`. Objects no module owns count as additions of the named
 /// module, or of the only module when there is one.
 pub fn diff(project: &Project, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-    backends::open(project, &project.db)?.diff(module, sql)
+    with_backend!(backends::open_typed(project, &project.db)?, |b| diff_with(
+        project,
+        |tree| b.live(tree, false),
+        module,
+        sql
+    ))
 }
 
 /// [`diff`] of the database `read` reads.
@@ -227,7 +238,9 @@ pub(crate) fn diff_with<L: Live>(
 /// newest applied migration. Modules without such a snapshot cannot drift and are passed over;
 /// a missing database has not drifted.
 pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
-    backends::open(project, &project.db)?.drift()
+    with_backend!(backends::open_typed(project, &project.db)?, |b| drift_of(
+        b.for_drift()?
+    ))
 }
 
 /// [`drift`] of `live`, read with the tree (`None`: no database, or one that cannot have
@@ -279,7 +292,15 @@ pub fn new_from_diff(
     slug: &str,
     allow_destructive: bool,
 ) -> Result<Adopted, Error> {
-    backends::open(project, &project.db)?.new_from_diff(module, slug, allow_destructive)
+    with_backend!(backends::open_typed(project, &project.db)?, |b| {
+        new_from_diff_with(
+            project,
+            |tree| b.live(tree, true),
+            module,
+            slug,
+            allow_destructive,
+        )
+    })
 }
 
 /// [`new_from_diff`] on the database `read` reads (for writing).
@@ -354,7 +375,9 @@ pub(crate) fn new_from_diff_with<L: Live>(
 /// the module's zero migration (`do.sql` and `schema.sql` are its dump), recorded as applied,
 /// after a verified backup.
 pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
-    backends::open(project, &project.db)?.baseline(module)
+    with_backend!(backends::open_typed(project, &project.db)?, |b| {
+        baseline_with(project, |tree| b.live(tree, true), module)
+    })
 }
 
 /// [`baseline`] of the database `read` reads (for writing).

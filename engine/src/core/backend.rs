@@ -32,8 +32,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::core::backup::Backup;
-use crate::core::design::{Adopted, DiffReport, DumpReport};
-use crate::core::error::{Error, Refusal};
+use crate::core::error::Error;
 use crate::core::event::Phase;
 use crate::core::input::Dialect;
 use crate::core::ledger::{Applied, AuditRow, Entry};
@@ -41,7 +40,7 @@ use crate::core::phase::{How, Runner};
 use crate::core::restore::{Restored, TableDifference};
 use crate::core::schema::ObjectRef;
 use crate::core::step::Prepared;
-use crate::core::tree::Migration;
+use crate::core::tree::{Migration, Tree};
 
 /// One database of a project (the real one, the test database, or one a command names), as the
 /// commands use it.
@@ -148,26 +147,23 @@ pub(crate) trait Backend {
 
     /// The objects no module owns; empty when there is no database.
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error>;
+}
 
-    /// `strata dump [<module>] [--write]`.
-    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error>;
+/// The design-time commands' view of a database (Atlas's inspector): its live schema in the
+/// backend's own model, who owns what, and its ledger, read together as a
+/// [`Live`](crate::core::design::Live). `dump`, `diff`, `new --from-diff`, `baseline` and the
+/// drift check are written once over it (`crate::commands::design`).
+pub(crate) trait Inspect {
+    /// The backend's live schema.
+    type Live: crate::core::design::Live;
 
-    /// `strata diff [<module>] [--sql]`.
-    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error>;
+    /// Reads the database (which must exist) against `tree`; `writable` when the command
+    /// records an adoption.
+    fn live(&self, tree: &Tree, writable: bool) -> Result<Self::Live, Error>;
 
-    /// The modules whose live schema drifted from their newest applied snapshot.
-    fn drift(&self) -> Result<Vec<Refusal>, Error>;
-
-    /// `strata new <module> <slug> --from-diff`.
-    fn new_from_diff(
-        &self,
-        module: &str,
-        slug: &str,
-        allow_destructive: bool,
-    ) -> Result<Adopted, Error>;
-
-    /// `strata baseline <module>`.
-    fn baseline(&self, module: &str) -> Result<Adopted, Error>;
+    /// What the drift check reads: `None` when there is nothing to compare (no database, or
+    /// no bookkeeping yet).
+    fn for_drift(&self) -> Result<Option<(Tree, Self::Live)>, Error>;
 }
 
 /// One migration to undo: the migration, its `undo.sql` as read, and that file's sha256.

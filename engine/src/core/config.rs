@@ -330,7 +330,7 @@ fn database_url(config_text: &Option<String>) -> Result<Option<PathBuf>, Error> 
         return Ok(None);
     }
     let url = url.trim();
-    if crate::postgres::is_url(Path::new(url)) {
+    if crate::core::target::is_url(Path::new(url)) {
         return db_flag(Path::new(url), "DATABASE_URL").map(Some);
     }
     for scheme in ["sqlite3://", "sqlite://", "sqlite3:", "sqlite:"] {
@@ -348,19 +348,19 @@ fn database_url(config_text: &Option<String>) -> Result<Option<PathBuf>, Error> 
 
 /// For a PostgreSQL `db` and no `test_db` set: `<dbname>_test` on the same server.
 fn default_test_db(db: &Path, config: &Config) -> Result<Option<PathBuf>, Error> {
-    if !crate::postgres::is_url(db) || config.test_db != Config::default().test_db {
+    if !crate::core::target::is_url(db) || config.test_db != Config::default().test_db {
         return Ok(None);
     }
-    let real = crate::postgres::Target::parse(&db.to_string_lossy(), "db")?;
+    let real = crate::core::target::Target::parse(&db.to_string_lossy(), "db")?;
     let name = format!("{}_test", real.dbname());
     Ok(Some(real.with_dbname(&name).remember()))
 }
 
 /// A database as strata.toml names it: a SQLite file relative to the project, or a PostgreSQL
-/// URL, kept in the form that can be shown (see [`crate::postgres::remember`]).
+/// URL, kept in the form that can be shown (see [`crate::core::target::remember`]).
 fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<PathBuf, Error> {
-    if crate::postgres::is_url(value) {
-        crate::postgres::remember(&value.to_string_lossy(), key)
+    if crate::core::target::is_url(value) {
+        crate::core::target::remember(&value.to_string_lossy(), key)
     } else {
         Ok(root.join(value))
     }
@@ -368,7 +368,7 @@ fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<PathBuf, Error> {
 
 /// A database path must name a file (or nothing yet), not a folder.
 fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
-    if crate::postgres::is_url(db) {
+    if crate::core::target::is_url(db) {
         return Ok(());
     }
     if db.is_dir() {
@@ -386,8 +386,8 @@ fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
 /// PostgreSQL URL kept in the form that can be shown.
 pub fn db_flag(db: &Path, flag: &str) -> Result<PathBuf, Error> {
     check_db_flag(db, flag)?;
-    if crate::postgres::is_url(db) {
-        crate::postgres::remember(&db.to_string_lossy(), flag)
+    if crate::core::target::is_url(db) {
+        crate::core::target::remember(&db.to_string_lossy(), flag)
     } else {
         Ok(db.to_path_buf())
     }
@@ -396,7 +396,7 @@ pub fn db_flag(db: &Path, flag: &str) -> Result<PathBuf, Error> {
 /// `--db` and `--test-db` must name a file in a folder that exists: a typo in the flag must
 /// not create folders and a fresh database (strata.toml's paths are created as needed).
 pub fn check_db_flag(db: &Path, flag: &str) -> Result<(), Error> {
-    if crate::postgres::is_url(db) {
+    if crate::core::target::is_url(db) {
         return Ok(());
     }
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())

@@ -99,7 +99,7 @@ impl Error {
         source: rusqlite::Error,
     ) -> Self {
         let db = db.into();
-        if crate::sqlite::is_busy(&source) {
+        if is_busy(&source) {
             return Error::Refused(vec![Refusal::Locked { db }]);
         }
         if matches!(
@@ -374,4 +374,12 @@ impl From<StepFailure> for Error {
     fn from(f: StepFailure) -> Self {
         Error::Step(Box::new(f))
     }
+}
+
+/// Whether an error means another connection holds the lock.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::core::checksum::Manifest;
 use crate::core::tree::{Migration, MigrationId};
 
+/// The SQLite ownership table: which module owns which schema object.
+pub const OBJECT_TABLE: &str = "strata_object";
+
 /// The applied-migrations table.
 pub const MIGRATION_TABLE: &str = "strata_migration";
 

@@ -6,7 +6,7 @@
 //! the algorithms written once over them (`phase`).
 //!
 //! Nothing here imports a backend (`crate::sqlite`, `crate::postgres`) or a command
-//! (`crate::commands`); the layering test in `crate::layers` checks it.
+//! (`crate::commands`); the layering test in `engine/src/layers.rs` checks it.
 
 pub mod backend;
 pub mod backup;
@@ -26,4 +26,5 @@ pub mod restore;
 pub mod schema;
 pub mod sql;
 pub mod step;
+pub mod target;
 pub mod tree;

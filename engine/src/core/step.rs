@@ -126,7 +126,7 @@ impl Prepared {
     pub(crate) fn names_ownership(&self) -> bool {
         let names = |sql: &str| {
             sql.to_ascii_lowercase()
-                .contains(crate::sqlite::schema::owner::OBJECT_TABLE)
+                .contains(crate::core::ledger::OBJECT_TABLE)
         };
         names(&self.do_sql) || self.checks.as_deref().is_some_and(names)
     }

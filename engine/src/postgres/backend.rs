@@ -5,11 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::backend::{Backend, Scratch, UndoStep, Undone};
+use crate::core::backend::{Backend, Inspect, Scratch, UndoStep, Undone};
 use crate::core::backup::Backup;
 use crate::core::config::Project;
-use crate::core::design::{Adopted, DiffReport, DumpReport};
-use crate::core::error::{Error, Refusal};
+use crate::core::error::Error;
 use crate::core::event::Phase;
 use crate::core::input::Dialect;
 use crate::core::ledger::{Applied, AuditRow, Entry};
@@ -37,6 +36,18 @@ impl<'p> Postgres<'p> {
             target: Target::parse(&db.to_string_lossy(), "db")?,
             db: db.to_path_buf(),
         })
+    }
+}
+
+impl<'p> Inspect for Postgres<'p> {
+    type Live = PgLive<'p>;
+
+    fn live(&self, tree: &Tree, _writable: bool) -> Result<PgLive<'p>, Error> {
+        PgLive::read(self.project, tree)
+    }
+
+    fn for_drift(&self) -> Result<Option<(Tree, PgLive<'p>)>, Error> {
+        PgLive::for_drift(self.project)
     }
 }
 
@@ -199,41 +210,6 @@ impl Backend for Postgres<'_> {
 
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
         design::unowned(self.project, &self.target)
-    }
-
-    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-        let read = |tree: &Tree| PgLive::read(self.project, tree);
-        crate::commands::design::dump_with(self.project, read, module, write)
-    }
-
-    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-        let read = |tree: &Tree| PgLive::read(self.project, tree);
-        crate::commands::design::diff_with(self.project, read, module, sql)
-    }
-
-    fn drift(&self) -> Result<Vec<Refusal>, Error> {
-        crate::commands::design::drift_of(PgLive::for_drift(self.project)?)
-    }
-
-    fn new_from_diff(
-        &self,
-        module: &str,
-        slug: &str,
-        allow_destructive: bool,
-    ) -> Result<Adopted, Error> {
-        let read = |tree: &Tree| PgLive::read(self.project, tree);
-        crate::commands::design::new_from_diff_with(
-            self.project,
-            read,
-            module,
-            slug,
-            allow_destructive,
-        )
-    }
-
-    fn baseline(&self, module: &str) -> Result<Adopted, Error> {
-        let read = |tree: &Tree| PgLive::read(self.project, tree);
-        crate::commands::design::baseline_with(self.project, read, module)
     }
 }
 

@@ -9,9 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Target, ledger};
+use super::ledger;
 use crate::core::backup::{RECORD_FORMAT, Record, record_path};
 use crate::core::error::Error;
+use crate::core::target::Target;
 
 /// The extension of PostgreSQL backups.
 pub const EXTENSION: &str = "pgdump";

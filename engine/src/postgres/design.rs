@@ -15,13 +15,14 @@ use postgres::{Client, IsolationLevel};
 
 use super::model::{Kind, PgSchema, shown};
 use super::schema::{Live, LiveObject};
-use super::{Target, delta, ledger, schema};
+use super::{delta, ledger, schema};
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::ledger::{Applied, Entry};
 use crate::core::schema::Delta;
 use crate::core::schema::Diff;
 use crate::core::schema::{ObjectKind, ObjectRef};
+use crate::core::target::Target;
 use crate::core::tree::{Migration, Tree};
 
 fn object_kind(kind: Kind) -> ObjectKind {

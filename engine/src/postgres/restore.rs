@@ -16,11 +16,12 @@ use std::process::Command;
 
 use postgres::Transaction;
 
-use super::{Target, backup, ledger};
+use super::{backup, ledger};
 use crate::core::backup::{Backup, read_record};
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::restore::{Restored, State, TableState};
+use crate::core::target::Target;
 
 /// The live database's identity; `None` when it does not exist or strata never ran on it.
 pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<String>, Error> {

@@ -9,13 +9,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Session, Target, ledger, step};
+use super::{Session, ledger, step};
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::event::{Event, EventSink, Phase};
 use crate::core::ledger::{Applied, AuditRow};
 use crate::core::phase::{How, PhaseReport, Runner};
 use crate::core::step::{Applied as StepApplied, Prepared};
+use crate::core::target::Target;
 use crate::core::tree::Migration;
 
 fn lock_timeout(project: &Project) -> Duration {
@@ -121,7 +122,7 @@ pub(crate) enum Source {
 impl Source {
     /// `sandbox --from`'s value: a `postgres://` URL, or a `.pgdump` backup.
     fn of(from: &Path) -> Result<Source, Error> {
-        if super::is_url(from) {
+        if crate::core::target::is_url(from) {
             return Ok(Source::Database(Box::new(Target::parse(
                 &from.to_string_lossy(),
                 "--from",

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use postgres::{Client, SimpleQueryMessage};
 use rusqlite::types::Value;
 
-use super::{Session, Target, describe_error, is_lock_timeout, ledger, script};
+use super::{Session, describe_error, is_lock_timeout, ledger, script};
 use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::{DataSet, quote_ident};
 use crate::core::error::Error;
 use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::step::{Applied, Done, Failed, Prepared};
+use crate::core::target::Target;
 
 /// Rows of a failing check shown in the error.
 const SHOWN_ROWS: usize = 5;

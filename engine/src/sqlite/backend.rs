@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
-use crate::commands::design;
-use crate::core::backend::{Backend, Scratch, UndoStep, Undone};
+use crate::core::backend::{Backend, Inspect, Scratch, UndoStep, Undone};
 use crate::core::backup::{self, Backup};
 use crate::core::config::Project;
-use crate::core::design::{Adopted, DiffReport, DumpReport};
-use crate::core::error::{Error, Refusal};
+use crate::core::error::Error;
 use crate::core::event::{Event, EventSink, Phase};
 use crate::core::input::Dialect;
 use crate::core::ledger::{Applied, AuditRow, Entry};
@@ -22,7 +20,7 @@ use crate::core::phase::{How, PhaseReport, Runner};
 use crate::core::restore::{Restored, TableDifference};
 use crate::core::schema::ObjectRef;
 use crate::core::step::Prepared;
-use crate::core::tree::Migration;
+use crate::core::tree::{Migration, Tree};
 use crate::sqlite;
 use crate::sqlite::design::SqliteLive;
 use crate::sqlite::ledger;
@@ -42,18 +40,20 @@ impl<'p> Sqlite<'p> {
         }
     }
 
-    /// The live schema, owners and ledger, for the design-time commands; the database must
-    /// exist.
-    fn live(
-        &self,
-        tree: &crate::core::tree::Tree,
-        writable: bool,
-    ) -> Result<SqliteLive<'p>, Error> {
+    fn read_only(&self) -> Result<Option<rusqlite::Connection>, Error> {
+        sqlite::open_read_only(&self.db, self.project.busy_timeout())
+    }
+}
+
+impl<'p> Inspect for Sqlite<'p> {
+    type Live = SqliteLive<'p>;
+
+    fn live(&self, tree: &Tree, writable: bool) -> Result<SqliteLive<'p>, Error> {
         SqliteLive::read(self.project, &self.db, tree, writable)
     }
 
-    fn read_only(&self) -> Result<Option<rusqlite::Connection>, Error> {
-        sqlite::open_read_only(&self.db, self.project.busy_timeout())
+    fn for_drift(&self) -> Result<Option<(Tree, SqliteLive<'p>)>, Error> {
+        SqliteLive::for_drift(self.project, &self.db)
     }
 }
 
@@ -294,37 +294,6 @@ impl Backend for Sqlite<'_> {
 
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
         crate::sqlite::design::unowned(self.project, &self.db)
-    }
-
-    fn dump(&self, module: Option<&str>, write: bool) -> Result<DumpReport, Error> {
-        design::dump_with(self.project, |tree| self.live(tree, false), module, write)
-    }
-
-    fn diff(&self, module: Option<&str>, sql: bool) -> Result<DiffReport, Error> {
-        design::diff_with(self.project, |tree| self.live(tree, false), module, sql)
-    }
-
-    fn drift(&self) -> Result<Vec<Refusal>, Error> {
-        design::drift_of(SqliteLive::for_drift(self.project, &self.db)?)
-    }
-
-    fn new_from_diff(
-        &self,
-        module: &str,
-        slug: &str,
-        allow_destructive: bool,
-    ) -> Result<Adopted, Error> {
-        design::new_from_diff_with(
-            self.project,
-            |tree| self.live(tree, true),
-            module,
-            slug,
-            allow_destructive,
-        )
-    }
-
-    fn baseline(&self, module: &str) -> Result<Adopted, Error> {
-        design::baseline_with(self.project, |tree| self.live(tree, true), module)
     }
 }
 

@@ -10,6 +10,7 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{Batch, Connection, OpenFlags, Statement};
 
 use crate::core::error::Error;
+pub use crate::core::error::is_busy;
 
 /// Opens (creating if needed) a database for migrating, with a busy timeout.
 pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection, Error> {
@@ -55,23 +56,15 @@ pub fn open_read_only(
 /// A PostgreSQL URL never reaches SQLite (it would be read as a relative file name): the
 /// commands PostgreSQL does not have yet say so here.
 fn refuse_postgres(path: &Path) -> Result<(), Error> {
-    if crate::backends::is_server(path) {
+    if crate::core::target::is_url(path) {
         return Err(Error::Usage(format!(
             "{} is a PostgreSQL database: on PostgreSQL strata runs `migrate`, `plan`, \
              `status`, `audit`, `sandbox`, `restore`, `repair`, `dump`, `diff`, `baseline`, \
              `new --from-diff` and `serve` so far; this command works on SQLite databases only",
-            crate::postgres::redacted(path)
+            crate::core::target::redacted(path)
         )));
     }
     Ok(())
-}
-
-/// Whether an error means another connection holds the lock.
-pub fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 /// Whether `PRAGMA foreign_keys` is on for this connection.

@@ -17,7 +17,7 @@ use super::{ObjectKind, ObjectRef, Schema, is_internal};
 use crate::core::tree::MigrationId;
 
 /// The ownership table.
-pub const OBJECT_TABLE: &str = "strata_object";
+pub use crate::core::ledger::OBJECT_TABLE;
 
 /// `WITHOUT ROWID` and an `OR` CHECK for the same reasons as the ledger's tables (see
 /// `ledger`'s schema): one page per row, no temporary b-tree per insert.

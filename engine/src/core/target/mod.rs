@@ -1,0 +1,441 @@
+//! Where a database is: a SQLite path, or a PostgreSQL target read as libpq reads it (the URL,
+//! a service file, `PGHOST`/`PGPORT`/`PGDATABASE`/`PGUSER`, `PGPASSWORD` or the passfile, and
+//! the TLS files a URL names), shown without its password. A target is configuration: the
+//! PostgreSQL backend connects to it (`crate::postgres`).
+//!
+//! A PostgreSQL URL travels through the project as its shown form (no password, no options);
+//! [`remember`] keeps the full target for [`Target::parse`] of that form, in this process.
+
+mod libpq;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::config::{Host, SslMode};
+
+use crate::core::error::Error;
+
+/// The targets [`remember`]ed in this process, by their shown form.
+fn known() -> &'static std::sync::Mutex<std::collections::HashMap<String, Target>> {
+    static KNOWN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Target>>> =
+        std::sync::OnceLock::new();
+    KNOWN.get_or_init(Default::default)
+}
+
+/// Parses `url` and returns the form strata shows and passes around (`postgres://user@host/db`,
+/// no password, no options); [`Target::parse`] of that form gives back the full target, password
+/// and options included. So a password written in strata.toml or `--db` reaches the connection
+/// and nothing else: no message, report, event, audit row or gRPC reply can hold it.
+pub fn remember(url: &str, key: &str) -> Result<PathBuf, Error> {
+    Ok(Target::parse(url, key)?.remember())
+}
+
+impl Target {
+    /// Keeps this target for [`Target::parse`] of its shown form, which it returns.
+    pub fn remember(self) -> PathBuf {
+        let shown = self.as_path();
+        if let Ok(mut known) = known().lock() {
+            known.insert(self.shown.clone(), self);
+        }
+        shown
+    }
+}
+
+/// A database value as it may be shown: a PostgreSQL URL without its password and options.
+pub fn redacted(db: &Path) -> String {
+    match Target::parse(&db.to_string_lossy(), "db") {
+        Ok(t) => t.shown,
+        Err(_) => "a PostgreSQL URL".into(),
+    }
+}
+
+/// Whether `db` (a path as strata.toml or a flag gave it) is a PostgreSQL URL.
+pub fn is_url(db: &Path) -> bool {
+    db.to_str().is_some_and(|s| {
+        let s = s.trim_start();
+        s.starts_with("postgres://") || s.starts_with("postgresql://")
+    })
+}
+
+/// A PostgreSQL database strata connects to.
+#[derive(Clone)]
+pub struct Target {
+    pub(crate) config: postgres::Config,
+    /// `postgres://user@host:port/dbname`: never the password.
+    pub(crate) shown: String,
+    /// The URL's TLS files (`sslrootcert`, `sslcert`, `sslkey`).
+    pub(crate) tls: TlsFiles,
+}
+
+/// The files libpq's TLS options name, as the URL gave them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    /// `sslrootcert`: the authority to verify the server with.
+    pub(crate) root_cert: Option<PathBuf>,
+    /// `sslcert` and `sslkey`: the client certificate (chain) and its private key.
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Target").field(&self.shown).finish()
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl Target {
+    /// Parses a `postgres://` URL; `key` names where it came from (`db`, `--test-db`, ...) in
+    /// errors. The user defaults to `PGUSER` or the login name, the database to the user, the
+    /// password to `PGPASSWORD` or the passfile (`PGPASSFILE`, else `~/.pgpass`).
+    pub fn parse(url: &str, key: &str) -> Result<Target, Error> {
+        if let Some(known) = known().lock().ok().and_then(|k| k.get(url.trim()).cloned()) {
+            return Ok(known);
+        }
+        let (url, service_name) = take_service(url.trim());
+        let (url, mut tls) = libpq_tls_options(&url);
+        let service = libpq::service(service_name.as_deref())
+            .map_err(|e| Error::Usage(format!("{key}: {e}")))?;
+        let service = service.as_ref();
+        // A port the URL leaves out comes from the service or PGPORT (the client would
+        // otherwise take 5432 for a host written without one).
+        let port = match libpq::fallback(service, "port", "PGPORT") {
+            Some(port) => Some(port.trim().parse::<u16>().map_err(|_| {
+                Error::Usage(format!(
+                    "{key}: the port {port:?} (PGPORT or the service file) is not a port number"
+                ))
+            })?),
+            None => None,
+        };
+        let url = match port {
+            Some(port) => libpq::with_default_port(&url, port),
+            None => url,
+        };
+        let mut config = postgres::Config::from_str(&url).map_err(|e| {
+            Error::Usage(format!(
+                "{key}: not a PostgreSQL URL ({e}); write it as \
+                 postgres://user@host:5432/dbname (the password from PGPASSWORD or ~/.pgpass)"
+            ))
+        })?;
+        // What the URL leaves out comes from the service, then the PG* variables, as in libpq.
+        if config.get_ports().is_empty()
+            && let Some(port) = port
+        {
+            config.port(port);
+        }
+        if config.get_hosts().is_empty() {
+            let hosts = libpq::fallback(service, "host", "PGHOST").unwrap_or_else(|| {
+                libpq::default_host(config.get_ports().first().copied().unwrap_or(5432))
+            });
+            for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                if host.starts_with('/') {
+                    config.host_path(host);
+                } else {
+                    config.host(host);
+                }
+            }
+        }
+        if !url.contains("sslmode=")
+            && let Some(mode) = libpq::fallback(service, "sslmode", "PGSSLMODE")
+        {
+            let mode =
+                libpq::ssl_mode(mode.trim()).map_err(|e| Error::Usage(format!("{key}: {e}")))?;
+            config.ssl_mode(match mode {
+                "disable" => SslMode::Disable,
+                "require" => SslMode::Require,
+                _ => SslMode::Prefer,
+            });
+        }
+        if let Some(service) = service {
+            for (field, slot) in [
+                ("sslrootcert", &mut tls.root_cert),
+                ("sslcert", &mut tls.cert),
+                ("sslkey", &mut tls.key),
+            ] {
+                if slot.is_none() {
+                    *slot = service.get(field).map(PathBuf::from);
+                }
+            }
+            if config.get_password().is_none()
+                && let Some(password) = service.get("password")
+            {
+                config.password(password);
+            }
+        }
+        if config.get_connect_timeout().is_none()
+            && let Some(secs) = libpq::fallback(service, "connect_timeout", "PGCONNECT_TIMEOUT")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .filter(|&s| s > 0)
+        {
+            config.connect_timeout(Duration::from_secs(secs));
+        }
+        // A password holding an unencoded `@` splits the URL at its first `@` (as libpq does),
+        // so the rest of the password would read as the host, and be shown.
+        if config.get_hosts().iter().any(|h| match h {
+            Host::Tcp(h) => h.contains('@'),
+            Host::Unix(_) => false,
+        }) {
+            return Err(Error::Usage(format!(
+                "{key}: the URL has an `@` after the one that ends the user and password: write \
+                 an `@` inside a password as %40 (the password is not shown)"
+            )));
+        }
+        if config.get_user().is_none() {
+            let user = libpq::fallback(service, "user", "PGUSER")
+                .or_else(|| whoami::username().ok())
+                .unwrap_or_else(|| "postgres".into());
+            config.user(&user);
+        }
+        if config.get_dbname().is_none() {
+            let name = libpq::fallback(service, "dbname", "PGDATABASE")
+                .unwrap_or_else(|| config.get_user().unwrap_or_default().to_string());
+            config.dbname(&name);
+        }
+        let mut target = Target {
+            shown: String::new(),
+            config,
+            tls,
+        };
+        target.shown = target.describe();
+        if target.config.get_password().is_none()
+            && let Some(password) = target.password_from_environment()
+        {
+            target.config.password(&password);
+        }
+        Ok(target)
+    }
+
+    /// The URL without its password, as messages, events and reports show it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The target as the path-typed fields of events and reports carry it (no password).
+    pub fn as_path(&self) -> PathBuf {
+        PathBuf::from(&self.shown)
+    }
+
+    /// The database name.
+    pub fn dbname(&self) -> &str {
+        self.config.get_dbname().unwrap_or_default()
+    }
+
+    /// The same server and user, another database.
+    pub fn with_dbname(&self, dbname: &str) -> Target {
+        let mut t = self.clone();
+        t.config.dbname(dbname);
+        t.shown = t.describe();
+        t
+    }
+
+    fn describe(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) if h.contains(':') => format!("[{h}]"),
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string().replace('/', "%2F"),
+            None => String::new(),
+        };
+        let port = self
+            .config
+            .get_ports()
+            .first()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        format!(
+            "postgres://{}@{host}{port}/{}",
+            self.config.get_user().unwrap_or_default(),
+            self.dbname()
+        )
+    }
+
+    /// The `PG*` variables that connect libpq's programs (`pg_dump`, `pg_restore`) to this
+    /// target; the password travels here, never on a command line.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("PGDATABASE", self.dbname().to_string()),
+            (
+                "PGUSER",
+                self.config.get_user().unwrap_or_default().to_string(),
+            ),
+            ("PGAPPNAME", "strata".to_string()),
+        ];
+        match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => env.push(("PGHOST", h.clone())),
+            Some(Host::Unix(p)) => env.push(("PGHOST", p.display().to_string())),
+            None => {}
+        }
+        if let Some(port) = self.config.get_ports().first() {
+            env.push(("PGPORT", port.to_string()));
+        }
+        if let Some(p) = self.config.get_password() {
+            env.push(("PGPASSWORD", String::from_utf8_lossy(p).into_owned()));
+        }
+        if let Some(o) = self.config.get_options() {
+            env.push(("PGOPTIONS", o.to_string()));
+        }
+        if self.config.get_ssl_mode() == SslMode::Require {
+            // As strata connects: verified against the same authority, with the same client
+            // certificate. Without an authority file strata verified against the system's
+            // store, which libpq before 16 cannot use: the tools then encrypt without verifying
+            // a server strata has just verified.
+            let root = libpq_file(self.tls.root_cert.as_deref(), "PGSSLROOTCERT", "root.crt");
+            let mode = if root.is_some() {
+                "verify-full"
+            } else {
+                "require"
+            };
+            env.push(("PGSSLMODE", mode.to_string()));
+            let files = [
+                ("PGSSLROOTCERT", root),
+                (
+                    "PGSSLCERT",
+                    libpq_file(self.tls.cert.as_deref(), "PGSSLCERT", "postgresql.crt"),
+                ),
+                (
+                    "PGSSLKEY",
+                    libpq_file(self.tls.key.as_deref(), "PGSSLKEY", "postgresql.key"),
+                ),
+            ];
+            for (var, file) in files {
+                if let Some(file) = file {
+                    env.push((var, file.display().to_string()));
+                }
+            }
+        }
+        env
+    }
+
+    /// `PGPASSWORD`, else the first matching line of the passfile.
+    fn password_from_environment(&self) -> Option<String> {
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            return Some(p);
+        }
+        let file = std::env::var_os("PGPASSFILE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+        let text = std::fs::read_to_string(file).ok()?;
+        let host = match self.config.get_hosts().first()? {
+            Host::Tcp(h) => h.clone(),
+            // libpq matches a socket connection as `localhost`.
+            Host::Unix(_) => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        passfile_lookup(
+            &text,
+            &host,
+            port,
+            self.dbname(),
+            self.config.get_user().unwrap_or_default(),
+        )
+    }
+}
+
+/// libpq's TLS options that tokio-postgres does not read, taken out of `url`: `sslmode`
+/// `verify-ca`/`verify-full` become `require` (which strata always verifies, name included),
+/// and `sslrootcert`, `sslcert` and `sslkey` are returned apart. Other options stay for
+/// tokio-postgres to judge.
+/// The URL without its `service=` parameter (which the client does not know), and the service.
+pub(crate) fn take_service(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut service = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("service=") {
+            Some(name) => {
+                let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+                service = Some(name.into_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if kept.is_empty() {
+        (base.to_string(), service)
+    } else {
+        (format!("{base}?{}", kept.join("&")), service)
+    }
+}
+
+pub(crate) fn libpq_tls_options(url: &str) -> (String, TlsFiles) {
+    let mut files = TlsFiles::default();
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), files);
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        let path = |value: &str| {
+            let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            Some(PathBuf::from(decoded.into_owned()))
+        };
+        match pair.split_once('=') {
+            Some(("sslmode", "verify-full" | "verify-ca")) => kept.push("sslmode=require".into()),
+            Some(("sslrootcert", value)) => files.root_cert = path(value),
+            Some(("sslcert", value)) => files.cert = path(value),
+            Some(("sslkey", value)) => files.key = path(value),
+            _ => kept.push(pair.to_string()),
+        }
+    }
+    if kept.is_empty() {
+        (base.to_string(), files)
+    } else {
+        (format!("{base}?{}", kept.join("&")), files)
+    }
+}
+
+/// A file libpq would use: the URL's, else the environment variable's, else `default` under
+/// `~/.postgresql` when it exists.
+pub(crate) fn libpq_file(given: Option<&Path>, variable: &str, default: &str) -> Option<PathBuf> {
+    given
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(variable).map(PathBuf::from))
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let file = Path::new(&home).join(".postgresql").join(default);
+            file.is_file().then_some(file)
+        })
+}
+
+/// The password of the first passfile line matching the connection, as libpq reads
+/// `hostname:port:database:username:password` (`*` matches anything, `\` escapes `:` and `\`).
+pub(crate) fn passfile_lookup(
+    text: &str,
+    host: &str,
+    port: u16,
+    db: &str,
+    user: &str,
+) -> Option<String> {
+    let port = port.to_string();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => field.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+        let [h, p, d, u, password] = fields.as_slice() else {
+            continue;
+        };
+        let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        if matches(h, host) && matches(p, &port) && matches(d, db) && matches(u, user) {
+            return Some(password.clone());
+        }
+    }
+    None
+}

@@ -2,8 +2,8 @@
 //! scripts (Unicode names of tables, columns, indexes, views and triggers, string literals,
 //! comments, data.json keys and values; and scripts of arbitrary text) runs through `migrate`,
 //! `plan --sql`, `status`, `dump`, `diff`, `new --from-diff`, `baseline` and `sandbox`. Every
-//! run exits with one of the README's exit codes (a panic exits 101), and the Unicode names
-//! come back unchanged through dump and diff.
+//! run exits with one of the documented exit codes (docs/src/reference.md; a panic exits 101),
+//! and the Unicode names come back unchanged through dump and diff.
 
 use rusqlite::Connection;
 
@@ -154,7 +154,7 @@ fn garbage(g: &mut Lcg) -> String {
     (0..len).map(|_| g.pick(PIECES)).collect()
 }
 
-/// The exit codes the README documents; 101 (a panic) is not one.
+/// The exit codes the book's reference documents; 101 (a panic) is not one.
 #[track_caller]
 fn documented(run: &Run) {
     assert!(

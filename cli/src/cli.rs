@@ -200,7 +200,7 @@ enum Command {
     },
     /// Findings on the hand-written SQL of the pending migrations (do.sql, undo.sql):
     /// destructive, data-dependent and backward-incompatible changes, and PostgreSQL locks and
-    /// rewrites; each with a code (see the README's Lint section) and its fix. Accept one on
+    /// rewrites; each with a code (see docs/src/lint.md) and its fix. Accept one on
     /// purpose in the migration's migration.toml: [[lint.accept]] code = "SL101" reason = "...".
     #[command(after_help = concat!(
         "Examples:\n  strata lint\n  strata lint --all --json\n\n",

@@ -11,7 +11,7 @@
 //! the columns it loses, and a statement on a table created in the same migration (no rows yet,
 //! no one else using it) is not reported.
 //!
-//! The codes, their severity and their fix are in [`RULES`] (and the README's Lint section). A
+//! The codes, their severity and their fix are in [`RULES`] (and the book's lint chapter, docs/src/lint.md). A
 //! finding is accepted in the migration's `migration.toml` with `[[lint.accept]]` and a reason;
 //! `syntax` holds `plan`'s checks against a throwaway database.
 
@@ -61,7 +61,7 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// One rule: its stable code, what it finds, and the fix the README documents.
+/// One rule: its stable code, what it finds, and the fix the book's lint chapter documents.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
     pub code: &'static str,

@@ -1,7 +1,8 @@
 //! One migration as a step, the same on every backend: its inputs read and checked before
 //! anything runs ([`Prepared`]), how it ended ([`Applied`], [`Failed`]), its audit entries, the
-//! loop over its actions ([`run_actions`]) and a component's call ([`component`]). Each backend
-//! applies a step in its own transaction (`crate::sqlite::step`, `crate::postgres::step`).
+//! loop over its actions and a component's call ([`component`]), and [`apply`], the step itself,
+//! written once over what a backend does ([`StepDriver`]: `crate::sqlite::step`,
+//! `crate::postgres::step`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -175,21 +176,200 @@ pub(crate) struct Done {
     pub fuel: Option<u64>,
 }
 
-/// An action that failed, after its step was rolled back.
-pub(crate) struct Failed {
-    pub action: Action,
+/// What went wrong inside an action, on either backend: the file and statement it points at
+/// (the statement's line and its text on one line) and the message.
+#[derive(Debug)]
+pub(crate) struct ActionError {
     pub file: Option<PathBuf>,
-    /// The failing statement's line and text.
     pub statement: Option<(usize, String)>,
     pub message: String,
-    pub elapsed: Duration,
+}
+
+impl ActionError {
+    pub(crate) fn new(
+        file: Option<PathBuf>,
+        statement: Option<(usize, String)>,
+        message: impl Into<String>,
+    ) -> Self {
+        ActionError {
+            file,
+            statement,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a step's commit failed.
+pub(crate) enum Commit {
+    /// It waited past the lock or busy timeout: an error, not the step's failure.
+    Locked(Error),
+    /// Recording the step failed: the step fails at [`Action::Record`].
+    Failed(ActionError),
+}
+
+/// What a backend does for [`apply`], on the connection of one phase (in the manner of
+/// refinery's drivers under its one executor). `apply` calls these in order: [`begin`],
+/// [`is_applied`] (then [`skip`] when it is), [`before_actions`], [`run_action`] for each of
+/// [`actions`], [`after_actions`], [`commit`]; after a failure [`rollback`] and then
+/// [`audit_failure`], in a transaction of its own.
+///
+/// [`begin`]: StepDriver::begin
+/// [`is_applied`]: StepDriver::is_applied
+/// [`skip`]: StepDriver::skip
+/// [`before_actions`]: StepDriver::before_actions
+/// [`run_action`]: StepDriver::run_action
+/// [`actions`]: StepDriver::actions
+/// [`after_actions`]: StepDriver::after_actions
+/// [`commit`]: StepDriver::commit
+/// [`rollback`]: StepDriver::rollback
+/// [`audit_failure`]: StepDriver::audit_failure
+pub(crate) trait StepDriver {
+    /// The database, as a failure names it.
+    fn db(&self) -> PathBuf;
+
+    /// Opens the step's transaction (a savepoint inside the phase's one with
+    /// `--single-transaction`) and takes whatever lock it runs under.
+    fn begin(&mut self, step: &Prepared) -> Result<(), Error>;
+
+    /// Whether the ledger holds the step already (another process applied it first), read
+    /// inside the step's transaction. An error rolls the step back.
+    fn is_applied(&mut self, step: &Prepared) -> Result<bool, Error>;
+
+    /// Ends the transaction of a step found applied, changing nothing.
+    fn skip(&mut self);
+
+    /// After [`Event::StepStarted`], before the first action: what the backend reads to judge
+    /// the actions by (who owns what, the state of its bookkeeping). An error rolls the step
+    /// back.
+    fn before_actions(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<(), Error>;
+
+    /// The step's actions on this backend, in order.
+    fn actions(&self, step: &Prepared) -> Vec<Action>;
+
+    /// Runs one action: the rows it wrote and the fuel a component burned.
+    fn run_action(
+        &mut self,
+        step: &Prepared,
+        action: Action,
+        events: &mut EventSink<'_>,
+    ) -> Result<Done, ActionError>;
+
+    /// After the actions: records what the step created and compares the module's schema with
+    /// the step's `schema.sql`; returns the schema to write as `schema.sql` once committed
+    /// (when the phase writes missing snapshots). A failure names its action.
+    fn after_actions(&mut self, step: &Prepared) -> Result<Option<String>, (Action, ActionError)>;
+
+    /// Records the step in the ledger, with its audit rows `log`, and commits.
+    fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit>;
+
+    /// Rolls back the step (with `--single-transaction`, as the backend does: the savepoint or
+    /// the phase's whole transaction).
+    fn rollback(&mut self);
+
+    /// Writes a failed step's audit rows after its rollback, in a transaction of its own (or
+    /// keeps them for the phase to write once it has rolled back).
+    fn audit_failure(&mut self, log: &[Entry]) -> Result<(), String>;
+}
+
+/// Applies one prepared migration through its backend's `driver`, the same on every backend:
+/// begin, pass over a step another process applied first, [`Event::StepStarted`], the actions
+/// in order, what the backend records and compares after them, the ledger row and the commit,
+/// then the snapshot files; a failure is rolled back and audited after the rollback, so the
+/// log survives the failure it records.
+pub(crate) fn apply(
+    driver: &mut impl StepDriver,
+    phase: Phase,
+    step: &Prepared,
+    events: &mut EventSink<'_>,
+) -> Result<Applied, Error> {
+    let m = &step.migration;
+    let started = Instant::now();
+    driver.begin(step)?;
+    match driver.is_applied(step) {
+        Ok(false) => {}
+        Ok(true) => {
+            driver.skip();
+            events(&Event::StepSkipped {
+                phase,
+                migration: m,
+            });
+            return Ok(Applied::AlreadyApplied);
+        }
+        Err(e) => {
+            driver.rollback();
+            return Err(e);
+        }
+    }
+    events(&Event::StepStarted {
+        phase,
+        migration: m,
+    });
+    if let Err(e) = driver.before_actions(step, events) {
+        driver.rollback();
+        return Err(e);
+    }
+    let actions = driver.actions(step);
+    let (log, mut failure) = run_actions(phase, step, actions, events, |action, events| {
+        driver.run_action(step, action, events)
+    });
+    if failure.is_none() {
+        match driver.after_actions(step) {
+            Ok(snapshot) => {
+                let elapsed = started.elapsed();
+                match driver.commit(step, &log, elapsed) {
+                    Ok(()) => {
+                        if let Some(sql) = snapshot {
+                            for path in write_snapshot(m, &sql)? {
+                                events(&Event::SnapshotWritten {
+                                    migration: m,
+                                    path: &path,
+                                });
+                            }
+                        }
+                        return Ok(Applied::Committed { elapsed });
+                    }
+                    Err(Commit::Locked(e)) => {
+                        driver.rollback();
+                        return Err(e);
+                    }
+                    Err(Commit::Failed(err)) => {
+                        failure = Some((Action::Record, err, started.elapsed()));
+                    }
+                }
+            }
+            Err((action, err)) => failure = Some((action, err, started.elapsed())),
+        }
+    }
+    driver.rollback();
+
+    // The step is rolled back; now its audit rows, in a transaction of their own.
+    let (action, err, elapsed) = failure.expect("the step failed");
+    let failed = Failed {
+        action,
+        file: err.file,
+        statement: err.statement,
+        message: err.message,
+        elapsed,
+    };
+    let db = driver.db();
+    Err(failed.audited(phase, step, db, log, |log| driver.audit_failure(log)))
+}
+
+/// An action that failed, after its step was rolled back.
+struct Failed {
+    action: Action,
+    file: Option<PathBuf>,
+    /// The failing statement's line and text.
+    statement: Option<(usize, String)>,
+    message: String,
+    elapsed: Duration,
 }
 
 impl Failed {
     /// The step's audit rows after its rollback (what ran, marked rolled back, then the
     /// failure), written by `audit` in a transaction of its own; and the error to return,
     /// which says so if the audit log could not be written.
-    pub(crate) fn audited(
+    fn audited(
         self,
         phase: Phase,
         step: &Prepared,
@@ -248,7 +428,7 @@ pub(crate) fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, E
 /// Runs a step's `actions` in order with `run`, on either backend: each that succeeds gets its
 /// audit entry and an [`Event::ActionDone`]; the first that fails ends the loop and comes back
 /// with its action, error and time.
-pub(crate) fn run_actions<E>(
+fn run_actions<E>(
     phase: Phase,
     step: &Prepared,
     actions: Vec<Action>,
@@ -285,6 +465,24 @@ pub(crate) fn run_actions<E>(
         }
     }
     (log, None)
+}
+
+/// How many violating rows a failure message shows.
+pub(crate) const SHOWN_ROWS: usize = 5;
+
+/// Why `checks.sql` fails, on either backend: a query returned `violations` rows, of which
+/// `shown` (at most [`SHOWN_ROWS`]) are described.
+pub(crate) fn violating_rows(violations: usize, shown: &[String]) -> String {
+    format!(
+        "the check returned {violations} violating row{}:\n{}{}",
+        if violations == 1 { "" } else { "s" },
+        shown.join("\n"),
+        if violations > shown.len() {
+            "\n..."
+        } else {
+            ""
+        }
+    )
 }
 
 /// The audit entry of one action of `step`.

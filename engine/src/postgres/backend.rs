@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::backend::{Backend, Inspect, Scratch, UndoStep, Undone};
+use crate::core::backend::{
+    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, UndoStep, Undone,
+};
 use crate::core::backup::Backup;
 use crate::core::config::Project;
 use crate::core::error::Error;
@@ -59,7 +61,9 @@ impl Backend for Postgres<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
+}
 
+impl Ledger for Postgres<'_> {
     fn applied(&self) -> Result<Option<Vec<Applied>>, Error> {
         run::applied_on(self.project, &self.target)
     }
@@ -83,7 +87,9 @@ impl Backend for Postgres<'_> {
     fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
         run::repin(self.project, &self.target, m, entry)
     }
+}
 
+impl Run for Postgres<'_> {
     fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error> {
         run::undo(self.project, &self.target, phase, steps, backup)
     }
@@ -151,7 +157,9 @@ impl Backend for Postgres<'_> {
             throwaway,
         }))
     }
+}
 
+impl SqlScript for Postgres<'_> {
     fn script_begin(&self) -> String {
         format!(
             "BEGIN;\n-- strata takes its lock and re-reads the ledger\n\
@@ -168,7 +176,9 @@ impl Backend for Postgres<'_> {
         "-- strata checks its bookkeeping is untouched, records the objects the step created,\n\
          -- compares the module's schema with schema.sql and records the step\nCOMMIT;\n"
     }
+}
 
+impl Backups for Postgres<'_> {
     fn identity(&self) -> Result<Option<String>, Error> {
         restore::live_id(self.project, &self.target)
     }
@@ -207,7 +217,9 @@ impl Backend for Postgres<'_> {
         let live = restore::live_state(self.project, &self.target)?;
         Ok(Some(crate::core::restore::differences(&after, &live)))
     }
+}
 
+impl Introspect for Postgres<'_> {
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
         design::unowned(self.project, &self.target)
     }

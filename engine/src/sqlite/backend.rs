@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
-use crate::core::backend::{Backend, Inspect, Scratch, UndoStep, Undone};
+use crate::core::backend::{
+    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, UndoStep, Undone,
+};
 use crate::core::backup::{self, Backup};
 use crate::core::config::Project;
 use crate::core::error::Error;
@@ -65,7 +67,9 @@ impl Backend for Sqlite<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
+}
 
+impl Ledger for Sqlite<'_> {
     fn applied(&self) -> Result<Option<Vec<Applied>>, Error> {
         let db = &self.db;
         self.read_only()?
@@ -121,7 +125,9 @@ impl Backend for Sqlite<'_> {
         tx.commit()
             .map_err(|e| Error::db(db, "cannot commit the repair", e))
     }
+}
 
+impl Run for Sqlite<'_> {
     fn undo(
         &self,
         phase: Phase,
@@ -240,7 +246,9 @@ impl Backend for Sqlite<'_> {
             _dir: dir,
         }))
     }
+}
 
+impl SqlScript for Sqlite<'_> {
     fn script_begin(&self) -> String {
         "BEGIN IMMEDIATE;\n".into()
     }
@@ -253,7 +261,9 @@ impl Backend for Sqlite<'_> {
         "-- strata checks foreign keys\nPRAGMA foreign_key_check;\n\
          -- strata compares the schema with schema.sql and records the step\nCOMMIT;\n"
     }
+}
 
+impl Backups for Sqlite<'_> {
     fn identity(&self) -> Result<Option<String>, Error> {
         match self.read_only()? {
             Some(conn) => ledger::database_id(&conn)
@@ -291,7 +301,9 @@ impl Backend for Sqlite<'_> {
             .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
         Ok(crate::core::restore::changed_outside(&live, chosen))
     }
+}
 
+impl Introspect for Sqlite<'_> {
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
         crate::sqlite::design::unowned(self.project, &self.db)
     }

@@ -4,7 +4,7 @@
 //! written once over what a backend does ([`StepDriver`]: `crate::sqlite::step`,
 //! `crate::postgres::step`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -586,8 +586,120 @@ pub(crate) fn component(
     }
 }
 
+/// Why an undo stopped: a failure of the undo itself (rolled back, audited and returned as the
+/// step's failure at `undo.sql`), or an error reaching the database (rolled back and returned
+/// as it is).
+pub(crate) enum UndoError {
+    Failed(ActionError),
+    Error(Error),
+}
+
+impl From<ActionError> for UndoError {
+    fn from(e: ActionError) -> Self {
+        UndoError::Failed(e)
+    }
+}
+
+/// What a backend does for [`undo`], on one connection: the undo's transaction (begun under
+/// the backend's lock), whether the migration is still applied, what the backend reads
+/// before `undo.sql` to judge it by, the script and its checks, the ledger row and owners
+/// forgotten with the audit row written, the commit; after a failure the rollback and the
+/// failure's audit row.
+pub(crate) trait UndoDriver {
+    /// The database, as a failure names it.
+    fn db(&self) -> PathBuf;
+
+    /// Opens the undo's transaction.
+    fn begin(&mut self) -> Result<(), UndoError>;
+
+    /// Whether the ledger still holds `m`.
+    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError>;
+
+    /// Ends the transaction of a migration no longer applied, changing nothing.
+    fn skip(&mut self) -> Result<(), UndoError>;
+
+    /// Runs `undo.sql` (`sql`, read from `file`) and checks what it did; returns the rows it
+    /// changed.
+    fn run(&mut self, file: &Path, sql: &str) -> Result<u64, UndoError>;
+
+    /// Removes `m`'s ledger row and the owners of objects that are gone, and writes `entry`
+    /// to the audit log.
+    fn forget(&mut self, m: &Migration, entry: &Entry) -> Result<(), UndoError>;
+
+    /// Commits the undo.
+    fn commit(&mut self) -> Result<(), UndoError>;
+
+    /// Rolls back whatever the undo began.
+    fn rollback(&mut self);
+
+    /// Writes a failed undo's audit row, after its rollback.
+    fn audit_failure(&mut self, entry: &Entry) -> Result<(), String>;
+}
+
+/// `strata undo` of one applied migration, in a transaction of its own, the same on every
+/// backend (see `crate::core::backend::Run::undo`): `Ok(None)` when the migration is no
+/// longer applied (another run undid it first), else the rows `undo.sql` changed. A failure
+/// is rolled back, audited in a transaction of its own, and returned.
+pub(crate) fn undo(
+    driver: &mut impl UndoDriver,
+    phase: Phase,
+    m: &Migration,
+    sql: &str,
+    checksum: &str,
+) -> Result<Option<u64>, Error> {
+    let started = Instant::now();
+    let file = m.file("undo.sql");
+    let mut run = || -> Result<Option<u64>, UndoError> {
+        driver.begin()?;
+        if !driver.is_applied(m)? {
+            driver.skip()?;
+            return Ok(None);
+        }
+        let rows = driver.run(&file, sql)?;
+        let entry = undo_entry(phase, m, checksum, Outcome::Ok, None, Some(rows), started);
+        driver.forget(m, &entry)?;
+        driver.commit()?;
+        Ok(Some(rows))
+    };
+    let failure = match run() {
+        Ok(undone) => return Ok(undone),
+        Err(UndoError::Error(e)) => {
+            driver.rollback();
+            return Err(e);
+        }
+        Err(UndoError::Failed(failure)) => failure,
+    };
+    driver.rollback();
+    let entry = undo_entry(
+        phase,
+        m,
+        checksum,
+        Outcome::Failed,
+        Some(failure.message.clone()),
+        None,
+        started,
+    );
+    let mut message = failure.message;
+    if let Err(e) = driver.audit_failure(&entry) {
+        message.push_str(&format!(
+            "\n(the failure could not be written to the audit log: {e})"
+        ));
+    }
+    Err(StepFailure {
+        phase,
+        db: driver.db(),
+        migration: m.label(),
+        action: Action::Undo,
+        file: failure.file,
+        statement: failure.statement,
+        message,
+        applied_before: Vec::new(),
+    }
+    .into())
+}
+
 /// The audit row of an undo: its action is `undo.sql`, its checksum the undo script's.
-pub(crate) fn undo_entry(
+fn undo_entry(
     phase: Phase,
     m: &Migration,
     checksum: &str,

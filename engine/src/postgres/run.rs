@@ -13,9 +13,10 @@ use super::{Session, ledger, step};
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::event::{Event, EventSink, Phase};
+use crate::core::ledger::Entry;
 use crate::core::ledger::{Applied, AuditRow};
 use crate::core::phase::{How, PhaseReport, Runner};
-use crate::core::step::{Applied as StepApplied, Prepared};
+use crate::core::step::{ActionError, Applied as StepApplied, Prepared, UndoDriver, UndoError};
 use crate::core::target::Target;
 use crate::core::tree::Migration;
 
@@ -503,99 +504,18 @@ pub(crate) fn undo(
     };
     let mut undone = Vec::new();
     for s in steps {
-        let started = std::time::Instant::now();
         let m = s.migration;
-        let file = m.file("undo.sql");
-        let statements = super::script::statements(&file, &s.sql)?;
-        let mut failed: Option<(Option<(usize, String)>, String)> = None;
-        let mut rows = 0u64;
-        let result = (|| -> Result<bool, postgres::Error> {
-            let mut tx = client.transaction()?;
-            ledger::lock(&mut tx)?;
-            if !ledger::is_applied(&mut tx, &m.id)? {
-                return Ok(false);
-            }
-            let before = ledger::signature(&mut tx)?;
-            for st in &statements {
-                match tx.simple_query(&st.text) {
-                    Ok(messages) => {
-                        for message in messages {
-                            if let postgres::SimpleQueryMessage::CommandComplete(n) = message {
-                                rows += n;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        failed = Some((
-                            Some((st.line, step::one_line(&st.text))),
-                            super::describe_error(&e),
-                        ));
-                        return Ok(false);
-                    }
-                }
-            }
-            if ledger::signature(&mut tx)? != before {
-                failed = Some((
-                    None,
-                    "undo.sql changed strata's bookkeeping (the strata schema), which only \
-                     strata may change; remove those statements"
-                        .into(),
-                ));
-                return Ok(false);
-            }
-            tx.execute(
-                "DELETE FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
-                &[&m.id.module, &m.id.stamp],
-            )?;
-            tx.batch_execute(
-                "DELETE FROM strata.strata_object
-                  WHERE pg_catalog.pg_describe_object(classid, objid, 0) IS NULL",
-            )?;
-            let entry = crate::core::step::undo_entry(
-                phase,
-                m,
-                &s.checksum,
-                crate::core::ledger::Outcome::Ok,
-                None,
-                Some(rows),
-                started,
-            );
-            ledger::append(&mut tx, std::slice::from_ref(&entry))?;
-            tx.commit()?;
-            Ok(true)
-        })();
-        match (result, failed) {
-            (Ok(true), _) => undone.push(m.label()),
-            (Ok(false), None) => {}
-            (Ok(false), Some((statement, message))) => {
-                let entry = crate::core::step::undo_entry(
-                    phase,
-                    m,
-                    &s.checksum,
-                    crate::core::ledger::Outcome::Failed,
-                    Some(message.clone()),
-                    None,
-                    started,
-                );
-                let mut message = message;
-                if let Err(e) = ledger::append(&mut *client, std::slice::from_ref(&entry)) {
-                    message.push_str(&format!(
-                        "\n(the failure could not be written to the audit log: {e})"
-                    ));
-                }
-                return Err(crate::core::error::StepFailure {
-                    phase,
-                    db: target.as_path(),
-                    migration: m.label(),
-                    action: crate::core::event::Action::Undo,
-                    file: Some(file),
-                    statement,
-                    message,
-                    applied_before: Vec::new(),
-                }
-                .into());
-            }
-            (Err(e), _) => return Err(target.error(format!("cannot undo {}", m.label()), e)),
+        let statements = super::script::statements(&m.file("undo.sql"), &s.sql)?;
+        let mut driver = PgUndo {
+            client: &mut client,
+            target,
+            statements,
+            label: m.label(),
+            before: String::new(),
+            open: false,
+        };
+        if crate::core::step::undo(&mut driver, phase, m, &s.sql, &s.checksum)?.is_some() {
+            undone.push(m.label());
         }
     }
     Ok(crate::core::backend::Undone {
@@ -604,6 +524,119 @@ pub(crate) fn undo(
         backup,
         undone,
     })
+}
+
+/// One undo on a PostgreSQL session, for the shared algorithm (`crate::core::step::undo`):
+/// under strata's advisory lock, with strata's bookkeeping fingerprinted before and after the
+/// script. An error reaching the server is returned as it is; a statement of the script that
+/// fails, or a change to the bookkeeping, is the undo's failure.
+struct PgUndo<'a> {
+    client: &'a mut Session,
+    target: &'a Target,
+    /// `undo.sql`'s statements, split before the undo begins.
+    statements: Vec<super::script::Statement>,
+    /// The migration, as an error names it.
+    label: String,
+    /// The fingerprint of strata's bookkeeping before the script (`ledger::signature`).
+    before: String,
+    open: bool,
+}
+
+impl PgUndo<'_> {
+    /// An error reaching the server during the undo.
+    fn error(&self) -> impl Fn(postgres::Error) -> UndoError + '_ {
+        let what = format!("cannot undo {}", self.label);
+        move |e| UndoError::Error(self.target.error(what.clone(), e))
+    }
+}
+
+impl UndoDriver for PgUndo<'_> {
+    fn db(&self) -> std::path::PathBuf {
+        self.target.as_path()
+    }
+
+    fn begin(&mut self) -> Result<(), UndoError> {
+        let begun = self
+            .client
+            .batch_execute("BEGIN")
+            .map(|()| self.open = true)
+            .and_then(|()| ledger::lock(&mut **self.client));
+        begun.map_err(self.error())
+    }
+
+    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError> {
+        let applied = ledger::is_applied(&mut **self.client, &m.id);
+        applied.map_err(self.error())
+    }
+
+    fn skip(&mut self) -> Result<(), UndoError> {
+        self.rollback();
+        Ok(())
+    }
+
+    fn run(&mut self, file: &Path, _sql: &str) -> Result<u64, UndoError> {
+        let before = ledger::signature(&mut **self.client);
+        self.before = before.map_err(self.error())?;
+        let mut rows = 0;
+        for st in &self.statements {
+            let messages = self.client.simple_query(&st.text).map_err(|e| {
+                ActionError::new(
+                    Some(file.to_path_buf()),
+                    Some((st.line, step::one_line(&st.text))),
+                    super::describe_error(&e),
+                )
+            })?;
+            for message in messages {
+                if let postgres::SimpleQueryMessage::CommandComplete(n) = message {
+                    rows += n;
+                }
+            }
+        }
+        let after = ledger::signature(&mut **self.client);
+        if after.map_err(self.error())? != self.before {
+            return Err(UndoError::Failed(ActionError::new(
+                Some(file.to_path_buf()),
+                None,
+                "undo.sql changed strata's bookkeeping (the strata schema), which only strata \
+                 may change; remove those statements",
+            )));
+        }
+        Ok(rows)
+    }
+
+    fn forget(&mut self, m: &Migration, entry: &Entry) -> Result<(), UndoError> {
+        let client = &mut **self.client;
+        let forgotten = client
+            .execute(
+                "DELETE FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
+                &[&m.id.module, &m.id.stamp],
+            )
+            .and_then(|_| {
+                client.batch_execute(
+                    "DELETE FROM strata.strata_object
+                      WHERE pg_catalog.pg_describe_object(classid, objid, 0) IS NULL",
+                )
+            })
+            .and_then(|()| ledger::append(client, std::slice::from_ref(entry)));
+        forgotten.map_err(self.error())
+    }
+
+    fn commit(&mut self) -> Result<(), UndoError> {
+        self.open = false;
+        let committed = self.client.batch_execute("COMMIT");
+        committed.map_err(self.error())
+    }
+
+    fn rollback(&mut self) {
+        if std::mem::take(&mut self.open) {
+            // A failed ROLLBACK means a broken connection, which ends the transaction too.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+
+    fn audit_failure(&mut self, entry: &Entry) -> Result<(), String> {
+        ledger::append(&mut **self.client, std::slice::from_ref(entry)).map_err(|e| e.to_string())
+    }
 }
 
 /// The whole schema of `target` as text, every object whoever owns it.

@@ -12,7 +12,7 @@
 //! runs one step; ordering and phases belong to `migrator`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -20,11 +20,11 @@ use rusqlite::types::ValueRef;
 use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::DataSet;
-use crate::core::error::{Error, StepFailure};
+use crate::core::error::Error;
 use crate::core::event::{Action, Event, EventSink, Phase};
-use crate::core::ledger::{Entry, Outcome};
+use crate::core::ledger::Entry;
 use crate::core::step::{
-    ActionError, Applied, Commit, Done, Prepared, StepDriver, component, undo_entry,
+    ActionError, Applied, Commit, Done, Prepared, StepDriver, UndoDriver, UndoError, component,
 };
 use crate::core::tree::Migration;
 use crate::sqlite::guard::{Guard, Mode};
@@ -678,7 +678,8 @@ fn foreign_key_check(conn: &Connection, before: &Violations) -> Result<Violation
 /// with foreign keys off and checked afterwards (a violation the script adds fails it), then the
 /// migration's ledger row and the owners of objects that are gone are removed, and the audit
 /// row written. `Ok(None)`: the migration is no longer applied (another run undid it first).
-/// A failure is rolled back, audited in a transaction of its own, and returned.
+/// A failure is rolled back, audited in a transaction of its own, and returned (the algorithm is
+/// `crate::core::step::undo`; this is SQLite's connection around it).
 pub(crate) fn undo(
     conn: &mut Connection,
     db: &Path,
@@ -687,7 +688,6 @@ pub(crate) fn undo(
     sql: &str,
     checksum: &str,
 ) -> Result<Option<u64>, Error> {
-    let started = Instant::now();
     let fk_was_on = sqlite::foreign_keys(conn)
         .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
     sqlite::set_foreign_keys(conn, false)
@@ -697,8 +697,12 @@ pub(crate) fn undo(
     // undo.sql takes back this database's step: it may not open another database, whose
     // changes neither the undo's transaction nor its backup would cover.
     let attached = conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
-    let file = m.file("undo.sql");
-    let result = undo_in_transaction(conn, phase, m, sql, checksum, &file, &guard, started);
+    let mut driver = SqliteUndo {
+        conn,
+        db,
+        guard: &guard,
+    };
+    let result = crate::core::step::undo(&mut driver, phase, m, sql, checksum);
     let restored = Guard::uninstall(conn)
         .and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on))
         .and_then(|()| match attached {
@@ -707,88 +711,91 @@ pub(crate) fn undo(
                 .map(|_| ()),
             Err(e) => Err(e),
         });
-    let outcome = match result {
-        Ok(done) => done,
-        Err(failure) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            let entry = undo_entry(
-                phase,
-                m,
-                checksum,
-                Outcome::Failed,
-                Some(failure.message.clone()),
-                None,
-                started,
-            );
-            let mut message = failure.message;
-            if let Err(e) = ledger::append(conn, std::slice::from_ref(&entry)) {
-                message.push_str(&format!(
-                    "\n(the failure could not be written to the audit log: {e})"
-                ));
-            }
-            return Err(StepFailure {
-                phase,
-                db: db.to_path_buf(),
-                migration: m.label(),
-                action: Action::Undo,
-                file: failure.file,
-                statement: failure.statement,
-                message,
-                applied_before: Vec::new(),
-            }
-            .into());
-        }
-    };
+    let outcome = result?;
     restored.map_err(|e| Error::db(db, "cannot restore the connection after undo.sql", e))?;
     Ok(outcome)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn undo_in_transaction(
-    conn: &mut Connection,
-    phase: Phase,
-    m: &Migration,
-    sql: &str,
-    checksum: &str,
-    file: &Path,
-    guard: &Guard,
-    started: Instant,
-) -> Result<Option<u64>, ActionError> {
-    let fail =
-        |what: &str, e: rusqlite::Error| ActionError::new(None, None, format!("{what}: {e}"));
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| fail("cannot begin the undo's transaction", e))?;
-    let applied: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
-            rusqlite::params![m.id.module, m.id.stamp],
-            |r| r.get(0),
-        )
-        .map_err(|e| fail("cannot read the ledger", e))?;
-    if !applied {
-        conn.execute_batch("ROLLBACK")
-            .map_err(|e| fail("cannot end the undo's transaction", e))?;
-        return Ok(None);
+/// One undo on a SQLite connection, for the shared algorithm (`crate::core::step::undo`),
+/// with foreign keys off and the guard installed around it.
+struct SqliteUndo<'a> {
+    conn: &'a mut Connection,
+    db: &'a Path,
+    guard: &'a Guard,
+}
+
+/// An undo's failure at `what`.
+fn undo_failed(what: &str) -> impl Fn(rusqlite::Error) -> UndoError + '_ {
+    move |e| UndoError::Failed(ActionError::new(None, None, format!("{what}: {e}")))
+}
+
+impl UndoDriver for SqliteUndo<'_> {
+    fn db(&self) -> PathBuf {
+        self.db.to_path_buf()
     }
-    let before = violations(conn).map_err(|e| fail("PRAGMA foreign_key_check failed", e))?;
-    guard.set_mode(Mode::Script);
-    let rows = run_script(conn, file, sql, guard);
-    guard.set_mode(Mode::Host);
-    let rows = rows?;
-    foreign_key_check(conn, &before)?;
-    conn.execute(
-        "DELETE FROM strata_migration WHERE module = ?1 AND stamp = ?2",
-        rusqlite::params![m.id.module, m.id.stamp],
-    )
-    .map_err(|e| fail("cannot remove the migration from the ledger", e))?;
-    crate::sqlite::schema::owner::forget_missing(conn)
-        .map_err(|e| fail("cannot update the owners of the schema's objects", e))?;
-    let entry = undo_entry(phase, m, checksum, Outcome::Ok, None, Some(rows), started);
-    ledger::append(conn, std::slice::from_ref(&entry))
-        .map_err(|e| fail("cannot audit the undo", e))?;
-    conn.execute_batch("COMMIT")
-        .map_err(|e| fail("cannot commit the undo", e))?;
-    Ok(Some(rows))
+
+    fn begin(&mut self) -> Result<(), UndoError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(undo_failed("cannot begin the undo's transaction"))
+    }
+
+    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+                rusqlite::params![m.id.module, m.id.stamp],
+                |r| r.get(0),
+            )
+            .map_err(undo_failed("cannot read the ledger"))
+    }
+
+    fn skip(&mut self) -> Result<(), UndoError> {
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(undo_failed("cannot end the undo's transaction"))
+    }
+
+    /// `undo.sql` under the same guard as `do.sql` (no transaction statements, no writes to
+    /// strata's tables), then the foreign-key check: a violation the script adds fails it.
+    fn run(&mut self, file: &Path, sql: &str) -> Result<u64, UndoError> {
+        let (conn, guard) = (&*self.conn, self.guard);
+        let before = violations(conn).map_err(undo_failed("PRAGMA foreign_key_check failed"))?;
+        guard.set_mode(Mode::Script);
+        let rows = run_script(conn, file, sql, guard);
+        guard.set_mode(Mode::Host);
+        let rows = rows?;
+        foreign_key_check(conn, &before)?;
+        Ok(rows)
+    }
+
+    fn forget(&mut self, m: &Migration, entry: &Entry) -> Result<(), UndoError> {
+        let conn = &*self.conn;
+        conn.execute(
+            "DELETE FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+            rusqlite::params![m.id.module, m.id.stamp],
+        )
+        .map_err(undo_failed("cannot remove the migration from the ledger"))?;
+        crate::sqlite::schema::owner::forget_missing(conn).map_err(undo_failed(
+            "cannot update the owners of the schema's objects",
+        ))?;
+        ledger::append(conn, std::slice::from_ref(entry))
+            .map_err(undo_failed("cannot audit the undo"))
+    }
+
+    fn commit(&mut self) -> Result<(), UndoError> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(undo_failed("cannot commit the undo"))
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn audit_failure(&mut self, entry: &Entry) -> Result<(), String> {
+        ledger::append(self.conn, std::slice::from_ref(entry)).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

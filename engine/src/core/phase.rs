@@ -2,9 +2,9 @@
 //! database, one sandbox step), the same on every backend: its start and finish events, its
 //! report, and its steps in order. What a backend does is behind [`Database`]: open the
 //! database for the phase, make sure of the bookkeeping and take the backup, apply one step,
-//! and end what opening began. A backend opens one (`crate::core::backend::Backend::open_phase`):
-//! SQLite's is in `backend::sqlite`, PostgreSQL's in `postgres::run`; this module does not know
-//! which runs.
+//! and end what opening began. A backend opens one
+//! (`crate::core::backend::Run::open_phase`): SQLite's is in `crate::sqlite::backend`,
+//! PostgreSQL's in `crate::postgres::run`; this module does not know which runs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

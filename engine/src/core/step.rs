@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::components::limits::Limits;
 use crate::components::{Call, Called, Policy, Sandbox, World};
+use crate::core::backend::{UndoStep, Undone};
 use crate::core::checksum::Pinned;
 use crate::core::config::MigrationConfig;
 use crate::core::data::DataSet;
@@ -609,8 +610,10 @@ pub(crate) trait UndoDriver {
     /// The database, as a failure names it.
     fn db(&self) -> PathBuf;
 
-    /// Opens the undo's transaction.
-    fn begin(&mut self) -> Result<(), UndoError>;
+    /// Opens the undo's transaction for `m`'s `undo.sql` (`sql`; a backend that splits the
+    /// script into statements does so first, so a script it cannot split fails before
+    /// anything begins).
+    fn begin(&mut self, m: &Migration, sql: &str) -> Result<(), UndoError>;
 
     /// Whether the ledger still holds `m`.
     fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError>;
@@ -636,11 +639,33 @@ pub(crate) trait UndoDriver {
     fn audit_failure(&mut self, entry: &Entry) -> Result<(), String>;
 }
 
-/// `strata undo` of one applied migration, in a transaction of its own, the same on every
-/// backend (see `crate::core::backend::Run::undo`): `Ok(None)` when the migration is no
+/// `strata undo` on one database after its backup (`backup`), the same on every backend (see
+/// `crate::core::backend::Run::undo`): each of `steps`, newest first, through `driver`; a
+/// migration no longer applied is passed over. Stops at the first failure.
+pub(crate) fn undo_all(
+    driver: &mut impl UndoDriver,
+    phase: Phase,
+    steps: &[UndoStep<'_>],
+    backup: Option<PathBuf>,
+) -> Result<Undone, Error> {
+    let mut undone = Vec::new();
+    for s in steps {
+        if undo(driver, phase, s.migration, &s.sql, &s.checksum)?.is_some() {
+            undone.push(s.migration.label());
+        }
+    }
+    Ok(Undone {
+        phase,
+        db: driver.db(),
+        backup,
+        undone,
+    })
+}
+
+/// One migration of [`undo_all`], in a transaction of its own: `Ok(None)` when it is no
 /// longer applied (another run undid it first), else the rows `undo.sql` changed. A failure
 /// is rolled back, audited in a transaction of its own, and returned.
-pub(crate) fn undo(
+fn undo(
     driver: &mut impl UndoDriver,
     phase: Phase,
     m: &Migration,
@@ -650,7 +675,7 @@ pub(crate) fn undo(
     let started = Instant::now();
     let file = m.file("undo.sql");
     let mut run = || -> Result<Option<u64>, UndoError> {
-        driver.begin()?;
+        driver.begin(m, sql)?;
         if !driver.is_applied(m)? {
             driver.skip()?;
             return Ok(None);

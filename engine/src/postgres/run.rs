@@ -471,7 +471,7 @@ fn create_database(project: &Project, target: &Target) -> Result<(), Error> {
     }
 }
 
-/// `strata undo` on PostgreSQL (see `crate::core::backend::Backend::undo`): the `pg_dump` backup,
+/// `strata undo` on PostgreSQL (see `crate::core::backend::Run::undo`): the `pg_dump` backup,
 /// then each migration's `undo.sql` in a transaction of its own, after the run's advisory lock
 /// and a re-read of the ledger, with strata's bookkeeping fingerprinted before and after the
 /// script as a step's is.
@@ -502,28 +502,15 @@ pub(crate) fn undo(
     } else {
         None
     };
-    let mut undone = Vec::new();
-    for s in steps {
-        let m = s.migration;
-        let statements = super::script::statements(&m.file("undo.sql"), &s.sql)?;
-        let mut driver = PgUndo {
-            client: &mut client,
-            target,
-            statements,
-            label: m.label(),
-            before: String::new(),
-            open: false,
-        };
-        if crate::core::step::undo(&mut driver, phase, m, &s.sql, &s.checksum)?.is_some() {
-            undone.push(m.label());
-        }
-    }
-    Ok(crate::core::backend::Undone {
-        phase,
-        db: target.as_path(),
-        backup,
-        undone,
-    })
+    let mut driver = PgUndo {
+        client: &mut client,
+        target,
+        label: String::new(),
+        statements: Vec::new(),
+        before: String::new(),
+        open: false,
+    };
+    crate::core::step::undo_all(&mut driver, phase, steps, backup)
 }
 
 /// One undo on a PostgreSQL session, for the shared algorithm (`crate::core::step::undo`):
@@ -533,10 +520,10 @@ pub(crate) fn undo(
 struct PgUndo<'a> {
     client: &'a mut Session,
     target: &'a Target,
-    /// `undo.sql`'s statements, split before the undo begins.
-    statements: Vec<super::script::Statement>,
-    /// The migration, as an error names it.
+    /// The migration being undone, as an error names it.
     label: String,
+    /// Its `undo.sql`'s statements, split before the undo begins.
+    statements: Vec<super::script::Statement>,
     /// The fingerprint of strata's bookkeeping before the script (`ledger::signature`).
     before: String,
     open: bool,
@@ -555,7 +542,10 @@ impl UndoDriver for PgUndo<'_> {
         self.target.as_path()
     }
 
-    fn begin(&mut self) -> Result<(), UndoError> {
+    fn begin(&mut self, m: &Migration, sql: &str) -> Result<(), UndoError> {
+        self.label = m.label();
+        self.statements =
+            super::script::statements(&m.file("undo.sql"), sql).map_err(UndoError::Error)?;
         let begun = self
             .client
             .batch_execute("BEGIN")

@@ -152,20 +152,7 @@ impl Run for Sqlite<'_> {
         } else {
             None
         };
-        let mut undone = Vec::new();
-        for s in steps {
-            if crate::sqlite::step::undo(&mut conn, db, phase, s.migration, &s.sql, &s.checksum)?
-                .is_some()
-            {
-                undone.push(s.migration.label());
-            }
-        }
-        Ok(Undone {
-            phase,
-            db: db.clone(),
-            backup,
-            undone,
-        })
+        crate::sqlite::step::undo_all(&mut conn, db, phase, steps, backup)
     }
 
     fn schema_text(&self) -> Result<String, Error> {

@@ -673,21 +673,18 @@ fn foreign_key_check(conn: &Connection, before: &Violations) -> Result<Violation
     ))
 }
 
-/// `strata undo` of one applied migration on SQLite, in a transaction of its own: `undo.sql`
-/// under the same guard as `do.sql` (no transaction statements, no writes to strata's tables),
-/// with foreign keys off and checked afterwards (a violation the script adds fails it), then the
-/// migration's ledger row and the owners of objects that are gone are removed, and the audit
-/// row written. `Ok(None)`: the migration is no longer applied (another run undid it first).
-/// A failure is rolled back, audited in a transaction of its own, and returned (the algorithm is
-/// `crate::core::step::undo`; this is SQLite's connection around it).
-pub(crate) fn undo(
+/// `strata undo` on SQLite after the backup: each of `steps` in a transaction of its own (see
+/// `crate::core::step::undo_all`): `undo.sql` under the same guard as `do.sql` (no transaction
+/// statements, no writes to strata's tables, no attached database), with foreign keys off and
+/// checked afterwards (a violation the script adds fails it), then the migration's ledger row
+/// and the owners of objects that are gone are removed, and the audit row written.
+pub(crate) fn undo_all(
     conn: &mut Connection,
     db: &Path,
     phase: Phase,
-    m: &Migration,
-    sql: &str,
-    checksum: &str,
-) -> Result<Option<u64>, Error> {
+    steps: &[crate::core::backend::UndoStep<'_>],
+    backup: Option<PathBuf>,
+) -> Result<crate::core::backend::Undone, Error> {
     let fk_was_on = sqlite::foreign_keys(conn)
         .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
     sqlite::set_foreign_keys(conn, false)
@@ -702,7 +699,7 @@ pub(crate) fn undo(
         db,
         guard: &guard,
     };
-    let result = crate::core::step::undo(&mut driver, phase, m, sql, checksum);
+    let result = crate::core::step::undo_all(&mut driver, phase, steps, backup);
     let restored = Guard::uninstall(conn)
         .and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on))
         .and_then(|()| match attached {
@@ -711,9 +708,9 @@ pub(crate) fn undo(
                 .map(|_| ()),
             Err(e) => Err(e),
         });
-    let outcome = result?;
+    let undone = result?;
     restored.map_err(|e| Error::db(db, "cannot restore the connection after undo.sql", e))?;
-    Ok(outcome)
+    Ok(undone)
 }
 
 /// One undo on a SQLite connection, for the shared algorithm (`crate::core::step::undo`),
@@ -734,7 +731,7 @@ impl UndoDriver for SqliteUndo<'_> {
         self.db.to_path_buf()
     }
 
-    fn begin(&mut self) -> Result<(), UndoError> {
+    fn begin(&mut self, _: &Migration, _: &str) -> Result<(), UndoError> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(undo_failed("cannot begin the undo's transaction"))

@@ -41,6 +41,26 @@ impl<'p> Postgres<'p> {
     }
 }
 
+impl<'p> Postgres<'p> {
+    /// `throwaway` (filled from `from`, as shown) as this database's scratch.
+    fn throwaway(
+        &self,
+        throwaway: run::Throwaway<'p>,
+        from: Option<PathBuf>,
+    ) -> Box<dyn Scratch + 'p> {
+        Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+                db: throwaway.target.as_path(),
+            },
+            planned_on: self.target.as_path(),
+            from,
+            throwaway,
+        })
+    }
+}
+
 impl<'p> Inspect for Postgres<'p> {
     type Live = PgLive<'p>;
 
@@ -132,30 +152,12 @@ impl Run for Postgres<'_> {
 
     fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error> {
         let throwaway = run::copy_of(self.project, &self.target)?;
-        Ok(Box::new(PgScratch {
-            database: Postgres {
-                project: self.project,
-                target: throwaway.target.clone(),
-                db: throwaway.target.as_path(),
-            },
-            planned_on: self.target.as_path(),
-            from: Some(self.target.as_path()),
-            throwaway,
-        }))
+        Ok(self.throwaway(throwaway, Some(self.target.as_path())))
     }
 
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
         let (throwaway, from) = run::scratch(self.project, &self.target, from)?;
-        Ok(Box::new(PgScratch {
-            database: Postgres {
-                project: self.project,
-                target: throwaway.target.clone(),
-                db: throwaway.target.as_path(),
-            },
-            planned_on: self.target.as_path(),
-            from: from.map(|f| f.shown()),
-            throwaway,
-        }))
+        Ok(self.throwaway(throwaway, from.map(|f| f.shown())))
     }
 }
 

@@ -377,34 +377,14 @@ impl crate::core::phase::Database for PgPhase<'_> {
         // Whatever ended the phase, all of it is undone: the steps it had applied are audited
         // as rolled back, with the failed step's own rows, in a transaction of their own.
         let _ = self.session.batch_execute("ROLLBACK");
-        let phase = self.ctx.phase.as_str();
         let mut log = std::mem::take(&mut self.log);
-        log.extend(std::mem::take(&mut done.applied).into_iter().map(|label| {
-            let mut entry = crate::core::ledger::Entry::for_run(
-                phase,
-                "single-transaction",
-                format!("{label}: rolled back with the rest of the phase"),
-            );
-            entry.outcome = crate::core::ledger::Outcome::RolledBack;
-            entry
-        }));
+        log.extend(crate::core::phase::rolled_back_steps(self.ctx.phase, done));
         let audited = self.session.transaction().and_then(|mut tx| {
             ledger::append(&mut tx, &log)?;
             tx.commit()
         });
-        Err(match e {
-            Error::Step(mut failure) => {
-                failure.applied_before.clear();
-                if let Err(a) = audited {
-                    failure.message.push_str(&format!(
-                        "\n(the failure could not be written to the audit log: {})",
-                        super::describe_error(&a)
-                    ));
-                }
-                Error::Step(failure)
-            }
-            other => other,
-        })
+        let unaudited = audited.err().map(|a| super::describe_error(&a));
+        Err(crate::core::phase::after_rollback(e, unaudited))
     }
 }
 

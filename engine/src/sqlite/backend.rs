@@ -431,18 +431,7 @@ fn rolled_back(
     session: &mut step::Session,
     done: &mut PhaseReport,
 ) -> Error {
-    let undone: Vec<crate::core::ledger::Entry> = std::mem::take(&mut done.applied)
-        .into_iter()
-        .map(|label| {
-            let mut entry = crate::core::ledger::Entry::for_run(
-                phase.as_str(),
-                "single-transaction",
-                format!("{label}: rolled back with the rest of the phase"),
-            );
-            entry.outcome = crate::core::ledger::Outcome::RolledBack;
-            entry
-        })
-        .collect();
+    let undone = crate::core::phase::rolled_back_steps(phase, done);
     let replay = session.replay.take();
     // Best effort: the failure itself is already audited by the step.
     let _ = conn
@@ -455,13 +444,7 @@ fn rolled_back(
             ledger::append(&tx, &undone)?;
             tx.commit()
         });
-    match e {
-        Error::Step(mut failure) => {
-            failure.applied_before.clear();
-            Error::Step(failure)
-        }
-        other => other,
-    }
+    crate::core::phase::after_rollback(e, None)
 }
 
 /// A SQLite database opened for one phase: its connection (held under the run lock, so a

@@ -17,7 +17,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::components::{Sandbox, World};
-use crate::core::backup::record_path;
+use crate::core::guest::record_path;
 use crate::core::checksum::hex;
 use crate::core::config::{MigrationConfig, Project};
 use crate::core::error::Error;

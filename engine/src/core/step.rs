@@ -1,8 +1,10 @@
 //! One migration as a step, the same on every backend: its inputs read and checked before
 //! anything runs ([`Prepared`]), how it ended ([`Applied`], [`Failed`]), its audit entries, the
-//! loop over its actions and a component's call ([`component`]), and [`apply`], the step itself,
+//! loop over its actions and a component's call ([`component`]); [`apply`], the step itself,
 //! written once over what a backend does ([`StepDriver`]: `crate::sqlite::step`,
-//! `crate::postgres::step`).
+//! `crate::postgres::step`), and [`undo_all`], `strata undo`'s steps, over [`UndoDriver`]
+//! (`crate::sqlite::step`, `crate::postgres::run`), in the manner of refinery's one executor
+//! over its drivers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -213,15 +213,16 @@ pub(crate) enum Commit {
 /// What a backend does for [`apply`], on the connection of one phase (in the manner of
 /// refinery's drivers under its one executor). `apply` calls these in order: [`begin`],
 /// [`is_applied`] (then [`skip`] when it is), [`before_actions`], [`run_action`] for each of
-/// [`actions`], [`after_actions`], [`commit`]; after a failure [`rollback`] and then
-/// [`audit_failure`], in a transaction of its own.
+/// the step's actions (the foreign-key check among them when [`FOREIGN_KEY_CHECK`]),
+/// [`after_actions`], [`commit`]; after a failure [`rollback`] and then [`audit_failure`], in
+/// a transaction of its own.
 ///
 /// [`begin`]: StepDriver::begin
 /// [`is_applied`]: StepDriver::is_applied
 /// [`skip`]: StepDriver::skip
 /// [`before_actions`]: StepDriver::before_actions
 /// [`run_action`]: StepDriver::run_action
-/// [`actions`]: StepDriver::actions
+/// [`FOREIGN_KEY_CHECK`]: StepDriver::FOREIGN_KEY_CHECK
 /// [`after_actions`]: StepDriver::after_actions
 /// [`commit`]: StepDriver::commit
 /// [`rollback`]: StepDriver::rollback
@@ -246,8 +247,9 @@ pub(crate) trait StepDriver {
     /// back.
     fn before_actions(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<(), Error>;
 
-    /// The step's actions on this backend, in order.
-    fn actions(&self, step: &Prepared) -> Vec<Action>;
+    /// Whether strata checks foreign keys as an action of its own after the step's
+    /// ([`Action::ForeignKeyCheck`]; a server that enforces them itself needs none).
+    const FOREIGN_KEY_CHECK: bool;
 
     /// Runs one action: the rows it wrote and the fuel a component burned.
     fn run_action(
@@ -279,10 +281,11 @@ pub(crate) trait StepDriver {
 /// in order, what the backend records and compares after them, the ledger row and the commit,
 /// then the snapshot files; a failure is rolled back and audited after the rollback, so the
 /// log survives the failure it records.
-pub(crate) fn apply(
-    driver: &mut impl StepDriver,
+pub(crate) fn apply<D: StepDriver>(
+    driver: &mut D,
     phase: Phase,
     step: &Prepared,
+    test_data: bool,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
     let m = &step.migration;
@@ -311,7 +314,8 @@ pub(crate) fn apply(
         driver.rollback();
         return Err(e);
     }
-    let actions = driver.actions(step);
+    let mut actions = step.actions(test_data);
+    actions.retain(|a| D::FOREIGN_KEY_CHECK || *a != Action::ForeignKeyCheck);
     let (log, mut failure) = run_actions(phase, step, actions, events, |action, events| {
         driver.run_action(step, action, events)
     });

@@ -44,14 +44,6 @@ pub struct Context<'a> {
     pub write_snapshots: bool,
 }
 
-/// The actions a step runs on PostgreSQL, in order.
-pub fn actions(step: &Prepared, test_data: bool) -> Vec<Action> {
-    step.actions(test_data)
-        .into_iter()
-        .filter(|a| *a != Action::ForeignKeyCheck)
-        .collect()
-}
-
 /// Applies one prepared migration on `client`; may replace `client` with a fresh connection
 /// when the step changed the session in a way a reset cannot undo.
 ///
@@ -108,7 +100,7 @@ fn apply_in_transaction(
         open: false,
         untouched: String::new(),
     };
-    crate::core::step::apply(&mut driver, ctx.phase, step, events)
+    crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events)
 }
 
 /// One step on a PostgreSQL session, for the shared algorithm (`crate::core::step::apply`).
@@ -130,6 +122,9 @@ struct PgStep<'a, 'c> {
 }
 
 impl StepDriver for PgStep<'_, '_> {
+    /// PostgreSQL enforces foreign keys itself.
+    const FOREIGN_KEY_CHECK: bool = false;
+
     fn db(&self) -> PathBuf {
         self.ctx.target.as_path()
     }
@@ -175,10 +170,6 @@ impl StepDriver for PgStep<'_, '_> {
         self.untouched = ledger::signature(&mut **self.session)
             .map_err(|e| self.ctx.target.error("cannot read strata's schema", e))?;
         Ok(())
-    }
-
-    fn actions(&self, step: &Prepared) -> Vec<Action> {
-        actions(step, self.ctx.test_data)
     }
 
     fn run_action(

@@ -200,7 +200,7 @@ fn apply_in_transaction(
         fk_after: None,
         owned: None,
     };
-    crate::core::step::apply(&mut driver, ctx.phase, step, events)
+    crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events)
 }
 
 /// One step on a SQLite connection, for the shared algorithm (`crate::core::step::apply`):
@@ -219,6 +219,10 @@ struct SqliteStep<'a, 'c> {
 }
 
 impl StepDriver for SqliteStep<'_, '_> {
+    /// `PRAGMA foreign_key_check` after the step's own actions, with foreign keys off around
+    /// its transaction.
+    const FOREIGN_KEY_CHECK: bool = true;
+
     fn db(&self) -> PathBuf {
         self.ctx.db.to_path_buf()
     }
@@ -285,10 +289,6 @@ impl StepDriver for SqliteStep<'_, '_> {
         }
         self.guard.take_touched();
         Ok(())
-    }
-
-    fn actions(&self, step: &Prepared) -> Vec<Action> {
-        step.actions(self.ctx.test_data)
     }
 
     fn run_action(

@@ -16,7 +16,7 @@ use crate::{postgres, sqlite};
 pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backend + 'p>, Error> {
     Ok(match open_typed(project, db)? {
         Opened::Sqlite(b) => Box::new(b),
-        Opened::Postgres(b) => Box::new(b),
+        Opened::Postgres(b) => b,
     })
 }
 
@@ -25,16 +25,16 @@ pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backen
 /// through [`with_backend!`].
 pub(crate) enum Opened<'p> {
     Sqlite(sqlite::backend::Sqlite<'p>),
-    Postgres(postgres::backend::Postgres<'p>),
+    Postgres(Box<postgres::backend::Postgres<'p>>),
 }
 
 /// [`open`], keeping the backend's type.
 pub(crate) fn open_typed<'p>(project: &'p Project, db: &Path) -> Result<Opened<'p>, Error> {
     if is_server(db) {
         check_project(project)?;
-        Ok(Opened::Postgres(postgres::backend::Postgres::open(
-            project, db,
-        )?))
+        Ok(Opened::Postgres(Box::new(
+            postgres::backend::Postgres::open(project, db)?,
+        )))
     } else {
         Ok(Opened::Sqlite(sqlite::backend::Sqlite::new(project, db)))
     }

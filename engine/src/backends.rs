@@ -24,8 +24,6 @@ pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backen
 /// A database opened with its backend, as its own type: for what is generic over a backend's
 /// associated types (the design-time commands, over [`Inspect`](crate::core::backend::Inspect)),
 /// through [`with_backend!`].
-// One a command, opened and matched at once: boxing the larger variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
 pub(crate) enum Opened<'p> {
     Sqlite(sqlite::backend::Sqlite<'p>),
     Postgres(Box<postgres::backend::Postgres<'p>>),

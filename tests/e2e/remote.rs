@@ -574,7 +574,7 @@ fn serve_refuses_a_public_address_without_tls_and_needs_a_token() {
         .code(2)
         .stderr_has("local project only");
     p.strata(&["--remote", "http://127.0.0.1:1", "status"])
-        .code(1)
+        .code(4)
         .stderr_has("cannot reach the strata server at http://127.0.0.1:1");
     write_token(&p, "token", TOKEN);
     p.strata(&["serve", "--listen", "0.0.0.0:0", "--token-file", "token"])

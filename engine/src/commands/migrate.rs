@@ -350,6 +350,7 @@ pub fn sandbox(
                      the schema before the step\n{}",
                     schema_difference(&before, &after)
                 ),
+                code: None,
                 applied_before: Vec::new(),
             }
             .into());

@@ -1023,3 +1023,32 @@ fn a_long_steps_progress_arrives_while_it_runs() {
         "start line at {started:?}, applied line at {arrived:?}, the step took {took:?}"
     );
 }
+
+/// A PostgreSQL server that cannot be reached is exit 4 with a hint, locally and through
+/// `strata serve` (gRPC UNAVAILABLE), never bad input.
+#[test]
+fn an_unreachable_postgresql_server_is_unavailable_locally_and_through_the_service() {
+    let p = Project::example();
+    // Nothing listens on port 1 of the loopback: the connection is refused.
+    p.write("strata.toml", "db = \"postgres://app@127.0.0.1:1/shop\"\n");
+    let local = p
+        .strata(&["status"])
+        .code(4)
+        .stderr_has("postgres://app@127.0.0.1:1/shop_test")
+        .stderr_has("the server is unavailable")
+        .stderr_has("PGHOST/PGPORT");
+    p.strata(&["migrate"]).code(4).stderr_has("PGHOST/PGPORT");
+
+    let srv = Server::start(&p, &[]);
+    let client = Project::empty();
+    let status = remote(&client, &srv.url, &["status"]).code(4);
+    assert_eq!(status.stderr, local.stderr, "the same message as locally");
+    remote(&client, &srv.url, &["migrate"])
+        .code(4)
+        .stderr_has("the server is unavailable");
+    // The server stays up: the next call gets the same answer.
+    remote(&client, &srv.url, &["plan", "--sql"])
+        .code(4)
+        .stderr_has("PGHOST/PGPORT");
+    assert!(!srv.stderr().contains("panicked"), "{}", srv.stderr());
+}

@@ -10,6 +10,7 @@ pub mod backup;
 pub(crate) mod component;
 pub(crate) mod connection;
 pub(crate) mod design;
+pub(crate) mod dry_run;
 pub mod guard;
 pub mod ledger;
 pub mod restore;
@@ -17,7 +18,6 @@ pub mod schema;
 pub mod step;
 pub(crate) mod watch;
 
-pub(crate) use connection::one_line;
 pub use connection::{
     Located, Script, ScriptText, foreign_keys, is_busy, open, open_read_only, set_foreign_keys,
 };

@@ -23,9 +23,7 @@ pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backen
 
 /// A database opened with its backend, as its own type: for what is generic over a backend's
 /// associated types (the design-time commands, over [`Inspect`](crate::core::backend::Inspect)),
-/// through [`with_backend!`]. One lives for a command, so the larger PostgreSQL variant is not
-/// boxed.
-#[allow(clippy::large_enum_variant)]
+/// through [`with_backend!`].
 pub(crate) enum Opened<'p> {
     Sqlite(sqlite::backend::Sqlite<'p>),
     Postgres(Box<postgres::backend::Postgres<'p>>),

@@ -17,7 +17,9 @@
 //! - [`SqlScript`]: how a step reads as a script for `plan --sql`;
 //! - [`Introspect`]: the objects no module owns; the design-time commands read the rest
 //!   through [`Inspect`], which is generic over the backend's own schema model and so is not
-//!   part of `Backend`.
+//!   part of `Backend`;
+//! - [`Watch`]: whether a database changed, for a cache of answers (made by
+//!   `crate::backends::watch`, not part of `Backend`).
 //!
 //! docs/src/concepts.md ("The seam, trait by trait") lists each trait with what SQLite and
 //! PostgreSQL implement it with: a third backend implements the same list.
@@ -38,6 +40,33 @@ use crate::core::restore::{Restored, TableDifference};
 use crate::core::schema::ObjectRef;
 use crate::core::step::Prepared;
 use crate::core::tree::{Migration, Tree};
+
+/// Tells a cache of answers (the gRPC service's Status answer) whether a database changed since
+/// it last looked, in whatever way is cheap for its backend: SQLite compares the file's
+/// identity and metadata and `PRAGMA data_version` through a read-only connection kept open;
+/// PostgreSQL does not answer (a server's changes cannot be told cheaply and surely), so its
+/// answers are never kept. The caller only compares tokens.
+pub trait Watch: Send {
+    /// A token equal to an earlier one only if the database did not change in between; `None`
+    /// when that cannot be told cheaply and surely now (a write in progress, an error, a
+    /// backend that does not tell), and then the caller computes afresh and keeps nothing.
+    fn token(&mut self) -> Option<ChangeToken>;
+}
+
+/// A database's state as a [`Watch`] saw it, compared for equality only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeToken(pub(crate) Token);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Token {
+    /// No database there (yet).
+    Absent,
+    /// A database in a file: the file's stamp and the database's own change counter.
+    File {
+        stamp: crate::core::tree::FileStamp,
+        version: i64,
+    },
+}
 
 /// One database of a project (the real one, the test database, or one a command names), as the
 /// commands use it: every concern of the seam together, with how the database is shown and

@@ -17,7 +17,7 @@ use crate::core::backend::{UndoStep, Undone};
 use crate::core::checksum::Pinned;
 use crate::core::config::MigrationConfig;
 use crate::core::data::DataSet;
-use crate::core::error::{Error, Refusal, StepFailure};
+use crate::core::error::{DbCode, Error, Refusal, StepFailure};
 use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::ledger::{Entry, Outcome};
 use crate::core::tree::Migration;
@@ -186,6 +186,9 @@ pub(crate) struct ActionError {
     pub file: Option<PathBuf>,
     pub statement: Option<(usize, String)>,
     pub message: String,
+    /// The database's code for the failure (a SQLSTATE, SQLite's extended result code), when
+    /// the database refused.
+    pub code: Option<DbCode>,
 }
 
 impl ActionError {
@@ -198,6 +201,7 @@ impl ActionError {
             file,
             statement,
             message: message.into(),
+            code: None,
         }
     }
 }
@@ -356,6 +360,7 @@ pub(crate) fn apply<D: StepDriver>(
         file: err.file,
         statement: err.statement,
         message: err.message,
+        code: err.code,
         elapsed,
     };
     let db = driver.db();
@@ -369,6 +374,8 @@ struct Failed {
     /// The failing statement's line and text.
     statement: Option<(usize, String)>,
     message: String,
+    /// The database's code for the failure, when it gave one.
+    code: Option<DbCode>,
     elapsed: Duration,
 }
 
@@ -410,6 +417,7 @@ impl Failed {
             file: self.file,
             statement: self.statement,
             message,
+            code: self.code,
             applied_before: Vec::new(),
         }
         .into()
@@ -724,6 +732,7 @@ fn undo(
         file: failure.file,
         statement: failure.statement,
         message,
+        code: None,
         applied_before: Vec::new(),
     }
     .into())

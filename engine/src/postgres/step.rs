@@ -19,7 +19,7 @@ use super::{Session, describe_error, is_lock_timeout, ledger, script};
 use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::{DataSet, quote_ident};
-use crate::core::error::Error;
+use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, EventSink, Phase};
 use crate::core::ledger::Entry;
 use crate::core::step::{ActionError, Applied, Commit, Done, Prepared, StepDriver};
@@ -83,6 +83,11 @@ pub fn prepares_statements(step: &Prepared) -> bool {
             let upper = sql.to_ascii_uppercase();
             upper.contains("PREPARE") || upper.contains("DEALLOCATE")
         })
+}
+
+/// The SQLSTATE of a server's error.
+fn sqlstate(e: &postgres::Error) -> Option<DbCode> {
+    e.code().map(|c| DbCode::SqlState(c.code().to_string()))
 }
 
 fn apply_in_transaction(
@@ -205,11 +210,14 @@ impl StepDriver for PgStep<'_, '_> {
             Err(e) if is_lock_timeout(&e) => {
                 Err(Commit::Locked(self.ctx.target.error("cannot commit", e)))
             }
-            Err(e) => Err(Commit::Failed(ActionError::new(
-                None,
-                None,
-                format!("recording the step failed: {}", describe_error(&e)),
-            ))),
+            Err(e) => Err(Commit::Failed(ActionError {
+                code: sqlstate(&e),
+                ..ActionError::new(
+                    None,
+                    None,
+                    format!("recording the step failed: {}", describe_error(&e)),
+                )
+            })),
         }
     }
 
@@ -266,6 +274,7 @@ fn check_bookkeeping(
              append-only audit log); the step was rolled back. Leave the strata schema out of \
              migrations"
         ),
+        code: None,
     };
     match ledger::signature(tx) {
         Ok(now) if now == untouched => Ok(()),
@@ -332,6 +341,7 @@ fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> A
         file: Some(file.to_path_buf()),
         statement: Some((line, one_line(&s.text))),
         message: describe_error(e),
+        code: sqlstate(e),
     }
 }
 
@@ -350,6 +360,7 @@ fn split(file: &Path, sql: &str) -> Result<Vec<script::Statement>, ActionError> 
         file: Some(file.to_path_buf()),
         statement: None,
         message: e.to_string(),
+        code: None,
     })
 }
 
@@ -424,6 +435,7 @@ fn insert(tx: &mut Client, data: Option<&DataSet>) -> Result<u64, ActionError> {
                 file: Some(data.path.clone()),
                 statement: None,
                 message: format!("table `{table}`, row {}: {}", i + 1, describe_error(&e)),
+                code: sqlstate(&e),
             })?;
             count += 1;
         }
@@ -468,6 +480,7 @@ fn run_checks(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionErro
                 file: Some(file.to_path_buf()),
                 statement: Some((s.line, one_line(&s.text))),
                 message: crate::core::step::violating_rows(violations, &shown),
+                code: None,
             });
         }
         count += 1;

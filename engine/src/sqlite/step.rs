@@ -20,7 +20,7 @@ use rusqlite::types::ValueRef;
 use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::DataSet;
-use crate::core::error::Error;
+use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::ledger::Entry;
 use crate::core::step::{
@@ -471,6 +471,7 @@ fn run_action(
 }
 
 fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> ActionError {
+    let code = DbCode::of_sqlite(&e);
     let message = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
             guard.take_denied().unwrap_or_else(|| e.to_string())
@@ -482,7 +483,10 @@ fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> Act
             e => e.to_string(),
         },
     };
-    ActionError::new(Some(file.to_path_buf()), located(at), message)
+    ActionError {
+        code,
+        ..ActionError::new(Some(file.to_path_buf()), located(at), message)
+    }
 }
 
 fn run_script(

@@ -105,6 +105,10 @@ fn highlight(line: &str) -> String {
     out
 }
 
+#[path = "render_fleet.rs"]
+mod fleet;
+pub use fleet::{fleet_event, fleet_junit};
+
 /// Where and how to write.
 pub struct Output {
     json: bool,
@@ -133,6 +137,11 @@ impl Output {
     /// Whether only results and errors are printed.
     pub fn quiet_mode(&self) -> bool {
         self.quiet
+    }
+
+    /// Whether each action is printed too.
+    pub fn verbose_mode(&self) -> bool {
+        self.verbose
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
@@ -921,6 +930,10 @@ pub fn junit(report: &SandboxReport) -> String {
 pub fn error(err: &anyhow::Error, json: bool) -> i32 {
     if err.downcast_ref::<crate::cli::Failed>().is_some() {
         return strata_engine::core::exit::FAILURE;
+    }
+    if let Some(refused) = err.downcast_ref::<crate::cli::Refused>() {
+        errln!("error: {refused}");
+        return strata_engine::core::exit::REFUSED;
     }
     let code = if err.downcast_ref::<crate::cli::Declined>().is_some() {
         strata_engine::core::exit::REFUSED

@@ -160,7 +160,10 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                 } else if let Some(dbs) = &g.databases {
                     for db in dbs {
                         let db = if backends::is_server(db) {
-                            db.clone()
+                            crate::core::target::remember(
+                                &db.to_string_lossy(),
+                                &format!("[[fleet.group]] {} databases", g.name),
+                            )?
                         } else {
                             root.join(db)
                         };
@@ -168,7 +171,12 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     }
                 } else if let (Some(url), Some(names)) = (&g.url, &g.names) {
                     for name in names {
-                        add(name.clone(), PathBuf::from(url.replace("{name}", name)));
+                        // Shown and passed around without its password (see `remember`).
+                        let db = crate::core::target::remember(
+                            &url.replace("{name}", name),
+                            &format!("[[fleet.group]] {} url", g.name),
+                        )?;
+                        add(name.clone(), db);
                     }
                 }
             }

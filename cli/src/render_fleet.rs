@@ -152,6 +152,9 @@ impl Output {
             );
             for t in s.targets.iter().filter(|t| t.failed()) {
                 outln!("  {}", failure_line(t));
+                for line in t.error.as_deref().unwrap_or_default().lines() {
+                    outln!("      {line}");
+                }
             }
         }
         outln!(
@@ -174,18 +177,23 @@ fn outcome(o: TargetOutcome) -> &'static str {
     }
 }
 
-/// `acme FAILED at people/2024...: the error` (first line of the error).
+/// `acme FAILED at people/2024...: the cause` (the database's error for a failed step, else
+/// the error's first line).
 fn failure_line(t: &TargetResult) -> String {
     let error = t.error.as_deref().unwrap_or_default();
+    let cause = error
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("error: "))
+        .or_else(|| error.lines().next())
+        .unwrap_or_default();
     format!(
-        "{} {}{}: {}",
+        "{} {}{}: {cause}",
         t.target.name,
         shown_state(outcome(t.outcome)),
         t.failed_step
             .as_deref()
             .map(|s| format!(" at {s}"))
             .unwrap_or_default(),
-        error.lines().next().unwrap_or_default()
     )
 }
 

@@ -208,7 +208,9 @@ fn a_failing_tenant_stops_the_stage_and_a_second_run_goes_on_where_it_stopped() 
     let run = p
         .strata(&["fleet", "migrate", "--json", "--junit", "fleet.xml"])
         .code(1)
-        .stderr_has("t05 FAILED at app/20260102T000000Z-strict-names");
+        .stderr_has(
+            "t05 FAILED at app/20260102T000000Z-strict-names: NOT NULL constraint failed: people_new.name",
+        );
     let report = run.json();
     assert_eq!(report["ok"], false);
     assert_eq!(report["stages"][0]["stopped"], true);

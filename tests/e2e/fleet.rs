@@ -527,3 +527,86 @@ fn a_postgresql_url_template_names_one_database_per_tenant() {
         .ok()
         .stdout_has("up-to-date 3");
 }
+
+/// Asserts a tenant holds the whole chain, each step applied once (its row copied once).
+fn applied_once(p: &Project, i: usize) {
+    let db = p.open(&tenant(i));
+    let names = applied(p, i);
+    assert_eq!(names, ["people", "strict-names", "tags"], "{}", tenant(i));
+    // One row per migration in the ledger (its key), and the rows copied once.
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM people"),
+        ["1"],
+        "{}",
+        tenant(i)
+    );
+}
+
+#[test]
+fn two_fleet_runs_at_once_migrate_each_target_exactly_once() {
+    let n = 20;
+    let p = fleet(n);
+    people_everywhere(&p, n, &[]);
+    let run: Vec<String> = [
+        "fleet",
+        "migrate",
+        "--targets",
+        "tenants/*.db",
+        "--parallel",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec();
+    crate::harness::all_at_once(p.root(), &[run.clone(), run]);
+    for i in 0..n {
+        applied_once(&p, i);
+    }
+    p.strata(&["fleet", "status", "--targets", "tenants/*.db"])
+        .ok()
+        .stdout_has("up-to-date 20");
+}
+
+#[test]
+fn a_fleet_run_killed_midway_goes_on_where_it_stopped() {
+    use std::io::{BufRead, BufReader};
+    let n = 40;
+    let p = fleet(n);
+    people_everywhere(&p, n, &[]);
+    let mut child = crate::harness::strata_command(
+        p.root(),
+        &[
+            "fleet",
+            "migrate",
+            "--targets",
+            "tenants/*.db",
+            "--parallel",
+            "2",
+            "-v",
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Killed once a few targets are done, others are running.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().starts_with("[3/") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = (0..n).filter(|&i| applied(&p, i).len() == 3).count();
+    assert!(done >= 3, "{done} targets were migrated before the kill");
+
+    let report = p
+        .strata(&["fleet", "migrate", "--targets", "tenants/*.db", "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["counts"]["up-to-date"], done);
+    assert_eq!(report["counts"]["applied"], n - done);
+    for i in 0..n {
+        applied_once(&p, i);
+    }
+}

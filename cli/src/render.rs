@@ -882,14 +882,17 @@ impl Progress {
     }
 }
 
+/// `text` escaped for an XML attribute or element.
+pub(crate) fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The sandbox report as JUnit XML: one testsuite, one testcase per step.
 pub fn junit(report: &SandboxReport) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+    let esc = xml_escape;
     let count = |o: StepOutcome| report.steps.iter().filter(|s| s.outcome == o).count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(

@@ -26,6 +26,11 @@ fn counts(counts: &BTreeMap<String, usize>) -> String {
         .join(", ")
 }
 
+/// The width of the longest target name of `rows`, to align them.
+fn name_width(rows: &[TargetStatus]) -> usize {
+    rows.iter().map(|t| t.target.name.len()).max().unwrap_or(0)
+}
+
 /// One target's row: name, group, stage, state, applied, head, pending.
 fn row(t: &TargetStatus, width: usize) {
     let pending = match t.pending.len() {
@@ -54,12 +59,7 @@ impl Output {
         if self.json {
             return self.print_json(status);
         }
-        let width = status
-            .targets
-            .iter()
-            .map(|t| t.target.name.len())
-            .max()
-            .unwrap_or(0);
+        let width = name_width(&status.targets);
         let mut groups: Vec<&str> = Vec::new();
         for t in &status.targets {
             if !groups.contains(&t.target.group.as_str()) {
@@ -103,12 +103,7 @@ impl Output {
             None => outln!("no rehearsal (--no-rehearsal)"),
         }
         for s in &plan.stages {
-            let width = s
-                .targets
-                .iter()
-                .map(|t| t.target.name.len())
-                .max()
-                .unwrap_or(0);
+            let width = name_width(&s.targets);
             let work = s.targets.iter().filter(|t| !t.pending.is_empty()).count();
             outln!(
                 "stage {}: {} target(s), {work} with work, {} at a time, on failure {}",
@@ -235,12 +230,7 @@ pub fn fleet_event(quiet: bool, verbose: bool, e: &FleetEvent<'_>) {
 
 /// The fleet report as JUnit XML: a testsuite per stage, a testcase per target.
 pub fn fleet_junit(report: &FleetReport) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+    let esc = super::xml_escape;
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
     for s in &report.stages {
         let n = |f: fn(&TargetResult) -> bool| s.targets.iter().filter(|t| f(t)).count();

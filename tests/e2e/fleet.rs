@@ -91,12 +91,25 @@ fn outcome_of(report: &serde_json::Value, name: &str) -> String {
         .1
 }
 
-/// A strata.toml with one group over the tenant files and the stages given.
-fn with_stages(p: &Project, stages: &str) {
+/// Asserts `fleet status` over the tenant files succeeds and says `text`.
+#[track_caller]
+fn status_says(p: &Project, text: &str) {
+    p.strata(&["fleet", "status", "--targets", "tenants/*.db"])
+        .ok()
+        .stdout_has(text);
+}
+
+/// `n` tenants at the first migration with a row each (a NULL name in those of `bad`), the
+/// next two migrations pending, and a strata.toml with one group over the tenant files and
+/// the stages given.
+fn staged_fleet(n: usize, bad: &[usize], stages: &str) -> Project {
+    let p = fleet(n);
+    people_everywhere(&p, n, bad);
     p.write(
         "strata.toml",
         &format!("[[fleet.group]]\nname = \"tenants\"\nglob = \"tenants/*.db\"\n\n{stages}"),
     );
+    p
 }
 
 #[test]
@@ -190,18 +203,15 @@ fn twenty_four_tenants_get_the_chain_each_with_its_backup_and_audit_and_a_second
     for (i, bytes) in before.iter().enumerate() {
         assert_eq!(&std::fs::read(p.path(&tenant(i))).unwrap(), bytes);
     }
-    p.strata(&["fleet", "status", "--targets", "tenants/*.db"])
-        .ok()
-        .stdout_has("24 target(s), chain of 3 migration(s): up-to-date 24");
+    status_says(&p, "24 target(s), chain of 3 migration(s): up-to-date 24");
 }
 
 #[test]
 fn a_failing_tenant_stops_the_stage_and_a_second_run_goes_on_where_it_stopped() {
     let n = 20;
-    let p = fleet(n);
-    people_everywhere(&p, n, &[5]);
-    with_stages(
-        &p,
+    let p = staged_fleet(
+        n,
+        &[5],
         "[[fleet.stage]]\nname = \"one-by-one\"\nparallel = 1\non_failure = \"stop\"\n",
     );
     let before = p.app_dump(&tenant(5));
@@ -259,10 +269,9 @@ fn a_failing_tenant_stops_the_stage_and_a_second_run_goes_on_where_it_stopped() 
 #[test]
 fn under_continue_every_other_tenant_is_migrated_and_the_failures_are_named() {
     let n = 21;
-    let p = fleet(n);
-    people_everywhere(&p, n, &[3, 17]);
-    with_stages(
-        &p,
+    let p = staged_fleet(
+        n,
+        &[3, 17],
         "[[fleet.stage]]\nname = \"all\"\nparallel = 3\non_failure = \"continue\"\n",
     );
     let report = p
@@ -295,10 +304,9 @@ fn under_continue_every_other_tenant_is_migrated_and_the_failures_are_named() {
 #[test]
 fn max_failures_stops_the_stage_after_that_many_and_later_stages_do_not_run() {
     let n = 20;
-    let p = fleet(n);
-    people_everywhere(&p, n, &[2, 6, 9]);
-    with_stages(
-        &p,
+    let p = staged_fleet(
+        n,
+        &[2, 6, 9],
         "[[fleet.stage]]\nname = \"first\"\ntargets = [\"t0*\"]\nparallel = 1\nmax_failures = 2\n\n\
          [[fleet.stage]]\nname = \"second\"\ntargets = [\"t1*\"]\n",
     );
@@ -329,10 +337,9 @@ fn max_failures_stops_the_stage_after_that_many_and_later_stages_do_not_run() {
 #[test]
 fn a_canary_stage_that_fails_keeps_the_rest_of_the_fleet_untouched() {
     let n = 20;
-    let p = fleet(n);
-    people_everywhere(&p, n, &[0]);
-    with_stages(
-        &p,
+    let p = staged_fleet(
+        n,
+        &[0],
         "[[fleet.stage]]\nname = \"canary\"\ntargets = [\"t00\"]\n\n\
          [[fleet.stage]]\nname = \"everyone\"\nparallel = 4\n",
     );
@@ -542,28 +549,27 @@ fn applied_once(p: &Project, i: usize) {
     );
 }
 
+/// `fleet migrate` over the tenant files, two at a time.
+const TWO_AT_A_TIME: [&str; 6] = [
+    "fleet",
+    "migrate",
+    "--targets",
+    "tenants/*.db",
+    "--parallel",
+    "2",
+];
+
 #[test]
 fn two_fleet_runs_at_once_migrate_each_target_exactly_once() {
     let n = 20;
     let p = fleet(n);
     people_everywhere(&p, n, &[]);
-    let run: Vec<String> = [
-        "fleet",
-        "migrate",
-        "--targets",
-        "tenants/*.db",
-        "--parallel",
-        "2",
-    ]
-    .map(String::from)
-    .to_vec();
+    let run: Vec<String> = TWO_AT_A_TIME.map(String::from).to_vec();
     crate::harness::all_at_once(p.root(), &[run.clone(), run]);
     for i in 0..n {
         applied_once(&p, i);
     }
-    p.strata(&["fleet", "status", "--targets", "tenants/*.db"])
-        .ok()
-        .stdout_has("up-to-date 20");
+    status_says(&p, "up-to-date 20");
 }
 
 #[test]
@@ -572,22 +578,12 @@ fn a_fleet_run_killed_midway_goes_on_where_it_stopped() {
     let n = 40;
     let p = fleet(n);
     people_everywhere(&p, n, &[]);
-    let mut child = crate::harness::strata_command(
-        p.root(),
-        &[
-            "fleet",
-            "migrate",
-            "--targets",
-            "tenants/*.db",
-            "--parallel",
-            "2",
-            "-v",
-        ],
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child =
+        crate::harness::strata_command(p.root(), &[TWO_AT_A_TIME.as_slice(), &["-v"]].concat())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
     // Killed once a few targets are done, others are running.
     let stderr = BufReader::new(child.stderr.take().unwrap());
     for line in stderr.lines() {

@@ -527,6 +527,22 @@ fn stage_names(stages: &[Stage], count: usize) -> Vec<String> {
     names
 }
 
+/// The tree, the stages and every target's row, read as many at a time as the widest stage
+/// runs: what `fleet status` and `fleet plan` show.
+fn read_fleet(
+    project: &Project,
+    selection: &Selection,
+    opts: &MigrateOptions,
+) -> Result<(Tree, Vec<Stage>, Vec<TargetStatus>), Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let targets = targets(project, selection)?;
+    let stages = stages(project, &targets, selection);
+    let stage_of = stage_names(&stages, targets.len());
+    let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
+    let rows = read_all(project, &tree, &targets, &stage_of, opts, parallel);
+    Ok((tree, stages, rows))
+}
+
 /// `strata fleet status`: every target's state. Reads each target read-only and creates
 /// nothing; a target that cannot be read is `unreachable`.
 pub fn fleet_status(
@@ -534,12 +550,7 @@ pub fn fleet_status(
     selection: &Selection,
     opts: &MigrateOptions,
 ) -> Result<FleetStatus, Error> {
-    let tree = Tree::load(&project.migrations_dir())?;
-    let targets = targets(project, selection)?;
-    let stages = stages(project, &targets, selection);
-    let stage_of = stage_names(&stages, targets.len());
-    let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
-    let rows = read_all(project, &tree, &targets, &stage_of, opts, parallel);
+    let (tree, _, rows) = read_fleet(project, selection, opts)?;
     let mut counts = BTreeMap::new();
     for r in &rows {
         *counts.entry(r.state.as_str().to_string()).or_insert(0) += 1;
@@ -602,9 +613,7 @@ pub fn fleet_plan(
     selection: &Selection,
     opts: &MigrateOptions,
 ) -> Result<FleetPlan, Error> {
-    let tree = Tree::load(&project.migrations_dir())?;
-    let targets = targets(project, selection)?;
-    let stages = stages(project, &targets, selection);
+    let (tree, stages, rows) = read_fleet(project, selection, opts)?;
     let rehearsal = if opts.rehearse {
         let db = backends::open(project, &project.test_db)?;
         let pending =
@@ -617,12 +626,7 @@ pub fn fleet_plan(
     } else {
         None
     };
-    let stage_of = stage_names(&stages, targets.len());
-    let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
-    let mut rows = read_all(project, &tree, &targets, &stage_of, opts, parallel)
-        .into_iter()
-        .map(Some)
-        .collect::<Vec<_>>();
+    let mut rows = rows.into_iter().map(Some).collect::<Vec<_>>();
     Ok(FleetPlan {
         rehearsal,
         stages: stages

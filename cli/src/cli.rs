@@ -380,7 +380,7 @@ struct FleetArgs {
     #[arg(long, value_name = "PATTERN")]
     targets: Option<String>,
     /// How many targets run (or are read) at once in stages without their own `parallel`
-    /// (default: the number of cores).
+    /// (default: 8 per core, at most 32: a target's run mostly waits for its disk or server).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     parallel: Option<u16>,
 }

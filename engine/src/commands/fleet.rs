@@ -257,10 +257,14 @@ struct Stage {
 /// groups and name patterns (all remaining ones when it names none) that no earlier stage
 /// took; the targets no stage took form a last stage, `rest` (`all` when none is configured).
 fn stages(project: &Project, targets: &[FleetTarget], selection: &Selection) -> Vec<Stage> {
+    // A target's run is mostly waiting for its disk to sync (or its server to answer), so
+    // more targets than cores run at once: 8 per core, at most 32.
     let default_parallel = selection.parallel.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
+            .saturating_mul(8)
+            .min(32)
     });
     let policy = |s: &FleetStage| match (s.max_failures, s.on_failure) {
         (Some(k), _) => k,

@@ -180,7 +180,7 @@ pub struct FleetStage {
     /// Target names or patterns (`*`, `?`) this stage takes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
-    /// How many targets run at once (default: the number of cores).
+    /// How many targets run at once (default: 8 per core, at most 32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel: Option<usize>,
     /// What a failed target does to the stage: `stop` (the default) or `continue`.

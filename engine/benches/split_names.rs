@@ -16,8 +16,9 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use strata_engine::config::Limits;
-use strata_engine::sandbox::{Call, Guard, Policy, Sandbox, World};
+use strata_engine::components::limits::Limits;
+use strata_engine::components::{Call, Policy, Sandbox, World};
+use strata_engine::sqlite::guard::Guard;
 
 /// Measured rounds, after one warm-up round; the order of the ways rotates from round to round.
 const RUNS: usize = 5;
@@ -52,7 +53,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.db");
     seed(&base, rows);
-    let sandbox = Sandbox::new(Some(strata_engine::sandbox::CacheLocation {
+    let sandbox = Sandbox::new(Some(strata_engine::components::CacheLocation {
         entries: dir.path().join("cache"),
         key_file: dir.path().join("state/cache.key"),
     }))
@@ -81,7 +82,7 @@ fn main() {
                 Way::Native => native(&mut conn),
                 Way::Guest => peak = guest(&sandbox, &mut conn, &wasm),
                 Way::BackupAndGuest => {
-                    strata_engine::backup::take(
+                    strata_engine::sqlite::backup::take(
                         &conn,
                         &path,
                         &dir.path().join("backups"),
@@ -151,7 +152,7 @@ fn start(wasm: &[u8], dir: &Path) {
     let (mut cold, mut engine, mut warm, mut load, mut again) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let cache = strata_engine::sandbox::CacheLocation {
+        let cache = strata_engine::components::CacheLocation {
             entries: dir.join(format!("start-cache-{round}/entries")),
             key_file: dir.join(format!("start-cache-{round}/key/cache.key")),
         };
@@ -245,7 +246,7 @@ fn digest(conn: &Connection) -> String {
             h.update([0]);
         }
     }
-    strata_engine::checksum::hex(&h.finalize())
+    strata_engine::core::checksum::hex(&h.finalize())
 }
 
 fn one_statement(conn: &Connection) {

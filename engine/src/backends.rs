@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::core::backend::Backend;
 use crate::core::config::Project;
+use crate::core::dry_run::DryRun;
 use crate::core::error::Error;
 use crate::{postgres, sqlite};
 
@@ -16,7 +17,7 @@ use crate::{postgres, sqlite};
 pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backend + 'p>, Error> {
     Ok(match open_typed(project, db)? {
         Opened::Sqlite(b) => Box::new(b),
-        Opened::Postgres(b) => Box::new(b),
+        Opened::Postgres(b) => b,
     })
 }
 
@@ -25,16 +26,16 @@ pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backen
 /// through [`with_backend!`].
 pub(crate) enum Opened<'p> {
     Sqlite(sqlite::backend::Sqlite<'p>),
-    Postgres(postgres::backend::Postgres<'p>),
+    Postgres(Box<postgres::backend::Postgres<'p>>),
 }
 
 /// [`open`], keeping the backend's type.
 pub(crate) fn open_typed<'p>(project: &'p Project, db: &Path) -> Result<Opened<'p>, Error> {
     if is_server(db) {
         check_project(project)?;
-        Ok(Opened::Postgres(postgres::backend::Postgres::open(
-            project, db,
-        )?))
+        Ok(Opened::Postgres(Box::new(
+            postgres::backend::Postgres::open(project, db)?,
+        )))
     } else {
         Ok(Opened::Sqlite(sqlite::backend::Sqlite::new(project, db)))
     }
@@ -85,6 +86,20 @@ pub fn is_server(db: &Path) -> bool {
 /// that caches answers; `None` for a database on a server, which has no such file.
 pub fn watched_file(db: &Path) -> Option<&Path> {
     (!is_server(db)).then_some(db)
+}
+
+/// A throwaway database with the schema of `project`'s real database, to try pending SQL on
+/// (`plan`, `lint`): SQLite's; `None` on a backend that has none (PostgreSQL). `Err(why)`
+/// inside when the schema could not be copied.
+#[allow(clippy::type_complexity)]
+pub(crate) fn dry_run(project: &Project) -> Result<Option<Result<Box<dyn DryRun>, String>>, Error> {
+    if is_server(&project.db) {
+        return Ok(None);
+    }
+    let real = project.db.exists().then_some(project.db.as_path());
+    Ok(Some(
+        sqlite::dry_run::open(real)?.map(|copy| Box::new(copy) as Box<dyn DryRun>),
+    ))
 }
 
 #[cfg(test)]

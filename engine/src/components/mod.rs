@@ -252,10 +252,10 @@ impl Sandbox {
         HostState<D>: bindings::sql::Host + bindings::sql::HostCursor,
     {
         let mut linkers = self.linkers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(l) = linkers.get(&TypeId::of::<D>()) {
-            if let Ok(l) = Arc::clone(l).downcast::<Linker<HostState<D>>>() {
-                return Ok(l);
-            }
+        if let Some(l) = linkers.get(&TypeId::of::<D>())
+            && let Ok(l) = Arc::clone(l).downcast::<Linker<HostState<D>>>()
+        {
+            return Ok(l);
         }
         let mut linker = Linker::new(&self.engine);
         add_to_linker(&mut linker)?;

@@ -128,7 +128,7 @@ pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<Str
     Ok(stale)
 }
 
-fn record_path(wasm: &Path) -> PathBuf {
+pub(crate) fn record_path(wasm: &Path) -> PathBuf {
     let mut name = wasm.as_os_str().to_owned();
     name.push(BUILT_FROM);
     PathBuf::from(name)

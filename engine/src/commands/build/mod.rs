@@ -17,12 +17,12 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::components::{Sandbox, World};
-use crate::core::backup::record_path;
 use crate::core::checksum::hex;
 use crate::core::config::{MigrationConfig, Project};
 use crate::core::error::Error;
 use crate::core::event::{Event, EventSink};
 use crate::core::guest::Lang;
+use crate::core::guest::record_path;
 use crate::core::guest::sources_sha256;
 use crate::core::tree::{Migration, Tree};
 

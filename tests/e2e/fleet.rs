@@ -264,6 +264,11 @@ fn a_failing_tenant_stops_the_stage_and_a_second_run_goes_on_where_it_stopped() 
     for i in 0..n {
         assert_eq!(applied(&p, i), ["people", "strict-names", "tags"]);
     }
+    // One tenant back from the backup the resumed run took of it, as `restore` does for any
+    // database.
+    p.strata(&["restore", "--db", &tenant(7), "--yes"]).ok();
+    assert_eq!(applied(&p, 7), ["people"]);
+    assert_eq!(applied(&p, 8), ["people", "strict-names", "tags"]);
 }
 
 #[test]

@@ -82,7 +82,8 @@ pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
 /// (`relfilenode`: a TRUNCATE shows) and triggers with whether they are enabled, the functions'
 /// source) and this transaction's row writes to strata's tables (the
 /// `pg_stat_get_xact_tuples_*` counters behind `pg_stat_xact_user_tables`, which count even
-/// what `session_replication_role` hides from the triggers).
+/// what `session_replication_role` hides from the triggers), and its sequences' parameters and
+/// last values (a `setval` or `nextval` that no rollback undoes; strata's own writes use none).
 ///
 /// Costs the same at the 5,000th step as at the first: the schema's members are found through
 /// `pg_depend`'s index on the referenced namespace, columns and triggers through their tables'
@@ -119,7 +120,12 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
   (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', p.oid, p.proname, p.proowner, p.proacl,
           pg_catalog.md5(p.prosrc), p.prosecdef, p.proconfig), ',' ORDER BY p.oid)
      FROM members m JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) m.objid
-    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass)
+    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', s.seqrelid, s.seqstart, s.seqincrement,
+          s.seqmax, s.seqmin, s.seqcycle, pg_catalog.pg_sequence_last_value(s.seqrelid)), ','
+          ORDER BY s.seqrelid)
+     FROM members m JOIN pg_catalog.pg_sequence s ON s.seqrelid OPERATOR(pg_catalog.=) m.objid
+    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass)
 ))";
 
 /// The fingerprint of what a step may not change (see `SIGNATURE`); equal before and after

@@ -394,3 +394,106 @@ fn a_server_error_quoting_a_huge_value_is_kept_bounded() {
     let longest: usize = audited[0].parse().unwrap();
     assert!(longest < 64 << 10, "an audit detail of {longest} bytes");
 }
+
+// ---- strata serve: idle connections without a token ---------------------------------------------
+
+/// The HTTP/2 client preface: all a flooding client sends.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// `n` connections from `source` (another loopback address than the real client's) to `addr`,
+/// each sending only the HTTP/2 preface.
+fn flood(source: &str, addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+            let Ok(mut stream) = socket.connect(addr).await else {
+                continue;
+            };
+            use tokio::io::AsyncWriteExt;
+            let _ = stream.write_all(PREFACE).await;
+            let stream = stream.into_std().unwrap();
+            stream.set_nonblocking(false).unwrap();
+            held.push(stream);
+        }
+        held
+    })
+}
+
+/// The sockets `pid` holds open.
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+#[test]
+fn idle_connections_without_a_token_cannot_shut_the_server_to_others() {
+    const PER_PEER: usize = 16;
+    let served = crate::remote::Served::example(
+        |p| drop(p.strata(&["migrate", "-q"]).ok()),
+        &[
+            "--max-connections",
+            "48",
+            "--max-connections-per-peer",
+            &PER_PEER.to_string(),
+            "--idle-timeout",
+            "2",
+        ],
+    );
+    let addr: std::net::SocketAddr = served
+        .srv
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let before = sockets(served.srv.pid());
+    // One client without a token opens 400 connections, far more than the caps.
+    let mut held = flood("127.0.0.2", addr, 400);
+    assert!(held.len() > PER_PEER * 2, "only {} connected", held.len());
+    // Everyone else is still served.
+    served.remote(&["status"]).ok();
+    // The server holds at most the per-peer cap of the flood's connections (plus the call's,
+    // now closing).
+    let open = sockets(served.srv.pid()) - before;
+    assert!(
+        open <= PER_PEER + 2,
+        "the server holds {open} sockets for one peer's idle connections"
+    );
+    // A connection that sent only the preface is closed by the server: reading it ends. (The
+    // read timeout only keeps a broken server from hanging the test.)
+    use std::io::Read;
+    let mut closed = 0;
+    for s in held.iter_mut() {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    closed += 1;
+                    break;
+                }
+                Err(e) => panic!("an idle connection stayed open: {e}"),
+            }
+        }
+    }
+    assert_eq!(closed, held.len());
+    drop(held);
+    // Its places came back: the same peer can connect and call again.
+    let held = flood("127.0.0.2", addr, PER_PEER);
+    assert_eq!(held.len(), PER_PEER);
+    served.remote(&["status"]).ok();
+}

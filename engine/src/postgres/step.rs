@@ -388,10 +388,22 @@ fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> A
                     .filter(|c| *c == '\n')
                     .count()
         });
+    let db = e.as_db_error();
+    let mut message = describe_error(e);
+    if db.and_then(|d| d.schema()) == Some(super::ledger::SCHEMA_NAME) {
+        message.push_str(
+            "; the statement reached strata's bookkeeping (the `strata` schema), which is \
+             strata's alone: leave it out of migrations",
+        );
+    } else if db.is_some_and(|d| *d.code() == postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+        && file.ends_with("checks.sql")
+    {
+        message.push_str("; checks.sql runs read-only: a check may read, never write");
+    }
     ActionError {
         file: Some(file.to_path_buf()),
         statement: Some((line, one_line(&s.text))),
-        message: describe_error(e),
+        message,
     }
 }
 

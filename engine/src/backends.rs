@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::core::backend::Backend;
 use crate::core::config::Project;
+use crate::core::dry_run::DryRun;
 use crate::core::error::Error;
 use crate::{postgres, sqlite};
 
@@ -85,6 +86,20 @@ pub fn is_server(db: &Path) -> bool {
 /// that caches answers; `None` for a database on a server, which has no such file.
 pub fn watched_file(db: &Path) -> Option<&Path> {
     (!is_server(db)).then_some(db)
+}
+
+/// A throwaway database with the schema of `project`'s real database, to try pending SQL on
+/// (`plan`, `lint`): SQLite's; `None` on a backend that has none (PostgreSQL). `Err(why)`
+/// inside when the schema could not be copied.
+#[allow(clippy::type_complexity)]
+pub(crate) fn dry_run(project: &Project) -> Result<Option<Result<Box<dyn DryRun>, String>>, Error> {
+    if is_server(&project.db) {
+        return Ok(None);
+    }
+    let real = project.db.exists().then_some(project.db.as_path());
+    Ok(Some(
+        sqlite::dry_run::open(real)?.map(|copy| Box::new(copy) as Box<dyn DryRun>),
+    ))
 }
 
 #[cfg(test)]

@@ -9,13 +9,13 @@ pub mod backup;
 pub(crate) mod component;
 pub(crate) mod connection;
 pub(crate) mod design;
+pub(crate) mod dry_run;
 pub mod guard;
 pub mod ledger;
 pub mod restore;
 pub mod schema;
 pub mod step;
 
-pub(crate) use connection::one_line;
 pub use connection::{
     Located, Script, ScriptText, foreign_keys, is_busy, open, open_read_only, set_foreign_keys,
 };

@@ -15,6 +15,7 @@ use strata_engine::core::exit;
 use strata_engine::{Error, Project, Tree};
 use strata_serve::auth::{self, Token};
 use strata_serve::client::{Client, ClientOptions};
+use strata_serve::connections::ConnectionLimits;
 use strata_serve::proto;
 use strata_serve::server::{self, TlsFiles};
 use strata_serve::{RemoteError, StrataService};
@@ -70,6 +71,20 @@ pub struct ServeArgs {
     /// The largest message accepted or sent, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = strata_serve::service::DEFAULT_MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
+    /// Connections open at once over all clients; more are closed as they arrive (lowered to
+    /// fit the limit of open files).
+    #[arg(long, value_name = "N", default_value_t = strata_serve::connections::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..1_000_000))]
+    max_connections: u64,
+    /// Connections open at once from one IP address.
+    #[arg(long, value_name = "N", default_value_t = strata_serve::connections::DEFAULT_MAX_CONNECTIONS_PER_PEER as u64,
+          value_parser = clap::value_parser!(u64).range(1..1_000_000))]
+    max_connections_per_peer: u64,
+    /// A connection that sends nothing for this many seconds is closed (the server's
+    /// keepalive pings keep a waiting client's connection active).
+    #[arg(long, value_name = "SECS", default_value_t = strata_serve::connections::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..86_400))]
+    idle_timeout: u64,
 }
 
 fn token_from(args: &RemoteArgs, create: bool) -> Result<Option<(String, String)>> {
@@ -162,7 +177,18 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
                 }
             );
         }
-        server::serve(service, listener, tls_config, server::signal()).await?;
+        let (limits, lowered) = ConnectionLimits {
+            max_connections: args.max_connections as usize,
+            max_connections_per_peer: args.max_connections_per_peer as usize,
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+        }
+        .fitted();
+        if let Some(note) = lowered
+            && !out.quiet_mode()
+        {
+            errln!("strata serve: {note}");
+        }
+        server::serve_with(service, listener, tls_config, limits, server::signal()).await?;
         if !out.quiet_mode() {
             errln!("strata serve: stopped");
         }

@@ -34,6 +34,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod connections;
 mod convert;
 pub mod error;
 pub mod server;

@@ -4,7 +4,8 @@
 //! stops accepting calls, lets calls in flight finish, and waits for a run whose client went away.
 //! Its limits bound what any client, with or without the token, can make it hold: the calls it
 //! runs at once ([`MAX_CONCURRENT_CALLS`]), the streams per connection, the HTTP/2 windows (what
-//! a client may push before the server reads) and the header block.
+//! a client may push before the server reads) and the header block; and the connections
+//! themselves ([`crate::connections`]: how many, how many from one address, how long idle).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::StrataService;
+use crate::connections::{ConnectionLimits, Gate};
 use crate::proto::strata_server::StrataServer;
 
 /// Calls the server runs at once, over all connections; more wait for a free slot (their
@@ -92,10 +94,29 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
 
 /// Serves `service` with health and reflection on `listener` until `shutdown` completes, then
 /// drains: calls in flight finish, and a run still going (its client gone) is waited for.
+/// Connections are bounded by the default [`ConnectionLimits`].
 pub async fn serve(
     service: StrataService,
     listener: tokio::net::TcpListener,
     tls: Option<ServerTlsConfig>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_with(
+        service,
+        listener,
+        tls,
+        ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with the connections bounded by `limits` (see [`crate::connections`]).
+pub async fn serve_with(
+    service: StrataService,
+    listener: tokio::net::TcpListener,
+    tls: Option<ServerTlsConfig>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -115,18 +136,27 @@ pub async fn serve(
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-        .http2_max_header_list_size(MAX_HEADER_BYTES);
+        .http2_max_header_list_size(MAX_HEADER_BYTES)
+        // Pings that an honest client answers (so its connection never goes idle, even while
+        // it waits on a long run) and that end a connection whose client stopped reading.
+        .http2_keepalive_interval(Some(limits.keepalive_interval()))
+        .http2_keepalive_timeout(Some(limits.keepalive_interval()))
+        .http2_max_pending_accept_reset_streams(Some(MAX_STREAMS_PER_CONNECTION as usize));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
     let drained = service.clone();
     // tonic ignores its tcp_nodelay setting for an incoming stream: without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs add about 40 ms to every small reply.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(stream) = &conn {
+    // Each connection is admitted within the limits before any of its bytes is read; one over
+    // a cap is dropped, so closed, at once.
+    let gate = Gate::new(limits);
+    let incoming = TcpListenerStream::new(listener).filter_map(move |conn| match conn {
+        Ok(stream) => {
             let _ = stream.set_nodelay(true);
+            gate.admit(stream).map(Ok)
         }
-        conn
+        Err(e) => Some(Err(e)),
     });
     let signal = async {
         shutdown.await;

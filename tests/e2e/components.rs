@@ -22,6 +22,14 @@ pub enum Op {
     Cursor { sql: String, max: u32, calls: u32 },
     /// `log.log(warn, message)`.
     Log(String),
+    /// `sql.execute(head + fill repeated len times + tail, [])`, the text built at run time in
+    /// memory the guest grows for it (a statement far larger than the data segment).
+    ExecuteLong {
+        head: String,
+        fill: u8,
+        len: u32,
+        tail: String,
+    },
 }
 
 /// Which entry point the component exports.
@@ -122,6 +130,25 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
                     ret4 = RET + 4
                 ));
             }
+            Op::ExecuteLong {
+                head,
+                fill,
+                len,
+                tail,
+            } => {
+                let (hp, hl) = data.string(head);
+                let (tp, tl) = data.string(tail);
+                let total = hl + *len as usize + tl;
+                let pages = total.div_ceil(65536);
+                code.push_str(&format!(
+                    "(local.set $buf (i32.mul (memory.grow (i32.const {pages})) (i32.const 65536)))
+                     (memory.copy (local.get $buf) (i32.const {hp}) (i32.const {hl}))
+                     (memory.fill (i32.add (local.get $buf) (i32.const {hl})) (i32.const {fill}) (i32.const {len}))
+                     (memory.copy (i32.add (local.get $buf) (i32.const {at})) (i32.const {tp}) (i32.const {tl}))
+                     (call $execute (local.get $buf) (i32.const {total}) (i32.const 0) (i32.const 0) (i32.const {RET}))\n",
+                    at = hl + *len as usize,
+                ));
+            }
             Op::Log(message) => {
                 let (mp, ml) = data.string(message);
                 code.push_str(&format!(
@@ -193,7 +220,7 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
     (import "host" "log" (func $log (param i32 i32 i32)))
     (data (i32.const {DATA_START}) "{data}")
     (func (export "entry") {core_params} (result i32)
-      (local $cursor i32) (local $i i32)
+      (local $cursor i32) (local $i i32) (local $buf i32)
       {code}
       (i32.store8 (i32.const 1024) (i32.const 0))
       (i32.const 1024)))

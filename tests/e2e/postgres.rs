@@ -395,6 +395,18 @@ fn a_violated_check_fails_the_step_and_a_check_cannot_write() {
         "WITH gone AS (DELETE FROM price WHERE cents < 0 RETURNING 1) SELECT 1 WHERE false;\n\
          SELECT cents FROM price WHERE cents < 0;\n",
     );
+    // A check that writes fails the step: checks run read-only (a sequence's nextval, which no
+    // rollback undoes, included).
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("checks.sql, line 1")
+        .stderr_has("checks.sql runs read-only");
+    p.write(
+        "migrations/shop/20260101T000000Z-prices/checks.sql",
+        "SELECT 1 WHERE false;
+SELECT cents FROM price WHERE cents < 0;
+",
+    );
     p.strata(&["migrate"])
         .code(1)
         .stderr_has("checks.sql, line 2")

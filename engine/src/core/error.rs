@@ -527,10 +527,18 @@ impl fmt::Display for StepFailure {
         write!(f, "\n  error: {}", self.message.replace('\n', "\n    "))?;
         write!(
             f,
-            "\n  The step was rolled back: {} is exactly as it was before {}.",
+            "\n  The step was rolled back: {} is exactly as it was before {}",
             self.db.display(),
             self.migration
         )?;
+        if crate::core::target::is_url(&self.db) {
+            // PostgreSQL never rolls back nextval or setval; strata's bookkeeping uses no sequence.
+            write!(
+                f,
+                ", except for the sequences the step advanced or set, if any"
+            )?;
+        }
+        write!(f, ".")?;
         if !self.applied_before.is_empty() {
             write!(
                 f,

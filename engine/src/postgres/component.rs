@@ -333,7 +333,9 @@ impl Postgres {
             return Ok(s.clone());
         }
         let s = self.client.prepare(text)?;
-        self.statements.insert(text.to_string(), s.clone());
+        if text.len() <= CACHED_STATEMENT_BYTES {
+            self.statements.insert(text.to_string(), s.clone());
+        }
         Ok(s)
     }
 
@@ -1026,6 +1028,14 @@ fn encode(e: &mut strata_wire::Encoder, v: &sql::Value) {
     }
 }
 
+/// A statement's text may take at most this share (1/n) of the bytes a component could still
+/// hold (see [`HostState::call`]).
+const STATEMENT_COPIES: usize = 8;
+
+/// Statements up to this long are remembered once checked (and prepared), for the rest of the
+/// call; longer ones are checked each time, so the caches cannot grow with the texts' size.
+const CACHED_STATEMENT_BYTES: usize = 64 << 10;
+
 impl HostState<Postgres> {
     /// Runs one host call with `params` values per row: the statement checked, a savepoint, `f`, and on failure the
     /// statement undone and the error sorted into the WIT cases.
@@ -1036,6 +1046,21 @@ impl HostState<Postgres> {
         use_: Use,
         f: impl FnOnce(&mut Self, Statement, &Checked) -> Result<T, Fail>,
     ) -> Result<T, sql::Error> {
+        // Checking and sending a statement holds a few copies of its text on the host (the
+        // parse tree and its JSON form, the qualified text, the size-checking wrapper), so a
+        // statement may take at most a share of what the component could still hold.
+        let limit = self.result_budget() / STATEMENT_COPIES;
+        if sql.len() > limit {
+            return Err(self.limit_error(format!(
+                "this statement's text ({} bytes) is larger than a component's statement may be \
+                 now: {limit} bytes, 1/{STATEMENT_COPIES} of the {} bytes left of memory_mib = {} \
+                 (checking and sending a statement holds copies of it); pass large values as \
+                 parameters, or raise `memory_mib` under [sandbox] in migration.toml",
+                sql.len(),
+                self.result_budget(),
+                self.memory_mib
+            )));
+        }
         let text = crate::core::sql::postgres::number_placeholders(sql, params)
             .unwrap_or_else(|| sql.to_string());
         let cached = self.db.checked.get(&text).cloned().map(Ok);
@@ -1052,6 +1077,7 @@ impl HostState<Postgres> {
             Err(Refusal::Syntax(why)) => Err(Fail::Syntax(why)),
         };
         if let Ok(c) = &checked
+            && text.len() <= CACHED_STATEMENT_BYTES
             && !self.db.checked.contains_key(&text)
         {
             self.db.checked.insert(text.clone(), c.clone());

@@ -582,6 +582,14 @@ impl Walker<'_> {
                  component's reach"
             )));
         }
+        if resolved == "pg_catalog" && ROW_VALUE_CATALOGS.contains(&name) {
+            return Err(self.denied(format!(
+                "a component may not {verb} `pg_catalog.{name}`: it shows values from the rows of \
+                 tables (statistics samples, query texts or sequence values), which could be \
+                 tables outside `reads`; the system catalogs a component may read show names, \
+                 definitions and settings only"
+            )));
+        }
         let key = (resolved.clone(), name.to_string());
         match (self.catalog.relations.get(&key), access) {
             (Some(Access::Write), _) | (Some(Access::Read), Access::Read) => {}
@@ -682,6 +690,28 @@ impl Walker<'_> {
 fn string_node(v: &Value) -> Option<&str> {
     v.get("node")?.get("String")?.get("sval")?.as_str()
 }
+
+/// The relations of `pg_catalog` that show values from tables' rows, refused to components
+/// whatever the server's grants: a component's role inherits PUBLIC's privileges, so a table
+/// granted to PUBLIC would show its values through these although it is not in `reads`.
+/// Statistics keep the most common values and histogram bounds of columns (`pg_stats*`,
+/// `pg_statistic*`); query texts and parameters can carry values (`pg_stat_activity`,
+/// `pg_prepared_statements`, `pg_cursors`, `pg_prepared_xacts`); `pg_sequences` shows sequences'
+/// last values; `pg_largeobject` holds data.
+pub const ROW_VALUE_CATALOGS: &[&str] = &[
+    "pg_stats",
+    "pg_stats_ext",
+    "pg_stats_ext_exprs",
+    "pg_statistic",
+    "pg_statistic_ext_data",
+    "pg_stat_activity",
+    "pg_stat_statements",
+    "pg_prepared_statements",
+    "pg_prepared_xacts",
+    "pg_cursors",
+    "pg_sequences",
+    "pg_largeobject",
+];
 
 /// A qualified name as the tree lists it (`["pg_catalog", "int4"]`, `["="]`).
 fn name_list(v: &Value) -> Vec<&str> {
@@ -1100,6 +1130,10 @@ mod tests {
             ("public", "secrets", Access::Read),
             ("pg_catalog", "pg_class", Access::Read),
             ("pg_catalog", "pg_settings", Access::Read),
+            ("pg_catalog", "pg_stats", Access::Read),
+            ("pg_catalog", "pg_stats_ext_exprs", Access::Read),
+            ("pg_catalog", "pg_stat_activity", Access::Read),
+            ("pg_catalog", "pg_sequences", Access::Read),
             ("information_schema", "columns", Access::Read),
         ] {
             c.relations.insert((schema.into(), name.into()), access);
@@ -1142,6 +1176,23 @@ mod tests {
             Err(Refusal::Denied(m)) => assert!(m.contains(says), "{sql}: {m}"),
             other => panic!("{sql}: not denied: {other:?}"),
         }
+    }
+
+    #[test]
+    fn catalogs_that_show_row_values_are_refused_in_every_spelling() {
+        for sql in [
+            "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'secrets'",
+            "SELECT histogram_bounds FROM pg_catalog.pg_stats",
+            "SELECT * FROM \"pg_catalog\".\"pg_stats\"",
+            "TABLE pg_stats",
+            "SELECT (SELECT max(query) FROM pg_stat_activity)",
+            "WITH s AS (SELECT * FROM pg_stats_ext_exprs) SELECT * FROM s",
+            "INSERT INTO people(id, name) SELECT 1, last_value::text FROM pg_sequences",
+            "SELECT 1 FROM people WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_statistic)",
+        ] {
+            denied(sql, "shows values from the rows of tables");
+        }
+        ok("SELECT relname FROM pg_class");
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
 /// (`relfilenode`: a TRUNCATE shows) and triggers with whether they are enabled, the functions'
 /// source) and this transaction's row writes to strata's tables (the
 /// `pg_stat_get_xact_tuples_*` counters behind `pg_stat_xact_user_tables`, which count even
-/// what `session_replication_role` hides from the triggers).
+/// what `session_replication_role` hides from the triggers), and its sequences' parameters and
+/// last values (a `setval` or `nextval` that no rollback undoes; strata's own writes use none).
 ///
 /// Costs the same at the 5,000th step as at the first: the schema's members are found through
 /// `pg_depend`'s index on the referenced namespace, columns and triggers through their tables'
@@ -119,13 +120,64 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
   (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', p.oid, p.proname, p.proowner, p.proacl,
           pg_catalog.md5(p.prosrc), p.prosecdef, p.proconfig), ',' ORDER BY p.oid)
      FROM members m JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) m.objid
-    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass)
+    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass),
+  (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', s.seqrelid, s.seqstart, s.seqincrement,
+          s.seqmax, s.seqmin, s.seqcycle, pg_catalog.pg_sequence_last_value(s.seqrelid)), ','
+          ORDER BY s.seqrelid)
+     FROM members m JOIN pg_catalog.pg_sequence s ON s.seqrelid OPERATOR(pg_catalog.=) m.objid
+    WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass)
 ))";
 
 /// The fingerprint of what a step may not change (see `SIGNATURE`); equal before and after
 /// an action when the action left strata's bookkeeping alone.
 pub fn signature(c: &mut impl GenericClient) -> Result<String, postgres::Error> {
     Ok(c.query_one(SIGNATURE, &[])?.get(0))
+}
+
+/// The objects outside the `strata` schema that could change strata's tables later, each
+/// described (`function public.f()`, `rule r on public.t`, `view public.v`): functions (trigger
+/// functions among them) whose source names strata's schema or tables or that depend on its
+/// tables (`BEGIN ATOMIC` bodies), rules that refer to its tables, and views over its tables that
+/// can be written through. A step leaving any of these is refused: it would run later, as its
+/// owner, when the application writes, where no check of strata's sees it. Functions that
+/// build the names at run time (`EXECUTE` of assembled text) are out of reach of this check;
+/// see the threat model in the book's sandbox chapter.
+const WRITERS: &str = r#"
+WITH rels AS (
+  SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+      ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+   WHERE n.nspname OPERATOR(pg_catalog.=) 'strata'
+), dependents AS (
+  SELECT DISTINCT d.classid, d.objid FROM pg_catalog.pg_depend d
+   WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+     AND d.refobjid IN (SELECT oid FROM rels)
+     AND d.classid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
+                       'pg_catalog.pg_rewrite'::pg_catalog.regclass)
+)
+SELECT 'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n
+      ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'strata')
+   AND (p.prosrc OPERATOR(pg_catalog.~*) '\mstrata\M"?\s*\.'
+        OR p.prosrc OPERATOR(pg_catalog.~*)
+           '\mstrata_(migration|migration_audit|database|object)\M'
+        OR (p.tableoid, p.oid) IN (SELECT classid, objid FROM dependents))
+UNION ALL
+SELECT CASE WHEN r.rulename OPERATOR(pg_catalog.=) '_RETURN' THEN 'view '
+            ELSE 'rule ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.rulename::pg_catalog.text)
+                 OPERATOR(pg_catalog.||) ' on ' END
+       OPERATOR(pg_catalog.||) r.ev_class::pg_catalog.regclass::pg_catalog.text
+  FROM pg_catalog.pg_rewrite r
+ WHERE (r.tableoid, r.oid) IN (SELECT classid, objid FROM dependents)
+   AND r.ev_class NOT IN (SELECT oid FROM rels)
+   AND (r.rulename OPERATOR(pg_catalog.<>) '_RETURN'
+        OR pg_catalog.pg_relation_is_updatable(r.ev_class, true) OPERATOR(pg_catalog.<>) 0)
+ORDER BY 1
+"#;
+
+/// The objects outside strata's schema that could write strata's tables later (see `WRITERS`).
+pub fn writers(c: &mut impl GenericClient) -> Result<Vec<String>, postgres::Error> {
+    Ok(c.query(WRITERS, &[])?.iter().map(|r| r.get(0)).collect())
 }
 
 /// Whether the bookkeeping tables are there.
@@ -230,32 +282,53 @@ pub fn record(
     .map(|_| ())
 }
 
+/// How often an audit row is tried again when another process took its id first.
+const APPEND_ATTEMPTS: usize = 8;
+
 /// Appends entries to the audit log, stamped now and with the operator.
+///
+/// Each row's id is the highest id plus one, not the column's identity sequence: a sequence is
+/// outside every transaction (no rollback undoes a `setval` or `nextval`), so a migration's SQL
+/// could move it and break every later run; the table's rows, which only strata writes, cannot
+/// be. Two processes appending at once may pick the same id: the later insert then adds nothing
+/// (`ON CONFLICT DO NOTHING`, which aborts no transaction) and is tried again with a new
+/// snapshot; the last try inserts plainly, so a conflict that persists is an error.
 pub fn append(c: &mut impl GenericClient, entries: &[Entry]) -> Result<(), postgres::Error> {
+    const INSERT: &str = "INSERT INTO strata.strata_migration_audit
+             (id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
+              duration_ms, operator, checksum)
+         OVERRIDING SYSTEM VALUE
+         SELECT COALESCE(pg_catalog.max(id), 0) OPERATOR(pg_catalog.+) 1, $1, $2, $3, $4, $5,
+                $6, $7, $8, $9, $10, $11, $12
+           FROM strata.strata_migration_audit";
     let at = now_rfc3339();
     let who = operator();
     let opt = |n: Option<u64>| n.map(|n| n.min(i64::MAX as u64) as i64);
     for e in entries {
-        c.execute(
-            "INSERT INTO strata.strata_migration_audit
-                 (at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
-                  duration_ms, operator, checksum)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &at,
-                &e.phase,
-                &e.module,
-                &e.stamp,
-                &e.action,
-                &e.outcome.as_str(),
-                &e.detail,
-                &opt(e.rows),
-                &opt(e.fuel_used),
-                &opt(e.duration_ms),
-                &who,
-                &e.checksum,
-            ],
-        )?;
+        let params: [&(dyn postgres::types::ToSql + Sync); 12] = [
+            &at,
+            &e.phase,
+            &e.module,
+            &e.stamp,
+            &e.action,
+            &e.outcome.as_str(),
+            &e.detail,
+            &opt(e.rows),
+            &opt(e.fuel_used),
+            &opt(e.duration_ms),
+            &who,
+            &e.checksum,
+        ];
+        let mut added = 0;
+        for _ in 1..APPEND_ATTEMPTS {
+            added = c.execute(&format!("{INSERT} ON CONFLICT (id) DO NOTHING"), &params)?;
+            if added == 1 {
+                break;
+            }
+        }
+        if added == 0 {
+            c.execute(INSERT, &params)?;
+        }
     }
     Ok(())
 }

@@ -359,12 +359,12 @@ pub(crate) fn is_unavailable(e: &postgres::Error) -> bool {
 pub(crate) fn describe_error(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
-            let mut s = format!("{} ({})", db.message(), db.code().code());
+            let mut s = format!("{} ({})", bounded(db.message()), db.code().code());
             if let Some(d) = db.detail() {
-                s.push_str(&format!("; {d}"));
+                s.push_str(&format!("; {}", bounded(d)));
             }
             if let Some(h) = db.hint() {
-                s.push_str(&format!("; hint: {h}"));
+                s.push_str(&format!("; hint: {}", bounded(h)));
             }
             s
         }
@@ -382,10 +382,40 @@ pub(crate) fn describe_error(e: &postgres::Error) -> String {
     }
 }
 
+/// The most bytes of one part of a server's error (message, detail, hint) that strata keeps.
+const ERROR_PART_BYTES: usize = 2048;
+
+/// `text` cut to [`ERROR_PART_BYTES`] at a character boundary, saying how much was cut: the
+/// server quotes values in its errors whole (`invalid input syntax for type integer: "..."`), and
+/// a value can be a gigabyte; the error is kept, shown and audited.
+fn bounded(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= ERROR_PART_BYTES {
+        return text.into();
+    }
+    let mut end = ERROR_PART_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} more bytes)", &text[..end], text.len() - end).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::target::{is_url, libpq_tls_options, passfile_lookup, remember};
+
+    #[test]
+    fn a_server_error_keeps_a_bounded_part_of_a_huge_quoted_value() {
+        let huge = format!(
+            "invalid input syntax for type integer: \"{}\"",
+            "é".repeat(1 << 20)
+        );
+        let kept = bounded(&huge);
+        assert!(kept.len() < ERROR_PART_BYTES + 64, "{}", kept.len());
+        assert!(kept.starts_with("invalid input syntax"));
+        assert!(kept.ends_with("more bytes)"));
+        assert_eq!(bounded("short"), "short");
+    }
 
     #[test]
     fn urls_are_told_from_paths() {

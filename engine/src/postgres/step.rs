@@ -5,8 +5,8 @@
 //! Each statement of `do.sql` and `checks.sql` runs on its own through the simple query
 //! protocol, so an error names its line. Rows of `data.json` are inserted as quoted literals
 //! that the server converts to each column's type (integers, numbers, text, booleans, dates,
-//! uuid, json, bytea from `{"base64": ...}`). checks.sql runs inside a savepoint that is rolled
-//! back, so a check can never change anything. PostgreSQL enforces foreign keys itself.
+//! uuid, json, bytea from `{"base64": ...}`). checks.sql runs read-only inside a savepoint that
+//! is rolled back, so a check can never change anything (not even a sequence). PostgreSQL enforces foreign keys itself.
 //! After the step the session is reset, so a `SET` in one step never reaches the next.
 
 use std::path::{Path, PathBuf};
@@ -276,6 +276,24 @@ fn check_bookkeeping(
         ),
         code: None,
     };
+    match ledger::writers(tx) {
+        Ok(found) if found.is_empty() => {}
+        Ok(found) => {
+            return Err(ActionError {
+                file: file.clone(),
+                statement: None,
+                message: format!(
+                    "{action} left {} that could change strata's bookkeeping later, when it runs \
+                     as its owner outside any step: the ledger and the audit log are strata's \
+                     alone; the step was rolled back. Keep strata's schema and tables out of \
+                     functions, triggers, rules and writable views",
+                    found.join(", ")
+                ),
+                code: None,
+            });
+        }
+        Err(e) => return Err(changed(describe_error(&e))),
+    }
     match ledger::signature(tx) {
         Ok(now) if now == untouched => Ok(()),
         Ok(_) => Err(changed(
@@ -337,10 +355,22 @@ fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> A
                     .filter(|c| *c == '\n')
                     .count()
         });
+    let db = e.as_db_error();
+    let mut message = describe_error(e);
+    if db.and_then(|d| d.schema()) == Some(super::ledger::SCHEMA_NAME) {
+        message.push_str(
+            "; the statement reached strata's bookkeeping (the `strata` schema), which is \
+             strata's alone: leave it out of migrations",
+        );
+    } else if db.is_some_and(|d| *d.code() == postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+        && file.ends_with("checks.sql")
+    {
+        message.push_str("; checks.sql runs read-only: a check may read, never write");
+    }
     ActionError {
         file: Some(file.to_path_buf()),
         statement: Some((line, one_line(&s.text))),
-        message: describe_error(e),
+        message,
         code: sqlstate(e),
     }
 }
@@ -443,12 +473,13 @@ fn insert(tx: &mut Client, data: Option<&DataSet>) -> Result<u64, ActionError> {
     Ok(count)
 }
 
-/// Runs each query of checks.sql inside a savepoint that is rolled back; any row returned is a
-/// violation.
+/// Runs each query of checks.sql read-only, inside a savepoint that is rolled back; any row
+/// returned is a violation.
 fn run_checks(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionError> {
     let mut count = 0;
     for s in split(file, sql)? {
-        tx.batch_execute("SAVEPOINT strata_check")
+        // Read-only as well: a sequence's nextval or setval is not undone by the rollback.
+        tx.batch_execute("SAVEPOINT strata_check; SET LOCAL transaction_read_only = on")
             .map_err(|e| statement_error(file, &s, &e))?;
         let messages = tx.simple_query(&s.text);
         // Rolled back whatever happened: a check changes nothing.

@@ -77,7 +77,8 @@ struct State {
     /// Whether a component statement was authorized to change the schema since the names were
     /// last taken.
     schema_changed: bool,
-    /// Triggers and views whose creation a component was authorized to do.
+    /// Triggers and views whose creation a component was authorized to do, and triggers a
+    /// script was authorized to create (for [`script_triggers`]).
     created: Created,
     /// DROPs and ALTER TABLEs let through, in any mode (for `schema::owner::Tracker`).
     touched: Vec<crate::sqlite::schema::owner::Touch>,
@@ -121,6 +122,12 @@ impl Guard {
             }
             match decide(&mut state, &ctx) {
                 Ok(()) => {
+                    if matches!(state.mode, Mode::Script)
+                        && let AuthAction::CreateTrigger { trigger_name, .. }
+                        | AuthAction::CreateTempTrigger { trigger_name, .. } = ctx.action
+                    {
+                        state.created.triggers.push(trigger_name.to_string());
+                    }
                     if let Some(t) = crate::sqlite::schema::owner::touch(&ctx) {
                         state.touched.push(t);
                     }
@@ -452,8 +459,14 @@ fn decide_component(
         t.eq_ignore_ascii_case("sqlite_temp_master") || t.eq_ignore_ascii_case("sqlite_temp_schema")
     };
     // Only `main`; `temp` only for SQLite's own reads and updates of the temp schema table,
-    // which ALTER TABLE ... RENAME does.
-    if let Some(db) = ctx.database_name
+    // which ALTER TABLE ... RENAME does. For ALTER TABLE the database is the action's first
+    // argument: SQLite passes a dropped column's name in the slot that otherwise holds the
+    // database (`ALTER TABLE t DROP COLUMN c` comes as database `c`).
+    let database = match ctx.action {
+        A::AlterTable { database_name, .. } => Some(database_name),
+        _ => ctx.database_name,
+    };
+    if let Some(db) = database
         && db != "main"
     {
         let temp_internal = db == "temp"
@@ -644,6 +657,56 @@ fn decide_component(
         | A::DropTempView { .. } => Err("temporary objects are not available to components".into()),
         _ => Err(format!("{:?} is not available to components", ctx.action)),
     }
+}
+
+/// Checks the triggers a script (do.sql) created since the last call: a trigger whose text
+/// names one of strata's tables is refused. A trigger runs later, whenever the application
+/// writes its table, with no guard on the connection; SQLite has no dynamic SQL, so a trigger
+/// can change a table only by naming it, and a trigger that names none of strata's can never
+/// change them. Temp triggers are read too (they would fire on strata's own later writes).
+pub fn script_triggers(conn: &Connection, guard: &Guard) -> Result<(), String> {
+    use rusqlite::OptionalExtension;
+    let names = std::mem::take(&mut guard.lock().created.triggers);
+    for name in names {
+        for schema in ["main", "temp"] {
+            let sql: Option<Option<String>> = conn
+                .query_row(
+                    &format!(
+                        "SELECT sql FROM {schema}.sqlite_schema \
+                          WHERE type = 'trigger' AND name = ?1 COLLATE NOCASE"
+                    ),
+                    [&name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| format!("cannot read trigger `{name}`: {e}"))?;
+            let Some(sql) = sql.flatten() else {
+                continue;
+            };
+            if let Some(named) = strata_name_in(&sql) {
+                return Err(format!(
+                    "trigger `{name}` names `{named}`, strata's own bookkeeping: it would change \
+                     or read strata's tables whenever it fires, long after this step, where no \
+                     check sees it; a script may read strata's tables, never change them, and \
+                     its triggers may not name them at all"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first name in `sql` that is one of strata's (`strata_*`, in any quoting and case), or a
+/// placeholder when the text cannot be read (refused too: it cannot be checked).
+fn strata_name_in(sql: &str) -> Option<String> {
+    let Ok(tokens) = crate::core::sql::sqlite::tokenize(sql) else {
+        return Some("(a text that cannot be read)".into());
+    };
+    tokens
+        .iter()
+        .filter(|t| t.is_name())
+        .filter_map(|t| t.name())
+        .find(|n| is_strata(n))
 }
 
 /// One row of the schema table.
@@ -1374,6 +1437,39 @@ mod tests {
         ] {
             assert!(refused(&conn, &guard, sql).contains("bookkeeping"), "{sql}");
         }
+    }
+
+    #[test]
+    fn a_script_trigger_that_names_strata_tables_is_refused_in_every_spelling() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE strata_migration(x); CREATE TABLE t(a);")
+            .unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        for (i, body) in [
+            "DELETE FROM strata_migration;",
+            "DELETE FROM \"STRATA_MIGRATION\";",
+            "DELETE FROM [Strata_Migration];",
+            "DELETE FROM `strata_migration` WHERE 1;",
+            "DELETE FROM 'strata_migration';",
+            "UPDATE t SET a = (SELECT count(*) FROM strata_migration);",
+        ]
+        .iter()
+        .enumerate()
+        {
+            for temp in ["", "TEMP "] {
+                conn.execute_batch(&format!(
+                    "CREATE {temp}TRIGGER tr{i} AFTER INSERT ON t BEGIN {body} END"
+                ))
+                .unwrap();
+                let why = script_triggers(&conn, &guard).unwrap_err();
+                assert!(why.contains("strata's own bookkeeping"), "{body}: {why}");
+                conn.execute_batch(&format!("DROP TRIGGER tr{i}")).unwrap();
+            }
+        }
+        conn.execute_batch("CREATE TRIGGER fine AFTER INSERT ON t BEGIN UPDATE t SET a = 1; END")
+            .unwrap();
+        script_triggers(&conn, &guard).unwrap();
     }
 
     fn refused(conn: &Connection, guard: &Guard, sql: &str) -> String {

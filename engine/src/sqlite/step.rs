@@ -520,6 +520,14 @@ fn run_script(
                 Err(e) => return Err(sql_error(file, at, e, guard)),
             }
         }
+        drop(rows);
+        if let Err(message) = crate::sqlite::guard::script_triggers(conn, guard) {
+            return Err(ActionError::new(
+                Some(file.to_path_buf()),
+                located(at),
+                message,
+            ));
+        }
     }
     Ok(conn.total_changes() - before)
 }

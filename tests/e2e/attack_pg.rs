@@ -1,0 +1,499 @@
+//! Findings of the outside test of session 7 on strata's bookkeeping, the PostgreSQL sandbox
+//! and host memory (reproductions under `attack/` of the attack branch), each with variants of
+//! its family: a migration's SQL cannot break or empty strata's ledger and audit log now or
+//! later, a component reads no table values through the catalogs, a component's statement text
+//! is held to its memory budget, and a component may drop a column of a table it may write.
+
+use crate::components::{Op, executing};
+use crate::harness::{Project, rows};
+use crate::hostile::project_with;
+use crate::postgres::{Pg, project};
+
+// ---- SQLite: DROP COLUMN on a table in `writes` -----------------------------------------------
+
+#[test]
+fn a_component_may_drop_a_column_of_a_table_it_may_write() {
+    let p = project_with(
+        &executing(&["ALTER TABLE people DROP COLUMN nick"]),
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n",
+    );
+    p.strata(&["migrate"]).ok();
+    assert_eq!(
+        rows(
+            &p.open("app.db"),
+            "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'nick'"
+        ),
+        ["0"]
+    );
+}
+
+#[test]
+fn dropping_a_column_outside_writes_is_refused_for_that_reason() {
+    // `secrets` is not in `writes`: refused, and the reason names `writes`, not a database.
+    let p = project_with(
+        &executing(&["ALTER TABLE secrets DROP COLUMN v"]),
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n",
+    );
+    let run = p.strata(&["migrate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("writes") && !run.stderr.contains("database `"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        rows(
+            &p.open("app.db"),
+            "SELECT count(*) FROM pragma_table_info('secrets') WHERE name = 'v'"
+        ),
+        ["1"]
+    );
+    // Strata's own tables stay out of reach through DROP COLUMN too.
+    let p = project_with(
+        &executing(&["ALTER TABLE strata_migration_audit DROP COLUMN detail"]),
+        "[sandbox]\nwrites = [\"people\"]\n",
+    );
+    let run = p.strata(&["migrate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        rows(
+            &p.open("app.db"),
+            "SELECT count(*) FROM pragma_table_info('strata_migration_audit') \
+             WHERE name = 'detail'"
+        ),
+        ["1"]
+    );
+}
+
+// ---- SQLite: a do.sql trigger that changes the ledger later ------------------------------------
+
+#[test]
+fn a_do_sql_trigger_cannot_change_the_ledger_later() {
+    let p = Project::empty();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT);\n\
+         CREATE TRIGGER people_audit AFTER INSERT ON people BEGIN DELETE FROM strata_migration; END;\n",
+    );
+    // Refusing the migration is right; so is a trigger that cannot reach the ledger.
+    let run = p.strata(&["migrate"]);
+    if run.code != 0 {
+        return;
+    }
+    let conn = p.open("app.db");
+    let before = rows(&conn, "SELECT count(*) FROM strata_migration");
+    let _ = conn.execute("INSERT INTO people(name) VALUES ('app user')", []);
+    assert_eq!(
+        rows(&conn, "SELECT count(*) FROM strata_migration"),
+        before,
+        "the application's insert emptied the ledger through a trigger do.sql planted"
+    );
+}
+
+#[test]
+fn do_sql_triggers_naming_strata_tables_are_refused_in_every_spelling() {
+    for trigger in [
+        "CREATE TRIGGER t AFTER INSERT ON people BEGIN DELETE FROM strata_migration; END;",
+        "CREATE TRIGGER t AFTER UPDATE OF nick ON people BEGIN DELETE FROM \"Strata_Migration\"; END;",
+        "CREATE TRIGGER t BEFORE DELETE ON people BEGIN UPDATE [STRATA_MIGRATION] SET checksum = 'x'; END;",
+        "CREATE TEMP TRIGGER t AFTER INSERT ON people BEGIN DELETE FROM strata_migration; END;",
+        "CREATE TRIGGER IF NOT EXISTS t AFTER INSERT ON people WHEN 1 BEGIN \
+         INSERT INTO `strata_migration_audit`(at, phase, action, outcome, operator) \
+         VALUES ('', '', '', 'ok', ''); END;",
+        "CREATE VIEW v AS SELECT id FROM people;\n\
+         CREATE TRIGGER t INSTEAD OF INSERT ON v BEGIN DELETE FROM 'strata_migration'; END;",
+    ] {
+        let p = Project::empty();
+        p.write(
+            "migrations/app/20240101T000000Z-zero/do.sql",
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT);\n",
+        );
+        p.strata(&["migrate", "-q"]).ok();
+        p.write("migrations/app/20240102T000000Z-plant/do.sql", trigger);
+        let run = p.strata(&["migrate"]);
+        assert_eq!(run.code, 1, "{trigger}: not refused\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("bookkeeping"),
+            "{trigger}: {}",
+            run.stderr
+        );
+        let conn = p.open("app.db");
+        assert_eq!(
+            rows(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 't'"),
+            ["0"],
+            "{trigger}: the trigger stayed"
+        );
+        assert_eq!(rows(&conn, "SELECT count(*) FROM strata_migration"), ["1"]);
+    }
+    // A trigger that leaves strata alone is the application's business.
+    let p = Project::empty();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);\n\
+         CREATE TRIGGER t AFTER INSERT ON people BEGIN UPDATE people SET n = 1 WHERE id = new.id; END;\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+}
+
+// ---- PostgreSQL: strata's audit sequence moved by a migration's SQL ------------------------------
+
+/// Applies a migration whose `file` runs `sql`, then an innocent one, which must apply; returns
+/// the run of the first.
+fn sequence_moved_by(file: &str, sql: &str) -> crate::harness::Run {
+    let pg = Pg::new("audit_sequence");
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t (x int);\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.write("migrations/app/20240102T000000Z-two/do.sql", "SELECT 1;\n")
+        .write(&format!("migrations/app/20240102T000000Z-two/{file}"), sql);
+    // Whatever happens to this step (refused, rolled back, or applied when what it moved is
+    // harmless), strata's own bookkeeping stays usable: the next, innocent migration applies
+    // and is audited.
+    let first = p.strata(&["migrate"]);
+    if first.code != 0 {
+        std::fs::remove_dir_all(p.path("migrations/app/20240102T000000Z-two")).unwrap();
+    }
+    p.write(
+        "migrations/app/20240103T000000Z-three/do.sql",
+        "CREATE TABLE t3 (x int);\n",
+    );
+    p.strata(&["migrate"]).ok();
+    p.strata(&["audit"]).ok().stdout_has("20240103T000000Z");
+    first
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_do_sql_cannot_break_the_audit_sequence() {
+    sequence_moved_by(
+        "do.sql",
+        "SELECT 1;\nSELECT setval(pg_get_serial_sequence('strata.strata_migration_audit', 'id'), \
+         9223372036854775807);\n",
+    );
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_checks_sql_cannot_break_the_audit_sequence() {
+    sequence_moved_by(
+        "checks.sql",
+        "SELECT 1 WHERE setval(pg_get_serial_sequence('strata.strata_migration_audit', 'id'), \
+         9223372036854775807) IS NULL;\n",
+    );
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn no_move_of_the_audit_sequence_breaks_later_runs() {
+    let seq = "pg_get_serial_sequence('strata.strata_migration_audit', 'id')";
+    for sql in [
+        // Back to the start: ids the log already holds would come again.
+        format!("SELECT setval({seq}, 1);\n"),
+        format!("SELECT setval({seq}, 1, false);\n"),
+        format!("SELECT nextval({seq}) FROM generate_series(1, 5);\n"),
+        "ALTER SEQUENCE strata.strata_migration_audit_id_seq RESTART WITH 1;\n".into(),
+        "ALTER SEQUENCE strata.strata_migration_audit_id_seq MAXVALUE 3;\n".into(),
+        // Moved, then the step fails: no rollback undoes the move.
+        format!("SELECT setval({seq}, 9223372036854775807);\nSELECT 1/0;\n"),
+    ] {
+        sequence_moved_by("do.sql", &sql);
+    }
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn checks_run_read_only_and_change_no_sequence() {
+    let pg = Pg::new("checks_read_only");
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t (id serial PRIMARY KEY, x int);\nINSERT INTO t (x) VALUES (1);\n",
+    )
+    .write(
+        "migrations/app/20240101T000000Z-zero/checks.sql",
+        "SELECT 1 WHERE nextval('t_id_seq') IS NULL;\n",
+    );
+    let run = p.strata(&["migrate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("read-only"), "{}", run.stderr);
+    // The failure message is true about sequences, which no rollback restores.
+    assert!(run.stderr.contains("sequences"), "{}", run.stderr);
+    // A check that only reads passes.
+    p.write(
+        "migrations/app/20240101T000000Z-zero/checks.sql",
+        "SELECT id FROM t WHERE x IS NULL;\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    assert_eq!(
+        pg.rows(false, "SELECT last_value::text FROM t_id_seq"),
+        ["1"]
+    );
+}
+
+// ---- PostgreSQL: a do.sql object that changes the ledger later -----------------------------------
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_postgres_do_sql_object_cannot_change_the_ledger_later() {
+    for plant in [
+        // The finding: a SECURITY DEFINER trigger function in public.
+        "CREATE FUNCTION public.wipe() RETURNS trigger SECURITY DEFINER LANGUAGE plpgsql AS $$\n\
+         BEGIN DELETE FROM strata.strata_migration; RETURN NEW; END $$;\n\
+         CREATE TRIGGER wipe AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION public.wipe();\n",
+        // Quoted and upper case, in a plain function the application calls.
+        "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE plpgsql AS $$\n\
+         BEGIN DELETE FROM \"strata\" . \"strata_migration\"; END $$;\n",
+        // The table's name alone, under a search_path set on the function.
+        "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE sql SET search_path = strata \
+         AS 'DELETE FROM STRATA_MIGRATION';\n",
+        // A rule on an application table.
+        "CREATE RULE wipe AS ON INSERT TO people DO ALSO DELETE FROM strata.strata_migration;\n",
+        // A view the application can delete through.
+        "CREATE VIEW public.ledger AS SELECT * FROM strata.strata_migration;\n",
+    ] {
+        let pg = Pg::new("ledger_writers");
+        let p = project(&pg);
+        p.write(
+            "migrations/app/20240101T000000Z-zero/do.sql",
+            "CREATE TABLE people (id int PRIMARY KEY, name text);\n",
+        );
+        p.strata(&["migrate", "-q"]).ok();
+        p.write("migrations/app/20240102T000000Z-plant/do.sql", plant);
+        let run = p.strata(&["migrate"]);
+        assert_eq!(run.code, 1, "{plant}: not refused\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("bookkeeping"),
+            "{plant}: {}",
+            run.stderr
+        );
+        assert_eq!(
+            pg.rows(
+                false,
+                "SELECT count(*)::text FROM pg_proc WHERE proname = 'wipe' \
+                 UNION ALL SELECT count(*)::text FROM pg_rewrite WHERE rulename = 'wipe' \
+                 UNION ALL SELECT count(*)::text FROM pg_class WHERE relname = 'ledger'"
+            ),
+            ["0", "0", "0"],
+            "{plant}: the object stayed"
+        );
+        let mut app = pg.client(false);
+        let _ = app.execute("INSERT INTO people VALUES (1, 'app')", &[]);
+        assert_eq!(
+            pg.rows(false, "SELECT count(*)::text FROM strata.strata_migration"),
+            ["1"],
+            "{plant}"
+        );
+    }
+    // A view that only reads strata's tables (not writable) is allowed.
+    let pg = Pg::new("ledger_readers");
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE VIEW public.applied AS SELECT count(*) AS n FROM strata.strata_migration;\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+}
+
+// ---- PostgreSQL: rows of an unlisted table through the catalogs ----------------------------------
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_component_cannot_read_an_unlisted_table_through_pg_stats() {
+    for sql in [
+        "INSERT INTO people(id, name) SELECT 100, most_common_vals::text \
+         FROM pg_catalog.pg_stats WHERE tablename = 'secrets' AND attname = 'v'",
+        "INSERT INTO people(id, name) SELECT 100, histogram_bounds::text \
+         FROM pg_stats WHERE tablename = 'secrets' AND attname = 'id'",
+        "INSERT INTO people(id, name) SELECT 100, coalesce(string_agg(query, ','), '') \
+         FROM pg_stat_activity",
+        "INSERT INTO people(id, name) SELECT 100, (SELECT string_agg(most_common_vals::text, ',') \
+         FROM pg_stats_ext)",
+        "WITH s AS (SELECT * FROM \"pg_catalog\".\"pg_stats\") \
+         INSERT INTO people(id, name) SELECT 100, most_common_vals::text FROM s",
+    ] {
+        let pg = Pg::new("pg_stats");
+        let p = crate::postgres_components::project_with(
+            &pg,
+            &[Op::Execute(sql.into(), Vec::new())],
+            "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n",
+        );
+        // An application's reporting grant, and statistics the server gathers anyway.
+        p.write(
+            &format!("{}/do.sql", crate::postgres_components::HOSTILE),
+            "INSERT INTO secrets SELECT i, 's3cr3t' FROM generate_series(2, 50) i;\n\
+             GRANT SELECT ON secrets TO PUBLIC;\nANALYZE secrets;\n",
+        );
+        let run = p.strata(&["migrate"]);
+        assert_eq!(run.code, 1, "{sql}: not refused\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("values from the rows of tables"),
+            "{sql}: {}",
+            run.stderr
+        );
+        let leaked = pg.rows(
+            false,
+            "SELECT coalesce(string_agg(name, ','), '') FROM people",
+        );
+        assert!(
+            !leaked.iter().any(|r| r.contains("s3cr3t")),
+            "{sql}: the component copied rows of `secrets` (not in reads) into people: {leaked:?}"
+        );
+    }
+}
+
+// ---- PostgreSQL: host memory for a component's statement text ------------------------------------
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_huge_postgres_statement_is_refused_inside_the_memory_bound() {
+    let pg = Pg::new("huge_statement");
+    // 48 MB of text with memory_mib = 64: more than a statement may take of what is left.
+    let p = crate::postgres_components::project_with(
+        &pg,
+        &[Op::ExecuteLong {
+            head: "SELECT length('".into(),
+            fill: b'x',
+            len: 48_000_000,
+            tail: "')".into(),
+        }],
+        "[sandbox]\nmemory_mib = 64\nfuel = 100000000000\ntimeout_s = 120\n",
+    );
+    let m = crate::host_memory::run_measured(&p, &["migrate"]);
+    eprintln!("48 MB statement: peak RSS {} MiB", m.max_rss_mib);
+    assert_eq!(m.code, 1, "{}", m.stderr);
+    assert!(m.stderr.contains("statement's text"), "{}", m.stderr);
+    // The guest's copy and the host's lifted copy, plus the engine: far below the ~9 copies
+    // the check and the wrappers held before.
+    assert!(m.max_rss_mib < 320, "peak RSS {} MiB", m.max_rss_mib);
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_server_error_quoting_a_huge_value_is_kept_bounded() {
+    let pg = Pg::new("huge_error");
+    // 2 MB fits the statement budget; the server's error quotes the whole value back.
+    let p = crate::postgres_components::project_with(
+        &pg,
+        &[Op::ExecuteLong {
+            head: "INSERT INTO people (id, name) VALUES ('".into(),
+            fill: b'7',
+            len: 2_000_000,
+            tail: "x', 'n')".into(),
+        }],
+        "[sandbox]\nwrites = [\"people\"]\n",
+    );
+    let run = p.strata(&["migrate"]);
+    assert!(run.stderr.len() < 64 << 10, "{} bytes", run.stderr.len());
+    let audited = pg.rows(
+        false,
+        "SELECT coalesce(max(length(detail)), 0)::text FROM strata.strata_migration_audit",
+    );
+    let longest: usize = audited[0].parse().unwrap();
+    assert!(longest < 64 << 10, "an audit detail of {longest} bytes");
+}
+
+// ---- strata serve: idle connections without a token ---------------------------------------------
+
+/// The HTTP/2 client preface: all a flooding client sends.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// `n` connections from `source` (another loopback address than the real client's) to `addr`,
+/// each sending only the HTTP/2 preface.
+fn flood(source: &str, addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+            let Ok(mut stream) = socket.connect(addr).await else {
+                continue;
+            };
+            use tokio::io::AsyncWriteExt;
+            let _ = stream.write_all(PREFACE).await;
+            let stream = stream.into_std().unwrap();
+            stream.set_nonblocking(false).unwrap();
+            held.push(stream);
+        }
+        held
+    })
+}
+
+/// The sockets `pid` holds open.
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+#[test]
+fn idle_connections_without_a_token_cannot_shut_the_server_to_others() {
+    const PER_PEER: usize = 16;
+    let served = crate::remote::Served::example(
+        |p| drop(p.strata(&["migrate", "-q"]).ok()),
+        &[
+            "--max-connections",
+            "48",
+            "--max-connections-per-peer",
+            &PER_PEER.to_string(),
+            "--idle-timeout",
+            "2",
+        ],
+    );
+    let addr: std::net::SocketAddr = served
+        .srv
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let before = sockets(served.srv.pid());
+    // One client without a token opens 400 connections, far more than the caps.
+    let mut held = flood("127.0.0.2", addr, 400);
+    assert!(held.len() > PER_PEER * 2, "only {} connected", held.len());
+    // Everyone else is still served.
+    served.remote(&["status"]).ok();
+    // The server holds at most the per-peer cap of the flood's connections (plus the call's,
+    // now closing).
+    let open = sockets(served.srv.pid()) - before;
+    assert!(
+        open <= PER_PEER + 2,
+        "the server holds {open} sockets for one peer's idle connections"
+    );
+    // A connection that sent only the preface is closed by the server: reading it ends. (The
+    // read timeout only keeps a broken server from hanging the test.)
+    use std::io::Read;
+    let mut closed = 0;
+    for s in held.iter_mut() {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    closed += 1;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    closed += 1;
+                    break;
+                }
+                Err(e) => panic!("an idle connection stayed open: {e}"),
+            }
+        }
+    }
+    assert_eq!(closed, held.len());
+    drop(held);
+    // Its places came back: the same peer can connect and call again.
+    let held = flood("127.0.0.2", addr, PER_PEER);
+    assert_eq!(held.len(), PER_PEER);
+    served.remote(&["status"]).ok();
+}

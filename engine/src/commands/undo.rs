@@ -57,7 +57,14 @@ pub fn undo(project: &Project, opts: &UndoOptions) -> Result<UndoReport, Error> 
     if test.applied()?.is_some() {
         databases.push(test.undo(Phase::Rehearsal, &steps, true)?);
     }
-    databases.push(real.undo(Phase::Apply, &steps, true)?);
+    let undone = real.undo(Phase::Apply, &steps, true)?;
+    // What the real database holds now is strata's doing: recorded beside the undo's backup so
+    // a later `restore` tells the application's later rows from it (best effort; without the
+    // record, restore refuses without --yes).
+    if let Some(backup) = &undone.backup {
+        let _ = real.record_state_after(backup);
+    }
+    databases.push(undone);
     Ok(UndoReport { databases })
 }
 

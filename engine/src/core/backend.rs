@@ -143,6 +143,11 @@ pub(crate) trait Backend {
     /// `None` when that cannot be told (no state was recorded at the end of that run).
     fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error>;
 
+    /// Records the database's state now as the end state of the run that took `backup`
+    /// (`crate::core::restore::record_state_after`): every command that backs up and then
+    /// changes the database does, so `restore` can tell later changes from strata's.
+    fn record_state_after(&self, backup: &Path) -> Result<(), Error>;
+
     // Introspection for the design-time commands.
 
     /// The objects no module owns; empty when there is no database.

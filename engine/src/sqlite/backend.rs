@@ -292,6 +292,15 @@ impl Backend for Sqlite<'_> {
         Ok(crate::core::restore::changed_outside(&live, chosen))
     }
 
+    fn record_state_after(&self, backup: &Path) -> Result<(), Error> {
+        let Some(conn) = self.read_only()? else {
+            return Ok(());
+        };
+        let live = crate::sqlite::restore::sqlite_state(&conn)
+            .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
+        crate::core::restore::record_state_after(backup, &live)
+    }
+
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
         crate::sqlite::design::unowned(self.project, &self.db)
     }

@@ -161,10 +161,16 @@ pub(crate) fn restore_file(
     let chosen = choose()?;
     if !confirmed && let Some(live) = crate::sqlite::open_read_only(db, timeout)? {
         let state = sqlite_state(&live).map_err(|e| Error::db(db, "cannot read its tables", e))?;
-        if let Some(changed) = changed_outside(&state, &chosen)
-            && !changed.is_empty()
-        {
-            return Err(changed_refusal(db, &chosen, &changed));
+        match changed_outside(&state, &chosen) {
+            Some(changed) if !changed.is_empty() => {
+                return Err(changed_refusal(db, &chosen, &changed));
+            }
+            // Fail closed on the real database: without the end state, rows written since
+            // cannot be told from strata's (the test database holds only test data).
+            None if db != project.test_db => {
+                return Err(crate::core::restore::unknown_refusal(db, &chosen));
+            }
+            _ => {}
         }
     }
     let dir = project.backups_dir();

@@ -156,7 +156,8 @@ pub(crate) fn choose<'t>(
 /// A migration's `undo.sql`, checked as every script is, with its sha256.
 pub(crate) fn read(m: &Migration, dialect: Dialect) -> Result<UndoStep<'_>, Error> {
     let path = m.file(UNDO_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = crate::core::input::read_project_file(&path, crate::core::input::FILE_BYTES)?
+        .ok_or_else(|| Error::input(&path, "is gone: it was there when the tree was read"))?;
     let checksum = crate::core::checksum::hex(&Sha256::digest(&bytes));
     let sql = String::from_utf8(bytes).map_err(|_| Error::input(&path, "is not UTF-8 text"))?;
     crate::core::input::check(dialect, &path, &sql)?;

@@ -168,30 +168,28 @@ impl Project {
     /// Opens the project in `root`, reading its `strata.toml` if there is one.
     pub fn open(root: PathBuf) -> Result<Project, Error> {
         let path = root.join(CONFIG_FILE);
-        let config = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| {
+        if path.is_dir() {
+            return Err(Error::input(
+                &path,
+                "is a folder, but the project configuration is a file: remove the folder \
+                 (`strata init` writes the file)",
+            ));
+        }
+        // A regular file of at most 1 MiB (`strata.toml -> /dev/zero` is refused unread).
+        let text = crate::core::input::read_project_text(&path, crate::core::input::CONFIG_BYTES)?;
+        let config = match &text {
+            Some(text) => {
+                toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(text)).map_err(|e| {
                     Error::input(
                         &path,
                         format!("{}; see `strata init` for the keys", e.message()),
                     )
                 })?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(Error::input(&path, "is not UTF-8 text"));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
-            Err(_) if path.is_dir() => {
-                return Err(Error::input(
-                    &path,
-                    "is a folder, but the project configuration is a file: remove the folder \
-                     (`strata init` writes the file)",
-                ));
-            }
-            Err(e) => return Err(Error::io(path, e)),
+            None => Config::default(),
         };
         config.check_ranges(&path)?;
-        let db = match database_url(&text_of(&path))? {
+        let db = match database_url(&text)? {
             Some(url) => url,
             None => resolve_db(&root, &config.db, "db")?,
         };
@@ -283,15 +281,9 @@ impl Project {
     /// Creates `.strata/` with a `.gitignore` that keeps it out of version control.
     pub fn ensure_state_dir(&self) -> Result<PathBuf, Error> {
         let dir = self.state_dir();
-        // Private to its owner whatever the umask: it holds backups of the databases.
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt as _;
-            builder.mode(0o700);
-        }
-        builder.create(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Private to its owner whatever the umask (narrowed if it is open): it holds backups
+        // of the databases.
+        crate::core::backup::private_folder(&dir)?;
         let ignore = dir.join(".gitignore");
         if !ignore.exists() {
             std::fs::write(
@@ -302,11 +294,6 @@ impl Project {
         }
         Ok(dir)
     }
-}
-
-/// strata.toml's text, or none when there is no readable file (then its defaults apply).
-fn text_of(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
 }
 
 /// `DATABASE_URL`, as dbmate and sqlx read it, when strata.toml sets no `db` (the order is
@@ -587,10 +574,9 @@ impl MigrationConfig {
     /// Reads `<dir>/migration.toml`; the defaults when there is none.
     pub fn load(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(MIGRATION_CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => MigrationConfig::parse(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MigrationConfig::default()),
-            Err(e) => Err(Error::io(path, e)),
+        match crate::core::input::read_project_text(&path, crate::core::input::CONFIG_BYTES)? {
+            Some(text) => MigrationConfig::parse(&path, &text),
+            None => Ok(MigrationConfig::default()),
         }
     }
 

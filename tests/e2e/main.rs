@@ -4,6 +4,7 @@
 mod habits;
 mod harness;
 
+mod attack_targets;
 mod bad_input;
 mod build;
 mod ci;

@@ -133,6 +133,34 @@ fn a_test_database_that_is_the_real_database_is_refused_on_postgres() {
 
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_test_database_under_another_host_name_is_found_to_be_the_real_one_on_the_server() {
+    let pg = Pg::new("alias_test_db");
+    let url = pg.url();
+    // Another host name for the same server: the URLs differ, the database is one.
+    let alias = format!(
+        "{}?hostaddr=127.0.0.1",
+        url.replace("127.0.0.1", "db-alias.invalid")
+    );
+    let p = project(&pg);
+    with_test_data(&p);
+    let run = p.strata(&["migrate", "--test-db", &alias]);
+    assert!(
+        run.code == 2 && run.stderr.contains("the server shows one database"),
+        "not refused\n{}",
+        run.stderr
+    );
+    pg.hides_password(&run);
+    let leaked = pg.rows(
+        false,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'users'",
+    );
+    assert_eq!(leaked, ["0"], "the rehearsal ran on the real database");
+    // Another database on the same server is a test database like any other.
+    p.strata(&["migrate"]).ok();
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn the_default_test_database_of_a_63_byte_name_is_not_the_real_database() {
     let pg = Pg::new("long_name");
     // PostgreSQL truncates names to 63 bytes, so `<63 bytes>_test` names the real database.

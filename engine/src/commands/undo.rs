@@ -41,6 +41,7 @@ pub const UNDO_FILE: &str = "undo.sql";
 /// Runs `strata undo`.
 pub fn undo(project: &Project, opts: &UndoOptions) -> Result<UndoReport, Error> {
     backends::check_project(project)?;
+    backends::check_distinct(project)?;
     let tree = Tree::load(&project.migrations_dir())?;
     let real = backends::open(project, &project.db)?;
     let applied = real.applied()?.unwrap_or_default();

@@ -254,8 +254,7 @@ impl Project {
             )));
         }
         check_db_path(&self.db, "--db", "db")?;
-        check_db_path(&self.test_db, "--test-db", "test_db")?;
-        check_distinct(&self.db, &self.test_db)
+        check_db_path(&self.test_db, "--test-db", "test_db")
     }
 
     /// The migrations folder.

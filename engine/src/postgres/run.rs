@@ -28,6 +28,34 @@ fn connect_existing(project: &Project, target: &Target) -> Result<Option<Session
     target.open(lock_timeout(project))
 }
 
+/// Whether `test` is, on the server, the very database `real` is, whatever the two URLs say
+/// (two names of one host, a port forward): a session opened on `real` is looked for, by its
+/// process id and start time, among the sessions of `test`'s current database. Best effort:
+/// `false` when either database cannot be reached or the session cannot be seen (then the
+/// URLs were already compared by `crate::core::config::check_distinct`).
+pub(crate) fn same_database(project: &Project, real: &Target, test: &Target) -> bool {
+    let (Ok(Some(mut a)), Ok(Some(mut b))) = (
+        connect_existing(project, real),
+        connect_existing(project, test),
+    ) else {
+        return false;
+    };
+    let Ok(row) = a.query_one(
+        "SELECT pid, backend_start::text FROM pg_catalog.pg_stat_activity \
+         WHERE pid = pg_catalog.pg_backend_pid()",
+        &[],
+    ) else {
+        return false;
+    };
+    let (pid, start): (i32, Option<String>) = (row.get(0), row.get(1));
+    b.query_one(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity \
+         WHERE pid = $1 AND backend_start::text = $2 AND datname = current_database()",
+        &[&pid, &start],
+    )
+    .is_ok_and(|r| r.get::<_, i64>(0) > 0)
+}
+
 /// The migrations applied to `target`; `None` when the database does not exist.
 pub(crate) fn applied_on(
     project: &Project,
@@ -212,8 +240,8 @@ pub(crate) fn scratch<'p>(
     Ok((throwaway, from))
 }
 
-/// A database strata makes and drops for one run on `of`'s server: `strata_<what>_`, the start
-/// of `of`'s name (which project it serves) and 20 random hex digits no one can guess ahead.
+/// A database strata makes and drops for one run on `of`'s server: `strata_<what>_`, the first
+/// 24 bytes of `of`'s name (which project it serves) and 20 random hex digits no one can guess ahead.
 /// Within PostgreSQL's 63 bytes whatever the name's script: the name is cut on a character
 /// boundary, never the random part. [`Throwaway::create`] refuses a name that exists.
 fn throwaway_name(what: &str, of: &Target) -> Result<String, Error> {
@@ -225,7 +253,8 @@ fn throwaway_name(what: &str, of: &Target) -> Result<String, Error> {
     })?;
     let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let prefix = format!("strata_{what}_");
-    let room = crate::core::target::NAME_BYTES - prefix.len() - suffix.len() - 1;
+    // At most 24 bytes of the real name: enough to tell which project it serves.
+    let room = (crate::core::target::NAME_BYTES - prefix.len() - suffix.len() - 1).min(24);
     let project = crate::core::target::server_name(of.dbname());
     let mut end = project.len().min(room);
     while !project.is_char_boundary(end) {

@@ -14,6 +14,7 @@ pub mod checksum;
 pub mod config;
 pub mod data;
 pub mod design;
+pub mod dry_run;
 pub mod error;
 pub mod event;
 pub mod exit;

@@ -645,6 +645,7 @@ pub(crate) fn undo(
                     file: Some(file),
                     statement,
                     message,
+                    code: None,
                     applied_before: Vec::new(),
                 }
                 .into());

@@ -11,6 +11,7 @@ use rusqlite::{Batch, Connection, OpenFlags, Statement};
 
 use crate::core::error::Error;
 pub use crate::core::error::is_busy;
+use crate::core::sql::one_line;
 
 /// Opens (creating if needed) a database for migrating, with a busy timeout.
 pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection, Error> {
@@ -190,19 +191,6 @@ fn code_start(s: &str) -> usize {
         } else {
             return i;
         }
-    }
-}
-
-/// A statement on one line, whitespace collapsed, without its `;`, at most 160 characters (as
-/// messages show statements, on either backend).
-pub(crate) fn one_line(sql: &str) -> String {
-    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    let flat = flat.trim_end_matches(';').trim_end().to_string();
-    if flat.chars().count() > 160 {
-        let cut: String = flat.chars().take(157).collect();
-        format!("{cut}...")
-    } else {
-        flat
     }
 }
 

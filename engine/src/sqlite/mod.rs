@@ -2,20 +2,22 @@
 //! bookkeeping tables (`ledger`), one migration in one transaction (`step`), the schema as a
 //! model (`schema`: parse, dump, diff, delta SQL, ownership), the design-time commands' side
 //! (`design`), components' host side and the authorizer that guards them (`component`, `guard`),
-//! and the seam's implementation (`backend`).
+//! the seam's implementation (`backend`), and what tells a cache that a database changed
+//! (`watch`).
 
 pub mod backend;
 pub mod backup;
 pub(crate) mod component;
 pub(crate) mod connection;
 pub(crate) mod design;
+pub(crate) mod dry_run;
 pub mod guard;
 pub mod ledger;
 pub mod restore;
 pub mod schema;
 pub mod step;
+pub(crate) mod watch;
 
-pub(crate) use connection::one_line;
 pub use connection::{
     Located, Script, ScriptText, foreign_keys, is_busy, open, open_read_only, set_foreign_keys,
 };

@@ -508,7 +508,7 @@ fn parse(dialect: Dialect, line: usize, text: &str) -> Parsed {
     };
     Parsed {
         line,
-        one_line: crate::sqlite::one_line(text),
+        one_line: crate::core::sql::one_line(text),
         ast,
         words,
     }

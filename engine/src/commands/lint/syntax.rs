@@ -14,11 +14,11 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use rusqlite::Connection;
-
 use super::{Model, lint_file};
+use crate::backends;
 use crate::core::config::Project;
 use crate::core::data::DataSet;
+use crate::core::dry_run::{Checked, DryRun};
 use crate::core::error::Error;
 use crate::core::input::Dialect;
 use crate::core::step::Prepared;
@@ -35,32 +35,33 @@ pub fn check_pending(project: &Project) -> Result<Vec<String>, Error> {
         .iter()
         .filter(|m| !done.contains(&m.id))
         .collect();
-    match super::dialect_of(project) {
-        Dialect::Sqlite => check_sqlite(project, &pending, project.db.exists()),
-        Dialect::Postgres => check_postgres(&tree, &pending),
+    match backends::dry_run(project)? {
+        Some(copy) => check_on_copy(&pending, copy, &project.db),
+        None => check_postgres(&tree, &pending),
     }
 }
 
-fn check_sqlite(
-    project: &Project,
+fn check_on_copy(
     pending: &[&Migration],
-    from_real: bool,
+    copy: Result<Box<dyn DryRun>, String>,
+    db: &Path,
 ) -> Result<Vec<String>, Error> {
     let mut warnings = Vec::new();
-    let mut mem = Connection::open_in_memory()
-        .map_err(|e| Error::db(":memory:", "cannot open a throwaway database", e))?;
-    if from_real && let Err(why) = copy_schema(&project.db, &mem) {
-        warnings.push(format!(
-            "plan did not check the pending SQL against the schema: the schema of {} could not \
-             be copied into a throwaway database ({why}); the rehearsal will check it",
-            project.db.display()
-        ));
-        return Ok(warnings);
-    }
+    let mut copy = match copy {
+        Ok(copy) => copy,
+        Err(why) => {
+            warnings.push(format!(
+                "plan did not check the pending SQL against the schema: the schema of {} could \
+                 not be copied into a throwaway database ({why}); the rehearsal will check it",
+                db.display()
+            ));
+            return Ok(warnings);
+        }
+    };
     for (i, m) in pending.iter().enumerate() {
         let p = Prepared::load_for(m, Dialect::Sqlite)?;
         let do_path = m.file("do.sql");
-        if let Checked::StoppedAt(why) = run_script(&mut mem, &do_path, &p.do_sql)? {
+        if let Checked::StoppedAt(why) = copy.run_script(&do_path, &p.do_sql)? {
             warnings.push(format!(
                 "plan checked the SQL up to {why}; the rest is checked by the rehearsal only"
             ));
@@ -69,7 +70,7 @@ fn check_sqlite(
         let component = p.transform.is_some() || p.test_seed.is_some() || p.proj_seed.is_some();
         if p.transform.is_none() {
             for data in [&p.test_data, &p.proj_data].into_iter().flatten() {
-                check_data(data, |t| Some(sqlite_columns(&mem, t)))?;
+                check_data(data, |t| Some(copy.columns(t)))?;
             }
         }
         if component && i + 1 < pending.len() {
@@ -83,153 +84,6 @@ fn check_sqlite(
         }
     }
     Ok(warnings)
-}
-
-/// Creates `db`'s tables, indexes, views and triggers (not its rows) in `mem`.
-fn copy_schema(db: &Path, mem: &Connection) -> Result<(), String> {
-    let real = Connection::open_with_flags(
-        db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| e.to_string())?;
-    let mut stmt = real
-        .prepare(
-            "SELECT sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-             ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid",
-        )
-        .map_err(|e| e.to_string())?;
-    let sqls: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .and_then(|rows| rows.collect())
-        .map_err(|e| e.to_string())?;
-    for sql in sqls {
-        mem.execute_batch(&sql).map_err(|e| format!("{e}: {sql}"))?;
-    }
-    Ok(())
-}
-
-/// How long one statement may run in the throwaway database before plan leaves it (and the
-/// rest) to the rehearsal.
-const STATEMENT_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// What became of a script in the throwaway database.
-enum Checked {
-    /// Every statement was checked.
-    All,
-    /// Checking stopped at a statement plan cannot run safely or quickly; why.
-    StoppedAt(String),
-}
-
-/// Prepares `sql` statement by statement in the throwaway database, and runs those that change
-/// its schema or rows, so that later statements are judged against what earlier ones built;
-/// the first failure becomes bad input naming `path`, the line and the statement. Nothing it
-/// runs reaches beyond the throwaway database: queries (and anything SQLite calls read-only)
-/// are only prepared; `ATTACH` (which would open another database) ends the check there;
-/// `VACUUM`, `PRAGMA`, `ANALYZE`, `REINDEX` and `DETACH` are only prepared; and a statement
-/// running past [`STATEMENT_BUDGET`] is interrupted and ends the check.
-fn run_script(conn: &mut Connection, path: &Path, sql: &str) -> Result<Checked, Error> {
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
-        .map_err(|e| Error::db(":memory:", "cannot limit the throwaway database", e))?;
-    let deadline = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
-    let watched = deadline.clone();
-    conn.progress_handler(
-        1_000,
-        Some(move || {
-            watched
-                .lock()
-                .ok()
-                .and_then(|d| *d)
-                .is_some_and(|d| std::time::Instant::now() > d)
-        }),
-    )
-    .map_err(|e| Error::db(":memory:", "cannot watch the throwaway database", e))?;
-    let result = walk(conn, path, sql, &deadline);
-    let _ = conn.progress_handler(0, None::<fn() -> bool>);
-    result
-}
-
-fn walk(
-    conn: &Connection,
-    path: &Path,
-    sql: &str,
-    deadline: &std::sync::Mutex<Option<std::time::Instant>>,
-) -> Result<Checked, Error> {
-    let text = crate::sqlite::ScriptText::new(sql);
-    let mut script = crate::sqlite::Script::new(conn, &text);
-    loop {
-        let (mut stmt, at) = match script.next_statement() {
-            Ok(Some(next)) => next,
-            Ok(None) => return Ok(Checked::All),
-            Err((at, e)) => return Err(bad_statement(path, at.line, &at.text, &e)),
-        };
-        let first = at
-            .text
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
-        if first == "ATTACH" {
-            return Ok(Checked::StoppedAt(format!(
-                "{} line {}: ATTACH opens another database, which plan never does",
-                path.display(),
-                at.line
-            )));
-        }
-        let prepare_only = stmt.readonly()
-            || matches!(
-                first.as_str(),
-                "VACUUM" | "PRAGMA" | "ANALYZE" | "REINDEX" | "DETACH" | "EXPLAIN"
-            );
-        if prepare_only {
-            continue;
-        }
-        if let Ok(mut d) = deadline.lock() {
-            *d = Some(std::time::Instant::now() + STATEMENT_BUDGET);
-        }
-        let result = stmt.raw_execute();
-        match result {
-            Ok(_) => {}
-            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
-                return Ok(Checked::StoppedAt(format!(
-                    "{} line {}: the statement ran for more than {} s in plan's throwaway \
-                     database",
-                    path.display(),
-                    at.line,
-                    STATEMENT_BUDGET.as_secs()
-                )));
-            }
-            Err(e) => return Err(bad_statement(path, at.line, &at.text, &e)),
-        }
-    }
-}
-
-fn bad_statement(path: &Path, line: usize, text: &str, e: &rusqlite::Error) -> Error {
-    let why = match e {
-        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
-        other => other.to_string(),
-    };
-    Error::input(
-        path,
-        format!(
-            "line {line}: {why}, in `{text}`; SQLite refuses it against the schema the steps \
-             before it build (checked in a throwaway database, nothing was touched); fix the \
-             statement"
-        ),
-    )
-}
-
-/// A SQLite table's columns, lower-cased; `None` when there is no such table.
-fn sqlite_columns(conn: &Connection, table: &str) -> Option<Vec<String>> {
-    let mut stmt = conn
-        .prepare("SELECT name FROM pragma_table_xinfo(?1)")
-        .ok()?;
-    let cols: Vec<String> = stmt
-        .query_map([table], |r| r.get::<_, String>(0))
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|c| c.to_lowercase())
-        .collect();
-    (!cols.is_empty()).then_some(cols)
 }
 
 /// Refuses a table or column of `data` that `columns` does not know, naming the line in the

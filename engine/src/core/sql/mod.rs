@@ -4,3 +4,16 @@
 
 pub mod postgres;
 pub mod sqlite;
+
+/// A statement on one line, whitespace collapsed, without its `;`, at most 160 characters (as
+/// messages show statements, on either backend).
+pub fn one_line(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = flat.trim_end_matches(';').trim_end().to_string();
+    if flat.chars().count() > 160 {
+        let cut: String = flat.chars().take(157).collect();
+        format!("{cut}...")
+    } else {
+        flat
+    }
+}

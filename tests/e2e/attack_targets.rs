@@ -287,17 +287,33 @@ fn a_key_value_connection_string_is_never_a_sqlite_file_and_its_password_never_s
 
 // ---- #2 restore with no name after commands that back up --------------------------------------
 
-#[test]
-fn restore_after_an_undo_refuses_to_drop_rows_written_since() {
-    let p = Project::empty();
+/// The application writes the row `name` into `people` of app.db; then `strata restore` with
+/// no name and no --yes must refuse, naming the table, and leave `people` holding `names`.
+fn restore_refuses_to_lose(p: &Project, name: &str, names: &[&str]) {
+    p.open("app.db")
+        .execute("INSERT INTO people(name) VALUES (?1)", [name])
+        .unwrap();
+    p.strata(&["restore"])
+        .code(3)
+        .stderr_has("changed outside strata")
+        .stderr_has("people");
+    assert_eq!(
+        rows(&p.open("app.db"), "SELECT name FROM people ORDER BY id"),
+        names,
+        "restore dropped the application's row without --yes"
+    );
+}
+
+/// Applies a table `people`, then a column with an `undo.sql`, then undoes that one.
+fn migrate_twice_and_undo(p: &Project) {
     p.write(
         "migrations/app/20240101T000000Z-zero/do.sql",
-        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT);\n",
+        "CREATE TABLE people (id integer PRIMARY KEY, name text);\n",
     );
     p.strata(&["migrate", "-q"]).ok();
     p.write(
         "migrations/app/20240102T000000Z-nick/do.sql",
-        "ALTER TABLE people ADD COLUMN nick TEXT;\n",
+        "ALTER TABLE people ADD COLUMN nick text;\n",
     )
     .write(
         "migrations/app/20240102T000000Z-nick/undo.sql",
@@ -305,21 +321,13 @@ fn restore_after_an_undo_refuses_to_drop_rows_written_since() {
     );
     p.strata(&["migrate", "-q"]).ok();
     p.strata(&["undo"]).ok();
-    p.open("app.db")
-        .execute(
-            "INSERT INTO people(name) VALUES ('written after the undo')",
-            [],
-        )
-        .unwrap();
-    // No name and no --yes: a restore that would lose that row must refuse and say so.
-    p.strata(&["restore"])
-        .code(3)
-        .stderr_has("changed outside strata")
-        .stderr_has("people");
-    assert_eq!(
-        rows(&p.open("app.db"), "SELECT name FROM people"),
-        ["written after the undo"],
-    );
+}
+
+#[test]
+fn restore_after_an_undo_refuses_to_drop_rows_written_since() {
+    let p = Project::empty();
+    migrate_twice_and_undo(&p);
+    restore_refuses_to_lose(&p, "written after the undo", &["written after the undo"]);
     // With --yes it goes back, and the restore's undo backup keeps the row.
     p.strata(&["restore", "--yes"]).ok();
     assert_eq!(
@@ -341,19 +349,10 @@ fn restore_after_a_baseline_refuses_to_drop_rows_written_since() {
         .unwrap();
     }
     p.strata(&["baseline", "base"]).ok();
-    p.open("app.db")
-        .execute(
-            "INSERT INTO people(name) VALUES ('written after the baseline')",
-            [],
-        )
-        .unwrap();
-    p.strata(&["restore"])
-        .code(3)
-        .stderr_has("changed outside strata")
-        .stderr_has("people");
-    assert_eq!(
-        rows(&p.open("app.db"), "SELECT name FROM people ORDER BY id"),
-        ["existing", "written after the baseline"],
+    restore_refuses_to_lose(
+        &p,
+        "written after the baseline",
+        &["existing", "written after the baseline"],
     );
 }
 
@@ -396,21 +395,7 @@ fn restore_of_a_backup_without_its_end_state_refuses_without_yes() {
 fn restore_after_an_undo_refuses_to_drop_rows_written_since_on_postgres() {
     let pg = Pg::new("restore_after_undo");
     let p = project(&pg);
-    p.write(
-        "migrations/app/20240101T000000Z-zero/do.sql",
-        "CREATE TABLE people (id int PRIMARY KEY, name text);\n",
-    );
-    p.strata(&["migrate", "-q"]).ok();
-    p.write(
-        "migrations/app/20240102T000000Z-nick/do.sql",
-        "ALTER TABLE people ADD COLUMN nick text;\n",
-    )
-    .write(
-        "migrations/app/20240102T000000Z-nick/undo.sql",
-        "ALTER TABLE people DROP COLUMN nick;\n",
-    );
-    p.strata(&["migrate", "-q"]).ok();
-    p.strata(&["undo"]).ok();
+    migrate_twice_and_undo(&p);
     pg.client(false)
         .batch_execute("INSERT INTO people VALUES (7, 'written after the undo')")
         .unwrap();
@@ -495,33 +480,29 @@ fn assert_private(p: &Project, dirs: &[&str]) {
     }
 }
 
-#[test]
-fn an_open_strata_folder_is_narrowed_under_umask_000_on_sqlite() {
-    let p = Project::empty();
+/// Under umask 000, with a `.strata/` that exists already at 0777 (made by hand, an older
+/// strata, a checkout tool), a migrate leaves `.strata/` and its backups private.
+fn migrate_leaves_strata_private(p: &Project) {
     p.write(
         "migrations/app/20240101T000000Z-zero/do.sql",
-        "CREATE TABLE t (x);\n",
+        "CREATE TABLE t (x int);\n",
     );
     std::fs::create_dir(p.path(".strata")).unwrap();
     std::fs::set_permissions(p.path(".strata"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    run_with(&p, 0, &[], &["migrate", "-q"]).ok();
-    assert_private(&p, &[".strata", ".strata/backups"]);
+    run_with(p, 0, &[], &["migrate", "-q"]).ok();
+    assert_private(p, &[".strata", ".strata/backups"]);
+}
+
+#[test]
+fn an_open_strata_folder_is_narrowed_under_umask_000_on_sqlite() {
+    migrate_leaves_strata_private(&Project::empty());
 }
 
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn the_postgres_backups_folder_is_private_whatever_the_umask() {
     let pg = Pg::new("backups_mode");
-    let p = project(&pg);
-    p.write(
-        "migrations/app/20240101T000000Z-zero/do.sql",
-        "CREATE TABLE t (x int);\n",
-    );
-    // A .strata/ that exists already (made by hand, an older strata, a checkout tool).
-    std::fs::create_dir(p.path(".strata")).unwrap();
-    std::fs::set_permissions(p.path(".strata"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    run_with(&p, 0, &[], &["migrate", "-q"]).ok();
-    assert_private(&p, &[".strata", ".strata/backups"]);
+    migrate_leaves_strata_private(&project(&pg));
 }
 
 // ---- #12 A lock file of another user ----------------------------------------------------------

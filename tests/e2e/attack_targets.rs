@@ -540,3 +540,50 @@ fn a_lock_file_of_another_user_is_refused_naming_its_owner() {
     std::fs::remove_file(p.path("app.db.strata-lock")).unwrap();
     p.strata(&["migrate", "-q"]).ok();
 }
+
+// ---- #8 PostgreSQL throwaway databases ----------------------------------------------------------
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_throwaway_database_of_a_non_ascii_database_keeps_its_random_name_and_is_dropped() {
+    let pg = Pg::new("cyrillic");
+    // 24 Cyrillic letters are 48 bytes: `strata_sandbox_` and the name alone fill 63 bytes.
+    let name = format!("{}{}", "ж".repeat(24), std::process::id());
+    let quoted = format!("\"{name}\"");
+    let mut admin = pg.admin_client();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {quoted}"))
+        .unwrap();
+    let url = format!("{}/{name}", pg.url().rsplit_once('/').unwrap().0);
+    let p = project(&pg);
+    p.write("strata.toml", &format!("db = \"{url}\"\n")).write(
+        "migrations/app/20260101T000000Z-where/do.sql",
+        "DO $$ BEGIN RAISE EXCEPTION 'running on %', current_database(); END $$;\n",
+    );
+    let run = p.strata(&["sandbox", "--from", &url]);
+    let leftover: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'strata\\_sandbox\\_ж%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+        .unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let used = run
+        .stderr
+        .split("running on ")
+        .filter_map(|rest| rest.split_whitespace().next())
+        .find(|word| word.starts_with("strata_sandbox_"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(used.len() <= 63, "{used}");
+    let random = used.rsplit('_').next().unwrap_or_default();
+    assert!(
+        random.len() == 20 && random.chars().all(|c| c.is_ascii_hexdigit()),
+        "the throwaway database {used:?} lost its random part"
+    );
+    assert_eq!(leftover, 0, "the throwaway database was left behind");
+}

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::builder::BoolishValueParser;
 use clap::{CommandFactory, Parser, Subcommand};
 use strata_engine::commands::migrate::{self, MigrateOptions};
-use strata_engine::commands::{build as guest, design, restore, scaffold};
+use strata_engine::commands::{build as guest, design, fleet, restore, scaffold};
 use strata_engine::components::Sandbox;
 use strata_engine::core::backup::Backup;
 use strata_engine::core::plan::PlanOptions;
@@ -360,6 +360,10 @@ enum Command {
         "STRATA_REMOTE=http://127.0.0.1:7433 STRATA_TOKEN=$(cat .strata/token) strata status",
     ))]
     Serve(remote::ServeArgs),
+    /// One chain applied to many databases (a database per tenant): status, plan and migrate
+    /// over the targets of `[[fleet.group]]` in strata.toml or `--targets 'tenants/*.db'`.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// The engine version, the project, its databases and modules (with --remote: the server's).
     #[command(after_help = examples!(
         "strata info",
@@ -367,6 +371,77 @@ enum Command {
         "strata info --remote http://127.0.0.1:7433",
     ))]
     Info,
+}
+
+/// Which targets a fleet command works on.
+#[derive(Debug, clap::Args)]
+struct FleetArgs {
+    /// A glob of SQLite files (`tenants/*.db`: a value with a `/` or ending in .db, .sqlite or
+    /// .sqlite3), or a pattern of target or group names (`acme*`) limiting the configured ones.
+    #[arg(long, value_name = "PATTERN")]
+    targets: Option<String>,
+    /// How many targets run (or are read) at once in stages without their own `parallel`
+    /// (default: 8 per core, at most 32: a target's run mostly waits for its disk or server).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallel: Option<u16>,
+}
+
+impl FleetArgs {
+    fn selection(&self) -> fleet::Selection {
+        fleet::Selection {
+            targets: self.targets.clone(),
+            parallel: self.parallel.map(usize::from),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Every target's state: applied, pending, failed, modified, drifted, unreachable; counted.
+    /// Exit 3 when `fleet migrate` would refuse any target.
+    #[command(after_help = examples!(
+        "strata fleet status --targets 'tenants/*.db'",
+        "strata fleet status --json",
+    ))]
+    Status {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
+    /// What `fleet migrate` would do where: the rehearsal, then each stage's targets and their
+    /// pending migrations. Exit 3 when it would refuse any target.
+    #[command(after_help = examples!(
+        "strata fleet plan --targets 'tenants/*.db'",
+        "strata fleet plan --targets 'acme*'",
+    ))]
+    Plan {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        #[command(flatten)]
+        run: PlanArgs,
+    },
+    /// Rehearse once on the test database, then migrate every target stage by stage, each with
+    /// its own backup, run and audit rows. Run it again after a failure to go on where it
+    /// stopped. Exit 1 when any target failed, 3 when any was refused.
+    #[command(after_help = examples!(
+        "strata fleet migrate --targets 'tenants/*.db'",
+        "strata fleet migrate --junit fleet.xml --report fleet.json",
+        "strata restore --db tenants/acme.db   # one target back from its backup",
+    ))]
+    Migrate {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        #[command(flatten)]
+        run: PlanArgs,
+        /// Run all pending steps of each target in one transaction (a savepoint per step).
+        #[arg(long)]
+        single_transaction: bool,
+        /// Write a JUnit XML report (one testcase per target) to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write the JSON report (what --json prints) to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
 }
 
 /// What `plan` and `migrate` share: which migrations, and which refusals to waive.
@@ -701,7 +776,79 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Serve(serve) => remote::serve(&out, project, &args.remote, serve),
         Command::Info => remote::local_info(&out, &project),
+        Command::Fleet(command) => run_fleet(&out, &project, command),
     }
+}
+
+/// `strata fleet ...`.
+fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<()> {
+    match command {
+        FleetCommand::Status { fleet } => {
+            let status =
+                fleet::fleet_status(project, &fleet.selection(), &MigrateOptions::default())?;
+            out.fleet_status(&status)?;
+            if status.refuses() {
+                return Err(refused_targets());
+            }
+            Ok(())
+        }
+        FleetCommand::Plan { fleet, run } => {
+            let plan = fleet::fleet_plan(project, &fleet.selection(), &run.options(project)?)?;
+            out.fleet_plan(&plan)?;
+            if plan.refuses() {
+                return Err(refused_targets());
+            }
+            Ok(())
+        }
+        FleetCommand::Migrate {
+            fleet,
+            run,
+            single_transaction,
+            junit,
+            report,
+        } => {
+            let opts = MigrateOptions {
+                single_transaction,
+                ..run.options(project)?
+            };
+            let (quiet, verbose) = (out.quiet_mode(), out.verbose_mode());
+            let done = fleet::fleet_migrate(
+                project,
+                &fleet.selection(),
+                &opts,
+                &mut |e| render::event(out, e),
+                &|e| render::fleet_event(quiet, verbose, e),
+            )?;
+            if let Some(path) = junit {
+                std::fs::write(&path, render::fleet_junit(&done))
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            if let Some(path) = report {
+                std::fs::write(&path, serde_json::to_string_pretty(&done)?)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            out.fleet_migrate(&done)?;
+            if done.ok {
+                return Ok(());
+            }
+            let failed = done.stages.iter().flat_map(|s| &s.targets);
+            if failed
+                .clone()
+                .any(|t| t.outcome == fleet::TargetOutcome::Failed)
+            {
+                Err(anyhow::Error::new(Failed("a fleet target failed".into())))
+            } else {
+                Err(refused_targets())
+            }
+        }
+    }
+}
+
+/// Exit 3 for a fleet command, the targets already reported on stdout.
+fn refused_targets() -> anyhow::Error {
+    anyhow::Error::new(Refused(
+        "fleet migrate would refuse one or more targets (see above)".into(),
+    ))
 }
 
 /// Asks on the terminal whether to put `chosen` back into `db`; `changed` are the tables whose
@@ -744,6 +891,11 @@ fn confirm(
 #[derive(Debug, thiserror::Error)]
 #[error("restore cancelled; nothing was changed")]
 pub struct Declined;
+
+/// A refusal already reported on stdout (exit 3), the message on stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// A failure already reported on stdout; only the exit code is left to give.
 #[derive(Debug, thiserror::Error)]

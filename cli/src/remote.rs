@@ -236,6 +236,7 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
         Command::Repair { .. } => return local_only("repair"),
         Command::Undo { .. } => return local_only("undo"),
         Command::Completions { .. } => return local_only("completions"),
+        Command::Fleet(_) => return local_only("fleet"),
         Command::Migrate(r) if r.write_snapshots => {
             return Err(usage(
                 "--write-snapshots does not work with --remote: the server never writes into \
@@ -390,6 +391,7 @@ async fn remote_command(
         | Command::Rollback { .. }
         | Command::Revert { .. }
         | Command::Completions { .. }
+        | Command::Fleet(_)
         | Command::Serve(_) => Err(usage("this command works on the local project only".into())),
     }
 }

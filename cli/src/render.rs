@@ -105,6 +105,10 @@ fn highlight(line: &str) -> String {
     out
 }
 
+#[path = "render_fleet.rs"]
+mod fleet;
+pub use fleet::{fleet_event, fleet_junit};
+
 /// Where and how to write.
 pub struct Output {
     json: bool,
@@ -133,6 +137,11 @@ impl Output {
     /// Whether only results and errors are printed.
     pub fn quiet_mode(&self) -> bool {
         self.quiet
+    }
+
+    /// Whether each action is printed too.
+    pub fn verbose_mode(&self) -> bool {
+        self.verbose
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
@@ -873,14 +882,17 @@ impl Progress {
     }
 }
 
+/// `text` escaped for an XML attribute or element.
+pub(crate) fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The sandbox report as JUnit XML: one testsuite, one testcase per step.
 pub fn junit(report: &SandboxReport) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+    let esc = xml_escape;
     let count = |o: StepOutcome| report.steps.iter().filter(|s| s.outcome == o).count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
@@ -921,6 +933,10 @@ pub fn junit(report: &SandboxReport) -> String {
 pub fn error(err: &anyhow::Error, json: bool) -> i32 {
     if err.downcast_ref::<crate::cli::Failed>().is_some() {
         return strata_engine::core::exit::FAILURE;
+    }
+    if let Some(refused) = err.downcast_ref::<crate::cli::Refused>() {
+        errln!("error: {refused}");
+        return strata_engine::core::exit::REFUSED;
     }
     let code = if err.downcast_ref::<crate::cli::Declined>().is_some() {
         strata_engine::core::exit::REFUSED

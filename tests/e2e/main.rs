@@ -10,6 +10,7 @@ mod build;
 mod ci;
 mod components;
 mod escapes;
+mod fleet;
 mod host_memory;
 mod hostile;
 mod independent;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backends::{self, with_backend};
 use crate::commands::scaffold;
-use crate::core::backend::{Backend as _, Inspect};
+use crate::core::backend::{Backups as _, Inspect};
 use crate::core::config::Project;
 use crate::core::design::Adopted;
 use crate::core::design::DiffReport;

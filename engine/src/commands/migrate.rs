@@ -90,14 +90,7 @@ fn validate<'p, 't>(
     let mut plans = Vec::new();
     let mut refusals = Vec::new();
     for (phase, db) in phases {
-        let applied = match db.applied()? {
-            Some(applied) => applied,
-            None => match db.missing() {
-                Some(e) if phase == Phase::Apply => return Err(e),
-                _ => Vec::new(),
-            },
-        };
-        match plan::plan(&db.shown(), &tree.migrations, &applied, &opts.plan) {
+        match plan_database(&*db, phase, tree, opts)? {
             Ok(pending) => plans.push((phase, db, pending)),
             Err(r) => refusals.extend(r),
         }
@@ -110,6 +103,30 @@ fn validate<'p, 't>(
     } else {
         Err(Error::Refused(refusals))
     }
+}
+
+/// What `phase` would apply to `db`, or why it refuses (drift aside: that is the project's
+/// real database's, see [`validate`]). A real database that does not exist and that its
+/// backend would not create is an error.
+pub(crate) fn plan_database<'t>(
+    db: &dyn Backend,
+    phase: Phase,
+    tree: &'t Tree,
+    opts: &MigrateOptions,
+) -> Result<Result<Vec<&'t Migration>, Vec<crate::core::error::Refusal>>, Error> {
+    let applied = match db.applied()? {
+        Some(applied) => applied,
+        None => match db.missing() {
+            Some(e) if phase == Phase::Apply => return Err(e),
+            _ => Vec::new(),
+        },
+    };
+    Ok(plan::plan(
+        &db.shown(),
+        &tree.migrations,
+        &applied,
+        &opts.plan,
+    ))
 }
 
 /// Runs `strata migrate`: validate, read every input, back up and rehearse on the test
@@ -154,30 +171,78 @@ pub fn migrate(
     }
     if single_transaction {
         for (_, db, pending) in &phases {
-            for m in pending {
-                db.check_single_transaction(&runner.prepared[&m.id])?;
-            }
+            check_single_transaction(&runner, &**db, pending)?;
         }
     }
 
     let mut report = MigrateReport { phases: Vec::new() };
     for (phase, db, pending) in &phases {
-        if *phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
-            report
-                .phases
-                .push(rehearse_on_copy(&runner, &**db, pending, events)?);
-        }
-        let how = How {
-            test_data: phase.loads_test_data(),
-            backup: true,
-            write_snapshots: opts.write_snapshots && *phase == Phase::Rehearsal,
+        report.phases.extend(run_database(
+            &runner,
+            &**db,
+            *phase,
+            pending,
+            opts,
             single_transaction,
-        };
-        report
-            .phases
-            .push(run_phase(&runner, &**db, *phase, how, pending, events)?);
+            events,
+        )?);
     }
     Ok(report)
+}
+
+/// Refuses a `--single-transaction` run when one of `pending` cannot run inside one
+/// transaction on `db`.
+pub(crate) fn check_single_transaction(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    pending: &[&Migration],
+) -> Result<(), Error> {
+    for m in pending {
+        db.check_single_transaction(prepared(runner, m)?)?;
+    }
+    Ok(())
+}
+
+/// The step `runner` read for `m`: refused when the run did not read it (the database moved
+/// between planning and running).
+fn prepared<'r>(runner: &'r Runner<'_>, m: &Migration) -> Result<&'r Prepared, Error> {
+    runner.prepared.get(&m.id).ok_or_else(|| {
+        Error::Usage(format!(
+            "{} became pending after the run read its inputs (the database changed meanwhile); \
+             run again",
+            m.label()
+        ))
+    })
+}
+
+/// One database of a run, after planning: with `--rehearse-on-copy` a rehearsal on a copy of
+/// a real database first, then `pending` applied with a backup, as the phase says (test data
+/// on the test database, snapshots written there when asked). The per-database part of
+/// `migrate`, also what `strata fleet migrate` runs for each target.
+pub(crate) fn run_database(
+    runner: &Runner<'_>,
+    db: &dyn Backend,
+    phase: Phase,
+    pending: &[&Migration],
+    opts: &MigrateOptions,
+    single_transaction: bool,
+    events: &mut EventSink<'_>,
+) -> Result<Vec<PhaseReport>, Error> {
+    for m in pending {
+        prepared(runner, m)?;
+    }
+    let mut reports = Vec::new();
+    if phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
+        reports.push(rehearse_on_copy(runner, db, pending, events)?);
+    }
+    let how = How {
+        test_data: phase.loads_test_data(),
+        backup: true,
+        write_snapshots: opts.write_snapshots && phase == Phase::Rehearsal,
+        single_transaction,
+    };
+    reports.push(run_phase(runner, db, phase, how, pending, events)?);
+    Ok(reports)
 }
 
 /// Runs `pending` on `db` as one phase: the shared step loop on the database the backend

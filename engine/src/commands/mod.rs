@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod design;
+pub mod fleet;
 pub mod lint;
 pub mod migrate;
 pub mod repair;

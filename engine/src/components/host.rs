@@ -38,6 +38,64 @@ pub(crate) const VALUE_OVERHEAD: usize = 32;
 /// The table key of an open cursor: its index among the session's statements.
 pub struct CursorSlot(pub(crate) usize);
 
+/// The cursors a component has open in one call, by their [`CursorSlot`]'s index, on every
+/// backend (`C` is the backend's cursor): a dropped cursor's slot is reused, and at most
+/// [`MAX_OPEN_CURSORS`] are open at once.
+pub struct Cursors<C>(Vec<Option<C>>);
+
+impl<C> Default for Cursors<C> {
+    fn default() -> Self {
+        Cursors(Vec::new())
+    }
+}
+
+impl<C> Cursors<C> {
+    /// Why no other cursor may open now (the limit's message), or `None`.
+    pub(crate) fn full(&self) -> Option<String> {
+        (self.iter().count() >= MAX_OPEN_CURSORS).then(|| {
+            format!("more than {MAX_OPEN_CURSORS} cursors open at once; drop cursors once read")
+        })
+    }
+
+    /// Keeps `cursor` in a free slot; returns the slot's index.
+    pub(crate) fn insert(&mut self, cursor: C) -> usize {
+        match self.0.iter().position(Option::is_none) {
+            Some(free) => {
+                self.0[free] = Some(cursor);
+                free
+            }
+            None => {
+                self.0.push(Some(cursor));
+                self.0.len() - 1
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<&C> {
+        self.0.get(index).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut C> {
+        self.0.get_mut(index).and_then(Option::as_mut)
+    }
+
+    /// Takes the cursor out of its slot, which is free again.
+    pub(crate) fn remove(&mut self, index: usize) -> Option<C> {
+        self.0.get_mut(index).and_then(Option::take)
+    }
+
+    /// The open cursors.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &C> {
+        self.0.iter().flatten()
+    }
+
+    /// How many slots there are, open or free.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// Messages a component logged, kept for the step's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {

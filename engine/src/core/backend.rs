@@ -1,33 +1,32 @@
 //! The backend seam: what one database offers the commands, whichever engine it runs on.
 //!
-//! A command's algorithm (`migrator`, `restore`, `repair`, `design`) is written once over
-//! [`Backend`]; SQLite ([`sqlite::Sqlite`]) and PostgreSQL ([`postgres::Postgres`]) implement
-//! it by wrapping their own code (`crate::sqlite::ledger`, `crate::sqlite::step`, `crate::core::backup` and
-//! `crate::core::restore` for SQLite, `crate::postgres` for PostgreSQL). In the manner of Atlas's
-//! drivers, each operation is one thing a database does, and the set is what the commands need:
+//! A command's algorithm (`migrate`, `restore`, `repair`, `undo`, the design loop) is written
+//! once over these traits; SQLite (`crate::sqlite::backend::Sqlite`) and PostgreSQL
+//! (`crate::postgres::backend::Postgres`) implement them by wrapping their own code. In the
+//! manner of Atlas's driver interfaces, each trait is one concern, small enough to read whole
+//! and to fake in a unit test, and [`Backend`] is their sum, the one the commands hold
+//! (`Box<dyn Backend>`):
 //!
-//! - the ledger and the audit log: [`Backend::applied`], [`Backend::append_audit`],
-//!   [`Backend::audit`], [`Backend::audit_page`], [`Backend::repin`];
-//! - a run: [`Backend::missing`] (whether a run may create the database), the checks a phase
-//!   makes before it starts ([`Backend::check_single_transaction`]), opening and locking it for
-//!   one phase ([`Backend::open_phase`], which gives the shared step loop its
-//!   `crate::core::phase::Database`), a throwaway copy to rehearse on ([`Backend::copy`]), the
-//!   throwaway database of `strata sandbox` ([`Backend::scratch`]), and how a step reads as a
-//!   script for `plan --sql` ([`Backend::script_begin`], [`Backend::data_sql`],
-//!   [`Backend::script_end`]);
-//! - backups: [`Backend::identity`], [`Backend::backups`], [`Backend::choose_backup`],
-//!   [`Backend::restore`];
-//! - introspection for the design-time commands: [`Backend::unowned`], and [`Backend::dump`],
-//!   [`Backend::diff`], [`Backend::drift`], [`Backend::new_from_diff`], [`Backend::baseline`],
-//!   each of which reads the database as a `crate::core::design::Live` (its schema in the backend's
-//!   own model, the owners, the ledger) and runs the command's one algorithm in `crate::commands::design`;
-//! - what a caller may watch for changes ([`Watch`], made by `crate::backends::watch`), and
-//!   whether a database is on a server rather than in a file (`crate::backends::is_server`).
+//! - [`Ledger`]: the ledger and the audit log, read and written outside a run;
+//! - [`Run`]: what a run and the sandbox need: whether a run may create the database, the
+//!   checks a phase makes before it starts, opening and locking it for one phase (which gives
+//!   the shared step loop its `crate::core::phase::Database`, whose steps go through
+//!   `crate::core::step::StepDriver`), a throwaway copy to rehearse on, the sandbox's
+//!   throwaway database, `strata undo`, and the schema as text;
+//! - [`Backups`]: the database's identity, its backups, choosing one and putting it back;
+//! - [`SqlScript`]: how a step reads as a script for `plan --sql`;
+//! - [`Introspect`]: the objects no module owns; the design-time commands read the rest
+//!   through [`Inspect`], which is generic over the backend's own schema model and so is not
+//!   part of `Backend`;
+//! - [`Watch`]: whether a database changed, for a cache of answers (made by
+//!   `crate::backends::watch`, not part of `Backend`).
 //!
-//! [`open`] is the one place that picks the backend from a database's value (a SQLite path or
-//! a `postgres://` URL, told apart by [`is_server`]); apart from this module, only `config`
-//! looks at the URL scheme (to keep a URL's password out of what is shown). Tree, checksum,
-//! plan, events, phases, rendering and the gRPC service do not know which backend runs.
+//! docs/src/concepts.md ("The seam, trait by trait") lists each trait with what SQLite and
+//! PostgreSQL implement it with: a third backend implements the same list.
+//!
+//! `crate::backends::open` is the one place that picks the backend from a database's value
+//! (a SQLite path or a `postgres://` URL). Tree, checksum, plan, events, phases, rendering and
+//! the gRPC service do not know which backend runs.
 
 use std::path::{Path, PathBuf};
 
@@ -70,16 +69,21 @@ pub(crate) enum Token {
 }
 
 /// One database of a project (the real one, the test database, or one a command names), as the
-/// commands use it.
-pub(crate) trait Backend {
+/// commands use it: every concern of the seam together, with how the database is shown and
+/// the dialect its migrations are written in.
+pub(crate) trait Backend: Ledger + Run + Backups + SqlScript + Introspect {
     /// The database as strata shows it: a path, or a URL without its password.
     fn shown(&self) -> PathBuf;
 
     /// The SQL dialect its migrations are written in.
     fn dialect(&self) -> Dialect;
+}
 
-    // The ledger and the audit log.
-
+/// The ledger (which migrations are applied, with their checksums) and the append-only audit
+/// log, read and written outside a run (`status`, `audit`, `repair`, and the commands that
+/// audit what they did). A run writes both inside its steps, through
+/// `crate::core::step::StepDriver`.
+pub(crate) trait Ledger {
     /// The migrations applied, read without creating or changing anything; `None` when the
     /// database does not exist.
     fn applied(&self) -> Result<Option<Vec<Applied>>, Error>;
@@ -98,21 +102,12 @@ pub(crate) trait Backend {
     /// `strata repair`: re-pins `m`'s checksum and manifest in the ledger and writes `entry`
     /// to the audit log, in one transaction.
     fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error>;
+}
 
-    /// `strata undo` on this database in `phase`: a verified backup first (unless
-    /// `backup` is false: a throwaway database), then each of `steps` (newest first) in a
-    /// transaction of its own: its `undo.sql` under the same guard as `do.sql`, the
-    /// migration's ledger row removed with the owners of objects that are gone, and its audit
-    /// row. A migration no longer applied here is passed over. Stops at the first failure,
-    /// which is rolled back and audited (`Error::Step`, action `undo.sql`).
-    fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error>;
-
-    /// The whole schema, every object whoever owns it, as comparable text (what the sandbox
-    /// compares before a step and after its `undo.sql`).
-    fn schema_text(&self) -> Result<String, Error>;
-
-    // A run.
-
+/// What a run needs of a database (`migrate`, its rehearsals, `strata sandbox`, `strata
+/// undo`): the phase algorithm (`crate::core::phase::run`) and the step algorithm
+/// (`crate::core::step::apply`) are the core's; this is the backend's side of them.
+pub(crate) trait Run {
     /// When a run finds the real database missing: the error to give (`None`: the run creates
     /// it, as SQLite creates its file).
     fn missing(&self) -> Option<Error>;
@@ -122,8 +117,8 @@ pub(crate) trait Backend {
 
     /// Opens and locks the database for one phase of `runner`'s steps, run as `how` says
     /// (creating the test database when it is missing), for the shared step loop
-    /// (`crate::core::phase::run`); its `begin` makes sure of the bookkeeping and takes the verified
-    /// backup when `how.backup`.
+    /// (`crate::core::phase::run`); its `begin` makes sure of the bookkeeping and takes the
+    /// verified backup when `how.backup`.
     fn open_phase<'a>(
         &'a self,
         runner: &'a Runner<'_>,
@@ -138,18 +133,22 @@ pub(crate) trait Backend {
     /// backup, as this backend takes them), made beside this database (its folder or server).
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error>;
 
-    /// `plan --sql`: the lines that open a step's transaction (after the step's name).
-    fn script_begin(&self) -> String;
+    /// `strata undo` on this database in `phase`: a verified backup first (unless
+    /// `backup` is false: a throwaway database), then each of `steps` (newest first) in a
+    /// transaction of its own: its `undo.sql` under the same guard as `do.sql`, the
+    /// migration's ledger row removed with the owners of objects that are gone, and its audit
+    /// row. A migration no longer applied here is passed over. Stops at the first failure,
+    /// which is rolled back and audited (`Error::Step`, action `undo.sql`).
+    fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error>;
 
-    /// `plan --sql`: a data.json's rows as the statements that insert them.
-    fn data_sql(&self, data: &crate::core::data::DataSet) -> String;
+    /// The whole schema, every object whoever owns it, as comparable text (what the sandbox
+    /// compares before a step and after its `undo.sql`).
+    fn schema_text(&self) -> Result<String, Error>;
+}
 
-    /// `plan --sql`: what strata does after the step's own files, as comments and statements,
-    /// ending with the commit.
-    fn script_end(&self) -> &'static str;
-
-    // Backups.
-
+/// The database's backups (`strata restore`, and what `status` shows of them): the backups
+/// themselves are taken by a run (`Run::open_phase`, `Run::undo`).
+pub(crate) trait Backups {
     /// The database's identity (what its backups record); `None` when it has none or does not
     /// exist.
     fn identity(&self) -> Result<Option<String>, Error>;
@@ -174,9 +173,25 @@ pub(crate) trait Backend {
     /// (`crate::core::restore::record_state_after`): every command that backs up and then
     /// changes the database does, so `restore` can tell later changes from strata's.
     fn record_state_after(&self, backup: &Path) -> Result<(), Error>;
+}
 
-    // Introspection for the design-time commands.
+/// How a step reads as a script in the backend's dialect, for `plan --sql` (the step's own
+/// files come between [`SqlScript::script_begin`] and [`SqlScript::script_end`]).
+pub(crate) trait SqlScript {
+    /// The lines that open a step's transaction (after the step's name).
+    fn script_begin(&self) -> String;
 
+    /// A data.json's rows as the statements that insert them.
+    fn data_sql(&self, data: &crate::core::data::DataSet) -> String;
+
+    /// What strata does after the step's own files, as comments and statements, ending with
+    /// the commit.
+    fn script_end(&self) -> &'static str;
+}
+
+/// Introspection that every command may ask for without knowing the backend's schema model
+/// (the rest is [`Inspect`]).
+pub(crate) trait Introspect {
     /// The objects no module owns; empty when there is no database.
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error>;
 }

@@ -37,6 +37,169 @@ pub struct Config {
     pub statement_timeout_ms: u64,
     /// The ceiling of every component's limits; migration.toml may only narrow them.
     pub sandbox: Limits,
+    /// `strata fleet`: the target groups and the stages a fleet run goes through.
+    #[serde(skip_serializing_if = "Fleet::is_empty")]
+    pub fleet: Fleet,
+}
+
+/// `[fleet]` in strata.toml: `[[fleet.group]]` tables name the databases a fleet command works
+/// on, `[[fleet.stage]]` tables the order a fleet run takes them in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fleet {
+    pub group: Vec<FleetGroup>,
+    pub stage: Vec<FleetStage>,
+}
+
+impl Fleet {
+    fn is_empty(&self) -> bool {
+        self.group.is_empty() && self.stage.is_empty()
+    }
+
+    /// Refuses a group or stage strata could not use, naming it: exactly one kind of target
+    /// per group, a `{name}` in every URL template, names a URL and a file can hold, and
+    /// stages that run at least one target at a time.
+    fn check(&self, path: &Path) -> Result<(), Error> {
+        let bad = |what: String| Err(Error::input(path, what));
+        let mut seen = std::collections::HashSet::new();
+        for g in &self.group {
+            if !seen.insert(g.name.as_str()) {
+                return bad(format!("[[fleet.group]] {:?} is named twice", g.name));
+            }
+            if !is_target_name(&g.name) {
+                return bad(format!(
+                    "[[fleet.group]] name {:?}: use letters, digits, '-', '_' and '.'",
+                    g.name
+                ));
+            }
+            let kinds = [g.glob.is_some(), g.databases.is_some(), g.url.is_some()];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                return bad(format!(
+                    "[[fleet.group]] {:?} needs exactly one of `glob` (SQLite files),                      `databases` (a list of SQLite files or PostgreSQL URLs) or `url` (a                      PostgreSQL URL template with {{name}}, and `names`)",
+                    g.name
+                ));
+            }
+            match (&g.url, &g.names) {
+                (Some(url), Some(names)) => {
+                    if !url.contains("{name}") {
+                        return bad(format!(
+                            "[[fleet.group]] {:?}: the url template has no {{name}} to put each                              name in",
+                            g.name
+                        ));
+                    }
+                    if let Some(n) = names.iter().find(|n| !is_target_name(n)) {
+                        return bad(format!(
+                            "[[fleet.group]] {:?}: the name {n:?} cannot go into a URL; use                              letters, digits, '-', '_' and '.'",
+                            g.name
+                        ));
+                    }
+                }
+                (Some(_), None) => {
+                    return bad(format!(
+                        "[[fleet.group]] {:?}: a url template needs `names`, the names to put                          in it",
+                        g.name
+                    ));
+                }
+                (None, Some(_)) => {
+                    return bad(format!(
+                        "[[fleet.group]] {:?}: `names` go with a `url` template",
+                        g.name
+                    ));
+                }
+                (None, None) => {}
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.stage {
+            if !seen.insert(s.name.as_str()) {
+                return bad(format!("[[fleet.stage]] {:?} is named twice", s.name));
+            }
+            if s.parallel == Some(0) {
+                return bad(format!(
+                    "[[fleet.stage]] {:?}: parallel = 0 would run nothing; use 1 or more",
+                    s.name
+                ));
+            }
+            if s.max_failures == Some(0) {
+                return bad(format!(
+                    "[[fleet.stage]] {:?}: max_failures = 0 would stop before the first                      target; use 1 or more",
+                    s.name
+                ));
+            }
+            if let Some(g) = s
+                .groups
+                .iter()
+                .find(|g| !self.group.iter().any(|x| &x.name == *g))
+            {
+                return bad(format!(
+                    "[[fleet.stage]] {:?} names the group {g:?}, which no [[fleet.group]]                      defines",
+                    s.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` can name a fleet target or group: in a URL, a file name and a report.
+pub fn is_target_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// One `[[fleet.group]]`: a name and exactly one kind of target list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetGroup {
+    pub name: String,
+    /// SQLite files: a path whose last part may hold `*` and `?` (`tenants/*.db`). Each
+    /// target is named by its file's stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glob: Option<String>,
+    /// An explicit list of SQLite files or PostgreSQL URLs, named by their file stem or
+    /// database name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<Vec<PathBuf>>,
+    /// A PostgreSQL URL template: `{name}` is replaced by each of `names`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+}
+
+/// One `[[fleet.stage]]`: which targets, how many at a time, and when to stop.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetStage {
+    pub name: String,
+    /// The groups whose targets this stage takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Target names or patterns (`*`, `?`) this stage takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// How many targets run at once (default: 8 per core, at most 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<usize>,
+    /// What a failed target does to the stage: `stop` (the default) or `continue`.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Stop the stage once this many of its targets failed (`on_failure` is then ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<usize>,
+}
+
+/// What a failed target does to its stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Start no further target; the ones running finish; later stages do not run.
+    #[default]
+    Stop,
+    /// Go on with the stage's other targets; later stages do not run if any failed.
+    Continue,
 }
 
 impl Default for Config {
@@ -50,6 +213,7 @@ impl Default for Config {
             single_transaction: false,
             statement_timeout_ms: 0,
             sandbox: Limits::default(),
+            fleet: Fleet::default(),
         }
     }
 }
@@ -189,6 +353,7 @@ impl Project {
             None => Config::default(),
         };
         config.check_ranges(&path)?;
+        config.fleet.check(&path)?;
         let db = match database_url(&text)? {
             Some(url) => url,
             None => resolve_db(&root, &config.db, "db")?,

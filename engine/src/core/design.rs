@@ -167,6 +167,17 @@ pub(crate) trait Live {
     fn record_adopted(&mut self, m: &Migration, action: &str, detail: &str) -> Result<(), Error>;
 }
 
+/// Why a step fails when its module's schema after it is not its `schema.sql`: `difference`
+/// is the module's difference from the snapshot (- expected, + actual), on either backend.
+pub(crate) fn snapshot_differs(module: &str, difference: &str) -> String {
+    format!(
+        "module `{module}` after this step differs from its schema.sql (- expected, + actual):\n{}\n\
+         Fix do.sql, or if the new schema is what you want, delete schema.sql and run \
+         `strata migrate --write-snapshots` to write it again",
+        difference.trim_end()
+    )
+}
+
 /// Writes `sql` as the migration's schema.sql and, when `latest` (the migration is its module's
 /// newest), as the module's LATEST/schema.sql. Returns the files written.
 pub fn write_snapshot(m: &Migration, sql: &str, latest: bool) -> Result<Vec<PathBuf>, Error> {

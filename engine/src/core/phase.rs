@@ -2,9 +2,9 @@
 //! database, one sandbox step), the same on every backend: its start and finish events, its
 //! report, and its steps in order. What a backend does is behind [`Database`]: open the
 //! database for the phase, make sure of the bookkeeping and take the backup, apply one step,
-//! and end what opening began. A backend opens one (`crate::core::backend::Backend::open_phase`):
-//! SQLite's is in `backend::sqlite`, PostgreSQL's in `postgres::run`; this module does not know
-//! which runs.
+//! and end what opening began. A backend opens one
+//! (`crate::core::backend::Run::open_phase`): SQLite's is in `crate::sqlite::backend`,
+//! PostgreSQL's in `crate::postgres::run`; this module does not know which runs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use crate::components::Sandbox;
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::event::{Event, EventSink, Phase};
+use crate::core::ledger::{Entry, Outcome};
 use crate::core::step::{Applied, Prepared};
 use crate::core::tree::{Migration, MigrationId};
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,42 @@ fn steps(
         }
     }
     Ok(())
+}
+
+/// After a `--single-transaction` phase rolled back, on either backend: the steps it had
+/// applied are undone too, so they leave `done.applied` and come back as audit rows saying
+/// each was rolled back with the rest of the phase.
+pub(crate) fn rolled_back_steps(phase: Phase, done: &mut PhaseReport) -> Vec<Entry> {
+    std::mem::take(&mut done.applied)
+        .into_iter()
+        .map(|label| {
+            let mut entry = Entry::for_run(
+                phase.as_str(),
+                "single-transaction",
+                format!("{label}: rolled back with the rest of the phase"),
+            );
+            entry.outcome = Outcome::RolledBack;
+            entry
+        })
+        .collect()
+}
+
+/// The error of a `--single-transaction` phase after its rollback: a failed step names no
+/// step applied before it, as none stays applied; `unaudited` says why its audit rows could
+/// not be written, if they could not.
+pub(crate) fn after_rollback(e: Error, unaudited: Option<String>) -> Error {
+    match e {
+        Error::Step(mut failure) => {
+            failure.applied_before.clear();
+            if let Some(why) = unaudited {
+                failure.message.push_str(&format!(
+                    "\n(the failure could not be written to the audit log: {why})"
+                ));
+            }
+            Error::Step(failure)
+        }
+        other => other,
+    }
 }
 
 /// What one phase did.

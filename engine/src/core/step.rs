@@ -1,19 +1,23 @@
 //! One migration as a step, the same on every backend: its inputs read and checked before
 //! anything runs ([`Prepared`]), how it ended ([`Applied`], [`Failed`]), its audit entries, the
-//! loop over its actions ([`run_actions`]) and a component's call ([`component`]). Each backend
-//! applies a step in its own transaction (`crate::sqlite::step`, `crate::postgres::step`).
+//! loop over its actions and a component's call ([`component`]); [`apply`], the step itself,
+//! written once over what a backend does ([`StepDriver`]: `crate::sqlite::step`,
+//! `crate::postgres::step`), and [`undo_all`], `strata undo`'s steps, over [`UndoDriver`]
+//! (`crate::sqlite::step`, `crate::postgres::run`), in the manner of refinery's one executor
+//! over its drivers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::components::limits::Limits;
 use crate::components::{Call, Called, Policy, Sandbox, World};
+use crate::core::backend::{UndoStep, Undone};
 use crate::core::checksum::Pinned;
 use crate::core::config::MigrationConfig;
 use crate::core::data::DataSet;
-use crate::core::error::{Error, Refusal, StepFailure};
+use crate::core::error::{DbCode, Error, Refusal, StepFailure};
 use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::ledger::{Entry, Outcome};
 use crate::core::tree::Migration;
@@ -175,23 +179,211 @@ pub(crate) struct Done {
     pub fuel: Option<u64>,
 }
 
-/// An action that failed, after its step was rolled back.
-pub(crate) struct Failed {
-    pub action: Action,
+/// What went wrong inside an action, on either backend: the file and statement it points at
+/// (the statement's line and its text on one line) and the message.
+#[derive(Debug)]
+pub(crate) struct ActionError {
     pub file: Option<PathBuf>,
-    /// The failing statement's line and text.
     pub statement: Option<(usize, String)>,
     pub message: String,
+    /// The database's code for the failure (a SQLSTATE, SQLite's extended result code), when
+    /// the database refused.
+    pub code: Option<DbCode>,
+}
+
+impl ActionError {
+    pub(crate) fn new(
+        file: Option<PathBuf>,
+        statement: Option<(usize, String)>,
+        message: impl Into<String>,
+    ) -> Self {
+        ActionError {
+            file,
+            statement,
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+/// How a step's commit failed.
+pub(crate) enum Commit {
+    /// It waited past the lock or busy timeout: an error, not the step's failure.
+    Locked(Error),
+    /// Recording the step failed: the step fails at [`Action::Record`].
+    Failed(ActionError),
+}
+
+/// What a backend does for [`apply`], on the connection of one phase (in the manner of
+/// refinery's drivers under its one executor). `apply` calls these in order: [`begin`],
+/// [`is_applied`] (then [`skip`] when it is), [`before_actions`], [`run_action`] for each of
+/// the step's actions (the foreign-key check among them when [`FOREIGN_KEY_CHECK`]),
+/// [`after_actions`], [`commit`]; after a failure [`rollback`] and then [`audit_failure`], in
+/// a transaction of its own.
+///
+/// [`begin`]: StepDriver::begin
+/// [`is_applied`]: StepDriver::is_applied
+/// [`skip`]: StepDriver::skip
+/// [`before_actions`]: StepDriver::before_actions
+/// [`run_action`]: StepDriver::run_action
+/// [`FOREIGN_KEY_CHECK`]: StepDriver::FOREIGN_KEY_CHECK
+/// [`after_actions`]: StepDriver::after_actions
+/// [`commit`]: StepDriver::commit
+/// [`rollback`]: StepDriver::rollback
+/// [`audit_failure`]: StepDriver::audit_failure
+pub(crate) trait StepDriver {
+    /// The database, as a failure names it.
+    fn db(&self) -> PathBuf;
+
+    /// Opens the step's transaction (a savepoint inside the phase's one with
+    /// `--single-transaction`) and takes whatever lock it runs under.
+    fn begin(&mut self, step: &Prepared) -> Result<(), Error>;
+
+    /// Whether the ledger holds the step already (another process applied it first), read
+    /// inside the step's transaction. An error rolls the step back.
+    fn is_applied(&mut self, step: &Prepared) -> Result<bool, Error>;
+
+    /// Ends the transaction of a step found applied, changing nothing.
+    fn skip(&mut self);
+
+    /// After [`Event::StepStarted`], before the first action: what the backend reads to judge
+    /// the actions by (who owns what, the state of its bookkeeping). An error rolls the step
+    /// back.
+    fn before_actions(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<(), Error>;
+
+    /// Whether strata checks foreign keys as an action of its own after the step's
+    /// ([`Action::ForeignKeyCheck`]; a server that enforces them itself needs none).
+    const FOREIGN_KEY_CHECK: bool;
+
+    /// Runs one action: the rows it wrote and the fuel a component burned.
+    fn run_action(
+        &mut self,
+        step: &Prepared,
+        action: Action,
+        events: &mut EventSink<'_>,
+    ) -> Result<Done, ActionError>;
+
+    /// After the actions: records what the step created and compares the module's schema with
+    /// the step's `schema.sql`; returns the schema to write as `schema.sql` once committed
+    /// (when the phase writes missing snapshots). A failure names its action.
+    fn after_actions(&mut self, step: &Prepared) -> Result<Option<String>, (Action, ActionError)>;
+
+    /// Records the step in the ledger, with its audit rows `log`, and commits.
+    fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit>;
+
+    /// Rolls back the step (with `--single-transaction`, as the backend does: the savepoint or
+    /// the phase's whole transaction).
+    fn rollback(&mut self);
+
+    /// Writes a failed step's audit rows after its rollback, in a transaction of its own (or
+    /// keeps them for the phase to write once it has rolled back).
+    fn audit_failure(&mut self, log: &[Entry]) -> Result<(), String>;
+}
+
+/// Applies one prepared migration through its backend's `driver`, the same on every backend:
+/// begin, pass over a step another process applied first, [`Event::StepStarted`], the actions
+/// in order, what the backend records and compares after them, the ledger row and the commit,
+/// then the snapshot files; a failure is rolled back and audited after the rollback, so the
+/// log survives the failure it records.
+pub(crate) fn apply<D: StepDriver>(
+    driver: &mut D,
+    phase: Phase,
+    step: &Prepared,
+    test_data: bool,
+    events: &mut EventSink<'_>,
+) -> Result<Applied, Error> {
+    let m = &step.migration;
+    let started = Instant::now();
+    driver.begin(step)?;
+    match driver.is_applied(step) {
+        Ok(false) => {}
+        Ok(true) => {
+            driver.skip();
+            events(&Event::StepSkipped {
+                phase,
+                migration: m,
+            });
+            return Ok(Applied::AlreadyApplied);
+        }
+        Err(e) => {
+            driver.rollback();
+            return Err(e);
+        }
+    }
+    events(&Event::StepStarted {
+        phase,
+        migration: m,
+    });
+    if let Err(e) = driver.before_actions(step, events) {
+        driver.rollback();
+        return Err(e);
+    }
+    let mut actions = step.actions(test_data);
+    actions.retain(|a| D::FOREIGN_KEY_CHECK || *a != Action::ForeignKeyCheck);
+    let (log, mut failure) = run_actions(phase, step, actions, events, |action, events| {
+        driver.run_action(step, action, events)
+    });
+    if failure.is_none() {
+        match driver.after_actions(step) {
+            Ok(snapshot) => {
+                let elapsed = started.elapsed();
+                match driver.commit(step, &log, elapsed) {
+                    Ok(()) => {
+                        if let Some(sql) = snapshot {
+                            for path in write_snapshot(m, &sql)? {
+                                events(&Event::SnapshotWritten {
+                                    migration: m,
+                                    path: &path,
+                                });
+                            }
+                        }
+                        return Ok(Applied::Committed { elapsed });
+                    }
+                    Err(Commit::Locked(e)) => {
+                        driver.rollback();
+                        return Err(e);
+                    }
+                    Err(Commit::Failed(err)) => {
+                        failure = Some((Action::Record, err, started.elapsed()));
+                    }
+                }
+            }
+            Err((action, err)) => failure = Some((action, err, started.elapsed())),
+        }
+    }
+    driver.rollback();
+
+    // The step is rolled back; now its audit rows, in a transaction of their own.
+    let (action, err, elapsed) = failure.expect("the step failed");
+    let failed = Failed {
+        action,
+        file: err.file,
+        statement: err.statement,
+        message: err.message,
+        code: err.code,
+        elapsed,
+    };
+    let db = driver.db();
+    Err(failed.audited(phase, step, db, log, |log| driver.audit_failure(log)))
+}
+
+/// An action that failed, after its step was rolled back.
+struct Failed {
+    action: Action,
+    file: Option<PathBuf>,
+    /// The failing statement's line and text.
+    statement: Option<(usize, String)>,
+    message: String,
     /// The database's code for the failure, when it gave one.
-    pub code: Option<crate::core::error::DbCode>,
-    pub elapsed: Duration,
+    code: Option<DbCode>,
+    elapsed: Duration,
 }
 
 impl Failed {
     /// The step's audit rows after its rollback (what ran, marked rolled back, then the
     /// failure), written by `audit` in a transaction of its own; and the error to return,
     /// which says so if the audit log could not be written.
-    pub(crate) fn audited(
+    fn audited(
         self,
         phase: Phase,
         step: &Prepared,
@@ -251,7 +443,7 @@ pub(crate) fn write_snapshot(m: &Migration, sql: &str) -> Result<Vec<PathBuf>, E
 /// Runs a step's `actions` in order with `run`, on either backend: each that succeeds gets its
 /// audit entry and an [`Event::ActionDone`]; the first that fails ends the loop and comes back
 /// with its action, error and time.
-pub(crate) fn run_actions<E>(
+fn run_actions<E>(
     phase: Phase,
     step: &Prepared,
     actions: Vec<Action>,
@@ -288,6 +480,24 @@ pub(crate) fn run_actions<E>(
         }
     }
     (log, None)
+}
+
+/// How many violating rows a failure message shows.
+pub(crate) const SHOWN_ROWS: usize = 5;
+
+/// Why `checks.sql` fails, on either backend: a query returned `violations` rows, of which
+/// `shown` (at most [`SHOWN_ROWS`]) are described.
+pub(crate) fn violating_rows(violations: usize, shown: &[String]) -> String {
+    format!(
+        "the check returned {violations} violating row{}:\n{}{}",
+        if violations == 1 { "" } else { "s" },
+        shown.join("\n"),
+        if violations > shown.len() {
+            "\n..."
+        } else {
+            ""
+        }
+    )
 }
 
 /// The audit entry of one action of `step`.
@@ -391,8 +601,145 @@ pub(crate) fn component(
     }
 }
 
+/// Why an undo stopped: a failure of the undo itself (rolled back, audited and returned as the
+/// step's failure at `undo.sql`), or an error reaching the database (rolled back and returned
+/// as it is).
+pub(crate) enum UndoError {
+    Failed(ActionError),
+    Error(Error),
+}
+
+impl From<ActionError> for UndoError {
+    fn from(e: ActionError) -> Self {
+        UndoError::Failed(e)
+    }
+}
+
+/// What a backend does for [`undo`], on one connection: the undo's transaction (begun under
+/// the backend's lock), whether the migration is still applied, what the backend reads
+/// before `undo.sql` to judge it by, the script and its checks, the ledger row and owners
+/// forgotten with the audit row written, the commit; after a failure the rollback and the
+/// failure's audit row.
+pub(crate) trait UndoDriver {
+    /// The database, as a failure names it.
+    fn db(&self) -> PathBuf;
+
+    /// Opens the undo's transaction for `m`'s `undo.sql` (`sql`; a backend that splits the
+    /// script into statements does so first, so a script it cannot split fails before
+    /// anything begins).
+    fn begin(&mut self, m: &Migration, sql: &str) -> Result<(), UndoError>;
+
+    /// Whether the ledger still holds `m`.
+    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError>;
+
+    /// Ends the transaction of a migration no longer applied, changing nothing.
+    fn skip(&mut self) -> Result<(), UndoError>;
+
+    /// Runs `undo.sql` (`sql`, read from `file`) and checks what it did; returns the rows it
+    /// changed.
+    fn run(&mut self, file: &Path, sql: &str) -> Result<u64, UndoError>;
+
+    /// Removes `m`'s ledger row and the owners of objects that are gone, and writes `entry`
+    /// to the audit log.
+    fn forget(&mut self, m: &Migration, entry: &Entry) -> Result<(), UndoError>;
+
+    /// Commits the undo.
+    fn commit(&mut self) -> Result<(), UndoError>;
+
+    /// Rolls back whatever the undo began.
+    fn rollback(&mut self);
+
+    /// Writes a failed undo's audit row, after its rollback.
+    fn audit_failure(&mut self, entry: &Entry) -> Result<(), String>;
+}
+
+/// `strata undo` on one database after its backup (`backup`), the same on every backend (see
+/// `crate::core::backend::Run::undo`): each of `steps`, newest first, through `driver`; a
+/// migration no longer applied is passed over. Stops at the first failure.
+pub(crate) fn undo_all(
+    driver: &mut impl UndoDriver,
+    phase: Phase,
+    steps: &[UndoStep<'_>],
+    backup: Option<PathBuf>,
+) -> Result<Undone, Error> {
+    let mut undone = Vec::new();
+    for s in steps {
+        if undo(driver, phase, s.migration, &s.sql, &s.checksum)?.is_some() {
+            undone.push(s.migration.label());
+        }
+    }
+    Ok(Undone {
+        phase,
+        db: driver.db(),
+        backup,
+        undone,
+    })
+}
+
+/// One migration of [`undo_all`], in a transaction of its own: `Ok(None)` when it is no
+/// longer applied (another run undid it first), else the rows `undo.sql` changed. A failure
+/// is rolled back, audited in a transaction of its own, and returned.
+fn undo(
+    driver: &mut impl UndoDriver,
+    phase: Phase,
+    m: &Migration,
+    sql: &str,
+    checksum: &str,
+) -> Result<Option<u64>, Error> {
+    let started = Instant::now();
+    let file = m.file("undo.sql");
+    let mut run = || -> Result<Option<u64>, UndoError> {
+        driver.begin(m, sql)?;
+        if !driver.is_applied(m)? {
+            driver.skip()?;
+            return Ok(None);
+        }
+        let rows = driver.run(&file, sql)?;
+        let entry = undo_entry(phase, m, checksum, Outcome::Ok, None, Some(rows), started);
+        driver.forget(m, &entry)?;
+        driver.commit()?;
+        Ok(Some(rows))
+    };
+    let failure = match run() {
+        Ok(undone) => return Ok(undone),
+        Err(UndoError::Error(e)) => {
+            driver.rollback();
+            return Err(e);
+        }
+        Err(UndoError::Failed(failure)) => failure,
+    };
+    driver.rollback();
+    let entry = undo_entry(
+        phase,
+        m,
+        checksum,
+        Outcome::Failed,
+        Some(failure.message.clone()),
+        None,
+        started,
+    );
+    let mut message = failure.message;
+    if let Err(e) = driver.audit_failure(&entry) {
+        message.push_str(&format!(
+            "\n(the failure could not be written to the audit log: {e})"
+        ));
+    }
+    Err(StepFailure {
+        phase,
+        db: driver.db(),
+        migration: m.label(),
+        action: Action::Undo,
+        file: failure.file,
+        statement: failure.statement,
+        message,
+        code: None,
+        applied_before: Vec::new(),
+    }
+    .into())
+}
+
 /// The audit row of an undo: its action is `undo.sql`, its checksum the undo script's.
-pub(crate) fn undo_entry(
+fn undo_entry(
     phase: Phase,
     m: &Migration,
     checksum: &str,

@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::backend::{Backend, Inspect, Scratch, UndoStep, Undone};
+use crate::core::backend::{
+    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, UndoStep, Undone,
+};
 use crate::core::backup::Backup;
 use crate::core::config::Project;
 use crate::core::error::Error;
@@ -39,6 +41,26 @@ impl<'p> Postgres<'p> {
     }
 }
 
+impl<'p> Postgres<'p> {
+    /// `throwaway` (filled from `from`, as shown) as this database's scratch.
+    fn throwaway(
+        &self,
+        throwaway: run::Throwaway<'p>,
+        from: Option<PathBuf>,
+    ) -> Box<dyn Scratch + 'p> {
+        Box::new(PgScratch {
+            database: Postgres {
+                project: self.project,
+                target: throwaway.target.clone(),
+                db: throwaway.target.as_path(),
+            },
+            planned_on: self.target.as_path(),
+            from,
+            throwaway,
+        })
+    }
+}
+
 impl<'p> Inspect for Postgres<'p> {
     type Live = PgLive<'p>;
 
@@ -59,7 +81,9 @@ impl Backend for Postgres<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
+}
 
+impl Ledger for Postgres<'_> {
     fn applied(&self) -> Result<Option<Vec<Applied>>, Error> {
         run::applied_on(self.project, &self.target)
     }
@@ -83,7 +107,9 @@ impl Backend for Postgres<'_> {
     fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
         run::repin(self.project, &self.target, m, entry)
     }
+}
 
+impl Run for Postgres<'_> {
     fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error> {
         run::undo(self.project, &self.target, phase, steps, backup)
     }
@@ -126,32 +152,16 @@ impl Backend for Postgres<'_> {
 
     fn copy(&self) -> Result<Box<dyn Scratch + '_>, Error> {
         let throwaway = run::copy_of(self.project, &self.target)?;
-        Ok(Box::new(PgScratch {
-            database: Postgres {
-                project: self.project,
-                target: throwaway.target.clone(),
-                db: throwaway.target.as_path(),
-            },
-            planned_on: self.target.as_path(),
-            from: Some(self.target.as_path()),
-            throwaway,
-        }))
+        Ok(self.throwaway(throwaway, Some(self.target.as_path())))
     }
 
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error> {
         let (throwaway, from) = run::scratch(self.project, &self.target, from)?;
-        Ok(Box::new(PgScratch {
-            database: Postgres {
-                project: self.project,
-                target: throwaway.target.clone(),
-                db: throwaway.target.as_path(),
-            },
-            planned_on: self.target.as_path(),
-            from: from.map(|f| f.shown()),
-            throwaway,
-        }))
+        Ok(self.throwaway(throwaway, from.map(|f| f.shown())))
     }
+}
 
+impl SqlScript for Postgres<'_> {
     fn script_begin(&self) -> String {
         format!(
             "BEGIN;\n-- strata takes its lock and re-reads the ledger\n\
@@ -168,7 +178,9 @@ impl Backend for Postgres<'_> {
         "-- strata checks its bookkeeping is untouched, records the objects the step created,\n\
          -- compares the module's schema with schema.sql and records the step\nCOMMIT;\n"
     }
+}
 
+impl Backups for Postgres<'_> {
     fn identity(&self) -> Result<Option<String>, Error> {
         restore::live_id(self.project, &self.target)
     }
@@ -220,7 +232,9 @@ impl Backend for Postgres<'_> {
         let live = restore::live_state(self.project, &self.target)?;
         crate::core::restore::record_state_after(backup, &live)
     }
+}
 
+impl Introspect for Postgres<'_> {
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
         design::unowned(self.project, &self.target)
     }

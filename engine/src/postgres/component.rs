@@ -45,7 +45,7 @@ use wasmtime::component::Resource;
 
 use crate::components::bindings::sql;
 use crate::components::host::{
-    CursorSlot, HostState, MAX_OPEN_CURSORS, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
+    CursorSlot, Cursors, HostState, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
 };
 use crate::components::{Call, Called, ComponentError, Ended, Outcome, Policy, Sandbox};
 use crate::postgres::guard::{self, Access, Catalog, Checked, Kind as StatementKind, Refusal};
@@ -68,7 +68,7 @@ pub struct Postgres {
     /// Named prepared statements of batches (see [`Batch`]), by their text; deallocated when
     /// the call ends.
     prepared: HashMap<String, String>,
-    cursors: Vec<Option<Cursor>>,
+    cursors: Cursors<Cursor>,
     opened: u64,
     deadline: Instant,
     /// The step's `statement_timeout`; zero for none.
@@ -210,7 +210,7 @@ impl Postgres {
             config_file: entered.config_file,
             statements: HashMap::new(),
             prepared: HashMap::new(),
-            cursors: Vec::new(),
+            cursors: Cursors::default(),
             opened: 0,
             deadline: entered.deadline,
             statement_timeout: entered.statement_timeout,
@@ -231,7 +231,7 @@ impl Postgres {
         if self.savepoint {
             let _ = write!(sql, "RELEASE SAVEPOINT {SAVEPOINT}; ");
         }
-        for c in self.cursors.iter().flatten() {
+        for c in self.cursors.iter() {
             let _ = write!(sql, "CLOSE {}; ", c.name);
         }
         for name in self.prepared.values() {
@@ -1187,7 +1187,7 @@ impl HostState<Postgres> {
         let budget = self.result_budget();
         let max = max.min(MAX_ROWS_PER_CALL) as usize;
         let r = self.guarded(|s| {
-            let Some(Some(cursor)) = s.db.cursors.get_mut(index) else {
+            let Some(cursor) = s.db.cursors.get_mut(index) else {
                 return Ok(0);
             };
             let columns = cursor.columns.len();
@@ -1441,10 +1441,7 @@ impl sql::Host for HostState<Postgres> {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<Resource<CursorSlot>, sql::Error>> {
-        if self.db.cursors.iter().flatten().count() >= MAX_OPEN_CURSORS {
-            let why = format!(
-                "more than {MAX_OPEN_CURSORS} cursors open at once; drop cursors once read"
-            );
+        if let Some(why) = self.db.cursors.full() {
             return Ok(Err(self.limit_error(why)));
         }
         let budget = self.result_budget();
@@ -1458,7 +1455,7 @@ impl sql::Host for HostState<Postgres> {
                 &format!("DECLARE {name} SCROLL CURSOR FOR {sized}"),
                 &bound.refs(),
             )?;
-            let cursor = Some(Cursor {
+            Ok(s.db.cursors.insert(Cursor {
                 name,
                 columns: statement
                     .columns()
@@ -1469,18 +1466,7 @@ impl sql::Host for HostState<Postgres> {
                 average_row: 0,
                 row_limit: budget,
                 delivered: 0,
-            });
-            let cursors = &mut s.db.cursors;
-            Ok(match cursors.iter().position(Option::is_none) {
-                Some(free) => {
-                    cursors[free] = cursor;
-                    free
-                }
-                None => {
-                    cursors.push(cursor);
-                    cursors.len() - 1
-                }
-            })
+            }))
         });
         match r {
             Ok(index) => Ok(Ok(self.table.push(CursorSlot(index))?)),
@@ -1496,7 +1482,6 @@ impl sql::HostCursor for HostState<Postgres> {
             .db
             .cursors
             .get(index)
-            .and_then(Option::as_ref)
             .map(|c| c.columns.clone())
             .unwrap_or_default())
     }
@@ -1533,7 +1518,7 @@ impl sql::HostCursor for HostState<Postgres> {
 
     fn drop(&mut self, slot: Resource<CursorSlot>) -> WResult<()> {
         let CursorSlot(index) = self.table.delete(slot)?;
-        if let Some(Some(cursor)) = self.db.cursors.get_mut(index).map(Option::take) {
+        if let Some(cursor) = self.db.cursors.remove(index) {
             let close = format!("CLOSE {}", cursor.name);
             // A cursor a failed statement already closed is not an error for the guest.
             let _ = self.guarded(|s| s.db.client.batch_execute(&close).map_err(Fail::Sql));

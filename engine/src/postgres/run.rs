@@ -13,9 +13,10 @@ use super::{Session, ledger, step};
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::event::{Event, EventSink, Phase};
+use crate::core::ledger::Entry;
 use crate::core::ledger::{Applied, AuditRow};
 use crate::core::phase::{How, PhaseReport, Runner};
-use crate::core::step::{Applied as StepApplied, Prepared};
+use crate::core::step::{ActionError, Applied as StepApplied, Prepared, UndoDriver, UndoError};
 use crate::core::target::Target;
 use crate::core::tree::Migration;
 
@@ -430,34 +431,14 @@ impl crate::core::phase::Database for PgPhase<'_> {
         // Whatever ended the phase, all of it is undone: the steps it had applied are audited
         // as rolled back, with the failed step's own rows, in a transaction of their own.
         let _ = self.session.batch_execute("ROLLBACK");
-        let phase = self.ctx.phase.as_str();
         let mut log = std::mem::take(&mut self.log);
-        log.extend(std::mem::take(&mut done.applied).into_iter().map(|label| {
-            let mut entry = crate::core::ledger::Entry::for_run(
-                phase,
-                "single-transaction",
-                format!("{label}: rolled back with the rest of the phase"),
-            );
-            entry.outcome = crate::core::ledger::Outcome::RolledBack;
-            entry
-        }));
+        log.extend(crate::core::phase::rolled_back_steps(self.ctx.phase, done));
         let audited = self.session.transaction().and_then(|mut tx| {
             ledger::append(&mut tx, &log)?;
             tx.commit()
         });
-        Err(match e {
-            Error::Step(mut failure) => {
-                failure.applied_before.clear();
-                if let Err(a) = audited {
-                    failure.message.push_str(&format!(
-                        "\n(the failure could not be written to the audit log: {})",
-                        super::describe_error(&a)
-                    ));
-                }
-                Error::Step(failure)
-            }
-            other => other,
-        })
+        let unaudited = audited.err().map(|a| super::describe_error(&a));
+        Err(crate::core::phase::after_rollback(e, unaudited))
     }
 }
 
@@ -524,7 +505,7 @@ fn create_database(project: &Project, target: &Target) -> Result<(), Error> {
     }
 }
 
-/// `strata undo` on PostgreSQL (see `crate::core::backend::Backend::undo`): the `pg_dump` backup,
+/// `strata undo` on PostgreSQL (see `crate::core::backend::Run::undo`): the `pg_dump` backup,
 /// then each migration's `undo.sql` in a transaction of its own, after the run's advisory lock
 /// and a re-read of the ledger, with strata's bookkeeping fingerprinted before and after the
 /// script as a step's is.
@@ -555,110 +536,131 @@ pub(crate) fn undo(
     } else {
         None
     };
-    let mut undone = Vec::new();
-    for s in steps {
-        let started = std::time::Instant::now();
-        let m = s.migration;
-        let file = m.file("undo.sql");
-        let statements = super::script::statements(&file, &s.sql)?;
-        let mut failed: Option<(Option<(usize, String)>, String)> = None;
-        let mut rows = 0u64;
-        let result = (|| -> Result<bool, postgres::Error> {
-            let mut tx = client.transaction()?;
-            ledger::lock(&mut tx)?;
-            if !ledger::is_applied(&mut tx, &m.id)? {
-                return Ok(false);
-            }
-            let before = ledger::signature(&mut tx)?;
-            for st in &statements {
-                match tx.simple_query(&st.text) {
-                    Ok(messages) => {
-                        for message in messages {
-                            if let postgres::SimpleQueryMessage::CommandComplete(n) = message {
-                                rows += n;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        failed = Some((
-                            Some((st.line, step::one_line(&st.text))),
-                            super::describe_error(&e),
-                        ));
-                        return Ok(false);
-                    }
+    let mut driver = PgUndo {
+        client: &mut client,
+        target,
+        label: String::new(),
+        statements: Vec::new(),
+        before: String::new(),
+        open: false,
+    };
+    crate::core::step::undo_all(&mut driver, phase, steps, backup)
+}
+
+/// One undo on a PostgreSQL session, for the shared algorithm (`crate::core::step::undo`):
+/// under strata's advisory lock, with strata's bookkeeping fingerprinted before and after the
+/// script. An error reaching the server is returned as it is; a statement of the script that
+/// fails, or a change to the bookkeeping, is the undo's failure.
+struct PgUndo<'a> {
+    client: &'a mut Session,
+    target: &'a Target,
+    /// The migration being undone, as an error names it.
+    label: String,
+    /// Its `undo.sql`'s statements, split before the undo begins.
+    statements: Vec<super::script::Statement>,
+    /// The fingerprint of strata's bookkeeping before the script (`ledger::signature`).
+    before: String,
+    open: bool,
+}
+
+impl PgUndo<'_> {
+    /// An error reaching the server during the undo.
+    fn error(&self) -> impl Fn(postgres::Error) -> UndoError + '_ {
+        let what = format!("cannot undo {}", self.label);
+        move |e| UndoError::Error(self.target.error(what.clone(), e))
+    }
+}
+
+impl UndoDriver for PgUndo<'_> {
+    fn db(&self) -> std::path::PathBuf {
+        self.target.as_path()
+    }
+
+    fn begin(&mut self, m: &Migration, sql: &str) -> Result<(), UndoError> {
+        self.label = m.label();
+        self.statements =
+            super::script::statements(&m.file("undo.sql"), sql).map_err(UndoError::Error)?;
+        let begun = self
+            .client
+            .batch_execute("BEGIN")
+            .map(|()| self.open = true)
+            .and_then(|()| ledger::lock(&mut **self.client));
+        begun.map_err(self.error())
+    }
+
+    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError> {
+        let applied = ledger::is_applied(&mut **self.client, &m.id);
+        applied.map_err(self.error())
+    }
+
+    fn skip(&mut self) -> Result<(), UndoError> {
+        self.rollback();
+        Ok(())
+    }
+
+    fn run(&mut self, file: &Path, _sql: &str) -> Result<u64, UndoError> {
+        let before = ledger::signature(&mut **self.client);
+        self.before = before.map_err(self.error())?;
+        let mut rows = 0;
+        for st in &self.statements {
+            let messages = self.client.simple_query(&st.text).map_err(|e| {
+                ActionError::new(
+                    Some(file.to_path_buf()),
+                    Some((st.line, step::one_line(&st.text))),
+                    super::describe_error(&e),
+                )
+            })?;
+            for message in messages {
+                if let postgres::SimpleQueryMessage::CommandComplete(n) = message {
+                    rows += n;
                 }
             }
-            if ledger::signature(&mut tx)? != before {
-                failed = Some((
-                    None,
-                    "undo.sql changed strata's bookkeeping (the strata schema), which only \
-                     strata may change; remove those statements"
-                        .into(),
-                ));
-                return Ok(false);
-            }
-            tx.execute(
+        }
+        let after = ledger::signature(&mut **self.client);
+        if after.map_err(self.error())? != self.before {
+            return Err(UndoError::Failed(ActionError::new(
+                Some(file.to_path_buf()),
+                None,
+                "undo.sql changed strata's bookkeeping (the strata schema), which only strata \
+                 may change; remove those statements",
+            )));
+        }
+        Ok(rows)
+    }
+
+    fn forget(&mut self, m: &Migration, entry: &Entry) -> Result<(), UndoError> {
+        let client = &mut **self.client;
+        let forgotten = client
+            .execute(
                 "DELETE FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
                 &[&m.id.module, &m.id.stamp],
-            )?;
-            tx.batch_execute(
-                "DELETE FROM strata.strata_object
-                  WHERE pg_catalog.pg_describe_object(classid, objid, 0) IS NULL",
-            )?;
-            let entry = crate::core::step::undo_entry(
-                phase,
-                m,
-                &s.checksum,
-                crate::core::ledger::Outcome::Ok,
-                None,
-                Some(rows),
-                started,
-            );
-            ledger::append(&mut tx, std::slice::from_ref(&entry))?;
-            tx.commit()?;
-            Ok(true)
-        })();
-        match (result, failed) {
-            (Ok(true), _) => undone.push(m.label()),
-            (Ok(false), None) => {}
-            (Ok(false), Some((statement, message))) => {
-                let entry = crate::core::step::undo_entry(
-                    phase,
-                    m,
-                    &s.checksum,
-                    crate::core::ledger::Outcome::Failed,
-                    Some(message.clone()),
-                    None,
-                    started,
-                );
-                let mut message = message;
-                if let Err(e) = ledger::append(&mut *client, std::slice::from_ref(&entry)) {
-                    message.push_str(&format!(
-                        "\n(the failure could not be written to the audit log: {e})"
-                    ));
-                }
-                return Err(crate::core::error::StepFailure {
-                    phase,
-                    db: target.as_path(),
-                    migration: m.label(),
-                    action: crate::core::event::Action::Undo,
-                    file: Some(file),
-                    statement,
-                    message,
-                    code: None,
-                    applied_before: Vec::new(),
-                }
-                .into());
-            }
-            (Err(e), _) => return Err(target.error(format!("cannot undo {}", m.label()), e)),
+            )
+            .and_then(|_| {
+                client.batch_execute(
+                    "DELETE FROM strata.strata_object
+                      WHERE pg_catalog.pg_describe_object(classid, objid, 0) IS NULL",
+                )
+            })
+            .and_then(|()| ledger::append(client, std::slice::from_ref(entry)));
+        forgotten.map_err(self.error())
+    }
+
+    fn commit(&mut self) -> Result<(), UndoError> {
+        self.open = false;
+        let committed = self.client.batch_execute("COMMIT");
+        committed.map_err(self.error())
+    }
+
+    fn rollback(&mut self) {
+        if std::mem::take(&mut self.open) {
+            // A failed ROLLBACK means a broken connection, which ends the transaction too.
+            let _ = self.client.batch_execute("ROLLBACK");
         }
     }
-    Ok(crate::core::backend::Undone {
-        phase,
-        db: target.as_path(),
-        backup,
-        undone,
-    })
+
+    fn audit_failure(&mut self, entry: &Entry) -> Result<(), String> {
+        ledger::append(&mut **self.client, std::slice::from_ref(entry)).map_err(|e| e.to_string())
+    }
 }
 
 /// The whole schema of `target` as text, every object whoever owns it.

@@ -99,12 +99,9 @@ pub fn after_step(
     if difference.is_empty() {
         return Ok(None);
     }
-    Err(failed(format!(
-        "module `{}` after this step differs from its schema.sql (- expected, + actual):\n{}\n\
-         Fix do.sql, or if the new schema is what you want, delete schema.sql and run \
-         `strata migrate --write-snapshots` to write it again",
-        m.id.module,
-        difference.to_string().trim_end(),
+    Err(failed(crate::core::design::snapshot_differs(
+        &m.id.module,
+        &difference.to_string(),
     )))
 }
 

@@ -10,7 +10,7 @@
 //! After the step the session is reset, so a `SET` in one step never reaches the next.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postgres::{Client, SimpleQueryMessage};
 use rusqlite::types::Value;
@@ -20,12 +20,12 @@ use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::{DataSet, quote_ident};
 use crate::core::error::{DbCode, Error};
-use crate::core::event::{Action, Event, EventSink, Phase};
-use crate::core::step::{Applied, Done, Failed, Prepared};
+use crate::core::event::{Action, EventSink, Phase};
+use crate::core::ledger::Entry;
+use crate::core::step::{ActionError, Applied, Commit, Done, Prepared, StepDriver};
 use crate::core::target::Target;
 
-/// Rows of a failing check shown in the error.
-const SHOWN_ROWS: usize = 5;
+use crate::core::step::SHOWN_ROWS;
 
 /// What a step runs with besides its own files.
 pub struct Context<'a> {
@@ -44,88 +44,6 @@ pub struct Context<'a> {
     pub write_snapshots: bool,
 }
 
-/// The step's transaction on the session: BEGIN when made, ROLLBACK when dropped uncommitted.
-/// Not `postgres::Transaction`, which borrows the client for its whole life: a component call
-/// moves the client into the sandbox's store for its duration (see [`Session::lend`]).
-struct StepTx<'s> {
-    session: &'s mut Session,
-    open: bool,
-    /// A savepoint inside the phase's transaction (`--single-transaction`), not a transaction.
-    nested: bool,
-}
-
-impl<'s> StepTx<'s> {
-    fn begin(session: &'s mut Session, nested: bool) -> Result<Self, postgres::Error> {
-        session.batch_execute(if nested {
-            "SAVEPOINT strata_step"
-        } else {
-            "BEGIN"
-        })?;
-        Ok(StepTx {
-            session,
-            open: true,
-            nested,
-        })
-    }
-
-    fn commit(mut self) -> Result<(), postgres::Error> {
-        self.open = false;
-        self.session.batch_execute(if self.nested {
-            "RELEASE SAVEPOINT strata_step"
-        } else {
-            "COMMIT"
-        })
-    }
-}
-
-impl std::ops::Deref for StepTx<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.session
-    }
-}
-
-impl std::ops::DerefMut for StepTx<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.session
-    }
-}
-
-impl Drop for StepTx<'_> {
-    fn drop(&mut self) {
-        if self.open {
-            // A failed ROLLBACK means a broken connection, which ends the transaction too.
-            let _ = self.session.batch_execute(if self.nested {
-                "ROLLBACK TO SAVEPOINT strata_step; RELEASE SAVEPOINT strata_step"
-            } else {
-                "ROLLBACK"
-            });
-        }
-    }
-}
-
-/// What went wrong inside an action.
-struct ActionError {
-    file: Option<PathBuf>,
-    statement: Option<(usize, String)>,
-    message: String,
-    /// The SQLSTATE, when the server refused.
-    code: Option<DbCode>,
-}
-
-/// The SQLSTATE of a server's error.
-fn sqlstate(e: &postgres::Error) -> Option<DbCode> {
-    e.code().map(|c| DbCode::SqlState(c.code().to_string()))
-}
-
-/// The actions a step runs on PostgreSQL, in order.
-pub fn actions(step: &Prepared, test_data: bool) -> Vec<Action> {
-    step.actions(test_data)
-        .into_iter()
-        .filter(|a| *a != Action::ForeignKeyCheck)
-        .collect()
-}
-
 /// Applies one prepared migration on `client`; may replace `client` with a fresh connection
 /// when the step changed the session in a way a reset cannot undo.
 ///
@@ -137,7 +55,7 @@ pub fn apply(
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
-    phase_log: Option<&mut Vec<crate::core::ledger::Entry>>,
+    phase_log: Option<&mut Vec<Entry>>,
 ) -> Result<Applied, Error> {
     let result = apply_in_transaction(client, ctx, step, events, phase_log);
     let reset = if prepares_statements(step) {
@@ -167,125 +85,169 @@ pub fn prepares_statements(step: &Prepared) -> bool {
         })
 }
 
+/// The SQLSTATE of a server's error.
+fn sqlstate(e: &postgres::Error) -> Option<DbCode> {
+    e.code().map(|c| DbCode::SqlState(c.code().to_string()))
+}
+
 fn apply_in_transaction(
     client: &mut Session,
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
-    phase_log: Option<&mut Vec<crate::core::ledger::Entry>>,
+    phase_log: Option<&mut Vec<Entry>>,
 ) -> Result<Applied, Error> {
-    let (target, phase, m) = (ctx.target, ctx.phase, &step.migration);
-    let started = Instant::now();
-    let mut tx = StepTx::begin(client, phase_log.is_some())
-        .map_err(|e| target.error(format!("cannot begin the transaction for {m}"), e))?;
-    // One round trip: the step's statement timeout, then strata's lock.
-    tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({})",
-        ctx.statement_timeout.as_millis(),
-        ledger::LOCK_KEY
-    ))
-    .map_err(|e| target.error("cannot take strata's lock", e))?;
-    if ledger::is_applied(&mut *tx, &m.id).map_err(|e| target.error("cannot read the ledger", e))? {
-        drop(tx);
-        events(&Event::StepSkipped {
-            phase,
-            migration: m,
-        });
-        return Ok(Applied::AlreadyApplied);
-    }
-    events(&Event::StepStarted {
-        phase,
-        migration: m,
-    });
-    let untouched =
-        ledger::signature(&mut *tx).map_err(|e| target.error("cannot read strata's schema", e))?;
-
-    let (log, mut failure) = crate::core::step::run_actions(
-        phase,
-        step,
-        actions(step, ctx.test_data),
-        events,
-        |action, events| {
-            run_action(&mut tx, ctx, step, action, events).and_then(|done| {
-                check_bookkeeping(&mut tx, step, action, &untouched).map(|()| done)
-            })
-        },
-    );
-    let mut snapshot = None;
-    if failure.is_none() {
-        match super::schema::after_step(&mut tx, step, ctx.write_snapshots) {
-            Ok(written) => snapshot = written,
-            Err(e) => {
-                let err = ActionError {
-                    file: e.file,
-                    statement: None,
-                    message: e.message,
-                    code: None,
-                };
-                failure = Some((e.action, err, started.elapsed()));
-            }
-        }
-    }
-    if failure.is_none() {
-        let elapsed = started.elapsed();
-        let recorded = ledger::record(&mut *tx, m, elapsed.as_millis() as u64)
-            .and_then(|()| ledger::append(&mut *tx, &log))
-            .and_then(|()| tx.commit());
-        match recorded {
-            Ok(()) => {
-                if let Some(sql) = snapshot {
-                    for path in crate::core::step::write_snapshot(m, &sql)? {
-                        events(&Event::SnapshotWritten {
-                            migration: m,
-                            path: &path,
-                        });
-                    }
-                }
-                return Ok(Applied::Committed { elapsed });
-            }
-            Err(e) if is_lock_timeout(&e) => return Err(target.error("cannot commit", e)),
-            Err(e) => {
-                failure = Some((
-                    Action::Record,
-                    ActionError {
-                        file: None,
-                        statement: None,
-                        message: format!("recording the step failed: {}", describe_error(&e)),
-                        code: sqlstate(&e),
-                    },
-                    started.elapsed(),
-                ));
-            }
-        }
-    } else {
-        drop(tx);
-    }
-
-    // The step is rolled back; now its audit rows, in a transaction of their own.
-    let (action, err, elapsed) = failure.expect("the step failed");
-    let failed = Failed {
-        action,
-        file: err.file,
-        statement: err.statement,
-        message: err.message,
-        code: err.code,
-        elapsed,
+    let mut driver = PgStep {
+        session: client,
+        ctx,
+        nested: phase_log.is_some(),
+        phase_log,
+        open: false,
+        untouched: String::new(),
     };
-    Err(
-        failed.audited(phase, step, target.as_path(), log, |log| match phase_log {
+    crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events)
+}
+
+/// One step on a PostgreSQL session, for the shared algorithm (`crate::core::step::apply`).
+/// Its transaction is opened and closed with plain statements, not a `postgres::Transaction`,
+/// which borrows the client for its whole life: a component call moves the client into the
+/// sandbox's store for its duration (see [`Session::lend`]).
+struct PgStep<'a, 'c> {
+    session: &'a mut Session,
+    ctx: &'a Context<'c>,
+    /// A savepoint inside the phase's transaction (`--single-transaction`), not a transaction;
+    /// a failure's audit rows then go to `phase_log`, for the phase to write once it has
+    /// rolled back.
+    nested: bool,
+    phase_log: Option<&'a mut Vec<Entry>>,
+    /// The step's transaction is open (and a rollback has something to roll back).
+    open: bool,
+    /// The fingerprint of strata's bookkeeping before the actions (`ledger::signature`).
+    untouched: String,
+}
+
+impl StepDriver for PgStep<'_, '_> {
+    /// PostgreSQL enforces foreign keys itself.
+    const FOREIGN_KEY_CHECK: bool = false;
+
+    fn db(&self) -> PathBuf {
+        self.ctx.target.as_path()
+    }
+
+    fn begin(&mut self, step: &Prepared) -> Result<(), Error> {
+        let target = self.ctx.target;
+        self.session
+            .batch_execute(if self.nested {
+                "SAVEPOINT strata_step"
+            } else {
+                "BEGIN"
+            })
+            .map_err(|e| {
+                target.error(
+                    format!("cannot begin the transaction for {}", step.migration),
+                    e,
+                )
+            })?;
+        self.open = true;
+        // One round trip: the step's statement timeout, then strata's lock.
+        let locked = self.session.batch_execute(&format!(
+            "SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({})",
+            self.ctx.statement_timeout.as_millis(),
+            ledger::LOCK_KEY
+        ));
+        if let Err(e) = locked {
+            self.rollback();
+            return Err(target.error("cannot take strata's lock", e));
+        }
+        Ok(())
+    }
+
+    fn is_applied(&mut self, step: &Prepared) -> Result<bool, Error> {
+        ledger::is_applied(&mut **self.session, &step.migration.id)
+            .map_err(|e| self.ctx.target.error("cannot read the ledger", e))
+    }
+
+    fn skip(&mut self) {
+        self.rollback();
+    }
+
+    fn before_actions(&mut self, _: &Prepared, _: &mut EventSink<'_>) -> Result<(), Error> {
+        self.untouched = ledger::signature(&mut **self.session)
+            .map_err(|e| self.ctx.target.error("cannot read strata's schema", e))?;
+        Ok(())
+    }
+
+    fn run_action(
+        &mut self,
+        step: &Prepared,
+        action: Action,
+        events: &mut EventSink<'_>,
+    ) -> Result<Done, ActionError> {
+        let done = run_action(self.session, self.ctx, step, action, events)?;
+        check_bookkeeping(self.session, step, action, &self.untouched)?;
+        Ok(done)
+    }
+
+    fn after_actions(&mut self, step: &Prepared) -> Result<Option<String>, (Action, ActionError)> {
+        super::schema::after_step(self.session, step, self.ctx.write_snapshots)
+            .map_err(|e| (e.action, ActionError::new(e.file, None, e.message)))
+    }
+
+    fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
+        let m = &step.migration;
+        let recorded = ledger::record(&mut **self.session, m, elapsed.as_millis() as u64)
+            .and_then(|()| ledger::append(&mut **self.session, log))
+            .and_then(|()| {
+                self.open = false;
+                self.session.batch_execute(if self.nested {
+                    "RELEASE SAVEPOINT strata_step"
+                } else {
+                    "COMMIT"
+                })
+            });
+        match recorded {
+            Ok(()) => Ok(()),
+            Err(e) if is_lock_timeout(&e) => {
+                Err(Commit::Locked(self.ctx.target.error("cannot commit", e)))
+            }
+            Err(e) => Err(Commit::Failed(ActionError {
+                code: sqlstate(&e),
+                ..ActionError::new(
+                    None,
+                    None,
+                    format!("recording the step failed: {}", describe_error(&e)),
+                )
+            })),
+        }
+    }
+
+    fn rollback(&mut self) {
+        if std::mem::take(&mut self.open) {
+            // A failed ROLLBACK means a broken connection, which ends the transaction too.
+            let _ = self.session.batch_execute(if self.nested {
+                "ROLLBACK TO SAVEPOINT strata_step; RELEASE SAVEPOINT strata_step"
+            } else {
+                "ROLLBACK"
+            });
+        }
+    }
+
+    fn audit_failure(&mut self, log: &[Entry]) -> Result<(), String> {
+        match self.phase_log.as_mut() {
             Some(phase_log) => {
                 phase_log.extend_from_slice(log);
                 Ok(())
             }
-            None => client
+            None => self
+                .session
                 .transaction()
                 .and_then(|mut tx| {
                     ledger::append(&mut tx, log)?;
                     tx.commit()
                 })
                 .map_err(|e| describe_error(&e)),
-        }),
-    )
+        }
+    }
 }
 
 /// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the
@@ -326,7 +288,7 @@ fn check_bookkeeping(
 /// Runs one action; returns the rows it wrote (statements run, for checks) and the fuel a
 /// component burned.
 fn run_action(
-    tx: &mut StepTx<'_>,
+    tx: &mut Session,
     ctx: &Context<'_>,
     step: &Prepared,
     action: Action,
@@ -350,17 +312,9 @@ fn run_action(
                 step,
                 action,
                 events,
-                |sb, call| {
-                    tx.session
-                        .lend(|client| sb.call_postgres(client, call, ctx.statement_timeout))
-                },
+                |sb, call| tx.lend(|client| sb.call_postgres(client, call, ctx.statement_timeout)),
             )
-            .map_err(|(path, message)| ActionError {
-                file: Some(path),
-                statement: None,
-                message,
-                code: None,
-            })
+            .map_err(|(path, message)| ActionError::new(Some(path), None, message))
         }
         Action::ForeignKeyCheck | Action::Snapshot | Action::Record | Action::Undo => sql(Ok(0)),
     }
@@ -525,16 +479,7 @@ fn run_checks(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionErro
             return Err(ActionError {
                 file: Some(file.to_path_buf()),
                 statement: Some((s.line, one_line(&s.text))),
-                message: format!(
-                    "the check returned {violations} violating row{}:\n{}{}",
-                    if violations == 1 { "" } else { "s" },
-                    shown.join("\n"),
-                    if violations > shown.len() {
-                        "\n..."
-                    } else {
-                        ""
-                    }
-                ),
+                message: crate::core::step::violating_rows(violations, &shown),
                 code: None,
             });
         }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::params;
 
-use crate::core::backend::{Backend, Inspect, Scratch, UndoStep, Undone};
+use crate::core::backend::{
+    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, UndoStep, Undone,
+};
 use crate::core::backup::{self, Backup};
 use crate::core::config::Project;
 use crate::core::error::Error;
@@ -65,7 +67,9 @@ impl Backend for Sqlite<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
+}
 
+impl Ledger for Sqlite<'_> {
     fn applied(&self) -> Result<Option<Vec<Applied>>, Error> {
         let db = &self.db;
         self.read_only()?
@@ -121,7 +125,9 @@ impl Backend for Sqlite<'_> {
         tx.commit()
             .map_err(|e| Error::db(db, "cannot commit the repair", e))
     }
+}
 
+impl Run for Sqlite<'_> {
     fn undo(
         &self,
         phase: Phase,
@@ -146,20 +152,7 @@ impl Backend for Sqlite<'_> {
         } else {
             None
         };
-        let mut undone = Vec::new();
-        for s in steps {
-            if crate::sqlite::step::undo(&mut conn, db, phase, s.migration, &s.sql, &s.checksum)?
-                .is_some()
-            {
-                undone.push(s.migration.label());
-            }
-        }
-        Ok(Undone {
-            phase,
-            db: db.clone(),
-            backup,
-            undone,
-        })
+        crate::sqlite::step::undo_all(&mut conn, db, phase, steps, backup)
     }
 
     fn schema_text(&self) -> Result<String, Error> {
@@ -240,7 +233,9 @@ impl Backend for Sqlite<'_> {
             _dir: dir,
         }))
     }
+}
 
+impl SqlScript for Sqlite<'_> {
     fn script_begin(&self) -> String {
         "BEGIN IMMEDIATE;\n".into()
     }
@@ -253,7 +248,9 @@ impl Backend for Sqlite<'_> {
         "-- strata checks foreign keys\nPRAGMA foreign_key_check;\n\
          -- strata compares the schema with schema.sql and records the step\nCOMMIT;\n"
     }
+}
 
+impl Backups for Sqlite<'_> {
     fn identity(&self) -> Result<Option<String>, Error> {
         match self.read_only()? {
             Some(conn) => ledger::database_id(&conn)
@@ -300,7 +297,9 @@ impl Backend for Sqlite<'_> {
             .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
         crate::core::restore::record_state_after(backup, &live)
     }
+}
 
+impl Introspect for Sqlite<'_> {
     fn unowned(&self) -> Result<Vec<ObjectRef>, Error> {
         crate::sqlite::design::unowned(self.project, &self.db)
     }
@@ -441,18 +440,7 @@ fn rolled_back(
     session: &mut step::Session,
     done: &mut PhaseReport,
 ) -> Error {
-    let undone: Vec<crate::core::ledger::Entry> = std::mem::take(&mut done.applied)
-        .into_iter()
-        .map(|label| {
-            let mut entry = crate::core::ledger::Entry::for_run(
-                phase.as_str(),
-                "single-transaction",
-                format!("{label}: rolled back with the rest of the phase"),
-            );
-            entry.outcome = crate::core::ledger::Outcome::RolledBack;
-            entry
-        })
-        .collect();
+    let undone = crate::core::phase::rolled_back_steps(phase, done);
     let replay = session.replay.take();
     // Best effort: the failure itself is already audited by the step.
     let _ = conn
@@ -465,13 +453,7 @@ fn rolled_back(
             ledger::append(&tx, &undone)?;
             tx.commit()
         });
-    match e {
-        Error::Step(mut failure) => {
-            failure.applied_before.clear();
-            Error::Step(failure)
-        }
-        other => other,
-    }
+    crate::core::phase::after_rollback(e, None)
 }
 
 /// A SQLite database opened for one phase: its connection (held under the run lock, so a

@@ -17,7 +17,7 @@ use wasmtime::component::Resource;
 
 use crate::components::bindings::sql;
 use crate::components::host::{
-    CursorSlot, HostState, MAX_OPEN_CURSORS, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
+    CursorSlot, HostState, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
 };
 use crate::components::{Call, Called, ComponentError, Ended, Outcome, Sandbox};
 use crate::sqlite::guard::{self, Guard, Mode, Snapshot};
@@ -113,7 +113,7 @@ pub struct Sqlite {
 impl Sqlite {
     pub fn new(conn: Connection, guard: Guard) -> Self {
         Sqlite {
-            session: Session::new(conn, |_| Vec::new()),
+            session: Session::new(conn, |_| Cursors::default()),
             guard,
         }
     }
@@ -157,7 +157,7 @@ pub struct CursorState<'c> {
     pending: Option<Vec<OwnedValue>>,
 }
 
-type Cursors<'c> = Vec<Option<CursorState<'c>>>;
+type Cursors<'c> = crate::components::host::Cursors<CursorState<'c>>;
 
 self_cell::self_cell!(
     /// The connection and the cursors that borrow it, owned by the store for one call.
@@ -481,39 +481,18 @@ impl sql::Host for HostState<Sqlite> {
         params: Vec<sql::Value>,
     ) -> WResult<Result<Resource<CursorSlot>, sql::Error>> {
         self.refresh_schema_names();
-        let open = self
-            .db
-            .session
-            .borrow_dependent()
-            .iter()
-            .filter(|c| c.is_some())
-            .count();
-        if open >= MAX_OPEN_CURSORS {
-            let why = format!(
-                "more than {MAX_OPEN_CURSORS} cursors open at once; drop cursors once read"
-            );
+        if let Some(why) = self.db.session.borrow_dependent().full() {
             return Ok(Err(self.limit_error(why)));
         }
         let opened = self.db.session.with_dependent_mut(|conn, cursors| {
             let mut stmt = conn.prepare(&sql)?;
             bind_all(&mut stmt, &params)?;
             let columns = stmt.column_names().map(str::to_string).collect();
-            let cursor = Some(CursorState {
+            Ok(cursors.insert(CursorState {
                 stmt: Some(stmt),
                 columns,
                 pending: None,
-            });
-            // Reuse the slot of a dropped cursor.
-            match cursors.iter().position(Option::is_none) {
-                Some(free) => {
-                    cursors[free] = cursor;
-                    Ok(free)
-                }
-                None => {
-                    cursors.push(cursor);
-                    Ok(cursors.len() - 1)
-                }
-            }
+            }))
         });
         match opened {
             Ok(index) => Ok(Ok(self.table.push(CursorSlot(index))?)),
@@ -536,7 +515,7 @@ impl HostState<Sqlite> {
         let budget = self.result_budget();
         let max = max.min(MAX_ROWS_PER_CALL);
         let r = self.db.session.with_dependent_mut(|_, cursors| {
-            let Some(Some(cursor)) = cursors.get_mut(index) else {
+            let Some(cursor) = cursors.get_mut(index) else {
                 return Ok(0);
             };
             let mut used = 0usize;
@@ -605,7 +584,6 @@ impl sql::HostCursor for HostState<Sqlite> {
             .session
             .borrow_dependent()
             .get(index)
-            .and_then(Option::as_ref)
             .map(|c| c.columns.clone())
             .unwrap_or_default())
     }
@@ -634,7 +612,6 @@ impl sql::HostCursor for HostState<Sqlite> {
                 .session
                 .borrow_dependent()
                 .get(index)
-                .and_then(Option::as_ref)
                 .map_or(0, |c| c.columns.len() as u32)
         };
         let r = self.step_cursor(&slot, max_rows, &mut out)?;
@@ -648,9 +625,7 @@ impl sql::HostCursor for HostState<Sqlite> {
     fn drop(&mut self, slot: Resource<CursorSlot>) -> WResult<()> {
         let CursorSlot(index) = self.table.delete(slot)?;
         self.db.session.with_dependent_mut(|_, cursors| {
-            if let Some(c) = cursors.get_mut(index) {
-                *c = None;
-            }
+            cursors.remove(index);
         });
         Ok(())
     }
@@ -742,6 +717,7 @@ mod tests {
 
     use super::*;
     use crate::components::bindings::sql::{Host, HostCursor};
+    use crate::components::host::MAX_OPEN_CURSORS;
 
     /// A host state over 50 rows of about 100 KB each, with a budget of `mib`.
     fn state(mib: u64) -> HostState<Sqlite> {
@@ -851,6 +827,6 @@ mod tests {
             let c = open(&mut s, "SELECT 1");
             HostCursor::drop(&mut s, c).unwrap();
         }
-        assert_eq!(s.db.session.borrow_dependent().len(), 1);
+        assert_eq!(s.db.session.borrow_dependent().slots(), 1);
     }
 }

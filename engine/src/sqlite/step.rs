@@ -12,7 +12,7 @@
 //! runs one step; ordering and phases belong to `migrator`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
@@ -20,21 +20,18 @@ use rusqlite::types::ValueRef;
 use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::DataSet;
-use crate::core::error::{DbCode, Error, StepFailure};
+use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, Event, EventSink, Phase};
-use crate::core::ledger::{Entry, Outcome};
-use crate::core::step::Done;
-use crate::core::step::Failed;
-use crate::core::step::run_actions;
-use crate::core::step::undo_entry;
-use crate::core::step::{Applied, Prepared, component, write_snapshot};
+use crate::core::ledger::Entry;
+use crate::core::step::{
+    ActionError, Applied, Commit, Done, Prepared, StepDriver, UndoDriver, UndoError, component,
+};
 use crate::core::tree::Migration;
 use crate::sqlite::guard::{Guard, Mode};
 use crate::sqlite::ledger;
 use crate::sqlite::{self, Located, Script, ScriptText};
 
-/// How many violating rows a failure message shows.
-const SHOWN_ROWS: usize = 5;
+use crate::core::step::SHOWN_ROWS;
 
 /// What a step runs with besides its own files.
 pub struct Context<'a> {
@@ -112,24 +109,9 @@ impl Session {
 /// The savepoint a step runs in under `--single-transaction`.
 const SAVEPOINT: &str = "strata_step";
 
-/// What went wrong inside an action.
-struct ActionError {
-    file: Option<PathBuf>,
-    statement: Option<Located>,
-    message: String,
-    /// SQLite's extended result code, when SQLite refused.
-    code: Option<DbCode>,
-}
-
-impl ActionError {
-    fn new(file: Option<PathBuf>, statement: Option<Located>, message: impl Into<String>) -> Self {
-        ActionError {
-            file,
-            statement,
-            message: message.into(),
-            code: None,
-        }
-    }
+/// A statement's place as a failure names it.
+fn located(at: Located) -> Option<(usize, String)> {
+    Some((at.line, at.text))
 }
 
 /// Applies one prepared migration to `conn`.
@@ -210,131 +192,220 @@ fn apply_in_transaction(
     guard: &Guard,
     events: &mut EventSink<'_>,
 ) -> Result<Applied, Error> {
-    let (db, phase, m) = (ctx.db, ctx.phase, &step.migration);
-    let single = session.single_transaction;
-    let started = Instant::now();
-    let begin = if single {
-        conn.prepare_cached(&format!("SAVEPOINT {SAVEPOINT}"))
-            .and_then(|mut s| s.execute([]))
-            .map(|_| ())
-    } else {
-        conn.prepare_cached("BEGIN IMMEDIATE")
-            .and_then(|mut s| s.execute([]))
-            .map(|_| ())
+    let mut driver = SqliteStep {
+        conn,
+        ctx,
+        session,
+        guard,
+        fk_after: None,
+        owned: None,
     };
-    begin.map_err(|e| Error::db(db, format!("cannot begin the transaction for {m}"), e))?;
-    match session.ledger.is_applied(conn, &m.id) {
-        Ok(false) => {}
-        Ok(true) => {
-            if single {
-                let _ = conn.execute_batch(&format!("RELEASE {SAVEPOINT}"));
-            } else {
-                rollback(conn);
+    crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events)
+}
+
+/// One step on a SQLite connection, for the shared algorithm (`crate::core::step::apply`):
+/// the step's transaction (or savepoint), the ownership tracker and the foreign-key
+/// violations it keeps between steps, and the SQL guard its scripts run under.
+struct SqliteStep<'a, 'c> {
+    conn: &'a mut Connection,
+    ctx: &'a Context<'c>,
+    session: &'a mut Session,
+    guard: &'a Guard,
+    /// What the step's foreign-key check found: what the next step starts from once this one
+    /// is committed.
+    fk_after: Option<Violations>,
+    /// What the step changed in who owns what, for the tracker once the step is committed.
+    owned: Option<crate::sqlite::schema::owner::Change>,
+}
+
+impl StepDriver for SqliteStep<'_, '_> {
+    /// `PRAGMA foreign_key_check` after the step's own actions, with foreign keys off around
+    /// its transaction.
+    const FOREIGN_KEY_CHECK: bool = true;
+
+    fn db(&self) -> PathBuf {
+        self.ctx.db.to_path_buf()
+    }
+
+    fn begin(&mut self, step: &Prepared) -> Result<(), Error> {
+        let begin = if self.session.single_transaction {
+            self.conn.prepare_cached(&format!("SAVEPOINT {SAVEPOINT}"))
+        } else {
+            self.conn.prepare_cached("BEGIN IMMEDIATE")
+        };
+        begin
+            .and_then(|mut s| s.execute([]))
+            .map(|_| ())
+            .map_err(|e| {
+                Error::db(
+                    self.ctx.db,
+                    format!("cannot begin the transaction for {}", step.migration),
+                    e,
+                )
+            })
+    }
+
+    fn is_applied(&mut self, step: &Prepared) -> Result<bool, Error> {
+        self.session
+            .ledger
+            .is_applied(self.conn, &step.migration.id)
+            .map_err(|e| Error::db(self.ctx.db, "cannot read the ledger", e))
+    }
+
+    fn skip(&mut self) {
+        if self.session.single_transaction {
+            let _ = self.conn.execute_batch(&format!("RELEASE {SAVEPOINT}"));
+        } else {
+            rollback(self.conn);
+        }
+    }
+
+    fn before_actions(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<(), Error> {
+        let (conn, db, session) = (&*self.conn, self.ctx.db, &mut *self.session);
+        // Ownership: what the step creates becomes its module's (see schema::owner).
+        session
+            .owners
+            .begin(conn, &mut session.deferred.objects)
+            .map_err(|e| Error::db(db, "cannot read sqlite_master", e))?;
+        // The foreign-key violations from before the run, if any, are not this step's.
+        if session.fk_before.is_none() {
+            let before = violations(conn)
+                .map_err(|e| Error::db(db, "cannot run PRAGMA foreign_key_check", e))?;
+            if !before.is_empty() {
+                events(&Event::Warning(format!(
+                    "{}: {}\nThey were there before this run: a step fails only for \
+                     violations it adds. Fix or delete those rows to be rid of them.",
+                    db.display(),
+                    describe_violations(&before)
+                )));
             }
-            events(&Event::StepSkipped {
-                phase,
-                migration: m,
+            session.fk_before = Some(before);
+        }
+        // SQL that names strata_object reads the ownership of the steps before it.
+        if !session.deferred.objects.is_empty() && step.names_ownership() {
+            let pending = std::mem::take(&mut session.deferred.objects);
+            crate::sqlite::schema::owner::write(conn, &pending)
+                .map_err(|e| Error::db(db, "cannot record the objects' owners", e))?;
+        }
+        self.guard.take_touched();
+        Ok(())
+    }
+
+    fn run_action(
+        &mut self,
+        step: &Prepared,
+        action: Action,
+        events: &mut EventSink<'_>,
+    ) -> Result<Done, ActionError> {
+        if action == Action::ForeignKeyCheck {
+            let before = self.session.fk_before.get_or_insert_default();
+            self.fk_after = Some(foreign_key_check(self.conn, before)?);
+            return Ok(Done {
+                rows: 0,
+                fuel: None,
             });
-            return Ok(Applied::AlreadyApplied);
         }
-        Err(e) => {
-            rollback(conn);
-            return Err(Error::db(db, "cannot read the ledger", e));
+        run_action(self.conn, self.ctx, step, action, self.guard, events)
+    }
+
+    /// Records what the step created, then compares the module's schema with the step's
+    /// `schema.sql` (or takes it, to write after the commit).
+    fn after_actions(&mut self, step: &Prepared) -> Result<Option<String>, (Action, ActionError)> {
+        let (conn, ctx, session) = (&*self.conn, self.ctx, &mut *self.session);
+        let m = &step.migration;
+        let mut owned = session
+            .owners
+            .record(conn, &m.id, &self.guard.take_touched())
+            .map_err(recording)?;
+        // In one transaction for the phase, the ownership rows wait for the phase's end like
+        // the ledger's, unless this step compares or writes a snapshot, which reads them.
+        let reads_ownership = step.snapshot.is_some() || ctx.write_snapshots;
+        if session.single_transaction && !reads_ownership {
+            session.deferred.objects.append(&mut owned.writes);
+        } else {
+            let mut writes = std::mem::take(&mut session.deferred.objects);
+            writes.append(&mut owned.writes);
+            crate::sqlite::schema::owner::write(conn, &writes).map_err(recording)?;
         }
-    }
-    events(&Event::StepStarted {
-        phase,
-        migration: m,
-    });
-    // Ownership: what the step creates becomes its module's (see schema::owner).
-    if let Err(e) = session.owners.begin(conn, &mut session.deferred.objects) {
-        rollback(conn);
-        return Err(Error::db(db, "cannot read sqlite_master", e));
-    }
-    // The foreign-key violations from before the run, if any, are not this step's.
-    if session.fk_before.is_none() {
-        match violations(conn) {
-            Ok(before) => {
-                if !before.is_empty() {
-                    events(&Event::Warning(format!(
-                        "{}: {}\nThey were there before this run: a step fails only for \
-                         violations it adds. Fix or delete those rows to be rid of them.",
-                        db.display(),
-                        describe_violations(&before)
-                    )));
+        self.owned = Some(owned);
+        let snapshot_file = m.file(crate::core::design::SNAPSHOT);
+        let failed = |message: String| {
+            (
+                Action::Snapshot,
+                ActionError::new(Some(snapshot_file.clone()), None, message),
+            )
+        };
+        let schema_error = |e: crate::sqlite::schema::SchemaError| failed(e.to_string());
+        match &step.snapshot {
+            Some(expected) => {
+                let difference =
+                    crate::sqlite::schema::compare_module(conn, &m.id.module, expected)
+                        .map_err(schema_error)?;
+                if difference.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(failed(crate::core::design::snapshot_differs(
+                        &m.id.module,
+                        &difference.to_string(),
+                    )))
                 }
-                session.fk_before = Some(before);
             }
-            Err(e) => {
-                rollback(conn);
-                return Err(Error::db(db, "cannot run PRAGMA foreign_key_check", e));
-            }
+            None if ctx.write_snapshots => crate::sqlite::schema::dump_module(conn, &m.id.module)
+                .map(Some)
+                .map_err(schema_error),
+            None => Ok(None),
         }
     }
-    // SQL that names strata_object reads the ownership of the steps before it.
-    if !session.deferred.objects.is_empty() && step.names_ownership() {
-        let pending = std::mem::take(&mut session.deferred.objects);
-        if let Err(e) = crate::sqlite::schema::owner::write(conn, &pending) {
-            rollback(conn);
-            return Err(Error::db(db, "cannot record the objects' owners", e));
+
+    fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
+        let (conn, session) = (&*self.conn, &mut *self.session);
+        let m = &step.migration;
+        let failed = |e| Commit::Failed(recording(e).1);
+        let row =
+            crate::core::ledger::Record::of(m, step.checksum.clone(), elapsed.as_millis() as u64);
+        if session.single_transaction {
+            session.deferred.records.push(row);
+            session
+                .deferred
+                .audit
+                .push((crate::core::ledger::now_rfc3339(), log.to_vec()));
+        } else {
+            ledger::write_records(conn, &[row])
+                .and_then(|()| ledger::append(conn, log))
+                .map_err(failed)?;
         }
-    }
-    guard.take_touched();
-
-    let mut fk = ForeignKeys {
-        before: session.fk_before.get_or_insert_default(),
-        after: None,
-    };
-    let (log, mut failure) = run_actions(
-        phase,
-        step,
-        step.actions(ctx.test_data),
-        events,
-        |action, events| run_action(conn, ctx, step, action, guard, &mut fk, events),
-    );
-    let fk_after = fk.after;
-
-    if failure.is_none() {
-        match finish(conn, ctx, session, step, guard, &log, started) {
-            Ok(finished) => {
+        let end = if session.single_transaction {
+            conn.prepare_cached(&format!("RELEASE {SAVEPOINT}"))
+        } else {
+            conn.prepare_cached("COMMIT")
+        };
+        match end.and_then(|mut s| s.execute([])) {
+            Ok(_) => {
+                if let Some(owned) = self.owned.take() {
+                    session.owners.commit(owned);
+                }
+                session.ledger.applied(&m.id);
                 // What the committed step left is what the next one starts from.
-                if fk_after.is_some() {
-                    session.fk_before = fk_after;
+                if let Some(after) = self.fk_after.take() {
+                    session.fk_before = Some(after);
                 }
-                if let Some(sql) = finished.snapshot {
-                    for path in write_snapshot(m, &sql)? {
-                        events(&Event::SnapshotWritten {
-                            migration: m,
-                            path: &path,
-                        });
-                    }
-                }
-                return Ok(Applied::Committed {
-                    elapsed: finished.elapsed,
-                });
+                Ok(())
             }
-            Err(Finish::Locked(e)) => {
-                rollback(conn);
-                return Err(Error::db(db, "cannot commit", e));
+            Err(e) if sqlite::is_busy(&e) => {
+                Err(Commit::Locked(Error::db(self.ctx.db, "cannot commit", e)))
             }
-            Err(Finish::Failed(action, err)) => failure = Some((action, err, started.elapsed())),
+            Err(e) => Err(failed(e)),
         }
     }
-    rollback(conn);
 
-    // The step is rolled back; now its audit rows, in a transaction of their own.
-    let (action, err, elapsed) = failure.expect("the step failed");
-    let replay = session.replay.take();
-    let failed = Failed {
-        action,
-        file: err.file,
-        statement: err.statement.map(|s| (s.line, s.text)),
-        message: err.message,
-        code: err.code,
-        elapsed,
-    };
-    Err(failed.audited(phase, step, db.to_path_buf(), log, |log| {
-        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    fn rollback(&mut self) {
+        rollback(self.conn);
+    }
+
+    fn audit_failure(&mut self, log: &[Entry]) -> Result<(), String> {
+        let replay = self.session.replay.take();
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .and_then(|tx| {
                 if let Some(r) = &replay {
                     r.write(&tx)?;
@@ -342,120 +413,15 @@ fn apply_in_transaction(
                 ledger::append(&tx, log).and_then(|()| tx.commit())
             })
             .map_err(|e| e.to_string())
-    }))
+    }
 }
 
-/// A step that got through its actions and committed.
-struct Finished {
-    elapsed: Duration,
-    /// A snapshot to write now that the step is committed.
-    snapshot: Option<String>,
-}
-
-enum Finish {
-    /// The commit waited past the busy timeout.
-    Locked(rusqlite::Error),
-    Failed(Action, ActionError),
-}
-
-/// After the actions: record what the step created, compare the module's schema with the
-/// step's `schema.sql` (or take it, to write after the commit), record the step, commit.
-fn finish(
-    conn: &Connection,
-    ctx: &Context<'_>,
-    session: &mut Session,
-    step: &Prepared,
-    guard: &Guard,
-    log: &[Entry],
-    started: Instant,
-) -> Result<Finished, Finish> {
-    let m = &step.migration;
-    let record = |e: rusqlite::Error| {
-        Finish::Failed(
-            Action::Record,
-            ActionError::new(None, None, format!("recording the step failed: {e}")),
-        )
-    };
-    let mut owned = session
-        .owners
-        .record(conn, &m.id, &guard.take_touched())
-        .map_err(record)?;
-    // In one transaction for the phase, the ownership rows wait for the phase's end like the
-    // ledger's, unless this step compares or writes a snapshot, which reads them.
-    let reads_ownership = step.snapshot.is_some() || ctx.write_snapshots;
-    if session.single_transaction && !reads_ownership {
-        session.deferred.objects.append(&mut owned.writes);
-    } else {
-        let mut writes = std::mem::take(&mut session.deferred.objects);
-        writes.append(&mut owned.writes);
-        crate::sqlite::schema::owner::write(conn, &writes).map_err(record)?;
-    }
-    let snapshot_file = m.file(crate::core::design::SNAPSHOT);
-    let schema_error = |e: crate::sqlite::schema::SchemaError| {
-        Finish::Failed(
-            Action::Snapshot,
-            ActionError::new(Some(snapshot_file.clone()), None, e.to_string()),
-        )
-    };
-    let mut to_write = None;
-    match &step.snapshot {
-        Some(expected) => {
-            let difference = crate::sqlite::schema::compare_module(conn, &m.id.module, expected)
-                .map_err(schema_error)?;
-            if !difference.is_empty() {
-                return Err(Finish::Failed(
-                    Action::Snapshot,
-                    ActionError::new(
-                        Some(snapshot_file.clone()),
-                        None,
-                        format!(
-                            "module `{}` after this step differs from its schema.sql (- expected, + actual):\n{}\n\
-                             Fix do.sql, or if the new schema is what you want, delete schema.sql and \
-                             run `strata migrate --write-snapshots` to write it again",
-                            m.id.module,
-                            difference.to_string().trim_end()
-                        ),
-                    ),
-                ));
-            }
-        }
-        None if ctx.write_snapshots => {
-            let sql =
-                crate::sqlite::schema::dump_module(conn, &m.id.module).map_err(schema_error)?;
-            to_write = Some(sql);
-        }
-        None => {}
-    }
-    let elapsed = started.elapsed();
-    let row = crate::core::ledger::Record::of(m, step.checksum.clone(), elapsed.as_millis() as u64);
-    if session.single_transaction {
-        session.deferred.records.push(row);
-        session
-            .deferred
-            .audit
-            .push((crate::core::ledger::now_rfc3339(), log.to_vec()));
-    } else {
-        ledger::write_records(conn, &[row])
-            .and_then(|()| ledger::append(conn, log))
-            .map_err(record)?;
-    }
-    let end = if session.single_transaction {
-        conn.prepare_cached(&format!("RELEASE {SAVEPOINT}"))
-    } else {
-        conn.prepare_cached("COMMIT")
-    };
-    match end.and_then(|mut s| s.execute([])) {
-        Ok(_) => {
-            session.owners.commit(owned);
-            session.ledger.applied(&m.id);
-            Ok(Finished {
-                elapsed,
-                snapshot: to_write,
-            })
-        }
-        Err(e) if sqlite::is_busy(&e) => Err(Finish::Locked(e)),
-        Err(e) => Err(record(e)),
-    }
+/// A failure to record the step.
+fn recording(e: rusqlite::Error) -> (Action, ActionError) {
+    (
+        Action::Record,
+        ActionError::new(None, None, format!("recording the step failed: {e}")),
+    )
 }
 
 /// Runs one action.
@@ -465,7 +431,6 @@ fn run_action(
     step: &Prepared,
     action: Action,
     guard: &Guard,
-    fk: &mut ForeignKeys<'_>,
     events: &mut EventSink<'_>,
 ) -> Result<Done, ActionError> {
     let m = &step.migration;
@@ -501,8 +466,7 @@ fn run_action(
             )
             .map_err(|(path, message)| ActionError::new(Some(path), None, message))
         }
-        Action::ForeignKeyCheck => foreign_key_check(conn, fk),
-        Action::Snapshot | Action::Record | Action::Undo => sql(0),
+        Action::ForeignKeyCheck | Action::Snapshot | Action::Record | Action::Undo => sql(0),
     }
 }
 
@@ -521,7 +485,7 @@ fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> Act
     };
     ActionError {
         code,
-        ..ActionError::new(Some(file.to_path_buf()), Some(at), message)
+        ..ActionError::new(Some(file.to_path_buf()), located(at), message)
     }
 }
 
@@ -543,7 +507,7 @@ fn run_script(
         if stmt.parameter_count() > 0 {
             return Err(ActionError::new(
                 Some(file.to_path_buf()),
-                Some(at),
+                located(at),
                 "the statement has parameters (?, :name), but a script has no values to bind; \
                  write the values into the SQL",
             ));
@@ -590,7 +554,7 @@ fn run_checks(
         if !stmt.readonly() {
             return Err(ActionError::new(
                 Some(file.to_path_buf()),
-                Some(at),
+                located(at),
                 "checks.sql holds only queries, and this statement writes; move it to do.sql",
             ));
         }
@@ -613,17 +577,8 @@ fn run_checks(
         if violations > 0 {
             return Err(ActionError::new(
                 Some(file.to_path_buf()),
-                Some(at),
-                format!(
-                    "the check returned {violations} violating row{}:\n{}{}",
-                    if violations == 1 { "" } else { "s" },
-                    shown.join("\n"),
-                    if violations > shown.len() {
-                        "\n..."
-                    } else {
-                        ""
-                    }
-                ),
+                located(at),
+                crate::core::step::violating_rows(violations, &shown),
             ));
         }
         count += 1;
@@ -690,17 +645,9 @@ fn describe_violations(found: &Violations) -> String {
     )
 }
 
-/// A step's foreign-key violations: those from before it, and what its check found.
-struct ForeignKeys<'a> {
-    before: &'a Violations,
-    after: Option<Violations>,
-}
-
-/// `PRAGMA foreign_key_check` after a step: fails on a violation the step added to
-/// `fk.before` (those the database had before are not the step's); on success leaves what it
-/// found in `fk.after`.
-fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys<'_>) -> Result<Done, ActionError> {
-    let before = fk.before;
+/// `PRAGMA foreign_key_check` after a step: fails on a violation the step added to `before`
+/// (those the database had before are not the step's); on success returns what it found.
+fn foreign_key_check(conn: &Connection, before: &Violations) -> Result<Violations, ActionError> {
     let now = violations(conn).map_err(|e| {
         ActionError::new(None, None, format!("PRAGMA foreign_key_check failed: {e}"))
     })?;
@@ -712,11 +659,7 @@ fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys<'_>) -> Result<Done
         })
         .collect();
     if added.is_empty() {
-        fk.after = Some(now);
-        return Ok(Done {
-            rows: 0,
-            fuel: None,
-        });
+        return Ok(now);
     }
     let earlier: usize = before.values().sum();
     Err(ActionError::new(
@@ -734,21 +677,18 @@ fn foreign_key_check(conn: &Connection, fk: &mut ForeignKeys<'_>) -> Result<Done
     ))
 }
 
-/// `strata undo` of one applied migration on SQLite, in a transaction of its own: `undo.sql`
-/// under the same guard as `do.sql` (no transaction statements, no writes to strata's tables),
-/// with foreign keys off and checked afterwards (a violation the script adds fails it), then the
-/// migration's ledger row and the owners of objects that are gone are removed, and the audit
-/// row written. `Ok(None)`: the migration is no longer applied (another run undid it first).
-/// A failure is rolled back, audited in a transaction of its own, and returned.
-pub(crate) fn undo(
+/// `strata undo` on SQLite after the backup: each of `steps` in a transaction of its own (see
+/// `crate::core::step::undo_all`): `undo.sql` under the same guard as `do.sql` (no transaction
+/// statements, no writes to strata's tables, no attached database), with foreign keys off and
+/// checked afterwards (a violation the script adds fails it), then the migration's ledger row
+/// and the owners of objects that are gone are removed, and the audit row written.
+pub(crate) fn undo_all(
     conn: &mut Connection,
     db: &Path,
     phase: Phase,
-    m: &Migration,
-    sql: &str,
-    checksum: &str,
-) -> Result<Option<u64>, Error> {
-    let started = Instant::now();
+    steps: &[crate::core::backend::UndoStep<'_>],
+    backup: Option<PathBuf>,
+) -> Result<crate::core::backend::Undone, Error> {
     let fk_was_on = sqlite::foreign_keys(conn)
         .map_err(|e| Error::db(db, "cannot read PRAGMA foreign_keys", e))?;
     sqlite::set_foreign_keys(conn, false)
@@ -758,8 +698,12 @@ pub(crate) fn undo(
     // undo.sql takes back this database's step: it may not open another database, whose
     // changes neither the undo's transaction nor its backup would cover.
     let attached = conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
-    let file = m.file("undo.sql");
-    let result = undo_in_transaction(conn, phase, m, sql, checksum, &file, &guard, started);
+    let mut driver = SqliteUndo {
+        conn,
+        db,
+        guard: &guard,
+    };
+    let result = crate::core::step::undo_all(&mut driver, phase, steps, backup);
     let restored = Guard::uninstall(conn)
         .and_then(|()| sqlite::set_foreign_keys(conn, fk_was_on))
         .and_then(|()| match attached {
@@ -768,93 +712,91 @@ pub(crate) fn undo(
                 .map(|_| ()),
             Err(e) => Err(e),
         });
-    let outcome = match result {
-        Ok(done) => done,
-        Err(failure) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            let entry = undo_entry(
-                phase,
-                m,
-                checksum,
-                Outcome::Failed,
-                Some(failure.message.clone()),
-                None,
-                started,
-            );
-            let mut message = failure.message;
-            if let Err(e) = ledger::append(conn, std::slice::from_ref(&entry)) {
-                message.push_str(&format!(
-                    "\n(the failure could not be written to the audit log: {e})"
-                ));
-            }
-            return Err(StepFailure {
-                phase,
-                db: db.to_path_buf(),
-                migration: m.label(),
-                action: Action::Undo,
-                file: failure.file,
-                statement: failure.statement.map(|at| (at.line, at.text)),
-                message,
-                code: None,
-                applied_before: Vec::new(),
-            }
-            .into());
-        }
-    };
+    let undone = result?;
     restored.map_err(|e| Error::db(db, "cannot restore the connection after undo.sql", e))?;
-    Ok(outcome)
+    Ok(undone)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn undo_in_transaction(
-    conn: &mut Connection,
-    phase: Phase,
-    m: &Migration,
-    sql: &str,
-    checksum: &str,
-    file: &Path,
-    guard: &Guard,
-    started: Instant,
-) -> Result<Option<u64>, ActionError> {
-    let fail =
-        |what: &str, e: rusqlite::Error| ActionError::new(None, None, format!("{what}: {e}"));
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| fail("cannot begin the undo's transaction", e))?;
-    let applied: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
-            rusqlite::params![m.id.module, m.id.stamp],
-            |r| r.get(0),
-        )
-        .map_err(|e| fail("cannot read the ledger", e))?;
-    if !applied {
-        conn.execute_batch("ROLLBACK")
-            .map_err(|e| fail("cannot end the undo's transaction", e))?;
-        return Ok(None);
+/// One undo on a SQLite connection, for the shared algorithm (`crate::core::step::undo`),
+/// with foreign keys off and the guard installed around it.
+struct SqliteUndo<'a> {
+    conn: &'a mut Connection,
+    db: &'a Path,
+    guard: &'a Guard,
+}
+
+/// An undo's failure at `what`.
+fn undo_failed(what: &str) -> impl Fn(rusqlite::Error) -> UndoError + '_ {
+    move |e| UndoError::Failed(ActionError::new(None, None, format!("{what}: {e}")))
+}
+
+impl UndoDriver for SqliteUndo<'_> {
+    fn db(&self) -> PathBuf {
+        self.db.to_path_buf()
     }
-    let before = violations(conn).map_err(|e| fail("PRAGMA foreign_key_check failed", e))?;
-    guard.set_mode(Mode::Script);
-    let rows = run_script(conn, file, sql, guard);
-    guard.set_mode(Mode::Host);
-    let rows = rows?;
-    let mut fk = ForeignKeys {
-        before: &before,
-        after: None,
-    };
-    foreign_key_check(conn, &mut fk)?;
-    conn.execute(
-        "DELETE FROM strata_migration WHERE module = ?1 AND stamp = ?2",
-        rusqlite::params![m.id.module, m.id.stamp],
-    )
-    .map_err(|e| fail("cannot remove the migration from the ledger", e))?;
-    crate::sqlite::schema::owner::forget_missing(conn)
-        .map_err(|e| fail("cannot update the owners of the schema's objects", e))?;
-    let entry = undo_entry(phase, m, checksum, Outcome::Ok, None, Some(rows), started);
-    ledger::append(conn, std::slice::from_ref(&entry))
-        .map_err(|e| fail("cannot audit the undo", e))?;
-    conn.execute_batch("COMMIT")
-        .map_err(|e| fail("cannot commit the undo", e))?;
-    Ok(Some(rows))
+
+    fn begin(&mut self, _: &Migration, _: &str) -> Result<(), UndoError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(undo_failed("cannot begin the undo's transaction"))
+    }
+
+    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+                rusqlite::params![m.id.module, m.id.stamp],
+                |r| r.get(0),
+            )
+            .map_err(undo_failed("cannot read the ledger"))
+    }
+
+    fn skip(&mut self) -> Result<(), UndoError> {
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(undo_failed("cannot end the undo's transaction"))
+    }
+
+    /// `undo.sql` under the same guard as `do.sql` (no transaction statements, no writes to
+    /// strata's tables), then the foreign-key check: a violation the script adds fails it.
+    fn run(&mut self, file: &Path, sql: &str) -> Result<u64, UndoError> {
+        let (conn, guard) = (&*self.conn, self.guard);
+        let before = violations(conn).map_err(undo_failed("PRAGMA foreign_key_check failed"))?;
+        guard.set_mode(Mode::Script);
+        let rows = run_script(conn, file, sql, guard);
+        guard.set_mode(Mode::Host);
+        let rows = rows?;
+        foreign_key_check(conn, &before)?;
+        Ok(rows)
+    }
+
+    fn forget(&mut self, m: &Migration, entry: &Entry) -> Result<(), UndoError> {
+        let conn = &*self.conn;
+        conn.execute(
+            "DELETE FROM strata_migration WHERE module = ?1 AND stamp = ?2",
+            rusqlite::params![m.id.module, m.id.stamp],
+        )
+        .map_err(undo_failed("cannot remove the migration from the ledger"))?;
+        crate::sqlite::schema::owner::forget_missing(conn).map_err(undo_failed(
+            "cannot update the owners of the schema's objects",
+        ))?;
+        ledger::append(conn, std::slice::from_ref(entry))
+            .map_err(undo_failed("cannot audit the undo"))
+    }
+
+    fn commit(&mut self) -> Result<(), UndoError> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(undo_failed("cannot commit the undo"))
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn audit_failure(&mut self, entry: &Entry) -> Result<(), String> {
+        ledger::append(self.conn, std::slice::from_ref(entry)).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

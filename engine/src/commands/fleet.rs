@@ -1,0 +1,1092 @@
+//! Fleets: one chain applied to many databases (a database per tenant), in stages.
+//!
+//! A fleet's targets come from `[[fleet.group]]` tables in strata.toml (a glob of SQLite files,
+//! a list of files or URLs, a PostgreSQL URL template over names) or from `--targets GLOB` on
+//! the command line. `fleet_status` and `fleet_plan` read every target; `fleet_migrate`
+//! rehearses once on the project's test database, then runs the stages in order, each target
+//! through the same per-database part of `migrate` (`migrate::run_database`): its own backup,
+//! run and audit rows. The inputs are read and the components compiled once per process, and
+//! the sandbox is shared by the workers of a stage. A run that stopped continues where it
+//! stopped when started again: a target at the head of the chain has nothing pending.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backends;
+use crate::commands::migrate::{self, MigrateOptions};
+use crate::core::config::{FleetStage, OnFailure, Project};
+use crate::core::error::{Error, Refusal};
+use crate::core::event::{Event, Phase};
+use crate::core::phase::{PhaseReport, Runner};
+use crate::core::tree::{Migration, Tree};
+
+/// One database of a fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetTarget {
+    /// The file's stem, the database's name, or the name put in a URL template.
+    pub name: String,
+    /// The `[[fleet.group]]` it comes from (`targets` for `--targets GLOB`).
+    pub group: String,
+    /// A SQLite file or a PostgreSQL URL.
+    pub db: PathBuf,
+}
+
+/// Which targets a fleet command works on.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `--targets`: a glob of SQLite files (a value with a `/` or ending in `.db`,
+    /// `.sqlite` or `.sqlite3`), or else a pattern of target or group names that limits the
+    /// configured groups.
+    pub targets: Option<String>,
+    /// `--parallel`: how many targets the stages without their own `parallel` run at once.
+    pub parallel: Option<usize>,
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for
+/// one.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Whether a `--targets` value names files rather than targets.
+fn is_file_glob(value: &str) -> bool {
+    value.contains('/')
+        || value.contains(std::path::MAIN_SEPARATOR)
+        || [".db", ".sqlite", ".sqlite3"]
+            .iter()
+            .any(|ext| value.ends_with(ext))
+}
+
+/// The SQLite files `pattern` names: a path whose last part may hold `*` and `?`, relative to
+/// `base`; sorted by path.
+fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
+    let path = base.join(pattern);
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.to_string_lossy().contains(['*', '?']) {
+        return Err(Error::Usage(format!(
+            "{pattern}: only the file name of a fleet glob may hold `*` or `?`, not its folders"
+        )));
+    }
+    let listed = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir.as_path()
+    };
+    let entries = std::fs::read_dir(listed).map_err(|e| Error::io(listed, e))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(listed, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if matches(&file, &name) && entry.path().is_file() {
+            found.push(dir.join(name));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A target's name from its database: a file's stem, a URL's database name.
+fn name_of(db: &Path) -> String {
+    let text = db.to_string_lossy();
+    if backends::is_server(db) {
+        let path = text.split(['?', '#']).next().unwrap_or_default();
+        return path.rsplit('/').next().unwrap_or_default().to_string();
+    }
+    db.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| text.into_owned())
+}
+
+/// The targets `selection` names, in order: the configured groups' (or `--targets GLOB`'s),
+/// each once. Two databases under one name are refused: reports, stages and `--targets` speak
+/// of targets by name.
+pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarget>, Error> {
+    let mut all = Vec::new();
+    let limit = match selection.targets.as_deref() {
+        Some(glob) if is_file_glob(glob) => {
+            for db in glob_files(Path::new(""), glob)? {
+                all.push(FleetTarget {
+                    name: name_of(&db),
+                    group: "targets".into(),
+                    db,
+                });
+            }
+            if all.is_empty() {
+                return Err(Error::Usage(format!("--targets {glob}: no file matches")));
+            }
+            None
+        }
+        other => {
+            for g in &project.config.fleet.group {
+                let root = &project.root;
+                let mut add = |name: String, db: PathBuf| {
+                    all.push(FleetTarget {
+                        name,
+                        group: g.name.clone(),
+                        db,
+                    })
+                };
+                if let Some(glob) = &g.glob {
+                    for db in glob_files(root, glob)? {
+                        add(name_of(&db), db);
+                    }
+                } else if let Some(dbs) = &g.databases {
+                    for db in dbs {
+                        let db = if backends::is_server(db) {
+                            crate::core::target::remember(
+                                &db.to_string_lossy(),
+                                &format!("[[fleet.group]] {} databases", g.name),
+                            )?
+                        } else {
+                            root.join(db)
+                        };
+                        add(name_of(&db), db);
+                    }
+                } else if let (Some(url), Some(names)) = (&g.url, &g.names) {
+                    for name in names {
+                        // Shown and passed around without its password (see `remember`).
+                        let db = crate::core::target::remember(
+                            &url.replace("{name}", name),
+                            &format!("[[fleet.group]] {} url", g.name),
+                        )?;
+                        add(name.clone(), db);
+                    }
+                }
+            }
+            other
+        }
+    };
+    if all.is_empty() {
+        return Err(Error::Usage(
+            "no fleet targets: pass --targets 'tenants/*.db' (a glob of SQLite files) or add a \
+             [[fleet.group]] to strata.toml"
+                .into(),
+        ));
+    }
+    let mut by_name: HashMap<String, PathBuf> = HashMap::new();
+    let mut out = Vec::new();
+    for t in all {
+        match by_name.get(&t.name) {
+            Some(db) if *db == t.db => continue,
+            Some(db) => {
+                return Err(Error::Usage(format!(
+                    "two fleet targets are named {:?}: {} and {}; a target's name is its \
+                     file's stem or its database's name, and must be unique",
+                    t.name,
+                    db.display(),
+                    t.db.display()
+                )));
+            }
+            None => {
+                by_name.insert(t.name.clone(), t.db.clone());
+                out.push(t);
+            }
+        }
+    }
+    if let Some(pattern) = limit {
+        out.retain(|t| matches(pattern, &t.name) || matches(pattern, &t.group));
+        if out.is_empty() {
+            return Err(Error::Usage(format!(
+                "--targets {pattern}: no configured target or group matches"
+            )));
+        }
+    }
+    let test = project.test_db.as_path();
+    if let Some(t) = out
+        .iter()
+        .find(|t| backends::is_server(&t.db) != backends::is_server(test))
+    {
+        return Err(Error::Usage(format!(
+            "the fleet target {} ({}) is not the same kind of database as the test database \
+             {}: a rehearsal on another kind proves nothing; set test_db (or --test-db) to a \
+             database of the targets' kind",
+            t.name,
+            t.db.display(),
+            test.display()
+        )));
+    }
+    if out.iter().any(|t| t.db == project.test_db) {
+        return Err(Error::Usage(
+            "the test database is among the fleet's targets: the rehearsal would run on a real \
+             database; set test_db (or --test-db) to a database of its own"
+                .into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// A stage as a run takes it: its targets (indexes into the target list) and its policy.
+#[derive(Debug, Clone)]
+struct Stage {
+    name: String,
+    parallel: usize,
+    on_failure: OnFailure,
+    /// The stage stops once this many of its targets failed.
+    max_failures: usize,
+    targets: Vec<usize>,
+}
+
+/// The stages of a run, in order: each configured `[[fleet.stage]]` takes the targets of its
+/// groups and name patterns (all remaining ones when it names none) that no earlier stage
+/// took; the targets no stage took form a last stage, `rest` (`all` when none is configured).
+fn stages(project: &Project, targets: &[FleetTarget], selection: &Selection) -> Vec<Stage> {
+    // A target's run is mostly waiting for its disk to sync (or its server to answer), so
+    // more targets than cores run at once: 8 per core, at most 32.
+    let default_parallel = selection.parallel.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .saturating_mul(8)
+            .min(32)
+    });
+    let policy = |s: &FleetStage| match (s.max_failures, s.on_failure) {
+        (Some(k), _) => k,
+        (None, OnFailure::Stop) => 1,
+        (None, OnFailure::Continue) => usize::MAX,
+    };
+    let mut taken = vec![false; targets.len()];
+    let mut out = Vec::new();
+    for s in &project.config.fleet.stage {
+        let everything = s.groups.is_empty() && s.targets.is_empty();
+        let mine: Vec<usize> = (0..targets.len())
+            .filter(|&i| {
+                let t = &targets[i];
+                !taken[i]
+                    && (everything
+                        || s.groups.contains(&t.group)
+                        || s.targets.iter().any(|p| matches(p, &t.name)))
+            })
+            .collect();
+        for &i in &mine {
+            taken[i] = true;
+        }
+        out.push(Stage {
+            name: s.name.clone(),
+            parallel: s.parallel.unwrap_or(default_parallel),
+            on_failure: s.on_failure,
+            max_failures: policy(s),
+            targets: mine,
+        });
+    }
+    let rest: Vec<usize> = (0..targets.len()).filter(|&i| !taken[i]).collect();
+    if !rest.is_empty() {
+        out.push(Stage {
+            name: if out.is_empty() { "all" } else { "rest" }.into(),
+            parallel: default_parallel,
+            on_failure: OnFailure::Stop,
+            max_failures: 1,
+            targets: rest,
+        });
+    }
+    out
+}
+
+/// A target's state in `fleet status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetState {
+    /// Every migration of the chain is applied.
+    UpToDate,
+    /// Migrations are pending; `migrate` would apply them.
+    Pending,
+    /// The last step run on it failed (its audit log ends with a failure) and migrations
+    /// are pending: `fleet migrate` tries it again.
+    Failed,
+    /// An applied migration's files changed since it was applied.
+    Modified,
+    /// A module's live schema differs from its last applied snapshot.
+    Drifted,
+    /// `migrate` would refuse for another reason (out of order, missing folder).
+    Refused,
+    /// The database could not be opened or read.
+    Unreachable,
+}
+
+impl TargetState {
+    /// Whether `migrate` would refuse this target (`fleet status` then exits 3).
+    pub fn refuses(self) -> bool {
+        matches!(
+            self,
+            TargetState::Modified
+                | TargetState::Drifted
+                | TargetState::Refused
+                | TargetState::Unreachable
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::UpToDate => "up-to-date",
+            TargetState::Pending => "pending",
+            TargetState::Failed => "failed",
+            TargetState::Modified => "modified",
+            TargetState::Drifted => "drifted",
+            TargetState::Refused => "refused",
+            TargetState::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// One row of `fleet status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetStatus {
+    #[serde(flatten)]
+    pub target: FleetTarget,
+    /// The stage a run would take it in.
+    pub stage: String,
+    pub state: TargetState,
+    /// How many migrations of the chain are applied.
+    pub applied: usize,
+    /// The newest applied migration, `module/stamp-name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// The migrations a run would apply, in order.
+    pub pending: Vec<String>,
+    /// Why it refuses, is unreachable, or what its last failure said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// `fleet status`: every target's row, and how many are in each state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FleetStatus {
+    pub targets: Vec<TargetStatus>,
+    pub counts: BTreeMap<String, usize>,
+    /// The migrations of the chain.
+    pub chain: usize,
+}
+
+impl FleetStatus {
+    /// Whether `migrate` would refuse any target.
+    pub fn refuses(&self) -> bool {
+        self.targets.iter().any(|t| t.state.refuses())
+    }
+}
+
+/// Reads one target: its ledger, its plan, its drift and the end of its audit log. Read-only;
+/// an error here makes the target unreachable, not the command fail.
+fn read_target(
+    project: &Project,
+    tree: &Tree,
+    target: &FleetTarget,
+    opts: &MigrateOptions,
+    stage: &str,
+) -> TargetStatus {
+    let mut status = TargetStatus {
+        target: target.clone(),
+        stage: stage.to_string(),
+        state: TargetState::Unreachable,
+        applied: 0,
+        head: None,
+        pending: Vec::new(),
+        problems: Vec::new(),
+    };
+    if let Err(e) = fill_status(project, tree, opts, &mut status) {
+        status.state = TargetState::Unreachable;
+        status.problems.push(e.to_string());
+    }
+    status
+}
+
+fn fill_status(
+    project: &Project,
+    tree: &Tree,
+    opts: &MigrateOptions,
+    status: &mut TargetStatus,
+) -> Result<(), Error> {
+    let project = for_target(project, &status.target);
+    let db = backends::open(&project, &project.db)?;
+    if !backends::is_server(&project.db) && !project.db.exists() {
+        return Err(Error::Usage(format!(
+            "{} does not exist",
+            project.db.display()
+        )));
+    }
+    let applied = db.applied()?.unwrap_or_default();
+    status.applied = applied.len();
+    status.head = applied
+        .iter()
+        .max_by(|a, b| a.id.stamp.cmp(&b.id.stamp))
+        .map(|a| {
+            tree.migrations
+                .iter()
+                .find(|m| m.id == a.id)
+                .map_or_else(|| format!("{}/{}", a.id.module, a.id.stamp), |m| m.label())
+        });
+    let mut refusals = match migrate::plan_database(&*db, Phase::Apply, tree, opts)? {
+        Ok(pending) => {
+            status.pending = pending.iter().map(|m| m.label()).collect();
+            Vec::new()
+        }
+        Err(r) => r,
+    };
+    if !opts.allow_drift && status.applied > 0 {
+        refusals.extend(crate::commands::design::drift(&project)?);
+    }
+    status.state = if let Some(r) = refusals.first() {
+        match r {
+            Refusal::Modified { .. } => TargetState::Modified,
+            Refusal::Drift { .. } => TargetState::Drifted,
+            _ => TargetState::Refused,
+        }
+    } else if status.pending.is_empty() {
+        TargetState::UpToDate
+    } else {
+        TargetState::Pending
+    };
+    status.problems = refusals.iter().map(ToString::to_string).collect();
+    if status.state == TargetState::Pending
+        && let Some(last) = db.audit(Some(1))?.pop()
+        && last.outcome != "ok"
+    {
+        status.state = TargetState::Failed;
+        status.problems.push(format!(
+            "{} {}{}: {}",
+            last.at,
+            last.module.unwrap_or_default(),
+            last.stamp.map(|s| format!("/{s}")).unwrap_or_default(),
+            last.detail.unwrap_or_else(|| last.outcome.clone())
+        ));
+    }
+    Ok(())
+}
+
+/// The project as one target sees it: its real database is the target's.
+fn for_target(project: &Project, target: &FleetTarget) -> Project {
+    let mut p = project.clone();
+    p.db = target.db.clone();
+    p
+}
+
+/// Reads every target `parallel` at a time, in the targets' order.
+fn read_all(
+    project: &Project,
+    tree: &Tree,
+    targets: &[FleetTarget],
+    stage_of: &[String],
+    opts: &MigrateOptions,
+    parallel: usize,
+) -> Vec<TargetStatus> {
+    let next = AtomicUsize::new(0);
+    let rows: Mutex<Vec<Option<TargetStatus>>> = Mutex::new(vec![None; targets.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.clamp(1, targets.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = targets.get(i) else { break };
+                    let row = read_target(project, tree, t, opts, &stage_of[i]);
+                    lock(&rows)[i] = Some(row);
+                }
+            });
+        }
+    });
+    rows.into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// A mutex's guard, whether or not another worker panicked holding it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The stage each target is in, by target index.
+fn stage_names(stages: &[Stage], count: usize) -> Vec<String> {
+    let mut names = vec![String::new(); count];
+    for s in stages {
+        for &i in &s.targets {
+            names[i] = s.name.clone();
+        }
+    }
+    names
+}
+
+/// The tree, the stages and every target's row, read as many at a time as the widest stage
+/// runs: what `fleet status` and `fleet plan` show.
+fn read_fleet(
+    project: &Project,
+    selection: &Selection,
+    opts: &MigrateOptions,
+) -> Result<(Tree, Vec<Stage>, Vec<TargetStatus>), Error> {
+    let tree = Tree::load(&project.migrations_dir())?;
+    let targets = targets(project, selection)?;
+    let stages = stages(project, &targets, selection);
+    let stage_of = stage_names(&stages, targets.len());
+    let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
+    let rows = read_all(project, &tree, &targets, &stage_of, opts, parallel);
+    Ok((tree, stages, rows))
+}
+
+/// `strata fleet status`: every target's state. Reads each target read-only and creates
+/// nothing; a target that cannot be read is `unreachable`.
+pub fn fleet_status(
+    project: &Project,
+    selection: &Selection,
+    opts: &MigrateOptions,
+) -> Result<FleetStatus, Error> {
+    let (tree, _, rows) = read_fleet(project, selection, opts)?;
+    let mut counts = BTreeMap::new();
+    for r in &rows {
+        *counts.entry(r.state.as_str().to_string()).or_insert(0) += 1;
+    }
+    Ok(FleetStatus {
+        targets: rows,
+        counts,
+        chain: tree.migrations.len(),
+    })
+}
+
+/// One stage of `fleet plan`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedStage {
+    pub name: String,
+    pub parallel: usize,
+    /// `stop`, `continue`, or `stop after K failures`.
+    pub on_failure: String,
+    pub targets: Vec<TargetStatus>,
+}
+
+/// `strata fleet plan`: the rehearsal, then each stage's targets and what each would get.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FleetPlan {
+    /// The test database and the migrations the rehearsal would apply to it (`None` with
+    /// `--no-rehearsal`).
+    pub rehearsal: Option<PlannedRehearsal>,
+    pub stages: Vec<PlannedStage>,
+}
+
+impl FleetPlan {
+    /// Whether `migrate` would refuse any target.
+    pub fn refuses(&self) -> bool {
+        self.stages
+            .iter()
+            .flat_map(|s| &s.targets)
+            .any(|t| t.state.refuses())
+    }
+}
+
+/// The rehearsal a fleet run starts with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedRehearsal {
+    pub db: PathBuf,
+    pub pending: Vec<String>,
+}
+
+fn policy_text(s: &Stage) -> String {
+    match (s.max_failures, s.on_failure) {
+        (1, _) => "stop".into(),
+        (usize::MAX, _) => "continue".into(),
+        (k, _) => format!("stop after {k} failures"),
+    }
+}
+
+/// `strata fleet plan`: what `fleet migrate` would do where, without doing it. Refuses (as
+/// `plan` does) when the rehearsal would; a target that would refuse is shown with why.
+pub fn fleet_plan(
+    project: &Project,
+    selection: &Selection,
+    opts: &MigrateOptions,
+) -> Result<FleetPlan, Error> {
+    let (tree, stages, rows) = read_fleet(project, selection, opts)?;
+    let rehearsal = if opts.rehearse {
+        let db = backends::open(project, &project.test_db)?;
+        let pending =
+            migrate::plan_database(&*db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?;
+        read_inputs(&pending, db.dialect())?;
+        Some(PlannedRehearsal {
+            db: db.shown(),
+            pending: pending.iter().map(|m| m.label()).collect(),
+        })
+    } else {
+        None
+    };
+    let mut rows = rows.into_iter().map(Some).collect::<Vec<_>>();
+    Ok(FleetPlan {
+        rehearsal,
+        stages: stages
+            .iter()
+            .map(|s| PlannedStage {
+                name: s.name.clone(),
+                parallel: s.parallel,
+                on_failure: policy_text(s),
+                targets: s.targets.iter().filter_map(|&i| rows[i].take()).collect(),
+            })
+            .collect(),
+    })
+}
+
+/// Reads every input of `pending` as a run would (refusing bad input with exit 2), without
+/// running anything.
+fn read_inputs(pending: &[&Migration], dialect: crate::core::input::Dialect) -> Result<(), Error> {
+    for m in pending {
+        crate::core::step::Prepared::load_for(m, dialect)?;
+    }
+    Ok(())
+}
+
+/// How one target of a fleet run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetOutcome {
+    /// Migrations were applied.
+    Applied,
+    /// Nothing was pending.
+    UpToDate,
+    /// A step failed (rolled back, as in `migrate`), or the target could not be opened.
+    Failed,
+    /// Refused before anything was touched (changed files, drift, out of order, locked).
+    Refused,
+    /// Not started: its stage stopped, or an earlier stage did.
+    NotRun,
+}
+
+/// What a fleet run did to one target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetResult {
+    #[serde(flatten)]
+    pub target: FleetTarget,
+    pub outcome: TargetOutcome,
+    /// The migrations this run applied to it.
+    pub applied: Vec<String>,
+    /// The verified backup taken before its first step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PathBuf>,
+    /// The migration that failed, `module/stamp-name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<String>,
+    /// The error, as `migrate` would print it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The exit code `migrate` would have given for this target.
+    pub exit_code: i32,
+    pub duration_ms: u64,
+}
+
+impl TargetResult {
+    fn new(target: FleetTarget, outcome: TargetOutcome) -> Self {
+        TargetResult {
+            target,
+            outcome,
+            applied: Vec::new(),
+            backup: None,
+            failed_step: None,
+            error: None,
+            exit_code: 0,
+            duration_ms: 0,
+        }
+    }
+
+    /// Whether the target failed or was refused.
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, TargetOutcome::Failed | TargetOutcome::Refused)
+    }
+}
+
+/// What a fleet run did in one stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageReport {
+    pub name: String,
+    pub parallel: usize,
+    pub on_failure: String,
+    /// The stage stopped by its failure policy before all its targets started.
+    pub stopped: bool,
+    pub targets: Vec<TargetResult>,
+}
+
+/// `strata fleet migrate`'s report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FleetReport {
+    /// Every target succeeded (applied or up to date).
+    pub ok: bool,
+    /// The rehearsal on the test database (`None` with `--no-rehearsal`).
+    pub rehearsal: Option<PhaseReport>,
+    pub stages: Vec<StageReport>,
+    /// How many targets ended each way.
+    pub counts: BTreeMap<String, usize>,
+    pub duration_ms: u64,
+}
+
+/// What a fleet run reports while it runs, from any of its workers.
+#[derive(Debug)]
+pub enum FleetEvent<'a> {
+    StageStarted {
+        name: &'a str,
+        targets: usize,
+        parallel: usize,
+    },
+    TargetStarted {
+        stage: &'a str,
+        target: &'a FleetTarget,
+    },
+    TargetFinished {
+        stage: &'a str,
+        result: &'a TargetResult,
+        /// Targets of the run finished so far, and in all.
+        done: usize,
+        total: usize,
+    },
+    /// The stage's failure policy stopped it.
+    StageStopped { name: &'a str, failures: usize },
+}
+
+/// The fleet run's event sink, called from every worker.
+pub type FleetSink<'a> = dyn Fn(&FleetEvent<'_>) + Sync + 'a;
+
+/// `strata fleet migrate`: rehearse once on the project's test database (its events go to
+/// `rehearsal_events`), then each stage in
+/// order, its targets `parallel` at a time, each exactly as `migrate --no-rehearsal` would
+/// run it (its backup, its steps, its audit rows). A stage stops starting targets when its
+/// failure policy says so; the stages after a stage with a failure do not run. A target
+/// failing is reported, not returned as an error; the rehearsal failing ends the run before
+/// any target is touched.
+pub fn fleet_migrate(
+    project: &Project,
+    selection: &Selection,
+    opts: &MigrateOptions,
+    rehearsal_events: &mut crate::core::event::EventSink<'_>,
+    events: &FleetSink<'_>,
+) -> Result<FleetReport, Error> {
+    let started = Instant::now();
+    if opts.write_snapshots {
+        return Err(Error::Usage(
+            "--write-snapshots writes from the test database: run `strata migrate \
+             --write-snapshots` once, then the fleet"
+                .into(),
+        ));
+    }
+    backends::check_project(project)?;
+    let tree = Tree::load(&project.migrations_dir())?;
+    let targets = targets(project, selection)?;
+    let stages = stages(project, &targets, selection);
+
+    // What each target needs, read once: the inputs of every migration pending anywhere.
+    let test_db = backends::open(project, &project.test_db)?;
+    let dialect = test_db.dialect();
+    let rehearsal_pending = if opts.rehearse {
+        if project.test_db.starts_with(project.state_dir()) {
+            project.ensure_state_dir()?;
+        }
+        migrate::plan_database(&*test_db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?
+    } else {
+        Vec::new()
+    };
+    let mut wanted: Vec<&Migration> = rehearsal_pending.clone();
+    for t in &targets {
+        let p = for_target(project, t);
+        let Ok(db) = backends::open(&p, &p.db) else {
+            continue;
+        };
+        if let Ok(Ok(pending)) = migrate::plan_database(&*db, Phase::Apply, &tree, opts) {
+            for m in pending {
+                if !wanted.iter().any(|w| w.id == m.id) {
+                    wanted.push(m);
+                }
+            }
+        }
+    }
+    let runner = Runner::new(project, wanted.iter().copied(), dialect)?;
+    let single_transaction = opts.single_transaction || project.config.single_transaction;
+
+    let rehearsal = if opts.rehearse {
+        let sink = rehearsal_events;
+        runner.warn_about_cache(sink);
+        for stale in runner.stale() {
+            sink(&Event::Warning(stale));
+        }
+        if single_transaction {
+            migrate::check_single_transaction(&runner, &*test_db, &rehearsal_pending)?;
+        }
+        let mut reports = migrate::run_database(
+            &runner,
+            &*test_db,
+            Phase::Rehearsal,
+            &rehearsal_pending,
+            opts,
+            single_transaction,
+            sink,
+        )?;
+        reports.pop()
+    } else {
+        None
+    };
+
+    let apply_opts = MigrateOptions {
+        rehearse: false,
+        ..opts.clone()
+    };
+    let total = targets.len();
+    let done = AtomicUsize::new(0);
+    let mut reports = Vec::new();
+    let mut halted = false;
+    for stage in &stages {
+        if halted {
+            reports.push(StageReport {
+                name: stage.name.clone(),
+                parallel: stage.parallel,
+                on_failure: policy_text(stage),
+                stopped: false,
+                targets: stage
+                    .targets
+                    .iter()
+                    .map(|&i| TargetResult::new(targets[i].clone(), TargetOutcome::NotRun))
+                    .collect(),
+            });
+            continue;
+        }
+        events(&FleetEvent::StageStarted {
+            name: &stage.name,
+            targets: stage.targets.len(),
+            parallel: stage.parallel,
+        });
+        let report = run_stage(
+            project,
+            &tree,
+            &runner,
+            &targets,
+            stage,
+            &apply_opts,
+            single_transaction,
+            (&done, total),
+            events,
+        );
+        halted = report.targets.iter().any(TargetResult::failed);
+        reports.push(report);
+    }
+    let mut counts = BTreeMap::new();
+    for r in reports.iter().flat_map(|s| &s.targets) {
+        let key = serde_json::to_value(r.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    Ok(FleetReport {
+        ok: reports
+            .iter()
+            .flat_map(|s| &s.targets)
+            .all(|t| matches!(t.outcome, TargetOutcome::Applied | TargetOutcome::UpToDate)),
+        rehearsal,
+        stages: reports,
+        counts,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// One stage: workers take its targets in order until none is left or the policy stops it.
+#[allow(clippy::too_many_arguments)]
+fn run_stage(
+    project: &Project,
+    tree: &Tree,
+    runner: &Runner<'_>,
+    targets: &[FleetTarget],
+    stage: &Stage,
+    opts: &MigrateOptions,
+    single_transaction: bool,
+    (done, total): (&AtomicUsize, usize),
+    events: &FleetSink<'_>,
+) -> StageReport {
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<TargetResult>>> = Mutex::new(vec![None; stage.targets.len()]);
+    let workers = stage.parallel.clamp(1, stage.targets.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&i) = stage.targets.get(k) else {
+                        break;
+                    };
+                    let target = &targets[i];
+                    events(&FleetEvent::TargetStarted {
+                        stage: &stage.name,
+                        target,
+                    });
+                    let result =
+                        migrate_target(project, tree, runner, target, opts, single_transaction);
+                    if result.failed() {
+                        let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n >= stage.max_failures {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    events(&FleetEvent::TargetFinished {
+                        stage: &stage.name,
+                        result: &result,
+                        done: finished,
+                        total,
+                    });
+                    lock(&results)[k] = Some(result);
+                }
+            });
+        }
+    });
+    let stopped = stop.load(Ordering::SeqCst)
+        && next.load(Ordering::SeqCst) < stage.targets.len()
+        && failures.load(Ordering::SeqCst) > 0;
+    if stopped {
+        events(&FleetEvent::StageStopped {
+            name: &stage.name,
+            failures: failures.load(Ordering::SeqCst),
+        });
+    }
+    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    StageReport {
+        name: stage.name.clone(),
+        parallel: stage.parallel,
+        on_failure: policy_text(stage),
+        stopped,
+        targets: results
+            .into_iter()
+            .zip(&stage.targets)
+            .map(|(r, &i)| {
+                r.unwrap_or_else(|| TargetResult::new(targets[i].clone(), TargetOutcome::NotRun))
+            })
+            .collect(),
+    }
+}
+
+/// One target, as `migrate --no-rehearsal` would run it on the project whose real database
+/// it is: plan (fresh: another run may have moved it), refuse on changed files or drift, then
+/// the per-database part of `migrate`. Never an error: what went wrong is in the result.
+fn migrate_target(
+    project: &Project,
+    tree: &Tree,
+    runner: &Runner<'_>,
+    target: &FleetTarget,
+    opts: &MigrateOptions,
+    single_transaction: bool,
+) -> TargetResult {
+    let started = Instant::now();
+    let mut result = TargetResult::new(target.clone(), TargetOutcome::Failed);
+    let project = for_target(project, target);
+    let run = || -> Result<Vec<PhaseReport>, Error> {
+        let db = backends::open(&project, &project.db)?;
+        if !backends::is_server(&project.db) && !project.db.exists() {
+            return Err(Error::Usage(format!(
+                "{} does not exist (was it removed after the targets were listed?)",
+                project.db.display()
+            )));
+        }
+        let mut refusals = Vec::new();
+        let pending = match migrate::plan_database(&*db, Phase::Apply, tree, opts)? {
+            Ok(pending) => pending,
+            Err(r) => {
+                refusals = r;
+                Vec::new()
+            }
+        };
+        if !opts.allow_drift {
+            refusals.extend(crate::commands::design::drift(&project)?);
+        }
+        if !refusals.is_empty() {
+            return Err(Error::Refused(refusals));
+        }
+        if single_transaction {
+            migrate::check_single_transaction(runner, &*db, &pending)?;
+        }
+        let mut ignore = |_: &Event<'_>| {};
+        migrate::run_database(
+            runner,
+            &*db,
+            Phase::Apply,
+            &pending,
+            opts,
+            single_transaction,
+            &mut ignore,
+        )
+    };
+    match run() {
+        Ok(phases) => {
+            if let Some(p) = phases.last() {
+                result.applied = p.applied.clone();
+                result.backup = p.backup.clone();
+            }
+            result.outcome = if result.applied.is_empty() {
+                TargetOutcome::UpToDate
+            } else {
+                TargetOutcome::Applied
+            };
+        }
+        Err(e) => {
+            result.outcome = if matches!(e, Error::Refused(_)) {
+                TargetOutcome::Refused
+            } else {
+                TargetOutcome::Failed
+            };
+            if let Error::Step(f) = &e {
+                result.failed_step = Some(f.migration.clone());
+                result.applied = f.applied_before.clone();
+            }
+            result.exit_code = e.exit_code();
+            result.error = Some(e.to_string());
+        }
+    }
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_names() {
+        assert!(matches("*", "acme"));
+        assert!(matches("t*", "t001"));
+        assert!(matches("t??1", "t001"));
+        assert!(!matches("t??1", "t0011"));
+        assert!(matches("*.db", "acme.db"));
+        assert!(!matches("*.db", "acme.db-wal"));
+        assert!(matches("a*c*e", "abcde"));
+        assert!(!matches("acme", "acm"));
+    }
+
+    #[test]
+    fn file_globs_are_told_from_name_patterns() {
+        assert!(is_file_glob("tenants/*.db"));
+        assert!(is_file_glob("*.sqlite"));
+        assert!(!is_file_glob("acme*"));
+    }
+
+    #[test]
+    fn names_come_from_file_stems_and_database_names() {
+        assert_eq!(name_of(Path::new("tenants/acme.db")), "acme");
+        assert_eq!(
+            name_of(Path::new("postgres://app@host/tenant_acme?sslmode=disable")),
+            "tenant_acme"
+        );
+    }
+}

@@ -76,6 +76,27 @@ pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses a test database that is the real one, before a rehearsal (`migrate`, `undo`): by
+/// the values (`crate::core::config::check_distinct`), then for PostgreSQL by asking the
+/// server, which finds one database under two names (two names of one host, a port forward).
+/// Commands that only read (`--db .strata/test.db dump`) may name the test database as `db`.
+pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
+    crate::core::config::check_distinct(&project.db, &project.test_db)?;
+    if !(is_server(&project.db) && is_server(&project.test_db)) {
+        return Ok(());
+    }
+    let real = crate::core::target::Target::parse(&project.db.to_string_lossy(), "db")?;
+    let test = crate::core::target::Target::parse(&project.test_db.to_string_lossy(), "test_db")?;
+    if postgres::run::same_database(project, &real, &test) {
+        return Err(Error::Usage(format!(
+            "the test database {test} is the real database {real} (the server shows one \
+             database under both URLs): the rehearsal and the test data would run on it; set \
+             `test_db` in strata.toml (or --test-db, STRATA_TEST_DB) to another database"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
 /// that works on files only (`crate::sqlite`) refuses it.
 pub fn is_server(db: &Path) -> bool {

@@ -5,6 +5,7 @@ mod habits;
 mod harness;
 
 mod attack_pg;
+mod attack_targets;
 mod bad_input;
 mod build;
 mod ci;

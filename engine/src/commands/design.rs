@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backends::{self, with_backend};
 use crate::commands::scaffold;
-use crate::core::backend::Inspect;
+use crate::core::backend::{Backups as _, Inspect};
 use crate::core::config::Project;
 use crate::core::design::Adopted;
 use crate::core::design::DiffReport;
@@ -376,7 +376,12 @@ pub(crate) fn new_from_diff_with<L: Live>(
 /// after a verified backup.
 pub fn baseline(project: &Project, module: &str) -> Result<Adopted, Error> {
     with_backend!(backends::open_typed(project, &project.db)?, |b| {
-        baseline_with(project, |tree| b.live(tree, true), module)
+        let adopted = baseline_with(project, |tree| b.live(tree, true), module)?;
+        // The end state beside the backup, as a migrate records it (see `commands::undo`).
+        if let Some(backup) = &adopted.backup {
+            let _ = b.record_state_after(backup);
+        }
+        Ok(adopted)
     })
 }
 

@@ -68,6 +68,7 @@ fn targets(project: &Project, rehearse: bool) -> Result<Vec<Target<'_>>, Error> 
     backends::check_project(project)?;
     let mut t = Vec::new();
     if rehearse {
+        backends::check_distinct(project)?;
         t.push((Phase::Rehearsal, backends::open(project, &project.test_db)?));
     }
     t.push((Phase::Apply, backends::open(project, &project.db)?));

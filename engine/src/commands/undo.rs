@@ -41,6 +41,7 @@ pub const UNDO_FILE: &str = "undo.sql";
 /// Runs `strata undo`.
 pub fn undo(project: &Project, opts: &UndoOptions) -> Result<UndoReport, Error> {
     backends::check_project(project)?;
+    backends::check_distinct(project)?;
     let tree = Tree::load(&project.migrations_dir())?;
     let real = backends::open(project, &project.db)?;
     let applied = real.applied()?.unwrap_or_default();
@@ -57,7 +58,14 @@ pub fn undo(project: &Project, opts: &UndoOptions) -> Result<UndoReport, Error> 
     if test.applied()?.is_some() {
         databases.push(test.undo(Phase::Rehearsal, &steps, true)?);
     }
-    databases.push(real.undo(Phase::Apply, &steps, true)?);
+    let undone = real.undo(Phase::Apply, &steps, true)?;
+    // What the real database holds now is strata's doing: recorded beside the undo's backup so
+    // a later `restore` tells the application's later rows from it (best effort; without the
+    // record, restore refuses without --yes).
+    if let Some(backup) = &undone.backup {
+        let _ = real.record_state_after(backup);
+    }
+    databases.push(undone);
     Ok(UndoReport { databases })
 }
 
@@ -149,7 +157,8 @@ pub(crate) fn choose<'t>(
 /// A migration's `undo.sql`, checked as every script is, with its sha256.
 pub(crate) fn read(m: &Migration, dialect: Dialect) -> Result<UndoStep<'_>, Error> {
     let path = m.file(UNDO_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = crate::core::input::read_project_file(&path, crate::core::input::FILE_BYTES)?
+        .ok_or_else(|| Error::input(&path, "is gone: it was there when the tree was read"))?;
     let checksum = crate::core::checksum::hex(&Sha256::digest(&bytes));
     let sql = String::from_utf8(bytes).map_err(|_| Error::input(&path, "is not UTF-8 text"))?;
     crate::core::input::check(dialect, &path, &sql)?;

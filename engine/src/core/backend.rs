@@ -168,6 +168,11 @@ pub(crate) trait Backups {
     /// The tables whose rows changed outside strata since the run that took `chosen` ended;
     /// `None` when that cannot be told (no state was recorded at the end of that run).
     fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error>;
+
+    /// Records the database's state now as the end state of the run that took `backup`
+    /// (`crate::core::restore::record_state_after`): every command that backs up and then
+    /// changes the database does, so `restore` can tell later changes from strata's.
+    fn record_state_after(&self, backup: &Path) -> Result<(), Error>;
 }
 
 /// How a step reads as a script in the backend's dialect, for `plan --sql` (the step's own

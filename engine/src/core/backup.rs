@@ -106,8 +106,11 @@ pub fn absolute(db: &Path) -> PathBuf {
     }
 }
 
-/// A private temporary file in `dir` for a backup being written.
-pub(crate) fn partial(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
+/// Creates `dir` and the folders above it that are missing with mode 0700 whatever the umask,
+/// and narrows `dir` and its parent (`.strata/backups/` and `.strata/`) to 0700 when they are
+/// this user's and open to others (made by hand, by an older strata, under umask 000). A folder
+/// that belongs to another user is refused: they could delete, replace or add backups.
+pub fn private_folder(dir: &Path) -> Result<(), Error> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -116,6 +119,37 @@ pub(crate) fn partial(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
         builder.mode(0o700);
     }
     builder.create(dir).map_err(|e| Error::io(dir, e))?;
+    #[cfg(unix)]
+    for folder in [Some(dir), dir.parent().filter(|p| p.ends_with(".strata"))]
+        .into_iter()
+        .flatten()
+    {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let meta = std::fs::metadata(folder).map_err(|e| Error::io(folder, e))?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(Error::input(
+                folder,
+                format!(
+                    "belongs to user id {}, not to you (id {me}): strata keeps its backups only \
+                     in a folder of its own that no one else can change; remove the folder (or \
+                     have its owner remove it) and run again",
+                    meta.uid()
+                ),
+            ));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(folder, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A private temporary file in `dir` for a backup being written.
+pub(crate) fn partial(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
+    private_folder(dir)?;
     tempfile::Builder::new()
         .suffix(".db.partial")
         .tempfile_in(dir)
@@ -259,6 +293,24 @@ pub(crate) fn private_dir<'a, 'b>() -> tempfile::Builder<'a, 'b> {
     builder
 }
 
+/// A user's login name and id (`eve (uid 1001)`), or the id alone when it has no name.
+#[cfg(unix)]
+pub fn user_name(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; buf outlives the name read from it.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc == 0 && !found.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: getpwuid_r left a NUL-terminated name inside buf.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        format!("{} (uid {uid})", name.to_string_lossy())
+    } else {
+        format!("uid {uid}")
+    }
+}
+
 /// The lock a run holds on a database while it changes it, in the file `<db>.strata-lock`
 /// beside the database: shared by `migrate` phases and `baseline` (several may run at once;
 /// each step also takes SQLite's write lock), exclusive by `restore`, so a restore never lands
@@ -318,6 +370,30 @@ impl RunLock {
             }
             Error::io(&path, e)
         })?;
+        // A lock file planted by another user (in a shared folder) would let them stop every
+        // migrate and restore: only one of ours, or of the database's owner, is used.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            let owner = file.metadata().map_err(|e| Error::io(&path, e))?.uid();
+            let db_owner = std::fs::metadata(db).map(|m| m.uid()).unwrap_or(me);
+            if owner != me && owner != db_owner {
+                return Err(Error::input(
+                    &path,
+                    format!(
+                        "is the lock file of {}, but it belongs to {}, who neither runs strata \
+                         here nor owns the database: whoever owns it can hold the lock and stop \
+                         every migrate and restore. Remove it (its owner or the folder's owner \
+                         can: `rm {}`) and run again; strata then creates its own",
+                        db.display(),
+                        user_name(owner),
+                        path.display()
+                    ),
+                ));
+            }
+        }
         // A lock file left wider by an older strata (or a database made narrower since) is
         // narrowed; one that is not ours to change keeps working as a lock.
         #[cfg(unix)]

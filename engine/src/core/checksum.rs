@@ -70,11 +70,10 @@ pub const KEEP_BYTES: usize = 256 * 1024;
 /// Pinned file `name` of `dir` as hashed (CRLF read as LF in text files); `None` if it is gone.
 fn read_pinned(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Error> {
     let path = dir.join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(normalize(name, bytes))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
+    Ok(
+        crate::core::input::read_project_file(&path, crate::core::input::FILE_BYTES)?
+            .map(|bytes| normalize(name, bytes)),
+    )
 }
 
 /// What the tree read of one migration folder, kept for the step that runs it: the names the

@@ -332,31 +332,29 @@ impl Project {
     /// Opens the project in `root`, reading its `strata.toml` if there is one.
     pub fn open(root: PathBuf) -> Result<Project, Error> {
         let path = root.join(CONFIG_FILE);
-        let config = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).map_err(|e| {
+        if path.is_dir() {
+            return Err(Error::input(
+                &path,
+                "is a folder, but the project configuration is a file: remove the folder \
+                 (`strata init` writes the file)",
+            ));
+        }
+        // A regular file of at most 1 MiB (`strata.toml -> /dev/zero` is refused unread).
+        let text = crate::core::input::read_project_text(&path, crate::core::input::CONFIG_BYTES)?;
+        let config = match &text {
+            Some(text) => {
+                toml::from_str(text.strip_prefix('\u{feff}').unwrap_or(text)).map_err(|e| {
                     Error::input(
                         &path,
                         format!("{}; see `strata init` for the keys", e.message()),
                     )
                 })?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(Error::input(&path, "is not UTF-8 text"));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::default(),
-            Err(_) if path.is_dir() => {
-                return Err(Error::input(
-                    &path,
-                    "is a folder, but the project configuration is a file: remove the folder \
-                     (`strata init` writes the file)",
-                ));
-            }
-            Err(e) => return Err(Error::io(path, e)),
+            None => Config::default(),
         };
         config.check_ranges(&path)?;
         config.fleet.check(&path)?;
-        let db = match database_url(&text_of(&path))? {
+        let db = match database_url(&text)? {
             Some(url) => url,
             None => resolve_db(&root, &config.db, "db")?,
         };
@@ -421,8 +419,7 @@ impl Project {
             )));
         }
         check_db_path(&self.db, "--db", "db")?;
-        check_db_path(&self.test_db, "--test-db", "test_db")?;
-        Ok(())
+        check_db_path(&self.test_db, "--test-db", "test_db")
     }
 
     /// The migrations folder.
@@ -448,15 +445,9 @@ impl Project {
     /// Creates `.strata/` with a `.gitignore` that keeps it out of version control.
     pub fn ensure_state_dir(&self) -> Result<PathBuf, Error> {
         let dir = self.state_dir();
-        // Private to its owner whatever the umask: it holds backups of the databases.
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt as _;
-            builder.mode(0o700);
-        }
-        builder.create(&dir).map_err(|e| Error::io(&dir, e))?;
+        // Private to its owner whatever the umask (narrowed if it is open): it holds backups
+        // of the databases.
+        crate::core::backup::private_folder(&dir)?;
         let ignore = dir.join(".gitignore");
         if !ignore.exists() {
             std::fs::write(
@@ -467,11 +458,6 @@ impl Project {
         }
         Ok(dir)
     }
-}
-
-/// strata.toml's text, or none when there is no readable file (then its defaults apply).
-fn text_of(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
 }
 
 /// `DATABASE_URL`, as dbmate and sqlx read it, when strata.toml sets no `db` (the order is
@@ -524,10 +510,137 @@ fn default_test_db(db: &Path, config: &Config) -> Result<Option<PathBuf>, Error>
 /// A database as strata.toml names it: a SQLite file relative to the project, or a PostgreSQL
 /// URL, kept in the form that can be shown (see [`crate::core::target::remember`]).
 fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<PathBuf, Error> {
+    check_db_value(value, &format!("`{key}` in {CONFIG_FILE}"))?;
     if crate::core::target::is_url(value) {
         crate::core::target::remember(&value.to_string_lossy(), key)
     } else {
         Ok(root.join(value))
+    }
+}
+
+/// The keywords of libpq's `key=value` connection strings (`host=db dbname=app ...`).
+const CONNINFO_KEYS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "service",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "target_session_attrs",
+];
+
+/// Refuses a database value that cannot be meant as one: an empty value (SQLite would take
+/// it as a private temporary database that vanishes when strata closes it), and a libpq
+/// `key=value` connection string or anything holding `password=` (it would become a SQLite
+/// file named with the password, shown in every message). The value itself is never shown:
+/// it may hold a password. `whence` names where the value came from.
+pub fn check_db_value(value: &Path, whence: &str) -> Result<(), Error> {
+    let text = value.to_string_lossy();
+    if text.trim().is_empty() {
+        return Err(Error::Usage(format!(
+            "{whence} is empty: name the database, a SQLite file (`app.db`) or a PostgreSQL URL              (postgres://user@host:5432/dbname); SQLite would take an empty name as a temporary              database that vanishes when strata closes it"
+        )));
+    }
+    if crate::core::target::is_url(value) {
+        return Ok(());
+    }
+    let conninfo = text.split_whitespace().any(|word| {
+        word.split_once('=').is_some_and(|(key, _)| {
+            CONNINFO_KEYS
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(key.trim()))
+        })
+    });
+    if conninfo || text.to_ascii_lowercase().contains("password=") {
+        return Err(Error::Usage(format!(
+            "{whence} is a PostgreSQL key=value connection string (`host=... dbname=...`), which              strata does not read (as a SQLite file name it would show the password): write it              as a URL, postgres://user@host:5432/dbname, with the password in PGPASSWORD or              ~/.pgpass (the value is not shown, as it may hold a password)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a test database that is the real one, in any spelling: the rehearsal and the test
+/// data (`test-data/`) would land on the real database. SQLite files are compared by their
+/// canonical path and, when both exist, by device and inode (a symlink or a hard link);
+/// PostgreSQL targets by server (any loopback spelling is the same machine) and port, and by
+/// the database name as the server keeps it (cut to 63 bytes). A test database name longer
+/// than 63 bytes is refused: the server would cut it, maybe back to the real name.
+pub fn check_distinct(db: &Path, test_db: &Path) -> Result<(), Error> {
+    use crate::core::target::{Target, is_url, redacted};
+    let fix = "set `test_db` in strata.toml (or --test-db, STRATA_TEST_DB) to another database";
+    if is_url(db) && is_url(test_db) {
+        let (Ok(real), Ok(test)) = (
+            Target::parse(&db.to_string_lossy(), "db"),
+            Target::parse(&test_db.to_string_lossy(), "test_db"),
+        ) else {
+            return Ok(());
+        };
+        if test.dbname().len() > crate::core::target::NAME_BYTES {
+            return Err(Error::Usage(format!(
+                "the test database name {:?} is {} bytes, longer than PostgreSQL's {}-byte limit:                  the server would cut it (for a default `<dbname>_test`, back to the real                  database's name) and the rehearsal could run on the real database; {fix} with                  a shorter name",
+                test.dbname(),
+                test.dbname().len(),
+                crate::core::target::NAME_BYTES
+            )));
+        }
+        if real.same_database(&test) {
+            return Err(Error::Usage(format!(
+                "the test database {} is the real database {}: the rehearsal and the test data                  would run on it; {fix} (by default `<dbname>_test` on the same server)",
+                redacted(test_db),
+                redacted(db)
+            )));
+        }
+        return Ok(());
+    }
+    if is_url(db) || is_url(test_db) {
+        return Ok(());
+    }
+    if same_file(db, test_db) {
+        return Err(Error::Usage(format!(
+            "the test database {} is the real database {}: the rehearsal and the test data \
+             would run on it; {fix} (by default .strata/test.db)",
+            test_db.display(),
+            db.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether two SQLite paths name one file: the same canonical path (the folder canonical
+/// when the file does not exist yet), or the same device and inode.
+fn same_file(a: &Path, b: &Path) -> bool {
+    fn canonical(p: &Path) -> Option<PathBuf> {
+        if let Ok(c) = p.canonicalize() {
+            return Some(c);
+        }
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = match parent {
+            Some(d) => d.canonicalize().ok()?,
+            None => std::env::current_dir().ok()?,
+        };
+        Some(dir.join(p.file_name()?))
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
+            && (x.dev(), x.ino()) == (y.dev(), y.ino())
+        {
+            return true;
+        }
+    }
+    match (canonical(a), canonical(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
     }
 }
 
@@ -550,6 +663,7 @@ fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
 /// The database a `--db`/`--test-db` value names: checked as [`check_db_flag`] does, a
 /// PostgreSQL URL kept in the form that can be shown.
 pub fn db_flag(db: &Path, flag: &str) -> Result<PathBuf, Error> {
+    check_db_value(db, flag)?;
     check_db_flag(db, flag)?;
     if crate::core::target::is_url(db) {
         crate::core::target::remember(&db.to_string_lossy(), flag)
@@ -624,10 +738,9 @@ impl MigrationConfig {
     /// Reads `<dir>/migration.toml`; the defaults when there is none.
     pub fn load(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(MIGRATION_CONFIG_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => MigrationConfig::parse(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(MigrationConfig::default()),
-            Err(e) => Err(Error::io(path, e)),
+        match crate::core::input::read_project_text(&path, crate::core::input::CONFIG_BYTES)? {
+            Some(text) => MigrationConfig::parse(&path, &text),
+            None => Ok(MigrationConfig::default()),
         }
     }
 
@@ -676,6 +789,71 @@ fn find_config_dir() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_test_database_that_is_the_real_one_is_refused_in_any_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        std::fs::write(&db, b"").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(&db, dir.path().join("link.db")).unwrap();
+        std::fs::hard_link(&db, dir.path().join("hard.db")).unwrap();
+        for same in ["app.db", "sub/../app.db", "./app.db", "link.db", "hard.db"] {
+            let e = check_distinct(&db, &dir.path().join(same)).unwrap_err();
+            assert!(
+                e.to_string().contains("is the real database"),
+                "{same}: {e}"
+            );
+        }
+        check_distinct(&db, &dir.path().join("test.db")).unwrap();
+        for (real, test) in [
+            (
+                "postgres://u@127.0.0.1:5432/app",
+                "postgres://u@localhost/app",
+            ),
+            (
+                "postgres://u@localhost/app",
+                "postgresql://other@[::1]:5432/app?sslmode=disable",
+            ),
+            (
+                "postgres://u@db.example:6000/app",
+                "postgres://u@DB.example:6000/app",
+            ),
+        ] {
+            let e = check_distinct(Path::new(real), Path::new(test)).unwrap_err();
+            assert!(
+                e.to_string().contains("is the real database"),
+                "{test}: {e}"
+            );
+        }
+        check_distinct(
+            Path::new("postgres://u@localhost/app"),
+            Path::new("postgres://u@localhost:5433/app"),
+        )
+        .unwrap();
+        let long = "x".repeat(63);
+        let e = check_distinct(
+            Path::new(&format!("postgres://u@localhost/{long}")),
+            Path::new(&format!("postgres://u@localhost/{long}_test")),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("63-byte"), "{e}");
+    }
+
+    #[test]
+    fn empty_and_key_value_database_values_are_refused_without_showing_them() {
+        for value in [
+            "",
+            "  ",
+            "host=db dbname=app password=hunter2",
+            "x password=hunter2",
+        ] {
+            let e = check_db_value(Path::new(value), "db").unwrap_err();
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        check_db_value(Path::new("app.db"), "db").unwrap();
+        check_db_value(Path::new("postgres://u@h/db?password=x"), "db").unwrap();
+    }
+
     use super::*;
 
     #[test]

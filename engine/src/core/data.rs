@@ -39,7 +39,8 @@ pub struct InsertError {
 impl DataSet {
     /// Reads and validates `path`; every problem names the file, the table and the row.
     pub fn load(path: &Path) -> Result<DataSet, Error> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::core::input::read_project_file(path, crate::core::input::FILE_BYTES)?
+            .ok_or_else(|| Error::input(path, "is gone: it was there when the tree was read"))?;
         let text = String::from_utf8(bytes).map_err(|e| {
             Error::input(
                 path,

@@ -106,7 +106,8 @@ pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<Str
                 })
                 .map(str::to_string)
         };
-        let bytes = std::fs::read(&wasm).map_err(|e| Error::io(&wasm, e))?;
+        let bytes = crate::core::input::read_project_file(&wasm, crate::core::input::FILE_BYTES)?
+            .ok_or_else(|| Error::input(&wasm, "is gone: it was there a moment ago"))?;
         if field("wasm_sha256").as_deref() != Some(hex(&Sha256::digest(&bytes)).as_str()) {
             stale.push(format!(
                 "{} was not built from the sources {} records (the .wasm changed since): \
@@ -161,7 +162,8 @@ pub fn sources_sha256(dir: &Path) -> Result<String, Error> {
     files.sort();
     let mut hasher = Sha256::new();
     for (rel, path) in files {
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = crate::core::input::read_project_file(&path, crate::core::input::FILE_BYTES)?
+            .ok_or_else(|| Error::input(&path, "is gone: it was there a moment ago"))?;
         let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
         hasher.update(rel.as_bytes());
         hasher.update([0]);

@@ -9,6 +9,94 @@ use std::path::Path;
 
 use crate::core::error::Error;
 
+/// The most strata reads of a configuration file (`strata.toml`, `migration.toml`): 1 MiB.
+pub const CONFIG_BYTES: u64 = 1 << 20;
+
+/// The most strata reads of any other file of the project (a migration's SQL, `data.json`,
+/// `schema.sql`, a component's `.wasm`): 1 GiB.
+pub const FILE_BYTES: u64 = 1 << 30;
+
+/// Reads a file of the project, which must be a regular file (through a symlink too) of at
+/// most `cap` bytes; `None` when there is none. A FIFO, socket or device (`strata.toml ->
+/// /dev/zero`, a FIFO named `do.sql`) is refused from its metadata, never read, and the file
+/// is opened without blocking, so nothing in the project can make strata wait or read without
+/// end.
+pub fn read_project_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, Error> {
+    use std::io::Read as _;
+    let refuse = |meta: &std::fs::Metadata| -> Option<Error> {
+        if meta.is_dir() {
+            Some(Error::input(
+                path,
+                "is a folder, where strata reads a file: remove or rename the folder",
+            ))
+        } else if !meta.is_file() {
+            Some(Error::input(
+                path,
+                "is not a regular file (a FIFO, socket or device, or a link to one): strata \
+                 reads the project's files only as plain files; replace it with a file",
+            ))
+        } else if meta.len() > cap {
+            Some(too_big(path, cap))
+        } else {
+            None
+        }
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            if let Some(e) = refuse(&meta) {
+                return Err(e);
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Swapped for a FIFO since the look above: the open does not wait for a writer.
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if let Some(e) = refuse(&meta) {
+        return Err(e);
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big(path, cap));
+    }
+    Ok(Some(bytes))
+}
+
+/// [`read_project_file`] of a text file: `None` when there is none; refused when not UTF-8.
+pub fn read_project_text(path: &Path, cap: u64) -> Result<Option<String>, Error> {
+    match read_project_file(path, cap)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::input(path, "is not UTF-8 text")),
+    }
+}
+
+fn too_big(path: &Path, cap: u64) -> Error {
+    Error::input(
+        path,
+        format!(
+            "is larger than the {} MiB strata reads of such a file; is it the file you meant?",
+            cap >> 20
+        ),
+    )
+}
+
 /// Which database's SQL a script is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {

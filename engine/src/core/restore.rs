@@ -340,6 +340,21 @@ pub(crate) fn changed_refusal(db: &Path, chosen: &Backup, changed: &[TableDiffer
     }])
 }
 
+/// The refusal for a backup with no recorded end state (`<backup>.after.json`): strata cannot
+/// tell whether rows were written since the run that took it, so it does not guess that none
+/// were. A backup taken by an older strata, or one whose record was removed.
+pub(crate) fn unknown_refusal(db: &Path, chosen: &Backup) -> Error {
+    Error::Refused(vec![crate::core::error::Refusal::Restore {
+        db: db.to_path_buf(),
+        message: format!(
+            "cannot tell whether it changed outside strata since {} was taken: there is no              record of its state when that run ended ({} is missing). Putting the backup back              would lose every row written since (the restore keeps them in its undo backup).              Run again with --yes to restore anyway, or name the backup: `strata restore {}`",
+            file_name(&chosen.path),
+            file_name(&state_after_path(&chosen.path)),
+            file_name(&chosen.path)
+        ),
+    }])
+}
+
 /// The backup a user named: a path, or a name in `dir` (`.strata/backups/`).
 pub(crate) fn named_backup(named: &Path, dir: &Path) -> Result<PathBuf, Error> {
     if named.is_dir() {

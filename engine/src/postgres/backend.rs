@@ -199,15 +199,23 @@ impl Backups for Postgres<'_> {
 
     fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error> {
         let chosen = self.choose_backup(named)?;
-        if !confirmed
-            && let Some(changed) = self.changed_since(&chosen)?
-            && !changed.is_empty()
-        {
-            return Err(crate::core::restore::changed_refusal(
-                &self.shown(),
-                &chosen,
-                &changed,
-            ));
+        if !confirmed {
+            match self.changed_since(&chosen)? {
+                Some(changed) if !changed.is_empty() => {
+                    return Err(crate::core::restore::changed_refusal(
+                        &self.shown(),
+                        &chosen,
+                        &changed,
+                    ));
+                }
+                None if self.db != self.project.test_db => {
+                    return Err(crate::core::restore::unknown_refusal(
+                        &self.shown(),
+                        &chosen,
+                    ));
+                }
+                _ => {}
+            }
         }
         restore::restore(self.project, &self.target, chosen)
     }
@@ -218,6 +226,11 @@ impl Backups for Postgres<'_> {
         };
         let live = restore::live_state(self.project, &self.target)?;
         Ok(Some(crate::core::restore::differences(&after, &live)))
+    }
+
+    fn record_state_after(&self, backup: &Path) -> Result<(), Error> {
+        let live = restore::live_state(self.project, &self.target)?;
+        crate::core::restore::record_state_after(backup, &live)
     }
 }
 

@@ -88,7 +88,7 @@ pub fn take(
     let id = ledger::database_id(client)
         .map_err(|e| target.error("cannot read the database's identity", e))?
         .unwrap_or_default();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::core::backup::private_folder(dir)?;
     let partial = tempfile::Builder::new()
         .suffix(".pgdump.partial")
         .tempfile_in(dir)

@@ -29,6 +29,34 @@ fn connect_existing(project: &Project, target: &Target) -> Result<Option<Session
     target.open(lock_timeout(project))
 }
 
+/// Whether `test` is, on the server, the very database `real` is, whatever the two URLs say
+/// (two names of one host, a port forward): a session opened on `real` is looked for, by its
+/// process id and start time, among the sessions of `test`'s current database. Best effort:
+/// `false` when either database cannot be reached or the session cannot be seen (then the
+/// URLs were already compared by `crate::core::config::check_distinct`).
+pub(crate) fn same_database(project: &Project, real: &Target, test: &Target) -> bool {
+    let (Ok(Some(mut a)), Ok(Some(mut b))) = (
+        connect_existing(project, real),
+        connect_existing(project, test),
+    ) else {
+        return false;
+    };
+    let Ok(row) = a.query_one(
+        "SELECT pid, backend_start::text FROM pg_catalog.pg_stat_activity \
+         WHERE pid = pg_catalog.pg_backend_pid()",
+        &[],
+    ) else {
+        return false;
+    };
+    let (pid, start): (i32, Option<String>) = (row.get(0), row.get(1));
+    b.query_one(
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity \
+         WHERE pid = $1 AND backend_start::text = $2 AND datname = current_database()",
+        &[&pid, &start],
+    )
+    .is_ok_and(|r| r.get::<_, i64>(0) > 0)
+}
+
 /// The migrations applied to `target`; `None` when the database does not exist.
 pub(crate) fn applied_on(
     project: &Project,
@@ -189,7 +217,7 @@ impl Source {
 /// `pg_restore` on the same server, owners and privileges left to the user strata connects
 /// as), dropped whatever happens.
 pub(crate) fn copy_of<'p>(project: &'p Project, real: &Target) -> Result<Throwaway<'p>, Error> {
-    let copy = Throwaway::create(project, real.with_dbname(&throwaway_name("copy", real)))?;
+    let copy = Throwaway::create(project, real.with_dbname(&throwaway_name("copy", real)?))?;
     Source::Database(Box::new(real.clone())).copy_into(project, &copy.target)?;
     Ok(copy)
 }
@@ -205,7 +233,7 @@ pub(crate) fn scratch<'p>(
     let from = from.map(Source::of).transpose()?;
     let throwaway = Throwaway::create(
         project,
-        server.with_dbname(&throwaway_name("sandbox", server)),
+        server.with_dbname(&throwaway_name("sandbox", server)?),
     )?;
     if let Some(source) = &from {
         source.copy_into(project, &throwaway.target)?;
@@ -214,15 +242,26 @@ pub(crate) fn scratch<'p>(
 }
 
 /// A database strata makes and drops for one run on `of`'s server: `strata_<what>_`, the first
-/// 24 characters of `of`'s name (which project it serves), the process and a time stamp;
-/// within PostgreSQL's 63 characters.
-fn throwaway_name(what: &str, of: &Target) -> String {
-    let project: String = of.dbname().chars().take(24).collect();
-    format!(
-        "strata_{what}_{project}_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_micros() % 1_000_000_000_000
-    )
+/// 24 bytes of `of`'s name (which project it serves) and 20 random hex digits no one can guess ahead.
+/// Within PostgreSQL's 63 bytes whatever the name's script: the name is cut on a character
+/// boundary, never the random part. [`Throwaway::create`] refuses a name that exists.
+fn throwaway_name(what: &str, of: &Target) -> Result<String, Error> {
+    let mut random = [0u8; 10];
+    getrandom::fill(&mut random).map_err(|e| {
+        Error::Usage(format!(
+            "cannot name the throwaway database: no randomness from the system ({e})"
+        ))
+    })?;
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let prefix = format!("strata_{what}_");
+    // At most 24 bytes of the real name: enough to tell which project it serves.
+    let room = (crate::core::target::NAME_BYTES - prefix.len() - suffix.len() - 1).min(24);
+    let project = crate::core::target::server_name(of.dbname());
+    let mut end = project.len().min(room);
+    while !project.is_char_boundary(end) {
+        end -= 1;
+    }
+    Ok(format!("{prefix}{}_{suffix}", &project[..end]))
 }
 
 /// A database that exists only while the sandbox runs: dropped on every way out.
@@ -233,8 +272,23 @@ pub(crate) struct Throwaway<'p> {
 }
 
 impl<'p> Throwaway<'p> {
+    /// Creates the database under a fresh name; a database of that name already there (made by
+    /// someone else, who would own it and could read what is copied into it) is refused, never
+    /// used.
     fn create(project: &'p Project, target: Target) -> Result<Self, Error> {
-        create_database(project, &target)?;
+        let admin = target.with_dbname("postgres");
+        let mut client = admin.connect(lock_timeout(project))?;
+        let name = target.dbname().replace('"', "\"\"");
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "{target}: cannot create the throwaway database: {}; strata uses only a \
+                     database it has just created under a fresh random name, so nothing was \
+                     copied or changed",
+                    super::describe_error(&e)
+                ))
+            })?;
         Ok(Throwaway {
             project,
             target,
@@ -615,4 +669,22 @@ pub(crate) fn schema_text(project: &Project, target: &Target) -> Result<String, 
     let live =
         super::schema::read(&mut *client).map_err(|e| target.error("cannot read the schema", e))?;
     Ok(live.schema.to_sql())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throwaway_name_keeps_its_random_part_within_63_bytes_for_any_script() {
+        for real in ["app", &"ж".repeat(40), &"x".repeat(63), &"名".repeat(21)] {
+            let of = Target::parse(&format!("postgres://u@localhost/{real}"), "db").unwrap();
+            let a = throwaway_name("sandbox", &of).unwrap();
+            let b = throwaway_name("sandbox", &of).unwrap();
+            assert!(a.len() <= 63, "{a} is {} bytes", a.len());
+            assert_ne!(a, b, "two throwaway names alike: not unpredictable");
+            let suffix = a.rsplit('_').next().unwrap();
+            assert_eq!(suffix.len(), 20, "{a}: the random part was cut");
+        }
+    }
 }

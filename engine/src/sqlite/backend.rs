@@ -288,6 +288,15 @@ impl Backups for Sqlite<'_> {
             .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
         Ok(crate::core::restore::changed_outside(&live, chosen))
     }
+
+    fn record_state_after(&self, backup: &Path) -> Result<(), Error> {
+        let Some(conn) = self.read_only()? else {
+            return Ok(());
+        };
+        let live = crate::sqlite::restore::sqlite_state(&conn)
+            .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
+        crate::core::restore::record_state_after(backup, &live)
+    }
 }
 
 impl Introspect for Sqlite<'_> {

@@ -161,10 +161,16 @@ pub(crate) fn restore_file(
     let chosen = choose()?;
     if !confirmed && let Some(live) = crate::sqlite::open_read_only(db, timeout)? {
         let state = sqlite_state(&live).map_err(|e| Error::db(db, "cannot read its tables", e))?;
-        if let Some(changed) = changed_outside(&state, &chosen)
-            && !changed.is_empty()
-        {
-            return Err(changed_refusal(db, &chosen, &changed));
+        match changed_outside(&state, &chosen) {
+            Some(changed) if !changed.is_empty() => {
+                return Err(changed_refusal(db, &chosen, &changed));
+            }
+            // Fail closed on the real database: without the end state, rows written since
+            // cannot be told from strata's (the test database holds only test data).
+            None if db != project.test_db => {
+                return Err(crate::core::restore::unknown_refusal(db, &chosen));
+            }
+            _ => {}
         }
     }
     let dir = project.backups_dir();
@@ -425,7 +431,10 @@ mod tests {
         let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
         conn.execute_batch("INSERT INTO t VALUES (2); CREATE TABLE u(b);")
             .unwrap();
-        let done = restore(&p, false, None).unwrap();
+        // Named: this backup has no end-state record, so without a name restore refuses.
+        let err = restore(&p, false, None).unwrap_err();
+        assert!(err.to_string().contains("--yes"), "{err}");
+        let done = restore(&p, false, Some(&taken)).unwrap();
         assert_eq!(done.restored_from, taken);
         // The same connection, still open, sees the restored database.
         assert_eq!(count(&conn, "SELECT count(*) FROM t"), 1);
@@ -449,18 +458,18 @@ mod tests {
         let (_dir, p) = project(50);
         let conn = Connection::open(&p.db).unwrap();
         conn.execute_batch("CREATE TABLE t(a);").unwrap();
-        backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
         conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
             .unwrap();
-        let err = restore(&p, false, None).unwrap_err();
+        let err = restore(&p, false, Some(&taken)).unwrap_err();
         assert_eq!(err.exit_code(), crate::core::exit::REFUSED, "{err}");
         conn.execute_batch("COMMIT").unwrap();
         let run = RunLock::shared(&p.db, Duration::ZERO).unwrap();
-        let err = restore(&p, false, None).unwrap_err();
+        let err = restore(&p, false, Some(&taken)).unwrap_err();
         assert_eq!(err.exit_code(), crate::core::exit::REFUSED, "{err}");
         drop(run);
         assert_eq!(count(&conn, "SELECT count(*) FROM t"), 1);
-        restore(&p, false, None).unwrap();
+        restore(&p, false, Some(&taken)).unwrap();
         assert_eq!(count(&conn, "SELECT count(*) FROM t"), 0);
     }
 

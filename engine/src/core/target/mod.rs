@@ -59,6 +59,18 @@ pub fn is_url(db: &Path) -> bool {
     })
 }
 
+/// The longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones.
+pub const NAME_BYTES: usize = 63;
+
+/// A name as the server keeps it: cut to [`NAME_BYTES`] bytes, on a character boundary.
+pub fn server_name(name: &str) -> &str {
+    let mut end = name.len().min(NAME_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// A PostgreSQL database strata connects to.
 #[derive(Clone)]
 pub struct Target {
@@ -225,6 +237,44 @@ impl Target {
     /// The database name.
     pub fn dbname(&self) -> &str {
         self.config.get_dbname().unwrap_or_default()
+    }
+
+    /// Whether `other` names the same database on the same server as this target: the same
+    /// port, the same host (every loopback spelling, `localhost`, `127.0.0.1`, `::1` and a
+    /// Unix socket folder, is this machine), and the same database name as the server keeps
+    /// it (cut to [`NAME_BYTES`]). Judged from the configuration alone; two host names of one
+    /// server are told apart only after connecting.
+    pub fn same_database(&self, other: &Target) -> bool {
+        fn hosts(t: &Target) -> Vec<String> {
+            t.config
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    Host::Tcp(h) => {
+                        let h = h.trim_start_matches('[').trim_end_matches(']');
+                        let h = h.to_ascii_lowercase();
+                        let loopback = h == "localhost"
+                            || h.ends_with(".localhost")
+                            || h == "::1"
+                            || h == "0:0:0:0:0:0:0:1"
+                            || h.parse::<std::net::Ipv4Addr>()
+                                .is_ok_and(|a| a.is_loopback());
+                        if loopback { "this machine".into() } else { h }
+                    }
+                    Host::Unix(_) => "this machine".into(),
+                })
+                .collect()
+        }
+        fn ports(t: &Target) -> Vec<u16> {
+            match t.config.get_ports() {
+                [] => vec![5432],
+                p => p.to_vec(),
+            }
+        }
+        let (a, b) = (hosts(self), hosts(other));
+        let shared_host = a.iter().any(|h| b.contains(h));
+        let shared_port = ports(self).iter().any(|p| ports(other).contains(p));
+        shared_host && shared_port && server_name(self.dbname()) == server_name(other.dbname())
     }
 
     /// The same server and user, another database.

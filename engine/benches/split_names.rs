@@ -178,12 +178,6 @@ fn python_start(dir: &Path) {
         sandbox.exports(&wasm).unwrap();
         load.push(t.elapsed());
     }
-    let ms = |v: &[Duration]| {
-        let m = median(v.to_vec()).as_secs_f64() * 1e3;
-        let lo = v.iter().min().unwrap().as_secs_f64() * 1e3;
-        let hi = v.iter().max().unwrap().as_secs_f64() * 1e3;
-        format!("{m:>8.2} ms ({lo:.2}–{hi:.2})")
-    };
     println!(
         "python component start ({} MB) on an empty table, warm: median of {ROUNDS}:",
         wasm.len() / 1_000_000
@@ -192,18 +186,7 @@ fn python_start(dir: &Path) {
         "  cold: new sandbox, compile into an empty cache, call   {:>8.2} ms",
         cold.as_secs_f64() * 1e3
     );
-    println!(
-        "  warm: first call, load from the disk cache, instantiate, call {}",
-        ms(&warm)
-    );
-    println!(
-        "    of which the load (read, tag check, deserialize, pre-instantiate) {}",
-        ms(&load)
-    );
-    println!(
-        "  again: second call on the same sandbox                 {}",
-        ms(&again)
-    );
+    print_warm(&warm, &load, &again);
 }
 
 /// Component start on an empty table: cold (a new sandbox compiling into an empty cache, then
@@ -241,12 +224,6 @@ fn start(wasm: &[u8], dir: &Path) {
         sandbox.exports(wasm).unwrap();
         load.push(t.elapsed());
     }
-    let ms = |v: &[Duration]| {
-        let m = median(v.to_vec()).as_secs_f64() * 1e3;
-        let lo = v.iter().min().unwrap().as_secs_f64() * 1e3;
-        let hi = v.iter().max().unwrap().as_secs_f64() * 1e3;
-        format!("{m:>8.2} ms ({lo:.2}–{hi:.2})")
-    };
     println!("component start on a one-row table, median of {ROUNDS}:");
     println!(
         "  cold: new sandbox, compile into an empty cache, call   {}",
@@ -256,18 +233,7 @@ fn start(wasm: &[u8], dir: &Path) {
         "  new sandbox (engine, linker, cache key): once a process {}",
         ms(&engine)
     );
-    println!(
-        "  warm: first call, load from the disk cache, instantiate, call {}",
-        ms(&warm)
-    );
-    println!(
-        "    of which the load (read, tag check, deserialize, pre-instantiate) {}",
-        ms(&load)
-    );
-    println!(
-        "  again: second call on the same sandbox                 {}",
-        ms(&again)
-    );
+    print_warm(&warm, &load, &again);
 }
 
 fn component() -> PathBuf {
@@ -290,6 +256,30 @@ fn seed(path: &Path, rows: u64) {
            SELECT i, 'First' || i || ' Middle Last' || i, 'p' || i || '@example.test' FROM c;"
     ))
     .unwrap();
+}
+
+/// The warm-start lines of a start measurement.
+fn print_warm(warm: &[Duration], load: &[Duration], again: &[Duration]) {
+    println!(
+        "  warm: first call, load from the disk cache, instantiate, call {}",
+        ms(warm)
+    );
+    println!(
+        "    of which the load (read, tag check, deserialize, pre-instantiate) {}",
+        ms(load)
+    );
+    println!(
+        "  again: second call on the same sandbox                 {}",
+        ms(again)
+    );
+}
+
+/// The median of `v` in milliseconds, with its range.
+fn ms(v: &[Duration]) -> String {
+    let m = median(v.to_vec()).as_secs_f64() * 1e3;
+    let lo = v.iter().min().unwrap().as_secs_f64() * 1e3;
+    let hi = v.iter().max().unwrap().as_secs_f64() * 1e3;
+    format!("{m:>8.2} ms ({lo:.2}–{hi:.2})")
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

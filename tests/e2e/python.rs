@@ -198,33 +198,15 @@ const NEEDS_PG: &str = "needs componentize-py 0.25.1 and a PostgreSQL server: ST
 #[test]
 #[ignore = "needs componentize-py 0.25.1 and a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts both)"]
 fn the_python_split_names_runs_on_postgres() {
-    use crate::postgres::{Pg, project};
-    use crate::postgres_components::leftover_roles;
+    use crate::postgres::Pg;
+    use crate::postgres_components::{SPLIT_NAMES, leftover_roles, split_names_project};
     let _ = NEEDS_PG;
     let pg = Pg::new("python_split_names");
-    let p = project(&pg);
-    let m = "migrations/people/20240320T100000Z-split-names";
-    p.write(
-        "migrations/people/20240101T000000Z-zero/do.sql",
-        "CREATE TABLE people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
-         full_name text NOT NULL);\n",
-    )
-    .write(
-        "migrations/people/20240101T000000Z-zero/test-data/data.json",
-        r#"{"people": [{"full_name": "Ada Lovelace"}, {"full_name": "  Gabriel  García Márquez"},
-                       {"full_name": "Søren"}, {"full_name": "Jean\u00a0Paul Sartre"}]}"#,
-    )
-    .write(
-        &format!("{m}/do.sql"),
-        "ALTER TABLE people ADD COLUMN first_name text, ADD COLUMN last_name text;\n",
-    )
-    .write(
-        &format!("{m}/migration.toml"),
-        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n",
-    )
-    .write(
-        &format!("{m}/checks.sql"),
-        "SELECT id FROM people WHERE first_name IS NULL;\n",
+    let m = SPLIT_NAMES;
+    let p = split_names_project(
+        &pg,
+        r#"[{"full_name": "Ada Lovelace"}, {"full_name": "  Gabriel  García Márquez"},
+            {"full_name": "Søren"}, {"full_name": "Jean\u00a0Paul Sartre"}]"#,
     );
     // The example as it is: `?` placeholders, bound by the types the server infers.
     let example =
@@ -260,15 +242,13 @@ fn the_python_split_names_runs_on_postgres() {
 #[ignore = "needs componentize-py 0.25.1 and a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts both)"]
 fn a_python_component_is_refused_a_table_outside_writes_on_postgres() {
     use crate::postgres::Pg;
-    use crate::postgres_components::{HOSTILE, assert_refused, project_with};
+    use crate::postgres_components::{
+        HOSTILE, PEOPLE_ONLY, SECRETS_REFUSED, assert_refused, project_with,
+    };
     let pg = Pg::new("python_undeclared");
     // The Rust case (postgres_components) writes secrets through a WAT component; here the
     // same statement comes from Python, under the same migration.toml.
-    let p = project_with(
-        &pg,
-        &[],
-        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n",
-    );
+    let p = project_with(&pg, &[], PEOPLE_ONLY);
     python_guest(
         &p,
         &format!("{HOSTILE}/transform"),
@@ -278,15 +258,7 @@ fn a_python_component_is_refused_a_table_outside_writes_on_postgres() {
          sql.execute(\"UPDATE secrets SET v = 'owned'\")\n",
     );
     p.strata(&["build"]).ok();
-    assert_refused(
-        &pg,
-        &p,
-        &[
-            "may not write (or lock) `public.secrets`",
-            "writes",
-            "migration.toml",
-        ],
-    );
+    assert_refused(&pg, &p, SECRETS_REFUSED);
 }
 
 /// The `name = "value"` line of a built-from record.

@@ -21,7 +21,8 @@ use crate::render::{self, Output};
 macro_rules! exit_codes {
     () => {
         "Exit codes: 0 done; 1 a step, check, component or build failed (a failed step is rolled \
-         back); 2 bad input or usage (nothing touched); 3 refused for safety (nothing touched)."
+         back); 2 bad input or usage (nothing touched); 3 refused for safety (nothing touched); \
+         4 a server unavailable (try again once it answers)."
     };
 }
 

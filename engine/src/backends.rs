@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::core::backend::Backend;
+use crate::core::backend::{Backend, Watch};
 use crate::core::config::Project;
 use crate::core::dry_run::DryRun;
 use crate::core::error::Error;
@@ -82,10 +82,14 @@ pub fn is_server(db: &Path) -> bool {
     crate::core::target::is_url(db)
 }
 
-/// The file whose changes show that `db` changed (a SQLite database's own file), for a caller
-/// that caches answers; `None` for a database on a server, which has no such file.
-pub fn watched_file(db: &Path) -> Option<&Path> {
-    (!is_server(db)).then_some(db)
+/// What tells a caller that caches answers whether `db` of `project` changed (see [`Watch`]).
+/// Opens nothing yet: the first [`Watch::token`] does.
+pub fn watch(project: &Project, db: &Path) -> Box<dyn Watch> {
+    if is_server(db) {
+        Box::new(postgres::backend::Unwatched)
+    } else {
+        Box::new(sqlite::watch::FileWatch::new(db, project.busy_timeout()))
+    }
 }
 
 /// A throwaway database with the schema of `project`'s real database, to try pending SQL on
@@ -124,7 +128,9 @@ mod tests {
         // Nothing is created by reading: no file, no ledger.
         assert!(db.applied().unwrap().is_none());
         assert!(!p.db.exists());
-        assert_eq!(watched_file(&p.db), Some(p.db.as_path()));
+        // Absent, and told so without creating it.
+        assert!(watch(&p, &p.db).token().is_some());
+        assert!(!p.db.exists());
 
         let (_dir, p) = project("db = \"postgres://someone:secret@localhost/shop\"\n");
         let db = open(&p, &p.db).unwrap();
@@ -133,7 +139,7 @@ mod tests {
             db.shown(),
             PathBuf::from("postgres://someone@localhost:5432/shop")
         );
-        assert_eq!(watched_file(&p.db), None);
+        assert_eq!(watch(&p, &p.db).token(), None);
         let test = of_project(&p).unwrap();
         assert_eq!(
             test.shown(),

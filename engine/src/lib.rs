@@ -33,7 +33,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use core::config::Project;
-pub use core::error::{Error, Refusal, StepFailure};
+pub use core::error::{DbCode, Error, ErrorKind, Refusal, StepFailure};
 pub use core::event::{Action, Event, Phase};
 pub use core::tree::{Migration, MigrationId, Tree};
 

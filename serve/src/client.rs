@@ -100,7 +100,7 @@ impl Client {
         }
         let channel = endpoint.connect().await.map_err(|e| {
             RemoteError::local(
-                exit::FAILURE,
+                exit::UNAVAILABLE,
                 "transport",
                 format!(
                     "cannot reach the strata server at {url}: {}. Is `strata serve` running \

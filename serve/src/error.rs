@@ -4,8 +4,8 @@
 //! local CLI would give.
 
 use prost::Message;
-use strata_engine::Error;
 use strata_engine::core::exit;
+use strata_engine::{Error, ErrorKind};
 use tonic::{Code, Status};
 
 use crate::convert;
@@ -14,23 +14,32 @@ use crate::proto::{ErrorDetail, RpcStatus};
 /// The type URL of [`ErrorDetail`] inside a status's details.
 pub const DETAIL_TYPE_URL: &str = "type.googleapis.com/strata.v1.ErrorDetail";
 
+/// The gRPC code for an engine error: bad input is INVALID_ARGUMENT, a refusal
+/// FAILED_PRECONDITION, a rolled-back step ABORTED, a database server that cannot be reached
+/// UNAVAILABLE (also when it went away during a step), the rest INTERNAL.
+pub fn code_of(err: &Error) -> Code {
+    // No wildcard: a new kind of error does not compile until it has its code.
+    match err.kind() {
+        ErrorKind::Tree | ErrorKind::Input | ErrorKind::Usage | ErrorKind::NotADatabase => {
+            Code::InvalidArgument
+        }
+        ErrorKind::Refused => Code::FailedPrecondition,
+        ErrorKind::Step if err.is_unavailable() => Code::Unavailable,
+        ErrorKind::Step => Code::Aborted,
+        ErrorKind::Unavailable => Code::Unavailable,
+        ErrorKind::Database | ErrorKind::Postgres | ErrorKind::Build | ErrorKind::Io => {
+            Code::Internal
+        }
+    }
+}
+
 /// The gRPC status for an engine error.
 pub fn to_status(err: &Error) -> Status {
-    let (code, kind) = match err {
-        Error::Tree { .. } => (Code::InvalidArgument, "tree"),
-        Error::Input { .. } => (Code::InvalidArgument, "input"),
-        Error::Usage(_) => (Code::InvalidArgument, "usage"),
-        Error::Refused(_) => (Code::FailedPrecondition, "refused"),
-        Error::Step(_) => (Code::Aborted, "step"),
-        Error::Database { .. } => (Code::Internal, "database"),
-        Error::Build { .. } => (Code::Internal, "build"),
-        Error::Io { .. } => (Code::Internal, "io"),
-        _ => (Code::Internal, "internal"),
-    };
     let mut detail = ErrorDetail {
         exit_code: err.exit_code(),
-        kind: kind.into(),
-        message: full_message(err),
+        kind: err.kind().name().into(),
+        // As the CLI prints it: strata's messages already say what their sources said.
+        message: err.to_string(),
         ..ErrorDetail::default()
     };
     if let Error::Step(f) = err {
@@ -42,7 +51,7 @@ pub fn to_status(err: &Error) -> Status {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
     }
-    with_detail(code, detail)
+    with_detail(code_of(err), detail)
 }
 
 /// The message and its sources, as the CLI prints an error (`anyhow`'s `{:#}`).
@@ -94,7 +103,7 @@ pub fn refuse(code: Code, exit_code: i32, kind: &str, message: impl Into<String>
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct RemoteError {
-    /// The exit code the CLI gives: 1, 2 or 3.
+    /// The exit code the CLI gives: 1, 2, 3 or 4 (see `strata_engine::core::exit`).
     pub exit_code: i32,
     /// The gRPC code, when the server answered.
     pub code: Option<Code>,
@@ -136,7 +145,7 @@ impl RemoteError {
                 ),
             ),
             Code::Unavailable => (
-                exit::FAILURE,
+                exit::UNAVAILABLE,
                 "transport",
                 format!(
                     "cannot reach the strata server at {url}: {}. Is `strata serve` running \
@@ -220,6 +229,115 @@ mod tests {
         assert!(back.message.contains('\n'), "multi-line messages survive");
     }
 
+    /// An error of `kind`: the match has no wildcard, so a new kind does not compile until it
+    /// has an example here (and [`ErrorKind::ALL`] lists every kind by construction).
+    fn example(kind: ErrorKind) -> Error {
+        use std::path::PathBuf;
+        let db = PathBuf::from("postgres://u@h/app");
+        let step = |code: Option<strata_engine::DbCode>| {
+            Error::from(strata_engine::StepFailure {
+                phase: strata_engine::Phase::Apply,
+                db: db.clone(),
+                migration: "app/20240101T000000Z-a".into(),
+                action: strata_engine::Action::DoSql,
+                file: Some("migrations/app/20240101T000000Z-a/do.sql".into()),
+                statement: Some((1, "SELECT 1".into())),
+                message: "boom".into(),
+                code,
+                applied_before: Vec::new(),
+            })
+        };
+        // SQLITE_CONSTRAINT_UNIQUE and SQLITE_NOTADB.
+        let sqlite = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        match kind {
+            ErrorKind::Tree => Error::Tree {
+                problems: vec![strata_engine::core::error::TreeProblem {
+                    path: "migrations/x".into(),
+                    problem: "bad".into(),
+                }],
+            },
+            ErrorKind::Input => Error::Input {
+                path: "strata.toml".into(),
+                message: "bad".into(),
+            },
+            ErrorKind::Usage => Error::Usage("no such module".into()),
+            ErrorKind::Refused => Error::Refused(vec![strata_engine::Refusal::Locked {
+                db: "app.db".into(),
+            }]),
+            ErrorKind::Step => step(Some(strata_engine::DbCode::SqlState("23505".into()))),
+            ErrorKind::Database => Error::Database {
+                db: "app.db".into(),
+                context: "cannot read".into(),
+                source: sqlite(2067),
+            },
+            ErrorKind::NotADatabase => Error::NotADatabase {
+                db: "app.db".into(),
+                context: "cannot open".into(),
+                source: sqlite(26),
+            },
+            ErrorKind::Postgres => Error::Postgres {
+                db,
+                context: "cannot read".into(),
+                sqlstate: Some("42501".into()),
+                message: "permission denied (42501)".into(),
+                source: None,
+            },
+            ErrorKind::Unavailable => Error::Unavailable {
+                db,
+                context: "cannot connect".into(),
+                sqlstate: None,
+                message: "connection refused".into(),
+                source: None,
+            },
+            ErrorKind::Build => Error::Build {
+                path: "guest".into(),
+                message: "bad".into(),
+            },
+            ErrorKind::Io => Error::Io {
+                path: "x".into(),
+                source: std::io::Error::other("bad"),
+            },
+        }
+    }
+
+    #[test]
+    fn every_kind_of_error_has_its_status_and_exit_code_across_the_wire() {
+        for &kind in ErrorKind::ALL {
+            let err = example(kind);
+            assert_eq!(err.kind(), kind);
+            let (code, exit_code) = match kind {
+                ErrorKind::Tree | ErrorKind::Input | ErrorKind::Usage | ErrorKind::NotADatabase => {
+                    (Code::InvalidArgument, exit::BAD_INPUT)
+                }
+                ErrorKind::Refused => (Code::FailedPrecondition, exit::REFUSED),
+                ErrorKind::Step => (Code::Aborted, exit::FAILURE),
+                ErrorKind::Unavailable => (Code::Unavailable, exit::UNAVAILABLE),
+                ErrorKind::Database | ErrorKind::Postgres | ErrorKind::Build | ErrorKind::Io => {
+                    (Code::Internal, exit::FAILURE)
+                }
+            };
+            let status = to_status(&err);
+            assert_eq!(status.code(), code, "{kind:?}");
+            assert_eq!(err.exit_code(), exit_code, "{kind:?}");
+            let back = RemoteError::from_status(&status, "http://x");
+            assert_eq!(back.exit_code, exit_code, "{kind:?}");
+            assert_eq!(back.kind, kind.name(), "{kind:?}");
+            assert_eq!(back.message, err.to_string(), "{kind:?}");
+        }
+        // A step the server cut off (it is shutting down): UNAVAILABLE, and the step's detail.
+        let cut = example(ErrorKind::Step);
+        let Error::Step(mut f) = cut else {
+            unreachable!()
+        };
+        f.code = Some(strata_engine::DbCode::SqlState("57P01".into()));
+        let cut = Error::Step(f);
+        let status = to_status(&cut);
+        assert_eq!(status.code(), Code::Unavailable);
+        let d = detail(&status).unwrap();
+        assert_eq!(d.exit_code, exit::UNAVAILABLE);
+        assert_eq!(d.migration, "app/20240101T000000Z-a");
+    }
+
     #[test]
     fn bare_statuses_map_by_code() {
         let s = Status::unauthenticated("missing token");
@@ -227,6 +345,6 @@ mod tests {
         assert_eq!(e.exit_code, exit::REFUSED);
         assert!(e.message.contains("--token-file"), "{}", e.message);
         let e = RemoteError::from_status(&Status::unavailable("connection refused"), "u");
-        assert_eq!(e.exit_code, exit::FAILURE);
+        assert_eq!(e.exit_code, exit::UNAVAILABLE);
     }
 }

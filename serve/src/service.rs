@@ -122,7 +122,7 @@ impl StrataService {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(refuse(
                 Code::Unavailable,
-                exit::FAILURE,
+                exit::UNAVAILABLE,
                 "shutting-down",
                 "the server is shutting down; nothing was started",
             ));

@@ -1,22 +1,19 @@
 //! The Status answer, kept while nothing it is made of changed: the service computes it again
 //! only when the tree or a database moved on. The tree is compared by its
-//! [`tree::Fingerprint`] (listings and file metadata, no file read, no hash); each database
-//! through a read-only connection kept open on it: the file's identity and metadata, and
-//! `PRAGMA data_version`, which changes whenever another connection commits. A fingerprint that
-//! is not settled (a file written moments before, when a later write in the same clock tick
-//! would not show) or a database with a journal left behind is never trusted: the answer is
-//! computed afresh and not kept. Calls that arrive while a check is running wait for the next
+//! [`Fingerprint`] (listings and file metadata, no file read, no hash); each database
+//! through its backend's [`Watch`] (SQLite: the file's identity and metadata and
+//! `PRAGMA data_version` through a read-only connection kept open; PostgreSQL: never kept). A
+//! fingerprint that is not settled (a file written moments before, when a later write in the
+//! same clock tick would not show) or a database whose watch cannot tell is never trusted: the
+//! answer is computed afresh and not kept. Calls that arrive while a check is running wait for the next
 //! check, which starts after they arrived, and share its answer: with many clients the tree is
 //! looked at once per round of calls, not once per call.
 
-use std::fs::File;
-use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{Connection, OpenFlags};
 use strata_engine::Project;
-use strata_engine::core::tree::{FileStamp, Fingerprint, file_stamp};
+use strata_engine::core::backend::{ChangeToken, Watch};
+use strata_engine::core::tree::Fingerprint;
 
 use crate::proto;
 
@@ -43,45 +40,23 @@ struct Flight {
 
 struct State {
     /// The test database, then the real one (the order Status lists them in).
-    watched: Vec<Watched>,
+    watched: Vec<Box<dyn Watch>>,
     last: Option<(Key, proto::StatusResponse)>,
     /// How many times the answer was computed.
     computed: u64,
 }
 
-/// A database looked at through a connection kept open on it.
-struct Watched {
-    path: PathBuf,
-    open: Option<Open>,
-}
-
-struct Open {
-    conn: Connection,
-    /// Holds the file's inode, so its number cannot name another file while we compare.
-    _file: File,
-    id: (u64, u64),
-}
-
 #[derive(PartialEq, Eq)]
 struct Key {
     tree: Fingerprint,
-    dbs: Vec<DbKey>,
-}
-
-#[derive(PartialEq, Eq)]
-enum DbKey {
-    Absent,
-    Present { meta: FileStamp, data_version: i64 },
+    dbs: Vec<ChangeToken>,
 }
 
 impl StatusCache {
     pub(crate) fn new(project: Project) -> StatusCache {
         let watched = [&project.test_db, &project.db]
             .into_iter()
-            .map(|p| Watched {
-                path: p.clone(),
-                open: None,
-            })
+            .map(|db| strata_engine::backends::watch(&project, db))
             .collect();
         StatusCache {
             project,
@@ -190,88 +165,18 @@ impl State {
         if !tree.is_settled() {
             return None;
         }
-        let busy = project.busy_timeout();
         let dbs = self
             .watched
             .iter_mut()
-            .map(|w| w.key(busy))
+            .map(|w| w.token())
             .collect::<Option<Vec<_>>>()?;
         Some(Key { tree, dbs })
     }
 }
 
-impl Watched {
-    fn key(&mut self, busy: std::time::Duration) -> Option<DbKey> {
-        // A PostgreSQL database has no file to watch: its answer is computed afresh each time.
-        strata_engine::backends::watched_file(&self.path)?;
-        // A journal with content: a write in progress or a crashed one to roll back; the fresh
-        // read (`sqlite::open_read_only`) deals with it.
-        if std::fs::metadata(suffixed(&self.path, "-journal")).is_ok_and(|m| m.len() > 0) {
-            return None;
-        }
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.open = None;
-                return Some(DbKey::Absent);
-            }
-            Err(_) => {
-                self.open = None;
-                return None;
-            }
-        };
-        let id = (meta.dev(), meta.ino());
-        if self.open.as_ref().is_none_or(|o| o.id != id) {
-            self.open = None;
-            let open = Open::new(&self.path, busy)?;
-            // The file the connection has is the one the path names now.
-            if open.id != id {
-                return None;
-            }
-            self.open = Some(open);
-        }
-        let open = self.open.as_ref()?;
-        let Ok(data_version) = open
-            .conn
-            .prepare_cached("PRAGMA main.data_version")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-        else {
-            self.open = None;
-            return None;
-        };
-        Some(DbKey::Present {
-            meta: file_stamp(&meta),
-            data_version,
-        })
-    }
-}
-
-impl Open {
-    /// A read-only connection on `path`, and the identity of the file it has (the path named
-    /// the same file before and after the connection opened it).
-    fn new(path: &Path, busy: std::time::Duration) -> Option<Open> {
-        let file = File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-        conn.busy_timeout(busy).ok()?;
-        let after = std::fs::metadata(path).ok()?;
-        let id = (meta.dev(), meta.ino());
-        ((after.dev(), after.ino()) == id).then_some(Open {
-            conn,
-            _file: file,
-            id,
-        })
-    }
-}
-
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::time::Duration;
 
     use strata_engine::commands::migrate::{self, MigrateOptions};
@@ -320,7 +225,7 @@ mod tests {
         assert_eq!(cache.computed(), kept);
 
         // Another connection commits to the real database.
-        let conn = Connection::open(&p.db).unwrap();
+        let conn = rusqlite::Connection::open(&p.db).unwrap();
         conn.execute_batch("CREATE TABLE added_by_hand(a);")
             .unwrap();
         let changed = cache.get(status).await.unwrap();
@@ -342,7 +247,9 @@ mod tests {
         let cache = Arc::new(StatusCache::new(p.clone()));
         settle();
         cache.get(status).await.unwrap();
-        std::fs::write(suffixed(&p.test_db, "-journal"), b"not empty").unwrap();
+        let mut journal = p.test_db.clone().into_os_string();
+        journal.push("-journal");
+        std::fs::write(journal, b"not empty").unwrap();
         let before = cache.computed();
         cache.get(status).await.unwrap();
         cache.get(status).await.unwrap();

@@ -574,7 +574,7 @@ fn serve_refuses_a_public_address_without_tls_and_needs_a_token() {
         .code(2)
         .stderr_has("local project only");
     p.strata(&["--remote", "http://127.0.0.1:1", "status"])
-        .code(1)
+        .code(4)
         .stderr_has("cannot reach the strata server at http://127.0.0.1:1");
     write_token(&p, "token", TOKEN);
     p.strata(&["serve", "--listen", "0.0.0.0:0", "--token-file", "token"])
@@ -1022,4 +1022,33 @@ fn a_long_steps_progress_arrives_while_it_runs() {
         arrived - started >= took / 2,
         "start line at {started:?}, applied line at {arrived:?}, the step took {took:?}"
     );
+}
+
+/// A PostgreSQL server that cannot be reached is exit 4 with a hint, locally and through
+/// `strata serve` (gRPC UNAVAILABLE), never bad input.
+#[test]
+fn an_unreachable_postgresql_server_is_unavailable_locally_and_through_the_service() {
+    let p = Project::example();
+    // Nothing listens on port 1 of the loopback: the connection is refused.
+    p.write("strata.toml", "db = \"postgres://app@127.0.0.1:1/shop\"\n");
+    let local = p
+        .strata(&["status"])
+        .code(4)
+        .stderr_has("postgres://app@127.0.0.1:1/shop_test")
+        .stderr_has("the server is unavailable")
+        .stderr_has("PGHOST/PGPORT");
+    p.strata(&["migrate"]).code(4).stderr_has("PGHOST/PGPORT");
+
+    let srv = Server::start(&p, &[]);
+    let client = Project::empty();
+    let status = remote(&client, &srv.url, &["status"]).code(4);
+    assert_eq!(status.stderr, local.stderr, "the same message as locally");
+    remote(&client, &srv.url, &["migrate"])
+        .code(4)
+        .stderr_has("the server is unavailable");
+    // The server stays up: the next call gets the same answer.
+    remote(&client, &srv.url, &["plan", "--sql"])
+        .code(4)
+        .stderr_has("PGHOST/PGPORT");
+    assert!(!srv.stderr().contains("panicked"), "{}", srv.stderr());
 }

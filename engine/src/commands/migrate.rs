@@ -350,6 +350,7 @@ pub fn sandbox(
                      the schema before the step\n{}",
                     schema_difference(&before, &after)
                 ),
+                code: None,
                 applied_before: Vec::new(),
             }
             .into());
@@ -687,5 +688,30 @@ fn audit_target(project: &Project, test_db: bool) -> &PathBuf {
         &project.test_db
     } else {
         &project.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::DbCode;
+
+    #[test]
+    fn a_failed_step_keeps_sqlites_extended_result_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("migrations/app/20240101T000000Z-zero");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(
+            m.join("do.sql"),
+            "CREATE TABLE t(a UNIQUE);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES (1);\n",
+        )
+        .unwrap();
+        let p = Project::open(dir.path().to_path_buf()).unwrap();
+        let e = migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap_err();
+        assert!(matches!(e, Error::Step(_)), "{e}");
+        // SQLITE_CONSTRAINT_UNIQUE, not only SQLITE_CONSTRAINT.
+        assert_eq!(e.code(), Some(DbCode::Sqlite(2067)));
+        assert_eq!(e.exit_code(), crate::core::exit::FAILURE);
+        assert!(e.to_string().contains("do.sql, line 3"), "{e}");
     }
 }

@@ -21,8 +21,8 @@
 //!   [`Backend::diff`], [`Backend::drift`], [`Backend::new_from_diff`], [`Backend::baseline`],
 //!   each of which reads the database as a `crate::core::design::Live` (its schema in the backend's
 //!   own model, the owners, the ledger) and runs the command's one algorithm in `crate::commands::design`;
-//! - what a caller may watch for changes ([`watched_file`]), and whether a database is on a
-//!   server rather than in a file ([`is_server`]).
+//! - what a caller may watch for changes ([`Watch`], made by `crate::backends::watch`), and
+//!   whether a database is on a server rather than in a file (`crate::backends::is_server`).
 //!
 //! [`open`] is the one place that picks the backend from a database's value (a SQLite path or
 //! a `postgres://` URL, told apart by [`is_server`]); apart from this module, only `config`
@@ -41,6 +41,33 @@ use crate::core::restore::{Restored, TableDifference};
 use crate::core::schema::ObjectRef;
 use crate::core::step::Prepared;
 use crate::core::tree::{Migration, Tree};
+
+/// Tells a cache of answers (the gRPC service's Status answer) whether a database changed since
+/// it last looked, in whatever way is cheap for its backend: SQLite compares the file's
+/// identity and metadata and `PRAGMA data_version` through a read-only connection kept open;
+/// PostgreSQL does not answer (a server's changes cannot be told cheaply and surely), so its
+/// answers are never kept. The caller only compares tokens.
+pub trait Watch: Send {
+    /// A token equal to an earlier one only if the database did not change in between; `None`
+    /// when that cannot be told cheaply and surely now (a write in progress, an error, a
+    /// backend that does not tell), and then the caller computes afresh and keeps nothing.
+    fn token(&mut self) -> Option<ChangeToken>;
+}
+
+/// A database's state as a [`Watch`] saw it, compared for equality only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeToken(pub(crate) Token);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Token {
+    /// No database there (yet).
+    Absent,
+    /// A database in a file: the file's stamp and the database's own change counter.
+    File {
+        stamp: crate::core::tree::FileStamp,
+        version: i64,
+    },
+}
 
 /// One database of a project (the real one, the test database, or one a command names), as the
 /// commands use it.

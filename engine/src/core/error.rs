@@ -42,13 +42,53 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// A file given as a SQLite database is not one, or is damaged.
+    #[error(
+        "{}: {context}: this is not a SQLite database, or it is damaged ({source}); check the \
+         path (--db, --test-db, strata.toml, the backup named), or put a good copy back \
+         (`strata restore`)",
+        db.display()
+    )]
+    NotADatabase {
+        db: PathBuf,
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
     /// A PostgreSQL database could not be read or written outside of a step. `db` is the
-    /// URL as shown (never with its password); `message` is the server's error.
+    /// URL as shown (never with its password); `message` is the server's error as shown (with
+    /// its SQLSTATE, detail and hint), `source` the driver's error when there is one (`pg_dump`
+    /// and `pg_restore` fail with only their output).
     #[error("{}: {context}: {message}", db.display())]
     Postgres {
         db: PathBuf,
         context: String,
+        /// The SQLSTATE, when the server sent one.
+        sqlstate: Option<String>,
         message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The database server could not be reached, or it is shutting down or cut the
+    /// connection: connection refused, a host name that does not resolve, no answer in time,
+    /// SQLSTATE class 08 or 57P01-57P03. Nothing is wrong with the input; run again once the
+    /// server answers.
+    #[error(
+        "{}: {context}: the server is unavailable: {message}\n  hint: is the server up and \
+         reachable at that host and port? Check the URL (db/test_db in strata.toml, --db, \
+         --test-db) and PGHOST/PGPORT, then run the command again",
+        db.display()
+    )]
+    Unavailable {
+        db: PathBuf,
+        context: String,
+        /// The SQLSTATE, when the server sent one (class 08, 57P0x).
+        sqlstate: Option<String>,
+        message: String,
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// A guest crate did not build into a component.
@@ -64,18 +104,111 @@ pub enum Error {
     },
 }
 
+/// Declares [`ErrorKind`] and its list from one table, so the list cannot miss a kind.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $kind:ident => $name:literal,)*) => {
+        /// What kind of error an [`Error`] is: one per variant, for callers in other crates that
+        /// must map every kind (the gRPC service's status codes), which `#[non_exhaustive]` on
+        /// [`Error`] would not let them match exhaustively.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$kind,)*];
+
+            /// The kind's name on the wire (`strata.v1.ErrorDetail.kind`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $name,)*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// [`Error::Tree`].
+    Tree => "tree",
+    /// [`Error::Input`].
+    Input => "input",
+    /// [`Error::Usage`].
+    Usage => "usage",
+    /// [`Error::Refused`].
+    Refused => "refused",
+    /// [`Error::Step`].
+    Step => "step",
+    /// [`Error::Database`].
+    Database => "database",
+    /// [`Error::NotADatabase`].
+    NotADatabase => "not-a-database",
+    /// [`Error::Postgres`].
+    Postgres => "postgres",
+    /// [`Error::Unavailable`].
+    Unavailable => "unavailable",
+    /// [`Error::Build`].
+    Build => "build",
+    /// [`Error::Io`].
+    Io => "io",
+}
+
 impl Error {
+    /// This error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Tree { .. } => ErrorKind::Tree,
+            Error::Input { .. } => ErrorKind::Input,
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Step(_) => ErrorKind::Step,
+            Error::Database { .. } => ErrorKind::Database,
+            Error::NotADatabase { .. } => ErrorKind::NotADatabase,
+            Error::Postgres { .. } => ErrorKind::Postgres,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Build { .. } => ErrorKind::Build,
+            Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+
     /// The process exit code this error maps to.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Tree { .. } | Error::Input { .. } | Error::Usage(_) => exit::BAD_INPUT,
+            Error::NotADatabase { .. } => exit::BAD_INPUT,
             Error::Refused(_) => exit::REFUSED,
+            Error::Unavailable { .. } => exit::UNAVAILABLE,
+            // The server went away during the step (which it rolled back).
+            Error::Step(f) if f.code.as_ref().is_some_and(DbCode::is_unavailable) => {
+                exit::UNAVAILABLE
+            }
             Error::Step(_)
             | Error::Database { .. }
             | Error::Postgres { .. }
             | Error::Io { .. }
             | Error::Build { .. } => exit::FAILURE,
         }
+    }
+
+    /// The driver's code for this error, when a database gave one: PostgreSQL's SQLSTATE or
+    /// SQLite's extended result code.
+    pub fn code(&self) -> Option<DbCode> {
+        match self {
+            Error::Database { source, .. } | Error::NotADatabase { source, .. } => {
+                DbCode::of_sqlite(source)
+            }
+            Error::Postgres { sqlstate, .. } | Error::Unavailable { sqlstate, .. } => {
+                sqlstate.clone().map(DbCode::SqlState)
+            }
+            Error::Step(f) => f.code.clone(),
+            _ => None,
+        }
+    }
+
+    /// Whether the database server could not be reached; running again later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        self.exit_code() == exit::UNAVAILABLE
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -106,20 +239,58 @@ impl Error {
             source.sqlite_error_code(),
             Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
         ) {
-            let context = context.into();
-            return Error::Input {
-                path: db,
-                message: format!(
-                    "{context}: this is not a SQLite database, or it is damaged ({source}); \
-                     check the path (--db, --test-db, strata.toml, the backup named), or put a \
-                     good copy back (`strata restore`)"
-                ),
+            return Error::NotADatabase {
+                db,
+                context: context.into(),
+                source,
             };
         }
         Error::Database {
             db,
             context: context.into(),
             source,
+        }
+    }
+}
+
+/// A driver's error kept as the source of one of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The code a database gave an error, for callers that decide by it (retry on a serialization
+/// failure, report a unique violation) rather than by the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DbCode {
+    /// A PostgreSQL SQLSTATE, five characters: `23505`, `40001`, `08006`.
+    SqlState(String),
+    /// A SQLite extended result code: `2067` is SQLITE_CONSTRAINT_UNIQUE; its low byte is the
+    /// primary code (`19`, SQLITE_CONSTRAINT).
+    Sqlite(i32),
+}
+
+impl DbCode {
+    /// The extended result code of a SQLite error, if SQLite gave one.
+    pub fn of_sqlite(e: &rusqlite::Error) -> Option<DbCode> {
+        e.sqlite_error().map(|e| DbCode::Sqlite(e.extended_code))
+    }
+
+    /// Whether the code says the server cannot serve the connection: SQLSTATE class 08
+    /// (connection exception) or 57P01-57P03 (shutting down, crashed, not yet accepting).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbCode::SqlState(s) => {
+                s.starts_with("08") || matches!(s.as_str(), "57P01" | "57P02" | "57P03")
+            }
+            DbCode::Sqlite(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for DbCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbCode::SqlState(s) => write!(f, "SQLSTATE {s}"),
+            DbCode::Sqlite(c) => write!(f, "SQLite result code {c}"),
         }
     }
 }
@@ -327,6 +498,9 @@ pub struct StepFailure {
     /// The failing statement and its 1-based line in `file`, when there is one.
     pub statement: Option<(usize, String)>,
     pub message: String,
+    /// The database's code for the failure, when the database gave one (a statement it
+    /// refused); `None` for a failed check, component or data file.
+    pub code: Option<DbCode>,
     /// Migrations this run applied to this database before the failure (they stay applied).
     pub applied_before: Vec<String>,
 }

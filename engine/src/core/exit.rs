@@ -11,3 +11,7 @@ pub const BAD_INPUT: i32 = 2;
 /// Refused for safety before anything was touched: a changed applied migration, an out-of-order
 /// or missing migration, or a database lock that did not come free in time.
 pub const REFUSED: i32 = 3;
+/// A database server (or the strata server of `--remote`) could not be reached, or it is
+/// shutting down: nothing is wrong with the input, and running again once it answers may
+/// succeed. A step cut off by it was rolled back.
+pub const UNAVAILABLE: i32 = 4;

@@ -182,6 +182,8 @@ pub(crate) struct Failed {
     /// The failing statement's line and text.
     pub statement: Option<(usize, String)>,
     pub message: String,
+    /// The database's code for the failure, when it gave one.
+    pub code: Option<crate::core::error::DbCode>,
     pub elapsed: Duration,
 }
 
@@ -223,6 +225,7 @@ impl Failed {
             file: self.file,
             statement: self.statement,
             message,
+            code: self.code,
             applied_before: Vec::new(),
         }
         .into()

@@ -240,3 +240,14 @@ impl Scratch for PgScratch<'_> {
         self.throwaway.drop_now()
     }
 }
+
+/// PostgreSQL's [`Watch`](crate::core::backend::Watch): a server's changes cannot be told
+/// cheaply and surely from outside (its statistics lag and are per server, not per commit), so
+/// it never answers and a caller computes afresh every time.
+pub(crate) struct Unwatched;
+
+impl crate::core::backend::Watch for Unwatched {
+    fn token(&mut self) -> Option<crate::core::backend::ChangeToken> {
+        None
+    }
+}

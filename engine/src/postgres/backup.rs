@@ -68,7 +68,9 @@ pub(crate) fn run(mut cmd: Command, what: &str, target: &Target) -> Result<Vec<u
         return Err(Error::Postgres {
             db: target.as_path(),
             context: format!("{what} failed"),
+            sqlstate: None,
             message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            source: None,
         });
     }
     Ok(out.stdout)

@@ -40,7 +40,7 @@ use std::time::Duration;
 use postgres::config::SslMode;
 use postgres::{Client, NoTls};
 
-use crate::core::error::Error;
+use crate::core::error::{DbCode, Error};
 use crate::core::target::{Target, TlsFiles, libpq_file};
 
 impl Target {
@@ -75,7 +75,7 @@ impl Target {
             Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
                 return Ok(None);
             }
-            Err(e) => return Err(self.connect_error(&e)),
+            Err(e) => return Err(self.connect_error(e)),
         };
         let setup = session_setup(&mut client, lock_timeout)
             .and_then(|setup| client.batch_execute(&setup).map(|()| setup))
@@ -86,27 +86,50 @@ impl Target {
         }))
     }
 
-    /// A failed connection, with what to check.
-    pub(crate) fn connect_error(&self, e: &postgres::Error) -> Error {
+    /// A failed connection, with what to check: an unreachable server is
+    /// [`Error::Unavailable`]; a refused password, certificate or URL is bad input.
+    pub(crate) fn connect_error(&self, e: postgres::Error) -> Error {
+        if is_unavailable(&e) {
+            return self.error("cannot connect", e);
+        }
         Error::Usage(format!(
             "cannot connect to {}: {}; check the URL (db/test_db in strata.toml, --db, \
              --test-db), that the server runs, and the password (PGPASSWORD or ~/.pgpass)",
             self.shown,
-            describe_error(e)
+            describe_error(&e)
         ))
     }
 
-    /// A database error outside a step; a lock that did not come free becomes a refusal.
+    /// A database error outside a step, with its SQLSTATE and the driver's error kept; a lock
+    /// that did not come free becomes a refusal, a server that cannot be reached
+    /// [`Error::Unavailable`].
     pub(crate) fn error(&self, context: impl Into<String>, e: postgres::Error) -> Error {
         if is_lock_timeout(&e) {
             return Error::Refused(vec![crate::core::error::Refusal::Locked {
                 db: self.as_path(),
             }]);
         }
+        let db = self.as_path();
+        let context = context.into();
+        let sqlstate = e.code().map(|c| c.code().to_string());
+        let message = describe_error(&e);
+        let unavailable = is_unavailable(&e);
+        let source = Some(Box::new(e) as crate::core::error::BoxError);
+        if unavailable {
+            return Error::Unavailable {
+                db,
+                context,
+                sqlstate,
+                message,
+                source,
+            };
+        }
         Error::Postgres {
-            db: self.as_path(),
-            context: context.into(),
-            message: describe_error(&e),
+            db,
+            context,
+            sqlstate,
+            message,
+            source,
         }
     }
 }
@@ -309,6 +332,29 @@ pub(crate) fn is_lock_timeout(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE)
 }
 
+/// Whether `e` means the server cannot be reached or is going away, rather than that it
+/// refused what it was asked: connecting failed (refused, a host name that does not resolve,
+/// no answer within the connect timeout), the connection broke or was closed, or the server
+/// said so (SQLSTATE class 08, connection exception; 57P01-57P03, shutting down or starting).
+/// A refused password, a certificate that does not verify or a read-only server are not.
+pub(crate) fn is_unavailable(e: &postgres::Error) -> bool {
+    if let Some(code) = e.code() {
+        return DbCode::SqlState(code.code().to_string()).is_unavailable();
+    }
+    if e.is_closed() {
+        return true;
+    }
+    // The client's kinds are private; their names are what its errors show first.
+    let shown = e.to_string();
+    let kind = |name: &str| shown.starts_with(name);
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    if kind("error connecting to server") {
+        // `target_session_attrs` not met is a permission, not an outage.
+        return io.is_none_or(|io| io.kind() != std::io::ErrorKind::PermissionDenied);
+    }
+    kind("error communicating with the server") || kind("timeout waiting for server")
+}
+
 /// The server's message with its detail and hint, or the client's error.
 pub(crate) fn describe_error(e: &postgres::Error) -> String {
     match e.as_db_error() {
@@ -418,6 +464,60 @@ mod tests {
             e.contains("PGSSLROOTCERT") && e.contains("/nonexistent/root.crt"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_server_that_refuses_connections_is_unavailable_with_a_hint() {
+        // Port 1 on the loopback: nothing listens there, the connection is refused.
+        let t = Target::parse("postgres://app@127.0.0.1:1/db", "db").unwrap();
+        let e = t.connect(Duration::from_secs(1)).err().unwrap();
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), crate::core::exit::UNAVAILABLE);
+        let shown = e.to_string();
+        assert!(
+            shown.contains("127.0.0.1:1") && shown.contains("PGHOST/PGPORT"),
+            "{shown}"
+        );
+        // The driver's error is kept as the source.
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(
+            source.downcast_ref::<postgres::Error>().is_some(),
+            "{source:?}"
+        );
+        // A host name that does not resolve (`.invalid` never does, RFC 6761).
+        let t = Target::parse("postgres://app@no-such-host.invalid/db", "db").unwrap();
+        let e = t.connect(Duration::from_secs(1)).err().unwrap();
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+    }
+
+    #[test]
+    #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+    fn server_errors_keep_their_sqlstate_and_a_cut_connection_is_unavailable() {
+        let url = std::env::var("STRATA_TEST_POSTGRES").expect("STRATA_TEST_POSTGRES");
+        let t = Target::parse(&url, "db").unwrap();
+        let mut session = t.connect(Duration::from_secs(5)).unwrap();
+        let e = session
+            .batch_execute("SELECT * FROM no_such_table_here")
+            .unwrap_err();
+        let e = t.error("cannot read", e);
+        assert!(matches!(e, Error::Postgres { .. }), "{e:?}");
+        assert_eq!(e.code(), Some(DbCode::SqlState("42P01".into())));
+        assert_eq!(e.exit_code(), crate::core::exit::FAILURE);
+        assert!(e.to_string().contains("no_such_table_here"), "{e}");
+
+        // Another session ends this one, as a server shutting down does (57P01).
+        let pid: i32 = session
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        let mut admin = t.connect(Duration::from_secs(5)).unwrap();
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        let e = session.batch_execute("SELECT 1").unwrap_err();
+        let e = t.error("cannot read", e);
+        assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), crate::core::exit::UNAVAILABLE);
     }
 
     #[test]

@@ -267,7 +267,9 @@ pub(crate) fn restore(
             return Err(Error::Postgres {
                 db: target.as_path(),
                 context,
+                sqlstate: None,
                 message: e.to_string(),
+                source: Some(Box::new(e)),
             });
         }
     };

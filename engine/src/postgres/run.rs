@@ -591,6 +591,7 @@ pub(crate) fn undo(
                     file: Some(file),
                     statement,
                     message,
+                    code: None,
                     applied_before: Vec::new(),
                 }
                 .into());

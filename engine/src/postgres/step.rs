@@ -19,7 +19,7 @@ use super::{Session, describe_error, is_lock_timeout, ledger, script};
 use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::{DataSet, quote_ident};
-use crate::core::error::Error;
+use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::step::{Applied, Done, Failed, Prepared};
 use crate::core::target::Target;
@@ -109,6 +109,13 @@ struct ActionError {
     file: Option<PathBuf>,
     statement: Option<(usize, String)>,
     message: String,
+    /// The SQLSTATE, when the server refused.
+    code: Option<DbCode>,
+}
+
+/// The SQLSTATE of a server's error.
+fn sqlstate(e: &postgres::Error) -> Option<DbCode> {
+    e.code().map(|c| DbCode::SqlState(c.code().to_string()))
 }
 
 /// The actions a step runs on PostgreSQL, in order.
@@ -213,6 +220,7 @@ fn apply_in_transaction(
                     file: e.file,
                     statement: None,
                     message: e.message,
+                    code: None,
                 };
                 failure = Some((e.action, err, started.elapsed()));
             }
@@ -243,6 +251,7 @@ fn apply_in_transaction(
                         file: None,
                         statement: None,
                         message: format!("recording the step failed: {}", describe_error(&e)),
+                        code: sqlstate(&e),
                     },
                     started.elapsed(),
                 ));
@@ -259,6 +268,7 @@ fn apply_in_transaction(
         file: err.file,
         statement: err.statement,
         message: err.message,
+        code: err.code,
         elapsed,
     };
     Err(
@@ -302,6 +312,7 @@ fn check_bookkeeping(
              append-only audit log); the step was rolled back. Leave the strata schema out of \
              migrations"
         ),
+        code: None,
     };
     match ledger::signature(tx) {
         Ok(now) if now == untouched => Ok(()),
@@ -348,6 +359,7 @@ fn run_action(
                 file: Some(path),
                 statement: None,
                 message,
+                code: None,
             })
         }
         Action::ForeignKeyCheck | Action::Snapshot | Action::Record | Action::Undo => sql(Ok(0)),
@@ -375,6 +387,7 @@ fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> A
         file: Some(file.to_path_buf()),
         statement: Some((line, one_line(&s.text))),
         message: describe_error(e),
+        code: sqlstate(e),
     }
 }
 
@@ -393,6 +406,7 @@ fn split(file: &Path, sql: &str) -> Result<Vec<script::Statement>, ActionError> 
         file: Some(file.to_path_buf()),
         statement: None,
         message: e.to_string(),
+        code: None,
     })
 }
 
@@ -467,6 +481,7 @@ fn insert(tx: &mut Client, data: Option<&DataSet>) -> Result<u64, ActionError> {
                 file: Some(data.path.clone()),
                 statement: None,
                 message: format!("table `{table}`, row {}: {}", i + 1, describe_error(&e)),
+                code: sqlstate(&e),
             })?;
             count += 1;
         }
@@ -520,6 +535,7 @@ fn run_checks(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionErro
                         ""
                     }
                 ),
+                code: None,
             });
         }
         count += 1;

@@ -2,7 +2,8 @@
 //! bookkeeping tables (`ledger`), one migration in one transaction (`step`), the schema as a
 //! model (`schema`: parse, dump, diff, delta SQL, ownership), the design-time commands' side
 //! (`design`), components' host side and the authorizer that guards them (`component`, `guard`),
-//! and the seam's implementation (`backend`).
+//! the seam's implementation (`backend`), and what tells a cache that a database changed
+//! (`watch`).
 
 pub mod backend;
 pub mod backup;
@@ -15,6 +16,7 @@ pub mod ledger;
 pub mod restore;
 pub mod schema;
 pub mod step;
+pub(crate) mod watch;
 
 pub use connection::{
     Located, Script, ScriptText, foreign_keys, is_busy, open, open_read_only, set_foreign_keys,

@@ -20,7 +20,7 @@ use rusqlite::types::ValueRef;
 use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::DataSet;
-use crate::core::error::{Error, StepFailure};
+use crate::core::error::{DbCode, Error, StepFailure};
 use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::ledger::{Entry, Outcome};
 use crate::core::step::Done;
@@ -117,6 +117,8 @@ struct ActionError {
     file: Option<PathBuf>,
     statement: Option<Located>,
     message: String,
+    /// SQLite's extended result code, when SQLite refused.
+    code: Option<DbCode>,
 }
 
 impl ActionError {
@@ -125,6 +127,7 @@ impl ActionError {
             file,
             statement,
             message: message.into(),
+            code: None,
         }
     }
 }
@@ -327,6 +330,7 @@ fn apply_in_transaction(
         file: err.file,
         statement: err.statement.map(|s| (s.line, s.text)),
         message: err.message,
+        code: err.code,
         elapsed,
     };
     Err(failed.audited(phase, step, db.to_path_buf(), log, |log| {
@@ -503,6 +507,7 @@ fn run_action(
 }
 
 fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> ActionError {
+    let code = DbCode::of_sqlite(&e);
     let message = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
             guard.take_denied().unwrap_or_else(|| e.to_string())
@@ -514,7 +519,10 @@ fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> Act
             e => e.to_string(),
         },
     };
-    ActionError::new(Some(file.to_path_buf()), Some(at), message)
+    ActionError {
+        code,
+        ..ActionError::new(Some(file.to_path_buf()), Some(at), message)
+    }
 }
 
 fn run_script(
@@ -787,6 +795,7 @@ pub(crate) fn undo(
                 file: failure.file,
                 statement: failure.statement.map(|at| (at.line, at.text)),
                 message,
+                code: None,
                 applied_before: Vec::new(),
             }
             .into());

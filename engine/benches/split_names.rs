@@ -8,7 +8,9 @@
 //! and the guest's peak linear memory at two table sizes (it should not grow with the table).
 //! Every result is checked equal by a sha256 over every row.
 //!
-//! `cargo bench --bench split_names [-- ROWS]` (default 1,000,000 rows).
+//! `cargo bench --bench split_names [-- ROWS]` (default 1,000,000 rows); with
+//! `STRATA_BENCH_PYTHON=path/to/transform.wasm` (a Python split-names built by `strata build`)
+//! it also times that component's cold and warm start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -137,6 +139,54 @@ fn main() {
         peak / 1024
     );
     start(&wasm, dir.path());
+    python_start(dir.path());
+}
+
+/// The start of a Python component (18 MB: CPython and its heap snapshot), when
+/// `STRATA_BENCH_PYTHON` names one built by `strata build` (the Python split-names, say; the
+/// guest-examples do not commit theirs): one cold start (compile into an empty cache, then the
+/// call), then warm starts from that cache, each on a new sandbox as a new `strata` process has.
+fn python_start(dir: &Path) {
+    const ROUNDS: usize = 9;
+    let Some(path) = std::env::var_os("STRATA_BENCH_PYTHON") else {
+        println!("python component start: skipped (set STRATA_BENCH_PYTHON to a built component)");
+        return;
+    };
+    let wasm = std::fs::read(&path).expect("read STRATA_BENCH_PYTHON");
+    let db = dir.join("python-start.db");
+    seed(&db, 0);
+    let mut conn = Connection::open(&db).unwrap();
+    let cache = strata_engine::components::CacheLocation {
+        entries: dir.join("python-cache/entries"),
+        key_file: dir.join("python-cache/key/cache.key"),
+    };
+    let t = Instant::now();
+    let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
+    guest(&sandbox, &mut conn, &wasm);
+    let cold = t.elapsed();
+    let (mut warm, mut load, mut again) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
+        let t = Instant::now();
+        guest(&sandbox, &mut conn, &wasm);
+        warm.push(t.elapsed());
+        let t = Instant::now();
+        guest(&sandbox, &mut conn, &wasm);
+        again.push(t.elapsed());
+        let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
+        let t = Instant::now();
+        sandbox.exports(&wasm).unwrap();
+        load.push(t.elapsed());
+    }
+    println!(
+        "python component start ({} MB) on an empty table, warm: median of {ROUNDS}:",
+        wasm.len() / 1_000_000
+    );
+    println!(
+        "  cold: new sandbox, compile into an empty cache, call   {:>8.2} ms",
+        cold.as_secs_f64() * 1e3
+    );
+    print_warm(&warm, &load, &again);
 }
 
 /// Component start on an empty table: cold (a new sandbox compiling into an empty cache, then
@@ -174,12 +224,6 @@ fn start(wasm: &[u8], dir: &Path) {
         sandbox.exports(wasm).unwrap();
         load.push(t.elapsed());
     }
-    let ms = |v: &[Duration]| {
-        let m = median(v.to_vec()).as_secs_f64() * 1e3;
-        let lo = v.iter().min().unwrap().as_secs_f64() * 1e3;
-        let hi = v.iter().max().unwrap().as_secs_f64() * 1e3;
-        format!("{m:>8.2} ms ({lo:.2}–{hi:.2})")
-    };
     println!("component start on a one-row table, median of {ROUNDS}:");
     println!(
         "  cold: new sandbox, compile into an empty cache, call   {}",
@@ -189,18 +233,7 @@ fn start(wasm: &[u8], dir: &Path) {
         "  new sandbox (engine, linker, cache key): once a process {}",
         ms(&engine)
     );
-    println!(
-        "  warm: first call, load from the disk cache, instantiate, call {}",
-        ms(&warm)
-    );
-    println!(
-        "    of which the load (read, tag check, deserialize, pre-instantiate) {}",
-        ms(&load)
-    );
-    println!(
-        "  again: second call on the same sandbox                 {}",
-        ms(&again)
-    );
+    print_warm(&warm, &load, &again);
 }
 
 fn component() -> PathBuf {
@@ -223,6 +256,30 @@ fn seed(path: &Path, rows: u64) {
            SELECT i, 'First' || i || ' Middle Last' || i, 'p' || i || '@example.test' FROM c;"
     ))
     .unwrap();
+}
+
+/// The warm-start lines of a start measurement.
+fn print_warm(warm: &[Duration], load: &[Duration], again: &[Duration]) {
+    println!(
+        "  warm: first call, load from the disk cache, instantiate, call {}",
+        ms(warm)
+    );
+    println!(
+        "    of which the load (read, tag check, deserialize, pre-instantiate) {}",
+        ms(load)
+    );
+    println!(
+        "  again: second call on the same sandbox                 {}",
+        ms(again)
+    );
+}
+
+/// The median of `v` in milliseconds, with its range.
+fn ms(v: &[Duration]) -> String {
+    let m = median(v.to_vec()).as_secs_f64() * 1e3;
+    let lo = v.iter().min().unwrap().as_secs_f64() * 1e3;
+    let hi = v.iter().max().unwrap().as_secs_f64() * 1e3;
+    format!("{m:>8.2} ms ({lo:.2}–{hi:.2})")
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

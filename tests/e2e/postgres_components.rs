@@ -96,14 +96,24 @@ pub(crate) fn assert_refused(pg: &Pg, p: &Project, expect: &[&str]) {
     assert_eq!(leftover_roles(pg), Vec::<String>::new());
 }
 
-const PEOPLE_ONLY: &str = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n";
+pub(crate) const PEOPLE_ONLY: &str = "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n";
 
-#[test]
-#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
-fn the_committed_split_names_component_runs_unchanged_on_postgres() {
-    let pg = Pg::new("split_names");
-    let p = project(&pg);
-    let m = "migrations/people/20240320T100000Z-split-names";
+/// What a component that updates `secrets` under [`PEOPLE_ONLY`] is told.
+pub(crate) const SECRETS_REFUSED: &[&str] = &[
+    "may not write (or lock) `public.secrets`",
+    "writes",
+    "migration.toml",
+];
+
+/// The split-names migration of [`split_names_project`].
+pub(crate) const SPLIT_NAMES: &str = "migrations/people/20240320T100000Z-split-names";
+
+/// `pg`'s project with people (`people_json`, test data) and a pending split-names migration
+/// that adds the name columns under [`PEOPLE_ONLY`] and checks every row got a first name; its
+/// component is for the caller to put in place.
+pub(crate) fn split_names_project(pg: &Pg, people_json: &str) -> Project {
+    let p = project(pg);
+    let m = SPLIT_NAMES;
     p.write(
         "migrations/people/20240101T000000Z-zero/do.sql",
         "CREATE TABLE people (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
@@ -111,8 +121,7 @@ fn the_committed_split_names_component_runs_unchanged_on_postgres() {
     )
     .write(
         "migrations/people/20240101T000000Z-zero/test-data/data.json",
-        r#"{"people": [{"full_name": "Ada Lovelace"}, {"full_name": "Gabriel  García Márquez"},
-                       {"full_name": "Søren"}]}"#,
+        &format!("{{\"people\": {people_json}}}"),
     )
     .write(
         &format!("{m}/do.sql"),
@@ -122,6 +131,19 @@ fn the_committed_split_names_component_runs_unchanged_on_postgres() {
     .write(
         &format!("{m}/checks.sql"),
         "SELECT id FROM people WHERE first_name IS NULL;\n",
+    );
+    p
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn the_committed_split_names_component_runs_unchanged_on_postgres() {
+    let pg = Pg::new("split_names");
+    let m = SPLIT_NAMES;
+    let p = split_names_project(
+        &pg,
+        r#"[{"full_name": "Ada Lovelace"}, {"full_name": "Gabriel  García Márquez"},
+            {"full_name": "Søren"}]"#,
     );
     // The bytes the SQLite example commits: `?` placeholders and all.
     std::fs::copy(
@@ -221,15 +243,7 @@ fn writing_or_reading_an_undeclared_table_is_refused() {
         &[Op::Execute("UPDATE secrets SET v = 'owned'".into(), vec![])],
         PEOPLE_ONLY,
     );
-    assert_refused(
-        &pg,
-        &p,
-        &[
-            "may not write (or lock) `public.secrets`",
-            "writes",
-            "migration.toml",
-        ],
-    );
+    assert_refused(&pg, &p, SECRETS_REFUSED);
     // Read through a subquery, a view-like CTE and a function's argument alike.
     for read in [
         "UPDATE people SET nick = (SELECT v FROM secrets LIMIT 1)",

@@ -191,3 +191,157 @@ fn a_python_component_is_refused_what_a_rust_one_is_refused() {
     let p = project_with(&files, "[sandbox]\n");
     assert_refused(&p, &["trapped"]);
 }
+
+/// Both PostgreSQL tests need the server and componentize-py.
+const NEEDS_PG: &str = "needs componentize-py 0.25.1 and a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts both)";
+
+#[test]
+#[ignore = "needs componentize-py 0.25.1 and a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts both)"]
+fn the_python_split_names_runs_on_postgres() {
+    use crate::postgres::Pg;
+    use crate::postgres_components::{SPLIT_NAMES, leftover_roles, split_names_project};
+    let _ = NEEDS_PG;
+    let pg = Pg::new("python_split_names");
+    let m = SPLIT_NAMES;
+    let p = split_names_project(
+        &pg,
+        r#"[{"full_name": "Ada Lovelace"}, {"full_name": "  Gabriel  García Márquez"},
+            {"full_name": "Søren"}, {"full_name": "Jean\u00a0Paul Sartre"}]"#,
+    );
+    // The example as it is: `?` placeholders, bound by the types the server infers.
+    let example =
+        std::fs::read_to_string(repo_root().join("guest-examples/python/split-names/app.py"))
+            .unwrap();
+    python_guest(&p, &format!("{m}/transform"), &example);
+    p.strata(&["build"]).ok();
+    let run = p.strata(&["migrate"]).ok();
+    pg.hides_password(&run);
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT first_name || '|' || last_name FROM people ORDER BY id"
+        ),
+        [
+            "Ada|Lovelace",
+            "Gabriel|García Márquez",
+            "Søren|",
+            "Jean|Paul Sartre"
+        ]
+    );
+    // Audited with the fuel it burned, as a Rust component is.
+    let audit = pg.rows(
+        true,
+        "SELECT outcome || '|' || rows || '|' || (fuel_used > 0) FROM strata.strata_migration_audit \
+         WHERE action = 'transform'",
+    );
+    assert_eq!(audit, ["ok|4|true"], "{}", run.stderr);
+    assert_eq!(leftover_roles(&pg), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs componentize-py 0.25.1 and a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts both)"]
+fn a_python_component_is_refused_a_table_outside_writes_on_postgres() {
+    use crate::postgres::Pg;
+    use crate::postgres_components::{
+        HOSTILE, PEOPLE_ONLY, SECRETS_REFUSED, assert_refused, project_with,
+    };
+    let pg = Pg::new("python_undeclared");
+    // The Rust case (postgres_components) writes secrets through a WAT component; here the
+    // same statement comes from Python, under the same migration.toml.
+    let p = project_with(&pg, &[], PEOPLE_ONLY);
+    python_guest(
+        &p,
+        &format!("{HOSTILE}/transform"),
+        "from strata_sdk import sql, transform\n\n\
+         @transform\n\
+         def run() -> None:\n    \
+         sql.execute(\"UPDATE secrets SET v = 'owned'\")\n",
+    );
+    p.strata(&["build"]).ok();
+    assert_refused(&pg, &p, SECRETS_REFUSED);
+}
+
+/// The `name = "value"` line of a built-from record.
+fn record_line(record: &str, name: &str) -> String {
+    record
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} = ")))
+        .unwrap_or_else(|| panic!("no {name} in {record}"))
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs componentize-py 0.25.1 (python3 -m pip install componentize-py==0.25.1)"]
+fn two_checkouts_of_a_python_guest_record_the_same_sources_and_run_each_others_component() {
+    use crate::harness::strata_command;
+    // Two checkouts: other absolute paths, each with its own copy of the SDK (no
+    // strata-guest.toml: the project's strata-sdk/), sources written at other times, and
+    // callers with another hash seed, time zone and locale.
+    let checkouts: Vec<Project> = (0..2).map(|_| split_project(3)).collect();
+    let example =
+        std::fs::read_to_string(repo_root().join("guest-examples/python/split-names/app.py"))
+            .unwrap();
+    let envs = [
+        [("PYTHONHASHSEED", "1"), ("TZ", "UTC"), ("LANG", "C.UTF-8")],
+        [
+            ("PYTHONHASHSEED", "4242"),
+            ("TZ", "Asia/Tokyo"),
+            ("LANG", "de_DE.UTF-8"),
+        ],
+    ];
+    let mut records = Vec::new();
+    for (i, (p, env)) in checkouts.iter().zip(envs).enumerate() {
+        p.write(&format!("{SPLIT}/transform/app.py"), &example);
+        if i == 1 {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+            std::fs::File::options()
+                .write(true)
+                .open(p.path(&format!("{SPLIT}/transform/app.py")))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        let out = strata_command(p.root(), &["build"])
+            .envs(env)
+            .output()
+            .unwrap();
+        let run = crate::harness::Run::new(&["build"], out).ok();
+        assert!(run.stdout.contains("transform.wasm"), "{}", run.stdout);
+        records.push(
+            std::fs::read_to_string(p.path(&format!("{SPLIT}/transform.wasm.built-from"))).unwrap(),
+        );
+    }
+    // What strata derives from the sources is the same in both checkouts (the staleness check
+    // compares it): no path, time or environment reaches it.
+    assert_eq!(
+        record_line(&records[0], "sources_sha256"),
+        record_line(&records[1], "sources_sha256")
+    );
+    assert_eq!(
+        record_line(&records[0], "source"),
+        record_line(&records[1], "source")
+    );
+    // The bytes are not yet the same (componentize-py 0.25.1 pre-initializes CPython with the
+    // OS's randomness, clock and file metadata: docs/src/components.md), so what one checkout
+    // built must at least be what the other accepts: not stale, and splitting alike.
+    let (a, b) = (&checkouts[0], &checkouts[1]);
+    for file in ["transform.wasm", "transform.wasm.built-from"] {
+        std::fs::copy(
+            b.path(&format!("{SPLIT}/{file}")),
+            a.path(&format!("{SPLIT}/{file}")),
+        )
+        .unwrap();
+    }
+    a.strata(&["sandbox"]).ok();
+    b.strata(&["migrate"]).ok();
+    a.strata(&["migrate"]).ok();
+    let q = "SELECT id, hex(first_name), hex(last_name) FROM people ORDER BY id";
+    let (from_a, from_b) = (rows(&a.open("app.db"), q), rows(&b.open("app.db"), q));
+    assert_eq!(from_a.len(), 3);
+    assert_eq!(from_a, from_b);
+    let split = rows(
+        &a.open("app.db"),
+        "SELECT first_name || '|' || last_name FROM people WHERE id IN (1, 3) ORDER BY id",
+    );
+    assert_eq!(split, ["Gabriel|García Márquez", "Søren|"]);
+}

@@ -4,12 +4,14 @@
 //! `strata build` runs `componentize-py -d strata.wit -w <world> componentize --stub-wasi -p app
 //! -p sdk app` on a copy of the sources staged at a fixed path (inside the private build root),
 //! with every file's mtime set to one fixed time, so neither the checkout's path nor its times
-//! reach the component. The output is NOT yet byte-reproducible: componentize-py 0.25.1 seeds
-//! its WASI context (CPython's hash secret, hence the heap snapshot) and the order of its WASI
-//! stub adapters from the OS's randomness, and the standard library it extracts to a temporary
-//! folder carries that moment's mtimes and inode numbers into the snapshot (README, "Writing a
-//! component in Python"). `--stub-wasi` leaves WASI out: the component imports only `strata:migrate/sql`
-//! and `strata:migrate/log`, like a Rust one. componentize-py is needed to build, never to
+//! reach the component (the sources' hash in the built-from record is the same in every checkout).
+//! The output is NOT yet byte-reproducible, for reasons inside componentize-py 0.25.1 that no
+//! environment variable reaches: it orders its WASI stub adapters by a randomly seeded `HashMap`,
+//! and pre-initializes CPython under a WASI context with the OS's randomness (the hash secret),
+//! real clocks and a standard library freshly extracted to a temporary folder (its folders' mtimes
+//! and inodes), all captured in the heap snapshot (docs/src/components.md, "What a Python
+//! component can do"). `--stub-wasi` leaves WASI out: the component imports only
+//! `strata:migrate/sql` and `strata:migrate/log`, like a Rust one. componentize-py is needed to build, never to
 //! migrate: the built `.wasm` is committed and pinned.
 
 use std::ffi::OsString;
@@ -220,6 +222,9 @@ pub fn compile(
         ])
         .args(["-p", "app", "-p", "sdk", "app", "-o"])
         .arg(&output)
+        // componentize-py's temporary folders (the extracted standard library, the generated
+        // bindings) inside the staging folder; the rest fixes the host-side Python that launches
+        // it. None of it reaches the CPython it pre-initializes (see the module's comment).
         .env("TMPDIR", &tmp)
         .env("PYTHONHASHSEED", "0")
         .env("PYTHONDONTWRITEBYTECODE", "1")

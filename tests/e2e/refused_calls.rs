@@ -13,12 +13,16 @@ use bytes::Bytes;
 use crate::harness::rows;
 use crate::remote::{Served, Server, remote, write_token};
 
-/// Serve options that let one address open the hundreds of connections these tests make.
+/// Serve options that let one address open the hundreds of connections these tests make, and
+/// give each all the time a loaded machine needs (the caps and the idle timeout are
+/// attack_pg's subject, not these tests').
 const MANY_CONNECTIONS: &[&str] = &[
     "--max-connections",
     "1024",
     "--max-connections-per-peer",
     "1024",
+    "--idle-timeout",
+    "600",
 ];
 
 /// `http://127.0.0.1:PORT` without the scheme.

@@ -75,7 +75,9 @@ impl Fleet {
             let kinds = [g.glob.is_some(), g.databases.is_some(), g.url.is_some()];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return bad(format!(
-                    "[[fleet.group]] {:?} needs exactly one of `glob` (SQLite files),                      `databases` (a list of SQLite files or PostgreSQL URLs) or `url` (a                      PostgreSQL URL template with {{name}}, and `names`)",
+                    "[[fleet.group]] {:?} needs exactly one of `glob` (SQLite files), \
+                     `databases` (a list of SQLite files or PostgreSQL URLs) or `url` (a \
+                     PostgreSQL URL template with {{name}}, and `names`)",
                     g.name
                 ));
             }
@@ -83,20 +85,23 @@ impl Fleet {
                 (Some(url), Some(names)) => {
                     if !url.contains("{name}") {
                         return bad(format!(
-                            "[[fleet.group]] {:?}: the url template has no {{name}} to put each                              name in",
+                            "[[fleet.group]] {:?}: the url template has no {{name}} to put each \
+                             name in",
                             g.name
                         ));
                     }
                     if let Some(n) = names.iter().find(|n| !is_target_name(n)) {
                         return bad(format!(
-                            "[[fleet.group]] {:?}: the name {n:?} cannot go into a URL; use                              letters, digits, '-', '_' and '.'",
+                            "[[fleet.group]] {:?}: the name {n:?} cannot go into a URL; use \
+                             letters, digits, '-', '_' and '.'",
                             g.name
                         ));
                     }
                 }
                 (Some(_), None) => {
                     return bad(format!(
-                        "[[fleet.group]] {:?}: a url template needs `names`, the names to put                          in it",
+                        "[[fleet.group]] {:?}: a url template needs `names`, the names to put \
+                         in it",
                         g.name
                     ));
                 }
@@ -122,7 +127,8 @@ impl Fleet {
             }
             if s.max_failures == Some(0) {
                 return bad(format!(
-                    "[[fleet.stage]] {:?}: max_failures = 0 would stop before the first                      target; use 1 or more",
+                    "[[fleet.stage]] {:?}: max_failures = 0 would stop before the first \
+                     target; use 1 or more",
                     s.name
                 ));
             }
@@ -132,7 +138,8 @@ impl Fleet {
                 .find(|g| !self.group.iter().any(|x| &x.name == *g))
             {
                 return bad(format!(
-                    "[[fleet.stage]] {:?} names the group {g:?}, which no [[fleet.group]]                      defines",
+                    "[[fleet.stage]] {:?} names the group {g:?}, which no [[fleet.group]] \
+                     defines",
                     s.name
                 ));
             }
@@ -547,7 +554,9 @@ pub fn check_db_value(value: &Path, whence: &str) -> Result<(), Error> {
     let text = value.to_string_lossy();
     if text.trim().is_empty() {
         return Err(Error::Usage(format!(
-            "{whence} is empty: name the database, a SQLite file (`app.db`) or a PostgreSQL URL              (postgres://user@host:5432/dbname); SQLite would take an empty name as a temporary              database that vanishes when strata closes it"
+            "{whence} is empty: name the database, a SQLite file (`app.db`) or a PostgreSQL URL \
+             (postgres://user@host:5432/dbname); SQLite would take an empty name as a temporary \
+             database that vanishes when strata closes it"
         )));
     }
     if crate::core::target::is_url(value) {
@@ -562,7 +571,10 @@ pub fn check_db_value(value: &Path, whence: &str) -> Result<(), Error> {
     });
     if conninfo || text.to_ascii_lowercase().contains("password=") {
         return Err(Error::Usage(format!(
-            "{whence} is a PostgreSQL key=value connection string (`host=... dbname=...`), which              strata does not read (as a SQLite file name it would show the password): write it              as a URL, postgres://user@host:5432/dbname, with the password in PGPASSWORD or              ~/.pgpass (the value is not shown, as it may hold a password)"
+            "{whence} is a PostgreSQL key=value connection string (`host=... dbname=...`), which \
+             strata does not read (as a SQLite file name it would show the password): write it \
+             as a URL, postgres://user@host:5432/dbname, with the password in PGPASSWORD or \
+             ~/.pgpass (the value is not shown, as it may hold a password)"
         )));
     }
     Ok(())
@@ -586,7 +598,10 @@ pub fn check_distinct(db: &Path, test_db: &Path) -> Result<(), Error> {
         };
         if test.dbname().len() > crate::core::target::NAME_BYTES {
             return Err(Error::Usage(format!(
-                "the test database name {:?} is {} bytes, longer than PostgreSQL's {}-byte limit:                  the server would cut it (for a default `<dbname>_test`, back to the real                  database's name) and the rehearsal could run on the real database; {fix} with                  a shorter name",
+                "the test database name {:?} is {} bytes, longer than PostgreSQL's {}-byte limit: \
+                 the server would cut it (for a default `<dbname>_test`, back to the real \
+                 database's name) and the rehearsal could run on the real database; {fix} with \
+                 a shorter name",
                 test.dbname(),
                 test.dbname().len(),
                 crate::core::target::NAME_BYTES
@@ -594,7 +609,8 @@ pub fn check_distinct(db: &Path, test_db: &Path) -> Result<(), Error> {
         }
         if real.same_database(&test) {
             return Err(Error::Usage(format!(
-                "the test database {} is the real database {}: the rehearsal and the test data                  would run on it; {fix} (by default `<dbname>_test` on the same server)",
+                "the test database {} is the real database {}: the rehearsal and the test data \
+                 would run on it; {fix} (by default `<dbname>_test` on the same server)",
                 redacted(test_db),
                 redacted(db)
             )));

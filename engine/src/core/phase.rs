@@ -89,13 +89,13 @@ pub(crate) fn run<D: Database>(
             steps(&mut database, phase, pending, prepared, &mut done, events)
         });
         let ended = database.end(result, &mut done);
-        // Steps committed on the real database (all of them, or those before a failure): what
-        // it holds now is strata's doing; recorded so `restore` can tell the application's
-        // later changes from it. Best effort: without the record, restore cannot tell and does
-        // not refuse for it. (Not on the test database: it holds test data, and the record
+        // A run on the real database that took a backup ended (whatever it committed: all its
+        // steps, those before a failure, or none when a single transaction rolled back): what
+        // the database holds now is strata's doing; recorded so `restore` can tell the
+        // application's later changes from it. Without the record restore cannot tell, and
+        // refuses without --yes. (Not on the test database: it holds test data, and the record
         // reads every row.)
         if phase == Phase::Apply
-            && !done.applied.is_empty()
             && let Some(backup) = &done.backup
             && let Some(state) = database.state()
         {

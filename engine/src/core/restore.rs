@@ -347,7 +347,10 @@ pub(crate) fn unknown_refusal(db: &Path, chosen: &Backup) -> Error {
     Error::Refused(vec![crate::core::error::Refusal::Restore {
         db: db.to_path_buf(),
         message: format!(
-            "cannot tell whether it changed outside strata since {} was taken: there is no              record of its state when that run ended ({} is missing). Putting the backup back              would lose every row written since (the restore keeps them in its undo backup).              Run again with --yes to restore anyway, or name the backup: `strata restore {}`",
+            "cannot tell whether it changed outside strata since {} was taken: there is no \
+             record of its state when that run ended ({} is missing). Putting the backup back \
+             would lose every row written since (the restore keeps them in its undo backup). \
+             Run again with --yes to restore anyway, or name the backup: `strata restore {}`",
             file_name(&chosen.path),
             file_name(&state_after_path(&chosen.path)),
             file_name(&chosen.path)

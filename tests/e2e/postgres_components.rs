@@ -9,10 +9,9 @@ use crate::postgres::{Pg, project};
 
 pub(crate) const HOSTILE: &str = "migrations/app/20240201T000000Z-hostile";
 
-/// `pg`'s project with one applied migration (people, secrets, both with rows) and a pending
-/// one whose do.sql adds a column and whose transform is `ops`, under `migration_toml`.
-pub(crate) fn project_with(pg: &Pg, ops: &[Op], migration_toml: &str) -> Project {
-    let p = project(pg);
+/// Applies the first migration of these projects: people, secrets (both with rows) and a table
+/// of many types.
+pub(crate) fn apply_zero(p: &Project) {
     p.write(
         "migrations/app/20240101T000000Z-zero/do.sql",
         "CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL);\n\
@@ -26,6 +25,13 @@ pub(crate) fn project_with(pg: &Pg, ops: &[Op], migration_toml: &str) -> Project
             "secrets": [{"id": 1, "v": "s3cr3t"}]}"#,
     );
     p.strata(&["migrate", "-q"]).ok();
+}
+
+/// `pg`'s project with one applied migration (people, secrets, both with rows) and a pending
+/// one whose do.sql adds a column and whose transform is `ops`, under `migration_toml`.
+pub(crate) fn project_with(pg: &Pg, ops: &[Op], migration_toml: &str) -> Project {
+    let p = project(pg);
+    apply_zero(&p);
     p.write(
         &format!("{HOSTILE}/do.sql"),
         "ALTER TABLE people ADD COLUMN nick text;\nUPDATE people SET nick = 'x';\n",

@@ -36,19 +36,7 @@ fn attack_project(pg: &Pg, superuser: bool) -> Project {
         );
         p
     };
-    p.write(
-        "migrations/app/20240101T000000Z-zero/do.sql",
-        "CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL);\n\
-         CREATE TABLE secrets (id int PRIMARY KEY, v text NOT NULL);\n\
-         CREATE TABLE typed (id serial PRIMARY KEY, n numeric(8, 2), d date, u uuid, j jsonb, \
-         b boolean, f double precision);\n",
-    )
-    .write(
-        "migrations/app/20240101T000000Z-zero/proj-data/data.json",
-        r#"{"people": [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Grace"}],
-            "secrets": [{"id": 1, "v": "s3cr3t"}]}"#,
-    );
-    p.strata(&["migrate", "-q"]).ok();
+    crate::postgres_components::apply_zero(&p);
     p.write(
         &format!("{HOSTILE}/do.sql"),
         "ALTER TABLE people ADD COLUMN nick text;\n\

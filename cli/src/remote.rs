@@ -76,7 +76,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = strata_serve::connections::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..1_000_000))]
     max_connections: u64,
-    /// Connections open at once from one IP address.
+    /// Connections open at once from one peer: an IPv4 /24, the whole loopback, an IPv6 /64.
     #[arg(long, value_name = "N", default_value_t = strata_serve::connections::DEFAULT_MAX_CONNECTIONS_PER_PEER as u64,
           value_parser = clap::value_parser!(u64).range(1..1_000_000))]
     max_connections_per_peer: u64,
@@ -85,6 +85,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = strata_serve::connections::DEFAULT_IDLE_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..86_400))]
     idle_timeout: u64,
+    /// A connection that has made no call with the token this many seconds after connecting
+    /// is closed, whatever it sends (at most --idle-timeout).
+    #[arg(long, value_name = "SECS", default_value_t = strata_serve::connections::DEFAULT_AUTH_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..86_400))]
+    auth_timeout: u64,
 }
 
 fn token_from(args: &RemoteArgs, create: bool) -> Result<Option<(String, String)>> {
@@ -181,6 +186,7 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
             max_connections: args.max_connections as usize,
             max_connections_per_peer: args.max_connections_per_peer as usize,
             idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+            auth_timeout: std::time::Duration::from_secs(args.auth_timeout),
         }
         .fitted();
         if let Some(note) = lowered

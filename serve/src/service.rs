@@ -82,14 +82,20 @@ impl StrataService {
     pub fn into_server(
         self,
     ) -> InterceptedService<proto::strata_server::StrataServer<Self>, Authenticate> {
+        let (server, auth) = self.server_and_check();
+        InterceptedService::new(server, auth)
+    }
+
+    /// The server (message limits set) and the token check to put in front of it.
+    pub(crate) fn server_and_check(
+        self,
+    ) -> (proto::strata_server::StrataServer<Self>, Authenticate) {
         let max = self.max_message_bytes;
         let auth = self.inner.auth.clone();
-        InterceptedService::new(
-            proto::strata_server::StrataServer::new(self)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
-            auth,
-        )
+        let server = proto::strata_server::StrataServer::new(self)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+        (server, auth)
     }
 
     /// The project this service runs.
@@ -108,9 +114,7 @@ impl StrataService {
     /// checked it before the body was read; this keeps a `StrataServer` mounted without it
     /// closed). A refusal writes nothing; it is counted and reported on stderr.
     fn authorize<T>(&self, req: &Request<T>, rpc: &str) -> Result<(), Status> {
-        self.inner
-            .auth
-            .check(req.metadata(), req.remote_addr(), rpc)
+        self.inner.auth.check(req.metadata(), req.extensions(), rpc)
     }
 
     /// Calls refused for a missing or wrong token since the service started.

@@ -14,14 +14,17 @@ use crate::harness::rows;
 use crate::remote::{Served, Server, remote, write_token};
 
 /// Serve options that let one address open the hundreds of connections these tests make, and
-/// give each all the time a loaded machine needs (the caps and the idle timeout are
-/// attack_pg's subject, not these tests').
+/// give each all the time a loaded machine needs to answer, though none of them authenticates
+/// (the caps and the timeouts are serve_connections' and attack_pg's subject, not these
+/// tests').
 const MANY_CONNECTIONS: &[&str] = &[
     "--max-connections",
     "1024",
     "--max-connections-per-peer",
     "1024",
     "--idle-timeout",
+    "600",
+    "--auth-timeout",
     "600",
 ];
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Project, Run, rows, strata_command};
 
-const TOKEN: &str = "e2e-token-0123456789abcdef";
+pub const TOKEN: &str = "e2e-token-0123456789abcdef";
 
 /// Writes a token file readable by its owner only (strata refuses a looser one).
 pub fn write_token(p: &Project, rel: &str, token: &str) {

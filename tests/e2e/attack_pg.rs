@@ -426,7 +426,7 @@ fn flood(source: &str, addr: std::net::SocketAddr, n: usize) -> Vec<std::net::Tc
 }
 
 /// The sockets `pid` holds open.
-fn sockets(pid: u32) -> usize {
+pub fn sockets(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())

@@ -61,6 +61,19 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// The headers of a gRPC request to `path` on `addr` (`host:port`), with `token`, if any.
+pub fn grpc_request(addr: &str, path: &str, token: Option<&str>) -> http::Request<()> {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    req.body(()).unwrap()
+}
+
 /// One gRPC call to `path` over its own HTTP/2 connection: headers (with `token`, if any),
 /// then `body` (none: the request stays open, its body never sent). Returns the grpc-status
 /// of the answer.
@@ -71,15 +84,9 @@ async fn raw_call(addr: &str, path: &str, token: Option<&str>, body: Option<Byte
         let _ = connection.await;
     });
     let mut client = client.ready().await.unwrap();
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let (answer, mut send) = client.send_request(req.body(()).unwrap(), false).unwrap();
+    let (answer, mut send) = client
+        .send_request(grpc_request(addr, path, token), false)
+        .unwrap();
     if let Some(body) = body {
         // Queued by h2 and sent as the server's flow-control window allows.
         let _ = send.send_data(body, true);
@@ -111,7 +118,8 @@ fn frame(len: usize) -> Bytes {
     Bytes::from(b)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A runtime with two workers for the raw clients.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::attack_pg::sockets;
+use crate::refused_calls::{grpc_request, runtime};
 use crate::remote::{Served, TOKEN};
 
 /// An HTTP/2 connection from `source` to `addr`: the handle to send requests on, and a task
@@ -38,15 +40,8 @@ async fn call(
     body: Option<Bytes>,
 ) -> Result<tokio::task::JoinHandle<Option<String>>, h2::Error> {
     let mut client = client.clone().ready().await?;
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let (answer, mut send) = client.send_request(req.body(()).unwrap(), false)?;
+    let req = grpc_request(&addr.to_string(), path, token);
+    let (answer, mut send) = client.send_request(req, false)?;
     if let Some(body) = body {
         send.send_data(body, true)?;
     }
@@ -79,27 +74,10 @@ fn addr(s: &Served) -> SocketAddr {
     s.srv.url.trim_start_matches("http://").parse().unwrap()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Waits for `task` to end, for at most `limit` (only so that a broken server cannot hang
 /// the test); whether it ended.
 async fn ends(task: &mut tokio::task::JoinHandle<()>, limit: Duration) -> bool {
     tokio::time::timeout(limit, task).await.is_ok()
-}
-
-/// The sockets `pid` holds open.
-fn sockets(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|l| l.to_string_lossy().starts_with("socket:"))
-        .count()
 }
 
 /// Waits (up to 30 s) for the server's stderr to hold `text`; returns it.

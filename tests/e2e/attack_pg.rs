@@ -249,6 +249,15 @@ fn a_postgres_do_sql_object_cannot_change_the_ledger_later() {
         // The table's name alone, under a search_path set on the function.
         "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE sql SET search_path = strata \
          AS 'DELETE FROM STRATA_MIGRATION';\n",
+        // Unicode-escaped names: no "strata" in the text (found from outside).
+        "CREATE FUNCTION public.wipe() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN DELETE FROM U&\"\\0073trata\".U&\"\\0073trata_migration\"; RETURN NEW; END $$;\n\
+         CREATE TRIGGER wipe AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION public.wipe();\n",
+        "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE plpgsql AS $$\n\
+         BEGIN DELETE FROM u&\"strat!0061_migration\" UESCAPE '!'; END $$ SET search_path = public;\n",
+        // strata's schema on the function's own search path, the table named in escapes.
+        "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE sql \
+         SET search_path = pg_catalog, \"strata\" AS $$ SELECT 1 $$;\n",
         // A rule on an application table.
         "CREATE RULE wipe AS ON INSERT TO people DO ALSO DELETE FROM strata.strata_migration;\n",
         // A view the application can delete through.

@@ -412,7 +412,9 @@ fn a_syntax_error_fails_lint_and_plan_with_the_statement_once() {
         .code(1)
         .stdout_has("do.sql:2: error[SL001]: SQLite's parser rejects it: near \",\": syntax error");
     // On the pending migrations lint also runs plan's check, which refuses first (exit 2).
-    p.strata(&["lint"]).code(2).stderr_has("line 2: near \",\": syntax error");
+    p.strata(&["lint"])
+        .code(2)
+        .stderr_has("line 2: near \",\": syntax error");
     let plan = p.strata(&["plan"]).code(2);
     assert_eq!(
         plan.stderr.matches("CREATE TABLE bad").count(),

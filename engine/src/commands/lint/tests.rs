@@ -1,7 +1,7 @@
 use super::*;
 
-/// The codes `sql` gets in `dialect`, after `before` built the model, as `code@line`.
-fn codes(dialect: Dialect, before: &str, sql: &str) -> Vec<String> {
+/// The findings of `sql` in `dialect`, after `before` built the model.
+fn findings(dialect: Dialect, before: &str, sql: &str) -> Vec<Finding> {
     let mut model = Model::default();
     let mut sink = Vec::new();
     lint_file(
@@ -21,7 +21,13 @@ fn codes(dialect: Dialect, before: &str, sql: &str) -> Vec<String> {
         &mut model,
         &mut out,
     );
-    out.iter()
+    out
+}
+
+/// The codes `sql` gets in `dialect`, after `before` built the model, as `code@line`.
+fn codes(dialect: Dialect, before: &str, sql: &str) -> Vec<String> {
+    findings(dialect, before, sql)
+        .iter()
         .map(|f| format!("{}@{}", f.code, f.line))
         .collect()
 }
@@ -365,25 +371,7 @@ fn every_shape_sqlite_reads_lints_without_an_error() {
         "DROP VIEW IF EXISTS v;",
         "DROP INDEX IF EXISTS people_lower;",
     ] {
-        let mut model = Model::default();
-        let mut sink = Vec::new();
-        lint_file(
-            Dialect::Sqlite,
-            "m",
-            Path::new("a/do.sql"),
-            before,
-            &mut model,
-            &mut sink,
-        );
-        let mut out = Vec::new();
-        lint_file(
-            Dialect::Sqlite,
-            "m",
-            Path::new("b/do.sql"),
-            sql,
-            &mut model,
-            &mut out,
-        );
+        let out = findings(Dialect::Sqlite, before, sql);
         assert!(
             out.iter().all(|f| f.severity != Severity::Error),
             "{sql}: {:?}",
@@ -431,16 +419,7 @@ fn what_sqlite_itself_rejects_is_a_syntax_error_and_vacuum_cannot_run_in_a_migra
         ),
         ["SL001@3"]
     );
-    let mut model = Model::default();
-    let mut out = Vec::new();
-    lint_file(
-        Dialect::Sqlite,
-        "m",
-        Path::new("b/do.sql"),
-        "CREATE TABLE bad (a,, b);",
-        &mut model,
-        &mut out,
-    );
+    let out = findings(Dialect::Sqlite, "", "CREATE TABLE bad (a,, b);");
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].severity, Severity::Error);
     assert_eq!(

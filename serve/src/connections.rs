@@ -328,6 +328,54 @@ impl Gate {
         self.refusals.total()
     }
 
+    /// Makes room for a connection from `peer` under both caps, closing the oldest
+    /// unauthenticated connections it must; whether it may be admitted, and what to report.
+    fn make_room(
+        &self,
+        reg: &mut Registry,
+        group: Option<PeerGroup>,
+        peer: Option<SocketAddr>,
+    ) -> (bool, Vec<String>) {
+        let mut reports = Vec::new();
+        let per_peer = self.limits.max_connections_per_peer;
+        if let Some(g) = group
+            && reg.per_group.get(&g).copied().unwrap_or(0) >= per_peer
+        {
+            let Some(old) = reg.evict(Some(g)) else {
+                reports.push(format!(
+                    "a connection from {}: {g} has {per_peer} authenticated connections open \
+                     (--max-connections-per-peer)",
+                    who(peer)
+                ));
+                return (false, reports);
+            };
+            reports.push(format!(
+                "a connection from {} that had made no authenticated call: closed to admit one \
+                 from {} ({g} had its {per_peer} connections, --max-connections-per-peer)",
+                who(old),
+                who(peer)
+            ));
+        }
+        let max = self.limits.max_connections.max(1);
+        if reg.open.len() >= max {
+            let Some(old) = reg.evict(None) else {
+                reports.push(format!(
+                    "a connection from {}: {max} authenticated connections are open \
+                     (--max-connections)",
+                    who(peer)
+                ));
+                return (false, reports);
+            };
+            reports.push(format!(
+                "a connection from {} that had made no authenticated call: closed to admit one \
+                 from {} (all {max} places were taken, --max-connections)",
+                who(old),
+                who(peer)
+            ));
+        }
+        (true, reports)
+    }
+
     /// The accepted `stream` with its place held for as long as it lives, or `None` (the
     /// stream dropped, so closed) when a cap is reached and no connection without an
     /// authenticated call can give up its place.
@@ -335,47 +383,13 @@ impl Gate {
         let peer = stream.peer_addr().ok();
         let group = peer.map(|a| PeerGroup::of(a.ip()));
         let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(g) = group
-            && reg.per_group.get(&g).copied().unwrap_or(0) >= self.limits.max_connections_per_peer
-        {
-            let cap = self.limits.max_connections_per_peer;
-            match reg.evict(Some(g)) {
-                Some(old) => self.refusals.record(format!(
-                    "a connection from {} that had made no authenticated call: closed to admit \
-                     one from {} ({g} had its {cap} connections, --max-connections-per-peer)",
-                    who(old),
-                    who(peer)
-                )),
-                None => {
-                    drop(reg);
-                    self.refusals.record(format!(
-                        "a connection from {}: {g} has {cap} authenticated connections open \
-                         (--max-connections-per-peer)",
-                        who(peer)
-                    ));
-                    return None;
-                }
+        let (admitted, reports) = self.make_room(&mut reg, group, peer);
+        if !admitted {
+            drop(reg);
+            for r in reports {
+                self.refusals.record(r);
             }
-        }
-        if reg.open.len() >= self.limits.max_connections.max(1) {
-            let cap = self.limits.max_connections.max(1);
-            match reg.evict(None) {
-                Some(old) => self.refusals.record(format!(
-                    "a connection from {} that had made no authenticated call: closed to admit \
-                     one from {} (all {cap} places were taken, --max-connections)",
-                    who(old),
-                    who(peer)
-                )),
-                None => {
-                    drop(reg);
-                    self.refusals.record(format!(
-                        "a connection from {}: {cap} authenticated connections are open \
-                         (--max-connections)",
-                        who(peer)
-                    ));
-                    return None;
-                }
-            }
+            return None;
         }
         let id = reg.next;
         reg.next += 1;
@@ -392,6 +406,9 @@ impl Gate {
             *reg.per_group.entry(g).or_insert(0) += 1;
         }
         drop(reg);
+        for r in reports {
+            self.refusals.record(r);
+        }
         let now = Instant::now();
         let auth_deadline = now + self.limits.effective_auth_timeout();
         let info = ConnectionInfo {

@@ -91,10 +91,11 @@ fn stderr_with(s: &Served, text: &str) -> String {
 
 #[test]
 fn connections_without_an_authenticated_call_are_closed_whatever_they_answer() {
-    // Idle timeout 3 s: the server pings every second, and the h2 client answers each ping.
+    // Idle timeout 5 s (so the auth timeout is 5 s too): the server pings every 1.7 s, and the
+    // h2 client answers each ping.
     let s = Served::example(
         |p| drop(p.strata(&["migrate", "-q"]).ok()),
-        &["--idle-timeout", "3"],
+        &["--idle-timeout", "5"],
     );
     let addr = addr(&s);
     runtime().block_on(async {
@@ -171,9 +172,9 @@ fn connections_without_an_authenticated_call_are_closed_whatever_they_answer() {
         assert_eq!(answer.await.unwrap().as_deref(), Some("0"));
         assert!(!ends(&mut good_ended, Duration::from_millis(10)).await);
     });
-    let log = stderr_with(&s, "no authenticated call within 3 s");
+    let log = stderr_with(&s, "no authenticated call within 5 s");
     assert!(
-        log.contains("no authenticated call within 3 s of connecting (--auth-timeout)")
+        log.contains("no authenticated call within 5 s of connecting (--auth-timeout)")
             && log.contains("refused since the start"),
         "the closings are reported:\n{log}"
     );

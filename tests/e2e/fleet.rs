@@ -611,3 +611,211 @@ fn a_fleet_run_killed_midway_goes_on_where_it_stopped() {
         applied_once(&p, i);
     }
 }
+
+/// Another process holding `file`'s write lock (an open `BEGIN EXCLUSIVE` in the sqlite3
+/// shell) until the returned child's stdin is closed.
+fn hold_write_lock(file: &std::path::Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = std::process::Command::new("sqlite3")
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("this test needs the sqlite3 shell");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"BEGIN EXCLUSIVE;\nSELECT 'locked';\n")
+        .unwrap();
+    child.stdin = Some(stdin);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[test]
+fn a_target_locked_by_another_process_is_reported_within_its_timeout_and_left_as_it_was() {
+    let n = 4;
+    let p = staged_fleet(
+        n,
+        &[],
+        "[[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\ntimeout_ms = 500\n",
+    );
+    // busy_timeout_ms stays at its default, 5 s: the stage's timeout is the shorter wait.
+    let mut holder = hold_write_lock(&p.path(&tenant(1)));
+    let run = p.strata(&["fleet", "migrate", "--json"]).code(3);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let report = run.json();
+    assert_eq!(outcome_of(&report, "t01"), "refused");
+    let t01 = outcomes(&report);
+    assert_eq!(t01.iter().filter(|(_, o)| o == "applied").count(), n - 1);
+    let error = report["stages"][0]["targets"][1]["error"].as_str().unwrap();
+    assert!(error.contains("lock"), "{error}");
+    assert_eq!(applied(&p, 1), ["people"], "the locked tenant was touched");
+    // Nothing lost: once the lock is gone, the next run gives it the rest.
+    let again = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(outcome_of(&again, "t01"), "applied");
+    applied_once(&p, 1);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn unreachable_postgresql_targets_are_named_within_their_timeout_and_the_others_migrated() {
+    let pg = crate::postgres::Pg::new("fleet_timeout");
+    let p = crate::postgres::project(&pg);
+    // A port that takes connections and never says a word (the driver alone would wait for
+    // it forever), and one where nothing listens.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"tenants\"\ndatabases = [\"{url}\", \
+             \"postgres://strata@127.0.0.1:{silent_port}/silent\", \
+             \"postgres://strata@127.0.0.1:{closed_port}/closed\"]\ntimeout_ms = 1500\n\n\
+             [[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n",
+            url = pg.url()
+        ),
+    )
+    .write(
+        "migrations/app/20260101T000000Z-people/do.sql",
+        "CREATE TABLE people (id bigint PRIMARY KEY, name text NOT NULL);\n",
+    );
+    let status = p.strata(&["fleet", "status", "--json"]).code(3).json();
+    assert_eq!(status["counts"]["unreachable"], 2, "{status}");
+    assert_eq!(status["counts"]["pending"], 1, "{status}");
+    let silent_row = &status["targets"][1];
+    assert_eq!(silent_row["name"], "silent");
+    assert!(
+        silent_row["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1500 ms"),
+        "{silent_row}"
+    );
+
+    let run = p.strata(&["fleet", "migrate", "--json"]).code(1);
+    pg.hides_password(&run);
+    let report = run.json();
+    assert_eq!(outcome_of(&report, &pg.name), "applied");
+    assert_eq!(outcome_of(&report, "silent"), "failed");
+    assert_eq!(outcome_of(&report, "closed"), "failed");
+    let targets = report["stages"][0]["targets"].as_array().unwrap();
+    assert!(
+        targets[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1500 ms"),
+        "{report}"
+    );
+    assert!(
+        targets[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{report}"
+    );
+    assert_eq!(
+        pg.rows(false, "SELECT name FROM strata_migration"),
+        ["people"]
+    );
+    drop(silent);
+}
+
+/// A tiny tmpfs mounted on a folder, unmounted on drop.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    fn mount(dir: &std::path::Path) -> TinyDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success());
+        assert!(
+            matches!(mounted, Ok(true)),
+            "this test mounts a 256 KiB tmpfs to have a full disk: run it as root"
+        );
+        TinyDisk(dir.to_path_buf())
+    }
+
+    /// Fills the disk with `filler` until a write fails.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root: mounts a tiny tmpfs for a full disk"]
+fn a_target_on_a_full_disk_fails_alone_named_and_keeps_what_it_had() {
+    let n = 3;
+    let p = staged_fleet(n, &[], "");
+    let disk = TinyDisk::mount(&p.path("full"));
+    std::fs::copy(p.path(&tenant(2)), p.path("full/tfull.db")).unwrap();
+    p.write(
+        "strata.toml",
+        "[[fleet.group]]\nname = \"tenants\"\nglob = \"tenants/*.db\"\n\n\
+         [[fleet.group]]\nname = \"full\"\ndatabases = [\"full/tfull.db\"]\n\n\
+         [[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n",
+    );
+    // A few thousand rows, so the step's copy of the table needs pages the disk lacks.
+    p.open("full/tfull.db")
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+             INSERT INTO people SELECT i, 'name number ' || i FROM n;",
+        )
+        .unwrap();
+    disk.fill();
+    let report = p.strata(&["fleet", "migrate", "--json"]).code(1).json();
+    assert_eq!(outcome_of(&report, "tfull"), "failed", "{report}");
+    for i in 0..n {
+        assert_eq!(outcome_of(&report, &format!("t{i:02}")), "applied");
+    }
+    let error = report["stages"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "tfull")
+        .unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("disk is full"), "{error}");
+    let db = p.open("full/tfull.db");
+    assert_eq!(rows(&db, "PRAGMA integrity_check"), ["ok"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM strata_migration ORDER BY stamp"),
+        ["people"]
+    );
+    assert_eq!(rows(&db, "SELECT count(*) FROM people"), ["3000"]);
+    drop(db);
+    // Room again: the next run gives it the rest.
+    std::fs::remove_file(p.path("full/filler")).unwrap();
+    let again = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(outcome_of(&again, "tfull"), "applied");
+    let db = p.open("full/tfull.db");
+    assert_eq!(rows(&db, "SELECT count(*) FROM people"), ["3000"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM strata_migration ORDER BY stamp"),
+        ["people", "strict-names", "tags"]
+    );
+    drop(db);
+    drop(disk);
+}

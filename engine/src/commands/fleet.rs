@@ -13,13 +13,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::commands::migrate::{self, MigrateOptions};
-use crate::core::config::{FleetStage, OnFailure, Project};
+use crate::core::config::{FLEET_TIMEOUT_MS, FleetStage, OnFailure, Project};
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
 use crate::core::phase::{PhaseReport, Runner};
@@ -250,7 +251,25 @@ struct Stage {
     on_failure: OnFailure,
     /// The stage stops once this many of its targets failed.
     max_failures: usize,
+    /// Its own `timeout_ms`, which wins over its targets' groups'.
+    timeout: Option<Duration>,
     targets: Vec<usize>,
+}
+
+impl Stage {
+    /// How long `target` of this stage may keep the run waiting: the stage's `timeout_ms`,
+    /// else its group's, else [`FLEET_TIMEOUT_MS`].
+    fn timeout_of(&self, project: &Project, target: &FleetTarget) -> Duration {
+        self.timeout.unwrap_or_else(|| {
+            let group = project
+                .config
+                .fleet
+                .group
+                .iter()
+                .find(|g| g.name == target.group);
+            Duration::from_millis(group.and_then(|g| g.timeout_ms).unwrap_or(FLEET_TIMEOUT_MS))
+        })
+    }
 }
 
 /// The stages of a run, in order: each configured `[[fleet.stage]]` takes the targets of its
@@ -292,6 +311,7 @@ fn stages(project: &Project, targets: &[FleetTarget], selection: &Selection) -> 
             parallel: s.parallel.unwrap_or(default_parallel),
             on_failure: s.on_failure,
             max_failures: policy(s),
+            timeout: s.timeout_ms.map(Duration::from_millis),
             targets: mine,
         });
     }
@@ -302,6 +322,7 @@ fn stages(project: &Project, targets: &[FleetTarget], selection: &Selection) -> 
             parallel: default_parallel,
             on_failure: OnFailure::Stop,
             max_failures: 1,
+            timeout: None,
             targets: rest,
         });
     }
@@ -398,6 +419,7 @@ fn read_target(
     target: &FleetTarget,
     opts: &MigrateOptions,
     stage: &str,
+    timeout: Duration,
 ) -> TargetStatus {
     let mut status = TargetStatus {
         target: target.clone(),
@@ -408,7 +430,10 @@ fn read_target(
         pending: Vec::new(),
         problems: Vec::new(),
     };
-    if let Err(e) = fill_status(project, tree, opts, &mut status) {
+    let project = for_target(project, target, timeout);
+    if let Err(e) =
+        reach(&project, timeout).and_then(|()| fill_status(&project, tree, opts, &mut status))
+    {
         status.state = TargetState::Unreachable;
         status.problems.push(e.to_string());
     }
@@ -421,8 +446,7 @@ fn fill_status(
     opts: &MigrateOptions,
     status: &mut TargetStatus,
 ) -> Result<(), Error> {
-    let project = for_target(project, &status.target);
-    let db = backends::open(&project, &project.db)?;
+    let db = backends::open(project, &project.db)?;
     if !backends::is_server(&project.db) && !project.db.exists() {
         return Err(Error::Usage(format!(
             "{} does not exist",
@@ -448,7 +472,7 @@ fn fill_status(
         Err(r) => r,
     };
     if !opts.allow_drift && status.applied > 0 {
-        refusals.extend(crate::commands::design::drift(&project)?);
+        refusals.extend(crate::commands::design::drift(project)?);
     }
     status.state = if let Some(r) = refusals.first() {
         match r {
@@ -478,31 +502,64 @@ fn fill_status(
     Ok(())
 }
 
-/// The project as one target sees it: its real database is the target's.
-fn for_target(project: &Project, target: &FleetTarget) -> Project {
+/// The project as one target sees it: its real database is the target's, and no lock is
+/// waited for longer than the target's `timeout`.
+fn for_target(project: &Project, target: &FleetTarget, timeout: Duration) -> Project {
     let mut p = project.clone();
     p.db = target.db.clone();
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    p.config.busy_timeout_ms = p.config.busy_timeout_ms.min(timeout_ms);
     p
 }
 
-/// Reads every target `parallel` at a time, in the targets' order.
-fn read_all(
-    project: &Project,
-    tree: &Tree,
-    targets: &[FleetTarget],
-    stage_of: &[String],
-    opts: &MigrateOptions,
-    parallel: usize,
-) -> Vec<TargetStatus> {
+/// Whether a server target answers (connects and reads its ledger) within `timeout`. A server
+/// can accept a connection and then say nothing, and the driver would wait for it forever: the
+/// first contact is made on a thread of its own, left behind (it holds nothing of the run's)
+/// when it does not answer in time. A SQLite file needs no such probe: its waits are for
+/// locks, bounded by the target's `busy_timeout_ms` (see [`for_target`]).
+fn reach(project: &Project, timeout: Duration) -> Result<(), Error> {
+    if !backends::is_server(&project.db) {
+        return Ok(());
+    }
+    let (tx, rx) = mpsc::channel();
+    let probe = project.clone();
+    let spawned = std::thread::Builder::new()
+        .name("fleet-probe".into())
+        .spawn(move || {
+            let answer = backends::open(&probe, &probe.db).and_then(|db| db.applied().map(drop));
+            let _ = tx.send(answer);
+        });
+    if let Err(e) = spawned {
+        return Err(Error::io(Path::new("fleet-probe"), e));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(answer) => answer,
+        Err(_) => Err(Error::Unavailable {
+            db: project.db.clone(),
+            context: "cannot reach the fleet target".into(),
+            sqlstate: None,
+            message: format!(
+                "no answer within {} ms (the target's timeout_ms)",
+                timeout.as_millis()
+            ),
+            source: None,
+        }),
+    }
+}
+
+/// `f` of every index below `count`, `parallel` at a time, in order.
+fn par_map<T: Send>(count: usize, parallel: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let next = AtomicUsize::new(0);
-    let rows: Mutex<Vec<Option<TargetStatus>>> = Mutex::new(vec![None; targets.len()]);
+    let rows: Mutex<Vec<Option<T>>> = Mutex::new((0..count).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..parallel.clamp(1, targets.len().max(1)) {
+        for _ in 0..parallel.clamp(1, count.max(1)) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = targets.get(i) else { break };
-                    let row = read_target(project, tree, t, opts, &stage_of[i]);
+                    if i >= count {
+                        break;
+                    }
+                    let row = f(i);
                     lock(&rows)[i] = Some(row);
                 }
             });
@@ -515,20 +572,24 @@ fn read_all(
         .collect()
 }
 
+/// Every target's stage and timeout, by target index.
+fn placement(
+    project: &Project,
+    stages: &[Stage],
+    targets: &[FleetTarget],
+) -> Vec<(String, Duration)> {
+    let mut out = vec![(String::new(), Duration::from_millis(FLEET_TIMEOUT_MS)); targets.len()];
+    for s in stages {
+        for &i in &s.targets {
+            out[i] = (s.name.clone(), s.timeout_of(project, &targets[i]));
+        }
+    }
+    out
+}
+
 /// A mutex's guard, whether or not another worker panicked holding it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The stage each target is in, by target index.
-fn stage_names(stages: &[Stage], count: usize) -> Vec<String> {
-    let mut names = vec![String::new(); count];
-    for s in stages {
-        for &i in &s.targets {
-            names[i] = s.name.clone();
-        }
-    }
-    names
 }
 
 /// The tree, the stages and every target's row, read as many at a time as the widest stage
@@ -541,9 +602,11 @@ fn read_fleet(
     let tree = Tree::load(&project.migrations_dir())?;
     let targets = targets(project, selection)?;
     let stages = stages(project, &targets, selection);
-    let stage_of = stage_names(&stages, targets.len());
+    let placed = placement(project, &stages, &targets);
     let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
-    let rows = read_all(project, &tree, &targets, &stage_of, opts, parallel);
+    let rows = par_map(targets.len(), parallel, |i| {
+        read_target(project, &tree, &targets[i], opts, &placed[i].0, placed[i].1)
+    });
     Ok((tree, stages, rows))
 }
 
@@ -706,6 +769,21 @@ impl TargetResult {
         }
     }
 
+    /// A target that failed with `e` (refused, when `e` is a refusal).
+    fn failed_with(target: FleetTarget, e: &Error) -> Self {
+        let mut result = TargetResult::new(target, TargetOutcome::Failed);
+        if matches!(e, Error::Refused(_)) {
+            result.outcome = TargetOutcome::Refused;
+        }
+        if let Error::Step(f) = e {
+            result.failed_step = Some(f.migration.clone());
+            result.applied = f.applied_before.clone();
+        }
+        result.exit_code = e.exit_code();
+        result.error = Some(e.to_string());
+        result
+    }
+
     /// Whether the target failed or was refused.
     pub fn failed(&self) -> bool {
         matches!(self.outcome, TargetOutcome::Failed | TargetOutcome::Refused)
@@ -800,18 +878,31 @@ pub fn fleet_migrate(
     } else {
         Vec::new()
     };
+    // Read in parallel, each within its timeout: a target that does not answer is told so
+    // at its turn, without waiting for it again.
+    let placed = placement(project, &stages, &targets);
+    let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
+    let first_look = par_map(targets.len(), parallel, |i| {
+        let p = for_target(project, &targets[i], placed[i].1);
+        reach(&p, placed[i].1)?;
+        let db = backends::open(&p, &p.db)?;
+        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?.unwrap_or_default())
+    });
     let mut wanted: Vec<&Migration> = rehearsal_pending.clone();
-    for t in &targets {
-        let p = for_target(project, t);
-        let Ok(db) = backends::open(&p, &p.db) else {
-            continue;
-        };
-        if let Ok(Ok(pending)) = migrate::plan_database(&*db, Phase::Apply, &tree, opts) {
-            for m in pending {
-                if !wanted.iter().any(|w| w.id == m.id) {
-                    wanted.push(m);
+    let mut unreachable: HashMap<usize, Error> = HashMap::new();
+    for (i, look) in first_look.into_iter().enumerate() {
+        match look {
+            Ok(pending) => {
+                for m in pending {
+                    if !wanted.iter().any(|w| w.id == m.id) {
+                        wanted.push(m);
+                    }
                 }
             }
+            Err(e @ Error::Unavailable { .. }) => {
+                unreachable.insert(i, e);
+            }
+            Err(_) => {}
         }
     }
     let runner = Runner::new(project, wanted.iter().copied(), dialect)?;
@@ -877,6 +968,7 @@ pub fn fleet_migrate(
             &apply_opts,
             single_transaction,
             (&done, total),
+            &unreachable,
             events,
         );
         halted = report.targets.iter().any(TargetResult::failed);
@@ -913,6 +1005,7 @@ fn run_stage(
     opts: &MigrateOptions,
     single_transaction: bool,
     (done, total): (&AtomicUsize, usize),
+    unreachable: &HashMap<usize, Error>,
     events: &FleetSink<'_>,
 ) -> StageReport {
     let next = AtomicUsize::new(0);
@@ -933,8 +1026,18 @@ fn run_stage(
                         stage: &stage.name,
                         target,
                     });
-                    let result =
-                        migrate_target(project, tree, runner, target, opts, single_transaction);
+                    let result = match unreachable.get(&i) {
+                        Some(e) => TargetResult::failed_with(target.clone(), e),
+                        None => migrate_target(
+                            project,
+                            tree,
+                            runner,
+                            target,
+                            stage.timeout_of(project, target),
+                            opts,
+                            single_transaction,
+                        ),
+                    };
                     if result.failed() {
                         let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
                         if n >= stage.max_failures {
@@ -986,13 +1089,15 @@ fn migrate_target(
     tree: &Tree,
     runner: &Runner<'_>,
     target: &FleetTarget,
+    timeout: Duration,
     opts: &MigrateOptions,
     single_transaction: bool,
 ) -> TargetResult {
     let started = Instant::now();
     let mut result = TargetResult::new(target.clone(), TargetOutcome::Failed);
-    let project = for_target(project, target);
+    let project = for_target(project, target, timeout);
     let run = || -> Result<Vec<PhaseReport>, Error> {
+        reach(&project, timeout)?;
         let db = backends::open(&project, &project.db)?;
         if !backends::is_server(&project.db) && !project.db.exists() {
             return Err(Error::Usage(format!(
@@ -1040,19 +1145,7 @@ fn migrate_target(
                 TargetOutcome::Applied
             };
         }
-        Err(e) => {
-            result.outcome = if matches!(e, Error::Refused(_)) {
-                TargetOutcome::Refused
-            } else {
-                TargetOutcome::Failed
-            };
-            if let Error::Step(f) = &e {
-                result.failed_step = Some(f.migration.clone());
-                result.applied = f.applied_before.clone();
-            }
-            result.exit_code = e.exit_code();
-            result.error = Some(e.to_string());
-        }
+        Err(e) => result = TargetResult::failed_with(result.target, &e),
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     result

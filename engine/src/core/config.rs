@@ -72,6 +72,13 @@ impl Fleet {
                     g.name
                 ));
             }
+            if g.timeout_ms == Some(0) {
+                return bad(format!(
+                    "[[fleet.group]] {:?}: timeout_ms = 0 would give up on every target at \
+                     once; use 1 or more (milliseconds)",
+                    g.name
+                ));
+            }
             let kinds = [g.glob.is_some(), g.databases.is_some(), g.url.is_some()];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return bad(format!(
@@ -125,6 +132,13 @@ impl Fleet {
                     s.name
                 ));
             }
+            if s.timeout_ms == Some(0) {
+                return bad(format!(
+                    "[[fleet.stage]] {:?}: timeout_ms = 0 would give up on every target at \
+                     once; use 1 or more (milliseconds)",
+                    s.name
+                ));
+            }
             if s.max_failures == Some(0) {
                 return bad(format!(
                     "[[fleet.stage]] {:?}: max_failures = 0 would stop before the first \
@@ -174,6 +188,11 @@ pub struct FleetGroup {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<Vec<String>>,
+    /// How long any one of its targets may keep a fleet command waiting (to answer, or for a
+    /// lock another run holds) before it is reported and the run goes on; a stage's own
+    /// `timeout_ms` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 /// One `[[fleet.stage]]`: which targets, how many at a time, and when to stop.
@@ -196,7 +215,14 @@ pub struct FleetStage {
     /// Stop the stage once this many of its targets failed (`on_failure` is then ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<usize>,
+    /// How long any one of its targets may keep the run waiting (see [`FleetGroup`]'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
+
+/// How long a fleet target may keep a command waiting when neither its stage nor its group
+/// says: 30 seconds.
+pub const FLEET_TIMEOUT_MS: u64 = 30_000;
 
 /// What a failed target does to its stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

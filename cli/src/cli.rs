@@ -776,16 +776,26 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Serve(serve) => remote::serve(&out, project, &args.remote, serve),
         Command::Info => remote::local_info(&out, &project),
-        Command::Fleet(command) => run_fleet(&out, &project, command),
+        Command::Fleet(command) => run_fleet(&out, &project, &args.remote, command),
     }
 }
 
 /// `strata fleet ...`.
-fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<()> {
+fn run_fleet(
+    out: &Output,
+    project: &Project,
+    remote: &remote::RemoteArgs,
+    command: FleetCommand,
+) -> Result<()> {
+    let remotes = remote::FleetRemotes::new(remote);
     match command {
         FleetCommand::Status { fleet } => {
-            let status =
-                fleet::fleet_status(project, &fleet.selection(), &MigrateOptions::default())?;
+            let status = fleet::fleet_status(
+                project,
+                &fleet.selection(),
+                &MigrateOptions::default(),
+                &remotes,
+            )?;
             out.fleet_status(&status)?;
             if status.refuses() {
                 return Err(refused_targets());
@@ -793,7 +803,12 @@ fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<(
             Ok(())
         }
         FleetCommand::Plan { fleet, run } => {
-            let plan = fleet::fleet_plan(project, &fleet.selection(), &run.options(project)?)?;
+            let plan = fleet::fleet_plan(
+                project,
+                &fleet.selection(),
+                &run.options(project)?,
+                &remotes,
+            )?;
             out.fleet_plan(&plan)?;
             if plan.refuses() {
                 return Err(refused_targets());
@@ -818,6 +833,7 @@ fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<(
                 &opts,
                 &mut |e| render::event(out, e),
                 &|e| render::fleet_event(quiet, verbose, e),
+                &remotes,
             )?;
             if let Some(path) = junit {
                 std::fs::write(&path, render::fleet_junit(&done))

@@ -7,6 +7,8 @@ use strata_engine::commands::fleet::{
     FleetEvent, FleetPlan, FleetReport, FleetStatus, TargetOutcome, TargetResult, TargetStatus,
 };
 
+use strata_engine::core::event::Event;
+
 use super::Output;
 
 /// A state for people, in capitals where it needs attention (coloured by `highlight`).
@@ -205,6 +207,11 @@ pub fn fleet_event(quiet: bool, verbose: bool, e: &FleetEvent<'_>) {
             parallel,
         } => errln!("stage {name}: {targets} target(s), {parallel} at a time"),
         FleetEvent::TargetStarted { .. } => {}
+        FleetEvent::TargetProgress { target, event, .. } => {
+            if verbose {
+                remote_progress(&target.name, event);
+            }
+        }
         FleetEvent::TargetFinished {
             result,
             done,
@@ -225,6 +232,22 @@ pub fn fleet_event(quiet: bool, verbose: bool, e: &FleetEvent<'_>) {
         FleetEvent::StageStopped { name, failures } => {
             errln!("stage {name} stopped after {failures} failure(s): later targets not started")
         }
+    }
+}
+
+/// A remote target's server reporting a phase or a step, one line each.
+fn remote_progress(name: &str, event: &Event<'_>) {
+    match event {
+        Event::PhaseStarted { phase, pending, .. } => {
+            errln!("  {name}: {} started, {pending} pending", phase.as_str())
+        }
+        Event::StepApplied {
+            phase, migration, ..
+        } => errln!("  {name}: {} {}", phase.as_str(), migration.label()),
+        Event::PhaseFinished { phase, applied, .. } => {
+            errln!("  {name}: {} done, {applied} applied", phase.as_str())
+        }
+        _ => {}
     }
 }
 

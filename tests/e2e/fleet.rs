@@ -819,3 +819,99 @@ fn a_target_on_a_full_disk_fails_alone_named_and_keeps_what_it_had() {
     drop(db);
     drop(disk);
 }
+
+/// A project served by `strata serve` on 127.0.0.1:0: the people migration and the next two.
+fn served_tenant() -> (Project, crate::remote::Server) {
+    let p = fleet(0);
+    strict_names(&p);
+    let srv = crate::remote::Server::start(&p, &[]);
+    (p, srv)
+}
+
+#[test]
+fn remote_targets_are_migrated_in_parallel_over_grpc_and_an_unreachable_one_is_named_in_time() {
+    let (a, srv_a) = served_tenant();
+    let (b, srv_b) = served_tenant();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let client = Project::empty();
+    crate::remote::write_token(&client, "secrets/a.token", "e2e-token-0123456789abcdef");
+    client.write(
+        "strata.toml",
+        &format!(
+            "[[fleet.group]]\nname = \"services\"\ntimeout_ms = 1500\nremotes = [\n  \
+             {{ name = \"billing\", url = \"{}\", token_file = \"secrets/a.token\" }},\n  \
+             {{ name = \"orders\", url = \"{}\", token_env = \"ORDERS_TOKEN\" }},\n  \
+             {{ name = \"silent\", url = \"{silent_url}\", token_file = \"secrets/a.token\" }},\n]\n\n\
+             [[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n",
+            srv_a.url, srv_b.url
+        ),
+    );
+    let run = |args: &[&str]| {
+        let output = crate::harness::strata_command(client.root(), args)
+            .env("ORDERS_TOKEN", "e2e-token-0123456789abcdef")
+            .output()
+            .unwrap();
+        crate::harness::Run::new(args, output)
+    };
+    let status = run(&["fleet", "status", "--json"]).code(3).json();
+    assert_eq!(status["counts"]["pending"], 2, "{status}");
+    assert_eq!(status["counts"]["unreachable"], 1, "{status}");
+    assert_eq!(status["targets"][0]["pending"].as_array().unwrap().len(), 3);
+    assert!(
+        status["targets"][2]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1500 ms"),
+        "{status}"
+    );
+
+    let migrated = run(&["fleet", "migrate", "--json", "-v"]).code(1);
+    let report = migrated.json();
+    assert_eq!(outcome_of(&report, "billing"), "applied");
+    assert_eq!(outcome_of(&report, "orders"), "applied");
+    assert_eq!(outcome_of(&report, "silent"), "failed");
+    assert_eq!(
+        report["stages"][0]["targets"][0]["applied"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Each server's progress, streamed into the fleet's lines.
+    assert!(
+        migrated
+            .stderr
+            .contains("billing: apply app/20260103T000000Z-tags"),
+        "{}",
+        migrated.stderr
+    );
+    assert!(
+        migrated
+            .stderr
+            .contains("orders: apply app/20260103T000000Z-tags"),
+        "{}",
+        migrated.stderr
+    );
+    // The servers' own databases hold the chain, each step once, with a backup each.
+    for p in [&a, &b] {
+        assert_eq!(
+            rows(
+                &p.open("app.db"),
+                "SELECT name FROM strata_migration ORDER BY stamp"
+            ),
+            ["people", "strict-names", "tags"]
+        );
+        assert!(
+            std::fs::read_dir(p.path(".strata/backups"))
+                .unwrap()
+                .count()
+                > 0
+        );
+    }
+    let again = run(&["fleet", "migrate", "--json", "--targets", "billing"])
+        .ok()
+        .json();
+    assert_eq!(outcome_of(&again, "billing"), "up-to-date");
+    drop((srv_a, srv_b, silent));
+}

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::commands::migrate::{self, MigrateOptions};
-use crate::core::config::{FLEET_TIMEOUT_MS, FleetStage, OnFailure, Project};
+use crate::core::config::{FLEET_TIMEOUT_MS, FleetRemote, FleetStage, OnFailure, Project};
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
 use crate::core::phase::{PhaseReport, Runner};
@@ -33,8 +33,61 @@ pub struct FleetTarget {
     pub name: String,
     /// The `[[fleet.group]]` it comes from (`targets` for `--targets GLOB`).
     pub group: String,
-    /// A SQLite file or a PostgreSQL URL.
+    /// A SQLite file or a PostgreSQL URL (a remote's URL).
     pub db: PathBuf,
+    /// A `strata serve` that migrates its own databases (its token file made absolute).
+    #[serde(skip)]
+    pub remote: Option<FleetRemote>,
+}
+
+/// What a fleet asks of a remote target, a `strata serve`: implemented by the CLI over its
+/// gRPC client (the engine does not speak gRPC). Each call is bounded by `timeout` for reaching
+/// the server; a migrate runs as long as the server needs once it answered.
+pub trait Remotes: Sync {
+    /// Fills `status` (prefilled with the target and its stage, `unreachable`) from the
+    /// server's status and plan.
+    fn status(
+        &self,
+        remote: &FleetRemote,
+        opts: &MigrateOptions,
+        timeout: Duration,
+        status: &mut TargetStatus,
+    );
+
+    /// Runs `migrate` on the server (its own rehearsal unless `opts` says not), the server's
+    /// events going to `progress` as they come, and fills `result` (prefilled `failed`).
+    fn migrate(
+        &self,
+        remote: &FleetRemote,
+        opts: &MigrateOptions,
+        timeout: Duration,
+        progress: &mut dyn FnMut(&Event<'_>),
+        result: &mut TargetResult,
+    );
+}
+
+/// For a caller with no client: every remote target is unreachable, saying why.
+pub struct NoRemotes;
+
+impl NoRemotes {
+    const WHY: &'static str = "remote targets are reached through the strata command line";
+}
+
+impl Remotes for NoRemotes {
+    fn status(&self, _: &FleetRemote, _: &MigrateOptions, _: Duration, status: &mut TargetStatus) {
+        status.problems.push(Self::WHY.into());
+    }
+
+    fn migrate(
+        &self,
+        _: &FleetRemote,
+        _: &MigrateOptions,
+        _: Duration,
+        _: &mut dyn FnMut(&Event<'_>),
+        result: &mut TargetResult,
+    ) {
+        result.error = Some(Self::WHY.into());
+    }
 }
 
 /// Which targets a fleet command works on.
@@ -137,6 +190,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     name: name_of(&db),
                     group: "targets".into(),
                     db,
+                    remote: None,
                 });
             }
             if all.is_empty() {
@@ -152,6 +206,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                         name,
                         group: g.name.clone(),
                         db,
+                        remote: None,
                     })
                 };
                 if let Some(glob) = &g.glob {
@@ -178,6 +233,17 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                             &format!("[[fleet.group]] {} url", g.name),
                         )?;
                         add(name.clone(), db);
+                    }
+                } else if let Some(remotes) = &g.remotes {
+                    for r in remotes {
+                        let mut r = r.clone();
+                        r.token_file = r.token_file.map(|f| root.join(f));
+                        all.push(FleetTarget {
+                            name: r.name.clone(),
+                            group: g.name.clone(),
+                            db: PathBuf::from(&r.url),
+                            remote: Some(r),
+                        });
                     }
                 }
             }
@@ -222,6 +288,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
     let test = project.test_db.as_path();
     if let Some(t) = out
         .iter()
+        .filter(|t| t.remote.is_none())
         .find(|t| backends::is_server(&t.db) != backends::is_server(test))
     {
         return Err(Error::Usage(format!(
@@ -420,6 +487,7 @@ fn read_target(
     opts: &MigrateOptions,
     stage: &str,
     timeout: Duration,
+    remotes: &dyn Remotes,
 ) -> TargetStatus {
     let mut status = TargetStatus {
         target: target.clone(),
@@ -430,6 +498,10 @@ fn read_target(
         pending: Vec::new(),
         problems: Vec::new(),
     };
+    if let Some(remote) = &target.remote {
+        remotes.status(remote, opts, timeout, &mut status);
+        return status;
+    }
     let project = for_target(project, target, timeout);
     if let Err(e) =
         reach(&project, timeout).and_then(|()| fill_status(&project, tree, opts, &mut status))
@@ -598,16 +670,26 @@ fn read_fleet(
     project: &Project,
     selection: &Selection,
     opts: &MigrateOptions,
-) -> Result<(Tree, Vec<Stage>, Vec<TargetStatus>), Error> {
+    remotes: &dyn Remotes,
+) -> Result<(Tree, Vec<Stage>, Vec<TargetStatus>, bool), Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let targets = targets(project, selection)?;
     let stages = stages(project, &targets, selection);
     let placed = placement(project, &stages, &targets);
     let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
     let rows = par_map(targets.len(), parallel, |i| {
-        read_target(project, &tree, &targets[i], opts, &placed[i].0, placed[i].1)
+        read_target(
+            project,
+            &tree,
+            &targets[i],
+            opts,
+            &placed[i].0,
+            placed[i].1,
+            remotes,
+        )
     });
-    Ok((tree, stages, rows))
+    let local = targets.iter().any(|t| t.remote.is_none());
+    Ok((tree, stages, rows, local))
 }
 
 /// `strata fleet status`: every target's state. Reads each target read-only and creates
@@ -616,8 +698,9 @@ pub fn fleet_status(
     project: &Project,
     selection: &Selection,
     opts: &MigrateOptions,
+    remotes: &dyn Remotes,
 ) -> Result<FleetStatus, Error> {
-    let (tree, _, rows) = read_fleet(project, selection, opts)?;
+    let (tree, _, rows, _) = read_fleet(project, selection, opts, remotes)?;
     let mut counts = BTreeMap::new();
     for r in &rows {
         *counts.entry(r.state.as_str().to_string()).or_insert(0) += 1;
@@ -679,9 +762,11 @@ pub fn fleet_plan(
     project: &Project,
     selection: &Selection,
     opts: &MigrateOptions,
+    remotes: &dyn Remotes,
 ) -> Result<FleetPlan, Error> {
-    let (tree, stages, rows) = read_fleet(project, selection, opts)?;
-    let rehearsal = if opts.rehearse {
+    let (tree, stages, rows, local) = read_fleet(project, selection, opts, remotes)?;
+    // Remote targets rehearse on their servers' own test databases.
+    let rehearsal = if opts.rehearse && local {
         let db = backends::open(project, &project.test_db)?;
         let pending =
             migrate::plan_database(&*db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?;
@@ -756,7 +841,7 @@ pub struct TargetResult {
 }
 
 impl TargetResult {
-    fn new(target: FleetTarget, outcome: TargetOutcome) -> Self {
+    pub fn new(target: FleetTarget, outcome: TargetOutcome) -> Self {
         TargetResult {
             target,
             outcome,
@@ -833,6 +918,12 @@ pub enum FleetEvent<'a> {
         done: usize,
         total: usize,
     },
+    /// What a remote target's server reported while it runs (its phases and steps).
+    TargetProgress {
+        stage: &'a str,
+        target: &'a FleetTarget,
+        event: &'a Event<'a>,
+    },
     /// The stage's failure policy stopped it.
     StageStopped { name: &'a str, failures: usize },
 }
@@ -853,6 +944,7 @@ pub fn fleet_migrate(
     opts: &MigrateOptions,
     rehearsal_events: &mut crate::core::event::EventSink<'_>,
     events: &FleetSink<'_>,
+    remotes: &dyn Remotes,
 ) -> Result<FleetReport, Error> {
     let started = Instant::now();
     if opts.write_snapshots {
@@ -866,11 +958,13 @@ pub fn fleet_migrate(
     let tree = Tree::load(&project.migrations_dir())?;
     let targets = targets(project, selection)?;
     let stages = stages(project, &targets, selection);
+    // Remote targets rehearse on their servers' own test databases.
+    let rehearse = opts.rehearse && targets.iter().any(|t| t.remote.is_none());
 
     // What each target needs, read once: the inputs of every migration pending anywhere.
     let test_db = backends::open(project, &project.test_db)?;
     let dialect = test_db.dialect();
-    let rehearsal_pending = if opts.rehearse {
+    let rehearsal_pending = if rehearse {
         if project.test_db.starts_with(project.state_dir()) {
             project.ensure_state_dir()?;
         }
@@ -883,6 +977,9 @@ pub fn fleet_migrate(
     let placed = placement(project, &stages, &targets);
     let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
     let first_look = par_map(targets.len(), parallel, |i| {
+        if targets[i].remote.is_some() {
+            return Ok(Vec::new());
+        }
         let p = for_target(project, &targets[i], placed[i].1);
         reach(&p, placed[i].1)?;
         let db = backends::open(&p, &p.db)?;
@@ -908,7 +1005,7 @@ pub fn fleet_migrate(
     let runner = Runner::new(project, wanted.iter().copied(), dialect)?;
     let single_transaction = opts.single_transaction || project.config.single_transaction;
 
-    let rehearsal = if opts.rehearse {
+    let rehearsal = if rehearse {
         let sink = rehearsal_events;
         runner.warn_about_cache(sink);
         for stale in runner.stale() {
@@ -970,6 +1067,7 @@ pub fn fleet_migrate(
             (&done, total),
             &unreachable,
             events,
+            remotes,
         );
         halted = report.targets.iter().any(TargetResult::failed);
         reports.push(report);
@@ -1007,6 +1105,7 @@ fn run_stage(
     (done, total): (&AtomicUsize, usize),
     unreachable: &HashMap<usize, Error>,
     events: &FleetSink<'_>,
+    remotes: &dyn Remotes,
 ) -> StageReport {
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
@@ -1026,14 +1125,30 @@ fn run_stage(
                         stage: &stage.name,
                         target,
                     });
-                    let result = match unreachable.get(&i) {
-                        Some(e) => TargetResult::failed_with(target.clone(), e),
-                        None => migrate_target(
+                    let timeout = stage.timeout_of(project, target);
+                    let result = match (unreachable.get(&i), &target.remote) {
+                        (Some(e), _) => TargetResult::failed_with(target.clone(), e),
+                        (None, Some(remote)) => {
+                            let started = Instant::now();
+                            let mut result =
+                                TargetResult::new(target.clone(), TargetOutcome::Failed);
+                            let mut progress = |event: &Event<'_>| {
+                                events(&FleetEvent::TargetProgress {
+                                    stage: &stage.name,
+                                    target,
+                                    event,
+                                })
+                            };
+                            remotes.migrate(remote, opts, timeout, &mut progress, &mut result);
+                            result.duration_ms = started.elapsed().as_millis() as u64;
+                            result
+                        }
+                        (None, None) => migrate_target(
                             project,
                             tree,
                             runner,
                             target,
-                            stage.timeout_of(project, target),
+                            timeout,
                             opts,
                             single_transaction,
                         ),

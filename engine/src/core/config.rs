@@ -79,14 +79,37 @@ impl Fleet {
                     g.name
                 ));
             }
-            let kinds = [g.glob.is_some(), g.databases.is_some(), g.url.is_some()];
+            let kinds = [
+                g.glob.is_some(),
+                g.databases.is_some(),
+                g.url.is_some(),
+                g.remotes.is_some(),
+            ];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return bad(format!(
                     "[[fleet.group]] {:?} needs exactly one of `glob` (SQLite files), \
-                     `databases` (a list of SQLite files or PostgreSQL URLs) or `url` (a \
-                     PostgreSQL URL template with {{name}}, and `names`)",
+                     `databases` (a list of SQLite files or PostgreSQL URLs), `url` (a \
+                     PostgreSQL URL template with {{name}}, and `names`) or `remotes` \
+                     (strata serve endpoints)",
                     g.name
                 ));
+            }
+            for r in g.remotes.iter().flatten() {
+                if !is_target_name(&r.name) {
+                    return bad(format!(
+                        "[[fleet.group]] {:?}: the remote name {:?}: use letters, digits, \
+                         '-', '_' and '.'",
+                        g.name, r.name
+                    ));
+                }
+                if r.token_file.is_some() == r.token_env.is_some() {
+                    return bad(format!(
+                        "[[fleet.group]] {:?}: the remote {:?} needs exactly one of \
+                         `token_file` (a file holding its token) or `token_env` (a variable \
+                         holding it)",
+                        g.name, r.name
+                    ));
+                }
             }
             match (&g.url, &g.names) {
                 (Some(url), Some(names)) => {
@@ -188,11 +211,29 @@ pub struct FleetGroup {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<Vec<String>>,
+    /// `strata serve` endpoints, each migrating its own databases with its own tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remotes: Option<Vec<FleetRemote>>,
     /// How long any one of its targets may keep a fleet command waiting (to answer, or for a
     /// lock another run holds) before it is reported and the run goes on; a stage's own
     /// `timeout_ms` wins over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+}
+
+/// One remote target of a `[[fleet.group]]`: a `strata serve` and where its token comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetRemote {
+    pub name: String,
+    /// `http://host:port` or `https://host:port`.
+    pub url: String,
+    /// A file holding the server's bearer token (relative to strata.toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
 }
 
 /// One `[[fleet.stage]]`: which targets, how many at a time, and when to stop.

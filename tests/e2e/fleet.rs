@@ -915,3 +915,95 @@ fn remote_targets_are_migrated_in_parallel_over_grpc_and_an_unreachable_one_is_n
     assert_eq!(outcome_of(&again, "billing"), "up-to-date");
     drop((srv_a, srv_b, silent));
 }
+
+/// strata.toml with one group whose targets are the rows of `query` on `control`, every
+/// stage under `continue`.
+fn query_group(p: &Project, control: &str, query: &str) {
+    p.write(
+        "strata.toml",
+        &format!(
+            "[[fleet.group]]\nname = \"tenants\"\ncontrol = \"{control}\"\nquery = \"{query}\"\n"
+        ),
+    );
+}
+
+#[test]
+fn targets_come_from_the_rows_of_a_query_on_a_control_database() {
+    let p = fleet(4);
+    strict_names(&p);
+    // Three of the four tenants are active; the query names them.
+    p.write("control.db", "");
+    p.open("control.db")
+        .execute_batch(
+            "CREATE TABLE tenants (name TEXT, database TEXT, active INTEGER);
+             INSERT INTO tenants VALUES ('acme', 'tenants/t00.db', 1), ('globex', 'tenants/t01.db', 1),
+                                        ('gone', 'tenants/t02.db', 0), ('initech', 'tenants/t03.db', 1);",
+        )
+        .unwrap();
+    query_group(
+        &p,
+        "control.db",
+        "SELECT name, database FROM tenants WHERE active ORDER BY name",
+    );
+    let status = p.strata(&["fleet", "status", "--json"]).ok().json();
+    let names: Vec<&str> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme", "globex", "initech"]);
+    let report = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(report["counts"]["applied"], 3);
+    assert_eq!(applied(&p, 3), ["people", "strict-names", "tags"]);
+    assert_eq!(
+        rows(&p.open(&tenant(2)), "SELECT count(*) FROM sqlite_master"),
+        ["0"],
+        "the inactive tenant was touched"
+    );
+    // The control database was only read.
+    assert_eq!(
+        rows(&p.open("control.db"), "SELECT count(*) FROM tenants"),
+        ["4"]
+    );
+    // A query whose rows are not a name and a database is refused, naming the row.
+    query_group(&p, "control.db", "SELECT name, NULL FROM tenants");
+    p.strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("row 1 of the fleet's query");
+    query_group(&p, "control.db", "SELECT 'a b', database FROM tenants");
+    p.strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("the target name \"a b\"");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn a_postgresql_control_database_names_the_targets_read_only() {
+    let pg = crate::postgres::Pg::new("fleet_control");
+    let mut c = pg.client(false);
+    c.batch_execute(
+        "CREATE TABLE tenants (name text, database text);
+         INSERT INTO tenants VALUES ('acme', 'tenants/t00.db'), ('globex', 'tenants/t01.db');",
+    )
+    .unwrap();
+    let p = fleet(2);
+    query_group(
+        &p,
+        &pg.url(),
+        "SELECT name, database FROM tenants ORDER BY name",
+    );
+    let run = p.strata(&["fleet", "migrate", "--json"]).ok();
+    pg.hides_password(&run);
+    assert_eq!(run.json()["counts"]["applied"], 2);
+    assert_eq!(applied(&p, 1), ["people"]);
+    // One statement, read-only: a query that writes is refused by the server.
+    query_group(
+        &p,
+        &pg.url(),
+        "WITH gone AS (DELETE FROM tenants RETURNING name, database) SELECT * FROM gone",
+    );
+    let run = p.strata(&["fleet", "status"]).code(1);
+    assert!(run.stderr.contains("read-only"), "{}", run.stderr);
+    assert_eq!(pg.rows(false, "SELECT count(*) FROM tenants"), ["2"]);
+}

@@ -234,6 +234,11 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                         )?;
                         add(name.clone(), db);
                     }
+                } else if let (Some(sql), Some(control)) = (&g.query, &g.control) {
+                    let timeout = Duration::from_millis(g.timeout_ms.unwrap_or(FLEET_TIMEOUT_MS));
+                    for (name, db) in control_rows(project, &g.name, control, sql, timeout)? {
+                        add(name, db);
+                    }
                 } else if let Some(remotes) = &g.remotes {
                     for r in remotes {
                         let mut r = r.clone();
@@ -582,6 +587,55 @@ fn for_target(project: &Project, target: &FleetTarget, timeout: Duration) -> Pro
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     p.config.busy_timeout_ms = p.config.busy_timeout_ms.min(timeout_ms);
     p
+}
+
+/// The targets of a `query` group: the rows of `sql` on `control`, each a name and a
+/// database, read within `timeout` (a control server that says nothing is not waited on).
+fn control_rows(
+    project: &Project,
+    group: &str,
+    control: &Path,
+    sql: &str,
+    timeout: Duration,
+) -> Result<Vec<(String, PathBuf)>, Error> {
+    let where_ = format!("[[fleet.group]] {group} control");
+    let control = if backends::is_server(control) {
+        crate::core::target::remember(&control.to_string_lossy(), &where_)?
+    } else {
+        project.root.join(control)
+    };
+    let (tx, rx) = mpsc::channel();
+    let (p, db, sql) = (project.clone(), control.clone(), sql.to_string());
+    std::thread::Builder::new()
+        .name("fleet-control".into())
+        .spawn(move || {
+            let _ = tx.send(backends::control_pairs(&p, &db, &sql));
+        })
+        .map_err(|e| Error::io(Path::new("fleet-control"), e))?;
+    let rows = rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
+        db: control.clone(),
+        context: format!("cannot read the targets of {where_}"),
+        sqlstate: None,
+        message: format!("no answer within {} ms", timeout.as_millis()),
+        source: None,
+    })??;
+    let mut out = Vec::new();
+    for (name, db) in rows {
+        if !crate::core::config::is_target_name(&name) {
+            return Err(Error::Usage(format!(
+                "{}: the fleet's query gave the target name {name:?}; a name is letters, \
+                 digits, '-', '_' and '.'",
+                control.display()
+            )));
+        }
+        let db = if backends::is_server(Path::new(&db)) {
+            crate::core::target::remember(&db, &format!("[[fleet.group]] {group} query"))?
+        } else {
+            project.root.join(db)
+        };
+        out.push((name, db));
+    }
+    Ok(out)
 }
 
 /// Whether a server target answers (connects and reads its ledger) within `timeout`. A server

@@ -84,13 +84,21 @@ impl Fleet {
                 g.databases.is_some(),
                 g.url.is_some(),
                 g.remotes.is_some(),
+                g.query.is_some(),
             ];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return bad(format!(
                     "[[fleet.group]] {:?} needs exactly one of `glob` (SQLite files), \
                      `databases` (a list of SQLite files or PostgreSQL URLs), `url` (a \
-                     PostgreSQL URL template with {{name}}, and `names`) or `remotes` \
-                     (strata serve endpoints)",
+                     PostgreSQL URL template with {{name}}, and `names`), `remotes` (strata \
+                     serve endpoints) or `query` (on a `control` database)",
+                    g.name
+                ));
+            }
+            if g.query.is_some() != g.control.is_some() {
+                return bad(format!(
+                    "[[fleet.group]] {:?}: `query` and `control` go together: the query whose \
+                     rows (name, database) are the targets, and the database it runs on",
                     g.name
                 ));
             }
@@ -214,6 +222,13 @@ pub struct FleetGroup {
     /// `strata serve` endpoints, each migrating its own databases with its own tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remotes: Option<Vec<FleetRemote>>,
+    /// A query on `control` whose rows are the targets: a name and a database (a SQLite file,
+    /// relative to strata.toml, or a PostgreSQL URL) each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The control database `query` runs on: a SQLite file or a PostgreSQL URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<PathBuf>,
     /// How long any one of its targets may keep a fleet command waiting (to answer, or for a
     /// lock another run holds) before it is reported and the run goes on; a stage's own
     /// `timeout_ms` wins over it.

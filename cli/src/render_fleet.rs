@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use strata_engine::commands::fleet::{
-    FleetEvent, FleetPlan, FleetReport, FleetStatus, TargetOutcome, TargetResult, TargetStatus,
+    FleetEvent, FleetPlan, FleetReport, FleetRestore, FleetStatus, TargetOutcome, TargetResult,
+    TargetStatus,
 };
 
 use strata_engine::core::event::Event;
@@ -14,7 +15,9 @@ use super::Output;
 /// A state for people, in capitals where it needs attention (coloured by `highlight`).
 fn shown_state(state: &str) -> String {
     match state {
-        "up-to-date" | "pending" | "applied" | "not-run" => state.to_string(),
+        "up-to-date" | "pending" | "applied" | "not-run" | "restored" | "no-backup" => {
+            state.to_string()
+        }
         other => other.to_uppercase(),
     }
 }
@@ -57,6 +60,28 @@ fn row(t: &TargetStatus, width: usize) {
 }
 
 impl Output {
+    pub fn fleet_restore(&self, r: &FleetRestore) -> Result<()> {
+        if self.json {
+            return self.print_json(r);
+        }
+        let width = r.targets.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        outln!("stage {}:", r.stage);
+        for t in &r.targets {
+            let state = serde_json::to_value(t.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let what = match (&t.restored, &t.error) {
+                (Some(x), _) => format!("from {}", x.restored_from.display()),
+                (None, Some(e)) => e.lines().next().unwrap_or_default().to_string(),
+                (None, None) => "the run took no backup of it".into(),
+            };
+            outln!("  {:<width$}  {:<9}  {what}", t.name, shown_state(&state));
+        }
+        outln!("{}", counts(&r.counts));
+        Ok(())
+    }
+
     pub fn fleet_status(&self, status: &FleetStatus) -> Result<()> {
         if self.json {
             return self.print_json(status);

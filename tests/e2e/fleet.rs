@@ -1007,3 +1007,54 @@ fn a_postgresql_control_database_names_the_targets_read_only() {
     assert!(run.stderr.contains("read-only"), "{}", run.stderr);
     assert_eq!(pg.rows(false, "SELECT count(*) FROM tenants"), ["2"]);
 }
+
+#[test]
+fn fleet_restore_puts_one_stage_back_from_the_backups_of_that_run() {
+    let n = 4;
+    let p = staged_fleet(
+        n,
+        &[],
+        "[[fleet.stage]]\nname = \"canary\"\ntargets = [\"t00\"]\n\n\
+         [[fleet.stage]]\nname = \"everyone\"\n",
+    );
+    p.strata(&["fleet", "migrate", "--report", "run.json"]).ok();
+    for i in 0..n {
+        applied_once(&p, i);
+    }
+    // The canary goes back to where it was before the run; the others stay migrated.
+    let canary = p
+        .strata(&["fleet", "restore", "--stage", "canary", "--json"])
+        .ok()
+        .json();
+    assert_eq!(canary["counts"]["restored"], 1, "{canary}");
+    assert_eq!(applied(&p, 0), ["people"]);
+    assert_eq!(
+        rows(&p.open(&tenant(0)), "SELECT name FROM people"),
+        ["Grace"]
+    );
+    applied_once(&p, 1);
+
+    // A tenant whose rows changed since the run is refused without --yes, the others put back.
+    p.open(&tenant(2))
+        .execute_batch("UPDATE people SET name = 'Changed'")
+        .unwrap();
+    let run = p.strata(&[
+        "fleet", "restore", "--stage", "everyone", "--run", "run.json",
+    ]);
+    let run = run.code(3).stdout_has("t02");
+    assert!(run.stdout.contains("REFUSED"), "{}", run.stdout);
+    assert_eq!(applied(&p, 1), ["people"]);
+    assert_eq!(applied(&p, 3), ["people"]);
+    assert_eq!(applied(&p, 2).len(), 3, "the changed tenant was put back");
+    p.strata(&[
+        "fleet", "restore", "--stage", "everyone", "--run", "run.json", "--yes",
+    ])
+    .ok();
+    assert_eq!(applied(&p, 2), ["people"]);
+    // Nothing lost: the next run gives them the chain again.
+    let again = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(again["counts"]["applied"], n);
+    p.strata(&["fleet", "restore", "--stage", "nope"])
+        .code(2)
+        .stderr_has("no stage \"nope\"");
+}

@@ -1320,6 +1320,180 @@ fn migrate_target(
     result
 }
 
+/// Where `fleet migrate` keeps the report of its last run, for `fleet restore`.
+pub fn last_run_path(project: &Project) -> PathBuf {
+    project.state_dir().join("fleet").join("last-run.json")
+}
+
+/// Keeps `report` as the last run's (see [`last_run_path`]).
+pub fn keep_report(project: &Project, report: &FleetReport) -> Result<PathBuf, Error> {
+    let path = last_run_path(project);
+    project.ensure_state_dir()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::input(&path, format!("cannot write the report: {e}")))?;
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, text).map_err(|e| Error::io(&partial, e))?;
+    std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+/// How one target of `fleet restore` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreOutcome {
+    /// The run's backup was put back.
+    Restored,
+    /// The run took no backup of it (nothing was applied, or it was not run).
+    NoBackup,
+    /// Rows changed outside strata since the run (without `--yes`), or a remote target.
+    Refused,
+    /// The restore failed; the target is as it was.
+    Failed,
+}
+
+/// What `fleet restore` did to one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredTarget {
+    pub name: String,
+    pub outcome: RestoreOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<crate::core::restore::Restored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `strata fleet restore --stage NAME`'s report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetRestore {
+    pub stage: String,
+    pub targets: Vec<RestoredTarget>,
+    pub counts: BTreeMap<String, usize>,
+}
+
+impl FleetRestore {
+    /// Whether every target with a backup was put back.
+    pub fn ok(&self) -> bool {
+        self.targets.iter().all(|t| {
+            matches!(
+                t.outcome,
+                RestoreOutcome::Restored | RestoreOutcome::NoBackup
+            )
+        })
+    }
+}
+
+/// `strata fleet restore --stage NAME`: puts each target of that stage of `run` (a fleet
+/// run's report) back from the backup that run took of it, with the per-database restore and
+/// every check it makes, `parallel` at a time. Without `yes`, a target whose rows changed
+/// outside strata since the run is refused, not restored. Targets are found by name among the
+/// fleet's targets now (a URL's password is never in a report).
+pub fn fleet_restore(
+    project: &Project,
+    selection: &Selection,
+    run: &FleetReport,
+    stage: &str,
+    yes: bool,
+) -> Result<FleetRestore, Error> {
+    let Some(report) = run.stages.iter().find(|s| s.name == stage) else {
+        return Err(Error::Usage(format!(
+            "the fleet run has no stage {stage:?}; its stages: {}",
+            run.stages
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let known = targets(project, selection)?;
+    let parallel = selection.parallel.unwrap_or(8);
+    let rows = par_map(report.targets.len(), parallel, |i| {
+        let r = &report.targets[i];
+        let mut out = RestoredTarget {
+            name: r.target.name.clone(),
+            outcome: RestoreOutcome::NoBackup,
+            restored: None,
+            error: None,
+        };
+        let Some(backup) = &r.backup else {
+            return out;
+        };
+        let result = (|| -> Result<Option<crate::core::restore::Restored>, Error> {
+            let target = known
+                .iter()
+                .find(|t| t.name == r.target.name)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{} is not among the fleet's targets now",
+                        r.target.name
+                    ))
+                })?;
+            if target.remote.is_some() {
+                return Err(Error::Refused(vec![Refusal::Restore {
+                    db: target.db.clone(),
+                    message: format!(
+                        "{} is a remote target: restore it on its server (`strata --remote {} \
+                         restore`)",
+                        target.name,
+                        target.db.display()
+                    ),
+                }]));
+            }
+            let p = for_target(project, target, Duration::from_millis(FLEET_TIMEOUT_MS));
+            // By its name in the backups folder: the report may hold a path relative to
+            // wherever the run was started from.
+            let name = PathBuf::from(backup.file_name().unwrap_or(backup.as_os_str()));
+            let chosen = crate::commands::restore::choose(&p, false, Some(&name))?;
+            if !yes {
+                let changed = crate::commands::restore::changes_since(&p, false, &chosen)?
+                    .unwrap_or_default();
+                if !changed.is_empty() {
+                    return Ok(None);
+                }
+            }
+            crate::commands::restore::restore_confirmed(&p, false, Some(&chosen.path), true)
+                .map(Some)
+        })();
+        match result {
+            Ok(Some(restored)) => {
+                out.outcome = RestoreOutcome::Restored;
+                out.restored = Some(restored);
+            }
+            Ok(None) => {
+                out.outcome = RestoreOutcome::Refused;
+                out.error = Some(
+                    "rows changed outside strata since the run took its backup; `--yes` puts \
+                     it back anyway"
+                        .into(),
+                );
+            }
+            Err(e) => {
+                out.outcome = if matches!(e, Error::Refused(_)) {
+                    RestoreOutcome::Refused
+                } else {
+                    RestoreOutcome::Failed
+                };
+                out.error = Some(e.to_string());
+            }
+        }
+        out
+    });
+    let mut counts = BTreeMap::new();
+    for t in &rows {
+        let key = serde_json::to_value(t.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    Ok(FleetRestore {
+        stage: stage.to_string(),
+        targets: rows,
+        counts,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -853,15 +853,18 @@ fn run_fleet(
                 single_transaction,
                 ..run.options(project)?
             };
-            let (quiet, verbose) = (out.quiet_mode(), out.verbose_mode());
+            let view =
+                render::FleetView::new(out.quiet_mode(), out.verbose_mode(), out.json_mode());
             let done = fleet::fleet_migrate(
                 project,
                 &fleet.selection(),
                 &opts,
                 &mut |e| render::event(out, e),
-                &|e| render::fleet_event(quiet, verbose, e),
+                &|e| view.event(e),
                 &remotes,
-            )?;
+            );
+            view.finish();
+            let done = done?;
             if let Some(path) = junit {
                 std::fs::write(&path, render::fleet_junit(&done))
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

@@ -8,6 +8,10 @@ use strata_engine::commands::fleet::{
     TargetStatus,
 };
 
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
 use strata_engine::core::event::Event;
 
 use super::Output;
@@ -260,19 +264,148 @@ pub fn fleet_event(quiet: bool, verbose: bool, e: &FleetEvent<'_>) {
     }
 }
 
-/// A remote target's server reporting a phase or a step, one line each.
-fn remote_progress(name: &str, event: &Event<'_>) {
-    match event {
+/// A fleet run's live view on a terminal: a bar over each stage's targets and, beside it, the
+/// targets running now; failures (every target with `--verbose`) printed above the bar. Off a
+/// terminal (or with `--quiet`, `--json`) it writes [`fleet_event`]'s plain lines instead.
+/// Called from every worker of the run.
+pub struct FleetView {
+    quiet: bool,
+    verbose: bool,
+    live: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    running: Mutex<Vec<String>>,
+}
+
+impl FleetView {
+    pub fn new(quiet: bool, verbose: bool, json: bool) -> Self {
+        FleetView {
+            quiet,
+            verbose,
+            live: !quiet && !json && std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn bar(&self) -> Option<ProgressBar> {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `acme, globex, initech +5`: the targets running now.
+    fn show_running(&self, bar: &ProgressBar) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let shown: Vec<&str> = running.iter().take(4).map(String::as_str).collect();
+        let more = running.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" +{more}")
+        } else {
+            String::new()
+        };
+        bar.set_message(format!("running: {}{more}", shown.join(", ")));
+    }
+
+    pub fn event(&self, e: &FleetEvent<'_>) {
+        if !self.live {
+            return fleet_event(self.quiet, self.verbose, e);
+        }
+        match e {
+            FleetEvent::StageStarted {
+                name,
+                targets,
+                parallel,
+            } => {
+                if let Some(old) = self.bar() {
+                    old.finish_and_clear();
+                }
+                let bar = ProgressBar::new(*targets as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}")
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("stage {name} ({parallel} at a time)"));
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+            }
+            FleetEvent::TargetStarted { target, .. } => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(target.name.clone());
+                if let Some(bar) = self.bar() {
+                    self.show_running(&bar);
+                }
+            }
+            FleetEvent::TargetProgress { target, event, .. } => {
+                if let (true, Some(bar), Some(line)) =
+                    (self.verbose, self.bar(), remote_line(&target.name, event))
+                {
+                    bar.println(line);
+                }
+            }
+            FleetEvent::TargetFinished {
+                result,
+                done,
+                total,
+                ..
+            } => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|n| *n != result.target.name);
+                let Some(bar) = self.bar() else { return };
+                if result.failed() {
+                    bar.println(format!("[{done}/{total}] {}", failure_line(result)));
+                } else if self.verbose {
+                    bar.println(format!(
+                        "[{done}/{total}] {}: {} ({} migration(s))",
+                        result.target.name,
+                        outcome(result.outcome),
+                        result.applied.len()
+                    ));
+                }
+                bar.inc(1);
+                self.show_running(&bar);
+            }
+            FleetEvent::StageStopped { name, failures } => {
+                if let Some(bar) = self.bar() {
+                    bar.println(format!(
+                        "stage {name} stopped after {failures} failure(s): later targets not \
+                         started"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Clears the bar once the run is over.
+    pub fn finish(&self) {
+        if let Some(bar) = self.bar() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A remote target's server reporting a phase or a step, as one line.
+fn remote_line(name: &str, event: &Event<'_>) -> Option<String> {
+    Some(match event {
         Event::PhaseStarted { phase, pending, .. } => {
-            errln!("  {name}: {} started, {pending} pending", phase.as_str())
+            format!("  {name}: {} started, {pending} pending", phase.as_str())
         }
         Event::StepApplied {
             phase, migration, ..
-        } => errln!("  {name}: {} {}", phase.as_str(), migration.label()),
+        } => format!("  {name}: {} {}", phase.as_str(), migration.label()),
         Event::PhaseFinished { phase, applied, .. } => {
-            errln!("  {name}: {} done, {applied} applied", phase.as_str())
+            format!("  {name}: {} done, {applied} applied", phase.as_str())
         }
-        _ => {}
+        _ => return None,
+    })
+}
+
+/// A remote target's server reporting a phase or a step, one line each.
+fn remote_progress(name: &str, event: &Event<'_>) {
+    if let Some(line) = remote_line(name, event) {
+        errln!("{line}");
     }
 }
 

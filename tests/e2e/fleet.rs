@@ -1058,3 +1058,32 @@ fn fleet_restore_puts_one_stage_back_from_the_backups_of_that_run() {
         .code(2)
         .stderr_has("no stage \"nope\"");
 }
+
+#[test]
+fn on_a_terminal_a_bar_shows_the_stage_and_the_targets_running_and_failures_above_it() {
+    let n = 6;
+    let p = staged_fleet(
+        n,
+        &[2],
+        "[[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\nparallel = 2\n",
+    );
+    // `script` gives the run a terminal; its output is what the terminal got.
+    let exe = env!("CARGO_BIN_EXE_strata");
+    let output = std::process::Command::new("script")
+        .args(["-qec", &format!("{exe} fleet migrate"), "/dev/null"])
+        .current_dir(p.root())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .expect("this test needs `script` (util-linux) for a terminal");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(screen.contains("stage all (2 at a time) ["), "{screen}");
+    assert!(screen.contains("/6"), "{screen}");
+    assert!(
+        screen.contains("t02 FAILED at app/20260102T000000Z-strict-names"),
+        "{screen}"
+    );
+    // Off a terminal the same run writes plain lines, no bar.
+    let plain = p.strata(&["fleet", "migrate"]).code(1);
+    assert!(!plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
+    assert!(plain.stderr.contains("t02 FAILED"), "{}", plain.stderr);
+}

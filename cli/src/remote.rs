@@ -725,17 +725,7 @@ impl Remotes for FleetRemotes {
         match self.with_client(remote, timeout, async |client| {
             client.migrate(opts, progress).await
         }) {
-            Ok(report) => {
-                if let Some(p) = report.phases.iter().rfind(|p| p.phase == Phase::Apply) {
-                    result.applied = p.applied.clone();
-                    result.backup = p.backup.clone();
-                }
-                result.outcome = if result.applied.is_empty() {
-                    TargetOutcome::UpToDate
-                } else {
-                    TargetOutcome::Applied
-                };
-            }
+            Ok(report) => result.ran(report.phases.iter().rfind(|p| p.phase == Phase::Apply)),
             Err(e) => {
                 result.outcome = if e.exit_code == exit::REFUSED {
                     TargetOutcome::Refused

@@ -66,30 +66,6 @@ pub trait Remotes: Sync {
     );
 }
 
-/// For a caller with no client: every remote target is unreachable, saying why.
-pub struct NoRemotes;
-
-impl NoRemotes {
-    const WHY: &'static str = "remote targets are reached through the strata command line";
-}
-
-impl Remotes for NoRemotes {
-    fn status(&self, _: &FleetRemote, _: &MigrateOptions, _: Duration, status: &mut TargetStatus) {
-        status.problems.push(Self::WHY.into());
-    }
-
-    fn migrate(
-        &self,
-        _: &FleetRemote,
-        _: &MigrateOptions,
-        _: Duration,
-        _: &mut dyn FnMut(&Event<'_>),
-        result: &mut TargetResult,
-    ) {
-        result.error = Some(Self::WHY.into());
-    }
-}
-
 /// Which targets a fleet command works on.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -918,6 +894,20 @@ impl TargetResult {
         }
     }
 
+    /// A target whose run ended well, `phase` its real database's phase: applied, or up to
+    /// date when that applied nothing.
+    pub fn ran(&mut self, phase: Option<&PhaseReport>) {
+        if let Some(p) = phase {
+            self.applied = p.applied.clone();
+            self.backup = p.backup.clone();
+        }
+        self.outcome = if self.applied.is_empty() {
+            TargetOutcome::UpToDate
+        } else {
+            TargetOutcome::Applied
+        };
+    }
+
     /// A target that failed with `e` (refused, when `e` is a refusal).
     fn failed_with(target: FleetTarget, e: &Error) -> Self {
         let mut result = TargetResult::new(target, TargetOutcome::Failed);
@@ -1313,17 +1303,7 @@ fn migrate_target(
         )
     };
     match run() {
-        Ok(phases) => {
-            if let Some(p) = phases.last() {
-                result.applied = p.applied.clone();
-                result.backup = p.backup.clone();
-            }
-            result.outcome = if result.applied.is_empty() {
-                TargetOutcome::UpToDate
-            } else {
-                TargetOutcome::Applied
-            };
-        }
+        Ok(phases) => result.ran(phases.last()),
         Err(e) => result = TargetResult::failed_with(result.target, &e),
     }
     result.duration_ms = started.elapsed().as_millis() as u64;

@@ -146,4 +146,7 @@ status=$(seconds "$start")
 echo "strata fleet status over $status_targets migrated targets: ${status} s, peak RSS $(peak) KiB"
 
 echo "per tenant: fleet $(echo "scale=1; 1000 * $fleet / $tenants" | bc) ms, strata loop $(echo "scale=1; 1000 * $loop / $loop_tenants" | bc) ms"
-echo "fleet vs strata loop: $(echo "scale=1; ($loop / $loop_tenants) / ($fleet / $tenants)" | bc) x the throughput"
+echo "fleet vs strata loop: $(echo "scale=1; ($loop * $tenants) / ($fleet * $loop_tenants)" | bc) x the throughput"
+if [ -n "${dbmate_s:-}" ]; then
+    echo "per tenant: dbmate loop $(echo "scale=1; 1000 * $dbmate_s / $loop_tenants" | bc) ms; fleet vs dbmate loop: $(echo "scale=1; ($dbmate_s * $tenants) / ($fleet * $loop_tenants)" | bc) x the throughput"
+fi

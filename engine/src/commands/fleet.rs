@@ -134,7 +134,10 @@ fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(listed, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if matches(&file, &name) && entry.path().is_file() {
+        // Whatever matches but a folder: a FIFO, a device or a dangling link among the
+        // tenants is a target that fails, with the reason, rather than one that silently
+        // drops out of the fleet.
+        if matches(&file, &name) && !entry.path().is_dir() {
             found.push(dir.join(name));
         }
     }

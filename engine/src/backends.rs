@@ -97,6 +97,21 @@ pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
     Ok(())
 }
 
+/// The first two columns of every row of `sql` on the control database `db` (a SQLite file,
+/// opened read-only, or a PostgreSQL URL, in a read-only transaction), as text.
+pub(crate) fn control_pairs(
+    project: &Project,
+    db: &Path,
+    sql: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    if is_server(db) {
+        let target = crate::core::target::Target::parse(&db.to_string_lossy(), "control")?;
+        postgres::pairs(&target, project.busy_timeout(), sql)
+    } else {
+        sqlite::connection::pairs(db, project.busy_timeout(), sql)
+    }
+}
+
 /// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
 /// that works on files only (`crate::sqlite`) refuses it.
 pub fn is_server(db: &Path) -> bool {

@@ -216,6 +216,53 @@ fn code_start(s: &str) -> usize {
     }
 }
 
+/// The first two columns of every row `sql` returns from the database `path` (opened
+/// read-only), as text: a fleet's targets from a control database.
+pub(crate) fn pairs(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+    sql: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let Some(conn) = open_read_only(path, busy_timeout)? else {
+        return Err(Error::Usage(format!(
+            "{}: the control database does not exist",
+            path.display()
+        )));
+    };
+    let mut stmt = conn
+        .prepare(sql)
+        .map_err(|e| Error::db(path, "cannot prepare the fleet's query", e))?;
+    if stmt.column_count() < 2 {
+        return Err(Error::Usage(format!(
+            "{}: the fleet's query must return two columns, a target's name and its database",
+            path.display()
+        )));
+    }
+    let text = |v: rusqlite::types::ValueRef<'_>| match v {
+        rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+        _ => None,
+    };
+    let rows = stmt
+        .query_map([], |r| Ok((text(r.get_ref(0)?), text(r.get_ref(1)?))))
+        .map_err(|e| Error::db(path, "cannot run the fleet's query", e))?;
+    let mut out = Vec::new();
+    for row in rows {
+        match row.map_err(|e| Error::db(path, "cannot run the fleet's query", e))? {
+            (Some(name), Some(db)) => out.push((name, db)),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{}: row {} of the fleet's query has a NULL or a non-text value; each row \
+                     is a target's name and its database",
+                    path.display(),
+                    out.len() + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

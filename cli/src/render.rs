@@ -883,11 +883,23 @@ impl Progress {
 }
 
 /// `text` escaped for an XML attribute or element.
+/// `text` for an XML attribute or element: markup escaped, and every character XML 1.0
+/// forbids (C0 controls but tab, newline and carriage return; U+FFFE, U+FFFF) written as a
+/// visible escape (`\u{1b}`), so a message holding them still gives a well-formed report.
 pub(crate) fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.extend(c.escape_unicode()),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The sandbox report as JUnit XML: one testsuite, one testcase per step.

@@ -12,6 +12,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use strata_engine::components::escape_controls;
 use strata_engine::core::event::Event;
 
 use super::Output;
@@ -58,7 +59,7 @@ fn row(t: &TargetStatus, width: usize) {
     );
     for p in &t.problems {
         for line in p.lines() {
-            outln!("  {:<width$}    {line}", "");
+            outln!("  {:<width$}    {}", "", escape_controls(line));
         }
     }
 }
@@ -77,7 +78,7 @@ impl Output {
                 .unwrap_or_default();
             let what = match (&t.restored, &t.error) {
                 (Some(x), _) => format!("from {}", x.restored_from.display()),
-                (None, Some(e)) => e.lines().next().unwrap_or_default().to_string(),
+                (None, Some(e)) => escape_controls(e.lines().next().unwrap_or_default()),
                 (None, None) => "the run took no backup of it".into(),
             };
             outln!("  {:<width$}  {:<9}  {what}", t.name, shown_state(&state));
@@ -179,7 +180,7 @@ impl Output {
             for t in s.targets.iter().filter(|t| t.failed()) {
                 outln!("  {}", failure_line(t));
                 for line in t.error.as_deref().unwrap_or_default().lines() {
-                    outln!("      {line}");
+                    outln!("      {}", escape_controls(line));
                 }
             }
         }
@@ -212,6 +213,7 @@ fn failure_line(t: &TargetResult) -> String {
         .find_map(|l| l.trim_start().strip_prefix("error: "))
         .or_else(|| error.lines().next())
         .unwrap_or_default();
+    let cause = escape_controls(cause);
     format!(
         "{} {}{}: {cause}",
         t.target.name,

@@ -1135,3 +1135,49 @@ fn a_tenant_file_name_cannot_forge_report_lines() {
     assert!(!run.stdout.contains('\u{1b}'), "{}", run.stdout);
     assert!(run.stdout.contains("applied\\n  initech"), "{}", run.stdout);
 }
+
+#[test]
+fn control_characters_in_a_failure_keep_the_junit_report_well_formed_and_the_terminal_clean() {
+    let p = fleet(2);
+    // SQLite puts the constraint's name, controls and markup included, in its error.
+    let name = "bad\u{1b}[2J\u{7}\u{c}\n[2/2] b applied ]]> <x>";
+    p.write(
+        &format!("{PEOPLE}/do.sql"),
+        &format!(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, \
+             CONSTRAINT \"{name}\" CHECK (id > 0));\n\
+             INSERT INTO people SELECT 0, 'x' WHERE (SELECT count(*) FROM sqlite_master \
+             WHERE name = 'marker') > 0;\n"
+        ),
+    );
+    std::fs::remove_dir_all(p.path(&format!("{PEOPLE}/test-data"))).unwrap();
+    for i in 0..2 {
+        p.open(&tenant(i))
+            .execute_batch("CREATE TABLE marker (x);")
+            .unwrap();
+    }
+    let run = p
+        .strata(&[
+            "fleet",
+            "migrate",
+            "--targets",
+            "tenants/*.db",
+            "--junit",
+            "fleet.xml",
+        ])
+        .code(1);
+    let junit = std::fs::read_to_string(p.path("fleet.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap_or_else(|e| panic!("{e}: {junit}"));
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap_or_else(|| panic!("no failure in {junit}"));
+    let message = failure.attribute("message").unwrap_or_default().to_string()
+        + failure.text().unwrap_or_default();
+    assert!(message.contains("\\u{1b}[2J"), "{junit}");
+    assert!(message.contains("]]> <x>"), "{junit}");
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\u{c}']), "{text:?}");
+    }
+    assert!(run.stderr.contains("t00 FAILED"), "{}", run.stderr);
+}

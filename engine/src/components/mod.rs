@@ -17,6 +17,7 @@
 pub(crate) mod bindings;
 mod cache;
 pub(crate) mod host;
+pub use host::escape_controls;
 pub mod limits;
 pub mod policy;
 

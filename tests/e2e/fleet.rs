@@ -1181,3 +1181,65 @@ fn control_characters_in_a_failure_keep_the_junit_report_well_formed_and_the_ter
     }
     assert!(run.stderr.contains("t00 FAILED"), "{}", run.stderr);
 }
+
+/// strata.toml with one group of one remote `url`, and `extra` lines in the group.
+fn one_remote(p: &Project, url: &str, extra: &str) {
+    p.write(
+        "strata.toml",
+        &format!(
+            "[[fleet.group]]\nname = \"services\"\ntimeout_ms = 1000\n{extra}remotes = [\n  \
+             {{ name = \"billing\", url = \"{url}\", token_file = \"secrets/a.token\" }},\n]\n"
+        ),
+    );
+}
+
+#[test]
+fn a_remote_token_is_not_sent_in_clear_text_off_loopback_unless_the_group_allows_it() {
+    let client = Project::empty();
+    crate::remote::write_token(&client, "secrets/a.token", "e2e-token-0123456789abcdef");
+    // An address of TEST-NET-1: refused before anything is sent.
+    one_remote(&client, "http://192.0.2.1:7433", "");
+    for command in ["status", "migrate"] {
+        client
+            .strata(&["fleet", command])
+            .code(2)
+            .stderr_has("http://192.0.2.1:7433 is not loopback")
+            .stderr_has("allow_insecure = true");
+    }
+    // With the group's consent it is tried (and, with nothing there, reported unreachable
+    // within the timeout).
+    one_remote(&client, "http://192.0.2.1:7433", "allow_insecure = true\n");
+    let status = client.strata(&["fleet", "status", "--json"]).code(3).json();
+    assert_eq!(status["counts"]["unreachable"], 1, "{status}");
+    // https is not refused for it (here it wants the server's CA, --tls-ca).
+    one_remote(&client, "https://192.0.2.1:7433", "");
+    client
+        .strata(&["fleet", "status"])
+        .code(3)
+        .stdout_has("--tls-ca FILE");
+}
+
+#[test]
+fn a_password_in_a_remote_url_is_refused_and_written_nowhere() {
+    let (_served, srv) = served_tenant();
+    let client = Project::empty();
+    crate::remote::write_token(&client, "secrets/a.token", "e2e-token-0123456789abcdef");
+    let url = srv
+        .url
+        .replacen("http://", "http://admin:PASSW0RDINURL@", 1);
+    one_remote(&client, &url, "");
+    for args in [
+        &["fleet", "status", "--json"][..],
+        &["fleet", "migrate", "--json", "--report", "report.json"],
+    ] {
+        let run = client
+            .strata(args)
+            .code(2)
+            .stderr_has("its url holds a user or password");
+        assert!(!run.stdout.contains("PASSW0RD"), "{}", run.stdout);
+        assert!(!run.stderr.contains("PASSW0RD"), "{}", run.stderr);
+    }
+    assert!(!client.path("report.json").exists());
+    assert!(!client.path(".strata/fleet/last-run.json").exists());
+    drop(srv);
+}

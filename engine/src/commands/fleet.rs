@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::commands::migrate::{self, MigrateOptions};
-use crate::core::config::{FLEET_TIMEOUT_MS, FleetRemote, FleetStage, OnFailure, Project};
+use crate::core::config::{
+    FLEET_TIMEOUT_MS, FleetGroup, FleetRemote, FleetStage, OnFailure, Project,
+};
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
 use crate::core::phase::{PhaseReport, Runner};
@@ -161,6 +163,42 @@ fn name_of(db: &Path) -> String {
     crate::components::host::escape_controls(&name)
 }
 
+/// Refuses a remote whose URL carries a user or password (the token is the credential, and a
+/// URL is shown in reports), or that would send its token in clear text over the network:
+/// `http://` to an address other than loopback, unless its group says `allow_insecure`.
+fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
+    let (scheme, rest) = r.url.split_once("://").unwrap_or(("", &r.url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let name = crate::components::host::escape_controls(&r.name);
+    if authority.contains('@') {
+        return Err(Error::Usage(format!(
+            "the remote {name} of [[fleet.group]] {}: its url holds a user or password, which              would be shown in reports; write url = \"{scheme}://HOST:PORT\" and give the              server's token with token_file or token_env",
+            group.name
+        )));
+    }
+    if !scheme.eq_ignore_ascii_case("http") || group.allow_insecure {
+        return Ok(());
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the remote {name} of [[fleet.group]] {}: http://{} is not loopback, and its token \
+         would cross the network in clear text; serve it with TLS and write https://, or set \
+         allow_insecure = true in the group if the network is trusted",
+        group.name,
+        crate::components::host::escape_controls(authority)
+    )))
+}
+
 /// The targets `selection` names, in order: the configured groups' (or `--targets GLOB`'s),
 /// each once. Two databases under one name are refused: reports, stages and `--targets` speak
 /// of targets by name.
@@ -224,6 +262,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     }
                 } else if let Some(remotes) = &g.remotes {
                     for r in remotes {
+                        check_remote(g, r)?;
                         let mut r = r.clone();
                         r.token_file = r.token_file.map(|f| root.join(f));
                         all.push(FleetTarget {

@@ -234,6 +234,14 @@ pub struct FleetGroup {
     /// `timeout_ms` wins over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Lets its remotes be `http://` on an address other than loopback, the token crossing
+    /// the network in clear text (as `strata serve --allow-insecure`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure: bool,
+    /// Lets its SQLite files (`databases`, `glob`, a query's rows) lie outside the project's
+    /// folder: absolute paths and `..`. Nothing in `.strata/` is a target either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_outside: bool,
 }
 
 /// One remote target of a `[[fleet.group]]`: a `strata serve` and where its token comes from.

@@ -1243,3 +1243,114 @@ fn a_password_in_a_remote_url_is_refused_and_written_nowhere() {
     assert!(!client.path(".strata/fleet/last-run.json").exists());
     drop(srv);
 }
+
+#[test]
+fn a_query_row_or_a_group_cannot_name_a_file_outside_the_project_or_inside_dot_strata() {
+    let p = fleet(1);
+    p.strata(&["fleet", "migrate", "--targets", "tenants/*.db"])
+        .ok();
+    let backup = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|x| x == "db"))
+        .expect("a backup of t00");
+    let backup_name = backup.file_name().unwrap().to_string_lossy().into_owned();
+    let before = std::fs::read(&backup).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.db");
+    std::fs::write(&victim, "").unwrap();
+    strict_names(&p);
+    // A symlink and a hard link to the backup among the tenants.
+    std::os::unix::fs::symlink(&backup, p.path("tenants/soft.db")).unwrap();
+    std::fs::hard_link(&backup, p.path("tenants/hard.db")).unwrap();
+    p.write("control.db", "");
+    let rows_of = |database: &str| {
+        p.open("control.db")
+            .execute_batch(&format!(
+                "DROP TABLE IF EXISTS tenants; CREATE TABLE tenants (name TEXT, database TEXT);
+                 INSERT INTO tenants VALUES ('acme', 'tenants/t00.db'), ('x', '{database}');"
+            ))
+            .unwrap();
+    };
+    query_group(&p, "control.db", "SELECT name, database FROM tenants");
+    let escapes = [
+        victim.to_string_lossy().into_owned(),
+        "../victim.db".to_string(),
+        "tenants/../../victim.db".to_string(),
+    ];
+    for database in &escapes {
+        rows_of(database);
+        for command in ["status", "migrate"] {
+            p.strata(&["fleet", command])
+                .code(2)
+                .stderr_has("is outside the project's folder");
+        }
+    }
+    for database in [
+        format!(".strata/backups/{backup_name}"),
+        format!("./.strata/backups/{backup_name}"),
+        format!(".strata//backups/{backup_name}"),
+        "tenants/soft.db".to_string(),
+        "tenants/hard.db".to_string(),
+        ".strata/new.db".to_string(),
+    ] {
+        rows_of(&database);
+        for command in ["status", "migrate"] {
+            p.strata(&["fleet", command])
+                .code(2)
+                .stderr_has("strata's own folder");
+        }
+    }
+    // The same for a group's list of files and its glob, and for --targets.
+    for group in [
+        format!("databases = [\"{}\"]", victim.display()),
+        "databases = [\"tenants/../../victim.db\"]".to_string(),
+        "glob = \"../*.db\"".to_string(),
+    ] {
+        p.write(
+            "strata.toml",
+            &format!("[[fleet.group]]\nname = \"g\"\n{group}\n"),
+        );
+        p.strata(&["fleet", "status"])
+            .code(2)
+            .stderr_has("is outside the project's folder");
+    }
+    for group in [
+        format!("databases = [\".strata/backups/{backup_name}\"]"),
+        "glob = \".strata/backups/*.db\"".to_string(),
+        "glob = \"tenants/*.db\"".to_string(),
+    ] {
+        p.write(
+            "strata.toml",
+            &format!("[[fleet.group]]\nname = \"g\"\n{group}\n"),
+        );
+        p.strata(&["fleet", "migrate"])
+            .code(2)
+            .stderr_has("strata's own folder");
+    }
+    p.strata(&["fleet", "migrate", "--targets", ".strata/backups/*.db"])
+        .code(2)
+        .stderr_has("strata's own folder");
+    assert_eq!(
+        std::fs::read(&backup).unwrap(),
+        before,
+        "the backup changed"
+    );
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"",
+        "the outside file changed"
+    );
+    // A group that opts in may name files outside the project.
+    std::fs::remove_file(p.path("tenants/soft.db")).unwrap();
+    std::fs::remove_file(p.path("tenants/hard.db")).unwrap();
+    p.write(
+        "strata.toml",
+        &format!(
+            "[[fleet.group]]\nname = \"g\"\nallow_outside = true\ndatabases = [\"{}\"]\n",
+            victim.display()
+        ),
+    );
+    let report = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(outcome_of(&report, "victim"), "applied", "{report}");
+}

@@ -231,6 +231,11 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     })
                 };
                 if let Some(glob) = &g.glob {
+                    inside_project(
+                        g,
+                        &format!("[[fleet.group]] {} glob", g.name),
+                        Path::new(glob),
+                    )?;
                     for db in glob_files(root, glob)? {
                         add(name_of(&db), db);
                     }
@@ -242,6 +247,11 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                                 &format!("[[fleet.group]] {} databases", g.name),
                             )?
                         } else {
+                            inside_project(
+                                g,
+                                &format!("[[fleet.group]] {} databases", g.name),
+                                db,
+                            )?;
                             root.join(db)
                         };
                         add(name_of(&db), db);
@@ -257,7 +267,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     }
                 } else if let (Some(sql), Some(control)) = (&g.query, &g.control) {
                     let timeout = Duration::from_millis(g.timeout_ms.unwrap_or(FLEET_TIMEOUT_MS));
-                    for (name, db) in control_rows(project, &g.name, control, sql, timeout)? {
+                    for (name, db) in control_rows(project, g, control, sql, timeout)? {
                         add(name, db);
                     }
                 } else if let Some(remotes) = &g.remotes {
@@ -340,7 +350,99 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             ))
         })?;
     }
+    let state = StateFiles::new(project);
+    for t in out.iter().filter(|t| t.remote.is_none()) {
+        if !backends::is_server(&t.db) && state.holds(&t.db) {
+            return Err(Error::Usage(format!(
+                "the fleet target {} ({}) is inside {}, strata's own folder (backups, the test \
+                 database, state): it can never be a target",
+                t.name,
+                crate::components::host::escape_controls(&t.db.to_string_lossy()),
+                crate::core::config::STATE_DIR
+            )));
+        }
+    }
     Ok(out)
+}
+
+/// Refuses a SQLite path of `group` (from `origin`) that leaves the project's folder: an
+/// absolute path, or one with `..`; unless the group says `allow_outside = true`.
+fn inside_project(group: &FleetGroup, origin: &str, db: &Path) -> Result<(), Error> {
+    use std::path::Component;
+    if group.allow_outside {
+        return Ok(());
+    }
+    let leaves = db
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if leaves {
+        return Err(Error::Usage(format!(
+            "{origin}: {} is outside the project's folder (an absolute path or `..`); fleet \
+             files are relative to strata.toml and inside its folder, unless the group sets \
+             allow_outside = true",
+            crate::components::host::escape_controls(&db.to_string_lossy())
+        )));
+    }
+    Ok(())
+}
+
+/// strata's own folder, `.strata/`, in every spelling: its canonical path, and the identity
+/// (device and inode) of every file in it, so that no other path, symlink or hard link to a
+/// backup, the test database or a state file passes for a target.
+struct StateFiles {
+    dir: Option<PathBuf>,
+    #[cfg(unix)]
+    inodes: std::collections::HashSet<(u64, u64)>,
+}
+
+impl StateFiles {
+    fn new(project: &Project) -> Self {
+        let dir = project.state_dir().canonicalize().ok();
+        #[cfg(unix)]
+        let inodes = {
+            use std::os::unix::fs::MetadataExt as _;
+            let mut inodes = std::collections::HashSet::new();
+            let mut folders: Vec<PathBuf> = dir.iter().cloned().collect();
+            while let Some(folder) = folders.pop() {
+                let Ok(entries) = std::fs::read_dir(&folder) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if meta.is_dir() {
+                        folders.push(entry.path());
+                    } else {
+                        inodes.insert((meta.dev(), meta.ino()));
+                    }
+                }
+            }
+            inodes
+        };
+        StateFiles {
+            dir,
+            #[cfg(unix)]
+            inodes,
+        }
+    }
+
+    /// Whether `db` is (or would be created) inside `.strata/`.
+    fn holds(&self, db: &Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            if let Ok(meta) = std::fs::metadata(db)
+                && self.inodes.contains(&(meta.dev(), meta.ino()))
+            {
+                return true;
+            }
+        }
+        let Some(dir) = &self.dir else { return false };
+        let canonical = db.canonicalize().ok().or_else(|| {
+            let parent = db.parent().filter(|d| !d.as_os_str().is_empty())?;
+            Some(parent.canonicalize().ok()?.join(db.file_name()?))
+        });
+        canonical.is_some_and(|c| c.starts_with(dir))
+    }
 }
 
 /// A stage as a run takes it: its targets (indexes into the target list) and its policy.
@@ -621,12 +723,12 @@ fn for_target(project: &Project, target: &FleetTarget, timeout: Duration) -> Pro
 /// database, read within `timeout` (a control server that says nothing is not waited on).
 fn control_rows(
     project: &Project,
-    group: &str,
+    group: &FleetGroup,
     control: &Path,
     sql: &str,
     timeout: Duration,
 ) -> Result<Vec<(String, PathBuf)>, Error> {
-    let where_ = format!("[[fleet.group]] {group} control");
+    let where_ = format!("[[fleet.group]] {} control", group.name);
     let control = if backends::is_server(control) {
         crate::core::target::remember(&control.to_string_lossy(), &where_)?
     } else {
@@ -657,8 +759,13 @@ fn control_rows(
             )));
         }
         let db = if backends::is_server(Path::new(&db)) {
-            crate::core::target::remember(&db, &format!("[[fleet.group]] {group} query"))?
+            crate::core::target::remember(&db, &format!("[[fleet.group]] {} query", group.name))?
         } else {
+            inside_project(
+                group,
+                &format!("the row {name:?} of [[fleet.group]] {}'s query", group.name),
+                Path::new(&db),
+            )?;
             project.root.join(db)
         };
         out.push((name, db));

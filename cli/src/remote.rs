@@ -620,6 +620,9 @@ impl FleetRemotes {
             // A call's own deadline a little past the target's timeout, so that reaching the
             // server is told apart (below) from a call that ran out of time.
             timeout: timeout + Duration::from_secs(1),
+            // Migrate has no deadline (a long step is honest), but a server that stops
+            // answering pings is given up on within twice the target's timeout.
+            keepalive: Some(timeout),
             ..ClientOptions::new(remote.url.clone())
         };
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -36,6 +36,11 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// The largest message accepted from the server.
     pub max_message_bytes: usize,
+    /// Sends an HTTP/2 PING this often, even while a call is only waiting, and closes the
+    /// connection when one is not acknowledged within as long again: a server that stopped
+    /// (paused, partitioned away) ends a call within twice this, while a live one answers
+    /// pings however long its run takes. `None` sends none.
+    pub keepalive: Option<Duration>,
 }
 
 impl ClientOptions {
@@ -48,6 +53,7 @@ impl ClientOptions {
             tls_identity: None,
             timeout: Duration::from_secs(60),
             max_message_bytes: crate::service::DEFAULT_MAX_MESSAGE_BYTES,
+            keepalive: None,
         }
     }
 }
@@ -79,6 +85,12 @@ impl Client {
         let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| usage(format!("--remote {url}: not a URL: {e}")))?
             .connect_timeout(Duration::from_secs(10));
+        if let Some(every) = opts.keepalive {
+            endpoint = endpoint
+                .http2_keep_alive_interval(every)
+                .keep_alive_timeout(every)
+                .keep_alive_while_idle(true);
+        }
         if url.starts_with("https://") {
             let Some(ca) = &opts.tls_ca else {
                 return Err(usage(format!(
@@ -144,6 +156,25 @@ impl Client {
 
     fn err(&self, s: Status) -> RemoteError {
         RemoteError::from_status(&s, &self.url)
+    }
+
+    /// A run's stream ending in an error: one the server sent, or the connection lost on this
+    /// side (an error of the transport, not the server's: a keepalive ping unanswered, a reset).
+    fn lost(&self, s: Status) -> RemoteError {
+        let cause = match std::error::Error::source(&s) {
+            Some(cause) if crate::error::detail(&s).is_none() => crate::error::full_message(cause),
+            _ => return self.err(s),
+        };
+        RemoteError::local(
+            exit::UNAVAILABLE,
+            "transport",
+            format!(
+                "the strata server at {} stopped answering during the run ({}): it is paused, \
+                 gone or cut off. The run may go on there; `strata --remote {} audit` shows how \
+                 it ended",
+                self.url, cause, self.url
+            ),
+        )
     }
 
     fn parse<T: DeserializeOwned>(&self, json: &str) -> Result<T, RemoteError> {
@@ -245,7 +276,7 @@ impl Client {
     ) -> Result<T, RemoteError> {
         let mut replay = EventReplay::default();
         loop {
-            let msg = stream.message().await.map_err(|s| self.err(s))?;
+            let msg = stream.message().await.map_err(|s| self.lost(s))?;
             match msg.and_then(|m| m.kind) {
                 Some(proto::run_message::Kind::Event(e)) => replay.replay(e, sink),
                 Some(proto::run_message::Kind::Events(batch)) => {

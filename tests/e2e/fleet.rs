@@ -1354,3 +1354,81 @@ fn a_query_row_or_a_group_cannot_name_a_file_outside_the_project_or_inside_dot_s
     let report = p.strata(&["fleet", "migrate", "--json"]).ok().json();
     assert_eq!(outcome_of(&report, "victim"), "applied", "{report}");
 }
+
+#[test]
+fn a_remote_that_stops_answering_mid_migrate_fails_its_target_instead_of_holding_the_fleet() {
+    use std::io::BufRead as _;
+    let server = Project::empty();
+    // A step that keeps the server busy for a while (seconds), long enough to be paused in.
+    server.write("strata.toml", "db = \"app.db\"\n").write(
+        "migrations/app/20260101T000000Z-slow/do.sql",
+        "CREATE TABLE t AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+         WHERE x < 200000000) SELECT count(*) AS n FROM c;\n",
+    );
+    let srv = crate::remote::Server::start(&server, &[]);
+    let client = Project::empty();
+    crate::remote::write_token(&client, "secrets/a.token", crate::remote::TOKEN);
+    one_remote(&client, &srv.url, "");
+    let mut fleet = crate::harness::strata_command(
+        client.root(),
+        &["fleet", "migrate", "--no-rehearsal", "-v", "--json"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stdout = fleet.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    // Once the server reports its run begun, it is paused (a stopped VM, a partition).
+    let mut stderr = std::io::BufReader::new(fleet.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+        if line.contains("billing:") && line.contains("started") {
+            break;
+        }
+    }
+    crate::remote::signal(srv.pid(), "STOP");
+    // The fleet ends by itself (the limit only keeps a broken build from hanging the suite).
+    let code = crate::remote::wait(&mut fleet, std::time::Duration::from_secs(300));
+    crate::remote::signal(srv.pid(), "CONT");
+    assert_eq!(code, 1, "{seen}");
+    let report: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(outcome_of(&report, "billing"), "failed", "{report}");
+    let error = report["stages"][0]["targets"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("stopped answering"), "{report}");
+    drop(srv);
+}
+
+#[test]
+fn a_remote_whose_step_runs_longer_than_the_timeout_is_not_cut_off() {
+    let server = Project::empty();
+    server.write("strata.toml", "db = \"app.db\"\n").write(
+        "migrations/app/20260101T000000Z-slow/do.sql",
+        "CREATE TABLE t AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+         WHERE x < 5000000) SELECT count(*) AS n FROM c;\n",
+    );
+    let srv = crate::remote::Server::start(&server, &[]);
+    let client = Project::empty();
+    crate::remote::write_token(&client, "secrets/a.token", crate::remote::TOKEN);
+    // Keepalive pings every 100 ms, each to be answered within 100 ms: the server answers
+    // them while its step runs, rehearsal and apply, however long they take.
+    one_remote(&client, &srv.url, "");
+    let toml = std::fs::read_to_string(client.path("strata.toml")).unwrap();
+    client.write(
+        "strata.toml",
+        &toml.replace("timeout_ms = 1000", "timeout_ms = 100"),
+    );
+    let report = client
+        .strata(&["fleet", "migrate", "--no-rehearsal", "--json"])
+        .ok()
+        .json();
+    assert_eq!(outcome_of(&report, "billing"), "applied", "{report}");
+    assert_eq!(rows(&server.open("app.db"), "SELECT n FROM t"), ["5000000"]);
+    drop(srv);
+}

@@ -166,7 +166,7 @@ impl Client {
             _ => return self.err(s),
         };
         RemoteError::local(
-            exit::UNAVAILABLE,
+            exit::FAILURE,
             "transport",
             format!(
                 "the strata server at {} stopped answering during the run ({}): it is paused, \

@@ -80,8 +80,7 @@ fn main() {
         .filter(|m| sqlite3.is_some() || !m.is_sqlite())
         .collect();
 
-    // (N, the floor's median, each strata mode's median), for the gate.
-    let mut medians: Vec<(usize, Option<f64>, Vec<(Mode, f64)>)> = Vec::new();
+    let mut medians: Vec<Medians> = Vec::new();
     for &n in &sizes {
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("project");
@@ -161,10 +160,13 @@ fn main() {
     per_step(n, "one INSERT each", write_insert_project);
 }
 
+/// One N's medians, for the gate: N, the floor's (when sqlite3 ran), each mode's.
+type Medians = (usize, Option<f64>, Vec<(Mode, f64)>);
+
 /// The regression gate of issue 22 on SQLite: at 1,000 migrations (or the largest N measured
 /// below it), `--no-rehearsal` and both phases against the sqlite3 floor; from 1,000 to 5,000,
 /// strata's growth against the floor's.
-fn sqlite_gate(medians: &[(usize, Option<f64>, Vec<(Mode, f64)>)]) {
+fn sqlite_gate(medians: &[Medians]) {
     let of = |m: &[(Mode, f64)], mode: Mode| m.iter().find(|(k, _)| *k == mode).map(|(_, t)| *t);
     let Some((n, Some(floor), m)) = medians
         .iter()

@@ -578,3 +578,44 @@ fn idle_connections_without_a_token_cannot_shut_the_server_to_others() {
     assert_eq!(held.len(), PER_PEER);
     served.remote(&["status"]).ok();
 }
+
+// ---- PostgreSQL: strata's prepared checks replaced by the step ----------------------------------
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_do_sql_that_replaces_strata_s_prepared_checks_is_rolled_back() {
+    // strata prepares its checks once a connection; a step can DEALLOCATE them and PREPARE
+    // statements of the same names that answer what the checks answered before it tampered with
+    // the ledger. The verification before the commit finds the replacement.
+    let pg = Pg::new("forged_checks");
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id int PRIMARY KEY, name text);\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        "migrations/app/20240102T000000Z-forge/do.sql",
+        "DO $d$\n\
+         DECLARE s record; sig text;\n\
+         BEGIN\n\
+           FOR s IN SELECT name, statement FROM pg_prepared_statements\n\
+                     WHERE NOT from_sql AND statement NOT LIKE 'SELECT (%' LOOP\n\
+             EXECUTE s.statement INTO sig;\n\
+           END LOOP;\n\
+           DELETE FROM strata.strata_migration;\n\
+           FOR s IN SELECT name FROM pg_prepared_statements WHERE NOT from_sql LOOP\n\
+             EXECUTE format('DEALLOCATE %I', s.name);\n\
+             EXECUTE format('PREPARE %I AS SELECT %L::text, %L::text', s.name, sig, '');\n\
+           END LOOP;\n\
+         END $d$;\n",
+    );
+    let run = p.strata(&["migrate", "--no-rehearsal"]);
+    assert_eq!(run.code, 1, "not refused\n{}", run.stderr);
+    assert!(run.stderr.contains("prepared checks"), "{}", run.stderr);
+    assert_eq!(
+        pg.rows(false, "SELECT count(*)::text FROM strata.strata_migration"),
+        ["1"],
+        "the ledger lost its row"
+    );
+}

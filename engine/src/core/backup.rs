@@ -237,7 +237,7 @@ pub(crate) fn write_record(path: &Path, record: &Record, dir: &Path) -> Result<(
             tmp.as_file().sync_all()?;
             Ok(tmp)
         })
-        .and_then(|tmp| tmp.persist(record_path(&path)).map_err(|e| e.error));
+        .and_then(|tmp| tmp.persist(record_path(path)).map_err(|e| e.error));
     if let Err(e) = written {
         let _ = std::fs::remove_file(path);
         return Err(Error::io(record_path(path), e));

@@ -368,23 +368,8 @@ impl Postgres {
                 .and_then(|row| row.get::<_, Option<bool>>(0))
                 == Some(true)
         {
-            use std::sync::atomic::{AtomicU64, Ordering};
-            static PREPARED: AtomicU64 = AtomicU64::new(0);
-            let n = format!(
-                "strata_component_set_{}",
-                PREPARED.fetch_add(1, Ordering::Relaxed)
-            );
-            let types: Vec<String> = statement
-                .params()
-                .iter()
-                .map(|ty| {
-                    format!(
-                        "{}.{}[]",
-                        crate::core::data::quote_ident(ty.schema()),
-                        crate::core::data::quote_ident(ty.name())
-                    )
-                })
-                .collect();
+            let n = statement_name("set");
+            let types = param_types(statement, "[]");
             self.client.batch_execute(&format!(
                 "PREPARE {n} ({}) AS {}\n",
                 types.join(", "),
@@ -989,23 +974,8 @@ impl Batch {
         let name = match db.prepared.get(text) {
             Some(name) => name.clone(),
             None => {
-                use std::sync::atomic::{AtomicU64, Ordering};
-                static PREPARED: AtomicU64 = AtomicU64::new(0);
-                let name = format!(
-                    "strata_component_batch_{}",
-                    PREPARED.fetch_add(1, Ordering::Relaxed)
-                );
-                let types: Vec<String> = statement
-                    .params()
-                    .iter()
-                    .map(|ty| {
-                        format!(
-                            "{}.{}",
-                            crate::core::data::quote_ident(ty.schema()),
-                            crate::core::data::quote_ident(ty.name())
-                        )
-                    })
-                    .collect();
+                let name = statement_name("batch");
+                let types = param_types(statement, "");
                 let types = if types.is_empty() {
                     String::new()
                 } else {
@@ -1084,6 +1054,32 @@ impl Batch {
             })
             .sum())
     }
+}
+
+/// A name for a session's prepared statement, unique in this process.
+fn statement_name(kind: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREPARED: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "strata_component_{kind}_{}",
+        PREPARED.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The types the server inferred for `statement`'s parameters, as `schema.name` followed by
+/// `suffix` (`[]`: arrays of them).
+fn param_types(statement: &Statement, suffix: &str) -> Vec<String> {
+    statement
+        .params()
+        .iter()
+        .map(|ty| {
+            format!(
+                "{}.{}{suffix}",
+                crate::core::data::quote_ident(ty.schema()),
+                crate::core::data::quote_ident(ty.name())
+            )
+        })
+        .collect()
 }
 
 /// Adds one parameter value to column `i` of `arrays`, in the text [`Batch`] writes for it as a

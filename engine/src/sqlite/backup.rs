@@ -66,7 +66,21 @@ pub fn take_with(
     reason: &str,
     fill: impl FnOnce(&Connection) -> rusqlite::Result<()>,
 ) -> Result<PathBuf, Error> {
-    // A private temporary name keeps concurrent runs apart.
+    let partial = copied(conn, db, dir, fill)?;
+    verify(partial.path())?;
+    let path = store(partial, db, database_id, dir, reason)?;
+    prune(dir, db, keep);
+    Ok(path)
+}
+
+/// The database `conn` has open (at `db`) copied into a private temporary file in `dir` (a
+/// private name keeps concurrent runs apart), `fill` run on the copy, synced.
+fn copied(
+    conn: &Connection,
+    db: &Path,
+    dir: &Path,
+    fill: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> Result<tempfile::NamedTempFile, Error> {
     let partial = partial(dir)?;
     copy_into(conn, partial.path(), fill).map_err(|e| {
         Error::db(
@@ -75,10 +89,7 @@ pub fn take_with(
             e,
         )
     })?;
-    verify(partial.path())?;
-    let path = store(partial, db, database_id, dir, reason)?;
-    prune(dir, db, keep);
-    Ok(path)
+    Ok(partial)
 }
 
 /// A backup copied, synced and given its final name, whose `integrity_check` runs on a thread
@@ -135,14 +146,7 @@ pub fn take_overlapped(
     keep: usize,
     reason: &str,
 ) -> Result<Pending, Error> {
-    let partial = partial(dir)?;
-    copy_into(conn, partial.path(), |_| Ok(())).map_err(|e| {
-        Error::db(
-            db,
-            format!("cannot back up into {}", partial.path().display()),
-            e,
-        )
-    })?;
+    let partial = copied(conn, db, dir, |_| Ok(()))?;
     let record = crate::core::backup::Record {
         strata_backup: crate::core::backup::RECORD_FORMAT,
         source: crate::core::backup::absolute(db),

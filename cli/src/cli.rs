@@ -248,6 +248,7 @@ enum Command {
     #[command(after_help = examples!(
         "strata undo",
         "strata undo --to 20240318",
+        "strata undo --remote http://127.0.0.1:7433   # on the server's databases",
         "strata sandbox   # proves each undo.sql: the schema after it is the one before the step",
     ))]
     Undo {
@@ -362,7 +363,11 @@ enum Command {
     Serve(remote::ServeArgs),
     /// One chain applied to many databases (a database per tenant): status, plan and migrate
     /// over the targets of `[[fleet.group]]` in strata.toml or `--targets 'tenants/*.db'`.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples!(
+        "strata fleet status --targets 'tenants/*.db'",
+        "strata fleet plan --targets 'tenants/*.db'",
+        "strata fleet migrate --targets 'tenants/*.db' --junit fleet.xml",
+    ))]
     Fleet(FleetCommand),
     /// The engine version, the project, its databases and modules (with --remote: the server's).
     #[command(after_help = examples!(
@@ -441,6 +446,27 @@ enum FleetCommand {
         /// Write the JSON report (what --json prints) to this file.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+    },
+    /// Put the targets of one stage of a fleet run back from the backups that run took, each
+    /// with `restore`'s checks. A target whose rows changed outside strata since the run is
+    /// refused unless --yes. Exit 1 when a restore failed, 3 when one was refused.
+    #[command(after_help = examples!(
+        "strata fleet restore --stage canary",
+        "strata fleet restore --stage everyone --run fleet.json --yes",
+    ))]
+    Restore {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// The stage whose targets go back.
+        #[arg(long, value_name = "NAME")]
+        stage: String,
+        /// The run's JSON report (`fleet migrate --report FILE`); default: the last run's,
+        /// kept in .strata/fleet/last-run.json.
+        #[arg(long, value_name = "FILE")]
+        run: Option<PathBuf>,
+        /// Put targets back even when their rows changed outside strata since the run.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -776,16 +802,26 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Serve(serve) => remote::serve(&out, project, &args.remote, serve),
         Command::Info => remote::local_info(&out, &project),
-        Command::Fleet(command) => run_fleet(&out, &project, command),
+        Command::Fleet(command) => run_fleet(&out, &project, &args.remote, command),
     }
 }
 
 /// `strata fleet ...`.
-fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<()> {
+fn run_fleet(
+    out: &Output,
+    project: &Project,
+    remote: &remote::RemoteArgs,
+    command: FleetCommand,
+) -> Result<()> {
+    let remotes = remote::FleetRemotes::new(remote);
     match command {
         FleetCommand::Status { fleet } => {
-            let status =
-                fleet::fleet_status(project, &fleet.selection(), &MigrateOptions::default())?;
+            let status = fleet::fleet_status(
+                project,
+                &fleet.selection(),
+                &MigrateOptions::default(),
+                &remotes,
+            )?;
             out.fleet_status(&status)?;
             if status.refuses() {
                 return Err(refused_targets());
@@ -793,13 +829,24 @@ fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<(
             Ok(())
         }
         FleetCommand::Plan { fleet, run } => {
-            let plan = fleet::fleet_plan(project, &fleet.selection(), &run.options(project)?)?;
+            let plan = fleet::fleet_plan(
+                project,
+                &fleet.selection(),
+                &run.options(project)?,
+                &remotes,
+            )?;
             out.fleet_plan(&plan)?;
             if plan.refuses() {
                 return Err(refused_targets());
             }
             Ok(())
         }
+        FleetCommand::Restore {
+            fleet,
+            stage,
+            run,
+            yes,
+        } => run_fleet_restore(out, project, &fleet.selection(), &stage, run, yes),
         FleetCommand::Migrate {
             fleet,
             run,
@@ -811,14 +858,18 @@ fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<(
                 single_transaction,
                 ..run.options(project)?
             };
-            let (quiet, verbose) = (out.quiet_mode(), out.verbose_mode());
+            let view =
+                render::FleetView::new(out.quiet_mode(), out.verbose_mode(), out.json_mode());
             let done = fleet::fleet_migrate(
                 project,
                 &fleet.selection(),
                 &opts,
                 &mut |e| render::event(out, e),
-                &|e| render::fleet_event(quiet, verbose, e),
-            )?;
+                &|e| view.event(e),
+                &remotes,
+            );
+            view.finish();
+            let done = done?;
             if let Some(path) = junit {
                 std::fs::write(&path, render::fleet_junit(&done))
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
@@ -826,6 +877,9 @@ fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<(
             if let Some(path) = report {
                 std::fs::write(&path, serde_json::to_string_pretty(&done)?)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            if let Err(e) = fleet::keep_report(project, &done) {
+                errln!("warning: the run's report was not kept for `fleet restore`: {e}");
             }
             out.fleet_migrate(&done)?;
             if done.ok {
@@ -841,6 +895,47 @@ fn run_fleet(out: &Output, project: &Project, command: FleetCommand) -> Result<(
                 Err(refused_targets())
             }
         }
+    }
+}
+
+/// `strata fleet restore`.
+fn run_fleet_restore(
+    out: &Output,
+    project: &Project,
+    selection: &fleet::Selection,
+    stage: &str,
+    run: Option<PathBuf>,
+    yes: bool,
+) -> Result<()> {
+    let path = run.unwrap_or_else(|| fleet::last_run_path(project));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Usage(format!(
+            "{}: cannot read the fleet run's report ({e}); `fleet migrate` keeps its last \
+             run's there, or pass --run FILE (a `fleet migrate --report FILE`)",
+            path.display()
+        ))
+    })?;
+    let report: fleet::FleetReport = serde_json::from_str(&text).map_err(|e| Error::Input {
+        path: path.clone(),
+        message: format!("is not a fleet run's JSON report: {e}"),
+    })?;
+    let done = fleet::fleet_restore(project, selection, &report, stage, yes)?;
+    out.fleet_restore(&done)?;
+    if done.ok() {
+        return Ok(());
+    }
+    if done
+        .targets
+        .iter()
+        .any(|t| t.outcome == fleet::RestoreOutcome::Failed)
+    {
+        Err(anyhow::Error::new(Failed(
+            "a fleet target's restore failed".into(),
+        )))
+    } else {
+        Err(anyhow::Error::new(Refused(
+            "fleet restore refused one or more targets (see above)".into(),
+        )))
     }
 }
 

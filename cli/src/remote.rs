@@ -9,9 +9,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::json;
+use strata_engine::commands::fleet::{
+    Remotes, TargetOutcome, TargetResult, TargetState, TargetStatus,
+};
 use strata_engine::commands::migrate::{DatabaseStatus, MigrateOptions};
 use strata_engine::core::backup::{self, Backup};
+use strata_engine::core::config::FleetRemote;
+use strata_engine::core::event::{Event, Phase};
 use strata_engine::core::exit;
+use strata_engine::core::plan::{State, StatusEntry};
 use strata_engine::{Error, Project, Tree};
 use strata_serve::auth::{self, Token};
 use strata_serve::client::{Client, ClientOptions};
@@ -76,7 +82,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = strata_serve::connections::DEFAULT_MAX_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..1_000_000))]
     max_connections: u64,
-    /// Connections open at once from one IP address.
+    /// Connections open at once from one peer: an IPv4 /24, the whole loopback, an IPv6 /64.
     #[arg(long, value_name = "N", default_value_t = strata_serve::connections::DEFAULT_MAX_CONNECTIONS_PER_PEER as u64,
           value_parser = clap::value_parser!(u64).range(1..1_000_000))]
     max_connections_per_peer: u64,
@@ -85,6 +91,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = strata_serve::connections::DEFAULT_IDLE_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..86_400))]
     idle_timeout: u64,
+    /// A connection that has made no call with the token this many seconds after connecting
+    /// is closed, whatever it sends (at most --idle-timeout).
+    #[arg(long, value_name = "SECS", default_value_t = strata_serve::connections::DEFAULT_AUTH_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..86_400))]
+    auth_timeout: u64,
 }
 
 fn token_from(args: &RemoteArgs, create: bool) -> Result<Option<(String, String)>> {
@@ -181,6 +192,7 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
             max_connections: args.max_connections as usize,
             max_connections_per_peer: args.max_connections_per_peer as usize,
             idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+            auth_timeout: std::time::Duration::from_secs(args.auth_timeout),
         }
         .fitted();
         if let Some(note) = lowered
@@ -260,7 +272,6 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
         Command::Baseline { .. } => return local_only("baseline"),
         Command::Serve(_) => return local_only("serve"),
         Command::Repair { .. } => return local_only("repair"),
-        Command::Undo { .. } => return local_only("undo"),
         Command::Completions { .. } => return local_only("completions"),
         Command::Fleet(_) => return local_only("fleet"),
         Command::Migrate(r) if r.write_snapshots => {
@@ -406,13 +417,13 @@ async fn remote_command(
             super::show_diff(out, &report, sql, allow_destructive, exit_code)
         }
         Command::Info => print_info(out, &client.info().await?),
+        Command::Undo { to } => out.undone(&client.undo(to.as_deref()).await?),
         Command::Init
         | Command::Lint { .. }
         | Command::New { .. }
         | Command::Build { .. }
         | Command::Baseline { .. }
         | Command::Repair { .. }
-        | Command::Undo { .. }
         | Command::Down { .. }
         | Command::Rollback { .. }
         | Command::Revert { .. }
@@ -554,4 +565,181 @@ fn write_dump(
         m.written = strata_engine::core::design::write_snapshot(newest, &m.sql, true)?;
     }
     Ok(())
+}
+
+/// A fleet's remote targets, each reached with the same client as `--remote` (the TLS files of
+/// the command line apply to every https remote).
+pub struct FleetRemotes {
+    tls_ca: Option<PathBuf>,
+    tls_identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl FleetRemotes {
+    pub fn new(args: &RemoteArgs) -> Self {
+        FleetRemotes {
+            tls_ca: args.tls_ca.clone(),
+            tls_identity: args
+                .tls_client_cert
+                .clone()
+                .zip(args.tls_client_key.clone()),
+        }
+    }
+
+    /// Connects to `remote` and has it answer `info` within `timeout`, then runs `call` on
+    /// the client (whose other calls have `timeout` as their deadline; migrate has none).
+    fn with_client<T>(
+        &self,
+        remote: &FleetRemote,
+        timeout: Duration,
+        call: impl AsyncFnOnce(&mut Client) -> Result<T, RemoteError>,
+    ) -> Result<T, RemoteError> {
+        let token = match (&remote.token_file, &remote.token_env) {
+            (Some(file), _) => Some(
+                auth::read_file(file)
+                    .map_err(|e| RemoteError::local(exit::BAD_INPUT, "input", e.to_string()))?,
+            ),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(t) if !t.trim().is_empty() => Some(t),
+                _ => {
+                    return Err(RemoteError::local(
+                        exit::BAD_INPUT,
+                        "input",
+                        format!(
+                            "the remote {}: the variable {var} holds no token",
+                            remote.name
+                        ),
+                    ));
+                }
+            },
+            (None, None) => None,
+        };
+        let opts = ClientOptions {
+            token,
+            tls_ca: self.tls_ca.clone(),
+            tls_identity: self.tls_identity.clone(),
+            // A call's own deadline a little past the target's timeout, so that reaching the
+            // server is told apart (below) from a call that ran out of time.
+            timeout: timeout + Duration::from_secs(1),
+            ..ClientOptions::new(remote.url.clone())
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                RemoteError::local(exit::FAILURE, "runtime", format!("cannot start: {e}"))
+            })?;
+        runtime.block_on(async move {
+            let reached = tokio::time::timeout(timeout, async {
+                let mut client = Client::connect(opts).await?;
+                client.info().await?;
+                Ok::<_, RemoteError>(client)
+            })
+            .await;
+            let mut client = match reached {
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(client)) => client,
+                Err(_) => {
+                    return Err(RemoteError::local(
+                        exit::UNAVAILABLE,
+                        "transport",
+                        format!(
+                            "cannot reach the strata server at {}: no answer within {} ms (the \
+                             target's timeout_ms)",
+                            remote.url,
+                            timeout.as_millis()
+                        ),
+                    ));
+                }
+            };
+            call(&mut client).await
+        })
+    }
+}
+
+impl Remotes for FleetRemotes {
+    fn status(
+        &self,
+        remote: &FleetRemote,
+        opts: &MigrateOptions,
+        timeout: Duration,
+        status: &mut TargetStatus,
+    ) {
+        let answer = self.with_client(remote, timeout, async |client| {
+            let (dbs, _) = client.status().await?;
+            // The server's plan refuses exactly when its migrate would.
+            let refusal = client.plan(opts, false).await.err();
+            Ok((dbs, refusal))
+        });
+        let (dbs, refusal) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                status.state = if e.exit_code == exit::UNAVAILABLE {
+                    TargetState::Unreachable
+                } else {
+                    TargetState::Refused
+                };
+                status.problems.push(e.message);
+                return;
+            }
+        };
+        let Some(real) = dbs.iter().find(|d| d.phase == Phase::Apply) else {
+            status
+                .problems
+                .push(format!("{} reported no real database", remote.url));
+            return;
+        };
+        let applied: Vec<&StatusEntry> = real
+            .migrations
+            .iter()
+            .filter(|m| matches!(m.state, State::Applied { .. } | State::Modified { .. }))
+            .collect();
+        status.applied = applied.len();
+        status.head = applied.last().map(|m| m.label());
+        status.pending = real
+            .migrations
+            .iter()
+            .filter(|m| m.state == State::Pending)
+            .map(StatusEntry::label)
+            .collect();
+        status.state = if real
+            .migrations
+            .iter()
+            .any(|m| matches!(m.state, State::Modified { .. }))
+        {
+            TargetState::Modified
+        } else if !real.drift.is_empty() {
+            TargetState::Drifted
+        } else if refusal.is_some() {
+            TargetState::Refused
+        } else if status.pending.is_empty() {
+            TargetState::UpToDate
+        } else {
+            TargetState::Pending
+        };
+        status.problems.extend(refusal.map(|e| e.message));
+    }
+
+    fn migrate(
+        &self,
+        remote: &FleetRemote,
+        opts: &MigrateOptions,
+        timeout: Duration,
+        progress: &mut dyn FnMut(&Event<'_>),
+        result: &mut TargetResult,
+    ) {
+        match self.with_client(remote, timeout, async |client| {
+            client.migrate(opts, progress).await
+        }) {
+            Ok(report) => result.ran(report.phases.iter().rfind(|p| p.phase == Phase::Apply)),
+            Err(e) => {
+                result.outcome = if e.exit_code == exit::REFUSED {
+                    TargetOutcome::Refused
+                } else {
+                    TargetOutcome::Failed
+                };
+                result.exit_code = e.exit_code;
+                result.error = Some(e.message);
+            }
+        }
+    }
 }

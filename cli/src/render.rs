@@ -107,7 +107,7 @@ fn highlight(line: &str) -> String {
 
 #[path = "render_fleet.rs"]
 mod fleet;
-pub use fleet::{fleet_event, fleet_junit};
+pub use fleet::{FleetView, fleet_junit};
 
 /// Where and how to write.
 pub struct Output {

@@ -4,15 +4,24 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use strata_engine::commands::fleet::{
-    FleetEvent, FleetPlan, FleetReport, FleetStatus, TargetOutcome, TargetResult, TargetStatus,
+    FleetEvent, FleetPlan, FleetReport, FleetRestore, FleetStatus, TargetOutcome, TargetResult,
+    TargetStatus,
 };
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use strata_engine::core::event::Event;
 
 use super::Output;
 
 /// A state for people, in capitals where it needs attention (coloured by `highlight`).
 fn shown_state(state: &str) -> String {
     match state {
-        "up-to-date" | "pending" | "applied" | "not-run" => state.to_string(),
+        "up-to-date" | "pending" | "applied" | "not-run" | "restored" | "no-backup" => {
+            state.to_string()
+        }
         other => other.to_uppercase(),
     }
 }
@@ -55,6 +64,28 @@ fn row(t: &TargetStatus, width: usize) {
 }
 
 impl Output {
+    pub fn fleet_restore(&self, r: &FleetRestore) -> Result<()> {
+        if self.json {
+            return self.print_json(r);
+        }
+        let width = r.targets.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        outln!("stage {}:", r.stage);
+        for t in &r.targets {
+            let state = serde_json::to_value(t.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let what = match (&t.restored, &t.error) {
+                (Some(x), _) => format!("from {}", x.restored_from.display()),
+                (None, Some(e)) => e.lines().next().unwrap_or_default().to_string(),
+                (None, None) => "the run took no backup of it".into(),
+            };
+            outln!("  {:<width$}  {:<9}  {what}", t.name, shown_state(&state));
+        }
+        outln!("{}", counts(&r.counts));
+        Ok(())
+    }
+
     pub fn fleet_status(&self, status: &FleetStatus) -> Result<()> {
         if self.json {
             return self.print_json(status);
@@ -205,6 +236,11 @@ pub fn fleet_event(quiet: bool, verbose: bool, e: &FleetEvent<'_>) {
             parallel,
         } => errln!("stage {name}: {targets} target(s), {parallel} at a time"),
         FleetEvent::TargetStarted { .. } => {}
+        FleetEvent::TargetProgress { target, event, .. } => {
+            if verbose {
+                remote_progress(&target.name, event);
+            }
+        }
         FleetEvent::TargetFinished {
             result,
             done,
@@ -225,6 +261,151 @@ pub fn fleet_event(quiet: bool, verbose: bool, e: &FleetEvent<'_>) {
         FleetEvent::StageStopped { name, failures } => {
             errln!("stage {name} stopped after {failures} failure(s): later targets not started")
         }
+    }
+}
+
+/// A fleet run's live view on a terminal: a bar over each stage's targets and, beside it, the
+/// targets running now; failures (every target with `--verbose`) printed above the bar. Off a
+/// terminal (or with `--quiet`, `--json`) it writes [`fleet_event`]'s plain lines instead.
+/// Called from every worker of the run.
+pub struct FleetView {
+    quiet: bool,
+    verbose: bool,
+    live: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    running: Mutex<Vec<String>>,
+}
+
+impl FleetView {
+    pub fn new(quiet: bool, verbose: bool, json: bool) -> Self {
+        FleetView {
+            quiet,
+            verbose,
+            live: !quiet && !json && std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn bar(&self) -> Option<ProgressBar> {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `acme, globex, initech +5`: the targets running now.
+    fn show_running(&self, bar: &ProgressBar) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let shown: Vec<&str> = running.iter().take(4).map(String::as_str).collect();
+        let more = running.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" +{more}")
+        } else {
+            String::new()
+        };
+        bar.set_message(format!("running: {}{more}", shown.join(", ")));
+    }
+
+    pub fn event(&self, e: &FleetEvent<'_>) {
+        if !self.live {
+            return fleet_event(self.quiet, self.verbose, e);
+        }
+        match e {
+            FleetEvent::StageStarted {
+                name,
+                targets,
+                parallel,
+            } => {
+                if let Some(old) = self.bar() {
+                    old.finish_and_clear();
+                }
+                let bar = ProgressBar::new(*targets as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {wide_msg}")
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("stage {name} ({parallel} at a time)"));
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+            }
+            FleetEvent::TargetStarted { target, .. } => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(target.name.clone());
+                if let Some(bar) = self.bar() {
+                    self.show_running(&bar);
+                }
+            }
+            FleetEvent::TargetProgress { target, event, .. } => {
+                if let (true, Some(bar), Some(line)) =
+                    (self.verbose, self.bar(), remote_line(&target.name, event))
+                {
+                    bar.println(line);
+                }
+            }
+            FleetEvent::TargetFinished {
+                result,
+                done,
+                total,
+                ..
+            } => {
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|n| *n != result.target.name);
+                let Some(bar) = self.bar() else { return };
+                if result.failed() {
+                    bar.println(format!("[{done}/{total}] {}", failure_line(result)));
+                } else if self.verbose {
+                    bar.println(format!(
+                        "[{done}/{total}] {}: {} ({} migration(s))",
+                        result.target.name,
+                        outcome(result.outcome),
+                        result.applied.len()
+                    ));
+                }
+                bar.inc(1);
+                self.show_running(&bar);
+            }
+            FleetEvent::StageStopped { name, failures } => {
+                if let Some(bar) = self.bar() {
+                    bar.println(format!(
+                        "stage {name} stopped after {failures} failure(s): later targets not \
+                         started"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Clears the bar once the run is over.
+    pub fn finish(&self) {
+        if let Some(bar) = self.bar() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A remote target's server reporting a phase or a step, as one line.
+fn remote_line(name: &str, event: &Event<'_>) -> Option<String> {
+    Some(match event {
+        Event::PhaseStarted { phase, pending, .. } => {
+            format!("  {name}: {} started, {pending} pending", phase.as_str())
+        }
+        Event::StepApplied {
+            phase, migration, ..
+        } => format!("  {name}: {} {}", phase.as_str(), migration.label()),
+        Event::PhaseFinished { phase, applied, .. } => {
+            format!("  {name}: {} done, {applied} applied", phase.as_str())
+        }
+        _ => return None,
+    })
+}
+
+/// A remote target's server reporting a phase or a step, one line each.
+fn remote_progress(name: &str, event: &Event<'_>) {
+    if let Some(line) = remote_line(name, event) {
+        errln!("{line}");
     }
 }
 

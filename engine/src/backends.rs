@@ -97,6 +97,21 @@ pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
     Ok(())
 }
 
+/// The first two columns of every row of `sql` on the control database `db` (a SQLite file,
+/// opened read-only, or a PostgreSQL URL, in a read-only transaction), as text.
+pub(crate) fn control_pairs(
+    project: &Project,
+    db: &Path,
+    sql: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    if is_server(db) {
+        let target = crate::core::target::Target::parse(&db.to_string_lossy(), "control")?;
+        postgres::pairs(&target, project.busy_timeout(), sql)
+    } else {
+        sqlite::connection::pairs(db, project.busy_timeout(), sql)
+    }
+}
+
 /// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
 /// that works on files only (`crate::sqlite`) refuses it.
 pub fn is_server(db: &Path) -> bool {
@@ -125,6 +140,19 @@ pub(crate) fn dry_run(project: &Project) -> Result<Option<Result<Box<dyn DryRun>
     Ok(Some(
         sqlite::dry_run::open(real)?.map(|copy| Box::new(copy) as Box<dyn DryRun>),
     ))
+}
+
+/// Whether the backend's own parser reads one statement, without a database: `Some(Err(why))`
+/// for a syntax error, `Some(Ok(()))` when it reads it, `None` when the backend cannot tell
+/// without its server (PostgreSQL).
+pub(crate) fn syntax(
+    dialect: crate::core::input::Dialect,
+    statement: &str,
+) -> Option<Result<(), String>> {
+    match dialect {
+        crate::core::input::Dialect::Sqlite => Some(sqlite::dry_run::syntax(statement)),
+        crate::core::input::Dialect::Postgres => None,
+    }
 }
 
 #[cfg(test)]

@@ -157,10 +157,19 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Refused calls: counted, and reported on stderr rate-limited: the first refusal of a quiet
 /// spell at once, then one line per [`REPORT_EVERY`] with how many followed, so a flood costs
 /// a counter increment per call and a line every 10 s.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Refusals {
+    /// What is refused, plural ("calls", "connections").
+    what: &'static str,
     total: AtomicU64,
     window: Mutex<Window>,
+}
+
+impl Default for Refusals {
+    /// Refused calls.
+    fn default() -> Self {
+        Refusals::of("calls")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -174,7 +183,25 @@ struct Window {
 }
 
 impl Refusals {
-    /// Refused calls since the server started.
+    fn of(what: &'static str) -> Self {
+        Refusals {
+            what,
+            total: AtomicU64::new(0),
+            window: Mutex::new(Window::default()),
+        }
+    }
+
+    /// Connections refused or closed by the connection limits ([`crate::connections`]).
+    pub fn of_connections() -> Self {
+        Refusals::of("connections")
+    }
+
+    /// What is refused, singular.
+    fn one(&self) -> &'static str {
+        self.what.strip_suffix('s').unwrap_or(self.what)
+    }
+
+    /// Refusals since the server started.
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
@@ -195,9 +222,10 @@ impl Refusals {
         w.open = true;
         drop(w);
         eprintln!(
-            "strata serve: refused {detail} ({} refused since the start; further refusals are \
-             counted and reported every {} s)",
+            "strata serve: refused {detail} ({} {} refused since the start; further refusals \
+             are counted and reported every {} s)",
             thousands(total),
+            if total == 1 { self.one() } else { self.what },
             every.as_secs()
         );
         let this = Arc::clone(self);
@@ -223,11 +251,11 @@ impl Refusals {
                 std::mem::take(&mut w.latest),
             );
             drop(w);
+            let what = if n == 1 { self.one() } else { self.what };
             eprintln!(
-                "strata serve: refused {} call{} in the last {} s (the latest: {latest}); {} \
+                "strata serve: refused {} {what} in the last {} s (the latest: {latest}); {} \
                  refused since the start",
                 thousands(n),
-                if n == 1 { "" } else { "s" },
                 every.as_secs(),
                 thousands(self.total())
             );
@@ -268,17 +296,25 @@ impl Authenticate {
 
     /// Checks the token in `metadata`; a refusal is counted and reported (never with the
     /// token) and returned as the status to answer.
+    /// An accepted token marks the connection the call came on as authenticated
+    /// ([`crate::connections::ConnectionState`]), so the server keeps it.
     pub fn check(
         &self,
         metadata: &tonic::metadata::MetadataMap,
-        peer: Option<std::net::SocketAddr>,
+        extensions: &tonic::Extensions,
         rpc: &str,
     ) -> Result<(), tonic::Status> {
         let why = match presented(metadata) {
-            Some(t) if self.token.matches(t) => return Ok(()),
+            Some(t) if self.token.matches(t) => {
+                if let Some(info) = crate::connections::ConnectionInfo::of(extensions) {
+                    info.state.mark_authenticated();
+                }
+                return Ok(());
+            }
             Some(_) => "a wrong token",
             None => "no token",
         };
+        let peer = crate::connections::peer_addr(extensions);
         let peer = peer.map_or_else(|| "an unknown peer".to_string(), |a| a.to_string());
         self.refusals.record(format!("{rpc} from {peer}: {why}"));
         Err(crate::error::refuse(
@@ -295,7 +331,7 @@ impl Authenticate {
 
 impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        self.check(req.metadata(), req.remote_addr(), "a call")?;
+        self.check(req.metadata(), req.extensions(), "a call")?;
         Ok(req)
     }
 }

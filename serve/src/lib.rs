@@ -12,8 +12,9 @@
 //! constant-time comparison, the header check before a body is read, counting refused calls), `error` (engine errors to gRPC statuses
 //! and back), `convert` (engine events and reports to messages and back), `service` (the
 //! `strata.v1.Strata` implementation), `status` (the Status answer, kept while nothing it is
-//! made of changed), `server` (listener, TLS, health, reflection, graceful shutdown) and
-//! `client`.
+//! made of changed), `server` (listener, TLS, health, reflection, graceful shutdown),
+//! `connections` (what `strata serve` holds open: caps per server and per peer prefix, the
+//! deadline for a connection's first authenticated call, the idle timeout) and `client`.
 //!
 //! Mounting it in an application's own tonic server:
 //!

@@ -2,26 +2,40 @@
 //! `grpc.health.v1` health (no token needed) and server reflection (v1 and v1alpha), TLS through
 //! rustls with optional client certificates, and graceful shutdown: on the signal the server
 //! stops accepting calls, lets calls in flight finish, and waits for a run whose client went away.
-//! Its limits bound what any client, with or without the token, can make it hold: the calls it
-//! runs at once ([`MAX_CONCURRENT_CALLS`]), the streams per connection, the HTTP/2 windows (what
-//! a client may push before the server reads) and the header block; and the connections
-//! themselves ([`crate::connections`]: how many, how many from one address, how long idle).
+//! Its limits bound what any client, with or without the token, can make it hold: the strata
+//! calls it runs at once ([`MAX_CONCURRENT_CALLS`], taken only by calls whose token was
+//! accepted), the health and reflection calls at once ([`MAX_OPEN_CALLS`], apart, so calls
+//! without a token cannot hold the strata calls' places), the streams per connection, the
+//! HTTP/2 windows (what a client may push before the server reads) and the header block; and
+//! the connections themselves ([`crate::connections`]: how many, how many from one peer, how
+//! long without an authenticated call, how long idle).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::Semaphore;
 
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codegen::http;
+use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::StrataService;
 use crate::connections::{ConnectionLimits, Gate};
 use crate::proto::strata_server::StrataServer;
 
-/// Calls the server runs at once, over all connections; more wait for a free slot (their
-/// bodies unread).
+/// Strata calls the server runs at once, over all connections; more wait for a free slot
+/// (their bodies unread). A call takes a slot only once its token was accepted.
 pub const MAX_CONCURRENT_CALLS: usize = 64;
+/// Health and reflection calls (which need no token) the server runs at once, apart from the
+/// strata calls; more wait for a free slot.
+pub const MAX_OPEN_CALLS: usize = 16;
 /// HTTP/2 streams one connection may have open at once (advertised to clients; more are
 /// refused by HTTP/2 itself).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 32;
@@ -151,6 +165,10 @@ pub async fn serve_with(
     // Each connection is admitted within the limits before any of its bytes is read; one over
     // a cap is dropped, so closed, at once.
     let gate = Gate::new(limits);
+    let calls = Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS));
+    let open = Arc::new(Semaphore::new(MAX_OPEN_CALLS));
+    let (strata, check) = service.server_and_check();
+    let strata = InterceptedService::new(Capped::new(strata, calls), check);
     let incoming = TcpListenerStream::new(listener).filter_map(move |conn| match conn {
         Ok(stream) => {
             let _ = stream.set_nodelay(true);
@@ -165,17 +183,61 @@ pub async fn serve_with(
             .await;
     };
     builder
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            MAX_CONCURRENT_CALLS,
-        ))
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(service.into_server())
+        .add_service(Capped::new(health, Arc::clone(&open)))
+        .add_service(Capped::new(reflection_v1, Arc::clone(&open)))
+        .add_service(Capped::new(reflection_v1alpha, open))
+        .add_service(strata)
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     drained.shutdown().await;
     Ok(())
+}
+
+/// A service whose calls each hold one of `permits` until their response (its headers) is
+/// ready, waiting for one when none is free. Unlike a tower concurrency layer it waits in the
+/// call, not in `poll_ready`, so behind the token check ([`InterceptedService`] checks the
+/// headers before it calls the service) a call without the token never takes or waits for one.
+#[derive(Debug, Clone)]
+struct Capped<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+}
+
+impl<S> Capped<S> {
+    fn new(inner: S, permits: Arc<Semaphore>) -> Self {
+        Capped { inner, permits }
+    }
+}
+
+impl<S: NamedService> NamedService for Capped<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Capped<S>
+where
+    S: tower::Service<http::Request<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // The instance made ready goes with the call; a clone stays for the next.
+        let clone = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, clone);
+        let permits = Arc::clone(&self.permits);
+        Box::pin(async move {
+            // The semaphore is never closed, so a permit always comes.
+            let _permit = permits.acquire_owned().await.ok();
+            ready.call(req).await
+        })
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -611,3 +611,527 @@ fn a_fleet_run_killed_midway_goes_on_where_it_stopped() {
         applied_once(&p, i);
     }
 }
+
+/// Another process holding `file`'s write lock (an open `BEGIN EXCLUSIVE` in the sqlite3
+/// shell) until the returned child's stdin is closed.
+fn hold_write_lock(file: &std::path::Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = std::process::Command::new("sqlite3")
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("this test needs the sqlite3 shell");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"BEGIN EXCLUSIVE;\nSELECT 'locked';\n")
+        .unwrap();
+    child.stdin = Some(stdin);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[test]
+fn a_target_locked_by_another_process_is_reported_within_its_timeout_and_left_as_it_was() {
+    let n = 4;
+    let p = staged_fleet(
+        n,
+        &[],
+        "[[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\ntimeout_ms = 500\n",
+    );
+    // busy_timeout_ms stays at its default, 5 s: the stage's timeout is the shorter wait.
+    let mut holder = hold_write_lock(&p.path(&tenant(1)));
+    let run = p.strata(&["fleet", "migrate", "--json"]).code(3);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let report = run.json();
+    assert_eq!(outcome_of(&report, "t01"), "refused");
+    let t01 = outcomes(&report);
+    assert_eq!(t01.iter().filter(|(_, o)| o == "applied").count(), n - 1);
+    let error = report["stages"][0]["targets"][1]["error"].as_str().unwrap();
+    assert!(error.contains("lock"), "{error}");
+    assert_eq!(applied(&p, 1), ["people"], "the locked tenant was touched");
+    // Nothing lost: once the lock is gone, the next run gives it the rest.
+    let again = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(outcome_of(&again, "t01"), "applied");
+    applied_once(&p, 1);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn unreachable_postgresql_targets_are_named_within_their_timeout_and_the_others_migrated() {
+    let pg = crate::postgres::Pg::new("fleet_timeout");
+    let p = crate::postgres::project(&pg);
+    // A port that takes connections and never says a word (the driver alone would wait for
+    // it forever), and one where nothing listens.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"tenants\"\ndatabases = [\"{url}\", \
+             \"postgres://strata@127.0.0.1:{silent_port}/silent\", \
+             \"postgres://strata@127.0.0.1:{closed_port}/closed\"]\ntimeout_ms = 1500\n\n\
+             [[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n",
+            url = pg.url()
+        ),
+    )
+    .write(
+        "migrations/app/20260101T000000Z-people/do.sql",
+        "CREATE TABLE people (id bigint PRIMARY KEY, name text NOT NULL);\n",
+    );
+    let status = p.strata(&["fleet", "status", "--json"]).code(3).json();
+    assert_eq!(status["counts"]["unreachable"], 2, "{status}");
+    assert_eq!(status["counts"]["pending"], 1, "{status}");
+    let silent_row = &status["targets"][1];
+    assert_eq!(silent_row["name"], "silent");
+    assert!(
+        silent_row["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1500 ms"),
+        "{silent_row}"
+    );
+
+    let run = p.strata(&["fleet", "migrate", "--json"]).code(1);
+    pg.hides_password(&run);
+    let report = run.json();
+    assert_eq!(outcome_of(&report, &pg.name), "applied");
+    assert_eq!(outcome_of(&report, "silent"), "failed");
+    assert_eq!(outcome_of(&report, "closed"), "failed");
+    let targets = report["stages"][0]["targets"].as_array().unwrap();
+    assert!(
+        targets[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1500 ms"),
+        "{report}"
+    );
+    assert!(
+        targets[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{report}"
+    );
+    assert_eq!(
+        pg.rows(false, "SELECT name FROM strata_migration"),
+        ["people"]
+    );
+    drop(silent);
+}
+
+/// A tiny tmpfs mounted on a folder, unmounted on drop.
+struct TinyDisk(std::path::PathBuf);
+
+impl TinyDisk {
+    fn mount(dir: &std::path::Path) -> TinyDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir)
+            .status()
+            .map(|s| s.success());
+        assert!(
+            matches!(mounted, Ok(true)),
+            "this test mounts a 256 KiB tmpfs to have a full disk: run it as root"
+        );
+        TinyDisk(dir.to_path_buf())
+    }
+
+    /// Fills the disk with `filler` until a write fails.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root: mounts a tiny tmpfs for a full disk"]
+fn a_target_on_a_full_disk_fails_alone_named_and_keeps_what_it_had() {
+    let n = 3;
+    let p = staged_fleet(n, &[], "");
+    let disk = TinyDisk::mount(&p.path("full"));
+    std::fs::copy(p.path(&tenant(2)), p.path("full/tfull.db")).unwrap();
+    p.write(
+        "strata.toml",
+        "[[fleet.group]]\nname = \"tenants\"\nglob = \"tenants/*.db\"\n\n\
+         [[fleet.group]]\nname = \"full\"\ndatabases = [\"full/tfull.db\"]\n\n\
+         [[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n",
+    );
+    // A few thousand rows, so the step's copy of the table needs pages the disk lacks.
+    p.open("full/tfull.db")
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) \
+             INSERT INTO people SELECT i, 'name number ' || i FROM n;",
+        )
+        .unwrap();
+    disk.fill();
+    let report = p.strata(&["fleet", "migrate", "--json"]).code(1).json();
+    assert_eq!(outcome_of(&report, "tfull"), "failed", "{report}");
+    for i in 0..n {
+        assert_eq!(outcome_of(&report, &format!("t{i:02}")), "applied");
+    }
+    let error = report["stages"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "tfull")
+        .unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("disk is full"), "{error}");
+    let db = p.open("full/tfull.db");
+    assert_eq!(rows(&db, "PRAGMA integrity_check"), ["ok"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM strata_migration ORDER BY stamp"),
+        ["people"]
+    );
+    assert_eq!(rows(&db, "SELECT count(*) FROM people"), ["3000"]);
+    drop(db);
+    // Room again: the next run gives it the rest.
+    std::fs::remove_file(p.path("full/filler")).unwrap();
+    let again = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(outcome_of(&again, "tfull"), "applied");
+    let db = p.open("full/tfull.db");
+    assert_eq!(rows(&db, "SELECT count(*) FROM people"), ["3000"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM strata_migration ORDER BY stamp"),
+        ["people", "strict-names", "tags"]
+    );
+    drop(db);
+    drop(disk);
+}
+
+/// A project served by `strata serve` on 127.0.0.1:0: the people migration and the next two.
+fn served_tenant() -> (Project, crate::remote::Server) {
+    let p = fleet(0);
+    strict_names(&p);
+    let srv = crate::remote::Server::start(&p, &[]);
+    (p, srv)
+}
+
+#[test]
+fn remote_targets_are_migrated_in_parallel_over_grpc_and_an_unreachable_one_is_named_in_time() {
+    let (a, srv_a) = served_tenant();
+    let (b, srv_b) = served_tenant();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let client = Project::empty();
+    crate::remote::write_token(&client, "secrets/a.token", "e2e-token-0123456789abcdef");
+    client.write(
+        "strata.toml",
+        &format!(
+            "[[fleet.group]]\nname = \"services\"\ntimeout_ms = 1500\nremotes = [\n  \
+             {{ name = \"billing\", url = \"{}\", token_file = \"secrets/a.token\" }},\n  \
+             {{ name = \"orders\", url = \"{}\", token_env = \"ORDERS_TOKEN\" }},\n  \
+             {{ name = \"silent\", url = \"{silent_url}\", token_file = \"secrets/a.token\" }},\n]\n\n\
+             [[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n",
+            srv_a.url, srv_b.url
+        ),
+    );
+    let run = |args: &[&str]| {
+        let output = crate::harness::strata_command(client.root(), args)
+            .env("ORDERS_TOKEN", "e2e-token-0123456789abcdef")
+            .output()
+            .unwrap();
+        crate::harness::Run::new(args, output)
+    };
+    let status = run(&["fleet", "status", "--json"]).code(3).json();
+    assert_eq!(status["counts"]["pending"], 2, "{status}");
+    assert_eq!(status["counts"]["unreachable"], 1, "{status}");
+    assert_eq!(status["targets"][0]["pending"].as_array().unwrap().len(), 3);
+    assert!(
+        status["targets"][2]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1500 ms"),
+        "{status}"
+    );
+
+    let migrated = run(&["fleet", "migrate", "--json", "-v"]).code(1);
+    let report = migrated.json();
+    assert_eq!(outcome_of(&report, "billing"), "applied");
+    assert_eq!(outcome_of(&report, "orders"), "applied");
+    assert_eq!(outcome_of(&report, "silent"), "failed");
+    assert_eq!(
+        report["stages"][0]["targets"][0]["applied"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    // Each server's progress, streamed into the fleet's lines.
+    assert!(
+        migrated
+            .stderr
+            .contains("billing: apply app/20260103T000000Z-tags"),
+        "{}",
+        migrated.stderr
+    );
+    assert!(
+        migrated
+            .stderr
+            .contains("orders: apply app/20260103T000000Z-tags"),
+        "{}",
+        migrated.stderr
+    );
+    // The servers' own databases hold the chain, each step once, with a backup each.
+    for p in [&a, &b] {
+        assert_eq!(
+            rows(
+                &p.open("app.db"),
+                "SELECT name FROM strata_migration ORDER BY stamp"
+            ),
+            ["people", "strict-names", "tags"]
+        );
+        assert!(
+            std::fs::read_dir(p.path(".strata/backups"))
+                .unwrap()
+                .count()
+                > 0
+        );
+    }
+    let again = run(&["fleet", "migrate", "--json", "--targets", "billing"])
+        .ok()
+        .json();
+    assert_eq!(outcome_of(&again, "billing"), "up-to-date");
+    drop((srv_a, srv_b, silent));
+}
+
+/// strata.toml with one group whose targets are the rows of `query` on `control`, every
+/// stage under `continue`.
+fn query_group(p: &Project, control: &str, query: &str) {
+    p.write(
+        "strata.toml",
+        &format!(
+            "[[fleet.group]]\nname = \"tenants\"\ncontrol = \"{control}\"\nquery = \"{query}\"\n"
+        ),
+    );
+}
+
+#[test]
+fn targets_come_from_the_rows_of_a_query_on_a_control_database() {
+    let p = fleet(4);
+    strict_names(&p);
+    // Three of the four tenants are active; the query names them.
+    p.write("control.db", "");
+    p.open("control.db")
+        .execute_batch(
+            "CREATE TABLE tenants (name TEXT, database TEXT, active INTEGER);
+             INSERT INTO tenants VALUES ('acme', 'tenants/t00.db', 1), ('globex', 'tenants/t01.db', 1),
+                                        ('gone', 'tenants/t02.db', 0), ('initech', 'tenants/t03.db', 1);",
+        )
+        .unwrap();
+    query_group(
+        &p,
+        "control.db",
+        "SELECT name, database FROM tenants WHERE active ORDER BY name",
+    );
+    let status = p.strata(&["fleet", "status", "--json"]).ok().json();
+    let names: Vec<&str> = status["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme", "globex", "initech"]);
+    let report = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(report["counts"]["applied"], 3);
+    assert_eq!(applied(&p, 3), ["people", "strict-names", "tags"]);
+    assert_eq!(
+        rows(&p.open(&tenant(2)), "SELECT count(*) FROM sqlite_master"),
+        ["0"],
+        "the inactive tenant was touched"
+    );
+    // The control database was only read.
+    assert_eq!(
+        rows(&p.open("control.db"), "SELECT count(*) FROM tenants"),
+        ["4"]
+    );
+    // A query whose rows are not a name and a database is refused, naming the row.
+    query_group(&p, "control.db", "SELECT name, NULL FROM tenants");
+    p.strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("row 1 of the fleet's query");
+    query_group(&p, "control.db", "SELECT 'a b', database FROM tenants");
+    p.strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("the target name \"a b\"");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn a_postgresql_control_database_names_the_targets_read_only() {
+    let pg = crate::postgres::Pg::new("fleet_control");
+    let mut c = pg.client(false);
+    c.batch_execute(
+        "CREATE TABLE tenants (name text, database text);
+         INSERT INTO tenants VALUES ('acme', 'tenants/t00.db'), ('globex', 'tenants/t01.db');",
+    )
+    .unwrap();
+    let p = fleet(2);
+    query_group(
+        &p,
+        &pg.url(),
+        "SELECT name, database FROM tenants ORDER BY name",
+    );
+    let run = p.strata(&["fleet", "migrate", "--json"]).ok();
+    pg.hides_password(&run);
+    assert_eq!(run.json()["counts"]["applied"], 2);
+    assert_eq!(applied(&p, 1), ["people"]);
+    // One statement, read-only: a query that writes is refused by the server.
+    query_group(
+        &p,
+        &pg.url(),
+        "WITH gone AS (DELETE FROM tenants RETURNING name, database) SELECT * FROM gone",
+    );
+    let run = p.strata(&["fleet", "status"]).code(1);
+    assert!(run.stderr.contains("read-only"), "{}", run.stderr);
+    assert_eq!(pg.rows(false, "SELECT count(*) FROM tenants"), ["2"]);
+}
+
+#[test]
+fn fleet_restore_puts_one_stage_back_from_the_backups_of_that_run() {
+    let n = 4;
+    let p = staged_fleet(
+        n,
+        &[],
+        "[[fleet.stage]]\nname = \"canary\"\ntargets = [\"t00\"]\n\n\
+         [[fleet.stage]]\nname = \"everyone\"\n",
+    );
+    p.strata(&["fleet", "migrate", "--report", "run.json"]).ok();
+    for i in 0..n {
+        applied_once(&p, i);
+    }
+    // The canary goes back to where it was before the run; the others stay migrated.
+    let canary = p
+        .strata(&["fleet", "restore", "--stage", "canary", "--json"])
+        .ok()
+        .json();
+    assert_eq!(canary["counts"]["restored"], 1, "{canary}");
+    assert_eq!(applied(&p, 0), ["people"]);
+    assert_eq!(
+        rows(&p.open(&tenant(0)), "SELECT name FROM people"),
+        ["Grace"]
+    );
+    applied_once(&p, 1);
+
+    // A tenant whose rows changed since the run is refused without --yes, the others put back.
+    p.open(&tenant(2))
+        .execute_batch("UPDATE people SET name = 'Changed'")
+        .unwrap();
+    let run = p.strata(&[
+        "fleet", "restore", "--stage", "everyone", "--run", "run.json",
+    ]);
+    let run = run.code(3).stdout_has("t02");
+    assert!(run.stdout.contains("REFUSED"), "{}", run.stdout);
+    assert_eq!(applied(&p, 1), ["people"]);
+    assert_eq!(applied(&p, 3), ["people"]);
+    assert_eq!(applied(&p, 2).len(), 3, "the changed tenant was put back");
+    p.strata(&[
+        "fleet", "restore", "--stage", "everyone", "--run", "run.json", "--yes",
+    ])
+    .ok();
+    assert_eq!(applied(&p, 2), ["people"]);
+    // Nothing lost: the next run gives them the chain again.
+    let again = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(again["counts"]["applied"], n);
+    p.strata(&["fleet", "restore", "--stage", "nope"])
+        .code(2)
+        .stderr_has("no stage \"nope\"");
+}
+
+#[test]
+fn on_a_terminal_a_bar_shows_the_stage_and_the_targets_running_and_failures_above_it() {
+    let n = 6;
+    let p = staged_fleet(
+        n,
+        &[2],
+        "[[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\nparallel = 2\n",
+    );
+    // `script` gives the run a terminal; its output is what the terminal got.
+    let exe = env!("CARGO_BIN_EXE_strata");
+    let output = std::process::Command::new("script")
+        .args(["-qec", &format!("{exe} fleet migrate"), "/dev/null"])
+        .current_dir(p.root())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .expect("this test needs `script` (util-linux) for a terminal");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(screen.contains("stage all (2 at a time) ["), "{screen}");
+    assert!(screen.contains("/6"), "{screen}");
+    assert!(
+        screen.contains("t02 FAILED at app/20260102T000000Z-strict-names"),
+        "{screen}"
+    );
+    // Off a terminal the same run writes plain lines, no bar.
+    let plain = p.strata(&["fleet", "migrate"]).code(1);
+    assert!(!plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
+    assert!(plain.stderr.contains("t02 FAILED"), "{}", plain.stderr);
+}
+
+#[test]
+fn the_test_database_is_refused_as_a_target_in_any_spelling() {
+    let p = fleet(2);
+    p.strata(&["fleet", "migrate", "--targets", "tenants/*.db"])
+        .ok();
+    assert!(p.path(".strata/test.db").exists());
+    std::os::unix::fs::symlink("../.strata/test.db", p.path("tenants/x.db")).unwrap();
+    for targets in [
+        "./.strata/test.db",
+        "tenants/../.strata/test.db",
+        // A symlink among the tenants.
+        "tenants/*.db",
+    ] {
+        for command in ["status", "migrate"] {
+            p.strata(&["fleet", command, "--targets", targets])
+                .code(2)
+                .stderr_has("the test database is among the fleet's targets");
+        }
+    }
+    std::fs::remove_file(p.path("tenants/x.db")).unwrap();
+    // Nothing of the test data reached a tenant.
+    for i in 0..2 {
+        assert_eq!(
+            rows(&p.open(&tenant(i)), "SELECT count(*) FROM people"),
+            ["0"]
+        );
+    }
+}
+
+#[test]
+fn a_tenant_file_name_cannot_forge_report_lines() {
+    let p = fleet(1);
+    let forged = "globex  up-to-date   1 applied\n  initech  FAILED   0 applied\u{1b}[2K";
+    p.write(&format!("tenants/{forged}.db"), "");
+    let run = p
+        .strata(&["fleet", "status", "--targets", "tenants/*.db"])
+        .ok();
+    assert!(
+        !run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("initech")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('\u{1b}'), "{}", run.stdout);
+    assert!(run.stdout.contains("applied\\n  initech"), "{}", run.stdout);
+}

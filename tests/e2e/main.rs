@@ -34,6 +34,7 @@ mod rehearsal;
 mod remote;
 mod restore;
 mod schema;
+mod serve_connections;
 mod single_transaction;
 mod snapshots;
 mod tree_errors;

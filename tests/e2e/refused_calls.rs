@@ -14,14 +14,17 @@ use crate::harness::rows;
 use crate::remote::{Served, Server, remote, write_token};
 
 /// Serve options that let one address open the hundreds of connections these tests make, and
-/// give each all the time a loaded machine needs (the caps and the idle timeout are
-/// attack_pg's subject, not these tests').
+/// give each all the time a loaded machine needs to answer, though none of them authenticates
+/// (the caps and the timeouts are serve_connections' and attack_pg's subject, not these
+/// tests').
 const MANY_CONNECTIONS: &[&str] = &[
     "--max-connections",
     "1024",
     "--max-connections-per-peer",
     "1024",
     "--idle-timeout",
+    "600",
+    "--auth-timeout",
     "600",
 ];
 
@@ -58,6 +61,19 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// The headers of a gRPC request to `path` on `addr` (`host:port`), with `token`, if any.
+pub fn grpc_request(addr: &str, path: &str, token: Option<&str>) -> http::Request<()> {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    req.body(()).unwrap()
+}
+
 /// One gRPC call to `path` over its own HTTP/2 connection: headers (with `token`, if any),
 /// then `body` (none: the request stays open, its body never sent). Returns the grpc-status
 /// of the answer.
@@ -68,23 +84,18 @@ async fn raw_call(addr: &str, path: &str, token: Option<&str>, body: Option<Byte
         let _ = connection.await;
     });
     let mut client = client.ready().await.unwrap();
-    let mut req = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let (answer, mut send) = client.send_request(req.body(()).unwrap(), false).unwrap();
+    let (answer, mut send) = client
+        .send_request(grpc_request(addr, path, token), false)
+        .unwrap();
     if let Some(body) = body {
         // Queued by h2 and sent as the server's flow-control window allows.
         let _ = send.send_data(body, true);
     }
-    let answer = tokio::time::timeout(Duration::from_secs(60), answer)
-        .await
-        .expect("the server answered within 60 s")
-        .unwrap();
+    let answer = match tokio::time::timeout(Duration::from_secs(60), answer).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return format!("the call failed: {e:?}"),
+        Err(_) => return "no answer within 60 s".to_string(),
+    };
     let status = answer
         .headers()
         .get("grpc-status")
@@ -107,7 +118,8 @@ fn frame(len: usize) -> Bytes {
     Bytes::from(b)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A runtime with two workers for the raw clients.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -143,7 +155,12 @@ fn a_refused_call_writes_nothing_anywhere_and_is_reported_counted() {
             }
         });
         for status in futures_join(calls).await {
-            assert_eq!(status, "16", "UNAUTHENTICATED");
+            assert_eq!(
+                status,
+                "16",
+                "UNAUTHENTICATED; the server said:\n{}",
+                s.srv.stderr()
+            );
         }
     });
     assert_eq!(
@@ -270,7 +287,7 @@ fn many_large_unauthenticated_requests_hold_little_server_memory() {
                 async move { raw_call(&addr, "/strata.v1.Strata/Migrate", None, Some(body)).await }
             });
             for status in futures_join(calls).await {
-                assert_eq!(status, "16");
+                assert_eq!(status, "16", "the server said:\n{}", s.srv.stderr());
             }
         }
     });

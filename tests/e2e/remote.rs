@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Project, Run, rows, strata_command};
 
-const TOKEN: &str = "e2e-token-0123456789abcdef";
+pub const TOKEN: &str = "e2e-token-0123456789abcdef";
 
 /// Writes a token file readable by its owner only (strata refuses a looser one).
 pub fn write_token(p: &Project, rel: &str, token: &str) {
@@ -687,6 +687,32 @@ fn tls_with_and_without_client_certificates() {
         .ok()
         .stdout_has("pending");
     s.remote(&["status"]).code(2).stderr_has("--tls-ca");
+    // A refused call over TLS is reported with the client's address: the server finds the
+    // connection's info (the same that a call with the token marks authenticated, so that
+    // the connection is kept) inside the TLS one.
+    write_token(&s.client, "wrong", "a-wrong-token-of-some-length");
+    let url = s.srv.url.clone();
+    let wrong = [
+        "--remote",
+        &url,
+        "--tls-ca",
+        "ca.pem",
+        "--token-file",
+        "wrong",
+    ];
+    s.client.strata(&[&wrong[..], &["status"]].concat()).code(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.srv.stderr().contains("no token")
+        && !s.srv.stderr().contains("wrong token")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        s.srv.stderr().contains("from 127.0.0.1:"),
+        "{}",
+        s.srv.stderr()
+    );
     let plain = s.srv.url.replace("https://", "http://");
     remote(&s.client, &plain, &["status"]).code(1);
 

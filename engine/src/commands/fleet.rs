@@ -13,13 +13,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::commands::migrate::{self, MigrateOptions};
-use crate::core::config::{FleetStage, OnFailure, Project};
+use crate::core::config::{FLEET_TIMEOUT_MS, FleetRemote, FleetStage, OnFailure, Project};
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
 use crate::core::phase::{PhaseReport, Runner};
@@ -32,8 +33,37 @@ pub struct FleetTarget {
     pub name: String,
     /// The `[[fleet.group]]` it comes from (`targets` for `--targets GLOB`).
     pub group: String,
-    /// A SQLite file or a PostgreSQL URL.
+    /// A SQLite file or a PostgreSQL URL (a remote's URL).
     pub db: PathBuf,
+    /// A `strata serve` that migrates its own databases (its token file made absolute).
+    #[serde(skip)]
+    pub remote: Option<FleetRemote>,
+}
+
+/// What a fleet asks of a remote target, a `strata serve`: implemented by the CLI over its
+/// gRPC client (the engine does not speak gRPC). Each call is bounded by `timeout` for reaching
+/// the server; a migrate runs as long as the server needs once it answered.
+pub trait Remotes: Sync {
+    /// Fills `status` (prefilled with the target and its stage, `unreachable`) from the
+    /// server's status and plan.
+    fn status(
+        &self,
+        remote: &FleetRemote,
+        opts: &MigrateOptions,
+        timeout: Duration,
+        status: &mut TargetStatus,
+    );
+
+    /// Runs `migrate` on the server (its own rehearsal unless `opts` says not), the server's
+    /// events going to `progress` as they come, and fills `result` (prefilled `failed`).
+    fn migrate(
+        &self,
+        remote: &FleetRemote,
+        opts: &MigrateOptions,
+        timeout: Duration,
+        progress: &mut dyn FnMut(&Event<'_>),
+        result: &mut TargetResult,
+    );
 }
 
 /// Which targets a fleet command works on.
@@ -104,7 +134,10 @@ fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(listed, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if matches(&file, &name) && entry.path().is_file() {
+        // Whatever matches but a folder: a FIFO, a device or a dangling link among the
+        // tenants is a target that fails, with the reason, rather than one that silently
+        // drops out of the fleet.
+        if matches(&file, &name) && !entry.path().is_dir() {
             found.push(dir.join(name));
         }
     }
@@ -112,16 +145,20 @@ fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
-/// A target's name from its database: a file's stem, a URL's database name.
+/// A target's name from its database: a file's stem, a URL's database name; control and
+/// invisible characters written as escapes (`\n`, `\u{202e}`), since the name is printed in
+/// reports a file name must not be able to forge lines of.
 fn name_of(db: &Path) -> String {
     let text = db.to_string_lossy();
-    if backends::is_server(db) {
+    let name = if backends::is_server(db) {
         let path = text.split(['?', '#']).next().unwrap_or_default();
-        return path.rsplit('/').next().unwrap_or_default().to_string();
-    }
-    db.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| text.into_owned())
+        path.rsplit('/').next().unwrap_or_default().to_string()
+    } else {
+        db.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| text.into_owned())
+    };
+    crate::components::host::escape_controls(&name)
 }
 
 /// The targets `selection` names, in order: the configured groups' (or `--targets GLOB`'s),
@@ -136,6 +173,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     name: name_of(&db),
                     group: "targets".into(),
                     db,
+                    remote: None,
                 });
             }
             if all.is_empty() {
@@ -151,6 +189,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                         name,
                         group: g.name.clone(),
                         db,
+                        remote: None,
                     })
                 };
                 if let Some(glob) = &g.glob {
@@ -177,6 +216,22 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                             &format!("[[fleet.group]] {} url", g.name),
                         )?;
                         add(name.clone(), db);
+                    }
+                } else if let (Some(sql), Some(control)) = (&g.query, &g.control) {
+                    let timeout = Duration::from_millis(g.timeout_ms.unwrap_or(FLEET_TIMEOUT_MS));
+                    for (name, db) in control_rows(project, &g.name, control, sql, timeout)? {
+                        add(name, db);
+                    }
+                } else if let Some(remotes) = &g.remotes {
+                    for r in remotes {
+                        let mut r = r.clone();
+                        r.token_file = r.token_file.map(|f| root.join(f));
+                        all.push(FleetTarget {
+                            name: r.name.clone(),
+                            group: g.name.clone(),
+                            db: PathBuf::from(&r.url),
+                            remote: Some(r),
+                        });
                     }
                 }
             }
@@ -221,6 +276,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
     let test = project.test_db.as_path();
     if let Some(t) = out
         .iter()
+        .filter(|t| t.remote.is_none())
         .find(|t| backends::is_server(&t.db) != backends::is_server(test))
     {
         return Err(Error::Usage(format!(
@@ -232,12 +288,18 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             test.display()
         )));
     }
-    if out.iter().any(|t| t.db == project.test_db) {
-        return Err(Error::Usage(
-            "the test database is among the fleet's targets: the rehearsal would run on a real \
-             database; set test_db (or --test-db) to a database of its own"
-                .into(),
-        ));
+    // In any spelling: another path, `..`, a symlink or a hard link to the test database's
+    // file, another spelling of its server and name.
+    for t in &out {
+        crate::core::config::check_distinct(&t.db, &project.test_db).map_err(|_| {
+            Error::Usage(format!(
+                "the test database is among the fleet's targets ({} is {}): the rehearsal and \
+                 the test data would run on a real database; set test_db (or --test-db) to a \
+                 database of its own",
+                t.name,
+                t.db.display()
+            ))
+        })?;
     }
     Ok(out)
 }
@@ -250,7 +312,25 @@ struct Stage {
     on_failure: OnFailure,
     /// The stage stops once this many of its targets failed.
     max_failures: usize,
+    /// Its own `timeout_ms`, which wins over its targets' groups'.
+    timeout: Option<Duration>,
     targets: Vec<usize>,
+}
+
+impl Stage {
+    /// How long `target` of this stage may keep the run waiting: the stage's `timeout_ms`,
+    /// else its group's, else [`FLEET_TIMEOUT_MS`].
+    fn timeout_of(&self, project: &Project, target: &FleetTarget) -> Duration {
+        self.timeout.unwrap_or_else(|| {
+            let group = project
+                .config
+                .fleet
+                .group
+                .iter()
+                .find(|g| g.name == target.group);
+            Duration::from_millis(group.and_then(|g| g.timeout_ms).unwrap_or(FLEET_TIMEOUT_MS))
+        })
+    }
 }
 
 /// The stages of a run, in order: each configured `[[fleet.stage]]` takes the targets of its
@@ -292,6 +372,7 @@ fn stages(project: &Project, targets: &[FleetTarget], selection: &Selection) -> 
             parallel: s.parallel.unwrap_or(default_parallel),
             on_failure: s.on_failure,
             max_failures: policy(s),
+            timeout: s.timeout_ms.map(Duration::from_millis),
             targets: mine,
         });
     }
@@ -302,6 +383,7 @@ fn stages(project: &Project, targets: &[FleetTarget], selection: &Selection) -> 
             parallel: default_parallel,
             on_failure: OnFailure::Stop,
             max_failures: 1,
+            timeout: None,
             targets: rest,
         });
     }
@@ -398,6 +480,8 @@ fn read_target(
     target: &FleetTarget,
     opts: &MigrateOptions,
     stage: &str,
+    timeout: Duration,
+    remotes: &dyn Remotes,
 ) -> TargetStatus {
     let mut status = TargetStatus {
         target: target.clone(),
@@ -408,7 +492,14 @@ fn read_target(
         pending: Vec::new(),
         problems: Vec::new(),
     };
-    if let Err(e) = fill_status(project, tree, opts, &mut status) {
+    if let Some(remote) = &target.remote {
+        remotes.status(remote, opts, timeout, &mut status);
+        return status;
+    }
+    let project = for_target(project, target, timeout);
+    if let Err(e) =
+        reach(&project, timeout).and_then(|()| fill_status(&project, tree, opts, &mut status))
+    {
         status.state = TargetState::Unreachable;
         status.problems.push(e.to_string());
     }
@@ -421,8 +512,7 @@ fn fill_status(
     opts: &MigrateOptions,
     status: &mut TargetStatus,
 ) -> Result<(), Error> {
-    let project = for_target(project, &status.target);
-    let db = backends::open(&project, &project.db)?;
+    let db = backends::open(project, &project.db)?;
     if !backends::is_server(&project.db) && !project.db.exists() {
         return Err(Error::Usage(format!(
             "{} does not exist",
@@ -448,7 +538,7 @@ fn fill_status(
         Err(r) => r,
     };
     if !opts.allow_drift && status.applied > 0 {
-        refusals.extend(crate::commands::design::drift(&project)?);
+        refusals.extend(crate::commands::design::drift(project)?);
     }
     status.state = if let Some(r) = refusals.first() {
         match r {
@@ -478,31 +568,113 @@ fn fill_status(
     Ok(())
 }
 
-/// The project as one target sees it: its real database is the target's.
-fn for_target(project: &Project, target: &FleetTarget) -> Project {
+/// The project as one target sees it: its real database is the target's, and no lock is
+/// waited for longer than the target's `timeout`.
+fn for_target(project: &Project, target: &FleetTarget, timeout: Duration) -> Project {
     let mut p = project.clone();
     p.db = target.db.clone();
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    p.config.busy_timeout_ms = p.config.busy_timeout_ms.min(timeout_ms);
     p
 }
 
-/// Reads every target `parallel` at a time, in the targets' order.
-fn read_all(
+/// The targets of a `query` group: the rows of `sql` on `control`, each a name and a
+/// database, read within `timeout` (a control server that says nothing is not waited on).
+fn control_rows(
     project: &Project,
-    tree: &Tree,
-    targets: &[FleetTarget],
-    stage_of: &[String],
-    opts: &MigrateOptions,
-    parallel: usize,
-) -> Vec<TargetStatus> {
+    group: &str,
+    control: &Path,
+    sql: &str,
+    timeout: Duration,
+) -> Result<Vec<(String, PathBuf)>, Error> {
+    let where_ = format!("[[fleet.group]] {group} control");
+    let control = if backends::is_server(control) {
+        crate::core::target::remember(&control.to_string_lossy(), &where_)?
+    } else {
+        project.root.join(control)
+    };
+    let (tx, rx) = mpsc::channel();
+    let (p, db, sql) = (project.clone(), control.clone(), sql.to_string());
+    std::thread::Builder::new()
+        .name("fleet-control".into())
+        .spawn(move || {
+            let _ = tx.send(backends::control_pairs(&p, &db, &sql));
+        })
+        .map_err(|e| Error::io(Path::new("fleet-control"), e))?;
+    let rows = rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
+        db: control.clone(),
+        context: format!("cannot read the targets of {where_}"),
+        sqlstate: None,
+        message: format!("no answer within {} ms", timeout.as_millis()),
+        source: None,
+    })??;
+    let mut out = Vec::new();
+    for (name, db) in rows {
+        if !crate::core::config::is_target_name(&name) {
+            return Err(Error::Usage(format!(
+                "{}: the fleet's query gave the target name {name:?}; a name is letters, \
+                 digits, '-', '_' and '.'",
+                control.display()
+            )));
+        }
+        let db = if backends::is_server(Path::new(&db)) {
+            crate::core::target::remember(&db, &format!("[[fleet.group]] {group} query"))?
+        } else {
+            project.root.join(db)
+        };
+        out.push((name, db));
+    }
+    Ok(out)
+}
+
+/// Whether a server target answers (connects and reads its ledger) within `timeout`. A server
+/// can accept a connection and then say nothing, and the driver would wait for it forever: the
+/// first contact is made on a thread of its own, left behind (it holds nothing of the run's)
+/// when it does not answer in time. A SQLite file needs no such probe: its waits are for
+/// locks, bounded by the target's `busy_timeout_ms` (see [`for_target`]).
+fn reach(project: &Project, timeout: Duration) -> Result<(), Error> {
+    if !backends::is_server(&project.db) {
+        return Ok(());
+    }
+    let (tx, rx) = mpsc::channel();
+    let probe = project.clone();
+    let spawned = std::thread::Builder::new()
+        .name("fleet-probe".into())
+        .spawn(move || {
+            let answer = backends::open(&probe, &probe.db).and_then(|db| db.applied().map(drop));
+            let _ = tx.send(answer);
+        });
+    if let Err(e) = spawned {
+        return Err(Error::io(Path::new("fleet-probe"), e));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(answer) => answer,
+        Err(_) => Err(Error::Unavailable {
+            db: project.db.clone(),
+            context: "cannot reach the fleet target".into(),
+            sqlstate: None,
+            message: format!(
+                "no answer within {} ms (the target's timeout_ms)",
+                timeout.as_millis()
+            ),
+            source: None,
+        }),
+    }
+}
+
+/// `f` of every index below `count`, `parallel` at a time, in order.
+fn par_map<T: Send>(count: usize, parallel: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let next = AtomicUsize::new(0);
-    let rows: Mutex<Vec<Option<TargetStatus>>> = Mutex::new(vec![None; targets.len()]);
+    let rows: Mutex<Vec<Option<T>>> = Mutex::new((0..count).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..parallel.clamp(1, targets.len().max(1)) {
+        for _ in 0..parallel.clamp(1, count.max(1)) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = targets.get(i) else { break };
-                    let row = read_target(project, tree, t, opts, &stage_of[i]);
+                    if i >= count {
+                        break;
+                    }
+                    let row = f(i);
                     lock(&rows)[i] = Some(row);
                 }
             });
@@ -515,20 +687,24 @@ fn read_all(
         .collect()
 }
 
+/// Every target's stage and timeout, by target index.
+fn placement(
+    project: &Project,
+    stages: &[Stage],
+    targets: &[FleetTarget],
+) -> Vec<(String, Duration)> {
+    let mut out = vec![(String::new(), Duration::from_millis(FLEET_TIMEOUT_MS)); targets.len()];
+    for s in stages {
+        for &i in &s.targets {
+            out[i] = (s.name.clone(), s.timeout_of(project, &targets[i]));
+        }
+    }
+    out
+}
+
 /// A mutex's guard, whether or not another worker panicked holding it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The stage each target is in, by target index.
-fn stage_names(stages: &[Stage], count: usize) -> Vec<String> {
-    let mut names = vec![String::new(); count];
-    for s in stages {
-        for &i in &s.targets {
-            names[i] = s.name.clone();
-        }
-    }
-    names
 }
 
 /// The tree, the stages and every target's row, read as many at a time as the widest stage
@@ -537,14 +713,26 @@ fn read_fleet(
     project: &Project,
     selection: &Selection,
     opts: &MigrateOptions,
-) -> Result<(Tree, Vec<Stage>, Vec<TargetStatus>), Error> {
+    remotes: &dyn Remotes,
+) -> Result<(Tree, Vec<Stage>, Vec<TargetStatus>, bool), Error> {
     let tree = Tree::load(&project.migrations_dir())?;
     let targets = targets(project, selection)?;
     let stages = stages(project, &targets, selection);
-    let stage_of = stage_names(&stages, targets.len());
+    let placed = placement(project, &stages, &targets);
     let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
-    let rows = read_all(project, &tree, &targets, &stage_of, opts, parallel);
-    Ok((tree, stages, rows))
+    let rows = par_map(targets.len(), parallel, |i| {
+        read_target(
+            project,
+            &tree,
+            &targets[i],
+            opts,
+            &placed[i].0,
+            placed[i].1,
+            remotes,
+        )
+    });
+    let local = targets.iter().any(|t| t.remote.is_none());
+    Ok((tree, stages, rows, local))
 }
 
 /// `strata fleet status`: every target's state. Reads each target read-only and creates
@@ -553,8 +741,9 @@ pub fn fleet_status(
     project: &Project,
     selection: &Selection,
     opts: &MigrateOptions,
+    remotes: &dyn Remotes,
 ) -> Result<FleetStatus, Error> {
-    let (tree, _, rows) = read_fleet(project, selection, opts)?;
+    let (tree, _, rows, _) = read_fleet(project, selection, opts, remotes)?;
     let mut counts = BTreeMap::new();
     for r in &rows {
         *counts.entry(r.state.as_str().to_string()).or_insert(0) += 1;
@@ -616,9 +805,11 @@ pub fn fleet_plan(
     project: &Project,
     selection: &Selection,
     opts: &MigrateOptions,
+    remotes: &dyn Remotes,
 ) -> Result<FleetPlan, Error> {
-    let (tree, stages, rows) = read_fleet(project, selection, opts)?;
-    let rehearsal = if opts.rehearse {
+    let (tree, stages, rows, local) = read_fleet(project, selection, opts, remotes)?;
+    // Remote targets rehearse on their servers' own test databases.
+    let rehearsal = if opts.rehearse && local {
         let db = backends::open(project, &project.test_db)?;
         let pending =
             migrate::plan_database(&*db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?;
@@ -693,7 +884,7 @@ pub struct TargetResult {
 }
 
 impl TargetResult {
-    fn new(target: FleetTarget, outcome: TargetOutcome) -> Self {
+    pub fn new(target: FleetTarget, outcome: TargetOutcome) -> Self {
         TargetResult {
             target,
             outcome,
@@ -704,6 +895,35 @@ impl TargetResult {
             exit_code: 0,
             duration_ms: 0,
         }
+    }
+
+    /// A target whose run ended well, `phase` its real database's phase: applied, or up to
+    /// date when that applied nothing.
+    pub fn ran(&mut self, phase: Option<&PhaseReport>) {
+        if let Some(p) = phase {
+            self.applied = p.applied.clone();
+            self.backup = p.backup.clone();
+        }
+        self.outcome = if self.applied.is_empty() {
+            TargetOutcome::UpToDate
+        } else {
+            TargetOutcome::Applied
+        };
+    }
+
+    /// A target that failed with `e` (refused, when `e` is a refusal).
+    fn failed_with(target: FleetTarget, e: &Error) -> Self {
+        let mut result = TargetResult::new(target, TargetOutcome::Failed);
+        if matches!(e, Error::Refused(_)) {
+            result.outcome = TargetOutcome::Refused;
+        }
+        if let Error::Step(f) = e {
+            result.failed_step = Some(f.migration.clone());
+            result.applied = f.applied_before.clone();
+        }
+        result.exit_code = e.exit_code();
+        result.error = Some(e.to_string());
+        result
     }
 
     /// Whether the target failed or was refused.
@@ -755,6 +975,12 @@ pub enum FleetEvent<'a> {
         done: usize,
         total: usize,
     },
+    /// What a remote target's server reported while it runs (its phases and steps).
+    TargetProgress {
+        stage: &'a str,
+        target: &'a FleetTarget,
+        event: &'a Event<'a>,
+    },
     /// The stage's failure policy stopped it.
     StageStopped { name: &'a str, failures: usize },
 }
@@ -775,6 +1001,7 @@ pub fn fleet_migrate(
     opts: &MigrateOptions,
     rehearsal_events: &mut crate::core::event::EventSink<'_>,
     events: &FleetSink<'_>,
+    remotes: &dyn Remotes,
 ) -> Result<FleetReport, Error> {
     let started = Instant::now();
     if opts.write_snapshots {
@@ -788,11 +1015,13 @@ pub fn fleet_migrate(
     let tree = Tree::load(&project.migrations_dir())?;
     let targets = targets(project, selection)?;
     let stages = stages(project, &targets, selection);
+    // Remote targets rehearse on their servers' own test databases.
+    let rehearse = opts.rehearse && targets.iter().any(|t| t.remote.is_none());
 
     // What each target needs, read once: the inputs of every migration pending anywhere.
     let test_db = backends::open(project, &project.test_db)?;
     let dialect = test_db.dialect();
-    let rehearsal_pending = if opts.rehearse {
+    let rehearsal_pending = if rehearse {
         if project.test_db.starts_with(project.state_dir()) {
             project.ensure_state_dir()?;
         }
@@ -800,24 +1029,40 @@ pub fn fleet_migrate(
     } else {
         Vec::new()
     };
+    // Read in parallel, each within its timeout: a target that does not answer is told so
+    // at its turn, without waiting for it again.
+    let placed = placement(project, &stages, &targets);
+    let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
+    let first_look = par_map(targets.len(), parallel, |i| {
+        if targets[i].remote.is_some() {
+            return Ok(Vec::new());
+        }
+        let p = for_target(project, &targets[i], placed[i].1);
+        reach(&p, placed[i].1)?;
+        let db = backends::open(&p, &p.db)?;
+        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?.unwrap_or_default())
+    });
     let mut wanted: Vec<&Migration> = rehearsal_pending.clone();
-    for t in &targets {
-        let p = for_target(project, t);
-        let Ok(db) = backends::open(&p, &p.db) else {
-            continue;
-        };
-        if let Ok(Ok(pending)) = migrate::plan_database(&*db, Phase::Apply, &tree, opts) {
-            for m in pending {
-                if !wanted.iter().any(|w| w.id == m.id) {
-                    wanted.push(m);
+    let mut unreachable: HashMap<usize, Error> = HashMap::new();
+    for (i, look) in first_look.into_iter().enumerate() {
+        match look {
+            Ok(pending) => {
+                for m in pending {
+                    if !wanted.iter().any(|w| w.id == m.id) {
+                        wanted.push(m);
+                    }
                 }
             }
+            Err(e @ Error::Unavailable { .. }) => {
+                unreachable.insert(i, e);
+            }
+            Err(_) => {}
         }
     }
     let runner = Runner::new(project, wanted.iter().copied(), dialect)?;
     let single_transaction = opts.single_transaction || project.config.single_transaction;
 
-    let rehearsal = if opts.rehearse {
+    let rehearsal = if rehearse {
         let sink = rehearsal_events;
         runner.warn_about_cache(sink);
         for stale in runner.stale() {
@@ -877,7 +1122,9 @@ pub fn fleet_migrate(
             &apply_opts,
             single_transaction,
             (&done, total),
+            &unreachable,
             events,
+            remotes,
         );
         halted = report.targets.iter().any(TargetResult::failed);
         reports.push(report);
@@ -913,7 +1160,9 @@ fn run_stage(
     opts: &MigrateOptions,
     single_transaction: bool,
     (done, total): (&AtomicUsize, usize),
+    unreachable: &HashMap<usize, Error>,
     events: &FleetSink<'_>,
+    remotes: &dyn Remotes,
 ) -> StageReport {
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
@@ -933,8 +1182,34 @@ fn run_stage(
                         stage: &stage.name,
                         target,
                     });
-                    let result =
-                        migrate_target(project, tree, runner, target, opts, single_transaction);
+                    let timeout = stage.timeout_of(project, target);
+                    let result = match (unreachable.get(&i), &target.remote) {
+                        (Some(e), _) => TargetResult::failed_with(target.clone(), e),
+                        (None, Some(remote)) => {
+                            let started = Instant::now();
+                            let mut result =
+                                TargetResult::new(target.clone(), TargetOutcome::Failed);
+                            let mut progress = |event: &Event<'_>| {
+                                events(&FleetEvent::TargetProgress {
+                                    stage: &stage.name,
+                                    target,
+                                    event,
+                                })
+                            };
+                            remotes.migrate(remote, opts, timeout, &mut progress, &mut result);
+                            result.duration_ms = started.elapsed().as_millis() as u64;
+                            result
+                        }
+                        (None, None) => migrate_target(
+                            project,
+                            tree,
+                            runner,
+                            target,
+                            timeout,
+                            opts,
+                            single_transaction,
+                        ),
+                    };
                     if result.failed() {
                         let n = failures.fetch_add(1, Ordering::SeqCst) + 1;
                         if n >= stage.max_failures {
@@ -986,13 +1261,15 @@ fn migrate_target(
     tree: &Tree,
     runner: &Runner<'_>,
     target: &FleetTarget,
+    timeout: Duration,
     opts: &MigrateOptions,
     single_transaction: bool,
 ) -> TargetResult {
     let started = Instant::now();
     let mut result = TargetResult::new(target.clone(), TargetOutcome::Failed);
-    let project = for_target(project, target);
+    let project = for_target(project, target, timeout);
     let run = || -> Result<Vec<PhaseReport>, Error> {
+        reach(&project, timeout)?;
         let db = backends::open(&project, &project.db)?;
         if !backends::is_server(&project.db) && !project.db.exists() {
             return Err(Error::Usage(format!(
@@ -1029,33 +1306,185 @@ fn migrate_target(
         )
     };
     match run() {
-        Ok(phases) => {
-            if let Some(p) = phases.last() {
-                result.applied = p.applied.clone();
-                result.backup = p.backup.clone();
-            }
-            result.outcome = if result.applied.is_empty() {
-                TargetOutcome::UpToDate
-            } else {
-                TargetOutcome::Applied
-            };
-        }
-        Err(e) => {
-            result.outcome = if matches!(e, Error::Refused(_)) {
-                TargetOutcome::Refused
-            } else {
-                TargetOutcome::Failed
-            };
-            if let Error::Step(f) = &e {
-                result.failed_step = Some(f.migration.clone());
-                result.applied = f.applied_before.clone();
-            }
-            result.exit_code = e.exit_code();
-            result.error = Some(e.to_string());
-        }
+        Ok(phases) => result.ran(phases.last()),
+        Err(e) => result = TargetResult::failed_with(result.target, &e),
     }
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
+}
+
+/// Where `fleet migrate` keeps the report of its last run, for `fleet restore`.
+pub fn last_run_path(project: &Project) -> PathBuf {
+    project.state_dir().join("fleet").join("last-run.json")
+}
+
+/// Keeps `report` as the last run's (see [`last_run_path`]).
+pub fn keep_report(project: &Project, report: &FleetReport) -> Result<PathBuf, Error> {
+    let path = last_run_path(project);
+    project.ensure_state_dir()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| Error::input(&path, format!("cannot write the report: {e}")))?;
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, text).map_err(|e| Error::io(&partial, e))?;
+    std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+/// How one target of `fleet restore` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreOutcome {
+    /// The run's backup was put back.
+    Restored,
+    /// The run took no backup of it (nothing was applied, or it was not run).
+    NoBackup,
+    /// Rows changed outside strata since the run (without `--yes`), or a remote target.
+    Refused,
+    /// The restore failed; the target is as it was.
+    Failed,
+}
+
+/// What `fleet restore` did to one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredTarget {
+    pub name: String,
+    pub outcome: RestoreOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<crate::core::restore::Restored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `strata fleet restore --stage NAME`'s report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetRestore {
+    pub stage: String,
+    pub targets: Vec<RestoredTarget>,
+    pub counts: BTreeMap<String, usize>,
+}
+
+impl FleetRestore {
+    /// Whether every target with a backup was put back.
+    pub fn ok(&self) -> bool {
+        self.targets.iter().all(|t| {
+            matches!(
+                t.outcome,
+                RestoreOutcome::Restored | RestoreOutcome::NoBackup
+            )
+        })
+    }
+}
+
+/// `strata fleet restore --stage NAME`: puts each target of that stage of `run` (a fleet
+/// run's report) back from the backup that run took of it, with the per-database restore and
+/// every check it makes, `parallel` at a time. Without `yes`, a target whose rows changed
+/// outside strata since the run is refused, not restored. Targets are found by name among the
+/// fleet's targets now (a URL's password is never in a report).
+pub fn fleet_restore(
+    project: &Project,
+    selection: &Selection,
+    run: &FleetReport,
+    stage: &str,
+    yes: bool,
+) -> Result<FleetRestore, Error> {
+    let Some(report) = run.stages.iter().find(|s| s.name == stage) else {
+        return Err(Error::Usage(format!(
+            "the fleet run has no stage {stage:?}; its stages: {}",
+            run.stages
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let known = targets(project, selection)?;
+    let parallel = selection.parallel.unwrap_or(8);
+    let rows = par_map(report.targets.len(), parallel, |i| {
+        let r = &report.targets[i];
+        let mut out = RestoredTarget {
+            name: r.target.name.clone(),
+            outcome: RestoreOutcome::NoBackup,
+            restored: None,
+            error: None,
+        };
+        let Some(backup) = &r.backup else {
+            return out;
+        };
+        let result = (|| -> Result<Option<crate::core::restore::Restored>, Error> {
+            let target = known
+                .iter()
+                .find(|t| t.name == r.target.name)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{} is not among the fleet's targets now",
+                        r.target.name
+                    ))
+                })?;
+            if target.remote.is_some() {
+                return Err(Error::Refused(vec![Refusal::Restore {
+                    db: target.db.clone(),
+                    message: format!(
+                        "{} is a remote target: restore it on its server (`strata --remote {} \
+                         restore`)",
+                        target.name,
+                        target.db.display()
+                    ),
+                }]));
+            }
+            let p = for_target(project, target, Duration::from_millis(FLEET_TIMEOUT_MS));
+            // By its name in the backups folder: the report may hold a path relative to
+            // wherever the run was started from.
+            let name = PathBuf::from(backup.file_name().unwrap_or(backup.as_os_str()));
+            let chosen = crate::commands::restore::choose(&p, false, Some(&name))?;
+            if !yes {
+                let changed = crate::commands::restore::changes_since(&p, false, &chosen)?
+                    .unwrap_or_default();
+                if !changed.is_empty() {
+                    return Ok(None);
+                }
+            }
+            crate::commands::restore::restore_confirmed(&p, false, Some(&chosen.path), true)
+                .map(Some)
+        })();
+        match result {
+            Ok(Some(restored)) => {
+                out.outcome = RestoreOutcome::Restored;
+                out.restored = Some(restored);
+            }
+            Ok(None) => {
+                out.outcome = RestoreOutcome::Refused;
+                out.error = Some(
+                    "rows changed outside strata since the run took its backup; `--yes` puts \
+                     it back anyway"
+                        .into(),
+                );
+            }
+            Err(e) => {
+                out.outcome = if matches!(e, Error::Refused(_)) {
+                    RestoreOutcome::Refused
+                } else {
+                    RestoreOutcome::Failed
+                };
+                out.error = Some(e.to_string());
+            }
+        }
+        out
+    });
+    let mut counts = BTreeMap::new();
+    for t in &rows {
+        let key = serde_json::to_value(t.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    Ok(FleetRestore {
+        stage: stage.to_string(),
+        targets: rows,
+        counts,
+    })
 }
 
 #[cfg(test)]

@@ -72,14 +72,52 @@ impl Fleet {
                     g.name
                 ));
             }
-            let kinds = [g.glob.is_some(), g.databases.is_some(), g.url.is_some()];
+            if g.timeout_ms == Some(0) {
+                return bad(format!(
+                    "[[fleet.group]] {:?}: timeout_ms = 0 would give up on every target at \
+                     once; use 1 or more (milliseconds)",
+                    g.name
+                ));
+            }
+            let kinds = [
+                g.glob.is_some(),
+                g.databases.is_some(),
+                g.url.is_some(),
+                g.remotes.is_some(),
+                g.query.is_some(),
+            ];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return bad(format!(
                     "[[fleet.group]] {:?} needs exactly one of `glob` (SQLite files), \
-                     `databases` (a list of SQLite files or PostgreSQL URLs) or `url` (a \
-                     PostgreSQL URL template with {{name}}, and `names`)",
+                     `databases` (a list of SQLite files or PostgreSQL URLs), `url` (a \
+                     PostgreSQL URL template with {{name}}, and `names`), `remotes` (strata \
+                     serve endpoints) or `query` (on a `control` database)",
                     g.name
                 ));
+            }
+            if g.query.is_some() != g.control.is_some() {
+                return bad(format!(
+                    "[[fleet.group]] {:?}: `query` and `control` go together: the query whose \
+                     rows (name, database) are the targets, and the database it runs on",
+                    g.name
+                ));
+            }
+            for r in g.remotes.iter().flatten() {
+                if !is_target_name(&r.name) {
+                    return bad(format!(
+                        "[[fleet.group]] {:?}: the remote name {:?}: use letters, digits, \
+                         '-', '_' and '.'",
+                        g.name, r.name
+                    ));
+                }
+                if r.token_file.is_some() == r.token_env.is_some() {
+                    return bad(format!(
+                        "[[fleet.group]] {:?}: the remote {:?} needs exactly one of \
+                         `token_file` (a file holding its token) or `token_env` (a variable \
+                         holding it)",
+                        g.name, r.name
+                    ));
+                }
             }
             match (&g.url, &g.names) {
                 (Some(url), Some(names)) => {
@@ -122,6 +160,13 @@ impl Fleet {
             if s.parallel == Some(0) {
                 return bad(format!(
                     "[[fleet.stage]] {:?}: parallel = 0 would run nothing; use 1 or more",
+                    s.name
+                ));
+            }
+            if s.timeout_ms == Some(0) {
+                return bad(format!(
+                    "[[fleet.stage]] {:?}: timeout_ms = 0 would give up on every target at \
+                     once; use 1 or more (milliseconds)",
                     s.name
                 ));
             }
@@ -174,6 +219,36 @@ pub struct FleetGroup {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<Vec<String>>,
+    /// `strata serve` endpoints, each migrating its own databases with its own tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remotes: Option<Vec<FleetRemote>>,
+    /// A query on `control` whose rows are the targets: a name and a database (a SQLite file,
+    /// relative to strata.toml, or a PostgreSQL URL) each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The control database `query` runs on: a SQLite file or a PostgreSQL URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<PathBuf>,
+    /// How long any one of its targets may keep a fleet command waiting (to answer, or for a
+    /// lock another run holds) before it is reported and the run goes on; a stage's own
+    /// `timeout_ms` wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// One remote target of a `[[fleet.group]]`: a `strata serve` and where its token comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetRemote {
+    pub name: String,
+    /// `http://host:port` or `https://host:port`.
+    pub url: String,
+    /// A file holding the server's bearer token (relative to strata.toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
 }
 
 /// One `[[fleet.stage]]`: which targets, how many at a time, and when to stop.
@@ -196,7 +271,14 @@ pub struct FleetStage {
     /// Stop the stage once this many of its targets failed (`on_failure` is then ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failures: Option<usize>,
+    /// How long any one of its targets may keep the run waiting (see [`FleetGroup`]'s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
+
+/// How long a fleet target may keep a command waiting when neither its stage nor its group
+/// says: 30 seconds.
+pub const FLEET_TIMEOUT_MS: u64 = 30_000;
 
 /// What a failed target does to its stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

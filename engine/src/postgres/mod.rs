@@ -328,6 +328,45 @@ pub(crate) fn session_setup(
     ))
 }
 
+/// The first two columns of every row `sql` returns from `target`, in a read-only
+/// transaction, as text: a fleet's targets from a control database. One statement only (the
+/// extended protocol), so a query cannot end the transaction and write.
+pub(crate) fn pairs(
+    target: &Target,
+    lock_timeout: Duration,
+    sql: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut session = target.connect(lock_timeout)?;
+    let mut tx = session
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .map_err(|e| target.error("cannot start a read-only transaction", e))?;
+    let rows = tx
+        .query(sql, &[])
+        .map_err(|e| target.error("cannot run the fleet's query", e))?;
+    let mut out = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let pair = (row.len() >= 2)
+            .then(|| {
+                Some((
+                    row.try_get::<_, Option<String>>(0).ok()??,
+                    row.try_get::<_, Option<String>>(1).ok()??,
+                ))
+            })
+            .flatten();
+        let Some(pair) = pair else {
+            return Err(Error::Usage(format!(
+                "{target}: row {} of the fleet's query is not two text values (a target's \
+                 name and its database; cast others with ::text)",
+                i + 1
+            )));
+        };
+        out.push(pair);
+    }
+    Ok(out)
+}
+
 /// Whether `e` is PostgreSQL giving up on a lock (`lock_not_available`).
 pub(crate) fn is_lock_timeout(e: &postgres::Error) -> bool {
     e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE)

@@ -3,7 +3,8 @@
 //!   (a) one SQL statement (the floor),
 //!   (b) native Rust through rusqlite, batched the way the guest path is (the fair baseline),
 //!   (c) the committed WebAssembly transform through the strata sandbox and SDK,
-//!   (d) strata's verified backup followed by (c), as `migrate` runs it.
+//!   (d) strata's verified backup and (c), as `migrate` runs them: the copy's integrity check
+//!       on a thread beside (c), which waits for it before it commits.
 //! One warm-up round, then measured rounds in rotated order; prints medians, spread and ratios,
 //! and the guest's peak linear memory at two table sizes (it should not grow with the table).
 //! Every result is checked equal by a sha256 over every row.
@@ -84,15 +85,20 @@ fn main() {
                 Way::Native => native(&mut conn),
                 Way::Guest => peak = guest(&sandbox, &mut conn, &wasm),
                 Way::BackupAndGuest => {
-                    strata_engine::sqlite::backup::take(
+                    // As `migrate` runs it: the copy's check beside the step, which waits for
+                    // it before it commits.
+                    let pending = strata_engine::sqlite::backup::take_overlapped(
                         &conn,
                         &path,
+                        "0123abcd",
                         &dir.path().join("backups"),
                         1,
                         "before migrate (apply)",
                     )
                     .unwrap();
-                    guest(&sandbox, &mut conn, &wasm);
+                    guest_then(&sandbox, &mut conn, &wasm, || {
+                        pending.wait().unwrap();
+                    });
                 }
             }
             let elapsed = t.elapsed();
@@ -357,6 +363,16 @@ fn native(conn: &mut Connection) {
 
 /// Runs the component in one transaction, as a step would; returns its peak memory.
 fn guest(sandbox: &Sandbox, conn: &mut Connection, wasm: &[u8]) -> usize {
+    guest_then(sandbox, conn, wasm, || {})
+}
+
+/// [`guest`], running `before_commit` just before the transaction commits.
+fn guest_then(
+    sandbox: &Sandbox,
+    conn: &mut Connection,
+    wasm: &[u8],
+    before_commit: impl FnOnce(),
+) -> usize {
     let guard = Guard::install(conn).unwrap();
     conn.execute_batch("BEGIN").unwrap();
     let call = Call {
@@ -370,6 +386,7 @@ fn guest(sandbox: &Sandbox, conn: &mut Connection, wasm: &[u8]) -> usize {
     let called = sandbox.call(conn, &guard, &call);
     called.result.expect("the transform runs");
     let outcome = called.outcome;
+    before_commit();
     conn.execute_batch("COMMIT").unwrap();
     Guard::uninstall(conn).unwrap();
     outcome.memory_peak_bytes

@@ -1117,9 +1117,21 @@ fn param_types(statement: &Statement, suffix: &str) -> Vec<String> {
         .collect()
 }
 
+/// The largest value a set-based batch carries: the array literal holds it escaped (up to
+/// twice its size) and the query message once more, none of it counted against the
+/// component's `memory_mib`; a call with a larger value runs row by row, as it did before.
+const SET_BASED_VALUE_BYTES: usize = 1 << 20;
+
 /// Adds one parameter value to column `i` of `arrays`, in the text [`Batch`] writes for it as a
 /// literal (the element's type parses it the same way).
 fn element(arrays: &mut Arrays, i: usize, ty: &Type, value: Lit<'_>) -> Result<(), Fail> {
+    if matches!(value, Lit::Text(t) if t.len() > SET_BASED_VALUE_BYTES)
+        || matches!(value, Lit::Blob(b) if b.len() > SET_BASED_VALUE_BYTES)
+    {
+        return Err(Fail::Value(format!(
+            "a value over {SET_BASED_VALUE_BYTES} bytes goes row by row"
+        )));
+    }
     match value {
         Lit::Null => arrays.push(i, None),
         Lit::Integer(n) if *ty == Type::BOOL => {
@@ -1576,14 +1588,20 @@ impl sql::Host for HostState<Postgres> {
         let width = rows.first().map_or(0, Vec::len);
         let r = self.call(&sql, width, Use::Any, |s, statement, checked| {
             rows_statement(&statement)?;
+            // Every row as wide as the statement's parameters (not only as the first row):
+            // a narrower one is the component's error, never an index past its end.
+            let params = statement.params().len();
+            if let Some(row) = rows.iter().find(|r| r.len() != params) {
+                return Err(Fail::Syntax(format!(
+                    "the statement takes {params} parameters, a row has {} values",
+                    row.len()
+                )));
+            }
             if rows.len() > 1 {
                 let set = s.try_set_based(&checked.text, &statement, |db, name| {
                     let mut arrays = Arrays::new(width);
                     let mut changed = 0;
                     for row in &rows {
-                        if row.len() != width {
-                            return Err(Fail::Syntax("rows of different widths".into()));
-                        }
                         for (i, ty) in statement.params().iter().enumerate() {
                             element(&mut arrays, i, ty, Lit::from(&row[i]))?;
                         }
@@ -1601,9 +1619,6 @@ impl sql::Host for HostState<Postgres> {
             let mut batch = Batch::new(&mut s.db, &checked.text, &statement)?;
             let mut changed = 0;
             for row in &rows {
-                if row.len() != width {
-                    bind(&statement, row)?;
-                }
                 batch.push(|i| Lit::from(&row[i]))?;
                 if batch.full() {
                     changed += batch.send(&mut s.db.client)?;
@@ -2103,6 +2118,23 @@ mod tests {
             matches!(&r, Err(sql::Error::Other(m)) if m.contains("blob")),
             "{r:?}"
         );
+        // Rows narrower (or wider) than the statement's parameters, all of one width: the
+        // component's error, not an index past the row's end (found from outside: a panic).
+        for rows in [
+            vec![vec![V::Integer(30_000)], vec![V::Integer(30_001)]],
+            vec![vec![V::Integer(30_000), text("a"), text("b")]],
+        ] {
+            let r = s
+                .execute_many(
+                    "INSERT INTO strata_batch (id, t) VALUES ($1, $2)".into(),
+                    rows,
+                )
+                .unwrap();
+            assert!(
+                matches!(&r, Err(sql::Error::Syntax(m)) if m.contains("takes 2 parameters")),
+                "{r:?}"
+            );
+        }
         let (mut client, left) = s.db.leave();
         assert!(left.cleanup.is_none() && left.denied.is_none());
         let n: i64 = client

@@ -5,9 +5,11 @@
 //! Only an `UPDATE` whose result cannot depend on the order of the rows is rewritten, so that
 //! running it once over all of them changes exactly what running it row after row would:
 //!
-//! - no `WITH`, `FROM`, `RETURNING`, subquery or `WHERE CURRENT OF`; a `WHERE` that reads only
-//!   ordinary columns of the table, none of which the `SET` list assigns: whether a row matches
-//!   a parameter row then cannot change while the batch runs;
+//! - no `WITH`, `FROM`, `RETURNING`, subquery or `WHERE CURRENT OF`; a `WHERE` of `column =
+//!   $n` comparisons joined by `AND`, each an ordinary column of the table (no whole-row
+//!   reference, no system column) that the `SET` list does not assign: whether a row matches a
+//!   parameter row then cannot change while the batch runs; a `SET` list of parameters and
+//!   constants, so no function (`nextval`, `random`) sees the rows in another order;
 //! - each row of the table changed by at most one parameter row: `MERGE` fails ("cannot affect
 //!   row a second time") where two would meet one row, and the host then runs the call row by
 //!   row (the statement undone first, in the call's savepoint);
@@ -91,6 +93,18 @@ pub fn rewrite(text: &str, params: &[Type]) -> Option<Rewritten> {
         }
         assigned.push(t.name.clone());
     }
+    // The shapes whose result the order of the rows cannot change, and nothing else: a WHERE
+    // of `column = $n` joined by AND (plain columns of the table: no whole-row reference such as
+    // `(t).name` or `to_jsonb(t)`, no system column such as `ctid`, which the batch's own new
+    // row versions would answer), and a SET list of parameters and constants (no function,
+    // such as `nextval`, that would see the rows in another order).
+    if !key_match(update.where_clause.as_deref()?)
+        || !update.target_list.iter().all(|t| {
+            matches!(&t.node, Some(NodeEnum::ResTarget(t)) if t.val.as_deref().is_some_and(plain_value))
+        })
+    {
+        return None;
+    }
     // Every column the WHERE reads, by its last name part; none may be assigned.
     let condition = serde_json::to_value(update.where_clause.as_deref()?).ok()?;
     let mut read = Vec::new();
@@ -151,6 +165,63 @@ pub fn rewrite(text: &str, params: &[Type]) -> Option<Rewritten> {
         table: (relation.schemaname.clone(), relation.relname.clone()),
         assigned,
     })
+}
+
+/// Whether `n` is `column = $n` comparisons joined by AND (either side of each `=`).
+fn key_match(n: &Node) -> bool {
+    match n.node.as_ref() {
+        Some(NodeEnum::BoolExpr(b)) => {
+            b.boolop == protobuf::BoolExprType::AndExpr as i32 && b.args.iter().all(key_match)
+        }
+        Some(NodeEnum::AExpr(e)) => {
+            let equals = e.kind == protobuf::AExprKind::AexprOp as i32
+                && matches!(e.name.as_slice(), [op] if matches!(&op.node, Some(NodeEnum::String(s)) if s.sval == "="));
+            let (Some(l), Some(r)) = (e.lexpr.as_deref(), e.rexpr.as_deref()) else {
+                return false;
+            };
+            equals && ((plain_column(l) && param(r)) || (param(l) && plain_column(r)))
+        }
+        _ => false,
+    }
+}
+
+/// The columns no plain `column = $n` may read: PostgreSQL's system columns (`oid` too, for
+/// tables of older versions).
+const SYSTEM_COLUMNS: [&str; 7] = ["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", "oid"];
+
+/// Whether `n` names one ordinary column (`c`, `t.c` or `s.t.c`).
+fn plain_column(n: &Node) -> bool {
+    let Some(NodeEnum::ColumnRef(c)) = n.node.as_ref() else {
+        return false;
+    };
+    let names: Option<Vec<&str>> = c
+        .fields
+        .iter()
+        .map(|f| match &f.node {
+            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    matches!(names.as_deref(), Some([.., last]) if !SYSTEM_COLUMNS.contains(last)
+        && c.fields.len() <= 3)
+}
+
+/// Whether `n` is a parameter, perhaps cast.
+fn param(n: &Node) -> bool {
+    match n.node.as_ref() {
+        Some(NodeEnum::ParamRef(_)) => true,
+        Some(NodeEnum::TypeCast(c)) => c.arg.as_deref().is_some_and(param),
+        _ => false,
+    }
+}
+
+/// Whether `n` is a parameter or a constant, perhaps cast.
+fn plain_value(n: &Node) -> bool {
+    match n.node.as_ref() {
+        Some(NodeEnum::ParamRef(_) | NodeEnum::AConst(_)) => true,
+        Some(NodeEnum::TypeCast(c)) => c.arg.as_deref().is_some_and(plain_value),
+        _ => false,
+    }
 }
 
 /// The one `UPDATE` of `text`.
@@ -395,6 +466,21 @@ mod tests {
             // Every row, a star, an array element, no parameters.
             "UPDATE s.t SET a[1] = $1 WHERE id = $2",
             "UPDATE s.t SET a = 1 WHERE id = 2",
+            // Found from outside: the WHERE reads assigned columns through the whole row, or
+            // reads a system column the batch's new row versions answer; the SET calls a
+            // function that sees the rows in the table's order.
+            "UPDATE s.t a SET name = $1 WHERE (a).name = $2",
+            "UPDATE s.t b SET name = $1 WHERE to_jsonb(b)->>'name' = $2",
+            "UPDATE s.t SET name = $1 WHERE ctid = $2::tid",
+            "UPDATE s.t SET name = $1 WHERE t.xmin = $2",
+            "UPDATE s.t SET id = nextval('s.seq'), name = $1 WHERE k = $2",
+            "UPDATE s.t SET name = $1 || random()::text WHERE k = $2",
+            // Anything but `column = $n` joined by AND.
+            "UPDATE s.t SET name = $1 WHERE id = $2 OR k = $3",
+            "UPDATE s.t SET name = $1 WHERE id > $2",
+            "UPDATE s.t SET name = $1 WHERE id = $2 + 1",
+            "UPDATE s.t SET name = $1 WHERE lower(k) = $2",
+            "UPDATE s.t SET name = $1 WHERE NOT id = $2",
             // Other statements.
             "INSERT INTO s.t (a) VALUES ($1)",
             "DELETE FROM s.t WHERE id = $1",
@@ -413,6 +499,18 @@ mod tests {
         );
         // Unqualified (the guard qualifies every relation first).
         assert!(rewrite("UPDATE t SET a = $1 WHERE id = $2", &types(2)).is_none());
+    }
+
+    #[test]
+    fn keyed_shapes_are_rewritten() {
+        for text in [
+            "UPDATE s.t SET a = $1, b = $2::text, c = 'x', d = NULL WHERE id = $3",
+            "UPDATE s.t SET a = $1 WHERE $2 = id AND t.k = $3::int",
+            "UPDATE s.t SET a = $1 WHERE s.t.id = $2",
+        ] {
+            let n = text.matches('$').count();
+            assert!(rewrite(text, &types(n)).is_some(), "{text}");
+        }
     }
 
     #[test]

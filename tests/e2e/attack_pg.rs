@@ -258,6 +258,11 @@ fn a_postgres_do_sql_object_cannot_change_the_ledger_later() {
         // strata's schema on the function's own search path, the table named in escapes.
         "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE sql \
          SET search_path = pg_catalog, \"strata\" AS $$ SELECT 1 $$;\n",
+        // A rule, a policy or forced row security on strata's own tables.
+        "CREATE RULE wipe AS ON INSERT TO strata.strata_migration DO INSTEAD NOTHING;\n",
+        "CREATE RULE wipe AS ON UPDATE TO strata.strata_migration DO INSTEAD NOTHING;\n",
+        "ALTER TABLE strata.strata_migration ENABLE ROW LEVEL SECURITY;\n\
+         ALTER TABLE strata.strata_migration FORCE ROW LEVEL SECURITY;\n",
         // A rule on an application table.
         "CREATE RULE wipe AS ON INSERT TO people DO ALSO DELETE FROM strata.strata_migration;\n",
         // A view the application can delete through.

@@ -79,8 +79,9 @@ pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
 
 /// What a step may not change: strata's schema in the catalogs (the schema itself, every
 /// relation and function in it with owners and privileges, the relations' columns, storage
-/// (`relfilenode`: a TRUNCATE shows) and triggers with whether they are enabled, the functions'
-/// source) and this transaction's row writes to strata's tables (the
+/// (`relfilenode`: a TRUNCATE shows), triggers with whether they are enabled, rules (a rule
+/// `DO INSTEAD NOTHING` on the ledger would swallow strata's own writes), row security, forced
+/// or not, and its policies, the functions' source) and this transaction's row writes to strata's tables (the
 /// `pg_stat_get_xact_tuples_*` counters behind `pg_stat_xact_user_tables`, which count even
 /// what `session_replication_role` hides from the triggers), and its sequences' parameters and
 /// last values (a `setval` or `nextval` that no rollback undoes; strata's own writes use none).
@@ -103,7 +104,7 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
   (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', ns.nspname, ns.nspowner, ns.nspacl), ',')
      FROM ns),
   (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', c.relname, c.relkind, c.relowner,
-          c.relfilenode, c.relacl, c.relrowsecurity, c.relpersistence,
+          c.relfilenode, c.relacl, c.relrowsecurity, c.relforcerowsecurity, c.relpersistence,
           pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid),
           pg_catalog.pg_stat_get_xact_tuples_updated(c.oid),
           pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid),
@@ -113,7 +114,13 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
             WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0),
           (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', t.tgname, t.tgenabled, t.tgfoid,
                   t.tgtype), ',' ORDER BY t.tgname)
-             FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid)
+             FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid),
+          (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', r.rulename, r.ev_type,
+                  r.is_instead, r.ev_enabled), ',' ORDER BY r.rulename)
+             FROM pg_catalog.pg_rewrite r WHERE r.ev_class OPERATOR(pg_catalog.=) c.oid),
+          (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(' ', p.polname, p.polcmd,
+                  p.polpermissive, p.polroles), ',' ORDER BY p.polname)
+             FROM pg_catalog.pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) c.oid)
           ), ',' ORDER BY c.relname)
      FROM members m JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.objid
     WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass),

@@ -40,10 +40,10 @@ fn people_sql(count: u32) -> String {
     )
 }
 
-const SPLIT: &str = "migrations/app/20240102T000000Z-split";
+pub(crate) const SPLIT: &str = "migrations/app/20240102T000000Z-split";
 
 /// A project whose second migration splits the names with `transform.wasm` (or its guest).
-fn split_project(count: u32) -> Project {
+pub(crate) fn split_project(count: u32) -> Project {
     let p = Project::empty();
     p.strata(&["init"]).ok();
     p.write(

@@ -13,7 +13,9 @@ use crate::python::{SPLIT, split_project};
 fn the_javascript_split_names_runs_and_leaves_the_rows_the_rust_one_does() {
     let examples = repo_root().join("guest-examples/js");
     assert!(
-        examples.join("node_modules/@bytecodealliance/componentize-js").is_dir(),
+        examples
+            .join("node_modules/@bytecodealliance/componentize-js")
+            .is_dir(),
         "componentize-js is not installed: npm ci --prefix guest-examples/js"
     );
     let count = 2_000;
@@ -50,13 +52,22 @@ fn the_javascript_split_names_runs_and_leaves_the_rows_the_rust_one_does() {
     let q = "SELECT id, hex(first_name), hex(last_name) FROM people ORDER BY id";
     let from_js = rows(&js.open("app.db"), q);
     assert_eq!(from_js.len(), count as usize);
-    assert_eq!(from_js, rows(&rust.open("app.db"), q), "JavaScript and Rust split differently");
+    assert_eq!(
+        from_js,
+        rows(&rust.open("app.db"), q),
+        "JavaScript and Rust split differently"
+    );
     let split = rows(
         &js.open("app.db"),
         "SELECT first_name || '|' || last_name FROM people WHERE id IN (1, 2, 3, 5) ORDER BY id",
     );
     assert_eq!(
         split,
-        ["Gabriel|García Márquez", "Zoë|Brontë", "Søren|", "a\u{1f}b|c"]
+        [
+            "Gabriel|García Márquez",
+            "Zoë|Brontë",
+            "Søren|",
+            "a\u{1f}b|c"
+        ]
     );
 }

@@ -6,7 +6,7 @@
 //! minute; the first wasmtime compile of the 12 MB component takes as long again.
 
 use crate::harness::{repo_root, rows};
-use crate::python::{SPLIT, split_project};
+use crate::python::{SPLIT, SPLIT_ROWS, rust_split, split_project};
 
 #[test]
 #[ignore = "needs node and componentize-js 0.22.0 (npm ci --prefix guest-examples/js)"]
@@ -42,19 +42,11 @@ fn the_javascript_split_names_runs_and_leaves_the_rows_the_rust_one_does() {
     );
     assert_eq!(changed, [count.to_string()], "{changed:?}");
 
-    let rust = split_project(count);
-    std::fs::copy(
-        repo_root().join("migrations/people/20240320T100000Z-split-names/transform.wasm"),
-        rust.path(&format!("{SPLIT}/transform.wasm")),
-    )
-    .unwrap();
-    rust.strata(&["migrate"]).ok();
-    let q = "SELECT id, hex(first_name), hex(last_name) FROM people ORDER BY id";
-    let from_js = rows(&js.open("app.db"), q);
+    let from_js = rows(&js.open("app.db"), SPLIT_ROWS);
     assert_eq!(from_js.len(), count as usize);
     assert_eq!(
         from_js,
-        rows(&rust.open("app.db"), q),
+        rust_split(count),
         "JavaScript and Rust split differently"
     );
     let split = rows(

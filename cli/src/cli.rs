@@ -248,6 +248,7 @@ enum Command {
     #[command(after_help = examples!(
         "strata undo",
         "strata undo --to 20240318",
+        "strata undo --remote http://127.0.0.1:7433   # on the server's databases",
         "strata sandbox   # proves each undo.sql: the schema after it is the one before the step",
     ))]
     Undo {
@@ -362,7 +363,11 @@ enum Command {
     Serve(remote::ServeArgs),
     /// One chain applied to many databases (a database per tenant): status, plan and migrate
     /// over the targets of `[[fleet.group]]` in strata.toml or `--targets 'tenants/*.db'`.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples!(
+        "strata fleet status --targets 'tenants/*.db'",
+        "strata fleet plan --targets 'tenants/*.db'",
+        "strata fleet migrate --targets 'tenants/*.db' --junit fleet.xml",
+    ))]
     Fleet(FleetCommand),
     /// The engine version, the project, its databases and modules (with --remote: the server's).
     #[command(after_help = examples!(

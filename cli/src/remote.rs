@@ -260,7 +260,6 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
         Command::Baseline { .. } => return local_only("baseline"),
         Command::Serve(_) => return local_only("serve"),
         Command::Repair { .. } => return local_only("repair"),
-        Command::Undo { .. } => return local_only("undo"),
         Command::Completions { .. } => return local_only("completions"),
         Command::Fleet(_) => return local_only("fleet"),
         Command::Migrate(r) if r.write_snapshots => {
@@ -406,13 +405,13 @@ async fn remote_command(
             super::show_diff(out, &report, sql, allow_destructive, exit_code)
         }
         Command::Info => print_info(out, &client.info().await?),
+        Command::Undo { to } => out.undone(&client.undo(to.as_deref()).await?),
         Command::Init
         | Command::Lint { .. }
         | Command::New { .. }
         | Command::Build { .. }
         | Command::Baseline { .. }
         | Command::Repair { .. }
-        | Command::Undo { .. }
         | Command::Down { .. }
         | Command::Rollback { .. }
         | Command::Revert { .. }

@@ -127,6 +127,19 @@ pub(crate) fn dry_run(project: &Project) -> Result<Option<Result<Box<dyn DryRun>
     ))
 }
 
+/// Whether the backend's own parser reads one statement, without a database: `Some(Err(why))`
+/// for a syntax error, `Some(Ok(()))` when it reads it, `None` when the backend cannot tell
+/// without its server (PostgreSQL).
+pub(crate) fn syntax(
+    dialect: crate::core::input::Dialect,
+    statement: &str,
+) -> Option<Result<(), String>> {
+    match dialect {
+        crate::core::input::Dialect::Sqlite => Some(sqlite::dry_run::syntax(statement)),
+        crate::core::input::Dialect::Postgres => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

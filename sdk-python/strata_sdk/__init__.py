@@ -55,11 +55,51 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _text(e: BaseException) -> str:
+    """``str(e)``, whatever its ``__str__`` does, as text the host can take (a lone surrogate
+    escaped)."""
+    try:
+        text = str(e)
+    except BaseException:  # noqa: BLE001 - a broken __str__ must not hide the error
+        text = f"<{type(e).__name__} whose message cannot be shown>"
+    return log.printable(text)
+
+
+def _traceback(e: BaseException) -> str:
+    """The traceback of `e` (and of the exceptions it was raised from), without source lines:
+    Python's own formatting reads them from the guest's files, and a component has no files
+    (WASI is stubbed out, and touching it traps, which would hide the error)."""
+    lines: List[str] = []
+    seen = set()
+    # The chain, newest first: each exception with what links it to the one before it.
+    chain: List[Any] = []
+    current: Any = e
+    link = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, link))
+        if current.__cause__ is not None:
+            current, link = current.__cause__, "The above exception was the direct cause of the following exception:"
+        elif not current.__suppress_context__ and current.__context__ is not None:
+            current, link = current.__context__, "During handling of the above exception, another exception occurred:"
+        else:
+            current = None
+    for n, (exc, _) in enumerate(reversed(chain)):
+        if n:
+            lines.append(chain[len(chain) - n][1])
+        lines.append("Traceback (most recent call last):")
+        for frame, lineno in traceback.walk_tb(exc.__traceback__):
+            code = frame.f_code
+            lines.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}')
+        lines.append(f"{type(exc).__name__}: {_text(exc)}")
+    return "\n".join(lines)
+
+
 def _report(e: BaseException) -> Err:
     if isinstance(e, Error):
-        return Err(str(e))
-    log.error("".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip())
-    return Err(f"{type(e).__name__}: {e}")
+        return Err(_text(e))
+    log.error(_traceback(e))
+    return Err(f"{type(e).__name__}: {_text(e)}")
 
 
 def _export(fn: Callable[..., Any], name: str, method: Callable[..., Any]) -> None:

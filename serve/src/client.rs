@@ -377,6 +377,23 @@ impl Client {
             audit_rows_kept: r.audit_rows_kept as usize,
         })
     }
+
+    /// `undo`: the newest applied migration, or every one applied after the stamp `to`
+    /// starts with, taken back with its undo.sql on the server. The report's backups are file
+    /// names in the server's backups folder (as `list_backups` gives them).
+    pub async fn undo(
+        &mut self,
+        to: Option<&str>,
+    ) -> Result<strata_engine::commands::undo::UndoReport, RemoteError> {
+        let req = self.request(
+            proto::UndoRequest {
+                to: to.unwrap_or_default().to_string(),
+            },
+            true,
+        );
+        let r = self.inner.undo(req).await.map_err(|s| self.err(s))?;
+        self.parse(&r.into_inner().report_json)
+    }
 }
 
 fn database(test: bool) -> i32 {

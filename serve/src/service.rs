@@ -1,6 +1,6 @@
 //! The `strata.v1.Strata` service: each RPC checks the bearer token, then runs the same library
 //! call as the local command on a blocking thread, on the server's own project. Runs that change
-//! databases (Migrate, Restore) take one lock per service, so a second one waits for the first;
+//! databases (Migrate, Restore, Undo) take one lock per service, so a second one waits for the first;
 //! a run keeps going when its client disconnects, and shutdown waits for it. A run's events go
 //! out one per message, or in batches to a client that asks (`batch_events`; see `Outbox`).
 
@@ -44,7 +44,7 @@ struct Inner {
     /// The token check, shared with the interceptor.
     auth: Authenticate,
     refusals: Arc<Refusals>,
-    /// Held by a run that changes databases (Migrate, Restore).
+    /// Held by a run that changes databases (Migrate, Restore, Undo).
     run_lock: tokio::sync::Mutex<()>,
     /// Set by [`StrataService::shutdown`]: new runs are refused.
     closing: AtomicBool,
@@ -655,6 +655,31 @@ impl Strata for StrataService {
             taken_at: restored.taken_at,
             undo: restored.undo.as_deref().map(file_name).unwrap_or_default(),
             audit_rows_kept: restored.audit_rows_kept as u64,
+        }))
+    }
+
+    async fn undo(
+        &self,
+        req: Request<proto::UndoRequest>,
+    ) -> Result<Response<proto::UndoResponse>, Status> {
+        self.authorize(&req, "Undo")?;
+        self.open_for_runs()?;
+        let to = given(&req.into_inner().to);
+        let _guard = self.inner.run_lock.lock().await;
+        let mut report = self
+            .blocking(move |p| {
+                strata_engine::commands::undo::undo(
+                    p,
+                    &strata_engine::commands::undo::UndoOptions { to },
+                )
+            })
+            .await?;
+        // The backups by file name, as ListBackups names them (a client restores by that name).
+        for db in &mut report.databases {
+            db.backup = db.backup.as_deref().map(|b| file_name(b).into());
+        }
+        Ok(Response::new(proto::UndoResponse {
+            report_json: to_json(&report)?,
         }))
     }
 }

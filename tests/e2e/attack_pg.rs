@@ -249,6 +249,15 @@ fn a_postgres_do_sql_object_cannot_change_the_ledger_later() {
         // The table's name alone, under a search_path set on the function.
         "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE sql SET search_path = strata \
          AS 'DELETE FROM STRATA_MIGRATION';\n",
+        // Unicode-escaped names: no "strata" in the text (found from outside).
+        "CREATE FUNCTION public.wipe() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN DELETE FROM U&\"\\0073trata\".U&\"\\0073trata_migration\"; RETURN NEW; END $$;\n\
+         CREATE TRIGGER wipe AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION public.wipe();\n",
+        "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE plpgsql AS $$\n\
+         BEGIN DELETE FROM u&\"strat!0061_migration\" UESCAPE '!'; END $$ SET search_path = public;\n",
+        // strata's schema on the function's own search path, the table named in escapes.
+        "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE sql \
+         SET search_path = pg_catalog, \"strata\" AS $$ SELECT 1 $$;\n",
         // A rule on an application table.
         "CREATE RULE wipe AS ON INSERT TO people DO ALSO DELETE FROM strata.strata_migration;\n",
         // A view the application can delete through.
@@ -340,6 +349,78 @@ fn a_component_cannot_read_an_unlisted_table_through_pg_stats() {
         assert!(
             !leaked.iter().any(|r| r.contains("s3cr3t")),
             "{sql}: the component copied rows of `secrets` (not in reads) into people: {leaked:?}"
+        );
+    }
+}
+
+// ---- PostgreSQL: the server reads a component's statement as the check read it -------------------
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_component_statement_is_read_by_the_server_as_it_was_checked_whatever_do_sql_set() {
+    // Code the check would take for the inside of a string literal, if the server read the
+    // text with other lexer settings than the check: the migrating user's role back for the
+    // rest of the statement, an unlisted table read, the component's role put back.
+    let hidden = "set_config($a$role$a$, $a$none$a$, false) \
+                  || query_to_xml($a$select v from public.secrets$a$, true, false, $a$$a$)::text \
+                  || set_config($a$role$a$, x.r, false)";
+    let from = "FROM (SELECT current_user::text AS r OFFSET 0) x";
+    // A backslash that ends the literal for the server when standard strings are off.
+    let backslash =
+        format!("INSERT INTO people(id, name) SELECT 100, 'x\\', ' || {hidden} || ' -- ' {from}");
+    // A backslash that a multi-byte encoding swallows into the character before it:
+    // U+00C1 is C3 81 (81 5C is one SJIS character), U+3041 is E3 81 81 (81 5C is one GBK
+    // and one BIG5 character).
+    let swallowed = |c: char| {
+        format!(
+            "INSERT INTO people(id, name) SELECT 100, md5(E'{c}\\') || {hidden} || ' || ' -- ')\n{from}"
+        )
+    };
+    for (setup, sql) in [
+        ("SET standard_conforming_strings = off;", backslash.clone()),
+        (
+            "SET LOCAL standard_conforming_strings = off;",
+            backslash.clone(),
+        ),
+        (
+            "SELECT set_config('standard_conforming_strings', 'off', false);",
+            backslash.clone(),
+        ),
+        ("SET client_encoding = 'SJIS';", swallowed('\u{c1}')),
+        ("SET client_encoding = 'GBK';", swallowed('\u{3041}')),
+        ("SET client_encoding = 'BIG5';", swallowed('\u{3041}')),
+        (
+            "SET standard_conforming_strings = off; SET backslash_quote = on;",
+            backslash.clone(),
+        ),
+    ] {
+        let pg = Pg::new("lexer");
+        let p = crate::postgres_components::project_with(
+            &pg,
+            &[Op::Execute(sql.clone(), Vec::new())],
+            "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\"]\n",
+        );
+        p.write(
+            &format!("{}/do.sql", crate::postgres_components::HOSTILE),
+            &format!("ALTER TABLE people ADD COLUMN nick text;\n{setup}\n"),
+        );
+        let run = p.strata(&["migrate", "--no-rehearsal"]);
+        assert!(
+            run.code == 0 || run.code == 1,
+            "{setup}: exit {}\n{}",
+            run.code,
+            run.stderr
+        );
+        let people = pg.rows(
+            false,
+            "SELECT coalesce(string_agg(name, ','), '') FROM people",
+        );
+        assert!(
+            !people
+                .iter()
+                .any(|r| r.contains("s3cr3t") || r.contains("<table")),
+            "{setup}: the server ran code the check read as a string: {people:?}\n{}",
+            run.stderr
         );
     }
 }

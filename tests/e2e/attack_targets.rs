@@ -461,6 +461,39 @@ fn a_fifo_in_a_migration_is_refused_and_never_waited_on() {
     }
 }
 
+#[test]
+fn a_database_that_is_a_fifo_or_device_is_refused_never_waited_on() {
+    let p = Project::empty();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t (x);\n",
+    );
+    mkfifo(&p.path("fifo.db"));
+    std::os::unix::fs::symlink("/dev/zero", p.path("zero.db")).unwrap();
+    for db in ["fifo.db", "zero.db"] {
+        for command in ["status", "migrate", "plan", "dump"] {
+            p.strata(&["--db", db, command])
+                .code(2)
+                .stderr_has(db)
+                .stderr_has("not a regular file");
+        }
+        p.strata(&["--test-db", db, "migrate"])
+            .code(2)
+            .stderr_has("not a regular file");
+    }
+    // Among a fleet's tenants: named, with the reason, not silently left out.
+    std::fs::create_dir(p.path("tenants")).unwrap();
+    mkfifo(&p.path("tenants/f.db"));
+    std::os::unix::fs::symlink("/dev/zero", p.path("tenants/z.db")).unwrap();
+    p.write("tenants/ok.db", "");
+    p.strata(&["fleet", "status", "--targets", "tenants/*.db"])
+        .code(3)
+        .stdout_has("f   UNREACHABLE")
+        .stdout_has("z   UNREACHABLE")
+        .stdout_has("not a regular file")
+        .stdout_has("ok  pending");
+}
+
 fn mkfifo(path: &std::path::Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.

@@ -611,3 +611,51 @@ fn a_fleet_run_killed_midway_goes_on_where_it_stopped() {
         applied_once(&p, i);
     }
 }
+
+#[test]
+fn the_test_database_is_refused_as_a_target_in_any_spelling() {
+    let p = fleet(2);
+    p.strata(&["fleet", "migrate", "--targets", "tenants/*.db"])
+        .ok();
+    assert!(p.path(".strata/test.db").exists());
+    std::os::unix::fs::symlink("../.strata/test.db", p.path("tenants/x.db")).unwrap();
+    for targets in [
+        "./.strata/test.db",
+        "tenants/../.strata/test.db",
+        // A symlink among the tenants.
+        "tenants/*.db",
+    ] {
+        for command in ["status", "migrate"] {
+            p.strata(&["fleet", command, "--targets", targets])
+                .code(2)
+                .stderr_has("the test database is among the fleet's targets");
+        }
+    }
+    std::fs::remove_file(p.path("tenants/x.db")).unwrap();
+    // Nothing of the test data reached a tenant.
+    for i in 0..2 {
+        assert_eq!(
+            rows(&p.open(&tenant(i)), "SELECT count(*) FROM people"),
+            ["0"]
+        );
+    }
+}
+
+#[test]
+fn a_tenant_file_name_cannot_forge_report_lines() {
+    let p = fleet(1);
+    let forged = "globex  up-to-date   1 applied\n  initech  FAILED   0 applied\u{1b}[2K";
+    p.write(&format!("tenants/{forged}.db"), "");
+    let run = p
+        .strata(&["fleet", "status", "--targets", "tenants/*.db"])
+        .ok();
+    assert!(
+        !run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("initech")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('\u{1b}'), "{}", run.stdout);
+    assert!(run.stdout.contains("applied\\n  initech"), "{}", run.stdout);
+}

@@ -21,16 +21,53 @@ const COMMANDS: &[&str] = &[
     "completions",
     "serve",
     "info",
+    "lint",
+    "undo",
+    "fleet",
 ];
+
+/// The commands `help` lists, as (name, subcommands).
+fn listed(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
 
 #[test]
 fn every_help_shows_examples_and_exit_codes() {
     let p = Project::empty();
-    for cmd in COMMANDS {
-        p.strata(&[cmd, "--help"])
+    // Every command strata lists is here (a new one cannot go without its examples).
+    let top = listed(&p.strata(&["--help"]).ok().stdout);
+    let mut missing: Vec<&String> = top
+        .iter()
+        .filter(|c| !COMMANDS.contains(&c.as_str()))
+        .collect();
+    missing.sort();
+    assert!(missing.is_empty(), "not checked here: {missing:?}");
+    let mut all: Vec<Vec<String>> = COMMANDS.iter().map(|c| vec![c.to_string()]).collect();
+    // The one command with subcommands: each of them too.
+    let help = p.strata(&["fleet", "--help"]).ok().stdout;
+    let subs = listed(&help);
+    assert!(subs.len() >= 3, "{help}");
+    all.extend(subs.into_iter().map(|s| vec!["fleet".to_string(), s]));
+    for cmd in all {
+        let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        args.push("--help");
+        // lint says what its 0 and 1 mean; every other command the same words.
+        let zero = if args[0] == "lint" {
+            "Exit codes: 0 no finding"
+        } else {
+            "Exit codes: 0 done; 1 "
+        };
+        p.strata(&args)
             .ok()
             .stdout_has("Examples:\n  strata ")
-            .stdout_has("Exit codes: 0 done; 1 ")
+            .stdout_has(zero)
             .stdout_has("3 refused for safety");
     }
     p.strata(&["--help"]).ok().stdout_has("Examples:");

@@ -133,7 +133,7 @@ fn sqlite_findings_by_family() {
             .as_str()
             .unwrap()
             .contains("rehearsal"),
-        "a data-dependent finding says the rehearsal confirms it"
+        "a data-dependent finding (SL202) says the rehearsal confirms it: {json:#}"
     );
 }
 
@@ -361,4 +361,72 @@ fn plan_and_lint_never_reach_beyond_their_throwaway_database() {
         .ok()
         .stderr_has("line 4: the statement ran for more than");
     assert!(!p.path("copy.db").exists());
+}
+
+/// SQL in shapes SQLite accepts (and sqlparser may not): lint exits 0 with notes for what it
+/// could not analyse, plan finds nothing, and the sandbox runs every statement (ANALYZE of the
+/// whole database included, which also gathers statistics on strata's own tables).
+#[test]
+fn sqlite_shapes_sqlite_accepts_pass_lint_plan_and_sandbox() {
+    let sql = "CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) STRICT, WITHOUT ROWID;\n\
+               CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) STORED, c AS (a + 1));\n\
+               CREATE TABLE [bracket name] (`back tick` TEXT, \"naïve_表\" TEXT);\n\
+               CREATE TABLE f (id INTEGER NOT NULL, d BLOB SUB_TYPE TEXT, PRIMARY KEY (id));\n\
+               CREATE VIRTUAL TABLE docs USING fts5(title, body);\n\
+               CREATE TRIGGER people_ai AFTER INSERT ON people BEGIN\n  \
+                 UPDATE people SET email = lower(new.email) WHERE id = new.id;\nEND;\n\
+               INSERT INTO kv (k, v) VALUES ('a', '1') ON CONFLICT (k) DO UPDATE SET v = excluded.v;\n\
+               INSERT OR REPLACE INTO kv (k, v) VALUES ('a', '2');\n\
+               INSERT INTO [bracket name] VALUES ('x', 'y');\n\
+               CREATE VIEW ranked AS SELECT id, row_number() OVER (ORDER BY id) AS n FROM people;\n\
+               PRAGMA user_version = 3;\n\
+               REINDEX people;\n\
+               ANALYZE;\n\
+               DROP TRIGGER people_ai;\n";
+    let p = sqlite_project(sql);
+    let lint = p.strata(&["lint", "--all", "--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&lint.stdout).unwrap();
+    assert_eq!(codes(&json), ["SL000@4", "SL000@6"], "{}", lint.stdout);
+    assert!(
+        json["findings"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SQLite's parser accepts"),
+        "{}",
+        lint.stdout
+    );
+    p.strata(&["plan"]).ok();
+    p.strata(&["sandbox"]).ok().stdout_has("2 ok, 0 failed");
+}
+
+/// What SQLite rejects: lint names it (SL001, exit 1) with SQLite's message; plan refuses it
+/// (exit 2) naming the statement once, without the NUL byte strata ends scripts with; VACUUM,
+/// which cannot run in a migration's transaction, is an error of lint before a run fails on it.
+#[test]
+fn a_syntax_error_fails_lint_and_plan_with_the_statement_once() {
+    let p = sqlite_project("CREATE TABLE ok (a);\nCREATE TABLE bad (a,, b);\nVACUUM;\n");
+    let lint = p.strata(&["lint", "--all", "--json"]).code(1);
+    let json: serde_json::Value = serde_json::from_str(&lint.stdout).unwrap();
+    assert_eq!(codes(&json), ["SL001@2", "SL407@3"], "{}", lint.stdout);
+    p.strata(&["lint", "--all"])
+        .code(1)
+        .stdout_has("do.sql:2: error[SL001]: SQLite's parser rejects it: near \",\": syntax error");
+    // On the pending migrations lint also runs plan's check, which refuses first (exit 2).
+    p.strata(&["lint"])
+        .code(2)
+        .stderr_has("line 2: near \",\": syntax error");
+    let plan = p.strata(&["plan"]).code(2);
+    assert_eq!(
+        plan.stderr.matches("CREATE TABLE bad").count(),
+        1,
+        "{}",
+        plan.stderr
+    );
+    assert!(!plan.stderr.contains('\0'), "{:?}", plan.stderr);
+    assert!(
+        plan.stderr
+            .contains("line 2: near \",\": syntax error, in `CREATE TABLE bad (a,, b)`"),
+        "{}",
+        plan.stderr
+    );
 }

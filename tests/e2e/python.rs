@@ -203,6 +203,40 @@ fn a_python_component_is_refused_what_a_rust_one_is_refused() {
     assert_refused(&p, &["trapped"]);
 }
 
+#[test]
+#[ignore = "needs componentize-py 0.25.1 (python3 -m pip install componentize-py==0.25.1)"]
+fn a_python_exception_is_reported_with_its_type_message_and_traceback() {
+    use crate::hostile::{assert_refused, project_with};
+    // Python's own traceback formatting reads source lines from the guest's files, and a lone
+    // surrogate cannot cross into the host as a string: either used to end the component in
+    // an opaque WASI trap instead of the error.
+    let raises = build_transform(
+        "from strata_sdk import log, transform\n\n\
+         def lookup(rows: dict) -> str:\n    \
+         return rows[\"missing\"]\n\n\
+         @transform\n\
+         def run() -> None:\n    \
+         log.info(\"odd \\ud800 text\")\n    \
+         try:\n        \
+             lookup({})\n    \
+         except KeyError as e:\n        \
+             raise ValueError(\"no row 7 \\udfff\") from e\n",
+    );
+    let p = project_with(&raises, "[sandbox]\n");
+    assert_refused(
+        &p,
+        &[
+            "ValueError: no row 7 \\udfff",
+            "in lookup",
+            "KeyError: 'missing'",
+        ],
+    );
+    // The log line with a lone surrogate went through (escaped) instead of trapping.
+    let run = p.strata(&["migrate", "-v"]).code(1);
+    assert!(run.stderr.contains("odd \\ud800 text"), "{}", run.stderr);
+    assert!(!run.stderr.contains("trapped"), "{}", run.stderr);
+}
+
 /// Both PostgreSQL tests need the server and componentize-py.
 const NEEDS_PG: &str = "needs componentize-py 0.25.1 and a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts both)";
 

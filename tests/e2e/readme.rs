@@ -245,11 +245,39 @@ fn the_readme_marks_its_examples_for_this_test() {
         "strata baseline",
         "strata sandbox",
         "strata restore",
+        "strata serve",
+        "STRATA_REMOTE",
+        "strata undo",
     ] {
         assert!(
             all.contains(needle),
             "no tested example of the README or the book runs `{needle}`"
         );
+    }
+    // No block destroys what an earlier one made without saying so: a line that puts a backup
+    // back, undoes, drops a database or removes files carries a comment saying what goes.
+    for block in tested_blocks().iter().chain(&all_blocks("tested-postgres")) {
+        for line in block.text.lines() {
+            let words: Vec<&str> = line
+                .split(" #")
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            let destroys = words
+                .windows(2)
+                .any(|w| w[0] == "strata" && ["restore", "undo"].contains(&w[1]))
+                && !words.contains(&"--list")
+                || words
+                    .iter()
+                    .any(|w| ["rm", "dropdb", "dropuser"].contains(w));
+            assert!(
+                !destroys || line.contains(" # "),
+                "{}: `{}` destroys what an earlier block made; say so in a comment",
+                block.place,
+                line.trim()
+            );
+        }
     }
     // The README's first two lines of code stay the two commands of a fresh machine.
     assert!(readme.contains("```sh\ncargo run -- migrate "));
@@ -260,11 +288,17 @@ fn the_readme_marks_its_examples_for_this_test() {
     );
 }
 
+/// What every chain of blocks runs first: stop at the first failure, show each command, and
+/// stop what a block started in the background (`strata serve &`) when the chain ends, also
+/// when a block fails before it stops it itself (else the test would wait for it forever).
+const PROLOGUE: &str =
+    "set -euo pipefail\nset -x\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n";
+
 /// Runs the tested blocks in order in one project: all of them, or (`all = false`) those before
 /// the first that needs a tool a fresh machine may lack. Returns the work folder.
 fn run_blocks(all: bool) -> tempfile::TempDir {
     let work = tempfile::tempdir().unwrap();
-    let mut script = String::from("set -euo pipefail\nset -x\n");
+    let mut script = String::from(PROLOGUE);
     for (i, block) in tested_blocks().into_iter().enumerate() {
         if !block.needs.is_empty() && !all {
             break;
@@ -319,6 +353,12 @@ fn readme_examples_run_in_order_in_one_project() {
         "SELECT name FROM sqlite_schema WHERE name IN ('tags', 'suppliers') ORDER BY name",
     );
     assert_eq!(tables, ["suppliers", "tags"]);
+    // The serving chapter's block took the baseline back over --remote and applied it again.
+    let undone = crate::harness::rows(
+        &conn,
+        "SELECT outcome FROM strata_migration_audit WHERE action = 'undo.sql'",
+    );
+    assert_eq!(undone, ["ok"]);
 }
 
 /// The PostgreSQL chain (blocks fenced ```` ```sh tested-postgres ````), run as a user would
@@ -353,10 +393,8 @@ fn readme_postgres_examples_run_in_order() {
         &work.path().join("examples/postgres"),
     );
     // The example's databases belong to this test alone; made afresh.
-    let mut script = String::from(
-        "set -euo pipefail\nset -x\n\
-         dropdb --if-exists strata_shop\ndropdb --if-exists strata_shop_test\n",
-    );
+    let mut script =
+        format!("{PROLOGUE}dropdb --if-exists strata_shop\ndropdb --if-exists strata_shop_test\n");
     for (i, block) in blocks.iter().enumerate() {
         script.push_str(&format!(
             ": PostgreSQL example {} at {}\n{}",

@@ -81,10 +81,11 @@ async fn raw_call(addr: &str, path: &str, token: Option<&str>, body: Option<Byte
         // Queued by h2 and sent as the server's flow-control window allows.
         let _ = send.send_data(body, true);
     }
-    let answer = tokio::time::timeout(Duration::from_secs(60), answer)
-        .await
-        .expect("the server answered within 60 s")
-        .unwrap();
+    let answer = match tokio::time::timeout(Duration::from_secs(60), answer).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return format!("the call failed: {e:?}"),
+        Err(_) => return "no answer within 60 s".to_string(),
+    };
     let status = answer
         .headers()
         .get("grpc-status")
@@ -143,7 +144,12 @@ fn a_refused_call_writes_nothing_anywhere_and_is_reported_counted() {
             }
         });
         for status in futures_join(calls).await {
-            assert_eq!(status, "16", "UNAUTHENTICATED");
+            assert_eq!(
+                status,
+                "16",
+                "UNAUTHENTICATED; the server said:\n{}",
+                s.srv.stderr()
+            );
         }
     });
     assert_eq!(
@@ -270,7 +276,7 @@ fn many_large_unauthenticated_requests_hold_little_server_memory() {
                 async move { raw_call(&addr, "/strata.v1.Strata/Migrate", None, Some(body)).await }
             });
             for status in futures_join(calls).await {
-                assert_eq!(status, "16");
+                assert_eq!(status, "16", "the server said:\n{}", s.srv.stderr());
             }
         }
     });

@@ -154,6 +154,75 @@ fn undo_refuses_a_migration_without_undo_sql_or_with_changed_files_and_changes_n
     assert_eq!(ledger(&p, "app.db").len(), 3);
 }
 
+/// `strata --remote URL undo` runs the server's undo.sql on the server's databases, with the
+/// local command's output, refusals and exit codes; the backups it names are the server's, by
+/// the file name `restore --list` and `restore NAME` use.
+#[test]
+fn undo_over_remote_takes_the_servers_newest_migration_back_as_a_local_undo_would() {
+    use crate::remote::{Server, remote};
+    let server = Project::empty();
+    chain(&server);
+    let srv = Server::start(&server, &[]);
+    let client = Project::empty();
+    // The server's token file, mode 0600 and all.
+    std::fs::copy(server.path("token"), client.path("token")).unwrap();
+    let over = |args: &[&str]| remote(&client, &srv.url, args);
+    over(&["migrate", "-q"]).ok();
+    assert_eq!(ledger(&server, "app.db").len(), 3);
+
+    over(&["undo"])
+        .ok()
+        .stdout_has("undid app/20240103T000000Z-tags on .strata/test.db")
+        .stdout_has("undid app/20240103T000000Z-tags on app.db")
+        .stderr_has("backed up");
+    for db in ["app.db", ".strata/test.db"] {
+        assert_eq!(
+            ledger(&server, db),
+            ["20240101T000000Z", "20240102T000000Z"]
+        );
+        assert!(!schema(&server, db).contains(&"table tags".to_string()));
+    }
+    assert!(
+        !client.path("app.db").exists() && !client.path(".strata").exists(),
+        "nothing ran on the client's side"
+    );
+
+    // --json: the backups are file names the server keeps, which restore --list names.
+    over(&["migrate", "-q"]).ok();
+    let json = over(&["undo", "--to", "20240102", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let real = report["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["phase"] == "apply")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(
+        real["undone"],
+        serde_json::json!(["app/20240103T000000Z-tags"])
+    );
+    let backup = real["backup"].as_str().unwrap();
+    assert!(!backup.contains('/') && backup.ends_with(".db"), "{backup}");
+    over(&["restore", "--list"]).ok().stdout_has(backup);
+
+    // Refusals come back with the local message and exit code, and change nothing.
+    std::fs::remove_file(server.path(&format!("{EMAIL}/undo.sql"))).unwrap();
+    let local = server.strata(&["undo"]).code(2);
+    let refused = over(&["undo"]).code(2).stderr_has("it has no undo.sql");
+    assert_eq!(refused.stderr, local.stderr);
+    over(&["undo", "--to", "2099"])
+        .code(2)
+        .stderr_has("--to 2099");
+    assert_eq!(
+        ledger(&server, "app.db"),
+        ["20240101T000000Z", "20240102T000000Z"]
+    );
+    // Without the token nothing is undone.
+    client.write("token", "wrong-token-0123456789abcdef");
+    over(&["undo"]).code(3);
+    assert_eq!(ledger(&server, "app.db").len(), 2);
+}
+
 #[test]
 fn a_failing_undo_is_rolled_back_and_audited_and_may_not_touch_strata() {
     let p = Project::empty();

@@ -104,7 +104,10 @@ fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(listed, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if matches(&file, &name) && entry.path().is_file() {
+        // Whatever matches but a folder: a FIFO, a device or a dangling link among the
+        // tenants is a target that fails, with the reason, rather than one that silently
+        // drops out of the fleet.
+        if matches(&file, &name) && !entry.path().is_dir() {
             found.push(dir.join(name));
         }
     }
@@ -112,16 +115,20 @@ fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
-/// A target's name from its database: a file's stem, a URL's database name.
+/// A target's name from its database: a file's stem, a URL's database name; control and
+/// invisible characters written as escapes (`\n`, `\u{202e}`), since the name is printed in
+/// reports a file name must not be able to forge lines of.
 fn name_of(db: &Path) -> String {
     let text = db.to_string_lossy();
-    if backends::is_server(db) {
+    let name = if backends::is_server(db) {
         let path = text.split(['?', '#']).next().unwrap_or_default();
-        return path.rsplit('/').next().unwrap_or_default().to_string();
-    }
-    db.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| text.into_owned())
+        path.rsplit('/').next().unwrap_or_default().to_string()
+    } else {
+        db.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| text.into_owned())
+    };
+    crate::components::host::escape_controls(&name)
 }
 
 /// The targets `selection` names, in order: the configured groups' (or `--targets GLOB`'s),
@@ -232,12 +239,18 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             test.display()
         )));
     }
-    if out.iter().any(|t| t.db == project.test_db) {
-        return Err(Error::Usage(
-            "the test database is among the fleet's targets: the rehearsal would run on a real \
-             database; set test_db (or --test-db) to a database of its own"
-                .into(),
-        ));
+    // In any spelling: another path, `..`, a symlink or a hard link to the test database's
+    // file, another spelling of its server and name.
+    for t in &out {
+        crate::core::config::check_distinct(&t.db, &project.test_db).map_err(|_| {
+            Error::Usage(format!(
+                "the test database is among the fleet's targets ({} is {}): the rehearsal and \
+                 the test data would run on a real database; set test_db (or --test-db) to a \
+                 database of its own",
+                t.name,
+                t.db.display()
+            ))
+        })?;
     }
     Ok(out)
 }

@@ -262,8 +262,28 @@ pub fn list(dir: &Path, db: &Path) -> Result<Vec<Backup>, Error> {
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
         found.push(Backup { path, record, size });
     }
-    found.sort_by(|a, b| (&a.record.taken_at, &a.path).cmp(&(&b.record.taken_at, &b.path)));
+    found.sort_by(|a, b| {
+        (&a.record.taken_at, taken_order(&a.path)).cmp(&(&b.record.taken_at, taken_order(&b.path)))
+    });
     Ok(found)
+}
+
+/// The order of backups taken within one clock tick (the same `taken_at`): by name, a name
+/// taken first before its `-<n>` variants ([`store_as`] adds them on a collision), those in the
+/// order of `n` (`-2` before `-10`). Plain byte order would put `...Z-1.db` before `...Z.db`.
+fn taken_order(path: &Path) -> (&str, u64, &str) {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    match stem.rsplit_once('-') {
+        Some((base, n))
+            if base.ends_with('Z') && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            (base, n.parse().unwrap_or(u64::MAX), stem)
+        }
+        _ => (stem, 0, stem),
+    }
 }
 
 /// The name backups of `db` start with: its file name without extension.
@@ -426,5 +446,65 @@ impl RunLock {
                 Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Backups taken within one clock tick share `taken_at` and their name, told apart by the
+    /// `-<n>` that [`store_as`] adds: they list in the order they were taken, and pruning
+    /// removes the first ones, whatever the clock said.
+    #[test]
+    fn backups_of_one_clock_tick_list_in_the_order_they_were_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let record = Record {
+            strata_backup: RECORD_FORMAT,
+            source: absolute(&db),
+            database_id: "abcd1234-0000".into(),
+            taken_at: "2024-01-02T03:04:05.678Z".into(),
+            reason: "test".into(),
+        };
+        let name = "app-abcd1234-20240102T030405Z";
+        let taken: Vec<PathBuf> = (0..12)
+            .map(|_| {
+                let partial = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+                store_as(partial, &record, name, "db", dir.path()).unwrap()
+            })
+            .collect();
+        let file = |p: &PathBuf| file_name(p);
+        assert_eq!(file(&taken[0]), format!("{name}.db"));
+        assert_eq!(file(&taken[11]), format!("{name}-11.db"));
+        let listed: Vec<PathBuf> = list(dir.path(), &db)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.path)
+            .collect();
+        assert_eq!(listed, taken);
+        prune(dir.path(), &db, 3);
+        let kept: Vec<PathBuf> = list(dir.path(), &db)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.path)
+            .collect();
+        assert_eq!(kept, taken[9..].to_vec());
+        assert!(!taken[0].exists() && !record_path(&taken[0]).exists());
+        // An earlier tick still comes first, whatever the names.
+        let earlier = Record {
+            taken_at: "2024-01-02T03:04:05.677Z".into(),
+            ..record
+        };
+        let partial = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        let late_name = store_as(
+            partial,
+            &earlier,
+            "app-abcd1234-20990101T000000Z",
+            "db",
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(list(dir.path(), &db).unwrap()[0].path, late_name);
     }
 }

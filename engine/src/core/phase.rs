@@ -36,7 +36,7 @@ pub(crate) trait Database {
     /// After a phase that changed the database: the state of its application tables, kept
     /// beside the phase's backup so `restore` can tell what changed outside strata since
     /// (`crate::core::restore::State`). `None` when it cannot be read.
-    fn state(&mut self) -> Option<crate::core::restore::State> {
+    fn state(&mut self) -> Option<crate::core::restore::Recorded> {
         None
     }
 }
@@ -54,7 +54,7 @@ impl<D: Database + ?Sized> Database for Box<D> {
         (**self).end(result, done)
     }
 
-    fn state(&mut self) -> Option<crate::core::restore::State> {
+    fn state(&mut self) -> Option<crate::core::restore::Recorded> {
         (**self).state()
     }
 }

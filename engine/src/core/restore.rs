@@ -52,6 +52,25 @@ pub struct TableState {
 /// Every application table (strata's and SQLite's own left out) by name.
 pub type State = BTreeMap<String, TableState>;
 
+/// A [`State`] as recorded beside a backup, with the way its checksums were made: each backend
+/// names its own (`None` in records written before the name was kept; the backend knows which
+/// way that was). A state is only ever compared with one made the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub scheme: Option<String>,
+    pub tables: State,
+}
+
+impl Recorded {
+    /// `tables` summed the way `scheme` names.
+    pub fn new(scheme: &str, tables: State) -> Self {
+        Recorded {
+            scheme: Some(scheme.to_string()),
+            tables,
+        }
+    }
+}
+
 /// A table whose rows differ between two states, as `restore` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableDifference {
@@ -100,7 +119,7 @@ pub fn state_after_path(backup: &Path) -> PathBuf {
 }
 
 /// Records `state` as the database's state at the end of the run that took `backup`.
-pub(crate) fn record_state_after(backup: &Path, state: &State) -> Result<(), Error> {
+pub(crate) fn record_state_after(backup: &Path, state: &Recorded) -> Result<(), Error> {
     let path = state_after_path(backup);
     let text = serde_json::to_string_pretty(state).expect("a state serializes");
     // As private as the backup it sits beside.
@@ -118,10 +137,16 @@ pub(crate) fn record_state_after(backup: &Path, state: &State) -> Result<(), Err
         .map_err(|e| Error::io(&path, e))
 }
 
-/// The state recorded at the end of the run that took `backup`, if there is one.
-pub fn state_after(backup: &Path) -> Option<State> {
+/// The state recorded at the end of the run that took `backup`, if there is one (a record
+/// written before the scheme was kept is the bare map of tables).
+pub fn state_after(backup: &Path) -> Option<Recorded> {
     let text = std::fs::read_to_string(state_after_path(backup)).ok()?;
-    serde_json::from_str(&text).ok()
+    serde_json::from_str(&text).ok().or_else(|| {
+        serde_json::from_str(&text).ok().map(|tables| Recorded {
+            scheme: None,
+            tables,
+        })
+    })
 }
 
 /// One run in a database's audit log: from its backup row to the next backup.
@@ -314,10 +339,18 @@ fn describe_unchanged(r: &Run, why: &str) -> String {
 }
 
 /// What putting `chosen` back would lose that strata did not write: the tables whose rows
-/// changed since the run that took `chosen` ended (from the state recorded then). Without
-/// such a record (a backup taken by an older strata, or a PostgreSQL database), `None`.
-pub fn changed_outside(live: &State, chosen: &Backup) -> Option<Vec<TableDifference>> {
-    state_after(&chosen.path).map(|after| differences(&after, live))
+/// changed since the run that took `chosen` ended, from the state recorded then and the live
+/// state `live` reads the way the record names (`None` when the backend cannot read it that
+/// way). Without such a record (a backup taken by an older strata, or one whose record was
+/// removed), `None`.
+pub fn changed_outside<E>(
+    chosen: &Backup,
+    live: impl FnOnce(Option<&str>) -> Result<Option<State>, E>,
+) -> Result<Option<Vec<TableDifference>>, E> {
+    let Some(after) = state_after(&chosen.path) else {
+        return Ok(None);
+    };
+    Ok(live(after.scheme.as_deref())?.map(|now| differences(&after.tables, &now)))
 }
 
 /// The refusal for rows changed outside strata since the run `chosen` undoes.

@@ -221,16 +221,17 @@ impl Backups for Postgres<'_> {
     }
 
     fn changed_since(&self, chosen: &Backup) -> Result<Option<Vec<TableDifference>>, Error> {
-        let Some(after) = crate::core::restore::state_after(&chosen.path) else {
-            return Ok(None);
-        };
-        let live = restore::live_state(self.project, &self.target)?;
-        Ok(Some(crate::core::restore::differences(&after, &live)))
+        crate::core::restore::changed_outside(chosen, |scheme| {
+            restore::live_state_in(self.project, &self.target, scheme)
+        })
     }
 
     fn record_state_after(&self, backup: &Path) -> Result<(), Error> {
         let live = restore::live_state(self.project, &self.target)?;
-        crate::core::restore::record_state_after(backup, &live)
+        crate::core::restore::record_state_after(
+            backup,
+            &crate::core::restore::Recorded::new(restore::SCHEME, live),
+        )
     }
 }
 

@@ -161,13 +161,24 @@ impl Postgres {
         statement_timeout: Duration,
     ) -> Result<Entered, String> {
         let role = role_name();
+        // What to put back afterwards, then the settings the lexer reads pinned before any
+        // other statement: strata's own (the grants' names, the catalog's parameters) are read
+        // by the server as strata wrote them too.
+        let settings = settings(client)
+            .and_then(|s| client.batch_execute(LEXER_SETTINGS).map(|()| s))
+            .map_err(|e| {
+                format!(
+                    "cannot read or set the session's settings: {}",
+                    crate::postgres::describe_error(&e)
+                )
+            })?;
         let grants = grants(client, policy, &role).map_err(|e| {
             format!(
                 "cannot read the tables the component may use: {}",
                 crate::postgres::describe_error(&e)
             )
         })?;
-        let (catalog, settings) = catalog(client, policy).map_err(|e| {
+        let catalog = catalog(client, policy).map_err(|e| {
             format!(
                 "cannot read the tables and settings the component's statements are checked \
                  against: {}",
@@ -177,7 +188,7 @@ impl Postgres {
         let deadline = Instant::now() + timeout;
         let setup = format!(
             "CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER; {grants} \
-             SET LOCAL ROLE {role}; SET LOCAL statement_timeout = {}; {SEARCH_PATH}",
+             SET LOCAL ROLE {role}; SET LOCAL statement_timeout = {}; {COMPONENT_SETTINGS}",
             bounded_timeout(deadline, statement_timeout).as_millis()
         );
         if let Err(e) = client.batch_execute(&setup) {
@@ -302,7 +313,7 @@ impl Postgres {
         };
         let messages = self.client.simple_query(&format!(
             "{release}SAVEPOINT {SAVEPOINT}; {}; SET LOCAL ROLE {}; \
-             SET LOCAL statement_timeout = {}; {SEARCH_PATH}",
+             SET LOCAL statement_timeout = {}; {COMPONENT_SETTINGS}",
             self.still_the_role(),
             self.role,
             bounded_timeout(self.deadline, self.statement_timeout).as_millis()
@@ -346,13 +357,46 @@ impl Postgres {
     }
 }
 
-/// The `search_path` a component's statements run under: unqualified functions, operators and
-/// types can only be PostgreSQL's own (strata qualifies every relation a statement names).
-const SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
+/// The settings the server's lexer reads, as the statement check's parser (libpg_query)
+/// assumes them, so that the server reads a statement's text exactly as it was checked
+/// whatever the step's `do.sql` set before: with `standard_conforming_strings` off a backslash
+/// would end a string literal the check read as going on, and with another `client_encoding`
+/// (SJIS, GBK, ...) a byte the check read as part of a character would be a backslash or a
+/// quote to the server.
+macro_rules! lexer_settings {
+    () => {
+        "SET LOCAL standard_conforming_strings = on; SET LOCAL client_encoding = 'UTF8'; \
+         SET LOCAL backslash_quote = safe_encoding"
+    };
+}
+const LEXER_SETTINGS: &str = lexer_settings!();
 
-/// What a component's statements are judged against ([`Catalog`]), and the session's settings
-/// to put back afterwards: read as the migrating user before the role switch.
-fn catalog(client: &mut Client, policy: &Policy) -> Result<(Catalog, Settings), postgres::Error> {
+/// The settings a component's statements run under, set again before each call: the
+/// `search_path` (unqualified functions, operators and types can only be PostgreSQL's own;
+/// strata qualifies every relation a statement names) and [`LEXER_SETTINGS`].
+const COMPONENT_SETTINGS: &str = concat!(
+    "SET LOCAL search_path = pg_catalog, pg_temp; ",
+    lexer_settings!()
+);
+
+/// The session's settings, to put back after the component: read first, before strata sets
+/// any of its own.
+fn settings(client: &mut Client) -> Result<Settings, postgres::Error> {
+    let mut settings = (Vec::new(), Vec::new());
+    for row in client.query(
+        "SELECT name, setting FROM pg_catalog.pg_settings \
+          WHERE context IN ('user', 'superuser') AND setting IS NOT NULL",
+        &[],
+    )? {
+        settings.0.push(row.get(0));
+        settings.1.push(row.get(1));
+    }
+    Ok(settings)
+}
+
+/// What a component's statements are judged against ([`Catalog`]): read as the migrating user
+/// before the role switch.
+fn catalog(client: &mut Client, policy: &Policy) -> Result<Catalog, postgres::Error> {
     let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
         s.as_ref()
             .map(|s| s.iter().cloned().collect())
@@ -401,16 +445,7 @@ fn catalog(client: &mut Client, policy: &Policy) -> Result<(Catalog, Settings), 
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let mut settings = (Vec::new(), Vec::new());
-    for row in client.query(
-        "SELECT name, setting FROM pg_catalog.pg_settings \
-          WHERE context IN ('user', 'superuser') AND setting IS NOT NULL",
-        &[],
-    )? {
-        settings.0.push(row.get(0));
-        settings.1.push(row.get(1));
-    }
-    Ok((catalog, settings))
+    Ok(catalog)
 }
 
 /// Why a step fails when the role changed under a component.

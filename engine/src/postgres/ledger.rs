@@ -136,8 +136,10 @@ pub fn signature(c: &mut impl GenericClient) -> Result<String, postgres::Error> 
 
 /// The objects outside the `strata` schema that could change strata's tables later, each
 /// described (`function public.f()`, `rule r on public.t`, `view public.v`): functions (trigger
-/// functions among them) whose source names strata's schema or tables or that depend on its
-/// tables (`BEGIN ATOMIC` bodies), rules that refer to its tables, and views over its tables that
+/// functions among them) whose source names strata's schema or tables, whose source holds a
+/// Unicode-escaped name or string (`U&"\0073trata"`: a name this check cannot read), whose
+/// settings put strata's schema on their search path, or that depend on its tables (`BEGIN
+/// ATOMIC` bodies), rules that refer to its tables, and views over its tables that
 /// can be written through. A step leaving any of these is refused: it would run later, as its
 /// owner, when the application writes, where no check of strata's sees it. Functions that
 /// build the names at run time (`EXECUTE` of assembled text) are out of reach of this check;
@@ -161,6 +163,8 @@ SELECT 'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_ca
    AND (p.prosrc OPERATOR(pg_catalog.~*) '\mstrata\M"?\s*\.'
         OR p.prosrc OPERATOR(pg_catalog.~*)
            '\mstrata_(migration|migration_audit|database|object)\M'
+        OR p.prosrc OPERATOR(pg_catalog.~*) 'U&\s*["'']'
+        OR pg_catalog.array_to_string(p.proconfig, ' ') OPERATOR(pg_catalog.~*) '\mstrata\M'
         OR (p.tableoid, p.oid) IN (SELECT classid, objid FROM dependents))
 UNION ALL
 SELECT CASE WHEN r.rulename OPERATOR(pg_catalog.=) '_RETURN' THEN 'view '

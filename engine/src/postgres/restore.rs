@@ -20,7 +20,7 @@ use super::{backup, ledger};
 use crate::core::backup::{Backup, read_record};
 use crate::core::config::Project;
 use crate::core::error::Error;
-use crate::core::restore::{Restored, State, TableState};
+use crate::core::restore::{Recorded, Restored, State, TableState};
 use crate::core::target::Target;
 
 /// The live database's identity; `None` when it does not exist or strata never ran on it.
@@ -29,6 +29,28 @@ pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<Strin
         return Ok(None);
     };
     ledger::database_id(&mut *c).map_err(|e| target.error("cannot read the database's identity", e))
+}
+
+/// How [`state_of`] sums a table's rows, as its records name it: the first 60 bits of the MD5
+/// of each row's text, added up. Records that name no scheme were made the same way.
+pub(crate) const SCHEME: &str = "md5-text-sum";
+
+/// [`state_of`] as a record beside a backup keeps it.
+pub(crate) fn recorded_state(c: &mut postgres::Client) -> Result<Recorded, postgres::Error> {
+    Ok(Recorded::new(SCHEME, state_of(c)?))
+}
+
+/// [`live_state`] when `scheme` is this backend's (or unnamed); `None` for a way this strata
+/// does not know.
+pub(crate) fn live_state_in(
+    project: &Project,
+    target: &Target,
+    scheme: Option<&str>,
+) -> Result<Option<State>, Error> {
+    match scheme {
+        None | Some(SCHEME) => live_state(project, target).map(Some),
+        Some(_) => Ok(None),
+    }
 }
 
 /// The state of the live database's application tables (see `crate::core::restore::State`).

@@ -383,8 +383,8 @@ pub(crate) struct PgPhase<'a> {
 }
 
 impl crate::core::phase::Database for PgPhase<'_> {
-    fn state(&mut self) -> Option<crate::core::restore::State> {
-        super::restore::state_of(&mut self.session).ok()
+    fn state(&mut self) -> Option<crate::core::restore::Recorded> {
+        super::restore::recorded_state(&mut self.session).ok()
     }
 
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<std::path::PathBuf>, Error> {

@@ -284,16 +284,17 @@ impl Backups for Sqlite<'_> {
         let Some(conn) = self.read_only()? else {
             return Ok(None);
         };
-        let live = crate::sqlite::restore::sqlite_state(&conn)
-            .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
-        Ok(crate::core::restore::changed_outside(&live, chosen))
+        crate::core::restore::changed_outside(chosen, |scheme| {
+            crate::sqlite::restore::state_in(&conn, scheme)
+        })
+        .map_err(|e| Error::db(&self.db, "cannot read its tables", e))
     }
 
     fn record_state_after(&self, backup: &Path) -> Result<(), Error> {
         let Some(conn) = self.read_only()? else {
             return Ok(());
         };
-        let live = crate::sqlite::restore::sqlite_state(&conn)
+        let live = crate::sqlite::restore::recorded_state(&conn)
             .map_err(|e| Error::db(&self.db, "cannot read its tables", e))?;
         crate::core::restore::record_state_after(backup, &live)
     }
@@ -535,8 +536,8 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
 }
 
 impl crate::core::phase::Database for SqlitePhase<'_, '_> {
-    fn state(&mut self) -> Option<crate::core::restore::State> {
-        crate::sqlite::restore::sqlite_state(&self.conn).ok()
+    fn state(&mut self) -> Option<crate::core::restore::Recorded> {
+        crate::sqlite::restore::recorded_state(&self.conn).ok()
     }
 
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<PathBuf>, Error> {

@@ -16,6 +16,7 @@ use crate::core::sql::one_line;
 /// Opens (creating if needed) a database for migrating, with a busy timeout.
 pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection, Error> {
     refuse_postgres(path)?;
+    refuse_special(path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
@@ -34,6 +35,7 @@ pub fn open_read_only(
     if !path.exists() {
         return Ok(None);
     }
+    refuse_special(path)?;
     // A writer that died mid-transaction (a crash, SIGKILL) leaves a hot journal that every
     // reader must roll back first, and a read-only handle cannot: let a read-write handle do
     // SQLite's recovery, which only restores the last committed state.
@@ -52,6 +54,26 @@ pub fn open_read_only(
     conn.busy_timeout(busy_timeout)
         .map_err(|e| Error::db(path, "cannot set the busy timeout", e))?;
     Ok(Some(conn))
+}
+
+/// A database is a plain file (or none yet): a FIFO would block the open for ever, a device
+/// (`app.db -> /dev/zero`) fail with an I/O error that says nothing of why. Told from the
+/// metadata, through symlinks, before SQLite opens anything.
+fn refuse_special(path: &Path) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(Error::input(
+            path,
+            "is a folder, not a database file: point the database setting (db, test_db, \
+             --db, --test-db) at a SQLite file or the name of a new one",
+        )),
+        Ok(meta) if !meta.is_file() => Err(Error::input(
+            path,
+            "is not a regular file (a FIFO, socket or device, or a link to one): a SQLite \
+             database is a plain file; point the database setting (db, test_db, --db, \
+             --test-db) at one",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A PostgreSQL URL never reaches SQLite (it would be read as a relative file name): the

@@ -148,11 +148,49 @@ fn walk(
     }
 }
 
-fn bad_statement(path: &Path, line: usize, text: &str, e: &rusqlite::Error) -> Error {
-    let why = match e {
+/// SQLite's message alone: a syntax error's `SqlInputError` also carries the script and an
+/// offset, which the caller names better (its line and the statement, once).
+fn message(e: &rusqlite::Error) -> String {
+    match e {
         rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
         other => other.to_string(),
+    }
+}
+
+/// Whether SQLite's own parser reads `statement` (one statement), judged in an empty
+/// throwaway database: `Err(message)` for a syntax error. A statement that only names a table,
+/// column or function this empty database lacks is read (its names are the dry run's to judge,
+/// against the schema the steps before it build).
+pub(crate) fn syntax(statement: &str) -> Result<(), String> {
+    let Ok(conn) = Connection::open_in_memory() else {
+        return Ok(());
     };
+    if conn
+        .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+        .is_err()
+    {
+        return Ok(());
+    }
+    match conn.prepare(statement) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let why = message(&e);
+            let syntax = [
+                "syntax error",
+                "incomplete input",
+                "unrecognized token",
+                "unknown table option",
+            ]
+            .iter()
+            .any(|s| why.contains(s));
+            if syntax { Err(why) } else { Ok(()) }
+        }
+    }
+}
+
+fn bad_statement(path: &Path, line: usize, text: &str, e: &rusqlite::Error) -> Error {
+    let why = message(e);
     Error::input(
         path,
         format!(

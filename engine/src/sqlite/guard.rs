@@ -367,7 +367,6 @@ fn decide_script(ctx: &AuthContext<'_>) -> Result<(), String> {
         | A::DropTable { table_name }
         | A::DropTempTable { table_name }
         | A::AlterTable { table_name, .. }
-        | A::Analyze { table_name }
         | A::CreateView {
             view_name: table_name,
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::core::config::Project;
 use crate::core::event::Phase;
 use rusqlite::backup::StepResult;
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 use std::time::Instant;
@@ -21,13 +21,62 @@ use crate::core::restore::changed_outside;
 use crate::core::restore::changed_refusal;
 use crate::core::restore::named_backup;
 use crate::core::restore::record_state_after;
-use crate::core::restore::{State, TableState};
+use crate::core::restore::{Recorded, State, TableState};
 use crate::sqlite::backup;
 use crate::sqlite::ledger;
 
+/// How [`sqlite_state`] sums a table's rows, as its records name it: the xxh3-128 hash of each
+/// row's values (each tagged with its type, texts and blobs with their length), added up so
+/// that the order the rows come in does not matter.
+pub const SCHEME: &str = "xxh3-128-sum";
+/// How records that name no scheme were summed: the first 16 bytes of each row's SHA-256 over
+/// the same bytes, added up.
+const SHA256_SUM: &str = "sha256-sum";
+
+/// A way of hashing one row's bytes into the sum.
+#[derive(Clone, Copy)]
+enum RowHash {
+    Xxh3,
+    Sha256,
+}
+
+impl RowHash {
+    fn of(self, row: &[u8]) -> u128 {
+        match self {
+            RowHash::Xxh3 => xxhash_rust::xxh3::xxh3_128(row),
+            RowHash::Sha256 => {
+                let digest = Sha256::digest(row);
+                let mut first = [0u8; 16];
+                first.copy_from_slice(&digest[..16]);
+                u128::from_le_bytes(first)
+            }
+        }
+    }
+}
+
 /// The state of a SQLite database's application tables (virtual tables are left out; their
-/// shadow tables, which hold their rows, are in).
+/// shadow tables, which hold their rows, are in), summed the way [`SCHEME`] names.
 pub fn sqlite_state(conn: &Connection) -> rusqlite::Result<State> {
+    state_with(conn, RowHash::Xxh3)
+}
+
+/// [`sqlite_state`] as a record beside a backup keeps it.
+pub(crate) fn recorded_state(conn: &Connection) -> rusqlite::Result<Recorded> {
+    Ok(Recorded::new(SCHEME, sqlite_state(conn)?))
+}
+
+/// The state summed the way `scheme` names (`None`: a record that named none), or `None` for
+/// a way this strata does not know (a record from a newer one).
+pub(crate) fn state_in(conn: &Connection, scheme: Option<&str>) -> rusqlite::Result<Option<State>> {
+    let hash = match scheme.unwrap_or(SHA256_SUM) {
+        SCHEME => RowHash::Xxh3,
+        SHA256_SUM => RowHash::Sha256,
+        _ => return Ok(None),
+    };
+    state_with(conn, hash).map(Some)
+}
+
+fn state_with(conn: &Connection, hash: RowHash) -> rusqlite::Result<State> {
     let mut stmt = conn.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
          ESCAPE '\\' AND name NOT LIKE 'strata\\_%' ESCAPE '\\' \
@@ -37,41 +86,39 @@ pub fn sqlite_state(conn: &Connection) -> rusqlite::Result<State> {
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut out = State::new();
+    let mut bytes = Vec::with_capacity(256);
     for name in names {
         let mut rows = conn.prepare(&format!("SELECT * FROM \"{}\"", name.replace('"', "\"\"")))?;
         let n = rows.column_count();
         let mut q = rows.query([])?;
         let (mut count, mut sum) = (0u64, 0u128);
         while let Some(row) = q.next()? {
-            let mut h = Sha256::new();
+            bytes.clear();
             for i in 0..n {
                 match row.get_ref(i)? {
-                    rusqlite::types::ValueRef::Null => h.update([0u8]),
-                    rusqlite::types::ValueRef::Integer(v) => {
-                        h.update([1u8]);
-                        h.update(v.to_le_bytes());
+                    ValueRef::Null => bytes.push(0),
+                    ValueRef::Integer(v) => {
+                        bytes.push(1);
+                        bytes.extend_from_slice(&v.to_le_bytes());
                     }
-                    rusqlite::types::ValueRef::Real(v) => {
-                        h.update([2u8]);
-                        h.update(v.to_le_bytes());
+                    ValueRef::Real(v) => {
+                        bytes.push(2);
+                        bytes.extend_from_slice(&v.to_le_bytes());
                     }
-                    rusqlite::types::ValueRef::Text(t) => {
-                        h.update([3u8]);
-                        h.update((t.len() as u64).to_le_bytes());
-                        h.update(t);
+                    ValueRef::Text(t) => {
+                        bytes.push(3);
+                        bytes.extend_from_slice(&(t.len() as u64).to_le_bytes());
+                        bytes.extend_from_slice(t);
                     }
-                    rusqlite::types::ValueRef::Blob(b) => {
-                        h.update([4u8]);
-                        h.update((b.len() as u64).to_le_bytes());
-                        h.update(b);
+                    ValueRef::Blob(b) => {
+                        bytes.push(4);
+                        bytes.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                        bytes.extend_from_slice(b);
                     }
                 }
             }
-            let digest = h.finalize();
-            let mut first = [0u8; 16];
-            first.copy_from_slice(&digest[..16]);
             // A sum of the rows' hashes: the same whatever order the rows come in.
-            sum = sum.wrapping_add(u128::from_le_bytes(first));
+            sum = sum.wrapping_add(hash.of(&bytes));
             count += 1;
         }
         out.insert(
@@ -160,8 +207,9 @@ pub(crate) fn restore_file(
     let _run = RunLock::exclusive(db, timeout)?;
     let chosen = choose()?;
     if !confirmed && let Some(live) = crate::sqlite::open_read_only(db, timeout)? {
-        let state = sqlite_state(&live).map_err(|e| Error::db(db, "cannot read its tables", e))?;
-        match changed_outside(&state, &chosen) {
+        let changed = changed_outside(&chosen, |scheme| state_in(&live, scheme))
+            .map_err(|e| Error::db(db, "cannot read its tables", e))?;
+        match changed {
             Some(changed) if !changed.is_empty() => {
                 return Err(changed_refusal(db, &chosen, &changed));
             }
@@ -225,7 +273,7 @@ pub(crate) fn restore_file(
     // What the database holds now is strata's doing: a later restore (which undoes this one)
     // tells changes made after it from it.
     if let Some(u) = &undo
-        && let Ok(state) = sqlite_state(&live)
+        && let Ok(state) = recorded_state(&live)
     {
         let _ = record_state_after(u, &state);
     }
@@ -499,5 +547,75 @@ mod tests {
             count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 't'"),
             1
         );
+    }
+
+    #[test]
+    fn a_recorded_state_is_compared_the_way_it_was_summed() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("app.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 'één 表'), (NULL, 2.5), (x'00ff', 'z');",
+        )
+        .unwrap();
+        let backup = dir.path().join("app.db.bak");
+
+        // A record written before schemes were named: the bare map of tables, each row's
+        // SHA-256 (first 16 bytes, little-endian) over its tagged values, summed. Computed here
+        // independently of the code under test.
+        let tagged: [&[u8]; 3] = [
+            &[
+                &[1u8][..],
+                &1i64.to_le_bytes(),
+                &[3],
+                &("één 表".len() as u64).to_le_bytes(),
+                "één 表".as_bytes(),
+            ]
+            .concat(),
+            &[&[0u8][..], &[2], &2.5f64.to_le_bytes()].concat(),
+            &[
+                &[4u8][..],
+                &2u64.to_le_bytes(),
+                &[0, 0xff],
+                &[3],
+                &1u64.to_le_bytes(),
+                b"z",
+            ]
+            .concat(),
+        ];
+        let sum = tagged.iter().fold(0u128, |acc, row| {
+            let d = Sha256::digest(row);
+            acc.wrapping_add(u128::from_le_bytes(d[..16].try_into().unwrap()))
+        });
+        let legacy = format!(r#"{{"t": {{"rows": 3, "checksum": "{sum:032x}"}}}}"#);
+        std::fs::write(crate::core::restore::state_after_path(&backup), legacy).unwrap();
+        let after = crate::core::restore::state_after(&backup).unwrap();
+        assert_eq!(after.scheme, None);
+        assert_eq!(state_in(&conn, None).unwrap().unwrap(), after.tables);
+
+        // A record made now names its scheme and reads back the same; its sums differ from
+        // the old ones, so comparing across schemes would call every table changed.
+        let now = recorded_state(&conn).unwrap();
+        assert_eq!(now.scheme.as_deref(), Some(SCHEME));
+        assert_ne!(now.tables, after.tables);
+        record_state_after(&backup, &now).unwrap();
+        let after = crate::core::restore::state_after(&backup).unwrap();
+        assert_eq!(after, now);
+        assert_eq!(
+            state_in(&conn, after.scheme.as_deref()).unwrap().unwrap(),
+            after.tables
+        );
+
+        // A change to one value shows.
+        conn.execute("UPDATE t SET b = 'z!' WHERE b = 'z'", [])
+            .unwrap();
+        let changed = crate::core::restore::differences(
+            &after.tables,
+            &state_in(&conn, Some(SCHEME)).unwrap().unwrap(),
+        );
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].rows_now, Some(3));
+
+        // A scheme this strata does not know cannot be compared.
+        assert_eq!(state_in(&conn, Some("from-a-newer-strata")).unwrap(), None);
     }
 }

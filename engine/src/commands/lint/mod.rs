@@ -79,14 +79,24 @@ const LOCK: &str = "postgres-lock";
 /// The code of a statement that could not be parsed, so was not linted.
 pub const NOT_LINTED: &str = "SL000";
 
+/// The code of a statement the database's own parser rejects.
+pub const SYNTAX: &str = "SL001";
+
 /// Every rule, in code order.
 pub const RULES: &[Rule] = &[
     Rule {
         code: NOT_LINTED,
         severity: Severity::Note,
         family: "not-linted",
-        what: "a statement the linter's parser (sqlparser) cannot read; nothing was checked in it",
+        what: "a statement the linter's parser (sqlparser) cannot read, which the database's own parser accepts (SQLite's, checked here; on PostgreSQL by the rehearsal); nothing was checked in it",
         fix: "nothing to fix if the database accepts it (the rehearsal runs it); review it by hand",
+    },
+    Rule {
+        code: SYNTAX,
+        severity: Severity::Error,
+        family: "syntax",
+        what: "SQLite: a statement SQLite's own parser rejects (a syntax error); it would fail the run",
+        fix: "fix the statement; `strata plan` also checks it against the schema the steps before it build",
     },
     Rule {
         code: "SL101",
@@ -220,6 +230,13 @@ pub const RULES: &[Rule] = &[
         family: LOCK,
         what: "PostgreSQL: VACUUM FULL or CLUSTER rewrites the table under an ACCESS EXCLUSIVE lock (and VACUUM cannot run inside a migration's transaction at all)",
         fix: "run it by hand in a maintenance window, or use pg_repack; not in a migration",
+    },
+    Rule {
+        code: "SL407",
+        severity: Severity::Error,
+        family: "transaction",
+        what: "SQLite: VACUUM, which cannot run inside the transaction each migration runs in",
+        fix: "run VACUUM by hand outside strata (after `strata migrate`), not in a migration",
     },
 ];
 
@@ -451,6 +468,8 @@ fn check_accepts(path: &Path, accepts: &[Accept]) -> Result<(), Error> {
 /// A statement of a script: its text, first line, and the parse (when sqlparser can read it).
 struct Parsed {
     line: usize,
+    /// The statement as written.
+    text: String,
     one_line: String,
     ast: Option<Statement>,
     /// The first words, upper-cased, when it did not parse (for the few rules that apply).
@@ -508,6 +527,7 @@ fn parse(dialect: Dialect, line: usize, text: &str) -> Parsed {
     };
     Parsed {
         line,
+        text: text.to_string(),
         one_line: crate::core::sql::one_line(text),
         ast,
         words,
@@ -834,17 +854,43 @@ impl Ctx<'_> {
         self.dialect == Dialect::Postgres
     }
 
+    /// A statement sqlparser cannot read: SQLite's own parser judges its syntax (a statement it
+    /// rejects is an error, one it reads is a note: not analysed); on PostgreSQL, a note.
     fn unparsed(&mut self, p: &Parsed) {
-        if !self.maintenance(p) {
-            self.push(
+        if self.maintenance(p) {
+            return;
+        }
+        match crate::backends::syntax(self.dialect, &p.text) {
+            Some(Err(why)) => self.push(
+                SYNTAX,
+                p,
+                None,
+                format!("SQLite's parser rejects it: {why}"),
+            ),
+            Some(Ok(())) => {
+                let w: Vec<&str> = p.words.iter().map(String::as_str).collect();
+                // Statements no rule looks at (they change no table's rows or columns).
+                let inert = matches!(
+                    w.as_slice(),
+                    ["REINDEX", ..] | ["ANALYZE", ..] | ["DETACH", ..] | ["DROP", "TRIGGER", ..]
+                );
+                if !inert {
+                    self.push(
+                        NOT_LINTED,
+                        p,
+                        None,
+                        "not analysed: SQLite's parser accepts this statement, the linter's \
+                         parser cannot read it"
+                            .into(),
+                    );
+                }
+            }
+            None => self.push(
                 NOT_LINTED,
                 p,
                 None,
-                format!(
-                    "not linted: the linter's {} parser cannot read this statement",
-                    if self.pg() { "PostgreSQL" } else { "SQLite" }
-                ),
-            );
+                "not linted: the linter's PostgreSQL parser cannot read this statement".into(),
+            ),
         }
     }
 
@@ -852,6 +898,17 @@ impl Ctx<'_> {
     /// rest or not; whether one was found.
     fn maintenance(&mut self, p: &Parsed) -> bool {
         let w: Vec<&str> = p.words.iter().map(String::as_str).collect();
+        if !self.pg() && w.first() == Some(&"VACUUM") {
+            self.push(
+                "SL407",
+                p,
+                None,
+                "VACUUM cannot run inside the migration's transaction (SQLite refuses it: \
+                 `cannot VACUUM from within a transaction`)"
+                    .into(),
+            );
+            return true;
+        }
         if self.pg() {
             match w.as_slice() {
                 ["VACUUM", ..] => {

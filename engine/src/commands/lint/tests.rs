@@ -1,7 +1,7 @@
 use super::*;
 
-/// The codes `sql` gets in `dialect`, after `before` built the model, as `code@line`.
-fn codes(dialect: Dialect, before: &str, sql: &str) -> Vec<String> {
+/// The findings of `sql` in `dialect`, after `before` built the model.
+fn findings(dialect: Dialect, before: &str, sql: &str) -> Vec<Finding> {
     let mut model = Model::default();
     let mut sink = Vec::new();
     lint_file(
@@ -21,7 +21,13 @@ fn codes(dialect: Dialect, before: &str, sql: &str) -> Vec<String> {
         &mut model,
         &mut out,
     );
-    out.iter()
+    out
+}
+
+/// The codes `sql` gets in `dialect`, after `before` built the model, as `code@line`.
+fn codes(dialect: Dialect, before: &str, sql: &str) -> Vec<String> {
+    findings(dialect, before, sql)
+        .iter()
         .map(|f| format!("{}@{}", f.code, f.line))
         .collect()
 }
@@ -240,7 +246,7 @@ fn postgres_locks_and_rewrites() {
 }
 
 #[test]
-fn what_does_not_parse_is_a_note_not_a_crash() {
+fn what_does_not_parse_is_a_finding_not_a_crash() {
     for text in [
         "CREATE TABLE \u{1F600} (x);",
         "ALTER TABLE people FROBNICATE;",
@@ -250,11 +256,14 @@ fn what_does_not_parse_is_a_note_not_a_crash() {
         "'unterminated",
         "",
     ] {
-        let got = codes(Dialect::Sqlite, PEOPLE, text);
-        assert!(
-            got.iter().all(|c| c.starts_with("SL000")),
-            "{text:?}: {got:?}"
-        );
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let got = codes(d, PEOPLE, text);
+            assert!(
+                got.iter()
+                    .all(|c| c.starts_with("SL000") || c.starts_with("SL001")),
+                "{text:?}: {got:?}"
+            );
+        }
     }
 }
 
@@ -308,7 +317,7 @@ fn sqlite_strict_and_without_rowid_tables_are_read() {
     // Anything else after the parenthesis is not dropped.
     assert_eq!(
         codes(Dialect::Sqlite, "", "CREATE TABLE t (a) STRICT GARBAGE;"),
-        ["SL000@1"]
+        ["SL001@1"]
     );
 }
 
@@ -318,4 +327,110 @@ fn a_table_the_parser_cannot_read_is_still_made_here() {
                CREATE UNIQUE INDEX t_a ON t (a);";
     let got = codes(Dialect::Sqlite, "", sql);
     assert!(got.iter().all(|c| c.starts_with("SL000")), "{got:?}");
+}
+
+/// SQL SQLite's own parser reads is never an error of the linter: each shape is read and
+/// analysed, or a note (`SL000`, not analysed), or a rule's own finding; only what SQLite
+/// itself rejects is `SL001`.
+#[test]
+fn every_shape_sqlite_reads_lints_without_an_error() {
+    let before = "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n\
+                  CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;";
+    for sql in [
+        "CREATE TABLE s (a INTEGER, b TEXT) STRICT;",
+        "CREATE TABLE w (k TEXT PRIMARY KEY, v ANY) STRICT, WITHOUT ROWID;",
+        "CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) STORED, c AS (a + 1) VIRTUAL);",
+        "CREATE TABLE [bracket name] (`back tick` TEXT, \"double\" TEXT);",
+        "CREATE TABLE \"naïve_表\" (ключ INTEGER PRIMARY KEY, 値 TEXT);",
+        "CREATE TABLE f (id INTEGER NOT NULL, d BLOB SUB_TYPE TEXT, PRIMARY KEY (id));",
+        "CREATE TABLE a (id INTEGER PRIMARY KEY ASC AUTOINCREMENT, b TEXT COLLATE NOCASE, \
+         FOREIGN KEY (id) REFERENCES people (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED);",
+        "CREATE VIRTUAL TABLE docs USING fts5(title, body);",
+        "CREATE TRIGGER people_ai AFTER INSERT ON people BEGIN \
+         UPDATE people SET email = lower(new.email) WHERE id = new.id; DELETE FROM kv; END;",
+        "CREATE TRIGGER IF NOT EXISTS people_bd BEFORE DELETE ON people FOR EACH ROW \
+         WHEN old.id > 0 BEGIN SELECT RAISE(ABORT, 'no'); END;",
+        "CREATE INDEX people_lower ON people (lower(email)) WHERE email IS NOT NULL;",
+        "CREATE VIEW v AS SELECT id, row_number() OVER (PARTITION BY name ORDER BY id) AS rn FROM people;",
+        "INSERT INTO kv (k, v) VALUES ('a', '1') ON CONFLICT (k) DO UPDATE SET v = excluded.v;",
+        "INSERT OR REPLACE INTO kv (k, v) VALUES ('b', '2');",
+        "INSERT OR IGNORE INTO kv VALUES ('c', '3');",
+        "REPLACE INTO kv VALUES ('d', '4');",
+        "UPDATE OR IGNORE people SET name = 'x' WHERE id = 1;",
+        "SELECT name, sum(id) OVER w FROM people WINDOW w AS (ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW);",
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3) \
+         INSERT INTO kv SELECT 'n' || i, i FROM c;",
+        "UPDATE people SET name = p.n FROM (SELECT 1 AS id, 'z' AS n) AS p WHERE p.id = people.id;",
+        "DELETE FROM people WHERE id = 0 RETURNING id;",
+        "SELECT x'00' IS NOT NULL, 1 ISNULL, 2 NOTNULL, 'a' GLOB '*';",
+        "PRAGMA foreign_keys;",
+        "PRAGMA user_version = 3;",
+        "REINDEX people;",
+        "ANALYZE;",
+        "DROP TRIGGER IF EXISTS people_ai;",
+        "DROP VIEW IF EXISTS v;",
+        "DROP INDEX IF EXISTS people_lower;",
+    ] {
+        let out = findings(Dialect::Sqlite, before, sql);
+        assert!(
+            out.iter().all(|f| f.severity != Severity::Error),
+            "{sql}: {:?}",
+            out.iter()
+                .map(|f| (&f.code, &f.message))
+                .collect::<Vec<_>>()
+        );
+        for f in &out {
+            if f.code == NOT_LINTED {
+                assert!(
+                    f.message.contains("SQLite's parser accepts"),
+                    "{sql}: {}",
+                    f.message
+                );
+            }
+        }
+    }
+    // What has no rule is read, not a note.
+    for sql in [
+        "REINDEX people;",
+        "ANALYZE;",
+        "DROP TRIGGER people_ai;",
+        "DETACH DATABASE x;",
+    ] {
+        assert!(codes(Dialect::Sqlite, before, sql).is_empty(), "{sql}");
+    }
+    // A trigger is read by SQLite and not analysed: a note, also when its table is made later.
+    assert_eq!(
+        codes(
+            Dialect::Sqlite,
+            "",
+            "CREATE TRIGGER t AFTER INSERT ON later BEGIN SELECT 1; END;"
+        ),
+        ["SL000@1"]
+    );
+}
+
+#[test]
+fn what_sqlite_itself_rejects_is_a_syntax_error_and_vacuum_cannot_run_in_a_migration() {
+    assert_eq!(
+        codes(
+            Dialect::Sqlite,
+            "",
+            "CREATE TABLE a (x);\n\nCREAT TABLE b (y);"
+        ),
+        ["SL001@3"]
+    );
+    let out = findings(Dialect::Sqlite, "", "CREATE TABLE bad (a,, b);");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].severity, Severity::Error);
+    assert_eq!(
+        out[0].message,
+        "SQLite's parser rejects it: near \",\": syntax error"
+    );
+    assert_eq!(codes(Dialect::Sqlite, "", "VACUUM;"), ["SL407@1"]);
+    assert_eq!(codes(Dialect::Sqlite, "", "vacuum main;"), ["SL407@1"]);
+    // On PostgreSQL the server's parser is not at hand: a note.
+    assert_eq!(
+        codes(Dialect::Postgres, "", "FROBNICATE everything;"),
+        ["SL000@1"]
+    );
 }

@@ -1355,20 +1355,34 @@ fn a_query_row_or_a_group_cannot_name_a_file_outside_the_project_or_inside_dot_s
     assert_eq!(outcome_of(&report, "victim"), "applied", "{report}");
 }
 
-#[test]
-fn a_remote_that_stops_answering_mid_migrate_fails_its_target_instead_of_holding_the_fleet() {
-    use std::io::BufRead as _;
+/// A served project whose one step counts to `n` (a while, for large `n`), and a client
+/// project whose one group lists it with `timeout_ms`.
+fn slow_remote(n: u64, timeout_ms: u64) -> (Project, crate::remote::Server, Project) {
     let server = Project::empty();
-    // A step that keeps the server busy for a while (seconds), long enough to be paused in.
     server.write("strata.toml", "db = \"app.db\"\n").write(
         "migrations/app/20260101T000000Z-slow/do.sql",
-        "CREATE TABLE t AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
-         WHERE x < 200000000) SELECT count(*) AS n FROM c;\n",
+        &format!(
+            "CREATE TABLE t AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+             WHERE x < {n}) SELECT count(*) AS n FROM c;\n"
+        ),
     );
     let srv = crate::remote::Server::start(&server, &[]);
     let client = Project::empty();
     crate::remote::write_token(&client, "secrets/a.token", crate::remote::TOKEN);
     one_remote(&client, &srv.url, "");
+    let toml = std::fs::read_to_string(client.path("strata.toml")).unwrap();
+    client.write(
+        "strata.toml",
+        &toml.replace("timeout_ms = 1000", &format!("timeout_ms = {timeout_ms}")),
+    );
+    (server, srv, client)
+}
+
+#[test]
+fn a_remote_that_stops_answering_mid_migrate_fails_its_target_instead_of_holding_the_fleet() {
+    use std::io::BufRead as _;
+    // A step that keeps the server busy long enough to be paused in.
+    let (_server, srv, client) = slow_remote(200_000_000, 1000);
     let mut fleet = crate::harness::strata_command(
         client.root(),
         &["fleet", "migrate", "--no-rehearsal", "-v", "--json"],
@@ -1407,23 +1421,9 @@ fn a_remote_that_stops_answering_mid_migrate_fails_its_target_instead_of_holding
 
 #[test]
 fn a_remote_whose_step_runs_longer_than_the_timeout_is_not_cut_off() {
-    let server = Project::empty();
-    server.write("strata.toml", "db = \"app.db\"\n").write(
-        "migrations/app/20260101T000000Z-slow/do.sql",
-        "CREATE TABLE t AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
-         WHERE x < 5000000) SELECT count(*) AS n FROM c;\n",
-    );
-    let srv = crate::remote::Server::start(&server, &[]);
-    let client = Project::empty();
-    crate::remote::write_token(&client, "secrets/a.token", crate::remote::TOKEN);
     // Keepalive pings every 100 ms, each to be answered within 100 ms: the server answers
-    // them while its step runs, rehearsal and apply, however long they take.
-    one_remote(&client, &srv.url, "");
-    let toml = std::fs::read_to_string(client.path("strata.toml")).unwrap();
-    client.write(
-        "strata.toml",
-        &toml.replace("timeout_ms = 1000", "timeout_ms = 100"),
-    );
+    // them while its step runs, however long it takes.
+    let (server, srv, client) = slow_remote(5_000_000, 100);
     let report = client
         .strata(&["fleet", "migrate", "--no-rehearsal", "--json"])
         .ok()

@@ -1238,6 +1238,7 @@ fn a_password_in_a_remote_url_is_refused_and_written_nowhere() {
             .stderr_has("its url holds a user or password");
         assert!(!run.stdout.contains("PASSW0RD"), "{}", run.stdout);
         assert!(!run.stderr.contains("PASSW0RD"), "{}", run.stderr);
+        assert!(!run.stderr.contains("   "), "{:?}", run.stderr);
     }
     assert!(!client.path("report.json").exists());
     assert!(!client.path(".strata/fleet/last-run.json").exists());

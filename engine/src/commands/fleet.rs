@@ -172,7 +172,9 @@ fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
     let name = crate::components::host::escape_controls(&r.name);
     if authority.contains('@') {
         return Err(Error::Usage(format!(
-            "the remote {name} of [[fleet.group]] {}: its url holds a user or password, which              would be shown in reports; write url = \"{scheme}://HOST:PORT\" and give the              server's token with token_file or token_env",
+            "the remote {name} of [[fleet.group]] {}: its url holds a user or password, which \
+             would be shown in reports; write url = \"https://HOST:PORT\" and give the \
+             server's token with token_file or token_env",
             group.name
         )));
     }

@@ -26,7 +26,7 @@ use crate::core::ledger::Entry;
 use crate::core::step::{
     ActionError, Applied, Commit, Done, Prepared, StepDriver, UndoDriver, UndoError, component,
 };
-use crate::core::tree::Migration;
+use crate::core::tree::{Migration, MigrationId};
 use crate::sqlite::guard::{Guard, Mode};
 use crate::sqlite::ledger;
 use crate::sqlite::{self, Located, Script, ScriptText};
@@ -749,14 +749,20 @@ impl UndoDriver for SqliteUndo<'_> {
             .map_err(undo_failed("cannot begin the undo's transaction"))
     }
 
-    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError> {
-        self.conn
-            .query_row(
-                "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
-                rusqlite::params![m.id.module, m.id.stamp],
-                |r| r.get(0),
-            )
-            .map_err(undo_failed("cannot read the ledger"))
+    fn applied(&mut self) -> Result<Vec<MigrationId>, UndoError> {
+        let read = || -> rusqlite::Result<Vec<MigrationId>> {
+            let mut st = self
+                .conn
+                .prepare("SELECT module, stamp FROM strata_migration")?;
+            let rows = st.query_map([], |r| {
+                Ok(MigrationId {
+                    module: r.get(0)?,
+                    stamp: r.get(1)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(undo_failed("cannot read the ledger"))
     }
 
     fn skip(&mut self) -> Result<(), UndoError> {

@@ -80,6 +80,7 @@ fn main() {
         .filter(|m| sqlite3.is_some() || !m.is_sqlite())
         .collect();
 
+    let mut medians: Vec<Medians> = Vec::new();
     for &n in &sizes {
         let dir = tempfile::tempdir().unwrap();
         let project = dir.path().join("project");
@@ -142,11 +143,61 @@ fn main() {
             }
             println!("{line}");
         }
+        medians.push((
+            n,
+            floor.map(|f| f.as_secs_f64()),
+            modes
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (*m, common::median(&times[i]).as_secs_f64()))
+                .collect(),
+        ));
     }
+    sqlite_gate(&medians);
 
     let n = sizes.iter().copied().max().unwrap_or(5_000).max(200);
     per_step(n, "CREATE TABLE", write_project);
     per_step(n, "one INSERT each", write_insert_project);
+}
+
+/// One N's medians, for the gate: N, the floor's (when sqlite3 ran), each mode's.
+type Medians = (usize, Option<f64>, Vec<(Mode, f64)>);
+
+/// The regression gate of issue 22 on SQLite: at 1,000 migrations (or the largest N measured
+/// below it), `--no-rehearsal` and both phases against the sqlite3 floor; from 1,000 to 5,000,
+/// strata's growth against the floor's.
+fn sqlite_gate(medians: &[Medians]) {
+    let of = |m: &[(Mode, f64)], mode: Mode| m.iter().find(|(k, _)| *k == mode).map(|(_, t)| *t);
+    let Some((n, Some(floor), m)) = medians
+        .iter()
+        .filter(|(n, f, _)| *n <= 1_000 && f.is_some())
+        .max_by_key(|(n, _, _)| *n)
+    else {
+        println!("\nregression gate: no floor measured (sqlite3 missing?)");
+        return;
+    };
+    let mut ratios = vec![
+        (
+            "migrate --no-rehearsal / sqlite3 autocommit",
+            of(m, Mode::NoRehearsal).unwrap() / floor,
+            1.1,
+        ),
+        (
+            "migrate (two phases) / sqlite3 autocommit",
+            of(m, Mode::TwoPhase).unwrap() / floor,
+            1.3,
+        ),
+    ];
+    let big = medians.iter().find(|(b, f, _)| *b == 5 * n && f.is_some());
+    if let Some((_, Some(big_floor), big_m)) = big {
+        let growth = of(big_m, Mode::NoRehearsal).unwrap() / of(m, Mode::NoRehearsal).unwrap();
+        ratios.push((
+            "growth x5 of --no-rehearsal / sqlite3's own growth",
+            growth / (big_floor / floor),
+            1.1,
+        ));
+    }
+    common::gate(&format!("SQLite, N = {n}"), &ratios);
 }
 
 /// Writes a project with one module of `n` migrations whose SQL is `sql(i)`, folder slugs

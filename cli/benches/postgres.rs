@@ -1,14 +1,16 @@
 //! Benchmark: N `CREATE TABLE` migrations on a fresh PostgreSQL database, strata beside `psql`
 //! doing the same, measured in the same process run against the same server.
 //!
-//! Baselines, each the way its best users would write it: `psql -1 -f` per migration file (a
-//! migration tool that runs each file in its own transaction, one client process per file, as
-//! shell-script migrators do), `psql -f` of all files at once in autocommit (one process, one
-//! connection: the floor for separate commits), and `psql -1 -f` of all files (one transaction:
-//! the absolute floor). For each N every mode runs once per round, the order rotated from round
-//! to round, each on a fresh database; medians and spread are printed with the ratio to the
-//! per-file psql loop. Every run is verified: the columns of the public schema must equal what
-//! psql built (a hash over every table, column and type), and strata's ledger must hold N rows.
+//! Baselines, each the way its best users would write it: `psql -f` of all files at once in
+//! autocommit (one process, one connection: the floor for separate commits), `psql -1 -f` of all
+//! files (one transaction: the floor for one), and, up to N = 100 (it spawns a process per
+//! migration), `psql -1 -f` per migration file, as shell-script migrators run it. For each N every
+//! mode runs once per round, the order rotated from round to round, each on a fresh database;
+//! medians and spread are printed with the ratio to psql in autocommit, then the regression
+//! gate: each ratio of issue 22 beside its target, and the first two-phase run of the process
+//! (the server's first) beside the later ones. Every run is verified: the columns of the public
+//! schema must equal what psql built (a hash over every table, column and type), and strata's
+//! ledger must hold N rows.
 //!
 //! `STRATA_TEST_POSTGRES=postgres://user:pw@host:port/postgres cargo bench -p strata-cli --bench
 //! postgres [-- [N ...] [--rounds R]]`. Without the variable, or without psql on PATH, it says so
@@ -31,28 +33,41 @@ enum Mode {
     PsqlAutocommit,
     PsqlOneTransaction,
     NoRehearsal,
+    NoRehearsalSingle,
     TwoPhase,
 }
 
 impl Mode {
-    const ALL: [Mode; 5] = [
+    const ALL: [Mode; 6] = [
         Mode::PsqlPerFile,
         Mode::PsqlAutocommit,
         Mode::PsqlOneTransaction,
         Mode::NoRehearsal,
+        Mode::NoRehearsalSingle,
         Mode::TwoPhase,
     ];
 
     fn label(self) -> &'static str {
         match self {
-            Mode::PsqlPerFile => "psql -1 -f, one process per migration (baseline)",
-            Mode::PsqlAutocommit => "psql -f, all files, autocommit",
+            Mode::PsqlPerFile => "psql -1 -f, one process per migration",
+            Mode::PsqlAutocommit => "psql -f, all files, autocommit (floor)",
             Mode::PsqlOneTransaction => "psql -1 -f, all files, one transaction",
             Mode::NoRehearsal => "strata migrate --no-rehearsal",
+            Mode::NoRehearsalSingle => "  ... --single-transaction",
             Mode::TwoPhase => "strata migrate (backup + rehearsal + backup + apply)",
         }
     }
+
+    fn is_strata(self) -> bool {
+        matches!(
+            self,
+            Mode::NoRehearsal | Mode::NoRehearsalSingle | Mode::TwoPhase
+        )
+    }
 }
+
+/// The process spawns a `psql` per migration in [`Mode::PsqlPerFile`]: a minute at N = 1,000.
+const PER_FILE_UP_TO: usize = 100;
 
 fn main() {
     let (sizes, rounds) = common::args(&[100, 1_000], 3);
@@ -91,11 +106,15 @@ fn bench(admin: &str, n: usize, rounds: usize) {
     std::fs::write(project.join("all.sql"), &all).unwrap();
 
     let mut admin_client = Client::connect(admin, NoTls).unwrap();
-    let mut times: Vec<(Mode, Vec<Duration>)> = Mode::ALL.iter().map(|m| (*m, vec![])).collect();
+    let modes: Vec<Mode> = Mode::ALL
+        .into_iter()
+        .filter(|m| *m != Mode::PsqlPerFile || n <= PER_FILE_UP_TO)
+        .collect();
+    let mut times: Vec<(Mode, Vec<Duration>)> = modes.iter().map(|m| (*m, vec![])).collect();
     let mut expected: Option<String> = None;
     for round in 0..rounds {
-        for k in 0..Mode::ALL.len() {
-            let mode = Mode::ALL[(k + round) % Mode::ALL.len()];
+        for k in 0..modes.len() {
+            let mode = modes[(k + round) % modes.len()];
             let db = format!("strata_bench_{}", std::process::id());
             for name in [db.clone(), format!("{db}_test")] {
                 admin_client
@@ -128,19 +147,55 @@ fn bench(admin: &str, n: usize, rounds: usize) {
             }
         }
     }
-    let baseline = common::median(&times[0].1);
+    let of = |mode: Mode| {
+        times
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map(|(_, t)| common::median(t).as_secs_f64())
+    };
+    let floor = of(Mode::PsqlAutocommit).unwrap();
     println!(
-        "\nN = {n} migrations, {rounds} rounds (median, min-max, ratio to the per-file psql loop)"
+        "\nN = {n} migrations, {rounds} rounds (median, min-max, ratio to psql in autocommit), all verified"
     );
     for (mode, t) in &times {
         let (lo, hi) = (t.iter().min().unwrap(), t.iter().max().unwrap());
         println!(
-            "  {:<55} {:>8.3} s ({:.3}-{:.3})  {:>5.2}",
+            "  {:<55} {:>8.3} s ({:.3}-{:.3})  {:>5.2} x",
             mode.label(),
             common::median(t).as_secs_f64(),
             lo.as_secs_f64(),
             hi.as_secs_f64(),
-            common::median(t).as_secs_f64() / baseline.as_secs_f64()
+            common::median(t).as_secs_f64() / floor
+        );
+    }
+    let one_tx = of(Mode::PsqlOneTransaction).unwrap();
+    let two_phase = &times.iter().find(|(m, _)| *m == Mode::TwoPhase).unwrap().1;
+    let later = (two_phase.len() > 1).then(|| common::median(&two_phase[1..]).as_secs_f64());
+    common::gate(
+        &format!("PostgreSQL, N = {n}"),
+        &[
+            (
+                "migrate --no-rehearsal / psql autocommit",
+                of(Mode::NoRehearsal).unwrap() / floor,
+                1.5,
+            ),
+            (
+                "migrate (two phases) / psql autocommit",
+                of(Mode::TwoPhase).unwrap() / floor,
+                3.0,
+            ),
+            (
+                "--no-rehearsal --single-transaction / psql -1",
+                of(Mode::NoRehearsalSingle).unwrap() / one_tx,
+                1.5,
+            ),
+        ],
+    );
+    if let Some(later) = later {
+        println!(
+            "  first two-phase run of this process {:.3} s, later ones (median) {later:.3} s: {:.2} x",
+            two_phase[0].as_secs_f64(),
+            two_phase[0].as_secs_f64() / later
         );
     }
 }
@@ -183,11 +238,14 @@ fn run(mode: Mode, project: &Path, target: &str, n: usize) {
         }
         Mode::PsqlAutocommit => psql(&["-f", project.join("all.sql").to_str().unwrap()]),
         Mode::PsqlOneTransaction => psql(&["-1", "-f", project.join("all.sql").to_str().unwrap()]),
-        Mode::NoRehearsal | Mode::TwoPhase => {
+        Mode::NoRehearsal | Mode::NoRehearsalSingle | Mode::TwoPhase => {
             let mut cmd = Command::new(STRATA);
             cmd.args(["migrate", "--db", target]).current_dir(project);
-            if mode == Mode::NoRehearsal {
+            if mode != Mode::TwoPhase {
                 cmd.arg("--no-rehearsal");
+            }
+            if mode == Mode::NoRehearsalSingle {
+                cmd.arg("--single-transaction");
             }
             let out = cmd.output().unwrap();
             assert!(
@@ -217,7 +275,7 @@ fn verify(target: &str, mode: Mode, n: usize) -> String {
             h.update([0]);
         }
     }
-    if matches!(mode, Mode::NoRehearsal | Mode::TwoPhase) {
+    if mode.is_strata() {
         let applied: i64 = c
             .query_one("SELECT count(*) FROM strata.strata_migration", &[])
             .unwrap()

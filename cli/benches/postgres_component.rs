@@ -119,6 +119,14 @@ fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
         peaks[peaks.len() / 2] / 1024,
         peaks.last().unwrap() / 1024
     );
+    common::gate(
+        &format!("PostgreSQL component, {rows} rows"),
+        &[(
+            "split-names component, --no-rehearsal / one UPDATE",
+            common::median(&times[1]).as_secs_f64() / floor.as_secs_f64(),
+            1.5,
+        )],
+    );
 }
 
 /// Fills the database, then times the migration alone; with strata, also its peak memory (KiB).

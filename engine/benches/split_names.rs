@@ -3,14 +3,20 @@
 //!   (a) one SQL statement (the floor),
 //!   (b) native Rust through rusqlite, batched the way the guest path is (the fair baseline),
 //!   (c) the committed WebAssembly transform through the strata sandbox and SDK,
-//!   (d) strata's verified backup followed by (c), as `migrate` runs it.
+//!   (d) strata's verified backup and (c), as `migrate` runs them: the copy's integrity check
+//!       on a thread beside (c), which waits for it before it commits.
 //! One warm-up round, then measured rounds in rotated order; prints medians, spread and ratios,
 //! and the guest's peak linear memory at two table sizes (it should not grow with the table).
 //! Every result is checked equal by a sha256 over every row.
 //!
 //! `cargo bench --bench split_names [-- ROWS]` (default 1,000,000 rows); with
-//! `STRATA_BENCH_PYTHON=path/to/transform.wasm` (a Python split-names built by `strata build`)
-//! it also times that component's cold and warm start.
+//! `STRATA_BENCH_PYTHON=path/to/transform.wasm` (the Python split-names of
+//! guest-examples/python, built by `strata build`) it also runs
+//!   (e) that Python component through the sandbox and the Python SDK,
+//!   (f) the same Python loop run natively by CPython with its sqlite3 module
+//!       (`split_names_cpython.py`, run by `python3` or `STRATA_BENCH_CPYTHON`, process start
+//!       included),
+//! and times the Python component's cold and warm start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use strata_engine::components::limits::Limits;
-use strata_engine::components::{Call, Policy, Sandbox, World};
+use strata_engine::components::{Call, Outcome, Policy, Sandbox, World};
 use strata_engine::sqlite::guard::Guard;
 
 /// Measured rounds, after one warm-up round; the order of the ways rotates from round to round.
@@ -31,10 +37,13 @@ enum Way {
     Native,
     Guest,
     BackupAndGuest,
+    PythonGuest,
+    CPython,
 }
 
 impl Way {
     const ALL: [Way; 4] = [Way::Sql, Way::Native, Way::Guest, Way::BackupAndGuest];
+    const PYTHON: [Way; 2] = [Way::PythonGuest, Way::CPython];
 
     fn label(self) -> &'static str {
         match self {
@@ -42,6 +51,8 @@ impl Way {
             Way::Native => "(b) native Rust, batched like the guest",
             Way::Guest => "(c) WASM guest (strata SDK)",
             Way::BackupAndGuest => "(d) verified backup + (c), as migrate",
+            Way::PythonGuest => "(e) Python component (Python SDK)",
+            Way::CPython => "(f) the same Python loop in CPython, sqlite3",
         }
     }
 }
@@ -51,7 +62,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.replace('_', "").parse().ok())
         .unwrap_or(1_000_000);
-    let wasm = std::fs::read(component()).expect("read the committed split-names component");
+    let wasm = Wasm::read(&component());
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.db");
     seed(&base, rows);
@@ -60,7 +71,15 @@ fn main() {
         key_file: dir.path().join("state/cache.key"),
     }))
     .unwrap();
-    sandbox.exports(&wasm).unwrap(); // compile once, outside the timings
+    sandbox.exports(&wasm.bytes, Some(wasm.sha256)).unwrap(); // compile once, outside the timings
+    let python = std::env::var_os("STRATA_BENCH_PYTHON").map(|p| Wasm::read(Path::new(&p)));
+    if let Some(py) = &python {
+        sandbox.exports(&py.bytes, Some(py.sha256)).unwrap();
+    }
+    let ways: Vec<Way> = match python {
+        Some(_) => Way::ALL.iter().chain(&Way::PYTHON).copied().collect(),
+        None => Way::ALL.to_vec(),
+    };
 
     let fresh = |name: &str| {
         let path = dir.path().join(name);
@@ -70,13 +89,14 @@ fn main() {
         (conn, path)
     };
 
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); Way::ALL.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); ways.len()];
     let mut peak = 0;
+    let mut python_used = None;
     let mut expected: Option<String> = None;
     for round in 0..=RUNS {
-        for k in 0..Way::ALL.len() {
-            let i = (k + round) % Way::ALL.len();
-            let way = Way::ALL[i];
+        for k in 0..ways.len() {
+            let i = (k + round) % ways.len();
+            let way = ways[i];
             let (mut conn, path) = fresh(&format!("{i}-{round}.db"));
             let t = Instant::now();
             match way {
@@ -84,16 +104,26 @@ fn main() {
                 Way::Native => native(&mut conn),
                 Way::Guest => peak = guest(&sandbox, &mut conn, &wasm),
                 Way::BackupAndGuest => {
-                    strata_engine::sqlite::backup::take(
+                    // As `migrate` runs it: the copy's check beside the step, which waits for
+                    // it before it commits.
+                    let pending = strata_engine::sqlite::backup::take_overlapped(
                         &conn,
                         &path,
+                        "0123abcd",
                         &dir.path().join("backups"),
                         1,
                         "before migrate (apply)",
                     )
                     .unwrap();
-                    guest(&sandbox, &mut conn, &wasm);
+                    guest_then(&sandbox, &mut conn, &wasm, || {
+                        pending.wait().unwrap();
+                    });
                 }
+                Way::PythonGuest => {
+                    python_used =
+                        Some(guest_outcome(&sandbox, &mut conn, python.as_ref().unwrap()));
+                }
+                Way::CPython => cpython(&path),
             }
             let elapsed = t.elapsed();
             let d = digest(&conn);
@@ -114,6 +144,11 @@ fn main() {
     seed(&small, rows / 10);
     let mut conn = Connection::open(&small).unwrap();
     let small_peak = guest(&sandbox, &mut conn, &wasm);
+    let python_small = python.as_ref().map(|py| {
+        let small = dir.path().join("python-small.db");
+        seed(&small, rows / 10);
+        guest_outcome(&sandbox, &mut Connection::open(&small).unwrap(), py)
+    });
 
     println!(
         "split-names on {rows} rows: median of {RUNS} rounds after a warm-up, order rotated; \
@@ -121,7 +156,7 @@ fn main() {
     );
     let sql = median(times[0].clone()).as_secs_f64();
     let native = median(times[1].clone()).as_secs_f64();
-    for (i, way) in Way::ALL.iter().enumerate() {
+    for (i, way) in ways.iter().enumerate() {
         let m = median(times[i].clone()).as_secs_f64();
         let lo = times[i].iter().min().unwrap().as_secs_f64();
         let hi = times[i].iter().max().unwrap().as_secs_f64();
@@ -132,12 +167,36 @@ fn main() {
             m / native
         );
     }
+    if let [.., e, f] = &times[..]
+        && ways.len() > Way::ALL.len()
+    {
+        let (e, f) = (median(e.clone()), median(f.clone()));
+        println!(
+            "  (e) / (f): the Python component takes {:.2} x the time of native CPython",
+            e.as_secs_f64() / f.as_secs_f64()
+        );
+    }
     println!(
         "  guest peak linear memory: {} KiB at {} rows, {} KiB at {rows} rows",
         small_peak / 1024,
         rows / 10,
         peak / 1024
     );
+    if let (Some(small), Some(all)) = (python_small, python_used) {
+        let limits = Limits::default();
+        println!(
+            "  Python component: fuel {:.2} G at {} rows, {:.2} G at {rows} rows ({:.0} a row; \
+             default limit {} G); peak linear memory {} KiB and {} KiB (default limit {} MiB)",
+            small.fuel_used as f64 / 1e9,
+            rows / 10,
+            all.fuel_used as f64 / 1e9,
+            all.fuel_used as f64 / rows.max(1) as f64,
+            limits.fuel / 1_000_000_000,
+            small.memory_peak_bytes / 1024,
+            all.memory_peak_bytes / 1024,
+            limits.memory_mib
+        );
+    }
     start(&wasm, dir.path());
     python_start(dir.path());
 }
@@ -152,7 +211,7 @@ fn python_start(dir: &Path) {
         println!("python component start: skipped (set STRATA_BENCH_PYTHON to a built component)");
         return;
     };
-    let wasm = std::fs::read(&path).expect("read STRATA_BENCH_PYTHON");
+    let wasm = Wasm::read(Path::new(&path));
     let db = dir.join("python-start.db");
     seed(&db, 0);
     let mut conn = Connection::open(&db).unwrap();
@@ -164,8 +223,28 @@ fn python_start(dir: &Path) {
     let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
     guest(&sandbox, &mut conn, &wasm);
     let cold = t.elapsed();
+    let entry = std::fs::read_dir(&cache.entries)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .expect("the compiled entry");
     let (mut warm, mut load, mut again) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut read_hash, mut tag) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
+        // What every run pays before any component runs: the committed file read and hashed
+        // for the migration's checksum (outside the warm start; the sandbox reuses the hash).
+        let t = Instant::now();
+        Wasm::read(Path::new(&path));
+        read_hash.push(t.elapsed());
+        // The tag check alone: keyed BLAKE3 over the mapped entry, as the cache does it.
+        let t = Instant::now();
+        let file = std::fs::File::open(&entry).unwrap();
+        // SAFETY: a private read-only map of a file nothing else writes during the bench.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        blake3::Hasher::new_keyed(&[7; 32])
+            .update_rayon(&map)
+            .finalize();
+        tag.push(t.elapsed());
         let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
         let t = Instant::now();
         guest(&sandbox, &mut conn, &wasm);
@@ -175,18 +254,27 @@ fn python_start(dir: &Path) {
         again.push(t.elapsed());
         let sandbox = Sandbox::new(Some(cache.clone())).unwrap();
         let t = Instant::now();
-        sandbox.exports(&wasm).unwrap();
+        sandbox.exports(&wasm.bytes, Some(wasm.sha256)).unwrap();
         load.push(t.elapsed());
     }
     println!(
         "python component start ({} MB) on an empty table, warm: median of {ROUNDS}:",
-        wasm.len() / 1_000_000
+        wasm.bytes.len() / 1_000_000
     );
     println!(
         "  cold: new sandbox, compile into an empty cache, call   {:>8.2} ms",
         cold.as_secs_f64() * 1e3
     );
     print_warm(&warm, &load, &again);
+    println!(
+        "    of which the tag check of the {} MB entry               {}",
+        std::fs::metadata(&entry).unwrap().len() / 1_000_000,
+        ms(&tag)
+    );
+    println!(
+        "  before it, every run: read and sha256 the committed file {}",
+        ms(&read_hash)
+    );
 }
 
 /// Component start on an empty table: cold (a new sandbox compiling into an empty cache, then
@@ -194,7 +282,7 @@ fn python_start(dir: &Path) {
 /// process), warm (the first call on a new sandbox: load from the on-disk compile cache with
 /// its tag check, pre-instantiate, instantiate, call), the load alone, and a second call on
 /// the same sandbox (the component already loaded in the process).
-fn start(wasm: &[u8], dir: &Path) {
+fn start(wasm: &Wasm, dir: &Path) {
     const ROUNDS: usize = 15;
     let db = dir.join("start.db");
     seed(&db, 0);
@@ -221,7 +309,7 @@ fn start(wasm: &[u8], dir: &Path) {
         again.push(t.elapsed());
         let sandbox = Sandbox::new(Some(cache)).unwrap();
         let t = Instant::now();
-        sandbox.exports(wasm).unwrap();
+        sandbox.exports(&wasm.bytes, Some(wasm.sha256)).unwrap();
         load.push(t.elapsed());
     }
     println!("component start on a one-row table, median of {ROUNDS}:");
@@ -244,6 +332,23 @@ fn component() -> PathBuf {
         .find(|p| p.to_string_lossy().ends_with("-split-names"))
         .expect("a split-names migration in migrations/people")
         .join("transform.wasm")
+}
+
+/// The native CPython baseline on the database at `path`, in a `python3` process.
+fn cpython(path: &Path) {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("STRATA_BENCH_CPYTHON").unwrap_or_else(|| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(here.join("benches/split_names_cpython.py"))
+        .arg(path)
+        .arg(here.join("../guest-examples/python/split-names/app.py"))
+        .output()
+        .expect("run python3 (or STRATA_BENCH_CPYTHON)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn seed(path: &Path, rows: u64) {
@@ -355,13 +460,46 @@ fn native(conn: &mut Connection) {
     tx.commit().unwrap();
 }
 
+/// A committed component: its bytes and their sha256, as a step's pinned manifest has them
+/// (hashed when the migration folder is read, before any component runs).
+struct Wasm {
+    bytes: Vec<u8>,
+    sha256: [u8; 32],
+}
+
+impl Wasm {
+    fn read(path: &Path) -> Wasm {
+        use sha2::Digest as _;
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let sha256 = sha2::Sha256::digest(&bytes).into();
+        Wasm { bytes, sha256 }
+    }
+}
+
 /// Runs the component in one transaction, as a step would; returns its peak memory.
-fn guest(sandbox: &Sandbox, conn: &mut Connection, wasm: &[u8]) -> usize {
+fn guest(sandbox: &Sandbox, conn: &mut Connection, wasm: &Wasm) -> usize {
+    guest_outcome(sandbox, conn, wasm).memory_peak_bytes
+}
+
+/// Runs the component in one transaction, as a step would; returns what the call reported.
+fn guest_outcome(sandbox: &Sandbox, conn: &mut Connection, wasm: &Wasm) -> Outcome {
+    guest_then(sandbox, conn, wasm, || {})
+}
+
+/// [`guest_outcome`], running `before_commit` just before the transaction commits.
+fn guest_then(
+    sandbox: &Sandbox,
+    conn: &mut Connection,
+    wasm: &Wasm,
+    before_commit: impl FnOnce(),
+) -> Outcome {
     let guard = Guard::install(conn).unwrap();
     conn.execute_batch("BEGIN").unwrap();
     let call = Call {
         world: World::Transform,
-        wasm,
+        wasm: &wasm.bytes,
+        // As a step gives it: the pinned manifest hashed the bytes when it read them.
+        sha256: Some(wasm.sha256),
         limits: Limits::default(),
         policy: Policy::new(None, None, PathBuf::from("migration.toml")),
         seed_params: "{}",
@@ -370,7 +508,8 @@ fn guest(sandbox: &Sandbox, conn: &mut Connection, wasm: &[u8]) -> usize {
     let called = sandbox.call(conn, &guard, &call);
     called.result.expect("the transform runs");
     let outcome = called.outcome;
+    before_commit();
     conn.execute_batch("COMMIT").unwrap();
     Guard::uninstall(conn).unwrap();
-    outcome.memory_peak_bytes
+    outcome
 }

@@ -75,8 +75,57 @@ def test_capitals_by_unicode_rules():
         assert not ok(name), name
 
 
+def test_the_writer_packs_every_value_as_the_cursor_reads_it():
+    load("split-names")
+    from strata_sdk import sql
+    from strata_sdk.errors import Decode
+
+    class Packed:
+        def __init__(self, columns, count, data):
+            self.columns, self.count, self.data = columns, count, data
+
+    sent = []
+    sql._wit.PackedRows = Packed
+    sql._wit.execute_packed = lambda statement, rows: sent.append(rows) or rows.count
+    rows = [
+        ("Ada", "Lovelace", 1),
+        ("", "Søren \u3000", -(1 << 63)),
+        (None, 2.5, (1 << 63) - 1),
+        (b"\x00\xff", bytearray(b"ab"), True),
+        [memoryview(b"m"), -0.0, False],
+    ]
+    w = sql.Writer("UPDATE t SET a = ?, b = ? WHERE id = ?", batch_size=2)
+    for row in rows:
+        w.push(row)
+    assert w.finish() == 5 and [p.count for p in sent] == [2, 2, 1]
+    decoded = [r for p in sent for r in sql._decode(p, "q")]
+    expected = [tuple(bytes(v) if isinstance(v, (bytearray, memoryview)) else v for v in row) for row in rows]
+    expected = [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in expected]
+    assert decoded == expected, decoded
+
+    # A bad value is refused with its place, and leaves nothing of its row behind.
+    for row, says in [
+        (("a", "\ud800", 1), "value 2 of row 2"),
+        (("a", "b", 1 << 63), "value 3 of row 2"),
+        (("a", "b", object()), "a object has no SQL value"),
+        (("a", "b"), "has 2 values where the first had 3"),
+        ("abc", "not one str"),
+    ]:
+        w = sql.Writer("UPDATE t SET a = ?, b = ? WHERE id = ?")
+        w.push(("x", "y", 7))
+        try:
+            w.push(row)
+        except Decode as e:
+            assert says in str(e), (says, str(e))
+        else:
+            raise AssertionError(f"{row!r} was packed")
+        sent.clear()
+        assert w.finish() == 1
+        assert sql._decode(sent[0], "q") == [("x", "y", 7)]
+
+
 if __name__ == "__main__":
-    for name, fn in list(globals().items()):
-        if name.startswith("test_"):
-            fn()
-    print("3 passed, 0 failed")
+    tests = [fn for name, fn in list(globals().items()) if name.startswith("test_")]
+    for fn in tests:
+        fn()
+    print(f"{len(tests)} passed, 0 failed")

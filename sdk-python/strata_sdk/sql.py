@@ -48,6 +48,10 @@ __all__ = [
 _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")
 _U32 = struct.Struct("<I")
+# A text or blob's tag and length; an integer's tag and value.
+_TEXT_HEADER = struct.Struct("<BI").pack
+_INT_VALUE = struct.Struct("<Bq").pack
+_REAL_VALUE = struct.Struct("<Bd").pack
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
@@ -99,6 +103,11 @@ def _params(params: Params, statement: str) -> List["_wit.Value"]:
     if isinstance(params, (str, bytes)):
         raise Decode(f"the parameters of `{statement}` must be a sequence of values, not one {type(params).__name__}")
     return [_to_wit(v, f"parameter {i + 1} of `{statement}`") for i, v in enumerate(params)]
+
+
+def _index(row: Params, value: Any) -> int:
+    """The position of `value` (by identity) in `row`."""
+    return next(i for i, v in enumerate(row) if v is value)
 
 
 def _from_wit(value: "_wit.Value") -> Value:
@@ -246,6 +255,41 @@ class Writer:
 
     def push(self, row: Params) -> None:
         """Adds a row of parameters, and sends the batch if it is full."""
+        if type(row) is not tuple or len(row) != self._columns:
+            self._check_row(row)
+        buf = self._buf
+        start = len(buf)
+        try:
+            # The common types by exact type, one packed header each; anything else (bytes,
+            # bool and other subclasses, values to refuse) takes the general path.
+            for v in row:
+                t = type(v)
+                if t is str:
+                    b = v.encode("utf-8")
+                    buf += _TEXT_HEADER(3, len(b))
+                    buf += b
+                elif t is int:
+                    buf += _INT_VALUE(1, v)
+                elif v is None:
+                    buf += b"\x00"
+                elif t is float:
+                    buf += _REAL_VALUE(2, v)
+                else:
+                    self._push_value(buf, v, row)
+        except BaseException as e:
+            # Nothing of a refused row stays in the batch.
+            del buf[start:]
+            if isinstance(e, (UnicodeEncodeError, struct.error)):
+                # Say which value, with the general path's message.
+                for v in row:
+                    self._push_value(bytearray(), v, row)
+            raise
+        self._pending += 1
+        self.pushed += 1
+        if self._pending >= self.batch_size:
+            self.flush()
+
+    def _check_row(self, row: Params) -> None:
         if isinstance(row, (str, bytes)):
             raise Decode(f"a row for `{self.sql}` must be a sequence of values, not one {type(row).__name__}")
         if self._columns is None:
@@ -254,36 +298,26 @@ class Writer:
             raise Decode(
                 f"row {self.pushed + 1} for `{self.sql}` has {len(row)} values where the first had {self._columns}"
             )
-        buf = self._buf
-        for i, v in enumerate(row):
-            if isinstance(v, str):
-                b = _check_text(v, f"value {i + 1} of row {self.pushed + 1} for `{self.sql}`")
-                buf += b"\x03"
-                buf += _U32.pack(len(b))
-                buf += b
-            elif v is None:
-                buf += b"\x00"
-            elif isinstance(v, int):
-                _check_int(v, f"value {i + 1} of row {self.pushed + 1} for `{self.sql}`")
-                buf += b"\x01"
-                buf += _I64.pack(v)
-            elif isinstance(v, float):
-                buf += b"\x02"
-                buf += _F64.pack(v)
-            elif isinstance(v, (bytes, bytearray, memoryview)):
-                b = bytes(v)
-                buf += b"\x04"
-                buf += _U32.pack(len(b))
-                buf += b
-            else:
-                raise Decode(
-                    f"value {i + 1} of row {self.pushed + 1} for `{self.sql}`: a {type(v).__name__} has no SQL "
-                    "value (use None, int, float, str or bytes)"
-                )
-        self._pending += 1
-        self.pushed += 1
-        if self._pending >= self.batch_size:
-            self.flush()
+
+    def _push_value(self, buf: bytearray, v: Any, row: Params) -> None:
+        where = f"value {_index(row, v) + 1} of row {self.pushed + 1} for `{self.sql}`"
+        if isinstance(v, str):
+            b = _check_text(v, where)
+            buf += _TEXT_HEADER(3, len(b))
+            buf += b
+        elif v is None:
+            buf += b"\x00"
+        elif isinstance(v, int):
+            _check_int(v, where)
+            buf += _INT_VALUE(1, v)
+        elif isinstance(v, float):
+            buf += _REAL_VALUE(2, v)
+        elif isinstance(v, (bytes, bytearray, memoryview)):
+            b = bytes(v)
+            buf += _TEXT_HEADER(4, len(b))
+            buf += b
+        else:
+            raise Decode(f"{where}: a {type(v).__name__} has no SQL value (use None, int, float, str or bytes)")
 
     def flush(self) -> int:
         """Sends the pending rows now; returns the rows they changed."""

@@ -258,6 +258,11 @@ fn a_postgres_do_sql_object_cannot_change_the_ledger_later() {
         // strata's schema on the function's own search path, the table named in escapes.
         "CREATE FUNCTION public.wipe() RETURNS void LANGUAGE sql \
          SET search_path = pg_catalog, \"strata\" AS $$ SELECT 1 $$;\n",
+        // A rule, a policy or forced row security on strata's own tables.
+        "CREATE RULE wipe AS ON INSERT TO strata.strata_migration DO INSTEAD NOTHING;\n",
+        "CREATE RULE wipe AS ON UPDATE TO strata.strata_migration DO INSTEAD NOTHING;\n",
+        "ALTER TABLE strata.strata_migration ENABLE ROW LEVEL SECURITY;\n\
+         ALTER TABLE strata.strata_migration FORCE ROW LEVEL SECURITY;\n",
         // A rule on an application table.
         "CREATE RULE wipe AS ON INSERT TO people DO ALSO DELETE FROM strata.strata_migration;\n",
         // A view the application can delete through.
@@ -577,4 +582,45 @@ fn idle_connections_without_a_token_cannot_shut_the_server_to_others() {
     let held = flood("127.0.0.2", addr, PER_PEER);
     assert_eq!(held.len(), PER_PEER);
     served.remote(&["status"]).ok();
+}
+
+// ---- PostgreSQL: strata's prepared checks replaced by the step ----------------------------------
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_do_sql_that_replaces_strata_s_prepared_checks_is_rolled_back() {
+    // strata prepares its checks once a connection; a step can DEALLOCATE them and PREPARE
+    // statements of the same names that answer what the checks answered before it tampered with
+    // the ledger. The verification before the commit finds the replacement.
+    let pg = Pg::new("forged_checks");
+    let p = project(&pg);
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people (id int PRIMARY KEY, name text);\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        "migrations/app/20240102T000000Z-forge/do.sql",
+        "DO $d$\n\
+         DECLARE s record; sig text;\n\
+         BEGIN\n\
+           FOR s IN SELECT name, statement FROM pg_prepared_statements\n\
+                     WHERE NOT from_sql AND statement NOT LIKE 'SELECT (%' LOOP\n\
+             EXECUTE s.statement INTO sig;\n\
+           END LOOP;\n\
+           DELETE FROM strata.strata_migration;\n\
+           FOR s IN SELECT name FROM pg_prepared_statements WHERE NOT from_sql LOOP\n\
+             EXECUTE format('DEALLOCATE %I', s.name);\n\
+             EXECUTE format('PREPARE %I AS SELECT %L::text, %L::text', s.name, sig, '');\n\
+           END LOOP;\n\
+         END $d$;\n",
+    );
+    let run = p.strata(&["migrate", "--no-rehearsal"]);
+    assert_eq!(run.code, 1, "not refused\n{}", run.stderr);
+    assert!(run.stderr.contains("prepared checks"), "{}", run.stderr);
+    assert_eq!(
+        pg.rows(false, "SELECT count(*)::text FROM strata.strata_migration"),
+        ["1"],
+        "the ledger lost its row"
+    );
 }

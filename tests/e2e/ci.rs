@@ -36,8 +36,13 @@ fn ci_runs_the_readme_test_command_with_the_ignored_tests_and_the_guest_tests() 
     }
     // No tool the ignored tests need may quietly drop out.
     assert!(
-        ci.contains("for tool in sqldiff sqlite3 grpcurl componentize-py; do"),
-        ".ci/run must require sqldiff, sqlite3, grpcurl and componentize-py"
+        ci.contains("for tool in sqldiff sqlite3 grpcurl componentize-py node; do"),
+        ".ci/run must require sqldiff, sqlite3, grpcurl, componentize-py and node"
+    );
+    // The JavaScript example's test builds with the componentize-js its lock file pins.
+    assert!(
+        ci.contains("(cd guest-examples/js && npm ci"),
+        ".ci/run must install the JavaScript example's componentize-js"
     );
     assert!(
         ci.contains("for example in guest-examples/*/") && ci.contains("cargo test"),

@@ -16,6 +16,7 @@ mod host_memory;
 mod hostile;
 mod independent;
 mod init_new;
+mod javascript;
 mod libpq;
 mod lint;
 mod migrate;

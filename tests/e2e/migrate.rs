@@ -410,3 +410,70 @@ fn audit_lists_every_action_with_its_outcome() {
     let test = p.strata(&["audit", "--test", "--json"]).ok().json();
     assert!(test.to_string().contains("\"test-data\""));
 }
+
+/// The backup's `integrity_check` runs beside the first step, which waits for it before it
+/// commits: a database whose copy fails the check still fails the run with the backup's
+/// error, the step rolled back, and no backup or audit row of one left behind.
+#[test]
+fn a_backup_that_fails_its_check_fails_the_run_and_the_step_is_rolled_back() {
+    let p = Project::empty();
+    p.write("strata.toml", "db = \"app.db\"\n");
+    // An index that counts the rows of another table: every page reads, the check fails.
+    rusqlite::Connection::open(p.path("app.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t(a); CREATE TABLE u(a); CREATE INDEX ti ON t(a);
+             INSERT INTO t VALUES (1), (2);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET tbl_name = 'u', sql = 'CREATE INDEX ti ON u(a)'
+              WHERE name = 'ti';",
+        )
+        .unwrap();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE v(b); INSERT INTO v VALUES (1); INSERT INTO t VALUES (3);",
+    );
+    let run = p.strata(&["migrate", "--no-rehearsal"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    let run = run.stderr_has("integrity_check");
+    let db = p.open("app.db");
+    assert_eq!(rows(&db, "SELECT count(*) FROM t"), ["2"]);
+    assert!(
+        rows(&db, "SELECT name FROM sqlite_schema WHERE name = 'v'").is_empty(),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(rows(&db, "SELECT count(*) FROM strata_migration"), ["0"]);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM strata_migration_audit WHERE action = 'backup'"
+        ),
+        ["0"]
+    );
+    let left: Vec<String> = std::fs::read_dir(p.path(".strata/backups"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    // With a sound database the same step applies, after its backup's audit row.
+    drop(db);
+    let db = rusqlite::Connection::open(p.path("app.db")).unwrap();
+    db.execute_batch(
+        "PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET tbl_name = 't', sql = 'CREATE INDEX ti ON t(a)'
+          WHERE name = 'ti';",
+    )
+    .unwrap();
+    drop(db);
+    p.strata(&["migrate", "--no-rehearsal"]).ok();
+    let db = p.open("app.db");
+    assert_eq!(rows(&db, "SELECT count(*) FROM t"), ["3"]);
+    assert_eq!(
+        rows(&db, "SELECT action FROM strata_migration_audit ORDER BY id")[..2],
+        ["backup", "do.sql"]
+    );
+}

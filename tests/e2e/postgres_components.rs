@@ -424,3 +424,78 @@ fn a_function_that_takes_the_role_back_fails_the_step_and_undoes_it() {
     // Refused before it runs: a component calls no function of the database's own.
     assert_refused(&pg, &p, &["may not call `wipe`", "SECURITY DEFINER"]);
 }
+
+/// The committed split-names writes its rows in batches of 1,000 (`execute-packed` of one
+/// keyed `UPDATE`), which the host runs set-based: every row comes out as the component
+/// splits it; a row a constraint refuses fails the step with the error the row-by-row path
+/// gives, and nothing is applied.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn batches_of_the_committed_component_run_set_based_with_the_same_rows_and_errors() {
+    let m = SPLIT_NAMES;
+    let names: Vec<String> = (0..2_500)
+        .map(|i| match i % 5 {
+            0 => format!("\"First{i}  Last {i}\""),
+            1 => format!("\"  Søren{i}\""),
+            2 => format!("\"Zoë{i}\\t Brontë \\\"{i}\\\" \\\\ {{a,b}}\""),
+            3 => format!("\"N{i} NULL\""),
+            _ => format!("\"$q$ {i} ' x\""),
+        })
+        .map(|n| format!("{{\"full_name\": {n}}}"))
+        .collect();
+    let people = format!("[{}]", names.join(", "));
+    for fails in [false, true] {
+        let pg = Pg::new(if fails {
+            "set_based_fails"
+        } else {
+            "set_based"
+        });
+        let p = split_names_project(&pg, &people);
+        std::fs::copy(
+            repo_root().join(format!("{m}/transform.wasm")),
+            p.path(&format!("{m}/transform.wasm")),
+        )
+        .unwrap();
+        if fails {
+            p.write(
+                &format!("{m}/do.sql"),
+                "ALTER TABLE people ADD COLUMN first_name text, ADD COLUMN last_name text \
+                 CONSTRAINT no_null_word CHECK (last_name <> 'NULL');\n",
+            );
+            let run = p.strata(&["migrate"]);
+            assert_ne!(run.code, 0, "{}", run.stdout);
+            run.stderr_has("no_null_word");
+            assert_eq!(
+                pg.rows(
+                    true,
+                    "SELECT count(*) FROM information_schema.columns WHERE column_name = 'first_name'"
+                ),
+                ["0"]
+            );
+            assert_eq!(leftover_roles(&pg), Vec::<String>::new());
+            continue;
+        }
+        p.strata(&["migrate", "-q"]).ok();
+        let split = |full: &str| -> String {
+            let full = full.trim();
+            match full.split_once(char::is_whitespace) {
+                Some((first, rest)) => format!("{first}|{}", rest.trim_start()),
+                None => format!("{full}|"),
+            }
+        };
+        let expected: Vec<String> = pg
+            .rows(true, "SELECT full_name FROM people ORDER BY id")
+            .iter()
+            .map(|f| split(f))
+            .collect();
+        assert_eq!(expected.len(), 2_500);
+        assert_eq!(
+            pg.rows(
+                true,
+                "SELECT first_name || '|' || last_name FROM people ORDER BY id"
+            ),
+            expected
+        );
+        assert_eq!(leftover_roles(&pg), Vec::<String>::new());
+    }
+}

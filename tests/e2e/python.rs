@@ -40,10 +40,26 @@ fn people_sql(count: u32) -> String {
     )
 }
 
-const SPLIT: &str = "migrations/app/20240102T000000Z-split";
+pub(crate) const SPLIT: &str = "migrations/app/20240102T000000Z-split";
+
+/// Every row's split names, exactly (hex).
+pub(crate) const SPLIT_ROWS: &str =
+    "SELECT id, hex(first_name), hex(last_name) FROM people ORDER BY id";
+
+/// The rows the committed Rust split-names leaves on [`split_project`]`(count)`.
+pub(crate) fn rust_split(count: u32) -> Vec<String> {
+    let rust = split_project(count);
+    std::fs::copy(
+        repo_root().join("migrations/people/20240320T100000Z-split-names/transform.wasm"),
+        rust.path(&format!("{SPLIT}/transform.wasm")),
+    )
+    .unwrap();
+    rust.strata(&["migrate"]).ok();
+    rows(&rust.open("app.db"), SPLIT_ROWS)
+}
 
 /// A project whose second migration splits the names with `transform.wasm` (or its guest).
-fn split_project(count: u32) -> Project {
+pub(crate) fn split_project(count: u32) -> Project {
     let p = Project::empty();
     p.strata(&["init"]).ok();
     p.write(
@@ -116,18 +132,13 @@ fn a_python_transform_scaffolds_builds_runs_and_leaves_the_rows_the_rust_one_doe
         "SELECT rows FROM strata_migration_audit WHERE action = 'transform' AND outcome = 'ok'",
     );
     assert_eq!(changed, ["10000"], "{changed:?}");
-    let rust = split_project(count);
-    std::fs::copy(
-        repo_root().join("migrations/people/20240320T100000Z-split-names/transform.wasm"),
-        rust.path(&format!("{SPLIT}/transform.wasm")),
-    )
-    .unwrap();
-    rust.strata(&["migrate"]).ok();
-    let q = "SELECT id, hex(first_name), hex(last_name) FROM people ORDER BY id";
-    let from_python = rows(&py.open("app.db"), q);
-    let from_rust = rows(&rust.open("app.db"), q);
+    let from_python = rows(&py.open("app.db"), SPLIT_ROWS);
     assert_eq!(from_python.len(), count as usize);
-    assert_eq!(from_python, from_rust, "Python and Rust split differently");
+    assert_eq!(
+        from_python,
+        rust_split(count),
+        "Python and Rust split differently"
+    );
     // And the names were split (not left NULL by both).
     let split = rows(
         &py.open("app.db"),
@@ -369,8 +380,10 @@ fn two_checkouts_of_a_python_guest_record_the_same_sources_and_run_each_others_c
     a.strata(&["sandbox"]).ok();
     b.strata(&["migrate"]).ok();
     a.strata(&["migrate"]).ok();
-    let q = "SELECT id, hex(first_name), hex(last_name) FROM people ORDER BY id";
-    let (from_a, from_b) = (rows(&a.open("app.db"), q), rows(&b.open("app.db"), q));
+    let (from_a, from_b) = (
+        rows(&a.open("app.db"), SPLIT_ROWS),
+        rows(&b.open("app.db"), SPLIT_ROWS),
+    );
     assert_eq!(from_a.len(), 3);
     assert_eq!(from_a, from_b);
     let split = rows(

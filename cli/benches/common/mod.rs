@@ -1,4 +1,5 @@
-//! What the bench binaries share: their command line (`[N ...] [--rounds R]`) and medians.
+//! What the bench binaries share: their command line (`[N ...] [--rounds R]`), medians, and the
+//! regression gate's table.
 
 use std::time::Duration;
 
@@ -28,4 +29,16 @@ pub fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
     v[v.len() / 2]
+}
+
+/// Prints the regression gate: each ratio (measured against its baseline in the same run) beside
+/// its target, and whether it is met, so that a change that costs speed shows in review.
+pub fn gate(title: &str, ratios: &[(&str, f64, f64)]) {
+    println!("\nregression gate, {title} (ratio / target):");
+    for (what, ratio, target) in ratios {
+        println!(
+            "  {what:<55} {ratio:>6.2} x / {target:.2} x  {}",
+            if ratio <= target { "met" } else { "MISSED" }
+        );
+    }
 }

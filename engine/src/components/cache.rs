@@ -4,36 +4,39 @@
 //! A cache entry is native code that runs outside the sandbox, so it is trusted only when this
 //! user wrote it: entries live in `$XDG_CACHE_HOME/strata/components` (`~/.cache/...`), a folder
 //! strata creates with mode 0700 and whose owner and mode it checks (a symlink is refused), and
-//! each entry carries an HMAC-SHA256 tag over its name and code, under a key that never lives
+//! each entry carries a tag, keyed BLAKE3 over its name and code, under a key that never lives
 //! beside the entries (`$XDG_STATE_HOME/strata/cache.key`, mode 0600 in a 0700 folder, created
 //! on first use). An entry whose tag does not verify (written by someone else, copied from
 //! another machine, restored from a CI cache, corrupted) is recompiled and rewritten, never
-//! loaded. Writes go to a temporary file and are renamed into place.
+//! loaded. Writes go to temporary files and are renamed into place.
+//!
+//! An entry is two files: `<name>.cwasm`, the code exactly as wasmtime serialized it, and
+//! `<name>.tag`. The code is memory-mapped, its tag checked over the mapping (on every core),
+//! and the same open file handed to wasmtime, which maps it again without copying it and
+//! initializes the component's linear memories copy-on-write from it: an 18 MB Python
+//! component's 40 MB entry loads without being read into memory or copied.
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, KeyInit, Mac};
 /// Lowercase hex of `bytes` (a digest in a file name).
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
-use sha2::Digest;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// Changes whenever the engine configuration changes in a way wasmtime cannot detect itself
 /// (NaN canonicalization is one), so old entries are not reused.
-const CONFIG_GENERATION: &str = "strata-sandbox-1";
+/// The entry format is part of it: generation 2 keeps the tag beside the code.
+const CONFIG_GENERATION: &str = "strata-sandbox-2";
 
-/// Length of the HMAC-SHA256 tag in front of each entry, and of the key.
+/// Length of an entry's tag, and of the key.
 const TAG_LEN: usize = 32;
-
-type Tag = Hmac<Sha256>;
 
 /// Where the cache keeps its entries and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,51 +135,108 @@ impl Cache {
         let Some(store) = &self.store else {
             return Component::new(engine, wasm);
         };
-        let name = format!("{}-{}.cwasm", hex(digest), self.engine_key);
-        let path = store.dir.join(&name);
-        if let Some(component) = read_entry(engine, store, &name, &path) {
+        let name = format!("{}-{}", hex(digest), self.engine_key);
+        if let Some(component) = read_entry(engine, store, &name) {
             return Ok(component);
         }
         let component = Component::new(engine, wasm)?;
         // A cache that cannot be written only costs time; the run goes on.
-        let _ = write_entry(store, &name, &path, &component.serialize()?);
+        let _ = write_entry(store, &name, &component.serialize()?);
         Ok(component)
     }
 }
 
-/// The tag of an entry: over its name (which holds the component's hash and the engine key, so
-/// an authentic entry cannot stand in for another component) and its code.
-fn tag(key: &[u8; TAG_LEN], name: &str, code: &[u8]) -> Tag {
-    let mut mac = <Tag as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+/// The tag of an entry: keyed BLAKE3 over its name (which holds the component's hash and the
+/// engine key, so an authentic entry cannot stand in for another component) and its code.
+fn tag(key: &[u8; TAG_LEN], name: &str, code: &[u8]) -> blake3::Hash {
+    let mut mac = blake3::Hasher::new_keyed(key);
     mac.update(&(name.len() as u64).to_le_bytes());
     mac.update(name.as_bytes());
-    mac.update(code);
-    mac
+    // Hashing is most of a warm load; large entries use every core.
+    if code.len() >= 1 << 20 {
+        mac.update_rayon(code);
+    } else {
+        mac.update(code);
+    }
+    mac.finalize()
 }
 
-fn read_entry(engine: &Engine, store: &Store, name: &str, path: &Path) -> Option<Component> {
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.len() < TAG_LEN {
+/// The paths of entry `name`'s code and tag.
+fn entry_paths(store: &Store, name: &str) -> (PathBuf, PathBuf) {
+    (
+        store.dir.join(format!("{name}.cwasm")),
+        store.dir.join(format!("{name}.tag")),
+    )
+}
+
+fn read_entry(engine: &Engine, store: &Store, name: &str) -> Option<Component> {
+    let (code_path, tag_path) = entry_paths(store, name);
+    let sum: [u8; TAG_LEN] = std::fs::read(tag_path).ok()?.try_into().ok()?;
+    let file = open_nofollow(&code_path).ok()?;
+    // SAFETY: the map is private and read-only; only this user can write the file (the folder
+    // is theirs and private), and a file changed under the map fails the tag check below, or
+    // was changed by someone who could read the key anyway.
+    let code = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    // `blake3::Hash` compares in constant time.
+    if tag(&store.key, name, &code) != blake3::Hash::from_bytes(sum) {
         return None;
     }
-    let (sum, code) = bytes.split_at(TAG_LEN);
-    tag(&store.key, name, code).verify_slice(sum).ok()?;
-    // SAFETY: `Component::deserialize` requires bytes produced by `Component::serialize` of a
-    // compatible engine. The HMAC tag verified above was made with this user's key (which only
-    // this user can read) over exactly these bytes and this entry's name, so `write_entry`
-    // stored them after `serialize` produced them for this component; wasmtime itself refuses
-    // entries from another version or configuration, and the name's engine key adds what it
-    // cannot check.
-    unsafe { Component::deserialize(engine, code) }.ok()
+    drop(code);
+    // SAFETY: `Component::deserialize_file` requires a file produced by `Component::serialize`
+    // of a compatible engine. The tag verified above was made with this user's key (which only
+    // this user can read) over exactly this file's bytes and this entry's name, so
+    // `write_entry` stored them after `serialize` produced them for this component; wasmtime
+    // maps the file already open here (by its descriptor, so a file renamed into its place
+    // since is not the one loaded), refuses entries from another version or configuration,
+    // and the name's engine key adds what it cannot check.
+    unsafe { Component::deserialize_file(engine, fd_path(&file)?) }.ok()
 }
 
-fn write_entry(store: &Store, name: &str, path: &Path, code: &[u8]) -> std::io::Result<()> {
-    let mut tmp = tempfile::NamedTempFile::new_in(&store.dir)?;
-    tmp.write_all(&tag(&store.key, name, code).finalize().into_bytes())?;
-    tmp.write_all(code)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)?;
-    Ok(())
+/// A path that opens the same file as the open `file`, whatever was renamed into its place.
+#[cfg(target_os = "linux")]
+fn fd_path(file: &std::fs::File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd as _;
+    Some(PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())))
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn fd_path(file: &std::fs::File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd as _;
+    Some(PathBuf::from(format!("/dev/fd/{}", file.as_raw_fd())))
+}
+
+#[cfg(not(unix))]
+fn fd_path(_: &std::fs::File) -> Option<PathBuf> {
+    None
+}
+
+#[cfg(unix)]
+fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// Writes entry `name`: the code, then its tag (a reader that finds a tag of other code
+/// recompiles).
+fn write_entry(store: &Store, name: &str, code: &[u8]) -> std::io::Result<()> {
+    let (code_path, tag_path) = entry_paths(store, name);
+    let put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(&store.dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path)?;
+        Ok(())
+    };
+    put(&code_path, code)?;
+    put(&tag_path, tag(&store.key, name, code).as_bytes())
 }
 
 fn open_store(location: &Location) -> Result<Store, String> {
@@ -365,6 +425,8 @@ mod tests {
         cache.load(&engine, &wasm).unwrap();
         let path = entry(&loc.entries);
         let good = std::fs::read(&path).unwrap();
+        let tag_path = path.with_extension("tag");
+        let good_tag = std::fs::read(&tag_path).unwrap();
 
         // Flip a byte of the compiled code: the tag no longer matches.
         let mut bad = good.clone();
@@ -383,6 +445,18 @@ mod tests {
         std::fs::write(&path, &good[..10]).unwrap();
         cache.load(&engine, &wasm).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), good);
+
+        // A tag that is missing, short, or of other bytes.
+        for bad_tag in [None, Some(vec![1u8; 5]), Some(vec![0u8; TAG_LEN])] {
+            match bad_tag {
+                None => std::fs::remove_file(&tag_path).unwrap(),
+                Some(t) => std::fs::write(&tag_path, t).unwrap(),
+            }
+            std::fs::write(&path, &bad).unwrap();
+            cache.load(&engine, &wasm).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), good);
+            assert_eq!(std::fs::read(&tag_path).unwrap(), good_tag);
+        }
     }
 
     #[test]
@@ -394,10 +468,11 @@ mod tests {
         let wasm = wat::parse_str(COMPONENT).unwrap();
         cache.load(&engine, &wasm).unwrap();
         let path = entry(&loc.entries);
+        let tag_path = path.with_extension("tag");
         let good = std::fs::read(&path).unwrap();
 
         // Someone who can write the folder but has no key puts other native code there, with
-        // a checksum as the old cache format wanted, and with a tag under a key of their own.
+        // a checksum as a tag, and with a tag under a key of their own.
         let evil = Component::new(
             &engine,
             wat::parse_str(COMPONENT.replace("\"f\"", "\"evil\"")).unwrap(),
@@ -405,20 +480,15 @@ mod tests {
         .unwrap()
         .serialize()
         .unwrap();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let forgeries = [
-            [Sha256::digest(&evil).to_vec(), evil.clone()].concat(),
-            [
-                tag(&[7u8; TAG_LEN], &name, &evil)
-                    .finalize()
-                    .into_bytes()
-                    .to_vec(),
-                evil.clone(),
-            ]
-            .concat(),
+            Sha256::digest(&evil).to_vec(),
+            blake3::hash(&evil).as_bytes().to_vec(),
+            tag(&[7u8; TAG_LEN], &name, &evil).as_bytes().to_vec(),
         ];
         for forged in forgeries {
-            std::fs::write(&path, &forged).unwrap();
+            std::fs::write(&path, &evil).unwrap();
+            std::fs::write(&tag_path, &forged).unwrap();
             let loaded = cache.load(&engine, &wasm).unwrap();
             assert_eq!(
                 exports(&engine, &loaded),
@@ -428,7 +498,7 @@ mod tests {
             assert_eq!(std::fs::read(&path).unwrap(), good, "not rewritten");
         }
 
-        // An authentic entry of another component, renamed into this one's place.
+        // An authentic entry of another component, copied into this one's place.
         let other = wat::parse_str(COMPONENT.replace("\"f\"", "\"g\"")).unwrap();
         cache.load(&engine, &other).unwrap();
         let other_path = loc.entries.join(format!(
@@ -437,6 +507,7 @@ mod tests {
             cache.engine_key
         ));
         std::fs::copy(&other_path, &path).unwrap();
+        std::fs::copy(other_path.with_extension("tag"), &tag_path).unwrap();
         let loaded = cache.load(&engine, &wasm).unwrap();
         assert_eq!(
             exports(&engine, &loaded),
@@ -455,12 +526,14 @@ mod tests {
         let b = wat::parse_str(COMPONENT.replace("\"f\"", "\"g\"")).unwrap();
         cache.load(&engine, &a).unwrap();
         cache.load(&engine, &b).unwrap();
-        assert_eq!(std::fs::read_dir(&loc.entries).unwrap().count(), 2);
+        // Code and tag of each.
+        assert_eq!(std::fs::read_dir(&loc.entries).unwrap().count(), 4);
         // A second cache (as in the next run) reads the same key and trusts the entries.
         let again = Cache::new(&engine, Some(loc.clone()));
-        let name = format!("{}-{}.cwasm", hex(&Sha256::digest(&a)), again.engine_key);
+        let name = format!("{}-{}", hex(&Sha256::digest(&a)), again.engine_key);
         let store = again.store.as_ref().unwrap();
-        assert!(read_entry(&engine, store, &name, &loc.entries.join(&name)).is_some());
+        let loaded = read_entry(&engine, store, &name).expect("the entry loads");
+        assert_eq!(exports(&engine, &loaded), ["f"]);
     }
 
     #[cfg(unix)]

@@ -70,6 +70,11 @@ pub struct Call<'a> {
     pub world: World,
     /// The component's bytes.
     pub wasm: &'a [u8],
+    /// The sha256 of `wasm` when the caller has it already (a step's pinned manifest hashed
+    /// these very bytes), so the sandbox need not hash them again (milliseconds for a Python
+    /// component's 18 MB); `None`: the sandbox hashes them. It must be the hash of `wasm`: the
+    /// compile cache finds the compiled component by it.
+    pub sha256: Option<[u8; 32]>,
     pub limits: Limits,
     pub policy: Policy,
     /// For a seed: the JSON text of its parameters.
@@ -204,8 +209,8 @@ impl Sandbox {
 
     /// The component for `wasm`: from this sandbox if it loaded it before, else from the
     /// compile cache (or compiled), pre-instantiated against the linker.
-    fn load(&self, wasm: &[u8]) -> wasmtime::Result<Arc<Loaded>> {
-        let digest: [u8; 32] = Sha256::digest(wasm).into();
+    fn load(&self, wasm: &[u8], sha256: Option<[u8; 32]>) -> wasmtime::Result<Arc<Loaded>> {
+        let digest: [u8; 32] = sha256.unwrap_or_else(|| Sha256::digest(wasm).into());
         let loaded = || self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(l) = loaded().get(&digest) {
             return Ok(Arc::clone(l));
@@ -235,9 +240,10 @@ impl Sandbox {
         self.cache.problem()
     }
 
-    /// The names a component exports, to tell which world it implements.
-    pub fn exports(&self, wasm: &[u8]) -> wasmtime::Result<Vec<String>> {
-        let loaded = self.load(wasm)?;
+    /// The names a component exports, to tell which world it implements (`sha256` as in
+    /// [`Call::sha256`]).
+    pub fn exports(&self, wasm: &[u8], sha256: Option<[u8; 32]>) -> wasmtime::Result<Vec<String>> {
+        let loaded = self.load(wasm, sha256)?;
         let ty = loaded.component.component_type();
         Ok(ty
             .exports(&self.engine)
@@ -312,7 +318,7 @@ impl Sandbox {
             outcome: Outcome::default(),
             result: Err(e),
         };
-        let loaded = self.load(call.wasm).map_err(|e| {
+        let loaded = self.load(call.wasm, call.sha256).map_err(|e| {
             failed(ComponentError::Invalid {
                 reason: first_line(&e),
             })

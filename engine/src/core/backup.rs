@@ -194,6 +194,20 @@ pub(crate) fn store_as(
     extension: &str,
     dir: &Path,
 ) -> Result<PathBuf, Error> {
+    let path = place(partial, name, extension, dir)?;
+    write_record(&path, record, dir)?;
+    Ok(path)
+}
+
+/// Gives the file in `partial` the name `<name>.<extension>` in `dir` (`<name>-<n>.<extension>`
+/// if taken: never over another file), without its record: no listing or restore sees it until
+/// [`write_record`] writes that. Returns the final path.
+pub(crate) fn place(
+    partial: tempfile::NamedTempFile,
+    name: &str,
+    extension: &str,
+    dir: &Path,
+) -> Result<PathBuf, Error> {
     let mut partial = partial;
     let mut n = 0;
     let path = loop {
@@ -210,6 +224,12 @@ pub(crate) fn store_as(
             Err(e) => return Err(Error::io(&path, e.error)),
         }
     };
+    Ok(path)
+}
+
+/// Writes `record` beside the backup at `path` (durably, then renamed into place), which makes
+/// it a backup listings and restores see; on failure the backup is removed.
+pub(crate) fn write_record(path: &Path, record: &Record, dir: &Path) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(record).expect("a record serializes");
     let written = tempfile::NamedTempFile::new_in(dir)
         .and_then(|mut tmp| {
@@ -217,12 +237,12 @@ pub(crate) fn store_as(
             tmp.as_file().sync_all()?;
             Ok(tmp)
         })
-        .and_then(|tmp| tmp.persist(record_path(&path)).map_err(|e| e.error));
+        .and_then(|tmp| tmp.persist(record_path(path)).map_err(|e| e.error));
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&path);
-        return Err(Error::io(record_path(&path), e));
+        let _ = std::fs::remove_file(path);
+        return Err(Error::io(record_path(path), e));
     }
-    Ok(path)
+    Ok(())
 }
 
 /// Removes all but the newest `keep` (at least one) backups of `db` in `dir`, record and all.
@@ -287,7 +307,7 @@ fn taken_order(path: &Path) -> (&str, u64, &str) {
 }
 
 /// The name backups of `db` start with: its file name without extension.
-fn stem(db: &Path) -> String {
+pub(crate) fn stem(db: &Path) -> String {
     db.file_stem()
         .map_or_else(|| "db".into(), |s| s.to_string_lossy().into_owned())
 }

@@ -231,6 +231,20 @@ impl Manifest {
             .map(|(_, sha)| sha.as_str())
     }
 
+    /// The recorded sha256 of pinned file `name` as bytes, if the manifest lists it.
+    pub fn sha256_of(&self, name: &str) -> Option<[u8; 32]> {
+        let hex = self.hash_of(name)?.as_bytes();
+        let mut out = [0u8; 32];
+        if hex.len() != 64 {
+            return None;
+        }
+        for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let digit = |c: u8| char::from(c).to_digit(16);
+            *o = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+        }
+        Some(out)
+    }
+
     /// The migration's checksum: sha256 over the manifest's `<sha256>  <file>` lines.
     pub fn checksum(&self) -> String {
         hex(&Sha256::digest(self.to_lines().as_bytes()))

@@ -565,6 +565,8 @@ pub(crate) fn component(
     let call = Call {
         world,
         wasm,
+        // The manifest hashed these very bytes when the step was read.
+        sha256: m.manifest.sha256_of(file),
         limits: step.config.limits(limits),
         policy: Policy::new(
             sandbox_cfg.reads.as_deref(),

@@ -49,6 +49,7 @@ use crate::components::host::{
 };
 use crate::components::{Call, Called, ComponentError, Ended, Outcome, Policy, Sandbox};
 use crate::postgres::guard::{self, Access, Catalog, Checked, Kind as StatementKind, Refusal};
+use crate::postgres::set_based::{self, Arrays};
 
 /// The savepoint each host call runs in.
 const SAVEPOINT: &str = "strata_component_call";
@@ -68,6 +69,9 @@ pub struct Postgres {
     /// Named prepared statements of batches (see [`Batch`]), by their text; deallocated when
     /// the call ends.
     prepared: HashMap<String, String>,
+    /// Statements whose batches run set-based ([`set_based`]), by their text: the name of the
+    /// prepared rewritten statement, or `None` where the statement does not qualify.
+    set_based: HashMap<String, Option<String>>,
     cursors: Cursors<Cursor>,
     opened: u64,
     deadline: Instant,
@@ -221,6 +225,7 @@ impl Postgres {
             config_file: entered.config_file,
             statements: HashMap::new(),
             prepared: HashMap::new(),
+            set_based: HashMap::new(),
             cursors: Cursors::default(),
             opened: 0,
             deadline: entered.deadline,
@@ -245,7 +250,11 @@ impl Postgres {
         for c in self.cursors.iter() {
             let _ = write!(sql, "CLOSE {}; ", c.name);
         }
-        for name in self.prepared.values() {
+        for name in self
+            .prepared
+            .values()
+            .chain(self.set_based.values().flatten())
+        {
             let _ = write!(sql, "DEALLOCATE {name}; ");
         }
         let _ = write!(
@@ -348,6 +357,79 @@ impl Postgres {
             self.statements.insert(text.to_string(), s.clone());
         }
         Ok(s)
+    }
+
+    /// The prepared set-based form of the `UPDATE` `text` (see [`set_based`]), prepared once
+    /// per call; `None` when it does not qualify.
+    fn set_based(&mut self, text: &str, statement: &Statement) -> Result<Option<String>, Fail> {
+        if let Some(known) = self.set_based.get(text) {
+            return Ok(known.clone());
+        }
+        // Until it is prepared, the statement does not qualify: an error below leaves it so (and
+        // the caller undoes what the error left in the call's savepoint).
+        self.set_based.insert(text.to_string(), None);
+        let mut name = None;
+        // Judged like any statement of the component: it must name nothing the `UPDATE` does
+        // not, and the role's grants still bound it on the server.
+        if let Some(r) = set_based::rewrite(text, statement.params())
+            && let Ok(checked) = guard::check(&r.text, &self.catalog, &self.config_file)
+            && self
+                .client
+                .query_opt(set_based::ELIGIBLE, &[&r.table.0, &r.table.1, &r.assigned])?
+                .and_then(|row| row.get::<_, Option<bool>>(0))
+                == Some(true)
+        {
+            let n = statement_name("set");
+            let types = param_types(statement, "[]");
+            self.client.batch_execute(&format!(
+                "PREPARE {n} ({}) AS {}\n",
+                types.join(", "),
+                checked.text
+            ))?;
+            name = Some(n);
+        }
+        if name.is_some() {
+            self.set_based.insert(text.to_string(), name.clone());
+        } else if text.len() > CACHED_STATEMENT_BYTES {
+            self.set_based.remove(text);
+        }
+        Ok(name)
+    }
+
+    /// Runs the prepared set-based statement `name` once over the rows in `arrays` (emptied);
+    /// returns the rows it changed. Generic plans: the server would otherwise plan each batch
+    /// for its real size and may choose to scan the whole table where the key finds each row.
+    fn run_set_based(&mut self, name: &str, arrays: &mut Arrays) -> Result<u64, Fail> {
+        if arrays.rows == 0 {
+            return Ok(0);
+        }
+        let mode = self
+            .settings
+            .0
+            .iter()
+            .position(|n| n == "plan_cache_mode")
+            .map_or("auto", |i| self.settings.1[i].as_str());
+        let mut sql = format!("SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE {name}(");
+        for (i, literal) in arrays.take().iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&crate::postgres::dollar_quoted(literal));
+        }
+        let _ = write!(
+            sql,
+            "); SET LOCAL plan_cache_mode = {}",
+            crate::postgres::dollar_quoted(mode)
+        );
+        Ok(self
+            .client
+            .simple_query(&sql)?
+            .iter()
+            .map(|m| match m {
+                postgres::SimpleQueryMessage::CommandComplete(n) => *n,
+                _ => 0,
+            })
+            .sum())
     }
 
     /// Runs `statement` with one row of parameters; returns the rows it changed.
@@ -927,23 +1009,8 @@ impl Batch {
         let name = match db.prepared.get(text) {
             Some(name) => name.clone(),
             None => {
-                use std::sync::atomic::{AtomicU64, Ordering};
-                static PREPARED: AtomicU64 = AtomicU64::new(0);
-                let name = format!(
-                    "strata_component_batch_{}",
-                    PREPARED.fetch_add(1, Ordering::Relaxed)
-                );
-                let types: Vec<String> = statement
-                    .params()
-                    .iter()
-                    .map(|ty| {
-                        format!(
-                            "{}.{}",
-                            crate::core::data::quote_ident(ty.schema()),
-                            crate::core::data::quote_ident(ty.name())
-                        )
-                    })
-                    .collect();
+                let name = statement_name("batch");
+                let types = param_types(statement, "");
                 let types = if types.is_empty() {
                     String::new()
                 } else {
@@ -1022,6 +1089,78 @@ impl Batch {
             })
             .sum())
     }
+}
+
+/// A name for a session's prepared statement, unique in this process.
+fn statement_name(kind: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREPARED: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "strata_component_{kind}_{}",
+        PREPARED.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The types the server inferred for `statement`'s parameters, as `schema.name` followed by
+/// `suffix` (`[]`: arrays of them).
+fn param_types(statement: &Statement, suffix: &str) -> Vec<String> {
+    statement
+        .params()
+        .iter()
+        .map(|ty| {
+            format!(
+                "{}.{}{suffix}",
+                crate::core::data::quote_ident(ty.schema()),
+                crate::core::data::quote_ident(ty.name())
+            )
+        })
+        .collect()
+}
+
+/// The largest value a set-based batch carries: the array literal holds it escaped (up to
+/// twice its size) and the query message once more, none of it counted against the
+/// component's `memory_mib`; a call with a larger value runs row by row, as it did before.
+const SET_BASED_VALUE_BYTES: usize = 1 << 20;
+
+/// Adds one parameter value to column `i` of `arrays`, in the text [`Batch`] writes for it as a
+/// literal (the element's type parses it the same way).
+fn element(arrays: &mut Arrays, i: usize, ty: &Type, value: Lit<'_>) -> Result<(), Fail> {
+    if matches!(value, Lit::Text(t) if t.len() > SET_BASED_VALUE_BYTES)
+        || matches!(value, Lit::Blob(b) if b.len() > SET_BASED_VALUE_BYTES)
+    {
+        return Err(Fail::Value(format!(
+            "a value over {SET_BASED_VALUE_BYTES} bytes goes row by row"
+        )));
+    }
+    match value {
+        Lit::Null => arrays.push(i, None),
+        Lit::Integer(n) if *ty == Type::BOOL => {
+            arrays.push(i, Some(if n != 0 { "true" } else { "false" }));
+        }
+        Lit::Integer(n) => arrays.push(i, Some(&n.to_string())),
+        Lit::Real(f) => arrays.push(i, Some(&f.to_string())),
+        Lit::Text(t) => arrays.push(i, Some(t)),
+        Lit::Blob(b) if *ty == Type::BYTEA => {
+            let mut hex = String::with_capacity(2 + 2 * b.len());
+            hex.push_str("\\x");
+            for byte in b {
+                let _ = write!(hex, "{byte:02x}");
+            }
+            arrays.push(i, Some(&hex));
+        }
+        Lit::Blob(_) => {
+            return Err(Fail::Value(format!(
+                "a blob cannot be a parameter of type {ty}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a failure of the set-based statement sends the call down the row-by-row path,
+/// which then reports what it finds (an error it meets, or none).
+fn retry_row_by_row(fail: &Fail) -> bool {
+    matches!(fail, Fail::Sql(_) | Fail::Value(_) | Fail::Syntax(_))
 }
 
 /// What a value costs the host, as the SQLite side counts it.
@@ -1123,6 +1262,32 @@ impl HostState<Postgres> {
                 f(s, statement, &checked)
             }),
             Err(fail) => Err(self.sort(fail)),
+        }
+    }
+
+    /// Runs the rows of a batch call set-based through `run` when the statement `text`
+    /// qualifies ([`set_based`]): `Some` of the rows changed, or `None` when the call is to run
+    /// row by row, with whatever the attempt did undone (the call's savepoint rolled back and
+    /// begun again).
+    fn try_set_based(
+        &mut self,
+        text: &str,
+        statement: &Statement,
+        run: impl FnOnce(&mut Postgres, &str) -> Result<u64, Fail>,
+    ) -> Result<Option<u64>, Fail> {
+        let tried = match self.db.set_based(text, statement) {
+            Ok(None) => return Ok(None),
+            Ok(Some(name)) => run(&mut self.db, &name),
+            Err(fail) => Err(fail),
+        };
+        match tried {
+            Ok(changed) => Ok(Some(changed)),
+            Err(fail) if retry_row_by_row(&fail) => {
+                self.db.undo();
+                self.db.begin()?;
+                Ok(None)
+            }
+            Err(fail) => Err(fail),
         }
     }
 
@@ -1423,12 +1588,37 @@ impl sql::Host for HostState<Postgres> {
         let width = rows.first().map_or(0, Vec::len);
         let r = self.call(&sql, width, Use::Any, |s, statement, checked| {
             rows_statement(&statement)?;
+            // Every row as wide as the statement's parameters (not only as the first row):
+            // a narrower one is the component's error, never an index past its end.
+            let params = statement.params().len();
+            if let Some(row) = rows.iter().find(|r| r.len() != params) {
+                return Err(Fail::Syntax(format!(
+                    "the statement takes {params} parameters, a row has {} values",
+                    row.len()
+                )));
+            }
+            if rows.len() > 1 {
+                let set = s.try_set_based(&checked.text, &statement, |db, name| {
+                    let mut arrays = Arrays::new(width);
+                    let mut changed = 0;
+                    for row in &rows {
+                        for (i, ty) in statement.params().iter().enumerate() {
+                            element(&mut arrays, i, ty, Lit::from(&row[i]))?;
+                        }
+                        arrays.rows += 1;
+                        if arrays.rows >= BATCH_ROWS || arrays.bytes() >= BATCH_BYTES {
+                            changed += db.run_set_based(name, &mut arrays)?;
+                        }
+                    }
+                    Ok(changed + db.run_set_based(name, &mut arrays)?)
+                })?;
+                if let Some(changed) = set {
+                    return Ok(changed);
+                }
+            }
             let mut batch = Batch::new(&mut s.db, &checked.text, &statement)?;
             let mut changed = 0;
             for row in &rows {
-                if row.len() != width {
-                    bind(&statement, row)?;
-                }
                 batch.push(|i| Lit::from(&row[i]))?;
                 if batch.full() {
                     changed += batch.send(&mut s.db.client)?;
@@ -1460,6 +1650,33 @@ impl sql::Host for HostState<Postgres> {
                     )));
                 }
                 rows_statement(&statement)?;
+                if rows.count > 1 {
+                    let set = s.try_set_based(&checked.text, &statement, |db, name| {
+                        let mut arrays = Arrays::new(columns);
+                        let mut d = strata_wire::Decoder::new(&rows.data);
+                        let mut changed = 0;
+                        for _ in 0..rows.count {
+                            for (i, ty) in statement.params().iter().enumerate() {
+                                let v = d
+                                    .next_value()
+                                    .map_err(|e| Fail::Syntax(e.to_string()))?
+                                    .ok_or_else(|| Fail::Syntax("too few values".into()))?;
+                                element(&mut arrays, i, ty, Lit::from(v))?;
+                            }
+                            arrays.rows += 1;
+                            if arrays.rows >= BATCH_ROWS || arrays.bytes() >= BATCH_BYTES {
+                                changed += db.run_set_based(name, &mut arrays)?;
+                            }
+                        }
+                        if !d.is_done() {
+                            return Err(Fail::Syntax("too many values".into()));
+                        }
+                        Ok(changed + db.run_set_based(name, &mut arrays)?)
+                    })?;
+                    if let Some(changed) = set {
+                        return Ok(changed);
+                    }
+                }
                 let mut batch = Batch::new(&mut s.db, &checked.text, &statement)?;
                 let mut d = strata_wire::Decoder::new(&rows.data);
                 let mut changed = 0;
@@ -1901,6 +2118,23 @@ mod tests {
             matches!(&r, Err(sql::Error::Other(m)) if m.contains("blob")),
             "{r:?}"
         );
+        // Rows narrower (or wider) than the statement's parameters, all of one width: the
+        // component's error, not an index past the row's end (found from outside: a panic).
+        for rows in [
+            vec![vec![V::Integer(30_000)], vec![V::Integer(30_001)]],
+            vec![vec![V::Integer(30_000), text("a"), text("b")]],
+        ] {
+            let r = s
+                .execute_many(
+                    "INSERT INTO strata_batch (id, t) VALUES ($1, $2)".into(),
+                    rows,
+                )
+                .unwrap();
+            assert!(
+                matches!(&r, Err(sql::Error::Syntax(m)) if m.contains("takes 2 parameters")),
+                "{r:?}"
+            );
+        }
         let (mut client, left) = s.db.leave();
         assert!(left.cleanup.is_none() && left.denied.is_none());
         let n: i64 = client
@@ -1908,6 +2142,130 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(n, 12_000);
+        client.batch_execute("ROLLBACK").unwrap();
+    }
+
+    /// The same batches, set-based on `strata_set` and row by row on its twin `strata_row`
+    /// (whose trigger keeps it off the set-based path), give the same results, rows and errors.
+    #[test]
+    #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+    fn set_based_batches_change_what_row_by_row_batches_change() {
+        use sql::Host as _;
+        use sql::Value as V;
+        let mut client = server("set-based batches");
+        let mut create = String::from(
+            "CREATE FUNCTION strata_row_noop() RETURNS trigger LANGUAGE plpgsql \
+             AS $$BEGIN RETURN NEW; END$$;",
+        );
+        for t in ["strata_set", "strata_row"] {
+            let _ = write!(
+                create,
+                "CREATE TABLE {t} (id int PRIMARY KEY, k text UNIQUE, a text, \
+                   n numeric(8, 2) CHECK (n < 1000), d date, b boolean, by bytea, f float8);
+                 INSERT INTO {t} (id, k, a) SELECT g, 'k' || g, 'old' FROM generate_series(1, 3000) g;"
+            );
+        }
+        create.push_str(
+            "CREATE TRIGGER strata_row_noop BEFORE UPDATE ON strata_row \
+             FOR EACH ROW EXECUTE FUNCTION strata_row_noop();",
+        );
+        client.batch_execute(&create).unwrap();
+        let mut s = component_on(client);
+        let text = |s: &str| V::Text(s.into());
+        let set = |i: i64| {
+            vec![
+                text(&format!("it's \"{i}\" $v$ \\ {{x,y}} NULL")),
+                text("12.5"),
+                text("2024-02-29"),
+                V::Integer(i % 2),
+                V::Blob(vec![0, 34, 39, 92, 255]),
+                V::Real(0.1 * i as f64),
+                V::Integer(i),
+            ]
+        };
+        let update = "UPDATE TABLE SET a = ?, n = ?, d = ?, b = ?, by = ?, f = ? WHERE id = ?";
+        // Every row (and ids that match none), one row twice (the later wins), a row whose
+        // CHECK fails (the whole call undone), a value its type refuses.
+        let mut twice = vec![set(7), set(8)];
+        twice[1][6] = V::Integer(7);
+        let mut check = vec![set(20), set(21), set(22)];
+        check[1][1] = text("5000");
+        let mut refused = vec![set(30), set(31)];
+        refused[1][2] = text("not a date");
+        let batches: Vec<Vec<Vec<V>>> = vec![(1..=3100).map(set).collect(), twice, check, refused];
+        let mut results = Vec::new();
+        for table in ["strata_set", "strata_row"] {
+            let statement = update.replace("TABLE", table);
+            let mut seen = Vec::new();
+            for (i, rows) in batches.iter().enumerate() {
+                // Packed and unpacked alike.
+                let r = if i % 2 == 0 {
+                    let mut e = strata_wire::Encoder::new();
+                    for v in rows.iter().flatten() {
+                        encode(&mut e, v);
+                    }
+                    let packed = sql::PackedRows {
+                        columns: 7,
+                        count: rows.len() as u32,
+                        data: e.take(),
+                    };
+                    s.execute_packed(statement.clone(), packed).unwrap()
+                } else {
+                    s.execute_many(statement.clone(), rows.clone()).unwrap()
+                };
+                seen.push(format!("{r:?}").replace(table, "TABLE"));
+            }
+            let placeholders =
+                crate::core::sql::postgres::number_placeholders(&statement, 7).unwrap();
+            let qualified = s.db.checked[&placeholders].text.clone();
+            seen.push(format!(
+                "set-based: {}",
+                s.db.set_based[&qualified].is_some()
+            ));
+            results.push(seen);
+        }
+        assert_eq!(results[0][4], "set-based: true");
+        assert_eq!(results[1][4], "set-based: false");
+        assert_eq!(results[0][..4], results[1][..4]);
+        assert_eq!(results[0][0], "Ok(3000)");
+        assert_eq!(results[0][1], "Ok(2)");
+        assert!(results[0][2].contains("Constraint") && results[0][2].contains("check"));
+        assert!(results[0][3].contains("Syntax") && results[0][3].contains("not a date"));
+        // An update whose WHERE reads what it sets stays row by row.
+        let r = s
+            .execute_many(
+                "UPDATE strata_set SET a = $1 WHERE a = $2".into(),
+                vec![vec![text("x"), text("y")], vec![text("y"), text("x")]],
+            )
+            .unwrap();
+        assert_eq!(r.unwrap(), 0);
+        assert!(s.db.set_based.values().filter(|v| v.is_some()).count() == 1);
+        let (mut client, left) = s.db.leave();
+        assert!(
+            left.cleanup.is_none() && left.denied.is_none(),
+            "{:?}",
+            left.cleanup
+        );
+        let digest = |c: &mut Client, t: &str| -> String {
+            c.query_one(
+                &format!(
+                    "SELECT md5(string_agg(({t}.*)::text, ',' ORDER BY id)) || count(*) FROM {t}"
+                ),
+                &[],
+            )
+            .unwrap()
+            .get(0)
+        };
+        let (a, b) = (
+            digest(&mut client, "strata_set"),
+            digest(&mut client, "strata_row"),
+        );
+        assert_eq!(a, b);
+        let seven: String = client
+            .query_one("SELECT a FROM strata_set WHERE id = 7", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(seven, "it's \"8\" $v$ \\ {x,y} NULL");
         client.batch_execute("ROLLBACK").unwrap();
     }
 

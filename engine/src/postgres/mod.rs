@@ -31,6 +31,7 @@ pub mod model;
 pub mod restore;
 pub mod run;
 pub mod schema;
+pub(crate) mod set_based;
 pub(crate) use crate::core::sql::postgres as script;
 pub mod step;
 
@@ -83,6 +84,7 @@ impl Target {
         Ok(Some(Session {
             client: Some(client),
             setup,
+            checks: None,
         }))
     }
 
@@ -235,12 +237,14 @@ fn private_to_user(key: &Path) -> Result<(), String> {
 }
 
 /// Resets what a step may have changed on the session (settings, role, temp objects,
-/// cursors, listeners, session advisory locks, cached plans), short of `DEALLOCATE ALL`, which
-/// would also drop the client's own prepared statements: a step that prepares statements of its
-/// own gets a fresh connection instead.
+/// cursors, listeners, session advisory locks), short of `DEALLOCATE ALL`, which would also
+/// drop the client's own prepared statements: a step that prepares statements of its own gets
+/// a fresh connection instead. Cached plans are kept: the server replans whatever a change of
+/// the catalogs or the settings concerns, so they cannot carry a step's effect to the next, and
+/// strata's own checks ([`Checks`]) are planned once per connection instead of twice a step.
 const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
                              UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
-                             DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+                             DISCARD TEMP; DISCARD SEQUENCES";
 
 /// `s` as a dollar-quoted string constant (`$v$...$v$`, with a tag `s` does not contain), which
 /// reads the same whatever the session's `standard_conforming_strings`, and which nothing in `s`
@@ -261,6 +265,47 @@ pub struct Session {
     /// Always here, except while [`Session::lend`] has lent it out.
     client: Option<Client>,
     setup: String,
+    /// strata's checks of a step, prepared on this connection at its first step.
+    checks: Option<Checks>,
+}
+
+/// The two checks every step makes, prepared once per connection so that the server plans them
+/// once (planning them took three times as long as running them, and longer than a step's own
+/// `CREATE TABLE`): the fingerprint of strata's bookkeeping (`ledger::SIGNATURE`), and the
+/// same with the objects that could write strata's tables later (`ledger::WRITERS`).
+///
+/// A step's SQL can `DEALLOCATE` a prepared statement and `PREPARE` another of the same name,
+/// which would then answer in its place: so before a step commits, [`Checks::VERIFY`] must find
+/// both still prepared by the client (`from_sql` false in `pg_prepared_statements`, with their
+/// text). SQL (`PREPARE`, from a script or a function) can only make statements with `from_sql`
+/// true, and the client prepares each text once a connection, so two found that way are the
+/// two strata prepared.
+pub struct Checks {
+    pub signature: postgres::Statement,
+    pub check: postgres::Statement,
+}
+
+impl Checks {
+    /// The text of [`Checks::check`].
+    fn check_sql() -> String {
+        format!(
+            "SELECT ({}), pg_catalog.array_to_string(ARRAY({}), ', ')",
+            ledger::SIGNATURE,
+            ledger::WRITERS
+        )
+    }
+
+    /// A query of one row, `t` when both statements are still the ones the client prepared.
+    pub fn verify_sql() -> String {
+        format!(
+            "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 \
+             FROM pg_catalog.pg_prepared_statements \
+             WHERE statement OPERATOR(pg_catalog.=) ANY (ARRAY[{}, {}]::pg_catalog.text[]) \
+             AND NOT from_sql",
+            dollar_quoted(ledger::SIGNATURE),
+            dollar_quoted(&Checks::check_sql())
+        )
+    }
 }
 
 const LENT: &str = "the session's client is back once a lend returns";
@@ -283,6 +328,23 @@ impl Session {
     pub fn reset(&mut self) -> Result<(), postgres::Error> {
         let setup = format!("{RESET_SESSION}; {}", self.setup);
         self.batch_execute(&setup)
+    }
+
+    /// strata's checks of a step, prepared on the first call on this connection.
+    pub fn checks(&mut self) -> Result<&Checks, postgres::Error> {
+        if self.checks.is_none() {
+            let signature = self.prepare(ledger::SIGNATURE)?;
+            let check = self.prepare(&Checks::check_sql())?;
+            self.checks = Some(Checks { signature, check });
+        }
+        Ok(self.checks.as_ref().expect("prepared above"))
+    }
+
+    /// Runs `end` (a `COMMIT`, a `RELEASE SAVEPOINT`) and then, in the same round trip, puts the
+    /// session back as [`Session::reset`] does; an error does not say which of the two failed.
+    pub fn reset_after(&mut self, end: &str) -> Result<(), postgres::Error> {
+        let sql = format!("{end}; {RESET_SESSION}; {}", self.setup);
+        self.batch_execute(&sql)
     }
 
     /// Lends the client to `f` by value (a component's store must own what it uses) and takes

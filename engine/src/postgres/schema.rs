@@ -45,9 +45,7 @@ pub fn after_step(
     write_snapshot: bool,
 ) -> Result<Option<String>, AfterStep> {
     let m = &step.migration;
-    let upper = step.do_sql.to_ascii_uppercase();
-    let renamed = upper.contains("RENAME") || upper.contains("SET SCHEMA");
-    record_step(tx, &m.id, renamed).map_err(|e| AfterStep {
+    record_step(tx, &m.id, renames(step)).map_err(|e| AfterStep {
         action: Action::Record,
         file: None,
         message: format!(
@@ -103,6 +101,13 @@ pub fn after_step(
         &m.id.module,
         &difference.to_string(),
     )))
+}
+
+/// Whether the step's do.sql may rename or move objects (their owners' names are then
+/// refreshed after it).
+pub fn renames(step: &Prepared) -> bool {
+    let upper = step.do_sql.to_ascii_uppercase();
+    upper.contains("RENAME") || upper.contains("SET SCHEMA")
 }
 
 /// The bookkeeping table of ownership, created with the ledger's tables.
@@ -181,6 +186,11 @@ fn exists(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
     .get(0))
 }
 
+/// The lowest oid an object the current step creates can have: one above the largest oid
+/// strata has recorded ([`record_step_sql`]'s bound); read before the step's actions, in the
+/// batch that begins the step.
+pub const BOUND: &str = "SELECT COALESCE(pg_catalog.max(objid), 16383)::pg_catalog.oid::pg_catalog.text FROM strata.strata_object";
+
 /// Gives the objects the current transaction created to `id`'s module; refreshes the names of
 /// owned objects when `renamed` (the step may have renamed or moved some). Call it after the
 /// step's actions, before the step is recorded.
@@ -189,12 +199,15 @@ pub fn record_step(
     id: &MigrationId,
     renamed: bool,
 ) -> Result<(), postgres::Error> {
-    let bound: u32 = c
-        .query_one(
-            "SELECT coalesce(max(objid), 16383)::oid FROM strata.strata_object",
-            &[],
-        )?
-        .get(0);
+    let bound: String = c.query_one(BOUND, &[])?.get(0);
+    let bound = bound.parse().unwrap_or(16383);
+    c.batch_execute(&record_step_sql(id, renamed, bound))
+}
+
+/// [`record_step`] as statements for one simple query, with `bound` (what [`BOUND`] read at
+/// the start of the step, or anything lower: the oids between are then looked at too, and
+/// only this transaction's are taken) and `id` as literals.
+pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
     // The catalog rows above the bound that this transaction wrote, found by the catalogs' oid
     // indexes, and of those the user objects: not a part of another object (an internal
     // dependency on something else: a constraint's index, an identity column's sequence, a row
@@ -210,51 +223,49 @@ pub fn record_step(
               WHERE {alias}.oid > {bound}::oid AND pg_catalog.age({alias}.xmin) <= 0{extra}"
         )
     };
-    c.execute(
-        &format!(
-            "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
-             SELECT o.classid, o.objid, i.type, i.identity, $1, $2
-               FROM ({} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {}) o,
-                    LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
-              WHERE i.identity IS NOT NULL
-                AND i.type IN ('schema', 'table', 'index', 'sequence', 'view',
-                               'materialized view', 'function', 'procedure', 'type', 'domain',
-                               'trigger')
-                AND (i.schema IS NULL OR (i.schema <> ALL (ARRAY['pg_catalog',
-                     'information_schema', 'strata', 'pg_toast'])
-                     AND i.schema NOT LIKE 'pg\\_temp\\_%' AND i.schema NOT LIKE 'pg\\_toast\\_temp\\_%'))
-                AND NOT (i.type = 'schema' AND (i.identity IN ('public', 'strata')
-                     OR i.identity LIKE 'pg\\_%' OR i.identity = 'information_schema'))
-                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+    let mut sql = format!(
+        "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
+         SELECT o.classid, o.objid, i.type, i.identity, {module}, {stamp}
+           FROM ({} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {}) o,
+                LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
+          WHERE i.identity IS NOT NULL
+            AND i.type IN ('schema', 'table', 'index', 'sequence', 'view',
+                           'materialized view', 'function', 'procedure', 'type', 'domain',
+                           'trigger')
+            AND (i.schema IS NULL OR (i.schema <> ALL (ARRAY['pg_catalog',
+                 'information_schema', 'strata', 'pg_toast'])
+                 AND i.schema NOT LIKE 'pg\\_temp\\_%' AND i.schema NOT LIKE 'pg\\_toast\\_temp\\_%'))
+            AND NOT (i.type = 'schema' AND (i.identity IN ('public', 'strata')
+                 OR i.identity LIKE 'pg\\_%' OR i.identity = 'information_schema'))
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                 WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
+                   AND (d.deptype IN ('e', 'P', 'S') OR (d.deptype = 'i'
+                        AND NOT (d.refclassid = o.classid AND d.refobjid = o.objid))))
+            AND (o.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid
+                 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                      WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
-                       AND (d.deptype IN ('e', 'P', 'S') OR (d.deptype = 'i'
-                            AND NOT (d.refclassid = o.classid AND d.refobjid = o.objid))))
-                AND (o.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid
-                     OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                         WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
-                           AND pg_catalog.age(d.xmin) <= 0))
-             ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
-                 identity = excluded.identity, module = excluded.module, stamp = excluded.stamp",
-            new("pg_class", "c", " AND NOT c.relispartition"),
-            new("pg_type", "t", ""),
-            new("pg_proc", "p", ""),
-            new("pg_namespace", "n", ""),
-            new("pg_trigger", "g", ""),
-        ),
-        &[&id.module, &id.stamp],
-    )?;
+                       AND pg_catalog.age(d.xmin) <= 0))
+         ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
+             identity = excluded.identity, module = excluded.module, stamp = excluded.stamp",
+        new("pg_class", "c", " AND NOT c.relispartition"),
+        new("pg_type", "t", ""),
+        new("pg_proc", "p", ""),
+        new("pg_namespace", "n", ""),
+        new("pg_trigger", "g", ""),
+        module = super::dollar_quoted(&id.module),
+        stamp = super::dollar_quoted(&id.stamp),
+    );
     if renamed {
-        c.execute(
-            "UPDATE strata.strata_object o SET identity = i.identity
+        sql.push_str(
+            ";\nUPDATE strata.strata_object o SET identity = i.identity
                FROM (SELECT s.classid, s.objid,
                             (pg_catalog.pg_identify_object(s.classid, s.objid, 0)).identity
                        FROM strata.strata_object s) i
               WHERE i.classid = o.classid AND i.objid = o.objid
                 AND i.identity IS NOT NULL AND i.identity <> o.identity",
-            &[],
-        )?;
+        );
     }
-    Ok(())
+    sql
 }
 
 /// Points ownership rows at the objects of the same kind and name where their oid no longer

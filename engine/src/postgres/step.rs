@@ -57,8 +57,13 @@ pub fn apply(
     events: &mut EventSink<'_>,
     phase_log: Option<&mut Vec<Entry>>,
 ) -> Result<Applied, Error> {
-    let result = apply_in_transaction(client, ctx, step, events, phase_log);
-    let reset = if prepares_statements(step) {
+    let (result, reset_done) = apply_in_transaction(client, ctx, step, events, phase_log);
+    let reset = if let Some(done) = reset_done {
+        done.map_err(|e| {
+            ctx.target
+                .error("cannot reset the session after the step", e)
+        })
+    } else if prepares_statements(step) {
         ctx.target
             .connect(ctx.lock_timeout)
             .map(|fresh| *client = fresh)
@@ -90,13 +95,15 @@ fn sqlstate(e: &postgres::Error) -> Option<DbCode> {
     e.code().map(|c| DbCode::SqlState(c.code().to_string()))
 }
 
+/// The step in its transaction; and, when its commit reset the session in the same round
+/// trip, how that reset went.
 fn apply_in_transaction(
     client: &mut Session,
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
     phase_log: Option<&mut Vec<Entry>>,
-) -> Result<Applied, Error> {
+) -> (Result<Applied, Error>, Option<Result<(), postgres::Error>>) {
     let mut driver = PgStep {
         session: client,
         ctx,
@@ -104,8 +111,36 @@ fn apply_in_transaction(
         phase_log,
         open: false,
         untouched: String::new(),
+        applied: false,
+        bound: 0,
+        recorded: false,
+        reset: None,
     };
-    crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events)
+    let result = crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events);
+    (result, driver.reset)
+}
+
+/// The rows of each statement of one simple query, in order (a statement that returns none,
+/// `BEGIN` or `SET`, has an empty list), with each statement's count.
+fn by_statement(messages: Vec<SimpleQueryMessage>) -> Vec<(Vec<postgres::SimpleQueryRow>, u64)> {
+    let mut out = Vec::new();
+    let mut rows = Vec::new();
+    for m in messages {
+        match m {
+            SimpleQueryMessage::Row(r) => rows.push(r),
+            SimpleQueryMessage::CommandComplete(n) => out.push((std::mem::take(&mut rows), n)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The first column of the only row of a statement's rows (`None`: not one row, or NULL).
+fn single(rows: Option<&(Vec<postgres::SimpleQueryRow>, u64)>) -> Option<String> {
+    match rows.map(|(r, _)| r.as_slice()) {
+        Some([row]) => row.get(0).map(str::to_string),
+        _ => None,
+    }
 }
 
 /// One step on a PostgreSQL session, for the shared algorithm (`crate::core::step::apply`).
@@ -124,6 +159,15 @@ struct PgStep<'a, 'c> {
     open: bool,
     /// The fingerprint of strata's bookkeeping before the actions (`ledger::signature`).
     untouched: String,
+    /// Whether the ledger held the step when it began (read in the batch that began it).
+    applied: bool,
+    /// The ownership bound read when the step began (`schema::BOUND`).
+    bound: u32,
+    /// Whether the objects the step created are recorded already (before a comparison with
+    /// `schema.sql`); else the commit records them, in the round trip of the ledger row.
+    recorded: bool,
+    /// How the session's reset went, when the commit sent it in its own round trip.
+    reset: Option<Result<(), postgres::Error>>,
 }
 
 impl StepDriver for PgStep<'_, '_> {
@@ -134,37 +178,69 @@ impl StepDriver for PgStep<'_, '_> {
         self.ctx.target.as_path()
     }
 
+    /// Two round trips: the transaction (or savepoint), the step's statement timeout, strata's
+    /// lock, then, each a statement of its own so that it reads what committed while the lock
+    /// was awaited, whether the ledger holds the step and the ownership bound; then the
+    /// fingerprint of strata's bookkeeping (prepared once a connection, see [`super::Checks`]).
     fn begin(&mut self, step: &Prepared) -> Result<(), Error> {
         let target = self.ctx.target;
-        self.session
-            .batch_execute(if self.nested {
+        let sql = format!(
+            "{}; SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
+             {}; {}",
+            if self.nested {
                 "SAVEPOINT strata_step"
             } else {
                 "BEGIN"
-            })
-            .map_err(|e| {
-                target.error(
-                    format!("cannot begin the transaction for {}", step.migration),
-                    e,
-                )
-            })?;
-        self.open = true;
-        // One round trip: the step's statement timeout, then strata's lock.
-        let locked = self.session.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({})",
+            },
             self.ctx.statement_timeout.as_millis(),
-            ledger::LOCK_KEY
-        ));
-        if let Err(e) = locked {
+            ledger::LOCK_KEY,
+            ledger::is_applied_sql(&step.migration.id),
+            super::schema::BOUND,
+        );
+        self.open = true;
+        let session = &mut *self.session;
+        let read = session
+            .simple_query(&sql)
+            .map(by_statement)
+            .and_then(|read| {
+                let signature = session.checks()?.signature.clone();
+                let row = session.query_one(&signature, &[])?;
+                Ok((read, row.get::<_, String>(0)))
+            });
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                self.rollback();
+                return Err(target.error(
+                    format!(
+                        "cannot begin {} (its transaction, strata's lock, the ledger and \
+                         strata's schema)",
+                        step.migration
+                    ),
+                    e,
+                ));
+            }
+        };
+        let (read, signature) = read;
+        let (applied, bound) = (
+            single(read.get(3)),
+            single(read.get(4)).and_then(|b| b.parse().ok()),
+        );
+        let (Some(applied), Some(bound)) = (applied, bound) else {
             self.rollback();
-            return Err(target.error("cannot take strata's lock", e));
-        }
+            return Err(Error::Usage(format!(
+                "{target}: the batch that begins {} gave unexpected results",
+                step.migration
+            )));
+        };
+        self.applied = applied == "t";
+        self.bound = bound;
+        self.untouched = signature;
         Ok(())
     }
 
-    fn is_applied(&mut self, step: &Prepared) -> Result<bool, Error> {
-        ledger::is_applied(&mut **self.session, &step.migration.id)
-            .map_err(|e| self.ctx.target.error("cannot read the ledger", e))
+    fn is_applied(&mut self, _: &Prepared) -> Result<bool, Error> {
+        Ok(self.applied)
     }
 
     fn skip(&mut self) {
@@ -172,8 +248,7 @@ impl StepDriver for PgStep<'_, '_> {
     }
 
     fn before_actions(&mut self, _: &Prepared, _: &mut EventSink<'_>) -> Result<(), Error> {
-        self.untouched = ledger::signature(&mut **self.session)
-            .map_err(|e| self.ctx.target.error("cannot read strata's schema", e))?;
+        // The fingerprint was read with the ledger when the step began.
         Ok(())
     }
 
@@ -189,22 +264,72 @@ impl StepDriver for PgStep<'_, '_> {
     }
 
     fn after_actions(&mut self, step: &Prepared) -> Result<Option<String>, (Action, ActionError)> {
+        if step.snapshot.is_none() && !self.ctx.write_snapshots {
+            // Nothing to compare: the objects are recorded with the ledger row, in one round
+            // trip.
+            return Ok(None);
+        }
+        self.recorded = true;
         super::schema::after_step(self.session, step, self.ctx.write_snapshots)
             .map_err(|e| (e.action, ActionError::new(e.file, None, e.message)))
     }
 
+    /// Two round trips: what the step created, its ledger row and its audit rows in one batch
+    /// (an audit row whose id another process took is appended again on its own), then the
+    /// commit with the session's reset.
     fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
         let m = &step.migration;
-        let recorded = ledger::record(&mut **self.session, m, elapsed.as_millis() as u64)
-            .and_then(|()| ledger::append(&mut **self.session, log))
-            .and_then(|()| {
-                self.open = false;
-                self.session.batch_execute(if self.nested {
-                    "RELEASE SAVEPOINT strata_step"
-                } else {
-                    "COMMIT"
-                })
-            });
+        // First, that the checks the step was judged by were strata's (see `super::Checks`).
+        let mut sql = super::Checks::verify_sql();
+        sql.push_str(";\n");
+        if !self.recorded {
+            let renamed = super::schema::renames(step);
+            sql.push_str(&super::schema::record_step_sql(&m.id, renamed, self.bound));
+            sql.push_str(";\n");
+        }
+        sql.push_str(&ledger::record_sql(
+            m,
+            &step.checksum,
+            elapsed.as_millis() as u64,
+        ));
+        let (at, who) = (
+            crate::core::ledger::now_rfc3339(),
+            crate::core::ledger::operator(),
+        );
+        for e in log {
+            sql.push_str(";\n");
+            sql.push_str(&ledger::append_sql(e, &at, &who));
+        }
+        let done = match self.session.simple_query(&sql).map(by_statement) {
+            Ok(done) if single(done.first()).as_deref() == Some("t") => Ok(done),
+            Ok(_) => {
+                return Err(Commit::Failed(ActionError::new(
+                    None,
+                    None,
+                    "strata's own prepared checks on this connection were replaced during the \
+                     step (DEALLOCATE, PREPARE): what the step did to strata's bookkeeping \
+                     cannot be told; the step was rolled back. Leave prepared statements you \
+                     did not prepare alone",
+                )));
+            }
+            Err(e) => Err(e),
+        };
+        let recorded = done.and_then(|done| {
+            let counts: Vec<u64> = done.iter().map(|(_, n)| *n).collect();
+            let added = &counts[counts.len().saturating_sub(log.len())..];
+            let missed: Vec<Entry> = log
+                .iter()
+                .zip(added)
+                .filter(|(_, n)| **n == 0)
+                .map(|(e, _)| e.clone())
+                .collect();
+            if missed.is_empty() {
+                Ok(())
+            } else {
+                ledger::append(&mut **self.session, &missed)
+            }
+        });
+        let recorded = recorded.and_then(|()| self.finish(step));
         match recorded {
             Ok(()) => Ok(()),
             Err(e) if is_lock_timeout(&e) => {
@@ -250,10 +375,45 @@ impl StepDriver for PgStep<'_, '_> {
     }
 }
 
+impl PgStep<'_, '_> {
+    /// Commits the step (releases its savepoint) and, unless the step needs a fresh connection,
+    /// resets the session in the same round trip. When that round trip fails outside a phase's
+    /// transaction, the ledger tells whether the commit took place: if it did, only the reset
+    /// failed, which [`apply`] reports.
+    fn finish(&mut self, step: &Prepared) -> Result<(), postgres::Error> {
+        self.open = false;
+        let end = if self.nested {
+            "RELEASE SAVEPOINT strata_step"
+        } else {
+            "COMMIT"
+        };
+        if prepares_statements(step) {
+            return self.session.batch_execute(end);
+        }
+        let ended = self.session.reset_after(end);
+        match ended {
+            Ok(()) => {
+                self.reset = Some(Ok(()));
+                Ok(())
+            }
+            Err(e) if !self.nested => {
+                match ledger::is_applied(&mut **self.session, &step.migration.id) {
+                    Ok(true) => {
+                        self.reset = Some(Err(e));
+                        Ok(())
+                    }
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the
 /// `strata` schema is strata's alone, as `strata_*` tables are on SQLite.
 fn check_bookkeeping(
-    tx: &mut Client,
+    tx: &mut Session,
     step: &Prepared,
     action: Action,
     untouched: &str,
@@ -276,30 +436,36 @@ fn check_bookkeeping(
         ),
         code: None,
     };
-    match ledger::writers(tx) {
-        Ok(found) if found.is_empty() => {}
-        Ok(found) => {
-            return Err(ActionError {
-                file: file.clone(),
-                statement: None,
-                message: format!(
-                    "{action} left {} that could change strata's bookkeeping later, when it runs \
-                     as its owner outside any step: the ledger and the audit log are strata's \
-                     alone; the step was rolled back. Keep strata's schema and tables out of \
-                     functions, triggers, rules and writable views",
-                    found.join(", ")
-                ),
-                code: None,
-            });
-        }
+    // One round trip, planned once a connection (see `super::Checks`): the fingerprint, and
+    // the objects that could write strata's tables later.
+    let read = tx.checks().map(|c| c.check.clone()).and_then(|check| {
+        let row = tx.query_one(&check, &[])?;
+        Ok((row.get::<_, String>(0), row.get::<_, String>(1)))
+    });
+    let (now, found) = match read {
+        Ok(read) => read,
         Err(e) => return Err(changed(describe_error(&e))),
+    };
+    if !found.is_empty() {
+        return Err(ActionError {
+            file: file.clone(),
+            statement: None,
+            message: format!(
+                "{action} left {} that could change strata's bookkeeping later, when it runs \
+                 as its owner outside any step: the ledger and the audit log are strata's \
+                 alone; the step was rolled back. Keep strata's schema and tables out of \
+                 functions, triggers, rules and writable views",
+                found
+            ),
+            code: None,
+        });
     }
-    match ledger::signature(tx) {
-        Ok(now) if now == untouched => Ok(()),
-        Ok(_) => Err(changed(
+    if now == untouched {
+        Ok(())
+    } else {
+        Err(changed(
             "the schema or its rows differ from before the action".into(),
-        )),
-        Err(e) => Err(changed(describe_error(&e))),
+        ))
     }
 }
 

@@ -421,7 +421,21 @@ fn bookkeeping(
             return Ok(None);
         }
         let id = ledger::ensure_database_id(conn).map_err(identity)?;
-        backup_before_migrate(project, conn, db, &id, phase, |_| Ok(()))?
+        // Its `integrity_check` runs beside the first step, which waits for it before it
+        // commits and writes the backup's audit row (see `step::Session::backup`).
+        let pending = crate::sqlite::backup::take_overlapped(
+            conn,
+            db,
+            &id,
+            &project.backups_dir(),
+            project.config.backups_keep,
+            &format!("before migrate ({phase})"),
+        )?;
+        let path = pending.path().to_path_buf();
+        let entry = Entry::for_run(phase.as_str(), "backup", path.display().to_string());
+        session.backup = Some((pending, entry));
+        events(&Event::BackupTaken { db, backup: &path });
+        return Ok(Some(path));
     };
     let entry =
         crate::core::ledger::Entry::for_run(phase.as_str(), "backup", path.display().to_string());
@@ -567,6 +581,21 @@ impl crate::core::phase::Database for SqlitePhase<'_, '_> {
 
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {
         let db = self.db;
+        // A backup no step waited for (no step committed or failed): its check decides.
+        let result = match self.session.backup.take() {
+            Some((pending, entry)) => {
+                let audited = pending.wait().and_then(|_| {
+                    ledger::append(&self.conn, std::slice::from_ref(&entry))
+                        .map_err(|e| Error::db(db, "cannot audit the backup", e))
+                });
+                result.and(audited)
+            }
+            None => result,
+        };
+        // A backup whose check failed is gone: nothing may be recorded beside it.
+        if done.backup.as_ref().is_some_and(|b| !b.exists()) {
+            done.backup = None;
+        }
         let result = result.and_then(|()| {
             step::flush(&self.conn, &mut self.session)
                 .map_err(|e| Error::db(db, "cannot record the phase's steps", e))

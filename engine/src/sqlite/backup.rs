@@ -66,7 +66,21 @@ pub fn take_with(
     reason: &str,
     fill: impl FnOnce(&Connection) -> rusqlite::Result<()>,
 ) -> Result<PathBuf, Error> {
-    // A private temporary name keeps concurrent runs apart.
+    let partial = copied(conn, db, dir, fill)?;
+    verify(partial.path())?;
+    let path = store(partial, db, database_id, dir, reason)?;
+    prune(dir, db, keep);
+    Ok(path)
+}
+
+/// The database `conn` has open (at `db`) copied into a private temporary file in `dir` (a
+/// private name keeps concurrent runs apart), `fill` run on the copy, synced.
+fn copied(
+    conn: &Connection,
+    db: &Path,
+    dir: &Path,
+    fill: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+) -> Result<tempfile::NamedTempFile, Error> {
     let partial = partial(dir)?;
     copy_into(conn, partial.path(), fill).map_err(|e| {
         Error::db(
@@ -75,10 +89,97 @@ pub fn take_with(
             e,
         )
     })?;
-    verify(partial.path())?;
-    let path = store(partial, db, database_id, dir, reason)?;
-    prune(dir, db, keep);
-    Ok(path)
+    Ok(partial)
+}
+
+/// A backup copied, synced and given its final name, whose `integrity_check` runs on a thread
+/// of its own while the caller goes on (a migration's first step): the check reads only the
+/// copy. Until the check passes the backup has no record, so no listing or restore sees it;
+/// when it passes, the record is written and older backups pruned; when it fails, the copy is
+/// removed. [`Pending::wait`] is the caller's verdict: a step that depends on the backup must
+/// not commit before it.
+#[derive(Debug)]
+pub struct Pending {
+    path: PathBuf,
+    check: Option<std::thread::JoinHandle<Result<(), Error>>>,
+}
+
+impl Pending {
+    /// Where the backup is (and stays if its check passes).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for the check: the backup's path once it is verified and recorded.
+    pub fn wait(mut self) -> Result<PathBuf, Error> {
+        self.join()?;
+        Ok(std::mem::take(&mut self.path))
+    }
+
+    fn join(&mut self) -> Result<(), Error> {
+        match self.check.take().map(std::thread::JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(Error::input(
+                &self.path,
+                "the check of this backup stopped before it finished",
+            )),
+        }
+    }
+}
+
+impl Drop for Pending {
+    /// Never leaves a check running: a caller that gave up still gets the backup recorded (or
+    /// removed) before it goes on.
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
+/// [`take_with`] (with nothing to fill) whose `integrity_check` overlaps what the caller does
+/// next (see [`Pending`]).
+pub fn take_overlapped(
+    conn: &Connection,
+    db: &Path,
+    database_id: &str,
+    dir: &Path,
+    keep: usize,
+    reason: &str,
+) -> Result<Pending, Error> {
+    let partial = copied(conn, db, dir, |_| Ok(()))?;
+    let record = crate::core::backup::Record {
+        strata_backup: crate::core::backup::RECORD_FORMAT,
+        source: crate::core::backup::absolute(db),
+        database_id: database_id.to_string(),
+        taken_at: crate::core::ledger::now_rfc3339(),
+        reason: reason.to_string(),
+    };
+    let name = crate::core::backup::file_stem(&crate::core::backup::stem(db), database_id);
+    let path = crate::core::backup::place(partial, &name, "db", dir)?;
+    let (checked, dir, db) = (path.clone(), dir.to_path_buf(), db.to_path_buf());
+    let check = std::thread::Builder::new()
+        .name("strata-backup-check".into())
+        .spawn(move || {
+            let verified = verify(&checked)
+                .and_then(|()| crate::core::backup::write_record(&checked, &record, &dir));
+            match verified {
+                Ok(()) => prune(&dir, &db, keep),
+                Err(_) => {
+                    let _ = std::fs::remove_file(&checked);
+                }
+            }
+            verified
+        });
+    match check {
+        Ok(check) => Ok(Pending {
+            path,
+            check: Some(check),
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(Error::io(&path, e))
+        }
+    }
 }
 
 /// Copies every page of the database `conn` has open into the empty file `out` with SQLite's

@@ -68,6 +68,10 @@ pub struct Session {
     /// phase's first step, then kept from each step's check): a step fails only on violations
     /// it adds. `None` until read.
     pub fk_before: Option<Violations>,
+    /// The phase's backup while its `integrity_check` runs, with its audit row: the first step
+    /// waits for the check before it commits (and fails with the backup's error if the check
+    /// does), and writes that row in its own transaction, before its own rows.
+    pub backup: Option<(crate::sqlite::backup::Pending, Entry)>,
 }
 
 /// Rows `PRAGMA foreign_key_check` reports, counted by (table, rowid, parent): a `WITHOUT
@@ -361,6 +365,11 @@ impl StepDriver for SqliteStep<'_, '_> {
         let (conn, session) = (&*self.conn, &mut *self.session);
         let m = &step.migration;
         let failed = |e| Commit::Failed(recording(e).1);
+        if let Some((pending, entry)) = session.backup.take() {
+            // The run fails as it did when the check came first: the step is rolled back.
+            pending.wait().map_err(Commit::Locked)?;
+            ledger::append(conn, std::slice::from_ref(&entry)).map_err(failed)?;
+        }
         let row =
             crate::core::ledger::Record::of(m, step.checksum.clone(), elapsed.as_millis() as u64);
         if session.single_transaction {
@@ -404,11 +413,20 @@ impl StepDriver for SqliteStep<'_, '_> {
 
     fn audit_failure(&mut self, log: &[Entry]) -> Result<(), String> {
         let replay = self.session.replay.take();
+        // The phase's backup, if its check passes, is audited before the failure.
+        let backup = self
+            .session
+            .backup
+            .take()
+            .and_then(|(pending, entry)| pending.wait().ok().map(|_| entry));
         self.conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .and_then(|tx| {
                 if let Some(r) = &replay {
                     r.write(&tx)?;
+                }
+                if let Some(entry) = &backup {
+                    ledger::append(&tx, std::slice::from_ref(entry))?;
                 }
                 ledger::append(&tx, log).and_then(|()| tx.commit())
             })

@@ -518,7 +518,7 @@ fn compile(
 /// Refuses a component whose exports do not match the world its folder stands for.
 fn check_world(sandbox: &Sandbox, c: &GuestCrate, component: &[u8]) -> Result<(), Error> {
     let exports = sandbox
-        .exports(component)
+        .exports(component, None)
         .map_err(|e| build_error(&c.source, format!("the component does not load: {e:#}")))?;
     if exports.iter().any(|e| e == c.world.export()) {
         return Ok(());

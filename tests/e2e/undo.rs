@@ -383,14 +383,29 @@ fn undo_sql_may_not_attach_another_database() {
     }
 }
 
-/// The state after an undo and a migrate ran at once: the undo either took back the newest
-/// migration (m3), or was refused because m3 was applied after it chose m2; never m2 under m3.
+/// The state after an undo and a migrate ran at once: the migrate applied m3; the undo either
+/// took back the newest migration (m3), or was refused because m3 was applied after it chose
+/// m2, never m2 under m3; and the schema (`t2`'s columns) says what the ledger says.
 #[track_caller]
-fn undo_raced_migrate(code: Option<i32>, stdout: &str, stderr: &str, ledger: &[String]) {
-    match code {
+fn undo_raced_migrate(
+    migrated: &std::process::Output,
+    undone: &std::process::Output,
+    ledger: &[String],
+    t2: &[String],
+) {
+    let out = |o: &std::process::Output| {
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert!(migrated.status.success(), "{:?}", out(migrated));
+    let (stdout, stderr) = out(undone);
+    match undone.status.code() {
         Some(0) => {
             assert!(stdout.contains("20240103T000000Z-three"), "{stdout}");
             assert_eq!(ledger, ["20240101T000000Z", "20240102T000000Z"]);
+            assert_eq!(t2, ["a"]);
         }
         Some(3) => {
             assert!(
@@ -402,6 +417,7 @@ fn undo_raced_migrate(code: Option<i32>, stdout: &str, stderr: &str, ledger: &[S
                 ledger,
                 ["20240101T000000Z", "20240102T000000Z", "20240103T000000Z"]
             );
+            assert_eq!(t2, ["a", "c"]);
         }
         other => panic!("undo ended {other:?}:\n{stdout}\n{stderr}"),
     }
@@ -470,31 +486,12 @@ fn an_undo_racing_a_migrate_waits_and_never_undoes_a_migration_under_a_newer_one
     std::thread::sleep(std::time::Duration::from_millis(700));
     holder.execute_batch("ROLLBACK").unwrap();
     let migrated = migrate.wait_with_output().unwrap();
-    assert!(
-        migrated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
     let undone = undo.wait_with_output().unwrap();
-    let ledger = ledger(&p, "app.db");
-    undo_raced_migrate(
-        undone.status.code(),
-        &String::from_utf8_lossy(&undone.stdout),
-        &String::from_utf8_lossy(&undone.stderr),
-        &ledger,
-    );
-    // The schema says what the ledger says: t2 is there while m2 is applied, its column c
-    // while m3 is.
     let t2 = rows(
         &p.open("app.db"),
         "SELECT name FROM pragma_table_info('t2') ORDER BY cid",
     );
-    let expected: &[&str] = if ledger.len() == 3 {
-        &["a", "c"]
-    } else {
-        &["a"]
-    };
-    assert_eq!(t2, expected);
+    undo_raced_migrate(&migrated, &undone, &ledger(&p, "app.db"), &t2);
 }
 
 /// On PostgreSQL the migrate's step holds strata's advisory lock for its transaction (here
@@ -540,32 +537,16 @@ fn an_undo_racing_a_migrate_on_postgres_never_undoes_a_migration_under_a_newer_o
         .output()
         .unwrap();
     let migrated = migrate.wait_with_output().unwrap();
-    assert!(
-        migrated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
     let ledger = pg.rows(
         false,
         "SELECT stamp FROM strata.strata_migration ORDER BY stamp",
-    );
-    undo_raced_migrate(
-        undone.status.code(),
-        &String::from_utf8_lossy(&undone.stdout),
-        &String::from_utf8_lossy(&undone.stderr),
-        &ledger,
     );
     let t2 = pg.rows(
         false,
         "SELECT column_name FROM information_schema.columns WHERE table_name = 't2' \
          ORDER BY ordinal_position",
     );
-    let expected: &[&str] = if ledger.len() == 3 {
-        &["a", "c"]
-    } else {
-        &["a"]
-    };
-    assert_eq!(t2, expected);
+    undo_raced_migrate(&migrated, &undone, &ledger, &t2);
 }
 
 /// A PostgreSQL test database that exists but that strata never migrated (made by a DBA, or

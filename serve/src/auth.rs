@@ -238,6 +238,27 @@ impl Refusals {
         }
     }
 
+    /// Reports at once the refusals not reported yet (the server is stopping: the reporter's
+    /// next line would never come).
+    pub fn flush(&self) {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if w.pending == 0 {
+            return;
+        }
+        let (n, latest) = (
+            std::mem::take(&mut w.pending),
+            std::mem::take(&mut w.latest),
+        );
+        drop(w);
+        let what = if n == 1 { self.one() } else { self.what };
+        eprintln!(
+            "strata serve: refused {} {what} since the last report (the latest: {latest}); {} \
+             refused since the start",
+            thousands(n),
+            thousands(self.total())
+        );
+    }
+
     fn report_until_quiet(&self, every: Duration) {
         loop {
             std::thread::sleep(every);

@@ -328,6 +328,11 @@ impl Gate {
         self.refusals.total()
     }
 
+    /// Reports the refusals not reported yet (see [`Refusals::flush`]).
+    pub fn flush(&self) {
+        self.refusals.flush();
+    }
+
     /// Makes room for a connection from `peer` under both caps, closing the oldest
     /// unauthenticated connections it must; whether it may be admitted, and what to report.
     fn make_room(

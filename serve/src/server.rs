@@ -165,6 +165,7 @@ pub async fn serve_with(
     // Each connection is admitted within the limits before any of its bytes is read; one over
     // a cap is dropped, so closed, at once.
     let gate = Gate::new(limits);
+    let flushed = gate.clone();
     let calls = Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS));
     let open = Arc::new(Semaphore::new(MAX_OPEN_CALLS));
     let (strata, check) = service.server_and_check();
@@ -190,6 +191,7 @@ pub async fn serve_with(
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     drained.shutdown().await;
+    flushed.flush();
     Ok(())
 }
 

@@ -108,6 +108,7 @@ impl StrataService {
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         drop(self.inner.run_lock.lock().await);
+        self.inner.refusals.flush();
     }
 
     /// Checks the bearer token again inside the RPC (the interceptor of [`Self::into_server`]

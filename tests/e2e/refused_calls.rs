@@ -307,3 +307,23 @@ fn many_large_unauthenticated_requests_hold_little_server_memory() {
     // And with the token, the server still answers.
     remote(&s.client, &s.srv.url, &["status"]).ok();
 }
+
+#[test]
+fn refusals_not_reported_yet_are_reported_when_the_server_stops() {
+    let s = Served::migrated();
+    write_token(&s.client, "wrong", "a-wrong-token-of-some-length");
+    for _ in 0..5 {
+        s.client
+            .strata(&["--remote", &s.srv.url, "--token-file", "wrong", "status"])
+            .code(3);
+    }
+    let crate::remote::Served { srv, .. } = s;
+    // Stopped within the 10 s window: the four refusals after the first are reported now.
+    let (code, stderr) = srv.terminate();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("refused 4 calls since the last report"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("5 refused since the start"), "{stderr}");
+}

@@ -382,3 +382,212 @@ fn undo_sql_may_not_attach_another_database() {
         assert!(schema(&p, db).contains(&"table tags".to_string()));
     }
 }
+
+/// The state after an undo and a migrate ran at once: the migrate applied m3; the undo either
+/// took back the newest migration (m3), or was refused because m3 was applied after it chose
+/// m2, never m2 under m3; and the schema (`t2`'s columns) says what the ledger says.
+#[track_caller]
+fn undo_raced_migrate(
+    migrated: &std::process::Output,
+    undone: &std::process::Output,
+    ledger: &[String],
+    t2: &[String],
+) {
+    let out = |o: &std::process::Output| {
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert!(migrated.status.success(), "{:?}", out(migrated));
+    let (stdout, stderr) = out(undone);
+    match undone.status.code() {
+        Some(0) => {
+            assert!(stdout.contains("20240103T000000Z-three"), "{stdout}");
+            assert_eq!(ledger, ["20240101T000000Z", "20240102T000000Z"]);
+            assert_eq!(t2, ["a"]);
+        }
+        Some(3) => {
+            assert!(
+                stderr.contains("cannot undo app/20240102T000000Z-two")
+                    && stderr.contains("app/20240103T000000Z was applied after it"),
+                "{stderr}"
+            );
+            assert_eq!(
+                ledger,
+                ["20240101T000000Z", "20240102T000000Z", "20240103T000000Z"]
+            );
+            assert_eq!(t2, ["a", "c"]);
+        }
+        other => panic!("undo ended {other:?}:\n{stdout}\n{stderr}"),
+    }
+}
+
+const ONE: &str = "migrations/app/20240101T000000Z-one";
+const TWO: &str = "migrations/app/20240102T000000Z-two";
+const THREE: &str = "migrations/app/20240103T000000Z-three";
+
+/// An undo that comes in while a migrate is applying m3 (held inside the run: its step waits
+/// for SQLite's write lock, which this test holds) waits for the run lock, which the migrate
+/// holds for its whole phase. Having chosen m2 before m3 was applied, it then refuses (exit 3)
+/// rather than dropping the table m3 just altered; the ledger and schema agree throughout.
+#[test]
+fn an_undo_racing_a_migrate_waits_and_never_undoes_a_migration_under_a_newer_one() {
+    use std::process::Stdio;
+    let p = Project::empty();
+    p.write(&format!("{ONE}/do.sql"), "CREATE TABLE t1(a INTEGER);")
+        .write(&format!("{TWO}/do.sql"), "CREATE TABLE t2(a INTEGER);")
+        .write(&format!("{TWO}/undo.sql"), "DROP TABLE t2;");
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        &format!("{THREE}/do.sql"),
+        "ALTER TABLE t2 ADD COLUMN c TEXT;",
+    )
+    .write(
+        &format!("{THREE}/undo.sql"),
+        "ALTER TABLE t2 DROP COLUMN c;",
+    )
+    .write("strata.toml", "busy_timeout_ms = 120000\n");
+    let holder = p.open("app.db");
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let migrate = crate::harness::strata_command(p.root(), &["migrate", "--no-rehearsal", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the migrate holds the run lock (this test cannot take it exclusively).
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(p.path("app.db.strata-lock"))
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => lock.unlock().unwrap(),
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the migrate never took the run lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let undo = crate::harness::strata_command(p.root(), &["undo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give the undo time to read the ledger (m1, m2) before m3 can be applied; whenever it
+    // reads it, the outcome checked below must hold.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    holder.execute_batch("ROLLBACK").unwrap();
+    let migrated = migrate.wait_with_output().unwrap();
+    let undone = undo.wait_with_output().unwrap();
+    let t2 = rows(
+        &p.open("app.db"),
+        "SELECT name FROM pragma_table_info('t2') ORDER BY cid",
+    );
+    undo_raced_migrate(&migrated, &undone, &ledger(&p, "app.db"), &t2);
+}
+
+/// On PostgreSQL the migrate's step holds strata's advisory lock for its transaction (here
+/// a `pg_sleep`); the undo takes the same lock for its whole run and re-reads the ledger in
+/// each transaction.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn an_undo_racing_a_migrate_on_postgres_never_undoes_a_migration_under_a_newer_one() {
+    use std::process::Stdio;
+    let pg = Pg::new("undo_race");
+    let p = crate::postgres::project(&pg);
+    p.write(&format!("{ONE}/do.sql"), "CREATE TABLE t1 (a integer);")
+        .write(&format!("{TWO}/do.sql"), "CREATE TABLE t2 (a integer);")
+        .write(&format!("{TWO}/undo.sql"), "DROP TABLE t2;");
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        &format!("{THREE}/do.sql"),
+        "SELECT pg_sleep(3);\nALTER TABLE t2 ADD COLUMN c text;",
+    )
+    .write(
+        &format!("{THREE}/undo.sql"),
+        "ALTER TABLE t2 DROP COLUMN c;",
+    );
+    let migrate = crate::harness::strata_command(p.root(), &["migrate", "--no-rehearsal", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until m3's step is running (its pg_sleep is on the server).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg.rows(
+        false,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
+    ) == ["0"]
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the migrate never reached m3"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let undone = crate::harness::strata_command(p.root(), &["undo"])
+        .output()
+        .unwrap();
+    let migrated = migrate.wait_with_output().unwrap();
+    let ledger = pg.rows(
+        false,
+        "SELECT stamp FROM strata.strata_migration ORDER BY stamp",
+    );
+    let t2 = pg.rows(
+        false,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 't2' \
+         ORDER BY ordinal_position",
+    );
+    undo_raced_migrate(&migrated, &undone, &ledger, &t2);
+}
+
+/// A PostgreSQL test database that exists but that strata never migrated (made by a DBA, or
+/// every run was --no-rehearsal) has nothing to rehearse the undo on: it is left alone, with
+/// no backup of it, and the real database's undo goes on.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn undo_on_postgres_passes_over_a_test_database_strata_never_migrated() {
+    let pg = Pg::new("undo_untouched");
+    pg.admin_client()
+        .batch_execute(&format!("CREATE DATABASE {}_test", pg.name))
+        .unwrap();
+    let p = crate::postgres::project(&pg);
+    p.write(&format!("{ONE}/do.sql"), "CREATE TABLE t1 (a integer);")
+        .write(&format!("{ONE}/undo.sql"), "DROP TABLE t1;");
+    p.strata(&["migrate", "--no-rehearsal", "-q"]).ok();
+    p.strata(&["undo"])
+        .ok()
+        .stdout_has("undid app/20240101T000000Z-one");
+    assert_eq!(
+        pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+        ["0"]
+    );
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata'"
+        ),
+        ["0"],
+        "the test database was given strata's tables"
+    );
+    let backups: Vec<String> = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pgdump"))
+        .collect();
+    let test_db = format!("{}_test-", pg.name);
+    assert!(
+        backups.iter().all(|n| !n.starts_with(&test_db)),
+        "a backup of the untouched test database was taken: {backups:?}"
+    );
+    // The migrate's backup of the real database and the undo's.
+    assert_eq!(backups.len(), 2, "{backups:?}");
+}

@@ -1,6 +1,9 @@
 //! `strata undo`: takes applied migrations back with their `undo.sql` (Flyway's name), newest
-//! first, each in a transaction of its own, audited, on the test database first and then on the
-//! real one, each after a verified backup. Written once over the backend seam. A migration
+//! first, each in a transaction of its own, audited, on the test database first (when it holds
+//! them) and then on the real one, each after a verified backup, under the database's run lock
+//! held exclusively (no migrate applies a step meanwhile). Inside each undo's transaction the
+//! ledger is read again: a migration another run undid is passed over, and one with a newer
+//! migration applied above it (a run that came in after undo chose) is refused, exit 3. Written once over the backend seam. A migration
 //! without `undo.sql`, one whose files changed since it was applied, or one missing from the
 //! tree is refused before anything runs; `strata restore` is the way back for those.
 //!
@@ -53,9 +56,16 @@ pub fn undo(project: &Project, opts: &UndoOptions) -> Result<UndoReport, Error> 
         .collect::<Result<Vec<_>, _>>()?;
     let mut databases = Vec::new();
     // The test database first, as a run rehearses: a script that fails there never reaches
-    // the real one.
+    // the real one. A test database that holds none of them (never migrated, or every run
+    // was --no-rehearsal; on PostgreSQL it may exist without strata's tables) has nothing to
+    // rehearse on: it is left alone, with no backup taken of it.
     let test = backends::open(project, &project.test_db)?;
-    if test.applied()?.is_some() {
+    let holds = |applied: &[Applied]| {
+        steps
+            .iter()
+            .any(|s| applied.iter().any(|a| a.id == s.migration.id))
+    };
+    if test.applied()?.is_some_and(|a| holds(&a)) {
         databases.push(test.undo(Phase::Rehearsal, &steps, true)?);
     }
     let undone = real.undo(Phase::Apply, &steps, true)?;

@@ -133,11 +133,13 @@ pub(crate) trait Run {
     /// backup, as this backend takes them), made beside this database (its folder or server).
     fn scratch(&self, from: Option<&Path>) -> Result<Box<dyn Scratch + '_>, Error>;
 
-    /// `strata undo` on this database in `phase`: a verified backup first (unless
-    /// `backup` is false: a throwaway database), then each of `steps` (newest first) in a
-    /// transaction of its own: its `undo.sql` under the same guard as `do.sql`, the
-    /// migration's ledger row removed with the owners of objects that are gone, and its audit
-    /// row. A migration no longer applied here is passed over. Stops at the first failure,
+    /// `strata undo` on this database in `phase`, holding the run lock exclusively (SQLite's
+    /// run lock file, PostgreSQL's advisory lock on the session) from before the backup to
+    /// the end: a verified backup first (unless `backup` is false: a throwaway database),
+    /// then each of `steps` (newest first) in a transaction of its own: its `undo.sql` under
+    /// the same guard as `do.sql`, the migration's ledger row removed with the owners of
+    /// objects that are gone, and its audit row. A migration no longer applied here is passed
+    /// over; one below a newer applied migration is refused (`Refusal::NotNewest`). Stops at the first failure,
     /// which is rolled back and audited (`Error::Step`, action `undo.sql`).
     fn undo(&self, phase: Phase, steps: &[UndoStep<'_>], backup: bool) -> Result<Undone, Error>;
 

@@ -352,9 +352,10 @@ pub fn user_name(uid: u32) -> String {
 }
 
 /// The lock a run holds on a database while it changes it, in the file `<db>.strata-lock`
-/// beside the database: shared by `migrate` phases and `baseline` (several may run at once;
-/// each step also takes SQLite's write lock), exclusive by `restore`, so a restore never lands
-/// between the steps of a running migrate. Released when dropped.
+/// beside the database: shared by `migrate` phases (several may run at once; each step also
+/// takes SQLite's write lock), exclusive by every other command that changes the ledger
+/// (`restore`, `undo`, `repair`, `baseline`), so none of them lands between the steps of a
+/// running migrate. Released when dropped.
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,

@@ -346,6 +346,14 @@ pub enum Refusal {
     Missing { db: PathBuf, migration: String },
     /// Another process held the database longer than the busy timeout.
     Locked { db: PathBuf },
+    /// `undo` found, under its lock, migrations applied after the one it was to undo (a run
+    /// came in after it chose): undo takes back the newest applied migration first.
+    NotNewest {
+        db: PathBuf,
+        migration: String,
+        /// The applied migrations newer than it, oldest first.
+        newer: Vec<String>,
+    },
     /// Generated SQL would drop tables or columns (`diff --sql`, `new --from-diff`).
     Destructive { changes: Vec<String> },
     /// `restore` without a backup named would not undo what the user expects: the last run
@@ -446,6 +454,22 @@ impl fmt::Display for Refusal {
                 db.display()
             ),
             Refusal::Restore { db, message } => write!(f, "{}: {message}", db.display()),
+            Refusal::NotNewest {
+                db,
+                migration,
+                newer,
+            } => write!(
+                f,
+                "{}: cannot undo {migration}: {} applied after it (a run applied it after undo \
+                 read the ledger); undo takes back only the newest applied migration, so \
+                 {migration} was left applied. Check `strata status` and run `strata undo` \
+                 again.",
+                db.display(),
+                match newer.as_slice() {
+                    [one] => format!("{one} was"),
+                    many => format!("{} were", many.join(", ")),
+                }
+            ),
             Refusal::Locked { db } => write!(
                 f,
                 "{} is locked by another process and did not come free within the busy \

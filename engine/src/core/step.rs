@@ -20,7 +20,7 @@ use crate::core::data::DataSet;
 use crate::core::error::{DbCode, Error, Refusal, StepFailure};
 use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::ledger::{Entry, Outcome};
-use crate::core::tree::Migration;
+use crate::core::tree::{Migration, MigrationId};
 
 /// A migration with every input read and parsed, so a run finds bad input before it touches a
 /// database.
@@ -631,8 +631,9 @@ pub(crate) trait UndoDriver {
     /// anything begins).
     fn begin(&mut self, m: &Migration, sql: &str) -> Result<(), UndoError>;
 
-    /// Whether the ledger still holds `m`.
-    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError>;
+    /// The migrations the ledger holds now, read inside the undo's transaction (under the
+    /// backend's lock).
+    fn applied(&mut self) -> Result<Vec<MigrationId>, UndoError>;
 
     /// Ends the transaction of a migration no longer applied, changing nothing.
     fn skip(&mut self) -> Result<(), UndoError>;
@@ -679,7 +680,8 @@ pub(crate) fn undo_all(
 }
 
 /// One migration of [`undo_all`], in a transaction of its own: `Ok(None)` when it is no
-/// longer applied (another run undid it first), else the rows `undo.sql` changed. A failure
+/// longer applied (another run undid it first), refused when a migration applied after it is
+/// in the ledger, else the rows `undo.sql` changed. A failure
 /// is rolled back, audited in a transaction of its own, and returned.
 fn undo(
     driver: &mut impl UndoDriver,
@@ -692,9 +694,27 @@ fn undo(
     let file = m.file("undo.sql");
     let mut run = || -> Result<Option<u64>, UndoError> {
         driver.begin(m, sql)?;
-        if !driver.is_applied(m)? {
+        let applied = driver.applied()?;
+        if !applied.contains(&m.id) {
             driver.skip()?;
             return Ok(None);
+        }
+        // Only the newest applied migration may be undone: one applied after it (by a run
+        // that came in after undo chose) may build on what its undo.sql takes away.
+        let mut newer: Vec<&MigrationId> = applied
+            .iter()
+            .filter(|a| a.global_cmp(&m.id).is_gt())
+            .collect();
+        if !newer.is_empty() {
+            newer.sort_by(|a, b| a.global_cmp(b));
+            return Err(UndoError::Error(Error::Refused(vec![Refusal::NotNewest {
+                db: driver.db(),
+                migration: m.label(),
+                newer: newer
+                    .iter()
+                    .map(|a| format!("{}/{}", a.module, a.stamp))
+                    .collect(),
+            }])));
         }
         let rows = driver.run(&file, sql)?;
         let entry = undo_entry(phase, m, checksum, Outcome::Ok, None, Some(rows), started);

@@ -517,6 +517,16 @@ pub(crate) fn undo(
     take_backup: bool,
 ) -> Result<crate::core::backend::Undone, Error> {
     let mut client = target.connect(lock_timeout(project))?;
+    // The run's advisory lock for the whole undo, on the session (released when the connection
+    // closes): a migrate's step, which takes it for its transaction, waits for the undo, and
+    // the backup is of the database the undo starts from. Each undo transaction takes it again
+    // (it stacks) and re-reads the ledger inside it.
+    client
+        .execute(
+            "SELECT pg_catalog.pg_advisory_lock($1)",
+            &[&ledger::LOCK_KEY],
+        )
+        .map_err(|e| target.error("cannot take strata's lock", e))?;
     let backup = if take_backup {
         let path = super::backup::take(
             &mut client,
@@ -588,9 +598,10 @@ impl UndoDriver for PgUndo<'_> {
         begun.map_err(self.error())
     }
 
-    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError> {
-        let applied = ledger::is_applied(&mut **self.client, &m.id);
-        applied.map_err(self.error())
+    fn applied(&mut self) -> Result<Vec<crate::core::tree::MigrationId>, UndoError> {
+        let applied = ledger::applied(&mut **self.client);
+        let applied = applied.map_err(self.error())?;
+        Ok(applied.into_iter().map(|a| a.id).collect())
     }
 
     fn skip(&mut self) -> Result<(), UndoError> {

@@ -110,6 +110,8 @@ impl Ledger for Sqlite<'_> {
 
     fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
         let db = &self.db;
+        // Under the run lock held exclusively, as every command that changes the ledger.
+        let _run = backup::RunLock::exclusive(db, self.project.busy_timeout())?;
         let mut conn = sqlite::open(db, self.project.busy_timeout())?;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -135,7 +137,9 @@ impl Run for Sqlite<'_> {
         take_backup: bool,
     ) -> Result<Undone, Error> {
         let db = &self.db;
-        let _run = backup::RunLock::shared(db, self.project.busy_timeout())?;
+        // Exclusive, as restore's: no run applies a migration while the undo chooses and
+        // takes one back (a migrate holds it shared for its whole phase).
+        let _run = backup::RunLock::exclusive(db, self.project.busy_timeout())?;
         let mut conn = sqlite::open(db, self.project.busy_timeout())?;
         let backup = if take_backup {
             let path = crate::sqlite::backup::take(

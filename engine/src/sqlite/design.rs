@@ -304,9 +304,10 @@ impl Live for SqliteLive<'_> {
     }
 
     fn back_up(&mut self, reason: &str, phase: &str) -> Result<PathBuf, Error> {
-        // Like every writing command: under the run lock, after a verified backup.
+        // Like every command that changes the ledger: under the run lock held exclusively (no
+        // migrate applies a step meanwhile), after a verified backup.
         let (project, db) = (self.project, &self.db);
-        self.run = Some(RunLock::shared(db, project.busy_timeout())?);
+        self.run = Some(RunLock::exclusive(db, project.busy_timeout())?);
         let backup = crate::sqlite::backup::take(
             &self.conn,
             db,

@@ -26,7 +26,7 @@ use crate::core::ledger::Entry;
 use crate::core::step::{
     ActionError, Applied, Commit, Done, Prepared, StepDriver, UndoDriver, UndoError, component,
 };
-use crate::core::tree::Migration;
+use crate::core::tree::{Migration, MigrationId};
 use crate::sqlite::guard::{Guard, Mode};
 use crate::sqlite::ledger;
 use crate::sqlite::{self, Located, Script, ScriptText};
@@ -767,14 +767,20 @@ impl UndoDriver for SqliteUndo<'_> {
             .map_err(undo_failed("cannot begin the undo's transaction"))
     }
 
-    fn is_applied(&mut self, m: &Migration) -> Result<bool, UndoError> {
-        self.conn
-            .query_row(
-                "SELECT count(*) > 0 FROM strata_migration WHERE module = ?1 AND stamp = ?2",
-                rusqlite::params![m.id.module, m.id.stamp],
-                |r| r.get(0),
-            )
-            .map_err(undo_failed("cannot read the ledger"))
+    fn applied(&mut self) -> Result<Vec<MigrationId>, UndoError> {
+        let read = || -> rusqlite::Result<Vec<MigrationId>> {
+            let mut st = self
+                .conn
+                .prepare("SELECT module, stamp FROM strata_migration")?;
+            let rows = st.query_map([], |r| {
+                Ok(MigrationId {
+                    module: r.get(0)?,
+                    stamp: r.get(1)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(undo_failed("cannot read the ledger"))
     }
 
     fn skip(&mut self) -> Result<(), UndoError> {
@@ -848,6 +854,86 @@ mod tests {
             total += i64::from(current);
         }
         total
+    }
+
+    /// An undo chose m2 while it was the newest; by the time it holds the database, m3 was
+    /// applied on top (a migrate that came in): the undo is refused, nothing is undone and m2
+    /// stays applied with m3's table, as the ledger says.
+    #[test]
+    fn undo_refuses_a_migration_with_a_newer_one_applied_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = dir.path().join("migrations/app");
+        let steps = [
+            (
+                "20240101T000000Z-one",
+                "CREATE TABLE t1(a INTEGER);",
+                "DROP TABLE t1;",
+            ),
+            (
+                "20240102T000000Z-two",
+                "CREATE TABLE t2(a INTEGER);",
+                "DROP TABLE t2;",
+            ),
+            (
+                "20240103T000000Z-three",
+                "ALTER TABLE t2 ADD COLUMN c TEXT;",
+                "",
+            ),
+        ];
+        for (name, up, down) in steps {
+            let folder = module.join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("do.sql"), up).unwrap();
+            if !down.is_empty() {
+                std::fs::write(folder.join("undo.sql"), down).unwrap();
+            }
+        }
+        let tree = Tree::load(&dir.path().join("migrations")).unwrap();
+        let db = dir.path().join("app.db");
+        let mut conn = Connection::open(&db).unwrap();
+        crate::sqlite::ledger::ensure(&mut conn).unwrap();
+        for (m, (_, up, _)) in tree.migrations.iter().zip(steps) {
+            conn.execute_batch(up).unwrap();
+            crate::sqlite::ledger::record(&conn, m, 1).unwrap();
+        }
+        let two = crate::core::backend::UndoStep {
+            migration: &tree.migrations[1],
+            checksum: "0".repeat(64),
+            sql: steps[1].2.into(),
+        };
+        let err = undo_all(&mut conn, &db, Phase::Apply, &[two], None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::core::exit::REFUSED, "{err}");
+        assert!(
+            matches!(&err, Error::Refused(r) if matches!(
+                r.as_slice(),
+                [Refusal::NotNewest { migration, newer, .. }]
+                    if migration == "app/20240102T000000Z-two"
+                        && newer == &["app/20240103T000000Z".to_string()]
+            )),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("app/20240103T000000Z was applied after it"),
+            "{message}"
+        );
+        let ledger: Vec<String> = crate::sqlite::ledger::applied(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.id.stamp)
+            .collect();
+        assert_eq!(
+            ledger,
+            ["20240101T000000Z", "20240102T000000Z", "20240103T000000Z"]
+        );
+        let c: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('t2') WHERE name = 'c'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(c, 1, "m2's undo.sql ran: t2 is gone");
     }
 
     fn stamp(i: usize) -> String {

@@ -311,23 +311,25 @@ fn a_process_killed_in_phase_two_leaves_the_step_undone_and_the_next_run_finishe
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the step is running (the backup, audited before it, is there), then kill.
+    // Wait until the step is running (this run's backup copy of app.db is there: the step
+    // starts once it is written, and its audit row is written only when the step commits),
+    // then kill.
+    let backups = |p: &Project| -> usize {
+        std::fs::read_dir(p.path(".strata/backups"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.starts_with("app-") && name.ends_with(".db")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let taken = backups(&p);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let started = rusqlite::Connection::open_with_flags(
-            p.path("app.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .ok()
-        .and_then(|c| {
-            c.query_row(
-                "SELECT count(*) FROM strata_migration_audit WHERE action = 'backup'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .ok()
-        })
-        .is_some_and(|n| n >= 2);
+        let started = backups(&p) > taken;
         if started || std::time::Instant::now() > deadline {
             break;
         }

@@ -242,18 +242,20 @@ impl Refusals {
     /// next line would never come).
     pub fn flush(&self) {
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        if w.pending == 0 {
-            return;
-        }
-        let (n, latest) = (
-            std::mem::take(&mut w.pending),
-            std::mem::take(&mut w.latest),
-        );
+        let pending = take_pending(&mut w);
         drop(w);
+        if let Some(pending) = pending {
+            self.report(pending, "since the last report");
+        }
+    }
+
+    /// Prints the line for `pending` refusals, `when` saying since when (never under the
+    /// window's lock: a slow stderr must not hold up the calls being counted).
+    fn report(&self, (n, latest): (u64, String), when: &str) {
         let what = if n == 1 { self.one() } else { self.what };
         eprintln!(
-            "strata serve: refused {} {what} since the last report (the latest: {latest}); {} \
-             refused since the start",
+            "strata serve: refused {} {what} {when} (the latest: {latest}); {} refused since \
+             the start",
             thousands(n),
             thousands(self.total())
         );
@@ -263,28 +265,27 @@ impl Refusals {
         loop {
             std::thread::sleep(every);
             let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-            if w.pending == 0 {
+            let Some(pending) = take_pending(&mut w) else {
                 w.open = false;
                 return;
-            }
-            let (n, latest) = (
-                std::mem::take(&mut w.pending),
-                std::mem::take(&mut w.latest),
-            );
+            };
             drop(w);
-            let what = if n == 1 { self.one() } else { self.what };
-            eprintln!(
-                "strata serve: refused {} {what} in the last {} s (the latest: {latest}); {} \
-                 refused since the start",
-                thousands(n),
-                every.as_secs(),
-                thousands(self.total())
-            );
+            self.report(pending, &format!("in the last {} s", every.as_secs()));
         }
     }
 }
 
 /// `2993` as `2,993`.
+/// The refusals of `w` not reported yet (how many, the latest), taken; `None` when none.
+fn take_pending(w: &mut Window) -> Option<(u64, String)> {
+    (w.pending > 0).then(|| {
+        (
+            std::mem::take(&mut w.pending),
+            std::mem::take(&mut w.latest),
+        )
+    })
+}
+
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();

@@ -238,18 +238,24 @@ pub(crate) fn diff_with<L: Live>(
 /// newest applied migration. Modules without such a snapshot cannot drift and are passed over;
 /// a missing database has not drifted.
 pub fn drift(project: &Project) -> Result<Vec<Refusal>, Error> {
+    drift_in(project, &Tree::load(&project.migrations_dir())?)
+}
+
+/// [`drift`] against the project's `tree` as already loaded (a fleet reads it once for all its
+/// targets).
+pub fn drift_in(project: &Project, tree: &Tree) -> Result<Vec<Refusal>, Error> {
     with_backend!(backends::open_typed(project, &project.db)?, |b| drift_of(
-        b.for_drift()?
+        tree,
+        b.for_drift(tree)?
     ))
 }
 
-/// [`drift`] of `live`, read with the tree (`None`: no database, or one that cannot have
+/// [`drift`] of `live`, read against `tree` (`None`: no database, or one that cannot have
 /// drifted).
-pub(crate) fn drift_of<L: Live>(live: Option<(Tree, L)>) -> Result<Vec<Refusal>, Error> {
-    let Some((tree, live)) = live else {
+pub(crate) fn drift_of<L: Live>(tree: &Tree, live: Option<L>) -> Result<Vec<Refusal>, Error> {
+    let Some(live) = live else {
         return Ok(Vec::new());
     };
-    let tree = &tree;
     if live.applied().is_empty() {
         return Ok(Vec::new());
     }

@@ -681,7 +681,7 @@ fn fill_status(
         Err(r) => r,
     };
     if !opts.allow_drift && status.applied > 0 {
-        refusals.extend(crate::commands::design::drift(project)?);
+        refusals.extend(crate::commands::design::drift_in(project, tree)?);
     }
     status.state = if let Some(r) = refusals.first() {
         match r {
@@ -1434,7 +1434,7 @@ fn migrate_target(
             }
         };
         if !opts.allow_drift {
-            refusals.extend(crate::commands::design::drift(&project)?);
+            refusals.extend(crate::commands::design::drift_in(&project, tree)?);
         }
         if !refusals.is_empty() {
             return Err(Error::Refused(refusals));

@@ -96,7 +96,7 @@ fn validate<'p, 't>(
         }
     }
     if !opts.allow_drift {
-        refusals.extend(crate::commands::design::drift(project)?);
+        refusals.extend(crate::commands::design::drift_in(project, tree)?);
     }
     if refusals.is_empty() {
         Ok(plans)
@@ -689,7 +689,7 @@ fn plan_steps(
         }
     }
     if !opts.allow_drift {
-        refusals.extend(crate::commands::design::drift(project)?);
+        refusals.extend(crate::commands::design::drift_in(project, &tree)?);
     }
     if refusals.is_empty() {
         Ok(out)

@@ -210,9 +210,9 @@ pub(crate) trait Inspect {
     /// records an adoption.
     fn live(&self, tree: &Tree, writable: bool) -> Result<Self::Live, Error>;
 
-    /// What the drift check reads: `None` when there is nothing to compare (no database, or
-    /// no bookkeeping yet).
-    fn for_drift(&self) -> Result<Option<(Tree, Self::Live)>, Error>;
+    /// What the drift check reads, against `tree`: `None` when there is nothing to compare
+    /// (no database, or no bookkeeping yet).
+    fn for_drift(&self, tree: &Tree) -> Result<Option<Self::Live>, Error>;
 }
 
 /// One migration to undo: the migration, its `undo.sql` as read, and that file's sha256.

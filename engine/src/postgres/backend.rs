@@ -68,8 +68,8 @@ impl<'p> Inspect for Postgres<'p> {
         PgLive::read(self.project, tree)
     }
 
-    fn for_drift(&self) -> Result<Option<(Tree, PgLive<'p>)>, Error> {
-        PgLive::for_drift(self.project)
+    fn for_drift(&self, tree: &Tree) -> Result<Option<PgLive<'p>>, Error> {
+        PgLive::for_drift(self.project, tree)
     }
 }
 

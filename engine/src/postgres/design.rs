@@ -259,14 +259,12 @@ impl<'p> PgLive<'p> {
     }
 
     /// For the drift check, with the tree: `None` when the real database does not exist.
-    pub(crate) fn for_drift(project: &'p Project) -> Result<Option<(Tree, Self)>, Error> {
+    pub(crate) fn for_drift(project: &'p Project, tree: &Tree) -> Result<Option<Self>, Error> {
         let target = Target::parse(&project.db.to_string_lossy(), "db")?;
         let Some(client) = target.open(project.busy_timeout())? else {
             return Ok(None);
         };
-        let tree = Tree::load(&project.migrations_dir())?;
-        let live = Self::with(project, target, client, &tree)?;
-        Ok(Some((tree, live)))
+        Self::with(project, target, client, tree).map(Some)
     }
 
     fn with(

@@ -54,8 +54,8 @@ impl<'p> Inspect for Sqlite<'p> {
         SqliteLive::read(self.project, &self.db, tree, writable)
     }
 
-    fn for_drift(&self) -> Result<Option<(Tree, SqliteLive<'p>)>, Error> {
-        SqliteLive::for_drift(self.project, &self.db)
+    fn for_drift(&self, tree: &Tree) -> Result<Option<SqliteLive<'p>>, Error> {
+        SqliteLive::for_drift(self.project, &self.db, tree)
     }
 }
 

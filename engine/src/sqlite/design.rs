@@ -203,7 +203,8 @@ impl<'p> SqliteLive<'p> {
     pub(crate) fn for_drift(
         project: &'p Project,
         db: &Path,
-    ) -> Result<Option<(Tree, Self)>, Error> {
+        tree: &Tree,
+    ) -> Result<Option<Self>, Error> {
         let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
             return Ok(None);
         };
@@ -212,9 +213,7 @@ impl<'p> SqliteLive<'p> {
         if applied.is_empty() {
             return Ok(None);
         }
-        let tree = Tree::load(&project.migrations_dir())?;
-        let live = Self::with(project, db, &tree, conn, applied)?;
-        Ok(Some((tree, live)))
+        Self::with(project, db, tree, conn, applied).map(Some)
     }
 
     fn with(

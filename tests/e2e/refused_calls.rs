@@ -151,7 +151,21 @@ fn a_refused_call_writes_nothing_anywhere_and_is_reported_counted() {
             let addr = addr.clone();
             let token = (i % 2 == 0).then_some("a-wrong-token-of-some-length");
             async move {
-                raw_call(&addr, "/strata.v1.Strata/Migrate", token, Some(frame(64))).await
+                // A connection reset before the answer is read is tried again on a new
+                // connection, at most twice. Seen about once in five loaded runs among these
+                // 300 simultaneous connections; the server logs every connection its limits
+                // close and logged none in those runs, so it is not strata closing them (the
+                // cause is not found). What this test is about holds either way: a reset call
+                // is refused and writes nothing, and the retried one is counted.
+                let mut status = String::new();
+                for _ in 0..3 {
+                    status =
+                        raw_call(&addr, "/strata.v1.Strata/Migrate", token, Some(frame(64))).await;
+                    if !status.contains("ConnectionReset") {
+                        break;
+                    }
+                }
+                status
             }
         });
         for status in futures_join(calls).await {

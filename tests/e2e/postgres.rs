@@ -381,6 +381,93 @@ fn a_failed_step_rolls_back_whole_and_is_audited_after_the_rollback() {
     );
 }
 
+/// Waits until a session of strata waits for a lock of `kind` (`relation`, `transactionid`).
+fn await_strata_waiting(pg: &Pg, kind: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg.rows(
+        false,
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'strata' \
+             AND wait_event_type = 'Lock' AND wait_event = '{kind}'"
+        ),
+    ) == ["0"]
+    {
+        assert!(std::time::Instant::now() < deadline, "strata never {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A step records itself, its ledger row and its audit rows and commits in one round trip;
+/// when another process takes the audit id the step's row was given (its insert waits for that
+/// process and then fails), the step goes back to before its records and writes them again as
+/// before, the audit row with the next free id, and commits.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn an_audit_id_another_process_takes_during_the_commit_is_given_up_and_the_step_commits() {
+    use std::process::Stdio;
+    let pg = Pg::new("audit_id");
+    let p = project(&pg);
+    p.write(
+        "migrations/shop/20260101T000000Z-gate/do.sql",
+        "CREATE TABLE gate (id int);\n",
+    );
+    p.strata(&["migrate", "--no-rehearsal", "-q"]).ok();
+    p.write(
+        "migrations/shop/20260102T000000Z-second/do.sql",
+        "LOCK TABLE gate IN EXCLUSIVE MODE;\nCREATE TABLE second (id int);\n",
+    );
+    // The step waits at its first statement for the gate...
+    let mut gate = pg.client(false);
+    gate.batch_execute("BEGIN; LOCK TABLE gate IN EXCLUSIVE MODE")
+        .unwrap();
+    let migrate = crate::harness::strata_command(p.root(), &["migrate", "--no-rehearsal", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    await_strata_waiting(&pg, "relation", "reached the second step");
+    // ...while another process takes the next audit id, uncommitted; then the step goes on
+    // and its audit row, given the same id, waits for that process.
+    let mut other = pg.client(false);
+    other
+        .batch_execute(
+            "BEGIN; INSERT INTO strata.strata_migration_audit \
+             (id, at, phase, action, outcome, operator) OVERRIDING SYSTEM VALUE \
+             SELECT max(id) + 1, 'then', 'apply', 'other', 'ok', 'another process' \
+             FROM strata.strata_migration_audit",
+        )
+        .unwrap();
+    gate.batch_execute("COMMIT").unwrap();
+    await_strata_waiting(&pg, "transactionid", "waited for the audit id");
+    other.batch_execute("COMMIT").unwrap();
+    let out = migrate.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT stamp FROM strata.strata_migration ORDER BY stamp"
+        ),
+        vec!["20260101T000000Z", "20260102T000000Z"]
+    );
+    assert_eq!(
+        pg.rows(false, "SELECT to_regclass('second') IS NOT NULL"),
+        vec!["t"]
+    );
+    // Both rows are there, the step's after the other process's.
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT action, outcome FROM strata.strata_migration_audit \
+             WHERE action = 'other' OR stamp = '20260102T000000Z' ORDER BY id"
+        ),
+        vec!["other|ok", "do.sql|ok"]
+    );
+}
+
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_violated_check_fails_the_step_and_a_check_cannot_write() {

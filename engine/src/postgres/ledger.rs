@@ -318,9 +318,16 @@ pub(crate) fn record_sql(m: &Migration, checksum: &str, duration_ms: u64) -> Str
 /// statement's count is then 0, and the row is appended again with [`append`]).
 pub(crate) fn append_sql(e: &Entry, at: &str, who: &str) -> String {
     format!(
+        "{} ON CONFLICT (id) DO NOTHING",
+        append_or_fail_sql(e, at, who)
+    )
+}
+
+/// [`append_sql`] that fails (a unique violation) when another process took its id first.
+pub(crate) fn append_or_fail_sql(e: &Entry, at: &str, who: &str) -> String {
+    format!(
         "{AUDIT_INSERT} SELECT COALESCE(pg_catalog.max(id), 0) OPERATOR(pg_catalog.+) 1, {}, {}, \
-         {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM strata.strata_migration_audit \
-         ON CONFLICT (id) DO NOTHING",
+         {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM strata.strata_migration_audit",
         super::dollar_quoted(at),
         super::dollar_quoted(&e.phase),
         text_literal(e.module.as_deref()),

@@ -283,6 +283,23 @@ pub struct Session {
 pub struct Checks {
     pub signature: postgres::Statement,
     pub check: postgres::Statement,
+    /// `EXECUTE` of [`Checks::signature`] by its name, for a batch of the simple query
+    /// protocol (a statement the client prepared is the server's named prepared statement, as
+    /// one from SQL's `PREPARE` is, with its plan); `None` if the client did not say its name.
+    pub execute_signature: Option<String>,
+}
+
+/// The name the client gave a statement it prepared: the client says it only in the
+/// statement's `Debug` form (`Statement { name: "s3", .. }`), so nothing but letters, digits
+/// and underscores is taken.
+fn statement_name(statement: &postgres::Statement) -> Option<String> {
+    let shown = format!("{statement:?}");
+    let rest = shown.split_once("name: \"")?.1;
+    let name = &rest[..rest.find('"')?];
+    let plain = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    plain.then(|| name.to_string())
 }
 
 impl Checks {
@@ -294,6 +311,19 @@ impl Checks {
             ledger::WRITERS
         )
     }
+
+    /// [`Checks::verify_sql`] as a statement that fails (`22P02`, naming
+    /// [`Checks::REPLACED`]) unless both are, to stop a batch before its `COMMIT`.
+    pub fn verify_or_fail_sql() -> String {
+        format!(
+            "SELECT CAST(CASE WHEN ({}) THEN '1' ELSE '{}' END AS pg_catalog.int4)",
+            Checks::verify_sql(),
+            Checks::REPLACED
+        )
+    }
+
+    /// What [`Checks::verify_or_fail_sql`]'s error names.
+    pub const REPLACED: &str = "strata: its prepared checks were replaced";
 
     /// A query of one row, `t` when both statements are still the ones the client prepared.
     pub fn verify_sql() -> String {
@@ -335,7 +365,13 @@ impl Session {
         if self.checks.is_none() {
             let signature = self.prepare(ledger::SIGNATURE)?;
             let check = self.prepare(&Checks::check_sql())?;
-            self.checks = Some(Checks { signature, check });
+            let execute_signature =
+                statement_name(&signature).map(|name| format!("EXECUTE {name}"));
+            self.checks = Some(Checks {
+                signature,
+                check,
+                execute_signature,
+            });
         }
         Ok(self.checks.as_ref().expect("prepared above"))
     }
@@ -343,8 +379,13 @@ impl Session {
     /// Runs `end` (a `COMMIT`, a `RELEASE SAVEPOINT`) and then, in the same round trip, puts the
     /// session back as [`Session::reset`] does; an error does not say which of the two failed.
     pub fn reset_after(&mut self, end: &str) -> Result<(), postgres::Error> {
-        let sql = format!("{end}; {RESET_SESSION}; {}", self.setup);
+        let sql = format!("{end}; {}", self.reset_sql());
         self.batch_execute(&sql)
+    }
+
+    /// The statements of [`Session::reset`], to end a batch that has committed.
+    pub fn reset_sql(&self) -> String {
+        format!("{RESET_SESSION}; {}", self.setup)
     }
 
     /// Lends the client to `f` by value (a component's store must own what it uses) and takes
@@ -619,6 +660,41 @@ mod tests {
         let t = Target::parse("postgres://app@no-such-host.invalid/db", "db").unwrap();
         let e = t.connect(Duration::from_secs(1)).err().unwrap();
         assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
+    }
+
+    #[test]
+    #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+    fn a_step_executes_the_prepared_fingerprint_by_its_name_in_a_batch() {
+        let url = std::env::var("STRATA_TEST_POSTGRES").expect("STRATA_TEST_POSTGRES");
+        let t = Target::parse(&url, "db").unwrap();
+        let mut session = t.connect(Duration::from_secs(5)).unwrap();
+        let signature = session.checks().unwrap().signature.clone();
+        let execute = session.checks().unwrap().execute_signature.clone();
+        let execute = execute.expect("the client names the statements it prepares");
+        assert!(execute.starts_with("EXECUTE s"), "{execute}");
+        // The batch runs the very statement the client prepared: the same answer, and the
+        // server finds it among those the client (not SQL) prepared.
+        let prepared: String = session.query_one(&signature, &[]).unwrap().get(0);
+        let batch = session
+            .simple_query(&format!("SELECT 1; {execute}"))
+            .unwrap();
+        let rows: Vec<String> = batch
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows, vec!["1".to_string(), prepared]);
+        let name = execute.trim_start_matches("EXECUTE ");
+        let from_sql: bool = session
+            .query_one(
+                "SELECT from_sql FROM pg_prepared_statements WHERE name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        assert!(!from_sql);
     }
 
     #[test]

@@ -215,7 +215,9 @@ pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
     // created by this transaction (its own dependency rows are new: a table the step only
     // altered has a rewritten catalog row but old dependencies). Cheap to
     // plan as well as to run (0.44 ms planned and run at 10 tables, 0.47 ms at 5,000;
-    // the filter of `user_objects` alone takes 5 ms to plan).
+    // the filter of `user_objects` alone takes 5 ms to plan). Each candidate's dependency rows
+    // are read once, by the index on the depender, in one aggregate: written as two `EXISTS`,
+    // the planner could hash all of `pg_depend` (0.43 ms at 50 tables, against 0.14 ms).
     let new = |catalog: &str, alias: &str, extra: &str| {
         format!(
             "SELECT 'pg_catalog.{catalog}'::pg_catalog.regclass::oid AS classid, {alias}.oid AS objid
@@ -227,6 +229,13 @@ pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
         "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
          SELECT o.classid, o.objid, i.type, i.identity, {module}, {stamp}
            FROM ({} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {}) o,
+                LATERAL (SELECT pg_catalog.bool_or(d.deptype IN ('e', 'P', 'S')
+                                OR (d.deptype = 'i' AND NOT (d.refclassid = o.classid
+                                                             AND d.refobjid = o.objid))) AS part,
+                                pg_catalog.bool_or(pg_catalog.age(d.xmin) <= 0) AS fresh
+                           FROM pg_catalog.pg_depend d
+                          WHERE d.classid = o.classid AND d.objid = o.objid
+                            AND d.objsubid = 0) d,
                 LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
           WHERE i.identity IS NOT NULL
             AND i.type IN ('schema', 'table', 'index', 'sequence', 'view',
@@ -237,14 +246,8 @@ pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
                  AND i.schema NOT LIKE 'pg\\_temp\\_%' AND i.schema NOT LIKE 'pg\\_toast\\_temp\\_%'))
             AND NOT (i.type = 'schema' AND (i.identity IN ('public', 'strata')
                  OR i.identity LIKE 'pg\\_%' OR i.identity = 'information_schema'))
-            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                 WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
-                   AND (d.deptype IN ('e', 'P', 'S') OR (d.deptype = 'i'
-                        AND NOT (d.refclassid = o.classid AND d.refobjid = o.objid))))
-            AND (o.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid
-                 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                     WHERE d.classid = o.classid AND d.objid = o.objid AND d.objsubid = 0
-                       AND pg_catalog.age(d.xmin) <= 0))
+            AND NOT COALESCE(d.part, false)
+            AND (o.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid OR d.fresh)
          ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
              identity = excluded.identity, module = excluded.module, stamp = excluded.stamp",
         new("pg_class", "c", " AND NOT c.relispartition"),

@@ -178,35 +178,40 @@ impl StepDriver for PgStep<'_, '_> {
         self.ctx.target.as_path()
     }
 
-    /// Two round trips: the transaction (or savepoint), the step's statement timeout, strata's
+    /// One round trip: the transaction (or savepoint), the step's statement timeout, strata's
     /// lock, then, each a statement of its own so that it reads what committed while the lock
-    /// was awaited, whether the ledger holds the step and the ownership bound; then the
-    /// fingerprint of strata's bookkeeping (prepared once a connection, see [`super::Checks`]).
+    /// was awaited, whether the ledger holds the step, the ownership bound, and the fingerprint
+    /// of strata's bookkeeping (`EXECUTE` of the statement prepared once a connection, see
+    /// [`super::Checks`]; its own round trip if the client did not name it).
     fn begin(&mut self, step: &Prepared) -> Result<(), Error> {
         let target = self.ctx.target;
-        let sql = format!(
-            "{}; SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
-             {}; {}",
-            if self.nested {
-                "SAVEPOINT strata_step"
-            } else {
-                "BEGIN"
-            },
-            self.ctx.statement_timeout.as_millis(),
-            ledger::LOCK_KEY,
-            ledger::is_applied_sql(&step.migration.id),
-            super::schema::BOUND,
-        );
         self.open = true;
         let session = &mut *self.session;
-        let read = session
-            .simple_query(&sql)
-            .map(by_statement)
-            .and_then(|read| {
-                let signature = session.checks()?.signature.clone();
-                let row = session.query_one(&signature, &[])?;
-                Ok((read, row.get::<_, String>(0)))
-            });
+        let read = session.checks().map(|c| c.execute_signature.clone()).and_then(|execute| {
+            let sql = format!(
+                "{}; SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
+                 {}; {}{}",
+                if self.nested {
+                    "SAVEPOINT strata_step"
+                } else {
+                    "BEGIN"
+                },
+                self.ctx.statement_timeout.as_millis(),
+                ledger::LOCK_KEY,
+                ledger::is_applied_sql(&step.migration.id),
+                super::schema::BOUND,
+                execute.as_deref().map_or(String::new(), |e| format!("; {e}")),
+            );
+            let read = session.simple_query(&sql).map(by_statement)?;
+            let signature = match execute {
+                Some(_) => single(read.get(5)),
+                None => {
+                    let signature = session.checks()?.signature.clone();
+                    Some(session.query_one(&signature, &[])?.get::<_, String>(0))
+                }
+            };
+            Ok((read, signature))
+        });
         let read = match read {
             Ok(read) => read,
             Err(e) => {
@@ -226,7 +231,7 @@ impl StepDriver for PgStep<'_, '_> {
             single(read.get(3)),
             single(read.get(4)).and_then(|b| b.parse().ok()),
         );
-        let (Some(applied), Some(bound)) = (applied, bound) else {
+        let (Some(applied), Some(bound), Some(signature)) = (applied, bound, signature) else {
             self.rollback();
             return Err(Error::Usage(format!(
                 "{target}: the batch that begins {} gave unexpected results",
@@ -274,75 +279,58 @@ impl StepDriver for PgStep<'_, '_> {
             .map_err(|e| (e.action, ActionError::new(e.file, None, e.message)))
     }
 
-    /// Two round trips: what the step created, its ledger row and its audit rows in one batch
-    /// (an audit row whose id another process took is appended again on its own), then the
-    /// commit with the session's reset.
+    /// One round trip: the check that the step was judged by strata's own checks, what the
+    /// step created, its ledger row and its audit rows, the commit and the session's reset, in
+    /// one batch. When that batch stops before its commit because the checks were replaced or an
+    /// audit row's id was taken by another process, it is undone to its savepoint and the step
+    /// is recorded as [`PgStep::commit_in_steps`] does.
     fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
-        let m = &step.migration;
-        // First, that the checks the step was judged by were strata's (see `super::Checks`).
-        let mut sql = super::Checks::verify_sql();
-        sql.push_str(";\n");
-        if !self.recorded {
-            let renamed = super::schema::renames(step);
-            sql.push_str(&super::schema::record_step_sql(&m.id, renamed, self.bound));
-            sql.push_str(";\n");
-        }
-        sql.push_str(&ledger::record_sql(
-            m,
-            &step.checksum,
-            elapsed.as_millis() as u64,
-        ));
         let (at, who) = (
             crate::core::ledger::now_rfc3339(),
             crate::core::ledger::operator(),
         );
-        for e in log {
-            sql.push_str(";\n");
-            sql.push_str(&ledger::append_sql(e, &at, &who));
+        let mut sql = format!(
+            "SAVEPOINT strata_record;\n{};\n{};\nRELEASE SAVEPOINT strata_record; ",
+            super::Checks::verify_or_fail_sql(),
+            self.record_sql(step, log, elapsed, ledger::append_or_fail_sql, (&at, &who))
+        );
+        sql.push_str(self.end());
+        let reset = !prepares_statements(step);
+        if reset {
+            sql.push_str("; ");
+            sql.push_str(&self.session.reset_sql());
         }
-        let done = match self.session.simple_query(&sql).map(by_statement) {
-            Ok(done) if single(done.first()).as_deref() == Some("t") => Ok(done),
-            Ok(_) => {
-                return Err(Commit::Failed(ActionError::new(
-                    None,
-                    None,
-                    "strata's own prepared checks on this connection were replaced during the \
-                     step (DEALLOCATE, PREPARE): what the step did to strata's bookkeeping \
-                     cannot be told; the step was rolled back. Leave prepared statements you \
-                     did not prepare alone",
-                )));
+        let e = match self.session.batch_execute(&sql) {
+            Ok(()) => {
+                self.open = false;
+                if reset {
+                    self.reset = Some(Ok(()));
+                }
+                return Ok(());
             }
-            Err(e) => Err(e),
+            Err(e) => e,
         };
-        let recorded = done.and_then(|done| {
-            let counts: Vec<u64> = done.iter().map(|(_, n)| *n).collect();
-            let added = &counts[counts.len().saturating_sub(log.len())..];
-            let missed: Vec<Entry> = log
-                .iter()
-                .zip(added)
-                .filter(|(_, n)| **n == 0)
-                .map(|(e, _)| e.clone())
-                .collect();
-            if missed.is_empty() {
-                Ok(())
-            } else {
-                ledger::append(&mut **self.session, &missed)
+        // Still before the commit when the savepoint is there to return to.
+        if self
+            .session
+            .batch_execute("ROLLBACK TO SAVEPOINT strata_record")
+            .is_ok()
+        {
+            let again = e.as_db_error().is_some_and(|d| {
+                *d.code() == postgres::error::SqlState::UNIQUE_VIOLATION
+                    || (*d.code() == postgres::error::SqlState::INVALID_TEXT_REPRESENTATION
+                        && d.message().contains(super::Checks::REPLACED))
+            });
+            if again {
+                return self.commit_in_steps(step, log, elapsed, &at, &who);
             }
-        });
-        let recorded = recorded.and_then(|()| self.finish(step));
-        match recorded {
+            return Err(self.commit_error(e));
+        }
+        // The batch reached its end: as when [`PgStep::finish`]'s round trip fails.
+        self.open = false;
+        match self.ended(step, e) {
             Ok(()) => Ok(()),
-            Err(e) if is_lock_timeout(&e) => {
-                Err(Commit::Locked(self.ctx.target.error("cannot commit", e)))
-            }
-            Err(e) => Err(Commit::Failed(ActionError {
-                code: sqlstate(&e),
-                ..ActionError::new(
-                    None,
-                    None,
-                    format!("recording the step failed: {}", describe_error(&e)),
-                )
-            })),
+            Err(e) => Err(self.commit_error(e)),
         }
     }
 
@@ -376,36 +364,139 @@ impl StepDriver for PgStep<'_, '_> {
 }
 
 impl PgStep<'_, '_> {
-    /// Commits the step (releases its savepoint) and, unless the step needs a fresh connection,
-    /// resets the session in the same round trip. When that round trip fails outside a phase's
-    /// transaction, the ledger tells whether the commit took place: if it did, only the reset
-    /// failed, which [`apply`] reports.
-    fn finish(&mut self, step: &Prepared) -> Result<(), postgres::Error> {
-        self.open = false;
-        let end = if self.nested {
+    /// Records and commits the step in two round trips, as [`PgStep::commit`] did before its
+    /// one batch: the check of strata's checks, what the step created, its ledger row and its
+    /// audit rows in one batch (an audit row whose id another process took is appended again
+    /// on its own), then the commit with the session's reset.
+    fn commit_in_steps(
+        &mut self,
+        step: &Prepared,
+        log: &[Entry],
+        elapsed: Duration,
+        at: &str,
+        who: &str,
+    ) -> Result<(), Commit> {
+        let sql = format!(
+            "{};\n{}",
+            super::Checks::verify_sql(),
+            self.record_sql(step, log, elapsed, ledger::append_sql, (at, who))
+        );
+        let done = match self.session.simple_query(&sql).map(by_statement) {
+            Ok(done) if single(done.first()).as_deref() == Some("t") => Ok(done),
+            Ok(_) => {
+                return Err(Commit::Failed(ActionError::new(
+                    None,
+                    None,
+                    "strata's own prepared checks on this connection were replaced during the \
+                     step (DEALLOCATE, PREPARE): what the step did to strata's bookkeeping \
+                     cannot be told; the step was rolled back. Leave prepared statements you \
+                     did not prepare alone",
+                )));
+            }
+            Err(e) => Err(e),
+        };
+        let recorded = done.and_then(|done| {
+            let counts: Vec<u64> = done.iter().map(|(_, n)| *n).collect();
+            let added = &counts[counts.len().saturating_sub(log.len())..];
+            let missed: Vec<Entry> = log
+                .iter()
+                .zip(added)
+                .filter(|(_, n)| **n == 0)
+                .map(|(e, _)| e.clone())
+                .collect();
+            if missed.is_empty() {
+                Ok(())
+            } else {
+                ledger::append(&mut **self.session, &missed)
+            }
+        });
+        let recorded = recorded.and_then(|()| self.finish(step));
+        recorded.map_err(|e| self.commit_error(e))
+    }
+
+    /// What the step created (unless recorded already), its ledger row and its audit rows,
+    /// each written by `append`, stamped `at` by `who`: statements for one simple query.
+    fn record_sql(
+        &self,
+        step: &Prepared,
+        log: &[Entry],
+        elapsed: Duration,
+        append: fn(&Entry, &str, &str) -> String,
+        (at, who): (&str, &str),
+    ) -> String {
+        let m = &step.migration;
+        let mut sql = String::new();
+        if !self.recorded {
+            let renamed = super::schema::renames(step);
+            sql.push_str(&super::schema::record_step_sql(&m.id, renamed, self.bound));
+            sql.push_str(";\n");
+        }
+        sql.push_str(&ledger::record_sql(
+            m,
+            &step.checksum,
+            elapsed.as_millis() as u64,
+        ));
+        for e in log {
+            sql.push_str(";\n");
+            sql.push_str(&append(e, at, who));
+        }
+        sql
+    }
+
+    /// How a failure to record or commit the step is reported.
+    fn commit_error(&self, e: postgres::Error) -> Commit {
+        if is_lock_timeout(&e) {
+            return Commit::Locked(self.ctx.target.error("cannot commit", e));
+        }
+        Commit::Failed(ActionError {
+            code: sqlstate(&e),
+            ..ActionError::new(
+                None,
+                None,
+                format!("recording the step failed: {}", describe_error(&e)),
+            )
+        })
+    }
+
+    /// What ends the step: its transaction's commit, or its savepoint's release.
+    fn end(&self) -> &'static str {
+        if self.nested {
             "RELEASE SAVEPOINT strata_step"
         } else {
             "COMMIT"
-        };
+        }
+    }
+
+    /// Commits the step (releases its savepoint) and, unless the step needs a fresh connection,
+    /// resets the session in the same round trip.
+    fn finish(&mut self, step: &Prepared) -> Result<(), postgres::Error> {
+        self.open = false;
+        let end = self.end();
         if prepares_statements(step) {
             return self.session.batch_execute(end);
         }
-        let ended = self.session.reset_after(end);
-        match ended {
+        match self.session.reset_after(end) {
             Ok(()) => {
                 self.reset = Some(Ok(()));
                 Ok(())
             }
-            Err(e) if !self.nested => {
-                match ledger::is_applied(&mut **self.session, &step.migration.id) {
-                    Ok(true) => {
-                        self.reset = Some(Err(e));
-                        Ok(())
-                    }
-                    _ => Err(e),
-                }
+            Err(e) => self.ended(step, e),
+        }
+    }
+
+    /// After a round trip that ended the step and reset the session failed with `e`: outside
+    /// a phase's transaction, the ledger tells whether the commit took place; if it did, only
+    /// the reset failed, which [`apply`] reports.
+    fn ended(&mut self, step: &Prepared, e: postgres::Error) -> Result<(), postgres::Error> {
+        if self.nested {
+            return Err(e);
+        }
+        match ledger::is_applied(&mut **self.session, &step.migration.id) {
+            Ok(true) => {
+                self.reset = Some(Err(e));
+                Ok(())
             }
-            Err(e) => Err(e),
+            _ => Err(e),
         }
     }
 }

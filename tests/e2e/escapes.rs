@@ -448,6 +448,63 @@ fn strata_named_objects_cannot_be_created_by_a_component() {
     }
 }
 
+/// `PRAGMA writable_schema` would let a script write a trigger's row into the schema table
+/// itself, past the check of the `CREATE TRIGGER` that names strata's tables: refused in
+/// do.sql and undo.sql alike, and the application's later insert leaves the ledger whole.
+#[test]
+fn a_script_may_not_plant_a_trigger_through_writable_schema() {
+    let p = Project::empty();
+    let plant = "PRAGMA writable_schema = ON;\n\
+                 INSERT INTO sqlite_master(type, name, tbl_name, rootpage, sql) VALUES ('trigger', \
+                 'people_audit', 'people', 0, 'CREATE TRIGGER people_audit AFTER INSERT ON people \
+                 BEGIN DELETE FROM strata_migration; END');\nPRAGMA writable_schema = OFF;";
+    p.write(
+        "migrations/app/20240101T000000Z-one/do.sql",
+        "CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT);",
+    )
+    .write(
+        "migrations/app/20240102T000000Z-two/do.sql",
+        &format!("CREATE TABLE t2(x);\n{plant}"),
+    );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("migrations/app/20240102T000000Z-two/do.sql")
+        .stderr_has("line 2")
+        .stderr_has("PRAGMA writable_schema is refused");
+    // undo.sql is held to the same rule.
+    p.write(
+        "migrations/app/20240102T000000Z-two/do.sql",
+        "CREATE TABLE t2(x);",
+    )
+    .write(
+        "migrations/app/20240102T000000Z-two/undo.sql",
+        &format!("DROP TABLE t2;\n{plant}"),
+    );
+    p.strata(&["migrate"]).ok();
+    p.strata(&["undo"])
+        .code(1)
+        .stderr_has("PRAGMA writable_schema is refused");
+    for db in ["app.db", ".strata/test.db"] {
+        let conn = p.open(db);
+        conn.execute("INSERT INTO people(name) VALUES ('the application')", [])
+            .unwrap();
+        assert_eq!(
+            rows(&conn, "SELECT count(*) FROM strata_migration"),
+            ["2"],
+            "{db}"
+        );
+        assert!(
+            rows(
+                &conn,
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            )
+            .iter()
+            .all(|t| t != "people_audit"),
+            "{db}"
+        );
+    }
+}
+
 #[test]
 fn do_sql_touching_strata_bookkeeping_is_refused_naming_the_file() {
     let p = project_with(&executing(&[]), "[sandbox]\n");

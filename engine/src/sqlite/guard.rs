@@ -359,6 +359,26 @@ fn decide_script(ctx: &AuthContext<'_>) -> Result<(), String> {
             transaction are not allowed: strata runs each migration in one transaction of its \
             own; remove this statement"
             .into()),
+        A::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } if pragma_name.eq_ignore_ascii_case("writable_schema") => Err(
+            "PRAGMA writable_schema is refused in migrations: it lets SQL write the schema table \
+             directly, past every check strata makes on triggers and on its own tables, and a \
+             mistake there corrupts the database; change a table with the rebuild SQLite \
+             documents instead (create the new table, copy the rows, drop the old one, rename \
+             the new one)"
+                .into(),
+        ),
+        A::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } if pragma_name.eq_ignore_ascii_case("schema_version") => Err(
+            "PRAGMA schema_version = N is refused in migrations: it sets SQLite's schema cookie \
+             by hand, which can corrupt the database; remove it (SQLite changes the cookie \
+             itself on every schema change)"
+                .into(),
+        ),
         A::Insert { table_name }
         | A::Update { table_name, .. }
         | A::Delete { table_name }
@@ -1436,6 +1456,36 @@ mod tests {
         ] {
             assert!(refused(&conn, &guard, sql).contains("bookkeeping"), "{sql}");
         }
+    }
+
+    #[test]
+    fn scripts_may_not_write_the_schema_table_by_hand() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE strata_migration(x); CREATE TABLE t(a);")
+            .unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        for sql in [
+            "PRAGMA writable_schema = ON",
+            "PRAGMA main.WRITABLE_SCHEMA = 1",
+            "PRAGMA writable_schema = RESET",
+            "PRAGMA writable_schema('on')",
+        ] {
+            assert!(
+                refused(&conn, &guard, sql).contains("writable_schema"),
+                "{sql}"
+            );
+        }
+        assert!(refused(&conn, &guard, "PRAGMA schema_version = 99").contains("cookie"));
+        // Without writable_schema SQLite itself keeps the schema table out of reach.
+        let planted = conn.execute_batch(
+            "INSERT INTO sqlite_master(type, name, tbl_name, rootpage, sql) VALUES ('trigger', \
+             'x', 't', 0, 'CREATE TRIGGER x AFTER INSERT ON t BEGIN DELETE FROM strata_migration; END')",
+        );
+        assert!(planted.is_err());
+        // Reading them is fine.
+        count(&conn, "SELECT count(*) FROM pragma_writable_schema").unwrap();
+        conn.execute_batch("PRAGMA writable_schema").unwrap();
     }
 
     #[test]

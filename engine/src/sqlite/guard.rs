@@ -359,6 +359,23 @@ fn decide_script(ctx: &AuthContext<'_>) -> Result<(), String> {
             transaction are not allowed: strata runs each migration in one transaction of its \
             own; remove this statement"
             .into()),
+        A::Attach { filename } if !crate::core::sql::sqlite::attach_is_contained(filename) => {
+            Err(format!(
+                "ATTACH of '{filename}' for writing is refused in migrations: what the migration \
+                 changes there is outside strata's backup and restore, and the rehearsal on the \
+                 test database would change the same file first; attach it read-only \
+                 (`ATTACH 'file:{filename}?mode=ro' AS name`) to read from it, and change that \
+                 database with its own migrations"
+            ))
+        }
+        A::Unknown {
+            code: rusqlite::ffi::SQLITE_ATTACH,
+            ..
+        } => Err(
+            "ATTACH of a file named by an expression is refused in migrations: name it \
+             as a string literal opened read-only (`ATTACH 'file:legacy.db?mode=ro' AS legacy`)"
+                .into(),
+        ),
         A::Pragma {
             pragma_name,
             pragma_value: Some(_),
@@ -1456,6 +1473,41 @@ mod tests {
         ] {
             assert!(refused(&conn, &guard, sql).contains("bookkeeping"), "{sql}");
         }
+    }
+
+    #[test]
+    fn scripts_may_attach_only_what_the_backup_does_not_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("legacy.db");
+        Connection::open(&legacy)
+            .unwrap()
+            .execute_batch("CREATE TABLE old(a); INSERT INTO old VALUES (1);")
+            .unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        let legacy = legacy.display().to_string();
+        for sql in [
+            format!("ATTACH '{legacy}' AS l"),
+            format!("ATTACH DATABASE 'file:{legacy}?mode=rw' AS l"),
+            format!("ATTACH 'file:{legacy}?mode=ro&mode=rw' AS l"),
+            format!("ATTACH 'file:{legacy}?mod%65=rw' AS l"),
+            format!("ATTACH 'file:{legacy}?mode=ro&vfs=unix' AS l"),
+            format!("ATTACH 'FILE:{legacy}?mode=ro' AS l"),
+        ] {
+            assert!(refused(&conn, &guard, &sql).contains("ATTACH"), "{sql}");
+        }
+        assert!(
+            refused(&conn, &guard, &format!("ATTACH '{legacy}' || '' AS l")).contains("literal")
+        );
+        conn.execute_batch(&format!("ATTACH 'file:{legacy}?mode=ro' AS l"))
+            .unwrap();
+        assert_eq!(count(&conn, "SELECT count(*) FROM l.old").unwrap(), 1);
+        assert!(conn.execute_batch("INSERT INTO l.old VALUES (2)").is_err());
+        conn.execute_batch(
+            "DETACH l; ATTACH ':memory:' AS m; ATTACH '' AS t; CREATE TABLE m.x(a);",
+        )
+        .unwrap();
     }
 
     #[test]

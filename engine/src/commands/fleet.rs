@@ -364,7 +364,49 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             )));
         }
     }
+    refuse_project_files(project, &out)?;
     Ok(out)
+}
+
+/// Refuses a SQLite target that is one of the project's own files, in any spelling: a file of
+/// the migrations tree (an empty `undo.sql` or `.gitkeep` would become a database, and the tree
+/// would no longer read), `strata.toml`, or a query group's control database.
+fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
+    let tree = project.migrations_dir().canonicalize().ok();
+    let mut files: Vec<PathBuf> = vec![project.root.join(crate::core::config::CONFIG_FILE)];
+    files.extend(
+        project
+            .config
+            .fleet
+            .group
+            .iter()
+            .filter_map(|g| g.control.as_ref())
+            .map(|c| project.root.join(c)),
+    );
+    let files: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
+    for t in targets
+        .iter()
+        .filter(|t| t.remote.is_none() && !backends::is_server(&t.db))
+    {
+        let canonical = t.db.canonicalize().ok().or_else(|| {
+            let parent = t.db.parent().filter(|d| !d.as_os_str().is_empty());
+            let parent = parent.map_or_else(|| Path::new(".").canonicalize(), Path::canonicalize);
+            Some(parent.ok()?.join(t.db.file_name()?))
+        });
+        let Some(canonical) = canonical else { continue };
+        let own = tree.as_ref().is_some_and(|d| canonical.starts_with(d))
+            || files.iter().any(|f| *f == canonical);
+        if own {
+            return Err(Error::Usage(format!(
+                "the fleet target {} ({}) is one of the project's own files (the migrations \
+                 tree, strata.toml or a control database): it can never be a target; fix the \
+                 row or the list that names it",
+                t.name,
+                crate::components::host::escape_controls(&t.db.to_string_lossy()),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a SQLite path of `group` (from `origin`) that leaves the project's folder: an

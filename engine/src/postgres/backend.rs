@@ -198,6 +198,17 @@ impl Backups for Postgres<'_> {
     }
 
     fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error> {
+        // The run lock, exclusively, from before the backup is chosen to after the replay: a
+        // running migrate phase ends first (its steps are never split by the restore), and
+        // the choice reads the audit of a finished run.
+        let session = self.target.connect(run::lock_timeout(self.project))?;
+        let _run = crate::postgres::ledger::RunLock::exclusive(session).map_err(|e| {
+            self.target.error(
+                "cannot take strata's run lock (a migrate, undo or repair of this database is \
+                 running; restore when it has finished)",
+                e,
+            )
+        })?;
         let chosen = self.choose_backup(named)?;
         if !confirmed {
             match self.changed_since(&chosen)? {

@@ -401,7 +401,7 @@ fn record_adopted(
     client
         .transaction()
         .and_then(|mut tx| {
-            ledger::lock(&mut tx)?;
+            ledger::lock_with_run(&mut tx)?;
             ledger::record(&mut tx, m, 0)?;
             // Owners inferred from earlier migrations are written down with them.
             for o in live.objects.iter().filter(|o| o.inferred) {

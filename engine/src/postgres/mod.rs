@@ -31,6 +31,7 @@ pub mod model;
 pub mod restore;
 pub mod run;
 pub mod schema;
+pub(crate) mod server_wide;
 pub(crate) mod set_based;
 pub(crate) use crate::core::sql::postgres as script;
 pub mod step;

@@ -395,7 +395,7 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
         });
         let Some(canonical) = canonical else { continue };
         let own = tree.as_ref().is_some_and(|d| canonical.starts_with(d))
-            || files.iter().any(|f| *f == canonical);
+            || files.contains(&canonical);
         if own {
             return Err(Error::Usage(format!(
                 "the fleet target {} ({}) is one of the project's own files (the migrations \

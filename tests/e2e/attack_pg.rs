@@ -658,7 +658,7 @@ fn a_migration_may_not_change_roles_or_other_databases_of_the_server() {
         p.write(&format!("{m}/do.sql"), &sql);
         p.strata(&["migrate"])
             .code(1)
-            .stderr_has(&format!("{m}/do.sql, line 2"))
+            .stderr_has(format!("{m}/do.sql, line 2"))
             .stderr_has(expect)
             .stderr_has("the rehearsal on the test database");
     }

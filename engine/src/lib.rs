@@ -35,6 +35,7 @@ pub mod sqlite;
 pub use core::config::Project;
 pub use core::error::{DbCode, Error, ErrorKind, Refusal, StepFailure};
 pub use core::event::{Action, Event, Phase};
+pub use core::target::Database;
 pub use core::tree::{Migration, MigrationId, Tree};
 
 /// The engine version recorded in the ledger next to every applied migration.

@@ -6,8 +6,10 @@ use crate::core::backend::{Backend, Watch};
 use crate::core::config::Project;
 use crate::core::dry_run::DryRun;
 use crate::core::error::Error;
-use crate::core::target::Database;
-use crate::{postgres, sqlite};
+use crate::core::target::{Database, Target};
+#[cfg(feature = "postgres")]
+use crate::postgres;
+use crate::sqlite;
 
 /// Opens `db` (a SQLite file or a PostgreSQL target) of `project` with its backend: the one
 /// place that tells the backends apart. A PostgreSQL database is refused in a project whose
@@ -18,6 +20,7 @@ pub(crate) fn open<'p>(
 ) -> Result<Box<dyn Backend + 'p>, Error> {
     Ok(match open_typed(project, db)? {
         Opened::Sqlite(b) => Box::new(b),
+        #[cfg(feature = "postgres")]
         Opened::Postgres(b) => b,
     })
 }
@@ -27,12 +30,16 @@ pub(crate) fn open<'p>(
 /// through [`with_backend!`].
 pub(crate) enum Opened<'p> {
     Sqlite(sqlite::backend::Sqlite<'p>),
+    #[cfg(feature = "postgres")]
     Postgres(Box<postgres::backend::Postgres<'p>>),
 }
 
 /// [`open`], keeping the backend's type.
 pub(crate) fn open_typed<'p>(project: &'p Project, db: &Database) -> Result<Opened<'p>, Error> {
     match db {
+        #[cfg(not(feature = "postgres"))]
+        Database::Postgres(target) => target.absent(),
+        #[cfg(feature = "postgres")]
         Database::Postgres(target) => {
             check_project(project)?;
             Ok(Opened::Postgres(Box::new(
@@ -49,6 +56,7 @@ macro_rules! with_backend {
     ($opened:expr, |$b:ident| $body:expr) => {
         match $opened {
             $crate::backends::Opened::Sqlite($b) => $body,
+            #[cfg(feature = "postgres")]
             $crate::backends::Opened::Postgres($b) => $body,
         }
     };
@@ -88,7 +96,7 @@ pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
     else {
         return Ok(());
     };
-    if postgres::run::same_database(project, real, test) {
+    if same_server_database(project, real, test) {
         return Err(Error::Usage(format!(
             "the test database {test} is the real database {real} (the server shows one \
              database under both URLs): the rehearsal and the test data would run on it; set \
@@ -96,6 +104,17 @@ pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Whether the server shows one database under both targets.
+#[cfg(feature = "postgres")]
+fn same_server_database(project: &Project, real: &Target, test: &Target) -> bool {
+    postgres::run::same_database(project, real, test)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn same_server_database(_project: &Project, real: &Target, _test: &Target) -> bool {
+    real.absent()
 }
 
 /// The first two columns of every row of `sql` on the control database `db` (a SQLite file,
@@ -106,6 +125,9 @@ pub(crate) fn control_pairs(
     sql: &str,
 ) -> Result<Vec<(String, String)>, Error> {
     match db {
+        #[cfg(not(feature = "postgres"))]
+        Database::Postgres(target) => target.absent(),
+        #[cfg(feature = "postgres")]
         Database::Postgres(target) => postgres::pairs(target, project.busy_timeout(), sql),
         Database::Sqlite(path) => sqlite::connection::pairs(path, project.busy_timeout(), sql),
     }
@@ -115,6 +137,9 @@ pub(crate) fn control_pairs(
 /// Opens nothing yet: the first [`Watch::token`] does.
 pub fn watch(project: &Project, db: &Database) -> Box<dyn Watch> {
     match db {
+        #[cfg(not(feature = "postgres"))]
+        Database::Postgres(target) => target.absent(),
+        #[cfg(feature = "postgres")]
         Database::Postgres(_) => Box::new(postgres::backend::Unwatched),
         Database::Sqlite(path) => {
             Box::new(sqlite::watch::FileWatch::new(path, project.busy_timeout()))

@@ -29,6 +29,7 @@ pub mod core;
 mod input_proptests;
 #[cfg(test)]
 mod layers;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 

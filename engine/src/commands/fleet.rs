@@ -26,7 +26,7 @@ use crate::core::config::{
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
 use crate::core::phase::{PhaseReport, Runner};
-use crate::core::target::{Database, Target};
+use crate::core::target::Database;
 use crate::core::tree::{Migration, Tree};
 
 /// One database of a fleet.
@@ -265,11 +265,11 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     }
                 } else if let (Some(url), Some(names)) = (&g.url, &g.names) {
                     for name in names {
-                        let db = Target::parse(
+                        let db = Database::postgres(
                             &url.replace("{name}", name),
                             &format!("[[fleet.group]] {} url", g.name),
                         )?;
-                        add(name.clone(), Database::Postgres(Box::new(db)));
+                        add(name.clone(), db);
                     }
                 } else if let (Some(sql), Some(control)) = (&g.query, &g.control) {
                     let timeout = Duration::from_millis(g.timeout_ms.unwrap_or(FLEET_TIMEOUT_MS));

@@ -6,13 +6,17 @@
 //! A database is configuration's [`Database`]: which of the two it is is decided once, when the
 //! value is parsed, and the PostgreSQL target keeps its password inside, shown nowhere.
 
+#[cfg(feature = "postgres")]
 mod libpq;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "postgres")]
 use std::str::FromStr;
+#[cfg(feature = "postgres")]
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use postgres::config::{Host, SslMode};
 
 use crate::core::error::Error;
@@ -34,11 +38,14 @@ impl Database {
     /// else the path of a SQLite file, as given.
     pub fn parse(value: &Path, key: &str) -> Result<Database, Error> {
         match value.to_str() {
-            Some(text) if is_url(text) => {
-                Ok(Database::Postgres(Box::new(Target::parse(text, key)?)))
-            }
+            Some(text) if is_url(text) => Database::postgres(text, key),
             _ => Ok(Database::Sqlite(value.to_path_buf())),
         }
+    }
+
+    /// The PostgreSQL database at `url` (see [`Target::parse`]).
+    pub fn postgres(url: &str, key: &str) -> Result<Database, Error> {
+        Ok(Database::Postgres(Box::new(Target::parse(url, key)?)))
     }
 
     /// The database as the path-typed fields of events, reports and errors carry it: the file,
@@ -46,7 +53,7 @@ impl Database {
     pub fn shown(&self) -> PathBuf {
         match self {
             Database::Sqlite(path) => path.clone(),
-            Database::Postgres(target) => PathBuf::from(&target.shown),
+            Database::Postgres(target) => PathBuf::from(target.shown()),
         }
     }
 
@@ -68,7 +75,7 @@ impl fmt::Display for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Database::Sqlite(path) => write!(f, "{}", path.display()),
-            Database::Postgres(target) => f.write_str(&target.shown),
+            Database::Postgres(target) => f.write_str(target.shown()),
         }
     }
 }
@@ -79,7 +86,7 @@ impl PartialEq for Database {
     fn eq(&self, other: &Database) -> bool {
         match (self, other) {
             (Database::Sqlite(a), Database::Sqlite(b)) => a == b,
-            (Database::Postgres(a), Database::Postgres(b)) => a.shown == b.shown,
+            (Database::Postgres(a), Database::Postgres(b)) => a.shown() == b.shown(),
             _ => false,
         }
     }
@@ -91,7 +98,7 @@ impl PartialEq<Path> for Database {
     fn eq(&self, other: &Path) -> bool {
         match self {
             Database::Sqlite(path) => path == other,
-            Database::Postgres(target) => Path::new(&target.shown) == other,
+            Database::Postgres(target) => Path::new(target.shown()) == other,
         }
     }
 }
@@ -114,6 +121,53 @@ pub(crate) fn is_url(value: &str) -> bool {
     value.starts_with("postgres://") || value.starts_with("postgresql://")
 }
 
+/// A PostgreSQL database, in a strata built without PostgreSQL (the `postgres` feature): none
+/// can be made, so [`Database::Postgres`] never occurs.
+#[cfg(not(feature = "postgres"))]
+#[derive(Clone, Debug)]
+pub struct Target {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "postgres"))]
+impl Target {
+    /// Refuses a PostgreSQL URL, which this strata cannot connect to.
+    pub fn parse(_url: &str, key: &str) -> Result<Target, Error> {
+        Err(Error::Usage(format!(
+            "{key}: a PostgreSQL URL, but this strata was built without PostgreSQL (the \
+             `postgres` feature)"
+        )))
+    }
+
+    pub fn shown(&self) -> &str {
+        match self.never {}
+    }
+
+    pub fn dbname(&self) -> &str {
+        match self.never {}
+    }
+
+    pub fn same_database(&self, _other: &Target) -> bool {
+        match self.never {}
+    }
+
+    pub fn with_dbname(&self, _dbname: &str) -> Target {
+        match self.never {}
+    }
+
+    /// What a match arm on [`Database::Postgres`] does when there is no PostgreSQL.
+    pub(crate) fn absent(&self) -> ! {
+        match self.never {}
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+impl fmt::Display for Target {
+    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.never {}
+    }
+}
+
 /// The longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones.
 pub const NAME_BYTES: usize = 63;
 
@@ -127,6 +181,7 @@ pub fn server_name(name: &str) -> &str {
 }
 
 /// A PostgreSQL database strata connects to.
+#[cfg(feature = "postgres")]
 #[derive(Clone)]
 pub struct Target {
     pub(crate) config: postgres::Config,
@@ -137,6 +192,7 @@ pub struct Target {
 }
 
 /// The files libpq's TLS options name, as the URL gave them.
+#[cfg(feature = "postgres")]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TlsFiles {
     /// `sslrootcert`: the authority to verify the server with.
@@ -146,18 +202,21 @@ pub(crate) struct TlsFiles {
     pub(crate) key: Option<PathBuf>,
 }
 
+#[cfg(feature = "postgres")]
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Target").field(&self.shown).finish()
     }
 }
 
+#[cfg(feature = "postgres")]
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.shown)
     }
 }
 
+#[cfg(feature = "postgres")]
 impl Target {
     /// Parses a `postgres://` URL; `key` names where it came from (`db`, `--test-db`, ...) in
     /// errors. The user defaults to `PGUSER` or the login name, the database to the user, the
@@ -444,6 +503,7 @@ impl Target {
 /// and `sslrootcert`, `sslcert` and `sslkey` are returned apart. Other options stay for
 /// tokio-postgres to judge.
 /// The URL without its `service=` parameter (which the client does not know), and the service.
+#[cfg(feature = "postgres")]
 pub(crate) fn take_service(url: &str) -> (String, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
         return (url.to_string(), None);
@@ -467,6 +527,7 @@ pub(crate) fn take_service(url: &str) -> (String, Option<String>) {
     }
 }
 
+#[cfg(feature = "postgres")]
 pub(crate) fn libpq_tls_options(url: &str) -> (String, TlsFiles) {
     let mut files = TlsFiles::default();
     let Some((base, query)) = url.split_once('?') else {
@@ -495,6 +556,7 @@ pub(crate) fn libpq_tls_options(url: &str) -> (String, TlsFiles) {
 
 /// A file libpq would use: the URL's, else the environment variable's, else `default` under
 /// `~/.postgresql` when it exists.
+#[cfg(feature = "postgres")]
 pub(crate) fn libpq_file(given: Option<&Path>, variable: &str, default: &str) -> Option<PathBuf> {
     given
         .map(Path::to_path_buf)
@@ -508,6 +570,7 @@ pub(crate) fn libpq_file(given: Option<&Path>, variable: &str, default: &str) ->
 
 /// The password of the first passfile line matching the connection, as libpq reads
 /// `hostname:port:database:username:password` (`*` matches anything, `\` escapes `:` and `\`).
+#[cfg(feature = "postgres")]
 pub(crate) fn passfile_lookup(
     text: &str,
     host: &str,

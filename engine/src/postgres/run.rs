@@ -17,7 +17,7 @@ use crate::core::ledger::Entry;
 use crate::core::ledger::{Applied, AuditRow};
 use crate::core::phase::{How, PhaseReport, Runner};
 use crate::core::step::{ActionError, Applied as StepApplied, Prepared, UndoDriver, UndoError};
-use crate::core::target::Target;
+use crate::core::target::{Database, Target};
 use crate::core::tree::Migration;
 
 pub(crate) fn lock_timeout(project: &Project) -> Duration {
@@ -151,11 +151,8 @@ pub(crate) enum Source {
 impl Source {
     /// `sandbox --from`'s value: a `postgres://` URL, or a `.pgdump` backup.
     fn of(from: &Path) -> Result<Source, Error> {
-        if crate::core::target::is_url(from) {
-            return Ok(Source::Database(Box::new(Target::parse(
-                &from.to_string_lossy(),
-                "--from",
-            )?)));
+        if let Database::Postgres(target) = Database::parse(from, "--from")? {
+            return Ok(Source::Database(target));
         }
         if from
             .extension()

@@ -395,18 +395,18 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
             .map(|c| project.root.join(c)),
     );
     let files: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
-    for t in targets
-        .iter()
-        .filter(|t| t.remote.is_none() && !backends::is_server(&t.db))
-    {
-        let canonical = t.db.canonicalize().ok().or_else(|| {
-            let parent = t.db.parent().filter(|d| !d.as_os_str().is_empty());
+    for t in targets {
+        let Some(Database::Sqlite(db)) = &t.database else {
+            continue;
+        };
+        let canonical = db.canonicalize().ok().or_else(|| {
+            let parent = db.parent().filter(|d| !d.as_os_str().is_empty());
             let parent = parent.map_or_else(|| Path::new(".").canonicalize(), Path::canonicalize);
-            Some(parent.ok()?.join(t.db.file_name()?))
+            Some(parent.ok()?.join(db.file_name()?))
         });
         let Some(canonical) = canonical else { continue };
-        let own = tree.as_ref().is_some_and(|d| canonical.starts_with(d))
-            || files.contains(&canonical);
+        let own =
+            tree.as_ref().is_some_and(|d| canonical.starts_with(d)) || files.contains(&canonical);
         if own {
             return Err(Error::Usage(format!(
                 "the fleet target {} ({}) is one of the project's own files (the migrations \

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
+use crate::core::backend::Survey;
 use crate::core::backup::RunLock;
 use crate::core::config::Project;
 use crate::core::design::Live;
@@ -96,6 +97,49 @@ impl Ownership {
             .filter(|o| self.owner_of(o.kind, &o.name).is_none())
             .collect()
     }
+}
+
+/// The sha256 of everything of `conn` the drift check reads, for [`SqliteLive::survey`]: every
+/// row of the catalog (the live schema, strata's tables and what SQLite makes of them), every
+/// row of `strata_object` (who owns what; the owners inferred from the applied migrations
+/// follow from the catalog, the ledger and the tree) and the applied migrations. Each field is
+/// hashed with its length first, so two different reads never hash the same bytes.
+fn digest(conn: &Connection, applied: &[Applied]) -> rusqlite::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    fn field(h: &mut Sha256, value: Option<&str>) {
+        match value {
+            None => h.update([0]),
+            Some(v) => {
+                h.update([1]);
+                h.update((v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
+        }
+    }
+    let mut h = Sha256::new();
+    let mut stmt = conn.prepare(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_master ORDER BY type, name, rowid",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        h.update(b"c");
+        for i in 0..4 {
+            field(&mut h, r.get::<_, Option<String>>(i)?.as_deref());
+        }
+    }
+    for o in owner::owners(conn)? {
+        h.update(b"o");
+        field(&mut h, Some(o.object.kind.as_str()));
+        for v in [&o.object.name, &o.module, &o.stamp] {
+            field(&mut h, Some(v));
+        }
+    }
+    for a in applied {
+        h.update(b"a");
+        field(&mut h, Some(&a.id.module));
+        field(&mut h, Some(&a.id.stamp));
+    }
+    Ok(h.finalize().into())
 }
 
 fn schema_err(db: &Path, e: SchemaError) -> Error {
@@ -214,6 +258,55 @@ impl<'p> SqliteLive<'p> {
             return Ok(None);
         }
         Self::with(project, db, tree, conn, applied).map(Some)
+    }
+
+    /// [`Inspect::survey`](crate::core::backend::Inspect::survey) on SQLite: one read-only
+    /// connection and one read transaction for the ledger, the audit row, the digest and,
+    /// when asked for, the live schema.
+    pub(crate) fn survey(
+        project: &'p Project,
+        db: &Path,
+        tree: &Tree,
+        read_live: &dyn Fn(Option<&[u8; 32]>) -> bool,
+    ) -> Result<Survey<Self>, Error> {
+        let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
+            return Ok(Survey {
+                applied: None,
+                last_audit: None,
+                digest: None,
+                live: None,
+            });
+        };
+        // Deferred: the first read below starts the transaction, and every later read sees
+        // the database as of that moment.
+        conn.execute_batch("BEGIN")
+            .map_err(|e| Error::db(db, "cannot begin a read", e))?;
+        let applied =
+            ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+        let last_audit = ledger::audit(&conn, Some(1))
+            .map_err(|e| Error::db(db, "cannot read the audit log", e))?
+            .pop();
+        if applied.is_empty() {
+            return Ok(Survey {
+                applied: Some(applied),
+                last_audit,
+                digest: None,
+                live: None,
+            });
+        }
+        let digest =
+            digest(&conn, &applied).map_err(|e| Error::db(db, "cannot read the schema", e))?;
+        let live = if read_live(Some(&digest)) {
+            Some(Self::with(project, db, tree, conn, applied.clone())?)
+        } else {
+            None
+        };
+        Ok(Survey {
+            applied: Some(applied),
+            last_audit,
+            digest: Some(digest),
+            live,
+        })
     }
 
     fn with(

@@ -99,12 +99,25 @@ impl Ownership {
     }
 }
 
-/// The sha256 of everything of `conn` the drift check reads, for [`SqliteLive::survey`]: every
-/// row of the catalog (the live schema, strata's tables and what SQLite makes of them), every
-/// row of `strata_object` (who owns what; the owners inferred from the applied migrations
-/// follow from the catalog, the ledger and the tree) and the applied migrations. Each field is
-/// hashed with its length first, so two different reads never hash the same bytes.
-fn digest(conn: &Connection, applied: &[Applied]) -> rusqlite::Result<[u8; 32]> {
+/// Every row of the catalog (`sqlite_master`: type, name, table, SQL), in its own order.
+fn catalog_rows(conn: &Connection) -> rusqlite::Result<Vec<[Option<String>; 4]>> {
+    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM main.sqlite_master")?;
+    let rows = stmt.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?;
+    rows.collect()
+}
+
+/// The sha256 of everything the drift check reads of a database, for [`SqliteLive::survey`]:
+/// every row of its catalog (the live schema, strata's tables and what SQLite makes of them),
+/// every row of `strata_object` (who owns what; the owners inferred from the applied
+/// migrations follow from the catalog, the ledger and the tree) and the applied migrations.
+/// Each field is hashed with its length first, so two different reads never hash the same
+/// bytes. The catalog is taken in its own order (that of creation): two databases with the
+/// same objects made in another order only miss each other's answer.
+fn digest(
+    catalog: &[[Option<String>; 4]],
+    owners: &[owner::Owner],
+    applied: &[Applied],
+) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     fn field(h: &mut Sha256, value: Option<&str>) {
         match value {
@@ -117,17 +130,13 @@ fn digest(conn: &Connection, applied: &[Applied]) -> rusqlite::Result<[u8; 32]> 
         }
     }
     let mut h = Sha256::new();
-    let mut stmt = conn.prepare(
-        "SELECT type, name, tbl_name, sql FROM main.sqlite_master ORDER BY type, name, rowid",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
+    for row in catalog {
         h.update(b"c");
-        for i in 0..4 {
-            field(&mut h, r.get::<_, Option<String>>(i)?.as_deref());
+        for v in row {
+            field(&mut h, v.as_deref());
         }
     }
-    for o in owner::owners(conn)? {
+    for o in owners {
         h.update(b"o");
         field(&mut h, Some(o.object.kind.as_str()));
         for v in [&o.object.name, &o.module, &o.stamp] {
@@ -139,7 +148,7 @@ fn digest(conn: &Connection, applied: &[Applied]) -> rusqlite::Result<[u8; 32]> 
         field(&mut h, Some(&a.id.module));
         field(&mut h, Some(&a.id.stamp));
     }
-    Ok(h.finalize().into())
+    h.finalize().into()
 }
 
 fn schema_err(db: &Path, e: SchemaError) -> Error {
@@ -278,14 +287,27 @@ impl<'p> SqliteLive<'p> {
             });
         };
         // Deferred: the first read below starts the transaction, and every later read sees
-        // the database as of that moment.
+        // the database as of that moment. The catalog, read first for the digest, also tells
+        // which of strata's tables are there.
         conn.execute_batch("BEGIN")
             .map_err(|e| Error::db(db, "cannot begin a read", e))?;
-        let applied =
-            ledger::applied(&conn).map_err(|e| Error::db(db, "cannot read the ledger", e))?;
-        let last_audit = ledger::audit(&conn, Some(1))
-            .map_err(|e| Error::db(db, "cannot read the audit log", e))?
-            .pop();
+        let catalog =
+            catalog_rows(&conn).map_err(|e| Error::db(db, "cannot read the schema", e))?;
+        let has = |table: &str| {
+            catalog
+                .iter()
+                .any(|row| row[0].as_deref() == Some("table") && row[1].as_deref() == Some(table))
+        };
+        let (applied, last_audit) =
+            if has(crate::core::ledger::MIGRATION_TABLE) && has(crate::core::ledger::AUDIT_TABLE) {
+                let applied = ledger::applied_rows(&conn)
+                    .map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+                let last = ledger::last_audit_row(&conn)
+                    .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
+                (applied, last)
+            } else {
+                (Vec::new(), None)
+            };
         if applied.is_empty() {
             return Ok(Survey {
                 applied: Some(applied),
@@ -294,8 +316,12 @@ impl<'p> SqliteLive<'p> {
                 live: None,
             });
         }
-        let digest =
-            digest(&conn, &applied).map_err(|e| Error::db(db, "cannot read the schema", e))?;
+        let owners = if has(owner::OBJECT_TABLE) {
+            owner::owner_rows(&conn).map_err(|e| Error::db(db, "cannot read strata_object", e))?
+        } else {
+            Vec::new()
+        };
+        let digest = digest(&catalog, &owners, &applied);
         let live = if read_live(Some(&digest)) {
             Some(Self::with(project, db, tree, conn, applied.clone())?)
         } else {

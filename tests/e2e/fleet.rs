@@ -517,6 +517,8 @@ fn a_postgresql_url_template_names_one_database_per_tenant() {
         "migrations/app/20260101T000000Z-people/do.sql",
         "CREATE TABLE people (id bigint PRIMARY KEY, name text NOT NULL);\n",
     );
+    // The migration's snapshot, for the drift check below.
+    p.strata(&["migrate", "--write-snapshots", "-q"]).ok();
     let run = p.strata(&["fleet", "status", "--json"]).ok();
     pg.hides_password(&run);
     let status = run.json();
@@ -538,6 +540,21 @@ fn a_postgresql_url_template_names_one_database_per_tenant() {
     p.strata(&["fleet", "status"])
         .ok()
         .stdout_has("up-to-date 3");
+
+    // One tenant changed outside strata: it alone has drifted, named by its own database.
+    postgres::Client::connect(&format!("{base}/{}_globex", pg.name), postgres::NoTls)
+        .unwrap()
+        .batch_execute("ALTER TABLE people ADD COLUMN secret text")
+        .unwrap();
+    let status = p.strata(&["fleet", "status", "--json"]).code(3).json();
+    assert_eq!(status["counts"]["drifted"], 1, "{status}");
+    assert_eq!(status["counts"]["up-to-date"], 2, "{status}");
+    assert_eq!(status["targets"][1]["state"], "drifted");
+    let problem = status["targets"][1]["problems"][0].as_str().unwrap();
+    assert!(
+        problem.contains(&format!("{}_globex", pg.name)) && problem.contains("secret"),
+        "{problem}"
+    );
 }
 
 /// Asserts a tenant holds the whole chain, each step applied once (its row copied once).

@@ -624,8 +624,7 @@ fn read_target(
     target: &FleetTarget,
     opts: &MigrateOptions,
     drift: &DriftAnswers,
-    stage: &str,
-    timeout: Duration,
+    (stage, timeout): (&str, Duration),
     remotes: &dyn Remotes,
 ) -> TargetStatus {
     let mut status = TargetStatus {
@@ -961,8 +960,7 @@ fn read_fleet(
             &targets[i],
             opts,
             &drift,
-            &placed[i].0,
-            placed[i].1,
+            (&placed[i].0, placed[i].1),
             remotes,
         )
     });
@@ -1439,8 +1437,7 @@ fn run_stage(
                         (None, None) => migrate_target(
                             project,
                             tree,
-                            runner,
-                            &drift,
+                            (runner, &drift),
                             target,
                             timeout,
                             opts,
@@ -1496,8 +1493,7 @@ fn run_stage(
 fn migrate_target(
     project: &Project,
     tree: &Tree,
-    runner: &Runner<'_>,
-    drift: &DriftAnswers,
+    (runner, drift): (&Runner<'_>, &DriftAnswers),
     target: &FleetTarget,
     timeout: Duration,
     opts: &MigrateOptions,

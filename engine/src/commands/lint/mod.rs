@@ -238,6 +238,13 @@ pub const RULES: &[Rule] = &[
         what: "SQLite: VACUUM, which cannot run inside the transaction each migration runs in",
         fix: "run VACUUM by hand outside strata (after `strata migrate`), not in a migration",
     },
+    Rule {
+        code: "SL408",
+        severity: Severity::Error,
+        family: "other-database",
+        what: "SQLite: ATTACH of a database file for writing, which the run refuses: what the migration changed there would be outside strata's backup, restore and undo, and the rehearsal would change the same file first (in-memory and temporary databases, and files attached read-only, are allowed)",
+        fix: "attach it read-only to read from it (`ATTACH 'file:legacy.db?mode=ro' AS legacy`); change the other database with its own migrations",
+    },
 ];
 
 /// The rule with `code`.
@@ -867,6 +874,7 @@ impl Ctx<'_> {
                 None,
                 format!("SQLite's parser rejects it: {why}"),
             ),
+            Some(Ok(())) if self.trigger(p) => {}
             Some(Ok(())) => {
                 let w: Vec<&str> = p.words.iter().map(String::as_str).collect();
                 // Statements no rule looks at (they change no table's rows or columns).
@@ -894,10 +902,24 @@ impl Ctx<'_> {
         }
     }
 
-    /// PostgreSQL's VACUUM and CLUSTER, told by their first word whether sqlparser reads the
-    /// rest or not; whether one was found.
+    /// The statements judged by their first words whether sqlparser reads the rest or not
+    /// (VACUUM and CLUSTER, SQLite's ATTACH); whether one was found.
     fn maintenance(&mut self, p: &Parsed) -> bool {
         let w: Vec<&str> = p.words.iter().map(String::as_str).collect();
+        if !self.pg() && w.first() == Some(&"ATTACH") {
+            if let Some(file) = attached_file(&p.text) {
+                self.push(
+                    "SL408",
+                    p,
+                    None,
+                    format!(
+                        "ATTACH opens {file} for writing, which the run refuses: the file is \
+                         outside strata's backup, and the rehearsal would change it first"
+                    ),
+                );
+            }
+            return true;
+        }
         if !self.pg() && w.first() == Some(&"VACUUM") {
             self.push(
                 "SL407",
@@ -938,6 +960,44 @@ impl Ctx<'_> {
             }
         }
         false
+    }
+
+    /// A SQLite `CREATE TRIGGER` (which sqlparser cannot read): the statements of its body
+    /// are linted as what they are, statements that run each time the trigger fires. Whether
+    /// every statement of the body was read (when one was not, the trigger gets the note that
+    /// it was not analysed).
+    fn trigger(&mut self, p: &Parsed) -> bool {
+        let Some((name, body)) = trigger_body(&p.text) else {
+            return false;
+        };
+        let body: Vec<Parsed> = body
+            .into_iter()
+            .map(|(offset, text)| {
+                let line = p.line + p.text[..offset].matches('\n').count();
+                parse(self.dialect, line, &text)
+            })
+            .collect();
+        if body.iter().any(|b| b.ast.is_none()) {
+            return false;
+        }
+        for b in &body {
+            if let Some(Statement::Delete(d)) = &b.ast
+                && d.selection.is_none()
+            {
+                for t in deleted_tables(d) {
+                    self.push(
+                        "SL106",
+                        b,
+                        Some(t.clone()),
+                        format!(
+                            "trigger `{name}`: DELETE without WHERE deletes every row of `{t}` \
+                             each time the trigger fires"
+                        ),
+                    );
+                }
+            }
+        }
+        true
     }
 
     /// `DROP TABLE old` of a rebuild whose new table is `new_table`.
@@ -1008,21 +1068,14 @@ impl Ctx<'_> {
                 }
             }
             Statement::Delete(d) if d.selection.is_none() => {
-                let tables = match &d.from {
-                    sqlparser::ast::FromTable::WithFromKeyword(t)
-                    | sqlparser::ast::FromTable::WithoutKeyword(t) => t,
-                };
-                for t in tables {
-                    if let sqlparser::ast::TableFactor::Table { name, .. } = &t.relation {
-                        let t = table_name(name);
-                        if existing(&t) {
-                            self.push(
-                                "SL106",
-                                p,
-                                Some(t.clone()),
-                                format!("DELETE without WHERE deletes every row of `{t}`"),
-                            );
-                        }
+                for t in deleted_tables(d) {
+                    if existing(&t) {
+                        self.push(
+                            "SL106",
+                            p,
+                            Some(t.clone()),
+                            format!("DELETE without WHERE deletes every row of `{t}`"),
+                        );
                     }
                 }
             }
@@ -1307,6 +1360,89 @@ impl Ctx<'_> {
             _ => {}
         }
     }
+}
+
+/// The tables a `DELETE` deletes from.
+fn deleted_tables(d: &sqlparser::ast::Delete) -> Vec<String> {
+    let tables = match &d.from {
+        sqlparser::ast::FromTable::WithFromKeyword(t)
+        | sqlparser::ast::FromTable::WithoutKeyword(t) => t,
+    };
+    tables
+        .iter()
+        .filter_map(|t| match &t.relation {
+            sqlparser::ast::TableFactor::Table { name, .. } => Some(table_name(name)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The file a SQLite `ATTACH [DATABASE] expr AS name` opens for writing, as written (a string
+/// literal, or the expression's text); `None` for what the run allows (see
+/// `attach_is_contained`: in-memory, temporary, or read-only).
+fn attached_file(text: &str) -> Option<String> {
+    use crate::core::sql::sqlite::{Kind, tokenize};
+    let tokens = tokenize(text).ok()?;
+    let mut rest = tokens.iter().skip(1).peekable();
+    if rest.peek().is_some_and(|t| t.is("DATABASE")) {
+        rest.next();
+    }
+    let first = rest.next()?;
+    let mut shown = first.text.clone();
+    if first.kind == Kind::String && rest.peek().is_some_and(|t| t.is("AS")) {
+        let file = first.name().unwrap_or_default();
+        if crate::core::sql::sqlite::attach_is_contained(&file) {
+            return None;
+        }
+        return Some(shown);
+    }
+    for t in rest.take_while(|t| !t.is("AS")) {
+        shown.push(' ');
+        shown.push_str(&t.text);
+    }
+    Some(shown)
+}
+
+/// A SQLite trigger's name and the statements of its body (between its `BEGIN` and its last
+/// `END`), each with its byte offset in `text`; `None` when `text` is not a trigger or its body
+/// cannot be found.
+fn trigger_body(text: &str) -> Option<(String, Vec<(usize, String)>)> {
+    let tokens = crate::core::sql::sqlite::tokenize(text).ok()?;
+    let mut words = tokens.iter();
+    if !words.next()?.is("CREATE") {
+        return None;
+    }
+    let mut next = words.next()?;
+    if next.is("TEMP") || next.is("TEMPORARY") {
+        next = words.next()?;
+    }
+    if !next.is("TRIGGER") {
+        return None;
+    }
+    let mut name = words.next()?;
+    if name.is("IF") {
+        words.next().filter(|t| t.is("NOT"))?;
+        words.next().filter(|t| t.is("EXISTS"))?;
+        name = words.next()?;
+    }
+    let mut name = name.name()?;
+    if words.clone().next().is_some_and(|t| t.is_punct(".")) {
+        words.next();
+        name = words.next()?.name()?;
+    }
+    let begin = tokens.iter().position(|t| t.is("BEGIN"))?;
+    let end = tokens.iter().rposition(|t| t.is("END"))?;
+    if end <= begin {
+        return None;
+    }
+    let body = tokens[begin + 1..end]
+        .split(|t| t.is_punct(";"))
+        .filter_map(|s| {
+            let (first, last) = (s.first()?, s.last()?);
+            Some((first.start, text[first.start..last.end].to_string()))
+        })
+        .collect();
+    Some((name, body))
 }
 
 fn is_serial(t: &DataType) -> bool {

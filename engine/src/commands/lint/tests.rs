@@ -347,7 +347,7 @@ fn every_shape_sqlite_reads_lints_without_an_error() {
          FOREIGN KEY (id) REFERENCES people (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED);",
         "CREATE VIRTUAL TABLE docs USING fts5(title, body);",
         "CREATE TRIGGER people_ai AFTER INSERT ON people BEGIN \
-         UPDATE people SET email = lower(new.email) WHERE id = new.id; DELETE FROM kv; END;",
+         UPDATE people SET email = lower(new.email) WHERE id = new.id; DELETE FROM kv WHERE k = new.name; END;",
         "CREATE TRIGGER IF NOT EXISTS people_bd BEFORE DELETE ON people FOR EACH ROW \
          WHEN old.id > 0 BEGIN SELECT RAISE(ABORT, 'no'); END;",
         "CREATE INDEX people_lower ON people (lower(email)) WHERE email IS NOT NULL;",
@@ -398,14 +398,14 @@ fn every_shape_sqlite_reads_lints_without_an_error() {
     ] {
         assert!(codes(Dialect::Sqlite, before, sql).is_empty(), "{sql}");
     }
-    // A trigger is read by SQLite and not analysed: a note, also when its table is made later.
-    assert_eq!(
+    // A trigger is read by SQLite and its body by the linter, also when its table is made later.
+    assert!(
         codes(
             Dialect::Sqlite,
             "",
             "CREATE TRIGGER t AFTER INSERT ON later BEGIN SELECT 1; END;"
-        ),
-        ["SL000@1"]
+        )
+        .is_empty()
     );
 }
 
@@ -432,5 +432,66 @@ fn what_sqlite_itself_rejects_is_a_syntax_error_and_vacuum_cannot_run_in_a_migra
     assert_eq!(
         codes(Dialect::Postgres, "", "FROBNICATE everything;"),
         ["SL000@1"]
+    );
+}
+
+#[test]
+fn an_attached_file_is_outside_the_backup_and_a_read_only_or_memory_one_is_not() {
+    let s = Dialect::Sqlite;
+    assert_eq!(codes(s, PEOPLE, "ATTACH 'other.db' AS o;"), ["SL408@1"]);
+    assert_eq!(
+        codes(s, PEOPLE, "\nATTACH DATABASE 'other.db' AS o;"),
+        ["SL408@2"]
+    );
+    let f = findings(s, PEOPLE, "ATTACH 'dir/其他.db' AS o;");
+    assert!(f[0].message.contains("'dir/其他.db'"), "{f:?}");
+    assert_eq!(
+        codes(s, PEOPLE, "ATTACH ('other' || '.db') AS o;"),
+        ["SL408@1"]
+    );
+    assert_eq!(
+        codes(s, PEOPLE, "ATTACH 'FILE:legacy.db?mode=ro' AS o;"),
+        ["SL408@1"]
+    );
+    for harmless in [
+        "ATTACH ':memory:' AS o;",
+        "ATTACH DATABASE '' AS o;",
+        "ATTACH 'file:x?mode=memory&cache=shared' AS o;",
+        "ATTACH 'file:legacy.db?mode=ro' AS o;",
+        "DETACH o;",
+    ] {
+        assert!(codes(s, PEOPLE, harmless).is_empty(), "{harmless}");
+    }
+}
+
+#[test]
+fn a_sqlite_trigger_body_is_linted_statement_by_statement() {
+    let s = Dialect::Sqlite;
+    let log = "CREATE TABLE log (at text);";
+    let sql = "CREATE TRIGGER IF NOT EXISTS main.wipe AFTER INSERT ON people\n\
+               WHEN new.id > 0\nBEGIN\n  INSERT INTO log VALUES (datetime('now'));\n  \
+               DELETE FROM log;\nEND;";
+    let f = findings(s, &format!("{PEOPLE}\n{log}"), sql);
+    assert_eq!(
+        f.iter()
+            .map(|f| format!("{}@{}", f.code, f.line))
+            .collect::<Vec<_>>(),
+        ["SL106@5"],
+        "{f:?}"
+    );
+    assert!(f[0].message.contains("trigger `wipe`"), "{f:?}");
+    assert_eq!(f[0].object.as_deref(), Some("log"));
+    // A body that only deletes what it names, and a body the linter reads entirely: no note.
+    let fine = "CREATE TEMP TRIGGER t AFTER DELETE ON people BEGIN\n\
+                DELETE FROM log WHERE at < '2000'; UPDATE people SET age = 0 WHERE id = old.id;\nEND;";
+    assert!(codes(s, &format!("{PEOPLE}\n{log}"), fine).is_empty());
+    // A body statement sqlparser cannot read keeps the note that the trigger was not analysed.
+    let odd = "CREATE TRIGGER t AFTER DELETE ON people BEGIN\n\
+               INSERT OR REPLACE INTO log VALUES (1) ON CONFLICT DO NOTHING RETURNING *;\nEND;";
+    let c = codes(s, &format!("{PEOPLE}\n{log}"), odd);
+    assert!(
+        c.iter()
+            .all(|c| c.starts_with("SL000") || c.starts_with("SL001")),
+        "{c:?}"
     );
 }

@@ -587,13 +587,19 @@ mod tests {
         (rows.iter().flatten().copied().collect(), 5, 3)
     }
 
+    /// `values` in the row layout.
+    fn encoded(values: &[ValueRef<'_>]) -> Encoder {
+        let mut e = Encoder::new();
+        for v in values {
+            e.value(*v);
+        }
+        e
+    }
+
     #[test]
     fn rows_laid_out_by_column_read_back_in_row_order() {
         let (values, columns, count) = sample();
-        let mut e = Encoder::new();
-        for v in &values {
-            e.value(*v);
-        }
+        let e = encoded(&values);
         let by_column = to_columns(e.as_bytes(), columns, count).unwrap();
         assert_eq!(by_column[0], COLUMNS);
         // Integers, reals and texts as blocks; a text with a NUL and a mixed column as values.
@@ -635,10 +641,7 @@ mod tests {
     #[test]
     fn damaged_column_layouts_are_errors_not_panics() {
         let (values, columns, count) = sample();
-        let mut e = Encoder::new();
-        for v in &values {
-            e.value(*v);
-        }
+        let e = encoded(&values);
         let good = to_columns(e.as_bytes(), columns, count).unwrap();
         // Every truncation, and every single byte changed, is an error or reads values; never
         // a panic, and never more values than the header promises.

@@ -610,8 +610,17 @@ impl UndoDriver for PgUndo<'_> {
     }
 
     fn run(&mut self, file: &Path, _sql: &str) -> Result<u64, UndoError> {
-        let before = ledger::signature(&mut **self.client);
-        self.before = before.map_err(self.error())?;
+        let before = self
+            .client
+            .checks()
+            .map(|c| c.signature.clone())
+            .and_then(|signature| self.client.query_one(&signature, &[]));
+        self.before = before.map_err(self.error())?.get(0);
+        // The user's own settings for the script (strata's are put back after it).
+        let user = self.client.user_settings().to_string();
+        if !user.is_empty() {
+            self.client.batch_execute(&user).map_err(self.error())?;
+        }
         let mut rows = 0;
         for st in &self.statements {
             let messages = self.client.simple_query(&st.text).map_err(|e| {
@@ -627,15 +636,18 @@ impl UndoDriver for PgUndo<'_> {
                 }
             }
         }
-        let after = ledger::signature(&mut **self.client);
-        if after.map_err(self.error())? != self.before {
-            return Err(UndoError::Failed(ActionError::new(
-                Some(file.to_path_buf()),
-                None,
-                "undo.sql changed strata's bookkeeping (the strata schema), which only strata \
-                 may change; remove those statements",
-            )));
-        }
+        // strata's settings again, whatever the script set (see `super::PIN`); then the same
+        // checks as after a step's SQL.
+        self.client
+            .batch_execute(super::PIN)
+            .map_err(self.error())?;
+        step::bookkeeping_untouched(
+            self.client,
+            Some(file.to_path_buf()),
+            "undo.sql",
+            "undo",
+            &self.before,
+        )?;
         Ok(rows)
     }
 

@@ -197,6 +197,11 @@ impl StepDriver for PgStep<'_, '_> {
             ledger::is_applied_sql(&step.migration.id),
             super::schema::BOUND,
         );
+        // The user's own settings for the step's SQL, after strata's reads.
+        let sql = match self.session.user_settings() {
+            "" => sql,
+            user => format!("{sql}; {user}"),
+        };
         self.open = true;
         let session = &mut *self.session;
         let read = session
@@ -270,6 +275,13 @@ impl StepDriver for PgStep<'_, '_> {
             return Ok(None);
         }
         self.recorded = true;
+        // strata's settings again, whatever the step set (see `super::PIN`).
+        if let Err(e) = self.session.batch_execute(super::PIN) {
+            return Err((
+                Action::Snapshot,
+                ActionError::new(None, None, describe_error(&e)),
+            ));
+        }
         super::schema::after_step(self.session, step, self.ctx.write_snapshots)
             .map_err(|e| (e.action, ActionError::new(e.file, None, e.message)))
     }
@@ -279,8 +291,10 @@ impl StepDriver for PgStep<'_, '_> {
     /// commit with the session's reset.
     fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
         let m = &step.migration;
-        // First, that the checks the step was judged by were strata's (see `super::Checks`).
-        let mut sql = super::Checks::verify_sql();
+        // strata's settings again, whatever the step set (see `super::PIN`); then, that the
+        // checks the step was judged by were strata's (see `super::Checks`).
+        let mut sql = format!("{};\n", super::PIN);
+        sql.push_str(&super::Checks::verify_sql());
         sql.push_str(";\n");
         if !self.recorded {
             let renamed = super::schema::renames(step);
@@ -301,7 +315,7 @@ impl StepDriver for PgStep<'_, '_> {
             sql.push_str(&ledger::append_sql(e, &at, &who));
         }
         let done = match self.session.simple_query(&sql).map(by_statement) {
-            Ok(done) if single(done.first()).as_deref() == Some("t") => Ok(done),
+            Ok(done) if single(done.get(1)).as_deref() == Some("t") => Ok(done),
             Ok(_) => {
                 return Err(Commit::Failed(ActionError::new(
                     None,
@@ -425,19 +439,31 @@ fn check_bookkeeping(
         Action::ProjData => step.proj_data.as_ref().map(|d| d.path.clone()),
         _ => None,
     };
+    bookkeeping_untouched(tx, file, &action.to_string(), "step", untouched)
+}
+
+/// Fails `what` (an action of a step, `undo.sql`; in `file`) if it changed strata's bookkeeping
+/// from its fingerprint `untouched` (`ledger::SIGNATURE`), or left an object that could change
+/// it later (`ledger::WRITERS`): one round trip, planned once a connection (see
+/// `super::Checks`). `undone` is what rolls back (`step`, `undo`).
+pub(crate) fn bookkeeping_untouched(
+    tx: &mut Session,
+    file: Option<PathBuf>,
+    what: &str,
+    undone: &str,
+    untouched: &str,
+) -> Result<(), ActionError> {
     let changed = |detail: String| ActionError {
         file: file.clone(),
         statement: None,
         message: format!(
-            "{action} changed strata's bookkeeping ({detail}): the `strata` schema, its tables, \
+            "{what} changed strata's bookkeeping ({detail}): the `strata` schema, its tables, \
              their rows, triggers and functions are strata's alone (the ledger and the \
-             append-only audit log); the step was rolled back. Leave the strata schema out of \
-             migrations"
+             append-only audit log); the {undone} was rolled back. Leave the strata schema out \
+             of migrations"
         ),
         code: None,
     };
-    // One round trip, planned once a connection (see `super::Checks`): the fingerprint, and
-    // the objects that could write strata's tables later.
     let read = tx.checks().map(|c| c.check.clone()).and_then(|check| {
         let row = tx.query_one(&check, &[])?;
         Ok((row.get::<_, String>(0), row.get::<_, String>(1)))
@@ -451,11 +477,10 @@ fn check_bookkeeping(
             file: file.clone(),
             statement: None,
             message: format!(
-                "{action} left {} that could change strata's bookkeeping later, when it runs \
+                "{what} left {found} that could change strata's bookkeeping later, when it runs \
                  as its owner outside any step: the ledger and the audit log are strata's \
-                 alone; the step was rolled back. Keep strata's schema and tables out of \
-                 functions, triggers, rules and writable views",
-                found
+                 alone; the {undone} was rolled back. Keep strata's schema and tables out of \
+                 functions, triggers, rules and writable views"
             ),
             code: None,
         });

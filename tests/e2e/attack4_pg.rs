@@ -1,0 +1,210 @@
+//! Findings of the outside test of session 9 on PostgreSQL (reproductions under `attack4/` of
+//! the attack4 branch), each with variants of its family: strata's own statements run under
+//! settings strata sets itself, whatever a migration's SQL, the database's or the role's
+//! defaults set (`search_path` with operators and functions of the user's in front of
+//! PostgreSQL's, `array_nulls`, ...), and undo.sql is held to the checks do.sql is.
+
+use crate::harness::Project;
+use crate::postgres::Pg;
+
+const ONE: &str = "migrations/app/20240101T000000Z-one";
+const TWO: &str = "migrations/app/20240102T000000Z-two";
+
+/// Where the shadowing `search_path` comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shadow {
+    /// Nowhere: the run every other is compared with.
+    None,
+    /// A `SET` at the end of do.sql and undo.sql.
+    ScriptSet,
+    /// `ALTER DATABASE ... SET`.
+    DatabaseDefault,
+    /// `ALTER ROLE ... SET`.
+    RoleDefault,
+}
+
+/// A schema of operators and functions that answer wrongly, in front of PostgreSQL's own on
+/// the path: `=` and `<>` on text, name and oid always true, `pg_describe_object` NULL,
+/// `current_setting` empty.
+const PLANT: &str = "CREATE SCHEMA atk;
+CREATE FUNCTION atk.yes(text, text) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+CREATE FUNCTION atk.yes(name, name) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+CREATE FUNCTION atk.yes(oid, oid) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT true';
+CREATE OPERATOR atk.= (LEFTARG = text, RIGHTARG = text, FUNCTION = atk.yes);
+CREATE OPERATOR atk.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = atk.yes);
+CREATE OPERATOR atk.= (LEFTARG = name, RIGHTARG = name, FUNCTION = atk.yes);
+CREATE OPERATOR atk.<> (LEFTARG = name, RIGHTARG = name, FUNCTION = atk.yes);
+CREATE OPERATOR atk.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = atk.yes);
+CREATE OPERATOR atk.<> (LEFTARG = oid, RIGHTARG = oid, FUNCTION = atk.yes);
+CREATE FUNCTION atk.pg_describe_object(oid, oid, integer) RETURNS text LANGUAGE sql
+    AS 'SELECT NULL::text';
+CREATE FUNCTION atk.current_setting(text) RETURNS text LANGUAGE sql AS $$SELECT ''$$;
+CREATE TABLE public.t1 (id int);
+";
+
+const PATH: &str = "atk, pg_catalog, public";
+
+/// What strata's bookkeeping says after the chain: the ledger, the objects each module owns,
+/// the audit log (without times and who), and `status`.
+#[derive(Debug, PartialEq)]
+struct Books {
+    ledger: Vec<String>,
+    owned: Vec<String>,
+    audit: Vec<String>,
+    status: String,
+}
+
+fn books(pg: &Pg, p: &Project) -> Books {
+    let read = |sql: &str| {
+        pg.rows(
+            false,
+            &format!("SET search_path = pg_catalog, public; {sql}"),
+        )
+    };
+    Books {
+        ledger: read(
+            "SELECT module || ' ' || stamp || ' ' || name FROM strata.strata_migration ORDER BY 1",
+        ),
+        owned: read(
+            "SELECT module || ' ' || pg_describe_object(classid, objid, 0) \
+             FROM strata.strata_object ORDER BY 1",
+        ),
+        audit: read(
+            "SELECT concat_ws(' ', phase, module, stamp, action, outcome, rows) \
+             FROM strata.strata_migration_audit ORDER BY id",
+        ),
+        status: p.strata(&["status"]).stdout.replace(&pg.name, "DB"),
+    }
+}
+
+/// The chain run with `shadow`: `one` plants the schema, `two` creates a table and a
+/// function and is then repaired and undone. Returns the books after `two` was applied and
+/// after it was undone.
+fn chain(shadow: Shadow) -> (Books, Books) {
+    let pg = Pg::new("own_settings");
+    let role = format!("{}_r", pg.name);
+    let mut admin = pg.give_to(
+        &role,
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'pw' CREATEDB CREATEROLE"),
+    );
+    match shadow {
+        Shadow::DatabaseDefault => {
+            for db in [pg.name.clone(), format!("{}_test", pg.name)] {
+                admin
+                    .batch_execute(&format!("ALTER DATABASE {db} SET search_path = {PATH}"))
+                    .unwrap();
+            }
+        }
+        Shadow::RoleDefault => admin
+            .batch_execute(&format!("ALTER ROLE {role} SET search_path = {PATH}"))
+            .unwrap(),
+        Shadow::None | Shadow::ScriptSet => {}
+    }
+    let set = match shadow {
+        Shadow::ScriptSet => format!("SET search_path = {PATH};\n"),
+        _ => "SET search_path = \"$user\", public;\n".to_string(),
+    };
+    let p = Project::empty();
+    p.write(
+        "strata.toml",
+        &format!("db = \"postgres://{role}:pw@{}\"\n", pg.server()),
+    );
+    p.write(&format!("{ONE}/do.sql"), PLANT);
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        &format!("{TWO}/do.sql"),
+        &format!(
+            "CREATE TABLE public.t2 (id int PRIMARY KEY, at date DEFAULT '2024-01-02');\n\
+             CREATE FUNCTION public.f2() RETURNS int LANGUAGE sql AS 'SELECT 2';\n{set}"
+        ),
+    );
+    p.write(
+        &format!("{TWO}/undo.sql"),
+        &format!("DROP FUNCTION public.f2();\nDROP TABLE public.t2;\n{set}"),
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.strata(&["repair", "--yes", "app/20240102T000000Z-two"]);
+    let applied = books(&pg, &p);
+    p.strata(&["undo"]).ok();
+    let undone = books(&pg, &p);
+    drop(pg);
+    admin
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+        .unwrap();
+    (applied, undone)
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn strata_s_own_statements_ignore_the_user_s_search_path_on_every_route() {
+    let (applied, undone) = chain(Shadow::None);
+    assert_eq!(applied.ledger.len(), 2, "{applied:?}");
+    assert!(
+        applied.owned.iter().any(|o| o.ends_with("table t2"))
+            && applied.owned.iter().any(|o| o.ends_with("function f2()"))
+            && applied.owned.iter().any(|o| o.contains("schema atk")),
+        "{applied:?}"
+    );
+    assert_eq!(undone.ledger.len(), 1, "{undone:?}");
+    for shadow in [
+        Shadow::ScriptSet,
+        Shadow::DatabaseDefault,
+        Shadow::RoleDefault,
+    ] {
+        let (a, u) = chain(shadow);
+        assert_eq!(a, applied, "{shadow:?}: after migrate and repair");
+        assert_eq!(u, undone, "{shadow:?}: after undo");
+    }
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn undo_sql_is_held_to_the_checks_of_do_sql() {
+    for plant in [
+        // The finding: a trigger function that empties the ledger on the application's insert.
+        "CREATE FUNCTION public.audit_people() RETURNS trigger LANGUAGE plpgsql AS $$\n\
+         BEGIN DELETE FROM strata.strata_migration; RETURN NEW; END $$;\n\
+         CREATE TRIGGER audit_people AFTER INSERT ON people \
+         FOR EACH ROW EXECUTE FUNCTION public.audit_people();\n",
+        // A rule, and a view to write through.
+        "CREATE RULE wipe AS ON INSERT TO people DO ALSO DELETE FROM strata.strata_migration;\n",
+        "CREATE VIEW public.ledger AS SELECT * FROM strata.strata_migration;\n",
+        // strata's own tables changed directly.
+        "DELETE FROM strata.strata_migration;\n",
+    ] {
+        let pg = Pg::new("undo_writers");
+        let p = crate::postgres::project(&pg);
+        p.write(
+            &format!("{ONE}/do.sql"),
+            "CREATE TABLE people (id int PRIMARY KEY, name text);\n",
+        );
+        p.write(&format!("{TWO}/do.sql"), "CREATE TABLE t2 (id int);\n");
+        p.write(
+            &format!("{TWO}/undo.sql"),
+            &format!("DROP TABLE t2;\n{plant}"),
+        );
+        p.strata(&["migrate", "-q"]).ok();
+        let run = p.strata(&["undo"]);
+        assert_eq!(run.code, 1, "{plant}: not refused\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("bookkeeping"),
+            "{plant}: {}",
+            run.stderr
+        );
+        let _ = pg
+            .client(false)
+            .execute("INSERT INTO people VALUES (1, 'app')", &[]);
+        assert_eq!(
+            pg.rows(
+                false,
+                "SELECT count(*)::text FROM strata.strata_migration \
+                 UNION ALL SELECT count(*)::text FROM pg_proc WHERE proname = 'audit_people' \
+                 UNION ALL SELECT count(*)::text FROM pg_rewrite WHERE rulename = 'wipe' \
+                 UNION ALL SELECT (to_regclass('public.ledger') IS NULL)::text \
+                 UNION ALL SELECT (to_regclass('public.t2') IS NOT NULL)::text"
+            ),
+            ["2", "0", "0", "true", "true"],
+            "{plant}: the undo was not rolled back whole"
+        );
+    }
+}

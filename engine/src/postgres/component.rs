@@ -455,9 +455,11 @@ const LEXER_SETTINGS: &str = lexer_settings!();
 
 /// The settings a component's statements run under, set again before each call: the
 /// `search_path` (unqualified functions, operators and types can only be PostgreSQL's own;
-/// strata qualifies every relation a statement names) and [`LEXER_SETTINGS`].
+/// strata qualifies every relation a statement names), `array_nulls` (the arrays a set-based
+/// batch is sent in write a NULL as the bare word, which `array_nulls = off` would read as
+/// the text `NULL`) and [`LEXER_SETTINGS`].
 const COMPONENT_SETTINGS: &str = concat!(
-    "SET LOCAL search_path = pg_catalog, pg_temp; ",
+    "SET LOCAL search_path = pg_catalog, pg_temp; SET LOCAL array_nulls = on; ",
     lexer_settings!()
 );
 
@@ -947,6 +949,17 @@ fn time_text(micros: i64) -> String {
     )
 }
 
+/// A float as the text a batch writes for a parameter of type `ty`: for `real`, the value
+/// rounded to `real` first, as a single `execute` binds it (a value below `real`'s range is 0,
+/// one above it infinite), so that both paths store the same value.
+fn real_text(f: f64, ty: &Type) -> String {
+    if *ty == Type::FLOAT4 {
+        (f as f32).to_string()
+    } else {
+        f.to_string()
+    }
+}
+
 /// One value to write into a batch: borrowed from the component's rows.
 #[derive(Clone, Copy)]
 enum Lit<'a> {
@@ -1047,7 +1060,7 @@ impl Batch {
                     let _ = write!(self.sql, "'{n}'");
                 }
                 Lit::Real(f) => {
-                    let _ = write!(self.sql, "'{f}'");
+                    let _ = write!(self.sql, "'{}'", real_text(f, ty));
                 }
                 Lit::Text(t) => self.sql.push_str(&crate::postgres::dollar_quoted(t)),
                 Lit::Blob(b) if *ty == Type::BYTEA => {
@@ -1138,7 +1151,7 @@ fn element(arrays: &mut Arrays, i: usize, ty: &Type, value: Lit<'_>) -> Result<(
             arrays.push(i, Some(if n != 0 { "true" } else { "false" }));
         }
         Lit::Integer(n) => arrays.push(i, Some(&n.to_string())),
-        Lit::Real(f) => arrays.push(i, Some(&f.to_string())),
+        Lit::Real(f) => arrays.push(i, Some(&real_text(f, ty))),
         Lit::Text(t) => arrays.push(i, Some(t)),
         Lit::Blob(b) if *ty == Type::BYTEA => {
             let mut hex = String::with_capacity(2 + 2 * b.len());

@@ -97,6 +97,43 @@ pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses PostgreSQL `targets` (name, database) of which one is, on the server, the test
+/// database under another URL (two names of one host, a port forward), as [`check_distinct`]
+/// does for `migrate`: a session held on the test database is looked for from each target.
+/// Best effort, as there: targets that cannot be reached are not compared.
+pub(crate) fn check_not_test_database<'a>(
+    project: &Project,
+    targets: impl IntoIterator<Item = (&'a str, &'a Path)>,
+) -> Result<(), Error> {
+    if !is_server(&project.test_db) {
+        return Ok(());
+    }
+    let test = crate::core::target::Target::parse(&project.test_db.to_string_lossy(), "test_db")?;
+    let mut mark = None;
+    for (name, db) in targets {
+        if !is_server(db) {
+            continue;
+        }
+        let Ok(target) = crate::core::target::Target::parse(&db.to_string_lossy(), "db") else {
+            continue;
+        };
+        if mark.is_none() {
+            mark = Some(postgres::run::Mark::on(project, &test));
+        }
+        let Some(Some(mark)) = &mark else {
+            return Ok(());
+        };
+        if mark.seen_from(project, &target) {
+            return Err(Error::Usage(format!(
+                "the test database is among the fleet's targets ({name} is {target}, which the \
+                 server shows to be {test}): the rehearsal and the test data would run on a \
+                 real database; set test_db (or --test-db) to a database of its own"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The first two columns of every row of `sql` on the control database `db` (a SQLite file,
 /// opened read-only, or a PostgreSQL URL, in a read-only transaction), as text.
 pub(crate) fn control_pairs(

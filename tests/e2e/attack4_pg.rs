@@ -303,3 +303,68 @@ fn execute_many_writes_what_execute_writes_whatever_the_settings() {
         assert_eq!(read("a"), read("b"), "{shadow:?}: execute-many");
     }
 }
+
+/// Forwards connections to `127.0.0.1:port` from a port of its own, as a second name of the
+/// server or a port forward would; returns that port.
+fn forward(port: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let own = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    own
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_fleet_target_that_is_the_test_database_under_another_port_is_refused() {
+    let pg = Pg::new("fleet_test_db");
+    let p = crate::postgres::project(&pg);
+    let url = pg.url();
+    let (userinfo, rest) = url.rsplit_once('@').unwrap();
+    let port: u16 = rest.split(['/', ':']).nth(1).unwrap().parse().unwrap();
+    let other = forward(port);
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"tenants\"\n\
+             url = \"{userinfo}@127.0.0.1:{other}/{{name}}\"\nnames = [\"{}_test\"]\n",
+            pg.name
+        ),
+    )
+    .write(
+        "migrations/app/20240101T000000Z-people/do.sql",
+        "CREATE TABLE people (id int PRIMARY KEY);\n",
+    )
+    .write(
+        "migrations/app/20240101T000000Z-people/test-data/data.json",
+        r#"{"people": [{"id": 1}]}"#,
+    );
+    let run = p.strata(&["fleet", "migrate"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("the server shows"), "{}", run.stderr);
+    pg.hides_password(&run);
+    // Nothing was applied as a target: the ledger of the test database holds the rehearsal
+    // only, and no audit row of an apply.
+    assert_eq!(
+        pg.rows(
+            true,
+            "SELECT count(*) FROM strata.strata_migration_audit WHERE phase = 'apply' \
+             AND action <> 'backup'"
+        ),
+        ["0"]
+    );
+}

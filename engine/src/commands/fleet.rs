@@ -1232,6 +1232,17 @@ pub fn fleet_migrate(
     } else {
         None
     };
+    if rehearse {
+        // No target is the test database under another URL (asked of the server, as
+        // `migrate` does; the rehearsal has made the test database if it was missing).
+        backends::check_not_test_database(
+            project,
+            targets
+                .iter()
+                .filter(|t| t.remote.is_none())
+                .map(|t| (t.name.as_str(), t.db.as_path())),
+        )?;
+    }
 
     let apply_opts = MigrateOptions {
         rehearse: false,

@@ -760,14 +760,31 @@ fn control_rows(
                 control.display()
             )));
         }
-        let db = if backends::is_server(Path::new(&db)) {
+        let row = format!("the row {name:?} of [[fleet.group]] {}'s query", group.name);
+        let db = if let Some(template) = &group.url {
+            // A database on the group's server, as the configuration names it.
+            if !crate::core::config::is_target_name(&db) {
+                return Err(Error::Usage(format!(
+                    "{row} gives the database {db:?}: with the group's `url`, a row names a \
+                     database (letters, digits, '-', '_' and '.'), never a server or a user"
+                )));
+            }
+            crate::core::target::remember(
+                &template.replace("{name}", &db),
+                &format!("[[fleet.group]] {} url", group.name),
+            )?
+        } else if backends::is_server(Path::new(&db)) {
+            if !group.allow_any_url {
+                return Err(Error::Usage(format!(
+                    "{row} gives a PostgreSQL URL: a control table is application data, so its \
+                     rows do not pick a server, a user or a database for your password to go to; \
+                     give the group a `url` template (postgres://user@host/{{name}}) and let \
+                     the rows name databases, or set allow_any_url = true in the group"
+                )));
+            }
             crate::core::target::remember(&db, &format!("[[fleet.group]] {} query", group.name))?
         } else {
-            inside_project(
-                group,
-                &format!("the row {name:?} of [[fleet.group]] {}'s query", group.name),
-                Path::new(&db),
-            )?;
+            inside_project(group, &row, Path::new(&db))?;
             project.root.join(db)
         };
         out.push((name, db));

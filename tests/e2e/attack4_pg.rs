@@ -368,3 +368,44 @@ fn a_fleet_target_that_is_the_test_database_under_another_port_is_refused() {
         ["0"]
     );
 }
+
+/// A database holding large objects and a publication is restored like any other, and a
+/// large object the application made after a run is a change outside strata.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn restore_puts_back_large_objects_and_publications() {
+    let pg = Pg::new("restore_lo");
+    let p = crate::postgres::project(&pg);
+    p.write(
+        &format!("{ONE}/do.sql"),
+        "CREATE TABLE docs (id int PRIMARY KEY, body oid);\n\
+         INSERT INTO docs VALUES (1, lo_from_bytea(0, 'a document'));\n\
+         CREATE PUBLICATION docs_pub FOR TABLE docs;\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(
+        &format!("{TWO}/do.sql"),
+        "INSERT INTO docs VALUES (2, lo_from_bytea(0, 'another'));\n\
+         CREATE PUBLICATION all_pub FOR ALL TABLES;\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    let read = || {
+        pg.rows(
+            false,
+            "SELECT (SELECT string_agg(id || ':' || convert_from(lo_get(body), 'UTF8'), ',' \
+                     ORDER BY id) FROM docs) \
+             UNION ALL SELECT count(*)::text FROM pg_largeobject_metadata \
+             UNION ALL SELECT string_agg(pubname, ',' ORDER BY pubname) FROM pg_publication",
+        )
+    };
+    assert_eq!(read(), ["1:a document,2:another", "2", "all_pub,docs_pub"]);
+    // A large object the application made since: a change outside strata.
+    pg.client(false)
+        .batch_execute("SELECT lo_from_bytea(0, 'the app''s')")
+        .unwrap();
+    p.strata(&["restore"])
+        .code(3)
+        .stderr_has("changed outside strata");
+    p.strata(&["restore", "--yes"]).ok();
+    assert_eq!(read(), ["1:a document", "1", "docs_pub"]);
+}

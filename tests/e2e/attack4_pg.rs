@@ -88,7 +88,7 @@ struct Routed {
 }
 
 impl Routed {
-    fn new(test: &str, shadow: Shadow, setting: &str) -> Routed {
+    fn new(test: &str, shadow: Shadow, settings: &[&str]) -> Routed {
         let pg = Pg::new(test);
         let role = format!("{}_r", pg.name);
         let mut admin = pg.give_to(
@@ -98,14 +98,20 @@ impl Routed {
         match shadow {
             Shadow::DatabaseDefault => {
                 for db in [pg.name.clone(), format!("{}_test", pg.name)] {
+                    for setting in settings {
+                        admin
+                            .batch_execute(&format!("ALTER DATABASE {db} SET {setting}"))
+                            .unwrap();
+                    }
+                }
+            }
+            Shadow::RoleDefault => {
+                for setting in settings {
                     admin
-                        .batch_execute(&format!("ALTER DATABASE {db} SET {setting}"))
+                        .batch_execute(&format!("ALTER ROLE {role} SET {setting}"))
                         .unwrap();
                 }
             }
-            Shadow::RoleDefault => admin
-                .batch_execute(&format!("ALTER ROLE {role} SET {setting}"))
-                .unwrap(),
             Shadow::None | Shadow::ScriptSet => {}
         }
         let p = Project::empty();
@@ -136,7 +142,7 @@ impl Drop for Routed {
 /// function and is then repaired and undone. Returns the books after `two` was applied and
 /// after it was undone.
 fn chain(shadow: Shadow) -> (Books, Books) {
-    let r = Routed::new("own_settings", shadow, &format!("search_path = {PATH}"));
+    let r = Routed::new("own_settings", shadow, &[&format!("search_path = {PATH}")]);
     let (pg, p) = (&r.pg, &r.p);
     let set = match shadow {
         Shadow::ScriptSet => format!("SET search_path = {PATH};\n"),
@@ -263,21 +269,24 @@ fn execute_many_writes_what_execute_writes_whatever_the_settings() {
         Shadow::DatabaseDefault,
         Shadow::RoleDefault,
     ] {
-        let r = Routed::new("many_nulls", shadow, "array_nulls = off");
+        let path = format!("search_path = {PATH}");
+        let r = Routed::new("many_nulls", shadow, &["array_nulls = off", &path]);
         r.p.write(
             &format!("{ONE}/do.sql"),
-            "CREATE TABLE a (id int PRIMARY KEY, name text, r real);\n\
-             CREATE TABLE b (id int PRIMARY KEY, name text, r real);\n\
-             INSERT INTO a VALUES (1, 'x', 1), (2, 'y', 1);\n\
-             INSERT INTO b VALUES (1, 'x', 1), (2, 'y', 1);\n",
+            &format!(
+                "{PLANT}CREATE TABLE public.a (id int PRIMARY KEY, name text, r real);\n\
+                 CREATE TABLE public.b (id int PRIMARY KEY, name text, r real);\n\
+                 INSERT INTO public.a VALUES (1, 'x', 1), (2, 'y', 1);\n\
+                 INSERT INTO public.b VALUES (1, 'x', 1), (2, 'y', 1);\n"
+            ),
         );
         r.p.strata(&["migrate", "-q", "--no-rehearsal"]).ok();
         let set = if shadow == Shadow::ScriptSet {
-            "SET array_nulls = off;\n"
+            format!("SET array_nulls = off;\nSET {path};\n")
         } else {
-            "SELECT 1;\n"
+            "SELECT 1;\n".to_string()
         };
-        r.p.write(&format!("{M}/do.sql"), set).write(
+        r.p.write(&format!("{M}/do.sql"), &set).write(
             &format!("{M}/migration.toml"),
             "[sandbox]\nreads = [\"a\", \"b\"]\nwrites = [\"a\", \"b\"]\n",
         );
@@ -291,7 +300,8 @@ fn execute_many_writes_what_execute_writes_whatever_the_settings() {
             r.pg.rows(
                 false,
                 &format!(
-                    "SELECT id || ' ' || coalesce(name, '<null>') || ' ' || r FROM {t} ORDER BY id"
+                    "SET search_path = pg_catalog; SELECT id || ' ' || coalesce(name, '<null>') \
+                     || ' ' || r FROM public.{t} ORDER BY id"
                 ),
             )
         };

@@ -121,7 +121,7 @@ def transform(fn: F) -> F:
     def run(self: object) -> None:
         try:
             fn()
-        except Exception as e:
+        except BaseException as e:  # noqa: BLE001 - sys.exit() too: reported, not a trap
             raise _report(e) from None
 
     _export(fn, "run", run)
@@ -138,7 +138,7 @@ def seed(fn: F) -> F:
             if not isinstance(parsed, dict):
                 raise Decode(f'the "$seed" parameters must be a JSON object, not {params[:80]}')
             fn(parsed)
-        except Exception as e:
+        except BaseException as e:  # noqa: BLE001 - sys.exit() too: reported, not a trap
             raise _report(e) from None
 
     _export(fn, "seed", seed_)
@@ -155,7 +155,7 @@ def check(fn: F) -> F:
             if found is None:
                 return []
             messages = [str(m) for m in found]
-        except Exception as e:
+        except BaseException as e:  # noqa: BLE001 - sys.exit() too: reported, not a trap
             raise _report(e) from None
         return messages
 

@@ -33,6 +33,8 @@ pub enum Op {
         len: u32,
         tail: String,
     },
+    /// Returns `err(message)`, the message `fill` repeated `len` times, built at run time.
+    FailLong { fill: u8, len: u32 },
 }
 
 /// Which entry point the component exports.
@@ -173,6 +175,17 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
                      (memory.copy (i32.add (local.get $buf) (i32.const {at})) (i32.const {tp}) (i32.const {tl}))
                      (call $execute (local.get $buf) (i32.const {total}) (i32.const 0) (i32.const 0) (i32.const {RET}))\n",
                     at = hl + *len as usize,
+                ));
+            }
+            Op::FailLong { fill, len } => {
+                let pages = (*len as usize).div_ceil(65536);
+                code.push_str(&format!(
+                    "(local.set $buf (i32.mul (memory.grow (i32.const {pages})) (i32.const 65536)))
+                     (memory.fill (local.get $buf) (i32.const {fill}) (i32.const {len}))
+                     (i32.store8 (i32.const 1024) (i32.const 1))
+                     (i32.store (i32.const 1028) (local.get $buf))
+                     (i32.store (i32.const 1032) (i32.const {len}))
+                     (return (i32.const 1024))\n"
                 ));
             }
             Op::Log(message) => {

@@ -448,6 +448,63 @@ fn strata_named_objects_cannot_be_created_by_a_component() {
     }
 }
 
+/// `PRAGMA writable_schema` would let a script write a trigger's row into the schema table
+/// itself, past the check of the `CREATE TRIGGER` that names strata's tables: refused in
+/// do.sql and undo.sql alike, and the application's later insert leaves the ledger whole.
+#[test]
+fn a_script_may_not_plant_a_trigger_through_writable_schema() {
+    let p = Project::empty();
+    let plant = "PRAGMA writable_schema = ON;\n\
+                 INSERT INTO sqlite_master(type, name, tbl_name, rootpage, sql) VALUES ('trigger', \
+                 'people_audit', 'people', 0, 'CREATE TRIGGER people_audit AFTER INSERT ON people \
+                 BEGIN DELETE FROM strata_migration; END');\nPRAGMA writable_schema = OFF;";
+    p.write(
+        "migrations/app/20240101T000000Z-one/do.sql",
+        "CREATE TABLE people(id INTEGER PRIMARY KEY, name TEXT);",
+    )
+    .write(
+        "migrations/app/20240102T000000Z-two/do.sql",
+        &format!("CREATE TABLE t2(x);\n{plant}"),
+    );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("migrations/app/20240102T000000Z-two/do.sql")
+        .stderr_has("line 2")
+        .stderr_has("PRAGMA writable_schema is refused");
+    // undo.sql is held to the same rule.
+    p.write(
+        "migrations/app/20240102T000000Z-two/do.sql",
+        "CREATE TABLE t2(x);",
+    )
+    .write(
+        "migrations/app/20240102T000000Z-two/undo.sql",
+        &format!("DROP TABLE t2;\n{plant}"),
+    );
+    p.strata(&["migrate"]).ok();
+    p.strata(&["undo"])
+        .code(1)
+        .stderr_has("PRAGMA writable_schema is refused");
+    for db in ["app.db", ".strata/test.db"] {
+        let conn = p.open(db);
+        conn.execute("INSERT INTO people(name) VALUES ('the application')", [])
+            .unwrap();
+        assert_eq!(
+            rows(&conn, "SELECT count(*) FROM strata_migration"),
+            ["2"],
+            "{db}"
+        );
+        assert!(
+            rows(
+                &conn,
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            )
+            .iter()
+            .all(|t| t != "people_audit"),
+            "{db}"
+        );
+    }
+}
+
 #[test]
 fn do_sql_touching_strata_bookkeeping_is_refused_naming_the_file() {
     let p = project_with(&executing(&[]), "[sandbox]\n");
@@ -488,4 +545,79 @@ fn component_log_lines_are_printed_with_control_characters_escaped() {
         "{}",
         run.stderr
     );
+}
+
+/// A component's error message is what it chooses to send; what strata keeps of it (printed,
+/// in the append-only audit log, over gRPC) is bounded: a 20 MB message is cut, the cut
+/// counted, and the databases do not grow by it.
+#[test]
+fn a_huge_component_error_is_kept_to_its_bound() {
+    let len = 20 * 1024 * 1024;
+    let wasm = component(Entry::Transform, &[Op::FailLong { fill: b'x', len }]);
+    let p = project_with(&wasm, "[sandbox]\n");
+    let size = |db: &str| std::fs::metadata(p.path(db)).unwrap().len();
+    let (test_before, real_before) = (size(".strata/test.db"), size("app.db"));
+    let run = p
+        .strata(&["migrate"])
+        .code(1)
+        .stderr_has("more bytes not kept");
+    assert!(
+        run.stderr.len() < 200_000,
+        "{} bytes of stderr",
+        run.stderr.len()
+    );
+    let details = rows(
+        &p.open(".strata/test.db"),
+        "SELECT length(detail) FROM strata_migration_audit WHERE action = 'transform'",
+    );
+    assert_eq!(details.len(), 1, "{details:?}");
+    assert!(
+        details[0].parse::<usize>().unwrap() < 100_000,
+        "{details:?}"
+    );
+    assert!(size(".strata/test.db") < test_before + 1_000_000);
+    assert_eq!(size("app.db"), real_before);
+}
+
+/// An import from another SQLite file: attached for writing, the rehearsal would move its rows
+/// for real before the real run (and no backup holds them), so it is refused; attached
+/// read-only, the import runs in both phases and the other file is never changed.
+#[test]
+fn do_sql_may_attach_another_file_only_read_only() {
+    let p = Project::empty();
+    let legacy = p.path("legacy.db");
+    rusqlite::Connection::open(&legacy)
+        .unwrap()
+        .execute_batch("CREATE TABLE old(a); INSERT INTO old VALUES (1), (2);")
+        .unwrap();
+    let bytes = || std::fs::read(&legacy).unwrap();
+    let before = bytes();
+    p.write(
+        "migrations/app/20240101T000000Z-import/do.sql",
+        "CREATE TABLE t(a);\nATTACH 'legacy.db' AS l;\nINSERT INTO t SELECT a FROM l.old;\n\
+         DELETE FROM l.old;",
+    );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("line 2")
+        .stderr_has("ATTACH of 'legacy.db' for writing is refused")
+        .stderr_has("mode=ro");
+    p.strata(&["sandbox"])
+        .code(1)
+        .stderr_has("for writing is refused");
+    assert_eq!(bytes(), before);
+    p.write(
+        "migrations/app/20240101T000000Z-import/do.sql",
+        "CREATE TABLE t(a);\nATTACH 'file:legacy.db?mode=ro' AS l;\n\
+         INSERT INTO t SELECT a FROM l.old;",
+    );
+    p.strata(&["migrate"]).ok();
+    for db in ["app.db", ".strata/test.db"] {
+        assert_eq!(
+            rows(&p.open(db), "SELECT a FROM t ORDER BY a"),
+            ["1", "2"],
+            "{db}"
+        );
+    }
+    assert_eq!(bytes(), before);
 }

@@ -62,4 +62,21 @@ fn the_javascript_split_names_runs_and_leaves_the_rows_the_rust_one_does() {
             "a\u{1f}b|c"
         ]
     );
+
+    // A JavaScript exception out of `run` reaches the user as text: the example turns what its
+    // body throws into a string, which componentize-js makes the WIT's `err` (anything else
+    // thrown would end the component in an opaque trap).
+    let bad = split_project(3);
+    bad.write(
+        "migrations/app/20240101T000001Z-blob/do.sql",
+        "INSERT INTO people(id, full_name, email) VALUES (99, x'00ff', 'blob@example.com');",
+    );
+    std::fs::copy(&out, bad.path(&format!("{SPLIT}/transform.wasm"))).unwrap();
+    let run = bad
+        .strata(&["migrate"])
+        .code(1)
+        .stderr_has("TypeError: people 99: full_name is blob, not text")
+        .stderr_has("app.js");
+    assert!(!run.stderr.contains("trapped"), "{}", run.stderr);
+    assert!(!run.stderr.contains("initializer.js"), "{}", run.stderr);
 }

@@ -235,6 +235,18 @@ fn a_python_exception_is_reported_with_its_type_message_and_traceback() {
     let run = p.strata(&["migrate", "-v"]).code(1);
     assert!(run.stderr.contains("odd \\ud800 text"), "{}", run.stderr);
     assert!(!run.stderr.contains("trapped"), "{}", run.stderr);
+    // sys.exit(), natural in a script, raises SystemExit, which is not an Exception: it is
+    // reported like one, not left to end the component in a trap.
+    let exits = build_transform(
+        "import sys\nfrom strata_sdk import transform\n\n\
+         @transform\n\
+         def run() -> None:\n    \
+         sys.exit(\"bad data in row 7\")\n",
+    );
+    let p = project_with(&exits, "[sandbox]\n");
+    assert_refused(&p, &["SystemExit: bad data in row 7"]);
+    let run = p.strata(&["migrate"]).code(1);
+    assert!(!run.stderr.contains("trapped"), "{}", run.stderr);
 }
 
 /// Both PostgreSQL tests need the server and componentize-py.

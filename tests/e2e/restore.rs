@@ -620,3 +620,35 @@ fn restore_without_a_name_refuses_to_drop_rows_written_since_the_run_unless_told
         .is_empty()
     );
 }
+
+/// An application table whose name starts with `strata_` (a geology application's
+/// `strata_layers`, there before strata adopted the database) is the application's: rows
+/// written there after the run stop a restore as any other table's do.
+#[test]
+fn restore_counts_an_application_table_named_like_strata_tables() {
+    let p = Project::empty();
+    p.strata(&["init"]).ok();
+    Connection::open(p.path("app.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE strata_layers(id INTEGER PRIMARY KEY, depth INT); \
+             INSERT INTO strata_layers VALUES (1, 100);",
+        )
+        .unwrap();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE people(id INTEGER PRIMARY KEY);",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.open("app.db")
+        .execute_batch("INSERT INTO strata_layers VALUES (2, 500);")
+        .unwrap();
+    p.strata(&["restore"])
+        .code(3)
+        .stderr_has("changed outside strata")
+        .stderr_has("strata_layers (1 -> 2 rows)");
+    assert_eq!(
+        rows(&p.open("app.db"), "SELECT count(*) FROM strata_layers"),
+        ["2"]
+    );
+}

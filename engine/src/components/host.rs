@@ -107,6 +107,11 @@ pub struct LogLine {
 pub(crate) const MAX_LOG_LINES: usize = 1_000;
 /// At most this many bytes of one log message are kept.
 pub(crate) const MAX_LOG_BYTES: usize = 4_096;
+/// At most this many bytes of a component's error message, or of one check violation, reach
+/// the terminal, the audit log (append-only: what goes in stays) and gRPC.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// At most this many of a check's violations are kept; the rest are counted.
+pub(crate) const MAX_VIOLATIONS: usize = 1_000;
 
 /// The store's data for one component call: the database the component works on (`D`: the
 /// backend's session, see `sandbox::sqlite` and `sandbox::postgres`), its cursors' handles, and
@@ -262,6 +267,24 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+/// A component's message made safe to print and small enough to keep: at most
+/// [`MAX_MESSAGE_BYTES`] of it (cut at a character boundary, the cut counted), with controls
+/// escaped as [`escape_controls`] does.
+pub fn bounded_message(text: &str) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return escape_controls(text);
+    }
+    let mut cut = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}... ({} more bytes not kept)",
+        escape_controls(&text[..cut]),
+        text.len() - cut
+    )
+}
+
 /// A component's text made safe to print: control characters (newlines and escape sequences
 /// included) and invisible formatting characters (bidirectional overrides) are written as
 /// `\n`, `\u{1b}` and the like, so a component cannot forge or hide terminal output.
@@ -308,6 +331,17 @@ impl<D> log::Host for HostState<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_component_message_is_kept_to_its_bound_at_a_character_boundary() {
+        assert_eq!(bounded_message("short\nline"), "short\\nline");
+        let long = "é".repeat(MAX_MESSAGE_BYTES); // two bytes each
+        let kept = bounded_message(&long);
+        assert!(kept.len() < MAX_MESSAGE_BYTES + 64, "{}", kept.len());
+        assert!(kept.ends_with(&format!("... ({} more bytes not kept)", MAX_MESSAGE_BYTES)));
+        let odd = format!("a{}", "é".repeat(MAX_MESSAGE_BYTES));
+        assert!(bounded_message(&odd).starts_with("aé"));
+    }
 
     #[test]
     pub(crate) fn several_memories_share_one_total() {

@@ -401,26 +401,34 @@ impl Ended {
             })
         } else if let Some(reason) = self.host_limit {
             Err(ComponentError::Limit {
-                reason: host::escape_controls(&reason),
+                reason: host::bounded_message(&reason),
             })
         } else if let Some(reason) = self.denied {
             // The reason can quote names from the component's SQL.
             Err(ComponentError::Denied {
-                reason: host::escape_controls(&reason),
+                reason: host::bounded_message(&reason),
             })
         } else if let Some(reason) = self.cleanup {
             Err(ComponentError::Setup { reason })
         } else {
             match result {
                 Ok(Ok(violations)) if violations.is_empty() => Ok(()),
-                Ok(Ok(violations)) => Err(ComponentError::Violations(
-                    violations
+                Ok(Ok(violations)) => {
+                    let mut kept: Vec<String> = violations
                         .iter()
-                        .map(|v| host::escape_controls(v))
-                        .collect(),
-                )),
+                        .take(host::MAX_VIOLATIONS)
+                        .map(|v| host::bounded_message(v))
+                        .collect();
+                    if violations.len() > host::MAX_VIOLATIONS {
+                        kept.push(format!(
+                            "... and {} more violation(s) not kept",
+                            violations.len() - host::MAX_VIOLATIONS
+                        ));
+                    }
+                    Err(ComponentError::Violations(kept))
+                }
                 Ok(Err(message)) => Err(ComponentError::Failed {
-                    message: host::escape_controls(&message),
+                    message: host::bounded_message(&message),
                 }),
                 Err(Invoke::Instantiate(e)) if is_resource_limit(&e) => {
                     Err(ComponentError::Limit {

@@ -158,6 +158,11 @@ pub struct AuditRow {
 /// backup came from the database it is asked to overwrite.
 pub const IDENTITY_TABLE: &str = "strata_database";
 
+/// Every table strata keeps in a SQLite database (the PostgreSQL ones live in the `strata`
+/// schema). Other `strata_*` names are reserved for strata's use (a migration cannot create
+/// one), but a database strata adopts may already hold such a table: it is the application's.
+pub const OWN_TABLES: &[&str] = &[MIGRATION_TABLE, AUDIT_TABLE, OBJECT_TABLE, IDENTITY_TABLE];
+
 /// `user@host` of whoever runs strata.
 pub fn operator() -> String {
     static OPERATOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -359,6 +359,43 @@ fn decide_script(ctx: &AuthContext<'_>) -> Result<(), String> {
             transaction are not allowed: strata runs each migration in one transaction of its \
             own; remove this statement"
             .into()),
+        A::Attach { filename } if !crate::core::sql::sqlite::attach_is_contained(filename) => {
+            Err(format!(
+                "ATTACH of '{filename}' for writing is refused in migrations: what the migration \
+                 changes there is outside strata's backup and restore, and the rehearsal on the \
+                 test database would change the same file first; attach it read-only \
+                 (`ATTACH 'file:{filename}?mode=ro' AS name`) to read from it, and change that \
+                 database with its own migrations"
+            ))
+        }
+        A::Unknown {
+            code: rusqlite::ffi::SQLITE_ATTACH,
+            ..
+        } => Err(
+            "ATTACH of a file named by an expression is refused in migrations: name it \
+             as a string literal opened read-only (`ATTACH 'file:legacy.db?mode=ro' AS legacy`)"
+                .into(),
+        ),
+        A::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } if pragma_name.eq_ignore_ascii_case("writable_schema") => Err(
+            "PRAGMA writable_schema is refused in migrations: it lets SQL write the schema table \
+             directly, past every check strata makes on triggers and on its own tables, and a \
+             mistake there corrupts the database; change a table with the rebuild SQLite \
+             documents instead (create the new table, copy the rows, drop the old one, rename \
+             the new one)"
+                .into(),
+        ),
+        A::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } if pragma_name.eq_ignore_ascii_case("schema_version") => Err(
+            "PRAGMA schema_version = N is refused in migrations: it sets SQLite's schema cookie \
+             by hand, which can corrupt the database; remove it (SQLite changes the cookie \
+             itself on every schema change)"
+                .into(),
+        ),
         A::Insert { table_name }
         | A::Update { table_name, .. }
         | A::Delete { table_name }
@@ -1436,6 +1473,71 @@ mod tests {
         ] {
             assert!(refused(&conn, &guard, sql).contains("bookkeeping"), "{sql}");
         }
+    }
+
+    #[test]
+    fn scripts_may_attach_only_what_the_backup_does_not_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("legacy.db");
+        Connection::open(&legacy)
+            .unwrap()
+            .execute_batch("CREATE TABLE old(a); INSERT INTO old VALUES (1);")
+            .unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        let legacy = legacy.display().to_string();
+        for sql in [
+            format!("ATTACH '{legacy}' AS l"),
+            format!("ATTACH DATABASE 'file:{legacy}?mode=rw' AS l"),
+            format!("ATTACH 'file:{legacy}?mode=ro&mode=rw' AS l"),
+            format!("ATTACH 'file:{legacy}?mod%65=rw' AS l"),
+            format!("ATTACH 'file:{legacy}?mode=ro&vfs=unix' AS l"),
+            format!("ATTACH 'FILE:{legacy}?mode=ro' AS l"),
+        ] {
+            assert!(refused(&conn, &guard, &sql).contains("ATTACH"), "{sql}");
+        }
+        assert!(
+            refused(&conn, &guard, &format!("ATTACH '{legacy}' || '' AS l")).contains("literal")
+        );
+        conn.execute_batch(&format!("ATTACH 'file:{legacy}?mode=ro' AS l"))
+            .unwrap();
+        assert_eq!(count(&conn, "SELECT count(*) FROM l.old").unwrap(), 1);
+        assert!(conn.execute_batch("INSERT INTO l.old VALUES (2)").is_err());
+        conn.execute_batch(
+            "DETACH l; ATTACH ':memory:' AS m; ATTACH '' AS t; CREATE TABLE m.x(a);",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn scripts_may_not_write_the_schema_table_by_hand() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE strata_migration(x); CREATE TABLE t(a);")
+            .unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_mode(Mode::Script);
+        for sql in [
+            "PRAGMA writable_schema = ON",
+            "PRAGMA main.WRITABLE_SCHEMA = 1",
+            "PRAGMA writable_schema = RESET",
+            "PRAGMA writable_schema('on')",
+        ] {
+            assert!(
+                refused(&conn, &guard, sql).contains("writable_schema"),
+                "{sql}"
+            );
+        }
+        assert!(refused(&conn, &guard, "PRAGMA schema_version = 99").contains("cookie"));
+        // Without writable_schema SQLite itself keeps the schema table out of reach.
+        let planted = conn.execute_batch(
+            "INSERT INTO sqlite_master(type, name, tbl_name, rootpage, sql) VALUES ('trigger', \
+             'x', 't', 0, 'CREATE TRIGGER x AFTER INSERT ON t BEGIN DELETE FROM strata_migration; END')",
+        );
+        assert!(planted.is_err());
+        // Reading them is fine.
+        count(&conn, "SELECT count(*) FROM pragma_writable_schema").unwrap();
+        conn.execute_batch("PRAGMA writable_schema").unwrap();
     }
 
     #[test]

@@ -77,13 +77,21 @@ pub(crate) fn state_in(conn: &Connection, scheme: Option<&str>) -> rusqlite::Res
 }
 
 fn state_with(conn: &Connection, hash: RowHash) -> rusqlite::Result<State> {
+    // strata's own tables by their exact names: an application table that happens to be
+    // called `strata_layers` is the application's, and its rows count.
     let mut stmt = conn.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' \
-         ESCAPE '\\' AND name NOT LIKE 'strata\\_%' ESCAPE '\\' \
-         AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+         ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
     )?;
     let names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .filter(|n| {
+            n.as_ref().map_or(true, |n| {
+                !crate::core::ledger::OWN_TABLES
+                    .iter()
+                    .any(|own| own.eq_ignore_ascii_case(n))
+            })
+        })
         .collect::<Result<_, _>>()?;
     let mut out = State::new();
     let mut bytes = Vec::with_capacity(256);

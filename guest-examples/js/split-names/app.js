@@ -7,7 +7,10 @@
 // in the BMP, so a UTF-16 index never splits a surrogate pair.
 //
 // SQL values cross as the WIT's variant: `{ tag: 'text', val: 'Ada' }`, integers as BigInt.
-// A failing call throws; the step then fails and is rolled back.
+// A failing call throws; the step then fails and is rolled back. `run` returns the WIT's
+// `result<_, string>`: componentize-js makes a thrown *string* its `err`, and ends the
+// component in an opaque trap for anything else thrown (an `Error`, a number), so `run` turns
+// whatever its body throws into text (see `reported`).
 import { openCursor, executeMany } from 'strata:migrate/sql@0.1.0';
 import { log } from 'strata:migrate/log@0.1.0';
 
@@ -37,13 +40,40 @@ function split(fullName) {
 
 const text = (val) => ({ tag: 'text', val });
 
+/** What was thrown, as the text strata shows: an error's name, message and where it was
+ * thrown (without componentize-js's own frames); anything else as `String` gives it. */
+function reported(e) {
+  if (e instanceof Error) {
+    const where = String(e.stack ?? '')
+      .split('\n')
+      .filter((line) => line !== '' && !line.includes('initializer.js'));
+    return [`${e.name}: ${e.message}`, ...where].join('\n');
+  }
+  try {
+    return String(e);
+  } catch {
+    return `a thrown ${typeof e}`;
+  }
+}
+
 export function run() {
+  try {
+    splitNames();
+  } catch (e) {
+    throw reported(e);
+  }
+}
+
+function splitNames() {
   const cursor = openCursor('SELECT id, full_name FROM people', []);
   let changed = 0n;
   for (;;) {
     const rows = cursor.next(1000);
     if (rows.length === 0) break;
     const params = rows.map(([id, fullName]) => {
+      if (fullName.tag !== 'text') {
+        throw new TypeError(`people ${id.val}: full_name is ${fullName.tag}, not text`);
+      }
       const [first, last] = split(fullName.val);
       return [text(first), text(last), id];
     });

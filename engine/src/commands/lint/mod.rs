@@ -240,10 +240,10 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         code: "SL408",
-        severity: Severity::Warning,
+        severity: Severity::Error,
         family: "other-database",
-        what: "SQLite: ATTACH of a database file: what the migration changes there is outside strata's backup, restore and undo, and the rehearsal attaches the same file, so it changes it too (`:memory:` and temporary databases are not reported)",
-        fix: "only read from the attached database, and accept with that reason; change the other database with its own migrations, not from this one",
+        what: "SQLite: ATTACH of a database file for writing, which the run refuses: what the migration changed there would be outside strata's backup, restore and undo, and the rehearsal would change the same file first (in-memory and temporary databases, and files attached read-only, are allowed)",
+        fix: "attach it read-only to read from it (`ATTACH 'file:legacy.db?mode=ro' AS legacy`); change the other database with its own migrations",
     },
 ];
 
@@ -913,9 +913,8 @@ impl Ctx<'_> {
                     p,
                     None,
                     format!(
-                        "ATTACH opens {file}: what this migration changes there is not in \
-                         strata's backup, and the rehearsal on the test database changes the \
-                         same file"
+                        "ATTACH opens {file} for writing, which the run refuses: the file is \
+                         outside strata's backup, and the rehearsal would change it first"
                     ),
                 );
             }
@@ -1378,9 +1377,9 @@ fn deleted_tables(d: &sqlparser::ast::Delete) -> Vec<String> {
         .collect()
 }
 
-/// The file a SQLite `ATTACH [DATABASE] expr AS name` opens, as written (a string literal, or
-/// the expression's text); `None` for an in-memory or temporary database (`':memory:'`, `''`,
-/// or a `file:` URI with `mode=memory`), which outlives nothing.
+/// The file a SQLite `ATTACH [DATABASE] expr AS name` opens for writing, as written (a string
+/// literal, or the expression's text); `None` for what the run allows (see
+/// `attach_is_contained`: in-memory, temporary, or read-only).
 fn attached_file(text: &str) -> Option<String> {
     use crate::core::sql::sqlite::{Kind, tokenize};
     let tokens = tokenize(text).ok()?;
@@ -1392,11 +1391,7 @@ fn attached_file(text: &str) -> Option<String> {
     let mut shown = first.text.clone();
     if first.kind == Kind::String && rest.peek().is_some_and(|t| t.is("AS")) {
         let file = first.name().unwrap_or_default();
-        let lower = file.to_ascii_lowercase();
-        if file.is_empty()
-            || lower == ":memory:"
-            || (lower.starts_with("file:") && lower.contains("mode=memory"))
-        {
+        if crate::core::sql::sqlite::attach_is_contained(&file) {
             return None;
         }
         return Some(shown);

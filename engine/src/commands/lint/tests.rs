@@ -436,7 +436,7 @@ fn what_sqlite_itself_rejects_is_a_syntax_error_and_vacuum_cannot_run_in_a_migra
 }
 
 #[test]
-fn an_attached_file_is_outside_the_backup_and_an_attached_memory_database_is_not() {
+fn an_attached_file_is_outside_the_backup_and_a_read_only_or_memory_one_is_not() {
     let s = Dialect::Sqlite;
     assert_eq!(codes(s, PEOPLE, "ATTACH 'other.db' AS o;"), ["SL408@1"]);
     assert_eq!(
@@ -449,10 +449,15 @@ fn an_attached_file_is_outside_the_backup_and_an_attached_memory_database_is_not
         codes(s, PEOPLE, "ATTACH ('other' || '.db') AS o;"),
         ["SL408@1"]
     );
+    assert_eq!(
+        codes(s, PEOPLE, "ATTACH 'FILE:legacy.db?mode=ro' AS o;"),
+        ["SL408@1"]
+    );
     for harmless in [
         "ATTACH ':memory:' AS o;",
         "ATTACH DATABASE '' AS o;",
         "ATTACH 'file:x?mode=memory&cache=shared' AS o;",
+        "ATTACH 'file:legacy.db?mode=ro' AS o;",
         "DETACH o;",
     ] {
         assert!(codes(s, PEOPLE, harmless).is_empty(), "{harmless}");

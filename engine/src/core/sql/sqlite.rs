@@ -405,6 +405,38 @@ pub fn quote_ident(name: &str) -> String {
     }
 }
 
+/// Whether an `ATTACH` of `file` (the literal as SQLite reads it) opens nothing strata's backup
+/// would miss: an in-memory or temporary database (`:memory:`, `''`, a `file:` URI with
+/// `mode=memory`), or a `file:` URI opened read-only (`mode=ro`). Any other file opens for
+/// writing, outside the step's backup, and the rehearsal would change the same file. A URI with
+/// `%` escapes or parameters other than `mode`, `cache` and `immutable` is not judged allowed.
+pub fn attach_is_contained(file: &str) -> bool {
+    if file.is_empty() || file == ":memory:" {
+        return true;
+    }
+    // SQLite reads a URI only after a lower-case `file:`; `FILE:x?mode=ro` is a file name.
+    let Some(rest) = file.strip_prefix("file:") else {
+        return false;
+    };
+    let Some((_, query)) = rest.split_once('?') else {
+        return false;
+    };
+    let query = query.split('#').next().unwrap_or("");
+    if query.contains('%') {
+        return false;
+    }
+    let mut modes = 0;
+    for param in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        match key {
+            "mode" if value == "ro" || value == "memory" => modes += 1,
+            "cache" | "immutable" => {}
+            _ => return false,
+        }
+    }
+    modes > 0
+}
+
 /// A text value as an SQL string literal.
 pub fn quote_string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))

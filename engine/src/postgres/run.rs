@@ -695,7 +695,16 @@ impl UndoDriver for PgUndo<'_> {
     fn commit(&mut self) -> Result<(), UndoError> {
         self.open = false;
         let committed = self.client.batch_execute("COMMIT");
-        committed.map_err(self.error())
+        committed.map_err(self.error())?;
+        // A `SET` of undo.sql outlives its commit: the session goes back to strata's settings
+        // before the next undo reads the ledger.
+        let reset = self.client.reset();
+        reset.map_err(|e| {
+            UndoError::Error(
+                self.target
+                    .error("cannot reset the session after the undo", e),
+            )
+        })
     }
 
     fn rollback(&mut self) {

@@ -73,7 +73,14 @@ fn books(pg: &Pg, p: &Project) -> Books {
             "SELECT concat_ws(' ', phase, module, stamp, action, outcome, rows) \
              FROM strata.strata_migration_audit ORDER BY id",
         ),
-        status: p.strata(&["status"]).stdout.replace(&pg.name, "DB"),
+        // Without the databases' names, and the columns' padding that follows their length.
+        status: p
+            .strata(&["status"])
+            .stdout
+            .replace(&pg.name, "DB")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 

@@ -426,3 +426,62 @@ fn restore_puts_back_large_objects_and_publications() {
     p.strata(&["restore", "--yes"]).ok();
     assert_eq!(read(), ["1:a document", "1", "docs_pub"]);
 }
+
+/// A component sees values written as text the same way on every database, whatever its
+/// defaults or do.sql set (the rehearsal's test database has the server's).
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_component_sees_values_as_text_alike_whatever_the_database_s_settings() {
+    use crate::components::{Entry, Op, component};
+    const M: &str = "migrations/app/20240102T000000Z-render";
+    let settings = [
+        "DateStyle = 'SQL, DMY'",
+        "IntervalStyle = sql_standard",
+        "TimeZone = 'Asia/Kolkata'",
+        "extra_float_digits = -3",
+        "bytea_output = escape",
+    ];
+    let ops = [Op::Execute(
+        "UPDATE a SET s = concat_ws(' ', d::text, i::text, t::text, f::text, b::text)".into(),
+        Vec::new(),
+    )];
+    for shadow in [
+        Shadow::None,
+        Shadow::ScriptSet,
+        Shadow::DatabaseDefault,
+        Shadow::RoleDefault,
+    ] {
+        let r = Routed::new("render", shadow, &settings);
+        r.p.write(
+            &format!("{ONE}/do.sql"),
+            "CREATE TABLE a (id int PRIMARY KEY, d date, i interval, t timestamptz, \
+             f float8, b bytea, s text);\n\
+             INSERT INTO a VALUES (1, '2024-01-02', make_interval(days => -1, hours => 2), \
+             '2024-01-02 03:04:05+00', 0.1, '\\x41', NULL);\n",
+        );
+        r.p.strata(&["migrate", "-q"]).ok();
+        let set = if shadow == Shadow::ScriptSet {
+            settings.map(|s| format!("SET {s};\n")).concat()
+        } else {
+            "SELECT 1;\n".to_string()
+        };
+        r.p.write(&format!("{M}/do.sql"), &set).write(
+            &format!("{M}/migration.toml"),
+            "[sandbox]\nreads = [\"a\"]\nwrites = [\"a\"]\n",
+        );
+        std::fs::write(
+            r.p.path(&format!("{M}/transform.wasm")),
+            component(Entry::Transform, &ops),
+        )
+        .unwrap();
+        r.p.strata(&["migrate", "-q"]).ok();
+        let expected = "2024-01-02 -1 days +02:00:00 2024-01-02 03:04:05+00 0.1 \\x41";
+        for test_db in [true, false] {
+            assert_eq!(
+                r.pg.rows(test_db, "SELECT s FROM public.a"),
+                [expected],
+                "{shadow:?}, test database {test_db}"
+            );
+        }
+    }
+}

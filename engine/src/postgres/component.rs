@@ -469,9 +469,15 @@ const HOST_SETTINGS: &str = concat!(
 /// `search_path` (unqualified functions, operators and types can only be PostgreSQL's own;
 /// strata qualifies every relation a statement names), `array_nulls` (the arrays a set-based
 /// batch is sent in write a NULL as the bare word, which `array_nulls = off` would read as
-/// the text `NULL`) and the lexer's (`lexer_settings!`).
+/// the text `NULL`), the ones that decide how values are written as text (`DateStyle`,
+/// `IntervalStyle`, `TimeZone`, `extra_float_digits`, `bytea_output`: a component sees the
+/// same text on the real database as in the rehearsal on the test database, whatever either's
+/// defaults) and the lexer's (`lexer_settings!`).
 const COMPONENT_SETTINGS: &str = concat!(
-    "SET LOCAL search_path = pg_catalog, pg_temp; SET LOCAL array_nulls = on; ",
+    "SET LOCAL search_path = pg_catalog, pg_temp; SET LOCAL array_nulls = on; \
+     SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = postgres; \
+     SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; \
+     SET LOCAL bytea_output = hex; ",
     lexer_settings!()
 );
 

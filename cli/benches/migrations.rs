@@ -358,8 +358,8 @@ fn per_step(n: usize, what: &str, write: fn(&Path, usize) -> String) {
     let root = dir.path().join("project");
     let script = write(&root, n);
     let mut project = strata_engine::Project::discover(Some(&root)).unwrap();
-    project.db = dir.path().join("app.db");
-    project.test_db = dir.path().join("test.db");
+    project.db = strata_engine::Database::Sqlite(dir.path().join("app.db"));
+    project.test_db = strata_engine::Database::Sqlite(dir.path().join("test.db"));
     let mut stamps: Vec<Instant> = Vec::with_capacity(n + 1);
     strata_engine::commands::migrate::migrate(
         &project,

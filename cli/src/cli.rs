@@ -755,7 +755,7 @@ pub fn run(args: Args) -> Result<()> {
             if !yes && std::io::stdin().is_terminal() {
                 let chosen = restore::choose(&project, test, backup.as_deref())?;
                 let changed = restore::changes_since(&project, test, &chosen)?.unwrap_or_default();
-                if !confirm(restore::target(&project, test), &chosen, &changed)? {
+                if !confirm(&restore::target(&project, test).shown(), &chosen, &changed)? {
                     return Err(anyhow::Error::new(Declined));
                 }
                 backup = Some(chosen.path);

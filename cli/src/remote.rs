@@ -170,7 +170,7 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
         if out.json_mode() {
             outln!(
                 "{}",
-                json!({ "url": url, "project": project.root, "db": project.db })
+                json!({ "url": url, "project": project.root, "db": project.db.shown() })
             );
         } else {
             outln!("{url}");
@@ -180,7 +180,7 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
             errln!(
                 "strata serve: {} on {url} ({whence}{}); Ctrl-C or SIGTERM stops it after the \
                  run in progress",
-                project.db.display(),
+                project.db,
                 if args.tls_client_ca.is_some() {
                     ", client certificates required"
                 } else {
@@ -216,8 +216,8 @@ pub fn local_info(out: &Output, project: &Project) -> Result<()> {
         wit_version: strata_serve::wit_version().into(),
         api_version: strata_serve::API_VERSION.into(),
         project: strata_serve::project_dir(project),
-        db: project.db.display().to_string(),
-        test_db: project.test_db.display().to_string(),
+        db: project.db.to_string(),
+        test_db: project.test_db.to_string(),
         modules: tree.modules.clone(),
         migrations: tree.migrations.len() as u32,
     };

@@ -76,12 +76,20 @@ impl Output {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            let what = match (&t.restored, &t.error) {
-                (Some(x), _) => format!("from {}", x.restored_from.display()),
-                (None, Some(e)) => escape_controls(e.lines().next().unwrap_or_default()),
-                (None, None) => "the run took no backup of it".into(),
+            // An error's every line: a refusal's first line only says it was refused, the
+            // lines after it say why and what to do.
+            let (what, more) = match (&t.restored, &t.error) {
+                (Some(x), _) => (format!("from {}", x.restored_from.display()), Vec::new()),
+                (None, Some(e)) => {
+                    let mut lines = e.lines().map(escape_controls);
+                    (lines.next().unwrap_or_default(), lines.collect())
+                }
+                (None, None) => ("the run took no backup of it".into(), Vec::new()),
             };
             outln!("  {:<width$}  {:<9}  {what}", t.name, shown_state(&state));
+            for line in more {
+                outln!("  {:<width$}             {line}", "");
+            }
         }
         outln!("{}", counts(&r.counts));
         Ok(())

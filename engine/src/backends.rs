@@ -1,22 +1,26 @@
-//! The one place that knows both backends: it picks SQLite or PostgreSQL from a database's
-//! value (a SQLite path or a `postgres://` URL) and gives the commands a
-//! `crate::core::backend::Backend`. Apart from this module, only the typed target in
-//! `crate::core::config` looks at a URL's scheme.
-
-use std::path::Path;
+//! The one place that knows both backends: it picks SQLite or PostgreSQL by the kind of a
+//! database (`crate::core::target::Database`, decided when the configuration was read) and
+//! gives the commands a `crate::core::backend::Backend`.
 
 use crate::core::backend::{Backend, Watch};
 use crate::core::config::Project;
 use crate::core::dry_run::DryRun;
 use crate::core::error::Error;
-use crate::{postgres, sqlite};
+use crate::core::target::{Database, Target};
+#[cfg(feature = "postgres")]
+use crate::postgres;
+use crate::sqlite;
 
-/// Opens `db` (a SQLite path or a `postgres://` URL) of `project` with its backend: the one
+/// Opens `db` (a SQLite file or a PostgreSQL target) of `project` with its backend: the one
 /// place that tells the backends apart. A PostgreSQL database is refused in a project whose
 /// other database is a SQLite file (see [`check_project`]).
-pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backend + 'p>, Error> {
+pub(crate) fn open<'p>(
+    project: &'p Project,
+    db: &Database,
+) -> Result<Box<dyn Backend + 'p>, Error> {
     Ok(match open_typed(project, db)? {
         Opened::Sqlite(b) => Box::new(b),
+        #[cfg(feature = "postgres")]
         Opened::Postgres(b) => b,
     })
 }
@@ -26,18 +30,23 @@ pub(crate) fn open<'p>(project: &'p Project, db: &Path) -> Result<Box<dyn Backen
 /// through [`with_backend!`].
 pub(crate) enum Opened<'p> {
     Sqlite(sqlite::backend::Sqlite<'p>),
+    #[cfg(feature = "postgres")]
     Postgres(Box<postgres::backend::Postgres<'p>>),
 }
 
 /// [`open`], keeping the backend's type.
-pub(crate) fn open_typed<'p>(project: &'p Project, db: &Path) -> Result<Opened<'p>, Error> {
-    if is_server(db) {
-        check_project(project)?;
-        Ok(Opened::Postgres(Box::new(
-            postgres::backend::Postgres::open(project, db)?,
-        )))
-    } else {
-        Ok(Opened::Sqlite(sqlite::backend::Sqlite::new(project, db)))
+pub(crate) fn open_typed<'p>(project: &'p Project, db: &Database) -> Result<Opened<'p>, Error> {
+    match db {
+        #[cfg(not(feature = "postgres"))]
+        Database::Postgres(target) => target.absent(),
+        #[cfg(feature = "postgres")]
+        Database::Postgres(target) => {
+            check_project(project)?;
+            Ok(Opened::Postgres(Box::new(
+                postgres::backend::Postgres::open(project, target),
+            )))
+        }
+        Database::Sqlite(path) => Ok(Opened::Sqlite(sqlite::backend::Sqlite::new(project, path))),
     }
 }
 
@@ -47,6 +56,7 @@ macro_rules! with_backend {
     ($opened:expr, |$b:ident| $body:expr) => {
         match $opened {
             $crate::backends::Opened::Sqlite($b) => $body,
+            #[cfg(feature = "postgres")]
             $crate::backends::Opened::Postgres($b) => $body,
         }
     };
@@ -65,7 +75,7 @@ pub(crate) fn of_project(project: &Project) -> Result<Box<dyn Backend + '_>, Err
 /// kind of database proves nothing. `migrate`, `plan`, `status` and `sandbox` check it first;
 /// every command checks it when it opens a PostgreSQL database.
 pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
-    if is_server(&project.db) != is_server(&project.test_db) {
+    if project.db.is_server() != project.test_db.is_server() {
         return Err(Error::Usage(
             "db and test_db must be both PostgreSQL URLs or both SQLite files: a rehearsal \
              on another kind of database proves nothing; set test_db (or --test-db) to a \
@@ -82,12 +92,11 @@ pub(crate) fn check_project(project: &Project) -> Result<(), Error> {
 /// Commands that only read (`--db .strata/test.db dump`) may name the test database as `db`.
 pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
     crate::core::config::check_distinct(&project.db, &project.test_db)?;
-    if !(is_server(&project.db) && is_server(&project.test_db)) {
+    let (Database::Postgres(real), Database::Postgres(test)) = (&project.db, &project.test_db)
+    else {
         return Ok(());
-    }
-    let real = crate::core::target::Target::parse(&project.db.to_string_lossy(), "db")?;
-    let test = crate::core::target::Target::parse(&project.test_db.to_string_lossy(), "test_db")?;
-    if postgres::run::same_database(project, &real, &test) {
+    };
+    if same_server_database(project, real, test) {
         return Err(Error::Usage(format!(
             "the test database {test} is the real database {real} (the server shows one \
              database under both URLs): the rehearsal and the test data would run on it; set \
@@ -101,29 +110,23 @@ pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
 /// database under another URL (two names of one host, a port forward), as [`check_distinct`]
 /// does for `migrate`: a session held on the test database is looked for from each target.
 /// Best effort, as there: targets that cannot be reached are not compared.
+#[cfg(feature = "postgres")]
 pub(crate) fn check_not_test_database<'a>(
     project: &Project,
-    targets: impl IntoIterator<Item = (&'a str, &'a Path)>,
+    targets: impl IntoIterator<Item = (&'a str, &'a Database)>,
 ) -> Result<(), Error> {
-    if !is_server(&project.test_db) {
+    let Database::Postgres(test) = &project.test_db else {
         return Ok(());
-    }
-    let test = crate::core::target::Target::parse(&project.test_db.to_string_lossy(), "test_db")?;
+    };
     let mut mark = None;
     for (name, db) in targets {
-        if !is_server(db) {
-            continue;
-        }
-        let Ok(target) = crate::core::target::Target::parse(&db.to_string_lossy(), "db") else {
+        let Database::Postgres(target) = db else {
             continue;
         };
-        if mark.is_none() {
-            mark = Some(postgres::run::Mark::on(project, &test));
-        }
-        let Some(Some(mark)) = &mark else {
+        let Some(mark) = mark.get_or_insert_with(|| postgres::run::Mark::on(project, test)) else {
             return Ok(());
         };
-        if mark.seen_from(project, &target) {
+        if mark.seen_from(project, target) {
             return Err(Error::Usage(format!(
                 "the test database is among the fleet's targets ({name} is {target}, which the \
                  server shows to be {test}): the rehearsal and the test data would run on a \
@@ -134,34 +137,52 @@ pub(crate) fn check_not_test_database<'a>(
     Ok(())
 }
 
-/// The first two columns of every row of `sql` on the control database `db` (a SQLite file,
-/// opened read-only, or a PostgreSQL URL, in a read-only transaction), as text.
-pub(crate) fn control_pairs(
-    project: &Project,
-    db: &Path,
-    sql: &str,
-) -> Result<Vec<(String, String)>, Error> {
-    if is_server(db) {
-        let target = crate::core::target::Target::parse(&db.to_string_lossy(), "control")?;
-        postgres::pairs(&target, project.busy_timeout(), sql)
-    } else {
-        sqlite::connection::pairs(db, project.busy_timeout(), sql)
-    }
+#[cfg(not(feature = "postgres"))]
+pub(crate) fn check_not_test_database<'a>(
+    _project: &Project,
+    _targets: impl IntoIterator<Item = (&'a str, &'a Database)>,
+) -> Result<(), Error> {
+    Ok(())
 }
 
-/// Whether `db` names a database on a server (a `postgres://` URL) rather than a file: code
-/// that works on files only (`crate::sqlite`) refuses it.
-pub fn is_server(db: &Path) -> bool {
-    crate::core::target::is_url(db)
+/// Whether the server shows one database under both targets.
+#[cfg(feature = "postgres")]
+fn same_server_database(project: &Project, real: &Target, test: &Target) -> bool {
+    postgres::run::same_database(project, real, test)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn same_server_database(_project: &Project, real: &Target, _test: &Target) -> bool {
+    real.absent()
+}
+
+/// The first two columns of every row of `sql` on the control database `db` (a SQLite file,
+/// opened read-only, or a PostgreSQL database, in a read-only transaction), as text.
+pub(crate) fn control_pairs(
+    project: &Project,
+    db: &Database,
+    sql: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    match db {
+        #[cfg(not(feature = "postgres"))]
+        Database::Postgres(target) => target.absent(),
+        #[cfg(feature = "postgres")]
+        Database::Postgres(target) => postgres::pairs(target, project.busy_timeout(), sql),
+        Database::Sqlite(path) => sqlite::connection::pairs(path, project.busy_timeout(), sql),
+    }
 }
 
 /// What tells a caller that caches answers whether `db` of `project` changed (see [`Watch`]).
 /// Opens nothing yet: the first [`Watch::token`] does.
-pub fn watch(project: &Project, db: &Path) -> Box<dyn Watch> {
-    if is_server(db) {
-        Box::new(postgres::backend::Unwatched)
-    } else {
-        Box::new(sqlite::watch::FileWatch::new(db, project.busy_timeout()))
+pub fn watch(project: &Project, db: &Database) -> Box<dyn Watch> {
+    match db {
+        #[cfg(not(feature = "postgres"))]
+        Database::Postgres(target) => target.absent(),
+        #[cfg(feature = "postgres")]
+        Database::Postgres(_) => Box::new(postgres::backend::Unwatched),
+        Database::Sqlite(path) => {
+            Box::new(sqlite::watch::FileWatch::new(path, project.busy_timeout()))
+        }
     }
 }
 
@@ -170,10 +191,10 @@ pub fn watch(project: &Project, db: &Path) -> Box<dyn Watch> {
 /// inside when the schema could not be copied.
 #[allow(clippy::type_complexity)]
 pub(crate) fn dry_run(project: &Project) -> Result<Option<Result<Box<dyn DryRun>, String>>, Error> {
-    if is_server(&project.db) {
+    let Database::Sqlite(real) = &project.db else {
         return Ok(None);
-    }
-    let real = project.db.exists().then_some(project.db.as_path());
+    };
+    let real = real.exists().then_some(real.as_path());
     Ok(Some(
         sqlite::dry_run::open(real)?.map(|copy| Box::new(copy) as Box<dyn DryRun>),
     ))
@@ -210,13 +231,14 @@ mod tests {
         let (_dir, p) = project("");
         let db = open(&p, &p.db).unwrap();
         assert_eq!(db.dialect(), Dialect::Sqlite);
-        assert_eq!(db.shown(), p.db);
+        assert_eq!(p.db, *db.shown());
+        let file = p.db.file().unwrap();
         // Nothing is created by reading: no file, no ledger.
         assert!(db.applied().unwrap().is_none());
-        assert!(!p.db.exists());
+        assert!(!file.exists());
         // Absent, and told so without creating it.
         assert!(watch(&p, &p.db).token().is_some());
-        assert!(!p.db.exists());
+        assert!(!file.exists());
 
         let (_dir, p) = project("db = \"postgres://someone:secret@localhost/shop\"\n");
         let db = open(&p, &p.db).unwrap();

@@ -29,12 +29,14 @@ pub mod core;
 mod input_proptests;
 #[cfg(test)]
 mod layers;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
 pub use core::config::Project;
 pub use core::error::{DbCode, Error, ErrorKind, Refusal, StepFailure};
 pub use core::event::{Action, Event, Phase};
+pub use core::target::Database;
 pub use core::tree::{Migration, MigrationId, Tree};
 
 /// The engine version recorded in the ledger next to every applied migration.

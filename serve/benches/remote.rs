@@ -220,7 +220,7 @@ async fn status_part() {
     let dir = tempfile::tempdir().unwrap();
     let p = project(dir.path(), 10);
     migrate::migrate(&p, &MigrateOptions::default(), &mut |_| {}).unwrap();
-    let db = p.db.clone();
+    let db = p.db.file().expect("a SQLite project").to_path_buf();
     let (url, stop) = start(p).await;
     status_latency(&url, 1, 100).await; // warm up
     for clients in [1, 8] {

@@ -14,7 +14,7 @@ use strata_engine::commands::design;
 use strata_engine::commands::migrate::{self, MigrateOptions, SandboxOptions};
 use strata_engine::core::exit;
 use strata_engine::core::plan::PlanOptions;
-use strata_engine::{Error, Event, Project, Tree};
+use strata_engine::{Database, Error, Event, Project, Tree};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -449,8 +449,8 @@ impl Strata for StrataService {
             wit_version: crate::wit_version().into(),
             api_version: crate::API_VERSION.into(),
             project: crate::project_dir(p),
-            db: p.db.display().to_string(),
-            test_db: p.test_db.display().to_string(),
+            db: p.db.to_string(),
+            test_db: p.test_db.to_string(),
             modules: tree.modules.clone(),
             migrations: tree.migrations.len() as u32,
         }))
@@ -694,10 +694,16 @@ pub(crate) fn status(p: &Project) -> Result<proto::StatusResponse, Status> {
     let dbs = migrate::status(p).map_err(|e| to_status(&e))?;
     let mut ledgers = Vec::new();
     for d in &dbs {
+        // `status` reads the test database in the rehearsal phase, the real one in apply.
+        let db = if d.phase == strata_engine::Phase::Rehearsal {
+            &p.test_db
+        } else {
+            &p.db
+        };
         ledgers.push(proto::DatabaseLedger {
             phase: convert::phase(d.phase),
             db: d.db.display().to_string(),
-            applied: applied(p, &d.db).map_err(|e| to_status(&e))?,
+            applied: applied(p, db).map_err(|e| to_status(&e))?,
         });
     }
     Ok(proto::StatusResponse {
@@ -713,7 +719,7 @@ fn file_name(p: &Path) -> String {
 }
 
 /// The ledger of `db` as messages; empty when the database does not exist.
-fn applied(p: &Project, db: &Path) -> Result<Vec<proto::AppliedMigration>, Error> {
+fn applied(p: &Project, db: &Database) -> Result<Vec<proto::AppliedMigration>, Error> {
     Ok(migrate::read_applied(p, db)?
         .into_iter()
         .map(|a| proto::AppliedMigration {

@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(cache.computed(), kept);
 
         // Another connection commits to the real database.
-        let conn = rusqlite::Connection::open(&p.db).unwrap();
+        let conn = rusqlite::Connection::open(p.db.file().unwrap()).unwrap();
         conn.execute_batch("CREATE TABLE added_by_hand(a);")
             .unwrap();
         let changed = cache.get(status).await.unwrap();
@@ -234,7 +234,7 @@ mod tests {
         drop(conn);
 
         // The database removed.
-        std::fs::remove_file(&p.db).unwrap();
+        std::fs::remove_file(p.db.file().unwrap()).unwrap();
         let gone = cache.get(status).await.unwrap();
         assert!(gone.ledgers[1].applied.is_empty(), "{gone:?}");
         assert_eq!(cache.computed(), kept + 2);
@@ -247,7 +247,7 @@ mod tests {
         let cache = Arc::new(StatusCache::new(p.clone()));
         settle();
         cache.get(status).await.unwrap();
-        let mut journal = p.test_db.clone().into_os_string();
+        let mut journal = p.test_db.file().unwrap().as_os_str().to_os_string();
         journal.push("-journal");
         std::fs::write(journal, b"not empty").unwrap();
         let before = cache.computed();

@@ -624,3 +624,75 @@ fn a_do_sql_that_replaces_strata_s_prepared_checks_is_rolled_back() {
         "the ledger lost its row"
     );
 }
+
+// ---- PostgreSQL: statements that change the whole server ------------------------------------
+
+/// Roles, databases by name and the server's configuration are the server's, not the
+/// database's: the rehearsal on the test database (same server) would do them for real first
+/// (a `CREATE ROLE` then fails the real step for ever; a `DROP ROLE` drops production's). They
+/// are refused in do.sql and undo.sql, before they run, naming the line.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_migration_may_not_change_roles_or_other_databases_of_the_server() {
+    let pg = Pg::new("server_wide");
+    let role = format!("{}_role", pg.name);
+    let p = project(&pg);
+    let m = "migrations/app/20240101T000000Z-roles";
+    for (sql, expect) in [
+        (
+            format!("CREATE TABLE t (a int);\nCREATE ROLE {role};"),
+            "roles",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a int);\nALTER DATABASE {} SET work_mem = '1GB';",
+                pg.name
+            ),
+            "a database by its name",
+        ),
+        (
+            "CREATE TABLE t (a int);\nALTER SYSTEM SET work_mem = '1GB';".to_string(),
+            "the server's configuration",
+        ),
+    ] {
+        p.write(&format!("{m}/do.sql"), &sql);
+        p.strata(&["migrate"])
+            .code(1)
+            .stderr_has(format!("{m}/do.sql, line 2"))
+            .stderr_has(expect)
+            .stderr_has("the rehearsal on the test database");
+    }
+    let mut admin = pg.admin_client();
+    let exists = admin
+        .query("SELECT count(*) FROM pg_roles WHERE rolname = $1", &[&role])
+        .unwrap()[0]
+        .get::<_, i64>(0);
+    assert_eq!(exists, 0, "the rehearsal created the role");
+    let settings = admin
+        .query(
+            "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \
+             WHERE d.datname = $1",
+            &[&pg.name],
+        )
+        .unwrap()[0]
+        .get::<_, i64>(0);
+    assert_eq!(
+        settings, 0,
+        "the rehearsal changed the real database's settings"
+    );
+    // undo.sql is held to the same rule.
+    p.write(&format!("{m}/do.sql"), "CREATE TABLE t (a int);")
+        .write(
+            &format!("{m}/undo.sql"),
+            &format!("DROP TABLE t;\nDROP ROLE IF EXISTS {role};"),
+        );
+    p.strata(&["migrate", "-q"]).ok();
+    p.strata(&["undo"])
+        .code(1)
+        .stderr_has("line 2")
+        .stderr_has("roles");
+    assert_eq!(
+        pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+        ["1"]
+    );
+}

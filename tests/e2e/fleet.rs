@@ -1141,6 +1141,13 @@ fn fleet_restore_puts_one_stage_back_from_the_backups_of_that_run() {
     ]);
     let run = run.code(3).stdout_has("t02");
     assert!(run.stdout.contains("REFUSED"), "{}", run.stdout);
+    // The text says why, not only that it was refused (as --json does).
+    assert!(
+        run.stdout.contains("changed outside strata"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("--yes"), "{}", run.stdout);
     assert_eq!(applied(&p, 1), ["people"]);
     assert_eq!(applied(&p, 3), ["people"]);
     assert_eq!(applied(&p, 2).len(), 3, "the changed tenant was put back");
@@ -1400,6 +1407,33 @@ fn a_query_row_or_a_group_cannot_name_a_file_outside_the_project_or_inside_dot_s
                 .stderr_has("strata's own folder");
         }
     }
+    // Nor one of the project's own files: an empty file of the migrations tree would become a
+    // database (and the tree would no longer read), and so would strata.toml or the control
+    // database itself.
+    let migration = std::fs::read_dir(p.path("migrations/app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .min()
+        .unwrap();
+    p.write(&format!("migrations/app/{migration}/undo.sql"), "");
+    for database in [
+        format!("migrations/app/{migration}/undo.sql"),
+        format!("./migrations//app/{migration}/undo.sql"),
+        "strata.toml".to_string(),
+        "control.db".to_string(),
+    ] {
+        rows_of(&database);
+        for command in ["status", "migrate"] {
+            p.strata(&["fleet", command])
+                .code(2)
+                .stderr_has("one of the project's own files");
+        }
+    }
+    assert_eq!(
+        std::fs::read(p.path(&format!("migrations/app/{migration}/undo.sql"))).unwrap(),
+        b""
+    );
+    std::fs::remove_file(p.path(&format!("migrations/app/{migration}/undo.sql"))).unwrap();
     // The same for a group's list of files and its glob, and for --targets.
     for group in [
         format!("databases = [\"{}\"]", victim.display()),

@@ -549,6 +549,71 @@ fn an_undo_racing_a_migrate_on_postgres_never_undoes_a_migration_under_a_newer_o
     undo_raced_migrate(&migrated, &undone, &ledger, &t2);
 }
 
+/// A restore started while a migrate runs on PostgreSQL waits for the whole run (the run lock
+/// a migrate phase holds shared), instead of landing between two of its steps and leaving the
+/// run's later steps on top of the restored ledger.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_restore_during_a_migrate_on_postgres_waits_for_the_whole_run() {
+    use std::process::Stdio;
+    let pg = Pg::new("restore_race");
+    let p = crate::postgres::project(&pg);
+    p.write(&format!("{ONE}/do.sql"), "CREATE TABLE t1 (a integer);");
+    p.strata(&["migrate", "-q", "--no-rehearsal"]).ok();
+    p.write(
+        &format!("{TWO}/do.sql"),
+        "SELECT pg_sleep(3);\nCREATE TABLE t2 (a integer);",
+    )
+    .write(&format!("{THREE}/do.sql"), "CREATE TABLE t3 (a integer);");
+    let migrate = crate::harness::strata_command(p.root(), &["migrate", "--no-rehearsal", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg.rows(
+        false,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
+    ) == ["0"]
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the migrate never reached m2"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let restored = crate::harness::strata_command(p.root(), &["restore", "--yes"])
+        .output()
+        .unwrap();
+    let migrated = migrate.wait_with_output().unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    // The restore came after the run and put back the backup the run took: m1 only.
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT stamp FROM strata.strata_migration ORDER BY stamp"
+        ),
+        ["20240101T000000Z"]
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT string_agg(table_name::text, ',' ORDER BY table_name) \
+             FROM information_schema.tables WHERE table_schema = 'public'"
+        ),
+        ["t1"]
+    );
+}
+
 /// A PostgreSQL test database that exists but that strata never migrated (made by a DBA, or
 /// every run was --no-rehearsal) has nothing to rehearse the undo on: it is left alone, with
 /// no backup of it, and the real database's undo goes on.

@@ -27,10 +27,11 @@ use crate::core::design::Skipped;
 use crate::core::design::{Live, write_snapshot};
 use crate::core::error::{Error, Refusal};
 use crate::core::schema::ObjectRef;
+use crate::core::target::Database;
 use crate::core::tree::{self, LATEST, Migration, Tree};
 
 /// The objects of `db` no module owns, for `strata status`; empty when there is no database.
-pub fn unowned(project: &Project, db: &Path) -> Result<Vec<ObjectRef>, Error> {
+pub fn unowned(project: &Project, db: &Database) -> Result<Vec<ObjectRef>, Error> {
     backends::open(project, db)?.unowned()
 }
 

@@ -26,6 +26,7 @@ use crate::core::config::{
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
 use crate::core::phase::{PhaseReport, Runner};
+use crate::core::target::Database;
 use crate::core::tree::{Migration, Tree};
 
 /// One database of a fleet.
@@ -35,11 +36,27 @@ pub struct FleetTarget {
     pub name: String,
     /// The `[[fleet.group]]` it comes from (`targets` for `--targets GLOB`).
     pub group: String,
-    /// A SQLite file or a PostgreSQL URL (a remote's URL).
+    /// A SQLite file or a PostgreSQL URL (without its password), or a remote's URL: as shown.
     pub db: PathBuf,
+    /// The database strata opens; `None` for a remote (its server opens its own).
+    #[serde(skip)]
+    pub database: Option<Database>,
     /// A `strata serve` that migrates its own databases (its token file made absolute).
     #[serde(skip)]
     pub remote: Option<FleetRemote>,
+}
+
+impl FleetTarget {
+    /// A target strata opens itself: `db` of `group`, named `name`.
+    fn local(name: String, group: String, db: Database) -> FleetTarget {
+        FleetTarget {
+            name,
+            group,
+            db: db.shown(),
+            database: Some(db),
+            remote: None,
+        }
+    }
 }
 
 /// What a fleet asks of a remote target, a `strata serve`: implemented by the CLI over its
@@ -150,15 +167,16 @@ fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
 /// A target's name from its database: a file's stem, a URL's database name; control and
 /// invisible characters written as escapes (`\n`, `\u{202e}`), since the name is printed in
 /// reports a file name must not be able to forge lines of.
-fn name_of(db: &Path) -> String {
-    let text = db.to_string_lossy();
-    let name = if backends::is_server(db) {
-        let path = text.split(['?', '#']).next().unwrap_or_default();
-        path.rsplit('/').next().unwrap_or_default().to_string()
-    } else {
-        db.file_stem()
+fn name_of(db: &Database) -> String {
+    let name = match db {
+        Database::Postgres(target) => {
+            let path = target.shown().split(['?', '#']).next().unwrap_or_default();
+            path.rsplit('/').next().unwrap_or_default().to_string()
+        }
+        Database::Sqlite(db) => db
+            .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| text.into_owned())
+            .unwrap_or_else(|| db.to_string_lossy().into_owned()),
     };
     crate::components::host::escape_controls(&name)
 }
@@ -209,12 +227,8 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
     let limit = match selection.targets.as_deref() {
         Some(glob) if is_file_glob(glob) => {
             for db in glob_files(Path::new(""), glob)? {
-                all.push(FleetTarget {
-                    name: name_of(&db),
-                    group: "targets".into(),
-                    db,
-                    remote: None,
-                });
+                let db = Database::Sqlite(db);
+                all.push(FleetTarget::local(name_of(&db), "targets".into(), db));
             }
             if all.is_empty() {
                 return Err(Error::Usage(format!("--targets {glob}: no file matches")));
@@ -224,13 +238,8 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
         other => {
             for g in &project.config.fleet.group {
                 let root = &project.root;
-                let mut add = |name: String, db: PathBuf| {
-                    all.push(FleetTarget {
-                        name,
-                        group: g.name.clone(),
-                        db,
-                        remote: None,
-                    })
+                let mut add = |name: String, db: Database| {
+                    all.push(FleetTarget::local(name, g.name.clone(), db))
                 };
                 if let Some(glob) = &g.glob {
                     inside_project(
@@ -239,29 +248,24 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                         Path::new(glob),
                     )?;
                     for db in glob_files(root, glob)? {
+                        let db = Database::Sqlite(db);
                         add(name_of(&db), db);
                     }
                 } else if let Some(dbs) = &g.databases {
                     for db in dbs {
-                        let db = if backends::is_server(db) {
-                            crate::core::target::remember(
-                                &db.to_string_lossy(),
-                                &format!("[[fleet.group]] {} databases", g.name),
-                            )?
-                        } else {
-                            inside_project(
-                                g,
-                                &format!("[[fleet.group]] {} databases", g.name),
-                                db,
-                            )?;
-                            root.join(db)
+                        let key = format!("[[fleet.group]] {} databases", g.name);
+                        let db = match Database::parse(db, &key)? {
+                            Database::Sqlite(db) => {
+                                inside_project(g, &key, &db)?;
+                                Database::Sqlite(root.join(db))
+                            }
+                            postgres => postgres,
                         };
                         add(name_of(&db), db);
                     }
                 } else if let (Some(url), Some(names)) = (&g.url, &g.names) {
                     for name in names {
-                        // Shown and passed around without its password (see `remember`).
-                        let db = crate::core::target::remember(
+                        let db = Database::postgres(
                             &url.replace("{name}", name),
                             &format!("[[fleet.group]] {} url", g.name),
                         )?;
@@ -281,6 +285,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                             name: r.name.clone(),
                             group: g.name.clone(),
                             db: PathBuf::from(&r.url),
+                            database: None,
                             remote: Some(r),
                         });
                     }
@@ -324,11 +329,12 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             )));
         }
     }
-    let test = project.test_db.as_path();
+    let test = &project.test_db;
     if let Some(t) = out
         .iter()
-        .filter(|t| t.remote.is_none())
-        .find(|t| backends::is_server(&t.db) != backends::is_server(test))
+        .filter_map(|t| Some((t, t.database.as_ref()?)))
+        .find(|(_, db)| db.is_server() != test.is_server())
+        .map(|(t, _)| t)
     {
         return Err(Error::Usage(format!(
             "the fleet target {} ({}) is not the same kind of database as the test database \
@@ -336,13 +342,16 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
              database of the targets' kind",
             t.name,
             t.db.display(),
-            test.display()
+            test
         )));
     }
     // In any spelling: another path, `..`, a symlink or a hard link to the test database's
     // file, another spelling of its server and name.
     for t in &out {
-        crate::core::config::check_distinct(&t.db, &project.test_db).map_err(|_| {
+        let Some(db) = &t.database else {
+            continue;
+        };
+        crate::core::config::check_distinct(db, &project.test_db).map_err(|_| {
             Error::Usage(format!(
                 "the test database is among the fleet's targets ({} is {}): the rehearsal and \
                  the test data would run on a real database; set test_db (or --test-db) to a \
@@ -353,8 +362,10 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
         })?;
     }
     let state = StateFiles::new(project);
-    for t in out.iter().filter(|t| t.remote.is_none()) {
-        if !backends::is_server(&t.db) && state.holds(&t.db) {
+    for t in &out {
+        if let Some(Database::Sqlite(db)) = &t.database
+            && state.holds(db)
+        {
             return Err(Error::Usage(format!(
                 "the fleet target {} ({}) is inside {}, strata's own folder (backups, the test \
                  database, state): it can never be a target",
@@ -364,7 +375,49 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             )));
         }
     }
+    refuse_project_files(project, &out)?;
     Ok(out)
+}
+
+/// Refuses a SQLite target that is one of the project's own files, in any spelling: a file of
+/// the migrations tree (an empty `undo.sql` or `.gitkeep` would become a database, and the tree
+/// would no longer read), `strata.toml`, or a query group's control database.
+fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
+    let tree = project.migrations_dir().canonicalize().ok();
+    let mut files: Vec<PathBuf> = vec![project.root.join(crate::core::config::CONFIG_FILE)];
+    files.extend(
+        project
+            .config
+            .fleet
+            .group
+            .iter()
+            .filter_map(|g| g.control.as_ref())
+            .map(|c| project.root.join(c)),
+    );
+    let files: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
+    for t in targets {
+        let Some(Database::Sqlite(db)) = &t.database else {
+            continue;
+        };
+        let canonical = db.canonicalize().ok().or_else(|| {
+            let parent = db.parent().filter(|d| !d.as_os_str().is_empty());
+            let parent = parent.map_or_else(|| Path::new(".").canonicalize(), Path::canonicalize);
+            Some(parent.ok()?.join(db.file_name()?))
+        });
+        let Some(canonical) = canonical else { continue };
+        let own =
+            tree.as_ref().is_some_and(|d| canonical.starts_with(d)) || files.contains(&canonical);
+        if own {
+            return Err(Error::Usage(format!(
+                "the fleet target {} ({}) is one of the project's own files (the migrations \
+                 tree, strata.toml or a control database): it can never be a target; fix the \
+                 row or the list that names it",
+                t.name,
+                crate::components::host::escape_controls(&t.db.to_string_lossy()),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a SQLite path of `group` (from `origin`) that leaves the project's folder: an
@@ -656,11 +709,10 @@ fn fill_status(
     status: &mut TargetStatus,
 ) -> Result<(), Error> {
     let db = backends::open(project, &project.db)?;
-    if !backends::is_server(&project.db) && !project.db.exists() {
-        return Err(Error::Usage(format!(
-            "{} does not exist",
-            project.db.display()
-        )));
+    if let Database::Sqlite(file) = &project.db
+        && !file.exists()
+    {
+        return Err(Error::Usage(format!("{} does not exist", file.display())));
     }
     let applied = db.applied()?.unwrap_or_default();
     status.applied = applied.len();
@@ -715,7 +767,9 @@ fn fill_status(
 /// waited for longer than the target's `timeout`.
 fn for_target(project: &Project, target: &FleetTarget, timeout: Duration) -> Project {
     let mut p = project.clone();
-    p.db = target.db.clone();
+    if let Some(db) = &target.database {
+        p.db = db.clone();
+    }
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     p.config.busy_timeout_ms = p.config.busy_timeout_ms.min(timeout_ms);
     p
@@ -729,12 +783,11 @@ fn control_rows(
     control: &Path,
     sql: &str,
     timeout: Duration,
-) -> Result<Vec<(String, PathBuf)>, Error> {
+) -> Result<Vec<(String, Database)>, Error> {
     let where_ = format!("[[fleet.group]] {} control", group.name);
-    let control = if backends::is_server(control) {
-        crate::core::target::remember(&control.to_string_lossy(), &where_)?
-    } else {
-        project.root.join(control)
+    let control = match Database::parse(control, &where_)? {
+        Database::Sqlite(control) => Database::Sqlite(project.root.join(control)),
+        postgres => postgres,
     };
     let (tx, rx) = mpsc::channel();
     let (p, db, sql) = (project.clone(), control.clone(), sql.to_string());
@@ -745,7 +798,7 @@ fn control_rows(
         })
         .map_err(|e| Error::io(Path::new("fleet-control"), e))?;
     let rows = rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
-        db: control.clone(),
+        db: control.shown(),
         context: format!("cannot read the targets of {where_}"),
         sqlstate: None,
         message: format!("no answer within {} ms", timeout.as_millis()),
@@ -757,10 +810,11 @@ fn control_rows(
             return Err(Error::Usage(format!(
                 "{}: the fleet's query gave the target name {name:?}; a name is letters, \
                  digits, '-', '_' and '.'",
-                control.display()
+                control
             )));
         }
         let row = format!("the row {name:?} of [[fleet.group]] {}'s query", group.name);
+        let key = format!("[[fleet.group]] {} query", group.name);
         let db = if let Some(template) = &group.url {
             // A database on the group's server, as the configuration names it.
             if !crate::core::config::is_target_name(&db) {
@@ -769,23 +823,26 @@ fn control_rows(
                      database (letters, digits, '-', '_' and '.'), never a server or a user"
                 )));
             }
-            crate::core::target::remember(
+            Database::postgres(
                 &template.replace("{name}", &db),
                 &format!("[[fleet.group]] {} url", group.name),
             )?
-        } else if backends::is_server(Path::new(&db)) {
-            if !group.allow_any_url {
-                return Err(Error::Usage(format!(
-                    "{row} gives a PostgreSQL URL: a control table is application data, so its \
-                     rows do not pick a server, a user or a database for your password to go to; \
-                     give the group a `url` template (postgres://user@host/{{name}}) and let \
-                     the rows name databases, or set allow_any_url = true in the group"
-                )));
-            }
-            crate::core::target::remember(&db, &format!("[[fleet.group]] {} query", group.name))?
         } else {
-            inside_project(group, &row, Path::new(&db))?;
-            project.root.join(db)
+            match Database::parse(Path::new(&db), &key)? {
+                Database::Sqlite(db) => {
+                    inside_project(group, &row, &db)?;
+                    Database::Sqlite(project.root.join(db))
+                }
+                Database::Postgres(_) if !group.allow_any_url => {
+                    return Err(Error::Usage(format!(
+                        "{row} gives a PostgreSQL URL: a control table is application data, so \
+                         its rows do not pick a server, a user or a database for your password \
+                         to go to; give the group a `url` template (postgres://user@host/{{name}}) \
+                         and let the rows name databases, or set allow_any_url = true in the group"
+                    )));
+                }
+                postgres => postgres,
+            }
         };
         out.push((name, db));
     }
@@ -798,7 +855,7 @@ fn control_rows(
 /// when it does not answer in time. A SQLite file needs no such probe: its waits are for
 /// locks, bounded by the target's `busy_timeout_ms` (see [`for_target`]).
 fn reach(project: &Project, timeout: Duration) -> Result<(), Error> {
-    if !backends::is_server(&project.db) {
+    if !project.db.is_server() {
         return Ok(());
     }
     let (tx, rx) = mpsc::channel();
@@ -815,7 +872,7 @@ fn reach(project: &Project, timeout: Duration) -> Result<(), Error> {
     match rx.recv_timeout(timeout) {
         Ok(answer) => answer,
         Err(_) => Err(Error::Unavailable {
-            db: project.db.clone(),
+            db: project.db.shown(),
             context: "cannot reach the fleet target".into(),
             sqlstate: None,
             message: format!(
@@ -1187,7 +1244,11 @@ pub fn fleet_migrate(
     let test_db = backends::open(project, &project.test_db)?;
     let dialect = test_db.dialect();
     let rehearsal_pending = if rehearse {
-        if project.test_db.starts_with(project.state_dir()) {
+        if project
+            .test_db
+            .file()
+            .is_some_and(|f| f.starts_with(project.state_dir()))
+        {
             project.ensure_state_dir()?;
         }
         migrate::plan_database(&*test_db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?
@@ -1256,8 +1317,7 @@ pub fn fleet_migrate(
             project,
             targets
                 .iter()
-                .filter(|t| t.remote.is_none())
-                .map(|t| (t.name.as_str(), t.db.as_path())),
+                .filter_map(|t| Some((t.name.as_str(), t.database.as_ref()?))),
         )?;
     }
 
@@ -1447,10 +1507,12 @@ fn migrate_target(
     let run = || -> Result<Vec<PhaseReport>, Error> {
         reach(&project, timeout)?;
         let db = backends::open(&project, &project.db)?;
-        if !backends::is_server(&project.db) && !project.db.exists() {
+        if let Database::Sqlite(file) = &project.db
+            && !file.exists()
+        {
             return Err(Error::Usage(format!(
                 "{} does not exist (was it removed after the targets were listed?)",
-                project.db.display()
+                file.display()
             )));
         }
         let mut refusals = Vec::new();
@@ -1688,9 +1750,10 @@ mod tests {
 
     #[test]
     fn names_come_from_file_stems_and_database_names() {
-        assert_eq!(name_of(Path::new("tenants/acme.db")), "acme");
+        let db = |value: &str| Database::parse(Path::new(value), "db").unwrap();
+        assert_eq!(name_of(&db("tenants/acme.db")), "acme");
         assert_eq!(
-            name_of(Path::new("postgres://app@host/tenant_acme?sslmode=disable")),
+            name_of(&db("postgres://app@host/tenant_acme?sslmode=disable")),
             "tenant_acme"
         );
     }

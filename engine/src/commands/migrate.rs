@@ -7,7 +7,7 @@
 //! run through `crate::core::phase`. Steps themselves live in `step` (SQLite) and `postgres::step`;
 //! `restore` lives in its own module.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,7 @@ use crate::core::phase::PhaseReport;
 use crate::core::phase::Runner;
 use crate::core::plan::{self, PlanOptions, StatusEntry};
 use crate::core::step::Prepared;
+use crate::core::target::Database;
 use crate::core::tree::{Migration, Tree};
 
 /// What `strata migrate` may do beyond the safe default.
@@ -144,7 +145,11 @@ pub fn migrate(
             "--no-rehearsal: applying to {} without rehearsing on the test database first",
             phases[0].1.shown().display()
         )));
-    } else if project.test_db.starts_with(project.state_dir()) {
+    } else if project
+        .test_db
+        .file()
+        .is_some_and(|f| f.starts_with(project.state_dir()))
+    {
         project.ensure_state_dir()?;
     }
     let single_transaction = opts.single_transaction || project.config.single_transaction;
@@ -710,7 +715,7 @@ pub fn check(project: &Project, opts: &MigrateOptions) -> Result<(), Error> {
 /// call to `strata serve`.
 pub fn append_audit(
     project: &Project,
-    db: &Path,
+    db: &Database,
     entries: &[crate::core::ledger::Entry],
 ) -> Result<(), Error> {
     backends::open(project, db)?.append_audit(entries)
@@ -720,7 +725,7 @@ pub fn append_audit(
 /// or changing anything.
 pub fn read_applied(
     project: &Project,
-    db: &Path,
+    db: &Database,
 ) -> Result<Vec<crate::core::ledger::Applied>, Error> {
     Ok(backends::open(project, db)?.applied()?.unwrap_or_default())
 }
@@ -749,7 +754,7 @@ pub fn audit_page(
 }
 
 /// The database `audit` reads: the real one, or with `test_db` the test database.
-fn audit_target(project: &Project, test_db: bool) -> &PathBuf {
+fn audit_target(project: &Project, test_db: bool) -> &Database {
     if test_db {
         &project.test_db
     } else {

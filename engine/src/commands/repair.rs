@@ -68,7 +68,7 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
                 .find(|a| a.id == m.id)
                 .expect("modified means applied");
             repins.push(Repin {
-                db: db.clone(),
+                db: db.shown(),
                 migration: m.label(),
                 files: files.iter().map(|f| m.dir.join(f)).collect(),
                 old_checksum: old.checksum.clone(),
@@ -81,8 +81,7 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
             return Err(Error::Usage(format!(
                 "{m} has nothing to repair: it is not applied with other files to {} or {} \
                  (`strata status` shows MODIFIED for what repair re-pins)",
-                project.test_db.display(),
-                project.db.display()
+                project.test_db, project.db
             )));
         }
     }
@@ -111,7 +110,12 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
         entry.module = Some(m.id.module.clone());
         entry.stamp = Some(m.id.stamp.clone());
         entry.checksum = Some(r.new_checksum.clone());
-        backends::open(project, &r.db)?.repin(m, &entry)?;
+        let db = if project.test_db == *r.db {
+            &project.test_db
+        } else {
+            &project.db
+        };
+        backends::open(project, db)?.repin(m, &entry)?;
     }
     Ok(RepairReport { repins, done: true })
 }

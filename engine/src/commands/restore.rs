@@ -8,9 +8,10 @@ use crate::core::backup::Backup;
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::restore::{Restored, TableDifference, fitting};
+use crate::core::target::Database;
 
 /// The database `restore` works on: the real one, or with `test_db` the test database.
-pub fn target(project: &Project, test_db: bool) -> &Path {
+pub fn target(project: &Project, test_db: bool) -> &Database {
     if test_db {
         &project.test_db
     } else {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::components::limits::Limits;
 use crate::core::error::Error;
+use crate::core::target::Database;
 
 /// The name of the project configuration file.
 pub const CONFIG_FILE: &str = "strata.toml";
@@ -426,9 +427,9 @@ pub struct Project {
     pub root: PathBuf,
     pub config: Config,
     /// The real database (after `--db`).
-    pub db: PathBuf,
+    pub db: Database,
     /// The test database (after `--test-db`).
-    pub test_db: PathBuf,
+    pub test_db: Database,
 }
 
 impl Project {
@@ -577,7 +578,7 @@ impl Project {
 /// `--db`, `STRATA_DB`, strata.toml's `db`, `DATABASE_URL`, `app.db`): a `postgres://` URL, or
 /// a SQLite file as `sqlite:path` (also `sqlite://` and `sqlite3:`), relative to the current
 /// folder as dbmate takes it.
-fn database_url(config_text: &Option<String>) -> Result<Option<PathBuf>, Error> {
+fn database_url(config_text: &Option<String>) -> Result<Option<Database>, Error> {
     let sets_db = config_text.as_deref().is_some_and(|text| {
         text.strip_prefix('\u{feff}')
             .unwrap_or(text)
@@ -594,7 +595,7 @@ fn database_url(config_text: &Option<String>) -> Result<Option<PathBuf>, Error> 
         return Ok(None);
     }
     let url = url.trim();
-    if crate::core::target::is_url(Path::new(url)) {
+    if crate::core::target::is_url(url) {
         return db_flag(Path::new(url), "DATABASE_URL").map(Some);
     }
     for scheme in ["sqlite3://", "sqlite://", "sqlite3:", "sqlite:"] {
@@ -611,23 +612,26 @@ fn database_url(config_text: &Option<String>) -> Result<Option<PathBuf>, Error> 
 }
 
 /// For a PostgreSQL `db` and no `test_db` set: `<dbname>_test` on the same server.
-fn default_test_db(db: &Path, config: &Config) -> Result<Option<PathBuf>, Error> {
-    if !crate::core::target::is_url(db) || config.test_db != Config::default().test_db {
+fn default_test_db(db: &Database, config: &Config) -> Result<Option<Database>, Error> {
+    let Database::Postgres(real) = db else {
+        return Ok(None);
+    };
+    if config.test_db != Config::default().test_db {
         return Ok(None);
     }
-    let real = crate::core::target::Target::parse(&db.to_string_lossy(), "db")?;
     let name = format!("{}_test", real.dbname());
-    Ok(Some(real.with_dbname(&name).remember()))
+    Ok(Some(Database::Postgres(Box::new(real.with_dbname(&name)))))
 }
 
 /// A database as strata.toml names it: a SQLite file relative to the project, or a PostgreSQL
-/// URL, kept in the form that can be shown (see [`crate::core::target::remember`]).
-fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<PathBuf, Error> {
-    check_db_value(value, &format!("`{key}` in {CONFIG_FILE}"))?;
-    if crate::core::target::is_url(value) {
-        crate::core::target::remember(&value.to_string_lossy(), key)
-    } else {
-        Ok(root.join(value))
+/// URL.
+fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<Database, Error> {
+    match Database::parse(value, key)? {
+        Database::Sqlite(path) => {
+            check_db_value(&path, &format!("`{key}` in {CONFIG_FILE}"))?;
+            Ok(Database::Sqlite(root.join(path)))
+        }
+        postgres => Ok(postgres),
     }
 }
 
@@ -651,8 +655,8 @@ const CONNINFO_KEYS: &[&str] = &[
     "target_session_attrs",
 ];
 
-/// Refuses a database value that cannot be meant as one: an empty value (SQLite would take
-/// it as a private temporary database that vanishes when strata closes it), and a libpq
+/// Refuses a SQLite database value that cannot be meant as one: an empty value (SQLite would
+/// take it as a private temporary database that vanishes when strata closes it), and a libpq
 /// `key=value` connection string or anything holding `password=` (it would become a SQLite
 /// file named with the password, shown in every message). The value itself is never shown:
 /// it may hold a password. `whence` names where the value came from.
@@ -664,9 +668,6 @@ pub fn check_db_value(value: &Path, whence: &str) -> Result<(), Error> {
              (postgres://user@host:5432/dbname); SQLite would take an empty name as a temporary \
              database that vanishes when strata closes it"
         )));
-    }
-    if crate::core::target::is_url(value) {
-        return Ok(());
     }
     let conninfo = text.split_whitespace().any(|word| {
         word.split_once('=').is_some_and(|(key, _)| {
@@ -692,16 +693,9 @@ pub fn check_db_value(value: &Path, whence: &str) -> Result<(), Error> {
 /// PostgreSQL targets by server (any loopback spelling is the same machine) and port, and by
 /// the database name as the server keeps it (cut to 63 bytes). A test database name longer
 /// than 63 bytes is refused: the server would cut it, maybe back to the real name.
-pub fn check_distinct(db: &Path, test_db: &Path) -> Result<(), Error> {
-    use crate::core::target::{Target, is_url, redacted};
+pub fn check_distinct(db: &Database, test_db: &Database) -> Result<(), Error> {
     let fix = "set `test_db` in strata.toml (or --test-db, STRATA_TEST_DB) to another database";
-    if is_url(db) && is_url(test_db) {
-        let (Ok(real), Ok(test)) = (
-            Target::parse(&db.to_string_lossy(), "db"),
-            Target::parse(&test_db.to_string_lossy(), "test_db"),
-        ) else {
-            return Ok(());
-        };
+    if let (Database::Postgres(real), Database::Postgres(test)) = (db, test_db) {
         if test.dbname().len() > crate::core::target::NAME_BYTES {
             return Err(Error::Usage(format!(
                 "the test database name {:?} is {} bytes, longer than PostgreSQL's {}-byte limit: \
@@ -713,19 +707,18 @@ pub fn check_distinct(db: &Path, test_db: &Path) -> Result<(), Error> {
                 crate::core::target::NAME_BYTES
             )));
         }
-        if real.same_database(&test) {
+        if real.same_database(test) {
             return Err(Error::Usage(format!(
-                "the test database {} is the real database {}: the rehearsal and the test data \
-                 would run on it; {fix} (by default `<dbname>_test` on the same server)",
-                redacted(test_db),
-                redacted(db)
+                "the test database {test} is the real database {real}: the rehearsal and the \
+                 test data would run on it; {fix} (by default `<dbname>_test` on the same \
+                 server)"
             )));
         }
         return Ok(());
     }
-    if is_url(db) || is_url(test_db) {
+    let (Database::Sqlite(db), Database::Sqlite(test_db)) = (db, test_db) else {
         return Ok(());
-    }
+    };
     if same_file(db, test_db) {
         return Err(Error::Usage(format!(
             "the test database {} is the real database {}: the rehearsal and the test data \
@@ -767,10 +760,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// A database path must name a file (or nothing yet), not a folder.
-fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
-    if crate::core::target::is_url(db) {
+fn check_db_path(db: &Database, flag: &str, key: &str) -> Result<(), Error> {
+    let Database::Sqlite(db) = db else {
         return Ok(());
-    }
+    };
     if db.is_dir() {
         return Err(Error::input(
             db,
@@ -782,24 +775,20 @@ fn check_db_path(db: &Path, flag: &str, key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The database a `--db`/`--test-db` value names: checked as [`check_db_flag`] does, a
-/// PostgreSQL URL kept in the form that can be shown.
-pub fn db_flag(db: &Path, flag: &str) -> Result<PathBuf, Error> {
-    check_db_value(db, flag)?;
-    check_db_flag(db, flag)?;
-    if crate::core::target::is_url(db) {
-        crate::core::target::remember(&db.to_string_lossy(), flag)
-    } else {
-        Ok(db.to_path_buf())
+/// The database a `--db`/`--test-db` value names: a SQLite file checked as [`check_db_flag`]
+/// does, or a PostgreSQL URL.
+pub fn db_flag(db: &Path, flag: &str) -> Result<Database, Error> {
+    let db = Database::parse(db, flag)?;
+    if let Database::Sqlite(path) = &db {
+        check_db_value(path, flag)?;
+        check_db_flag(path, flag)?;
     }
+    Ok(db)
 }
 
-/// `--db` and `--test-db` must name a file in a folder that exists: a typo in the flag must
-/// not create folders and a fresh database (strata.toml's paths are created as needed).
+/// `--db` and `--test-db` must name a SQLite file in a folder that exists: a typo in the flag
+/// must not create folders and a fresh database (strata.toml's paths are created as needed).
 pub fn check_db_flag(db: &Path, flag: &str) -> Result<(), Error> {
-    if crate::core::target::is_url(db) {
-        return Ok(());
-    }
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
@@ -920,13 +909,22 @@ mod tests {
         std::os::unix::fs::symlink(&db, dir.path().join("link.db")).unwrap();
         std::fs::hard_link(&db, dir.path().join("hard.db")).unwrap();
         for same in ["app.db", "sub/../app.db", "./app.db", "link.db", "hard.db"] {
-            let e = check_distinct(&db, &dir.path().join(same)).unwrap_err();
+            let e = check_distinct(
+                &Database::Sqlite(db.clone()),
+                &Database::Sqlite(dir.path().join(same)),
+            )
+            .unwrap_err();
             assert!(
                 e.to_string().contains("is the real database"),
                 "{same}: {e}"
             );
         }
-        check_distinct(&db, &dir.path().join("test.db")).unwrap();
+        check_distinct(
+            &Database::Sqlite(db.clone()),
+            &Database::Sqlite(dir.path().join("test.db")),
+        )
+        .unwrap();
+        let url = |u: &str| Database::parse(Path::new(u), "db").unwrap();
         for (real, test) in [
             (
                 "postgres://u@127.0.0.1:5432/app",
@@ -941,21 +939,21 @@ mod tests {
                 "postgres://u@DB.example:6000/app",
             ),
         ] {
-            let e = check_distinct(Path::new(real), Path::new(test)).unwrap_err();
+            let e = check_distinct(&url(real), &url(test)).unwrap_err();
             assert!(
                 e.to_string().contains("is the real database"),
                 "{test}: {e}"
             );
         }
         check_distinct(
-            Path::new("postgres://u@localhost/app"),
-            Path::new("postgres://u@localhost:5433/app"),
+            &url("postgres://u@localhost/app"),
+            &url("postgres://u@localhost:5433/app"),
         )
         .unwrap();
         let long = "x".repeat(63);
         let e = check_distinct(
-            Path::new(&format!("postgres://u@localhost/{long}")),
-            Path::new(&format!("postgres://u@localhost/{long}_test")),
+            &url(&format!("postgres://u@localhost/{long}")),
+            &url(&format!("postgres://u@localhost/{long}_test")),
         )
         .unwrap_err();
         assert!(e.to_string().contains("63-byte"), "{e}");
@@ -973,7 +971,11 @@ mod tests {
             assert!(!e.to_string().contains("hunter2"), "{e}");
         }
         check_db_value(Path::new("app.db"), "db").unwrap();
-        check_db_value(Path::new("postgres://u@h/db?password=x"), "db").unwrap();
+        assert!(
+            db_flag(Path::new("postgres://u@h/db?password=x"), "db")
+                .unwrap()
+                .is_server()
+        );
     }
 
     use super::*;
@@ -1028,8 +1030,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE), "db = \"data/prod.db\"\n").unwrap();
         let p = Project::open(dir.path().to_path_buf()).unwrap();
-        assert_eq!(p.db, dir.path().join("data/prod.db"));
-        assert_eq!(p.test_db, dir.path().join(".strata/test.db"));
+        assert_eq!(p.db, Database::Sqlite(dir.path().join("data/prod.db")));
+        assert_eq!(
+            p.test_db,
+            Database::Sqlite(dir.path().join(".strata/test.db"))
+        );
         assert_eq!(p.migrations_dir(), dir.path().join("migrations"));
     }
 }

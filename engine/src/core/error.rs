@@ -555,7 +555,9 @@ impl fmt::Display for StepFailure {
             self.db.display(),
             self.migration
         )?;
-        if crate::core::target::is_url(&self.db) {
+        // A PostgreSQL database is shown as its URL (without the password), a SQLite one as
+        // its file.
+        if self.db.to_str().is_some_and(crate::core::target::is_url) {
             // PostgreSQL never rolls back nextval or setval; strata's bookkeeping uses no sequence.
             write!(
                 f,

@@ -24,6 +24,7 @@ use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::event::Phase;
 use crate::core::ledger::AuditRow;
+use crate::core::target::Database;
 
 /// What a restore did.
 #[derive(Debug, Clone, Serialize)]
@@ -223,15 +224,16 @@ fn runs(rows: &[AuditRow], phase: &str) -> Vec<Run> {
 
 /// The backups `restore` puts back by default on `backend` (the database `db` of `project`):
 /// [`default_fits`], consulting the test database's log when `db` is the real one.
-/// `open_test` opens the project's test database with the same backend.
+/// `open_test` opens the project's test database with the same backend (`None` when it is of
+/// another kind).
 pub(crate) fn default_for<'p>(
     project: &'p Project,
     db: &Path,
     backend: &dyn Backend,
-    open_test: impl FnOnce(&'p Path) -> Result<Box<dyn Backend + 'p>, Error>,
+    open_test: impl FnOnce(&'p Database) -> Option<Box<dyn Backend + 'p>>,
 ) -> Result<Vec<Backup>, Error> {
     let real = db != project.test_db;
-    let test = real.then(|| open_test(&project.test_db).ok()).flatten();
+    let test = real.then(|| open_test(&project.test_db)).flatten();
     default_fits(backend, real, test.as_deref())
 }
 

@@ -18,6 +18,7 @@ use crate::core::phase::{How, Runner};
 use crate::core::restore::{Restored, TableDifference};
 use crate::core::schema::ObjectRef;
 use crate::core::step::Prepared;
+use crate::core::target::Database;
 use crate::core::tree::{Migration, Tree};
 use crate::postgres::design::{self, PgLive};
 use crate::postgres::{Target, restore, run};
@@ -31,13 +32,13 @@ pub(crate) struct Postgres<'p> {
 }
 
 impl<'p> Postgres<'p> {
-    /// `db`, which must be a `postgres://` URL (see `super::open`).
-    pub(crate) fn open(project: &'p Project, db: &Path) -> Result<Self, Error> {
-        Ok(Postgres {
+    /// The database `target` of `project`.
+    pub(crate) fn open(project: &'p Project, target: &Target) -> Self {
+        Postgres {
             project,
-            target: Target::parse(&db.to_string_lossy(), "db")?,
-            db: db.to_path_buf(),
-        })
+            target: target.clone(),
+            db: target.as_path(),
+        }
     }
 }
 
@@ -65,11 +66,11 @@ impl<'p> Inspect for Postgres<'p> {
     type Live = PgLive<'p>;
 
     fn live(&self, tree: &Tree, _writable: bool) -> Result<PgLive<'p>, Error> {
-        PgLive::read(self.project, tree)
+        PgLive::read(self.project, &self.target, tree)
     }
 
     fn for_drift(&self, tree: &Tree) -> Result<Option<PgLive<'p>>, Error> {
-        PgLive::for_drift(self.project, tree)
+        PgLive::for_drift(self.project, &self.target, tree)
     }
 }
 
@@ -191,13 +192,25 @@ impl Backups for Postgres<'_> {
 
     fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
         restore::choose(self.project, &self.target, named, || {
-            crate::core::restore::default_for(self.project, &self.db, self, |test| {
-                Ok(Box::new(Postgres::open(self.project, test)?))
+            crate::core::restore::default_for(self.project, &self.db, self, |test| match test {
+                Database::Postgres(test) => Some(Box::new(Postgres::open(self.project, test))),
+                Database::Sqlite(_) => None,
             })
         })
     }
 
     fn restore(&self, named: Option<&Path>, confirmed: bool) -> Result<Restored, Error> {
+        // The run lock, exclusively, from before the backup is chosen to after the replay: a
+        // running migrate phase ends first (its steps are never split by the restore), and
+        // the choice reads the audit of a finished run.
+        let session = self.target.connect(run::lock_timeout(self.project))?;
+        let _run = crate::postgres::ledger::RunLock::exclusive(session).map_err(|e| {
+            self.target.error(
+                "cannot take strata's run lock (a migrate, undo or repair of this database is \
+                 running; restore when it has finished)",
+                e,
+            )
+        })?;
         let chosen = self.choose_backup(named)?;
         if !confirmed {
             match self.changed_since(&chosen)? {

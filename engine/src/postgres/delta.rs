@@ -307,214 +307,261 @@ fn table_change(name: &str, a: &Table, b: &Table) -> Option<TableChange> {
 /// The SQL that turns `from` (the snapshot) into `to` (the live schema).
 pub fn delta(from: &PgSchema, to: &PgSchema) -> Delta {
     let mut out = Script::default();
-    let changed = |a: Option<&Object>, b: Option<&Object>| a.map(|o| &o.sql) != b.map(|o| &o.sql);
-    let renames = renamed_tables(from, to);
-    let renamed = |n: &String| renames.iter().any(|(old, new)| old == n || new == n);
-    // Materialized views dropped and created again lose their indexes: those come back too.
-    let recreated: Vec<&String> = to
-        .views
-        .iter()
-        .filter(|(n, o)| {
-            o.sql.starts_with("CREATE MATERIALIZED") && changed(from.views.get(*n), Some(o))
-        })
-        .map(|(n, _)| n)
-        .collect();
-
-    // 1. What goes first: triggers, views, indexes and foreign keys that go or change.
-    for (n, o) in &from.triggers {
-        if !to.triggers.contains_key(n) {
-            let table = o.table.as_deref().unwrap_or_default();
-            let name = n.split(" on ").next().unwrap_or(n);
-            out.push(format!("DROP TRIGGER {name} ON {table}"));
-        }
-    }
-    let mut old_views = from.views_in_order();
-    old_views.reverse();
-    for (n, o) in old_views {
-        let new = to.views.get(n);
-        let materialized = o.sql.starts_with("CREATE MATERIALIZED");
-        if new.is_none() || (materialized && changed(Some(o), new)) {
-            let kind = if materialized {
-                "MATERIALIZED VIEW"
-            } else {
-                "VIEW"
-            };
-            out.push(format!("DROP {kind} {n}"));
-        }
-    }
-    for (n, o) in &from.indexes {
-        if changed(Some(o), to.indexes.get(n)) {
-            // IF EXISTS: a dropped materialized view took its indexes with it.
-            out.push(format!("DROP INDEX IF EXISTS {n}"));
-        }
-    }
-    for (old, new) in &renames {
-        let name = new.strip_prefix(schema_of(new)).unwrap_or(new);
-        out.push(format!(
-            "ALTER TABLE {old} RENAME TO {}",
-            name.trim_start_matches('.')
-        ));
-    }
-    for (tn, a) in &from.tables {
-        let Some(b) = to.tables.get(tn) else { continue };
-        for (cn, c) in &a.constraints {
-            if c.foreign && b.constraints.get(cn) != Some(c) {
-                out.push(format!("ALTER TABLE {tn} DROP CONSTRAINT {cn}"));
-            }
-        }
-    }
-
-    // 2. New schemas, types, sequences; functions new or changed.
-    for (n, o) in &to.schemas {
-        if !from.schemas.contains_key(n) {
-            out.push(o.sql.clone());
-        }
-    }
-    let mut types: Vec<(&String, &Object)> = to.types.iter().collect();
-    types.sort_by(|a, b| (a.1.rank, a.0).cmp(&(b.1.rank, b.0)));
-    for (n, o) in types {
-        match from.types.get(n) {
-            None => out.push(o.sql.clone()),
-            Some(old) if old.sql != o.sql => {
-                if let Some(values) = added_enum_values(&old.sql, &o.sql) {
-                    for v in values {
-                        out.push(format!("ALTER TYPE {n} ADD VALUE {v}"));
-                    }
-                } else {
-                    out.warn(format!(
-                        "type {} changed: it is dropped and created again, which fails while a \
-                         column or function uses it; change those by hand",
-                        shown(n)
-                    ));
-                    out.destructive(format!("drops type {} and creates it again", shown(n)));
-                    out.push(format!("DROP TYPE {n}"));
-                    out.push(o.sql.clone());
-                }
-            }
-            Some(_) => {}
-        }
-    }
-    for (n, s) in &to.sequences {
-        match from.sequences.get(n) {
-            None => out.push(s.create_sql(n)),
-            Some(old) if old.options != s.options => {
-                let cycle = if s.options.ends_with(" CYCLE") {
-                    ""
-                } else {
-                    " NO CYCLE"
-                };
-                out.push(format!("ALTER SEQUENCE {n} {}{cycle}", s.options));
-            }
-            Some(_) => {}
-        }
-    }
-    for (n, o) in &to.functions {
-        if changed(from.functions.get(n), Some(o)) {
-            out.push(o.sql.clone());
-        }
-    }
-
-    // 3. Tables: new ones, and the ALTERs of kept ones.
-    for (n, b) in &to.tables {
-        match from.tables.get(n) {
-            None if renamed(n) => {}
-            None => out.push(b.create_sql(n)),
-            Some(a) => alter_table(&mut out, n, a, b),
-        }
-    }
-    // 4. Foreign keys (new tables' and changed ones), sequence ownership.
-    for (tn, b) in &to.tables {
-        let old = renames
-            .iter()
-            .find(|(_, new)| new == tn)
-            .map(|(old, _)| old);
-        let a = from.tables.get(old.unwrap_or(tn));
-        for (cn, c) in &b.constraints {
-            if c.foreign && a.and_then(|a| a.constraints.get(cn)) != Some(c) {
-                out.push(add_constraint_sql(tn, cn, c));
-            }
-        }
-    }
-    for (n, s) in &to.sequences {
-        let old = from.sequences.get(n).and_then(|o| o.owned_by.as_ref());
-        if s.owned_by.as_ref() != old {
-            out.push(format!(
-                "ALTER SEQUENCE {n} OWNED BY {}",
-                s.owned_by.as_deref().unwrap_or("NONE")
-            ));
-        }
-    }
-    // 5. Views (dependencies first), indexes, triggers: new or changed.
-    for (n, o) in to.views_in_order() {
-        let old = from.views.get(n);
-        if old.is_none() || o.sql.starts_with("CREATE MATERIALIZED") && changed(old, Some(o)) {
-            out.push(o.sql.clone());
-        } else if changed(old, Some(o)) {
-            out.push(o.sql.replacen("CREATE VIEW", "CREATE OR REPLACE VIEW", 1));
-        }
-    }
-    for (n, o) in &to.indexes {
-        let on_recreated = o.table.as_ref().is_some_and(|t| recreated.contains(&t));
-        if changed(from.indexes.get(n), Some(o)) || on_recreated {
-            out.push(o.sql.clone());
-        }
-    }
-    for (n, o) in &to.triggers {
-        match from.triggers.get(n) {
-            None => out.push(o.sql.clone()),
-            Some(old) if old.sql != o.sql => out.push(o.sql.replacen(
-                "CREATE TRIGGER",
-                "CREATE OR REPLACE TRIGGER",
-                1,
-            )),
-            Some(_) => {}
-        }
-    }
-
-    // 6. What goes last: tables, functions, sequences, types and schemas that are gone.
-    for (n, a) in &from.tables {
-        if !to.tables.contains_key(n) && !renamed(n) {
-            for (cn, c) in &a.constraints {
-                if c.foreign {
-                    out.push(format!("ALTER TABLE {n} DROP CONSTRAINT {cn}"));
-                }
-            }
-        }
-    }
-    for n in from.tables.keys() {
-        if !to.tables.contains_key(n) && !renamed(n) {
-            out.destructive(format!("drops table {} and its rows", shown(n)));
-            out.push(format!("DROP TABLE {n}"));
-        }
-    }
-    for n in from.functions.keys() {
-        if !to.functions.contains_key(n) {
-            let name = n.split('(').next().unwrap_or(n);
-            out.push(format!("DROP FUNCTION {name}"));
-        }
-    }
-    for n in from.sequences.keys() {
-        if !to.sequences.contains_key(n) {
-            out.destructive(format!("drops sequence {} and its current value", shown(n)));
-            // A sequence owned by a dropped column or table is gone already.
-            out.push(format!("DROP SEQUENCE IF EXISTS {n}"));
-        }
-    }
-    for (n, o) in &from.types {
-        if !to.types.contains_key(n) {
-            let domain = o.sql.starts_with("CREATE DOMAIN");
-            out.push(format!(
-                "DROP {} {n}",
-                if domain { "DOMAIN" } else { "TYPE" }
-            ));
-        }
-    }
-    for n in from.schemas.keys() {
-        if !to.schemas.contains_key(n) {
-            out.push(format!("DROP SCHEMA {n}"));
-        }
-    }
+    let pair = Pair {
+        from,
+        to,
+        renames: renamed_tables(from, to),
+    };
+    pair.drop_first(&mut out);
+    pair.create_definitions(&mut out);
+    pair.alter_tables(&mut out);
+    pair.link_tables(&mut out);
+    pair.create_dependents(&mut out);
+    pair.drop_last(&mut out);
     out.finish()
+}
+
+/// The two schemas [`delta`] goes between, and the tables renamed from one to the other.
+struct Pair<'s> {
+    from: &'s PgSchema,
+    to: &'s PgSchema,
+    renames: Vec<(String, String)>,
+}
+
+/// Whether an object's definition differs between the two sides (absent on one is a change).
+fn changed(a: Option<&Object>, b: Option<&Object>) -> bool {
+    a.map(|o| &o.sql) != b.map(|o| &o.sql)
+}
+
+impl Pair<'_> {
+    /// Whether `n` is a table renamed, by its old name or its new one.
+    fn renamed(&self, n: &String) -> bool {
+        self.renames.iter().any(|(old, new)| old == n || new == n)
+    }
+
+    /// 1. What goes first: triggers, views, indexes and foreign keys that go or change.
+    fn drop_first(&self, out: &mut Script) {
+        let (from, to, renames) = (self.from, self.to, &self.renames);
+        for (n, o) in &from.triggers {
+            if !to.triggers.contains_key(n) {
+                let table = o.table.as_deref().unwrap_or_default();
+                let name = n.split(" on ").next().unwrap_or(n);
+                out.push(format!("DROP TRIGGER {name} ON {table}"));
+            }
+        }
+        let mut old_views = from.views_in_order();
+        old_views.reverse();
+        for (n, o) in old_views {
+            let new = to.views.get(n);
+            let materialized = o.sql.starts_with("CREATE MATERIALIZED");
+            if new.is_none() || (materialized && changed(Some(o), new)) {
+                let kind = if materialized {
+                    "MATERIALIZED VIEW"
+                } else {
+                    "VIEW"
+                };
+                out.push(format!("DROP {kind} {n}"));
+            }
+        }
+        for (n, o) in &from.indexes {
+            if changed(Some(o), to.indexes.get(n)) {
+                // IF EXISTS: a dropped materialized view took its indexes with it.
+                out.push(format!("DROP INDEX IF EXISTS {n}"));
+            }
+        }
+        for (old, new) in renames {
+            let name = new.strip_prefix(schema_of(new)).unwrap_or(new);
+            out.push(format!(
+                "ALTER TABLE {old} RENAME TO {}",
+                name.trim_start_matches('.')
+            ));
+        }
+        for (tn, a) in &from.tables {
+            let Some(b) = to.tables.get(tn) else { continue };
+            for (cn, c) in &a.constraints {
+                if c.foreign && b.constraints.get(cn) != Some(c) {
+                    out.push(format!("ALTER TABLE {tn} DROP CONSTRAINT {cn}"));
+                }
+            }
+        }
+    }
+
+    /// 2. New schemas, types, sequences; functions new or changed.
+    fn create_definitions(&self, out: &mut Script) {
+        let (from, to) = (self.from, self.to);
+        for (n, o) in &to.schemas {
+            if !from.schemas.contains_key(n) {
+                out.push(o.sql.clone());
+            }
+        }
+        let mut types: Vec<(&String, &Object)> = to.types.iter().collect();
+        types.sort_by(|a, b| (a.1.rank, a.0).cmp(&(b.1.rank, b.0)));
+        for (n, o) in types {
+            match from.types.get(n) {
+                None => out.push(o.sql.clone()),
+                Some(old) if old.sql != o.sql => {
+                    if let Some(values) = added_enum_values(&old.sql, &o.sql) {
+                        for v in values {
+                            out.push(format!("ALTER TYPE {n} ADD VALUE {v}"));
+                        }
+                    } else {
+                        out.warn(format!(
+                            "type {} changed: it is dropped and created again, which fails while a \
+                         column or function uses it; change those by hand",
+                            shown(n)
+                        ));
+                        out.destructive(format!("drops type {} and creates it again", shown(n)));
+                        out.push(format!("DROP TYPE {n}"));
+                        out.push(o.sql.clone());
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for (n, s) in &to.sequences {
+            match from.sequences.get(n) {
+                None => out.push(s.create_sql(n)),
+                Some(old) if old.options != s.options => {
+                    let cycle = if s.options.ends_with(" CYCLE") {
+                        ""
+                    } else {
+                        " NO CYCLE"
+                    };
+                    out.push(format!("ALTER SEQUENCE {n} {}{cycle}", s.options));
+                }
+                Some(_) => {}
+            }
+        }
+        for (n, o) in &to.functions {
+            if changed(from.functions.get(n), Some(o)) {
+                out.push(o.sql.clone());
+            }
+        }
+    }
+
+    /// 3. Tables: new ones, and the ALTERs of kept ones.
+    fn alter_tables(&self, out: &mut Script) {
+        let (from, to) = (self.from, self.to);
+        for (n, b) in &to.tables {
+            match from.tables.get(n) {
+                None if self.renamed(n) => {}
+                None => out.push(b.create_sql(n)),
+                Some(a) => alter_table(out, n, a, b),
+            }
+        }
+    }
+
+    /// 4. Foreign keys (new tables' and changed ones), sequence ownership.
+    fn link_tables(&self, out: &mut Script) {
+        let (from, to, renames) = (self.from, self.to, &self.renames);
+        for (tn, b) in &to.tables {
+            let old = renames
+                .iter()
+                .find(|(_, new)| new == tn)
+                .map(|(old, _)| old);
+            let a = from.tables.get(old.unwrap_or(tn));
+            for (cn, c) in &b.constraints {
+                if c.foreign && a.and_then(|a| a.constraints.get(cn)) != Some(c) {
+                    out.push(add_constraint_sql(tn, cn, c));
+                }
+            }
+        }
+        for (n, s) in &to.sequences {
+            let old = from.sequences.get(n).and_then(|o| o.owned_by.as_ref());
+            if s.owned_by.as_ref() != old {
+                out.push(format!(
+                    "ALTER SEQUENCE {n} OWNED BY {}",
+                    s.owned_by.as_deref().unwrap_or("NONE")
+                ));
+            }
+        }
+    }
+
+    /// 5. Views (dependencies first), indexes, triggers: new or changed.
+    fn create_dependents(&self, out: &mut Script) {
+        let (from, to) = (self.from, self.to);
+        // Materialized views dropped and created again lose their indexes: those come back too.
+        let recreated: Vec<&String> = to
+            .views
+            .iter()
+            .filter(|(n, o)| {
+                o.sql.starts_with("CREATE MATERIALIZED") && changed(from.views.get(*n), Some(o))
+            })
+            .map(|(n, _)| n)
+            .collect();
+        for (n, o) in to.views_in_order() {
+            let old = from.views.get(n);
+            if old.is_none() || o.sql.starts_with("CREATE MATERIALIZED") && changed(old, Some(o)) {
+                out.push(o.sql.clone());
+            } else if changed(old, Some(o)) {
+                out.push(o.sql.replacen("CREATE VIEW", "CREATE OR REPLACE VIEW", 1));
+            }
+        }
+        for (n, o) in &to.indexes {
+            let on_recreated = o.table.as_ref().is_some_and(|t| recreated.contains(&t));
+            if changed(from.indexes.get(n), Some(o)) || on_recreated {
+                out.push(o.sql.clone());
+            }
+        }
+        for (n, o) in &to.triggers {
+            match from.triggers.get(n) {
+                None => out.push(o.sql.clone()),
+                Some(old) if old.sql != o.sql => out.push(o.sql.replacen(
+                    "CREATE TRIGGER",
+                    "CREATE OR REPLACE TRIGGER",
+                    1,
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// 6. What goes last: tables, functions, sequences, types and schemas that are gone.
+    fn drop_last(&self, out: &mut Script) {
+        let (from, to) = (self.from, self.to);
+        for (n, a) in &from.tables {
+            if !to.tables.contains_key(n) && !self.renamed(n) {
+                for (cn, c) in &a.constraints {
+                    if c.foreign {
+                        out.push(format!("ALTER TABLE {n} DROP CONSTRAINT {cn}"));
+                    }
+                }
+            }
+        }
+        for n in from.tables.keys() {
+            if !to.tables.contains_key(n) && !self.renamed(n) {
+                out.destructive(format!("drops table {} and its rows", shown(n)));
+                out.push(format!("DROP TABLE {n}"));
+            }
+        }
+        for n in from.functions.keys() {
+            if !to.functions.contains_key(n) {
+                let name = n.split('(').next().unwrap_or(n);
+                out.push(format!("DROP FUNCTION {name}"));
+            }
+        }
+        for n in from.sequences.keys() {
+            if !to.sequences.contains_key(n) {
+                out.destructive(format!("drops sequence {} and its current value", shown(n)));
+                // A sequence owned by a dropped column or table is gone already.
+                out.push(format!("DROP SEQUENCE IF EXISTS {n}"));
+            }
+        }
+        for (n, o) in &from.types {
+            if !to.types.contains_key(n) {
+                let domain = o.sql.starts_with("CREATE DOMAIN");
+                out.push(format!(
+                    "DROP {} {n}",
+                    if domain { "DOMAIN" } else { "TYPE" }
+                ));
+            }
+        }
+        for n in from.schemas.keys() {
+            if !to.schemas.contains_key(n) {
+                out.push(format!("DROP SCHEMA {n}"));
+            }
+        }
+    }
 }
 
 /// The values appended to an enum, when that is the only change.

@@ -45,9 +45,9 @@ fn object_ref(o: &LiveObject) -> ObjectRef {
     }
 }
 
-/// The project's real database, which must exist.
-fn connect(project: &Project) -> Result<(Target, super::Session), Error> {
-    let target = Target::parse(&project.db.to_string_lossy(), "db")?;
+/// The project's real database `target`, which must exist.
+fn connect(project: &Project, target: &Target) -> Result<(Target, super::Session), Error> {
+    let target = target.clone();
     let client = target.open(project.busy_timeout())?.ok_or_else(|| {
         Error::Usage(format!(
             "{target}: the database does not exist: run `strata migrate` first, or fix db in \
@@ -252,15 +252,19 @@ pub(crate) struct PgLive<'p> {
 }
 
 impl<'p> PgLive<'p> {
-    /// Reads the project's real database, which must exist.
-    pub(crate) fn read(project: &'p Project, tree: &Tree) -> Result<Self, Error> {
-        let (target, client) = connect(project)?;
+    /// Reads the project's real database `target`, which must exist.
+    pub(crate) fn read(project: &'p Project, target: &Target, tree: &Tree) -> Result<Self, Error> {
+        let (target, client) = connect(project, target)?;
         Self::with(project, target, client, tree)
     }
 
     /// For the drift check, with the tree: `None` when the real database does not exist.
-    pub(crate) fn for_drift(project: &'p Project, tree: &Tree) -> Result<Option<Self>, Error> {
-        let target = Target::parse(&project.db.to_string_lossy(), "db")?;
+    pub(crate) fn for_drift(
+        project: &'p Project,
+        target: &Target,
+        tree: &Tree,
+    ) -> Result<Option<Self>, Error> {
+        let target = target.clone();
         let Some(client) = target.open(project.busy_timeout())? else {
             return Ok(None);
         };
@@ -401,7 +405,7 @@ fn record_adopted(
     client
         .transaction()
         .and_then(|mut tx| {
-            ledger::lock(&mut tx)?;
+            ledger::lock_with_run(&mut tx)?;
             ledger::record(&mut tx, m, 0)?;
             // Owners inferred from earlier migrations are written down with them.
             for o in live.objects.iter().filter(|o| o.inferred) {

@@ -18,6 +18,13 @@ pub const SCHEMA_NAME: &str = "strata";
 /// The advisory lock every strata write transaction takes first (`strata` in ASCII).
 pub const LOCK_KEY: i64 = 0x7374_7261_7461;
 
+/// The advisory lock of a whole run (`stratr`): a `migrate` phase holds it shared for all its
+/// steps (on a connection of its own, which the steps' session resets cannot release), and
+/// what puts the database somewhere else (`restore`, `undo`, `repair`, `baseline`) takes it
+/// exclusively, always before [`LOCK_KEY`], so none of them lands between two steps of a run.
+/// SQLite's run lock file does the same there.
+pub const RUN_KEY: i64 = 0x7374_7261_7472;
+
 const SCHEMA: &str = "
 CREATE SCHEMA IF NOT EXISTS strata;
 CREATE TABLE IF NOT EXISTS strata.strata_migration (
@@ -70,11 +77,40 @@ CREATE OR REPLACE TRIGGER strata_database_fixed
     FOR EACH ROW EXECUTE FUNCTION strata.append_only();
 ";
 
-/// Takes the run's advisory lock for the rest of the current transaction (waits at most the
-/// session's `lock_timeout`).
+/// Takes strata's lock for the rest of the current transaction (waits at most the session's
+/// `lock_timeout`).
 pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
     c.execute("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .map(|_| ())
+}
+
+/// [`lock`], with the run lock ([`RUN_KEY`]) taken exclusively first: for a change in one
+/// transaction outside a migrate's steps (repair, baseline), which then waits for a running
+/// migrate phase to end.
+pub fn lock_with_run(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    c.execute("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[&RUN_KEY])?;
+    lock(c)
+}
+
+/// A connection holding the run lock ([`RUN_KEY`]) shared for as long as it lives: a migrate
+/// phase keeps one, so a restore or an undo waits for the phase to end rather than landing
+/// between its steps.
+pub struct RunLock(#[allow(dead_code)] super::Session);
+
+impl RunLock {
+    /// Takes the lock shared on `client`, as a migrate phase does (waits at most its
+    /// `lock_timeout`).
+    pub fn shared(mut client: super::Session) -> Result<RunLock, postgres::Error> {
+        client.execute("SELECT pg_catalog.pg_advisory_lock_shared($1)", &[&RUN_KEY])?;
+        Ok(RunLock(client))
+    }
+
+    /// Takes the lock exclusively on `client`, as a restore does from before it chooses its
+    /// backup to after the replay (waits at most its `lock_timeout`).
+    pub fn exclusive(mut client: super::Session) -> Result<RunLock, postgres::Error> {
+        client.execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&RUN_KEY])?;
+        Ok(RunLock(client))
+    }
 }
 
 /// What a step may not change: strata's schema in the catalogs (the schema itself, every

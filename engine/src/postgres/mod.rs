@@ -31,6 +31,7 @@ pub mod model;
 pub mod restore;
 pub mod run;
 pub mod schema;
+pub(crate) mod server_wide;
 pub(crate) mod set_based;
 pub(crate) use crate::core::sql::postgres as script;
 pub mod step;
@@ -344,6 +345,14 @@ impl Session {
         Ok(self.checks.as_ref().expect("prepared above"))
     }
 
+    /// Puts the session's settings back as they were after connecting (strata's, see
+    /// [`PIN`]), keeping its locks, temp objects and cursors: between the transactions of a
+    /// session that holds session-level locks (an undo's).
+    pub fn reset_settings(&mut self) -> Result<(), postgres::Error> {
+        let sql = format!("RESET ALL; {}", self.setup);
+        self.batch_execute(&sql)
+    }
+
     /// Runs `end` (a `COMMIT`, a `RELEASE SAVEPOINT`) and then, in the same round trip, puts the
     /// session back as [`Session::reset`] does; an error does not say which of the two failed.
     pub fn reset_after(&mut self, end: &str) -> Result<(), postgres::Error> {
@@ -578,7 +587,7 @@ fn bounded(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::target::{is_url, libpq_tls_options, passfile_lookup, remember};
+    use crate::core::target::{Database, is_url, libpq_tls_options, passfile_lookup};
 
     #[test]
     fn a_server_error_keeps_a_bounded_part_of_a_huge_quoted_value() {
@@ -595,10 +604,19 @@ mod tests {
 
     #[test]
     fn urls_are_told_from_paths() {
-        assert!(is_url(Path::new("postgres://u@h/db")));
-        assert!(is_url(Path::new("postgresql://h/db")));
-        assert!(!is_url(Path::new("data/app.db")));
-        assert!(!is_url(Path::new("postgres.db")));
+        assert!(is_url("postgres://u@h/db"));
+        assert!(is_url("postgresql://h/db"));
+        assert!(!is_url("data/app.db"));
+        assert!(!is_url("postgres.db"));
+        assert!(
+            Database::parse(Path::new("postgres://u@h/db"), "db")
+                .unwrap()
+                .is_server()
+        );
+        assert_eq!(
+            Database::parse(Path::new("postgres.db"), "db").unwrap(),
+            Database::Sqlite("postgres.db".into())
+        );
     }
 
     #[test]
@@ -613,14 +631,18 @@ mod tests {
     }
 
     #[test]
-    fn a_remembered_target_keeps_its_password_and_options_but_shows_neither() {
-        let shown = remember(
-            "postgres://app:pw9@127.0.0.1:5999/shop?options=-csearch_path%3Dx",
+    fn a_parsed_database_keeps_its_password_and_options_but_shows_neither() {
+        let db = Database::parse(
+            Path::new("postgres://app:pw9@127.0.0.1:5999/shop?options=-csearch_path%3Dx"),
             "db",
         )
         .unwrap();
-        assert_eq!(shown, Path::new("postgres://app@127.0.0.1:5999/shop"));
-        let t = Target::parse(shown.to_str().unwrap(), "db").unwrap();
+        assert_eq!(db.shown(), Path::new("postgres://app@127.0.0.1:5999/shop"));
+        assert_eq!(db.to_string(), "postgres://app@127.0.0.1:5999/shop");
+        assert!(!format!("{db:?}").contains("pw9"));
+        let Database::Postgres(t) = db else {
+            panic!("a URL is a PostgreSQL database")
+        };
         assert_eq!(t.config.get_password(), Some(&b"pw9"[..]));
         assert_eq!(t.config.get_options(), Some("-csearch_path=x"));
     }

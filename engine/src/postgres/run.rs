@@ -17,10 +17,10 @@ use crate::core::ledger::Entry;
 use crate::core::ledger::{Applied, AuditRow};
 use crate::core::phase::{How, PhaseReport, Runner};
 use crate::core::step::{ActionError, Applied as StepApplied, Prepared, UndoDriver, UndoError};
-use crate::core::target::Target;
+use crate::core::target::{Database, Target};
 use crate::core::tree::Migration;
 
-fn lock_timeout(project: &Project) -> Duration {
+pub(crate) fn lock_timeout(project: &Project) -> Duration {
     project.busy_timeout()
 }
 
@@ -136,7 +136,7 @@ pub(crate) fn repin(
     client
         .transaction()
         .and_then(|mut tx| {
-            ledger::lock(&mut tx)?;
+            ledger::lock_with_run(&mut tx)?;
             tx.execute(
                 "UPDATE strata.strata_migration SET checksum = $1, manifest = $2
                  WHERE module = $3 AND stamp = $4",
@@ -175,11 +175,8 @@ pub(crate) enum Source {
 impl Source {
     /// `sandbox --from`'s value: a `postgres://` URL, or a `.pgdump` backup.
     fn of(from: &Path) -> Result<Source, Error> {
-        if crate::core::target::is_url(from) {
-            return Ok(Source::Database(Box::new(Target::parse(
-                &from.to_string_lossy(),
-                "--from",
-            )?)));
+        if let Database::Postgres(target) = Database::parse(from, "--from")? {
+            return Ok(Source::Database(target));
         }
         if from
             .extension()
@@ -373,6 +370,16 @@ pub(crate) fn open_phase<'a>(
         }
         None => return Err(missing_database(target)),
     };
+    // The run lock, shared, for the whole phase: a restore, undo or repair waits for the
+    // phase to end instead of landing between two of its steps.
+    let run_lock =
+        ledger::RunLock::shared(target.connect(lock_timeout(project))?).map_err(|e| {
+            target.error(
+                "cannot take strata's run lock (a restore, undo or repair of this database is \
+             running; run migrate again when it has finished)",
+                e,
+            )
+        })?;
     let ctx = step::Context {
         target,
         phase,
@@ -392,6 +399,7 @@ pub(crate) fn open_phase<'a>(
         },
         session,
         log: Vec::new(),
+        _run_lock: run_lock,
     })
 }
 
@@ -404,6 +412,8 @@ pub(crate) struct PgPhase<'a> {
     /// With one transaction for the phase: a failed step's audit rows, written once the phase
     /// has rolled back.
     log: Vec<crate::core::ledger::Entry>,
+    /// Held for the phase (see [`ledger::RUN_KEY`]).
+    _run_lock: ledger::RunLock,
 }
 
 impl crate::core::phase::Database for PgPhase<'_> {
@@ -541,15 +551,21 @@ pub(crate) fn undo(
     take_backup: bool,
 ) -> Result<crate::core::backend::Undone, Error> {
     let mut client = target.connect(lock_timeout(project))?;
-    // The run's advisory lock for the whole undo, on the session (released when the connection
-    // closes): a migrate's step, which takes it for its transaction, waits for the undo, and
+    // The run lock and strata's lock for the whole undo, on the session (released when the
+    // connection closes): a migrate's phase or step waits for the undo, and
     // the backup is of the database the undo starts from. Each undo transaction takes it again
     // (it stacks) and re-reads the ledger inside it.
     client
         .execute(
             "SELECT pg_catalog.pg_advisory_lock($1)",
-            &[&ledger::LOCK_KEY],
+            &[&ledger::RUN_KEY],
         )
+        .and_then(|_| {
+            client.execute(
+                "SELECT pg_catalog.pg_advisory_lock($1)",
+                &[&ledger::LOCK_KEY],
+            )
+        })
         .map_err(|e| target.error("cannot take strata's lock", e))?;
     let backup = if take_backup {
         let path = super::backup::take(
@@ -647,6 +663,7 @@ impl UndoDriver for PgUndo<'_> {
         }
         let mut rows = 0;
         for st in &self.statements {
+            step::refuse_server_wide(file, st)?;
             let messages = self.client.simple_query(&st.text).map_err(|e| {
                 ActionError::new(
                     Some(file.to_path_buf()),
@@ -697,8 +714,8 @@ impl UndoDriver for PgUndo<'_> {
         let committed = self.client.batch_execute("COMMIT");
         committed.map_err(self.error())?;
         // A `SET` of undo.sql outlives its commit: the session goes back to strata's settings
-        // before the next undo reads the ledger.
-        let reset = self.client.reset();
+        // before the next undo reads the ledger (its session locks kept).
+        let reset = self.client.reset_settings();
         reset.map_err(|e| {
             UndoError::Error(
                 self.target

@@ -585,10 +585,24 @@ fn split(file: &Path, sql: &str) -> Result<Vec<script::Statement>, ActionError> 
     })
 }
 
+/// Refuses a statement of a migration's SQL that changes the whole server (see
+/// `super::server_wide`), before it runs.
+pub(crate) fn refuse_server_wide(file: &Path, s: &script::Statement) -> Result<(), ActionError> {
+    match super::server_wide::changes(&s.text) {
+        Some(what) => Err(ActionError::new(
+            Some(file.to_path_buf()),
+            Some((s.line, one_line(&s.text))),
+            super::server_wide::refusal(what),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Runs each statement of a script; returns the rows they changed.
 fn run_script(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionError> {
     let mut changed = 0;
     for s in split(file, sql)? {
+        refuse_server_wide(file, &s)?;
         let messages = tx
             .simple_query(&s.text)
             .map_err(|e| statement_error(file, &s, &e))?;

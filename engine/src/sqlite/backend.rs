@@ -270,7 +270,7 @@ impl Backups for Sqlite<'_> {
     fn choose_backup(&self, named: Option<&Path>) -> Result<Backup, Error> {
         crate::sqlite::restore::choose_file(self.project, &self.db, named, || {
             crate::core::restore::default_for(self.project, &self.db, self, |test| {
-                Ok(Box::new(Sqlite::new(self.project, test)))
+                Some(Box::new(Sqlite::new(self.project, test.file()?)))
             })
         })
     }

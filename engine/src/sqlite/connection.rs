@@ -15,7 +15,6 @@ use crate::core::sql::one_line;
 
 /// Opens (creating if needed) a database for migrating, with a busy timeout.
 pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection, Error> {
-    refuse_postgres(path)?;
     refuse_special(path)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -31,7 +30,6 @@ pub fn open_read_only(
     path: &Path,
     busy_timeout: std::time::Duration,
 ) -> Result<Option<Connection>, Error> {
-    refuse_postgres(path)?;
     if !path.exists() {
         return Ok(None);
     }
@@ -74,20 +72,6 @@ fn refuse_special(path: &Path) -> Result<(), Error> {
         )),
         _ => Ok(()),
     }
-}
-
-/// A PostgreSQL URL never reaches SQLite (it would be read as a relative file name): the
-/// commands PostgreSQL does not have yet say so here.
-fn refuse_postgres(path: &Path) -> Result<(), Error> {
-    if crate::core::target::is_url(path) {
-        return Err(Error::Usage(format!(
-            "{} is a PostgreSQL database: on PostgreSQL strata runs `migrate`, `plan`, \
-             `status`, `audit`, `sandbox`, `restore`, `repair`, `dump`, `diff`, `baseline`, \
-             `new --from-diff` and `serve` so far; this command works on SQLite databases only",
-            crate::core::target::redacted(path)
-        )));
-    }
-    Ok(())
 }
 
 /// Whether `PRAGMA foreign_keys` is on for this connection.

@@ -491,73 +491,13 @@ fn decide_component(
     ctx: &AuthContext<'_>,
 ) -> Result<(), String> {
     use AuthAction as A;
-    let temp_schema_table = |t: &str| {
-        t.eq_ignore_ascii_case("sqlite_temp_master") || t.eq_ignore_ascii_case("sqlite_temp_schema")
-    };
-    // Only `main`; `temp` only for SQLite's own reads and updates of the temp schema table,
-    // which ALTER TABLE ... RENAME does. For ALTER TABLE the database is the action's first
-    // argument: SQLite passes a dropped column's name in the slot that otherwise holds the
-    // database (`ALTER TABLE t DROP COLUMN c` comes as database `c`).
-    let database = match ctx.action {
-        A::AlterTable { database_name, .. } => Some(database_name),
-        _ => ctx.database_name,
-    };
-    if let Some(db) = database
-        && db != "main"
-    {
-        let temp_internal = db == "temp"
-            && match ctx.action {
-                A::Read { table_name, .. } | A::Update { table_name, .. } => {
-                    temp_schema_table(table_name)
-                }
-                _ => false,
-            };
-        if !temp_internal {
-            return Err(format!(
-                "database `{db}` is not available to components; only `main` is"
-            ));
-        }
-    }
+    component_database(ctx)?;
     let write = |table: &str| policy.may_write(table);
-    let changes_schema = |state: &mut State| state.schema_changed = true;
     match ctx.action {
         A::Read {
             table_name,
             column_name,
-        } => {
-            own(table_name)?;
-            if state
-                .schema_names
-                .contains(&table_name.to_ascii_lowercase())
-            {
-                return policy.may_read(table_name).map_err(|e| {
-                    if ctx.database_name.is_none() {
-                        format!(
-                            "{e} (if `{table_name}` is a CTE or subquery name here, rename it: it \
-                             shadows a table)"
-                        )
-                    } else {
-                        e
-                    }
-                });
-            }
-            if let Some(decision) = internal_read(policy, table_name, column_name) {
-                return decision;
-            }
-            if safe_table_function(table_name) {
-                return Ok(());
-            }
-            // No database and no table of that name: a CTE or a subquery.
-            if ctx.database_name.is_none() {
-                return Ok(());
-            }
-            Err(format!(
-                "reading `{table_name}` is not available to components: it is neither a table \
-                 of the database nor one of the read-only table functions ({}, pragma_{})",
-                SAFE_TABLE_FUNCTIONS.join(", "),
-                READ_ONLY_PRAGMAS.join(", pragma_")
-            ))
-        }
+        } => component_read(policy, state, ctx, table_name, column_name),
         A::Select | A::Recursive => Ok(()),
         A::Insert { table_name } if table_name.eq_ignore_ascii_case("sqlite_sequence") => Err(
             "adding rows to sqlite_sequence is not allowed: its counters belong to the tables \
@@ -575,76 +515,7 @@ fn decide_component(
         A::Insert { table_name } | A::Update { table_name, .. } | A::Delete { table_name } => {
             write(table_name)
         }
-        // SQLite refuses `sqlite_` names from users; ANALYZE creates its statistics tables.
-        A::CreateTable { table_name } if table_name.to_ascii_lowercase().starts_with("sqlite_") => {
-            Ok(())
-        }
-        A::CreateTable { table_name } => {
-            write(table_name)?;
-            state.schema_names.insert(table_name.to_ascii_lowercase());
-            changes_schema(state);
-            Ok(())
-        }
-        A::DropTable { table_name } | A::AlterTable { table_name, .. } => {
-            write(table_name)?;
-            changes_schema(state);
-            Ok(())
-        }
         A::Analyze { table_name } => write(table_name),
-        A::CreateIndex {
-            index_name,
-            table_name,
-        }
-        | A::DropIndex {
-            index_name,
-            table_name,
-        } => {
-            own(index_name)?;
-            write(table_name)?;
-            changes_schema(state);
-            Ok(())
-        }
-        A::CreateTrigger {
-            trigger_name,
-            table_name,
-        } => {
-            if !policy.triggers {
-                return Err(format!(
-                    "creating trigger `{trigger_name}` is not allowed: a trigger runs later \
-                     outside the sandbox, so components may create triggers only when \
-                     migration.toml grants it; add `triggers = true` under [sandbox] in {} if \
-                     this migration should (each trigger's body is then checked against \
-                     `reads` and `writes`), or create the trigger in do.sql",
-                    policy.config_file.display()
-                ));
-            }
-            own(trigger_name)?;
-            write(table_name)?;
-            state.created.triggers.push(trigger_name.to_string());
-            changes_schema(state);
-            Ok(())
-        }
-        A::DropTrigger {
-            trigger_name,
-            table_name,
-        } => {
-            own(trigger_name)?;
-            write(table_name)?;
-            changes_schema(state);
-            Ok(())
-        }
-        A::CreateView { view_name } => {
-            write(view_name)?;
-            state.schema_names.insert(view_name.to_ascii_lowercase());
-            state.created.views.push(view_name.to_string());
-            changes_schema(state);
-            Ok(())
-        }
-        A::DropView { view_name } => {
-            write(view_name)?;
-            changes_schema(state);
-            Ok(())
-        }
         A::Reindex { index_name } => own(index_name),
         A::Function { function_name } => match REFUSED_FUNCTIONS
             .iter()
@@ -667,21 +538,173 @@ fn decide_component(
                 _ => Ok(()),
             }
         }
-        A::Pragma { pragma_name, .. } => Err(format!(
+        action => component_schema_change(policy, state, action)
+            .unwrap_or_else(|| Err(component_refusal(action))),
+    }
+}
+
+/// Only `main`; `temp` only for SQLite's own reads and updates of the temp schema table,
+/// which ALTER TABLE ... RENAME does. For ALTER TABLE the database is the action's first
+/// argument: SQLite passes a dropped column's name in the slot that otherwise holds the
+/// database (`ALTER TABLE t DROP COLUMN c` comes as database `c`).
+fn component_database(ctx: &AuthContext<'_>) -> Result<(), String> {
+    use AuthAction as A;
+    let temp_schema_table = |t: &str| {
+        t.eq_ignore_ascii_case("sqlite_temp_master") || t.eq_ignore_ascii_case("sqlite_temp_schema")
+    };
+    let database = match ctx.action {
+        A::AlterTable { database_name, .. } => Some(database_name),
+        _ => ctx.database_name,
+    };
+    if let Some(db) = database
+        && db != "main"
+    {
+        let temp_internal = db == "temp"
+            && match ctx.action {
+                A::Read { table_name, .. } | A::Update { table_name, .. } => {
+                    temp_schema_table(table_name)
+                }
+                _ => false,
+            };
+        if !temp_internal {
+            return Err(format!(
+                "database `{db}` is not available to components; only `main` is"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A component reading `column_name` of `table_name`: a table of the database as `reads`
+/// allows, SQLite's internal tables, the read-only table functions, a CTE or a subquery.
+fn component_read(
+    policy: &Policy,
+    state: &State,
+    ctx: &AuthContext<'_>,
+    table_name: &str,
+    column_name: &str,
+) -> Result<(), String> {
+    own(table_name)?;
+    if state
+        .schema_names
+        .contains(&table_name.to_ascii_lowercase())
+    {
+        return policy.may_read(table_name).map_err(|e| {
+            if ctx.database_name.is_none() {
+                format!(
+                    "{e} (if `{table_name}` is a CTE or subquery name here, rename it: it \
+                     shadows a table)"
+                )
+            } else {
+                e
+            }
+        });
+    }
+    if let Some(decision) = internal_read(policy, table_name, column_name) {
+        return decision;
+    }
+    if safe_table_function(table_name) {
+        return Ok(());
+    }
+    // No database and no table of that name: a CTE or a subquery.
+    if ctx.database_name.is_none() {
+        return Ok(());
+    }
+    Err(format!(
+        "reading `{table_name}` is not available to components: it is neither a table \
+         of the database nor one of the read-only table functions ({}, pragma_{})",
+        SAFE_TABLE_FUNCTIONS.join(", "),
+        READ_ONLY_PRAGMAS.join(", pragma_")
+    ))
+}
+
+/// A component creating, altering or dropping a table, index, trigger or view: allowed on
+/// what `writes` allows (a trigger only with `triggers = true`), and noted in `state`.
+/// `None` for any other action.
+fn component_schema_change(
+    policy: &Policy,
+    state: &mut State,
+    action: AuthAction<'_>,
+) -> Option<Result<(), String>> {
+    use AuthAction as A;
+    let write = |table: &str| policy.may_write(table);
+    let changes_schema = |state: &mut State| state.schema_changed = true;
+    Some(match action {
+        // SQLite refuses `sqlite_` names from users; ANALYZE creates its statistics tables.
+        A::CreateTable { table_name } if table_name.to_ascii_lowercase().starts_with("sqlite_") => {
+            Ok(())
+        }
+        A::CreateTable { table_name } => write(table_name).map(|()| {
+            state.schema_names.insert(table_name.to_ascii_lowercase());
+            changes_schema(state);
+        }),
+        A::DropTable { table_name } | A::AlterTable { table_name, .. } => {
+            write(table_name).map(|()| changes_schema(state))
+        }
+        A::CreateIndex {
+            index_name,
+            table_name,
+        }
+        | A::DropIndex {
+            index_name,
+            table_name,
+        } => own(index_name)
+            .and_then(|()| write(table_name))
+            .map(|()| changes_schema(state)),
+        A::CreateTrigger {
+            trigger_name,
+            table_name,
+        } => {
+            if !policy.triggers {
+                return Some(Err(format!(
+                    "creating trigger `{trigger_name}` is not allowed: a trigger runs later \
+                     outside the sandbox, so components may create triggers only when \
+                     migration.toml grants it; add `triggers = true` under [sandbox] in {} if \
+                     this migration should (each trigger's body is then checked against \
+                     `reads` and `writes`), or create the trigger in do.sql",
+                    policy.config_file.display()
+                )));
+            }
+            own(trigger_name)
+                .and_then(|()| write(table_name))
+                .map(|()| {
+                    state.created.triggers.push(trigger_name.to_string());
+                    changes_schema(state);
+                })
+        }
+        A::DropTrigger {
+            trigger_name,
+            table_name,
+        } => own(trigger_name)
+            .and_then(|()| write(table_name))
+            .map(|()| changes_schema(state)),
+        A::CreateView { view_name } => write(view_name).map(|()| {
+            state.schema_names.insert(view_name.to_ascii_lowercase());
+            state.created.views.push(view_name.to_string());
+            changes_schema(state);
+        }),
+        A::DropView { view_name } => write(view_name).map(|()| changes_schema(state)),
+        _ => return None,
+    })
+}
+
+/// Why an action no rule allows is refused.
+fn component_refusal(action: AuthAction<'_>) -> String {
+    use AuthAction as A;
+    match action {
+        A::Pragma { pragma_name, .. } => format!(
             "PRAGMA {pragma_name} is not available to components; only read-only schema \
              PRAGMAs ({}) are",
             READ_ONLY_PRAGMAS.join(", ")
-        )),
+        ),
         A::Attach { .. } | A::Detach { .. } => {
-            Err("ATTACH and DETACH are not available to components".into())
+            "ATTACH and DETACH are not available to components".into()
         }
-        A::Transaction { .. } | A::Savepoint { .. } => {
-            Err("transaction statements are not available to \
-            components: strata runs the whole step in one transaction"
-                .into())
-        }
+        A::Transaction { .. } | A::Savepoint { .. } => "transaction statements are not available \
+             to components: strata runs the whole step in one transaction"
+            .into(),
         A::CreateVtable { .. } | A::DropVtable { .. } => {
-            Err("virtual tables are not available to components".into())
+            "virtual tables are not available to components".into()
         }
         A::CreateTempTable { .. }
         | A::CreateTempIndex { .. }
@@ -690,8 +713,8 @@ fn decide_component(
         | A::DropTempTable { .. }
         | A::DropTempIndex { .. }
         | A::DropTempTrigger { .. }
-        | A::DropTempView { .. } => Err("temporary objects are not available to components".into()),
-        _ => Err(format!("{:?} is not available to components", ctx.action)),
+        | A::DropTempView { .. } => "temporary objects are not available to components".into(),
+        _ => format!("{action:?} is not available to components"),
     }
 }
 

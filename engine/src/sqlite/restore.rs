@@ -181,9 +181,13 @@ pub(crate) fn choose_file(
     let record = crate::core::backup::read_record(&path)?;
     let source = crate::core::backup::absolute(db);
     if record.source != source {
-        let hint = if record.source == crate::core::backup::absolute(&project.test_db) {
+        let of = |db: &crate::core::target::Database| {
+            db.file()
+                .is_some_and(|f| record.source == crate::core::backup::absolute(f))
+        };
+        let hint = if of(&project.test_db) {
             " (the test database: add --test to restore it)"
-        } else if record.source == crate::core::backup::absolute(&project.db) {
+        } else if of(&project.db) {
             " (the real database: restore it without --test)"
         } else {
             ""
@@ -481,10 +485,11 @@ mod tests {
     #[test]
     fn restore_puts_the_backup_back_and_keeps_the_state_before() {
         let (_dir, p) = project(100);
-        let conn = Connection::open(&p.db).unwrap();
+        let conn = Connection::open(p.db.file().unwrap()).unwrap();
         conn.execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1);")
             .unwrap();
-        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        let taken =
+            backup::take(&conn, p.db.file().unwrap(), &p.backups_dir(), 10, "test").unwrap();
         conn.execute_batch("INSERT INTO t VALUES (2); CREATE TABLE u(b);")
             .unwrap();
         // Named: this backup has no end-state record, so without a name restore refuses.
@@ -512,15 +517,16 @@ mod tests {
     #[test]
     fn restore_refuses_while_a_writer_or_a_run_holds_the_database() {
         let (_dir, p) = project(50);
-        let conn = Connection::open(&p.db).unwrap();
+        let conn = Connection::open(p.db.file().unwrap()).unwrap();
         conn.execute_batch("CREATE TABLE t(a);").unwrap();
-        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        let taken =
+            backup::take(&conn, p.db.file().unwrap(), &p.backups_dir(), 10, "test").unwrap();
         conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
             .unwrap();
         let err = restore(&p, false, Some(&taken)).unwrap_err();
         assert_eq!(err.exit_code(), crate::core::exit::REFUSED, "{err}");
         conn.execute_batch("COMMIT").unwrap();
-        let run = RunLock::shared(&p.db, Duration::ZERO).unwrap();
+        let run = RunLock::shared(p.db.file().unwrap(), Duration::ZERO).unwrap();
         let err = restore(&p, false, Some(&taken)).unwrap_err();
         assert_eq!(err.exit_code(), crate::core::exit::REFUSED, "{err}");
         drop(run);
@@ -532,12 +538,13 @@ mod tests {
     #[test]
     fn a_replaced_database_does_not_get_the_old_ones_backup() {
         let (_dir, p) = project(50);
-        let conn = Connection::open(&p.db).unwrap();
+        let conn = Connection::open(p.db.file().unwrap()).unwrap();
         conn.execute_batch("CREATE TABLE t(a);").unwrap();
-        let taken = backup::take(&conn, &p.db, &p.backups_dir(), 10, "test").unwrap();
+        let taken =
+            backup::take(&conn, p.db.file().unwrap(), &p.backups_dir(), 10, "test").unwrap();
         drop(conn);
-        std::fs::remove_file(&p.db).unwrap();
-        let conn = Connection::open(&p.db).unwrap();
+        std::fs::remove_file(p.db.file().unwrap()).unwrap();
+        let conn = Connection::open(p.db.file().unwrap()).unwrap();
         conn.execute_batch("CREATE TABLE other(b);").unwrap();
         ledger::ensure_database_id(&conn).unwrap();
         let err = restore(&p, false, Some(&taken)).unwrap_err();
@@ -547,10 +554,10 @@ mod tests {
         assert!(err.to_string().contains("replaced"), "{err}");
         // Moved away, the path is free: the backup goes back to a new file.
         drop(conn);
-        std::fs::rename(&p.db, p.root.join("moved.db")).unwrap();
+        std::fs::rename(p.db.file().unwrap(), p.root.join("moved.db")).unwrap();
         let done = restore(&p, false, Some(&taken)).unwrap();
         assert_eq!(done.undo, None);
-        let conn = Connection::open(&p.db).unwrap();
+        let conn = Connection::open(p.db.file().unwrap()).unwrap();
         assert_eq!(
             count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 't'"),
             1

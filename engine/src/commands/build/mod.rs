@@ -164,15 +164,7 @@ pub fn build(
             let component = match c.lang {
                 Lang::Rust => {
                     let core = compile(c, &target_dir, events)?;
-                    wit_component::ComponentEncoder::default()
-                        .module(&core)
-                        .and_then(|e| e.validate(true).encode())
-                        .map_err(|e| {
-                            build_error(
-                                &c.source,
-                                format!("cannot encode the module as a component: {e:#}"),
-                            )
-                        })?
+                    encode(&c.source, &core)?
                 }
                 Lang::Python => {
                     let source = absolute(&c.source)?;
@@ -192,6 +184,30 @@ pub fn build(
             })
         })
         .collect()
+}
+
+/// The core module `core` of the crate at `source`, encoded as a component.
+#[cfg(feature = "build")]
+fn encode(source: &Path, core: &[u8]) -> Result<Vec<u8>, Error> {
+    wit_component::ComponentEncoder::default()
+        .module(core)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| {
+            build_error(
+                source,
+                format!("cannot encode the module as a component: {e:#}"),
+            )
+        })
+}
+
+/// Without the `build` feature there is no component encoder.
+#[cfg(not(feature = "build"))]
+fn encode(source: &Path, _core: &[u8]) -> Result<Vec<u8>, Error> {
+    Err(build_error(
+        source,
+        "this strata was built without `strata build` (the `build` feature): build the \
+         component with `cargo component build`, or with a strata that has the feature",
+    ))
 }
 
 pub(crate) fn build_error(path: &Path, message: impl Into<String>) -> Error {

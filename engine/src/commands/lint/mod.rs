@@ -341,7 +341,7 @@ pub enum Scope {
 
 /// The dialect of the project's migrations, from the real database's value.
 pub fn dialect_of(project: &Project) -> Dialect {
-    if crate::backends::is_server(&project.db) {
+    if project.db.is_server() {
         Dialect::Postgres
     } else {
         Dialect::Sqlite

@@ -36,7 +36,7 @@ pub fn check_pending(project: &Project) -> Result<Vec<String>, Error> {
         .filter(|m| !done.contains(&m.id))
         .collect();
     match backends::dry_run(project)? {
-        Some(copy) => check_on_copy(&pending, copy, &project.db),
+        Some(copy) => check_on_copy(&pending, copy, &project.db.shown()),
         None => check_postgres(&tree, &pending),
     }
 }

@@ -3,60 +3,169 @@
 //! the TLS files a URL names), shown without its password. A target is configuration: the
 //! PostgreSQL backend connects to it (`crate::postgres`).
 //!
-//! A PostgreSQL URL travels through the project as its shown form (no password, no options);
-//! [`remember`] keeps the full target for [`Target::parse`] of that form, in this process.
+//! A database is configuration's [`Database`]: which of the two it is is decided once, when the
+//! value is parsed, and the PostgreSQL target keeps its password inside, shown nowhere.
 
+#[cfg(feature = "postgres")]
 mod libpq;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "postgres")]
 use std::str::FromStr;
+#[cfg(feature = "postgres")]
 use std::time::Duration;
 
+#[cfg(feature = "postgres")]
 use postgres::config::{Host, SslMode};
 
 use crate::core::error::Error;
 
-/// The targets [`remember`]ed in this process, by their shown form.
-fn known() -> &'static std::sync::Mutex<std::collections::HashMap<String, Target>> {
-    static KNOWN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Target>>> =
-        std::sync::OnceLock::new();
-    KNOWN.get_or_init(Default::default)
+/// A database strata works on, as strata.toml, a flag or a fleet group names it: a SQLite file,
+/// or a PostgreSQL target (its password kept for the connection alone). Shown (`Display`,
+/// [`Database::shown`]) as the path, or as the URL without its password and options.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A database on a PostgreSQL server.
+    Postgres(Box<Target>),
 }
 
-/// Parses `url` and returns the form strata shows and passes around (`postgres://user@host/db`,
-/// no password, no options); [`Target::parse`] of that form gives back the full target, password
-/// and options included. So a password written in strata.toml or `--db` reaches the connection
-/// and nothing else: no message, report, event, audit row or gRPC reply can hold it.
-pub fn remember(url: &str, key: &str) -> Result<PathBuf, Error> {
-    Ok(Target::parse(url, key)?.remember())
-}
-
-impl Target {
-    /// Keeps this target for [`Target::parse`] of its shown form, which it returns.
-    pub fn remember(self) -> PathBuf {
-        let shown = self.as_path();
-        if let Ok(mut known) = known().lock() {
-            known.insert(self.shown.clone(), self);
+impl Database {
+    /// Reads a database value: a `postgres://` (or `postgresql://`) URL is a PostgreSQL target
+    /// (parsed as [`Target::parse`] does, `key` naming where it came from in errors), anything
+    /// else the path of a SQLite file, as given.
+    pub fn parse(value: &Path, key: &str) -> Result<Database, Error> {
+        match value.to_str() {
+            Some(text) if is_url(text) => Database::postgres(text, key),
+            _ => Ok(Database::Sqlite(value.to_path_buf())),
         }
-        shown
+    }
+
+    /// The PostgreSQL database at `url` (see [`Target::parse`]).
+    pub fn postgres(url: &str, key: &str) -> Result<Database, Error> {
+        Ok(Database::Postgres(Box::new(Target::parse(url, key)?)))
+    }
+
+    /// The database as the path-typed fields of events, reports and errors carry it: the file,
+    /// or the URL without its password and options.
+    pub fn shown(&self) -> PathBuf {
+        match self {
+            Database::Sqlite(path) => path.clone(),
+            Database::Postgres(target) => PathBuf::from(target.shown()),
+        }
+    }
+
+    /// Whether it is a database on a server rather than a file.
+    pub fn is_server(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+
+    /// The SQLite file, if it is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
     }
 }
 
-/// A database value as it may be shown: a PostgreSQL URL without its password and options.
-pub fn redacted(db: &Path) -> String {
-    match Target::parse(&db.to_string_lossy(), "db") {
-        Ok(t) => t.shown,
-        Err(_) => "a PostgreSQL URL".into(),
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(target) => f.write_str(target.shown()),
+        }
     }
 }
 
-/// Whether `db` (a path as strata.toml or a flag gave it) is a PostgreSQL URL.
-pub fn is_url(db: &Path) -> bool {
-    db.to_str().is_some_and(|s| {
-        let s = s.trim_start();
-        s.starts_with("postgres://") || s.starts_with("postgresql://")
-    })
+/// Two values are one database when they are shown alike: the same path, or the same URL
+/// without its password (see [`Target::same_database`] for every spelling of one server).
+impl PartialEq for Database {
+    fn eq(&self, other: &Database) -> bool {
+        match (self, other) {
+            (Database::Sqlite(a), Database::Sqlite(b)) => a == b,
+            (Database::Postgres(a), Database::Postgres(b)) => a.shown() == b.shown(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Database {}
+
+impl PartialEq<Path> for Database {
+    fn eq(&self, other: &Path) -> bool {
+        match self {
+            Database::Sqlite(path) => path == other,
+            Database::Postgres(target) => Path::new(target.shown()) == other,
+        }
+    }
+}
+
+impl PartialEq<Database> for PathBuf {
+    fn eq(&self, other: &Database) -> bool {
+        other == self.as_path()
+    }
+}
+
+impl PartialEq<Database> for &Path {
+    fn eq(&self, other: &Database) -> bool {
+        other == *self
+    }
+}
+
+/// Whether a database value is a PostgreSQL URL (asked once, where a value is parsed).
+pub(crate) fn is_url(value: &str) -> bool {
+    let value = value.trim_start();
+    value.starts_with("postgres://") || value.starts_with("postgresql://")
+}
+
+/// A PostgreSQL database, in a strata built without PostgreSQL (the `postgres` feature): none
+/// can be made, so [`Database::Postgres`] never occurs.
+#[cfg(not(feature = "postgres"))]
+#[derive(Clone, Debug)]
+pub struct Target {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "postgres"))]
+impl Target {
+    /// Refuses a PostgreSQL URL, which this strata cannot connect to.
+    pub fn parse(_url: &str, key: &str) -> Result<Target, Error> {
+        Err(Error::Usage(format!(
+            "{key}: a PostgreSQL URL, but this strata was built without PostgreSQL (the \
+             `postgres` feature)"
+        )))
+    }
+
+    pub fn shown(&self) -> &str {
+        match self.never {}
+    }
+
+    pub fn dbname(&self) -> &str {
+        match self.never {}
+    }
+
+    pub fn same_database(&self, _other: &Target) -> bool {
+        match self.never {}
+    }
+
+    pub fn with_dbname(&self, _dbname: &str) -> Target {
+        match self.never {}
+    }
+
+    /// What a match arm on [`Database::Postgres`] does when there is no PostgreSQL.
+    pub(crate) fn absent(&self) -> ! {
+        match self.never {}
+    }
+}
+
+#[cfg(not(feature = "postgres"))]
+impl fmt::Display for Target {
+    fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.never {}
+    }
 }
 
 /// The longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones.
@@ -72,6 +181,7 @@ pub fn server_name(name: &str) -> &str {
 }
 
 /// A PostgreSQL database strata connects to.
+#[cfg(feature = "postgres")]
 #[derive(Clone)]
 pub struct Target {
     pub(crate) config: postgres::Config,
@@ -82,6 +192,7 @@ pub struct Target {
 }
 
 /// The files libpq's TLS options name, as the URL gave them.
+#[cfg(feature = "postgres")]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TlsFiles {
     /// `sslrootcert`: the authority to verify the server with.
@@ -91,26 +202,26 @@ pub(crate) struct TlsFiles {
     pub(crate) key: Option<PathBuf>,
 }
 
+#[cfg(feature = "postgres")]
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("Target").field(&self.shown).finish()
     }
 }
 
+#[cfg(feature = "postgres")]
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.shown)
     }
 }
 
+#[cfg(feature = "postgres")]
 impl Target {
     /// Parses a `postgres://` URL; `key` names where it came from (`db`, `--test-db`, ...) in
     /// errors. The user defaults to `PGUSER` or the login name, the database to the user, the
     /// password to `PGPASSWORD` or the passfile (`PGPASSFILE`, else `~/.pgpass`).
     pub fn parse(url: &str, key: &str) -> Result<Target, Error> {
-        if let Some(known) = known().lock().ok().and_then(|k| k.get(url.trim()).cloned()) {
-            return Ok(known);
-        }
         let (url, service_name) = take_service(url.trim());
         let (url, mut tls) = libpq_tls_options(&url);
         let service = libpq::service(service_name.as_deref())
@@ -392,6 +503,7 @@ impl Target {
 /// and `sslrootcert`, `sslcert` and `sslkey` are returned apart. Other options stay for
 /// tokio-postgres to judge.
 /// The URL without its `service=` parameter (which the client does not know), and the service.
+#[cfg(feature = "postgres")]
 pub(crate) fn take_service(url: &str) -> (String, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
         return (url.to_string(), None);
@@ -415,6 +527,7 @@ pub(crate) fn take_service(url: &str) -> (String, Option<String>) {
     }
 }
 
+#[cfg(feature = "postgres")]
 pub(crate) fn libpq_tls_options(url: &str) -> (String, TlsFiles) {
     let mut files = TlsFiles::default();
     let Some((base, query)) = url.split_once('?') else {
@@ -443,6 +556,7 @@ pub(crate) fn libpq_tls_options(url: &str) -> (String, TlsFiles) {
 
 /// A file libpq would use: the URL's, else the environment variable's, else `default` under
 /// `~/.postgresql` when it exists.
+#[cfg(feature = "postgres")]
 pub(crate) fn libpq_file(given: Option<&Path>, variable: &str, default: &str) -> Option<PathBuf> {
     given
         .map(Path::to_path_buf)
@@ -456,6 +570,7 @@ pub(crate) fn libpq_file(given: Option<&Path>, variable: &str, default: &str) ->
 
 /// The password of the first passfile line matching the connection, as libpq reads
 /// `hostname:port:database:username:password` (`*` matches anything, `\` escapes `:` and `\`).
+#[cfg(feature = "postgres")]
 pub(crate) fn passfile_lookup(
     text: &str,
     host: &str,

@@ -20,6 +20,7 @@ use super::diff::{self, constraints_canon, match_columns, same_column};
 use super::dump::{self, column_sql, index_sql, table_sql, table_sql_named, trigger_sql, view_sql};
 use super::sql::{self, quote_ident, quote_string};
 use super::{ColumnDef, Index, Schema, Table, Trigger, View};
+use crate::core::schema::Change::{Added, Changed, Removed};
 use crate::core::schema::Delta;
 use crate::core::schema::TableChange;
 
@@ -60,7 +61,34 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
     let (from, to) = (&from.canonical(), &to.canonical());
     // RENAME TO carries a table's new name into other tables' foreign keys.
     let from = &diff::with_references_renamed(from, &diff::renamed_tables(from, to));
-    // Everything live, with `to` taking precedence.
+    let ctx = live(context, to_raw);
+    let tables = Tables::plan(&d, from, to, to_raw, &ctx);
+    let (affected, rebuilt) = tables.affected();
+    let views = Views::plan(&d, &ctx, &affected);
+    let triggers = Triggers::plan(&d, &ctx, &affected, &views.gone);
+    let indexes = Indexes::plan(&d, &ctx, &rebuilt);
+
+    let mut out = Delta::default();
+    let mut w = Writer::default();
+    write_drops(&mut w, from, &ctx, &views, &triggers, &indexes);
+    tables.write(&mut w, &mut out);
+    let mut created: Vec<&&Index> = indexes.create.values().collect();
+    created.sort_by_key(|i| (key(&i.table), key(&i.name)));
+    for i in created {
+        w.stmt(index_sql(i));
+    }
+    for v in dump::views_in_order(&views.create) {
+        w.stmt(view_sql(v));
+    }
+    for t in triggers.create.values() {
+        w.stmt(trigger_sql(t));
+    }
+    out.sql = w.finish();
+    out
+}
+
+/// Everything live: `context`, with `to_raw` taking precedence.
+fn live(context: &Schema, to_raw: &Schema) -> Schema {
     let mut ctx = context.clone();
     for (k, v) in &to_raw.tables {
         ctx.tables.insert(k.clone(), v.clone());
@@ -74,157 +102,337 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
     for (k, v) in &to_raw.triggers {
         ctx.triggers.insert(k.clone(), v.clone());
     }
+    ctx
+}
 
-    let mut out = Delta::default();
-    let mut removed_tables: Vec<&Table> = Vec::new();
-    let mut added_tables: Vec<&Table> = Vec::new();
-    let mut renamed_tables: Vec<(&str, &str)> = Vec::new();
-    let mut plans: Vec<TablePlan<'_>> = Vec::new();
-    for change in &d.tables {
-        match change {
-            TableChange::Added { table, .. } => added_tables.push(&to_raw.tables[&key(table)]),
-            TableChange::Removed { table, .. } => removed_tables.push(&from.tables[&key(table)]),
-            TableChange::Renamed { from: a, to: b } => renamed_tables.push((a, b)),
-            TableChange::Altered { table, .. } => {
-                let k = key(table);
-                plans.push(plan_table(
-                    &from.tables[&k],
-                    &to.tables[&k],
-                    &to_raw.tables[&k],
-                    &ctx,
-                ));
+/// What happens to the tables: dropped, created, renamed, and how each altered one changes.
+struct Tables<'s> {
+    removed: Vec<&'s Table>,
+    added: Vec<&'s Table>,
+    renamed: Vec<(&'s str, &'s str)>,
+    plans: Vec<TablePlan<'s>>,
+}
+
+impl<'s> Tables<'s> {
+    fn plan(
+        d: &'s crate::core::schema::Diff,
+        from: &'s Schema,
+        to: &'s Schema,
+        to_raw: &'s Schema,
+        ctx: &Schema,
+    ) -> Tables<'s> {
+        let mut tables = Tables {
+            removed: Vec::new(),
+            added: Vec::new(),
+            renamed: Vec::new(),
+            plans: Vec::new(),
+        };
+        for change in &d.tables {
+            match change {
+                TableChange::Added { table, .. } => tables.added.push(&to_raw.tables[&key(table)]),
+                TableChange::Removed { table, .. } => {
+                    tables.removed.push(&from.tables[&key(table)])
+                }
+                TableChange::Renamed { from: a, to: b } => tables.renamed.push((a, b)),
+                TableChange::Altered { table, .. } => {
+                    let k = key(table);
+                    tables.plans.push(plan_table(
+                        &from.tables[&k],
+                        &to.tables[&k],
+                        &to_raw.tables[&k],
+                        ctx,
+                    ));
+                }
             }
         }
+        tables
     }
 
-    // Tables whose dependents (views, triggers) must be dropped first and recreated last.
-    let mut affected: HashSet<String> = HashSet::new();
-    affected.extend(removed_tables.iter().map(|t| key(&t.name)));
-    affected.extend(renamed_tables.iter().flat_map(|(a, b)| [key(a), key(b)]));
-    for p in &plans {
-        match p {
-            TablePlan::Rebuild { a, .. } => {
-                affected.insert(key(&a.name));
+    /// The tables whose dependents (views, triggers) must be dropped first and recreated
+    /// last, and the tables rebuilt (whose indexes are created again).
+    fn affected(&self) -> (HashSet<String>, HashSet<String>) {
+        let mut affected: HashSet<String> = HashSet::new();
+        affected.extend(self.removed.iter().map(|t| key(&t.name)));
+        affected.extend(self.renamed.iter().flat_map(|(a, b)| [key(a), key(b)]));
+        for p in &self.plans {
+            match p {
+                TablePlan::Rebuild { a, .. } => {
+                    affected.insert(key(&a.name));
+                }
+                TablePlan::Alter {
+                    a, renames, drops, ..
+                } if !renames.is_empty() || !drops.is_empty() => {
+                    affected.insert(key(&a.name));
+                }
+                TablePlan::Alter { .. } => {}
             }
-            TablePlan::Alter {
-                a, renames, drops, ..
-            } if !renames.is_empty() || !drops.is_empty() => {
-                affected.insert(key(&a.name));
+        }
+        let rebuilt: HashSet<String> = self
+            .plans
+            .iter()
+            .filter_map(|p| match p {
+                TablePlan::Rebuild { b, .. } => Some(key(&b.name)),
+                TablePlan::Alter { .. } => None,
+            })
+            .collect();
+        (affected, rebuilt)
+    }
+
+    /// The renames, drops, alterations and rebuilds, then the new tables.
+    fn write(&self, w: &mut Writer, out: &mut Delta) {
+        for (a, b) in &self.renamed {
+            w.stmt(format!(
+                "ALTER TABLE {} RENAME TO {}",
+                quote_ident(a),
+                quote_ident(b)
+            ));
+        }
+        for t in &self.removed {
+            let what = format!("drops table {} and every row in it", quote_ident(&t.name));
+            w.comment(&format!("DESTRUCTIVE: {what}"));
+            out.destructive.push(what);
+            w.stmt(format!("DROP TABLE {}", quote_ident(&t.name)));
+        }
+        for p in &self.plans {
+            match p {
+                TablePlan::Alter {
+                    a,
+                    b,
+                    renames,
+                    drops,
+                    adds,
+                } => alter(w, out, (a, b), renames, drops, adds),
+                TablePlan::Rebuild {
+                    a,
+                    b,
+                    b_raw,
+                    reasons,
+                } => {
+                    rebuild(w, out, (a, b, b_raw), reasons);
+                }
             }
-            TablePlan::Alter { .. } => {}
+        }
+        for t in &self.added {
+            w.stmt(table_sql(t));
         }
     }
-    let rebuilt: HashSet<String> = plans
-        .iter()
-        .filter_map(|p| match p {
-            TablePlan::Rebuild { b, .. } => Some(key(&b.name)),
-            TablePlan::Alter { .. } => None,
-        })
-        .collect();
+}
 
-    let changed = |list: &[crate::core::schema::ObjectChange],
-                   c: crate::core::schema::Change|
-     -> BTreeSet<String> {
-        list.iter()
-            .filter(|o| o.change == c)
-            .map(|o| key(&o.name))
-            .collect()
-    };
-    use crate::core::schema::Change::{Added, Changed, Removed};
+/// The ALTER TABLE statements of one table: its column renames, drops and additions.
+fn alter(
+    w: &mut Writer,
+    out: &mut Delta,
+    (a, b): (&Table, &Table),
+    renames: &[(String, String)],
+    drops: &[String],
+    adds: &[&ColumnDef],
+) {
+    for (old, new) in renames {
+        w.comment(&format!(
+            "{}.{} -> {}: taken as a rename (same place, same definition); if you \
+             meant to drop one column and add another, edit this line",
+            quote_ident(&a.name),
+            quote_ident(old),
+            quote_ident(new)
+        ));
+        w.stmt(format!(
+            "ALTER TABLE {} RENAME COLUMN {} TO {}",
+            quote_ident(&a.name),
+            quote_ident(old),
+            quote_ident(new)
+        ));
+    }
+    for c in drops {
+        let what = format!(
+            "drops column {}.{} and its values",
+            quote_ident(&a.name),
+            quote_ident(c)
+        );
+        w.comment(&format!("DESTRUCTIVE: {what}"));
+        out.destructive.push(what);
+        w.stmt(format!(
+            "ALTER TABLE {} DROP COLUMN {}",
+            quote_ident(&a.name),
+            quote_ident(c)
+        ));
+    }
+    for c in adds {
+        w.stmt(format!(
+            "ALTER TABLE {} ADD COLUMN {}",
+            quote_ident(&b.name),
+            column_sql(c)
+        ));
+    }
+}
 
-    // Views: removed or changed ones go; so do the ones reading an affected table or a view
-    // that goes (transitively), and those come back from the live definition.
-    let added_views = changed(&d.views, Added);
-    let mut drop_views: BTreeSet<String> = changed(&d.views, Removed);
-    drop_views.extend(changed(&d.views, Changed));
-    let mut dependent_views: BTreeSet<String> = BTreeSet::new();
-    loop {
-        let before = dependent_views.len();
-        for (k, v) in &ctx.views {
-            if added_views.contains(k) || dependent_views.contains(k) {
+/// The keys of the objects of `list` that underwent `c`.
+fn changed(
+    list: &[crate::core::schema::ObjectChange],
+    c: crate::core::schema::Change,
+) -> BTreeSet<String> {
+    list.iter()
+        .filter(|o| o.change == c)
+        .map(|o| key(&o.name))
+        .collect()
+}
+
+/// The views that go and come back: removed or changed ones go; so do the ones reading an
+/// affected table or a view that goes (transitively), and those come back from the live
+/// definition.
+struct Views {
+    drop: BTreeSet<String>,
+    dependent: BTreeSet<String>,
+    create: BTreeMap<String, View>,
+    /// Every view dropped: `drop` and `dependent`.
+    gone: BTreeSet<String>,
+}
+
+impl Views {
+    fn plan(d: &crate::core::schema::Diff, ctx: &Schema, affected: &HashSet<String>) -> Views {
+        let added_views = changed(&d.views, Added);
+        let mut drop_views: BTreeSet<String> = changed(&d.views, Removed);
+        drop_views.extend(changed(&d.views, Changed));
+        let mut dependent_views: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let before = dependent_views.len();
+            for (k, v) in &ctx.views {
+                if added_views.contains(k) || dependent_views.contains(k) {
+                    continue;
+                }
+                let names = mentioned(&v.query);
+                let hit = names.iter().any(|n| {
+                    affected.contains(n) || drop_views.contains(n) || dependent_views.contains(n)
+                });
+                if hit {
+                    dependent_views.insert(k.clone());
+                }
+            }
+            if dependent_views.len() == before {
+                break;
+            }
+        }
+        let mut create_views: BTreeMap<String, View> = BTreeMap::new();
+        for k in changed(&d.views, Added)
+            .iter()
+            .chain(changed(&d.views, Changed).iter())
+            .chain(dependent_views.iter())
+        {
+            if let Some(v) = ctx.views.get(k) {
+                create_views.insert(k.clone(), v.clone());
+            }
+        }
+        let gone = drop_views.union(&dependent_views).cloned().collect();
+        Views {
+            drop: drop_views,
+            dependent: dependent_views,
+            create: create_views,
+            gone,
+        }
+    }
+}
+
+/// The triggers that go and come back: as for views, for triggers mentioning an affected
+/// table or a view that goes.
+struct Triggers<'c> {
+    drop: BTreeSet<String>,
+    dependent: BTreeSet<String>,
+    create: BTreeMap<String, &'c Trigger>,
+}
+
+impl<'c> Triggers<'c> {
+    fn plan(
+        d: &crate::core::schema::Diff,
+        ctx: &'c Schema,
+        affected: &HashSet<String>,
+        gone_views: &BTreeSet<String>,
+    ) -> Triggers<'c> {
+        let added_triggers = changed(&d.triggers, Added);
+        let mut drop_triggers: BTreeSet<String> = changed(&d.triggers, Removed);
+        drop_triggers.extend(changed(&d.triggers, Changed));
+        let mut dependent_triggers: BTreeSet<String> = BTreeSet::new();
+        for (k, t) in &ctx.triggers {
+            if added_triggers.contains(k) || drop_triggers.contains(k) {
                 continue;
             }
-            let names = mentioned(&v.query);
-            let hit = names.iter().any(|n| {
-                affected.contains(n) || drop_views.contains(n) || dependent_views.contains(n)
-            });
-            if hit {
-                dependent_views.insert(k.clone());
+            let mut names = mentioned(&trigger_sql(t));
+            names.insert(key(&t.table));
+            if names
+                .iter()
+                .any(|n| affected.contains(n) || gone_views.contains(n))
+            {
+                dependent_triggers.insert(k.clone());
             }
         }
-        if dependent_views.len() == before {
-            break;
-        }
-    }
-    let mut create_views: BTreeMap<String, View> = BTreeMap::new();
-    for k in changed(&d.views, Added)
-        .iter()
-        .chain(changed(&d.views, Changed).iter())
-        .chain(dependent_views.iter())
-    {
-        if let Some(v) = ctx.views.get(k) {
-            create_views.insert(k.clone(), v.clone());
-        }
-    }
-    let gone_views: BTreeSet<String> = drop_views.union(&dependent_views).cloned().collect();
-
-    // Triggers: the same, for triggers mentioning an affected table or a view that goes.
-    let added_triggers = changed(&d.triggers, Added);
-    let mut drop_triggers: BTreeSet<String> = changed(&d.triggers, Removed);
-    drop_triggers.extend(changed(&d.triggers, Changed));
-    let mut dependent_triggers: BTreeSet<String> = BTreeSet::new();
-    for (k, t) in &ctx.triggers {
-        if added_triggers.contains(k) || drop_triggers.contains(k) {
-            continue;
-        }
-        let mut names = mentioned(&trigger_sql(t));
-        names.insert(key(&t.table));
-        if names
+        let mut create_triggers: BTreeMap<String, &Trigger> = BTreeMap::new();
+        for k in changed(&d.triggers, Added)
             .iter()
-            .any(|n| affected.contains(n) || gone_views.contains(n))
+            .chain(changed(&d.triggers, Changed).iter())
+            .chain(dependent_triggers.iter())
         {
-            dependent_triggers.insert(k.clone());
+            if let Some(t) = ctx.triggers.get(k) {
+                create_triggers.insert(k.clone(), t);
+            }
+        }
+        Triggers {
+            drop: drop_triggers,
+            dependent: dependent_triggers,
+            create: create_triggers,
         }
     }
-    let mut create_triggers: BTreeMap<String, &Trigger> = BTreeMap::new();
-    for k in changed(&d.triggers, Added)
-        .iter()
-        .chain(changed(&d.triggers, Changed).iter())
-        .chain(dependent_triggers.iter())
-    {
-        if let Some(t) = ctx.triggers.get(k) {
-            create_triggers.insert(k.clone(), t);
-        }
-    }
+}
 
-    // Indexes: removed or changed ones go first; new, changed and those of rebuilt tables
-    // are created last.
-    let drop_indexes: BTreeSet<String> = changed(&d.indexes, Removed)
-        .union(&changed(&d.indexes, Changed))
-        .cloned()
-        .collect();
-    let mut create_indexes: BTreeMap<String, &Index> = BTreeMap::new();
-    for k in changed(&d.indexes, Added)
-        .iter()
-        .chain(changed(&d.indexes, Changed).iter())
-    {
-        create_indexes.insert(k.clone(), &ctx.indexes[k]);
-    }
-    for (k, i) in &ctx.indexes {
-        if rebuilt.contains(&key(&i.table)) {
-            create_indexes.insert(k.clone(), i);
+/// The indexes that go and come: removed or changed ones go first; new, changed and those of
+/// rebuilt tables are created last.
+struct Indexes<'c> {
+    drop: BTreeSet<String>,
+    create: BTreeMap<String, &'c Index>,
+}
+
+impl<'c> Indexes<'c> {
+    fn plan(
+        d: &crate::core::schema::Diff,
+        ctx: &'c Schema,
+        rebuilt: &HashSet<String>,
+    ) -> Indexes<'c> {
+        let drop_indexes: BTreeSet<String> = changed(&d.indexes, Removed)
+            .union(&changed(&d.indexes, Changed))
+            .cloned()
+            .collect();
+        let mut create_indexes: BTreeMap<String, &Index> = BTreeMap::new();
+        for k in changed(&d.indexes, Added)
+            .iter()
+            .chain(changed(&d.indexes, Changed).iter())
+        {
+            create_indexes.insert(k.clone(), &ctx.indexes[k]);
+        }
+        for (k, i) in &ctx.indexes {
+            if rebuilt.contains(&key(&i.table)) {
+                create_indexes.insert(k.clone(), i);
+            }
+        }
+        Indexes {
+            drop: drop_indexes,
+            create: create_indexes,
         }
     }
+}
 
-    // Write it out.
-    let mut w = Writer::default();
-    for k in &drop_triggers {
+/// The triggers, views and indexes that go, before any table changes.
+fn write_drops(
+    w: &mut Writer,
+    from: &Schema,
+    ctx: &Schema,
+    views: &Views,
+    triggers: &Triggers<'_>,
+    indexes: &Indexes<'_>,
+) {
+    for k in &triggers.drop {
         w.stmt(format!(
             "DROP TRIGGER {}",
             quote_ident(&from.triggers[k].name)
         ));
     }
-    for k in &dependent_triggers {
+    for k in &triggers.dependent {
         let exists = if from.triggers.contains_key(k) {
             ""
         } else {
@@ -235,11 +443,11 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
             quote_ident(&ctx.triggers[k].name)
         ));
     }
-    for k in &drop_views {
+    for k in &views.drop {
         w.stmt(format!("DROP VIEW {}", quote_ident(&from.views[k].name)));
     }
-    for k in &dependent_views {
-        if !drop_views.contains(k) {
+    for k in &views.dependent {
+        if !views.drop.contains(k) {
             // A view of another module may not exist everywhere this SQL runs.
             let exists = if from.views.contains_key(k) {
                 ""
@@ -252,94 +460,9 @@ pub fn delta(from: &Schema, to: &Schema, context: &Schema) -> Delta {
             ));
         }
     }
-    for k in &drop_indexes {
+    for k in &indexes.drop {
         w.stmt(format!("DROP INDEX {}", quote_ident(&from.indexes[k].name)));
     }
-    for (a, b) in &renamed_tables {
-        w.stmt(format!(
-            "ALTER TABLE {} RENAME TO {}",
-            quote_ident(a),
-            quote_ident(b)
-        ));
-    }
-    for t in &removed_tables {
-        let what = format!("drops table {} and every row in it", quote_ident(&t.name));
-        w.comment(&format!("DESTRUCTIVE: {what}"));
-        out.destructive.push(what);
-        w.stmt(format!("DROP TABLE {}", quote_ident(&t.name)));
-    }
-    for p in &plans {
-        match p {
-            TablePlan::Alter {
-                a,
-                b,
-                renames,
-                drops,
-                adds,
-            } => {
-                for (old, new) in renames {
-                    w.comment(&format!(
-                        "{}.{} -> {}: taken as a rename (same place, same definition); if you \
-                         meant to drop one column and add another, edit this line",
-                        quote_ident(&a.name),
-                        quote_ident(old),
-                        quote_ident(new)
-                    ));
-                    w.stmt(format!(
-                        "ALTER TABLE {} RENAME COLUMN {} TO {}",
-                        quote_ident(&a.name),
-                        quote_ident(old),
-                        quote_ident(new)
-                    ));
-                }
-                for c in drops {
-                    let what = format!(
-                        "drops column {}.{} and its values",
-                        quote_ident(&a.name),
-                        quote_ident(c)
-                    );
-                    w.comment(&format!("DESTRUCTIVE: {what}"));
-                    out.destructive.push(what);
-                    w.stmt(format!(
-                        "ALTER TABLE {} DROP COLUMN {}",
-                        quote_ident(&a.name),
-                        quote_ident(c)
-                    ));
-                }
-                for c in adds {
-                    w.stmt(format!(
-                        "ALTER TABLE {} ADD COLUMN {}",
-                        quote_ident(&b.name),
-                        column_sql(c)
-                    ));
-                }
-            }
-            TablePlan::Rebuild {
-                a,
-                b,
-                b_raw,
-                reasons,
-            } => {
-                rebuild(&mut w, &mut out, (a, b, b_raw), reasons);
-            }
-        }
-    }
-    for t in &added_tables {
-        w.stmt(table_sql(t));
-    }
-    let mut indexes: Vec<&&Index> = create_indexes.values().collect();
-    indexes.sort_by_key(|i| (key(&i.table), key(&i.name)));
-    for i in indexes {
-        w.stmt(index_sql(i));
-    }
-    for v in dump::views_in_order(&create_views) {
-        w.stmt(view_sql(v));
-    }
-    for t in create_triggers.values() {
-        w.stmt(trigger_sql(t));
-    }
-    out.sql = w.finish();
-    out
 }
 
 fn key(name: &str) -> String {

@@ -251,13 +251,25 @@ fn undo_sql_is_held_to_the_checks_of_do_sql() {
     }
 }
 
+/// The migration `dir` of `p`: `do_sql`, a `migration.toml` and a transform running `ops`.
+fn component_step(p: &Project, dir: &str, do_sql: &str, toml: &str, ops: &[crate::components::Op]) {
+    use crate::components::{Entry, component};
+    p.write(&format!("{dir}/do.sql"), do_sql)
+        .write(&format!("{dir}/migration.toml"), toml);
+    std::fs::write(
+        p.path(&format!("{dir}/transform.wasm")),
+        component(Entry::Transform, ops),
+    )
+    .unwrap();
+}
+
 /// A component's `execute-many` writes what the same rows through `execute` write, whatever
 /// the session's `array_nulls` (the set-based rewrite sends arrays): a NULL stays NULL; and a
 /// float for a `real` column is rounded to `real` on both paths (below its range: 0).
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn execute_many_writes_what_execute_writes_whatever_the_settings() {
-    use crate::components::{Entry, Op, P, component};
+    use crate::components::{Op, P};
     const M: &str = "migrations/app/20240102T000000Z-fill";
     let rows = |id_a: i64| {
         vec![
@@ -293,15 +305,13 @@ fn execute_many_writes_what_execute_writes_whatever_the_settings() {
         } else {
             "SELECT 1;\n".to_string()
         };
-        r.p.write(&format!("{M}/do.sql"), &set).write(
-            &format!("{M}/migration.toml"),
+        component_step(
+            &r.p,
+            M,
+            &set,
             "[sandbox]\nreads = [\"a\", \"b\"]\nwrites = [\"a\", \"b\"]\n",
+            &ops,
         );
-        std::fs::write(
-            r.p.path(&format!("{M}/transform.wasm")),
-            component(Entry::Transform, &ops),
-        )
-        .unwrap();
         r.p.strata(&["migrate", "-q", "--no-rehearsal"]).ok();
         let read = |t: &str| {
             r.pg.rows(
@@ -432,7 +442,7 @@ fn restore_puts_back_large_objects_and_publications() {
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_component_sees_values_as_text_alike_whatever_the_database_s_settings() {
-    use crate::components::{Entry, Op, component};
+    use crate::components::Op;
     const M: &str = "migrations/app/20240102T000000Z-render";
     let settings = [
         "DateStyle = 'SQL, DMY'",
@@ -465,15 +475,13 @@ fn a_component_sees_values_as_text_alike_whatever_the_database_s_settings() {
         } else {
             "SELECT 1;\n".to_string()
         };
-        r.p.write(&format!("{M}/do.sql"), &set).write(
-            &format!("{M}/migration.toml"),
+        component_step(
+            &r.p,
+            M,
+            &set,
             "[sandbox]\nreads = [\"a\"]\nwrites = [\"a\"]\n",
+            &ops,
         );
-        std::fs::write(
-            r.p.path(&format!("{M}/transform.wasm")),
-            component(Entry::Transform, &ops),
-        )
-        .unwrap();
         r.p.strata(&["migrate", "-q"]).ok();
         let expected = "2024-01-02 -1 days +02:00:00 2024-01-02 03:04:05+00 0.1 \\x41";
         for test_db in [true, false] {

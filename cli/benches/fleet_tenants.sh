@@ -5,14 +5,19 @@
 # of the old column, and 17 small SQL migrations (a table and a row each).
 #
 #   cargo build --release -p strata-cli
-#   nice bash cli/benches/fleet_tenants.sh [STRATA] [TENANTS] [ROWS] [LOOP_TENANTS] [STATUS_TARGETS]
+#   nice bash cli/benches/fleet_tenants.sh [STRATA] [TENANTS] [ROWS] [LOOP_TENANTS] [STATUS_TARGETS] [ROUNDS] [MEMORY_TARGETS]
 #
 # Defaults: target/release/strata, 1,000 tenants, 3,000 rows, loops over all tenants, status
-# over 10,000 targets. The loops (one `strata migrate --no-rehearsal` process per tenant, and
-# the same with dbmate when it is on PATH, its migrations the same SQL with the split done in
-# SQL) may run over the first LOOP_TENANTS tenants only: their figure is then per tenant.
-# Every mode starts from fresh copies of the same tenant file; afterwards every tenant must hold
-# the whole chain and ROWS split names, or the script fails. Needs sqlite3, bc and GNU time.
+# over 10,000 targets, 1 round, no memory series. Each round runs three modes, in an order
+# rotated from round to round so that no mode always runs first or last on a shared machine:
+# `strata fleet migrate` over TENANTS tenants (its rehearsal once, default workers), a shell
+# loop of `strata migrate --no-rehearsal` (one process per tenant, one at a time) and the same
+# loop with dbmate when it is on PATH (its migrations the same SQL with the split done in
+# SQL). The loops may run over the first LOOP_TENANTS tenants only: their figures are then per
+# tenant. Every mode starts from fresh copies of the same tenant file; afterwards every tenant
+# must hold the whole chain and ROWS split names, or the script fails. Ratios are taken within
+# one round. MEMORY_TARGETS (e.g. "100 1000 10000") runs `fleet migrate` once over each number
+# of tenants for its peak resident memory. Needs sqlite3, bc and GNU time.
 set -euo pipefail
 
 strata=$(realpath "${1:-target/release/strata}")
@@ -20,12 +25,18 @@ tenants=${2:-1000}
 rows=${3:-3000}
 loop_tenants=${4:-$tenants}
 status_targets=${5:-10000}
+rounds=${6:-1}
+memory_targets=${7:-}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 seconds() { echo "$(date +%s.%N) - $1" | bc; }
-peak() { cat "$work/rss"; }
+# GNU time's figures of the last timed command: peak RSS (KiB) and CPU seconds (user + system).
+timed() { /usr/bin/time -f '%M %U %S' -o "$work/time" "$@"; }
+peak() { cut -d' ' -f1 "$work/time"; }
+cpu() { echo "$(cut -d' ' -f2 "$work/time") + $(cut -d' ' -f3 "$work/time")" | bc; }
+per() { echo "scale=1; 1000 * $1 / $2" | bc; }
 
 # The project: the example's people migrations (with their committed components) and 17 more.
 mkdir -p "$work/template/migrations"
@@ -48,6 +59,7 @@ sqlite3 "$work/template/tenant.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL S
 
 project() {
     local dir=$1 count=$2
+    rm -rf "$dir"
     mkdir -p "$dir/tenants"
     cp -r "$work/template/migrations" "$work/template/strata.toml" "$dir/"
     for i in $(seq -w 1 "$count"); do
@@ -69,37 +81,41 @@ check() {
     fi
 }
 
-echo "strata fleet benchmark: $tenants tenants x $rows rows, a chain of $chain migrations (the first applied), $(nproc) cores, $(date -u '+%F %H:%M') UTC"
+# The fleet over $1 tenants: sets fleet_s, fleet_rss, fleet_cpu.
+run_fleet() {
+    local count=$1 start
+    project "$work/fleet" "$count"
+    cd "$work/fleet"
+    start=$(date +%s.%N)
+    timed "$strata" fleet migrate --targets 'tenants/*.db' -q > /dev/null
+    fleet_s=$(seconds "$start")
+    fleet_rss=$(peak)
+    fleet_cpu=$(cpu)
+    check "$work/fleet" strata_migration "$chain"
+    rm -rf "$work/fleet"
+}
 
-# The fleet, twice the tenants of the loops at most: its wall clock per tenant.
-project "$work/fleet" "$tenants"
-cd "$work/fleet"
-start=$(date +%s.%N)
-/usr/bin/time -f '%M' -o "$work/rss" "$strata" fleet migrate --targets 'tenants/*.db' -q > /dev/null
-fleet=$(seconds "$start")
-fleet_rss=$(peak)
-check "$work/fleet" strata_migration "$chain"
-echo "strata fleet migrate (rehearsal once, default workers): ${fleet} s, peak RSS ${fleet_rss} KiB"
+# One `strata migrate --no-rehearsal` process per tenant, one at a time: sets loop_s, loop_cpu.
+run_loop() {
+    local start f
+    project "$work/loop" "$loop_tenants"
+    cd "$work/loop"
+    : > "$work/loop_cpu"
+    start=$(date +%s.%N)
+    for f in tenants/*.db; do
+        timed "$strata" migrate --no-rehearsal --db "$f" -q > /dev/null 2>&1
+        cpu >> "$work/loop_cpu"
+    done
+    loop_s=$(seconds "$start")
+    loop_cpu=$(paste -sd+ "$work/loop_cpu" | bc)
+    check "$work/loop" strata_migration "$chain"
+    rm -rf "$work/loop"
+}
 
-# Memory against the number of targets: the same run over a tenth of the tenants.
-project "$work/small" "$((tenants / 10))"
-cd "$work/small"
-/usr/bin/time -f '%M' -o "$work/rss" "$strata" fleet migrate --targets 'tenants/*.db' -q > /dev/null
-echo "strata fleet migrate over $((tenants / 10)) tenants: peak RSS $(peak) KiB"
-
-# One process per tenant, one at a time.
-project "$work/loop" "$loop_tenants"
-cd "$work/loop"
-start=$(date +%s.%N)
-for f in tenants/*.db; do
-    "$strata" migrate --no-rehearsal --db "$f" -q > /dev/null 2>&1
-done
-loop=$(seconds "$start")
-check "$work/loop" strata_migration "$chain"
-echo "shell loop of strata migrate --no-rehearsal over $loop_tenants tenants: ${loop} s"
-
-# dbmate, the same chain in SQL (the split done with substr/instr), one process per tenant.
-if command -v dbmate > /dev/null; then
+# dbmate, the same chain in SQL (the split done with substr/instr), one process per tenant:
+# sets dbmate_s.
+run_dbmate() {
+    local start d f name stamp
     project "$work/dbmate" "$loop_tenants"
     mkdir -p "$work/dbmate/db/migrations"
     cd "$work/dbmate"
@@ -110,11 +126,9 @@ if command -v dbmate > /dev/null; then
         [ "$name" = "$(basename "$work"/template/migrations/people/*-zero)" ] && continue
         {
             echo "-- migrate:up"
+            cat "$d/do.sql"
             if [ -f "$d/transform.wasm" ]; then
-                cat "$d/do.sql"
                 echo "UPDATE people SET first_name = substr(full_name, 1, instr(full_name, ' ') - 1), last_name = substr(full_name, instr(full_name, ' ') + 1);"
-            else
-                cat "$d/do.sql"
             fi
             echo
             echo "-- migrate:down"
@@ -126,27 +140,56 @@ if command -v dbmate > /dev/null; then
     done
     dbmate_s=$(seconds "$start")
     check "$work/dbmate" schema_migrations "$((chain - 1))"
-    echo "shell loop of dbmate up over $loop_tenants tenants: ${dbmate_s} s"
-else
-    echo "dbmate is not on PATH: its loop was not run"
-fi
+    rm -rf "$work/dbmate"
+}
+
+have_dbmate=$(command -v dbmate > /dev/null && echo 1 || echo 0)
+modes=(fleet loop)
+[ "$have_dbmate" = 1 ] && modes+=(dbmate)
+echo "strata fleet benchmark: $tenants tenants x $rows rows, a chain of $chain migrations (the first applied), $(nproc) cores, $(date -u '+%F %H:%M') UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$have_dbmate" = 1 ] || echo "dbmate is not on PATH: its loop is not run"
+
+for round in $(seq 1 "$rounds"); do
+    order=()
+    for k in "${!modes[@]}"; do
+        order+=("${modes[$(((k + round - 1) % ${#modes[@]}))]}")
+    done
+    echo "round $round (${order[*]}), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    for mode in "${order[@]}"; do
+        "run_$mode" "$tenants"
+    done
+    echo "  fleet migrate over $tenants tenants: ${fleet_s} s ($(per "$fleet_s" "$tenants") ms per tenant), CPU $(per "$fleet_cpu" "$tenants") ms per tenant, peak RSS ${fleet_rss} KiB"
+    echo "  loop of strata migrate --no-rehearsal over $loop_tenants tenants: ${loop_s} s ($(per "$loop_s" "$loop_tenants") ms per tenant), CPU $(per "$loop_cpu" "$loop_tenants") ms per tenant"
+    echo "  fleet vs strata loop: $(echo "scale=1; ($loop_s * $tenants) / ($fleet_s * $loop_tenants)" | bc) x the throughput; fleet CPU per tenant / loop CPU per tenant: $(echo "scale=2; ($fleet_cpu * $loop_tenants) / ($loop_cpu * $tenants)" | bc)"
+    if [ "$have_dbmate" = 1 ]; then
+        echo "  loop of dbmate up over $loop_tenants tenants: ${dbmate_s} s ($(per "$dbmate_s" "$loop_tenants") ms per tenant); fleet vs dbmate loop: $(echo "scale=1; ($dbmate_s * $tenants) / ($fleet_s * $loop_tenants)" | bc) x the throughput"
+    fi
+done
+
+# Memory against the number of targets.
+for count in $memory_targets; do
+    run_fleet "$count"
+    echo "fleet migrate over $count tenants: ${fleet_s} s ($(per "$fleet_s" "$count") ms per tenant), peak RSS ${fleet_rss} KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+done
 
 # fleet status over many targets: copies of one migrated tenant.
+project "$work/one" 1
+(cd "$work/one" && "$strata" migrate --no-rehearsal --db tenants/t1.db -q > /dev/null 2>&1)
 mkdir -p "$work/status/tenants"
 cp -r "$work/template/migrations" "$work/template/strata.toml" "$work/status/"
-cp "$work/fleet/tenants/t$(printf "%0${#tenants}d" 1).db" "$work/status/one.db"
-sqlite3 "$work/status/one.db" "DELETE FROM people WHERE id > 10; VACUUM;"
+sqlite3 "$work/one/tenants/t1.db" "DELETE FROM people WHERE id > 10; VACUUM;"
 for i in $(seq -w 1 "$status_targets"); do
-    cp "$work/status/one.db" "$work/status/tenants/s$i.db"
+    cp "$work/one/tenants/t1.db" "$work/status/tenants/s$i.db"
 done
 cd "$work/status"
-start=$(date +%s.%N)
-/usr/bin/time -f '%M' -o "$work/rss" "$strata" fleet status --targets 'tenants/*.db' -q > /dev/null
-status=$(seconds "$start")
-echo "strata fleet status over $status_targets migrated targets: ${status} s, peak RSS $(peak) KiB"
-
-echo "per tenant: fleet $(echo "scale=1; 1000 * $fleet / $tenants" | bc) ms, strata loop $(echo "scale=1; 1000 * $loop / $loop_tenants" | bc) ms"
-echo "fleet vs strata loop: $(echo "scale=1; ($loop * $tenants) / ($fleet * $loop_tenants)" | bc) x the throughput"
-if [ -n "${dbmate_s:-}" ]; then
-    echo "per tenant: dbmate loop $(echo "scale=1; 1000 * $dbmate_s / $loop_tenants" | bc) ms; fleet vs dbmate loop: $(echo "scale=1; ($dbmate_s * $tenants) / ($fleet * $loop_tenants)" | bc) x the throughput"
-fi
+for k in 1 2 3; do
+    start=$(date +%s.%N)
+    timed "$strata" fleet status --targets 'tenants/*.db' --json > "$work/status.json"
+    status=$(seconds "$start")
+    up=$(grep -o '"up-to-date": *[0-9]*' "$work/status.json" | grep -o '[0-9]*$' || true)
+    if [ "$up" != "$status_targets" ]; then
+        echo "fleet status found $up of $status_targets targets up to date" >&2
+        exit 1
+    fi
+    echo "fleet status over $status_targets migrated targets (run $k): ${status} s, CPU $(cpu) s, peak RSS $(peak) KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+done

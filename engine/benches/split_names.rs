@@ -16,7 +16,9 @@
 //!   (f) the same Python loop run natively by CPython with its sqlite3 module
 //!       (`split_names_cpython.py`, run by `python3` or `STRATA_BENCH_CPYTHON`, process start
 //!       included),
-//! and times the Python component's cold and warm start.
+//! and times the Python component's cold and warm start; with `STRATA_BENCH_PYTHON_BEFORE` too
+//! (another build, an earlier SDK's say) it runs
+//!   (g) that component in the same rounds, to compare the two side by side.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +41,7 @@ enum Way {
     BackupAndGuest,
     PythonGuest,
     CPython,
+    PythonBefore,
 }
 
 impl Way {
@@ -53,6 +56,7 @@ impl Way {
             Way::BackupAndGuest => "(d) verified backup + (c), as migrate",
             Way::PythonGuest => "(e) Python component (Python SDK)",
             Way::CPython => "(f) the same Python loop in CPython, sqlite3",
+            Way::PythonBefore => "(g) another Python component, to compare",
         }
     }
 }
@@ -76,10 +80,18 @@ fn main() {
     if let Some(py) = &python {
         sandbox.exports(&py.bytes, Some(py.sha256)).unwrap();
     }
-    let ways: Vec<Way> = match python {
+    // A second Python component (an earlier build, say) run beside (e) in the same rounds.
+    let before = std::env::var_os("STRATA_BENCH_PYTHON_BEFORE").map(|p| Wasm::read(Path::new(&p)));
+    if let Some(py) = &before {
+        sandbox.exports(&py.bytes, Some(py.sha256)).unwrap();
+    }
+    let mut ways: Vec<Way> = match python {
         Some(_) => Way::ALL.iter().chain(&Way::PYTHON).copied().collect(),
         None => Way::ALL.to_vec(),
     };
+    if before.is_some() && python.is_some() {
+        ways.push(Way::PythonBefore);
+    }
 
     let fresh = |name: &str| {
         let path = dir.path().join(name);
@@ -92,6 +104,7 @@ fn main() {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); ways.len()];
     let mut peak = 0;
     let mut python_used = None;
+    let mut before_used: Option<Outcome> = None;
     let mut expected: Option<String> = None;
     for round in 0..=RUNS {
         for k in 0..ways.len() {
@@ -124,6 +137,10 @@ fn main() {
                         Some(guest_outcome(&sandbox, &mut conn, python.as_ref().unwrap()));
                 }
                 Way::CPython => cpython(&path),
+                Way::PythonBefore => {
+                    before_used =
+                        Some(guest_outcome(&sandbox, &mut conn, before.as_ref().unwrap()));
+                }
             }
             let elapsed = t.elapsed();
             let d = digest(&conn);
@@ -167,14 +184,25 @@ fn main() {
             m / native
         );
     }
-    if let [.., e, f] = &times[..]
-        && ways.len() > Way::ALL.len()
-    {
-        let (e, f) = (median(e.clone()), median(f.clone()));
+    let of = |way: Way| {
+        ways.iter()
+            .position(|w| *w == way)
+            .map(|i| median(times[i].clone()).as_secs_f64())
+    };
+    if let (Some(e), Some(f)) = (of(Way::PythonGuest), of(Way::CPython)) {
         println!(
             "  (e) / (f): the Python component takes {:.2} x the time of native CPython",
-            e.as_secs_f64() / f.as_secs_f64()
+            e / f
         );
+        if let (Some(g), Some(used)) = (of(Way::PythonBefore), &before_used) {
+            println!(
+                "  (g) / (f): the other Python component takes {:.2} x (fuel {:.0} a row, peak \
+                 linear memory {} KiB)",
+                g / f,
+                used.fuel_used as f64 / rows.max(1) as f64,
+                used.memory_peak_bytes / 1024
+            );
+        }
     }
     println!(
         "  guest peak linear memory: {} KiB at {} rows, {} KiB at {rows} rows",

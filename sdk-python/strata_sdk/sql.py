@@ -14,6 +14,8 @@ error case (`Syntax`, `Constraint`, `Denied`, `Limit`, `Other`) when it fails.
 from __future__ import annotations
 
 import struct
+from array import array
+from itertools import chain
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from componentize_py_types import Err
@@ -52,6 +54,16 @@ _U32 = struct.Struct("<I")
 _TEXT_HEADER = struct.Struct("<BI").pack
 _INT_VALUE = struct.Struct("<Bq").pack
 _REAL_VALUE = struct.Struct("<Bd").pack
+# Packed rows laid out by column (strata-wire's `COLUMNS`): the header (the layout's byte, the
+# numbers of columns and rows), and the flag in `next-packed`'s `max-rows` that asks for them.
+# Python reads and writes a column with a few calls into C (`array`, `str.join`, `str.split`)
+# where the row layout costs Python bytecode per value.
+_COLUMNS_HEADER = struct.Struct("<BII")
+_COLUMNS = 0x80
+_VALUES = 0x81
+_COLUMNS_FLAG = 1 << 31
+_INT_TYPES = frozenset((int, bool))
+_SQL_TYPES = frozenset((type(None), int, float, str, bytes, bool, bytearray, memoryview))
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 
@@ -103,11 +115,6 @@ def _params(params: Params, statement: str) -> List["_wit.Value"]:
     if isinstance(params, (str, bytes)):
         raise Decode(f"the parameters of `{statement}` must be a sequence of values, not one {type(params).__name__}")
     return [_to_wit(v, f"parameter {i + 1} of `{statement}`") for i, v in enumerate(params)]
-
-
-def _index(row: Params, value: Any) -> int:
-    """The position of `value` (by identity) in `row`."""
-    return next(i for i, v in enumerate(row) if v is value)
 
 
 def _from_wit(value: "_wit.Value") -> Value:
@@ -183,6 +190,48 @@ def _decode(packed: "_wit.PackedRows", statement: str) -> List[Row]:
     return rows
 
 
+def _decode_batch(packed: "_wit.PackedRows", statement: str) -> List[Row]:
+    """The rows of a batch in either layout: by column (what `Rows` asks for) or row by row."""
+    data = packed.data
+    if not data or data[0] != _COLUMNS:
+        return _decode(packed, statement)
+    try:
+        columns, count = struct.unpack_from("<II", data, 1)
+        pos = 9
+        cols = []
+        for _ in range(columns):
+            tag = data[pos]
+            pos += 1
+            if tag == 1 or tag == 2:
+                end = pos + 8 * count
+                col = array("q" if tag == 1 else "d")
+                col.frombytes(data[pos:end])
+                pos = end
+            elif tag == 3:
+                (n,) = _U32.unpack_from(data, pos)
+                pos += 4
+                col = data[pos : pos + n].decode("utf-8").split("\0") if count else []
+                pos += n
+            elif tag == _VALUES:
+                (n,) = _U32.unpack_from(data, pos)
+                pos += 4
+                values = _wit.PackedRows(columns=1, count=count, data=data[pos : pos + n])
+                col = [row[0] for row in _decode(values, statement)]
+                pos += n
+            else:
+                raise Decode(f"the rows of `{statement}` hold an unknown column tag {tag}")
+            if len(col) != count:
+                raise Decode(f"the rows of `{statement}` are malformed: a column of {len(col)} values in {count} rows")
+            cols.append(col)
+    except (IndexError, struct.error, UnicodeDecodeError, ValueError) as e:
+        raise Decode(f"the rows of `{statement}` are malformed: {e}") from None
+    if pos != len(data) or count != packed.count:
+        raise Decode(f"the rows of `{statement}` are malformed: the batch does not end where its columns do")
+    if not cols:
+        return [()] * count
+    return list(zip(*cols))
+
+
 class Rows:
     """The rows of a query, read from the host in batches of `batch_size` rows.
 
@@ -203,18 +252,18 @@ class Rows:
         """The rows a batch at a time, as lists of tuples."""
         while self._cursor is not None:
             try:
-                packed = self._cursor.next_packed(self.batch_size)
+                packed = self._cursor.next_packed(self.batch_size | _COLUMNS_FLAG)
             except Err as e:
                 self.close()
                 raise _raise(e, self.sql) from None
             if packed.count == 0:
                 self.close()
                 return
-            yield _decode(packed, self.sql)
+            yield _decode_batch(packed, self.sql)
 
     def __iter__(self) -> Iterator[Row]:
-        for batch in self.batches():
-            yield from batch
+        # Chained in C: no Python frame resumed per row.
+        return chain.from_iterable(self.batches())
 
     def close(self) -> None:
         """Releases the host's cursor (idempotent)."""
@@ -242,14 +291,18 @@ class Writer:
     >>> changed = w.finish()
 
     Call `finish()` (or use a ``with`` block) so the last batch is sent.
+
+    A row of the wrong shape, or holding a value with no SQL value, is refused by its `push`.
+    Text that is not valid Unicode (a lone surrogate) and an integer beyond 64 bits are found
+    when the batch is packed (by the `push` that fills it, `flush` or `finish`), and the error
+    names the row. Either way the refused row is left out and the others stay in the batch.
     """
 
     def __init__(self, sql: str, batch_size: int = DEFAULT_BATCH_ROWS) -> None:
         self.sql = sql
         self.batch_size = max(1, int(batch_size))
-        self._buf = bytearray()
+        self._rows: List[tuple] = []
         self._columns: Optional[int] = None
-        self._pending = 0
         self.pushed = 0
         self.changed = 0
 
@@ -257,36 +310,14 @@ class Writer:
         """Adds a row of parameters, and sends the batch if it is full."""
         if type(row) is not tuple or len(row) != self._columns:
             self._check_row(row)
-        buf = self._buf
-        start = len(buf)
-        try:
-            # The common types by exact type, one packed header each; anything else (bytes,
-            # bool and other subclasses, values to refuse) takes the general path.
-            for v in row:
-                t = type(v)
-                if t is str:
-                    b = v.encode("utf-8")
-                    buf += _TEXT_HEADER(3, len(b))
-                    buf += b
-                elif t is int:
-                    buf += _INT_VALUE(1, v)
-                elif v is None:
-                    buf += b"\x00"
-                elif t is float:
-                    buf += _REAL_VALUE(2, v)
-                else:
-                    self._push_value(buf, v, row)
-        except BaseException as e:
-            # Nothing of a refused row stays in the batch.
-            del buf[start:]
-            if isinstance(e, (UnicodeEncodeError, struct.error)):
-                # Say which value, with the general path's message.
-                for v in row:
-                    self._push_value(bytearray(), v, row)
-            raise
-        self._pending += 1
+            row = tuple(row)
+        if not _SQL_TYPES.issuperset(map(type, row)):
+            for i, v in enumerate(row):
+                self._push_value(bytearray(), v, i, self.pushed + 1)
+        rows = self._rows
+        rows.append(row)
         self.pushed += 1
-        if self._pending >= self.batch_size:
+        if len(rows) >= self.batch_size:
             self.flush()
 
     def _check_row(self, row: Params) -> None:
@@ -299,8 +330,9 @@ class Writer:
                 f"row {self.pushed + 1} for `{self.sql}` has {len(row)} values where the first had {self._columns}"
             )
 
-    def _push_value(self, buf: bytearray, v: Any, row: Params) -> None:
-        where = f"value {_index(row, v) + 1} of row {self.pushed + 1} for `{self.sql}`"
+    def _push_value(self, buf: bytearray, v: Any, column: int, row: int) -> None:
+        """Packs one value in the row encoding, or says which one has no SQL value."""
+        where = f"value {column + 1} of row {row} for `{self.sql}`"
         if isinstance(v, str):
             b = _check_text(v, where)
             buf += _TEXT_HEADER(3, len(b))
@@ -319,13 +351,58 @@ class Writer:
         else:
             raise Decode(f"{where}: a {type(v).__name__} has no SQL value (use None, int, float, str or bytes)")
 
+    def _pack(self) -> bytes:
+        """The pending rows laid out by column: a column of one type in one call into C, any
+        other column value by value."""
+        rows = self._rows
+        count = len(rows)
+        out = bytearray(_COLUMNS_HEADER.pack(_COLUMNS, self._columns or 0, count))
+        for c, col in enumerate(zip(*rows)):
+            types = set(map(type, col))
+            if types <= _INT_TYPES:
+                try:
+                    out.append(1)
+                    out += array("q", col).tobytes()
+                    continue
+                except OverflowError:
+                    del out[-1:]
+            elif types == {float}:
+                out.append(2)
+                out += array("d", col).tobytes()
+                continue
+            elif types == {str}:
+                joined = "\0".join(col)
+                if joined.count("\0") == count - 1:
+                    try:
+                        b = joined.encode("utf-8")
+                    except UnicodeEncodeError:
+                        pass
+                    else:
+                        out.append(3)
+                        out += _U32.pack(len(b))
+                        out += b
+                        continue
+            buf = bytearray()
+            first = self.pushed - count + 1
+            for i, v in enumerate(col):
+                try:
+                    self._push_value(buf, v, c, first + i)
+                except Decode:
+                    # Nothing of a refused row stays in the batch.
+                    del rows[i]
+                    self.pushed -= 1
+                    raise
+            out.append(_VALUES)
+            out += _U32.pack(len(buf))
+            out += buf
+        return bytes(out)
+
     def flush(self) -> int:
         """Sends the pending rows now; returns the rows they changed."""
-        if self._pending == 0:
+        if not self._rows:
             return 0
-        rows = _wit.PackedRows(columns=self._columns or 0, count=self._pending, data=bytes(self._buf))
-        self._buf = bytearray()
-        self._pending = 0
+        rows = _wit.PackedRows(columns=self._columns or 0, count=len(self._rows), data=self._pack())
+        self._rows = []
         try:
             changed = _wit.execute_packed(self.sql, rows)
         except Err as e:

@@ -10,6 +10,7 @@
 //! the connections themselves ([`crate::connections`]: how many, how many from one peer, how
 //! long without an authenticated call, how long idle).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::StrataService;
-use crate::connections::{ConnectionLimits, Gate};
+use crate::connections::{ConnectionLimits, Gate, PeerGroup};
 use crate::proto::strata_server::StrataServer;
 
 /// Strata calls the server runs at once, over all connections; more wait for a free slot
@@ -36,6 +37,9 @@ pub const MAX_CONCURRENT_CALLS: usize = 64;
 /// Health and reflection calls (which need no token) the server runs at once, apart from the
 /// strata calls; more wait for a free slot.
 pub const MAX_OPEN_CALLS: usize = 16;
+/// Of those, what one peer (an IPv4 /24, an IPv6 /64, this machine) may hold at once; its
+/// other calls wait apart, holding none, so one client cannot keep health checks from others.
+pub const MAX_OPEN_CALLS_PER_PEER: usize = 4;
 /// HTTP/2 streams one connection may have open at once (advertised to clients; more are
 /// refused by HTTP/2 itself).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 32;
@@ -183,10 +187,11 @@ pub async fn serve_with(
             .set_not_serving::<StrataServer<StrataService>>()
             .await;
     };
+    let peers = PerPeer::default();
     builder
-        .add_service(Capped::new(health, Arc::clone(&open)))
-        .add_service(Capped::new(reflection_v1, Arc::clone(&open)))
-        .add_service(Capped::new(reflection_v1alpha, open))
+        .add_service(Capped::new(health, Arc::clone(&open)).per_peer(peers.clone()))
+        .add_service(Capped::new(reflection_v1, Arc::clone(&open)).per_peer(peers.clone()))
+        .add_service(Capped::new(reflection_v1alpha, open).per_peer(peers))
         .add_service(strata)
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
@@ -203,11 +208,39 @@ pub async fn serve_with(
 struct Capped<S> {
     inner: S,
     permits: Arc<Semaphore>,
+    /// Each peer's own share, taken before a permit.
+    per_peer: Option<PerPeer>,
 }
 
 impl<S> Capped<S> {
     fn new(inner: S, permits: Arc<Semaphore>) -> Self {
-        Capped { inner, permits }
+        Capped {
+            inner,
+            permits,
+            per_peer: None,
+        }
+    }
+
+    /// Each peer holds at most [`MAX_OPEN_CALLS_PER_PEER`] of the permits at once.
+    fn per_peer(mut self, peers: PerPeer) -> Self {
+        self.per_peer = Some(peers);
+        self
+    }
+}
+
+/// Each peer group's semaphore of [`MAX_OPEN_CALLS_PER_PEER`] places; a group's entry goes when
+/// none of its places is taken (the gate bounds how many groups hold connections).
+#[derive(Debug, Clone, Default)]
+struct PerPeer(Arc<std::sync::Mutex<HashMap<PeerGroup, Arc<Semaphore>>>>);
+
+impl PerPeer {
+    fn of(&self, group: PeerGroup) -> Arc<Semaphore> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, s| Arc::strong_count(s) > 1);
+        Arc::clone(
+            map.entry(group)
+                .or_insert_with(|| Arc::new(Semaphore::new(MAX_OPEN_CALLS_PER_PEER))),
+        )
     }
 }
 
@@ -234,8 +267,17 @@ where
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
         let permits = Arc::clone(&self.permits);
+        let share = self.per_peer.as_ref().and_then(|peers| {
+            let addr = crate::connections::peer_addr(req.extensions())?;
+            Some(peers.of(PeerGroup::of(addr.ip())))
+        });
         Box::pin(async move {
-            // The semaphore is never closed, so a permit always comes.
+            // The semaphores are never closed, so a permit always comes; the peer's own share
+            // first, so a call waiting on it holds none of the others' places.
+            let _share = match share {
+                Some(s) => s.acquire_owned().await.ok(),
+                None => None,
+            };
             let _permit = permits.acquire_owned().await.ok();
             ready.call(req).await
         })
@@ -262,5 +304,60 @@ pub async fn signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tonic::transport::server::TcpConnectInfo;
+    use tower::Service as _;
+
+    fn request(ip: &str, path: &str) -> http::Request<()> {
+        let mut req = http::Request::builder().uri(path).body(()).unwrap();
+        req.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(SocketAddr::new(ip.parse().unwrap(), 40000)),
+        });
+        req
+    }
+
+    /// Calls whose request never ends, from one peer, hold at most its share of the open
+    /// places: another peer's health check is still answered.
+    #[tokio::test]
+    async fn one_peer_holds_at_most_its_share_of_the_open_places() {
+        let open = Arc::new(Semaphore::new(MAX_OPEN_CALLS));
+        let svc = tower::service_fn(|req: http::Request<()>| async move {
+            if req.uri().path() == "/hang" {
+                std::future::pending::<()>().await;
+            }
+            Ok::<_, std::convert::Infallible>(())
+        });
+        let mut capped = Capped::new(svc, Arc::clone(&open)).per_peer(PerPeer::default());
+        let hung: Vec<_> = (0..64)
+            .map(|i| tokio::spawn(capped.call(request(&format!("10.0.0.{}", i % 200), "/hang"))))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            open.available_permits(),
+            MAX_OPEN_CALLS - MAX_OPEN_CALLS_PER_PEER,
+            "one /24 holds only its share"
+        );
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            capped.call(request("10.0.1.7", "/ok")),
+        )
+        .await
+        .expect("another peer is answered")
+        .unwrap();
+        // Without a known peer (not admitted by the gate) only the global cap applies.
+        tokio::time::timeout(Duration::from_secs(5), capped.call(http::Request::new(())))
+            .await
+            .expect("answered")
+            .unwrap();
+        for h in hung {
+            h.abort();
+        }
     }
 }

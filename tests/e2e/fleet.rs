@@ -517,6 +517,8 @@ fn a_postgresql_url_template_names_one_database_per_tenant() {
         "migrations/app/20260101T000000Z-people/do.sql",
         "CREATE TABLE people (id bigint PRIMARY KEY, name text NOT NULL);\n",
     );
+    // The migration's snapshot, for the drift check below.
+    p.strata(&["migrate", "--write-snapshots", "-q"]).ok();
     let run = p.strata(&["fleet", "status", "--json"]).ok();
     pg.hides_password(&run);
     let status = run.json();
@@ -538,6 +540,21 @@ fn a_postgresql_url_template_names_one_database_per_tenant() {
     p.strata(&["fleet", "status"])
         .ok()
         .stdout_has("up-to-date 3");
+
+    // One tenant changed outside strata: it alone has drifted, named by its own database.
+    postgres::Client::connect(&format!("{base}/{}_globex", pg.name), postgres::NoTls)
+        .unwrap()
+        .batch_execute("ALTER TABLE people ADD COLUMN secret text")
+        .unwrap();
+    let status = p.strata(&["fleet", "status", "--json"]).code(3).json();
+    assert_eq!(status["counts"]["drifted"], 1, "{status}");
+    assert_eq!(status["counts"]["up-to-date"], 2, "{status}");
+    assert_eq!(status["targets"][1]["state"], "drifted");
+    let problem = status["targets"][1]["problems"][0].as_str().unwrap();
+    assert!(
+        problem.contains(&format!("{}_globex", pg.name)) && problem.contains("secret"),
+        "{problem}"
+    );
 }
 
 /// Asserts a tenant holds the whole chain, each step applied once (its row copied once).
@@ -1564,4 +1581,89 @@ fn a_remote_whose_step_runs_longer_than_the_timeout_is_not_cut_off() {
     assert_eq!(outcome_of(&report, "billing"), "applied", "{report}");
     assert_eq!(rows(&server.open("app.db"), "SELECT n FROM t"), ["5000000"]);
     drop(srv);
+}
+
+/// Drift is told target by target, though targets with one schema share one check: two
+/// tenants changed the same way outside strata and a third another way are each named with
+/// their own file and change; the rest are up to date, and `fleet migrate` applies the next
+/// migrations to them only.
+#[test]
+fn drifted_tenants_are_each_named_with_their_own_file_and_the_rest_migrate() {
+    let n = 9;
+    let p = fleet(n);
+    // The first migration with its snapshot, then on every tenant.
+    p.strata(&["migrate", "--write-snapshots", "-q"]).ok();
+    assert!(p.path(&format!("{PEOPLE}/schema.sql")).is_file());
+    p.strata(&["fleet", "migrate", "--targets", "tenants/*.db", "-q"])
+        .ok();
+    let drift = |i: usize, sql: &str| p.open(&tenant(i)).execute_batch(sql).unwrap();
+    drift(2, "ALTER TABLE people ADD COLUMN secret TEXT");
+    drift(5, "ALTER TABLE people ADD COLUMN secret TEXT");
+    drift(6, "ALTER TABLE people ADD COLUMN other INTEGER");
+    let drifted = [2, 5, 6];
+    let status = p
+        .strata(&["fleet", "status", "--targets", "tenants/*.db", "--json"])
+        .code(3)
+        .json();
+    assert_eq!(status["counts"]["drifted"], 3);
+    assert_eq!(status["counts"]["up-to-date"], n - 3);
+    let problem = |i: usize| {
+        status["targets"][i]["problems"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for i in 0..n {
+        let state = if drifted.contains(&i) {
+            "drifted"
+        } else {
+            "up-to-date"
+        };
+        assert_eq!(status["targets"][i]["state"], state, "t{i:02}");
+    }
+    for (i, change, not) in [
+        (2, "secret", "other"),
+        (5, "secret", "other"),
+        (6, "other", "secret"),
+    ] {
+        let text = problem(i);
+        assert!(text.contains(&format!("t{i:02}.db")), "{text}");
+        assert!(text.contains(change) && !text.contains(not), "{text}");
+        for j in drifted.iter().filter(|&&j| j != i) {
+            assert!(!text.contains(&format!("t{j:02}.db")), "{text}");
+        }
+    }
+
+    // The next migrations go to the tenants that did not drift, under `continue`.
+    strict_names(&p);
+    p.write(
+        "strata.toml",
+        "[[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n\n\
+         [[fleet.group]]\nname = \"tenants\"\nglob = \"tenants/*.db\"\n",
+    );
+    let report = p
+        .strata(&["fleet", "migrate", "--no-rehearsal", "--json"])
+        .code(3)
+        .json();
+    for i in 0..n {
+        let expected = if drifted.contains(&i) {
+            "refused"
+        } else {
+            "applied"
+        };
+        assert_eq!(
+            outcome_of(&report, &format!("t{i:02}")),
+            expected,
+            "t{i:02}"
+        );
+        let tags = rows(
+            &p.open(&tenant(i)),
+            "SELECT count(*) FROM sqlite_master WHERE name = 'tags'",
+        );
+        assert_eq!(
+            tags,
+            [if drifted.contains(&i) { "0" } else { "1" }],
+            "t{i:02}"
+        );
+    }
 }

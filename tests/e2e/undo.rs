@@ -524,7 +524,8 @@ fn an_undo_racing_a_migrate_on_postgres_never_undoes_a_migration_under_a_newer_o
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while pg.rows(
         false,
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'SELECT pg_sleep(3)%'",
     ) == ["0"]
     {
         assert!(
@@ -573,7 +574,8 @@ fn a_restore_during_a_migrate_on_postgres_waits_for_the_whole_run() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while pg.rows(
         false,
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'SELECT pg_sleep(3)%'",
     ) == ["0"]
     {
         assert!(

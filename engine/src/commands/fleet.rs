@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends;
 use crate::commands::migrate::{self, MigrateOptions};
+use crate::core::backend::{Backend as _, Inspect as _, Run as _};
 use crate::core::config::{
     FLEET_TIMEOUT_MS, FleetGroup, FleetRemote, FleetStage, OnFailure, Project,
 };
@@ -675,8 +676,8 @@ fn read_target(
     tree: &Tree,
     target: &FleetTarget,
     opts: &MigrateOptions,
-    stage: &str,
-    timeout: Duration,
+    drift: &DriftAnswers,
+    (stage, timeout): (&str, Duration),
     remotes: &dyn Remotes,
 ) -> TargetStatus {
     let mut status = TargetStatus {
@@ -693,8 +694,8 @@ fn read_target(
         return status;
     }
     let project = for_target(project, target, timeout);
-    if let Err(e) =
-        reach(&project, timeout).and_then(|()| fill_status(&project, tree, opts, &mut status))
+    if let Err(e) = reach(&project, timeout)
+        .and_then(|()| fill_status(&project, tree, opts, drift, &mut status))
     {
         status.state = TargetState::Unreachable;
         status.problems.push(e.to_string());
@@ -706,17 +707,18 @@ fn fill_status(
     project: &Project,
     tree: &Tree,
     opts: &MigrateOptions,
+    drift: &DriftAnswers,
     status: &mut TargetStatus,
 ) -> Result<(), Error> {
-    let db = backends::open(project, &project.db)?;
     if let Database::Sqlite(file) = &project.db
         && !file.exists()
     {
         return Err(Error::Usage(format!("{} does not exist", file.display())));
     }
-    let applied = db.applied()?.unwrap_or_default();
-    status.applied = applied.len();
-    status.head = applied
+    let seen = drift.survey(project, tree, !opts.allow_drift)?;
+    status.applied = seen.applied.len();
+    status.head = seen
+        .applied
         .iter()
         .max_by(|a, b| a.id.stamp.cmp(&b.id.stamp))
         .map(|a| {
@@ -725,16 +727,15 @@ fn fill_status(
                 .find(|m| m.id == a.id)
                 .map_or_else(|| format!("{}/{}", a.id.module, a.id.stamp), |m| m.label())
         });
-    let mut refusals = match migrate::plan_database(&*db, Phase::Apply, tree, opts)? {
-        Ok(pending) => {
-            status.pending = pending.iter().map(|m| m.label()).collect();
-            Vec::new()
-        }
-        Err(r) => r,
-    };
-    if !opts.allow_drift && status.applied > 0 {
-        refusals.extend(crate::commands::design::drift_in(project, tree)?);
-    }
+    let mut refusals =
+        match crate::core::plan::plan(&seen.shown, &tree.migrations, &seen.applied, &opts.plan) {
+            Ok(pending) => {
+                status.pending = pending.iter().map(|m| m.label()).collect();
+                Vec::new()
+            }
+            Err(r) => r,
+        };
+    refusals.extend(seen.drift);
     status.state = if let Some(r) = refusals.first() {
         match r {
             Refusal::Modified { .. } => TargetState::Modified,
@@ -748,7 +749,7 @@ fn fill_status(
     };
     status.problems = refusals.iter().map(ToString::to_string).collect();
     if status.state == TargetState::Pending
-        && let Some(last) = db.audit(Some(1))?.pop()
+        && let Some(last) = seen.last_audit
         && last.outcome != "ok"
     {
         status.state = TargetState::Failed;
@@ -761,6 +762,89 @@ fn fill_status(
         ));
     }
     Ok(())
+}
+
+/// What [`DriftAnswers::survey`] read of one target.
+struct Surveyed {
+    /// The database, as shown.
+    shown: PathBuf,
+    applied: Vec<crate::core::ledger::Applied>,
+    last_audit: Option<crate::core::ledger::AuditRow>,
+    /// What the drift check found (empty when it was not asked for).
+    drift: Vec<Refusal>,
+}
+
+/// How many drift answers [`DriftAnswers`] keeps at most (each a hash and what was found), so
+/// that its memory stays bounded whatever the number of targets.
+const DRIFT_ANSWERS: usize = 4096;
+
+/// The drift check over the targets of one command: targets whose digests match (one live
+/// schema, one set of owners and one list of applied migrations, as the tenants of one chain
+/// usually have) share one answer, so the live schema of each kind of target is taken apart
+/// and compared with its snapshots once, not once per target.
+#[derive(Default)]
+struct DriftAnswers(Mutex<HashMap<[u8; 32], Vec<Refusal>>>);
+
+impl DriftAnswers {
+    /// The real database of `project` in one read (see `Inspect::survey`): its ledger, its
+    /// newest audit row and, with `check_drift`, whether it drifted. Refuses as `migrate` does
+    /// when there is no database on a server.
+    fn survey(&self, project: &Project, tree: &Tree, check_drift: bool) -> Result<Surveyed, Error> {
+        let known = |d: &[u8; 32]| lock(&self.0).contains_key(d);
+        let read_live = |d: Option<&[u8; 32]>| check_drift && !d.is_some_and(known);
+        backends::with_backend!(backends::open_typed(project, &project.db)?, |b| {
+            let shown = b.shown();
+            let seen = b.survey(tree, &read_live)?;
+            let applied = match (seen.applied, b.missing()) {
+                (Some(applied), _) => applied,
+                (None, Some(e)) => return Err(e),
+                (None, None) => Vec::new(),
+            };
+            let drift = match (seen.live, seen.digest) {
+                (Some(live), digest) => {
+                    let found = crate::commands::design::drift_of(tree, Some(live))?;
+                    let mut answers = lock(&self.0);
+                    if let Some(d) = digest
+                        && answers.len() < DRIFT_ANSWERS
+                    {
+                        answers.insert(d, found.clone());
+                    }
+                    found
+                }
+                (None, Some(d)) if check_drift => lock(&self.0)
+                    .get(&d)
+                    .into_iter()
+                    .flatten()
+                    .map(|r| on_db(r, &shown))
+                    .collect(),
+                (None, _) => Vec::new(),
+            };
+            Ok(Surveyed {
+                shown,
+                applied,
+                last_audit: seen.last_audit,
+                drift,
+            })
+        })
+    }
+}
+
+/// A drift refusal found on one database, said of `db`, which has the same digest.
+fn on_db(r: &Refusal, db: &Path) -> Refusal {
+    match r {
+        Refusal::Drift {
+            module,
+            snapshot,
+            difference,
+            ..
+        } => Refusal::Drift {
+            db: db.to_path_buf(),
+            module: module.clone(),
+            snapshot: snapshot.clone(),
+            difference: difference.clone(),
+        },
+        other => other.clone(),
+    }
 }
 
 /// The project as one target sees it: its real database is the target's, and no lock is
@@ -942,14 +1026,15 @@ fn read_fleet(
     let stages = stages(project, &targets, selection);
     let placed = placement(project, &stages, &targets);
     let parallel = stages.iter().map(|s| s.parallel).max().unwrap_or(1);
+    let drift = DriftAnswers::default();
     let rows = par_map(targets.len(), parallel, |i| {
         read_target(
             project,
             &tree,
             &targets[i],
             opts,
-            &placed[i].0,
-            placed[i].1,
+            &drift,
+            (&placed[i].0, placed[i].1),
             remotes,
         )
     });
@@ -1400,6 +1485,7 @@ fn run_stage(
     events: &FleetSink<'_>,
     remotes: &dyn Remotes,
 ) -> StageReport {
+    let drift = DriftAnswers::default();
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -1439,7 +1525,7 @@ fn run_stage(
                         (None, None) => migrate_target(
                             project,
                             tree,
-                            runner,
+                            (runner, &drift),
                             target,
                             timeout,
                             opts,
@@ -1495,7 +1581,7 @@ fn run_stage(
 fn migrate_target(
     project: &Project,
     tree: &Tree,
-    runner: &Runner<'_>,
+    (runner, drift): (&Runner<'_>, &DriftAnswers),
     target: &FleetTarget,
     timeout: Duration,
     opts: &MigrateOptions,
@@ -1515,17 +1601,18 @@ fn migrate_target(
                 file.display()
             )));
         }
+        let seen = drift.survey(&project, tree, !opts.allow_drift)?;
         let mut refusals = Vec::new();
-        let pending = match migrate::plan_database(&*db, Phase::Apply, tree, opts)? {
-            Ok(pending) => pending,
-            Err(r) => {
-                refusals = r;
-                Vec::new()
-            }
-        };
-        if !opts.allow_drift {
-            refusals.extend(crate::commands::design::drift_in(&project, tree)?);
-        }
+        let pending =
+            match crate::core::plan::plan(&seen.shown, &tree.migrations, &seen.applied, &opts.plan)
+            {
+                Ok(pending) => pending,
+                Err(r) => {
+                    refusals = r;
+                    Vec::new()
+                }
+            };
+        refusals.extend(seen.drift);
         if !refusals.is_empty() {
             return Err(Error::Refused(refusals));
         }

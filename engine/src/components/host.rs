@@ -328,6 +328,29 @@ impl<D> log::Host for HostState<D> {
     }
 }
 
+/// A cursor batch of `count` rows encoded row after row in `data`, as `next-packed` returns it:
+/// laid out by column when the guest asked for that (`strata_wire::COLUMNS_FLAG`).
+pub(crate) fn packed_batch(
+    by_column: bool,
+    columns: u32,
+    count: u32,
+    data: Vec<u8>,
+) -> Result<sql::PackedRows, sql::Error> {
+    let columns = if count == 0 { 0 } else { columns };
+    let data = if by_column && count > 0 {
+        strata_wire::to_columns(&data, columns, count).map_err(|e| {
+            sql::Error::Other(format!("the batch cannot be laid out by column: {e}"))
+        })?
+    } else {
+        data
+    };
+    Ok(sql::PackedRows {
+        columns,
+        count,
+        data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

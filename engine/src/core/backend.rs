@@ -213,6 +213,30 @@ pub(crate) trait Inspect {
     /// What the drift check reads, against `tree`: `None` when there is nothing to compare
     /// (no database, or no bookkeeping yet).
     fn for_drift(&self, tree: &Tree) -> Result<Option<Self::Live>, Error>;
+
+    /// What `fleet status` reads of the database, in one read where the backend can: its
+    /// ledger, its newest audit row and, when the backend can tell cheaply, a digest of all the
+    /// drift check reads. The live schema (what [`Inspect::for_drift`] reads) is read too when
+    /// something is applied and `read_live` says so, given the digest (`None`: the backend
+    /// has none); a caller that already checked a database with the same digest need not.
+    fn survey(
+        &self,
+        tree: &Tree,
+        read_live: &dyn Fn(Option<&[u8; 32]>) -> bool,
+    ) -> Result<Survey<Self::Live>, Error>;
+}
+
+/// What [`Inspect::survey`] read of one database.
+pub(crate) struct Survey<L> {
+    /// The ledger, as [`Ledger::applied`] reads it (`None`: no database).
+    pub applied: Option<Vec<Applied>>,
+    /// The newest row of the audit log.
+    pub last_audit: Option<AuditRow>,
+    /// Equal for two databases only if the drift check, against one tree, finds the same in
+    /// both: a hash of the live schema, who owns what and which migrations are applied.
+    pub digest: Option<[u8; 32]>,
+    /// The live schema, when it was asked for.
+    pub live: Option<L>,
 }
 
 /// One migration to undo: the migration, its `undo.sql` as read, and that file's sha256.

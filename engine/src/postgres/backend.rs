@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::core::backend::{
-    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, UndoStep, Undone,
+    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, Survey, UndoStep,
+    Undone,
 };
 use crate::core::backup::Backup;
 use crate::core::config::Project;
@@ -71,6 +72,31 @@ impl<'p> Inspect for Postgres<'p> {
 
     fn for_drift(&self, tree: &Tree) -> Result<Option<PgLive<'p>>, Error> {
         PgLive::for_drift(self.project, &self.target, tree)
+    }
+
+    /// Each part on its own connection, and no digest: a server's schema cannot be told the
+    /// same as another's more cheaply than by reading it.
+    fn survey(
+        &self,
+        tree: &Tree,
+        read_live: &dyn Fn(Option<&[u8; 32]>) -> bool,
+    ) -> Result<Survey<PgLive<'p>>, Error> {
+        let applied = self.applied()?;
+        let last_audit = match applied {
+            Some(_) => self.audit(Some(1))?.pop(),
+            None => None,
+        };
+        let live = if applied.as_ref().is_some_and(|a| !a.is_empty()) && read_live(None) {
+            self.for_drift(tree)?
+        } else {
+            None
+        };
+        Ok(Survey {
+            applied,
+            last_audit,
+            digest: None,
+            live,
+        })
     }
 }
 

@@ -1686,7 +1686,7 @@ impl sql::Host for HostState<Postgres> {
                 if rows.count > 1 {
                     let set = s.try_set_based(&checked.text, &statement, |db, name| {
                         let mut arrays = Arrays::new(columns);
-                        let mut d = strata_wire::Decoder::new(&rows.data);
+                        let mut d = strata_wire::Values::new(&rows.data);
                         let mut changed = 0;
                         for _ in 0..rows.count {
                             for (i, ty) in statement.params().iter().enumerate() {
@@ -1711,7 +1711,7 @@ impl sql::Host for HostState<Postgres> {
                     }
                 }
                 let mut batch = Batch::new(&mut s.db, &checked.text, &statement)?;
-                let mut d = strata_wire::Decoder::new(&rows.data);
+                let mut d = strata_wire::Values::new(&rows.data);
                 let mut changed = 0;
                 let mut row: Vec<Lit<'_>> = Vec::with_capacity(columns);
                 for _ in 0..rows.count {
@@ -1812,6 +1812,9 @@ impl sql::HostCursor for HostState<Postgres> {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<sql::PackedRows, sql::Error>> {
+        // A guest asks for the rows laid out by column with a flag in `max_rows`.
+        let by_column = max_rows & strata_wire::COLUMNS_FLAG != 0;
+        let max_rows = max_rows & !strata_wire::COLUMNS_FLAG;
         let mut out = strata_wire::Encoder::with_capacity(64 * max_rows.min(10_000) as usize);
         let mut columns = 0;
         let r = self.step_cursor(&slot, max_rows, |row| {
@@ -1820,10 +1823,8 @@ impl sql::HostCursor for HostState<Postgres> {
                 encode(&mut out, v);
             }
         })?;
-        Ok(r.map(|count| sql::PackedRows {
-            columns: if count == 0 { 0 } else { columns },
-            count,
-            data: out.take(),
+        Ok(r.and_then(|count| {
+            crate::components::host::packed_batch(by_column, columns, count, out.take())
         }))
     }
 

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::params;
 
 use crate::core::backend::{
-    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, UndoStep, Undone,
+    Backend, Backups, Inspect, Introspect, Ledger, Run, Scratch, SqlScript, Survey, UndoStep,
+    Undone,
 };
 use crate::core::backup::{self, Backup};
 use crate::core::config::Project;
@@ -56,6 +57,14 @@ impl<'p> Inspect for Sqlite<'p> {
 
     fn for_drift(&self, tree: &Tree) -> Result<Option<SqliteLive<'p>>, Error> {
         SqliteLive::for_drift(self.project, &self.db, tree)
+    }
+
+    fn survey(
+        &self,
+        tree: &Tree,
+        read_live: &dyn Fn(Option<&[u8; 32]>) -> bool,
+    ) -> Result<Survey<SqliteLive<'p>>, Error> {
+        SqliteLive::survey(self.project, &self.db, tree, read_live)
     }
 }
 

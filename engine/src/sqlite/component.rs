@@ -442,7 +442,7 @@ impl sql::Host for HostState<Sqlite> {
                     stmt.parameter_count(),
                 ));
             }
-            let mut d = strata_wire::Decoder::new(&rows.data);
+            let mut d = strata_wire::Values::new(&rows.data);
             let mut changed = 0;
             for _ in 0..rows.count {
                 for i in 1..=columns {
@@ -603,6 +603,9 @@ impl sql::HostCursor for HostState<Sqlite> {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<sql::PackedRows, sql::Error>> {
+        // A guest asks for the rows laid out by column with a flag in `max_rows`.
+        let by_column = max_rows & strata_wire::COLUMNS_FLAG != 0;
+        let max_rows = max_rows & !strata_wire::COLUMNS_FLAG;
         let mut out = PackedRows(strata_wire::Encoder::with_capacity(
             64 * max_rows.min(10_000) as usize,
         ));
@@ -615,10 +618,8 @@ impl sql::HostCursor for HostState<Sqlite> {
                 .map_or(0, |c| c.columns.len() as u32)
         };
         let r = self.step_cursor(&slot, max_rows, &mut out)?;
-        Ok(r.map(|count| sql::PackedRows {
-            columns: if count == 0 { 0 } else { columns },
-            count,
-            data: out.0.take(),
+        Ok(r.and_then(|count| {
+            crate::components::host::packed_batch(by_column, columns, count, out.0.take())
         }))
     }
 
@@ -783,6 +784,60 @@ mod tests {
             rows += batch.count;
         }
         assert_eq!(rows, 50);
+    }
+
+    #[test]
+    fn a_cursor_asked_by_column_gives_the_same_rows_laid_out_by_column() {
+        let mut s = state(64);
+        let by_row = open(&mut s, "SELECT i, s, NULL FROM t ORDER BY i");
+        let by_column = open(&mut s, "SELECT i, s, NULL FROM t ORDER BY i");
+        loop {
+            let rows = s.next_packed(borrow(&by_row), 7).unwrap().unwrap();
+            let columns = s
+                .next_packed(borrow(&by_column), 7 | strata_wire::COLUMNS_FLAG)
+                .unwrap()
+                .unwrap();
+            assert_eq!((rows.columns, rows.count), (columns.columns, columns.count));
+            if rows.count == 0 {
+                assert!(columns.data.is_empty());
+                break;
+            }
+            assert_eq!(columns.data[0], strata_wire::COLUMNS);
+            // The integers and the texts as blocks; the nulls value by value.
+            assert_eq!(columns.data[9], strata_wire::INTEGER);
+            let (mut a, mut b) = (
+                strata_wire::Values::new(&rows.data),
+                strata_wire::Values::new(&columns.data),
+            );
+            for _ in 0..rows.count * 3 {
+                assert_eq!(a.next_value().unwrap(), b.next_value().unwrap());
+            }
+            assert!(a.is_done() && b.is_done());
+        }
+        // And written back by column, through the same door as by row.
+        let mut e = strata_wire::Encoder::new();
+        for i in [1, 2] {
+            e.text("x");
+            e.integer(i);
+        }
+        let data = strata_wire::to_columns(e.as_bytes(), 2, 2).unwrap();
+        let changed = s
+            .execute_packed(
+                "UPDATE t SET s = ? WHERE i = ?".into(),
+                sql::PackedRows {
+                    columns: 2,
+                    count: 2,
+                    data,
+                },
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed, 2);
+        let conn = s.db.session.borrow_owner();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t WHERE s = 'x'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
     }
 
     #[test]

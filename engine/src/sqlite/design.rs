@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
+use crate::core::backend::Survey;
 use crate::core::backup::RunLock;
 use crate::core::config::Project;
 use crate::core::design::Live;
@@ -96,6 +97,58 @@ impl Ownership {
             .filter(|o| self.owner_of(o.kind, &o.name).is_none())
             .collect()
     }
+}
+
+/// Every row of the catalog (`sqlite_master`: type, name, table, SQL), in its own order.
+fn catalog_rows(conn: &Connection) -> rusqlite::Result<Vec<[Option<String>; 4]>> {
+    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM main.sqlite_master")?;
+    let rows = stmt.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?;
+    rows.collect()
+}
+
+/// The sha256 of everything the drift check reads of a database, for [`SqliteLive::survey`]:
+/// every row of its catalog (the live schema, strata's tables and what SQLite makes of them),
+/// every row of `strata_object` (who owns what; the owners inferred from the applied
+/// migrations follow from the catalog, the ledger and the tree) and the applied migrations.
+/// Each field is hashed with its length first, so two different reads never hash the same
+/// bytes. The catalog is taken in its own order (that of creation): two databases with the
+/// same objects made in another order only miss each other's answer.
+fn digest(
+    catalog: &[[Option<String>; 4]],
+    owners: &[owner::Owner],
+    applied: &[Applied],
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    fn field(h: &mut Sha256, value: Option<&str>) {
+        match value {
+            None => h.update([0]),
+            Some(v) => {
+                h.update([1]);
+                h.update((v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
+        }
+    }
+    let mut h = Sha256::new();
+    for row in catalog {
+        h.update(b"c");
+        for v in row {
+            field(&mut h, v.as_deref());
+        }
+    }
+    for o in owners {
+        h.update(b"o");
+        field(&mut h, Some(o.object.kind.as_str()));
+        for v in [&o.object.name, &o.module, &o.stamp] {
+            field(&mut h, Some(v));
+        }
+    }
+    for a in applied {
+        h.update(b"a");
+        field(&mut h, Some(&a.id.module));
+        field(&mut h, Some(&a.id.stamp));
+    }
+    h.finalize().into()
 }
 
 fn schema_err(db: &Path, e: SchemaError) -> Error {
@@ -214,6 +267,72 @@ impl<'p> SqliteLive<'p> {
             return Ok(None);
         }
         Self::with(project, db, tree, conn, applied).map(Some)
+    }
+
+    /// [`Inspect::survey`](crate::core::backend::Inspect::survey) on SQLite: one read-only
+    /// connection and one read transaction for the ledger, the audit row, the digest and,
+    /// when asked for, the live schema.
+    pub(crate) fn survey(
+        project: &'p Project,
+        db: &Path,
+        tree: &Tree,
+        read_live: &dyn Fn(Option<&[u8; 32]>) -> bool,
+    ) -> Result<Survey<Self>, Error> {
+        let Some(conn) = sqlite::open_read_only(db, project.busy_timeout())? else {
+            return Ok(Survey {
+                applied: None,
+                last_audit: None,
+                digest: None,
+                live: None,
+            });
+        };
+        // Deferred: the first read below starts the transaction, and every later read sees
+        // the database as of that moment. The catalog, read first for the digest, also tells
+        // which of strata's tables are there.
+        conn.execute_batch("BEGIN")
+            .map_err(|e| Error::db(db, "cannot begin a read", e))?;
+        let catalog =
+            catalog_rows(&conn).map_err(|e| Error::db(db, "cannot read the schema", e))?;
+        let has = |table: &str| {
+            catalog
+                .iter()
+                .any(|row| row[0].as_deref() == Some("table") && row[1].as_deref() == Some(table))
+        };
+        let (applied, last_audit) =
+            if has(crate::core::ledger::MIGRATION_TABLE) && has(crate::core::ledger::AUDIT_TABLE) {
+                let applied = ledger::applied_rows(&conn)
+                    .map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+                let last = ledger::last_audit_row(&conn)
+                    .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
+                (applied, last)
+            } else {
+                (Vec::new(), None)
+            };
+        if applied.is_empty() {
+            return Ok(Survey {
+                applied: Some(applied),
+                last_audit,
+                digest: None,
+                live: None,
+            });
+        }
+        let owners = if has(owner::OBJECT_TABLE) {
+            owner::owner_rows(&conn).map_err(|e| Error::db(db, "cannot read strata_object", e))?
+        } else {
+            Vec::new()
+        };
+        let digest = digest(&catalog, &owners, &applied);
+        let live = if read_live(Some(&digest)) {
+            Some(Self::with(project, db, tree, conn, applied.clone())?)
+        } else {
+            None
+        };
+        Ok(Survey {
+            applied: Some(applied),
+            last_audit,
+            digest: Some(digest),
+            live,
+        })
     }
 
     fn with(

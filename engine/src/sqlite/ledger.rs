@@ -113,6 +113,11 @@ pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
     if !exists(conn)? {
         return Ok(Vec::new());
     }
+    applied_rows(conn)
+}
+
+/// [`applied`] when the tables are known to be there.
+pub(crate) fn applied_rows(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
     let mut stmt = conn.prepare(
         "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
          FROM strata_migration ORDER BY stamp, module",
@@ -277,6 +282,16 @@ fn audit_rows(conn: &Connection, before_id: i64, limit: i64) -> rusqlite::Result
     if !exists(conn)? {
         return Ok(Vec::new());
     }
+    audit_rows_of(conn, before_id, limit)
+}
+
+/// The newest row of the audit log, when the tables are known to be there.
+pub(crate) fn last_audit_row(conn: &Connection) -> rusqlite::Result<Option<AuditRow>> {
+    Ok(audit_rows_of(conn, i64::MAX, 1)?.pop())
+}
+
+/// [`audit_rows`] when the tables are known to be there.
+fn audit_rows_of(conn: &Connection, before_id: i64, limit: i64) -> rusqlite::Result<Vec<AuditRow>> {
     let mut stmt = conn.prepare(
         "SELECT * FROM (
              SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,

@@ -601,6 +601,11 @@ pub fn owners(conn: &Connection) -> rusqlite::Result<Vec<Owner>> {
     if !exists(conn)? {
         return Ok(Vec::new());
     }
+    owner_rows(conn)
+}
+
+/// [`owners`] when `strata_object` is known to be there.
+pub(crate) fn owner_rows(conn: &Connection) -> rusqlite::Result<Vec<Owner>> {
     let mut stmt = conn.prepare(
         "SELECT o.type, m.name, o.module, o.stamp FROM strata_object o
          JOIN main.sqlite_master m ON m.type = o.type AND o.name = m.name

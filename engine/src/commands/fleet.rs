@@ -1397,12 +1397,15 @@ pub fn fleet_migrate(
     };
     if rehearse {
         // No target is the test database under another URL (asked of the server, as
-        // `migrate` does; the rehearsal has made the test database if it was missing).
+        // `migrate` does; the rehearsal has made the test database if it was missing). A
+        // target that did not answer its first look within its timeout is not asked again.
         backends::check_not_test_database(
             project,
             targets
                 .iter()
-                .filter_map(|t| Some((t.name.as_str(), t.database.as_ref()?))),
+                .enumerate()
+                .filter(|(i, _)| !unreachable.contains_key(i))
+                .filter_map(|(_, t)| Some((t.name.as_str(), t.database.as_ref()?))),
         )?;
     }
 

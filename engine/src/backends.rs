@@ -106,6 +106,45 @@ pub(crate) fn check_distinct(project: &Project) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses PostgreSQL `targets` (name, database) of which one is, on the server, the test
+/// database under another URL (two names of one host, a port forward), as [`check_distinct`]
+/// does for `migrate`: a session held on the test database is looked for from each target.
+/// Best effort, as there: targets that cannot be reached are not compared.
+#[cfg(feature = "postgres")]
+pub(crate) fn check_not_test_database<'a>(
+    project: &Project,
+    targets: impl IntoIterator<Item = (&'a str, &'a Database)>,
+) -> Result<(), Error> {
+    let Database::Postgres(test) = &project.test_db else {
+        return Ok(());
+    };
+    let mut mark = None;
+    for (name, db) in targets {
+        let Database::Postgres(target) = db else {
+            continue;
+        };
+        let Some(mark) = mark.get_or_insert_with(|| postgres::run::Mark::on(project, test)) else {
+            return Ok(());
+        };
+        if mark.seen_from(project, target) {
+            return Err(Error::Usage(format!(
+                "the test database is among the fleet's targets ({name} is {target}, which the \
+                 server shows to be {test}): the rehearsal and the test data would run on a \
+                 real database; set test_db (or --test-db) to a database of its own"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+pub(crate) fn check_not_test_database<'a>(
+    _project: &Project,
+    _targets: impl IntoIterator<Item = (&'a str, &'a Database)>,
+) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Whether the server shows one database under both targets.
 #[cfg(feature = "postgres")]
 fn same_server_database(project: &Project, real: &Target, test: &Target) -> bool {

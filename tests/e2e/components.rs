@@ -8,6 +8,7 @@
 pub enum P {
     Int(i64),
     Text(String),
+    Real(f64),
     Null,
 }
 
@@ -16,6 +17,8 @@ pub enum P {
 pub enum Op {
     /// `sql.execute(sql, params)`.
     Execute(String, Vec<P>),
+    /// `sql.execute-many(sql, rows)`.
+    ExecuteMany(String, Vec<Vec<P>>),
     /// `sql.query(sql, [])`.
     Query(String),
     /// `sql.open-cursor(sql, [])`, then `next(max)` `calls` times.
@@ -82,6 +85,10 @@ impl Data {
                     v[0] = 1;
                     v[8..16].copy_from_slice(&i.to_le_bytes());
                 }
+                P::Real(f) => {
+                    v[0] = 2;
+                    v[8..16].copy_from_slice(&f.to_le_bytes());
+                }
                 P::Text(_) => {
                     v[0] = 3;
                     v[8..12].copy_from_slice(&(ptr as u32).to_le_bytes());
@@ -91,6 +98,18 @@ impl Data {
             self.bytes.extend_from_slice(&v);
         }
         (at, params.len())
+    }
+
+    /// A `list<list<value>>`: a (pointer, length) pair per row.
+    fn rows(&mut self, rows: &[Vec<P>]) -> (usize, usize) {
+        let lists: Vec<(usize, usize)> = rows.iter().map(|r| self.params(r)).collect();
+        self.align(8);
+        let at = DATA_START + self.bytes.len();
+        for (ptr, len) in lists {
+            self.bytes.extend_from_slice(&(ptr as u32).to_le_bytes());
+            self.bytes.extend_from_slice(&(len as u32).to_le_bytes());
+        }
+        (at, rows.len())
     }
 
     fn wat(&self) -> String {
@@ -109,6 +128,13 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
                 let (pp, pn) = data.params(params);
                 code.push_str(&format!(
                     "(call $execute (i32.const {sp}) (i32.const {sl}) (i32.const {pp}) (i32.const {pn}) (i32.const {RET}))\n"
+                ));
+            }
+            Op::ExecuteMany(sql, rows) => {
+                let (sp, sl) = data.string(sql);
+                let (rp, rn) = data.rows(rows);
+                code.push_str(&format!(
+                    "(call $execute_many (i32.const {sp}) (i32.const {sl}) (i32.const {rp}) (i32.const {rn}) (i32.const {RET}))\n"
                 ));
             }
             Op::Query(sql) => {
@@ -195,6 +221,7 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
     (export "error" (type $error' (eq $error)))
     (export "cursor" (type $cursor (sub resource)))
     (export "execute" (func (param "sql" string) (param "params" (list $value')) (result (result u64 (error $error')))))
+    (export "execute-many" (func (param "sql" string) (param "rows" (list (list $value'))) (result (result u64 (error $error')))))
     (export "query" (func (param "sql" string) (param "params" (list $value')) (result (result (list (list $value')) (error $error')))))
     (export "open-cursor" (func (param "sql" string) (param "params" (list $value')) (result (result (own $cursor) (error $error')))))
     (export "[method]cursor.next" (func (param "self" (borrow $cursor)) (param "max-rows" u32) (result (result (list (list $value')) (error $error')))))
@@ -220,6 +247,7 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
       (local.get $p)))
   (core instance $libc (instantiate $libc))
   (core func $execute (canon lower (func $sql "execute") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (core func $execute_many (canon lower (func $sql "execute-many") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
   (core func $query (canon lower (func $sql "query") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
   (core func $open (canon lower (func $sql "open-cursor") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
   (core func $next (canon lower (func $sql "[method]cursor.next") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
@@ -227,6 +255,7 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
   (core module $main
     (import "libc" "memory" (memory 2))
     (import "host" "execute" (func $execute (param i32 i32 i32 i32 i32)))
+    (import "host" "execute-many" (func $execute_many (param i32 i32 i32 i32 i32)))
     (import "host" "query" (func $query (param i32 i32 i32 i32 i32)))
     (import "host" "open" (func $open (param i32 i32 i32 i32 i32)))
     (import "host" "next" (func $next (param i32 i32 i32)))
@@ -241,6 +270,7 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
     (with "libc" (instance $libc))
     (with "host" (instance
       (export "execute" (func $execute))
+      (export "execute-many" (func $execute_many))
       (export "query" (func $query))
       (export "open" (func $open))
       (export "next" (func $next))

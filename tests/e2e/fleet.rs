@@ -1025,6 +1025,104 @@ fn a_postgresql_control_database_names_the_targets_read_only() {
     assert_eq!(pg.rows(false, "SELECT count(*) FROM tenants"), ["2"]);
 }
 
+/// A control table is application data: a row that gives a PostgreSQL URL (any host, port,
+/// user, database, which the operator's PGPASSWORD would go to) is refused before anything is
+/// contacted, unless the group sets `allow_any_url`; with the group's `url` template a row
+/// names only a database.
+#[test]
+fn a_control_row_picks_no_postgresql_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = fleet(1);
+    p.write("control.db", "");
+    p.open("control.db")
+        .execute_batch(&format!(
+            "CREATE TABLE tenants (name TEXT, database TEXT);
+             INSERT INTO tenants VALUES ('signup42', 'postgres://app@127.0.0.1:{port}/x');"
+        ))
+        .unwrap();
+    let group = "[[fleet.group]]\nname = \"tenants\"\ncontrol = \"control.db\"\n\
+                 query = \"SELECT name, database FROM tenants\"\n";
+    p.write("strata.toml", group);
+    let run = p
+        .strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("the row \"signup42\"")
+        .stderr_has("allow_any_url");
+    assert!(!run.stderr.contains("UNREACHABLE"), "{}", run.stderr);
+    // With the group's server named in `url`, a row gives a database name, nothing else.
+    p.write(
+        "strata.toml",
+        &format!("{group}url = \"postgres://app@127.0.0.1:{port}/tenant_{{name}}\"\n"),
+    );
+    p.strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("never a server or a user");
+    assert!(
+        listener.accept().is_err(),
+        "a row's server was contacted before the row was refused"
+    );
+    // A url template in a query group needs {name}.
+    p.write(
+        "strata.toml",
+        &format!("{group}url = \"postgres://app@127.0.0.1:{port}/tenant\"\n"),
+    );
+    p.strata(&["fleet", "status"]).code(2).stderr_has("{name}");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn a_control_row_names_a_database_on_the_group_s_server() {
+    let pg = crate::postgres::Pg::new("fleet_rows");
+    let (base, _) = pg
+        .url()
+        .rsplit_once('/')
+        .map(|(b, d)| (b.to_string(), d.to_string()))
+        .unwrap();
+    let p = Project::empty();
+    p.write(
+        "migrations/app/20260101T000000Z-people/do.sql",
+        "CREATE TABLE people (id bigint PRIMARY KEY);\n",
+    );
+    p.write("control.db", "");
+    p.open("control.db")
+        .execute_batch(&format!(
+            "CREATE TABLE tenants (name TEXT, database TEXT);
+             INSERT INTO tenants VALUES ('acme', '{}');",
+            pg.name
+        ))
+        .unwrap();
+    let group = format!(
+        "db = \"{}\"\n\n[[fleet.group]]\nname = \"tenants\"\ncontrol = \"control.db\"\n\
+         query = \"SELECT name, database FROM tenants\"\n",
+        pg.url()
+    );
+    p.write(
+        "strata.toml",
+        &format!("{group}url = \"{base}/{{name}}\"\n"),
+    );
+    let run = p.strata(&["fleet", "migrate", "--json"]).ok();
+    pg.hides_password(&run);
+    assert_eq!(run.json()["counts"]["applied"], 1);
+    assert_eq!(
+        pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+        ["1"]
+    );
+    // A whole URL in a row, once the group allows it.
+    p.open("control.db")
+        .execute_batch(&format!("UPDATE tenants SET database = '{}'", pg.url()))
+        .unwrap();
+    p.write("strata.toml", &group);
+    p.strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("allow_any_url");
+    p.write("strata.toml", &format!("{group}allow_any_url = true\n"));
+    p.strata(&["fleet", "status"])
+        .ok()
+        .stdout_has("up-to-date 1");
+}
+
 #[test]
 fn fleet_restore_puts_one_stage_back_from_the_backups_of_that_run() {
     let n = 4;

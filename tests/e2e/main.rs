@@ -4,6 +4,7 @@
 mod habits;
 mod harness;
 
+mod attack4_pg;
 mod attack_pg;
 mod attack_targets;
 mod bad_input;

@@ -897,17 +897,36 @@ fn control_rows(
                 control
             )));
         }
+        let row = format!("the row {name:?} of [[fleet.group]] {}'s query", group.name);
         let key = format!("[[fleet.group]] {} query", group.name);
-        let db = match Database::parse(Path::new(&db), &key)? {
-            Database::Sqlite(db) => {
-                inside_project(
-                    group,
-                    &format!("the row {name:?} of [[fleet.group]] {}'s query", group.name),
-                    &db,
-                )?;
-                Database::Sqlite(project.root.join(db))
+        let db = if let Some(template) = &group.url {
+            // A database on the group's server, as the configuration names it.
+            if !crate::core::config::is_target_name(&db) {
+                return Err(Error::Usage(format!(
+                    "{row} gives the database {db:?}: with the group's `url`, a row names a \
+                     database (letters, digits, '-', '_' and '.'), never a server or a user"
+                )));
             }
-            postgres => postgres,
+            Database::postgres(
+                &template.replace("{name}", &db),
+                &format!("[[fleet.group]] {} url", group.name),
+            )?
+        } else {
+            match Database::parse(Path::new(&db), &key)? {
+                Database::Sqlite(db) => {
+                    inside_project(group, &row, &db)?;
+                    Database::Sqlite(project.root.join(db))
+                }
+                Database::Postgres(_) if !group.allow_any_url => {
+                    return Err(Error::Usage(format!(
+                        "{row} gives a PostgreSQL URL: a control table is application data, so \
+                         its rows do not pick a server, a user or a database for your password \
+                         to go to; give the group a `url` template (postgres://user@host/{{name}}) \
+                         and let the rows name databases, or set allow_any_url = true in the group"
+                    )));
+                }
+                postgres => postgres,
+            }
         };
         out.push((name, db));
     }
@@ -1376,6 +1395,19 @@ pub fn fleet_migrate(
     } else {
         None
     };
+    if rehearse {
+        // No target is the test database under another URL (asked of the server, as
+        // `migrate` does; the rehearsal has made the test database if it was missing). A
+        // target that did not answer its first look within its timeout is not asked again.
+        backends::check_not_test_database(
+            project,
+            targets
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !unreachable.contains_key(i))
+                .filter_map(|(_, t)| Some((t.name.as_str(), t.database.as_ref()?))),
+        )?;
+    }
 
     let apply_opts = MigrateOptions {
         rehearse: false,

@@ -83,7 +83,7 @@ impl Fleet {
             let kinds = [
                 g.glob.is_some(),
                 g.databases.is_some(),
-                g.url.is_some(),
+                g.url.is_some() && g.query.is_none(),
                 g.remotes.is_some(),
                 g.query.is_some(),
             ];
@@ -120,7 +120,17 @@ impl Fleet {
                     ));
                 }
             }
+            if let (Some(url), Some(_)) = (&g.url, &g.query)
+                && !url.contains("{name}")
+            {
+                return bad(format!(
+                    "[[fleet.group]] {:?}: the url template has no {{name}} to put each row's \
+                     database in",
+                    g.name
+                ));
+            }
             match (&g.url, &g.names) {
+                (Some(_), None) if g.query.is_some() => {}
                 (Some(url), Some(names)) => {
                     if !url.contains("{name}") {
                         return bad(format!(
@@ -215,7 +225,8 @@ pub struct FleetGroup {
     /// database name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub databases: Option<Vec<PathBuf>>,
-    /// A PostgreSQL URL template: `{name}` is replaced by each of `names`.
+    /// A PostgreSQL URL template: `{name}` is replaced by each of `names`; in a `query`
+    /// group, by each row's database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,6 +254,11 @@ pub struct FleetGroup {
     /// folder: absolute paths and `..`. Nothing in `.strata/` is a target either way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_outside: bool,
+    /// Lets the rows of its `query` give whole PostgreSQL URLs: any host, port, user and
+    /// database, which libpq's password from the environment (`PGPASSWORD`, a passfile) is then
+    /// sent to. Without it a row names a database on the server of the group's `url`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_any_url: bool,
 }
 
 /// One remote target of a `[[fleet.group]]`: a `strata serve` and where its token comes from.

@@ -169,7 +169,7 @@ impl Postgres {
         // other statement: strata's own (the grants' names, the catalog's parameters) are read
         // by the server as strata wrote them too.
         let settings = settings(client)
-            .and_then(|s| client.batch_execute(LEXER_SETTINGS).map(|()| s))
+            .and_then(|s| client.batch_execute(HOST_SETTINGS).map(|()| s))
             .map_err(|e| {
                 format!(
                     "cannot read or set the session's settings: {}",
@@ -451,13 +451,33 @@ macro_rules! lexer_settings {
          SET LOCAL backslash_quote = safe_encoding"
     };
 }
-const LEXER_SETTINGS: &str = lexer_settings!();
+
+/// The settings strata's own reads run under when a component is entered, after the step's
+/// SQL: the lexer's (`lexer_settings!`), `pg_catalog` first on the session's `search_path` (relations
+/// still resolve as the step's SQL sees them, but no operator or function of the user's
+/// stands in for PostgreSQL's), and the settings that change how the reads' arrays and
+/// comparisons are read. Every name in it is qualified.
+const HOST_SETTINGS: &str = concat!(
+    lexer_settings!(),
+    "; SELECT pg_catalog.set_config('search_path', CASE \
+       WHEN pg_catalog.texteq(pg_catalog.current_setting('search_path'), '') THEN 'pg_catalog' \
+       ELSE pg_catalog.concat('pg_catalog, ', pg_catalog.current_setting('search_path')) END, \
+       true); SET LOCAL array_nulls = on; SET LOCAL transform_null_equals = off"
+);
 
 /// The settings a component's statements run under, set again before each call: the
 /// `search_path` (unqualified functions, operators and types can only be PostgreSQL's own;
-/// strata qualifies every relation a statement names) and [`LEXER_SETTINGS`].
+/// strata qualifies every relation a statement names), `array_nulls` (the arrays a set-based
+/// batch is sent in write a NULL as the bare word, which `array_nulls = off` would read as
+/// the text `NULL`), the ones that decide how values are written as text (`DateStyle`,
+/// `IntervalStyle`, `TimeZone`, `extra_float_digits`, `bytea_output`: a component sees the
+/// same text on the real database as in the rehearsal on the test database, whatever either's
+/// defaults) and the lexer's (`lexer_settings!`).
 const COMPONENT_SETTINGS: &str = concat!(
-    "SET LOCAL search_path = pg_catalog, pg_temp; ",
+    "SET LOCAL search_path = pg_catalog, pg_temp; SET LOCAL array_nulls = on; \
+     SET LOCAL DateStyle = 'ISO, MDY'; SET LOCAL IntervalStyle = postgres; \
+     SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 1; \
+     SET LOCAL bytea_output = hex; ",
     lexer_settings!()
 );
 
@@ -467,7 +487,9 @@ fn settings(client: &mut Client) -> Result<Settings, postgres::Error> {
     let mut settings = (Vec::new(), Vec::new());
     for row in client.query(
         "SELECT name, setting FROM pg_catalog.pg_settings \
-          WHERE context IN ('user', 'superuser') AND setting IS NOT NULL",
+          WHERE context OPERATOR(pg_catalog.=) ANY \
+                (ARRAY['user', 'superuser']::pg_catalog.text[]) \
+            AND setting IS NOT NULL",
         &[],
     )? {
         settings.0.push(row.get(0));
@@ -947,6 +969,17 @@ fn time_text(micros: i64) -> String {
     )
 }
 
+/// A float as the text a batch writes for a parameter of type `ty`: for `real`, the value
+/// rounded to `real` first, as a single `execute` binds it (a value below `real`'s range is 0,
+/// one above it infinite), so that both paths store the same value.
+fn real_text(f: f64, ty: &Type) -> String {
+    if *ty == Type::FLOAT4 {
+        (f as f32).to_string()
+    } else {
+        f.to_string()
+    }
+}
+
 /// One value to write into a batch: borrowed from the component's rows.
 #[derive(Clone, Copy)]
 enum Lit<'a> {
@@ -1047,7 +1080,7 @@ impl Batch {
                     let _ = write!(self.sql, "'{n}'");
                 }
                 Lit::Real(f) => {
-                    let _ = write!(self.sql, "'{f}'");
+                    let _ = write!(self.sql, "'{}'", real_text(f, ty));
                 }
                 Lit::Text(t) => self.sql.push_str(&crate::postgres::dollar_quoted(t)),
                 Lit::Blob(b) if *ty == Type::BYTEA => {
@@ -1138,7 +1171,7 @@ fn element(arrays: &mut Arrays, i: usize, ty: &Type, value: Lit<'_>) -> Result<(
             arrays.push(i, Some(if n != 0 { "true" } else { "false" }));
         }
         Lit::Integer(n) => arrays.push(i, Some(&n.to_string())),
-        Lit::Real(f) => arrays.push(i, Some(&f.to_string())),
+        Lit::Real(f) => arrays.push(i, Some(&real_text(f, ty))),
         Lit::Text(t) => arrays.push(i, Some(t)),
         Lit::Blob(b) if *ty == Type::BYTEA => {
             let mut hex = String::with_capacity(2 + 2 * b.len());

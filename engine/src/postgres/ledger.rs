@@ -206,28 +206,31 @@ WITH rels AS (
   SELECT DISTINCT d.classid, d.objid FROM rels JOIN pg_catalog.pg_depend d
       ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
      AND d.refobjid OPERATOR(pg_catalog.=) rels.oid
-   WHERE d.classid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
-                       'pg_catalog.pg_rewrite'::pg_catalog.regclass)
+   WHERE d.classid OPERATOR(pg_catalog.=) ANY (ARRAY['pg_catalog.pg_proc'::pg_catalog.regclass,
+                       'pg_catalog.pg_rewrite'::pg_catalog.regclass])
 )
 SELECT 'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::pg_catalog.text
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n
       ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
  WHERE p.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid
-   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'strata')
+   AND n.nspname OPERATOR(pg_catalog.<>) ALL
+       (ARRAY['pg_catalog', 'information_schema', 'strata']::pg_catalog.name[])
    AND (p.prosrc OPERATOR(pg_catalog.~*) E'\\mstrata\\M"?\\s*\\.'
         OR p.prosrc OPERATOR(pg_catalog.~*)
            E'\\mstrata_(migration|migration_audit|database|object)\\M'
         OR p.prosrc OPERATOR(pg_catalog.~*) E'U&\\s*["'']'
         OR pg_catalog.array_to_string(p.proconfig, ' ') OPERATOR(pg_catalog.~*) E'\\mstrata\\M'
-        OR (p.tableoid, p.oid) IN (SELECT classid, objid FROM dependents))
+        OR EXISTS (SELECT FROM dependents x WHERE x.classid OPERATOR(pg_catalog.=) p.tableoid
+                      AND x.objid OPERATOR(pg_catalog.=) p.oid))
 UNION ALL
 SELECT CASE WHEN r.rulename OPERATOR(pg_catalog.=) '_RETURN' THEN 'view '
             ELSE 'rule ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.rulename::pg_catalog.text)
                  OPERATOR(pg_catalog.||) ' on ' END
        OPERATOR(pg_catalog.||) r.ev_class::pg_catalog.regclass::pg_catalog.text
   FROM pg_catalog.pg_rewrite r
- WHERE (r.tableoid, r.oid) IN (SELECT classid, objid FROM dependents)
-   AND r.ev_class NOT IN (SELECT oid FROM rels)
+ WHERE EXISTS (SELECT FROM dependents x WHERE x.classid OPERATOR(pg_catalog.=) r.tableoid
+                 AND x.objid OPERATOR(pg_catalog.=) r.oid)
+   AND NOT EXISTS (SELECT FROM rels WHERE rels.oid OPERATOR(pg_catalog.=) r.ev_class)
    AND (r.rulename OPERATOR(pg_catalog.<>) '_RETURN'
         OR pg_catalog.pg_relation_is_updatable(r.ev_class, true) OPERATOR(pg_catalog.<>) 0)
 ORDER BY 1

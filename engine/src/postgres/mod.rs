@@ -79,12 +79,13 @@ impl Target {
             }
             Err(e) => return Err(self.connect_error(e)),
         };
-        let setup = session_setup(&mut client, lock_timeout)
-            .and_then(|setup| client.batch_execute(&setup).map(|()| setup))
+        let (setup, user) = session_setup(&mut client, lock_timeout)
+            .and_then(|(setup, user)| client.batch_execute(&setup).map(|()| (setup, user)))
             .map_err(|e| self.error("cannot set the session up", e))?;
         Ok(Some(Session {
             client: Some(client),
             setup,
+            user,
             checks: None,
         }))
     }
@@ -266,6 +267,9 @@ pub struct Session {
     /// Always here, except while [`Session::lend`] has lent it out.
     client: Option<Client>,
     setup: String,
+    /// The statement that puts the user's own settings back for the rest of a transaction
+    /// (see `session_setup`); empty when none differs from strata's.
+    user: String,
     /// strata's checks of a step, prepared on this connection at its first step.
     checks: Option<Checks>,
 }
@@ -377,6 +381,14 @@ impl Session {
         Ok(self.checks.as_ref().expect("prepared above"))
     }
 
+    /// Puts the session's settings back as they were after connecting (strata's, see
+    /// [`PIN`]), keeping its locks, temp objects and cursors: between the transactions of a
+    /// session that holds session-level locks (an undo's).
+    pub fn reset_settings(&mut self) -> Result<(), postgres::Error> {
+        let sql = format!("RESET ALL; {}", self.setup);
+        self.batch_execute(&sql)
+    }
+
     /// Runs `end` (a `COMMIT`, a `RELEASE SAVEPOINT`) and then, in the same round trip, puts the
     /// session back as [`Session::reset`] does; an error does not say which of the two failed.
     pub fn reset_after(&mut self, end: &str) -> Result<(), postgres::Error> {
@@ -389,6 +401,14 @@ impl Session {
         format!("{RESET_SESSION}; {}", self.setup)
     }
 
+    /// The statement that puts the user's settings (the database's and the role's defaults, as
+    /// the session had them when it connected) back for the rest of the current transaction,
+    /// for the user's SQL there; empty when they are strata's. strata's own statements after
+    /// the user's in that transaction run [`PIN`] first.
+    pub fn user_settings(&self) -> &str {
+        &self.user
+    }
+
     /// Lends the client to `f` by value (a component's store must own what it uses) and takes
     /// it back.
     pub fn lend<R>(&mut self, f: impl FnOnce(Client) -> (Client, R)) -> R {
@@ -398,37 +418,94 @@ impl Session {
     }
 }
 
+/// The settings strata's own statements run under, whatever the database's or the role's
+/// defaults or a migration's `SET` say: with another `search_path` an operator (`=`) or a
+/// function strata names could be the user's own (an undo once emptied the whole ledger that
+/// way), and the others change how the server reads literals and arrays, or how it writes
+/// values as text. A session is set to these when it connects and after each step; the user's
+/// own values (see [`Session::user_settings`]) are put back only for a step's or an undo's SQL,
+/// inside its transaction, and [`PIN`] sets these again before strata's statements that follow
+/// it there. `session_replication_role` is only ever set when it differs (setting it needs
+/// superuser rights).
+const PINNED: &[(&str, &str)] = &[
+    ("search_path", "pg_catalog, pg_temp"),
+    ("array_nulls", "on"),
+    ("transform_null_equals", "off"),
+    ("standard_conforming_strings", "on"),
+    ("backslash_quote", "safe_encoding"),
+    ("client_encoding", "UTF8"),
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("TimeZone", "UTC"),
+    ("row_security", "on"),
+    ("session_replication_role", "origin"),
+];
+
+/// Settings the user's SQL runs under as strata pins them, not as the user's defaults say:
+/// the lexer's (a migration may still `SET` them itself) and the client's encoding.
+const NOT_THE_USERS: &[&str] = &["standard_conforming_strings", "client_encoding"];
+
+/// One statement, immune to any setting, that sets [`PINNED`] for the rest of the current
+/// transaction: run after the user's SQL, before strata's own statements in the same
+/// transaction. Every function and operator is qualified, every literal is plain.
+pub const PIN: &str = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true), pg_catalog.set_config('array_nulls', 'on', true), pg_catalog.set_config('transform_null_equals', 'off', true), pg_catalog.set_config('standard_conforming_strings', 'on', true), pg_catalog.set_config('backslash_quote', 'safe_encoding', true), pg_catalog.set_config('client_encoding', 'UTF8', true), pg_catalog.set_config('DateStyle', 'ISO, MDY', true), pg_catalog.set_config('IntervalStyle', 'postgres', true), pg_catalog.set_config('extra_float_digits', '1', true), pg_catalog.set_config('bytea_output', 'hex', true), pg_catalog.set_config('TimeZone', 'UTC', true), pg_catalog.set_config('row_security', 'on', true), CASE WHEN pg_catalog.current_setting('session_replication_role') OPERATOR(pg_catalog.<>) 'origin' THEN pg_catalog.set_config('session_replication_role', 'origin', true) END";
+
 /// What every strata session starts with, and goes back to after each step (see
-/// [`Session::reset`]): the lock timeout, standard strings, and the user's `search_path`
-/// without strata's own schema. A role named `strata` would otherwise find its `"$user"` schema
-/// in strata's bookkeeping schema and create every unqualified table there.
+/// [`Session::reset`]): the lock timeout and [`PINNED`]; and the statement that puts the
+/// user's own values back inside a transaction (empty when none differs): the session's
+/// settings when it connected (the database's and the role's defaults), with strata's own
+/// schema left out of the `search_path`. A role named `strata` would otherwise find its
+/// `"$user"` schema in strata's bookkeeping schema and create every unqualified table there.
 pub(crate) fn session_setup(
     client: &mut Client,
     lock_timeout: Duration,
-) -> Result<String, postgres::Error> {
+) -> Result<(String, String), postgres::Error> {
+    let read: Vec<String> = PINNED
+        .iter()
+        .map(|(name, _)| format!("pg_catalog.current_setting('{name}')"))
+        .collect();
     let row = client.query_one(
-        "SELECT current_setting('search_path'), current_user::text",
+        &format!("SELECT CURRENT_USER::pg_catalog.text, {}", read.join(", ")),
         &[],
     )?;
-    let (path, user): (String, String) = (row.get(0), row.get(1));
-    let kept: Vec<&str> = path
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .filter(|s| {
-            let name = s.trim_matches('"');
-            name != ledger::SCHEMA_NAME && !(name == "$user" && user == ledger::SCHEMA_NAME)
-        })
-        .collect();
-    let search_path = if kept.is_empty() {
-        "''".to_string()
+    let user: String = row.get(0);
+    let mut setup = format!("SET lock_timeout = {}", lock_timeout.as_millis());
+    let mut users = Vec::new();
+    for (i, (name, pinned)) in PINNED.iter().enumerate() {
+        let mut value: String = row.get(i + 1);
+        if *name == "search_path" {
+            let kept: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .filter(|s| {
+                    let name = s.trim_matches('"');
+                    name != ledger::SCHEMA_NAME && !(name == "$user" && user == ledger::SCHEMA_NAME)
+                })
+                .collect();
+            value = kept.join(", ");
+        }
+        if value == *pinned {
+            continue;
+        }
+        setup.push_str(&format!(
+            "; SELECT pg_catalog.set_config('{name}', '{pinned}', false)"
+        ));
+        if !NOT_THE_USERS.contains(name) {
+            users.push(format!(
+                "pg_catalog.set_config('{name}', {}, true)",
+                dollar_quoted(&value)
+            ));
+        }
+    }
+    let users = if users.is_empty() {
+        String::new()
     } else {
-        kept.join(", ")
+        format!("SELECT {}", users.join(", "))
     };
-    Ok(format!(
-        "SET lock_timeout = {}; SET standard_conforming_strings = on; SET search_path = {search_path}",
-        lock_timeout.as_millis()
-    ))
+    Ok((setup, users))
 }
 
 /// The first two columns of every row `sql` returns from `target`, in a read-only
@@ -440,11 +517,17 @@ pub(crate) fn pairs(
     sql: &str,
 ) -> Result<Vec<(String, String)>, Error> {
     let mut session = target.connect(lock_timeout)?;
+    let user = session.user_settings().to_string();
     let mut tx = session
         .build_transaction()
         .read_only(true)
         .start()
         .map_err(|e| target.error("cannot start a read-only transaction", e))?;
+    // The query is the user's: it runs under the user's settings.
+    if !user.is_empty() {
+        tx.batch_execute(&user)
+            .map_err(|e| target.error("cannot set the user's settings", e))?;
+    }
     let rows = tx
         .query(sql, &[])
         .map_err(|e| target.error("cannot run the fleet's query", e))?;

@@ -61,8 +61,13 @@ pub(crate) fn live_state(project: &Project, target: &Target) -> Result<State, Er
     state_of(&mut c).map_err(|e| target.error("cannot read its tables", e))
 }
 
+/// How the state names the database's large objects: their catalog, whose schema no table of
+/// the state is in.
+const LARGE_OBJECTS: &str = "pg_catalog.pg_largeobject";
+
 /// The state of every table outside PostgreSQL's schemas and strata's: its row count and an
-/// order-independent checksum (the sum of a hash of each row's text).
+/// order-independent checksum (the sum of a hash of each row's text); and of the large
+/// objects, when there are any ([`LARGE_OBJECTS`]).
 pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Error> {
     let tables = c.query(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -71,6 +76,24 @@ pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Erro
         &[&ledger::SCHEMA_NAME],
     )?;
     let mut out = State::new();
+    // The large objects, which live outside every table: how many, and which (by oid; a
+    // backup puts them back with their oids). Left out when there are none, as before.
+    let objects = c.query_one(
+        "SELECT pg_catalog.count(*), \
+         coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
+         FROM pg_catalog.pg_largeobject_metadata l",
+        &[],
+    )?;
+    let count: i64 = objects.get(0);
+    if count > 0 {
+        out.insert(
+            LARGE_OBJECTS.to_string(),
+            TableState {
+                rows: count as u64,
+                checksum: objects.get(1),
+            },
+        );
+    }
     for row in tables {
         let (schema, table): (String, String) = (row.get(0), row.get(1));
         let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
@@ -168,7 +191,8 @@ enum Piece {
 }
 
 /// Splits `pg_restore --file=-` output into SQL and COPY blocks; skips the `\restrict` and
-/// `\unrestrict` lines, refuses any other psql meta-command.
+/// `\unrestrict` lines and the `BEGIN;`/`COMMIT;` around the large objects' data, refuses any
+/// other psql meta-command.
 fn pieces(script: &str) -> Result<Vec<Piece>, String> {
     let mut out = Vec::new();
     let mut sql = String::new();
@@ -190,6 +214,11 @@ fn pieces(script: &str) -> Result<Vec<Piece>, String> {
             return Err(format!(
                 "the dump holds a psql command strata cannot run: {trimmed}"
             ));
+        }
+        // pg_restore wraps the large objects' data in a transaction of its own, which would
+        // end the restore's: the replay is one transaction already.
+        if (trimmed == "BEGIN;" || trimmed == "COMMIT;") && balanced() {
+            continue;
         }
         if trimmed.starts_with("COPY ") && trimmed.ends_with(" FROM stdin;") && balanced() {
             if !sql.trim().is_empty() {
@@ -361,6 +390,22 @@ fn replay(
             s.replace('"', "\"\"")
         ))?;
     }
+    // What the archive holds outside any schema, which it would otherwise create a second
+    // time: the large objects (with their oids) and the publications.
+    let publications: Vec<String> = tx
+        .query(
+            "SELECT pubname::pg_catalog.text FROM pg_catalog.pg_publication",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for p in &publications {
+        tx.batch_execute(&format!("DROP PUBLICATION \"{}\"", p.replace('"', "\"\"")))?;
+    }
+    tx.batch_execute(
+        "SELECT pg_catalog.lo_unlink(l.oid) FROM pg_catalog.pg_largeobject_metadata l",
+    )?;
     // pg_dump leaves the public schema out (every database has one): put it back as a new
     // database has it.
     tx.batch_execute(if version >= 150000 {

@@ -29,32 +29,56 @@ fn connect_existing(project: &Project, target: &Target) -> Result<Option<Session
     target.open(lock_timeout(project))
 }
 
+/// A session held open on one database, by which [`Mark::seen_from`] finds that database
+/// under another URL (two names of one host, a port forward).
+pub(crate) struct Mark {
+    _session: Session,
+    pid: i32,
+    start: Option<String>,
+}
+
+impl Mark {
+    /// A session on `target`, with its process id and start time; `None` when the database
+    /// cannot be reached.
+    pub(crate) fn on(project: &Project, target: &Target) -> Option<Mark> {
+        let mut session = connect_existing(project, target).ok()??;
+        let row = session
+            .query_one(
+                "SELECT pid, backend_start::pg_catalog.text FROM pg_catalog.pg_stat_activity \
+                 WHERE pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()",
+                &[],
+            )
+            .ok()?;
+        Some(Mark {
+            pid: row.get(0),
+            start: row.get(1),
+            _session: session,
+        })
+    }
+
+    /// Whether the marked session is among the sessions of `other`'s current database: then
+    /// `other` is, on the server, the marked database. `false` when `other` cannot be reached.
+    pub(crate) fn seen_from(&self, project: &Project, other: &Target) -> bool {
+        let Ok(Some(mut b)) = connect_existing(project, other) else {
+            return false;
+        };
+        b.query_one(
+            "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity \
+             WHERE pid OPERATOR(pg_catalog.=) $1 \
+             AND backend_start::pg_catalog.text OPERATOR(pg_catalog.=) $2 \
+             AND datname OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+            &[&self.pid, &self.start],
+        )
+        .is_ok_and(|r| r.get::<_, i64>(0) > 0)
+    }
+}
+
 /// Whether `test` is, on the server, the very database `real` is, whatever the two URLs say
-/// (two names of one host, a port forward): a session opened on `real` is looked for, by its
-/// process id and start time, among the sessions of `test`'s current database. Best effort:
-/// `false` when either database cannot be reached or the session cannot be seen (then the
-/// URLs were already compared by `crate::core::config::check_distinct`).
+/// (see [`Mark`]). Best effort: `false` when either database cannot be reached or the session
+/// cannot be seen (then the URLs were already compared by
+/// `crate::core::config::check_distinct`).
 pub(crate) fn same_database(project: &Project, real: &Target, test: &Target) -> bool {
-    let (Ok(Some(mut a)), Ok(Some(mut b))) = (
-        connect_existing(project, real),
-        connect_existing(project, test),
-    ) else {
-        return false;
-    };
-    let Ok(row) = a.query_one(
-        "SELECT pid, backend_start::text FROM pg_catalog.pg_stat_activity \
-         WHERE pid = pg_catalog.pg_backend_pid()",
-        &[],
-    ) else {
-        return false;
-    };
-    let (pid, start): (i32, Option<String>) = (row.get(0), row.get(1));
-    b.query_one(
-        "SELECT count(*) FROM pg_catalog.pg_stat_activity \
-         WHERE pid = $1 AND backend_start::text = $2 AND datname = current_database()",
-        &[&pid, &start],
-    )
-    .is_ok_and(|r| r.get::<_, i64>(0) > 0)
+    Mark::on(project, real).is_some_and(|mark| mark.seen_from(project, test))
 }
 
 /// The migrations applied to `target`; `None` when the database does not exist.
@@ -626,8 +650,17 @@ impl UndoDriver for PgUndo<'_> {
     }
 
     fn run(&mut self, file: &Path, _sql: &str) -> Result<u64, UndoError> {
-        let before = ledger::signature(&mut **self.client);
-        self.before = before.map_err(self.error())?;
+        let before = self
+            .client
+            .checks()
+            .map(|c| c.signature.clone())
+            .and_then(|signature| self.client.query_one(&signature, &[]));
+        self.before = before.map_err(self.error())?.get(0);
+        // The user's own settings for the script (strata's are put back after it).
+        let user = self.client.user_settings().to_string();
+        if !user.is_empty() {
+            self.client.batch_execute(&user).map_err(self.error())?;
+        }
         let mut rows = 0;
         for st in &self.statements {
             step::refuse_server_wide(file, st)?;
@@ -644,15 +677,18 @@ impl UndoDriver for PgUndo<'_> {
                 }
             }
         }
-        let after = ledger::signature(&mut **self.client);
-        if after.map_err(self.error())? != self.before {
-            return Err(UndoError::Failed(ActionError::new(
-                Some(file.to_path_buf()),
-                None,
-                "undo.sql changed strata's bookkeeping (the strata schema), which only strata \
-                 may change; remove those statements",
-            )));
-        }
+        // strata's settings again, whatever the script set (see `super::PIN`); then the same
+        // checks as after a step's SQL.
+        self.client
+            .batch_execute(super::PIN)
+            .map_err(self.error())?;
+        step::bookkeeping_untouched(
+            self.client,
+            Some(file.to_path_buf()),
+            "undo.sql",
+            "undo",
+            &self.before,
+        )?;
         Ok(rows)
     }
 
@@ -676,7 +712,16 @@ impl UndoDriver for PgUndo<'_> {
     fn commit(&mut self) -> Result<(), UndoError> {
         self.open = false;
         let committed = self.client.batch_execute("COMMIT");
-        committed.map_err(self.error())
+        committed.map_err(self.error())?;
+        // A `SET` of undo.sql outlives its commit: the session goes back to strata's settings
+        // before the next undo reads the ledger (its session locks kept).
+        let reset = self.client.reset_settings();
+        reset.map_err(|e| {
+            UndoError::Error(
+                self.target
+                    .error("cannot reset the session after the undo", e),
+            )
+        })
     }
 
     fn rollback(&mut self) {

@@ -185,6 +185,8 @@ impl StepDriver for PgStep<'_, '_> {
     /// [`super::Checks`]; its own round trip if the client did not name it).
     fn begin(&mut self, step: &Prepared) -> Result<(), Error> {
         let target = self.ctx.target;
+        // The user's own settings for the step's SQL, after strata's reads.
+        let user = self.session.user_settings().to_string();
         self.open = true;
         let session = &mut *self.session;
         let read = session.checks().map(|c| c.execute_signature.clone()).and_then(|execute| {
@@ -202,6 +204,10 @@ impl StepDriver for PgStep<'_, '_> {
                 super::schema::BOUND,
                 execute.as_deref().map_or(String::new(), |e| format!("; {e}")),
             );
+            let sql = match user.as_str() {
+                "" => sql,
+                user => format!("{sql}; {user}"),
+            };
             let read = session.simple_query(&sql).map(by_statement)?;
             let signature = match execute {
                 Some(_) => single(read.get(5)),
@@ -275,6 +281,13 @@ impl StepDriver for PgStep<'_, '_> {
             return Ok(None);
         }
         self.recorded = true;
+        // strata's settings again, whatever the step set (see `super::PIN`).
+        if let Err(e) = self.session.batch_execute(super::PIN) {
+            return Err((
+                Action::Snapshot,
+                ActionError::new(None, None, describe_error(&e)),
+            ));
+        }
         super::schema::after_step(self.session, step, self.ctx.write_snapshots)
             .map_err(|e| (e.action, ActionError::new(e.file, None, e.message)))
     }
@@ -289,8 +302,11 @@ impl StepDriver for PgStep<'_, '_> {
             crate::core::ledger::now_rfc3339(),
             crate::core::ledger::operator(),
         );
+        // strata's settings again, whatever the step set (see `super::PIN`), before the
+        // savepoint, so that they hold for the records made again after a return to it.
         let mut sql = format!(
-            "SAVEPOINT strata_record;\n{};\n{};\nRELEASE SAVEPOINT strata_record; ",
+            "{};\nSAVEPOINT strata_record;\n{};\n{};\nRELEASE SAVEPOINT strata_record; ",
+            super::PIN,
             super::Checks::verify_or_fail_sql(),
             self.record_sql(step, log, elapsed, ledger::append_or_fail_sql, (&at, &who))
         );
@@ -516,19 +532,31 @@ fn check_bookkeeping(
         Action::ProjData => step.proj_data.as_ref().map(|d| d.path.clone()),
         _ => None,
     };
+    bookkeeping_untouched(tx, file, &action.to_string(), "step", untouched)
+}
+
+/// Fails `what` (an action of a step, `undo.sql`; in `file`) if it changed strata's bookkeeping
+/// from its fingerprint `untouched` (`ledger::SIGNATURE`), or left an object that could change
+/// it later (`ledger::WRITERS`): one round trip, planned once a connection (see
+/// `super::Checks`). `undone` is what rolls back (`step`, `undo`).
+pub(crate) fn bookkeeping_untouched(
+    tx: &mut Session,
+    file: Option<PathBuf>,
+    what: &str,
+    undone: &str,
+    untouched: &str,
+) -> Result<(), ActionError> {
     let changed = |detail: String| ActionError {
         file: file.clone(),
         statement: None,
         message: format!(
-            "{action} changed strata's bookkeeping ({detail}): the `strata` schema, its tables, \
+            "{what} changed strata's bookkeeping ({detail}): the `strata` schema, its tables, \
              their rows, triggers and functions are strata's alone (the ledger and the \
-             append-only audit log); the step was rolled back. Leave the strata schema out of \
-             migrations"
+             append-only audit log); the {undone} was rolled back. Leave the strata schema out \
+             of migrations"
         ),
         code: None,
     };
-    // One round trip, planned once a connection (see `super::Checks`): the fingerprint, and
-    // the objects that could write strata's tables later.
     let read = tx.checks().map(|c| c.check.clone()).and_then(|check| {
         let row = tx.query_one(&check, &[])?;
         Ok((row.get::<_, String>(0), row.get::<_, String>(1)))
@@ -542,11 +570,10 @@ fn check_bookkeeping(
             file: file.clone(),
             statement: None,
             message: format!(
-                "{action} left {} that could change strata's bookkeeping later, when it runs \
+                "{what} left {found} that could change strata's bookkeeping later, when it runs \
                  as its owner outside any step: the ledger and the audit log are strata's \
-                 alone; the step was rolled back. Keep strata's schema and tables out of \
-                 functions, triggers, rules and writable views",
-                found
+                 alone; the {undone} was rolled back. Keep strata's schema and tables out of \
+                 functions, triggers, rules and writable views"
             ),
             code: None,
         });

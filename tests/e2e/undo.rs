@@ -494,13 +494,37 @@ fn an_undo_racing_a_migrate_waits_and_never_undoes_a_migration_under_a_newer_one
     undo_raced_migrate(&migrated, &undone, &ledger(&p, "app.db"), &t2);
 }
 
+/// A `migrate --no-rehearsal` started in the background, once its step's `pg_sleep(3)` runs on
+/// this test's database.
+fn migrate_until_it_sleeps(p: &crate::harness::Project, pg: &Pg) -> std::process::Child {
+    use std::process::Stdio;
+    let migrate = crate::harness::strata_command(p.root(), &["migrate", "--no-rehearsal", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg.rows(
+        false,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'SELECT pg_sleep(3)%'",
+    ) == ["0"]
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the migrate never reached the sleeping step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    migrate
+}
+
 /// On PostgreSQL the migrate's step holds strata's advisory lock for its transaction (here
 /// a `pg_sleep`); the undo takes the same lock for its whole run and re-reads the ledger in
 /// each transaction.
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn an_undo_racing_a_migrate_on_postgres_never_undoes_a_migration_under_a_newer_one() {
-    use std::process::Stdio;
     let pg = Pg::new("undo_race");
     let p = crate::postgres::project(&pg);
     p.write(&format!("{ONE}/do.sql"), "CREATE TABLE t1 (a integer);")
@@ -515,25 +539,7 @@ fn an_undo_racing_a_migrate_on_postgres_never_undoes_a_migration_under_a_newer_o
         &format!("{THREE}/undo.sql"),
         "ALTER TABLE t2 DROP COLUMN c;",
     );
-    let migrate = crate::harness::strata_command(p.root(), &["migrate", "--no-rehearsal", "-q"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until m3's step is running (its pg_sleep is on the server).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while pg.rows(
-        false,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND query LIKE 'SELECT pg_sleep(3)%'",
-    ) == ["0"]
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the migrate never reached m3"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let migrate = migrate_until_it_sleeps(&p, &pg);
     let undone = crate::harness::strata_command(p.root(), &["undo"])
         .output()
         .unwrap();
@@ -556,7 +562,6 @@ fn an_undo_racing_a_migrate_on_postgres_never_undoes_a_migration_under_a_newer_o
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_restore_during_a_migrate_on_postgres_waits_for_the_whole_run() {
-    use std::process::Stdio;
     let pg = Pg::new("restore_race");
     let p = crate::postgres::project(&pg);
     p.write(&format!("{ONE}/do.sql"), "CREATE TABLE t1 (a integer);");
@@ -566,24 +571,7 @@ fn a_restore_during_a_migrate_on_postgres_waits_for_the_whole_run() {
         "SELECT pg_sleep(3);\nCREATE TABLE t2 (a integer);",
     )
     .write(&format!("{THREE}/do.sql"), "CREATE TABLE t3 (a integer);");
-    let migrate = crate::harness::strata_command(p.root(), &["migrate", "--no-rehearsal", "-q"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while pg.rows(
-        false,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND query LIKE 'SELECT pg_sleep(3)%'",
-    ) == ["0"]
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the migrate never reached m2"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let migrate = migrate_until_it_sleeps(&p, &pg);
     let restored = crate::harness::strata_command(p.root(), &["restore", "--yes"])
         .output()
         .unwrap();

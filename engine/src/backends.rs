@@ -213,6 +213,25 @@ pub(crate) fn syntax(
     }
 }
 
+/// What `statement` changes beyond the database it runs on (roles, databases by name,
+/// tablespaces, the server's configuration), which a run of `dialect` refuses; `None` when it
+/// changes only its database (or the dialect has no such statements).
+pub(crate) fn server_wide(
+    dialect: crate::core::input::Dialect,
+    statement: &str,
+) -> Option<&'static str> {
+    match dialect {
+        crate::core::input::Dialect::Sqlite => None,
+        #[cfg(feature = "postgres")]
+        crate::core::input::Dialect::Postgres => postgres::server_wide::changes(statement),
+        #[cfg(not(feature = "postgres"))]
+        crate::core::input::Dialect::Postgres => {
+            let _ = statement;
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

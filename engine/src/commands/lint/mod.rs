@@ -239,6 +239,13 @@ pub const RULES: &[Rule] = &[
         fix: "run VACUUM by hand outside strata (after `strata migrate`), not in a migration",
     },
     Rule {
+        code: "SL409",
+        severity: Severity::Error,
+        family: "server-wide",
+        what: "PostgreSQL: a statement that changes the whole server, not the database (roles, a database by its name, tablespaces, ALTER SYSTEM, and grants, comments, renames or owners of those), which the run refuses: the rehearsal on the test database of the same server would do it for real first",
+        fix: "do it once per server, by hand or with your provisioning, outside strata; keep the migrations to what lives in the database",
+    },
+    Rule {
         code: "SL408",
         severity: Severity::Error,
         family: "other-database",
@@ -902,9 +909,21 @@ impl Ctx<'_> {
         }
     }
 
-    /// The statements judged by their first words whether sqlparser reads the rest or not
-    /// (VACUUM and CLUSTER, SQLite's ATTACH); whether one was found.
+    /// The statements judged whether sqlparser reads them or not (VACUUM and CLUSTER,
+    /// SQLite's ATTACH, PostgreSQL's server-wide statements); whether one was found.
     fn maintenance(&mut self, p: &Parsed) -> bool {
+        if let Some(what) = crate::backends::server_wide(self.dialect, &p.text) {
+            self.push(
+                "SL409",
+                p,
+                None,
+                format!(
+                    "this statement changes {what}, which the run refuses: the rehearsal on the \
+                     test database (same server) would do it for real first"
+                ),
+            );
+            return true;
+        }
         let w: Vec<&str> = p.words.iter().map(String::as_str).collect();
         if !self.pg() && w.first() == Some(&"ATTACH") {
             if let Some(file) = attached_file(&p.text) {

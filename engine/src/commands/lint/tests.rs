@@ -495,3 +495,16 @@ fn a_sqlite_trigger_body_is_linted_statement_by_statement() {
         "{c:?}"
     );
 }
+
+#[test]
+fn a_server_wide_statement_is_an_error_on_postgres_only() {
+    let pg = Dialect::Postgres;
+    assert_eq!(codes(pg, PEOPLE, "CREATE ROLE reporting;"), ["SL409@1"]);
+    assert_eq!(
+        codes(pg, PEOPLE, "\nALTER DATABASE app SET work_mem = '1GB';"),
+        ["SL409@2"]
+    );
+    assert_eq!(codes(pg, PEOPLE, "GRANT reporting TO app;"), ["SL409@1"]);
+    assert!(codes(pg, PEOPLE, "GRANT SELECT ON people TO reporting;").is_empty());
+    assert!(codes(Dialect::Sqlite, PEOPLE, "CREATE TABLE role (a);").is_empty());
+}

@@ -566,6 +566,14 @@ fn a_restore_during_a_migrate_on_postgres_waits_for_the_whole_run() {
     let p = crate::postgres::project(&pg);
     p.write(&format!("{ONE}/do.sql"), "CREATE TABLE t1 (a integer);");
     p.strata(&["migrate", "-q", "--no-rehearsal"]).ok();
+    // A server that closes idle sessions after a second must not close the one holding the
+    // run lock, idle by design while the steps run.
+    pg.admin_client()
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET idle_session_timeout = '1s'",
+            pg.name
+        ))
+        .unwrap();
     p.write(
         &format!("{TWO}/do.sql"),
         "SELECT pg_sleep(3);\nCREATE TABLE t2 (a integer);",

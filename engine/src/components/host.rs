@@ -271,18 +271,23 @@ impl ResourceLimiter for Limiter {
 /// [`MAX_MESSAGE_BYTES`] of it (cut at a character boundary, the cut counted), with controls
 /// escaped as [`escape_controls`] does.
 pub fn bounded_message(text: &str) -> String {
-    if text.len() <= MAX_MESSAGE_BYTES {
-        return escape_controls(text);
+    // The bound is on what is kept, after escaping (a control character becomes up to ten
+    // bytes); what is not kept is counted in the component's own bytes.
+    let mut kept = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let piece = escape_controls(c.encode_utf8(&mut [0; 4]));
+        if kept.len() + piece.len() > MAX_MESSAGE_BYTES {
+            break;
+        }
+        kept.push_str(&piece);
+        used += c.len_utf8();
     }
-    let mut cut = MAX_MESSAGE_BYTES;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
+    if used == text.len() {
+        kept
+    } else {
+        format!("{kept}... ({} more bytes not kept)", text.len() - used)
     }
-    format!(
-        "{}... ({} more bytes not kept)",
-        escape_controls(&text[..cut]),
-        text.len() - cut
-    )
 }
 
 /// A component's text made safe to print: control characters (newlines and escape sequences
@@ -364,6 +369,15 @@ mod tests {
         assert!(kept.ends_with(&format!("... ({} more bytes not kept)", MAX_MESSAGE_BYTES)));
         let odd = format!("a{}", "é".repeat(MAX_MESSAGE_BYTES));
         assert!(bounded_message(&odd).starts_with("aé"));
+        // Escaping cannot push it past the bound: a message of control characters.
+        let controls = "\u{1}".repeat(MAX_MESSAGE_BYTES * 4);
+        let kept = bounded_message(&controls);
+        assert!(kept.len() < MAX_MESSAGE_BYTES + 64, "{}", kept.len());
+        assert!(
+            kept.ends_with("more bytes not kept)"),
+            "{}",
+            &kept[kept.len() - 40..]
+        );
     }
 
     #[test]

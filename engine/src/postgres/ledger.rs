@@ -92,6 +92,12 @@ pub fn lock_with_run(c: &mut impl GenericClient) -> Result<(), postgres::Error> 
     lock(c)
 }
 
+/// The connection holding the run lock is idle by design: a server or database default
+/// `idle_session_timeout` (PostgreSQL 14+) would close it, and the lock with it, in the middle
+/// of a run. Off for that session, where the setting exists.
+const KEEP_IDLE: &str = "SELECT pg_catalog.set_config('idle_session_timeout', '0', false) \
+     FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'idle_session_timeout'";
+
 /// A connection holding the run lock ([`RUN_KEY`]) shared for as long as it lives: a migrate
 /// phase keeps one, so a restore or an undo waits for the phase to end rather than landing
 /// between its steps.
@@ -101,6 +107,7 @@ impl RunLock {
     /// Takes the lock shared on `client`, as a migrate phase does (waits at most its
     /// `lock_timeout`).
     pub fn shared(mut client: super::Session) -> Result<RunLock, postgres::Error> {
+        client.batch_execute(KEEP_IDLE)?;
         client.execute("SELECT pg_catalog.pg_advisory_lock_shared($1)", &[&RUN_KEY])?;
         Ok(RunLock(client))
     }
@@ -108,6 +115,7 @@ impl RunLock {
     /// Takes the lock exclusively on `client`, as a restore does from before it chooses its
     /// backup to after the replay (waits at most its `lock_timeout`).
     pub fn exclusive(mut client: super::Session) -> Result<RunLock, postgres::Error> {
+        client.batch_execute(KEEP_IDLE)?;
         client.execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&RUN_KEY])?;
         Ok(RunLock(client))
     }

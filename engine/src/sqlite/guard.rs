@@ -1517,6 +1517,8 @@ mod tests {
             format!("ATTACH 'file:{legacy}?mod%65=rw' AS l"),
             format!("ATTACH 'file:{legacy}?mode=ro&vfs=unix' AS l"),
             format!("ATTACH 'FILE:{legacy}?mode=ro' AS l"),
+            format!("ATTACH 'file:{legacy}#?mode=ro' AS l"),
+            format!("ATTACH 'file:{legacy}?x=1#&mode=ro' AS l"),
         ] {
             assert!(refused(&conn, &guard, &sql).contains("ATTACH"), "{sql}");
         }

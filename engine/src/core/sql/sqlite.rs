@@ -421,8 +421,9 @@ pub fn attach_is_contained(file: &str) -> bool {
     let Some((_, query)) = rest.split_once('?') else {
         return false;
     };
-    let query = query.split('#').next().unwrap_or("");
-    if query.contains('%') {
+    // SQLite's URI ends at `#` (the fragment), wherever it stands: `file:x#?mode=ro` opens `x`
+    // read-write. A `#` anywhere, or a `%` escape, is not judged.
+    if rest.contains('#') || rest.contains('%') {
         return false;
     }
     let mut modes = 0;

@@ -1433,7 +1433,16 @@ fn a_query_row_or_a_group_cannot_name_a_file_outside_the_project_or_inside_dot_s
         .min()
         .unwrap();
     p.write(&format!("migrations/app/{migration}/undo.sql"), "");
+    // Hard links too, which no path comparison sees.
+    std::fs::hard_link(
+        p.path(&format!("migrations/app/{migration}/undo.sql")),
+        p.path("tenants/linked-undo.db"),
+    )
+    .unwrap();
+    std::fs::hard_link(p.path("control.db"), p.path("tenants/linked-control.db")).unwrap();
     for database in [
+        "tenants/linked-undo.db".to_string(),
+        "tenants/linked-control.db".to_string(),
         format!("migrations/app/{migration}/undo.sql"),
         format!("./migrations//app/{migration}/undo.sql"),
         "strata.toml".to_string(),
@@ -1451,6 +1460,8 @@ fn a_query_row_or_a_group_cannot_name_a_file_outside_the_project_or_inside_dot_s
         b""
     );
     std::fs::remove_file(p.path(&format!("migrations/app/{migration}/undo.sql"))).unwrap();
+    std::fs::remove_file(p.path("tenants/linked-undo.db")).unwrap();
+    std::fs::remove_file(p.path("tenants/linked-control.db")).unwrap();
     // The same for a group's list of files and its glob, and for --targets.
     for group in [
         format!("databases = [\"{}\"]", victim.display()),

@@ -395,6 +395,27 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
             .filter_map(|g| g.control.as_ref())
             .map(|c| project.root.join(c)),
     );
+    // In any spelling, hard links included: the identity (device and inode) of each of those
+    // files and of every file of the migrations tree.
+    #[cfg(unix)]
+    let inodes: std::collections::HashSet<(u64, u64)> = {
+        use std::os::unix::fs::MetadataExt as _;
+        let mut all: Vec<PathBuf> = files.clone();
+        let mut folders: Vec<PathBuf> = tree.iter().cloned().collect();
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => folders.push(entry.path()),
+                    Ok(t) if t.is_file() => all.push(entry.path()),
+                    _ => {}
+                }
+            }
+        }
+        all.iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
+    };
     let files: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
     for t in targets {
         let Some(Database::Sqlite(db)) = &t.database else {
@@ -406,8 +427,16 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
             Some(parent.ok()?.join(db.file_name()?))
         });
         let Some(canonical) = canonical else { continue };
-        let own =
-            tree.as_ref().is_some_and(|d| canonical.starts_with(d)) || files.contains(&canonical);
+        #[cfg(unix)]
+        let linked = {
+            use std::os::unix::fs::MetadataExt as _;
+            std::fs::metadata(db).is_ok_and(|m| inodes.contains(&(m.dev(), m.ino())))
+        };
+        #[cfg(not(unix))]
+        let linked = false;
+        let own = tree.as_ref().is_some_and(|d| canonical.starts_with(d))
+            || files.contains(&canonical)
+            || linked;
         if own {
             return Err(Error::Usage(format!(
                 "the fleet target {} ({}) is one of the project's own files (the migrations \

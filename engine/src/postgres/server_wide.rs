@@ -23,6 +23,7 @@ const WORDS: &[&str] = &[
     "SYSTEM",
     "GRANT",
     "REVOKE",
+    "OWNED",
 ];
 
 /// What `sql` (one statement) changes beyond its database, as a phrase for the refusal, or
@@ -66,6 +67,9 @@ fn server_wide(node: &NodeEnum) -> Option<&'static str> {
             Some("tablespaces, which belong to the whole server")
         }
         NodeEnum::AlterSystemStmt(_) => Some("the server's configuration"),
+        NodeEnum::ReassignOwnedStmt(_) | NodeEnum::DropOwnedStmt(_) => {
+            Some("what a role owns, databases and tablespaces included")
+        }
         NodeEnum::GrantStmt(g) if shared(g.objtype) => {
             Some("privileges on a database or tablespace by its name")
         }
@@ -113,6 +117,8 @@ mod tests {
             "COMMENT ON ROLE app IS 'x'",
             "ALTER ROLE app RENAME TO app2",
             "ALTER GROUP g ADD USER u",
+            "REASSIGN OWNED BY old_app TO app",
+            "DROP OWNED BY old_app",
         ] {
             assert!(changes(sql).is_some(), "{sql}");
         }

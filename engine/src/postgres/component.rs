@@ -190,6 +190,17 @@ impl Postgres {
                 crate::postgres::describe_error(&e)
             )
         })?;
+        match crate::postgres::reach::outside_the_manifest(client, policy) {
+            Ok(None) => {}
+            Ok(Some(why)) => return Err(why),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read the foreign keys, rules and inheritance of the tables the \
+                     component may use: {}",
+                    crate::postgres::describe_error(&e)
+                ));
+            }
+        }
         let deadline = Instant::now() + timeout;
         let setup = format!(
             "CREATE ROLE {role} NOLOGIN; GRANT {role} TO CURRENT_USER; {grants} \

@@ -28,6 +28,7 @@ pub mod design;
 pub(crate) mod guard;
 pub mod ledger;
 pub mod model;
+pub(crate) mod reach;
 pub mod restore;
 pub mod run;
 pub mod schema;

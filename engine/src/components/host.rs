@@ -168,7 +168,10 @@ impl<D> HostState<D> {
 
     /// Bytes a result may still take: what the component could still hold in linear memory.
     pub(crate) fn result_budget(&self) -> usize {
-        self.limiter.max_total.saturating_sub(self.limiter.total)
+        self.limiter
+            .max_total
+            .saturating_sub(self.limiter.total)
+            .saturating_sub(self.limiter.held)
     }
 
     pub(crate) fn over_budget(&self, what: &str, budget: usize) -> String {
@@ -194,6 +197,9 @@ pub struct Limiter {
     max_total: usize,
     /// The linear memory of all the component's memories now.
     pub total: usize,
+    /// What the host keeps for the component between its calls (a cursor's column names, a
+    /// cached statement's text), counted in the same budget as its linear memory.
+    held: usize,
     /// The largest `total` reached.
     pub peak_bytes: usize,
     pub tripped: bool,
@@ -211,9 +217,28 @@ impl Limiter {
                 .build(),
             max_total,
             total: 0,
+            held: 0,
             peak_bytes: 0,
             tripped: false,
         }
+    }
+}
+
+impl Limiter {
+    /// Counts `bytes` the host keeps for the component in its budget; false (nothing counted)
+    /// when they do not fit in what its linear memory leaves.
+    pub(crate) fn hold(&mut self, bytes: usize) -> bool {
+        let after = self.held.saturating_add(bytes);
+        if after.saturating_add(self.total) > self.max_total {
+            return false;
+        }
+        self.held = after;
+        true
+    }
+
+    /// Gives back `bytes` counted by [`Limiter::hold`].
+    pub(crate) fn release(&mut self, bytes: usize) {
+        self.held = self.held.saturating_sub(bytes);
     }
 }
 
@@ -225,7 +250,7 @@ impl ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> WResult<bool> {
         let total = self.total.saturating_sub(current).saturating_add(desired);
-        if total > self.max_total {
+        if total.saturating_add(self.held) > self.max_total {
             self.tripped = true;
             return Ok(false);
         }

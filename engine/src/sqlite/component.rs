@@ -155,7 +155,23 @@ impl HostState<Sqlite> {
 pub struct CursorState<'c> {
     stmt: Option<Statement<'c>>,
     columns: Vec<String>,
-    pending: Option<Vec<OwnedValue>>,
+    /// The row read past a batch's budget, kept for the next call, and its size.
+    pending: Option<(Vec<OwnedValue>, usize)>,
+}
+
+impl CursorState<'_> {
+    /// What the host keeps for this cursor outside SQLite's heap, counted in the component's
+    /// budget while it is open ([`crate::components::host::Limiter::hold`]).
+    fn held(&self) -> usize {
+        names_size(self.columns.iter().map(String::as_str)) + self.pending.as_ref().map_or(0, |p| p.1)
+    }
+}
+
+/// The bytes a cursor's column names take on the host.
+fn names_size<'n>(names: impl Iterator<Item = &'n str>) -> usize {
+    names
+        .map(|n| n.len().saturating_add(std::mem::size_of::<String>()))
+        .fold(0, usize::saturating_add)
 }
 
 type Cursors<'c> = crate::components::host::Cursors<CursorState<'c>>;
@@ -485,18 +501,32 @@ impl sql::Host for HostState<Sqlite> {
         if let Some(why) = self.db.session.borrow_dependent().full() {
             return Ok(Err(self.limit_error(why)));
         }
+        let limiter = &mut self.limiter;
         let opened = self.db.session.with_dependent_mut(|conn, cursors| {
             let mut stmt = conn.prepare(&sql)?;
             bind_all(&mut stmt, &params)?;
+            // The names are copied out of SQLite's heap and live as long as the cursor: they
+            // count in the component's budget, so open cursors cannot multiply it.
+            let size = names_size(stmt.column_names().into_iter());
+            if !limiter.hold(size) {
+                return Ok(Err(size));
+            }
             let columns = stmt.column_names().map(str::to_string).collect();
-            Ok(cursors.insert(CursorState {
+            Ok(Ok(cursors.insert(CursorState {
                 stmt: Some(stmt),
                 columns,
                 pending: None,
-            }))
+            })))
         });
         match opened {
-            Ok(index) => Ok(Ok(self.table.push(CursorSlot(index))?)),
+            Ok(Ok(index)) => Ok(Ok(self.table.push(CursorSlot(index))?)),
+            Ok(Err(size)) => {
+                let why = self.over_budget(
+                    &format!("this cursor's column names ({size} bytes, kept while it is open)"),
+                    self.result_budget(),
+                );
+                Ok(Err(self.limit_error(why)))
+            }
             Err(e) => Ok(Err(self.error(e))),
         }
     }
@@ -515,6 +545,7 @@ impl HostState<Sqlite> {
         let index = self.table.get(slot)?.0;
         let budget = self.result_budget();
         let max = max.min(MAX_ROWS_PER_CALL);
+        let limiter = &mut self.limiter;
         let r = self.db.session.with_dependent_mut(|_, cursors| {
             let Some(cursor) = cursors.get_mut(index) else {
                 return Ok(0);
@@ -524,7 +555,8 @@ impl HostState<Sqlite> {
             if max == 0 {
                 return Ok(0);
             }
-            if let Some(row) = cursor.pending.take() {
+            if let Some((row, held)) = cursor.pending.take() {
+                limiter.release(held);
                 used = sink.row_overhead();
                 for v in &row {
                     used += sink.value_size(owned_ref(v));
@@ -550,11 +582,17 @@ impl HostState<Sqlite> {
                     if count == 0 || size > budget {
                         return Err(Stop::TooLarge(budget));
                     }
-                    cursor.pending = Some(
+                    // Kept on the host until the next call: counted in the budget, so
+                    // that many cursors' kept rows cannot multiply it.
+                    if !limiter.hold(size) {
+                        return Err(Stop::TooLarge(budget));
+                    }
+                    cursor.pending = Some((
                         (0..n)
                             .map(|i| row.get_ref(i).map(owned))
                             .collect::<rusqlite::Result<_>>()?,
-                    );
+                        size,
+                    ));
                     break;
                 }
                 used += size;
@@ -620,9 +658,11 @@ impl sql::HostCursor for HostState<Sqlite> {
 
     fn drop(&mut self, slot: Resource<CursorSlot>) -> WResult<()> {
         let CursorSlot(index) = self.table.delete(slot)?;
-        self.db.session.with_dependent_mut(|_, cursors| {
-            cursors.remove(index);
-        });
+        let held = self
+            .db
+            .session
+            .with_dependent_mut(|_, cursors| cursors.remove(index).map_or(0, |c| c.held()));
+        self.limiter.release(held);
         Ok(())
     }
 }
@@ -861,6 +901,38 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(rows.len(), 50);
+    }
+
+    #[test]
+    fn what_open_cursors_keep_on_the_host_counts_in_the_budget() {
+        // Column names are copied out of SQLite's heap and live as long as the cursor, even
+        // once its statement is finalized: eight names of 200 KB each are 1.6 MB per cursor.
+        let name = "n".repeat(200_000);
+        let columns = (0..8)
+            .map(|i| format!("{i} AS \"{name}{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {columns}");
+        let mut s = state(4);
+        let first = open(&mut s, &sql);
+        let second = open(&mut s, &sql);
+        let r = s.open_cursor(sql.clone(), Vec::new()).unwrap();
+        assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
+        let why = s.limit.take().unwrap();
+        assert!(why.contains("column names") && why.contains("memory_mib = 4 "), "{why}");
+        // Dropped, a cursor gives its share back.
+        HostCursor::drop(&mut s, first).unwrap();
+        let third = open(&mut s, &sql);
+        // A row kept for the next batch (it did not fit in this one) counts too.
+        let mut s = state(1);
+        let before = s.result_budget();
+        let cursor = open(&mut s, "SELECT s FROM t ORDER BY i");
+        let batch = s.next(borrow(&cursor), 1_000).unwrap().unwrap();
+        assert!(!batch.is_empty() && batch.len() < 50, "{}", batch.len());
+        assert!(before - s.result_budget() > 100_000);
+        HostCursor::drop(&mut s, cursor).unwrap();
+        assert_eq!(s.result_budget(), before);
+        drop((second, third));
     }
 
     #[test]

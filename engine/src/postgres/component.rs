@@ -30,7 +30,6 @@
 //! infers for them (text values in PostgreSQL's text format, so the server parses dates,
 //! numerics and the like itself).
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -51,6 +50,7 @@ use crate::components::host::{
 use crate::components::{Call, Called, ComponentError, Ended, Outcome, Policy, Sandbox};
 use crate::postgres::guard::{self, Access, Catalog, Checked, Kind as StatementKind, Refusal};
 use crate::postgres::set_based::{self, Arrays};
+use crate::postgres::statement_cache::StatementCache;
 
 /// The savepoint each host call runs in.
 const SAVEPOINT: &str = "strata_component_call";
@@ -65,14 +65,15 @@ pub struct Postgres {
     role: String,
     /// migration.toml, named in refusals.
     config_file: PathBuf,
-    /// Statements prepared during this call, by their text.
-    statements: HashMap<String, Statement>,
+    /// Statements prepared during this call, by their text (the recent ones: a statement
+    /// forgotten is closed on the server as it is dropped).
+    statements: StatementCache<Statement>,
     /// Named prepared statements of batches (see [`Batch`]), by their text; deallocated when
-    /// the call ends.
-    prepared: HashMap<String, String>,
+    /// forgotten or when the call ends.
+    prepared: StatementCache<String>,
     /// Statements whose batches run set-based ([`set_based`]), by their text: the name of the
     /// prepared rewritten statement, or `None` where the statement does not qualify.
-    set_based: HashMap<String, Option<String>>,
+    set_based: StatementCache<Option<String>>,
     cursors: Cursors<Cursor>,
     opened: u64,
     deadline: Instant,
@@ -89,7 +90,7 @@ pub struct Postgres {
     /// What the component's statements are judged against.
     catalog: Catalog,
     /// Statements that passed the check during this call, by their text.
-    checked: HashMap<String, Checked>,
+    checked: StatementCache<Checked>,
     /// The session's settings before the component, put back by [`Postgres::leave`].
     settings: Settings,
 }
@@ -235,9 +236,9 @@ impl Postgres {
             client,
             role: entered.role,
             config_file: entered.config_file,
-            statements: HashMap::new(),
-            prepared: HashMap::new(),
-            set_based: HashMap::new(),
+            statements: StatementCache::default(),
+            prepared: StatementCache::default(),
+            set_based: StatementCache::default(),
             cursors: Cursors::default(),
             opened: 0,
             deadline: entered.deadline,
@@ -247,7 +248,7 @@ impl Postgres {
             timed_out: false,
             rows_changed: 0,
             catalog: entered.catalog,
-            checked: HashMap::new(),
+            checked: StatementCache::default(),
             settings: entered.settings,
         }
     }
@@ -366,9 +367,22 @@ impl Postgres {
         }
         let s = self.client.prepare(text)?;
         if text.len() <= CACHED_STATEMENT_BYTES {
-            self.statements.insert(text.to_string(), s.clone());
+            // Those forgotten are closed on the server as they are dropped.
+            drop(self.statements.insert(text.to_string(), s.clone()));
         }
         Ok(s)
+    }
+
+    /// Deallocates the session's prepared statements `names`, forgotten by a cache.
+    fn forget(&mut self, names: impl IntoIterator<Item = String>) -> Result<(), Fail> {
+        let mut sql = String::new();
+        for name in names {
+            let _ = write!(sql, "DEALLOCATE {name}; ");
+        }
+        if !sql.is_empty() {
+            self.client.batch_execute(&sql)?;
+        }
+        Ok(())
     }
 
     /// The prepared set-based form of the `UPDATE` `text` (see [`set_based`]), prepared once
@@ -379,7 +393,8 @@ impl Postgres {
         }
         // Until it is prepared, the statement does not qualify: an error below leaves it so (and
         // the caller undoes what the error left in the call's savepoint).
-        self.set_based.insert(text.to_string(), None);
+        let forgotten = self.set_based.insert(text.to_string(), None);
+        self.forget(forgotten.into_iter().flatten())?;
         let mut name = None;
         // Judged like any statement of the component: it must name nothing the `UPDATE` does
         // not, and the role's grants still bound it on the server.
@@ -401,7 +416,8 @@ impl Postgres {
             name = Some(n);
         }
         if name.is_some() {
-            self.set_based.insert(text.to_string(), name.clone());
+            let forgotten = self.set_based.insert(text.to_string(), name.clone());
+            self.forget(forgotten.into_iter().flatten())?;
         } else if text.len() > CACHED_STATEMENT_BYTES {
             self.set_based.remove(text);
         }
@@ -1064,7 +1080,8 @@ impl Batch {
                 // On a line of its own: the statement may end in a `--` comment.
                 db.client
                     .batch_execute(&format!("PREPARE {name}{types} AS {text}\n"))?;
-                db.prepared.insert(text.to_string(), name.clone());
+                let forgotten = db.prepared.insert(text.to_string(), name.clone());
+                db.forget(forgotten.into_iter().filter(|n| *n != name))?;
                 name
             }
         };
@@ -2259,10 +2276,10 @@ mod tests {
             }
             let placeholders =
                 crate::core::sql::postgres::number_placeholders(&statement, 7).unwrap();
-            let qualified = s.db.checked[&placeholders].text.clone();
+            let qualified = s.db.checked.get(&placeholders).unwrap().text.clone();
             seen.push(format!(
                 "set-based: {}",
-                s.db.set_based[&qualified].is_some()
+                s.db.set_based.get(&qualified).unwrap().is_some()
             ));
             results.push(seen);
         }
@@ -2409,6 +2426,60 @@ mod tests {
         let r = s.next(Resource::new_borrow(cursor.rep()), 10).unwrap();
         assert!(matches!(&r, Err(sql::Error::Limit(_))), "{r:?}");
         let (mut client, _) = s.db.leave();
+        client.batch_execute("ROLLBACK").unwrap();
+    }
+
+    #[test]
+    #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+    fn distinct_statements_are_remembered_within_a_bound_on_host_and_server() {
+        use crate::postgres::statement_cache::MAX_ENTRIES;
+        use sql::Host as _;
+        let mut client = server("statement_cache");
+        client
+            .batch_execute("CREATE TABLE strata_cache_t (i int)")
+            .unwrap();
+        let mut s = component_on(client);
+        let n = 10 * MAX_ENTRIES as i64;
+        for i in 0..n {
+            let rows = s
+                .query(format!("SELECT {i} AS x"), vec![])
+                .unwrap()
+                .unwrap();
+            assert!(matches!(&rows[..], [r] if matches!(r[..], [sql::Value::Integer(x)] if x == i)));
+            let changed = s
+                .execute_many(
+                    format!("INSERT INTO strata_cache_t VALUES ($1 + {i})"),
+                    vec![vec![sql::Value::Integer(0)], vec![sql::Value::Integer(n)]],
+                )
+                .unwrap()
+                .unwrap();
+            assert_eq!(changed, 2);
+        }
+        // A statement forgotten long ago runs again.
+        let rows = s.query("SELECT 0 AS x".into(), vec![]).unwrap().unwrap();
+        assert!(matches!(&rows[..], [r] if matches!(r[..], [sql::Value::Integer(0)])));
+        // Each cache keeps at most MAX_ENTRIES; the server, what the caches keep prepared.
+        for kept in [
+            s.db.checked.values().count(),
+            s.db.statements.values().count(),
+            s.db.prepared.values().count(),
+        ] {
+            assert!(kept <= MAX_ENTRIES, "{kept}");
+        }
+        let on_server: i64 = s
+            .db
+            .client
+            .query_one("SELECT count(*) FROM pg_catalog.pg_prepared_statements", &[])
+            .unwrap()
+            .get(0);
+        assert!(on_server <= 3 * MAX_ENTRIES as i64 + 4, "{on_server}");
+        let (mut client, left) = s.db.leave();
+        assert!(left.cleanup.is_none() && left.denied.is_none());
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM strata_cache_t", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 2 * n);
         client.batch_execute("ROLLBACK").unwrap();
     }
 

@@ -34,6 +34,7 @@ pub mod run;
 pub mod schema;
 pub(crate) mod server_wide;
 pub(crate) mod set_based;
+pub(crate) mod statement_cache;
 pub(crate) use crate::core::sql::postgres as script;
 pub mod step;
 

@@ -100,3 +100,102 @@ fn tables_the_schema_reaches_past_the_grants_must_be_in_the_manifest() {
         ["11 2"]
     );
 }
+
+#[test]
+fn a_component_reads_neither_the_clock_nor_randomness_on_sqlite() {
+    use crate::components::{Entry, P, component};
+    use crate::hostile::{assert_refused, project_with};
+    let update = |set: &str| format!("UPDATE people SET nick = {set}");
+    for (set, says) in [
+        ("datetime('now')", "`datetime` given 'now'"),
+        ("date()", "`date` without a time value"),
+        ("time(' NOW ')", "`time` given 'now'"),
+        ("julianday('now')", "`julianday` given 'now'"),
+        ("unixepoch()", "`unixepoch` without a time value"),
+        ("strftime('%s')", "`strftime` without a time value"),
+        ("strftime('%Y', 'now')", "`strftime` given 'now'"),
+        ("timediff('now', '2024-01-01')", "`timediff` given 'now'"),
+        ("datetime('2024-01-01', 'localtime')", "the machine's time zone"),
+        ("date('2024-01-01', 'utc')", "the machine's time zone"),
+        ("CURRENT_TIMESTAMP", "current_timestamp is not available"),
+        ("current_date", "current_date is not available"),
+        ("current_time", "current_time is not available"),
+        ("random()", "random is not available to components: it reads randomness"),
+        ("hex(randomblob(8))", "randomblob is not available"),
+    ] {
+        let p = project_with(
+            &component(Entry::Transform, &[Op::Execute(update(set), vec![])]),
+            PEOPLE_ONLY,
+        );
+        assert_refused(&p, &[says]);
+    }
+    // Given as a parameter, 'now' is read the same way.
+    let p = project_with(
+        &component(
+            Entry::Transform,
+            &[Op::Execute(
+                update("date(?1)"),
+                vec![P::Text("now".into())],
+            )],
+        ),
+        PEOPLE_ONLY,
+    );
+    assert_refused(&p, &["`date` given 'now'"]);
+    // With a time value the functions compute as SQLite's own; after the component, the
+    // step's checks and later steps have SQLite's own functions again.
+    let p = project_with(
+        &component(
+            Entry::Transform,
+            &[Op::Execute(
+                update("date('2024-01-31', '+1 day') || ' ' || strftime('%H', '2024-01-01 07:00')"),
+                vec![],
+            )],
+        ),
+        PEOPLE_ONLY,
+    );
+    p.write(
+        "migrations/app/20240201T000000Z-hostile/checks.sql",
+        "SELECT id FROM people WHERE date('now') < '2000-01-01';\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    assert_eq!(
+        crate::harness::rows(&p.open("app.db"), "SELECT DISTINCT nick FROM people"),
+        ["2024-02-01 07"]
+    );
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_component_reads_neither_the_clock_nor_randomness_on_postgres() {
+    use crate::components::P;
+    let pg = Pg::new("clock");
+    for (op, says) in [
+        (
+            Op::Execute("UPDATE people SET nick = now()::text".into(), vec![]),
+            "may not use `now`: it reads the clock",
+        ),
+        (
+            Op::Execute("UPDATE people SET nick = random()::text".into(), vec![]),
+            "may not use `random`: it reads randomness",
+        ),
+        (
+            Op::Execute("UPDATE people SET nick = current_date::text".into(), vec![]),
+            "`CURRENT_DATE`",
+        ),
+        (
+            Op::Execute("UPDATE people SET nick = 'x' WHERE id = 1 AND 'now' > 'a'".into(), vec![]),
+            "the value 'now'",
+        ),
+        // A text parameter the server reads as a date.
+        (
+            Op::Execute(
+                "UPDATE typed SET d = $1".into(),
+                vec![P::Text(" Today".into())],
+            ),
+            "(a parameter of type date given as text)",
+        ),
+    ] {
+        let p = project_with(&pg, &[op], "");
+        assert_refused(&pg, &p, &[says]);
+    }
+}

@@ -732,7 +732,40 @@ fn bind<'a>(statement: &Statement, values: &'a [sql::Value]) -> Result<Params<'a
             values.len()
         )));
     }
+    // The server parses a text parameter by its type: 'now' or 'today' as a date or time
+    // would read the clock.
+    for (ty, v) in statement.params().iter().zip(values) {
+        if let sql::Value::Text(text) = v
+            && holds_dates(ty)
+            && guard::names_the_clock(text)
+        {
+            return Err(Fail::Refused(format!(
+                "{} (a parameter of type {ty} given as text)",
+                guard::unseen_message(
+                    &format!("the value '{}'", text.chars().take(64).collect::<String>()),
+                    "the clock",
+                    std::path::Path::new("migration.toml"),
+                )
+            )));
+        }
+    }
     Ok(Params(values.iter().map(Param).collect()))
+}
+
+/// Whether values of `ty` are (or hold) dates or times, which the server reads 'now' into.
+fn holds_dates(ty: &Type) -> bool {
+    match ty.kind() {
+        Kind::Array(inner) | Kind::Range(inner) | Kind::Domain(inner) => holds_dates(inner),
+        Kind::Multirange(inner) => holds_dates(inner),
+        _ => [
+            Type::DATE,
+            Type::TIME,
+            Type::TIMETZ,
+            Type::TIMESTAMP,
+            Type::TIMESTAMPTZ,
+        ]
+        .contains(ty),
+    }
 }
 
 /// One WIT value as a parameter: in binary where the value's kind and the inferred type agree

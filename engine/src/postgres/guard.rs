@@ -236,7 +236,6 @@ const PLAIN: &[&str] = &[
     "IndexElem",
     "CteSearchClause",
     "CteCycleClause",
-    "SqlvalueFunction",
     "RangeFunction",
 ];
 
@@ -321,7 +320,49 @@ impl Walker<'_> {
 
     fn typed_inner(&mut self, kind: &str, body: &Value) -> Result<(), Refusal> {
         match kind {
-            "AConst" => Ok(()),
+            "AConst" => {
+                if let Some(text) = body["val"]["Sval"]["sval"].as_str()
+                    && CLOCK_WORDS.contains(&text.trim().to_ascii_lowercase().as_str())
+                {
+                    return Err(self.unseen(&format!("the value '{}'", text.trim()), "the clock"));
+                }
+                Ok(())
+            }
+            "SqlvalueFunction" => {
+                use pg_query::protobuf::SqlValueFunctionOp as Op;
+                let op = match &body["op"] {
+                    Value::String(name) => Op::from_str_name(name),
+                    v => v
+                        .as_i64()
+                        .and_then(|n| i32::try_from(n).ok())
+                        .and_then(|n| Op::try_from(n).ok()),
+                };
+                let Some(op) = op else {
+                    return Err(self.unknown("a keyword such as CURRENT_USER"));
+                };
+                // CURRENT_DATE, CURRENT_TIME, CURRENT_TIMESTAMP, LOCALTIME, LOCALTIMESTAMP,
+                // each with or without a precision; the user and schema names pass.
+                if (Op::SvfopCurrentDate as i32..=Op::SvfopLocaltimestampN as i32)
+                    .contains(&(op as i32))
+                {
+                    let word = op.as_str_name().trim_start_matches("SVFOP_");
+                    let word = word.strip_suffix("_N").unwrap_or(word);
+                    return Err(self.unseen(&format!("`{word}`"), "the clock"));
+                }
+                self.fields(kind, body, &[])
+            }
+            "TypeCast" => {
+                // A date or time (or an array or range of them) read from a constant:
+                // '{now}'::timestamp[] and '[today,)'::daterange read the clock too.
+                let ty = name_list(&body["type_name"]["names"]);
+                if ty.last().is_some_and(|t| is_date_or_time(t))
+                    && let Some(text) = body["arg"]["node"]["AConst"]["val"]["Sval"]["sval"].as_str()
+                    && names_the_clock(text)
+                {
+                    return Err(self.unseen(&format!("the value '{text}'"), "the clock"));
+                }
+                self.fields(kind, body, &[])
+            }
             "SelectStmt" => {
                 if !body["into_clause"].is_null() {
                     return Err(self.denied(format!(
@@ -391,6 +432,12 @@ impl Walker<'_> {
                     .filter_map(string_node)
                     .collect();
                 self.function(&names)?;
+                // age(t) is age(current_date, t).
+                if matches!(names[..], ["age"] | ["pg_catalog", "age"])
+                    && body["args"].as_array().map_or(0, Vec::len) < 2
+                {
+                    return Err(self.unseen("`age` with one argument", "the clock"));
+                }
                 self.fields(kind, body, &["funcname"])
             }
             "AExpr" => {
@@ -405,7 +452,6 @@ impl Walker<'_> {
                 self.operator(&body["use_op"])?;
                 self.fields(kind, body, &["use_op"])
             }
-            "TypeCast" => self.fields(kind, body, &[]),
             "TypeName" => {
                 let names = name_list(&body["names"]);
                 if !in_pg_catalog(&names) {
@@ -626,12 +672,22 @@ impl Walker<'_> {
 
     /// Checks a function name (`[name]` or `[schema, name]`).
     fn function(&self, names: &[&str]) -> Result<(), Refusal> {
+        if let [name] | ["pg_catalog", name] = names
+            && let Some((_, what)) = UNSEEN.iter().find(|(f, _)| f == name)
+        {
+            return Err(self.unseen(&format!("`{name}`"), what));
+        }
         match names {
             [name] | ["pg_catalog", name] if ALLOWED_FUNCTIONS.contains(name) => Ok(()),
             [name] | ["pg_catalog", name] => Err(self.function_refused(name, None)),
             [schema, name] => Err(self.function_refused(name, Some(schema))),
             _ => Err(self.function_refused(&names.join("."), Some(""))),
         }
+    }
+
+    /// Why `what` (a function, keyword or value that reads `source`) is refused.
+    fn unseen(&self, what: &str, source: &str) -> Refusal {
+        Refusal::Denied(unseen_message(what, source, &self.config_file))
     }
 
     fn function_refused(&self, name: &str, schema: Option<&str>) -> Refusal {
@@ -728,8 +784,56 @@ fn in_pg_catalog(names: &[&str]) -> bool {
     names.len() <= 1 || (names.len() == 2 && names[0] == "pg_catalog")
 }
 
+/// Built-in functions that read what a component must not see, refused by name: the clock
+/// and randomness differ from run to run, so a component calling them could change the same
+/// database differently in the rehearsal, in CI's sandbox and in production.
+pub const UNSEEN: &[(&str, &str)] = &[
+    ("now", "the clock"),
+    ("clock_timestamp", "the clock"),
+    ("statement_timestamp", "the clock"),
+    ("transaction_timestamp", "the clock"),
+    ("timeofday", "the clock"),
+    ("pg_postmaster_start_time", "the clock"),
+    ("pg_conf_load_time", "the clock"),
+    ("random", "randomness"),
+    ("random_normal", "randomness"),
+    ("setseed", "randomness"),
+    ("gen_random_uuid", "randomness"),
+    ("uuid_generate_v4", "randomness"),
+];
+
+/// The special date and time inputs PostgreSQL reads from the clock.
+pub const CLOCK_WORDS: &[&str] = &["now", "today", "tomorrow", "yesterday"];
+
+/// Whether `text`, read as a date or time (or an array or range of them), names the clock.
+pub fn names_the_clock(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    CLOCK_WORDS.iter().any(|w| text.contains(w))
+}
+
+/// Whether the type named `name` (in pg_catalog) holds dates or times.
+fn is_date_or_time(name: &str) -> bool {
+    let name = name.trim_start_matches('_');
+    matches!(
+        name,
+        "date" | "time" | "timetz" | "timestamp" | "timestamptz" | "tsrange" | "tstzrange"
+            | "daterange" | "tsmultirange" | "tstzmultirange" | "datemultirange"
+    )
+}
+
+/// Why a component may not use `what`, which reads `source` (the clock, randomness).
+pub fn unseen_message(what: &str, source: &str, config: &std::path::Path) -> String {
+    format!(
+        "a component may not use {what}: it reads {source}, which a component does not see, so \
+         that the same database gives the same result in the rehearsal, in CI's sandbox and in \
+         production, now and years later. Pass the time or a seed in as data (a row do.sql \
+         writes), or do this in do.sql ({})",
+        config.display()
+    )
+}
+
 /// The built-in functions (of `pg_catalog`) a component may call: they compute a value from
-/// their arguments, or read the clock, and reach nothing else. Not here, and so refused: what
+/// their arguments and reach nothing else (the clock and randomness are [`UNSEEN`]). Not here, and so refused: what
 /// runs SQL given as text (`query_to_xml` and every XML function, `ts_stat`, `ts_rewrite`),
 /// changes settings, the role or sequences (`set_config`, `setval`), reads the server's files
 /// or large objects (`pg_read_file`, `lo_*`, `pg_ls_*`), takes or releases locks
@@ -793,7 +897,6 @@ pub const ALLOWED_FUNCTIONS: &[&str] = &[
     "trim_scale",
     "trunc",
     "width_bucket",
-    "random",
     "acos",
     "acosd",
     "asin",
@@ -924,10 +1027,8 @@ pub const ALLOWED_FUNCTIONS: &[&str] = &[
     "similar_to_escape",
     "textcat",
     "pg_collation_for",
-    "gen_random_uuid",
     // Dates and times.
     "age",
-    "clock_timestamp",
     "date_bin",
     "date_part",
     "date_trunc",
@@ -941,10 +1042,6 @@ pub const ALLOWED_FUNCTIONS: &[&str] = &[
     "make_time",
     "make_timestamp",
     "make_timestamptz",
-    "now",
-    "statement_timestamp",
-    "timeofday",
-    "transaction_timestamp",
     "timezone",
     "overlaps",
     // Sleeping is bounded by the component's timeout.
@@ -1179,6 +1276,38 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_and_randomness_are_refused_in_every_spelling() {
+        for (sql, says) in [
+            ("SELECT now()", "`now`: it reads the clock"),
+            ("SELECT pg_catalog.now()", "`now`"),
+            ("SELECT clock_timestamp()", "`clock_timestamp`"),
+            ("SELECT statement_timestamp()", "`statement_timestamp`"),
+            ("SELECT transaction_timestamp()", "`transaction_timestamp`"),
+            ("SELECT timeofday()", "`timeofday`"),
+            ("SELECT random()", "`random`: it reads randomness"),
+            ("SELECT setseed(0.5)", "`setseed`"),
+            ("SELECT gen_random_uuid()", "`gen_random_uuid`"),
+            ("SELECT current_date", "`CURRENT_DATE`"),
+            ("SELECT CURRENT_TIME", "`CURRENT_TIME`"),
+            ("SELECT current_time(2)", "`CURRENT_TIME`"),
+            ("SELECT current_timestamp", "`CURRENT_TIMESTAMP`"),
+            ("SELECT current_timestamp(0)", "`CURRENT_TIMESTAMP`"),
+            ("SELECT localtime", "`LOCALTIME`"),
+            ("SELECT localtimestamp", "`LOCALTIMESTAMP`"),
+            ("SELECT age(timestamp '2020-01-01')", "`age` with one argument"),
+            ("SELECT 'now'::timestamptz", "the value 'now'"),
+            ("SELECT timestamp 'NOW'", "the value 'NOW'"),
+            ("SELECT CAST(' today ' AS date)", "the value ' today '"),
+            ("SELECT 'tomorrow'::text::date", "the value 'tomorrow'"),
+            ("SELECT '{yesterday}'::date[]", "the value '{yesterday}'"),
+            ("SELECT '[today,)'::daterange", "the value '[today,)'"),
+            ("UPDATE people SET name = 'x' WHERE now() > '2027-03-01'", "`now`"),
+        ] {
+            denied(sql, says);
+        }
+    }
+
+    #[test]
     fn catalogs_that_show_row_values_are_refused_in_every_spelling() {
         for sql in [
             "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'secrets'",
@@ -1210,11 +1339,11 @@ mod tests {
             "DELETE FROM people USING orders o WHERE o.id = people.id",
             "WITH x AS (SELECT id FROM orders) SELECT count(*), string_agg(p.name, ',' ORDER BY p.name) FROM people p JOIN x USING (id)",
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) SELECT i FROM n",
-            "SELECT jsonb_build_object('a', 1) -> 'a', '{\"b\": 2}'::jsonb ? 'b', now()::date",
+            "SELECT jsonb_build_object('a', 1) -> 'a', '{\"b\": 2}'::jsonb ? 'b', date '2024-01-01'",
             "SELECT row_number() OVER (PARTITION BY name ORDER BY id) FROM people",
             "SELECT coalesce(nullif(name, ''), 'x'), greatest(1, 2), CASE WHEN id > 1 THEN 'a' END FROM people",
             "SELECT x FROM generate_series(1, 10) AS g(x) WHERE x = ANY (ARRAY[1, 2])",
-            "SELECT substring(name from 1 for 2), trim(both ' ' from name), extract(year from now()), position('a' in name) FROM people",
+            "SELECT substring(name from 1 for 2), trim(both ' ' from name), extract(year from date '2024-01-01'), position('a' in name) FROM people",
             "MERGE INTO people p USING orders o ON p.id = o.id WHEN MATCHED THEN UPDATE SET name = 'x' WHEN NOT MATCHED THEN INSERT (id, name) VALUES (o.id, 'y')",
             "SELECT * FROM people FOR UPDATE",
             "TABLE orders",
@@ -1227,7 +1356,9 @@ mod tests {
             "SELECT 'x'::pg_catalog.text, CAST(1 AS bigint), date '2024-01-01', 1::numeric(8, 2)",
             "SELECT 1 OPERATOR(pg_catalog.+) 2",
             "UPDATE people SET (name, id) = (SELECT 'a', 1) WHERE id = 1",
-            "SELECT current_user, current_date, current_timestamp",
+            "SELECT current_user, session_user, current_schema",
+            "SELECT age(date '2024-01-01', date '2020-01-01'), date '2024-01-01' + 1",
+            "SELECT 'snow', 'known'::text, timestamp '2024-01-01 10:00'",
         ] {
             ok(sql);
         }

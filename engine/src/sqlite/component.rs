@@ -47,6 +47,10 @@ impl Sandbox {
             Ok(s) => s,
             Err(e) => return setup_failed(e.to_string()),
         };
+        if let Err(e) = crate::sqlite::clock::hide(conn, guard) {
+            let _ = settings.restore(conn);
+            return setup_failed(format!("cannot hide the clock from the component: {e}"));
+        }
 
         let timeout = Duration::from_secs(call.limits.timeout_s);
         let policy = Arc::new(call.policy.clone());

@@ -40,11 +40,36 @@ const SAFE_TABLE_FUNCTIONS: &[&str] = &["json_each", "json_tree", "jsonb_each", 
 /// pure computation on its arguments.
 const REFUSED_FUNCTIONS: &[(&str, &str)] = &[
     ("load_extension", "it loads native code"),
+    ("random", UNSEEN_RANDOMNESS),
+    ("randomblob", UNSEEN_RANDOMNESS),
+    ("current_timestamp", UNSEEN_CLOCK),
+    ("current_date", UNSEEN_CLOCK),
+    ("current_time", UNSEEN_CLOCK),
     (
         "fts3_tokenizer",
         "it reads and sets native pointers of the full-text engine",
     ),
 ];
+
+/// Why a component may not call `random()` or `randomblob()`.
+const UNSEEN_RANDOMNESS: &str = "it reads randomness, which a component does not see, so that \
+     the same database gives the same result in the rehearsal, in CI's sandbox and in \
+     production; pass a seed in as data (a row do.sql writes)";
+
+/// Why a component may not read the clock (`CURRENT_TIMESTAMP`, `date('now')`, ...).
+const UNSEEN_CLOCK: &str = "it reads the clock, which a component does not see, so that the \
+     same database gives the same result in the rehearsal, in CI's sandbox and in production, \
+     now and years later; pass the time in as data (a row do.sql writes)";
+
+/// Why a component may not make the date and time call `what` (see `sqlite::clock`).
+pub fn unseen(what: &str) -> String {
+    format!(
+        "{what} is not available to components: a component sees neither the clock nor the \
+         machine's time zone, so that the same database gives the same result in the \
+         rehearsal, in CI's sandbox and in production, now and years later; pass the time in \
+         as data (a row do.sql writes), or give the functions a time value"
+    )
+}
 
 /// How many SQLite VM steps pass between deadline checks.
 const PROGRESS_STEPS: i32 = 1_000;
@@ -187,6 +212,11 @@ impl Guard {
         if s.denied.is_none() {
             s.denied = Some(why);
         }
+    }
+
+    /// Whether a component's statements run now.
+    pub fn in_component(&self) -> bool {
+        matches!(self.lock().mode, Mode::Component { .. })
     }
 
     /// The reason for the latest refusal, taking it.

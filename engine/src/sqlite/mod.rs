@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod backup;
+pub(crate) mod clock;
 pub(crate) mod component;
 pub(crate) mod connection;
 pub(crate) mod design;

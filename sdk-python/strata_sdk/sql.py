@@ -62,6 +62,9 @@ _COLUMNS_HEADER = struct.Struct("<BII")
 _COLUMNS = 0x80
 _VALUES = 0x81
 _COLUMNS_FLAG = 1 << 31
+# The most rows the host returns per cursor call (strata_wire::MAX_ROWS_PER_CALL): the most a
+# batch asks for, so that no count reaches the flag above.
+MAX_BATCH_ROWS = 100_000
 _INT_TYPES = frozenset((int, bool))
 _SQL_TYPES = frozenset((type(None), int, float, str, bytes, bool, bytearray, memoryview))
 _I64_MIN = -(1 << 63)
@@ -241,7 +244,7 @@ class Rows:
 
     def __init__(self, sql: str, params: Params = (), batch_size: int = DEFAULT_BATCH_ROWS) -> None:
         self.sql = sql
-        self.batch_size = max(1, int(batch_size))
+        self.batch_size = min(max(1, int(batch_size)), MAX_BATCH_ROWS)
         try:
             self._cursor: Optional["_wit.Cursor"] = _wit.open_cursor(sql, _params(params, sql))
             self.columns: List[str] = self._cursor.columns()

@@ -167,10 +167,11 @@ pub struct Rows<T> {
 }
 
 impl<T: DeserializeOwned> Rows<T> {
-    /// Sets how many rows to ask the host for at a time (at least 1; default
+    /// Sets how many rows to ask the host for at a time (at least 1, at most
+    /// [`strata_wire::MAX_ROWS_PER_CALL`], the most the host returns per call; default
     /// [`DEFAULT_BATCH_ROWS`]). Larger batches mean fewer host calls and more memory.
     pub fn batch_size(mut self, rows: u32) -> Self {
-        self.batch_size = rows.max(1);
+        self.batch_size = batch_rows(rows);
         self
     }
 
@@ -359,6 +360,12 @@ impl Writer {
     }
 }
 
+/// The rows a cursor batch asks for: `rows` within 1 and the most the host returns per call,
+/// so that the count never reaches `next-packed`'s layout flag (2^31).
+fn batch_rows(rows: u32) -> u32 {
+    rows.clamp(1, strata_wire::MAX_ROWS_PER_CALL)
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         if self.pending > 0 && !std::thread::panicking() {
@@ -374,6 +381,22 @@ impl Drop for Writer {
 mod tests {
     use super::*;
     use strata_wire::{Decoder, ValueRef};
+
+    #[test]
+    fn a_batch_never_asks_for_a_count_the_layout_flag_would_change() {
+        for (asked, sent) in [
+            (0, 1),
+            (1, 1),
+            (1_000, 1_000),
+            (strata_wire::MAX_ROWS_PER_CALL, strata_wire::MAX_ROWS_PER_CALL),
+            (1 << 31, strata_wire::MAX_ROWS_PER_CALL),
+            ((1 << 31) + 2, strata_wire::MAX_ROWS_PER_CALL),
+            (u32::MAX, strata_wire::MAX_ROWS_PER_CALL),
+        ] {
+            assert_eq!(batch_rows(asked), sent);
+            assert_eq!(batch_rows(asked) & strata_wire::COLUMNS_FLAG, 0);
+        }
+    }
 
     #[test]
     fn rows_pack_without_calling_the_host_until_a_batch_is_full() {

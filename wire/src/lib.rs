@@ -249,6 +249,9 @@ pub const VALUES: u8 = 0x81;
 /// Set in `next-packed`'s `max-rows` (no count anyone asks for), it asks for the rows laid out
 /// by column ([`COLUMNS`]); the rest of `max-rows` is the count.
 pub const COLUMNS_FLAG: u32 = 1 << 31;
+/// At most this many rows come back from one `next` or `next-packed` call, whatever
+/// `max-rows` asks for: the most an SDK asks for (so that no count reaches [`COLUMNS_FLAG`]).
+pub const MAX_ROWS_PER_CALL: u32 = 100_000;
 
 /// Lays out `count` rows of `columns` values, encoded row after row in `rows`, by column
 /// ([`COLUMNS`]): what a host sends a guest that set [`COLUMNS_FLAG`].

@@ -22,7 +22,7 @@ use super::bindings::{log, sql};
 
 /// At most this many rows come back from one `next` or `next-packed` call, whatever
 /// `max-rows` asks for (fewer rows is within the contract: the guest asks again).
-pub const MAX_ROWS_PER_CALL: u32 = 100_000;
+pub const MAX_ROWS_PER_CALL: u32 = strata_wire::MAX_ROWS_PER_CALL;
 /// At most this many cursors are open at once in one component call.
 pub const MAX_OPEN_CURSORS: usize = 64;
 /// Core instances, tables and linear memories a component may create, and the elements of one
@@ -172,6 +172,20 @@ impl<D> HostState<D> {
             .max_total
             .saturating_sub(self.limiter.total)
             .saturating_sub(self.limiter.held)
+    }
+
+    /// Refuses a cursor call that asks for no rows: its answer, an empty batch, would mean
+    /// "exhausted" (a guest whose count ran into `next-packed`'s layout flag, 2^31, asks
+    /// for 0 rows without meaning to).
+    pub(crate) fn no_rows_asked(&self, max_rows: u32) -> Result<(), sql::Error> {
+        if max_rows != 0 {
+            return Ok(());
+        }
+        Err(sql::Error::Other(format!(
+            "a cursor was asked for 0 rows (max-rows 0, or 2^31 = the column-layout flag with \
+             a count of 0): ask for 1 to {MAX_ROWS_PER_CALL} rows; an empty batch means the \
+             cursor is exhausted, so 0 rows is refused rather than answered with one"
+        )))
     }
 
     pub(crate) fn over_budget(&self, what: &str, budget: usize) -> String {

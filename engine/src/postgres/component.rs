@@ -1505,6 +1505,9 @@ impl HostState<Postgres> {
     ) -> WResult<Result<u32, sql::Error>> {
         use postgres::fallible_iterator::FallibleIterator;
         let index = self.table.get(slot)?.0;
+        if let Err(e) = self.no_rows_asked(max) {
+            return Ok(Err(e));
+        }
         let budget = self.result_budget();
         let max = max.min(MAX_ROWS_PER_CALL) as usize;
         let r = self.guarded(|s| {

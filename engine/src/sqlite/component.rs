@@ -547,6 +547,9 @@ impl HostState<Sqlite> {
         sink: &mut impl Sink,
     ) -> WResult<Result<u32, sql::Error>> {
         let index = self.table.get(slot)?.0;
+        if let Err(e) = self.no_rows_asked(max) {
+            return Ok(Err(e));
+        }
         let budget = self.result_budget();
         let max = max.min(MAX_ROWS_PER_CALL);
         let limiter = &mut self.limiter;
@@ -556,9 +559,6 @@ impl HostState<Sqlite> {
             };
             let mut used = 0usize;
             let mut count = 0;
-            if max == 0 {
-                return Ok(0);
-            }
             if let Some((row, held)) = cursor.pending.take() {
                 limiter.release(held);
                 used = sink.row_overhead();
@@ -937,6 +937,28 @@ mod tests {
         HostCursor::drop(&mut s, cursor).unwrap();
         assert_eq!(s.result_budget(), before);
         drop((second, third));
+    }
+
+    #[test]
+    fn a_cursor_asked_for_no_rows_says_so_rather_than_seem_exhausted() {
+        use crate::components::bindings::sql::HostCursor as _;
+        let mut s = state(64);
+        let cursor = open(&mut s, "SELECT i FROM t ORDER BY i");
+        // 2^31 alone is the column-layout flag with a count of 0.
+        for asked in [0, strata_wire::COLUMNS_FLAG] {
+            let r = s.next_packed(borrow(&cursor), asked).unwrap();
+            assert!(
+                matches!(&r, Err(sql::Error::Other(m)) if m.contains("asked for 0 rows")),
+                "{asked}: {r:?}"
+            );
+        }
+        assert!(s.next(borrow(&cursor), 0).unwrap().is_err());
+        // The cursor is where it was: every row still comes.
+        let packed = s
+            .next_packed(borrow(&cursor), strata_wire::COLUMNS_FLAG | 100)
+            .unwrap()
+            .unwrap();
+        assert_eq!(packed.count, 50);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod restore;
 pub mod run;
 pub mod schema;
 pub(crate) mod server_wide;
+pub(crate) mod server_wide_calls;
 pub(crate) mod set_based;
 pub(crate) mod statement_cache;
 pub(crate) use crate::core::sql::postgres as script;

@@ -30,13 +30,13 @@ const WORDS: &[&str] = &[
 /// `None`. A statement the parser cannot read is left to the server.
 pub fn changes(sql: &str) -> Option<&'static str> {
     let upper = sql.to_ascii_uppercase();
-    if !WORDS.iter().any(|w| upper.contains(w)) {
+    if !WORDS.iter().any(|w| upper.contains(w)) && !super::server_wide_calls::may_name(&upper) {
         return None;
     }
     let parsed = pg_query::parse(sql).ok()?;
     parsed.protobuf.stmts.iter().find_map(|s| {
         let node = s.stmt.as_ref()?.node.as_ref()?;
-        server_wide(node)
+        server_wide(node).or_else(|| super::server_wide_calls::reaches(node))
     })
 }
 

@@ -388,7 +388,10 @@ mod tests {
             (0, 1),
             (1, 1),
             (1_000, 1_000),
-            (strata_wire::MAX_ROWS_PER_CALL, strata_wire::MAX_ROWS_PER_CALL),
+            (
+                strata_wire::MAX_ROWS_PER_CALL,
+                strata_wire::MAX_ROWS_PER_CALL,
+            ),
             (1 << 31, strata_wire::MAX_ROWS_PER_CALL),
             ((1 << 31) + 2, strata_wire::MAX_ROWS_PER_CALL),
             (u32::MAX, strata_wire::MAX_ROWS_PER_CALL),

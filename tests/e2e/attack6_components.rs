@@ -19,7 +19,10 @@ fn with_schema(pg: &Pg, schema: &str, ops: &[Op], toml: &str) -> crate::harness:
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn tables_the_schema_reaches_past_the_grants_must_be_in_the_manifest() {
     let pg = Pg::new("reach");
-    let delete = [Op::Execute("DELETE FROM people WHERE id = 1".into(), vec![])];
+    let delete = [Op::Execute(
+        "DELETE FROM people WHERE id = 1".into(),
+        vec![],
+    )];
     // Referential actions run as the referencing table's owner: each kind, on delete and on
     // update, is refused while the referencing table is outside `writes`.
     for action in [
@@ -52,14 +55,22 @@ fn tables_the_schema_reaches_past_the_grants_must_be_in_the_manifest() {
         &delete,
         PEOPLE_ONLY,
     );
-    assert_refused(&pg, &p, &["checks keys in `secrets`", "add `secrets` to `reads`"]);
+    assert_refused(
+        &pg,
+        &p,
+        &["checks keys in `secrets`", "add `secrets` to `reads`"],
+    );
     let p = with_schema(
         &pg,
         "ALTER TABLE secrets ADD COLUMN who int REFERENCES people(id);\n",
         &delete,
         PEOPLE_ONLY,
     );
-    assert_refused(&pg, &p, &["which keys `secrets` uses", "add `secrets` to `reads`"]);
+    assert_refused(
+        &pg,
+        &p,
+        &["which keys `secrets` uses", "add `secrets` to `reads`"],
+    );
     // Inheritance children are read and written through the parent on its grants alone.
     let p = with_schema(
         &pg,
@@ -68,7 +79,11 @@ fn tables_the_schema_reaches_past_the_grants_must_be_in_the_manifest() {
         &delete,
         PEOPLE_ONLY,
     );
-    assert_refused(&pg, &p, &["inheritance child `hidden`", "add `hidden` to `writes`"]);
+    assert_refused(
+        &pg,
+        &p,
+        &["inheritance child `hidden`", "add `hidden` to `writes`"],
+    );
     // Rules run as the table's owner.
     let p = with_schema(
         &pg,
@@ -115,12 +130,18 @@ fn a_component_reads_neither_the_clock_nor_randomness_on_sqlite() {
         ("strftime('%s')", "`strftime` without a time value"),
         ("strftime('%Y', 'now')", "`strftime` given 'now'"),
         ("timediff('now', '2024-01-01')", "`timediff` given 'now'"),
-        ("datetime('2024-01-01', 'localtime')", "the machine's time zone"),
+        (
+            "datetime('2024-01-01', 'localtime')",
+            "the machine's time zone",
+        ),
         ("date('2024-01-01', 'utc')", "the machine's time zone"),
         ("CURRENT_TIMESTAMP", "current_timestamp is not available"),
         ("current_date", "current_date is not available"),
         ("current_time", "current_time is not available"),
-        ("random()", "random is not available to components: it reads randomness"),
+        (
+            "random()",
+            "random is not available to components: it reads randomness",
+        ),
         ("hex(randomblob(8))", "randomblob is not available"),
     ] {
         let p = project_with(
@@ -133,10 +154,7 @@ fn a_component_reads_neither_the_clock_nor_randomness_on_sqlite() {
     let p = project_with(
         &component(
             Entry::Transform,
-            &[Op::Execute(
-                update("date(?1)"),
-                vec![P::Text("now".into())],
-            )],
+            &[Op::Execute(update("date(?1)"), vec![P::Text("now".into())])],
         ),
         PEOPLE_ONLY,
     );
@@ -183,7 +201,10 @@ fn a_component_reads_neither_the_clock_nor_randomness_on_postgres() {
             "`CURRENT_DATE`",
         ),
         (
-            Op::Execute("UPDATE people SET nick = 'x' WHERE id = 1 AND 'now' > 'a'".into(), vec![]),
+            Op::Execute(
+                "UPDATE people SET nick = 'x' WHERE id = 1 AND 'now' > 'a'".into(),
+                vec![],
+            ),
             "the value 'now'",
         ),
         // A text parameter the server reads as a date.
@@ -212,7 +233,9 @@ fn a_call_that_outlives_the_rollback_is_refused_before_the_rehearsal() {
     let m = "migrations/app/20240101T000000Z-slot";
     for (sql, expect) in [
         (
-            format!("CREATE TABLE t (a int);\nSELECT pg_create_physical_replication_slot('{slot}');"),
+            format!(
+                "CREATE TABLE t (a int);\nSELECT pg_create_physical_replication_slot('{slot}');"
+            ),
             "replication slots",
         ),
         (

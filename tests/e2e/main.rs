@@ -5,8 +5,8 @@ mod habits;
 mod harness;
 
 mod attack4_pg;
-mod attack_pg;
 mod attack6_components;
+mod attack_pg;
 mod attack_targets;
 mod bad_input;
 mod build;

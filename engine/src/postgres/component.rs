@@ -2481,7 +2481,9 @@ mod tests {
                 .query(format!("SELECT {i} AS x"), vec![])
                 .unwrap()
                 .unwrap();
-            assert!(matches!(&rows[..], [r] if matches!(r[..], [sql::Value::Integer(x)] if x == i)));
+            assert!(
+                matches!(&rows[..], [r] if matches!(r[..], [sql::Value::Integer(x)] if x == i))
+            );
             let changed = s
                 .execute_many(
                     format!("INSERT INTO strata_cache_t VALUES ($1 + {i})"),
@@ -2502,12 +2504,14 @@ mod tests {
         ] {
             assert!(kept <= MAX_ENTRIES, "{kept}");
         }
-        let on_server: i64 = s
-            .db
-            .client
-            .query_one("SELECT count(*) FROM pg_catalog.pg_prepared_statements", &[])
-            .unwrap()
-            .get(0);
+        let on_server: i64 =
+            s.db.client
+                .query_one(
+                    "SELECT count(*) FROM pg_catalog.pg_prepared_statements",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
         assert!(on_server <= 3 * MAX_ENTRIES as i64 + 4, "{on_server}");
         let (mut client, left) = s.db.leave();
         assert!(left.cleanup.is_none() && left.denied.is_none());

@@ -356,7 +356,8 @@ impl Walker<'_> {
                 // '{now}'::timestamp[] and '[today,)'::daterange read the clock too.
                 let ty = name_list(&body["type_name"]["names"]);
                 if ty.last().is_some_and(|t| is_date_or_time(t))
-                    && let Some(text) = body["arg"]["node"]["AConst"]["val"]["Sval"]["sval"].as_str()
+                    && let Some(text) =
+                        body["arg"]["node"]["AConst"]["val"]["Sval"]["sval"].as_str()
                     && names_the_clock(text)
                 {
                     return Err(self.unseen(&format!("the value '{text}'"), "the clock"));
@@ -687,7 +688,7 @@ impl Walker<'_> {
 
     /// Why `what` (a function, keyword or value that reads `source`) is refused.
     fn unseen(&self, what: &str, source: &str) -> Refusal {
-        Refusal::Denied(unseen_message(what, source, &self.config_file))
+        Refusal::Denied(unseen_message(what, source, self.config_file))
     }
 
     fn function_refused(&self, name: &str, schema: Option<&str>) -> Refusal {
@@ -816,8 +817,17 @@ fn is_date_or_time(name: &str) -> bool {
     let name = name.trim_start_matches('_');
     matches!(
         name,
-        "date" | "time" | "timetz" | "timestamp" | "timestamptz" | "tsrange" | "tstzrange"
-            | "daterange" | "tsmultirange" | "tstzmultirange" | "datemultirange"
+        "date"
+            | "time"
+            | "timetz"
+            | "timestamp"
+            | "timestamptz"
+            | "tsrange"
+            | "tstzrange"
+            | "daterange"
+            | "tsmultirange"
+            | "tstzmultirange"
+            | "datemultirange"
     )
 }
 
@@ -1294,14 +1304,20 @@ mod tests {
             ("SELECT current_timestamp(0)", "`CURRENT_TIMESTAMP`"),
             ("SELECT localtime", "`LOCALTIME`"),
             ("SELECT localtimestamp", "`LOCALTIMESTAMP`"),
-            ("SELECT age(timestamp '2020-01-01')", "`age` with one argument"),
+            (
+                "SELECT age(timestamp '2020-01-01')",
+                "`age` with one argument",
+            ),
             ("SELECT 'now'::timestamptz", "the value 'now'"),
             ("SELECT timestamp 'NOW'", "the value 'NOW'"),
             ("SELECT CAST(' today ' AS date)", "the value ' today '"),
             ("SELECT 'tomorrow'::text::date", "the value 'tomorrow'"),
             ("SELECT '{yesterday}'::date[]", "the value '{yesterday}'"),
             ("SELECT '[today,)'::daterange", "the value '[today,)'"),
-            ("UPDATE people SET name = 'x' WHERE now() > '2027-03-01'", "`now`"),
+            (
+                "UPDATE people SET name = 'x' WHERE now() > '2027-03-01'",
+                "`now`",
+            ),
         ] {
             denied(sql, says);
         }

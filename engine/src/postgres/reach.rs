@@ -24,10 +24,7 @@ pub fn outside_the_manifest(
         return Ok(None);
     };
     let writes: Vec<String> = writes.iter().cloned().collect();
-    let reads: Option<Vec<String>> = policy
-        .reads
-        .as_ref()
-        .map(|r| r.iter().cloned().collect());
+    let reads: Option<Vec<String>> = policy.reads.as_ref().map(|r| r.iter().cloned().collect());
     let rows = client.query(REACH, &[&writes, &reads])?;
     if rows.is_empty() {
         return Ok(None);

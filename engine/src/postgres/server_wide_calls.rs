@@ -133,17 +133,32 @@ mod tests {
     #[test]
     fn calls_and_statements_that_outlive_the_rollback_are_told_apart() {
         for (sql, says) in [
-            ("SELECT pg_create_physical_replication_slot('standby')", "replication slots"),
+            (
+                "SELECT pg_create_physical_replication_slot('standby')",
+                "replication slots",
+            ),
             (
                 "SELECT * FROM pg_catalog.pg_create_logical_replication_slot('s', 'pgoutput')",
                 "replication slots",
             ),
-            ("SELECT pg_drop_replication_slot('standby')", "replication slots"),
-            ("DO $$BEGIN END$$; SELECT 1 WHERE pg_reload_conf()", "configuration"),
+            (
+                "SELECT pg_drop_replication_slot('standby')",
+                "replication slots",
+            ),
+            (
+                "DO $$BEGIN END$$; SELECT 1 WHERE pg_reload_conf()",
+                "configuration",
+            ),
             ("INSERT INTO log SELECT pg_switch_wal()::text", "WAL"),
-            ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity", "other sessions"),
+            (
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+                "other sessions",
+            ),
             ("SELECT lo_export(16384, '/tmp/x')", "files"),
-            ("SELECT public.dblink_exec('dbname=app', 'DROP TABLE t')", "dblink"),
+            (
+                "SELECT public.dblink_exec('dbname=app', 'DROP TABLE t')",
+                "dblink",
+            ),
             (
                 "CREATE SUBSCRIPTION s CONNECTION 'host=x' PUBLICATION p",
                 "subscription",
@@ -151,7 +166,10 @@ mod tests {
             ("ALTER SUBSCRIPTION s DISABLE", "subscription"),
             ("DROP SUBSCRIPTION s", "subscription"),
             ("GRANT SET ON PARAMETER work_mem TO app", "server parameter"),
-            ("REVOKE ALTER SYSTEM ON PARAMETER work_mem FROM app", "server parameter"),
+            (
+                "REVOKE ALTER SYSTEM ON PARAMETER work_mem FROM app",
+                "server parameter",
+            ),
             ("COPY people TO '/tmp/people.csv'", "file or program"),
             ("COPY people FROM PROGRAM 'id'", "file or program"),
         ] {

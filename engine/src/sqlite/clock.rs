@@ -70,7 +70,11 @@ pub fn hide(conn: &Connection, guard: &Guard) -> rusqlite::Result<()> {
 
 /// How the call `name(args)` would read the clock or the time zone, if it would.
 fn reads_the_clock(name: &str, first_time: usize, args: &[Value]) -> Option<String> {
-    let needed = if name == "timediff" { 2 } else { first_time + 1 };
+    let needed = if name == "timediff" {
+        2
+    } else {
+        first_time + 1
+    };
     if args.len() < needed {
         return Some(format!(
             "`{name}` without a time value (it means 'now', the clock)"
@@ -93,4 +97,3 @@ fn reads_the_clock(name: &str, first_time: usize, args: &[Value]) -> Option<Stri
         })
     })
 }
-

@@ -167,7 +167,8 @@ impl CursorState<'_> {
     /// What the host keeps for this cursor outside SQLite's heap, counted in the component's
     /// budget while it is open ([`crate::components::host::Limiter::hold`]).
     fn held(&self) -> usize {
-        names_size(self.columns.iter().map(String::as_str)) + self.pending.as_ref().map_or(0, |p| p.1)
+        names_size(self.columns.iter().map(String::as_str))
+            + self.pending.as_ref().map_or(0, |p| p.1)
     }
 }
 
@@ -511,7 +512,7 @@ impl sql::Host for HostState<Sqlite> {
             bind_all(&mut stmt, &params)?;
             // The names are copied out of SQLite's heap and live as long as the cursor: they
             // count in the component's budget, so open cursors cannot multiply it.
-            let size = names_size(stmt.column_names().into_iter());
+            let size = names_size(stmt.column_names());
             if !limiter.hold(size) {
                 return Ok(Err(size));
             }
@@ -923,10 +924,16 @@ mod tests {
         let r = s.open_cursor(sql.clone(), Vec::new()).unwrap();
         assert!(matches!(r, Err(sql::Error::Limit(_))), "{r:?}");
         let why = s.limit.take().unwrap();
-        assert!(why.contains("column names") && why.contains("memory_mib = 4 "), "{why}");
+        assert!(
+            why.contains("column names") && why.contains("memory_mib = 4 "),
+            "{why}"
+        );
         // Dropped, a cursor gives its share back.
         HostCursor::drop(&mut s, first).unwrap();
         let third = open(&mut s, &sql);
+        HostCursor::drop(&mut s, second).unwrap();
+        HostCursor::drop(&mut s, third).unwrap();
+        assert_eq!(s.result_budget(), 4 << 20);
         // A row kept for the next batch (it did not fit in this one) counts too.
         let mut s = state(1);
         let before = s.result_budget();
@@ -936,7 +943,6 @@ mod tests {
         assert!(before - s.result_budget() > 100_000);
         HostCursor::drop(&mut s, cursor).unwrap();
         assert_eq!(s.result_budget(), before);
-        drop((second, third));
     }
 
     #[test]

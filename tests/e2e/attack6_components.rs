@@ -1,7 +1,6 @@
-//! The sixth outside test's findings on components and the rehearsal: what a component reaches
+//! The sixth outside test's findings on components: what a component reaches
 //! past its manifest through the schema on PostgreSQL (foreign keys' actions and checks,
-//! inheritance, rules), the clock and randomness it must not read through SQL, and calls in a
-//! migration's SQL whose effect outlives the rehearsal's rollback.
+//! inheritance, rules) and the clock and randomness it must not read through SQL.
 
 use crate::components::Op;
 use crate::postgres::Pg;
@@ -58,7 +57,7 @@ fn tables_the_schema_reaches_past_the_grants_must_be_in_the_manifest() {
     assert_refused(
         &pg,
         &p,
-        &["checks keys in `secrets`", "add `secrets` to `reads`"],
+        &["links it to `secrets`", "add `secrets` to `reads`"],
     );
     let p = with_schema(
         &pg,
@@ -69,7 +68,7 @@ fn tables_the_schema_reaches_past_the_grants_must_be_in_the_manifest() {
     assert_refused(
         &pg,
         &p,
-        &["which keys `secrets` uses", "add `secrets` to `reads`"],
+        &["which keys `secrets` holds", "add `secrets` to `reads`"],
     );
     // Inheritance children are read and written through the parent on its grants alone.
     let p = with_schema(
@@ -219,48 +218,4 @@ fn a_component_reads_neither_the_clock_nor_randomness_on_postgres() {
         let p = project_with(&pg, &[op], "");
         assert_refused(&pg, &p, &[says]);
     }
-}
-
-/// A replication slot is the server's and outlives a rollback: made by the rehearsal, it
-/// would fail the real step ("already exists") and every later run. Such calls are refused in
-/// do.sql before anything runs, naming the line.
-#[test]
-#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
-fn a_call_that_outlives_the_rollback_is_refused_before_the_rehearsal() {
-    let pg = Pg::new("slot");
-    let slot = format!("{}_slot", pg.name);
-    let p = crate::postgres::project(&pg);
-    let m = "migrations/app/20240101T000000Z-slot";
-    for (sql, expect) in [
-        (
-            format!(
-                "CREATE TABLE t (a int);\nSELECT pg_create_physical_replication_slot('{slot}');"
-            ),
-            "replication slots",
-        ),
-        (
-            "CREATE TABLE t (a int);\nSELECT pg_reload_conf();".to_string(),
-            "configuration",
-        ),
-        (
-            "CREATE TABLE t (a int);\nGRANT SET ON PARAMETER work_mem TO PUBLIC;".to_string(),
-            "server parameter",
-        ),
-    ] {
-        p.write(&format!("{m}/do.sql"), &sql);
-        p.strata(&["migrate"])
-            .code(1)
-            .stderr_has(format!("{m}/do.sql, line 2"))
-            .stderr_has(expect)
-            .stderr_has("the rehearsal on the test database");
-    }
-    let slots = pg
-        .admin_client()
-        .query(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .unwrap()[0]
-        .get::<_, i64>(0);
-    assert_eq!(slots, 0, "the rehearsal made the slot");
 }

@@ -655,6 +655,22 @@ fn a_migration_may_not_change_roles_or_other_databases_of_the_server() {
             "CREATE TABLE t (a int);\nALTER SYSTEM SET work_mem = '1GB';".to_string(),
             "the server's configuration",
         ),
+        // Calls and statements whose effect outlives the rollback: a slot made by the
+        // rehearsal would fail the real step ("already exists") and every later run.
+        (
+            format!(
+                "CREATE TABLE t (a int);\nSELECT pg_create_physical_replication_slot('{role}');"
+            ),
+            "replication slots",
+        ),
+        (
+            "CREATE TABLE t (a int);\nSELECT pg_reload_conf();".to_string(),
+            "configuration",
+        ),
+        (
+            "CREATE TABLE t (a int);\nGRANT SET ON PARAMETER work_mem TO PUBLIC;".to_string(),
+            "server parameter",
+        ),
     ] {
         p.write(&format!("{m}/do.sql"), &sql);
         p.strata(&["migrate"])
@@ -669,6 +685,14 @@ fn a_migration_may_not_change_roles_or_other_databases_of_the_server() {
         .unwrap()[0]
         .get::<_, i64>(0);
     assert_eq!(exists, 0, "the rehearsal created the role");
+    let slots = admin
+        .query(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&role],
+        )
+        .unwrap()[0]
+        .get::<_, i64>(0);
+    assert_eq!(slots, 0, "the rehearsal made the replication slot");
     let settings = admin
         .query(
             "SELECT count(*) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase \

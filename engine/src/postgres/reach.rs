@@ -81,21 +81,18 @@ SELECT pg_catalog.format(
    AND (fk.confdeltype IN ('c', 'n', 'd') OR fk.confupdtype IN ('c', 'n', 'd'))
 UNION ALL
 SELECT pg_catalog.format(
-         '`%s` (in `writes`): its foreign key `%s` checks keys in `%s`, so a write tells the '
+         '`%s` (in `writes`): foreign key `%s` links it to `%s`, and its checks tell the '
          'component which keys `%s` holds: add `%s` to `reads`',
-         fk.child::pg_catalog.regclass, fk.conname, fk.parent::pg_catalog.regclass,
-         fk.parent::pg_catalog.regclass, fk.parent::pg_catalog.regclass)
-  FROM fk
- WHERE $2 IS NOT NULL AND fk.child IN (SELECT oid FROM w) AND fk.parent NOT IN (SELECT oid FROM r)
-UNION ALL
-SELECT pg_catalog.format(
-         '`%s` (in `writes`): foreign key `%s` of `%s` refers to it, so a delete or update tells '
-         'the component which keys `%s` uses: add `%s` to `reads`',
-         fk.parent::pg_catalog.regclass, fk.conname, fk.child::pg_catalog.regclass,
-         fk.child::pg_catalog.regclass, fk.child::pg_catalog.regclass)
-  FROM fk
- WHERE $2 IS NOT NULL AND fk.parent IN (SELECT oid FROM w) AND fk.child NOT IN (SELECT oid FROM r)
-   AND NOT (fk.confdeltype IN ('c', 'n', 'd') OR fk.confupdtype IN ('c', 'n', 'd'))
+         l.written::pg_catalog.regclass, l.conname, l.other::pg_catalog.regclass,
+         l.other::pg_catalog.regclass, l.other::pg_catalog.regclass)
+  FROM (SELECT fk.conname,
+               CASE WHEN fk.child IN (SELECT oid FROM w) THEN fk.child ELSE fk.parent END AS written,
+               CASE WHEN fk.child IN (SELECT oid FROM w) THEN fk.parent ELSE fk.child END AS other
+          FROM fk
+         WHERE NOT (fk.parent IN (SELECT oid FROM w)
+                    AND (fk.confdeltype IN ('c', 'n', 'd') OR fk.confupdtype IN ('c', 'n', 'd')))
+            OR fk.child IN (SELECT oid FROM w)) l
+ WHERE $2 IS NOT NULL AND l.written IN (SELECT oid FROM w) AND l.other NOT IN (SELECT oid FROM r)
 UNION ALL
 SELECT pg_catalog.format(
          '`%s` (in `%s`): its inheritance child `%s` is read%s through it on the parent''s grants '

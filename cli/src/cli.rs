@@ -389,6 +389,11 @@ struct FleetArgs {
     /// (default: 8 per core, at most 32: a target's run mostly waits for its disk or server).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     parallel: Option<u16>,
+    /// Confirms that the remotes of groups whose strata.toml says `allow_insecure = true` may
+    /// be reached over http:// off loopback, their tokens crossing the network in clear text
+    /// (strata.toml alone cannot grant it: a checkout could name any host).
+    #[arg(long)]
+    allow_insecure: bool,
 }
 
 impl FleetArgs {
@@ -396,6 +401,7 @@ impl FleetArgs {
         fleet::Selection {
             targets: self.targets.clone(),
             parallel: self.parallel.map(usize::from),
+            allow_insecure: self.allow_insecure,
         }
     }
 }

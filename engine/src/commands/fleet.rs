@@ -96,6 +96,9 @@ pub struct Selection {
     pub targets: Option<String>,
     /// `--parallel`: how many targets the stages without their own `parallel` run at once.
     pub parallel: Option<usize>,
+    /// `--allow-insecure`: the operator confirms that the groups whose strata.toml says
+    /// `allow_insecure = true` may send their tokens in clear text off loopback.
+    pub allow_insecure: bool,
 }
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for
@@ -184,9 +187,16 @@ fn name_of(db: &Database) -> String {
 }
 
 /// Refuses a remote whose URL carries a user or password (the token is the credential, and a
-/// URL is shown in reports), or that would send its token in clear text over the network:
-/// `http://` to an address other than loopback, unless its group says `allow_insecure`.
-fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
+/// URL is shown in reports), whose token comes from a source the operator did not choose, or
+/// that would send its token in clear text over the network: `http://` to an address other
+/// than loopback, unless its group says `allow_insecure` and the command line confirms it with
+/// `--allow-insecure` (strata.toml is the checkout's: a pull request can change it).
+fn check_remote(
+    root: &Path,
+    group: &FleetGroup,
+    r: &FleetRemote,
+    confirmed: bool,
+) -> Result<(), Error> {
     let (scheme, rest) = r.url.split_once("://").unwrap_or(("", &r.url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let name = crate::components::host::escape_controls(&r.name);
@@ -198,7 +208,8 @@ fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
             group.name
         )));
     }
-    if !scheme.eq_ignore_ascii_case("http") || group.allow_insecure {
+    check_token_source(root, group, r)?;
+    if !scheme.eq_ignore_ascii_case("http") {
         return Ok(());
     }
     let host = match authority.strip_prefix('[') {
@@ -209,16 +220,121 @@ fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
+    if loopback || (group.allow_insecure && confirmed) {
         return Ok(());
     }
-    Err(Error::Usage(format!(
-        "the remote {name} of [[fleet.group]] {}: http://{} is not loopback, and its token \
-         would cross the network in clear text; serve it with TLS and write https://, or set \
-         allow_insecure = true in the group if the network is trusted",
-        group.name,
-        crate::components::host::escape_controls(authority)
-    )))
+    let authority = crate::components::host::escape_controls(authority);
+    Err(Error::Usage(if group.allow_insecure {
+        format!(
+            "the remote {name} of [[fleet.group]] {}: http://{authority} is not loopback, and \
+             its token would cross the network in clear text; the group says allow_insecure = \
+             true, which strata.toml alone cannot grant (a checkout could send a token anywhere): \
+             pass --allow-insecure to confirm the network is trusted, or serve it with TLS and \
+             write https://",
+            group.name
+        )
+    } else {
+        format!(
+            "the remote {name} of [[fleet.group]] {}: http://{authority} is not loopback, and \
+             its token would cross the network in clear text; serve it with TLS and write \
+             https://, or set allow_insecure = true in the group and pass --allow-insecure if \
+             the network is trusted",
+            group.name
+        )
+    }))
+}
+
+/// The prefix of the environment variables a remote's `token_env` may name: strata.toml is the
+/// checkout's, so it may not pick any variable of the environment (`AWS_SECRET_ACCESS_KEY`,
+/// `STRATA_DB` with its password) to send to a server it names.
+pub const TOKEN_ENV_PREFIX: &str = "STRATA_TOKEN_";
+
+/// A remote's token comes from a source the operator chose, not one the checkout picks: a
+/// variable named `STRATA_TOKEN_*`, or a file under the project's own `.strata/` (reached
+/// without symbolic links, so `.strata/t -> ~/.git-credentials` is refused).
+fn check_token_source(root: &Path, group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
+    let name = crate::components::host::escape_controls(&r.name);
+    if let Some(var) = &r.token_env {
+        let suffix = var.strip_prefix(TOKEN_ENV_PREFIX).unwrap_or_default();
+        if suffix.is_empty()
+            || !suffix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::Usage(format!(
+                "the remote {name} of [[fleet.group]] {}: token_env = {:?}: a remote's token \
+                 comes only from a variable named {TOKEN_ENV_PREFIX}* (letters, digits, '_'), \
+                 so that strata.toml cannot send any other variable of the environment to the \
+                 server it names; export the token as, say, {TOKEN_ENV_PREFIX}{} and name that",
+                group.name,
+                crate::components::host::escape_controls(var),
+                token_env_suggestion(&r.name)
+            )));
+        }
+    }
+    if let Some(file) = &r.token_file {
+        let refuse = |why: &str| {
+            Error::Usage(format!(
+                "the remote {name} of [[fleet.group]] {}: token_file = {:?}: {why}; a remote's \
+                 token file lies in the project's own {dir}/ folder (say token_file = \
+                 \"{dir}/{}.token\", mode 0600), so that strata.toml cannot send any other file \
+                 of yours to the server it names",
+                group.name,
+                crate::components::host::escape_controls(&file.to_string_lossy()),
+                token_env_suggestion(&r.name).to_ascii_lowercase(),
+                dir = crate::core::config::STATE_DIR,
+            ))
+        };
+        let mut parts = file.components();
+        let first = parts.next();
+        if first != Some(std::path::Component::Normal(crate::core::config::STATE_DIR.as_ref())) {
+            return Err(refuse("it is not under .strata/"));
+        }
+        let rest: Vec<_> = parts.collect();
+        if rest.is_empty()
+            || !rest
+                .iter()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(refuse("it is not a file under .strata/ (no '..')"));
+        }
+        let mut at = root.join(crate::core::config::STATE_DIR);
+        for (i, part) in std::iter::once(None)
+            .chain(rest.iter().map(Some))
+            .enumerate()
+        {
+            if let Some(part) = part {
+                at.push(part);
+            }
+            match std::fs::symlink_metadata(&at) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(refuse(&format!(
+                        "{} is a symbolic link",
+                        crate::components::host::escape_controls(&at.to_string_lossy())
+                    )));
+                }
+                Ok(meta) if i < rest.len() && !meta.is_dir() => {
+                    return Err(refuse("a folder on its way is not a folder"));
+                }
+                // A missing file is reported when its token is read.
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A remote's name as the tail of a variable name: `billing-eu` -> `BILLING_EU`.
+fn token_env_suggestion(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The targets `selection` names, in order: the configured groups' (or `--targets GLOB`'s),
@@ -280,7 +396,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     }
                 } else if let Some(remotes) = &g.remotes {
                     for r in remotes {
-                        check_remote(g, r)?;
+                        check_remote(root, g, r, selection.allow_insecure)?;
                         let mut r = r.clone();
                         r.token_file = r.token_file.map(|f| root.join(f));
                         all.push(FleetTarget {

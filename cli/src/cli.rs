@@ -914,11 +914,16 @@ fn run_fleet_restore(
     yes: bool,
 ) -> Result<()> {
     let path = run.unwrap_or_else(|| fleet::last_run_path(project));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = strata_engine::core::input::read_project_text(
+        &path,
+        strata_engine::core::input::FILE_BYTES,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|t| t.ok_or_else(|| format!("{}: no such file", path.display())))
+    .map_err(|e| {
         Error::Usage(format!(
-            "{}: cannot read the fleet run's report ({e}); `fleet migrate` keeps its last \
-             run's there, or pass --run FILE (a `fleet migrate --report FILE`)",
-            path.display()
+            "cannot read the fleet run's report ({e}); `fleet migrate` keeps its last run's \
+             there, or pass --run FILE (a `fleet migrate --report FILE`)",
         ))
     })?;
     let report: fleet::FleetReport = serde_json::from_str(&text).map_err(|e| Error::Input {

@@ -67,10 +67,18 @@ pub struct Client {
     timeout: Duration,
 }
 
+/// A TLS file of the command line, read only as a regular file within the cap (a FIFO or a
+/// device is refused, never read).
 fn file(path: &PathBuf) -> Result<Vec<u8>, RemoteError> {
-    std::fs::read(path).map_err(|e| {
-        RemoteError::local(exit::BAD_INPUT, "input", format!("{}: {e}", path.display()))
-    })
+    let refused = |m: String| RemoteError::local(exit::BAD_INPUT, "input", m);
+    match strata_engine::core::input::read_project_file(
+        path,
+        strata_engine::core::input::CONFIG_BYTES,
+    ) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(refused(format!("{}: no such file", path.display()))),
+        Err(e) => Err(refused(e.to_string())),
+    }
 }
 
 impl Client {

@@ -97,7 +97,9 @@ pub(crate) fn infer_from(scripts: &[(&crate::core::tree::MigrationId, PathBuf)],
     }
     let mut created: HashMap<(Kind, String), (String, String)> = HashMap::new();
     for (id, path) in scripts {
-        let Ok(sql) = std::fs::read_to_string(path) else {
+        let Ok(Some(sql)) =
+            crate::core::input::read_project_text(path, crate::core::input::FILE_BYTES)
+        else {
             continue;
         };
         let Ok(statements) = super::script::statements(path, &sql) else {

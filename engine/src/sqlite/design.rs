@@ -64,7 +64,11 @@ impl Ownership {
             for m in &tree.migrations {
                 if applied.iter().any(|a| a.id == m.id) {
                     let path = m.file("do.sql");
-                    let sql = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                    let sql = crate::core::input::read_project_text(
+                        &path,
+                        crate::core::input::FILE_BYTES,
+                    )?
+                    .ok_or_else(|| Error::io(&path, std::io::ErrorKind::NotFound.into()))?;
                     scripts.push((m.id.clone(), sql));
                 }
             }

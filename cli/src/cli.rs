@@ -965,7 +965,7 @@ fn confirm(
     changed: &[strata_engine::core::restore::TableDifference],
 ) -> Result<bool> {
     if !changed.is_empty() {
-        eprintln!(
+        errln!(
             "{} changed outside strata since the run that took this backup ended; the rows of \
              these tables would go back (the undo backup keeps them): {}",
             db.display(),
@@ -976,7 +976,7 @@ fn confirm(
                 .join(", ")
         );
     }
-    eprint!(
+    let question = format!(
         "Put {} (taken {}, {}) back into {}? Its current state is backed up first, so the \
          restore can be undone. [y/N] ",
         chosen.path.display(),
@@ -984,6 +984,10 @@ fn confirm(
         chosen.record.reason,
         db.display()
     );
+    render::write_stderr(format_args!(
+        "{}",
+        strata_engine::components::escape_controls(&question)
+    ));
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;

@@ -418,7 +418,10 @@ impl Client {
                 RemoteError::local(
                     exit::FAILURE,
                     "protocol",
-                    format!("{} sent an audit log strata stopped reading: {why}", self.url),
+                    format!(
+                        "{} sent an audit log strata stopped reading: {why}",
+                        self.url
+                    ),
                 )
             })?;
             if done {
@@ -602,7 +605,11 @@ mod tests {
             }
         };
         assert!(why.contains("--limit"), "{why}");
-        assert!(pages.bytes <= AUDIT_MAX_BYTES + 1000 * 4200, "{}", pages.bytes);
+        assert!(
+            pages.bytes <= AUDIT_MAX_BYTES + 1000 * 4200,
+            "{}",
+            pages.bytes
+        );
         // And by the entries kept, however small.
         let mut pages = AuditPages::new(None);
         let mut next = i64::MAX;

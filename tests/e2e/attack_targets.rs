@@ -485,8 +485,14 @@ fn files_a_database_url_or_the_environment_names_are_refused_unread_when_not_pla
     let cases: [(String, &[(&str, &str)]); 6] = [
         (format!("{base}&sslrootcert=/dev/zero"), &[]),
         (format!("{base}&sslrootcert={fifo}"), &[]),
-        (format!("{base}&sslrootcert={ca}&sslcert={fifo}&sslkey={ca}"), &[]),
-        (format!("{base}&sslrootcert={ca}&sslcert={ca}&sslkey={fifo}"), &[]),
+        (
+            format!("{base}&sslrootcert={ca}&sslcert={fifo}&sslkey={ca}"),
+            &[],
+        ),
+        (
+            format!("{base}&sslrootcert={ca}&sslcert={ca}&sslkey={fifo}"),
+            &[],
+        ),
         (base.to_string(), &[("PGSSLROOTCERT", "/dev/zero")]),
         (
             "postgres://atk@127.0.0.1:1/x?service=nowhere".to_string(),
@@ -512,12 +518,28 @@ fn files_a_database_url_or_the_environment_names_are_refused_unread_when_not_pla
     p.write("strata.toml", "db = \"postgres://atk@127.0.0.1:1/x\"\n");
     // A token file and the TLS files of `--remote` (the command line's, checked the same).
     for args in [
-        &["--remote", "http://127.0.0.1:1", "--token-file", fifo.as_str(), "status"][..],
-        &["--remote", "https://127.0.0.1:1", "--tls-ca", fifo.as_str(), "status"],
+        &[
+            "--remote",
+            "http://127.0.0.1:1",
+            "--token-file",
+            fifo.as_str(),
+            "status",
+        ][..],
+        &[
+            "--remote",
+            "https://127.0.0.1:1",
+            "--tls-ca",
+            fifo.as_str(),
+            "status",
+        ],
     ] {
         let run = p.strata(args);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
-        assert!(run.stderr.contains("not a regular file"), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("not a regular file"),
+            "{args:?}: {}",
+            run.stderr
+        );
     }
     let output = crate::harness::strata_command(p.root(), &["status"])
         .env("PGPASSFILE", &fifo)

@@ -1384,11 +1384,21 @@ fn a_checkout_cannot_choose_which_secret_is_sent_as_a_remote_token() {
                 .stderr_has(why);
         }
     };
-    for var in ["AWS_SECRET_ACCESS_KEY", "STRATA_DB", "STRATA_TOKEN_", "STRATA_TOKEN_A-B"] {
+    for var in [
+        "AWS_SECRET_ACCESS_KEY",
+        "STRATA_DB",
+        "STRATA_TOKEN_",
+        "STRATA_TOKEN_A-B",
+    ] {
         refused(&format!("token_env = \"{var}\""), "STRATA_TOKEN_*");
     }
     let shown = secret.display().to_string();
-    for file in [shown.as_str(), "../git-credentials", ".strata/../x", "secrets/a.token"] {
+    for file in [
+        shown.as_str(),
+        "../git-credentials",
+        ".strata/../x",
+        "secrets/a.token",
+    ] {
         refused(&format!("token_file = \"{file}\""), "under .strata/");
     }
     // A link inside .strata/ to a private file elsewhere.
@@ -1398,9 +1408,13 @@ fn a_checkout_cannot_choose_which_secret_is_sent_as_a_remote_token() {
     // .strata itself a link to a folder elsewhere.
     std::fs::remove_dir_all(client.path(".strata")).unwrap();
     std::os::unix::fs::symlink(outside.path(), client.path(".strata")).unwrap();
-    refused("token_file = \".strata/git-credentials\"", "is a symbolic link");
+    refused(
+        "token_file = \".strata/git-credentials\"",
+        "is a symbolic link",
+    );
     assert!(
-        trap.accept().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        trap.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
         "a refused remote was connected to"
     );
 }

@@ -39,6 +39,7 @@ mod schema;
 mod serve_connections;
 mod single_transaction;
 mod snapshots;
+mod terminal;
 mod tree_errors;
 mod undo;
 mod unicode;

@@ -287,7 +287,11 @@ fn check_token_source(root: &Path, group: &FleetGroup, r: &FleetRemote) -> Resul
         };
         let mut parts = file.components();
         let first = parts.next();
-        if first != Some(std::path::Component::Normal(crate::core::config::STATE_DIR.as_ref())) {
+        if first
+            != Some(std::path::Component::Normal(
+                crate::core::config::STATE_DIR.as_ref(),
+            ))
+        {
             return Err(refuse("it is not under .strata/"));
         }
         let rest: Vec<_> = parts.collect();

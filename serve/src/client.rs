@@ -146,7 +146,7 @@ pub struct Client {
 
 /// A TLS file of the command line, read only as a regular file within the cap (a FIFO or a
 /// device is refused, never read).
-fn file(path: &PathBuf) -> Result<Vec<u8>, RemoteError> {
+fn file(path: &std::path::Path) -> Result<Vec<u8>, RemoteError> {
     let refused = |m: String| RemoteError::local(exit::BAD_INPUT, "input", m);
     match strata_engine::core::input::read_project_file(
         path,

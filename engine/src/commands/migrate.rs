@@ -406,7 +406,9 @@ pub fn sandbox(
         let before = db.schema_text()?;
         run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink)?;
         let undo = crate::commands::undo::read(m, db.dialect())?;
+        let undo_started = std::time::Instant::now();
         db.undo(Phase::Sandbox, std::slice::from_ref(&undo), false)?;
+        let undo_elapsed = undo_started.elapsed();
         let after = db.schema_text()?;
         if after != before {
             return Err(crate::core::error::StepFailure {
@@ -426,6 +428,16 @@ pub fn sandbox(
             }
             .into());
         }
+        // Said before the step is applied again, so that the second `applied` line reads as
+        // what it is.
+        sink(&Event::ActionDone {
+            phase: Phase::Sandbox,
+            migration: m,
+            action: crate::core::event::Action::Undo,
+            rows: 0,
+            fuel: None,
+            elapsed: undo_elapsed,
+        });
         run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel)
     })?;
     events(&Event::PhaseFinished {

@@ -431,3 +431,27 @@ fn a_syntax_error_fails_lint_and_plan_with_the_statement_once() {
         plan.stderr
     );
 }
+
+/// An undo.sql that takes back what its step made (the table it created, the column it added)
+/// lints clean, so every proven undo does not need an accept; one that drops what the step
+/// found there is a finding, named in undo.sql.
+#[test]
+fn an_undo_taking_back_its_step_lints_clean_and_one_destroying_more_does_not() {
+    let p = sqlite_project(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n\
+         ALTER TABLE people ADD COLUMN phone TEXT;\n",
+    );
+    p.write(
+        &format!("{NEXT}/undo.sql"),
+        "ALTER TABLE people DROP COLUMN phone;\nDROP TABLE notes;\n",
+    );
+    p.strata(&["lint"]).ok().stdout_has("0 finding(s)");
+    p.strata(&["sandbox", "--strict"]).ok();
+    p.write(
+        &format!("{NEXT}/undo.sql"),
+        "ALTER TABLE people DROP COLUMN phone;\nDROP TABLE notes;\nALTER TABLE people DROP COLUMN email;\n",
+    );
+    p.strata(&["lint"]).code(1).stdout_has(format!(
+        "{NEXT}/undo.sql:3: error[SL102]: drops column `people.email`"
+    ));
+}

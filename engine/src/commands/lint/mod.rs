@@ -409,14 +409,21 @@ pub fn lint_migrations(
         check_accepts(&m.file(MIGRATION_CONFIG_FILE), accepts)?;
         let mut found = Vec::new();
         let label = m.label();
+        let mut made = Made::default();
         if let Some(text) = read_optional(&do_path)? {
-            lint_file(dialect, &label, &do_path, &text, &mut model, &mut found);
+            lint_file_made(
+                dialect, &label, &do_path, &text, &mut model, &mut found, &mut made,
+            );
         }
         let undo_path = m.file(UNDO_FILE);
         if let Some(text) = read_optional(&undo_path)? {
-            // The undo runs against the schema the step made.
+            // The undo runs against the schema the step made, and taking back what the step
+            // made (dropping its tables and columns, renaming back what it renamed) is what an
+            // undo is for: only what the step found there is judged.
             let mut after = model.clone();
-            lint_file(dialect, &label, &undo_path, &text, &mut after, &mut found);
+            lint_file_made(
+                dialect, &label, &undo_path, &text, &mut after, &mut found, &mut made,
+            );
         }
         let mut used = vec![false; accepts.len()];
         for f in &mut found {
@@ -722,6 +729,92 @@ fn table_name(n: &ObjectName) -> String {
         .unwrap_or_else(|| n.to_string().to_lowercase())
 }
 
+/// What a migration's `do.sql` made, which its `undo.sql` may take back without a finding:
+/// the tables it created (no rows before the step), the columns it added to tables that were
+/// there, and the renames it made (`(table, old, new)`; a table's column empty).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Made {
+    tables: HashSet<String>,
+    columns: HashSet<(String, String)>,
+    renames: HashSet<(String, String, String)>,
+}
+
+impl Made {
+    /// Whether renaming `old` to `new` (on `table`, or a table when `table` is empty) takes
+    /// back a rename the step made.
+    fn renames_back(&self, table: &str, old: &str, new: &str) -> bool {
+        self.renames
+            .contains(&(table.to_string(), new.to_string(), old.to_string()))
+    }
+
+    /// Records what `ast` made on tables that were there before the file (`created` is false).
+    fn record(&mut self, ast: &Statement) {
+        match ast {
+            Statement::CreateTable(ct) => {
+                self.tables.insert(table_name(&ct.name));
+            }
+            Statement::AlterTable {
+                name, operations, ..
+            } => {
+                let mut t = table_name(name);
+                for op in operations {
+                    match op {
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            self.columns
+                                .insert((t.clone(), ident(&column_def.name.value)));
+                        }
+                        AlterTableOperation::RenameColumn {
+                            old_column_name,
+                            new_column_name,
+                        } => {
+                            let (o, n) =
+                                (ident(&old_column_name.value), ident(&new_column_name.value));
+                            if self.columns.remove(&(t.clone(), o.clone())) {
+                                self.columns.insert((t.clone(), n));
+                            } else {
+                                self.renames.insert((t.clone(), o, n));
+                            }
+                        }
+                        AlterTableOperation::RenameTable {
+                            table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
+                        } => {
+                            let to = table_name(n);
+                            self.rename_table(&t, &to);
+                            t = to;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Statement::RenameTable(renames) => {
+                for r in renames {
+                    self.rename_table(&table_name(&r.old_name), &table_name(&r.new_name));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rename_table(&mut self, from: &str, to: &str) {
+        if self.tables.remove(from) {
+            self.tables.insert(to.to_string());
+        } else {
+            self.renames
+                .insert((String::new(), from.to_string(), to.to_string()));
+        }
+        let moved: Vec<(String, String)> = self
+            .columns
+            .iter()
+            .filter(|(t, _)| t == from)
+            .cloned()
+            .collect();
+        for (_, c) in moved {
+            self.columns.remove(&(from.to_string(), c.clone()));
+            self.columns.insert((to.to_string(), c));
+        }
+    }
+}
+
 /// Lints one file of one migration (`label`), updating `model` as its statements run; returns
 /// how many statements could not be parsed.
 pub(crate) fn lint_file(
@@ -732,11 +825,24 @@ pub(crate) fn lint_file(
     model: &mut Model,
     out: &mut Vec<Finding>,
 ) -> usize {
+    lint_file_made(dialect, label, path, text, model, out, &mut Made::default())
+}
+
+/// [`lint_file`], where what `made` holds (what the migration's `do.sql` made, for its
+/// `undo.sql`) is not judged, and what the file makes is added to it.
+pub(crate) fn lint_file_made(
+    dialect: Dialect,
+    label: &str,
+    path: &Path,
+    text: &str,
+    model: &mut Model,
+    out: &mut Vec<Finding>,
+    made: &mut Made,
+) -> usize {
     let parsed: Vec<Parsed> = split(dialect, path, text)
         .into_iter()
         .map(|(line, t)| parse(dialect, line, &t))
         .collect();
-    let mut created_here: HashSet<String> = HashSet::new();
     // Rebuilds: DROP TABLE x at i, then ALTER TABLE y RENAME TO x later in the file.
     let mut rebuild_of: HashMap<usize, (usize, String)> = HashMap::new(); // drop index -> (rename index, new table)
     let mut rebuild_renames: HashSet<usize> = HashSet::new();
@@ -773,27 +879,43 @@ pub(crate) fn lint_file(
             // A table sqlparser cannot read is still a table made here, whose columns are not
             // known: nothing is reported on it, and a rebuild of it is not judged.
             if let Some(t) = created_table(&p.words) {
-                created_here.insert(t.clone());
+                made.tables.insert(t.clone());
                 model.tables.insert(t, None);
             }
             continue;
         };
         if let Some((_, new_table)) = rebuild_of.get(&i) {
-            ctx.rebuild(p, ast, model, new_table);
-        } else if !rebuild_renames.contains(&i) {
-            ctx.statement(p, ast, model, &created_here);
-        }
-        match ast {
-            Statement::CreateTable(ct) => {
-                created_here.insert(table_name(&ct.name));
-            }
-            _ => {
-                if let Some((from, to)) = renamed_table(ast)
-                    && created_here.remove(&from)
-                {
-                    created_here.insert(to);
+            ctx.rebuild(p, ast, model, new_table, made);
+            // The rebuilt table keeps what the step made of the old one.
+            if let Some(old) = dropped_table(ast) {
+                made.tables.remove(new_table);
+                let kept: Vec<(String, String)> = made
+                    .columns
+                    .iter()
+                    .filter(|(t, _)| *t == old)
+                    .cloned()
+                    .collect();
+                for (_, c) in kept {
+                    made.columns.insert((new_table.clone(), c));
                 }
             }
+        } else if rebuild_renames.contains(&i) {
+            // `ALTER TABLE new_x RENAME TO x` of a rebuild: `x` is the table it was.
+            if let Some((from, to)) = renamed_table(ast) {
+                let columns: Vec<(String, String)> = made
+                    .columns
+                    .iter()
+                    .filter(|(t, _)| *t == from)
+                    .cloned()
+                    .collect();
+                for (_, c) in columns {
+                    made.columns.remove(&(from.clone(), c.clone()));
+                    made.columns.insert((to.clone(), c));
+                }
+            }
+        } else {
+            ctx.statement(p, ast, model, made);
+            made.record(ast);
         }
         model.apply(ast);
     }
@@ -815,6 +937,18 @@ fn created_table(words: &[String]) -> Option<String> {
         name = w.next()?;
     }
     (!name.is_empty()).then(|| name.to_lowercase())
+}
+
+/// The table a `DROP TABLE` of one table drops.
+fn dropped_table(s: &Statement) -> Option<String> {
+    match s {
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            names,
+            ..
+        } if names.len() == 1 => Some(table_name(&names[0])),
+        _ => None,
+    }
 }
 
 /// `(from, to)` of a statement that renames a table.
@@ -1020,7 +1154,14 @@ impl Ctx<'_> {
     }
 
     /// `DROP TABLE old` of a rebuild whose new table is `new_table`.
-    fn rebuild(&mut self, p: &Parsed, ast: &Statement, model: &Model, new_table: &str) {
+    fn rebuild(
+        &mut self,
+        p: &Parsed,
+        ast: &Statement,
+        model: &Model,
+        new_table: &str,
+        made: &Made,
+    ) {
         let Statement::Drop { names, .. } = ast else {
             return;
         };
@@ -1029,8 +1170,11 @@ impl Ctx<'_> {
         else {
             return;
         };
-        let lost: Vec<String> = before.into_iter().filter(|c| !after.contains(c)).collect();
-        if !lost.is_empty() {
+        let lost: Vec<String> = before
+            .into_iter()
+            .filter(|c| !after.contains(c) && !made.columns.contains(&(old.clone(), c.clone())))
+            .collect();
+        if !lost.is_empty() && !made.tables.contains(&old) {
             self.push(
                 "SL103",
                 p,
@@ -1046,14 +1190,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn statement(
-        &mut self,
-        p: &Parsed,
-        ast: &Statement,
-        model: &Model,
-        created_here: &HashSet<String>,
-    ) {
-        let existing = |t: &str| !created_here.contains(t);
+    fn statement(&mut self, p: &Parsed, ast: &Statement, model: &Model, made: &Made) {
+        let existing = |t: &str| !made.tables.contains(t);
         if self.maintenance(p) {
             return;
         }
@@ -1125,7 +1263,7 @@ impl Ctx<'_> {
             Statement::RenameTable(r) => {
                 for r in r {
                     let (from, to) = (table_name(&r.old_name), table_name(&r.new_name));
-                    if existing(&from) {
+                    if existing(&from) && !made.renames_back("", &from, &to) {
                         self.renamed_table(p, &from, &to);
                     }
                 }
@@ -1138,7 +1276,7 @@ impl Ctx<'_> {
                     return;
                 }
                 for op in operations {
-                    self.alter(p, &t, op, model);
+                    self.alter(p, &t, op, model, made);
                 }
             }
             _ => {}
@@ -1156,11 +1294,14 @@ impl Ctx<'_> {
         );
     }
 
-    fn alter(&mut self, p: &Parsed, t: &str, op: &AlterTableOperation, model: &Model) {
+    fn alter(&mut self, p: &Parsed, t: &str, op: &AlterTableOperation, model: &Model, made: &Made) {
         match op {
             AlterTableOperation::DropColumn { column_names, .. } => {
                 for c in column_names {
                     let c = ident(&c.value);
+                    if made.columns.contains(&(t.to_string(), c.clone())) {
+                        continue;
+                    }
                     self.push(
                         "SL102",
                         p,
@@ -1174,6 +1315,11 @@ impl Ctx<'_> {
                 new_column_name,
             } => {
                 let (o, n) = (ident(&old_column_name.value), ident(&new_column_name.value));
+                if made.columns.contains(&(t.to_string(), o.clone()))
+                    || made.renames_back(t, &o, &n)
+                {
+                    return;
+                }
                 self.push(
                     "SL302",
                     p,
@@ -1187,7 +1333,9 @@ impl Ctx<'_> {
                 table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
             } => {
                 let to = table_name(n);
-                self.renamed_table(p, t, &to);
+                if !made.renames_back("", t, &to) {
+                    self.renamed_table(p, t, &to);
+                }
             }
             AlterTableOperation::AddColumn { column_def, .. } => {
                 let c = ident(&column_def.name.value);

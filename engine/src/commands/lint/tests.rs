@@ -508,3 +508,96 @@ fn a_server_wide_statement_is_an_error_on_postgres_only() {
     assert!(codes(pg, PEOPLE, "GRANT SELECT ON people TO reporting;").is_empty());
     assert!(codes(Dialect::Sqlite, PEOPLE, "CREATE TABLE role (a);").is_empty());
 }
+
+/// The codes of a migration's `undo.sql` (`undo`), linted as `strata lint` does: after its
+/// `do.sql` (`step`), over the schema `before` built.
+fn undo_codes(dialect: Dialect, before: &str, step: &str, undo: &str) -> Vec<String> {
+    let mut model = Model::default();
+    let mut sink = Vec::new();
+    lint_file(
+        dialect,
+        "m",
+        Path::new("a/do.sql"),
+        before,
+        &mut model,
+        &mut sink,
+    );
+    let mut made = Made::default();
+    lint_file_made(
+        dialect,
+        "m",
+        Path::new("b/do.sql"),
+        step,
+        &mut model,
+        &mut sink,
+        &mut made,
+    );
+    let mut out = Vec::new();
+    lint_file_made(
+        dialect,
+        "m",
+        Path::new("b/undo.sql"),
+        undo,
+        &mut model,
+        &mut out,
+        &mut made,
+    );
+    out.iter()
+        .map(|f| format!("{}@{}", f.code, f.line))
+        .collect()
+}
+
+#[test]
+fn an_undo_taking_back_what_its_step_made_is_not_a_finding_but_one_destroying_more_is() {
+    let step = "CREATE TABLE tags (id bigint PRIMARY KEY, name text);\n\
+                ALTER TABLE people ADD COLUMN email text;\n\
+                ALTER TABLE people RENAME COLUMN age TO years;\n\
+                ALTER TABLE people RENAME TO persons;";
+    for d in [Dialect::Sqlite, Dialect::Postgres] {
+        // The undo of each statement, newest first.
+        let undo = "ALTER TABLE persons RENAME TO people;\n\
+                    ALTER TABLE people RENAME COLUMN years TO age;\n\
+                    ALTER TABLE people DROP COLUMN email;\n\
+                    DROP TABLE tags;";
+        assert!(undo_codes(d, PEOPLE, step, undo).is_empty(), "{d:?}");
+        // What the step found there is judged as in a do.sql.
+        let more = "ALTER TABLE persons DROP COLUMN name;\nDROP TABLE tags;\n\
+                    ALTER TABLE persons RENAME TO folk;\nDELETE FROM persons;";
+        assert_eq!(
+            undo_codes(d, PEOPLE, step, more),
+            ["SL102@1", "SL301@3", "SL106@4"],
+            "{d:?}"
+        );
+    }
+    // A SQLite undo that rebuilds the table without the column its step added loses nothing
+    // the step found; one that also leaves out `age` does.
+    let step = "ALTER TABLE people ADD COLUMN email text;";
+    let rebuild = |columns: &str| {
+        format!(
+            "CREATE TABLE new_people ({columns});\n\
+             INSERT INTO new_people SELECT {} FROM people;\nDROP TABLE people;\n\
+             ALTER TABLE new_people RENAME TO people;",
+            columns
+                .split(", ")
+                .map(|c| c.split(' ').next().unwrap())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let all = "id bigint PRIMARY KEY, name varchar(200), age bigint, price numeric";
+    assert!(undo_codes(Dialect::Sqlite, PEOPLE, step, &rebuild(all)).is_empty());
+    let without_age = "id bigint PRIMARY KEY, name varchar(200), price numeric";
+    assert_eq!(
+        undo_codes(Dialect::Sqlite, PEOPLE, step, &rebuild(without_age)),
+        ["SL103@3"]
+    );
+}
+
+#[test]
+fn a_table_rebuilt_in_a_file_still_holds_its_rows_for_the_statements_after_it() {
+    let rebuild = "CREATE TABLE new_people (id bigint PRIMARY KEY, name text, age bigint, price numeric);\n\
+                   INSERT INTO new_people SELECT * FROM people;\nDROP TABLE people;\n\
+                   ALTER TABLE new_people RENAME TO people;\n\
+                   CREATE UNIQUE INDEX people_name ON people (name);";
+    assert_eq!(codes(Dialect::Sqlite, PEOPLE, rebuild), ["SL202@5"]);
+}

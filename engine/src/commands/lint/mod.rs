@@ -17,7 +17,7 @@
 
 pub mod syntax;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -594,6 +594,86 @@ fn without_table_options(d: &dyn SqlDialect, text: &str) -> Option<Statement> {
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     tables: HashMap<String, Option<Columns>>,
+    /// Each table's constraints as the chain declared them (for a rebuild that adds one).
+    constraints: HashMap<String, BTreeSet<Constraint>>,
+}
+
+/// What a constraint makes the rows obey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Holds {
+    NotNull,
+    Unique,
+    Check,
+    ForeignKey,
+}
+
+/// One constraint of a table: what it holds, and its columns or expression as text (lower
+/// case, blanks collapsed; a foreign key as `columns -> table`).
+type Constraint = (Holds, String);
+
+fn normalized(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The constraints one column's options declare.
+fn column_constraints(column: &str, options: &[&ColumnOption]) -> Vec<Constraint> {
+    options
+        .iter()
+        .filter_map(|o| match o {
+            ColumnOption::NotNull => Some((Holds::NotNull, column.to_string())),
+            ColumnOption::Unique { .. } => Some((Holds::Unique, column.to_string())),
+            ColumnOption::Check(e) => Some((Holds::Check, normalized(e))),
+            ColumnOption::ForeignKey { foreign_table, .. } => Some((
+                Holds::ForeignKey,
+                format!("{column} -> {}", table_name(foreign_table)),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The constraint a table constraint declares (`None` for one no rule looks at).
+fn table_constraint(c: &TableConstraint) -> Option<Constraint> {
+    let columns = |cols: &[sqlparser::ast::IndexColumn]| {
+        cols.iter().map(normalized).collect::<Vec<_>>().join(", ")
+    };
+    match c {
+        TableConstraint::Unique { columns: c, .. }
+        | TableConstraint::PrimaryKey { columns: c, .. } => Some((Holds::Unique, columns(c))),
+        TableConstraint::Check { expr, .. } => Some((Holds::Check, normalized(expr))),
+        TableConstraint::ForeignKey {
+            columns,
+            foreign_table,
+            ..
+        } => Some((
+            Holds::ForeignKey,
+            format!(
+                "{} -> {}",
+                columns
+                    .iter()
+                    .map(|c| ident(&c.value))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                table_name(foreign_table)
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// The constraints a `CREATE TABLE` declares.
+fn create_constraints(ct: &sqlparser::ast::CreateTable) -> BTreeSet<Constraint> {
+    let mut all = BTreeSet::new();
+    for c in &ct.columns {
+        let options: Vec<&ColumnOption> = c.options.iter().map(|o| &o.option).collect();
+        all.extend(column_constraints(&ident(&c.name.value), &options));
+    }
+    all.extend(ct.constraints.iter().filter_map(table_constraint));
+    all
 }
 
 impl Model {
@@ -632,6 +712,8 @@ impl Model {
                     )
                 };
                 self.tables.insert(table_name(&ct.name), cols);
+                self.constraints
+                    .insert(table_name(&ct.name), create_constraints(ct));
             }
             Statement::Drop {
                 object_type: ObjectType::Table,
@@ -640,6 +722,7 @@ impl Model {
             } => {
                 for n in names {
                     self.tables.remove(&table_name(n));
+                    self.constraints.remove(&table_name(n));
                 }
             }
             Statement::RenameTable(renames) => {
@@ -659,6 +742,25 @@ impl Model {
                                     .then(|| column_def.data_type.clone());
                                 cols.push((ident(&column_def.name.value), t));
                             }
+                            let options: Vec<&ColumnOption> =
+                                column_def.options.iter().map(|o| &o.option).collect();
+                            self.constraints.entry(table.clone()).or_default().extend(
+                                column_constraints(&ident(&column_def.name.value), &options),
+                            );
+                        }
+                        AlterTableOperation::AddConstraint { constraint, .. } => {
+                            if let Some(c) = table_constraint(constraint) {
+                                self.constraints.entry(table.clone()).or_default().insert(c);
+                            }
+                        }
+                        AlterTableOperation::AlterColumn {
+                            column_name,
+                            op: AlterColumnOperation::SetNotNull,
+                        } => {
+                            self.constraints
+                                .entry(table.clone())
+                                .or_default()
+                                .insert((Holds::NotNull, ident(&column_name.value)));
                         }
                         AlterTableOperation::DropColumn { column_names, .. } => {
                             if let Some(Some(cols)) = self.tables.get_mut(&table) {
@@ -671,11 +773,19 @@ impl Model {
                             old_column_name,
                             new_column_name,
                         } => {
+                            let old = ident(&old_column_name.value);
+                            let new = ident(&new_column_name.value);
                             if let Some(Some(cols)) = self.tables.get_mut(&table) {
-                                let old = ident(&old_column_name.value);
                                 for (c, _) in cols.iter_mut() {
                                     if *c == old {
-                                        *c = ident(&new_column_name.value);
+                                        *c = new.clone();
+                                    }
+                                }
+                            }
+                            if let Some(set) = self.constraints.get_mut(&table) {
+                                for holds in [Holds::NotNull, Holds::Unique] {
+                                    if set.remove(&(holds, old.clone())) {
+                                        set.insert((holds, new.clone()));
                                     }
                                 }
                             }
@@ -713,6 +823,9 @@ impl Model {
     fn rename(&mut self, from: &str, to: &str) {
         if let Some(cols) = self.tables.remove(from) {
             self.tables.insert(to.to_string(), cols);
+        }
+        if let Some(c) = self.constraints.remove(from) {
+            self.constraints.insert(to.to_string(), c);
         }
     }
 }
@@ -885,7 +998,10 @@ pub(crate) fn lint_file_made(
             continue;
         };
         if let Some((_, new_table)) = rebuild_of.get(&i) {
-            ctx.rebuild(p, ast, model, new_table, made);
+            let create = parsed[..i].iter().rev().find(|q| {
+                matches!(&q.ast, Some(Statement::CreateTable(ct)) if table_name(&ct.name) == *new_table)
+            });
+            ctx.rebuild(p, create, ast, model, new_table, made);
             // The rebuilt table keeps what the step made of the old one.
             if let Some(old) = dropped_table(ast) {
                 made.tables.remove(new_table);
@@ -1153,10 +1269,14 @@ impl Ctx<'_> {
         true
     }
 
-    /// `DROP TABLE old` of a rebuild whose new table is `new_table`.
+    /// `DROP TABLE old` (`p`) of a rebuild whose new table is `new_table`, made by `create`
+    /// when that is in the same file: the columns the rebuild loses, and the constraints it
+    /// adds over the rows it copies (SQLite's only way to add a CHECK, a foreign key, a
+    /// UNIQUE or NOT NULL to a column that is there).
     fn rebuild(
         &mut self,
         p: &Parsed,
+        create: Option<&Parsed>,
         ast: &Statement,
         model: &Model,
         new_table: &str,
@@ -1171,9 +1291,13 @@ impl Ctx<'_> {
             return;
         };
         let lost: Vec<String> = before
-            .into_iter()
-            .filter(|c| !after.contains(c) && !made.columns.contains(&(old.clone(), c.clone())))
+            .iter()
+            .filter(|c| !after.contains(c) && !made.columns.contains(&(old.clone(), (*c).clone())))
+            .cloned()
             .collect();
+        if !made.tables.contains(&old) {
+            self.added_constraints(create.unwrap_or(p), model, &old, new_table, &before);
+        }
         if !lost.is_empty() && !made.tables.contains(&old) {
             self.push(
                 "SL103",
@@ -1187,6 +1311,62 @@ impl Ctx<'_> {
                         .join(", ")
                 ),
             );
+        }
+    }
+
+    /// The constraints `new_table` declares that `old` did not, each a data-dependent finding
+    /// on `old`, whose rows the rebuild copies under them; `columns`: those `old` had.
+    fn added_constraints(
+        &mut self,
+        p: &Parsed,
+        model: &Model,
+        old: &str,
+        new_table: &str,
+        columns: &[String],
+    ) {
+        let empty = BTreeSet::new();
+        let had = model.constraints.get(old).unwrap_or(&empty);
+        let Some(has) = model.constraints.get(new_table) else {
+            return;
+        };
+        for (holds, what) in has.difference(had) {
+            let (code, object, message) = match holds {
+                // A NOT NULL column the old table did not have is the copy's to fill.
+                Holds::NotNull if columns.contains(what) => (
+                    "SL204",
+                    format!("{old}.{what}"),
+                    format!(
+                        "`{old}` is rebuilt with `{what}` NOT NULL, which it was not: the copy \
+                         fails if `{old}.{what}` holds a NULL"
+                    ),
+                ),
+                Holds::NotNull => continue,
+                Holds::Unique => (
+                    "SL202",
+                    old.to_string(),
+                    format!(
+                        "`{old}` is rebuilt with UNIQUE ({what}), which it did not have: the copy \
+                         fails if its rows hold duplicates"
+                    ),
+                ),
+                Holds::Check => (
+                    "SL203",
+                    old.to_string(),
+                    format!(
+                        "`{old}` is rebuilt with CHECK ({what}), which it did not have: the copy \
+                         fails if a row of `{old}` breaks it"
+                    ),
+                ),
+                Holds::ForeignKey => (
+                    "SL205",
+                    old.to_string(),
+                    format!(
+                        "`{old}` is rebuilt with a foreign key {what}, which it did not have: \
+                         the step fails if a row points at nothing"
+                    ),
+                ),
+            };
+            self.push(code, p, Some(object), format!("{message}; {RUN_CONFIRMS}"));
         }
     }
 

@@ -601,3 +601,75 @@ fn a_table_rebuilt_in_a_file_still_holds_its_rows_for_the_statements_after_it() 
                    CREATE UNIQUE INDEX people_name ON people (name);";
     assert_eq!(codes(Dialect::Sqlite, PEOPLE, rebuild), ["SL202@5"]);
 }
+
+#[test]
+fn a_sqlite_rebuild_that_adds_a_constraint_over_the_rows_it_copies_is_data_dependent() {
+    let before = "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER);\n\
+                  CREATE TABLE teams (id INTEGER PRIMARY KEY);";
+    let rebuild = |new: &str| {
+        format!(
+            "CREATE TABLE new_people ({new});\n\
+             INSERT INTO new_people SELECT id, name, email, team FROM people;\n\
+             DROP TABLE people;\nALTER TABLE new_people RENAME TO people;"
+        )
+    };
+    let same = "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER";
+    assert!(codes(Dialect::Sqlite, before, &rebuild(same)).is_empty());
+    // Each constraint the copy must meet, reported at the CREATE TABLE that declares it.
+    for (new, code) in [
+        (
+            "id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, team INTEGER",
+            "SL204@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT UNIQUE, team INTEGER",
+            "SL202@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER, UNIQUE (name, email)",
+            "SL202@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT CHECK (email LIKE '%@%'), team INTEGER",
+            "SL203@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER, CHECK (length(name) > 0)",
+            "SL203@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER REFERENCES teams(id)",
+            "SL205@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER, FOREIGN KEY (team) REFERENCES teams(id)",
+            "SL205@1",
+        ),
+    ] {
+        assert_eq!(
+            codes(Dialect::Sqlite, before, &rebuild(new)),
+            [code],
+            "{new}"
+        );
+    }
+    // What the table had already is not reported again, in either spelling; a new NOT NULL
+    // column is the INSERT's to fill; a column renamed keeps its constraints.
+    let had = "CREATE TABLE people (id INTEGER, name TEXT NOT NULL, email TEXT, team INTEGER, \
+               PRIMARY KEY (id), CHECK (length(name) > 0));\n\
+               ALTER TABLE people RENAME COLUMN name TO full_name;";
+    let rebuilt = "CREATE TABLE new_people (id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, \
+                   email TEXT, team INTEGER, added TEXT NOT NULL DEFAULT '', CHECK (length(name) > 0));\n\
+                   INSERT INTO new_people (id, full_name, email, team) SELECT id, full_name, email, team FROM people;\n\
+                   DROP TABLE people;\nALTER TABLE new_people RENAME TO people;";
+    assert!(
+        codes(Dialect::Sqlite, had, rebuilt).is_empty(),
+        "{:?}",
+        codes(Dialect::Sqlite, had, rebuilt)
+    );
+    // A table the same file made holds no rows yet.
+    let fresh = format!(
+        "{before}\n{}",
+        rebuild("id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, team INTEGER")
+    );
+    assert!(codes(Dialect::Sqlite, "", &fresh).is_empty());
+}

@@ -102,6 +102,10 @@ fn an_accepted_finding_passes_and_an_accept_needs_a_reason() {
             .code(2)
             .stderr_has(format!("{NEXT}/migration.toml"));
     }
+    // The unknown code's message lists the codes in order, to find the one meant.
+    p.strata(&["lint"])
+        .code(2)
+        .stderr_has("SL405, SL406, SL407, SL408, SL409");
 }
 
 #[test]

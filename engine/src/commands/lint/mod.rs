@@ -472,7 +472,8 @@ fn check_accepts(path: &Path, accepts: &[Accept]) -> Result<(), Error> {
             ));
         }
         if rule(&a.code.to_ascii_uppercase()).is_none() {
-            let codes: Vec<&str> = RULES.iter().map(|r| r.code).collect();
+            let mut codes: Vec<&str> = RULES.iter().map(|r| r.code).collect();
+            codes.sort_unstable();
             return Err(Error::input(
                 path,
                 format!(

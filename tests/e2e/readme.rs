@@ -434,6 +434,12 @@ fn readme_postgres_examples_run_in_order() {
         "{}",
         run.stdout
     );
+    // The lint and undo section's index was applied, then taken back on both databases.
+    assert!(
+        run.stdout.contains("undid shop/") && run.stdout.contains("-customer-name on"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

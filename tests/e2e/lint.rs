@@ -475,3 +475,38 @@ fn an_undo_taking_back_its_step_lints_clean_and_one_destroying_more_does_not() {
         "{NEXT}/undo.sql:3: error[SL102]: drops column `people.email`"
     ));
 }
+
+/// A data-dependent finding on a step the sandbox ran says what its rows said: confirmed when
+/// the step failed on that statement (and shown although the sandbox failed), ruled out for
+/// those rows when it ran.
+#[test]
+fn the_sandbox_rows_confirm_or_rule_out_a_data_dependent_finding() {
+    let p = sqlite_project("-- one name per tag\nCREATE UNIQUE INDEX tags_name ON tags (name);\n");
+    p.write(
+        "migrations/app/20240101T000000Z-zero/test-data/data.json",
+        r#"{"tags": [{"id": 1, "name": "red"}, {"id": 2, "name": "red"}]}"#,
+    );
+    p.strata(&["sandbox"])
+        .code(1)
+        .stderr_has("UNIQUE constraint failed")
+        .stderr_has(format!(
+            "{NEXT}/do.sql:2: warning[SL202]: a unique index on `tags` fails if its rows hold \
+             duplicates; confirmed: the sandbox's step failed on it"
+        ));
+    p.write(
+        "migrations/app/20240101T000000Z-zero/test-data/data.json",
+        r#"{"tags": [{"id": 1, "name": "red"}, {"id": 2, "name": "blue"}]}"#,
+    );
+    let run = p.strata(&["sandbox"]).ok();
+    assert!(
+        run.stderr
+            .contains("without a failure: ruled out for those rows only")
+            && !run.stderr.contains("confirmed"),
+        "{}",
+        run.stderr
+    );
+    // lint alone has run nothing: the rows are still to decide.
+    p.strata(&["lint"])
+        .code(1)
+        .stdout_has("confirms or rules it out");
+}

@@ -301,6 +301,11 @@ pub struct Finding {
     /// The reason given in migration.toml when the finding is accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<String>,
+    /// What a sandbox run's rows said of a data-dependent finding: `confirmed` (the step
+    /// failed on this statement) or `ruled-out` (the step ran over them); see
+    /// [`judge_by_sandbox`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
 }
 
 impl Finding {
@@ -334,6 +339,57 @@ impl LintReport {
     /// The findings that fail the run.
     pub fn failing(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.fails())
+    }
+}
+
+/// After `strata sandbox` ran the migrations of `report`: each data-dependent finding on a
+/// step it ran says what the rows said, in place of "the rehearsal confirms or rules it out":
+/// confirmed when the step failed on the finding's statement, ruled out (for those rows) when
+/// the step ran.
+pub fn judge_by_sandbox(
+    report: &mut LintReport,
+    sandbox: &crate::commands::migrate::SandboxReport,
+) {
+    use crate::commands::migrate::StepOutcome;
+    let rows = match &sandbox.from {
+        Some(from) => format!("the rows of {}", from.display()),
+        None => "the rows the earlier steps' test and project data left".to_string(),
+    };
+    for f in &mut report.findings {
+        if f.family != "data-dependent" {
+            continue;
+        }
+        let Some(step) = sandbox
+            .steps
+            .iter()
+            .find(|s| format!("{}/{}", s.module, s.migration) == f.migration)
+        else {
+            continue;
+        };
+        let at = format!("file: {}, line {}\n", f.file.display(), f.line);
+        let (verdict, said) = match step.outcome {
+            StepOutcome::Ok => (
+                "ruled-out",
+                format!(
+                    "the sandbox ran it over {rows} without a failure: ruled out for those rows{}",
+                    if sandbox.from.is_none() {
+                        " only (`strata sandbox --from` a copy of production tries real ones)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            StepOutcome::Failed if step.message.as_deref().is_some_and(|m| m.contains(&at)) => (
+                "confirmed",
+                format!("confirmed: the sandbox's step failed on it over {rows}"),
+            ),
+            _ => continue,
+        };
+        f.message = match f.message.strip_suffix(RUN_CONFIRMS) {
+            Some(base) => format!("{base}{said}"),
+            None => format!("{}; {said}", f.message),
+        };
+        f.rows = Some(verdict.to_string());
     }
 }
 
@@ -1112,6 +1168,7 @@ impl Ctx<'_> {
             message,
             fix: r.fix.to_string(),
             accepted: None,
+            rows: None,
         });
     }
 

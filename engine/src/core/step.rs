@@ -19,6 +19,7 @@ use crate::core::config::MigrationConfig;
 use crate::core::data::DataSet;
 use crate::core::error::{DbCode, Error, Refusal, StepFailure};
 use crate::core::event::{Action, Event, EventSink, Phase};
+use crate::core::input::Dialect;
 use crate::core::ledger::{Entry, Outcome};
 use crate::core::tree::{Migration, MigrationId};
 
@@ -232,6 +233,9 @@ pub(crate) enum Commit {
 /// [`rollback`]: StepDriver::rollback
 /// [`audit_failure`]: StepDriver::audit_failure
 pub(crate) trait StepDriver {
+    /// The SQL the database speaks (a failure says what its rollback keeps).
+    const DIALECT: Dialect;
+
     /// The database, as a failure names it.
     fn db(&self) -> PathBuf;
 
@@ -363,7 +367,7 @@ pub(crate) fn apply<D: StepDriver>(
         code: err.code,
         elapsed,
     };
-    let db = driver.db();
+    let db = (driver.db(), D::DIALECT);
     Err(failed.audited(phase, step, db, log, |log| driver.audit_failure(log)))
 }
 
@@ -387,7 +391,7 @@ impl Failed {
         self,
         phase: Phase,
         step: &Prepared,
-        db: PathBuf,
+        (db, dialect): (PathBuf, Dialect),
         mut log: Vec<Entry>,
         audit: impl FnOnce(&[Entry]) -> Result<(), String>,
     ) -> Error {
@@ -419,6 +423,7 @@ impl Failed {
             message,
             code: self.code,
             applied_before: Vec::new(),
+            kept_by_rollback: dialect.kept_by_rollback(),
         }
         .into()
     }
@@ -623,6 +628,9 @@ impl From<ActionError> for UndoError {
 /// forgotten with the audit row written, the commit; after a failure the rollback and the
 /// failure's audit row.
 pub(crate) trait UndoDriver {
+    /// The SQL the database speaks (a failure says what its rollback keeps).
+    const DIALECT: Dialect;
+
     /// The database, as a failure names it.
     fn db(&self) -> PathBuf;
 
@@ -683,8 +691,8 @@ pub(crate) fn undo_all(
 /// longer applied (another run undid it first), refused when a migration applied after it is
 /// in the ledger, else the rows `undo.sql` changed. A failure
 /// is rolled back, audited in a transaction of its own, and returned.
-fn undo(
-    driver: &mut impl UndoDriver,
+fn undo<D: UndoDriver>(
+    driver: &mut D,
     phase: Phase,
     m: &Migration,
     sql: &str,
@@ -756,6 +764,7 @@ fn undo(
         message,
         code: None,
         applied_before: Vec::new(),
+        kept_by_rollback: D::DIALECT.kept_by_rollback(),
     }
     .into())
 }

@@ -21,6 +21,7 @@ use crate::components::limits::Limits;
 use crate::core::data::{DataSet, quote_ident};
 use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, EventSink, Phase};
+use crate::core::input::Dialect;
 use crate::core::ledger::Entry;
 use crate::core::step::{ActionError, Applied, Commit, Done, Prepared, StepDriver};
 use crate::core::target::Target;
@@ -171,6 +172,8 @@ struct PgStep<'a, 'c> {
 }
 
 impl StepDriver for PgStep<'_, '_> {
+    const DIALECT: Dialect = Dialect::Postgres;
+
     /// PostgreSQL enforces foreign keys itself.
     const FOREIGN_KEY_CHECK: bool = false;
 

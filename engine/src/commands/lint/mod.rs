@@ -790,8 +790,7 @@ impl Model {
             Statement::AlterTable {
                 name, operations, ..
             } => {
-                let mut table = table_name(name);
-                for op in operations {
+                for (table, op) in alter_ops(name, operations) {
                     match op {
                         AlterTableOperation::AddColumn { column_def, .. } => {
                             if let Some(Some(cols)) = self.tables.get_mut(&table) {
@@ -847,15 +846,9 @@ impl Model {
                                 }
                             }
                         }
-                        AlterTableOperation::RenameTable { table_name: to } => {
-                            let to = match to {
-                                RenameTableNameKind::As(n) | RenameTableNameKind::To(n) => {
-                                    table_name(n)
-                                }
-                            };
-                            self.rename(&table, &to);
-                            table = to;
-                        }
+                        AlterTableOperation::RenameTable {
+                            table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
+                        } => self.rename(&table, &table_name(n)),
                         AlterTableOperation::AlterColumn {
                             column_name,
                             op: AlterColumnOperation::SetDataType { data_type, .. },
@@ -926,8 +919,7 @@ impl Made {
             Statement::AlterTable {
                 name, operations, ..
             } => {
-                let mut t = table_name(name);
-                for op in operations {
+                for (t, op) in alter_ops(name, operations) {
                     match op {
                         AlterTableOperation::AddColumn { column_def, .. } => {
                             self.columns
@@ -947,11 +939,7 @@ impl Made {
                         }
                         AlterTableOperation::RenameTable {
                             table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
-                        } => {
-                            let to = table_name(n);
-                            self.rename_table(&t, &to);
-                            t = to;
-                        }
+                        } => self.rename_table(&t, &table_name(n)),
                         _ => {}
                     }
                 }
@@ -972,16 +960,26 @@ impl Made {
             self.renames
                 .insert((String::new(), from.to_string(), to.to_string()));
         }
-        let moved: Vec<(String, String)> = self
+        self.move_columns(from, to);
+    }
+
+    /// The columns the step added to `from`, recorded for `to` as well.
+    fn copy_columns(&mut self, from: &str, to: &str) {
+        let columns: Vec<String> = self
             .columns
             .iter()
             .filter(|(t, _)| t == from)
-            .cloned()
+            .map(|(_, c)| c.clone())
             .collect();
-        for (_, c) in moved {
-            self.columns.remove(&(from.to_string(), c.clone()));
+        for c in columns {
             self.columns.insert((to.to_string(), c));
         }
+    }
+
+    /// The columns the step added to `from`, now `to`'s.
+    fn move_columns(&mut self, from: &str, to: &str) {
+        self.copy_columns(from, to);
+        self.columns.retain(|(t, _)| t != from);
     }
 }
 
@@ -1062,29 +1060,12 @@ pub(crate) fn lint_file_made(
             // The rebuilt table keeps what the step made of the old one.
             if let Some(old) = dropped_table(ast) {
                 made.tables.remove(new_table);
-                let kept: Vec<(String, String)> = made
-                    .columns
-                    .iter()
-                    .filter(|(t, _)| *t == old)
-                    .cloned()
-                    .collect();
-                for (_, c) in kept {
-                    made.columns.insert((new_table.clone(), c));
-                }
+                made.copy_columns(&old, new_table);
             }
         } else if rebuild_renames.contains(&i) {
             // `ALTER TABLE new_x RENAME TO x` of a rebuild: `x` is the table it was.
             if let Some((from, to)) = renamed_table(ast) {
-                let columns: Vec<(String, String)> = made
-                    .columns
-                    .iter()
-                    .filter(|(t, _)| *t == from)
-                    .cloned()
-                    .collect();
-                for (_, c) in columns {
-                    made.columns.remove(&(from.clone(), c.clone()));
-                    made.columns.insert((to.clone(), c));
-                }
+                made.move_columns(&from, &to);
             }
         } else {
             ctx.statement(p, ast, model, made);
@@ -1110,6 +1091,28 @@ fn created_table(words: &[String]) -> Option<String> {
         name = w.next()?;
     }
     (!name.is_empty()).then(|| name.to_lowercase())
+}
+
+/// The operations of `ALTER TABLE name ...`, each with the table's name when it runs (a
+/// `RENAME TO` renames the table for the operations after it).
+fn alter_ops<'a>(
+    name: &ObjectName,
+    operations: &'a [AlterTableOperation],
+) -> Vec<(String, &'a AlterTableOperation)> {
+    let mut table = table_name(name);
+    operations
+        .iter()
+        .map(|op| {
+            let now = table.clone();
+            if let AlterTableOperation::RenameTable {
+                table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
+            } = op
+            {
+                table = table_name(n);
+            }
+            (now, op)
+        })
+        .collect()
 }
 
 /// The table a `DROP TABLE` of one table drops.

@@ -2,25 +2,30 @@ use super::*;
 
 /// The findings of `sql` in `dialect`, after `before` built the model.
 fn findings(dialect: Dialect, before: &str, sql: &str) -> Vec<Finding> {
+    lint_files(dialect, before, &[("b/do.sql", sql)])
+}
+
+/// The findings of the last of `files` (path, SQL), linted in order as one migration's files
+/// (what one made, the next may take back), after `before` built the model.
+fn lint_files(dialect: Dialect, before: &str, files: &[(&str, &str)]) -> Vec<Finding> {
     let mut model = Model::default();
-    let mut sink = Vec::new();
-    lint_file(
-        dialect,
-        "m",
-        Path::new("a/do.sql"),
-        before,
-        &mut model,
-        &mut sink,
-    );
+    let mut made = Made::default();
     let mut out = Vec::new();
-    lint_file(
-        dialect,
-        "m",
-        Path::new("b/do.sql"),
-        sql,
-        &mut model,
-        &mut out,
-    );
+    for (path, sql) in std::iter::once(&("a/do.sql", before)).chain(files) {
+        if *path == "b/do.sql" {
+            made = Made::default();
+        }
+        out.clear();
+        lint_file_made(
+            dialect,
+            "m",
+            Path::new(path),
+            sql,
+            &mut model,
+            &mut out,
+            &mut made,
+        );
+    }
     out
 }
 
@@ -513,37 +518,8 @@ fn a_server_wide_statement_is_an_error_on_postgres_only() {
 /// The codes of a migration's `undo.sql` (`undo`), linted as `strata lint` does: after its
 /// `do.sql` (`step`), over the schema `before` built.
 fn undo_codes(dialect: Dialect, before: &str, step: &str, undo: &str) -> Vec<String> {
-    let mut model = Model::default();
-    let mut sink = Vec::new();
-    lint_file(
-        dialect,
-        "m",
-        Path::new("a/do.sql"),
-        before,
-        &mut model,
-        &mut sink,
-    );
-    let mut made = Made::default();
-    lint_file_made(
-        dialect,
-        "m",
-        Path::new("b/do.sql"),
-        step,
-        &mut model,
-        &mut sink,
-        &mut made,
-    );
-    let mut out = Vec::new();
-    lint_file_made(
-        dialect,
-        "m",
-        Path::new("b/undo.sql"),
-        undo,
-        &mut model,
-        &mut out,
-        &mut made,
-    );
-    out.iter()
+    lint_files(dialect, before, &[("b/do.sql", step), ("b/undo.sql", undo)])
+        .iter()
         .map(|f| format!("{}@{}", f.code, f.line))
         .collect()
 }

@@ -211,8 +211,9 @@ impl ActionError {
 pub(crate) enum Commit {
     /// It waited past the lock or busy timeout: an error, not the step's failure.
     Locked(Error),
-    /// Recording the step failed: the step fails at [`Action::Record`].
-    Failed(ActionError),
+    /// The step fails at the action given: [`Action::Record`] when recording it failed, or an
+    /// action whose check the driver made in its commit.
+    Failed(Action, ActionError),
 }
 
 /// What a backend does for [`apply`], on the connection of one phase (in the manner of
@@ -324,7 +325,7 @@ pub(crate) fn apply<D: StepDriver>(
     }
     let mut actions = step.actions(test_data);
     actions.retain(|a| D::FOREIGN_KEY_CHECK || *a != Action::ForeignKeyCheck);
-    let (log, mut failure) = run_actions(phase, step, actions, events, |action, events| {
+    let (mut log, mut failure) = run_actions(phase, step, actions, events, |action, events| {
         driver.run_action(step, action, events)
     });
     if failure.is_none() {
@@ -347,8 +348,8 @@ pub(crate) fn apply<D: StepDriver>(
                         driver.rollback();
                         return Err(e);
                     }
-                    Err(Commit::Failed(err)) => {
-                        failure = Some((Action::Record, err, started.elapsed()));
+                    Err(Commit::Failed(action, err)) => {
+                        failure = Some((action, err, started.elapsed()));
                     }
                 }
             }
@@ -359,6 +360,11 @@ pub(crate) fn apply<D: StepDriver>(
 
     // The step is rolled back; now its audit rows, in a transaction of their own.
     let (action, err, elapsed) = failure.expect("the step failed");
+    // An action that ran but failed a check the driver made of it later (in its commit) is
+    // recorded once, as failed, as one that failed as it ran.
+    if log.last().is_some_and(|e| e.action == action.as_str()) {
+        log.pop();
+    }
     let failed = Failed {
         action,
         file: err.file,

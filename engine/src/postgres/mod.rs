@@ -292,6 +292,12 @@ pub struct Checks {
     /// protocol (a statement the client prepared is the server's named prepared statement, as
     /// one from SQL's `PREPARE` is, with its plan); `None` if the client did not say its name.
     pub execute_signature: Option<String>,
+    /// [`Checks::check_or_fail_sql`], kept prepared (the client closes a statement it no
+    /// longer holds).
+    pub check_or_fail: postgres::Statement,
+    /// Its name, to `EXECUTE` the check of a step's last action in the batch that commits the
+    /// step; `None` if the client did not say it.
+    pub check_or_fail_name: Option<String>,
 }
 
 /// The name the client gave a statement it prepared: the client says it only in the
@@ -333,6 +339,22 @@ impl Checks {
     /// What [`Checks::verify_or_fail_sql`]'s error names.
     pub const REPLACED: &str = "strata: its prepared checks were replaced";
 
+    /// [`Checks::check`] as a statement that fails (`22P02`, naming [`Checks::CHANGED`])
+    /// unless strata's bookkeeping still has the fingerprint `$1` and nothing could write it
+    /// later, to stop a batch before its `COMMIT`.
+    fn check_or_fail_sql() -> String {
+        format!(
+            "SELECT CAST(CASE WHEN c.signature OPERATOR(pg_catalog.=) $1::pg_catalog.text \
+             AND c.writers OPERATOR(pg_catalog.=) '' THEN '1' ELSE '{}' END AS pg_catalog.int4) \
+             FROM ({}) AS c(signature, writers)",
+            Checks::CHANGED,
+            Checks::check_sql()
+        )
+    }
+
+    /// What [`Checks::check_or_fail_sql`]'s error names.
+    pub const CHANGED: &str = "strata: its bookkeeping changed";
+
     /// A query of one row, `t` when both statements are still the ones the client prepared.
     ///
     /// The texts are compared by their SHA-256 (the server's `sha256`, PostgreSQL 11+), so a
@@ -351,13 +373,14 @@ impl Checks {
         use sha2::Digest as _;
         let digest = |text: &str| crate::core::checksum::hex(&sha2::Sha256::digest(text));
         format!(
-            "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 2 \
+            "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 3 \
              FROM pg_catalog.pg_prepared_statements \
              WHERE pg_catalog.sha256(pg_catalog.convert_to(statement, 'UTF8')) \
              OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.decode('{}', 'hex'), \
-             pg_catalog.decode('{}', 'hex')]) AND NOT from_sql",
+             pg_catalog.decode('{}', 'hex'), pg_catalog.decode('{}', 'hex')]) AND NOT from_sql",
             digest(ledger::SIGNATURE),
-            digest(&Checks::check_sql())
+            digest(&Checks::check_sql()),
+            digest(&Checks::check_or_fail_sql())
         )
     }
 }
@@ -389,12 +412,15 @@ impl Session {
         if self.checks.is_none() {
             let signature = self.prepare(ledger::SIGNATURE)?;
             let check = self.prepare(&Checks::check_sql())?;
+            let check_or_fail = self.prepare(&Checks::check_or_fail_sql())?;
             let execute_signature =
                 statement_name(&signature).map(|name| format!("EXECUTE {name}"));
             self.checks = Some(Checks {
                 signature,
                 check,
                 execute_signature,
+                check_or_fail_name: statement_name(&check_or_fail),
+                check_or_fail,
             });
         }
         Ok(self.checks.as_ref().expect("prepared above"))
@@ -655,6 +681,7 @@ mod tests {
         // encoding stores the texts as they were sent.
         assert!(ledger::SIGNATURE.is_ascii());
         assert!(Checks::check_sql().is_ascii());
+        assert!(Checks::check_or_fail_sql().is_ascii());
         assert!(Checks::verify_or_fail_sql().contains(Checks::verify_sql()));
     }
 

@@ -367,7 +367,7 @@ impl StepDriver for SqliteStep<'_, '_> {
     fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
         let (conn, session) = (&*self.conn, &mut *self.session);
         let m = &step.migration;
-        let failed = |e| Commit::Failed(recording(e).1);
+        let failed = |e| Commit::Failed(Action::Record, recording(e).1);
         if let Some((pending, entry)) = session.backup.take() {
             // The run fails as it did when the check came first: the step is rolled back.
             pending.wait().map_err(Commit::Locked)?;

@@ -1147,7 +1147,7 @@ pub fn fleet_plan(
     // Remote targets rehearse on their servers' own test databases.
     let rehearsal = if opts.rehearse && local {
         let db = backends::open(project, &project.test_db)?;
-        let pending =
+        let (pending, _) =
             migrate::plan_database(&*db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?;
         read_inputs(&pending, db.dialect())?;
         Some(PlannedRehearsal {
@@ -1357,7 +1357,7 @@ pub fn fleet_migrate(
     // What each target needs, read once: the inputs of every migration pending anywhere.
     let test_db = backends::open(project, &project.test_db)?;
     let dialect = test_db.dialect();
-    let rehearsal_pending = if rehearse {
+    let (rehearsal_pending, rehearsal_planned) = if rehearse {
         if project
             .test_db
             .file()
@@ -1367,7 +1367,7 @@ pub fn fleet_migrate(
         }
         migrate::plan_database(&*test_db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     // Read in parallel, each within its timeout: a target that does not answer is told so
     // at its turn, without waiting for it again.
@@ -1380,7 +1380,9 @@ pub fn fleet_migrate(
         let p = for_target(project, &targets[i], placed[i].1);
         reach(&p, placed[i].1)?;
         let db = backends::open(&p, &p.db)?;
-        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?.unwrap_or_default())
+        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?
+            .map(|(pending, _)| pending)
+            .unwrap_or_default())
     });
     let mut wanted: Vec<&Migration> = rehearsal_pending.clone();
     let mut unreachable: HashMap<usize, Error> = HashMap::new();
@@ -1415,6 +1417,7 @@ pub fn fleet_migrate(
             &runner,
             &*test_db,
             Phase::Rehearsal,
+            &rehearsal_planned,
             &rehearsal_pending,
             opts,
             single_transaction,
@@ -1652,10 +1655,12 @@ fn migrate_target(
             migrate::check_single_transaction(runner, &*db, &pending)?;
         }
         let mut ignore = |_: &Event<'_>| {};
+        let planned: Vec<_> = seen.applied.iter().map(|a| a.id.clone()).collect();
         migrate::run_database(
             runner,
             &*db,
             Phase::Apply,
+            &planned,
             &pending,
             opts,
             single_transaction,

@@ -131,8 +131,8 @@ impl Ledger for Postgres<'_> {
         run::audit_page(self.project, &self.target, before_id, size)
     }
 
-    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
-        run::repin(self.project, &self.target, m, entry)
+    fn repin(&self, m: &Migration, old_checksum: &str, entry: &Entry) -> Result<(), Error> {
+        run::repin(self.project, &self.target, m, old_checksum, entry)
     }
 }
 

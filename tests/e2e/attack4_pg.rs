@@ -333,7 +333,7 @@ fn execute_many_writes_what_execute_writes_whatever_the_settings() {
 
 /// Forwards connections to `127.0.0.1:port` from a port of its own, as a second name of the
 /// server or a port forward would; returns that port.
-fn forward(port: u16) -> u16 {
+pub(crate) fn forward(port: u16) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let own = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

@@ -377,6 +377,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
         }
     }
     refuse_project_files(project, &out)?;
+    refuse_control_databases(project, &out)?;
     Ok(out)
 }
 
@@ -445,6 +446,43 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
                 t.name,
                 crate::components::host::escape_controls(&t.db.to_string_lossy()),
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a PostgreSQL target that is a query group's control database in any spelling (a
+/// control table is application data: a row naming its own database through the group's
+/// `{name}` template would have the tenants' chain applied to it): the same server, port and
+/// database name (every loopback spelling is one host), or, for a target of the same database
+/// name, the server showing one database under both URLs (two names of one host, a port
+/// forward). A SQLite control database is one of the project's files
+/// ([`refuse_project_files`]).
+fn refuse_control_databases(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
+    for g in &project.config.fleet.group {
+        let Some(control) = &g.control else { continue };
+        let where_ = format!("[[fleet.group]] {} control", g.name);
+        let Database::Postgres(control) = Database::parse(control, &where_)? else {
+            continue;
+        };
+        for t in targets {
+            let Some(Database::Postgres(target)) = &t.database else {
+                continue;
+            };
+            let same = target.same_database(&control)
+                || (crate::core::target::server_name(target.dbname())
+                    == crate::core::target::server_name(control.dbname())
+                    && backends::same_database_on_server(project, target, &control));
+            if same {
+                return Err(Error::Usage(format!(
+                    "the fleet target {} of [[fleet.group]] {} ({}) is the group's control \
+                     database {control}: the table that lists the targets is application data, \
+                     and its own database can never be a target; fix the row that names it",
+                    crate::components::host::escape_controls(&t.name),
+                    t.group,
+                    crate::components::host::escape_controls(&t.db.to_string_lossy()),
+                )));
+            }
         }
     }
     Ok(())

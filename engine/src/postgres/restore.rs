@@ -76,11 +76,19 @@ pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Erro
         &[&ledger::SCHEMA_NAME],
     )?;
     let mut out = State::new();
-    // The large objects, which live outside every table: how many, and which (by oid; a
-    // backup puts them back with their oids). Left out when there are none, as before.
+    // The large objects, which live outside every table: how many, which (by oid; a backup
+    // puts them back with their oids), and what each holds (a digest of its contents, so an
+    // object changed in place, `lo_put`, is a change too) with its owner and grants. Left out when there are none, as
+    // before. An object this role may not read fails the state: then restore cannot tell, and
+    // asks for --yes.
     let objects = c.query_one(
         "SELECT pg_catalog.count(*), \
          coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
+         OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) \
+         coalesce(pg_catalog.md5(pg_catalog.string_agg(l.oid::pg_catalog.text \
+         OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) \
+         pg_catalog.concat_ws(' ', l.lomowner, l.lomacl, \
+         pg_catalog.md5(pg_catalog.lo_get(l.oid))), ',' ORDER BY l.oid)), '') \
          FROM pg_catalog.pg_largeobject_metadata l",
         &[],
     )?;

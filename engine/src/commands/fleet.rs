@@ -362,7 +362,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             ))
         })?;
     }
-    let state = StateFiles::new(project);
+    let state = crate::core::own_files::OwnFiles::new(&[project.state_dir()], &[]);
     for t in &out {
         if let Some(Database::Sqlite(db)) = &t.database
             && state.holds(db)
@@ -385,7 +385,6 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
 /// the migrations tree (an empty `undo.sql` or `.gitkeep` would become a database, and the tree
 /// would no longer read), `strata.toml`, or a query group's control database.
 fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
-    let tree = project.migrations_dir().canonicalize().ok();
     let mut files: Vec<PathBuf> = vec![project.root.join(crate::core::config::CONFIG_FILE)];
     files.extend(
         project
@@ -398,47 +397,12 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
     );
     // In any spelling, hard links included: the identity (device and inode) of each of those
     // files and of every file of the migrations tree.
-    #[cfg(unix)]
-    let inodes: std::collections::HashSet<(u64, u64)> = {
-        use std::os::unix::fs::MetadataExt as _;
-        let mut all: Vec<PathBuf> = files.clone();
-        let mut folders: Vec<PathBuf> = tree.iter().cloned().collect();
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() => folders.push(entry.path()),
-                    Ok(t) if t.is_file() => all.push(entry.path()),
-                    _ => {}
-                }
-            }
-        }
-        all.iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| (m.dev(), m.ino()))
-            .collect()
-    };
-    let files: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
+    let own = crate::core::own_files::OwnFiles::new(&[project.migrations_dir()], &files);
     for t in targets {
         let Some(Database::Sqlite(db)) = &t.database else {
             continue;
         };
-        let canonical = db.canonicalize().ok().or_else(|| {
-            let parent = db.parent().filter(|d| !d.as_os_str().is_empty());
-            let parent = parent.map_or_else(|| Path::new(".").canonicalize(), Path::canonicalize);
-            Some(parent.ok()?.join(db.file_name()?))
-        });
-        let Some(canonical) = canonical else { continue };
-        #[cfg(unix)]
-        let linked = {
-            use std::os::unix::fs::MetadataExt as _;
-            std::fs::metadata(db).is_ok_and(|m| inodes.contains(&(m.dev(), m.ino())))
-        };
-        #[cfg(not(unix))]
-        let linked = false;
-        let own = tree.as_ref().is_some_and(|d| canonical.starts_with(d))
-            || files.contains(&canonical)
-            || linked;
-        if own {
+        if own.holds(db) {
             return Err(Error::Usage(format!(
                 "the fleet target {} ({}) is one of the project's own files (the migrations \
                  tree, strata.toml or a control database): it can never be a target; fix the \
@@ -507,65 +471,6 @@ fn inside_project(group: &FleetGroup, origin: &str, db: &Path) -> Result<(), Err
         )));
     }
     Ok(())
-}
-
-/// strata's own folder, `.strata/`, in every spelling: its canonical path, and the identity
-/// (device and inode) of every file in it, so that no other path, symlink or hard link to a
-/// backup, the test database or a state file passes for a target.
-struct StateFiles {
-    dir: Option<PathBuf>,
-    #[cfg(unix)]
-    inodes: std::collections::HashSet<(u64, u64)>,
-}
-
-impl StateFiles {
-    fn new(project: &Project) -> Self {
-        let dir = project.state_dir().canonicalize().ok();
-        #[cfg(unix)]
-        let inodes = {
-            use std::os::unix::fs::MetadataExt as _;
-            let mut inodes = std::collections::HashSet::new();
-            let mut folders: Vec<PathBuf> = dir.iter().cloned().collect();
-            while let Some(folder) = folders.pop() {
-                let Ok(entries) = std::fs::read_dir(&folder) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let Ok(meta) = entry.metadata() else { continue };
-                    if meta.is_dir() {
-                        folders.push(entry.path());
-                    } else {
-                        inodes.insert((meta.dev(), meta.ino()));
-                    }
-                }
-            }
-            inodes
-        };
-        StateFiles {
-            dir,
-            #[cfg(unix)]
-            inodes,
-        }
-    }
-
-    /// Whether `db` is (or would be created) inside `.strata/`.
-    fn holds(&self, db: &Path) -> bool {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt as _;
-            if let Ok(meta) = std::fs::metadata(db)
-                && self.inodes.contains(&(meta.dev(), meta.ino()))
-            {
-                return true;
-            }
-        }
-        let Some(dir) = &self.dir else { return false };
-        let canonical = db.canonicalize().ok().or_else(|| {
-            let parent = db.parent().filter(|d| !d.as_os_str().is_empty())?;
-            Some(parent.canonicalize().ok()?.join(db.file_name()?))
-        });
-        canonical.is_some_and(|c| c.starts_with(dir))
-    }
 }
 
 /// A stage as a run takes it: its targets (indexes into the target list) and its policy.

@@ -21,6 +21,7 @@ pub mod exit;
 pub mod guest;
 pub mod input;
 pub mod ledger;
+pub mod own_files;
 pub(crate) mod phase;
 pub mod plan;
 pub mod restore;

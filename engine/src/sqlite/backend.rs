@@ -530,6 +530,9 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
             sandbox: runner.sandbox.as_ref(),
             limits: runner.project.config.sandbox,
             write_snapshots: how.write_snapshots,
+            own: Some(std::sync::Arc::new(
+                crate::core::own_files::OwnFiles::databases_of(runner.project),
+            )),
         };
         let mut session = step::Session {
             single_transaction: how.single_transaction,

@@ -73,13 +73,20 @@ fn waiting(pg: &Pg) -> usize {
 
 /// `strata args` in the background, once `waiting` sessions wait for an advisory lock.
 fn spawn_until_waiting(p: &Project, pg: &Pg, args: &[&str], waiters: usize) -> Child {
-    let child = strata_command(p.root(), args)
+    let mut child = strata_command(p.root(), args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while waiting(pg) < waiters {
+        if child.try_wait().unwrap().is_some() {
+            panic!(
+                "`strata {}` ended before it waited for the run lock: {}",
+                args.join(" "),
+                text(&child.wait_with_output().unwrap())
+            );
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "`strata {}` never waited for the run lock",
@@ -91,9 +98,15 @@ fn spawn_until_waiting(p: &Project, pg: &Pg, args: &[&str], waiters: usize) -> C
 }
 
 /// On PostgreSQL, `first` (a restore or an undo, which takes the run lock exclusively) waits
-/// for this test's hold of the run lock, then a migrate plans (the ledger still holds `two`)
-/// and waits behind it; the lock released, `first` runs, then the migrate.
-fn pg_race(test: &str, first: &[&str]) -> (Pg, Output, Output) {
+/// for this test's hold of the run lock, then `second` reads the ledger (it still holds `two`)
+/// and waits behind it; the lock released, `first` runs, then `second`. `prepare` changes the
+/// project before the race.
+fn pg_race(
+    test: &str,
+    prepare: impl FnOnce(&Project, &Pg),
+    first: &[&str],
+    second: &[&str],
+) -> (Pg, Project, Output, Output) {
     let pg = Pg::new(test);
     let p = crate::postgres::project(&pg);
     p.write(
@@ -101,20 +114,23 @@ fn pg_race(test: &str, first: &[&str]) -> (Pg, Output, Output) {
         &format!("db = \"{}\"\nbusy_timeout_ms = 120000\n", pg.url()),
     );
     two_applied_one_pending(&p, "integer");
+    prepare(&p, &pg);
     let mut holder = pg.client(false);
     holder
         .execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&RUN_KEY])
         .unwrap();
     let first = spawn_until_waiting(&p, &pg, first, 1);
-    let migrate = spawn_until_waiting(&p, &pg, &["migrate", "--no-rehearsal"], 2);
+    let second = spawn_until_waiting(&p, &pg, second, 2);
     holder
         .execute("SELECT pg_catalog.pg_advisory_unlock($1)", &[&RUN_KEY])
         .unwrap();
     let first = first.wait_with_output().unwrap();
-    let migrated = migrate.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
     assert!(first.status.success(), "{}", text(&first));
-    (pg, first, migrated)
+    (pg, p, first, second)
 }
+
+const MIGRATE: &[&str] = &["migrate", "--no-rehearsal"];
 
 fn pg_ledger_and_tables(pg: &Pg) -> (Vec<String>, Vec<String>) {
     (
@@ -136,7 +152,12 @@ fn pg_ledger_and_tables(pg: &Pg) -> (Vec<String>, Vec<String>) {
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_migrate_planned_before_a_restore_on_postgres_refuses_after_it() {
-    let (pg, _, migrated) = pg_race("race_restore_plan", &["restore", "--yes"]);
+    let (pg, _, _, migrated) = pg_race(
+        "race_restore_plan",
+        |_, _| {},
+        &["restore", "--yes"],
+        MIGRATE,
+    );
     let (ledger, tables) = pg_ledger_and_tables(&pg);
     refused_over_the_hole(&migrated, &ledger, &tables);
 }
@@ -145,7 +166,7 @@ fn a_migrate_planned_before_a_restore_on_postgres_refuses_after_it() {
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_migrate_planned_before_an_undo_on_postgres_refuses_after_it() {
-    let (pg, undone, migrated) = pg_race("race_undo_plan", &["undo"]);
+    let (pg, _, undone, migrated) = pg_race("race_undo_plan", |_, _| {}, &["undo"], MIGRATE);
     assert!(
         String::from_utf8_lossy(&undone.stdout).contains("undid app/20240102T000000Z-two"),
         "{}",
@@ -217,29 +238,18 @@ fn a_migrate_planned_before_the_ledger_changed_on_sqlite_refuses() {
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn a_repair_planned_before_a_restore_on_postgres_refuses_after_it() {
-    let pg = Pg::new("race_repair_plan");
-    let p = crate::postgres::project(&pg);
-    p.write(
-        "strata.toml",
-        &format!("db = \"{}\"\nbusy_timeout_ms = 120000\n", pg.url()),
+    let reword = |p: &Project, _: &Pg| {
+        p.write(
+            &format!("{TWO}/do.sql"),
+            "-- reworded on purpose\nCREATE TABLE t2 (a integer);",
+        );
+    };
+    let (pg, _, _, repaired) = pg_race(
+        "race_repair_plan",
+        reword,
+        &["restore", "--yes"],
+        &["repair", "--yes", "app/20240102T000000Z-two"],
     );
-    two_applied_one_pending(&p, "integer");
-    p.write(
-        &format!("{TWO}/do.sql"),
-        "-- reworded on purpose\nCREATE TABLE t2 (a integer);",
-    );
-    let mut holder = pg.client(false);
-    holder
-        .execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&RUN_KEY])
-        .unwrap();
-    let restore = spawn_until_waiting(&p, &pg, &["restore", "--yes"], 1);
-    let repair = spawn_until_waiting(&p, &pg, &["repair", "--yes", "app/20240102T000000Z-two"], 2);
-    holder
-        .execute("SELECT pg_catalog.pg_advisory_unlock($1)", &[&RUN_KEY])
-        .unwrap();
-    let restored = restore.wait_with_output().unwrap();
-    let repaired = repair.wait_with_output().unwrap();
-    assert!(restored.status.success(), "{}", text(&restored));
     assert_eq!(repaired.status.code(), Some(3), "{}", text(&repaired));
     assert!(
         String::from_utf8_lossy(&repaired.stderr)
@@ -253,5 +263,44 @@ fn a_repair_planned_before_a_restore_on_postgres_refuses_after_it() {
             "SELECT count(*) FROM strata.strata_migration_audit WHERE action = 'repair'"
         ),
         ["0"]
+    );
+}
+
+/// `baseline` reads the schema and the ledger, then records its adoption under the run lock:
+/// a restore that changed the ledger in between makes it refuse instead of recording a module
+/// over a ledger it never read.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_baseline_read_before_a_restore_on_postgres_refuses_after_it() {
+    let by_hand = |_: &Project, pg: &Pg| {
+        pg.client(false)
+            .batch_execute("CREATE TABLE public.legacy (a integer)")
+            .unwrap();
+    };
+    let (pg, p, _, adopted) = pg_race(
+        "race_baseline_plan",
+        by_hand,
+        &["restore", "--yes"],
+        &["baseline", "legacy"],
+    );
+    assert_eq!(adopted.status.code(), Some(3), "{}", text(&adopted));
+    // The module's migration that baseline wrote is gone with the refusal.
+    assert!(
+        !p.path("migrations/legacy").exists(),
+        "{:?}",
+        std::fs::read_dir(p.path("migrations/legacy"))
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+    );
+    assert!(
+        String::from_utf8_lossy(&adopted.stderr).contains("app/20240102T000000Z no longer applied"),
+        "{}",
+        text(&adopted)
+    );
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT stamp FROM strata.strata_migration ORDER BY stamp"
+        ),
+        ["20240101T000000Z"]
     );
 }

@@ -468,6 +468,49 @@ fn a_large_object_changed_in_place_after_the_run_stops_a_restore() {
     assert_eq!(pg.rows(false, "SELECT to_regclass('t') IS NULL"), ["t"]);
 }
 
+/// The family of attack5 #7: what a restore puts back beyond the rows (grants, comments,
+/// indexes, a function's source the application changed after the run) is a change outside
+/// strata too; unchanged, the restore goes on without --yes.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn definitions_changed_after_the_run_stop_a_restore() {
+    let pg = Pg::new("restore_definitions");
+    let p = crate::postgres::project(&pg);
+    p.write(
+        &format!("{ONE}/do.sql"),
+        "CREATE TABLE public.t (a int);\n\
+         CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1';",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    p.write(&format!("{TWO}/do.sql"), "CREATE TABLE public.u (a int);");
+    for change in [
+        "GRANT SELECT ON public.t TO PUBLIC",
+        "COMMENT ON TABLE public.t IS 'the app''s note'",
+        "CREATE INDEX t_a ON public.t (a)",
+        "ALTER TABLE public.t ALTER COLUMN a SET DEFAULT 7",
+        "CREATE OR REPLACE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 2'",
+    ] {
+        p.strata(&["migrate", "-q"]).ok();
+        pg.client(false).batch_execute(change).unwrap();
+        p.strata(&["restore"])
+            .code(3)
+            .stderr_has("changed outside strata");
+        p.strata(&["restore", "--yes"]).ok();
+        assert_eq!(
+            pg.rows(false, "SELECT to_regclass('public.u') IS NULL"),
+            ["t"],
+            "{change}"
+        );
+    }
+    // Nothing changed since the run: no --yes needed.
+    p.strata(&["migrate", "-q"]).ok();
+    p.strata(&["restore"]).ok();
+    assert_eq!(
+        pg.rows(false, "SELECT to_regclass('public.u') IS NULL"),
+        ["t"]
+    );
+}
+
 /// A component sees values written as text the same way on every database, whatever its
 /// defaults or do.sql set (the rehearsal's test database has the server's).
 #[test]

@@ -32,12 +32,18 @@ pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<Strin
 }
 
 /// How [`state_of`] sums a table's rows, as its records name it: the first 60 bits of the MD5
-/// of each row's text, added up. Records that name no scheme were made the same way.
+/// of each row's text, added up. Records that name no scheme were made the same way. Records
+/// of this scheme count the large objects by oid only, and hold no [`DEFINITIONS`].
 pub(crate) const SCHEME: &str = "md5-text-sum";
+
+/// [`SCHEME`] with the large objects' contents, owners and grants, and the [`DEFINITIONS`] of
+/// the application's schemas: what records are made with now (an older record is compared the
+/// way it was made).
+pub(crate) const SCHEME_WITH_DEFINITIONS: &str = "md5-text-sum+definitions";
 
 /// [`state_of`] as a record beside a backup keeps it.
 pub(crate) fn recorded_state(c: &mut postgres::Client) -> Result<Recorded, postgres::Error> {
-    Ok(Recorded::new(SCHEME, state_of(c)?))
+    Ok(Recorded::new(SCHEME_WITH_DEFINITIONS, state_of(c, true)?))
 }
 
 /// [`live_state`] when `scheme` is this backend's (or unnamed); `None` for a way this strata
@@ -48,22 +54,39 @@ pub(crate) fn live_state_in(
     scheme: Option<&str>,
 ) -> Result<Option<State>, Error> {
     match scheme {
-        None | Some(SCHEME) => live_state(project, target).map(Some),
+        None | Some(SCHEME) => live_state(project, target, false).map(Some),
+        Some(SCHEME_WITH_DEFINITIONS) => live_state(project, target, true).map(Some),
         Some(_) => Ok(None),
     }
 }
 
-/// The state of the live database's application tables (see `crate::core::restore::State`).
-pub(crate) fn live_state(project: &Project, target: &Target) -> Result<State, Error> {
+/// The state of the live database's application tables (see `crate::core::restore::State`),
+/// with the definitions of its schemas when `definitions` ([`SCHEME_WITH_DEFINITIONS`]).
+pub(crate) fn live_state(
+    project: &Project,
+    target: &Target,
+    definitions: bool,
+) -> Result<State, Error> {
     let Some(mut c) = target.open(project.busy_timeout())? else {
         return Ok(State::new());
     };
-    state_of(&mut c).map_err(|e| target.error("cannot read its tables", e))
+    state_of(&mut c, definitions).map_err(|e| target.error("cannot read its tables", e))
 }
 
 /// How the state names the database's large objects: their catalog, whose schema no table of
 /// the state is in.
 const LARGE_OBJECTS: &str = "pg_catalog.pg_largeobject";
+
+/// The large objects: how many, which (the sum of their oids), and a digest of each one's
+/// owner, grants and contents (so an object changed in place, `lo_put`, is a change).
+const LARGE_OBJECTS_WITH_CONTENTS: &str = "SELECT pg_catalog.count(*), \
+     coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
+     OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) \
+     coalesce(pg_catalog.md5(pg_catalog.string_agg(l.oid::pg_catalog.text \
+     OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) \
+     pg_catalog.concat_ws(' ', l.lomowner, l.lomacl, \
+     pg_catalog.md5(pg_catalog.lo_get(l.oid))), ',' ORDER BY l.oid)), '') \
+     FROM pg_catalog.pg_largeobject_metadata l";
 
 /// How the state names the definitions of the application's schemas ([`DEFINITIONS`]), kept
 /// beside the tables' rows: a schema no table is in.
@@ -132,8 +155,12 @@ SELECT pg_catalog.count(*),
 
 /// The state of every table outside PostgreSQL's schemas and strata's: its row count and an
 /// order-independent checksum (the sum of a hash of each row's text); and of the large
-/// objects, when there are any ([`LARGE_OBJECTS`]).
-pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Error> {
+/// objects, when there are any ([`LARGE_OBJECTS`]); with `definitions`, the large objects'
+/// contents and the [`DEFINITIONS`] too ([`SCHEME_WITH_DEFINITIONS`]).
+pub(crate) fn state_of(
+    c: &mut postgres::Client,
+    definitions: bool,
+) -> Result<State, postgres::Error> {
     let tables = c.query(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
@@ -141,20 +168,18 @@ pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Erro
         &[&ledger::SCHEMA_NAME],
     )?;
     let mut out = State::new();
-    // The large objects, which live outside every table: how many, which (by oid; a backup
-    // puts them back with their oids), and what each holds (a digest of its contents, so an
-    // object changed in place, `lo_put`, is a change too) with its owner and grants. Left out when there are none, as
-    // before. An object this role may not read fails the state: then restore cannot tell, and
-    // asks for --yes.
+    // The large objects, which live outside every table: how many and which (by oid; a backup
+    // puts them back with their oids), and with `definitions` what each holds
+    // ([`LARGE_OBJECTS_WITH_CONTENTS`]). Left out when there are none, as before. An object
+    // this role may not read fails the state: then restore cannot tell, and asks for --yes.
     let objects = c.query_one(
-        "SELECT pg_catalog.count(*), \
-         coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
-         OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) \
-         coalesce(pg_catalog.md5(pg_catalog.string_agg(l.oid::pg_catalog.text \
-         OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) \
-         pg_catalog.concat_ws(' ', l.lomowner, l.lomacl, \
-         pg_catalog.md5(pg_catalog.lo_get(l.oid))), ',' ORDER BY l.oid)), '') \
-         FROM pg_catalog.pg_largeobject_metadata l",
+        if definitions {
+            LARGE_OBJECTS_WITH_CONTENTS
+        } else {
+            "SELECT pg_catalog.count(*), \
+             coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
+             FROM pg_catalog.pg_largeobject_metadata l"
+        },
         &[],
     )?;
     let count: i64 = objects.get(0);
@@ -171,9 +196,15 @@ pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Erro
     // comments, columns, defaults, indexes, constraints, triggers, rules and views, functions
     // and default privileges of the application's schemas, read from the catalogs as stored
     // (no text made from them, which would depend on the session's settings).
-    let definitions = c.query_one(DEFINITIONS, &[&ledger::SCHEMA_NAME])?;
-    let count: i64 = definitions.get(0);
-    if count > 0 {
+    let definitions = if definitions {
+        Some(c.query_one(DEFINITIONS, &[&ledger::SCHEMA_NAME])?)
+    } else {
+        None
+    };
+    if let Some(definitions) = definitions
+        && let count = definitions.get::<_, i64>(0)
+        && count > 0
+    {
         out.insert(
             DEFINITIONS_KEY.to_string(),
             TableState {

@@ -26,6 +26,7 @@ use crate::core::config::{
 };
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
+use crate::core::identity::Reserved;
 use crate::core::phase::{PhaseReport, Runner};
 use crate::core::target::Database;
 use crate::core::tree::{Migration, Tree};
@@ -362,30 +363,39 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             ))
         })?;
     }
-    let state = crate::core::own_files::OwnFiles::new(&[project.state_dir()], &[]);
+    let state = Reserved::new(&[project.state_dir()], &[]);
+    let own = project_files(project);
     for t in &out {
-        if let Some(Database::Sqlite(db)) = &t.database
-            && state.holds(db)
-        {
+        let Some(Database::Sqlite(db)) = &t.database else {
+            continue;
+        };
+        let shown = crate::components::host::escape_controls(&t.db.to_string_lossy());
+        if state.holds(db) {
             return Err(Error::Usage(format!(
-                "the fleet target {} ({}) is inside {}, strata's own folder (backups, the test \
-                 database, state): it can never be a target",
+                "the fleet target {} ({shown}) is inside {}, strata's own folder (backups, the \
+                 test database, state): it can never be a target",
                 t.name,
-                crate::components::host::escape_controls(&t.db.to_string_lossy()),
                 crate::core::config::STATE_DIR
             )));
         }
+        if own.holds(db) {
+            return Err(Error::Usage(format!(
+                "the fleet target {} ({shown}) is one of the project's own files (the \
+                 migrations tree, strata.toml or a control database): it can never be a \
+                 target; fix the row or the list that names it",
+                t.name,
+            )));
+        }
     }
-    refuse_project_files(project, &out)?;
     refuse_control_databases(project, &out)?;
     Ok(out)
 }
 
-/// Refuses a SQLite target that is one of the project's own files, in any spelling: a file of
-/// the migrations tree (an empty `undo.sql` or `.gitkeep` would become a database, and the tree
+/// The project's own files a SQLite target may never be, in any spelling: a file of the
+/// migrations tree (an empty `undo.sql` or `.gitkeep` would become a database, and the tree
 /// would no longer read), `strata.toml`, or a query group's control database.
-fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
-    let mut files: Vec<PathBuf> = vec![project.root.join(crate::core::config::CONFIG_FILE)];
+fn project_files(project: &Project) -> Reserved {
+    let mut files = vec![project.root.join(crate::core::config::CONFIG_FILE)];
     files.extend(
         project
             .config
@@ -395,24 +405,7 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
             .filter_map(|g| g.control.as_ref())
             .map(|c| project.root.join(c)),
     );
-    // In any spelling, hard links included: the identity (device and inode) of each of those
-    // files and of every file of the migrations tree.
-    let own = crate::core::own_files::OwnFiles::new(&[project.migrations_dir()], &files);
-    for t in targets {
-        let Some(Database::Sqlite(db)) = &t.database else {
-            continue;
-        };
-        if own.holds(db) {
-            return Err(Error::Usage(format!(
-                "the fleet target {} ({}) is one of the project's own files (the migrations \
-                 tree, strata.toml or a control database): it can never be a target; fix the \
-                 row or the list that names it",
-                t.name,
-                crate::components::host::escape_controls(&t.db.to_string_lossy()),
-            )));
-        }
-    }
-    Ok(())
+    Reserved::new(&[project.migrations_dir()], &files)
 }
 
 /// Refuses a PostgreSQL target that is a query group's control database in any spelling (a
@@ -421,7 +414,7 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
 /// database name (every loopback spelling is one host), or, for a target of the same database
 /// name, the server showing one database under both URLs (two names of one host, a port
 /// forward). A SQLite control database is one of the project's files
-/// ([`refuse_project_files`]).
+/// ([`project_files`]).
 fn refuse_control_databases(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
     for g in &project.config.fleet.group {
         let Some(control) = &g.control else { continue };

@@ -531,7 +531,7 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
             limits: runner.project.config.sandbox,
             write_snapshots: how.write_snapshots,
             own: Some(std::sync::Arc::new(
-                crate::core::own_files::OwnFiles::databases_of(runner.project),
+                crate::core::identity::Reserved::databases_of(runner.project),
             )),
         };
         let mut session = step::Session {

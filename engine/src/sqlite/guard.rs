@@ -91,7 +91,7 @@ struct State {
     /// The trigger or view whose text held the latest refusal while probing.
     denied_in: Option<String>,
     /// The project's databases, which a script may not attach even read-only.
-    own: Option<Arc<crate::core::own_files::OwnFiles>>,
+    own: Option<Arc<crate::core::identity::Reserved>>,
 }
 
 /// Triggers and views a component created, to check in [`verify`].
@@ -172,9 +172,9 @@ impl Guard {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The project's databases (`crate::core::own_files::OwnFiles::databases_of`): a script's
+    /// The project's databases (`crate::core::identity::Reserved::databases_of`): a script's
     /// `ATTACH` of one of them, in any spelling and even read-only, is refused.
-    pub fn set_own_files(&self, own: Arc<crate::core::own_files::OwnFiles>) {
+    pub fn set_own_files(&self, own: Arc<crate::core::identity::Reserved>) {
         self.lock().own = Some(own);
     }
 
@@ -362,7 +362,7 @@ fn decide(state: &mut State, ctx: &AuthContext<'_>) -> Result<(), String> {
 
 fn decide_script(
     ctx: &AuthContext<'_>,
-    own: Option<&crate::core::own_files::OwnFiles>,
+    own: Option<&crate::core::identity::Reserved>,
 ) -> Result<(), String> {
     use AuthAction as A;
     let bookkeeping = |name: &str| -> Result<(), String> {
@@ -1579,7 +1579,7 @@ mod tests {
         std::fs::copy(&app, dir.path().join(".strata/backup.db")).unwrap();
         let mut conn = Connection::open_in_memory().unwrap();
         let guard = Guard::install(&mut conn).unwrap();
-        guard.set_own_files(Arc::new(crate::core::own_files::OwnFiles::new(
+        guard.set_own_files(Arc::new(crate::core::identity::Reserved::new(
             &[dir.path().join(".strata")],
             std::slice::from_ref(&app),
         )));

@@ -22,6 +22,7 @@ use crate::components::limits::Limits;
 use crate::core::data::DataSet;
 use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, Event, EventSink, Phase};
+use crate::core::input::Dialect;
 use crate::core::ledger::Entry;
 use crate::core::step::{
     ActionError, Applied, Commit, Done, Prepared, StepDriver, UndoDriver, UndoError, component,
@@ -47,7 +48,7 @@ pub struct Context<'a> {
     pub write_snapshots: bool,
     /// The project's databases, which the step's scripts may not attach (see
     /// `crate::sqlite::guard::Guard::set_own_files`).
-    pub own: Option<std::sync::Arc<crate::core::own_files::OwnFiles>>,
+    pub own: Option<std::sync::Arc<crate::core::identity::Reserved>>,
 }
 
 /// What a phase keeps between its steps on one connection, so that a step's bookkeeping costs
@@ -229,6 +230,8 @@ struct SqliteStep<'a, 'c> {
 }
 
 impl StepDriver for SqliteStep<'_, '_> {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
     /// `PRAGMA foreign_key_check` after the step's own actions, with foreign keys off around
     /// its transaction.
     const FOREIGN_KEY_CHECK: bool = true;
@@ -370,7 +373,7 @@ impl StepDriver for SqliteStep<'_, '_> {
     fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
         let (conn, session) = (&*self.conn, &mut *self.session);
         let m = &step.migration;
-        let failed = |e| Commit::Failed(recording(e).1);
+        let failed = |e| Commit::Failed(Action::Record, recording(e).1);
         if let Some((pending, entry)) = session.backup.take() {
             // The run fails as it did when the check came first: the step is rolled back.
             pending.wait().map_err(Commit::Locked)?;
@@ -763,6 +766,8 @@ fn undo_failed(what: &str) -> impl Fn(rusqlite::Error) -> UndoError + '_ {
 }
 
 impl UndoDriver for SqliteUndo<'_> {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
     fn db(&self) -> PathBuf {
         self.db.to_path_buf()
     }

@@ -370,7 +370,7 @@ pub fn lint_project(project: &Project, scope: Scope) -> Result<LintReport, Error
                 .collect()
         }
     };
-    let own = crate::core::own_files::OwnFiles::databases_of(project);
+    let own = crate::core::identity::Reserved::databases_of(project);
     lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
 }
 
@@ -382,7 +382,7 @@ pub fn lint_labels(project: &Project, labels: &[String]) -> Result<LintReport, E
         .iter()
         .filter(|m| labels.contains(&m.label()))
         .collect();
-    let own = crate::core::own_files::OwnFiles::databases_of(project);
+    let own = crate::core::identity::Reserved::databases_of(project);
     lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
 }
 
@@ -393,7 +393,7 @@ pub fn lint_migrations(
     tree: &Tree,
     selected: &[&Migration],
     dialect: Dialect,
-    own: Option<&crate::core::own_files::OwnFiles>,
+    own: Option<&crate::core::identity::Reserved>,
 ) -> Result<LintReport, Error> {
     let wanted: HashSet<_> = selected.iter().map(|m| &m.id).collect();
     let mut model = Model::default();
@@ -878,7 +878,7 @@ impl Ctx<'_> {
     /// A statement sqlparser cannot read: SQLite's own parser judges its syntax (a statement it
     /// rejects is an error, one it reads is a note: not analysed); on PostgreSQL, a note.
     fn unparsed(&mut self, p: &Parsed) {
-        if self.maintenance(p) {
+        if self.beyond_the_step(p) {
             return;
         }
         match crate::backends::syntax(self.dialect, &p.text) {
@@ -916,9 +916,11 @@ impl Ctx<'_> {
         }
     }
 
-    /// The statements judged whether sqlparser reads them or not (VACUUM and CLUSTER,
-    /// SQLite's ATTACH, PostgreSQL's server-wide statements); whether one was found.
-    fn maintenance(&mut self, p: &Parsed) -> bool {
+    /// The statements whose reach goes beyond one step's transaction on its own database,
+    /// judged whether sqlparser reads them or not: PostgreSQL's server-wide statements,
+    /// SQLite's ATTACH of another file, and VACUUM and CLUSTER (which cannot run inside the
+    /// step's transaction or rewrite a table under its heaviest lock); whether one was found.
+    fn beyond_the_step(&mut self, p: &Parsed) -> bool {
         if let Some(what) = crate::backends::server_wide(self.dialect, &p.text) {
             self.push(
                 "SL409",
@@ -1061,7 +1063,7 @@ impl Ctx<'_> {
         created_here: &HashSet<String>,
     ) {
         let existing = |t: &str| !created_here.contains(t);
-        if self.maintenance(p) {
+        if self.beyond_the_step(p) {
             return;
         }
         match ast {
@@ -1426,7 +1428,7 @@ fn own_attachments(
     label: &str,
     path: &Path,
     text: &str,
-    own: &crate::core::own_files::OwnFiles,
+    own: &crate::core::identity::Reserved,
     out: &mut Vec<Finding>,
 ) {
     let mut ctx = Ctx {

@@ -249,7 +249,7 @@ pub const RULES: &[Rule] = &[
         code: "SL408",
         severity: Severity::Error,
         family: "other-database",
-        what: "SQLite: ATTACH of a database file for writing, which the run refuses: what the migration changed there would be outside strata's backup, restore and undo, and the rehearsal would change the same file first (in-memory and temporary databases, and files attached read-only, are allowed)",
+        what: "SQLite: ATTACH of a database file for writing, which the run refuses: what the migration changed there would be outside strata's backup, restore and undo, and the rehearsal would change the same file first (in-memory and temporary databases, and files attached read-only, are allowed); or of one of the project's own databases even read-only (the real or test database, a backup, a control database, in any spelling)",
         fix: "attach it read-only to read from it (`ATTACH 'file:legacy.db?mode=ro' AS legacy`); change the other database with its own migrations",
     },
 ];
@@ -426,7 +426,8 @@ pub fn lint_project(project: &Project, scope: Scope) -> Result<LintReport, Error
                 .collect()
         }
     };
-    lint_migrations(&tree, &selected, dialect_of(project))
+    let own = crate::core::identity::Reserved::databases_of(project);
+    lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
 }
 
 /// Lints the migrations named by `labels` (`module/folder`, as a sandbox report lists them).
@@ -437,15 +438,18 @@ pub fn lint_labels(project: &Project, labels: &[String]) -> Result<LintReport, E
         .iter()
         .filter(|m| labels.contains(&m.label()))
         .collect();
-    lint_migrations(&tree, &selected, dialect_of(project))
+    let own = crate::core::identity::Reserved::databases_of(project);
+    lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
 }
 
 /// Lints `selected` (migrations of `tree`, in its order); the earlier migrations of the tree
-/// only feed the schema model.
+/// only feed the schema model. `own`: the project's databases, which a SQLite script may not
+/// attach even read-only (SL408).
 pub fn lint_migrations(
     tree: &Tree,
     selected: &[&Migration],
     dialect: Dialect,
+    own: Option<&crate::core::identity::Reserved>,
 ) -> Result<LintReport, Error> {
     let wanted: HashSet<_> = selected.iter().map(|m| &m.id).collect();
     let mut model = Model::default();
@@ -470,6 +474,9 @@ pub fn lint_migrations(
             lint_file_made(
                 dialect, &label, &do_path, &text, &mut model, &mut found, &mut made,
             );
+            if let (Dialect::Sqlite, Some(own)) = (dialect, own) {
+                own_attachments(&label, &do_path, &text, own, &mut found);
+            }
         }
         let undo_path = m.file(UNDO_FILE);
         if let Some(text) = read_optional(&undo_path)? {
@@ -1785,6 +1792,58 @@ fn deleted_tables(d: &sqlparser::ast::Delete) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The file of an `ATTACH` named by a string literal (as SQLite reads the literal), or `None`
+/// when the statement is no such `ATTACH`.
+fn attached_literal(text: &str) -> Option<String> {
+    use crate::core::sql::sqlite::{Kind, tokenize};
+    let tokens = tokenize(text).ok()?;
+    let mut rest = tokens.iter().peekable();
+    if !rest.next()?.is("ATTACH") {
+        return None;
+    }
+    if rest.peek().is_some_and(|t| t.is("DATABASE")) {
+        rest.next();
+    }
+    let first = rest.next()?;
+    (first.kind == Kind::String && rest.peek().is_some_and(|t| t.is("AS")))
+        .then(|| first.name().unwrap_or_default())
+}
+
+/// SL408 for a read-only `ATTACH` in `text` (a SQLite script at `path`) of one of the project's
+/// databases (`own`), which the run refuses; an `ATTACH` for writing is reported already.
+fn own_attachments(
+    label: &str,
+    path: &Path,
+    text: &str,
+    own: &crate::core::identity::Reserved,
+    out: &mut Vec<Finding>,
+) {
+    let mut ctx = Ctx {
+        dialect: Dialect::Sqlite,
+        label,
+        path,
+        out,
+    };
+    for (line, statement) in split(Dialect::Sqlite, path, text) {
+        let Some(file) = attached_literal(&statement) else {
+            continue;
+        };
+        if crate::core::sql::sqlite::attach_is_contained(&file) && own.attached_by(&file) {
+            let p = parse(Dialect::Sqlite, line, &statement);
+            ctx.push(
+                "SL408",
+                &p,
+                None,
+                format!(
+                    "ATTACH opens '{file}', one of the project's own databases (the real or \
+                     test database, a backup, a control database), which the run refuses even \
+                     read-only: the rehearsal would copy its rows into the test database"
+                ),
+            );
+        }
+    }
 }
 
 /// The file a SQLite `ATTACH [DATABASE] expr AS name` opens for writing, as written (a string

@@ -513,6 +513,28 @@ fn a_server_wide_statement_is_an_error_on_postgres_only() {
     assert_eq!(codes(pg, PEOPLE, "GRANT reporting TO app;"), ["SL409@1"]);
     assert!(codes(pg, PEOPLE, "GRANT SELECT ON people TO reporting;").is_empty());
     assert!(codes(Dialect::Sqlite, PEOPLE, "CREATE TABLE role (a);").is_empty());
+    // Inside the bodies a statement carries (attack5 #3).
+    assert_eq!(
+        codes(pg, PEOPLE, "DO $$ BEGIN CREATE ROLE reporting; END $$;"),
+        ["SL409@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "CREATE PROCEDURE mk() LANGUAGE sql AS 'CREATE ROLE reporting';"
+        ),
+        ["SL409@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "DO $$ BEGIN RAISE NOTICE 'CREATE ROLE x'; END $$;"
+        ),
+        ["SL000@1"],
+        "a DO block is not analysed otherwise; its notice is no role"
+    );
 }
 
 /// The codes of a migration's `undo.sql` (`undo`), linted as `strata lint` does: after its

@@ -551,6 +551,27 @@ fn files_a_database_url_or_the_environment_names_are_refused_unread_when_not_pla
     assert!(run.stderr.contains("127.0.0.1"), "{}", run.stderr);
 }
 
+/// The other files strata reads beside a project's migrations: a `.gitignore` that `init`
+/// extends, and a lint's do.sql, as FIFOs: refused or passed over, never waited on.
+#[test]
+fn a_gitignore_or_a_linted_file_that_is_a_fifo_is_never_waited_on() {
+    let p = Project::empty();
+    mkfifo(&p.path(".gitignore"));
+    p.strata(&["init"])
+        .code(2)
+        .stderr_has(".gitignore")
+        .stderr_has("not a regular file");
+    std::fs::remove_file(p.path(".gitignore")).unwrap();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t (x);\n",
+    );
+    mkfifo(&p.path("migrations/app/20240101T000000Z-zero/undo.sql"));
+    let run = p.strata(&["lint"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}
+
 #[test]
 fn a_database_that_is_a_fifo_or_device_is_refused_never_waited_on() {
     let p = Project::empty();

@@ -458,7 +458,9 @@ pub fn lint_migrations(
         let do_path = m.file("do.sql");
         if !wanted.contains(&m.id) {
             // Only the model: an unreadable file is the run's to report, not the linter's.
-            if let Ok(text) = std::fs::read_to_string(&do_path) {
+            if let Ok(Some(text)) =
+                crate::core::input::read_project_text(&do_path, crate::core::input::FILE_BYTES)
+            {
                 let mut sink = Vec::new();
                 lint_file(dialect, &m.label(), &do_path, &text, &mut model, &mut sink);
             }
@@ -512,12 +514,11 @@ pub fn lint_migrations(
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, Error> {
-    match std::fs::read(path) {
-        Ok(b) => String::from_utf8(b)
+    match crate::core::input::read_project_file(path, crate::core::input::FILE_BYTES)? {
+        Some(b) => String::from_utf8(b)
             .map(Some)
             .map_err(|_| Error::input(path, "is not UTF-8 text; save it as UTF-8")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+        None => Ok(None),
     }
 }
 

@@ -593,34 +593,28 @@ mod tests {
         let mut pages = AuditPages::new(None);
         let why = pages.take(page(0..0, 0, 7)).unwrap_err();
         assert!(why.contains("empty page"), "{why}");
-        // A cursor that goes down by one from the top: stopped by the bytes kept.
-        let mut pages = AuditPages::new(None);
-        let mut next = i64::MAX;
-        let why = loop {
-            next -= 1;
-            match pages.take(page(0..1000, 4096, next)) {
-                Ok(false) => continue,
-                Ok(true) => panic!("ended"),
-                Err(why) => break why,
+        // A cursor that goes down by one from the top: stopped by the bytes kept, and by the
+        // entries kept however small.
+        let endless = |detail: usize| {
+            let mut pages = AuditPages::new(None);
+            let mut next = i64::MAX;
+            loop {
+                next -= 1;
+                match pages.take(page(0..1000, detail, next)) {
+                    Ok(false) => continue,
+                    Ok(true) => panic!("ended"),
+                    Err(why) => break (why, pages),
+                }
             }
         };
+        let (why, pages) = endless(4096);
         assert!(why.contains("--limit"), "{why}");
         assert!(
             pages.bytes <= AUDIT_MAX_BYTES + 1000 * 4200,
             "{}",
             pages.bytes
         );
-        // And by the entries kept, however small.
-        let mut pages = AuditPages::new(None);
-        let mut next = i64::MAX;
-        let why = loop {
-            next -= 1;
-            match pages.take(page(0..1000, 0, next)) {
-                Ok(false) => continue,
-                Ok(true) => panic!("ended"),
-                Err(why) => break why,
-            }
-        };
+        let (why, pages) = endless(0);
         assert!(why.contains("1000000 entries"), "{why}");
         assert!(pages.got <= AUDIT_MAX_ROWS + 1000);
     }

@@ -12,20 +12,20 @@
  * 2. Clocks: clock_gettime gives one fixed time for every clock.
  * 3. File metadata: the standard library is extracted to a fresh folder for every build, and the
  *    pre-initialization sees its inode numbers (as WASI metadata hashes, in st_ino and d_ino)
- *    and times. Every stat and statx here gives an inode number derived from the path, one
- *    device and one fixed time (1980-01-01).
+ *    and times. statx here gives an inode number derived from the path (relative to the staging
+ *    folder strata names in STRATA_PYREPRO_ROOT), one device and one fixed time (1980-01-01).
  * 4. Directory order: the order in which the kernel lists a folder. getdents64 here reads the
  *    whole folder and gives its entries in byte order of their names.
  *
- * componentize-py's WASI host reads files through rustix, which makes system calls itself
- * rather than through the C library, so 3 and 4 cannot be done by replacing C functions alone:
- * a seccomp filter sends every statx and getdents64 to a SIGSYS handler here, which makes the
- * real call (through one instruction at a fixed address that the filter lets through) and then
- * changes the result. The filter is inherited by componentize-py's children (it runs a few
- * helpers at start); they get this library too (LD_PRELOAD is inherited), and the fixed address
- * makes the filter let their own copy's calls through. The stat family is replaced in the C
- * library as well (glibc's stat calls newfstatat, which the filter leaves alone because the
- * dynamic loader calls it before any library can handle a signal).
+ * componentize-py's WASI host reads files through rustix, which makes its system calls itself
+ * rather than through the C library, so 3 and 4 cannot be done by replacing C functions: a
+ * seccomp filter sends every statx and getdents64 to a SIGSYS handler here, which makes the real
+ * call (through one instruction at a fixed address that the filter lets through) and then
+ * changes the result. What CPython sees of files comes through these two calls (fstat and
+ * newfstatat, which the dynamic loader uses before any library could handle a signal, are left
+ * alone: replacing them changed no byte). The filter is inherited by componentize-py's children
+ * (it runs a few helpers at start); they get this library too (LD_PRELOAD is inherited), and
+ * the fixed address makes the filter let their own copy's calls through.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -38,6 +38,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -157,9 +158,16 @@ static void full_path(int dirfd, const char *name, char *out, size_t cap) {
     join(out, n, cap, name);
 }
 
+/* The staging folder (STRATA_PYREPRO_ROOT): paths under it are hashed relative to it, so that
+ * where it is does not matter. */
+static char root[4096];
+static size_t root_length;
+
 /* FNV-1a of the path, kept to 32 bits so that the number has the same size every time. */
 static uint64_t path_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ULL;
+    if (root_length && !strncmp(s, root, root_length) && (!s[root_length] || s[root_length] == '/'))
+        s += root_length;
     for (; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 0x100000001b3ULL;
@@ -183,69 +191,6 @@ static void fix_statx(int dirfd, const char *name, int flags, struct statx *sx) 
     sx->stx_mnt_id = 1;
     struct statx_timestamp t = {FIXED_S, 0, 0};
     sx->stx_atime = sx->stx_btime = sx->stx_ctime = sx->stx_mtime = t;
-}
-
-static void fix_stat(struct stat64 *st, int dirfd, const char *name) {
-    if (!normalised(st->st_mode)) return;
-    st->st_ino = inode(dirfd, name);
-    st->st_dev = 1;
-    st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = FIXED_S;
-    st->st_atim.tv_nsec = st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = 0;
-}
-
-#define REAL(name, ret, ...)                                                                  \
-    static ret (*real)(__VA_ARGS__);                                                          \
-    if (!real) real = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, name)
-
-/* glibc before 2.33 (what componentize-py is linked against) */
-int __xstat64(int v, const char *p, struct stat64 *st) {
-    REAL("__xstat64", int, int, const char *, struct stat64 *);
-    int r = real(v, p, st);
-    if (!r) fix_stat(st, AT_FDCWD, p);
-    return r;
-}
-int __lxstat64(int v, const char *p, struct stat64 *st) {
-    REAL("__lxstat64", int, int, const char *, struct stat64 *);
-    int r = real(v, p, st);
-    if (!r) fix_stat(st, AT_FDCWD, p);
-    return r;
-}
-int __fxstat64(int v, int fd, struct stat64 *st) {
-    REAL("__fxstat64", int, int, int, struct stat64 *);
-    int r = real(v, fd, st);
-    if (!r) fix_stat(st, fd, "");
-    return r;
-}
-int __fxstatat64(int v, int dirfd, const char *p, struct stat64 *st, int flags) {
-    REAL("__fxstatat64", int, int, int, const char *, struct stat64 *, int);
-    int r = real(v, dirfd, p, st, flags);
-    if (!r) fix_stat(st, dirfd, (flags & AT_EMPTY_PATH) && !p[0] ? "" : p);
-    return r;
-}
-/* glibc 2.33 and later */
-int stat64(const char *p, struct stat64 *st) {
-    REAL("stat64", int, const char *, struct stat64 *);
-    int r = real(p, st);
-    if (!r) fix_stat(st, AT_FDCWD, p);
-    return r;
-}
-int lstat64(const char *p, struct stat64 *st) {
-    REAL("lstat64", int, const char *, struct stat64 *);
-    int r = real(p, st);
-    if (!r) fix_stat(st, AT_FDCWD, p);
-    return r;
-}
-int fstat64(int fd, struct stat64 *st) {
-    REAL("fstat64", int, int, struct stat64 *);
-    int r = real(fd, st);
-    if (!r) fix_stat(st, fd, "");
-    return r;
-}
-int fstatat64(int dirfd, const char *p, struct stat64 *st, int flags) {
-    REAL("fstatat64", int, int, const char *, struct stat64 *, int);
-    int r = real(dirfd, p, st, flags);
-    if (!r) fix_stat(st, dirfd, (flags & AT_EMPTY_PATH) && !p[0] ? "" : p);
-    return r;
 }
 
 /* ---- 4. directory order ---- */
@@ -397,6 +342,12 @@ static void on_sigsys(int sig, siginfo_t *info, void *context) {
 }
 
 __attribute__((constructor)) static void install(void) {
+    const char *r = getenv("STRATA_PYREPRO_ROOT");
+    if (r && r[0] == '/' && length(r) < sizeof root) {
+        memcpy(root, r, length(r) + 1);
+        root_length = length(r);
+        while (root_length > 1 && root[root_length - 1] == '/') root[--root_length] = 0;
+    }
     void *page = mmap((void *)GADGET_ADDR, 4096, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (page != (void *)GADGET_ADDR) return;

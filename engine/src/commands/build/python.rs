@@ -257,6 +257,9 @@ pub fn compile(
             paths.push(theirs);
         }
         cmd.env("LD_PRELOAD", paths);
+        // Inode numbers are derived from paths relative to it (as the kernel names them).
+        let root = staging.canonicalize().map_err(|e| Error::io(staging, e))?;
+        cmd.env("STRATA_PYREPRO_ROOT", root);
     }
     let mut child = cmd.spawn().map_err(|e| {
         build_error(

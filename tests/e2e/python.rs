@@ -386,7 +386,7 @@ fn two_checkouts_of_a_python_guest_build_the_same_bytes() {
         record_line(&records[1], "source")
     );
     // And so are the bytes (componentize-py's randomness, clocks, file metadata and directory
-    // order are fixed for it: docs/src/components.md, "Reproducible builds").
+    // order are fixed for it: docs/src/components.md, "Reproducible Python builds").
     let (a, b) = (&components[0], &components[1]);
     let first_difference = a.iter().zip(b.iter()).position(|(x, y)| x != y);
     assert!(

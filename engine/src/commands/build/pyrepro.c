@@ -3,7 +3,7 @@
  * carried inside strata; nothing else loads it.
  *
  * componentize-py 0.25.1 reads four things that differ from one run to the next, and each one
- * reaches the component (see docs/src/components.md, "Reproducible builds"):
+ * reaches the component (see docs/src/components.md, "Reproducible Python builds"):
  *
  * 1. Randomness: the seeds of its Rust hash maps (hence the order of the WASI stub adapters it
  *    collects in one) and the WASI random source of the CPython it pre-initializes (hence the
@@ -185,7 +185,7 @@ static int normalised(unsigned mode) { return S_ISREG(mode) || S_ISDIR(mode) || 
 
 static void fix_statx(int dirfd, const char *name, int flags, struct statx *sx) {
     if (!normalised(sx->stx_mode)) return;
-    sx->stx_ino = inode(dirfd, (flags & AT_EMPTY_PATH) && !name[0] ? "" : name);
+    sx->stx_ino = inode(dirfd, (flags & AT_EMPTY_PATH) && (!name || !name[0]) ? "" : name);
     sx->stx_dev_major = 0;
     sx->stx_dev_minor = 1;
     sx->stx_mnt_id = 1;

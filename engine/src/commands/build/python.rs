@@ -10,7 +10,7 @@
 //! inode numbers and times of the standard library it extracts afresh for every build, and the
 //! order in which the kernel lists folders, and all of it reaches the component, so `strata
 //! build` preloads into it a library (`pyrepro.c`, built by engine/build.rs and carried inside
-//! strata) that makes each of them fixed (docs/src/components.md, "Reproducible builds").
+//! strata) that makes each of them fixed (docs/src/components.md, "Reproducible Python builds").
 //! Elsewhere the build still works, without it, and says its bytes will differ.
 //! `--stub-wasi` leaves WASI out: the component imports only `strata:migrate/sql` and
 //! `strata:migrate/log`, like a Rust one. componentize-py is needed to build, never to migrate:

@@ -12,8 +12,9 @@
  * 2. Clocks: clock_gettime gives one fixed time for every clock.
  * 3. File metadata: the standard library is extracted to a fresh folder for every build, and the
  *    pre-initialization sees its inode numbers (as WASI metadata hashes, in st_ino and d_ino)
- *    and times. statx here gives an inode number derived from the path (relative to the staging
- *    folder strata names in STRATA_PYREPRO_ROOT), one device and one fixed time (1980-01-01).
+ *    and times, and the sizes of folders, which depend on the file system. statx here gives an
+ *    inode number derived from the path (relative to the staging folder strata names in
+ *    STRATA_PYREPRO_ROOT), one device, one fixed time (1980-01-01) and 4096 for a folder's size.
  * 4. Directory order: the order in which the kernel lists a folder. getdents64 here reads the
  *    whole folder and gives its entries in byte order of their names.
  *
@@ -186,6 +187,8 @@ static int normalised(unsigned mode) { return S_ISREG(mode) || S_ISDIR(mode) || 
 static void fix_statx(int dirfd, const char *name, int flags, struct statx *sx) {
     if (!normalised(sx->stx_mode)) return;
     sx->stx_ino = inode(dirfd, (flags & AT_EMPTY_PATH) && (!name || !name[0]) ? "" : name);
+    /* A folder's size is its file system's (ext4 gives 4096 a block, tmpfs 20 an entry). */
+    if (S_ISDIR(sx->stx_mode)) sx->stx_size = 4096;
     sx->stx_dev_major = 0;
     sx->stx_dev_minor = 1;
     sx->stx_mnt_id = 1;

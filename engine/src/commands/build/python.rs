@@ -305,6 +305,14 @@ pub fn compile(
             format!("componentize-py failed:\n{said}"),
         ));
     }
+    if PYREPRO.is_some() && !staging.join("pyrepro.active").exists() {
+        events(&Event::Warning(format!(
+            "{}: the library that makes Python builds reproducible could not filter \
+             componentize-py's system calls (seccomp refused?); this component's bytes will \
+             differ from another build of the same sources",
+            c.source.display()
+        )));
+    }
     let bytes = std::fs::read(&output).map_err(|e| Error::io(&output, e))?;
     let _ = std::fs::remove_dir_all(staging);
     Ok(bytes)

@@ -245,6 +245,7 @@ mod tests {
                 message: "boom".into(),
                 code,
                 applied_before: Vec::new(),
+                kept_by_rollback: None,
             })
         };
         // SQLITE_CONSTRAINT_UNIQUE and SQLITE_NOTADB.

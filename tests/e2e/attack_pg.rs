@@ -605,7 +605,8 @@ fn a_do_sql_that_replaces_strata_s_prepared_checks_is_rolled_back() {
          DECLARE s record; sig text;\n\
          BEGIN\n\
            FOR s IN SELECT name, statement FROM pg_prepared_statements\n\
-                     WHERE NOT from_sql AND statement NOT LIKE 'SELECT (%' LOOP\n\
+                     WHERE NOT from_sql AND statement NOT LIKE 'SELECT (%'\n\
+                       AND statement NOT LIKE '%$1%' LOOP\n\
              EXECUTE s.statement INTO sig;\n\
            END LOOP;\n\
            DELETE FROM strata.strata_migration;\n\

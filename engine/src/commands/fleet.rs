@@ -26,6 +26,7 @@ use crate::core::config::{
 };
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
+use crate::core::identity::Reserved;
 use crate::core::phase::{PhaseReport, Runner};
 use crate::core::target::Database;
 use crate::core::tree::{Migration, Tree};
@@ -362,30 +363,38 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             ))
         })?;
     }
-    let state = StateFiles::new(project);
+    let state = Reserved::new(&[project.state_dir()], &[]);
+    let own = project_files(project);
     for t in &out {
-        if let Some(Database::Sqlite(db)) = &t.database
-            && state.holds(db)
-        {
+        let Some(Database::Sqlite(db)) = &t.database else {
+            continue;
+        };
+        let shown = crate::components::host::escape_controls(&t.db.to_string_lossy());
+        if state.holds(db) {
             return Err(Error::Usage(format!(
-                "the fleet target {} ({}) is inside {}, strata's own folder (backups, the test \
-                 database, state): it can never be a target",
+                "the fleet target {} ({shown}) is inside {}, strata's own folder (backups, the \
+                 test database, state): it can never be a target",
                 t.name,
-                crate::components::host::escape_controls(&t.db.to_string_lossy()),
                 crate::core::config::STATE_DIR
             )));
         }
+        if own.holds(db) {
+            return Err(Error::Usage(format!(
+                "the fleet target {} ({shown}) is one of the project's own files (the \
+                 migrations tree, strata.toml or a control database): it can never be a \
+                 target; fix the row or the list that names it",
+                t.name,
+            )));
+        }
     }
-    refuse_project_files(project, &out)?;
     Ok(out)
 }
 
-/// Refuses a SQLite target that is one of the project's own files, in any spelling: a file of
-/// the migrations tree (an empty `undo.sql` or `.gitkeep` would become a database, and the tree
+/// The project's own files a SQLite target may never be, in any spelling: a file of the
+/// migrations tree (an empty `undo.sql` or `.gitkeep` would become a database, and the tree
 /// would no longer read), `strata.toml`, or a query group's control database.
-fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
-    let tree = project.migrations_dir().canonicalize().ok();
-    let mut files: Vec<PathBuf> = vec![project.root.join(crate::core::config::CONFIG_FILE)];
+fn project_files(project: &Project) -> Reserved {
+    let mut files = vec![project.root.join(crate::core::config::CONFIG_FILE)];
     files.extend(
         project
             .config
@@ -395,59 +404,7 @@ fn refuse_project_files(project: &Project, targets: &[FleetTarget]) -> Result<()
             .filter_map(|g| g.control.as_ref())
             .map(|c| project.root.join(c)),
     );
-    // In any spelling, hard links included: the identity (device and inode) of each of those
-    // files and of every file of the migrations tree.
-    #[cfg(unix)]
-    let inodes: std::collections::HashSet<(u64, u64)> = {
-        use std::os::unix::fs::MetadataExt as _;
-        let mut all: Vec<PathBuf> = files.clone();
-        let mut folders: Vec<PathBuf> = tree.iter().cloned().collect();
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() => folders.push(entry.path()),
-                    Ok(t) if t.is_file() => all.push(entry.path()),
-                    _ => {}
-                }
-            }
-        }
-        all.iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| (m.dev(), m.ino()))
-            .collect()
-    };
-    let files: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
-    for t in targets {
-        let Some(Database::Sqlite(db)) = &t.database else {
-            continue;
-        };
-        let canonical = db.canonicalize().ok().or_else(|| {
-            let parent = db.parent().filter(|d| !d.as_os_str().is_empty());
-            let parent = parent.map_or_else(|| Path::new(".").canonicalize(), Path::canonicalize);
-            Some(parent.ok()?.join(db.file_name()?))
-        });
-        let Some(canonical) = canonical else { continue };
-        #[cfg(unix)]
-        let linked = {
-            use std::os::unix::fs::MetadataExt as _;
-            std::fs::metadata(db).is_ok_and(|m| inodes.contains(&(m.dev(), m.ino())))
-        };
-        #[cfg(not(unix))]
-        let linked = false;
-        let own = tree.as_ref().is_some_and(|d| canonical.starts_with(d))
-            || files.contains(&canonical)
-            || linked;
-        if own {
-            return Err(Error::Usage(format!(
-                "the fleet target {} ({}) is one of the project's own files (the migrations \
-                 tree, strata.toml or a control database): it can never be a target; fix the \
-                 row or the list that names it",
-                t.name,
-                crate::components::host::escape_controls(&t.db.to_string_lossy()),
-            )));
-        }
-    }
-    Ok(())
+    Reserved::new(&[project.migrations_dir()], &files)
 }
 
 /// Refuses a SQLite path of `group` (from `origin`) that leaves the project's folder: an
@@ -469,65 +426,6 @@ fn inside_project(group: &FleetGroup, origin: &str, db: &Path) -> Result<(), Err
         )));
     }
     Ok(())
-}
-
-/// strata's own folder, `.strata/`, in every spelling: its canonical path, and the identity
-/// (device and inode) of every file in it, so that no other path, symlink or hard link to a
-/// backup, the test database or a state file passes for a target.
-struct StateFiles {
-    dir: Option<PathBuf>,
-    #[cfg(unix)]
-    inodes: std::collections::HashSet<(u64, u64)>,
-}
-
-impl StateFiles {
-    fn new(project: &Project) -> Self {
-        let dir = project.state_dir().canonicalize().ok();
-        #[cfg(unix)]
-        let inodes = {
-            use std::os::unix::fs::MetadataExt as _;
-            let mut inodes = std::collections::HashSet::new();
-            let mut folders: Vec<PathBuf> = dir.iter().cloned().collect();
-            while let Some(folder) = folders.pop() {
-                let Ok(entries) = std::fs::read_dir(&folder) else {
-                    continue;
-                };
-                for entry in entries.flatten() {
-                    let Ok(meta) = entry.metadata() else { continue };
-                    if meta.is_dir() {
-                        folders.push(entry.path());
-                    } else {
-                        inodes.insert((meta.dev(), meta.ino()));
-                    }
-                }
-            }
-            inodes
-        };
-        StateFiles {
-            dir,
-            #[cfg(unix)]
-            inodes,
-        }
-    }
-
-    /// Whether `db` is (or would be created) inside `.strata/`.
-    fn holds(&self, db: &Path) -> bool {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt as _;
-            if let Ok(meta) = std::fs::metadata(db)
-                && self.inodes.contains(&(meta.dev(), meta.ino()))
-            {
-                return true;
-            }
-        }
-        let Some(dir) = &self.dir else { return false };
-        let canonical = db.canonicalize().ok().or_else(|| {
-            let parent = db.parent().filter(|d| !d.as_os_str().is_empty())?;
-            Some(parent.canonicalize().ok()?.join(db.file_name()?))
-        });
-        canonical.is_some_and(|c| c.starts_with(dir))
-    }
 }
 
 /// A stage as a run takes it: its targets (indexes into the target list) and its policy.

@@ -423,6 +423,7 @@ pub fn sandbox(
                 ),
                 code: None,
                 applied_before: Vec::new(),
+                kept_by_rollback: db.dialect().kept_by_rollback(),
             }
             .into());
         }

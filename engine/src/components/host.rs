@@ -333,9 +333,41 @@ impl<D> log::Host for HostState<D> {
     }
 }
 
+/// A `next-packed` call as the guest made it: up to `max_rows` rows, laid out by column when it
+/// set `strata_wire::COLUMNS_FLAG` in `max-rows`.
+pub(crate) struct PackedRequest {
+    pub max_rows: u32,
+    by_column: bool,
+}
+
+impl PackedRequest {
+    pub fn of(max_rows: u32) -> PackedRequest {
+        PackedRequest {
+            max_rows: max_rows & !strata_wire::COLUMNS_FLAG,
+            by_column: max_rows & strata_wire::COLUMNS_FLAG != 0,
+        }
+    }
+
+    /// An encoder sized for a batch of the rows asked for.
+    pub fn encoder(&self) -> strata_wire::Encoder {
+        strata_wire::Encoder::with_capacity(64 * self.max_rows.min(10_000) as usize)
+    }
+
+    /// The batch of `count` rows of `columns` values encoded row after row in `data`, laid
+    /// out as the guest asked.
+    pub fn batch(
+        &self,
+        columns: u32,
+        count: u32,
+        data: Vec<u8>,
+    ) -> Result<sql::PackedRows, sql::Error> {
+        packed_batch(self.by_column, columns, count, data)
+    }
+}
+
 /// A cursor batch of `count` rows encoded row after row in `data`, as `next-packed` returns it:
-/// laid out by column when the guest asked for that (`strata_wire::COLUMNS_FLAG`).
-pub(crate) fn packed_batch(
+/// laid out by column when `by_column`.
+fn packed_batch(
     by_column: bool,
     columns: u32,
     count: u32,

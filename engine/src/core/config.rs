@@ -719,7 +719,7 @@ pub fn check_distinct(db: &Database, test_db: &Database) -> Result<(), Error> {
     let (Database::Sqlite(db), Database::Sqlite(test_db)) = (db, test_db) else {
         return Ok(());
     };
-    if same_file(db, test_db) {
+    if crate::core::identity::same_file(db, test_db) {
         return Err(Error::Usage(format!(
             "the test database {} is the real database {}: the rehearsal and the test data \
              would run on it; {fix} (by default .strata/test.db)",
@@ -728,35 +728,6 @@ pub fn check_distinct(db: &Database, test_db: &Database) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-/// Whether two SQLite paths name one file: the same canonical path (the folder canonical
-/// when the file does not exist yet), or the same device and inode.
-fn same_file(a: &Path, b: &Path) -> bool {
-    fn canonical(p: &Path) -> Option<PathBuf> {
-        if let Ok(c) = p.canonicalize() {
-            return Some(c);
-        }
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = match parent {
-            Some(d) => d.canonicalize().ok()?,
-            None => std::env::current_dir().ok()?,
-        };
-        Some(dir.join(p.file_name()?))
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
-            && (x.dev(), x.ino()) == (y.dev(), y.ino())
-        {
-            return true;
-        }
-    }
-    match (canonical(a), canonical(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
 }
 
 /// A database path must name a file (or nothing yet), not a folder.

@@ -527,6 +527,10 @@ pub struct StepFailure {
     pub code: Option<DbCode>,
     /// Migrations this run applied to this database before the failure (they stay applied).
     pub applied_before: Vec<String>,
+    /// What the rollback did not put back ([`Dialect::kept_by_rollback`]).
+    ///
+    /// [`Dialect::kept_by_rollback`]: crate::core::input::Dialect::kept_by_rollback
+    pub kept_by_rollback: Option<&'static str>,
 }
 
 impl fmt::Display for StepFailure {
@@ -555,14 +559,8 @@ impl fmt::Display for StepFailure {
             self.db.display(),
             self.migration
         )?;
-        // A PostgreSQL database is shown as its URL (without the password), a SQLite one as
-        // its file.
-        if self.db.to_str().is_some_and(crate::core::target::is_url) {
-            // PostgreSQL never rolls back nextval or setval; strata's bookkeeping uses no sequence.
-            write!(
-                f,
-                ", except for the sequences the step advanced or set, if any"
-            )?;
+        if let Some(kept) = self.kept_by_rollback {
+            write!(f, ", except for {kept}")?;
         }
         write!(f, ".")?;
         if !self.applied_before.is_empty() {

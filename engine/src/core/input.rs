@@ -105,6 +105,18 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// What a rolled-back transaction does not put back on this database, as a failure
+    /// says it: PostgreSQL never rolls back `nextval` or `setval` (strata's own bookkeeping
+    /// uses no sequence); SQLite puts everything back.
+    pub fn kept_by_rollback(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("the sequences the step advanced or set, if any"),
+        }
+    }
+}
+
 /// Refuses a script the database would not run as written (see [`check_script`] and
 /// `crate::core::sql::postgres`); `path` names it in the message.
 pub fn check(dialect: Dialect, path: &Path, text: &str) -> Result<(), Error> {

@@ -1,8 +1,8 @@
 //! The shared core, beneath both backends and every command: the project and its configuration
 //! (`config`), the migrations tree (`tree`), what pins an applied migration (`checksum`), the
 //! pure plan (`plan`), data files (`data`), checks on SQL text before anything runs (`input`),
-//! events, errors and exit codes, the records of backups and the state `restore` compares
-//! (`backup`, `restore`), and the seam itself: the traits a backend implements (`backend`) and
+//! events, errors and exit codes, a file's identity in every spelling (`identity`), the records
+//! of backups and the state `restore` compares (`backup`, `restore`), and the seam itself: the traits a backend implements (`backend`) and
 //! the algorithms written once over them (`phase`).
 //!
 //! Nothing here imports a backend (`crate::sqlite`, `crate::postgres`) or a command
@@ -19,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod exit;
 pub mod guest;
+pub mod identity;
 pub mod input;
 pub mod ledger;
 pub(crate) mod phase;

@@ -19,6 +19,7 @@ use crate::core::config::MigrationConfig;
 use crate::core::data::DataSet;
 use crate::core::error::{DbCode, Error, Refusal, StepFailure};
 use crate::core::event::{Action, Event, EventSink, Phase};
+use crate::core::input::Dialect;
 use crate::core::ledger::{Entry, Outcome};
 use crate::core::tree::{Migration, MigrationId};
 
@@ -210,8 +211,9 @@ impl ActionError {
 pub(crate) enum Commit {
     /// It waited past the lock or busy timeout: an error, not the step's failure.
     Locked(Error),
-    /// Recording the step failed: the step fails at [`Action::Record`].
-    Failed(ActionError),
+    /// The step fails at the action given: [`Action::Record`] when recording it failed, or an
+    /// action whose check the driver made in its commit.
+    Failed(Action, ActionError),
 }
 
 /// What a backend does for [`apply`], on the connection of one phase (in the manner of
@@ -232,6 +234,9 @@ pub(crate) enum Commit {
 /// [`rollback`]: StepDriver::rollback
 /// [`audit_failure`]: StepDriver::audit_failure
 pub(crate) trait StepDriver {
+    /// The SQL the database speaks (a failure says what its rollback keeps).
+    const DIALECT: Dialect;
+
     /// The database, as a failure names it.
     fn db(&self) -> PathBuf;
 
@@ -320,7 +325,7 @@ pub(crate) fn apply<D: StepDriver>(
     }
     let mut actions = step.actions(test_data);
     actions.retain(|a| D::FOREIGN_KEY_CHECK || *a != Action::ForeignKeyCheck);
-    let (log, mut failure) = run_actions(phase, step, actions, events, |action, events| {
+    let (mut log, mut failure) = run_actions(phase, step, actions, events, |action, events| {
         driver.run_action(step, action, events)
     });
     if failure.is_none() {
@@ -343,8 +348,8 @@ pub(crate) fn apply<D: StepDriver>(
                         driver.rollback();
                         return Err(e);
                     }
-                    Err(Commit::Failed(err)) => {
-                        failure = Some((Action::Record, err, started.elapsed()));
+                    Err(Commit::Failed(action, err)) => {
+                        failure = Some((action, err, started.elapsed()));
                     }
                 }
             }
@@ -355,6 +360,11 @@ pub(crate) fn apply<D: StepDriver>(
 
     // The step is rolled back; now its audit rows, in a transaction of their own.
     let (action, err, elapsed) = failure.expect("the step failed");
+    // An action that ran but failed a check the driver made of it later (in its commit) is
+    // recorded once, as failed, as one that failed as it ran.
+    if log.last().is_some_and(|e| e.action == action.as_str()) {
+        log.pop();
+    }
     let failed = Failed {
         action,
         file: err.file,
@@ -363,7 +373,7 @@ pub(crate) fn apply<D: StepDriver>(
         code: err.code,
         elapsed,
     };
-    let db = driver.db();
+    let db = (driver.db(), D::DIALECT);
     Err(failed.audited(phase, step, db, log, |log| driver.audit_failure(log)))
 }
 
@@ -387,7 +397,7 @@ impl Failed {
         self,
         phase: Phase,
         step: &Prepared,
-        db: PathBuf,
+        (db, dialect): (PathBuf, Dialect),
         mut log: Vec<Entry>,
         audit: impl FnOnce(&[Entry]) -> Result<(), String>,
     ) -> Error {
@@ -419,6 +429,7 @@ impl Failed {
             message,
             code: self.code,
             applied_before: Vec::new(),
+            kept_by_rollback: dialect.kept_by_rollback(),
         }
         .into()
     }
@@ -623,6 +634,9 @@ impl From<ActionError> for UndoError {
 /// forgotten with the audit row written, the commit; after a failure the rollback and the
 /// failure's audit row.
 pub(crate) trait UndoDriver {
+    /// The SQL the database speaks (a failure says what its rollback keeps).
+    const DIALECT: Dialect;
+
     /// The database, as a failure names it.
     fn db(&self) -> PathBuf;
 
@@ -683,8 +697,8 @@ pub(crate) fn undo_all(
 /// longer applied (another run undid it first), refused when a migration applied after it is
 /// in the ledger, else the rows `undo.sql` changed. A failure
 /// is rolled back, audited in a transaction of its own, and returned.
-fn undo(
-    driver: &mut impl UndoDriver,
+fn undo<D: UndoDriver>(
+    driver: &mut D,
     phase: Phase,
     m: &Migration,
     sql: &str,
@@ -756,6 +770,7 @@ fn undo(
         message,
         code: None,
         applied_before: Vec::new(),
+        kept_by_rollback: D::DIALECT.kept_by_rollback(),
     }
     .into())
 }

@@ -44,6 +44,7 @@ use wasmtime::Result as WResult;
 use wasmtime::component::Resource;
 
 use crate::components::bindings::sql;
+use crate::components::host::PackedRequest;
 use crate::components::host::{
     CursorSlot, Cursors, HostState, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
 };
@@ -1812,20 +1813,16 @@ impl sql::HostCursor for HostState<Postgres> {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<sql::PackedRows, sql::Error>> {
-        // A guest asks for the rows laid out by column with a flag in `max_rows`.
-        let by_column = max_rows & strata_wire::COLUMNS_FLAG != 0;
-        let max_rows = max_rows & !strata_wire::COLUMNS_FLAG;
-        let mut out = strata_wire::Encoder::with_capacity(64 * max_rows.min(10_000) as usize);
+        let asked = PackedRequest::of(max_rows);
+        let mut out = asked.encoder();
         let mut columns = 0;
-        let r = self.step_cursor(&slot, max_rows, |row| {
+        let r = self.step_cursor(&slot, asked.max_rows, |row| {
             columns = row.len() as u32;
             for v in &row {
                 encode(&mut out, v);
             }
         })?;
-        Ok(r.and_then(|count| {
-            crate::components::host::packed_batch(by_column, columns, count, out.take())
-        }))
+        Ok(r.and_then(|count| asked.batch(columns, count, out.take())))
     }
 
     fn drop(&mut self, slot: Resource<CursorSlot>) -> WResult<()> {

@@ -13,6 +13,7 @@ use super::{Session, ledger, step};
 use crate::core::config::Project;
 use crate::core::error::Error;
 use crate::core::event::{Event, EventSink, Phase};
+use crate::core::input::Dialect;
 use crate::core::ledger::Entry;
 use crate::core::ledger::{Applied, AuditRow};
 use crate::core::phase::{How, PhaseReport, Runner};
@@ -622,6 +623,8 @@ impl PgUndo<'_> {
 }
 
 impl UndoDriver for PgUndo<'_> {
+    const DIALECT: Dialect = Dialect::Postgres;
+
     fn db(&self) -> std::path::PathBuf {
         self.target.as_path()
     }

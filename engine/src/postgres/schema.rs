@@ -392,152 +392,20 @@ impl Live {
 /// transaction (or savepoint) that is rolled back or ends right after.
 pub fn read(c: &mut impl GenericClient) -> Result<Live, postgres::Error> {
     c.batch_execute("SET LOCAL search_path = ''")?;
-    let rows = c.query(
-        &format!(
-            "SELECT o.classid, o.objid, i.type, i.identity
-               FROM ({}) o, LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i",
-            user_objects("true")
-        ),
-        &[],
-    )?;
-    let mut by_catalog: HashMap<&'static str, Vec<u32>> = HashMap::new();
-    let mut objects: Vec<(u32, u32, String, String)> = Vec::new();
-    let catalogs: HashMap<u32, &'static str> = c
-        .query(
-            "SELECT oid, relname::text FROM pg_catalog.pg_class WHERE oid IN (
-                 'pg_catalog.pg_namespace'::pg_catalog.regclass, 'pg_catalog.pg_class'::pg_catalog.regclass,
-                 'pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass,
-                 'pg_catalog.pg_trigger'::pg_catalog.regclass)",
-            &[],
-        )?
-        .iter()
-        .map(|r| {
-            let name: String = r.get(1);
-            let name: &'static str = match name.as_str() {
-                "pg_namespace" => "pg_namespace",
-                "pg_class" => "pg_class",
-                "pg_type" => "pg_type",
-                "pg_proc" => "pg_proc",
-                _ => "pg_trigger",
-            };
-            (r.get::<_, u32>(0), name)
-        })
-        .collect();
-    for r in &rows {
-        let (classid, objid): (u32, u32) = (r.get(0), r.get(1));
-        by_catalog
-            .entry(catalogs[&classid])
-            .or_default()
-            .push(objid);
-        objects.push((classid, objid, r.get(2), r.get(3)));
-    }
-    let ids = |name: &str| by_catalog.get(name).cloned().unwrap_or_default();
-    let mut schema = PgSchema::default();
-    // Each object's key in the model, by (classid, objid).
-    let mut keys: HashMap<(u32, u32), (Kind, String)> = HashMap::new();
-    let class = |n: &str| {
-        catalogs
-            .iter()
-            .find(|(_, v)| **v == n)
-            .map(|(k, _)| *k)
-            .unwrap_or(0)
-    };
-
-    for r in c.query(
-        "SELECT oid, pg_catalog.quote_ident(nspname) FROM pg_catalog.pg_namespace WHERE oid = ANY($1)",
-        &[&ids("pg_namespace")],
-    )? {
-        let name: String = r.get(1);
-        schema.schemas.insert(
-            name.clone(),
-            Object {
-                sql: format!("CREATE SCHEMA {name}"),
-                rank: 0,
-                table: None,
-            },
-        );
-        keys.insert((class("pg_namespace"), r.get(0)), (Kind::Schema, name));
-    }
-
-    read_types(c, &ids("pg_type"), &mut schema, &mut keys, class("pg_type"))?;
-    read_relations(
-        c,
-        &ids("pg_class"),
-        &mut schema,
-        &mut keys,
-        class("pg_class"),
-    )?;
-
-    for r in c.query(
-        "SELECT p.oid, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p
-          WHERE p.oid = ANY($1)",
-        &[&ids("pg_proc")],
-    )? {
-        let sql: String = r.get(1);
-        let sql = sql.trim_end().trim_end_matches(';').to_string();
-        let header = sql.lines().next().unwrap_or_default();
-        let key = header
-            .strip_prefix("CREATE OR REPLACE FUNCTION ")
-            .or_else(|| header.strip_prefix("CREATE OR REPLACE PROCEDURE "))
-            .unwrap_or(header)
-            .trim()
-            .to_string();
-        schema.functions.insert(
-            key.clone(),
-            Object {
-                sql,
-                rank: 0,
-                table: None,
-            },
-        );
-        keys.insert((class("pg_proc"), r.get(0)), (Kind::Function, key));
-    }
-
-    for r in c.query(
-        "SELECT g.oid, pg_catalog.quote_ident(g.tgname),
-                pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
-                pg_catalog.pg_get_triggerdef(g.oid, false)
-           FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE g.oid = ANY($1)",
-        &[&ids("pg_trigger")],
-    )? {
-        let (name, table): (String, String) = (r.get(1), r.get(2));
-        let key = trigger_key(&name, &table);
-        schema.triggers.insert(
-            key.clone(),
-            Object {
-                sql: r.get(3),
-                rank: 0,
-                table: Some(table),
-            },
-        );
-        keys.insert((class("pg_trigger"), r.get(0)), (Kind::Trigger, key));
-    }
-
-    // Owners: by oid, else (after a restore, where oids change) by name.
-    let mut by_oid: HashMap<(u32, u32), (String, String)> = HashMap::new();
-    let mut by_name: HashMap<(String, String), (String, String)> = HashMap::new();
-    if exists(c)? {
-        for r in c.query(
-            "SELECT classid, objid, type, identity, module, stamp FROM strata.strata_object
-              ORDER BY stamp, module",
-            &[],
-        )? {
-            let owner: (String, String) = (r.get(4), r.get(5));
-            by_oid.insert((r.get(0), r.get(1)), owner.clone());
-            by_name.insert((r.get(2), r.get(3)), owner);
-        }
-    }
+    let found = UserObjects::read(c)?;
+    let mut into = Reading::default();
+    read_schemas(c, &found, &mut into)?;
+    read_types(c, &found, &mut into)?;
+    read_relations(c, &found, &mut into)?;
+    read_functions(c, &found, &mut into)?;
+    read_triggers(c, &found, &mut into)?;
+    let owners = Owners::read(c)?;
     let mut live = Vec::new();
-    for (classid, objid, type_, identity) in objects {
-        let Some((kind, key)) = keys.remove(&(classid, objid)) else {
+    for (classid, objid, type_, identity) in found.objects {
+        let Some((kind, key)) = into.keys.remove(&(classid, objid)) else {
             continue;
         };
-        let owner = by_oid
-            .get(&(classid, objid))
-            .or_else(|| by_name.get(&(type_.clone(), identity.clone())))
-            .cloned();
+        let owner = owners.of(classid, objid, &type_, &identity);
         live.push(LiveObject {
             kind,
             key,
@@ -551,18 +419,222 @@ pub fn read(c: &mut impl GenericClient) -> Result<Live, postgres::Error> {
     }
     live.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     Ok(Live {
-        schema,
+        schema: into.schema,
         objects: live,
     })
 }
 
+/// The user's objects (what [`user_objects`] lists), each with its catalog, identity and type
+/// as `pg_identify_object` gives them; their oids by catalog.
+struct UserObjects {
+    /// (classid, objid, type, identity) of each.
+    objects: Vec<(u32, u32, String, String)>,
+    by_catalog: HashMap<&'static str, Vec<u32>>,
+    /// The oid of each catalog read, by name.
+    catalogs: HashMap<&'static str, u32>,
+}
+
+/// The catalogs whose objects make the model.
+const CATALOGS: [&str; 5] = [
+    "pg_namespace",
+    "pg_class",
+    "pg_type",
+    "pg_proc",
+    "pg_trigger",
+];
+
+impl UserObjects {
+    fn read(c: &mut impl GenericClient) -> Result<UserObjects, postgres::Error> {
+        let rows = c.query(
+            &format!(
+                "SELECT o.classid, o.objid, i.type, i.identity
+                   FROM ({}) o, LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i",
+                user_objects("true")
+            ),
+            &[],
+        )?;
+        let catalogs: HashMap<&'static str, u32> = c
+            .query(
+                "SELECT relname::text, oid FROM pg_catalog.pg_class WHERE oid IN (
+                     'pg_catalog.pg_namespace'::pg_catalog.regclass, 'pg_catalog.pg_class'::pg_catalog.regclass,
+                     'pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass,
+                     'pg_catalog.pg_trigger'::pg_catalog.regclass)",
+                &[],
+            )?
+            .iter()
+            .filter_map(|r| {
+                let name: String = r.get(0);
+                let name = CATALOGS.into_iter().find(|c| *c == name)?;
+                Some((name, r.get::<_, u32>(1)))
+            })
+            .collect();
+        let mut found = UserObjects {
+            objects: Vec::with_capacity(rows.len()),
+            by_catalog: HashMap::new(),
+            catalogs,
+        };
+        for r in &rows {
+            let (classid, objid): (u32, u32) = (r.get(0), r.get(1));
+            if let Some(name) = found.catalogs.iter().find(|(_, o)| **o == classid) {
+                found.by_catalog.entry(name.0).or_default().push(objid);
+            }
+            found.objects.push((classid, objid, r.get(2), r.get(3)));
+        }
+        Ok(found)
+    }
+
+    /// The oids of the user's objects in `catalog`.
+    fn ids(&self, catalog: &str) -> Vec<u32> {
+        self.by_catalog.get(catalog).cloned().unwrap_or_default()
+    }
+
+    /// The oid of `catalog`.
+    fn class(&self, catalog: &str) -> u32 {
+        self.catalogs.get(catalog).copied().unwrap_or(0)
+    }
+}
+
+/// What [`read`] builds: the model, and each object's key in it by (classid, objid).
+#[derive(Default)]
+struct Reading {
+    schema: PgSchema,
+    keys: HashMap<(u32, u32), (Kind, String)>,
+}
+
+/// Who owns each object as strata recorded it: by oid, else (after a restore, where oids
+/// change) by type and identity.
+struct Owners {
+    by_oid: HashMap<(u32, u32), (String, String)>,
+    by_name: HashMap<(String, String), (String, String)>,
+}
+
+impl Owners {
+    fn read(c: &mut impl GenericClient) -> Result<Owners, postgres::Error> {
+        let mut owners = Owners {
+            by_oid: HashMap::new(),
+            by_name: HashMap::new(),
+        };
+        if exists(c)? {
+            for r in c.query(
+                "SELECT classid, objid, type, identity, module, stamp FROM strata.strata_object
+                  ORDER BY stamp, module",
+                &[],
+            )? {
+                let owner: (String, String) = (r.get(4), r.get(5));
+                owners.by_oid.insert((r.get(0), r.get(1)), owner.clone());
+                owners.by_name.insert((r.get(2), r.get(3)), owner);
+            }
+        }
+        Ok(owners)
+    }
+
+    fn of(
+        &self,
+        classid: u32,
+        objid: u32,
+        type_: &str,
+        identity: &str,
+    ) -> Option<(String, String)> {
+        self.by_oid
+            .get(&(classid, objid))
+            .or_else(|| self.by_name.get(&(type_.to_string(), identity.to_string())))
+            .cloned()
+    }
+}
+
+fn read_schemas(
+    c: &mut impl GenericClient,
+    found: &UserObjects,
+    into: &mut Reading,
+) -> Result<(), postgres::Error> {
+    for r in c.query(
+        "SELECT oid, pg_catalog.quote_ident(nspname) FROM pg_catalog.pg_namespace WHERE oid = ANY($1)",
+        &[&found.ids("pg_namespace")],
+    )? {
+        let name: String = r.get(1);
+        into.schema.schemas.insert(
+            name.clone(),
+            Object {
+                sql: format!("CREATE SCHEMA {name}"),
+                rank: 0,
+                table: None,
+            },
+        );
+        into.keys
+            .insert((found.class("pg_namespace"), r.get(0)), (Kind::Schema, name));
+    }
+    Ok(())
+}
+
+fn read_functions(
+    c: &mut impl GenericClient,
+    found: &UserObjects,
+    into: &mut Reading,
+) -> Result<(), postgres::Error> {
+    for r in c.query(
+        "SELECT p.oid, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p
+          WHERE p.oid = ANY($1)",
+        &[&found.ids("pg_proc")],
+    )? {
+        let sql: String = r.get(1);
+        let sql = sql.trim_end().trim_end_matches(';').to_string();
+        let header = sql.lines().next().unwrap_or_default();
+        let key = header
+            .strip_prefix("CREATE OR REPLACE FUNCTION ")
+            .or_else(|| header.strip_prefix("CREATE OR REPLACE PROCEDURE "))
+            .unwrap_or(header)
+            .trim()
+            .to_string();
+        into.schema.functions.insert(
+            key.clone(),
+            Object {
+                sql,
+                rank: 0,
+                table: None,
+            },
+        );
+        into.keys
+            .insert((found.class("pg_proc"), r.get(0)), (Kind::Function, key));
+    }
+    Ok(())
+}
+
+fn read_triggers(
+    c: &mut impl GenericClient,
+    found: &UserObjects,
+    into: &mut Reading,
+) -> Result<(), postgres::Error> {
+    for r in c.query(
+        "SELECT g.oid, pg_catalog.quote_ident(g.tgname),
+                pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                pg_catalog.pg_get_triggerdef(g.oid, false)
+           FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_class c ON c.oid = g.tgrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE g.oid = ANY($1)",
+        &[&found.ids("pg_trigger")],
+    )? {
+        let (name, table): (String, String) = (r.get(1), r.get(2));
+        let key = trigger_key(&name, &table);
+        into.schema.triggers.insert(
+            key.clone(),
+            Object {
+                sql: r.get(3),
+                rank: 0,
+                table: Some(table),
+            },
+        );
+        into.keys
+            .insert((found.class("pg_trigger"), r.get(0)), (Kind::Trigger, key));
+    }
+    Ok(())
+}
+
 fn read_types(
     c: &mut impl GenericClient,
-    ids: &[u32],
-    schema: &mut PgSchema,
-    keys: &mut HashMap<(u32, u32), (Kind, String)>,
-    classid: u32,
+    found: &UserObjects,
+    into: &mut Reading,
 ) -> Result<(), postgres::Error> {
+    let (ids, classid) = (found.ids("pg_type"), found.class("pg_type"));
     let rows = c.query(
         "SELECT t.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(t.typname),
                 t.typtype::text,
@@ -621,7 +693,7 @@ fn read_types(
                 2,
             ),
         };
-        schema.types.insert(
+        into.schema.types.insert(
             name.clone(),
             Object {
                 sql,
@@ -629,18 +701,40 @@ fn read_types(
                 table: None,
             },
         );
-        keys.insert((classid, r.get(0)), (Kind::Type, name));
+        into.keys.insert((classid, r.get(0)), (Kind::Type, name));
     }
     Ok(())
 }
 
+/// Tables (with their columns and constraints), views, indexes and sequences.
 fn read_relations(
     c: &mut impl GenericClient,
-    ids: &[u32],
-    schema: &mut PgSchema,
-    keys: &mut HashMap<(u32, u32), (Kind, String)>,
-    classid: u32,
+    found: &UserObjects,
+    into: &mut Reading,
 ) -> Result<(), postgres::Error> {
+    let relations = read_relation_kinds(c, found, into)?;
+    read_columns(c, &relations, &mut into.schema)?;
+    read_constraints(c, &relations, &mut into.schema)?;
+    rank_views(c, &relations, &mut into.schema)
+}
+
+/// The tables and views [`read_relation_kinds`] found, by oid, for the queries after it.
+#[derive(Default)]
+struct Relations {
+    tables: Vec<u32>,
+    table_names: HashMap<u32, String>,
+    views: HashMap<u32, String>,
+}
+
+/// Each relation as its kind makes it: a table's shell, a view's or an index's definition, a
+/// sequence's options.
+fn read_relation_kinds(
+    c: &mut impl GenericClient,
+    found: &UserObjects,
+    into: &mut Reading,
+) -> Result<Relations, postgres::Error> {
+    let (ids, classid) = (found.ids("pg_class"), found.class("pg_class"));
+    let (schema, keys) = (&mut into.schema, &mut into.keys);
     let rels = c.query(
         "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
                 c.relkind::text, c.relpersistence::text,
@@ -671,9 +765,12 @@ fn read_relations(
           WHERE c.oid = ANY($1)",
         &[&ids],
     )?;
-    let mut tables: Vec<u32> = Vec::new();
-    let mut table_names: HashMap<u32, String> = HashMap::new();
-    let mut views: HashMap<u32, String> = HashMap::new();
+    let mut relations = Relations::default();
+    let Relations {
+        tables,
+        table_names,
+        views,
+    } = &mut relations;
     for r in rels {
         let oid: u32 = r.get(0);
         let name: String = r.get(1);
@@ -741,8 +838,15 @@ fn read_relations(
             _ => {}
         }
     }
+    Ok(relations)
+}
 
-    // Columns of the tables, in order.
+/// The columns of the tables, in order.
+fn read_columns(
+    c: &mut impl GenericClient,
+    relations: &Relations,
+    schema: &mut PgSchema,
+) -> Result<(), postgres::Error> {
     for r in c.query(
         "SELECT a.attrelid, pg_catalog.quote_ident(a.attname),
                 pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -762,9 +866,9 @@ fn read_relations(
            LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
           WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
           ORDER BY a.attrelid, a.attnum",
-        &[&tables],
+        &[&relations.tables],
     )? {
-        let table = &table_names[&r.get::<_, u32>(0)];
+        let table = &relations.table_names[&r.get::<_, u32>(0)];
         let expr: Option<String> = r.get(5);
         let identity: String = r.get(6);
         let generated: String = r.get(7);
@@ -786,16 +890,23 @@ fn read_relations(
             t.columns.push(column);
         }
     }
+    Ok(())
+}
 
-    // Constraints of the tables (NOT NULL is a column's; constraint triggers are triggers).
+/// The constraints of the tables (NOT NULL is a column's; constraint triggers are triggers).
+fn read_constraints(
+    c: &mut impl GenericClient,
+    relations: &Relations,
+    schema: &mut PgSchema,
+) -> Result<(), postgres::Error> {
     for r in c.query(
         "SELECT k.conrelid, pg_catalog.quote_ident(k.conname), k.contype::text,
                 pg_catalog.pg_get_constraintdef(k.oid)
            FROM pg_catalog.pg_constraint k
           WHERE k.conrelid = ANY($1) AND k.contype IN ('p', 'u', 'c', 'f', 'x')",
-        &[&tables],
+        &[&relations.tables],
     )? {
-        let table = &table_names[&r.get::<_, u32>(0)];
+        let table = &relations.table_names[&r.get::<_, u32>(0)];
         let kind: String = r.get(2);
         if let Some(t) = schema.tables.get_mut(table) {
             t.constraints.insert(
@@ -807,8 +918,16 @@ fn read_relations(
             );
         }
     }
+    Ok(())
+}
 
-    // Views after the views they read.
+/// Each view ranked after the views it reads, so that they are created in order.
+fn rank_views(
+    c: &mut impl GenericClient,
+    relations: &Relations,
+    schema: &mut PgSchema,
+) -> Result<(), postgres::Error> {
+    let views = &relations.views;
     let view_ids: Vec<u32> = views.keys().copied().collect();
     let mut deps: BTreeMap<String, Vec<String>> =
         views.values().map(|v| (v.clone(), Vec::new())).collect();

@@ -21,6 +21,7 @@ use crate::components::limits::Limits;
 use crate::core::data::{DataSet, quote_ident};
 use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, EventSink, Phase};
+use crate::core::input::Dialect;
 use crate::core::ledger::Entry;
 use crate::core::step::{ActionError, Applied, Commit, Done, Prepared, StepDriver};
 use crate::core::target::Target;
@@ -115,6 +116,7 @@ fn apply_in_transaction(
         bound: 0,
         recorded: false,
         reset: None,
+        unchecked: None,
     };
     let result = crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events);
     (result, driver.reset)
@@ -168,9 +170,15 @@ struct PgStep<'a, 'c> {
     recorded: bool,
     /// How the session's reset went, when the commit sent it in its own round trip.
     reset: Option<Result<(), postgres::Error>>,
+    /// The step's last action, when the check that it left strata's bookkeeping alone
+    /// ([`check_bookkeeping`]) waits for the batch that commits the step (one round trip
+    /// fewer); [`PgStep::check_unchecked`] makes it before anything else of strata's runs.
+    unchecked: Option<Action>,
 }
 
 impl StepDriver for PgStep<'_, '_> {
+    const DIALECT: Dialect = Dialect::Postgres;
+
     /// PostgreSQL enforces foreign keys itself.
     const FOREIGN_KEY_CHECK: bool = false;
 
@@ -270,7 +278,19 @@ impl StepDriver for PgStep<'_, '_> {
         events: &mut EventSink<'_>,
     ) -> Result<Done, ActionError> {
         let done = run_action(self.session, self.ctx, step, action, events)?;
-        check_bookkeeping(self.session, step, action, &self.untouched)?;
+        // The last action's check can go in the batch that commits, when the client named the
+        // statement that makes it.
+        let mut actions = step.actions(self.ctx.test_data);
+        actions.retain(|a| *a != Action::ForeignKeyCheck);
+        let named = self
+            .session
+            .checks()
+            .is_ok_and(|c| c.check_or_fail_name.is_some());
+        if named && actions.last() == Some(&action) {
+            self.unchecked = Some(action);
+        } else {
+            check_bookkeeping(self.session, step, action, &self.untouched)?;
+        }
         Ok(done)
     }
 
@@ -281,6 +301,10 @@ impl StepDriver for PgStep<'_, '_> {
             return Ok(None);
         }
         self.recorded = true;
+        // What follows writes strata's tables: the last action's check first.
+        if let Err((action, e)) = self.check_unchecked(step) {
+            return Err((action, e));
+        }
         // strata's settings again, whatever the step set (see `super::PIN`).
         if let Err(e) = self.session.batch_execute(super::PIN) {
             return Err((
@@ -303,9 +327,24 @@ impl StepDriver for PgStep<'_, '_> {
             crate::core::ledger::operator(),
         );
         // strata's settings again, whatever the step set (see `super::PIN`), before the
-        // savepoint, so that they hold for the records made again after a return to it.
+        // savepoint, so that they hold for the records made again after a return to it. The
+        // last action's check, if it waits, right after the check that strata's prepared
+        // statements are still the client's, before any of strata's writes.
+        let check = match (self.unchecked, self.session.checks()) {
+            (
+                Some(_),
+                Ok(super::Checks {
+                    check_or_fail_name: Some(name),
+                    ..
+                }),
+            ) => format!(
+                "EXECUTE {name}({});\n",
+                super::dollar_quoted(&self.untouched)
+            ),
+            _ => String::new(),
+        };
         let mut sql = format!(
-            "{};\nSAVEPOINT strata_record;\n{};\n{};\nRELEASE SAVEPOINT strata_record; ",
+            "{};\nSAVEPOINT strata_record;\n{};\n{check}{};\nRELEASE SAVEPOINT strata_record; ",
             super::PIN,
             super::Checks::verify_or_fail_sql(),
             self.record_sql(step, log, elapsed, ledger::append_or_fail_sql, (&at, &who))
@@ -332,12 +371,22 @@ impl StepDriver for PgStep<'_, '_> {
             .batch_execute("ROLLBACK TO SAVEPOINT strata_record")
             .is_ok()
         {
-            let again = e.as_db_error().is_some_and(|d| {
-                *d.code() == postgres::error::SqlState::UNIQUE_VIOLATION
-                    || (*d.code() == postgres::error::SqlState::INVALID_TEXT_REPRESENTATION
-                        && d.message().contains(super::Checks::REPLACED))
-            });
-            if again {
+            let marked = |mark: &str| {
+                e.as_db_error().is_some_and(|d| {
+                    *d.code() == postgres::error::SqlState::INVALID_TEXT_REPRESENTATION
+                        && d.message().contains(mark)
+                })
+            };
+            let unchecked = marked(super::Checks::REPLACED) || marked(super::Checks::CHANGED);
+            if unchecked {
+                // The batch stopped before the last action's check passed: that check on its
+                // own (it tells what changed) before anything else is written. (After an
+                // audit id taken, it passed before the records: their rolled-back writes
+                // still count in this transaction's counters the check reads.)
+                self.check_unchecked(step)
+                    .map_err(|(action, e)| Commit::Failed(action, e))?;
+            }
+            if unchecked || e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
                 return self.commit_in_steps(step, log, elapsed, &at, &who);
             }
             return Err(self.commit_error(e));
@@ -380,6 +429,16 @@ impl StepDriver for PgStep<'_, '_> {
 }
 
 impl PgStep<'_, '_> {
+    /// The check of the last action, if it still waits (see [`PgStep::unchecked`]), on its
+    /// own round trip.
+    fn check_unchecked(&mut self, step: &Prepared) -> Result<(), (Action, ActionError)> {
+        match self.unchecked.take() {
+            Some(action) => check_bookkeeping(self.session, step, action, &self.untouched)
+                .map_err(|e| (action, e)),
+            None => Ok(()),
+        }
+    }
+
     /// Records and commits the step in two round trips, as [`PgStep::commit`] did before its
     /// one batch: the check of strata's checks, what the step created, its ledger row and its
     /// audit rows in one batch (an audit row whose id another process took is appended again
@@ -400,14 +459,17 @@ impl PgStep<'_, '_> {
         let done = match self.session.simple_query(&sql).map(by_statement) {
             Ok(done) if single(done.first()).as_deref() == Some("t") => Ok(done),
             Ok(_) => {
-                return Err(Commit::Failed(ActionError::new(
-                    None,
-                    None,
-                    "strata's own prepared checks on this connection were replaced during the \
-                     step (DEALLOCATE, PREPARE): what the step did to strata's bookkeeping \
-                     cannot be told; the step was rolled back. Leave prepared statements you \
-                     did not prepare alone",
-                )));
+                return Err(Commit::Failed(
+                    Action::Record,
+                    ActionError::new(
+                        None,
+                        None,
+                        "strata's own prepared checks on this connection were replaced during \
+                         the step (DEALLOCATE, PREPARE): what the step did to strata's \
+                         bookkeeping cannot be told; the step was rolled back. Leave prepared \
+                         statements you did not prepare alone",
+                    ),
+                ));
             }
             Err(e) => Err(e),
         };
@@ -464,14 +526,17 @@ impl PgStep<'_, '_> {
         if is_lock_timeout(&e) {
             return Commit::Locked(self.ctx.target.error("cannot commit", e));
         }
-        Commit::Failed(ActionError {
-            code: sqlstate(&e),
-            ..ActionError::new(
-                None,
-                None,
-                format!("recording the step failed: {}", describe_error(&e)),
-            )
-        })
+        Commit::Failed(
+            Action::Record,
+            ActionError {
+                code: sqlstate(&e),
+                ..ActionError::new(
+                    None,
+                    None,
+                    format!("recording the step failed: {}", describe_error(&e)),
+                )
+            },
+        )
     }
 
     /// What ends the step: its transaction's commit, or its savepoint's release.

@@ -16,6 +16,7 @@ use wasmtime::Result as WResult;
 use wasmtime::component::Resource;
 
 use crate::components::bindings::sql;
+use crate::components::host::PackedRequest;
 use crate::components::host::{
     CursorSlot, HostState, MAX_ROWS_PER_CALL, ROW_OVERHEAD, VALUE_OVERHEAD,
 };
@@ -603,12 +604,8 @@ impl sql::HostCursor for HostState<Sqlite> {
         slot: Resource<CursorSlot>,
         max_rows: u32,
     ) -> WResult<Result<sql::PackedRows, sql::Error>> {
-        // A guest asks for the rows laid out by column with a flag in `max_rows`.
-        let by_column = max_rows & strata_wire::COLUMNS_FLAG != 0;
-        let max_rows = max_rows & !strata_wire::COLUMNS_FLAG;
-        let mut out = PackedRows(strata_wire::Encoder::with_capacity(
-            64 * max_rows.min(10_000) as usize,
-        ));
+        let asked = PackedRequest::of(max_rows);
+        let mut out = PackedRows(asked.encoder());
         let columns = {
             let index = self.table.get(&slot)?.0;
             self.db
@@ -617,10 +614,8 @@ impl sql::HostCursor for HostState<Sqlite> {
                 .get(index)
                 .map_or(0, |c| c.columns.len() as u32)
         };
-        let r = self.step_cursor(&slot, max_rows, &mut out)?;
-        Ok(r.and_then(|count| {
-            crate::components::host::packed_batch(by_column, columns, count, out.0.take())
-        }))
+        let r = self.step_cursor(&slot, asked.max_rows, &mut out)?;
+        Ok(r.and_then(|count| asked.batch(columns, count, out.0.take())))
     }
 
     fn drop(&mut self, slot: Resource<CursorSlot>) -> WResult<()> {

@@ -22,6 +22,7 @@ use crate::components::limits::Limits;
 use crate::core::data::DataSet;
 use crate::core::error::{DbCode, Error};
 use crate::core::event::{Action, Event, EventSink, Phase};
+use crate::core::input::Dialect;
 use crate::core::ledger::Entry;
 use crate::core::step::{
     ActionError, Applied, Commit, Done, Prepared, StepDriver, UndoDriver, UndoError, component,
@@ -223,6 +224,8 @@ struct SqliteStep<'a, 'c> {
 }
 
 impl StepDriver for SqliteStep<'_, '_> {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
     /// `PRAGMA foreign_key_check` after the step's own actions, with foreign keys off around
     /// its transaction.
     const FOREIGN_KEY_CHECK: bool = true;
@@ -364,7 +367,7 @@ impl StepDriver for SqliteStep<'_, '_> {
     fn commit(&mut self, step: &Prepared, log: &[Entry], elapsed: Duration) -> Result<(), Commit> {
         let (conn, session) = (&*self.conn, &mut *self.session);
         let m = &step.migration;
-        let failed = |e| Commit::Failed(recording(e).1);
+        let failed = |e| Commit::Failed(Action::Record, recording(e).1);
         if let Some((pending, entry)) = session.backup.take() {
             // The run fails as it did when the check came first: the step is rolled back.
             pending.wait().map_err(Commit::Locked)?;
@@ -757,6 +760,8 @@ fn undo_failed(what: &str) -> impl Fn(rusqlite::Error) -> UndoError + '_ {
 }
 
 impl UndoDriver for SqliteUndo<'_> {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
     fn db(&self) -> PathBuf {
         self.db.to_path_buf()
     }

@@ -871,7 +871,7 @@ impl Ctx<'_> {
     /// A statement sqlparser cannot read: SQLite's own parser judges its syntax (a statement it
     /// rejects is an error, one it reads is a note: not analysed); on PostgreSQL, a note.
     fn unparsed(&mut self, p: &Parsed) {
-        if self.maintenance(p) {
+        if self.beyond_the_step(p) {
             return;
         }
         match crate::backends::syntax(self.dialect, &p.text) {
@@ -909,9 +909,11 @@ impl Ctx<'_> {
         }
     }
 
-    /// The statements judged whether sqlparser reads them or not (VACUUM and CLUSTER,
-    /// SQLite's ATTACH, PostgreSQL's server-wide statements); whether one was found.
-    fn maintenance(&mut self, p: &Parsed) -> bool {
+    /// The statements whose reach goes beyond one step's transaction on its own database,
+    /// judged whether sqlparser reads them or not: PostgreSQL's server-wide statements,
+    /// SQLite's ATTACH of another file, and VACUUM and CLUSTER (which cannot run inside the
+    /// step's transaction or rewrite a table under its heaviest lock); whether one was found.
+    fn beyond_the_step(&mut self, p: &Parsed) -> bool {
         if let Some(what) = crate::backends::server_wide(self.dialect, &p.text) {
             self.push(
                 "SL409",
@@ -1054,7 +1056,7 @@ impl Ctx<'_> {
         created_here: &HashSet<String>,
     ) {
         let existing = |t: &str| !created_here.contains(t);
-        if self.maintenance(p) {
+        if self.beyond_the_step(p) {
             return;
         }
         match ast {

@@ -737,9 +737,12 @@ pub fn run(args: Args) -> Result<()> {
                 .iter()
                 .map(|s| format!("{}/{}", s.module, s.migration))
                 .collect();
-            let findings = strata_engine::commands::lint::lint_labels(&project, &ran)?;
-            show_sandbox(&out, &report, junit.as_deref())?;
-            lint::warn(&out, &findings, strict)
+            let mut findings = strata_engine::commands::lint::lint_labels(&project, &ran)?;
+            strata_engine::commands::lint::judge_by_sandbox(&mut findings, &report);
+            // The findings are shown after a failed step too: its rows may confirm one.
+            let shown = show_sandbox(&out, &report, junit.as_deref());
+            let linted = lint::warn(&out, &findings, strict);
+            shown.and(linted)
         }
         Command::Restore {
             test, list: true, ..

@@ -43,7 +43,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use anyhow::Result;
 use serde_json::json;
-use strata_engine::Event;
 use strata_engine::commands::build::Built;
 use strata_engine::commands::migrate::{
     DatabaseStatus, MigrateReport, PlannedPhase, SandboxReport, StepOutcome,
@@ -56,6 +55,7 @@ use strata_engine::core::ledger::AuditRow;
 use strata_engine::core::plan::State;
 use strata_engine::core::restore::Restored;
 use strata_engine::core::schema::ObjectRef;
+use strata_engine::{Action, Event};
 
 /// Writes to stdout; exits quietly (code 0) when the reader has gone away.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) {
@@ -766,6 +766,17 @@ fn line(verbose: bool, e: &Event<'_>) -> Option<String> {
             format!("  backed up {} to {}", db.display(), backup.display())
         }
         Event::StepStarted { migration, .. } if verbose => format!("  {migration}"),
+        // Only the sandbox reports an undo this way: its proof of an undo.sql, between the
+        // step's first and second application.
+        Event::ActionDone {
+            migration,
+            action: Action::Undo,
+            elapsed,
+            ..
+        } => format!(
+            "  undid {migration} with its undo.sql: the schema is as before the step ({} ms); applying it again",
+            elapsed.as_millis()
+        ),
         Event::ActionDone {
             action,
             rows,

@@ -1025,6 +1025,70 @@ fn a_postgresql_control_database_names_the_targets_read_only() {
     assert_eq!(pg.rows(false, "SELECT count(*) FROM tenants"), ["2"]);
 }
 
+/// attack5 #6: a control row that names the control database itself through the group's
+/// `{name}` template, in any spelling of its server (`localhost` for `127.0.0.1`, another
+/// group naming it by URL), is refused before anything runs, naming the row; the control
+/// database is never migrated.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_postgresql_control_database_is_never_its_own_target() {
+    let pg = crate::postgres::Pg::new("fleet_control_self");
+    let mut c = pg.client(false);
+    c.batch_execute(&format!(
+        "CREATE TABLE tenants (name text, database text);
+         INSERT INTO tenants VALUES ('ctl', '{}');",
+        pg.name
+    ))
+    .unwrap();
+    let p = fleet(0);
+    let template = pg.url().replace(&format!("/{}", pg.name), "/{name}");
+    // The server's port, and another that forwards to it (the server shows one database).
+    let port = pg
+        .url()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let forwarded = crate::attack4_pg::forward(port.parse().unwrap());
+    for url in [
+        template.clone(),
+        template.replace("127.0.0.1", "localhost"),
+        template.replace(&format!(":{port}/"), &format!(":{forwarded}/")),
+    ] {
+        p.write(
+            "strata.toml",
+            &format!(
+                "db = \"{}\"\n[[fleet.group]]\nname = \"tenants\"\n\
+                 control = \"{}\"\nquery = \"SELECT name, database FROM tenants\"\n\
+                 url = \"{url}\"\n",
+                pg.url(),
+                pg.url()
+            ),
+        );
+        let run = p
+            .strata(&["fleet", "migrate"])
+            .code(2)
+            .stderr_has("the fleet target ctl of [[fleet.group]] tenants")
+            .stderr_has("control database");
+        pg.hides_password(&run);
+    }
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata'"
+        ),
+        ["0"],
+        "the control database was migrated"
+    );
+    assert_eq!(
+        pg.rows(false, "SELECT to_regclass('people') IS NULL"),
+        ["t"]
+    );
+}
+
 /// A control table is application data: a row that gives a PostgreSQL URL (any host, port,
 /// user, database, which the operator's PGPASSWORD would go to) is refused before anything is
 /// contacted, unless the group sets `allow_any_url`; with the group's `url` template a row

@@ -24,6 +24,7 @@ mod migrate;
 mod permissions;
 mod pinning;
 mod pipes;
+mod plan_races;
 mod postgres;
 mod postgres_components;
 mod postgres_sandbox;

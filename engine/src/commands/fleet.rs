@@ -387,6 +387,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             )));
         }
     }
+    refuse_control_databases(project, &out)?;
     Ok(out)
 }
 
@@ -405,6 +406,43 @@ fn project_files(project: &Project) -> Reserved {
             .map(|c| project.root.join(c)),
     );
     Reserved::new(&[project.migrations_dir()], &files)
+}
+
+/// Refuses a PostgreSQL target that is a query group's control database in any spelling (a
+/// control table is application data: a row naming its own database through the group's
+/// `{name}` template would have the tenants' chain applied to it): the same server, port and
+/// database name (every loopback spelling is one host), or, for a target of the same database
+/// name, the server showing one database under both URLs (two names of one host, a port
+/// forward). A SQLite control database is one of the project's files
+/// ([`project_files`]).
+fn refuse_control_databases(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
+    for g in &project.config.fleet.group {
+        let Some(control) = &g.control else { continue };
+        let where_ = format!("[[fleet.group]] {} control", g.name);
+        let Database::Postgres(control) = Database::parse(control, &where_)? else {
+            continue;
+        };
+        for t in targets {
+            let Some(Database::Postgres(target)) = &t.database else {
+                continue;
+            };
+            let same = target.same_database(&control)
+                || (crate::core::target::server_name(target.dbname())
+                    == crate::core::target::server_name(control.dbname())
+                    && backends::same_database_on_server(project, target, &control));
+            if same {
+                return Err(Error::Usage(format!(
+                    "the fleet target {} of [[fleet.group]] {} ({}) is the group's control \
+                     database {control}: the table that lists the targets is application data, \
+                     and its own database can never be a target; fix the row that names it",
+                    crate::components::host::escape_controls(&t.name),
+                    t.group,
+                    crate::components::host::escape_controls(&t.db.to_string_lossy()),
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a SQLite path of `group` (from `origin`) that leaves the project's folder: an
@@ -1045,7 +1083,7 @@ pub fn fleet_plan(
     // Remote targets rehearse on their servers' own test databases.
     let rehearsal = if opts.rehearse && local {
         let db = backends::open(project, &project.test_db)?;
-        let pending =
+        let (pending, _) =
             migrate::plan_database(&*db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?;
         read_inputs(&pending, db.dialect())?;
         Some(PlannedRehearsal {
@@ -1255,7 +1293,7 @@ pub fn fleet_migrate(
     // What each target needs, read once: the inputs of every migration pending anywhere.
     let test_db = backends::open(project, &project.test_db)?;
     let dialect = test_db.dialect();
-    let rehearsal_pending = if rehearse {
+    let (rehearsal_pending, rehearsal_planned) = if rehearse {
         if project
             .test_db
             .file()
@@ -1265,7 +1303,7 @@ pub fn fleet_migrate(
         }
         migrate::plan_database(&*test_db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     // Read in parallel, each within its timeout: a target that does not answer is told so
     // at its turn, without waiting for it again.
@@ -1278,7 +1316,9 @@ pub fn fleet_migrate(
         let p = for_target(project, &targets[i], placed[i].1);
         reach(&p, placed[i].1)?;
         let db = backends::open(&p, &p.db)?;
-        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?.unwrap_or_default())
+        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?
+            .map(|(pending, _)| pending)
+            .unwrap_or_default())
     });
     let mut wanted: Vec<&Migration> = rehearsal_pending.clone();
     let mut unreachable: HashMap<usize, Error> = HashMap::new();
@@ -1313,6 +1353,7 @@ pub fn fleet_migrate(
             &runner,
             &*test_db,
             Phase::Rehearsal,
+            &rehearsal_planned,
             &rehearsal_pending,
             opts,
             single_transaction,
@@ -1550,10 +1591,12 @@ fn migrate_target(
             migrate::check_single_transaction(runner, &*db, &pending)?;
         }
         let mut ignore = |_: &Event<'_>| {};
+        let planned: Vec<_> = seen.applied.iter().map(|a| a.id.clone()).collect();
         migrate::run_database(
             runner,
             &*db,
             Phase::Apply,
+            &planned,
             &pending,
             opts,
             single_transaction,

@@ -389,6 +389,11 @@ struct FleetArgs {
     /// (default: 8 per core, at most 32: a target's run mostly waits for its disk or server).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     parallel: Option<u16>,
+    /// Confirms that the remotes of groups whose strata.toml says `allow_insecure = true` may
+    /// be reached over http:// off loopback, their tokens crossing the network in clear text
+    /// (strata.toml alone cannot grant it: a checkout could name any host).
+    #[arg(long)]
+    allow_insecure: bool,
 }
 
 impl FleetArgs {
@@ -396,6 +401,7 @@ impl FleetArgs {
         fleet::Selection {
             targets: self.targets.clone(),
             parallel: self.parallel.map(usize::from),
+            allow_insecure: self.allow_insecure,
         }
     }
 }
@@ -737,9 +743,12 @@ pub fn run(args: Args) -> Result<()> {
                 .iter()
                 .map(|s| format!("{}/{}", s.module, s.migration))
                 .collect();
-            let findings = strata_engine::commands::lint::lint_labels(&project, &ran)?;
-            show_sandbox(&out, &report, junit.as_deref())?;
-            lint::warn(&out, &findings, strict)
+            let mut findings = strata_engine::commands::lint::lint_labels(&project, &ran)?;
+            strata_engine::commands::lint::judge_by_sandbox(&mut findings, &report);
+            // The findings are shown after a failed step too: its rows may confirm one.
+            let shown = show_sandbox(&out, &report, junit.as_deref());
+            let linted = lint::warn(&out, &findings, strict);
+            shown.and(linted)
         }
         Command::Restore {
             test, list: true, ..
@@ -908,11 +917,16 @@ fn run_fleet_restore(
     yes: bool,
 ) -> Result<()> {
     let path = run.unwrap_or_else(|| fleet::last_run_path(project));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = strata_engine::core::input::read_project_text(
+        &path,
+        strata_engine::core::input::FILE_BYTES,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|t| t.ok_or_else(|| format!("{}: no such file", path.display())))
+    .map_err(|e| {
         Error::Usage(format!(
-            "{}: cannot read the fleet run's report ({e}); `fleet migrate` keeps its last \
-             run's there, or pass --run FILE (a `fleet migrate --report FILE`)",
-            path.display()
+            "cannot read the fleet run's report ({e}); `fleet migrate` keeps its last run's \
+             there, or pass --run FILE (a `fleet migrate --report FILE`)",
         ))
     })?;
     let report: fleet::FleetReport = serde_json::from_str(&text).map_err(|e| Error::Input {
@@ -954,7 +968,7 @@ fn confirm(
     changed: &[strata_engine::core::restore::TableDifference],
 ) -> Result<bool> {
     if !changed.is_empty() {
-        eprintln!(
+        errln!(
             "{} changed outside strata since the run that took this backup ended; the rows of \
              these tables would go back (the undo backup keeps them): {}",
             db.display(),
@@ -965,7 +979,7 @@ fn confirm(
                 .join(", ")
         );
     }
-    eprint!(
+    let question = format!(
         "Put {} (taken {}, {}) back into {}? Its current state is backed up first, so the \
          restore can be undone. [y/N] ",
         chosen.path.display(),
@@ -973,6 +987,10 @@ fn confirm(
         chosen.record.reason,
         db.display()
     );
+    render::write_stderr(format_args!(
+        "{}",
+        strata_engine::components::escape_controls(&question)
+    ));
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;

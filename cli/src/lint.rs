@@ -41,7 +41,10 @@ pub fn show(out: &Output, report: &LintReport, warnings: &[String]) -> Result<()
         }
     }
     if out.json_mode() {
-        out!("{}\n", serde_json::to_string_pretty(report)?);
+        out!(
+            "{}\n",
+            crate::render::json_text(serde_json::to_string_pretty(report)?)
+        );
     } else {
         for f in &report.findings {
             if f.severity == Severity::Note && out.quiet_mode() {

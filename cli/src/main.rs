@@ -12,7 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     if let Err(why) = cli::check_switches() {
-        eprintln!("error: {why}");
+        errln!("error: {why}");
         return ExitCode::from(strata_engine::core::exit::BAD_INPUT as u8);
     }
     let args = cli::Args::parse();

@@ -170,7 +170,10 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
         if out.json_mode() {
             outln!(
                 "{}",
-                json!({ "url": url, "project": project.root, "db": project.db.shown() })
+                render::json_text(
+                    json!({ "url": url, "project": project.root, "db": project.db.shown() })
+                        .to_string()
+                )
             );
         } else {
             outln!("{url}");
@@ -228,7 +231,7 @@ fn print_info(out: &Output, i: &proto::InfoResponse) -> Result<()> {
     if out.json_mode() {
         outln!(
             "{}",
-            serde_json::to_string_pretty(&json!({
+            render::json_text(serde_json::to_string_pretty(&json!({
                 "engine_version": i.engine_version,
                 "wit_version": i.wit_version,
                 "api_version": i.api_version,
@@ -237,7 +240,7 @@ fn print_info(out: &Output, i: &proto::InfoResponse) -> Result<()> {
                 "test_db": i.test_db,
                 "modules": i.modules,
                 "migrations": i.migrations,
-            }))?
+            }))?)
         );
         return Ok(());
     }
@@ -326,7 +329,9 @@ async fn remote_command(
             if out.json_mode() {
                 outln!(
                     "{}",
-                    serde_json::to_string_pretty(&json!({ "databases": dbs, "local": compared }))?
+                    render::json_text(serde_json::to_string_pretty(
+                        &json!({ "databases": dbs, "local": compared })
+                    )?)
                 );
                 return Ok(());
             }

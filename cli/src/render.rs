@@ -15,10 +15,14 @@ macro_rules! outln {
     };
 }
 
-/// `print!` on stdout, with [`outln!`]'s handling of a closed pipe.
+/// `print!` on stdout, with [`outln!`]'s handling of a closed pipe, for data (SQL, JSON): as
+/// it is into a file or pipe, escaped on a terminal ([`render::data_for_stdout`]).
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::render::write_stdout(format_args!($($arg)*))
+        $crate::render::write_stdout(format_args!(
+            "{}",
+            $crate::render::data_for_stdout(&format!($($arg)*))
+        ))
     };
 }
 
@@ -40,10 +44,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use strata_engine::components::{escape_controls, escape_controls_keeping_lines, is_hidden};
 
 use anyhow::Result;
 use serde_json::json;
-use strata_engine::Event;
 use strata_engine::commands::build::Built;
 use strata_engine::commands::migrate::{
     DatabaseStatus, MigrateReport, PlannedPhase, SandboxReport, StepOutcome,
@@ -56,6 +60,7 @@ use strata_engine::core::ledger::AuditRow;
 use strata_engine::core::plan::State;
 use strata_engine::core::restore::Restored;
 use strata_engine::core::schema::ObjectRef;
+use strata_engine::{Action, Event};
 
 /// Writes to stdout; exits quietly (code 0) when the reader has gone away.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) {
@@ -75,9 +80,50 @@ pub fn write_stderr(args: std::fmt::Arguments<'_>) {
     let _ = anstream::stderr().lock().write_fmt(args);
 }
 
-/// [`highlight`] for the macros.
+/// A line for the macros: every control character but newline and tab, and every
+/// bidirectional or invisible formatting character, escaped (`\u{1b}`, `\r`, `\u{202e}`), then
+/// strata's own colours added ([`highlight`]). So nothing printed, whatever it quotes (a
+/// server's strings, a database's message quoting do.sql, a folder's name), can move the
+/// cursor, clear the screen, set the window title or reorder what is shown; only strata writes
+/// escape sequences.
 pub fn highlight_line(line: &str) -> String {
-    highlight(line)
+    highlight(&escape_controls_keeping_lines(line))
+}
+
+/// Data written as it is (SQL, a dump, JSON) when stdout is not a terminal, so a file or pipe
+/// gets the bytes unchanged; on a terminal escaped as lines are ([`highlight_line`]).
+pub fn data_for_stdout(text: &str) -> std::borrow::Cow<'_, str> {
+    if std::io::stdout().is_terminal()
+        && text.chars().any(|c| is_hidden(c) && c != '\n' && c != '\t')
+    {
+        std::borrow::Cow::Owned(escape_controls_keeping_lines(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// JSON text with every control, bidirectional or invisible character still raw in it (serde
+/// escapes only those below U+0020) written as `\uXXXX`: the same JSON value, and nothing in it
+/// that a terminal acts on.
+pub fn json_text(json: String) -> String {
+    if !json.chars().any(is_hidden_unescaped) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_hidden_unescaped(c) {
+            // Every such character is in the Basic Multilingual Plane: one \u escape.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A hidden character serde_json leaves raw: not its own whitespace between tokens.
+fn is_hidden_unescaped(c: char) -> bool {
+    is_hidden(c) && !matches!(c, '\n' | ' ' | '\t' | '\r')
 }
 
 /// `text` in a colour (shown only where colours are, see [`write_stdout`]).
@@ -145,7 +191,7 @@ impl Output {
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
-        out!("{}\n", serde_json::to_string_pretty(value)?);
+        out!("{}\n", json_text(serde_json::to_string_pretty(value)?));
         Ok(())
     }
 
@@ -766,6 +812,17 @@ fn line(verbose: bool, e: &Event<'_>) -> Option<String> {
             format!("  backed up {} to {}", db.display(), backup.display())
         }
         Event::StepStarted { migration, .. } if verbose => format!("  {migration}"),
+        // Only the sandbox reports an undo this way: its proof of an undo.sql, between the
+        // step's first and second application.
+        Event::ActionDone {
+            migration,
+            action: Action::Undo,
+            elapsed,
+            ..
+        } => format!(
+            "  undid {migration} with its undo.sql: the schema is as before the step ({} ms); applying it again",
+            elapsed.as_millis()
+        ),
         Event::ActionDone {
             action,
             rows,
@@ -819,12 +876,12 @@ impl Progress {
                         .expect("a valid template")
                         .progress_chars("=> "),
                 );
-                bar.set_prefix(format!("{phase} on {}", db.display()));
+                bar.set_prefix(escape_controls(&format!("{phase} on {}", db.display())));
                 self.bar = Some(bar);
             }
             Event::StepStarted { migration, .. } => {
                 if let Some(bar) = &self.bar {
-                    bar.set_message(migration.label());
+                    bar.set_message(escape_controls(&migration.label()));
                 }
             }
             Event::ComponentStarted {
@@ -838,7 +895,7 @@ impl Progress {
                     let (rows, halt, label) = (
                         Arc::clone(rows_written),
                         Arc::clone(&stop),
-                        format!("{migration} {action}"),
+                        escape_controls(&format!("{migration} {action}")),
                     );
                     let started = std::time::Instant::now();
                     let thread = std::thread::spawn(move || {
@@ -868,7 +925,7 @@ impl Progress {
         }
         if let Some(text) = line(verbose, e).filter(|_| !matches!(e, Event::PhaseStarted { .. })) {
             match &self.bar {
-                Some(bar) => bar.println(text),
+                Some(bar) => bar.println(escape_controls_keeping_lines(&text)),
                 None => errln!("{text}"),
             }
         }
@@ -970,7 +1027,7 @@ pub fn error(err: &anyhow::Error, json: bool) -> i32 {
         let value = json!({ "error": { "exit_code": code, "message": message } });
         outln!(
             "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            json_text(serde_json::to_string_pretty(&value).unwrap_or_default())
         );
     }
     code

@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_engine::components::escape_controls;
+use strata_engine::components::{escape_controls, escape_controls_keeping_lines};
 use strata_engine::core::event::Event;
 
 use super::Output;
@@ -311,7 +311,10 @@ impl FleetView {
         } else {
             String::new()
         };
-        bar.set_message(format!("running: {}{more}", shown.join(", ")));
+        bar.set_message(escape_controls(&format!(
+            "running: {}{more}",
+            shown.join(", ")
+        )));
     }
 
     pub fn event(&self, e: &FleetEvent<'_>) {
@@ -333,7 +336,9 @@ impl FleetView {
                         .expect("a valid template")
                         .progress_chars("=> "),
                 );
-                bar.set_prefix(format!("stage {name} ({parallel} at a time)"));
+                bar.set_prefix(escape_controls(&format!(
+                    "stage {name} ({parallel} at a time)"
+                )));
                 bar.enable_steady_tick(std::time::Duration::from_millis(200));
                 *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
             }
@@ -350,7 +355,7 @@ impl FleetView {
                 if let (true, Some(bar), Some(line)) =
                     (self.verbose, self.bar(), remote_line(&target.name, event))
                 {
-                    bar.println(line);
+                    bar.println(escape_controls_keeping_lines(&line));
                 }
             }
             FleetEvent::TargetFinished {
@@ -365,24 +370,27 @@ impl FleetView {
                     .retain(|n| *n != result.target.name);
                 let Some(bar) = self.bar() else { return };
                 if result.failed() {
-                    bar.println(format!("[{done}/{total}] {}", failure_line(result)));
+                    bar.println(escape_controls_keeping_lines(&format!(
+                        "[{done}/{total}] {}",
+                        failure_line(result)
+                    )));
                 } else if self.verbose {
-                    bar.println(format!(
+                    bar.println(escape_controls_keeping_lines(&format!(
                         "[{done}/{total}] {}: {} ({} migration(s))",
                         result.target.name,
                         outcome(result.outcome),
                         result.applied.len()
-                    ));
+                    )));
                 }
                 bar.inc(1);
                 self.show_running(&bar);
             }
             FleetEvent::StageStopped { name, failures } => {
                 if let Some(bar) = self.bar() {
-                    bar.println(format!(
+                    bar.println(escape_controls_keeping_lines(&format!(
                         "stage {name} stopped after {failures} failure(s): later targets not \
                          started"
-                    ));
+                    )));
                 }
             }
         }

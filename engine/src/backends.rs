@@ -145,6 +145,12 @@ pub(crate) fn check_not_test_database<'a>(
     Ok(())
 }
 
+/// Whether the server shows one database under both targets (best effort: `false` when
+/// either cannot be reached).
+pub(crate) fn same_database_on_server(project: &Project, a: &Target, b: &Target) -> bool {
+    same_server_database(project, a, b)
+}
+
 /// Whether the server shows one database under both targets.
 #[cfg(feature = "postgres")]
 fn same_server_database(project: &Project, real: &Target, test: &Target) -> bool {

@@ -39,6 +39,9 @@ pub enum TokenError {
     },
     #[error("cannot draw random bytes for a token: {0}")]
     Random(String),
+    /// Not a regular file within the cap (a FIFO, a device), or missing.
+    #[error("{0}")]
+    Unreadable(#[source] strata_engine::Error),
     #[error(
         "{}: the token file has mode {mode:04o}, so other users of this machine can {access} it; \
          a token file must be readable and writable by its owner only (as ssh requires of a \
@@ -103,12 +106,18 @@ pub fn read_file(path: &Path) -> Result<String, TokenError> {
             });
         }
     }
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| TokenError::Io {
+    // A regular file within the cap only: `token -> /dev/zero` or a FIFO is refused, never read.
+    match strata_engine::core::input::read_project_text(
+        path,
+        strata_engine::core::input::CONFIG_BYTES,
+    ) {
+        Ok(Some(text)) => Ok(text.trim().to_string()),
+        Ok(None) => Err(TokenError::Io {
             path: path.to_path_buf(),
-            source,
-        })
+            source: std::io::ErrorKind::NotFound.into(),
+        }),
+        Err(e) => Err(TokenError::Unreadable(e)),
+    }
 }
 
 /// A fresh random token: 32 bytes from the OS, hex.

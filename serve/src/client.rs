@@ -21,6 +21,83 @@ use crate::convert::{self, EventReplay};
 use crate::error::RemoteError;
 use crate::proto::{self, strata_client::StrataClient};
 
+/// The most audit entries `audit` keeps of a server's log (pass a limit for fewer).
+pub const AUDIT_MAX_ROWS: u64 = 1_000_000;
+
+/// The most bytes of audit pages `audit` reads from a server, as sent.
+pub const AUDIT_MAX_BYTES: usize = 256 << 20;
+
+/// The audit pages a client has read, held to the paging a server promises: each page's cursor
+/// below the one before, an empty page only at the end, and no more than [`AUDIT_MAX_ROWS`]
+/// entries or [`AUDIT_MAX_BYTES`] in all.
+struct AuditPages {
+    limit: Option<u64>,
+    pages: Vec<Vec<AuditRow>>,
+    got: u64,
+    bytes: usize,
+    before_id: i64,
+}
+
+impl AuditPages {
+    fn new(limit: Option<u64>) -> Self {
+        AuditPages {
+            limit,
+            pages: Vec::new(),
+            got: 0,
+            bytes: 0,
+            before_id: 0,
+        }
+    }
+
+    /// The page size to ask for: what the limit leaves, or the server's default.
+    fn want(&self) -> u32 {
+        self.limit
+            .map_or(0, |l| l.saturating_sub(self.got).min(1000) as u32)
+    }
+
+    /// Keeps a page's entries; `true` when it was the last to read, an error (saying why)
+    /// when the server broke its paging or sent more than is kept.
+    fn take(&mut self, page: proto::AuditResponse) -> Result<bool, String> {
+        use prost::Message as _;
+        self.bytes = self.bytes.saturating_add(page.encoded_len());
+        let mut entries = page.entries;
+        if let Some(l) = self.limit {
+            entries.truncate(usize::try_from(l.saturating_sub(self.got)).unwrap_or(usize::MAX));
+        }
+        self.got += entries.len() as u64;
+        if self.got > AUDIT_MAX_ROWS || self.bytes > AUDIT_MAX_BYTES {
+            return Err(format!(
+                "more than {AUDIT_MAX_ROWS} entries or {} MiB; pass --limit N for the newest N",
+                AUDIT_MAX_BYTES >> 20
+            ));
+        }
+        let next = page.next_before_id;
+        let empty = entries.is_empty();
+        self.pages
+            .push(entries.into_iter().map(convert::audit_row).collect());
+        if next == 0 || self.limit.is_some_and(|l| self.got >= l) {
+            return Ok(true);
+        }
+        if empty {
+            return Err(format!("an empty page said more came before id {next}"));
+        }
+        if next < 0 || (self.before_id != 0 && next >= self.before_id) {
+            return Err(format!(
+                "asked for the entries before id {}, it said more come before id {next}, which \
+                 is not lower: its pages would never end",
+                self.before_id
+            ));
+        }
+        self.before_id = next;
+        Ok(false)
+    }
+
+    /// The entries read, oldest first.
+    fn rows(self) -> Vec<AuditRow> {
+        self.pages.into_iter().rev().flatten().collect()
+    }
+}
+
 /// How to reach a server.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -67,10 +144,18 @@ pub struct Client {
     timeout: Duration,
 }
 
-fn file(path: &PathBuf) -> Result<Vec<u8>, RemoteError> {
-    std::fs::read(path).map_err(|e| {
-        RemoteError::local(exit::BAD_INPUT, "input", format!("{}: {e}", path.display()))
-    })
+/// A TLS file of the command line, read only as a regular file within the cap (a FIFO or a
+/// device is refused, never read).
+fn file(path: &std::path::Path) -> Result<Vec<u8>, RemoteError> {
+    let refused = |m: String| RemoteError::local(exit::BAD_INPUT, "input", m);
+    match strata_engine::core::input::read_project_file(
+        path,
+        strata_engine::core::input::CONFIG_BYTES,
+    ) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(refused(format!("{}: no such file", path.display()))),
+        Err(e) => Err(refused(e.to_string())),
+    }
 }
 
 impl Client {
@@ -302,6 +387,10 @@ impl Client {
     }
 
     /// `audit`: the newest `limit` entries (all when `None`), oldest first, page by page.
+    /// A server is held to the paging it promises: each page's cursor below the one before
+    /// and an empty page only at the end; and what is kept is bounded ([`AUDIT_MAX_ROWS`],
+    /// [`AUDIT_MAX_BYTES`]), so a server whose pages never end is stopped with an error naming
+    /// it rather than asked for ever.
     pub async fn audit(
         &mut self,
         test: bool,
@@ -312,29 +401,33 @@ impl Client {
             let db = if test { info.test_db } else { info.db };
             return Ok((PathBuf::from(db), Vec::new()));
         }
-        let mut pages: Vec<Vec<AuditRow>> = Vec::new();
-        let mut got = 0u64;
-        let mut before_id = 0;
-        let db = loop {
-            let want = limit.map_or(0, |l| (l - got).min(1000) as u32);
+        let mut pages = AuditPages::new(limit);
+        loop {
             let req = self.request(
                 proto::AuditRequest {
                     database: database(test),
-                    page_size: want,
-                    before_id,
+                    page_size: pages.want(),
+                    before_id: pages.before_id,
                 },
                 true,
             );
             let r = self.inner.audit(req).await.map_err(|s| self.err(s))?;
             let r = r.into_inner();
-            got += r.entries.len() as u64;
-            pages.push(r.entries.into_iter().map(convert::audit_row).collect());
-            before_id = r.next_before_id;
-            if before_id == 0 || limit.is_some_and(|l| got >= l) {
-                break PathBuf::from(r.db);
+            let db = PathBuf::from(&r.db);
+            let done = pages.take(r).map_err(|why| {
+                RemoteError::local(
+                    exit::FAILURE,
+                    "protocol",
+                    format!(
+                        "{} sent an audit log strata stopped reading: {why}",
+                        self.url
+                    ),
+                )
+            })?;
+            if done {
+                return Ok((db, pages.rows()));
             }
-        };
-        Ok((db, pages.into_iter().rev().flatten().collect()))
+        }
     }
 
     /// `dump`: the server's real database, never written on the server.
@@ -443,5 +536,86 @@ fn run_options(o: &MigrateOptions) -> proto::RunOptions {
         rehearse_on_copy: o.rehearse_on_copy,
         allow_drift: o.allow_drift,
         single_transaction: o.single_transaction,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(ids: std::ops::Range<i64>, detail: usize, next_before_id: i64) -> proto::AuditResponse {
+        proto::AuditResponse {
+            db: "app.db".into(),
+            entries: ids
+                .map(|id| proto::AuditEntry {
+                    id,
+                    detail: Some("d".repeat(detail)),
+                    ..Default::default()
+                })
+                .collect(),
+            next_before_id,
+        }
+    }
+
+    #[test]
+    fn honest_pages_are_read_to_the_end_oldest_first() {
+        let mut pages = AuditPages::new(None);
+        assert_eq!(pages.take(page(21..31, 0, 21)), Ok(false));
+        assert_eq!(pages.before_id, 21);
+        assert_eq!(pages.take(page(11..21, 0, 11)), Ok(false));
+        assert_eq!(pages.take(page(1..11, 0, 0)), Ok(true));
+        let ids: Vec<i64> = pages.rows().iter().map(|r| r.id).collect();
+        assert_eq!(ids, (1..31).collect::<Vec<_>>());
+        // A limit stops at its count, whatever the server says comes next.
+        let mut pages = AuditPages::new(Some(15));
+        assert_eq!(pages.want(), 15);
+        assert_eq!(pages.take(page(21..31, 0, 21)), Ok(false));
+        assert_eq!(pages.want(), 5);
+        assert_eq!(pages.take(page(11..21, 0, 11)), Ok(true));
+        assert_eq!(pages.rows().len(), 15);
+    }
+
+    #[test]
+    fn pages_that_never_end_are_stopped_naming_why() {
+        // The cursor does not go down (attack6 #1: next_before_id = 1 every time).
+        let mut pages = AuditPages::new(None);
+        assert_eq!(pages.take(page(1..1001, 0, 1)), Ok(false));
+        let why = pages.take(page(1..1001, 0, 1)).unwrap_err();
+        assert!(why.contains("not lower"), "{why}");
+        // It goes up.
+        let mut pages = AuditPages::new(None);
+        assert_eq!(pages.take(page(1..3, 0, 5)), Ok(false));
+        assert!(pages.take(page(1..3, 0, 6)).is_err());
+        // It is negative.
+        let mut pages = AuditPages::new(None);
+        assert!(pages.take(page(1..3, 0, -1)).is_err());
+        // An empty page that says more comes.
+        let mut pages = AuditPages::new(None);
+        let why = pages.take(page(0..0, 0, 7)).unwrap_err();
+        assert!(why.contains("empty page"), "{why}");
+        // A cursor that goes down by one from the top: stopped by the bytes kept, and by the
+        // entries kept however small.
+        let endless = |detail: usize| {
+            let mut pages = AuditPages::new(None);
+            let mut next = i64::MAX;
+            loop {
+                next -= 1;
+                match pages.take(page(0..1000, detail, next)) {
+                    Ok(false) => continue,
+                    Ok(true) => panic!("ended"),
+                    Err(why) => break (why, pages),
+                }
+            }
+        };
+        let (why, pages) = endless(4096);
+        assert!(why.contains("--limit"), "{why}");
+        assert!(
+            pages.bytes <= AUDIT_MAX_BYTES + 1000 * 4200,
+            "{}",
+            pages.bytes
+        );
+        let (why, pages) = endless(0);
+        assert!(why.contains("1000000 entries"), "{why}");
+        assert!(pages.got <= AUDIT_MAX_ROWS + 1000);
     }
 }

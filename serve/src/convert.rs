@@ -227,9 +227,20 @@ pub struct EventReplay {
     rows: HashMap<(String, String, i32), Arc<AtomicU64>>,
 }
 
+/// The most migrations and row counters an [`EventReplay`] remembers: a server that names
+/// ever new ones has the oldest forgotten (they are kept only to hand the renderer a reference).
+const REPLAY_MAX_KEPT: usize = 4096;
+
 impl EventReplay {
     fn migration(&mut self, r: &Option<proto::MigrationRef>) -> &Migration {
         let r = r.clone().unwrap_or_default();
+        if self.migrations.len() >= REPLAY_MAX_KEPT
+            && !self
+                .migrations
+                .contains_key(&(r.module.clone(), r.stamp.clone()))
+        {
+            self.migrations.clear();
+        }
         self.migrations
             .entry((r.module.clone(), r.stamp.clone()))
             .or_insert_with(|| Migration {
@@ -246,7 +257,11 @@ impl EventReplay {
 
     fn counter(&mut self, r: &Option<proto::MigrationRef>, a: i32) -> Arc<AtomicU64> {
         let r = r.clone().unwrap_or_default();
-        self.rows.entry((r.module, r.stamp, a)).or_default().clone()
+        let key = (r.module, r.stamp, a);
+        if self.rows.len() >= REPLAY_MAX_KEPT && !self.rows.contains_key(&key) {
+            self.rows.clear();
+        }
+        self.rows.entry(key).or_default().clone()
     }
 
     /// Hands the engine event `e` stands for to `sink` (progress ticks only update counters).
@@ -347,6 +362,37 @@ mod tests {
         ] {
             assert_eq!(action_back(action(a)), a);
         }
+    }
+
+    #[test]
+    fn a_server_naming_ever_new_migrations_is_remembered_within_a_bound() {
+        let mut replay = EventReplay::default();
+        let mut seen = 0usize;
+        for i in 0..3 * REPLAY_MAX_KEPT {
+            let migration = Some(proto::MigrationRef {
+                module: "m".into(),
+                stamp: format!("{i:020}"),
+                slug: "s".repeat(100),
+            });
+            let started = proto::Event {
+                kind: Some(Kind::ComponentStarted(proto::ComponentStarted {
+                    migration: migration.clone(),
+                    action: 0,
+                })),
+            };
+            replay.replay(started, &mut |_| seen += 1);
+            let progress = proto::Event {
+                kind: Some(Kind::ComponentProgress(proto::ComponentProgress {
+                    migration,
+                    action: 0,
+                    rows_written: 1,
+                })),
+            };
+            replay.replay(progress, &mut |_| seen += 1);
+            assert!(replay.migrations.len() <= REPLAY_MAX_KEPT);
+            assert!(replay.rows.len() <= REPLAY_MAX_KEPT);
+        }
+        assert_eq!(seen, 3 * REPLAY_MAX_KEPT);
     }
 
     #[test]

@@ -86,11 +86,20 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// A TLS file of the command line, read only as a regular file within the cap (a FIFO or a
+/// device is refused, never read).
 fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    match strata_engine::core::input::read_project_file(
+        path,
+        strata_engine::core::input::CONFIG_BYTES,
+    ) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(ServeError::Io {
+            path: path.to_path_buf(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }),
+        Err(e) => Err(ServeError::Tls(e.to_string())),
+    }
 }
 
 /// The rustls configuration from PEM files.

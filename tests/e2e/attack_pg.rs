@@ -721,3 +721,68 @@ fn a_migration_may_not_change_roles_or_other_databases_of_the_server() {
         ["1"]
     );
 }
+
+/// attack5 #3: the same statements inside the bodies a statement carries (a `DO` block, a
+/// PL/pgSQL function, a SQL function or procedure, as a string or `BEGIN ATOMIC`) are read and
+/// refused alike, in do.sql, checks.sql and undo.sql: the rehearsal never makes the role, and
+/// lint says so first (SL409).
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn server_wide_statements_inside_bodies_are_refused_too() {
+    let pg = Pg::new("server_wide_bodies");
+    let role = format!("{}_role", pg.name);
+    let p = project(&pg);
+    let m = "migrations/app/20240101T000000Z-roles";
+    for sql in [
+        format!("CREATE TABLE t (a int);\nDO $$ BEGIN CREATE ROLE {role} NOLOGIN; END $$;"),
+        format!(
+            "CREATE TABLE t (a int);\nCREATE PROCEDURE mk() LANGUAGE sql AS 'CREATE ROLE {role}';\n\
+             CALL mk();"
+        ),
+        format!(
+            "CREATE TABLE t (a int);\nCREATE FUNCTION mk() RETURNS void LANGUAGE plpgsql AS $f$\n\
+             BEGIN\n  IF true THEN\n    CREATE ROLE {role};\n  END IF;\nEND\n$f$;\nSELECT mk();"
+        ),
+        format!(
+            "CREATE TABLE t (a int);\n\
+             DO $o$ BEGIN DO $i$ BEGIN CREATE ROLE {role}; END $i$; END $o$;"
+        ),
+    ] {
+        p.write(&format!("{m}/do.sql"), &sql);
+        let linted = p.strata(&["lint"]);
+        assert!(
+            linted.stdout.contains("SL409") || linted.stderr.contains("SL409"),
+            "{}\n{}",
+            linted.stdout,
+            linted.stderr
+        );
+        p.strata(&["migrate"])
+            .code(1)
+            .stderr_has(format!("{m}/do.sql, line 2"))
+            .stderr_has("roles")
+            .stderr_has("the rehearsal on the test database");
+    }
+    let roles = || {
+        pg.rows(
+            false,
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'"),
+        )
+    };
+    assert_eq!(roles(), ["0"], "the rehearsal created the role");
+    // undo.sql is held to the same rule.
+    p.write(&format!("{m}/do.sql"), "CREATE TABLE t (a int);")
+        .write(
+            &format!("{m}/undo.sql"),
+            &format!("DROP TABLE t;\nDO $$ BEGIN CREATE ROLE {role} NOLOGIN; END $$;"),
+        );
+    p.strata(&["migrate", "-q"]).ok();
+    p.strata(&["undo"])
+        .code(1)
+        .stderr_has("line 2")
+        .stderr_has("roles");
+    assert_eq!(roles(), ["0"], "the undo's rehearsal created the role");
+    assert_eq!(
+        pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+        ["1"]
+    );
+}

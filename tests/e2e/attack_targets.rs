@@ -461,6 +461,117 @@ fn a_fifo_in_a_migration_is_refused_and_never_waited_on() {
     }
 }
 
+/// Files a database URL or the environment names (`sslrootcert`, `sslcert`, `sslkey`, a service
+/// file, a passfile): a device or FIFO is refused from its metadata, never read or waited on.
+/// The server named is not there: every refusal comes before connecting.
+#[test]
+fn files_a_database_url_or_the_environment_names_are_refused_unread_when_not_plain() {
+    let p = Project::empty();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t (x);\n",
+    );
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(params, key).unwrap();
+    p.write("ca.pem", &ca.pem());
+    // Private, as a key must be (it stands for one below, and is refused for what it holds).
+    std::fs::set_permissions(p.path("ca.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    mkfifo(&p.path("fifo"));
+    let fifo = p.path("fifo").display().to_string();
+    let ca = p.path("ca.pem").display().to_string();
+    let base = "postgres://atk@127.0.0.1:1/x?sslmode=require";
+    let cases: [(String, &[(&str, &str)]); 6] = [
+        (format!("{base}&sslrootcert=/dev/zero"), &[]),
+        (format!("{base}&sslrootcert={fifo}"), &[]),
+        (
+            format!("{base}&sslrootcert={ca}&sslcert={fifo}&sslkey={ca}"),
+            &[],
+        ),
+        (
+            format!("{base}&sslrootcert={ca}&sslcert={ca}&sslkey={fifo}"),
+            &[],
+        ),
+        (base.to_string(), &[("PGSSLROOTCERT", "/dev/zero")]),
+        (
+            "postgres://atk@127.0.0.1:1/x?service=nowhere".to_string(),
+            &[("PGSERVICEFILE", fifo.as_str())],
+        ),
+    ];
+    for (url, env) in cases {
+        p.write("strata.toml", &format!("db = \"{url}\"\n"));
+        for command in ["status", "plan"] {
+            let mut cmd = crate::harness::strata_command(p.root(), &[command]);
+            cmd.envs(env.iter().copied());
+            let run = crate::harness::Run::new(&[command], cmd.output().unwrap());
+            assert_eq!(run.code, 2, "{url} {env:?}: {}", run.stderr);
+            assert!(
+                run.stderr.contains("not a regular file"),
+                "{url} {env:?}: {}",
+                run.stderr
+            );
+        }
+    }
+    // A passfile that is a FIFO is passed over, as a missing one: the command goes on to the
+    // server (not there) instead of waiting on it.
+    p.write("strata.toml", "db = \"postgres://atk@127.0.0.1:1/x\"\n");
+    // A token file and the TLS files of `--remote` (the command line's, checked the same).
+    for args in [
+        &[
+            "--remote",
+            "http://127.0.0.1:1",
+            "--token-file",
+            fifo.as_str(),
+            "status",
+        ][..],
+        &[
+            "--remote",
+            "https://127.0.0.1:1",
+            "--tls-ca",
+            fifo.as_str(),
+            "status",
+        ],
+    ] {
+        let run = p.strata(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("not a regular file"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let output = crate::harness::strata_command(p.root(), &["status"])
+        .env("PGPASSFILE", &fifo)
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    let run = crate::harness::Run::new(&["status"], output);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("127.0.0.1"), "{}", run.stderr);
+}
+
+/// The other files strata reads beside a project's migrations: a `.gitignore` that `init`
+/// extends, and a lint's do.sql, as FIFOs: refused or passed over, never waited on.
+#[test]
+fn a_gitignore_or_a_linted_file_that_is_a_fifo_is_never_waited_on() {
+    let p = Project::empty();
+    mkfifo(&p.path(".gitignore"));
+    p.strata(&["init"])
+        .code(2)
+        .stderr_has(".gitignore")
+        .stderr_has("not a regular file");
+    std::fs::remove_file(p.path(".gitignore")).unwrap();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t (x);\n",
+    );
+    mkfifo(&p.path("migrations/app/20240101T000000Z-zero/undo.sql"));
+    let run = p.strata(&["lint"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}
+
 #[test]
 fn a_database_that_is_a_fifo_or_device_is_refused_never_waited_on() {
     let p = Project::empty();

@@ -621,3 +621,72 @@ fn do_sql_may_attach_another_file_only_read_only() {
     }
     assert_eq!(bytes(), before);
 }
+
+/// attack5 #9: read-only is not enough for the project's own databases: an ATTACH of the real
+/// database (in any spelling), the test database or a backup is refused in do.sql and
+/// checks.sql, by `migrate`, `sandbox` and lint (SL408): the rehearsal would copy production
+/// rows into the test database, the sandbox would read them, and the real run would wait on
+/// its own lock.
+#[test]
+fn a_migration_may_not_attach_the_project_s_own_databases_even_read_only() {
+    let p = Project::empty();
+    const ZERO: &str = "migrations/app/20240101T000000Z-zero";
+    const LEAK: &str = "migrations/app/20240102T000000Z-leak";
+    p.write(&format!("{ZERO}/do.sql"), "CREATE TABLE people(name TEXT);");
+    p.strata(&["migrate", "-q"]).ok();
+    p.open("app.db")
+        .execute_batch("INSERT INTO people VALUES ('REAL CUSTOMER')")
+        .unwrap();
+    std::fs::hard_link(p.path("app.db"), p.path("alias.db")).unwrap();
+    let backup = std::fs::read_dir(p.path(".strata/backups"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|f| !f.to_string_lossy().ends_with(".json"))
+        .expect("a backup");
+    let backup = backup.strip_prefix(p.root()).unwrap().display().to_string();
+    for file in [
+        "file:app.db?mode=ro".to_string(),
+        "file:./app.db?mode=ro&cache=shared".to_string(),
+        format!("file:{}?mode=ro", p.path("app.db").display()),
+        "file:alias.db?mode=ro".to_string(),
+        "file:.strata/test.db?mode=ro".to_string(),
+        format!("file:{backup}?mode=ro"),
+    ] {
+        p.write(
+            &format!("{LEAK}/do.sql"),
+            &format!(
+                "CREATE TABLE leak(name TEXT);\nATTACH '{file}' AS r;\n\
+                 INSERT INTO leak SELECT name FROM r.people;"
+            ),
+        );
+        let linted = p.strata(&["lint"]);
+        assert!(linted.stdout.contains("SL408"), "{file}: {}", linted.stdout);
+        p.strata(&["migrate"])
+            .code(1)
+            .stderr_has("line 2")
+            .stderr_has("one of the project's own databases");
+        p.strata(&["sandbox"])
+            .code(1)
+            .stderr_has("one of the project's own databases");
+    }
+    // checks.sql is held to the same rule.
+    p.write(&format!("{LEAK}/do.sql"), "CREATE TABLE leak(name TEXT);")
+        .write(
+            &format!("{LEAK}/checks.sql"),
+            "ATTACH 'file:app.db?mode=ro' AS r;\nSELECT name FROM r.people WHERE 0;",
+        );
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("one of the project's own databases");
+    for db in [".strata/test.db", "app.db"] {
+        assert_eq!(
+            rows(
+                &p.open(db),
+                "SELECT count(*) FROM sqlite_master WHERE name = 'leak'"
+            ),
+            ["0"],
+            "{db}"
+        );
+    }
+}

@@ -852,21 +852,21 @@ fn remote_targets_are_migrated_in_parallel_over_grpc_and_an_unreachable_one_is_n
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
     let client = Project::empty();
-    crate::remote::write_token(&client, "secrets/a.token", "e2e-token-0123456789abcdef");
+    crate::remote::write_token(&client, ".strata/a.token", "e2e-token-0123456789abcdef");
     client.write(
         "strata.toml",
         &format!(
             "[[fleet.group]]\nname = \"services\"\ntimeout_ms = 1500\nremotes = [\n  \
-             {{ name = \"billing\", url = \"{}\", token_file = \"secrets/a.token\" }},\n  \
-             {{ name = \"orders\", url = \"{}\", token_env = \"ORDERS_TOKEN\" }},\n  \
-             {{ name = \"silent\", url = \"{silent_url}\", token_file = \"secrets/a.token\" }},\n]\n\n\
+             {{ name = \"billing\", url = \"{}\", token_file = \".strata/a.token\" }},\n  \
+             {{ name = \"orders\", url = \"{}\", token_env = \"STRATA_TOKEN_ORDERS\" }},\n  \
+             {{ name = \"silent\", url = \"{silent_url}\", token_file = \".strata/a.token\" }},\n]\n\n\
              [[fleet.stage]]\nname = \"all\"\non_failure = \"continue\"\n",
             srv_a.url, srv_b.url
         ),
     );
     let run = |args: &[&str]| {
         let output = crate::harness::strata_command(client.root(), args)
-            .env("ORDERS_TOKEN", "e2e-token-0123456789abcdef")
+            .env("STRATA_TOKEN_ORDERS", "e2e-token-0123456789abcdef")
             .output()
             .unwrap();
         crate::harness::Run::new(args, output)
@@ -1023,6 +1023,70 @@ fn a_postgresql_control_database_names_the_targets_read_only() {
     let run = p.strata(&["fleet", "status"]).code(1);
     assert!(run.stderr.contains("read-only"), "{}", run.stderr);
     assert_eq!(pg.rows(false, "SELECT count(*) FROM tenants"), ["2"]);
+}
+
+/// attack5 #6: a control row that names the control database itself through the group's
+/// `{name}` template, in any spelling of its server (`localhost` for `127.0.0.1`, another
+/// group naming it by URL), is refused before anything runs, naming the row; the control
+/// database is never migrated.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn a_postgresql_control_database_is_never_its_own_target() {
+    let pg = crate::postgres::Pg::new("fleet_control_self");
+    let mut c = pg.client(false);
+    c.batch_execute(&format!(
+        "CREATE TABLE tenants (name text, database text);
+         INSERT INTO tenants VALUES ('ctl', '{}');",
+        pg.name
+    ))
+    .unwrap();
+    let p = fleet(0);
+    let template = pg.url().replace(&format!("/{}", pg.name), "/{name}");
+    // The server's port, and another that forwards to it (the server shows one database).
+    let port = pg
+        .url()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let forwarded = crate::attack4_pg::forward(port.parse().unwrap());
+    for url in [
+        template.clone(),
+        template.replace("127.0.0.1", "localhost"),
+        template.replace(&format!(":{port}/"), &format!(":{forwarded}/")),
+    ] {
+        p.write(
+            "strata.toml",
+            &format!(
+                "db = \"{}\"\n[[fleet.group]]\nname = \"tenants\"\n\
+                 control = \"{}\"\nquery = \"SELECT name, database FROM tenants\"\n\
+                 url = \"{url}\"\n",
+                pg.url(),
+                pg.url()
+            ),
+        );
+        let run = p
+            .strata(&["fleet", "migrate"])
+            .code(2)
+            .stderr_has("the fleet target ctl of [[fleet.group]] tenants")
+            .stderr_has("control database");
+        pg.hides_password(&run);
+    }
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'strata'"
+        ),
+        ["0"],
+        "the control database was migrated"
+    );
+    assert_eq!(
+        pg.rows(false, "SELECT to_regclass('people') IS NULL"),
+        ["t"]
+    );
 }
 
 /// A control table is application data: a row that gives a PostgreSQL URL (any host, port,
@@ -1310,7 +1374,7 @@ fn one_remote(p: &Project, url: &str, extra: &str) {
         "strata.toml",
         &format!(
             "[[fleet.group]]\nname = \"services\"\ntimeout_ms = 1000\n{extra}remotes = [\n  \
-             {{ name = \"billing\", url = \"{url}\", token_file = \"secrets/a.token\" }},\n]\n"
+             {{ name = \"billing\", url = \"{url}\", token_file = \".strata/a.token\" }},\n]\n"
         ),
     );
 }
@@ -1318,7 +1382,7 @@ fn one_remote(p: &Project, url: &str, extra: &str) {
 #[test]
 fn a_remote_token_is_not_sent_in_clear_text_off_loopback_unless_the_group_allows_it() {
     let client = Project::empty();
-    crate::remote::write_token(&client, "secrets/a.token", "e2e-token-0123456789abcdef");
+    crate::remote::write_token(&client, ".strata/a.token", "e2e-token-0123456789abcdef");
     // An address of TEST-NET-1: refused before anything is sent.
     one_remote(&client, "http://192.0.2.1:7433", "");
     for command in ["status", "migrate"] {
@@ -1328,10 +1392,19 @@ fn a_remote_token_is_not_sent_in_clear_text_off_loopback_unless_the_group_allows
             .stderr_has("http://192.0.2.1:7433 is not loopback")
             .stderr_has("allow_insecure = true");
     }
-    // With the group's consent it is tried (and, with nothing there, reported unreachable
-    // within the timeout).
+    // The group's consent alone is strata.toml's, which a checkout writes: refused too.
     one_remote(&client, "http://192.0.2.1:7433", "allow_insecure = true\n");
-    let status = client.strata(&["fleet", "status", "--json"]).code(3).json();
+    client
+        .strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("strata.toml alone cannot grant")
+        .stderr_has("pass --allow-insecure");
+    // Confirmed on the command line it is tried (and, with nothing there, reported
+    // unreachable within the timeout).
+    let status = client
+        .strata(&["fleet", "status", "--json", "--allow-insecure"])
+        .code(3)
+        .json();
     assert_eq!(status["counts"]["unreachable"], 1, "{status}");
     // https is not refused for it (here it wants the server's CA, --tls-ca).
     one_remote(&client, "https://192.0.2.1:7433", "");
@@ -1342,10 +1415,79 @@ fn a_remote_token_is_not_sent_in_clear_text_off_loopback_unless_the_group_allows
 }
 
 #[test]
+fn a_checkout_cannot_choose_which_secret_is_sent_as_a_remote_token() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A listener on loopback that would take the token: nothing may connect to it.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", trap.local_addr().unwrap());
+    let client = Project::empty();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("git-credentials");
+    std::fs::write(&secret, "https://alice:ghp_SECRET@github.com").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let remote = |source: &str| {
+        client.write(
+            "strata.toml",
+            &format!(
+                "[[fleet.group]]\nname = \"svc\"\nremotes = [\n  \
+                 {{ name = \"billing\", url = \"{url}\", {source} }},\n]\n"
+            ),
+        );
+    };
+    let refused = |source: &str, why: &str| {
+        remote(source);
+        for command in ["status", "migrate"] {
+            let output = crate::harness::strata_command(client.root(), &["fleet", command])
+                .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/EXAMPLEKEY")
+                .env("STRATA_DB", "postgres://u:PASSWORD@db/x")
+                .output()
+                .unwrap();
+            crate::harness::Run::new(&["fleet", command], output)
+                .code(2)
+                .stderr_has(why);
+        }
+    };
+    for var in [
+        "AWS_SECRET_ACCESS_KEY",
+        "STRATA_DB",
+        "STRATA_TOKEN_",
+        "STRATA_TOKEN_A-B",
+    ] {
+        refused(&format!("token_env = \"{var}\""), "STRATA_TOKEN_*");
+    }
+    let shown = secret.display().to_string();
+    for file in [
+        shown.as_str(),
+        "../git-credentials",
+        ".strata/../x",
+        "secrets/a.token",
+    ] {
+        refused(&format!("token_file = \"{file}\""), "under .strata/");
+    }
+    // A link inside .strata/ to a private file elsewhere.
+    std::fs::create_dir_all(client.path(".strata")).unwrap();
+    std::os::unix::fs::symlink(&secret, client.path(".strata/a.token")).unwrap();
+    refused("token_file = \".strata/a.token\"", "is a symbolic link");
+    // .strata itself a link to a folder elsewhere.
+    std::fs::remove_dir_all(client.path(".strata")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), client.path(".strata")).unwrap();
+    refused(
+        "token_file = \".strata/git-credentials\"",
+        "is a symbolic link",
+    );
+    assert!(
+        trap.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "a refused remote was connected to"
+    );
+}
+
+#[test]
 fn a_password_in_a_remote_url_is_refused_and_written_nowhere() {
     let (_served, srv) = served_tenant();
     let client = Project::empty();
-    crate::remote::write_token(&client, "secrets/a.token", "e2e-token-0123456789abcdef");
+    crate::remote::write_token(&client, ".strata/a.token", "e2e-token-0123456789abcdef");
     let url = srv
         .url
         .replacen("http://", "http://admin:PASSW0RDINURL@", 1);
@@ -1529,7 +1671,7 @@ fn slow_remote(n: u64, timeout_ms: u64) -> (Project, crate::remote::Server, Proj
     );
     let srv = crate::remote::Server::start(&server, &[]);
     let client = Project::empty();
-    crate::remote::write_token(&client, "secrets/a.token", crate::remote::TOKEN);
+    crate::remote::write_token(&client, ".strata/a.token", crate::remote::TOKEN);
     one_remote(&client, &srv.url, "");
     let toml = std::fs::read_to_string(client.path("strata.toml")).unwrap();
     client.write(

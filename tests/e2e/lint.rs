@@ -102,6 +102,10 @@ fn an_accepted_finding_passes_and_an_accept_needs_a_reason() {
             .code(2)
             .stderr_has(format!("{NEXT}/migration.toml"));
     }
+    // The unknown code's message lists the codes in order, to find the one meant.
+    p.strata(&["lint"])
+        .code(2)
+        .stderr_has("SL405, SL406, SL407, SL408, SL409");
 }
 
 #[test]
@@ -224,9 +228,25 @@ fn the_bundled_example_lints_to_its_two_deliberate_destructive_steps() {
         .collect();
     codes.sort();
     // invoices' rebuild is not judged: sqlparser cannot read its CREATE TABLE (GLOB checks).
-    assert_eq!(codes.len(), 2, "{json:#}");
-    assert_eq!(codes[0].0, "SL102", "{json:#}");
-    assert_eq!(codes[1].0, "SL103", "{json:#}");
+    // line_items' rebuild loses its REAL columns (SL103) and copies its rows under the two
+    // CHECKs of the new cents columns, which the rows decide (SL203, warnings).
+    assert_eq!(
+        codes,
+        [
+            ("SL102", "people.full_name"),
+            ("SL103", "line_items"),
+            ("SL203", "line_items"),
+            ("SL203", "line_items")
+        ],
+        "{json:#}"
+    );
+    let errors = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .count();
+    assert_eq!(errors, 2, "{json:#}");
     p.strata(&["plan"]).ok().stderr_has("SL102");
     p.strata(&["plan", "--strict"]).code(1);
 }
@@ -430,4 +450,63 @@ fn a_syntax_error_fails_lint_and_plan_with_the_statement_once() {
         "{}",
         plan.stderr
     );
+}
+
+/// An undo.sql that takes back what its step made (the table it created, the column it added)
+/// lints clean, so every proven undo does not need an accept; one that drops what the step
+/// found there is a finding, named in undo.sql.
+#[test]
+fn an_undo_taking_back_its_step_lints_clean_and_one_destroying_more_does_not() {
+    let p = sqlite_project(
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n\
+         ALTER TABLE people ADD COLUMN phone TEXT;\n",
+    );
+    p.write(
+        &format!("{NEXT}/undo.sql"),
+        "ALTER TABLE people DROP COLUMN phone;\nDROP TABLE notes;\n",
+    );
+    p.strata(&["lint"]).ok().stdout_has("0 finding(s)");
+    p.strata(&["sandbox", "--strict"]).ok();
+    p.write(
+        &format!("{NEXT}/undo.sql"),
+        "ALTER TABLE people DROP COLUMN phone;\nDROP TABLE notes;\nALTER TABLE people DROP COLUMN email;\n",
+    );
+    p.strata(&["lint"]).code(1).stdout_has(format!(
+        "{NEXT}/undo.sql:3: error[SL102]: drops column `people.email`"
+    ));
+}
+
+/// A data-dependent finding on a step the sandbox ran says what its rows said: confirmed when
+/// the step failed on that statement (and shown although the sandbox failed), ruled out for
+/// those rows when it ran.
+#[test]
+fn the_sandbox_rows_confirm_or_rule_out_a_data_dependent_finding() {
+    let p = sqlite_project("-- one name per tag\nCREATE UNIQUE INDEX tags_name ON tags (name);\n");
+    p.write(
+        "migrations/app/20240101T000000Z-zero/test-data/data.json",
+        r#"{"tags": [{"id": 1, "name": "red"}, {"id": 2, "name": "red"}]}"#,
+    );
+    p.strata(&["sandbox"])
+        .code(1)
+        .stderr_has("UNIQUE constraint failed")
+        .stderr_has(format!(
+            "{NEXT}/do.sql:2: warning[SL202]: a unique index on `tags` fails if its rows hold \
+             duplicates; confirmed: the sandbox's step failed on it"
+        ));
+    p.write(
+        "migrations/app/20240101T000000Z-zero/test-data/data.json",
+        r#"{"tags": [{"id": 1, "name": "red"}, {"id": 2, "name": "blue"}]}"#,
+    );
+    let run = p.strata(&["sandbox"]).ok();
+    assert!(
+        run.stderr
+            .contains("without a failure: ruled out for those rows only")
+            && !run.stderr.contains("confirmed"),
+        "{}",
+        run.stderr
+    );
+    // lint alone has run nothing: the rows are still to decide.
+    p.strata(&["lint"])
+        .code(1)
+        .stdout_has("confirms or rules it out");
 }

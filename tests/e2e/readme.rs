@@ -336,6 +336,13 @@ fn readme_examples_that_need_no_extra_tool_run_in_order_in_one_project() {
     let conn = rusqlite::Connection::open(shop.join("app.db")).unwrap();
     let slugs = crate::harness::rows(&conn, "SELECT slug FROM products ORDER BY id");
     assert_eq!(slugs, ["blue-mug", "tea-pot"]);
+    // The undo chapter's migration was applied, then taken back on both databases.
+    let undone = crate::harness::rows(
+        &conn,
+        "SELECT module || ' ' || outcome FROM strata_migration_audit WHERE action = 'undo.sql'",
+    );
+    assert_eq!(undone.len(), 1, "{undone:?}");
+    assert_eq!(undone, ["catalog ok"]);
 }
 
 #[test]
@@ -353,12 +360,13 @@ fn readme_examples_run_in_order_in_one_project() {
         "SELECT name FROM sqlite_schema WHERE name IN ('tags', 'suppliers') ORDER BY name",
     );
     assert_eq!(tables, ["suppliers", "tags"]);
-    // The serving chapter's block took the baseline back over --remote and applied it again.
+    // The undo chapter's block took its own example migration back, and the serving chapter's
+    // took the baseline back over --remote and applied it again.
     let undone = crate::harness::rows(
         &conn,
-        "SELECT outcome FROM strata_migration_audit WHERE action = 'undo.sql'",
+        "SELECT outcome FROM strata_migration_audit WHERE action = 'undo.sql' ORDER BY id",
     );
-    assert_eq!(undone, ["ok"]);
+    assert_eq!(undone, ["ok", "ok"]);
 }
 
 /// The PostgreSQL chain (blocks fenced ```` ```sh tested-postgres ````), run as a user would
@@ -423,6 +431,12 @@ fn readme_postgres_examples_run_in_order() {
     }
     assert!(
         run.stdout.contains("ADD COLUMN nickname text"),
+        "{}",
+        run.stdout
+    );
+    // The lint and undo section's index was applied, then taken back on both databases.
+    assert!(
+        run.stdout.contains("undid shop/") && run.stdout.contains("-customer-name on"),
         "{}",
         run.stdout
     );

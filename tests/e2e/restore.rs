@@ -652,3 +652,37 @@ fn restore_counts_an_application_table_named_like_strata_tables() {
         ["2"]
     );
 }
+
+/// The family of attack5 #7 on SQLite: what the application added to the schema after the run
+/// (an index, a view, a trigger: no rows of their own) is a change outside strata too, which
+/// a restore would drop without a word.
+#[test]
+fn restore_without_a_name_refuses_to_drop_schema_the_application_added_since() {
+    let p = Project::empty();
+    p.strata(&["init"]).ok();
+    p.write(
+        "migrations/app/20240101T000000Z-zero/do.sql",
+        "CREATE TABLE t(a TEXT);",
+    );
+    for added in [
+        "CREATE INDEX t_a ON t(a)",
+        "CREATE VIEW t_view AS SELECT a FROM t",
+        "CREATE TRIGGER t_trim AFTER INSERT ON t BEGIN SELECT 1; END",
+    ] {
+        p.strata(&["migrate", "-q"]).ok();
+        p.open("app.db").execute_batch(added).unwrap();
+        p.strata(&["restore"])
+            .code(3)
+            .stderr_has("changed outside strata")
+            .stderr_has("sqlite_master");
+        p.strata(&["restore", "--yes"]).ok();
+        assert_eq!(
+            rows(
+                &p.open("app.db"),
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('t', 't_a', 't_view', 't_trim')"
+            ),
+            ["0"],
+            "{added}"
+        );
+    }
+}

@@ -275,7 +275,31 @@ fn a_failing_undo_is_rolled_back_and_audited_and_may_not_touch_strata() {
 fn sandbox_proves_each_undo_sql_takes_its_step_back_and_the_step_applies_again() {
     let p = Project::empty();
     chain(&p);
-    p.strata(&["sandbox"]).ok().stdout_has("3 ok");
+    // The proof is said between the step's two applications, once per undo.sql: the second
+    // `applied` line of a step reads as what it is.
+    let run = p.strata(&["sandbox"]).ok().stdout_has("3 ok");
+    let lines: Vec<&str> = run.stderr.lines().map(str::trim).collect();
+    let email = "app/20240102T000000Z-email";
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("undid {email} with its undo.sql")))
+        .unwrap_or_else(|| panic!("no proof of {email}'s undo.sql:\n{}", run.stderr));
+    assert!(
+        lines[at - 1].starts_with(&format!("applied {email}")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines[at + 1].starts_with(&format!("applied {email}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stderr.matches("with its undo.sql").count(),
+        2,
+        "{}",
+        run.stderr
+    );
     // Forgets the column: the schema after the undo is not the one before the step.
     p.write(&format!("{EMAIL}/undo.sql"), "DROP INDEX people_email;");
     p.strata(&["sandbox"])

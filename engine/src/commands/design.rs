@@ -426,11 +426,20 @@ pub(crate) fn baseline_with<L: Live>(
         live.name()
     );
     let m = write_migration(project, module, "zero", &format!("{header}{sql}"), &sql)?;
-    live.record_adopted(
+    if let Err(e) = live.record_adopted(
         &m,
         "baseline",
         "recorded as applied without running it: the database already had this schema",
-    )?;
+    ) {
+        // Nothing was recorded (the ledger changed since it was read, or the write failed):
+        // the new module's migration goes too, so the tree is as it was.
+        let _ = std::fs::remove_dir_all(&m.dir);
+        if let Some(module_dir) = m.dir.parent() {
+            let _ = std::fs::remove_dir_all(module_dir.join(crate::core::tree::LATEST));
+            let _ = std::fs::remove_dir(module_dir);
+        }
+        return Err(e);
+    }
     Ok(Adopted {
         path: m.dir.clone(),
         db,

@@ -96,6 +96,9 @@ pub struct Selection {
     pub targets: Option<String>,
     /// `--parallel`: how many targets the stages without their own `parallel` run at once.
     pub parallel: Option<usize>,
+    /// `--allow-insecure`: the operator confirms that the groups whose strata.toml says
+    /// `allow_insecure = true` may send their tokens in clear text off loopback.
+    pub allow_insecure: bool,
 }
 
 /// Whether `name` matches `pattern`, where `*` stands for any run of characters and `?` for
@@ -184,9 +187,16 @@ fn name_of(db: &Database) -> String {
 }
 
 /// Refuses a remote whose URL carries a user or password (the token is the credential, and a
-/// URL is shown in reports), or that would send its token in clear text over the network:
-/// `http://` to an address other than loopback, unless its group says `allow_insecure`.
-fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
+/// URL is shown in reports), whose token comes from a source the operator did not choose, or
+/// that would send its token in clear text over the network: `http://` to an address other
+/// than loopback, unless its group says `allow_insecure` and the command line confirms it with
+/// `--allow-insecure` (strata.toml is the checkout's: a pull request can change it).
+fn check_remote(
+    root: &Path,
+    group: &FleetGroup,
+    r: &FleetRemote,
+    confirmed: bool,
+) -> Result<(), Error> {
     let (scheme, rest) = r.url.split_once("://").unwrap_or(("", &r.url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let name = crate::components::host::escape_controls(&r.name);
@@ -198,7 +208,8 @@ fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
             group.name
         )));
     }
-    if !scheme.eq_ignore_ascii_case("http") || group.allow_insecure {
+    check_token_source(root, group, r)?;
+    if !scheme.eq_ignore_ascii_case("http") {
         return Ok(());
     }
     let host = match authority.strip_prefix('[') {
@@ -209,16 +220,125 @@ fn check_remote(group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
+    if loopback || (group.allow_insecure && confirmed) {
         return Ok(());
     }
-    Err(Error::Usage(format!(
-        "the remote {name} of [[fleet.group]] {}: http://{} is not loopback, and its token \
-         would cross the network in clear text; serve it with TLS and write https://, or set \
-         allow_insecure = true in the group if the network is trusted",
-        group.name,
-        crate::components::host::escape_controls(authority)
-    )))
+    let authority = crate::components::host::escape_controls(authority);
+    Err(Error::Usage(if group.allow_insecure {
+        format!(
+            "the remote {name} of [[fleet.group]] {}: http://{authority} is not loopback, and \
+             its token would cross the network in clear text; the group says allow_insecure = \
+             true, which strata.toml alone cannot grant (a checkout could send a token anywhere): \
+             pass --allow-insecure to confirm the network is trusted, or serve it with TLS and \
+             write https://",
+            group.name
+        )
+    } else {
+        format!(
+            "the remote {name} of [[fleet.group]] {}: http://{authority} is not loopback, and \
+             its token would cross the network in clear text; serve it with TLS and write \
+             https://, or set allow_insecure = true in the group and pass --allow-insecure if \
+             the network is trusted",
+            group.name
+        )
+    }))
+}
+
+/// The prefix of the environment variables a remote's `token_env` may name: strata.toml is the
+/// checkout's, so it may not pick any variable of the environment (`AWS_SECRET_ACCESS_KEY`,
+/// `STRATA_DB` with its password) to send to a server it names.
+pub const TOKEN_ENV_PREFIX: &str = "STRATA_TOKEN_";
+
+/// A remote's token comes from a source the operator chose, not one the checkout picks: a
+/// variable named `STRATA_TOKEN_*`, or a file under the project's own `.strata/` (reached
+/// without symbolic links, so `.strata/t -> ~/.git-credentials` is refused).
+fn check_token_source(root: &Path, group: &FleetGroup, r: &FleetRemote) -> Result<(), Error> {
+    let name = crate::components::host::escape_controls(&r.name);
+    if let Some(var) = &r.token_env {
+        let suffix = var.strip_prefix(TOKEN_ENV_PREFIX).unwrap_or_default();
+        if suffix.is_empty()
+            || !suffix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::Usage(format!(
+                "the remote {name} of [[fleet.group]] {}: token_env = {:?}: a remote's token \
+                 comes only from a variable named {TOKEN_ENV_PREFIX}* (letters, digits, '_'), \
+                 so that strata.toml cannot send any other variable of the environment to the \
+                 server it names; export the token as, say, {TOKEN_ENV_PREFIX}{} and name that",
+                group.name,
+                crate::components::host::escape_controls(var),
+                token_env_suggestion(&r.name)
+            )));
+        }
+    }
+    if let Some(file) = &r.token_file {
+        let refuse = |why: &str| {
+            Error::Usage(format!(
+                "the remote {name} of [[fleet.group]] {}: token_file = {:?}: {why}; a remote's \
+                 token file lies in the project's own {dir}/ folder (say token_file = \
+                 \"{dir}/{}.token\", mode 0600), so that strata.toml cannot send any other file \
+                 of yours to the server it names",
+                group.name,
+                crate::components::host::escape_controls(&file.to_string_lossy()),
+                token_env_suggestion(&r.name).to_ascii_lowercase(),
+                dir = crate::core::config::STATE_DIR,
+            ))
+        };
+        let mut parts = file.components();
+        let first = parts.next();
+        if first
+            != Some(std::path::Component::Normal(
+                crate::core::config::STATE_DIR.as_ref(),
+            ))
+        {
+            return Err(refuse("it is not under .strata/"));
+        }
+        let rest: Vec<_> = parts.collect();
+        if rest.is_empty()
+            || !rest
+                .iter()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(refuse("it is not a file under .strata/ (no '..')"));
+        }
+        let mut at = root.join(crate::core::config::STATE_DIR);
+        for (i, part) in std::iter::once(None)
+            .chain(rest.iter().map(Some))
+            .enumerate()
+        {
+            if let Some(part) = part {
+                at.push(part);
+            }
+            match std::fs::symlink_metadata(&at) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(refuse(&format!(
+                        "{} is a symbolic link",
+                        crate::components::host::escape_controls(&at.to_string_lossy())
+                    )));
+                }
+                Ok(meta) if i < rest.len() && !meta.is_dir() => {
+                    return Err(refuse("a folder on its way is not a folder"));
+                }
+                // A missing file is reported when its token is read.
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A remote's name as the tail of a variable name: `billing-eu` -> `BILLING_EU`.
+fn token_env_suggestion(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The targets `selection` names, in order: the configured groups' (or `--targets GLOB`'s),
@@ -280,7 +400,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     }
                 } else if let Some(remotes) = &g.remotes {
                     for r in remotes {
-                        check_remote(g, r)?;
+                        check_remote(root, g, r, selection.allow_insecure)?;
                         let mut r = r.clone();
                         r.token_file = r.token_file.map(|f| root.join(f));
                         all.push(FleetTarget {
@@ -387,6 +507,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
             )));
         }
     }
+    refuse_control_databases(project, &out)?;
     Ok(out)
 }
 
@@ -405,6 +526,43 @@ fn project_files(project: &Project) -> Reserved {
             .map(|c| project.root.join(c)),
     );
     Reserved::new(&[project.migrations_dir()], &files)
+}
+
+/// Refuses a PostgreSQL target that is a query group's control database in any spelling (a
+/// control table is application data: a row naming its own database through the group's
+/// `{name}` template would have the tenants' chain applied to it): the same server, port and
+/// database name (every loopback spelling is one host), or, for a target of the same database
+/// name, the server showing one database under both URLs (two names of one host, a port
+/// forward). A SQLite control database is one of the project's files
+/// ([`project_files`]).
+fn refuse_control_databases(project: &Project, targets: &[FleetTarget]) -> Result<(), Error> {
+    for g in &project.config.fleet.group {
+        let Some(control) = &g.control else { continue };
+        let where_ = format!("[[fleet.group]] {} control", g.name);
+        let Database::Postgres(control) = Database::parse(control, &where_)? else {
+            continue;
+        };
+        for t in targets {
+            let Some(Database::Postgres(target)) = &t.database else {
+                continue;
+            };
+            let same = target.same_database(&control)
+                || (crate::core::target::server_name(target.dbname())
+                    == crate::core::target::server_name(control.dbname())
+                    && backends::same_database_on_server(project, target, &control));
+            if same {
+                return Err(Error::Usage(format!(
+                    "the fleet target {} of [[fleet.group]] {} ({}) is the group's control \
+                     database {control}: the table that lists the targets is application data, \
+                     and its own database can never be a target; fix the row that names it",
+                    crate::components::host::escape_controls(&t.name),
+                    t.group,
+                    crate::components::host::escape_controls(&t.db.to_string_lossy()),
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a SQLite path of `group` (from `origin`) that leaves the project's folder: an
@@ -1045,7 +1203,7 @@ pub fn fleet_plan(
     // Remote targets rehearse on their servers' own test databases.
     let rehearsal = if opts.rehearse && local {
         let db = backends::open(project, &project.test_db)?;
-        let pending =
+        let (pending, _) =
             migrate::plan_database(&*db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?;
         read_inputs(&pending, db.dialect())?;
         Some(PlannedRehearsal {
@@ -1255,7 +1413,7 @@ pub fn fleet_migrate(
     // What each target needs, read once: the inputs of every migration pending anywhere.
     let test_db = backends::open(project, &project.test_db)?;
     let dialect = test_db.dialect();
-    let rehearsal_pending = if rehearse {
+    let (rehearsal_pending, rehearsal_planned) = if rehearse {
         if project
             .test_db
             .file()
@@ -1265,7 +1423,7 @@ pub fn fleet_migrate(
         }
         migrate::plan_database(&*test_db, Phase::Rehearsal, &tree, opts)?.map_err(Error::Refused)?
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     // Read in parallel, each within its timeout: a target that does not answer is told so
     // at its turn, without waiting for it again.
@@ -1278,7 +1436,9 @@ pub fn fleet_migrate(
         let p = for_target(project, &targets[i], placed[i].1);
         reach(&p, placed[i].1)?;
         let db = backends::open(&p, &p.db)?;
-        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?.unwrap_or_default())
+        Ok(migrate::plan_database(&*db, Phase::Apply, &tree, opts)?
+            .map(|(pending, _)| pending)
+            .unwrap_or_default())
     });
     let mut wanted: Vec<&Migration> = rehearsal_pending.clone();
     let mut unreachable: HashMap<usize, Error> = HashMap::new();
@@ -1313,6 +1473,7 @@ pub fn fleet_migrate(
             &runner,
             &*test_db,
             Phase::Rehearsal,
+            &rehearsal_planned,
             &rehearsal_pending,
             opts,
             single_transaction,
@@ -1550,10 +1711,12 @@ fn migrate_target(
             migrate::check_single_transaction(runner, &*db, &pending)?;
         }
         let mut ignore = |_: &Event<'_>| {};
+        let planned: Vec<_> = seen.applied.iter().map(|a| a.id.clone()).collect();
         migrate::run_database(
             runner,
             &*db,
             Phase::Apply,
+            &planned,
             &pending,
             opts,
             single_transaction,

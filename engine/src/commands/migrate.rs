@@ -23,7 +23,7 @@ use crate::core::phase::Runner;
 use crate::core::plan::{self, PlanOptions, StatusEntry};
 use crate::core::step::Prepared;
 use crate::core::target::Database;
-use crate::core::tree::{Migration, Tree};
+use crate::core::tree::{Migration, MigrationId, Tree};
 
 /// What `strata migrate` may do beyond the safe default.
 #[derive(Debug, Clone)]
@@ -76,8 +76,17 @@ fn targets(project: &Project, rehearse: bool) -> Result<Vec<Target<'_>>, Error> 
     Ok(t)
 }
 
-/// One database of a run and the migrations it will get.
-type PhasePlan<'p, 't> = (Phase, Box<dyn Backend + 'p>, Vec<&'t Migration>);
+/// One database of a run, the migrations it will get, and those applied when it was planned.
+type PhasePlan<'p, 't> = (
+    Phase,
+    Box<dyn Backend + 'p>,
+    Vec<&'t Migration>,
+    Vec<MigrationId>,
+);
+
+/// What [`plan_database`] found: the migrations to apply, and those applied when it looked
+/// (what the phase checks the ledger against once it holds the run lock).
+pub(crate) type Planned<'t> = (Vec<&'t Migration>, Vec<MigrationId>);
 
 /// Plans every database of the run; refuses before anything is touched. The real database
 /// must exist unless its backend creates it: finding out after the rehearsal would leave a
@@ -92,7 +101,7 @@ fn validate<'p, 't>(
     let mut refusals = Vec::new();
     for (phase, db) in phases {
         match plan_database(&*db, phase, tree, opts)? {
-            Ok(pending) => plans.push((phase, db, pending)),
+            Ok((pending, applied)) => plans.push((phase, db, pending, applied)),
             Err(r) => refusals.extend(r),
         }
     }
@@ -114,7 +123,7 @@ pub(crate) fn plan_database<'t>(
     phase: Phase,
     tree: &'t Tree,
     opts: &MigrateOptions,
-) -> Result<Result<Vec<&'t Migration>, Vec<crate::core::error::Refusal>>, Error> {
+) -> Result<Result<Planned<'t>, Vec<crate::core::error::Refusal>>, Error> {
     let applied = match db.applied()? {
         Some(applied) => applied,
         None => match db.missing() {
@@ -122,12 +131,8 @@ pub(crate) fn plan_database<'t>(
             _ => Vec::new(),
         },
     };
-    Ok(plan::plan(
-        &db.shown(),
-        &tree.migrations,
-        &applied,
-        &opts.plan,
-    ))
+    let ids = applied.iter().map(|a| a.id.clone()).collect();
+    Ok(plan::plan(&db.shown(), &tree.migrations, &applied, &opts.plan).map(|p| (p, ids)))
 }
 
 /// Runs `strata migrate`: validate, read every input, back up and rehearse on the test
@@ -167,7 +172,7 @@ pub fn migrate(
         project,
         phases
             .iter()
-            .flat_map(|(_, _, pending)| pending.iter().copied()),
+            .flat_map(|(_, _, pending, _)| pending.iter().copied()),
         dialect,
     )?;
     runner.warn_about_cache(events);
@@ -175,17 +180,18 @@ pub fn migrate(
         events(&Event::Warning(stale));
     }
     if single_transaction {
-        for (_, db, pending) in &phases {
+        for (_, db, pending, _) in &phases {
             check_single_transaction(&runner, &**db, pending)?;
         }
     }
 
     let mut report = MigrateReport { phases: Vec::new() };
-    for (phase, db, pending) in &phases {
+    for (phase, db, pending, applied) in &phases {
         report.phases.extend(run_database(
             &runner,
             &**db,
             *phase,
+            applied,
             pending,
             opts,
             single_transaction,
@@ -223,11 +229,15 @@ fn prepared<'r>(runner: &'r Runner<'_>, m: &Migration) -> Result<&'r Prepared, E
 /// One database of a run, after planning: with `--rehearse-on-copy` a rehearsal on a copy of
 /// a real database first, then `pending` applied with a backup, as the phase says (test data
 /// on the test database, snapshots written there when asked). The per-database part of
-/// `migrate`, also what `strata fleet migrate` runs for each target.
+/// `migrate`, also what `strata fleet migrate` runs for each target. `planned`: the
+/// migrations applied when `pending` was planned, which each phase checks the ledger against
+/// once it holds the run lock.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_database(
     runner: &Runner<'_>,
     db: &dyn Backend,
     phase: Phase,
+    planned: &[MigrationId],
     pending: &[&Migration],
     opts: &MigrateOptions,
     single_transaction: bool,
@@ -238,7 +248,7 @@ pub(crate) fn run_database(
     }
     let mut reports = Vec::new();
     if phase == Phase::Apply && opts.rehearse_on_copy && !pending.is_empty() {
-        reports.push(rehearse_on_copy(runner, db, pending, events)?);
+        reports.push(rehearse_on_copy(runner, db, planned, pending, events)?);
     }
     let how = How {
         test_data: phase.loads_test_data(),
@@ -246,23 +256,34 @@ pub(crate) fn run_database(
         write_snapshots: opts.write_snapshots && phase == Phase::Rehearsal,
         single_transaction,
     };
-    reports.push(run_phase(runner, db, phase, how, pending, events)?);
+    reports.push(run_phase(
+        runner,
+        db,
+        phase,
+        how,
+        Some(planned),
+        pending,
+        events,
+    )?);
     Ok(reports)
 }
 
 /// Runs `pending` on `db` as one phase: the shared step loop on the database the backend
-/// opens for it (only when something is pending).
+/// opens for it (only when something is pending), checked against `planned` (see
+/// `crate::core::phase::run`).
 fn run_phase(
     runner: &Runner<'_>,
     db: &dyn Backend,
     phase: Phase,
     how: How,
+    planned: Option<&[MigrationId]>,
     pending: &[&Migration],
     events: &mut EventSink<'_>,
 ) -> Result<PhaseReport, Error> {
     crate::core::phase::run(
         phase,
         &db.shown(),
+        planned,
         pending,
         &runner.prepared,
         || db.open_phase(runner, phase, how),
@@ -275,6 +296,7 @@ fn run_phase(
 fn rehearse_on_copy(
     runner: &Runner<'_>,
     db: &dyn Backend,
+    planned: &[MigrationId],
     pending: &[&Migration],
     events: &mut EventSink<'_>,
 ) -> Result<PhaseReport, Error> {
@@ -290,6 +312,7 @@ fn rehearse_on_copy(
         copy.database(),
         Phase::Rehearsal,
         how,
+        Some(planned),
         pending,
         events,
     )?;
@@ -399,14 +422,17 @@ pub fn sandbox(
             _ => events(e),
         };
         if !m.file(crate::commands::undo::UNDO_FILE).is_file() {
-            return run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel);
+            return run_phase(&runner, db, Phase::Sandbox, how, None, &[m], &mut sink)
+                .map(|_| fuel);
         }
         // A step with an undo.sql: applied, undone (the schema must be exactly what it was
         // before the step), and applied again.
         let before = db.schema_text()?;
-        run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink)?;
+        run_phase(&runner, db, Phase::Sandbox, how, None, &[m], &mut sink)?;
         let undo = crate::commands::undo::read(m, db.dialect())?;
+        let undo_started = std::time::Instant::now();
         db.undo(Phase::Sandbox, std::slice::from_ref(&undo), false)?;
+        let undo_elapsed = undo_started.elapsed();
         let after = db.schema_text()?;
         if after != before {
             return Err(crate::core::error::StepFailure {
@@ -427,7 +453,17 @@ pub fn sandbox(
             }
             .into());
         }
-        run_phase(&runner, db, Phase::Sandbox, how, &[m], &mut sink).map(|_| fuel)
+        // Said before the step is applied again, so that the second `applied` line reads as
+        // what it is.
+        sink(&Event::ActionDone {
+            phase: Phase::Sandbox,
+            migration: m,
+            action: crate::core::event::Action::Undo,
+            rows: 0,
+            fuel: None,
+            elapsed: undo_elapsed,
+        });
+        run_phase(&runner, db, Phase::Sandbox, how, None, &[m], &mut sink).map(|_| fuel)
     })?;
     events(&Event::PhaseFinished {
         phase: Phase::Sandbox,

@@ -115,7 +115,7 @@ pub fn repair(project: &Project, names: &[String], yes: bool) -> Result<RepairRe
         } else {
             &project.db
         };
-        backends::open(project, db)?.repin(m, &entry)?;
+        backends::open(project, db)?.repin(m, &r.old_checksum, &entry)?;
     }
     Ok(RepairReport { repins, done: true })
 }

@@ -27,11 +27,8 @@ pub fn init(project: &Project) -> Result<Initialized, Error> {
     let migrations = project.migrations_dir();
     std::fs::create_dir_all(&migrations).map_err(|e| Error::io(&migrations, e))?;
     let ignore = project.root.join(".gitignore");
-    let existing = match std::fs::read_to_string(&ignore) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::io(&ignore, e)),
-    };
+    let existing = crate::core::input::read_project_text(&ignore, crate::core::input::FILE_BYTES)?
+        .unwrap_or_default();
     let missing: Vec<String> = ignored(&project.config)
         .into_iter()
         .filter(|l| !existing.lines().any(|e| e.trim() == l))

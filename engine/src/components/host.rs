@@ -333,10 +333,28 @@ pub fn bounded_message(text: &str) -> String {
 /// included) and invisible formatting characters (bidirectional overrides) are written as
 /// `\n`, `\u{1b}` and the like, so a component cannot forge or hide terminal output.
 pub fn escape_controls(text: &str) -> String {
+    escape_hidden(text, |_| false)
+}
+
+/// [`escape_controls`] keeping newlines and tabs: for text printed as lines (a message, a
+/// table), where a carriage return, an escape sequence or a bidirectional override from
+/// outside is written visibly and the lines themselves stay.
+pub fn escape_controls_keeping_lines(text: &str) -> String {
+    escape_hidden(text, |c| matches!(c, '\n' | '\t'))
+}
+
+/// Whether `c` is a control character or an invisible formatting one (zero-width characters,
+/// bidirectional embeddings, overrides and isolates, the byte-order mark, the Arabic letter
+/// mark): what can forge or hide text on a terminal.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{061c}')
+}
+
+fn escape_hidden(text: &str, keep: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let invisible = matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{061c}');
-        if c.is_control() || invisible {
+        if is_hidden(c) && !keep(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -466,5 +484,14 @@ mod tests {
             escape_controls("a\u{1b}[31mb\nc\u{202e}d\té"),
             r"a\u{1b}[31mb\nc\u{202e}d\té"
         );
+    }
+
+    #[test]
+    fn text_printed_as_lines_keeps_its_lines_and_nothing_else_hidden() {
+        assert_eq!(
+            escape_controls_keeping_lines("a\u{1b}]0;t\u{7}b\nc\rd\te\u{9b}2J\u{2066}f\u{7f}"),
+            "a\\u{1b}]0;t\\u{7}b\nc\\rd\te\\u{9b}2J\\u{2066}f\\u{7f}"
+        );
+        assert_eq!(escape_controls_keeping_lines("plain é 😀"), "plain é 😀");
     }
 }

@@ -17,7 +17,7 @@
 pub(crate) mod bindings;
 mod cache;
 pub(crate) mod host;
-pub use host::escape_controls;
+pub use host::{escape_controls, escape_controls_keeping_lines, is_hidden};
 pub mod limits;
 pub mod policy;
 

@@ -100,8 +100,10 @@ pub(crate) trait Ledger {
     -> Result<(Vec<AuditRow>, bool), Error>;
 
     /// `strata repair`: re-pins `m`'s checksum and manifest in the ledger and writes `entry`
-    /// to the audit log, in one transaction.
-    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error>;
+    /// to the audit log, in one transaction under the run lock; refused
+    /// (`Refusal::ChangedSincePlanned`) when the ledger no longer holds `m` with `old_checksum`,
+    /// what repair read before it took the lock.
+    fn repin(&self, m: &Migration, old_checksum: &str, entry: &Entry) -> Result<(), Error>;
 }
 
 /// What a run needs of a database (`migrate`, its rehearsals, `strata sandbox`, `strata

@@ -57,9 +57,10 @@ pub fn record_path(backup: &Path) -> PathBuf {
 /// backup strata can put back (exit 2, naming the file).
 pub fn read_record(backup: &Path) -> Result<Record, Error> {
     let path = record_path(backup);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let text = match crate::core::input::read_project_text(&path, crate::core::input::CONFIG_BYTES)?
+    {
+        Some(text) => text,
+        None => {
             return Err(Error::input(
                 backup,
                 format!(
@@ -70,7 +71,6 @@ pub fn read_record(backup: &Path) -> Result<Record, Error> {
                 ),
             ));
         }
-        Err(e) => return Err(Error::io(path, e)),
     };
     let record: Record = serde_json::from_str(&text).map_err(|e| {
         Error::input(

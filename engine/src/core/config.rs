@@ -247,7 +247,8 @@ pub struct FleetGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// Lets its remotes be `http://` on an address other than loopback, the token crossing
-    /// the network in clear text (as `strata serve --allow-insecure`).
+    /// the network in clear text (as `strata serve --allow-insecure`), when the fleet command's
+    /// `--allow-insecure` confirms it: strata.toml alone cannot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_insecure: bool,
     /// Lets its SQLite files (`databases`, `glob`, a query's rows) lie outside the project's
@@ -268,10 +269,11 @@ pub struct FleetRemote {
     pub name: String,
     /// `http://host:port` or `https://host:port`.
     pub url: String,
-    /// A file holding the server's bearer token (relative to strata.toml).
+    /// A file holding the server's bearer token: under the project's `.strata/` (relative to
+    /// strata.toml), reached without symbolic links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
-    /// An environment variable holding it.
+    /// An environment variable holding it, named `STRATA_TOKEN_*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
 }

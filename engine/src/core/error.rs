@@ -354,6 +354,16 @@ pub enum Refusal {
         /// The applied migrations newer than it, oldest first.
         newer: Vec<String>,
     },
+    /// A phase found, once it held the run lock, that the ledger changed since the run planned
+    /// it (a restore, undo or repair ran while the run waited for the lock, or a run of another
+    /// plan applied migrations): it applied nothing.
+    ChangedSincePlanned {
+        db: PathBuf,
+        /// Migrations the plan took as applied that are applied no longer.
+        gone: Vec<String>,
+        /// Migrations applied since the plan that it did not expect.
+        new: Vec<String>,
+    },
     /// Generated SQL would drop tables or columns (`diff --sql`, `new --from-diff`).
     Destructive { changes: Vec<String> },
     /// `restore` without a backup named would not undo what the user expects: the last run
@@ -368,6 +378,21 @@ pub enum Refusal {
         /// The differences, one per line.
         difference: String,
     },
+}
+
+impl Refusal {
+    /// The refusal of a command that found, under its lock, that `m` is no longer applied to
+    /// `db` as it read it before (undone, restored away, or re-pinned meanwhile).
+    pub(crate) fn changed_since_planned(
+        db: &std::path::Path,
+        m: &crate::core::tree::Migration,
+    ) -> Error {
+        Error::Refused(vec![Refusal::ChangedSincePlanned {
+            db: db.to_path_buf(),
+            gone: vec![format!("{}/{}", m.id.module, m.id.stamp)],
+            new: Vec::new(),
+        }])
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -470,6 +495,24 @@ impl fmt::Display for Refusal {
                     many => format!("{} were", many.join(", ")),
                 }
             ),
+            Refusal::ChangedSincePlanned { db, gone, new } => {
+                let mut what = Vec::new();
+                if !gone.is_empty() {
+                    what.push(format!("{} no longer applied as read", gone.join(", ")));
+                }
+                if !new.is_empty() {
+                    what.push(format!("{} applied meanwhile", new.join(", ")));
+                }
+                write!(
+                    f,
+                    "{}: the ledger changed after this run read it ({}): a restore, undo or \
+                     repair ran while the run waited for strata's run lock, or another run \
+                     applied other migrations. This phase applied nothing; check `strata \
+                     status` and run the command again to plan from what is applied now.",
+                    db.display(),
+                    what.join("; ")
+                )
+            }
             Refusal::Locked { db } => write!(
                 f,
                 "{} is locked by another process and did not come free within the busy \

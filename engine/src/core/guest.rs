@@ -91,7 +91,9 @@ pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<Str
             ));
         }
         let record = record_path(&wasm);
-        let Ok(text) = std::fs::read_to_string(&record) else {
+        let Ok(Some(text)) =
+            crate::core::input::read_project_text(&record, crate::core::input::CONFIG_BYTES)
+        else {
             continue;
         };
         let field = |key: &str| {

@@ -92,6 +92,34 @@ impl Reserved {
     #[cfg(not(unix))]
     fn add_inodes_under(&mut self, _: &[PathBuf]) {}
 
+    /// The project's databases: its real and test databases when they are files, everything
+    /// in `.strata/` (the backups, the test database, strata's state) and the SQLite control
+    /// databases of its fleet groups. A migration's `ATTACH` may not open one of them, even
+    /// read-only.
+    pub fn databases_of(project: &crate::core::config::Project) -> Reserved {
+        use crate::core::target::Database;
+        let mut files = Vec::new();
+        for db in [&project.db, &project.test_db] {
+            if let Database::Sqlite(f) = db {
+                files.push(project.root.join(f));
+            }
+        }
+        for g in &project.config.fleet.group {
+            if let Some(control) = &g.control
+                && !crate::core::target::is_url(&control.to_string_lossy())
+            {
+                files.push(project.root.join(control));
+            }
+        }
+        Reserved::new(&[project.state_dir()], &files)
+    }
+
+    /// Whether an `ATTACH` of `filename` (the literal as SQLite reads it: a path, relative to
+    /// the process's folder, or a `file:` URI) opens one of the reserved files.
+    pub fn attached_by(&self, filename: &str) -> bool {
+        crate::core::sql::sqlite::attached_path(filename).is_some_and(|path| self.holds(&path))
+    }
+
     /// Whether `db` is (or would be created as) one of the reserved files, or inside one of the
     /// reserved folders.
     pub fn holds(&self, db: &Path) -> bool {

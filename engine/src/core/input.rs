@@ -9,18 +9,21 @@ use std::path::Path;
 
 use crate::core::error::Error;
 
-/// The most strata reads of a configuration file (`strata.toml`, `migration.toml`): 1 MiB.
+/// The most strata reads of a configuration file (`strata.toml`, `migration.toml`) or of a
+/// credential a setting names (a TLS certificate or key, a passfile, a service file, a token
+/// file): 1 MiB.
 pub const CONFIG_BYTES: u64 = 1 << 20;
 
 /// The most strata reads of any other file of the project (a migration's SQL, `data.json`,
 /// `schema.sql`, a component's `.wasm`): 1 GiB.
 pub const FILE_BYTES: u64 = 1 << 30;
 
-/// Reads a file of the project, which must be a regular file (through a symlink too) of at
-/// most `cap` bytes; `None` when there is none. A FIFO, socket or device (`strata.toml ->
-/// /dev/zero`, a FIFO named `do.sql`) is refused from its metadata, never read, and the file
-/// is opened without blocking, so nothing in the project can make strata wait or read without
-/// end.
+/// Reads a file of the project, or any other file strata reads (one a URL, an environment
+/// variable or the command line names), which must be a regular file (through a symlink too)
+/// of at most `cap` bytes; `None` when there is none. A FIFO, socket or device (`strata.toml ->
+/// /dev/zero`, a FIFO named `do.sql`, `sslrootcert=/dev/zero`) is refused from its metadata,
+/// never read, and the file is opened without blocking, so nothing in the project or its
+/// settings can make strata wait or read without end.
 pub fn read_project_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, Error> {
     use std::io::Read as _;
     let refuse = |meta: &std::fs::Metadata| -> Option<Error> {
@@ -33,7 +36,7 @@ pub fn read_project_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, Error
             Some(Error::input(
                 path,
                 "is not a regular file (a FIFO, socket or device, or a link to one): strata \
-                 reads the project's files only as plain files; replace it with a file",
+                 reads files only as plain files; replace it with a file",
             ))
         } else if meta.len() > cap {
             Some(too_big(path, cap))

@@ -33,6 +33,12 @@ pub(crate) trait Database {
     /// phase's result.
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error>;
 
+    /// The migrations the ledger holds now, read once the phase holds the run lock (none when
+    /// the bookkeeping is not there yet): [`run`] compares them with what the phase was
+    /// planned from, as a restore, undo or repair may have changed the ledger while the run
+    /// waited for the lock.
+    fn applied_now(&mut self) -> Result<Vec<MigrationId>, Error>;
+
     /// After a phase that changed the database: the state of its application tables, kept
     /// beside the phase's backup so `restore` can tell what changed outside strata since
     /// (`crate::core::restore::State`). `None` when it cannot be read.
@@ -54,16 +60,24 @@ impl<D: Database + ?Sized> Database for Box<D> {
         (**self).end(result, done)
     }
 
+    fn applied_now(&mut self) -> Result<Vec<MigrationId>, Error> {
+        (**self).applied_now()
+    }
+
     fn state(&mut self) -> Option<crate::core::restore::Recorded> {
         (**self).state()
     }
 }
 
 /// Runs `pending` on the database `open` opens (only when something is pending): begin, each
-/// step in order, end.
+/// step in order, end. `planned`: the migrations applied when `pending` was planned; once the
+/// phase holds the run lock the ledger must hold them still, and nothing else but a first part
+/// of `pending` (another run of the same plan), or the phase refuses before its first step
+/// (`None`: a throwaway database nobody else runs on).
 pub(crate) fn run<D: Database>(
     phase: Phase,
     db: &Path,
+    planned: Option<&[MigrationId]>,
     pending: &[&Migration],
     prepared: &HashMap<MigrationId, Prepared>,
     open: impl FnOnce() -> Result<D, Error>,
@@ -84,6 +98,20 @@ pub(crate) fn run<D: Database>(
     });
     if !pending.is_empty() {
         let mut database = open()?;
+        if let Some(planned) = planned {
+            let now = database.applied_now();
+            let ids: Vec<MigrationId> = pending.iter().map(|m| m.id.clone()).collect();
+            let unchanged = now.and_then(|now| unchanged_since_planned(db, planned, &ids, &now));
+            if let Err(e) = unchanged {
+                let ended = database.end(Err(e), &mut done);
+                return Err(ended.err().unwrap_or_else(|| {
+                    Error::Usage(format!(
+                        "{}: the phase ended without its refusal",
+                        db.display()
+                    ))
+                }));
+            }
+        }
         let result = database.begin(events).and_then(|backup| {
             done.backup = backup;
             steps(&mut database, phase, pending, prepared, &mut done, events)
@@ -109,6 +137,48 @@ pub(crate) fn run<D: Database>(
         applied: done.applied.len(),
     });
     Ok(done)
+}
+
+/// Refuses a phase whose ledger (`now`, read under the run lock) is no longer what `pending`
+/// was planned from (`planned`): a migration the plan took as applied is gone (a restore or an
+/// undo ran while the run waited for the lock: the plan's steps would land above a hole), or
+/// one the plan did not apply itself is there (applied by a run of another plan). A first part
+/// of `pending` may be applied: another run of the same plan applied it, and its steps pass
+/// over.
+pub(crate) fn unchanged_since_planned(
+    db: &Path,
+    planned: &[MigrationId],
+    pending: &[MigrationId],
+    now: &[MigrationId],
+) -> Result<(), Error> {
+    use std::collections::HashSet;
+    let now_set: HashSet<&MigrationId> = now.iter().collect();
+    let planned_set: HashSet<&MigrationId> = planned.iter().collect();
+    let mut gone: Vec<&MigrationId> = planned.iter().filter(|id| !now_set.contains(id)).collect();
+    // The part of `pending` applied meanwhile must be a first part of it.
+    let first_part = pending.iter().take_while(|id| now_set.contains(id)).count();
+    let ours: HashSet<&MigrationId> = pending[..first_part].iter().collect();
+    let mut new: Vec<&MigrationId> = now
+        .iter()
+        .filter(|id| !planned_set.contains(id) && !ours.contains(id))
+        .collect();
+    if gone.is_empty() && new.is_empty() {
+        return Ok(());
+    }
+    gone.sort_by(|a, b| a.global_cmp(b));
+    new.sort_by(|a, b| a.global_cmp(b));
+    let show = |ids: Vec<&MigrationId>| {
+        ids.into_iter()
+            .map(|id| format!("{}/{}", id.module, id.stamp))
+            .collect()
+    };
+    Err(Error::Refused(vec![
+        crate::core::error::Refusal::ChangedSincePlanned {
+            db: db.to_path_buf(),
+            gone: show(gone),
+            new: show(new),
+        },
+    ]))
 }
 
 /// The steps of one phase, in order; a failed step ends the phase, naming what it applied.
@@ -256,5 +326,75 @@ impl<'a> Runner<'a> {
                 "the compile cache is off, components are compiled on every run: {why}"
             )));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::Refusal;
+
+    fn id(stamp: &str) -> MigrationId {
+        MigrationId {
+            module: "app".into(),
+            stamp: stamp.into(),
+        }
+    }
+
+    fn refusal(
+        planned: &[&str],
+        pending: &[&str],
+        now: &[&str],
+    ) -> Option<(Vec<String>, Vec<String>)> {
+        let ids = |l: &[&str]| l.iter().map(|s| id(s)).collect::<Vec<_>>();
+        match unchanged_since_planned(Path::new("db"), &ids(planned), &ids(pending), &ids(now)) {
+            Ok(()) => None,
+            Err(Error::Refused(r)) => match r.as_slice() {
+                [Refusal::ChangedSincePlanned { gone, new, .. }] => {
+                    Some((gone.clone(), new.clone()))
+                }
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A restore or an undo that ran while the run waited for the lock took away a migration
+    /// the plan took as applied: the phase refuses instead of applying above the hole.
+    #[test]
+    fn a_phase_refuses_when_a_migration_it_planned_on_is_gone() {
+        assert_eq!(
+            refusal(&["1", "2"], &["3"], &["1"]),
+            Some((vec!["app/2".to_string()], vec![]))
+        );
+        // Restored to nothing at all.
+        assert_eq!(
+            refusal(&["1"], &["2"], &[]),
+            Some((vec!["app/1".to_string()], vec![]))
+        );
+    }
+
+    /// Migrations applied by a run of another plan are not the plan's either.
+    #[test]
+    fn a_phase_refuses_migrations_applied_meanwhile_outside_its_plan() {
+        assert_eq!(
+            refusal(&["1"], &["2"], &["1", "4"]),
+            Some((vec![], vec!["app/4".to_string()]))
+        );
+        // A later pending step applied before an earlier one is not the same plan's work.
+        assert_eq!(
+            refusal(&["1"], &["2", "3"], &["1", "3"]),
+            Some((vec![], vec!["app/3".to_string()]))
+        );
+    }
+
+    /// Another run of the same plan that applied its first steps meanwhile is fine: those
+    /// steps are passed over.
+    #[test]
+    fn a_phase_goes_on_when_the_same_plan_ran_meanwhile() {
+        assert_eq!(refusal(&["1"], &["2", "3"], &["1"]), None);
+        assert_eq!(refusal(&["1"], &["2", "3"], &["1", "2"]), None);
+        assert_eq!(refusal(&["1"], &["2", "3"], &["1", "2", "3"]), None);
+        assert_eq!(refusal(&[], &["1"], &[]), None);
     }
 }

@@ -141,7 +141,11 @@ pub(crate) fn record_state_after(backup: &Path, state: &Recorded) -> Result<(), 
 /// The state recorded at the end of the run that took `backup`, if there is one (a record
 /// written before the scheme was kept is the bare map of tables).
 pub fn state_after(backup: &Path) -> Option<Recorded> {
-    let text = std::fs::read_to_string(state_after_path(backup)).ok()?;
+    let text = crate::core::input::read_project_text(
+        &state_after_path(backup),
+        crate::core::input::FILE_BYTES,
+    )
+    .ok()??;
     serde_json::from_str(&text).ok().or_else(|| {
         serde_json::from_str(&text).ok().map(|tables| Recorded {
             scheme: None,

@@ -99,14 +99,10 @@ impl Prepared {
         // Not looked for when the tree's listing showed none.
         let snapshot = match m.held(crate::core::design::SNAPSHOT) {
             Some(false) => None,
-            _ => match std::fs::read(&snapshot_path) {
-                Ok(b) => Some(
-                    String::from_utf8(b)
-                        .map_err(|_| Error::input(&snapshot_path, "is not UTF-8 text"))?,
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(Error::io(snapshot_path, e)),
-            },
+            _ => crate::core::input::read_project_text(
+                &snapshot_path,
+                crate::core::input::FILE_BYTES,
+            )?,
         };
         let mut migration = m.clone();
         migration.manifest = pinned.manifest().clone();

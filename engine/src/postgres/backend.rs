@@ -131,8 +131,8 @@ impl Ledger for Postgres<'_> {
         run::audit_page(self.project, &self.target, before_id, size)
     }
 
-    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
-        run::repin(self.project, &self.target, m, entry)
+    fn repin(&self, m: &Migration, old_checksum: &str, entry: &Entry) -> Result<(), Error> {
+        run::repin(self.project, &self.target, m, old_checksum, entry)
     }
 }
 
@@ -266,10 +266,10 @@ impl Backups for Postgres<'_> {
     }
 
     fn record_state_after(&self, backup: &Path) -> Result<(), Error> {
-        let live = restore::live_state(self.project, &self.target)?;
+        let live = restore::live_state(self.project, &self.target, true)?;
         crate::core::restore::record_state_after(
             backup,
-            &crate::core::restore::Recorded::new(restore::SCHEME, live),
+            &crate::core::restore::Recorded::new(restore::SCHEME_WITH_DEFINITIONS, live),
         )
     }
 }

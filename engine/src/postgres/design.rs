@@ -97,7 +97,9 @@ pub(crate) fn infer_from(scripts: &[(&crate::core::tree::MigrationId, PathBuf)],
     }
     let mut created: HashMap<(Kind, String), (String, String)> = HashMap::new();
     for (id, path) in scripts {
-        let Ok(sql) = std::fs::read_to_string(path) else {
+        let Ok(Some(sql)) =
+            crate::core::input::read_project_text(path, crate::core::input::FILE_BYTES)
+        else {
             continue;
         };
         let Ok(statements) = super::script::statements(path, &sql) else {
@@ -383,7 +385,7 @@ impl crate::core::design::Live for PgLive<'_> {
             &self.target,
             &mut self.client,
             m,
-            (&unowned, &self.live),
+            (&unowned, &self.live, &self.applied),
             action,
             detail,
         )
@@ -391,21 +393,34 @@ impl crate::core::design::Live for PgLive<'_> {
 }
 
 /// Records `m` as applied without running it, audits that and gives `objects` to its module,
-/// in one transaction under strata's lock.
+/// in one transaction under strata's lock; refused when the ledger is no longer `applied`, what
+/// was read with the schema (a migrate, restore or undo ran in between).
 fn record_adopted(
     target: &Target,
     client: &mut Client,
     m: &Migration,
-    (objects, live): (&[&LiveObject], &Live),
+    (objects, live, applied): (&[&LiveObject], &Live, &[Applied]),
     action: &str,
     detail: &str,
 ) -> Result<(), Error> {
     ledger::ensure(client).map_err(|e| target.error("cannot create the ledger tables", e))?;
     let entry = Entry::adopted(m, action, detail);
+    let read: Vec<_> = applied.iter().map(|a| a.id.clone()).collect();
+    let mut changed = None;
     client
         .transaction()
         .and_then(|mut tx| {
             ledger::lock_with_run(&mut tx)?;
+            let now: Vec<_> = ledger::applied(&mut tx)?
+                .into_iter()
+                .map(|a| a.id)
+                .collect();
+            if let Err(e) =
+                crate::core::phase::unchanged_since_planned(&target.as_path(), &read, &[], &now)
+            {
+                changed = Some(e);
+                return Ok(());
+            }
             ledger::record(&mut tx, m, 0)?;
             // Owners inferred from earlier migrations are written down with them.
             for o in live.objects.iter().filter(|o| o.inferred) {
@@ -422,7 +437,7 @@ fn record_adopted(
             tx.commit()
         })
         .map_err(|e| target.error(format!("cannot record {m} as applied"), e))?;
-    Ok(())
+    changed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -150,8 +150,9 @@ fn tls_connector(files: &TlsFiles) -> Result<tokio_postgres_rustls::MakeRustlsCo
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certificates = |file: &Path| {
-        CertificateDer::pem_file_iter(file)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        let pem = read_credential(file)?;
+        CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{} cannot be read as PEM certificates: {e}", file.display()))
     };
     let mut roots = rustls::RootCertStore::empty();
@@ -195,7 +196,7 @@ fn tls_connector(files: &TlsFiles) -> Result<tokio_postgres_rustls::MakeRustlsCo
             if chain.is_empty() {
                 return Err(format!("{} holds no certificate", cert.display()));
             }
-            let key_der = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
+            let key_der = PrivateKeyDer::from_pem_slice(&read_credential(&key)?).map_err(|e| {
                 format!("{} cannot be read as a PEM private key: {e}", key.display())
             })?;
             builder.with_client_auth_cert(chain, key_der).map_err(|e| {
@@ -220,6 +221,17 @@ fn tls_connector(files: &TlsFiles) -> Result<tokio_postgres_rustls::MakeRustlsCo
         }
     };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// A TLS file the URL or the environment names, read only as a regular file of at most
+/// [`CONFIG_BYTES`](crate::core::input::CONFIG_BYTES) (`sslrootcert=/dev/zero` or a FIFO is
+/// refused, never read).
+fn read_credential(file: &Path) -> Result<Vec<u8>, String> {
+    match crate::core::input::read_project_file(file, crate::core::input::CONFIG_BYTES) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("{} does not exist", file.display())),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Refuses a private key others may read, as libpq does.

@@ -32,12 +32,18 @@ pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<Strin
 }
 
 /// How [`state_of`] sums a table's rows, as its records name it: the first 60 bits of the MD5
-/// of each row's text, added up. Records that name no scheme were made the same way.
+/// of each row's text, added up. Records that name no scheme were made the same way. Records
+/// of this scheme count the large objects by oid only, and hold no [`DEFINITIONS`].
 pub(crate) const SCHEME: &str = "md5-text-sum";
+
+/// [`SCHEME`] with the large objects' contents, owners and grants, and the [`DEFINITIONS`] of
+/// the application's schemas: what records are made with now (an older record is compared the
+/// way it was made).
+pub(crate) const SCHEME_WITH_DEFINITIONS: &str = "md5-text-sum+definitions";
 
 /// [`state_of`] as a record beside a backup keeps it.
 pub(crate) fn recorded_state(c: &mut postgres::Client) -> Result<Recorded, postgres::Error> {
-    Ok(Recorded::new(SCHEME, state_of(c)?))
+    Ok(Recorded::new(SCHEME_WITH_DEFINITIONS, state_of(c, true)?))
 }
 
 /// [`live_state`] when `scheme` is this backend's (or unnamed); `None` for a way this strata
@@ -48,27 +54,113 @@ pub(crate) fn live_state_in(
     scheme: Option<&str>,
 ) -> Result<Option<State>, Error> {
     match scheme {
-        None | Some(SCHEME) => live_state(project, target).map(Some),
+        None | Some(SCHEME) => live_state(project, target, false).map(Some),
+        Some(SCHEME_WITH_DEFINITIONS) => live_state(project, target, true).map(Some),
         Some(_) => Ok(None),
     }
 }
 
-/// The state of the live database's application tables (see `crate::core::restore::State`).
-pub(crate) fn live_state(project: &Project, target: &Target) -> Result<State, Error> {
+/// The state of the live database's application tables (see `crate::core::restore::State`),
+/// with the definitions of its schemas when `definitions` ([`SCHEME_WITH_DEFINITIONS`]).
+pub(crate) fn live_state(
+    project: &Project,
+    target: &Target,
+    definitions: bool,
+) -> Result<State, Error> {
     let Some(mut c) = target.open(project.busy_timeout())? else {
         return Ok(State::new());
     };
-    state_of(&mut c).map_err(|e| target.error("cannot read its tables", e))
+    state_of(&mut c, definitions).map_err(|e| target.error("cannot read its tables", e))
 }
 
 /// How the state names the database's large objects: their catalog, whose schema no table of
 /// the state is in.
 const LARGE_OBJECTS: &str = "pg_catalog.pg_largeobject";
 
+/// The large objects: how many, which (the sum of their oids), and a digest of each one's
+/// owner, grants and contents (so an object changed in place, `lo_put`, is a change).
+const LARGE_OBJECTS_WITH_CONTENTS: &str = "SELECT pg_catalog.count(*), \
+     coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
+     OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) \
+     coalesce(pg_catalog.md5(pg_catalog.string_agg(l.oid::pg_catalog.text \
+     OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) \
+     pg_catalog.concat_ws(' ', l.lomowner, l.lomacl, \
+     pg_catalog.md5(pg_catalog.lo_get(l.oid))), ',' ORDER BY l.oid)), '') \
+     FROM pg_catalog.pg_largeobject_metadata l";
+
+/// How the state names the definitions of the application's schemas ([`DEFINITIONS`]), kept
+/// beside the tables' rows: a schema no table is in.
+const DEFINITIONS_KEY: &str = "pg_catalog (the schemas' owners, grants, comments and definitions)";
+
+/// How many items the definitions of the application's schemas (every schema but
+/// PostgreSQL's and strata's) hold, and an MD5 of them all: schemas, relations (owner, grants,
+/// comment), columns (type, nullability, grants, comment, default), indexes, constraints,
+/// triggers, rules and views, functions (signature, source, owner, grants, comment) and
+/// default privileges. A change the application made after a run (a `GRANT`, a `COMMENT`, an
+/// index) is then a change outside strata, which a restore would lose.
+const DEFINITIONS: &str = "
+WITH ns AS (
+  SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
+   WHERE n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', $1])
+     AND n.nspname NOT LIKE 'pg\\_%'
+), rel AS (
+  SELECT c.oid, ns.nspname, c.relname, c.relkind, c.relowner, c.relacl FROM pg_catalog.pg_class c
+    JOIN ns ON ns.oid OPERATOR(pg_catalog.=) c.relnamespace
+), items AS (
+  SELECT pg_catalog.concat_ws(' ', 'n', n.nspname, n.nspowner, n.nspacl,
+         pg_catalog.obj_description(n.oid, 'pg_namespace')) AS item
+    FROM pg_catalog.pg_namespace n JOIN ns ON ns.oid OPERATOR(pg_catalog.=) n.oid
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 'r', r.nspname, r.relname, r.relkind, r.relowner, r.relacl,
+         pg_catalog.obj_description(r.oid, 'pg_class'))
+    FROM rel r
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 'a', r.nspname, r.relname, a.attnum, a.attname, a.atttypid,
+         a.atttypmod, a.attnotnull, a.attacl, pg_catalog.col_description(r.oid, a.attnum),
+         d.adbin)
+    FROM rel r JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) r.oid
+    LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid OPERATOR(pg_catalog.=) r.oid
+         AND d.adnum OPERATOR(pg_catalog.=) a.attnum
+   WHERE a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 'i', r.nspname, r.relname, i.indkey, i.indclass,
+         i.indisunique, i.indexprs, i.indpred)
+    FROM rel r JOIN pg_catalog.pg_index i ON i.indexrelid OPERATOR(pg_catalog.=) r.oid
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 'c', r.nspname, r.relname, k.conname, k.contype, k.conkey,
+         k.confkey, k.conbin, pg_catalog.obj_description(k.oid, 'pg_constraint'))
+    FROM rel r JOIN pg_catalog.pg_constraint k ON k.conrelid OPERATOR(pg_catalog.=) r.oid
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 't', r.nspname, r.relname, t.tgname, t.tgfoid, t.tgtype,
+         t.tgenabled, t.tgargs)
+    FROM rel r JOIN pg_catalog.pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) r.oid
+   WHERE NOT t.tgisinternal
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 'w', r.nspname, r.relname, w.rulename, w.ev_type,
+         w.is_instead, w.ev_qual, w.ev_action)
+    FROM rel r JOIN pg_catalog.pg_rewrite w ON w.ev_class OPERATOR(pg_catalog.=) r.oid
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 'f', ns.nspname, p.proname, p.proargtypes, p.prorettype,
+         p.prokind, p.prosecdef, p.proconfig, p.prosrc, p.proowner, p.proacl,
+         pg_catalog.obj_description(p.oid, 'pg_proc'))
+    FROM pg_catalog.pg_proc p JOIN ns ON ns.oid OPERATOR(pg_catalog.=) p.pronamespace
+  UNION ALL
+  SELECT pg_catalog.concat_ws(' ', 'd', a.defaclrole, a.defaclnamespace, a.defaclobjtype,
+         a.defaclacl)
+    FROM pg_catalog.pg_default_acl a
+)
+SELECT pg_catalog.count(*),
+       coalesce(pg_catalog.md5(pg_catalog.string_agg(item, E'\\n' ORDER BY item)), '')
+  FROM items";
+
 /// The state of every table outside PostgreSQL's schemas and strata's: its row count and an
 /// order-independent checksum (the sum of a hash of each row's text); and of the large
-/// objects, when there are any ([`LARGE_OBJECTS`]).
-pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Error> {
+/// objects, when there are any ([`LARGE_OBJECTS`]); with `definitions`, the large objects'
+/// contents and the [`DEFINITIONS`] too ([`SCHEME_WITH_DEFINITIONS`]).
+pub(crate) fn state_of(
+    c: &mut postgres::Client,
+    definitions: bool,
+) -> Result<State, postgres::Error> {
     let tables = c.query(
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
@@ -76,12 +168,18 @@ pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Erro
         &[&ledger::SCHEMA_NAME],
     )?;
     let mut out = State::new();
-    // The large objects, which live outside every table: how many, and which (by oid; a
-    // backup puts them back with their oids). Left out when there are none, as before.
+    // The large objects, which live outside every table: how many and which (by oid; a backup
+    // puts them back with their oids), and with `definitions` what each holds
+    // ([`LARGE_OBJECTS_WITH_CONTENTS`]). Left out when there are none, as before. An object
+    // this role may not read fails the state: then restore cannot tell, and asks for --yes.
     let objects = c.query_one(
-        "SELECT pg_catalog.count(*), \
-         coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
-         FROM pg_catalog.pg_largeobject_metadata l",
+        if definitions {
+            LARGE_OBJECTS_WITH_CONTENTS
+        } else {
+            "SELECT pg_catalog.count(*), \
+             coalesce(pg_catalog.sum(l.oid::pg_catalog.int8), 0)::pg_catalog.text \
+             FROM pg_catalog.pg_largeobject_metadata l"
+        },
         &[],
     )?;
     let count: i64 = objects.get(0);
@@ -91,6 +189,27 @@ pub(crate) fn state_of(c: &mut postgres::Client) -> Result<State, postgres::Erro
             TableState {
                 rows: count as u64,
                 checksum: objects.get(1),
+            },
+        );
+    }
+    // The definitions outside the rows that a restore puts back too: owners, grants and
+    // comments, columns, defaults, indexes, constraints, triggers, rules and views, functions
+    // and default privileges of the application's schemas, read from the catalogs as stored
+    // (no text made from them, which would depend on the session's settings).
+    let definitions = if definitions {
+        Some(c.query_one(DEFINITIONS, &[&ledger::SCHEMA_NAME])?)
+    } else {
+        None
+    };
+    if let Some(definitions) = definitions
+        && let count = definitions.get::<_, i64>(0)
+        && count > 0
+    {
+        out.insert(
+            DEFINITIONS_KEY.to_string(),
+            TableState {
+                rows: count as u64,
+                checksum: definitions.get(1),
             },
         );
     }

@@ -131,27 +131,39 @@ pub(crate) fn repin(
     project: &Project,
     target: &Target,
     m: &Migration,
+    old_checksum: &str,
     entry: &crate::core::ledger::Entry,
 ) -> Result<(), Error> {
     let mut client = target.connect(lock_timeout(project))?;
-    client
+    let repinned = client
         .transaction()
         .and_then(|mut tx| {
             ledger::lock_with_run(&mut tx)?;
-            tx.execute(
+            let repinned = tx.execute(
                 "UPDATE strata.strata_migration SET checksum = $1, manifest = $2
-                 WHERE module = $3 AND stamp = $4",
+                 WHERE module = $3 AND stamp = $4 AND checksum = $5",
                 &[
                     &m.checksum(),
                     &m.manifest.to_lines(),
                     &m.id.module,
                     &m.id.stamp,
+                    &old_checksum,
                 ],
             )?;
+            if repinned != 1 {
+                return Ok(false);
+            }
             ledger::append(&mut tx, std::slice::from_ref(entry))?;
-            tx.commit()
+            tx.commit().map(|()| true)
         })
-        .map_err(|e| target.error(format!("cannot re-pin {}", m.label()), e))
+        .map_err(|e| target.error(format!("cannot re-pin {}", m.label()), e))?;
+    if !repinned {
+        return Err(crate::core::error::Refusal::changed_since_planned(
+            &target.as_path(),
+            m,
+        ));
+    }
+    Ok(())
 }
 
 /// The newest `limit` rows of the audit log of `target`.
@@ -418,6 +430,12 @@ pub(crate) struct PgPhase<'a> {
 }
 
 impl crate::core::phase::Database for PgPhase<'_> {
+    fn applied_now(&mut self) -> Result<Vec<crate::core::tree::MigrationId>, Error> {
+        ledger::applied(&mut *self.session)
+            .map(|applied| applied.into_iter().map(|a| a.id).collect())
+            .map_err(|e| self.ctx.target.error("cannot read the ledger", e))
+    }
+
     fn state(&mut self) -> Option<crate::core::restore::Recorded> {
         super::restore::recorded_state(&mut self.session).ok()
     }

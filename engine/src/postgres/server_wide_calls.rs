@@ -146,6 +146,10 @@ mod tests {
                 "replication slots",
             ),
             (
+                "DO $$BEGIN PERFORM pg_create_physical_replication_slot('s'); END$$",
+                "replication slots",
+            ),
+            (
                 "DO $$BEGIN END$$; SELECT 1 WHERE pg_reload_conf()",
                 "configuration",
             ),

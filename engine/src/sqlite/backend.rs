@@ -117,7 +117,7 @@ impl Ledger for Sqlite<'_> {
         })
     }
 
-    fn repin(&self, m: &Migration, entry: &Entry) -> Result<(), Error> {
+    fn repin(&self, m: &Migration, old_checksum: &str, entry: &Entry) -> Result<(), Error> {
         let db = &self.db;
         // Under the run lock held exclusively, as every command that changes the ledger.
         let _run = backup::RunLock::exclusive(db, self.project.busy_timeout())?;
@@ -125,12 +125,22 @@ impl Ledger for Sqlite<'_> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| Error::db(db, "cannot begin the repair", e))?;
-        tx.execute(
-            "UPDATE strata_migration SET checksum = ?1, manifest = ?2 \
-             WHERE module = ?3 AND stamp = ?4",
-            params![m.checksum(), m.manifest.to_lines(), m.id.module, m.id.stamp],
-        )
-        .map_err(|e| Error::db(db, "cannot re-pin the migration", e))?;
+        let repinned = tx
+            .execute(
+                "UPDATE strata_migration SET checksum = ?1, manifest = ?2 \
+                 WHERE module = ?3 AND stamp = ?4 AND checksum = ?5",
+                params![
+                    m.checksum(),
+                    m.manifest.to_lines(),
+                    m.id.module,
+                    m.id.stamp,
+                    old_checksum
+                ],
+            )
+            .map_err(|e| Error::db(db, "cannot re-pin the migration", e))?;
+        if repinned != 1 {
+            return Err(crate::core::error::Refusal::changed_since_planned(db, m));
+        }
         ledger::append(&tx, std::slice::from_ref(entry))
             .map_err(|e| Error::db(db, "cannot audit the repair", e))?;
         tx.commit()
@@ -520,6 +530,9 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
             sandbox: runner.sandbox.as_ref(),
             limits: runner.project.config.sandbox,
             write_snapshots: how.write_snapshots,
+            own: Some(std::sync::Arc::new(
+                crate::core::identity::Reserved::databases_of(runner.project),
+            )),
         };
         let mut session = step::Session {
             single_transaction: how.single_transaction,
@@ -563,6 +576,12 @@ impl<'r, 'p> SqlitePhase<'r, 'p> {
 }
 
 impl crate::core::phase::Database for SqlitePhase<'_, '_> {
+    fn applied_now(&mut self) -> Result<Vec<crate::core::tree::MigrationId>, Error> {
+        ledger::applied(&self.conn)
+            .map(|applied| applied.into_iter().map(|a| a.id).collect())
+            .map_err(|e| Error::db(self.db, "cannot read the ledger", e))
+    }
+
     fn state(&mut self) -> Option<crate::core::restore::Recorded> {
         crate::sqlite::restore::recorded_state(&self.conn).ok()
     }

@@ -64,7 +64,11 @@ impl Ownership {
             for m in &tree.migrations {
                 if applied.iter().any(|a| a.id == m.id) {
                     let path = m.file("do.sql");
-                    let sql = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                    let sql = crate::core::input::read_project_text(
+                        &path,
+                        crate::core::input::FILE_BYTES,
+                    )?
+                    .ok_or_else(|| Error::io(&path, std::io::ErrorKind::NotFound.into()))?;
                     scripts.push((m.id.clone(), sql));
                 }
             }
@@ -193,7 +197,7 @@ fn record_adopted(
     conn: &mut Connection,
     db: &Path,
     m: &Migration,
-    (objects, inferred): (&[ObjectRef], &[owner::Owner]),
+    (objects, inferred, applied): (&[ObjectRef], &[owner::Owner], &[Applied]),
     action: &str,
     detail: &str,
 ) -> Result<(), Error> {
@@ -201,6 +205,15 @@ fn record_adopted(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| Error::db(db, "cannot begin a transaction", e))?;
+    // The ledger must still be what was read with the schema (a migrate, restore or undo may
+    // have run in between).
+    let now: Vec<_> = ledger::applied_rows(&tx)
+        .map_err(|e| Error::db(db, "cannot read the ledger", e))?
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    let read: Vec<_> = applied.iter().map(|a| a.id.clone()).collect();
+    crate::core::phase::unchanged_since_planned(db, &read, &[], &now)?;
     let entry = Entry::adopted(m, action, detail);
     let earlier = inferred.iter().try_for_each(|o| {
         let id = crate::core::tree::MigrationId {
@@ -453,7 +466,7 @@ impl Live for SqliteLive<'_> {
             &mut self.conn,
             &self.db,
             m,
-            (&unowned, &self.own.inferred),
+            (&unowned, &self.own.inferred, &self.applied),
             action,
             detail,
         )

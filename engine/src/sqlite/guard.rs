@@ -115,6 +115,8 @@ struct State {
     probing: Option<HashSet<String>>,
     /// The trigger or view whose text held the latest refusal while probing.
     denied_in: Option<String>,
+    /// The project's databases, which a script may not attach even read-only.
+    own: Option<Arc<crate::core::identity::Reserved>>,
 }
 
 /// Triggers and views a component created, to check in [`verify`].
@@ -193,6 +195,12 @@ impl Guard {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep going with it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The project's databases (`crate::core::identity::Reserved::databases_of`): a script's
+    /// `ATTACH` of one of them, in any spelling and even read-only, is refused.
+    pub fn set_own_files(&self, own: Arc<crate::core::identity::Reserved>) {
+        self.lock().own = Some(own);
     }
 
     /// Switches the mode and forgets earlier refusals, timeouts and created objects.
@@ -359,11 +367,22 @@ fn process_wide(mode: &Mode, ctx: &AuthContext<'_>) -> Option<String> {
     }
 }
 
+/// The refusal of an `ATTACH` of one of the project's databases.
+fn own_attachment(filename: &str) -> String {
+    format!(
+        "ATTACH of '{filename}' opens one of the project's own databases (the real database, \
+         the test database, a backup or a fleet's control database), which is refused in \
+         migrations even read-only: the rehearsal would copy the real rows into the test \
+         database, the sandbox would read production, and the real run would wait on its own \
+         lock; a migration works on its own database, and reads other files only"
+    )
+}
+
 /// The decision for one authorizer callback under the current mode.
 fn decide(state: &mut State, ctx: &AuthContext<'_>) -> Result<(), String> {
     match &state.mode {
         Mode::Host => Ok(()),
-        Mode::Script => decide_script(ctx),
+        Mode::Script => decide_script(ctx, state.own.as_deref()),
         Mode::Component { policy, .. } => {
             let policy = Arc::clone(policy);
             decide_component(&policy, state, ctx)
@@ -371,7 +390,10 @@ fn decide(state: &mut State, ctx: &AuthContext<'_>) -> Result<(), String> {
     }
 }
 
-fn decide_script(ctx: &AuthContext<'_>) -> Result<(), String> {
+fn decide_script(
+    ctx: &AuthContext<'_>,
+    own: Option<&crate::core::identity::Reserved>,
+) -> Result<(), String> {
     use AuthAction as A;
     let bookkeeping = |name: &str| -> Result<(), String> {
         if is_strata(name) {
@@ -389,6 +411,9 @@ fn decide_script(ctx: &AuthContext<'_>) -> Result<(), String> {
             transaction are not allowed: strata runs each migration in one transaction of its \
             own; remove this statement"
             .into()),
+        A::Attach { filename } if own.is_some_and(|o| o.attached_by(filename)) => {
+            Err(own_attachment(filename))
+        }
         A::Attach { filename } if !crate::core::sql::sqlite::attach_is_contained(filename) => {
             Err(format!(
                 "ATTACH of '{filename}' for writing is refused in migrations: what the migration \
@@ -1563,6 +1588,50 @@ mod tests {
             "DETACH l; ATTACH ':memory:' AS m; ATTACH '' AS t; CREATE TABLE m.x(a);",
         )
         .unwrap();
+    }
+
+    /// attack5 #9: the project's own databases (the real one, the test database, backups,
+    /// control databases) may not be attached even read-only, in any spelling: the rehearsal
+    /// would copy production rows into the test database, the sandbox would read them, and the
+    /// real run would wait on its own lock.
+    #[test]
+    fn scripts_may_not_attach_the_project_s_own_databases_even_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, other) = (dir.path().join("app.db"), dir.path().join("other.db"));
+        for db in [&app, &other] {
+            Connection::open(db)
+                .unwrap()
+                .execute_batch("CREATE TABLE people(a); INSERT INTO people VALUES (1);")
+                .unwrap();
+        }
+        std::fs::hard_link(&app, dir.path().join("link.db")).unwrap();
+        std::fs::create_dir(dir.path().join(".strata")).unwrap();
+        std::fs::copy(&app, dir.path().join(".strata/backup.db")).unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        guard.set_own_files(Arc::new(crate::core::identity::Reserved::new(
+            &[dir.path().join(".strata")],
+            std::slice::from_ref(&app),
+        )));
+        guard.set_mode(Mode::Script);
+        let root = dir.path().display().to_string();
+        for file in [
+            format!("file:{root}/app.db?mode=ro"),
+            format!("file:{root}/./app.db?mode=ro&cache=shared"),
+            format!("file://localhost{root}/app.db?mode=ro"),
+            format!("file://{root}/app.db?mode=ro"),
+            format!("file:{root}/link.db?mode=ro"),
+            format!("file:{root}/.strata/backup.db?mode=ro"),
+            format!("file:{root}/.strata/../app.db?immutable=1&mode=ro"),
+            format!("{root}/app.db"),
+        ] {
+            let why = refused(&conn, &guard, &format!("ATTACH '{file}' AS r"));
+            assert!(why.contains("the project's own databases"), "{file}: {why}");
+        }
+        conn.execute_batch(&format!("ATTACH 'file:{root}/other.db?mode=ro' AS o"))
+            .unwrap();
+        conn.execute_batch("ATTACH 'file:app.db?mode=memory' AS m; ATTACH ':memory:' AS n")
+            .unwrap();
     }
 
     #[test]

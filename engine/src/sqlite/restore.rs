@@ -32,6 +32,12 @@ pub const SCHEME: &str = "xxh3-128-sum";
 /// How records that name no scheme were summed: the first 16 bytes of each row's SHA-256 over
 /// the same bytes, added up.
 const SHA256_SUM: &str = "sha256-sum";
+/// [`SCHEME`] with the schema too (every row of `sqlite_master` but SQLite's and strata's own,
+/// without its pages: an index, view or trigger the application made after the run): what records are made
+/// with now; an older record is compared the way it was made.
+pub const SCHEME_WITH_SCHEMA: &str = "xxh3-128-sum+schema";
+/// How the state names the schema's rows.
+const SCHEMA_KEY: &str = "sqlite_master";
 
 /// A way of hashing one row's bytes into the sum.
 #[derive(Clone, Copy)]
@@ -57,26 +63,30 @@ impl RowHash {
 /// The state of a SQLite database's application tables (virtual tables are left out; their
 /// shadow tables, which hold their rows, are in), summed the way [`SCHEME`] names.
 pub fn sqlite_state(conn: &Connection) -> rusqlite::Result<State> {
-    state_with(conn, RowHash::Xxh3)
+    state_with(conn, RowHash::Xxh3, false)
 }
 
 /// [`sqlite_state`] as a record beside a backup keeps it.
 pub(crate) fn recorded_state(conn: &Connection) -> rusqlite::Result<Recorded> {
-    Ok(Recorded::new(SCHEME, sqlite_state(conn)?))
+    Ok(Recorded::new(
+        SCHEME_WITH_SCHEMA,
+        state_with(conn, RowHash::Xxh3, true)?,
+    ))
 }
 
 /// The state summed the way `scheme` names (`None`: a record that named none), or `None` for
 /// a way this strata does not know (a record from a newer one).
 pub(crate) fn state_in(conn: &Connection, scheme: Option<&str>) -> rusqlite::Result<Option<State>> {
-    let hash = match scheme.unwrap_or(SHA256_SUM) {
-        SCHEME => RowHash::Xxh3,
-        SHA256_SUM => RowHash::Sha256,
+    let (hash, schema) = match scheme.unwrap_or(SHA256_SUM) {
+        SCHEME_WITH_SCHEMA => (RowHash::Xxh3, true),
+        SCHEME => (RowHash::Xxh3, false),
+        SHA256_SUM => (RowHash::Sha256, false),
         _ => return Ok(None),
     };
-    state_with(conn, hash).map(Some)
+    state_with(conn, hash, schema).map(Some)
 }
 
-fn state_with(conn: &Connection, hash: RowHash) -> rusqlite::Result<State> {
+fn state_with(conn: &Connection, hash: RowHash, schema: bool) -> rusqlite::Result<State> {
     // strata's own tables by their exact names: an application table that happens to be
     // called `strata_layers` is the application's, and its rows count.
     let mut stmt = conn.prepare(
@@ -94,6 +104,38 @@ fn state_with(conn: &Connection, hash: RowHash) -> rusqlite::Result<State> {
         })
         .collect::<Result<_, _>>()?;
     let mut out = State::new();
+    if schema {
+        // The schema's rows in order (their pages left out: a VACUUM moves them).
+        let mut rows = conn.prepare(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master \
+             WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name",
+        )?;
+        let mut q = rows.query([])?;
+        let (mut count, mut all) = (0u64, Vec::new());
+        while let Some(row) = q.next()? {
+            // strata's own tables and their indexes are strata's, as their rows are.
+            let table: String = row.get(2)?;
+            if crate::core::ledger::OWN_TABLES
+                .iter()
+                .any(|own| own.eq_ignore_ascii_case(&table))
+            {
+                continue;
+            }
+            for i in 0..4 {
+                let text = row.get::<_, Option<String>>(i)?.unwrap_or_default();
+                all.extend_from_slice(&(text.len() as u64).to_le_bytes());
+                all.extend_from_slice(text.as_bytes());
+            }
+            count += 1;
+        }
+        out.insert(
+            SCHEMA_KEY.to_string(),
+            TableState {
+                rows: count,
+                checksum: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&all)),
+            },
+        );
+    }
     let mut bytes = Vec::with_capacity(256);
     for name in names {
         let mut rows = conn.prepare(&format!("SELECT * FROM \"{}\"", name.replace('"', "\"\"")))?;
@@ -610,7 +652,7 @@ mod tests {
         // A record made now names its scheme and reads back the same; its sums differ from
         // the old ones, so comparing across schemes would call every table changed.
         let now = recorded_state(&conn).unwrap();
-        assert_eq!(now.scheme.as_deref(), Some(SCHEME));
+        assert_eq!(now.scheme.as_deref(), Some(SCHEME_WITH_SCHEMA));
         assert_ne!(now.tables, after.tables);
         record_state_after(&backup, &now).unwrap();
         let after = crate::core::restore::state_after(&backup).unwrap();
@@ -625,10 +667,22 @@ mod tests {
             .unwrap();
         let changed = crate::core::restore::differences(
             &after.tables,
-            &state_in(&conn, Some(SCHEME)).unwrap().unwrap(),
+            &state_in(&conn, after.scheme.as_deref()).unwrap().unwrap(),
         );
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].rows_now, Some(3));
+
+        // So does a change to the schema (an index the application added), in the records
+        // made now; the older scheme does not see it.
+        conn.execute("CREATE INDEX t_b ON t(b)", []).unwrap();
+        let changed = crate::core::restore::differences(
+            &after.tables,
+            &state_in(&conn, after.scheme.as_deref()).unwrap().unwrap(),
+        );
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        assert!(changed.iter().any(|c| c.table == "sqlite_master"));
+        let old = state_in(&conn, Some(SCHEME)).unwrap().unwrap();
+        assert!(!old.contains_key("sqlite_master"));
 
         // A scheme this strata does not know cannot be compared.
         assert_eq!(state_in(&conn, Some("from-a-newer-strata")).unwrap(), None);

@@ -46,6 +46,9 @@ pub struct Context<'a> {
     pub limits: Limits,
     /// Write a missing `schema.sql` (and LATEST) from the database after each step.
     pub write_snapshots: bool,
+    /// The project's databases, which the step's scripts may not attach (see
+    /// `crate::sqlite::guard::Guard::set_own_files`).
+    pub own: Option<std::sync::Arc<crate::core::identity::Reserved>>,
 }
 
 /// What a phase keeps between its steps on one connection, so that a step's bookkeeping costs
@@ -142,6 +145,9 @@ pub fn apply(
     };
     let guard =
         Guard::install(conn).map_err(|e| Error::db(db, "cannot install the SQL guard", e))?;
+    if let Some(own) = &ctx.own {
+        guard.set_own_files(own.clone());
+    }
 
     let result = apply_in_transaction(conn, ctx, session, step, &guard, events);
     if result.is_err() {
@@ -994,6 +1000,7 @@ mod tests {
             sandbox: None,
             limits: Limits::default(),
             write_snapshots: false,
+            own: None,
         };
         let mut session = Session::default();
         let mut overhead = Vec::new();

@@ -5,14 +5,16 @@
 //! -p sdk app` on a copy of the sources staged at a fixed path (inside the private build root),
 //! with every file's mtime set to one fixed time, so neither the checkout's path nor its times
 //! reach the component (the sources' hash in the built-from record is the same in every checkout).
-//! The output is NOT yet byte-reproducible, for reasons inside componentize-py 0.25.1 that no
-//! environment variable reaches: it orders its WASI stub adapters by a randomly seeded `HashMap`,
-//! and pre-initializes CPython under a WASI context with the OS's randomness (the hash secret),
-//! real clocks and a standard library freshly extracted to a temporary folder (its folders' mtimes
-//! and inodes), all captured in the heap snapshot (docs/src/components.md, "What a Python
-//! component can do"). `--stub-wasi` leaves WASI out: the component imports only
-//! `strata:migrate/sql` and `strata:migrate/log`, like a Rust one. componentize-py is needed to build, never to
-//! migrate: the built `.wasm` is committed and pinned.
+//! The output is byte-reproducible on Linux x86_64 (glibc): componentize-py 0.25.1 reads the
+//! OS's randomness (the order of its WASI stub adapters, CPython's hash secret), the clocks, the
+//! inode numbers and times of the standard library it extracts afresh for every build, and the
+//! order in which the kernel lists folders, and all of it reaches the component, so `strata
+//! build` preloads into it a library (`pyrepro.c`, built by engine/build.rs and carried inside
+//! strata) that makes each of them fixed (docs/src/components.md, "Reproducible Python builds").
+//! Elsewhere the build still works, without it, and says its bytes will differ.
+//! `--stub-wasi` leaves WASI out: the component imports only `strata:migrate/sql` and
+//! `strata:migrate/log`, like a Rust one. componentize-py is needed to build, never to migrate:
+//! the built `.wasm` is committed and pinned.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,13 @@ pub const GUEST_FILE: &str = "strata-guest.toml";
 /// The componentize-py every Python guest is built with: part of the pin, since it decides the
 /// bytes (it bundles CPython and its standard library).
 pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+/// The library preloaded into componentize-py to make its output reproducible, where it is
+/// built (see the module's comment).
+#[cfg(strata_pyrepro)]
+const PYREPRO: Option<&[u8]> = Some(include_bytes!(concat!(env!("OUT_DIR"), "/pyrepro.so")));
+#[cfg(not(strata_pyrepro))]
+const PYREPRO: Option<&[u8]> = None;
 
 /// The one fixed time staged files get (1980-01-01, the zip epoch), so no mtime reaches the
 /// output.
@@ -203,6 +212,16 @@ pub fn compile(
     let tmp = staging.join("tmp");
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     fix_times(staging)?;
+    // Beside the staged folders, never inside one componentize-py mounts.
+    let preload = staging.join("pyrepro.so");
+    match PYREPRO {
+        Some(bytes) => std::fs::write(&preload, bytes).map_err(|e| Error::io(&preload, e))?,
+        None => events(&Event::Warning(format!(
+            "{}: Python guests build reproducibly only on Linux x86_64 with glibc; this \
+             component's bytes will differ from another build of the same sources",
+            c.source.display()
+        ))),
+    }
 
     let world = match c.world {
         World::Transform => "transform",
@@ -231,6 +250,17 @@ pub fn compile(
         .env("SOURCE_DATE_EPOCH", FIXED_MTIME_S.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if PYREPRO.is_some() {
+        let mut paths = OsString::from(&preload);
+        if let Some(theirs) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+            paths.push(":");
+            paths.push(theirs);
+        }
+        cmd.env("LD_PRELOAD", paths);
+        // Inode numbers are derived from paths relative to it (as the kernel names them).
+        let root = staging.canonicalize().map_err(|e| Error::io(staging, e))?;
+        cmd.env("STRATA_PYREPRO_ROOT", root);
+    }
     let mut child = cmd.spawn().map_err(|e| {
         build_error(
             &c.source,
@@ -274,6 +304,14 @@ pub fn compile(
             &c.source,
             format!("componentize-py failed:\n{said}"),
         ));
+    }
+    if PYREPRO.is_some() && !staging.join("pyrepro.active").exists() {
+        events(&Event::Warning(format!(
+            "{}: the library that makes Python builds reproducible could not filter \
+             componentize-py's system calls (seccomp refused?); this component's bytes will \
+             differ from another build of the same sources",
+            c.source.display()
+        )));
     }
     let bytes = std::fs::read(&output).map_err(|e| Error::io(&output, e))?;
     let _ = std::fs::remove_dir_all(staging);

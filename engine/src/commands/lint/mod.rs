@@ -17,7 +17,7 @@
 
 pub mod syntax;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -249,7 +249,7 @@ pub const RULES: &[Rule] = &[
         code: "SL408",
         severity: Severity::Error,
         family: "other-database",
-        what: "SQLite: ATTACH of a database file for writing, which the run refuses: what the migration changed there would be outside strata's backup, restore and undo, and the rehearsal would change the same file first (in-memory and temporary databases, and files attached read-only, are allowed)",
+        what: "SQLite: ATTACH of a database file for writing, which the run refuses: what the migration changed there would be outside strata's backup, restore and undo, and the rehearsal would change the same file first (in-memory and temporary databases, and files attached read-only, are allowed); or of one of the project's own databases even read-only (the real or test database, a backup, a control database, in any spelling)",
         fix: "attach it read-only to read from it (`ATTACH 'file:legacy.db?mode=ro' AS legacy`); change the other database with its own migrations",
     },
 ];
@@ -301,6 +301,11 @@ pub struct Finding {
     /// The reason given in migration.toml when the finding is accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<String>,
+    /// What a sandbox run's rows said of a data-dependent finding: `confirmed` (the step
+    /// failed on this statement) or `ruled-out` (the step ran over them); see
+    /// [`judge_by_sandbox`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
 }
 
 impl Finding {
@@ -337,6 +342,57 @@ impl LintReport {
     }
 }
 
+/// After `strata sandbox` ran the migrations of `report`: each data-dependent finding on a
+/// step it ran says what the rows said, in place of "the rehearsal confirms or rules it out":
+/// confirmed when the step failed on the finding's statement, ruled out (for those rows) when
+/// the step ran.
+pub fn judge_by_sandbox(
+    report: &mut LintReport,
+    sandbox: &crate::commands::migrate::SandboxReport,
+) {
+    use crate::commands::migrate::StepOutcome;
+    let rows = match &sandbox.from {
+        Some(from) => format!("the rows of {}", from.display()),
+        None => "the rows the earlier steps' test and project data left".to_string(),
+    };
+    for f in &mut report.findings {
+        if f.family != "data-dependent" {
+            continue;
+        }
+        let Some(step) = sandbox
+            .steps
+            .iter()
+            .find(|s| format!("{}/{}", s.module, s.migration) == f.migration)
+        else {
+            continue;
+        };
+        let at = format!("file: {}, line {}\n", f.file.display(), f.line);
+        let (verdict, said) = match step.outcome {
+            StepOutcome::Ok => (
+                "ruled-out",
+                format!(
+                    "the sandbox ran it over {rows} without a failure: ruled out for those rows{}",
+                    if sandbox.from.is_none() {
+                        " only (`strata sandbox --from` a copy of production tries real ones)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            StepOutcome::Failed if step.message.as_deref().is_some_and(|m| m.contains(&at)) => (
+                "confirmed",
+                format!("confirmed: the sandbox's step failed on it over {rows}"),
+            ),
+            _ => continue,
+        };
+        f.message = match f.message.strip_suffix(RUN_CONFIRMS) {
+            Some(base) => format!("{base}{said}"),
+            None => format!("{}; {said}", f.message),
+        };
+        f.rows = Some(verdict.to_string());
+    }
+}
+
 /// Which migrations to lint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -370,7 +426,8 @@ pub fn lint_project(project: &Project, scope: Scope) -> Result<LintReport, Error
                 .collect()
         }
     };
-    lint_migrations(&tree, &selected, dialect_of(project))
+    let own = crate::core::identity::Reserved::databases_of(project);
+    lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
 }
 
 /// Lints the migrations named by `labels` (`module/folder`, as a sandbox report lists them).
@@ -381,15 +438,18 @@ pub fn lint_labels(project: &Project, labels: &[String]) -> Result<LintReport, E
         .iter()
         .filter(|m| labels.contains(&m.label()))
         .collect();
-    lint_migrations(&tree, &selected, dialect_of(project))
+    let own = crate::core::identity::Reserved::databases_of(project);
+    lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
 }
 
 /// Lints `selected` (migrations of `tree`, in its order); the earlier migrations of the tree
-/// only feed the schema model.
+/// only feed the schema model. `own`: the project's databases, which a SQLite script may not
+/// attach even read-only (SL408).
 pub fn lint_migrations(
     tree: &Tree,
     selected: &[&Migration],
     dialect: Dialect,
+    own: Option<&crate::core::identity::Reserved>,
 ) -> Result<LintReport, Error> {
     let wanted: HashSet<_> = selected.iter().map(|m| &m.id).collect();
     let mut model = Model::default();
@@ -398,7 +458,9 @@ pub fn lint_migrations(
         let do_path = m.file("do.sql");
         if !wanted.contains(&m.id) {
             // Only the model: an unreadable file is the run's to report, not the linter's.
-            if let Ok(text) = std::fs::read_to_string(&do_path) {
+            if let Ok(Some(text)) =
+                crate::core::input::read_project_text(&do_path, crate::core::input::FILE_BYTES)
+            {
                 let mut sink = Vec::new();
                 lint_file(dialect, &m.label(), &do_path, &text, &mut model, &mut sink);
             }
@@ -409,14 +471,24 @@ pub fn lint_migrations(
         check_accepts(&m.file(MIGRATION_CONFIG_FILE), accepts)?;
         let mut found = Vec::new();
         let label = m.label();
+        let mut made = Made::default();
         if let Some(text) = read_optional(&do_path)? {
-            lint_file(dialect, &label, &do_path, &text, &mut model, &mut found);
+            lint_file_made(
+                dialect, &label, &do_path, &text, &mut model, &mut found, &mut made,
+            );
+            if let (Dialect::Sqlite, Some(own)) = (dialect, own) {
+                own_attachments(&label, &do_path, &text, own, &mut found);
+            }
         }
         let undo_path = m.file(UNDO_FILE);
         if let Some(text) = read_optional(&undo_path)? {
-            // The undo runs against the schema the step made.
+            // The undo runs against the schema the step made, and taking back what the step
+            // made (dropping its tables and columns, renaming back what it renamed) is what an
+            // undo is for: only what the step found there is judged.
             let mut after = model.clone();
-            lint_file(dialect, &label, &undo_path, &text, &mut after, &mut found);
+            lint_file_made(
+                dialect, &label, &undo_path, &text, &mut after, &mut found, &mut made,
+            );
         }
         let mut used = vec![false; accepts.len()];
         for f in &mut found {
@@ -442,12 +514,11 @@ pub fn lint_migrations(
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, Error> {
-    match std::fs::read(path) {
-        Ok(b) => String::from_utf8(b)
+    match crate::core::input::read_project_file(path, crate::core::input::FILE_BYTES)? {
+        Some(b) => String::from_utf8(b)
             .map(Some)
             .map_err(|_| Error::input(path, "is not UTF-8 text; save it as UTF-8")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+        None => Ok(None),
     }
 }
 
@@ -465,7 +536,8 @@ fn check_accepts(path: &Path, accepts: &[Accept]) -> Result<(), Error> {
             ));
         }
         if rule(&a.code.to_ascii_uppercase()).is_none() {
-            let codes: Vec<&str> = RULES.iter().map(|r| r.code).collect();
+            let mut codes: Vec<&str> = RULES.iter().map(|r| r.code).collect();
+            codes.sort_unstable();
             return Err(Error::input(
                 path,
                 format!(
@@ -587,6 +659,86 @@ fn without_table_options(d: &dyn SqlDialect, text: &str) -> Option<Statement> {
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     tables: HashMap<String, Option<Columns>>,
+    /// Each table's constraints as the chain declared them (for a rebuild that adds one).
+    constraints: HashMap<String, BTreeSet<Constraint>>,
+}
+
+/// What a constraint makes the rows obey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Holds {
+    NotNull,
+    Unique,
+    Check,
+    ForeignKey,
+}
+
+/// One constraint of a table: what it holds, and its columns or expression as text (lower
+/// case, blanks collapsed; a foreign key as `columns -> table`).
+type Constraint = (Holds, String);
+
+fn normalized(text: impl std::fmt::Display) -> String {
+    text.to_string()
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The constraints one column's options declare.
+fn column_constraints(column: &str, options: &[&ColumnOption]) -> Vec<Constraint> {
+    options
+        .iter()
+        .filter_map(|o| match o {
+            ColumnOption::NotNull => Some((Holds::NotNull, column.to_string())),
+            ColumnOption::Unique { .. } => Some((Holds::Unique, column.to_string())),
+            ColumnOption::Check(e) => Some((Holds::Check, normalized(e))),
+            ColumnOption::ForeignKey { foreign_table, .. } => Some((
+                Holds::ForeignKey,
+                format!("{column} -> {}", table_name(foreign_table)),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The constraint a table constraint declares (`None` for one no rule looks at).
+fn table_constraint(c: &TableConstraint) -> Option<Constraint> {
+    let columns = |cols: &[sqlparser::ast::IndexColumn]| {
+        cols.iter().map(normalized).collect::<Vec<_>>().join(", ")
+    };
+    match c {
+        TableConstraint::Unique { columns: c, .. }
+        | TableConstraint::PrimaryKey { columns: c, .. } => Some((Holds::Unique, columns(c))),
+        TableConstraint::Check { expr, .. } => Some((Holds::Check, normalized(expr))),
+        TableConstraint::ForeignKey {
+            columns,
+            foreign_table,
+            ..
+        } => Some((
+            Holds::ForeignKey,
+            format!(
+                "{} -> {}",
+                columns
+                    .iter()
+                    .map(|c| ident(&c.value))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                table_name(foreign_table)
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// The constraints a `CREATE TABLE` declares.
+fn create_constraints(ct: &sqlparser::ast::CreateTable) -> BTreeSet<Constraint> {
+    let mut all = BTreeSet::new();
+    for c in &ct.columns {
+        let options: Vec<&ColumnOption> = c.options.iter().map(|o| &o.option).collect();
+        all.extend(column_constraints(&ident(&c.name.value), &options));
+    }
+    all.extend(ct.constraints.iter().filter_map(table_constraint));
+    all
 }
 
 impl Model {
@@ -625,6 +777,8 @@ impl Model {
                     )
                 };
                 self.tables.insert(table_name(&ct.name), cols);
+                self.constraints
+                    .insert(table_name(&ct.name), create_constraints(ct));
             }
             Statement::Drop {
                 object_type: ObjectType::Table,
@@ -633,6 +787,7 @@ impl Model {
             } => {
                 for n in names {
                     self.tables.remove(&table_name(n));
+                    self.constraints.remove(&table_name(n));
                 }
             }
             Statement::RenameTable(renames) => {
@@ -643,8 +798,7 @@ impl Model {
             Statement::AlterTable {
                 name, operations, ..
             } => {
-                let mut table = table_name(name);
-                for op in operations {
+                for (table, op) in alter_ops(name, operations) {
                     match op {
                         AlterTableOperation::AddColumn { column_def, .. } => {
                             if let Some(Some(cols)) = self.tables.get_mut(&table) {
@@ -652,6 +806,25 @@ impl Model {
                                     .then(|| column_def.data_type.clone());
                                 cols.push((ident(&column_def.name.value), t));
                             }
+                            let options: Vec<&ColumnOption> =
+                                column_def.options.iter().map(|o| &o.option).collect();
+                            self.constraints.entry(table.clone()).or_default().extend(
+                                column_constraints(&ident(&column_def.name.value), &options),
+                            );
+                        }
+                        AlterTableOperation::AddConstraint { constraint, .. } => {
+                            if let Some(c) = table_constraint(constraint) {
+                                self.constraints.entry(table.clone()).or_default().insert(c);
+                            }
+                        }
+                        AlterTableOperation::AlterColumn {
+                            column_name,
+                            op: AlterColumnOperation::SetNotNull,
+                        } => {
+                            self.constraints
+                                .entry(table.clone())
+                                .or_default()
+                                .insert((Holds::NotNull, ident(&column_name.value)));
                         }
                         AlterTableOperation::DropColumn { column_names, .. } => {
                             if let Some(Some(cols)) = self.tables.get_mut(&table) {
@@ -664,24 +837,26 @@ impl Model {
                             old_column_name,
                             new_column_name,
                         } => {
+                            let old = ident(&old_column_name.value);
+                            let new = ident(&new_column_name.value);
                             if let Some(Some(cols)) = self.tables.get_mut(&table) {
-                                let old = ident(&old_column_name.value);
                                 for (c, _) in cols.iter_mut() {
                                     if *c == old {
-                                        *c = ident(&new_column_name.value);
+                                        *c = new.clone();
+                                    }
+                                }
+                            }
+                            if let Some(set) = self.constraints.get_mut(&table) {
+                                for holds in [Holds::NotNull, Holds::Unique] {
+                                    if set.remove(&(holds, old.clone())) {
+                                        set.insert((holds, new.clone()));
                                     }
                                 }
                             }
                         }
-                        AlterTableOperation::RenameTable { table_name: to } => {
-                            let to = match to {
-                                RenameTableNameKind::As(n) | RenameTableNameKind::To(n) => {
-                                    table_name(n)
-                                }
-                            };
-                            self.rename(&table, &to);
-                            table = to;
-                        }
+                        AlterTableOperation::RenameTable {
+                            table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
+                        } => self.rename(&table, &table_name(n)),
                         AlterTableOperation::AlterColumn {
                             column_name,
                             op: AlterColumnOperation::SetDataType { data_type, .. },
@@ -707,6 +882,9 @@ impl Model {
         if let Some(cols) = self.tables.remove(from) {
             self.tables.insert(to.to_string(), cols);
         }
+        if let Some(c) = self.constraints.remove(from) {
+            self.constraints.insert(to.to_string(), c);
+        }
     }
 }
 
@@ -722,6 +900,97 @@ fn table_name(n: &ObjectName) -> String {
         .unwrap_or_else(|| n.to_string().to_lowercase())
 }
 
+/// What a migration's `do.sql` made, which its `undo.sql` may take back without a finding:
+/// the tables it created (no rows before the step), the columns it added to tables that were
+/// there, and the renames it made (`(table, old, new)`; a table's column empty).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Made {
+    tables: HashSet<String>,
+    columns: HashSet<(String, String)>,
+    renames: HashSet<(String, String, String)>,
+}
+
+impl Made {
+    /// Whether renaming `old` to `new` (on `table`, or a table when `table` is empty) takes
+    /// back a rename the step made.
+    fn renames_back(&self, table: &str, old: &str, new: &str) -> bool {
+        self.renames
+            .contains(&(table.to_string(), new.to_string(), old.to_string()))
+    }
+
+    /// Records what `ast` made on tables that were there before the file (`created` is false).
+    fn record(&mut self, ast: &Statement) {
+        match ast {
+            Statement::CreateTable(ct) => {
+                self.tables.insert(table_name(&ct.name));
+            }
+            Statement::AlterTable {
+                name, operations, ..
+            } => {
+                for (t, op) in alter_ops(name, operations) {
+                    match op {
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            self.columns
+                                .insert((t.clone(), ident(&column_def.name.value)));
+                        }
+                        AlterTableOperation::RenameColumn {
+                            old_column_name,
+                            new_column_name,
+                        } => {
+                            let (o, n) =
+                                (ident(&old_column_name.value), ident(&new_column_name.value));
+                            if self.columns.remove(&(t.clone(), o.clone())) {
+                                self.columns.insert((t.clone(), n));
+                            } else {
+                                self.renames.insert((t.clone(), o, n));
+                            }
+                        }
+                        AlterTableOperation::RenameTable {
+                            table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
+                        } => self.rename_table(&t, &table_name(n)),
+                        _ => {}
+                    }
+                }
+            }
+            Statement::RenameTable(renames) => {
+                for r in renames {
+                    self.rename_table(&table_name(&r.old_name), &table_name(&r.new_name));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rename_table(&mut self, from: &str, to: &str) {
+        if self.tables.remove(from) {
+            self.tables.insert(to.to_string());
+        } else {
+            self.renames
+                .insert((String::new(), from.to_string(), to.to_string()));
+        }
+        self.move_columns(from, to);
+    }
+
+    /// The columns the step added to `from`, recorded for `to` as well.
+    fn copy_columns(&mut self, from: &str, to: &str) {
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|(t, _)| t == from)
+            .map(|(_, c)| c.clone())
+            .collect();
+        for c in columns {
+            self.columns.insert((to.to_string(), c));
+        }
+    }
+
+    /// The columns the step added to `from`, now `to`'s.
+    fn move_columns(&mut self, from: &str, to: &str) {
+        self.copy_columns(from, to);
+        self.columns.retain(|(t, _)| t != from);
+    }
+}
+
 /// Lints one file of one migration (`label`), updating `model` as its statements run; returns
 /// how many statements could not be parsed.
 pub(crate) fn lint_file(
@@ -732,11 +1001,24 @@ pub(crate) fn lint_file(
     model: &mut Model,
     out: &mut Vec<Finding>,
 ) -> usize {
+    lint_file_made(dialect, label, path, text, model, out, &mut Made::default())
+}
+
+/// [`lint_file`], where what `made` holds (what the migration's `do.sql` made, for its
+/// `undo.sql`) is not judged, and what the file makes is added to it.
+pub(crate) fn lint_file_made(
+    dialect: Dialect,
+    label: &str,
+    path: &Path,
+    text: &str,
+    model: &mut Model,
+    out: &mut Vec<Finding>,
+    made: &mut Made,
+) -> usize {
     let parsed: Vec<Parsed> = split(dialect, path, text)
         .into_iter()
         .map(|(line, t)| parse(dialect, line, &t))
         .collect();
-    let mut created_here: HashSet<String> = HashSet::new();
     // Rebuilds: DROP TABLE x at i, then ALTER TABLE y RENAME TO x later in the file.
     let mut rebuild_of: HashMap<usize, (usize, String)> = HashMap::new(); // drop index -> (rename index, new table)
     let mut rebuild_renames: HashSet<usize> = HashSet::new();
@@ -773,27 +1055,29 @@ pub(crate) fn lint_file(
             // A table sqlparser cannot read is still a table made here, whose columns are not
             // known: nothing is reported on it, and a rebuild of it is not judged.
             if let Some(t) = created_table(&p.words) {
-                created_here.insert(t.clone());
+                made.tables.insert(t.clone());
                 model.tables.insert(t, None);
             }
             continue;
         };
         if let Some((_, new_table)) = rebuild_of.get(&i) {
-            ctx.rebuild(p, ast, model, new_table);
-        } else if !rebuild_renames.contains(&i) {
-            ctx.statement(p, ast, model, &created_here);
-        }
-        match ast {
-            Statement::CreateTable(ct) => {
-                created_here.insert(table_name(&ct.name));
+            let create = parsed[..i].iter().rev().find(|q| {
+                matches!(&q.ast, Some(Statement::CreateTable(ct)) if table_name(&ct.name) == *new_table)
+            });
+            ctx.rebuild(p, create, ast, model, new_table, made);
+            // The rebuilt table keeps what the step made of the old one.
+            if let Some(old) = dropped_table(ast) {
+                made.tables.remove(new_table);
+                made.copy_columns(&old, new_table);
             }
-            _ => {
-                if let Some((from, to)) = renamed_table(ast)
-                    && created_here.remove(&from)
-                {
-                    created_here.insert(to);
-                }
+        } else if rebuild_renames.contains(&i) {
+            // `ALTER TABLE new_x RENAME TO x` of a rebuild: `x` is the table it was.
+            if let Some((from, to)) = renamed_table(ast) {
+                made.move_columns(&from, &to);
             }
+        } else {
+            ctx.statement(p, ast, model, made);
+            made.record(ast);
         }
         model.apply(ast);
     }
@@ -815,6 +1099,40 @@ fn created_table(words: &[String]) -> Option<String> {
         name = w.next()?;
     }
     (!name.is_empty()).then(|| name.to_lowercase())
+}
+
+/// The operations of `ALTER TABLE name ...`, each with the table's name when it runs (a
+/// `RENAME TO` renames the table for the operations after it).
+fn alter_ops<'a>(
+    name: &ObjectName,
+    operations: &'a [AlterTableOperation],
+) -> Vec<(String, &'a AlterTableOperation)> {
+    let mut table = table_name(name);
+    operations
+        .iter()
+        .map(|op| {
+            let now = table.clone();
+            if let AlterTableOperation::RenameTable {
+                table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
+            } = op
+            {
+                table = table_name(n);
+            }
+            (now, op)
+        })
+        .collect()
+}
+
+/// The table a `DROP TABLE` of one table drops.
+fn dropped_table(s: &Statement) -> Option<String> {
+    match s {
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            names,
+            ..
+        } if names.len() == 1 => Some(table_name(&names[0])),
+        _ => None,
+    }
 }
 
 /// `(from, to)` of a statement that renames a table.
@@ -861,6 +1179,7 @@ impl Ctx<'_> {
             message,
             fix: r.fix.to_string(),
             accepted: None,
+            rows: None,
         });
     }
 
@@ -1021,8 +1340,19 @@ impl Ctx<'_> {
         true
     }
 
-    /// `DROP TABLE old` of a rebuild whose new table is `new_table`.
-    fn rebuild(&mut self, p: &Parsed, ast: &Statement, model: &Model, new_table: &str) {
+    /// `DROP TABLE old` (`p`) of a rebuild whose new table is `new_table`, made by `create`
+    /// when that is in the same file: the columns the rebuild loses, and the constraints it
+    /// adds over the rows it copies (SQLite's only way to add a CHECK, a foreign key, a
+    /// UNIQUE or NOT NULL to a column that is there).
+    fn rebuild(
+        &mut self,
+        p: &Parsed,
+        create: Option<&Parsed>,
+        ast: &Statement,
+        model: &Model,
+        new_table: &str,
+        made: &Made,
+    ) {
         let Statement::Drop { names, .. } = ast else {
             return;
         };
@@ -1031,8 +1361,15 @@ impl Ctx<'_> {
         else {
             return;
         };
-        let lost: Vec<String> = before.into_iter().filter(|c| !after.contains(c)).collect();
-        if !lost.is_empty() {
+        let lost: Vec<String> = before
+            .iter()
+            .filter(|c| !after.contains(c) && !made.columns.contains(&(old.clone(), (*c).clone())))
+            .cloned()
+            .collect();
+        if !made.tables.contains(&old) {
+            self.added_constraints(create.unwrap_or(p), model, &old, new_table, &before);
+        }
+        if !lost.is_empty() && !made.tables.contains(&old) {
             self.push(
                 "SL103",
                 p,
@@ -1048,14 +1385,64 @@ impl Ctx<'_> {
         }
     }
 
-    fn statement(
+    /// The constraints `new_table` declares that `old` did not, each a data-dependent finding
+    /// on `old`, whose rows the rebuild copies under them; `columns`: those `old` had.
+    fn added_constraints(
         &mut self,
         p: &Parsed,
-        ast: &Statement,
         model: &Model,
-        created_here: &HashSet<String>,
+        old: &str,
+        new_table: &str,
+        columns: &[String],
     ) {
-        let existing = |t: &str| !created_here.contains(t);
+        let empty = BTreeSet::new();
+        let had = model.constraints.get(old).unwrap_or(&empty);
+        let Some(has) = model.constraints.get(new_table) else {
+            return;
+        };
+        for (holds, what) in has.difference(had) {
+            let (code, object, message) = match holds {
+                // A NOT NULL column the old table did not have is the copy's to fill.
+                Holds::NotNull if columns.contains(what) => (
+                    "SL204",
+                    format!("{old}.{what}"),
+                    format!(
+                        "`{old}` is rebuilt with `{what}` NOT NULL, which it was not: the copy \
+                         fails if `{old}.{what}` holds a NULL"
+                    ),
+                ),
+                Holds::NotNull => continue,
+                Holds::Unique => (
+                    "SL202",
+                    old.to_string(),
+                    format!(
+                        "`{old}` is rebuilt with UNIQUE ({what}), which it did not have: the copy \
+                         fails if its rows hold duplicates"
+                    ),
+                ),
+                Holds::Check => (
+                    "SL203",
+                    old.to_string(),
+                    format!(
+                        "`{old}` is rebuilt with CHECK ({what}), which it did not have: the copy \
+                         fails if a row of `{old}` breaks it"
+                    ),
+                ),
+                Holds::ForeignKey => (
+                    "SL205",
+                    old.to_string(),
+                    format!(
+                        "`{old}` is rebuilt with a foreign key {what}, which it did not have: \
+                         the step fails if a row points at nothing"
+                    ),
+                ),
+            };
+            self.push(code, p, Some(object), format!("{message}; {RUN_CONFIRMS}"));
+        }
+    }
+
+    fn statement(&mut self, p: &Parsed, ast: &Statement, model: &Model, made: &Made) {
+        let existing = |t: &str| !made.tables.contains(t);
         if self.beyond_the_step(p) {
             return;
         }
@@ -1127,7 +1514,7 @@ impl Ctx<'_> {
             Statement::RenameTable(r) => {
                 for r in r {
                     let (from, to) = (table_name(&r.old_name), table_name(&r.new_name));
-                    if existing(&from) {
+                    if existing(&from) && !made.renames_back("", &from, &to) {
                         self.renamed_table(p, &from, &to);
                     }
                 }
@@ -1140,7 +1527,7 @@ impl Ctx<'_> {
                     return;
                 }
                 for op in operations {
-                    self.alter(p, &t, op, model);
+                    self.alter(p, &t, op, model, made);
                 }
             }
             _ => {}
@@ -1158,11 +1545,14 @@ impl Ctx<'_> {
         );
     }
 
-    fn alter(&mut self, p: &Parsed, t: &str, op: &AlterTableOperation, model: &Model) {
+    fn alter(&mut self, p: &Parsed, t: &str, op: &AlterTableOperation, model: &Model, made: &Made) {
         match op {
             AlterTableOperation::DropColumn { column_names, .. } => {
                 for c in column_names {
                     let c = ident(&c.value);
+                    if made.columns.contains(&(t.to_string(), c.clone())) {
+                        continue;
+                    }
                     self.push(
                         "SL102",
                         p,
@@ -1176,6 +1566,11 @@ impl Ctx<'_> {
                 new_column_name,
             } => {
                 let (o, n) = (ident(&old_column_name.value), ident(&new_column_name.value));
+                if made.columns.contains(&(t.to_string(), o.clone()))
+                    || made.renames_back(t, &o, &n)
+                {
+                    return;
+                }
                 self.push(
                     "SL302",
                     p,
@@ -1189,7 +1584,9 @@ impl Ctx<'_> {
                 table_name: RenameTableNameKind::As(n) | RenameTableNameKind::To(n),
             } => {
                 let to = table_name(n);
-                self.renamed_table(p, t, &to);
+                if !made.renames_back("", t, &to) {
+                    self.renamed_table(p, t, &to);
+                }
             }
             AlterTableOperation::AddColumn { column_def, .. } => {
                 let c = ident(&column_def.name.value);
@@ -1396,6 +1793,58 @@ fn deleted_tables(d: &sqlparser::ast::Delete) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// The file of an `ATTACH` named by a string literal (as SQLite reads the literal), or `None`
+/// when the statement is no such `ATTACH`.
+fn attached_literal(text: &str) -> Option<String> {
+    use crate::core::sql::sqlite::{Kind, tokenize};
+    let tokens = tokenize(text).ok()?;
+    let mut rest = tokens.iter().peekable();
+    if !rest.next()?.is("ATTACH") {
+        return None;
+    }
+    if rest.peek().is_some_and(|t| t.is("DATABASE")) {
+        rest.next();
+    }
+    let first = rest.next()?;
+    (first.kind == Kind::String && rest.peek().is_some_and(|t| t.is("AS")))
+        .then(|| first.name().unwrap_or_default())
+}
+
+/// SL408 for a read-only `ATTACH` in `text` (a SQLite script at `path`) of one of the project's
+/// databases (`own`), which the run refuses; an `ATTACH` for writing is reported already.
+fn own_attachments(
+    label: &str,
+    path: &Path,
+    text: &str,
+    own: &crate::core::identity::Reserved,
+    out: &mut Vec<Finding>,
+) {
+    let mut ctx = Ctx {
+        dialect: Dialect::Sqlite,
+        label,
+        path,
+        out,
+    };
+    for (line, statement) in split(Dialect::Sqlite, path, text) {
+        let Some(file) = attached_literal(&statement) else {
+            continue;
+        };
+        if crate::core::sql::sqlite::attach_is_contained(&file) && own.attached_by(&file) {
+            let p = parse(Dialect::Sqlite, line, &statement);
+            ctx.push(
+                "SL408",
+                &p,
+                None,
+                format!(
+                    "ATTACH opens '{file}', one of the project's own databases (the real or \
+                     test database, a backup, a control database), which the run refuses even \
+                     read-only: the rehearsal would copy its rows into the test database"
+                ),
+            );
+        }
+    }
 }
 
 /// The file a SQLite `ATTACH [DATABASE] expr AS name` opens for writing, as written (a string

@@ -93,7 +93,10 @@ fn check_data(
     data: &DataSet,
     mut columns: impl FnMut(&str) -> Option<Option<Vec<String>>>,
 ) -> Result<(), Error> {
-    let text = std::fs::read_to_string(&data.path).unwrap_or_default();
+    let text = crate::core::input::read_project_text(&data.path, crate::core::input::FILE_BYTES)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     for (table, rows) in &data.tables {
         let table_at = key_offset(&text, table, 0);
         let line = |at: Option<usize>| at.map_or(1, |a| text[..a].matches('\n').count() + 1);
@@ -164,7 +167,9 @@ fn check_postgres(tree: &Tree, pending: &[&Migration]) -> Result<Vec<String>, Er
     for m in &tree.migrations {
         let do_path = m.file("do.sql");
         if !wanted.contains(&m.id) {
-            if let Ok(text) = std::fs::read_to_string(&do_path) {
+            if let Ok(Some(text)) =
+                crate::core::input::read_project_text(&do_path, crate::core::input::FILE_BYTES)
+            {
                 let mut sink = Vec::new();
                 complete &= lint_file(
                     Dialect::Postgres,

@@ -2,25 +2,30 @@ use super::*;
 
 /// The findings of `sql` in `dialect`, after `before` built the model.
 fn findings(dialect: Dialect, before: &str, sql: &str) -> Vec<Finding> {
+    lint_files(dialect, before, &[("b/do.sql", sql)])
+}
+
+/// The findings of the last of `files` (path, SQL), linted in order as one migration's files
+/// (what one made, the next may take back), after `before` built the model.
+fn lint_files(dialect: Dialect, before: &str, files: &[(&str, &str)]) -> Vec<Finding> {
     let mut model = Model::default();
-    let mut sink = Vec::new();
-    lint_file(
-        dialect,
-        "m",
-        Path::new("a/do.sql"),
-        before,
-        &mut model,
-        &mut sink,
-    );
+    let mut made = Made::default();
     let mut out = Vec::new();
-    lint_file(
-        dialect,
-        "m",
-        Path::new("b/do.sql"),
-        sql,
-        &mut model,
-        &mut out,
-    );
+    for (path, sql) in std::iter::once(&("a/do.sql", before)).chain(files) {
+        if *path == "b/do.sql" {
+            made = Made::default();
+        }
+        out.clear();
+        lint_file_made(
+            dialect,
+            "m",
+            Path::new(path),
+            sql,
+            &mut model,
+            &mut out,
+            &mut made,
+        );
+    }
     out
 }
 
@@ -281,6 +286,7 @@ fn accepts_match_by_code_line_object_and_file() {
         message: String::new(),
         fix: String::new(),
         accepted: None,
+        rows: None,
     };
     let a = |line: Option<usize>, object: Option<&str>, file: Option<&str>| Accept {
         code: "sl101".into(),
@@ -507,4 +513,162 @@ fn a_server_wide_statement_is_an_error_on_postgres_only() {
     assert_eq!(codes(pg, PEOPLE, "GRANT reporting TO app;"), ["SL409@1"]);
     assert!(codes(pg, PEOPLE, "GRANT SELECT ON people TO reporting;").is_empty());
     assert!(codes(Dialect::Sqlite, PEOPLE, "CREATE TABLE role (a);").is_empty());
+    // Inside the bodies a statement carries (attack5 #3).
+    assert_eq!(
+        codes(pg, PEOPLE, "DO $$ BEGIN CREATE ROLE reporting; END $$;"),
+        ["SL409@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "CREATE PROCEDURE mk() LANGUAGE sql AS 'CREATE ROLE reporting';"
+        ),
+        ["SL409@1"]
+    );
+    assert_eq!(
+        codes(
+            pg,
+            PEOPLE,
+            "DO $$ BEGIN RAISE NOTICE 'CREATE ROLE x'; END $$;"
+        ),
+        ["SL000@1"],
+        "a DO block is not analysed otherwise; its notice is no role"
+    );
+}
+
+/// The codes of a migration's `undo.sql` (`undo`), linted as `strata lint` does: after its
+/// `do.sql` (`step`), over the schema `before` built.
+fn undo_codes(dialect: Dialect, before: &str, step: &str, undo: &str) -> Vec<String> {
+    lint_files(dialect, before, &[("b/do.sql", step), ("b/undo.sql", undo)])
+        .iter()
+        .map(|f| format!("{}@{}", f.code, f.line))
+        .collect()
+}
+
+#[test]
+fn an_undo_taking_back_what_its_step_made_is_not_a_finding_but_one_destroying_more_is() {
+    let step = "CREATE TABLE tags (id bigint PRIMARY KEY, name text);\n\
+                ALTER TABLE people ADD COLUMN email text;\n\
+                ALTER TABLE people RENAME COLUMN age TO years;\n\
+                ALTER TABLE people RENAME TO persons;";
+    for d in [Dialect::Sqlite, Dialect::Postgres] {
+        // The undo of each statement, newest first.
+        let undo = "ALTER TABLE persons RENAME TO people;\n\
+                    ALTER TABLE people RENAME COLUMN years TO age;\n\
+                    ALTER TABLE people DROP COLUMN email;\n\
+                    DROP TABLE tags;";
+        assert!(undo_codes(d, PEOPLE, step, undo).is_empty(), "{d:?}");
+        // What the step found there is judged as in a do.sql.
+        let more = "ALTER TABLE persons DROP COLUMN name;\nDROP TABLE tags;\n\
+                    ALTER TABLE persons RENAME TO folk;\nDELETE FROM persons;";
+        assert_eq!(
+            undo_codes(d, PEOPLE, step, more),
+            ["SL102@1", "SL301@3", "SL106@4"],
+            "{d:?}"
+        );
+    }
+    // A SQLite undo that rebuilds the table without the column its step added loses nothing
+    // the step found; one that also leaves out `age` does.
+    let step = "ALTER TABLE people ADD COLUMN email text;";
+    let rebuild = |columns: &str| {
+        format!(
+            "CREATE TABLE new_people ({columns});\n\
+             INSERT INTO new_people SELECT {} FROM people;\nDROP TABLE people;\n\
+             ALTER TABLE new_people RENAME TO people;",
+            columns
+                .split(", ")
+                .map(|c| c.split(' ').next().unwrap())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let all = "id bigint PRIMARY KEY, name varchar(200), age bigint, price numeric";
+    assert!(undo_codes(Dialect::Sqlite, PEOPLE, step, &rebuild(all)).is_empty());
+    let without_age = "id bigint PRIMARY KEY, name varchar(200), price numeric";
+    assert_eq!(
+        undo_codes(Dialect::Sqlite, PEOPLE, step, &rebuild(without_age)),
+        ["SL103@3"]
+    );
+}
+
+#[test]
+fn a_table_rebuilt_in_a_file_still_holds_its_rows_for_the_statements_after_it() {
+    let rebuild = "CREATE TABLE new_people (id bigint PRIMARY KEY, name text, age bigint, price numeric);\n\
+                   INSERT INTO new_people SELECT * FROM people;\nDROP TABLE people;\n\
+                   ALTER TABLE new_people RENAME TO people;\n\
+                   CREATE UNIQUE INDEX people_name ON people (name);";
+    assert_eq!(codes(Dialect::Sqlite, PEOPLE, rebuild), ["SL202@5"]);
+}
+
+#[test]
+fn a_sqlite_rebuild_that_adds_a_constraint_over_the_rows_it_copies_is_data_dependent() {
+    let before = "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER);\n\
+                  CREATE TABLE teams (id INTEGER PRIMARY KEY);";
+    let rebuild = |new: &str| {
+        format!(
+            "CREATE TABLE new_people ({new});\n\
+             INSERT INTO new_people SELECT id, name, email, team FROM people;\n\
+             DROP TABLE people;\nALTER TABLE new_people RENAME TO people;"
+        )
+    };
+    let same = "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER";
+    assert!(codes(Dialect::Sqlite, before, &rebuild(same)).is_empty());
+    // Each constraint the copy must meet, reported at the CREATE TABLE that declares it.
+    for (new, code) in [
+        (
+            "id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, team INTEGER",
+            "SL204@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT UNIQUE, team INTEGER",
+            "SL202@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER, UNIQUE (name, email)",
+            "SL202@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT CHECK (email LIKE '%@%'), team INTEGER",
+            "SL203@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER, CHECK (length(name) > 0)",
+            "SL203@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER REFERENCES teams(id)",
+            "SL205@1",
+        ),
+        (
+            "id INTEGER PRIMARY KEY, name TEXT, email TEXT, team INTEGER, FOREIGN KEY (team) REFERENCES teams(id)",
+            "SL205@1",
+        ),
+    ] {
+        assert_eq!(
+            codes(Dialect::Sqlite, before, &rebuild(new)),
+            [code],
+            "{new}"
+        );
+    }
+    // What the table had already is not reported again, in either spelling; a new NOT NULL
+    // column is the INSERT's to fill; a column renamed keeps its constraints.
+    let had = "CREATE TABLE people (id INTEGER, name TEXT NOT NULL, email TEXT, team INTEGER, \
+               PRIMARY KEY (id), CHECK (length(name) > 0));\n\
+               ALTER TABLE people RENAME COLUMN name TO full_name;";
+    let rebuilt = "CREATE TABLE new_people (id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, \
+                   email TEXT, team INTEGER, added TEXT NOT NULL DEFAULT '', CHECK (length(name) > 0));\n\
+                   INSERT INTO new_people (id, full_name, email, team) SELECT id, full_name, email, team FROM people;\n\
+                   DROP TABLE people;\nALTER TABLE new_people RENAME TO people;";
+    assert!(
+        codes(Dialect::Sqlite, had, rebuilt).is_empty(),
+        "{:?}",
+        codes(Dialect::Sqlite, had, rebuilt)
+    );
+    // A table the same file made holds no rows yet.
+    let fresh = format!(
+        "{before}\n{}",
+        rebuild("id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, team INTEGER")
+    );
+    assert!(codes(Dialect::Sqlite, "", &fresh).is_empty());
 }

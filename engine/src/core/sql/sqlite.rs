@@ -438,6 +438,36 @@ pub fn attach_is_contained(file: &str) -> bool {
     modes > 0
 }
 
+/// The file an `ATTACH` of `file` (the literal as SQLite reads it) opens, as SQLite takes it
+/// (a relative path from the process's folder): the path of a `file:` URI without its authority,
+/// query and fragment, or `file` itself; `None` for an in-memory or temporary database
+/// (`:memory:`, `''`, `mode=memory`).
+pub fn attached_path(file: &str) -> Option<std::path::PathBuf> {
+    if file.is_empty() || file == ":memory:" {
+        return None;
+    }
+    let Some(rest) = file.strip_prefix("file:") else {
+        return Some(file.into());
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (path, query) = rest.split_at(end);
+    if query
+        .trim_start_matches('?')
+        .split(['&', '#'])
+        .any(|p| p == "mode=memory")
+    {
+        return None;
+    }
+    let path = match path.strip_prefix("//") {
+        Some(after) => &after[after.find('/').unwrap_or(after.len())..],
+        None => path,
+    };
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(path.into())
+}
+
 /// A text value as an SQL string literal.
 pub fn quote_string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))

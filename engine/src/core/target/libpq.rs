@@ -27,9 +27,14 @@ pub fn service(named: Option<&str>) -> Result<Option<Service>, String> {
         .map(|d| Path::new(&d).join("pg_service.conf"))
         .unwrap_or_else(|| PathBuf::from("/etc/postgresql-common/pg_service.conf"));
     for file in user_file.into_iter().chain([system_file]) {
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
+        // Read only as a regular file within the cap: a service file that is `/dev/zero` or a
+        // FIFO is refused, never read.
+        let text =
+            match crate::core::input::read_project_text(&file, crate::core::input::CONFIG_BYTES) {
+                Ok(Some(text)) => text,
+                Ok(None) => continue,
+                Err(e) => return Err(format!("the service file {e}")),
+            };
         if let Some(found) = section(&text, &name) {
             return Ok(Some(found));
         }

@@ -481,7 +481,10 @@ impl Target {
         let file = std::env::var_os("PGPASSFILE")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
-        let text = std::fs::read_to_string(file).ok()?;
+        // A passfile that is not a regular file within the cap (`/dev/zero`, a FIFO) is not
+        // read, as one that is missing.
+        let text = crate::core::input::read_project_text(&file, crate::core::input::CONFIG_BYTES)
+            .ok()??;
         let host = match self.config.get_hosts().first()? {
             Host::Tcp(h) => h.clone(),
             // libpq matches a socket connection as `localhost`.

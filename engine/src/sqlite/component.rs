@@ -378,6 +378,19 @@ impl From<rusqlite::Error> for Stop {
     }
 }
 
+/// Statements up to this long stay in the connection's statement cache (16 of them) between
+/// calls; a longer one is prepared for its call only.
+const CACHED_STATEMENT_BYTES: usize = 64 << 10;
+
+/// Empties the statement cache after a statement longer than [`CACHED_STATEMENT_BYTES`]: the
+/// cache keeps each text twice (its key on the host, SQLite's copy), so 16 long statements
+/// would otherwise stay for the rest of the call, outside `memory_mib`.
+fn forget_if_long(conn: &Connection, sql: &str) {
+    if sql.len() > CACHED_STATEMENT_BYTES {
+        conn.flush_prepared_statement_cache();
+    }
+}
+
 impl sql::Host for HostState<Sqlite> {
     fn execute(
         &mut self,
@@ -389,6 +402,7 @@ impl sql::Host for HostState<Sqlite> {
         let r = conn
             .prepare_cached(&sql)
             .and_then(|mut stmt| bind_all(&mut stmt, &params).and_then(|()| run(&mut stmt)));
+        forget_if_long(conn, &sql);
         Ok(self.written(r))
     }
 
@@ -420,6 +434,7 @@ impl sql::Host for HostState<Sqlite> {
                 }
                 Ok(())
             });
+        forget_if_long(conn, &sql);
         Ok(match r {
             Ok(()) => Ok(out.rows),
             Err(Stop::Sql(e)) => Err(self.error(e)),
@@ -446,6 +461,7 @@ impl sql::Host for HostState<Sqlite> {
             }
             Ok(changed)
         });
+        forget_if_long(conn, &sql);
         Ok(self.written(r))
     }
 
@@ -494,6 +510,7 @@ impl sql::Host for HostState<Sqlite> {
             }
             Ok(changed)
         });
+        forget_if_long(conn, &sql);
         Ok(self.written(r))
     }
 
@@ -965,6 +982,22 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(packed.count, 50);
+    }
+
+    #[test]
+    fn long_statements_are_not_kept_in_the_statement_cache() {
+        use crate::components::bindings::sql::Host as _;
+        let mut s = state(64);
+        // SAFETY: a plain FFI call; SQLite's heap is process-wide, so other tests move it too:
+        // the bound below is far from what keeping the texts would add.
+        let used = || unsafe { rusqlite::ffi::sqlite3_memory_used() };
+        let before = used();
+        for i in 0..16 {
+            let sql = format!("SELECT {i} /* {} */", "x".repeat(2 << 20));
+            assert_eq!(s.query(sql, Vec::new()).unwrap().unwrap().len(), 1);
+        }
+        // Kept, the 16 texts would hold 32 MB of SQLite's heap (and as much on the host).
+        assert!(used() - before < 8 << 20, "{}", used() - before);
     }
 
     #[test]

@@ -86,7 +86,11 @@ fn reads_the_clock(name: &str, first_time: usize, args: &[Value]) -> Option<Stri
             Value::Blob(b) => b.as_slice(),
             _ => return None,
         };
-        let word = String::from_utf8_lossy(bytes.trim_ascii()).to_ascii_lowercase();
+        let trimmed = bytes.trim_ascii();
+        if trimmed.len() > "localtime".len() {
+            return None;
+        }
+        let word = String::from_utf8_lossy(trimmed).to_ascii_lowercase();
         UNSEEN_WORDS.contains(&word.as_str()).then(|| {
             let source = if word == "now" {
                 "the clock"

@@ -25,17 +25,24 @@ fn main() {
     let out = PathBuf::from(var("OUT_DIR")).join("pyrepro.so");
     // The C compiler that links Rust on this platform.
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    // No -Werror: a newer compiler's new warning must not stop strata from building.
     let status = Command::new(&cc)
-        .args([
-            "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o",
-        ])
+        .args(["-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-o"])
         .arg(&out)
         .arg(SOURCE)
         .arg("-ldl")
         .status();
+    // Without the library strata still builds Python guests, and `strata build` says that
+    // their bytes will differ from one checkout to another.
     match status {
         Ok(s) if s.success() => println!("cargo::rustc-cfg=strata_pyrepro"),
-        Ok(s) => panic!("{} failed to build {SOURCE} ({s})", cc.to_string_lossy()),
-        Err(e) => panic!("cannot run the C compiler {}: {e}", cc.to_string_lossy()),
+        Ok(s) => println!(
+            "cargo::warning={} failed to build {SOURCE} ({s}): Python guests will build, but not reproducibly",
+            cc.to_string_lossy()
+        ),
+        Err(e) => println!(
+            "cargo::warning=cannot run the C compiler {} ({e}): Python guests will build, but not reproducibly",
+            cc.to_string_lossy()
+        ),
     }
 }

@@ -43,5 +43,6 @@ mod single_transaction;
 mod snapshots;
 mod terminal;
 mod tree_errors;
+mod trust_residuals;
 mod undo;
 mod unicode;

@@ -6,15 +6,25 @@
 //! production. Before a component runs, [`hide`] puts functions of the same names on its
 //! connection that, while the guard is in component mode, refuse those arguments, and compute
 //! every other call with SQLite's own functions on a private in-memory connection (the same
-//! clock and time zone). They stay on the connection afterwards, answering every call as
-//! SQLite's own would: SQLite cannot give a connection its built-in function back once an
-//! application's function of the same name was removed.
+//! clock and time zone), one for the process. They are put on a connection once per step (a
+//! guard's lifetime), not once per component call.
+//!
+//! They stay on the connection afterwards: SQLite cannot give a connection its built-in
+//! function back once an application's function of the same name was removed. Being declared
+//! deterministic (as SQLite's own are, so that `date(x)` stays usable in index expressions),
+//! they would let later SQL put `date('now')` into an index expression, a generated column or
+//! a CHECK constraint, which SQLite's own refuse when they are evaluated. So no user SQL runs on
+//! them after the step: the step hands the phase a fresh connection (see `sqlite::step::apply`),
+//! and under `--single-transaction`, where there is none to hand over, later scripts that
+//! would put a date function into the schema are refused ([`in_schema_text`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
 
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Error};
+
+use crate::core::sql::sqlite::Kind;
 
 use crate::sqlite::guard::Guard;
 
@@ -32,12 +42,26 @@ const DATE_FUNCTIONS: &[(&str, usize)] = &[
 /// Time values and modifiers that read the clock or the machine's time zone.
 const UNSEEN_WORDS: &[&str] = &["now", "localtime", "utc"];
 
-/// Replaces SQLite's date and time functions on `conn` (see the module); a refused call is
-/// recorded on `guard`, so the step fails even if the component carries on.
+/// The private connection whose own date functions compute every call the replacements let
+/// through: one for the process, opened at the first component call.
+fn own() -> rusqlite::Result<&'static Mutex<Connection>> {
+    static OWN: OnceLock<Mutex<Connection>> = OnceLock::new();
+    if let Some(own) = OWN.get() {
+        return Ok(own);
+    }
+    let opened = Connection::open_in_memory()?;
+    Ok(OWN.get_or_init(|| Mutex::new(opened)))
+}
+
+/// Replaces SQLite's date and time functions on `conn` (see the module), unless `guard` already
+/// did on this connection; a refused call is recorded on `guard`, so the step fails even if
+/// the component carries on.
 pub fn hide(conn: &Connection, guard: &Guard) -> rusqlite::Result<()> {
-    let own = Arc::new(Mutex::new(Connection::open_in_memory()?));
+    if guard.clock_hidden() {
+        return Ok(());
+    }
+    let own = own()?;
     for &(name, first_time) in DATE_FUNCTIONS {
-        let own = Arc::clone(&own);
         let guard = guard.clone();
         conn.create_scalar_function(
             name,
@@ -65,7 +89,45 @@ pub fn hide(conn: &Connection, guard: &Guard) -> rusqlite::Result<()> {
             },
         )?;
     }
+    guard.set_clock_hidden();
     Ok(())
+}
+
+/// Whether a statement of `sql` (a script) would put one of the date and time functions into
+/// the schema: a `CREATE TABLE`, `CREATE INDEX` or `ALTER TABLE` that names one (index
+/// expressions, partial indexes, generated columns and CHECK constraints are where SQLite's
+/// own refuse `'now'`). Returns the function's name and the statement's first line (1-based).
+pub fn in_schema_text(sql: &str) -> Option<(String, usize)> {
+    let statements = crate::core::sql::sqlite::statements(sql).ok()?;
+    statements.iter().find_map(|tokens| {
+        let mut words = tokens.iter().filter(|t| t.kind == Kind::Word);
+        let first = words.next()?;
+        let defines = if first.is("alter") {
+            true
+        } else if first.is("create") {
+            tokens
+                .iter()
+                .skip(1)
+                .take(4)
+                .any(|t| t.is("table") || t.is("index"))
+        } else {
+            false
+        };
+        if !defines {
+            return None;
+        }
+        tokens.windows(2).find_map(|pair| {
+            let name = pair[0].name().filter(|_| pair[0].kind != Kind::String)?;
+            let called = pair[1].is_punct("(")
+                && DATE_FUNCTIONS
+                    .iter()
+                    .any(|(f, _)| f.eq_ignore_ascii_case(&name));
+            called.then(|| {
+                let line = sql[..first.start.min(sql.len())].matches('\n').count() + 1;
+                (name.to_ascii_lowercase(), line)
+            })
+        })
+    })
 }
 
 /// How the call `name(args)` would read the clock or the time zone, if it would.
@@ -100,4 +162,61 @@ fn reads_the_clock(name: &str, first_time: usize, args: &[Value]) -> Option<Stri
             format!("`{name}` given '{word}' (it reads {source})")
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_text_that_names_a_date_function_is_found() {
+        for (sql, found) in [
+            ("CREATE INDEX i ON t(date('now'))", Some(("date", 1))),
+            (
+                "SELECT 1;\nCREATE TABLE t(a, b AS (\"JulianDay\"(a)))",
+                Some(("julianday", 2)),
+            ),
+            (
+                "ALTER TABLE t ADD COLUMN c CHECK (strftime('%Y', c) > '2000')",
+                Some(("strftime", 1)),
+            ),
+            (
+                "CREATE UNIQUE INDEX i ON t(a) WHERE [time](a) > '12'",
+                Some(("time", 1)),
+            ),
+            ("INSERT INTO t VALUES (date('now'))", None),
+            ("CREATE VIEW v AS SELECT date('now')", None),
+            ("CREATE TABLE t(date TEXT, 'date' TEXT)", None),
+            ("CREATE TABLE t(a TEXT DEFAULT 'date(')", None),
+        ] {
+            assert_eq!(
+                in_schema_text(sql),
+                found.map(|(f, l)| (f.to_string(), l)),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_functions_are_put_on_a_connection_once_per_guard() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let guard = Guard::install(&mut conn).unwrap();
+        hide(&conn, &guard).unwrap();
+        assert!(guard.clock_hidden());
+        let builtin = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT min(builtin) FROM pragma_function_list WHERE name = 'date'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(builtin(&conn), 0);
+        // A second call is a no-op and the replacements still compute as SQLite's own.
+        hide(&conn, &guard).unwrap();
+        let d: String = conn
+            .query_row("SELECT date('2024-01-31', '+1 day')", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(d, "2024-02-01");
+    }
 }

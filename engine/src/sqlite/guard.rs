@@ -110,6 +110,9 @@ struct State {
     /// Whether a script or component ran a statement that may change the connection itself
     /// (a PRAGMA, ATTACH or DETACH, a temp object) rather than the database.
     touched_connection: bool,
+    /// Whether `sqlite::clock::hide` replaced the date and time functions on the connection,
+    /// bound to this guard.
+    clock_hidden: bool,
     /// While [`verify`] probes a trigger: the (lowercased) triggers and views whose text the
     /// authorizer saw compiled.
     probing: Option<HashSet<String>>,
@@ -246,6 +249,17 @@ impl Guard {
     /// attached databases, temp objects) since the guard was installed.
     pub fn touched_connection(&self) -> bool {
         self.lock().touched_connection
+    }
+
+    /// Whether `sqlite::clock::hide` replaced the connection's date and time functions while
+    /// this guard was installed (they stay; see that module).
+    pub fn clock_hidden(&self) -> bool {
+        self.lock().clock_hidden
+    }
+
+    /// Records that `sqlite::clock::hide` replaced the date and time functions.
+    pub fn set_clock_hidden(&self) {
+        self.lock().clock_hidden = true;
     }
 
     /// Whether the component's deadline interrupted a statement since the mode was set.

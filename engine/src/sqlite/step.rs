@@ -76,6 +76,9 @@ pub struct Session {
     /// waits for the check before it commits (and fails with the backup's error if the check
     /// does), and writes that row in its own transaction, before its own rows.
     pub backup: Option<(crate::sqlite::backup::Pending, Entry)>,
+    /// With `single_transaction`: a component ran on the phase's connection, so its date and
+    /// time functions are strata's replacements (`sqlite::clock`) for the rest of the phase.
+    pub clock_replaced: bool,
 }
 
 /// Rows `PRAGMA foreign_key_check` reports, counted by (table, rowid, parent): a `WITHOUT
@@ -163,7 +166,13 @@ pub fn apply(
     // state whatever ran before it; the others keep theirs, which costs nothing. In one
     // transaction for the whole phase there is no fresh connection to hand over: refuse, and
     // the phase rolls back.
-    let reopened = if !guard.touched_connection() {
+    // A component's step leaves strata's date and time functions on the connection
+    // (`sqlite::clock`): the next step gets a fresh one, whose functions are SQLite's own.
+    // In one transaction, later scripts that would put them into the schema are refused.
+    let reopened = if !guard.touched_connection() && !guard.clock_hidden() {
+        Ok(())
+    } else if session.single_transaction && !guard.touched_connection() {
+        session.clock_replaced = true;
         Ok(())
     } else if session.single_transaction {
         Err(Error::Usage(format!(
@@ -317,6 +326,25 @@ impl StepDriver for SqliteStep<'_, '_> {
                 rows: 0,
                 fuel: None,
             });
+        }
+        if action == Action::DoSql
+            && self.session.clock_replaced
+            && let Some((function, line)) = crate::sqlite::clock::in_schema_text(&step.do_sql)
+        {
+            return Err(ActionError::new(
+                Some(step.migration.file("do.sql")),
+                None,
+                format!(
+                    "line {line}: defines a table or index that names {function}() after a \
+                     component ran earlier in this --single-transaction phase: on that \
+                     connection the date and time functions are strata's (they hide the clock \
+                     from components) and stay for the whole transaction, so SQLite's own \
+                     refusal of 'now', 'localtime' and 'utc' in index expressions, generated \
+                     columns and CHECK constraints could not run; run this phase without \
+                     --single-transaction (each step after a component then gets a fresh \
+                     connection with SQLite's own functions)"
+                ),
+            ));
         }
         run_action(self.conn, self.ctx, step, action, self.guard, events)
     }

@@ -43,6 +43,15 @@ impl Sandbox {
             Ok(s) => s,
             Err(e) => return setup_failed(format!("cannot read the schema: {e}")),
         };
+        match guard::foreign_key_reach(conn, &call.policy) {
+            Ok(None) => {}
+            Ok(Some(reason)) => return setup_failed(reason),
+            Err(e) => {
+                return setup_failed(format!(
+                    "cannot read the foreign keys of the tables the component may use: {e}"
+                ));
+            }
+        }
         let settings = match ConnectionSettings::apply(conn, call.limits.memory_mib) {
             Ok(s) => s,
             Err(e) => return setup_failed(e.to_string()),
@@ -91,6 +100,13 @@ impl Sandbox {
             denied = guard::verify(conn, guard, &policy, &before, &created).err();
         }
         guard.set_mode(Mode::Host);
+        if denied.is_none() {
+            // A key the component added (a table, a column) links what it writes to the same.
+            denied = match guard::foreign_key_reach(conn, &policy) {
+                Ok(reach) => reach,
+                Err(e) => Some(format!("cannot read the foreign keys after the call: {e}")),
+            };
+        }
         let restored = settings.restore(conn);
         Ended {
             fuel_left,

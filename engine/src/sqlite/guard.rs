@@ -930,6 +930,96 @@ impl Snapshot {
     }
 }
 
+/// Why a component may not run with `policy` on this database (`None` when nothing stops it):
+/// each foreign key that links a table of `writes` to a table the component may not read,
+/// whichever way it points. A step runs with `foreign_keys` off (actions such as `ON DELETE
+/// CASCADE` do not run in it) and checks the keys when its actions are done: whether the step
+/// fails then tells whether a key the component wrote is in the other table, or whether a row
+/// it deleted or re-keyed is referenced from it. Checked before the component runs and again
+/// when it ends (a table or column it added may carry such a key).
+pub fn foreign_key_reach(conn: &Connection, policy: &Policy) -> rusqlite::Result<Option<String>> {
+    if policy.writes.is_none() {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT m.name, f.id, f.\"table\", group_concat(f.\"from\", ', '), f.on_delete, \
+                f.on_update \
+           FROM main.sqlite_schema m, pragma_foreign_key_list(m.name, 'main') f \
+          WHERE m.type = 'table' \
+          GROUP BY m.name, f.id ORDER BY m.name, f.id",
+    )?;
+    let tables: HashSet<String> = conn
+        .prepare("SELECT lower(name) FROM main.sqlite_schema WHERE type = 'table'")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut found = Vec::new();
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let child: String = row.get(0)?;
+        let parent: String = row.get(2)?;
+        let columns: String = row.get::<_, Option<String>>(3)?.unwrap_or_default();
+        let actions: Vec<String> = [(4, "ON DELETE"), (5, "ON UPDATE")]
+            .into_iter()
+            .filter_map(|(i, on)| {
+                let a: String = row.get(i).ok()?;
+                (a != "NO ACTION").then(|| format!("{on} {a}"))
+            })
+            .collect();
+        let key = if actions.is_empty() {
+            format!("`{child}({columns})` REFERENCES `{parent}`")
+        } else {
+            format!(
+                "`{child}({columns})` REFERENCES `{parent}` {}",
+                actions.join(" ")
+            )
+        };
+        let hidden = |t: &str| policy.may_read(t).is_err();
+        if policy.writable(&child)
+            && hidden(&parent)
+            && tables.contains(&parent.to_ascii_lowercase())
+        {
+            found.push(format!(
+                "`{child}` (in `writes`): its foreign key {key} links it to `{parent}`, and the \
+                 step's foreign-key check would tell the component whether the keys it writes \
+                 are in `{parent}`: add \"{parent}\" to `reads`"
+            ));
+        } else if policy.writable(&parent) && !policy.writable(&child) && hidden(&child) {
+            let actions = if actions.is_empty() {
+                String::new()
+            } else {
+                " (its actions do not run in a step: foreign keys are off until the check)"
+                    .to_string()
+            };
+            found.push(format!(
+                "`{parent}` (in `writes`): foreign key {key}{actions} points at it from \
+                 `{child}`, and the step's foreign-key check would tell the component whether \
+                 `{child}` refers to the rows it deletes or re-keys: add \"{child}\" to \
+                 `reads`"
+            ));
+        }
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let listed = found.len();
+    found.truncate(MAX_REACH_LISTED);
+    let more = if listed > MAX_REACH_LISTED {
+        format!("\n  ... and {} more", listed - MAX_REACH_LISTED)
+    } else {
+        String::new()
+    };
+    Ok(Some(format!(
+        "the tables of `writes` are linked by foreign keys to tables the component may not \
+         read:\n  {}{more}\nList those tables under [sandbox] in {} (or change the schema), so \
+         that what the component can learn is what the manifest says",
+        found.join("\n  "),
+        policy.config_file.display()
+    )))
+}
+
+/// How many foreign keys a refusal lists.
+const MAX_REACH_LISTED: usize = 20;
+
 /// Checks what a component left behind against `before`: every object it added or removed
 /// (including the new name of a renamed table) is in `writes` and not strata's, strata's own
 /// objects are unchanged, no counter or statistic row of a table outside `writes` changed, and

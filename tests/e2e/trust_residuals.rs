@@ -67,3 +67,136 @@ fn after_a_component_sqlite_date_functions_are_sqlites_own() {
         ["1"]
     );
 }
+
+/// The pending migration's do.sql.
+const HOSTILE_DO: &str = "migrations/app/20240201T000000Z-hostile/do.sql";
+
+#[test]
+fn sqlite_foreign_keys_from_what_a_component_writes_reach_only_what_it_reads() {
+    use crate::hostile::assert_refused;
+    let run = |sql: &str| component(Entry::Transform, &[Op::Execute(sql.into(), vec![])]);
+    // Inserting a key: whether the step's foreign-key check passes says whether `secrets`
+    // holds it.
+    let orders = "[sandbox]\nreads = [\"people\", \"orders\"]\nwrites = [\"people\", \"orders\"]\n";
+    let p = project_with(&run("INSERT INTO orders VALUES (1, 1)"), orders);
+    p.write(
+        HOSTILE_DO,
+        "CREATE TABLE orders(id INTEGER PRIMARY KEY, secret INTEGER REFERENCES secrets(id));\n",
+    );
+    assert_refused(
+        &p,
+        &[
+            "`orders(secret)` REFERENCES `secrets`",
+            "add \"secrets\" to `reads`",
+            "migration.toml",
+        ],
+    );
+    // Once the manifest lists `secrets`, the same component runs.
+    p.write(
+        "migrations/app/20240201T000000Z-hostile/migration.toml",
+        "[sandbox]\nreads = [\"people\", \"orders\", \"secrets\"]\nwrites = [\"people\", \"orders\"]\n",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    // Deleting a row: whether the check passes says whether `secrets` refers to it, whatever
+    // action the key declares.
+    for action in ["", " ON DELETE CASCADE", " ON DELETE SET NULL"] {
+        let p = project_with(&run("DELETE FROM people WHERE id = 2"), PEOPLE_ONLY);
+        p.write(
+            HOSTILE_DO,
+            &format!("ALTER TABLE secrets ADD COLUMN who INTEGER REFERENCES people(id){action};\n"),
+        );
+        assert_refused(
+            &p,
+            &["points at it from `secrets`", "add \"secrets\" to `reads`"],
+        );
+    }
+    // A key the component adds itself is found when it ends.
+    let p = project_with(
+        &run("ALTER TABLE people ADD COLUMN s INTEGER REFERENCES secrets(id)"),
+        PEOPLE_ONLY,
+    );
+    assert_refused(&p, &["`people(s)` REFERENCES `secrets`"]);
+}
+
+/// Runs strata in `p` with `env` added to the cleaned environment.
+fn with_env(
+    p: &crate::harness::Project,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> crate::harness::Run {
+    let mut cmd = crate::harness::strata_command(p.root(), args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    crate::harness::Run::new(args, cmd.output().unwrap())
+}
+
+#[test]
+fn the_password_of_the_environment_goes_only_to_a_server_the_environment_names() {
+    let p = crate::harness::Project::empty();
+    let foreign = "collector.invalid";
+    p.write(
+        "strata.toml",
+        &format!("db = \"postgres://ci@{foreign}:5432/app\"\n"),
+    );
+    let secret = [("PGPASSWORD", "ci-secret")];
+    // strata.toml picks a server the environment does not name: refused before connecting
+    // (no name lookup of the host either), naming the file, the host and the fixes.
+    let refused = with_env(&p, &secret, &["status"])
+        .code(2)
+        .stderr_has("`db` in strata.toml names the server collector.invalid")
+        .stderr_has("set PGHOST=collector.invalid")
+        .stderr_has("passfile")
+        .stderr_has("STRATA_DB");
+    assert!(!refused.stderr.contains("ci-secret"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("failed to lookup"),
+        "{}",
+        refused.stderr
+    );
+    // The test database strata.toml names is judged the same way.
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"postgres://ci@127.0.0.1:1/app\"\ntest_db = \"postgres://ci@{foreign}/t\"\n"
+        ),
+    );
+    with_env(&p, &secret, &["migrate"])
+        .code(2)
+        .stderr_has("`test_db` in strata.toml names the server collector.invalid");
+    // Named by the environment, or given its own password in the URL, the server is tried
+    // (and here cannot be found): the refusal is not strata's.
+    p.write(
+        "strata.toml",
+        &format!("db = \"postgres://ci@{foreign}:5432/app\"\n"),
+    );
+    let url = format!("postgres://ci@{foreign}:5432/app");
+    for env in [
+        vec![("PGPASSWORD", "ci-secret"), ("PGHOST", foreign)],
+        vec![("PGPASSWORD", "ci-secret"), ("STRATA_DB", url.as_str())],
+        vec![("PGPASSWORD", "ci-secret"), ("DATABASE_URL", url.as_str())],
+        vec![],
+    ] {
+        let run = with_env(&p, &env, &["status"]);
+        assert_ne!(run.code, 0);
+        assert!(
+            !run.stderr.contains("names the server"),
+            "{env:?}: {}",
+            run.stderr
+        );
+    }
+    p.write(
+        "strata.toml",
+        &format!("db = \"postgres://ci:own@{foreign}:5432/app\"\n"),
+    );
+    let run = with_env(&p, &secret, &["status"]);
+    assert!(!run.stderr.contains("names the server"), "{}", run.stderr);
+    // A hostaddr is where the password would go, whatever the host says.
+    p.write(
+        "strata.toml",
+        "db = \"postgres://ci@localhost:5432/app?hostaddr=192.0.2.7\"\n",
+    );
+    with_env(&p, &secret, &["status"])
+        .code(2)
+        .stderr_has("names the server 192.0.2.7");
+}

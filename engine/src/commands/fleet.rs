@@ -28,7 +28,7 @@ use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
 use crate::core::identity::Reserved;
 use crate::core::phase::{PhaseReport, Runner};
-use crate::core::target::Database;
+use crate::core::target::{Database, Origin};
 use crate::core::tree::{Migration, Tree};
 
 /// One database of a fleet.
@@ -376,7 +376,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                 } else if let Some(dbs) = &g.databases {
                     for db in dbs {
                         let key = format!("[[fleet.group]] {} databases", g.name);
-                        let db = match Database::parse(db, &key)? {
+                        let db = match Database::parse_from(db, &key, Origin::Checkout)? {
                             Database::Sqlite(db) => {
                                 inside_project(g, &key, &db)?;
                                 Database::Sqlite(root.join(db))
@@ -387,9 +387,10 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                     }
                 } else if let (Some(url), Some(names)) = (&g.url, &g.names) {
                     for name in names {
-                        let db = Database::postgres(
+                        let db = Database::postgres_from(
                             &url.replace("{name}", name),
                             &format!("[[fleet.group]] {} url", g.name),
+                            Origin::Checkout,
                         )?;
                         add(name.clone(), db);
                     }
@@ -539,7 +540,8 @@ fn refuse_control_databases(project: &Project, targets: &[FleetTarget]) -> Resul
     for g in &project.config.fleet.group {
         let Some(control) = &g.control else { continue };
         let where_ = format!("[[fleet.group]] {} control", g.name);
-        let Database::Postgres(control) = Database::parse(control, &where_)? else {
+        let Database::Postgres(control) = Database::parse_from(control, &where_, Origin::Checkout)?
+        else {
             continue;
         };
         for t in targets {
@@ -954,7 +956,7 @@ fn control_rows(
     timeout: Duration,
 ) -> Result<Vec<(String, Database)>, Error> {
     let where_ = format!("[[fleet.group]] {} control", group.name);
-    let control = match Database::parse(control, &where_)? {
+    let control = match Database::parse_from(control, &where_, Origin::Checkout)? {
         Database::Sqlite(control) => Database::Sqlite(project.root.join(control)),
         postgres => postgres,
     };
@@ -992,12 +994,13 @@ fn control_rows(
                      database (letters, digits, '-', '_' and '.'), never a server or a user"
                 )));
             }
-            Database::postgres(
+            Database::postgres_from(
                 &template.replace("{name}", &db),
                 &format!("[[fleet.group]] {} url", group.name),
+                Origin::Checkout,
             )?
         } else {
-            match Database::parse(Path::new(&db), &key)? {
+            match Database::parse_from(Path::new(&db), &key, Origin::Checkout)? {
                 Database::Sqlite(db) => {
                     inside_project(group, &row, &db)?;
                     Database::Sqlite(project.root.join(db))

@@ -628,7 +628,7 @@ fn default_test_db(db: &Database, config: &Config) -> Result<Option<Database>, E
 /// A database as strata.toml names it: a SQLite file relative to the project, or a PostgreSQL
 /// URL.
 fn resolve_db(root: &Path, value: &Path, key: &str) -> Result<Database, Error> {
-    match Database::parse(value, key)? {
+    match Database::parse_from(value, key, crate::core::target::Origin::Checkout)? {
         Database::Sqlite(path) => {
             check_db_value(&path, &format!("`{key}` in {CONFIG_FILE}"))?;
             Ok(Database::Sqlite(root.join(path)))

@@ -55,6 +55,9 @@ pub(crate) fn command(name: &str, target: &Target) -> Result<Command, Error> {
     for (var, value) in target.environment() {
         cmd.env(var, value);
     }
+    if target.withheld.is_some() {
+        cmd.env_remove("PGPASSWORD");
+    }
     cmd.arg("--no-password");
     Ok(cmd)
 }

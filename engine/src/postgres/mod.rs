@@ -63,6 +63,9 @@ impl Target {
 
     /// Connects; `None` when the server has no such database.
     pub fn open(&self, lock_timeout: Duration) -> Result<Option<Session>, Error> {
+        if let Some(why) = &self.withheld {
+            return Err(Error::Usage(format!("{}: {why}", self.shown)));
+        }
         let mut config = self.config.clone();
         config.application_name("strata");
         config.connect_timeout(Duration::from_secs(10));

@@ -21,6 +21,18 @@ use postgres::config::{Host, SslMode};
 
 use crate::core::error::Error;
 
+/// Where a database value came from, which decides where the password of the environment
+/// may go (see [`Target::parse_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A flag or a variable of the environment (`--db`, `STRATA_DB`, `DATABASE_URL`): the
+    /// operator's choice of server.
+    Operator,
+    /// The checkout's strata.toml (`db`, `test_db`, a fleet group): its own password is fine,
+    /// but `PGPASSWORD` goes only to a server the environment itself names.
+    Checkout,
+}
+
 /// A database strata works on, as strata.toml, a flag or a fleet group names it: a SQLite file,
 /// or a PostgreSQL target (its password kept for the connection alone). Shown (`Display`,
 /// [`Database::shown`]) as the path, or as the URL without its password and options.
@@ -37,15 +49,27 @@ impl Database {
     /// (parsed as [`Target::parse`] does, `key` naming where it came from in errors), anything
     /// else the path of a SQLite file, as given.
     pub fn parse(value: &Path, key: &str) -> Result<Database, Error> {
+        Database::parse_from(value, key, Origin::Operator)
+    }
+
+    /// [`Database::parse`] for a value from `origin`.
+    pub fn parse_from(value: &Path, key: &str, origin: Origin) -> Result<Database, Error> {
         match value.to_str() {
-            Some(text) if is_url(text) => Database::postgres(text, key),
+            Some(text) if is_url(text) => Database::postgres_from(text, key, origin),
             _ => Ok(Database::Sqlite(value.to_path_buf())),
         }
     }
 
     /// The PostgreSQL database at `url` (see [`Target::parse`]).
     pub fn postgres(url: &str, key: &str) -> Result<Database, Error> {
-        Ok(Database::Postgres(Box::new(Target::parse(url, key)?)))
+        Database::postgres_from(url, key, Origin::Operator)
+    }
+
+    /// [`Database::postgres`] for a URL from `origin`.
+    pub fn postgres_from(url: &str, key: &str, origin: Origin) -> Result<Database, Error> {
+        Ok(Database::Postgres(Box::new(Target::parse_from(
+            url, key, origin,
+        )?)))
     }
 
     /// The database as the path-typed fields of events, reports and errors carry it: the file,
@@ -132,7 +156,7 @@ pub struct Target {
 #[cfg(not(feature = "postgres"))]
 impl Target {
     /// Refuses a PostgreSQL URL, which this strata cannot connect to.
-    pub fn parse(_url: &str, key: &str) -> Result<Target, Error> {
+    pub fn parse_from(_url: &str, key: &str, _origin: Origin) -> Result<Target, Error> {
         Err(Error::Usage(format!(
             "{key}: a PostgreSQL URL, but this strata was built without PostgreSQL (the \
              `postgres` feature)"
@@ -189,6 +213,10 @@ pub struct Target {
     pub(crate) shown: String,
     /// The URL's TLS files (`sslrootcert`, `sslcert`, `sslkey`).
     pub(crate) tls: TlsFiles,
+    /// Why the password of the environment (`PGPASSWORD`, a service file's) was kept back:
+    /// strata.toml named a server the environment does not (see [`Target::parse_from`]);
+    /// connecting is refused with this message.
+    pub(crate) withheld: Option<String>,
 }
 
 /// The files libpq's TLS options name, as the URL gave them.
@@ -222,6 +250,18 @@ impl Target {
     /// errors. The user defaults to `PGUSER` or the login name, the database to the user, the
     /// password to `PGPASSWORD` or the passfile (`PGPASSFILE`, else `~/.pgpass`).
     pub fn parse(url: &str, key: &str) -> Result<Target, Error> {
+        Target::parse_from(url, key, Origin::Operator)
+    }
+
+    /// [`Target::parse`] for a URL from `origin`. A URL from the checkout (strata.toml) gets
+    /// the password of the environment (`PGPASSWORD`, or a service file's) only when every
+    /// server it names is one the environment itself names: loopback or a Unix socket, a host
+    /// of `PGHOST`/`PGHOSTADDR` or the service, or the host of `STRATA_DB` or `DATABASE_URL`.
+    /// Otherwise a hostile checkout could name its own server and collect the password of the
+    /// machine it runs on; the passfile, which libpq matches by host, and a password written
+    /// in the URL itself are used as ever. A password kept back makes [`Target::connect`]
+    /// refuse, naming the host and the fix.
+    pub fn parse_from(url: &str, key: &str, origin: Origin) -> Result<Target, Error> {
         let (url, service_name) = take_service(url.trim());
         let (url, mut tls) = libpq_tls_options(&url);
         let service = libpq::service(service_name.as_deref())
@@ -276,6 +316,7 @@ impl Target {
                 _ => SslMode::Prefer,
             });
         }
+        let mut service_password = None;
         if let Some(service) = service {
             for (field, slot) in [
                 ("sslrootcert", &mut tls.root_cert),
@@ -289,7 +330,7 @@ impl Target {
             if config.get_password().is_none()
                 && let Some(password) = service.get("password")
             {
-                config.password(password);
+                service_password = Some(password.clone());
             }
         }
         if config.get_connect_timeout().is_none()
@@ -325,12 +366,39 @@ impl Target {
             shown: String::new(),
             config,
             tls,
+            withheld: None,
         };
         target.shown = target.describe();
-        if target.config.get_password().is_none()
-            && let Some(password) = target.password_from_environment()
-        {
-            target.config.password(&password);
+        if target.config.get_password().is_none() {
+            let foreign = match origin {
+                Origin::Operator => None,
+                Origin::Checkout => target.host_the_environment_does_not_name(service),
+            };
+            let password = match (&foreign, service_password) {
+                (None, Some(p)) => Some(p),
+                (None, None) => target.password_from_environment(),
+                // The passfile matches by host: its line for this server is the operator's.
+                (Some(host), withheld) => {
+                    let passfile = target.password_from_passfile();
+                    if passfile.is_none()
+                        && (withheld.is_some() || std::env::var_os("PGPASSWORD").is_some())
+                    {
+                        target.withheld = Some(format!(
+                            "`{key}` in strata.toml names the server {host}, which the \
+                             environment does not name, so the password of the environment \
+                             (PGPASSWORD, a service file's) is not sent to it: a checkout's \
+                             strata.toml could otherwise collect the password of the machine it \
+                             runs on. If that server is meant, set PGHOST={host}, put its \
+                             password in the passfile (~/.pgpass or PGPASSFILE, which libpq \
+                             matches by host), or pass the URL in STRATA_DB (or --db) instead"
+                        ));
+                    }
+                    passfile
+                }
+            };
+            if let Some(password) = password {
+                target.config.password(&password);
+            }
         }
         Ok(target)
     }
@@ -478,6 +546,72 @@ impl Target {
         if let Ok(p) = std::env::var("PGPASSWORD") {
             return Some(p);
         }
+        self.password_from_passfile()
+    }
+
+    /// The first server (host or `hostaddr`) this target would connect to that the
+    /// environment does not name (see [`Target::parse_from`]), if any.
+    fn host_the_environment_does_not_name(
+        &self,
+        service: Option<&libpq::Service>,
+    ) -> Option<String> {
+        let mut named: Vec<String> = Vec::new();
+        let mut add = |list: &str| {
+            named.extend(
+                list.split(',')
+                    .map(|h| h.trim().trim_matches(['[', ']']).to_ascii_lowercase())
+                    .filter(|h| !h.is_empty()),
+            );
+        };
+        for var in ["PGHOST", "PGHOSTADDR"] {
+            if let Ok(v) = std::env::var(var) {
+                add(&v);
+            }
+        }
+        if let Some(service) = service {
+            for field in ["host", "hostaddr"] {
+                if let Some(v) = service.get(field) {
+                    add(v);
+                }
+            }
+        }
+        for var in ["STRATA_DB", "DATABASE_URL"] {
+            let Ok(url) = std::env::var(var) else {
+                continue;
+            };
+            if !is_url(&url) {
+                continue;
+            }
+            let (url, _) = take_service(url.trim());
+            let (url, _) = libpq_tls_options(&url);
+            if let Ok(config) = postgres::Config::from_str(&url) {
+                for h in config.get_hosts() {
+                    if let Host::Tcp(h) = h {
+                        add(h);
+                    }
+                }
+                for a in config.get_hostaddrs() {
+                    add(&a.to_string());
+                }
+            }
+        }
+        let allowed = |h: &str| {
+            let h = h.trim_matches(['[', ']']).to_ascii_lowercase();
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+                || named.contains(&h)
+        };
+        let hosts = self.config.get_hosts().iter().filter_map(|h| match h {
+            Host::Tcp(h) => Some(h.clone()),
+            Host::Unix(_) => None,
+        });
+        let addrs = self.config.get_hostaddrs().iter().map(|a| a.to_string());
+        hosts.chain(addrs).find(|h| !allowed(h))
+    }
+
+    /// The first line of the passfile (`PGPASSFILE`, else `~/.pgpass`) matching this target.
+    fn password_from_passfile(&self) -> Option<String> {
         let file = std::env::var_os("PGPASSFILE")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;

@@ -200,3 +200,110 @@ fn the_password_of_the_environment_goes_only_to_a_server_the_environment_names()
         .code(2)
         .stderr_has("names the server 192.0.2.7");
 }
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn postgres_views_reach_only_what_the_manifest_lists() {
+    use crate::postgres::Pg;
+    use crate::postgres_components::{HOSTILE, assert_refused, project_with};
+    let pg = Pg::new("trust7_views");
+    let with_view = |view: &str, op: &str, toml: &str| {
+        let p = project_with(&pg, &[Op::Execute(op.into(), vec![])], toml);
+        p.write(
+            &format!("{HOSTILE}/do.sql"),
+            &format!("ALTER TABLE people ADD COLUMN nick text;\n{view}\n"),
+        );
+        p
+    };
+    let read = "UPDATE people SET nick = (SELECT string_agg(v, ',') FROM leak)";
+    let reads_leak = "[sandbox]\nreads = [\"people\", \"leak\"]\nwrites = [\"people\"]\n";
+    // A view reads with its owner's rights: granted the view, the component would read
+    // `secrets`.
+    let p = with_view(
+        "CREATE VIEW leak AS SELECT * FROM secrets;",
+        read,
+        reads_leak,
+    );
+    assert_refused(
+        &pg,
+        &p,
+        &[
+            "`leak` (in `reads`): the view reaches `secrets`",
+            "add `secrets` to `reads`",
+            "security_invoker = true",
+        ],
+    );
+    // Through a nested view, whatever the nested view's own option says.
+    let p = with_view(
+        "CREATE VIEW inner_v WITH (security_invoker = true) AS SELECT v FROM secrets;\n\
+         CREATE VIEW leak AS SELECT v FROM inner_v;",
+        read,
+        reads_leak,
+    );
+    assert_refused(&pg, &p, &["the view reaches `secrets`"]);
+    // Writing through a view writes its base table as the view's owner.
+    let p = with_view(
+        "CREATE VIEW leak AS SELECT * FROM secrets;",
+        "UPDATE leak SET v = 'gone'",
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"leak\"]\n",
+    );
+    assert_refused(
+        &pg,
+        &p,
+        &[
+            "`leak` (in `writes`): the view reaches `secrets`",
+            "add `secrets` to `writes`",
+        ],
+    );
+    // A security_invoker view is checked against the component's own grants by the server.
+    let p = with_view(
+        "CREATE VIEW leak WITH (security_invoker = true) AS SELECT * FROM secrets;",
+        read,
+        reads_leak,
+    );
+    assert_refused(&pg, &p, &["permission denied"]);
+    // A view over what the manifest lists runs, with or without the option.
+    for option in ["", " WITH (security_invoker = true)"] {
+        let pg = Pg::new("trust7_views");
+        let p = project_with(&pg, &[Op::Execute(read.into(), vec![])], reads_leak);
+        p.write(
+            &format!("{HOSTILE}/do.sql"),
+            &format!(
+                "ALTER TABLE people ADD COLUMN nick text;\n\
+                 CREATE VIEW leak{option} AS SELECT id, name AS v FROM people;\n"
+            ),
+        );
+        p.strata(&["migrate", "-q"]).ok();
+        assert_eq!(
+            pg.rows(false, "SELECT DISTINCT nick FROM people"),
+            ["Ada,Grace"]
+        );
+    }
+}
+
+#[test]
+fn sqlite_views_reach_only_what_the_manifest_lists() {
+    use crate::hostile::assert_refused;
+    let run = |sql: &str| component(Entry::Transform, &[Op::Execute(sql.into(), vec![])]);
+    // SQLite authorizes what a view reads as reads of its tables, and what an INSTEAD OF
+    // trigger does as the trigger's statements.
+    let p = project_with(
+        &run("UPDATE people SET nick = (SELECT group_concat(v) FROM leak)"),
+        "[sandbox]\nreads = [\"people\", \"leak\"]\nwrites = [\"people\"]\n",
+    );
+    p.write(
+        HOSTILE_DO,
+        "ALTER TABLE people ADD COLUMN nick TEXT;\nCREATE VIEW leak AS SELECT * FROM secrets;\n",
+    );
+    assert_refused(&p, &["reading table `secrets` is not allowed"]);
+    let p = project_with(
+        &run("INSERT INTO leak VALUES (9, 'x', 'y')"),
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"leak\"]\n",
+    );
+    p.write(
+        HOSTILE_DO,
+        "ALTER TABLE people ADD COLUMN nick TEXT;\nCREATE VIEW leak AS SELECT * FROM people;\n\
+         CREATE TRIGGER leak_in INSTEAD OF INSERT ON leak BEGIN DELETE FROM secrets; END;\n",
+    );
+    assert_refused(&p, &["`secrets`"]);
+}

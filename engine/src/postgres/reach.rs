@@ -7,6 +7,11 @@
 //! list. [`outside_the_manifest`] finds such reach before the component runs; the call is
 //! refused unless the manifest lists the tables reached.
 //!
+//! A view reads and writes the relations it names with its owner's rights (unless it is
+//! `security_invoker`), so a view without that option in `reads` needs every relation it
+//! reaches (through nested views too) in `reads` or `writes`, and one in `writes` needs them in
+//! `writes`. Materialized views hold their own rows and count as tables.
+//!
 //! Partitions are the partitioned table's rows: a partition of a listed table counts as listed.
 
 use postgres::Client;
@@ -51,7 +56,7 @@ const MAX_LISTED: usize = 20;
 /// One row per reach, its description. `$1`: the names of `writes`; `$2`: those of `reads`
 /// (NULL: every table is readable). Relations are compared by their partition root.
 const REACH: &str = "
-WITH w AS (SELECT DISTINCT COALESCE(pg_catalog.pg_partition_root(o)::pg_catalog.oid, o) AS oid
+WITH RECURSIVE w AS (SELECT DISTINCT COALESCE(pg_catalog.pg_partition_root(o)::pg_catalog.oid, o) AS oid
              FROM (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                      FROM pg_catalog.unnest($1::pg_catalog.text[]) x) l
             WHERE o IS NOT NULL),
@@ -65,7 +70,29 @@ WITH w AS (SELECT DISTINCT COALESCE(pg_catalog.pg_partition_root(o)::pg_catalog.
                    COALESCE(pg_catalog.pg_partition_root(c.conrelid)::pg_catalog.oid, c.conrelid) AS child,
                    COALESCE(pg_catalog.pg_partition_root(c.confrelid)::pg_catalog.oid, c.confrelid) AS parent
               FROM pg_catalog.pg_constraint c
-             WHERE c.contype = 'f' AND c.conparentid = 0)
+             WHERE c.contype = 'f' AND c.conparentid = 0),
+     -- The relations each listed view without security_invoker reaches (through the views
+     -- it reads, whatever theirs say: they run with its owner's rights).
+     reached(root, rel) AS (
+       SELECT v.oid, d.refobjid
+         FROM pg_catalog.pg_class v
+         JOIN pg_catalog.pg_rewrite rw ON rw.ev_class = v.oid AND rw.rulename = '_RETURN'
+         JOIN pg_catalog.pg_depend d
+           ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = rw.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> v.oid
+        WHERE v.relkind = 'v'
+          AND (v.oid IN (SELECT oid FROM w) OR ($2 IS NOT NULL AND v.oid IN (SELECT oid FROM r)))
+          AND NOT EXISTS (SELECT FROM pg_catalog.unnest(v.reloptions) o
+                           WHERE pg_catalog.lower(o) IN ('security_invoker=true', 'security_invoker=on',
+                                                         'security_invoker=yes', 'security_invoker=1'))
+       UNION
+       SELECT re.root, d.refobjid
+         FROM reached re
+         JOIN pg_catalog.pg_class v ON v.oid = re.rel AND v.relkind = 'v'
+         JOIN pg_catalog.pg_rewrite rw ON rw.ev_class = v.oid AND rw.rulename = '_RETURN'
+         JOIN pg_catalog.pg_depend d
+           ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = rw.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> v.oid)
 SELECT pg_catalog.format(
          '`%s` (in `writes`): deleting or updating its rows runs foreign key `%s` of `%s` (%s), '
          'which changes `%s` as its owner: add `%s` to `writes`',
@@ -115,4 +142,18 @@ SELECT pg_catalog.format(
          ru.ev_class::pg_catalog.regclass, ru.rulename)
   FROM pg_catalog.pg_rewrite ru
  WHERE ru.ev_class IN (SELECT oid FROM w) AND ru.rulename <> '_RETURN'
+UNION ALL
+SELECT pg_catalog.format(
+         '`%s` (in `%s`): the view reaches `%s` with its owner''s rights, past the component''s '
+         'grants: add `%s` to `%s`, or have the view check the component''s own '
+         '(ALTER VIEW %s SET (security_invoker = true))',
+         x.root::pg_catalog.regclass, x.list, x.rel::pg_catalog.regclass,
+         x.rel::pg_catalog.regclass, x.list, x.root::pg_catalog.regclass)
+  FROM (SELECT DISTINCT re.root, re.rel,
+               CASE WHEN re.root IN (SELECT oid FROM w) THEN 'writes' ELSE 'reads' END AS list,
+               COALESCE(pg_catalog.pg_partition_root(re.rel)::pg_catalog.oid, re.rel) AS whole
+          FROM reached re
+          JOIN pg_catalog.pg_class c ON c.oid = re.rel AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) x
+ WHERE (x.list = 'writes' AND x.whole NOT IN (SELECT oid FROM w))
+    OR (x.list = 'reads' AND x.whole NOT IN (SELECT oid FROM r))
 ORDER BY 1";

@@ -128,6 +128,24 @@ pub(crate) fn applied_rows_against(
     conn: &Connection,
     migrations: &[Migration],
 ) -> rusqlite::Result<Vec<Applied>> {
+    applied_rows_with(conn, |id, checksum| {
+        !migrations
+            .iter()
+            .any(|m| m.id == *id && m.manifest.checksum_str() == checksum)
+    })
+}
+
+/// [`applied`] when the tables are known to be there.
+pub(crate) fn applied_rows(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
+    applied_rows_with(conn, |_, _| true)
+}
+
+/// Every row of the ledger, in global order, its manifest taken apart where `manifest` says
+/// so of its id and checksum.
+fn applied_rows_with(
+    conn: &Connection,
+    manifest: impl Fn(&MigrationId, &str) -> bool,
+) -> rusqlite::Result<Vec<Applied>> {
     let mut stmt = conn.prepare(
         "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
          FROM strata_migration ORDER BY stamp, module",
@@ -140,13 +158,10 @@ pub(crate) fn applied_rows_against(
             stamp: r.get(1)?,
         };
         let checksum: String = r.get(3)?;
-        let same = migrations
-            .iter()
-            .any(|m| m.id == id && m.manifest.checksum_str() == checksum);
-        let manifest = if same {
-            None
-        } else {
+        let manifest = if manifest(&id, &checksum) {
             Manifest::from_lines(r.get_ref(4)?.as_str()?)
+        } else {
+            None
         };
         out.push(Applied {
             id,
@@ -159,29 +174,6 @@ pub(crate) fn applied_rows_against(
         });
     }
     Ok(out)
-}
-
-/// [`applied`] when the tables are known to be there.
-pub(crate) fn applied_rows(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
-    let mut stmt = conn.prepare(
-        "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
-         FROM strata_migration ORDER BY stamp, module",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Applied {
-            id: MigrationId {
-                module: r.get(0)?,
-                stamp: r.get(1)?,
-            },
-            name: r.get(2)?,
-            checksum: r.get(3)?,
-            manifest: Manifest::from_lines(&r.get::<_, String>(4)?),
-            applied_at: r.get(5)?,
-            duration_ms: r.get(6)?,
-            engine_version: r.get(7)?,
-        })
-    })?;
-    rows.collect()
 }
 
 /// Whether `id` is recorded as applied (read inside the step's transaction, so a concurrent

@@ -522,6 +522,7 @@ impl PlanArgs {
             write_snapshots: false,
             allow_drift: self.allow_drift,
             single_transaction: false,
+            probes: Default::default(),
         })
     }
 }
@@ -719,10 +720,42 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Completions { .. } => unreachable!("handled before the project is opened"),
         Command::Migrate(run) => {
-            let report = migrate::migrate(&project, &run.options(&project)?, &mut |e| {
+            use strata_engine::commands::lint as lint_;
+            let mut opts = run.options(&project)?;
+            // The findings on what this run applies: the rehearsal counts the rows under each
+            // data-dependent one, and they are printed after the run with what the rows said.
+            let findings = match lint_::lint_project(&project, lint_::Scope::Pending) {
+                Ok(findings) => Some(findings),
+                Err(e) => {
+                    if !out.quiet_mode() {
+                        errln!("warning: lint did not run: {e}");
+                    }
+                    None
+                }
+            };
+            if opts.rehearse {
+                opts.probes = findings.as_ref().map(lint_::probes).unwrap_or_default();
+            }
+            let mut verdicts = lint_::Verdicts::for_migrate(project.test_db.shown());
+            let result = migrate::migrate(&project, &opts, &mut |e| {
+                verdicts.event(e);
                 render::event(&out, e)
-            })?;
-            out.migrate(&report)
+            });
+            if let Err(Error::Step(f)) = &result {
+                verdicts.failure(f);
+            }
+            let findings = findings.map(|mut f| {
+                verdicts.judge(&mut f);
+                f
+            });
+            let shown = result.map_err(anyhow::Error::from).and_then(|mut r| {
+                r.lint = findings.clone();
+                out.migrate(&r)
+            });
+            match findings {
+                Some(findings) => shown.and(lint::warn(&out, &findings, false)),
+                None => shown,
+            }
         }
         Command::Sandbox {
             junit,
@@ -736,15 +769,35 @@ pub fn run(args: Args) -> Result<()> {
                     to: resolve_to(&project, to.as_deref())?,
                     allow_out_of_order: false,
                 },
+                probes: Default::default(),
             };
-            let report = migrate::sandbox(&project, &opts, &mut |e| render::event(&out, e))?;
+            use strata_engine::commands::lint as lint_;
+            // Linted before the run (every migration it may run), so that the sandbox counts
+            // the rows under each data-dependent finding; shown for the steps it ran.
+            let all = lint_::lint_project(&project, lint_::Scope::All)?;
+            let opts = migrate::SandboxOptions {
+                probes: lint_::probes(&all),
+                ..opts
+            };
+            let mut verdicts = lint_::Verdicts::for_sandbox(opts.from.is_some());
+            let report = migrate::sandbox(&project, &opts, &mut |e| {
+                verdicts.event(e);
+                render::event(&out, e)
+            })?;
             let ran: Vec<String> = report
                 .steps
                 .iter()
                 .map(|s| format!("{}/{}", s.module, s.migration))
                 .collect();
-            let mut findings = strata_engine::commands::lint::lint_labels(&project, &ran)?;
-            strata_engine::commands::lint::judge_by_sandbox(&mut findings, &report);
+            let mut findings = all.only(&ran);
+            for step in &report.steps {
+                verdicts.sandbox_failure(step);
+            }
+            verdicts.judge(&mut findings);
+            let report = migrate::SandboxReport {
+                lint: Some(findings.clone()),
+                ..report
+            };
             // The findings are shown after a failed step too: its rows may confirm one.
             let shown = show_sandbox(&out, &report, junit.as_deref());
             let linted = lint::warn(&out, &findings, strict);

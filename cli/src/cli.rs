@@ -752,10 +752,10 @@ pub fn run(args: Args) -> Result<()> {
                 r.lint = findings.clone();
                 out.migrate(&r)
             });
-            match findings {
-                Some(findings) => shown.and(lint::warn(&out, &findings, false)),
-                None => shown,
+            if let Some(findings) = &findings {
+                lint::warn_rows(&out, findings);
             }
+            shown
         }
         Command::Sandbox {
             junit,

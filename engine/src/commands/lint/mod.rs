@@ -72,7 +72,8 @@ pub struct Rule {
 }
 
 const DESTRUCTIVE: &str = "destructive";
-const DATA: &str = "data-dependent";
+/// The family of findings whose verdict depends on the rows.
+pub const DATA: &str = "data-dependent";
 const BACKWARD: &str = "backward-incompatible";
 const LOCK: &str = "postgres-lock";
 

@@ -659,6 +659,28 @@ fn only_the_finding_s_own_statement_failing_confirms_it() {
     }
 }
 
+/// The statement's position is counted the same by lint and by SQLite's run over comments,
+/// empty statements and a trigger's body: the rows are counted before the finding's own
+/// statement (a verdict at all), and the failure of the next one on its line confirms nothing.
+#[test]
+fn comments_empty_statements_and_triggers_do_not_shift_a_finding_s_position() {
+    let p = sqlite_project(
+        "-- a comment; with a semicolon\n;;\n\
+         CREATE TRIGGER t AFTER INSERT ON tags BEGIN UPDATE tags SET name = name WHERE id = NEW.id; END;\n\
+         /* a ; comment */ CREATE UNIQUE INDEX tags_name ON tags (name); INSERT INTO tags (id, name) VALUES (1, 'x');\n",
+    );
+    p.write(
+        ZERO_DATA,
+        r#"{"tags": [{"id": 1, "name": "red"}, {"id": 2, "name": "blue"}]}"#,
+    );
+    let json = p.strata(&["--json", "sandbox"]).code(1).json();
+    assert_eq!(
+        verdicts(&json["lint"]),
+        [("SL202".into(), "ruled-out".into(), 2.into())],
+        "{json:#}"
+    );
+}
+
 /// On PostgreSQL the same verdicts, from `migrate`'s rehearsal and the sandbox: confirmed by
 /// the failing statement itself, not by another on the same line, ruled out over the test
 /// rows, not tested over an empty table (where PostgreSQL adds a NOT NULL column without a

@@ -286,6 +286,8 @@ fn accepts_match_by_code_line_object_and_file() {
         message: String::new(),
         fix: String::new(),
         accepted: None,
+        index: 1,
+        verdict: None,
         rows: None,
     };
     let a = |line: Option<usize>, object: Option<&str>, file: Option<&str>| Accept {

@@ -216,8 +216,9 @@ pub(crate) struct Done {
 pub(crate) struct ActionError {
     pub file: Option<PathBuf>,
     pub statement: Option<(usize, String)>,
-    /// The statement's position among its file's statements, from 1.
-    pub index: Option<usize>,
+    /// The statement's position among its file's statements, from 1 (32 bits keep the error
+    /// small; a script of more statements has none).
+    pub index: Option<u32>,
     pub message: String,
     /// The database's code for the failure (a SQLSTATE, SQLite's extended result code), when
     /// the database refused.
@@ -242,7 +243,7 @@ impl ActionError {
     /// The same, at the `index`th statement of its file.
     pub(crate) fn at_index(self, index: usize) -> Self {
         ActionError {
-            index: Some(index),
+            index: u32::try_from(index).ok(),
             ..self
         }
     }
@@ -410,7 +411,7 @@ pub(crate) fn apply<D: StepDriver>(
         action,
         file: err.file,
         statement: err.statement,
-        index: err.index,
+        index: err.index.map(|i| i as usize),
         message: err.message,
         code: err.code,
         elapsed,
@@ -811,7 +812,7 @@ fn undo<D: UndoDriver>(
         action: Action::Undo,
         file: failure.file,
         statement: failure.statement,
-        index: failure.index,
+        index: failure.index.map(|i| i as usize),
         message,
         code: None,
         applied_before: Vec::new(),

@@ -57,10 +57,12 @@ pub struct Args {
     /// current folder).
     #[arg(long, global = true, value_name = "DIR", env = "STRATA_PROJECT")]
     project: Option<PathBuf>,
-    /// The real database (default: `db` in strata.toml, else app.db in the project).
+    /// The real database, a file or a postgres:// URL (default: `db` in strata.toml, else
+    /// DATABASE_URL, else app.db in the project).
     #[arg(long, global = true, value_name = "PATH", env = "STRATA_DB")]
     db: Option<PathBuf>,
-    /// The test database (default: `test_db` in strata.toml, else .strata/test.db).
+    /// The test database (default: `test_db` in strata.toml, else .strata/test.db; on
+    /// PostgreSQL <dbname>_test on the real database's server).
     #[arg(long, global = true, value_name = "PATH", env = "STRATA_TEST_DB")]
     test_db: Option<PathBuf>,
     /// Machine-readable output on stdout.

@@ -301,6 +301,30 @@ fn postgres_locks_rewrites_and_data_dependent_changes() {
     );
 }
 
+/// On PostgreSQL, `plan` (and `lint`) run each pending statement through PostgreSQL's own
+/// parser (libpg_query) without a database: a syntax error is exit 2 naming file and line, and
+/// nothing is created.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn postgres_plan_refuses_a_syntax_error_naming_file_and_line() {
+    let pg = Pg::new("lintsyntax");
+    let p = pg_project(
+        &pg,
+        "ALTER TABLE people ADD COLUMN nick text;\nALTER TABL people ADD COLUMN c int;\n",
+    );
+    for command in ["plan", "lint"] {
+        p.strata(&[command]).code(2).stderr_has(format!(
+            "{NEXT}/do.sql: line 2: syntax error at or near \"TABL\", in `ALTER TABL people ADD \
+             COLUMN c int`"
+        ));
+    }
+    assert!(
+        pg.rows(false, "SELECT to_regclass('people')::text")
+            .iter()
+            .all(|r| r == "NULL")
+    );
+}
+
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn postgres_plan_refuses_an_unknown_data_json_column() {

@@ -89,14 +89,14 @@ pub const RULES: &[Rule] = &[
         code: NOT_LINTED,
         severity: Severity::Note,
         family: "not-linted",
-        what: "a statement the linter's parser (sqlparser) cannot read, which the database's own parser accepts (SQLite's, checked here; on PostgreSQL by the rehearsal); nothing was checked in it",
+        what: "a statement the linter's parser (sqlparser) cannot read, which the database's own parser accepts (SQLite's or PostgreSQL's, checked here); nothing was checked in it",
         fix: "nothing to fix if the database accepts it (the rehearsal runs it); review it by hand",
     },
     Rule {
         code: SYNTAX,
         severity: Severity::Error,
         family: "syntax",
-        what: "SQLite: a statement SQLite's own parser rejects (a syntax error); it would fail the run",
+        what: "a statement the database's own parser rejects (SQLite's; PostgreSQL's, libpg_query): a syntax error; it would fail the run",
         fix: "fix the statement; `strata plan` also checks it against the schema the steps before it build",
     },
     Rule {
@@ -1456,6 +1456,14 @@ impl Ctx<'_> {
         self.dialect == Dialect::Postgres
     }
 
+    /// The database's name, as a message says whose parser judged.
+    fn backend(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "SQLite",
+            Dialect::Postgres => "PostgreSQL",
+        }
+    }
+
     /// A statement sqlparser cannot read: SQLite's own parser judges its syntax (a statement it
     /// rejects is an error, one it reads is a note: not analysed); on PostgreSQL, a note.
     fn unparsed(&mut self, p: &Parsed) {
@@ -1467,7 +1475,7 @@ impl Ctx<'_> {
                 SYNTAX,
                 p,
                 None,
-                format!("SQLite's parser rejects it: {why}"),
+                format!("{}'s parser rejects it: {why}", self.backend()),
             ),
             Some(Ok(())) if self.trigger(p) => {}
             Some(Ok(())) => {
@@ -1482,9 +1490,11 @@ impl Ctx<'_> {
                         NOT_LINTED,
                         p,
                         None,
-                        "not analysed: SQLite's parser accepts this statement, the linter's \
-                         parser cannot read it"
-                            .into(),
+                        format!(
+                            "not analysed: {}'s parser accepts this statement, the linter's \
+                             parser cannot read it",
+                            self.backend()
+                        ),
                     );
                 }
             }

@@ -180,6 +180,27 @@ fn a_schema_default_of_the_clock_is_the_schemas_not_the_components() {
         p.write(HOSTILE_DO, schema);
         assert_refused(&p, &[says]);
     }
+    // A default the component defines itself is not the schema's.
+    let toml_x = "[sandbox]\nreads = [\"people\", \"x\"]\nwrites = [\"people\", \"x\"]\n";
+    for sql in [
+        "CREATE TABLE x(a TEXT, t TEXT DEFAULT CURRENT_TIMESTAMP)",
+        "CREATE TABLE x(a TEXT, r INTEGER DEFAULT (\"random\"()))",
+    ] {
+        let p = project_with(
+            &component(
+                Entry::Transform,
+                &[
+                    Op::Execute(sql.into(), vec![]),
+                    Op::Execute("INSERT INTO x(a) VALUES ('a')".into(), vec![]),
+                ],
+            ),
+            toml_x,
+        );
+        assert_refused(
+            &p,
+            &["defining table `x` with", "only the reviewed schema's"],
+        );
+    }
 }
 
 #[test]

@@ -649,6 +649,19 @@ fn decide_component(
             Some((f, why)) => Err(format!("{f} is not available to components: {why}")),
             None => Ok(()),
         },
+        // A default or CHECK the component writes is not the reviewed schema's: SQLite
+        // authorizes its functions only when a later statement evaluates it, as if the schema
+        // had them (see `Guard::set_statement`).
+        A::CreateTable { table_name } | A::AlterTable { table_name, .. }
+            if !state.named.is_empty() =>
+        {
+            Err(format!(
+                "defining table `{table_name}` with {} is not available to components: a \
+                 default or CHECK a component writes would read the clock or randomness for it \
+                 later; only the reviewed schema's (do.sql's) may",
+                state.named[0]
+            ))
+        }
         // These only read the schema; their argument names a table or index, never a new
         // setting.
         A::Pragma {

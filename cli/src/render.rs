@@ -19,7 +19,7 @@ macro_rules! outln {
 /// it is into a file or pipe, escaped on a terminal ([`render::data_for_stdout`]).
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::render::write_stdout(format_args!(
+        $crate::render::write_data(format_args!(
             "{}",
             $crate::render::data_for_stdout(&format!($($arg)*))
         ))
@@ -67,6 +67,20 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
     // anstream drops the colours when stdout is no terminal, or NO_COLOR is set.
     let mut out = anstream::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(strata_engine::core::exit::OK);
+    }
+}
+
+/// Writes data (SQL, JSON) to stdout as it is, with [`write_stdout`]'s handling of a closed
+/// pipe: not through anstream, which strips every escape sequence it finds when stdout is no
+/// terminal, and would so change the SQL a view or a name holds (`'\x1b[31m'`); on a terminal
+/// the text comes already escaped ([`data_for_stdout`]).
+pub fn write_data(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_fmt(args).and_then(|()| out.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {

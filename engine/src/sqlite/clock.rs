@@ -39,8 +39,12 @@ const DATE_FUNCTIONS: &[(&str, usize)] = &[
     ("timediff", 0),
 ];
 
-/// Time values and modifiers that read the clock or the machine's time zone.
-const UNSEEN_WORDS: &[&str] = &["now", "localtime", "utc"];
+/// Time values that read the clock (SQLite's `parseDateOrTime`: `'now'`, and `'subsec'` or
+/// `'subsecond'` as a time value, which mean now with milliseconds).
+const CLOCK_TIME_VALUES: &[&str] = &["now", "subsec", "subsecond"];
+
+/// Modifiers that read the machine's time zone (SQLite's `parseModifier`).
+const ZONE_MODIFIERS: &[&str] = &["localtime", "utc"];
 
 /// The private connection whose own date functions compute every call the replacements let
 /// through: one for the process, opened at the first component call.
@@ -130,38 +134,44 @@ pub fn in_schema_text(sql: &str) -> Option<(String, usize)> {
     })
 }
 
-/// How the call `name(args)` would read the clock or the time zone, if it would.
+/// How the call `name(args)` would read the clock or the time zone, if it would. Each argument
+/// is judged as SQLite's own date functions read it: as a C string (up to its first NUL),
+/// compared without regard to ASCII case (and, more strictly than SQLite, without regard to
+/// surrounding whitespace); a blob is read as its bytes. The time values (`timediff`'s two,
+/// every other function's first after `strftime`'s format) are refused for `'now'`,
+/// `'subsec'` and `'subsecond'`; the modifiers after them for `'localtime'` and `'utc'`.
 fn reads_the_clock(name: &str, first_time: usize, args: &[Value]) -> Option<String> {
-    let needed = if name == "timediff" {
-        2
-    } else {
-        first_time + 1
-    };
-    if args.len() < needed {
+    let time_values = if name == "timediff" { 2 } else { 1 };
+    if args.len() < first_time + time_values {
         return Some(format!(
             "`{name}` without a time value (it means 'now', the clock)"
         ));
     }
-    args.iter().find_map(|v| {
+    args.iter().enumerate().skip(first_time).find_map(|(i, v)| {
         let bytes = match v {
             Value::Text(t) => t.as_bytes(),
             Value::Blob(b) => b.as_slice(),
             _ => return None,
         };
-        let trimmed = bytes.trim_ascii();
-        if trimmed.len() > "localtime".len() {
-            return None;
-        }
-        let word = String::from_utf8_lossy(trimmed).to_ascii_lowercase();
-        UNSEEN_WORDS.contains(&word.as_str()).then(|| {
-            let source = if word == "now" {
-                "the clock"
-            } else {
-                "the machine's time zone"
-            };
-            format!("`{name}` given '{word}' (it reads {source})")
-        })
+        let word = as_sqlite_reads(bytes)?;
+        let (words, source) = if i < first_time + time_values {
+            (CLOCK_TIME_VALUES, "the clock")
+        } else {
+            (ZONE_MODIFIERS, "the machine's time zone")
+        };
+        words
+            .contains(&word.as_str())
+            .then(|| format!("`{name}` given '{word}' (it reads {source})"))
     })
+}
+
+/// The argument as SQLite's date parser compares it with its words: up to the first NUL,
+/// trimmed and lowercased; `None` when it is longer than every word.
+fn as_sqlite_reads(bytes: &[u8]) -> Option<String> {
+    let c_string = bytes.split(|&b| b == 0).next().unwrap_or_default();
+    let trimmed = c_string.trim_ascii();
+    (trimmed.len() <= "localtime".len())
+        .then(|| String::from_utf8_lossy(trimmed).to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -195,6 +205,41 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    #[test]
+    fn arguments_are_judged_as_sqlite_reads_them() {
+        let text = |s: &str| Value::Text(s.to_string());
+        let refused =
+            |name: &str, first: usize, args: &[Value]| reads_the_clock(name, first, args).is_some();
+        assert!(refused("date", 0, &[text("now\0")]));
+        assert!(refused("date", 0, &[text("NoW\0garbage")]));
+        assert!(refused("date", 0, &[Value::Blob(b"now\0".to_vec())]));
+        assert!(refused("datetime", 0, &[text(" subsec ")]));
+        assert!(refused("julianday", 0, &[text("SUBSECOND")]));
+        assert!(refused("strftime", 1, &[text("%s"), text("now\0x")]));
+        assert!(refused("strftime", 1, &[text("%s")]));
+        assert!(refused("timediff", 0, &[text("2020-01-01"), text("now\0")]));
+        assert!(refused(
+            "datetime",
+            0,
+            &[text("2020-01-01"), text("+1 day"), text("LocalTime\0")]
+        ));
+        assert!(refused("time", 0, &[text("12:00"), text("utc\0\0")]));
+        // Pure calls pass: 'subsec' as a modifier, 'unixepoch', 'auto', a format of 'now'.
+        assert!(!refused(
+            "datetime",
+            0,
+            &[text("2020-01-01"), text("subsec")]
+        ));
+        assert!(!refused(
+            "datetime",
+            0,
+            &[Value::Integer(0), text("unixepoch")]
+        ));
+        assert!(!refused("datetime", 0, &[Value::Integer(0), text("auto")]));
+        assert!(!refused("strftime", 1, &[text("now"), text("2020-01-01")]));
+        assert!(!refused("date", 0, &[text("\0now")]));
     }
 
     #[test]

@@ -61,6 +61,13 @@ impl Sandbox {
             return setup_failed(format!("cannot hide the clock from the component: {e}"));
         }
 
+        let rowids = match crate::sqlite::rowid::Watch::install(conn) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = settings.restore(conn);
+                return setup_failed(format!("cannot watch the component's rowids: {e}"));
+            }
+        };
         let timeout = Duration::from_secs(call.limits.timeout_s);
         let policy = Arc::new(call.policy.clone());
         guard.set_mode(Mode::Component {
@@ -72,7 +79,7 @@ impl Sandbox {
         let owned = std::mem::replace(conn, placeholder);
         let changes_before = owned.total_changes();
         let state = HostState::new(
-            Sqlite::new(owned, guard.clone()),
+            Sqlite::new(owned, guard.clone(), rowids),
             call.limits.memory_mib,
             Arc::clone(&call.progress),
         );
@@ -86,6 +93,7 @@ impl Sandbox {
         } = state;
         *conn = db.into_connection();
         conn.flush_prepared_statement_cache();
+        let unwatched = crate::sqlite::rowid::Watch::uninstall(conn);
         let rows_changed = conn.total_changes() - changes_before;
         let timed_out_in_sql = guard.timed_out();
         let mut denied = guard.take_denied();
@@ -107,7 +115,7 @@ impl Sandbox {
                 Err(e) => Some(format!("cannot read the foreign keys after the call: {e}")),
             };
         }
-        let restored = settings.restore(conn);
+        let restored = settings.restore(conn).and(unwatched);
         Ended {
             fuel_left,
             limiter,
@@ -129,13 +137,16 @@ impl Sandbox {
 pub struct Sqlite {
     pub session: Session,
     pub guard: Guard,
+    /// The rows written, watched for SQLite's random rowids (see `sqlite::rowid`).
+    pub rowids: crate::sqlite::rowid::Watch,
 }
 
 impl Sqlite {
-    pub fn new(conn: Connection, guard: Guard) -> Self {
+    pub fn new(conn: Connection, guard: Guard, rowids: crate::sqlite::rowid::Watch) -> Self {
         Sqlite {
             session: Session::new(conn, |_| Cursors::default()),
             guard,
+            rowids,
         }
     }
 
@@ -153,14 +164,31 @@ impl HostState<Sqlite> {
 
     /// Counts written rows for progress, and turns errors into WIT errors.
     fn written(&mut self, r: rusqlite::Result<u64>) -> Result<u64, sql::Error> {
+        if let Some(why) = self.random_rowids() {
+            return Err(sql::Error::Denied(why));
+        }
         match r {
             Ok(n) => Ok(self.count_written(n)),
             Err(e) => Err(self.error(e)),
         }
     }
 
+    /// After each statement, before its rows reach the component: whether its inserts may
+    /// have drawn random rowids (see `sqlite::rowid`).
+    fn random_rowids(&self) -> Option<String> {
+        self.db
+            .rowids
+            .check(self.db.session.borrow_owner(), &self.db.guard)
+    }
+
     /// Before each statement: a component's DDL may have added or renamed tables, which the
-    /// guard must know to tell them from CTEs.
+    /// guard must know to tell them from CTEs; and which functions refused by name `sql`
+    /// names itself ([`Guard::set_statement`]).
+    fn before(&mut self, sql: &str) {
+        self.refresh_schema_names();
+        self.db.guard.set_statement(sql);
+    }
+
     fn refresh_schema_names(&mut self) {
         if self.db.guard.schema_changed()
             && let Ok(snapshot) = Snapshot::take(self.db.session.borrow_owner())
@@ -413,7 +441,7 @@ impl sql::Host for HostState<Sqlite> {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<u64, sql::Error>> {
-        self.refresh_schema_names();
+        self.before(&sql);
         let conn = self.db.session.borrow_owner();
         let r = conn
             .prepare_cached(&sql)
@@ -427,7 +455,7 @@ impl sql::Host for HostState<Sqlite> {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<Vec<Vec<sql::Value>>, sql::Error>> {
-        self.refresh_schema_names();
+        self.before(&sql);
         let budget = self.result_budget();
         let conn = self.db.session.borrow_owner();
         let mut out = WitRows::new();
@@ -451,6 +479,9 @@ impl sql::Host for HostState<Sqlite> {
                 Ok(())
             });
         forget_if_long(conn, &sql);
+        if let Some(why) = self.random_rowids() {
+            return Ok(Err(sql::Error::Denied(why)));
+        }
         Ok(match r {
             Ok(()) => Ok(out.rows),
             Err(Stop::Sql(e)) => Err(self.error(e)),
@@ -467,7 +498,7 @@ impl sql::Host for HostState<Sqlite> {
         sql: String,
         rows: Vec<Vec<sql::Value>>,
     ) -> WResult<Result<u64, sql::Error>> {
-        self.refresh_schema_names();
+        self.before(&sql);
         let conn = self.db.session.borrow_owner();
         let r = conn.prepare_cached(&sql).and_then(|mut stmt| {
             let mut changed = 0;
@@ -486,7 +517,7 @@ impl sql::Host for HostState<Sqlite> {
         sql: String,
         rows: sql::PackedRows,
     ) -> WResult<Result<u64, sql::Error>> {
-        self.refresh_schema_names();
+        self.before(&sql);
         let conn = self.db.session.borrow_owner();
         let r = conn.prepare_cached(&sql).and_then(|mut stmt| {
             let columns = rows.columns as usize;
@@ -535,7 +566,7 @@ impl sql::Host for HostState<Sqlite> {
         sql: String,
         params: Vec<sql::Value>,
     ) -> WResult<Result<Resource<CursorSlot>, sql::Error>> {
-        self.refresh_schema_names();
+        self.before(&sql);
         if let Some(why) = self.db.session.borrow_dependent().full() {
             return Ok(Err(self.limit_error(why)));
         }
@@ -642,6 +673,9 @@ impl HostState<Sqlite> {
             std::mem::forget(rows);
             Ok(count)
         });
+        if let Some(why) = self.random_rowids() {
+            return Ok(Err(sql::Error::Denied(why)));
+        }
         Ok(match r {
             Ok(count) => Ok(count),
             Err(Stop::Sql(e)) => Err(self.error(e)),
@@ -803,7 +837,11 @@ mod tests {
         )
         .unwrap();
         let guard = Guard::install(&mut conn).unwrap();
-        HostState::new(Sqlite::new(conn, guard), mib, Arc::new(AtomicU64::new(0)))
+        HostState::new(
+            Sqlite::new(conn, guard, Default::default()),
+            mib,
+            Arc::new(AtomicU64::new(0)),
+        )
     }
 
     fn open(s: &mut HostState<Sqlite>, sql: &str) -> Resource<CursorSlot> {

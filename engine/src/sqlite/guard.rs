@@ -120,6 +120,11 @@ struct State {
     denied_in: Option<String>,
     /// The project's databases, which a script may not attach even read-only.
     own: Option<Arc<crate::core::identity::Reserved>>,
+    /// Which of [`REFUSED_FUNCTIONS`] the text of the component statement being prepared names
+    /// (as a word, a quoted name or a string): a refused function SQLite authorizes that the
+    /// text does not name, outside a view or trigger, comes from the schema (a column default,
+    /// a CHECK constraint) and is let through (see [`Guard::set_statement`]).
+    named: Vec<&'static str>,
 }
 
 /// Triggers and views a component created, to check in [`verify`].
@@ -214,6 +219,7 @@ impl Guard {
         s.timed_out = false;
         s.schema_changed = false;
         s.created = Created::default();
+        s.named.clear();
     }
 
     /// Records a refusal found outside the authorizer (by [`verify`] or the host's limits);
@@ -223,6 +229,47 @@ impl Guard {
         if s.denied.is_none() {
             s.denied = Some(why);
         }
+    }
+
+    /// Notes which functions refused by name the component statement `sql`, about to be
+    /// prepared, names itself. SQLite authorizes the functions of a table's column defaults
+    /// and CHECK constraints too when a statement reads or writes the table (`SELECT
+    /// created_at`, `UPDATE d SET k = ...` on a table whose `created_at` has `DEFAULT
+    /// CURRENT_TIMESTAMP`): those are the reviewed schema's, as on PostgreSQL, and pass; the
+    /// same functions written in the statement (in any spelling or case), or in a view or
+    /// trigger it reaches, are refused. A text the tokenizer cannot read names them all.
+    pub fn set_statement(&self, sql: &str) {
+        let lower_has = |word: &str| {
+            sql.as_bytes()
+                .windows(word.len())
+                .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+        };
+        let named = if !REFUSED_FUNCTIONS.iter().any(|(f, _)| lower_has(f)) {
+            Vec::new()
+        } else {
+            match crate::core::sql::sqlite::statements(sql) {
+                Ok(statements) => REFUSED_FUNCTIONS
+                    .iter()
+                    .map(|&(f, _)| f)
+                    .filter(|f| {
+                        statements
+                            .iter()
+                            .flatten()
+                            .any(|t| t.name().is_some_and(|n| n.eq_ignore_ascii_case(f)))
+                    })
+                    .collect(),
+                Err(_) => REFUSED_FUNCTIONS.iter().map(|&(f, _)| f).collect(),
+            }
+        };
+        self.lock().named = named;
+    }
+
+    /// Runs `f` (strata's own reads) in host mode, then gives the guard its mode back as it was.
+    pub fn as_host<T>(&self, f: impl FnOnce() -> T) -> T {
+        let mode = std::mem::take(&mut self.lock().mode);
+        let out = f();
+        self.lock().mode = mode;
+        out
     }
 
     /// Whether a component's statements run now.
@@ -590,9 +637,31 @@ fn decide_component(
             .iter()
             .find(|(f, _)| f.eq_ignore_ascii_case(function_name))
         {
+            // The schema's own default or CHECK (see `Guard::set_statement`); native code
+            // never passes.
+            Some((f, _))
+                if ctx.accessor.is_none()
+                    && !state.named.contains(f)
+                    && !matches!(*f, "load_extension" | "fts3_tokenizer") =>
+            {
+                Ok(())
+            }
             Some((f, why)) => Err(format!("{f} is not available to components: {why}")),
             None => Ok(()),
         },
+        // A default or CHECK the component writes is not the reviewed schema's: SQLite
+        // authorizes its functions only when a later statement evaluates it, as if the schema
+        // had them (see `Guard::set_statement`).
+        A::CreateTable { table_name } | A::AlterTable { table_name, .. }
+            if !state.named.is_empty() =>
+        {
+            Err(format!(
+                "defining table `{table_name}` with {} is not available to components: a \
+                 default or CHECK a component writes would read the clock or randomness for it \
+                 later; only the reviewed schema's (do.sql's) may",
+                state.named[0]
+            ))
+        }
         // These only read the schema; their argument names a table or index, never a new
         // setting.
         A::Pragma {

@@ -15,6 +15,7 @@ pub(crate) mod dry_run;
 pub mod guard;
 pub mod ledger;
 pub mod restore;
+pub(crate) mod rowid;
 pub mod schema;
 pub mod step;
 pub(crate) mod watch;

@@ -600,7 +600,13 @@ fn resolves_inside(group: &FleetGroup, origin: &str, root: &Path, db: &Path) -> 
         return Ok(());
     }
     let shown = |p: &Path| crate::components::host::escape_controls(&p.to_string_lossy());
-    let Some(root_real) = identity::canonical(root) else {
+    let here = Path::new(".");
+    let root_dir = if root.as_os_str().is_empty() {
+        here
+    } else {
+        root
+    };
+    let Ok(root_real) = root_dir.canonicalize() else {
         return Ok(());
     };
     let real = match db.canonicalize() {

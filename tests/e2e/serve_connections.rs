@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::attack_pg::sockets;
-use crate::refused_calls::{grpc_request, runtime};
+use crate::refused_calls::{grpc_request, peak_rss_kib, runtime};
 use crate::remote::{Served, TOKEN};
 
 /// An HTTP/2 connection from `source` to `addr`: the handle to send requests on, and a task
@@ -269,16 +269,6 @@ fn open_calls_whose_body_never_comes_cannot_hold_the_strata_calls_places() {
     s.remote(&["--timeout", "20", "status"])
         .ok()
         .stdout_has("applied");
-}
-
-/// A peak resident size of `pid` in KiB (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// A health call whose headers carry `headers` extra values of 1,000 bytes and whose body

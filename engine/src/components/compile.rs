@@ -9,7 +9,7 @@
 //! components compile in-process, unbounded.
 
 use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -22,6 +22,9 @@ use wasmtime::component::Component;
 /// build, whose larger executable counts against the limit too), and compiles within it; a
 /// 3 MB function of a million constants stops at about 340 MB.
 pub const COMPILE_MEMORY_MIB: u64 = 512;
+/// The variable that sets another address-space limit for compiles, in MiB (at least 64):
+/// the operator's (the environment), never the checkout's.
+pub const COMPILE_MEMORY_VAR: &str = "STRATA_COMPILE_MEMORY_MIB";
 /// The threads a compile uses (each holds a function's working memory, within the limit).
 pub const COMPILE_THREADS: usize = 2;
 /// How long a compile may take.
@@ -91,9 +94,19 @@ pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Componen
     }
 }
 
-fn compile_in_child(exe: &PathBuf, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+/// The address-space limit of a compile, in MiB: [`COMPILE_MEMORY_VAR`] or
+/// [`COMPILE_MEMORY_MIB`].
+pub fn compile_memory_mib() -> u64 {
+    std::env::var(COMPILE_MEMORY_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(COMPILE_MEMORY_MIB, |v| v.clamp(64, 1 << 20))
+}
+
+fn compile_in_child(exe: &Path, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
     use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-    let limit = COMPILE_MEMORY_MIB << 20;
+    let mib = compile_memory_mib();
+    let limit = mib << 20;
     let mut command = Command::new(exe);
     command
         .arg(CHILD_ARG)
@@ -125,9 +138,13 @@ fn compile_in_child(exe: &PathBuf, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
     let mut child = command
         .spawn()
         .map_err(|e| wasmtime::Error::msg(format!("cannot start the compile process: {e}")))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
+    let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(wasmtime::Error::msg("the compile process has no pipes"));
+    };
     let started = Instant::now();
     let (code, err, status) = std::thread::scope(|s| {
         s.spawn(move || {
@@ -181,8 +198,9 @@ fn compile_in_child(exe: &PathBuf, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
         || err.contains("Cannot allocate memory");
     if out_of_memory {
         return Err(wasmtime::Error::new(Bounded(format!(
-            "compiling the component needed more than {COMPILE_MEMORY_MIB} MiB of memory, the \
-             bound on compiling a component (its functions are too large or too many)"
+            "compiling the component needed more than {mib} MiB of memory, the bound on \
+             compiling a component (its functions are too large or too many; {COMPILE_MEMORY_VAR} \
+             sets another)"
         ))));
     }
     let why = err.trim();

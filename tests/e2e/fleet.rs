@@ -1716,7 +1716,7 @@ fn a_link_among_a_groups_files_cannot_lead_outside_the_project() {
         for command in ["status", "migrate"] {
             p.strata(&["fleet", command])
                 .code(2)
-                .stderr_has(&format!("{link} leads outside the project's folder"))
+                .stderr_has(format!("{link} leads outside the project's folder"))
                 .stderr_has("allow_outside = true");
         }
     }

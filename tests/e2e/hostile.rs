@@ -384,7 +384,7 @@ fn a_zero_timeout_or_memory_is_refused_naming_it() {
         let p = project_with(&transform(None, "nop"), &format!("[sandbox]\n{key} = 0\n"));
         p.strata(&["migrate"])
             .code(2)
-            .stderr_has(&format!("{key} = 0 leaves a component no time or memory"))
-            .stderr_has(&format!("at least {unit}"));
+            .stderr_has(format!("{key} = 0 leaves a component no time or memory"))
+            .stderr_has(format!("at least {unit}"));
     }
 }

@@ -391,19 +391,16 @@ struct FleetArgs {
     /// (default: 8 per core, at most 32: a target's run mostly waits for its disk or server).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     parallel: Option<u16>,
-    /// Confirms that the remotes of groups whose strata.toml says `allow_insecure = true` may
-    /// be reached over http:// off loopback, their tokens crossing the network in clear text
-    /// (strata.toml alone cannot grant it: a checkout could name any host).
-    #[arg(long)]
-    allow_insecure: bool,
 }
 
 impl FleetArgs {
-    fn selection(&self) -> fleet::Selection {
+    /// `allow_insecure`: the global `--allow-insecure`, which confirms that the remotes of
+    /// groups whose strata.toml says `allow_insecure = true` may be reached in clear text.
+    fn selection(&self, allow_insecure: bool) -> fleet::Selection {
         fleet::Selection {
             targets: self.targets.clone(),
             parallel: self.parallel.map(usize::from),
-            allow_insecure: self.allow_insecure,
+            allow_insecure,
         }
     }
 }
@@ -876,7 +873,7 @@ fn run_fleet(
         FleetCommand::Status { fleet } => {
             let status = fleet::fleet_status(
                 project,
-                &fleet.selection(),
+                &fleet.selection(remote.allow_insecure),
                 &MigrateOptions::default(),
                 &remotes,
             )?;
@@ -889,7 +886,7 @@ fn run_fleet(
         FleetCommand::Plan { fleet, run } => {
             let plan = fleet::fleet_plan(
                 project,
-                &fleet.selection(),
+                &fleet.selection(remote.allow_insecure),
                 &run.options(project)?,
                 &remotes,
             )?;
@@ -904,7 +901,14 @@ fn run_fleet(
             stage,
             run,
             yes,
-        } => run_fleet_restore(out, project, &fleet.selection(), &stage, run, yes),
+        } => run_fleet_restore(
+            out,
+            project,
+            &fleet.selection(remote.allow_insecure),
+            &stage,
+            run,
+            yes,
+        ),
         FleetCommand::Migrate {
             fleet,
             run,
@@ -920,7 +924,7 @@ fn run_fleet(
                 render::FleetView::new(out.quiet_mode(), out.verbose_mode(), out.json_mode());
             let done = fleet::fleet_migrate(
                 project,
-                &fleet.selection(),
+                &fleet.selection(remote.allow_insecure),
                 &opts,
                 &mut |e| render::event(out, e),
                 &|e| view.event(e),

@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Components compile in bounded children of this executable.
+    strata_engine::components::compile::serve_as_child();
     if let Err(why) = cli::check_switches() {
         errln!("error: {why}");
         return ExitCode::from(strata_engine::core::exit::BAD_INPUT as u8);

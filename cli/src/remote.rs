@@ -53,6 +53,11 @@ pub struct RemoteArgs {
     /// they need).
     #[arg(long, global = true, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Lets the token cross the network in clear text (no TLS, a host other than loopback):
+    /// `serve` listening so, `--remote http://HOST:PORT`, and the remotes of fleet groups whose
+    /// strata.toml says `allow_insecure = true` (strata.toml alone cannot grant it).
+    #[arg(long, global = true)]
+    pub allow_insecure: bool,
 }
 
 /// `strata serve`.
@@ -70,10 +75,6 @@ pub struct ServeArgs {
     /// Require client certificates signed by this CA (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
-    /// Listen on a non-loopback address without TLS (the token then crosses the network in
-    /// clear text).
-    #[arg(long)]
-    allow_insecure: bool,
     /// The largest message accepted or sent, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = strata_serve::service::DEFAULT_MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
@@ -141,7 +142,7 @@ pub fn serve(out: &Output, project: Project, remote: &RemoteArgs, args: ServeArg
         }),
         _ => None,
     };
-    if tls.is_none() && !args.listen.ip().is_loopback() && !args.allow_insecure {
+    if tls.is_none() && !args.listen.ip().is_loopback() && !remote.allow_insecure {
         return Err(anyhow::Error::new(RemoteError::local(
             exit::REFUSED,
             "refused",
@@ -304,6 +305,7 @@ pub fn run(args: Args, out: &Output, project: &Project) -> Result<()> {
             .clone()
             .zip(args.remote.tls_client_key.clone()),
         timeout: Duration::from_secs(args.remote.timeout.max(1)),
+        allow_clear_text: args.remote.allow_insecure,
         ..ClientOptions::new(url)
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -577,6 +579,7 @@ fn write_dump(
 pub struct FleetRemotes {
     tls_ca: Option<PathBuf>,
     tls_identity: Option<(PathBuf, PathBuf)>,
+    allow_insecure: bool,
 }
 
 impl FleetRemotes {
@@ -587,6 +590,7 @@ impl FleetRemotes {
                 .tls_client_cert
                 .clone()
                 .zip(args.tls_client_key.clone()),
+            allow_insecure: args.allow_insecure,
         }
     }
 
@@ -628,6 +632,8 @@ impl FleetRemotes {
             // Migrate has no deadline (a long step is honest), but a server that stops
             // answering pings is given up on within twice the target's timeout.
             keepalive: Some(timeout),
+            // The engine checked the group's allow_insecure too.
+            allow_clear_text: self.allow_insecure,
             ..ClientOptions::new(remote.url.clone())
         };
         let runtime = tokio::runtime::Builder::new_current_thread()

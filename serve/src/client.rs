@@ -13,6 +13,7 @@ use strata_engine::commands::migrate::{
 use strata_engine::core::design::{DiffReport, DumpReport};
 use strata_engine::core::exit;
 use strata_engine::core::ledger::AuditRow;
+use strata_engine::core::remote_url::RemoteUrl;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
@@ -101,7 +102,8 @@ impl AuditPages {
 /// How to reach a server.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// `http://host:port` or `https://host:port` (`host:port` means http).
+    /// `http://host:port` or `https://host:port` (`host:port` means http; other schemes are
+    /// refused).
     pub url: String,
     /// The bearer token; `None` sends none (every call but health is then refused).
     pub token: Option<String>,
@@ -118,6 +120,9 @@ pub struct ClientOptions {
     /// (paused, partitioned away) ends a call within twice this, while a live one answers
     /// pings however long its run takes. `None` sends none.
     pub keepalive: Option<Duration>,
+    /// Lets the token be sent in clear text (not https) to a host other than loopback: the
+    /// operator's `--allow-insecure`. Without it such a connection is refused before it is made.
+    pub allow_clear_text: bool,
 }
 
 impl ClientOptions {
@@ -131,6 +136,7 @@ impl ClientOptions {
             timeout: Duration::from_secs(60),
             max_message_bytes: crate::service::DEFAULT_MAX_MESSAGE_BYTES,
             keepalive: None,
+            allow_clear_text: false,
         }
     }
 }
@@ -161,12 +167,19 @@ fn file(path: &std::path::Path) -> Result<Vec<u8>, RemoteError> {
 impl Client {
     /// Connects (and fails fast, naming the URL, when nothing answers there).
     pub async fn connect(opts: ClientOptions) -> Result<Client, RemoteError> {
-        let url = if opts.url.contains("://") {
-            opts.url.clone()
-        } else {
-            format!("http://{}", opts.url)
-        };
         let usage = |m: String| RemoteError::local(exit::BAD_INPUT, "usage", m);
+        let shown = strata_engine::components::escape_controls(&opts.url);
+        let parsed =
+            RemoteUrl::parse(&opts.url).map_err(|e| usage(format!("--remote {shown}: {e}")))?;
+        let url = parsed.url.clone();
+        if opts.token.is_some() && parsed.clear_text_off_loopback() && !opts.allow_clear_text {
+            return Err(usage(format!(
+                "--remote {}: not loopback and not https, so the token would cross the network \
+                 in clear text; serve it with TLS and write https://, or pass --allow-insecure \
+                 if the network is trusted",
+                strata_engine::components::escape_controls(&url)
+            )));
+        }
         let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| usage(format!("--remote {url}: not a URL: {e}")))?
             .connect_timeout(Duration::from_secs(10));
@@ -176,7 +189,7 @@ impl Client {
                 .keep_alive_timeout(every)
                 .keep_alive_while_idle(true);
         }
-        if url.starts_with("https://") {
+        if parsed.tls {
             let Some(ca) = &opts.tls_ca else {
                 return Err(usage(format!(
                     "--remote {url}: https needs the CA that signed the server's certificate: \

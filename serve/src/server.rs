@@ -40,16 +40,19 @@ pub const MAX_OPEN_CALLS: usize = 16;
 /// Of those, what one peer (an IPv4 /24, an IPv6 /64, this machine) may hold at once; its
 /// other calls wait apart, holding none, so one client cannot keep health checks from others.
 pub const MAX_OPEN_CALLS_PER_PEER: usize = 4;
-/// HTTP/2 streams one connection may have open at once (advertised to clients; more are
-/// refused by HTTP/2 itself).
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 32;
+/// HTTP/2 streams one connection may have open at once (advertised to clients, which queue
+/// more; beyond it HTTP/2 itself refuses them). With [`MAX_HEADER_BYTES`] and the connection
+/// caps it bounds the header blocks clients without the token can make the server hold:
+/// connections x streams x header block (256 x 8 x 16 KiB = 32 MiB by default).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 8;
 /// What a client may send on one stream before the server reads it: the most an unread
 /// (for example refused) request can make the server hold.
 pub const STREAM_WINDOW_BYTES: u32 = 256 * 1024;
 /// The same for all streams of one connection together.
 pub const CONNECTION_WINDOW_BYTES: u32 = 1024 * 1024;
-/// The largest header block a request may send (the token travels in it).
-pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
+/// The largest header block a request may send (the token travels in it; a gRPC call's
+/// headers take a few hundred bytes). A larger one is refused by HTTP/2 before it is kept.
+pub const MAX_HEADER_BYTES: u32 = 16 * 1024;
 /// The largest request health and reflection read (they need no token; their requests are
 /// a few bytes).
 pub const MAX_OPEN_REQUEST_BYTES: usize = 64 * 1024;

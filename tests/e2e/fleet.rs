@@ -1406,7 +1406,31 @@ fn a_remote_token_is_not_sent_in_clear_text_off_loopback_unless_the_group_allows
         .code(3)
         .json();
     assert_eq!(status["counts"]["unreachable"], 1, "{status}");
-    // https is not refused for it (here it wants the server's CA, --tls-ca).
+    // Whatever the spelling: a bare HOST:PORT is clear text (refused off loopback), and a
+    // scheme the client would also speak clear text to (grpc://, h2c://) is not accepted at
+    // all, not even on loopback.
+    one_remote(&client, "192.0.2.1:7433", "");
+    client
+        .strata(&["fleet", "status"])
+        .code(2)
+        .stderr_has("http://192.0.2.1:7433 is not loopback and not https");
+    for url in [
+        "grpc://192.0.2.1:7433",
+        "h2c://192.0.2.1:7433",
+        "GRPC://127.0.0.1:7433",
+    ] {
+        one_remote(&client, url, "");
+        client
+            .strata(&["fleet", "status"])
+            .code(2)
+            .stderr_has("is not one strata speaks");
+    }
+    // https is not refused for it (here it wants the server's CA, --tls-ca), in any case.
+    one_remote(&client, "HTTPS://192.0.2.1:7433", "");
+    client
+        .strata(&["fleet", "status"])
+        .code(3)
+        .stdout_has("--tls-ca FILE");
     one_remote(&client, "https://192.0.2.1:7433", "");
     client
         .strata(&["fleet", "status"])
@@ -1656,6 +1680,71 @@ fn a_query_row_or_a_group_cannot_name_a_file_outside_the_project_or_inside_dot_s
     );
     let report = p.strata(&["fleet", "migrate", "--json"]).ok().json();
     assert_eq!(outcome_of(&report, "victim"), "applied", "{report}");
+}
+
+/// A symbolic link committed in a group's folder is followed by SQLite: a glob, a group's
+/// list or a control row reaching a file outside the project through one (the file's own link,
+/// a folder's, or a dangling one SQLite would create the file through) is refused, naming the
+/// link, unless the group sets allow_outside.
+#[test]
+fn a_link_among_a_groups_files_cannot_lead_outside_the_project() {
+    let p = fleet(1);
+    let outside = tempfile::tempdir().unwrap();
+    let precious = outside.path().join("precious.sqlite");
+    rusqlite::Connection::open(&precious)
+        .unwrap()
+        .execute_batch("CREATE TABLE bookmarks (u TEXT);")
+        .unwrap();
+    std::os::unix::fs::symlink(&precious, p.path("tenants/out.db")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("new.db"), p.path("dangling.db")).unwrap();
+    let group = |lines: &str| {
+        p.write(
+            "strata.toml",
+            &format!("[[fleet.group]]\nname = \"g\"\n{lines}\n"),
+        );
+    };
+    for (lines, link) in [
+        ("glob = \"tenants/*.db\"", "tenants/out.db"),
+        (
+            "databases = [\"elsewhere/precious.sqlite\"]",
+            "elsewhere/precious.sqlite",
+        ),
+        ("databases = [\"dangling.db\"]", "dangling.db"),
+    ] {
+        group(lines);
+        for command in ["status", "migrate"] {
+            p.strata(&["fleet", command])
+                .code(2)
+                .stderr_has(format!("{link} leads outside the project's folder"))
+                .stderr_has("allow_outside = true");
+        }
+    }
+    p.write("control.db", "");
+    p.open("control.db")
+        .execute_batch(
+            "CREATE TABLE tenants (name TEXT, database TEXT);
+             INSERT INTO tenants VALUES ('acme', 'tenants/t00.db'), ('x', 'tenants/out.db');",
+        )
+        .unwrap();
+    query_group(&p, "control.db", "SELECT name, database FROM tenants");
+    p.strata(&["fleet", "migrate"])
+        .code(2)
+        .stderr_has("tenants/out.db leads outside the project's folder");
+    assert!(!outside.path().join("new.db").exists());
+    let kept = rusqlite::Connection::open(&precious)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'bookmarks'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1, "the file outside the project was migrated");
+    // The group's opt-in lets the link through.
+    group("allow_outside = true\nglob = \"tenants/*.db\"");
+    let report = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(outcome_of(&report, "out"), "applied", "{report}");
 }
 
 /// A served project whose one step counts to `n` (a while, for large `n`), and a client

@@ -316,3 +316,75 @@ fn a_well_behaved_component_commits_with_fuel_and_rows_audited() {
     };
     assert_eq!(fuel("app.db"), fuel(".strata/test.db"));
 }
+
+/// A compile bomb (outside test attack7, finding 7): one function of a million constants and
+/// adds, 3 MB, cost cranelift 15 s and 718 MB before any of the migration's limits applied.
+/// Compiling is bounded (a child process with an address-space limit): the component is
+/// refused naming the bound, the databases as they were.
+#[test]
+fn a_compile_bomb_is_stopped_at_the_compile_bound() {
+    let body = format!(
+        "i64.const 0 {} drop",
+        "i64.const 1 i64.add ".repeat(1_000_000)
+    );
+    let p = project_with(
+        &transform(None, &body),
+        "[sandbox]\nmemory_mib = 64\ntimeout_s = 1\nfuel = 1000000\n",
+    );
+    assert_refused(
+        &p,
+        &[
+            "transform component: compiling the component needed more than 512 MiB of memory",
+            "split its largest functions",
+        ],
+    );
+}
+
+/// Components compiled in the bounded child still fill the compile cache: the second run
+/// loads the entry.
+#[test]
+fn a_component_compiled_under_the_bound_is_cached() {
+    let p = project_with(&transform(None, "nop"), GENEROUS);
+    let cache = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        crate::harness::strata_command(p.root(), args)
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("XDG_STATE_HOME", cache.path().join("state"))
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["sandbox"]).status.success());
+    let entries = |ext: &str| {
+        std::fs::read_dir(cache.path().join("strata/components"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == ext)
+            })
+            .count()
+    };
+    assert_eq!((entries("cwasm"), entries("tag")), (1, 1));
+    let out = run(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(entries("cwasm"), 1);
+}
+
+/// `timeout_s = 0` (or `memory_mib = 0`) would stop a component at once with a trap that
+/// names another cause: refused when migration.toml is read, saying why.
+#[test]
+fn a_zero_timeout_or_memory_is_refused_naming_it() {
+    for (key, unit) in [("timeout_s", "1 second"), ("memory_mib", "1 MiB")] {
+        let p = project_with(&transform(None, "nop"), &format!("[sandbox]\n{key} = 0\n"));
+        p.strata(&["migrate"])
+            .code(2)
+            .stderr_has(format!("{key} = 0 leaves a component no time or memory"))
+            .stderr_has(format!("at least {unit}"));
+    }
+}

@@ -52,7 +52,7 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 /// A peak resident size of `pid` in KiB (`VmHWM`).
-fn peak_rss_kib(pid: u32) -> u64 {
+pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()

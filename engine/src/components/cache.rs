@@ -133,13 +133,13 @@ impl Cache {
         digest: &[u8; 32],
     ) -> wasmtime::Result<Component> {
         let Some(store) = &self.store else {
-            return Component::new(engine, wasm);
+            return super::compile::compile(engine, wasm);
         };
         let name = format!("{}-{}", hex(digest), self.engine_key);
         if let Some(component) = read_entry(engine, store, &name) {
             return Ok(component);
         }
-        let component = Component::new(engine, wasm)?;
+        let component = super::compile::compile(engine, wasm)?;
         // A cache that cannot be written only costs time; the run goes on.
         let _ = write_entry(store, &name, &component.serialize()?);
         Ok(component)

@@ -16,6 +16,7 @@
 
 pub(crate) mod bindings;
 mod cache;
+pub mod compile;
 pub(crate) mod host;
 pub use host::{escape_controls, escape_controls_keeping_lines, is_hidden};
 pub mod limits;
@@ -114,6 +115,11 @@ pub enum ComponentError {
     )]
     Invalid { reason: String },
     #[error(
+        "{reason}; split its largest functions into smaller ones (or build the guest with \
+         optimizations)"
+    )]
+    CompileBound { reason: String },
+    #[error(
         "the component does not implement world `{expected}` (it must export `{export}`): {reason}; \
          check which world the guest crate exports, and that the file is in the right place \
          (transform.wasm, seed.wasm or check.wasm)",
@@ -185,20 +191,26 @@ pub(crate) trait HostDb: Sized + 'static {}
 
 impl<D: 'static> HostDb for D where HostState<D>: bindings::sql::Host + bindings::sql::HostCursor {}
 
+/// The configuration of the engine components are compiled and run with (the compile child
+/// of [`compile`] uses the same, so its code loads here).
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true)
+        .wasm_features(wasmtime::WasmFeatures::THREADS, false)
+        .max_wasm_stack(1 << 20);
+    config
+}
+
 impl Sandbox {
     /// A sandbox whose compiled components are cached at `cache` (none: no cache), usually
     /// [`CacheLocation::for_user`].
     pub fn new(cache: Option<CacheLocation>) -> wasmtime::Result<Sandbox> {
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .cranelift_nan_canonicalization(true)
-            .relaxed_simd_deterministic(true)
-            .wasm_features(wasmtime::WasmFeatures::THREADS, false)
-            .max_wasm_stack(1 << 20);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config())?;
         let cache = cache::Cache::new(&engine, cache);
         Ok(Sandbox {
             engine,
@@ -320,8 +332,13 @@ impl Sandbox {
             result: Err(e),
         };
         let loaded = self.load(call.wasm, call.sha256).map_err(|e| {
-            failed(ComponentError::Invalid {
-                reason: first_line(&e),
+            failed(match e.downcast_ref::<compile::Bounded>() {
+                Some(bound) => ComponentError::CompileBound {
+                    reason: bound.0.clone(),
+                },
+                None => ComponentError::Invalid {
+                    reason: first_line(&e),
+                },
             })
         })?;
         if let Some(import) = self.foreign_imports(&loaded.component).pop() {

@@ -377,6 +377,20 @@ impl Config {
                 ));
             }
         }
+        for (key, value, unit) in [
+            ("[sandbox] timeout_s", self.sandbox.timeout_s, "second"),
+            ("[sandbox] memory_mib", self.sandbox.memory_mib, "MiB"),
+        ] {
+            if value == 0 {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "{key} = 0 leaves a component no time or memory to run (it would stop \
+                         at once); give at least 1 {unit}"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -831,7 +845,7 @@ impl MigrationConfig {
 
     /// Parses the text of the migration.toml at `path` (named in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| {
+        let config: MigrationConfig = toml::from_str(text).map_err(|e| {
             Error::input(
                 path,
                 format!(
@@ -841,7 +855,25 @@ impl MigrationConfig {
                     e.message()
                 ),
             )
-        })
+        })?;
+        // A component given no time or no memory could only stop at once, with a trap that
+        // says nothing of the reason: refused here, with it.
+        for (key, value, unit) in [
+            ("timeout_s", config.sandbox.timeout_s, "second"),
+            ("memory_mib", config.sandbox.memory_mib, "MiB"),
+        ] {
+            if value == Some(0) {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "[sandbox] {key} = 0 leaves a component no time or memory to run (it \
+                         would stop at once); give at least 1 {unit}, or leave {key} out for \
+                         the project's limit"
+                    ),
+                ));
+            }
+        }
+        Ok(config)
     }
 
     /// This migration's limits: its own where it sets them, never above `ceiling`.

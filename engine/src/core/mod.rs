@@ -24,6 +24,7 @@ pub mod input;
 pub mod ledger;
 pub(crate) mod phase;
 pub mod plan;
+pub mod remote_url;
 pub mod restore;
 pub mod schema;
 pub mod sql;

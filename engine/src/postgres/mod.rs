@@ -93,6 +93,7 @@ impl Target {
             setup,
             user,
             checks: None,
+            record: None,
         }))
     }
 
@@ -300,6 +301,9 @@ pub struct Session {
     user: String,
     /// strata's checks of a step, prepared on this connection at its first step.
     checks: Option<Checks>,
+    /// The statement that records what a step created, kept prepared (the client closes a
+    /// statement it no longer holds), with its name (see [`Session::record_name`]).
+    record: Option<(postgres::Statement, Option<String>)>,
 }
 
 /// The two checks every step makes, prepared once per connection so that the server plans them
@@ -383,7 +387,9 @@ impl Checks {
     /// What [`Checks::check_or_fail_sql`]'s error names.
     pub const CHANGED: &str = "strata: its bookkeeping changed";
 
-    /// A query of one row, `t` when both statements are still the ones the client prepared.
+    /// A query of one row, `t` when the three statements of the checks and the one that
+    /// records a step's objects ([`Session::record_name`], prepared at the first step, before
+    /// any commit runs this) are still the ones the client prepared.
     ///
     /// The texts are compared by their SHA-256 (the server's `sha256`, PostgreSQL 11+), so a
     /// step sends and the server parses 64-digit digests instead of 8 KB of statement text
@@ -401,14 +407,16 @@ impl Checks {
         use sha2::Digest as _;
         let digest = |text: &str| crate::core::checksum::hex(&sha2::Sha256::digest(text));
         format!(
-            "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 3 \
+            "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) 4 \
              FROM pg_catalog.pg_prepared_statements \
              WHERE pg_catalog.sha256(pg_catalog.convert_to(statement, 'UTF8')) \
              OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.decode('{}', 'hex'), \
-             pg_catalog.decode('{}', 'hex'), pg_catalog.decode('{}', 'hex')]) AND NOT from_sql",
+             pg_catalog.decode('{}', 'hex'), pg_catalog.decode('{}', 'hex'), \
+             pg_catalog.decode('{}', 'hex')]) AND NOT from_sql",
             digest(ledger::SIGNATURE),
             digest(&Checks::check_sql()),
-            digest(&Checks::check_or_fail_sql())
+            digest(&Checks::check_or_fail_sql()),
+            digest(&schema::record_step_prepared_sql())
         )
     }
 }
@@ -433,6 +441,28 @@ impl Session {
     pub fn reset(&mut self) -> Result<(), postgres::Error> {
         let setup = format!("{RESET_SESSION}; {}", self.setup);
         self.batch_execute(&setup)
+    }
+
+    /// The name of the `INSERT` that records what a step created
+    /// (`schema::record_step_prepared_sql`), prepared on the first call on this connection,
+    /// for the batch that commits a step to `EXECUTE` after [`Checks::verify_or_fail_sql`]
+    /// found it still the client's; `None` if the client did not say it (the step then sends
+    /// the `INSERT` as text). Call it where strata's settings hold (the unqualified operators
+    /// of its text are resolved as it is prepared), with strata's tables there.
+    pub fn record_name(&mut self) -> Result<Option<String>, postgres::Error> {
+        if self.record.is_none() {
+            let record = self.prepare(&schema::record_step_prepared_sql())?;
+            // `plan_cache_mode` is PostgreSQL 12+; before, the statement is sent as text.
+            let generic: bool = self
+                .query_one(
+                    "SELECT pg_catalog.current_setting('plan_cache_mode', true) IS NOT NULL",
+                    &[],
+                )?
+                .get(0);
+            let name = statement_name(&record).filter(|_| generic);
+            self.record = Some((record, name));
+        }
+        Ok(self.record.as_ref().and_then(|(_, name)| name.clone()))
     }
 
     /// strata's checks of a step, prepared on the first call on this connection.
@@ -710,6 +740,7 @@ mod tests {
         assert!(ledger::SIGNATURE.is_ascii());
         assert!(Checks::check_sql().is_ascii());
         assert!(Checks::check_or_fail_sql().is_ascii());
+        assert!(schema::record_step_prepared_sql().is_ascii());
         assert!(Checks::verify_or_fail_sql().contains(Checks::verify_sql()));
     }
 

@@ -208,6 +208,41 @@ pub fn record_step(
 /// the start of the step, or anything lower: the oids between are then looked at too, and
 /// only this transaction's are taken) and `id` as literals.
 pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
+    let mut sql = record_insert(
+        &format!("> {bound}::oid"),
+        &super::dollar_quoted(&id.module),
+        &super::dollar_quoted(&id.stamp),
+    );
+    if renamed {
+        sql.push_str(RENAMED);
+    }
+    sql
+}
+
+/// [`record_step_sql`]'s `INSERT` with its bound, module and stamp as parameters, for a
+/// statement the client prepares once a connection (see `super::Checks`): `$1` the bound,
+/// `$2` the largest oid ([`u32::MAX`]), `$3` the module, `$4` the stamp. Planned once, the
+/// step's `EXECUTE` of it costs a quarter of planning the literal text each step (0.28 against
+/// 0.72 ms, 300 steps in `psql`). Executed under `plan_cache_mode = force_generic_plan`, which
+/// the server's own choice between plans would otherwise never take (a custom plan, which
+/// knows the bound, always looks cheaper): its range of two parameters is estimated as narrow
+/// (0.5%), so the generic plan reads each catalog by its oid index, as the custom one does.
+pub fn record_step_prepared_sql() -> String {
+    record_insert("> $1 AND {a}.oid <= $2", "$3", "$4")
+}
+
+/// The `UPDATE` that refreshes the names of owned objects after a step that may have renamed
+/// or moved some (see [`record_step_sql`]).
+pub const RENAMED: &str = ";\nUPDATE strata.strata_object o SET identity = i.identity
+               FROM (SELECT s.classid, s.objid,
+                            (pg_catalog.pg_identify_object(s.classid, s.objid, 0)).identity
+                       FROM strata.strata_object s) i
+              WHERE i.classid = o.classid AND i.objid = o.objid
+                AND i.identity IS NOT NULL AND i.identity <> o.identity";
+
+/// The `INSERT` of [`record_step_sql`]: each catalog's oid compared with `range` (`{a}` stands
+/// for the catalog's alias), the rows given `module` and `stamp` (SQL expressions).
+fn record_insert(range: &str, module: &str, stamp: &str) -> String {
     // The catalog rows above the bound that this transaction wrote, found by the catalogs' oid
     // indexes, and of those the user objects: not a part of another object (an internal
     // dependency on something else: a constraint's index, an identity column's sequence, a row
@@ -219,13 +254,14 @@ pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
     // are read once, by the index on the depender, in one aggregate: written as two `EXISTS`,
     // the planner could hash all of `pg_depend` (0.43 ms at 50 tables, against 0.14 ms).
     let new = |catalog: &str, alias: &str, extra: &str| {
+        let range = range.replace("{a}", alias);
         format!(
             "SELECT 'pg_catalog.{catalog}'::pg_catalog.regclass::oid AS classid, {alias}.oid AS objid
                FROM pg_catalog.{catalog} {alias}
-              WHERE {alias}.oid > {bound}::oid AND pg_catalog.age({alias}.xmin) <= 0{extra}"
+              WHERE {alias}.oid {range} AND pg_catalog.age({alias}.xmin) <= 0{extra}"
         )
     };
-    let mut sql = format!(
+    format!(
         "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
          SELECT o.classid, o.objid, i.type, i.identity, {module}, {stamp}
            FROM ({} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {}) o,
@@ -255,20 +291,7 @@ pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
         new("pg_proc", "p", ""),
         new("pg_namespace", "n", ""),
         new("pg_trigger", "g", ""),
-        module = super::dollar_quoted(&id.module),
-        stamp = super::dollar_quoted(&id.stamp),
-    );
-    if renamed {
-        sql.push_str(
-            ";\nUPDATE strata.strata_object o SET identity = i.identity
-               FROM (SELECT s.classid, s.objid,
-                            (pg_catalog.pg_identify_object(s.classid, s.objid, 0)).identity
-                       FROM strata.strata_object s) i
-              WHERE i.classid = o.classid AND i.objid = o.objid
-                AND i.identity IS NOT NULL AND i.identity <> o.identity",
-        );
-    }
-    sql
+    )
 }
 
 /// Points ownership rows at the objects of the same kind and name where their oid no longer
@@ -1013,5 +1036,67 @@ mod tests {
         let r = ranks(&deps);
         assert_eq!((r["a"], r["b"], r["c"], r["d"]), (0, 1, 2, 0));
         assert_eq!(index_name("app.\"x.y\""), "\"x.y\"");
+    }
+
+    #[test]
+    #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+    fn the_prepared_ownership_query_records_what_its_text_records() {
+        use crate::core::target::Target;
+        let url = std::env::var("STRATA_TEST_POSTGRES").expect("STRATA_TEST_POSTGRES");
+        let server = Target::parse(&url, "db").unwrap();
+        let name = format!("strata_record_{}", std::process::id());
+        let mut admin = server.connect(std::time::Duration::from_secs(5)).unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).unwrap();
+        }
+        let mut session = server
+            .with_dbname(&name)
+            .connect(std::time::Duration::from_secs(5))
+            .unwrap();
+        super::super::ledger::ensure(&mut session).unwrap();
+        let record = session.record_name().unwrap().expect("the client names it");
+        let id = MigrationId {
+            module: "app".into(),
+            stamp: "20260101T000000Z".into(),
+        };
+        // One of each kind strata records, and parts it leaves out (indexes of constraints, an
+        // identity's sequence, row types).
+        let step = "CREATE SCHEMA s; CREATE TABLE s.t (id bigint GENERATED ALWAYS AS IDENTITY \
+                    PRIMARY KEY, v text UNIQUE); CREATE VIEW s.v AS SELECT id FROM s.t; \
+                    CREATE FUNCTION s.f() RETURNS int LANGUAGE sql AS 'SELECT 1'; \
+                    CREATE TYPE s.e AS ENUM ('a'); CREATE INDEX ON s.t (v, id)";
+        let mut recorded = |sql: &dyn Fn(u32) -> String| -> Vec<String> {
+            let bound: String = session.query_one(BOUND, &[]).unwrap().get(0);
+            let sql = sql(bound.parse().unwrap());
+            session
+                .batch_execute(&format!("BEGIN; {step}; {sql}"))
+                .unwrap();
+            let rows = session
+                .query(
+                    "SELECT type || ' ' || identity || ' ' || module || ' ' || stamp \
+                     FROM strata.strata_object ORDER BY 1",
+                    &[],
+                )
+                .unwrap();
+            session.batch_execute("ROLLBACK").unwrap();
+            rows.iter().map(|r| r.get(0)).collect()
+        };
+        let text = recorded(&|bound| record_step_sql(&id, false, bound));
+        let prepared = recorded(&|bound| {
+            format!(
+                "SET LOCAL plan_cache_mode = force_generic_plan; \
+                 EXECUTE {record}('{bound}', '{}', 'app', '20260101T000000Z')",
+                u32::MAX
+            )
+        });
+        assert_eq!(text.len(), 6, "{text:?}");
+        assert_eq!(prepared, text);
+        drop(session);
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .unwrap();
     }
 }

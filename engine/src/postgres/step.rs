@@ -48,9 +48,9 @@ pub struct Context<'a> {
 /// Applies one prepared migration on `client`; may replace `client` with a fresh connection
 /// when the step changed the session in a way a reset cannot undo.
 ///
-/// With `phase_log` the phase runs in one transaction (`--single-transaction`): the step is a
-/// savepoint in it, and a failure's audit rows go to `phase_log`, for the phase to write once
-/// it has rolled back.
+/// With `phase_log` the phase runs in one transaction (`--single-transaction`): the step runs
+/// in it, and a failure's audit rows go to `phase_log`, for the phase to write once it has
+/// rolled back.
 pub fn apply(
     client: &mut super::Session,
     ctx: &Context<'_>,
@@ -115,6 +115,7 @@ fn apply_in_transaction(
         applied: false,
         bound: 0,
         recorded: false,
+        record: None,
         reset: None,
         unchecked: None,
     };
@@ -152,9 +153,9 @@ fn single(rows: Option<&(Vec<postgres::SimpleQueryRow>, u64)>) -> Option<String>
 struct PgStep<'a, 'c> {
     session: &'a mut Session,
     ctx: &'a Context<'c>,
-    /// A savepoint inside the phase's transaction (`--single-transaction`), not a transaction;
-    /// a failure's audit rows then go to `phase_log`, for the phase to write once it has
-    /// rolled back.
+    /// Inside the phase's transaction (`--single-transaction`), not a transaction of its own
+    /// (nor a savepoint: see [`PgStep::begin`]); a failure's audit rows then go to
+    /// `phase_log`, for the phase to write once it has rolled back.
     nested: bool,
     phase_log: Option<&'a mut Vec<Entry>>,
     /// The step's transaction is open (and a rollback has something to roll back).
@@ -168,6 +169,8 @@ struct PgStep<'a, 'c> {
     /// Whether the objects the step created are recorded already (before a comparison with
     /// `schema.sql`); else the commit records them, in the round trip of the ledger row.
     recorded: bool,
+    /// The name of the prepared statement that records them (`Session::record_name`).
+    record: Option<String>,
     /// How the session's reset went, when the commit sent it in its own round trip.
     reset: Option<Result<(), postgres::Error>>,
     /// The step's last action, when the check that it left strata's bookkeeping alone
@@ -186,10 +189,10 @@ impl StepDriver for PgStep<'_, '_> {
         self.ctx.target.as_path()
     }
 
-    /// One round trip: the transaction (or savepoint), the step's statement timeout, strata's
-    /// lock, then, each a statement of its own so that it reads what committed while the lock
-    /// was awaited, whether the ledger holds the step, the ownership bound, and the fingerprint
-    /// of strata's bookkeeping (`EXECUTE` of the statement prepared once a connection, see
+    /// One round trip: the transaction (none in the phase's), the step's statement timeout,
+    /// strata's lock, then, each a statement of its own so that it reads what committed while
+    /// the lock was awaited, whether the ledger holds the step, the ownership bound, and the
+    /// fingerprint of strata's bookkeeping (`EXECUTE` of the statement prepared once a connection, see
     /// [`super::Checks`]; its own round trip if the client did not name it).
     fn begin(&mut self, step: &Prepared) -> Result<(), Error> {
         let target = self.ctx.target;
@@ -197,20 +200,26 @@ impl StepDriver for PgStep<'_, '_> {
         let user = self.session.user_settings().to_string();
         self.open = true;
         let session = &mut *self.session;
-        let read = session.checks().map(|c| c.execute_signature.clone()).and_then(|execute| {
+        let record = session.record_name();
+        let read = record.and_then(|record| {
+            self.record = record;
+            session.checks().map(|c| c.execute_signature.clone())
+        });
+        // Inside the phase's transaction the step has no savepoint: a failure rolls the whole
+        // phase back, and releasing a savepoint walks every lock the transaction holds (each
+        // table created adds some), which made each step slower than the one before.
+        let (open, first) = if self.nested { ("", 0) } else { ("BEGIN; ", 1) };
+        let read = read.and_then(|execute| {
             let sql = format!(
-                "{}; SET LOCAL statement_timeout = {}; SELECT pg_catalog.pg_advisory_xact_lock({}); \
-                 {}; {}{}",
-                if self.nested {
-                    "SAVEPOINT strata_step"
-                } else {
-                    "BEGIN"
-                },
+                "{open}SET LOCAL statement_timeout = {}; \
+                 SELECT pg_catalog.pg_advisory_xact_lock({}); {}; {}{}",
                 self.ctx.statement_timeout.as_millis(),
                 ledger::LOCK_KEY,
                 ledger::is_applied_sql(&step.migration.id),
                 super::schema::BOUND,
-                execute.as_deref().map_or(String::new(), |e| format!("; {e}")),
+                execute
+                    .as_deref()
+                    .map_or(String::new(), |e| format!("; {e}")),
             );
             let sql = match user.as_str() {
                 "" => sql,
@@ -218,7 +227,7 @@ impl StepDriver for PgStep<'_, '_> {
             };
             let read = session.simple_query(&sql).map(by_statement)?;
             let signature = match execute {
-                Some(_) => single(read.get(5)),
+                Some(_) => single(read.get(first + 4)),
                 None => {
                     let signature = session.checks()?.signature.clone();
                     Some(session.query_one(&signature, &[])?.get::<_, String>(0))
@@ -242,8 +251,8 @@ impl StepDriver for PgStep<'_, '_> {
         };
         let (read, signature) = read;
         let (applied, bound) = (
-            single(read.get(3)),
-            single(read.get(4)).and_then(|b| b.parse().ok()),
+            single(read.get(first + 2)),
+            single(read.get(first + 3)).and_then(|b| b.parse().ok()),
         );
         let (Some(applied), Some(bound), Some(signature)) = (applied, bound, signature) else {
             self.rollback();
@@ -344,12 +353,22 @@ impl StepDriver for PgStep<'_, '_> {
             _ => String::new(),
         };
         let mut sql = format!(
-            "{};\nSAVEPOINT strata_record;\n{};\n{check}{};\nRELEASE SAVEPOINT strata_record; ",
+            "{};\nSAVEPOINT strata_record;\n{};\n{check}{};\nRELEASE SAVEPOINT strata_record",
             super::PIN,
             super::Checks::verify_or_fail_sql(),
-            self.record_sql(step, log, elapsed, ledger::append_or_fail_sql, (&at, &who))
+            self.record_sql(
+                step,
+                log,
+                elapsed,
+                ledger::append_or_fail_sql,
+                (&at, &who),
+                true
+            )
         );
-        sql.push_str(self.end());
+        if let Some(end) = self.end() {
+            sql.push_str("; ");
+            sql.push_str(end);
+        }
         let reset = !prepares_statements(step);
         if reset {
             sql.push_str("; ");
@@ -402,11 +421,11 @@ impl StepDriver for PgStep<'_, '_> {
     fn rollback(&mut self) {
         if std::mem::take(&mut self.open) {
             // A failed ROLLBACK means a broken connection, which ends the transaction too.
-            let _ = self.session.batch_execute(if self.nested {
-                "ROLLBACK TO SAVEPOINT strata_step; RELEASE SAVEPOINT strata_step"
-            } else {
-                "ROLLBACK"
-            });
+            // Inside the phase's transaction, the phase rolls it all back (the step has no
+            // savepoint of its own, see [`PgStep::begin`]).
+            if !self.nested {
+                let _ = self.session.batch_execute("ROLLBACK");
+            }
         }
     }
 
@@ -454,7 +473,7 @@ impl PgStep<'_, '_> {
         let sql = format!(
             "{};\n{}",
             super::Checks::verify_sql(),
-            self.record_sql(step, log, elapsed, ledger::append_sql, (at, who))
+            self.record_sql(step, log, elapsed, ledger::append_sql, (at, who), false)
         );
         let done = match self.session.simple_query(&sql).map(by_statement) {
             Ok(done) if single(done.first()).as_deref() == Some("t") => Ok(done),
@@ -493,7 +512,9 @@ impl PgStep<'_, '_> {
     }
 
     /// What the step created (unless recorded already), its ledger row and its audit rows,
-    /// each written by `append`, stamped `at` by `who`: statements for one simple query.
+    /// each written by `append`, stamped `at` by `who`: statements for one simple query. With
+    /// `prepared`, what the step created is recorded by an `EXECUTE` of the statement prepared
+    /// for it (which a batch must verify first, see `super::Checks::verify_or_fail_sql`).
     fn record_sql(
         &self,
         step: &Prepared,
@@ -501,12 +522,28 @@ impl PgStep<'_, '_> {
         elapsed: Duration,
         append: fn(&Entry, &str, &str) -> String,
         (at, who): (&str, &str),
+        prepared: bool,
     ) -> String {
         let m = &step.migration;
         let mut sql = String::new();
         if !self.recorded {
             let renamed = super::schema::renames(step);
-            sql.push_str(&super::schema::record_step_sql(&m.id, renamed, self.bound));
+            match self.record.as_deref().filter(|_| prepared) {
+                Some(name) => {
+                    sql.push_str(&format!(
+                        "SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', \
+                         true);\nEXECUTE {name}('{}', '{}', {}, {})",
+                        self.bound,
+                        u32::MAX,
+                        super::dollar_quoted(&m.id.module),
+                        super::dollar_quoted(&m.id.stamp)
+                    ));
+                    if renamed {
+                        sql.push_str(super::schema::RENAMED);
+                    }
+                }
+                None => sql.push_str(&super::schema::record_step_sql(&m.id, renamed, self.bound)),
+            }
             sql.push_str(";\n");
         }
         sql.push_str(&ledger::record_sql(
@@ -539,24 +576,24 @@ impl PgStep<'_, '_> {
         )
     }
 
-    /// What ends the step: its transaction's commit, or its savepoint's release.
-    fn end(&self) -> &'static str {
-        if self.nested {
-            "RELEASE SAVEPOINT strata_step"
-        } else {
-            "COMMIT"
-        }
+    /// What ends the step: its transaction's commit; nothing inside the phase's transaction.
+    fn end(&self) -> Option<&'static str> {
+        (!self.nested).then_some("COMMIT")
     }
 
-    /// Commits the step (releases its savepoint) and, unless the step needs a fresh connection,
-    /// resets the session in the same round trip.
+    /// Commits the step (unless it runs in the phase's transaction) and, unless the step needs
+    /// a fresh connection, resets the session in the same round trip.
     fn finish(&mut self, step: &Prepared) -> Result<(), postgres::Error> {
         self.open = false;
         let end = self.end();
         if prepares_statements(step) {
-            return self.session.batch_execute(end);
+            return end.map_or(Ok(()), |end| self.session.batch_execute(end));
         }
-        match self.session.reset_after(end) {
+        let reset = match end {
+            Some(end) => self.session.reset_after(end),
+            None => self.session.reset(),
+        };
+        match reset {
             Ok(()) => {
                 self.reset = Some(Ok(()));
                 Ok(())

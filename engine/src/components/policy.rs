@@ -11,7 +11,8 @@ pub struct Policy {
     /// Lowercased table names it may read; `None` means all but strata's own.
     pub reads: Option<HashSet<String>>,
     /// Lowercased table names it may write, create, alter or drop; `None` means all but
-    /// strata's own. A writable table is also readable.
+    /// strata's own (only when migration.toml lists neither `reads` nor `writes`). A writable
+    /// table is also readable.
     pub writes: Option<HashSet<String>>,
     /// Whether it may create triggers (`triggers = true`); each one's body is then authorized
     /// against `reads` and `writes` before the component's call ends.
@@ -21,15 +22,32 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// A policy from migration.toml's lists; no triggers.
+    /// A policy from migration.toml's lists; no triggers. `reads` without `writes` grants no
+    /// writes (a reviewer reads a read-only component); `writes` without `reads` reads every
+    /// table; neither: every table, read and written.
     pub fn new(reads: Option<&[String]>, writes: Option<&[String]>, config_file: PathBuf) -> Self {
         let set = |l: &[String]| l.iter().map(|t| t.to_ascii_lowercase()).collect();
+        let writes = match (reads, writes) {
+            (Some(_), None) => Some(HashSet::new()),
+            (_, w) => w.map(set),
+        };
         Policy {
             reads: reads.map(set),
-            writes: writes.map(set),
+            writes,
             triggers: false,
             config_file,
         }
+    }
+
+    /// The same policy, read-only (a check component's): what it could write it may read,
+    /// and it writes nothing and creates no triggers.
+    pub fn read_only(mut self) -> Self {
+        if let (Some(reads), Some(writes)) = (&mut self.reads, &self.writes) {
+            reads.extend(writes.iter().cloned());
+        }
+        self.writes = Some(HashSet::new());
+        self.triggers = false;
+        self
     }
 
     /// The same policy, allowing trigger creation when `allowed` (`triggers = true`).
@@ -58,6 +76,15 @@ impl Policy {
         own(table)?;
         if self.writable(table) {
             return Ok(());
+        }
+        if self.writes.as_ref().is_some_and(HashSet::is_empty) {
+            return Err(format!(
+                "writing table `{table}` is not allowed: this component writes nothing (a check \
+                 component never writes; a migration.toml whose [sandbox] lists `reads` without \
+                 `writes` grants no writes) in {}; add \"{table}\" to `writes` there if this \
+                 migration's transform or seed should change it",
+                self.config_file.display()
+            ));
         }
         Err(format!(
             "writing table `{table}` is not allowed: it is not in `writes` under [sandbox] in \

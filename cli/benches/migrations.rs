@@ -173,7 +173,10 @@ fn sqlite_gate(medians: &[Medians]) {
         .filter(|(n, f, _)| *n <= 1_000 && f.is_some())
         .max_by_key(|(n, _, _)| *n)
     else {
-        println!("\nregression gate: no floor measured (sqlite3 missing?)");
+        println!(
+            "\nregression gate: not computed (it needs the sqlite3 floor at some N <= 1000; \
+             run with `1000 5000` for the growth ratio too)"
+        );
         return;
     };
     let mut ratios = vec![

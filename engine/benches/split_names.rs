@@ -204,6 +204,20 @@ fn main() {
             );
         }
     }
+    // The regression gate of issue 22, in the form of the other benches' gates.
+    if let (Some(a), Some(c), Some(d)) = (of(Way::Sql), of(Way::Guest), of(Way::BackupAndGuest)) {
+        println!("\nregression gate, components on SQLite, {rows} rows (ratio / target):");
+        for (what, ratio, target) in [
+            ("split-names component / one UPDATE", c / a, 1.5),
+            ("verified backup + component / one UPDATE", d / a, 1.5),
+        ] {
+            println!(
+                "  {what:<55} {ratio:>6.2} x / {target:.2} x  {}",
+                if ratio <= target { "met" } else { "MISSED" }
+            );
+        }
+        println!();
+    }
     println!(
         "  guest peak linear memory: {} KiB at {} rows, {} KiB at {rows} rows",
         small_peak / 1024,

@@ -307,3 +307,66 @@ fn sqlite_views_reach_only_what_the_manifest_lists() {
     );
     assert_refused(&p, &["`secrets`"]);
 }
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn postgres_text_built_at_run_time_is_never_read_as_a_date() {
+    use crate::components::P;
+    use crate::postgres::Pg;
+    use crate::postgres_components::{assert_refused, project_with};
+    let pg = Pg::new("trust7_clock");
+    let no_text = "strata cannot tell is not text";
+    for (sql, says) in [
+        (
+            "INSERT INTO typed(d) SELECT (lower('NO') || 'w')::date",
+            no_text,
+        ),
+        (
+            "INSERT INTO typed(d) SELECT pg_catalog.date(lower(' TO') || 'DAY')",
+            no_text,
+        ),
+        (
+            "UPDATE people SET nick = (jsonb_populate_record(NULL::pg_stat_archiver, \
+             jsonb_build_object('last_archived_time', lower('NO') || 'w'))).last_archived_time::text",
+            "may not call `jsonb_populate_record`",
+        ),
+        (
+            "INSERT INTO typed(d) SELECT x.d FROM jsonb_to_record(jsonb_build_object('d', \
+             'to' || 'day')) AS x(d date)",
+            "a column of type `date`",
+        ),
+        (
+            "UPDATE people SET nick = (SELECT value::timestamptz FROM \
+             jsonb_array_elements_text(jsonb_build_array('no' || 'w')))::text",
+            no_text,
+        ),
+    ] {
+        let p = project_with(&pg, &[Op::Execute(sql.into(), vec![])], "");
+        assert_refused(&pg, &p, &[says]);
+    }
+    // Dates from columns, literals, parameters and formats still convert.
+    let p = project_with(
+        &pg,
+        &[
+            Op::Execute(
+                "INSERT INTO typed(d) VALUES ($1::date), (to_date('2024-03-01', 'YYYY-MM-DD'))"
+                    .into(),
+                vec![P::Text("2024-02-29".into())],
+            ),
+            Op::Execute(
+                "UPDATE typed SET d = (d + 1)::timestamp::date WHERE d::timestamptz > '2024-01-01'"
+                    .into(),
+                vec![],
+            ),
+        ],
+        "",
+    );
+    p.strata(&["migrate", "-q"]).ok();
+    assert_eq!(
+        pg.rows(
+            false,
+            "SELECT string_agg(d::text, ',' ORDER BY d) FROM typed"
+        ),
+        ["2024-03-01,2024-03-02"]
+    );
+}

@@ -418,31 +418,20 @@ impl PackedRequest {
         count: u32,
         data: Vec<u8>,
     ) -> Result<sql::PackedRows, sql::Error> {
-        packed_batch(self.by_column, columns, count, data)
+        let columns = if count == 0 { 0 } else { columns };
+        let data = if self.by_column && count > 0 {
+            strata_wire::to_columns(&data, columns, count).map_err(|e| {
+                sql::Error::Other(format!("the batch cannot be laid out by column: {e}"))
+            })?
+        } else {
+            data
+        };
+        Ok(sql::PackedRows {
+            columns,
+            count,
+            data,
+        })
     }
-}
-
-/// A cursor batch of `count` rows encoded row after row in `data`, as `next-packed` returns it:
-/// laid out by column when `by_column`.
-fn packed_batch(
-    by_column: bool,
-    columns: u32,
-    count: u32,
-    data: Vec<u8>,
-) -> Result<sql::PackedRows, sql::Error> {
-    let columns = if count == 0 { 0 } else { columns };
-    let data = if by_column && count > 0 {
-        strata_wire::to_columns(&data, columns, count).map_err(|e| {
-            sql::Error::Other(format!("the batch cannot be laid out by column: {e}"))
-        })?
-    } else {
-        data
-    };
-    Ok(sql::PackedRows {
-        columns,
-        count,
-        data,
-    })
 }
 
 #[cfg(test)]

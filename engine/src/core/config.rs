@@ -256,8 +256,9 @@ pub struct FleetGroup {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_outside: bool,
     /// Lets the rows of its `query` give whole PostgreSQL URLs: any host, port, user and
-    /// database, which libpq's password from the environment (`PGPASSWORD`, a passfile) is then
-    /// sent to. Without it a row names a database on the server of the group's `url`.
+    /// database, which a matching passfile line's password is then sent to (`PGPASSWORD` only
+    /// where the environment names the server too). Without it a row names a database on the
+    /// server of the group's `url`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_any_url: bool,
 }

@@ -577,6 +577,30 @@ fn catalog(client: &mut Client, policy: &Policy) -> Result<Catalog, postgres::Er
         .iter()
         .map(|r| r.get(0))
         .collect();
+    // The names that are a date or time (or an array, range or domain of them) in every
+    // relation the component may use, the catalogs included, that has a column of that name.
+    let (schemas, names): (Vec<String>, Vec<String>) = catalog.relations.keys().cloned().unzip();
+    catalog.date_columns = client
+        .query(
+            "SELECT a.attname::text
+               FROM pg_catalog.pg_attribute a
+               JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+               LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+               LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid
+               LEFT JOIN pg_catalog.pg_type rs ON rs.oid = r.rngsubtype
+              WHERE a.attnum > 0 AND NOT a.attisdropped
+                AND (n.nspname, c.relname) IN
+                    (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])))
+              GROUP BY a.attname
+             HAVING pg_catalog.bool_and(t.typcategory = 'D' OR e.typcategory IS NOT DISTINCT
+                                        FROM 'D' OR rs.typcategory IS NOT DISTINCT FROM 'D')",
+            &[&schemas, &names],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     Ok(catalog)
 }
 
@@ -757,6 +781,8 @@ fn holds_dates(ty: &Type) -> bool {
     match ty.kind() {
         Kind::Array(inner) | Kind::Range(inner) | Kind::Domain(inner) => holds_dates(inner),
         Kind::Multirange(inner) => holds_dates(inner),
+        // A row type's text input reads each field by its type.
+        Kind::Composite(fields) => fields.iter().any(|f| holds_dates(f.type_())),
         _ => [
             Type::DATE,
             Type::TIME,

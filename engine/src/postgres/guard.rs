@@ -35,6 +35,10 @@ pub struct Catalog {
     /// The names of all functions in `pg_catalog` (to tell a column from a function called in
     /// field notation, `t.f`).
     pub catalog_functions: HashSet<String>,
+    /// The names of the columns of the relations the component may use whose type is (or
+    /// holds) a date or time in every such relation that has a column of that name: a cast of
+    /// one to a date or time type reads no text.
+    pub date_columns: HashSet<String>,
 }
 
 /// What the statement is.
@@ -133,7 +137,9 @@ fn check_here(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checke
         write: false,
         qualify: Vec::new(),
         modifying_with: false,
+        defined: HashSet::new(),
     };
+    defined_names(node.1, &mut w.defined);
     let kind = match node.0.as_str() {
         "SelectStmt" => Kind::Query,
         "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => Kind::RowChange,
@@ -197,6 +203,10 @@ struct Walker<'a> {
     qualify: Vec<(usize, String)>,
     /// Whether a CTE changes rows.
     modifying_with: bool,
+    /// Every name the statement gives a column or relation of its own (output names, aliases
+    /// and their column lists, CTE names, column definitions): a column reference of such a
+    /// name may not be the table's column.
+    defined: HashSet<String>,
 }
 
 /// Node kinds with nothing to check of their own: their children are walked.
@@ -276,6 +286,76 @@ impl Walker<'_> {
         }
     }
 
+    /// Refuses the argument `arg` of a conversion to the type `ty`, which may read the clock
+    /// from text, unless it is sure not to be text: a constant or NULL (checked as such), a
+    /// parameter (checked against its value when it is bound), a date or time computed by a
+    /// function that reads no text (`make_date`, `date_trunc`, `to_timestamp` with a format,
+    /// ...), another cast to a date or time type, a column that is a date or time in every
+    /// relation the component may use, or such a value plus or minus something. Only constants
+    /// pass for other types that may read the clock (rows of the catalog's types).
+    fn reads_no_text(&self, arg: &Value, ty: &str) -> Result<(), Refusal> {
+        let param = arg.get("node").and_then(|n| n.get("ParamRef")).is_some();
+        if is_date_or_time(ty) && (param || self.date_valued(arg)) {
+            return Ok(());
+        }
+        Err(self.denied(format!(
+            "a component may not convert a value strata cannot tell is not text to `{ty}`: \
+             text read as a date or time can name the clock ('now', 'today', in any spelling \
+             or built at run time); convert a date or time column, a literal, or a parameter \
+             (its value is checked), or parse the text with to_date(text, 'YYYY-MM-DD') or \
+             to_timestamp(text, format), which read only the fields the format names ({})",
+            self.config_file.display()
+        )))
+    }
+
+    /// Whether `v` (a `Node`) is sure to be a date or time value, or a constant (see
+    /// [`Walker::reads_no_text`]).
+    fn date_valued(&self, v: &Value) -> bool {
+        let Some((kind, body)) = v
+            .get("node")
+            .and_then(Value::as_object)
+            .and_then(|n| n.iter().next())
+        else {
+            return false;
+        };
+        match kind.as_str() {
+            "AConst" => true,
+            "ParamRef" => false,
+            "TypeCast" => {
+                let ty = name_list(&body["type_name"]["names"]);
+                let arrays = body["type_name"]["array_bounds"]
+                    .as_array()
+                    .is_some_and(|b| !b.is_empty());
+                ty.last().is_some_and(|t| is_date_or_time(t)) && !arrays
+            }
+            "FuncCall" => {
+                let names = name_list(&body["funcname"]);
+                in_pg_catalog(&names)
+                    && names
+                        .last()
+                        .is_some_and(|f| DATE_VALUED_FUNCTIONS.contains(f) || is_date_or_time(f))
+            }
+            "ColumnRef" => {
+                let fields = body["fields"].as_array();
+                let last = fields
+                    .and_then(|f| f.last())
+                    .and_then(string_node)
+                    .unwrap_or_default();
+                !last.is_empty()
+                    && self.catalog.date_columns.contains(last)
+                    && !self.defined.contains(last)
+                    && !self.defined.contains(DERIVED)
+            }
+            "AExpr" => {
+                let op = name_list(&body["name"]);
+                matches!(op[..], ["+"] | ["-"])
+                    && body["kind"].as_str().is_none_or(|k| k == "AEXPR_OP")
+                    && self.date_valued(&body["lexpr"])
+            }
+            _ => false,
+        }
+    }
+
     fn unknown(&self, what: &str) -> Refusal {
         Refusal::Denied(format!(
             "strata cannot check {what} in a component's statement, so it is refused; a \
@@ -352,15 +432,24 @@ impl Walker<'_> {
                 self.fields(kind, body, &[])
             }
             "TypeCast" => {
-                // A date or time (or an array or range of them) read from a constant:
-                // '{now}'::timestamp[] and '[today,)'::daterange read the clock too.
+                // A date or time (or an array or range of them, or a row holding one) read
+                // from a constant: '{now}'::timestamp[] and '[today,)'::daterange read the
+                // clock too; read from any other text, it may be built to ('NOW' lowered).
                 let ty = name_list(&body["type_name"]["names"]);
-                if ty.last().is_some_and(|t| is_date_or_time(t))
-                    && let Some(text) =
-                        body["arg"]["node"]["AConst"]["val"]["Sval"]["sval"].as_str()
-                    && names_the_clock(text)
+                if let Some(&last) = ty.last()
+                    && may_read_the_clock(last)
                 {
-                    return Err(self.unseen(&format!("the value '{text}'"), "the clock"));
+                    if let Some(text) =
+                        body["arg"]["node"]["AConst"]["val"]["Sval"]["sval"].as_str()
+                    {
+                        if names_the_clock(text) {
+                            return Err(self.unseen(&format!("the value '{text}'"), "the clock"));
+                        }
+                    } else {
+                        // What the argument itself holds is refused first, by name.
+                        self.fields(kind, body, &[])?;
+                        return self.reads_no_text(&body["arg"], last);
+                    }
                 }
                 self.fields(kind, body, &[])
             }
@@ -433,6 +522,27 @@ impl Walker<'_> {
                     .filter_map(string_node)
                     .collect();
                 self.function(&names)?;
+                // A cast written as a function: date(x), "timestamp"(x).
+                if let Some(&last) = names.last()
+                    && in_pg_catalog(&names)
+                    && is_date_or_time(last)
+                    && let Some(args) = body["args"].as_array()
+                    && args.len() == 1
+                {
+                    self.reads_no_text(&args[0], last)?;
+                }
+                if let Some(&last) = names.last()
+                    && RECORD_INPUT.contains(&last)
+                {
+                    return Err(self.denied(format!(
+                        "a component may not call `{last}`: it reads the JSON's text into the \
+                         fields of a row type by their types, and text read as a date or time \
+                         can name the clock ('now', 'today'); read the JSON with ->> and \
+                         convert dates with to_date(text, 'YYYY-MM-DD') or to_timestamp(text, \
+                         format), which read only the fields the format names ({})",
+                        self.config_file.display()
+                    )));
+                }
                 // age(t) is age(current_date, t).
                 if matches!(names[..], ["age"] | ["pg_catalog", "age"])
                     && body["args"].as_array().map_or(0, Vec::len) < 2
@@ -496,6 +606,22 @@ impl Walker<'_> {
                 self.fields(kind, body, &[])
             }
             "ColumnDef" => {
+                // A column definition list (`jsonb_to_record(j) AS x(d date)`) reads the
+                // function's text into each column by its type.
+                let ty = name_list(&body["type_name"]["names"]);
+                if let Some(&last) = ty.last()
+                    && may_read_the_clock(last)
+                {
+                    return Err(self.denied(format!(
+                        "a component may not read a column of type `{last}` from a function's \
+                         text (`{}` in a column definition list): text read as a date or time \
+                         can name the clock ('now', 'today'); declare it text and convert it \
+                         with to_date(text, 'YYYY-MM-DD') or to_timestamp(text, format), which \
+                         read only the fields the format names ({})",
+                        body["colname"].as_str().unwrap_or_default(),
+                        self.config_file.display()
+                    )));
+                }
                 for refused in [
                     "raw_default",
                     "cooked_default",
@@ -810,6 +936,148 @@ pub const CLOCK_WORDS: &[&str] = &["now", "today", "tomorrow", "yesterday"];
 pub fn names_the_clock(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
     CLOCK_WORDS.iter().any(|w| text.contains(w))
+}
+
+/// What [`defined_names`] records when the statement has columns of its own making (a name no
+/// column can have: it holds a NUL).
+const DERIVED: &str = "\0derived";
+
+/// Functions whose result is a date or time computed without reading text as one.
+const DATE_VALUED_FUNCTIONS: &[&str] = &[
+    "make_date",
+    "make_time",
+    "make_timestamp",
+    "make_timestamptz",
+    "date_trunc",
+    "date_bin",
+    "timezone",
+    "to_timestamp",
+    "to_date",
+];
+
+/// Functions that read text (JSON) into the fields of a row type by their types.
+const RECORD_INPUT: &[&str] = &[
+    "json_populate_record",
+    "jsonb_populate_record",
+    "json_populate_recordset",
+    "jsonb_populate_recordset",
+];
+
+/// Built-in types whose text input never reads the clock (nor holds a value that does).
+const TEXT_SAFE_TYPES: &[&str] = &[
+    "bool",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "text",
+    "varchar",
+    "bpchar",
+    "char",
+    "name",
+    "bytea",
+    "json",
+    "jsonb",
+    "jsonpath",
+    "uuid",
+    "interval",
+    "oid",
+    "money",
+    "inet",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+    "bit",
+    "varbit",
+    "tsvector",
+    "tsquery",
+    "point",
+    "line",
+    "lseg",
+    "box",
+    "path",
+    "polygon",
+    "circle",
+    "int4range",
+    "int8range",
+    "numrange",
+    "int4multirange",
+    "int8multirange",
+    "nummultirange",
+    "regclass",
+    "regtype",
+    "regproc",
+    "regprocedure",
+    "regoper",
+    "regoperator",
+    "regnamespace",
+    "regrole",
+    "regconfig",
+    "regdictionary",
+    "regcollation",
+];
+
+/// Whether text read as the built-in type `name` (or an array of it) may read the clock: a
+/// date or time type, its arrays and ranges, and every type not known to be safe (a row type
+/// of the catalog holds timestamps).
+fn may_read_the_clock(name: &str) -> bool {
+    is_date_or_time(name) || !TEXT_SAFE_TYPES.contains(&name.trim_start_matches('_'))
+}
+
+/// Collects the names a statement defines for columns and relations of its own (see
+/// [`Walker::defined`]), anywhere in its tree.
+fn defined_names(v: &Value, out: &mut HashSet<String>) {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("aliasname" | "colname" | "ctename", Value::String(name)) => {
+                            out.insert(name.clone());
+                        }
+                        ("colnames" | "aliascolnames", Value::Array(names)) => {
+                            out.extend(names.iter().filter_map(string_node).map(str::to_string));
+                        }
+                        _ => {}
+                    }
+                }
+                // A SELECT's output names (not UPDATE's SET targets or INSERT's columns).
+                let outputs = map
+                    .get("SelectStmt")
+                    .and_then(|s| s.get("target_list"))
+                    .and_then(Value::as_array);
+                for item in outputs.into_iter().flatten() {
+                    if let Some(Value::String(name)) = item
+                        .get("node")
+                        .and_then(|n| n.get("ResTarget"))
+                        .and_then(|r| r.get("name"))
+                    {
+                        out.insert(name.clone());
+                    }
+                }
+                // Columns that come from a function, a subquery or a CTE are named by them
+                // (`value` of jsonb_array_elements_text): no bare name is then sure to be a
+                // table's column.
+                if [
+                    "RangeFunction",
+                    "RangeSubselect",
+                    "CommonTableExpr",
+                    "RangeTableFunc",
+                ]
+                .iter()
+                .any(|k| map.contains_key(*k))
+                {
+                    out.insert(DERIVED.to_string());
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
 }
 
 /// Whether the type named `name` (in pg_catalog) holds dates or times.
@@ -1262,7 +1530,68 @@ mod tests {
         ] {
             c.catalog_functions.insert(f.into());
         }
+        c.date_columns.insert("born".into());
+        c.date_columns.insert("value".into());
         c
+    }
+
+    #[test]
+    fn text_is_never_read_as_a_date_or_time() {
+        let no_text = "strata cannot tell is not text";
+        for (sql, says) in [
+            ("SELECT CAST(lower('NO' || 'W') AS date)", no_text),
+            ("SELECT (lower('N') || 'OW')::text::timestamptz", no_text),
+            ("SELECT pg_catalog.date(upper('to' || 'day'))", no_text),
+            ("SELECT \"timestamp\"(name) FROM people", no_text),
+            ("SELECT ARRAY[lower('NO' || 'W')]::date[]", no_text),
+            ("SELECT $1::text::date", no_text),
+            ("SELECT name::tstzrange FROM people", no_text),
+            ("SELECT (SELECT name FROM people LIMIT 1)::time", no_text),
+            // A date column's name given to text: by an alias, a function's column, a CTE.
+            (
+                "SELECT born::date FROM (SELECT name AS born FROM people) s",
+                no_text,
+            ),
+            ("SELECT born::date FROM people AS p(id, born)", no_text),
+            (
+                "SELECT value::date FROM jsonb_array_elements_text(jsonb_build_array(lower('NO' || 'W')))",
+                no_text,
+            ),
+            (
+                "WITH s(born) AS (SELECT name FROM people) SELECT born::date FROM s",
+                no_text,
+            ),
+            // Rows of the catalog's types hold timestamps.
+            (
+                "SELECT '(0,x,now,0,x,,)'::pg_stat_archiver",
+                "the value '(0,x,now",
+            ),
+            ("SELECT name::pg_stat_archiver FROM people", no_text),
+            (
+                "SELECT jsonb_populate_record(NULL::pg_stat_archiver, '{}')",
+                "may not call `jsonb_populate_record`",
+            ),
+            (
+                "SELECT * FROM jsonb_to_record('{}') AS x(d date)",
+                "a column of type `date`",
+            ),
+            (
+                "SELECT * FROM json_to_recordset('[]') AS x(a int, d timestamptz[])",
+                "a column of type `timestamptz`",
+            ),
+        ] {
+            denied(sql, says);
+        }
+        for sql in [
+            "SELECT born::timestamp, (born + 1)::timestamptz, born - 7 FROM people",
+            "SELECT $1::date, $2::timestamptz[], date '2024-01-01', '2024-01-01'::timestamptz",
+            "SELECT make_date(2024, 1, 1)::timestamp, to_date('2024-01-31', 'YYYY-MM-DD')::timestamptz",
+            "SELECT date_trunc('day', born)::date, date(born), born::text FROM people",
+            "SELECT name::text, id::int8, '{\"a\": 1}'::jsonb, NULL::date FROM people",
+            "SELECT * FROM jsonb_to_record('{}') AS x(a int, b text)",
+        ] {
+            ok(sql);
+        }
     }
 
     fn check_(sql: &str) -> Result<Checked, Refusal> {

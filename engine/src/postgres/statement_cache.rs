@@ -4,25 +4,23 @@
 //! thousands of distinct statements would keep each on the host, and prepared on the server,
 //! until its call ended, whatever its `memory_mib`.
 
-use std::collections::HashMap;
+use hashlink::LinkedHashMap;
 
 /// How many statements one cache keeps.
 pub const MAX_ENTRIES: usize = 32;
 /// How many bytes of statement text one cache keeps.
 pub const MAX_BYTES: usize = 1 << 20;
 
-/// Values by statement text, least recently used forgotten first.
+/// Values by statement text, in order of use: the least recently used first.
 pub struct StatementCache<V> {
-    map: HashMap<String, (V, u64)>,
-    tick: u64,
+    map: LinkedHashMap<String, V>,
     bytes: usize,
 }
 
 impl<V> Default for StatementCache<V> {
     fn default() -> Self {
         StatementCache {
-            map: HashMap::new(),
-            tick: 0,
+            map: LinkedHashMap::new(),
             bytes: 0,
         }
     }
@@ -31,12 +29,7 @@ impl<V> Default for StatementCache<V> {
 impl<V> StatementCache<V> {
     /// The value of `text`, now the most recently used.
     pub fn get(&mut self, text: &str) -> Option<&V> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.map.get_mut(text).map(|(v, used)| {
-            *used = tick;
-            &*v
-        })
+        self.map.to_back(text).map(|v| &*v)
     }
 
     pub fn contains_key(&self, text: &str) -> bool {
@@ -50,32 +43,27 @@ impl<V> StatementCache<V> {
             return vec![value];
         }
         let mut forgotten: Vec<V> = self.remove(&text).into_iter().collect();
-        self.tick += 1;
         self.bytes += text.len();
-        self.map.insert(text, (value, self.tick));
+        self.map.insert(text, value);
         while self.map.len() > MAX_ENTRIES || self.bytes > MAX_BYTES {
-            let Some(oldest) = self
-                .map
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
-            else {
+            let Some((oldest, value)) = self.map.pop_front() else {
                 break;
             };
-            forgotten.extend(self.remove(&oldest));
+            self.bytes -= oldest.len();
+            forgotten.push(value);
         }
         forgotten
     }
 
     /// Forgets `text`; returns its value.
     pub fn remove(&mut self, text: &str) -> Option<V> {
-        let (text, (value, _)) = self.map.remove_entry(text)?;
+        let (text, value) = self.map.remove_entry(text)?;
         self.bytes -= text.len();
         Some(value)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.map.values().map(|(v, _)| v)
+        self.map.values()
     }
 
     pub fn clear(&mut self) {

@@ -108,7 +108,10 @@ fn postgres_a_listed_partition_covers_neither_its_siblings_nor_its_parent() {
     assert_refused(
         &pg,
         &p,
-        &["runs foreign key `orders_part_c_fkey`", "add `orders_p2` to `writes`"],
+        &[
+            "runs foreign key `orders_part_c_fkey`",
+            "add `orders_p2` to `writes`",
+        ],
     );
     // The partitioned table covers its partitions.
     let pg = Pg::new("fix7a_partitions");
@@ -141,6 +144,73 @@ fn sqlite_reads_without_writes_grants_no_writes() {
         "[sandbox]\nwrites = [\"people\"]\n",
     );
     p.strata(&["migrate", "-q"]).ok();
+}
+
+#[test]
+fn sqlite_check_components_only_read_whatever_the_manifest_grants() {
+    use crate::hostile::project_with;
+    for sql in ["UPDATE people SET name = 'x'", "DELETE FROM secrets"] {
+        let p = project_with(
+            &component(Entry::Transform, &[]),
+            "[sandbox]\nreads = [\"people\"]\nwrites = [\"people\", \"secrets\"]\n",
+        );
+        std::fs::remove_file(p.path(&format!("{HOSTILE}/transform.wasm"))).unwrap();
+        std::fs::write(
+            p.path(&format!("{HOSTILE}/check.wasm")),
+            component(Entry::Check, &[Op::Execute(sql.into(), vec![])]),
+        )
+        .unwrap();
+        p.strata(&["migrate"])
+            .code(1)
+            .stderr_has("check.wasm")
+            .stderr_has("this component writes nothing");
+        assert_eq!(
+            crate::harness::rows(
+                &p.open("app.db"),
+                "SELECT count(*) FROM secrets WHERE v = 's3cr3t'"
+            ),
+            ["1"]
+        );
+    }
+    // A check that reads runs.
+    let p = project_with(
+        &component(Entry::Transform, &[]),
+        "[sandbox]\nwrites = [\"people\"]\n",
+    );
+    std::fs::write(
+        p.path(&format!("{HOSTILE}/check.wasm")),
+        component(
+            Entry::Check,
+            &[Op::Query("SELECT count(*) FROM secrets".into())],
+        ),
+    )
+    .unwrap();
+    p.strata(&["migrate", "-q"]).ok();
+}
+
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn postgres_check_components_only_read_whatever_the_manifest_grants() {
+    let pg = Pg::new("fix7a_checks");
+    let p = project_with(
+        &pg,
+        &[],
+        "[sandbox]\nreads = [\"people\"]\nwrites = [\"secrets\"]\n",
+    );
+    std::fs::write(
+        p.path(&format!("{HOSTILE}/check.wasm")),
+        component(
+            Entry::Check,
+            &[Op::Execute("DELETE FROM secrets".into(), vec![])],
+        ),
+    )
+    .unwrap();
+    p.strata(&["migrate"])
+        .code(1)
+        .stderr_has("check.wasm")
+        .stderr_has("may not write (or lock) `public.secrets`");
+    assert_eq!(pg.rows(false, "SELECT count(*) FROM secrets"), ["1"]);
+    assert_eq!(pg.rows(true, "SELECT count(*) FROM secrets"), ["1"]);
 }
 
 #[test]
@@ -184,5 +254,7 @@ fn postgres_baseline_leaves_out_what_postgres_makes_by_itself_and_replays_from_z
         assert!(!sql.contains(implicit), "{implicit} in {sql}");
     }
     p.strata(&["sandbox"]).ok();
-    p.strata(&["diff"]).ok().stdout_has("app: no changes against");
+    p.strata(&["diff"])
+        .ok()
+        .stdout_has("app: no changes against");
 }

@@ -121,3 +121,42 @@ pub(crate) fn is_strata(name: &str) -> bool {
         .get(..7)
         .is_some_and(|p| p.eq_ignore_ascii_case(b"strata_"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_lists_grant_what_a_reviewer_reads() {
+        let (people, cfg) = (names(&["People"]), PathBuf::from("m/migration.toml"));
+        // `reads` alone: no writes.
+        let p = Policy::new(Some(&people), None, cfg.clone());
+        assert!(p.may_read("people").is_ok() && p.may_read("acct").is_err());
+        let refused = p.may_write("people").unwrap_err();
+        assert!(refused.contains("writes nothing"), "{refused}");
+        // `writes` alone: every table read, only `writes` written.
+        let p = Policy::new(None, Some(&people), cfg.clone());
+        assert!(p.may_read("acct").is_ok() && p.may_write("people").is_ok());
+        assert!(p.may_write("acct").is_err());
+        // Neither: every table but strata's own.
+        let p = Policy::new(None, None, cfg.clone());
+        assert!(p.may_write("acct").is_ok() && p.may_write("strata_migration").is_err());
+    }
+
+    #[test]
+    fn a_check_reads_what_the_manifest_grants_and_writes_nothing() {
+        let cfg = PathBuf::from("m/migration.toml");
+        let p = Policy::new(Some(&names(&["a"])), Some(&names(&["b"])), cfg.clone())
+            .with_triggers(true)
+            .read_only();
+        assert!(p.may_read("a").is_ok() && p.may_read("b").is_ok() && p.may_read("c").is_err());
+        assert!(p.may_write("a").is_err() && p.may_write("b").is_err());
+        assert!(!p.triggers);
+        let p = Policy::new(None, None, cfg).read_only();
+        assert!(p.may_read("c").is_ok() && p.may_write("c").is_err());
+    }
+}

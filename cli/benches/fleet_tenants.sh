@@ -8,8 +8,9 @@
 #   nice bash cli/benches/fleet_tenants.sh [STRATA] [TENANTS] [ROWS] [LOOP_TENANTS] [STATUS_TARGETS] [ROUNDS] [MEMORY_TARGETS]
 #
 # Defaults: target/release/strata, 1,000 tenants, 3,000 rows, loops over all tenants, status
-# over 10,000 targets, 1 round, no memory series. Each round runs three modes, in an order
-# rotated from round to round so that no mode always runs first or last on a shared machine:
+# over 10,000 targets (STATUS_TARGETS may be a list, "1000 10000", each run three times), 1
+# round, no memory series. Each round runs three modes, in an order rotated from round to
+# round so that no mode always runs first or last on a shared machine:
 # `strata fleet migrate` over TENANTS tenants (its rehearsal once, default workers), a shell
 # loop of `strata migrate --no-rehearsal` (one process per tenant, one at a time) and the same
 # loop with dbmate when it is on PATH (its migrations the same SQL with the split done in
@@ -172,24 +173,29 @@ for count in $memory_targets; do
     echo "fleet migrate over $count tenants: ${fleet_s} s ($(per "$fleet_s" "$count") ms per tenant), peak RSS ${fleet_rss} KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 
-# fleet status over many targets: copies of one migrated tenant.
+# fleet status over many targets: copies of one migrated tenant, for each number of targets
+# in STATUS_TARGETS (e.g. "1000 10000", the copies added to those of the smaller numbers).
 project "$work/one" 1
 (cd "$work/one" && "$strata" migrate --no-rehearsal --db tenants/t1.db -q > /dev/null 2>&1)
 mkdir -p "$work/status/tenants"
 cp -r "$work/template/migrations" "$work/template/strata.toml" "$work/status/"
 sqlite3 "$work/one/tenants/t1.db" "DELETE FROM people WHERE id > 10; VACUUM;"
-for i in $(seq -w 1 "$status_targets"); do
-    cp "$work/one/tenants/t1.db" "$work/status/tenants/s$i.db"
-done
-cd "$work/status"
-for k in 1 2 3; do
-    start=$(date +%s.%N)
-    timed "$strata" fleet status --targets 'tenants/*.db' --json > "$work/status.json"
-    status=$(seconds "$start")
-    up=$(grep -o '"up-to-date": *[0-9]*' "$work/status.json" | grep -o '[0-9]*$' || true)
-    if [ "$up" != "$status_targets" ]; then
-        echo "fleet status found $up of $status_targets targets up to date" >&2
-        exit 1
-    fi
-    echo "fleet status over $status_targets migrated targets (run $k): ${status} s, CPU $(cpu) s, peak RSS $(peak) KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+made=0
+for count in $status_targets; do
+    for i in $(seq $((made + 1)) "$count"); do
+        cp "$work/one/tenants/t1.db" "$work/status/tenants/s$i.db"
+    done
+    made=$count
+    cd "$work/status"
+    for k in 1 2 3; do
+        start=$(date +%s.%N)
+        timed "$strata" fleet status --targets 'tenants/*.db' --json > "$work/status.json"
+        status=$(seconds "$start")
+        up=$(grep -o '"up-to-date": *[0-9]*' "$work/status.json" | grep -o '[0-9]*$' || true)
+        if [ "$up" != "$count" ]; then
+            echo "fleet status found $up of $count targets up to date" >&2
+            exit 1
+        fi
+        echo "fleet status over $count migrated targets (run $k): ${status} s, CPU $(cpu) s, peak RSS $(peak) KiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    done
 done

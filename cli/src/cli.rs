@@ -57,10 +57,12 @@ pub struct Args {
     /// current folder).
     #[arg(long, global = true, value_name = "DIR", env = "STRATA_PROJECT")]
     project: Option<PathBuf>,
-    /// The real database (default: `db` in strata.toml, else app.db in the project).
+    /// The real database, a file or a postgres:// URL (default: `db` in strata.toml, else
+    /// DATABASE_URL, else app.db in the project).
     #[arg(long, global = true, value_name = "PATH", env = "STRATA_DB")]
     db: Option<PathBuf>,
-    /// The test database (default: `test_db` in strata.toml, else .strata/test.db).
+    /// The test database (default: `test_db` in strata.toml, else .strata/test.db; on
+    /// PostgreSQL <dbname>_test on the real database's server).
     #[arg(long, global = true, value_name = "PATH", env = "STRATA_TEST_DB")]
     test_db: Option<PathBuf>,
     /// Machine-readable output on stdout.
@@ -522,6 +524,7 @@ impl PlanArgs {
             write_snapshots: false,
             allow_drift: self.allow_drift,
             single_transaction: false,
+            probes: Default::default(),
         })
     }
 }
@@ -719,10 +722,36 @@ pub fn run(args: Args) -> Result<()> {
         }
         Command::Completions { .. } => unreachable!("handled before the project is opened"),
         Command::Migrate(run) => {
-            let report = migrate::migrate(&project, &run.options(&project)?, &mut |e| {
+            use strata_engine::commands::lint as lint_;
+            let mut opts = run.options(&project)?;
+            // The findings on what this run applies: the rehearsal counts the rows under each
+            // data-dependent one, and they are printed after the run with what the rows said.
+            // What stops lint (a database it cannot read, a bad accept) is the run's to report
+            // (or `plan`'s and `lint`'s): it does not print twice.
+            let findings = lint_::lint_project(&project, lint_::Scope::Pending).ok();
+            if opts.rehearse {
+                opts.probes = findings.as_ref().map(lint_::probes).unwrap_or_default();
+            }
+            let mut verdicts = lint_::Verdicts::for_migrate(project.test_db.shown());
+            let result = migrate::migrate(&project, &opts, &mut |e| {
+                verdicts.event(e);
                 render::event(&out, e)
-            })?;
-            out.migrate(&report)
+            });
+            if let Err(Error::Step(f)) = &result {
+                verdicts.failure(f);
+            }
+            let findings = findings.map(|mut f| {
+                verdicts.judge(&mut f);
+                f
+            });
+            let shown = result.map_err(anyhow::Error::from).and_then(|mut r| {
+                r.lint = findings.clone();
+                out.migrate(&r)
+            });
+            if let Some(findings) = &findings {
+                lint::warn_rows(&out, findings);
+            }
+            shown
         }
         Command::Sandbox {
             junit,
@@ -736,15 +765,35 @@ pub fn run(args: Args) -> Result<()> {
                     to: resolve_to(&project, to.as_deref())?,
                     allow_out_of_order: false,
                 },
+                probes: Default::default(),
             };
-            let report = migrate::sandbox(&project, &opts, &mut |e| render::event(&out, e))?;
+            use strata_engine::commands::lint as lint_;
+            // Linted before the run (every migration it may run), so that the sandbox counts
+            // the rows under each data-dependent finding; shown for the steps it ran.
+            let all = lint_::lint_project(&project, lint_::Scope::All)?;
+            let opts = migrate::SandboxOptions {
+                probes: lint_::probes(&all),
+                ..opts
+            };
+            let mut verdicts = lint_::Verdicts::for_sandbox(opts.from.is_some());
+            let report = migrate::sandbox(&project, &opts, &mut |e| {
+                verdicts.event(e);
+                render::event(&out, e)
+            })?;
             let ran: Vec<String> = report
                 .steps
                 .iter()
                 .map(|s| format!("{}/{}", s.module, s.migration))
                 .collect();
-            let mut findings = strata_engine::commands::lint::lint_labels(&project, &ran)?;
-            strata_engine::commands::lint::judge_by_sandbox(&mut findings, &report);
+            let mut findings = all.only(&ran);
+            for step in &report.steps {
+                verdicts.sandbox_failure(step);
+            }
+            verdicts.judge(&mut findings);
+            let report = migrate::SandboxReport {
+                lint: Some(findings.clone()),
+                ..report
+            };
             // The findings are shown after a failed step too: its rows may confirm one.
             let shown = show_sandbox(&out, &report, junit.as_deref());
             let linted = lint::warn(&out, &findings, strict);

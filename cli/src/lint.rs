@@ -88,18 +88,38 @@ pub fn show(out: &Output, report: &LintReport, warnings: &[String]) -> Result<()
     Ok(())
 }
 
+/// One finding as a warning on stderr.
+fn warn_one(f: &Finding) {
+    let mut lines = finding_lines(f).into_iter();
+    if let Some(head) = lines.next() {
+        errln!("warning: lint: {head}");
+    }
+    for l in lines {
+        errln!("{l}");
+    }
+}
+
+/// For `migrate`: the data-dependent findings not accepted on what it ran, with what the
+/// rehearsal's rows said, as warnings on stderr (the others are `plan`'s and `lint`'s to show,
+/// before the run).
+pub fn warn_rows(out: &Output, report: &LintReport) {
+    if out.quiet_mode() {
+        return;
+    }
+    for f in report
+        .failing()
+        .filter(|f| f.family == strata_engine::commands::lint::DATA)
+    {
+        warn_one(f);
+    }
+}
+
 /// For `plan` and `sandbox`: the findings that are not accepted, as warnings on stderr; with
 /// `strict`, exit 1 when there are any.
 pub fn warn(out: &Output, report: &LintReport, strict: bool) -> Result<()> {
     if !out.quiet_mode() || strict {
         for f in report.failing() {
-            let mut lines = finding_lines(f).into_iter();
-            if let Some(head) = lines.next() {
-                errln!("warning: lint: {head}");
-            }
-            for l in lines {
-                errln!("{l}");
-            }
+            warn_one(f);
         }
     }
     if strict && !report.ok {

@@ -208,14 +208,20 @@ pub(crate) fn dry_run(project: &Project) -> Result<Option<Result<Box<dyn DryRun>
 
 /// Whether the backend's own parser reads one statement, without a database: `Some(Err(why))`
 /// for a syntax error, `Some(Ok(()))` when it reads it, `None` when the backend cannot tell
-/// without its server (PostgreSQL).
+/// (PostgreSQL built without its parser, libpg_query).
 pub(crate) fn syntax(
     dialect: crate::core::input::Dialect,
     statement: &str,
 ) -> Option<Result<(), String>> {
     match dialect {
         crate::core::input::Dialect::Sqlite => Some(sqlite::dry_run::syntax(statement)),
-        crate::core::input::Dialect::Postgres => None,
+        #[cfg(feature = "postgres")]
+        crate::core::input::Dialect::Postgres => Some(postgres::syntax(statement)),
+        #[cfg(not(feature = "postgres"))]
+        crate::core::input::Dialect::Postgres => {
+            let _ = statement;
+            None
+        }
     }
 }
 

@@ -242,6 +242,7 @@ mod tests {
                 action: strata_engine::Action::DoSql,
                 file: Some("migrations/app/20240101T000000Z-a/do.sql".into()),
                 statement: Some((1, "SELECT 1".into())),
+                index: Some(1),
                 message: "boom".into(),
                 code,
                 applied_before: Vec::new(),

@@ -166,6 +166,7 @@ fn options(o: Option<proto::RunOptions>) -> MigrateOptions {
         write_snapshots: false,
         allow_drift: o.allow_drift,
         single_transaction: o.single_transaction,
+        probes: Default::default(),
     }
 }
 
@@ -522,6 +523,7 @@ impl Strata for StrataService {
                 to: given(&r.to),
                 allow_out_of_order: false,
             },
+            probes: Default::default(),
         };
         Ok(Response::new(self.stream(
             false,

@@ -171,3 +171,18 @@ fn a_password_with_an_unencoded_at_sign_is_refused_and_never_shown() {
         );
     }
 }
+
+/// `--help` gives the documented order for the real database: `db` in strata.toml, then
+/// `DATABASE_URL`, then app.db.
+#[test]
+fn the_help_of_db_names_database_url_in_its_place() {
+    let run = Project::empty().strata(&["--help"]).ok();
+    let flat = run.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(
+            "(default: `db` in strata.toml, else DATABASE_URL, else app.db in the project)"
+        ),
+        "{}",
+        run.stdout
+    );
+}

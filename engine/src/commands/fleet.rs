@@ -160,8 +160,13 @@ fn glob_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
         let name = entry.file_name().to_string_lossy().into_owned();
         // Whatever matches but a folder: a FIFO, a device or a dangling link among the
         // tenants is a target that fails, with the reason, rather than one that silently
-        // drops out of the fleet.
-        if matches(&file, &name) && !entry.path().is_dir() {
+        // drops out of the fleet. The entry's type comes with the listing; only a symlink
+        // needs a look at where it leads.
+        let is_dir = || match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => entry.path().is_dir(),
+        };
+        if matches(&file, &name) && !is_dir() {
             found.push(dir.join(name));
         }
     }

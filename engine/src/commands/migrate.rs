@@ -40,7 +40,13 @@ pub struct MigrateOptions {
     /// Run all pending steps of a phase in one transaction, a savepoint per step (also
     /// `single_transaction` in strata.toml).
     pub single_transaction: bool,
+    /// By migration (`module/folder`): the statements before which a rehearsal counts a
+    /// table's rows (`crate::commands::lint::probes`); the real database's phase never does.
+    pub probes: Probes,
 }
+
+/// Probes by migration (`module/folder`): see [`crate::core::step::Probe`].
+pub type Probes = std::collections::HashMap<String, Vec<crate::core::step::Probe>>;
 
 impl Default for MigrateOptions {
     fn default() -> Self {
@@ -51,6 +57,7 @@ impl Default for MigrateOptions {
             write_snapshots: false,
             allow_drift: false,
             single_transaction: false,
+            probes: Probes::new(),
         }
     }
 }
@@ -59,6 +66,10 @@ impl Default for MigrateOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrateReport {
     pub phases: Vec<PhaseReport>,
+    /// The lint findings on the migrations the run applied, with what the rehearsal's rows
+    /// said (set by the command line, for `--json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<crate::commands::lint::LintReport>,
 }
 
 /// A database of a run, opened with its backend, and the phase it is for.
@@ -168,13 +179,14 @@ pub fn migrate(
     }
     let dialect = phases[0].1.dialect();
     let phases = validate(project, &tree, phases, opts)?;
-    let runner = Runner::new(
+    let mut runner = Runner::new(
         project,
         phases
             .iter()
             .flat_map(|(_, _, pending, _)| pending.iter().copied()),
         dialect,
     )?;
+    attach_probes(&mut runner, &opts.probes);
     runner.warn_about_cache(events);
     for stale in runner.stale() {
         events(&Event::Warning(stale));
@@ -185,7 +197,10 @@ pub fn migrate(
         }
     }
 
-    let mut report = MigrateReport { phases: Vec::new() };
+    let mut report = MigrateReport {
+        phases: Vec::new(),
+        lint: None,
+    };
     for (phase, db, pending, applied) in &phases {
         report.phases.extend(run_database(
             &runner,
@@ -199,6 +214,18 @@ pub fn migrate(
         )?);
     }
     Ok(report)
+}
+
+/// Gives each step of `runner` its probes.
+fn attach_probes(runner: &mut Runner<'_>, probes: &Probes) {
+    if probes.is_empty() {
+        return;
+    }
+    for step in runner.prepared.values_mut() {
+        if let Some(p) = probes.get(&step.migration.label()) {
+            step.probes = p.clone();
+        }
+    }
 }
 
 /// Refuses a `--single-transaction` run when one of `pending` cannot run inside one
@@ -328,6 +355,8 @@ pub struct SandboxOptions {
     /// default: the whole chain from zero, with test data.
     pub from: Option<PathBuf>,
     pub plan: PlanOptions,
+    /// Statements before which the sandbox counts a table's rows (see [`MigrateOptions`]).
+    pub probes: Probes,
 }
 
 /// How one step ended in `strata sandbox`.
@@ -352,6 +381,19 @@ pub struct SandboxStep {
     /// The failure, as `migrate` would print it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The statement the step failed on, when a script's statement failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<FailedAt>,
+}
+
+/// Where a step failed: a statement of one of its scripts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedAt {
+    pub file: PathBuf,
+    /// The statement's first line, from 1.
+    pub line: usize,
+    /// Its position among the file's statements, from 1.
+    pub index: usize,
 }
 
 /// The machine-readable result of `strata sandbox`.
@@ -362,6 +404,10 @@ pub struct SandboxReport {
     pub from: Option<PathBuf>,
     pub steps: Vec<SandboxStep>,
     pub duration_ms: u64,
+    /// The lint findings on the steps it ran, with what their rows said (set by the command
+    /// line, for `--json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<crate::commands::lint::LintReport>,
 }
 
 /// Runs `strata sandbox`: every pending step on a throwaway database the backend makes (a file
@@ -388,7 +434,8 @@ pub fn sandbox(
         &opts.plan,
     )
     .map_err(Error::Refused)?;
-    let runner = Runner::new(project, pending.iter().copied(), db.dialect())?;
+    let mut runner = Runner::new(project, pending.iter().copied(), db.dialect())?;
+    attach_probes(&mut runner, &opts.probes);
     runner.warn_about_cache(events);
     if let Some(stale) = runner.stale().next() {
         return Err(Error::Usage(format!(
@@ -442,6 +489,7 @@ pub fn sandbox(
                 action: crate::core::event::Action::Undo,
                 file: Some(m.file(crate::commands::undo::UNDO_FILE)),
                 statement: None,
+                index: None,
                 message: format!(
                     "undo.sql does not take the step back: the schema after it differs from \
                      the schema before the step\n{}",
@@ -480,6 +528,7 @@ pub fn sandbox(
         from,
         steps,
         duration_ms: started.elapsed().as_millis() as u64,
+        lint: None,
     })
 }
 
@@ -517,14 +566,22 @@ pub(crate) fn sandbox_steps(
     let mut failed = false;
     for m in pending {
         let t = std::time::Instant::now();
-        let (outcome, fuel_used, message) = if failed {
-            (StepOutcome::Skipped, 0, None)
+        let (outcome, fuel_used, message, failed_at) = if failed {
+            (StepOutcome::Skipped, 0, None, None)
         } else {
             match run(m) {
-                Ok(fuel) => (StepOutcome::Ok, fuel, None),
+                Ok(fuel) => (StepOutcome::Ok, fuel, None, None),
                 Err(Error::Step(f)) => {
                     failed = true;
-                    (StepOutcome::Failed, 0, Some(f.to_string()))
+                    let at = match (&f.file, &f.statement, f.index) {
+                        (Some(file), Some((line, _)), Some(index)) => Some(FailedAt {
+                            file: file.clone(),
+                            line: *line,
+                            index,
+                        }),
+                        _ => None,
+                    };
+                    (StepOutcome::Failed, 0, Some(f.to_string()), at)
                 }
                 Err(e) => return Err(e),
             }
@@ -536,6 +593,7 @@ pub(crate) fn sandbox_steps(
             duration_ms: t.elapsed().as_millis() as u64,
             fuel_used,
             message,
+            failed_at,
         });
     }
     Ok((steps, !failed))

@@ -139,7 +139,7 @@ impl Pinned {
         }
         Ok(Pinned {
             files,
-            manifest: Manifest { entries },
+            manifest: Manifest::new(entries),
         })
     }
 
@@ -185,7 +185,7 @@ impl Pinned {
         }
         Ok(Pinned {
             files,
-            manifest: Manifest { entries },
+            manifest: Manifest::new(entries),
         })
     }
 
@@ -212,12 +212,32 @@ impl Pinned {
 }
 
 /// The sha256 of each pinned file present in a migration folder, in [`PINNED_FILES`] order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Manifest {
     entries: Vec<(String, String)>,
+    /// [`Manifest::checksum`], computed at its first call (the entries never change): a fleet
+    /// compares each migration's with every target's ledger.
+    checksum: std::sync::OnceLock<String>,
 }
 
+/// Two manifests are equal when their entries are, whether or not either computed its
+/// checksum yet.
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Manifest) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Manifest {}
+
 impl Manifest {
+    fn new(entries: Vec<(String, String)>) -> Manifest {
+        Manifest {
+            entries,
+            checksum: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Hashes the pinned files of the migration folder `dir`.
     pub fn of_dir(dir: &Path) -> Result<Self, Error> {
         Ok(Pinned::read(dir)?.manifest)
@@ -247,7 +267,13 @@ impl Manifest {
 
     /// The migration's checksum: sha256 over the manifest's `<sha256>  <file>` lines.
     pub fn checksum(&self) -> String {
-        hex(&Sha256::digest(self.to_lines().as_bytes()))
+        self.checksum_str().to_string()
+    }
+
+    /// [`Manifest::checksum`], borrowed.
+    pub fn checksum_str(&self) -> &str {
+        self.checksum
+            .get_or_init(|| hex(&Sha256::digest(self.to_lines().as_bytes())))
     }
 
     /// The manifest as `sha256sum` lines, the form stored in the ledger.
@@ -268,7 +294,7 @@ impl Manifest {
                 Some((name.to_string(), sha.to_string()))
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Manifest { entries })
+        Some(Manifest::new(entries))
     }
 
     /// The files that differ between `self` (recorded) and `now`, in pinned order:
@@ -395,6 +421,22 @@ mod tests {
         assert_eq!(
             a.changed_files(&b),
             vec![PathBuf::from("proj-data/data.json")]
+        );
+    }
+
+    #[test]
+    fn a_manifest_checksummed_once_equals_one_never_checksummed() {
+        let a = dir_with(&[("do.sql", b"SELECT 1;")]);
+        let m = Manifest::of_dir(a.path()).unwrap();
+        let fresh = Manifest::from_lines(&m.to_lines()).unwrap();
+        let first = m.checksum();
+        assert_eq!(m.checksum(), first);
+        assert_eq!(fresh.checksum(), first);
+        let other = Manifest::from_lines(&m.to_lines()).unwrap();
+        assert_eq!(m, other);
+        assert_ne!(
+            m,
+            Manifest::of_dir(dir_with(&[("do.sql", b"")]).path()).unwrap()
         );
     }
 

@@ -564,6 +564,9 @@ pub struct StepFailure {
     pub file: Option<PathBuf>,
     /// The failing statement and its 1-based line in `file`, when there is one.
     pub statement: Option<(usize, String)>,
+    /// The failing statement's position among the statements of `file`, from 1, when the
+    /// failure is a script's statement.
+    pub index: Option<usize>,
     pub message: String,
     /// The database's code for the failure, when the database gave one (a statement it
     /// refused); `None` for a failed check, component or data file.

@@ -177,6 +177,18 @@ pub enum Event<'a> {
         db: &'a Path,
         applied: usize,
     },
+    /// Before a `do.sql` statement a lint finding says depends on the rows (a
+    /// [`crate::core::step::Probe`]), in a phase that is not the real database's: how many rows
+    /// its table held (counted up to [`crate::core::step::PROBE_LIMIT`]).
+    TableRows {
+        phase: Phase,
+        migration: &'a Migration,
+        /// The statement's position among do.sql's statements, from 1, and its first line.
+        index: usize,
+        line: usize,
+        table: &'a str,
+        rows: u64,
+    },
     /// Something the user should know that does not stop the run.
     Warning(String),
     /// `strata build` starts compiling a guest crate.

@@ -64,7 +64,7 @@ pub fn status(discovered: &[Migration], applied: &[Applied]) -> Vec<StatusEntry>
         .map(|m| {
             let state = match by_id.get(&m.id) {
                 None => State::Pending,
-                Some(a) if a.checksum == m.checksum() => State::Applied {
+                Some(a) if a.checksum == m.manifest.checksum_str() => State::Applied {
                     applied_at: a.applied_at.clone(),
                 },
                 Some(a) => State::Modified {

@@ -43,6 +43,39 @@ pub struct Prepared {
     pub stale: Vec<String>,
     /// `migration.checksum()`, computed once.
     pub checksum: String,
+    /// The statements of `do.sql` before which a rehearsal counts a table's rows (the
+    /// data-dependent lint findings', set by the command that runs the step).
+    pub probes: Vec<Probe>,
+}
+
+/// A statement of `do.sql` whose verdict depends on a table's rows: before it runs in a phase
+/// that is not the real database's, the driver counts the table's rows (up to [`PROBE_LIMIT`])
+/// and says so with [`Event::TableRows`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The statement's position among `do.sql`'s statements, from 1.
+    pub index: usize,
+    /// Its first line, from 1 (the driver checks both, so a statement split another way is
+    /// not counted for another).
+    pub line: usize,
+    /// The table, unqualified, as the statement names it.
+    pub table: String,
+}
+
+/// The most rows a probe counts: more say "at least this many".
+pub const PROBE_LIMIT: u64 = 10_000;
+
+/// The probes of `step` before its `index`th statement (at `line`) of do.sql, in a phase that
+/// counts rows (not the real database's).
+pub(crate) fn probes_at(
+    step: &Prepared,
+    phase: Phase,
+    index: usize,
+    line: usize,
+) -> impl Iterator<Item = &Probe> {
+    step.probes
+        .iter()
+        .filter(move |p| phase != Phase::Apply && p.index == index && p.line == line)
 }
 
 impl Prepared {
@@ -120,6 +153,7 @@ impl Prepared {
             check: pinned.take("check.wasm"),
             snapshot,
             migration,
+            probes: Vec::new(),
         })
     }
 
@@ -182,6 +216,9 @@ pub(crate) struct Done {
 pub(crate) struct ActionError {
     pub file: Option<PathBuf>,
     pub statement: Option<(usize, String)>,
+    /// The statement's position among its file's statements, from 1 (32 bits keep the error
+    /// small; a script of more statements has none).
+    pub index: Option<u32>,
     pub message: String,
     /// The database's code for the failure (a SQLSTATE, SQLite's extended result code), when
     /// the database refused.
@@ -197,8 +234,17 @@ impl ActionError {
         ActionError {
             file,
             statement,
+            index: None,
             message: message.into(),
             code: None,
+        }
+    }
+
+    /// The same, at the `index`th statement of its file.
+    pub(crate) fn at_index(self, index: usize) -> Self {
+        ActionError {
+            index: u32::try_from(index).ok(),
+            ..self
         }
     }
 }
@@ -365,6 +411,7 @@ pub(crate) fn apply<D: StepDriver>(
         action,
         file: err.file,
         statement: err.statement,
+        index: err.index.map(|i| i as usize),
         message: err.message,
         code: err.code,
         elapsed,
@@ -379,6 +426,7 @@ struct Failed {
     file: Option<PathBuf>,
     /// The failing statement's line and text.
     statement: Option<(usize, String)>,
+    index: Option<usize>,
     message: String,
     /// The database's code for the failure, when it gave one.
     code: Option<DbCode>,
@@ -422,6 +470,7 @@ impl Failed {
             action: self.action,
             file: self.file,
             statement: self.statement,
+            index: self.index,
             message,
             code: self.code,
             applied_before: Vec::new(),
@@ -769,6 +818,7 @@ fn undo<D: UndoDriver>(
         action: Action::Undo,
         file: failure.file,
         statement: failure.statement,
+        index: failure.index.map(|i| i as usize),
         message,
         code: None,
         applied_before: Vec::new(),

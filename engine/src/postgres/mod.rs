@@ -266,6 +266,16 @@ const RESET_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET
                              UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
                              DISCARD TEMP; DISCARD SEQUENCES";
 
+/// Whether PostgreSQL's own parser (libpg_query, the server's grammar compiled in) reads one
+/// statement: its syntax error otherwise. Names are not resolved: that needs the server.
+pub(crate) fn syntax(statement: &str) -> Result<(), String> {
+    match pg_query::parse(statement) {
+        Ok(_) => Ok(()),
+        Err(pg_query::Error::Parse(why)) => Err(why),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `s` as a dollar-quoted string constant (`$v$...$v$`, with a tag `s` does not contain), which
 /// reads the same whatever the session's `standard_conforming_strings`, and which nothing in `s`
 /// can end early.

@@ -20,7 +20,7 @@ use crate::components::Sandbox;
 use crate::components::limits::Limits;
 use crate::core::data::{DataSet, quote_ident};
 use crate::core::error::{DbCode, Error};
-use crate::core::event::{Action, EventSink, Phase};
+use crate::core::event::{Action, Event, EventSink, Phase};
 use crate::core::input::Dialect;
 use crate::core::ledger::Entry;
 use crate::core::step::{ActionError, Applied, Commit, Done, Prepared, StepDriver};
@@ -614,6 +614,7 @@ pub(crate) fn bookkeeping_untouched(
     let changed = |detail: String| ActionError {
         file: file.clone(),
         statement: None,
+        index: None,
         message: format!(
             "{what} changed strata's bookkeeping ({detail}): the `strata` schema, its tables, \
              their rows, triggers and functions are strata's alone (the ledger and the \
@@ -634,6 +635,7 @@ pub(crate) fn bookkeeping_untouched(
         return Err(ActionError {
             file: file.clone(),
             statement: None,
+            index: None,
             message: format!(
                 "{what} left {found} that could change strata's bookkeeping later, when it runs \
                  as its owner outside any step: the ledger and the audit log are strata's \
@@ -664,7 +666,7 @@ fn run_action(
     let m = &step.migration;
     let sql = |rows: Result<u64, ActionError>| rows.map(|rows| Done { rows, fuel: None });
     match action {
-        Action::DoSql => sql(run_script(tx, &m.file("do.sql"), &step.do_sql)),
+        Action::DoSql => sql(run_script(tx, &m.file("do.sql"), step, ctx.phase, events)),
         Action::TestData => sql(insert(tx, step.test_data.as_ref())),
         Action::ProjData => sql(insert(tx, step.proj_data.as_ref())),
         Action::Checks => sql(run_checks(
@@ -717,10 +719,12 @@ fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> A
         message.push_str("; checks.sql runs read-only: a check may read, never write");
     }
     ActionError {
-        file: Some(file.to_path_buf()),
-        statement: Some((line, one_line(&s.text))),
-        message,
         code: sqlstate(e),
+        ..ActionError::new(
+            Some(file.to_path_buf()),
+            Some((line, one_line(&s.text))),
+            message,
+        )
     }
 }
 
@@ -738,6 +742,7 @@ fn split(file: &Path, sql: &str) -> Result<Vec<script::Statement>, ActionError> 
     script::statements(file, sql).map_err(|e| ActionError {
         file: Some(file.to_path_buf()),
         statement: None,
+        index: None,
         message: e.to_string(),
         code: None,
     })
@@ -756,14 +761,34 @@ pub(crate) fn refuse_server_wide(file: &Path, s: &script::Statement) -> Result<(
     }
 }
 
-/// Runs each statement of a script; returns the rows they changed.
-fn run_script(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionError> {
+/// Runs each statement of a step's do.sql; returns the rows they changed. Before a statement a
+/// probe names (see [`crate::core::step::Probe`]), counts its table's rows.
+fn run_script(
+    tx: &mut Client,
+    file: &Path,
+    step: &Prepared,
+    phase: Phase,
+    events: &mut EventSink<'_>,
+) -> Result<u64, ActionError> {
     let mut changed = 0;
-    for s in split(file, sql)? {
-        refuse_server_wide(file, &s)?;
+    for (i, s) in split(file, &step.do_sql)?.into_iter().enumerate() {
+        let index = i + 1;
+        refuse_server_wide(file, &s).map_err(|e| e.at_index(index))?;
+        for p in crate::core::step::probes_at(step, phase, index, s.line) {
+            if let Some(rows) = count_rows(tx, &p.table) {
+                events(&Event::TableRows {
+                    phase,
+                    migration: &step.migration,
+                    index,
+                    line: s.line,
+                    table: &p.table,
+                    rows,
+                });
+            }
+        }
         let messages = tx
             .simple_query(&s.text)
-            .map_err(|e| statement_error(file, &s, &e))?;
+            .map_err(|e| statement_error(file, &s, &e).at_index(index))?;
         changed += messages
             .iter()
             .map(|m| match m {
@@ -773,6 +798,32 @@ fn run_script(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionErro
             .sum::<u64>();
     }
     Ok(changed)
+}
+
+/// The rows of `table` (up to [`crate::core::step::PROBE_LIMIT`]), in a savepoint of its own so
+/// that a table that cannot be read (not there, refused) leaves the step's transaction as it
+/// was and is not counted.
+fn count_rows(tx: &mut Client, table: &str) -> Option<u64> {
+    let sql = format!(
+        "SAVEPOINT strata_probe; SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) AS rows; \
+         RELEASE SAVEPOINT strata_probe",
+        quote_ident(table),
+        crate::core::step::PROBE_LIMIT
+    );
+    match tx.simple_query(&sql) {
+        Ok(messages) => messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).and_then(|n| n.parse().ok()),
+            _ => None,
+        }),
+        Err(_) => {
+            // The failed SELECT left the savepoint aborted; if this fails too, the step's next
+            // statement fails and says why.
+            let _ = tx.batch_execute(
+                "ROLLBACK TO SAVEPOINT strata_probe; RELEASE SAVEPOINT strata_probe",
+            );
+            None
+        }
+    }
 }
 
 /// A data.json value as a literal the server converts to the column's type: dollar-quoted, so
@@ -827,6 +878,7 @@ fn insert(tx: &mut Client, data: Option<&DataSet>) -> Result<u64, ActionError> {
             tx.batch_execute(&sql).map_err(|e| ActionError {
                 file: Some(data.path.clone()),
                 statement: None,
+                index: None,
                 message: format!("table `{table}`, row {}: {}", i + 1, describe_error(&e)),
                 code: sqlstate(&e),
             })?;
@@ -873,6 +925,7 @@ fn run_checks(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionErro
             return Err(ActionError {
                 file: Some(file.to_path_buf()),
                 statement: Some((s.line, one_line(&s.text))),
+                index: None,
                 message: crate::core::step::violating_rows(violations, &shown),
                 code: None,
             });

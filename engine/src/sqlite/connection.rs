@@ -25,29 +25,35 @@ pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Connection
     Ok(conn)
 }
 
+/// A connection used by one thread at a time (rusqlite's `Connection` is not `Sync`) needs
+/// none of SQLite's per-connection mutexes, which `SQLITE_OPEN_READ_ONLY` alone would take on
+/// every call; `Connection::open` leaves them out too.
+const NO_MUTEX: OpenFlags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+
 /// Opens an existing database read-only; `None` when there is no file (nothing is created).
 pub fn open_read_only(
     path: &Path,
     busy_timeout: std::time::Duration,
 ) -> Result<Option<Connection>, Error> {
-    if !path.exists() {
+    // One look at the file tells both whether there is one and whether it is a plain file.
+    let Ok(meta) = std::fs::metadata(path) else {
         return Ok(None);
-    }
-    refuse_special(path)?;
+    };
+    refuse_special_meta(path, &meta)?;
     // A writer that died mid-transaction (a crash, SIGKILL) leaves a hot journal that every
     // reader must roll back first, and a read-only handle cannot: let a read-write handle do
     // SQLite's recovery, which only restores the last committed state.
     let mut journal = path.as_os_str().to_owned();
     journal.push("-journal");
     if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
-        let rw = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        let rw = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | NO_MUTEX)
             .map_err(|e| Error::db(path, "cannot open to recover a crashed transaction", e))?;
         rw.busy_timeout(busy_timeout)
             .map_err(|e| Error::db(path, "cannot set the busy timeout", e))?;
         rw.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
             .map_err(|e| Error::db(path, "cannot recover a crashed transaction", e))?;
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | NO_MUTEX)
         .map_err(|e| Error::db(path, "cannot open read-only", e))?;
     conn.busy_timeout(busy_timeout)
         .map_err(|e| Error::db(path, "cannot set the busy timeout", e))?;
@@ -59,18 +65,28 @@ pub fn open_read_only(
 /// metadata, through symlinks, before SQLite opens anything.
 fn refuse_special(path: &Path) -> Result<(), Error> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(Error::input(
+        Ok(meta) => refuse_special_meta(path, &meta),
+        Err(_) => Ok(()),
+    }
+}
+
+/// [`refuse_special`] with the file's metadata (through symlinks) already read.
+fn refuse_special_meta(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    if meta.is_dir() {
+        Err(Error::input(
             path,
             "is a folder, not a database file: point the database setting (db, test_db, \
              --db, --test-db) at a SQLite file or the name of a new one",
-        )),
-        Ok(meta) if !meta.is_file() => Err(Error::input(
+        ))
+    } else if !meta.is_file() {
+        Err(Error::input(
             path,
             "is not a regular file (a FIFO, socket or device, or a link to one): a SQLite \
              database is a plain file; point the database setting (db, test_db, --db, \
              --test-db) at one",
-        )),
-        _ => Ok(()),
+        ))
+    } else {
+        Ok(())
     }
 }
 

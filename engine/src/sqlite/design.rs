@@ -103,56 +103,72 @@ impl Ownership {
     }
 }
 
-/// Every row of the catalog (`sqlite_master`: type, name, table, SQL), in its own order.
-fn catalog_rows(conn: &Connection) -> rusqlite::Result<Vec<[Option<String>; 4]>> {
-    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM main.sqlite_master")?;
-    let rows = stmt.query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))?;
-    rows.collect()
-}
-
 /// The sha256 of everything the drift check reads of a database, for [`SqliteLive::survey`]:
 /// every row of its catalog (the live schema, strata's tables and what SQLite makes of them),
 /// every row of `strata_object` (who owns what; the owners inferred from the applied
 /// migrations follow from the catalog, the ledger and the tree) and the applied migrations.
 /// Each field is hashed with its length first, so two different reads never hash the same
-/// bytes. The catalog is taken in its own order (that of creation): two databases with the
-/// same objects made in another order only miss each other's answer.
-fn digest(
-    catalog: &[[Option<String>; 4]],
-    owners: &[owner::Owner],
-    applied: &[Applied],
-) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    fn field(h: &mut Sha256, value: Option<&str>) {
+/// bytes. Rows are taken in their table's order (the catalog's is that of creation): two
+/// databases with the same objects made in another order only miss each other's answer. The
+/// rows are hashed as SQLite hands them over, never copied: a fleet's status digests every
+/// target.
+struct Digest(sha2::Sha256);
+
+impl Digest {
+    fn new() -> Digest {
+        Digest(sha2::Digest::new())
+    }
+
+    fn field(&mut self, value: Option<&str>) {
+        use sha2::Digest as _;
         match value {
-            None => h.update([0]),
+            None => self.0.update([0]),
             Some(v) => {
-                h.update([1]);
-                h.update((v.len() as u64).to_le_bytes());
-                h.update(v.as_bytes());
+                self.0.update([1]);
+                self.0.update((v.len() as u64).to_le_bytes());
+                self.0.update(v.as_bytes());
             }
         }
     }
-    let mut h = Sha256::new();
-    for row in catalog {
-        h.update(b"c");
-        for v in row {
-            field(&mut h, v.as_deref());
+
+    /// Every row of `sql` (four columns of text or `NULL`), each after `tag`; `seen` gets each
+    /// row's fields.
+    fn rows(
+        &mut self,
+        conn: &Connection,
+        sql: &str,
+        tag: &[u8],
+        mut seen: impl FnMut([Option<&str>; 4]),
+    ) -> rusqlite::Result<()> {
+        use sha2::Digest as _;
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let mut fields = [None; 4];
+            for (i, f) in fields.iter_mut().enumerate() {
+                *f = match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    v => Some(v.as_str()?),
+                };
+            }
+            self.0.update(tag);
+            for v in fields {
+                self.field(v);
+            }
+            seen(fields);
         }
+        Ok(())
     }
-    for o in owners {
-        h.update(b"o");
-        field(&mut h, Some(o.object.kind.as_str()));
-        for v in [&o.object.name, &o.module, &o.stamp] {
-            field(&mut h, Some(v));
+
+    fn applied(mut self, applied: &[Applied]) -> [u8; 32] {
+        use sha2::Digest as _;
+        for a in applied {
+            self.0.update(b"a");
+            self.field(Some(&a.id.module));
+            self.field(Some(&a.id.stamp));
         }
+        self.0.finalize().into()
     }
-    for a in applied {
-        h.update(b"a");
-        field(&mut h, Some(&a.id.module));
-        field(&mut h, Some(&a.id.stamp));
-    }
-    h.finalize().into()
 }
 
 fn schema_err(db: &Path, e: SchemaError) -> Error {
@@ -304,23 +320,34 @@ impl<'p> SqliteLive<'p> {
         // which of strata's tables are there.
         conn.execute_batch("BEGIN")
             .map_err(|e| Error::db(db, "cannot begin a read", e))?;
-        let catalog =
-            catalog_rows(&conn).map_err(|e| Error::db(db, "cannot read the schema", e))?;
-        let has = |table: &str| {
-            catalog
-                .iter()
-                .any(|row| row[0].as_deref() == Some("table") && row[1].as_deref() == Some(table))
+        let mut digest = Digest::new();
+        let (mut has_ledger, mut has_audit, mut has_objects) = (false, false, false);
+        digest
+            .rows(
+                &conn,
+                "SELECT type, name, tbl_name, sql FROM main.sqlite_master",
+                b"c",
+                |[kind, name, ..]| {
+                    if kind == Some("table") {
+                        match name {
+                            Some(crate::core::ledger::MIGRATION_TABLE) => has_ledger = true,
+                            Some(crate::core::ledger::AUDIT_TABLE) => has_audit = true,
+                            Some(owner::OBJECT_TABLE) => has_objects = true,
+                            _ => {}
+                        }
+                    }
+                },
+            )
+            .map_err(|e| Error::db(db, "cannot read the schema", e))?;
+        let (applied, last_audit) = if has_ledger && has_audit {
+            let applied = ledger::applied_rows_against(&conn, &tree.migrations)
+                .map_err(|e| Error::db(db, "cannot read the ledger", e))?;
+            let last = ledger::last_audit_row(&conn)
+                .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
+            (applied, last)
+        } else {
+            (Vec::new(), None)
         };
-        let (applied, last_audit) =
-            if has(crate::core::ledger::MIGRATION_TABLE) && has(crate::core::ledger::AUDIT_TABLE) {
-                let applied = ledger::applied_rows(&conn)
-                    .map_err(|e| Error::db(db, "cannot read the ledger", e))?;
-                let last = ledger::last_audit_row(&conn)
-                    .map_err(|e| Error::db(db, "cannot read the audit log", e))?;
-                (applied, last)
-            } else {
-                (Vec::new(), None)
-            };
         if applied.is_empty() {
             return Ok(Survey {
                 applied: Some(applied),
@@ -329,12 +356,17 @@ impl<'p> SqliteLive<'p> {
                 live: None,
             });
         }
-        let owners = if has(owner::OBJECT_TABLE) {
-            owner::owner_rows(&conn).map_err(|e| Error::db(db, "cannot read strata_object", e))?
-        } else {
-            Vec::new()
-        };
-        let digest = digest(&catalog, &owners, &applied);
+        if has_objects {
+            digest
+                .rows(
+                    &conn,
+                    "SELECT type, name, module, stamp FROM strata_object",
+                    b"o",
+                    |_| {},
+                )
+                .map_err(|e| Error::db(db, "cannot read strata_object", e))?;
+        }
+        let digest = digest.applied(&applied);
         let live = if read_live(Some(&digest)) {
             Some(Self::with(project, db, tree, conn, applied.clone())?)
         } else {

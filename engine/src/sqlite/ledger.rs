@@ -100,9 +100,14 @@ impl Replay {
 
 /// Whether the bookkeeping tables are there.
 pub fn exists(conn: &Connection) -> rusqlite::Result<bool> {
+    // The names as literals: with SQLite's STAT4 a bound value in a WHERE clause makes the
+    // statement be compiled twice.
     let n: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
-        params![MIGRATION_TABLE, AUDIT_TABLE],
+        &format!(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('{MIGRATION_TABLE}', '{AUDIT_TABLE}')"
+        ),
+        [],
         |r| r.get(0),
     )?;
     Ok(n == 2)
@@ -116,27 +121,59 @@ pub fn applied(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
     applied_rows(conn)
 }
 
+/// [`applied_rows`] for a reader that only compares: a row's manifest is taken apart only
+/// when its checksum is not that of the tree's migration of the same id (the manifest then
+/// says which files changed); elsewhere it is `None`, as it is never read.
+pub(crate) fn applied_rows_against(
+    conn: &Connection,
+    migrations: &[Migration],
+) -> rusqlite::Result<Vec<Applied>> {
+    applied_rows_with(conn, |id, checksum| {
+        !migrations
+            .iter()
+            .any(|m| m.id == *id && m.manifest.checksum_str() == checksum)
+    })
+}
+
 /// [`applied`] when the tables are known to be there.
 pub(crate) fn applied_rows(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
+    applied_rows_with(conn, |_, _| true)
+}
+
+/// Every row of the ledger, in global order, its manifest taken apart where `manifest` says
+/// so of its id and checksum.
+fn applied_rows_with(
+    conn: &Connection,
+    manifest: impl Fn(&MigrationId, &str) -> bool,
+) -> rusqlite::Result<Vec<Applied>> {
     let mut stmt = conn.prepare(
         "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
          FROM strata_migration ORDER BY stamp, module",
     )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(Applied {
-            id: MigrationId {
-                module: r.get(0)?,
-                stamp: r.get(1)?,
-            },
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id = MigrationId {
+            module: r.get(0)?,
+            stamp: r.get(1)?,
+        };
+        let checksum: String = r.get(3)?;
+        let manifest = if manifest(&id, &checksum) {
+            Manifest::from_lines(r.get_ref(4)?.as_str()?)
+        } else {
+            None
+        };
+        out.push(Applied {
+            id,
             name: r.get(2)?,
-            checksum: r.get(3)?,
-            manifest: Manifest::from_lines(&r.get::<_, String>(4)?),
+            checksum,
+            manifest,
             applied_at: r.get(5)?,
             duration_ms: r.get(6)?,
             engine_version: r.get(7)?,
-        })
-    })?;
-    rows.collect()
+        });
+    }
+    Ok(out)
 }
 
 /// Whether `id` is recorded as applied (read inside the step's transaction, so a concurrent
@@ -287,35 +324,48 @@ fn audit_rows(conn: &Connection, before_id: i64, limit: i64) -> rusqlite::Result
 
 /// The newest row of the audit log, when the tables are known to be there.
 pub(crate) fn last_audit_row(conn: &Connection) -> rusqlite::Result<Option<AuditRow>> {
-    Ok(audit_rows_of(conn, i64::MAX, 1)?.pop())
+    // No parameters: with SQLite's STAT4 a bound value in the query makes it be compiled
+    // twice, and a fleet's status reads this row of every target.
+    conn.query_row(
+        &format!("SELECT {AUDIT_COLUMNS} FROM strata_migration_audit ORDER BY id DESC LIMIT 1"),
+        [],
+        audit_row,
+    )
+    .optional()
+}
+
+/// The columns [`audit_row`] reads, in its order.
+const AUDIT_COLUMNS: &str = "id, at, phase, module, stamp, action, outcome, detail, rows, \
+                             fuel_used, duration_ms, operator, checksum";
+
+/// An audit row from the columns [`AUDIT_COLUMNS`] names.
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        phase: r.get(2)?,
+        module: r.get(3)?,
+        stamp: r.get(4)?,
+        action: r.get(5)?,
+        outcome: r.get(6)?,
+        detail: r.get(7)?,
+        rows: r.get(8)?,
+        fuel_used: r.get(9)?,
+        duration_ms: r.get(10)?,
+        operator: r.get(11)?,
+        checksum: r.get(12)?,
+    })
 }
 
 /// [`audit_rows`] when the tables are known to be there.
 fn audit_rows_of(conn: &Connection, before_id: i64, limit: i64) -> rusqlite::Result<Vec<AuditRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT * FROM (
-             SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
-                    duration_ms, operator, checksum
+             SELECT {AUDIT_COLUMNS}
              FROM strata_migration_audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2)
-         ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![before_id, limit], |r| {
-        Ok(AuditRow {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            phase: r.get(2)?,
-            module: r.get(3)?,
-            stamp: r.get(4)?,
-            action: r.get(5)?,
-            outcome: r.get(6)?,
-            detail: r.get(7)?,
-            rows: r.get(8)?,
-            fuel_used: r.get(9)?,
-            duration_ms: r.get(10)?,
-            operator: r.get(11)?,
-            checksum: r.get(12)?,
-        })
-    })?;
+         ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![before_id, limit], audit_row)?;
     rows.collect()
 }
 
@@ -432,6 +482,56 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id, 4);
         assert_eq!(audit(&conn, None).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_comparing_read_takes_apart_only_the_manifests_that_differ() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        ensure(&mut conn).unwrap();
+        let mig = |stamp: &str, sha: char| Migration {
+            id: MigrationId {
+                module: "app".into(),
+                stamp: stamp.into(),
+            },
+            slug: "s".into(),
+            dir: std::path::PathBuf::from(format!("migrations/app/{stamp}-s")),
+            manifest: Manifest::from_lines(&format!("{}  do.sql\n", sha.to_string().repeat(64)))
+                .unwrap(),
+            contents: None,
+        };
+        let (same, changed) = (mig("20240101T000000Z", 'a'), mig("20240102T000000Z", 'b'));
+        record(&conn, &same, 1).unwrap();
+        record(&conn, &changed, 1).unwrap();
+        // The tree now holds another version of the second migration.
+        let tree = [same.clone(), mig("20240102T000000Z", 'c')];
+        let rows = applied_rows_against(&conn, &tree).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].manifest, None);
+        assert_eq!(rows[1].manifest.as_ref(), Some(&changed.manifest));
+        // What the plan makes of them is what it makes of a full read.
+        let full = applied_rows(&conn).unwrap();
+        let db = std::path::Path::new("t.db");
+        let opts = crate::core::plan::PlanOptions::default();
+        assert_eq!(
+            format!("{:?}", crate::core::plan::plan(db, &tree, &rows, &opts)),
+            format!("{:?}", crate::core::plan::plan(db, &tree, &full, &opts))
+        );
+        assert!(crate::core::plan::plan(db, &tree, &rows, &opts).is_err());
+    }
+
+    #[test]
+    fn the_last_audit_row_is_the_newest() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        ensure(&mut conn).unwrap();
+        assert_eq!(last_audit_row(&conn).unwrap(), None);
+        let entries: Vec<Entry> = (0..3)
+            .map(|i| Entry::for_run("apply", "do.sql", format!("entry {i}")))
+            .collect();
+        append(&conn, &entries).unwrap();
+        let last = last_audit_row(&conn).unwrap().unwrap();
+        assert_eq!(last.id, 3);
+        assert_eq!(last.detail.as_deref(), Some("entry 2"));
+        assert_eq!(Some(last), audit(&conn, Some(1)).unwrap().pop());
     }
 
     #[test]

@@ -493,7 +493,12 @@ fn run_action(
     match action {
         Action::DoSql => {
             guard.set_mode(Mode::Script);
-            let result = run_script(conn, &m.file("do.sql"), &step.do_sql, guard);
+            let probes = Probes {
+                step,
+                phase: ctx.phase,
+                events,
+            };
+            let result = run_script(conn, &m.file("do.sql"), &step.do_sql, guard, Some(probes));
             guard.set_mode(Mode::Host);
             sql(result?)
         }
@@ -544,20 +549,58 @@ fn sql_error(file: &Path, at: Located, e: rusqlite::Error, guard: &Guard) -> Act
     }
 }
 
+/// A step's probes ([`crate::core::step::Probe`]) and where to say what they counted.
+struct Probes<'s, 'e, 'f> {
+    step: &'s Prepared,
+    phase: Phase,
+    events: &'e mut EventSink<'f>,
+}
+
+impl Probes<'_, '_, '_> {
+    /// Before the `index`th statement, at `line`: counts the rows of each table a probe names
+    /// there. A table that cannot be read (not there, refused) is not counted; nothing the
+    /// step does depends on it.
+    fn before(&mut self, conn: &Connection, guard: &Guard, index: usize, line: usize) {
+        for p in crate::core::step::probes_at(self.step, self.phase, index, line) {
+            let sql = format!(
+                "SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {})",
+                crate::core::sql::sqlite::quote_ident(&p.table),
+                crate::core::step::PROBE_LIMIT
+            );
+            match conn.query_row(&sql, [], |r| r.get::<_, i64>(0)) {
+                Ok(rows) => (self.events)(&Event::TableRows {
+                    phase: self.phase,
+                    migration: &self.step.migration,
+                    index,
+                    line,
+                    table: &p.table,
+                    rows: rows.max(0) as u64,
+                }),
+                Err(_) => {
+                    guard.take_denied();
+                }
+            }
+        }
+    }
+}
+
 fn run_script(
     conn: &Connection,
     file: &Path,
     sql: &str,
     guard: &Guard,
+    mut probes: Option<Probes<'_, '_, '_>>,
 ) -> Result<u64, ActionError> {
     let before = conn.total_changes();
     let text = ScriptText::new(sql);
     let mut script = Script::new(conn, &text);
+    let mut index = 0;
     loop {
+        index += 1;
         let (mut stmt, at) = match script.next_statement() {
             Ok(Some(next)) => next,
             Ok(None) => break,
-            Err((at, e)) => return Err(sql_error(file, at, e, guard)),
+            Err((at, e)) => return Err(sql_error(file, at, e, guard).at_index(index)),
         };
         if stmt.parameter_count() > 0 {
             return Err(ActionError::new(
@@ -565,23 +608,25 @@ fn run_script(
                 located(at),
                 "the statement has parameters (?, :name), but a script has no values to bind; \
                  write the values into the SQL",
-            ));
+            )
+            .at_index(index));
+        }
+        if let Some(probes) = probes.as_mut() {
+            probes.before(conn, guard, index, at.line);
         }
         let mut rows = stmt.raw_query();
         loop {
             match rows.next() {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(e) => return Err(sql_error(file, at, e, guard)),
+                Err(e) => return Err(sql_error(file, at, e, guard).at_index(index)),
             }
         }
         drop(rows);
         if let Err(message) = crate::sqlite::guard::script_triggers(conn, guard) {
-            return Err(ActionError::new(
-                Some(file.to_path_buf()),
-                located(at),
-                message,
-            ));
+            return Err(
+                ActionError::new(Some(file.to_path_buf()), located(at), message).at_index(index),
+            );
         }
     }
     Ok(conn.total_changes() - before)
@@ -834,7 +879,7 @@ impl UndoDriver for SqliteUndo<'_> {
         let (conn, guard) = (&*self.conn, self.guard);
         let before = violations(conn).map_err(undo_failed("PRAGMA foreign_key_check failed"))?;
         guard.set_mode(Mode::Script);
-        let rows = run_script(conn, file, sql, guard);
+        let rows = run_script(conn, file, sql, guard, None);
         guard.set_mode(Mode::Host);
         let rows = rows?;
         foreign_key_check(conn, &before)?;

@@ -72,7 +72,8 @@ pub struct Rule {
 }
 
 const DESTRUCTIVE: &str = "destructive";
-const DATA: &str = "data-dependent";
+/// The family of findings whose verdict depends on the rows.
+pub const DATA: &str = "data-dependent";
 const BACKWARD: &str = "backward-incompatible";
 const LOCK: &str = "postgres-lock";
 
@@ -88,14 +89,14 @@ pub const RULES: &[Rule] = &[
         code: NOT_LINTED,
         severity: Severity::Note,
         family: "not-linted",
-        what: "a statement the linter's parser (sqlparser) cannot read, which the database's own parser accepts (SQLite's, checked here; on PostgreSQL by the rehearsal); nothing was checked in it",
+        what: "a statement the linter's parser (sqlparser) cannot read, which the database's own parser accepts (SQLite's or PostgreSQL's, checked here); nothing was checked in it",
         fix: "nothing to fix if the database accepts it (the rehearsal runs it); review it by hand",
     },
     Rule {
         code: SYNTAX,
         severity: Severity::Error,
         family: "syntax",
-        what: "SQLite: a statement SQLite's own parser rejects (a syntax error); it would fail the run",
+        what: "a statement the database's own parser rejects (SQLite's; PostgreSQL's, libpg_query): a syntax error; it would fail the run",
         fix: "fix the statement; `strata plan` also checks it against the schema the steps before it build",
     },
     Rule {
@@ -301,11 +302,30 @@ pub struct Finding {
     /// The reason given in migration.toml when the finding is accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<String>,
-    /// What a sandbox run's rows said of a data-dependent finding: `confirmed` (the step
-    /// failed on this statement) or `ruled-out` (the step ran over them); see
-    /// [`judge_by_sandbox`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rows: Option<String>,
+    /// The statement's position among its file's statements, from 1: with `file`, what a
+    /// failed step is matched against.
+    #[serde(skip)]
+    pub index: usize,
+    /// What a run's rows said of a data-dependent finding (see [`Verdicts`]); `None` when no
+    /// rehearsal or sandbox ran its statement (always for `strata lint`) and for the other
+    /// families.
+    pub verdict: Option<Verdict>,
+    /// The rows the finding's table held when its statement ran in that run, counted up to
+    /// [`crate::core::step::PROBE_LIMIT`] (that number means at least as many); `None` without
+    /// a verdict, or when the statement failed before they were counted.
+    pub rows: Option<u64>,
+}
+
+/// What the rows of a rehearsal or sandbox said of a data-dependent finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The table had no rows when the statement ran: an empty table proves nothing.
+    NotTested,
+    /// The statement ran over rows of its table without a failure: ruled out for those rows.
+    RuledOut,
+    /// The step failed on this very statement (its file and position).
+    Confirmed,
 }
 
 impl Finding {
@@ -336,60 +356,311 @@ pub struct LintReport {
 }
 
 impl LintReport {
+    /// The part of the report on the migrations `labels` names (`module/folder`).
+    pub fn only(&self, labels: &[String]) -> LintReport {
+        let findings: Vec<Finding> = self
+            .findings
+            .iter()
+            .filter(|f| labels.contains(&f.migration))
+            .cloned()
+            .collect();
+        LintReport {
+            migrations: self
+                .migrations
+                .iter()
+                .filter(|m| labels.contains(m))
+                .cloned()
+                .collect(),
+            ok: !findings.iter().any(Finding::fails),
+            findings,
+            unused_accepts: self
+                .unused_accepts
+                .iter()
+                .filter(|u| labels.contains(&u.migration))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The findings that fail the run.
     pub fn failing(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.fails())
     }
 }
 
-/// After `strata sandbox` ran the migrations of `report`: each data-dependent finding on a
-/// step it ran says what the rows said, in place of "the rehearsal confirms or rules it out":
-/// confirmed when the step failed on the finding's statement, ruled out (for those rows) when
-/// the step ran.
-pub fn judge_by_sandbox(
-    report: &mut LintReport,
-    sandbox: &crate::commands::migrate::SandboxReport,
-) {
-    use crate::commands::migrate::StepOutcome;
-    let rows = match &sandbox.from {
-        Some(from) => format!("the rows of {}", from.display()),
-        None => "the rows the earlier steps' test and project data left".to_string(),
-    };
-    for f in &mut report.findings {
-        if f.family != "data-dependent" {
+/// The statements of `report`'s data-dependent findings in a `do.sql`, by migration
+/// (`module/folder`), as probes: a rehearsal or sandbox given them counts each table's rows
+/// before the statement runs ([`crate::core::step::Probe`]), which [`Verdicts`] reads.
+pub fn probes(report: &LintReport) -> HashMap<String, Vec<crate::core::step::Probe>> {
+    let mut probes: HashMap<String, Vec<crate::core::step::Probe>> = HashMap::new();
+    for f in &report.findings {
+        if f.family != DATA || f.file.file_name().is_none_or(|n| n != "do.sql") {
             continue;
         }
-        let Some(step) = sandbox
-            .steps
-            .iter()
-            .find(|s| format!("{}/{}", s.module, s.migration) == f.migration)
-        else {
+        let Some(table) = f.object.as_deref().and_then(|o| o.split('.').next()) else {
             continue;
         };
-        let at = format!("file: {}, line {}\n", f.file.display(), f.line);
-        let (verdict, said) = match step.outcome {
-            StepOutcome::Ok => (
-                "ruled-out",
-                format!(
-                    "the sandbox ran it over {rows} without a failure: ruled out for those rows{}",
-                    if sandbox.from.is_none() {
-                        " only (`strata sandbox --from` a copy of production tries real ones)"
-                    } else {
-                        ""
+        let probe = crate::core::step::Probe {
+            index: f.index,
+            line: f.line,
+            table: table.to_string(),
+        };
+        let list = probes.entry(f.migration.clone()).or_default();
+        if !list.contains(&probe) {
+            list.push(probe);
+        }
+    }
+    probes
+}
+
+/// Which run's rows counted, as a verdict names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// `migrate`'s rehearsal on the test database (its earlier steps' test and project data).
+    Rehearsal,
+    /// `migrate --rehearse-on-copy`: a copy of the real database.
+    RehearsalOnCopy,
+    /// `strata sandbox` from an empty database (the earlier steps' test and project data).
+    Sandbox,
+    /// `strata sandbox --from` a copy.
+    SandboxFrom,
+}
+
+impl Run {
+    fn name(self) -> &'static str {
+        match self {
+            Run::Rehearsal | Run::RehearsalOnCopy => "the rehearsal",
+            Run::Sandbox | Run::SandboxFrom => "the sandbox",
+        }
+    }
+
+    /// The database its rows were in.
+    fn on(self) -> &'static str {
+        match self {
+            Run::Rehearsal => "the test database",
+            Run::RehearsalOnCopy => "a copy of the real database",
+            Run::Sandbox => "the sandbox's database",
+            Run::SandboxFrom => "a copy of the `--from` database",
+        }
+    }
+
+    /// Where its rows came from, and how to try real ones when they are test rows.
+    fn rows(self) -> &'static str {
+        match self {
+            Run::Rehearsal => {
+                " (the earlier steps' test and project data; `strata migrate --rehearse-on-copy` \
+                 tries the real ones)"
+            }
+            Run::Sandbox => {
+                " (the earlier steps' test and project data; `strata sandbox --from` a copy of \
+                 production tries real ones)"
+            }
+            Run::RehearsalOnCopy | Run::SandboxFrom => "",
+        }
+    }
+}
+
+/// A statement of a step that failed in a run that judges (not the real database's).
+#[derive(Debug, Clone)]
+struct FailedStatement {
+    migration: String,
+    file: PathBuf,
+    index: usize,
+    run: Run,
+}
+
+/// What a rehearsal or `strata sandbox` showed of the rows under data-dependent findings, from
+/// its events ([`Event::TableRows`](crate::core::event::Event::TableRows), counted before each
+/// probed statement: see [`probes`]) and its failed step; then [`Verdicts::judge`] gives each
+/// such finding its verdict. Only the statement's own rows count: a finding is confirmed when
+/// the statement that failed is its own (same file, same position), ruled out when its table
+/// had rows when it ran, and not tested when the table was empty then.
+#[derive(Debug, Clone)]
+pub struct Verdicts {
+    /// The real run's test database, to tell its rehearsal from one on a copy.
+    test_db: Option<PathBuf>,
+    /// For a sandbox: whether it started from a copy (`--from`).
+    sandbox_from: bool,
+    /// The run of the phase under way.
+    current: Option<Run>,
+    /// `(migration, index, line)` → the rows counted there, by which run.
+    counted: HashMap<(String, usize, usize), (u64, Run, String)>,
+    failed: Option<FailedStatement>,
+}
+
+impl Verdicts {
+    /// For `migrate` (and its rehearsals) on a project whose test database is `test_db`.
+    pub fn for_migrate(test_db: PathBuf) -> Self {
+        Verdicts {
+            test_db: Some(test_db),
+            sandbox_from: false,
+            current: None,
+            counted: HashMap::new(),
+            failed: None,
+        }
+    }
+
+    /// For `strata sandbox` (`from`: it starts from a copy).
+    pub fn for_sandbox(from: bool) -> Self {
+        Verdicts {
+            test_db: None,
+            sandbox_from: from,
+            current: None,
+            counted: HashMap::new(),
+            failed: None,
+        }
+    }
+
+    /// Reads one event of the run.
+    pub fn event(&mut self, e: &crate::core::event::Event<'_>) {
+        use crate::core::event::{Event, Phase};
+        match e {
+            Event::PhaseStarted { phase, db, .. } => {
+                self.current = match phase {
+                    Phase::Rehearsal if self.test_db.as_deref() == Some(*db) => {
+                        Some(Run::Rehearsal)
                     }
-                ),
-            ),
-            StepOutcome::Failed if step.message.as_deref().is_some_and(|m| m.contains(&at)) => (
-                "confirmed",
-                format!("confirmed: the sandbox's step failed on it over {rows}"),
-            ),
-            _ => continue,
+                    Phase::Rehearsal => Some(Run::RehearsalOnCopy),
+                    Phase::Sandbox if self.sandbox_from => Some(Run::SandboxFrom),
+                    Phase::Sandbox => Some(Run::Sandbox),
+                    Phase::Apply | Phase::Restore => None,
+                };
+            }
+            Event::TableRows {
+                phase,
+                migration,
+                index,
+                line,
+                table,
+                rows,
+            } if *phase != Phase::Apply => {
+                let Some(run) = self.current else { return };
+                let key = (migration.label(), *index, *line);
+                // Over several runs (the test database, then a copy), the most rows say most.
+                if self.counted.get(&key).is_none_or(|(n, _, _)| *rows >= *n) {
+                    self.counted.insert(key, (*rows, run, table.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The run's failed step, if it failed in a phase that judges (a step of the real
+    /// database's phase proves nothing here: its rows are not test rows, and it is done).
+    pub fn failure(&mut self, f: &crate::core::error::StepFailure) {
+        self.failed_at(&f.migration, f.phase, f.file.as_deref(), f.index);
+    }
+
+    /// A sandbox step that failed, from its report.
+    pub fn sandbox_failure(&mut self, step: &crate::commands::migrate::SandboxStep) {
+        if let Some(at) = &step.failed_at {
+            let label = format!("{}/{}", step.module, step.migration);
+            self.failed_at(
+                &label,
+                crate::core::event::Phase::Sandbox,
+                Some(&at.file),
+                Some(at.index),
+            );
+        }
+    }
+
+    fn failed_at(
+        &mut self,
+        migration: &str,
+        phase: crate::core::event::Phase,
+        file: Option<&Path>,
+        index: Option<usize>,
+    ) {
+        use crate::core::event::Phase;
+        let run = match phase {
+            Phase::Rehearsal | Phase::Sandbox => self.current,
+            Phase::Apply | Phase::Restore => None,
         };
-        f.message = match f.message.strip_suffix(RUN_CONFIRMS) {
-            Some(base) => format!("{base}{said}"),
-            None => format!("{}; {said}", f.message),
-        };
-        f.rows = Some(verdict.to_string());
+        if let (Some(run), Some(file), Some(index)) = (run, file, index) {
+            self.failed = Some(FailedStatement {
+                migration: migration.to_string(),
+                file: file.to_path_buf(),
+                index,
+                run,
+            });
+        }
+    }
+
+    /// Gives each data-dependent finding of `report` on a statement the run reached its
+    /// verdict (in place of "the rehearsal confirms or rules it out"), with the rows counted.
+    pub fn judge(&self, report: &mut LintReport) {
+        for f in &mut report.findings {
+            if f.family != DATA {
+                continue;
+            }
+            let counted = self.counted.get(&(f.migration.clone(), f.index, f.line));
+            let table = f
+                .object
+                .as_deref()
+                .and_then(|o| o.split('.').next())
+                .unwrap_or("the table");
+            let rows_of = |n: u64| {
+                let many = if n >= crate::core::step::PROBE_LIMIT {
+                    "at least "
+                } else {
+                    ""
+                };
+                format!(
+                    "{many}{n} row{} of `{table}`",
+                    if n == 1 { "" } else { "s" }
+                )
+            };
+            let own_failure = self
+                .failed
+                .as_ref()
+                .filter(|x| x.migration == f.migration && x.file == f.file && x.index == f.index);
+            let (verdict, said) = if let Some(x) = own_failure {
+                let over = match counted {
+                    Some((n, _, _)) => format!(", over {}", rows_of(*n)),
+                    None => String::new(),
+                };
+                (
+                    Verdict::Confirmed,
+                    format!(
+                        "confirmed: {}'s step failed on this statement{over} on {}",
+                        x.run.name(),
+                        x.run.on()
+                    ),
+                )
+            } else if let Some((n, run, _)) = counted {
+                if *n == 0 {
+                    (
+                        Verdict::NotTested,
+                        format!(
+                            "not tested: `{table}` had no rows in {} (an empty table proves \
+                             nothing; rows for it in an earlier migration's test-data/ would \
+                             test it)",
+                            run.name()
+                        ),
+                    )
+                } else {
+                    (
+                        Verdict::RuledOut,
+                        format!(
+                            "{} ran it over {} on {} without a failure: ruled out for those \
+                             rows only{}",
+                            run.name(),
+                            rows_of(*n),
+                            run.on(),
+                            run.rows()
+                        ),
+                    )
+                }
+            } else {
+                continue;
+            };
+            f.message = match f.message.strip_suffix(RUN_CONFIRMS) {
+                Some(base) => format!("{base}{said}"),
+                None => format!("{}; {said}", f.message),
+            };
+            f.rows = counted.map(|(n, _, _)| *n);
+            f.verdict = Some(verdict);
+        }
     }
 }
 
@@ -426,18 +697,6 @@ pub fn lint_project(project: &Project, scope: Scope) -> Result<LintReport, Error
                 .collect()
         }
     };
-    let own = crate::core::identity::Reserved::databases_of(project);
-    lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
-}
-
-/// Lints the migrations named by `labels` (`module/folder`, as a sandbox report lists them).
-pub fn lint_labels(project: &Project, labels: &[String]) -> Result<LintReport, Error> {
-    let tree = Tree::load(&project.migrations_dir())?;
-    let selected: Vec<&Migration> = tree
-        .migrations
-        .iter()
-        .filter(|m| labels.contains(&m.label()))
-        .collect();
     let own = crate::core::identity::Reserved::databases_of(project);
     lint_migrations(&tree, &selected, dialect_of(project), Some(&own))
 }
@@ -554,6 +813,9 @@ fn check_accepts(path: &Path, accepts: &[Accept]) -> Result<(), Error> {
 /// A statement of a script: its text, first line, and the parse (when sqlparser can read it).
 struct Parsed {
     line: usize,
+    /// The statement's position among its file's statements, from 1 (a trigger body's
+    /// statements: the trigger's).
+    index: usize,
     /// The statement as written.
     text: String,
     one_line: String,
@@ -613,6 +875,7 @@ fn parse(dialect: Dialect, line: usize, text: &str) -> Parsed {
     };
     Parsed {
         line,
+        index: 0,
         text: text.to_string(),
         one_line: crate::core::sql::one_line(text),
         ast,
@@ -1017,7 +1280,11 @@ pub(crate) fn lint_file_made(
 ) -> usize {
     let parsed: Vec<Parsed> = split(dialect, path, text)
         .into_iter()
-        .map(|(line, t)| parse(dialect, line, &t))
+        .enumerate()
+        .map(|(i, (line, t))| Parsed {
+            index: i + 1,
+            ..parse(dialect, line, &t)
+        })
         .collect();
     // Rebuilds: DROP TABLE x at i, then ALTER TABLE y RENAME TO x later in the file.
     let mut rebuild_of: HashMap<usize, (usize, String)> = HashMap::new(); // drop index -> (rename index, new table)
@@ -1174,17 +1441,27 @@ impl Ctx<'_> {
             migration: self.label.to_string(),
             file: self.path.to_path_buf(),
             line: p.line,
+            index: p.index,
             statement: p.one_line.clone(),
             object,
             message,
             fix: r.fix.to_string(),
             accepted: None,
+            verdict: None,
             rows: None,
         });
     }
 
     fn pg(&self) -> bool {
         self.dialect == Dialect::Postgres
+    }
+
+    /// The database's name, as a message says whose parser judged.
+    fn backend(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "SQLite",
+            Dialect::Postgres => "PostgreSQL",
+        }
     }
 
     /// A statement sqlparser cannot read: SQLite's own parser judges its syntax (a statement it
@@ -1198,7 +1475,7 @@ impl Ctx<'_> {
                 SYNTAX,
                 p,
                 None,
-                format!("SQLite's parser rejects it: {why}"),
+                format!("{}'s parser rejects it: {why}", self.backend()),
             ),
             Some(Ok(())) if self.trigger(p) => {}
             Some(Ok(())) => {
@@ -1213,9 +1490,11 @@ impl Ctx<'_> {
                         NOT_LINTED,
                         p,
                         None,
-                        "not analysed: SQLite's parser accepts this statement, the linter's \
-                         parser cannot read it"
-                            .into(),
+                        format!(
+                            "not analysed: {}'s parser accepts this statement, the linter's \
+                             parser cannot read it",
+                            self.backend()
+                        ),
                     );
                 }
             }
@@ -1314,7 +1593,10 @@ impl Ctx<'_> {
             .into_iter()
             .map(|(offset, text)| {
                 let line = p.line + p.text[..offset].matches('\n').count();
-                parse(self.dialect, line, &text)
+                Parsed {
+                    index: p.index,
+                    ..parse(self.dialect, line, &text)
+                }
             })
             .collect();
         if body.iter().any(|b| b.ast.is_none()) {

@@ -6,9 +6,10 @@
 //! `CREATE` statements, no rows; an empty one when the real database does not exist yet, when
 //! every migration is pending), gets each pending `do.sql` statement prepared and run in order,
 //! so SQLite's own parser and name resolution judge it. PostgreSQL: each statement must parse
-//! (sqlparser, PostgreSQL dialect; a statement it cannot read is left to the rehearsal, where
-//! PostgreSQL's own parser sees it, with a warning), and `data.json` is checked against the
-//! tables the chain's SQL creates. A component (transform or seed) may change the schema in
+//! with PostgreSQL's own parser (libpg_query, compiled in: a syntax error is exit 2 naming file
+//! and line), names are left to the rehearsal, and `data.json` is checked against the tables
+//! the chain's SQL creates (as sqlparser reads it; a statement PostgreSQL reads and sqlparser
+//! cannot is a warning: the tables it makes are not known). A component (transform or seed) may change the schema in
 //! ways no file says, so the steps after one are not checked (a warning says so).
 
 use std::collections::HashSet;
@@ -193,10 +194,24 @@ fn check_postgres(tree: &Tree, pending: &[&Migration]) -> Result<Vec<String>, Er
             &mut model,
             &mut found,
         );
+        if let Some(f) = found.iter().find(|f| f.code == super::SYNTAX) {
+            return Err(Error::input(
+                &f.file,
+                format!(
+                    "line {}: {}, in `{}` (checked without a database, nothing was touched); fix \
+                     the statement",
+                    f.line,
+                    f.message
+                        .strip_prefix("PostgreSQL's parser rejects it: ")
+                        .unwrap_or(&f.message),
+                    f.statement
+                ),
+            ));
+        }
         for f in found.iter().filter(|f| f.code == super::NOT_LINTED) {
             warnings.push(format!(
-                "{}: line {}: the linter's PostgreSQL parser cannot read `{}`; PostgreSQL's own \
-                 parser sees it in the rehearsal",
+                "{}: line {}: PostgreSQL's parser reads `{}`, the linter's cannot: what it \
+                 changes is checked by the rehearsal only",
                 f.file.display(),
                 f.line,
                 f.statement

@@ -286,6 +286,8 @@ fn accepts_match_by_code_line_object_and_file() {
         message: String::new(),
         fix: String::new(),
         accepted: None,
+        index: 1,
+        verdict: None,
         rows: None,
     };
     let a = |line: Option<usize>, object: Option<&str>, file: Option<&str>| Accept {
@@ -434,10 +436,13 @@ fn what_sqlite_itself_rejects_is_a_syntax_error_and_vacuum_cannot_run_in_a_migra
     );
     assert_eq!(codes(Dialect::Sqlite, "", "VACUUM;"), ["SL407@1"]);
     assert_eq!(codes(Dialect::Sqlite, "", "vacuum main;"), ["SL407@1"]);
-    // On PostgreSQL the server's parser is not at hand: a note.
+    // On PostgreSQL its own parser (libpg_query) judges too.
+    let out = findings(Dialect::Postgres, "", "SELECT 1;\nFROBNICATE everything;");
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].code.as_str(), out[0].line), (SYNTAX, 2));
     assert_eq!(
-        codes(Dialect::Postgres, "", "FROBNICATE everything;"),
-        ["SL000@1"]
+        out[0].message,
+        "PostgreSQL's parser rejects it: syntax error at or near \"FROBNICATE\""
     );
 }
 

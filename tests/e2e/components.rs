@@ -42,6 +42,8 @@ pub enum Op {
 pub enum Entry {
     Transform,
     Seed,
+    /// A check component (`check.wasm`), which reports no violation.
+    Check,
 }
 
 /// Where strings and parameter lists start in the guest's memory; the heap starts at 64 KiB.
@@ -204,6 +206,11 @@ pub fn component(entry: Entry, ops: &[Op]) -> Vec<u8> {
         Entry::Transform => (
             "",
             r#"(func (export "run") (result (result (error string)))
+    (canon lift (core func $main "entry") (memory (core memory $libc "memory"))))"#,
+        ),
+        Entry::Check => (
+            "",
+            r#"(func (export "check") (result (result (list string) (error string)))
     (canon lift (core func $main "entry") (memory (core memory $libc "memory"))))"#,
         ),
         Entry::Seed => (

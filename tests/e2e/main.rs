@@ -6,6 +6,7 @@ mod harness;
 
 mod attack4_pg;
 mod attack6_components;
+mod attack7_reach;
 mod attack7_sqlite;
 mod attack_pg;
 mod attack_targets;

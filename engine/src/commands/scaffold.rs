@@ -332,7 +332,9 @@ fn write_sandbox_toml(dir: &Path) -> Result<(), Error> {
     let toml = dir.join(crate::core::config::MIGRATION_CONFIG_FILE);
     if !toml.exists() {
         let text = "# What this migration's components may touch, and their limits (capped by\n\
-                    # strata.toml's [sandbox]). Without reads/writes: every table but strata's own.\n\
+                    # strata.toml's [sandbox]). Without reads and writes: every table but\n\
+                    # strata's own, read and written. With reads alone: no writes. With writes\n\
+                    # alone: every table read. A check component never writes.\n\
                     [sandbox]\n\
                     # reads = [\"people\"]\n\
                     # writes = [\"people\"]\n\

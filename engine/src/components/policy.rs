@@ -11,7 +11,8 @@ pub struct Policy {
     /// Lowercased table names it may read; `None` means all but strata's own.
     pub reads: Option<HashSet<String>>,
     /// Lowercased table names it may write, create, alter or drop; `None` means all but
-    /// strata's own. A writable table is also readable.
+    /// strata's own (only when migration.toml lists neither `reads` nor `writes`). A writable
+    /// table is also readable.
     pub writes: Option<HashSet<String>>,
     /// Whether it may create triggers (`triggers = true`); each one's body is then authorized
     /// against `reads` and `writes` before the component's call ends.
@@ -21,15 +22,32 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// A policy from migration.toml's lists; no triggers.
+    /// A policy from migration.toml's lists; no triggers. `reads` without `writes` grants no
+    /// writes (a reviewer reads a read-only component); `writes` without `reads` reads every
+    /// table; neither: every table, read and written.
     pub fn new(reads: Option<&[String]>, writes: Option<&[String]>, config_file: PathBuf) -> Self {
         let set = |l: &[String]| l.iter().map(|t| t.to_ascii_lowercase()).collect();
+        let writes = match (reads, writes) {
+            (Some(_), None) => Some(HashSet::new()),
+            (_, w) => w.map(set),
+        };
         Policy {
             reads: reads.map(set),
-            writes: writes.map(set),
+            writes,
             triggers: false,
             config_file,
         }
+    }
+
+    /// The same policy, read-only (a check component's): what it could write it may read,
+    /// and it writes nothing and creates no triggers.
+    pub fn read_only(mut self) -> Self {
+        if let (Some(reads), Some(writes)) = (&mut self.reads, &self.writes) {
+            reads.extend(writes.iter().cloned());
+        }
+        self.writes = Some(HashSet::new());
+        self.triggers = false;
+        self
     }
 
     /// The same policy, allowing trigger creation when `allowed` (`triggers = true`).
@@ -58,6 +76,15 @@ impl Policy {
         own(table)?;
         if self.writable(table) {
             return Ok(());
+        }
+        if self.writes.as_ref().is_some_and(HashSet::is_empty) {
+            return Err(format!(
+                "writing table `{table}` is not allowed: this component writes nothing (a check \
+                 component never writes; a migration.toml whose [sandbox] lists `reads` without \
+                 `writes` grants no writes) in {}; add \"{table}\" to `writes` there if this \
+                 migration's transform or seed should change it",
+                self.config_file.display()
+            ));
         }
         Err(format!(
             "writing table `{table}` is not allowed: it is not in `writes` under [sandbox] in \
@@ -93,4 +120,43 @@ pub(crate) fn is_strata(name: &str) -> bool {
     name.as_bytes()
         .get(..7)
         .is_some_and(|p| p.eq_ignore_ascii_case(b"strata_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_lists_grant_what_a_reviewer_reads() {
+        let (people, cfg) = (names(&["People"]), PathBuf::from("m/migration.toml"));
+        // `reads` alone: no writes.
+        let p = Policy::new(Some(&people), None, cfg.clone());
+        assert!(p.may_read("people").is_ok() && p.may_read("acct").is_err());
+        let refused = p.may_write("people").unwrap_err();
+        assert!(refused.contains("writes nothing"), "{refused}");
+        // `writes` alone: every table read, only `writes` written.
+        let p = Policy::new(None, Some(&people), cfg.clone());
+        assert!(p.may_read("acct").is_ok() && p.may_write("people").is_ok());
+        assert!(p.may_write("acct").is_err());
+        // Neither: every table but strata's own.
+        let p = Policy::new(None, None, cfg.clone());
+        assert!(p.may_write("acct").is_ok() && p.may_write("strata_migration").is_err());
+    }
+
+    #[test]
+    fn a_check_reads_what_the_manifest_grants_and_writes_nothing() {
+        let cfg = PathBuf::from("m/migration.toml");
+        let p = Policy::new(Some(&names(&["a"])), Some(&names(&["b"])), cfg.clone())
+            .with_triggers(true)
+            .read_only();
+        assert!(p.may_read("a").is_ok() && p.may_read("b").is_ok() && p.may_read("c").is_err());
+        assert!(p.may_write("a").is_err() && p.may_write("b").is_err());
+        assert!(!p.triggers);
+        let p = Policy::new(None, None, cfg).read_only();
+        assert!(p.may_read("c").is_ok() && p.may_write("c").is_err());
+    }
 }

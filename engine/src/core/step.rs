@@ -618,18 +618,24 @@ pub(crate) fn component(
         return Err((path, "no sandbox was set up for this run".into()));
     };
     let sandbox_cfg = &step.config.sandbox;
+    let policy = Policy::new(
+        sandbox_cfg.reads.as_deref(),
+        sandbox_cfg.writes.as_deref(),
+        m.file(crate::core::config::MIGRATION_CONFIG_FILE),
+    )
+    .with_triggers(sandbox_cfg.triggers);
+    // A check only reads, whatever the manifest grants the migration's other components.
+    let policy = match world {
+        World::Check => policy.read_only(),
+        _ => policy,
+    };
     let call = Call {
         world,
         wasm,
         // The manifest hashed these very bytes when the step was read.
         sha256: m.manifest.sha256_of(file),
         limits: step.config.limits(limits),
-        policy: Policy::new(
-            sandbox_cfg.reads.as_deref(),
-            sandbox_cfg.writes.as_deref(),
-            m.file(crate::core::config::MIGRATION_CONFIG_FILE),
-        )
-        .with_triggers(sandbox_cfg.triggers),
+        policy,
         seed_params: params.as_deref().unwrap_or("{}"),
         progress: Arc::new(AtomicU64::new(0)),
     };

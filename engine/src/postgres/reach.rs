@@ -12,25 +12,37 @@
 //! reaches (through nested views too) in `reads` or `writes`, and one in `writes` needs them in
 //! `writes`. Materialized views hold their own rows and count as tables.
 //!
-//! Partitions are the partitioned table's rows: a partition of a listed table counts as listed.
+//! Partitions are judged each on its own: a listed partitioned table covers its partitions
+//! (they hold its rows), but a listed partition never covers its siblings or its parent; what
+//! a foreign key's action changes in a partitioned table is each of its partitions.
+//!
+//! A statement also runs functions the component never names: a written table's triggers,
+//! column defaults, generated columns, check constraints and index expressions, the
+//! constraints and defaults of its columns' domains, the row security policies and view bodies
+//! of what it reads or writes, and the database's event triggers on its DDL. Each runs as the
+//! component's role unless it is `SECURITY DEFINER` (or sets the role). [`outside_the_manifest`]
+//! refuses the call when any of them is, and when any is a function of the database's own while
+//! the database holds a `SECURITY DEFINER` function every role may execute (a function's body
+//! may call any function, and PostgreSQL records no such calls).
 
 use postgres::Client;
 
 use crate::components::Policy;
 
 /// Why the component may not run with `policy` on this database: each table a listed table
-/// reaches past the role, and what to add to migration.toml. `None` when nothing does (always
-/// when `writes` is absent: every table is then granted).
+/// reaches past the role, each function its statements would run as another role, and what to
+/// change. `None` when nothing does.
 pub fn outside_the_manifest(
     client: &mut Client,
     policy: &Policy,
 ) -> Result<Option<String>, postgres::Error> {
-    let Some(writes) = &policy.writes else {
-        return Ok(None);
-    };
-    let writes: Vec<String> = writes.iter().cloned().collect();
+    let writes: Option<Vec<String>> = policy.writes.as_ref().map(|w| w.iter().cloned().collect());
     let reads: Option<Vec<String>> = policy.reads.as_ref().map(|r| r.iter().cloned().collect());
-    let rows = client.query(REACH, &[&writes, &reads])?;
+    let mut rows = client.query(FIRED, &[&writes, &reads])?;
+    // Without `writes` every table is granted: no table reaches past the grants.
+    if writes.is_some() {
+        rows.extend(client.query(REACH, &[&writes, &reads])?);
+    }
     if rows.is_empty() {
         return Ok(None);
     }
@@ -43,10 +55,10 @@ pub fn outside_the_manifest(
         why.push_str(&format!("\n  ... and {} more", rows.len() - MAX_LISTED));
     }
     Ok(Some(format!(
-        "the tables of `reads` and `writes` reach tables outside them through what PostgreSQL \
-         runs as the tables' owner, past the component's grants:{why}\nList those tables in \
-         migration.toml (or change the schema) so that what the component can change or learn \
-         is what the manifest says"
+        "the tables of `reads` and `writes` reach past the component's grants through what \
+         PostgreSQL runs as another role (the tables' owner, a function's):{why}\nList those \
+         tables in migration.toml (or change the schema) so that what the component can change \
+         or learn is what the manifest says"
     )))
 }
 
@@ -54,23 +66,42 @@ pub fn outside_the_manifest(
 const MAX_LISTED: usize = 20;
 
 /// One row per reach, its description. `$1`: the names of `writes`; `$2`: those of `reads`
-/// (NULL: every table is readable). Relations are compared by their partition root.
+/// (NULL: every table is readable). `cw` (`cr`): what the lists cover, each listed relation
+/// with the partitions under it.
 const REACH: &str = "
-WITH RECURSIVE w AS (SELECT DISTINCT COALESCE(pg_catalog.pg_partition_root(o)::pg_catalog.oid, o) AS oid
-             FROM (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
-                     FROM pg_catalog.unnest($1::pg_catalog.text[]) x) l
-            WHERE o IS NOT NULL),
-     r AS (SELECT oid FROM w
-           UNION
-           SELECT COALESCE(pg_catalog.pg_partition_root(o)::pg_catalog.oid, o)
-             FROM (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
-                     FROM pg_catalog.unnest($2::pg_catalog.text[]) x) l
-            WHERE o IS NOT NULL),
-     fk AS (SELECT c.conname, c.conrelid, c.confrelid, c.confdeltype, c.confupdtype,
-                   COALESCE(pg_catalog.pg_partition_root(c.conrelid)::pg_catalog.oid, c.conrelid) AS child,
-                   COALESCE(pg_catalog.pg_partition_root(c.confrelid)::pg_catalog.oid, c.confrelid) AS parent
+WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
+                        FROM pg_catalog.unnest($1::pg_catalog.text[]) x),
+     lr AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
+              FROM pg_catalog.unnest($2::pg_catalog.text[]) x),
+     cw AS (SELECT o AS oid FROM lw WHERE o IS NOT NULL
+            UNION
+            SELECT t.relid::pg_catalog.oid FROM lw, LATERAL pg_catalog.pg_partition_tree(lw.o) t
+             WHERE lw.o IS NOT NULL),
+     cr AS (SELECT oid FROM cw
+            UNION
+            SELECT o FROM lr WHERE o IS NOT NULL
+            UNION
+            SELECT t.relid::pg_catalog.oid FROM lr, LATERAL pg_catalog.pg_partition_tree(lr.o) t
+             WHERE lr.o IS NOT NULL),
+     fk AS (SELECT c.conname, c.conrelid AS child, c.confrelid AS parent,
+                   c.confdeltype, c.confupdtype,
+                   c.confrelid IN (SELECT oid FROM cw)
+                     OR EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.confrelid) t
+                                 WHERE t.relid::pg_catalog.oid IN (SELECT oid FROM cw))
+                     AS parent_written,
+                   c.conrelid IN (SELECT oid FROM cw)
+                     OR EXISTS (SELECT FROM pg_catalog.pg_partition_tree(c.conrelid) t
+                                 WHERE t.relid::pg_catalog.oid IN (SELECT oid FROM cw))
+                     AS child_written,
+                   c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd') AS acts
               FROM pg_catalog.pg_constraint c
              WHERE c.contype = 'f' AND c.conparentid = 0),
+     -- The tables a relation's rows are in: itself, or the leaves of its partition tree.
+     leaves AS (SELECT c.oid AS rel, COALESCE(t.relid::pg_catalog.oid, c.oid) AS leaf
+                  FROM pg_catalog.pg_class c
+                  LEFT JOIN LATERAL (SELECT relid FROM pg_catalog.pg_partition_tree(c.oid)
+                                      WHERE isleaf) t ON c.relkind = 'p'
+                 WHERE c.oid IN (SELECT child FROM fk UNION SELECT parent FROM fk)),
      -- The relations each listed view without security_invoker reaches (through the views
      -- it reads, whatever theirs say: they run with its owner's rights).
      reached(root, rel) AS (
@@ -81,7 +112,7 @@ WITH RECURSIVE w AS (SELECT DISTINCT COALESCE(pg_catalog.pg_partition_root(o)::p
            ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = rw.oid
           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> v.oid
         WHERE v.relkind = 'v'
-          AND (v.oid IN (SELECT oid FROM w) OR ($2 IS NOT NULL AND v.oid IN (SELECT oid FROM r)))
+          AND (v.oid IN (SELECT oid FROM cw) OR ($2 IS NOT NULL AND v.oid IN (SELECT oid FROM cr)))
           AND NOT EXISTS (SELECT FROM pg_catalog.unnest(v.reloptions) o
                            WHERE pg_catalog.lower(o) IN ('security_invoker=true', 'security_invoker=on',
                                                          'security_invoker=yes', 'security_invoker=1'))
@@ -102,46 +133,41 @@ SELECT pg_catalog.format(
                                WHEN 'd' THEN 'ON DELETE SET DEFAULT' END,
            CASE fk.confupdtype WHEN 'c' THEN 'ON UPDATE CASCADE' WHEN 'n' THEN 'ON UPDATE SET NULL'
                                WHEN 'd' THEN 'ON UPDATE SET DEFAULT' END),
-         fk.child::pg_catalog.regclass, fk.child::pg_catalog.regclass)
-  FROM fk
- WHERE fk.parent IN (SELECT oid FROM w) AND fk.child NOT IN (SELECT oid FROM w)
-   AND (fk.confdeltype IN ('c', 'n', 'd') OR fk.confupdtype IN ('c', 'n', 'd'))
+         l.leaf::pg_catalog.regclass, l.leaf::pg_catalog.regclass)
+  FROM fk JOIN leaves l ON l.rel = fk.child
+ WHERE fk.parent_written AND fk.acts AND l.leaf NOT IN (SELECT oid FROM cw)
 UNION ALL
 SELECT pg_catalog.format(
          '`%s` (in `writes`): foreign key `%s` links it to `%s`, and its checks tell the '
          'component which keys `%s` holds: add `%s` to `reads`',
-         l.written::pg_catalog.regclass, l.conname, l.other::pg_catalog.regclass,
-         l.other::pg_catalog.regclass, l.other::pg_catalog.regclass)
-  FROM (SELECT fk.conname,
-               CASE WHEN fk.child IN (SELECT oid FROM w) THEN fk.child ELSE fk.parent END AS written,
-               CASE WHEN fk.child IN (SELECT oid FROM w) THEN fk.parent ELSE fk.child END AS other
-          FROM fk
-         WHERE NOT (fk.parent IN (SELECT oid FROM w)
-                    AND (fk.confdeltype IN ('c', 'n', 'd') OR fk.confupdtype IN ('c', 'n', 'd')))
-            OR fk.child IN (SELECT oid FROM w)) l
- WHERE $2 IS NOT NULL AND l.written IN (SELECT oid FROM w) AND l.other NOT IN (SELECT oid FROM r)
+         CASE WHEN fk.child_written THEN fk.child ELSE fk.parent END::pg_catalog.regclass,
+         fk.conname, CASE WHEN fk.child_written THEN fk.parent ELSE fk.child END::pg_catalog.regclass,
+         l.leaf::pg_catalog.regclass, l.leaf::pg_catalog.regclass)
+  FROM fk JOIN leaves l ON l.rel = CASE WHEN fk.child_written THEN fk.parent ELSE fk.child END
+ WHERE $2 IS NOT NULL AND (fk.child_written OR (fk.parent_written AND NOT fk.acts))
+   AND l.leaf NOT IN (SELECT oid FROM cr)
 UNION ALL
 SELECT pg_catalog.format(
          '`%s` (in `%s`): its inheritance child `%s` is read%s through it on the parent''s grants '
          'alone: add `%s` to `%s` (or make it a partition)',
-         i.inhparent::pg_catalog.regclass, CASE WHEN i.inhparent IN (SELECT oid FROM w)
+         i.inhparent::pg_catalog.regclass, CASE WHEN i.inhparent IN (SELECT oid FROM cw)
                                                 THEN 'writes' ELSE 'reads' END,
          i.inhrelid::pg_catalog.regclass,
-         CASE WHEN i.inhparent IN (SELECT oid FROM w) THEN ' and written' ELSE '' END,
+         CASE WHEN i.inhparent IN (SELECT oid FROM cw) THEN ' and written' ELSE '' END,
          i.inhrelid::pg_catalog.regclass,
-         CASE WHEN i.inhparent IN (SELECT oid FROM w) THEN 'writes' ELSE 'reads' END)
+         CASE WHEN i.inhparent IN (SELECT oid FROM cw) THEN 'writes' ELSE 'reads' END)
   FROM pg_catalog.pg_inherits i
   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid AND NOT c.relispartition
- WHERE (i.inhparent IN (SELECT oid FROM w) AND i.inhrelid NOT IN (SELECT oid FROM w))
-    OR ($2 IS NOT NULL AND i.inhparent IN (SELECT oid FROM r)
-        AND i.inhrelid NOT IN (SELECT oid FROM r))
+ WHERE (i.inhparent IN (SELECT oid FROM cw) AND i.inhrelid NOT IN (SELECT oid FROM cw))
+    OR ($2 IS NOT NULL AND i.inhparent IN (SELECT oid FROM cr)
+        AND i.inhrelid NOT IN (SELECT oid FROM cr))
 UNION ALL
 SELECT pg_catalog.format(
          '`%s` (in `writes`): its rule `%s` runs as the table''s owner whatever it does: drop '
          'the rule or run this change as SQL',
          ru.ev_class::pg_catalog.regclass, ru.rulename)
   FROM pg_catalog.pg_rewrite ru
- WHERE ru.ev_class IN (SELECT oid FROM w) AND ru.rulename <> '_RETURN'
+ WHERE ru.ev_class IN (SELECT oid FROM cw) AND ru.rulename <> '_RETURN'
 UNION ALL
 SELECT pg_catalog.format(
          '`%s` (in `%s`): the view reaches `%s` with its owner''s rights, past the component''s '
@@ -150,10 +176,138 @@ SELECT pg_catalog.format(
          x.root::pg_catalog.regclass, x.list, x.rel::pg_catalog.regclass,
          x.rel::pg_catalog.regclass, x.list, x.root::pg_catalog.regclass)
   FROM (SELECT DISTINCT re.root, re.rel,
-               CASE WHEN re.root IN (SELECT oid FROM w) THEN 'writes' ELSE 'reads' END AS list,
-               COALESCE(pg_catalog.pg_partition_root(re.rel)::pg_catalog.oid, re.rel) AS whole
+               CASE WHEN re.root IN (SELECT oid FROM cw) THEN 'writes' ELSE 'reads' END AS list
           FROM reached re
           JOIN pg_catalog.pg_class c ON c.oid = re.rel AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) x
- WHERE (x.list = 'writes' AND x.whole NOT IN (SELECT oid FROM w))
-    OR (x.list = 'reads' AND x.whole NOT IN (SELECT oid FROM r))
+ WHERE (x.list = 'writes' AND x.rel NOT IN (SELECT oid FROM cw))
+    OR (x.list = 'reads' AND x.rel NOT IN (SELECT oid FROM cr))
+ORDER BY 1";
+
+/// One row per function a component's statements would run as another role, its description.
+/// `$1`: the names of `writes` (NULL: every table); `$2`: those of `reads` (NULL: every
+/// table).
+const FIRED: &str = "
+WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
+                        FROM pg_catalog.unnest($1::pg_catalog.text[]) x),
+     lr AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
+              FROM pg_catalog.unnest($2::pg_catalog.text[]) x),
+     everything AS (SELECT c.oid FROM pg_catalog.pg_class c
+                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                       AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'strata'])
+                       AND n.nspname NOT LIKE 'pg\\_%'),
+     cw AS (SELECT oid FROM everything WHERE $1::pg_catalog.text[] IS NULL
+            UNION
+            SELECT o FROM lw WHERE o IS NOT NULL
+            UNION
+            SELECT t.relid::pg_catalog.oid FROM lw, LATERAL pg_catalog.pg_partition_tree(lw.o) t
+             WHERE lw.o IS NOT NULL),
+     cr AS (SELECT oid FROM everything WHERE $2::pg_catalog.text[] IS NULL
+            UNION
+            SELECT oid FROM cw
+            UNION
+            SELECT o FROM lr WHERE o IS NOT NULL
+            UNION
+            SELECT t.relid::pg_catalog.oid FROM lr, LATERAL pg_catalog.pg_partition_tree(lr.o) t
+             WHERE lr.o IS NOT NULL),
+     -- The types of the written columns, through domains, arrays and composite types.
+     types(typ) AS (
+       SELECT a.atttypid FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid IN (SELECT oid FROM cw) AND a.attnum > 0 AND NOT a.attisdropped
+       UNION
+       SELECT n.t
+         FROM types y JOIN pg_catalog.pg_type t ON t.oid = y.typ,
+              LATERAL (SELECT t.typbasetype WHERE t.typtype = 'd'
+                       UNION ALL SELECT t.typelem WHERE t.typelem <> 0
+                       UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                                  WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid
+                                    AND a.attnum > 0 AND NOT a.attisdropped) n(t)),
+     -- What runs: (description, a function) or (description, an object whose functions run).
+     src(what, fn, classid, objid) AS (
+       SELECT pg_catalog.format('`%s` (in `writes`): its trigger `%s`',
+                                t.tgrelid::pg_catalog.regclass, t.tgname),
+              t.tgfoid, 0::pg_catalog.oid, 0::pg_catalog.oid
+         FROM pg_catalog.pg_trigger t
+        WHERE t.tgrelid IN (SELECT oid FROM cw) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+       UNION ALL
+       SELECT pg_catalog.format('event trigger `%s` (on the component''s CREATE, ALTER and DROP)',
+                                e.evtname),
+              e.evtfoid, 0, 0
+         FROM pg_catalog.pg_event_trigger e
+        WHERE e.evtenabled <> 'D' AND EXISTS (SELECT FROM cw)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `writes`): the default or generated value of column `%s`',
+                                d.adrelid::pg_catalog.regclass, a.attname),
+              0, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid
+         FROM pg_catalog.pg_attrdef d
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+        WHERE d.adrelid IN (SELECT oid FROM cw)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `writes`): its constraint `%s`',
+                                k.conrelid::pg_catalog.regclass, k.conname),
+              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid
+         FROM pg_catalog.pg_constraint k WHERE k.conrelid IN (SELECT oid FROM cw)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (a type of a column in `writes`): its constraint `%s`',
+                                k.contypid::pg_catalog.regtype, k.conname),
+              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid
+         FROM pg_catalog.pg_constraint k WHERE k.contypid IN (SELECT typ FROM types)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (a type of a column in `writes`): its default',
+                                t.oid::pg_catalog.regtype),
+              0, 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid
+         FROM pg_catalog.pg_type t WHERE t.oid IN (SELECT typ FROM types) AND t.typtype = 'd'
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `writes`): its index `%s`',
+                                i.indrelid::pg_catalog.regclass, i.indexrelid::pg_catalog.regclass),
+              0, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid
+         FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM cw)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `reads` or `writes`): its row security policy `%s`',
+                                p.polrelid::pg_catalog.regclass, p.polname),
+              0, 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid
+         FROM pg_catalog.pg_policy p WHERE p.polrelid IN (SELECT oid FROM cr)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `reads` or `writes`): the view''s query',
+                                r.ev_class::pg_catalog.regclass),
+              0, 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid
+         FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM cr)),
+     runs(what, fn) AS (
+       SELECT what, fn FROM src WHERE fn <> 0
+       UNION
+       SELECT s.what, COALESCE(o.oprcode::pg_catalog.oid, d.refobjid)
+         FROM src s
+         JOIN pg_catalog.pg_depend d ON d.classid = s.classid AND d.objid = s.objid
+          AND d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
+                               'pg_catalog.pg_operator'::pg_catalog.regclass)
+         LEFT JOIN pg_catalog.pg_operator o
+           ON d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid = d.refobjid
+        WHERE s.fn = 0),
+     -- Functions that run as their owner (or another role) whatever role calls them.
+     definer AS (SELECT p.oid, p.proacl IS NULL
+                       OR EXISTS (SELECT FROM pg_catalog.aclexplode(p.proacl) a
+                                   WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public
+                  FROM pg_catalog.pg_proc p
+                 WHERE p.prosecdef
+                    OR EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c
+                                WHERE pg_catalog.lower(c) LIKE 'role=%'
+                                   OR pg_catalog.lower(c) LIKE 'session\\_authorization=%'))
+SELECT pg_catalog.format(
+         '%s runs `%s`, which runs as its owner (SECURITY DEFINER or a role it sets), past the '
+         'component''s grants: make it SECURITY INVOKER, or do this change in do.sql',
+         r.what, r.fn::pg_catalog.regprocedure)
+  FROM runs r WHERE r.fn IN (SELECT oid FROM definer)
+UNION ALL
+SELECT pg_catalog.format(
+         '%s runs `%s`, a function of the database''s own, which may call `%s` (which runs as '
+         'its owner, and every role may execute it): REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, '
+         'or do this change in do.sql',
+         r.what, r.fn::pg_catalog.regprocedure, x.oid::pg_catalog.regprocedure,
+         x.oid::pg_catalog.regprocedure)
+  FROM runs r
+  JOIN pg_catalog.pg_proc p ON p.oid = r.fn
+  JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname NOT IN ('internal', 'c')
+  CROSS JOIN LATERAL (SELECT pg_catalog.min(oid) AS oid FROM definer WHERE public) x
+ WHERE r.fn NOT IN (SELECT oid FROM definer) AND x.oid IS NOT NULL
+   AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
 ORDER BY 1";

@@ -159,12 +159,15 @@ fn user_objects(bound: &str) -> String {
          SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::oid, x.oid
            FROM pg_catalog.pg_type x JOIN pg_catalog.pg_namespace n ON n.oid = x.typnamespace
           WHERE {bound} AND {USER_NAMESPACE} AND {type_ext}
-            AND (x.typtype IN ('e', 'd') OR (x.typtype = 'c' AND EXISTS (
+            AND (x.typtype IN ('e', 'd', 'r') OR (x.typtype = 'c' AND EXISTS (
                  SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = x.typrelid AND r.relkind = 'c')))
          UNION ALL
          SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::oid, x.oid
            FROM pg_catalog.pg_proc x JOIN pg_catalog.pg_namespace n ON n.oid = x.pronamespace
           WHERE {bound} AND {USER_NAMESPACE} AND x.prokind IN ('f', 'p', 'w') AND {proc_ext}
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i
+                 WHERE i.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objid = x.oid
+                   AND i.deptype = 'i')
          UNION ALL
          SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, x.oid
            FROM pg_catalog.pg_trigger x JOIN pg_catalog.pg_class c ON c.oid = x.tgrelid
@@ -678,7 +681,29 @@ fn read_types(
                 (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname) || ' '
                         || pg_catalog.format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
                    FROM pg_catalog.pg_attribute a
-                  WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)
+                  WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
+                (SELECT 'SUBTYPE = ' || pg_catalog.format_type(g.rngsubtype, NULL)
+                        || CASE WHEN oc.opcdefault THEN '' ELSE ', SUBTYPE_OPCLASS = '
+                                || pg_catalog.quote_ident(ocn.nspname) || '.'
+                                || pg_catalog.quote_ident(oc.opcname) END
+                        || CASE WHEN g.rngcollation = 0 OR g.rngcollation = st.typcollation THEN ''
+                                ELSE ', COLLATION = ' || pg_catalog.quote_ident(gcn.nspname) || '.'
+                                     || pg_catalog.quote_ident(gc.collname) END
+                        || CASE WHEN g.rngcanonical = 0 THEN '' ELSE ', CANONICAL = '
+                                || g.rngcanonical::pg_catalog.regproc::text END
+                        || CASE WHEN g.rngsubdiff = 0 THEN '' ELSE ', SUBTYPE_DIFF = '
+                                || g.rngsubdiff::pg_catalog.regproc::text END
+                        || ', MULTIRANGE_TYPE_NAME = ' || pg_catalog.quote_ident(mn.nspname) || '.'
+                        || pg_catalog.quote_ident(m.typname)
+                   FROM pg_catalog.pg_range g
+                   JOIN pg_catalog.pg_type st ON st.oid = g.rngsubtype
+                   JOIN pg_catalog.pg_opclass oc ON oc.oid = g.rngsubopc
+                   JOIN pg_catalog.pg_namespace ocn ON ocn.oid = oc.opcnamespace
+                   JOIN pg_catalog.pg_type m ON m.oid = g.rngmultitypid
+                   JOIN pg_catalog.pg_namespace mn ON mn.oid = m.typnamespace
+                   LEFT JOIN pg_catalog.pg_collation gc ON gc.oid = g.rngcollation
+                   LEFT JOIN pg_catalog.pg_namespace gcn ON gcn.oid = gc.collnamespace
+                  WHERE g.rngtypid = t.oid)
            FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
           WHERE t.oid = ANY($1)",
         &[&ids],
@@ -708,6 +733,14 @@ fn read_types(
                 s.push_str(&r.get::<_, Option<String>>(8).unwrap_or_default());
                 (s, 1)
             }
+            // Its constructors and multirange type are PostgreSQL's own, made by this statement.
+            "r" => (
+                format!(
+                    "CREATE TYPE {name} AS RANGE ({})",
+                    r.get::<_, Option<String>>(10).unwrap_or_default()
+                ),
+                1,
+            ),
             _ => (
                 format!(
                     "CREATE TYPE {name} AS ({})",

@@ -401,10 +401,18 @@ impl Walker<'_> {
     fn typed_inner(&mut self, kind: &str, body: &Value) -> Result<(), Refusal> {
         match kind {
             "AConst" => {
+                // An untyped literal takes the type of what it meets: `'tomorrow 10:00'`
+                // inserted into a date column, or compared with one, reads the clock. Typed
+                // (`'...'::text`) or passed as a parameter, such text is judged by its type.
                 if let Some(text) = body["val"]["Sval"]["sval"].as_str()
-                    && CLOCK_WORDS.contains(&text.trim().to_ascii_lowercase().as_str())
+                    && names_the_clock_as_a_word(text)
                 {
-                    return Err(self.unseen(&format!("the value '{}'", text.trim()), "the clock"));
+                    return Err(self.denied(format!(
+                        "a component may not write the untyped literal '{}': it holds {}, which                          PostgreSQL reads from the clock wherever the literal meets a date or                          time. If it is text, say so ('...'::text) or pass it as a parameter;                          a date must come from data, not the clock ({})",
+                        text.trim(),
+                        clock_word_in(text).unwrap_or("a clock word"),
+                        self.config_file.display()
+                    )));
                 }
                 Ok(())
             }
@@ -450,6 +458,18 @@ impl Walker<'_> {
                         self.fields(kind, body, &[])?;
                         return self.reads_no_text(&body["arg"], last);
                     }
+                } else if let Some(text) =
+                    body["arg"]["node"]["AConst"]["val"]["Sval"]["sval"].as_str()
+                {
+                    // A literal typed as something that never reads the clock ('...'::text)
+                    // is what an untyped one naming the clock is told to become; only a
+                    // clock word alone is refused, as it is on its way to a date.
+                    if CLOCK_WORDS.contains(&text.trim().to_ascii_lowercase().as_str()) {
+                        return Err(
+                            self.unseen(&format!("the value '{}'", text.trim()), "the clock")
+                        );
+                    }
+                    return self.fields(kind, body, &["arg"]);
                 }
                 self.fields(kind, body, &[])
             }
@@ -511,6 +531,11 @@ impl Walker<'_> {
                     if !matches!(name, "bernoulli" | "system") {
                         return Err(self.function_refused(name, None));
                     }
+                }
+                if body["repeatable"].is_null() {
+                    return Err(
+                        self.unseen("`TABLESAMPLE` without `REPEATABLE (seed)`", "randomness")
+                    );
                 }
                 self.fields(kind, body, &["method"])
             }
@@ -590,6 +615,16 @@ impl Walker<'_> {
             }
             "ColumnRef" => {
                 let fields = body["fields"].as_array().map_or(&[][..], Vec::as_slice);
+                // The system columns that show transaction and command ids: no table may have
+                // a column of these names, so the name alone says what is read.
+                if let Some(name) = fields.last().and_then(string_node)
+                    && ["xmin", "xmax", "cmin", "cmax"].contains(&name)
+                {
+                    return Err(self.unseen(
+                        &format!("the system column `{name}`"),
+                        "the server's transaction counter",
+                    ));
+                }
                 for f in fields.iter().skip(1) {
                     if let Some(name) = string_node(f) {
                         self.field_name(name)?;
@@ -936,6 +971,23 @@ pub const CLOCK_WORDS: &[&str] = &["now", "today", "tomorrow", "yesterday"];
 pub fn names_the_clock(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
     CLOCK_WORDS.iter().any(|w| text.contains(w))
+}
+
+/// The clock word `text` holds as a word of its own (`'tomorrow 10:00'`, `'today utc'`; not
+/// `'known'`), if any.
+fn clock_word_in(text: &str) -> Option<&'static str> {
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .find_map(|w| {
+            CLOCK_WORDS
+                .iter()
+                .find(|c| c.eq_ignore_ascii_case(w))
+                .copied()
+        })
+}
+
+/// Whether `text` holds a clock word as a word of its own.
+fn names_the_clock_as_a_word(text: &str) -> bool {
+    clock_word_in(text).is_some()
 }
 
 /// What [`defined_names`] records when the statement has columns of its own making (a name no
@@ -1622,8 +1674,34 @@ mod tests {
                 "UPDATE people SET name = 'x' WHERE now() > '2027-03-01'",
                 "`now`",
             ),
+            // Untyped literals take the type of the column they meet.
+            (
+                "INSERT INTO people(id, name) VALUES (1, 'tomorrow 10:00')",
+                "untyped literal 'tomorrow 10:00'",
+            ),
+            (
+                "SELECT 1 FROM people WHERE name < 'TODAY utc'",
+                "'TODAY utc'",
+            ),
+            ("SELECT ARRAY['yesterday allballs']", "yesterday"),
+            (
+                "SELECT count(*) FROM people TABLESAMPLE BERNOULLI (50)",
+                "`TABLESAMPLE` without `REPEATABLE (seed)`",
+            ),
+            ("SELECT xmin FROM people", "the system column `xmin`"),
+            ("SELECT p.\"xmax\"::text FROM people p", "`xmax`"),
+            ("SELECT 'now'::text", "the value 'now'"),
         ] {
             denied(sql, says);
+        }
+        // Text that only contains the letters, typed text, and a repeatable sample pass.
+        for sql in [
+            "INSERT INTO people(id, name) VALUES (1, 'known snowfall')",
+            "INSERT INTO people(id, name) VALUES (1, 'see you tomorrow'::text)",
+            "SELECT count(*) FROM people TABLESAMPLE BERNOULLI (50) REPEATABLE (7)",
+            "SELECT ctid FROM people",
+        ] {
+            ok(sql);
         }
     }
 

@@ -408,7 +408,10 @@ impl Walker<'_> {
                     && names_the_clock_as_a_word(text)
                 {
                     return Err(self.denied(format!(
-                        "a component may not write the untyped literal '{}': it holds {}, which                          PostgreSQL reads from the clock wherever the literal meets a date or                          time. If it is text, say so ('...'::text) or pass it as a parameter;                          a date must come from data, not the clock ({})",
+                        "a component may not write the untyped literal '{}': it holds {}, which \
+                         PostgreSQL reads from the clock wherever the literal meets a date or \
+                         time. If it is text, say so ('...'::text) or pass it as a parameter; \
+                         a date must come from data, not the clock ({})",
                         text.trim(),
                         clock_word_in(text).unwrap_or("a clock word"),
                         self.config_file.display()

@@ -133,9 +133,15 @@ impl Cache {
         digest: &[u8; 32],
     ) -> wasmtime::Result<Component> {
         let Some(store) = &self.store else {
+            let _one = super::compile::one_at_a_time();
             return super::compile::compile(engine, wasm);
         };
         let name = format!("{}-{}", hex(digest), self.engine_key);
+        if let Some(component) = read_entry(engine, store, &name) {
+            return Ok(component);
+        }
+        let _one = super::compile::one_at_a_time();
+        // Another worker of this process may have compiled it while this one waited.
         if let Some(component) = read_entry(engine, store, &name) {
             return Ok(component);
         }

@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The address space a compile may use, in MiB: a 19 MB CPython component peaks at about
-/// 415 MB of resident memory compiling with [`COMPILE_THREADS`] threads (measured on a debug
-/// build, whose larger executable counts against the limit too), and compiles within it; a
-/// 3 MB function of a million constants stops at about 340 MB.
-pub const COMPILE_MEMORY_MIB: u64 = 512;
+/// The address space a compile may use, in MiB. A 19 MB CPython component peaks at about
+/// 415 MB of resident memory compiling with [`COMPILE_THREADS`] threads, but address space is
+/// more than residence (the executable, thread stacks, allocator arenas): 512 MiB refused the
+/// JavaScript and Python guests of the test suite on a debug build. 2 GiB leaves them room and
+/// still bounds a hostile component (a 4.5 MB function of constants once took 1.34 GB), and
+/// [`one_at_a_time`] keeps it the bound of the whole process, not of each fleet worker.
+pub const COMPILE_MEMORY_MIB: u64 = 2048;
 /// The variable that sets another address-space limit for compiles, in MiB (at least 64):
 /// the operator's (the environment), never the checkout's.
 pub const COMPILE_MEMORY_VAR: &str = "STRATA_COMPILE_MEMORY_MIB";
@@ -77,6 +79,14 @@ fn child_main() -> i32 {
             1
         }
     }
+}
+
+/// Held while a component is compiled: one compile at a time in a process, so that fleet
+/// workers starting the same (or different) uncached components wait for each other instead
+/// of holding a bounded child each; the cache is looked at again once it is held.
+pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    COMPILING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The compiled component for `wasm`: in a bounded child when [`serve_as_child`] set one up,

@@ -405,6 +405,11 @@ impl Walker<'_> {
                 // inserted into a date column, or compared with one, reads the clock. Typed
                 // (`'...'::text`) or passed as a parameter, such text is judged by its type.
                 if let Some(text) = body["val"]["Sval"]["sval"].as_str()
+                    && CLOCK_WORDS.contains(&text.trim().to_ascii_lowercase().as_str())
+                {
+                    return Err(self.unseen(&format!("the value '{}'", text.trim()), "the clock"));
+                }
+                if let Some(text) = body["val"]["Sval"]["sval"].as_str()
                     && names_the_clock_as_a_word(text)
                 {
                     return Err(self.denied(format!(

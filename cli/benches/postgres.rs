@@ -14,7 +14,8 @@
 //!
 //! `STRATA_TEST_POSTGRES=postgres://user:pw@host:port/postgres cargo bench -p strata-cli --bench
 //! postgres [-- [N ...] [--rounds R]]`. Without the variable, or without psql on PATH, it says so
-//! and exits.
+//! and exits. With `STRATA_BENCH_BEFORE` naming another strata binary (a build of the change's
+//! base), its three modes run in the same rounds too, and each is compared with this build's.
 
 mod common;
 
@@ -35,6 +36,9 @@ enum Mode {
     NoRehearsal,
     NoRehearsalSingle,
     TwoPhase,
+    BeforeNoRehearsal,
+    BeforeNoRehearsalSingle,
+    BeforeTwoPhase,
 }
 
 impl Mode {
@@ -55,14 +59,27 @@ impl Mode {
             Mode::NoRehearsal => "strata migrate --no-rehearsal",
             Mode::NoRehearsalSingle => "  ... --single-transaction",
             Mode::TwoPhase => "strata migrate (backup + rehearsal + backup + apply)",
+            Mode::BeforeNoRehearsal => "before: strata migrate --no-rehearsal",
+            Mode::BeforeNoRehearsalSingle => "before:   ... --single-transaction",
+            Mode::BeforeTwoPhase => "before: strata migrate (two phases)",
         }
     }
 
     fn is_strata(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Mode::NoRehearsal | Mode::NoRehearsalSingle | Mode::TwoPhase
+            Mode::PsqlPerFile | Mode::PsqlAutocommit | Mode::PsqlOneTransaction
         )
+    }
+
+    /// The same mode of this build, for a mode of the build before.
+    fn after(self) -> Option<Mode> {
+        match self {
+            Mode::BeforeNoRehearsal => Some(Mode::NoRehearsal),
+            Mode::BeforeNoRehearsalSingle => Some(Mode::NoRehearsalSingle),
+            Mode::BeforeTwoPhase => Some(Mode::TwoPhase),
+            _ => None,
+        }
     }
 }
 
@@ -106,10 +123,18 @@ fn bench(admin: &str, n: usize, rounds: usize) {
     std::fs::write(project.join("all.sql"), &all).unwrap();
 
     let mut admin_client = Client::connect(admin, NoTls).unwrap();
-    let modes: Vec<Mode> = Mode::ALL
+    let before = std::env::var("STRATA_BENCH_BEFORE").ok();
+    let mut modes: Vec<Mode> = Mode::ALL
         .into_iter()
         .filter(|m| *m != Mode::PsqlPerFile || n <= PER_FILE_UP_TO)
         .collect();
+    if before.is_some() {
+        modes.extend([
+            Mode::BeforeNoRehearsal,
+            Mode::BeforeNoRehearsalSingle,
+            Mode::BeforeTwoPhase,
+        ]);
+    }
     let mut times: Vec<(Mode, Vec<Duration>)> = modes.iter().map(|m| (*m, vec![])).collect();
     let mut expected: Option<String> = None;
     for round in 0..rounds {
@@ -127,7 +152,7 @@ fn bench(admin: &str, n: usize, rounds: usize) {
             let _ = std::fs::remove_dir_all(project.join(".strata"));
             let target = url(admin, &db);
             let t = Instant::now();
-            run(mode, project, &target, n);
+            run(mode, project, &target, n, before.as_deref());
             let elapsed = t.elapsed();
             let shape = verify(&target, mode, n);
             match &expected {
@@ -191,6 +216,29 @@ fn bench(admin: &str, n: usize, rounds: usize) {
             ),
         ],
     );
+    let befores: Vec<(String, f64, f64)> = times
+        .iter()
+        .filter_map(|(m, _)| Some((m.after()?, of(*m)?)))
+        .map(|(after, t)| {
+            (
+                format!("{} / before", after.label().trim()),
+                of(after).unwrap() / t,
+                1.0,
+            )
+        })
+        .collect();
+    if !befores.is_empty() {
+        let rows: Vec<(&str, f64, f64)> = befores
+            .iter()
+            .map(|(w, r, t)| (w.as_str(), *r, *t))
+            .collect();
+        println!(
+            "\nthis build against STRATA_BENCH_BEFORE, same rounds (ratio of medians; under 1 is faster):"
+        );
+        for (what, ratio, _) in rows {
+            println!("  {what:<55} {ratio:>6.2} x");
+        }
+    }
     if let Some(later) = later {
         println!(
             "  first two-phase run of this process {:.3} s, later ones (median) {later:.3} s: {:.2} x",
@@ -213,7 +261,7 @@ fn chrono_like(i: usize) -> String {
     format!("{month:02}{d:02}T{h:02}{m:02}{s:02}")
 }
 
-fn run(mode: Mode, project: &Path, target: &str, n: usize) {
+fn run(mode: Mode, project: &Path, target: &str, n: usize, before: Option<&str>) {
     let psql = |args: &[&str]| {
         let ok = Command::new("psql")
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target])
@@ -238,8 +286,12 @@ fn run(mode: Mode, project: &Path, target: &str, n: usize) {
         }
         Mode::PsqlAutocommit => psql(&["-f", project.join("all.sql").to_str().unwrap()]),
         Mode::PsqlOneTransaction => psql(&["-1", "-f", project.join("all.sql").to_str().unwrap()]),
-        Mode::NoRehearsal | Mode::NoRehearsalSingle | Mode::TwoPhase => {
-            let mut cmd = Command::new(STRATA);
+        _ => {
+            let (bin, mode) = match mode.after() {
+                Some(after) => (before.expect("STRATA_BENCH_BEFORE"), after),
+                None => (STRATA, mode),
+            };
+            let mut cmd = Command::new(bin);
             cmd.args(["migrate", "--db", target]).current_dir(project);
             if mode != Mode::TwoPhase {
                 cmd.arg("--no-rehearsal");

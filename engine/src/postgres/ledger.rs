@@ -332,6 +332,20 @@ pub(crate) fn is_applied_sql(id: &MigrationId) -> String {
     )
 }
 
+/// [`is_applied_sql`] as a statement that fails (`22P02`, naming [`APPLIED`]) when the ledger
+/// holds `id`, and gives one row `f` when it does not: it stops a batch that goes on with the
+/// step's first statement (a step found applied must not run it).
+pub(crate) fn not_applied_or_fail_sql(id: &MigrationId) -> String {
+    format!(
+        "SELECT CASE WHEN CAST(CASE WHEN ({}) THEN '{APPLIED}' ELSE '0' END AS pg_catalog.int4) \
+         OPERATOR(pg_catalog.=) 0 THEN 'f' END",
+        is_applied_sql(id)
+    )
+}
+
+/// What [`not_applied_or_fail_sql`]'s error names.
+pub(crate) const APPLIED: &str = "strata: the ledger holds the step";
+
 /// A text value as a literal (see `super::dollar_quoted`), or `NULL`.
 fn text_literal(v: Option<&str>) -> String {
     v.map_or_else(|| "NULL".into(), super::dollar_quoted)

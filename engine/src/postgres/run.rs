@@ -412,6 +412,7 @@ pub(crate) fn open_phase<'a>(
         },
         session,
         log: Vec::new(),
+        settled: None,
         _run_lock: run_lock,
     })
 }
@@ -425,6 +426,10 @@ pub(crate) struct PgPhase<'a> {
     /// With one transaction for the phase: a failed step's audit rows, written once the phase
     /// has rolled back.
     log: Vec<crate::core::ledger::Entry>,
+    /// With one transaction for the phase: the migrations the ledger held when the phase took
+    /// strata's lock, which it holds to its end (no other process applies one meanwhile). A
+    /// step of another may begin with its first statement (see `step::apply`).
+    settled: Option<std::collections::HashSet<crate::core::tree::MigrationId>>,
     /// Held for the phase (see [`ledger::RUN_KEY`]).
     _run_lock: ledger::RunLock,
 }
@@ -458,13 +463,20 @@ impl crate::core::phase::Database for PgPhase<'_> {
                     ledger::LOCK_KEY
                 ))
                 .map_err(|e| target.error("cannot begin the phase's transaction", e))?;
+            let applied = ledger::applied(&mut *self.session)
+                .map_err(|e| target.error("cannot read the ledger", e))?;
+            self.settled = Some(applied.into_iter().map(|a| a.id).collect());
         }
         Ok(backup)
     }
 
     fn apply(&mut self, step: &Prepared, events: &mut EventSink<'_>) -> Result<StepApplied, Error> {
         let log = self.how.single.then_some(&mut self.log);
-        step::apply(&mut self.session, &self.ctx, step, events, log)
+        let pipeline = match &self.settled {
+            Some(applied) => !applied.contains(&step.migration.id),
+            None => !self.how.single,
+        };
+        step::apply(&mut self.session, &self.ctx, step, events, log, pipeline)
     }
 
     fn end(&mut self, result: Result<(), Error>, done: &mut PhaseReport) -> Result<(), Error> {

@@ -50,15 +50,17 @@ pub struct Context<'a> {
 ///
 /// With `phase_log` the phase runs in one transaction (`--single-transaction`): the step runs
 /// in it, and a failure's audit rows go to `phase_log`, for the phase to write once it has
-/// rolled back.
+/// rolled back. With `pipeline` the batch that begins the step may carry the first statement
+/// of its `do.sql` (see [`PgStep::pipeline`]).
 pub fn apply(
     client: &mut super::Session,
     ctx: &Context<'_>,
     step: &Prepared,
     events: &mut EventSink<'_>,
     phase_log: Option<&mut Vec<Entry>>,
+    pipeline: bool,
 ) -> Result<Applied, Error> {
-    let (result, reset_done) = apply_in_transaction(client, ctx, step, events, phase_log);
+    let (result, reset_done) = apply_in_transaction(client, ctx, step, events, phase_log, pipeline);
     let reset = if let Some(done) = reset_done {
         done.map_err(|e| {
             ctx.target
@@ -104,6 +106,7 @@ fn apply_in_transaction(
     step: &Prepared,
     events: &mut EventSink<'_>,
     phase_log: Option<&mut Vec<Entry>>,
+    pipeline: bool,
 ) -> (Result<Applied, Error>, Option<Result<(), postgres::Error>>) {
     let mut driver = PgStep {
         session: client,
@@ -118,6 +121,8 @@ fn apply_in_transaction(
         record: None,
         reset: None,
         unchecked: None,
+        pipeline,
+        first: None,
     };
     let result = crate::core::step::apply(&mut driver, ctx.phase, step, ctx.test_data, events);
     (result, driver.reset)
@@ -177,6 +182,15 @@ struct PgStep<'a, 'c> {
     /// ([`check_bookkeeping`]) waits for the batch that commits the step (one round trip
     /// fewer); [`PgStep::check_unchecked`] makes it before anything else of strata's runs.
     unchecked: Option<Action>,
+    /// Whether the batch that begins the step may carry the first statement of its `do.sql`
+    /// (one round trip fewer). In the phase's transaction only when the phase read the ledger
+    /// under strata's lock and found the step not there: the batch cannot then skip the
+    /// statement for a step found applied, as a transaction of the step's own does by failing
+    /// and rolling back.
+    pipeline: bool,
+    /// How the first statement of `do.sql` went when the batch that began the step carried it:
+    /// the rows it changed, or its failure located in the file.
+    first: Option<Result<u64, ActionError>>,
 }
 
 impl StepDriver for PgStep<'_, '_> {
@@ -193,7 +207,9 @@ impl StepDriver for PgStep<'_, '_> {
     /// strata's lock, then, each a statement of its own so that it reads what committed while
     /// the lock was awaited, whether the ledger holds the step, the ownership bound, and the
     /// fingerprint of strata's bookkeeping (`EXECUTE` of the statement prepared once a connection, see
-    /// [`super::Checks`]; its own round trip if the client did not name it).
+    /// [`super::Checks`]; its own round trip if the client did not name it); and, when it can
+    /// (see [`PgStep::pipelined`]), the first statement of the step's `do.sql`, whose outcome
+    /// [`PgStep::first`] keeps for the action.
     fn begin(&mut self, step: &Prepared) -> Result<(), Error> {
         let target = self.ctx.target;
         // The user's own settings for the step's SQL, after strata's reads.
@@ -209,22 +225,40 @@ impl StepDriver for PgStep<'_, '_> {
         // phase back, and releasing a savepoint walks every lock the transaction holds (each
         // table created adds some), which made each step slower than the one before.
         let (open, first) = if self.nested { ("", 0) } else { ("BEGIN; ", 1) };
+        let statement = match &read {
+            Ok(Some(_)) if self.pipeline => pipelined(self.ctx, step, &user),
+            _ => None,
+        };
+        let mut sent = 0;
         let read = read.and_then(|execute| {
-            let sql = format!(
+            let applied = match statement {
+                Some(_) => ledger::not_applied_or_fail_sql(&step.migration.id),
+                None => ledger::is_applied_sql(&step.migration.id),
+            };
+            let mut sql = format!(
                 "{open}SET LOCAL statement_timeout = {}; \
-                 SELECT pg_catalog.pg_advisory_xact_lock({}); {}; {}{}",
+                 SELECT pg_catalog.pg_advisory_xact_lock({}); {applied}; {}{}",
                 self.ctx.statement_timeout.as_millis(),
                 ledger::LOCK_KEY,
-                ledger::is_applied_sql(&step.migration.id),
                 super::schema::BOUND,
                 execute
                     .as_deref()
                     .map_or(String::new(), |e| format!("; {e}")),
             );
-            let sql = match user.as_str() {
-                "" => sql,
-                user => format!("{sql}; {user}"),
-            };
+            if !user.is_empty() {
+                sql.push_str("; ");
+                sql.push_str(&user);
+            }
+            if let Some(s) = &statement {
+                // Outside the phase's transaction, a savepoint tells whether strata's part of
+                // the batch was done when it failed (see `PgStep::first_failed`).
+                if !self.nested {
+                    sql.push_str("; SAVEPOINT strata_begun");
+                }
+                sql.push_str(";\n");
+                sent = sql.chars().count();
+                sql.push_str(&s.text);
+            }
             let read = session.simple_query(&sql).map(by_statement)?;
             let signature = match execute {
                 Some(_) => single(read.get(first + 4)),
@@ -235,18 +269,12 @@ impl StepDriver for PgStep<'_, '_> {
             };
             Ok((read, signature))
         });
-        let read = match read {
-            Ok(read) => read,
-            Err(e) => {
+        let read = match (read, &statement) {
+            (Ok(read), _) => read,
+            (Err(e), Some(s)) => return self.first_failed(step, s, sent, e),
+            (Err(e), None) => {
                 self.rollback();
-                return Err(target.error(
-                    format!(
-                        "cannot begin {} (its transaction, strata's lock, the ledger and \
-                         strata's schema)",
-                        step.migration
-                    ),
-                    e,
-                ));
+                return Err(cannot_begin(target, step, e));
             }
         };
         let (read, signature) = read;
@@ -261,6 +289,11 @@ impl StepDriver for PgStep<'_, '_> {
                 step.migration
             )));
         };
+        if statement.is_some() {
+            // What the statement changed: the counts after strata's own statements.
+            let strata = first + 5 + usize::from(!user.is_empty()) + usize::from(!self.nested);
+            self.first = Some(Ok(read.iter().skip(strata).map(|(_, n)| n).sum()));
+        }
         self.applied = applied == "t";
         self.bound = bound;
         self.untouched = signature;
@@ -286,7 +319,8 @@ impl StepDriver for PgStep<'_, '_> {
         action: Action,
         events: &mut EventSink<'_>,
     ) -> Result<Done, ActionError> {
-        let done = run_action(self.session, self.ctx, step, action, events)?;
+        let first = self.first.take().filter(|_| action == Action::DoSql);
+        let done = run_action(self.session, self.ctx, step, action, events, first)?;
         // The last action's check can go in the batch that commits, when the client named the
         // statement that makes it.
         let mut actions = step.actions(self.ctx.test_data);
@@ -448,6 +482,69 @@ impl StepDriver for PgStep<'_, '_> {
 }
 
 impl PgStep<'_, '_> {
+    /// The batch that began the step with the first statement of its `do.sql` failed with `e`
+    /// (`sent`: the characters of the batch before the statement): the ledger held the step
+    /// (a skip: the statement did not run), the statement failed (kept for the action, located
+    /// in the file), or strata's part failed (the step cannot begin).
+    fn first_failed(
+        &mut self,
+        step: &Prepared,
+        s: &script::Statement,
+        sent: usize,
+        e: postgres::Error,
+    ) -> Result<(), Error> {
+        let target = self.ctx.target;
+        let db = e.as_db_error();
+        let applied = db.is_some_and(|d| {
+            *d.code() == postgres::error::SqlState::INVALID_TEXT_REPRESENTATION
+                && d.message().contains(ledger::APPLIED)
+        });
+        let file = step.migration.file("do.sql");
+        let failed =
+            |e: &postgres::Error| Some(Err(statement_error(&file, s, e, sent).at_index(1)));
+        if self.nested {
+            // The phase holds strata's lock since it began and read the ledger under it (see
+            // `PgStep::pipeline`), and every earlier step of it left strata's bookkeeping as it
+            // was (its checks): strata's part of the batch reads what the phase itself wrote,
+            // and an error of the server is the statement's.
+            if db.is_some() && !applied {
+                self.first = failed(&e);
+                return Ok(());
+            }
+            self.rollback();
+            return Err(cannot_begin(target, step, e));
+        }
+        if applied {
+            self.rollback();
+            self.applied = true;
+            return Ok(());
+        }
+        if self
+            .session
+            .batch_execute("ROLLBACK TO SAVEPOINT strata_begun")
+            .is_ok()
+        {
+            // strata's part was done: the statement failed.
+            self.first = failed(&e);
+            return Ok(());
+        }
+        self.rollback();
+        // No savepoint: strata's part failed (its lock, a timeout, the connection), or nothing
+        // ran because the server could not read the batch (the statement's syntax): then the
+        // step begins again without it, and the action runs the statement on its own.
+        let waited = is_lock_timeout(&e)
+            || matches!(
+                e.code(),
+                Some(&postgres::error::SqlState::QUERY_CANCELED)
+                    | Some(&postgres::error::SqlState::T_R_DEADLOCK_DETECTED)
+            );
+        if db.is_none() || waited {
+            return Err(cannot_begin(target, step, e));
+        }
+        self.pipeline = false;
+        self.begin(step)
+    }
+
     /// The check of the last action, if it still waits (see [`PgStep::unchecked`]), on its
     /// own round trip.
     fn check_unchecked(&mut self, step: &Prepared) -> Result<(), (Action, ActionError)> {
@@ -619,6 +716,37 @@ impl PgStep<'_, '_> {
     }
 }
 
+/// The error of a step whose beginning (its transaction, strata's lock, the ledger) failed.
+fn cannot_begin(target: &Target, step: &Prepared, e: postgres::Error) -> Error {
+    target.error(
+        format!(
+            "cannot begin {} (its transaction, strata's lock, the ledger and strata's schema)",
+            step.migration
+        ),
+        e,
+    )
+}
+
+/// The first statement of a step's `do.sql`, when the batch that begins the step can carry it:
+/// the step's first action is `do.sql`, its first statement is not refused, no probe counts
+/// rows before it, and the user's settings (`user`) leave the server reading the statement as
+/// strata's settings do (the server reads the whole batch before it runs any of it, so the
+/// user's `backslash_quote` would not apply to it yet).
+fn pipelined(ctx: &Context<'_>, step: &Prepared, user: &str) -> Option<script::Statement> {
+    if user.contains("backslash_quote") {
+        return None;
+    }
+    let file = step.migration.file("do.sql");
+    let s = script::statements(&file, &step.do_sql)
+        .ok()?
+        .into_iter()
+        .next()?;
+    let probed = crate::core::step::probes_at(step, ctx.phase, 1, s.line)
+        .next()
+        .is_some();
+    (super::server_wide::changes(&s.text).is_none() && !probed).then_some(s)
+}
+
 /// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the
 /// `strata` schema is strata's alone, as `strata_*` tables are on SQLite.
 fn check_bookkeeping(
@@ -699,11 +827,19 @@ fn run_action(
     step: &Prepared,
     action: Action,
     events: &mut EventSink<'_>,
+    first: Option<Result<u64, ActionError>>,
 ) -> Result<Done, ActionError> {
     let m = &step.migration;
     let sql = |rows: Result<u64, ActionError>| rows.map(|rows| Done { rows, fuel: None });
     match action {
-        Action::DoSql => sql(run_script(tx, &m.file("do.sql"), step, ctx.phase, events)),
+        Action::DoSql => sql(run_script(
+            tx,
+            &m.file("do.sql"),
+            step,
+            ctx.phase,
+            events,
+            first,
+        )),
         Action::TestData => sql(insert(tx, step.test_data.as_ref())),
         Action::ProjData => sql(insert(tx, step.proj_data.as_ref())),
         Action::Checks => sql(run_checks(
@@ -726,13 +862,22 @@ fn run_action(
     }
 }
 
-/// A statement's failure, located in its file.
-fn statement_error(file: &Path, s: &script::Statement, e: &postgres::Error) -> ActionError {
-    // The server's position (characters from 1) points into the statement: name that line.
+/// A statement's failure, located in its file; `sent` is how many characters came before the
+/// statement in what was sent with it.
+fn statement_error(
+    file: &Path,
+    s: &script::Statement,
+    e: &postgres::Error,
+    sent: usize,
+) -> ActionError {
+    // The server's position (characters from 1 of what was sent) points into the statement:
+    // name that line.
     let line = e
         .as_db_error()
         .and_then(|d| match d.position() {
-            Some(postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+            Some(postgres::error::ErrorPosition::Original(p)) => {
+                Some((*p as usize).saturating_sub(sent))
+            }
             _ => None,
         })
         .map_or(s.line, |p| {
@@ -799,17 +944,23 @@ pub(crate) fn refuse_server_wide(file: &Path, s: &script::Statement) -> Result<(
 }
 
 /// Runs each statement of a step's do.sql; returns the rows they changed. Before a statement a
-/// probe names (see [`crate::core::step::Probe`]), counts its table's rows.
+/// probe names (see [`crate::core::step::Probe`]), counts its table's rows. `first` is how the
+/// first statement went when it ran already (see [`PgStep::first`]).
 fn run_script(
     tx: &mut Client,
     file: &Path,
     step: &Prepared,
     phase: Phase,
     events: &mut EventSink<'_>,
+    mut first: Option<Result<u64, ActionError>>,
 ) -> Result<u64, ActionError> {
     let mut changed = 0;
     for (i, s) in split(file, &step.do_sql)?.into_iter().enumerate() {
         let index = i + 1;
+        if let Some(done) = first.take() {
+            changed += done?;
+            continue;
+        }
         refuse_server_wide(file, &s).map_err(|e| e.at_index(index))?;
         for p in crate::core::step::probes_at(step, phase, index, s.line) {
             if let Some(rows) = count_rows(tx, &p.table) {
@@ -825,7 +976,7 @@ fn run_script(
         }
         let messages = tx
             .simple_query(&s.text)
-            .map_err(|e| statement_error(file, &s, &e).at_index(index))?;
+            .map_err(|e| statement_error(file, &s, &e, 0).at_index(index))?;
         changed += messages
             .iter()
             .map(|m| match m {
@@ -932,13 +1083,13 @@ fn run_checks(tx: &mut Client, file: &Path, sql: &str) -> Result<u64, ActionErro
     for s in split(file, sql)? {
         // Read-only as well: a sequence's nextval or setval is not undone by the rollback.
         tx.batch_execute("SAVEPOINT strata_check; SET LOCAL transaction_read_only = on")
-            .map_err(|e| statement_error(file, &s, &e))?;
+            .map_err(|e| statement_error(file, &s, &e, 0))?;
         let messages = tx.simple_query(&s.text);
         // Rolled back whatever happened: a check changes nothing.
         let undone =
             tx.batch_execute("ROLLBACK TO SAVEPOINT strata_check; RELEASE SAVEPOINT strata_check");
-        let messages = messages.map_err(|e| statement_error(file, &s, &e))?;
-        undone.map_err(|e| statement_error(file, &s, &e))?;
+        let messages = messages.map_err(|e| statement_error(file, &s, &e, 0))?;
+        undone.map_err(|e| statement_error(file, &s, &e, 0))?;
         let mut shown = Vec::new();
         let mut violations = 0usize;
         for message in &messages {

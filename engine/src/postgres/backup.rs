@@ -97,7 +97,10 @@ pub fn take(
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     let mut dump = command("pg_dump", target)?;
+    // zlib's fastest level: a 1,000,000-row table dumped in 0.7-1.0 s instead of 1.4-2.7 s at
+    // the default level, the archive 8.2 MB instead of 6.6 MB; pg_restore reads either.
     dump.arg("--format=custom")
+        .arg("--compress=1")
         .arg("--file")
         .arg(partial.path());
     run(dump, "pg_dump", target)?;

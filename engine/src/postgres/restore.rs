@@ -213,34 +213,53 @@ pub(crate) fn state_of(
             },
         );
     }
-    for row in tables {
-        let (schema, table): (String, String) = (row.get(0), row.get(1));
-        let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        let sums = c.query_one(
-            &format!(
-                "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint::numeric), 0)::text \
-                 FROM {}.{} t",
-                q(&schema),
-                q(&table)
-            ),
-            &[],
-        )?;
-        let count: i64 = sums.get(0);
-        let key = if schema == "public" {
-            table
-        } else {
-            format!("{schema}.{table}")
-        };
-        out.insert(
-            key,
-            TableState {
-                rows: count as u64,
-                checksum: sums.get(1),
-            },
-        );
+    // Each table's count and sum, many tables a round trip (simple queries of one statement
+    // a table; the values come back as text): a query of its own each took two round trips,
+    // which after a run of 1,000 `CREATE TABLE` steps was 2,000 of them.
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let names: Vec<(String, String)> = tables.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for chunk in names.chunks(TABLES_A_ROUND_TRIP) {
+        let sql: Vec<String> = chunk
+            .iter()
+            .map(|(schema, table)| {
+                format!(
+                    "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint::numeric), 0)::text \
+                     FROM {}.{} t",
+                    q(schema),
+                    q(table)
+                )
+            })
+            .collect();
+        let rows: Vec<postgres::SimpleQueryRow> = c
+            .simple_query(&sql.join(";\n"))?
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        // One row a statement (an aggregate without GROUP BY), in order.
+        for ((schema, table), sums) in chunk.iter().zip(rows) {
+            let count = sums.get(0).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+            let key = if schema == "public" {
+                table.clone()
+            } else {
+                format!("{schema}.{table}")
+            };
+            out.insert(
+                key,
+                TableState {
+                    rows: count,
+                    checksum: sums.get(1).unwrap_or_default().to_string(),
+                },
+            );
+        }
     }
     Ok(out)
 }
+
+/// How many tables' counts and sums [`state_of`] asks for in one round trip.
+const TABLES_A_ROUND_TRIP: usize = 256;
 
 fn as_backup(path: PathBuf, record: crate::core::backup::Record) -> Backup {
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -10,7 +10,9 @@
 //!
 //! `STRATA_TEST_POSTGRES=postgres://user:pw@host:port/postgres cargo bench -p strata-cli --bench
 //! postgres_component [-- [ROWS ...] [--rounds R]]` (default 100,000 and 1,000,000 rows, 3
-//! rounds). Without the variable, or without psql on PATH, it says so and exits.
+//! rounds). Without the variable, or without psql on PATH, it says so and exits. With
+//! `STRATA_BENCH_BEFORE` naming another strata binary (a build of the change's base), it runs in
+//! the same rounds too, and this build is compared with it.
 
 mod common;
 
@@ -31,6 +33,7 @@ const SPLIT: &str = "UPDATE people SET first_name = split_part(btrim(full_name),
 enum Mode {
     Psql,
     Strata,
+    Before,
 }
 
 impl Mode {
@@ -38,6 +41,7 @@ impl Mode {
         match self {
             Mode::Psql => "psql -1: ALTER TABLE + one UPDATE (the floor)",
             Mode::Strata => "strata migrate --no-rehearsal: do.sql + split-names component",
+            Mode::Before => "before: the same with STRATA_BENCH_BEFORE",
         }
     }
 }
@@ -65,7 +69,11 @@ fn url(admin: &str, name: &str) -> String {
 }
 
 fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
-    let modes = [Mode::Psql, Mode::Strata];
+    let before = std::env::var("STRATA_BENCH_BEFORE").ok();
+    let mut modes = vec![Mode::Psql, Mode::Strata];
+    if before.is_some() {
+        modes.push(Mode::Before);
+    }
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
     let mut expected: Option<String> = None;
     let mut peaks: Vec<u64> = Vec::new();
@@ -80,7 +88,7 @@ fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
             c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
             let target = url(admin, &name);
             let dir = tempfile::tempdir().unwrap();
-            let (elapsed, peak) = run(mode, dir.path(), &target, wasm, rows);
+            let (elapsed, peak) = run(mode, dir.path(), &target, wasm, rows, before.as_deref());
             let digest = verify(&target, rows);
             match &expected {
                 None => expected = Some(digest),
@@ -112,6 +120,12 @@ fn bench(admin: &str, wasm: &Path, rows: usize, rounds: usize) {
             m.as_secs_f64() / floor.as_secs_f64()
         );
     }
+    if modes.contains(&Mode::Before) {
+        println!(
+            "  this build against STRATA_BENCH_BEFORE, same rounds: {:.2} x (under 1 is faster)",
+            common::median(&times[1]).as_secs_f64() / common::median(&times[2]).as_secs_f64()
+        );
+    }
     peaks.sort_unstable();
     println!(
         "  strata's peak resident memory (the whole process: host, guest, driver): {} MiB \
@@ -136,6 +150,7 @@ fn run(
     target: &str,
     wasm: &Path,
     rows: usize,
+    before: Option<&str>,
 ) -> (Duration, Option<u64>) {
     let fill = format!(
         "CREATE TABLE people (id bigint PRIMARY KEY, full_name text NOT NULL);\n\
@@ -149,13 +164,17 @@ fn run(
             psql(target, &["-1", "-c", &format!("{ADD_COLUMNS}\n{SPLIT}")]);
             (started.elapsed(), None)
         }
-        Mode::Strata => {
+        Mode::Strata | Mode::Before => {
+            let bin = match mode {
+                Mode::Before => before.expect("STRATA_BENCH_BEFORE"),
+                _ => STRATA,
+            };
             let zero = project.join("migrations/people/20240101T000000Z-zero");
             let split = project.join("migrations/people/20240102T000000Z-split-names");
             std::fs::create_dir_all(&zero).unwrap();
             std::fs::write(project.join("strata.toml"), format!("db = \"{target}\"\n")).unwrap();
             std::fs::write(zero.join("do.sql"), &fill).unwrap();
-            strata(project);
+            strata(project, bin);
             std::fs::create_dir_all(&split).unwrap();
             std::fs::write(split.join("do.sql"), ADD_COLUMNS).unwrap();
             std::fs::write(
@@ -166,7 +185,7 @@ fn run(
             .unwrap();
             std::fs::copy(wasm, split.join("transform.wasm")).unwrap();
             let started = Instant::now();
-            let peak = strata(project);
+            let peak = strata(project, bin);
             (started.elapsed(), Some(peak))
         }
     }
@@ -182,12 +201,12 @@ fn psql(target: &str, args: &[&str]) {
     assert!(status.success(), "psql failed");
 }
 
-/// Runs `strata migrate --no-rehearsal` in `project`; returns the process's peak resident
+/// Runs `strata migrate --no-rehearsal` (the binary `bin`) in `project`; returns the process's peak resident
 /// memory in KiB (its own rusage, from `wait4`, which also reaps it).
 #[allow(clippy::zombie_processes)]
-fn strata(project: &Path) -> u64 {
+fn strata(project: &Path, bin: &str) -> u64 {
     let stderr = tempfile::tempfile().unwrap();
-    let child = Command::new(STRATA)
+    let child = Command::new(bin)
         .args(["migrate", "--no-rehearsal", "-q"])
         .current_dir(project)
         .stdout(Stdio::null())

@@ -216,35 +216,26 @@ fn bench(admin: &str, n: usize, rounds: usize) {
             ),
         ],
     );
-    let befores: Vec<(String, f64, f64)> = times
-        .iter()
-        .filter_map(|(m, _)| Some((m.after()?, of(*m)?)))
-        .map(|(after, t)| {
-            (
-                format!("{} / before", after.label().trim()),
-                of(after).unwrap() / t,
-                1.0,
-            )
-        })
-        .collect();
-    if !befores.is_empty() {
-        let rows: Vec<(&str, f64, f64)> = befores
-            .iter()
-            .map(|(w, r, t)| (w.as_str(), *r, *t))
-            .collect();
-        println!(
-            "\nthis build against STRATA_BENCH_BEFORE, same rounds (ratio of medians; under 1 is faster):"
-        );
-        for (what, ratio, _) in rows {
-            println!("  {what:<55} {ratio:>6.2} x");
-        }
-    }
     if let Some(later) = later {
         println!(
             "  first two-phase run of this process {:.3} s, later ones (median) {later:.3} s: {:.2} x",
             two_phase[0].as_secs_f64(),
             two_phase[0].as_secs_f64() / later
         );
+    }
+    // After the gate, which `gate.sh` reads up to its first line that is not indented.
+    let befores: Vec<(Mode, f64)> = times
+        .iter()
+        .filter_map(|(m, _)| Some((m.after()?, of(*m)?)))
+        .collect();
+    if !befores.is_empty() {
+        println!(
+            "\nthis build against STRATA_BENCH_BEFORE, same rounds (ratio of medians; under 1 is faster):"
+        );
+        for (after, before) in befores {
+            let what = format!("{} / before", after.label().trim());
+            println!("  {what:<55} {:>6.2} x", of(after).unwrap() / before);
+        }
     }
 }
 

@@ -381,6 +381,72 @@ fn a_failed_step_rolls_back_whole_and_is_audited_after_the_rollback() {
     );
 }
 
+/// The first statement of a step's do.sql goes to the server in the batch that begins the step:
+/// its failure is still the statement's, located on its line (counted within do.sql, not the
+/// batch), audited, and rolled back with the step, whether the server failed it as it ran or
+/// could not read it at all (a syntax error stops the whole batch before strata's part runs),
+/// in a transaction per step and in one for the phase.
+#[test]
+#[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
+fn the_first_statement_rides_with_the_step_and_fails_as_its_own() {
+    for (i, (sql, line, message)) in [
+        (
+            "-- ünïcode first\nSELECT 'é',\n  no_such_column;\nCREATE TABLE later (id int);\n",
+            3,
+            "column \"no_such_column\" does not exist",
+        ),
+        (
+            "-- ünïcode first\nCREATE TABLE half (id int)\n  WITH WITH;\n",
+            3,
+            "syntax error at or near \"WITH\"",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for single in [false, true] {
+            let pg = Pg::new(&format!("first{i}{}", u8::from(single)));
+            let p = project(&pg);
+            p.write(
+                "migrations/shop/20260101T000000Z-first/do.sql",
+                "CREATE TABLE kept (id int);\n",
+            )
+            .write("migrations/shop/20260102T000000Z-broken/do.sql", sql);
+            let mut args = vec!["migrate", "--no-rehearsal"];
+            if single {
+                args.push("--single-transaction");
+            }
+            p.strata(&args)
+                .code(1)
+                .stderr_has("20260102T000000Z-broken")
+                .stderr_has(&format!("do.sql, line {line}"))
+                .stderr_has(message)
+                .stderr_has("rolled back");
+            let kept = if single { "f" } else { "t" };
+            assert_eq!(
+                pg.rows(
+                    false,
+                    "SELECT to_regclass('half') IS NULL AND to_regclass('later') IS NULL, \
+                     to_regclass('kept') IS NOT NULL"
+                ),
+                vec![format!("t|{kept}")]
+            );
+            assert_eq!(
+                pg.rows(
+                    false,
+                    "SELECT stamp, action, outcome FROM strata.strata_migration_audit \
+                     WHERE stamp = '20260102T000000Z' ORDER BY id"
+                ),
+                vec!["20260102T000000Z|do.sql|failed"]
+            );
+            assert_eq!(
+                pg.rows(false, "SELECT count(*) FROM strata.strata_migration"),
+                vec![if single { "0" } else { "1" }]
+            );
+        }
+    }
+}
+
 /// Waits until a session of strata waits for a lock of `kind` (`relation`, `transactionid`).
 fn await_strata_waiting(pg: &Pg, kind: &str, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

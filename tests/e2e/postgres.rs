@@ -419,7 +419,7 @@ fn the_first_statement_rides_with_the_step_and_fails_as_its_own() {
             p.strata(&args)
                 .code(1)
                 .stderr_has("20260102T000000Z-broken")
-                .stderr_has(&format!("do.sql, line {line}"))
+                .stderr_has(format!("do.sql, line {line}"))
                 .stderr_has(message)
                 .stderr_has("rolled back");
             let kept = if single { "f" } else { "t" };

@@ -385,7 +385,7 @@ fn a_failed_step_rolls_back_whole_and_is_audited_after_the_rollback() {
 /// its failure is still the statement's, located on its line (counted within do.sql, not the
 /// batch), audited, and rolled back with the step, whether the server failed it as it ran or
 /// could not read it at all (a syntax error stops the whole batch before strata's part runs),
-/// in a transaction per step and in one for the phase.
+/// or the client could not send it (a NUL), in a transaction per step and in one for the phase.
 #[test]
 #[ignore = "needs a PostgreSQL server: STRATA_TEST_POSTGRES (bash .ci/run starts one)"]
 fn the_first_statement_rides_with_the_step_and_fails_as_its_own() {
@@ -399,6 +399,11 @@ fn the_first_statement_rides_with_the_step_and_fails_as_its_own() {
             "-- ünïcode first\nCREATE TABLE half (id int)\n  WITH WITH;\n",
             3,
             "syntax error at or near \"WITH\"",
+        ),
+        (
+            "SELECT 'a\0b';\nCREATE TABLE later (id int);\n",
+            1,
+            "string contains embedded null",
         ),
     ]
     .into_iter()

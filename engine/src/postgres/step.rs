@@ -728,8 +728,8 @@ fn cannot_begin(target: &Target, step: &Prepared, e: postgres::Error) -> Error {
 }
 
 /// The first statement of a step's `do.sql`, when the batch that begins the step can carry it:
-/// the step's first action is `do.sql`, its first statement is not refused, no probe counts
-/// rows before it, and the user's settings (`user`) leave the server reading the statement as
+/// the step's first action is `do.sql`, its first statement is not refused and holds no NUL,
+/// no probe counts rows before it, and the user's settings (`user`) leave the server reading the statement as
 /// strata's settings do (the server reads the whole batch before it runs any of it, so the
 /// user's `backslash_quote` would not apply to it yet).
 fn pipelined(ctx: &Context<'_>, step: &Prepared, user: &str) -> Option<script::Statement> {
@@ -744,7 +744,10 @@ fn pipelined(ctx: &Context<'_>, step: &Prepared, user: &str) -> Option<script::S
     let probed = crate::core::step::probes_at(step, ctx.phase, 1, s.line)
         .next()
         .is_some();
-    (super::server_wide::changes(&s.text).is_none() && !probed).then_some(s)
+    // A NUL cannot go in a simple query: the client refuses the whole batch, which would then
+    // read as strata's part failing.
+    let sendable = !s.text.contains('\0');
+    (super::server_wide::changes(&s.text).is_none() && !probed && sendable).then_some(s)
 }
 
 /// Fails the action if it changed strata's bookkeeping (see `ledger::signature`): the

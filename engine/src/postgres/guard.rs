@@ -433,7 +433,8 @@ impl Walker<'_> {
 
     /// Refuses, in a statement that names a catalog with [`COUNTER_COLUMNS`], a reference to
     /// such a column among `fields` (a column reference's or an indirection's), a `*`, and
-    /// (where `whole`, a bare name) a relation's whole row.
+    /// (where `whole`, a column reference) a name of a relation or alias of the statement as
+    /// its last name: a whole row (`c`, `row_to_json(c)`).
     fn counter_columns(&self, fields: &[Value], whole: bool) -> Result<(), Refusal> {
         let Some(catalog) = self.counted else {
             return Ok(());
@@ -447,7 +448,7 @@ impl Walker<'_> {
         } else if star {
             "`*`".to_string()
         } else if whole
-            && let [name] = names[..]
+            && let Some(&name) = names.last()
             && self.relation_names.contains(name)
         {
             format!("the whole row `{name}`")
@@ -468,6 +469,28 @@ impl Walker<'_> {
                 .join(", "),
             self.config_file.display()
         )))
+    }
+
+    /// Refuses, in a statement that names a catalog with [`COUNTER_COLUMNS`], a column alias
+    /// list on a table or a join (`pg_class AS c(a, b, ...)`): it would give a counter column
+    /// another name.
+    fn renamed_columns(&self, body: &Value) -> Result<(), Refusal> {
+        let Some(catalog) = self.counted else {
+            return Ok(());
+        };
+        if body["alias"]["colnames"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+        {
+            return Err(self.denied(format!(
+                "a component may not rename the columns of a table or join (`AS x(a, b, ...)`) \
+                 in a statement that reads `pg_catalog.{catalog}`: the new names could stand for \
+                 its columns that show the server's counters and the sizes of tables; name the \
+                 columns you need in the select list instead ({})",
+                self.config_file.display()
+            )));
+        }
+        Ok(())
     }
 
     fn unknown(&self, what: &str) -> Refusal {
@@ -778,7 +801,7 @@ impl Walker<'_> {
                         self.field_name(name)?;
                     }
                 }
-                self.counter_columns(fields, fields.len() == 1)?;
+                self.counter_columns(fields, true)?;
                 self.fields(kind, body, &["fields"])
             }
             "AIndirection" => {
@@ -822,6 +845,10 @@ impl Walker<'_> {
                         return Err(self.unknown("a column definition with options"));
                     }
                 }
+                self.fields(kind, body, &[])
+            }
+            "JoinExpr" => {
+                self.renamed_columns(body)?;
                 self.fields(kind, body, &[])
             }
             "CommonTableExpr" => self.fields(kind, body, &[]),
@@ -963,6 +990,7 @@ impl Walker<'_> {
                  ({config})"
             )));
         }
+        self.renamed_columns(&Value::Object(rv.clone()))?;
         let key = (resolved.clone(), name.to_string());
         match (self.catalog.relations.get(&key), access) {
             (Some(Access::Write), _) | (Some(Access::Read), Access::Read) => {}
@@ -1986,12 +2014,24 @@ mod tests {
                 "the whole row `pg_class`",
             ),
             (
+                "SELECT pg_catalog.pg_class::text FROM pg_catalog.pg_class",
+                "the whole row `pg_class`",
+            ),
+            (
                 "SELECT x FROM (SELECT c FROM pg_class c) s(x)",
                 "the whole row `c`",
             ),
             (
                 "WITH s AS (SELECT * FROM pg_catalog.pg_class) SELECT relname FROM s",
                 "`*`",
+            ),
+            (
+                "SELECT c10 FROM pg_class AS c(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10)",
+                "may not rename the columns",
+            ),
+            (
+                "SELECT j10 FROM (pg_class CROSS JOIN people) AS j(j1, j2, j3, j4, j5, j6, j7, j8, j9, j10)",
+                "may not rename the columns",
             ),
         ] {
             denied(sql, says);

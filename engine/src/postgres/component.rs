@@ -1,9 +1,10 @@
 //! The PostgreSQL side of `strata:migrate/sql`: what a component's calls do inside the step's
 //! transaction, and the capabilities the server itself enforces.
 //!
-//! Capabilities: before the component runs, [`Postgres::enter`] creates a NOLOGIN role unique
-//! to the call, grants it `SELECT` on the tables of `reads` and `SELECT, INSERT, UPDATE,
-//! DELETE` on those of `writes` (with the sequences they own), and `SET LOCAL ROLE`s to it;
+//! Capabilities: before the component runs, [`Postgres::enter`] creates a NOLOGIN role for the
+//! call (named from the database, [`role_name`]), grants it `SELECT` on the tables of `reads`
+//! and `SELECT, INSERT, UPDATE, DELETE` on those of `writes` (with the sequences they own), and
+//! `SET LOCAL ROLE`s to it;
 //! [`Postgres::leave`] resets the role and drops it. All of it happens in the step's
 //! transaction, so nothing outlives the step, and a failed step leaves no role behind. The
 //! `strata` schema is never granted. The server checks every table a statement touches,

@@ -142,11 +142,15 @@ fn check_here(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checke
         qualify: Vec::new(),
         modifying_with: false,
         defined: HashSet::new(),
-        counted: counted_catalog(node.1),
+        counted: None,
         relation_names: HashSet::new(),
     };
-    defined_names(node.1, &mut w.defined);
-    relation_names(node.1, &mut w.relation_names);
+    defined_names(node.1, &mut w.defined, &mut w.relation_names);
+    // By name whatever its schema, so that no spelling slips past (an alias of that name too).
+    w.counted = COUNTED_CATALOGS
+        .iter()
+        .find(|c| w.relation_names.contains(**c))
+        .copied();
     let kind = match node.0.as_str() {
         "SelectStmt" => Kind::Query,
         "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => Kind::RowChange,
@@ -324,23 +328,13 @@ impl Walker<'_> {
     /// Whether `v` (a `Node`) is sure to be a date or time value, or a constant (see
     /// [`Walker::reads_no_text`]).
     fn date_valued(&self, v: &Value) -> bool {
-        let Some((kind, body)) = v
-            .get("node")
-            .and_then(Value::as_object)
-            .and_then(|n| n.iter().next())
-        else {
+        let Some((kind, body)) = node_of(v) else {
             return false;
         };
-        match kind.as_str() {
+        match kind {
             "AConst" => true,
             "ParamRef" => false,
-            "TypeCast" => {
-                let ty = name_list(&body["type_name"]["names"]);
-                let arrays = body["type_name"]["array_bounds"]
-                    .as_array()
-                    .is_some_and(|b| !b.is_empty());
-                ty.last().is_some_and(|t| is_date_or_time(t)) && !arrays
-            }
+            "TypeCast" => cast_to(body, is_date_or_time, false),
             "FuncCall" => {
                 let names = name_list(&body["funcname"]);
                 in_pg_catalog(&names)
@@ -348,25 +342,25 @@ impl Walker<'_> {
                         .last()
                         .is_some_and(|f| DATE_VALUED_FUNCTIONS.contains(f) || is_date_or_time(f))
             }
-            "ColumnRef" => {
-                let fields = body["fields"].as_array();
-                let last = fields
-                    .and_then(|f| f.last())
-                    .and_then(string_node)
-                    .unwrap_or_default();
-                !last.is_empty()
-                    && self.catalog.date_columns.contains(last)
-                    && !self.defined.contains(last)
-                    && !self.defined.contains(DERIVED)
-            }
-            "AExpr" => {
-                let op = name_list(&body["name"]);
-                matches!(op[..], ["+"] | ["-"])
-                    && body["kind"].as_str().is_none_or(|k| k == "AEXPR_OP")
-                    && self.date_valued(&body["lexpr"])
-            }
+            "ColumnRef" => self.column_of(body, &self.catalog.date_columns),
+            "AExpr" => plus_or_minus(body).is_some_and(|l| self.date_valued(l)),
             _ => false,
         }
+    }
+
+    /// Whether a column reference (`body`) is sure to name a column of `columns` (names that
+    /// have one type in every relation the component may use): no name the statement defines
+    /// stands for it.
+    fn column_of(&self, body: &Value, columns: &HashSet<String>) -> bool {
+        let last = body["fields"]
+            .as_array()
+            .and_then(|f| f.last())
+            .and_then(string_node)
+            .unwrap_or_default();
+        !last.is_empty()
+            && columns.contains(last)
+            && !self.defined.contains(last)
+            && !self.defined.contains(DERIVED)
     }
 
     /// Whether `v` (a `Node`) is sure to be a timestamp, a timestamp with time zone or a date
@@ -375,23 +369,15 @@ impl Walker<'_> {
     /// minus something; where `loose`, also an untyped literal or a parameter (PostgreSQL
     /// reads either as `timestamptz` there).
     fn timestamp_valued(&self, v: &Value, loose: bool) -> bool {
-        let Some((kind, body)) = v
-            .get("node")
-            .and_then(Value::as_object)
-            .and_then(|n| n.iter().next())
-        else {
+        let Some((kind, body)) = node_of(v) else {
             return false;
         };
-        let timestamp = |t: &str| matches!(t, "timestamp" | "timestamptz" | "date");
-        match kind.as_str() {
+        fn timestamp(t: &str) -> bool {
+            matches!(t, "timestamp" | "timestamptz" | "date")
+        }
+        match kind {
             "AConst" | "ParamRef" => loose,
-            "TypeCast" => {
-                let ty = name_list(&body["type_name"]["names"]);
-                let arrays = body["type_name"]["array_bounds"]
-                    .as_array()
-                    .is_some_and(|b| !b.is_empty());
-                in_pg_catalog(&ty) && ty.last().is_some_and(|t| timestamp(t)) && !arrays
-            }
+            "TypeCast" => cast_to(body, timestamp, true),
             "FuncCall" => {
                 let names = name_list(&body["funcname"]);
                 let Some(&last) = names.last() else {
@@ -410,23 +396,8 @@ impl Walker<'_> {
                     other => timestamp(other),
                 }
             }
-            "ColumnRef" => {
-                let last = body["fields"]
-                    .as_array()
-                    .and_then(|f| f.last())
-                    .and_then(string_node)
-                    .unwrap_or_default();
-                !last.is_empty()
-                    && self.catalog.timestamp_columns.contains(last)
-                    && !self.defined.contains(last)
-                    && !self.defined.contains(DERIVED)
-            }
-            "AExpr" => {
-                let op = name_list(&body["name"]);
-                matches!(op[..], ["+"] | ["-"])
-                    && body["kind"].as_str().is_none_or(|k| k == "AEXPR_OP")
-                    && self.timestamp_valued(&body["lexpr"], false)
-            }
+            "ColumnRef" => self.column_of(body, &self.catalog.timestamp_columns),
+            "AExpr" => plus_or_minus(body).is_some_and(|l| self.timestamp_valued(l, false)),
             _ => false,
         }
     }
@@ -1216,64 +1187,15 @@ pub const COUNTER_COLUMNS: &[&str] = &[
 /// The readable catalogs that have [`COUNTER_COLUMNS`].
 const COUNTED_CATALOGS: &[&str] = &["pg_class", "pg_database"];
 
-/// The catalog of [`COUNTED_CATALOGS`] that `v` (a statement's tree) names, if any; by name
-/// whatever its schema, so that no spelling slips past.
-fn counted_catalog(v: &Value) -> Option<&'static str> {
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Object(map) => {
-                if let Some(name) = map
-                    .get("RangeVar")
-                    .and_then(|r| r.get("relname"))
-                    .and_then(Value::as_str)
-                    && let Some(c) = COUNTED_CATALOGS.iter().find(|c| **c == name)
-                {
-                    return Some(c);
-                }
-                stack.extend(map.values());
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Collects the names and aliases of the relations, subqueries and CTEs `v` names.
-fn relation_names(v: &Value, out: &mut HashSet<String>) {
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Object(map) => {
-                for (key, value) in map {
-                    if let ("relname" | "aliasname" | "ctename", Value::String(name)) =
-                        (key.as_str(), value)
-                    {
-                        out.insert(name.clone());
-                    }
-                }
-                stack.extend(map.values());
-            }
-            Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-}
-
 /// Whether the constant zone `zone` (a `Node`) of `AT TIME ZONE` or `timezone()` is a fixed
 /// offset from UTC: UTC by one of its names, a numeric offset ('+05:30', 'UTC-3',
 /// 'Etc/GMT+5'), or an interval. Every other zone may have daylight saving (abbreviations too:
 /// some stand for a zone's offset on the date).
 fn fixed_offset_zone(zone: &Value) -> bool {
-    let Some((kind, body)) = zone
-        .get("node")
-        .and_then(Value::as_object)
-        .and_then(|n| n.iter().next())
-    else {
+    let Some((kind, body)) = node_of(zone) else {
         return false;
     };
-    match kind.as_str() {
+    match kind {
         "AConst" => body["val"]["Sval"]["sval"]
             .as_str()
             .is_some_and(fixed_offset_name),
@@ -1310,6 +1232,31 @@ fn fixed_offset_name(name: &str) -> bool {
         && hours.bytes().all(|b| b.is_ascii_digit())
         && parts.clone().count() <= 2
         && parts.all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a `TypeCast` (`body`) converts to a type `is` accepts (not an array of it); where
+/// `builtin`, only `pg_catalog`'s type of that name.
+fn cast_to(body: &Value, is: fn(&str) -> bool, builtin: bool) -> bool {
+    let ty = name_list(&body["type_name"]["names"]);
+    let arrays = body["type_name"]["array_bounds"]
+        .as_array()
+        .is_some_and(|b| !b.is_empty());
+    (!builtin || in_pg_catalog(&ty)) && ty.last().is_some_and(|t| is(t)) && !arrays
+}
+
+/// The left operand of `body` (an `AExpr`) when it is `l + r` or `l - r`.
+fn plus_or_minus(body: &Value) -> Option<&Value> {
+    let op = name_list(&body["name"]);
+    (matches!(op[..], ["+"] | ["-"]) && body["kind"].as_str().is_none_or(|k| k == "AEXPR_OP"))
+        .then(|| &body["lexpr"])
+}
+
+/// The kind and body of a `Node` (`{"node": {"Kind": {...}}}`).
+fn node_of(v: &Value) -> Option<(&str, &Value)> {
+    v.get("node")
+        .and_then(Value::as_object)
+        .and_then(|n| n.iter().next())
+        .map(|(k, b)| (k.as_str(), b))
 }
 
 /// A qualified name as the tree lists it (`["pg_catalog", "int4"]`, `["="]`).
@@ -1435,13 +1382,19 @@ fn may_read_the_clock(name: &str) -> bool {
 }
 
 /// Collects the names a statement defines for columns and relations of its own (see
-/// [`Walker::defined`]), anywhere in its tree.
-fn defined_names(v: &Value, out: &mut HashSet<String>) {
+/// [`Walker::defined`]), anywhere in its tree, and into `relations` the names and aliases of the
+/// relations, subqueries and CTEs it names (see [`Walker::relation_names`]).
+fn defined_names(v: &Value, out: &mut HashSet<String>, relations: &mut HashSet<String>) {
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
         match v {
             Value::Object(map) => {
                 for (key, value) in map {
+                    if let ("relname" | "aliasname" | "ctename", Value::String(name)) =
+                        (key.as_str(), value)
+                    {
+                        relations.insert(name.clone());
+                    }
                     match (key.as_str(), value) {
                         ("aliasname" | "colname" | "ctename", Value::String(name)) => {
                             out.insert(name.clone());

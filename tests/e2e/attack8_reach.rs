@@ -98,6 +98,18 @@ fn postgres_deferred_triggers_casts_and_public_grants_reach_no_further_than_the_
                 "add `secret` to `reads`",
             ],
         ),
+        // So does a row security policy's subquery.
+        (
+            "CREATE TABLE secret (s text); GRANT SELECT ON secret TO PUBLIC;\n\
+             CREATE TABLE tg (k text); ALTER TABLE tg ENABLE ROW LEVEL SECURITY;\n\
+             CREATE POLICY pp ON tg USING (k IN (SELECT s FROM secret));",
+            "UPDATE people SET nick = (SELECT count(*) FROM tg)::text",
+            "[sandbox]\nreads = [\"people\", \"tg\"]\nwrites = [\"people\"]\n",
+            vec![
+                "`tg` (in `reads`): its row security policy `pp` reads `secret`, outside the lists",
+                "add `secret` to `reads`",
+            ],
+        ),
         // A function of the database's own runs as the role, which may use what PUBLIC holds.
         (
             "GRANT SELECT, DELETE ON audit TO PUBLIC;\n\
@@ -154,7 +166,10 @@ fn postgres_what_a_referential_action_fires_may_run_no_function_of_the_database(
             "CREATE TABLE ord (id int, cust_id int REFERENCES cust ON DELETE SET NULL \
              CONSTRAINT ord_c CHECK (cust_id IS NOT NULL OR wipe_int() = 1));\n\
              INSERT INTO ord VALUES (1, 1);",
-            vec!["(ON DELETE SET NULL)", "its constraint `ord_c` runs `wipe_int()`"],
+            vec![
+                "(ON DELETE SET NULL)",
+                "its constraint `ord_c` runs `wipe_int()`",
+            ],
         ),
         // Two actions deep, into a partitioned table whose trigger its partitions carry.
         (
@@ -171,6 +186,14 @@ fn postgres_what_a_referential_action_fires_may_run_no_function_of_the_database(
                 "from `ord`",
                 "its trigger `ltr` runs `wipe_tg()`",
             ],
+        ),
+        // A trigger's WHEN condition runs with it.
+        (
+            "CREATE TABLE ord (id int, cust_id int REFERENCES cust ON DELETE CASCADE);\n\
+             INSERT INTO ord VALUES (1, 1);\n\
+             CREATE TRIGGER wtr AFTER DELETE ON ord FOR EACH ROW WHEN (wipe_int() = 1) \
+             EXECUTE FUNCTION suppress_redundant_updates_trigger();",
+            vec!["its trigger `wtr` runs `wipe_int()`"],
         ),
         // The check of a domain of the changed column.
         (
@@ -219,7 +242,10 @@ fn postgres_a_cascade_of_built_in_behaviour_and_a_deferred_key_still_run() {
     );
     p.strata(&["migrate", "-q"]).ok();
     assert_eq!(
-        pg.rows(false, "SELECT string_agg(id::text, ',' ORDER BY id) FROM cust"),
+        pg.rows(
+            false,
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM cust"
+        ),
         ["2"]
     );
     assert_eq!(

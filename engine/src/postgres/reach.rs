@@ -7,23 +7,36 @@
 //! list. [`outside_the_manifest`] finds such reach before the component runs; the call is
 //! refused unless the manifest lists the tables reached.
 //!
-//! A view reads and writes the relations it names with its owner's rights (unless it is
-//! `security_invoker`), so a view without that option in `reads` needs every relation it
-//! reaches (through nested views too) in `reads` or `writes`, and one in `writes` needs them in
-//! `writes`. Materialized views hold their own rows and count as tables.
+//! A view reads and writes the relations it names with its owner's rights, or with the
+//! component's role's when it is `security_invoker`, and those include whatever PUBLIC is
+//! granted; so a view in `reads` needs every relation it reaches (through nested views too) in
+//! `reads` or `writes`, and one in `writes` needs them in `writes`, whatever its option. The
+//! relations a listed table's row security policies read are held to `reads` the same way.
+//! Materialized views hold their own rows and count as tables.
 //!
 //! Partitions are judged each on its own: a listed partitioned table covers its partitions
 //! (they hold its rows), but a listed partition never covers its siblings or its parent; what
 //! a foreign key's action changes in a partitioned table is each of its partitions.
 //!
-//! A statement also runs functions the component never names: a written table's triggers,
-//! column defaults, generated columns, check constraints and index expressions, the
-//! constraints and defaults of its columns' domains, the row security policies and view bodies
-//! of what it reads or writes, and the database's event triggers on its DDL. Each runs as the
-//! component's role unless it is `SECURITY DEFINER` (or sets the role). [`outside_the_manifest`]
-//! refuses the call when any of them is, and when any is a function of the database's own while
-//! the database holds a `SECURITY DEFINER` function every role may execute (a function's body
-//! may call any function, and PostgreSQL records no such calls).
+//! A statement also runs functions the component never names: a written table's triggers
+//! (with their `WHEN` conditions), column defaults, generated columns, check constraints and
+//! index expressions, the constraints and defaults of its columns' domains, the user-defined
+//! casts of the columns' types of what it reads or writes, the row security policies and view
+//! bodies of what it reads or writes, and the database's event triggers on its DDL. Each runs
+//! as the component's role unless it is `SECURITY DEFINER` (or sets the role).
+//! [`outside_the_manifest`] refuses the call when any of them is, and when any is a function of
+//! the database's own while the database holds a `SECURITY DEFINER` function every role may
+//! execute, or a relation outside the lists that PUBLIC holds a privilege on (a function's body
+//! may call any function and use what the role's grants and PUBLIC's allow, and PostgreSQL
+//! records none of it).
+//!
+//! Some run as another role whatever they are: what a referential action fires in the table it
+//! changes (its triggers, defaults, checks, index expressions, domains, casts) and a foreign
+//! key's operators run as a table's owner, and a deferrable trigger or constraint fires at
+//! `COMMIT` or `SET CONSTRAINTS`, after strata has reset the role, as the migrating user. Any
+//! function of the database's own there refuses the call. (Refused rather than flushed with
+//! `SET CONSTRAINTS ALL IMMEDIATE` before the role is reset: that would fire do.sql's own
+//! deferred checks as the component's role and end their deferral in the middle of the step.)
 
 use postgres::Client;
 
@@ -38,11 +51,21 @@ pub fn outside_the_manifest(
 ) -> Result<Option<String>, postgres::Error> {
     let writes: Option<Vec<String>> = policy.writes.as_ref().map(|w| w.iter().cloned().collect());
     let reads: Option<Vec<String>> = policy.reads.as_ref().map(|r| r.iter().cloned().collect());
+    // The queries join many catalogs, so the planner's estimates pass the JIT thresholds and
+    // compiling them takes seconds while running them takes milliseconds: JIT off for them,
+    // then back to what it was (inside the step's transaction).
+    let jit: String = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('jit'), pg_catalog.set_config('jit', 'off', true)",
+            &[],
+        )?
+        .get(0);
     let mut rows = client.query(FIRED, &[&writes, &reads])?;
     // Without `writes` every table is granted: no table reaches past the grants.
     if writes.is_some() {
         rows.extend(client.query(REACH, &[&writes, &reads])?);
     }
+    client.query_one("SELECT pg_catalog.set_config('jit', $1, true)", &[&jit])?;
     if rows.is_empty() {
         return Ok(None);
     }
@@ -191,6 +214,21 @@ SELECT CASE WHEN x.invoker THEN pg_catalog.format(
           JOIN pg_catalog.pg_class c ON c.oid = re.rel AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) x
  WHERE (x.list = 'writes' AND x.rel NOT IN (SELECT oid FROM cw))
     OR (x.list = 'reads' AND x.rel NOT IN (SELECT oid FROM cr))
+UNION ALL
+SELECT DISTINCT pg_catalog.format(
+         '`%s` (in `%s`): its row security policy `%s` reads `%s`, outside the lists, with the '
+         'component''s role''s rights, and those include whatever PUBLIC is granted: add `%s` to '
+         '`reads`',
+         p.polrelid::pg_catalog.regclass,
+         CASE WHEN p.polrelid IN (SELECT oid FROM cw) THEN 'writes' ELSE 'reads' END, p.polname,
+         d.refobjid::pg_catalog.regclass, d.refobjid::pg_catalog.regclass)
+  FROM pg_catalog.pg_policy p
+  JOIN pg_catalog.pg_depend d
+    ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid
+   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> p.polrelid
+  JOIN pg_catalog.pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ WHERE $2 IS NOT NULL AND p.polrelid IN (SELECT oid FROM cr)
+   AND d.refobjid NOT IN (SELECT oid FROM cr)
 ORDER BY 1";
 
 /// One row per function a component's statements would run as another role (or that would use
@@ -223,31 +261,28 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
      -- The tables a foreign key's referential action changes as their owner when the component
      -- changes a table of `writes`, through the actions those changes run in turn, with the
      -- key that changes each (one of them).
-     acting AS (SELECT c.conname, c.conrelid, c.confrelid,
-                       pg_catalog.concat_ws(', ',
-                         CASE c.confdeltype WHEN 'c' THEN 'ON DELETE CASCADE'
-                                            WHEN 'n' THEN 'ON DELETE SET NULL'
-                                            WHEN 'd' THEN 'ON DELETE SET DEFAULT' END,
-                         CASE c.confupdtype WHEN 'c' THEN 'ON UPDATE CASCADE'
-                                            WHEN 'n' THEN 'ON UPDATE SET NULL'
-                                            WHEN 'd' THEN 'ON UPDATE SET DEFAULT' END) AS action
+     acting AS (SELECT c.conrelid, c.confrelid,
+                       pg_catalog.format('foreign key `%s` of `%s` (%s) from `%s`', c.conname,
+                         c.conrelid::pg_catalog.regclass,
+                         pg_catalog.concat_ws(', ',
+                           CASE c.confdeltype WHEN 'c' THEN 'ON DELETE CASCADE'
+                                              WHEN 'n' THEN 'ON DELETE SET NULL'
+                                              WHEN 'd' THEN 'ON DELETE SET DEFAULT' END,
+                           CASE c.confupdtype WHEN 'c' THEN 'ON UPDATE CASCADE'
+                                              WHEN 'n' THEN 'ON UPDATE SET NULL'
+                                              WHEN 'd' THEN 'ON UPDATE SET DEFAULT' END),
+                         c.confrelid::pg_catalog.regclass) AS via
                   FROM pg_catalog.pg_constraint c
                  WHERE c.contype = 'f'
                    AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))),
      owned(oid, via) AS (
-       SELECT t.relid::pg_catalog.oid,
-              pg_catalog.format('foreign key `%s` of `%s` (%s) from `%s`', a.conname,
-                                a.conrelid::pg_catalog.regclass, a.action,
-                                a.confrelid::pg_catalog.regclass)
+       SELECT t.relid::pg_catalog.oid, a.via
          FROM acting a,
               LATERAL (SELECT a.conrelid AS relid
                        UNION SELECT relid FROM pg_catalog.pg_partition_tree(a.conrelid)) t
         WHERE a.confrelid IN (SELECT oid FROM cw)
        UNION
-       SELECT t.relid::pg_catalog.oid,
-              pg_catalog.format('foreign key `%s` of `%s` (%s) from `%s`', a.conname,
-                                a.conrelid::pg_catalog.regclass, a.action,
-                                a.confrelid::pg_catalog.regclass)
+       SELECT t.relid::pg_catalog.oid, a.via
          FROM owned o JOIN acting a ON a.confrelid = o.oid,
               LATERAL (SELECT a.conrelid AS relid
                        UNION SELECT relid FROM pg_catalog.pg_partition_tree(a.conrelid)) t),
@@ -272,19 +307,22 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
      -- Those the database defined (a cast can only be made by the owner of one of its types).
      utypes AS (SELECT y.tag, y.typ FROM types y JOIN pg_catalog.pg_type t ON t.oid = y.typ
                  WHERE t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace),
-     -- What runs: (description, a function) or (description, an object whose functions run),
-     -- and as whom when not as the component's role (then, why, and the fix).
+     -- What runs: (description, a function, an object whose functions run), and as whom when
+     -- not as the component's role (then, why, and the fix). A trigger runs its function and
+     -- those of its WHEN condition. A referential action bypasses row security (the owner
+     -- runs it without FORCE), so no policy of the table it changes runs.
      src(what, fn, classid, objid, runner, fix) AS (
        SELECT pg_catalog.format('`%s` (in `writes`): its trigger `%s`',
                                 t.tgrelid::pg_catalog.regclass, t.tgname),
-              t.tgfoid, 0::pg_catalog.oid, 0::pg_catalog.oid, NULL::pg_catalog.text,
+              t.tgfoid, 'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid, t.oid,
+              NULL::pg_catalog.text,
               NULL::pg_catalog.text
          FROM pg_catalog.pg_trigger t
         WHERE t.tgrelid IN (SELECT oid FROM cw) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
        UNION ALL
        SELECT pg_catalog.format('`%s` (in `writes`): its deferrable trigger `%s`',
                                 t.tgrelid::pg_catalog.regclass, t.tgname),
-              t.tgfoid, 0, 0,
+              t.tgfoid, 'pg_catalog.pg_trigger'::pg_catalog.regclass, t.oid,
               'at COMMIT or SET CONSTRAINTS, after the component''s role is reset, so as the '
               'migrating user',
               pg_catalog.format('make the trigger NOT DEFERRABLE (it then fires as the '
@@ -386,7 +424,9 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                                 o.oid::pg_catalog.regclass)
          FROM ow o,
               LATERAL (SELECT pg_catalog.format('its trigger `%s`', t.tgname) AS what,
-                              t.tgfoid AS fn, 0::pg_catalog.oid AS classid, 0::pg_catalog.oid AS objid
+                              t.tgfoid AS fn,
+                              'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid AS classid,
+                              t.oid AS objid
                          FROM pg_catalog.pg_trigger t
                         WHERE t.tgrelid = o.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
                        UNION ALL
@@ -404,11 +444,7 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                        UNION ALL
                        SELECT pg_catalog.format('its index `%s`', i.indexrelid::pg_catalog.regclass),
                               0, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid
-                         FROM pg_catalog.pg_index i WHERE i.indrelid = o.oid
-                       UNION ALL
-                       SELECT pg_catalog.format('its row security policy `%s`', p.polname),
-                              0, 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid
-                         FROM pg_catalog.pg_policy p WHERE p.polrelid = o.oid) x
+                         FROM pg_catalog.pg_index i WHERE i.indrelid = o.oid) x
        UNION ALL
        SELECT pg_catalog.format('`%s` (a type of a column of a table a referential action '
                                 'changes): %s', y.typ::pg_catalog.regtype, x.what),
@@ -443,7 +479,7 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                                'pg_catalog.pg_operator'::pg_catalog.regclass)
          LEFT JOIN pg_catalog.pg_operator o
            ON d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid = d.refobjid
-        WHERE s.fn = 0),
+        WHERE s.classid <> 0),
      -- Functions that run as their owner (or another role) whatever role calls them.
      definer AS (SELECT p.oid, p.proacl IS NULL
                        OR EXISTS (SELECT FROM pg_catalog.aclexplode(p.proacl) a
@@ -512,4 +548,3 @@ SELECT pg_catalog.format(
  WHERE r.runner IS NULL AND r.fn IN (SELECT oid FROM own) AND r.fn NOT IN (SELECT oid FROM definer)
    AND x.oid IS NOT NULL
 ORDER BY 1";
-

@@ -494,7 +494,8 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
      own AS (SELECT p.oid FROM pg_catalog.pg_proc p
                JOIN pg_catalog.pg_language l ON l.oid = p.prolang
               WHERE l.lanname NOT IN ('internal', 'c')
-                AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace),
+                AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace,
+                                           'information_schema'::pg_catalog.regnamespace)),
      -- Relations outside the lists on which PUBLIC (so the component's role) holds a
      -- privilege the lists do not give.
      public_rel AS (SELECT c.oid FROM pg_catalog.pg_class c

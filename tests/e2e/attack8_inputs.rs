@@ -72,3 +72,41 @@ fn the_random_rowid_guard_reads_the_rowid_whatever_the_columns_are_called() {
         );
     }
 }
+
+#[test]
+fn a_component_file_too_large_is_refused_from_its_size_before_it_is_read() {
+    let p = project_with(&component(Entry::Transform, &[]), R_ONLY);
+    let wasm = p.path("migrations/app/20240201T000000Z-hostile/transform.wasm");
+    // Sparse: 300 MiB on no disk, the header of a component and zeros.
+    std::fs::write(&wasm, b"\0asm\x0d\0\x01\0").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&wasm)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    std::fs::create_dir_all(p.path("tenants")).unwrap();
+    std::fs::write(p.path("tenants/a.db"), b"").unwrap();
+    for args in [
+        &["migrate"][..],
+        &["status"],
+        &["plan"],
+        &["sandbox"],
+        &["fleet", "migrate", "--targets", "tenants/*.db"],
+    ] {
+        p.strata(args)
+            .code(2)
+            .stderr_has("transform.wasm")
+            .stderr_has("the file is too large: 300 MiB")
+            .stderr_has("migration 20240201T000000Z-hostile")
+            .stderr_has("at most 256 MiB");
+    }
+    assert_eq!(
+        rows(
+            &p.open("app.db"),
+            "SELECT count(*) FROM pragma_table_info('people') WHERE name = 'nick'"
+        ),
+        ["0"],
+        "the step did not run"
+    );
+}

@@ -220,6 +220,13 @@ fn a_passfile_password_goes_only_to_hosts_it_names() {
         .code(2)
         .stderr_has("names the server 0.0.0.0")
         .stderr_has("a line naming it");
+    // A host whose hostaddr only the checkout names: the line for the host's name is not
+    // the address's.
+    let addressed = format!("postgres://app@localhost:{port}/app?hostaddr=0.0.0.0");
+    assert_ne!(
+        status(&p, &addressed, "localhost:*:*:*:for-localhost\n", &[]).code,
+        0
+    );
     // A line for every host goes to no server only the checkout names.
     let one = format!("postgres://app@0.0.0.0:{port}/app");
     status(&p, &one, "*:*:*:*:wildcard\n", &[])

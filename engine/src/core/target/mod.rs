@@ -580,8 +580,17 @@ impl Target {
         let ports = self.config.get_ports();
         let user = self.config.get_user().unwrap_or_default();
         let mut found = Passfile::default();
+        let addrs = self.config.get_hostaddrs();
         for (i, host) in self.config.get_hosts().iter().enumerate() {
             let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            // libpq looks a host up by its name even when `hostaddr` sends the connection
+            // elsewhere; where the address is one `wildcard_ok` does not take (only the
+            // checkout names it), only a line naming the address is meant for it.
+            let host = match addrs.get(i).map(|a| Host::Tcp(a.to_string())) {
+                Some(addr) if !wildcard_ok(&addr) => addr,
+                _ => host.clone(),
+            };
+            let host = &host;
             let name = passfile_host(host);
             let wildcard = wildcard_ok(host);
             let line = passfile_lookup(&text, &name, port, self.dbname(), user, wildcard);

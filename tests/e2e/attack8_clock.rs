@@ -63,8 +63,11 @@ fn postgres_introspection_and_timestamps_still_work_and_the_role_is_named_from_t
         &[
             insert(
                 100,
-                "string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute \
-                 WHERE attrelid = 'public.people'::regclass AND attnum > 0 AND NOT attisdropped",
+                "string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_attribute a \
+                 JOIN pg_class c ON c.oid = a.attrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relname = 'people' AND a.attnum > 0 \
+                 AND NOT a.attisdropped",
             ),
             insert(
                 101,

@@ -1498,6 +1498,8 @@ pub const ALLOWED_FUNCTIONS: &[&str] = &[
     "varchar",
     "bpchar",
     "name",
+    // A cast to oid, and so `c.oid` (a catalog's key) for a relation that has no such column.
+    "oid",
     "char",
     "date",
     "time",
@@ -1871,6 +1873,7 @@ mod tests {
             ("pg_catalog", "pg_stat_activity", Access::Read),
             ("pg_catalog", "pg_sequences", Access::Read),
             ("pg_catalog", "pg_attribute", Access::Read),
+            ("pg_catalog", "pg_namespace", Access::Read),
             ("pg_catalog", "pg_type", Access::Read),
             ("pg_catalog", "pg_database", Access::Read),
             ("pg_catalog", "pg_locks", Access::Read),
@@ -1902,6 +1905,7 @@ mod tests {
             "lo_export",
             "setval",
             "upper",
+            "oid",
         ] {
             c.catalog_functions.insert(f.into());
         }
@@ -1996,6 +2000,8 @@ mod tests {
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = 'people' AND a.attnum > 0",
             "SELECT count(*) FROM pg_class",
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
             "SELECT typname FROM pg_type t WHERE t.oid = 'int4'::regtype",
             "SELECT datname, encoding FROM pg_database WHERE datname = current_database()",
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'people'",

@@ -372,13 +372,18 @@ fn a_failed_step_rolls_back_whole_and_is_audited_after_the_rollback() {
         vec!["0"]
     );
     assert_eq!(
-        pg.rows(
-            true,
-            "SELECT stamp, action, outcome FROM strata.strata_migration_audit \
-             WHERE stamp = '20260102T000000Z' ORDER BY id"
-        ),
+        broken_audit(&pg, true),
         vec!["20260102T000000Z|do.sql|failed"]
     );
+}
+
+/// The audit rows of the step `20260102T000000Z` on the test database or the real one.
+fn broken_audit(pg: &Pg, test_db: bool) -> Vec<String> {
+    pg.rows(
+        test_db,
+        "SELECT stamp, action, outcome FROM strata.strata_migration_audit \
+         WHERE stamp = '20260102T000000Z' ORDER BY id",
+    )
 }
 
 /// The first statement of a step's do.sql goes to the server in the batch that begins the step:
@@ -437,11 +442,7 @@ fn the_first_statement_rides_with_the_step_and_fails_as_its_own() {
                 vec![format!("t|{kept}")]
             );
             assert_eq!(
-                pg.rows(
-                    false,
-                    "SELECT stamp, action, outcome FROM strata.strata_migration_audit \
-                     WHERE stamp = '20260102T000000Z' ORDER BY id"
-                ),
+                broken_audit(&pg, false),
                 vec!["20260102T000000Z|do.sql|failed"]
             );
             assert_eq!(

@@ -163,6 +163,7 @@ impl Postgres {
     pub fn enter(
         client: &mut Client,
         policy: &Policy,
+        tenant: Option<&str>,
         timeout: Duration,
         statement_timeout: Duration,
     ) -> Result<Entered, String> {
@@ -178,13 +179,13 @@ impl Postgres {
                     crate::postgres::describe_error(&e)
                 )
             })?;
-        let grants = grants(client, policy, &role).map_err(|e| {
+        let grants = grants(client, policy, &role, tenant).map_err(|e| {
             format!(
                 "cannot read the tables the component may use: {}",
                 crate::postgres::describe_error(&e)
             )
         })?;
-        let catalog = catalog(client, policy).map_err(|e| {
+        let catalog = catalog(client, policy, tenant).map_err(|e| {
             format!(
                 "cannot read the tables and settings the component's statements are checked \
                  against: {}",
@@ -528,17 +529,26 @@ fn settings(client: &mut Client) -> Result<Settings, postgres::Error> {
 
 /// What a component's statements are judged against ([`Catalog`]): read as the migrating user
 /// before the role switch.
-fn catalog(client: &mut Client, policy: &Policy) -> Result<Catalog, postgres::Error> {
+/// In a tenant's run (`tenant`, its schema) only the tenant's tables are there.
+fn catalog(
+    client: &mut Client,
+    policy: &Policy,
+    tenant: Option<&str>,
+) -> Result<Catalog, postgres::Error> {
     let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
         s.as_ref()
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     };
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog {
+        tenant: tenant.map(str::to_string),
+        ..Catalog::default()
+    };
     for row in client.query(
         "SELECT n.nspname::text, c.relname::text, pg_catalog.pg_table_is_visible(c.oid),
                 CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') THEN 'r'
                      WHEN n.nspname = 'strata' OR n.nspname ~ '^pg_' THEN NULL
+                     WHEN n.nspname <> $5::text THEN NULL
                      WHEN $3 OR c.oid IN (SELECT pg_catalog.to_regclass(w)
                                             FROM pg_catalog.unnest($2::text[]) w) THEN 'w'
                      WHEN $4 OR c.oid IN (SELECT pg_catalog.to_regclass(r)
@@ -552,6 +562,7 @@ fn catalog(client: &mut Client, policy: &Policy) -> Result<Catalog, postgres::Er
             &listed(&policy.writes),
             &policy.writes.is_none(),
             &policy.reads.is_none(),
+            &tenant,
         ],
     )? {
         let (schema, name): (String, String) = (row.get(0), row.get(1));
@@ -643,8 +654,14 @@ fn bounded_timeout(deadline: Instant, step: Duration) -> Duration {
 
 /// The GRANT statements that give `role` what `policy` allows: usage of the user's schemas,
 /// and the tables (and their sequences) of `reads` and `writes`, or all tables of the user's
-/// schemas where a list is absent. Never the `strata` schema.
-fn grants(client: &mut Client, policy: &Policy, role: &str) -> Result<String, postgres::Error> {
+/// schemas where a list is absent. Never the `strata` schema; in a tenant's run (`tenant`),
+/// nothing outside the tenant's schema.
+fn grants(
+    client: &mut Client,
+    policy: &Policy,
+    role: &str,
+    tenant: Option<&str>,
+) -> Result<String, postgres::Error> {
     let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
         s.as_ref()
             .map(|s| s.iter().cloned().collect())
@@ -653,13 +670,14 @@ fn grants(client: &mut Client, policy: &Policy, role: &str) -> Result<String, po
     let rows = client.query(
         "SELECT 'schema', pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
           WHERE n.nspname NOT IN ('strata', 'information_schema') AND n.nspname !~ '^pg_'
+            AND n.nspname = COALESCE($3::text, n.nspname)
          UNION ALL
          SELECT l.kind, pg_catalog.format('%I.%I', n.nspname, c.relname)
            FROM (SELECT 'read' AS kind, unnest($1::text[]) AS name
                  UNION ALL SELECT 'write', unnest($2::text[])) l
            JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(l.name)
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname <> 'strata'
+          WHERE n.nspname <> 'strata' AND n.nspname = COALESCE($3::text, n.nspname)
          UNION ALL
          SELECT 'sequence', pg_catalog.format('%I.%I', n.nspname, s.relname)
            FROM pg_catalog.pg_depend d
@@ -668,8 +686,9 @@ fn grants(client: &mut Client, policy: &Policy, role: &str) -> Result<String, po
           WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND d.deptype IN ('a', 'i') AND n.nspname <> 'strata'
+            AND n.nspname = COALESCE($3::text, n.nspname)
             AND d.refobjid IN (SELECT pg_catalog.to_regclass(w) FROM unnest($2::text[]) w)",
-        &[&listed(&policy.reads), &listed(&policy.writes)],
+        &[&listed(&policy.reads), &listed(&policy.writes), &tenant],
     )?;
     let of = |kind: &str| -> Vec<String> {
         rows.iter()
@@ -1934,6 +1953,7 @@ impl Sandbox {
         &self,
         client: ::postgres::Client,
         call: &Call<'_>,
+        tenant: Option<&str>,
         statement_timeout: Duration,
     ) -> (::postgres::Client, Called) {
         let loaded = match self.prepare(call) {
@@ -1942,7 +1962,13 @@ impl Sandbox {
         };
         let timeout = Duration::from_secs(call.limits.timeout_s);
         let mut client = client;
-        let db = match Postgres::enter(&mut client, &call.policy, timeout, statement_timeout) {
+        let db = match Postgres::enter(
+            &mut client,
+            &call.policy,
+            tenant,
+            timeout,
+            statement_timeout,
+        ) {
             Ok(entered) => Postgres::new(client, entered),
             Err(reason) => {
                 let failed = Called {
@@ -2049,6 +2075,7 @@ mod tests {
         let entered = Postgres::enter(
             &mut client,
             &policy,
+            None,
             Duration::from_secs(60),
             Duration::ZERO,
         )

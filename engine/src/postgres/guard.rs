@@ -39,6 +39,9 @@ pub struct Catalog {
     /// holds) a date or time in every such relation that has a column of that name: a cast of
     /// one to a date or time type reads no text.
     pub date_columns: HashSet<String>,
+    /// In a tenant's run (a target of a schema-per-tenant group), the tenant's schema: the
+    /// only one of the user's a component may name.
+    pub tenant: Option<String>,
 }
 
 /// What the statement is.
@@ -796,6 +799,15 @@ impl Walker<'_> {
             return Err(self.denied(format!(
                 "a component may not {verb} `strata.{name}`: strata's bookkeeping is out of every \
                  component's reach"
+            )));
+        }
+        if let Some(tenant) = &self.catalog.tenant
+            && resolved != *tenant
+            && !matches!(resolved.as_str(), "pg_catalog" | "information_schema")
+        {
+            return Err(self.denied(format!(
+                "a component may not {verb} `{resolved}.{name}`: this is tenant `{tenant}`'s \
+                 run, and a component reaches the tenant's own schema only"
             )));
         }
         if resolved == "pg_catalog" && ROW_VALUE_CATALOGS.contains(&name) {

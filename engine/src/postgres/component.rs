@@ -544,10 +544,11 @@ fn catalog(
         tenant: tenant.map(str::to_string),
         ..Catalog::default()
     };
-    for row in client.query(
+    let sql = format!(
         "SELECT n.nspname::text, c.relname::text, pg_catalog.pg_table_is_visible(c.oid),
                 CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') THEN 'r'
-                     WHEN n.nspname = 'strata' OR n.nspname ~ '^pg_' THEN NULL
+                     WHEN n.nspname = 'strata' OR n.nspname ~ '^pg_'
+                          OR ($5::text IS NULL AND {book}) THEN NULL
                      WHEN n.nspname <> $5::text THEN NULL
                      WHEN $3 OR c.oid IN (SELECT pg_catalog.to_regclass(w)
                                             FROM pg_catalog.unnest($2::text[]) w) THEN 'w'
@@ -557,6 +558,10 @@ fn catalog(
            FROM pg_catalog.pg_class c
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+        book = crate::postgres::ledger::tenants_sql("n.nspname")
+    );
+    for row in client.query(
+        &sql,
         &[
             &listed(&policy.reads),
             &listed(&policy.writes),
@@ -667,10 +672,10 @@ fn grants(
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     };
-    let rows = client.query(
+    let sql = format!(
         "SELECT 'schema', pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
           WHERE n.nspname NOT IN ('strata', 'information_schema') AND n.nspname !~ '^pg_'
-            AND n.nspname = COALESCE($3::text, n.nspname)
+            AND n.nspname = COALESCE($3::text, n.nspname) AND ($3::text IS NOT NULL OR NOT {book})
          UNION ALL
          SELECT l.kind, pg_catalog.format('%I.%I', n.nspname, c.relname)
            FROM (SELECT 'read' AS kind, unnest($1::text[]) AS name
@@ -688,6 +693,10 @@ fn grants(
             AND d.deptype IN ('a', 'i') AND n.nspname <> 'strata'
             AND n.nspname = COALESCE($3::text, n.nspname)
             AND d.refobjid IN (SELECT pg_catalog.to_regclass(w) FROM unnest($2::text[]) w)",
+        book = crate::postgres::ledger::tenants_sql("n.nspname")
+    );
+    let rows = client.query(
+        &sql,
         &[&listed(&policy.reads), &listed(&policy.writes), &tenant],
     )?;
     let of = |kind: &str| -> Vec<String> {

@@ -53,6 +53,24 @@ pub fn in_book<'a>(book: &str, sql: impl Into<Cow<'a, str>>) -> Cow<'a, str> {
     Cow::Owned(out.replace("\\\\mstrata\\\\M", "\\\\mstrata\\\\w*\\\\M"))
 }
 
+/// A condition true when the schema named by the SQL expression `name` is a tenant's or its
+/// bookkeeping schema (`strata_<tenant>` holding strata's ledger table): out of the database's
+/// own view and out of its components' reach, as `strata` is.
+pub fn tenants_sql(name: &str) -> String {
+    format!(
+        "({} OR {})",
+        book_sql(name),
+        book_sql(&format!("'strata_' OPERATOR(pg_catalog.||) {name}"))
+    )
+}
+
+fn book_sql(name: &str) -> String {
+    format!(
+        "({name} OPERATOR(pg_catalog.~) '^strata_' AND pg_catalog.to_regclass(\
+         pg_catalog.quote_ident({name}) OPERATOR(pg_catalog.||) '.strata_migration') IS NOT NULL)"
+    )
+}
+
 /// The tenant's schema of the bookkeeping schema `book` (`acme` for `strata_acme`); `None`
 /// for `strata`.
 pub fn tenant_of(book: &str) -> Option<&str> {
@@ -337,6 +355,10 @@ pub fn ensure(client: &mut postgres::Client, book: &str) -> Result<(), postgres:
     }
     let mut tx = client.transaction()?;
     lock(&mut tx, book)?;
+    // A tenant's schema is made with its bookkeeping, as the tenant's first run needs it.
+    if let Some(tenant) = tenant_of(book) {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {tenant}"))?;
+    }
     if !exists(&mut tx, book)? {
         tx.batch_execute(&in_book(book, SCHEMA))?;
     }

@@ -140,8 +140,12 @@ const USER_NAMESPACE: &str = "n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_c
 /// part `public` plays on a database of its own).
 fn user_namespace(book: &str) -> (String, String) {
     match super::ledger::tenant_of(book) {
+        // The tenants' schemas and their bookkeeping are theirs, not the database's.
         None => (
-            USER_NAMESPACE.to_string(),
+            format!(
+                "{USER_NAMESPACE} AND NOT {}",
+                super::ledger::tenants_sql("n.nspname")
+            ),
             "x.nspname <> 'public'".to_string(),
         ),
         Some(tenant) => (

@@ -287,6 +287,20 @@ impl Target {
     /// in the URL itself are used as ever. A password kept back makes [`Target::connect`]
     /// refuse, naming the host and the fix.
     pub fn parse_from(url: &str, key: &str, origin: Origin) -> Result<Target, Error> {
+        // `#schema` after the URL: a tenant's schema on that database (as targets of a
+        // schema-per-tenant group are shown).
+        if let Some((base, schema)) = url.trim().rsplit_once('#')
+            && !schema.contains(['@', '/', ':', '?', '&', '='])
+        {
+            if !is_tenant_schema(schema) {
+                return Err(Error::Usage(format!(
+                    "{key}: `#{schema}` names a tenant's schema, but a tenant's schema is \
+                     lower-case letters, digits and '_', at most 56 bytes, and none of the \
+                     server's or strata's own (pg_*, information_schema, public, strata*)"
+                )));
+            }
+            return Ok(Target::parse_from(base, key, origin)?.with_schema(schema));
+        }
         let (url, service_name) = take_service(url.trim());
         let (url, mut tls) = libpq_tls_options(&url);
         let service = libpq::service(service_name.as_deref())

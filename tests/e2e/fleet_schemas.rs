@@ -161,17 +161,32 @@ fn each_tenant_schema_gets_the_chain_with_its_own_ledger_drift_failure_and_resto
     assert_eq!(ledger(&pg, "acme"), ["people", "strict-names"]);
     p.strata(&["fleet", "status"]).ok().stdout_has("FAILED");
 
-    // The stage goes back from that run's backups: each tenant's two schemas, nothing else.
+    // The stage goes back from that run's backups: each tenant's two schemas, nothing else. A
+    // change in the database's own schema is no tenant's; one in acme's rows is acme's.
     pg.client(false)
-        .batch_execute("INSERT INTO public.people VALUES (2, 'after')")
+        .batch_execute(
+            "INSERT INTO public.people VALUES (2, 'after'); \
+             UPDATE acme.people SET name = 'Changed'",
+        )
         .unwrap();
     let restored = p
         .strata(&["fleet", "restore", "--stage", "all", "--json"])
-        .ok()
+        .code(3)
         .json();
-    assert_eq!(restored["counts"]["restored"], 2, "{restored}");
+    assert_eq!(restored["counts"]["restored"], 1, "{restored}");
+    assert_eq!(restored["counts"]["refused"], 1, "{restored}");
     // The failed tenant's step was rolled back: it has nothing to go back from.
     assert_eq!(restored["counts"]["no-backup"], 1, "{restored}");
+    assert_eq!(ledger(&pg, "globex"), ["people"]);
+    assert_eq!(ledger(&pg, "acme"), ["people", "strict-names"]);
+    // One tenant alone, by its URL and schema, as `strata restore` puts a database back.
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path("run.json")).unwrap()).unwrap();
+    let backup = run["stages"][0]["targets"][0]["backup"].as_str().unwrap();
+    assert!(backup.contains("acme-"), "{run}");
+    let acme = format!("{}#acme", pg.url());
+    // Naming the backup is the confirmation, as on any database.
+    p.strata(&["restore", backup, "--db", &acme]).ok();
     for t in ["acme", "globex"] {
         assert_eq!(ledger(&pg, t), ["people"], "{t}");
     }
@@ -180,6 +195,11 @@ fn each_tenant_schema_gets_the_chain_with_its_own_ledger_drift_failure_and_resto
         ["Grace"],
         "acme's rows came back with it"
     );
+    let audit = pg.rows(
+        false,
+        "SELECT action FROM strata_acme.strata_migration_audit ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(audit, ["restore"], "the restore is in acme's own audit log");
     assert_eq!(
         pg.rows(false, "SELECT name FROM public.people ORDER BY id"),
         ["public", "after"],
@@ -213,6 +233,27 @@ fn public_untouched_but_strict(pg: &Pg) {
 fn two_fleet_runs_at_once_give_each_tenant_schema_the_chain_exactly_once() {
     let pg = Pg::new("fleet_schemas_twice");
     let p = tenants_project(&pg);
+    // The tenants as the rows of a table of the database.
+    pg.client(false)
+        .batch_execute(
+            "CREATE TABLE public.tenants (name text, schema_name text); \
+             INSERT INTO public.tenants VALUES ('acme', 'acme'), ('globex', 'globex'), \
+             ('initech', 'initech'), ('gone', NULL)",
+        )
+        .unwrap();
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"tenants\"\npostgres = \"{url}\"\n\
+             schemas_query = \"SELECT name, schema_name FROM public.tenants \
+             WHERE schema_name IS NOT NULL ORDER BY name\"\n",
+            url = pg.url()
+        ),
+    );
+    p.strata(&["fleet", "status"])
+        .ok()
+        .stdout_has("3 target(s)")
+        .stdout_has("initech");
     let run: Vec<String> = ["fleet", "migrate", "--parallel", "3"]
         .map(String::from)
         .to_vec();

@@ -73,7 +73,7 @@ pub fn after_step(
         let read = read?;
         undone.map(|()| read)
     };
-    let (mut live, applied) = read_in_savepoint(&mut **tx).map_err(|e| {
+    let (mut live, applied) = read_in_savepoint(tx).map_err(|e| {
         failed(format!(
             "cannot read the schema: {}",
             super::describe_error(&e)

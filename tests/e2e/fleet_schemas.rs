@@ -289,31 +289,25 @@ fn a_component_of_one_tenant_cannot_reach_another_tenant_s_schema_or_bookkeeping
         &format!("{REACH}/do.sql"),
         "ALTER TABLE people ADD COLUMN nick text;\n",
     );
-    // Its own tenant's table is fine (acme's run); for every other tenant, it is another's.
-    std::fs::write(
-        p.path(&format!("{REACH}/transform.wasm")),
-        component(
-            Entry::Transform,
-            &[Op::Execute(
-                "UPDATE acme.people SET nick = 'x'".into(),
-                vec![],
-            )],
-        ),
-    )
-    .unwrap();
-    let report = p
-        .strata(&[
+    // The migration's component runs `sql`, for the tenant `tenant` alone; its exit code.
+    let run = |sql: &str, tenant: &str, code: i32| -> serde_json::Value {
+        std::fs::write(
+            p.path(&format!("{REACH}/transform.wasm")),
+            component(Entry::Transform, &[Op::Execute(sql.into(), vec![])]),
+        )
+        .unwrap();
+        let args = [
             "fleet",
             "migrate",
             "--no-rehearsal",
             "--json",
-            "--parallel",
-            "1",
             "--targets",
-            "globex",
-        ])
-        .code(1)
-        .json();
+            tenant,
+        ];
+        p.strata(&args).code(code).json()
+    };
+    // Its own tenant's table is fine (acme's run); for every other tenant, it is another's.
+    let report = run("UPDATE acme.people SET nick = 'x'", "globex", 1);
     assert_eq!(outcome(&report, "globex"), "failed", "{report}");
     let error = report.to_string();
     assert!(
@@ -326,29 +320,14 @@ fn a_component_of_one_tenant_cannot_reach_another_tenant_s_schema_or_bookkeeping
         "acme's rows untouched"
     );
     assert_eq!(ledger(&pg, "globex"), ["people"]);
-    // Nor its own bookkeeping, nor strata's, nor another tenant's.
+    // Nor its own bookkeeping, nor strata's, nor another tenant's, nor the database's own.
     for sql in [
         "DELETE FROM strata_globex.strata_migration",
         "DELETE FROM strata_acme.strata_migration",
         "DELETE FROM strata.strata_migration",
         "UPDATE public.people SET name = 'owned'",
     ] {
-        std::fs::write(
-            p.path(&format!("{REACH}/transform.wasm")),
-            component(Entry::Transform, &[Op::Execute(sql.into(), vec![])]),
-        )
-        .unwrap();
-        let report = p
-            .strata(&[
-                "fleet",
-                "migrate",
-                "--no-rehearsal",
-                "--json",
-                "--targets",
-                "globex",
-            ])
-            .code(1)
-            .json();
+        let report = run(sql, "globex", 1);
         assert!(
             report.to_string().contains("may not write"),
             "{sql}: {report}"
@@ -358,28 +337,7 @@ fn a_component_of_one_tenant_cannot_reach_another_tenant_s_schema_or_bookkeeping
     assert_eq!(ledger(&pg, "acme"), ["people"]);
     public_untouched(&pg);
     // The tenant the component's table belongs to runs it.
-    std::fs::write(
-        p.path(&format!("{REACH}/transform.wasm")),
-        component(
-            Entry::Transform,
-            &[Op::Execute(
-                "UPDATE acme.people SET nick = 'x'".into(),
-                vec![],
-            )],
-        ),
-    )
-    .unwrap();
-    let report = p
-        .strata(&[
-            "fleet",
-            "migrate",
-            "--no-rehearsal",
-            "--json",
-            "--targets",
-            "acme",
-        ])
-        .ok()
-        .json();
+    let report = run("UPDATE acme.people SET nick = 'x'", "acme", 0);
     assert_eq!(outcome(&report, "acme"), "applied", "{report}");
     assert_eq!(pg.rows(false, "SELECT nick FROM acme.people"), ["x"]);
 }

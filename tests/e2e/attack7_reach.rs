@@ -9,7 +9,7 @@ use crate::postgres::{Pg, project};
 use crate::postgres_components::{HOSTILE, assert_refused, project_with};
 
 /// `pg`'s project whose pending step's do.sql adds `schema` and whose component runs `sql`.
-fn pg_with(pg: &Pg, schema: &str, sql: &str, toml: &str) -> crate::harness::Project {
+pub(crate) fn pg_with(pg: &Pg, schema: &str, sql: &str, toml: &str) -> crate::harness::Project {
     let p = project_with(pg, &[Op::Execute(sql.into(), vec![])], toml);
     p.write(
         &format!("{HOSTILE}/do.sql"),

@@ -8,6 +8,8 @@ mod attack4_pg;
 mod attack6_components;
 mod attack7_reach;
 mod attack7_sqlite;
+mod attack8_inputs;
+mod attack8_reach;
 mod attack_pg;
 mod attack_targets;
 mod bad_input;

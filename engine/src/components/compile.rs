@@ -33,8 +33,12 @@ pub const COMPILE_THREADS: usize = 2;
 pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(180);
 /// The argument that makes the binary a compile child.
 const CHILD_ARG: &str = "__strata-compile-component";
-/// The largest component a child reads (the cap on a component file).
-const MAX_WASM_BYTES: u64 = 1 << 30;
+/// The largest component strata takes: 256 MiB, checked from a file's size before it is read
+/// (`core::input::read_component`) and again here before a compile. The largest real guests
+/// (Python through componentize-py, JavaScript through componentize-js) are about 20 MiB, a
+/// Rust guest far less; a component near this size would need more than the compile's memory
+/// bound anyway, so a larger file is refused as one, never held whole.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 
 /// A compile stopped at its bound (memory or time): the component is refused for it, not
 /// taken for an invalid one.
@@ -59,7 +63,10 @@ pub fn serve_as_child() {
 
 fn child_main() -> i32 {
     let mut wasm = Vec::new();
-    if let Err(e) = std::io::stdin().take(MAX_WASM_BYTES).read_to_end(&mut wasm) {
+    if let Err(e) = std::io::stdin()
+        .take(MAX_COMPONENT_BYTES)
+        .read_to_end(&mut wasm)
+    {
         eprintln!("cannot read the component: {e}");
         return 1;
     }
@@ -92,6 +99,13 @@ pub(crate) fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 /// The compiled component for `wasm`: in a bounded child when [`serve_as_child`] set one up,
 /// else in-process.
 pub(crate) fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+    if wasm.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(wasmtime::Error::new(Bounded(format!(
+            "the component is {} MiB, larger than the {} MiB strata takes of a component",
+            wasm.len() >> 20,
+            MAX_COMPONENT_BYTES >> 20
+        ))));
+    }
     match CHILD_EXE.get() {
         Some(exe) => {
             let code = compile_in_child(exe, wasm)?;

@@ -70,10 +70,12 @@ pub const KEEP_BYTES: usize = 256 * 1024;
 /// Pinned file `name` of `dir` as hashed (CRLF read as LF in text files); `None` if it is gone.
 fn read_pinned(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, Error> {
     let path = dir.join(name);
-    Ok(
+    let bytes = if name.ends_with(".wasm") {
+        crate::core::input::read_component(&path)?
+    } else {
         crate::core::input::read_project_file(&path, crate::core::input::FILE_BYTES)?
-            .map(|bytes| normalize(name, bytes)),
-    )
+    };
+    Ok(bytes.map(|bytes| normalize(name, bytes)))
 }
 
 /// What the tree read of one migration folder, kept for the step that runs it: the names the

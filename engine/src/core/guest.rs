@@ -108,9 +108,9 @@ pub fn check_components(m: &Migration, build: &MigrationBuild) -> Result<Vec<Str
                 })
                 .map(str::to_string)
         };
-        let bytes = crate::core::input::read_project_file(&wasm, crate::core::input::FILE_BYTES)?
+        let sha = crate::core::input::component_sha256(&wasm)?
             .ok_or_else(|| Error::input(&wasm, "is gone: it was there a moment ago"))?;
-        if field("wasm_sha256").as_deref() != Some(hex(&Sha256::digest(&bytes)).as_str()) {
+        if field("wasm_sha256").as_deref() != Some(hex(&sha).as_str()) {
             stale.push(format!(
                 "{} was not built from the sources {} records (the .wasm changed since): \
                  rebuild it with `strata build {}`",

@@ -15,8 +15,68 @@ use crate::core::error::Error;
 pub const CONFIG_BYTES: u64 = 1 << 20;
 
 /// The most strata reads of any other file of the project (a migration's SQL, `data.json`,
-/// `schema.sql`, a component's `.wasm`): 1 GiB.
+/// `schema.sql`): 1 GiB.
 pub const FILE_BYTES: u64 = 1 << 30;
+
+/// The most strata reads of a component (`transform.wasm`, `seed.wasm`, `check.wasm`, what
+/// `strata build` made): 256 MiB (see `components::compile::MAX_COMPONENT_BYTES`).
+pub const COMPONENT_BYTES: u64 = crate::components::compile::MAX_COMPONENT_BYTES;
+
+/// Reads a component file as [`read_project_file`] does, refused from its size, before a byte
+/// is read, when it is larger than [`COMPONENT_BYTES`].
+pub fn read_component(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    read_capped(path, COMPONENT_BYTES, &|size| component_too_big(path, size))
+}
+
+/// The sha256 of a component file, read in pieces (never held whole), within the same bound
+/// as [`read_component`]; `None` when there is none.
+pub fn component_sha256(path: &Path) -> Result<Option<[u8; 32]>, Error> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let Some(file) = open_capped(path, COMPONENT_BYTES, &|size| component_too_big(path, size))?
+    else {
+        return Ok(None);
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut seen = 0u64;
+    let mut file = file.take(COMPONENT_BYTES + 1);
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        seen += n as u64;
+        if seen > COMPONENT_BYTES {
+            return Err(component_too_big(path, seen));
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Some(hasher.finalize().into()))
+}
+
+/// Why a component file of `size` bytes is refused.
+fn component_too_big(path: &Path, size: u64) -> Error {
+    let migration = path
+        .ancestors()
+        .skip(1)
+        .find_map(|d| {
+            let name = d.file_name()?.to_str()?;
+            (name != "proj-data" && name != "test-data").then(|| name.to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    Error::input(
+        path,
+        format!(
+            "the file is too large: {} MiB (migration {migration}), where strata takes a \
+             component of at most {} MiB (real components are far smaller: a Python or \
+             JavaScript guest is about 20 MiB); is it the component you meant? Rebuild it with \
+             `strata build`, or move what it embeds into the migration's data files",
+            size.div_ceil(1 << 20),
+            COMPONENT_BYTES >> 20
+        ),
+    )
+}
 
 /// Reads a file of the project, or any other file strata reads (one a URL, an environment
 /// variable or the command line names), which must be a regular file (through a symlink too)
@@ -25,7 +85,38 @@ pub const FILE_BYTES: u64 = 1 << 30;
 /// never read, and the file is opened without blocking, so nothing in the project or its
 /// settings can make strata wait or read without end.
 pub fn read_project_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, Error> {
+    read_capped(path, cap, &|_| too_big(path, cap))
+}
+
+/// [`read_project_file`], `too_big` saying why a file of that many bytes is refused.
+fn read_capped(
+    path: &Path,
+    cap: u64,
+    too_big: &dyn Fn(u64) -> Error,
+) -> Result<Option<Vec<u8>>, Error> {
     use std::io::Read as _;
+    let Some(file) = open_capped(path, cap, too_big)? else {
+        return Ok(None);
+    };
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    // As large as the file was (plus one byte to see it grew), so the buffer never doubles.
+    let mut bytes = Vec::with_capacity(usize::try_from(len.min(cap) + 1).unwrap_or(0));
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(Some(bytes))
+}
+
+/// Opens a file [`read_project_file`] may read: a regular file of at most `cap` bytes by its
+/// metadata (before and after the open); `None` when there is none.
+fn open_capped(
+    path: &Path,
+    cap: u64,
+    too_big: &dyn Fn(u64) -> Error,
+) -> Result<Option<std::fs::File>, Error> {
     let refuse = |meta: &std::fs::Metadata| -> Option<Error> {
         if meta.is_dir() {
             Some(Error::input(
@@ -39,7 +130,7 @@ pub fn read_project_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, Error
                  reads files only as plain files; replace it with a file",
             ))
         } else if meta.len() > cap {
-            Some(too_big(path, cap))
+            Some(too_big(meta.len()))
         } else {
             None
         }
@@ -70,14 +161,7 @@ pub fn read_project_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, Error
     if let Some(e) = refuse(&meta) {
         return Err(e);
     }
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > cap {
-        return Err(too_big(path, cap));
-    }
-    Ok(Some(bytes))
+    Ok(Some(file))
 }
 
 /// [`read_project_file`] of a text file: `None` when there is none; refused when not UTF-8.
@@ -180,6 +264,43 @@ mod tests {
 
     fn check(text: &str) -> Result<(), String> {
         check_script(Path::new("m/do.sql"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_component_larger_than_the_cap_is_refused_from_its_size_unread() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir
+            .path()
+            .join("migrations/app/20240101T000000Z-big/proj-data");
+        std::fs::create_dir_all(&folder).unwrap();
+        let wasm = folder.join("seed.wasm");
+        // Sparse: no disk and, when refused from its size, no memory.
+        let file = std::fs::File::create(&wasm).unwrap();
+        file.set_len(COMPONENT_BYTES + 1).unwrap();
+        for e in [
+            read_component(&wasm).unwrap_err(),
+            component_sha256(&wasm).unwrap_err(),
+        ] {
+            let said = e.to_string();
+            for part in [
+                "seed.wasm",
+                "the file is too large: 257 MiB",
+                "migration 20240101T000000Z-big",
+                "at most 256 MiB",
+                "strata build",
+            ] {
+                assert!(said.contains(part), "{part}: {said}");
+            }
+        }
+        // Below the cap, read and hashed in pieces alike.
+        std::fs::write(&wasm, b"\0asm component").unwrap();
+        assert_eq!(
+            component_sha256(&wasm).unwrap().unwrap(),
+            <[u8; 32]>::from(sha2::Sha256::digest(b"\0asm component"))
+        );
+        assert!(read_component(&folder.join("gone.wasm")).unwrap().is_none());
+        assert_eq!(read_component(&wasm).unwrap().unwrap(), b"\0asm component");
     }
 
     #[test]

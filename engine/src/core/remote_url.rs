@@ -3,6 +3,27 @@
 //! which together decide whether a token may be sent (in clear text only to loopback, or with
 //! the operator's explicit `--allow-insecure`).
 
+/// Whether `host`, as written, is this machine's loopback: `localhost` (any letter case) or a
+/// loopback address (`127.0.0.0/8`, `::1`, `::ffff:127.0.0.1`; `[...]` brackets allowed). A
+/// name that merely resolves to one (`db.localhost`, an `/etc/hosts` entry) is not: where a
+/// token or a password may go without the operator naming the host, only what needs no name
+/// lookup counts. The one notion of loopback for what strata sends (a `--remote` token, the
+/// PostgreSQL password of the environment).
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback(),
+            std::net::IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        })
+}
+
 /// A parsed endpoint URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteUrl {
@@ -48,10 +69,7 @@ impl RemoteUrl {
             Some(v6) => v6.split(']').next().unwrap_or_default(),
             None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
         };
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
+        let loopback = is_loopback_host(host);
         Ok(RemoteUrl {
             url: format!("{scheme}://{rest}"),
             tls,
@@ -68,7 +86,38 @@ impl RemoteUrl {
 
 #[cfg(test)]
 mod tests {
-    use super::RemoteUrl;
+    use super::{RemoteUrl, is_loopback_host};
+
+    #[test]
+    fn loopback_is_what_needs_no_name_lookup() {
+        for host in [
+            "localhost",
+            "LocalHost",
+            "127.0.0.1",
+            "127.9.8.7",
+            "::1",
+            "[::1]",
+            "0:0:0:0:0:0:0:1",
+            "::ffff:127.0.0.1",
+            "[::ffff:127.0.0.2]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "db.localhost",
+            "localhost.",
+            "localhost.example",
+            "192.0.2.2",
+            "::ffff:192.0.2.2",
+            "0.0.0.0",
+            "::",
+            "",
+            "/tmp",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn the_transport_decides_not_the_spelling() {

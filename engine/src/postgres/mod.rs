@@ -990,13 +990,18 @@ mod tests {
                     db.example:5432:shop:app:pa\\:ss\n\
                     *:*:*:*:fallback\n";
         assert_eq!(
-            passfile_lookup(file, "db.example", 5432, "shop", "app").as_deref(),
+            passfile_lookup(file, "db.example", 5432, "shop", "app", false).as_deref(),
             Some("pa:ss")
         );
         assert_eq!(
-            passfile_lookup(file, "elsewhere", 5433, "x", "y").as_deref(),
+            passfile_lookup(file, "elsewhere", 5433, "x", "y", true).as_deref(),
             Some("fallback")
         );
-        assert_eq!(passfile_lookup("h:1:d:u\n", "h", 1, "d", "u"), None);
+        // A line for every host is passed over for a host it may not go to.
+        assert_eq!(
+            passfile_lookup(file, "elsewhere", 5433, "x", "y", false),
+            None
+        );
+        assert_eq!(passfile_lookup("h:1:d:u\n", "h", 1, "d", "u", true), None);
     }
 }

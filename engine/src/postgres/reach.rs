@@ -7,23 +7,36 @@
 //! list. [`outside_the_manifest`] finds such reach before the component runs; the call is
 //! refused unless the manifest lists the tables reached.
 //!
-//! A view reads and writes the relations it names with its owner's rights (unless it is
-//! `security_invoker`), so a view without that option in `reads` needs every relation it
-//! reaches (through nested views too) in `reads` or `writes`, and one in `writes` needs them in
-//! `writes`. Materialized views hold their own rows and count as tables.
+//! A view reads and writes the relations it names with its owner's rights, or with the
+//! component's role's when it is `security_invoker`, and those include whatever PUBLIC is
+//! granted; so a view in `reads` needs every relation it reaches (through nested views too) in
+//! `reads` or `writes`, and one in `writes` needs them in `writes`, whatever its option. The
+//! relations a listed table's row security policies read are held to `reads` the same way.
+//! Materialized views hold their own rows and count as tables.
 //!
 //! Partitions are judged each on its own: a listed partitioned table covers its partitions
 //! (they hold its rows), but a listed partition never covers its siblings or its parent; what
 //! a foreign key's action changes in a partitioned table is each of its partitions.
 //!
-//! A statement also runs functions the component never names: a written table's triggers,
-//! column defaults, generated columns, check constraints and index expressions, the
-//! constraints and defaults of its columns' domains, the row security policies and view bodies
-//! of what it reads or writes, and the database's event triggers on its DDL. Each runs as the
-//! component's role unless it is `SECURITY DEFINER` (or sets the role). [`outside_the_manifest`]
-//! refuses the call when any of them is, and when any is a function of the database's own while
-//! the database holds a `SECURITY DEFINER` function every role may execute (a function's body
-//! may call any function, and PostgreSQL records no such calls).
+//! A statement also runs functions the component never names: a written table's triggers
+//! (with their `WHEN` conditions), column defaults, generated columns, check constraints and
+//! index expressions, the constraints and defaults of its columns' domains, the user-defined
+//! casts of the columns' types of what it reads or writes, the row security policies and view
+//! bodies of what it reads or writes, and the database's event triggers on its DDL. Each runs
+//! as the component's role unless it is `SECURITY DEFINER` (or sets the role).
+//! [`outside_the_manifest`] refuses the call when any of them is, and when any is a function of
+//! the database's own while the database holds a `SECURITY DEFINER` function every role may
+//! execute, or a relation outside the lists that PUBLIC holds a privilege on (a function's body
+//! may call any function and use what the role's grants and PUBLIC's allow, and PostgreSQL
+//! records none of it).
+//!
+//! Some run as another role whatever they are: what a referential action fires in the table it
+//! changes (its triggers, defaults, checks, index expressions, domains, casts) and a foreign
+//! key's operators run as a table's owner, and a deferrable trigger or constraint fires at
+//! `COMMIT` or `SET CONSTRAINTS`, after strata has reset the role, as the migrating user. Any
+//! function of the database's own there refuses the call. (Refused rather than flushed with
+//! `SET CONSTRAINTS ALL IMMEDIATE` before the role is reset: that would fire do.sql's own
+//! deferred checks as the component's role and end their deferral in the middle of the step.)
 
 use postgres::Client;
 
@@ -38,11 +51,21 @@ pub fn outside_the_manifest(
 ) -> Result<Option<String>, postgres::Error> {
     let writes: Option<Vec<String>> = policy.writes.as_ref().map(|w| w.iter().cloned().collect());
     let reads: Option<Vec<String>> = policy.reads.as_ref().map(|r| r.iter().cloned().collect());
+    // The queries join many catalogs, so the planner's estimates pass the JIT thresholds and
+    // compiling them takes seconds while running them takes milliseconds: JIT off for them,
+    // then back to what it was (inside the step's transaction).
+    let jit: String = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('jit'), pg_catalog.set_config('jit', 'off', true)",
+            &[],
+        )?
+        .get(0);
     let mut rows = client.query(FIRED, &[&writes, &reads])?;
     // Without `writes` every table is granted: no table reaches past the grants.
     if writes.is_some() {
         rows.extend(client.query(REACH, &[&writes, &reads])?);
     }
+    client.query_one("SELECT pg_catalog.set_config('jit', $1, true)", &[&jit])?;
     if rows.is_empty() {
         return Ok(None);
     }
@@ -56,7 +79,8 @@ pub fn outside_the_manifest(
     }
     Ok(Some(format!(
         "the tables of `reads` and `writes` reach past the component's grants through what \
-         PostgreSQL runs as another role (the tables' owner, a function's):{why}\nList those \
+         PostgreSQL runs as another role (the tables' owner, a function's, the migrating user's at \
+         COMMIT) or through what PUBLIC is granted:{why}\nList those \
          tables in migration.toml (or change the schema) so that what the component can change \
          or learn is what the manifest says"
     )))
@@ -102,8 +126,9 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                   LEFT JOIN LATERAL (SELECT relid FROM pg_catalog.pg_partition_tree(c.oid)
                                       WHERE isleaf) t ON c.relkind = 'p'
                  WHERE c.oid IN (SELECT child FROM fk UNION SELECT parent FROM fk)),
-     -- The relations each listed view without security_invoker reaches (through the views
-     -- it reads, whatever theirs say: they run with its owner's rights).
+     -- The relations each listed view reaches (through the views it reads, whatever theirs
+     -- say): one without security_invoker reads them with its owner's rights, one with it
+     -- with the component's role's, and those include whatever PUBLIC is granted.
      reached(root, rel) AS (
        SELECT v.oid, d.refobjid
          FROM pg_catalog.pg_class v
@@ -113,9 +138,6 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> v.oid
         WHERE v.relkind = 'v'
           AND (v.oid IN (SELECT oid FROM cw) OR ($2 IS NOT NULL AND v.oid IN (SELECT oid FROM cr)))
-          AND NOT EXISTS (SELECT FROM pg_catalog.unnest(v.reloptions) o
-                           WHERE pg_catalog.lower(o) IN ('security_invoker=true', 'security_invoker=on',
-                                                         'security_invoker=yes', 'security_invoker=1'))
        UNION
        SELECT re.root, d.refobjid
          FROM reached re
@@ -169,23 +191,49 @@ SELECT pg_catalog.format(
   FROM pg_catalog.pg_rewrite ru
  WHERE ru.ev_class IN (SELECT oid FROM cw) AND ru.rulename <> '_RETURN'
 UNION ALL
-SELECT pg_catalog.format(
+SELECT CASE WHEN x.invoker THEN pg_catalog.format(
+         '`%s` (in `%s`): the view reaches `%s`, outside the lists, with the component''s role''s '
+         'rights, and those include whatever PUBLIC is granted: add `%s` to `%s`',
+         x.root::pg_catalog.regclass, x.list, x.rel::pg_catalog.regclass,
+         x.rel::pg_catalog.regclass, x.list)
+       ELSE pg_catalog.format(
          '`%s` (in `%s`): the view reaches `%s` with its owner''s rights, past the component''s '
          'grants: add `%s` to `%s`, or have the view check the component''s own '
-         '(ALTER VIEW %s SET (security_invoker = true))',
+         '(ALTER VIEW %s SET (security_invoker = true); it still needs `%s` listed)',
          x.root::pg_catalog.regclass, x.list, x.rel::pg_catalog.regclass,
-         x.rel::pg_catalog.regclass, x.list, x.root::pg_catalog.regclass)
+         x.rel::pg_catalog.regclass, x.list, x.root::pg_catalog.regclass,
+         x.rel::pg_catalog.regclass) END
   FROM (SELECT DISTINCT re.root, re.rel,
-               CASE WHEN re.root IN (SELECT oid FROM cw) THEN 'writes' ELSE 'reads' END AS list
+               CASE WHEN re.root IN (SELECT oid FROM cw) THEN 'writes' ELSE 'reads' END AS list,
+               EXISTS (SELECT FROM pg_catalog.pg_class v, pg_catalog.unnest(v.reloptions) o
+                        WHERE v.oid = re.root
+                          AND pg_catalog.lower(o) IN ('security_invoker=true', 'security_invoker=on',
+                                                      'security_invoker=yes', 'security_invoker=1'))
+                 AS invoker
           FROM reached re
           JOIN pg_catalog.pg_class c ON c.oid = re.rel AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) x
  WHERE (x.list = 'writes' AND x.rel NOT IN (SELECT oid FROM cw))
     OR (x.list = 'reads' AND x.rel NOT IN (SELECT oid FROM cr))
+UNION ALL
+SELECT DISTINCT pg_catalog.format(
+         '`%s` (in `%s`): its row security policy `%s` reads `%s`, outside the lists, with the '
+         'component''s role''s rights, and those include whatever PUBLIC is granted: add `%s` to '
+         '`reads`',
+         p.polrelid::pg_catalog.regclass,
+         CASE WHEN p.polrelid IN (SELECT oid FROM cw) THEN 'writes' ELSE 'reads' END, p.polname,
+         d.refobjid::pg_catalog.regclass, d.refobjid::pg_catalog.regclass)
+  FROM pg_catalog.pg_policy p
+  JOIN pg_catalog.pg_depend d
+    ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid
+   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> p.polrelid
+  JOIN pg_catalog.pg_class c ON c.oid = d.refobjid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ WHERE $2 IS NOT NULL AND p.polrelid IN (SELECT oid FROM cr)
+   AND d.refobjid NOT IN (SELECT oid FROM cr)
 ORDER BY 1";
 
-/// One row per function a component's statements would run as another role, its description.
-/// `$1`: the names of `writes` (NULL: every table); `$2`: those of `reads` (NULL: every
-/// table).
+/// One row per function a component's statements would run as another role (or that would use
+/// PUBLIC's grants past the lists), its description. `$1`: the names of `writes` (NULL: every
+/// table); `$2`: those of `reads` (NULL: every table).
 const FIRED: &str = "
 WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                         FROM pg_catalog.unnest($1::pg_catalog.text[]) x),
@@ -210,79 +258,228 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
             UNION
             SELECT t.relid::pg_catalog.oid FROM lr, LATERAL pg_catalog.pg_partition_tree(lr.o) t
              WHERE lr.o IS NOT NULL),
-     -- The types of the written columns, through domains, arrays and composite types.
-     types(typ) AS (
-       SELECT a.atttypid FROM pg_catalog.pg_attribute a
-        WHERE a.attrelid IN (SELECT oid FROM cw) AND a.attnum > 0 AND NOT a.attisdropped
+     -- The tables a foreign key's referential action changes as their owner when the component
+     -- changes a table of `writes`, through the actions those changes run in turn, with the
+     -- key that changes each (one of them).
+     acting AS (SELECT c.conrelid, c.confrelid,
+                       pg_catalog.format('foreign key `%s` of `%s` (%s) from `%s`', c.conname,
+                         c.conrelid::pg_catalog.regclass,
+                         pg_catalog.concat_ws(', ',
+                           CASE c.confdeltype WHEN 'c' THEN 'ON DELETE CASCADE'
+                                              WHEN 'n' THEN 'ON DELETE SET NULL'
+                                              WHEN 'd' THEN 'ON DELETE SET DEFAULT' END,
+                           CASE c.confupdtype WHEN 'c' THEN 'ON UPDATE CASCADE'
+                                              WHEN 'n' THEN 'ON UPDATE SET NULL'
+                                              WHEN 'd' THEN 'ON UPDATE SET DEFAULT' END),
+                         c.confrelid::pg_catalog.regclass) AS via
+                  FROM pg_catalog.pg_constraint c
+                 WHERE c.contype = 'f'
+                   AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))),
+     owned(oid, via) AS (
+       SELECT t.relid::pg_catalog.oid, a.via
+         FROM acting a,
+              LATERAL (SELECT a.conrelid AS relid
+                       UNION SELECT relid FROM pg_catalog.pg_partition_tree(a.conrelid)) t
+        WHERE a.confrelid IN (SELECT oid FROM cw)
        UNION
-       SELECT n.t
+       SELECT t.relid::pg_catalog.oid, a.via
+         FROM owned o JOIN acting a ON a.confrelid = o.oid,
+              LATERAL (SELECT a.conrelid AS relid
+                       UNION SELECT relid FROM pg_catalog.pg_partition_tree(a.conrelid)) t),
+     ow AS (SELECT DISTINCT ON (oid) oid, via FROM owned ORDER BY oid, via),
+     -- The types of the columns of a relation: 'w' of `writes`, 'r' of `reads` or `writes`,
+     -- 'o' of a table a referential action changes; through domains, arrays and composite
+     -- types.
+     types(tag, typ) AS (
+       SELECT s.tag, a.atttypid
+         FROM (SELECT 'w' AS tag, oid FROM cw UNION ALL SELECT 'r', oid FROM cr
+               UNION ALL SELECT 'o', oid FROM ow) s
+         JOIN pg_catalog.pg_attribute a
+           ON a.attrelid = s.oid AND a.attnum > 0 AND NOT a.attisdropped
+       UNION
+       SELECT y.tag, n.t
          FROM types y JOIN pg_catalog.pg_type t ON t.oid = y.typ,
               LATERAL (SELECT t.typbasetype WHERE t.typtype = 'd'
                        UNION ALL SELECT t.typelem WHERE t.typelem <> 0
                        UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
                                   WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid
                                     AND a.attnum > 0 AND NOT a.attisdropped) n(t)),
-     -- What runs: (description, a function) or (description, an object whose functions run).
-     src(what, fn, classid, objid) AS (
+     -- Those the database defined (a cast can only be made by the owner of one of its types).
+     utypes AS (SELECT y.tag, y.typ FROM types y JOIN pg_catalog.pg_type t ON t.oid = y.typ
+                 WHERE t.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace),
+     -- What runs: (description, a function, an object whose functions run), and as whom when
+     -- not as the component's role (then, why, and the fix). A trigger runs its function and
+     -- those of its WHEN condition. A referential action bypasses row security (the owner
+     -- runs it without FORCE), so no policy of the table it changes runs.
+     src(what, fn, classid, objid, runner, fix) AS (
        SELECT pg_catalog.format('`%s` (in `writes`): its trigger `%s`',
                                 t.tgrelid::pg_catalog.regclass, t.tgname),
-              t.tgfoid, 0::pg_catalog.oid, 0::pg_catalog.oid
+              t.tgfoid, 'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid, t.oid,
+              NULL::pg_catalog.text,
+              NULL::pg_catalog.text
          FROM pg_catalog.pg_trigger t
         WHERE t.tgrelid IN (SELECT oid FROM cw) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
        UNION ALL
+       SELECT pg_catalog.format('`%s` (in `writes`): its deferrable trigger `%s`',
+                                t.tgrelid::pg_catalog.regclass, t.tgname),
+              t.tgfoid, 'pg_catalog.pg_trigger'::pg_catalog.regclass, t.oid,
+              'at COMMIT or SET CONSTRAINTS, after the component''s role is reset, so as the '
+              'migrating user',
+              pg_catalog.format('make the trigger NOT DEFERRABLE (it then fires as the '
+                                'component''s role), or do this change in do.sql')
+         FROM pg_catalog.pg_trigger t
+        WHERE t.tgrelid IN (SELECT oid FROM cw) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+          AND t.tgdeferrable
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `writes`): its deferrable constraint `%s`',
+                                k.conrelid::pg_catalog.regclass, k.conname),
+              0, x.classid, x.objid,
+              'when it is checked again at COMMIT or SET CONSTRAINTS, after the component''s '
+              'role is reset, so as the migrating user',
+              pg_catalog.format('make the constraint NOT DEFERRABLE, or do this change in do.sql')
+         FROM pg_catalog.pg_constraint k,
+              LATERAL (VALUES ('pg_catalog.pg_constraint'::pg_catalog.regclass::pg_catalog.oid,
+                               k.oid),
+                              ('pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid, k.conindid))
+                            x(classid, objid)
+        WHERE k.conrelid IN (SELECT oid FROM cw) AND k.condeferrable AND k.contype IN ('u', 'p', 'x')
+       UNION ALL
+       SELECT pg_catalog.format('foreign key `%s` of `%s` (to `%s`)', k.conname,
+                                k.conrelid::pg_catalog.regclass, k.confrelid::pg_catalog.regclass),
+              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid,
+              'as the owner of the table it checks or changes (PostgreSQL runs a foreign key''s '
+              'checks and actions so)',
+              'compare the keys with built-in operators, or do this change in do.sql'
+         FROM pg_catalog.pg_constraint k
+        WHERE k.contype = 'f'
+          AND (k.conrelid IN (SELECT oid FROM cw) OR k.confrelid IN (SELECT oid FROM cw)
+               OR k.conrelid IN (SELECT oid FROM ow))
+       UNION ALL
        SELECT pg_catalog.format('event trigger `%s` (on the component''s CREATE, ALTER and DROP)',
                                 e.evtname),
-              e.evtfoid, 0, 0
+              e.evtfoid, 0, 0, NULL, NULL
          FROM pg_catalog.pg_event_trigger e
         WHERE e.evtenabled <> 'D' AND EXISTS (SELECT FROM cw)
        UNION ALL
        SELECT pg_catalog.format('`%s` (in `writes`): the default or generated value of column `%s`',
                                 d.adrelid::pg_catalog.regclass, a.attname),
-              0, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid
+              0, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid, NULL, NULL
          FROM pg_catalog.pg_attrdef d
          JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
         WHERE d.adrelid IN (SELECT oid FROM cw)
        UNION ALL
        SELECT pg_catalog.format('`%s` (in `writes`): its constraint `%s`',
                                 k.conrelid::pg_catalog.regclass, k.conname),
-              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid
+              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, NULL, NULL
          FROM pg_catalog.pg_constraint k WHERE k.conrelid IN (SELECT oid FROM cw)
        UNION ALL
        SELECT pg_catalog.format('`%s` (a type of a column in `writes`): its constraint `%s`',
                                 k.contypid::pg_catalog.regtype, k.conname),
-              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid
-         FROM pg_catalog.pg_constraint k WHERE k.contypid IN (SELECT typ FROM types)
+              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid, NULL, NULL
+         FROM pg_catalog.pg_constraint k
+        WHERE k.contypid IN (SELECT typ FROM types WHERE tag = 'w')
        UNION ALL
        SELECT pg_catalog.format('`%s` (a type of a column in `writes`): its default',
                                 t.oid::pg_catalog.regtype),
-              0, 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid
-         FROM pg_catalog.pg_type t WHERE t.oid IN (SELECT typ FROM types) AND t.typtype = 'd'
+              0, 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid, NULL, NULL
+         FROM pg_catalog.pg_type t
+        WHERE t.oid IN (SELECT typ FROM types WHERE tag = 'w') AND t.typtype = 'd'
+       UNION ALL
+       SELECT pg_catalog.format('the cast from `%s` to `%s` (a type of a column in `reads` or '
+                                '`writes`, cast %s)',
+                                c.castsource::pg_catalog.regtype, c.casttarget::pg_catalog.regtype,
+                                CASE c.castcontext WHEN 'i' THEN 'implicitly'
+                                                   WHEN 'a' THEN 'on assignment'
+                                                   ELSE 'explicitly' END),
+              c.castfunc, 0, 0, NULL, NULL
+         FROM pg_catalog.pg_cast c
+        WHERE c.castfunc <> 0
+          AND (c.castsource IN (SELECT typ FROM utypes WHERE tag = 'r')
+               OR c.casttarget IN (SELECT typ FROM utypes WHERE tag = 'r'))
        UNION ALL
        SELECT pg_catalog.format('`%s` (in `writes`): its index `%s`',
                                 i.indrelid::pg_catalog.regclass, i.indexrelid::pg_catalog.regclass),
-              0, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid
+              0, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, NULL, NULL
          FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM cw)
        UNION ALL
        SELECT pg_catalog.format('`%s` (in `reads` or `writes`): its row security policy `%s`',
                                 p.polrelid::pg_catalog.regclass, p.polname),
-              0, 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid
+              0, 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid, NULL, NULL
          FROM pg_catalog.pg_policy p WHERE p.polrelid IN (SELECT oid FROM cr)
        UNION ALL
        SELECT pg_catalog.format('`%s` (in `reads` or `writes`): the view''s query',
                                 r.ev_class::pg_catalog.regclass),
-              0, 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid
-         FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM cr)),
-     runs(what, fn) AS (
-       SELECT what, fn FROM src WHERE fn <> 0
+              0, 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, NULL, NULL
+         FROM pg_catalog.pg_rewrite r WHERE r.ev_class IN (SELECT oid FROM cr)
+       UNION ALL
+       -- What a referential action fires in the table it changes runs as that table's owner.
+       SELECT pg_catalog.format('`%s` (changed by %s, when the component changes that table): %s',
+                                o.oid::pg_catalog.regclass, o.via, x.what),
+              x.fn, x.classid, x.objid,
+              'as the owner of the table (PostgreSQL runs a referential action, and what it '
+              'fires, as the referencing table''s owner)',
+              pg_catalog.format('make the foreign key NO ACTION and have the component change '
+                                '`%s` itself, keep functions of the database''s own out of '
+                                'that table, or do this change in do.sql',
+                                o.oid::pg_catalog.regclass)
+         FROM ow o,
+              LATERAL (SELECT pg_catalog.format('its trigger `%s`', t.tgname) AS what,
+                              t.tgfoid AS fn,
+                              'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid AS classid,
+                              t.oid AS objid
+                         FROM pg_catalog.pg_trigger t
+                        WHERE t.tgrelid = o.oid AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+                       UNION ALL
+                       SELECT pg_catalog.format('the default or generated value of column `%s`',
+                                                a.attname),
+                              0, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid
+                         FROM pg_catalog.pg_attrdef d
+                         JOIN pg_catalog.pg_attribute a
+                           ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+                        WHERE d.adrelid = o.oid
+                       UNION ALL
+                       SELECT pg_catalog.format('its constraint `%s`', k.conname),
+                              0, 'pg_catalog.pg_constraint'::pg_catalog.regclass, k.oid
+                         FROM pg_catalog.pg_constraint k WHERE k.conrelid = o.oid
+                       UNION ALL
+                       SELECT pg_catalog.format('its index `%s`', i.indexrelid::pg_catalog.regclass),
+                              0, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid
+                         FROM pg_catalog.pg_index i WHERE i.indrelid = o.oid) x
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (a type of a column of a table a referential action '
+                                'changes): %s', y.typ::pg_catalog.regtype, x.what),
+              x.fn, x.classid, x.objid,
+              'as the owner of a table a referential action changes (PostgreSQL runs the action '
+              'so)',
+              'keep functions of the database''s own out of the types of tables a referential '
+              'action changes, make the foreign keys NO ACTION, or do this change in do.sql'
+         FROM (SELECT DISTINCT typ FROM utypes WHERE tag = 'o') y,
+              LATERAL (SELECT pg_catalog.format('its constraint `%s`', k.conname) AS what,
+                              0::pg_catalog.oid AS fn,
+                              'pg_catalog.pg_constraint'::pg_catalog.regclass::pg_catalog.oid AS classid,
+                              k.oid AS objid
+                         FROM pg_catalog.pg_constraint k WHERE k.contypid = y.typ
+                       UNION ALL
+                       SELECT 'its default', 0, 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid
+                         FROM pg_catalog.pg_type t WHERE t.oid = y.typ AND t.typtype = 'd'
+                       UNION ALL
+                       SELECT pg_catalog.format('its cast from `%s` to `%s`',
+                                                c.castsource::pg_catalog.regtype,
+                                                c.casttarget::pg_catalog.regtype),
+                              c.castfunc, 0, 0
+                         FROM pg_catalog.pg_cast c
+                        WHERE c.castfunc <> 0 AND (c.castsource = y.typ OR c.casttarget = y.typ)) x),
+     runs(what, fn, runner, fix) AS (
+       SELECT what, fn, runner, fix FROM src WHERE fn <> 0
        UNION
-       SELECT s.what, COALESCE(o.oprcode::pg_catalog.oid, d.refobjid)
+       SELECT s.what, COALESCE(o.oprcode::pg_catalog.oid, d.refobjid), s.runner, s.fix
          FROM src s
          JOIN pg_catalog.pg_depend d ON d.classid = s.classid AND d.objid = s.objid
           AND d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
                                'pg_catalog.pg_operator'::pg_catalog.regclass)
          LEFT JOIN pg_catalog.pg_operator o
            ON d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass AND o.oid = d.refobjid
-        WHERE s.fn = 0),
+        WHERE s.classid <> 0),
      -- Functions that run as their owner (or another role) whatever role calls them.
      definer AS (SELECT p.oid, p.proacl IS NULL
                        OR EXISTS (SELECT FROM pg_catalog.aclexplode(p.proacl) a
@@ -291,12 +488,43 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                  WHERE p.prosecdef
                     OR EXISTS (SELECT FROM pg_catalog.unnest(p.proconfig) c
                                 WHERE pg_catalog.lower(c) LIKE 'role=%'
-                                   OR pg_catalog.lower(c) LIKE 'session\\_authorization=%'))
+                                   OR pg_catalog.lower(c) LIKE 'session\\_authorization=%')),
+     -- Functions of the database's own (not PostgreSQL's built-ins): their bodies may do
+     -- anything their caller may.
+     own AS (SELECT p.oid FROM pg_catalog.pg_proc p
+               JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+              WHERE l.lanname NOT IN ('internal', 'c')
+                AND p.pronamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace,
+                                           'information_schema'::pg_catalog.regnamespace)),
+     -- Relations outside the lists on which PUBLIC (so the component's role) holds a
+     -- privilege the lists do not give.
+     public_rel AS (SELECT c.oid FROM pg_catalog.pg_class c
+                     WHERE c.oid IN (SELECT oid FROM everything)
+                       AND EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) a
+                                    WHERE a.grantee = 0
+                                      AND (c.oid NOT IN (SELECT oid FROM cr)
+                                           OR (c.oid NOT IN (SELECT oid FROM cw)
+                                               AND a.privilege_type <> 'SELECT')))
+                    UNION
+                    SELECT c.oid FROM pg_catalog.pg_class c
+                      JOIN pg_catalog.pg_attribute t ON t.attrelid = c.oid,
+                           LATERAL pg_catalog.aclexplode(t.attacl) a
+                     WHERE c.oid IN (SELECT oid FROM everything) AND a.grantee = 0
+                       AND (c.oid NOT IN (SELECT oid FROM cr)
+                            OR (c.oid NOT IN (SELECT oid FROM cw)
+                                AND a.privilege_type <> 'SELECT')))
 SELECT pg_catalog.format(
          '%s runs `%s`, which runs as its owner (SECURITY DEFINER or a role it sets), past the '
          'component''s grants: make it SECURITY INVOKER, or do this change in do.sql',
          r.what, r.fn::pg_catalog.regprocedure)
   FROM runs r WHERE r.fn IN (SELECT oid FROM definer)
+UNION ALL
+SELECT pg_catalog.format(
+         '%s runs `%s`, a function of the database''s own, %s, past the component''s grants: %s',
+         r.what, r.fn::pg_catalog.regprocedure, r.runner, r.fix)
+  FROM runs r
+ WHERE r.runner IS NOT NULL AND r.fn IN (SELECT oid FROM own)
+   AND r.fn NOT IN (SELECT oid FROM definer)
 UNION ALL
 SELECT pg_catalog.format(
          '%s runs `%s`, a function of the database''s own, which may call `%s` (which runs as '
@@ -305,9 +533,19 @@ SELECT pg_catalog.format(
          r.what, r.fn::pg_catalog.regprocedure, x.oid::pg_catalog.regprocedure,
          x.oid::pg_catalog.regprocedure)
   FROM runs r
-  JOIN pg_catalog.pg_proc p ON p.oid = r.fn
-  JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname NOT IN ('internal', 'c')
   CROSS JOIN LATERAL (SELECT pg_catalog.min(oid) AS oid FROM definer WHERE public) x
- WHERE r.fn NOT IN (SELECT oid FROM definer) AND x.oid IS NOT NULL
-   AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace
+ WHERE r.runner IS NULL AND r.fn IN (SELECT oid FROM own) AND r.fn NOT IN (SELECT oid FROM definer)
+   AND x.oid IS NOT NULL
+UNION ALL
+SELECT pg_catalog.format(
+         '%s runs `%s`, a function of the database''s own, as the component''s role, which '
+         'inherits what PUBLIC is granted: it may use `%s` (granted to PUBLIC, outside the '
+         'lists): REVOKE ALL ON %s FROM PUBLIC, list it in `reads` or `writes`, or do this '
+         'change in do.sql',
+         r.what, r.fn::pg_catalog.regprocedure, x.oid::pg_catalog.regclass,
+         x.oid::pg_catalog.regclass)
+  FROM runs r
+  CROSS JOIN LATERAL (SELECT pg_catalog.min(oid) AS oid FROM public_rel) x
+ WHERE r.runner IS NULL AND r.fn IN (SELECT oid FROM own) AND r.fn NOT IN (SELECT oid FROM definer)
+   AND x.oid IS NOT NULL
 ORDER BY 1";

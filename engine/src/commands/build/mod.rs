@@ -528,7 +528,8 @@ fn compile(
             "the crate built no .wasm; a guest crate needs `[lib] crate-type = [\"cdylib\"]` in its Cargo.toml",
         )
     })?;
-    std::fs::read(&wasm).map_err(|e| Error::io(wasm, e))
+    crate::core::input::read_component(&wasm)?
+        .ok_or_else(|| Error::input(&wasm, "is gone: the build had just made it"))
 }
 
 /// Refuses a component whose exports do not match the world its folder stands for.

@@ -313,7 +313,8 @@ pub fn compile(
             c.source.display()
         )));
     }
-    let bytes = std::fs::read(&output).map_err(|e| Error::io(&output, e))?;
+    let bytes = crate::core::input::read_component(&output)?
+        .ok_or_else(|| Error::input(&output, "is gone: componentize-py had just made it"))?;
     let _ = std::fs::remove_dir_all(staging);
     Ok(bytes)
 }

@@ -119,11 +119,15 @@ pub fn with_default_port(url: &str, port: u16) -> String {
     )
 }
 
+/// The folders where libpq looks for a local server's Unix socket by default (Debian's, then
+/// upstream's): a socket there is where libpq itself would connect.
+pub const DEFAULT_SOCKET_DIRS: [&str; 3] = ["/var/run/postgresql", "/run/postgresql", "/tmp"];
+
 /// libpq's default host when neither the URL, the service nor `PGHOST` names one: the Unix
 /// socket folder where a local server listens on `port` (Debian's `/var/run/postgresql`, then
 /// upstream's `/tmp`), else `localhost`.
 pub fn default_host(port: u16) -> String {
-    for dir in ["/var/run/postgresql", "/tmp"] {
+    for dir in DEFAULT_SOCKET_DIRS {
         if Path::new(dir).join(format!(".s.PGSQL.{port}")).exists() {
             return dir.to_string();
         }

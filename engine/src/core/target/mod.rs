@@ -20,6 +20,8 @@ use std::time::Duration;
 use postgres::config::{Host, SslMode};
 
 use crate::core::error::Error;
+#[cfg(feature = "postgres")]
+use crate::core::remote_url::is_loopback_host;
 
 /// Where a database value came from, which decides where the password of the environment
 /// may go (see [`Target::parse_from`]).
@@ -410,32 +412,30 @@ impl Target {
         };
         target.shown = target.describe();
         if target.config.get_password().is_none() {
+            let named = environment_hosts(service);
             let foreign = match origin {
                 Origin::Operator => None,
-                Origin::Checkout => target.host_the_environment_does_not_name(service),
+                Origin::Checkout => target.host_the_environment_does_not_name(&named),
             };
-            let password = match (&foreign, service_password) {
-                (None, Some(p)) => Some(p),
-                (None, None) => target.password_from_environment(),
-                // The passfile matches by host: its line for this server is the operator's.
+            // A passfile line for every host (`*`) is the operator's for the servers the
+            // environment names, not for one only the checkout names.
+            let wildcard_ok = |h: &Host| origin == Origin::Operator || environments(h, &named);
+            let passfile = || target.password_from_passfile(&wildcard_ok);
+            let (password, refusal) = match (&foreign, service_password) {
+                (None, Some(p)) => (Some(p), None),
+                (None, None) => match std::env::var("PGPASSWORD") {
+                    Ok(p) => (Some(p), None),
+                    Err(_) => passfile().settle(key, None),
+                },
+                // The passfile matches by host: a line naming every host the connection may
+                // try, the same password for all, is the operator's for them.
                 (Some(host), withheld) => {
-                    let passfile = target.password_from_passfile();
-                    if passfile.is_none()
-                        && (withheld.is_some() || std::env::var_os("PGPASSWORD").is_some())
-                    {
-                        target.withheld = Some(format!(
-                            "`{key}` in strata.toml names the server {host}, which the \
-                             environment does not name, so the password of the environment \
-                             (PGPASSWORD, a service file's) is not sent to it: a checkout's \
-                             strata.toml could otherwise collect the password of the machine it \
-                             runs on. If that server is meant, set PGHOST={host}, put its \
-                             password in the passfile (~/.pgpass or PGPASSFILE, which libpq \
-                             matches by host), or pass the URL in STRATA_DB (or --db) instead"
-                        ));
-                    }
-                    passfile
+                    let environment =
+                        withheld.is_some() || std::env::var_os("PGPASSWORD").is_some();
+                    passfile().settle(key, Some((host, environment)))
                 }
             };
+            target.withheld = refusal;
             if let Some(password) = password {
                 target.config.password(&password);
             }
@@ -472,13 +472,11 @@ impl Target {
                     Host::Tcp(h) => {
                         let h = h.trim_start_matches('[').trim_end_matches(']');
                         let h = h.to_ascii_lowercase();
-                        let loopback = h == "localhost"
-                            || h.ends_with(".localhost")
-                            || h == "::1"
-                            || h == "0:0:0:0:0:0:0:1"
-                            || h.parse::<std::net::Ipv4Addr>()
-                                .is_ok_and(|a| a.is_loopback());
-                        if loopback { "this machine".into() } else { h }
+                        // Generous on purpose: two spellings taken for one server refuse a
+                        // test database that might be the real one (`*.localhost` resolves to
+                        // loopback on most systems), never send anything anywhere.
+                        let here = is_loopback_host(&h) || h.ends_with(".localhost");
+                        if here { "this machine".into() } else { h }
                     }
                     Host::Unix(_) => "this machine".into(),
                 })
@@ -609,97 +607,249 @@ impl Target {
         env
     }
 
-    /// `PGPASSWORD`, else the first matching line of the passfile.
-    fn password_from_environment(&self) -> Option<String> {
-        if let Ok(p) = std::env::var("PGPASSWORD") {
-            return Some(p);
-        }
-        self.password_from_passfile()
+    /// The first server (host, socket folder or `hostaddr`) this target would connect to that
+    /// the environment does not name (see [`environments`]), if any.
+    fn host_the_environment_does_not_name(&self, named: &[String]) -> Option<String> {
+        let hosts = self
+            .config
+            .get_hosts()
+            .iter()
+            .find(|h| !environments(h, named))
+            .map(|h| match h {
+                Host::Tcp(h) => h.clone(),
+                Host::Unix(p) => p.display().to_string(),
+            });
+        hosts.or_else(|| {
+            self.config
+                .get_hostaddrs()
+                .iter()
+                .map(|a| a.to_string())
+                .find(|a| !environments(&Host::Tcp(a.clone()), named))
+        })
     }
 
-    /// The first server (host or `hostaddr`) this target would connect to that the
-    /// environment does not name (see [`Target::parse_from`]), if any.
-    fn host_the_environment_does_not_name(
-        &self,
-        service: Option<&libpq::Service>,
-    ) -> Option<String> {
-        let mut named: Vec<String> = Vec::new();
-        let mut add = |list: &str| {
-            named.extend(
-                list.split(',')
-                    .map(|h| h.trim().trim_matches(['[', ']']).to_ascii_lowercase())
-                    .filter(|h| !h.is_empty()),
-            );
-        };
-        for var in ["PGHOST", "PGHOSTADDR"] {
-            if let Ok(v) = std::env::var(var) {
-                add(&v);
-            }
-        }
-        if let Some(service) = service {
-            for field in ["host", "hostaddr"] {
-                if let Some(v) = service.get(field) {
-                    add(v);
-                }
-            }
-        }
-        for var in ["STRATA_DB", "DATABASE_URL"] {
-            let Ok(url) = std::env::var(var) else {
-                continue;
-            };
-            if !is_url(&url) {
-                continue;
-            }
-            let (url, _) = take_service(url.trim());
-            let (url, _) = libpq_tls_options(&url);
-            if let Ok(config) = postgres::Config::from_str(&url) {
-                for h in config.get_hosts() {
-                    if let Host::Tcp(h) = h {
-                        add(h);
-                    }
-                }
-                for a in config.get_hostaddrs() {
-                    add(&a.to_string());
-                }
-            }
-        }
-        let allowed = |h: &str| {
-            let h = h.trim_matches(['[', ']']).to_ascii_lowercase();
-            h == "localhost"
-                || h.parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-                || named.contains(&h)
-        };
-        let hosts = self.config.get_hosts().iter().filter_map(|h| match h {
-            Host::Tcp(h) => Some(h.clone()),
-            Host::Unix(_) => None,
-        });
-        let addrs = self.config.get_hostaddrs().iter().map(|a| a.to_string());
-        hosts.chain(addrs).find(|h| !allowed(h))
-    }
-
-    /// The first line of the passfile (`PGPASSFILE`, else `~/.pgpass`) matching this target.
-    fn password_from_passfile(&self) -> Option<String> {
-        let file = std::env::var_os("PGPASSFILE")
+    /// What the passfile (`PGPASSFILE`, else `~/.pgpass`) gives every host this target may
+    /// try, each looked up as libpq looks it up (its host, its port); a line for every host
+    /// (`*`) counts only for hosts `wildcard_ok` takes.
+    fn password_from_passfile(&self, wildcard_ok: &dyn Fn(&Host) -> bool) -> Passfile {
+        let Some(file) = std::env::var_os("PGPASSFILE")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))?;
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pgpass")))
+        else {
+            return Passfile::default();
+        };
         // A passfile that is not a regular file within the cap (`/dev/zero`, a FIFO) is not
         // read, as one that is missing.
-        let text = crate::core::input::read_project_text(&file, crate::core::input::CONFIG_BYTES)
-            .ok()??;
-        let host = match self.config.get_hosts().first()? {
-            Host::Tcp(h) => h.clone(),
-            // libpq matches a socket connection as `localhost`.
-            Host::Unix(_) => "localhost".into(),
+        let Ok(Some(text)) =
+            crate::core::input::read_project_text(&file, crate::core::input::CONFIG_BYTES)
+        else {
+            return Passfile::default();
         };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        passfile_lookup(
-            &text,
-            &host,
-            port,
-            self.dbname(),
-            self.config.get_user().unwrap_or_default(),
-        )
+        let ports = self.config.get_ports();
+        let user = self.config.get_user().unwrap_or_default();
+        let mut found = Passfile::default();
+        let addrs = self.config.get_hostaddrs();
+        for (i, host) in self.config.get_hosts().iter().enumerate() {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            // libpq looks a host up by its name even when `hostaddr` sends the connection
+            // elsewhere; where the address is one `wildcard_ok` does not take (only the
+            // checkout names it), only a line naming the address is meant for it.
+            let host = match addrs.get(i).map(|a| Host::Tcp(a.to_string())) {
+                Some(addr) if !wildcard_ok(&addr) => addr,
+                _ => host.clone(),
+            };
+            let host = &host;
+            let name = passfile_host(host);
+            let wildcard = wildcard_ok(host);
+            let line = passfile_lookup(&text, &name, port, self.dbname(), user, wildcard);
+            if !wildcard
+                && line.is_none()
+                && passfile_lookup(&text, &name, port, self.dbname(), user, true).is_some()
+            {
+                found.wildcard_skipped = true;
+            }
+            found.per_host.push(line);
+        }
+        found
+    }
+}
+
+/// What the passfile gives each host of a target, in order.
+#[cfg(feature = "postgres")]
+#[derive(Debug, Default)]
+struct Passfile {
+    per_host: Vec<Option<String>>,
+    /// A line for every host (`*`) matched a host it may not go to.
+    wildcard_skipped: bool,
+}
+
+#[cfg(feature = "postgres")]
+impl Passfile {
+    /// The password to send, and why the connection is refused, if it is. The client sends
+    /// one password to every host it tries, so the passfile gives one only when every host
+    /// gets the same from a line naming it. `foreign`: the host only the checkout names, and
+    /// whether the environment holds a password (`PGPASSWORD`, a service file's) kept back
+    /// from it.
+    fn settle(
+        self,
+        key: &str,
+        foreign: Option<(&String, bool)>,
+    ) -> (Option<String>, Option<String>) {
+        let first = self.per_host.first().cloned().flatten();
+        let same = first.is_some() && self.per_host.iter().all(|p| *p == first);
+        if same {
+            return (first, None);
+        }
+        let some = self.per_host.iter().any(Option::is_some);
+        let refusal = match foreign {
+            Some((host, environment)) if environment || some || self.wildcard_skipped => {
+                let which = if host.starts_with('/') {
+                    " (a Unix socket folder that other users can write to, or whose folder they \
+                     can)"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "`{key}` in strata.toml names the server {host}{which}, which the environment \
+                     does not name, so the password of the environment (PGPASSWORD, a service \
+                     file's, a passfile line for every host `*`) is not sent to it: a \
+                     checkout's strata.toml could otherwise collect the password of the machine \
+                     it runs on. If that server is meant, set PGHOST={host}, put its password in \
+                     the passfile on a line naming it (~/.pgpass or PGPASSFILE; with several \
+                     hosts, the same password on a line for each), or pass the URL in STRATA_DB \
+                     (or --db) instead"
+                ))
+            }
+            None if some => Some(format!(
+                "the passfile (~/.pgpass or PGPASSFILE) gives the hosts of `{key}` different \
+                 passwords (or some none), and the client sends one password to every host it \
+                 tries, so none is sent: name one host in the URL, or give every host the same \
+                 password on a line naming it"
+            )),
+            _ => None,
+        };
+        (None, refusal)
+    }
+}
+
+/// The servers the environment names, to compare a checkout's hosts with: the hosts of
+/// `PGHOST` and `PGHOSTADDR`, of the service (`host`, `hostaddr`), and of `STRATA_DB` and
+/// `DATABASE_URL` (socket folders too), as [`name_key`] writes them.
+#[cfg(feature = "postgres")]
+fn environment_hosts(service: Option<&libpq::Service>) -> Vec<String> {
+    let mut named: Vec<String> = Vec::new();
+    let mut add =
+        |list: &str| named.extend(list.split(',').map(name_key).filter(|h| !h.is_empty()));
+    for var in ["PGHOST", "PGHOSTADDR"] {
+        if let Ok(v) = std::env::var(var) {
+            add(&v);
+        }
+    }
+    if let Some(service) = service {
+        for field in ["host", "hostaddr"] {
+            if let Some(v) = service.get(field) {
+                add(v);
+            }
+        }
+    }
+    for var in ["STRATA_DB", "DATABASE_URL"] {
+        let Ok(url) = std::env::var(var) else {
+            continue;
+        };
+        if !is_url(&url) {
+            continue;
+        }
+        let (url, _) = take_service(url.trim());
+        let (url, _) = libpq_tls_options(&url);
+        if let Ok(config) = postgres::Config::from_str(&url) {
+            for h in config.get_hosts() {
+                match h {
+                    Host::Tcp(h) => add(h),
+                    Host::Unix(p) => add(&p.to_string_lossy()),
+                }
+            }
+            for a in config.get_hostaddrs() {
+                add(&a.to_string());
+            }
+        }
+    }
+    named
+}
+
+/// A host as [`environment_hosts`] compares it: brackets off and lowercase, a socket folder
+/// without its trailing `/`.
+#[cfg(feature = "postgres")]
+fn name_key(host: &str) -> String {
+    let host = host.trim();
+    if host.starts_with('/') {
+        let trimmed = host.trim_end_matches('/');
+        return if trimmed.is_empty() { "/" } else { trimmed }.to_string();
+    }
+    host.trim_matches(['[', ']']).to_ascii_lowercase()
+}
+
+/// Whether `host` is a server the environment itself names, to which its password may go:
+/// loopback ([`is_loopback_host`]), one of `named` ([`environment_hosts`]), or a Unix socket
+/// folder that is libpq's default ([`libpq::DEFAULT_SOCKET_DIRS`]), that `named` holds, or
+/// that no other user can put a socket in ([`private_folder`]).
+#[cfg(feature = "postgres")]
+fn environments(host: &Host, named: &[String]) -> bool {
+    match host {
+        Host::Tcp(h) => is_loopback_host(h) || named.contains(&name_key(h)),
+        Host::Unix(p) => {
+            let key = name_key(&p.to_string_lossy());
+            libpq::DEFAULT_SOCKET_DIRS.contains(&key.as_str())
+                || named.contains(&key)
+                || private_folder(p)
+        }
+    }
+}
+
+/// Whether no other user can put a socket in the folder `dir` (or swap the folder): it and the
+/// folder holding it, links followed, belong to this user or root and are writable by neither
+/// group nor others (the holding folder may be a sticky one, as `/tmp`, where others cannot
+/// move what is not theirs).
+#[cfg(all(feature = "postgres", unix))]
+pub(crate) fn private_folder(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let owned = |m: &std::fs::Metadata| m.uid() == me || m.uid() == 0;
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata(&dir) else {
+        return false;
+    };
+    if !meta.is_dir() || !owned(&meta) || meta.mode() & 0o022 != 0 {
+        return false;
+    }
+    let Some(parent) = dir.parent() else {
+        return true;
+    };
+    std::fs::metadata(parent)
+        .is_ok_and(|m| owned(&m) && (m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0))
+}
+
+#[cfg(all(feature = "postgres", not(unix)))]
+pub(crate) fn private_folder(_dir: &Path) -> bool {
+    false
+}
+
+/// The host name libpq looks a passfile line up by: the host, or for a Unix socket `localhost`
+/// when the folder is a default one, else the folder (`passwordFromFile`).
+#[cfg(feature = "postgres")]
+fn passfile_host(host: &Host) -> String {
+    match host {
+        Host::Tcp(h) => h.clone(),
+        Host::Unix(p) => {
+            let key = name_key(&p.to_string_lossy());
+            if libpq::DEFAULT_SOCKET_DIRS.contains(&key.as_str()) {
+                "localhost".into()
+            } else {
+                p.to_string_lossy().into_owned()
+            }
+        }
     }
 }
 
@@ -775,6 +925,7 @@ pub(crate) fn libpq_file(given: Option<&Path>, variable: &str, default: &str) ->
 
 /// The password of the first passfile line matching the connection, as libpq reads
 /// `hostname:port:database:username:password` (`*` matches anything, `\` escapes `:` and `\`).
+/// Without `wildcard_host`, a line whose host is `*` is passed over.
 #[cfg(feature = "postgres")]
 pub(crate) fn passfile_lookup(
     text: &str,
@@ -782,6 +933,7 @@ pub(crate) fn passfile_lookup(
     port: u16,
     db: &str,
     user: &str,
+    wildcard_host: bool,
 ) -> Option<String> {
     let port = port.to_string();
     for line in text.lines() {
@@ -803,9 +955,113 @@ pub(crate) fn passfile_lookup(
             continue;
         };
         let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        if h == "*" && !wildcard_host {
+            continue;
+        }
         if matches(h, host) && matches(p, &port) && matches(d, db) && matches(u, user) {
             return Some(password.clone());
         }
     }
     None
+}
+
+#[cfg(all(test, feature = "postgres", unix))]
+mod tests {
+    use super::*;
+
+    fn settle(
+        per_host: &[Option<&str>],
+        skipped: bool,
+        foreign: Option<bool>,
+    ) -> (Option<String>, bool) {
+        let passfile = Passfile {
+            per_host: per_host.iter().map(|p| p.map(str::to_string)).collect(),
+            wildcard_skipped: skipped,
+        };
+        let host = "192.0.2.2".to_string();
+        let (password, refusal) = passfile.settle("db", foreign.map(|e| (&host, e)));
+        (password, refusal.is_some())
+    }
+
+    #[test]
+    fn the_passfile_gives_one_password_only_when_every_host_gets_it() {
+        let same = Some("pw".to_string());
+        assert_eq!(
+            settle(&[Some("pw"), Some("pw")], false, None),
+            (same.clone(), false)
+        );
+        assert_eq!(
+            settle(&[Some("pw"), Some("pw")], false, Some(true)),
+            (same, false)
+        );
+        // One host without a line, or another password: none is sent, and that is said.
+        for per_host in [
+            &[Some("pw"), None][..],
+            &[Some("a"), Some("b")],
+            &[None, Some("b")],
+        ] {
+            assert_eq!(settle(per_host, false, None), (None, true), "{per_host:?}");
+            assert_eq!(
+                settle(per_host, false, Some(false)),
+                (None, true),
+                "{per_host:?}"
+            );
+        }
+        // No line at all: nothing to send, refused only when the environment kept one back.
+        assert_eq!(settle(&[None], false, None), (None, false));
+        assert_eq!(settle(&[None], false, Some(false)), (None, false));
+        assert_eq!(settle(&[None], false, Some(true)), (None, true));
+        assert_eq!(settle(&[None], true, Some(false)), (None, true));
+        assert_eq!(settle(&[], false, None), (None, false));
+    }
+
+    #[test]
+    fn a_host_is_the_environments_when_it_names_it() {
+        let named = vec![name_key("[DB.Example]"), name_key("/srv/pg/")];
+        let tcp = |h: &str| Host::Tcp(h.into());
+        for host in ["localhost", "127.0.0.1", "::1", "db.example", "DB.EXAMPLE"] {
+            assert!(environments(&tcp(host), &named), "{host}");
+        }
+        for host in ["db.localhost", "192.0.2.2", "0.0.0.0", "other.example"] {
+            assert!(!environments(&tcp(host), &named), "{host}");
+        }
+        let unix = |p: &Path| Host::Unix(p.to_path_buf());
+        for dir in [
+            "/var/run/postgresql",
+            "/tmp",
+            "/tmp/",
+            "/srv/pg",
+            "/srv/pg/",
+        ] {
+            assert!(environments(&unix(Path::new(dir)), &named), "{dir}");
+        }
+        // A folder of the checkout's: only when no other user can write it or its folder.
+        use std::os::unix::fs::PermissionsExt as _;
+        let top = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = top.path().join("sock");
+        std::fs::create_dir(&dir).unwrap();
+        for (mode, top_mode, ok) in [
+            (0o700, 0o700, true),
+            (0o755, 0o1777, true),
+            (0o1777, 0o700, false),
+            (0o770, 0o700, false),
+            (0o700, 0o777, false),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(top_mode))
+                .unwrap();
+            assert_eq!(
+                environments(&unix(&dir), &[]),
+                ok,
+                "{mode:o} in {top_mode:o}"
+            );
+        }
+        std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(!environments(&unix(&top.path().join("gone")), &[]));
+        // libpq looks a socket up as `localhost` only in its default folders.
+        assert_eq!(passfile_host(&unix(Path::new("/tmp/"))), "localhost");
+        assert_eq!(passfile_host(&unix(&dir)), dir.display().to_string());
+        assert_eq!(passfile_host(&tcp("db.example")), "db.example");
+    }
 }

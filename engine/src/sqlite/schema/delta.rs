@@ -748,6 +748,15 @@ fn rebuild(
         if let Some(r) = free {
             into.insert(0, r.to_string());
             select.insert(0, r.to_string());
+        } else {
+            let what = format!(
+                "{}'s rowids are not kept: its columns take every name of the rowid (rowid, \
+                 _rowid_, oid), so the copy below cannot name it; rename one of those columns \
+                 first if the rowids matter",
+                quote_ident(&a.name)
+            );
+            w.comment(&what);
+            out.warnings.push(what);
         }
     }
     if !into.is_empty() {
@@ -844,6 +853,32 @@ mod tests {
         assert_eq!(
             q(&conn, "SELECT rowid || a || b FROM t ORDER BY rowid"),
             ["Text(\"3y6\")", "Text(\"7x5\")"]
+        );
+    }
+
+    #[test]
+    fn a_rebuild_keeps_rowids_through_a_free_name_and_says_when_none_is() {
+        let (_, d, conn) = run(
+            "CREATE TABLE t(rowid INT, a TEXT, b INT);",
+            "CREATE TABLE t(rowid INT, a TEXT, b INT NOT NULL);",
+            "INSERT INTO t(_rowid_, rowid, a, b) VALUES (7, 1, 'x', 5), (3, 2, 'y', 6);",
+        );
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+        assert_eq!(
+            q(&conn, "SELECT _rowid_ || a FROM t ORDER BY _rowid_"),
+            ["Text(\"3y\")", "Text(\"7x\")"]
+        );
+        let (_, d, _) = run(
+            "CREATE TABLE t(rowid INT, _rowid_ INT, OID TEXT, b INT);",
+            "CREATE TABLE t(rowid INT, _rowid_ INT, OID TEXT, b INT NOT NULL);",
+            "",
+        );
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("t's rowids are not kept")),
+            "{:?}",
+            d.warnings
         );
     }
 

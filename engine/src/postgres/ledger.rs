@@ -5,6 +5,10 @@
 //!
 //! Every write of a run happens under the transaction-scoped advisory lock [`LOCK_KEY`], so two
 //! strata processes on one database take turns and each re-reads the ledger inside the lock.
+//!
+//! A tenant's schema of a schema-per-tenant fleet has the same tables in a schema of its own,
+//! `strata_<schema>`, and locks of its own: every statement here is written for `strata` and
+//! given the bookkeeping schema (`book`) it runs for ([`in_book`], [`key_of`]).
 
 use std::borrow::Cow;
 

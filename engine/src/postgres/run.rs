@@ -443,10 +443,8 @@ impl crate::core::phase::Database for PgPhase<'_> {
     }
 
     fn state(&mut self) -> Option<crate::core::restore::Recorded> {
-        {
-            let book = self.session.book().to_string();
-            super::restore::recorded_state(&mut self.session, &book).ok()
-        }
+        let book = self.session.book().to_string();
+        super::restore::recorded_state(&mut self.session, &book).ok()
     }
 
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<std::path::PathBuf>, Error> {

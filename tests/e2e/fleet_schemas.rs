@@ -88,6 +88,10 @@ fn each_tenant_schema_gets_the_chain_with_its_own_ledger_drift_failure_and_resto
         "{status}"
     );
 
+    p.strata(&["fleet", "plan"])
+        .ok()
+        .stdout_has("initech")
+        .stdout_has("20260101T000000Z-people");
     let run = p.strata(&["fleet", "migrate", "--json"]).ok();
     pg.hides_password(&run);
     let report = run.json();

@@ -8,6 +8,7 @@ mod attack4_pg;
 mod attack6_components;
 mod attack7_reach;
 mod attack7_sqlite;
+mod attack8_clock;
 mod attack8_inputs;
 mod attack8_reach;
 mod attack_pg;

@@ -1,9 +1,10 @@
 //! The PostgreSQL side of `strata:migrate/sql`: what a component's calls do inside the step's
 //! transaction, and the capabilities the server itself enforces.
 //!
-//! Capabilities: before the component runs, [`Postgres::enter`] creates a NOLOGIN role unique
-//! to the call, grants it `SELECT` on the tables of `reads` and `SELECT, INSERT, UPDATE,
-//! DELETE` on those of `writes` (with the sequences they own), and `SET LOCAL ROLE`s to it;
+//! Capabilities: before the component runs, [`Postgres::enter`] creates a NOLOGIN role for the
+//! call (named from the database, [`role_name`]), grants it `SELECT` on the tables of `reads`
+//! and `SELECT, INSERT, UPDATE, DELETE` on those of `writes` (with the sequences they own), and
+//! `SET LOCAL ROLE`s to it;
 //! [`Postgres::leave`] resets the role and drops it. All of it happens in the step's
 //! transaction, so nothing outlives the step, and a failed step leaves no role behind. The
 //! `strata` schema is never granted. The server checks every table a statement touches,
@@ -167,7 +168,12 @@ impl Postgres {
         timeout: Duration,
         statement_timeout: Duration,
     ) -> Result<Entered, String> {
-        let role = role_name();
+        let role = role_name(client).map_err(|e| {
+            format!(
+                "cannot name the component's role: {}",
+                crate::postgres::describe_error(&e)
+            )
+        })?;
         // What to put back afterwards, then the settings the lexer reads pinned before any
         // other statement: strata's own (the grants' names, the catalog's parameters) are read
         // by the server as strata wrote them too.
@@ -594,29 +600,40 @@ fn catalog(
         .map(|r| r.get(0))
         .collect();
     // The names that are a date or time (or an array, range or domain of them) in every
-    // relation the component may use, the catalogs included, that has a column of that name.
+    // relation the component may use, the catalogs included, that has a column of that name;
+    // and those that are a timestamp (with or without time zone) or a date (or a domain over
+    // one) in every such relation.
     let (schemas, names): (Vec<String>, Vec<String>) = catalog.relations.keys().cloned().unzip();
-    catalog.date_columns = client
-        .query(
-            "SELECT a.attname::text
-               FROM pg_catalog.pg_attribute a
-               JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-               LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
-               LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid
-               LEFT JOIN pg_catalog.pg_type rs ON rs.oid = r.rngsubtype
-              WHERE a.attnum > 0 AND NOT a.attisdropped
-                AND (n.nspname, c.relname) IN
-                    (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])))
-              GROUP BY a.attname
-             HAVING pg_catalog.bool_and(t.typcategory = 'D' OR e.typcategory IS NOT DISTINCT
-                                        FROM 'D' OR rs.typcategory IS NOT DISTINCT FROM 'D')",
-            &[&schemas, &names],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    for row in client.query(
+        "SELECT a.attname::text,
+                pg_catalog.bool_and(t.typcategory = 'D' OR e.typcategory IS NOT DISTINCT FROM 'D'
+                                    OR rs.typcategory IS NOT DISTINCT FROM 'D'),
+                pg_catalog.bool_and(
+                    (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)
+                    IN ('pg_catalog.timestamp'::pg_catalog.regtype,
+                        'pg_catalog.timestamptz'::pg_catalog.regtype,
+                        'pg_catalog.date'::pg_catalog.regtype))
+           FROM pg_catalog.pg_attribute a
+           JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+           LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+           LEFT JOIN pg_catalog.pg_range r ON r.rngtypid = t.oid
+           LEFT JOIN pg_catalog.pg_type rs ON rs.oid = r.rngsubtype
+          WHERE a.attnum > 0 AND NOT a.attisdropped
+            AND (n.nspname, c.relname) IN
+                (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])))
+          GROUP BY a.attname",
+        &[&schemas, &names],
+    )? {
+        let name: String = row.get(0);
+        if row.get::<_, bool>(2) {
+            catalog.timestamp_columns.insert(name.clone());
+        }
+        if row.get::<_, bool>(1) {
+            catalog.date_columns.insert(name);
+        }
+    }
     Ok(catalog)
 }
 
@@ -633,19 +650,25 @@ fn role_kept(messages: &[postgres::SimpleQueryMessage]) -> bool {
         .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t")))
 }
 
-/// The call's role name, unique in the cluster while the step's transaction is open.
-fn role_name() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    format!(
-        "\"strata_component_{:x}_{:x}_{:x}\"",
-        std::process::id(),
-        nanos,
-        CALLS.fetch_add(1, Ordering::Relaxed)
-    )
+/// The call's role name: `strata_component_` and the first 64 bits of the SHA-256 of the
+/// database's name, so that it tells a component nothing it cannot read itself
+/// (`current_database()`), the same in every run: no clock, pid or counter of the host's. It
+/// is unique in the cluster while the step's transaction is open: every strata transaction
+/// that writes takes the database's advisory lock first (see `ledger`), so two runs on one
+/// database never hold it at once, and runs on the other databases of the server (a fleet in
+/// parallel) have roles of their own and never wait for each other's.
+fn role_name(client: &mut Client) -> Result<String, postgres::Error> {
+    let hash: String = client
+        .query_one(
+            "SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(\
+               pg_catalog.current_database(), 'UTF8')), 'hex')",
+            &[],
+        )?
+        .get(0);
+    Ok(format!(
+        "\"strata_component_{}\"",
+        hash.get(..16).unwrap_or(&hash)
+    ))
 }
 
 /// The statement timeout for the next statement: what is left of the component's time, and at

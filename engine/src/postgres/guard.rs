@@ -39,6 +39,10 @@ pub struct Catalog {
     /// holds) a date or time in every such relation that has a column of that name: a cast of
     /// one to a date or time type reads no text.
     pub date_columns: HashSet<String>,
+    /// The names of the columns of those relations that are a timestamp (with or without time
+    /// zone) or a date in every such relation that has a column of that name: `AT TIME ZONE`
+    /// converts one by the zone's rules on its own date, never today's.
+    pub timestamp_columns: HashSet<String>,
     /// In a tenant's run (a target of a schema-per-tenant group), the tenant's schema: the
     /// only one of the user's a component may name.
     pub tenant: Option<String>,
@@ -141,8 +145,15 @@ fn check_here(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checke
         qualify: Vec::new(),
         modifying_with: false,
         defined: HashSet::new(),
+        counted: None,
+        relation_names: HashSet::new(),
     };
-    defined_names(node.1, &mut w.defined);
+    defined_names(node.1, &mut w.defined, &mut w.relation_names);
+    // By name whatever its schema, so that no spelling slips past (an alias of that name too).
+    w.counted = COUNTED_CATALOGS
+        .iter()
+        .find(|c| w.relation_names.contains(**c))
+        .copied();
     let kind = match node.0.as_str() {
         "SelectStmt" => Kind::Query,
         "InsertStmt" | "UpdateStmt" | "DeleteStmt" | "MergeStmt" => Kind::RowChange,
@@ -210,6 +221,12 @@ struct Walker<'a> {
     /// and their column lists, CTE names, column definitions): a column reference of such a
     /// name may not be the table's column.
     defined: HashSet<String>,
+    /// The catalog the statement names whose counter columns ([`COUNTER_COLUMNS`]) are
+    /// refused, if any: then no column of such a name, no `*` and no whole row is read.
+    counted: Option<&'static str>,
+    /// The names and aliases of the relations (and CTEs) the statement names: a bare column
+    /// reference of such a name may be a whole row.
+    relation_names: HashSet<String>,
 }
 
 /// Node kinds with nothing to check of their own: their children are walked.
@@ -314,23 +331,13 @@ impl Walker<'_> {
     /// Whether `v` (a `Node`) is sure to be a date or time value, or a constant (see
     /// [`Walker::reads_no_text`]).
     fn date_valued(&self, v: &Value) -> bool {
-        let Some((kind, body)) = v
-            .get("node")
-            .and_then(Value::as_object)
-            .and_then(|n| n.iter().next())
-        else {
+        let Some((kind, body)) = node_of(v) else {
             return false;
         };
-        match kind.as_str() {
+        match kind {
             "AConst" => true,
             "ParamRef" => false,
-            "TypeCast" => {
-                let ty = name_list(&body["type_name"]["names"]);
-                let arrays = body["type_name"]["array_bounds"]
-                    .as_array()
-                    .is_some_and(|b| !b.is_empty());
-                ty.last().is_some_and(|t| is_date_or_time(t)) && !arrays
-            }
+            "TypeCast" => cast_to(body, is_date_or_time, false),
             "FuncCall" => {
                 let names = name_list(&body["funcname"]);
                 in_pg_catalog(&names)
@@ -338,25 +345,126 @@ impl Walker<'_> {
                         .last()
                         .is_some_and(|f| DATE_VALUED_FUNCTIONS.contains(f) || is_date_or_time(f))
             }
-            "ColumnRef" => {
-                let fields = body["fields"].as_array();
-                let last = fields
-                    .and_then(|f| f.last())
-                    .and_then(string_node)
-                    .unwrap_or_default();
-                !last.is_empty()
-                    && self.catalog.date_columns.contains(last)
-                    && !self.defined.contains(last)
-                    && !self.defined.contains(DERIVED)
-            }
-            "AExpr" => {
-                let op = name_list(&body["name"]);
-                matches!(op[..], ["+"] | ["-"])
-                    && body["kind"].as_str().is_none_or(|k| k == "AEXPR_OP")
-                    && self.date_valued(&body["lexpr"])
-            }
+            "ColumnRef" => self.column_of(body, &self.catalog.date_columns),
+            "AExpr" => plus_or_minus(body).is_some_and(|l| self.date_valued(l)),
             _ => false,
         }
+    }
+
+    /// Whether a column reference (`body`) is sure to name a column of `columns` (names that
+    /// have one type in every relation the component may use): no name the statement defines
+    /// stands for it.
+    fn column_of(&self, body: &Value, columns: &HashSet<String>) -> bool {
+        let last = body["fields"]
+            .as_array()
+            .and_then(|f| f.last())
+            .and_then(string_node)
+            .unwrap_or_default();
+        !last.is_empty()
+            && columns.contains(last)
+            && !self.defined.contains(last)
+            && !self.defined.contains(DERIVED)
+    }
+
+    /// Whether `v` (a `Node`) is sure to be a timestamp, a timestamp with time zone or a date
+    /// (never a time of day), for `AT TIME ZONE`: a cast to one, a function that returns one,
+    /// a column that is one in every relation the component may use, such a value plus or
+    /// minus something; where `loose`, also an untyped literal or a parameter (PostgreSQL
+    /// reads either as `timestamptz` there).
+    fn timestamp_valued(&self, v: &Value, loose: bool) -> bool {
+        let Some((kind, body)) = node_of(v) else {
+            return false;
+        };
+        fn timestamp(t: &str) -> bool {
+            matches!(t, "timestamp" | "timestamptz" | "date")
+        }
+        match kind {
+            "AConst" | "ParamRef" => loose,
+            "TypeCast" => cast_to(body, timestamp, true),
+            "FuncCall" => {
+                let names = name_list(&body["funcname"]);
+                let Some(&last) = names.last() else {
+                    return false;
+                };
+                if !in_pg_catalog(&names) {
+                    return false;
+                }
+                match last {
+                    "timezone" => body["args"]
+                        .as_array()
+                        .and_then(|a| a.get(1))
+                        .is_some_and(|a| self.timestamp_valued(a, loose)),
+                    "make_date" | "make_timestamp" | "make_timestamptz" | "to_timestamp"
+                    | "to_date" | "date_trunc" | "date_bin" => true,
+                    other => timestamp(other),
+                }
+            }
+            "ColumnRef" => self.column_of(body, &self.catalog.timestamp_columns),
+            "AExpr" => plus_or_minus(body).is_some_and(|l| self.timestamp_valued(l, false)),
+            _ => false,
+        }
+    }
+
+    /// Refuses, in a statement that names a catalog with [`COUNTER_COLUMNS`], a reference to
+    /// such a column among `fields` (a column reference's or an indirection's), a `*`, and
+    /// (where `whole`, a column reference) a name of a relation or alias of the statement as
+    /// its last name: a whole row (`c`, `row_to_json(c)`).
+    fn counter_columns(&self, fields: &[Value], whole: bool) -> Result<(), Refusal> {
+        let Some(catalog) = self.counted else {
+            return Ok(());
+        };
+        let star = fields
+            .iter()
+            .any(|f| f.get("node").and_then(|n| n.get("AStar")).is_some());
+        let names: Vec<&str> = fields.iter().filter_map(string_node).collect();
+        let what = if let Some(c) = names.iter().find(|n| COUNTER_COLUMNS.contains(n)) {
+            format!("the column `{c}`")
+        } else if star {
+            "`*`".to_string()
+        } else if whole
+            && let Some(&name) = names.last()
+            && self.relation_names.contains(name)
+        {
+            format!("the whole row `{name}`")
+        } else {
+            return Ok(());
+        };
+        Err(self.denied(format!(
+            "a component may not read {what} in a statement that reads `pg_catalog.{catalog}`: \
+             its columns {} show the server's transaction counters and the sizes and row \
+             counts of tables (also tables outside `reads`), which change from run to run. \
+             Name the columns you need (relname, relkind, relnamespace, ...); count a listed \
+             table's rows with count(*) ({})",
+            COUNTER_COLUMNS
+                .iter()
+                .filter(|c| c.starts_with(if catalog == "pg_class" { "rel" } else { "dat" }))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.config_file.display()
+        )))
+    }
+
+    /// Refuses, in a statement that names a catalog with [`COUNTER_COLUMNS`], a column alias
+    /// list on a table or a join (`pg_class AS c(a, b, ...)`): it would give a counter column
+    /// another name.
+    fn renamed_columns(&self, body: &Value) -> Result<(), Refusal> {
+        let Some(catalog) = self.counted else {
+            return Ok(());
+        };
+        if body["alias"]["colnames"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+        {
+            return Err(self.denied(format!(
+                "a component may not rename the columns of a table or join (`AS x(a, b, ...)`) \
+                 in a statement that reads `pg_catalog.{catalog}`: the new names could stand for \
+                 its columns that show the server's counters and the sizes of tables; name the \
+                 columns you need in the select list instead ({})",
+                self.config_file.display()
+            )));
+        }
+        Ok(())
     }
 
     fn unknown(&self, what: &str) -> Refusal {
@@ -579,6 +687,23 @@ impl Walker<'_> {
                         self.config_file.display()
                     )));
                 }
+                // A time of day with a time zone takes the zone's offset on the current date.
+                if matches!(names[..], ["timezone"] | ["pg_catalog", "timezone"])
+                    && let Some([zone, value]) = body["args"].as_array().map(Vec::as_slice)
+                    && !fixed_offset_zone(zone)
+                    && !self.timestamp_valued(value, true)
+                {
+                    return Err(self.denied(format!(
+                        "a component may not convert a value strata cannot tell is a timestamp \
+                         with `AT TIME ZONE` or `timezone()` to a zone that is not a fixed \
+                         offset: for a time of day (`timetz`, `time`) PostgreSQL takes the zone's \
+                         offset on the current date (daylight saving), which reads the clock. \
+                         Convert a timestamp (a timestamp or date column, a value cast to \
+                         timestamp or timestamptz, a parameter), or give a fixed offset ('UTC', \
+                         '+05:00', INTERVAL '-05:00') ({})",
+                        self.config_file.display()
+                    )));
+                }
                 // age(t) is age(current_date, t).
                 if matches!(names[..], ["age"] | ["pg_catalog", "age"])
                     && body["args"].as_array().map_or(0, Vec::len) < 2
@@ -608,6 +733,15 @@ impl Walker<'_> {
                          no code of the database's; cast to text or a built-in type instead \
                          ({})",
                         names.join("."),
+                        self.config_file.display()
+                    )));
+                }
+                if names.last().map(|t| t.trim_start_matches('_')) == Some("regrole") {
+                    return Err(self.denied(format!(
+                        "a component may not use the type `regrole`: it turns a role's name into \
+                         its OID, and the component's role is made for each call, so its OID is \
+                         the cluster's OID counter, which differs from run to run; compare role \
+                         names as text (`current_user`, `pg_tables.tableowner`) ({})",
                         self.config_file.display()
                     )));
                 }
@@ -641,14 +775,19 @@ impl Walker<'_> {
                         self.field_name(name)?;
                     }
                 }
+                self.counter_columns(fields, true)?;
                 self.fields(kind, body, &["fields"])
             }
             "AIndirection" => {
-                for f in body["indirection"].as_array().into_iter().flatten() {
+                let fields = body["indirection"]
+                    .as_array()
+                    .map_or(&[][..], Vec::as_slice);
+                for f in fields {
                     if let Some(name) = string_node(f) {
                         self.field_name(name)?;
                     }
                 }
+                self.counter_columns(fields, false)?;
                 self.fields(kind, body, &[])
             }
             "ColumnDef" => {
@@ -680,6 +819,10 @@ impl Walker<'_> {
                         return Err(self.unknown("a column definition with options"));
                     }
                 }
+                self.fields(kind, body, &[])
+            }
+            "JoinExpr" => {
+                self.renamed_columns(body)?;
                 self.fields(kind, body, &[])
             }
             "CommonTableExpr" => self.fields(kind, body, &[]),
@@ -818,6 +961,19 @@ impl Walker<'_> {
                  definitions and settings only"
             )));
         }
+        if resolved == "pg_catalog" && !READABLE_CATALOGS.contains(&name) {
+            return Err(self.denied(format!(
+                "a component may not {verb} `pg_catalog.{name}`: a component reads only the \
+                 catalogs of names and definitions (pg_class, pg_attribute, pg_type, \
+                 pg_namespace, pg_constraint, pg_index, pg_proc, pg_tables, pg_views, \
+                 pg_settings, ... and information_schema); the others show the server's \
+                 counters, statistics, locks, other sessions, roles or the current time, which \
+                 differ from run to run, or rows and row counts of tables outside `reads`. Read \
+                 names and definitions from those catalogs, and pass anything else in as data \
+                 ({config})"
+            )));
+        }
+        self.renamed_columns(&Value::Object(rv.clone()))?;
         let key = (resolved.clone(), name.to_string());
         match (self.catalog.relations.get(&key), access) {
             (Some(Access::Write), _) | (Some(Access::Read), Access::Read) => {}
@@ -951,6 +1107,170 @@ pub const ROW_VALUE_CATALOGS: &[&str] = &[
     "pg_largeobject",
 ];
 
+/// The relations of `pg_catalog` a component may read: those that show names, definitions and
+/// settings, the same in every run on the same schema. Every other one is refused: statistics
+/// and row counts (`pg_stat_*`, `pg_statio_*`, which also count this transaction's rows in
+/// tables outside `reads`), locks and sessions (`pg_locks`, `pg_prepared_xacts`, ...), the
+/// server's memory and counters (`pg_backend_memory_contexts`, `pg_shmem_allocations`,
+/// `pg_stat_wal`), time zones' offsets for the current date (`pg_timezone_names`), roles
+/// (`pg_roles`, `pg_auth_members`, `pg_shdepend`: the component's role is made for each call,
+/// so its OID is the cluster's OID counter), and any catalog a later PostgreSQL adds.
+/// `pg_class` and `pg_database` are read without their [`COUNTER_COLUMNS`].
+pub const READABLE_CATALOGS: &[&str] = &[
+    "pg_aggregate",
+    "pg_am",
+    "pg_amop",
+    "pg_amproc",
+    "pg_attrdef",
+    "pg_attribute",
+    "pg_cast",
+    "pg_class",
+    "pg_collation",
+    "pg_constraint",
+    "pg_conversion",
+    "pg_database",
+    "pg_default_acl",
+    "pg_depend",
+    "pg_description",
+    "pg_enum",
+    "pg_event_trigger",
+    "pg_extension",
+    "pg_foreign_data_wrapper",
+    "pg_foreign_server",
+    "pg_foreign_table",
+    "pg_index",
+    "pg_indexes",
+    "pg_inherits",
+    "pg_init_privs",
+    "pg_language",
+    "pg_matviews",
+    "pg_namespace",
+    "pg_opclass",
+    "pg_operator",
+    "pg_opfamily",
+    "pg_partitioned_table",
+    "pg_policies",
+    "pg_policy",
+    "pg_proc",
+    "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_publication_tables",
+    "pg_range",
+    "pg_rewrite",
+    "pg_rules",
+    "pg_seclabel",
+    "pg_seclabels",
+    "pg_sequence",
+    "pg_settings",
+    "pg_shdescription",
+    "pg_shseclabel",
+    "pg_statistic_ext",
+    "pg_tables",
+    "pg_tablespace",
+    "pg_transform",
+    "pg_trigger",
+    "pg_ts_config",
+    "pg_ts_config_map",
+    "pg_ts_dict",
+    "pg_ts_parser",
+    "pg_ts_template",
+    "pg_type",
+    "pg_views",
+];
+
+/// Columns of readable catalogs that show the server's counters or the sizes of tables, refused
+/// in a statement that names the catalog ([`COUNTED_CATALOGS`]): transaction and multixact ids
+/// (`relfrozenxid`, `datfrozenxid`, ... and their `age`), the file a table is stored in (a new
+/// one from the OID counter at each rewrite), and the estimated rows and pages of a table, which
+/// follow its rows and when it was last vacuumed or analyzed (the row counts of tables outside
+/// `reads`; count the rows of a listed table with `count(*)`).
+pub const COUNTER_COLUMNS: &[&str] = &[
+    "relfrozenxid",
+    "relminmxid",
+    "reltuples",
+    "relpages",
+    "relallvisible",
+    "relfilenode",
+    "datfrozenxid",
+    "datminmxid",
+];
+
+/// The readable catalogs that have [`COUNTER_COLUMNS`].
+const COUNTED_CATALOGS: &[&str] = &["pg_class", "pg_database"];
+
+/// Whether the constant zone `zone` (a `Node`) of `AT TIME ZONE` or `timezone()` is a fixed
+/// offset from UTC: UTC by one of its names, a numeric offset ('+05:30', 'UTC-3',
+/// 'Etc/GMT+5'), or an interval. Every other zone may have daylight saving (abbreviations too:
+/// some stand for a zone's offset on the date).
+fn fixed_offset_zone(zone: &Value) -> bool {
+    let Some((kind, body)) = node_of(zone) else {
+        return false;
+    };
+    match kind {
+        "AConst" => body["val"]["Sval"]["sval"]
+            .as_str()
+            .is_some_and(fixed_offset_name),
+        "TypeCast" => {
+            let ty = name_list(&body["type_name"]["names"]);
+            in_pg_catalog(&ty) && ty.last() == Some(&"interval")
+        }
+        _ => false,
+    }
+}
+
+/// Whether `name` names a time zone with a fixed offset from UTC (see [`fixed_offset_zone`]).
+fn fixed_offset_name(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("etc/").unwrap_or(&name);
+    if matches!(
+        name,
+        "utc" | "uct" | "gmt" | "z" | "zulu" | "universal" | "greenwich"
+    ) {
+        return true;
+    }
+    // An offset: optionally after `UTC` or `GMT`, a sign, then hours and optional minutes and
+    // seconds (`+5`, `-03:30`, `UTC+3`, `GMT-0`).
+    let offset = ["utc", "gmt"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
+    let Some(digits) = offset.strip_prefix(['+', '-']) else {
+        return false;
+    };
+    let mut parts = digits.split(':');
+    let hours = parts.next().unwrap_or_default();
+    (1..=2).contains(&hours.len())
+        && hours.bytes().all(|b| b.is_ascii_digit())
+        && parts.clone().count() <= 2
+        && parts.all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a `TypeCast` (`body`) converts to a type `is` accepts (not an array of it); where
+/// `builtin`, only `pg_catalog`'s type of that name.
+fn cast_to(body: &Value, is: fn(&str) -> bool, builtin: bool) -> bool {
+    let ty = name_list(&body["type_name"]["names"]);
+    let arrays = body["type_name"]["array_bounds"]
+        .as_array()
+        .is_some_and(|b| !b.is_empty());
+    (!builtin || in_pg_catalog(&ty)) && ty.last().is_some_and(|t| is(t)) && !arrays
+}
+
+/// The left operand of `body` (an `AExpr`) when it is `l + r` or `l - r`.
+fn plus_or_minus(body: &Value) -> Option<&Value> {
+    let op = name_list(&body["name"]);
+    (matches!(op[..], ["+"] | ["-"]) && body["kind"].as_str().is_none_or(|k| k == "AEXPR_OP"))
+        .then(|| &body["lexpr"])
+}
+
+/// The kind and body of a `Node` (`{"node": {"Kind": {...}}}`).
+fn node_of(v: &Value) -> Option<(&str, &Value)> {
+    v.get("node")
+        .and_then(Value::as_object)
+        .and_then(|n| n.iter().next())
+        .map(|(k, b)| (k.as_str(), b))
+}
+
 /// A qualified name as the tree lists it (`["pg_catalog", "int4"]`, `["="]`).
 fn name_list(v: &Value) -> Vec<&str> {
     v.as_array()
@@ -1074,13 +1394,19 @@ fn may_read_the_clock(name: &str) -> bool {
 }
 
 /// Collects the names a statement defines for columns and relations of its own (see
-/// [`Walker::defined`]), anywhere in its tree.
-fn defined_names(v: &Value, out: &mut HashSet<String>) {
+/// [`Walker::defined`]), anywhere in its tree, and into `relations` the names and aliases of the
+/// relations, subqueries and CTEs it names (see [`Walker::relation_names`]).
+fn defined_names(v: &Value, out: &mut HashSet<String>, relations: &mut HashSet<String>) {
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
         match v {
             Value::Object(map) => {
                 for (key, value) in map {
+                    if let ("relname" | "aliasname" | "ctename", Value::String(name)) =
+                        (key.as_str(), value)
+                    {
+                        relations.insert(name.clone());
+                    }
                     match (key.as_str(), value) {
                         ("aliasname" | "colname" | "ctename", Value::String(name)) => {
                             out.insert(name.clone());
@@ -1184,6 +1510,8 @@ pub const ALLOWED_FUNCTIONS: &[&str] = &[
     "varchar",
     "bpchar",
     "name",
+    // A cast to oid, and so `c.oid` (a catalog's key) for a relation that has no such column.
+    "oid",
     "char",
     "date",
     "time",
@@ -1556,6 +1884,21 @@ mod tests {
             ("pg_catalog", "pg_stats_ext_exprs", Access::Read),
             ("pg_catalog", "pg_stat_activity", Access::Read),
             ("pg_catalog", "pg_sequences", Access::Read),
+            ("pg_catalog", "pg_attribute", Access::Read),
+            ("pg_catalog", "pg_namespace", Access::Read),
+            ("pg_catalog", "pg_type", Access::Read),
+            ("pg_catalog", "pg_database", Access::Read),
+            ("pg_catalog", "pg_locks", Access::Read),
+            ("pg_catalog", "pg_timezone_names", Access::Read),
+            ("pg_catalog", "pg_stat_wal", Access::Read),
+            ("pg_catalog", "pg_stat_bgwriter", Access::Read),
+            ("pg_catalog", "pg_stat_user_tables", Access::Read),
+            ("pg_catalog", "pg_stat_xact_user_tables", Access::Read),
+            ("pg_catalog", "pg_statio_user_tables", Access::Read),
+            ("pg_catalog", "pg_roles", Access::Read),
+            ("pg_catalog", "pg_auth_members", Access::Read),
+            ("pg_catalog", "pg_backend_memory_contexts", Access::Read),
+            ("pg_catalog", "pg_shmem_allocations", Access::Read),
             ("information_schema", "columns", Access::Read),
         ] {
             c.relations.insert((schema.into(), name.into()), access);
@@ -1574,12 +1917,173 @@ mod tests {
             "lo_export",
             "setval",
             "upper",
+            "oid",
         ] {
             c.catalog_functions.insert(f.into());
         }
         c.date_columns.insert("born".into());
         c.date_columns.insert("value".into());
+        c.date_columns.insert("opens".into());
+        c.timestamp_columns.insert("born".into());
         c
+    }
+
+    #[test]
+    fn catalogs_that_show_counters_sessions_or_the_time_are_refused() {
+        let not_listed = "a component reads only the catalogs of names and definitions";
+        for sql in [
+            "SELECT transactionid::text, pid FROM pg_locks WHERE locktype = 'transactionid'",
+            "SELECT utc_offset::text, is_dst FROM pg_timezone_names WHERE name = 'Europe/Berlin'",
+            "SELECT wal_records FROM pg_stat_wal",
+            "SELECT stats_reset::text FROM pg_catalog.pg_stat_bgwriter",
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'secrets'",
+            "SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relname = 'secrets'",
+            "SELECT heap_blks_read FROM pg_statio_user_tables",
+            "SELECT oid::text FROM pg_roles WHERE rolname = current_user",
+            "SELECT roleid FROM pg_auth_members",
+            "SELECT * FROM pg_backend_memory_contexts",
+            "TABLE pg_shmem_allocations",
+            "SELECT 1 FROM people WHERE EXISTS (SELECT 1 FROM \"pg_catalog\".\"pg_locks\")",
+            "WITH l AS (SELECT * FROM pg_locks) SELECT count(*) FROM l",
+            // A catalog strata does not know of (a later PostgreSQL's) is refused too.
+            "SELECT * FROM pg_catalog.pg_stat_io",
+        ] {
+            denied(sql, not_listed);
+        }
+        for (sql, says) in [
+            (
+                "SELECT reltuples FROM pg_class WHERE relname = 'secrets'",
+                "the column `reltuples`",
+            ),
+            (
+                "SELECT c.relpages FROM pg_class c",
+                "columns relfrozenxid, relminmxid, reltuples, relpages, relallvisible, \
+                 relfilenode show",
+            ),
+            (
+                "SELECT c.relfrozenxid::text FROM pg_catalog.pg_class c",
+                "`relfrozenxid`",
+            ),
+            (
+                "SELECT (c).relallvisible FROM pg_class c",
+                "`relallvisible`",
+            ),
+            ("SELECT relminmxid::text FROM pg_class", "`relminmxid`"),
+            ("SELECT relfilenode FROM pg_class", "`relfilenode`"),
+            (
+                "SELECT datfrozenxid::text, datminmxid::text FROM pg_database",
+                "`datfrozenxid`",
+            ),
+            ("SELECT * FROM pg_class", "`*`"),
+            ("TABLE pg_class", "`*`"),
+            ("SELECT c.* FROM pg_class c", "`*`"),
+            ("SELECT row_to_json(c) FROM pg_class c", "the whole row `c`"),
+            (
+                "SELECT to_jsonb(pg_class) FROM pg_class",
+                "the whole row `pg_class`",
+            ),
+            (
+                "SELECT pg_catalog.pg_class::text FROM pg_catalog.pg_class",
+                "the whole row `pg_class`",
+            ),
+            (
+                "SELECT x FROM (SELECT c FROM pg_class c) s(x)",
+                "the whole row `c`",
+            ),
+            (
+                "WITH s AS (SELECT * FROM pg_catalog.pg_class) SELECT relname FROM s",
+                "`*`",
+            ),
+            (
+                "SELECT c10 FROM pg_class AS c(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10)",
+                "may not rename the columns",
+            ),
+            (
+                "SELECT j10 FROM (pg_class CROSS JOIN people) AS j(j1, j2, j3, j4, j5, j6, j7, j8, j9, j10)",
+                "may not rename the columns",
+            ),
+        ] {
+            denied(sql, says);
+            denied(sql, "reads `pg_catalog.pg_");
+        }
+        // Names and definitions still read as before.
+        for sql in [
+            "SELECT relname, relkind, relnamespace FROM pg_class WHERE relname = 'people'",
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = 'people' AND a.attnum > 0",
+            "SELECT count(*) FROM pg_class",
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+            "SELECT typname FROM pg_type t WHERE t.oid = 'int4'::regtype",
+            "SELECT datname, encoding FROM pg_database WHERE datname = current_database()",
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'people'",
+            "SELECT * FROM information_schema.columns",
+            "SELECT * FROM pg_attribute",
+            "SELECT name, setting FROM pg_settings",
+            "SELECT current_user, session_user",
+        ] {
+            ok(sql);
+        }
+    }
+
+    #[test]
+    fn the_role_oid_and_time_zones_on_todays_date_are_refused() {
+        for sql in [
+            "SELECT current_user::regrole::oid",
+            "SELECT 'x'::pg_catalog.regrole",
+            "SELECT ARRAY[current_user]::regrole[]",
+        ] {
+            denied(sql, "the type `regrole`");
+        }
+        let dst = "to a zone that is not a fixed offset";
+        for sql in [
+            "SELECT (time with time zone '12:00+00' AT TIME ZONE 'America/New_York')::text",
+            "SELECT timezone('Europe/Berlin', '12:00+00'::timetz)",
+            "SELECT pg_catalog.timezone('EST5EDT', time '12:00')",
+            "SELECT opens AT TIME ZONE 'America/New_York' FROM people",
+            "SELECT born AT TIME ZONE 'MSK' FROM (SELECT opens AS born FROM people) s",
+            "SELECT (opens + interval '1 hour') AT TIME ZONE 'Europe/Paris' FROM people",
+            "SELECT '12:00+00'::timetz AT TIME ZONE $1",
+            "SELECT name::timetz AT TIME ZONE name FROM people",
+        ] {
+            denied(sql, dst);
+        }
+        for sql in [
+            // A timestamp converts by the zone's rules on its own date.
+            "SELECT timestamp '2024-07-01 12:00' AT TIME ZONE 'America/New_York'",
+            "SELECT '2024-07-01 12:00+00'::timestamptz AT TIME ZONE 'Europe/Berlin'",
+            "SELECT born AT TIME ZONE 'America/New_York', (born + 1) AT TIME ZONE 'Asia/Tokyo' FROM people",
+            "SELECT $1 AT TIME ZONE 'America/New_York', '2024-01-01 10:00' AT TIME ZONE 'Europe/Paris'",
+            "SELECT make_timestamp(2024, 1, 1, 0, 0, 0) AT TIME ZONE 'America/New_York'",
+            "SELECT (timestamp '2024-01-01' AT TIME ZONE 'UTC') AT TIME ZONE 'Europe/Berlin'",
+            // A time of day with a fixed offset.
+            "SELECT time with time zone '12:00+00' AT TIME ZONE 'UTC'",
+            "SELECT '12:00+00'::timetz AT TIME ZONE '+05:30', opens AT TIME ZONE 'Etc/GMT-3' FROM people",
+            "SELECT timezone(INTERVAL '-05:00', '12:00+00'::timetz), timezone('utc-3', '12:00'::timetz)",
+        ] {
+            ok(sql);
+        }
+        for (zone, fixed) in [
+            ("UTC", true),
+            ("Etc/UTC", true),
+            (" gmt ", true),
+            ("Z", true),
+            ("+5", true),
+            ("-03:30", true),
+            ("UTC+10", true),
+            ("GMT-0", true),
+            ("+05:30:15", true),
+            ("America/New_York", false),
+            ("EST5EDT", false),
+            ("MSK", false),
+            ("+123", false),
+            ("+05:3", false),
+            ("+", false),
+            ("utc+05:30:15:00", false),
+            ("", false),
+        ] {
+            assert_eq!(fixed_offset_name(zone), fixed, "{zone:?}");
+        }
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Postgres {
         timeout: Duration,
         statement_timeout: Duration,
     ) -> Result<Entered, String> {
-        let role = role_name(client).map_err(|e| {
+        let role = role_name(client, tenant).map_err(|e| {
             format!(
                 "cannot name the component's role: {}",
                 crate::postgres::describe_error(&e)
@@ -651,18 +651,20 @@ fn role_kept(messages: &[postgres::SimpleQueryMessage]) -> bool {
 }
 
 /// The call's role name: `strata_component_` and the first 64 bits of the SHA-256 of the
-/// database's name, so that it tells a component nothing it cannot read itself
-/// (`current_database()`), the same in every run: no clock, pid or counter of the host's. It
-/// is unique in the cluster while the step's transaction is open: every strata transaction
-/// that writes takes the database's advisory lock first (see `ledger`), so two runs on one
-/// database never hold it at once, and runs on the other databases of the server (a fleet in
-/// parallel) have roles of their own and never wait for each other's.
-fn role_name(client: &mut Client) -> Result<String, postgres::Error> {
+/// database's name (and, in a tenant's run, `/` and the tenant's schema), so that it tells a
+/// component nothing it cannot read itself (`current_database()`, `current_schema()`), the
+/// same in every run: no clock, pid or counter of the host's. It is unique in the cluster while
+/// the step's transaction is open: every strata transaction that writes takes the lock of its
+/// database (of its tenant, in a tenant's run) first (see `ledger`), so two runs on one never
+/// hold it at once, and runs on the other databases of the server or the other tenants of the
+/// database (a fleet in parallel) have roles of their own and never wait for each other's.
+fn role_name(client: &mut Client, tenant: Option<&str>) -> Result<String, postgres::Error> {
     let hash: String = client
         .query_one(
             "SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(\
-               pg_catalog.current_database(), 'UTF8')), 'hex')",
-            &[],
+               pg_catalog.current_database() || COALESCE('/' || $1::pg_catalog.text, ''), 'UTF8')), \
+               'hex')",
+            &[&tenant],
         )?
         .get(0);
     Ok(format!(

@@ -19,6 +19,7 @@ mod ci;
 mod components;
 mod escapes;
 mod fleet;
+mod fleet_schemas;
 mod host_memory;
 mod hostile;
 mod independent;

@@ -404,6 +404,10 @@ pub fn targets(project: &Project, selection: &Selection) -> Result<Vec<FleetTarg
                         )?;
                         add(name.clone(), db);
                     }
+                } else if let Some(url) = &g.postgres {
+                    for (name, schema) in tenant_schemas(project, g, url)? {
+                        add(name, schema);
+                    }
                 } else if let (Some(sql), Some(control)) = (&g.query, &g.control) {
                     let timeout = Duration::from_millis(g.timeout_ms.unwrap_or(FLEET_TIMEOUT_MS));
                     for (name, db) in control_rows(project, g, control, sql, timeout)? {
@@ -1005,6 +1009,81 @@ fn for_target(project: &Project, target: &FleetTarget, timeout: Duration) -> Pro
     p
 }
 
+/// The targets of a schema-per-tenant group: each of its `schemas` (named by its schema), or
+/// each row of its `schemas_query` on the database (a name and a schema), on `url`.
+fn tenant_schemas(
+    project: &Project,
+    group: &FleetGroup,
+    url: &str,
+) -> Result<Vec<(String, Database)>, Error> {
+    let where_ = format!("[[fleet.group]] {} postgres", group.name);
+    let database = Database::postgres_from(url, &where_, Origin::Checkout)?;
+    let Database::Postgres(target) = &database else {
+        return Err(Error::Usage(format!("{where_}: not a PostgreSQL URL")));
+    };
+    let rows = match (&group.schemas, &group.schemas_query) {
+        (Some(schemas), _) => schemas.iter().map(|s| (s.clone(), s.clone())).collect(),
+        (None, Some(sql)) => {
+            let timeout = Duration::from_millis(group.timeout_ms.unwrap_or(FLEET_TIMEOUT_MS));
+            let rows = pairs_within(project, &database, sql, timeout, &where_)?;
+            for (name, schema) in &rows {
+                let row = format!(
+                    "the row {name:?} of [[fleet.group]] {}'s schemas_query",
+                    group.name
+                );
+                if !crate::core::config::is_target_name(name) {
+                    return Err(Error::Usage(format!(
+                        "{row}: a target's name is letters, digits, '-', '_' and '.'"
+                    )));
+                }
+                if !crate::core::target::is_tenant_schema(schema) {
+                    return Err(Error::Usage(format!(
+                        "{row} gives the schema {schema:?}, which cannot be a tenant's: {}",
+                        crate::core::config::TENANT_SCHEMA_RULE
+                    )));
+                }
+            }
+            rows
+        }
+        (None, None) => Vec::new(),
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(name, schema)| {
+            (
+                name,
+                Database::Postgres(Box::new(target.with_schema(&schema))),
+            )
+        })
+        .collect())
+}
+
+/// The rows of `sql` on `db` (`where_` names it in messages), each two text values, read
+/// within `timeout` (a server that says nothing is not waited on).
+fn pairs_within(
+    project: &Project,
+    db: &Database,
+    sql: &str,
+    timeout: Duration,
+    where_: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let (tx, rx) = mpsc::channel();
+    let (p, db2, sql) = (project.clone(), db.clone(), sql.to_string());
+    std::thread::Builder::new()
+        .name("fleet-control".into())
+        .spawn(move || {
+            let _ = tx.send(backends::control_pairs(&p, &db2, &sql));
+        })
+        .map_err(|e| Error::io(Path::new("fleet-control"), e))?;
+    rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
+        db: db.shown(),
+        context: format!("cannot read the targets of {where_}"),
+        sqlstate: None,
+        message: format!("no answer within {} ms", timeout.as_millis()),
+        source: None,
+    })?
+}
+
 /// The targets of a `query` group: the rows of `sql` on `control`, each a name and a
 /// database, read within `timeout` (a control server that says nothing is not waited on).
 fn control_rows(
@@ -1019,21 +1098,7 @@ fn control_rows(
         Database::Sqlite(control) => Database::Sqlite(project.root.join(control)),
         postgres => postgres,
     };
-    let (tx, rx) = mpsc::channel();
-    let (p, db, sql) = (project.clone(), control.clone(), sql.to_string());
-    std::thread::Builder::new()
-        .name("fleet-control".into())
-        .spawn(move || {
-            let _ = tx.send(backends::control_pairs(&p, &db, &sql));
-        })
-        .map_err(|e| Error::io(Path::new("fleet-control"), e))?;
-    let rows = rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
-        db: control.shown(),
-        context: format!("cannot read the targets of {where_}"),
-        sqlstate: None,
-        message: format!("no answer within {} ms", timeout.as_millis()),
-        source: None,
-    })??;
+    let rows = pairs_within(project, &control, sql, timeout, &where_)?;
     let mut out = Vec::new();
     for (name, db) in rows {
         if !crate::core::config::is_target_name(&name) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::components::limits::Limits;
 use crate::core::error::Error;
-use crate::core::target::Database;
+use crate::core::target::{Database, is_tenant_schema};
 
 /// The name of the project configuration file.
 pub const CONFIG_FILE: &str = "strata.toml";
@@ -86,14 +86,34 @@ impl Fleet {
                 g.url.is_some() && g.query.is_none(),
                 g.remotes.is_some(),
                 g.query.is_some(),
+                g.postgres.is_some(),
             ];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return bad(format!(
                     "[[fleet.group]] {:?} needs exactly one of `glob` (SQLite files), \
                      `databases` (a list of SQLite files or PostgreSQL URLs), `url` (a \
                      PostgreSQL URL template with {{name}}, and `names`), `remotes` (strata \
-                     serve endpoints) or `query` (on a `control` database)",
+                     serve endpoints), `query` (on a `control` database) or `postgres` (one \
+                     PostgreSQL database, a schema per tenant, with `schemas` or \
+                     `schemas_query`)",
                     g.name
+                ));
+            }
+            if g.postgres.is_some() != (g.schemas.is_some() || g.schemas_query.is_some())
+                || (g.schemas.is_some() && g.schemas_query.is_some())
+            {
+                return bad(format!(
+                    "[[fleet.group]] {:?}: a schema per tenant takes `postgres` (the database's \
+                     URL) and exactly one of `schemas` (the tenants' schemas) or \
+                     `schemas_query` (a query on that database whose rows are a tenant's name \
+                     and schema)",
+                    g.name
+                ));
+            }
+            if let Some(s) = g.schemas.iter().flatten().find(|s| !is_tenant_schema(s)) {
+                return bad(format!(
+                    "[[fleet.group]] {:?}: the schema {s:?} cannot be a tenant's: {}",
+                    g.name, TENANT_SCHEMA_RULE
                 ));
             }
             if g.query.is_some() != g.control.is_some() {
@@ -204,6 +224,11 @@ impl Fleet {
     }
 }
 
+/// What [`is_tenant_schema`] accepts, for messages.
+pub const TENANT_SCHEMA_RULE: &str = "use lower-case letters, digits and '_' (not first a \
+     digit), at most 56 bytes, and none of the server's or strata's own schemas (pg_*, \
+     information_schema, public, strata*)";
+
 /// Whether `name` can name a fleet target or group: in a URL, a file name and a report.
 pub fn is_target_name(name: &str) -> bool {
     !name.is_empty()
@@ -231,6 +256,16 @@ pub struct FleetGroup {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<Vec<String>>,
+    /// A schema per tenant: the one PostgreSQL database (a URL) whose schemas are the
+    /// targets, with `schemas` or `schemas_query`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<String>,
+    /// The tenants' schemas on `postgres`, each a target named by its schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schemas: Option<Vec<String>>,
+    /// A query on `postgres` whose rows are the targets: a name and a schema each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schemas_query: Option<String>,
     /// `strata serve` endpoints, each migrating its own databases with its own tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remotes: Option<Vec<FleetRemote>>,

@@ -88,7 +88,7 @@ pub fn take(
     keep: usize,
     reason: &str,
 ) -> Result<PathBuf, Error> {
-    let id = ledger::database_id(client)
+    let id = ledger::database_id(client, &target.book())
         .map_err(|e| target.error("cannot read the database's identity", e))?
         .unwrap_or_default();
     crate::core::backup::private_folder(dir)?;
@@ -103,6 +103,11 @@ pub fn take(
         .arg("--compress=1")
         .arg("--file")
         .arg(partial.path());
+    // A tenant's backup is of its schema and its bookkeeping schema, nothing else.
+    if let Some(tenant) = target.tenant() {
+        dump.arg(format!("--schema={tenant}"))
+            .arg(format!("--schema={}", target.book()));
+    }
     run(dump, "pg_dump", target)?;
     verify(partial.path(), target)?;
 
@@ -113,7 +118,7 @@ pub fn take(
         taken_at: crate::core::ledger::now_rfc3339(),
         reason: reason.to_string(),
     };
-    let name = crate::core::backup::file_stem(target.dbname(), &id);
+    let name = crate::core::backup::file_stem(target.tenant().unwrap_or(target.dbname()), &id);
     let path = crate::core::backup::store_as(partial, &record, &name, EXTENSION, dir)?;
     prune(dir, target, keep);
     Ok(path)

@@ -164,10 +164,11 @@ impl Postgres {
     pub fn enter(
         client: &mut Client,
         policy: &Policy,
+        tenant: Option<&str>,
         timeout: Duration,
         statement_timeout: Duration,
     ) -> Result<Entered, String> {
-        let role = role_name(client).map_err(|e| {
+        let role = role_name(client, tenant).map_err(|e| {
             format!(
                 "cannot name the component's role: {}",
                 crate::postgres::describe_error(&e)
@@ -184,13 +185,13 @@ impl Postgres {
                     crate::postgres::describe_error(&e)
                 )
             })?;
-        let grants = grants(client, policy, &role).map_err(|e| {
+        let grants = grants(client, policy, &role, tenant).map_err(|e| {
             format!(
                 "cannot read the tables the component may use: {}",
                 crate::postgres::describe_error(&e)
             )
         })?;
-        let catalog = catalog(client, policy).map_err(|e| {
+        let catalog = catalog(client, policy, tenant).map_err(|e| {
             format!(
                 "cannot read the tables and settings the component's statements are checked \
                  against: {}",
@@ -534,17 +535,27 @@ fn settings(client: &mut Client) -> Result<Settings, postgres::Error> {
 
 /// What a component's statements are judged against ([`Catalog`]): read as the migrating user
 /// before the role switch.
-fn catalog(client: &mut Client, policy: &Policy) -> Result<Catalog, postgres::Error> {
+/// In a tenant's run (`tenant`, its schema) only the tenant's tables are there.
+fn catalog(
+    client: &mut Client,
+    policy: &Policy,
+    tenant: Option<&str>,
+) -> Result<Catalog, postgres::Error> {
     let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
         s.as_ref()
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     };
-    let mut catalog = Catalog::default();
-    for row in client.query(
+    let mut catalog = Catalog {
+        tenant: tenant.map(str::to_string),
+        ..Catalog::default()
+    };
+    let sql = format!(
         "SELECT n.nspname::text, c.relname::text, pg_catalog.pg_table_is_visible(c.oid),
                 CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') THEN 'r'
-                     WHEN n.nspname = 'strata' OR n.nspname ~ '^pg_' THEN NULL
+                     WHEN n.nspname = 'strata' OR n.nspname ~ '^pg_'
+                          OR ($5::text IS NULL AND {book}) THEN NULL
+                     WHEN n.nspname <> $5::text THEN NULL
                      WHEN $3 OR c.oid IN (SELECT pg_catalog.to_regclass(w)
                                             FROM pg_catalog.unnest($2::text[]) w) THEN 'w'
                      WHEN $4 OR c.oid IN (SELECT pg_catalog.to_regclass(r)
@@ -553,11 +564,16 @@ fn catalog(client: &mut Client, policy: &Policy) -> Result<Catalog, postgres::Er
            FROM pg_catalog.pg_class c
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+        book = crate::postgres::ledger::tenants_sql("n.nspname")
+    );
+    for row in client.query(
+        &sql,
         &[
             &listed(&policy.reads),
             &listed(&policy.writes),
             &policy.writes.is_none(),
             &policy.reads.is_none(),
+            &tenant,
         ],
     )? {
         let (schema, name): (String, String) = (row.get(0), row.get(1));
@@ -635,18 +651,20 @@ fn role_kept(messages: &[postgres::SimpleQueryMessage]) -> bool {
 }
 
 /// The call's role name: `strata_component_` and the first 64 bits of the SHA-256 of the
-/// database's name, so that it tells a component nothing it cannot read itself
-/// (`current_database()`), the same in every run: no clock, pid or counter of the host's. It
-/// is unique in the cluster while the step's transaction is open: every strata transaction
-/// that writes takes the database's advisory lock first (see `ledger`), so two runs on one
-/// database never hold it at once, and runs on the other databases of the server (a fleet in
-/// parallel) have roles of their own and never wait for each other's.
-fn role_name(client: &mut Client) -> Result<String, postgres::Error> {
+/// database's name (and, in a tenant's run, `/` and the tenant's schema), so that it tells a
+/// component nothing it cannot read itself (`current_database()`, `current_schema()`), the
+/// same in every run: no clock, pid or counter of the host's. It is unique in the cluster while
+/// the step's transaction is open: every strata transaction that writes takes the lock of its
+/// database (of its tenant, in a tenant's run) first (see `ledger`), so two runs on one never
+/// hold it at once, and runs on the other databases of the server or the other tenants of the
+/// database (a fleet in parallel) have roles of their own and never wait for each other's.
+fn role_name(client: &mut Client, tenant: Option<&str>) -> Result<String, postgres::Error> {
     let hash: String = client
         .query_one(
             "SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(\
-               pg_catalog.current_database(), 'UTF8')), 'hex')",
-            &[],
+               pg_catalog.current_database() || COALESCE('/' || $1::pg_catalog.text, ''), 'UTF8')), \
+               'hex')",
+            &[&tenant],
         )?
         .get(0);
     Ok(format!(
@@ -666,23 +684,30 @@ fn bounded_timeout(deadline: Instant, step: Duration) -> Duration {
 
 /// The GRANT statements that give `role` what `policy` allows: usage of the user's schemas,
 /// and the tables (and their sequences) of `reads` and `writes`, or all tables of the user's
-/// schemas where a list is absent. Never the `strata` schema.
-fn grants(client: &mut Client, policy: &Policy, role: &str) -> Result<String, postgres::Error> {
+/// schemas where a list is absent. Never the `strata` schema; in a tenant's run (`tenant`),
+/// nothing outside the tenant's schema.
+fn grants(
+    client: &mut Client,
+    policy: &Policy,
+    role: &str,
+    tenant: Option<&str>,
+) -> Result<String, postgres::Error> {
     let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
         s.as_ref()
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     };
-    let rows = client.query(
+    let sql = format!(
         "SELECT 'schema', pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
           WHERE n.nspname NOT IN ('strata', 'information_schema') AND n.nspname !~ '^pg_'
+            AND n.nspname = COALESCE($3::text, n.nspname) AND ($3::text IS NOT NULL OR NOT {book})
          UNION ALL
          SELECT l.kind, pg_catalog.format('%I.%I', n.nspname, c.relname)
            FROM (SELECT 'read' AS kind, unnest($1::text[]) AS name
                  UNION ALL SELECT 'write', unnest($2::text[])) l
            JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(l.name)
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname <> 'strata'
+          WHERE n.nspname <> 'strata' AND n.nspname = COALESCE($3::text, n.nspname)
          UNION ALL
          SELECT 'sequence', pg_catalog.format('%I.%I', n.nspname, s.relname)
            FROM pg_catalog.pg_depend d
@@ -691,8 +716,13 @@ fn grants(client: &mut Client, policy: &Policy, role: &str) -> Result<String, po
           WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
             AND d.deptype IN ('a', 'i') AND n.nspname <> 'strata'
+            AND n.nspname = COALESCE($3::text, n.nspname)
             AND d.refobjid IN (SELECT pg_catalog.to_regclass(w) FROM unnest($2::text[]) w)",
-        &[&listed(&policy.reads), &listed(&policy.writes)],
+        book = crate::postgres::ledger::tenants_sql("n.nspname")
+    );
+    let rows = client.query(
+        &sql,
+        &[&listed(&policy.reads), &listed(&policy.writes), &tenant],
     )?;
     let of = |kind: &str| -> Vec<String> {
         rows.iter()
@@ -1957,6 +1987,7 @@ impl Sandbox {
         &self,
         client: ::postgres::Client,
         call: &Call<'_>,
+        tenant: Option<&str>,
         statement_timeout: Duration,
     ) -> (::postgres::Client, Called) {
         let loaded = match self.prepare(call) {
@@ -1965,7 +1996,13 @@ impl Sandbox {
         };
         let timeout = Duration::from_secs(call.limits.timeout_s);
         let mut client = client;
-        let db = match Postgres::enter(&mut client, &call.policy, timeout, statement_timeout) {
+        let db = match Postgres::enter(
+            &mut client,
+            &call.policy,
+            tenant,
+            timeout,
+            statement_timeout,
+        ) {
             Ok(entered) => Postgres::new(client, entered),
             Err(reason) => {
                 let failed = Called {
@@ -2072,6 +2109,7 @@ mod tests {
         let entered = Postgres::enter(
             &mut client,
             &policy,
+            None,
             Duration::from_secs(60),
             Duration::ZERO,
         )

@@ -66,9 +66,10 @@ fn read(target: &Target, client: &mut Client, tree: &Tree) -> Result<(Live, Vec<
         .isolation_level(IsolationLevel::RepeatableRead)
         .start()
         .map_err(|e| target.error("cannot begin a read-only transaction", e))?;
-    let applied =
-        ledger::applied(&mut tx).map_err(|e| target.error("cannot read the ledger", e))?;
-    let mut live = schema::read(&mut tx).map_err(|e| target.error("cannot read the schema", e))?;
+    let applied = ledger::applied(&mut tx, &target.book())
+        .map_err(|e| target.error("cannot read the ledger", e))?;
+    let mut live = schema::read(&mut tx, &target.book())
+        .map_err(|e| target.error("cannot read the schema", e))?;
     infer(tree, &applied, &mut live);
     Ok((live, applied))
 }
@@ -358,7 +359,7 @@ impl crate::core::design::Live for PgLive<'_> {
 
     fn back_up(&mut self, reason: &str, phase: &str) -> Result<PathBuf, Error> {
         let (project, target) = (self.project, &self.target);
-        ledger::ensure(&mut self.client)
+        ledger::ensure(&mut self.client, &target.book())
             .map_err(|e| target.error("cannot create the ledger tables", e))?;
         project.ensure_state_dir()?;
         let backup = super::backup::take(
@@ -372,7 +373,7 @@ impl crate::core::design::Live for PgLive<'_> {
         self.client
             .transaction()
             .and_then(|mut tx| {
-                ledger::append(&mut tx, &[entry])?;
+                ledger::append(&mut tx, &target.book(), &[entry])?;
                 tx.commit()
             })
             .map_err(|e| target.error("cannot audit the backup", e))?;
@@ -403,15 +404,16 @@ fn record_adopted(
     action: &str,
     detail: &str,
 ) -> Result<(), Error> {
-    ledger::ensure(client).map_err(|e| target.error("cannot create the ledger tables", e))?;
+    ledger::ensure(client, &target.book())
+        .map_err(|e| target.error("cannot create the ledger tables", e))?;
     let entry = Entry::adopted(m, action, detail);
     let read: Vec<_> = applied.iter().map(|a| a.id.clone()).collect();
     let mut changed = None;
     client
         .transaction()
         .and_then(|mut tx| {
-            ledger::lock_with_run(&mut tx)?;
-            let now: Vec<_> = ledger::applied(&mut tx)?
+            ledger::lock_with_run(&mut tx, &target.book())?;
+            let now: Vec<_> = ledger::applied(&mut tx, &target.book())?
                 .into_iter()
                 .map(|a| a.id)
                 .collect();
@@ -421,7 +423,7 @@ fn record_adopted(
                 changed = Some(e);
                 return Ok(());
             }
-            ledger::record(&mut tx, m, 0)?;
+            ledger::record(&mut tx, &target.book(), m, 0)?;
             // Owners inferred from earlier migrations are written down with them.
             for o in live.objects.iter().filter(|o| o.inferred) {
                 if let Some((module, stamp)) = &o.owner {
@@ -429,11 +431,11 @@ fn record_adopted(
                         module: module.clone(),
                         stamp: stamp.clone(),
                     };
-                    schema::adopt(&mut tx, &[o], &id)?;
+                    schema::adopt(&mut tx, &target.book(), &[o], &id)?;
                 }
             }
-            schema::adopt(&mut tx, objects, &m.id)?;
-            ledger::append(&mut tx, &[entry])?;
+            schema::adopt(&mut tx, &target.book(), objects, &m.id)?;
+            ledger::append(&mut tx, &target.book(), &[entry])?;
             tx.commit()
         })
         .map_err(|e| target.error(format!("cannot record {m} as applied"), e))?;

@@ -43,6 +43,9 @@ pub struct Catalog {
     /// zone) or a date in every such relation that has a column of that name: `AT TIME ZONE`
     /// converts one by the zone's rules on its own date, never today's.
     pub timestamp_columns: HashSet<String>,
+    /// In a tenant's run (a target of a schema-per-tenant group), the tenant's schema: the
+    /// only one of the user's a component may name.
+    pub tenant: Option<String>,
 }
 
 /// What the statement is.
@@ -939,6 +942,15 @@ impl Walker<'_> {
             return Err(self.denied(format!(
                 "a component may not {verb} `strata.{name}`: strata's bookkeeping is out of every \
                  component's reach"
+            )));
+        }
+        if let Some(tenant) = &self.catalog.tenant
+            && resolved != *tenant
+            && !matches!(resolved.as_str(), "pg_catalog" | "information_schema")
+        {
+            return Err(self.denied(format!(
+                "a component may not {verb} `{resolved}.{name}`: this is tenant `{tenant}`'s \
+                 run, and a component reaches the tenant's own schema only"
             )));
         }
         if resolved == "pg_catalog" && ROW_VALUE_CATALOGS.contains(&name) {

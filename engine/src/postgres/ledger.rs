@@ -5,6 +5,12 @@
 //!
 //! Every write of a run happens under the transaction-scoped advisory lock [`LOCK_KEY`], so two
 //! strata processes on one database take turns and each re-reads the ledger inside the lock.
+//!
+//! A tenant's schema of a schema-per-tenant fleet has the same tables in a schema of its own,
+//! `strata_<schema>`, and locks of its own: every statement here is written for `strata` and
+//! given the bookkeeping schema (`book`) it runs for ([`in_book`], [`key_of`]).
+
+use std::borrow::Cow;
 
 use postgres::GenericClient;
 
@@ -14,6 +20,81 @@ use crate::core::tree::{Migration, MigrationId};
 
 /// The schema of the bookkeeping tables.
 pub const SCHEMA_NAME: &str = "strata";
+
+/// `sql`, one of strata's own statements written for the bookkeeping schema `strata`, for the
+/// bookkeeping schema `book` (`strata_<tenant>` for a tenant's schema, see
+/// `Target::book`): every `strata.` qualifier and `'strata'` literal names `book` instead.
+/// Unchanged (not copied) for `strata` itself. `book` is `strata` or `strata_` and a name
+/// `is_tenant_schema` accepts, so it needs no quoting.
+pub fn in_book<'a>(book: &str, sql: impl Into<Cow<'a, str>>) -> Cow<'a, str> {
+    let sql = sql.into();
+    if book == SCHEMA_NAME {
+        return sql;
+    }
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut last = 0;
+    let mut i = 0;
+    while let Some(at) = sql[i..].find("strata").map(|at| at + i) {
+        let end = at + SCHEMA_NAME.len();
+        let before = at.checked_sub(1).map(|b| bytes[b]);
+        let after = bytes.get(end).copied();
+        let word = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
+        let named = !word(before)
+            && before != Some(b'\\')
+            && (after == Some(b'.')
+                || (before == Some(b'\'') && after == Some(b'\''))
+                || (after == Some(b';') && sql[..at].ends_with("SCHEMA IF NOT EXISTS ")));
+        if named {
+            out.push_str(&sql[last..at]);
+            out.push_str(book);
+            last = end;
+        }
+        i = end;
+    }
+    out.push_str(&sql[last..]);
+    // The patterns that find functions naming strata's schema find the tenants' too.
+    Cow::Owned(out.replace("\\\\mstrata\\\\M", "\\\\mstrata\\\\w*\\\\M"))
+}
+
+/// A condition true when the schema named by the SQL expression `name` is a tenant's or its
+/// bookkeeping schema (`strata_<tenant>` holding strata's ledger table): out of the database's
+/// own view and out of its components' reach, as `strata` is.
+pub fn tenants_sql(name: &str) -> String {
+    format!(
+        "({} OR {})",
+        book_sql(name),
+        book_sql(&format!("'strata_' OPERATOR(pg_catalog.||) {name}"))
+    )
+}
+
+fn book_sql(name: &str) -> String {
+    format!(
+        "({name} OPERATOR(pg_catalog.~) '^strata_' AND pg_catalog.to_regclass(\
+         pg_catalog.quote_ident({name}) OPERATOR(pg_catalog.||) '.strata_migration') IS NOT NULL)"
+    )
+}
+
+/// The tenant's schema of the bookkeeping schema `book` (`acme` for `strata_acme`); `None`
+/// for `strata`.
+pub fn tenant_of(book: &str) -> Option<&str> {
+    book.strip_prefix("strata_")
+}
+
+/// The advisory lock key `key` of the bookkeeping schema `book`: `key` itself for `strata`,
+/// else one of its own (FNV-1a of the name, folded into `key`), so that each tenant's runs take
+/// turns among themselves only.
+pub fn key_of(book: &str, key: i64) -> i64 {
+    if book == SCHEMA_NAME {
+        return key;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in book.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    key ^ (hash << 16) as i64
+}
 
 /// The advisory lock every strata write transaction takes first (`strata` in ASCII).
 pub const LOCK_KEY: i64 = 0x7374_7261_7461;
@@ -79,17 +160,23 @@ CREATE OR REPLACE TRIGGER strata_database_fixed
 
 /// Takes strata's lock for the rest of the current transaction (waits at most the session's
 /// `lock_timeout`).
-pub fn lock(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    c.execute("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[&LOCK_KEY])
-        .map(|_| ())
+pub fn lock(c: &mut impl GenericClient, book: &str) -> Result<(), postgres::Error> {
+    c.execute(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[&key_of(book, LOCK_KEY)],
+    )
+    .map(|_| ())
 }
 
 /// [`lock`], with the run lock ([`RUN_KEY`]) taken exclusively first: for a change in one
 /// transaction outside a migrate's steps (repair, baseline), which then waits for a running
 /// migrate phase to end.
-pub fn lock_with_run(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    c.execute("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[&RUN_KEY])?;
-    lock(c)
+pub fn lock_with_run(c: &mut impl GenericClient, book: &str) -> Result<(), postgres::Error> {
+    c.execute(
+        "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+        &[&key_of(book, RUN_KEY)],
+    )?;
+    lock(c, book)
 }
 
 /// The connection holding the run lock is idle by design: a server or database default
@@ -108,7 +195,8 @@ impl RunLock {
     /// `lock_timeout`).
     pub fn shared(mut client: super::Session) -> Result<RunLock, postgres::Error> {
         client.batch_execute(KEEP_IDLE)?;
-        client.execute("SELECT pg_catalog.pg_advisory_lock_shared($1)", &[&RUN_KEY])?;
+        let key = key_of(client.book(), RUN_KEY);
+        client.execute("SELECT pg_catalog.pg_advisory_lock_shared($1)", &[&key])?;
         Ok(RunLock(client))
     }
 
@@ -116,7 +204,8 @@ impl RunLock {
     /// backup to after the replay (waits at most its `lock_timeout`).
     pub fn exclusive(mut client: super::Session) -> Result<RunLock, postgres::Error> {
         client.batch_execute(KEEP_IDLE)?;
-        client.execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&RUN_KEY])?;
+        let key = key_of(client.book(), RUN_KEY);
+        client.execute("SELECT pg_catalog.pg_advisory_lock($1)", &[&key])?;
         Ok(RunLock(client))
     }
 }
@@ -181,8 +270,8 @@ SELECT pg_catalog.md5(pg_catalog.concat_ws(E'\\n',
 
 /// The fingerprint of what a step may not change (see `SIGNATURE`); equal before and after
 /// an action when the action left strata's bookkeeping alone.
-pub fn signature(c: &mut impl GenericClient) -> Result<String, postgres::Error> {
-    Ok(c.query_one(SIGNATURE, &[])?.get(0))
+pub fn signature(c: &mut impl GenericClient, book: &str) -> Result<String, postgres::Error> {
+    Ok(c.query_one(&*in_book(book, SIGNATURE), &[])?.get(0))
 }
 
 /// The objects outside the `strata` schema that could change strata's tables later, each
@@ -245,11 +334,14 @@ ORDER BY 1
 "#;
 
 /// Whether the bookkeeping tables are there.
-pub fn exists(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+pub fn exists(c: &mut impl GenericClient, book: &str) -> Result<bool, postgres::Error> {
     let row = c.query_one(
-        "SELECT to_regclass('strata.strata_migration') IS NOT NULL
+        &*in_book(
+            book,
+            "SELECT to_regclass('strata.strata_migration') IS NOT NULL
             AND to_regclass('strata.strata_migration_audit') IS NOT NULL
             AND to_regclass('strata.strata_database') IS NOT NULL",
+        ),
         &[],
     )?;
     Ok(row.get(0))
@@ -257,43 +349,53 @@ pub fn exists(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
 
 /// Creates the schema and tables if they are missing, in a transaction of its own under the
 /// lock (two first runs at once do not race on `CREATE SCHEMA`).
-pub fn ensure(client: &mut postgres::Client) -> Result<(), postgres::Error> {
-    let complete = "SELECT pg_catalog.to_regclass('strata.strata_object') IS NOT NULL";
-    if exists(client)? && client.query_one(complete, &[])?.get::<_, bool>(0) {
+pub fn ensure(client: &mut postgres::Client, book: &str) -> Result<(), postgres::Error> {
+    let complete = in_book(
+        book,
+        "SELECT pg_catalog.to_regclass('strata.strata_object') IS NOT NULL",
+    );
+    if exists(client, book)? && client.query_one(&*complete, &[])?.get::<_, bool>(0) {
         return Ok(());
     }
     let mut tx = client.transaction()?;
-    lock(&mut tx)?;
-    if !exists(&mut tx)? {
-        tx.batch_execute(SCHEMA)?;
+    lock(&mut tx, book)?;
+    // A tenant's schema is made with its bookkeeping, as the tenant's first run needs it.
+    if let Some(tenant) = tenant_of(book) {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {tenant}"))?;
+    }
+    if !exists(&mut tx, book)? {
+        tx.batch_execute(&in_book(book, SCHEMA))?;
     }
     // Ownership (`postgres::schema`), also on databases strata set up before it had it.
-    tx.batch_execute(super::schema::OBJECT_TABLE)?;
+    tx.batch_execute(&in_book(book, super::schema::OBJECT_TABLE))?;
     tx.commit()
 }
 
 /// The database's identity (`strata.strata_database`), which its backups carry; `None` before
 /// strata's first run on it.
-pub fn database_id(c: &mut impl GenericClient) -> Result<Option<String>, postgres::Error> {
-    if c.query_one("SELECT to_regclass('strata.strata_database') IS NULL", &[])?
-        .get(0)
-    {
+pub fn database_id(
+    c: &mut impl GenericClient,
+    book: &str,
+) -> Result<Option<String>, postgres::Error> {
+    let absent = in_book(book, "SELECT to_regclass('strata.strata_database') IS NULL");
+    if c.query_one(&*absent, &[])?.get(0) {
         return Ok(None);
     }
-    Ok(
-        c.query_opt("SELECT id FROM strata.strata_database LIMIT 1", &[])?
-            .map(|r| r.get(0)),
-    )
+    let id = in_book(book, "SELECT id FROM strata.strata_database LIMIT 1");
+    Ok(c.query_opt(&*id, &[])?.map(|r| r.get(0)))
 }
 
 /// Every applied migration, in global order; empty when the tables do not exist yet.
-pub fn applied(c: &mut impl GenericClient) -> Result<Vec<Applied>, postgres::Error> {
-    if !exists(c)? {
+pub fn applied(c: &mut impl GenericClient, book: &str) -> Result<Vec<Applied>, postgres::Error> {
+    if !exists(c, book)? {
         return Ok(Vec::new());
     }
     let rows = c.query(
-        "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
+        &*in_book(
+            book,
+            "SELECT module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version
          FROM strata.strata_migration ORDER BY stamp, module",
+        ),
         &[],
     )?;
     Ok(rows
@@ -314,32 +416,40 @@ pub fn applied(c: &mut impl GenericClient) -> Result<Vec<Applied>, postgres::Err
 }
 
 /// Whether `id` is recorded as applied (ask under the lock).
-pub fn is_applied(c: &mut impl GenericClient, id: &MigrationId) -> Result<bool, postgres::Error> {
+pub fn is_applied(
+    c: &mut impl GenericClient,
+    book: &str,
+    id: &MigrationId,
+) -> Result<bool, postgres::Error> {
     Ok(c.query_opt(
-        "SELECT 1 FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
+        &*in_book(
+            book,
+            "SELECT 1 FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
+        ),
         &[&id.module, &id.stamp],
     )?
     .is_some())
 }
 
 /// [`is_applied`] as a statement for one simple query: one row, `t` or `f`.
-pub(crate) fn is_applied_sql(id: &MigrationId) -> String {
-    format!(
+pub(crate) fn is_applied_sql(book: &str, id: &MigrationId) -> String {
+    let sql = format!(
         "SELECT EXISTS (SELECT 1 FROM strata.strata_migration WHERE module OPERATOR(pg_catalog.=) {} \
          AND stamp OPERATOR(pg_catalog.=) {})",
         super::dollar_quoted(&id.module),
         super::dollar_quoted(&id.stamp)
-    )
+    );
+    in_book(book, sql).into_owned()
 }
 
 /// [`is_applied_sql`] as a statement that fails (`22P02`, naming [`APPLIED`]) when the ledger
 /// holds `id`, and gives one row `f` when it does not: it stops a batch that goes on with the
 /// step's first statement (a step found applied must not run it).
-pub(crate) fn not_applied_or_fail_sql(id: &MigrationId) -> String {
+pub(crate) fn not_applied_or_fail_sql(book: &str, id: &MigrationId) -> String {
     format!(
         "SELECT CASE WHEN CAST(CASE WHEN ({}) THEN '{APPLIED}' ELSE '0' END AS pg_catalog.int4) \
          OPERATOR(pg_catalog.=) 0 THEN 'f' END",
-        is_applied_sql(id)
+        is_applied_sql(book, id)
     )
 }
 
@@ -358,8 +468,8 @@ fn count_literal(v: Option<u64>) -> String {
 
 /// [`record`] as a statement for one simple query, its values as literals; `checksum` is
 /// `m.checksum()`, computed once.
-pub(crate) fn record_sql(m: &Migration, checksum: &str, duration_ms: u64) -> String {
-    format!(
+pub(crate) fn record_sql(book: &str, m: &Migration, checksum: &str, duration_ms: u64) -> String {
+    let sql = format!(
         "INSERT INTO strata.strata_migration
              (module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version)
          VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
@@ -371,22 +481,23 @@ pub(crate) fn record_sql(m: &Migration, checksum: &str, duration_ms: u64) -> Str
         super::dollar_quoted(&now_rfc3339()),
         count_literal(Some(duration_ms)),
         super::dollar_quoted(crate::ENGINE_VERSION),
-    )
+    );
+    in_book(book, sql).into_owned()
 }
 
 /// One audit row of [`append`] as a statement for one simple query, its values as literals,
 /// stamped `at` by `who`: it adds nothing when another process took its id first (the
 /// statement's count is then 0, and the row is appended again with [`append`]).
-pub(crate) fn append_sql(e: &Entry, at: &str, who: &str) -> String {
+pub(crate) fn append_sql(book: &str, e: &Entry, at: &str, who: &str) -> String {
     format!(
         "{} ON CONFLICT (id) DO NOTHING",
-        append_or_fail_sql(e, at, who)
+        append_or_fail_sql(book, e, at, who)
     )
 }
 
 /// [`append_sql`] that fails (a unique violation) when another process took its id first.
-pub(crate) fn append_or_fail_sql(e: &Entry, at: &str, who: &str) -> String {
-    format!(
+pub(crate) fn append_or_fail_sql(book: &str, e: &Entry, at: &str, who: &str) -> String {
+    let sql = format!(
         "{AUDIT_INSERT} SELECT COALESCE(pg_catalog.max(id), 0) OPERATOR(pg_catalog.+) 1, {}, {}, \
          {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM strata.strata_migration_audit",
         super::dollar_quoted(at),
@@ -401,7 +512,8 @@ pub(crate) fn append_or_fail_sql(e: &Entry, at: &str, who: &str) -> String {
         count_literal(e.duration_ms),
         super::dollar_quoted(who),
         text_literal(e.checksum.as_deref()),
-    )
+    );
+    in_book(book, sql).into_owned()
 }
 
 /// The start of every audit insert: the columns, the id given by strata (see [`append`]).
@@ -413,13 +525,17 @@ const AUDIT_INSERT: &str = "INSERT INTO strata.strata_migration_audit
 /// Records `m` as applied.
 pub fn record(
     c: &mut impl GenericClient,
+    book: &str,
     m: &Migration,
     duration_ms: u64,
 ) -> Result<(), postgres::Error> {
     c.execute(
-        "INSERT INTO strata.strata_migration
+        &*in_book(
+            book,
+            "INSERT INTO strata.strata_migration
              (module, stamp, name, checksum, manifest, applied_at, duration_ms, engine_version)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        ),
         &[
             &m.id.module,
             &m.id.stamp,
@@ -445,13 +561,18 @@ const APPEND_ATTEMPTS: usize = 8;
 /// be. Two processes appending at once may pick the same id: the later insert then adds nothing
 /// (`ON CONFLICT DO NOTHING`, which aborts no transaction) and is tried again with a new
 /// snapshot; the last try inserts plainly, so a conflict that persists is an error.
-pub fn append(c: &mut impl GenericClient, entries: &[Entry]) -> Result<(), postgres::Error> {
+pub fn append(
+    c: &mut impl GenericClient,
+    book: &str,
+    entries: &[Entry],
+) -> Result<(), postgres::Error> {
     let insert = format!(
         "{AUDIT_INSERT}
          SELECT COALESCE(pg_catalog.max(id), 0) OPERATOR(pg_catalog.+) 1, $1, $2, $3, $4, $5,
                 $6, $7, $8, $9, $10, $11, $12
            FROM strata.strata_migration_audit"
     );
+    let insert = in_book(book, insert);
     let at = now_rfc3339();
     let who = operator();
     let opt = |n: Option<u64>| n.map(|n| n.min(i64::MAX as u64) as i64);
@@ -478,7 +599,7 @@ pub fn append(c: &mut impl GenericClient, entries: &[Entry]) -> Result<(), postg
             }
         }
         if added == 0 {
-            c.execute(&insert, &params)?;
+            c.execute(&*insert, &params)?;
         }
     }
     Ok(())
@@ -487,20 +608,27 @@ pub fn append(c: &mut impl GenericClient, entries: &[Entry]) -> Result<(), postg
 /// The newest `limit` audit rows (all if `None`), oldest first.
 pub fn audit(
     c: &mut impl GenericClient,
+    book: &str,
     limit: Option<u64>,
 ) -> Result<Vec<AuditRow>, postgres::Error> {
-    audit_rows(c, i64::MAX, limit.map(|n| n.min(i64::MAX as u64) as i64))
+    audit_rows(
+        c,
+        book,
+        i64::MAX,
+        limit.map(|n| n.min(i64::MAX as u64) as i64),
+    )
 }
 
 /// One page of the audit log, paged in SQL on the id: the newest `size` rows whose id is below
 /// `before_id` (no bound when `None`), oldest first, and whether older rows remain.
 pub fn audit_page(
     c: &mut impl GenericClient,
+    book: &str,
     before_id: Option<i64>,
     size: u64,
 ) -> Result<(Vec<AuditRow>, bool), postgres::Error> {
     let size = size.min(i64::MAX as u64 - 1) as i64;
-    let mut rows = audit_rows(c, before_id.unwrap_or(i64::MAX), Some(size + 1))?;
+    let mut rows = audit_rows(c, book, before_id.unwrap_or(i64::MAX), Some(size + 1))?;
     let more = rows.len() as i64 > size;
     if more {
         rows.remove(0);
@@ -511,18 +639,22 @@ pub fn audit_page(
 /// The newest `limit` rows (all if `None`) with an id below `before_id`, oldest first.
 fn audit_rows(
     c: &mut impl GenericClient,
+    book: &str,
     before_id: i64,
     limit: Option<i64>,
 ) -> Result<Vec<AuditRow>, postgres::Error> {
-    if !exists(c)? {
+    if !exists(c, book)? {
         return Ok(Vec::new());
     }
     let rows = c.query(
-        "SELECT * FROM (
+        &*in_book(
+            book,
+            "SELECT * FROM (
              SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
                     duration_ms, operator, checksum
              FROM strata.strata_migration_audit WHERE id < $1 ORDER BY id DESC LIMIT $2) newest
          ORDER BY id",
+        ),
         &[&before_id, &limit],
     )?;
     Ok(rows
@@ -543,4 +675,50 @@ fn audit_rows(
             checksum: r.get(12),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strata_s_own_statements_stay_as_written() {
+        for sql in [SCHEMA, SIGNATURE, WRITERS] {
+            assert!(matches!(in_book(SCHEMA_NAME, sql), Cow::Borrowed(s) if s == sql));
+        }
+        assert_eq!(key_of(SCHEMA_NAME, LOCK_KEY), LOCK_KEY);
+    }
+
+    #[test]
+    fn a_tenant_s_bookkeeping_is_named_everywhere_strata_s_is() {
+        let schema = in_book("strata_acme", SCHEMA);
+        assert!(schema.contains("CREATE SCHEMA IF NOT EXISTS strata_acme;"));
+        assert!(schema.contains("strata_acme.strata_migration_audit"));
+        assert!(schema.contains("EXECUTE FUNCTION strata_acme.append_only()"));
+        let signature = in_book("strata_acme", SIGNATURE);
+        assert!(signature.contains("OPERATOR(pg_catalog.=) 'strata_acme'"));
+        let writers = in_book("strata_acme", WRITERS);
+        assert!(writers.contains("'information_schema', 'strata_acme']"));
+        assert!(writers.contains(r"E'\\mstrata\\w*\\M"));
+        for sql in [&schema, &signature, &writers] {
+            assert!(
+                !sql.contains(" strata.") && !sql.contains("'strata'"),
+                "{sql}"
+            );
+        }
+        // Words that only start like the schema's name stay.
+        assert_eq!(
+            in_book(
+                "strata_acme",
+                "SELECT 'strata: x', strata_object.id, xstrata.y"
+            ),
+            "SELECT 'strata: x', strata_object.id, xstrata.y"
+        );
+        let (a, b) = (
+            key_of("strata_acme", LOCK_KEY),
+            key_of("strata_globex", LOCK_KEY),
+        );
+        assert!(a != b && a != LOCK_KEY && b != LOCK_KEY);
+        assert_ne!(key_of("strata_acme", RUN_KEY), a);
+    }
 }

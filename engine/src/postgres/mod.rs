@@ -85,7 +85,7 @@ impl Target {
             }
             Err(e) => return Err(self.connect_error(e)),
         };
-        let (setup, user) = session_setup(&mut client, lock_timeout)
+        let (setup, user) = session_setup(&mut client, lock_timeout, self.tenant())
             .and_then(|(setup, user)| client.batch_execute(&setup).map(|()| (setup, user)))
             .map_err(|e| self.error("cannot set the session up", e))?;
         Ok(Some(Session {
@@ -94,6 +94,7 @@ impl Target {
             user,
             checks: None,
             record: None,
+            book: self.book(),
         }))
     }
 
@@ -304,6 +305,8 @@ pub struct Session {
     /// The statement that records what a step created, kept prepared (the client closes a
     /// statement it no longer holds), with its name (see [`Session::record_name`]).
     record: Option<(postgres::Statement, Option<String>)>,
+    /// The schema of strata's bookkeeping here (`strata`, or a tenant's `strata_<schema>`).
+    book: String,
 }
 
 /// The two checks every step makes, prepared once per connection so that the server plans them
@@ -347,25 +350,28 @@ fn statement_name(statement: &postgres::Statement) -> Option<String> {
 
 impl Checks {
     /// The text of [`Checks::check`].
-    fn check_sql() -> String {
+    fn check_sql(book: &str) -> String {
         format!(
             "SELECT ({}), pg_catalog.array_to_string(ARRAY({}), ', ')",
-            ledger::SIGNATURE,
-            ledger::WRITERS
+            ledger::in_book(book, ledger::SIGNATURE),
+            ledger::in_book(book, ledger::WRITERS)
         )
     }
 
     /// [`Checks::verify_sql`] as a statement that fails (`22P02`, naming
     /// [`Checks::REPLACED`]) unless both are, to stop a batch before its `COMMIT`.
     pub fn verify_or_fail_sql() -> &'static str {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT CAST(CASE WHEN ({}) THEN '1' ELSE '{}' END AS pg_catalog.int4)",
-                Checks::verify_sql(),
-                Checks::REPLACED
-            )
-        });
+        static SQL: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| Checks::build_verify_or_fail_sql(ledger::SCHEMA_NAME));
         &SQL
+    }
+
+    fn build_verify_or_fail_sql(book: &str) -> String {
+        format!(
+            "SELECT CAST(CASE WHEN ({}) THEN '1' ELSE '{}' END AS pg_catalog.int4)",
+            Checks::build_verify_sql(book),
+            Checks::REPLACED
+        )
     }
 
     /// What [`Checks::verify_or_fail_sql`]'s error names.
@@ -374,13 +380,13 @@ impl Checks {
     /// [`Checks::check`] as a statement that fails (`22P02`, naming [`Checks::CHANGED`])
     /// unless strata's bookkeeping still has the fingerprint `$1` and nothing could write it
     /// later, to stop a batch before its `COMMIT`.
-    fn check_or_fail_sql() -> String {
+    fn check_or_fail_sql(book: &str) -> String {
         format!(
             "SELECT CAST(CASE WHEN c.signature OPERATOR(pg_catalog.=) $1::pg_catalog.text \
              AND c.writers OPERATOR(pg_catalog.=) '' THEN '1' ELSE '{}' END AS pg_catalog.int4) \
              FROM ({}) AS c(signature, writers)",
             Checks::CHANGED,
-            Checks::check_sql()
+            Checks::check_sql(book)
         )
     }
 
@@ -399,11 +405,11 @@ impl Checks {
     /// SHA-256 is beyond reach. The texts are ASCII, the same bytes in every server encoding.
     pub fn verify_sql() -> &'static str {
         static SQL: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(Checks::build_verify_sql);
+            std::sync::LazyLock::new(|| Checks::build_verify_sql(ledger::SCHEMA_NAME));
         &SQL
     }
 
-    fn build_verify_sql() -> String {
+    fn build_verify_sql(book: &str) -> String {
         use sha2::Digest as _;
         let digest = |text: &str| crate::core::checksum::hex(&sha2::Sha256::digest(text));
         format!(
@@ -413,10 +419,10 @@ impl Checks {
              OPERATOR(pg_catalog.=) ANY (ARRAY[pg_catalog.decode('{}', 'hex'), \
              pg_catalog.decode('{}', 'hex'), pg_catalog.decode('{}', 'hex'), \
              pg_catalog.decode('{}', 'hex')]) AND NOT from_sql",
-            digest(ledger::SIGNATURE),
-            digest(&Checks::check_sql()),
-            digest(&Checks::check_or_fail_sql()),
-            digest(&schema::record_step_prepared_sql())
+            digest(&ledger::in_book(book, ledger::SIGNATURE)),
+            digest(&Checks::check_sql(book)),
+            digest(&Checks::check_or_fail_sql(book)),
+            digest(&schema::record_step_prepared_sql(book))
         )
     }
 }
@@ -437,6 +443,30 @@ impl std::ops::DerefMut for Session {
 }
 
 impl Session {
+    /// The schema of strata's bookkeeping on this connection's target: `strata`, or a
+    /// tenant's `strata_<schema>`.
+    pub fn book(&self) -> &str {
+        &self.book
+    }
+
+    /// [`Checks::verify_sql`] for this session's bookkeeping.
+    pub fn verify_sql(&self) -> std::borrow::Cow<'static, str> {
+        if self.book == ledger::SCHEMA_NAME {
+            Checks::verify_sql().into()
+        } else {
+            Checks::build_verify_sql(&self.book).into()
+        }
+    }
+
+    /// [`Checks::verify_or_fail_sql`] for this session's bookkeeping.
+    pub fn verify_or_fail_sql(&self) -> std::borrow::Cow<'static, str> {
+        if self.book == ledger::SCHEMA_NAME {
+            Checks::verify_or_fail_sql().into()
+        } else {
+            Checks::build_verify_or_fail_sql(&self.book).into()
+        }
+    }
+
     /// Puts the session back as it was after connecting, in one round trip.
     pub fn reset(&mut self) -> Result<(), postgres::Error> {
         let setup = format!("{RESET_SESSION}; {}", self.setup);
@@ -451,7 +481,8 @@ impl Session {
     /// of its text are resolved as it is prepared), with strata's tables there.
     pub fn record_name(&mut self) -> Result<Option<String>, postgres::Error> {
         if self.record.is_none() {
-            let record = self.prepare(&schema::record_step_prepared_sql())?;
+            let sql = schema::record_step_prepared_sql(&self.book);
+            let record = self.prepare(&sql)?;
             // `plan_cache_mode` is PostgreSQL 12+; before, the statement is sent as text.
             let generic: bool = self
                 .query_one(
@@ -468,9 +499,10 @@ impl Session {
     /// strata's checks of a step, prepared on the first call on this connection.
     pub fn checks(&mut self) -> Result<&Checks, postgres::Error> {
         if self.checks.is_none() {
-            let signature = self.prepare(ledger::SIGNATURE)?;
-            let check = self.prepare(&Checks::check_sql())?;
-            let check_or_fail = self.prepare(&Checks::check_or_fail_sql())?;
+            let book = self.book.clone();
+            let signature = self.prepare(&ledger::in_book(&book, ledger::SIGNATURE))?;
+            let check = self.prepare(&Checks::check_sql(&book))?;
+            let check_or_fail = self.prepare(&Checks::check_or_fail_sql(&book))?;
             let execute_signature =
                 statement_name(&signature).map(|name| format!("EXECUTE {name}"));
             self.checks = Some(Checks {
@@ -561,9 +593,12 @@ pub const PIN: &str = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, 
 /// settings when it connected (the database's and the role's defaults), with strata's own
 /// schema left out of the `search_path`. A role named `strata` would otherwise find its
 /// `"$user"` schema in strata's bookkeeping schema and create every unqualified table there.
+/// A tenant's (a target of a schema-per-tenant group) `search_path` is its schema, then
+/// `pg_catalog`, whatever the defaults say.
 pub(crate) fn session_setup(
     client: &mut Client,
     lock_timeout: Duration,
+    tenant: Option<&str>,
 ) -> Result<(String, String), postgres::Error> {
     let read: Vec<String> = PINNED
         .iter()
@@ -589,6 +624,10 @@ pub(crate) fn session_setup(
                 })
                 .collect();
             value = kept.join(", ");
+            // A tenant's SQL runs in its schema: first on the path, then the catalog only.
+            if let Some(tenant) = tenant {
+                value = format!("{tenant}, pg_catalog");
+            }
         }
         if value == *pinned {
             continue;
@@ -738,9 +777,9 @@ mod tests {
         // `convert_to(statement, 'UTF8')` gives the bytes hashed here only if every server
         // encoding stores the texts as they were sent.
         assert!(ledger::SIGNATURE.is_ascii());
-        assert!(Checks::check_sql().is_ascii());
-        assert!(Checks::check_or_fail_sql().is_ascii());
-        assert!(schema::record_step_prepared_sql().is_ascii());
+        assert!(Checks::check_sql("strata").is_ascii());
+        assert!(Checks::check_or_fail_sql("strata").is_ascii());
+        assert!(schema::record_step_prepared_sql("strata").is_ascii());
         assert!(Checks::verify_or_fail_sql().contains(Checks::verify_sql()));
     }
 

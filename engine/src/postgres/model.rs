@@ -451,6 +451,52 @@ pub fn trigger_key(name: &str, table: &str) -> String {
     format!("{name} on {table}")
 }
 
+/// `text` (strata's own SQL, as [`PgSchema::to_sql`] writes it) with every name qualified by
+/// the schema `from` (`acme.people`, `"acme".people`) qualified by `to` instead: outside
+/// string literals and quoted names, where `from` is a whole name followed by `.`.
+pub fn requalify(text: &str, from: &str, to: &str) -> String {
+    let quoted = format!("\"{from}\"");
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    while i < text.len() {
+        let rest = &text[i..];
+        let starts_name = i == 0 || !word(bytes[i - 1]);
+        let hit = [from, quoted.as_str()].into_iter().find(|name| {
+            starts_name && rest.starts_with(name) && rest.as_bytes().get(name.len()) == Some(&b'.')
+        });
+        if let Some(name) = hit {
+            out.push_str(to);
+            i += name.len();
+            continue;
+        }
+        // A literal or a quoted name is copied whole ('' and "" inside stay in it).
+        let quote = bytes[i];
+        if quote == b'\'' || quote == b'"' {
+            let mut end = i + 1;
+            while end < text.len() {
+                if bytes[end] == quote {
+                    if bytes.get(end + 1) == Some(&quote) {
+                        end += 2;
+                        continue;
+                    }
+                    break;
+                }
+                end += 1;
+            }
+            let end = (end + 1).min(text.len());
+            out.push_str(&text[i..end]);
+            i = end;
+            continue;
+        }
+        let len = rest.chars().next().map_or(1, char::len_utf8);
+        out.push_str(&rest[..len]);
+        i += len;
+    }
+    out
+}
+
 /// The schema part of a qualified name (`public` when there is none).
 pub fn schema_of(qualified: &str) -> &str {
     match find_outside_quotes(qualified, ".") {
@@ -660,6 +706,20 @@ CREATE TRIGGER t AFTER INSERT ON public.orders FOR EACH ROW EXECUTE FUNCTION pub
         let e =
             PgSchema::parse(Path::new("s.sql"), "CREATE SCHEMA a;\nDROP TABLE x;\n").unwrap_err();
         assert!(e.starts_with("line 2: `DROP TABLE x ...`"), "{e}");
+    }
+
+    #[test]
+    fn a_tenants_names_are_requalified_outside_literals_and_quotes() {
+        let text = "CREATE TABLE acme.people (n text DEFAULT 'acme.x');\n\
+                    CREATE INDEX i ON \"acme\".people USING btree (n);\n\
+                    CREATE VIEW acme.v AS SELECT acme_x.n, \"acme.y\".n FROM acme.people;";
+        assert_eq!(
+            requalify(text, "acme", "public"),
+            "CREATE TABLE public.people (n text DEFAULT 'acme.x');\n\
+             CREATE INDEX i ON public.people USING btree (n);\n\
+             CREATE VIEW public.v AS SELECT acme_x.n, \"acme.y\".n FROM public.people;"
+        );
+        assert_eq!(requalify("é'acme.", "acme", "public"), "é'acme.");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub(crate) fn live_id(project: &Project, target: &Target) -> Result<Option<Strin
     let Some(mut c) = target.open(project.busy_timeout())? else {
         return Ok(None);
     };
-    ledger::database_id(&mut *c).map_err(|e| target.error("cannot read the database's identity", e))
+    ledger::database_id(&mut *c, &target.book())
+        .map_err(|e| target.error("cannot read the database's identity", e))
 }
 
 /// How [`state_of`] sums a table's rows, as its records name it: the first 60 bits of the MD5
@@ -42,8 +43,14 @@ pub(crate) const SCHEME: &str = "md5-text-sum";
 pub(crate) const SCHEME_WITH_DEFINITIONS: &str = "md5-text-sum+definitions";
 
 /// [`state_of`] as a record beside a backup keeps it.
-pub(crate) fn recorded_state(c: &mut postgres::Client) -> Result<Recorded, postgres::Error> {
-    Ok(Recorded::new(SCHEME_WITH_DEFINITIONS, state_of(c, true)?))
+pub(crate) fn recorded_state(
+    c: &mut postgres::Client,
+    book: &str,
+) -> Result<Recorded, postgres::Error> {
+    Ok(Recorded::new(
+        SCHEME_WITH_DEFINITIONS,
+        state_of(c, book, true)?,
+    ))
 }
 
 /// [`live_state`] when `scheme` is this backend's (or unnamed); `None` for a way this strata
@@ -70,7 +77,8 @@ pub(crate) fn live_state(
     let Some(mut c) = target.open(project.busy_timeout())? else {
         return Ok(State::new());
     };
-    state_of(&mut c, definitions).map_err(|e| target.error("cannot read its tables", e))
+    state_of(&mut c, &target.book(), definitions)
+        .map_err(|e| target.error("cannot read its tables", e))
 }
 
 /// How the state names the database's large objects: their catalog, whose schema no table of
@@ -98,6 +106,11 @@ const DEFINITIONS_KEY: &str = "pg_catalog (the schemas' owners, grants, comments
 /// triggers, rules and views, functions (signature, source, owner, grants, comment) and
 /// default privileges. A change the application made after a run (a `GRANT`, a `COMMENT`, an
 /// index) is then a change outside strata, which a restore would lose.
+const DEFINITIONS_SCHEMAS: &str =
+    "n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema', $1])
+     AND n.nspname NOT LIKE 'pg\\_%'";
+
+/// The schemas [`DEFINITIONS`] reads (every one but PostgreSQL's and strata's, `$1`).
 const DEFINITIONS: &str = "
 WITH ns AS (
   SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n
@@ -156,22 +169,34 @@ SELECT pg_catalog.count(*),
 /// The state of every table outside PostgreSQL's schemas and strata's: its row count and an
 /// order-independent checksum (the sum of a hash of each row's text); and of the large
 /// objects, when there are any ([`LARGE_OBJECTS`]); with `definitions`, the large objects'
-/// contents and the [`DEFINITIONS`] too ([`SCHEME_WITH_DEFINITIONS`]).
+/// contents and the [`DEFINITIONS`] too ([`SCHEME_WITH_DEFINITIONS`]). For a tenant's `book`
+/// (`strata_<schema>`), the tenant's schema alone, its tables named as `public`'s are.
 pub(crate) fn state_of(
     c: &mut postgres::Client,
+    book: &str,
     definitions: bool,
 ) -> Result<State, postgres::Error> {
-    let tables = c.query(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
-         AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2",
-        &[&ledger::SCHEMA_NAME],
-    )?;
+    let tenant = ledger::tenant_of(book);
+    let tables = match tenant {
+        None => c.query(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1) \
+             AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2",
+            &[&ledger::SCHEMA_NAME],
+        )?,
+        Some(tenant) => c.query(
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+             ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE c.relkind IN ('r', 'p') \
+             AND n.nspname OPERATOR(pg_catalog.=) $1 ORDER BY 1, 2",
+            &[&tenant],
+        )?,
+    };
     let mut out = State::new();
     // The large objects, which live outside every table: how many and which (by oid; a backup
     // puts them back with their oids), and with `definitions` what each holds
     // ([`LARGE_OBJECTS_WITH_CONTENTS`]). Left out when there are none, as before. An object
     // this role may not read fails the state: then restore cannot tell, and asks for --yes.
+    // A tenant's backup holds its two schemas, none of the database's large objects.
     let objects = c.query_one(
         if definitions {
             LARGE_OBJECTS_WITH_CONTENTS
@@ -183,7 +208,7 @@ pub(crate) fn state_of(
         &[],
     )?;
     let count: i64 = objects.get(0);
-    if count > 0 {
+    if count > 0 && tenant.is_none() {
         out.insert(
             LARGE_OBJECTS.to_string(),
             TableState {
@@ -196,10 +221,14 @@ pub(crate) fn state_of(
     // comments, columns, defaults, indexes, constraints, triggers, rules and views, functions
     // and default privileges of the application's schemas, read from the catalogs as stored
     // (no text made from them, which would depend on the session's settings).
-    let definitions = if definitions {
-        Some(c.query_one(DEFINITIONS, &[&ledger::SCHEMA_NAME])?)
-    } else {
-        None
+    let definitions = match (definitions, tenant) {
+        (false, _) => None,
+        (true, None) => Some(c.query_one(DEFINITIONS, &[&ledger::SCHEMA_NAME])?),
+        (true, Some(tenant)) => {
+            let one =
+                DEFINITIONS.replace(DEFINITIONS_SCHEMAS, "n.nspname OPERATOR(pg_catalog.=) $1");
+            Some(c.query_one(&one, &[&tenant])?)
+        }
     };
     if let Some(definitions) = definitions
         && let count = definitions.get::<_, i64>(0)
@@ -241,7 +270,7 @@ pub(crate) fn state_of(
         // One row a statement (an aggregate without GROUP BY), in order.
         for ((schema, table), sums) in chunk.iter().zip(rows) {
             let count = sums.get(0).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-            let key = if schema == "public" {
+            let key = if schema == "public" || Some(schema.as_str()) == tenant {
                 table.clone()
             } else {
                 format!("{schema}.{table}")
@@ -386,11 +415,10 @@ fn pieces(script: &str) -> Result<Vec<Piece>, String> {
 }
 
 /// The identity inside a dump: the first row of `strata.strata_database`.
-fn identity_in(pieces: &[Piece]) -> Option<String> {
+fn identity_in(pieces: &[Piece], book: &str) -> Option<String> {
+    let copy = ledger::in_book(book, "COPY strata.strata_database ");
     pieces.iter().find_map(|p| match p {
-        Piece::Copy { statement, data }
-            if statement.starts_with("COPY strata.strata_database ") =>
-        {
+        Piece::Copy { statement, data } if statement.starts_with(&*copy) => {
             data.lines().next()?.split('\t').next().map(str::to_string)
         }
         _ => None,
@@ -421,20 +449,23 @@ pub(crate) fn restore(
     let script = String::from_utf8(out.stdout)
         .map_err(|_| Error::input(&chosen.path, "holds a dump that is not UTF-8"))?;
     let pieces = pieces(&script).map_err(|e| Error::input(&chosen.path, e))?;
-    if identity_in(&pieces).as_deref() != Some(chosen.record.database_id.as_str()) {
+    if identity_in(&pieces, &target.book()).as_deref() != Some(chosen.record.database_id.as_str()) {
         return Err(Error::input(
             &chosen.path,
             format!(
                 "does not hold the database its record names (identity {} inside, {} in its \
                  record); the file was replaced or the record belongs to another backup",
-                identity_in(&pieces).as_deref().unwrap_or("none"),
+                identity_in(&pieces, &target.book())
+                    .as_deref()
+                    .unwrap_or("none"),
                 chosen.record.database_id
             ),
         ));
     }
 
     let mut client = target.connect(project.busy_timeout())?;
-    ledger::ensure(&mut client).map_err(|e| target.error("cannot create the ledger tables", e))?;
+    ledger::ensure(&mut client, &target.book())
+        .map_err(|e| target.error("cannot create the ledger tables", e))?;
     let undo = backup::take(
         &mut client,
         &target,
@@ -449,7 +480,7 @@ pub(crate) fn restore(
         "cannot restore {} (nothing was changed)",
         chosen.path.display()
     );
-    let carried = match replay(&mut tx, &pieces, &chosen, &undo) {
+    let carried = match replay(&mut tx, &target.book(), &pieces, &chosen, &undo) {
         Ok(n) => n,
         Err(Replay::Server(e)) => return Err(target.error(context, e)),
         Err(Replay::Data(e)) => {
@@ -495,17 +526,29 @@ impl From<postgres::Error> for Replay {
 /// dump, put the carried rows back, audit the restore. Returns the rows carried.
 fn replay(
     tx: &mut Transaction<'_>,
+    book: &str,
     pieces: &[Piece],
     chosen: &Backup,
     undo: &Path,
 ) -> Result<usize, Replay> {
-    ledger::lock(tx)?;
+    ledger::lock(tx, book)?;
     let audit: Vec<postgres::Row> = tx.query(
-        "SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
+        &*ledger::in_book(
+            book,
+            "SELECT id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
                 duration_ms, operator, checksum
          FROM strata.strata_migration_audit ORDER BY id",
+        ),
         &[],
     )?;
+    // A tenant's backup is of its schema and its bookkeeping schema: those two go, the
+    // other tenants' and the database's own objects stay.
+    if let Some(tenant) = ledger::tenant_of(book) {
+        for s in [tenant, book] {
+            tx.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))?;
+        }
+        return replay_pieces(tx, book, pieces, chosen, undo, &audit);
+    }
     let schemas: Vec<String> = tx
         .query(
             "SELECT n.nspname::text FROM pg_catalog.pg_namespace n
@@ -554,6 +597,19 @@ fn replay(
         "CREATE SCHEMA public; GRANT ALL ON SCHEMA public TO PUBLIC;
          COMMENT ON SCHEMA public IS 'standard public schema';"
     })?;
+    replay_pieces(tx, book, pieces, chosen, undo, &audit)
+}
+
+/// The rest of [`replay`], once what the dump puts back is gone: the dump, the carried audit
+/// rows, the restore's own audit row.
+fn replay_pieces(
+    tx: &mut Transaction<'_>,
+    book: &str,
+    pieces: &[Piece],
+    chosen: &Backup,
+    undo: &Path,
+    audit: &[postgres::Row],
+) -> Result<usize, Replay> {
     for piece in pieces {
         match piece {
             Piece::Sql(sql) => tx.batch_execute(sql)?,
@@ -569,18 +625,24 @@ fn replay(
     tx.batch_execute("SET search_path = pg_catalog")?;
     let restored_max: i64 = tx
         .query_one(
-            "SELECT COALESCE(max(id), 0) FROM strata.strata_migration_audit",
+            &*ledger::in_book(
+                book,
+                "SELECT COALESCE(max(id), 0) FROM strata.strata_migration_audit",
+            ),
             &[],
         )?
         .get(0);
     let mut carried = 0;
     for r in audit.iter().filter(|r| r.get::<_, i64>(0) > restored_max) {
         tx.execute(
-            "INSERT INTO strata.strata_migration_audit
+            &*ledger::in_book(
+                book,
+                "INSERT INTO strata.strata_migration_audit
                  (id, at, phase, module, stamp, action, outcome, detail, rows, fuel_used,
                   duration_ms, operator, checksum)
              OVERRIDING SYSTEM VALUE
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            ),
             &[
                 &r.get::<_, i64>(0),
                 &r.get::<_, String>(1),
@@ -599,13 +661,14 @@ fn replay(
         )?;
         carried += 1;
     }
-    tx.batch_execute(
+    tx.batch_execute(&ledger::in_book(
+        book,
         "SELECT pg_catalog.setval(
              pg_catalog.pg_get_serial_sequence('strata.strata_migration_audit', 'id'),
              GREATEST((SELECT max(id) FROM strata.strata_migration_audit), 1))",
-    )?;
+    ))?;
     // Objects came back with new oids: ownership follows them by name.
-    super::schema::rekey(tx)?;
+    super::schema::rekey(tx, book)?;
     let entry = crate::core::ledger::Entry::for_run(
         crate::core::event::Phase::Restore.as_str(),
         "restore",
@@ -616,7 +679,7 @@ fn replay(
             undo.display()
         ),
     );
-    ledger::append(tx, &[entry])?;
+    ledger::append(tx, book, &[entry])?;
     Ok(carried)
 }
 
@@ -646,7 +709,9 @@ mod tests {
                 data: "abc123\t2026\n".into()
             }
         );
-        assert_eq!(identity_in(&p).as_deref(), Some("abc123"));
+        assert_eq!(identity_in(&p, "strata").as_deref(), Some("abc123"));
+        assert_eq!(identity_in(&p, "strata_acme"), None);
+        assert!(DEFINITIONS.contains(DEFINITIONS_SCHEMAS));
         assert!(pieces("\\connect other\n").is_err());
         assert!(pieces("COPY t (a) FROM stdin;\n1\n").is_err());
     }

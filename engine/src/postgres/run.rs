@@ -89,7 +89,8 @@ pub(crate) fn applied_on(
 ) -> Result<Option<Vec<Applied>>, Error> {
     connect_existing(project, target)?
         .map(|mut c| {
-            ledger::applied(&mut *c).map_err(|e| target.error("cannot read the ledger", e))
+            ledger::applied(&mut *c, &target.book())
+                .map_err(|e| target.error("cannot read the ledger", e))
         })
         .transpose()
 }
@@ -101,11 +102,12 @@ pub(crate) fn append_audit(
     entries: &[crate::core::ledger::Entry],
 ) -> Result<(), Error> {
     let mut client = target.connect(lock_timeout(project))?;
-    ledger::ensure(&mut client).map_err(|e| target.error("cannot create the ledger tables", e))?;
+    ledger::ensure(&mut client, &target.book())
+        .map_err(|e| target.error("cannot create the ledger tables", e))?;
     client
         .transaction()
         .and_then(|mut tx| {
-            ledger::append(&mut tx, entries)?;
+            ledger::append(&mut tx, &target.book(), entries)?;
             tx.commit()
         })
         .map_err(|e| target.error("cannot append to the audit log", e))
@@ -119,7 +121,7 @@ pub(crate) fn audit_page(
     size: u64,
 ) -> Result<(Vec<AuditRow>, bool), Error> {
     Ok(match connect_existing(project, target)? {
-        Some(mut c) => ledger::audit_page(&mut *c, before_id, size)
+        Some(mut c) => ledger::audit_page(&mut *c, &target.book(), before_id, size)
             .map_err(|e| target.error("cannot read the audit log", e))?,
         None => (Vec::new(), false),
     })
@@ -138,10 +140,13 @@ pub(crate) fn repin(
     let repinned = client
         .transaction()
         .and_then(|mut tx| {
-            ledger::lock_with_run(&mut tx)?;
+            ledger::lock_with_run(&mut tx, &target.book())?;
             let repinned = tx.execute(
-                "UPDATE strata.strata_migration SET checksum = $1, manifest = $2
+                &*ledger::in_book(
+                    &target.book(),
+                    "UPDATE strata.strata_migration SET checksum = $1, manifest = $2
                  WHERE module = $3 AND stamp = $4 AND checksum = $5",
+                ),
                 &[
                     &m.checksum(),
                     &m.manifest.to_lines(),
@@ -153,7 +158,7 @@ pub(crate) fn repin(
             if repinned != 1 {
                 return Ok(false);
             }
-            ledger::append(&mut tx, std::slice::from_ref(entry))?;
+            ledger::append(&mut tx, &target.book(), std::slice::from_ref(entry))?;
             tx.commit().map(|()| true)
         })
         .map_err(|e| target.error(format!("cannot re-pin {}", m.label()), e))?;
@@ -173,7 +178,7 @@ pub(crate) fn audit(
     limit: Option<u64>,
 ) -> Result<Vec<AuditRow>, Error> {
     Ok(match connect_existing(project, target)? {
-        Some(mut c) => ledger::audit(&mut *c, limit)
+        Some(mut c) => ledger::audit(&mut *c, &target.book(), limit)
             .map_err(|e| target.error("cannot read the audit log", e))?,
         None => Vec::new(),
     })
@@ -436,18 +441,20 @@ pub(crate) struct PgPhase<'a> {
 
 impl crate::core::phase::Database for PgPhase<'_> {
     fn applied_now(&mut self) -> Result<Vec<crate::core::tree::MigrationId>, Error> {
-        ledger::applied(&mut *self.session)
+        let book = self.session.book().to_string();
+        ledger::applied(&mut *self.session, &book)
             .map(|applied| applied.into_iter().map(|a| a.id).collect())
             .map_err(|e| self.ctx.target.error("cannot read the ledger", e))
     }
 
     fn state(&mut self) -> Option<crate::core::restore::Recorded> {
-        super::restore::recorded_state(&mut self.session).ok()
+        let book = self.session.book().to_string();
+        super::restore::recorded_state(&mut self.session, &book).ok()
     }
 
     fn begin(&mut self, events: &mut EventSink<'_>) -> Result<Option<std::path::PathBuf>, Error> {
         let target = self.ctx.target;
-        ledger::ensure(&mut self.session)
+        ledger::ensure(&mut self.session, &target.book())
             .map_err(|e| target.error("cannot create the ledger tables", e))?;
         let backup = if self.how.backup {
             Some(self.backup(events)?)
@@ -455,15 +462,16 @@ impl crate::core::phase::Database for PgPhase<'_> {
             None
         };
         if self.how.single {
-            // Held to the end of the phase; each step takes it again (it stacks) and re-reads
-            // the ledger inside its savepoint.
+            // Held to the end of the phase; each step takes it again (it stacks: the same key,
+            // the book's) and re-reads the ledger.
+            let book = target.book();
             self.session
                 .batch_execute(&format!(
                     "BEGIN; SELECT pg_catalog.pg_advisory_xact_lock({})",
-                    ledger::LOCK_KEY
+                    ledger::key_of(&book, ledger::LOCK_KEY)
                 ))
                 .map_err(|e| target.error("cannot begin the phase's transaction", e))?;
-            let applied = ledger::applied(&mut *self.session)
+            let applied = ledger::applied(&mut *self.session, &book)
                 .map_err(|e| target.error("cannot read the ledger", e))?;
             self.settled = Some(applied.into_iter().map(|a| a.id).collect());
         }
@@ -499,7 +507,7 @@ impl crate::core::phase::Database for PgPhase<'_> {
         let mut log = std::mem::take(&mut self.log);
         log.extend(crate::core::phase::rolled_back_steps(self.ctx.phase, done));
         let audited = self.session.transaction().and_then(|mut tx| {
-            ledger::append(&mut tx, &log)?;
+            ledger::append(&mut tx, &target.book(), &log)?;
             tx.commit()
         });
         let unaudited = audited.err().map(|a| super::describe_error(&a));
@@ -525,7 +533,7 @@ impl PgPhase<'_> {
             path.display().to_string(),
         );
         let audited = self.session.transaction().and_then(|mut tx| {
-            ledger::append(&mut tx, &[entry])?;
+            ledger::append(&mut tx, &target.book(), &[entry])?;
             tx.commit()
         });
         audited.map_err(|e| target.error("cannot audit the backup", e))?;
@@ -611,7 +619,7 @@ pub(crate) fn undo(
             "backup",
             path.display().to_string(),
         );
-        ledger::append(&mut *client, std::slice::from_ref(&entry))
+        ledger::append(&mut *client, &target.book(), std::slice::from_ref(&entry))
             .map_err(|e| target.error("cannot audit the backup", e))?;
         Some(path)
     } else {
@@ -667,12 +675,12 @@ impl UndoDriver for PgUndo<'_> {
             .client
             .batch_execute("BEGIN")
             .map(|()| self.open = true)
-            .and_then(|()| ledger::lock(&mut **self.client));
+            .and_then(|()| ledger::lock(&mut **self.client, &self.target.book()));
         begun.map_err(self.error())
     }
 
     fn applied(&mut self) -> Result<Vec<crate::core::tree::MigrationId>, UndoError> {
-        let applied = ledger::applied(&mut **self.client);
+        let applied = ledger::applied(&mut **self.client, &self.target.book());
         let applied = applied.map_err(self.error())?;
         Ok(applied.into_iter().map(|a| a.id).collect())
     }
@@ -726,19 +734,24 @@ impl UndoDriver for PgUndo<'_> {
     }
 
     fn forget(&mut self, m: &Migration, entry: &Entry) -> Result<(), UndoError> {
+        let book = self.target.book();
         let client = &mut **self.client;
         let forgotten = client
             .execute(
-                "DELETE FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
+                &*ledger::in_book(
+                    &book,
+                    "DELETE FROM strata.strata_migration WHERE module = $1 AND stamp = $2",
+                ),
                 &[&m.id.module, &m.id.stamp],
             )
             .and_then(|_| {
-                client.batch_execute(
+                client.batch_execute(&ledger::in_book(
+                    &book,
                     "DELETE FROM strata.strata_object
                       WHERE pg_catalog.pg_describe_object(classid, objid, 0) IS NULL",
-                )
+                ))
             })
-            .and_then(|()| ledger::append(client, std::slice::from_ref(entry)));
+            .and_then(|()| ledger::append(client, &book, std::slice::from_ref(entry)));
         forgotten.map_err(self.error())
     }
 
@@ -765,15 +778,20 @@ impl UndoDriver for PgUndo<'_> {
     }
 
     fn audit_failure(&mut self, entry: &Entry) -> Result<(), String> {
-        ledger::append(&mut **self.client, std::slice::from_ref(entry)).map_err(|e| e.to_string())
+        ledger::append(
+            &mut **self.client,
+            &self.target.book(),
+            std::slice::from_ref(entry),
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
 /// The whole schema of `target` as text, every object whoever owns it.
 pub(crate) fn schema_text(project: &Project, target: &Target) -> Result<String, Error> {
     let mut client = target.connect(lock_timeout(project))?;
-    let live =
-        super::schema::read(&mut *client).map_err(|e| target.error("cannot read the schema", e))?;
+    let live = super::schema::read(&mut *client, &target.book())
+        .map_err(|e| target.error("cannot read the schema", e))?;
     Ok(live.schema.to_sql())
 }
 

@@ -16,10 +16,11 @@
 //! something) and through a restore (where oids change, the name still finds it).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use postgres::{Client, GenericClient};
 
+use super::ledger::in_book;
 use super::model::{Column, Constraint, Kind, Object, PgSchema, Sequence, Table, trigger_key};
 use crate::core::event::Action;
 use crate::core::step::Prepared;
@@ -40,12 +41,13 @@ pub struct AfterStep {
 /// session settings stay as they were). Without one, and with `write_snapshot`
 /// (`--write-snapshots`), returns the module's dump for the step to write once it committed.
 pub fn after_step(
-    tx: &mut Client,
+    tx: &mut super::Session,
     step: &Prepared,
     write_snapshot: bool,
 ) -> Result<Option<String>, AfterStep> {
     let m = &step.migration;
-    record_step(tx, &m.id, renames(step)).map_err(|e| AfterStep {
+    let book = tx.book().to_string();
+    record_step(&mut **tx, &book, &m.id, renames(step)).map_err(|e| AfterStep {
         action: Action::Record,
         file: None,
         message: format!(
@@ -64,7 +66,7 @@ pub fn after_step(
     };
     let read_in_savepoint = |c: &mut Client| {
         c.batch_execute("SAVEPOINT strata_schema_read")?;
-        let read = read(c).and_then(|live| Ok((live, super::ledger::applied(c)?)));
+        let read = read(c, &book).and_then(|live| Ok((live, super::ledger::applied(c, &book)?)));
         let undone = c.batch_execute(
             "ROLLBACK TO SAVEPOINT strata_schema_read; RELEASE SAVEPOINT strata_schema_read",
         );
@@ -110,6 +112,10 @@ pub fn renames(step: &Prepared) -> bool {
     upper.contains("RENAME") || upper.contains("SET SCHEMA")
 }
 
+/// The schema a tenant's objects are named in when read (see [`read`]): the one the chain's
+/// unqualified names land in on a database of its own, such as the test database.
+pub const HOME: &str = "public";
+
 /// The bookkeeping table of ownership, created with the ledger's tables.
 pub const OBJECT_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS strata.strata_object (
@@ -129,9 +135,31 @@ const USER_NAMESPACE: &str = "n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_c
      'information_schema', 'strata', 'pg_toast']) AND n.nspname NOT LIKE 'pg\\_temp\\_%' \
      AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
+/// [`USER_NAMESPACE`] for the bookkeeping schema `book`: for a tenant's (`strata_<schema>`),
+/// the tenant's schema alone, its own namespace row left out (the tenant's schema plays the
+/// part `public` plays on a database of its own).
+fn user_namespace(book: &str) -> (String, String) {
+    match super::ledger::tenant_of(book) {
+        // The tenants' schemas and their bookkeeping are theirs, not the database's.
+        None => (
+            format!(
+                "{USER_NAMESPACE} AND NOT {}",
+                super::ledger::tenants_sql("n.nspname")
+            ),
+            "x.nspname <> 'public'".to_string(),
+        ),
+        Some(tenant) => (
+            format!("n.nspname OPERATOR(pg_catalog.=) '{tenant}'"),
+            format!("x.nspname <> '{tenant}'"),
+        ),
+    }
+}
+
 /// Every user object as (classid, objid), each catalog's rows restricted by `bound` (a
-/// condition on its alias `x`, e.g. `x.oid > 20000`).
-fn user_objects(bound: &str) -> String {
+/// condition on its alias `x`, e.g. `x.oid > 20000`); for a tenant's `book`, those of the
+/// tenant's schema only.
+fn user_objects(bound: &str, book: &str) -> String {
+    let (user_namespace, not_home) = user_namespace(book);
     let not_extension = |catalog: &str| {
         format!(
             "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = \
@@ -141,11 +169,11 @@ fn user_objects(bound: &str) -> String {
     format!(
         "SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass::oid AS classid, x.oid AS objid
            FROM pg_catalog.pg_namespace x, LATERAL (SELECT x.nspname) n(nspname)
-          WHERE {bound} AND {USER_NAMESPACE} AND x.nspname <> 'public' AND {ns_ext}
+          WHERE {bound} AND {user_namespace} AND {not_home} AND {ns_ext}
          UNION ALL
          SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::oid, x.oid
            FROM pg_catalog.pg_class x JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace
-          WHERE {bound} AND {USER_NAMESPACE} AND x.relkind IN ('r', 'p', 'v', 'm', 'S', 'i', 'I')
+          WHERE {bound} AND {user_namespace} AND x.relkind IN ('r', 'p', 'v', 'm', 'S', 'i', 'I')
             AND NOT x.relispartition AND {class_ext}
             AND NOT (x.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = x.oid
@@ -158,13 +186,13 @@ fn user_objects(bound: &str) -> String {
          UNION ALL
          SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::oid, x.oid
            FROM pg_catalog.pg_type x JOIN pg_catalog.pg_namespace n ON n.oid = x.typnamespace
-          WHERE {bound} AND {USER_NAMESPACE} AND {type_ext}
+          WHERE {bound} AND {user_namespace} AND {type_ext}
             AND (x.typtype IN ('e', 'd', 'r') OR (x.typtype = 'c' AND EXISTS (
                  SELECT 1 FROM pg_catalog.pg_class r WHERE r.oid = x.typrelid AND r.relkind = 'c')))
          UNION ALL
          SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass::oid, x.oid
            FROM pg_catalog.pg_proc x JOIN pg_catalog.pg_namespace n ON n.oid = x.pronamespace
-          WHERE {bound} AND {USER_NAMESPACE} AND x.prokind IN ('f', 'p', 'w') AND {proc_ext}
+          WHERE {bound} AND {user_namespace} AND x.prokind IN ('f', 'p', 'w') AND {proc_ext}
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i
                  WHERE i.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objid = x.oid
                    AND i.deptype = 'i')
@@ -172,7 +200,7 @@ fn user_objects(bound: &str) -> String {
          SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, x.oid
            FROM pg_catalog.pg_trigger x JOIN pg_catalog.pg_class c ON c.oid = x.tgrelid
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE {bound} AND {USER_NAMESPACE} AND NOT x.tgisinternal AND NOT c.relispartition",
+          WHERE {bound} AND {user_namespace} AND NOT x.tgisinternal AND NOT c.relispartition",
         ns_ext = not_extension("pg_namespace"),
         class_ext = not_extension("pg_class"),
         type_ext = not_extension("pg_type"),
@@ -181,12 +209,12 @@ fn user_objects(bound: &str) -> String {
 }
 
 /// Whether the ownership table is there.
-fn exists(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
-    Ok(c.query_one(
+fn exists(c: &mut impl GenericClient, book: &str) -> Result<bool, postgres::Error> {
+    let sql = in_book(
+        book,
         "SELECT pg_catalog.to_regclass('strata.strata_object') IS NOT NULL",
-        &[],
-    )?
-    .get(0))
+    );
+    Ok(c.query_one(&*sql, &[])?.get(0))
 }
 
 /// The lowest oid an object the current step creates can have: one above the largest oid
@@ -199,18 +227,19 @@ pub const BOUND: &str = "SELECT COALESCE(pg_catalog.max(objid), 16383)::pg_catal
 /// step's actions, before the step is recorded.
 pub fn record_step(
     c: &mut impl GenericClient,
+    book: &str,
     id: &MigrationId,
     renamed: bool,
 ) -> Result<(), postgres::Error> {
-    let bound: String = c.query_one(BOUND, &[])?.get(0);
+    let bound: String = c.query_one(&*in_book(book, BOUND), &[])?.get(0);
     let bound = bound.parse().unwrap_or(16383);
-    c.batch_execute(&record_step_sql(id, renamed, bound))
+    c.batch_execute(&record_step_sql(book, id, renamed, bound))
 }
 
 /// [`record_step`] as statements for one simple query, with `bound` (what [`BOUND`] read at
 /// the start of the step, or anything lower: the oids between are then looked at too, and
 /// only this transaction's are taken) and `id` as literals.
-pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
+pub fn record_step_sql(book: &str, id: &MigrationId, renamed: bool, bound: u32) -> String {
     let mut sql = record_insert(
         &format!("> {bound}::oid"),
         &super::dollar_quoted(&id.module),
@@ -219,7 +248,7 @@ pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
     if renamed {
         sql.push_str(RENAMED);
     }
-    sql
+    in_book(book, sql).into_owned()
 }
 
 /// [`record_step_sql`]'s `INSERT` with its bound, module and stamp as parameters, for a
@@ -230,8 +259,8 @@ pub fn record_step_sql(id: &MigrationId, renamed: bool, bound: u32) -> String {
 /// the server's own choice between plans would otherwise never take (a custom plan, which
 /// knows the bound, always looks cheaper): its range of two parameters is estimated as narrow
 /// (0.5%), so the generic plan reads each catalog by its oid index, as the custom one does.
-pub fn record_step_prepared_sql() -> String {
-    record_insert("> $1 AND {a}.oid <= $2", "$3", "$4")
+pub fn record_step_prepared_sql(book: &str) -> String {
+    in_book(book, record_insert("> $1 AND {a}.oid <= $2", "$3", "$4")).into_owned()
 }
 
 /// The `UPDATE` that refreshes the names of owned objects after a step that may have renamed
@@ -299,12 +328,14 @@ fn record_insert(range: &str, module: &str, stamp: &str) -> String {
 
 /// Points ownership rows at the objects of the same kind and name where their oid no longer
 /// does: after a restore, which recreates every object with a new oid.
-pub fn rekey(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    if !exists(c)? {
+pub fn rekey(c: &mut impl GenericClient, book: &str) -> Result<(), postgres::Error> {
+    if !exists(c, book)? {
         return Ok(());
     }
     c.execute(
-        &format!(
+        &*in_book(
+            book,
+            format!(
             "UPDATE strata.strata_object o SET objid = u.objid
                FROM (SELECT u.classid, u.objid, i.type, i.identity
                        FROM ({}) u, LATERAL pg_catalog.pg_identify_object(u.classid, u.objid, 0) i) u
@@ -312,7 +343,8 @@ pub fn rekey(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
                 AND u.objid <> o.objid
                 AND NOT EXISTS (SELECT 1 FROM strata.strata_object k
                                  WHERE k.classid = u.classid AND k.objid = u.objid)",
-            user_objects("true")
+                user_objects("true", book)
+            ),
         ),
         &[],
     )?;
@@ -322,15 +354,20 @@ pub fn rekey(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
 /// Gives `objects` (as [`Live::objects`] names them) to `id`'s module.
 pub fn adopt(
     c: &mut impl GenericClient,
+    book: &str,
     objects: &[&LiveObject],
     id: &MigrationId,
 ) -> Result<(), postgres::Error> {
-    for o in objects {
-        c.execute(
-            "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
+    let insert = in_book(
+        book,
+        "INSERT INTO strata.strata_object (classid, objid, type, identity, module, stamp)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (classid, objid) DO UPDATE SET type = excluded.type,
                  identity = excluded.identity, module = excluded.module, stamp = excluded.stamp",
+    );
+    for o in objects {
+        c.execute(
+            &*insert,
             &[
                 &o.classid,
                 &o.objid,
@@ -416,16 +453,16 @@ impl Live {
 /// Reads the whole live schema and its owners, in one repeatable-read view of the catalogs.
 /// Runs `SET LOCAL search_path = ''` so every name comes out schema-qualified: call it in a
 /// transaction (or savepoint) that is rolled back or ends right after.
-pub fn read(c: &mut impl GenericClient) -> Result<Live, postgres::Error> {
+pub fn read(c: &mut impl GenericClient, book: &str) -> Result<Live, postgres::Error> {
     c.batch_execute("SET LOCAL search_path = ''")?;
-    let found = UserObjects::read(c)?;
+    let found = UserObjects::read(c, book)?;
     let mut into = Reading::default();
     read_schemas(c, &found, &mut into)?;
     read_types(c, &found, &mut into)?;
     read_relations(c, &found, &mut into)?;
     read_functions(c, &found, &mut into)?;
     read_triggers(c, &found, &mut into)?;
-    let owners = Owners::read(c)?;
+    let owners = Owners::read(c, book)?;
     let mut live = Vec::new();
     for (classid, objid, type_, identity) in found.objects {
         let Some((kind, key)) = into.keys.remove(&(classid, objid)) else {
@@ -443,9 +480,19 @@ pub fn read(c: &mut impl GenericClient) -> Result<Live, postgres::Error> {
             inferred: false,
         });
     }
+    let mut schema = into.schema;
+    // A tenant's objects are named as the test database names the chain's (`public.people`
+    // for `acme.people`), so its drift and dump compare with the snapshots.
+    if let Some(tenant) = super::ledger::tenant_of(book) {
+        let text = super::model::requalify(&schema.to_sql(), tenant, HOME);
+        schema = PgSchema::parse(Path::new(tenant), &text).unwrap_or(schema);
+        for o in &mut live {
+            o.key = super::model::requalify(&o.key, tenant, HOME);
+        }
+    }
     live.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     Ok(Live {
-        schema: into.schema,
+        schema,
         objects: live,
     })
 }
@@ -470,12 +517,12 @@ const CATALOGS: [&str; 5] = [
 ];
 
 impl UserObjects {
-    fn read(c: &mut impl GenericClient) -> Result<UserObjects, postgres::Error> {
+    fn read(c: &mut impl GenericClient, book: &str) -> Result<UserObjects, postgres::Error> {
         let rows = c.query(
             &format!(
                 "SELECT o.classid, o.objid, i.type, i.identity
                    FROM ({}) o, LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i",
-                user_objects("true")
+                user_objects("true", book)
             ),
             &[],
         )?;
@@ -535,15 +582,18 @@ struct Owners {
 }
 
 impl Owners {
-    fn read(c: &mut impl GenericClient) -> Result<Owners, postgres::Error> {
+    fn read(c: &mut impl GenericClient, book: &str) -> Result<Owners, postgres::Error> {
         let mut owners = Owners {
             by_oid: HashMap::new(),
             by_name: HashMap::new(),
         };
-        if exists(c)? {
+        if exists(c, book)? {
             for r in c.query(
-                "SELECT classid, objid, type, identity, module, stamp FROM strata.strata_object
+                &*in_book(
+                    book,
+                    "SELECT classid, objid, type, identity, module, stamp FROM strata.strata_object
                   ORDER BY stamp, module",
+                ),
                 &[],
             )? {
                 let owner: (String, String) = (r.get(4), r.get(5));
@@ -1089,7 +1139,7 @@ mod tests {
             .with_dbname(&name)
             .connect(std::time::Duration::from_secs(5))
             .unwrap();
-        super::super::ledger::ensure(&mut session).unwrap();
+        super::super::ledger::ensure(&mut session, "strata").unwrap();
         let record = session.record_name().unwrap().expect("the client names it");
         let id = MigrationId {
             module: "app".into(),
@@ -1117,7 +1167,7 @@ mod tests {
             session.batch_execute("ROLLBACK").unwrap();
             rows.iter().map(|r| r.get(0)).collect()
         };
-        let text = recorded(&|bound| record_step_sql(&id, false, bound));
+        let text = recorded(&|bound| record_step_sql("strata", &id, false, bound));
         let prepared = recorded(&|bound| {
             format!(
                 "SET LOCAL plan_cache_mode = force_generic_plan; \

@@ -216,6 +216,7 @@ impl StepDriver for PgStep<'_, '_> {
         let user = self.session.user_settings().to_string();
         self.open = true;
         let session = &mut *self.session;
+        let book = session.book().to_string();
         let record = session.record_name();
         let read = record.and_then(|record| {
             self.record = record;
@@ -232,15 +233,15 @@ impl StepDriver for PgStep<'_, '_> {
         let mut sent = 0;
         let read = read.and_then(|execute| {
             let applied = match statement {
-                Some(_) => ledger::not_applied_or_fail_sql(&step.migration.id),
-                None => ledger::is_applied_sql(&step.migration.id),
+                Some(_) => ledger::not_applied_or_fail_sql(&book, &step.migration.id),
+                None => ledger::is_applied_sql(&book, &step.migration.id),
             };
             let mut sql = format!(
                 "{open}SET LOCAL statement_timeout = {}; \
                  SELECT pg_catalog.pg_advisory_xact_lock({}); {applied}; {}{}",
                 self.ctx.statement_timeout.as_millis(),
-                ledger::LOCK_KEY,
-                super::schema::BOUND,
+                ledger::key_of(&book, ledger::LOCK_KEY),
+                ledger::in_book(&book, super::schema::BOUND),
                 execute
                     .as_deref()
                     .map_or(String::new(), |e| format!("; {e}")),
@@ -389,7 +390,7 @@ impl StepDriver for PgStep<'_, '_> {
         let mut sql = format!(
             "{};\nSAVEPOINT strata_record;\n{};\n{check}{};\nRELEASE SAVEPOINT strata_record",
             super::PIN,
-            super::Checks::verify_or_fail_sql(),
+            self.session.verify_or_fail_sql(),
             self.record_sql(
                 step,
                 log,
@@ -469,14 +470,16 @@ impl StepDriver for PgStep<'_, '_> {
                 phase_log.extend_from_slice(log);
                 Ok(())
             }
-            None => self
-                .session
-                .transaction()
-                .and_then(|mut tx| {
-                    ledger::append(&mut tx, log)?;
-                    tx.commit()
-                })
-                .map_err(|e| describe_error(&e)),
+            None => {
+                let book = self.session.book().to_string();
+                self.session
+                    .transaction()
+                    .and_then(|mut tx| {
+                        ledger::append(&mut tx, &book, log)?;
+                        tx.commit()
+                    })
+                    .map_err(|e| describe_error(&e))
+            }
         }
     }
 }
@@ -569,7 +572,7 @@ impl PgStep<'_, '_> {
     ) -> Result<(), Commit> {
         let sql = format!(
             "{};\n{}",
-            super::Checks::verify_sql(),
+            self.session.verify_sql(),
             self.record_sql(step, log, elapsed, ledger::append_sql, (at, who), false)
         );
         let done = match self.session.simple_query(&sql).map(by_statement) {
@@ -601,7 +604,8 @@ impl PgStep<'_, '_> {
             if missed.is_empty() {
                 Ok(())
             } else {
-                ledger::append(&mut **self.session, &missed)
+                let book = self.session.book().to_string();
+                ledger::append(&mut **self.session, &book, &missed)
             }
         });
         let recorded = recorded.and_then(|()| self.finish(step));
@@ -617,11 +621,12 @@ impl PgStep<'_, '_> {
         step: &Prepared,
         log: &[Entry],
         elapsed: Duration,
-        append: fn(&Entry, &str, &str) -> String,
+        append: fn(&str, &Entry, &str, &str) -> String,
         (at, who): (&str, &str),
         prepared: bool,
     ) -> String {
         let m = &step.migration;
+        let book = self.session.book();
         let mut sql = String::new();
         if !self.recorded {
             let renamed = super::schema::renames(step);
@@ -636,21 +641,24 @@ impl PgStep<'_, '_> {
                         super::dollar_quoted(&m.id.stamp)
                     ));
                     if renamed {
-                        sql.push_str(super::schema::RENAMED);
+                        sql.push_str(&ledger::in_book(book, super::schema::RENAMED));
                     }
                 }
-                None => sql.push_str(&super::schema::record_step_sql(&m.id, renamed, self.bound)),
+                None => sql.push_str(&super::schema::record_step_sql(
+                    book, &m.id, renamed, self.bound,
+                )),
             }
             sql.push_str(";\n");
         }
         sql.push_str(&ledger::record_sql(
+            book,
             m,
             &step.checksum,
             elapsed.as_millis() as u64,
         ));
         for e in log {
             sql.push_str(";\n");
-            sql.push_str(&append(e, at, who));
+            sql.push_str(&append(book, e, at, who));
         }
         sql
     }
@@ -706,7 +714,8 @@ impl PgStep<'_, '_> {
         if self.nested {
             return Err(e);
         }
-        match ledger::is_applied(&mut **self.session, &step.migration.id) {
+        let book = self.session.book().to_string();
+        match ledger::is_applied(&mut **self.session, &book, &step.migration.id) {
             Ok(true) => {
                 self.reset = Some(Err(e));
                 Ok(())
@@ -857,7 +866,11 @@ fn run_action(
                 step,
                 action,
                 events,
-                |sb, call| tx.lend(|client| sb.call_postgres(client, call, ctx.statement_timeout)),
+                |sb, call| {
+                    let book = tx.book().to_string();
+                    let tenant = super::ledger::tenant_of(&book);
+                    tx.lend(|client| sb.call_postgres(client, call, tenant, ctx.statement_timeout))
+                },
             )
             .map_err(|(path, message)| ActionError::new(Some(path), None, message))
         }

@@ -181,6 +181,14 @@ impl Target {
         match self.never {}
     }
 
+    pub fn with_schema(&self, _schema: &str) -> Target {
+        match self.never {}
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        match self.never {}
+    }
+
     /// What a match arm on [`Database::Postgres`] does when there is no PostgreSQL.
     pub(crate) fn absent(&self) -> ! {
         match self.never {}
@@ -192,6 +200,20 @@ impl fmt::Display for Target {
     fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.never {}
     }
+}
+
+/// Whether `name` can be a tenant's schema: a lower-case unquoted identifier (`a`-`z`, digits,
+/// `_`, not starting with a digit) of at most 56 bytes (its bookkeeping schema `strata_<name>`
+/// must fit [`NAME_BYTES`]), and none of the server's or strata's own schemas (`pg_*`,
+/// `information_schema`, `public`, `strata`, `strata_*`).
+pub fn is_tenant_schema(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && name.len() <= NAME_BYTES - "strata_".len()
+        && !name.starts_with("pg_")
+        && !name.starts_with("strata")
+        && !matches!(name, "information_schema" | "public")
 }
 
 /// The longest name PostgreSQL keeps (NAMEDATALEN - 1 bytes); it cuts longer ones.
@@ -219,6 +241,9 @@ pub struct Target {
     /// strata.toml named a server the environment does not (see [`Target::parse_from`]);
     /// connecting is refused with this message.
     pub(crate) withheld: Option<String>,
+    /// A tenant's schema (a schema-per-tenant fleet group): the run's `search_path` starts
+    /// with it, and strata's bookkeeping is in `strata_<schema>` (see [`Target::book`]).
+    pub(crate) tenant: Option<String>,
 }
 
 /// The files libpq's TLS options name, as the URL gave them.
@@ -264,6 +289,20 @@ impl Target {
     /// in the URL itself are used as ever. A password kept back makes [`Target::connect`]
     /// refuse, naming the host and the fix.
     pub fn parse_from(url: &str, key: &str, origin: Origin) -> Result<Target, Error> {
+        // `#schema` after the URL: a tenant's schema on that database (as targets of a
+        // schema-per-tenant group are shown).
+        if let Some((base, schema)) = url.trim().rsplit_once('#')
+            && !schema.contains(['@', '/', ':', '?', '&', '='])
+        {
+            if !is_tenant_schema(schema) {
+                return Err(Error::Usage(format!(
+                    "{key}: `#{schema}` names a tenant's schema, but a tenant's schema is \
+                     lower-case letters, digits and '_', at most 56 bytes, and none of the \
+                     server's or strata's own (pg_*, information_schema, public, strata*)"
+                )));
+            }
+            return Ok(Target::parse_from(base, key, origin)?.with_schema(schema));
+        }
         let (url, service_name) = take_service(url.trim());
         let (url, mut tls) = libpq_tls_options(&url);
         let service = libpq::service(service_name.as_deref())
@@ -369,6 +408,7 @@ impl Target {
             config,
             tls,
             withheld: None,
+            tenant: None,
         };
         target.shown = target.describe();
         if target.config.get_password().is_none() {
@@ -462,6 +502,29 @@ impl Target {
         t
     }
 
+    /// The same database, as the tenant whose objects are in `schema` (a name
+    /// [`is_tenant_schema`] accepts): shown with `#schema` after the URL.
+    pub fn with_schema(&self, schema: &str) -> Target {
+        let mut t = self.clone();
+        t.tenant = Some(schema.to_string());
+        t.shown = t.describe();
+        t
+    }
+
+    /// The tenant's schema, for a target of a schema-per-tenant group.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// The schema of strata's bookkeeping on this target: `strata`, or `strata_<schema>` for
+    /// a tenant's schema, so two tenants never share a ledger, an audit log or a lock.
+    pub fn book(&self) -> String {
+        match &self.tenant {
+            None => "strata".to_string(),
+            Some(schema) => format!("strata_{schema}"),
+        }
+    }
+
     fn describe(&self) -> String {
         let host = match self.config.get_hosts().first() {
             Some(Host::Tcp(h)) if h.contains(':') => format!("[{h}]"),
@@ -475,8 +538,13 @@ impl Target {
             .first()
             .map(|p| format!(":{p}"))
             .unwrap_or_default();
+        let schema = self
+            .tenant
+            .as_ref()
+            .map(|s| format!("#{s}"))
+            .unwrap_or_default();
         format!(
-            "postgres://{}@{host}{port}/{}",
+            "postgres://{}@{host}{port}/{}{schema}",
             self.config.get_user().unwrap_or_default(),
             self.dbname()
         )

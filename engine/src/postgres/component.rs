@@ -198,7 +198,7 @@ impl Postgres {
                 crate::postgres::describe_error(&e)
             )
         })?;
-        match crate::postgres::reach::outside_the_manifest(client, policy) {
+        match crate::postgres::reach::outside_the_manifest(client, policy, tenant) {
             Ok(None) => {}
             Ok(Some(why)) => return Err(why),
             Err(e) => {
@@ -708,6 +708,7 @@ fn grants(
            JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(l.name)
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname <> 'strata' AND n.nspname = COALESCE($3::text, n.nspname)
+            AND ($3::text IS NOT NULL OR NOT {book})
          UNION ALL
          SELECT 'sequence', pg_catalog.format('%I.%I', n.nspname, s.relname)
            FROM pg_catalog.pg_depend d

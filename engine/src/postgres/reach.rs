@@ -48,6 +48,7 @@ use crate::components::Policy;
 pub fn outside_the_manifest(
     client: &mut Client,
     policy: &Policy,
+    tenant: Option<&str>,
 ) -> Result<Option<String>, postgres::Error> {
     let writes: Option<Vec<String>> = policy.writes.as_ref().map(|w| w.iter().cloned().collect());
     let reads: Option<Vec<String>> = policy.reads.as_ref().map(|r| r.iter().cloned().collect());
@@ -60,6 +61,34 @@ pub fn outside_the_manifest(
             &[],
         )?
         .get(0);
+    // What lies outside the run's own scope (another tenant's schema, the database's own, a
+    // bookkeeping schema) is refused first, whatever the lists say.
+    let scope = client.query(&*scope_sql(), &[&writes, &reads, &tenant])?;
+    if !scope.is_empty() {
+        client.query_one("SELECT pg_catalog.set_config('jit', $1, true)", &[&jit])?;
+        let mut why = String::new();
+        for row in scope.iter().take(MAX_LISTED) {
+            why.push_str("\n  ");
+            why.push_str(row.get::<_, &str>(0));
+        }
+        if scope.len() > MAX_LISTED {
+            why.push_str(&format!("\n  ... and {} more", scope.len() - MAX_LISTED));
+        }
+        let whose = match tenant {
+            Some(t) => format!("tenant `{t}`'s run, which may reach its own schema `{t}` only"),
+            None => "the database's own run, which may reach neither a tenant's schema nor \
+                     strata's bookkeeping (`strata`, `strata_<tenant>`)"
+                .to_string(),
+        };
+        return Ok(Some(format!(
+            "the component would reach past its run's scope ({whose}): what a view reads, a \
+             referential action or rule changes, an inheritance child holds or a row security \
+             policy reads is done with the owner's rights or the grants of PUBLIC, whatever the \
+             lists say (no lists meaning every table of the run's scope):{why}\nDrop or change \
+             those views, foreign keys, rules, children or policies (or do this change in \
+             do.sql) so that the component reaches its own scope only"
+        )));
+    }
     let mut rows = client.query(FIRED, &[&writes, &reads])?;
     // Without `writes` every table is granted: no table reaches past the grants.
     if writes.is_some() {
@@ -85,6 +114,118 @@ pub fn outside_the_manifest(
          or learn is what the manifest says"
     )))
 }
+
+/// [`SCOPE`] with the condition that tells a tenant's or bookkeeping schema filled in.
+fn scope_sql() -> String {
+    SCOPE.replace("{book}", &crate::postgres::ledger::tenants_sql("n.nspname"))
+}
+
+/// One row per relation outside the run's scope that a component may reach, its description.
+/// `$1`: the names of `writes`; `$2`: those of `reads` (NULL: every relation of the scope);
+/// `$3`: the tenant's schema in a tenant's run (its scope is that schema), NULL in the
+/// database's own run (its scope is every schema but `strata`, the tenants' and their
+/// bookkeeping). Reached: the listed relations themselves, what a view reads (whatever its
+/// security option, through nested views), what a written relation's referential actions
+/// (`ON DELETE`/`ON UPDATE` `CASCADE`, `SET NULL`, `SET DEFAULT`) and rules change, its
+/// inheritance children and partitions, and what its row security policies read; in turn from
+/// each relation reached. A foreign key's checks are left out: they tell whether a key exists,
+/// and change nothing. The catalogs are in every scope (the statement check judges them).
+const SCOPE: &str = "
+WITH RECURSIVE ns AS (
+       SELECT n.oid, n.nspname,
+              CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') THEN false
+                   WHEN $3::pg_catalog.text IS NOT NULL THEN n.nspname <> $3::pg_catalog.text
+                   ELSE n.nspname = 'strata' OR {book} END AS outside,
+              CASE WHEN $3::pg_catalog.text IS NOT NULL THEN n.nspname = $3::pg_catalog.text
+                   ELSE n.nspname NOT IN ('strata', 'information_schema')
+                        AND n.nspname !~ '^pg_' AND NOT {book} END AS home
+         FROM pg_catalog.pg_namespace n),
+     rel AS (SELECT c.oid, ns.nspname, ns.outside, ns.home
+               FROM pg_catalog.pg_class c JOIN ns ON ns.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')),
+     roots(oid, w) AS (
+       SELECT pg_catalog.to_regclass(x)::pg_catalog.oid, true
+         FROM pg_catalog.unnest($1::pg_catalog.text[]) x
+       UNION
+       SELECT pg_catalog.to_regclass(x)::pg_catalog.oid, false
+         FROM pg_catalog.unnest($2::pg_catalog.text[]) x
+       UNION
+       SELECT r.oid, true FROM rel r WHERE $1::pg_catalog.text[] IS NULL AND r.home
+       UNION
+       SELECT r.oid, false FROM rel r WHERE $2::pg_catalog.text[] IS NULL AND r.home),
+     -- (from, to, whether `from` must be written, whether `to` is then written (NULL: as
+     -- `from`), how).
+     edge(src, dst, needs_w, w, how) AS (
+       SELECT rw.ev_class, d.refobjid, false, NULL::boolean, 'the view''s query'
+         FROM pg_catalog.pg_rewrite rw
+         JOIN pg_catalog.pg_depend d
+           ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = rw.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND d.refobjid <> rw.ev_class
+        WHERE rw.rulename = '_RETURN'
+       UNION ALL
+       SELECT rw.ev_class, d.refobjid, true, true,
+              pg_catalog.format('its rule `%s`, run as the table''s owner', rw.rulename)
+         FROM pg_catalog.pg_rewrite rw
+         JOIN pg_catalog.pg_depend d
+           ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = rw.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND d.refobjid <> rw.ev_class
+        WHERE rw.rulename <> '_RETURN'
+       UNION ALL
+       SELECT k.confrelid, t.relid::pg_catalog.oid, true, true,
+              pg_catalog.format('foreign key `%s` of `%s` (%s), run as its owner', k.conname,
+                k.conrelid::pg_catalog.regclass,
+                pg_catalog.concat_ws(', ',
+                  CASE k.confdeltype WHEN 'c' THEN 'ON DELETE CASCADE'
+                                     WHEN 'n' THEN 'ON DELETE SET NULL'
+                                     WHEN 'd' THEN 'ON DELETE SET DEFAULT' END,
+                  CASE k.confupdtype WHEN 'c' THEN 'ON UPDATE CASCADE'
+                                     WHEN 'n' THEN 'ON UPDATE SET NULL'
+                                     WHEN 'd' THEN 'ON UPDATE SET DEFAULT' END))
+         FROM pg_catalog.pg_constraint k,
+              LATERAL (SELECT k.conrelid AS relid
+                       UNION SELECT relid FROM pg_catalog.pg_partition_tree(k.conrelid)) t
+        WHERE k.contype = 'f'
+          AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd'))
+       UNION ALL
+       SELECT i.inhparent, i.inhrelid, false, NULL,
+              CASE WHEN c.relispartition THEN 'its partition'
+                   ELSE 'its inheritance child, read and written through it' END
+         FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+       UNION ALL
+       SELECT p.polrelid, d.refobjid, false, false,
+              pg_catalog.format('its row security policy `%s`', p.polname)
+         FROM pg_catalog.pg_policy p
+         JOIN pg_catalog.pg_depend d
+           ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND d.refobjid <> p.polrelid),
+     reach(oid, w, src, how) AS (
+       SELECT oid, w, 0::pg_catalog.oid, NULL::pg_catalog.text FROM roots WHERE oid IS NOT NULL
+       UNION
+       SELECT e.dst, COALESCE(e.w, re.w), re.oid, e.how
+         FROM reach re JOIN edge e ON e.src = re.oid AND (re.w OR NOT e.needs_w))
+SELECT x.msg FROM (
+  SELECT DISTINCT ON (re.oid)
+         CASE WHEN re.src = 0 THEN pg_catalog.format(
+                '`%s` (listed in migration.toml) is in schema `%s`, %s: take it out of '
+                '`reads` and `writes`',
+                re.oid::pg_catalog.regclass, r.nspname,
+                CASE WHEN $3::pg_catalog.text IS NOT NULL
+                     THEN pg_catalog.format('outside tenant `%s`''s schema', $3::pg_catalog.text)
+                     ELSE 'a tenant''s schema or strata''s bookkeeping' END)
+              ELSE pg_catalog.format(
+                '`%s` reaches `%s`, in schema `%s` (%s), through %s',
+                re.src::pg_catalog.regclass, re.oid::pg_catalog.regclass, r.nspname,
+                CASE WHEN $3::pg_catalog.text IS NOT NULL
+                     THEN pg_catalog.format('outside tenant `%s`''s schema', $3::pg_catalog.text)
+                     ELSE 'a tenant''s schema or strata''s bookkeeping' END,
+                re.how) END AS msg
+    FROM reach re JOIN rel r ON r.oid = re.oid
+   WHERE r.outside
+   ORDER BY re.oid, re.src) x
+ORDER BY 1";
 
 /// How many reaches a refusal lists.
 const MAX_LISTED: usize = 20;

@@ -204,7 +204,7 @@ WITH RECURSIVE ns AS (
      reach(oid, w, src, how) AS (
        SELECT oid, w, 0::pg_catalog.oid, NULL::pg_catalog.text FROM roots WHERE oid IS NOT NULL
        UNION
-       SELECT e.dst, COALESCE(e.w, re.w), re.oid, e.how
+       SELECT e.dst, COALESCE(e.w, re.w), re.oid, e.how COLLATE pg_catalog.\"default\"
          FROM reach re JOIN edge e ON e.src = re.oid AND (re.w OR NOT e.needs_w))
 SELECT x.msg FROM (
   SELECT DISTINCT ON (re.oid)

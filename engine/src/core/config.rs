@@ -528,6 +528,7 @@ impl Project {
             Some(derived) => derived,
             None => resolve_db(&root, &config.test_db, "test_db")?,
         };
+        let (db, test_db) = with_fleet_schemas(db, test_db, &config);
         Ok(Project {
             db,
             test_db,
@@ -557,6 +558,8 @@ impl Project {
         if let Some(test_db) = test_db {
             self.test_db = db_flag(test_db, "--test-db")?;
         }
+        let (db, test_db) = with_fleet_schemas(self.db.clone(), self.test_db.clone(), &self.config);
+        (self.db, self.test_db) = (db, test_db);
         Ok(())
     }
 
@@ -661,6 +664,40 @@ fn database_url(config_text: &Option<String>) -> Result<Option<Database>, Error>
          PostgreSQL (postgres://...); set `db` in strata.toml or STRATA_DB for strata, or unset \
          DATABASE_URL"
     )))
+}
+
+/// `db` and `test_db` knowing the tenants' schemas that strata.toml's schema-per-tenant groups
+/// (`postgres` and `schemas`) list on `db`'s database: the database's own components may not
+/// reach them even before a tenant's first run made its bookkeeping. A group's
+/// `schemas_query` is not run here (it needs a connection); its tenants are known by their
+/// bookkeeping once they have run.
+fn with_fleet_schemas(db: Database, test_db: Database, config: &Config) -> (Database, Database) {
+    let Database::Postgres(real) = &db else {
+        return (db, test_db);
+    };
+    let mut schemas: Vec<String> = Vec::new();
+    for g in &config.fleet.group {
+        let (Some(url), Some(listed)) = (&g.postgres, &g.schemas) else {
+            continue;
+        };
+        let same = matches!(
+            Database::parse_from(Path::new(url), "postgres", crate::core::target::Origin::Checkout),
+            Ok(Database::Postgres(t)) if t.same_database(real)
+        );
+        if same {
+            schemas.extend(listed.iter().cloned());
+        }
+    }
+    if schemas.is_empty() {
+        return (db, test_db);
+    }
+    let with = |d: Database| match d {
+        Database::Postgres(t) => {
+            Database::Postgres(Box::new(t.with_fleet_schemas(schemas.clone())))
+        }
+        other => other,
+    };
+    (with(db), with(test_db))
 }
 
 /// For a PostgreSQL `db` and no `test_db` set: `<dbname>_test` on the same server.

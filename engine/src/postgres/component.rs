@@ -157,6 +157,15 @@ impl From<postgres::Error> for Fail {
     }
 }
 
+/// Whose run a component's call is in: a tenant's (`tenant`, its schema) or the database's own
+/// (`None`), and the tenants' schemas strata.toml lists on the database (out of the database's
+/// own reach even before their first run).
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub tenant: Option<&'a str>,
+    pub fleet_schemas: &'a [String],
+}
+
 impl Postgres {
     /// Creates the call's role, grants it what `policy` allows, and switches to it, inside the
     /// step's open transaction on `client`; then the client is the component's until
@@ -164,10 +173,11 @@ impl Postgres {
     pub fn enter(
         client: &mut Client,
         policy: &Policy,
-        tenant: Option<&str>,
+        scope: Scope<'_>,
         timeout: Duration,
         statement_timeout: Duration,
     ) -> Result<Entered, String> {
+        let tenant = scope.tenant;
         let role = role_name(client, tenant).map_err(|e| {
             format!(
                 "cannot name the component's role: {}",
@@ -185,20 +195,25 @@ impl Postgres {
                     crate::postgres::describe_error(&e)
                 )
             })?;
-        let grants = grants(client, policy, &role, tenant).map_err(|e| {
+        let grants = grants(client, policy, &role, scope).map_err(|e| {
             format!(
                 "cannot read the tables the component may use: {}",
                 crate::postgres::describe_error(&e)
             )
         })?;
-        let catalog = catalog(client, policy, tenant).map_err(|e| {
+        let catalog = catalog(client, policy, scope).map_err(|e| {
             format!(
                 "cannot read the tables and settings the component's statements are checked \
                  against: {}",
                 crate::postgres::describe_error(&e)
             )
         })?;
-        match crate::postgres::reach::outside_the_manifest(client, policy, tenant) {
+        match crate::postgres::reach::outside_the_manifest(
+            client,
+            policy,
+            tenant,
+            scope.fleet_schemas,
+        ) {
             Ok(None) => {}
             Ok(Some(why)) => return Err(why),
             Err(e) => {
@@ -539,8 +554,9 @@ fn settings(client: &mut Client) -> Result<Settings, postgres::Error> {
 fn catalog(
     client: &mut Client,
     policy: &Policy,
-    tenant: Option<&str>,
+    scope: Scope<'_>,
 ) -> Result<Catalog, postgres::Error> {
+    let tenant = scope.tenant;
     let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
         s.as_ref()
             .map(|s| s.iter().cloned().collect())
@@ -554,7 +570,8 @@ fn catalog(
         "SELECT n.nspname::text, c.relname::text, pg_catalog.pg_table_is_visible(c.oid),
                 CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') THEN 'r'
                      WHEN n.nspname = 'strata' OR n.nspname ~ '^pg_'
-                          OR ($5::text IS NULL AND {book}) THEN NULL
+                          OR ($5::text IS NULL AND ({book} OR n.nspname = ANY($6::text[])))
+                          THEN NULL
                      WHEN n.nspname <> $5::text THEN NULL
                      WHEN $3 OR c.oid IN (SELECT pg_catalog.to_regclass(w)
                                             FROM pg_catalog.unnest($2::text[]) w) THEN 'w'
@@ -574,6 +591,7 @@ fn catalog(
             &policy.writes.is_none(),
             &policy.reads.is_none(),
             &tenant,
+            &scope.fleet_schemas,
         ],
     )? {
         let (schema, name): (String, String) = (row.get(0), row.get(1));
@@ -690,8 +708,9 @@ fn grants(
     client: &mut Client,
     policy: &Policy,
     role: &str,
-    tenant: Option<&str>,
+    scope: Scope<'_>,
 ) -> Result<String, postgres::Error> {
+    let tenant = scope.tenant;
     let listed = |s: &Option<std::collections::HashSet<String>>| -> Vec<String> {
         s.as_ref()
             .map(|s| s.iter().cloned().collect())
@@ -700,7 +719,8 @@ fn grants(
     let sql = format!(
         "SELECT 'schema', pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
           WHERE n.nspname NOT IN ('strata', 'information_schema') AND n.nspname !~ '^pg_'
-            AND n.nspname = COALESCE($3::text, n.nspname) AND ($3::text IS NOT NULL OR NOT {book})
+            AND n.nspname = COALESCE($3::text, n.nspname)
+            AND ($3::text IS NOT NULL OR NOT ({book} OR n.nspname = ANY($4::text[])))
          UNION ALL
          SELECT l.kind, pg_catalog.format('%I.%I', n.nspname, c.relname)
            FROM (SELECT 'read' AS kind, unnest($1::text[]) AS name
@@ -708,7 +728,7 @@ fn grants(
            JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(l.name)
            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname <> 'strata' AND n.nspname = COALESCE($3::text, n.nspname)
-            AND ($3::text IS NOT NULL OR NOT {book})
+            AND ($3::text IS NOT NULL OR NOT ({book} OR n.nspname = ANY($4::text[])))
          UNION ALL
          SELECT 'sequence', pg_catalog.format('%I.%I', n.nspname, s.relname)
            FROM pg_catalog.pg_depend d
@@ -723,7 +743,12 @@ fn grants(
     );
     let rows = client.query(
         &sql,
-        &[&listed(&policy.reads), &listed(&policy.writes), &tenant],
+        &[
+            &listed(&policy.reads),
+            &listed(&policy.writes),
+            &tenant,
+            &scope.fleet_schemas,
+        ],
     )?;
     let of = |kind: &str| -> Vec<String> {
         rows.iter()
@@ -1988,7 +2013,7 @@ impl Sandbox {
         &self,
         client: ::postgres::Client,
         call: &Call<'_>,
-        tenant: Option<&str>,
+        scope: Scope<'_>,
         statement_timeout: Duration,
     ) -> (::postgres::Client, Called) {
         let loaded = match self.prepare(call) {
@@ -1997,13 +2022,8 @@ impl Sandbox {
         };
         let timeout = Duration::from_secs(call.limits.timeout_s);
         let mut client = client;
-        let db = match Postgres::enter(
-            &mut client,
-            &call.policy,
-            tenant,
-            timeout,
-            statement_timeout,
-        ) {
+        let db = match Postgres::enter(&mut client, &call.policy, scope, timeout, statement_timeout)
+        {
             Ok(entered) => Postgres::new(client, entered),
             Err(reason) => {
                 let failed = Called {
@@ -2110,7 +2130,10 @@ mod tests {
         let entered = Postgres::enter(
             &mut client,
             &policy,
-            None,
+            Scope {
+                tenant: None,
+                fleet_schemas: &[],
+            },
             Duration::from_secs(60),
             Duration::ZERO,
         )

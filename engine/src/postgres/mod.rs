@@ -95,6 +95,7 @@ impl Target {
             checks: None,
             record: None,
             book: self.book(),
+            fleet_schemas: self.fleet_schemas().to_vec(),
         }))
     }
 
@@ -307,6 +308,8 @@ pub struct Session {
     record: Option<(postgres::Statement, Option<String>)>,
     /// The schema of strata's bookkeeping here (`strata`, or a tenant's `strata_<schema>`).
     book: String,
+    /// The tenants' schemas strata.toml lists on this database (`Target::fleet_schemas`).
+    fleet_schemas: Vec<String>,
 }
 
 /// The two checks every step makes, prepared once per connection so that the server plans them
@@ -447,6 +450,11 @@ impl Session {
     /// tenant's `strata_<schema>`.
     pub fn book(&self) -> &str {
         &self.book
+    }
+
+    /// The tenants' schemas strata.toml's groups list on this connection's database.
+    pub fn fleet_schemas(&self) -> &[String] {
+        &self.fleet_schemas
     }
 
     /// [`Checks::verify_sql`] for this session's bookkeeping.

@@ -49,6 +49,7 @@ pub fn outside_the_manifest(
     client: &mut Client,
     policy: &Policy,
     tenant: Option<&str>,
+    fleet_schemas: &[String],
 ) -> Result<Option<String>, postgres::Error> {
     let writes: Option<Vec<String>> = policy.writes.as_ref().map(|w| w.iter().cloned().collect());
     let reads: Option<Vec<String>> = policy.reads.as_ref().map(|r| r.iter().cloned().collect());
@@ -63,7 +64,7 @@ pub fn outside_the_manifest(
         .get(0);
     // What lies outside the run's own scope (another tenant's schema, the database's own, a
     // bookkeeping schema) is refused first, whatever the lists say.
-    let scope = client.query(&*scope_sql(), &[&writes, &reads, &tenant])?;
+    let scope = client.query(&*scope_sql(), &[&writes, &reads, &tenant, &fleet_schemas])?;
     if !scope.is_empty() {
         client.query_one("SELECT pg_catalog.set_config('jit', $1, true)", &[&jit])?;
         let mut why = String::new();
@@ -124,7 +125,7 @@ fn scope_sql() -> String {
 /// `$1`: the names of `writes`; `$2`: those of `reads` (NULL: every relation of the scope);
 /// `$3`: the tenant's schema in a tenant's run (its scope is that schema), NULL in the
 /// database's own run (its scope is every schema but `strata`, the tenants' and their
-/// bookkeeping). Reached: the listed relations themselves, what a view reads (whatever its
+/// bookkeeping, nor `$4`, the tenants' schemas strata.toml lists, run or not). Reached: the listed relations themselves, what a view reads (whatever its
 /// security option, through nested views), what a written relation's referential actions
 /// (`ON DELETE`/`ON UPDATE` `CASCADE`, `SET NULL`, `SET DEFAULT`) and rules change, its
 /// inheritance children and partitions, and what its row security policies read; in turn from
@@ -135,10 +136,12 @@ WITH RECURSIVE ns AS (
        SELECT n.oid, n.nspname,
               CASE WHEN n.nspname IN ('pg_catalog', 'information_schema') THEN false
                    WHEN $3::pg_catalog.text IS NOT NULL THEN n.nspname <> $3::pg_catalog.text
-                   ELSE n.nspname = 'strata' OR {book} END AS outside,
+                   ELSE n.nspname = 'strata' OR n.nspname = ANY($4::pg_catalog.text[])
+                        OR {book} END AS outside,
               CASE WHEN $3::pg_catalog.text IS NOT NULL THEN n.nspname = $3::pg_catalog.text
                    ELSE n.nspname NOT IN ('strata', 'information_schema')
-                        AND n.nspname !~ '^pg_' AND NOT {book} END AS home
+                        AND n.nspname !~ '^pg_' AND NOT {book}
+                        AND n.nspname <> ALL($4::pg_catalog.text[]) END AS home
          FROM pg_catalog.pg_namespace n),
      rel AS (SELECT c.oid, ns.nspname, ns.outside, ns.home
                FROM pg_catalog.pg_class c JOIN ns ON ns.oid = c.relnamespace

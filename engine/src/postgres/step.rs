@@ -869,7 +869,11 @@ fn run_action(
                 |sb, call| {
                     let book = tx.book().to_string();
                     let tenant = super::ledger::tenant_of(&book);
-                    tx.lend(|client| sb.call_postgres(client, call, tenant, ctx.statement_timeout))
+                    let scope = super::component::Scope {
+                        tenant,
+                        fleet_schemas: &tx.fleet_schemas().to_vec(),
+                    };
+                    tx.lend(|client| sb.call_postgres(client, call, scope, ctx.statement_timeout))
                 },
             )
             .map_err(|(path, message)| ActionError::new(Some(path), None, message))

@@ -185,6 +185,10 @@ impl Target {
         match self.never {}
     }
 
+    pub fn with_fleet_schemas(&self, _schemas: Vec<String>) -> Target {
+        match self.never {}
+    }
+
     pub fn tenant(&self) -> Option<&str> {
         match self.never {}
     }
@@ -244,6 +248,10 @@ pub struct Target {
     /// A tenant's schema (a schema-per-tenant fleet group): the run's `search_path` starts
     /// with it, and strata's bookkeeping is in `strata_<schema>` (see [`Target::book`]).
     pub(crate) tenant: Option<String>,
+    /// The tenants' schemas strata.toml's schema-per-tenant groups list on this database (see
+    /// [`Target::with_fleet_schemas`]): out of the database's own components' reach even
+    /// before a tenant's first run made its bookkeeping.
+    pub(crate) fleet_schemas: Vec<String>,
 }
 
 /// The files libpq's TLS options name, as the URL gave them.
@@ -409,6 +417,7 @@ impl Target {
             tls,
             withheld: None,
             tenant: None,
+            fleet_schemas: Vec::new(),
         };
         target.shown = target.describe();
         if target.config.get_password().is_none() {
@@ -509,6 +518,19 @@ impl Target {
         t.tenant = Some(schema.to_string());
         t.shown = t.describe();
         t
+    }
+
+    /// The same target, knowing `schemas` as the tenants' schemas strata.toml's groups list
+    /// on its database.
+    pub fn with_fleet_schemas(&self, schemas: Vec<String>) -> Target {
+        let mut t = self.clone();
+        t.fleet_schemas = schemas;
+        t
+    }
+
+    /// The tenants' schemas strata.toml's groups list on this database.
+    pub fn fleet_schemas(&self) -> &[String] {
+        &self.fleet_schemas
     }
 
     /// The tenant's schema, for a target of a schema-per-tenant group.

@@ -379,3 +379,67 @@ fn a_schema_group_is_checked_before_anything_is_contacted() {
         .code(2)
         .stderr_has("names a tenant's schema");
 }
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn views_and_cascades_keep_a_component_inside_its_run_s_schemas() {
+    let pg = Pg::new("fleet_schemas_scope");
+    let p = tenants_project(&pg);
+    p.strata(&["fleet", "migrate", "-q"]).ok();
+    // The application's own objects across the schemas: a view of acme's over globex's rows,
+    // globex's rows deleted by acme's deletes, a view of the database's own over acme's rows.
+    pg.client(false)
+        .batch_execute(
+            "INSERT INTO acme.people VALUES (1, 'acme'); \
+             INSERT INTO globex.people VALUES (1, 'globex'); \
+             CREATE VIEW acme.led AS SELECT id FROM globex.people; \
+             CREATE TABLE globex.refs (pid bigint REFERENCES acme.people ON DELETE CASCADE); \
+             INSERT INTO globex.refs VALUES (1); \
+             CREATE VIEW public.tv AS SELECT id, name FROM acme.people",
+        )
+        .unwrap();
+    const REACH: &str = "migrations/app/20260103T000000Z-reach";
+    p.write(&format!("{REACH}/do.sql"), "SELECT 1;\n");
+    let component_runs = |sql: &str| {
+        std::fs::write(
+            p.path(&format!("{REACH}/transform.wasm")),
+            component(Entry::Transform, &[Op::Execute(sql.into(), vec![])]),
+        )
+        .unwrap();
+    };
+    // The database's own run: its view reads and writes acme's rows as the owner.
+    component_runs("UPDATE public.tv SET name = 'owned'");
+    p.strata(&["migrate", "--no-rehearsal"])
+        .code(1)
+        .stderr_has("public.tv")
+        .stderr_has("acme.people")
+        .stderr_has("scope");
+    assert_eq!(pg.rows(false, "SELECT name FROM acme.people"), ["acme"]);
+    public_untouched(&pg);
+    // Acme's run, without lists: its view reaches globex's rows, its deletes cascade there.
+    for sql in ["DELETE FROM led", "DELETE FROM people"] {
+        component_runs(sql);
+        let args = [
+            "fleet",
+            "migrate",
+            "--no-rehearsal",
+            "--json",
+            "--targets",
+            "acme",
+        ];
+        let report = p.strata(&args).code(1).json();
+        assert_eq!(outcome(&report, "acme"), "failed", "{report}");
+        let error = report.to_string();
+        assert!(
+            error.contains("globex.people")
+                && error.contains("globex.refs")
+                && error.contains("tenant `acme`"),
+            "{sql}: {error}"
+        );
+    }
+    assert_eq!(pg.rows(false, "SELECT name FROM globex.people"), ["globex"]);
+    assert_eq!(pg.rows(false, "SELECT pid::text FROM globex.refs"), ["1"]);
+    assert_eq!(pg.rows(false, "SELECT name FROM acme.people"), ["acme"]);
+    assert_eq!(ledger(&pg, "acme"), ["people"]);
+    assert_eq!(ledger(&pg, "globex"), ["people"]);
+}

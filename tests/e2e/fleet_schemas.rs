@@ -411,7 +411,7 @@ fn views_and_cascades_keep_a_component_inside_its_run_s_schemas() {
     component_runs("UPDATE public.tv SET name = 'owned'");
     p.strata(&["migrate", "--no-rehearsal"])
         .code(1)
-        .stderr_has("public.tv")
+        .stderr_has("`tv` reaches `acme.people`")
         .stderr_has("acme.people")
         .stderr_has("scope");
     assert_eq!(pg.rows(false, "SELECT name FROM acme.people"), ["acme"]);

@@ -227,6 +227,8 @@ SELECT x.msg FROM (
                 re.how) END AS msg
     FROM reach re JOIN rel r ON r.oid = re.oid
    WHERE r.outside
+     -- Each the first relation out of the scope on its way, not what lies beyond it.
+     AND (re.src = 0 OR re.src NOT IN (SELECT oid FROM rel WHERE outside))
    ORDER BY re.oid, re.src) x
 ORDER BY 1";
 

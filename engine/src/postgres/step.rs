@@ -869,9 +869,10 @@ fn run_action(
                 |sb, call| {
                     let book = tx.book().to_string();
                     let tenant = super::ledger::tenant_of(&book);
+                    let fleet_schemas: Vec<String> = tx.fleet_schemas().into();
                     let scope = super::component::Scope {
                         tenant,
-                        fleet_schemas: &tx.fleet_schemas().to_vec(),
+                        fleet_schemas: &fleet_schemas,
                     };
                     tx.lend(|client| sb.call_postgres(client, call, scope, ctx.statement_timeout))
                 },

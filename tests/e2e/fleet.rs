@@ -1229,6 +1229,8 @@ fn fleet_restore_puts_one_stage_back_from_the_backups_of_that_run() {
         run.stdout
     );
     assert!(run.stdout.contains("--yes"), "{}", run.stdout);
+    // And which table's rows differ.
+    assert!(run.stdout.contains("the rows of people"), "{}", run.stdout);
     assert_eq!(applied(&p, 1), ["people"]);
     assert_eq!(applied(&p, 3), ["people"]);
     assert_eq!(applied(&p, 2).len(), 3, "the changed tenant was put back");

@@ -1958,7 +1958,9 @@ pub fn fleet_restore(
         let Some(backup) = &r.backup else {
             return out;
         };
-        let result = (|| -> Result<Option<crate::core::restore::Restored>, Error> {
+        // Ok(Err(tables)): refused, rows of those tables changed since the run.
+        type Outcome = Result<crate::core::restore::Restored, Vec<String>>;
+        let result = (|| -> Result<Outcome, Error> {
             let target = known
                 .iter()
                 .find(|t| t.name == r.target.name)
@@ -1988,24 +1990,24 @@ pub fn fleet_restore(
                 let changed = crate::commands::restore::changes_since(&p, false, &chosen)?
                     .unwrap_or_default();
                 if !changed.is_empty() {
-                    return Ok(None);
+                    return Ok(Err(changed.iter().map(ToString::to_string).collect()));
                 }
             }
-            crate::commands::restore::restore_confirmed(&p, false, Some(&chosen.path), true)
-                .map(Some)
+            crate::commands::restore::restore_confirmed(&p, false, Some(&chosen.path), true).map(Ok)
         })();
         match result {
-            Ok(Some(restored)) => {
+            Ok(Ok(restored)) => {
                 out.outcome = RestoreOutcome::Restored;
                 out.restored = Some(restored);
             }
-            Ok(None) => {
+            Ok(Err(tables)) => {
                 out.outcome = RestoreOutcome::Refused;
-                out.error = Some(
-                    "rows changed outside strata since the run took its backup; `--yes` puts \
-                     it back anyway"
-                        .into(),
-                );
+                out.error = Some(format!(
+                    "changed outside strata since the run took its backup: the rows of {} \
+                     differ; `--yes` puts it back anyway (the restore keeps them in its undo \
+                     backup)",
+                    tables.join(", ")
+                ));
             }
             Err(e) => {
                 out.outcome = if matches!(e, Error::Refused(_)) {

@@ -582,7 +582,21 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                      WHERE c.oid IN (SELECT oid FROM everything) AND a.grantee = 0
                        AND (c.oid NOT IN (SELECT oid FROM cr)
                             OR (c.oid NOT IN (SELECT oid FROM cw)
-                                AND a.privilege_type <> 'SELECT')))
+                                AND a.privilege_type <> 'SELECT'))
+                    UNION
+                    -- Sequences PUBLIC may use or read, but those of the tables of `writes`.
+                    SELECT c.oid FROM pg_catalog.pg_class c
+                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind = 'S'
+                       AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'strata'])
+                       AND n.nspname NOT LIKE 'pg\\_%'
+                       AND EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) a
+                                    WHERE a.grantee = 0)
+                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                          AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+                                          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                          AND d.refobjid IN (SELECT oid FROM cw)))
 SELECT pg_catalog.format(
          '%s runs `%s`, which runs as its owner (SECURITY DEFINER or a role it sets), past the '
          'component''s grants: make it SECURITY INVOKER, or do this change in do.sql',

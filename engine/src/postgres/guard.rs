@@ -1064,7 +1064,7 @@ impl Walker<'_> {
             [seq] => {
                 let Some(schema) = self.catalog.visible.get(seq).cloned() else {
                     return Err(refuse(format!(
-                        "`{text}` names no sequence of the session'ssearch_path"
+                        "`{text}` names no sequence of the session's search_path"
                     )));
                 };
                 // Qualify it inside the literal: 'seq' becomes '"schema".seq'.

@@ -777,6 +777,26 @@ impl Walker<'_> {
                         "the server's transaction counter",
                     ));
                 }
+                // A catalog row's place moves with every catalog write of the database (other
+                // sessions' DDL and temporary tables too; `pg_database`'s, the cluster's).
+                if fields.last().and_then(string_node) == Some("ctid")
+                    && self.relation_names.iter().any(|n| {
+                        ["pg_catalog", "information_schema"].iter().any(|s| {
+                            self.catalog
+                                .relations
+                                .contains_key(&(s.to_string(), n.clone()))
+                        })
+                    })
+                {
+                    return Err(self.denied(format!(
+                        "a component may not read the system column `ctid` in a statement that \
+                         reads a system catalog: a catalog row's place moves with every schema \
+                         change of the database (other sessions' and their temporary tables' \
+                         too), so it shows what other sessions do and differs from run to run. \
+                         Name the catalog's columns you need ({})",
+                        self.config_file.display()
+                    )));
+                }
                 for f in fields.iter().skip(1) {
                     if let Some(name) = string_node(f) {
                         self.field_name(name)?;
@@ -2367,6 +2387,17 @@ mod tests {
             "SELECT ctid FROM people",
         ] {
             ok(sql);
+        }
+        for sql in [
+            "SELECT ctid FROM pg_class WHERE relname = 'people'",
+            "SELECT c.ctid FROM pg_catalog.pg_class c",
+            "SELECT p.name FROM people p JOIN pg_database d ON d.ctid::text = p.name",
+            "SELECT (SELECT ctid FROM pg_namespace LIMIT 1) FROM people",
+        ] {
+            denied(
+                sql,
+                "the system column `ctid` in a statement that reads a system catalog",
+            );
         }
     }
 

@@ -626,7 +626,8 @@ pub(crate) fn session_setup(
             value = kept.join(", ");
             // A tenant's SQL runs in its schema: first on the path, then the catalog only.
             if let Some(tenant) = tenant {
-                value = format!("{tenant}, pg_catalog");
+                // Quoted: a tenant may be named as one of SQL's keywords (`user`).
+                value = format!("{}, pg_catalog", crate::core::data::quote_ident(tenant));
             }
         }
         if value == *pinned {

@@ -521,8 +521,9 @@ pub(crate) fn restore(
 /// ... CASCADE` of them would drop too, as the server describes them, sorted: followed
 /// through `pg_depend` as CASCADE follows it (what depends on a dropped object, and the object
 /// a dropped one is an internal part of), then those not in the two schemas (nor `pg_toast`,
-/// where their tables' TOAST tables live). The parts of a listed object (a view's rule) are
-/// left out of the list; the tenant's default privileges, which its backup holds, too.
+/// where their tables' TOAST tables live); a trigger, policy, rule or column default is where
+/// its table is, default privileges where they apply. The parts of a listed object (a view's
+/// rule) are left out of the list.
 fn dependents_outside(
     c: &mut impl postgres::GenericClient,
     tenant: &str,
@@ -548,16 +549,30 @@ fn dependents_outside(
         ), outside AS (
             SELECT DISTINCT o.classid, o.objid, o.objsubid FROM dropped o
              CROSS JOIN LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, o.objsubid) i
-             WHERE (i.schema IS NULL
-                    OR NOT i.schema OPERATOR(pg_catalog.=) ANY($1 OPERATOR(pg_catalog.||) 'pg_toast'::text))
+             CROSS JOIN LATERAL (SELECT COALESCE(i.schema, (
+                   SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_namespace n
+                    WHERE n.oid OPERATOR(pg_catalog.=) CASE o.classid
+                      WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid THEN
+                        (SELECT c.relnamespace FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
+                            ON c.oid OPERATOR(pg_catalog.=) t.tgrelid WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
+                      WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass::pg_catalog.oid THEN
+                        (SELECT c.relnamespace FROM pg_catalog.pg_policy t JOIN pg_catalog.pg_class c
+                            ON c.oid OPERATOR(pg_catalog.=) t.polrelid WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
+                      WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass::pg_catalog.oid THEN
+                        (SELECT c.relnamespace FROM pg_catalog.pg_rewrite t JOIN pg_catalog.pg_class c
+                            ON c.oid OPERATOR(pg_catalog.=) t.ev_class WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
+                      WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass::pg_catalog.oid THEN
+                        (SELECT c.relnamespace FROM pg_catalog.pg_attrdef t JOIN pg_catalog.pg_class c
+                            ON c.oid OPERATOR(pg_catalog.=) t.adrelid WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
+                      WHEN 'pg_catalog.pg_default_acl'::pg_catalog.regclass::pg_catalog.oid THEN
+                        (SELECT t.defaclnamespace FROM pg_catalog.pg_default_acl t
+                          WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
+                    END)) AS name) s
+             WHERE (s.name IS NULL
+                    OR NOT s.name OPERATOR(pg_catalog.=) ANY($1 OPERATOR(pg_catalog.||) 'pg_toast'::text))
                AND NOT (o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass::pg_catalog.oid
                         AND o.objid IN (SELECT n.oid FROM pg_catalog.pg_namespace n
                                          WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)))
-               AND NOT EXISTS (SELECT FROM pg_catalog.pg_default_acl a
-                                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) a.defaclnamespace
-                                WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_default_acl'::pg_catalog.regclass::pg_catalog.oid
-                                  AND a.oid OPERATOR(pg_catalog.=) o.objid
-                                  AND n.nspname OPERATOR(pg_catalog.=) ANY($1))
         )
         SELECT DISTINCT pg_catalog.pg_describe_object(o.classid, o.objid, o.objsubid) AS what
           FROM outside o

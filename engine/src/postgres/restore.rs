@@ -522,8 +522,10 @@ pub(crate) fn restore(
 /// through `pg_depend` as CASCADE follows it (what depends on a dropped object, and the object
 /// a dropped one is an internal part of), then those not in the two schemas (nor `pg_toast`,
 /// where their tables' TOAST tables live); a trigger, policy, rule or column default is where
-/// its table is, default privileges where they apply. The parts of a listed object (a view's
-/// rule) are left out of the list.
+/// its table is, default privileges where they apply. The internal parts of a dropped object
+/// are left out: a listed object's (a view's rule) need no naming, and the tenant's own (the
+/// triggers on another schema's table that make a tenant's foreign key into it) come back
+/// with it.
 fn dependents_outside(
     c: &mut impl postgres::GenericClient,
     tenant: &str,
@@ -576,7 +578,7 @@ fn dependents_outside(
         )
         SELECT DISTINCT pg_catalog.pg_describe_object(o.classid, o.objid, o.objsubid) AS what
           FROM outside o
-         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN outside p
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN dropped p
                              ON p.classid OPERATOR(pg_catalog.=) d.refclassid
                             AND p.objid OPERATOR(pg_catalog.=) d.refobjid
                           WHERE d.classid OPERATOR(pg_catalog.=) o.classid

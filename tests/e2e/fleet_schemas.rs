@@ -484,3 +484,76 @@ fn a_tenant_s_restore_is_refused_while_objects_outside_its_schemas_depend_on_the
     assert_eq!(ledger(&pg, "acme"), ["people"]);
     assert_eq!(pg.rows(false, "SELECT name FROM acme.people"), ["ada"]);
 }
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn tenants_named_as_sql_keywords_are_migrated_checked_and_restored() {
+    let pg = Pg::new("fleet_schemas_keywords");
+    let p = tenants_project(&pg);
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"tenants\"\npostgres = \"{url}\"\n\
+             schemas = [\"user\", \"order\", \"select\", \"current_user\"]\n",
+            url = pg.url()
+        ),
+    );
+    let run = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(run["counts"]["applied"], 4, "{run}");
+    for t in ["user", "order", "select", "current_user"] {
+        assert_eq!(ledger(&pg, t), ["people"], "{t}");
+    }
+    assert_eq!(
+        pg.rows(false, "SELECT count(*)::text FROM \"user\".people"),
+        ["0"],
+        "the chain's table is in the tenant's own schema"
+    );
+    p.strata(&["fleet", "status"])
+        .ok()
+        .stdout_has("up-to-date 4");
+    p.write(
+        "migrations/app/20260103T000000Z-nick/do.sql",
+        "ALTER TABLE people ADD COLUMN nick text;\n",
+    );
+    p.strata(&["fleet", "migrate", "-q", "--report", "run.json"])
+        .ok();
+    assert_eq!(ledger(&pg, "user"), ["people", "nick"]);
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path("run.json")).unwrap()).unwrap();
+    let backup = run["stages"][0]["targets"][0]["backup"].as_str().unwrap();
+    assert!(backup.contains("user-"), "{run}");
+    p.strata(&["restore", backup, "--db", &format!("{}#user", pg.url())])
+        .ok();
+    assert_eq!(ledger(&pg, "user"), ["people"]);
+    assert_eq!(ledger(&pg, "order"), ["people", "nick"]);
+    p.strata(&["dump", "--db", &format!("{}#order", pg.url())])
+        .ok()
+        .stdout_has("nick");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn a_schemas_query_gives_at_most_100000_targets() {
+    let pg = Pg::new("fleet_schemas_cap");
+    let p = project(&pg);
+    let group = |rows: u32| {
+        format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"many\"\npostgres = \"{url}\"\n\
+             schemas_query = \"SELECT 'n' || g, 's' || g FROM generate_series(1, {rows}) g\"\n",
+            url = pg.url()
+        )
+    };
+    // One past the cap, and far past it: refused, naming the group, before any target.
+    for rows in [100_001, 5_000_000] {
+        p.write("strata.toml", &group(rows));
+        p.strata(&["fleet", "status"])
+            .code(2)
+            .stderr_has("[[fleet.group]] many postgres: the query gives more than 100000 rows")
+            .stderr_has("split the fleet into several groups");
+    }
+    // Under it, the rows are the targets.
+    p.write("strata.toml", &group(3));
+    p.strata(&["fleet", "status", "--json"])
+        .ok()
+        .stdout_has("\"n3\"");
+}

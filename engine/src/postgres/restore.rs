@@ -521,7 +521,8 @@ pub(crate) fn restore(
 /// ... CASCADE` of them would drop too, as the server describes them, sorted: followed
 /// through `pg_depend` as CASCADE follows it (what depends on a dropped object, and the object
 /// a dropped one is an internal part of), then those not in the two schemas (nor `pg_toast`,
-/// where their tables' TOAST tables live); a trigger, policy, rule or column default is where
+/// where their tables' TOAST tables live), compared as `pg_identify_object` gives a schema,
+/// quoted when it must be (`"user"`); a trigger, policy, rule or column default is where
 /// its table is, default privileges where they apply. The internal parts of a dropped object
 /// are left out: a listed object's (a view's rule) need no naming, and the tenant's own (the
 /// triggers on another schema's table that make a tenant's foreign key into it) come back
@@ -552,7 +553,7 @@ fn dependents_outside(
             SELECT DISTINCT o.classid, o.objid, o.objsubid FROM dropped o
              CROSS JOIN LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, o.objsubid) i
              CROSS JOIN LATERAL (SELECT COALESCE(i.schema, (
-                   SELECT n.nspname::pg_catalog.text FROM pg_catalog.pg_namespace n
+                   SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
                     WHERE n.oid OPERATOR(pg_catalog.=) CASE o.classid
                       WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid THEN
                         (SELECT c.relnamespace FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
@@ -571,7 +572,9 @@ fn dependents_outside(
                           WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
                     END)) AS name) s
              WHERE (s.name IS NULL
-                    OR NOT s.name OPERATOR(pg_catalog.=) ANY($1 OPERATOR(pg_catalog.||) 'pg_toast'::text))
+                    OR NOT s.name OPERATOR(pg_catalog.=) ANY(ARRAY(
+                        SELECT pg_catalog.quote_ident(x) FROM pg_catalog.unnest($1) x
+                        UNION ALL SELECT 'pg_toast')))
                AND NOT (o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass::pg_catalog.oid
                         AND o.objid IN (SELECT n.oid FROM pg_catalog.pg_namespace n
                                          WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)))

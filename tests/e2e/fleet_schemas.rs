@@ -60,6 +60,16 @@ fn outcome(report: &serde_json::Value, name: &str) -> String {
         .to_string()
 }
 
+/// The backup the first target of the run reported in `report` took.
+fn first_backup(p: &Project, report: &str) -> String {
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path(report)).unwrap()).unwrap();
+    run["stages"][0]["targets"][0]["backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no backup in {run}"))
+        .to_string()
+}
+
 /// What the database's own schema holds: its rows and its ledger, untouched by the tenants.
 fn public_untouched(pg: &Pg) {
     assert_eq!(pg.rows(false, "SELECT name FROM public.people"), ["public"]);
@@ -184,10 +194,8 @@ fn each_tenant_schema_gets_the_chain_with_its_own_ledger_drift_failure_and_resto
     assert_eq!(ledger(&pg, "globex"), ["people"]);
     assert_eq!(ledger(&pg, "acme"), ["people", "strict-names"]);
     // One tenant alone, by its URL and schema, as `strata restore` puts a database back.
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.path("run.json")).unwrap()).unwrap();
-    let backup = run["stages"][0]["targets"][0]["backup"].as_str().unwrap();
-    assert!(backup.contains("acme-"), "{run}");
+    let backup = &first_backup(&p, "run.json");
+    assert!(backup.contains("acme-"), "{backup}");
     let acme = format!("{}#acme", pg.url());
     // Naming the backup is the confirmation, as on any database.
     p.strata(&["restore", backup, "--db", &acme]).ok();
@@ -421,10 +429,8 @@ fn a_tenant_s_restore_is_refused_while_objects_outside_its_schemas_depend_on_the
     );
     p.strata(&["fleet", "migrate", "-q", "--report", "run.json"])
         .ok();
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.path("run.json")).unwrap()).unwrap();
-    let backup = run["stages"][0]["targets"][0]["backup"].as_str().unwrap();
-    assert!(backup.contains("acme-"), "{run}");
+    let backup = &first_backup(&p, "run.json");
+    assert!(backup.contains("acme-"), "{backup}");
     let before = acme_dependents(&pg);
     assert_eq!(
         before,
@@ -518,10 +524,8 @@ fn tenants_named_as_sql_keywords_are_migrated_checked_and_restored() {
     p.strata(&["fleet", "migrate", "-q", "--report", "run.json"])
         .ok();
     assert_eq!(ledger(&pg, "user"), ["people", "nick"]);
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.path("run.json")).unwrap()).unwrap();
-    let backup = run["stages"][0]["targets"][0]["backup"].as_str().unwrap();
-    assert!(backup.contains("user-"), "{run}");
+    let backup = &first_backup(&p, "run.json");
+    assert!(backup.contains("user-"), "{backup}");
     p.strata(&["restore", backup, "--db", &format!("{}#user", pg.url())])
         .ok();
     assert_eq!(ledger(&pg, "user"), ["people"]);

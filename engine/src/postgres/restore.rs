@@ -554,23 +554,17 @@ fn dependents_outside(
              CROSS JOIN LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, o.objsubid) i
              CROSS JOIN LATERAL (SELECT COALESCE(i.schema, (
                    SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
-                    WHERE n.oid OPERATOR(pg_catalog.=) CASE o.classid
-                      WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass::pg_catalog.oid THEN
-                        (SELECT c.relnamespace FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c
-                            ON c.oid OPERATOR(pg_catalog.=) t.tgrelid WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
-                      WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass::pg_catalog.oid THEN
-                        (SELECT c.relnamespace FROM pg_catalog.pg_policy t JOIN pg_catalog.pg_class c
-                            ON c.oid OPERATOR(pg_catalog.=) t.polrelid WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
-                      WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass::pg_catalog.oid THEN
-                        (SELECT c.relnamespace FROM pg_catalog.pg_rewrite t JOIN pg_catalog.pg_class c
-                            ON c.oid OPERATOR(pg_catalog.=) t.ev_class WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
-                      WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass::pg_catalog.oid THEN
-                        (SELECT c.relnamespace FROM pg_catalog.pg_attrdef t JOIN pg_catalog.pg_class c
-                            ON c.oid OPERATOR(pg_catalog.=) t.adrelid WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
-                      WHEN 'pg_catalog.pg_default_acl'::pg_catalog.regclass::pg_catalog.oid THEN
-                        (SELECT t.defaclnamespace FROM pg_catalog.pg_default_acl t
-                          WHERE t.oid OPERATOR(pg_catalog.=) o.objid)
-                    END)) AS name) s
+                    WHERE n.oid OPERATOR(pg_catalog.=) COALESCE(
+                      (SELECT t.defaclnamespace FROM pg_catalog.pg_default_acl t
+                        WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_default_acl'::pg_catalog.regclass::pg_catalog.oid
+                          AND t.oid OPERATOR(pg_catalog.=) o.objid),
+                      (SELECT c.relnamespace FROM pg_catalog.pg_class c
+                        WHERE c.oid OPERATOR(pg_catalog.=) ANY(ARRAY(
+                          SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid
+                          UNION ALL SELECT t.polrelid FROM pg_catalog.pg_policy t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid
+                          UNION ALL SELECT t.ev_class FROM pg_catalog.pg_rewrite t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid
+                          UNION ALL SELECT t.adrelid FROM pg_catalog.pg_attrdef t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid))))
+                    )) AS name) s
              WHERE (s.name IS NULL
                     OR NOT s.name OPERATOR(pg_catalog.=) ANY(ARRAY(
                         SELECT pg_catalog.quote_ident(x) FROM pg_catalog.unnest($1) x

@@ -1059,7 +1059,8 @@ fn tenant_schemas(
 }
 
 /// The rows of `sql` on `db` (`where_` names it in messages), each two text values, read
-/// within `timeout` (a server that says nothing is not waited on).
+/// within `timeout` (a server that says nothing is not waited on); refused when there are
+/// more than [`FLEET_MAX_GROUP_TARGETS`](crate::core::config::FLEET_MAX_GROUP_TARGETS).
 fn pairs_within(
     project: &Project,
     db: &Database,
@@ -1067,21 +1068,30 @@ fn pairs_within(
     timeout: Duration,
     where_: &str,
 ) -> Result<Vec<(String, String)>, Error> {
+    const MAX: usize = crate::core::config::FLEET_MAX_GROUP_TARGETS;
     let (tx, rx) = mpsc::channel();
     let (p, db2, sql) = (project.clone(), db.clone(), sql.to_string());
     std::thread::Builder::new()
         .name("fleet-control".into())
         .spawn(move || {
-            let _ = tx.send(backends::control_pairs(&p, &db2, &sql));
+            let _ = tx.send(backends::control_pairs(&p, &db2, &sql, MAX + 1));
         })
         .map_err(|e| Error::io(Path::new("fleet-control"), e))?;
-    rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
+    let rows = rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
         db: db.shown(),
         context: format!("cannot read the targets of {where_}"),
         sqlstate: None,
         message: format!("no answer within {} ms", timeout.as_millis()),
         source: None,
-    })?
+    })??;
+    if rows.len() > MAX {
+        return Err(Error::Usage(format!(
+            "{where_}: the query gives more than {MAX} rows, the most targets a group may \
+             have; split the fleet into several groups whose queries give fewer (a range of \
+             names each, say)"
+        )));
+    }
+    Ok(rows)
 }
 
 /// The targets of a `query` group: the rows of `sql` on `control`, each a name and a

@@ -162,19 +162,23 @@ fn same_server_database(_project: &Project, real: &Target, _test: &Target) -> bo
     real.absent()
 }
 
-/// The first two columns of every row of `sql` on the control database `db` (a SQLite file,
-/// opened read-only, or a PostgreSQL database, in a read-only transaction), as text.
+/// The first two columns of the rows of `sql` on the control database `db` (a SQLite file,
+/// opened read-only, or a PostgreSQL database, in a read-only transaction), as text: at most
+/// `limit` rows, read a few at a time (the rest are never read).
 pub(crate) fn control_pairs(
     project: &Project,
     db: &Database,
     sql: &str,
+    limit: usize,
 ) -> Result<Vec<(String, String)>, Error> {
     match db {
         #[cfg(not(feature = "postgres"))]
         Database::Postgres(target) => target.absent(),
         #[cfg(feature = "postgres")]
-        Database::Postgres(target) => postgres::pairs(target, project.busy_timeout(), sql),
-        Database::Sqlite(path) => sqlite::connection::pairs(path, project.busy_timeout(), sql),
+        Database::Postgres(target) => postgres::pairs(target, project.busy_timeout(), sql, limit),
+        Database::Sqlite(path) => {
+            sqlite::connection::pairs(path, project.busy_timeout(), sql, limit)
+        }
     }
 }
 

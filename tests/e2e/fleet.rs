@@ -992,6 +992,21 @@ fn targets_come_from_the_rows_of_a_query_on_a_control_database() {
     p.strata(&["fleet", "status"])
         .code(2)
         .stderr_has("the target name \"a b\"");
+    // At most 100,000 targets: one row more is refused, naming the group, as is a query with
+    // no end (the rows past the cap are never read).
+    for n in ["100001", "-1"] {
+        query_group(
+            &p,
+            "control.db",
+            &format!(
+                "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g LIMIT {n}) \
+                 SELECT 'n' || n, 'tenants/t00.db' FROM g"
+            ),
+        );
+        p.strata(&["fleet", "status"])
+            .code(2)
+            .stderr_has("[[fleet.group]] tenants control: the query gives more than 100000 rows");
+    }
 }
 
 #[test]
@@ -1229,6 +1244,8 @@ fn fleet_restore_puts_one_stage_back_from_the_backups_of_that_run() {
         run.stdout
     );
     assert!(run.stdout.contains("--yes"), "{}", run.stdout);
+    // And which table's rows differ.
+    assert!(run.stdout.contains("the rows of people"), "{}", run.stdout);
     assert_eq!(applied(&p, 1), ["people"]);
     assert_eq!(applied(&p, 3), ["people"]);
     assert_eq!(applied(&p, 2).len(), 3, "the changed tenant was put back");

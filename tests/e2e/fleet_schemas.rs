@@ -60,6 +60,16 @@ fn outcome(report: &serde_json::Value, name: &str) -> String {
         .to_string()
 }
 
+/// The backup the first target of the run reported in `report` took.
+fn first_backup(p: &Project, report: &str) -> String {
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path(report)).unwrap()).unwrap();
+    run["stages"][0]["targets"][0]["backup"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no backup in {run}"))
+        .to_string()
+}
+
 /// What the database's own schema holds: its rows and its ledger, untouched by the tenants.
 fn public_untouched(pg: &Pg) {
     assert_eq!(pg.rows(false, "SELECT name FROM public.people"), ["public"]);
@@ -184,10 +194,8 @@ fn each_tenant_schema_gets_the_chain_with_its_own_ledger_drift_failure_and_resto
     assert_eq!(ledger(&pg, "globex"), ["people"]);
     assert_eq!(ledger(&pg, "acme"), ["people", "strict-names"]);
     // One tenant alone, by its URL and schema, as `strata restore` puts a database back.
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.path("run.json")).unwrap()).unwrap();
-    let backup = run["stages"][0]["targets"][0]["backup"].as_str().unwrap();
-    assert!(backup.contains("acme-"), "{run}");
+    let backup = &first_backup(&p, "run.json");
+    assert!(backup.contains("acme-"), "{backup}");
     let acme = format!("{}#acme", pg.url());
     // Naming the backup is the confirmation, as on any database.
     p.strata(&["restore", backup, "--db", &acme]).ok();
@@ -442,4 +450,178 @@ fn views_and_cascades_keep_a_component_inside_its_run_s_schemas() {
     assert_eq!(pg.rows(false, "SELECT name FROM acme.people"), ["acme"]);
     assert_eq!(ledger(&pg, "acme"), ["people"]);
     assert_eq!(ledger(&pg, "globex"), ["people"]);
+}
+
+/// The names of `pg`'s views, foreign keys and columns of `public.partners` that the restore
+/// test builds on acme: what a tenant's restore must leave as it found it.
+fn acme_dependents(pg: &Pg) -> Vec<String> {
+    pg.rows(
+        false,
+        "SELECT 'view ' || viewname FROM pg_views WHERE schemaname = 'public' \
+           AND viewname = 'tenant_report' \
+         UNION ALL SELECT 'key ' || conname FROM pg_constraint WHERE conname = 'referral_from_acme' \
+         UNION ALL SELECT 'column ' || attname FROM pg_attribute \
+           WHERE attrelid = 'public.partners'::regclass AND attnum > 0 AND NOT attisdropped \
+         UNION ALL SELECT 'tier ' || tier::text FROM public.partners \
+         ORDER BY 1",
+    )
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn a_tenant_s_restore_is_refused_while_objects_outside_its_schemas_depend_on_them() {
+    let pg = Pg::new("fleet_schemas_dependents");
+    let p = tenants_project(&pg);
+    p.strata(&["fleet", "migrate", "-q"]).ok();
+    // What the database's own schema and another tenant build on acme: a view over its
+    // table, a foreign key into it, a column typed with its enum (and its values).
+    pg.client(false)
+        .batch_execute(
+            "INSERT INTO acme.people VALUES (1, 'ada');
+             CREATE VIEW public.tenant_report AS SELECT name FROM acme.people;
+             CREATE TABLE globex.referrals (id int,
+                 from_acme bigint CONSTRAINT referral_from_acme REFERENCES acme.people);
+             INSERT INTO globex.referrals VALUES (1, 1);
+             CREATE TYPE acme.tier AS ENUM ('free', 'gold');
+             CREATE TABLE public.partners (id int, tier acme.tier);
+             INSERT INTO public.partners VALUES (1, 'gold');",
+        )
+        .unwrap();
+    p.write(
+        "migrations/app/20260103T000000Z-nick/do.sql",
+        "ALTER TABLE people ADD COLUMN nick text;\n",
+    );
+    p.strata(&["fleet", "migrate", "-q", "--report", "run.json"])
+        .ok();
+    let backup = &first_backup(&p, "run.json");
+    assert!(backup.contains("acme-"), "{backup}");
+    let before = acme_dependents(&pg);
+    assert_eq!(
+        before,
+        [
+            "column id",
+            "column tier",
+            "key referral_from_acme",
+            "tier gold",
+            "view tenant_report"
+        ]
+    );
+    let acme_backups = || {
+        std::fs::read_dir(p.path(".strata/backups"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("acme-")
+            })
+            .count()
+    };
+    let files = acme_backups();
+
+    let acme = format!("{}#acme", pg.url());
+    p.strata(&["restore", backup, "--db", &acme])
+        .code(3)
+        .stderr_has("column tier of table public.partners")
+        .stderr_has("constraint referral_from_acme on table globex.referrals")
+        .stderr_has("view public.tenant_report")
+        .stderr_has("Drop them, or move them");
+    let restored = p
+        .strata(&["fleet", "restore", "--stage", "all", "--json"])
+        .code(3)
+        .json();
+    assert_eq!(
+        restored["counts"]["restored"], 2,
+        "globex, initech: {restored}"
+    );
+    assert_eq!(restored["counts"]["refused"], 1, "acme: {restored}");
+    // Nothing changed: not the dependents, not acme, and no backup was taken for it.
+    assert_eq!(acme_dependents(&pg), before);
+    assert_eq!(ledger(&pg, "acme"), ["people", "nick"]);
+    assert_eq!(ledger(&pg, "globex"), ["people"]);
+    assert_eq!(ledger(&pg, "initech"), ["people"]);
+    assert_eq!(acme_backups(), files, "no backup was taken of acme");
+
+    // Moved out of the way, the restore goes through.
+    pg.client(false)
+        .batch_execute(
+            "DROP VIEW public.tenant_report; DROP TABLE globex.referrals; \
+             ALTER TABLE public.partners DROP COLUMN tier;",
+        )
+        .unwrap();
+    p.strata(&["restore", backup, "--db", &acme]).ok();
+    assert_eq!(ledger(&pg, "acme"), ["people"]);
+    assert_eq!(pg.rows(false, "SELECT name FROM acme.people"), ["ada"]);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn tenants_named_as_sql_keywords_are_migrated_checked_and_restored() {
+    let pg = Pg::new("fleet_schemas_keywords");
+    let p = tenants_project(&pg);
+    p.write(
+        "strata.toml",
+        &format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"tenants\"\npostgres = \"{url}\"\n\
+             schemas = [\"user\", \"order\", \"select\", \"current_user\"]\n",
+            url = pg.url()
+        ),
+    );
+    let run = p.strata(&["fleet", "migrate", "--json"]).ok().json();
+    assert_eq!(run["counts"]["applied"], 4, "{run}");
+    for t in ["user", "order", "select", "current_user"] {
+        assert_eq!(ledger(&pg, t), ["people"], "{t}");
+    }
+    assert_eq!(
+        pg.rows(false, "SELECT count(*)::text FROM \"user\".people"),
+        ["0"],
+        "the chain's table is in the tenant's own schema"
+    );
+    p.strata(&["fleet", "status"])
+        .ok()
+        .stdout_has("up-to-date 4");
+    p.write(
+        "migrations/app/20260103T000000Z-nick/do.sql",
+        "ALTER TABLE people ADD COLUMN nick text;\n",
+    );
+    p.strata(&["fleet", "migrate", "-q", "--report", "run.json"])
+        .ok();
+    assert_eq!(ledger(&pg, "user"), ["people", "nick"]);
+    let backup = &first_backup(&p, "run.json");
+    assert!(backup.contains("user-"), "{backup}");
+    p.strata(&["restore", backup, "--db", &format!("{}#user", pg.url())])
+        .ok();
+    assert_eq!(ledger(&pg, "user"), ["people"]);
+    assert_eq!(ledger(&pg, "order"), ["people", "nick"]);
+    p.strata(&["dump", "--db", &format!("{}#order", pg.url())])
+        .ok()
+        .stdout_has("nick");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL (STRATA_TEST_POSTGRES)"]
+fn a_schemas_query_gives_at_most_100000_targets() {
+    let pg = Pg::new("fleet_schemas_cap");
+    let p = project(&pg);
+    let group = |rows: u32| {
+        format!(
+            "db = \"{url}\"\n\n[[fleet.group]]\nname = \"many\"\npostgres = \"{url}\"\n\
+             schemas_query = \"SELECT 'n' || g, 's' || g FROM generate_series(1, {rows}) g\"\n",
+            url = pg.url()
+        )
+    };
+    // One past the cap, and far past it: refused, naming the group, before any target.
+    for rows in [100_001, 5_000_000] {
+        p.write("strata.toml", &group(rows));
+        p.strata(&["fleet", "status"])
+            .code(2)
+            .stderr_has("[[fleet.group]] many postgres: the query gives more than 100000 rows")
+            .stderr_has("split the fleet into several groups");
+    }
+    // Under it, the rows are the targets.
+    p.write("strata.toml", &group(3));
+    p.strata(&["fleet", "status", "--json"])
+        .ok()
+        .stdout_has("\"n3\"");
 }

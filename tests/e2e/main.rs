@@ -11,6 +11,7 @@ mod attack7_sqlite;
 mod attack8_clock;
 mod attack8_inputs;
 mod attack8_reach;
+mod attack9_pg;
 mod attack_pg;
 mod attack_targets;
 mod bad_input;

@@ -120,7 +120,7 @@ fn attacks() -> Vec<(Op, &'static str)> {
         ),
         (
             q("SELECT nextval('strata.strata_migration_audit_id_seq')"),
-            "permission denied",
+            "is not a sequence of a table of `writes`",
         ),
         (
             Op::Execute(

@@ -530,8 +530,10 @@ fn migrate_until_it_sleeps(p: &crate::harness::Project, pg: &Pg) -> std::process
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while pg.rows(
         false,
+        // The step's first statement rides in the batch that begins the step, after strata's
+        // own statements: look for it anywhere in another session's query.
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND query LIKE 'SELECT pg_sleep(3)%'",
+         AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%pg_sleep(3)%'",
     ) == ["0"]
     {
         assert!(

@@ -1059,7 +1059,8 @@ fn tenant_schemas(
 }
 
 /// The rows of `sql` on `db` (`where_` names it in messages), each two text values, read
-/// within `timeout` (a server that says nothing is not waited on).
+/// within `timeout` (a server that says nothing is not waited on); refused when there are
+/// more than [`FLEET_MAX_GROUP_TARGETS`](crate::core::config::FLEET_MAX_GROUP_TARGETS).
 fn pairs_within(
     project: &Project,
     db: &Database,
@@ -1067,21 +1068,30 @@ fn pairs_within(
     timeout: Duration,
     where_: &str,
 ) -> Result<Vec<(String, String)>, Error> {
+    const MAX: usize = crate::core::config::FLEET_MAX_GROUP_TARGETS;
     let (tx, rx) = mpsc::channel();
     let (p, db2, sql) = (project.clone(), db.clone(), sql.to_string());
     std::thread::Builder::new()
         .name("fleet-control".into())
         .spawn(move || {
-            let _ = tx.send(backends::control_pairs(&p, &db2, &sql));
+            let _ = tx.send(backends::control_pairs(&p, &db2, &sql, MAX + 1));
         })
         .map_err(|e| Error::io(Path::new("fleet-control"), e))?;
-    rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
+    let rows = rx.recv_timeout(timeout).map_err(|_| Error::Unavailable {
         db: db.shown(),
         context: format!("cannot read the targets of {where_}"),
         sqlstate: None,
         message: format!("no answer within {} ms", timeout.as_millis()),
         source: None,
-    })?
+    })??;
+    if rows.len() > MAX {
+        return Err(Error::Usage(format!(
+            "{where_}: the query gives more than {MAX} rows, the most targets a group may \
+             have; split the fleet into several groups whose queries give fewer (a range of \
+             names each, say)"
+        )));
+    }
+    Ok(rows)
 }
 
 /// The targets of a `query` group: the rows of `sql` on `control`, each a name and a
@@ -1958,7 +1968,9 @@ pub fn fleet_restore(
         let Some(backup) = &r.backup else {
             return out;
         };
-        let result = (|| -> Result<Option<crate::core::restore::Restored>, Error> {
+        // Ok(Err(tables)): refused, rows of those tables changed since the run.
+        type Outcome = Result<crate::core::restore::Restored, Vec<String>>;
+        let result = (|| -> Result<Outcome, Error> {
             let target = known
                 .iter()
                 .find(|t| t.name == r.target.name)
@@ -1988,24 +2000,24 @@ pub fn fleet_restore(
                 let changed = crate::commands::restore::changes_since(&p, false, &chosen)?
                     .unwrap_or_default();
                 if !changed.is_empty() {
-                    return Ok(None);
+                    return Ok(Err(changed.iter().map(ToString::to_string).collect()));
                 }
             }
-            crate::commands::restore::restore_confirmed(&p, false, Some(&chosen.path), true)
-                .map(Some)
+            crate::commands::restore::restore_confirmed(&p, false, Some(&chosen.path), true).map(Ok)
         })();
         match result {
-            Ok(Some(restored)) => {
+            Ok(Ok(restored)) => {
                 out.outcome = RestoreOutcome::Restored;
                 out.restored = Some(restored);
             }
-            Ok(None) => {
+            Ok(Err(tables)) => {
                 out.outcome = RestoreOutcome::Refused;
-                out.error = Some(
-                    "rows changed outside strata since the run took its backup; `--yes` puts \
-                     it back anyway"
-                        .into(),
-                );
+                out.error = Some(format!(
+                    "changed outside strata since the run took its backup: the rows of {} \
+                     differ; `--yes` puts it back anyway (the restore keeps them in its undo \
+                     backup)",
+                    tables.join(", ")
+                ));
             }
             Err(e) => {
                 out.outcome = if matches!(e, Error::Refused(_)) {

@@ -343,6 +343,13 @@ pub struct FleetStage {
 /// says: 30 seconds.
 pub const FLEET_TIMEOUT_MS: u64 = 30_000;
 
+/// The most targets a group's query (a `query` group's control query, a `schemas_query`) may
+/// give: 100,000. Every target is held in memory and reported, and each is a connection of its
+/// own; a query gives rows as fast as the server makes them (a million names in a few seconds),
+/// so without a bound a checkout's `strata.toml` or an application's table could grow strata
+/// without end. A fleet larger than this is split into several groups.
+pub const FLEET_MAX_GROUP_TARGETS: usize = 100_000;
+
 /// What a failed target does to its stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

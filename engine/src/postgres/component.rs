@@ -608,6 +608,40 @@ fn catalog(
             None => {}
         }
     }
+    // The sequences owned by the relations of `writes` (`OWNED BY`, serial and identity
+    // columns), the only ones `nextval` and `currval` may name; and which sequence each
+    // unqualified name resolves to.
+    let (schemas, names): (Vec<String>, Vec<String>) = catalog
+        .relations
+        .iter()
+        .filter(|(_, a)| **a == Access::Write)
+        .map(|(k, _)| k.clone())
+        .unzip();
+    for row in client.query(
+        "SELECT n.nspname::text, s.relname::text, pg_catalog.pg_table_is_visible(s.oid),
+                EXISTS (SELECT FROM pg_catalog.pg_depend d
+                          JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+                          JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+                         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                           AND d.objid = s.oid
+                           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                           AND d.deptype IN ('a', 'i')
+                           AND (tn.nspname, t.relname) IN
+                               (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]),
+                                                         pg_catalog.unnest($2::text[]))))
+           FROM pg_catalog.pg_class s
+           JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+          WHERE s.relkind = 'S'",
+        &[&schemas, &names],
+    )? {
+        let (schema, name): (String, String) = (row.get(0), row.get(1));
+        if row.get::<_, bool>(2) {
+            catalog.visible.insert(name.clone(), schema.clone());
+        }
+        if row.get::<_, bool>(3) {
+            catalog.sequences.insert((schema, name));
+        }
+    }
     catalog.catalog_functions = client
         .query(
             "SELECT DISTINCT proname::text FROM pg_catalog.pg_proc \

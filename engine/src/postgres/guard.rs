@@ -46,6 +46,9 @@ pub struct Catalog {
     /// In a tenant's run (a target of a schema-per-tenant group), the tenant's schema: the
     /// only one of the user's a component may name.
     pub tenant: Option<String>,
+    /// (schema, name) of the sequences owned by the relations of `writes` (a serial or
+    /// identity column's, or `OWNED BY`): the only ones `nextval` and `currval` may name.
+    pub sequences: HashSet<(String, String)>,
 }
 
 /// What the statement is.
@@ -176,9 +179,8 @@ fn check_here(sql: &str, catalog: &Catalog, config_file: &Path) -> Result<Checke
     let mut end = if len == 0 { sql.len() } else { start + len };
     let mut text = sql.to_string();
     w.qualify.sort_by_key(|q| std::cmp::Reverse(q.0));
-    for (at, schema) in &w.qualify {
-        let prefix = format!("{}.", crate::core::data::quote_ident(schema));
-        text.insert_str(*at, &prefix);
+    for (at, prefix) in &w.qualify {
+        text.insert_str(*at, prefix);
         end += prefix.len();
     }
     let text = text
@@ -666,6 +668,11 @@ impl Walker<'_> {
                     .filter_map(string_node)
                     .collect();
                 self.function(&names)?;
+                if let [name] | ["pg_catalog", name] = names[..]
+                    && matches!(name, "nextval" | "currval")
+                {
+                    self.sequence_argument(name, body)?;
+                }
                 // A cast written as a function: date(x), "timestamp"(x).
                 if let Some(&last) = names.last()
                     && in_pg_catalog(&names)
@@ -769,6 +776,26 @@ impl Walker<'_> {
                         &format!("the system column `{name}`"),
                         "the server's transaction counter",
                     ));
+                }
+                // A catalog row's place moves with every catalog write of the database (other
+                // sessions' DDL and temporary tables too; `pg_database`'s, the cluster's).
+                if fields.last().and_then(string_node) == Some("ctid")
+                    && self.relation_names.iter().any(|n| {
+                        ["pg_catalog", "information_schema"].iter().any(|s| {
+                            self.catalog
+                                .relations
+                                .contains_key(&(s.to_string(), n.clone()))
+                        })
+                    })
+                {
+                    return Err(self.denied(format!(
+                        "a component may not read the system column `ctid` in a statement that \
+                         reads a system catalog: a catalog row's place moves with every schema \
+                         change of the database (other sessions' and their temporary tables' \
+                         too), so it shows what other sessions do and differs from run to run. \
+                         Name the catalog's columns you need ({})",
+                        self.config_file.display()
+                    )));
                 }
                 for f in fields.iter().skip(1) {
                     if let Some(name) = string_node(f) {
@@ -924,7 +951,8 @@ impl Walker<'_> {
                         .and_then(|l| usize::try_from(l).ok())
                         .filter(|&at| self.names_relation_at(at, name))
                         .ok_or_else(|| self.unknown("where a table is named"))?;
-                    self.qualify.push((at, s.clone()));
+                    self.qualify
+                        .push((at, format!("{}.", crate::core::data::quote_ident(s))));
                     s.clone()
                 }
                 None => {
@@ -1008,6 +1036,85 @@ impl Walker<'_> {
                 .is_some_and(|s| s.eq_ignore_ascii_case(name))
     }
 
+    /// Checks the argument of `nextval`/`currval` (`name`, the call `body`): a constant naming,
+    /// as `regclass` reads it, a sequence owned by a relation of `writes`. The role inherits
+    /// what PUBLIC is granted, so a sequence outside the lists granted to PUBLIC would
+    /// otherwise be drawn from (and show how many rows its table got). An unqualified name is
+    /// qualified in the statement's text, as strata runs it under its own `search_path`.
+    fn sequence_argument(&mut self, name: &str, body: &Value) -> Result<(), Refusal> {
+        let config = self.config_file.display();
+        let refuse = |why: String| {
+            Refusal::Denied(format!(
+                "a component may call `{name}` only with a constant naming a sequence owned by a \
+                 table of `writes` (its serial or identity column's, or OWNED BY it), such as \
+                 nextval('schema.table_id_seq'): {why}; the sequences of other tables are \
+                 theirs (drawing from one changes it and shows how many rows it numbered). List \
+                 the table under `writes` in [sandbox] of {config}, or do this in do.sql"
+            ))
+        };
+        let args = body["args"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let [arg] = args else {
+            return Err(refuse("it is not called with one argument".into()));
+        };
+        let mut arg = arg;
+        if let Some(("TypeCast", cast)) = node_of(arg) {
+            let ty = name_list(&cast["type_name"]["names"]);
+            if !matches!(
+                ty[..],
+                ["regclass" | "text"] | ["pg_catalog", "regclass" | "text"]
+            ) {
+                return Err(refuse("its argument is not a constant".into()));
+            }
+            arg = &cast["arg"];
+        }
+        let literal = match node_of(arg) {
+            Some(("AConst", c)) => c["val"]["Sval"]["sval"]
+                .as_str()
+                .map(|t| (t, c["location"].as_i64())),
+            _ => None,
+        };
+        let Some((text, location)) = literal else {
+            return Err(refuse("its argument is not a constant".into()));
+        };
+        let Some(parts) = qualified_name(text) else {
+            return Err(refuse(format!("`{text}` is not a sequence's name")));
+        };
+        let (schema, seq) = match &parts[..] {
+            [schema, seq] => (schema.clone(), seq.clone()),
+            [seq] => {
+                let Some(schema) = self.catalog.visible.get(seq).cloned() else {
+                    return Err(refuse(format!(
+                        "`{text}` names no sequence of the session's search_path"
+                    )));
+                };
+                // Qualify it inside the literal: 'seq' becomes '"schema".seq'.
+                let at = location
+                    .and_then(|l| usize::try_from(l).ok())
+                    .filter(|&at| self.sql.get(at..).is_some_and(|r| r.starts_with('\'')))
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "qualify `{text}` with its schema in a plain '...' literal"
+                        ))
+                    })?;
+                let prefix = format!("{}.", crate::core::data::quote_ident(&schema));
+                self.qualify.push((at + 1, prefix.replace('\'', "''")));
+                (schema, seq.clone())
+            }
+            _ => return Err(refuse(format!("`{text}` names another database"))),
+        };
+        if self
+            .catalog
+            .sequences
+            .contains(&(schema.clone(), seq.clone()))
+        {
+            Ok(())
+        } else {
+            Err(refuse(format!(
+                "`{schema}.{seq}` is not a sequence of a table of `writes`"
+            )))
+        }
+    }
+
     /// Checks a function name (`[name]` or `[schema, name]`).
     fn function(&self, names: &[&str]) -> Result<(), Refusal> {
         if let [name] | ["pg_catalog", name] = names
@@ -1081,6 +1188,55 @@ impl Walker<'_> {
 }
 
 /// The string of a `String` node.
+/// A name as `regclass` reads it from text (`schema.name`, `"Quoted"."x"`, unquoted parts
+/// folded to lower case), its parts; `None` when it is not one.
+fn qualified_name(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+            if part.is_empty() {
+                return None;
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' || c.is_whitespace() || c == '"' {
+                    break;
+                }
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            if part.is_empty() {
+                return None;
+            }
+        }
+        parts.push(part);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
 fn string_node(v: &Value) -> Option<&str> {
     v.get("node")?.get("String")?.get("sval")?.as_str()
 }
@@ -1862,8 +2018,9 @@ pub const ALLOWED_FUNCTIONS: &[&str] = &[
     "current_schemas",
     "version",
     "format_type",
-    // Sequences: the role is granted only those owned by tables of `writes` (a serial's
-    // default calls nextval itself); setval and lastval are refused.
+    // Sequences: only with a constant naming one owned by a table of `writes` (checked in
+    // `sequence_argument`; a serial's default calls nextval itself); setval and lastval
+    // (the session's last draw, whatever sequence) are refused.
     "nextval",
     "currval",
 ];
@@ -1909,6 +2066,10 @@ mod tests {
         c.relations.remove(&("public".into(), "secrets".into()));
         c.visible.insert("secrets".into(), "public".into());
         c.visible.insert("strata_migration".into(), "strata".into());
+        c.sequences
+            .insert(("public".into(), "people_id_seq".into()));
+        c.visible.insert("people_id_seq".into(), "public".into());
+        c.visible.insert("orders_id_seq".into(), "public".into());
         for f in [
             "query_to_xml",
             "set_config",
@@ -2227,6 +2388,17 @@ mod tests {
         ] {
             ok(sql);
         }
+        for sql in [
+            "SELECT ctid FROM pg_class WHERE relname = 'people'",
+            "SELECT c.ctid FROM pg_catalog.pg_class c",
+            "SELECT p.name FROM people p JOIN pg_database d ON d.ctid::text = p.name",
+            "SELECT (SELECT ctid FROM pg_namespace LIMIT 1) FROM people",
+        ] {
+            denied(
+                sql,
+                "the system column `ctid` in a statement that reads a system catalog",
+            );
+        }
     }
 
     #[test]
@@ -2386,6 +2558,50 @@ mod tests {
         ] {
             denied(sql, name);
         }
+    }
+
+    #[test]
+    fn sequences_are_drawn_only_from_the_tables_of_writes() {
+        assert!(
+            ok("SELECT nextval('public.people_id_seq')")
+                .contains("nextval('public.people_id_seq')")
+        );
+        assert!(
+            ok("SELECT nextval('people_id_seq')").contains("nextval('\"public\".people_id_seq')")
+        );
+        assert!(ok("SELECT currval('PUBLIC.\"people_id_seq\"'::regclass)").contains("currval("));
+        for sql in [
+            "SELECT nextval('public.orders_id_seq')",
+            "SELECT nextval('orders_id_seq')",
+            "SELECT currval('orders_id_seq'::regclass)",
+            "SELECT nextval('\"public\".\"Orders_id_seq\"')",
+            "SELECT nextval('db.public.people_id_seq')",
+            "SELECT nextval('public.people_id_seq' || '')",
+            "SELECT nextval(c.oid) FROM pg_class c",
+            "SELECT nextval('public.people_id_seq'::oid)",
+            "SELECT nextval(E'public.orders_id_seq')",
+            "SELECT pg_catalog.nextval(name) FROM people",
+        ] {
+            denied(
+                sql,
+                "only with a constant naming a sequence owned by a table of `writes`",
+            );
+        }
+        denied("SELECT nextval(E'people_id_seq')", "plain '...' literal");
+        denied("SELECT lastval()", "`lastval`");
+        denied(
+            "SELECT last_value FROM public.orders_id_seq",
+            "orders_id_seq",
+        );
+        denied("SELECT last_value FROM orders_id_seq", "orders_id_seq");
+        denied("SELECT last_value FROM people_id_seq", "people_id_seq");
+        assert_eq!(
+            qualified_name(" a . \"B\"\"c\" "),
+            Some(vec!["a".into(), "B\"c".into()])
+        );
+        assert_eq!(qualified_name("a..b"), None);
+        assert_eq!(qualified_name("\"\""), None);
+        assert_eq!(qualified_name("a b"), None);
     }
 
     #[test]

@@ -366,7 +366,11 @@ pub fn ensure(client: &mut postgres::Client, book: &str) -> Result<(), postgres:
     lock(&mut tx, book)?;
     // A tenant's schema is made with its bookkeeping, as the tenant's first run needs it.
     if let Some(tenant) = tenant_of(book) {
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {tenant}"))?;
+        // Quoted: a tenant may be named as one of SQL's keywords (`user`, `order`).
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            crate::core::data::quote_ident(tenant)
+        ))?;
     }
     if !exists(&mut tx, book)? {
         tx.batch_execute(&in_book(book, SCHEMA))?;

@@ -634,7 +634,8 @@ pub(crate) fn session_setup(
             value = kept.join(", ");
             // A tenant's SQL runs in its schema: first on the path, then the catalog only.
             if let Some(tenant) = tenant {
-                value = format!("{tenant}, pg_catalog");
+                // Quoted: a tenant may be named as one of SQL's keywords (`user`).
+                value = format!("{}, pg_catalog", crate::core::data::quote_ident(tenant));
             }
         }
         if value == *pinned {
@@ -658,13 +659,16 @@ pub(crate) fn session_setup(
     Ok((setup, users))
 }
 
-/// The first two columns of every row `sql` returns from `target`, in a read-only
-/// transaction, as text: a fleet's targets from a control database. One statement only (the
-/// extended protocol), so a query cannot end the transaction and write.
+/// The first two columns of the rows `sql` returns from `target`, in a read-only
+/// transaction, as text, at most `limit` of them: a fleet's targets from a control database.
+/// One statement only (the extended protocol), so a query cannot end the transaction and
+/// write; read through a portal a thousand rows at a time, so the server sends no more than
+/// `limit` (and a few) whatever the query would give.
 pub(crate) fn pairs(
     target: &Target,
     lock_timeout: Duration,
     sql: &str,
+    limit: usize,
 ) -> Result<Vec<(String, String)>, Error> {
     let mut session = target.connect(lock_timeout)?;
     let user = session.user_settings().to_string();
@@ -678,29 +682,43 @@ pub(crate) fn pairs(
         tx.batch_execute(&user)
             .map_err(|e| target.error("cannot set the user's settings", e))?;
     }
-    let rows = tx
-        .query(sql, &[])
+    let portal = tx
+        .bind(sql, &[])
         .map_err(|e| target.error("cannot run the fleet's query", e))?;
     let mut out = Vec::new();
-    for (i, row) in rows.iter().enumerate() {
-        let pair = (row.len() >= 2)
-            .then(|| {
-                Some((
-                    row.try_get::<_, Option<String>>(0).ok()??,
-                    row.try_get::<_, Option<String>>(1).ok()??,
-                ))
-            })
-            .flatten();
-        let Some(pair) = pair else {
-            return Err(Error::Usage(format!(
-                "{target}: row {} of the fleet's query is not two text values (a target's \
-                 name and its database; cast others with ::text)",
-                i + 1
-            )));
-        };
-        out.push(pair);
+    while out.len() < limit {
+        let chunk = i32::try_from((limit - out.len()).min(1000)).unwrap_or(1000);
+        let rows = tx
+            .query_portal(&portal, chunk)
+            .map_err(|e| target.error("cannot run the fleet's query", e))?;
+        for row in &rows {
+            out.push(pair_of(target, row, out.len())?);
+        }
+        // Fewer than asked for: the query has no more.
+        if rows.len() < usize::try_from(chunk).unwrap_or(0) {
+            break;
+        }
     }
     Ok(out)
+}
+
+/// Row `i` (from 0) of a fleet's query as a pair of texts.
+fn pair_of(target: &Target, row: &postgres::Row, i: usize) -> Result<(String, String), Error> {
+    let pair = (row.len() >= 2)
+        .then(|| {
+            Some((
+                row.try_get::<_, Option<String>>(0).ok()??,
+                row.try_get::<_, Option<String>>(1).ok()??,
+            ))
+        })
+        .flatten();
+    pair.ok_or_else(|| {
+        Error::Usage(format!(
+            "{target}: row {} of the fleet's query is not two text values (a target's \
+             name and its database; cast others with ::text)",
+            i + 1
+        ))
+    })
 }
 
 /// Whether `e` is PostgreSQL giving up on a lock (`lock_not_available`).

@@ -548,6 +548,76 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
               0, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, NULL, NULL
          FROM pg_catalog.pg_index i WHERE i.indrelid IN (SELECT oid FROM cw)
        UNION ALL
+       -- What PostgreSQL computes again over the component's rows after the step, as the
+       -- table's owner: ANALYZE (autovacuum's too) evaluates index expressions and predicates,
+       -- expression statistics and the column types' comparison and analyze functions;
+       -- REINDEX, CLUSTER and VACUUM FULL rebuild the indexes with their operator classes, and
+       -- autovacuum cleans GIN pending lists and summarizes BRIN ranges with theirs.
+       SELECT pg_catalog.format('`%s` (in `writes`): the expression or predicate of its index `%s`',
+                                i.indrelid::pg_catalog.regclass, i.indexrelid::pg_catalog.regclass),
+              0, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid,
+              'after the step, as the table''s owner (ANALYZE, autovacuum''s too, REINDEX, CLUSTER '
+              'and VACUUM FULL compute it again over the component''s rows)',
+              'index built-in functions only on tables a component writes, or do this change in '
+              'do.sql'
+         FROM pg_catalog.pg_index i
+        WHERE i.indrelid IN (SELECT oid FROM cw)
+          AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `writes`): its extended statistics `%s`',
+                                s.stxrelid::pg_catalog.regclass, s.stxname),
+              0, 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, s.oid,
+              'after the step, as the table''s owner (ANALYZE, autovacuum''s too, computes the '
+              'statistics again over the component''s rows)',
+              'keep functions of the database''s own out of the statistics of tables a component '
+              'writes, or do this change in do.sql'
+         FROM pg_catalog.pg_statistic_ext s WHERE s.stxrelid IN (SELECT oid FROM cw)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (in `writes`): the operator class `%s` of its index `%s`',
+                                i.indrelid::pg_catalog.regclass, oc.opcname,
+                                i.indexrelid::pg_catalog.regclass),
+              f.fn, 0, 0,
+              'after the step, as the table''s owner (REINDEX, CLUSTER, VACUUM FULL and '
+              'autovacuum''s index maintenance run it over the component''s rows)',
+              'use built-in operator classes on tables a component writes, or do this change in '
+              'do.sql'
+         FROM pg_catalog.pg_index i,
+              LATERAL pg_catalog.unnest(i.indclass::pg_catalog.oid[]) c(opc)
+         JOIN pg_catalog.pg_opclass oc ON oc.oid = c.opc,
+              LATERAL (SELECT p.amproc::pg_catalog.oid AS fn FROM pg_catalog.pg_amproc p
+                        WHERE p.amprocfamily = oc.opcfamily
+                       UNION
+                       SELECT o.oprcode::pg_catalog.oid FROM pg_catalog.pg_amop a
+                         JOIN pg_catalog.pg_operator o ON o.oid = a.amopopr
+                        WHERE a.amopfamily = oc.opcfamily) f
+        WHERE i.indrelid IN (SELECT oid FROM cw)
+       UNION ALL
+       SELECT pg_catalog.format('`%s` (a type of a column in `writes`): %s',
+                                y.typ::pg_catalog.regtype, f.what),
+              f.fn, 0, 0,
+              'after the step, as the table''s owner (ANALYZE, autovacuum''s too, sorts and '
+              'compares the column''s values with them)',
+              'give the columns of tables a component writes types whose comparison and analyze '
+              'functions are built-in, or do this change in do.sql'
+         FROM (SELECT DISTINCT typ FROM utypes WHERE tag = 'w') y,
+              LATERAL (SELECT 'its analyze function' AS what, t.typanalyze::pg_catalog.oid AS fn
+                         FROM pg_catalog.pg_type t WHERE t.oid = y.typ AND t.typanalyze <> 0
+                       UNION ALL
+                       SELECT pg_catalog.format('its default operator class `%s`', oc.opcname),
+                              g.fn
+                         FROM pg_catalog.pg_opclass oc
+                         JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod,
+                              LATERAL (SELECT p.amproc::pg_catalog.oid AS fn
+                                         FROM pg_catalog.pg_amproc p
+                                        WHERE p.amprocfamily = oc.opcfamily
+                                       UNION
+                                       SELECT o.oprcode::pg_catalog.oid
+                                         FROM pg_catalog.pg_amop a
+                                         JOIN pg_catalog.pg_operator o ON o.oid = a.amopopr
+                                        WHERE a.amopfamily = oc.opcfamily) g
+                        WHERE oc.opcintype = y.typ AND oc.opcdefault
+                          AND am.amname IN ('btree', 'hash')) f
+       UNION ALL
        SELECT pg_catalog.format('`%s` (in `reads` or `writes`): its row security policy `%s`',
                                 p.polrelid::pg_catalog.regclass, p.polname),
               0, 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid, NULL, NULL
@@ -658,7 +728,21 @@ WITH RECURSIVE lw AS (SELECT pg_catalog.to_regclass(x)::pg_catalog.oid AS o
                      WHERE c.oid IN (SELECT oid FROM everything) AND a.grantee = 0
                        AND (c.oid NOT IN (SELECT oid FROM cr)
                             OR (c.oid NOT IN (SELECT oid FROM cw)
-                                AND a.privilege_type <> 'SELECT')))
+                                AND a.privilege_type <> 'SELECT'))
+                    UNION
+                    -- Sequences PUBLIC may use or read, but those of the tables of `writes`.
+                    SELECT c.oid FROM pg_catalog.pg_class c
+                      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind = 'S'
+                       AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'strata'])
+                       AND n.nspname NOT LIKE 'pg\\_%'
+                       AND EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) a
+                                    WHERE a.grantee = 0)
+                       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                          AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+                                          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                          AND d.refobjid IN (SELECT oid FROM cw)))
 SELECT pg_catalog.format(
          '%s runs `%s`, which runs as its owner (SECURITY DEFINER or a role it sets), past the '
          'component''s grants: make it SECURITY INVOKER, or do this change in do.sql',

@@ -466,6 +466,15 @@ pub(crate) fn restore(
     let mut client = target.connect(project.busy_timeout())?;
     ledger::ensure(&mut client, &target.book())
         .map_err(|e| target.error("cannot create the ledger tables", e))?;
+    // A tenant's restore drops its two schemas: refused, before anything is written, while an
+    // object outside them depends on them (checked again under the restore's lock).
+    if let Some(tenant) = target.tenant() {
+        let outside = dependents_outside(&mut *client, tenant, &target.book())
+            .map_err(|e| target.error("cannot read what depends on the tenant's schemas", e))?;
+        if !outside.is_empty() {
+            return Err(refuse_dependents(&target, tenant, &outside));
+        }
+    }
     let undo = backup::take(
         &mut client,
         &target,
@@ -483,6 +492,10 @@ pub(crate) fn restore(
     let carried = match replay(&mut tx, &target.book(), &pieces, &chosen, &undo) {
         Ok(n) => n,
         Err(Replay::Server(e)) => return Err(target.error(context, e)),
+        Err(Replay::Dependents(outside)) => {
+            let tenant = target.tenant().unwrap_or_default();
+            return Err(refuse_dependents(&target, tenant, &outside));
+        }
         Err(Replay::Data(e)) => {
             return Err(Error::Postgres {
                 db: target.as_path(),
@@ -504,6 +517,105 @@ pub(crate) fn restore(
     })
 }
 
+/// The objects outside tenant `tenant`'s two schemas (`tenant` and `book`) that `DROP SCHEMA
+/// ... CASCADE` of them would drop too, as the server describes them, sorted: followed
+/// through `pg_depend` as CASCADE follows it (what depends on a dropped object, and the object
+/// a dropped one is an internal part of), then those not in the two schemas (nor `pg_toast`,
+/// where their tables' TOAST tables live), compared as `pg_identify_object` gives a schema,
+/// quoted when it must be (`"user"`); a trigger, policy, rule or column default is where
+/// its table is, default privileges where they apply. The internal parts of a dropped object
+/// are left out: a listed object's (a view's rule) need no naming, and the tenant's own (the
+/// triggers on another schema's table that make a tenant's foreign key into it) come back
+/// with it.
+fn dependents_outside(
+    c: &mut impl postgres::GenericClient,
+    tenant: &str,
+    book: &str,
+) -> Result<Vec<String>, postgres::Error> {
+    const SQL: &str = "
+        WITH RECURSIVE dropped(classid, objid, objsubid) AS (
+            SELECT 'pg_catalog.pg_namespace'::pg_catalog.regclass::pg_catalog.oid, n.oid, 0
+              FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)
+          UNION
+            SELECT o.classid, o.objid, o.objsubid FROM dropped x CROSS JOIN LATERAL (
+                SELECT d.classid, d.objid, d.objsubid FROM pg_catalog.pg_depend d
+                 WHERE d.refclassid OPERATOR(pg_catalog.=) x.classid
+                   AND d.refobjid OPERATOR(pg_catalog.=) x.objid
+                   AND (x.objsubid OPERATOR(pg_catalog.=) 0
+                        OR d.refobjsubid OPERATOR(pg_catalog.=) x.objsubid)
+                UNION ALL
+                SELECT d.refclassid, d.refobjid, 0 FROM pg_catalog.pg_depend d
+                 WHERE d.classid OPERATOR(pg_catalog.=) x.classid
+                   AND d.objid OPERATOR(pg_catalog.=) x.objid
+                   AND d.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['i', 'P']::\"char\"[])
+            ) o
+        ), outside AS (
+            SELECT DISTINCT o.classid, o.objid, o.objsubid FROM dropped o
+             CROSS JOIN LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, o.objsubid) i
+             CROSS JOIN LATERAL (SELECT COALESCE(i.schema, (
+                   SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_namespace n
+                    WHERE n.oid OPERATOR(pg_catalog.=) COALESCE(
+                      (SELECT t.defaclnamespace FROM pg_catalog.pg_default_acl t
+                        WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_default_acl'::pg_catalog.regclass::pg_catalog.oid
+                          AND t.oid OPERATOR(pg_catalog.=) o.objid),
+                      (SELECT c.relnamespace FROM pg_catalog.pg_class c
+                        WHERE c.oid OPERATOR(pg_catalog.=) ANY(ARRAY(
+                          SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid
+                          UNION ALL SELECT t.polrelid FROM pg_catalog.pg_policy t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid
+                          UNION ALL SELECT t.ev_class FROM pg_catalog.pg_rewrite t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid
+                          UNION ALL SELECT t.adrelid FROM pg_catalog.pg_attrdef t WHERE t.tableoid OPERATOR(pg_catalog.=) o.classid AND t.oid OPERATOR(pg_catalog.=) o.objid))))
+                    )) AS name) s
+             WHERE (s.name IS NULL
+                    OR NOT s.name OPERATOR(pg_catalog.=) ANY(ARRAY(
+                        SELECT pg_catalog.quote_ident(x) FROM pg_catalog.unnest($1) x
+                        UNION ALL SELECT 'pg_toast')))
+               AND NOT (o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass::pg_catalog.oid
+                        AND o.objid IN (SELECT n.oid FROM pg_catalog.pg_namespace n
+                                         WHERE n.nspname OPERATOR(pg_catalog.=) ANY($1)))
+        )
+        SELECT DISTINCT pg_catalog.pg_describe_object(o.classid, o.objid, o.objsubid) AS what
+          FROM outside o
+         WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_depend d JOIN dropped p
+                             ON p.classid OPERATOR(pg_catalog.=) d.refclassid
+                            AND p.objid OPERATOR(pg_catalog.=) d.refobjid
+                          WHERE d.classid OPERATOR(pg_catalog.=) o.classid
+                            AND d.objid OPERATOR(pg_catalog.=) o.objid
+                            AND d.deptype OPERATOR(pg_catalog.=) 'i'
+                            AND NOT (p.classid OPERATOR(pg_catalog.=) o.classid
+                                     AND p.objid OPERATOR(pg_catalog.=) o.objid))
+         ORDER BY what";
+    let schemas = vec![tenant.to_string(), book.to_string()];
+    Ok(c.query(SQL, &[&schemas])?
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .collect())
+}
+
+/// The refusal of a restore of `tenant` while `outside` (from [`dependents_outside`])
+/// depends on its schemas.
+fn refuse_dependents(target: &Target, tenant: &str, outside: &[String]) -> Error {
+    const SHOWN: usize = 20;
+    let mut list = outside
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if outside.len() > SHOWN {
+        list.push_str(&format!("; and {} more", outside.len() - SHOWN));
+    }
+    Error::Refused(vec![crate::core::error::Refusal::Restore {
+        db: target.as_path(),
+        message: format!(
+            "restoring tenant `{tenant}` drops its schemas `{tenant}` and `{}`, and with them \
+             these objects outside them that depend on them, which the tenant's backup does not \
+             hold and cannot bring back: {list}. Drop them, or move them into the tenant's \
+             schema, first (and create them again after the restore)",
+            target.book()
+        ),
+    }])
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -513,6 +625,8 @@ fn file_name(p: &Path) -> String {
 /// Why a replay stopped.
 enum Replay {
     Server(postgres::Error),
+    /// Objects outside a tenant's two schemas depend on them (see [`dependents_outside`]).
+    Dependents(Vec<String>),
     Data(std::io::Error),
 }
 
@@ -544,11 +658,20 @@ fn replay(
     // A tenant's backup is of its schema and its bookkeeping schema: those two go, the
     // other tenants' and the database's own objects stay.
     if let Some(tenant) = ledger::tenant_of(book) {
+        // CASCADE would drop, in every other schema, what depends on these two (a view, another
+        // tenant's foreign key, a column typed with the tenant's type) and the tenant's backup
+        // cannot bring any of it back: refused while there is any.
+        let outside = dependents_outside(tx, tenant, book)?;
+        if !outside.is_empty() {
+            return Err(Replay::Dependents(outside));
+        }
         for s in [tenant, book] {
             tx.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))?;
         }
         return replay_pieces(tx, book, pieces, chosen, undo, &audit);
     }
+    // The database's own backup holds every schema (the tenants' too) and what pg_dump keeps
+    // outside them, so what CASCADE drops here the replay puts back.
     let schemas: Vec<String> = tx
         .query(
             "SELECT n.nspname::text FROM pg_catalog.pg_namespace n

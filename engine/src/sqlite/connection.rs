@@ -216,12 +216,14 @@ fn code_start(s: &str) -> usize {
     }
 }
 
-/// The first two columns of every row `sql` returns from the database `path` (opened
-/// read-only), as text: a fleet's targets from a control database.
+/// The first two columns of the rows `sql` returns from the database `path` (opened
+/// read-only), as text, at most `limit` of them (one at a time, the rest never read): a
+/// fleet's targets from a control database.
 pub(crate) fn pairs(
     path: &Path,
     busy_timeout: std::time::Duration,
     sql: &str,
+    limit: usize,
 ) -> Result<Vec<(String, String)>, Error> {
     let Some(conn) = open_read_only(path, busy_timeout)? else {
         return Err(Error::Usage(format!(
@@ -247,7 +249,7 @@ pub(crate) fn pairs(
         .query_map([], |r| Ok((text(r.get_ref(0)?), text(r.get_ref(1)?))))
         .map_err(|e| Error::db(path, "cannot run the fleet's query", e))?;
     let mut out = Vec::new();
-    for row in rows {
+    for row in rows.take(limit) {
         match row.map_err(|e| Error::db(path, "cannot run the fleet's query", e))? {
             (Some(name), Some(db)) => out.push((name, db)),
             _ => {
